@@ -1,0 +1,149 @@
+"""Stage 2b — the derivation engine: differentiate a definition, then simplify to a closed form.
+
+Each :class:`Result` is *found*, not typed in: the engine takes the raw SymPy derivative of a
+definition from :mod:`symce.model`, collapses the general-K sums (:mod:`symce.rewrite`), rewrites
+the exponentials into the function's own output symbols (e^{z_a} = p_a S, e^{-theta} =
+(1 - sigma)/sigma) and factors.  Where a result needs an assumption (sum_k y_k = 1), the engine
+records the form before and after it and the assumption's wording.
+
+The kernel registry (:mod:`symce.kernels`) and the proofs (:mod:`symce.proofs`) take their closed
+forms from :func:`results`; the tests compare each one with the raw derivative, symbolically and at
+high precision.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import lru_cache
+
+import sympy as sp
+
+from . import model as m
+from . import rewrite
+from .rewrite import canonical_sums, collapse_sums, in_output_symbols, restore_sums, _split_logs
+
+SUM_Y = sp.Sum(m.y[m.k], (m.k, 1, m.K))
+SUM_Y_BATCH = sp.Sum(m.Y[m.m, m.k], (m.k, 1, m.K))
+
+
+@dataclass(frozen=True)
+class Assumption:
+    """A substitution the engine may apply, with the words the proofs use for it."""
+
+    name: str
+    replace: tuple          # ((expression, value), ...)
+    text: str               # LaTeX, e.g. r"\sum_k y_k = 1"
+
+
+TARGET_IS_DISTRIBUTION = Assumption(
+    "target_sums_to_one",
+    ((SUM_Y, 1),),
+    r"\sum_{k=1}^{K} y_k = 1 \text{ (} y \text{ is a one-hot or probability vector)}")
+BATCH_TARGET_IS_DISTRIBUTION = Assumption(
+    "batch_target_sums_to_one",
+    ((SUM_Y_BATCH, 1),),
+    r"\sum_{k=1}^{K} Y_{m,k} = 1 \text{ for every sample } m")
+
+
+@dataclass(frozen=True)
+class Spec:
+    """What to derive: d(definition)/d(wrt), and which assumption the simple form may use."""
+
+    name: str
+    title: str
+    definition: sp.Expr
+    wrt: sp.Expr
+    symbol: str                       # LaTeX of the derivative, e.g. \partial p_i / \partial z_j
+    assumption: Assumption | None = None
+
+
+@dataclass(frozen=True)
+class Result:
+    """A derived closed form."""
+
+    spec: Spec
+    raw: sp.Expr                      # sp.diff(definition, wrt), untouched
+    general: sp.Expr                  # closed form without the assumption
+    closed: sp.Expr                   # closed form (with the assumption when there is one)
+    assumptions: tuple = field(default_factory=tuple)
+
+    @property
+    def name(self):
+        return self.spec.name
+
+
+def _apply(expr, assumption: Assumption | None):
+    if assumption is None:
+        return expr
+    out, sums = canonical_sums(collapse_sums(expr))
+    for target, value in assumption.replace:
+        t_c, t_sums = canonical_sums(target)
+        # find the canonical symbol of `target` in this expression's table
+        key = next(iter(t_sums.values()))
+        hit = [sym for sym, total in sums.items() if total == key]
+        for sym in hit:
+            out = out.xreplace({sym: value})
+            del sums[sym]
+    return sp.factor(sp.expand(restore_sums(out, sums)))
+
+
+def closed_form(expr):
+    """Raw derivative -> closed form in output symbols."""
+    expr = collapse_sums(_split_logs(expr))
+    return in_output_symbols(expr)
+
+
+SPECS = (
+    Spec("sigmoid_grad", "Derivative of the sigmoid", m.sigmoid(), m.theta,
+         r"\frac{d\sigma}{d\theta}"),
+    Spec("softmax_jacobian", "Jacobian of the softmax", m.softmax(m.i), m.z[m.j],
+         r"\frac{\partial p_i}{\partial z_j}"),
+    Spec("log_softmax_jacobian", "Jacobian of the log-softmax", m.log_softmax(m.i), m.z[m.j],
+         r"\frac{\partial \log p_i}{\partial z_j}"),
+    Spec("logsumexp_grad", "Gradient of log-sum-exp", m.logsumexp(), m.z[m.j],
+         r"\frac{\partial}{\partial z_j} \log \sum_k e^{z_k}"),
+    Spec("cross_entropy_grad", "Cross-entropy with respect to the probabilities",
+         m.cross_entropy(), m.p[m.j], r"\frac{\partial L}{\partial p_j}"),
+    Spec("cross_entropy_label_grad", "Integer-label cross-entropy with respect to the logits",
+         m.cross_entropy_label(m.i), m.z[m.j], r"\frac{\partial (-\log p_i)}{\partial z_j}"),
+    Spec("softmax_cross_entropy_grad", "Cross-entropy of the softmax with respect to the logits",
+         m.softmax_cross_entropy(), m.z[m.j], r"\frac{\partial L}{\partial z_j}",
+         TARGET_IS_DISTRIBUTION),
+    Spec("binary_cross_entropy_grad", "Binary cross-entropy with respect to the probability",
+         m.binary_cross_entropy(), m.yhat, r"\frac{\partial L}{\partial \hat{y}}"),
+    Spec("weighted_binary_cross_entropy_grad", "pos_weight binary cross-entropy, probability",
+         m.weighted_binary_cross_entropy(), m.yhat, r"\frac{\partial L}{\partial \hat{y}}"),
+    Spec("sigmoid_binary_cross_entropy_grad", "Binary cross-entropy of the sigmoid, logit",
+         m.sigmoid_binary_cross_entropy(), m.theta, r"\frac{\partial L}{\partial \theta}"),
+    Spec("sigmoid_weighted_binary_cross_entropy_grad",
+         "pos_weight binary cross-entropy of the sigmoid, logit",
+         m.sigmoid_weighted_binary_cross_entropy(), m.theta,
+         r"\frac{\partial L}{\partial \theta}"),
+    Spec("batch_softmax_cross_entropy_grad", "Batch-mean softmax cross-entropy, logits",
+         m.batch_softmax_cross_entropy(), m.Z[m.m, m.j],
+         r"\frac{\partial L}{\partial Z_{m,j}}", BATCH_TARGET_IS_DISTRIBUTION),
+)
+
+
+def _derive(spec: Spec) -> Result:
+    raw = sp.diff(spec.definition, spec.wrt)
+    general = closed_form(raw)
+    if spec.assumption is None:
+        return Result(spec, raw, general, general)
+    closed = _apply(general, spec.assumption)
+    if closed == general:
+        raise AssertionError(f"{spec.name}: assumption {spec.assumption.name} did not apply")
+    return Result(spec, raw, general, closed, (spec.assumption,))
+
+
+@lru_cache(maxsize=None)
+def results() -> dict:
+    """Every derived closed form, by name (computed once per process)."""
+    return {spec.name: _derive(spec) for spec in SPECS}
+
+
+def result(name: str) -> Result:
+    """One derived result; KeyError lists the known names."""
+    table = results()
+    if name not in table:
+        raise KeyError(f"no derivation named {name!r}; known: {', '.join(sorted(table))}")
+    return table[name]

@@ -1,0 +1,63 @@
+"""Functions the stable forms use beyond SymPy's own, and what each means exactly.
+
+Each is a SymPy ``Function`` with an exact mathematical meaning (``rewrite(sp.log)`` /
+:func:`to_plain` gives it in elementary functions, for the symbolic and mpmath checks) and a
+printer mapping in every language (:mod:`symce.printers`).  The printers never guess: a function
+with no mapping is an error (``strict`` printing).
+
+* ``softplus(t) = log(1 + e^t)``, printed in its overflow-free form ``max(t, 0) + log1p(e^{-|t|})``.
+* ``clamp_min(x, lo) = max(x, lo)`` that **propagates NaN** (C's ``fmax`` and MATLAB's ``max``
+  drop it); the BCE log clamp of PyTorch uses it, so NaN in gives NaN out.
+* ``mul0(a, b) = a * b`` except that it is exactly 0 when ``a == 0``: a target entry of 0 times a
+  masked class's log-probability of ``-inf`` contributes nothing, instead of NaN.
+"""
+from __future__ import annotations
+
+import sympy as sp
+from sympy.codegen.cfunctions import log1p
+
+__all__ = ["softplus", "clamp_min", "mul0", "log1p", "to_plain"]
+
+
+class softplus(sp.Function):  # noqa: N801 - a mathematical function name
+    """softplus(t) = log(1 + exp(t))."""
+
+    nargs = 1
+
+    def fdiff(self, argindex=1):
+        t = self.args[0]
+        return 1 / (1 + sp.exp(-t))
+
+    def _eval_rewrite_as_log(self, t, **kwargs):
+        return sp.log(1 + sp.exp(t))
+
+    def stable(self):
+        """The overflow-free form that is printed: max(t, 0) + log1p(exp(-|t|))."""
+        t = self.args[0]
+        return sp.Max(t, 0) + log1p(sp.exp(-sp.Abs(t)))
+
+
+class clamp_min(sp.Function):  # noqa: N801
+    """max(x, lo), propagating NaN in x."""
+
+    nargs = 2
+
+    def _eval_rewrite_as_Max(self, x, lo, **kwargs):
+        return sp.Max(x, lo)
+
+
+class mul0(sp.Function):  # noqa: N801
+    """a * b, and exactly 0 where a == 0 (even if b is infinite)."""
+
+    nargs = 2
+
+    def _eval_rewrite_as_Mul(self, a, b, **kwargs):
+        return a * b
+
+
+def to_plain(expr):
+    """Replace symce's functions by elementary SymPy (for symbolic and mpmath evaluation)."""
+    return expr.replace(lambda e: isinstance(e, softplus), lambda e: sp.log(1 + sp.exp(e.args[0]))) \
+               .replace(lambda e: isinstance(e, clamp_min), lambda e: sp.Max(*e.args)) \
+               .replace(lambda e: isinstance(e, mul0), lambda e: e.args[0] * e.args[1]) \
+               .replace(lambda e: isinstance(e, log1p), lambda e: sp.log(1 + e.args[0]))

@@ -1,0 +1,320 @@
+"""Stage 4 — the kernel registry: every emitted kernel, as data.
+
+A :class:`Kernel` names its family (which loop structure the templates lay out), its inputs and
+outputs with their shapes, and **slots**: named SymPy expressions over the kernel-local scalar
+symbols below.  Each slot comes from the derivation engine (:mod:`symce.derive`) or from a model
+definition (:mod:`symce.model`), passed through the stable rewrites of :mod:`symce.stable`;
+nothing is retyped.  The printers turn slots into code; the templates lay the code out.
+
+Families and the local symbols their loops bind
+-----------------------------------------------
+``elementwise``  x (input), out
+``rowwise``      per row of K logits: z (z_k), shift (row max, 0 if not finite), zs = z - shift,
+                 S = sum_k exp(z_k - shift), logS = log S, g (upstream g_k), dot = <g, p>,
+                 p_i, p_j, delta (Kronecker delta of i and j) for the Jacobian
+``ce_probs``     per row: p (p_k), yt (effective target y~_k), ysum = sum_k y~_k
+``ce_logits``    per row: z, shift, zs, S, logS, p, yt, ysum
+``bce``          per element: x (logit) or prob, y (target), w (weight), pw (pos_weight)
+Effective targets (both CE families): with integer label t, hot = [k == t], w_t = weight[t],
+w_k = weight[k], smoothing eps and K classes: y~_k = (1 - eps) w_t hot + eps w_k / K; with a
+probability target y_k: y~_k = w_k ((1 - eps) y_k + eps / K).  Reductions scale the summed row
+losses (and the gradients) by 1/divisor for ``mean``: the summed weight w_t of the kept samples
+for labels, N for probability targets (PyTorch's rule).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import lru_cache
+
+import sympy as sp
+
+from . import derive
+from . import model as m
+from . import stable
+from .functions import mul0
+
+# ----------------------------------------------------------------------------------------------
+# Kernel-local scalar symbols.  Names are valid identifiers in Python, C and MATLAB.
+# ----------------------------------------------------------------------------------------------
+x = sp.Symbol("x", real=True)
+y = sp.Symbol("y", real=True)
+w = sp.Symbol("w", nonnegative=True)
+pw = sp.Symbol("pw", nonnegative=True)
+prob = sp.Symbol("prob", positive=True)
+z = sp.Symbol("z", real=True)
+zs = sp.Symbol("zs", real=True)
+shift = sp.Symbol("shift", real=True)
+S = sp.Symbol("S", positive=True)
+logS = sp.Symbol("logS", real=True)
+g = sp.Symbol("g", real=True)
+dot = sp.Symbol("dot", real=True)
+p = sp.Symbol("p", nonnegative=True)
+p_i = sp.Symbol("p_i", nonnegative=True)
+p_j = sp.Symbol("p_j", nonnegative=True)
+delta = sp.Symbol("delta", nonnegative=True)
+yt = sp.Symbol("yt", real=True)
+ysum = sp.Symbol("ysum", real=True)
+hot = sp.Symbol("hot", nonnegative=True)
+w_t = sp.Symbol("w_t", nonnegative=True)
+w_k = sp.Symbol("w_k", nonnegative=True)
+eps = sp.Symbol("label_smoothing", nonnegative=True)
+K = sp.Symbol("K", integer=True, positive=True)
+
+LOCALS = {s.name: s for s in (x, y, w, pw, prob, z, zs, shift, S, logS, g, dot, p, p_i, p_j, delta,
+                              yt, ysum, hot, w_t, w_k, eps, K)}
+
+
+@dataclass(frozen=True)
+class Arg:
+    """An input or output: its name, role and shape (in NumPy's row-major convention)."""
+
+    name: str
+    kind: str            # "real" | "labels" | "target" (labels or probabilities) | "option"
+    shape: str           # e.g. "(N, K)", "(N,)", "(K,)", "any", "scalar"
+    doc: str
+
+
+@dataclass(frozen=True)
+class Kernel:
+    """One kernel: what it computes, from which derivation, with which stable slot expressions."""
+
+    name: str
+    family: str
+    summary: str                      # one line (the H1 line in MATLAB, the docstring's first)
+    formula: str                      # plain-text formula, for docs and comments
+    latex: str                        # the same in LaTeX, for the README table
+    inputs: tuple
+    outputs: tuple
+    slots: dict = field(hash=False)   # slot name -> SymPy expression over LOCALS
+    derivation: str | None = None     # name of the derive.Result it evaluates
+    options: tuple = ()               # option names this kernel accepts (PyTorch keywords)
+    example: str = ""                 # a NumPy doctest-style example call
+
+    @property
+    def is_loss(self):
+        return self.family in ("ce_probs", "ce_logits", "bce")
+
+
+# ----------------------------------------------------------------------------------------------
+# Slots, each built from the engine or the model.
+# ----------------------------------------------------------------------------------------------
+def _sigmoid_value():
+    # sigma(x): the model's definition, then sigma -> exp(-softplus(-x))
+    expr, neg = stable.sigmoid_complement(m.s, m.s, x)
+    return stable.sigmoid_to_softplus(expr, m.s, neg, x)
+
+
+def _sigmoid_grad():
+    closed = derive.result("sigmoid_grad").closed          # sigma (1 - sigma)
+    expr, neg = stable.sigmoid_complement(closed, m.s, x)
+    return stable.sigmoid_to_softplus(expr, m.s, neg, x)   # exp(-softplus(-x) - softplus(x))
+
+
+def _row_logit(idx_expr):
+    return z
+
+
+def _shifted(expr):
+    return stable.shift_logits(expr, _row_logit, shift, S, shifted=(zs, z)).xreplace({sp.log(S): logS})
+
+
+def _softmax_p():
+    return _shifted(m.softmax(m.i))
+
+
+def _log_softmax():
+    return _shifted(sp.expand_log(m.log_softmax(m.i), force=True))
+
+
+def _logsumexp():
+    return stable.shift_logits(m.logsumexp(), _row_logit, shift, S).xreplace({sp.log(S): logS})
+
+
+def _jacobian():
+    closed = derive.result("softmax_jacobian").closed
+    return closed.xreplace({m.p[m.i]: p_i, m.p[m.j]: p_j, sp.KroneckerDelta(m.i, m.j): delta})
+
+
+def _vjp():
+    # (J^T g)_j = sum_i g_i dp_i/dz_j, collapsed by the engine's sum rules: p_j (g_j - <g, p>)
+    closed = derive.result("softmax_jacobian").closed
+    gb = sp.IndexedBase("g", real=True)
+    total = derive.collapse_sums(sp.Sum(gb[m.i] * closed, (m.i, 1, m.K)))
+    total, sums = derive.canonical_sums(total)
+    (dot_sym,) = sums  # the one remaining sum is <g, p>
+    return sp.factor(total.xreplace({dot_sym: dot, gb[m.j]: g, m.p[m.j]: p}))
+
+
+def _effective_target_label():
+    return (1 - eps) * w_t * hot + eps * w_k / K
+
+
+def _effective_target_soft():
+    return w_k * ((1 - eps) * y + eps / K)
+
+
+def _ce_probs_loss_term():
+    # the summand of L = -sum_i y_i log p_i, with the log clamp and 0 * log 0 = 0
+    summand = -m.y[m.i] * sp.log(m.p[m.i])
+    local = summand.xreplace({m.y[m.i]: yt, m.p[m.i]: p})
+    return stable.zero_times_anything(stable.clamp_logs(local), yt)
+
+
+def _ce_probs_grad():
+    closed = derive.result("cross_entropy_grad").closed   # -y_j / p_j
+    local = closed.xreplace({m.y[m.j]: yt, m.p[m.j]: p})
+    return stable.clamp_denominator(local, probe={p: sp.Rational(1, 2)})
+
+
+def _ce_logits_loss_term():
+    # the summand -y_i log softmax(z)_i with log softmax in its shifted form
+    summand = -m.y[m.i] * sp.expand_log(m.log_softmax(m.i), force=True)
+    local = _shifted(summand).xreplace({m.y[m.i]: yt})
+    return stable.zero_times_anything(local, yt)
+
+
+def _ce_logits_grad():
+    general = derive.result("softmax_cross_entropy_grad").general  # p_j sum_k y_k - y_j
+    _, sums = derive.canonical_sums(general)
+    ((sym, total),) = sums.items()
+    return general.xreplace({total.xreplace({derive.rewrite._CANON: m.k}): ysum}) \
+        .xreplace({m.p[m.j]: p, m.y[m.j]: yt})
+
+
+def _bce_loss():
+    # -(y log prob + (1 - y) log(1 - prob)), each log clamped at -100
+    return stable.clamp_logs(m.binary_cross_entropy(prob, y))
+
+
+def _bce_grad():
+    closed = derive.result("binary_cross_entropy_grad").closed.xreplace({m.yhat: prob, m.y_bin: y})
+    return stable.clamp_denominator(closed, probe={prob: sp.Rational(1, 2)})
+
+
+def _sigmoid_bce_loss():
+    # -(w+ y log sigma(x) + (1 - y) log(1 - sigma(x))) with log sigma -> -softplus(-x)
+    loss = m.sigmoid_weighted_binary_cross_entropy(x, y, pw)
+    return stable.collect_softplus(stable.log_sigmoid_rules(loss, x), x)
+
+
+def _sigmoid_bce_grad():
+    closed = derive.result("sigmoid_weighted_binary_cross_entropy_grad").closed \
+        .xreplace({m.y_bin: y, m.pos_weight: pw})
+    expr, neg = stable.sigmoid_complement(closed, m.s, x, collect_on=(pw,))
+    return stable.sigmoid_to_softplus(expr, m.s, neg, x)
+
+
+# ----------------------------------------------------------------------------------------------
+# The registry.
+# ----------------------------------------------------------------------------------------------
+_LOGITS = Arg("logits", "real", "(N, K)", "unnormalised scores, one row per sample")
+_PROBS = Arg("probs", "real", "(N, K)", "class probabilities, one row per sample")
+_TARGET = Arg("target", "target", "(N,) int or (N, K) real",
+              "class indices in [0, K), or a probability target per row")
+_LOSS = Arg("loss", "real", "() or (N,)", "the reduced loss, or one per sample for 'none'")
+_GRAD_NK = Arg("grad", "real", "(N, K)", "gradient of the (reduced) loss")
+_CE_OPTIONS = ("weight", "ignore_index", "label_smoothing", "reduction")
+_BCE_OPTIONS = ("weight", "reduction")
+_SBCE_OPTIONS = ("weight", "pos_weight", "reduction")
+
+
+def _build():
+    ce_targets = {"yt_label": _effective_target_label(), "yt_soft": _effective_target_soft()}
+    ks = [
+        Kernel("sigmoid", "elementwise", "Logistic sigmoid, elementwise.",
+               "sigma(x) = 1 / (1 + exp(-x))", r"\sigma(x) = \frac{1}{1 + e^{-x}}",
+               (Arg("x", "real", "any", "input"),), (Arg("out", "real", "like x", "sigma(x)"),),
+               {"out": _sigmoid_value()}, None),
+        Kernel("sigmoid_grad", "elementwise", "Derivative of the sigmoid, elementwise.",
+               "sigma'(x) = sigma(x) (1 - sigma(x))", r"\sigma'(x) = \sigma(x)(1 - \sigma(x))",
+               (Arg("x", "real", "any", "input"),), (Arg("out", "real", "like x", "sigma'(x)"),),
+               {"out": _sigmoid_grad()}, "sigmoid_grad"),
+        Kernel("softmax", "rowwise", "Softmax along the class axis.",
+               "p_k = exp(z_k) / sum_j exp(z_j)", r"p_k = \frac{e^{z_k}}{\sum_j e^{z_j}}",
+               (Arg("z", "real", "(N, K)", "logits"),), (Arg("out", "real", "(N, K)", "p"),),
+               {"p": _softmax_p()}, None),
+        Kernel("log_softmax", "rowwise", "Log of the softmax along the class axis.",
+               "log p_k = z_k - log sum_j exp(z_j)", r"\log p_k = z_k - \log \sum_j e^{z_j}",
+               (Arg("z", "real", "(N, K)", "logits"),), (Arg("out", "real", "(N, K)", "log p"),),
+               {"out": _log_softmax()}, None),
+        Kernel("logsumexp", "rowwise", "Log of the sum of exponentials along the class axis.",
+               "lse = log sum_j exp(z_j)", r"\operatorname{lse}(z) = \log \sum_j e^{z_j}",
+               (Arg("z", "real", "(N, K)", "logits"),), (Arg("out", "real", "(N,)", "lse"),),
+               {"out": _logsumexp()}, "logsumexp_grad"),
+        Kernel("softmax_jacobian", "rowwise", "Jacobian of the softmax, one K x K matrix per row.",
+               "J_ij = p_i (delta_ij - p_j)", r"J_{ij} = p_i(\delta_{ij} - p_j)",
+               (Arg("z", "real", "(N, K)", "logits"),),
+               (Arg("out", "real", "(N, K, K)", "J[n, i, j] = dp_i/dz_j"),),
+               {"p": _softmax_p(), "out": _jacobian()}, "softmax_jacobian"),
+        Kernel("softmax_vjp", "rowwise", "Vector-Jacobian product of the softmax, without J.",
+               "(J^T g)_j = p_j (g_j - <g, p>)", r"(J^\top g)_j = p_j (g_j - \langle g, p\rangle)",
+               (Arg("z", "real", "(N, K)", "logits"), Arg("g", "real", "(N, K)", "upstream gradient")),
+               (Arg("out", "real", "(N, K)", "J^T g"),),
+               {"p": _softmax_p(), "out": _vjp()}, "softmax_jacobian"),
+        Kernel("cross_entropy", "ce_probs", "Cross-entropy of probabilities against a target.",
+               "L = -sum_k y_k log p_k", r"L = -\sum_k y_k \log p_k",
+               (_PROBS, _TARGET), (_LOSS,),
+               {**ce_targets, "loss_term": _ce_probs_loss_term()}, None, _CE_OPTIONS),
+        Kernel("cross_entropy_grad", "ce_probs", "Gradient of the cross-entropy w.r.t. the probabilities.",
+               "dL/dp_k = -y_k / p_k", r"\frac{\partial L}{\partial p_k} = -\frac{y_k}{p_k}",
+               (_PROBS, _TARGET), (_GRAD_NK,),
+               {**ce_targets, "grad": _ce_probs_grad()}, "cross_entropy_grad", _CE_OPTIONS),
+        Kernel("softmax_cross_entropy", "ce_logits", "Cross-entropy of the softmax of logits (log-sum-exp form).",
+               "L = log sum_j exp(z_j) - sum_k y_k z_k", r"L = \log\sum_j e^{z_j} - \sum_k y_k z_k",
+               (_LOGITS, _TARGET), (_LOSS,),
+               {**ce_targets, "loss_term": _ce_logits_loss_term()}, None, _CE_OPTIONS),
+        Kernel("softmax_cross_entropy_grad", "ce_logits", "Gradient of softmax cross-entropy w.r.t. the logits.",
+               "dL/dz_k = p_k sum_j y_j - y_k  (= p_k - y_k when sum_j y_j = 1)",
+               r"\frac{\partial L}{\partial z_k} = p_k - y_k",
+               (_LOGITS, _TARGET), (_GRAD_NK,),
+               {**ce_targets, "p": _softmax_p(), "grad": _ce_logits_grad()},
+               "softmax_cross_entropy_grad", _CE_OPTIONS),
+        Kernel("softmax_cross_entropy_with_grad", "ce_logits",
+               "Softmax cross-entropy and its gradient in one pass.",
+               "L as softmax_cross_entropy, dL/dz = p - y", r"(L,\ p - y)",
+               (_LOGITS, _TARGET), (_LOSS, _GRAD_NK),
+               {**ce_targets, "p": _softmax_p(), "loss_term": _ce_logits_loss_term(),
+                "grad": _ce_logits_grad()}, "softmax_cross_entropy_grad", _CE_OPTIONS),
+        Kernel("binary_cross_entropy", "bce", "Binary cross-entropy of probabilities.",
+               "L = -(y log p + (1 - y) log(1 - p))",
+               r"L = -(y \log \hat{y} + (1 - y)\log(1 - \hat{y}))",
+               (Arg("probs", "real", "any", "predicted probabilities"),
+                Arg("target", "real", "like probs", "targets in [0, 1]")), (_LOSS,),
+               {"loss": _bce_loss()}, None, _BCE_OPTIONS),
+        Kernel("binary_cross_entropy_grad", "bce", "Gradient of the binary cross-entropy w.r.t. the probabilities.",
+               "dL/dp = (p - y) / (p (1 - p))",
+               r"\frac{\partial L}{\partial \hat{y}} = \frac{\hat{y} - y}{\hat{y}(1 - \hat{y})}",
+               (Arg("probs", "real", "any", "predicted probabilities"),
+                Arg("target", "real", "like probs", "targets in [0, 1]")),
+               (Arg("grad", "real", "like probs", "gradient of the (reduced) loss"),),
+               {"grad": _bce_grad()}, "binary_cross_entropy_grad", _BCE_OPTIONS),
+        Kernel("sigmoid_binary_cross_entropy", "bce", "Binary cross-entropy of the sigmoid of logits (softplus form).",
+               "L = (1 - y) softplus(x) + w+ y softplus(-x)",
+               r"L = (1 - y)\operatorname{softplus}(x) + w_+ y \operatorname{softplus}(-x)",
+               (Arg("logits", "real", "any", "logits"),
+                Arg("target", "real", "like logits", "targets in [0, 1]")), (_LOSS,),
+               {"loss": _sigmoid_bce_loss()}, None, _SBCE_OPTIONS),
+        Kernel("sigmoid_binary_cross_entropy_grad", "bce",
+               "Gradient of sigmoid binary cross-entropy w.r.t. the logits.",
+               "dL/dx = sigma(x) - y  (with pos_weight: (1 - y) sigma(x) - w+ y sigma(-x))",
+               r"\frac{\partial L}{\partial x} = \sigma(x) - y",
+               (Arg("logits", "real", "any", "logits"),
+                Arg("target", "real", "like logits", "targets in [0, 1]")),
+               (Arg("grad", "real", "like logits", "gradient of the (reduced) loss"),),
+               {"grad": _sigmoid_bce_grad()}, "sigmoid_weighted_binary_cross_entropy_grad",
+               _SBCE_OPTIONS),
+    ]
+    return {kern.name: kern for kern in ks}
+
+
+@lru_cache(maxsize=None)
+def registry() -> dict:
+    """name -> Kernel, in emission order."""
+    return _build()
+
+
+def kernel(name: str) -> Kernel:
+    table = registry()
+    if name not in table:
+        raise KeyError(f"no kernel named {name!r}; known: {', '.join(table)}")
+    return table[name]

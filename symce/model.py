@@ -1,0 +1,181 @@
+"""Stage 1 — the symbolic model: the definitions every other stage derives from.
+
+Nothing here is a result. The sigmoid, softmax, log-softmax, logsumexp, the cross-entropies and
+their compositions are written down once, as SymPy expressions, in two flavours:
+
+* **general K** — the number of classes is the symbol ``K``; vectors are ``IndexedBase`` objects and
+  sums are ``Sum(..., (k, 1, K))``.  This is what the proofs are about.
+* **concrete K** — ``K`` is an integer and the vector components are plain symbols, which is what
+  the tests use to check the general results for K = 2..16 and what the numeric references evaluate.
+
+Output symbols (``p`` for softmax probabilities, ``s`` for the sigmoid value, ``S`` for the
+partition sum) are *names* for sub-expressions; :data:`DEFINITIONS` records what each one stands
+for, so that a closed form written in output symbols can always be unfolded back to the inputs.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import sympy as sp
+
+# ----------------------------------------------------------------------------------------------
+# Symbols.  Indices range over 1..K (classes) and 1..N (samples); every rewrite in
+# :mod:`symce.rewrite` relies on that range assumption and says so where it uses it.
+# ----------------------------------------------------------------------------------------------
+K = sp.Symbol("K", integer=True, positive=True)
+N = sp.Symbol("N", integer=True, positive=True)
+i, j, k, n, m = sp.symbols("i j k n m", integer=True, positive=True)
+
+theta = sp.Symbol("theta", real=True)          # a logit fed to the sigmoid
+y_bin = sp.Symbol("y", real=True)              # binary target in [0, 1]
+yhat = sp.Symbol("yhat", positive=True)        # predicted probability of the positive class
+s = sp.Symbol("sigma", positive=True)          # output symbol: s = sigma(theta)
+pos_weight = sp.Symbol("w_+", positive=True)   # weight of the positive term in BCE
+
+z = sp.IndexedBase("z", real=True)             # logits of one sample
+y = sp.IndexedBase("y", real=True)             # target distribution (one-hot or soft)
+p = sp.IndexedBase("p", positive=True)         # output symbol: p_i = softmax(z)_i
+S = sp.Symbol("S", positive=True)              # output symbol: S = sum_k exp(z_k)
+
+Z = sp.IndexedBase("Z", real=True)             # batch logits, Z[n, k]
+Y = sp.IndexedBase("Y", real=True)             # batch targets, Y[n, k]
+P = sp.IndexedBase("P", positive=True)         # output symbol: P[n, k] = softmax(Z[n, :])_k
+S_n = sp.IndexedBase("S", positive=True)       # output symbol: S[n] = sum_k exp(Z[n, k])
+
+
+# ----------------------------------------------------------------------------------------------
+# Definitions (general K).
+# ----------------------------------------------------------------------------------------------
+def partition_sum(logits=z, dummy=k):
+    """S = sum_{k=1}^{K} exp(z_k)."""
+    return sp.Sum(sp.exp(logits[dummy]), (dummy, 1, K))
+
+
+def sigmoid(t=theta):
+    """sigma(t) = 1 / (1 + exp(-t))."""
+    return 1 / (1 + sp.exp(-t))
+
+
+def softmax(idx=i, logits=z):
+    """p_idx = exp(z_idx) / sum_k exp(z_k)."""
+    return sp.exp(logits[idx]) / partition_sum(logits)
+
+
+def logsumexp(logits=z):
+    """log sum_k exp(z_k)."""
+    return sp.log(partition_sum(logits))
+
+
+def log_softmax(idx=i, logits=z):
+    """log p_idx, written as the log of the softmax quotient (the proofs expand it)."""
+    return sp.log(softmax(idx, logits))
+
+
+def cross_entropy(probs=p, target=y, dummy=i):
+    """L = -sum_i y_i log p_i  (one-hot or soft y)."""
+    return -sp.Sum(target[dummy] * sp.log(probs[dummy]), (dummy, 1, K))
+
+
+def cross_entropy_label(label=i, logits=z):
+    """Integer-label form: L = -log p_label = -z_label + log sum_k exp(z_k)."""
+    return -sp.log(softmax(label, logits))
+
+
+def softmax_cross_entropy(logits=z, target=y, dummy=i):
+    """CE o softmax: L(z) = -sum_i y_i log softmax(z)_i."""
+    return -sp.Sum(target[dummy] * sp.log(softmax(dummy, logits)), (dummy, 1, K))
+
+
+def binary_cross_entropy(prob=yhat, target=y_bin):
+    """BCE(yhat, y) = -(y log yhat + (1 - y) log(1 - yhat))."""
+    return -(target * sp.log(prob) + (1 - target) * sp.log(1 - prob))
+
+
+def weighted_binary_cross_entropy(prob=yhat, target=y_bin, w=pos_weight):
+    """BCE with a weight on the positive term: -(w y log yhat + (1 - y) log(1 - yhat))."""
+    return -(w * target * sp.log(prob) + (1 - target) * sp.log(1 - prob))
+
+
+def sigmoid_binary_cross_entropy(t=theta, target=y_bin):
+    """BCE o sigma, as a function of the logit."""
+    return binary_cross_entropy(sigmoid(t), target)
+
+
+def sigmoid_weighted_binary_cross_entropy(t=theta, target=y_bin, w=pos_weight):
+    """pos_weight-BCE o sigma, as a function of the logit."""
+    return weighted_binary_cross_entropy(sigmoid(t), target, w)
+
+
+def batch_softmax_cross_entropy(logits=Z, target=Y, n_dummy=n, k_dummy=i):
+    """Batch mean: L(Z) = (1/N) sum_n -sum_i Y[n,i] log softmax(Z[n,:])_i."""
+    row_sum = sp.Sum(sp.exp(logits[n_dummy, k]), (k, 1, K))
+    inner = -sp.Sum(target[n_dummy, k_dummy]
+                    * sp.log(sp.exp(logits[n_dummy, k_dummy]) / row_sum), (k_dummy, 1, K))
+    return sp.Sum(inner, (n_dummy, 1, N)) / N
+
+
+# ----------------------------------------------------------------------------------------------
+# Output symbols and what they stand for.  Unfolding replaces each by its definition.
+# ----------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class OutputSymbol:
+    """A name for a sub-expression, e.g. ``p[a] := exp(z[a]) / S``."""
+
+    symbol: object          # Symbol, or IndexedBase for an indexed family
+    latex: str              # how the name reads in proofs
+    meaning: str            # one line, for the proofs' glossary
+
+    def unfold(self, expr):
+        """Replace every occurrence of this name by its definition."""
+        base = self.symbol
+        if isinstance(base, sp.IndexedBase):
+            return expr.replace(lambda e: isinstance(e, sp.Indexed) and e.base == base,
+                                lambda e: _INDEXED_DEFS[base](*e.indices))
+        return expr.xreplace({base: _SCALAR_DEFS[base]})
+
+
+_SCALAR_DEFS = {
+    S: partition_sum(),
+    s: sigmoid(),
+}
+_INDEXED_DEFS = {
+    p: lambda a: sp.exp(z[a]) / S,
+    P: lambda a, b: sp.exp(Z[a, b]) / S_n[a],
+    S_n: lambda a: sp.Sum(sp.exp(Z[a, k]), (k, 1, K)),
+}
+
+DEFINITIONS = (
+    OutputSymbol(p, r"p_i", r"p_i = e^{z_i} / S, the softmax probabilities"),
+    OutputSymbol(P, r"P_{n,i}", r"P_{n,i} = e^{Z_{n,i}} / S_n, the softmax of sample n"),
+    OutputSymbol(S, r"S", r"S = \sum_{k=1}^{K} e^{z_k}, the partition sum"),
+    OutputSymbol(S_n, r"S_n", r"S_n = \sum_{k=1}^{K} e^{Z_{n,k}}"),
+    OutputSymbol(s, r"\sigma", r"\sigma = \sigma(\theta) = 1/(1 + e^{-\theta})"),
+)
+
+
+def unfold(expr):
+    """Replace every output symbol by its definition until none is left."""
+    for _ in range(4):  # definitions nest at most P -> S_n -> Sum
+        new = expr
+        for d in DEFINITIONS:
+            new = d.unfold(new)
+        if new == expr:
+            return new
+        expr = new
+    return expr
+
+
+# ----------------------------------------------------------------------------------------------
+# Concrete K: plain symbols, for the K = 2..16 checks and the numeric references.
+# ----------------------------------------------------------------------------------------------
+def concrete_logits(size: int, name: str = "z"):
+    """Symbols z_1..z_K (real)."""
+    if not isinstance(size, int) or size < 1:
+        raise ValueError(f"size: expected a positive integer number of classes, got {size!r}")
+    return sp.symbols(f"{name}1:{size + 1}", real=True)
+
+
+def concrete_softmax(zs):
+    """The softmax of a tuple of symbols, as K quotients."""
+    total = sum(sp.exp(v) for v in zs)
+    return [sp.exp(v) / total for v in zs]

@@ -1,0 +1,269 @@
+"""High-precision references for every kernel, evaluated with mpmath from the symbolic model.
+
+Two forms per kernel, both at ``DPS`` decimal digits:
+
+* ``form="raw"`` — the *definitions* of :mod:`symce.model` (and ``sp.diff`` of them for the
+  gradients), instantiated at the concrete K of the input and lambdified to mpmath.  No closed form
+  and no stable rewrite is involved: this is the independent check.
+* ``form="closed"`` — the registry's slot expressions (closed forms after the stable rewrites),
+  evaluated with mpmath, with the loop semantics of the kernels (shift, effective target,
+  reduction) written out here once.
+
+Inputs use NumPy's layout (rows are samples, classes on the last axis); results are NumPy object
+arrays of ``mpmath.mpf``.  The options follow PyTorch: ``weight`` (K class weights for the CE
+family, elementwise for BCE), ``ignore_index``, ``label_smoothing``, ``pos_weight`` and
+``reduction``.  The loss policies are the kernels': logs of probabilities are clamped at -100,
+gradient denominators of probabilities at 1e-12, and a zero target times a -inf log is 0.
+"""
+from __future__ import annotations
+
+from functools import lru_cache
+
+import mpmath
+import numpy as np
+import sympy as sp
+
+from . import functions
+from . import kernels as kr
+from . import model as m
+
+DPS = 50
+
+
+def _mp(a):
+    return np.vectorize(lambda v: mpmath.mpf(float(v)), otypes=[object])(np.asarray(a, dtype=float))
+
+
+@lru_cache(maxsize=None)
+def _raw_row_functions(K: int):
+    """Lambdified raw definitions for K classes: softmax, log-softmax, lse and their derivatives."""
+    zs = m.concrete_logits(K)
+    ys = sp.symbols(f"y1:{K + 1}", real=True)
+    total = sum(sp.exp(v) for v in zs)
+    soft = [sp.exp(v) / total for v in zs]
+    ce = -sum(yk * sp.log(pk) for yk, pk in zip(ys, soft))
+    return {
+        "softmax": sp.lambdify([zs], soft, "mpmath"),
+        "log_softmax": sp.lambdify([zs], [sp.log(pk) for pk in soft], "mpmath"),
+        "logsumexp": sp.lambdify([zs], sp.log(total), "mpmath"),
+        "jacobian": sp.lambdify([zs], [[sp.diff(pi, zj) for zj in zs] for pi in soft], "mpmath"),
+        "ce": sp.lambdify([zs, ys], ce, "mpmath"),
+        "ce_grad": sp.lambdify([zs, ys], [sp.diff(ce, zj) for zj in zs], "mpmath"),
+    }
+
+
+@lru_cache(maxsize=None)
+def _scalar(name):
+    """Lambdified scalar definitions and raw derivatives (sigmoid and BCE family)."""
+    th, yv, ph, wp = m.theta, m.y_bin, m.yhat, m.pos_weight
+    exprs = {
+        "sigmoid": ([th], m.sigmoid()),
+        "sigmoid_grad": ([th], sp.diff(m.sigmoid(), th)),
+        "bce": ([ph, yv], m.binary_cross_entropy()),
+        "bce_grad": ([ph, yv], sp.diff(m.binary_cross_entropy(), ph)),
+        "sbce": ([th, yv, wp], m.sigmoid_weighted_binary_cross_entropy()),
+        "sbce_grad": ([th, yv, wp], sp.diff(m.sigmoid_weighted_binary_cross_entropy(), th)),
+    }
+    args, expr = exprs[name]
+    return sp.lambdify(args, expr, "mpmath")
+
+
+@lru_cache(maxsize=None)
+def _slot(kernel_name, slot):
+    expr = functions.to_plain(kr.kernel(kernel_name).slots[slot])
+    syms = sorted(expr.free_symbols, key=lambda s_: s_.name)
+    f = sp.lambdify(syms, expr, "mpmath")
+    names = [s_.name for s_ in syms]
+    return lambda **kw: f(*[kw[n_] for n_ in names])
+
+
+# ----------------------------------------------------------------------------------------------
+def _effective_targets(kernel_name, target, K, weight, ignore_index, label_smoothing):
+    """y~ (N, K) of mpf, the kept mask and the mean divisor, as the kernels define them."""
+    target = np.asarray(target)
+    w = [mpmath.mpf(1)] * K if weight is None else [mpmath.mpf(float(v)) for v in weight]
+    eps = mpmath.mpf(float(label_smoothing))
+    rows, kept, divisor = [], [], mpmath.mpf(0)
+    if target.dtype.kind in "iu":
+        f = _slot(kernel_name, "yt_label")
+        for t in target.tolist():
+            if t == ignore_index:
+                rows.append([mpmath.mpf(0)] * K)
+                kept.append(False)
+                continue
+            rows.append([f(hot=int(c == t), w_t=w[t], w_k=w[c], label_smoothing=eps, K=K)
+                         for c in range(K)])
+            kept.append(True)
+            divisor += w[t]
+    else:
+        f = _slot(kernel_name, "yt_soft")
+        for row in target:
+            rows.append([f(y=mpmath.mpf(float(v)), w_k=w[c], label_smoothing=eps, K=K)
+                         for c, v in enumerate(row)])
+            kept.append(True)
+        divisor = mpmath.mpf(len(rows))
+    return rows, kept, divisor
+
+
+def _reduce(per_row, reduction, divisor):
+    if reduction == "none":
+        return np.array(per_row, dtype=object)
+    total = mpmath.fsum(per_row)
+    if reduction == "sum":
+        return total
+    return total / divisor if divisor != 0 else mpmath.mpf("nan")
+
+
+def _scale(reduction, divisor):
+    if reduction == "mean":
+        return 1 / divisor if divisor != 0 else mpmath.mpf("nan")
+    return mpmath.mpf(1)
+
+
+def evaluate(name, *args, form="raw", weight=None, ignore_index=-100, label_smoothing=0.0,
+             pos_weight=None, reduction="mean"):
+    """Reference value of kernel ``name`` (NumPy layout), at ``DPS`` digits, as mpf arrays."""
+    if form not in ("raw", "closed"):
+        raise ValueError(f"form: expected 'raw' or 'closed', got {form!r}")
+    with mpmath.workdps(DPS):
+        kern = kr.kernel(name)
+        fam = kern.family
+        if fam == "elementwise":
+            (x,) = args
+            if form == "raw":
+                f = _scalar(name)
+                return np.vectorize(lambda v: f(v), otypes=[object])(_mp(x))
+            f = _slot(name, "out")
+            return np.vectorize(lambda v: f(x=v), otypes=[object])(_mp(x))
+        if fam == "rowwise":
+            return _rowwise(name, form, *args)
+        if fam in ("ce_probs", "ce_logits"):
+            return _ce(name, form, *args, weight=weight, ignore_index=ignore_index,
+                       label_smoothing=label_smoothing, reduction=reduction)
+        return _bce(name, form, *args, weight=weight, pos_weight=pos_weight, reduction=reduction)
+
+
+def _row_stats(row):
+    finite = [v for v in row if mpmath.isfinite(v)]
+    shift = max(row) if len(finite) == len(row) or (finite and max(row) == max(finite)) else 0
+    shift = shift if mpmath.isfinite(shift) else mpmath.mpf(0)
+    S = mpmath.fsum(mpmath.exp(v - shift) for v in row)
+    return shift, S
+
+
+def _rowwise(name, form, z, g=None):
+    z = np.atleast_2d(_mp(z))
+    K = z.shape[-1]
+    out = []
+    for r, row in enumerate(z):
+        row = list(row)
+        if form == "raw":
+            fns = _raw_row_functions(K)
+            if name == "softmax_vjp":
+                J = fns["jacobian"](row)
+                gr = [mpmath.mpf(float(v)) for v in np.atleast_2d(g)[r]]
+                out.append([mpmath.fsum(gr[i] * J[i][j] for i in range(K)) for j in range(K)])
+            else:
+                out.append(fns[{"softmax_jacobian": "jacobian"}.get(name, name)](row))
+            continue
+        shift, S = _row_stats(row)
+        logS = mpmath.log(S)
+        if name == "logsumexp":
+            out.append(_slot(name, "out")(logS=logS, shift=shift))
+            continue
+        pfun = _slot("softmax", "p")
+        p = [pfun(zs=v - shift, S=S) for v in row]
+        if name == "softmax":
+            out.append(p)
+        elif name == "log_softmax":
+            out.append([_slot(name, "out")(zs=v - shift, logS=logS) for v in row])
+        elif name == "softmax_jacobian":
+            f = _slot(name, "out")
+            out.append([[f(p_i=p[i], p_j=p[j], delta=int(i == j)) for j in range(K)]
+                        for i in range(K)])
+        elif name == "softmax_vjp":
+            gr = [mpmath.mpf(float(v)) for v in np.atleast_2d(g)[r]]
+            dot = mpmath.fsum(a * b for a, b in zip(gr, p))
+            f = _slot(name, "out")
+            out.append([f(p=p[j], g=gr[j], dot=dot) for j in range(K)])
+    return np.array(out, dtype=object)
+
+
+def _ce(name, form, x, target, *, weight, ignore_index, label_smoothing, reduction):
+    x = np.atleast_2d(_mp(x))
+    N, K = x.shape
+    rows, kept, divisor = _effective_targets(name, target, K, weight, ignore_index, label_smoothing)
+    losses, grads = [], []
+    scale = _scale(reduction, divisor)
+    fam = kr.kernel(name).family
+    for row, yt, keep in zip(x, rows, kept):
+        row = list(row)
+        ysum = mpmath.fsum(yt)
+        if fam == "ce_probs":
+            if form == "raw":
+                # -sum y log p and its derivative -y/p, with the documented clamps
+                loss = -mpmath.fsum(0 if a == 0 else a * max(mpmath.log(b) if b > 0 else -mpmath.inf,
+                                                             mpmath.mpf(-100))
+                                    for a, b in zip(yt, row))
+                grad = [-a / max(b, mpmath.mpf("1e-12")) for a, b in zip(yt, row)]
+            else:
+                lt, gf = _slot("cross_entropy", "loss_term"), _slot("cross_entropy_grad", "grad")
+                loss = mpmath.fsum(0 if a == 0 else lt(yt=a, p=b) for a, b in zip(yt, row))
+                grad = [gf(yt=a, p=b) for a, b in zip(yt, row)]
+        else:
+            if form == "raw":
+                fns = _raw_row_functions(K)
+                logp = fns["log_softmax"](row)
+                loss = -mpmath.fsum(0 if a == 0 else a * b for a, b in zip(yt, logp))
+                grad = fns["ce_grad"](row, yt)
+            else:
+                shift, S = _row_stats(row)
+                logS = mpmath.log(S)
+                lt = _slot("softmax_cross_entropy", "loss_term")
+                loss = mpmath.fsum(0 if a == 0 else lt(yt=a, logS=logS, zs=v - shift)
+                                   for a, v in zip(yt, row))
+                pf, gf = _slot("softmax", "p"), _slot("softmax_cross_entropy_grad", "grad")
+                grad = [gf(p=pf(zs=v - shift, S=S), ysum=ysum, yt=a) for a, v in zip(yt, row)]
+        losses.append(loss if keep else mpmath.mpf(0))
+        grads.append([v * scale if keep else mpmath.mpf(0) for v in grad])
+    loss = _reduce(losses, reduction, divisor)
+    grad = np.array(grads, dtype=object)
+    if name.endswith("_with_grad"):
+        return loss, grad
+    return grad if name.endswith("_grad") else loss
+
+
+def _bce(name, form, x, target, *, weight, pos_weight, reduction):
+    x = _mp(x)
+    t = _mp(target)
+    wts = np.ones_like(x) if weight is None else np.broadcast_to(_mp(weight), x.shape)
+    pws = np.ones(x.shape[-1:] or (1,)) if pos_weight is None else _mp(pos_weight)
+    pws = np.broadcast_to(pws, x.shape) if x.ndim else pws.reshape(())
+    logits = name.startswith("sigmoid")
+    grad_kernel = name.endswith("_grad")
+    flat = []
+    for xv, tv, wv, pv in zip(x.ravel(), t.ravel(), np.ravel(wts), np.ravel(pws)):
+        wv, pv = mpmath.mpf(wv), mpmath.mpf(pv)
+        if logits:
+            if form == "raw":
+                v = _scalar("sbce_grad" if grad_kernel else "sbce")(xv, tv, pv)
+            else:
+                v = _slot(name, "grad" if grad_kernel else "loss")(x=xv, y=tv, pw=pv)
+        else:
+            if form == "raw":
+                if grad_kernel:
+                    v = (xv - tv) / max(xv * (1 - xv), mpmath.mpf("1e-12"))
+                else:
+                    lg = max(mpmath.log(xv) if xv > 0 else -mpmath.inf, mpmath.mpf(-100))
+                    l1 = max(mpmath.log(1 - xv) if xv < 1 else -mpmath.inf, mpmath.mpf(-100))
+                    v = -(tv * lg + (1 - tv) * l1)
+            else:
+                v = _slot(name, "grad" if grad_kernel else "loss")(prob=xv, y=tv)
+        flat.append(wv * v)
+    count = mpmath.mpf(x.size)
+    if grad_kernel:
+        scale = _scale(reduction, count)
+        return np.array([v * scale for v in flat], dtype=object).reshape(x.shape)
+    if reduction == "none":
+        return np.array(flat, dtype=object).reshape(x.shape)
+    return _reduce(flat, reduction, count)

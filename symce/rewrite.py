@@ -1,0 +1,161 @@
+"""Stage 2a — explicit rewriting for general K.
+
+SymPy 1.14 cannot finish the general-K calculus on its own: ``simplify()`` raises StopIteration on
+the derivative of the softmax quotient, and ``Sum(...).doit()`` turns
+``sum_k delta_{jk} e^{z_k}`` into ``Piecewise((exp(z[j]), K >= j), (0, True))``.  This module does
+the few rewrites those results need, each one small and named:
+
+* :func:`collapse_sums` — linearity of ``Sum``, constants out of the sum, and the sifting rule
+  ``sum_{k=1}^{K} delta_{ak} f(k) = f(a)``, valid because **every index lies in 1..K** (the single
+  assumption of this module; the proofs state it).
+* :func:`canonical_sums` — replace each remaining sum by one symbol per distinct summand, so
+  two sums that differ only in the name of the dummy compare equal.
+* :func:`normal_form` / :func:`is_zero` — derivatives evaluated, output symbols unfolded, sums
+  collapsed and canonicalised, logs of products split (all quantities are real, the arguments of
+  the logs positive), then rational simplification.
+"""
+from __future__ import annotations
+
+import sympy as sp
+
+from . import model
+
+
+def _collapse_one(total: sp.Sum):
+    if len(total.limits) != 1:
+        return total
+    idx, lo, hi = total.limits[0]
+    result = sp.S.Zero
+    for term in sp.Add.make_args(sp.expand(total.function)):
+        const, dep = term.as_independent(idx, as_Add=False)
+        if dep == 1:
+            result += const * (hi - lo + 1)
+            continue
+        deltas = [f for f in sp.Mul.make_args(dep)
+                  if isinstance(f, sp.KroneckerDelta) and idx in f.free_symbols]
+        if deltas:
+            delta = deltas[0]
+            other = delta.args[1] if delta.args[0] == idx else delta.args[0]
+            if idx not in other.free_symbols:
+                # sifting: the index `other` lies in lo..hi by the module's range assumption
+                result += const * (dep / delta).xreplace({idx: other})
+                continue
+        result += const * sp.Sum(dep, (idx, lo, hi))
+    return result
+
+
+def collapse_sums(expr):
+    """Linearity and the KroneckerDelta sifting rule, applied bottom-up until nothing changes."""
+    for _ in range(8):
+        new = expr.replace(lambda e: isinstance(e, sp.Sum), _collapse_one)
+        if new == expr:
+            return new
+        expr = new
+    return expr
+
+
+_CANON = sp.Dummy("c")
+
+
+def canonical_sums(expr):
+    """Replace each Sum by a symbol named after its canonical summand.
+
+    Returns (expr_without_sums, {symbol: sum}).
+    """
+    table: dict = {}
+
+    def canon(total):
+        idx, lo, hi = total.limits[0]
+        key = sp.Sum(total.function.xreplace({idx: _CANON}), (_CANON, lo, hi))
+        sym = table.setdefault(key, sp.Symbol(f"Sigma{len(table)}", positive=True))
+        return sym
+
+    out = expr.replace(lambda e: isinstance(e, sp.Sum) and len(e.limits) == 1, canon)
+    return out, {v: k for k, v in table.items()}
+
+
+def _split_logs(expr):
+    # log(e^a / S) -> a - log(S): all logits are real and every log argument is positive
+    return sp.expand_log(sp.powsimp(expr), force=True)
+
+
+def _derivatives_first(expr):
+    """Evaluate Derivative nodes without letting Sum.doit produce Piecewise."""
+    return expr.replace(lambda e: isinstance(e, sp.Derivative),
+                        lambda e: sp.diff(e.expr, *e.variables))
+
+
+def normal_form(expr, substitutions=None):
+    """A canonical rational expression for `expr` (general K), or for concrete K if K is a number.
+
+    ``substitutions`` maps expressions to values and is applied after unfolding and after sums are
+    canonicalised, so it can name a sum (e.g. sum_k y_k -> 1) or a delta (delta_ij -> 0).
+    """
+    expr = model.unfold(sp.sympify(expr))
+    expr = _derivatives_first(expr)
+    expr = collapse_sums(_split_logs(expr))
+    expr, _ = canonical_sums(expr)
+    if substitutions:
+        subs = {}
+        for key, val in substitutions.items():
+            key_c, _ = canonical_sums(collapse_sums(_split_logs(model.unfold(sp.sympify(key)))))
+            subs[key_c] = val
+        expr = expr.xreplace(subs)
+    return expr
+
+
+def is_zero(expr) -> bool:
+    """Decide expr == 0 for the expressions the derivations produce (no Sum/Derivative left)."""
+    if expr == 0:
+        return True
+    e = sp.expand(_split_logs(expr))
+    if e == 0:
+        return True
+    e = sp.cancel(sp.together(e))
+    if e == 0:
+        return True
+    return sp.simplify(e) == 0
+
+
+def equal(a, b, substitutions=None) -> bool:
+    """Symbolic equality of two derivation steps under the range assumption and `substitutions`."""
+    return is_zero(normal_form(a, substitutions) - normal_form(b, substitutions))
+
+
+def in_output_symbols(expr):
+    """Rewrite an expression of the logits into the output symbols (p, S; P, S_n; sigma).
+
+    The substitution e^{z_a} = p_a S is the whole trick behind every softmax closed form: it is
+    applied to each exponential of a logit, after which S cancels.  For the batch, e^{Z_{n,a}} =
+    P_{n,a} S_n.  For the sigmoid, e^{-theta} = (1 - sigma)/sigma.
+    """
+    expr, sums = canonical_sums(collapse_sums(expr))
+    named = {}
+    for sym, total in sums.items():
+        f = total.function
+        if f == sp.exp(model.z[_CANON]):
+            named[sym] = model.S
+        elif (isinstance(f, sp.exp) and isinstance(f.args[0], sp.Indexed)
+              and f.args[0].base == model.Z and f.args[0].indices[1] == _CANON):
+            named[sym] = model.S_n[f.args[0].indices[0]]
+    expr = expr.xreplace(named)
+
+    def exp_to_output(e):
+        sign, arg = (-1, -e.args[0]) if e.args[0].could_extract_minus_sign() else (1, e.args[0])
+        if isinstance(arg, sp.Indexed) and arg.base == model.z:
+            return (model.p[arg.indices[0]] * model.S) ** sign
+        if isinstance(arg, sp.Indexed) and arg.base == model.Z:
+            a, b = arg.indices
+            return (model.P[a, b] * model.S_n[a]) ** sign
+        if arg == model.theta:
+            return (model.s / (1 - model.s)) ** sign
+        return e
+
+    expr = expr.replace(lambda e: isinstance(e, sp.exp), exp_to_output)
+    rest = {sym: total for sym, total in sums.items() if sym not in named}
+    return restore_sums(sp.factor(sp.cancel(sp.together(expr))), rest)
+
+
+def restore_sums(expr, sums):
+    """Undo :func:`canonical_sums`, naming each dummy index ``k``."""
+    return expr.xreplace({sym: total.xreplace({_CANON: model.k}) for sym, total in sums.items()})

@@ -1,0 +1,120 @@
+"""Stage 3 — numerically stable rewrites, as symbolic passes over closed forms.
+
+Lower first, print last: every pass here takes a SymPy expression and returns an expression
+that is mathematically equal (or equal outside a documented clamp region), so the printers only
+have to map names.  The tests check each rewritten form against the closed form it came from.
+
+Passes
+------
+* :func:`shift_logits` — softmax shift invariance: e^{z_a} -> e^{z_a - shift}, the partition sum
+  -> ``S`` = sum_k e^{z_k - shift} and log sum_k e^{z_k} -> shift + log S (shift = the row max).
+* :func:`sigmoid_complement` — 1 - sigma(x) -> sigma(-x), so no difference of two numbers near 1
+  is ever formed (sigma(x) sigma(-x) for sigma', (1-y) sigma(x) - w y sigma(-x) for BCE o sigma).
+* :func:`sigmoid_to_softplus` — sigma(t) -> exp(-softplus(-t)) and log sigma(t) -> -softplus(-t):
+  no overflow for any t, and NaN stays NaN.
+* :func:`clamp_logs` / :func:`clamp_denominator` — the PyTorch policy for losses of
+  probabilities: each log is clamped below at -100 and a gradient's denominator at 1e-12.
+* :func:`zero_times_anything` — y * log(...) -> mul0(y, log(...)): a zero target contributes
+  exactly 0 even where the log is -inf (masked classes).
+"""
+from __future__ import annotations
+
+import sympy as sp
+from sympy.codegen.cfunctions import log1p
+
+from . import model as m
+from .functions import clamp_min, mul0, softplus
+from .rewrite import _CANON, canonical_sums, collapse_sums
+
+LOG_CLAMP = -100            # PyTorch's BCE clamps log() at -100
+DENOM_EPS = sp.Float("1e-12")  # PyTorch's BCE backward clamps x(1 - x) at 1e-12
+
+
+def shift_logits(expr, logit, shift, S_shift, shifted=None):
+    """Rewrite in terms of shifted exponentials (and, with ``shifted=(zs, z)``, of zs = z - shift).
+
+    ``logit`` maps an Indexed logit (z[a]) to the local symbol naming it (or None to keep it).
+    Each Sum of e^{z_k} becomes ``S_shift`` (its value times e^{-shift}); each e^{z_a}
+    becomes e^{logit - shift}; log(S) becomes shift + log(S_shift).  The result equals the input
+    whenever every exponential sits in a ratio with the partition sum (softmax, log-softmax,
+    logsumexp), which the tests check.
+    """
+    expr, sums = canonical_sums(collapse_sums(expr))
+    part = [sym for sym, total in sums.items() if total.function == sp.exp(m.z[_CANON])]
+    expr = sp.expand_log(expr, force=True)
+    for sym in part:
+        expr = expr.replace(lambda e: isinstance(e, sp.log) and e.args[0] == sym,
+                            lambda e: shift + sp.log(S_shift))
+        expr = expr.xreplace({sym: S_shift * sp.exp(shift)})
+    expr = expr.replace(lambda e: isinstance(e, sp.exp) and isinstance(e.args[0], sp.Indexed)
+                        and e.args[0].base == m.z,
+                        lambda e: sp.exp(logit(e.args[0]) - shift) * sp.exp(shift))
+    expr = expr.replace(lambda e: isinstance(e, sp.Indexed) and e.base == m.z, logit)
+    expr = sp.powsimp(sp.expand_power_exp(sp.cancel(expr)), combine="exp")
+    if shifted is not None:
+        # name the shifted logit z - shift once, so it is rounded once (accuracy, not algebra)
+        zs, z_local = shifted
+        expr = sp.expand(expr.xreplace({z_local: zs + shift}), power_exp=False, log=False)
+        expr = expr.replace(lambda e: isinstance(e, sp.exp), lambda e: sp.exp(sp.expand(e.args[0])))
+    return expr
+
+
+def sigmoid_complement(expr, s, x, collect_on=()):
+    """Collect on ``collect_on`` and replace every factor (1 - s) by sigma(-x), (s - 1) by -sigma(-x)."""
+    expr = sp.collect(sp.expand(expr), list(collect_on)) if collect_on else expr
+    neg = sp.Symbol("_sigma_neg")
+
+    def fix(term):
+        f = sp.factor(term)
+        return f.xreplace({1 - s: neg}).subs(s - 1, -neg)
+
+    expr = sp.Add(*[fix(t) for t in sp.Add.make_args(expr)])
+    return expr, neg
+
+
+def sigmoid_to_softplus(expr, s, neg, x):
+    """sigma(x) -> exp(-softplus(-x)), sigma(-x) -> exp(-softplus(x)); products of them combine."""
+    pos_e, neg_e = sp.exp(-softplus(-x)), sp.exp(-softplus(x))
+    out = sp.powsimp(expr.xreplace({s: pos_e, neg: neg_e}), combine="exp")
+    return sp.collect(sp.expand(out), [pos_e, neg_e])
+
+
+def collect_softplus(expr, x):
+    """Group a loss by softplus(x) and softplus(-x): each group is then a sum of non-negatives."""
+    return sp.collect(sp.expand(expr), [softplus(x), softplus(-x)])
+
+
+def log_sigmoid_rules(expr, x):
+    """log sigma(x) -> -softplus(-x), log(1 - sigma(x)) -> -softplus(x) (sigma written out)."""
+    sig = 1 / (1 + sp.exp(-x))
+    expr = expr.xreplace({sp.log(sig): -softplus(-x)})
+    expr = expr.replace(lambda e: isinstance(e, sp.log) and sp.simplify(e.args[0] - (1 - sig)) == 0,
+                        lambda e: -softplus(x))
+    return expr
+
+
+def clamp_logs(expr, lo=LOG_CLAMP):
+    """log(a) -> clamp_min(log(a), lo); log(1 - a) is first written log1p(-a) (exact near a = 0)."""
+    def one(e):
+        arg = e.args[0]
+        inner = log1p(arg - 1) if (arg - 1).could_extract_minus_sign() and arg.is_Add else sp.log(arg)
+        return clamp_min(inner, lo)
+    return expr.replace(lambda e: isinstance(e, sp.log), one)
+
+
+def clamp_denominator(expr, eps=DENOM_EPS, probe=None):
+    """n/d -> n / clamp_min(d, eps), with the sign of d made positive at ``probe``."""
+    num, den = sp.fraction(sp.cancel(sp.together(expr)))
+    if probe is not None and den.subs(probe) < 0:
+        num, den = -num, -den
+    return sp.factor(num) / clamp_min(sp.factor(den), eps)
+
+
+def zero_times_anything(expr, target):
+    """target * f + r -> mul0(target, f) + r (``f`` collected over every term with the target)."""
+    parts = sp.collect(sp.expand(expr), target, evaluate=False)
+    coeff = parts.pop(target, sp.S.Zero)
+    rest = sp.Add(*[k * v for k, v in parts.items()])
+    if any(v.has(target) for v in parts.values()):
+        raise ValueError(f"zero_times_anything: {expr} is not linear in {target}")
+    return mul0(target, sp.factor_terms(coeff)) + rest
