@@ -10,10 +10,14 @@ Families and the local symbols their loops bind
 -----------------------------------------------
 ``elementwise``  x (input), out
 ``rowwise``      per row of K logits: z (z_k), shift (row max, 0 if not finite), zs = z - shift,
-                 S = sum_k exp(z_k - shift), logS = log S, g (upstream g_k), dot = <g, p>,
+                 Srest = S - 1 where S = sum_k exp(zs_k): with a = the argmax,
+                 Srest = sum_{k != a} exp(zs_k) + expm1(zs_a)  (the last term is exactly 0 for
+                 a finite max, -1 for a row of -inf, +inf for +inf).  Writing S = 1 + Srest and
+                 log S = log1p(Srest) keeps log p_a accurate when p_a is close to 1.
+                 g (upstream g_k), dot = <g, p>,
                  p_i, p_j, delta (Kronecker delta of i and j) for the Jacobian
 ``ce_probs``     per row: p (p_k), yt (effective target y~_k), ysum = sum_k y~_k
-``ce_logits``    per row: z, shift, zs, S, logS, p, yt, ysum
+``ce_logits``    per row: z, shift, zs, Srest, p, yt, ysum
 ``bce``          per element: x (logit) or prob, y (target), w (weight), pw (pos_weight)
 Effective targets (both CE families): with integer label t, hot = [k == t], w_t = weight[t],
 w_k = weight[k], smoothing eps and K classes: y~_k = (1 - eps) w_t hot + eps w_k / K; with a
@@ -44,8 +48,7 @@ prob = sp.Symbol("prob", positive=True)
 z = sp.Symbol("z", real=True)
 zs = sp.Symbol("zs", real=True)
 shift = sp.Symbol("shift", real=True)
-S = sp.Symbol("S", positive=True)
-logS = sp.Symbol("logS", real=True)
+Srest = sp.Symbol("Srest", real=True)
 g = sp.Symbol("g", real=True)
 dot = sp.Symbol("dot", real=True)
 p = sp.Symbol("p", nonnegative=True)
@@ -60,7 +63,7 @@ w_k = sp.Symbol("w_k", nonnegative=True)
 eps = sp.Symbol("label_smoothing", nonnegative=True)
 K = sp.Symbol("K", integer=True, positive=True)
 
-LOCALS = {s.name: s for s in (x, y, w, pw, prob, z, zs, shift, S, logS, g, dot, p, p_i, p_j, delta,
+LOCALS = {s.name: s for s in (x, y, w, pw, prob, z, zs, shift, Srest, g, dot, p, p_i, p_j, delta,
                               yt, ysum, hot, w_t, w_k, eps, K)}
 
 
@@ -115,7 +118,9 @@ def _row_logit(idx_expr):
 
 
 def _shifted(expr):
-    return stable.shift_logits(expr, _row_logit, shift, S, shifted=(zs, z)).xreplace({sp.log(S): logS})
+    total = sp.Dummy("S", positive=True)
+    out = stable.shift_logits(expr, _row_logit, shift, total, shifted=(zs, z))
+    return stable.log1p_form(out.xreplace({total: 1 + Srest}))
 
 
 def _softmax_p():
@@ -127,7 +132,7 @@ def _log_softmax():
 
 
 def _logsumexp():
-    return stable.shift_logits(m.logsumexp(), _row_logit, shift, S).xreplace({sp.log(S): logS})
+    return _shifted(m.logsumexp())
 
 
 def _jacobian():

@@ -144,11 +144,11 @@ def evaluate(name, *args, form="raw", weight=None, ignore_index=-100, label_smoo
 
 
 def _row_stats(row):
-    finite = [v for v in row if mpmath.isfinite(v)]
-    shift = max(row) if len(finite) == len(row) or (finite and max(row) == max(finite)) else 0
-    shift = shift if mpmath.isfinite(shift) else mpmath.mpf(0)
+    """shift (row max, 0 if not finite) and Srest = sum_k exp(z_k - shift) - 1."""
+    top = max(row)
+    shift = top if mpmath.isfinite(top) else mpmath.mpf(0)
     S = mpmath.fsum(mpmath.exp(v - shift) for v in row)
-    return shift, S
+    return shift, S - 1
 
 
 def _rowwise(name, form, z, g=None):
@@ -166,17 +166,16 @@ def _rowwise(name, form, z, g=None):
             else:
                 out.append(fns[{"softmax_jacobian": "jacobian"}.get(name, name)](row))
             continue
-        shift, S = _row_stats(row)
-        logS = mpmath.log(S)
+        shift, Srest = _row_stats(row)
         if name == "logsumexp":
-            out.append(_slot(name, "out")(logS=logS, shift=shift))
+            out.append(_slot(name, "out")(Srest=Srest, shift=shift))
             continue
         pfun = _slot("softmax", "p")
-        p = [pfun(zs=v - shift, S=S) for v in row]
+        p = [pfun(zs=v - shift, Srest=Srest) for v in row]
         if name == "softmax":
             out.append(p)
         elif name == "log_softmax":
-            out.append([_slot(name, "out")(zs=v - shift, logS=logS) for v in row])
+            out.append([_slot(name, "out")(zs=v - shift, Srest=Srest) for v in row])
         elif name == "softmax_jacobian":
             f = _slot(name, "out")
             out.append([[f(p_i=p[i], p_j=p[j], delta=int(i == j)) for j in range(K)]
@@ -217,13 +216,13 @@ def _ce(name, form, x, target, *, weight, ignore_index, label_smoothing, reducti
                 loss = -mpmath.fsum(0 if a == 0 else a * b for a, b in zip(yt, logp))
                 grad = fns["ce_grad"](row, yt)
             else:
-                shift, S = _row_stats(row)
-                logS = mpmath.log(S)
+                shift, Srest = _row_stats(row)
                 lt = _slot("softmax_cross_entropy", "loss_term")
-                loss = mpmath.fsum(0 if a == 0 else lt(yt=a, logS=logS, zs=v - shift)
+                loss = mpmath.fsum(0 if a == 0 else lt(yt=a, Srest=Srest, zs=v - shift)
                                    for a, v in zip(yt, row))
                 pf, gf = _slot("softmax", "p"), _slot("softmax_cross_entropy_grad", "grad")
-                grad = [gf(p=pf(zs=v - shift, S=S), ysum=ysum, yt=a) for a, v in zip(yt, row)]
+                grad = [gf(p=pf(zs=v - shift, Srest=Srest), ysum=ysum, yt=a)
+                        for a, v in zip(yt, row)]
         losses.append(loss if keep else mpmath.mpf(0))
         grads.append([v * scale if keep else mpmath.mpf(0) for v in grad])
     loss = _reduce(losses, reduction, divisor)

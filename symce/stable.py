@@ -8,6 +8,8 @@ Passes
 ------
 * :func:`shift_logits` — softmax shift invariance: e^{z_a} -> e^{z_a - shift}, the partition sum
   -> ``S`` = sum_k e^{z_k - shift} and log sum_k e^{z_k} -> shift + log S (shift = the row max).
+* :func:`log1p_form` — log(1 + a) -> log1p(a); with S = 1 + Srest this is log S for a row whose
+  max term is exactly 1.
 * :func:`sigmoid_complement` — 1 - sigma(x) -> sigma(-x), so no difference of two numbers near 1
   is ever formed (sigma(x) sigma(-x) for sigma', (1-y) sigma(x) - w y sigma(-x) for BCE o sigma).
 * :func:`sigmoid_to_softplus` — sigma(t) -> exp(-softplus(-t)) and log sigma(t) -> -softplus(-t):
@@ -57,6 +59,12 @@ def shift_logits(expr, logit, shift, S_shift, shifted=None):
         expr = sp.expand(expr.xreplace({z_local: zs + shift}), power_exp=False, log=False)
         expr = expr.replace(lambda e: isinstance(e, sp.exp), lambda e: sp.exp(sp.expand(e.args[0])))
     return expr
+
+
+def log1p_form(expr):
+    """log(1 + a) -> log1p(a): exact for small a (e.g. log S when one class dominates)."""
+    return expr.replace(lambda e: isinstance(e, sp.log) and e.args[0].is_Add and 1 in e.args[0].args,
+                        lambda e: log1p(e.args[0] - 1))
 
 
 def sigmoid_complement(expr, s, x, collect_on=()):
