@@ -104,7 +104,7 @@ SPECS = (
     Spec("cross_entropy_grad", "Cross-entropy with respect to the probabilities",
          m.cross_entropy(), m.p[m.j], r"\frac{\partial L}{\partial p_j}"),
     Spec("cross_entropy_label_grad", "Integer-label cross-entropy with respect to the logits",
-         m.cross_entropy_label(m.i), m.z[m.j], r"\frac{\partial (-\log p_i)}{\partial z_j}"),
+         m.cross_entropy_label(m.t), m.z[m.j], r"\frac{\partial (-\log p_t)}{\partial z_j}"),
     Spec("softmax_cross_entropy_grad", "Cross-entropy of the softmax with respect to the logits",
          m.softmax_cross_entropy(), m.z[m.j], r"\frac{\partial L}{\partial z_j}",
          TARGET_IS_DISTRIBUTION),

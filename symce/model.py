@@ -25,6 +25,7 @@ import sympy as sp
 K = sp.Symbol("K", integer=True, positive=True)
 N = sp.Symbol("N", integer=True, positive=True)
 i, j, k, n, m = sp.symbols("i j k n m", integer=True, positive=True)
+t = sp.Symbol("t", integer=True, positive=True)   # an integer class label
 
 theta = sp.Symbol("theta", real=True)          # a logit fed to the sigmoid
 y_bin = sp.Symbol("y", real=True)              # binary target in [0, 1]
@@ -145,19 +146,20 @@ _INDEXED_DEFS = {
 }
 
 DEFINITIONS = (
-    OutputSymbol(p, r"p_i", r"p_i = e^{z_i} / S, the softmax probabilities"),
-    OutputSymbol(P, r"P_{n,i}", r"P_{n,i} = e^{Z_{n,i}} / S_n, the softmax of sample n"),
-    OutputSymbol(S, r"S", r"S = \sum_{k=1}^{K} e^{z_k}, the partition sum"),
-    OutputSymbol(S_n, r"S_n", r"S_n = \sum_{k=1}^{K} e^{Z_{n,k}}"),
-    OutputSymbol(s, r"\sigma", r"\sigma = \sigma(\theta) = 1/(1 + e^{-\theta})"),
+    OutputSymbol(p, r"p_i", r"$p_i = e^{z_i} / S$, the softmax probabilities"),
+    OutputSymbol(P, r"P_{n,i}", r"$P_{n,i} = e^{Z_{n,i}} / S_n$, the softmax of sample $n$"),
+    OutputSymbol(S, r"S", r"$S = \sum_{k=1}^{K} e^{z_k}$, the partition sum"),
+    OutputSymbol(S_n, r"S_n", r"$S_n = \sum_{k=1}^{K} e^{Z_{n,k}}$, the partition sum of sample $n$"),
+    OutputSymbol(s, r"\sigma", r"$\sigma = \sigma(\theta) = 1/(1 + e^{-\theta})$"),
 )
 
 
-def unfold(expr):
-    """Replace every output symbol by its definition until none is left."""
+def unfold(expr, which=None):
+    """Replace output symbols (all, or those in ``which``) by their definitions, recursively."""
+    defs = [d for d in DEFINITIONS if which is None or d.symbol in which]
     for _ in range(4):  # definitions nest at most P -> S_n -> Sum
         new = expr
-        for d in DEFINITIONS:
+        for d in defs:
             new = d.unfold(new)
         if new == expr:
             return new

@@ -67,8 +67,8 @@ def canonical_sums(expr):
     def canon(total):
         idx, lo, hi = total.limits[0]
         key = sp.Sum(total.function.xreplace({idx: _CANON}), (_CANON, lo, hi))
-        sym = table.setdefault(key, sp.Symbol(f"Sigma{len(table)}", positive=True))
-        return sym
+        # named by content, so the same sum gets the same symbol in every call
+        return table.setdefault(key, sp.Symbol(f"Sum[{sp.sstr(key)}]"))
 
     out = expr.replace(lambda e: isinstance(e, sp.Sum) and len(e.limits) == 1, canon)
     return out, {v: k for k, v in table.items()}
@@ -85,20 +85,20 @@ def _derivatives_first(expr):
                         lambda e: sp.diff(e.expr, *e.variables))
 
 
-def normal_form(expr, substitutions=None):
+def normal_form(expr, substitutions=None, defs=None):
     """A canonical rational expression for `expr` (general K), or for concrete K if K is a number.
 
     ``substitutions`` maps expressions to values and is applied after unfolding and after sums are
     canonicalised, so it can name a sum (e.g. sum_k y_k -> 1) or a delta (delta_ij -> 0).
     """
-    expr = model.unfold(sp.sympify(expr))
+    expr = model.unfold(sp.sympify(expr), defs)
     expr = _derivatives_first(expr)
     expr = collapse_sums(_split_logs(expr))
     expr, _ = canonical_sums(expr)
     if substitutions:
         subs = {}
         for key, val in substitutions.items():
-            key_c, _ = canonical_sums(collapse_sums(_split_logs(model.unfold(sp.sympify(key)))))
+            key_c, _ = canonical_sums(collapse_sums(_split_logs(model.unfold(sp.sympify(key), defs))))
             subs[key_c] = val
         expr = expr.xreplace(subs)
     return expr
@@ -117,9 +117,9 @@ def is_zero(expr) -> bool:
     return sp.simplify(e) == 0
 
 
-def equal(a, b, substitutions=None) -> bool:
+def equal(a, b, substitutions=None, defs=None) -> bool:
     """Symbolic equality of two derivation steps under the range assumption and `substitutions`."""
-    return is_zero(normal_form(a, substitutions) - normal_form(b, substitutions))
+    return is_zero(normal_form(a, substitutions, defs) - normal_form(b, substitutions, defs))
 
 
 def in_output_symbols(expr):

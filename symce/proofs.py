@@ -1,0 +1,346 @@
+"""Stage 3b — the derivations symce publishes, step by step, in the order the seed articles take.
+
+Every step below is a claim ``expr = previous expr`` with its justification; nothing here is
+trusted: :func:`symce.proof.verify` checks each one (general K symbolically, and numerically at
+40 digits), and the last step of each proof must equal the closed form the derivation engine found
+on its own (:mod:`symce.derive`).  Where a seed article has a mistake, the proof follows the
+mathematics and the outro says what the seed got wrong.
+"""
+from __future__ import annotations
+
+from functools import lru_cache
+
+import sympy as sp
+
+from . import model as m
+from .proof import Condition, Proof, Step, verify
+
+D = sp.Derivative
+
+
+def M(*args):
+    """A product kept as written (for the display of a step)."""
+    return sp.Mul(*args, evaluate=False)
+
+
+def A(*args):
+    """A sum kept as written."""
+    return sp.Add(*args, evaluate=False)
+
+
+z, y, p, S, K = m.z, m.y, m.p, m.S, m.K
+i, j, k, n, t, mm = m.i, m.j, m.k, m.n, m.t, m.m
+SIGMA = m.partition_sum()                 # sum_{k=1}^K e^{z_k}
+delta_ij = sp.KroneckerDelta(i, j)
+delta_tj = sp.KroneckerDelta(t, j)
+
+CASE_I_EQ_J = Condition(r"i = j", bind={j: i})
+CASE_I_NE_J = Condition(r"i \neq j", zero=(delta_ij,), distinct=((i, j),))
+CASE_J_EQ_T = Condition(r"j = t", bind={j: t})
+CASE_J_NE_T = Condition(r"j \neq t", zero=(delta_tj,), distinct=((j, t),))
+Y_SUMS_TO_ONE = Condition(r"\sum_{i=1}^{K} y_i = 1", sums_to_one=((y, 0, ()),))
+BATCH_Y_SUMS_TO_ONE = Condition(r"\sum_{k=1}^{K} Y_{m,k} = 1", sums_to_one=((m.Y, 1, (mm,)),))
+
+ytilde = sp.IndexedBase(r"ytilde", real=True)
+wc = sp.IndexedBase("w", positive=True)
+eps = sp.Symbol(r"epsilon", nonnegative=True)
+EFFECTIVE_TARGET = Condition(
+    r"\tilde{y}_k = (1 - \varepsilon)\, w_t\, \delta_{tk} + \varepsilon\, w_k / K",
+    define={ytilde: lambda a: (1 - eps) * wc[t] * sp.KroneckerDelta(t, a) + eps * wc[a] / K})
+UNIT_WEIGHTS = Condition(r"w_k = 1", define={wc: lambda a: 1})
+
+
+def _sigmoid():
+    th = m.theta
+    e = sp.exp(-th)
+    s = m.s
+    return Proof(
+        "sigmoid", "Derivative of the sigmoid", r"\frac{d\sigma}{d\theta}",
+        (
+            Step(D(1 / (1 + e), th), r"\text{definition } \sigma(\theta) = \frac{1}{1 + e^{-\theta}}"),
+            Step(M(-1, (1 + e) ** -2, D(1 + e, th)),
+                 r"\text{chain rule: } \frac{d}{d\theta} u^{-1} = -u^{-2} \frac{du}{d\theta}"),
+            Step(e / (1 + e) ** 2, r"\frac{d}{d\theta} e^{-\theta} = -e^{-\theta}"),
+            Step(M(1 / (1 + e), e / (1 + e)), r"\text{split the fraction}"),
+            Step(M(1 / (1 + e), A(1, -1 / (1 + e))),
+                 r"\frac{e^{-\theta}}{1 + e^{-\theta}} = 1 - \frac{1}{1 + e^{-\theta}}"),
+            Step(M(s, A(1, -s)), r"\sigma = \frac{1}{1 + e^{-\theta}}"),
+        ),
+        result="sigmoid_grad", defs=(s,),
+        intro=r"The logistic sigmoid maps a score $\theta$ to a probability.",
+        outro=r"So $\sigma' = \sigma(1 - \sigma)$: the derivative needs only the forward value.",
+        sources="seeds 000 and 001")
+
+
+def _softmax_jacobian():
+    ez_i, ez_j = sp.exp(z[i]), sp.exp(z[j])
+    return Proof(
+        "softmax_jacobian", "Jacobian of the softmax", r"\frac{\partial p_i}{\partial z_j}",
+        (
+            Step(D(ez_i / SIGMA, z[j]), r"\text{definition } p_i = \frac{e^{z_i}}{\sum_k e^{z_k}}"),
+            Step(M(A(M(D(ez_i, z[j]), SIGMA), M(-1, ez_i, D(SIGMA, z[j]))), SIGMA ** -2),
+                 r"\text{quotient rule}"),
+            Step(M(A(M(delta_ij, ez_i, SIGMA), M(-1, ez_i, ez_j)), SIGMA ** -2),
+                 r"\frac{\partial e^{z_i}}{\partial z_j} = \delta_{ij} e^{z_i},\ "
+                 r"\frac{\partial}{\partial z_j}\sum_k e^{z_k} = e^{z_j} "
+                 r"\text{ (only } k = j \text{ depends on } z_j\text{; } 1 \le j \le K)"),
+            Step(A(M(delta_ij, ez_i / S), -M(ez_i / S, ez_j / S)),
+                 r"\text{divide through by } S^2,\ S = \sum_k e^{z_k}"),
+            Step(A(M(delta_ij, p[i]), -M(p[i], p[j])), r"p_i = e^{z_i}/S,\ p_j = e^{z_j}/S"),
+            Step(A(p[i], -p[i] ** 2), r"\delta_{ii} = 1", given=(CASE_I_EQ_J,),
+                 block=r"Case $i = j$"),
+            Step(M(p[i], A(1, -p[i])), r"\text{factor}"),
+            Step(-M(p[i], p[j]), r"\delta_{ij} = 0", ref=4, given=(CASE_I_NE_J,),
+                 block=r"Case $i \neq j$"),
+            Step(M(p[i], A(delta_ij, -p[j])), r"\text{both cases in one formula}", ref=4,
+                 block="Both cases"),
+        ),
+        result="softmax_jacobian", defs=(p, S),
+        intro=r"With $p = \operatorname{softmax}(z)$, $p_i = e^{z_i} / \sum_{k=1}^{K} e^{z_k}$, "
+              r"for any number of classes $K$ and indices $1 \le i, j \le K$.",
+        outro=r"On the diagonal $p_k(1 - p_k)$, off it $-p_i p_j$: "
+              r"$J = \operatorname{diag}(p) - p p^\top$.",
+        sources="seeds 000, 001 and 004")
+
+
+def _log_sum_exp_route():
+    return Proof(
+        "cross_entropy_label", "Integer-label cross-entropy through log-sum-exp",
+        r"\frac{\partial L}{\partial z_j},\ L = -\log p_t",
+        (
+            Step(D(-sp.log(sp.exp(z[t]) / SIGMA), z[j]),
+                 r"\text{definition: } L = -\log p_t,\ t \text{ the true class}"),
+            Step(D(A(-z[t], sp.log(SIGMA)), z[j]),
+                 r"\log\frac{a}{b} = \log a - \log b,\ \log e^{z_t} = z_t"),
+            Step(A(-D(z[t], z[j]), M(1 / SIGMA, D(SIGMA, z[j]))),
+                 r"\frac{d}{dx}\log f = \frac{f'}{f}"),
+            Step(A(-delta_tj, sp.exp(z[j]) / SIGMA),
+                 r"\frac{\partial z_t}{\partial z_j} = \delta_{tj},\ "
+                 r"\frac{\partial}{\partial z_j}\sum_k e^{z_k} = e^{z_j}"),
+            Step(A(p[j], -delta_tj), r"p_j = e^{z_j} / \sum_k e^{z_k}"),
+            Step(A(p[t], -1), r"\delta_{tt} = 1", given=(CASE_J_EQ_T,), block=r"Case $j = t$"),
+            Step(p[j], r"\delta_{tj} = 0", ref=4, given=(CASE_J_NE_T,), block=r"Case $j \neq t$"),
+            Step(A(p[j], -delta_tj), r"\text{both cases: } \nabla_z L = p - e_t", ref=4,
+                 block="Both cases"),
+        ),
+        result="cross_entropy_label_grad", defs=(p, S),
+        intro=r"For a sample whose true class is $t$, the one-hot target selects one term: "
+              r"$L = -\log p_t = -z_t + \log\sum_{k=1}^{K} e^{z_k}$.",
+        outro=r"The gradient of the true class's logit is $p_t - 1 \le 0$ and of every other "
+              r"$p_j \ge 0$. Seed 002's example: logits $(1, 2, 0.5)$, true class 1 (0-based), "
+              r"gives $L = 0.464368784\ldots$; the seed's $0.462$ comes from rounding $p_1$ to "
+              r"$0.63$ first.",
+        sources="seeds 002 and 003")
+
+
+def _ce_wrt_probabilities():
+    return Proof(
+        "cross_entropy_probs", "Cross-entropy with respect to the probabilities",
+        r"\frac{\partial L}{\partial p_j},\ L = -\sum_i y_i \log p_i",
+        (
+            Step(D(m.cross_entropy(), p[j]), r"\text{definition}"),
+            Step(-sp.Sum(M(y[i], D(sp.log(p[i]), p[j])), (i, 1, K)), r"\text{linearity}"),
+            Step(-sp.Sum(M(y[i], delta_ij / p[i]), (i, 1, K)),
+                 r"\frac{\partial \log p_i}{\partial p_j} = \frac{\delta_{ij}}{p_i}"),
+            Step(-y[j] / p[j], r"\text{only } i = j \text{ remains } (1 \le j \le K)"),
+        ),
+        result="cross_entropy_grad", defs=(),
+        intro=r"Here the probabilities $p$ are the variables (no softmax yet).",
+        sources="seed 001")
+
+
+def _softmax_cross_entropy():
+    dp = M(p[i], A(delta_ij, -p[j]))
+    return Proof(
+        "softmax_cross_entropy", "Cross-entropy of the softmax: the chain rule over all classes",
+        r"\frac{\partial L}{\partial z_j},\ L = -\sum_i y_i \log \operatorname{softmax}(z)_i",
+        (
+            Step(D(m.softmax_cross_entropy(), z[j]), r"\text{definition}"),
+            Step(sp.Sum(M(-y[i] / p[i], dp), (i, 1, K)),
+                 r"\text{chain rule over all } i:\ \sum_i \frac{\partial L}{\partial p_i}"
+                 r"\frac{\partial p_i}{\partial z_j},\ \frac{\partial L}{\partial p_i} = "
+                 r"-\frac{y_i}{p_i},\ \frac{\partial p_i}{\partial z_j} = p_i(\delta_{ij} - p_j)"),
+            Step(sp.Sum(A(-M(y[i], delta_ij), M(y[i], p[j])), (i, 1, K)),
+                 r"p_i \text{ cancels}"),
+            Step(A(-y[j], M(p[j], sp.Sum(y[i], (i, 1, K)))),
+                 r"\sum_i y_i \delta_{ij} = y_j,\ p_j \text{ does not depend on } i"),
+            Step(A(p[j], -y[j]), r"\sum_i y_i = 1 \text{ (one-hot or probability target)}",
+                 given=(Y_SUMS_TO_ONE,)),
+        ),
+        result="softmax_cross_entropy_grad", defs=(p, S),
+        intro=r"$L(z) = -\sum_{i=1}^{K} y_i \log p_i$ with $p = \operatorname{softmax}(z)$: "
+              r"every $p_i$ depends on every $z_j$, so the chain rule sums over all $i$.",
+        outro=r"$\nabla_z L = p - y$ (predicted minus target). The sign matters: one seed writes "
+              r"$y - \hat{y}$, which is the negative gradient. Without "
+              r"$\sum_i y_i = 1$ the gradient is $p_j \sum_i y_i - y_j$, which symce's kernels "
+              r"compute (it is what weights and label smoothing need).",
+        sources="seeds 001, 003 and 004")
+
+
+def _log_softmax():
+    return Proof(
+        "log_softmax", "Jacobian of the log-softmax", r"\frac{\partial \log p_i}{\partial z_j}",
+        (
+            Step(D(sp.log(sp.exp(z[i]) / SIGMA), z[j]), r"\text{definition}"),
+            Step(D(A(z[i], -sp.log(SIGMA)), z[j]), r"\log\frac{e^{z_i}}{S} = z_i - \log S"),
+            Step(A(delta_ij, -M(1 / SIGMA, D(SIGMA, z[j]))),
+                 r"\frac{\partial z_i}{\partial z_j} = \delta_{ij},\ \frac{d}{dx}\log f = \frac{f'}{f}"),
+            Step(A(delta_ij, -sp.exp(z[j]) / SIGMA),
+                 r"\frac{\partial}{\partial z_j}\sum_k e^{z_k} = e^{z_j}"),
+            Step(A(delta_ij, -p[j]), r"p_j = e^{z_j}/S"),
+        ),
+        result="log_softmax_jacobian", defs=(p, S),
+        outro=r"In particular $\frac{\partial}{\partial z_j}\log\sum_k e^{z_k} = p_j$: "
+              r"the gradient of log-sum-exp is the softmax.",
+        sources="seed 002")
+
+
+def _logsumexp():
+    return Proof(
+        "logsumexp", "Gradient of log-sum-exp", r"\frac{\partial}{\partial z_j}\log\sum_k e^{z_k}",
+        (
+            Step(D(sp.log(SIGMA), z[j]), r"\text{definition}"),
+            Step(M(1 / SIGMA, D(SIGMA, z[j])), r"\frac{d}{dx}\log f = \frac{f'}{f}"),
+            Step(sp.exp(z[j]) / SIGMA, r"\frac{\partial}{\partial z_j}\sum_k e^{z_k} = e^{z_j}"),
+            Step(p[j], r"p_j = e^{z_j}/S"),
+        ),
+        result="logsumexp_grad", defs=(p, S), sources="seed 002")
+
+
+def _bce():
+    yh, yb = m.yhat, m.y_bin
+    return Proof(
+        "binary_cross_entropy", "Binary cross-entropy with respect to the probability",
+        r"\frac{\partial L}{\partial \hat{y}}",
+        (
+            Step(D(m.binary_cross_entropy(), yh),
+                 r"\text{definition } L = -(y \log\hat{y} + (1 - y)\log(1 - \hat{y}))"),
+            Step(-A(yb / yh, -(1 - yb) / (1 - yh)),
+                 r"\frac{d}{d\hat{y}}\log\hat{y} = \frac{1}{\hat{y}},\ "
+                 r"\frac{d}{d\hat{y}}\log(1 - \hat{y}) = -\frac{1}{1 - \hat{y}}"),
+            Step(M(A(-M(yb, 1 - yh), M(1 - yb, yh)), 1 / M(yh, 1 - yh)),
+                 r"\text{common denominator}"),
+            Step(M(A(yh, -yb), 1 / M(yh, 1 - yh)), r"-y + y\hat{y} + \hat{y} - y\hat{y} = \hat{y} - y"),
+        ),
+        result="binary_cross_entropy_grad", defs=(),
+        outro=r"$L' = \frac{\hat{y} - y}{\hat{y}(1 - \hat{y})}$; it is unbounded as $\hat{y} \to 0$ "
+              r"or $1$, which is why the kernels on logits (next) are preferred.",
+        sources="seeds 000 and 001")
+
+
+def _sigmoid_bce():
+    s, yb, th = m.s, m.y_bin, m.theta
+    return Proof(
+        "sigmoid_binary_cross_entropy", "Binary cross-entropy of the sigmoid",
+        r"\frac{\partial L}{\partial \theta},\ L = \operatorname{BCE}(\sigma(\theta), y)",
+        (
+            Step(D(m.sigmoid_binary_cross_entropy(), th), r"\text{definition}"),
+            Step(M((s - yb) / M(s, 1 - s), M(s, 1 - s)),
+                 r"\text{chain rule: } \frac{dL}{d\hat{y}}\Big|_{\hat{y}=\sigma}\cdot\sigma',\ "
+                 r"\sigma' = \sigma(1 - \sigma)"),
+            Step(A(s, -yb), r"\sigma(1 - \sigma) \text{ cancels}"),
+        ),
+        result="sigmoid_binary_cross_entropy_grad", defs=(s,),
+        outro=r"$\frac{\partial L}{\partial \theta} = \sigma(\theta) - y$: bounded, and the "
+              r"unbounded factors of the previous derivation cancel exactly.",
+        sources="seeds 000 and 001")
+
+
+def _sigmoid_weighted_bce():
+    s, yb, th, wp = m.s, m.y_bin, m.theta, m.pos_weight
+    return Proof(
+        "sigmoid_binary_cross_entropy_pos_weight", "Binary cross-entropy of the sigmoid with a positive-class weight",
+        r"\frac{\partial L}{\partial \theta},\ L = -(w_+ y \log\sigma + (1 - y)\log(1 - \sigma))",
+        (
+            Step(D(m.sigmoid_weighted_binary_cross_entropy(), th), r"\text{definition}"),
+            Step(-A(M(wp, yb, 1 - s), -M(1 - yb, s)),
+                 r"\frac{d}{d\theta}\log\sigma = 1 - \sigma,\ "
+                 r"\frac{d}{d\theta}\log(1 - \sigma) = -\sigma"),
+            Step(A(M(1 - yb, s), -M(wp, yb, 1 - s)), r"\text{rearrange}"),
+        ),
+        result="sigmoid_weighted_binary_cross_entropy_grad", defs=(s,),
+        outro=r"With $w_+ = 1$ this is $\sigma - y$. The kernels evaluate it as "
+              r"$(1 - y)\sigma(\theta) - w_+ y\,\sigma(-\theta)$ ($1 - \sigma(\theta) = "
+              r"\sigma(-\theta)$), which never subtracts two numbers close to 1.",
+        sources="PyTorch's BCE with logits (pos-weight option)")
+
+
+def _weighted_target():
+    L = -sp.Sum(ytilde[i] * sp.log(sp.exp(z[i]) / SIGMA), (i, 1, K))
+    sum_yt = sp.Sum(ytilde[k], (k, 1, K))
+    yt_def = lambda a: A(M(1 - eps, wc[t], sp.KroneckerDelta(t, a)), M(eps, wc[a], 1 / K))  # noqa: E731
+    return Proof(
+        "weighted_target", "Class weights and label smoothing change y into an effective target",
+        r"\frac{\partial L}{\partial z_j},\ L = -\sum_i \tilde{y}_i \log p_i",
+        (
+            Step(D(L, z[j]), r"\text{definition, with effective target } \tilde{y}"),
+            Step(A(M(p[j], sum_yt), -ytilde[j]),
+                 r"\text{the chain-rule derivation above, without assuming } \sum_k \tilde{y}_k = 1"),
+            Step(A(M(p[j], sp.Sum(yt_def(k), (k, 1, K))), -yt_def(j)),
+                 r"\tilde{y}_k = (1 - \varepsilon) w_t \delta_{tk} + \varepsilon w_k / K",
+                 given=(EFFECTIVE_TARGET,),
+                 block=r"Integer label $t$, class weights $w$, smoothing $\varepsilon$"),
+            Step(A(M(p[j], A(M(1 - eps, wc[t]), M(eps / K, sp.Sum(wc[k], (k, 1, K))))),
+                   -yt_def(j)), r"\sum_k \delta_{tk} = 1 \ (1 \le t \le K)"),
+            Step(A(p[j], -A(M(1 - eps, delta_tj), eps / K)),
+                 r"\text{unit weights: } \sum_k \tilde{y}_k = (1 - \varepsilon) + \varepsilon = 1",
+                 given=(UNIT_WEIGHTS,), block=r"Without class weights ($w_k = 1$)"),
+        ),
+        result=None, defs=(p, S),
+        intro=r"PyTorch's class weights and label smoothing only change the target: "
+              r"$\tilde{y}_k = w_k((1-\varepsilon) y_k + \varepsilon / K)$ for a probability "
+              r"target, $\tilde{y}_k = (1 - \varepsilon) w_t [k = t] + \varepsilon w_k / K$ for "
+              r"an integer label $t$.",
+        outro=r"So every kernel computes $p_j \sum_k \tilde{y}_k - \tilde{y}_j$; with "
+              r"the mean reduction the sum over samples is divided by $\sum_n w_{t_n}$ "
+              r"(integer labels) or $N$ (probability targets).",
+        sources="PyTorch's cross-entropy options")
+
+
+def _batch():
+    Zb, Yb, Pb = m.Z, m.Y, m.P
+    row = sp.Sum(sp.exp(Zb[n, k]), (k, 1, K))
+    ce_n = -sp.Sum(Yb[n, i] * sp.log(sp.exp(Zb[n, i]) / row), (i, 1, K))
+    dn = sp.KroneckerDelta(mm, n)
+    return Proof(
+        "batch", "The batch: mean cross-entropy over N samples",
+        r"\frac{\partial L}{\partial Z_{m,j}},\ L = \frac{1}{N}\sum_{n=1}^{N} L_n",
+        (
+            Step(D(m.batch_softmax_cross_entropy(), Zb[mm, j]),
+                 r"\text{definition: } L_n = -\sum_i Y_{n,i}\log P_{n,i},\ P_{n,:} = "
+                 r"\operatorname{softmax}(Z_{n,:})"),
+            Step(M(1 / m.N, sp.Sum(D(ce_n, Zb[mm, j]), (n, 1, m.N))), r"\text{linearity}"),
+            Step(M(1 / m.N, sp.Sum(M(dn, A(M(Pb[n, j], sp.Sum(Yb[n, k], (k, 1, K))), -Yb[n, j])),
+                                   (n, 1, m.N))),
+                 r"L_n \text{ depends on row } n \text{ only; the single-sample result}"),
+            Step(M(1 / m.N, A(M(Pb[mm, j], sp.Sum(Yb[mm, k], (k, 1, K))), -Yb[mm, j])),
+                 r"\text{only } n = m \text{ remains } (1 \le m \le N)"),
+            Step(M(1 / m.N, A(Pb[mm, j], -Yb[mm, j])), r"\sum_k Y_{m,k} = 1",
+                 given=(BATCH_Y_SUMS_TO_ONE,)),
+        ),
+        result="batch_softmax_cross_entropy_grad", defs=(Pb, m.S_n),
+        intro=r"Stack the logits of $N$ samples as the rows of $Z \in \mathbb{R}^{N \times K}$ "
+              r"and the targets as $Y$; the loss is the mean of the per-sample losses.",
+        outro=r"In matrix form $\nabla_Z L = \frac{1}{N}(P - Y)$ with $P$ the row-wise softmax of "
+              r"$Z$ (the batch section seed 001 promised).",
+        sources="seed 001 (section 6, left unwritten there)")
+
+
+BUILDERS = (_sigmoid, _softmax_jacobian, _log_sum_exp_route, _ce_wrt_probabilities,
+            _softmax_cross_entropy, _log_softmax, _logsumexp, _bce, _sigmoid_bce,
+            _sigmoid_weighted_bce, _weighted_target, _batch)
+
+
+@lru_cache(maxsize=None)
+def proofs() -> tuple:
+    """Every proof, unverified (see :func:`verified_proofs`)."""
+    return tuple(build() for build in BUILDERS)
+
+
+@lru_cache(maxsize=None)
+def verified_proofs() -> tuple:
+    """Every proof, each step checked; raises ProofError naming the first bad step."""
+    out = proofs()
+    for pr in out:
+        verify(pr)
+    return out
