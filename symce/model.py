@@ -41,7 +41,7 @@ S = sp.Symbol("S", positive=True)              # output symbol: S = sum_k exp(z_
 Z = sp.IndexedBase("Z", real=True)             # batch logits, Z[n, k]
 Y = sp.IndexedBase("Y", real=True)             # batch targets, Y[n, k]
 P = sp.IndexedBase("P", positive=True)         # output symbol: P[n, k] = softmax(Z[n, :])_k
-S_n = sp.IndexedBase("S", positive=True)       # output symbol: S[n] = sum_k exp(Z[n, k])
+S_n = sp.IndexedBase("Srow", positive=True)    # output symbol: Srow[n] = sum_k exp(Z[n, k])
 
 
 # ----------------------------------------------------------------------------------------------

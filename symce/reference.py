@@ -132,7 +132,11 @@ def evaluate(name, *args, form="raw", weight=None, ignore_index=-100, label_smoo
             (x,) = args
             if form == "raw":
                 f = _scalar(name)
-                return np.vectorize(lambda v: f(v), otypes=[object])(_mp(x))
+
+                def raw(v):  # 1 + e^-x and friends cancel for large |x|: carry the digits
+                    with mpmath.workdps(DPS + int(abs(v) / 2.3) + 10):
+                        return +f(v)
+                return np.vectorize(raw, otypes=[object])(_mp(x))
             f = _slot(name, "out")
             return np.vectorize(lambda v: f(x=v), otypes=[object])(_mp(x))
         if fam == "rowwise":
@@ -245,7 +249,9 @@ def _bce(name, form, x, target, *, weight, pos_weight, reduction):
         wv, pv = mpmath.mpf(wv), mpmath.mpf(pv)
         if logits:
             if form == "raw":
-                v = _scalar("sbce_grad" if grad_kernel else "sbce")(xv, tv, pv)
+                # the raw definition subtracts sigma from 1: carry enough digits for e^-|x|
+                with mpmath.workdps(DPS + int(abs(xv) / 2.3) + 10):
+                    v = _scalar("sbce_grad" if grad_kernel else "sbce")(xv, tv, pv)
             else:
                 v = _slot(name, "grad" if grad_kernel else "loss")(x=xv, y=tv, pw=pv)
         else:

@@ -21,7 +21,7 @@ class ProofPrinter(LatexPrinter):
     """LaTeX for derivation steps, as written."""
 
     _NAMES = {"epsilon": r"\varepsilon", "w_+": r"w_{+}", "ytilde": r"\tilde{y}",
-              "yhat": r"\hat{y}", "theta": r"\theta", "sigma": r"\sigma"}
+              "yhat": r"\hat{y}", "theta": r"\theta", "sigma": r"\sigma", "Srow": "S"}
 
     def __init__(self):
         super().__init__({"order": "none", "symbol_names": {}})
