@@ -30,6 +30,12 @@ from . import model as m
 DPS = 50
 
 
+def _digits_for(v):
+    """Working digits for a raw scalar definition at v: 1 + e^-|v| must not round to 1."""
+    extra = int(min(abs(v), mpmath.mpf(10) ** 5) / 2.3) if mpmath.isfinite(v) else 0
+    return mpmath.mp.dps + extra + 10
+
+
 def _mp(a):
     return np.vectorize(lambda v: mpmath.mpf(float(v)), otypes=[object])(np.asarray(a, dtype=float))
 
@@ -121,11 +127,15 @@ def _scale(reduction, divisor):
 
 
 def evaluate(name, *args, form="raw", weight=None, ignore_index=-100, label_smoothing=0.0,
-             pos_weight=None, reduction="mean"):
-    """Reference value of kernel ``name`` (NumPy layout), at ``DPS`` digits, as mpf arrays."""
+             pos_weight=None, reduction="mean", dps=None):
+    """Reference value of kernel ``name`` (NumPy layout), as mpf arrays.
+
+    ``dps`` digits (default ``DPS``); raise it for inputs whose raw definition cancels, e.g. the
+    log-probability of a class that dominates the others by more than ~100 in logit.
+    """
     if form not in ("raw", "closed"):
         raise ValueError(f"form: expected 'raw' or 'closed', got {form!r}")
-    with mpmath.workdps(DPS):
+    with mpmath.workdps(dps or DPS):
         kern = kr.kernel(name)
         fam = kern.family
         if fam == "elementwise":
@@ -134,7 +144,7 @@ def evaluate(name, *args, form="raw", weight=None, ignore_index=-100, label_smoo
                 f = _scalar(name)
 
                 def raw(v):  # 1 + e^-x and friends cancel for large |x|: carry the digits
-                    with mpmath.workdps(DPS + int(abs(v) / 2.3) + 10):
+                    with mpmath.workdps(_digits_for(v)):
                         return +f(v)
                 return np.vectorize(raw, otypes=[object])(_mp(x))
             f = _slot(name, "out")
@@ -250,7 +260,7 @@ def _bce(name, form, x, target, *, weight, pos_weight, reduction):
         if logits:
             if form == "raw":
                 # the raw definition subtracts sigma from 1: carry enough digits for e^-|x|
-                with mpmath.workdps(DPS + int(abs(xv) / 2.3) + 10):
+                with mpmath.workdps(_digits_for(xv)):
                     v = _scalar("sbce_grad" if grad_kernel else "sbce")(xv, tv, pv)
             else:
                 v = _slot(name, "grad" if grad_kernel else "loss")(x=xv, y=tv, pw=pv)

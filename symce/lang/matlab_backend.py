@@ -1,0 +1,459 @@
+"""Stage 5/6 for MATLAB — the printer and the template contexts of ``generated/matlab/``.
+
+One function per file, ``symce_<kernel>.m``, for MATLAB and GNU Octave >= 7.  The MATLAB
+layout puts classes along dimension 1 (``K x N``, one column per sample, like MATLAB's own
+``softmax``); labels are 1-based; options are name-value pairs.  The code is vectorised over the
+samples: every kernel-local symbol of :mod:`symce.kernels` names a whole array (``zs`` is K x N,
+``Srest`` is 1 x N, ...) and the slot expressions are printed with element-wise operators, so
+MATLAB's implicit expansion does the broadcasting.
+
+Flow: registry slot (SymPy) -> :class:`MatlabPrinter` (symbol-name -> variable-name table, the
+custom functions of :mod:`symce.functions`, strict) -> strings in a context -> ``templates/matlab``.
+The printer records the local helper functions a kernel calls (``softplus``, ``clamp_min``,
+``mul0``); the template appends exactly those at the end of the file.  ``softplus``'s body is
+printed from ``softplus(t).stable()``; ``clamp_min`` and ``mul0`` are MATLAB idioms (restore NaN
+after ``max``; zero where the factor is zero) and live in the template.
+"""
+from __future__ import annotations
+
+import keyword
+import re
+
+import numpy as np
+import sympy as sp
+from sympy.printing.octave import OctaveCodePrinter
+
+from .. import kernels as kr
+from ..functions import softplus
+from ..generate import Output
+
+TEMPLATE = "matlab/function.m.jinja"
+PREFIX = "symce_"
+
+# MATLAB's reserved words (``iskeyword``); none may name a variable or a function.
+MATLAB_KEYWORDS = frozenset("""
+break case catch classdef continue else elseif end for function global if otherwise parfor
+persistent return spmd switch try while
+""".split())
+
+# Functions the generated code may call: each exists in MATLAB and in Octave >= 7.
+KNOWN_FUNCTIONS = {"exp": "exp", "log": "log", "Abs": "abs", "log1p": "log1p", "expm1": "expm1"}
+
+# Kernel-local symbol -> MATLAB variable, per family (inputs keep their argument names).
+_COMMON = {"zs": "zs", "shift": "shift", "Srest": "Srest", "K": "K"}
+NAMES = {
+    "elementwise": {"x": "x"},
+    "rowwise": {**_COMMON, "p": "p", "p_i": "p_i", "p_j": "p_j", "delta": "delta", "g": "g",
+                "dot": "g_dot_p"},
+    "ce_probs": {"K": "K", "p": "probs", "y": "target", "yt": "yt", "ysum": "ysum", "hot": "hot",
+                 "w_t": "w_t", "w_k": "w_k", "label_smoothing": "smoothing"},
+    "ce_logits": {**_COMMON, "p": "p", "y": "target", "yt": "yt", "ysum": "ysum", "hot": "hot",
+                  "w_t": "w_t", "w_k": "w_k", "label_smoothing": "smoothing"},
+    "bce": {"prob": "probs", "x": "logits", "y": "target", "w": "weight", "pw": "pos_weight"},
+}
+
+# PyTorch keyword -> MATLAB name-value option, its default (MATLAB literal) and its help line.
+OPTIONS = {
+    "weight": ("Weight", "[]", None),
+    "ignore_index": ("IgnoreIndex", "-100",
+                     "label value whose samples are skipped: they add 0 to the loss, a zero "
+                     "gradient column and nothing to the 'mean' divisor (default -100)"),
+    "label_smoothing": ("LabelSmoothing", "0",
+                        "epsilon in [0, 1]: the target becomes (1 - epsilon) y + epsilon / K "
+                        "(default 0)"),
+    "pos_weight": ("PosWeight", "1",
+                   "weight of the positive term, a scalar or K = size(LOGITS, 1) non-negative "
+                   "values along dimension 1 (default 1)"),
+    "reduction": ("Reduction", "'mean'",
+                  "'mean' (default) | 'sum' | 'none'; 'mean' divides by {divisor}"),
+}
+WEIGHT_DOC = {
+    "ce": "class weights, a vector of K non-negative values (default all 1)",
+    "bce": "element weights, non-negative, of a size that expands to the input's (default 1)",
+}
+DIVISOR_DOC = {
+    "ce": "the summed weight of the kept samples' classes (labels) or N (probability targets)",
+    "bce": "the number of elements",
+}
+
+# MATLAB-layout description of the inputs whose layout is the same in every family.
+SHAPES = {
+    "x": "an array of any size",
+    "z": "K-by-N, one column of logits per sample",
+    "g": "K-by-N, the upstream gradient (the size of Z)",
+}
+
+
+# ----------------------------------------------------------------------------------------------
+# The printer.
+# ----------------------------------------------------------------------------------------------
+class MatlabPrinter(OctaveCodePrinter):
+    """Octave/MATLAB printer for symce slots: element-wise operators, strict, name-mapped.
+
+    ``names`` maps each kernel-local symbol name to its MATLAB variable; a symbol without an entry
+    is an error, as is any function outside :data:`KNOWN_FUNCTIONS` and symce's own.
+    ``helpers`` collects the local functions the printed code calls.
+    """
+
+    language = "MATLAB"
+
+    def __init__(self, names: dict, settings=None):
+        super().__init__({"strict": True, **(settings or {})})
+        self.known_functions = dict(KNOWN_FUNCTIONS)
+        self.names = dict(names)
+        self.helpers = set()
+        for code_name in self.names.values():
+            check_identifier(code_name)
+
+    def _print_Symbol(self, expr):
+        if expr.name not in self.names:
+            raise ValueError(f"MatlabPrinter: no MATLAB name for the symbol {expr.name!r} "
+                             f"(known: {', '.join(sorted(self.names))})")
+        return self.names[expr.name]
+
+    def _print_Dummy(self, expr):
+        raise ValueError(f"MatlabPrinter: unexpected dummy symbol {expr}")
+
+    def _helper_call(self, name, args):
+        self.helpers.add(name)
+        return f"{name}({', '.join(self._print(a) for a in args)})"
+
+    def _print_softplus(self, expr):
+        return self._helper_call("softplus", expr.args)
+
+    def _print_clamp_min(self, expr):
+        return self._helper_call("clamp_min", expr.args)
+
+    def _print_mul0(self, expr):
+        return self._helper_call("mul0", expr.args)
+
+    def _print_Max(self, expr):
+        # MATLAB's max drops NaN; only max(value, constant) is needed, and it is a clamp
+        consts = [a for a in expr.args if a.is_number]
+        rest = [a for a in expr.args if not a.is_number]
+        if len(expr.args) != 2 or len(consts) != 1:
+            raise ValueError(f"MatlabPrinter: only max(expr, constant) is printable, got {expr}")
+        return self._helper_call("clamp_min", (rest[0], consts[0]))
+
+    def _print_log1p(self, expr):
+        return f"log1p({self._print(expr.args[0])})"
+
+    def _print_expm1(self, expr):
+        return f"expm1({self._print(expr.args[0])})"
+
+
+def check_identifier(name: str) -> str:
+    """``name`` if it is a valid MATLAB identifier (and a Python one), else ValueError."""
+    if not re.fullmatch(r"[A-Za-z][A-Za-z0-9_]{0,62}", name) or name in MATLAB_KEYWORDS \
+            or keyword.iskeyword(name):
+        raise ValueError(f"{name!r} is not a valid MATLAB identifier")
+    return name
+
+
+def helper_bodies() -> tuple[dict, dict]:
+    """Code of the helpers whose body is a formula (softplus's stable form over its argument t),
+    and the helpers each body calls."""
+    t = sp.Symbol("t", real=True)
+    pr = MatlabPrinter({"t": "t"})
+    body = pr.doprint(softplus(t).stable())
+    return {"softplus": body}, {"softplus": tuple(sorted(pr.helpers))}
+
+
+# ----------------------------------------------------------------------------------------------
+# Contexts.
+# ----------------------------------------------------------------------------------------------
+def _print_slots(kern) -> tuple[dict, set]:
+    """Printed code of each slot the template needs, and the helpers they call."""
+    names = NAMES[kern.family]
+    pr = MatlabPrinter(names)
+    slots = dict(kern.slots)
+    if kern.family == "rowwise" and "out" not in slots:  # softmax: the output is p itself
+        slots["out"] = slots.pop("p")
+    if kern.family == "bce":  # each element's term times its weight (loop structure, in SymPy)
+        slots = {k: kr.w * v for k, v in slots.items()}
+    code = {slot: pr.doprint(expr) for slot, expr in slots.items()}
+    return code, pr.helpers
+
+
+def _matlab_words(text: str) -> str:
+    return text.replace("class axis", "class dimension").replace("per row", "per sample")
+
+
+def _literal(a) -> str:
+    """MATLAB literal of a numeric array of at most 2 dimensions (%.4g, for examples)."""
+    a = np.asarray(a, dtype=float)
+    if a.ndim == 0:
+        return f"{a:.4g}"
+    a = a.reshape(a.shape[0], -1) if a.ndim == 2 else a.reshape(1, -1)
+    rows = ["  ".join(f"{v:.4g}" if v != 0 else "0" for v in row) for row in a]
+    return "[" + "; ".join(rows) + "]" if a.size != 1 else rows[0]
+
+
+def _in_literal(a) -> str:
+    """Like _literal, but the exact decimal inputs (repr), separated as MATLAB users write them."""
+    a = np.asarray(a, dtype=float)
+    if a.ndim == 0 or a.size == 1:
+        return repr(float(a.ravel()[0])).removesuffix(".0")
+    a = a.reshape(a.shape[0], -1) if a.ndim == 2 else a.reshape(1, -1)
+    return "[" + "; ".join(" ".join(repr(float(v)).removesuffix(".0") for v in row)
+                           for row in a) + "]"
+
+
+# Examples in MATLAB layout: inputs (numpy arrays in MATLAB shape; labels 1-based) and options.
+_Z = np.array([[1.0], [2.0], [0.5]])                     # 3 classes, 1 sample
+_Z2 = np.array([[1.0, 0.0], [2.0, 0.0], [0.5, 3.0]])     # 3 classes, 2 samples
+_P = np.array([[0.2], [0.7], [0.1]])
+EXAMPLES = {
+    "sigmoid": ((np.array([[-1.0, 0.0, 2.0]]),), {}),
+    "sigmoid_grad": ((np.array([[-1.0, 0.0, 2.0]]),), {}),
+    "softmax": ((np.array([[-2.85], [0.86], [0.28]]),), {}),
+    "log_softmax": ((_Z2,), {}),
+    "logsumexp": ((_Z2,), {}),
+    "softmax_jacobian": ((_Z,), {}),
+    "softmax_vjp": ((_Z, np.array([[1.0], [0.0], [0.0]])), {}),
+    "cross_entropy": ((_P, np.array([2])), {}),
+    "cross_entropy_grad": ((_P, np.array([2])), {}),
+    "softmax_cross_entropy": ((_Z, np.array([2])), {}),
+    "softmax_cross_entropy_grad": ((_Z2, np.array([2, 3])), {"label_smoothing": 0.1}),
+    "softmax_cross_entropy_with_grad": ((_Z2, np.array([2, 3])), {"weight": [1.0, 2.0, 1.0]}),
+    "binary_cross_entropy": ((np.array([[0.9, 0.2]]), np.array([[1.0, 0.0]])), {}),
+    "binary_cross_entropy_grad": ((np.array([[0.9, 0.2]]), np.array([[1.0, 0.0]])), {}),
+    "sigmoid_binary_cross_entropy": ((np.array([[2.0, -1.0]]), np.array([[1.0, 0.0]])),
+                                     {"pos_weight": 3.0}),
+    "sigmoid_binary_cross_entropy_grad": ((np.array([[2.0, -1.0]]), np.array([[1.0, 0.0]])),
+                                          {"reduction": "sum"}),
+}
+
+
+# the result's name in the help examples, where the registry's generic "out" says little
+EXAMPLE_NAMES = {"sigmoid": "s", "sigmoid_grad": "ds", "softmax": "p", "log_softmax": "logp",
+                 "logsumexp": "lse", "softmax_jacobian": "J", "softmax_vjp": "v"}
+
+
+def _example(kern) -> dict:
+    """The help example: the call, and each result as a %.4g literal from the closed-form
+    reference (so the help shows what the kernel returns; the tests run the call and compare)."""
+    from .. import reference  # lazily: mpmath evaluation is only needed here
+
+    args, opts = EXAMPLES[kern.name]
+    fam = kern.family
+    np_args = []
+    for a in args:
+        if a.ndim == 1:        # labels, 1-based -> 0-based
+            np_args.append(a - 1)
+        elif fam in ("elementwise", "bce"):
+            np_args.append(a)  # same element order either way
+        else:
+            np_args.append(a.T)
+    ref_opts = {k: (np.asarray(v) if k == "weight" else v) for k, v in opts.items()}
+    value = reference.evaluate(kern.name, *np_args, form="closed", **ref_opts)
+    values = value if isinstance(value, tuple) else (value,)
+    shown = []
+    for out, v in zip(kern.outputs, values):
+        v = np.asarray(v, dtype=float)
+        if fam == "rowwise" and kern.name == "softmax_jacobian":
+            v = v[0]               # (1, K, K) -> K x K for the one sample
+        elif fam == "rowwise" and kern.name == "logsumexp":
+            v = v.reshape(1, -1)   # one value per sample: 1 x N
+        elif fam == "rowwise" or (fam.startswith("ce") and v.ndim == 2):
+            v = v.T                # (N, K) -> K x N
+        shown.append((EXAMPLE_NAMES.get(kern.name, out.name), _literal(v)))
+    call_args = [_in_literal(a) for a in args]
+    for key, val in opts.items():
+        call_args.append(f"'{OPTIONS[key][0]}', "
+                         + (f"'{val}'" if isinstance(val, str) else _in_literal(np.asarray(val))))
+    lhs = shown[0][0] if len(shown) == 1 else "[" + ", ".join(n for n, _ in shown) + "]"
+    call = f"{lhs} = {PREFIX}{kern.name}({', '.join(call_args)})"
+    return {"call": call, "results": [{"name": n, "value": v} for n, v in shown]}
+
+
+def _arg_docs(kern) -> list:
+    fam = kern.family
+    docs = []
+    for a in kern.inputs:
+        if a.name in ("x", "z", "g"):
+            text = SHAPES[a.name]
+        elif fam == "bce":
+            text = ("an array of any size, " + a.doc) if a.name != "target" \
+                else "targets in [0, 1], the size of the first argument"
+        elif a.name == "target":
+            text = ("1-by-N (or N-by-1) class labels in 1..K, or a K-by-N matrix of "
+                    "probability targets (same size as the first argument; with K = 1 a "
+                    "floating-point 1-by-N target is read as probabilities, pass labels as an "
+                    "integer class such as int32 to mean labels)")
+        else:
+            text = f"K-by-N, {a.doc.replace('one row per sample', 'one column per sample')}"
+        docs.append({"name": a.name.upper(), "text": text})
+    return docs
+
+
+def _out_doc(kern) -> list:
+    fam, docs = kern.family, []
+    for o in kern.outputs:
+        if fam == "elementwise":
+            text = f"{o.doc}, the size of X"
+        elif kern.name == "logsumexp":
+            text = "1-by-N, one value per sample"
+        elif kern.name == "softmax_jacobian":
+            text = "K-by-K-by-N, J(i, j, n) = dp_i/dz_j of sample n"
+        elif fam == "rowwise":
+            text = "K-by-N, the size of Z"
+        elif o.name == "loss":
+            text = ("the reduced loss (a scalar), or 1-by-N per-sample losses for 'none'"
+                    if fam.startswith("ce") else
+                    "the reduced loss (a scalar), or one per element for 'none'")
+        else:
+            text = "gradient of the reduced loss, the size of the first argument"
+        docs.append({"name": o.name.upper(), "text": text})
+    return docs
+
+
+def _options_doc(kern) -> list:
+    fam = "bce" if kern.family == "bce" else "ce"
+    out = []
+    for key in kern.options:
+        mname, _, text = OPTIONS[key]
+        if key == "weight":
+            text = WEIGHT_DOC[fam]
+        elif key == "reduction":
+            text = text.format(divisor=DIVISOR_DOC[fam])
+        out.append({"name": f"'{mname}'", "text": text})
+    return out
+
+
+def _see_also(kern) -> list:
+    """The other kernels of the family, upper-case as MATLAB help writes them, wrapped."""
+    fam_of = {"ce_probs": "ce", "ce_logits": "ce"}
+    mine = fam_of.get(kern.family, kern.family)
+    others = [(PREFIX + n).upper() for n, k in kr.registry().items()
+              if fam_of.get(k.family, k.family) == mine and n != kern.name]
+    return _wrap(", ".join(others) + ".", 66)
+
+
+def _wrap(text: str, width: int) -> list:
+    """Greedy word wrap (help text lines)."""
+    lines, line = [], ""
+    for word in text.split():
+        if line and len(line) + 1 + len(word) > width:
+            lines.append(line)
+            line = word
+        else:
+            line = f"{line} {word}" if line else word
+    return lines + ([line] if line else [])
+
+
+# The template body of each family, and the local helpers that body calls.
+BODY = {"elementwise": "elementwise", "rowwise": "rowwise", "ce_probs": "ce", "ce_logits": "ce",
+        "bce": "bce"}
+_CE_HELPERS = ("parse_options", "check_float", "check_classes", "check_like", "check_reduction",
+               "check_smoothing", "check_class_weight", "check_ignore_index", "check_labels")
+FAMILY_HELPERS = {
+    "elementwise": ("check_float",),
+    "rowwise": ("check_float", "check_classes"),
+    "ce_probs": _CE_HELPERS,
+    "ce_logits": _CE_HELPERS,
+    "bce": ("parse_options", "check_float", "check_like", "check_reduction",
+            "check_elementwise_weight"),
+}
+# helper -> the helpers it calls (the closure is emitted; softplus's come from its printed body)
+HELPER_CALLS = {
+    "parse_options": ("value_str",),
+    "check_float": ("class_str",),
+    "check_classes": ("size_str",),
+    "check_like": ("class_str", "size_str"),
+    "check_reduction": ("value_str",),
+    "check_smoothing": ("value_str",),
+    "check_class_weight": ("class_str", "size_str", "value_str"),
+    "check_ignore_index": ("value_str",),
+    "check_labels": ("class_str", "size_str"),
+    "check_elementwise_weight": ("class_str", "size_str", "value_str"),
+    "check_pos_weight": ("class_str", "size_str", "value_str"),
+    "value_str": ("size_str",),
+}
+
+
+def _notes(kern) -> list:
+    """The help's closing remarks: classes kept, NaN policy, conversion of the option arrays."""
+    text = ("Works on double and single: the result has the class of the inputs (single in, "
+            "single out), and NaN in an input gives NaN in every result that depends on it.")
+    converted = [OPTIONS[k][0] for k in ("weight", "pos_weight") if k in kern.options]
+    if converted:
+        text += (f" {' and '.join(converted)} {'are' if len(converted) > 1 else 'is'} "
+                 "converted to the class of the first input.")
+    return _wrap(text, 72)
+
+
+def _helper_closure(names, calls) -> list:
+    todo, seen = list(names), set()
+    while todo:
+        h = todo.pop()
+        if h not in seen:
+            seen.add(h)
+            todo.extend(calls.get(h, ()))
+    return sorted(seen)
+
+
+def _doc_lines(items, width) -> list:
+    return [{"name": it["name"], "lines": _wrap(it["text"], width)} for it in items]
+
+
+def context(kern) -> dict:
+    """The template context of one kernel (strings, names and flags only)."""
+    name = check_identifier(PREFIX + kern.name)
+    code, printed_helpers = _print_slots(kern)
+    bodies, body_calls = helper_bodies()
+    fam = kern.family
+    ins = [check_identifier(a.name) for a in kern.inputs]
+    outs = [check_identifier(o.name) for o in kern.outputs]
+    used = {s.name for e in kern.slots.values() for s in e.free_symbols}
+    is_vjp = "dot" in used
+    helpers = set(FAMILY_HELPERS[fam]) | printed_helpers
+    if is_vjp:
+        helpers.add("check_like")
+    if "pos_weight" in kern.options:
+        helpers.add("check_pos_weight")
+    if "loss" in outs:
+        helpers.add("apply_reduction")
+    params = ins + (["varargin"] if kern.options else [])
+    lhs = outs[0] if len(outs) == 1 else "[" + ", ".join(outs) + "]"
+    usage_args = ", ".join(a.upper() for a in ins)
+    usage = [f"{lhs.upper()} = {name.upper()}({usage_args})"]
+    if kern.options:
+        usage.append(f"{lhs.upper()} = {name.upper()}({usage_args}, Name, Value)")
+    options = [{"name": OPTIONS[k][0], "default": OPTIONS[k][1]} for k in kern.options]
+    return {
+        "name": name,
+        "NAME": name.upper(),
+        "signature": f"{lhs} = {name}({', '.join(params)})",
+        "family": fam,
+        "body": BODY[fam],
+        "h1": _matlab_words(kern.summary),
+        "usage": usage,
+        "formula": kern.formula,
+        "args": _doc_lines(_arg_docs(kern), 66),
+        "outs": _doc_lines(_out_doc(kern), 66),
+        "options_doc": _doc_lines(_options_doc(kern), 56),
+        "notes": _notes(kern),
+        "example": _example(kern),
+        "see_also": _see_also(kern),
+        "first": ins[0],
+        "nargs": len(ins),
+        "code": code,
+        "options": options,
+        "has_pos_weight": "pos_weight" in kern.options,
+        "loss_out": "loss" in outs,
+        "grad_out": "grad" in outs,
+        "is_jacobian": kern.name == "softmax_jacobian",
+        "is_vjp": is_vjp,
+        "needs_p": "p" in code,
+        "needs_ysum": "ysum" in used,
+        "helpers": _helper_closure(helpers, {**HELPER_CALLS, **body_calls}),
+        "softplus_body": bodies["softplus"],
+    }
+
+
+def outputs() -> list:
+    """One Output per kernel: generated/matlab/symce_<kernel>.m."""
+    return [Output(f"matlab/{PREFIX}{name}.m", TEMPLATE, context(kern))
+            for name, kern in kr.registry().items()]
+

@@ -1,0 +1,332 @@
+"""Stage 6 (NumPy) — the NumPy emitter: a printer and the template context of symce_kernels.py.
+
+What comes out is one standalone module, ``generated/numpy/symce_kernels.py``, that imports only
+NumPy (a user copies the file).  Every kernel is vectorised over the batch (no Python loop over
+samples or classes) and keeps the dtype it is given (float32 or float64, never mixed).
+
+Flow: the registry's slots (SymPy, :mod:`symce.kernels`) -> :class:`NumPyKernelPrinter` (a
+``NumPyPrinter`` subclass: symce's functions mapped, kernel-local symbols renamed per family,
+strict, so anything unmapped is an error) -> strings in the template context ->
+``templates/numpy/``.  The templates lay out each family's array code (validation, row shift and
+Srest, effective targets, reductions); every formula in it is a printed slot.  The private helper
+``_softplus`` the printed code calls is printed from ``softplus(t).stable()`` too.
+"""
+from __future__ import annotations
+
+import importlib.util
+import textwrap
+from pathlib import Path
+
+import sympy as sp
+from sympy.printing.numpy import NumPyPrinter
+
+from .. import kernels as kr
+from ..functions import softplus
+from ..generate import GENERATED, Output
+
+OUTPUT = "numpy/symce_kernels.py"
+TEMPLATE = "numpy/symce_kernels.py.jinja"
+
+MODULE_ALIASES = {"numpy": "np"}  # as the generated module imports them
+
+# Per family, the kernel-local symbols its template binds -> their Python names.  A slot using
+# any other symbol is an error when it is printed.
+_TARGETS = {"yt": "yt", "hot": "hot", "w_t": "w_t", "w_k": "w_k", "y": "y",
+            "label_smoothing": "label_smoothing", "K": "n_classes"}
+_ROW = {"z": "z", "shift": "shift", "zs": "zs", "Srest": "srest"}
+BOUND = {
+    "elementwise": {"x": "x"},
+    "rowwise": {**_ROW, "p": "p", "p_i": "p_i", "p_j": "p_j", "delta": "delta", "g": "g",
+                "dot": "dot"},
+    "ce_probs": {**_TARGETS, "p": "probs"},
+    "ce_logits": {**_TARGETS, **_ROW, "p": "p", "ysum": "ysum"},
+    "bce": {"x": "logits", "prob": "probs", "y": "target", "w": "w", "pw": "pw"},
+}
+
+
+class NumPyKernelPrinter(NumPyPrinter):
+    """NumPy code for slot expressions, as the generated module spells it.
+
+    * ``numpy`` is imported as ``np`` (``_module_format``);
+    * symce's functions: ``softplus`` -> the module helper ``_softplus``, ``clamp_min`` ->
+      ``np.maximum`` (it propagates NaN), ``mul0`` -> ``_mul0``, ``log1p`` -> ``np.log1p``;
+      two-argument ``Max`` -> ``np.maximum`` (SymPy prints a ``functools.reduce``);
+    * symbols are renamed through ``names`` (symbol name -> Python name); a symbol missing from
+      the table is an error, as is any function without a mapping (``strict``).
+    """
+
+    def __init__(self, names: dict):
+        super().__init__({"strict": True, "fully_qualified_modules": True})
+        self._names = dict(names)
+
+    def _module_format(self, fqn, register=True):
+        module, _, attr = fqn.rpartition(".")
+        if module in MODULE_ALIASES:
+            self.module_imports[module].add(attr)
+            return MODULE_ALIASES[module] + "." + attr
+        return super()._module_format(fqn, register)
+
+    def _print_Symbol(self, expr):
+        if expr.name not in self._names:
+            raise ValueError(f"symbol {expr.name!r} is not bound here; "
+                             f"bound: {sorted(self._names)}")
+        return self._names[expr.name]
+
+    def _call(self, fname, *args):
+        return fname + "(" + ", ".join(self._print(a) for a in args) + ")"
+
+    def _print_softplus(self, expr):
+        return self._call("_softplus", *expr.args)
+
+    def _print_clamp_min(self, expr):
+        return self._call(self._module_format("numpy.maximum"), *expr.args)
+
+    def _print_mul0(self, expr):
+        return self._call("_mul0", *expr.args)
+
+    def _print_log1p(self, expr):
+        return self._call(self._module_format("numpy.log1p"), *expr.args)
+
+    def _print_Abs(self, expr):
+        return self._call(self._module_format("numpy.abs"), *expr.args)
+
+    def _print_Max(self, expr):
+        if len(expr.args) != 2:
+            raise ValueError(f"Max of {len(expr.args)} arguments has no NumPy mapping here")
+        return self._call(self._module_format("numpy.maximum"), *expr.args)
+
+
+def printer(family: str) -> NumPyKernelPrinter:
+    return NumPyKernelPrinter(BOUND[family])
+
+
+# ----------------------------------------------------------------------------------------------
+# Signatures and docs: PyTorch's keyword names; options keyword-only after ``reduction``.
+# ----------------------------------------------------------------------------------------------
+PARTIALS = {"elementwise": "elementwise", "rowwise": "rowwise", "ce_probs": "ce",
+            "ce_logits": "ce", "bce": "bce"}
+
+DEFAULTS = {"weight": "None", "ignore_index": "-100", "label_smoothing": "0.0",
+            "pos_weight": "None", "reduction": '"mean"'}
+
+OPTION_DOCS = {
+    ("rowwise", "axis"): "int, default -1: the class axis.",
+    ("ce", "weight"): "(K,) non-negative class weights, or None (all 1).",
+    ("ce", "ignore_index"): "int, default -100: a sample with this label adds nothing to the "
+                            "loss, the gradient or the mean's divisor (integer labels only).",
+    ("ce", "label_smoothing"): "float in [0, 1], default 0.0: the target y becomes "
+                               "(1 - eps) y + eps / K.",
+    ("ce", "reduction"): "'none' (one loss per sample), 'mean' (default: the sum over the summed "
+                         "class weight of the kept samples for labels, over N for probability "
+                         "targets) or 'sum'.",
+    ("bce", "weight"): "non-negative weights broadcastable to the input (one per element), "
+                       "or None (all 1).",
+    ("bce", "pos_weight"): "non-negative weight of the positive term, broadcastable to the input "
+                           "(e.g. one per class, shape (K,)), or None (1).",
+    ("bce", "reduction"): "'none' (one loss per element), 'mean' (default: over all elements) "
+                          "or 'sum'.",
+}
+
+RETURN_DOCS = {  # (family partial, output) -> its entry where the registry's Arg is too generic
+    ("bce", "loss"): "loss (), or the input's shape for 'none': the reduced loss, or one per "
+                     "element for 'none'",
+}
+DOC_WIDTH = 100
+
+TARGET_DOC = {
+    "ce": "(N,) integer class indices in [0, K), or (N, K) floating probability targets; "
+          "for 1-D input (K,): an integer or a (K,) target",
+    "bce": "targets in [0, 1], the input's shape",
+}
+
+# Doctest examples (run by tests/test_numpy_kernels.py).  Values are the published seed values,
+# or exact ones (sigmoid(0) = 1/2, a uniform row), at the printed precision.
+EXAMPLES = {
+    "sigmoid": [">>> sigmoid(np.array([0.0, 2.0]))",
+                "array([0.5       , 0.88079708])",
+                ">>> sigmoid(np.zeros(3, dtype=np.float32)).dtype",
+                "dtype('float32')"],
+    "sigmoid_grad": [">>> sigmoid_grad(np.array([0.0, 2.0]))",
+                     "array([0.25      , 0.10499359])"],
+    "softmax": [">>> softmax(np.array([-2.85, 0.86, 0.28])).round(6)",
+                "array([0.015449, 0.631163, 0.353387])"],
+    "log_softmax": [">>> np.exp(log_softmax(np.array([[-2.85, 0.86, 0.28]]))).round(6)",
+                    "array([[0.015449, 0.631163, 0.353387]])"],
+    "logsumexp": [">>> logsumexp(np.zeros((2, 4)), axis=0)",
+                  "array([0.69314718, 0.69314718, 0.69314718, 0.69314718])"],
+    "softmax_jacobian": [">>> softmax_jacobian(np.zeros(2))",
+                         "array([[ 0.25, -0.25],",
+                         "       [-0.25,  0.25]])"],
+    "softmax_vjp": [">>> softmax_vjp(np.zeros((1, 2)), np.array([[1.0, 0.0]]))",
+                    "array([[ 0.25, -0.25]])"],
+    "cross_entropy": [">>> p = softmax(np.array([[-2.85, 0.86, 0.28]]))",
+                      ">>> round(float(cross_entropy(p, np.array([2]))), 10)",
+                      "1.0401905694"],
+    "cross_entropy_grad": [">>> probs = np.array([[0.5, 0.25, 0.25]])",
+                           ">>> cross_entropy_grad(probs, np.array([0]), label_smoothing=0.3)",
+                           "array([[-1.6, -0.4, -0.4]])"],
+    "softmax_cross_entropy": [
+        ">>> round(float(softmax_cross_entropy(np.array([1.0, 2.0, 0.5]), 1)), 10)",
+        "0.4643687841",
+        ">>> softmax_cross_entropy(np.zeros((2, 4)), np.array([0, -100]), reduction='none')",
+        "array([1.38629436, 0.        ])"],
+    "softmax_cross_entropy_grad": [
+        ">>> softmax_cross_entropy_grad(np.zeros((1, 4)), np.array([1]))",
+        "array([[ 0.25, -0.75,  0.25,  0.25]])"],
+    "softmax_cross_entropy_with_grad": [
+        ">>> loss, grad = softmax_cross_entropy_with_grad(np.zeros((2, 2)), np.array([0, 1]),",
+        "...                                              reduction='sum', label_smoothing=0.5)",
+        ">>> round(float(loss), 10)",
+        "1.3862943611",
+        ">>> grad",
+        "array([[-0.25,  0.25],",
+        "       [ 0.25, -0.25]])"],
+    "binary_cross_entropy": [
+        ">>> binary_cross_entropy(np.array([0.5, 1.0]), np.array([1.0, 0.0]), reduction='none')",
+        "array([  0.69314718, 100.        ])"],
+    "binary_cross_entropy_grad": [
+        ">>> binary_cross_entropy_grad(np.array([0.5, 0.5]), np.array([1.0, 0.0]))",
+        "array([-1.,  1.])"],
+    "sigmoid_binary_cross_entropy": [
+        ">>> sigmoid_binary_cross_entropy(np.zeros(2), np.array([1.0, 0.0]), reduction='none',",
+        "...                              pos_weight=np.array([3.0, 3.0]))",
+        "array([2.07944154, 0.69314718])"],
+    "sigmoid_binary_cross_entropy_grad": [
+        ">>> sigmoid_binary_cross_entropy_grad(np.array([0.0, 1e4]), np.array([1.0, 0.0]),",
+        "...                                   reduction='sum')",
+        "array([-0.5,  1. ])"],
+}
+
+
+def rowwise_layout(kern: kr.Kernel) -> str:
+    """How a rowwise kernel's output is laid out, from its outputs and slots: "p" (the softmax
+    itself), "vector" (one value per class), "scalar" (one per row), "jacobian" or "vjp"."""
+    if kern.family != "rowwise":
+        return ""
+    shape = kern.outputs[0].shape
+    if shape == "(N, K, K)":
+        return "jacobian"
+    if len(kern.inputs) == 2:
+        return "vjp"
+    if shape == "(N,)":
+        return "scalar"
+    return "vector" if "out" in kern.slots else "p"
+
+
+def has_axis(kern: kr.Kernel) -> bool:
+    """One array in, one out, no class-by-class structure: the class axis can be anywhere."""
+    return rowwise_layout(kern) in ("p", "vector", "scalar")
+
+
+def _signature(kern: kr.Kernel) -> str:
+    """The parameter list, wrapped under the opening parenthesis of ``def name(``."""
+    params = [a.name for a in kern.inputs]
+    if has_axis(kern):
+        params.append("axis=-1")
+    if kern.options:
+        params.append("reduction=" + DEFAULTS["reduction"])
+        rest = [o for o in kern.options if o != "reduction"]
+        if rest:
+            params.append("*")
+            params.extend(o + "=" + DEFAULTS[o] for o in rest)
+    indent = " " * len(f"def {kern.name}(")
+    lines = textwrap.wrap(", ".join(params), width=DOC_WIDTH - len(indent) - 2,
+                          break_long_words=False, break_on_hyphens=False)
+    return ("\n" + indent).join(lines)
+
+
+def _wrapped(text: str) -> list:
+    """One docstring entry, wrapped; continuation lines indented by four spaces."""
+    return textwrap.wrap(text, width=DOC_WIDTH - 8, subsequent_indent="    ",
+                         break_long_words=False, break_on_hyphens=False)
+
+
+def _arg_docs(kern: kr.Kernel, partial: str) -> list:
+    lines = []
+    for a in kern.inputs:
+        if a.kind == "target":
+            text = f"{a.name}: {TARGET_DOC['ce']}."
+        elif partial == "bce" and a.name == "target":
+            text = f"{a.name}: {TARGET_DOC['bce']}."
+        elif a.shape == "any":
+            text = f"{a.name} (any shape): {a.doc}."
+        elif has_axis(kern):
+            text = f"{a.name} {a.shape}, (K,) or any shape with the classes on ``axis``: {a.doc}."
+        else:
+            text = f"{a.name} {a.shape} or (K,): {a.doc}."
+        lines.extend(_wrapped(text))
+    if has_axis(kern):
+        lines.extend(_wrapped("axis: " + OPTION_DOCS[("rowwise", "axis")]))
+    options = (["reduction"] if "reduction" in kern.options else []) + \
+        [o for o in kern.options if o != "reduction"]
+    for o in options:
+        lines.extend(_wrapped(f"{o}: {OPTION_DOCS[(partial, o)]}"))
+    return lines
+
+
+def _return_docs(kern: kr.Kernel, partial: str) -> list:
+    lines = []
+    for o in kern.outputs:
+        shape = f"(the shape of {o.shape[5:]})" if o.shape.startswith("like ") else o.shape
+        text = RETURN_DOCS.get((partial, o.name), f"{o.name} {shape}: {o.doc}")
+        lines.extend(_wrapped(f"{text}; the dtype of {kern.inputs[0].name}."))
+    return lines
+
+
+def kernel_context(kern: kr.Kernel) -> dict:
+    """Strings and flags for one kernel's block in the template."""
+    pr = printer(kern.family)
+    slots = dict(kern.slots)
+    if kern.family == "bce":  # the element weight multiplies the loss and its gradient
+        slots = {slot: kr.w * expr for slot, expr in slots.items()}
+    code = {slot: pr.doprint(expr) for slot, expr in slots.items()}
+    if set(pr.module_imports) - {"numpy"}:
+        raise ValueError(f"{kern.name}: printed code needs {dict(pr.module_imports)}")
+    partial = PARTIALS[kern.family]
+    outputs = [o.name for o in kern.outputs]
+    return {
+        "name": kern.name,
+        "family": kern.family,
+        "partial": f"numpy/_{partial}.py.jinja",
+        "signature": _signature(kern),
+        "summary": kern.summary,
+        "formula": kern.formula,
+        "args": _arg_docs(kern, partial),
+        "returns": _return_docs(kern, partial),
+        "example": EXAMPLES[kern.name],
+        "code": code,
+        "x": kern.inputs[0].name,
+        # flags that choose blocks in the family templates
+        "axis": has_axis(kern),
+        "layout": rowwise_layout(kern),
+        "logits": kern.family == "ce_logits",
+        "loss": "loss" in outputs,
+        "grad": "grad" in outputs,
+        "pos_weight": "pos_weight" in kern.options,
+        "result": ", ".join(outputs),
+    }
+
+
+def helper_context() -> dict:
+    """The private helpers printed from SymPy (the stable softplus)."""
+    t = sp.Symbol("t", real=True)
+    pr = NumPyKernelPrinter({"t": "t"})
+    return {"softplus": pr.doprint(softplus(t).stable())}
+
+
+def context() -> dict:
+    kernels = [kernel_context(k) for k in kr.registry().values()]
+    return {"kernels": kernels, "names": [k["name"] for k in kernels], **helper_context()}
+
+
+def outputs() -> list:
+    return [Output(OUTPUT, TEMPLATE, context())]
+
+
+def load_generated(path: Path | None = None, module_name: str = "symce_numpy_kernels"):
+    """Import the generated module from ``path`` (default: generated/numpy/symce_kernels.py)."""
+    path = Path(path) if path is not None else GENERATED / OUTPUT
+    spec = importlib.util.spec_from_file_location(module_name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module

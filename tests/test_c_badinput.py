@@ -1,0 +1,147 @@
+"""Bad input to every C function: every row of the "Bad input" table of docs/semantics.md.
+
+Each call gets output buffers full of a sentinel, with guard elements past their ends
+(tests/c_build.py); after an error every output element and guard must still hold the
+sentinel ("writes nothing"), and the inputs must be unchanged.  Sizes that overflow are passed
+with small real buffers: the functions must reject them before reading anything.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from c_build import C_DIR, SENTINEL, clib  # noqa: F401  (fixture)
+from symce.lang import c_backend
+
+OK, NULL, SIZE, LABEL, WEIGHT, ARG = (v for _, v, _ in c_backend.ERRORS)
+SIZE_MAX = 2**64 - 1 if np.dtype(np.uintp).itemsize == 8 else 2**32 - 1
+N, K = 3, 4
+FUNCTIONS = c_backend.functions()
+
+
+def _dtype(fn):
+    return np.float32 if fn.dtype == "f32" else np.float64
+
+
+def _valid_inputs(fn):
+    """Valid inputs (NumPy layout) for fn, and its kernel name."""
+    rng = np.random.default_rng(0)
+    fam = c_backend.kr.kernel(fn.kernel).family
+    if fam == "elementwise":
+        return [rng.standard_normal(6)]
+    x = rng.uniform(0.1, 0.9, (N, K))
+    x /= x.sum(1, keepdims=True)
+    if fam == "rowwise":
+        return [x, rng.standard_normal((N, K))] if fn.kernel == "softmax_vjp" else [x]
+    if fam in ("ce_probs", "ce_logits"):
+        return [x, x.copy() if fn.soft else np.array([0, 3, 1])]
+    return [x, rng.uniform(0, 1, (N, K))]
+
+
+def _call(clib, fn, inputs=None, **kw):
+    """Call fn; returns (code, outputs dict incl. guards, inputs after the call)."""
+    dtype = _dtype(fn)
+    inputs = [np.array(a) for a in (inputs if inputs is not None else _valid_inputs(fn))]
+    before = [a.copy() for a in inputs]
+    code, _, outs = clib.call(fn.kernel, dtype, *inputs, check=False, **kw)
+    for a, b in zip(inputs, before):
+        np.testing.assert_array_equal(a, b)  # const inputs
+    return code, outs
+
+
+def _expect(clib, fn, code, what, **kw):
+    got, outs = _call(clib, fn, **kw)
+    assert got == code, f"{fn.cname} {what}: returned {got}, expected {code}"
+    if code != OK:
+        for name, buf in outs.items():
+            assert np.all(buf == SENTINEL), f"{fn.cname} {what}: wrote into {name} on error"
+
+
+def _roles(fn):
+    return {p.role for p in fn.params}
+
+
+@pytest.mark.parametrize("fn", FUNCTIONS, ids=lambda f: f.cname)
+def test_bad_input_writes_nothing(clib, fn):
+    roles = _roles(fn)
+    inputs = _valid_inputs(fn)
+    _expect(clib, fn, OK, "valid input")
+
+    # required pointer NULL (each of them); weight and pos_weight may be NULL
+    for p in fn.params:
+        if p.role in ("in", "labels", "target", "out"):
+            _expect(clib, fn, NULL, f"{p.name}=NULL", null=(p.name,))
+
+    # sizes: k = 0, and n*k (n*k*k) overflowing size_t (the buffers are small: nothing is read)
+    if "count" in [p.name for p in fn.params]:
+        _expect(clib, fn, SIZE, "count overflow", sizes={"count": SIZE_MAX})
+        _expect(clib, fn, SIZE, "count bytes overflow", sizes={"count": SIZE_MAX // 4 + 1})
+    else:
+        _expect(clib, fn, SIZE, "k=0", sizes={"k": 0})
+        _expect(clib, fn, SIZE, "k=0, n=0", sizes={"k": 0, "n": 0})
+        _expect(clib, fn, SIZE, "n*k overflow", sizes={"n": SIZE_MAX // 2 + 1, "k": 2})
+        _expect(clib, fn, SIZE, "n*k bytes overflow", sizes={"n": SIZE_MAX // 16 + 1, "k": 4})
+        if fn.kernel == "softmax_jacobian":  # n*k fits, n*k*k does not
+            _expect(clib, fn, SIZE, "n*k*k overflow", sizes={"n": 2**22, "k": 2**20})
+
+    # options
+    if "label_smoothing" in roles:
+        for eps in (-0.01, 1.01, math.nan, math.inf, -math.inf):
+            _expect(clib, fn, ARG, f"label_smoothing={eps}", label_smoothing=eps)
+        for eps in (0.0, 1.0):
+            _expect(clib, fn, OK, f"label_smoothing={eps}", label_smoothing=eps)
+    if "reduction" in roles:
+        for red in (3, -1, 1000):
+            _expect(clib, fn, ARG, f"reduction={red}", reduction=red)
+    if "weight" in roles:
+        size = K if fn.kernel.startswith(("cross", "softmax")) else N * K
+        for bad in (-1.0, math.nan, -1e-30):
+            w = np.ones(size)
+            w[-1] = bad  # the last entry: the whole array is checked before anything is written
+            _expect(clib, fn, WEIGHT, f"weight[-1]={bad}", weight=w)
+        w = np.ones(size)
+        w[0] = -0.0
+        _expect(clib, fn, OK, "weight -0.0", weight=w)
+    if "pos_weight" in roles:
+        for bad in (-2.0, math.nan):
+            pw = np.ones(K)
+            pw[-1] = bad
+            _expect(clib, fn, WEIGHT, f"pos_weight[-1]={bad}", pos_weight=pw)
+    if "labels" in roles:
+        for bad in (K, -1, 2**63 - 1, -(2**63), -100):
+            labels = np.array([0, 1, bad])
+            _expect(clib, fn, LABEL, f"label {bad}", inputs=[inputs[0], labels],
+                    ignore_index=-1 if bad == -100 else -100)
+        _expect(clib, fn, OK, "ignored label", inputs=[inputs[0], np.array([0, -7, 3])],
+                ignore_index=-7)
+        _expect(clib, fn, OK, "ignore_index is a class", inputs=[inputs[0], np.array([0, 1, 3])],
+                ignore_index=1)
+
+    # precedence: NULL > SIZE > ARG > WEIGHT > LABEL, as documented
+    out = next(p.name for p in fn.params if p.role == "out")
+    size_bad = {"count": SIZE_MAX} if "count" in [p.name for p in fn.params] else {"k": 0}
+    _expect(clib, fn, NULL, "NULL and bad size", null=(out,), sizes=size_bad)
+    if "reduction" in roles:
+        _expect(clib, fn, SIZE, "bad size and reduction", sizes=size_bad, reduction=7)
+        if "weight" in roles:
+            wbad = -np.ones(K if fn.kernel.startswith(("cross", "softmax")) else N * K)
+            _expect(clib, fn, ARG, "reduction and weight", reduction=7, weight=wbad)
+            if "labels" in roles:
+                _expect(clib, fn, WEIGHT, "weight and label", weight=wbad,
+                        inputs=[inputs[0], np.array([0, 1, 99])])
+
+
+def test_strerror(clib):
+    messages = set()
+    for name, value, message in c_backend.ERRORS:
+        assert clib.strerror(value) == message
+        messages.add(message)
+    assert len(messages) == len(c_backend.ERRORS)
+    for code in (1, -6, -1000, 2**31 - 1):
+        assert clib.strerror(code) == c_backend.UNKNOWN_ERROR
+    header = (C_DIR / "symce.h").read_text()
+    for name, value, message in c_backend.ERRORS:
+        assert f"{name} = {value}," in header or f"{name} = {value} " in header, name
+        assert message in header

@@ -1,0 +1,471 @@
+"""The generated C kernels (generated/c), compiled with gcc and called through ctypes.
+
+Tiers: printer unit tests and generated text; every kernel in float32 and float64 against the
+mpmath references (``form="raw"``: model definitions and sp.diff; ``form="closed"``: the registry
+slots) for K in {1, 2, 3, 7, 16}; float32 ULP bounds of the softmax family; gradients against
+central differences of the C loss kernels; the published seed values; stability (huge logits,
+-inf, probabilities 0 and 1, NaN, K = 1, N = 0).
+"""
+from __future__ import annotations
+
+import math
+import re
+
+import mpmath
+import numpy as np
+import pytest
+import sympy as sp
+
+from c_build import C_DIR, clib  # noqa: F401  (clib is a fixture)
+from support import random_distribution, random_logits, ulp_error
+from symce import reference as R
+from symce.functions import clamp_min, mul0, softplus
+from symce.kernels import registry
+from symce.lang import c_backend
+
+KS = (1, 2, 3, 7, 16)
+DTYPES = (np.float32, np.float64)
+TOL = {np.float32: 1e-5, np.float64: 1e-12}
+# outputs that are differences of nearly equal terms somewhere (p - y, lse near 0, p_i(1 - p_i)):
+# compared normwise, |a - r| / max(|r|, max |r| over the output), the usual measure for gradients
+NORMWISE = {"logsumexp", "softmax_jacobian", "softmax_vjp", "softmax_cross_entropy_grad",
+            "softmax_cross_entropy_with_grad", "sigmoid_binary_cross_entropy_grad"}
+
+
+def max_error(actual, ref, normwise=False) -> float:
+    """Largest relative error (elementwise or normwise); non-finite values must match exactly.
+
+    Below the smallest normal number of ``actual``'s dtype the error is absolute (subnormals
+    carry fewer digits)."""
+    tiny = mpmath.mpf(float(np.finfo(np.asarray(actual).dtype).tiny))
+    a = np.ravel(np.asarray(actual, dtype=np.float64))
+    r = [mpmath.mpf(v) for v in np.ravel(np.asarray(ref, dtype=object))]
+    assert a.size == len(r), (a.shape, len(r))
+    finite = [abs(v) for v in r if mpmath.isfinite(v)]
+    norm = max(finite) if (normwise and finite) else mpmath.mpf(0)
+    worst = 0.0
+    for av, rv in zip(a, r):
+        if not mpmath.isfinite(rv) or not np.isfinite(av):
+            same = (mpmath.isnan(rv) and np.isnan(av)) or (mpmath.isinf(rv) and av == float(rv))
+            if not same:
+                return math.inf
+            continue
+        den = max(abs(rv), norm, tiny)
+        worst = max(worst, float(abs(mpmath.mpf(float(av)) - rv) / den))
+    return worst
+
+
+def as_list(x):
+    return list(x) if isinstance(x, tuple) else [x]
+
+
+# ----------------------------------------------------------------------------------------------
+# Printer and generated text
+# ----------------------------------------------------------------------------------------------
+def test_printer_types_per_dtype():
+    x = sp.Symbol("x", real=True)
+    expr = sp.exp(x) + sp.log(x) + sp.Float("1e-12")
+    assert c_backend.CPrinter("f32").doprint(expr) == "expf(xv) + logf(xv) + 1.0e-12F"
+    assert "expf" not in c_backend.CPrinter("f64").doprint(expr)
+
+
+def test_printer_maps_symce_functions_and_is_strict():
+    pr = c_backend.CPrinter("f64")
+    a, b = sp.symbols("p yt", real=True)
+    assert pr.doprint(clamp_min(a, -100)) == "symce_clamp_min_f64(p, -100)"
+    assert pr.doprint(mul0(b, a)) == "symce_mul0_f64(yt, p)"
+    assert pr.doprint(softplus(a)) == "symce_softplus_f64(p)"
+    with pytest.raises(ValueError, match="no C name"):
+        pr.doprint(sp.Symbol("unknown_local"))
+    with pytest.raises(ValueError, match="fmax"):
+        pr.doprint(sp.Max(a, b))  # fmax drops NaN
+    with pytest.raises(Exception, match="Unsupported"):
+        pr.doprint(sp.Function("mystery")(a))
+
+
+def test_helpers_propagate_nan():
+    helpers = {h["name"]: h["body"] for h in c_backend._helpers("f64")}
+    # (lo > x) is false for a NaN x, so the clamp returns x
+    assert re.fullmatch(r"\(lo > x\) \? \(lo\) : \(x\)", helpers["symce_clamp_min_f64"])
+    assert "fmax" not in "".join(helpers.values())
+
+
+def _sections(text):
+    f32, f64 = text.split("Kernels on float buffers")[1].split("Kernels on double buffers")
+    return f32, f64
+
+
+def test_generated_text_uses_the_right_types():
+    src = (C_DIR / "symce.c").read_text()
+    f32, f64 = _sections(src)
+    assert "float" not in f64 and "expf" not in f64 and "F)" not in f64
+    assert "expf(" in f32 or "logf(" in f32  # the elementwise/BCE/probability kernels run in float
+    assert "malloc" not in src and "free(" not in src
+    header = (C_DIR / "symce.h").read_text()
+    for fn in c_backend.functions():
+        assert re.search(rf"\bint {fn.cname}\(", header), fn.cname
+        assert re.search(rf"\* {fn.cname}: ", header), f"{fn.cname} is not documented"
+    for name in registry():
+        assert f"symce_{name}_f32" in header and f"symce_{name}_f64" in header
+
+
+# ----------------------------------------------------------------------------------------------
+# Against the mpmath references
+# ----------------------------------------------------------------------------------------------
+def _f32(a):
+    """Values representable in float32, so one reference serves both dtypes."""
+    return np.asarray(a, dtype=np.float32).astype(np.float64)
+
+
+def _cases(name, K, rng):
+    """(inputs, options) cases for kernel ``name`` with K classes (inputs in NumPy layout)."""
+    fam = registry()[name].family
+    N = 4
+    if fam == "elementwise":
+        return [((_f32(np.linspace(-30, 30, 3 * K + 1) + rng.uniform(-0.5, 0.5, 3 * K + 1)),), {})]
+    if fam == "rowwise":
+        z = _f32(random_logits(rng, N, K))
+        if name == "softmax_vjp":
+            return [((z, _f32(rng.standard_normal((N, K)))), {})]
+        return [((z,), {})]
+    if fam in ("ce_probs", "ce_logits"):
+        x = _f32(random_distribution(rng, N, K) if fam == "ce_probs" else random_logits(rng, N, K))
+        labels = rng.integers(0, K, N)
+        soft = _f32(random_distribution(rng, N, K))
+        w = _f32(rng.uniform(0.2, 2.0, K))
+        ignored = labels.copy()
+        ignored[1] = -100
+        return [((x, labels), {}),
+                ((x, ignored), {"weight": w, "label_smoothing": 0.25, "reduction": "none"}),
+                ((x, labels), {"weight": w, "label_smoothing": 0.1, "reduction": "sum"}),
+                ((x, soft), {}),
+                ((x, soft), {"weight": w, "label_smoothing": 0.25, "reduction": "none"})]
+    # bce
+    x = (_f32(rng.uniform(0.02, 0.98, (N, K))) if not name.startswith("sigmoid")
+         else _f32(random_logits(rng, N, K)))
+    y = _f32(rng.uniform(0, 1, (N, K)))
+    w = _f32(rng.uniform(0.2, 2.0, (N, K)))
+    opts = {"weight": w, "reduction": "none"}
+    if name.startswith("sigmoid"):
+        opts["pos_weight"] = _f32(rng.uniform(0.5, 3.0, K))
+    return [((x, y), {}), ((x, y), opts), ((x, y), {"reduction": "sum"})]
+
+
+@pytest.mark.parametrize("K", KS)
+@pytest.mark.parametrize("name", list(registry()))
+def test_against_reference(clib, name, K):
+    rng = np.random.default_rng(1000 + 17 * K + len(name))
+    normwise = name in NORMWISE
+    for inputs, opts in _cases(name, K, rng):
+        for form in ("raw", "closed"):
+            refs = as_list(R.evaluate(name, *inputs, form=form, **opts))
+            for dtype in DTYPES:
+                got = as_list(clib.call(name, dtype, *inputs, **opts))
+                for g, r, out in zip(got, refs, ("loss", "grad")):
+                    nw = normwise and not (name.endswith("_with_grad") and out == "loss")
+                    err = max_error(g, r, nw)
+                    assert err <= TOL[dtype], (f"{name} {dtype.__name__} K={K} {form} {opts}: "
+                                               f"error {err:.3g}")
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_float32_ulp_bounds_softmax_family(clib, dtype):
+    """|logits| <= 30: float32 <= 1 ULP (computed in double, rounded once); float64 <= 64 ULP:
+    exp(z - max) inherits the rounding of z - max, a relative error of about |z - max| 2^-53,
+    and so do the log-probabilities near 0 (log p_a = -log1p(Srest))."""
+    rng = np.random.default_rng(7)
+    bound = {np.float32: {"softmax": 1, "log_softmax": 1, "softmax_cross_entropy": 1},
+             np.float64: {"softmax": 64, "log_softmax": 64, "softmax_cross_entropy": 64}}[dtype]
+    for K in (2, 7, 16):
+        z = rng.uniform(-30, 30, (5, K)).astype(dtype)
+        labels = rng.integers(0, K, 5)
+        zf = z.astype(np.float64)
+        for name, bnd in bound.items():
+            args = (zf, labels) if "cross" in name else (zf,)
+            opts = {"reduction": "none"} if "cross" in name else {}
+            ref = R.evaluate(name, *args, form="closed", **opts)
+            got = clib.call(name, dtype, z, *args[1:], **opts)
+            assert ulp_error(got, ref) <= bnd, (name, K)
+
+
+# ----------------------------------------------------------------------------------------------
+# Gradients against central differences of the C loss kernels (float64)
+# ----------------------------------------------------------------------------------------------
+def _fd(f, x, h=1e-6):
+    """Central differences of the scalar f at x (any shape)."""
+    g = np.zeros_like(x)
+    for idx in np.ndindex(x.shape):
+        step = h * max(1.0, abs(x[idx]))
+        xp, xm = x.copy(), x.copy()
+        xp[idx] += step
+        xm[idx] -= step
+        g[idx] = (f(xp) - f(xm)) / (2 * step)
+    return g
+
+
+def _close(a, b, tol=1e-6):
+    scale = max(np.max(np.abs(b)), 1e-30)
+    assert np.all(np.abs(np.asarray(a) - b) <= tol * scale), (a, b)
+
+
+def _total(clib, name, *inputs, **opts):
+    out = clib.call(name, np.float64, *inputs, **opts)
+    return float(np.sum(out))  # 'none' -> the sum of the per-sample losses
+
+
+CE_FD_OPTIONS = [
+    {},
+    {"reduction": "sum", "label_smoothing": 0.2},
+    {"reduction": "none", "weight": np.array([0.5, 2.0, 1.0, 1.5]), "ignore_index": 1},
+    {"reduction": "mean", "weight": np.array([0.5, 2.0, 1.0, 1.5]), "label_smoothing": 0.3},
+]
+
+
+@pytest.mark.parametrize("opts", CE_FD_OPTIONS)
+@pytest.mark.parametrize("loss", ["softmax_cross_entropy", "cross_entropy"])
+def test_ce_gradients_match_finite_differences(clib, loss, opts):
+    rng = np.random.default_rng(3)
+    K = 4
+    x = random_distribution(rng, 3, K) if loss == "cross_entropy" else random_logits(rng, 3, K)
+    for target in (np.array([0, 1, 3]), random_distribution(rng, 3, K)):
+        o = dict(opts)
+        if target.dtype.kind == "f":
+            o.pop("ignore_index", None)
+        fd = _fd(lambda v: _total(clib, loss, v, target, **o), x)
+        _close(clib.call(loss + "_grad", np.float64, x, target, **o), fd)
+        if loss == "softmax_cross_entropy":
+            lv, gv = clib.call(loss + "_with_grad", np.float64, x, target, **o)
+            _close(gv, fd)
+            np.testing.assert_array_equal(lv, clib.call(loss, np.float64, x, target, **o))
+
+
+@pytest.mark.parametrize("reduction", ["none", "mean", "sum"])
+@pytest.mark.parametrize("loss", ["binary_cross_entropy", "sigmoid_binary_cross_entropy"])
+def test_bce_gradients_match_finite_differences(clib, loss, reduction):
+    rng = np.random.default_rng(4)
+    x = rng.uniform(0.1, 0.9, (3, 4)) if loss == "binary_cross_entropy" else random_logits(rng, 3, 4)
+    y = rng.uniform(0, 1, (3, 4))
+    opts = {"reduction": reduction, "weight": rng.uniform(0.5, 2, (3, 4))}
+    if loss.startswith("sigmoid"):
+        opts["pos_weight"] = rng.uniform(0.5, 3, 4)
+    fd = _fd(lambda v: _total(clib, loss, v, y, **opts), x)
+    _close(clib.call(loss + "_grad", np.float64, x, y, **opts), fd)
+
+
+def test_row_derivatives_match_finite_differences(clib):
+    rng = np.random.default_rng(5)
+    z = random_logits(rng, 2, 5)
+    g = rng.standard_normal((2, 5))
+    x = np.linspace(-8, 8, 9)
+    _close(clib.call("sigmoid_grad", np.float64, x),
+           np.array([_fd(lambda v: float(clib.call("sigmoid", np.float64, v)[0]), np.array([t]))[0]
+                     for t in x]))
+    p = clib.call("softmax", np.float64, z)
+    _close(_fd(lambda v: _total(clib, "logsumexp", v), z), p)     # d lse / dz = p
+    J = clib.call("softmax_jacobian", np.float64, z)
+    for r in range(2):
+        for i in range(5):
+            col = _fd(lambda v: float(clib.call("softmax", np.float64, v[None])[0, i]), z[r].copy())
+            _close(J[r, i], col)
+    _close(clib.call("softmax_vjp", np.float64, z, g), np.einsum("ni,nij->nj", g, J), 1e-12)
+    # d log p_i / dz_j = delta_ij - p_j
+    ls = _fd(lambda v: float(clib.call("log_softmax", np.float64, v[None])[0, 2]), z[0].copy())
+    _close(ls, np.eye(5)[2] - p[0])
+
+
+# ----------------------------------------------------------------------------------------------
+# Seed values
+# ----------------------------------------------------------------------------------------------
+SEED_Z = np.array([[-2.85, 0.86, 0.28]])
+SEED_P = [0.0154493156760736, 0.631163353604709, 0.353387330719218]
+SEED_P_PUBLISHED = [0.0154493156751271, 0.631163353697413, 0.353387330637003]
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_seed_values(clib, dtype):
+    tol = TOL[dtype] * 10 if dtype == np.float64 else TOL[dtype]
+    p = clib.call("softmax", dtype, SEED_Z)[0]
+    np.testing.assert_allclose(p, SEED_P, rtol=tol)
+    np.testing.assert_allclose(p, SEED_P_PUBLISHED, rtol=1e-9 if dtype == np.float64 else 1e-5)
+    np.testing.assert_allclose(clib.call("softmax_cross_entropy", dtype, SEED_Z, np.array([2])),
+                               1.0401905694301, rtol=max(tol, 1e-13))
+    np.testing.assert_allclose(clib.call("softmax_cross_entropy", dtype, np.array([[1, 2, 0.5]]),
+                                         np.array([1])), 0.464368784107945, rtol=max(tol, 1e-14))
+    # dL/dz = p - y (not y - p): negative at the true class, positive elsewhere
+    grad = clib.call("softmax_cross_entropy_grad", dtype, SEED_Z, np.array([2]))[0]
+    np.testing.assert_allclose(grad, np.array(SEED_P) - [0, 0, 1], rtol=tol, atol=tol)
+    assert grad[2] < 0 < grad[1]
+
+
+# ----------------------------------------------------------------------------------------------
+# Stability
+# ----------------------------------------------------------------------------------------------
+ROW_KERNELS = ("softmax", "log_softmax", "logsumexp", "softmax_jacobian")
+
+
+def _check_rows(clib, dtype, z, labels, soft=None):
+    """Every row kernel and the logits CE (+grad) against the closed-form reference."""
+    zf = z.astype(np.float64)
+    for name in ROW_KERNELS:
+        got = clib.call(name, dtype, z)
+        assert max_error(got, R.evaluate(name, zf, form="closed"), name in NORMWISE) <= TOL[dtype], name
+    for target in ([labels] + ([soft] if soft is not None else [])):
+        for name in ("softmax_cross_entropy", "softmax_cross_entropy_grad"):
+            got = clib.call(name, dtype, z, target, reduction="none")
+            ref = R.evaluate(name, zf, target, form="closed", reduction="none")
+            assert max_error(got, ref, name in NORMWISE) <= TOL[dtype], (name, got, ref)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_stability_huge_logits(clib, dtype):
+    big = 1e4 if dtype == np.float64 else 100.0
+    rows = [[big, -big, 0.0], [-big, -big + 1, -big + 2], [big, big, big], [0.5, big, -3.0]]
+    if dtype == np.float32:  # beyond float32's exp range (exp(89) overflows), and far beyond
+        rows += [[200.0, -200.0, 0.0], [1e30, -1e30, 3e29], [-1e30, -1e30, -1e30]]
+    z = np.array(rows, dtype=dtype)
+    out = [clib.call(n, dtype, z) for n in ROW_KERNELS]
+    assert all(np.all(np.isfinite(o)) for o in out)
+    _check_rows(clib, dtype, z, np.array([1] * len(rows)), random_distribution(
+        np.random.default_rng(0), len(rows), 3).astype(dtype))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_stability_equal_and_dominant(clib, dtype):
+    z = np.array([[2.0] * 5, [-7.0] * 5, [40.0, 0, 0, 0, 0], [0, 0, 0, 0, 60.0]], dtype=dtype)
+    p = clib.call("softmax", dtype, z)
+    np.testing.assert_allclose(p[:2], 0.2, rtol=TOL[dtype])
+    # log p of the dominant class is -log1p(4 e^-40) ~ -1.7e-17: only the Srest scheme keeps it
+    ls = clib.call("log_softmax", dtype, z)
+    assert ls[2, 0] < 0 and abs(ls[2, 0] / -math.log1p(4 * math.exp(-40)) - 1) < TOL[dtype]
+    _check_rows(clib, dtype, z, np.array([0, 3, 0, 4]))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_stability_masked_classes(clib, dtype):
+    ninf = -np.inf
+    z = np.array([[0.0, ninf, 1.0, ninf], [ninf, 3.0, ninf, ninf], [ninf] * 4], dtype=dtype)
+    p = clib.call("softmax", dtype, z)
+    assert np.all(p[:2][np.isinf(z[:2])] == 0) and np.all(np.isnan(p[2]))  # all -inf: NaN
+    labels = np.array([2, 1, -100])
+    soft = np.array([[0.3, 0, 0.7, 0], [0, 1, 0, 0], [0.25] * 4], dtype=dtype)
+    loss = clib.call("softmax_cross_entropy", dtype, z[:2], labels[:2], reduction="none")
+    assert np.all(np.isfinite(loss))
+    lv, gv = clib.call("softmax_cross_entropy_with_grad", dtype, z[:2], soft[:2], reduction="none")
+    assert np.all(np.isfinite(lv)) and np.all(gv[np.isinf(z[:2])] == 0)
+    gl = clib.call("softmax_cross_entropy_grad", dtype, z, labels, reduction="sum")
+    assert np.all(gl[np.isinf(z)] == 0) and np.all(gl[2] == 0)   # masked and ignored
+    _check_rows(clib, dtype, z[:2], labels[:2], soft[:2])
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_stability_plus_inf_row(clib, dtype):
+    z = np.array([[0.0, np.inf, 1.0]], dtype=dtype)
+    p = clib.call("softmax", dtype, z)
+    assert np.isnan(p[0, 1])
+    _check_rows(clib, dtype, z, np.array([1]))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_stability_probabilities_zero_and_one(clib, dtype):
+    p = np.array([[0.0, 1.0, 0.0, 1.0, 0.5]], dtype=dtype)
+    y = np.array([[0.0, 1.0, 1.0, 0.0, 0.5]], dtype=dtype)
+    for name in ("binary_cross_entropy", "binary_cross_entropy_grad"):
+        got = clib.call(name, dtype, p, y, reduction="none")
+        assert np.all(np.isfinite(got)), (name, got)
+        ref = R.evaluate(name, p.astype(np.float64), y.astype(np.float64), form="raw",
+                         reduction="none")
+        assert max_error(got, ref) <= TOL[dtype], (name, got)
+    loss = clib.call("binary_cross_entropy", dtype, p, y, reduction="none")
+    np.testing.assert_allclose(loss[0, 2:4], 100.0, rtol=TOL[dtype])   # log clamped at -100
+    probs = np.array([[0.0, 1.0, 0.0], [0.5, 0.5, 0.0]], dtype=dtype)
+    for target in (np.array([0, 2]), np.array([[0.5, 0.5, 0.0], [0, 0.5, 0.5]], dtype=dtype)):
+        for name in ("cross_entropy", "cross_entropy_grad"):
+            got = clib.call(name, dtype, probs, target, reduction="none")
+            assert np.all(np.isfinite(got))
+            ref = R.evaluate(name, probs.astype(np.float64), target, form="raw", reduction="none")
+            assert max_error(got, ref) <= TOL[dtype], (name, got)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("name", list(registry()))
+def test_nan_in_nan_out(clib, name, dtype):
+    """A NaN in an input gives NaN in every output that depends on it, and nowhere else."""
+    kern = registry()[name]
+    fam = kern.family
+    rng = np.random.default_rng(9)
+    if fam == "elementwise":
+        out = clib.call(name, dtype, np.array([0.5, np.nan, -2.0]))
+        assert np.isnan(out[1]) and not np.any(np.isnan(out[[0, 2]]))
+        return
+    if fam in ("rowwise", "ce_logits"):
+        x = random_logits(rng, 3, 4)
+    elif fam == "ce_probs":
+        x = random_distribution(rng, 3, 4)
+    else:
+        x = rng.uniform(0.1, 0.9, (3, 4))
+    bad = x.copy()
+    bad[1, 2] = np.nan
+    if fam == "rowwise":
+        extra = (rng.standard_normal((3, 4)),) if name == "softmax_vjp" else ()
+        out = clib.call(name, dtype, bad, *extra)
+        assert np.all(np.isnan(out[1])) and not np.any(np.isnan(out[[0, 2]]))
+        return
+    if fam == "bce":
+        y = rng.uniform(0, 1, (3, 4))
+        for a, b in ((bad, y), (x, np.where(np.isnan(bad), np.nan, y))):
+            out = clib.call(name, dtype, a, b, reduction="none")
+            assert np.isnan(out[1, 2]) and np.sum(np.isnan(out)) == 1
+            if kern.is_loss and not name.endswith("_grad"):
+                assert np.isnan(clib.call(name, dtype, a, b, reduction="mean"))
+        return
+    soft = random_distribution(rng, 3, 4)
+    nan_soft = soft.copy()
+    nan_soft[1, 2] = np.nan
+    # row 1's label is class 2, where the NaN is; every soft target entry is nonzero
+    for xin, target in ((bad, np.array([0, 2, 3])), (bad, soft), (x, nan_soft)):
+        for out in as_list(clib.call(name, dtype, xin, target, reduction="none")):
+            assert np.isnan(out[1]).any() and not np.isnan(out[[0, 2]]).any()
+            if fam == "ce_logits":  # a NaN logit or target reaches the whole row through Srest
+                assert np.isnan(out[1]).all()
+        for out in as_list(clib.call(name, dtype, xin, target, reduction="mean")):
+            assert np.isnan(out).any()
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_single_class(clib, dtype):
+    z = np.array([[3.0], [-1e3], [0.0]], dtype=dtype)
+    np.testing.assert_array_equal(clib.call("softmax", dtype, z), 1.0)
+    np.testing.assert_array_equal(clib.call("log_softmax", dtype, z), 0.0)
+    np.testing.assert_array_equal(clib.call("logsumexp", dtype, z), z[:, 0])
+    np.testing.assert_array_equal(clib.call("softmax_jacobian", dtype, z), 0.0)
+    lv, gv = clib.call("softmax_cross_entropy_with_grad", dtype, z, np.zeros(3, dtype=np.int64))
+    assert lv == 0 and np.all(gv == 0)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_empty_batch(clib, dtype):
+    z = np.zeros((0, 3), dtype=dtype)
+    labels = np.zeros(0, dtype=np.int64)
+    for name in ROW_KERNELS:
+        assert clib.call(name, dtype, z).size == 0
+    assert clib.call("softmax_vjp", dtype, z, z).size == 0
+    assert clib.call("sigmoid", dtype, np.zeros(0)).size == 0
+    for name, target in (("softmax_cross_entropy", labels), ("cross_entropy", labels),
+                         ("softmax_cross_entropy", z), ("binary_cross_entropy", z),
+                         ("sigmoid_binary_cross_entropy", z)):
+        assert np.isnan(clib.call(name, dtype, z, target, reduction="mean"))
+        assert clib.call(name, dtype, z, target, reduction="sum") == 0
+        assert clib.call(name, dtype, z, target, reduction="none").size == 0
+        assert clib.call(name + "_grad", dtype, z, target).size == 0
+    lv, gv = clib.call("softmax_cross_entropy_with_grad", dtype, z, labels)
+    assert np.isnan(lv) and gv.size == 0
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_all_ignored(clib, dtype):
+    z = random_logits(np.random.default_rng(2), 3, 4).astype(dtype)
+    labels = np.full(3, -100)
+    lv, gv = clib.call("softmax_cross_entropy_with_grad", dtype, z, labels, label_smoothing=0.1)
+    assert np.isnan(lv) and np.all(gv == 0)
+    assert clib.call("cross_entropy", dtype, np.abs(z), labels, reduction="sum") == 0
+    assert np.all(clib.call("cross_entropy_grad", dtype, np.abs(z), labels) == 0)
