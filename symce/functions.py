@@ -10,13 +10,20 @@ with no mapping is an error (``strict`` printing).
   drop it); the BCE log clamp of PyTorch uses it, so NaN in gives NaN out.
 * ``mul0(a, b) = a * b`` except that it is exactly 0 when ``a == 0``: a target entry of 0 times a
   masked class's log-probability of ``-inf`` contributes nothing, instead of NaN.
+* ``sigmoid(t) = 1 / (1 + e^{-t})``, printed in the branch-free form
+  ``exp(min(t, 0)) / (1 + exp(-|t|))``: no overflow, and accurate to about an ULP for every t (the
+  form ``exp(-softplus(-t))`` loses ~|t| ULP to the rounding of softplus).
+* ``two_sum_err(a, b)`` — the rounding error of the floating-point sum ``fl(a + b)``, exactly
+  (Knuth's TwoSum: ``s = a + b; t = s - a; (a - (s - t)) + (b - t)``), and 0 when the sum is not
+  finite.  Mathematically it is 0; it lets a kernel carry ``z - shift`` to twice the working
+  precision, so ``exp(z - shift)`` is accurate to an ULP even when ``z - shift`` is rounded.
 """
 from __future__ import annotations
 
 import sympy as sp
-from sympy.codegen.cfunctions import log1p
+from sympy.codegen.cfunctions import expm1, log1p
 
-__all__ = ["softplus", "clamp_min", "mul0", "log1p", "to_plain"]
+__all__ = ["softplus", "clamp_min", "mul0", "sigmoid", "two_sum_err", "log1p", "expm1", "to_plain"]
 
 
 class softplus(sp.Function):  # noqa: N801 - a mathematical function name
@@ -55,9 +62,45 @@ class mul0(sp.Function):  # noqa: N801
         return a * b
 
 
+class sigmoid(sp.Function):  # noqa: N801
+    """sigma(t) = 1 / (1 + exp(-t))."""
+
+    nargs = 1
+
+    def fdiff(self, argindex=1):
+        t = self.args[0]
+        return sigmoid(t) * sigmoid(-t)
+
+    def _eval_rewrite_as_exp(self, t, **kwargs):
+        return 1 / (1 + sp.exp(-t))
+
+    def stable(self):
+        """The printed form: exp(min(t, 0)) / (1 + exp(-|t|)), min written NaN-propagating."""
+        t = self.args[0]
+        return sp.exp(-clamp_min(-t, 0)) / (1 + sp.exp(-sp.Abs(t)))
+
+
+class two_sum_err(sp.Function):  # noqa: N801
+    """The exact rounding error of fl(a + b) (0 if the sum is not finite); mathematically 0."""
+
+    nargs = 2
+
+    def stable(self):
+        """TwoSum as assignments, in order: s = a + b, t = s - a, err = (a - (s - t)) + (b - t).
+
+        Printers emit these in a helper (returning 0 when s is not finite: inf - inf is NaN).
+        """
+        a, b = self.args
+        s, t = sp.symbols("s t", real=True)
+        return ((s, a + b), (t, s - a), (sp.Symbol("err", real=True), (a - (s - t)) + (b - t)))
+
+
 def to_plain(expr):
     """Replace symce's functions by elementary SymPy (for symbolic and mpmath evaluation)."""
     return expr.replace(lambda e: isinstance(e, softplus), lambda e: sp.log(1 + sp.exp(e.args[0]))) \
                .replace(lambda e: isinstance(e, clamp_min), lambda e: sp.Max(*e.args)) \
                .replace(lambda e: isinstance(e, mul0), lambda e: e.args[0] * e.args[1]) \
-               .replace(lambda e: isinstance(e, log1p), lambda e: sp.log(1 + e.args[0]))
+               .replace(lambda e: isinstance(e, log1p), lambda e: sp.log(1 + e.args[0])) \
+               .replace(lambda e: isinstance(e, expm1), lambda e: sp.exp(e.args[0]) - 1) \
+               .replace(lambda e: isinstance(e, sigmoid), lambda e: 1 / (1 + sp.exp(-e.args[0]))) \
+               .replace(lambda e: isinstance(e, two_sum_err), lambda e: sp.S.Zero)

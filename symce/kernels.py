@@ -9,15 +9,20 @@ nothing is retyped.  The printers turn slots into code; the templates lay the co
 Families and the local symbols their loops bind
 -----------------------------------------------
 ``elementwise``  x (input), out
-``rowwise``      per row of K logits: z (z_k), shift (row max, 0 if not finite), zs = z - shift,
-                 Srest = S - 1 where S = sum_k exp(zs_k): with a = the argmax,
-                 Srest = sum_{k != a} exp(zs_k) + expm1(zs_a)  (the last term is exactly 0 for
-                 a finite max, -1 for a row of -inf, +inf for +inf).  Writing S = 1 + Srest and
-                 log S = log1p(Srest) keeps log p_a accurate when p_a is close to 1.
-                 g (upstream g_k), dot = <g, p>,
+``rowwise``      per row of K logits: z (z_k), shift (row max, 0 if not finite), a = its index;
+                 per class the slots zs = fl(z - shift), zlo = its exact rounding error (TwoSum;
+                 zs + zlo = z - shift exactly), e = exp(zs)(1 + zlo) = exp(z - shift) to first
+                 order in zlo (|zlo| <= ulp(zs)/2, so the neglected term is below 2^-100
+                 relative), em1 = e - 1 computed without cancellation; then
+                 Srest = S - 1 = sum_{k != a} e_k + em1_a (em1_a is exactly 0 for a finite max,
+                 -1 for a row of -inf, +inf for +inf).  Writing S = 1 + Srest and
+                 log S = log1p(Srest) keeps log p_a accurate when p_a is close to 1, and
+                 pc = 1 - p = (Srest - em1) / (1 + Srest) keeps 1 - p_a accurate too.
+                 g (upstream g_k), dot = <g, p>, pc_i (pc of class i),
                  p_i, p_j, delta (Kronecker delta of i and j) for the Jacobian
 ``ce_probs``     per row: p (p_k), yt (effective target y~_k), ysum = sum_k y~_k
-``ce_logits``    per row: z, shift, zs, Srest, p, yt, ysum
+``ce_logits``    per row: z, shift, zs, zlo, e, em1, Srest, p, yt, ysum (rowwise slots zs, zlo, e,
+                 em1 and p are repeated in the kernel's slots)
 ``bce``          per element: x (logit) or prob, y (target), w (weight), pw (pos_weight)
 Effective targets (both CE families): with integer label t, hot = [k == t], w_t = weight[t],
 w_k = weight[k], smoothing eps and K classes: y~_k = (1 - eps) w_t hot + eps w_k / K; with a
@@ -47,6 +52,11 @@ pw = sp.Symbol("pw", nonnegative=True)
 prob = sp.Symbol("prob", positive=True)
 z = sp.Symbol("z", real=True)
 zs = sp.Symbol("zs", real=True)
+zlo = sp.Symbol("zlo", real=True)
+e = sp.Symbol("e", nonnegative=True)
+em1 = sp.Symbol("em1", real=True)
+pc = sp.Symbol("pc", nonnegative=True)
+pc_i = sp.Symbol("pc_i", nonnegative=True)
 shift = sp.Symbol("shift", real=True)
 Srest = sp.Symbol("Srest", real=True)
 g = sp.Symbol("g", real=True)
@@ -63,7 +73,7 @@ w_k = sp.Symbol("w_k", nonnegative=True)
 eps = sp.Symbol("label_smoothing", nonnegative=True)
 K = sp.Symbol("K", integer=True, positive=True)
 
-LOCALS = {s.name: s for s in (x, y, w, pw, prob, z, zs, shift, Srest, g, dot, p, p_i, p_j, delta,
+LOCALS = {s.name: s for s in (x, y, w, pw, prob, z, zs, zlo, e, em1, pc, pc_i, shift, Srest, g, dot, p, p_i, p_j, delta,
                               yt, ysum, hot, w_t, w_k, eps, K)}
 
 
@@ -102,15 +112,15 @@ class Kernel:
 # Slots, each built from the engine or the model.
 # ----------------------------------------------------------------------------------------------
 def _sigmoid_value():
-    # sigma(x): the model's definition, then sigma -> exp(-softplus(-x))
+    # sigma(x): the model's definition, printed through the accurate branch-free sigmoid
     expr, neg = stable.sigmoid_complement(m.s, m.s, x)
-    return stable.sigmoid_to_softplus(expr, m.s, neg, x)
+    return stable.sigmoid_function(expr, m.s, neg, x)
 
 
 def _sigmoid_grad():
     closed = derive.result("sigmoid_grad").closed          # sigma (1 - sigma)
     expr, neg = stable.sigmoid_complement(closed, m.s, x)
-    return stable.sigmoid_to_softplus(expr, m.s, neg, x)   # exp(-softplus(-x) - softplus(x))
+    return stable.sigmoid_function(expr, m.s, neg, x)      # sigmoid(x) sigmoid(-x)
 
 
 def _row_logit(idx_expr):
@@ -118,9 +128,23 @@ def _row_logit(idx_expr):
 
 
 def _shifted(expr):
+    """Shift by the row max, name S = 1 + Srest, then carry z - shift as zs + zlo."""
     total = sp.Dummy("S", positive=True)
     out = stable.shift_logits(expr, _row_logit, shift, total, shifted=(zs, z))
-    return stable.log1p_form(out.xreplace({total: 1 + Srest}))
+    out = stable.log1p_form(out.xreplace({total: 1 + Srest}))
+    return stable.compensate(out, zs, zlo, e)
+
+
+def _row_slots():
+    """The per-class quantities every row kernel computes before its outputs."""
+    return {
+        "zs": z - shift,
+        "zlo": stable.two_sum_error(z, -shift),
+        "e": stable.compensated_exp(zs, zlo),
+        "em1": stable.compensated_expm1(zs, zlo),
+        "p": _softmax_p(),
+        "pc": stable.complement(_softmax_p(), e, em1),
+    }
 
 
 def _softmax_p():
@@ -136,8 +160,10 @@ def _logsumexp():
 
 
 def _jacobian():
-    closed = derive.result("softmax_jacobian").closed
-    return closed.xreplace({m.p[m.i]: p_i, m.p[m.j]: p_j, sp.KroneckerDelta(m.i, m.j): delta})
+    closed = derive.result("softmax_jacobian").closed       # p_i (delta_ij - p_j)
+    local = closed.xreplace({m.p[m.i]: p_i, m.p[m.j]: p_j, sp.KroneckerDelta(m.i, m.j): delta})
+    # on the diagonal delta - p_j = 1 - p_i: use the accurate complement pc_i there
+    return stable.diagonal_complement(local, delta, p_j, pc_i)
 
 
 def _vjp():
@@ -206,7 +232,7 @@ def _sigmoid_bce_grad():
     closed = derive.result("sigmoid_weighted_binary_cross_entropy_grad").closed \
         .xreplace({m.y_bin: y, m.pos_weight: pw})
     expr, neg = stable.sigmoid_complement(closed, m.s, x, collect_on=(pw,))
-    return stable.sigmoid_to_softplus(expr, m.s, neg, x)
+    return stable.sigmoid_function(expr, m.s, neg, x)     # (1 - y) sigmoid(x) - w+ y sigmoid(-x)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -237,25 +263,25 @@ def _build():
         Kernel("softmax", "rowwise", "Softmax along the class axis.",
                "p_k = exp(z_k) / sum_j exp(z_j)", r"p_k = \frac{e^{z_k}}{\sum_j e^{z_j}}",
                (Arg("z", "real", "(N, K)", "logits"),), (Arg("out", "real", "(N, K)", "p"),),
-               {"p": _softmax_p()}, None),
+               _row_slots(), None),
         Kernel("log_softmax", "rowwise", "Log of the softmax along the class axis.",
                "log p_k = z_k - log sum_j exp(z_j)", r"\log p_k = z_k - \log \sum_j e^{z_j}",
                (Arg("z", "real", "(N, K)", "logits"),), (Arg("out", "real", "(N, K)", "log p"),),
-               {"out": _log_softmax()}, None),
+               {**_row_slots(), "out": _log_softmax()}, None),
         Kernel("logsumexp", "rowwise", "Log of the sum of exponentials along the class axis.",
                "lse = log sum_j exp(z_j)", r"\operatorname{lse}(z) = \log \sum_j e^{z_j}",
                (Arg("z", "real", "(N, K)", "logits"),), (Arg("out", "real", "(N,)", "lse"),),
-               {"out": _logsumexp()}, "logsumexp_grad"),
+               {**_row_slots(), "out": _logsumexp()}, "logsumexp_grad"),
         Kernel("softmax_jacobian", "rowwise", "Jacobian of the softmax, one K x K matrix per row.",
                "J_ij = p_i (delta_ij - p_j)", r"J_{ij} = p_i(\delta_{ij} - p_j)",
                (Arg("z", "real", "(N, K)", "logits"),),
                (Arg("out", "real", "(N, K, K)", "J[n, i, j] = dp_i/dz_j"),),
-               {"p": _softmax_p(), "out": _jacobian()}, "softmax_jacobian"),
+               {**_row_slots(), "out": _jacobian()}, "softmax_jacobian"),
         Kernel("softmax_vjp", "rowwise", "Vector-Jacobian product of the softmax, without J.",
                "(J^T g)_j = p_j (g_j - <g, p>)", r"(J^\top g)_j = p_j (g_j - \langle g, p\rangle)",
                (Arg("z", "real", "(N, K)", "logits"), Arg("g", "real", "(N, K)", "upstream gradient")),
                (Arg("out", "real", "(N, K)", "J^T g"),),
-               {"p": _softmax_p(), "out": _vjp()}, "softmax_jacobian"),
+               {**_row_slots(), "out": _vjp()}, "softmax_jacobian"),
         Kernel("cross_entropy", "ce_probs", "Cross-entropy of probabilities against a target.",
                "L = -sum_k y_k log p_k", r"L = -\sum_k y_k \log p_k",
                (_PROBS, _TARGET), (_LOSS,),
@@ -267,18 +293,19 @@ def _build():
         Kernel("softmax_cross_entropy", "ce_logits", "Cross-entropy of the softmax of logits (log-sum-exp form).",
                "L = log sum_j exp(z_j) - sum_k y_k z_k", r"L = \log\sum_j e^{z_j} - \sum_k y_k z_k",
                (_LOGITS, _TARGET), (_LOSS,),
-               {**ce_targets, "loss_term": _ce_logits_loss_term()}, None, _CE_OPTIONS),
+               {**ce_targets, **_row_slots(), "loss_term": _ce_logits_loss_term()}, None,
+               _CE_OPTIONS),
         Kernel("softmax_cross_entropy_grad", "ce_logits", "Gradient of softmax cross-entropy w.r.t. the logits.",
                "dL/dz_k = p_k sum_j y_j - y_k  (= p_k - y_k when sum_j y_j = 1)",
                r"\frac{\partial L}{\partial z_k} = p_k - y_k",
                (_LOGITS, _TARGET), (_GRAD_NK,),
-               {**ce_targets, "p": _softmax_p(), "grad": _ce_logits_grad()},
+               {**ce_targets, **_row_slots(), "grad": _ce_logits_grad()},
                "softmax_cross_entropy_grad", _CE_OPTIONS),
         Kernel("softmax_cross_entropy_with_grad", "ce_logits",
                "Softmax cross-entropy and its gradient in one pass.",
                "L as softmax_cross_entropy, dL/dz = p - y", r"(L,\ p - y)",
                (_LOGITS, _TARGET), (_LOSS, _GRAD_NK),
-               {**ce_targets, "p": _softmax_p(), "loss_term": _ce_logits_loss_term(),
+               {**ce_targets, **_row_slots(), "loss_term": _ce_logits_loss_term(),
                 "grad": _ce_logits_grad()}, "softmax_cross_entropy_grad", _CE_OPTIONS),
         Kernel("binary_cross_entropy", "bce", "Binary cross-entropy of probabilities.",
                "L = -(y log p + (1 - y) log(1 - p))",

@@ -74,13 +74,51 @@ def _scalar(name):
     return sp.lambdify(args, expr, "mpmath")
 
 
+# symce's functions with their exact meaning (functions.py), for mpmath
+_SLOT_FUNCTIONS = {
+    "mul0": lambda a, b: mpmath.mpf(0) if a == 0 else a * b,
+    "clamp_min": lambda v, lo: v if mpmath.isnan(v) else max(v, lo),
+    "softplus": lambda t: mpmath.log1p(mpmath.exp(t)),
+    "sigmoid": lambda t: 1 / (1 + mpmath.exp(-t)),
+    "two_sum_err": lambda a, b: mpmath.mpf(0),  # exact arithmetic: no rounding error
+    "log1p": mpmath.log1p,
+    "expm1": mpmath.expm1,
+}
+
+
 @lru_cache(maxsize=None)
 def _slot(kernel_name, slot):
-    expr = functions.to_plain(kr.kernel(kernel_name).slots[slot])
+    expr = kr.kernel(kernel_name).slots[slot]
     syms = sorted(expr.free_symbols, key=lambda s_: s_.name)
-    f = sp.lambdify(syms, expr, "mpmath")
+    f = sp.lambdify(syms, expr, [_SLOT_FUNCTIONS, "mpmath"])
     names = [s_.name for s_ in syms]
-    return lambda **kw: f(*[kw[n_] for n_ in names])
+
+    def call(**kw):
+        try:
+            return f(*[kw[n_] for n_ in names])
+        except ZeroDivisionError:  # 0/0 (a row of -inf): IEEE gives NaN
+            return mpmath.mpf("nan")
+    return call
+
+
+def _row_env(kernel_name, row):
+    """The registry's per-class row slots (zs, zlo, e, em1, Srest, p, pc) for one row, at the
+    working precision, where zs = z - shift is exact and so zlo = 0."""
+    top = max(row)
+    shift = top if mpmath.isfinite(top) else mpmath.mpf(0)
+    a = row.index(top)
+    cls = []
+    for v in row:
+        env = {"z": v, "shift": shift}
+        for name in ("zs", "zlo", "e", "em1"):
+            env[name] = _slot(kernel_name, name)(**env)
+        cls.append(env)
+    srest = mpmath.fsum(c["em1"] if k == a else c["e"] for k, c in enumerate(cls))
+    for c in cls:
+        c["Srest"] = srest
+        c["p"] = _slot(kernel_name, "p")(**c)
+        c["pc"] = _slot(kernel_name, "pc")(**c)
+    return cls
 
 
 # ----------------------------------------------------------------------------------------------
@@ -157,14 +195,6 @@ def evaluate(name, *args, form="raw", weight=None, ignore_index=-100, label_smoo
         return _bce(name, form, *args, weight=weight, pos_weight=pos_weight, reduction=reduction)
 
 
-def _row_stats(row):
-    """shift (row max, 0 if not finite) and Srest = sum_k exp(z_k - shift) - 1."""
-    top = max(row)
-    shift = top if mpmath.isfinite(top) else mpmath.mpf(0)
-    S = mpmath.fsum(mpmath.exp(v - shift) for v in row)
-    return shift, S - 1
-
-
 def _rowwise(name, form, z, g=None):
     z = np.atleast_2d(_mp(z))
     K = z.shape[-1]
@@ -178,22 +208,26 @@ def _rowwise(name, form, z, g=None):
                 gr = [mpmath.mpf(float(v)) for v in np.atleast_2d(g)[r]]
                 out.append([mpmath.fsum(gr[i] * J[i][j] for i in range(K)) for j in range(K)])
             else:
-                out.append(fns[{"softmax_jacobian": "jacobian"}.get(name, name)](row))
+                try:
+                    out.append(fns[{"softmax_jacobian": "jacobian"}.get(name, name)](row))
+                except ZeroDivisionError:  # a row of -inf: 0/0, NaN in IEEE arithmetic
+                    shape = (K, K) if name == "softmax_jacobian" else (K,)
+                    out.append(np.full(shape, mpmath.mpf("nan"), dtype=object).tolist()
+                               if name != "logsumexp" else -mpmath.inf)
             continue
-        shift, Srest = _row_stats(row)
+        cls = _row_env(name, row)
         if name == "logsumexp":
-            out.append(_slot(name, "out")(Srest=Srest, shift=shift))
+            out.append(_slot(name, "out")(**cls[0]))
             continue
-        pfun = _slot("softmax", "p")
-        p = [pfun(zs=v - shift, Srest=Srest) for v in row]
+        p = [c["p"] for c in cls]
         if name == "softmax":
             out.append(p)
         elif name == "log_softmax":
-            out.append([_slot(name, "out")(zs=v - shift, Srest=Srest) for v in row])
+            out.append([_slot(name, "out")(**c) for c in cls])
         elif name == "softmax_jacobian":
             f = _slot(name, "out")
-            out.append([[f(p_i=p[i], p_j=p[j], delta=int(i == j)) for j in range(K)]
-                        for i in range(K)])
+            out.append([[f(p_i=p[i], pc_i=cls[i]["pc"], p_j=p[j], delta=int(i == j))
+                         for j in range(K)] for i in range(K)])
         elif name == "softmax_vjp":
             gr = [mpmath.mpf(float(v)) for v in np.atleast_2d(g)[r]]
             dot = mpmath.fsum(a * b for a, b in zip(gr, p))
@@ -230,13 +264,11 @@ def _ce(name, form, x, target, *, weight, ignore_index, label_smoothing, reducti
                 loss = -mpmath.fsum(0 if a == 0 else a * b for a, b in zip(yt, logp))
                 grad = fns["ce_grad"](row, yt)
             else:
-                shift, Srest = _row_stats(row)
+                cls = _row_env("softmax_cross_entropy", row)
                 lt = _slot("softmax_cross_entropy", "loss_term")
-                loss = mpmath.fsum(0 if a == 0 else lt(yt=a, Srest=Srest, zs=v - shift)
-                                   for a, v in zip(yt, row))
-                pf, gf = _slot("softmax", "p"), _slot("softmax_cross_entropy_grad", "grad")
-                grad = [gf(p=pf(zs=v - shift, Srest=Srest), ysum=ysum, yt=a)
-                        for a, v in zip(yt, row)]
+                loss = mpmath.fsum(0 if a == 0 else lt(yt=a, **c) for a, c in zip(yt, cls))
+                gf = _slot("softmax_cross_entropy_grad", "grad")
+                grad = [gf(p=c["p"], ysum=ysum, yt=a) for a, c in zip(yt, cls)]
         losses.append(loss if keep else mpmath.mpf(0))
         grads.append([v * scale if keep else mpmath.mpf(0) for v in grad])
     loss = _reduce(losses, reduction, divisor)

@@ -12,8 +12,11 @@ Passes
   max term is exactly 1.
 * :func:`sigmoid_complement` — 1 - sigma(x) -> sigma(-x), so no difference of two numbers near 1
   is ever formed (sigma(x) sigma(-x) for sigma', (1-y) sigma(x) - w y sigma(-x) for BCE o sigma).
-* :func:`sigmoid_to_softplus` — sigma(t) -> exp(-softplus(-t)) and log sigma(t) -> -softplus(-t):
-  no overflow for any t, and NaN stays NaN.
+* :func:`sigmoid_function` — sigma(t) -> sigmoid(t), printed in an accurate branch-free form;
+  :func:`log_sigmoid_rules` — log sigma(t) -> -softplus(-t): no overflow for any t, NaN stays NaN.
+* :func:`compensate` (with :func:`two_sum_error`, :func:`compensated_exp`) — carry z - shift as
+  zs + zlo, so exp(z - shift) is accurate even though zs is rounded; :func:`complement` and
+  :func:`diagonal_complement` — 1 - p without cancellation.
 * :func:`clamp_logs` / :func:`clamp_denominator` — the PyTorch policy for losses of
   probabilities: each log is clamped below at -100 and a gradient's denominator at 1e-12.
 * :func:`zero_times_anything` — y * log(...) -> mul0(y, log(...)): a zero target contributes
@@ -25,7 +28,7 @@ import sympy as sp
 from sympy.codegen.cfunctions import log1p
 
 from . import model as m
-from .functions import clamp_min, mul0, softplus
+from .functions import clamp_min, expm1, mul0, sigmoid, softplus, two_sum_err
 from .rewrite import _CANON, canonical_sums, collapse_sums
 
 LOG_CLAMP = -100            # PyTorch's BCE clamps log() at -100
@@ -80,11 +83,47 @@ def sigmoid_complement(expr, s, x, collect_on=()):
     return expr, neg
 
 
-def sigmoid_to_softplus(expr, s, neg, x):
-    """sigma(x) -> exp(-softplus(-x)), sigma(-x) -> exp(-softplus(x)); products of them combine."""
-    pos_e, neg_e = sp.exp(-softplus(-x)), sp.exp(-softplus(x))
-    out = sp.powsimp(expr.xreplace({s: pos_e, neg: neg_e}), combine="exp")
-    return sp.collect(sp.expand(out), [pos_e, neg_e])
+def sigmoid_function(expr, s, neg, x):
+    """sigma -> sigmoid(x), sigma(-x) -> sigmoid(-x): the printers' accurate branch-free sigmoid."""
+    pos_f, neg_f = sigmoid(x), sigmoid(-x)
+    return sp.collect(sp.expand(expr.xreplace({s: pos_f, neg: neg_f})), [pos_f, neg_f])
+
+
+def two_sum_error(a, b):
+    """The exact rounding error of fl(a + b) (mathematically 0)."""
+    return two_sum_err(a, b)
+
+
+def compensated_exp(hi, lo):
+    """exp(hi + lo) for |lo| <= ulp(hi)/2, to first order: exp(hi) (1 + lo)."""
+    return sp.exp(hi) * (1 + lo)
+
+
+def compensated_expm1(hi, lo):
+    """exp(hi + lo) - 1 without cancellation: expm1(hi) + lo exp(hi) (that term exactly 0 when
+    lo is, so a +inf logit gives +inf, not 0 * inf)."""
+    return expm1(hi) + mul0(lo, sp.exp(hi))
+
+
+def compensate(expr, hi, lo, e_sym):
+    """Carry a shifted logit as hi + lo: exp(hi) -> e (the compensated exponential) and every other
+    occurrence of hi -> hi + lo.  The identity exactly when e = exp(hi + lo)."""
+    out = expr.replace(lambda t: isinstance(t, sp.exp) and t.args[0] == hi, lambda t: e_sym)
+    return out.xreplace({hi: hi + lo})
+
+
+def complement(prob, e_sym, em1_sym):
+    """1 - p for p = e / (1 + Srest), written (Srest - (e - 1)) / (1 + Srest) with e - 1 = em1:
+    no cancellation when p is close to 1 (for the argmax, em1 = 0 exactly)."""
+    num, den = sp.fraction(sp.together(1 - prob))
+    num = sp.expand(num).xreplace({e_sym: 1 + em1_sym})
+    return sp.expand(num) / den
+
+
+def diagonal_complement(expr, delta, p_other, pc_self):
+    """delta - p_j -> delta pc_i - (1 - delta) p_j: equal for delta in {0, 1} (on the diagonal
+    p_j = p_i and 1 - p_i = pc_i), and the diagonal no longer subtracts p_i from 1."""
+    return expr.xreplace({delta - p_other: delta * pc_self - (1 - delta) * p_other})
 
 
 def collect_softplus(expr, x):
