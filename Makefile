@@ -37,6 +37,9 @@ pdf: derive
 test:
 	$(PYTHON) -m pytest -q
 
+test-asan:
+	$(PYTHON) -m pytest -q tests/test_c_sanitizers.py
+
 accuracy:
 	$(PYTHON) bench/accuracy.py
 
