@@ -52,6 +52,7 @@ def _show(args) -> int:
     from .derive import results
     from .kernels import registry
     name = args.name
+    found = False
     if name in results():
         res = results()[name]
         print(f"{res.spec.title}  ({res.name})")
@@ -61,16 +62,18 @@ def _show(args) -> int:
             print(f"  without the assumption: {sp.sstr(res.general)}")
             for a in res.assumptions:
                 print(f"  assumes: {a.text}")
-        return 0
-    if name in registry():
+        found = True
+    if name in registry():  # a kernel may share its name with the derivation it evaluates
         kern = registry()[name]
-        print(f"{kern.name}: {kern.summary}")
+        print(f"kernel {kern.name}: {kern.summary}")
         print(f"  formula: {kern.formula}")
         print(f"  family: {kern.family}; from derivation: {kern.derivation or '(definition)'}")
         for slot, expr in kern.slots.items():
             print(f"  slot {slot} = {sp.sstr(expr)}")
         if kern.options:
             print(f"  options: {', '.join(kern.options)}")
+        found = True
+    if found:
         return 0
     print(f"symce: no kernel or derivation named {name!r}; see `symce list`", file=sys.stderr)
     return 2

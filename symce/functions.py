@@ -92,7 +92,9 @@ class two_sum_err(sp.Function):  # noqa: N801
         """
         a, b = self.args
         s, t = sp.symbols("s t", real=True)
-        return ((s, a + b), (t, s - a), (sp.Symbol("err", real=True), (a - (s - t)) + (b - t)))
+        with sp.evaluate(False):  # SymPy would simplify the error term to a + b - s, i.e. 0
+            err = sp.Add(sp.Add(a, -sp.Add(s, -t)), sp.Add(b, -t))
+            return ((s, sp.Add(a, b)), (t, sp.Add(s, -a)), (sp.Symbol("err", real=True), err))
 
 
 def to_plain(expr):

@@ -18,7 +18,8 @@ Families and the local symbols their loops bind
                  -1 for a row of -inf, +inf for +inf).  Writing S = 1 + Srest and
                  log S = log1p(Srest) keeps log p_a accurate when p_a is close to 1, and
                  pc = 1 - p = (Srest - em1) / (1 + Srest) keeps 1 - p_a accurate too.
-                 g (upstream g_k), dot = <g, p>, pc_i (pc of class i),
+                 g (upstream g_k), gesum = sum_k g_k e_k (the row sum of the slot dot_term),
+                 dot = <g, p> (slot), pc_i (pc of class i),
                  p_i, p_j, delta (Kronecker delta of i and j) for the Jacobian
 ``ce_probs``     per row: p (p_k), yt (effective target y~_k), ysum = sum_k y~_k
 ``ce_logits``    per row: z, shift, zs, zlo, e, em1, Srest, p, yt, ysum (rowwise slots zs, zlo, e,
@@ -57,6 +58,7 @@ e = sp.Symbol("e", nonnegative=True)
 em1 = sp.Symbol("em1", real=True)
 pc = sp.Symbol("pc", nonnegative=True)
 pc_i = sp.Symbol("pc_i", nonnegative=True)
+gesum = sp.Symbol("gesum", real=True)
 shift = sp.Symbol("shift", real=True)
 Srest = sp.Symbol("Srest", real=True)
 g = sp.Symbol("g", real=True)
@@ -73,7 +75,7 @@ w_k = sp.Symbol("w_k", nonnegative=True)
 eps = sp.Symbol("label_smoothing", nonnegative=True)
 K = sp.Symbol("K", integer=True, positive=True)
 
-LOCALS = {s.name: s for s in (x, y, w, pw, prob, z, zs, zlo, e, em1, pc, pc_i, shift, Srest, g, dot, p, p_i, p_j, delta,
+LOCALS = {s.name: s for s in (x, y, w, pw, prob, z, zs, zlo, e, em1, pc, pc_i, gesum, shift, Srest, g, dot, p, p_i, p_j, delta,
                               yt, ysum, hot, w_t, w_k, eps, K)}
 
 
@@ -166,6 +168,13 @@ def _jacobian():
     return stable.diagonal_complement(local, delta, p_j, pc_i)
 
 
+def _vjp_dot():
+    """<g, p> = sum_k g_k e_k / (1 + Srest): p's common denominator taken out of the sum, so the
+    row's K products are not each rounded by a division (the VJP subtracts dot from g_j)."""
+    num, den = sp.fraction(_softmax_p())
+    return {"dot_term": g * num, "dot": gesum / den}
+
+
 def _vjp():
     # (J^T g)_j = sum_i g_i dp_i/dz_j, collapsed by the engine's sum rules: p_j (g_j - <g, p>)
     closed = derive.result("softmax_jacobian").closed
@@ -208,8 +217,9 @@ def _ce_logits_grad():
     general = derive.result("softmax_cross_entropy_grad").general  # p_j sum_k y_k - y_j
     _, sums = derive.canonical_sums(general)
     ((sym, total),) = sums.items()
-    return general.xreplace({total.xreplace({derive.rewrite._CANON: m.k}): ysum}) \
+    local = general.xreplace({total.xreplace({derive.rewrite._CANON: m.k}): ysum}) \
         .xreplace({m.p[m.j]: p, m.y[m.j]: yt})
+    return stable.split_unit(local, yt, p, pc)             # p (ysum - yt) - pc yt
 
 
 def _bce_loss():
@@ -281,7 +291,7 @@ def _build():
                "(J^T g)_j = p_j (g_j - <g, p>)", r"(J^\top g)_j = p_j (g_j - \langle g, p\rangle)",
                (Arg("z", "real", "(N, K)", "logits"), Arg("g", "real", "(N, K)", "upstream gradient")),
                (Arg("out", "real", "(N, K)", "J^T g"),),
-               {**_row_slots(), "out": _vjp()}, "softmax_jacobian"),
+               {**_row_slots(), **_vjp_dot(), "out": _vjp()}, "softmax_jacobian"),
         Kernel("cross_entropy", "ce_probs", "Cross-entropy of probabilities against a target.",
                "L = -sum_k y_k log p_k", r"L = -\sum_k y_k \log p_k",
                (_PROBS, _TARGET), (_LOSS,),

@@ -262,13 +262,17 @@ def _ce(name, form, x, target, *, weight, ignore_index, label_smoothing, reducti
                 fns = _raw_row_functions(K)
                 logp = fns["log_softmax"](row)
                 loss = -mpmath.fsum(0 if a == 0 else a * b for a, b in zip(yt, logp))
-                grad = fns["ce_grad"](row, yt)
+                # the gradient is finite at a -inf (masked) logit, but its raw expression is
+                # 0 * inf there: evaluate it at the limit, a logit so low that exp underflows
+                # every float by thousands of orders of magnitude
+                low = -mpmath.mpf(10) ** 6
+                grad = fns["ce_grad"]([low if v == -mpmath.inf else v for v in row], yt)
             else:
                 cls = _row_env("softmax_cross_entropy", row)
                 lt = _slot("softmax_cross_entropy", "loss_term")
                 loss = mpmath.fsum(0 if a == 0 else lt(yt=a, **c) for a, c in zip(yt, cls))
                 gf = _slot("softmax_cross_entropy_grad", "grad")
-                grad = [gf(p=c["p"], ysum=ysum, yt=a) for a, c in zip(yt, cls)]
+                grad = [gf(p=c["p"], pc=c["pc"], ysum=ysum, yt=a) for a, c in zip(yt, cls)]
         losses.append(loss if keep else mpmath.mpf(0))
         grads.append([v * scale if keep else mpmath.mpf(0) for v in grad])
     loss = _reduce(losses, reduction, divisor)

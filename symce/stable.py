@@ -16,7 +16,7 @@ Passes
   :func:`log_sigmoid_rules` — log sigma(t) -> -softplus(-t): no overflow for any t, NaN stays NaN.
 * :func:`compensate` (with :func:`two_sum_error`, :func:`compensated_exp`) — carry z - shift as
   zs + zlo, so exp(z - shift) is accurate even though zs is rounded; :func:`complement` and
-  :func:`diagonal_complement` — 1 - p without cancellation.
+  :func:`diagonal_complement`, :func:`split_unit` — 1 - p without cancellation.
 * :func:`clamp_logs` / :func:`clamp_denominator` — the PyTorch policy for losses of
   probabilities: each log is clamped below at -100 and a gradient's denominator at 1e-12.
 * :func:`zero_times_anything` — y * log(...) -> mul0(y, log(...)): a zero target contributes
@@ -118,6 +118,12 @@ def complement(prob, e_sym, em1_sym):
     num, den = sp.fraction(sp.together(1 - prob))
     num = sp.expand(num).xreplace({e_sym: 1 + em1_sym})
     return sp.expand(num) / den
+
+
+def split_unit(expr, target, prob, prob_c):
+    """p*ysum - yt -> p*(ysum - yt) - pc*yt, using 1 = p + pc: at the target class of a confident
+    prediction (p -> 1) the result -pc*yt is computed without subtracting p from 1."""
+    return sp.collect(sp.expand(expr.subs(target, target * (prob + prob_c))), [prob, prob_c])
 
 
 def diagonal_complement(expr, delta, p_other, pc_self):

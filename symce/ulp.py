@@ -16,18 +16,20 @@ def ulp_error(actual, reference) -> float:
     finfo = np.finfo(dtype)
     ref = np.asarray(reference, dtype=object)
     worst = 0.0
-    for a, r in zip(np.ravel(actual), np.ravel(ref)):
-        a = float(a)
-        r = mpmath.mpf(r)
-        if mpmath.isnan(r) or np.isnan(a):
-            if not (mpmath.isnan(r) and np.isnan(a)):
-                return float("inf")
-            continue
-        if mpmath.isinf(r) or np.isinf(a):
-            if not (mpmath.isinf(r) and np.isinf(a) and (r > 0) == (a > 0)):
-                return float("inf")
-            continue
-        rf = dtype.type(float(r))  # the reference rounded to the dtype
-        ulp = float(np.spacing(np.abs(rf))) if rf != 0 else float(finfo.smallest_subnormal)
-        worst = max(worst, float(abs(mpmath.mpf(a) - r) / ulp))
+    with mpmath.workdps(40):  # the reference must not be rounded before the difference
+        for a, r in zip(np.ravel(actual), np.ravel(ref)):
+            worst = max(worst, _one(float(a), mpmath.mpf(r), dtype, finfo))
+            if worst == float("inf"):
+                break
     return worst
+
+
+def _one(a, r, dtype, finfo) -> float:
+    if mpmath.isnan(r) or np.isnan(a):
+        return 0.0 if (mpmath.isnan(r) and np.isnan(a)) else float("inf")
+    if mpmath.isinf(r) or np.isinf(a):
+        same = mpmath.isinf(r) and np.isinf(a) and (r > 0) == (a > 0)
+        return 0.0 if same else float("inf")
+    rf = dtype.type(float(r))  # the reference rounded to the dtype
+    ulp = float(np.spacing(np.abs(rf))) if rf != 0 else float(finfo.smallest_subnormal)
+    return float(abs(mpmath.mpf(a) - r) / ulp)

@@ -366,6 +366,13 @@ def errors(actual, reference, scale=None):
     """
     import mpmath
 
+    with mpmath.workdps(40):  # at the default 15 digits the reference would round to a double
+        return _errors(actual, reference, scale)
+
+
+def _errors(actual, reference, scale):
+    import mpmath
+
     from support import ulp_error
     actual = np.asarray(actual)
     ref = np.asarray(reference, dtype=object)

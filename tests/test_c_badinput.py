@@ -8,6 +8,7 @@ with small real buffers: the functions must reject them before reading anything.
 from __future__ import annotations
 
 import math
+import re
 
 import numpy as np
 import pytest
@@ -15,7 +16,9 @@ import pytest
 from c_build import C_DIR, SENTINEL, clib  # noqa: F401  (fixture)
 from symce.lang import c_backend
 
-OK, NULL, SIZE, LABEL, WEIGHT, ARG = (v for _, v, _ in c_backend.ERRORS)
+CODES = {name: value for name, value, _ in c_backend.ERRORS}
+OK, NULL, SIZE, LABEL, WEIGHT, ARG, DOMAIN = (CODES[f"SYMCE_{c}"] for c in (
+    "OK", "ERR_NULL", "ERR_SIZE", "ERR_LABEL", "ERR_WEIGHT", "ERR_ARG", "ERR_DOMAIN"))
 SIZE_MAX = 2**64 - 1 if np.dtype(np.uintp).itemsize == 8 else 2**32 - 1
 N, K = 3, 4
 FUNCTIONS = c_backend.functions()
@@ -61,6 +64,10 @@ def _expect(clib, fn, code, what, **kw):
 
 def _roles(fn):
     return {p.role for p in fn.params}
+
+
+def _takes_probs(fn):
+    return c_backend.checks_domain(c_backend.kr.kernel(fn.kernel))
 
 
 @pytest.mark.parametrize("fn", FUNCTIONS, ids=lambda f: f.cname)
@@ -119,7 +126,23 @@ def test_bad_input_writes_nothing(clib, fn):
         _expect(clib, fn, OK, "ignore_index is a class", inputs=[inputs[0], np.array([0, 1, 3])],
                 ignore_index=1)
 
-    # precedence: NULL > SIZE > ARG > WEIGHT > LABEL, as documented
+    # a probability outside [0, 1] (the last entry: all are checked before anything is written)
+    if _takes_probs(fn):
+        for bad in (-1e-30, 1.0000001, -np.inf, np.inf, 2.0, -0.5):
+            probs = inputs[0].copy()
+            probs.flat[-1] = bad
+            _expect(clib, fn, DOMAIN, f"probability {bad}", inputs=[probs, *inputs[1:]])
+        for fine in (0.0, -0.0, 1.0, np.nan):  # the ends of [0, 1]; NaN passes through
+            probs = inputs[0].copy()
+            probs.flat[-1] = fine
+            _expect(clib, fn, OK, f"probability {fine}", inputs=[probs, *inputs[1:]])
+        # the target is not a probability input: a soft target outside [0, 1] is the caller's
+        if len(inputs) > 1 and np.asarray(inputs[1]).dtype.kind == "f":
+            _expect(clib, fn, OK, "target outside [0, 1]", inputs=[inputs[0], inputs[1] * 3])
+    else:
+        assert DOMAIN not in _documented_codes(fn), fn.cname
+
+    # precedence: NULL > SIZE > ARG > WEIGHT > LABEL > DOMAIN, as documented
     out = next(p.name for p in fn.params if p.role == "out")
     size_bad = {"count": SIZE_MAX} if "count" in [p.name for p in fn.params] else {"k": 0}
     _expect(clib, fn, NULL, "NULL and bad size", null=(out,), sizes=size_bad)
@@ -131,6 +154,36 @@ def test_bad_input_writes_nothing(clib, fn):
             if "labels" in roles:
                 _expect(clib, fn, WEIGHT, "weight and label", weight=wbad,
                         inputs=[inputs[0], np.array([0, 1, 99])])
+    if _takes_probs(fn):
+        bad_probs = inputs[0].copy()
+        bad_probs.flat[0] = 1.5
+        if "labels" in roles:
+            _expect(clib, fn, LABEL, "label and probability", inputs=[bad_probs, np.array([0, 1, 99])])
+        if "weight" in roles:
+            wbad = -np.ones(K if fn.kernel.startswith("cross") else N * K)
+            _expect(clib, fn, WEIGHT, "weight and probability", weight=wbad,
+                    inputs=[bad_probs, *inputs[1:]])
+        _expect(clib, fn, ARG, "reduction and probability", reduction=7,
+                inputs=[bad_probs, *inputs[1:]])
+
+
+def _documented_codes(fn):
+    """The codes the header lists for fn, in order."""
+    header = (C_DIR / "symce.h").read_text()
+    doc = header[header.index(f"* {fn.cname}: "):]
+    doc = doc[:doc.index(f"int {fn.cname}(")]
+    returns = doc[doc.index("Returns SYMCE_OK, or"):].split("(checked")[0]
+    return [CODES[name] for name in re.findall(r"SYMCE_ERR_\w+", returns)]
+
+
+@pytest.mark.parametrize("fn", FUNCTIONS, ids=lambda f: f.cname)
+def test_documented_error_order(fn):
+    """The header lists the codes in the order they are checked; DOMAIN last where it applies."""
+    codes = _documented_codes(fn)
+    assert codes[:2] == [NULL, SIZE]
+    order = [NULL, SIZE, ARG, WEIGHT, LABEL, DOMAIN]
+    assert codes == sorted(codes, key=order.index)
+    assert (DOMAIN in codes) == _takes_probs(fn)
 
 
 def test_strerror(clib):
@@ -139,7 +192,7 @@ def test_strerror(clib):
         assert clib.strerror(value) == message
         messages.add(message)
     assert len(messages) == len(c_backend.ERRORS)
-    for code in (1, -6, -1000, 2**31 - 1):
+    for code in (1, min(CODES.values()) - 1, -1000, 2**31 - 1):
         assert clib.strerror(code) == c_backend.UNKNOWN_ERROR
     header = (C_DIR / "symce.h").read_text()
     for name, value, message in c_backend.ERRORS:

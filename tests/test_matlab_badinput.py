@@ -7,11 +7,15 @@ argument, the expectation and the offending value:
 symce:emptyClasses (K = 0), symce:shape (N-D logits, target/g/weight/PosWeight of the wrong size),
 symce:label (non-integer, out of 1..K, NaN, bad IgnoreIndex), symce:weight (negative or NaN
 Weight / PosWeight), symce:smoothing (outside [0, 1], NaN, not a scalar), symce:reduction,
-symce:type (integer, logical, char or complex input; single mixed with double), symce:badOption
-(unknown name, odd count, a name that is not text, an option of another kernel).
+symce:type (integer, logical, char or complex input; single mixed with double), symce:domain (a
+probability outside [0, 1] in the kernels that take probabilities, checked after every other
+argument: a bad label wins), symce:badOption (unknown name, odd count, a name that is not text,
+an option of another kernel).  NaN probabilities are not an error (they propagate: see
+test_matlab_kernels).
 """
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 import support
@@ -32,6 +36,29 @@ def _types(name, head, rest=""):
     for bad, word in (("int32([1 2; 3 4])", "int32"), ("true(2, 2)", "logical"),
                       ("'ab'", "char"), ("[1+2i 3; 1 2]", "complex double")):
         case(name, f"symce_{name}({bad}{rest})", "symce:type", head, word, "single or double")
+
+
+def _mat(a):
+    """A MATLAB literal of a 2-D array (repr of each value: exact)."""
+    return "[" + "; ".join(" ".join(repr(float(v)).replace("inf", "Inf") for v in row)
+                           for row in np.atleast_2d(a)) + "]"
+
+
+def _domain(name, arg, good, target, single_target):
+    """symce:domain for probabilities below 0, above 1 or infinite, in double and single: the
+    message names the argument, the interval, the value and its (linear, 1-based) index."""
+    for i, bad, shown in ((1, -0.25, "-0.25"), (4, 1.5, "1.5"), (6, np.inf, "Inf"),
+                          (2, -np.inf, "-Inf"), (3, -1e-300, "-1e-300")):
+        a = np.array(good, dtype=float)
+        flat = a.T.ravel()          # MATLAB's linear order is column-major
+        flat[i - 1] = bad
+        call = f"symce_{name}({_mat(flat.reshape(a.T.shape).T)}, {target})"
+        case(name, call, "symce:domain", arg, "probabilities in [0, 1]",
+             f"got {shown} at element {i}")
+    a = np.array(good, dtype=float)
+    a[1, 0] = 1.0001                # linear index 2
+    case(name, f"symce_{name}(single({_mat(a)}), {single_target})", "symce:domain", arg,
+         "got 1.0001 at element 2")
 
 
 for _name, _kern in REGISTRY.items():
@@ -98,6 +125,14 @@ for _name, _kern in REGISTRY.items():
         case(_name, f"{f}({X}, [1 2 3], 'PosWeight', 1)", "symce:badOption", "'PosWeight'")
         case(_name, f"{f}({X}, [1 2 3], 'Reduction')", "symce:badOption", "name-value", "(1)")
         case(_name, f"{f}({X}, [1 2 3], 5, 1)", "symce:badOption", "unknown option 5")
+        if fam == "ce_probs":
+            _domain(_name, first, [[0.2, 0.3, 0.1], [0.5, 0.3, 0.6], [0.3, 0.4, 0.3]], "[1 2 3]",
+                    "int32([1 2 3])")
+            # the domain is checked last: a bad label (or option) is reported first
+            case(_name, f"{f}([0.2 1.5 0.1; 0.5 0.3 0.6; 0.3 0.4 0.3], [1 2 4])", "symce:label",
+                 "got 4 for sample 3")
+            case(_name, f"{f}([0.2 1.5 0.1; 0.5 0.3 0.6; 0.3 0.4 0.3], [1 2 3], "
+                 "'Reduction', 'avg')", "symce:reduction", "'avg'")
     else:  # bce
         X = "[0.2 0.9; 0.6 0.1; 0.5 0.5]" if not _name.startswith("sigmoid") else \
             "[1 -2; 0.5 3; -1 0]"
@@ -119,6 +154,11 @@ for _name, _kern in REGISTRY.items():
         case(_name, f"{f}({X}, {Y}, 'LabelSmoothing', 0.1)", "symce:badOption",
              "'LabelSmoothing'")
         case(_name, f"{f}({X}, {Y}, 'Weight')", "symce:badOption", "name-value")
+        if _name.startswith("binary"):
+            _domain(_name, first, [[0.2, 0.9], [0.6, 0.1], [0.5, 0.5]], Y, f"single({Y})")
+            case(_name, f"{f}([0.2 1.5; 0.6 0.1; 0.5 0.5], {Y}, 'Weight', [1 -2])",
+                 "symce:weight", "Weight")
+            case(_name, f"{f}([0.2 1.5; 0.6 0.1; 0.5 0.5], [1 0 1])", "symce:shape", "target")
         if "pos_weight" in _kern.options:
             case(_name, f"{f}({X}, {Y}, 'PosWeight', [1 2])", "symce:shape", "PosWeight",
                  "K = 3", "1x2")
@@ -148,13 +188,18 @@ def results():
                                "'Weight', [1 0 2], 'LabelSmoothing', 1, 'Reduction', 'none')")
     KEYS["ok ignore"] = batch.call(f"symce_cross_entropy(symce_softmax({Z}), [1 -100 3])")
     KEYS["ok bce"] = batch.call("symce_binary_cross_entropy([0 1], [0 1], 'Weight', 0)")
+    # probabilities exactly 0 and 1, and NaN, are in the domain
+    KEYS["ok domain ce"] = batch.call("symce_cross_entropy_grad([0 NaN; 1 0.5; 0 0.5], [2 1])")
+    KEYS["ok domain bce"] = batch.call("symce_binary_cross_entropy_grad(single([0 1 NaN]), "
+                                       "single([1 0 1]))")
     return batch.run(octave)
 
 
 def test_every_error_id_is_covered():
     ids = {c[3] for c in CASES}
     assert ids == {"symce:type", "symce:shape", "symce:emptyClasses", "symce:label",
-                   "symce:weight", "symce:smoothing", "symce:reduction", "symce:badOption"}
+                   "symce:weight", "symce:smoothing", "symce:reduction", "symce:badOption",
+                   "symce:domain"}
     for name, kern in REGISTRY.items():
         mine = {c[3] for c in CASES if c[1] == name}
         assert "symce:type" in mine, name
@@ -164,6 +209,7 @@ def test_every_error_id_is_covered():
             assert {"symce:weight", "symce:reduction", "symce:badOption"} <= mine, name
         if "label_smoothing" in kern.options:
             assert {"symce:label", "symce:smoothing"} <= mine, name
+        assert ("symce:domain" in mine) == (kern.inputs[0].name == "probs"), name
 
 
 @pytest.mark.parametrize("cid", [c[0] for c in CASES])
@@ -178,5 +224,5 @@ def test_bad_input(results, cid):
 
 
 def test_valid_input_passes_the_checks(results):
-    for key in ("ok ce", "ok ignore", "ok bce"):
+    for key in ("ok ce", "ok ignore", "ok bce", "ok domain ce", "ok domain bce"):
         results[KEYS[key]].check()

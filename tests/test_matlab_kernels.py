@@ -5,6 +5,8 @@
 * gradients, the Jacobian and the VJP against central finite differences of the Octave kernels;
 * the published seed values, the sign of dL/dz;
 * stability: huge logits, -Inf (masked) classes, probabilities 0 and 1, NaN, K = 1, N = 0;
+  rows of all -Inf and rows with +Inf as docs/semantics.md specifies them;
+* single input: the sigmoid and the row kernels compute in double and round once (bit for bit);
 * ``help`` output, and the examples in it (run, and compared with the values the help shows);
 * the printer (string asserts) and the sync of generated/matlab with the templates.
 
@@ -12,7 +14,8 @@ Accuracy criteria: elementwise relative error <= 1e-12 (double) / 1e-5 (single).
 formulas that subtract (Jacobian p_i(delta_ij - p_j), VJP p_j(g_j - <g, p>), gradients
 p*sum(y~) - y~ and (1-y)sigma(x) - w+ y sigma(-x)) the error is relative to the magnitude of the
 terms they subtract (``octave_runner.term_scale``): a result much smaller than its terms keeps
-only the digits the terms leave, in any implementation of that formula.
+only the digits the terms leave, in any implementation of that formula.  The ULP bounds of the
+numerics pass are in test_matlab_accuracy.py; the bad-input table in test_matlab_badinput.py.
 """
 from __future__ import annotations
 
@@ -25,7 +28,7 @@ import sympy as sp
 import support
 from octave_runner import Batch, MATLAB_DIR, errors, matlab_args, term_scale, to_numpy_layout
 from symce import generate, kernels, reference
-from symce.functions import clamp_min, log1p, mul0, softplus
+from symce.functions import clamp_min, expm1, log1p, mul0, sigmoid, softplus, two_sum_err
 from symce.lang import matlab_backend as mb
 
 REGISTRY = kernels.registry()
@@ -77,6 +80,7 @@ def _options(name, K, dtype, rng, template):
 ACCURACY = []       # (kernel, dtype, K, args, opts, key)
 FD = []             # (label, kind, key_analytic, key_fd, extra)
 SPECIAL = {}        # name -> key (seeds, stability, empty batches, help)
+ROUND_ONCE = []     # (call, key with single input, key with the same input in double)
 
 
 def _call(batch, name, args, opts=None, **kw):
@@ -284,12 +288,35 @@ def _build_stability(batch):
     SPECIAL["nan bce mean"] = batch.call("symce_binary_cross_entropy(%s, %s)",
                                          batch.arg(np.array([[0.5, np.nan]])),
                                          batch.arg(np.array([[1.0, 0.0]])))
-    # rows of all -Inf, or with +Inf: NaN (as PyTorch)
-    bad = np.array([[-np.inf, 0.0], [-np.inf, np.inf], [-np.inf, 1.0]])
-    SPECIAL["allinf softmax"] = batch.call("symce_softmax(%s)", batch.arg(bad))
-    SPECIAL["allinf log_softmax"] = batch.call("symce_log_softmax(%s)", batch.arg(bad))
-    SPECIAL["allinf ce"] = batch.call("symce_softmax_cross_entropy(%s, [1 1], 'Reduction', 'none')",
-                                      batch.arg(bad))
+    # rows of all -Inf, or with +Inf (docs/semantics.md, "Numerical policy"), double and single
+    bad = np.array([[-np.inf, 0.0, 2.0], [-np.inf, np.inf, np.inf], [-np.inf, 1.0, -np.inf]])
+    for dt in DTYPES:
+        a = batch.arg(bad.astype(dt))
+        for name in ("softmax", "log_softmax", "logsumexp", "softmax_jacobian"):
+            SPECIAL[f"inf {np.dtype(dt).name} {name}"] = batch.call(f"symce_{name}({a})")
+        SPECIAL[f"inf {np.dtype(dt).name} ce"] = batch.call(
+            f"symce_softmax_cross_entropy_with_grad({a}, [1 1 1], 'Reduction', 'none')", nout=2)
+    # single in: the row computed in double and rounded once, bit for bit
+    rng = np.random.default_rng(3)
+    z32 = batch.arg(rng.normal(0, 8, (5, 4)).astype(np.float32))
+    w32 = batch.arg(rng.uniform(0.2, 2, (5, 1)).astype(np.float32))
+    soft32 = rng.random((5, 4)).astype(np.float32)
+    t32 = batch.arg(soft32 / soft32.sum(0))
+    ROUND_ONCE.clear()
+    for call, nout in (("symce_sigmoid(%s)", 1), ("symce_sigmoid_grad(%s)", 1),
+                       ("symce_softmax(%s)", 1), ("symce_log_softmax(%s)", 1),
+                       ("symce_logsumexp(%s)", 1), ("symce_softmax_jacobian(%s)", 1),
+                       ("symce_softmax_vjp(%s, %s)", 1),
+                       ("symce_softmax_cross_entropy_with_grad(%s, [1 2 5 3], 'Weight', %s, "
+                        "'LabelSmoothing', 0.1)", 2),
+                       ("symce_softmax_cross_entropy_with_grad(%s, %s, 'Reduction', 'none')", 2),
+                       ("symce_softmax_cross_entropy(%s, [1 2 5 3], 'Reduction', 'sum')", 1),
+                       ("symce_softmax_cross_entropy_grad(%s, [1 2 5 3])", 1)):
+        args = [z32] + ([t32] if "'none'" in call or "vjp" in call else []) + \
+            ([w32] if "Weight" in call else [])
+        single = batch.call(call % tuple(args), nout=nout)
+        double = batch.call(call % tuple(f"double({a})" for a in args), nout=nout)
+        ROUND_ONCE.append((call, single, double))
     # empty batches (N = 0), double and single
     for cls in ("double", "single"):
         z0 = f"zeros(3, 0, '{cls}')"
@@ -482,17 +509,47 @@ def test_nan_propagates(results):
     assert np.isnan(results[SPECIAL["nan bce mean"]].value)
 
 
-def test_rows_of_all_minus_inf_or_plus_inf_give_nan(results):
-    """A column of all -Inf is NaN throughout; with +Inf (shift 0, Srest = Inf) the +Inf entry is
-    NaN and the rest follow the closed form (p = 0, log p = -Inf), as the reference has it."""
-    bad = np.array([[-np.inf, 0.0], [-np.inf, np.inf], [-np.inf, 1.0]])
-    for name in ("softmax", "log_softmax"):
-        v = results[SPECIAL[f"allinf {name}"]].value
-        assert np.all(np.isnan(v[:, 0])) and np.isnan(v[1, 1]), (name, v)
-        ref = reference.evaluate(name, bad[:, 1:].T, form="closed")
-        assert errors(v[:, 1:].T, ref)[0] == 0
-    loss = results[SPECIAL["allinf ce"]].value
-    assert np.isnan(loss[0, 0]) and not np.isfinite(loss[0, 1])
+def test_rows_of_minus_inf_and_plus_inf(results):
+    """The semantics' non-finite rows (one column each, MATLAB layout): all -Inf gives NaN for
+    softmax and log-softmax and -Inf for logsumexp; a column with +Inf gives NaN at each +Inf
+    entry, p = 0 and log p = -Inf elsewhere, logsumexp +Inf (also next to a -Inf entry); the
+    cross-entropy follows the closed form.  Double and single, against the closed reference."""
+    bad = np.array([[-np.inf, 0.0, 2.0], [-np.inf, np.inf, np.inf], [-np.inf, 1.0, -np.inf]])
+    for dt in DTYPES:
+        tag = f"inf {np.dtype(dt).name}"
+        p = results[SPECIAL[f"{tag} softmax"]].value
+        logp = results[SPECIAL[f"{tag} log_softmax"]].value
+        lse = results[SPECIAL[f"{tag} logsumexp"]].value
+        assert np.all(np.isnan(p[:, 0])) and np.all(np.isnan(logp[:, 0])), (p, logp)
+        assert lse[0, 0] == -np.inf and lse[0, 1] == np.inf and lse[0, 2] == np.inf
+        for col in (1, 2):
+            inf = np.isposinf(bad[:, col])
+            assert np.all(np.isnan(p[inf, col])) and np.all(p[~inf, col] == 0), p
+            assert np.all(np.isnan(logp[inf, col])) and np.all(logp[~inf, col] == -np.inf)
+        for name, v in (("softmax", p), ("log_softmax", logp), ("logsumexp", lse)):
+            ref = reference.evaluate(name, bad.T, form="closed")
+            assert errors(to_numpy_layout(name, v), ref)[0] == 0, name
+        J = results[SPECIAL[f"{tag} softmax_jacobian"]].value
+        ref = reference.evaluate("softmax_jacobian", bad.T, form="closed")
+        assert errors(to_numpy_layout("softmax_jacobian", J), ref)[0] == 0
+        loss, grad = results[SPECIAL[f"{tag} ce"]].values
+        assert np.isnan(loss[0, 0]) and loss[0, 1] == np.inf and loss[0, 2] == np.inf
+        ref_loss, ref_grad = reference.evaluate("softmax_cross_entropy_with_grad", bad.T,
+                                                np.array([0, 0, 0]), form="closed",
+                                                reduction="none")
+        assert errors(loss.ravel(), ref_loss)[0] == 0
+        assert errors(grad.T, ref_grad)[0] == 0
+
+
+def test_single_is_double_rounded_once(results):
+    """Single in: the sigmoid and every row kernel compute in double and round once, so the result
+    is single(the kernel on the same values in double), bit for bit."""
+    assert len(ROUND_ONCE) == 11
+    for call, k_single, k_double in ROUND_ONCE:
+        single, double = results[k_single].check(), results[k_double].check()
+        assert set(single.classes) == {"single"} and set(double.classes) == {"double"}, call
+        for a, b in zip(single.values, double.values):
+            np.testing.assert_array_equal(a, b.astype(np.float32), err_msg=call)
 
 
 def test_empty_batch(results):
@@ -582,10 +639,19 @@ def test_printer_maps_symce_functions():
     assert pr.doprint(mul0(x, sp.log(x))) == "mul0(xx, log(xx))"
     assert pr.doprint(softplus(-x)) == "softplus(-xx)"
     assert pr.doprint(sp.Max(x, 0)) == "clamp_min(xx, 0)"  # NaN-aware, never MATLAB's max
-    assert pr.helpers == {"clamp_min", "mul0", "softplus"}
+    assert pr.doprint(expm1(-x)) == "expm1(-xx)"
+    assert pr.doprint(sigmoid(-x) * sigmoid(x)) == "sigmoid(-xx).*sigmoid(xx)"
+    assert pr.doprint(two_sum_err(x, -lo)) == "two_sum_err(xx, -lo)"
+    assert pr.helpers == {"clamp_min", "mul0", "softplus", "sigmoid", "two_sum_err"}
     bodies, calls = mb.helper_bodies()
     assert bodies["softplus"] == "log1p(exp(-abs(t))) + clamp_min(t, 0)"
     assert calls["softplus"] == ("clamp_min",)
+    assert bodies["sigmoid"] == "exp(-clamp_min(-t, 0))./(1 + exp(-abs(t)))"
+    assert calls["sigmoid"] == ("clamp_min",)
+    # TwoSum keeps its grouping (SymPy would otherwise collapse err to a + b - s, i.e. 0)
+    assert bodies["two_sum_err"] == ["s = a + b;", "t = -a + s;",
+                                     "err = (a - (s - t)) + (b - t);"]
+    assert calls["two_sum_err"] == ()
 
 
 def test_printer_is_strict():
@@ -628,7 +694,8 @@ def test_generated_files_are_vectorised_and_portable():
         assert defined[0] == path.stem
         for fn in defined[1:]:
             assert len(re.findall(rf"\b{fn}\(", text)) >= 2, f"{path.name}: {fn} is never called"
-        for fn in ("softplus", "clamp_min", "mul0") + tuple(mb.HELPER_CALLS):
+        for fn in ("softplus", "sigmoid", "two_sum_err", "clamp_min", "mul0") \
+                + tuple(mb.HELPER_CALLS):
             if re.search(rf"\b{fn}\(", text):
                 assert fn in defined, f"{path.name}: {fn} is called but not defined"
         # Octave-only syntax, or MATLAB features Octave 7 lacks

@@ -162,6 +162,8 @@ def test_weights_nonnegative_and_not_nan(sk, name):
             raises(ValueError, option, f, *args, match=rf"non-negative.*got {shown} at index 1",
                    **{option: w})
         f(*args, **{option: np.zeros(k)})  # zero is fine
+        if name in BCE:  # a scalar weight is checked too
+            raises(ValueError, option, f, *args, match="got -1.0", **{option: -1.0})
 
 
 # label_smoothing and reduction -----------------------------------------------------------------
@@ -182,6 +184,55 @@ def test_unknown_reduction(sk, name):
     for reduction in ("avg", "MEAN", None, 1):
         raises(ValueError, "reduction", getattr(sk, name), *good(name), reduction=reduction,
                match="'none', 'mean' or 'sum'")
+
+
+# probabilities outside [0, 1] -----------------------------------------------------------------
+PROBS = [n for n in CE + BCE if kr.kernel(n).inputs[0].name == "probs"]
+
+
+@pytest.mark.parametrize("name", PROBS)
+def test_probabilities_outside_0_1(sk, name):
+    x, target = good(name)
+    f = getattr(sk, name)
+    for value, shown in ((-0.25, "-0.25"), (1.5, "1.5"), (1 + 2**-52, "1.0000000000000002"),
+                         (np.inf, "inf"), (-np.inf, "-inf")):
+        bad = x.copy()
+        bad[1, 2] = value
+        raises(ValueError, "probs", f, bad, target,
+               match=rf"\[0, 1\].*got {shown} at index \(1, 2\)")
+    raises(ValueError, "probs", f, x[0] * 0 + 2.0, target[0], match="at index 0")  # one row
+    # the ends, -0.0 and NaN pass (NaN gives NaN out), in both dtypes
+    for dt in (np.float64, np.float32):
+        ok = x.astype(dt)
+        ok[0, :2] = (0.0, 1.0)
+        ok[1, 0] = -0.0
+        ok[2, 2] = np.nan  # sample 2 has label 2
+        out = f(ok, target.astype(dt) if target.dtype.kind == "f" else target, reduction="none")
+        assert np.isnan(out).any() and not np.isnan(out[0]).any()
+
+
+@pytest.mark.parametrize("name", PROBS)
+def test_domain_is_checked_last(sk, name):
+    x, target = good(name)
+    f = getattr(sk, name)
+    bad = x.copy()
+    bad[0, 0] = 2.0
+    raises(ValueError, "reduction", f, bad, target, reduction="avg")
+    raises(ValueError, "weight", f, bad, target, weight=-np.ones(4))
+    if name in CE:
+        wrong = target.copy()
+        wrong[0] = 9
+        raises(ValueError, "target", f, bad, wrong)
+        raises(ValueError, "label_smoothing", f, bad, target, label_smoothing=2.0)
+    else:
+        raises(ValueError, "target", f, bad, target[:, :2])
+
+
+def test_bce_probabilities_of_any_shape(sk):
+    for shape in ((), (5,), (2, 3, 4)):
+        p = np.full(shape, 0.5)
+        sk.binary_cross_entropy(p, p)
+        raises(ValueError, "probs", sk.binary_cross_entropy_grad, p + 1, p, match="got 1.5")
 
 
 # dtypes ----------------------------------------------------------------------------------------

@@ -16,6 +16,7 @@ const char *symce_strerror(int code)
     case SYMCE_ERR_LABEL: return "a label is outside [0, k) and is not ignore_index";
     case SYMCE_ERR_WEIGHT: return "a weight or pos_weight entry is negative or NaN";
     case SYMCE_ERR_ARG: return "label_smoothing is outside [0, 1] or NaN, or the reduction is unknown";
+    case SYMCE_ERR_DOMAIN: return "a probability is outside [0, 1] (NaN passes through)";
     default: return "unknown symce error code";
     }
 }
@@ -55,26 +56,61 @@ static int symce_check_labels(const int64_t *restrict labels, size_t n, size_t k
 }
 
 /* ---------------------------------------------------------------------------------------- */
-/* Helpers for float buffers */
+/* Helpers in double: symce's functions, printed from their SymPy definitions */
 /* ---------------------------------------------------------------------------------------- */
 
 /* max(x, lo), propagating NaN in x (fmax would drop it) */
-static inline float symce_clamp_min_f32(float x, float lo)
+static inline double symce_clamp_min_double(double x, double lo)
 {
     return (lo > x) ? (lo) : (x);
 }
 
 /* a * b, exactly 0 when a == 0 (even if b is infinite) */
-static inline float symce_mul0_f32(float a, float b)
+static inline double symce_mul0_double(double a, double b)
 {
     return (a == 0) ? (0) : (a*b);
 }
 
 /* log(1 + exp(t)) without overflow */
-static inline float symce_softplus_f32(float t)
+static inline double symce_softplus_double(double t)
 {
-    return symce_clamp_min_f32(t, 0) + log1pf(expf(-fabsf(t)));
+    return symce_clamp_min_double(t, 0) + log1p(exp(-fabs(t)));
 }
+
+/* 1 / (1 + exp(-t)): branch-free, no overflow, about an ULP for every t */
+static inline double symce_sigmoid_double(double t)
+{
+    return exp(-symce_clamp_min_double(-t, 0))/(1 + exp(-fabs(t)));
+}
+
+/* the exact rounding error of a + b (Knuth's TwoSum), 0 when a + b is not finite */
+static inline double symce_two_sum_err_double(double a, double b)
+{
+    const double s = a + b;
+    const double t = -a + s;
+    const double err = (a - (s - t)) + (b - t);
+    return (isfinite(s)) ? (err) : (0);
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* Helpers in long double: symce's functions, printed from their SymPy definitions */
+/* ---------------------------------------------------------------------------------------- */
+
+/* max(x, lo), propagating NaN in x (fmax would drop it) */
+static inline long double symce_clamp_min_long_double(long double x, long double lo)
+{
+    return (lo > x) ? (lo) : (x);
+}
+
+/* 1 / (1 + exp(-t)): branch-free, no overflow, about an ULP for every t */
+static inline long double symce_sigmoid_long_double(long double t)
+{
+    return expl(-symce_clamp_min_long_double(-t, 0))/(1 + expl(-fabsl(t)));
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* Validation and reductions for float buffers */
+/* ---------------------------------------------------------------------------------------- */
 
 /* NULL (all ones) or len entries, each >= 0 and not NaN. */
 static int symce_check_weights_f32(const float *restrict weight, size_t len)
@@ -82,6 +118,14 @@ static int symce_check_weights_f32(const float *restrict weight, size_t len)
     if (weight == NULL) return SYMCE_OK;
     for (size_t i = 0; i < len; ++i)
         if (!(weight[i] >= 0)) return SYMCE_ERR_WEIGHT;
+    return SYMCE_OK;
+}
+
+/* Every probability in [0, 1]; NaN passes (it propagates to the outputs instead). */
+static int symce_check_probs_f32(const float *restrict probs, size_t len)
+{
+    for (size_t i = 0; i < len; ++i)
+        if (probs[i] < 0 || probs[i] > 1) return SYMCE_ERR_DOMAIN;
     return SYMCE_OK;
 }
 
@@ -115,46 +159,18 @@ static float symce_reduce_f32(symce_reduction reduction, double total, double di
     return (float)(divisor != 0 ? total / divisor : NAN);
 }
 
-/* Row statistics of the stable scheme, in double: shift = the row max (0 if it is not finite),
-   a = its index, zs = z - shift, and the return value Srest = sum_{j != a} exp(zs_j) + expm1(zs_a)
-   = S - 1 (exactly 0 for the max term of a finite row, -1 for a row of -inf, +inf with +inf). */
-static double symce_row_srest_f32(const float *restrict row, size_t k, double *restrict shift_out)
+/* The row max's index (the first one; 0 for a row of NaN), for the shift of the row kernels. */
+static size_t symce_argmax_f32(const float *restrict row, size_t k)
 {
     size_t a = 0;
-    float top = row[0];
     for (size_t j = 1; j < k; ++j)
-        if (row[j] > top) { top = row[j]; a = j; }
-    const double shift = isfinite(top) ? top : 0;
-    double acc = 0;
-    for (size_t j = 0; j < k; ++j) {
-        const double zs = row[j] - shift;
-        acc += j == a ? expm1(zs) : exp(zs);
-    }
-    *shift_out = shift;
-    return (double)acc;
+        if (row[j] > row[a]) a = j;
+    return a;
 }
 
 /* ---------------------------------------------------------------------------------------- */
-/* Helpers for double buffers */
+/* Validation and reductions for double buffers */
 /* ---------------------------------------------------------------------------------------- */
-
-/* max(x, lo), propagating NaN in x (fmax would drop it) */
-static inline double symce_clamp_min_f64(double x, double lo)
-{
-    return (lo > x) ? (lo) : (x);
-}
-
-/* a * b, exactly 0 when a == 0 (even if b is infinite) */
-static inline double symce_mul0_f64(double a, double b)
-{
-    return (a == 0) ? (0) : (a*b);
-}
-
-/* log(1 + exp(t)) without overflow */
-static inline double symce_softplus_f64(double t)
-{
-    return symce_clamp_min_f64(t, 0) + log1p(exp(-fabs(t)));
-}
 
 /* NULL (all ones) or len entries, each >= 0 and not NaN. */
 static int symce_check_weights_f64(const double *restrict weight, size_t len)
@@ -165,6 +181,14 @@ static int symce_check_weights_f64(const double *restrict weight, size_t len)
     return SYMCE_OK;
 }
 
+/* Every probability in [0, 1]; NaN passes (it propagates to the outputs instead). */
+static int symce_check_probs_f64(const double *restrict probs, size_t len)
+{
+    for (size_t i = 0; i < len; ++i)
+        if (probs[i] < 0 || probs[i] > 1) return SYMCE_ERR_DOMAIN;
+    return SYMCE_OK;
+}
+
 /* label_smoothing in [0, 1] (false for NaN). */
 static int symce_check_smoothing_f64(double label_smoothing)
 {
@@ -172,46 +196,36 @@ static int symce_check_smoothing_f64(double label_smoothing)
 }
 
 /* The mean divisor for labels: the summed weight[t] of the samples that are not ignored. */
-static double symce_label_divisor_f64(const int64_t *restrict labels, const double *restrict weight,
+static long double symce_label_divisor_f64(const int64_t *restrict labels, const double *restrict weight,
                                         size_t n, int64_t ignore_index)
 {
-    double divisor = 0;
+    long double divisor = 0;
     for (size_t i = 0; i < n; ++i)
         if (labels[i] != ignore_index) divisor += weight != NULL ? weight[labels[i]] : 1;
     return divisor;
 }
 
 /* 1/divisor for mean (NaN for 0/0, as PyTorch), 1 otherwise. */
-static double symce_scale_f64(symce_reduction reduction, double divisor)
+static long double symce_scale_f64(symce_reduction reduction, long double divisor)
 {
     if (reduction != SYMCE_REDUCTION_MEAN) return 1;
     return divisor != 0 ? 1 / divisor : NAN;
 }
 
 /* The reduced loss (sum or mean) from the sum of the per-sample losses. */
-static double symce_reduce_f64(symce_reduction reduction, double total, double divisor)
+static double symce_reduce_f64(symce_reduction reduction, long double total, long double divisor)
 {
     if (reduction == SYMCE_REDUCTION_SUM) return (double)total;
     return (double)(divisor != 0 ? total / divisor : NAN);
 }
 
-/* Row statistics of the stable scheme, in double: shift = the row max (0 if it is not finite),
-   a = its index, zs = z - shift, and the return value Srest = sum_{j != a} exp(zs_j) + expm1(zs_a)
-   = S - 1 (exactly 0 for the max term of a finite row, -1 for a row of -inf, +inf with +inf). */
-static double symce_row_srest_f64(const double *restrict row, size_t k, double *restrict shift_out)
+/* The row max's index (the first one; 0 for a row of NaN), for the shift of the row kernels. */
+static size_t symce_argmax_f64(const double *restrict row, size_t k)
 {
     size_t a = 0;
-    double top = row[0];
     for (size_t j = 1; j < k; ++j)
-        if (row[j] > top) { top = row[j]; a = j; }
-    const double shift = isfinite(top) ? top : 0;
-    double acc = 0;
-    for (size_t j = 0; j < k; ++j) {
-        const double zs = row[j] - shift;
-        acc += j == a ? expm1(zs) : exp(zs);
-    }
-    *shift_out = shift;
-    return (double)acc;
+        if (row[j] > row[a]) a = j;
+    return a;
 }
 
 /* ---------------------------------------------------------------------------------------- */
@@ -225,8 +239,8 @@ int symce_sigmoid_f32(size_t count, const float *restrict x, float *restrict out
     const int rc = symce_check_count(count, sizeof(float));
     if (rc != SYMCE_OK) return rc;
     for (size_t i = 0; i < count; ++i) {
-        const float xv = x[i];
-        out[i] = (expf(-symce_softplus_f32(-xv)));
+        const double xv = x[i];
+        out[i] = (float)(symce_sigmoid_double(xv));
     }
     return SYMCE_OK;
 }
@@ -238,8 +252,8 @@ int symce_sigmoid_grad_f32(size_t count, const float *restrict x, float *restric
     const int rc = symce_check_count(count, sizeof(float));
     if (rc != SYMCE_OK) return rc;
     for (size_t i = 0; i < count; ++i) {
-        const float xv = x[i];
-        out[i] = (expf(-symce_softplus_f32(-xv))*expf(-symce_softplus_f32(xv)));
+        const double xv = x[i];
+        out[i] = (float)(symce_sigmoid_double(-xv)*symce_sigmoid_double(xv));
     }
     return SYMCE_OK;
 }
@@ -252,12 +266,24 @@ int symce_softmax_f32(size_t n, size_t k, const float *restrict z, float *restri
     if (rc != SYMCE_OK) return rc;
     for (size_t i = 0; i < n; ++i) {
         const float *row = z + i * k;
-        double shift;
-        const double srest = symce_row_srest_f32(row, k, &shift);
+        const size_t a = symce_argmax_f32(row, k);
+        const double shift = isfinite(row[a]) ? row[a] : 0;
+        double srest_acc = 0;
+        for (size_t j = 0; j < k; ++j) {
+            const double zv = row[j];
+            const double zs = -shift + zv;
+            const double zlo = symce_two_sum_err_double(zv, -shift);
+            srest_acc += j == a ? expm1(zs) + symce_mul0_double(zlo, exp(zs)) : (zlo + 1)*exp(zs);
+        }
+        const double srest = (double)srest_acc;
         float *orow = out + i * k;
         for (size_t j = 0; j < k; ++j) {
-            const double zs = row[j] - shift;
-            orow[j] = (float)(exp(zs)/(srest + 1));
+            const double zv = row[j];
+            const double zs = -shift + zv;
+            const double zlo = symce_two_sum_err_double(zv, -shift);
+            const double e = (zlo + 1)*exp(zs);
+            const double p = e/(srest + 1);
+            orow[j] = (float)(p);
         }
     }
     return SYMCE_OK;
@@ -271,12 +297,23 @@ int symce_log_softmax_f32(size_t n, size_t k, const float *restrict z, float *re
     if (rc != SYMCE_OK) return rc;
     for (size_t i = 0; i < n; ++i) {
         const float *row = z + i * k;
-        double shift;
-        const double srest = symce_row_srest_f32(row, k, &shift);
+        const size_t a = symce_argmax_f32(row, k);
+        const double shift = isfinite(row[a]) ? row[a] : 0;
+        double srest_acc = 0;
+        for (size_t j = 0; j < k; ++j) {
+            const double zv = row[j];
+            const double zs = -shift + zv;
+            const double zlo = symce_two_sum_err_double(zv, -shift);
+            srest_acc += j == a ? expm1(zs) + symce_mul0_double(zlo, exp(zs)) : (zlo + 1)*exp(zs);
+        }
+        const double srest = (double)srest_acc;
+        const double log1p_srest = log1p(srest);
         float *orow = out + i * k;
         for (size_t j = 0; j < k; ++j) {
-            const double zs = row[j] - shift;
-            orow[j] = (float)(zs - log1p(srest));
+            const double zv = row[j];
+            const double zs = -shift + zv;
+            const double zlo = symce_two_sum_err_double(zv, -shift);
+            orow[j] = (float)(-log1p_srest + zlo + zs);
         }
     }
     return SYMCE_OK;
@@ -290,8 +327,16 @@ int symce_logsumexp_f32(size_t n, size_t k, const float *restrict z, float *rest
     if (rc != SYMCE_OK) return rc;
     for (size_t i = 0; i < n; ++i) {
         const float *row = z + i * k;
-        double shift;
-        const double srest = symce_row_srest_f32(row, k, &shift);
+        const size_t a = symce_argmax_f32(row, k);
+        const double shift = isfinite(row[a]) ? row[a] : 0;
+        double srest_acc = 0;
+        for (size_t j = 0; j < k; ++j) {
+            const double zv = row[j];
+            const double zs = -shift + zv;
+            const double zlo = symce_two_sum_err_double(zv, -shift);
+            srest_acc += j == a ? expm1(zs) + symce_mul0_double(zlo, exp(zs)) : (zlo + 1)*exp(zs);
+        }
+        const double srest = (double)srest_acc;
         out[i] = (float)(shift + log1p(srest));
     }
     return SYMCE_OK;
@@ -305,20 +350,42 @@ int symce_softmax_jacobian_f32(size_t n, size_t k, const float *restrict z, floa
     if (rc != SYMCE_OK) return rc;
     for (size_t i = 0; i < n; ++i) {
         const float *row = z + i * k;
-        double shift;
-        const double srest = symce_row_srest_f32(row, k, &shift);
-        float *J = out + i * k * k;
-        float *last = J + (k - 1) * k;  /* holds p until the rows above it are written */
+        const size_t a = symce_argmax_f32(row, k);
+        const double shift = isfinite(row[a]) ? row[a] : 0;
+        double srest_acc = 0;
         for (size_t j = 0; j < k; ++j) {
-            const double zs = row[j] - shift;
-            last[j] = (float)(exp(zs)/(srest + 1));
+            const double zv = row[j];
+            const double zs = -shift + zv;
+            const double zlo = symce_two_sum_err_double(zv, -shift);
+            srest_acc += j == a ? expm1(zs) + symce_mul0_double(zlo, exp(zs)) : (zlo + 1)*exp(zs);
         }
-        for (size_t a = 0; a < k; ++a) {
-            const double p_i = last[a];
-            for (size_t b = 0; b < k; ++b) {
-                const double p_j = last[b];
-                const double delta = a == b ? 1 : 0;
-                J[a * k + b] = (float)(p_i*(delta - p_j));
+        const double srest = (double)srest_acc;
+        float *J = out + i * k * k;
+        /* columns in blocks: p_j of the block's classes stays in double, p_i and pc_i per row */
+        for (size_t c0 = 0; c0 < k; c0 += 64) {
+            const size_t width = k - c0 < 64 ? k - c0 : 64;
+            double p_block[64];
+            for (size_t c = 0; c < width; ++c) {
+                const double zv = row[c0 + c];
+                const double zs = -shift + zv;
+                const double zlo = symce_two_sum_err_double(zv, -shift);
+                const double e = (zlo + 1)*exp(zs);
+                const double p_j = e/(srest + 1);
+                p_block[c] = p_j;
+            }
+            for (size_t r = 0; r < k; ++r) {
+                const double zv = row[r];
+                const double zs = -shift + zv;
+                const double zlo = symce_two_sum_err_double(zv, -shift);
+                const double e = (zlo + 1)*exp(zs);
+                const double em1 = expm1(zs) + symce_mul0_double(zlo, exp(zs));
+                const double p_i = e/(srest + 1);
+                const double pc_i = (srest - em1)/(srest + 1);
+                for (size_t c = 0; c < width; ++c) {
+                    const double p_j = p_block[c];
+                    const double delta = r == c0 + c ? 1 : 0;
+                    J[r * k + c0 + c] = (float)(p_i*(delta*pc_i - p_j*(1 - delta)));
+                }
             }
         }
     }
@@ -334,21 +401,36 @@ int symce_softmax_vjp_f32(size_t n, size_t k, const float *restrict z, const flo
     if (rc != SYMCE_OK) return rc;
     for (size_t i = 0; i < n; ++i) {
         const float *row = z + i * k;
-        double shift;
-        const double srest = symce_row_srest_f32(row, k, &shift);
-        const float *grow = g + i * k;
-        float *orow = out + i * k;  /* holds p until the products are written */
-        double dot_acc = 0;
+        const size_t a = symce_argmax_f32(row, k);
+        const double shift = isfinite(row[a]) ? row[a] : 0;
+        double srest_acc = 0;
         for (size_t j = 0; j < k; ++j) {
-            const double zs = row[j] - shift;
-            const double p = exp(zs)/(srest + 1);
-            orow[j] = (float)p;
-            dot_acc += grow[j] * p;
+            const double zv = row[j];
+            const double zs = -shift + zv;
+            const double zlo = symce_two_sum_err_double(zv, -shift);
+            srest_acc += j == a ? expm1(zs) + symce_mul0_double(zlo, exp(zs)) : (zlo + 1)*exp(zs);
         }
-        const double dot = (double)dot_acc;
+        const double srest = (double)srest_acc;
+        const float *grow = g + i * k;
+        float *orow = out + i * k;
+        double dot_acc = 0;  /* sum_k g_k e_k */
         for (size_t j = 0; j < k; ++j) {
-            const double p = orow[j];
+            const double zv = row[j];
             const double gv = grow[j];
+            const double zs = -shift + zv;
+            const double zlo = symce_two_sum_err_double(zv, -shift);
+            const double e = (zlo + 1)*exp(zs);
+            dot_acc += e*gv;
+        }
+        const double gesum = (double)dot_acc;
+        const double dot = gesum/(srest + 1);
+        for (size_t j = 0; j < k; ++j) {
+            const double zv = row[j];
+            const double gv = grow[j];
+            const double zs = -shift + zv;
+            const double zlo = symce_two_sum_err_double(zv, -shift);
+            const double e = (zlo + 1)*exp(zs);
+            const double p = e/(srest + 1);
             orow[j] = (float)(p*(-dot + gv));
         }
     }
@@ -367,9 +449,10 @@ int symce_cross_entropy_f32(size_t n, size_t k, const float *restrict probs,
     if (rc == SYMCE_OK) rc = symce_check_reduction(reduction);
     if (rc == SYMCE_OK) rc = symce_check_weights_f32(weight, k);
     if (rc == SYMCE_OK) rc = symce_check_labels(labels, n, k, ignore_index);
+    if (rc == SYMCE_OK) rc = symce_check_probs_f32(probs, n * k);
     if (rc != SYMCE_OK) return rc;
 
-    const float k_real = (float)k;
+    const double k_real = (double)k;
     const double divisor = symce_label_divisor_f32(labels, weight, n, ignore_index);
     double total = 0;
     for (size_t i = 0; i < n; ++i) {
@@ -379,14 +462,14 @@ int symce_cross_entropy_f32(size_t n, size_t k, const float *restrict probs,
             if (reduction == SYMCE_REDUCTION_NONE) loss[i] = 0;
             continue;
         }
-        const float w_t = weight != NULL ? weight[t] : 1;
+        const double w_t = weight != NULL ? weight[t] : 1;
         double row_loss = 0;
         for (size_t j = 0; j < k; ++j) {
-            const float hot = j == (size_t)t ? 1 : 0;
-            const float w_k = weight != NULL ? weight[j] : 1;
-            const float yt = hot*w_t*(1 - label_smoothing) + label_smoothing*w_k/k_real;
-            const float p = row[j];
-            row_loss += symce_mul0_f32(yt, -symce_clamp_min_f32(logf(p), -100));
+            const double hot = j == (size_t)t ? 1 : 0;
+            const double w_k = weight != NULL ? weight[j] : 1;
+            const double yt = hot*w_t*(1 - label_smoothing) + label_smoothing*w_k/k_real;
+            const double p = row[j];
+            row_loss += symce_mul0_double(yt, -symce_clamp_min_double(log(p), -100));
         }
         if (reduction == SYMCE_REDUCTION_NONE) loss[i] = (float)row_loss;
         else total += row_loss;
@@ -406,9 +489,10 @@ int symce_cross_entropy_soft_f32(size_t n, size_t k, const float *restrict probs
     if (rc == SYMCE_OK) rc = symce_check_smoothing_f32(label_smoothing);
     if (rc == SYMCE_OK) rc = symce_check_reduction(reduction);
     if (rc == SYMCE_OK) rc = symce_check_weights_f32(weight, k);
+    if (rc == SYMCE_OK) rc = symce_check_probs_f32(probs, n * k);
     if (rc != SYMCE_OK) return rc;
 
-    const float k_real = (float)k;
+    const double k_real = (double)k;
     const double divisor = (double)n;
     double total = 0;
     for (size_t i = 0; i < n; ++i) {
@@ -416,11 +500,11 @@ int symce_cross_entropy_soft_f32(size_t n, size_t k, const float *restrict probs
         const float *yrow = target + i * k;
         double row_loss = 0;
         for (size_t j = 0; j < k; ++j) {
-            const float y = yrow[j];
-            const float w_k = weight != NULL ? weight[j] : 1;
-            const float yt = w_k*(y*(1 - label_smoothing) + label_smoothing/k_real);
-            const float p = row[j];
-            row_loss += symce_mul0_f32(yt, -symce_clamp_min_f32(logf(p), -100));
+            const double y = yrow[j];
+            const double w_k = weight != NULL ? weight[j] : 1;
+            const double yt = w_k*(y*(1 - label_smoothing) + label_smoothing/k_real);
+            const double p = row[j];
+            row_loss += symce_mul0_double(yt, -symce_clamp_min_double(log(p), -100));
         }
         if (reduction == SYMCE_REDUCTION_NONE) loss[i] = (float)row_loss;
         else total += row_loss;
@@ -441,9 +525,10 @@ int symce_cross_entropy_grad_f32(size_t n, size_t k, const float *restrict probs
     if (rc == SYMCE_OK) rc = symce_check_reduction(reduction);
     if (rc == SYMCE_OK) rc = symce_check_weights_f32(weight, k);
     if (rc == SYMCE_OK) rc = symce_check_labels(labels, n, k, ignore_index);
+    if (rc == SYMCE_OK) rc = symce_check_probs_f32(probs, n * k);
     if (rc != SYMCE_OK) return rc;
 
-    const float k_real = (float)k;
+    const double k_real = (double)k;
     const double divisor = symce_label_divisor_f32(labels, weight, n, ignore_index);
     const double scale = symce_scale_f32(reduction, divisor);
     for (size_t i = 0; i < n; ++i) {
@@ -454,13 +539,13 @@ int symce_cross_entropy_grad_f32(size_t n, size_t k, const float *restrict probs
             for (size_t j = 0; j < k; ++j) grow[j] = 0;
             continue;
         }
-        const float w_t = weight != NULL ? weight[t] : 1;
+        const double w_t = weight != NULL ? weight[t] : 1;
         for (size_t j = 0; j < k; ++j) {
-            const float hot = j == (size_t)t ? 1 : 0;
-            const float w_k = weight != NULL ? weight[j] : 1;
-            const float yt = hot*w_t*(1 - label_smoothing) + label_smoothing*w_k/k_real;
-            const float p = row[j];
-            grow[j] = (float)((-yt/symce_clamp_min_f32(p, 1.0e-12F)) * scale);
+            const double hot = j == (size_t)t ? 1 : 0;
+            const double w_k = weight != NULL ? weight[j] : 1;
+            const double yt = hot*w_t*(1 - label_smoothing) + label_smoothing*w_k/k_real;
+            const double p = row[j];
+            grow[j] = (float)((-yt/symce_clamp_min_double(p, 9.9999999999999998e-13)) * scale);
         }
     }
     return SYMCE_OK;
@@ -477,9 +562,10 @@ int symce_cross_entropy_grad_soft_f32(size_t n, size_t k, const float *restrict 
     if (rc == SYMCE_OK) rc = symce_check_smoothing_f32(label_smoothing);
     if (rc == SYMCE_OK) rc = symce_check_reduction(reduction);
     if (rc == SYMCE_OK) rc = symce_check_weights_f32(weight, k);
+    if (rc == SYMCE_OK) rc = symce_check_probs_f32(probs, n * k);
     if (rc != SYMCE_OK) return rc;
 
-    const float k_real = (float)k;
+    const double k_real = (double)k;
     const double divisor = (double)n;
     const double scale = symce_scale_f32(reduction, divisor);
     for (size_t i = 0; i < n; ++i) {
@@ -487,11 +573,11 @@ int symce_cross_entropy_grad_soft_f32(size_t n, size_t k, const float *restrict 
         float *grow = grad + i * k;
         const float *yrow = target + i * k;
         for (size_t j = 0; j < k; ++j) {
-            const float y = yrow[j];
-            const float w_k = weight != NULL ? weight[j] : 1;
-            const float yt = w_k*(y*(1 - label_smoothing) + label_smoothing/k_real);
-            const float p = row[j];
-            grow[j] = (float)((-yt/symce_clamp_min_f32(p, 1.0e-12F)) * scale);
+            const double y = yrow[j];
+            const double w_k = weight != NULL ? weight[j] : 1;
+            const double yt = w_k*(y*(1 - label_smoothing) + label_smoothing/k_real);
+            const double p = row[j];
+            grow[j] = (float)((-yt/symce_clamp_min_double(p, 9.9999999999999998e-13)) * scale);
         }
     }
     return SYMCE_OK;
@@ -522,15 +608,26 @@ int symce_softmax_cross_entropy_f32(size_t n, size_t k, const float *restrict lo
             continue;
         }
         const double w_t = weight != NULL ? weight[t] : 1;
-        double shift;
-        const double srest = symce_row_srest_f32(row, k, &shift);
+        const size_t a = symce_argmax_f32(row, k);
+        const double shift = isfinite(row[a]) ? row[a] : 0;
+        double srest_acc = 0;
+        for (size_t j = 0; j < k; ++j) {
+            const double zv = row[j];
+            const double zs = -shift + zv;
+            const double zlo = symce_two_sum_err_double(zv, -shift);
+            srest_acc += j == a ? expm1(zs) + symce_mul0_double(zlo, exp(zs)) : (zlo + 1)*exp(zs);
+        }
+        const double srest = (double)srest_acc;
+        const double log1p_srest = log1p(srest);
         double row_loss = 0;
         for (size_t j = 0; j < k; ++j) {
             const double hot = j == (size_t)t ? 1 : 0;
             const double w_k = weight != NULL ? weight[j] : 1;
             const double yt = hot*w_t*(1 - label_smoothing) + label_smoothing*w_k/k_real;
-            const double zs = row[j] - shift;
-            row_loss += symce_mul0_f64(yt, -zs + log1p(srest));
+            const double zv = row[j];
+            const double zs = -shift + zv;
+            const double zlo = symce_two_sum_err_double(zv, -shift);
+            row_loss += symce_mul0_double(yt, log1p_srest - zlo - zs);
         }
         if (reduction == SYMCE_REDUCTION_NONE) loss[i] = (float)row_loss;
         else total += row_loss;
@@ -558,15 +655,26 @@ int symce_softmax_cross_entropy_soft_f32(size_t n, size_t k, const float *restri
     for (size_t i = 0; i < n; ++i) {
         const float *row = logits + i * k;
         const float *yrow = target + i * k;
-        double shift;
-        const double srest = symce_row_srest_f32(row, k, &shift);
+        const size_t a = symce_argmax_f32(row, k);
+        const double shift = isfinite(row[a]) ? row[a] : 0;
+        double srest_acc = 0;
+        for (size_t j = 0; j < k; ++j) {
+            const double zv = row[j];
+            const double zs = -shift + zv;
+            const double zlo = symce_two_sum_err_double(zv, -shift);
+            srest_acc += j == a ? expm1(zs) + symce_mul0_double(zlo, exp(zs)) : (zlo + 1)*exp(zs);
+        }
+        const double srest = (double)srest_acc;
+        const double log1p_srest = log1p(srest);
         double row_loss = 0;
         for (size_t j = 0; j < k; ++j) {
             const double y = yrow[j];
             const double w_k = weight != NULL ? weight[j] : 1;
             const double yt = w_k*(y*(1 - label_smoothing) + label_smoothing/k_real);
-            const double zs = row[j] - shift;
-            row_loss += symce_mul0_f64(yt, -zs + log1p(srest));
+            const double zv = row[j];
+            const double zs = -shift + zv;
+            const double zlo = symce_two_sum_err_double(zv, -shift);
+            row_loss += symce_mul0_double(yt, log1p_srest - zlo - zs);
         }
         if (reduction == SYMCE_REDUCTION_NONE) loss[i] = (float)row_loss;
         else total += row_loss;
@@ -602,8 +710,16 @@ int symce_softmax_cross_entropy_grad_f32(size_t n, size_t k, const float *restri
             continue;
         }
         const double w_t = weight != NULL ? weight[t] : 1;
-        double shift;
-        const double srest = symce_row_srest_f32(row, k, &shift);
+        const size_t a = symce_argmax_f32(row, k);
+        const double shift = isfinite(row[a]) ? row[a] : 0;
+        double srest_acc = 0;
+        for (size_t j = 0; j < k; ++j) {
+            const double zv = row[j];
+            const double zs = -shift + zv;
+            const double zlo = symce_two_sum_err_double(zv, -shift);
+            srest_acc += j == a ? expm1(zs) + symce_mul0_double(zlo, exp(zs)) : (zlo + 1)*exp(zs);
+        }
+        const double srest = (double)srest_acc;
         double ysum_acc = 0;  /* sum_j y~_j */
         for (size_t j = 0; j < k; ++j) {
             const double hot = j == (size_t)t ? 1 : 0;
@@ -615,9 +731,14 @@ int symce_softmax_cross_entropy_grad_f32(size_t n, size_t k, const float *restri
             const double hot = j == (size_t)t ? 1 : 0;
             const double w_k = weight != NULL ? weight[j] : 1;
             const double yt = hot*w_t*(1 - label_smoothing) + label_smoothing*w_k/k_real;
-            const double zs = row[j] - shift;
-            const double p = exp(zs)/(srest + 1);
-            grow[j] = (float)((p*ysum - yt) * scale);
+            const double zv = row[j];
+            const double zs = -shift + zv;
+            const double zlo = symce_two_sum_err_double(zv, -shift);
+            const double e = (zlo + 1)*exp(zs);
+            const double em1 = expm1(zs) + symce_mul0_double(zlo, exp(zs));
+            const double p = e/(srest + 1);
+            const double pc = (srest - em1)/(srest + 1);
+            grow[j] = (float)((p*(ysum - yt) - pc*yt) * scale);
         }
     }
     return SYMCE_OK;
@@ -643,8 +764,16 @@ int symce_softmax_cross_entropy_grad_soft_f32(size_t n, size_t k, const float *r
         const float *row = logits + i * k;
         float *grow = grad + i * k;
         const float *yrow = target + i * k;
-        double shift;
-        const double srest = symce_row_srest_f32(row, k, &shift);
+        const size_t a = symce_argmax_f32(row, k);
+        const double shift = isfinite(row[a]) ? row[a] : 0;
+        double srest_acc = 0;
+        for (size_t j = 0; j < k; ++j) {
+            const double zv = row[j];
+            const double zs = -shift + zv;
+            const double zlo = symce_two_sum_err_double(zv, -shift);
+            srest_acc += j == a ? expm1(zs) + symce_mul0_double(zlo, exp(zs)) : (zlo + 1)*exp(zs);
+        }
+        const double srest = (double)srest_acc;
         double ysum_acc = 0;  /* sum_j y~_j */
         for (size_t j = 0; j < k; ++j) {
             const double y = yrow[j];
@@ -656,9 +785,14 @@ int symce_softmax_cross_entropy_grad_soft_f32(size_t n, size_t k, const float *r
             const double y = yrow[j];
             const double w_k = weight != NULL ? weight[j] : 1;
             const double yt = w_k*(y*(1 - label_smoothing) + label_smoothing/k_real);
-            const double zs = row[j] - shift;
-            const double p = exp(zs)/(srest + 1);
-            grow[j] = (float)((p*ysum - yt) * scale);
+            const double zv = row[j];
+            const double zs = -shift + zv;
+            const double zlo = symce_two_sum_err_double(zv, -shift);
+            const double e = (zlo + 1)*exp(zs);
+            const double em1 = expm1(zs) + symce_mul0_double(zlo, exp(zs));
+            const double p = e/(srest + 1);
+            const double pc = (srest - em1)/(srest + 1);
+            grow[j] = (float)((p*(ysum - yt) - pc*yt) * scale);
         }
     }
     return SYMCE_OK;
@@ -693,8 +827,17 @@ int symce_softmax_cross_entropy_with_grad_f32(size_t n, size_t k, const float *r
             continue;
         }
         const double w_t = weight != NULL ? weight[t] : 1;
-        double shift;
-        const double srest = symce_row_srest_f32(row, k, &shift);
+        const size_t a = symce_argmax_f32(row, k);
+        const double shift = isfinite(row[a]) ? row[a] : 0;
+        double srest_acc = 0;
+        for (size_t j = 0; j < k; ++j) {
+            const double zv = row[j];
+            const double zs = -shift + zv;
+            const double zlo = symce_two_sum_err_double(zv, -shift);
+            srest_acc += j == a ? expm1(zs) + symce_mul0_double(zlo, exp(zs)) : (zlo + 1)*exp(zs);
+        }
+        const double srest = (double)srest_acc;
+        const double log1p_srest = log1p(srest);
         double ysum_acc = 0;  /* sum_j y~_j */
         for (size_t j = 0; j < k; ++j) {
             const double hot = j == (size_t)t ? 1 : 0;
@@ -707,10 +850,15 @@ int symce_softmax_cross_entropy_with_grad_f32(size_t n, size_t k, const float *r
             const double hot = j == (size_t)t ? 1 : 0;
             const double w_k = weight != NULL ? weight[j] : 1;
             const double yt = hot*w_t*(1 - label_smoothing) + label_smoothing*w_k/k_real;
-            const double zs = row[j] - shift;
-            row_loss += symce_mul0_f64(yt, -zs + log1p(srest));
-            const double p = exp(zs)/(srest + 1);
-            grow[j] = (float)((p*ysum - yt) * scale);
+            const double zv = row[j];
+            const double zs = -shift + zv;
+            const double zlo = symce_two_sum_err_double(zv, -shift);
+            const double e = (zlo + 1)*exp(zs);
+            const double em1 = expm1(zs) + symce_mul0_double(zlo, exp(zs));
+            const double p = e/(srest + 1);
+            const double pc = (srest - em1)/(srest + 1);
+            row_loss += symce_mul0_double(yt, log1p_srest - zlo - zs);
+            grow[j] = (float)((p*(ysum - yt) - pc*yt) * scale);
         }
         if (reduction == SYMCE_REDUCTION_NONE) loss[i] = (float)row_loss;
         else total += row_loss;
@@ -743,8 +891,17 @@ int symce_softmax_cross_entropy_with_grad_soft_f32(size_t n, size_t k,
         const float *row = logits + i * k;
         float *grow = grad + i * k;
         const float *yrow = target + i * k;
-        double shift;
-        const double srest = symce_row_srest_f32(row, k, &shift);
+        const size_t a = symce_argmax_f32(row, k);
+        const double shift = isfinite(row[a]) ? row[a] : 0;
+        double srest_acc = 0;
+        for (size_t j = 0; j < k; ++j) {
+            const double zv = row[j];
+            const double zs = -shift + zv;
+            const double zlo = symce_two_sum_err_double(zv, -shift);
+            srest_acc += j == a ? expm1(zs) + symce_mul0_double(zlo, exp(zs)) : (zlo + 1)*exp(zs);
+        }
+        const double srest = (double)srest_acc;
+        const double log1p_srest = log1p(srest);
         double ysum_acc = 0;  /* sum_j y~_j */
         for (size_t j = 0; j < k; ++j) {
             const double y = yrow[j];
@@ -757,10 +914,15 @@ int symce_softmax_cross_entropy_with_grad_soft_f32(size_t n, size_t k,
             const double y = yrow[j];
             const double w_k = weight != NULL ? weight[j] : 1;
             const double yt = w_k*(y*(1 - label_smoothing) + label_smoothing/k_real);
-            const double zs = row[j] - shift;
-            row_loss += symce_mul0_f64(yt, -zs + log1p(srest));
-            const double p = exp(zs)/(srest + 1);
-            grow[j] = (float)((p*ysum - yt) * scale);
+            const double zv = row[j];
+            const double zs = -shift + zv;
+            const double zlo = symce_two_sum_err_double(zv, -shift);
+            const double e = (zlo + 1)*exp(zs);
+            const double em1 = expm1(zs) + symce_mul0_double(zlo, exp(zs));
+            const double p = e/(srest + 1);
+            const double pc = (srest - em1)/(srest + 1);
+            row_loss += symce_mul0_double(yt, log1p_srest - zlo - zs);
+            grow[j] = (float)((p*(ysum - yt) - pc*yt) * scale);
         }
         if (reduction == SYMCE_REDUCTION_NONE) loss[i] = (float)row_loss;
         else total += row_loss;
@@ -778,18 +940,19 @@ int symce_binary_cross_entropy_f32(size_t n, size_t k, const float *restrict pro
     int rc = symce_check_shape(n, k, 1, sizeof(float));
     if (rc == SYMCE_OK) rc = symce_check_reduction(reduction);
     if (rc == SYMCE_OK) rc = symce_check_weights_f32(weight, n * k);
+    if (rc == SYMCE_OK) rc = symce_check_probs_f32(probs, n * k);
     if (rc != SYMCE_OK) return rc;
 
     const double divisor = (double)(n * k);
     double total = 0;
     for (size_t i = 0; i < n; ++i) {
         for (size_t j = 0; j < k; ++j) {
-            const size_t e = i * k + j;
-            const float prob = probs[e];
-            const float y = target[e];
-            const float w = weight != NULL ? weight[e] : 1;
-            const float v = w*(-y*symce_clamp_min_f32(logf(prob), -100) - (1 - y)*symce_clamp_min_f32(log1pf(-prob), -100));
-            if (reduction == SYMCE_REDUCTION_NONE) loss[e] = v;
+            const size_t idx = i * k + j;
+            const double prob = probs[idx];
+            const double y = target[idx];
+            const double w = weight != NULL ? weight[idx] : 1;
+            const double v = w*(-y*symce_clamp_min_double(log(prob), -100) - (1 - y)*symce_clamp_min_double(log1p(-prob), -100));
+            if (reduction == SYMCE_REDUCTION_NONE) loss[idx] = (float)v;
             else total += v;
         }
     }
@@ -806,17 +969,18 @@ int symce_binary_cross_entropy_grad_f32(size_t n, size_t k, const float *restric
     int rc = symce_check_shape(n, k, 1, sizeof(float));
     if (rc == SYMCE_OK) rc = symce_check_reduction(reduction);
     if (rc == SYMCE_OK) rc = symce_check_weights_f32(weight, n * k);
+    if (rc == SYMCE_OK) rc = symce_check_probs_f32(probs, n * k);
     if (rc != SYMCE_OK) return rc;
 
     const double divisor = (double)(n * k);
     const double scale = symce_scale_f32(reduction, divisor);
     for (size_t i = 0; i < n; ++i) {
         for (size_t j = 0; j < k; ++j) {
-            const size_t e = i * k + j;
-            const float prob = probs[e];
-            const float y = target[e];
-            const float w = weight != NULL ? weight[e] : 1;
-            grad[e] = (float)((w*(prob - y)/symce_clamp_min_f32(-prob*(prob - 1), 1.0e-12F)) * scale);
+            const size_t idx = i * k + j;
+            const double prob = probs[idx];
+            const double y = target[idx];
+            const double w = weight != NULL ? weight[idx] : 1;
+            grad[idx] = (float)((w*(prob - y)/symce_clamp_min_double(-prob*(prob - 1), 9.9999999999999998e-13)) * scale);
         }
     }
     return SYMCE_OK;
@@ -840,13 +1004,13 @@ int symce_sigmoid_binary_cross_entropy_f32(size_t n, size_t k, const float *rest
     double total = 0;
     for (size_t i = 0; i < n; ++i) {
         for (size_t j = 0; j < k; ++j) {
-            const size_t e = i * k + j;
-            const float xv = logits[e];
-            const float pw = pos_weight != NULL ? pos_weight[j] : 1;
-            const float y = target[e];
-            const float w = weight != NULL ? weight[e] : 1;
-            const float v = w*(pw*y*symce_softplus_f32(-xv) + (1 - y)*symce_softplus_f32(xv));
-            if (reduction == SYMCE_REDUCTION_NONE) loss[e] = v;
+            const size_t idx = i * k + j;
+            const double xv = logits[idx];
+            const double pw = pos_weight != NULL ? pos_weight[j] : 1;
+            const double y = target[idx];
+            const double w = weight != NULL ? weight[idx] : 1;
+            const double v = w*(pw*y*symce_softplus_double(-xv) + (1 - y)*symce_softplus_double(xv));
+            if (reduction == SYMCE_REDUCTION_NONE) loss[idx] = (float)v;
             else total += v;
         }
     }
@@ -872,12 +1036,12 @@ int symce_sigmoid_binary_cross_entropy_grad_f32(size_t n, size_t k, const float 
     const double scale = symce_scale_f32(reduction, divisor);
     for (size_t i = 0; i < n; ++i) {
         for (size_t j = 0; j < k; ++j) {
-            const size_t e = i * k + j;
-            const float xv = logits[e];
-            const float pw = pos_weight != NULL ? pos_weight[j] : 1;
-            const float y = target[e];
-            const float w = weight != NULL ? weight[e] : 1;
-            grad[e] = (float)((w*(-pw*y*expf(-symce_softplus_f32(xv)) + (1 - y)*expf(-symce_softplus_f32(-xv)))) * scale);
+            const size_t idx = i * k + j;
+            const double xv = logits[idx];
+            const double pw = pos_weight != NULL ? pos_weight[j] : 1;
+            const double y = target[idx];
+            const double w = weight != NULL ? weight[idx] : 1;
+            grad[idx] = (float)((w*(-pw*y*symce_sigmoid_double(-xv) + (1 - y)*symce_sigmoid_double(xv))) * scale);
         }
     }
     return SYMCE_OK;
@@ -894,8 +1058,8 @@ int symce_sigmoid_f64(size_t count, const double *restrict x, double *restrict o
     const int rc = symce_check_count(count, sizeof(double));
     if (rc != SYMCE_OK) return rc;
     for (size_t i = 0; i < count; ++i) {
-        const double xv = x[i];
-        out[i] = (exp(-symce_softplus_f64(-xv)));
+        const long double xv = x[i];
+        out[i] = (double)(symce_sigmoid_long_double(xv));
     }
     return SYMCE_OK;
 }
@@ -907,8 +1071,8 @@ int symce_sigmoid_grad_f64(size_t count, const double *restrict x, double *restr
     const int rc = symce_check_count(count, sizeof(double));
     if (rc != SYMCE_OK) return rc;
     for (size_t i = 0; i < count; ++i) {
-        const double xv = x[i];
-        out[i] = (exp(-symce_softplus_f64(-xv))*exp(-symce_softplus_f64(xv)));
+        const long double xv = x[i];
+        out[i] = (double)(symce_sigmoid_long_double(-xv)*symce_sigmoid_long_double(xv));
     }
     return SYMCE_OK;
 }
@@ -921,12 +1085,24 @@ int symce_softmax_f64(size_t n, size_t k, const double *restrict z, double *rest
     if (rc != SYMCE_OK) return rc;
     for (size_t i = 0; i < n; ++i) {
         const double *row = z + i * k;
-        double shift;
-        const double srest = symce_row_srest_f64(row, k, &shift);
+        const size_t a = symce_argmax_f64(row, k);
+        const double shift = isfinite(row[a]) ? row[a] : 0;
+        long double srest_acc = 0;
+        for (size_t j = 0; j < k; ++j) {
+            const double zv = row[j];
+            const double zs = -shift + zv;
+            const double zlo = symce_two_sum_err_double(zv, -shift);
+            srest_acc += j == a ? expm1(zs) + symce_mul0_double(zlo, exp(zs)) : (zlo + 1)*exp(zs);
+        }
+        const double srest = (double)srest_acc;
         double *orow = out + i * k;
         for (size_t j = 0; j < k; ++j) {
-            const double zs = row[j] - shift;
-            orow[j] = (exp(zs)/(srest + 1));
+            const double zv = row[j];
+            const double zs = -shift + zv;
+            const double zlo = symce_two_sum_err_double(zv, -shift);
+            const double e = (zlo + 1)*exp(zs);
+            const double p = e/(srest + 1);
+            orow[j] = (p);
         }
     }
     return SYMCE_OK;
@@ -940,12 +1116,23 @@ int symce_log_softmax_f64(size_t n, size_t k, const double *restrict z, double *
     if (rc != SYMCE_OK) return rc;
     for (size_t i = 0; i < n; ++i) {
         const double *row = z + i * k;
-        double shift;
-        const double srest = symce_row_srest_f64(row, k, &shift);
+        const size_t a = symce_argmax_f64(row, k);
+        const double shift = isfinite(row[a]) ? row[a] : 0;
+        long double srest_acc = 0;
+        for (size_t j = 0; j < k; ++j) {
+            const double zv = row[j];
+            const double zs = -shift + zv;
+            const double zlo = symce_two_sum_err_double(zv, -shift);
+            srest_acc += j == a ? expm1(zs) + symce_mul0_double(zlo, exp(zs)) : (zlo + 1)*exp(zs);
+        }
+        const double srest = (double)srest_acc;
+        const double log1p_srest = log1p(srest);
         double *orow = out + i * k;
         for (size_t j = 0; j < k; ++j) {
-            const double zs = row[j] - shift;
-            orow[j] = (zs - log1p(srest));
+            const double zv = row[j];
+            const double zs = -shift + zv;
+            const double zlo = symce_two_sum_err_double(zv, -shift);
+            orow[j] = (-log1p_srest + zlo + zs);
         }
     }
     return SYMCE_OK;
@@ -959,8 +1146,16 @@ int symce_logsumexp_f64(size_t n, size_t k, const double *restrict z, double *re
     if (rc != SYMCE_OK) return rc;
     for (size_t i = 0; i < n; ++i) {
         const double *row = z + i * k;
-        double shift;
-        const double srest = symce_row_srest_f64(row, k, &shift);
+        const size_t a = symce_argmax_f64(row, k);
+        const double shift = isfinite(row[a]) ? row[a] : 0;
+        long double srest_acc = 0;
+        for (size_t j = 0; j < k; ++j) {
+            const double zv = row[j];
+            const double zs = -shift + zv;
+            const double zlo = symce_two_sum_err_double(zv, -shift);
+            srest_acc += j == a ? expm1(zs) + symce_mul0_double(zlo, exp(zs)) : (zlo + 1)*exp(zs);
+        }
+        const double srest = (double)srest_acc;
         out[i] = (shift + log1p(srest));
     }
     return SYMCE_OK;
@@ -974,20 +1169,42 @@ int symce_softmax_jacobian_f64(size_t n, size_t k, const double *restrict z, dou
     if (rc != SYMCE_OK) return rc;
     for (size_t i = 0; i < n; ++i) {
         const double *row = z + i * k;
-        double shift;
-        const double srest = symce_row_srest_f64(row, k, &shift);
-        double *J = out + i * k * k;
-        double *last = J + (k - 1) * k;  /* holds p until the rows above it are written */
+        const size_t a = symce_argmax_f64(row, k);
+        const double shift = isfinite(row[a]) ? row[a] : 0;
+        long double srest_acc = 0;
         for (size_t j = 0; j < k; ++j) {
-            const double zs = row[j] - shift;
-            last[j] = (exp(zs)/(srest + 1));
+            const double zv = row[j];
+            const double zs = -shift + zv;
+            const double zlo = symce_two_sum_err_double(zv, -shift);
+            srest_acc += j == a ? expm1(zs) + symce_mul0_double(zlo, exp(zs)) : (zlo + 1)*exp(zs);
         }
-        for (size_t a = 0; a < k; ++a) {
-            const double p_i = last[a];
-            for (size_t b = 0; b < k; ++b) {
-                const double p_j = last[b];
-                const double delta = a == b ? 1 : 0;
-                J[a * k + b] = (p_i*(delta - p_j));
+        const double srest = (double)srest_acc;
+        double *J = out + i * k * k;
+        /* columns in blocks: p_j of the block's classes stays in double, p_i and pc_i per row */
+        for (size_t c0 = 0; c0 < k; c0 += 64) {
+            const size_t width = k - c0 < 64 ? k - c0 : 64;
+            double p_block[64];
+            for (size_t c = 0; c < width; ++c) {
+                const double zv = row[c0 + c];
+                const double zs = -shift + zv;
+                const double zlo = symce_two_sum_err_double(zv, -shift);
+                const double e = (zlo + 1)*exp(zs);
+                const double p_j = e/(srest + 1);
+                p_block[c] = p_j;
+            }
+            for (size_t r = 0; r < k; ++r) {
+                const double zv = row[r];
+                const double zs = -shift + zv;
+                const double zlo = symce_two_sum_err_double(zv, -shift);
+                const double e = (zlo + 1)*exp(zs);
+                const double em1 = expm1(zs) + symce_mul0_double(zlo, exp(zs));
+                const double p_i = e/(srest + 1);
+                const double pc_i = (srest - em1)/(srest + 1);
+                for (size_t c = 0; c < width; ++c) {
+                    const double p_j = p_block[c];
+                    const double delta = r == c0 + c ? 1 : 0;
+                    J[r * k + c0 + c] = (p_i*(delta*pc_i - p_j*(1 - delta)));
+                }
             }
         }
     }
@@ -1003,21 +1220,36 @@ int symce_softmax_vjp_f64(size_t n, size_t k, const double *restrict z, const do
     if (rc != SYMCE_OK) return rc;
     for (size_t i = 0; i < n; ++i) {
         const double *row = z + i * k;
-        double shift;
-        const double srest = symce_row_srest_f64(row, k, &shift);
-        const double *grow = g + i * k;
-        double *orow = out + i * k;  /* holds p until the products are written */
-        double dot_acc = 0;
+        const size_t a = symce_argmax_f64(row, k);
+        const double shift = isfinite(row[a]) ? row[a] : 0;
+        long double srest_acc = 0;
         for (size_t j = 0; j < k; ++j) {
-            const double zs = row[j] - shift;
-            const double p = exp(zs)/(srest + 1);
-            orow[j] = p;
-            dot_acc += grow[j] * p;
+            const double zv = row[j];
+            const double zs = -shift + zv;
+            const double zlo = symce_two_sum_err_double(zv, -shift);
+            srest_acc += j == a ? expm1(zs) + symce_mul0_double(zlo, exp(zs)) : (zlo + 1)*exp(zs);
         }
-        const double dot = (double)dot_acc;
+        const double srest = (double)srest_acc;
+        const double *grow = g + i * k;
+        double *orow = out + i * k;
+        long double dot_acc = 0;  /* sum_k g_k e_k */
         for (size_t j = 0; j < k; ++j) {
-            const double p = orow[j];
+            const double zv = row[j];
             const double gv = grow[j];
+            const double zs = -shift + zv;
+            const double zlo = symce_two_sum_err_double(zv, -shift);
+            const double e = (zlo + 1)*exp(zs);
+            dot_acc += e*gv;
+        }
+        const double gesum = (double)dot_acc;
+        const double dot = gesum/(srest + 1);
+        for (size_t j = 0; j < k; ++j) {
+            const double zv = row[j];
+            const double gv = grow[j];
+            const double zs = -shift + zv;
+            const double zlo = symce_two_sum_err_double(zv, -shift);
+            const double e = (zlo + 1)*exp(zs);
+            const double p = e/(srest + 1);
             orow[j] = (p*(-dot + gv));
         }
     }
@@ -1036,11 +1268,12 @@ int symce_cross_entropy_f64(size_t n, size_t k, const double *restrict probs,
     if (rc == SYMCE_OK) rc = symce_check_reduction(reduction);
     if (rc == SYMCE_OK) rc = symce_check_weights_f64(weight, k);
     if (rc == SYMCE_OK) rc = symce_check_labels(labels, n, k, ignore_index);
+    if (rc == SYMCE_OK) rc = symce_check_probs_f64(probs, n * k);
     if (rc != SYMCE_OK) return rc;
 
     const double k_real = (double)k;
-    const double divisor = symce_label_divisor_f64(labels, weight, n, ignore_index);
-    double total = 0;
+    const long double divisor = symce_label_divisor_f64(labels, weight, n, ignore_index);
+    long double total = 0;
     for (size_t i = 0; i < n; ++i) {
         const double *row = probs + i * k;
         const int64_t t = labels[i];
@@ -1049,13 +1282,13 @@ int symce_cross_entropy_f64(size_t n, size_t k, const double *restrict probs,
             continue;
         }
         const double w_t = weight != NULL ? weight[t] : 1;
-        double row_loss = 0;
+        long double row_loss = 0;
         for (size_t j = 0; j < k; ++j) {
             const double hot = j == (size_t)t ? 1 : 0;
             const double w_k = weight != NULL ? weight[j] : 1;
             const double yt = hot*w_t*(1 - label_smoothing) + label_smoothing*w_k/k_real;
             const double p = row[j];
-            row_loss += symce_mul0_f64(yt, -symce_clamp_min_f64(log(p), -100));
+            row_loss += symce_mul0_double(yt, -symce_clamp_min_double(log(p), -100));
         }
         if (reduction == SYMCE_REDUCTION_NONE) loss[i] = (double)row_loss;
         else total += row_loss;
@@ -1075,21 +1308,22 @@ int symce_cross_entropy_soft_f64(size_t n, size_t k, const double *restrict prob
     if (rc == SYMCE_OK) rc = symce_check_smoothing_f64(label_smoothing);
     if (rc == SYMCE_OK) rc = symce_check_reduction(reduction);
     if (rc == SYMCE_OK) rc = symce_check_weights_f64(weight, k);
+    if (rc == SYMCE_OK) rc = symce_check_probs_f64(probs, n * k);
     if (rc != SYMCE_OK) return rc;
 
     const double k_real = (double)k;
-    const double divisor = (double)n;
-    double total = 0;
+    const long double divisor = (long double)n;
+    long double total = 0;
     for (size_t i = 0; i < n; ++i) {
         const double *row = probs + i * k;
         const double *yrow = target + i * k;
-        double row_loss = 0;
+        long double row_loss = 0;
         for (size_t j = 0; j < k; ++j) {
             const double y = yrow[j];
             const double w_k = weight != NULL ? weight[j] : 1;
             const double yt = w_k*(y*(1 - label_smoothing) + label_smoothing/k_real);
             const double p = row[j];
-            row_loss += symce_mul0_f64(yt, -symce_clamp_min_f64(log(p), -100));
+            row_loss += symce_mul0_double(yt, -symce_clamp_min_double(log(p), -100));
         }
         if (reduction == SYMCE_REDUCTION_NONE) loss[i] = (double)row_loss;
         else total += row_loss;
@@ -1110,11 +1344,12 @@ int symce_cross_entropy_grad_f64(size_t n, size_t k, const double *restrict prob
     if (rc == SYMCE_OK) rc = symce_check_reduction(reduction);
     if (rc == SYMCE_OK) rc = symce_check_weights_f64(weight, k);
     if (rc == SYMCE_OK) rc = symce_check_labels(labels, n, k, ignore_index);
+    if (rc == SYMCE_OK) rc = symce_check_probs_f64(probs, n * k);
     if (rc != SYMCE_OK) return rc;
 
     const double k_real = (double)k;
-    const double divisor = symce_label_divisor_f64(labels, weight, n, ignore_index);
-    const double scale = symce_scale_f64(reduction, divisor);
+    const long double divisor = symce_label_divisor_f64(labels, weight, n, ignore_index);
+    const long double scale = symce_scale_f64(reduction, divisor);
     for (size_t i = 0; i < n; ++i) {
         const double *row = probs + i * k;
         double *grow = grad + i * k;
@@ -1129,7 +1364,7 @@ int symce_cross_entropy_grad_f64(size_t n, size_t k, const double *restrict prob
             const double w_k = weight != NULL ? weight[j] : 1;
             const double yt = hot*w_t*(1 - label_smoothing) + label_smoothing*w_k/k_real;
             const double p = row[j];
-            grow[j] = (double)((-yt/symce_clamp_min_f64(p, 9.9999999999999998e-13)) * scale);
+            grow[j] = (double)((-yt/symce_clamp_min_double(p, 9.9999999999999998e-13)) * scale);
         }
     }
     return SYMCE_OK;
@@ -1146,11 +1381,12 @@ int symce_cross_entropy_grad_soft_f64(size_t n, size_t k, const double *restrict
     if (rc == SYMCE_OK) rc = symce_check_smoothing_f64(label_smoothing);
     if (rc == SYMCE_OK) rc = symce_check_reduction(reduction);
     if (rc == SYMCE_OK) rc = symce_check_weights_f64(weight, k);
+    if (rc == SYMCE_OK) rc = symce_check_probs_f64(probs, n * k);
     if (rc != SYMCE_OK) return rc;
 
     const double k_real = (double)k;
-    const double divisor = (double)n;
-    const double scale = symce_scale_f64(reduction, divisor);
+    const long double divisor = (long double)n;
+    const long double scale = symce_scale_f64(reduction, divisor);
     for (size_t i = 0; i < n; ++i) {
         const double *row = probs + i * k;
         double *grow = grad + i * k;
@@ -1160,7 +1396,7 @@ int symce_cross_entropy_grad_soft_f64(size_t n, size_t k, const double *restrict
             const double w_k = weight != NULL ? weight[j] : 1;
             const double yt = w_k*(y*(1 - label_smoothing) + label_smoothing/k_real);
             const double p = row[j];
-            grow[j] = (double)((-yt/symce_clamp_min_f64(p, 9.9999999999999998e-13)) * scale);
+            grow[j] = (double)((-yt/symce_clamp_min_double(p, 9.9999999999999998e-13)) * scale);
         }
     }
     return SYMCE_OK;
@@ -1181,8 +1417,8 @@ int symce_softmax_cross_entropy_f64(size_t n, size_t k, const double *restrict l
     if (rc != SYMCE_OK) return rc;
 
     const double k_real = (double)k;
-    const double divisor = symce_label_divisor_f64(labels, weight, n, ignore_index);
-    double total = 0;
+    const long double divisor = symce_label_divisor_f64(labels, weight, n, ignore_index);
+    long double total = 0;
     for (size_t i = 0; i < n; ++i) {
         const double *row = logits + i * k;
         const int64_t t = labels[i];
@@ -1191,15 +1427,26 @@ int symce_softmax_cross_entropy_f64(size_t n, size_t k, const double *restrict l
             continue;
         }
         const double w_t = weight != NULL ? weight[t] : 1;
-        double shift;
-        const double srest = symce_row_srest_f64(row, k, &shift);
-        double row_loss = 0;
+        const size_t a = symce_argmax_f64(row, k);
+        const double shift = isfinite(row[a]) ? row[a] : 0;
+        long double srest_acc = 0;
+        for (size_t j = 0; j < k; ++j) {
+            const double zv = row[j];
+            const double zs = -shift + zv;
+            const double zlo = symce_two_sum_err_double(zv, -shift);
+            srest_acc += j == a ? expm1(zs) + symce_mul0_double(zlo, exp(zs)) : (zlo + 1)*exp(zs);
+        }
+        const double srest = (double)srest_acc;
+        const double log1p_srest = log1p(srest);
+        long double row_loss = 0;
         for (size_t j = 0; j < k; ++j) {
             const double hot = j == (size_t)t ? 1 : 0;
             const double w_k = weight != NULL ? weight[j] : 1;
             const double yt = hot*w_t*(1 - label_smoothing) + label_smoothing*w_k/k_real;
-            const double zs = row[j] - shift;
-            row_loss += symce_mul0_f64(yt, -zs + log1p(srest));
+            const double zv = row[j];
+            const double zs = -shift + zv;
+            const double zlo = symce_two_sum_err_double(zv, -shift);
+            row_loss += symce_mul0_double(yt, log1p_srest - zlo - zs);
         }
         if (reduction == SYMCE_REDUCTION_NONE) loss[i] = (double)row_loss;
         else total += row_loss;
@@ -1222,20 +1469,31 @@ int symce_softmax_cross_entropy_soft_f64(size_t n, size_t k, const double *restr
     if (rc != SYMCE_OK) return rc;
 
     const double k_real = (double)k;
-    const double divisor = (double)n;
-    double total = 0;
+    const long double divisor = (long double)n;
+    long double total = 0;
     for (size_t i = 0; i < n; ++i) {
         const double *row = logits + i * k;
         const double *yrow = target + i * k;
-        double shift;
-        const double srest = symce_row_srest_f64(row, k, &shift);
-        double row_loss = 0;
+        const size_t a = symce_argmax_f64(row, k);
+        const double shift = isfinite(row[a]) ? row[a] : 0;
+        long double srest_acc = 0;
+        for (size_t j = 0; j < k; ++j) {
+            const double zv = row[j];
+            const double zs = -shift + zv;
+            const double zlo = symce_two_sum_err_double(zv, -shift);
+            srest_acc += j == a ? expm1(zs) + symce_mul0_double(zlo, exp(zs)) : (zlo + 1)*exp(zs);
+        }
+        const double srest = (double)srest_acc;
+        const double log1p_srest = log1p(srest);
+        long double row_loss = 0;
         for (size_t j = 0; j < k; ++j) {
             const double y = yrow[j];
             const double w_k = weight != NULL ? weight[j] : 1;
             const double yt = w_k*(y*(1 - label_smoothing) + label_smoothing/k_real);
-            const double zs = row[j] - shift;
-            row_loss += symce_mul0_f64(yt, -zs + log1p(srest));
+            const double zv = row[j];
+            const double zs = -shift + zv;
+            const double zlo = symce_two_sum_err_double(zv, -shift);
+            row_loss += symce_mul0_double(yt, log1p_srest - zlo - zs);
         }
         if (reduction == SYMCE_REDUCTION_NONE) loss[i] = (double)row_loss;
         else total += row_loss;
@@ -1260,8 +1518,8 @@ int symce_softmax_cross_entropy_grad_f64(size_t n, size_t k, const double *restr
     if (rc != SYMCE_OK) return rc;
 
     const double k_real = (double)k;
-    const double divisor = symce_label_divisor_f64(labels, weight, n, ignore_index);
-    const double scale = symce_scale_f64(reduction, divisor);
+    const long double divisor = symce_label_divisor_f64(labels, weight, n, ignore_index);
+    const long double scale = symce_scale_f64(reduction, divisor);
     for (size_t i = 0; i < n; ++i) {
         const double *row = logits + i * k;
         double *grow = grad + i * k;
@@ -1271,9 +1529,17 @@ int symce_softmax_cross_entropy_grad_f64(size_t n, size_t k, const double *restr
             continue;
         }
         const double w_t = weight != NULL ? weight[t] : 1;
-        double shift;
-        const double srest = symce_row_srest_f64(row, k, &shift);
-        double ysum_acc = 0;  /* sum_j y~_j */
+        const size_t a = symce_argmax_f64(row, k);
+        const double shift = isfinite(row[a]) ? row[a] : 0;
+        long double srest_acc = 0;
+        for (size_t j = 0; j < k; ++j) {
+            const double zv = row[j];
+            const double zs = -shift + zv;
+            const double zlo = symce_two_sum_err_double(zv, -shift);
+            srest_acc += j == a ? expm1(zs) + symce_mul0_double(zlo, exp(zs)) : (zlo + 1)*exp(zs);
+        }
+        const double srest = (double)srest_acc;
+        long double ysum_acc = 0;  /* sum_j y~_j */
         for (size_t j = 0; j < k; ++j) {
             const double hot = j == (size_t)t ? 1 : 0;
             const double w_k = weight != NULL ? weight[j] : 1;
@@ -1284,9 +1550,14 @@ int symce_softmax_cross_entropy_grad_f64(size_t n, size_t k, const double *restr
             const double hot = j == (size_t)t ? 1 : 0;
             const double w_k = weight != NULL ? weight[j] : 1;
             const double yt = hot*w_t*(1 - label_smoothing) + label_smoothing*w_k/k_real;
-            const double zs = row[j] - shift;
-            const double p = exp(zs)/(srest + 1);
-            grow[j] = (double)((p*ysum - yt) * scale);
+            const double zv = row[j];
+            const double zs = -shift + zv;
+            const double zlo = symce_two_sum_err_double(zv, -shift);
+            const double e = (zlo + 1)*exp(zs);
+            const double em1 = expm1(zs) + symce_mul0_double(zlo, exp(zs));
+            const double p = e/(srest + 1);
+            const double pc = (srest - em1)/(srest + 1);
+            grow[j] = (double)((p*(ysum - yt) - pc*yt) * scale);
         }
     }
     return SYMCE_OK;
@@ -1307,15 +1578,23 @@ int symce_softmax_cross_entropy_grad_soft_f64(size_t n, size_t k, const double *
     if (rc != SYMCE_OK) return rc;
 
     const double k_real = (double)k;
-    const double divisor = (double)n;
-    const double scale = symce_scale_f64(reduction, divisor);
+    const long double divisor = (long double)n;
+    const long double scale = symce_scale_f64(reduction, divisor);
     for (size_t i = 0; i < n; ++i) {
         const double *row = logits + i * k;
         double *grow = grad + i * k;
         const double *yrow = target + i * k;
-        double shift;
-        const double srest = symce_row_srest_f64(row, k, &shift);
-        double ysum_acc = 0;  /* sum_j y~_j */
+        const size_t a = symce_argmax_f64(row, k);
+        const double shift = isfinite(row[a]) ? row[a] : 0;
+        long double srest_acc = 0;
+        for (size_t j = 0; j < k; ++j) {
+            const double zv = row[j];
+            const double zs = -shift + zv;
+            const double zlo = symce_two_sum_err_double(zv, -shift);
+            srest_acc += j == a ? expm1(zs) + symce_mul0_double(zlo, exp(zs)) : (zlo + 1)*exp(zs);
+        }
+        const double srest = (double)srest_acc;
+        long double ysum_acc = 0;  /* sum_j y~_j */
         for (size_t j = 0; j < k; ++j) {
             const double y = yrow[j];
             const double w_k = weight != NULL ? weight[j] : 1;
@@ -1326,9 +1605,14 @@ int symce_softmax_cross_entropy_grad_soft_f64(size_t n, size_t k, const double *
             const double y = yrow[j];
             const double w_k = weight != NULL ? weight[j] : 1;
             const double yt = w_k*(y*(1 - label_smoothing) + label_smoothing/k_real);
-            const double zs = row[j] - shift;
-            const double p = exp(zs)/(srest + 1);
-            grow[j] = (double)((p*ysum - yt) * scale);
+            const double zv = row[j];
+            const double zs = -shift + zv;
+            const double zlo = symce_two_sum_err_double(zv, -shift);
+            const double e = (zlo + 1)*exp(zs);
+            const double em1 = expm1(zs) + symce_mul0_double(zlo, exp(zs));
+            const double p = e/(srest + 1);
+            const double pc = (srest - em1)/(srest + 1);
+            grow[j] = (double)((p*(ysum - yt) - pc*yt) * scale);
         }
     }
     return SYMCE_OK;
@@ -1350,9 +1634,9 @@ int symce_softmax_cross_entropy_with_grad_f64(size_t n, size_t k, const double *
     if (rc != SYMCE_OK) return rc;
 
     const double k_real = (double)k;
-    const double divisor = symce_label_divisor_f64(labels, weight, n, ignore_index);
-    const double scale = symce_scale_f64(reduction, divisor);
-    double total = 0;
+    const long double divisor = symce_label_divisor_f64(labels, weight, n, ignore_index);
+    const long double scale = symce_scale_f64(reduction, divisor);
+    long double total = 0;
     for (size_t i = 0; i < n; ++i) {
         const double *row = logits + i * k;
         double *grow = grad + i * k;
@@ -1363,24 +1647,38 @@ int symce_softmax_cross_entropy_with_grad_f64(size_t n, size_t k, const double *
             continue;
         }
         const double w_t = weight != NULL ? weight[t] : 1;
-        double shift;
-        const double srest = symce_row_srest_f64(row, k, &shift);
-        double ysum_acc = 0;  /* sum_j y~_j */
+        const size_t a = symce_argmax_f64(row, k);
+        const double shift = isfinite(row[a]) ? row[a] : 0;
+        long double srest_acc = 0;
+        for (size_t j = 0; j < k; ++j) {
+            const double zv = row[j];
+            const double zs = -shift + zv;
+            const double zlo = symce_two_sum_err_double(zv, -shift);
+            srest_acc += j == a ? expm1(zs) + symce_mul0_double(zlo, exp(zs)) : (zlo + 1)*exp(zs);
+        }
+        const double srest = (double)srest_acc;
+        const double log1p_srest = log1p(srest);
+        long double ysum_acc = 0;  /* sum_j y~_j */
         for (size_t j = 0; j < k; ++j) {
             const double hot = j == (size_t)t ? 1 : 0;
             const double w_k = weight != NULL ? weight[j] : 1;
             ysum_acc += hot*w_t*(1 - label_smoothing) + label_smoothing*w_k/k_real;
         }
         const double ysum = (double)ysum_acc;
-        double row_loss = 0;
+        long double row_loss = 0;
         for (size_t j = 0; j < k; ++j) {
             const double hot = j == (size_t)t ? 1 : 0;
             const double w_k = weight != NULL ? weight[j] : 1;
             const double yt = hot*w_t*(1 - label_smoothing) + label_smoothing*w_k/k_real;
-            const double zs = row[j] - shift;
-            row_loss += symce_mul0_f64(yt, -zs + log1p(srest));
-            const double p = exp(zs)/(srest + 1);
-            grow[j] = (double)((p*ysum - yt) * scale);
+            const double zv = row[j];
+            const double zs = -shift + zv;
+            const double zlo = symce_two_sum_err_double(zv, -shift);
+            const double e = (zlo + 1)*exp(zs);
+            const double em1 = expm1(zs) + symce_mul0_double(zlo, exp(zs));
+            const double p = e/(srest + 1);
+            const double pc = (srest - em1)/(srest + 1);
+            row_loss += symce_mul0_double(yt, log1p_srest - zlo - zs);
+            grow[j] = (double)((p*(ysum - yt) - pc*yt) * scale);
         }
         if (reduction == SYMCE_REDUCTION_NONE) loss[i] = (double)row_loss;
         else total += row_loss;
@@ -1406,31 +1704,45 @@ int symce_softmax_cross_entropy_with_grad_soft_f64(size_t n, size_t k,
     if (rc != SYMCE_OK) return rc;
 
     const double k_real = (double)k;
-    const double divisor = (double)n;
-    const double scale = symce_scale_f64(reduction, divisor);
-    double total = 0;
+    const long double divisor = (long double)n;
+    const long double scale = symce_scale_f64(reduction, divisor);
+    long double total = 0;
     for (size_t i = 0; i < n; ++i) {
         const double *row = logits + i * k;
         double *grow = grad + i * k;
         const double *yrow = target + i * k;
-        double shift;
-        const double srest = symce_row_srest_f64(row, k, &shift);
-        double ysum_acc = 0;  /* sum_j y~_j */
+        const size_t a = symce_argmax_f64(row, k);
+        const double shift = isfinite(row[a]) ? row[a] : 0;
+        long double srest_acc = 0;
+        for (size_t j = 0; j < k; ++j) {
+            const double zv = row[j];
+            const double zs = -shift + zv;
+            const double zlo = symce_two_sum_err_double(zv, -shift);
+            srest_acc += j == a ? expm1(zs) + symce_mul0_double(zlo, exp(zs)) : (zlo + 1)*exp(zs);
+        }
+        const double srest = (double)srest_acc;
+        const double log1p_srest = log1p(srest);
+        long double ysum_acc = 0;  /* sum_j y~_j */
         for (size_t j = 0; j < k; ++j) {
             const double y = yrow[j];
             const double w_k = weight != NULL ? weight[j] : 1;
             ysum_acc += w_k*(y*(1 - label_smoothing) + label_smoothing/k_real);
         }
         const double ysum = (double)ysum_acc;
-        double row_loss = 0;
+        long double row_loss = 0;
         for (size_t j = 0; j < k; ++j) {
             const double y = yrow[j];
             const double w_k = weight != NULL ? weight[j] : 1;
             const double yt = w_k*(y*(1 - label_smoothing) + label_smoothing/k_real);
-            const double zs = row[j] - shift;
-            row_loss += symce_mul0_f64(yt, -zs + log1p(srest));
-            const double p = exp(zs)/(srest + 1);
-            grow[j] = (double)((p*ysum - yt) * scale);
+            const double zv = row[j];
+            const double zs = -shift + zv;
+            const double zlo = symce_two_sum_err_double(zv, -shift);
+            const double e = (zlo + 1)*exp(zs);
+            const double em1 = expm1(zs) + symce_mul0_double(zlo, exp(zs));
+            const double p = e/(srest + 1);
+            const double pc = (srest - em1)/(srest + 1);
+            row_loss += symce_mul0_double(yt, log1p_srest - zlo - zs);
+            grow[j] = (double)((p*(ysum - yt) - pc*yt) * scale);
         }
         if (reduction == SYMCE_REDUCTION_NONE) loss[i] = (double)row_loss;
         else total += row_loss;
@@ -1448,18 +1760,19 @@ int symce_binary_cross_entropy_f64(size_t n, size_t k, const double *restrict pr
     int rc = symce_check_shape(n, k, 1, sizeof(double));
     if (rc == SYMCE_OK) rc = symce_check_reduction(reduction);
     if (rc == SYMCE_OK) rc = symce_check_weights_f64(weight, n * k);
+    if (rc == SYMCE_OK) rc = symce_check_probs_f64(probs, n * k);
     if (rc != SYMCE_OK) return rc;
 
-    const double divisor = (double)(n * k);
-    double total = 0;
+    const long double divisor = (long double)(n * k);
+    long double total = 0;
     for (size_t i = 0; i < n; ++i) {
         for (size_t j = 0; j < k; ++j) {
-            const size_t e = i * k + j;
-            const double prob = probs[e];
-            const double y = target[e];
-            const double w = weight != NULL ? weight[e] : 1;
-            const double v = w*(-y*symce_clamp_min_f64(log(prob), -100) - (1 - y)*symce_clamp_min_f64(log1p(-prob), -100));
-            if (reduction == SYMCE_REDUCTION_NONE) loss[e] = v;
+            const size_t idx = i * k + j;
+            const double prob = probs[idx];
+            const double y = target[idx];
+            const double w = weight != NULL ? weight[idx] : 1;
+            const double v = w*(-y*symce_clamp_min_double(log(prob), -100) - (1 - y)*symce_clamp_min_double(log1p(-prob), -100));
+            if (reduction == SYMCE_REDUCTION_NONE) loss[idx] = v;
             else total += v;
         }
     }
@@ -1477,17 +1790,18 @@ int symce_binary_cross_entropy_grad_f64(size_t n, size_t k, const double *restri
     int rc = symce_check_shape(n, k, 1, sizeof(double));
     if (rc == SYMCE_OK) rc = symce_check_reduction(reduction);
     if (rc == SYMCE_OK) rc = symce_check_weights_f64(weight, n * k);
+    if (rc == SYMCE_OK) rc = symce_check_probs_f64(probs, n * k);
     if (rc != SYMCE_OK) return rc;
 
-    const double divisor = (double)(n * k);
-    const double scale = symce_scale_f64(reduction, divisor);
+    const long double divisor = (long double)(n * k);
+    const long double scale = symce_scale_f64(reduction, divisor);
     for (size_t i = 0; i < n; ++i) {
         for (size_t j = 0; j < k; ++j) {
-            const size_t e = i * k + j;
-            const double prob = probs[e];
-            const double y = target[e];
-            const double w = weight != NULL ? weight[e] : 1;
-            grad[e] = (double)((w*(prob - y)/symce_clamp_min_f64(-prob*(prob - 1), 9.9999999999999998e-13)) * scale);
+            const size_t idx = i * k + j;
+            const double prob = probs[idx];
+            const double y = target[idx];
+            const double w = weight != NULL ? weight[idx] : 1;
+            grad[idx] = (double)((w*(prob - y)/symce_clamp_min_double(-prob*(prob - 1), 9.9999999999999998e-13)) * scale);
         }
     }
     return SYMCE_OK;
@@ -1507,17 +1821,17 @@ int symce_sigmoid_binary_cross_entropy_f64(size_t n, size_t k, const double *res
     if (rc == SYMCE_OK) rc = symce_check_weights_f64(pos_weight, k);
     if (rc != SYMCE_OK) return rc;
 
-    const double divisor = (double)(n * k);
-    double total = 0;
+    const long double divisor = (long double)(n * k);
+    long double total = 0;
     for (size_t i = 0; i < n; ++i) {
         for (size_t j = 0; j < k; ++j) {
-            const size_t e = i * k + j;
-            const double xv = logits[e];
+            const size_t idx = i * k + j;
+            const double xv = logits[idx];
             const double pw = pos_weight != NULL ? pos_weight[j] : 1;
-            const double y = target[e];
-            const double w = weight != NULL ? weight[e] : 1;
-            const double v = w*(pw*y*symce_softplus_f64(-xv) + (1 - y)*symce_softplus_f64(xv));
-            if (reduction == SYMCE_REDUCTION_NONE) loss[e] = v;
+            const double y = target[idx];
+            const double w = weight != NULL ? weight[idx] : 1;
+            const double v = w*(pw*y*symce_softplus_double(-xv) + (1 - y)*symce_softplus_double(xv));
+            if (reduction == SYMCE_REDUCTION_NONE) loss[idx] = v;
             else total += v;
         }
     }
@@ -1539,16 +1853,16 @@ int symce_sigmoid_binary_cross_entropy_grad_f64(size_t n, size_t k, const double
     if (rc == SYMCE_OK) rc = symce_check_weights_f64(pos_weight, k);
     if (rc != SYMCE_OK) return rc;
 
-    const double divisor = (double)(n * k);
-    const double scale = symce_scale_f64(reduction, divisor);
+    const long double divisor = (long double)(n * k);
+    const long double scale = symce_scale_f64(reduction, divisor);
     for (size_t i = 0; i < n; ++i) {
         for (size_t j = 0; j < k; ++j) {
-            const size_t e = i * k + j;
-            const double xv = logits[e];
+            const size_t idx = i * k + j;
+            const double xv = logits[idx];
             const double pw = pos_weight != NULL ? pos_weight[j] : 1;
-            const double y = target[e];
-            const double w = weight != NULL ? weight[e] : 1;
-            grad[e] = (double)((w*(-pw*y*exp(-symce_softplus_f64(xv)) + (1 - y)*exp(-symce_softplus_f64(-xv)))) * scale);
+            const double y = target[idx];
+            const double w = weight != NULL ? weight[idx] : 1;
+            grad[idx] = (double)((w*(-pw*y*symce_sigmoid_double(-xv) + (1 - y)*symce_sigmoid_double(xv))) * scale);
         }
     }
     return SYMCE_OK;

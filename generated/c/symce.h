@@ -21,22 +21,25 @@
  *     y~ (see each function); the mean divides by the summed w_t of the kept samples (labels), by
  *     n (probability targets) or by n*k (binary cross-entropy).  An empty batch gives NaN for
  *     mean and 0 for sum; if every sample is ignored, mean is NaN and the gradient all zeros.
- *   - Stable: rows are shifted by their max (0 if it is not finite) and S = 1 + Srest with the
- *     max term's exact 1 left out, so no finite logit overflows and log p stays accurate near 1;
- *     softplus(t) = max(t, 0) + log1p(exp(-|t|)).  -inf logits (masked classes) are fine where
- *     the target is 0.  NaN in gives NaN out.  Losses of probabilities clamp log at -100 and the
- *     gradient denominators (p, p(1 - p)) at 1e-12, as PyTorch.
+ *   - Stable: rows are shifted by their max (0 if it is not finite); z - shift is carried as
+ *     zs + zlo (TwoSum), so exp(z - shift) is accurate to an ULP; S = 1 + Srest with the max
+ *     term's exact 1 left out, so no finite logit overflows and log p and 1 - p stay accurate
+ *     near p = 1.  sigmoid(t) = exp(min(t, 0))/(1 + exp(-|t|)), softplus(t) = max(t, 0) +
+ *     log1p(exp(-|t|)).  -inf logits (masked classes) are fine where the target is 0; a row of
+ *     -inf gives NaN probabilities and log-probabilities and logsumexp -inf; in a row holding
+ *     +inf the +inf entries get p = NaN, the others p = 0 (log p = -inf), and logsumexp is +inf.
+ *     NaN in gives NaN out.  Probabilities outside [0, 1] are rejected (SYMCE_ERR_DOMAIN); losses
+ *     of probabilities clamp log at -100 and the gradient denominators (p, p(1 - p)) at 1e-12,
+ *     as PyTorch.
  *   - Precision: every sum (row sums, <g, p>, row losses, reductions, the mean divisor)
- *     accumulates in double.  The float kernels softmax, log_softmax, logsumexp,
- *     softmax_jacobian, softmax_vjp, softmax_cross_entropy, softmax_cross_entropy_grad,
- *     softmax_cross_entropy_with_grad compute each row in double and round once (in float, z -
- *     max alone would cost |z - max| 2^-24 relative error in exp(z - max)); the float kernels
- *     sigmoid, sigmoid_grad, cross_entropy, cross_entropy_grad, binary_cross_entropy,
- *     binary_cross_entropy_grad, sigmoid_binary_cross_entropy, sigmoid_binary_cross_entropy_grad
- *     compute in float.  Measured against 50-digit references with |logits| <= 30: float within 1
- *     ULP for softmax, log_softmax and the cross-entropy; double within about (|z - max| + 2)
- *     2^-53 relative there (<= 64 ULP), and within 1e-12 relative elsewhere (gradients: relative
- *     to their largest entry).
+ *     accumulates in double (float kernels) / long double (double kernels).  The float kernels
+ *     compute in double and round once, the double kernels in double (the double kernels sigmoid,
+ *     sigmoid_grad in long double, rounded once).  Against the mpmath definitions (|logits| <=
+ *     30, K = 2, 3, 10): softmax, log_softmax, logsumexp, the softmax cross-entropy and its
+ *     gradient p - y (where p - 1 does not cancel) within 4 ULP (measured: float 0.5, double
+ *     2.0), the Jacobian of a dominant class (1 - p down to 1e-12) within 4 ULP (float 0.5,
+ *     double 2.9), sigmoid and sigmoid' within 2 ULP for |x| <= 85 (float) / 700 (double)
+ *     (measured 0.5: with a long double that is double, sigmoid' is about 2.6 ULP).
  */
 #ifndef SYMCE_H
 #define SYMCE_H
@@ -51,7 +54,8 @@ typedef enum symce_status {
     SYMCE_ERR_SIZE = -2,  /* k is 0, or the buffer size n*k (n*k*k for the Jacobian) overflows size_t */
     SYMCE_ERR_LABEL = -3,  /* a label is outside [0, k) and is not ignore_index */
     SYMCE_ERR_WEIGHT = -4,  /* a weight or pos_weight entry is negative or NaN */
-    SYMCE_ERR_ARG = -5  /* label_smoothing is outside [0, 1] or NaN, or the reduction is unknown */
+    SYMCE_ERR_ARG = -5,  /* label_smoothing is outside [0, 1] or NaN, or the reduction is unknown */
+    SYMCE_ERR_DOMAIN = -6  /* a probability is outside [0, 1] (NaN passes through) */
 } symce_status;
 
 /* How a loss is reduced over the batch (the gradient kernels return the gradient of it). */
@@ -73,8 +77,8 @@ const char *symce_strerror(int code);
  *
  *     sigma(x) = 1 / (1 + exp(-x))
  *   computed as (x = the element):
- *     out = exp(-softplus(-x))
- *   softplus(t) = log(1 + exp(t)), evaluated as max(t, 0) + log1p(exp(-|t|)).
+ *     out = sigmoid(x)
+ *   sigmoid(t) = 1/(1 + exp(-t)), evaluated as exp(min(t, 0))/(1 + exp(-|t|)).
  *
  *   count  number of elements; may be 0
  *   x      [count] input
@@ -90,8 +94,8 @@ int symce_sigmoid_f32(size_t count, const float *restrict x, float *restrict out
  *
  *     sigma'(x) = sigma(x) (1 - sigma(x))
  *   computed as (x = the element):
- *     out = exp(-softplus(-x))*exp(-softplus(x))
- *   softplus(t) = log(1 + exp(t)), evaluated as max(t, 0) + log1p(exp(-|t|)).
+ *     out = sigmoid(-x)*sigmoid(x)
+ *   sigmoid(t) = 1/(1 + exp(-t)), evaluated as exp(min(t, 0))/(1 + exp(-|t|)).
  *
  *   count  number of elements; may be 0
  *   x      [count] input
@@ -106,9 +110,17 @@ int symce_sigmoid_grad_f32(size_t count, const float *restrict x, float *restric
  * symce_softmax_f32: Softmax along the class axis.
  *
  *     p_k = exp(z_k) / sum_j exp(z_j)
- *   computed as (zs = z - shift; Srest = S - 1 = sum_j exp(zs_j) - 1, summed with the max term's 1
- *     left out):
- *     p = exp(zs)/(Srest + 1)
+ *   computed as (z = the logit; shift = the row max (0 if not finite), a = its index; Srest = S -
+ *     1 = sum_{j != a} e_j + em1_a):
+ *     zs = -shift + z
+ *     zlo = two_sum_err(z, -shift)
+ *     e = (zlo + 1)*exp(zs)
+ *     em1 = expm1(zs) + mul0(zlo, exp(zs))
+ *     p = e/(Srest + 1)
+ *     pc = (Srest - em1)/(Srest + 1)
+ *   mul0(a, b) = a*b, and exactly 0 when a = 0 (so a zero target times log 0 is 0).
+ *   two_sum_err(a, b) = the exact rounding error of a + b (Knuth's TwoSum; 0 if a + b is not
+ *     finite), so zs + zlo = z - shift exactly.
  *
  *   n    number of rows (samples); may be 0
  *   k    number of classes per row; must be >= 1
@@ -124,9 +136,18 @@ int symce_softmax_f32(size_t n, size_t k, const float *restrict z, float *restri
  * symce_log_softmax_f32: Log of the softmax along the class axis.
  *
  *     log p_k = z_k - log sum_j exp(z_j)
- *   computed as (zs = z - shift; Srest = S - 1 = sum_j exp(zs_j) - 1, summed with the max term's 1
- *     left out):
- *     out = zs - log1p(Srest)
+ *   computed as (z = the logit; shift = the row max (0 if not finite), a = its index; Srest = S -
+ *     1 = sum_{j != a} e_j + em1_a):
+ *     zs = -shift + z
+ *     zlo = two_sum_err(z, -shift)
+ *     e = (zlo + 1)*exp(zs)
+ *     em1 = expm1(zs) + mul0(zlo, exp(zs))
+ *     p = e/(Srest + 1)
+ *     pc = (Srest - em1)/(Srest + 1)
+ *     out = zlo + zs - log1p(Srest)
+ *   mul0(a, b) = a*b, and exactly 0 when a = 0 (so a zero target times log 0 is 0).
+ *   two_sum_err(a, b) = the exact rounding error of a + b (Knuth's TwoSum; 0 if a + b is not
+ *     finite), so zs + zlo = z - shift exactly.
  *
  *   n    number of rows (samples); may be 0
  *   k    number of classes per row; must be >= 1
@@ -142,9 +163,18 @@ int symce_log_softmax_f32(size_t n, size_t k, const float *restrict z, float *re
  * symce_logsumexp_f32: Log of the sum of exponentials along the class axis.
  *
  *     lse = log sum_j exp(z_j)
- *   computed as (shift = the row max (0 if not finite); Srest = S - 1 = sum_j exp(zs_j) - 1,
- *     summed with the max term's 1 left out):
+ *   computed as (z = the logit; shift = the row max (0 if not finite), a = its index; Srest = S -
+ *     1 = sum_{j != a} e_j + em1_a):
+ *     zs = -shift + z
+ *     zlo = two_sum_err(z, -shift)
+ *     e = (zlo + 1)*exp(zs)
+ *     em1 = expm1(zs) + mul0(zlo, exp(zs))
+ *     p = e/(Srest + 1)
+ *     pc = (Srest - em1)/(Srest + 1)
  *     out = shift + log1p(Srest)
+ *   mul0(a, b) = a*b, and exactly 0 when a = 0 (so a zero target times log 0 is 0).
+ *   two_sum_err(a, b) = the exact rounding error of a + b (Knuth's TwoSum; 0 if a + b is not
+ *     finite), so zs + zlo = z - shift exactly.
  *
  *   n    number of rows (samples); may be 0
  *   k    number of classes per row; must be >= 1
@@ -160,17 +190,27 @@ int symce_logsumexp_f32(size_t n, size_t k, const float *restrict z, float *rest
  * symce_softmax_jacobian_f32: Jacobian of the softmax, one K x K matrix per row.
  *
  *     J_ij = p_i (delta_ij - p_j)
- *   computed as (zs = z - shift; Srest = S - 1 = sum_j exp(zs_j) - 1, summed with the max term's 1
- *     left out; p_i, p_j = entries of p; delta = Kronecker delta_ij):
- *     p = exp(zs)/(Srest + 1)
- *     out = p_i*(delta - p_j)
+ *   computed as (z = the logit; shift = the row max (0 if not finite), a = its index; Srest = S -
+ *     1 = sum_{j != a} e_j + em1_a; p_i, p_j, pc_i = p, p, pc of classes i, j; delta = Kronecker
+ *     delta_ij):
+ *     zs = -shift + z
+ *     zlo = two_sum_err(z, -shift)
+ *     e = (zlo + 1)*exp(zs)
+ *     em1 = expm1(zs) + mul0(zlo, exp(zs))
+ *     p = e/(Srest + 1)
+ *     pc = (Srest - em1)/(Srest + 1)
+ *     out = p_i*(delta*pc_i - p_j*(1 - delta))
+ *   mul0(a, b) = a*b, and exactly 0 when a = 0 (so a zero target times log 0 is 0).
+ *   two_sum_err(a, b) = the exact rounding error of a + b (Knuth's TwoSum; 0 if a + b is not
+ *     finite), so zs + zlo = z - shift exactly.
  *
  *   n    number of rows (samples); may be 0
  *   k    number of classes per row; must be >= 1
  *   z    [n*k] logits, row-major (one row per sample)
  *   out  [n*k*k] J[n, i, j] = dp_i/dz_j
  *
- *   out also holds p while it is computed (no allocation).
+ *   No allocation: p_j of 64 columns at a time is kept on the stack in the compute type, p_i and
+ *   pc_i are computed per row of J.
  *
  * Returns SYMCE_OK, or SYMCE_ERR_NULL, SYMCE_ERR_SIZE (checked in that order, before anything is
  * written).
@@ -181,10 +221,20 @@ int symce_softmax_jacobian_f32(size_t n, size_t k, const float *restrict z, floa
  * symce_softmax_vjp_f32: Vector-Jacobian product of the softmax, without J.
  *
  *     (J^T g)_j = p_j (g_j - <g, p>)
- *   computed as (zs = z - shift; Srest = S - 1 = sum_j exp(zs_j) - 1, summed with the max term's 1
- *     left out; g = the upstream gradient; dot = <g, p>):
- *     p = exp(zs)/(Srest + 1)
+ *   computed as (z = the logit; shift = the row max (0 if not finite), a = its index; Srest = S -
+ *     1 = sum_{j != a} e_j + em1_a; g = the upstream gradient; gesum = sum_j g_j e_j):
+ *     zs = -shift + z
+ *     zlo = two_sum_err(z, -shift)
+ *     e = (zlo + 1)*exp(zs)
+ *     em1 = expm1(zs) + mul0(zlo, exp(zs))
+ *     p = e/(Srest + 1)
+ *     pc = (Srest - em1)/(Srest + 1)
+ *     dot_term = e*g
+ *     dot = gesum/(Srest + 1)
  *     out = p*(-dot + g)
+ *   mul0(a, b) = a*b, and exactly 0 when a = 0 (so a zero target times log 0 is 0).
+ *   two_sum_err(a, b) = the exact rounding error of a + b (Knuth's TwoSum; 0 if a + b is not
+ *     finite), so zs + zlo = z - shift exactly.
  *
  *   n    number of rows (samples); may be 0
  *   k    number of classes per row; must be >= 1
@@ -192,7 +242,7 @@ int symce_softmax_jacobian_f32(size_t n, size_t k, const float *restrict z, floa
  *   g    [n*k] upstream gradient dL/dp
  *   out  [n*k] J^T g
  *
- *   out also holds p while it is computed (no allocation).
+ *   No allocation: p is computed twice per class, for <g, p> and for the output.
  *
  * Returns SYMCE_OK, or SYMCE_ERR_NULL, SYMCE_ERR_SIZE (checked in that order, before anything is
  * written).
@@ -228,7 +278,7 @@ int symce_softmax_vjp_f32(size_t n, size_t k, const float *restrict z, const flo
  *   mean and 0 for sum.
  *
  * Returns SYMCE_OK, or SYMCE_ERR_NULL, SYMCE_ERR_SIZE, SYMCE_ERR_ARG, SYMCE_ERR_WEIGHT,
- * SYMCE_ERR_LABEL (checked in that order, before anything is written).
+ * SYMCE_ERR_LABEL, SYMCE_ERR_DOMAIN (checked in that order, before anything is written).
  */
 int symce_cross_entropy_f32(size_t n, size_t k, const float *restrict probs,
                             const int64_t *restrict labels, const float *restrict weight,
@@ -259,8 +309,8 @@ int symce_cross_entropy_f32(size_t n, size_t k, const float *restrict probs,
  *
  *   mean divides by n; n = 0 gives NaN for mean and 0 for sum.
  *
- * Returns SYMCE_OK, or SYMCE_ERR_NULL, SYMCE_ERR_SIZE, SYMCE_ERR_ARG, SYMCE_ERR_WEIGHT (checked in
- * that order, before anything is written).
+ * Returns SYMCE_OK, or SYMCE_ERR_NULL, SYMCE_ERR_SIZE, SYMCE_ERR_ARG, SYMCE_ERR_WEIGHT,
+ * SYMCE_ERR_DOMAIN (checked in that order, before anything is written).
  */
 int symce_cross_entropy_soft_f32(size_t n, size_t k, const float *restrict probs,
                                  const float *restrict target, const float *restrict weight,
@@ -295,7 +345,7 @@ int symce_cross_entropy_soft_f32(size_t n, size_t k, const float *restrict probs
  *   The gradient is that of the reduced loss (for none, each sample's own).
  *
  * Returns SYMCE_OK, or SYMCE_ERR_NULL, SYMCE_ERR_SIZE, SYMCE_ERR_ARG, SYMCE_ERR_WEIGHT,
- * SYMCE_ERR_LABEL (checked in that order, before anything is written).
+ * SYMCE_ERR_LABEL, SYMCE_ERR_DOMAIN (checked in that order, before anything is written).
  */
 int symce_cross_entropy_grad_f32(size_t n, size_t k, const float *restrict probs,
                                  const int64_t *restrict labels, const float *restrict weight,
@@ -326,8 +376,8 @@ int symce_cross_entropy_grad_f32(size_t n, size_t k, const float *restrict probs
  *   mean divides by n; n = 0 gives NaN for mean and 0 for sum.
  *   The gradient is that of the reduced loss (for none, each sample's own).
  *
- * Returns SYMCE_OK, or SYMCE_ERR_NULL, SYMCE_ERR_SIZE, SYMCE_ERR_ARG, SYMCE_ERR_WEIGHT (checked in
- * that order, before anything is written).
+ * Returns SYMCE_OK, or SYMCE_ERR_NULL, SYMCE_ERR_SIZE, SYMCE_ERR_ARG, SYMCE_ERR_WEIGHT,
+ * SYMCE_ERR_DOMAIN (checked in that order, before anything is written).
  */
 int symce_cross_entropy_grad_soft_f32(size_t n, size_t k, const float *restrict probs,
                                       const float *restrict target, const float *restrict weight,
@@ -341,10 +391,18 @@ int symce_cross_entropy_grad_soft_f32(size_t n, size_t k, const float *restrict 
  *   with the effective target of class c:
  *     y~_c = hot*w_t*(1 - label_smoothing) + label_smoothing*w_k/K
  *     (t = labels[i], hot = [c == t], w_t = weight[t], w_k = weight[c], K = k)
- *   computed as (zs = z - shift; Srest = S - 1 = sum_j exp(zs_j) - 1, summed with the max term's 1
- *     left out; yt = y~_c):
- *     loss_term = mul0(yt, -zs + log1p(Srest))
+ *   computed as (z = the logit; shift = the row max (0 if not finite), a = its index; Srest = S -
+ *     1 = sum_{j != a} e_j + em1_a; yt = y~_c):
+ *     zs = -shift + z
+ *     zlo = two_sum_err(z, -shift)
+ *     e = (zlo + 1)*exp(zs)
+ *     em1 = expm1(zs) + mul0(zlo, exp(zs))
+ *     p = e/(Srest + 1)
+ *     pc = (Srest - em1)/(Srest + 1)
+ *     loss_term = mul0(yt, -zlo - zs + log1p(Srest))
  *   mul0(a, b) = a*b, and exactly 0 when a = 0 (so a zero target times log 0 is 0).
+ *   two_sum_err(a, b) = the exact rounding error of a + b (Knuth's TwoSum; 0 if a + b is not
+ *     finite), so zs + zlo = z - shift exactly.
  *
  *   n                number of rows (samples); may be 0
  *   k                number of classes per row; must be >= 1
@@ -375,10 +433,18 @@ int symce_softmax_cross_entropy_f32(size_t n, size_t k, const float *restrict lo
  *   with the effective target of class c:
  *     y~_c = w_k*(y*(1 - label_smoothing) + label_smoothing/K)
  *     (y = target[i*k + c], w_k = weight[c], K = k)
- *   computed as (zs = z - shift; Srest = S - 1 = sum_j exp(zs_j) - 1, summed with the max term's 1
- *     left out; yt = y~_c):
- *     loss_term = mul0(yt, -zs + log1p(Srest))
+ *   computed as (z = the logit; shift = the row max (0 if not finite), a = its index; Srest = S -
+ *     1 = sum_{j != a} e_j + em1_a; yt = y~_c):
+ *     zs = -shift + z
+ *     zlo = two_sum_err(z, -shift)
+ *     e = (zlo + 1)*exp(zs)
+ *     em1 = expm1(zs) + mul0(zlo, exp(zs))
+ *     p = e/(Srest + 1)
+ *     pc = (Srest - em1)/(Srest + 1)
+ *     loss_term = mul0(yt, -zlo - zs + log1p(Srest))
  *   mul0(a, b) = a*b, and exactly 0 when a = 0 (so a zero target times log 0 is 0).
+ *   two_sum_err(a, b) = the exact rounding error of a + b (Knuth's TwoSum; 0 if a + b is not
+ *     finite), so zs + zlo = z - shift exactly.
  *
  *   n                number of rows (samples); may be 0
  *   k                number of classes per row; must be >= 1
@@ -407,10 +473,18 @@ int symce_softmax_cross_entropy_soft_f32(size_t n, size_t k, const float *restri
  *   with the effective target of class c:
  *     y~_c = hot*w_t*(1 - label_smoothing) + label_smoothing*w_k/K
  *     (t = labels[i], hot = [c == t], w_t = weight[t], w_k = weight[c], K = k)
- *   computed as (zs = z - shift; Srest = S - 1 = sum_j exp(zs_j) - 1, summed with the max term's 1
- *     left out; yt = y~_c; ysum = sum_c y~_c):
- *     p = exp(zs)/(Srest + 1)
- *     grad = p*ysum - yt
+ *   computed as (z = the logit; shift = the row max (0 if not finite), a = its index; Srest = S -
+ *     1 = sum_{j != a} e_j + em1_a; yt = y~_c; ysum = sum_c y~_c):
+ *     zs = -shift + z
+ *     zlo = two_sum_err(z, -shift)
+ *     e = (zlo + 1)*exp(zs)
+ *     em1 = expm1(zs) + mul0(zlo, exp(zs))
+ *     p = e/(Srest + 1)
+ *     pc = (Srest - em1)/(Srest + 1)
+ *     grad = p*(ysum - yt) - pc*yt
+ *   mul0(a, b) = a*b, and exactly 0 when a = 0 (so a zero target times log 0 is 0).
+ *   two_sum_err(a, b) = the exact rounding error of a + b (Knuth's TwoSum; 0 if a + b is not
+ *     finite), so zs + zlo = z - shift exactly.
  *
  *   n                number of rows (samples); may be 0
  *   k                number of classes per row; must be >= 1
@@ -443,10 +517,18 @@ int symce_softmax_cross_entropy_grad_f32(size_t n, size_t k, const float *restri
  *   with the effective target of class c:
  *     y~_c = w_k*(y*(1 - label_smoothing) + label_smoothing/K)
  *     (y = target[i*k + c], w_k = weight[c], K = k)
- *   computed as (zs = z - shift; Srest = S - 1 = sum_j exp(zs_j) - 1, summed with the max term's 1
- *     left out; yt = y~_c; ysum = sum_c y~_c):
- *     p = exp(zs)/(Srest + 1)
- *     grad = p*ysum - yt
+ *   computed as (z = the logit; shift = the row max (0 if not finite), a = its index; Srest = S -
+ *     1 = sum_{j != a} e_j + em1_a; yt = y~_c; ysum = sum_c y~_c):
+ *     zs = -shift + z
+ *     zlo = two_sum_err(z, -shift)
+ *     e = (zlo + 1)*exp(zs)
+ *     em1 = expm1(zs) + mul0(zlo, exp(zs))
+ *     p = e/(Srest + 1)
+ *     pc = (Srest - em1)/(Srest + 1)
+ *     grad = p*(ysum - yt) - pc*yt
+ *   mul0(a, b) = a*b, and exactly 0 when a = 0 (so a zero target times log 0 is 0).
+ *   two_sum_err(a, b) = the exact rounding error of a + b (Knuth's TwoSum; 0 if a + b is not
+ *     finite), so zs + zlo = z - shift exactly.
  *
  *   n                number of rows (samples); may be 0
  *   k                number of classes per row; must be >= 1
@@ -476,12 +558,19 @@ int symce_softmax_cross_entropy_grad_soft_f32(size_t n, size_t k, const float *r
  *   with the effective target of class c:
  *     y~_c = hot*w_t*(1 - label_smoothing) + label_smoothing*w_k/K
  *     (t = labels[i], hot = [c == t], w_t = weight[t], w_k = weight[c], K = k)
- *   computed as (zs = z - shift; Srest = S - 1 = sum_j exp(zs_j) - 1, summed with the max term's 1
- *     left out; yt = y~_c; ysum = sum_c y~_c):
- *     p = exp(zs)/(Srest + 1)
- *     loss_term = mul0(yt, -zs + log1p(Srest))
- *     grad = p*ysum - yt
+ *   computed as (z = the logit; shift = the row max (0 if not finite), a = its index; Srest = S -
+ *     1 = sum_{j != a} e_j + em1_a; yt = y~_c; ysum = sum_c y~_c):
+ *     zs = -shift + z
+ *     zlo = two_sum_err(z, -shift)
+ *     e = (zlo + 1)*exp(zs)
+ *     em1 = expm1(zs) + mul0(zlo, exp(zs))
+ *     p = e/(Srest + 1)
+ *     pc = (Srest - em1)/(Srest + 1)
+ *     loss_term = mul0(yt, -zlo - zs + log1p(Srest))
+ *     grad = p*(ysum - yt) - pc*yt
  *   mul0(a, b) = a*b, and exactly 0 when a = 0 (so a zero target times log 0 is 0).
+ *   two_sum_err(a, b) = the exact rounding error of a + b (Knuth's TwoSum; 0 if a + b is not
+ *     finite), so zs + zlo = z - shift exactly.
  *
  *   n                number of rows (samples); may be 0
  *   k                number of classes per row; must be >= 1
@@ -518,12 +607,19 @@ int symce_softmax_cross_entropy_with_grad_f32(size_t n, size_t k, const float *r
  *   with the effective target of class c:
  *     y~_c = w_k*(y*(1 - label_smoothing) + label_smoothing/K)
  *     (y = target[i*k + c], w_k = weight[c], K = k)
- *   computed as (zs = z - shift; Srest = S - 1 = sum_j exp(zs_j) - 1, summed with the max term's 1
- *     left out; yt = y~_c; ysum = sum_c y~_c):
- *     p = exp(zs)/(Srest + 1)
- *     loss_term = mul0(yt, -zs + log1p(Srest))
- *     grad = p*ysum - yt
+ *   computed as (z = the logit; shift = the row max (0 if not finite), a = its index; Srest = S -
+ *     1 = sum_{j != a} e_j + em1_a; yt = y~_c; ysum = sum_c y~_c):
+ *     zs = -shift + z
+ *     zlo = two_sum_err(z, -shift)
+ *     e = (zlo + 1)*exp(zs)
+ *     em1 = expm1(zs) + mul0(zlo, exp(zs))
+ *     p = e/(Srest + 1)
+ *     pc = (Srest - em1)/(Srest + 1)
+ *     loss_term = mul0(yt, -zlo - zs + log1p(Srest))
+ *     grad = p*(ysum - yt) - pc*yt
  *   mul0(a, b) = a*b, and exactly 0 when a = 0 (so a zero target times log 0 is 0).
+ *   two_sum_err(a, b) = the exact rounding error of a + b (Knuth's TwoSum; 0 if a + b is not
+ *     finite), so zs + zlo = z - shift exactly.
  *
  *   n                number of rows (samples); may be 0
  *   k                number of classes per row; must be >= 1
@@ -571,8 +667,8 @@ int symce_softmax_cross_entropy_with_grad_soft_f32(size_t n, size_t k,
  *
  *   mean divides by n*k; n = 0 gives NaN for mean and 0 for sum.
  *
- * Returns SYMCE_OK, or SYMCE_ERR_NULL, SYMCE_ERR_SIZE, SYMCE_ERR_ARG, SYMCE_ERR_WEIGHT (checked in
- * that order, before anything is written).
+ * Returns SYMCE_OK, or SYMCE_ERR_NULL, SYMCE_ERR_SIZE, SYMCE_ERR_ARG, SYMCE_ERR_WEIGHT,
+ * SYMCE_ERR_DOMAIN (checked in that order, before anything is written).
  */
 int symce_binary_cross_entropy_f32(size_t n, size_t k, const float *restrict probs,
                                    const float *restrict target, const float *restrict weight,
@@ -599,8 +695,8 @@ int symce_binary_cross_entropy_f32(size_t n, size_t k, const float *restrict pro
  *   mean divides by n*k; n = 0 gives NaN for mean and 0 for sum.
  *   The gradient is that of the reduced loss (for none, each sample's own).
  *
- * Returns SYMCE_OK, or SYMCE_ERR_NULL, SYMCE_ERR_SIZE, SYMCE_ERR_ARG, SYMCE_ERR_WEIGHT (checked in
- * that order, before anything is written).
+ * Returns SYMCE_OK, or SYMCE_ERR_NULL, SYMCE_ERR_SIZE, SYMCE_ERR_ARG, SYMCE_ERR_WEIGHT,
+ * SYMCE_ERR_DOMAIN (checked in that order, before anything is written).
  */
 int symce_binary_cross_entropy_grad_f32(size_t n, size_t k, const float *restrict probs,
                                         const float *restrict target, const float *restrict weight,
@@ -641,8 +737,8 @@ int symce_sigmoid_binary_cross_entropy_f32(size_t n, size_t k, const float *rest
  *
  *     dL/dx = sigma(x) - y  (with pos_weight: (1 - y) sigma(x) - w+ y sigma(-x))
  *   computed as (x = the logit; y = the target; pw = pos_weight[column]):
- *     grad = -pw*y*exp(-softplus(x)) + (1 - y)*exp(-softplus(-x))   (times w)
- *   softplus(t) = log(1 + exp(t)), evaluated as max(t, 0) + log1p(exp(-|t|)).
+ *     grad = -pw*y*sigmoid(-x) + (1 - y)*sigmoid(x)   (times w)
+ *   sigmoid(t) = 1/(1 + exp(-t)), evaluated as exp(min(t, 0))/(1 + exp(-|t|)).
  *
  *   n           number of rows (samples); may be 0
  *   k           number of classes per row; must be >= 1
@@ -674,8 +770,8 @@ int symce_sigmoid_binary_cross_entropy_grad_f32(size_t n, size_t k, const float 
  *
  *     sigma(x) = 1 / (1 + exp(-x))
  *   computed as (x = the element):
- *     out = exp(-softplus(-x))
- *   softplus(t) = log(1 + exp(t)), evaluated as max(t, 0) + log1p(exp(-|t|)).
+ *     out = sigmoid(x)
+ *   sigmoid(t) = 1/(1 + exp(-t)), evaluated as exp(min(t, 0))/(1 + exp(-|t|)).
  *
  *   count  number of elements; may be 0
  *   x      [count] input
@@ -691,8 +787,8 @@ int symce_sigmoid_f64(size_t count, const double *restrict x, double *restrict o
  *
  *     sigma'(x) = sigma(x) (1 - sigma(x))
  *   computed as (x = the element):
- *     out = exp(-softplus(-x))*exp(-softplus(x))
- *   softplus(t) = log(1 + exp(t)), evaluated as max(t, 0) + log1p(exp(-|t|)).
+ *     out = sigmoid(-x)*sigmoid(x)
+ *   sigmoid(t) = 1/(1 + exp(-t)), evaluated as exp(min(t, 0))/(1 + exp(-|t|)).
  *
  *   count  number of elements; may be 0
  *   x      [count] input
@@ -707,9 +803,17 @@ int symce_sigmoid_grad_f64(size_t count, const double *restrict x, double *restr
  * symce_softmax_f64: Softmax along the class axis.
  *
  *     p_k = exp(z_k) / sum_j exp(z_j)
- *   computed as (zs = z - shift; Srest = S - 1 = sum_j exp(zs_j) - 1, summed with the max term's 1
- *     left out):
- *     p = exp(zs)/(Srest + 1)
+ *   computed as (z = the logit; shift = the row max (0 if not finite), a = its index; Srest = S -
+ *     1 = sum_{j != a} e_j + em1_a):
+ *     zs = -shift + z
+ *     zlo = two_sum_err(z, -shift)
+ *     e = (zlo + 1)*exp(zs)
+ *     em1 = expm1(zs) + mul0(zlo, exp(zs))
+ *     p = e/(Srest + 1)
+ *     pc = (Srest - em1)/(Srest + 1)
+ *   mul0(a, b) = a*b, and exactly 0 when a = 0 (so a zero target times log 0 is 0).
+ *   two_sum_err(a, b) = the exact rounding error of a + b (Knuth's TwoSum; 0 if a + b is not
+ *     finite), so zs + zlo = z - shift exactly.
  *
  *   n    number of rows (samples); may be 0
  *   k    number of classes per row; must be >= 1
@@ -725,9 +829,18 @@ int symce_softmax_f64(size_t n, size_t k, const double *restrict z, double *rest
  * symce_log_softmax_f64: Log of the softmax along the class axis.
  *
  *     log p_k = z_k - log sum_j exp(z_j)
- *   computed as (zs = z - shift; Srest = S - 1 = sum_j exp(zs_j) - 1, summed with the max term's 1
- *     left out):
- *     out = zs - log1p(Srest)
+ *   computed as (z = the logit; shift = the row max (0 if not finite), a = its index; Srest = S -
+ *     1 = sum_{j != a} e_j + em1_a):
+ *     zs = -shift + z
+ *     zlo = two_sum_err(z, -shift)
+ *     e = (zlo + 1)*exp(zs)
+ *     em1 = expm1(zs) + mul0(zlo, exp(zs))
+ *     p = e/(Srest + 1)
+ *     pc = (Srest - em1)/(Srest + 1)
+ *     out = zlo + zs - log1p(Srest)
+ *   mul0(a, b) = a*b, and exactly 0 when a = 0 (so a zero target times log 0 is 0).
+ *   two_sum_err(a, b) = the exact rounding error of a + b (Knuth's TwoSum; 0 if a + b is not
+ *     finite), so zs + zlo = z - shift exactly.
  *
  *   n    number of rows (samples); may be 0
  *   k    number of classes per row; must be >= 1
@@ -743,9 +856,18 @@ int symce_log_softmax_f64(size_t n, size_t k, const double *restrict z, double *
  * symce_logsumexp_f64: Log of the sum of exponentials along the class axis.
  *
  *     lse = log sum_j exp(z_j)
- *   computed as (shift = the row max (0 if not finite); Srest = S - 1 = sum_j exp(zs_j) - 1,
- *     summed with the max term's 1 left out):
+ *   computed as (z = the logit; shift = the row max (0 if not finite), a = its index; Srest = S -
+ *     1 = sum_{j != a} e_j + em1_a):
+ *     zs = -shift + z
+ *     zlo = two_sum_err(z, -shift)
+ *     e = (zlo + 1)*exp(zs)
+ *     em1 = expm1(zs) + mul0(zlo, exp(zs))
+ *     p = e/(Srest + 1)
+ *     pc = (Srest - em1)/(Srest + 1)
  *     out = shift + log1p(Srest)
+ *   mul0(a, b) = a*b, and exactly 0 when a = 0 (so a zero target times log 0 is 0).
+ *   two_sum_err(a, b) = the exact rounding error of a + b (Knuth's TwoSum; 0 if a + b is not
+ *     finite), so zs + zlo = z - shift exactly.
  *
  *   n    number of rows (samples); may be 0
  *   k    number of classes per row; must be >= 1
@@ -761,17 +883,27 @@ int symce_logsumexp_f64(size_t n, size_t k, const double *restrict z, double *re
  * symce_softmax_jacobian_f64: Jacobian of the softmax, one K x K matrix per row.
  *
  *     J_ij = p_i (delta_ij - p_j)
- *   computed as (zs = z - shift; Srest = S - 1 = sum_j exp(zs_j) - 1, summed with the max term's 1
- *     left out; p_i, p_j = entries of p; delta = Kronecker delta_ij):
- *     p = exp(zs)/(Srest + 1)
- *     out = p_i*(delta - p_j)
+ *   computed as (z = the logit; shift = the row max (0 if not finite), a = its index; Srest = S -
+ *     1 = sum_{j != a} e_j + em1_a; p_i, p_j, pc_i = p, p, pc of classes i, j; delta = Kronecker
+ *     delta_ij):
+ *     zs = -shift + z
+ *     zlo = two_sum_err(z, -shift)
+ *     e = (zlo + 1)*exp(zs)
+ *     em1 = expm1(zs) + mul0(zlo, exp(zs))
+ *     p = e/(Srest + 1)
+ *     pc = (Srest - em1)/(Srest + 1)
+ *     out = p_i*(delta*pc_i - p_j*(1 - delta))
+ *   mul0(a, b) = a*b, and exactly 0 when a = 0 (so a zero target times log 0 is 0).
+ *   two_sum_err(a, b) = the exact rounding error of a + b (Knuth's TwoSum; 0 if a + b is not
+ *     finite), so zs + zlo = z - shift exactly.
  *
  *   n    number of rows (samples); may be 0
  *   k    number of classes per row; must be >= 1
  *   z    [n*k] logits, row-major (one row per sample)
  *   out  [n*k*k] J[n, i, j] = dp_i/dz_j
  *
- *   out also holds p while it is computed (no allocation).
+ *   No allocation: p_j of 64 columns at a time is kept on the stack in the compute type, p_i and
+ *   pc_i are computed per row of J.
  *
  * Returns SYMCE_OK, or SYMCE_ERR_NULL, SYMCE_ERR_SIZE (checked in that order, before anything is
  * written).
@@ -782,10 +914,20 @@ int symce_softmax_jacobian_f64(size_t n, size_t k, const double *restrict z, dou
  * symce_softmax_vjp_f64: Vector-Jacobian product of the softmax, without J.
  *
  *     (J^T g)_j = p_j (g_j - <g, p>)
- *   computed as (zs = z - shift; Srest = S - 1 = sum_j exp(zs_j) - 1, summed with the max term's 1
- *     left out; g = the upstream gradient; dot = <g, p>):
- *     p = exp(zs)/(Srest + 1)
+ *   computed as (z = the logit; shift = the row max (0 if not finite), a = its index; Srest = S -
+ *     1 = sum_{j != a} e_j + em1_a; g = the upstream gradient; gesum = sum_j g_j e_j):
+ *     zs = -shift + z
+ *     zlo = two_sum_err(z, -shift)
+ *     e = (zlo + 1)*exp(zs)
+ *     em1 = expm1(zs) + mul0(zlo, exp(zs))
+ *     p = e/(Srest + 1)
+ *     pc = (Srest - em1)/(Srest + 1)
+ *     dot_term = e*g
+ *     dot = gesum/(Srest + 1)
  *     out = p*(-dot + g)
+ *   mul0(a, b) = a*b, and exactly 0 when a = 0 (so a zero target times log 0 is 0).
+ *   two_sum_err(a, b) = the exact rounding error of a + b (Knuth's TwoSum; 0 if a + b is not
+ *     finite), so zs + zlo = z - shift exactly.
  *
  *   n    number of rows (samples); may be 0
  *   k    number of classes per row; must be >= 1
@@ -793,7 +935,7 @@ int symce_softmax_jacobian_f64(size_t n, size_t k, const double *restrict z, dou
  *   g    [n*k] upstream gradient dL/dp
  *   out  [n*k] J^T g
  *
- *   out also holds p while it is computed (no allocation).
+ *   No allocation: p is computed twice per class, for <g, p> and for the output.
  *
  * Returns SYMCE_OK, or SYMCE_ERR_NULL, SYMCE_ERR_SIZE (checked in that order, before anything is
  * written).
@@ -829,7 +971,7 @@ int symce_softmax_vjp_f64(size_t n, size_t k, const double *restrict z, const do
  *   mean and 0 for sum.
  *
  * Returns SYMCE_OK, or SYMCE_ERR_NULL, SYMCE_ERR_SIZE, SYMCE_ERR_ARG, SYMCE_ERR_WEIGHT,
- * SYMCE_ERR_LABEL (checked in that order, before anything is written).
+ * SYMCE_ERR_LABEL, SYMCE_ERR_DOMAIN (checked in that order, before anything is written).
  */
 int symce_cross_entropy_f64(size_t n, size_t k, const double *restrict probs,
                             const int64_t *restrict labels, const double *restrict weight,
@@ -860,8 +1002,8 @@ int symce_cross_entropy_f64(size_t n, size_t k, const double *restrict probs,
  *
  *   mean divides by n; n = 0 gives NaN for mean and 0 for sum.
  *
- * Returns SYMCE_OK, or SYMCE_ERR_NULL, SYMCE_ERR_SIZE, SYMCE_ERR_ARG, SYMCE_ERR_WEIGHT (checked in
- * that order, before anything is written).
+ * Returns SYMCE_OK, or SYMCE_ERR_NULL, SYMCE_ERR_SIZE, SYMCE_ERR_ARG, SYMCE_ERR_WEIGHT,
+ * SYMCE_ERR_DOMAIN (checked in that order, before anything is written).
  */
 int symce_cross_entropy_soft_f64(size_t n, size_t k, const double *restrict probs,
                                  const double *restrict target, const double *restrict weight,
@@ -896,7 +1038,7 @@ int symce_cross_entropy_soft_f64(size_t n, size_t k, const double *restrict prob
  *   The gradient is that of the reduced loss (for none, each sample's own).
  *
  * Returns SYMCE_OK, or SYMCE_ERR_NULL, SYMCE_ERR_SIZE, SYMCE_ERR_ARG, SYMCE_ERR_WEIGHT,
- * SYMCE_ERR_LABEL (checked in that order, before anything is written).
+ * SYMCE_ERR_LABEL, SYMCE_ERR_DOMAIN (checked in that order, before anything is written).
  */
 int symce_cross_entropy_grad_f64(size_t n, size_t k, const double *restrict probs,
                                  const int64_t *restrict labels, const double *restrict weight,
@@ -927,8 +1069,8 @@ int symce_cross_entropy_grad_f64(size_t n, size_t k, const double *restrict prob
  *   mean divides by n; n = 0 gives NaN for mean and 0 for sum.
  *   The gradient is that of the reduced loss (for none, each sample's own).
  *
- * Returns SYMCE_OK, or SYMCE_ERR_NULL, SYMCE_ERR_SIZE, SYMCE_ERR_ARG, SYMCE_ERR_WEIGHT (checked in
- * that order, before anything is written).
+ * Returns SYMCE_OK, or SYMCE_ERR_NULL, SYMCE_ERR_SIZE, SYMCE_ERR_ARG, SYMCE_ERR_WEIGHT,
+ * SYMCE_ERR_DOMAIN (checked in that order, before anything is written).
  */
 int symce_cross_entropy_grad_soft_f64(size_t n, size_t k, const double *restrict probs,
                                       const double *restrict target, const double *restrict weight,
@@ -942,10 +1084,18 @@ int symce_cross_entropy_grad_soft_f64(size_t n, size_t k, const double *restrict
  *   with the effective target of class c:
  *     y~_c = hot*w_t*(1 - label_smoothing) + label_smoothing*w_k/K
  *     (t = labels[i], hot = [c == t], w_t = weight[t], w_k = weight[c], K = k)
- *   computed as (zs = z - shift; Srest = S - 1 = sum_j exp(zs_j) - 1, summed with the max term's 1
- *     left out; yt = y~_c):
- *     loss_term = mul0(yt, -zs + log1p(Srest))
+ *   computed as (z = the logit; shift = the row max (0 if not finite), a = its index; Srest = S -
+ *     1 = sum_{j != a} e_j + em1_a; yt = y~_c):
+ *     zs = -shift + z
+ *     zlo = two_sum_err(z, -shift)
+ *     e = (zlo + 1)*exp(zs)
+ *     em1 = expm1(zs) + mul0(zlo, exp(zs))
+ *     p = e/(Srest + 1)
+ *     pc = (Srest - em1)/(Srest + 1)
+ *     loss_term = mul0(yt, -zlo - zs + log1p(Srest))
  *   mul0(a, b) = a*b, and exactly 0 when a = 0 (so a zero target times log 0 is 0).
+ *   two_sum_err(a, b) = the exact rounding error of a + b (Knuth's TwoSum; 0 if a + b is not
+ *     finite), so zs + zlo = z - shift exactly.
  *
  *   n                number of rows (samples); may be 0
  *   k                number of classes per row; must be >= 1
@@ -976,10 +1126,18 @@ int symce_softmax_cross_entropy_f64(size_t n, size_t k, const double *restrict l
  *   with the effective target of class c:
  *     y~_c = w_k*(y*(1 - label_smoothing) + label_smoothing/K)
  *     (y = target[i*k + c], w_k = weight[c], K = k)
- *   computed as (zs = z - shift; Srest = S - 1 = sum_j exp(zs_j) - 1, summed with the max term's 1
- *     left out; yt = y~_c):
- *     loss_term = mul0(yt, -zs + log1p(Srest))
+ *   computed as (z = the logit; shift = the row max (0 if not finite), a = its index; Srest = S -
+ *     1 = sum_{j != a} e_j + em1_a; yt = y~_c):
+ *     zs = -shift + z
+ *     zlo = two_sum_err(z, -shift)
+ *     e = (zlo + 1)*exp(zs)
+ *     em1 = expm1(zs) + mul0(zlo, exp(zs))
+ *     p = e/(Srest + 1)
+ *     pc = (Srest - em1)/(Srest + 1)
+ *     loss_term = mul0(yt, -zlo - zs + log1p(Srest))
  *   mul0(a, b) = a*b, and exactly 0 when a = 0 (so a zero target times log 0 is 0).
+ *   two_sum_err(a, b) = the exact rounding error of a + b (Knuth's TwoSum; 0 if a + b is not
+ *     finite), so zs + zlo = z - shift exactly.
  *
  *   n                number of rows (samples); may be 0
  *   k                number of classes per row; must be >= 1
@@ -1008,10 +1166,18 @@ int symce_softmax_cross_entropy_soft_f64(size_t n, size_t k, const double *restr
  *   with the effective target of class c:
  *     y~_c = hot*w_t*(1 - label_smoothing) + label_smoothing*w_k/K
  *     (t = labels[i], hot = [c == t], w_t = weight[t], w_k = weight[c], K = k)
- *   computed as (zs = z - shift; Srest = S - 1 = sum_j exp(zs_j) - 1, summed with the max term's 1
- *     left out; yt = y~_c; ysum = sum_c y~_c):
- *     p = exp(zs)/(Srest + 1)
- *     grad = p*ysum - yt
+ *   computed as (z = the logit; shift = the row max (0 if not finite), a = its index; Srest = S -
+ *     1 = sum_{j != a} e_j + em1_a; yt = y~_c; ysum = sum_c y~_c):
+ *     zs = -shift + z
+ *     zlo = two_sum_err(z, -shift)
+ *     e = (zlo + 1)*exp(zs)
+ *     em1 = expm1(zs) + mul0(zlo, exp(zs))
+ *     p = e/(Srest + 1)
+ *     pc = (Srest - em1)/(Srest + 1)
+ *     grad = p*(ysum - yt) - pc*yt
+ *   mul0(a, b) = a*b, and exactly 0 when a = 0 (so a zero target times log 0 is 0).
+ *   two_sum_err(a, b) = the exact rounding error of a + b (Knuth's TwoSum; 0 if a + b is not
+ *     finite), so zs + zlo = z - shift exactly.
  *
  *   n                number of rows (samples); may be 0
  *   k                number of classes per row; must be >= 1
@@ -1044,10 +1210,18 @@ int symce_softmax_cross_entropy_grad_f64(size_t n, size_t k, const double *restr
  *   with the effective target of class c:
  *     y~_c = w_k*(y*(1 - label_smoothing) + label_smoothing/K)
  *     (y = target[i*k + c], w_k = weight[c], K = k)
- *   computed as (zs = z - shift; Srest = S - 1 = sum_j exp(zs_j) - 1, summed with the max term's 1
- *     left out; yt = y~_c; ysum = sum_c y~_c):
- *     p = exp(zs)/(Srest + 1)
- *     grad = p*ysum - yt
+ *   computed as (z = the logit; shift = the row max (0 if not finite), a = its index; Srest = S -
+ *     1 = sum_{j != a} e_j + em1_a; yt = y~_c; ysum = sum_c y~_c):
+ *     zs = -shift + z
+ *     zlo = two_sum_err(z, -shift)
+ *     e = (zlo + 1)*exp(zs)
+ *     em1 = expm1(zs) + mul0(zlo, exp(zs))
+ *     p = e/(Srest + 1)
+ *     pc = (Srest - em1)/(Srest + 1)
+ *     grad = p*(ysum - yt) - pc*yt
+ *   mul0(a, b) = a*b, and exactly 0 when a = 0 (so a zero target times log 0 is 0).
+ *   two_sum_err(a, b) = the exact rounding error of a + b (Knuth's TwoSum; 0 if a + b is not
+ *     finite), so zs + zlo = z - shift exactly.
  *
  *   n                number of rows (samples); may be 0
  *   k                number of classes per row; must be >= 1
@@ -1078,12 +1252,19 @@ int symce_softmax_cross_entropy_grad_soft_f64(size_t n, size_t k, const double *
  *   with the effective target of class c:
  *     y~_c = hot*w_t*(1 - label_smoothing) + label_smoothing*w_k/K
  *     (t = labels[i], hot = [c == t], w_t = weight[t], w_k = weight[c], K = k)
- *   computed as (zs = z - shift; Srest = S - 1 = sum_j exp(zs_j) - 1, summed with the max term's 1
- *     left out; yt = y~_c; ysum = sum_c y~_c):
- *     p = exp(zs)/(Srest + 1)
- *     loss_term = mul0(yt, -zs + log1p(Srest))
- *     grad = p*ysum - yt
+ *   computed as (z = the logit; shift = the row max (0 if not finite), a = its index; Srest = S -
+ *     1 = sum_{j != a} e_j + em1_a; yt = y~_c; ysum = sum_c y~_c):
+ *     zs = -shift + z
+ *     zlo = two_sum_err(z, -shift)
+ *     e = (zlo + 1)*exp(zs)
+ *     em1 = expm1(zs) + mul0(zlo, exp(zs))
+ *     p = e/(Srest + 1)
+ *     pc = (Srest - em1)/(Srest + 1)
+ *     loss_term = mul0(yt, -zlo - zs + log1p(Srest))
+ *     grad = p*(ysum - yt) - pc*yt
  *   mul0(a, b) = a*b, and exactly 0 when a = 0 (so a zero target times log 0 is 0).
+ *   two_sum_err(a, b) = the exact rounding error of a + b (Knuth's TwoSum; 0 if a + b is not
+ *     finite), so zs + zlo = z - shift exactly.
  *
  *   n                number of rows (samples); may be 0
  *   k                number of classes per row; must be >= 1
@@ -1120,12 +1301,19 @@ int symce_softmax_cross_entropy_with_grad_f64(size_t n, size_t k, const double *
  *   with the effective target of class c:
  *     y~_c = w_k*(y*(1 - label_smoothing) + label_smoothing/K)
  *     (y = target[i*k + c], w_k = weight[c], K = k)
- *   computed as (zs = z - shift; Srest = S - 1 = sum_j exp(zs_j) - 1, summed with the max term's 1
- *     left out; yt = y~_c; ysum = sum_c y~_c):
- *     p = exp(zs)/(Srest + 1)
- *     loss_term = mul0(yt, -zs + log1p(Srest))
- *     grad = p*ysum - yt
+ *   computed as (z = the logit; shift = the row max (0 if not finite), a = its index; Srest = S -
+ *     1 = sum_{j != a} e_j + em1_a; yt = y~_c; ysum = sum_c y~_c):
+ *     zs = -shift + z
+ *     zlo = two_sum_err(z, -shift)
+ *     e = (zlo + 1)*exp(zs)
+ *     em1 = expm1(zs) + mul0(zlo, exp(zs))
+ *     p = e/(Srest + 1)
+ *     pc = (Srest - em1)/(Srest + 1)
+ *     loss_term = mul0(yt, -zlo - zs + log1p(Srest))
+ *     grad = p*(ysum - yt) - pc*yt
  *   mul0(a, b) = a*b, and exactly 0 when a = 0 (so a zero target times log 0 is 0).
+ *   two_sum_err(a, b) = the exact rounding error of a + b (Knuth's TwoSum; 0 if a + b is not
+ *     finite), so zs + zlo = z - shift exactly.
  *
  *   n                number of rows (samples); may be 0
  *   k                number of classes per row; must be >= 1
@@ -1173,8 +1361,8 @@ int symce_softmax_cross_entropy_with_grad_soft_f64(size_t n, size_t k,
  *
  *   mean divides by n*k; n = 0 gives NaN for mean and 0 for sum.
  *
- * Returns SYMCE_OK, or SYMCE_ERR_NULL, SYMCE_ERR_SIZE, SYMCE_ERR_ARG, SYMCE_ERR_WEIGHT (checked in
- * that order, before anything is written).
+ * Returns SYMCE_OK, or SYMCE_ERR_NULL, SYMCE_ERR_SIZE, SYMCE_ERR_ARG, SYMCE_ERR_WEIGHT,
+ * SYMCE_ERR_DOMAIN (checked in that order, before anything is written).
  */
 int symce_binary_cross_entropy_f64(size_t n, size_t k, const double *restrict probs,
                                    const double *restrict target, const double *restrict weight,
@@ -1201,8 +1389,8 @@ int symce_binary_cross_entropy_f64(size_t n, size_t k, const double *restrict pr
  *   mean divides by n*k; n = 0 gives NaN for mean and 0 for sum.
  *   The gradient is that of the reduced loss (for none, each sample's own).
  *
- * Returns SYMCE_OK, or SYMCE_ERR_NULL, SYMCE_ERR_SIZE, SYMCE_ERR_ARG, SYMCE_ERR_WEIGHT (checked in
- * that order, before anything is written).
+ * Returns SYMCE_OK, or SYMCE_ERR_NULL, SYMCE_ERR_SIZE, SYMCE_ERR_ARG, SYMCE_ERR_WEIGHT,
+ * SYMCE_ERR_DOMAIN (checked in that order, before anything is written).
  */
 int symce_binary_cross_entropy_grad_f64(size_t n, size_t k, const double *restrict probs,
                                         const double *restrict target,
@@ -1244,8 +1432,8 @@ int symce_sigmoid_binary_cross_entropy_f64(size_t n, size_t k, const double *res
  *
  *     dL/dx = sigma(x) - y  (with pos_weight: (1 - y) sigma(x) - w+ y sigma(-x))
  *   computed as (x = the logit; y = the target; pw = pos_weight[column]):
- *     grad = -pw*y*exp(-softplus(x)) + (1 - y)*exp(-softplus(-x))   (times w)
- *   softplus(t) = log(1 + exp(t)), evaluated as max(t, 0) + log1p(exp(-|t|)).
+ *     grad = -pw*y*sigmoid(-x) + (1 - y)*sigmoid(x)   (times w)
+ *   sigmoid(t) = 1/(1 + exp(-t)), evaluated as exp(min(t, 0))/(1 + exp(-|t|)).
  *
  *   n           number of rows (samples); may be 0
  *   k           number of classes per row; must be >= 1

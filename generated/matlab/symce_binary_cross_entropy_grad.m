@@ -17,7 +17,9 @@ function grad = symce_binary_cross_entropy_grad(probs, target, varargin)
 %                       number of elements
 %   Works on double and single: the result has the class of the inputs
 %   (single in, single out), and NaN in an input gives NaN in every result
-%   that depends on it. Weight is converted to the class of the first input.
+%   that depends on it. PROBS must hold probabilities in [0, 1] (NaN passes
+%   through); any other value is an error. Weight is converted to the class
+%   of the first input.
 %
 %   Example:
 %     grad = symce_binary_cross_entropy_grad([0.9 0.2], [1 0])
@@ -37,6 +39,7 @@ check_float(probs, 'probs');
 check_like(target, 'target', probs, 'probs');
 reduction = check_reduction(opts.Reduction);
 weight = check_elementwise_weight(opts.Weight, probs);
+check_probabilities(probs, 'probs');
 grad = weight.*(probs - target)./clamp_min(-probs.*(probs - 1), 1.0e-12);
 if strcmp(reduction, 'mean')
     grad = grad / numel(probs);
@@ -71,7 +74,7 @@ end
 end
 
 function check_float(a, arg)
-% the kernels compute in the class of their input: single or double
+% a real single or double array (the results have its class)
 if ~(isfloat(a) && isreal(a))
     error('symce:type', '%s: %s must be a real single or double array, got %s.', ...
           mfilename, arg, class_str(a));
@@ -124,6 +127,16 @@ if any(isnan(value(:)) | value(:) < 0)
           mfilename, value_str(value));
 end
 weight = cast(value, class(like));
+end
+
+function check_probabilities(a, arg)
+% every value in [0, 1]; NaN passes (it propagates to the results)
+bad = a < 0 | a > 1;
+if any(bad(:))
+    n = find(bad, 1);
+    error('symce:domain', ['%s: %s must be probabilities in [0, 1] (or NaN), ' ...
+          'got %s at element %d.'], mfilename, arg, num2str(a(n)), n);
+end
 end
 
 function s = value_str(v)

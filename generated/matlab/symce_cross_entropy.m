@@ -27,7 +27,9 @@ function loss = symce_cross_entropy(probs, target, varargin)
 %                       (probability targets)
 %   Works on double and single: the result has the class of the inputs
 %   (single in, single out), and NaN in an input gives NaN in every result
-%   that depends on it. Weight is converted to the class of the first input.
+%   that depends on it. PROBS must hold probabilities in [0, 1] (NaN passes
+%   through); any other value is an error. Weight is converted to the class
+%   of the first input.
 %
 %   Example:
 %     loss = symce_cross_entropy([0.2; 0.7; 0.1], 2)
@@ -69,6 +71,7 @@ else
     yt = hot.*w_t.*(1 - smoothing) + smoothing.*w_k./K;
     yt(:, ~kept) = 0;
 end
+check_probabilities(probs, 'probs');
 loss = sum(mul0(yt, -clamp_min(log(probs), -100)), 1);
 loss(~kept) = 0;
 loss = apply_reduction(loss, reduction, divisor);
@@ -120,7 +123,7 @@ end
 end
 
 function check_float(a, arg)
-% the kernels compute in the class of their input: single or double
+% a real single or double array (the results have its class)
 if ~(isfloat(a) && isreal(a))
     error('symce:type', '%s: %s must be a real single or double array, got %s.', ...
           mfilename, arg, class_str(a));
@@ -222,6 +225,16 @@ if any(bad)
     error('symce:label', ['%s: target labels must be integers in 1..K (K = %d) ' ...
           'or IgnoreIndex (%d), got %s for sample %d.'], mfilename, K, ignore_index, ...
           num2str(t(n)), n);
+end
+end
+
+function check_probabilities(a, arg)
+% every value in [0, 1]; NaN passes (it propagates to the results)
+bad = a < 0 | a > 1;
+if any(bad(:))
+    n = find(bad, 1);
+    error('symce:domain', ['%s: %s must be probabilities in [0, 1] (or NaN), ' ...
+          'got %s at element %d.'], mfilename, arg, num2str(a(n)), n);
 end
 end
 

@@ -10,7 +10,8 @@ function out = symce_logsumexp(z)
 %     OUT     1-by-N, one value per sample
 %   Works on double and single: the result has the class of the inputs
 %   (single in, single out), and NaN in an input gives NaN in every result
-%   that depends on it.
+%   that depends on it. Each sample is computed in double precision, also
+%   for single input, and rounded once at the end.
 %
 %   Example:
 %     lse = symce_logsumexp([1 0; 2 0; 0.5 3])
@@ -25,22 +26,43 @@ function out = symce_logsumexp(z)
 narginchk(1, 1);
 check_float(z, 'z');
 [K, N] = check_classes(z, 'z');
-% shift = column max (0 where it is not finite), zs = z - shift; max skips NaN, which comes back
-% through zs.  Srest = sum_k exp(zs_k) - 1 with the max term's exact 1 left out: expm1 at the
-% argmax, so that log1p(Srest) keeps log p accurate when one class dominates.
+% computed in double, rounded once to the input's class at the end
+cls = class(z);
+z = double(z);
+% shift = column max (0 where it is not finite), at = its row.  max skips NaN, which comes back
+% through zs.  Srest = S - 1: the other classes' e plus em1 (= e - 1) at the argmax, so that
+% log1p(Srest) keeps log p accurate when one class dominates.
 [top, at] = max(z, [], 1);
 shift = top;
 shift(~isfinite(top)) = 0;
-zs = z - shift;
-terms = exp(zs);
+zs = -shift + z;
+zlo = two_sum_err(z, -shift);
+ez = (zlo + 1).*exp(zs);
+em1 = expm1(zs) + mul0(zlo, exp(zs));
 at = at + K * (0:N - 1);
-terms(at) = expm1(zs(at));
+terms = ez;
+terms(at) = em1(at);
 Srest = sum(terms, 1);
-out = shift + log1p(Srest);
+out = cast(shift + log1p(Srest), cls);
+end
+
+function err = two_sum_err(a, b)
+% the exact rounding error of a + b (Knuth's TwoSum), elementwise with implicit expansion; 0
+% where the sum is not finite (Inf - Inf would be NaN) -- mathematically it is 0
+s = a + b;
+t = -a + s;
+err = (a - (s - t)) + (b - t);
+err(~isfinite(s)) = 0;
+end
+
+function out = mul0(a, b)
+% a .* b, exactly 0 where a == 0 (a zero target times a -Inf log contributes nothing)
+out = a .* b;
+out((a == 0) & true(size(out))) = 0;
 end
 
 function check_float(a, arg)
-% the kernels compute in the class of their input: single or double
+% a real single or double array (the results have its class)
 if ~(isfloat(a) && isreal(a))
     error('symce:type', '%s: %s must be a real single or double array, got %s.', ...
           mfilename, arg, class_str(a));

@@ -92,7 +92,7 @@ end
 end
 
 function check_float(a, arg)
-% the kernels compute in the class of their input: single or double
+% a real single or double array (the results have its class)
 if ~(isfloat(a) && isreal(a))
     error('symce:type', '%s: %s must be a real single or double array, got %s.', ...
           mfilename, arg, class_str(a));

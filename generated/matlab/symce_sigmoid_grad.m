@@ -10,7 +10,8 @@ function out = symce_sigmoid_grad(x)
 %     OUT     sigma'(x), the size of X
 %   Works on double and single: the result has the class of the inputs
 %   (single in, single out), and NaN in an input gives NaN in every result
-%   that depends on it.
+%   that depends on it. Each element is computed in double precision, also
+%   for single input, and rounded once at the end.
 %
 %   Example:
 %     ds = symce_sigmoid_grad([-1 0 2])
@@ -23,12 +24,15 @@ function out = symce_sigmoid_grad(x)
 
 narginchk(1, 1);
 check_float(x, 'x');
-out = exp(-softplus(-x)).*exp(-softplus(x));
+% computed in double, rounded once to the input's class at the end
+cls = class(x);
+x = double(x);
+out = cast(sigmoid(-x).*sigmoid(x), cls);
 end
 
-function out = softplus(t)
-% log(1 + exp(t)) without overflow, NaN in -> NaN out
-out = log1p(exp(-abs(t))) + clamp_min(t, 0);
+function out = sigmoid(t)
+% 1 / (1 + exp(-t)), branch-free: no overflow, about an ULP for every t, NaN in -> NaN out
+out = exp(-clamp_min(-t, 0))./(1 + exp(-abs(t)));
 end
 
 function out = clamp_min(x, lo)
@@ -38,7 +42,7 @@ out(isnan(x) & true(size(out))) = NaN;
 end
 
 function check_float(a, arg)
-% the kernels compute in the class of their input: single or double
+% a real single or double array (the results have its class)
 if ~(isfloat(a) && isreal(a))
     error('symce:type', '%s: %s must be a real single or double array, got %s.', ...
           mfilename, arg, class_str(a));

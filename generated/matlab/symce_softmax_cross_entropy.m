@@ -27,7 +27,9 @@ function loss = symce_softmax_cross_entropy(logits, target, varargin)
 %                       (probability targets)
 %   Works on double and single: the result has the class of the inputs
 %   (single in, single out), and NaN in an input gives NaN in every result
-%   that depends on it. Weight is converted to the class of the first input.
+%   that depends on it. Each sample is computed in double precision, also
+%   for single input, and rounded once at the end. Weight is converted to
+%   the class of the first input.
 %
 %   Example:
 %     loss = symce_softmax_cross_entropy([1; 2; 0.5], 2)
@@ -52,9 +54,13 @@ reduction = check_reduction(opts.Reduction);
 smoothing = check_smoothing(opts.LabelSmoothing);
 w_k = check_class_weight(opts.Weight, K, logits);
 ignore_index = check_ignore_index(opts.IgnoreIndex);
+% computed in double, rounded once to the input's class at the end
+cls = class(logits);
+w_k = double(w_k);
 if isfloat(target) && isequal(size(target), size(logits))
     % probability targets, one column per sample
     check_like(target, 'target', logits, 'logits');
+    target = double(target);
     kept = true(1, N);
     divisor = N;
     yt = w_k.*(target.*(1 - smoothing) + smoothing./K);
@@ -69,20 +75,34 @@ else
     yt = hot.*w_t.*(1 - smoothing) + smoothing.*w_k./K;
     yt(:, ~kept) = 0;
 end
-% shift = column max (0 where it is not finite), zs = z - shift; max skips NaN, which comes back
-% through zs.  Srest = sum_k exp(zs_k) - 1 with the max term's exact 1 left out: expm1 at the
-% argmax, so that log1p(Srest) keeps log p accurate when one class dominates.
-[top, at] = max(logits, [], 1);
+z = double(logits);
+% shift = column max (0 where it is not finite), at = its row.  max skips NaN, which comes back
+% through zs.  Srest = S - 1: the other classes' e plus em1 (= e - 1) at the argmax, so that
+% log1p(Srest) keeps log p accurate when one class dominates.
+[top, at] = max(z, [], 1);
 shift = top;
 shift(~isfinite(top)) = 0;
-zs = logits - shift;
-terms = exp(zs);
+zs = -shift + z;
+zlo = two_sum_err(z, -shift);
+ez = (zlo + 1).*exp(zs);
+em1 = expm1(zs) + mul0(zlo, exp(zs));
 at = at + K * (0:N - 1);
-terms(at) = expm1(zs(at));
+terms = ez;
+terms(at) = em1(at);
 Srest = sum(terms, 1);
-loss = sum(mul0(yt, -zs + log1p(Srest)), 1);
+loss = sum(mul0(yt, -zlo - zs + log1p(Srest)), 1);
 loss(~kept) = 0;
 loss = apply_reduction(loss, reduction, divisor);
+loss = cast(loss, cls);
+end
+
+function err = two_sum_err(a, b)
+% the exact rounding error of a + b (Knuth's TwoSum), elementwise with implicit expansion; 0
+% where the sum is not finite (Inf - Inf would be NaN) -- mathematically it is 0
+s = a + b;
+t = -a + s;
+err = (a - (s - t)) + (b - t);
+err(~isfinite(s)) = 0;
 end
 
 function out = mul0(a, b)
@@ -125,7 +145,7 @@ end
 end
 
 function check_float(a, arg)
-% the kernels compute in the class of their input: single or double
+% a real single or double array (the results have its class)
 if ~(isfloat(a) && isreal(a))
     error('symce:type', '%s: %s must be a real single or double array, got %s.', ...
           mfilename, arg, class_str(a));

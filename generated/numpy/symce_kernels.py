@@ -18,16 +18,22 @@ Conventions
 
 Numerical policy
 ----------------
-* Logits never overflow: each row is shifted by its maximum (0 if that is not finite) and
-  S = sum exp(z - shift) is kept as 1 + Srest, with the maximum's own term expm1(0) = 0 left out
-  of Srest, so log p of a dominant class, -log1p(Srest), is accurate to the last bits.
+* Logits never overflow: each row is shifted by its maximum (0 if that is not finite), z - shift
+  is carried as zs + zlo (TwoSum: exactly), and S = sum exp(z - shift) is kept as 1 + Srest, with
+  the maximum's own term left out of Srest, so log p of a dominant class, -log1p(Srest), and
+  1 - p are accurate to the last bits.
+* The row kernels (softmax family, softmax cross-entropy) and ``sigmoid``, ``sigmoid_grad``
+  compute in float64 also for float32 input and round the result once.
+* The sigmoid is exp(min(x, 0)) / (1 + exp(-|x|)): branch-free, within 2 ulp for every x.
 * From probabilities (``cross_entropy``, ``binary_cross_entropy``) every log is clamped below at
   -100 and every gradient denominator at 1e-12, as PyTorch's BCE: p = 0 or 1 stays finite.
 * NaN in gives NaN out; -inf logits (masked classes) with a zero target contribute exactly 0.
+  A row holding +inf: that entry's p is NaN, the others' 0, logsumexp is +inf.
 
 Bad input (wrong shapes, labels outside [0, K), negative or NaN weights, ``label_smoothing``
-outside [0, 1], an unknown ``reduction``, K = 0) raises ValueError or TypeError naming the
-argument, what was expected and what was given.
+outside [0, 1], an unknown ``reduction``, K = 0, a probability outside [0, 1] given to
+``cross_entropy`` or ``binary_cross_entropy``) raises ValueError or TypeError naming the argument,
+what was expected and what was given.
 
 The formulas come from symce's symbolic derivations (SymPy); this file is generated.
 """
@@ -64,6 +70,19 @@ _REDUCTIONS = ("none", "mean", "sum")
 def _softplus(t):
     """log(1 + exp(t)) without overflow."""
     return np.log1p(np.exp(-np.abs(t))) + np.maximum(0, t)
+
+
+def _sigmoid(t):
+    """1 / (1 + exp(-t)), branch-free, within 2 ulp for every t (no overflow, NaN stays NaN)."""
+    return np.exp(-np.maximum(-t, 0))/(1 + np.exp(-np.abs(t)))
+
+
+def _two_sum_err(a, b):
+    """The exact rounding error of fl(a + b) (Knuth's TwoSum), 0 where the sum is not finite."""
+    s = a + b
+    t = -a + s
+    err = (a - (s - t)) + (b - t)
+    return np.where(np.isfinite(s), err, 0)
 
 
 def _mul0(a, b):
@@ -133,6 +152,22 @@ def _rows(name, arr):
     return _classes(name, arr)
 
 
+def _first(bad):
+    """The index of the first true entry of ``bad``, and how a message shows it."""
+    where = tuple(np.argwhere(bad)[0].tolist())
+    return where, where[0] if len(where) == 1 else where
+
+
+def _probabilities(name, arr):
+    """Every entry of ``arr`` in [0, 1]; NaN passes (it gives NaN out)."""
+    bad = (arr < 0) | (arr > 1)  # false for NaN
+    if bad.any():
+        where, shown = _first(bad)
+        raise ValueError(f"{name}: expected probabilities in [0, 1], got {arr[where]} at index "
+                         f"{shown}")
+    return arr
+
+
 def _reduction(reduction):
     if not isinstance(reduction, str) or reduction not in _REDUCTIONS:
         raise ValueError(f"reduction: expected 'none', 'mean' or 'sum', got {reduction!r}")
@@ -151,9 +186,9 @@ def _smoothing(label_smoothing):
 def _nonnegative(name, arr):
     bad = ~(arr >= 0)  # negative or NaN
     if bad.any():
-        where = tuple(np.argwhere(bad)[0].tolist())
+        where, shown = _first(bad)
         raise ValueError(f"{name}: expected non-negative weights (no NaN), "
-                         f"got {arr[where]} at index {where if arr.ndim > 1 else where[0]}")
+                         f"got {arr[where]} at index {shown}")
     return arr
 
 
@@ -222,21 +257,49 @@ def _ce_target(target, x, x_name, ignore_index):
 # ---------------------------------------------------------------------------------------------
 # Loop structure shared by the kernels
 # ---------------------------------------------------------------------------------------------
-def _row_stats(z):
-    """shift (row max, 0 where not finite), zs = z - shift and Srest = S - 1, classes last.
+def _wide(a):
+    """``a`` (or None) in float64, the working precision of the row kernels and the sigmoid
+    (no copy if it already is)."""
+    return None if a is None else np.asarray(a, dtype=np.float64)
 
-    Srest sums exp(zs) over the row with the maximum's term replaced by expm1(zs_max) (0 for a
-    finite max, -1 for a row of -inf, inf for +inf), so S = 1 + Srest loses nothing to rounding.
-    shift and Srest keep a length-1 class axis.
-    """
+
+# x86-64 long double carries 64 mantissa bits; where it is only double, this is float64
+_EXTENDED = np.longdouble if np.finfo(np.longdouble).nmant > 52 else np.float64
+
+
+def _wider(a):
+    """``a`` one precision up for the elementwise sigmoid kernels: float32 -> float64, float64
+    -> long double where that is wider, so sigma(x) sigma(-x) rounds once to the output dtype."""
+    a = np.asarray(a)
+    return a.astype(np.float64 if a.dtype == np.float32 else _EXTENDED)
+
+
+def _narrow(a, dtype):
+    """A result rounded once to the input's dtype (a NumPy scalar for a 0-d result)."""
+    return np.asarray(a).astype(dtype, copy=False)[()]
+
+
+def _argmax(z):
+    """The index of each row's maximum (the first one; the first NaN in a row holding NaN)."""
+    return np.argmax(z, axis=-1)[..., None]
+
+
+def _at(values, at):
+    """``values`` at the row's index ``at`` (a length-1 class axis is kept)."""
+    return np.take_along_axis(values, at, axis=-1)
+
+
+def _row_shift(z):
+    """The row maximum, or 0 where it is not finite (a row of -inf, a row holding +inf or NaN)."""
     top = np.max(z, axis=-1, keepdims=True)
-    shift = np.where(np.isfinite(top), top, 0)
-    zs = z - shift
-    terms = np.exp(zs)
-    at = np.argmax(z, axis=-1)[..., None]
-    np.put_along_axis(terms, at, np.expm1(np.take_along_axis(zs, at, axis=-1)), axis=-1)
-    srest = np.sum(terms, axis=-1, keepdims=True)
-    return shift, zs, srest
+    return np.where(np.isfinite(top), top, 0)
+
+
+def _srest(e, at, em1_at):
+    """Srest = S - 1: the row sum of ``e`` with the argmax's own term replaced by its em1."""
+    terms = np.copy(e)
+    np.put_along_axis(terms, at, em1_at, axis=-1)
+    return np.sum(terms, axis=-1, keepdims=True)
 
 
 def _label_parts(labels, ignore_index, weight, x):
@@ -297,9 +360,11 @@ def sigmoid(x):
         dtype('float32')
     """
     x = _floating("x", x)
+    dtype = x.dtype
     with np.errstate(all="ignore"):
-        out = np.exp(-_softplus(-x))
-    return out[()]
+        x = _wider(x)
+        out = _sigmoid(x)
+    return _narrow(out, dtype)
 
 
 def sigmoid_grad(x):
@@ -318,9 +383,11 @@ def sigmoid_grad(x):
         array([0.25      , 0.10499359])
     """
     x = _floating("x", x)
+    dtype = x.dtype
     with np.errstate(all="ignore"):
-        out = np.exp(-_softplus(-x))*np.exp(-_softplus(x))
-    return out[()]
+        x = _wider(x)
+        out = _sigmoid(-x)*_sigmoid(x)
+    return _narrow(out, dtype)
 
 
 def softmax(z, axis=-1):
@@ -340,10 +407,20 @@ def softmax(z, axis=-1):
         array([0.015449, 0.631163, 0.353387])
     """
     z = _class_axis("z", _floating("z", z), axis)
+    dtype = z.dtype
     with np.errstate(all="ignore"):
-        shift, zs, srest = _row_stats(z)
-        p = np.exp(zs)/(srest + 1)
-    return np.moveaxis(p, -1, axis)
+        z = _wide(z)
+        shift = _row_shift(z)
+        zs = -shift + z
+        zlo = _two_sum_err(z, -shift)
+        e = (zlo + 1)*np.exp(zs)
+        at = _argmax(z)
+        zs_a, zlo_a = _at(zs, at), _at(zlo, at)
+        em1_a = np.expm1(zs_a) + _mul0(zlo_a, np.exp(zs_a))
+        srest = _srest(e, at, em1_a)
+        p = e/(srest + 1)
+        out = p
+    return _narrow(np.moveaxis(out, -1, axis), dtype)
 
 
 def log_softmax(z, axis=-1):
@@ -363,10 +440,19 @@ def log_softmax(z, axis=-1):
         array([[0.015449, 0.631163, 0.353387]])
     """
     z = _class_axis("z", _floating("z", z), axis)
+    dtype = z.dtype
     with np.errstate(all="ignore"):
-        shift, zs, srest = _row_stats(z)
-        out = zs - np.log1p(srest)
-    return np.moveaxis(out, -1, axis)
+        z = _wide(z)
+        shift = _row_shift(z)
+        zs = -shift + z
+        zlo = _two_sum_err(z, -shift)
+        e = (zlo + 1)*np.exp(zs)
+        at = _argmax(z)
+        zs_a, zlo_a = _at(zs, at), _at(zlo, at)
+        em1_a = np.expm1(zs_a) + _mul0(zlo_a, np.exp(zs_a))
+        srest = _srest(e, at, em1_a)
+        out = zlo + zs - np.log1p(srest)
+    return _narrow(np.moveaxis(out, -1, axis), dtype)
 
 
 def logsumexp(z, axis=-1):
@@ -386,10 +472,19 @@ def logsumexp(z, axis=-1):
         array([0.69314718, 0.69314718, 0.69314718, 0.69314718])
     """
     z = _class_axis("z", _floating("z", z), axis)
+    dtype = z.dtype
     with np.errstate(all="ignore"):
-        shift, zs, srest = _row_stats(z)
+        z = _wide(z)
+        shift = _row_shift(z)
+        zs = -shift + z
+        zlo = _two_sum_err(z, -shift)
+        e = (zlo + 1)*np.exp(zs)
+        at = _argmax(z)
+        zs_a, zlo_a = _at(zs, at), _at(zlo, at)
+        em1_a = np.expm1(zs_a) + _mul0(zlo_a, np.exp(zs_a))
+        srest = _srest(e, at, em1_a)
         out = shift + np.log1p(srest)
-    return out[..., 0][()]
+    return _narrow(out[..., 0], dtype)
 
 
 def softmax_jacobian(z):
@@ -409,14 +504,25 @@ def softmax_jacobian(z):
                [-0.25,  0.25]])
     """
     z = _classes("z", _floating("z", z))
+    dtype = z.dtype
     with np.errstate(all="ignore"):
-        shift, zs, srest = _row_stats(z)
-        p = np.exp(zs)/(srest + 1)
-        p_i = p[..., :, None]
+        z = _wide(z)
+        shift = _row_shift(z)
+        zs = -shift + z
+        zlo = _two_sum_err(z, -shift)
+        e = (zlo + 1)*np.exp(zs)
+        at = _argmax(z)
+        zs_a, zlo_a = _at(zs, at), _at(zlo, at)
+        em1_a = np.expm1(zs_a) + _mul0(zlo_a, np.exp(zs_a))
+        srest = _srest(e, at, em1_a)
+        p = e/(srest + 1)
+        em1 = np.expm1(zs) + _mul0(zlo, np.exp(zs))
+        pc = (srest - em1)/(srest + 1)
+        p_i, pc_i = p[..., :, None], pc[..., :, None]
         p_j = p[..., None, :]
-        delta = np.eye(z.shape[-1], dtype=z.dtype)
-        out = p_i*(delta - p_j)
-    return out
+        delta = np.eye(z.shape[-1])
+        out = p_i*(delta*pc_i - p_j*(1 - delta))
+    return _narrow(out, dtype)
 
 
 def softmax_vjp(z, g):
@@ -437,12 +543,23 @@ def softmax_vjp(z, g):
     """
     z = _classes("z", _floating("z", z))
     g = _same_shape("g", _companion("g", g, z, "z"), z, "z")
+    dtype = z.dtype
     with np.errstate(all="ignore"):
-        shift, zs, srest = _row_stats(z)
-        p = np.exp(zs)/(srest + 1)
-        dot = np.sum(g * p, axis=-1, keepdims=True)
+        z = _wide(z)
+        shift = _row_shift(z)
+        zs = -shift + z
+        zlo = _two_sum_err(z, -shift)
+        e = (zlo + 1)*np.exp(zs)
+        at = _argmax(z)
+        zs_a, zlo_a = _at(zs, at), _at(zlo, at)
+        em1_a = np.expm1(zs_a) + _mul0(zlo_a, np.exp(zs_a))
+        srest = _srest(e, at, em1_a)
+        p = e/(srest + 1)
+        g = _wide(g)
+        gesum = np.sum(e*g, axis=-1, keepdims=True)
+        dot = gesum/(srest + 1)
         out = p*(-dot + g)
-    return out
+    return _narrow(out, dtype)
 
 
 def cross_entropy(probs, target, reduction="mean", *, weight=None, ignore_index=-100,
@@ -475,6 +592,8 @@ def cross_entropy(probs, target, reduction="mean", *, weight=None, ignore_index=
     weight = _class_weights(weight, probs, "probs")
     reduction = _reduction(reduction)
     label_smoothing = _smoothing(label_smoothing)
+    _probabilities("probs", probs)
+    dtype = probs.dtype
     n_classes = probs.shape[-1]
     with np.errstate(all="ignore"):
         if labels is not None:
@@ -486,7 +605,7 @@ def cross_entropy(probs, target, reduction="mean", *, weight=None, ignore_index=
             w_k, divisor = _soft_parts(weight, probs)
             yt = w_k*(y*(1 - label_smoothing) + label_smoothing/n_classes)
         terms = _mul0(yt, -np.maximum(np.log(probs), -100))
-        loss = _reduce(np.sum(terms, axis=-1), reduction, divisor)
+        loss = _narrow(_reduce(np.sum(terms, axis=-1), reduction, divisor), dtype)
     return loss
 
 
@@ -520,6 +639,8 @@ def cross_entropy_grad(probs, target, reduction="mean", *, weight=None, ignore_i
     weight = _class_weights(weight, probs, "probs")
     reduction = _reduction(reduction)
     label_smoothing = _smoothing(label_smoothing)
+    _probabilities("probs", probs)
+    dtype = probs.dtype
     n_classes = probs.shape[-1]
     with np.errstate(all="ignore"):
         if labels is not None:
@@ -531,7 +652,7 @@ def cross_entropy_grad(probs, target, reduction="mean", *, weight=None, ignore_i
             w_k, divisor = _soft_parts(weight, probs)
             yt = w_k*(y*(1 - label_smoothing) + label_smoothing/n_classes)
         grad = -yt/np.maximum(probs, 1.0e-12)
-        grad = _masked(_scale(grad, reduction, divisor), kept)
+        grad = _narrow(_masked(_scale(grad, reduction, divisor), kept), dtype)
     return grad
 
 
@@ -566,19 +687,28 @@ def softmax_cross_entropy(logits, target, reduction="mean", *, weight=None, igno
     weight = _class_weights(weight, logits, "logits")
     reduction = _reduction(reduction)
     label_smoothing = _smoothing(label_smoothing)
+    dtype = logits.dtype
     n_classes = logits.shape[-1]
     with np.errstate(all="ignore"):
+        z, y, weight = _wide(logits), _wide(y), _wide(weight)
         if labels is not None:
-            kept, hot, w_t, w_k, divisor = _label_parts(labels, ignore_index, weight, logits)
+            kept, hot, w_t, w_k, divisor = _label_parts(labels, ignore_index, weight, z)
             yt = hot*w_t*(1 - label_smoothing) + label_smoothing*w_k/n_classes
             yt = _masked(yt, kept)
         else:
             kept = None
-            w_k, divisor = _soft_parts(weight, logits)
+            w_k, divisor = _soft_parts(weight, z)
             yt = w_k*(y*(1 - label_smoothing) + label_smoothing/n_classes)
-        shift, zs, srest = _row_stats(logits)
-        terms = _mul0(yt, -zs + np.log1p(srest))
-        loss = _reduce(np.sum(terms, axis=-1), reduction, divisor)
+        shift = _row_shift(z)
+        zs = -shift + z
+        zlo = _two_sum_err(z, -shift)
+        e = (zlo + 1)*np.exp(zs)
+        at = _argmax(z)
+        zs_a, zlo_a = _at(zs, at), _at(zlo, at)
+        em1_a = np.expm1(zs_a) + _mul0(zlo_a, np.exp(zs_a))
+        srest = _srest(e, at, em1_a)
+        terms = _mul0(yt, -zlo - zs + np.log1p(srest))
+        loss = _narrow(_reduce(np.sum(terms, axis=-1), reduction, divisor), dtype)
     return loss
 
 
@@ -611,21 +741,32 @@ def softmax_cross_entropy_grad(logits, target, reduction="mean", *, weight=None,
     weight = _class_weights(weight, logits, "logits")
     reduction = _reduction(reduction)
     label_smoothing = _smoothing(label_smoothing)
+    dtype = logits.dtype
     n_classes = logits.shape[-1]
     with np.errstate(all="ignore"):
+        z, y, weight = _wide(logits), _wide(y), _wide(weight)
         if labels is not None:
-            kept, hot, w_t, w_k, divisor = _label_parts(labels, ignore_index, weight, logits)
+            kept, hot, w_t, w_k, divisor = _label_parts(labels, ignore_index, weight, z)
             yt = hot*w_t*(1 - label_smoothing) + label_smoothing*w_k/n_classes
             yt = _masked(yt, kept)
         else:
             kept = None
-            w_k, divisor = _soft_parts(weight, logits)
+            w_k, divisor = _soft_parts(weight, z)
             yt = w_k*(y*(1 - label_smoothing) + label_smoothing/n_classes)
-        shift, zs, srest = _row_stats(logits)
-        p = np.exp(zs)/(srest + 1)
+        shift = _row_shift(z)
+        zs = -shift + z
+        zlo = _two_sum_err(z, -shift)
+        e = (zlo + 1)*np.exp(zs)
+        at = _argmax(z)
+        zs_a, zlo_a = _at(zs, at), _at(zlo, at)
+        em1_a = np.expm1(zs_a) + _mul0(zlo_a, np.exp(zs_a))
+        srest = _srest(e, at, em1_a)
+        p = e/(srest + 1)
+        em1 = np.expm1(zs) + _mul0(zlo, np.exp(zs))
+        pc = (srest - em1)/(srest + 1)
         ysum = np.sum(yt, axis=-1, keepdims=True)
-        grad = p*ysum - yt
-        grad = _masked(_scale(grad, reduction, divisor), kept)
+        grad = p*(ysum - yt) - pc*yt
+        grad = _narrow(_masked(_scale(grad, reduction, divisor), kept), dtype)
     return grad
 
 
@@ -664,23 +805,34 @@ def softmax_cross_entropy_with_grad(logits, target, reduction="mean", *, weight=
     weight = _class_weights(weight, logits, "logits")
     reduction = _reduction(reduction)
     label_smoothing = _smoothing(label_smoothing)
+    dtype = logits.dtype
     n_classes = logits.shape[-1]
     with np.errstate(all="ignore"):
+        z, y, weight = _wide(logits), _wide(y), _wide(weight)
         if labels is not None:
-            kept, hot, w_t, w_k, divisor = _label_parts(labels, ignore_index, weight, logits)
+            kept, hot, w_t, w_k, divisor = _label_parts(labels, ignore_index, weight, z)
             yt = hot*w_t*(1 - label_smoothing) + label_smoothing*w_k/n_classes
             yt = _masked(yt, kept)
         else:
             kept = None
-            w_k, divisor = _soft_parts(weight, logits)
+            w_k, divisor = _soft_parts(weight, z)
             yt = w_k*(y*(1 - label_smoothing) + label_smoothing/n_classes)
-        shift, zs, srest = _row_stats(logits)
-        terms = _mul0(yt, -zs + np.log1p(srest))
-        loss = _reduce(np.sum(terms, axis=-1), reduction, divisor)
-        p = np.exp(zs)/(srest + 1)
+        shift = _row_shift(z)
+        zs = -shift + z
+        zlo = _two_sum_err(z, -shift)
+        e = (zlo + 1)*np.exp(zs)
+        at = _argmax(z)
+        zs_a, zlo_a = _at(zs, at), _at(zlo, at)
+        em1_a = np.expm1(zs_a) + _mul0(zlo_a, np.exp(zs_a))
+        srest = _srest(e, at, em1_a)
+        p = e/(srest + 1)
+        em1 = np.expm1(zs) + _mul0(zlo, np.exp(zs))
+        pc = (srest - em1)/(srest + 1)
+        terms = _mul0(yt, -zlo - zs + np.log1p(srest))
+        loss = _narrow(_reduce(np.sum(terms, axis=-1), reduction, divisor), dtype)
         ysum = np.sum(yt, axis=-1, keepdims=True)
-        grad = p*ysum - yt
-        grad = _masked(_scale(grad, reduction, divisor), kept)
+        grad = p*(ysum - yt) - pc*yt
+        grad = _narrow(_masked(_scale(grad, reduction, divisor), kept), dtype)
     return loss, grad
 
 
@@ -708,6 +860,7 @@ def binary_cross_entropy(probs, target, reduction="mean", *, weight=None):
                          "probs")
     w = _element_weights("weight", weight, probs, "probs")
     reduction = _reduction(reduction)
+    _probabilities("probs", probs)
     count = probs.dtype.type(probs.size)
     with np.errstate(all="ignore"):
         loss = w*(-target*np.maximum(np.log(probs), -100) - (1 - target)*np.maximum(np.log1p(-probs), -100))
@@ -737,6 +890,7 @@ def binary_cross_entropy_grad(probs, target, reduction="mean", *, weight=None):
                          "probs")
     w = _element_weights("weight", weight, probs, "probs")
     reduction = _reduction(reduction)
+    _probabilities("probs", probs)
     count = probs.dtype.type(probs.size)
     with np.errstate(all="ignore"):
         grad = w*(probs - target)/np.maximum(-probs*(probs - 1), 1.0e-12)
@@ -807,5 +961,5 @@ def sigmoid_binary_cross_entropy_grad(logits, target, reduction="mean", *, weigh
     reduction = _reduction(reduction)
     count = logits.dtype.type(logits.size)
     with np.errstate(all="ignore"):
-        grad = w*(-pw*target*np.exp(-_softplus(logits)) + (1 - target)*np.exp(-_softplus(-logits)))
+        grad = w*(-pw*target*_sigmoid(-logits) + (1 - target)*_sigmoid(logits))
         return _scale(grad, reduction, count)[()]

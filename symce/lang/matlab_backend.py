@@ -9,10 +9,15 @@ MATLAB's implicit expansion does the broadcasting.
 
 Flow: registry slot (SymPy) -> :class:`MatlabPrinter` (symbol-name -> variable-name table, the
 custom functions of :mod:`symce.functions`, strict) -> strings in a context -> ``templates/matlab``.
-The printer records the local helper functions a kernel calls (``softplus``, ``clamp_min``,
-``mul0``); the template appends exactly those at the end of the file.  ``softplus``'s body is
-printed from ``softplus(t).stable()``; ``clamp_min`` and ``mul0`` are MATLAB idioms (restore NaN
-after ``max``; zero where the factor is zero) and live in the template.
+The printer records the local helper functions a kernel calls (``softplus``, ``sigmoid``,
+``two_sum_err``, ``clamp_min``, ``mul0``); the template appends exactly those at the end of the
+file.  The bodies of ``softplus``, ``sigmoid`` and ``two_sum_err`` are printed from their
+``.stable()`` forms (TwoSum as its ordered assignments); ``clamp_min`` and ``mul0`` are MATLAB
+idioms (restore NaN after ``max``; zero where the factor is zero) and live in the template.
+
+Precision: the row kernels (rowwise and ce_logits families) compute in double also for single
+input and round once at the end (docs/semantics.md), and so does the sigmoid (elementwise); the
+probability and BCE kernels compute in the class of their input.
 """
 from __future__ import annotations
 
@@ -24,7 +29,7 @@ import sympy as sp
 from sympy.printing.octave import OctaveCodePrinter
 
 from .. import kernels as kr
-from ..functions import softplus
+from ..functions import sigmoid, softplus, two_sum_err
 from ..generate import Output
 
 TEMPLATE = "matlab/function.m.jinja"
@@ -40,14 +45,16 @@ persistent return spmd switch try while
 KNOWN_FUNCTIONS = {"exp": "exp", "log": "log", "Abs": "abs", "log1p": "log1p", "expm1": "expm1"}
 
 # Kernel-local symbol -> MATLAB variable, per family (inputs keep their argument names).
-_COMMON = {"zs": "zs", "shift": "shift", "Srest": "Srest", "K": "K"}
+# (``e`` is MATLAB's Euler number function: the slot e is the variable ``ez``.)
+_COMMON = {"z": "z", "zs": "zs", "zlo": "zlo", "e": "ez", "em1": "em1", "p": "p", "pc": "pc",
+           "shift": "shift", "Srest": "Srest", "K": "K"}
 NAMES = {
     "elementwise": {"x": "x"},
-    "rowwise": {**_COMMON, "p": "p", "p_i": "p_i", "p_j": "p_j", "delta": "delta", "g": "g",
-                "dot": "g_dot_p"},
+    "rowwise": {**_COMMON, "p_i": "p_i", "p_j": "p_j", "pc_i": "pc_i", "delta": "delta",
+                "g": "g", "dot": "g_dot_p", "gesum": "g_dot_e"},
     "ce_probs": {"K": "K", "p": "probs", "y": "target", "yt": "yt", "ysum": "ysum", "hot": "hot",
                  "w_t": "w_t", "w_k": "w_k", "label_smoothing": "smoothing"},
-    "ce_logits": {**_COMMON, "p": "p", "y": "target", "yt": "yt", "ysum": "ysum", "hot": "hot",
+    "ce_logits": {**_COMMON, "y": "target", "yt": "yt", "ysum": "ysum", "hot": "hot",
                   "w_t": "w_t", "w_k": "w_k", "label_smoothing": "smoothing"},
     "bce": {"prob": "probs", "x": "logits", "y": "target", "w": "weight", "pw": "pos_weight"},
 }
@@ -127,6 +134,12 @@ class MatlabPrinter(OctaveCodePrinter):
     def _print_mul0(self, expr):
         return self._helper_call("mul0", expr.args)
 
+    def _print_sigmoid(self, expr):
+        return self._helper_call("sigmoid", expr.args)
+
+    def _print_two_sum_err(self, expr):
+        return self._helper_call("two_sum_err", expr.args)
+
     def _print_Max(self, expr):
         # MATLAB's max drops NaN; only max(value, constant) is needed, and it is a clamp
         consts = [a for a in expr.args if a.is_number]
@@ -150,29 +163,74 @@ def check_identifier(name: str) -> str:
     return name
 
 
+def _two_sum_steps(t_args):
+    """TwoSum's assignments (``two_sum_err(a, b).stable()``), built unevaluated.
+
+    SymPy's automatic simplification would collapse err = (a - (s - t)) + (b - t) to a + b - s,
+    which is 0 in floating point; built with ``evaluate(False)`` the tree keeps TwoSum's
+    grouping.  Every addition has two operands, so the printer's term order (it may sort
+    them) does not change the rounding: only the grouping matters, and it is printed.
+    """
+    with sp.evaluate(False):
+        steps = two_sum_err(*t_args).stable()
+    for _, rhs in steps:
+        for node in sp.preorder_traversal(rhs):
+            if isinstance(node, sp.Add) and len(node.args) != 2:
+                raise ValueError(f"two_sum_err: {rhs} has an addition of {len(node.args)} "
+                                 "terms; its rounding would depend on the printed order")
+    return steps
+
+
 def helper_bodies() -> tuple[dict, dict]:
-    """Code of the helpers whose body is a formula (softplus's stable form over its argument t),
-    and the helpers each body calls."""
+    """Code of the helpers whose body is a formula, over their arguments (t; a and b), and the
+    helpers each body calls.  ``two_sum_err`` is a list of assignment lines."""
     t = sp.Symbol("t", real=True)
-    pr = MatlabPrinter({"t": "t"})
-    body = pr.doprint(softplus(t).stable())
-    return {"softplus": body}, {"softplus": tuple(sorted(pr.helpers))}
+    bodies, calls = {}, {}
+    for name, fn in (("softplus", softplus), ("sigmoid", sigmoid)):
+        pr = MatlabPrinter({"t": "t"})
+        bodies[name] = pr.doprint(fn(t).stable())
+        calls[name] = tuple(sorted(pr.helpers))
+    a, b = sp.symbols("a b", real=True)
+    steps = _two_sum_steps((a, b))
+    pr = MatlabPrinter({"a": "a", "b": "b", **{lhs.name: lhs.name for lhs, _ in steps}})
+    bodies["two_sum_err"] = [f"{pr.doprint(lhs)} = {pr.doprint(rhs)};" for lhs, rhs in steps]
+    bodies["two_sum_err_out"] = steps[-1][0].name
+    bodies["two_sum_err_sum"] = steps[0][0].name
+    calls["two_sum_err"] = tuple(sorted(pr.helpers))
+    return bodies, calls
 
 
 # ----------------------------------------------------------------------------------------------
 # Contexts.
 # ----------------------------------------------------------------------------------------------
+# the per-class row slots, in the order the template computes them: before Srest (its terms),
+# and after it (each only when an output needs it)
+ROW_BEFORE = ("zs", "zlo", "e", "em1")
+ROW_AFTER = ("p", "pc")
+# symbols that stand for a row slot (the Jacobian's p_i, p_j, pc_i; the VJP's dot = <g, p>)
+ROW_USES = {"p": "p", "p_i": "p", "p_j": "p", "dot": "p", "pc": "pc", "pc_i": "pc"}
+
+
 def _print_slots(kern) -> tuple[dict, set]:
     """Printed code of each slot the template needs, and the helpers they call."""
     names = NAMES[kern.family]
     pr = MatlabPrinter(names)
     slots = dict(kern.slots)
     if kern.family == "rowwise" and "out" not in slots:  # softmax: the output is p itself
-        slots["out"] = slots.pop("p")
+        slots["out"] = kr.p
     if kern.family == "bce":  # each element's term times its weight (loop structure, in SymPy)
         slots = {k: kr.w * v for k, v in slots.items()}
     code = {slot: pr.doprint(expr) for slot, expr in slots.items()}
     return code, pr.helpers
+
+
+def _row_after(kern) -> list:
+    """The row slots after Srest (p, pc) that the kernel's outputs use."""
+    outs = [e for n, e in kern.slots.items() if n in ("out", "loss_term", "grad")]
+    if kern.family == "rowwise" and "out" not in kern.slots:
+        outs.append(kr.p)
+    used = {ROW_USES[s.name] for e in outs for s in e.free_symbols if s.name in ROW_USES}
+    return [name for name in ROW_AFTER if name in used]
 
 
 def _matlab_words(text: str) -> str:
@@ -347,6 +405,11 @@ BODY = {"elementwise": "elementwise", "rowwise": "rowwise", "ce_probs": "ce", "c
         "bce": "bce"}
 _CE_HELPERS = ("parse_options", "check_float", "check_classes", "check_like", "check_reduction",
                "check_smoothing", "check_class_weight", "check_ignore_index", "check_labels")
+# the families with the row scheme (shift, zs, zlo, e, em1, Srest, p, pc)
+ROW_FAMILIES = ("rowwise", "ce_logits")
+# the families computed in double also for single input, rounded once at the end: the row kernels
+# (docs/semantics.md, "Numerical policy") and the sigmoid (1/2 ULP in single, as in NumPy's)
+DOUBLE_FAMILIES = ("elementwise", "rowwise", "ce_logits")
 FAMILY_HELPERS = {
     "elementwise": ("check_float",),
     "rowwise": ("check_float", "check_classes"),
@@ -368,6 +431,7 @@ HELPER_CALLS = {
     "check_labels": ("class_str", "size_str"),
     "check_elementwise_weight": ("class_str", "size_str", "value_str"),
     "check_pos_weight": ("class_str", "size_str", "value_str"),
+    "check_probabilities": (),
     "value_str": ("size_str",),
 }
 
@@ -376,11 +440,23 @@ def _notes(kern) -> list:
     """The help's closing remarks: classes kept, NaN policy, conversion of the option arrays."""
     text = ("Works on double and single: the result has the class of the inputs (single in, "
             "single out), and NaN in an input gives NaN in every result that depends on it.")
+    if kern.family in DOUBLE_FAMILIES:
+        text += (f" {'Each element' if kern.family == 'elementwise' else 'Each sample'} is "
+                 "computed in double precision, also for single input, and rounded once at "
+                 "the end.")
+    if _checks_domain(kern):
+        text += (f" {kern.inputs[0].name.upper()} must hold probabilities in [0, 1] (NaN "
+                 "passes through); any other value is an error.")
     converted = [OPTIONS[k][0] for k in ("weight", "pos_weight") if k in kern.options]
     if converted:
         text += (f" {' and '.join(converted)} {'are' if len(converted) > 1 else 'is'} "
                  "converted to the class of the first input.")
     return _wrap(text, 72)
+
+
+def _checks_domain(kern) -> bool:
+    """The kernels that take probabilities (first input ``probs``) reject values outside [0, 1]."""
+    return kern.inputs[0].name == "probs"
 
 
 def _helper_closure(names, calls) -> list:
@@ -414,6 +490,8 @@ def context(kern) -> dict:
         helpers.add("check_pos_weight")
     if "loss" in outs:
         helpers.add("apply_reduction")
+    if _checks_domain(kern):
+        helpers.add("check_probabilities")
     params = ins + (["varargin"] if kern.options else [])
     lhs = outs[0] if len(outs) == 1 else "[" + ", ".join(outs) + "]"
     usage_args = ", ".join(a.upper() for a in ins)
@@ -445,10 +523,20 @@ def context(kern) -> dict:
         "grad_out": "grad" in outs,
         "is_jacobian": kern.name == "softmax_jacobian",
         "is_vjp": is_vjp,
-        "needs_p": "p" in code,
         "needs_ysum": "ysum" in used,
+        "in_double": fam in DOUBLE_FAMILIES,
+        "check_domain": _checks_domain(kern),
+        "names": dict(NAMES[fam]),
+        "row_before": [{"var": NAMES[fam][n], "code": code[n]} for n in ROW_BEFORE
+                       if fam in ROW_FAMILIES],
+        "row_after": [{"var": NAMES[fam][n], "code": code[n]} for n in _row_after(kern)
+                      if fam in ROW_FAMILIES],
         "helpers": _helper_closure(helpers, {**HELPER_CALLS, **body_calls}),
         "softplus_body": bodies["softplus"],
+        "sigmoid_body": bodies["sigmoid"],
+        "two_sum_err_body": bodies["two_sum_err"],
+        "two_sum_err_out": bodies["two_sum_err_out"],
+        "two_sum_err_sum": bodies["two_sum_err_sum"],
     }
 
 

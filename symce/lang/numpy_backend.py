@@ -8,8 +8,13 @@ Flow: the registry's slots (SymPy, :mod:`symce.kernels`) -> :class:`NumPyKernelP
 ``NumPyPrinter`` subclass: symce's functions mapped, kernel-local symbols renamed per family,
 strict, so anything unmapped is an error) -> strings in the template context ->
 ``templates/numpy/``.  The templates lay out each family's array code (validation, row shift and
-Srest, effective targets, reductions); every formula in it is a printed slot.  The private helper
-``_softplus`` the printed code calls is printed from ``softplus(t).stable()`` too.
+Srest, effective targets, reductions); every formula in it is a printed slot.  The private helpers
+the printed code calls are printed from the stable forms too: ``_softplus`` from
+``softplus(t).stable()``, ``_sigmoid`` from ``sigmoid(t).stable()`` and ``_two_sum_err`` from the
+TwoSum assignments of ``two_sum_err(a, b).stable()``.
+
+The row kernels (softmax family, softmax cross-entropy) work in float64 also for float32 input and
+round once at the end (docs/semantics.md); the template widens and narrows, the slots are the same.
 """
 from __future__ import annotations
 
@@ -21,7 +26,7 @@ import sympy as sp
 from sympy.printing.numpy import NumPyPrinter
 
 from .. import kernels as kr
-from ..functions import softplus
+from ..functions import sigmoid, softplus, two_sum_err
 from ..generate import GENERATED, Output
 
 OUTPUT = "numpy/symce_kernels.py"
@@ -30,26 +35,31 @@ TEMPLATE = "numpy/symce_kernels.py.jinja"
 MODULE_ALIASES = {"numpy": "np"}  # as the generated module imports them
 
 # Per family, the kernel-local symbols its template binds -> their Python names.  A slot using
-# any other symbol is an error when it is printed.
+# any other symbol is an error when it is printed.  ROW_AT renames the per-class row slots to their
+# values at the row's argmax (the em1 term of Srest is only needed there).
 _TARGETS = {"yt": "yt", "hot": "hot", "w_t": "w_t", "w_k": "w_k", "y": "y",
             "label_smoothing": "label_smoothing", "K": "n_classes"}
-_ROW = {"z": "z", "shift": "shift", "zs": "zs", "Srest": "srest"}
+_ROW = {"z": "z", "shift": "shift", "zs": "zs", "zlo": "zlo", "e": "e", "em1": "em1",
+        "Srest": "srest", "pc": "pc"}
 BOUND = {
     "elementwise": {"x": "x"},
-    "rowwise": {**_ROW, "p": "p", "p_i": "p_i", "p_j": "p_j", "delta": "delta", "g": "g",
-                "dot": "dot"},
+    "rowwise": {**_ROW, "p": "p", "p_i": "p_i", "p_j": "p_j", "pc_i": "pc_i", "delta": "delta",
+                "g": "g", "dot": "dot", "gesum": "gesum"},
     "ce_probs": {**_TARGETS, "p": "probs"},
     "ce_logits": {**_TARGETS, **_ROW, "p": "p", "ysum": "ysum"},
     "bce": {"x": "logits", "prob": "probs", "y": "target", "w": "w", "pw": "pw"},
 }
+ROW_AT = {"zs": "zs_a", "zlo": "zlo_a"}
+ROW_SLOTS = ("zs", "zlo", "e", "em1", "p", "pc")  # the per-class slots of the row families
 
 
 class NumPyKernelPrinter(NumPyPrinter):
     """NumPy code for slot expressions, as the generated module spells it.
 
     * ``numpy`` is imported as ``np`` (``_module_format``);
-    * symce's functions: ``softplus`` -> the module helper ``_softplus``, ``clamp_min`` ->
-      ``np.maximum`` (it propagates NaN), ``mul0`` -> ``_mul0``, ``log1p`` -> ``np.log1p``;
+    * symce's functions: ``softplus``, ``sigmoid``, ``two_sum_err`` and ``mul0`` -> the module
+      helpers ``_softplus``, ``_sigmoid``, ``_two_sum_err`` and ``_mul0``; ``clamp_min`` ->
+      ``np.maximum`` (it propagates NaN); ``log1p``, ``expm1`` -> ``np.log1p``, ``np.expm1``;
       two-argument ``Max`` -> ``np.maximum`` (SymPy prints a ``functools.reduce``);
     * symbols are renamed through ``names`` (symbol name -> Python name); a symbol missing from
       the table is an error, as is any function without a mapping (``strict``).
@@ -84,8 +94,17 @@ class NumPyKernelPrinter(NumPyPrinter):
     def _print_mul0(self, expr):
         return self._call("_mul0", *expr.args)
 
+    def _print_sigmoid(self, expr):
+        return self._call("_sigmoid", *expr.args)
+
+    def _print_two_sum_err(self, expr):
+        return self._call("_two_sum_err", *expr.args)
+
     def _print_log1p(self, expr):
         return self._call(self._module_format("numpy.log1p"), *expr.args)
+
+    def _print_expm1(self, expr):
+        return self._call(self._module_format("numpy.expm1"), *expr.args)
 
     def _print_Abs(self, expr):
         return self._call(self._module_format("numpy.abs"), *expr.args)
@@ -280,6 +299,11 @@ def kernel_context(kern: kr.Kernel) -> dict:
     if kern.family == "bce":  # the element weight multiplies the loss and its gradient
         slots = {slot: kr.w * expr for slot, expr in slots.items()}
     code = {slot: pr.doprint(expr) for slot, expr in slots.items()}
+    rows = kern.family in ("rowwise", "ce_logits")
+    if rows:  # em1 at the argmax only, for Srest (em1 of every class only where pc is needed)
+        at = NumPyKernelPrinter({**BOUND[kern.family], **ROW_AT})
+        code["em1_a"] = at.doprint(kern.slots["em1"])
+        pr.module_imports.update(at.module_imports)
     if set(pr.module_imports) - {"numpy"}:
         raise ValueError(f"{kern.name}: printed code needs {dict(pr.module_imports)}")
     partial = PARTIALS[kern.family]
@@ -300,6 +324,9 @@ def kernel_context(kern: kr.Kernel) -> dict:
         "axis": has_axis(kern),
         "layout": rowwise_layout(kern),
         "logits": kern.family == "ce_logits",
+        "softmax": rows and _needs_p(slots),
+        "complement": rows and bool({"pc", "pc_i"} & _symbol_names(slots)),
+        "domain": kern.inputs[0].name == "probs",  # probabilities must lie in [0, 1]
         "loss": "loss" in outputs,
         "grad": "grad" in outputs,
         "pos_weight": "pos_weight" in kern.options,
@@ -307,11 +334,44 @@ def kernel_context(kern: kr.Kernel) -> dict:
     }
 
 
+def _symbol_names(slots: dict) -> set:
+    return {s.name for expr in slots.values() for s in expr.free_symbols}
+
+
+def _needs_p(slots: dict) -> bool:
+    """Whether a row kernel computes p: it returns the softmax itself (no ``out`` slot), or an
+    output slot (out, loss_term, grad) uses p."""
+    outputs = {name: slots[name] for name in ("out", "loss_term", "grad") if name in slots}
+    return not outputs or bool({"p", "p_i", "p_j"} & _symbol_names(outputs))
+
+
+def two_sum_steps(a, b):
+    """The TwoSum assignments ``(symbol, expression)`` of ``two_sum_err(a, b).stable()``.
+
+    Workaround: SymPy evaluates the shared form's last step (a - (s - t)) + (b - t) to
+    a + b - s, which is 0 in floating point (a + b rounds to s).  Until symce/functions.py builds
+    that step unevaluated, it is rebuilt here with ``evaluate=False`` from the same symbols; a
+    correct shared form (anything but the collapsed sum) is used as it is.
+    """
+    steps = list(two_sum_err(a, b).stable())
+    (s_sym, _), (t_sym, _), (err_sym, err) = steps
+    if err == a + b - s_sym:  # the collapsed form: rebuild the error term in TwoSum's order
+        def minus(u, v):
+            return sp.Add(u, sp.Mul(-1, v, evaluate=False), evaluate=False)
+        err = sp.Add(minus(a, minus(s_sym, t_sym)), minus(b, t_sym), evaluate=False)
+        steps[-1] = (err_sym, err)
+    return steps
+
+
 def helper_context() -> dict:
-    """The private helpers printed from SymPy (the stable softplus)."""
-    t = sp.Symbol("t", real=True)
+    """The private helpers printed from SymPy: the stable softplus and sigmoid, and TwoSum."""
+    t, a, b = sp.symbols("t a b", real=True)
     pr = NumPyKernelPrinter({"t": "t"})
-    return {"softplus": pr.doprint(softplus(t).stable())}
+    steps = two_sum_steps(a, b)
+    ts = NumPyKernelPrinter({"a": "a", "b": "b", **{sym.name: sym.name for sym, _ in steps}})
+    return {"softplus": pr.doprint(softplus(t).stable()),
+            "sigmoid": pr.doprint(sigmoid(t).stable()),
+            "two_sum": [(ts.doprint(sym), ts.doprint(expr)) for sym, expr in steps]}
 
 
 def context() -> dict:

@@ -106,6 +106,14 @@ static void LOCAL(rowwise)(void)
     }
     CHECK(isnan(p[7 * k]) && isnan(lse[7]), "NaN row");
     CHECK(lp[4 * k + 1] == -INFINITY && p[4 * k + 1] == 0, "masked class");
+    /* a row of -inf: p and log p NaN, logsumexp -inf */
+    for (size_t j = 0; j < k; ++j) CHECK(isnan(p[5 * k + j]) && isnan(lp[5 * k + j]), "-inf row");
+    CHECK(lse[5] == -INFINITY, "-inf row");
+    /* a row holding +inf: that entry NaN, the others p = 0 and log p = -inf; logsumexp +inf */
+    CHECK(isnan(p[6 * k + 1]) && isnan(lp[6 * k + 1]), "+inf row");
+    for (size_t j = 0; j < k; ++j)
+        if (j != 1) CHECK(p[6 * k + j] == 0 && lp[6 * k + j] == -INFINITY, "+inf row");
+    CHECK(lse[6] == INFINITY, "+inf row");
 
     /* bad input: nothing written */
     T *out = LOCAL(buf)(n * k, (T)SENTINEL);
@@ -201,6 +209,28 @@ static void LOCAL(ce_one)(const struct LOCAL(ce_case) *c)
     CHECK(c->soft(n, k, x, NULL, NULL, 0, mean, out) == SYMCE_ERR_NULL, c->name);
     CHECK(c->soft(n, 0, x, y, NULL, 0, mean, out) == SYMCE_ERR_SIZE, c->name);
     CHECK(c->soft(n, k, x, y, NULL, 2, mean, out) == SYMCE_ERR_ARG, c->name);
+    if (c->probs) {  /* a probability outside [0, 1]: checked last, NaN passes */
+        lab[3] = lab_v[3];
+        const T keep = x[n * k - 1];
+        const T bad[] = {(T)1.5, (T)-0.25, INFINITY, -INFINITY};
+        for (size_t b = 0; b < sizeof bad / sizeof bad[0]; ++b) {
+            x[n * k - 1] = bad[b];
+            CHECK(c->labels(n, k, x, lab, w, -100, 0, mean, out) == SYMCE_ERR_DOMAIN, c->name);
+            CHECK(c->soft(n, k, x, y, NULL, 0, mean, out) == SYMCE_ERR_DOMAIN, c->name);
+            CHECK(c->soft(n, k, x, y, NULL, 2, mean, out) == SYMCE_ERR_ARG, c->name);
+        }
+        lab[0] = -7;
+        CHECK(c->labels(n, k, x, lab, w, -100, 0, mean, out) == SYMCE_ERR_LABEL, c->name);
+        lab[0] = lab_v[0];
+        CHECK(LOCAL(untouched)(out, len), c->name);
+        x[n * k - 1] = keep;
+        x[n * k - 3] = (T)NAN;  /* row 3, class 0: its soft target is 1 */
+        CHECK(c->soft(n, k, x, y, NULL, 0, SYMCE_REDUCTION_NONE, out) == SYMCE_OK, c->name);
+        CHECK(isnan(out[c->grad ? n * k - 3 : n - 1]), c->name);
+        x[n * k - 3] = probs_v[n * k - 3];
+    }
+    free(out);
+    out = LOCAL(buf)(len, (T)SENTINEL);
     CHECK(LOCAL(untouched)(out, len), c->name);
     free(out);
     free(x); free(y); free(w); free(lab);
@@ -287,6 +317,12 @@ static void LOCAL(bce)(void)
         pw[k - 1] = (T)NAN;
         CHECK(sfns[f](n, k, x, y, w, pw, none, out) == SYMCE_ERR_WEIGHT, "sbce");
         pw[k - 1] = 3;
+        p[n * k - 1] = (T)1.0001;  /* a probability outside [0, 1]; the logits have no domain */
+        CHECK(bfns[f](n, k, p, y, w, none, out) == SYMCE_ERR_DOMAIN, "bce");
+        CHECK(bfns[f](n, k, p, y, w, (symce_reduction)9, out) == SYMCE_ERR_ARG, "bce");
+        p[n * k - 1] = (T)-1e-30;
+        CHECK(bfns[f](n, k, p, y, w, none, out) == SYMCE_ERR_DOMAIN, "bce");
+        p[n * k - 1] = p_v[n * k - 1];
         CHECK(LOCAL(untouched)(out, n * k), "bce errors");
         free(out);
     }
