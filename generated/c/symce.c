@@ -196,24 +196,24 @@ static int symce_check_smoothing_f64(double label_smoothing)
 }
 
 /* The mean divisor for labels: the summed weight[t] of the samples that are not ignored. */
-static long double symce_label_divisor_f64(const int64_t *restrict labels, const double *restrict weight,
+static double symce_label_divisor_f64(const int64_t *restrict labels, const double *restrict weight,
                                         size_t n, int64_t ignore_index)
 {
-    long double divisor = 0;
+    double divisor = 0;
     for (size_t i = 0; i < n; ++i)
         if (labels[i] != ignore_index) divisor += weight != NULL ? weight[labels[i]] : 1;
     return divisor;
 }
 
 /* 1/divisor for mean (NaN for 0/0, as PyTorch), 1 otherwise. */
-static long double symce_scale_f64(symce_reduction reduction, long double divisor)
+static double symce_scale_f64(symce_reduction reduction, double divisor)
 {
     if (reduction != SYMCE_REDUCTION_MEAN) return 1;
     return divisor != 0 ? 1 / divisor : NAN;
 }
 
 /* The reduced loss (sum or mean) from the sum of the per-sample losses. */
-static double symce_reduce_f64(symce_reduction reduction, long double total, long double divisor)
+static double symce_reduce_f64(symce_reduction reduction, double total, double divisor)
 {
     if (reduction == SYMCE_REDUCTION_SUM) return (double)total;
     return (double)(divisor != 0 ? total / divisor : NAN);
@@ -1087,7 +1087,7 @@ int symce_softmax_f64(size_t n, size_t k, const double *restrict z, double *rest
         const double *row = z + i * k;
         const size_t a = symce_argmax_f64(row, k);
         const double shift = isfinite(row[a]) ? row[a] : 0;
-        long double srest_acc = 0;
+        double srest_acc = 0;
         for (size_t j = 0; j < k; ++j) {
             const double zv = row[j];
             const double zs = -shift + zv;
@@ -1118,7 +1118,7 @@ int symce_log_softmax_f64(size_t n, size_t k, const double *restrict z, double *
         const double *row = z + i * k;
         const size_t a = symce_argmax_f64(row, k);
         const double shift = isfinite(row[a]) ? row[a] : 0;
-        long double srest_acc = 0;
+        double srest_acc = 0;
         for (size_t j = 0; j < k; ++j) {
             const double zv = row[j];
             const double zs = -shift + zv;
@@ -1148,7 +1148,7 @@ int symce_logsumexp_f64(size_t n, size_t k, const double *restrict z, double *re
         const double *row = z + i * k;
         const size_t a = symce_argmax_f64(row, k);
         const double shift = isfinite(row[a]) ? row[a] : 0;
-        long double srest_acc = 0;
+        double srest_acc = 0;
         for (size_t j = 0; j < k; ++j) {
             const double zv = row[j];
             const double zs = -shift + zv;
@@ -1171,7 +1171,7 @@ int symce_softmax_jacobian_f64(size_t n, size_t k, const double *restrict z, dou
         const double *row = z + i * k;
         const size_t a = symce_argmax_f64(row, k);
         const double shift = isfinite(row[a]) ? row[a] : 0;
-        long double srest_acc = 0;
+        double srest_acc = 0;
         for (size_t j = 0; j < k; ++j) {
             const double zv = row[j];
             const double zs = -shift + zv;
@@ -1222,7 +1222,7 @@ int symce_softmax_vjp_f64(size_t n, size_t k, const double *restrict z, const do
         const double *row = z + i * k;
         const size_t a = symce_argmax_f64(row, k);
         const double shift = isfinite(row[a]) ? row[a] : 0;
-        long double srest_acc = 0;
+        double srest_acc = 0;
         for (size_t j = 0; j < k; ++j) {
             const double zv = row[j];
             const double zs = -shift + zv;
@@ -1232,7 +1232,7 @@ int symce_softmax_vjp_f64(size_t n, size_t k, const double *restrict z, const do
         const double srest = (double)srest_acc;
         const double *grow = g + i * k;
         double *orow = out + i * k;
-        long double dot_acc = 0;  /* sum_k g_k e_k */
+        double dot_acc = 0;  /* sum_k g_k e_k */
         for (size_t j = 0; j < k; ++j) {
             const double zv = row[j];
             const double gv = grow[j];
@@ -1272,8 +1272,8 @@ int symce_cross_entropy_f64(size_t n, size_t k, const double *restrict probs,
     if (rc != SYMCE_OK) return rc;
 
     const double k_real = (double)k;
-    const long double divisor = symce_label_divisor_f64(labels, weight, n, ignore_index);
-    long double total = 0;
+    const double divisor = symce_label_divisor_f64(labels, weight, n, ignore_index);
+    double total = 0;
     for (size_t i = 0; i < n; ++i) {
         const double *row = probs + i * k;
         const int64_t t = labels[i];
@@ -1282,7 +1282,7 @@ int symce_cross_entropy_f64(size_t n, size_t k, const double *restrict probs,
             continue;
         }
         const double w_t = weight != NULL ? weight[t] : 1;
-        long double row_loss = 0;
+        double row_loss = 0;
         for (size_t j = 0; j < k; ++j) {
             const double hot = j == (size_t)t ? 1 : 0;
             const double w_k = weight != NULL ? weight[j] : 1;
@@ -1312,12 +1312,12 @@ int symce_cross_entropy_soft_f64(size_t n, size_t k, const double *restrict prob
     if (rc != SYMCE_OK) return rc;
 
     const double k_real = (double)k;
-    const long double divisor = (long double)n;
-    long double total = 0;
+    const double divisor = (double)n;
+    double total = 0;
     for (size_t i = 0; i < n; ++i) {
         const double *row = probs + i * k;
         const double *yrow = target + i * k;
-        long double row_loss = 0;
+        double row_loss = 0;
         for (size_t j = 0; j < k; ++j) {
             const double y = yrow[j];
             const double w_k = weight != NULL ? weight[j] : 1;
@@ -1348,8 +1348,8 @@ int symce_cross_entropy_grad_f64(size_t n, size_t k, const double *restrict prob
     if (rc != SYMCE_OK) return rc;
 
     const double k_real = (double)k;
-    const long double divisor = symce_label_divisor_f64(labels, weight, n, ignore_index);
-    const long double scale = symce_scale_f64(reduction, divisor);
+    const double divisor = symce_label_divisor_f64(labels, weight, n, ignore_index);
+    const double scale = symce_scale_f64(reduction, divisor);
     for (size_t i = 0; i < n; ++i) {
         const double *row = probs + i * k;
         double *grow = grad + i * k;
@@ -1385,8 +1385,8 @@ int symce_cross_entropy_grad_soft_f64(size_t n, size_t k, const double *restrict
     if (rc != SYMCE_OK) return rc;
 
     const double k_real = (double)k;
-    const long double divisor = (long double)n;
-    const long double scale = symce_scale_f64(reduction, divisor);
+    const double divisor = (double)n;
+    const double scale = symce_scale_f64(reduction, divisor);
     for (size_t i = 0; i < n; ++i) {
         const double *row = probs + i * k;
         double *grow = grad + i * k;
@@ -1417,8 +1417,8 @@ int symce_softmax_cross_entropy_f64(size_t n, size_t k, const double *restrict l
     if (rc != SYMCE_OK) return rc;
 
     const double k_real = (double)k;
-    const long double divisor = symce_label_divisor_f64(labels, weight, n, ignore_index);
-    long double total = 0;
+    const double divisor = symce_label_divisor_f64(labels, weight, n, ignore_index);
+    double total = 0;
     for (size_t i = 0; i < n; ++i) {
         const double *row = logits + i * k;
         const int64_t t = labels[i];
@@ -1429,7 +1429,7 @@ int symce_softmax_cross_entropy_f64(size_t n, size_t k, const double *restrict l
         const double w_t = weight != NULL ? weight[t] : 1;
         const size_t a = symce_argmax_f64(row, k);
         const double shift = isfinite(row[a]) ? row[a] : 0;
-        long double srest_acc = 0;
+        double srest_acc = 0;
         for (size_t j = 0; j < k; ++j) {
             const double zv = row[j];
             const double zs = -shift + zv;
@@ -1438,7 +1438,7 @@ int symce_softmax_cross_entropy_f64(size_t n, size_t k, const double *restrict l
         }
         const double srest = (double)srest_acc;
         const double log1p_srest = log1p(srest);
-        long double row_loss = 0;
+        double row_loss = 0;
         for (size_t j = 0; j < k; ++j) {
             const double hot = j == (size_t)t ? 1 : 0;
             const double w_k = weight != NULL ? weight[j] : 1;
@@ -1469,14 +1469,14 @@ int symce_softmax_cross_entropy_soft_f64(size_t n, size_t k, const double *restr
     if (rc != SYMCE_OK) return rc;
 
     const double k_real = (double)k;
-    const long double divisor = (long double)n;
-    long double total = 0;
+    const double divisor = (double)n;
+    double total = 0;
     for (size_t i = 0; i < n; ++i) {
         const double *row = logits + i * k;
         const double *yrow = target + i * k;
         const size_t a = symce_argmax_f64(row, k);
         const double shift = isfinite(row[a]) ? row[a] : 0;
-        long double srest_acc = 0;
+        double srest_acc = 0;
         for (size_t j = 0; j < k; ++j) {
             const double zv = row[j];
             const double zs = -shift + zv;
@@ -1485,7 +1485,7 @@ int symce_softmax_cross_entropy_soft_f64(size_t n, size_t k, const double *restr
         }
         const double srest = (double)srest_acc;
         const double log1p_srest = log1p(srest);
-        long double row_loss = 0;
+        double row_loss = 0;
         for (size_t j = 0; j < k; ++j) {
             const double y = yrow[j];
             const double w_k = weight != NULL ? weight[j] : 1;
@@ -1518,8 +1518,8 @@ int symce_softmax_cross_entropy_grad_f64(size_t n, size_t k, const double *restr
     if (rc != SYMCE_OK) return rc;
 
     const double k_real = (double)k;
-    const long double divisor = symce_label_divisor_f64(labels, weight, n, ignore_index);
-    const long double scale = symce_scale_f64(reduction, divisor);
+    const double divisor = symce_label_divisor_f64(labels, weight, n, ignore_index);
+    const double scale = symce_scale_f64(reduction, divisor);
     for (size_t i = 0; i < n; ++i) {
         const double *row = logits + i * k;
         double *grow = grad + i * k;
@@ -1531,7 +1531,7 @@ int symce_softmax_cross_entropy_grad_f64(size_t n, size_t k, const double *restr
         const double w_t = weight != NULL ? weight[t] : 1;
         const size_t a = symce_argmax_f64(row, k);
         const double shift = isfinite(row[a]) ? row[a] : 0;
-        long double srest_acc = 0;
+        double srest_acc = 0;
         for (size_t j = 0; j < k; ++j) {
             const double zv = row[j];
             const double zs = -shift + zv;
@@ -1539,7 +1539,7 @@ int symce_softmax_cross_entropy_grad_f64(size_t n, size_t k, const double *restr
             srest_acc += j == a ? expm1(zs) + symce_mul0_double(zlo, exp(zs)) : (zlo + 1)*exp(zs);
         }
         const double srest = (double)srest_acc;
-        long double ysum_acc = 0;  /* sum_j y~_j */
+        double ysum_acc = 0;  /* sum_j y~_j */
         for (size_t j = 0; j < k; ++j) {
             const double hot = j == (size_t)t ? 1 : 0;
             const double w_k = weight != NULL ? weight[j] : 1;
@@ -1578,15 +1578,15 @@ int symce_softmax_cross_entropy_grad_soft_f64(size_t n, size_t k, const double *
     if (rc != SYMCE_OK) return rc;
 
     const double k_real = (double)k;
-    const long double divisor = (long double)n;
-    const long double scale = symce_scale_f64(reduction, divisor);
+    const double divisor = (double)n;
+    const double scale = symce_scale_f64(reduction, divisor);
     for (size_t i = 0; i < n; ++i) {
         const double *row = logits + i * k;
         double *grow = grad + i * k;
         const double *yrow = target + i * k;
         const size_t a = symce_argmax_f64(row, k);
         const double shift = isfinite(row[a]) ? row[a] : 0;
-        long double srest_acc = 0;
+        double srest_acc = 0;
         for (size_t j = 0; j < k; ++j) {
             const double zv = row[j];
             const double zs = -shift + zv;
@@ -1594,7 +1594,7 @@ int symce_softmax_cross_entropy_grad_soft_f64(size_t n, size_t k, const double *
             srest_acc += j == a ? expm1(zs) + symce_mul0_double(zlo, exp(zs)) : (zlo + 1)*exp(zs);
         }
         const double srest = (double)srest_acc;
-        long double ysum_acc = 0;  /* sum_j y~_j */
+        double ysum_acc = 0;  /* sum_j y~_j */
         for (size_t j = 0; j < k; ++j) {
             const double y = yrow[j];
             const double w_k = weight != NULL ? weight[j] : 1;
@@ -1634,9 +1634,9 @@ int symce_softmax_cross_entropy_with_grad_f64(size_t n, size_t k, const double *
     if (rc != SYMCE_OK) return rc;
 
     const double k_real = (double)k;
-    const long double divisor = symce_label_divisor_f64(labels, weight, n, ignore_index);
-    const long double scale = symce_scale_f64(reduction, divisor);
-    long double total = 0;
+    const double divisor = symce_label_divisor_f64(labels, weight, n, ignore_index);
+    const double scale = symce_scale_f64(reduction, divisor);
+    double total = 0;
     for (size_t i = 0; i < n; ++i) {
         const double *row = logits + i * k;
         double *grow = grad + i * k;
@@ -1649,7 +1649,7 @@ int symce_softmax_cross_entropy_with_grad_f64(size_t n, size_t k, const double *
         const double w_t = weight != NULL ? weight[t] : 1;
         const size_t a = symce_argmax_f64(row, k);
         const double shift = isfinite(row[a]) ? row[a] : 0;
-        long double srest_acc = 0;
+        double srest_acc = 0;
         for (size_t j = 0; j < k; ++j) {
             const double zv = row[j];
             const double zs = -shift + zv;
@@ -1658,14 +1658,14 @@ int symce_softmax_cross_entropy_with_grad_f64(size_t n, size_t k, const double *
         }
         const double srest = (double)srest_acc;
         const double log1p_srest = log1p(srest);
-        long double ysum_acc = 0;  /* sum_j y~_j */
+        double ysum_acc = 0;  /* sum_j y~_j */
         for (size_t j = 0; j < k; ++j) {
             const double hot = j == (size_t)t ? 1 : 0;
             const double w_k = weight != NULL ? weight[j] : 1;
             ysum_acc += hot*w_t*(1 - label_smoothing) + label_smoothing*w_k/k_real;
         }
         const double ysum = (double)ysum_acc;
-        long double row_loss = 0;
+        double row_loss = 0;
         for (size_t j = 0; j < k; ++j) {
             const double hot = j == (size_t)t ? 1 : 0;
             const double w_k = weight != NULL ? weight[j] : 1;
@@ -1704,16 +1704,16 @@ int symce_softmax_cross_entropy_with_grad_soft_f64(size_t n, size_t k,
     if (rc != SYMCE_OK) return rc;
 
     const double k_real = (double)k;
-    const long double divisor = (long double)n;
-    const long double scale = symce_scale_f64(reduction, divisor);
-    long double total = 0;
+    const double divisor = (double)n;
+    const double scale = symce_scale_f64(reduction, divisor);
+    double total = 0;
     for (size_t i = 0; i < n; ++i) {
         const double *row = logits + i * k;
         double *grow = grad + i * k;
         const double *yrow = target + i * k;
         const size_t a = symce_argmax_f64(row, k);
         const double shift = isfinite(row[a]) ? row[a] : 0;
-        long double srest_acc = 0;
+        double srest_acc = 0;
         for (size_t j = 0; j < k; ++j) {
             const double zv = row[j];
             const double zs = -shift + zv;
@@ -1722,14 +1722,14 @@ int symce_softmax_cross_entropy_with_grad_soft_f64(size_t n, size_t k,
         }
         const double srest = (double)srest_acc;
         const double log1p_srest = log1p(srest);
-        long double ysum_acc = 0;  /* sum_j y~_j */
+        double ysum_acc = 0;  /* sum_j y~_j */
         for (size_t j = 0; j < k; ++j) {
             const double y = yrow[j];
             const double w_k = weight != NULL ? weight[j] : 1;
             ysum_acc += w_k*(y*(1 - label_smoothing) + label_smoothing/k_real);
         }
         const double ysum = (double)ysum_acc;
-        long double row_loss = 0;
+        double row_loss = 0;
         for (size_t j = 0; j < k; ++j) {
             const double y = yrow[j];
             const double w_k = weight != NULL ? weight[j] : 1;
@@ -1763,8 +1763,8 @@ int symce_binary_cross_entropy_f64(size_t n, size_t k, const double *restrict pr
     if (rc == SYMCE_OK) rc = symce_check_probs_f64(probs, n * k);
     if (rc != SYMCE_OK) return rc;
 
-    const long double divisor = (long double)(n * k);
-    long double total = 0;
+    const double divisor = (double)(n * k);
+    double total = 0;
     for (size_t i = 0; i < n; ++i) {
         for (size_t j = 0; j < k; ++j) {
             const size_t idx = i * k + j;
@@ -1793,8 +1793,8 @@ int symce_binary_cross_entropy_grad_f64(size_t n, size_t k, const double *restri
     if (rc == SYMCE_OK) rc = symce_check_probs_f64(probs, n * k);
     if (rc != SYMCE_OK) return rc;
 
-    const long double divisor = (long double)(n * k);
-    const long double scale = symce_scale_f64(reduction, divisor);
+    const double divisor = (double)(n * k);
+    const double scale = symce_scale_f64(reduction, divisor);
     for (size_t i = 0; i < n; ++i) {
         for (size_t j = 0; j < k; ++j) {
             const size_t idx = i * k + j;
@@ -1821,8 +1821,8 @@ int symce_sigmoid_binary_cross_entropy_f64(size_t n, size_t k, const double *res
     if (rc == SYMCE_OK) rc = symce_check_weights_f64(pos_weight, k);
     if (rc != SYMCE_OK) return rc;
 
-    const long double divisor = (long double)(n * k);
-    long double total = 0;
+    const double divisor = (double)(n * k);
+    double total = 0;
     for (size_t i = 0; i < n; ++i) {
         for (size_t j = 0; j < k; ++j) {
             const size_t idx = i * k + j;
@@ -1853,8 +1853,8 @@ int symce_sigmoid_binary_cross_entropy_grad_f64(size_t n, size_t k, const double
     if (rc == SYMCE_OK) rc = symce_check_weights_f64(pos_weight, k);
     if (rc != SYMCE_OK) return rc;
 
-    const long double divisor = (long double)(n * k);
-    const long double scale = symce_scale_f64(reduction, divisor);
+    const double divisor = (double)(n * k);
+    const double scale = symce_scale_f64(reduction, divisor);
     for (size_t i = 0; i < n; ++i) {
         for (size_t j = 0; j < k; ++j) {
             const size_t idx = i * k + j;

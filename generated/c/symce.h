@@ -32,14 +32,14 @@
  *     of probabilities clamp log at -100 and the gradient denominators (p, p(1 - p)) at 1e-12,
  *     as PyTorch.
  *   - Precision: every sum (row sums, <g, p>, row losses, reductions, the mean divisor)
- *     accumulates in double (float kernels) / long double (double kernels).  The float kernels
- *     compute in double and round once, the double kernels in double (the double kernels sigmoid,
- *     sigmoid_grad in long double, rounded once).  Against the mpmath definitions (|logits| <=
- *     30, K = 2, 3, 10): softmax, log_softmax, logsumexp, the softmax cross-entropy and its
- *     gradient p - y (where p - 1 does not cancel) within 4 ULP (measured: float 0.5, double
- *     2.0), the Jacobian of a dominant class (1 - p down to 1e-12) within 4 ULP (float 0.5,
- *     double 2.9), sigmoid and sigmoid' within 2 ULP for |x| <= 85 (float) / 700 (double)
- *     (measured 0.5: with a long double that is double, sigmoid' is about 2.6 ULP).
+ *     accumulates in double.  The float kernels compute in double and round once, the double
+ *     kernels in double (the double kernels sigmoid, sigmoid_grad in long double, rounded once).
+ *     Against the mpmath definitions (|logits| <= 30, K = 2, 3, 10): softmax, log_softmax,
+ *     logsumexp, the softmax cross-entropy and its gradient p - y (where p - 1 does not cancel)
+ *     within 4 ULP (measured: float 0.5, double 2.0), the Jacobian of a dominant class (1 - p
+ *     down to 1e-12) within 4 ULP (float 0.5, double 2.9), sigmoid and sigmoid' within 2 ULP for
+ *     |x| <= 85 (float) / 700 (double) (measured 0.5: with a long double that is double, sigmoid'
+ *     is about 2.6 ULP).
  */
 #ifndef SYMCE_H
 #define SYMCE_H
