@@ -71,8 +71,7 @@ def test_markdown_uses_github_math(fresh):
 def test_latex_uses_only_amsmath_and_amssymb(fresh):
     master = fresh["latex/symce_derivations.tex"]
     packages = [line for line in master.splitlines() if line.startswith(r"\usepackage")]
-    assert packages == [r"\usepackage[margin=0.8in]{geometry}", r"\usepackage{amsmath}",
-                        r"\usepackage{amssymb}"]
+    assert packages == [r"\usepackage{amsmath}", r"\usepackage{amssymb}"]
     for rel, text in fresh.items():
         if rel.endswith(".tex"):
             assert r"\mathbb{1}" not in text, rel  # renders a wrong glyph without bbm fonts
