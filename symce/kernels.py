@@ -103,7 +103,6 @@ class Kernel:
     slots: dict = field(hash=False)   # slot name -> SymPy expression over LOCALS
     derivation: str | None = None     # name of the derive.Result it evaluates
     options: tuple = ()               # option names this kernel accepts (PyTorch keywords)
-    example: str = ""                 # a NumPy doctest-style example call
 
     @property
     def is_loss(self):
