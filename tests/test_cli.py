@@ -41,3 +41,16 @@ def test_module_entry_point_check_in_sync():
                          capture_output=True, text=True)
     assert run.returncode == 0, run.stdout[-2000:] + run.stderr
     assert "in sync" in run.stdout
+
+
+def test_derive_fails_naming_the_bad_step(monkeypatch, tmp_path, capsys):
+    from symce import generate
+    from symce.proof import ProofError
+
+    def broken(*_a, **_k):
+        raise ProofError("proof 'softmax_jacobian', step 4 (p_i = e^{z_i}/S): ... cannot show")
+    monkeypatch.setattr(generate, "render_all", broken)
+    assert cli.main(["derive", "--out", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert "softmax_jacobian" in err and "step 4" in err
+    assert not any(tmp_path.iterdir())  # nothing written
