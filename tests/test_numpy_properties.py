@@ -4,6 +4,8 @@ non-negative, and gradients agree with finite differences of the losses (float64
 """
 from __future__ import annotations
 
+import os
+
 import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -12,7 +14,8 @@ from hypothesis.extra import numpy as hnp
 from symce.lang import numpy_backend
 
 sk = numpy_backend.load_generated()
-SETTINGS = settings(max_examples=60, deadline=None)
+# CI runs a fixed set of examples (a red CI run must be reproducible); developers' runs explore
+SETTINGS = settings(max_examples=60, deadline=None, derandomize=os.environ.get("CI") == "true")
 DTYPES = st.sampled_from([np.float32, np.float64])
 
 
