@@ -47,4 +47,4 @@ bench:
 	$(PYTHON) bench/speed.py
 
 clean:
-	rm -rf build *.egg-info .pytest_cache generated/latex/*.aux generated/latex/*.log generated/latex/*.out generated/latex/*.pdf
+	rm -rf build *.egg-info .pytest_cache generated/latex/*.aux generated/latex/*.log generated/latex/*.out generated/latex/*.pdf generated/latex/*.toc
