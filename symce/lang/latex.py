@@ -23,8 +23,8 @@ class ProofPrinter(LatexPrinter):
     _NAMES = {"epsilon": r"\varepsilon", "w_+": r"w_{+}", "ytilde": r"\tilde{y}",
               "yhat": r"\hat{y}", "theta": r"\theta", "sigma": r"\sigma", "Srow": "S"}
 
-    def __init__(self):
-        super().__init__({"order": "none", "symbol_names": {}})
+    def __init__(self, order="none"):
+        super().__init__({"order": order, "symbol_names": {}})
 
     def _print_Symbol(self, expr, style="plain"):
         if expr.name in self._NAMES:
@@ -80,11 +80,26 @@ class ProofPrinter(LatexPrinter):
         return out
 
 
-_PRINTER = ProofPrinter()
+_PRINTER = ProofPrinter()              # steps: terms in the order they were written
+_CANONICAL = ProofPrinter(order=None)  # closed forms: SymPy's usual order (p_j - y_j)
 
 
-def tex(expr) -> str:
-    return _PRINTER.doprint(expr)
+def tex(expr, canonical=False) -> str:
+    return (_CANONICAL if canonical else _PRINTER).doprint(expr)
+
+
+def tidy(expr):
+    """-a (b - c) -> a (c - b): a closed form as people write it (sigma (1 - sigma), not
+    -sigma (-1 + sigma)); the same expression, only the sign moved into one factor."""
+    if isinstance(expr, sp.Mul):
+        coeff, factors = expr.as_coeff_mul()
+        if coeff == -1:
+            for k, f in enumerate(factors):
+                if isinstance(f, sp.Add):
+                    terms = sorted((-t for t in f.args), key=lambda t: t.could_extract_minus_sign())
+                    return sp.Mul(*factors[:k], sp.Add(*terms, evaluate=False), *factors[k + 1:],
+                                  evaluate=False)
+    return expr
 
 
 def _blocks(proof):
@@ -113,7 +128,7 @@ def _context(proof):
         "sources": proof.sources,
         "glossary": glossary,
         "blocks": _blocks(proof),
-        "closed": tex(closed) if closed is not None else "",
+        "closed": tex(tidy(closed), canonical=True) if closed is not None else "",
         "lhs": proof.lhs,
         "steps": len(proof.steps),
     }
