@@ -124,14 +124,10 @@ def _sigmoid_grad():
     return stable.sigmoid_function(expr, m.s, neg, x)      # sigmoid(x) sigmoid(-x)
 
 
-def _row_logit(idx_expr):
-    return z
-
-
 def _shifted(expr):
     """Shift by the row max, name S = 1 + Srest, then carry z - shift as zs + zlo."""
     total = sp.Dummy("S", positive=True)
-    out = stable.shift_logits(expr, _row_logit, shift, total, shifted=(zs, z))
+    out = stable.shift_logits(expr, lambda _logit: z, shift, total, shifted=(zs, z))  # z_a -> z
     out = stable.log1p_form(out.xreplace({total: 1 + Srest}))
     return stable.compensate(out, zs, zlo, e)
 

@@ -175,9 +175,3 @@ def concrete_logits(size: int, name: str = "z"):
     if not isinstance(size, int) or size < 1:
         raise ValueError(f"size: expected a positive integer number of classes, got {size!r}")
     return sp.symbols(f"{name}1:{size + 1}", real=True)
-
-
-def concrete_softmax(zs):
-    """The softmax of a tuple of symbols, as K quotients."""
-    total = sum(sp.exp(v) for v in zs)
-    return [sp.exp(v) / total for v in zs]
