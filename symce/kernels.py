@@ -340,6 +340,15 @@ def _build():
                (Arg("grad", "real", "like logits", "gradient of the (reduced) loss"),),
                {"grad": _sigmoid_bce_grad()}, "sigmoid_weighted_binary_cross_entropy_grad",
                _SBCE_OPTIONS),
+        Kernel("sigmoid_binary_cross_entropy_with_grad", "bce",
+               "Sigmoid binary cross-entropy and its gradient in one pass.",
+               "L = (1 - y) softplus(x) + w+ y softplus(-x); dL/dx = (1 - y) sigma(x) - w+ y sigma(-x)",
+               r"(L,\ \sigma(x) - y)",
+               (Arg("logits", "real", "any", "logits"),
+                Arg("target", "real", "like logits", "targets in [0, 1]")),
+               (_LOSS, Arg("grad", "real", "like logits", "gradient of the (reduced) loss")),
+               {"loss": _sigmoid_bce_loss(), "grad": _sigmoid_bce_grad()},
+               "sigmoid_weighted_binary_cross_entropy_grad", _SBCE_OPTIONS),
     ]
     return {kern.name: kern for kern in ks}
 

@@ -283,6 +283,10 @@ def _ce(name, form, x, target, *, weight, ignore_index, label_smoothing, reducti
 
 
 def _bce(name, form, x, target, *, weight, pos_weight, reduction):
+    if name.endswith("_with_grad"):  # the fused kernel: the loss and the gradient kernels' values
+        base = name[:-len("_with_grad")]
+        return tuple(_bce(n, form, x, target, weight=weight, pos_weight=pos_weight,
+                          reduction=reduction) for n in (base, base + "_grad"))
     x = _mp(x)
     t = _mp(target)
     wts = np.ones_like(x) if weight is None else np.broadcast_to(_mp(weight), x.shape)

@@ -345,7 +345,7 @@ def term_scale(name: str, args, opts=None):
         if opts.get("reduction", "mean") == "mean":
             scale = scale / float(divisor) if divisor != 0 else scale * np.nan
         return scale
-    if name == "sigmoid_binary_cross_entropy_grad":
+    if name in ("sigmoid_binary_cross_entropy_grad", "sigmoid_binary_cross_entropy_with_grad"):
         x = np.asarray(args[0], dtype=np.float64)
         y = np.asarray(args[1], dtype=np.float64)
         w = np.broadcast_to(np.asarray(opts.get("weight", 1.0), dtype=np.float64), x.shape)

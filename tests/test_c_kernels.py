@@ -29,7 +29,8 @@ TOL = {np.float32: 1e-5, np.float64: 1e-12}
 # outputs that are differences of nearly equal terms somewhere (p - y, lse near 0, p_i(1 - p_i)):
 # compared normwise, |a - r| / max(|r|, max |r| over the output), the usual measure for gradients
 NORMWISE = {"logsumexp", "softmax_jacobian", "softmax_vjp", "softmax_cross_entropy_grad",
-            "softmax_cross_entropy_with_grad", "sigmoid_binary_cross_entropy_grad"}
+            "softmax_cross_entropy_with_grad", "sigmoid_binary_cross_entropy_grad",
+            "sigmoid_binary_cross_entropy_with_grad"}
 
 
 def max_error(actual, ref, normwise=False) -> float:
@@ -286,6 +287,27 @@ def test_bce_gradients_match_finite_differences(clib, loss, reduction):
         opts["pos_weight"] = rng.uniform(0.5, 3, 4)
     fd = _fd(lambda v: _total(clib, loss, v, y, **opts), x)
     _close(clib.call(loss + "_grad", np.float64, x, y, **opts), fd)
+    if loss.startswith("sigmoid"):
+        lv, gv = clib.call(loss + "_with_grad", np.float64, x, y, **opts)
+        _close(gv, fd)
+        np.testing.assert_array_equal(lv, clib.call(loss, np.float64, x, y, **opts))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("reduction", ["none", "mean", "sum"])
+def test_bce_with_grad_is_loss_and_grad(clib, reduction, dtype):
+    """The fused kernel returns the separate kernels' numbers, bit for bit (huge logits too)."""
+    rng = np.random.default_rng(6)
+    x = np.concatenate([random_logits(rng, 3, 5), [[1e4, -1e4, 0.0, 88.0, -104.0],
+                                                   [-745.0, 40.0, -1e-8, 3.0, np.inf]]])
+    y = rng.uniform(0, 1, x.shape)
+    y[3:] = np.round(y[3:])
+    for opts in ({}, {"weight": rng.uniform(0.5, 2, x.shape), "pos_weight": rng.uniform(0, 3, 5)}):
+        name = "sigmoid_binary_cross_entropy"
+        lv, gv = clib.call(name + "_with_grad", dtype, x, y, reduction=reduction, **opts)
+        np.testing.assert_array_equal(lv, clib.call(name, dtype, x, y, reduction=reduction, **opts))
+        np.testing.assert_array_equal(gv, clib.call(name + "_grad", dtype, x, y,
+                                                    reduction=reduction, **opts))
 
 
 def test_row_derivatives_match_finite_differences(clib):
@@ -470,10 +492,10 @@ def test_nan_in_nan_out(clib, name, dtype):
     if fam == "bce":
         y = rng.uniform(0, 1, (3, 4))
         for a, b in ((bad, y), (x, np.where(np.isnan(bad), np.nan, y))):
-            out = clib.call(name, dtype, a, b, reduction="none")
-            assert np.isnan(out[1, 2]) and np.sum(np.isnan(out)) == 1
-            if kern.is_loss and not name.endswith("_grad"):
-                assert np.isnan(clib.call(name, dtype, a, b, reduction="mean"))
+            for out in as_list(clib.call(name, dtype, a, b, reduction="none")):
+                assert np.isnan(out[1, 2]) and np.sum(np.isnan(out)) == 1
+            if kern.outputs[0].name == "loss":
+                assert np.isnan(as_list(clib.call(name, dtype, a, b, reduction="mean"))[0])
         return
     soft = random_distribution(rng, 3, 4)
     nan_soft = soft.copy()
@@ -515,6 +537,8 @@ def test_empty_batch(clib, dtype):
         assert clib.call(name, dtype, z, target, reduction="none").size == 0
         assert clib.call(name + "_grad", dtype, z, target).size == 0
     lv, gv = clib.call("softmax_cross_entropy_with_grad", dtype, z, labels)
+    assert np.isnan(lv) and gv.size == 0
+    lv, gv = clib.call("sigmoid_binary_cross_entropy_with_grad", dtype, z, z)
     assert np.isnan(lv) and gv.size == 0
 
 

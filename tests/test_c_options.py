@@ -210,6 +210,9 @@ def test_sigmoid_binary_cross_entropy(clib, dtype, reduction):
         opts = dict(weight=w, pos_weight=pw, reduction=reduction)
         close(clib.call("sigmoid_binary_cross_entropy", dtype, x, y, **opts), tl, dtype, what)
         close(clib.call("sigmoid_binary_cross_entropy_grad", dtype, x, y, **opts), tg, dtype, what)
+        lv, gv = clib.call("sigmoid_binary_cross_entropy_with_grad", dtype, x, y, **opts)
+        close(lv, tl, dtype, what + " (with_grad)")
+        close(gv, tg, dtype, what + " (with_grad)")
 
 
 @pytest.mark.parametrize("dtype", DTYPES)

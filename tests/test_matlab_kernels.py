@@ -179,9 +179,12 @@ def _build_fd(batch, rng):
                                    ("sigmoid_binary_cross_entropy", x,
                                     ", 'PosWeight', [3; 0.5; 1; 2]")):
             a = batch.arg(first)
+            fd = _fd(batch, wrap(f"symce_{loss}(v, {ya}, {opts}{extra})"), first)
             key = batch.call(f"symce_{loss}_grad({a}, {ya}, {opts}{extra})")
-            FD.append((f"{loss}_grad {opts}{extra}", "grad", key,
-                       _fd(batch, wrap(f"symce_{loss}(v, {ya}, {opts}{extra})"), first), 0))
+            FD.append((f"{loss}_grad {opts}{extra}", "grad", key, fd, 0))
+            if loss.startswith("sigmoid"):
+                key = batch.call(f"symce_{loss}_with_grad({a}, {ya}, {opts}{extra})", nout=2)
+                FD.append((f"{loss}_with_grad {opts}{extra}", "grad", key, fd, 1))
 
 
 def _build_special(batch):
@@ -246,7 +249,7 @@ for _dt in DTYPES:
           (np.array([[0.0, 1.0, 0.0, 1.0]]), np.array([[1.0, 0.0, 0.0, 1.0]])), dtype=_dt)
     _stab(f"{np.dtype(_dt).name} sigmoid extremes",
           ("sigmoid", "sigmoid_grad", "sigmoid_binary_cross_entropy",
-           "sigmoid_binary_cross_entropy_grad"),
+           "sigmoid_binary_cross_entropy_grad", "sigmoid_binary_cross_entropy_with_grad"),
           (np.array([[1e4, -1e4, 800.0, -800.0, 90.0, -90.0]]),
            np.array([[0.0, 1.0, 0.3, 1.0, 0.0, 0.5]])), {"reduction": "none"}, dtype=_dt)
 
@@ -281,10 +284,12 @@ def _build_stability(batch):
         "symce_softmax_cross_entropy_with_grad(%s, %s, 'Reduction', 'none')",
         batch.arg(np.ones((3, 2))), batch.arg(soft_nan), nout=2)
     for name in ("binary_cross_entropy", "binary_cross_entropy_grad",
-                 "sigmoid_binary_cross_entropy", "sigmoid_binary_cross_entropy_grad"):
+                 "sigmoid_binary_cross_entropy", "sigmoid_binary_cross_entropy_grad",
+                 "sigmoid_binary_cross_entropy_with_grad"):
         SPECIAL[f"nan {name}"] = batch.call(f"symce_{name}(%s, %s, 'Reduction', 'none')",
                                             batch.arg(np.array([[0.5, np.nan, 0.2]])),
-                                            batch.arg(np.array([[1.0, 0.0, np.nan]])))
+                                            batch.arg(np.array([[1.0, 0.0, np.nan]])),
+                                            nout=len(REGISTRY[name].outputs))
     SPECIAL["nan bce mean"] = batch.call("symce_binary_cross_entropy(%s, %s)",
                                          batch.arg(np.array([[0.5, np.nan]])),
                                          batch.arg(np.array([[1.0, 0.0]])))
@@ -335,7 +340,7 @@ def _build_stability(batch):
                 for red in (("mean", "sum", "none") if kern.family == "bce" else ("",)):
                     opt = f", 'Reduction', '{red}'" if red else ""
                     SPECIAL[f"empty {cls} {name} {red}"] = batch.call(
-                        f"symce_{name}({args}{opt})")
+                        f"symce_{name}({args}{opt})", nout=len(kern.outputs))
     # every sample ignored: mean is NaN, the gradient all zeros
     SPECIAL["all ignored"] = batch.call(
         "symce_softmax_cross_entropy_with_grad(%s, [-100 -100])", batch.arg(np.ones((3, 2))),
@@ -503,9 +508,10 @@ def test_nan_propagates(results):
     loss, grad = results[SPECIAL["nan soft target"]].values
     assert np.isnan(loss[0, 1]) and np.isfinite(loss[0, 0]) and np.all(np.isnan(grad[:, 1]))
     for name in ("binary_cross_entropy", "binary_cross_entropy_grad",
-                 "sigmoid_binary_cross_entropy", "sigmoid_binary_cross_entropy_grad"):
-        v = results[SPECIAL[f"nan {name}"]].value
-        assert np.isfinite(v[0, 0]) and np.isnan(v[0, 1]) and np.isnan(v[0, 2]), (name, v)
+                 "sigmoid_binary_cross_entropy", "sigmoid_binary_cross_entropy_grad",
+                 "sigmoid_binary_cross_entropy_with_grad"):
+        for v in results[SPECIAL[f"nan {name}"]].values:
+            assert np.isfinite(v[0, 0]) and np.isnan(v[0, 1]) and np.isnan(v[0, 2]), (name, v)
     assert np.isnan(results[SPECIAL["nan bce mean"]].value)
 
 
@@ -578,13 +584,13 @@ def test_empty_batch(results):
                 reds = ("mean", "sum", "none") if kern.family == "bce" else ("",)
                 for red in reds:
                     r = results[SPECIAL[f"empty {cls} {name} {red}"]].check()
-                    v = r.value
-                    assert r.classes == [cls]
-                    if red in ("mean", "sum") and "loss" in [o.name for o in kern.outputs]:
-                        assert v.shape == (1, 1)
-                        assert np.isnan(v[0, 0]) if red == "mean" else v[0, 0] == 0
-                    else:
-                        assert v.shape == (3, 0)
+                    assert r.classes == [cls] * len(kern.outputs)
+                    for out, v in zip(kern.outputs, r.values):
+                        if red in ("mean", "sum") and out.name == "loss":
+                            assert v.shape == (1, 1)
+                            assert np.isnan(v[0, 0]) if red == "mean" else v[0, 0] == 0
+                        else:
+                            assert v.shape == (3, 0)
 
 
 def test_every_sample_ignored(results):

@@ -97,7 +97,8 @@ def _build(batch):
             for name in ("binary_cross_entropy", "binary_cross_entropy_grad"):
                 KEYS[i, name] = _call(batch, name, args, opts)
         else:
-            for name in ("sigmoid_binary_cross_entropy", "sigmoid_binary_cross_entropy_grad"):
+            for name in ("sigmoid_binary_cross_entropy", "sigmoid_binary_cross_entropy_grad",
+                         "sigmoid_binary_cross_entropy_with_grad"):
                 KEYS[i, name] = _call(batch, name, args, opts)
     _build_semantics(batch)
 
@@ -323,6 +324,13 @@ def test_binary_cross_entropy_matches_torch(results, i):
     _close(loss_m["loss"], loss_t, dtype, f"{base} loss {opts}")
     scale = term_scale(base + "_grad", (first, target), opts)
     _close(grad_m["grad"], grad_t, dtype, f"{base}_grad {opts}", scale)
+    if fam == "sbce":  # the fused kernel: torch's numbers, and the separate kernels' bit for bit
+        both, classes = _outputs(results, base + "_with_grad", i, opts, first.shape)
+        assert classes == [{np.float64: "double", np.float32: "single"}[dtype]] * 2
+        _close(both["loss"], loss_t, dtype, f"{base}_with_grad loss {opts}")
+        _close(both["grad"], grad_t, dtype, f"{base}_with_grad grad {opts}", scale)
+        np.testing.assert_array_equal(both["loss"], loss_m["loss"])
+        np.testing.assert_array_equal(both["grad"], grad_m["grad"])
 
 
 # ----------------------------------------------------------------------------------------------

@@ -167,11 +167,12 @@ def term_scale(name, args, opts, ref):
         yt = -_f(R.evaluate("cross_entropy_grad", ones, args[1], form="closed", **opts))
         p = _f(R.evaluate("softmax", args[0], form="raw"))
         return p * np.abs(yt.sum(axis=1, keepdims=True)) + np.abs(yt)
-    if name == "sigmoid_binary_cross_entropy_grad":
+    if name in ("sigmoid_binary_cross_entropy_grad", "sigmoid_binary_cross_entropy_with_grad"):
         # (1 - y) sigma(x) w / c and y pw sigma(-x) w / c are the reference at y = 0 and y = 1
         x, y = args
-        at0 = _f(R.evaluate(name, x, np.zeros_like(y), form="closed", **opts))
-        at1 = _f(R.evaluate(name, x, np.ones_like(y), form="closed", **opts))
+        grad = "sigmoid_binary_cross_entropy_grad"
+        at0 = _f(R.evaluate(grad, x, np.zeros_like(y), form="closed", **opts))
+        at1 = _f(R.evaluate(grad, x, np.ones_like(y), form="closed", **opts))
         return np.abs(1 - y) * np.abs(at0) + np.abs(y) * np.abs(at1)
     return None
 
@@ -249,12 +250,24 @@ def test_gradients_match_finite_differences(sk, grad_name):
             np.testing.assert_allclose(got, fd, rtol=1e-6, atol=1e-8)
 
 
-def test_with_grad_is_loss_and_grad(sk):
+WITH_GRAD = ["softmax_cross_entropy", "sigmoid_binary_cross_entropy"]  # fused: base + "_with_grad"
+
+
+@pytest.mark.parametrize("dt", [F64, F32], ids=["f64", "f32"])
+@pytest.mark.parametrize("base", WITH_GRAD)
+def test_with_grad_is_loss_and_grad(sk, base, dt):
+    """The fused kernels return the separate kernels' numbers, bit for bit (huge logits too)."""
     rng = np.random.default_rng(5)
-    for args, opts in cases("softmax_cross_entropy", rng, 5, F64):
-        loss, grad = sk.softmax_cross_entropy_with_grad(*args, **opts)
-        np.testing.assert_array_equal(loss, sk.softmax_cross_entropy(*args, **opts))
-        np.testing.assert_array_equal(grad, sk.softmax_cross_entropy_grad(*args, **opts))
+    big = np.array([[1e4, -1e4, 0.0, 88.0, -104.0], [-745.0, 40.0, -1e-8, 3.0, np.inf]], dtype=dt)
+    extra = [((big[:, :4], np.array([0, 3])), {}),
+             ((big, np.eye(2, 5, dtype=dt)), {})] if base.startswith("softmax") else \
+        [((big, np.eye(2, 5, dtype=dt)), dict(reduction=r, pos_weight=np.arange(5, dtype=dt)))
+         for r in ("none", "mean", "sum")]
+    for args, opts in cases(base, rng, 5, dt) + extra:
+        loss, grad = getattr(sk, base + "_with_grad")(*args, **opts)
+        np.testing.assert_array_equal(loss, getattr(sk, base)(*args, **opts))
+        np.testing.assert_array_equal(grad, getattr(sk, base + "_grad")(*args, **opts))
+        assert np.asarray(loss).dtype == dt and grad.dtype == dt
 
 
 def test_rowwise_derivatives_match_finite_differences(sk):
@@ -401,6 +414,8 @@ def test_nan_in_gives_nan_out(sk, dt):
             out = getattr(sk, name + grad)(x, y, reduction="none")
             assert np.array_equal(np.isnan(out), np.isnan(x)), name + grad
         assert np.isnan(getattr(sk, name)(x, y))
+    for out in sk.sigmoid_binary_cross_entropy_with_grad(z, y, reduction="none"):
+        assert np.array_equal(np.isnan(out), np.isnan(z))
     # a NaN in a probability target shows too (a NaN weight is refused: see the bad-input tests)
     assert np.isnan(sk.softmax_cross_entropy(z[1:], np.array([[np.nan, 0.5, 0.5]], dtype=dt)))
     assert np.isnan(sk.sigmoid_binary_cross_entropy(z[1], np.array([0.5, np.nan, 0.5], dtype=dt)))
@@ -459,6 +474,8 @@ def test_empty_batch(sk, dt):
         f, g = getattr(sk, name), getattr(sk, name + "_grad")
         assert np.isnan(f(z, z)) and f(z, z, reduction="sum") == 0
         assert f(z, z, reduction="none").shape == (0, 3) and g(z, z).shape == (0, 3)
+    loss, grad = sk.sigmoid_binary_cross_entropy_with_grad(z, z)
+    assert np.isnan(loss) and grad.shape == (0, 3) and grad.dtype == dt
 
 
 def test_all_ignored_mean_is_nan_and_gradient_zero(sk):

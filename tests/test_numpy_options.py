@@ -93,6 +93,11 @@ def test_bce_options_against_reference(sk):
         for name in (base, base + "_grad"):
             _close(getattr(sk, name)(x, y, reduction=reduction, **opts),
                    R.evaluate(name, x, y, form="closed", reduction=reduction, **opts))
+        if logits:
+            both = sk.sigmoid_binary_cross_entropy_with_grad(x, y, reduction=reduction, **opts)
+            ref = R.evaluate(base + "_with_grad", x, y, form="closed", reduction=reduction, **opts)
+            for got, want in zip(both, ref):
+                _close(got, want)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -270,6 +275,10 @@ def test_binary_cross_entropy_matches_pytorch(sk, torch, logits, soft, weight, p
     name = "sigmoid_binary_cross_entropy" if logits else "binary_cross_entropy"
     loss = getattr(sk, name)(x, y, reduction=reduction, **opts)
     grad = getattr(sk, name + "_grad")(x, y, reduction=reduction, **opts)
+    if logits:  # the fused kernel: the same numbers
+        both = sk.sigmoid_binary_cross_entropy_with_grad(x, y, reduction=reduction, **opts)
+        np.testing.assert_array_equal(both[0], loss)
+        np.testing.assert_array_equal(both[1], grad)
     xt = _t(torch, x).requires_grad_()
     topts = {k: _t(torch, v) for k, v in opts.items()}
     if logits:

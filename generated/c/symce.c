@@ -1047,6 +1047,42 @@ int symce_sigmoid_binary_cross_entropy_grad_f32(size_t n, size_t k, const float 
     return SYMCE_OK;
 }
 
+/* Sigmoid binary cross-entropy and its gradient in one pass. */
+int symce_sigmoid_binary_cross_entropy_with_grad_f32(size_t n, size_t k,
+                                                     const float *restrict logits,
+                                                     const float *restrict target,
+                                                     const float *restrict weight,
+                                                     const float *restrict pos_weight,
+                                                     symce_reduction reduction,
+                                                     float *restrict loss, float *restrict grad)
+{
+    if (logits == NULL || target == NULL || loss == NULL || grad == NULL) return SYMCE_ERR_NULL;
+    int rc = symce_check_shape(n, k, 1, sizeof(float));
+    if (rc == SYMCE_OK) rc = symce_check_reduction(reduction);
+    if (rc == SYMCE_OK) rc = symce_check_weights_f32(weight, n * k);
+    if (rc == SYMCE_OK) rc = symce_check_weights_f32(pos_weight, k);
+    if (rc != SYMCE_OK) return rc;
+
+    const double divisor = (double)(n * k);
+    const double scale = symce_scale_f32(reduction, divisor);
+    double total = 0;
+    for (size_t i = 0; i < n; ++i) {
+        for (size_t j = 0; j < k; ++j) {
+            const size_t idx = i * k + j;
+            const double xv = logits[idx];
+            const double pw = pos_weight != NULL ? pos_weight[j] : 1;
+            const double y = target[idx];
+            const double w = weight != NULL ? weight[idx] : 1;
+            const double v = w*(pw*y*symce_softplus_double(-xv) + (1 - y)*symce_softplus_double(xv));
+            if (reduction == SYMCE_REDUCTION_NONE) loss[idx] = (float)v;
+            else total += v;
+            grad[idx] = (float)((w*(-pw*y*symce_sigmoid_double(-xv) + (1 - y)*symce_sigmoid_double(xv))) * scale);
+        }
+    }
+    if (reduction != SYMCE_REDUCTION_NONE) *loss = symce_reduce_f32(reduction, total, divisor);
+    return SYMCE_OK;
+}
+
 /* ---------------------------------------------------------------------------------------- */
 /* Kernels on double buffers: symce_*_f64 */
 /* ---------------------------------------------------------------------------------------- */
@@ -1865,5 +1901,41 @@ int symce_sigmoid_binary_cross_entropy_grad_f64(size_t n, size_t k, const double
             grad[idx] = (double)((w*(-pw*y*symce_sigmoid_double(-xv) + (1 - y)*symce_sigmoid_double(xv))) * scale);
         }
     }
+    return SYMCE_OK;
+}
+
+/* Sigmoid binary cross-entropy and its gradient in one pass. */
+int symce_sigmoid_binary_cross_entropy_with_grad_f64(size_t n, size_t k,
+                                                     const double *restrict logits,
+                                                     const double *restrict target,
+                                                     const double *restrict weight,
+                                                     const double *restrict pos_weight,
+                                                     symce_reduction reduction,
+                                                     double *restrict loss, double *restrict grad)
+{
+    if (logits == NULL || target == NULL || loss == NULL || grad == NULL) return SYMCE_ERR_NULL;
+    int rc = symce_check_shape(n, k, 1, sizeof(double));
+    if (rc == SYMCE_OK) rc = symce_check_reduction(reduction);
+    if (rc == SYMCE_OK) rc = symce_check_weights_f64(weight, n * k);
+    if (rc == SYMCE_OK) rc = symce_check_weights_f64(pos_weight, k);
+    if (rc != SYMCE_OK) return rc;
+
+    const double divisor = (double)(n * k);
+    const double scale = symce_scale_f64(reduction, divisor);
+    double total = 0;
+    for (size_t i = 0; i < n; ++i) {
+        for (size_t j = 0; j < k; ++j) {
+            const size_t idx = i * k + j;
+            const double xv = logits[idx];
+            const double pw = pos_weight != NULL ? pos_weight[j] : 1;
+            const double y = target[idx];
+            const double w = weight != NULL ? weight[idx] : 1;
+            const double v = w*(pw*y*symce_softplus_double(-xv) + (1 - y)*symce_softplus_double(xv));
+            if (reduction == SYMCE_REDUCTION_NONE) loss[idx] = v;
+            else total += v;
+            grad[idx] = (double)((w*(-pw*y*symce_sigmoid_double(-xv) + (1 - y)*symce_sigmoid_double(xv))) * scale);
+        }
+    }
+    if (reduction != SYMCE_REDUCTION_NONE) *loss = symce_reduce_f64(reduction, total, divisor);
     return SYMCE_OK;
 }

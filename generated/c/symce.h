@@ -761,6 +761,43 @@ int symce_sigmoid_binary_cross_entropy_grad_f32(size_t n, size_t k, const float 
                                                 const float *restrict pos_weight,
                                                 symce_reduction reduction, float *restrict grad);
 
+/*
+ * symce_sigmoid_binary_cross_entropy_with_grad_f32: Sigmoid binary cross-entropy and its gradient
+ * in one pass.
+ *
+ *     L = (1 - y) softplus(x) + w+ y softplus(-x); dL/dx = (1 - y) sigma(x) - w+ y sigma(-x)
+ *   computed as (x = the logit; y = the target; pw = pos_weight[column]):
+ *     loss = pw*y*softplus(-x) + (1 - y)*softplus(x)   (times w)
+ *     grad = -pw*y*sigmoid(-x) + (1 - y)*sigmoid(x)   (times w)
+ *   softplus(t) = log(1 + exp(t)), evaluated as max(t, 0) + log1p(exp(-|t|)).
+ *   sigmoid(t) = 1/(1 + exp(-t)), evaluated as exp(min(t, 0))/(1 + exp(-|t|)).
+ *
+ *   n           number of rows (samples); may be 0
+ *   k           number of classes per row; must be >= 1
+ *   logits      [n*k] logits
+ *   target      [n*k] targets in [0, 1]
+ *   weight      [n*k] element weights, or NULL for all ones
+ *   pos_weight  [k] weight of the positive term per column, or NULL for all ones
+ *   reduction   SYMCE_REDUCTION_NONE, _MEAN or _SUM
+ *   loss        [n*k] for SYMCE_REDUCTION_NONE (one loss per element), else [1]
+ *   grad        [n*k] gradient of the reduced loss w.r.t. logits
+ *
+ *   mean divides by n*k; n = 0 gives NaN for mean and 0 for sum.
+ *   The gradient is that of the reduced loss (for none, each sample's own).
+ *   One pass over the elements, loss and gradient together; the same numbers as the separate loss
+ *   and gradient kernels.
+ *
+ * Returns SYMCE_OK, or SYMCE_ERR_NULL, SYMCE_ERR_SIZE, SYMCE_ERR_ARG, SYMCE_ERR_WEIGHT (checked in
+ * that order, before anything is written).
+ */
+int symce_sigmoid_binary_cross_entropy_with_grad_f32(size_t n, size_t k,
+                                                     const float *restrict logits,
+                                                     const float *restrict target,
+                                                     const float *restrict weight,
+                                                     const float *restrict pos_weight,
+                                                     symce_reduction reduction,
+                                                     float *restrict loss, float *restrict grad);
+
 /* ---------------------------------------------------------------------------------------- */
 /* double: symce_*_f64 */
 /* ---------------------------------------------------------------------------------------- */
@@ -1455,5 +1492,42 @@ int symce_sigmoid_binary_cross_entropy_grad_f64(size_t n, size_t k, const double
                                                 const double *restrict weight,
                                                 const double *restrict pos_weight,
                                                 symce_reduction reduction, double *restrict grad);
+
+/*
+ * symce_sigmoid_binary_cross_entropy_with_grad_f64: Sigmoid binary cross-entropy and its gradient
+ * in one pass.
+ *
+ *     L = (1 - y) softplus(x) + w+ y softplus(-x); dL/dx = (1 - y) sigma(x) - w+ y sigma(-x)
+ *   computed as (x = the logit; y = the target; pw = pos_weight[column]):
+ *     loss = pw*y*softplus(-x) + (1 - y)*softplus(x)   (times w)
+ *     grad = -pw*y*sigmoid(-x) + (1 - y)*sigmoid(x)   (times w)
+ *   softplus(t) = log(1 + exp(t)), evaluated as max(t, 0) + log1p(exp(-|t|)).
+ *   sigmoid(t) = 1/(1 + exp(-t)), evaluated as exp(min(t, 0))/(1 + exp(-|t|)).
+ *
+ *   n           number of rows (samples); may be 0
+ *   k           number of classes per row; must be >= 1
+ *   logits      [n*k] logits
+ *   target      [n*k] targets in [0, 1]
+ *   weight      [n*k] element weights, or NULL for all ones
+ *   pos_weight  [k] weight of the positive term per column, or NULL for all ones
+ *   reduction   SYMCE_REDUCTION_NONE, _MEAN or _SUM
+ *   loss        [n*k] for SYMCE_REDUCTION_NONE (one loss per element), else [1]
+ *   grad        [n*k] gradient of the reduced loss w.r.t. logits
+ *
+ *   mean divides by n*k; n = 0 gives NaN for mean and 0 for sum.
+ *   The gradient is that of the reduced loss (for none, each sample's own).
+ *   One pass over the elements, loss and gradient together; the same numbers as the separate loss
+ *   and gradient kernels.
+ *
+ * Returns SYMCE_OK, or SYMCE_ERR_NULL, SYMCE_ERR_SIZE, SYMCE_ERR_ARG, SYMCE_ERR_WEIGHT (checked in
+ * that order, before anything is written).
+ */
+int symce_sigmoid_binary_cross_entropy_with_grad_f64(size_t n, size_t k,
+                                                     const double *restrict logits,
+                                                     const double *restrict target,
+                                                     const double *restrict weight,
+                                                     const double *restrict pos_weight,
+                                                     symce_reduction reduction,
+                                                     double *restrict loss, double *restrict grad);
 
 #endif /* SYMCE_H */

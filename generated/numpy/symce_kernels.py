@@ -56,6 +56,7 @@ __all__ = [
     "binary_cross_entropy_grad",
     "sigmoid_binary_cross_entropy",
     "sigmoid_binary_cross_entropy_grad",
+    "sigmoid_binary_cross_entropy_with_grad",
 ]
 
 _FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
@@ -863,8 +864,8 @@ def binary_cross_entropy(probs, target, reduction="mean", *, weight=None):
     _probabilities("probs", probs)
     count = probs.dtype.type(probs.size)
     with np.errstate(all="ignore"):
-        loss = w*(-target*np.maximum(np.log(probs), -100) - (1 - target)*np.maximum(np.log1p(-probs), -100))
-        return _reduce(loss, reduction, count)
+        loss = _reduce(w*(-target*np.maximum(np.log(probs), -100) - (1 - target)*np.maximum(np.log1p(-probs), -100)), reduction, count)
+    return loss
 
 
 def binary_cross_entropy_grad(probs, target, reduction="mean", *, weight=None):
@@ -893,8 +894,8 @@ def binary_cross_entropy_grad(probs, target, reduction="mean", *, weight=None):
     _probabilities("probs", probs)
     count = probs.dtype.type(probs.size)
     with np.errstate(all="ignore"):
-        grad = w*(probs - target)/np.maximum(-probs*(probs - 1), 1.0e-12)
-        return _scale(grad, reduction, count)[()]
+        grad = _scale(w*(probs - target)/np.maximum(-probs*(probs - 1), 1.0e-12), reduction, count)[()]
+    return grad
 
 
 def sigmoid_binary_cross_entropy(logits, target, reduction="mean", *, weight=None, pos_weight=None):
@@ -927,8 +928,8 @@ def sigmoid_binary_cross_entropy(logits, target, reduction="mean", *, weight=Non
     reduction = _reduction(reduction)
     count = logits.dtype.type(logits.size)
     with np.errstate(all="ignore"):
-        loss = w*(pw*target*_softplus(-logits) + (1 - target)*_softplus(logits))
-        return _reduce(loss, reduction, count)
+        loss = _reduce(w*(pw*target*_softplus(-logits) + (1 - target)*_softplus(logits)), reduction, count)
+    return loss
 
 
 def sigmoid_binary_cross_entropy_grad(logits, target, reduction="mean", *, weight=None,
@@ -961,5 +962,45 @@ def sigmoid_binary_cross_entropy_grad(logits, target, reduction="mean", *, weigh
     reduction = _reduction(reduction)
     count = logits.dtype.type(logits.size)
     with np.errstate(all="ignore"):
-        grad = w*(-pw*target*_sigmoid(-logits) + (1 - target)*_sigmoid(logits))
-        return _scale(grad, reduction, count)[()]
+        grad = _scale(w*(-pw*target*_sigmoid(-logits) + (1 - target)*_sigmoid(logits)), reduction, count)[()]
+    return grad
+
+
+def sigmoid_binary_cross_entropy_with_grad(logits, target, reduction="mean", *, weight=None,
+                                           pos_weight=None):
+    """Sigmoid binary cross-entropy and its gradient in one pass.
+
+    L = (1 - y) softplus(x) + w+ y softplus(-x); dL/dx = (1 - y) sigma(x) - w+ y sigma(-x)
+
+    Args:
+        logits (any shape): logits.
+        target: targets in [0, 1], the input's shape.
+        reduction: 'none' (one loss per element), 'mean' (default: over all elements) or 'sum'.
+        weight: non-negative weights broadcastable to the input (one per element), or None (all 1).
+        pos_weight: non-negative weight of the positive term, broadcastable to the input (e.g. one
+            per class, shape (K,)), or None (1).
+
+    Returns:
+        loss (), or the input's shape for 'none': the reduced loss, or one per element for 'none';
+            the dtype of logits.
+        grad (the shape of logits): gradient of the (reduced) loss; the dtype of logits.
+
+    Example:
+        >>> loss, grad = sigmoid_binary_cross_entropy_with_grad(np.zeros(2), np.array([1.0, 0.0]),
+        ...                                                     reduction='sum')
+        >>> round(float(loss), 10)
+        1.3862943611
+        >>> grad
+        array([-0.5,  0.5])
+    """
+    logits = _floating("logits", logits)
+    target = _same_shape("target", _companion("target", target, logits, "logits"), logits,
+                         "logits")
+    w = _element_weights("weight", weight, logits, "logits")
+    pw = _element_weights("pos_weight", pos_weight, logits, "logits")
+    reduction = _reduction(reduction)
+    count = logits.dtype.type(logits.size)
+    with np.errstate(all="ignore"):
+        loss = _reduce(w*(pw*target*_softplus(-logits) + (1 - target)*_softplus(logits)), reduction, count)
+        grad = _scale(w*(-pw*target*_sigmoid(-logits) + (1 - target)*_sigmoid(logits)), reduction, count)[()]
+    return loss, grad

@@ -305,9 +305,9 @@ def _params(kern, soft):
             ps.append(Param("pos_weight", "pos_weight",
                             "[k] weight of the positive term per column, or NULL for all ones"))
         ps.append(Param("reduction", "reduction", "SYMCE_REDUCTION_NONE, _MEAN or _SUM"))
-        out = kern.outputs[0].name
-        ps.append(Param(out, "out", _loss_doc(fam) if out == "loss"
-                        else "[n*k] gradient of the reduced loss w.r.t. " + x))
+        for out in (o.name for o in kern.outputs):  # loss, then grad
+            ps.append(Param(out, "out", _loss_doc(fam) if out == "loss"
+                            else "[n*k] gradient of the reduced loss w.r.t. " + x))
         return tuple(ps)
     raise ValueError(f"unknown family {fam!r}")
 
@@ -442,6 +442,9 @@ def _doc(fn: CFunction, kern) -> list:
     if kern.name == "softmax_cross_entropy_with_grad":
         notes.append("One pass per row: its max, then Srest and sum y~, then loss and gradient "
                      "together; the same numbers as the separate loss and gradient kernels.")
+    if kern.name == "sigmoid_binary_cross_entropy_with_grad":
+        notes.append("One pass over the elements, loss and gradient together; the same numbers "
+                     "as the separate loss and gradient kernels.")
     layout = _ROWWISE_LAYOUT.get(kern.name) if fam == "rowwise" else None
     if layout == "jacobian":
         notes.append(f"No allocation: p_j of {JACOBIAN_BLOCK} columns at a time is kept on the "

@@ -280,6 +280,8 @@ EXAMPLES = {
                                      {"pos_weight": 3.0}),
     "sigmoid_binary_cross_entropy_grad": ((np.array([[2.0, -1.0]]), np.array([[1.0, 0.0]])),
                                           {"reduction": "sum"}),
+    "sigmoid_binary_cross_entropy_with_grad": ((np.array([[2.0, -1.0]]), np.array([[1.0, 0.0]])),
+                                               {"pos_weight": 3.0, "reduction": "sum"}),
 }
 
 

@@ -214,6 +214,13 @@ EXAMPLES = {
         ">>> sigmoid_binary_cross_entropy_grad(np.array([0.0, 1e4]), np.array([1.0, 0.0]),",
         "...                                   reduction='sum')",
         "array([-0.5,  1. ])"],
+    "sigmoid_binary_cross_entropy_with_grad": [
+        ">>> loss, grad = sigmoid_binary_cross_entropy_with_grad(np.zeros(2), np.array([1.0, 0.0]),",
+        "...                                                     reduction='sum')",
+        ">>> round(float(loss), 10)",
+        "1.3862943611",
+        ">>> grad",
+        "array([-0.5,  0.5])"],
 }
 
 
