@@ -328,6 +328,111 @@ def _masked(rows, kept):
     return rows if kept is None else np.where(kept[..., None], rows, 0)
 
 
+# ---------------------------------------------------------------------------------------------
+# Blocks: the loss kernels run over their rows in blocks of about _BLOCK elements, each block's
+# values in preallocated float64 buffers (written in place), so temporaries stay in cache and
+# the extra memory is a few blocks
+# ---------------------------------------------------------------------------------------------
+_BLOCK = 65536
+
+
+def _batch(a):
+    """``a`` as rows (a view): one (K,) sample is one row."""
+    return a.reshape(1, -1) if a.ndim == 1 else a
+
+
+def _block_rows(x):
+    """Rows per block: about _BLOCK elements, at least one row."""
+    return max(1, min(x.shape[0], _BLOCK // max(1, x.shape[-1])))
+
+
+def _blocks(x):
+    """(lo, hi) row ranges covering the rows of ``x``, one block each."""
+    step = _block_rows(x)
+    for lo in range(0, x.shape[0], step):
+        yield lo, min(x.shape[0], lo + step)
+
+
+def _buffers(count, x):
+    """``count`` float64 buffers of one block of the rows of ``x``."""
+    return np.empty((count, _block_rows(x), x.shape[-1]))
+
+
+def _widen(rows, buf):
+    """``rows`` copied into the float64 buffer ``buf`` (exactly: float32 -> float64)."""
+    np.copyto(buf, rows)
+    return buf
+
+
+def _shift_at(z, at):
+    """The row maximum z[at] in float64, or 0 where it is not finite (as _row_shift)."""
+    top = np.take_along_axis(z, at, axis=-1).astype(np.float64)
+    return np.where(np.isfinite(top), top, 0)
+
+
+def _put(values, at, v):
+    """``values`` at the row's index ``at`` set to ``v``."""
+    np.put_along_axis(values, at, v, axis=-1)
+
+
+def _srest_at(e, at, em1_a, e_a):
+    """Srest = S - 1: the row sum of ``e`` with the argmax's term replaced by em1_a (``e`` is
+    left as it was: e_a at the argmax)."""
+    np.put_along_axis(e, at, em1_a, axis=-1)
+    srest = np.sum(e, axis=-1, keepdims=True)
+    np.put_along_axis(e, at, e_a, axis=-1)
+    return srest
+
+
+def _zero_where(values, factor):
+    """``values`` set to exactly 0 where ``factor`` is 0 (mul0, in place)."""
+    np.copyto(values, 0.0, where=np.equal(factor, 0))
+
+
+def _zero_where_not_finite(err, s):
+    """TwoSum's error set to 0 where the sum ``s`` is not finite (as _two_sum_err)."""
+    np.copyto(err, 0.0, where=~np.isfinite(s))
+
+
+def _nan_rows(rows, srest):
+    """Rows whose Srest is not finite (a row holding +inf) set to NaN."""
+    rows[~np.isfinite(srest[:, 0])] = np.nan
+
+
+def _label_rows(labels, ignore_index, weight, x):
+    """kept (not ignored), the labels as a column (0 where ignored), w_t per row (a column),
+    sum_k w_k and the mean's divisor, in float64, for integer labels."""
+    labels = labels.reshape(-1)
+    kept = labels != ignore_index
+    safe = np.where(kept, labels, 0)[:, None]
+    w_row = np.ones((labels.size, 1)) if weight is None else weight[safe]
+    wsum = np.float64(x.shape[-1]) if weight is None else np.sum(weight)
+    divisor = np.sum(np.where(kept[:, None], w_row, 0), dtype=np.float64)
+    return kept, safe, w_row, wsum, divisor
+
+
+def _class_at(w_k, at):
+    """w_k at the row's index ``at`` (w_k = 1 without class weights)."""
+    return w_k if np.ndim(w_k) == 0 else w_k[at]
+
+
+def _nonzero(c):
+    """Whether the per-class part of the target is present (NaN counts)."""
+    return bool(np.any(np.not_equal(c, 0)))
+
+
+def _grad_divisor(reduction, divisor):
+    """What the gradient is divided by: the mean's divisor, or 1."""
+    return _mean_divisor(divisor) if reduction == "mean" else np.float64(1)
+
+
+def _zero_rows(rows, kept):
+    """Rows of ignored samples set to 0, in place (kept is None when nothing can be ignored)."""
+    if kept is not None:
+        rows[~kept] = 0
+    return rows
+
+
 def _mean_divisor(divisor):
     return divisor if divisor != 0 else divisor.dtype.type(np.nan)
 
@@ -691,25 +796,132 @@ def softmax_cross_entropy(logits, target, reduction="mean", *, weight=None, igno
     dtype = logits.dtype
     n_classes = logits.shape[-1]
     with np.errstate(all="ignore"):
-        z, y, weight = _wide(logits), _wide(y), _wide(weight)
+        x, weight = _batch(logits), _wide(weight)
+        w_k = 1 if weight is None else weight
+        losses = np.empty(x.shape[0])
         if labels is not None:
-            kept, hot, w_t, w_k, divisor = _label_parts(labels, ignore_index, weight, z)
-            yt = hot*w_t*(1 - label_smoothing) + label_smoothing*w_k/n_classes
-            yt = _masked(yt, kept)
+            kept, t_all, w_t_all, wsum, divisor = _label_rows(labels, ignore_index, weight, x)
+            c = label_smoothing*w_k/n_classes
+            smooth = _nonzero(c)
+            if dtype == np.float32:
+                _bufs = _buffers(2, x)
+                for lo, hi in _blocks(x):
+                    _b0, _b1, = _bufs[:, :hi - lo]
+                    at = _argmax(x[lo:hi])
+                    shift = _shift_at(x[lo:hi], at)
+                    z = _widen(x[lo:hi], _b0)
+                    zs = np.subtract(z, shift, out=_b0)
+                    zs_a = _at(zs, at)
+                    em1_a = np.expm1(zs_a)
+                    e_a = np.exp(zs_a)
+                    t = t_all[lo:hi]
+                    w_t = w_t_all[lo:hi]
+                    zs_t = _at(zs, t)
+                    e = np.exp(zs, out=_b1)
+                    srest = _srest_at(e, at, em1_a, e_a)
+                    loss = _mul0(w_t*(1 - label_smoothing), -zs_t + np.log1p(srest))
+                    if smooth:
+                        np.subtract(np.log1p(srest), zs, out=_b0)
+                        np.multiply(_b0, c, out=_b0)
+                        _zero_where(_b0, c)
+                        lt = _b0
+                    if smooth:
+                        loss = loss + np.sum(lt, axis=-1, keepdims=True)
+                    losses[lo:hi] = loss[:, 0]
+            else:
+                _bufs = _buffers(5, x)
+                for lo, hi in _blocks(x):
+                    _b0, _b1, _b2, _b3, _b4, = _bufs[:, :hi - lo]
+                    at = _argmax(x[lo:hi])
+                    shift = _shift_at(x[lo:hi], at)
+                    z = x[lo:hi]
+                    zs = np.subtract(z, shift, out=_b0)
+                    ts = np.subtract(zs, z, out=_b1)
+                    np.subtract(zs, ts, out=_b3)
+                    np.subtract(z, _b3, out=_b2)
+                    np.subtract(-shift, ts, out=_b3)
+                    zlo = np.add(_b2, _b3, out=_b2)
+                    _zero_where_not_finite(zlo, zs)
+                    zs_a = _at(zs, at)
+                    zlo_a = _at(zlo, at)
+                    em1_a = np.expm1(zs_a) + _mul0(zlo_a, np.exp(zs_a))
+                    e_a = (zlo_a + 1)*np.exp(zs_a)
+                    t = t_all[lo:hi]
+                    w_t = w_t_all[lo:hi]
+                    zs_t = _at(zs, t)
+                    zlo_t = _at(zlo, t)
+                    np.add(zlo, 1, out=_b1)
+                    np.exp(zs, out=_b3)
+                    e = np.multiply(_b1, _b3, out=_b1)
+                    srest = _srest_at(e, at, em1_a, e_a)
+                    loss = _mul0(w_t*(1 - label_smoothing), -zlo_t - zs_t + np.log1p(srest))
+                    if smooth:
+                        np.subtract(np.log1p(srest), zlo, out=_b2)
+                        np.subtract(_b2, zs, out=_b2)
+                        np.multiply(_b2, c, out=_b2)
+                        _zero_where(_b2, c)
+                        lt = _b2
+                    if smooth:
+                        loss = loss + np.sum(lt, axis=-1, keepdims=True)
+                    losses[lo:hi] = loss[:, 0]
         else:
-            kept = None
-            w_k, divisor = _soft_parts(weight, z)
-            yt = w_k*(y*(1 - label_smoothing) + label_smoothing/n_classes)
-        shift = _row_shift(z)
-        zs = -shift + z
-        zlo = _two_sum_err(z, -shift)
-        e = (zlo + 1)*np.exp(zs)
-        at = _argmax(z)
-        zs_a, zlo_a = _at(zs, at), _at(zlo, at)
-        em1_a = np.expm1(zs_a) + _mul0(zlo_a, np.exp(zs_a))
-        srest = _srest(e, at, em1_a)
-        terms = _mul0(yt, -zlo - zs + np.log1p(srest))
-        loss = _narrow(_reduce(np.sum(terms, axis=-1), reduction, divisor), dtype)
+            kept, yin, divisor = None, _batch(y), np.float64(x.shape[0])
+            if dtype == np.float32:
+                _bufs = _buffers(3, x)
+                for lo, hi in _blocks(x):
+                    _b0, _b1, _b2, = _bufs[:, :hi - lo]
+                    at = _argmax(x[lo:hi])
+                    shift = _shift_at(x[lo:hi], at)
+                    z = _widen(x[lo:hi], _b0)
+                    zs = np.subtract(z, shift, out=_b0)
+                    zs_a = _at(zs, at)
+                    em1_a = np.expm1(zs_a)
+                    e_a = np.exp(zs_a)
+                    y = _widen(yin[lo:hi], _b1)
+                    np.multiply(y, 1 - label_smoothing, out=_b1)
+                    np.add(_b1, label_smoothing/n_classes, out=_b1)
+                    yt = np.multiply(_b1, w_k, out=_b1)
+                    e = np.exp(zs, out=_b2)
+                    srest = _srest_at(e, at, em1_a, e_a)
+                    np.subtract(np.log1p(srest), zs, out=_b0)
+                    np.multiply(_b0, yt, out=_b0)
+                    _zero_where(_b0, yt)
+                    lt = _b0
+                    losses[lo:hi] = np.sum(lt, axis=-1)
+            else:
+                _bufs = _buffers(5, x)
+                for lo, hi in _blocks(x):
+                    _b0, _b1, _b2, _b3, _b4, = _bufs[:, :hi - lo]
+                    at = _argmax(x[lo:hi])
+                    shift = _shift_at(x[lo:hi], at)
+                    z = x[lo:hi]
+                    zs = np.subtract(z, shift, out=_b0)
+                    ts = np.subtract(zs, z, out=_b1)
+                    np.subtract(zs, ts, out=_b3)
+                    np.subtract(z, _b3, out=_b2)
+                    np.subtract(-shift, ts, out=_b3)
+                    zlo = np.add(_b2, _b3, out=_b2)
+                    _zero_where_not_finite(zlo, zs)
+                    zs_a = _at(zs, at)
+                    zlo_a = _at(zlo, at)
+                    em1_a = np.expm1(zs_a) + _mul0(zlo_a, np.exp(zs_a))
+                    e_a = (zlo_a + 1)*np.exp(zs_a)
+                    y = yin[lo:hi]
+                    np.multiply(y, 1 - label_smoothing, out=_b1)
+                    np.add(_b1, label_smoothing/n_classes, out=_b1)
+                    yt = np.multiply(_b1, w_k, out=_b1)
+                    np.add(zlo, 1, out=_b3)
+                    np.exp(zs, out=_b4)
+                    e = np.multiply(_b3, _b4, out=_b3)
+                    srest = _srest_at(e, at, em1_a, e_a)
+                    np.subtract(np.log1p(srest), zlo, out=_b2)
+                    np.subtract(_b2, zs, out=_b2)
+                    np.multiply(_b2, yt, out=_b2)
+                    _zero_where(_b2, yt)
+                    lt = _b2
+                    losses[lo:hi] = np.sum(lt, axis=-1)
+        losses = _zero_rows(losses, kept).reshape(logits.shape[:-1])
+        loss = _narrow(_reduce(losses, reduction, divisor), dtype)
     return loss
 
 
@@ -745,29 +957,159 @@ def softmax_cross_entropy_grad(logits, target, reduction="mean", *, weight=None,
     dtype = logits.dtype
     n_classes = logits.shape[-1]
     with np.errstate(all="ignore"):
-        z, y, weight = _wide(logits), _wide(y), _wide(weight)
+        x, weight = _batch(logits), _wide(weight)
+        w_k = 1 if weight is None else weight
+        grad = np.empty(x.shape, dtype)
         if labels is not None:
-            kept, hot, w_t, w_k, divisor = _label_parts(labels, ignore_index, weight, z)
-            yt = hot*w_t*(1 - label_smoothing) + label_smoothing*w_k/n_classes
-            yt = _masked(yt, kept)
+            kept, t_all, w_t_all, wsum, divisor = _label_rows(labels, ignore_index, weight, x)
+            c = label_smoothing*w_k/n_classes
+            smooth = _nonzero(c)
+            gdiv = _grad_divisor(reduction, divisor)
+            if dtype == np.float32:
+                _bufs = _buffers(1, x)
+                for lo, hi in _blocks(x):
+                    _b0, = _bufs[:, :hi - lo]
+                    at = _argmax(x[lo:hi])
+                    shift = _shift_at(x[lo:hi], at)
+                    z = _widen(x[lo:hi], _b0)
+                    zs = np.subtract(z, shift, out=_b0)
+                    zs_a = _at(zs, at)
+                    em1_a = np.expm1(zs_a)
+                    e_a = np.exp(zs_a)
+                    t = t_all[lo:hi]
+                    w_t = w_t_all[lo:hi]
+                    zs_t = _at(zs, t)
+                    ysum = w_t*(1 - label_smoothing) + label_smoothing*wsum/n_classes
+                    e = np.exp(zs, out=_b0)
+                    srest = _srest_at(e, at, em1_a, e_a)
+                    g = np.multiply(e, ysum/(gdiv*(srest + 1)), out=_b0)
+                    if smooth:
+                        g = np.subtract(g, c/gdiv, out=_b0)
+                    grad[lo:hi] = g
+                    _nan_rows(grad[lo:hi], srest)
+                    e_t = np.exp(zs_t)
+                    em1_t = np.expm1(zs_t)
+                    p_t = e_t/(srest + 1)
+                    pc_t = (srest - em1_t)/(srest + 1)
+                    yt_t = w_t*(1 - label_smoothing) + label_smoothing*w_t/n_classes
+                    _put(grad[lo:hi], t, (p_t*(ysum - yt_t) - pc_t*yt_t)/gdiv)
+                    hot_a = at == t
+                    w_a = _class_at(w_k, at)
+                    yt_a = hot_a*w_t*(1 - label_smoothing) + label_smoothing*w_a/n_classes
+                    p_a = e_a/(srest + 1)
+                    pc_a = (srest - em1_a)/(srest + 1)
+                    _put(grad[lo:hi], at, (p_a*(ysum - yt_a) - pc_a*yt_a)/gdiv)
+            else:
+                _bufs = _buffers(5, x)
+                for lo, hi in _blocks(x):
+                    _b0, _b1, _b2, _b3, _b4, = _bufs[:, :hi - lo]
+                    at = _argmax(x[lo:hi])
+                    shift = _shift_at(x[lo:hi], at)
+                    z = x[lo:hi]
+                    zs = np.subtract(z, shift, out=_b0)
+                    ts = np.subtract(zs, z, out=_b1)
+                    np.subtract(zs, ts, out=_b3)
+                    np.subtract(z, _b3, out=_b2)
+                    np.subtract(-shift, ts, out=_b3)
+                    zlo = np.add(_b2, _b3, out=_b2)
+                    _zero_where_not_finite(zlo, zs)
+                    zs_a = _at(zs, at)
+                    zlo_a = _at(zlo, at)
+                    em1_a = np.expm1(zs_a) + _mul0(zlo_a, np.exp(zs_a))
+                    e_a = (zlo_a + 1)*np.exp(zs_a)
+                    t = t_all[lo:hi]
+                    w_t = w_t_all[lo:hi]
+                    zs_t = _at(zs, t)
+                    zlo_t = _at(zlo, t)
+                    ysum = w_t*(1 - label_smoothing) + label_smoothing*wsum/n_classes
+                    np.add(zlo, 1, out=_b2)
+                    np.exp(zs, out=_b1)
+                    e = np.multiply(_b2, _b1, out=_b2)
+                    srest = _srest_at(e, at, em1_a, e_a)
+                    g = np.multiply(e, ysum/(gdiv*(srest + 1)), out=_b2)
+                    if smooth:
+                        g = np.subtract(g, c/gdiv, out=_b2)
+                    grad[lo:hi] = g
+                    _nan_rows(grad[lo:hi], srest)
+                    e_t = (zlo_t + 1)*np.exp(zs_t)
+                    em1_t = np.expm1(zs_t) + _mul0(zlo_t, np.exp(zs_t))
+                    p_t = e_t/(srest + 1)
+                    pc_t = (srest - em1_t)/(srest + 1)
+                    yt_t = w_t*(1 - label_smoothing) + label_smoothing*w_t/n_classes
+                    _put(grad[lo:hi], t, (p_t*(ysum - yt_t) - pc_t*yt_t)/gdiv)
+                    hot_a = at == t
+                    w_a = _class_at(w_k, at)
+                    yt_a = hot_a*w_t*(1 - label_smoothing) + label_smoothing*w_a/n_classes
+                    p_a = e_a/(srest + 1)
+                    pc_a = (srest - em1_a)/(srest + 1)
+                    _put(grad[lo:hi], at, (p_a*(ysum - yt_a) - pc_a*yt_a)/gdiv)
         else:
-            kept = None
-            w_k, divisor = _soft_parts(weight, z)
-            yt = w_k*(y*(1 - label_smoothing) + label_smoothing/n_classes)
-        shift = _row_shift(z)
-        zs = -shift + z
-        zlo = _two_sum_err(z, -shift)
-        e = (zlo + 1)*np.exp(zs)
-        at = _argmax(z)
-        zs_a, zlo_a = _at(zs, at), _at(zlo, at)
-        em1_a = np.expm1(zs_a) + _mul0(zlo_a, np.exp(zs_a))
-        srest = _srest(e, at, em1_a)
-        p = e/(srest + 1)
-        em1 = np.expm1(zs) + _mul0(zlo, np.exp(zs))
-        pc = (srest - em1)/(srest + 1)
-        ysum = np.sum(yt, axis=-1, keepdims=True)
-        grad = p*(ysum - yt) - pc*yt
-        grad = _narrow(_masked(_scale(grad, reduction, divisor), kept), dtype)
+            kept, yin, divisor = None, _batch(y), np.float64(x.shape[0])
+            gdiv = _grad_divisor(reduction, divisor)
+            if dtype == np.float32:
+                _bufs = _buffers(3, x)
+                for lo, hi in _blocks(x):
+                    _b0, _b1, _b2, = _bufs[:, :hi - lo]
+                    at = _argmax(x[lo:hi])
+                    shift = _shift_at(x[lo:hi], at)
+                    z = _widen(x[lo:hi], _b0)
+                    zs = np.subtract(z, shift, out=_b0)
+                    zs_a = _at(zs, at)
+                    em1_a = np.expm1(zs_a)
+                    e_a = np.exp(zs_a)
+                    y = _widen(yin[lo:hi], _b1)
+                    np.multiply(y, 1 - label_smoothing, out=_b1)
+                    np.add(_b1, label_smoothing/n_classes, out=_b1)
+                    yt = np.multiply(_b1, w_k, out=_b1)
+                    ysum = np.sum(yt, axis=-1, keepdims=True)
+                    e = np.exp(zs, out=_b0)
+                    srest = _srest_at(e, at, em1_a, e_a)
+                    np.multiply(e, ysum/(gdiv*(srest + 1)), out=_b0)
+                    np.divide(yt, gdiv, out=_b2)
+                    g = np.subtract(_b0, _b2, out=_b0)
+                    grad[lo:hi] = g
+                    _nan_rows(grad[lo:hi], srest)
+                    yt_a = _at(yt, at)
+                    p_a = e_a/(srest + 1)
+                    pc_a = (srest - em1_a)/(srest + 1)
+                    _put(grad[lo:hi], at, (p_a*(ysum - yt_a) - pc_a*yt_a)/gdiv)
+            else:
+                _bufs = _buffers(5, x)
+                for lo, hi in _blocks(x):
+                    _b0, _b1, _b2, _b3, _b4, = _bufs[:, :hi - lo]
+                    at = _argmax(x[lo:hi])
+                    shift = _shift_at(x[lo:hi], at)
+                    z = x[lo:hi]
+                    zs = np.subtract(z, shift, out=_b0)
+                    ts = np.subtract(zs, z, out=_b1)
+                    np.subtract(zs, ts, out=_b3)
+                    np.subtract(z, _b3, out=_b2)
+                    np.subtract(-shift, ts, out=_b3)
+                    zlo = np.add(_b2, _b3, out=_b2)
+                    _zero_where_not_finite(zlo, zs)
+                    zs_a = _at(zs, at)
+                    zlo_a = _at(zlo, at)
+                    em1_a = np.expm1(zs_a) + _mul0(zlo_a, np.exp(zs_a))
+                    e_a = (zlo_a + 1)*np.exp(zs_a)
+                    y = yin[lo:hi]
+                    np.multiply(y, 1 - label_smoothing, out=_b1)
+                    np.add(_b1, label_smoothing/n_classes, out=_b1)
+                    yt = np.multiply(_b1, w_k, out=_b1)
+                    ysum = np.sum(yt, axis=-1, keepdims=True)
+                    np.add(zlo, 1, out=_b2)
+                    np.exp(zs, out=_b3)
+                    e = np.multiply(_b2, _b3, out=_b2)
+                    srest = _srest_at(e, at, em1_a, e_a)
+                    np.multiply(e, ysum/(gdiv*(srest + 1)), out=_b2)
+                    np.divide(yt, gdiv, out=_b0)
+                    g = np.subtract(_b2, _b0, out=_b2)
+                    grad[lo:hi] = g
+                    _nan_rows(grad[lo:hi], srest)
+                    yt_a = _at(yt, at)
+                    p_a = e_a/(srest + 1)
+                    pc_a = (srest - em1_a)/(srest + 1)
+                    _put(grad[lo:hi], at, (p_a*(ysum - yt_a) - pc_a*yt_a)/gdiv)
+        grad = _zero_rows(grad, kept).reshape(logits.shape)
     return grad
 
 
@@ -809,31 +1151,192 @@ def softmax_cross_entropy_with_grad(logits, target, reduction="mean", *, weight=
     dtype = logits.dtype
     n_classes = logits.shape[-1]
     with np.errstate(all="ignore"):
-        z, y, weight = _wide(logits), _wide(y), _wide(weight)
+        x, weight = _batch(logits), _wide(weight)
+        w_k = 1 if weight is None else weight
+        losses = np.empty(x.shape[0])
+        grad = np.empty(x.shape, dtype)
         if labels is not None:
-            kept, hot, w_t, w_k, divisor = _label_parts(labels, ignore_index, weight, z)
-            yt = hot*w_t*(1 - label_smoothing) + label_smoothing*w_k/n_classes
-            yt = _masked(yt, kept)
+            kept, t_all, w_t_all, wsum, divisor = _label_rows(labels, ignore_index, weight, x)
+            c = label_smoothing*w_k/n_classes
+            smooth = _nonzero(c)
+            gdiv = _grad_divisor(reduction, divisor)
+            if dtype == np.float32:
+                _bufs = _buffers(2, x)
+                for lo, hi in _blocks(x):
+                    _b0, _b1, = _bufs[:, :hi - lo]
+                    at = _argmax(x[lo:hi])
+                    shift = _shift_at(x[lo:hi], at)
+                    z = _widen(x[lo:hi], _b0)
+                    zs = np.subtract(z, shift, out=_b0)
+                    zs_a = _at(zs, at)
+                    em1_a = np.expm1(zs_a)
+                    e_a = np.exp(zs_a)
+                    t = t_all[lo:hi]
+                    w_t = w_t_all[lo:hi]
+                    zs_t = _at(zs, t)
+                    ysum = w_t*(1 - label_smoothing) + label_smoothing*wsum/n_classes
+                    e = np.exp(zs, out=_b1)
+                    srest = _srest_at(e, at, em1_a, e_a)
+                    loss = _mul0(w_t*(1 - label_smoothing), -zs_t + np.log1p(srest))
+                    if smooth:
+                        np.subtract(np.log1p(srest), zs, out=_b0)
+                        np.multiply(_b0, c, out=_b0)
+                        _zero_where(_b0, c)
+                        lt = _b0
+                    if smooth:
+                        loss = loss + np.sum(lt, axis=-1, keepdims=True)
+                    losses[lo:hi] = loss[:, 0]
+                    g = np.multiply(e, ysum/(gdiv*(srest + 1)), out=_b1)
+                    if smooth:
+                        g = np.subtract(g, c/gdiv, out=_b1)
+                    grad[lo:hi] = g
+                    _nan_rows(grad[lo:hi], srest)
+                    e_t = np.exp(zs_t)
+                    em1_t = np.expm1(zs_t)
+                    p_t = e_t/(srest + 1)
+                    pc_t = (srest - em1_t)/(srest + 1)
+                    yt_t = w_t*(1 - label_smoothing) + label_smoothing*w_t/n_classes
+                    _put(grad[lo:hi], t, (p_t*(ysum - yt_t) - pc_t*yt_t)/gdiv)
+                    hot_a = at == t
+                    w_a = _class_at(w_k, at)
+                    yt_a = hot_a*w_t*(1 - label_smoothing) + label_smoothing*w_a/n_classes
+                    p_a = e_a/(srest + 1)
+                    pc_a = (srest - em1_a)/(srest + 1)
+                    _put(grad[lo:hi], at, (p_a*(ysum - yt_a) - pc_a*yt_a)/gdiv)
+            else:
+                _bufs = _buffers(5, x)
+                for lo, hi in _blocks(x):
+                    _b0, _b1, _b2, _b3, _b4, = _bufs[:, :hi - lo]
+                    at = _argmax(x[lo:hi])
+                    shift = _shift_at(x[lo:hi], at)
+                    z = x[lo:hi]
+                    zs = np.subtract(z, shift, out=_b0)
+                    ts = np.subtract(zs, z, out=_b1)
+                    np.subtract(zs, ts, out=_b3)
+                    np.subtract(z, _b3, out=_b2)
+                    np.subtract(-shift, ts, out=_b3)
+                    zlo = np.add(_b2, _b3, out=_b2)
+                    _zero_where_not_finite(zlo, zs)
+                    zs_a = _at(zs, at)
+                    zlo_a = _at(zlo, at)
+                    em1_a = np.expm1(zs_a) + _mul0(zlo_a, np.exp(zs_a))
+                    e_a = (zlo_a + 1)*np.exp(zs_a)
+                    t = t_all[lo:hi]
+                    w_t = w_t_all[lo:hi]
+                    zs_t = _at(zs, t)
+                    zlo_t = _at(zlo, t)
+                    ysum = w_t*(1 - label_smoothing) + label_smoothing*wsum/n_classes
+                    np.add(zlo, 1, out=_b1)
+                    np.exp(zs, out=_b3)
+                    e = np.multiply(_b1, _b3, out=_b1)
+                    srest = _srest_at(e, at, em1_a, e_a)
+                    loss = _mul0(w_t*(1 - label_smoothing), -zlo_t - zs_t + np.log1p(srest))
+                    if smooth:
+                        np.subtract(np.log1p(srest), zlo, out=_b2)
+                        np.subtract(_b2, zs, out=_b2)
+                        np.multiply(_b2, c, out=_b2)
+                        _zero_where(_b2, c)
+                        lt = _b2
+                    if smooth:
+                        loss = loss + np.sum(lt, axis=-1, keepdims=True)
+                    losses[lo:hi] = loss[:, 0]
+                    g = np.multiply(e, ysum/(gdiv*(srest + 1)), out=_b1)
+                    if smooth:
+                        g = np.subtract(g, c/gdiv, out=_b1)
+                    grad[lo:hi] = g
+                    _nan_rows(grad[lo:hi], srest)
+                    e_t = (zlo_t + 1)*np.exp(zs_t)
+                    em1_t = np.expm1(zs_t) + _mul0(zlo_t, np.exp(zs_t))
+                    p_t = e_t/(srest + 1)
+                    pc_t = (srest - em1_t)/(srest + 1)
+                    yt_t = w_t*(1 - label_smoothing) + label_smoothing*w_t/n_classes
+                    _put(grad[lo:hi], t, (p_t*(ysum - yt_t) - pc_t*yt_t)/gdiv)
+                    hot_a = at == t
+                    w_a = _class_at(w_k, at)
+                    yt_a = hot_a*w_t*(1 - label_smoothing) + label_smoothing*w_a/n_classes
+                    p_a = e_a/(srest + 1)
+                    pc_a = (srest - em1_a)/(srest + 1)
+                    _put(grad[lo:hi], at, (p_a*(ysum - yt_a) - pc_a*yt_a)/gdiv)
         else:
-            kept = None
-            w_k, divisor = _soft_parts(weight, z)
-            yt = w_k*(y*(1 - label_smoothing) + label_smoothing/n_classes)
-        shift = _row_shift(z)
-        zs = -shift + z
-        zlo = _two_sum_err(z, -shift)
-        e = (zlo + 1)*np.exp(zs)
-        at = _argmax(z)
-        zs_a, zlo_a = _at(zs, at), _at(zlo, at)
-        em1_a = np.expm1(zs_a) + _mul0(zlo_a, np.exp(zs_a))
-        srest = _srest(e, at, em1_a)
-        p = e/(srest + 1)
-        em1 = np.expm1(zs) + _mul0(zlo, np.exp(zs))
-        pc = (srest - em1)/(srest + 1)
-        terms = _mul0(yt, -zlo - zs + np.log1p(srest))
-        loss = _narrow(_reduce(np.sum(terms, axis=-1), reduction, divisor), dtype)
-        ysum = np.sum(yt, axis=-1, keepdims=True)
-        grad = p*(ysum - yt) - pc*yt
-        grad = _narrow(_masked(_scale(grad, reduction, divisor), kept), dtype)
+            kept, yin, divisor = None, _batch(y), np.float64(x.shape[0])
+            gdiv = _grad_divisor(reduction, divisor)
+            if dtype == np.float32:
+                _bufs = _buffers(4, x)
+                for lo, hi in _blocks(x):
+                    _b0, _b1, _b2, _b3, = _bufs[:, :hi - lo]
+                    at = _argmax(x[lo:hi])
+                    shift = _shift_at(x[lo:hi], at)
+                    z = _widen(x[lo:hi], _b0)
+                    zs = np.subtract(z, shift, out=_b0)
+                    zs_a = _at(zs, at)
+                    em1_a = np.expm1(zs_a)
+                    e_a = np.exp(zs_a)
+                    y = _widen(yin[lo:hi], _b1)
+                    np.multiply(y, 1 - label_smoothing, out=_b1)
+                    np.add(_b1, label_smoothing/n_classes, out=_b1)
+                    yt = np.multiply(_b1, w_k, out=_b1)
+                    ysum = np.sum(yt, axis=-1, keepdims=True)
+                    e = np.exp(zs, out=_b2)
+                    srest = _srest_at(e, at, em1_a, e_a)
+                    np.subtract(np.log1p(srest), zs, out=_b0)
+                    np.multiply(_b0, yt, out=_b0)
+                    _zero_where(_b0, yt)
+                    lt = _b0
+                    losses[lo:hi] = np.sum(lt, axis=-1)
+                    np.multiply(e, ysum/(gdiv*(srest + 1)), out=_b2)
+                    np.divide(yt, gdiv, out=_b0)
+                    g = np.subtract(_b2, _b0, out=_b2)
+                    grad[lo:hi] = g
+                    _nan_rows(grad[lo:hi], srest)
+                    yt_a = _at(yt, at)
+                    p_a = e_a/(srest + 1)
+                    pc_a = (srest - em1_a)/(srest + 1)
+                    _put(grad[lo:hi], at, (p_a*(ysum - yt_a) - pc_a*yt_a)/gdiv)
+            else:
+                _bufs = _buffers(5, x)
+                for lo, hi in _blocks(x):
+                    _b0, _b1, _b2, _b3, _b4, = _bufs[:, :hi - lo]
+                    at = _argmax(x[lo:hi])
+                    shift = _shift_at(x[lo:hi], at)
+                    z = x[lo:hi]
+                    zs = np.subtract(z, shift, out=_b0)
+                    ts = np.subtract(zs, z, out=_b1)
+                    np.subtract(zs, ts, out=_b3)
+                    np.subtract(z, _b3, out=_b2)
+                    np.subtract(-shift, ts, out=_b3)
+                    zlo = np.add(_b2, _b3, out=_b2)
+                    _zero_where_not_finite(zlo, zs)
+                    zs_a = _at(zs, at)
+                    zlo_a = _at(zlo, at)
+                    em1_a = np.expm1(zs_a) + _mul0(zlo_a, np.exp(zs_a))
+                    e_a = (zlo_a + 1)*np.exp(zs_a)
+                    y = yin[lo:hi]
+                    np.multiply(y, 1 - label_smoothing, out=_b1)
+                    np.add(_b1, label_smoothing/n_classes, out=_b1)
+                    yt = np.multiply(_b1, w_k, out=_b1)
+                    ysum = np.sum(yt, axis=-1, keepdims=True)
+                    np.add(zlo, 1, out=_b3)
+                    np.exp(zs, out=_b4)
+                    e = np.multiply(_b3, _b4, out=_b3)
+                    srest = _srest_at(e, at, em1_a, e_a)
+                    np.subtract(np.log1p(srest), zlo, out=_b2)
+                    np.subtract(_b2, zs, out=_b2)
+                    np.multiply(_b2, yt, out=_b2)
+                    _zero_where(_b2, yt)
+                    lt = _b2
+                    losses[lo:hi] = np.sum(lt, axis=-1)
+                    np.multiply(e, ysum/(gdiv*(srest + 1)), out=_b3)
+                    np.divide(yt, gdiv, out=_b0)
+                    g = np.subtract(_b3, _b0, out=_b3)
+                    grad[lo:hi] = g
+                    _nan_rows(grad[lo:hi], srest)
+                    yt_a = _at(yt, at)
+                    p_a = e_a/(srest + 1)
+                    pc_a = (srest - em1_a)/(srest + 1)
+                    _put(grad[lo:hi], at, (p_a*(ysum - yt_a) - pc_a*yt_a)/gdiv)
+        losses = _zero_rows(losses, kept).reshape(logits.shape[:-1])
+        loss = _narrow(_reduce(losses, reduction, divisor), dtype)
+        grad = _zero_rows(grad, kept).reshape(logits.shape)
     return loss, grad
 
 

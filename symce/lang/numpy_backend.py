@@ -26,7 +26,7 @@ import sympy as sp
 from sympy.printing.numpy import NumPyPrinter
 
 from .. import kernels as kr
-from ..functions import sigmoid, softplus, two_sum_err
+from ..functions import clamp_min, mul0, sigmoid, softplus, two_sum_err
 from ..generate import GENERATED, Output
 
 OUTPUT = "numpy/symce_kernels.py"
@@ -124,6 +124,7 @@ def printer(family: str) -> NumPyKernelPrinter:
 # ----------------------------------------------------------------------------------------------
 PARTIALS = {"elementwise": "elementwise", "rowwise": "rowwise", "ce_probs": "ce",
             "ce_logits": "ce", "bce": "bce"}
+TEMPLATES = {**PARTIALS, "ce_logits": "ce_logits"}  # family -> templates/numpy/_<name>.py.jinja
 
 DEFAULTS = {"weight": "None", "ignore_index": "-100", "label_smoothing": "0.0",
             "pos_weight": "None", "reduction": '"mean"'}
@@ -306,6 +307,8 @@ def kernel_context(kern: kr.Kernel) -> dict:
     if kern.family == "bce":  # the element weight multiplies the loss and its gradient
         slots = {slot: kr.w * expr for slot, expr in slots.items()}
     code = {slot: pr.doprint(expr) for slot, expr in slots.items()}
+    if kern.family == "ce_logits":  # the class part of y~ for integer labels (at hot = 0)
+        code["yt_class"] = pr.doprint(kern.slots["yt_label"].xreplace({kr.hot: 0}))
     rows = kern.family in ("rowwise", "ce_logits")
     if rows:  # em1 at the argmax only, for Srest (em1 of every class only where pc is needed)
         at = NumPyKernelPrinter({**BOUND[kern.family], **ROW_AT})
@@ -318,7 +321,7 @@ def kernel_context(kern: kr.Kernel) -> dict:
     return {
         "name": kern.name,
         "family": kern.family,
-        "partial": f"numpy/_{partial}.py.jinja",
+        "partial": f"numpy/_{TEMPLATES[kern.family]}.py.jinja",
         "signature": _signature(kern),
         "summary": kern.summary,
         "formula": kern.formula,
@@ -338,7 +341,16 @@ def kernel_context(kern: kr.Kernel) -> dict:
         "grad": "grad" in outputs,
         "pos_weight": "pos_weight" in kern.options,
         "result": ", ".join(outputs),
+        "programs": _programs(kern),
     }
+
+
+def _programs(kern: kr.Kernel) -> dict:
+    """The block programs of a kernel, by variant (empty for the families without them)."""
+    if kern.family == "ce_logits":
+        return {f"{target}{'_wide' if wide else ''}": _ce_program(kern, target == "soft", wide)
+                for target in ("labels", "soft") for wide in (False, True)}
+    return {}
 
 
 def _symbol_names(slots: dict) -> set:
@@ -350,6 +362,127 @@ def _needs_p(slots: dict) -> bool:
     output slot (out, loss_term, grad) uses p."""
     outputs = {name: slots[name] for name in ("out", "loss_term", "grad") if name in slots}
     return not outputs or bool({"p", "p_i", "p_j"} & _symbol_names(outputs))
+
+
+# ----------------------------------------------------------------------------------------------
+# Block programs (symce/lang/numpy_blocks.py) of the cross-entropy from logits and the BCE family
+# ----------------------------------------------------------------------------------------------
+_C = sp.Symbol("c", real=True)          # the per-class part of y~ for integer labels
+_GDIV = sp.Symbol("gdiv", positive=True)  # the gradient's divisor (the mean's, or 1)
+_WSUM = sp.Symbol("wsum", positive=True)  # sum_k w_k
+_TS = sp.Symbol("ts", real=True)        # TwoSum's t = s - a
+_GDIV_G = sp.Symbol("g", real=True)     # the gradient block, updated in place
+_E = sp.Symbol("E", nonnegative=True)   # exp(-|x|), shared by softplus and sigmoid (BCE)
+_AT = {"zs": "zs_a", "zlo": "zlo_a", "e": "e_a", "em1": "em1_a", "p": "p_a", "pc": "pc_a",
+       "yt": "yt_a", "hot": "hot_a", "w_k": "w_a"}
+_AT_LABEL = {"zs": "zs_t", "zlo": "zlo_t", "e": "e_t", "em1": "em1_t", "p": "p_t", "pc": "pc_t",
+             "yt": "yt_t"}
+BLOCK_NAMES = {**BOUND["ce_logits"], "c": "c", "gdiv": "gdiv", "wsum": "wsum", "ts": "ts",
+               "lt": "lt", "E": "E", "g": "g"}
+
+
+def _terms_over(expr, den):
+    """Each term of ``expr`` divided by ``den`` (the sum is not expanded further)."""
+    return sp.Add(*[t / den for t in sp.Add.make_args(expr)])
+
+
+def _ce_program(kern: kr.Kernel, soft: bool, wide: bool) -> list:
+    """The block program of a ce_logits kernel (lines, without the loop head), for probability
+    targets (``soft``) or integer labels, for float32 input computed in float64 (``wide``: z - shift
+    of two float32 values is exact in float64, so zlo = 0) or float64 (zlo by TwoSum)."""
+    from . import numpy_blocks as nb
+
+    sl = kern.slots
+    def flat(ex):
+        if not wide:
+            return ex
+        return ex.xreplace({kr.zlo: 0}).replace(lambda f: isinstance(f, mul0) and f.args[0] == 0,
+                                                lambda f: sp.S.Zero)
+    base = dict(BLOCK_NAMES)
+    at = NumPyKernelPrinter({**base, **_AT})
+    lab = NumPyKernelPrinter({**base, **_AT_LABEL})
+    loss, grad = "loss_term" in sl, "grad" in sl
+    yt_label = sl["yt_label"]
+    steps = [nb.line("at = _argmax(x[lo:hi])"), nb.line("shift = _shift_at(x[lo:hi], at)"),
+             nb.Step("load" if wide else "view", name="z", code="x[lo:hi]"),
+             nb.block("zs", sl["zs"])]
+    if not wide:  # zlo: TwoSum of (z, -shift), whose s is zs
+        a, b = sl["zlo"].args
+        with sp.evaluate(False):
+            (s_sym, s_expr), (t_sym, t_expr), (_, err) = two_sum_steps(a, b)
+            t_expr = t_expr.xreplace({s_sym: kr.zs})
+            err = err.xreplace({s_sym: kr.zs, t_sym: _TS})
+        if sp.expand(s_expr - sl["zs"]) != 0:
+            raise ValueError("the zs slot is not TwoSum's s")
+        steps += [nb.block("ts", t_expr), nb.block("zlo", err),
+                  nb.line("_zero_where_not_finite(zlo, zs)", reads=("zlo", "zs"))]
+    steps.append(nb.line("zs_a = _at(zs, at)", reads=("zs",)))
+    if not wide:
+        steps.append(nb.line("zlo_a = _at(zlo, at)", reads=("zlo",)))
+    steps += [nb.line(f"em1_a = {at.doprint(flat(sl['em1']))}"),
+              nb.line(f"e_a = {at.doprint(flat(sl['e']))}")]
+    if soft:
+        steps += [nb.Step("load" if wide else "view", name="y", code="yin[lo:hi]"),
+                  nb.block("yt", sl["yt_soft"])]
+        if grad:
+            steps.append(nb.line("ysum = np.sum(yt, axis=-1, keepdims=True)", reads=("yt",)))
+    else:
+        steps += [nb.line("t = t_all[lo:hi]"), nb.line("w_t = w_t_all[lo:hi]"),
+                  nb.line("zs_t = _at(zs, t)", reads=("zs",))]
+        if not wide:
+            steps.append(nb.line("zlo_t = _at(zlo, t)", reads=("zlo",)))
+        if grad:
+            ysum = yt_label.xreplace({kr.hot: 1, kr.w_k: _WSUM})   # sum_k of y~: hot sums to 1
+            steps.append(nb.line(f"ysum = {lab.doprint(ysum)}"))
+    steps += [nb.block("e", flat(sl["e"])),
+              nb.line("srest = _srest_at(e, at, em1_a, e_a)", reads=("e",))]
+    if loss:
+        term = flat(sl["loss_term"])
+        if soft:
+            steps += [nb.block("lt", term),
+                      nb.line("losses[lo:hi] = np.sum(lt, axis=-1)", reads=("lt",))]
+        else:
+            # y~ = c + hot h: the label's h (a row value), then the class part c (a block)
+            h = yt_label.xreplace({kr.hot: 1}) - yt_label.xreplace({kr.hot: 0})
+            steps += [nb.line(f"loss = {lab.doprint(term.xreplace({kr.yt: h}))}"),
+                      nb.block("lt", term.xreplace({kr.yt: _C}), cond="smooth"),
+                      nb.line("loss = loss + np.sum(lt, axis=-1, keepdims=True)", reads=("lt",),
+                              cond="smooth"),
+                      nb.line("losses[lo:hi] = loss[:, 0]")]
+    if grad:
+        # away from the argmax p <= 1/2: pc = 1 - p is exact enough, and p ysum - y~ is the
+        # gradient; the argmax (and the label) get the slot itself, with the accurate pc
+        bulk = sp.expand(sl["grad"].xreplace({kr.pc: 1 - kr.p})).xreplace({kr.p: flat(sl["p"])})
+        bulk = _terms_over(bulk, _GDIV)
+        if soft:
+            steps.append(nb.block("g", bulk))
+        else:  # the class part c of y~ only with label smoothing
+            steps += [nb.block("g", bulk.xreplace({kr.yt: 0})),
+                      nb.update("g", _GDIV_G + bulk.xreplace({kr.yt: _C}) -
+                                bulk.xreplace({kr.yt: 0}), cond="smooth")]
+        # pc = 1 - p holds for a finite Srest; a row holding +inf has pc = inf/inf (the slot's NaN)
+        steps += [nb.line("grad[lo:hi] = g", reads=("g",)),
+                  nb.line("_nan_rows(grad[lo:hi], srest)")]
+        fix = sl["grad"] / _GDIV
+        if soft:
+            steps.append(nb.line("yt_a = _at(yt, at)", reads=("yt",)))
+        else:
+            steps += [nb.line(f"e_t = {lab.doprint(flat(sl['e']))}"),
+                      nb.line(f"em1_t = {lab.doprint(flat(sl['em1']))}"),
+                      nb.line(f"p_t = {lab.doprint(flat(sl['p']))}"),
+                      nb.line(f"pc_t = {lab.doprint(flat(sl['pc']))}"),
+                      nb.line(f"yt_t = {lab.doprint(yt_label.xreplace({kr.hot: 1, kr.w_k: kr.w_t}))}"),
+                      nb.line(f"_put(grad[lo:hi], t, {lab.doprint(fix)})"),
+                      nb.line("hot_a = at == t"), nb.line("w_a = _class_at(w_k, at)"),
+                      nb.line(f"yt_a = {at.doprint(yt_label)}")]
+        steps += [nb.line(f"p_a = {at.doprint(flat(sl['p']))}"),
+                  nb.line(f"pc_a = {at.doprint(flat(sl['pc']))}"),
+                  nb.line(f"_put(grad[lo:hi], at, {at.doprint(fix)})")]
+    small = NumPyKernelPrinter(base)
+    lines, nbuf = nb.assemble(steps, small, {"z", "y"})
+    head = [f"_bufs = _buffers({nbuf}, x)", "for lo, hi in _blocks(x):",
+            f"    {', '.join(f'_b{i}' for i in range(nbuf))}, = _bufs[:, :hi - lo]"]
+    return head + ["    " + ln for ln in lines]
 
 
 def two_sum_steps(a, b):
@@ -383,7 +516,9 @@ def helper_context() -> dict:
 
 def context() -> dict:
     kernels = [kernel_context(k) for k in kr.registry().values()]
-    return {"kernels": kernels, "names": [k["name"] for k in kernels], **helper_context()}
+    from .numpy_blocks import BLOCK
+    return {"kernels": kernels, "names": [k["name"] for k in kernels], "block": BLOCK,
+            **helper_context()}
 
 
 def outputs() -> list:
