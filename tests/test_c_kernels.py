@@ -66,22 +66,30 @@ def as_list(x):
 def test_printer_types_per_dtype():
     x = sp.Symbol("x", real=True)
     expr = sp.exp(x) + sp.log(x) + sp.Float("1e-12")
-    assert c_backend.CPrinter("f32").doprint(expr) == "expf(xv) + logf(xv) + 1.0e-12F"
-    assert "expf" not in c_backend.CPrinter("f64").doprint(expr)
+    # the float kernels compute in double with symce's float-accurate exp; double with its own
+    assert c_backend.CPrinter("f32c").doprint(expr) == \
+        "symce_exp_for_f32(xv) + log(xv) + 9.9999999999999998e-13"
+    assert c_backend.CPrinter("f64").doprint(expr) == \
+        "symce_exp_for_f64(xv) + log(xv) + 9.9999999999999998e-13"
+    assert c_backend.CPrinter("f80").doprint(expr) == \
+        "expl(xv) + logl(xv) + 9.99999999999999979887e-13L"
 
 
 def test_printer_maps_symce_functions_and_is_strict():
     pr = c_backend.CPrinter("f64")
     a, b = sp.symbols("p yt", real=True)
-    assert pr.doprint(clamp_min(a, -100)) == "symce_clamp_min_double(p, -100)"
-    assert pr.doprint(mul0(b, a)) == "symce_mul0_double(yt, p)"
-    assert pr.doprint(softplus(a)) == "symce_softplus_double(p)"
-    assert pr.doprint(sigmoid(-a)) == "symce_sigmoid_double(-p)"
-    assert pr.doprint(two_sum_err(a, -b)) == "symce_two_sum_err_double(p, -yt)"
+    assert pr.doprint(clamp_min(a, -100)) == "symce_clamp_min_for_f64(p, -100)"
+    assert pr.doprint(mul0(b, a)) == "symce_mul0_for_f64(yt, p)"
+    assert pr.doprint(softplus(a)) == "symce_softplus_for_f64(p)"
+    assert pr.doprint(sigmoid(-a)) == "symce_sigmoid_for_f64(-p)"
+    assert pr.doprint(two_sum_err(a, -b)) == "symce_two_sum_err_for_f64(p, -yt)"
     assert pr.doprint(expm1(a) + log1p(b)) == "expm1(p) + log1p(yt)"
+    # a two-branch Piecewise is a bit-mask select in double (a ternary stops GCC vectorising)
+    assert pr.doprint(sp.Piecewise((0, sp.Eq(a, 0)), (b, True))) == "symce_select(p == 0, 0, yt)"
     assert c_backend.CPrinter("f80").doprint(sigmoid(a) + sp.exp(b)) == \
-        "expl(yt) + symce_sigmoid_long_double(p)"
-    assert c_backend.CPrinter("f32").doprint(expm1(a)) == "expm1f(p)"
+        "expl(yt) + symce_sigmoid_ld(p)"
+    assert c_backend.CPrinter("f80").doprint(sp.Piecewise((0, sp.Eq(a, 0)), (b, True))) == \
+        "(p == 0) ? (0) : (yt)"
     with pytest.raises(ValueError, match="no C name"):
         pr.doprint(sp.Symbol("unknown_local"))
     with pytest.raises(ValueError, match="fmax"):
@@ -101,18 +109,21 @@ def test_every_slot_prints():
 
 def test_helpers_propagate_nan():
     helpers = {h["name"]: h["body"] for h in c_backend._helpers("f64")}
-    # (lo > x) is false for a NaN x, so the clamp returns x
-    assert re.fullmatch(r"\(lo > x\) \? \(lo\) : \(x\)", helpers["symce_clamp_min_double"])
-    assert "fmax" not in "".join(helpers.values())
+    # (lo > x) is false for a NaN x, so the clamp returns x (a bit-mask select in double)
+    assert helpers["symce_clamp_min_for_f64"] == "symce_select(lo > x, lo, x)"
+    long_double = {h["name"]: h["body"] for h in c_backend._helpers("f80")}
+    assert re.fullmatch(r"\(lo > x\) \? \(lo\) : \(x\)", long_double["symce_clamp_min_ld"])
+    assert "fmax" not in "".join(helpers.values()) + "".join(long_double.values())
 
 
 def test_two_sum_helper_keeps_its_grouping():
     """SymPy flattens (a - (s - t)) + (b - t) to a + b - s (0 in floating point): the helper
     keeps TwoSum's operations apart, and returns 0 when a + b is not finite."""
-    (helper,) = [h for h in c_backend._helpers("f64") if h["name"] == "symce_two_sum_err_double"]
+    (helper,) = [h for h in c_backend._helpers("f64") if h["name"] == "symce_two_sum_err_for_f64"]
     lines = [f"{st['name']} = {st['expr']}" for st in helper["statements"]]
     assert lines == ["s = a + b", "t = -a + s", "err = (a - (s - t)) + (b - t)"]
-    assert helper["body"] == "(isfinite(s)) ? (err) : (0)"
+    # finiteness from the exponent bits, so -ffast-math cannot fold the test away
+    assert helper["body"] == "symce_select(symce_isfinite(s), err, 0)"
     a, b = sp.symbols("a b", real=True)
     steps = c_backend.two_sum_steps(a, b)
     assert steps[-1][0].name == "err" and steps[-1][1].has(sp.Symbol("t", real=True))
@@ -120,11 +131,12 @@ def test_two_sum_helper_keeps_its_grouping():
 
 def test_helpers_only_where_used():
     used = c_backend.used_helpers()
-    assert set(used) == {"f64", "f80"}                   # float computes in double
+    assert set(used) == {"f32c", "f64", "f80"}           # float computes in double
     assert used["f80"] == ["sigmoid"]                    # the double elementwise kernels
     assert {"two_sum_err", "sigmoid", "softplus", "mul0", "clamp_min"} <= set(used["f64"])
+    assert "two_sum_err" not in used["f32c"]             # z - shift is exact enough in double
     assert [h["name"] for h in c_backend._helpers("f80", used["f80"])] == [
-        "symce_clamp_min_long_double", "symce_sigmoid_long_double"]   # callees first
+        "symce_clamp_min_ld", "symce_sigmoid_ld"]        # callees first
 
 
 def _sections(text):
@@ -141,7 +153,7 @@ def test_generated_text_uses_the_right_types():
     assert "(float)(" in f32 and "const double zs" in f32 and "const float zs" not in f32
     # the double sigmoid kernels compute in long double, the others in double
     sig = f64[f64.index("int symce_sigmoid_f64("):f64.index("int symce_softmax_f64(")]
-    assert "long double xv" in sig and "(double)(symce_sigmoid_long_double(" in sig
+    assert "long double xv" in sig and "(double)(symce_sigmoid_ld(" in sig
     assert "long double" not in f64[f64.index("int symce_softmax_f64("):]
     assert "malloc" not in src and "free(" not in src
     header = (C_DIR / "symce.h").read_text()
@@ -153,17 +165,25 @@ def test_generated_text_uses_the_right_types():
 
 
 def test_row_kernels_print_the_slots():
-    """Srest comes from the printed e and em1 slots; log1p(Srest) is computed once per row."""
+    """The row statistics print the e (and, for rows whose max is not finite, em1) slots once per
+    dtype; log1p(Srest) is computed once per row and log p needs no exponential per class."""
     src = (C_DIR / "symce.c").read_text()
     pr = c_backend.CPrinter("f64")
-    ls = src[src.index("int symce_log_softmax_f64("):src.index("int symce_logsumexp_f64(")]
     kern = registry()["log_softmax"]
+    stats = src[src.index("static int symce_row_stats_f64("):]
+    stats = stats[:stats.index("\n}\n")]
     em1, e = pr.doprint(kern.slots["em1"]), pr.doprint(kern.slots["e"])
-    assert f"srest_acc += j == a ? {em1} : {e};" in ls
+    assert f"const double em1 = {em1};" in stats and "sum += em1;" in stats
+    exp_loop = src[src.index("static void symce_row_exp_f64("):]
+    assert f"const double e = {e};" in exp_loop[:exp_loop.index("\n}\n")]
+    ls = src[src.index("int symce_log_softmax_f64("):src.index("int symce_logsumexp_f64(")]
     assert ls.count("log1p(") == 1 and "const double log1p_srest = log1p(srest);" in ls
     for slot in ("zs", "zlo"):
         assert f"const double {slot} = {pr.doprint(kern.slots[slot])};" in ls
     assert "exp(" not in ls.split("log1p_srest = ")[1]  # log p needs no exponential per class
+    # the float kernels carry no TwoSum term: z - shift of two floats is exact enough in double
+    ls32 = src[src.index("int symce_log_softmax_f32("):src.index("int symce_logsumexp_f32(")]
+    assert "two_sum" not in ls32 and "const double zs = -shift + zv;" in ls32
 
 
 # ----------------------------------------------------------------------------------------------

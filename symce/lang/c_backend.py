@@ -20,38 +20,52 @@ tests use it to call the compiled library through ctypes.
 """
 from __future__ import annotations
 
+import math
 import textwrap
 from dataclasses import dataclass
 
 import sympy as sp
-from sympy.codegen.ast import float32, float64, float80, real
+from sympy.codegen.ast import float64, float80, real
 from sympy.logic.boolalg import BooleanFunction
 from sympy.printing.c import C99CodePrinter
 
+from .. import approx
 from .. import kernels as kr
 from ..functions import clamp_min, mul0, sigmoid, softplus, two_sum_err
 from ..generate import Output
 
 # ----------------------------------------------------------------------------------------------
 # Types.  DTYPES are the storage dtypes (one C function per kernel and dtype): T is the buffer
-# type, ``compute`` the type the printed math runs in, ``compute_by_family`` the exceptions, and
-# every sum (row sums, <g, p>, row losses, reductions, the mean divisor) accumulates in ``acc``.
-# The float kernels compute in double and round once: in float, zs = z - shift alone is rounded to
-# 2^-24 relative, which exp(zs) turns into |zs| 2^-24 relative error.  The double elementwise
-# kernels (sigmoid, sigmoid') compute in long double and round once.  CTYPES are the compute
-# types a CPrinter is made for.
+# type, ``compute`` the compute type (a CTYPES key) the printed math runs in,
+# ``compute_by_family`` the exceptions, and every sum (row sums, <g, p>, row losses, reductions,
+# the mean divisor) accumulates in ``acc``.  The float kernels compute in double and round once:
+# in float, zs = z - shift alone is rounded to 2^-24 relative, which exp(zs) turns into
+# |zs| 2^-24 relative error.  In double, z - shift of two floats is exact to 2^-53 relative, so
+# the float kernels carry no TwoSum error term (zlo = 0) and use the float-accurate polynomial
+# approximations (``approx``: a key of symce.approx.TARGETS).  The double elementwise kernels
+# (sigmoid, sigmoid') compute in long double and round once.  CTYPES are the compute types a
+# CPrinter is made for; ``sfx`` names their helpers (symce_exp_for_f32 computes in double for the
+# float kernels).
 # ----------------------------------------------------------------------------------------------
 DTYPES = {
-    "f32": {"T": "float", "acc": "double", "compute": "f64", "compute_by_family": {}},
+    "f32": {"T": "float", "acc": "double", "compute": "f32c", "compute_by_family": {}},
     "f64": {"T": "double", "acc": "double", "compute": "f64",
             "compute_by_family": {"elementwise": "f80"}},
 }
 CTYPES = {
-    "f32": {"T": "float", "alias": float32},
-    "f64": {"T": "double", "alias": float64},
-    "f80": {"T": "long double", "alias": float80},
+    "f32c": {"T": "double", "alias": float64, "sfx": "for_f32", "approx": "f32",
+             "exact_shift": True},
+    "f64": {"T": "double", "alias": float64, "sfx": "for_f64", "approx": "f64",
+            "exact_shift": False},
+    "f80": {"T": "long double", "alias": float80, "sfx": "ld", "approx": None,
+            "exact_shift": False},
 }
+DTYPES_FOR = {"f32c": "float", "f64": "double", "f80": "double"}  # whose kernels a compute type serves
 ROW_FAMILIES = ("rowwise", "ce_logits")  # families with the per-row statistics (shift, Srest)
+LANES = 8            # partial sums per loop: the vectoriser keeps them in SIMD lanes
+STASH = 2048         # a row of up to this many classes keeps its exponentials on the stack
+MAX_LANES = {"float": 32, "double": 16}  # partial maxima of the row max (measured fastest)
+BLOCK = 1024         # elements per block of the BCE kernels (their weight buffers on the stack)
 
 
 def compute_dtype(dtype: str, family: str) -> str:
@@ -68,6 +82,7 @@ LOCAL_NAMES.update({
     "x": "xv",           # x, g and z are also the names of input arrays
     "g": "gv",
     "z": "zv",
+    "label_smoothing": "eps",  # the option, converted once to the compute type (float -> double)
 })
 
 # the per-class slots of the row families, in dependency order
@@ -92,8 +107,15 @@ UNKNOWN_ERROR = "unknown symce error code"
 
 
 def helper_name(fn: str, cdtype: str) -> str:
-    """``symce_<fn>_<C type>``: symce_sigmoid_double, symce_sigmoid_long_double."""
-    return f"symce_{fn}_{CTYPES[cdtype]['T'].replace(' ', '_')}"
+    """``symce_<fn>_<sfx>``: symce_sigmoid_for_f32 (double math for the float kernels),
+    symce_sigmoid_for_f64, symce_sigmoid_ld (long double)."""
+    return f"symce_{fn}_{CTYPES[cdtype]['sfx']}"
+
+
+def vectorised(cdtype: str) -> bool:
+    """Whether the compute type uses symce's own exp and branch-free selects (double math), so
+    the loops vectorise; long double keeps libm and the ternary operator."""
+    return CTYPES[cdtype]["approx"] is not None
 
 
 class _isfinite(BooleanFunction):  # noqa: N801 - printed as C's isfinite
@@ -107,13 +129,17 @@ class CPrinter(C99CodePrinter):
     ``type_aliases``, symce's functions mapped to that type's helpers, symbols renamed through a
     table (strict: an unknown symbol or function is an error)."""
 
-    def __init__(self, cdtype: str, names=None):
+    def __init__(self, cdtype: str, names=None, functions=None):
         self.cdtype = cdtype
         self.names = LOCAL_NAMES if names is None else names
+        user = {name: helper_name(name, cdtype) for name in HELPERS}
+        if vectorised(cdtype):
+            user["exp"] = helper_name("exp", cdtype)   # symce's polynomial exp: vectorises
+        user.update(functions or {})
         super().__init__({
             "type_aliases": {real: CTYPES[cdtype]["alias"]},
             "strict": True,
-            "user_functions": {name: helper_name(name, cdtype) for name in HELPERS},
+            "user_functions": user,
         })
 
     def _print_Symbol(self, expr):
@@ -122,13 +148,22 @@ class CPrinter(C99CodePrinter):
         return self.names[expr.name]
 
     def _print_Piecewise(self, expr):
-        # one line, for the two-branch helpers: (cond) ? (a) : (b)
+        # one line, for the two-branch helpers.  In double, symce_select(cond, a, b) picks by a bit
+        # mask: GCC threads a ternary with a constant arm into two paths and stops vectorising.
         if len(expr.args) != 2 or expr.args[1].cond is not sp.true:
             raise ValueError("only two-branch Piecewise with a default branch prints to C")
         (val, cond), (other, _) = expr.args
+        if vectorised(self.cdtype):
+            return f"symce_select({self._print(cond)}, {self._print(val)}, {self._print(other)})"
         return f"({self._print(cond)}) ? ({self._print(val)}) : ({self._print(other)})"
 
+    def _print_And(self, expr):
+        return " && ".join(f"({self._print(a)})" for a in sorted(expr.args, key=sp.default_sort_key))
+
     def _print__isfinite(self, expr):
+        # from the bit pattern in double, so -ffast-math cannot fold the test away
+        if vectorised(self.cdtype):
+            return f"symce_isfinite({self._print(expr.args[0])})"
         return f"isfinite({self._print(expr.args[0])})"
 
     def _print_Max(self, expr):
@@ -152,12 +187,23 @@ def two_sum_steps(a, b):
     return list(two_sum_err(a, b).stable())
 
 
-def _helper_defs():
-    """{fn: (parameter names, [(symbol, expr) statements], return expr, doc)} from SymPy."""
+def _helper_defs(cdtype: str):
+    """{fn: (parameter names, [(symbol, expr) statements], return expr, doc)} from SymPy, for
+    compute type ``cdtype``.  In double the sigmoid takes one exponential, v = exp(-|t|), and the
+    float kernels' softplus takes log1p from symce's polynomial on [0, 1] (see _approx_helpers)."""
     a, b, t, lo, xs = sp.symbols("a b t lo x", real=True)
     steps = two_sum_steps(a, b)
     s_sym = steps[0][0]
     err_sym = steps[-1][0]
+    if vectorised(cdtype):
+        v = sp.Symbol("v", positive=True)
+        sig = (("t",), [(v, sp.exp(-sp.Abs(t)))],
+               sp.Piecewise((1, sp.GreaterThan(t, 0)), (v, True)) / (1 + v),
+               "1 / (1 + exp(-t)) as (t >= 0 ? 1 : v) / (1 + v), v = exp(-|t|): one exponential, "
+               "no overflow, about an ULP for every t")
+    else:
+        sig = (("t",), [], sigmoid(t).stable(),
+               "1 / (1 + exp(-t)): branch-free, no overflow, about an ULP for every t")
     return {
         # max(x, lo) that keeps a NaN x: (x < lo) is false for NaN
         "clamp_min": (("x", "lo"), [], sp.Piecewise((lo, sp.StrictLessThan(xs, lo)), (xs, True)),
@@ -166,13 +212,97 @@ def _helper_defs():
                  "a * b, exactly 0 when a == 0 (even if b is infinite)"),
         "softplus": (("t",), [], softplus(t).stable().replace(sp.Max, _nan_keeping_max),
                      "log(1 + exp(t)) without overflow"),
-        "sigmoid": (("t",), [], sigmoid(t).stable(),
-                    "1 / (1 + exp(-t)): branch-free, no overflow, about an ULP for every t"),
+        "sigmoid": sig,
         "two_sum_err": (("a", "b"), steps,
                         sp.Piecewise((err_sym, _isfinite(s_sym)), (0, True)),
                         "the exact rounding error of a + b (Knuth's TwoSum), 0 when a + b is not "
                         "finite"),
     }
+
+
+def _helper_functions(cdtype: str, fn: str) -> dict:
+    """Printer overrides for one helper: the float kernels' softplus takes log1p(exp(-|t|)) from
+    symce's polynomial on [0, 1]."""
+    if fn == "softplus" and CTYPES[cdtype]["approx"] == "f32":
+        return {"log1p": helper_name("log1p01", cdtype)}
+    return {}
+
+
+def _hexf(v: float) -> str:
+    """A double as a C99 hexadecimal literal (exact)."""
+    return float(v).hex()
+
+
+def _exp_helper(cdtype: str) -> dict:
+    """symce_exp_<sfx>: exp(x) for x <= 0 in double, from the reduction and polynomial that
+    symce.approx derives; vectorises (no branch, no libm)."""
+    target = CTYPES[cdtype]["approx"]
+    fit = approx.exp_approximation(target)
+    scheme = approx.SCHEMES[target]
+    log2e, c_hi, c_lo = approx.cody_waite()
+    shifter = _hexf(scheme.shifter)
+    lines = [f"const double kd0 = SYMCE_FMA(x, {_hexf(log2e)}, {shifter});  /* n in the low bits */",
+             f"const double kd = kd0 - {shifter};"]
+    if scheme.cody_waite:
+        lines += [f"double r = SYMCE_FMA(-kd, {_hexf(c_hi)}, x);  /* exact: C_hi has "
+                  f"{approx.CW_BITS} bits */",
+                  f"r = SYMCE_FMA(-kd, {_hexf(c_lo)}, r);"]
+    else:
+        lines += [f"const double r = SYMCE_FMA(-kd, {_hexf(c_hi + c_lo)}, x);"]
+    coeffs = fit.coefficients
+    lines.append(f"double p = {_hexf(coeffs[-1])};")
+    for c in reversed(coeffs[:-1]):
+        lines.append(f"p = SYMCE_FMA(p, r, {_hexf(c)});")
+    if scheme.two_step:
+        lines += ["/* 2^n = 2^n1 2^n2, n1 = floor(n/2): both normal, so a subnormal result rounds "
+                  "once */",
+                  f"const uint64_t u = symce_bits(kd0) - (symce_bits({shifter}) - 2100u);  "
+                  "/* n + 2100 */",
+                  "const uint64_t u1 = u >> 1, u2 = u - u1;",
+                  "const double v = (p * symce_from_bits((u1 - 27u) << 52)) * "
+                  "symce_from_bits((u2 - 27u) << 52);"]
+    else:
+        lines += ["const double v = p * symce_from_bits(symce_bits(kd0) << 52);  "
+                  "/* 2^n: the low bits of kd0 are n + 1023 */"]
+    lines += [f"const uint64_t under = (uint64_t)0 - (uint64_t)(x < {scheme.lo!r});",
+              f"const uint64_t over = (uint64_t)0 - (uint64_t)(x > {scheme.hi!r});",
+              "return symce_from_bits((symce_bits(v) & ~(under | over)) | "
+              "(UINT64_C(0x7ff0000000000000) & over));"]
+    ulps = (f"{fit.eval_ulps:.2f} ULP" if target == "f64"
+            else f"2^{math.log2(fit.eval_rel_error):.1f} relative")
+    flush = ("0 below -745.13 (subnormal results rounded once)" if scheme.two_step else
+             f"0 below {scheme.lo:g} (exp < 2^-1021: below float's range, never visible in a "
+             "float result)")
+    doc = [f"exp(x), x <= 0, in double for the {DTYPES_FOR[cdtype]} kernels; derived by symce "
+           "(symce/approx.py, proof exp_range_reduction):",
+           f"x = n ln2 + r, n = round(x log2 e) by the 1.5*2^52 shifter, |r| <= ln2/2, "
+           + ("ln2 = C_hi + C_lo (Cody-Waite);" if scheme.cody_waite else "ln2 rounded to double;"),
+           f"exp(r) ~ P(r) = 1 + r + ... (degree {fit.degree}), minimax relative error "
+           f"2^{math.log2(fit.approx_error):.1f} (Remez, mpmath, coefficients rounded to double);",
+           f"evaluated in double, measured {ulps} against mpmath on {fit.eval_points} arguments, "
+           "with and without FMA;",
+           f"{flush}; -inf -> 0; NaN -> NaN; above {scheme.hi:g}, +inf."]
+    return {"signature": f"static inline double {helper_name('exp', cdtype)}(double x)",
+            "doc": doc, "lines": lines}
+
+
+def _log1p01_helper(cdtype: str) -> dict:
+    """symce_log1p01_<sfx>: log1p(v) for v in [0, 1] (the softplus of the sigmoid losses)."""
+    fit = approx.log1p_approximation(CTYPES[cdtype]["approx"])
+    coeffs = fit.coefficients
+    lines = ["const double s = v / (2 + v);  /* log1p(v) = 2 atanh(s), s in [0, 1/3] */",
+             "const double u = s * s;",
+             f"double q = {_hexf(coeffs[-1])};"]
+    lines += [f"q = SYMCE_FMA(q, u, {_hexf(c)});" for c in reversed(coeffs[:-1])]
+    lines.append("return (s + s) * q;")
+    doc = [f"log1p(v) for v in [0, 1], in double for the {DTYPES_FOR[cdtype]} kernels: "
+           "2 s Q(s^2), s = v / (2 + v);",
+           f"Q ~ atanh(s)/s of degree {fit.degree} in s^2, minimax relative error "
+           f"2^{math.log2(fit.approx_error):.1f} (Remez, mpmath);",
+           f"measured 2^{math.log2(fit.eval_rel_error):.1f} relative against mpmath on "
+           f"{fit.eval_points} arguments, with and without FMA; NaN -> NaN."]
+    return {"signature": f"static inline double {helper_name('log1p01', cdtype)}(double v)",
+            "doc": doc, "lines": lines}
 
 
 def _callees(defs, fn):
@@ -186,7 +316,7 @@ def _callees(defs, fn):
 def _helpers(cdtype: str, used=None):
     """The static inline helpers in compute type ``cdtype`` (all, or those ``used`` and what they
     call), callees first: name, parameter names, statements, printed body, doc."""
-    defs = _helper_defs()
+    defs = _helper_defs(cdtype)
     wanted = set(HELPERS if used is None else used)
     todo = list(wanted)
     while todo:
@@ -201,7 +331,7 @@ def _helpers(cdtype: str, used=None):
         args, steps, body, doc = defs[fn]
         names = {n: n for n in args}
         names.update({sym.name: sym.name for sym, _ in steps})
-        pr = CPrinter(cdtype, names)
+        pr = CPrinter(cdtype, names, _helper_functions(cdtype, fn))
         out.append({"name": helper_name(fn, cdtype), "args": list(args),
                     "statements": [{"name": sym.name, "expr": pr.doprint(expr)}
                                    for sym, expr in steps],
@@ -216,7 +346,7 @@ def used_helpers() -> dict:
         for kern in kr.registry().values():
             cdt = compute_dtype(dtype, kern.family)
             names = used.setdefault(cdt, set())
-            for expr in kern.slots.values():
+            for expr in local_slots(kern, cdt).values():
                 names |= {n for n, cls in _HELPER_CLASSES.items() if expr.atoms(cls)}
     return {cdt: [fn for fn in HELPERS if fn in names]
             for cdt, names in sorted(used.items(), key=lambda kv: list(CTYPES).index(kv[0]))
@@ -479,33 +609,66 @@ def _prototype(cname, decls, indent=""):
 
 # ----------------------------------------------------------------------------------------------
 # Printed code of the row families
+#
+# Every row kernel starts from symce_row_stats_<dtype> (printed once per dtype, see
+# _dtype_context): the row max by partial maxima, then the exponentials e_j in chunks of STASH
+# classes (kept on the stack when the whole row fits) and Srest = sum of e_j over the classes
+# below the max + (ties - 1): em1 is exactly 0 at a finite max, so Srest needs no expm1.  The
+# kernels' per-class loops then read e from the stash (or recompute a chunk) and print the
+# registry's slots.  Rows whose max is not finite (+inf, or only -inf/NaN) take the general
+# statistics (the argmax, em1 by expm1) and the same loops.
 # ----------------------------------------------------------------------------------------------
-def _class_code(kern, exprs, pr, rename=None):
-    """The per-class slot declarations ``exprs`` need (transitively), in dependency order:
-    [{name, expr}].  ``rename`` declares a slot under another name (p -> p_i)."""
+_ROW_VALUES = {"Srest", "shift"}  # the row statistics: known before the per-class loops
+
+
+def local_slots(kern, cdtype: str) -> dict:
+    """The kernel's slots as the compute type evaluates them: in the float kernels z - shift is
+    exact in double to 2^-53 relative, so zlo = 0 (and mul0(0, b) = 0)."""
+    sl = dict(kern.slots)
+    if CTYPES[cdtype]["exact_shift"]:
+        zero = {kr.zlo: sp.S.Zero}
+        sl = {name: expr.xreplace(zero).replace(
+            lambda t: isinstance(t, mul0) and t.args[0] == 0, lambda t: sp.S.Zero)
+            for name, expr in sl.items()}
+        if "zlo" in sl:
+            sl["zlo"] = sp.S.Zero
+    return sl
+
+
+def _lets(sl, exprs, pr, provided=(), rename=None):
+    """Declarations of the per-class slots ``exprs`` need (transitively, not descending into the
+    ``provided`` ones), in dependency order: [{name, expr}].  ``rename`` declares a slot under
+    another name (p -> p_i)."""
     rename = rename or {}
-    sl = kern.slots
     needed = set()
     todo = [s.name for e in exprs for s in e.free_symbols]
     while todo:
         name = todo.pop()
         if name in CLASS_SLOTS and name not in needed:
             needed.add(name)
-            todo += [s.name for s in sl[name].free_symbols]
+            if name not in provided:
+                todo += [s.name for s in sl[name].free_symbols]
     if rename:
         pr = CPrinter(pr.cdtype, {**pr.names, **rename})
     return [{"name": rename.get(name, LOCAL_NAMES[name]), "expr": pr.doprint(sl[name])}
-            for name in CLASS_SLOTS if name in needed]
+            for name in CLASS_SLOTS if name in needed and name not in provided]
 
 
-_ROW_VALUES = {"Srest", "shift"}  # the row statistics: known before the per-class loops
+def _words(code: str) -> set:
+    """The identifiers in a printed C expression."""
+    import re
+    return set(re.findall(r"[A-Za-z_][A-Za-z_0-9]*", code))
 
 
-def _hoist(exprs, names):
-    """Function calls on row statistics only (log1p(Srest)) -> symbols computed once per row.
+def _needs(exprs, name):
+    return any(sp.Symbol(name) in {sp.Symbol(s.name) for s in e.free_symbols} for e in exprs)
 
-    Returns (the expressions with the calls replaced, [(symbol, call)]), and adds the symbols
-    to ``names``."""
+
+def _hoist(exprs, names, cdtype):
+    """Row values out of the per-class loops: function calls on the row statistics only
+    (log1p(Srest)) become symbols computed once per row, and in the float kernels a division by
+    1 + Srest becomes a product with its reciprocal (2^-53 relative: invisible once rounded to
+    float).  Returns the substitution {value: symbol}; adds the symbols to ``names``."""
     calls = []
     for expr in exprs:
         for f in sorted(expr.atoms(sp.Function), key=sp.default_sort_key):
@@ -516,74 +679,157 @@ def _hoist(exprs, names):
     for f in calls:
         cname = type(f).__name__ + "_" + "_".join(LOCAL_NAMES[s.name] for s in
                                                   sorted(f.free_symbols, key=lambda s: s.name))
-        sym = sp.Symbol(cname, real=True)
-        names[cname] = cname
-        subs[f] = sym
-    return [expr.xreplace(subs) for expr in exprs], [(sym, f) for f, sym in subs.items()]
+        subs[f] = sp.Symbol(cname, real=True)
+    if CTYPES[cdtype]["exact_shift"]:
+        subs[1 / (kr.Srest + 1)] = sp.Symbol("inv_srest", positive=True)
+    for sym in subs.values():
+        names[sym.name] = sym.name
+    return subs
 
 
-def _row_code(kern, pr, layout):
-    """Printed code of a row kernel (rowwise or ce_logits) in printer ``pr``'s compute type."""
-    sl = kern.slots
-    code = {
-        "srest_lets": _class_code(kern, (sl["e"], sl["em1"]), pr),
-        "srest_max_term": pr.doprint(sl["em1"]),
-        "srest_term": pr.doprint(sl["e"]),
-        "hoisted": [],
-        "lets": [], "lets_i": [], "lets_j": [], "lets_dot": [],
-    }
+def _em1_at_class(sl):
+    """em1 = e - 1 of one class, for 1 - p at the label: exactly 0 at the row max (zs = zlo = 0),
+    elsewhere e - 1, whose rounding cannot cancel in Srest - em1 = Srest + 1 - e >= 1 (e is one
+    of Srest's terms there).  No expm1 per row."""
+    tie = sp.Eq(kr.zs, 0) if sl.get("zlo", 0) == 0 else sp.And(sp.Eq(kr.zs, 0), sp.Eq(kr.zlo, 0))
+    return sp.Piecewise((0, tie), (kr.e - 1, True))
+
+
+def _tie(sl):
+    return sp.Eq(kr.zs, 0) if sl.get("zlo", 0) == 0 else sp.And(sp.Eq(kr.zs, 0), sp.Eq(kr.zlo, 0))
+
+
+def _split_target(sl):
+    """The label target y~_c = A [c == t] + B(w_c): (A, B, y~ at the label, sum_c y~_c with
+    sum_c w_c = wsum), checked to be that shape (B linear in w_c)."""
+    yt = sl["yt_label"]
+    A = sp.expand(yt).coeff(kr.hot)
+    B = sp.expand(yt - A * kr.hot)
+    if B.has(kr.hot) or A.has(kr.hot) or A.has(kr.w_k) or sp.diff(B, kr.w_k, 2) != 0 \
+            or B.subs(kr.w_k, 0) != 0:
+        raise ValueError(f"the label target {yt} is not A [c == t] + B w_c")
+    wsum = sp.Symbol("wsum", positive=True)
+    return A, B, yt.subs({kr.hot: 1, kr.w_k: kr.w_t}), A + B.subs(kr.w_k, wsum)
+
+
+def _loss_parts(sl):
+    """loss_term = mul0(yt, X): X, the class's -log p."""
+    term = sl["loss_term"]
+    if not isinstance(term, mul0) or term.args[0] != kr.yt:
+        raise ValueError(f"the loss term {term} is not mul0(yt, -log p)")
+    return term.args[1]
+
+
+def _row_code(kern, cdtype, layout, soft=False):
+    """Printed code of a row kernel (rowwise or ce_logits) in compute type ``cdtype``."""
+    sl = local_slots(kern, cdtype)
+    names = dict(LOCAL_NAMES)
+    names.update({"wsum": "wsum", "scale": "scale"})
+    scale = sp.Symbol("scale", real=True)
+    outs = {}
     if kern.family == "ce_logits":
-        outs = {name: sl[name] for name in ("loss_term", "grad") if name in sl}
-    elif layout == "vector" and "out" not in sl:
-        outs = {"out": kr.p}  # the softmax itself
-    else:
-        outs = {"out": sl["out"]}
-    if layout == "vjp":
-        code["lets_dot"] = _class_code(kern, (sl["dot_term"],), pr)
-        outs = {"dot_term": sl["dot_term"], "dot": sl["dot"], **outs}
-    if layout != "scalar":  # per-class loops: row values computed once per row
-        names = dict(pr.names)
-        exprs, hoisted = _hoist(list(outs.values()), names)
-        outs = dict(zip(outs, exprs))
-        pr = CPrinter(pr.cdtype, names)
-        code["hoisted"] = [{"name": pr.doprint(sym), "expr": pr.doprint(call)}
-                           for sym, call in hoisted]
-    code["out"] = {name: pr.doprint(expr) for name, expr in outs.items()}
-    if layout == "jacobian":
-        code["lets_j"] = _class_code(kern, (kr.p,), pr, {"p": "p_j"})
-        code["lets_i"] = _class_code(kern, (kr.p, kr.pc), pr, {"p": "p_i", "pc": "pc_i"})
+        X = _loss_parts(sl) if "loss_term" in sl else None
+        grad = sl.get("grad")
+        if soft:
+            if X is not None:
+                outs["loss_term"] = mul0(kr.yt, X)
+            if grad is not None:
+                plain = sp.expand(grad.subs(kr.pc, 1 - kr.p))
+                tie = grad.subs(kr.pc, sl["pc"].subs(kr.em1, 0))
+                outs["grad"] = sp.Piecewise((tie, _tie(sl)), (plain, True)) * scale
+            outs["yt"] = sl["yt_soft"]
+        else:
+            A, B, yt_on, ysum = _split_target(sl)
+            outs["ysum"] = ysum
+            outs["yt_on"] = yt_on
+            if X is not None:
+                outs["loss_on"] = mul0(A, X)
+                outs["loss_off"] = mul0(B, X)
+            if grad is not None:
+                outs["grad_off"] = (sp.expand(grad.subs(kr.pc, 1 - kr.p)).subs(kr.yt, B)) * scale
+                # at the label ysum - yt = B(sum_{c != t} w_c), taken symbolically so that it is
+                # exactly 0 where every other class has weight 0 (K = 1, eps = 0)
+                yt_on_sym = sp.Symbol("yt_on", real=True)
+                rest = B.subs(kr.w_k, sp.Symbol("wsum", positive=True) - kr.w_t)
+                outs["grad_on"] = grad.subs({kr.ysum: yt_on_sym + rest, kr.yt: yt_on_sym}) * scale
+                names["yt_on"] = "yt_on"
+    elif layout == "vector":
+        outs["out"] = sl.get("out", kr.p)
     elif layout == "vjp":
-        code["lets"] = _class_code(kern, (outs["out"],), pr)
+        outs = {"dot_term": sl["dot_term"], "dot": sl["dot"], "out": sl["out"]}
     else:
-        code["lets"] = _class_code(kern, tuple(outs.values()), pr)
+        outs["out"] = sl["out"]
+    subs = _hoist(list(outs.values()) + list(sl.values()), names, cdtype)
+    outs = {k: v.xreplace(subs) for k, v in outs.items()}
+    sl = {k: v.xreplace(subs) for k, v in sl.items()}
+    used = set()
+    todo = list(outs.values())
+    if kern.family == "ce_logits" and not soft:
+        todo.append(_em1_at_class(sl))
+    if layout == "jacobian":
+        todo += [kr.p, kr.pc]
+    while todo:
+        v = todo.pop()
+        for sym in v.free_symbols - used:
+            used.add(sym)
+            if sym.name in CLASS_SLOTS and sym.name in sl:
+                todo.append(sl[sym.name])
+    pr = CPrinter(cdtype, names)
+    code = {"hoisted": [{"name": pr.doprint(sym), "expr": pr.doprint(val)}
+                        for val, sym in subs.items() if sym in used],
+            "out": {k: pr.doprint(v) for k, v in outs.items()}}
+    if layout == "jacobian":
+        code["lets_j"] = _lets(sl, (kr.p,), pr, rename={"p": "p_j"})
+        code["lets_i"] = _lets(sl, (kr.p, kr.pc), pr, rename={"p": "p_i", "pc": "pc_i"})
+        return code
+    # per-class loops: which read e (from the stash, or a recomputed chunk) and which need z
+    per_class = {k: v for k, v in outs.items()
+                 if k not in ("dot", "ysum", "yt_on", "loss_on", "grad_on")}
+    code["uses_e"] = any(_needs([v], "e") or _needs([v], "p") or _needs([v], "pc")
+                         for v in per_class.values())
+    code["lets"] = {k: _lets(sl, (v,), pr, provided=("e",)) for k, v in per_class.items()}
+    code["needs_z"] = {k: any("zv" in let["expr"] for let in lets) or "zv" in code["out"][k]
+                       for k, lets in code["lets"].items()}
+    code["needs_e"] = {k: any(let["name"] != "e" and "e" in _words(let["expr"]) for let in lets)
+                       or "e" in _words(code["out"][k]) for k, lets in code["lets"].items()}
+    if kern.family == "ce_logits" and "grad" in sl:
+        # rows whose max is not finite: the gradient slot as it stands, class by class (1 - p by
+        # expm1; NaN wherever the slot gives NaN)
+        code["yt_slow"] = pr.doprint(sl["yt_soft" if soft else "yt_label"])
+        code["grad_slow"] = pr.doprint(sl["grad"].xreplace(subs) * scale)
+        code["lets_slow"] = _lets(sl, (sl["grad"],), pr)
+    if kern.family == "ce_logits" and not soft:
+        # the label's own class: its slots with em1 without expm1 (see _em1_at_class)
+        at = {k: outs[k] for k in ("loss_on", "grad_on") if k in outs}
+        sl_t = dict(sl, em1=_em1_at_class(sl).xreplace(subs))
+        code["lets_t"] = _lets(sl_t, tuple(at.values()), pr)
     return code
 
 
-def _printed_slots(kern, pr):
-    """The slots the non-row templates print: elementwise out, CE targets and terms, BCE (times
-    the element weight w)."""
-    sl = kern.slots
+def _printed_slots(kern, cdtype):
+    """The slots the non-row templates print: elementwise out, CE-from-probabilities targets and
+    terms, BCE loss and gradient (times the element weight w)."""
+    sl = local_slots(kern, cdtype)
+    pr = CPrinter(cdtype)
     fam = kern.family
     out = {}
     if fam == "elementwise":
         out["out"] = pr.doprint(sl["out"])
-    elif fam in ("ce_probs", "ce_logits"):
+    elif fam == "ce_probs":
         out["yt_label"] = pr.doprint(sl["yt_label"])
         out["yt_soft"] = pr.doprint(sl["yt_soft"])
-        if fam == "ce_probs":
-            for name in ("loss_term", "grad"):
-                if name in sl:
-                    out[name] = pr.doprint(sl[name])
+        for name in ("loss_term", "grad"):
+            if name in sl:
+                out[name] = pr.doprint(sl[name])
     elif fam == "bce":
-        # every element's loss or gradient carries its weight w
         for name in ("loss", "grad"):
             if name in sl:
                 out[name] = pr.doprint(kr.w * sl[name])
     return out
 
 
-_PARTIAL = {"elementwise": "elementwise", "rowwise": "rowwise", "ce_probs": "ce", "ce_logits": "ce",
-            "bce": "bce"}
+_PARTIAL = {"elementwise": "elementwise", "rowwise": "rowwise", "ce_probs": "ce",
+            "ce_logits": "ce_logits", "bce": "bce"}
 _ROWWISE_LAYOUT = {"softmax": "vector", "log_softmax": "vector", "logsumexp": "scalar",
                    "softmax_jacobian": "jacobian", "softmax_vjp": "vjp"}
 
@@ -592,9 +838,7 @@ def _function_context(fn: CFunction):
     kern = kr.kernel(fn.kernel)
     T = DTYPES[fn.dtype]["T"]
     cdt = compute_dtype(fn.dtype, kern.family)
-    pr = CPrinter(cdt)
     names = [p.name for p in fn.params]
-    slots = _printed_slots(kern, pr)
     ctx = {
         "cname": fn.cname,
         "kernel": fn.kernel,
@@ -609,38 +853,69 @@ def _function_context(fn: CFunction):
         "prototype": _prototype(fn.cname, [_decl(p, T) for p in fn.params]),
         "required": [p.name for p in fn.params if p.role in ("in", "labels", "target", "out")],
         "doc": _doc(fn, kern),
-        "slots": slots,
+        "slots": _printed_slots(kern, cdt),
         "soft": fn.soft,
         "x": next(p.name for p in fn.params if p.role == "in"),
         "domain": checks_domain(kern),
         "has_loss": "loss" in names,
         "has_grad": "grad" in names,
         "has_pos_weight": "pos_weight" in names,
+        "has_weight": "weight" in names,
     }
     if kern.family == "rowwise":
         ctx["layout"] = _ROWWISE_LAYOUT[fn.kernel]
         ctx["k2"] = "k" if ctx["layout"] == "jacobian" else "1"
         ctx["block"] = JACOBIAN_BLOCK
     if kern.family in ROW_FAMILIES:
-        ctx["row"] = _row_code(kern, pr, ctx.get("layout", "vector"))
-    if kern.family in ("ce_probs", "ce_logits"):
-        ctx["logits"] = kern.family == "ce_logits"
-        ctx["yt"] = slots["yt_soft" if fn.soft else "yt_label"]
-        ctx["terms"] = ctx["row"]["out"] if ctx["logits"] else {
-            name: slots[name] for name in ("loss_term", "grad") if name in slots}
+        ctx["row"] = _row_code(kern, cdt, ctx.get("layout", "ce"), fn.soft)
+    if kern.family == "ce_probs":
+        ctx["yt"] = ctx["slots"]["yt_soft" if fn.soft else "yt_label"]
+        ctx["terms"] = {name: ctx["slots"][name] for name in ("loss_term", "grad")
+                        if name in ctx["slots"]}
     return ctx
 
 
 def _dtype_context(dtype):
-    """Per storage dtype: the validation and reduction helpers' types."""
+    """Per storage dtype: the validation and reduction helpers' types, and the printed per-class
+    slots of the row statistics (zs, zlo, e; em1 for rows whose max is not finite)."""
     spec = DTYPES[dtype]
-    return {"sfx": dtype, "T": spec["T"], "acc": spec["acc"]}
+    cdt = spec["compute"]
+    row_kernels = [k for k in kr.registry().values() if k.family in ROW_FAMILIES]
+    base = local_slots(row_kernels[0], cdt)
+    for kern in row_kernels[1:]:  # the statistics are shared: every row kernel has the same slots
+        other = local_slots(kern, cdt)
+        if any(other[n] != base[n] for n in ("zs", "zlo", "e", "em1")):
+            raise ValueError(f"{kern.name}: row slots differ from {row_kernels[0].name}'s")
+    pr = CPrinter(cdt)
+    return {"sfx": dtype, "T": spec["T"], "acc": spec["acc"], "C": CTYPES[cdt]["T"],
+            "lets_e": _lets(base, (kr.e,), pr),
+            "lets_em1": _lets(base, (kr.em1,), pr),
+            "compensated": not CTYPES[cdt]["exact_shift"],
+            "max_lanes": MAX_LANES[spec["T"]]}
 
 
 def _helper_sections():
-    """The helpers per compute type, only where some printed slot calls them."""
-    return [{"T": CTYPES[cdt]["T"], "list": _helpers(cdt, used)}
-            for cdt, used in used_helpers().items()]
+    """The helpers per compute type: symce's exp (and the float kernels' log1p on [0, 1]) where
+    the type vectorises, then the SymPy-defined ones some printed slot calls (and their callees)."""
+    out = []
+    for cdt, used in used_helpers().items():
+        raw = []
+        if vectorised(cdt):
+            raw.append(_exp_helper(cdt))
+            wanted = {h["name"] for h in _helpers(cdt, used)}
+            if CTYPES[cdt]["approx"] == "f32" and helper_name("softplus", cdt) in wanted:
+                raw.append(_log1p01_helper(cdt))
+        out.append({"T": CTYPES[cdt]["T"], "role": f" for the {DTYPES_FOR[cdt]} kernels",
+                    "raw": raw, "list": _helpers(cdt, used)})
+    return out
+
+
+def _pairwise(terms):
+    """a pairwise sum of the C expressions ``terms`` (so 8 lanes add in a tree of depth 3)."""
+    if len(terms) == 1:
+        return terms[0]
+    half = len(terms) // 2
+    return f"({_pairwise(terms[:half])} + {_pairwise(terms[half:])})"
 
 
 def _precision_lines():
@@ -685,6 +960,8 @@ def context() -> dict:
         "errors": [{"name": n, "value": v, "message": msg} for n, v, msg in ERRORS],
         "unknown_error": UNKNOWN_ERROR,
         "helpers": _helper_sections(),
+        "lanes": LANES, "stash": STASH, "block": BLOCK,
+        "lanes_sum": _pairwise([f"v[{i}]" for i in range(LANES)])[1:-1],
         "dtypes": [_dtype_context(d) for d in DTYPES],
         "sections": [{"T": DTYPES[d]["T"], "sfx": d,
                       "functions": [f for f in fns if f["sfx"] == d]} for d in DTYPES],
