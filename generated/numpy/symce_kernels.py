@@ -333,7 +333,7 @@ def _masked(rows, kept):
 # values in preallocated float64 buffers (written in place), so temporaries stay in cache and
 # the extra memory is a few blocks
 # ---------------------------------------------------------------------------------------------
-_BLOCK = 65536
+_BLOCK = 131072
 
 
 def _batch(a):
@@ -353,9 +353,52 @@ def _blocks(x):
         yield lo, min(x.shape[0], lo + step)
 
 
-def _buffers(count, x):
-    """``count`` float64 buffers of one block of the rows of ``x``."""
-    return np.empty((count, _block_rows(x), x.shape[-1]))
+def _tiles(x):
+    """Row-and-column index tiles of ``x`` (rows by rows, a long row in pieces) of about _BLOCK
+    elements, for the elementwise kernels."""
+    cols = max(1, min(x.shape[-1], _BLOCK))
+    rows = max(1, _BLOCK // cols)
+    for lo in range(0, x.shape[0], rows):
+        for c0 in range(0, x.shape[-1], cols):
+            yield slice(lo, min(x.shape[0], lo + rows)), slice(c0, min(x.shape[-1], c0 + cols))
+
+
+def _tile_buffers(count, x, dtype):
+    """``count`` buffers of ``dtype`` of one tile of ``x``."""
+    cols = max(1, min(x.shape[-1], _BLOCK))
+    return np.empty((count, min(x.shape[0], max(1, _BLOCK // cols)), cols), dtype)
+
+
+def _tile_of(bufs, tile):
+    """The buffers cut to the size of ``tile``."""
+    return bufs[:, :tile[0].stop - tile[0].start, :tile[1].stop - tile[1].start]
+
+
+def _buffers(count, x, dtype=np.float64):
+    """``count`` buffers (float64, or ``dtype``) of one block of the rows of ``x``."""
+    return np.empty((count, _block_rows(x), x.shape[-1]), dtype)
+
+
+def _flat_rows(a):
+    """``a`` (any shape) as rows along its last axis: a view where the layout allows."""
+    return a.reshape(1, 1) if a.ndim == 0 else a.reshape(-1, a.shape[-1])
+
+
+def _element_rows(weight, x):
+    """(whether there are weights, the weights broadcast to ``x`` as rows: 1 if None)."""
+    if np.ndim(weight) == 0 and weight == 1 and not isinstance(weight, np.ndarray):
+        return False, _flat_rows(np.broadcast_to(x.dtype.type(1), x.shape))
+    return True, _flat_rows(np.broadcast_to(weight, x.shape))
+
+
+def _reduce_rows(loss, total, reduction, count, like):
+    """The BCE loss: the rows reshaped like the input for 'none', else the float64 total (of the
+    blocks' sums), or the total over the mean's divisor, rounded once to the input's dtype."""
+    if reduction == "none":
+        return loss.reshape(like.shape)[()]
+    if reduction == "mean":
+        total = total / _mean_divisor(np.float64(count))
+    return like.dtype.type(total)
 
 
 def _widen(rows, buf):
@@ -364,23 +407,38 @@ def _widen(rows, buf):
     return buf
 
 
+def _argmax_at(z):
+    """The index of each row's maximum, as a column (as _argmax), and the rows' index column."""
+    return np.argmax(z, axis=-1)[:, None], np.arange(z.shape[0])[:, None]
+
+
 def _shift_at(z, at):
     """The row maximum z[at] in float64, or 0 where it is not finite (as _row_shift)."""
-    top = np.take_along_axis(z, at, axis=-1).astype(np.float64)
+    top = z[at[1], at[0]].astype(np.float64)
     return np.where(np.isfinite(top), top, 0)
 
 
+def _get(values, at):
+    """``values`` at each row's index ``at`` (a column; ``at`` from _argmax_at or _label_at)."""
+    return values[at[1], at[0]]
+
+
 def _put(values, at, v):
-    """``values`` at the row's index ``at`` set to ``v``."""
-    np.put_along_axis(values, at, v, axis=-1)
+    """``values`` at each row's index ``at`` set to ``v``."""
+    values[at[1], at[0]] = v
+
+
+def _label_at(t_all, lo, hi, at):
+    """The labels of rows lo..hi as a column, with the rows' index column of ``at``."""
+    return t_all[lo:hi], at[1]
 
 
 def _srest_at(e, at, em1_a, e_a):
     """Srest = S - 1: the row sum of ``e`` with the argmax's term replaced by em1_a (``e`` is
     left as it was: e_a at the argmax)."""
-    np.put_along_axis(e, at, em1_a, axis=-1)
+    _put(e, at, em1_a)
     srest = np.sum(e, axis=-1, keepdims=True)
-    np.put_along_axis(e, at, e_a, axis=-1)
+    _put(e, at, e_a)
     return srest
 
 
@@ -412,8 +470,8 @@ def _label_rows(labels, ignore_index, weight, x):
 
 
 def _class_at(w_k, at):
-    """w_k at the row's index ``at`` (w_k = 1 without class weights)."""
-    return w_k if np.ndim(w_k) == 0 else w_k[at]
+    """w_k at each row's index ``at`` (w_k = 1 without class weights)."""
+    return w_k if np.ndim(w_k) == 0 else w_k[at[0]]
 
 
 def _nonzero(c):
@@ -807,16 +865,16 @@ def softmax_cross_entropy(logits, target, reduction="mean", *, weight=None, igno
                 _bufs = _buffers(2, x)
                 for lo, hi in _blocks(x):
                     _b0, _b1, = _bufs[:, :hi - lo]
-                    at = _argmax(x[lo:hi])
+                    at = _argmax_at(x[lo:hi])
                     shift = _shift_at(x[lo:hi], at)
                     z = _widen(x[lo:hi], _b0)
                     zs = np.subtract(z, shift, out=_b0)
-                    zs_a = _at(zs, at)
+                    zs_a = _get(zs, at)
                     em1_a = np.expm1(zs_a)
                     e_a = np.exp(zs_a)
-                    t = t_all[lo:hi]
+                    t = _label_at(t_all, lo, hi, at)
                     w_t = w_t_all[lo:hi]
-                    zs_t = _at(zs, t)
+                    zs_t = _get(zs, t)
                     e = np.exp(zs, out=_b1)
                     srest = _srest_at(e, at, em1_a, e_a)
                     loss = _mul0(w_t*(1 - label_smoothing), -zs_t + np.log1p(srest))
@@ -832,7 +890,7 @@ def softmax_cross_entropy(logits, target, reduction="mean", *, weight=None, igno
                 _bufs = _buffers(5, x)
                 for lo, hi in _blocks(x):
                     _b0, _b1, _b2, _b3, _b4, = _bufs[:, :hi - lo]
-                    at = _argmax(x[lo:hi])
+                    at = _argmax_at(x[lo:hi])
                     shift = _shift_at(x[lo:hi], at)
                     z = x[lo:hi]
                     zs = np.subtract(z, shift, out=_b0)
@@ -842,14 +900,14 @@ def softmax_cross_entropy(logits, target, reduction="mean", *, weight=None, igno
                     np.subtract(-shift, ts, out=_b3)
                     zlo = np.add(_b2, _b3, out=_b2)
                     _zero_where_not_finite(zlo, zs)
-                    zs_a = _at(zs, at)
-                    zlo_a = _at(zlo, at)
+                    zs_a = _get(zs, at)
+                    zlo_a = _get(zlo, at)
                     em1_a = np.expm1(zs_a) + _mul0(zlo_a, np.exp(zs_a))
                     e_a = (zlo_a + 1)*np.exp(zs_a)
-                    t = t_all[lo:hi]
+                    t = _label_at(t_all, lo, hi, at)
                     w_t = w_t_all[lo:hi]
-                    zs_t = _at(zs, t)
-                    zlo_t = _at(zlo, t)
+                    zs_t = _get(zs, t)
+                    zlo_t = _get(zlo, t)
                     np.add(zlo, 1, out=_b1)
                     np.exp(zs, out=_b3)
                     e = np.multiply(_b1, _b3, out=_b1)
@@ -870,11 +928,11 @@ def softmax_cross_entropy(logits, target, reduction="mean", *, weight=None, igno
                 _bufs = _buffers(3, x)
                 for lo, hi in _blocks(x):
                     _b0, _b1, _b2, = _bufs[:, :hi - lo]
-                    at = _argmax(x[lo:hi])
+                    at = _argmax_at(x[lo:hi])
                     shift = _shift_at(x[lo:hi], at)
                     z = _widen(x[lo:hi], _b0)
                     zs = np.subtract(z, shift, out=_b0)
-                    zs_a = _at(zs, at)
+                    zs_a = _get(zs, at)
                     em1_a = np.expm1(zs_a)
                     e_a = np.exp(zs_a)
                     y = _widen(yin[lo:hi], _b1)
@@ -892,7 +950,7 @@ def softmax_cross_entropy(logits, target, reduction="mean", *, weight=None, igno
                 _bufs = _buffers(5, x)
                 for lo, hi in _blocks(x):
                     _b0, _b1, _b2, _b3, _b4, = _bufs[:, :hi - lo]
-                    at = _argmax(x[lo:hi])
+                    at = _argmax_at(x[lo:hi])
                     shift = _shift_at(x[lo:hi], at)
                     z = x[lo:hi]
                     zs = np.subtract(z, shift, out=_b0)
@@ -902,8 +960,8 @@ def softmax_cross_entropy(logits, target, reduction="mean", *, weight=None, igno
                     np.subtract(-shift, ts, out=_b3)
                     zlo = np.add(_b2, _b3, out=_b2)
                     _zero_where_not_finite(zlo, zs)
-                    zs_a = _at(zs, at)
-                    zlo_a = _at(zlo, at)
+                    zs_a = _get(zs, at)
+                    zlo_a = _get(zlo, at)
                     em1_a = np.expm1(zs_a) + _mul0(zlo_a, np.exp(zs_a))
                     e_a = (zlo_a + 1)*np.exp(zs_a)
                     y = yin[lo:hi]
@@ -969,16 +1027,16 @@ def softmax_cross_entropy_grad(logits, target, reduction="mean", *, weight=None,
                 _bufs = _buffers(1, x)
                 for lo, hi in _blocks(x):
                     _b0, = _bufs[:, :hi - lo]
-                    at = _argmax(x[lo:hi])
+                    at = _argmax_at(x[lo:hi])
                     shift = _shift_at(x[lo:hi], at)
                     z = _widen(x[lo:hi], _b0)
                     zs = np.subtract(z, shift, out=_b0)
-                    zs_a = _at(zs, at)
+                    zs_a = _get(zs, at)
                     em1_a = np.expm1(zs_a)
                     e_a = np.exp(zs_a)
-                    t = t_all[lo:hi]
+                    t = _label_at(t_all, lo, hi, at)
                     w_t = w_t_all[lo:hi]
-                    zs_t = _at(zs, t)
+                    zs_t = _get(zs, t)
                     ysum = w_t*(1 - label_smoothing) + label_smoothing*wsum/n_classes
                     e = np.exp(zs, out=_b0)
                     srest = _srest_at(e, at, em1_a, e_a)
@@ -993,7 +1051,7 @@ def softmax_cross_entropy_grad(logits, target, reduction="mean", *, weight=None,
                     pc_t = (srest - em1_t)/(srest + 1)
                     yt_t = w_t*(1 - label_smoothing) + label_smoothing*w_t/n_classes
                     _put(grad[lo:hi], t, (p_t*(ysum - yt_t) - pc_t*yt_t)/gdiv)
-                    hot_a = at == t
+                    hot_a = at[0] == t[0]
                     w_a = _class_at(w_k, at)
                     yt_a = hot_a*w_t*(1 - label_smoothing) + label_smoothing*w_a/n_classes
                     p_a = e_a/(srest + 1)
@@ -1003,7 +1061,7 @@ def softmax_cross_entropy_grad(logits, target, reduction="mean", *, weight=None,
                 _bufs = _buffers(5, x)
                 for lo, hi in _blocks(x):
                     _b0, _b1, _b2, _b3, _b4, = _bufs[:, :hi - lo]
-                    at = _argmax(x[lo:hi])
+                    at = _argmax_at(x[lo:hi])
                     shift = _shift_at(x[lo:hi], at)
                     z = x[lo:hi]
                     zs = np.subtract(z, shift, out=_b0)
@@ -1013,14 +1071,14 @@ def softmax_cross_entropy_grad(logits, target, reduction="mean", *, weight=None,
                     np.subtract(-shift, ts, out=_b3)
                     zlo = np.add(_b2, _b3, out=_b2)
                     _zero_where_not_finite(zlo, zs)
-                    zs_a = _at(zs, at)
-                    zlo_a = _at(zlo, at)
+                    zs_a = _get(zs, at)
+                    zlo_a = _get(zlo, at)
                     em1_a = np.expm1(zs_a) + _mul0(zlo_a, np.exp(zs_a))
                     e_a = (zlo_a + 1)*np.exp(zs_a)
-                    t = t_all[lo:hi]
+                    t = _label_at(t_all, lo, hi, at)
                     w_t = w_t_all[lo:hi]
-                    zs_t = _at(zs, t)
-                    zlo_t = _at(zlo, t)
+                    zs_t = _get(zs, t)
+                    zlo_t = _get(zlo, t)
                     ysum = w_t*(1 - label_smoothing) + label_smoothing*wsum/n_classes
                     np.add(zlo, 1, out=_b2)
                     np.exp(zs, out=_b1)
@@ -1037,7 +1095,7 @@ def softmax_cross_entropy_grad(logits, target, reduction="mean", *, weight=None,
                     pc_t = (srest - em1_t)/(srest + 1)
                     yt_t = w_t*(1 - label_smoothing) + label_smoothing*w_t/n_classes
                     _put(grad[lo:hi], t, (p_t*(ysum - yt_t) - pc_t*yt_t)/gdiv)
-                    hot_a = at == t
+                    hot_a = at[0] == t[0]
                     w_a = _class_at(w_k, at)
                     yt_a = hot_a*w_t*(1 - label_smoothing) + label_smoothing*w_a/n_classes
                     p_a = e_a/(srest + 1)
@@ -1050,11 +1108,11 @@ def softmax_cross_entropy_grad(logits, target, reduction="mean", *, weight=None,
                 _bufs = _buffers(3, x)
                 for lo, hi in _blocks(x):
                     _b0, _b1, _b2, = _bufs[:, :hi - lo]
-                    at = _argmax(x[lo:hi])
+                    at = _argmax_at(x[lo:hi])
                     shift = _shift_at(x[lo:hi], at)
                     z = _widen(x[lo:hi], _b0)
                     zs = np.subtract(z, shift, out=_b0)
-                    zs_a = _at(zs, at)
+                    zs_a = _get(zs, at)
                     em1_a = np.expm1(zs_a)
                     e_a = np.exp(zs_a)
                     y = _widen(yin[lo:hi], _b1)
@@ -1069,7 +1127,7 @@ def softmax_cross_entropy_grad(logits, target, reduction="mean", *, weight=None,
                     g = np.subtract(_b0, _b2, out=_b0)
                     grad[lo:hi] = g
                     _nan_rows(grad[lo:hi], srest)
-                    yt_a = _at(yt, at)
+                    yt_a = _get(yt, at)
                     p_a = e_a/(srest + 1)
                     pc_a = (srest - em1_a)/(srest + 1)
                     _put(grad[lo:hi], at, (p_a*(ysum - yt_a) - pc_a*yt_a)/gdiv)
@@ -1077,7 +1135,7 @@ def softmax_cross_entropy_grad(logits, target, reduction="mean", *, weight=None,
                 _bufs = _buffers(5, x)
                 for lo, hi in _blocks(x):
                     _b0, _b1, _b2, _b3, _b4, = _bufs[:, :hi - lo]
-                    at = _argmax(x[lo:hi])
+                    at = _argmax_at(x[lo:hi])
                     shift = _shift_at(x[lo:hi], at)
                     z = x[lo:hi]
                     zs = np.subtract(z, shift, out=_b0)
@@ -1087,8 +1145,8 @@ def softmax_cross_entropy_grad(logits, target, reduction="mean", *, weight=None,
                     np.subtract(-shift, ts, out=_b3)
                     zlo = np.add(_b2, _b3, out=_b2)
                     _zero_where_not_finite(zlo, zs)
-                    zs_a = _at(zs, at)
-                    zlo_a = _at(zlo, at)
+                    zs_a = _get(zs, at)
+                    zlo_a = _get(zlo, at)
                     em1_a = np.expm1(zs_a) + _mul0(zlo_a, np.exp(zs_a))
                     e_a = (zlo_a + 1)*np.exp(zs_a)
                     y = yin[lo:hi]
@@ -1105,7 +1163,7 @@ def softmax_cross_entropy_grad(logits, target, reduction="mean", *, weight=None,
                     g = np.subtract(_b2, _b0, out=_b2)
                     grad[lo:hi] = g
                     _nan_rows(grad[lo:hi], srest)
-                    yt_a = _at(yt, at)
+                    yt_a = _get(yt, at)
                     p_a = e_a/(srest + 1)
                     pc_a = (srest - em1_a)/(srest + 1)
                     _put(grad[lo:hi], at, (p_a*(ysum - yt_a) - pc_a*yt_a)/gdiv)
@@ -1164,16 +1222,16 @@ def softmax_cross_entropy_with_grad(logits, target, reduction="mean", *, weight=
                 _bufs = _buffers(2, x)
                 for lo, hi in _blocks(x):
                     _b0, _b1, = _bufs[:, :hi - lo]
-                    at = _argmax(x[lo:hi])
+                    at = _argmax_at(x[lo:hi])
                     shift = _shift_at(x[lo:hi], at)
                     z = _widen(x[lo:hi], _b0)
                     zs = np.subtract(z, shift, out=_b0)
-                    zs_a = _at(zs, at)
+                    zs_a = _get(zs, at)
                     em1_a = np.expm1(zs_a)
                     e_a = np.exp(zs_a)
-                    t = t_all[lo:hi]
+                    t = _label_at(t_all, lo, hi, at)
                     w_t = w_t_all[lo:hi]
-                    zs_t = _at(zs, t)
+                    zs_t = _get(zs, t)
                     ysum = w_t*(1 - label_smoothing) + label_smoothing*wsum/n_classes
                     e = np.exp(zs, out=_b1)
                     srest = _srest_at(e, at, em1_a, e_a)
@@ -1197,7 +1255,7 @@ def softmax_cross_entropy_with_grad(logits, target, reduction="mean", *, weight=
                     pc_t = (srest - em1_t)/(srest + 1)
                     yt_t = w_t*(1 - label_smoothing) + label_smoothing*w_t/n_classes
                     _put(grad[lo:hi], t, (p_t*(ysum - yt_t) - pc_t*yt_t)/gdiv)
-                    hot_a = at == t
+                    hot_a = at[0] == t[0]
                     w_a = _class_at(w_k, at)
                     yt_a = hot_a*w_t*(1 - label_smoothing) + label_smoothing*w_a/n_classes
                     p_a = e_a/(srest + 1)
@@ -1207,7 +1265,7 @@ def softmax_cross_entropy_with_grad(logits, target, reduction="mean", *, weight=
                 _bufs = _buffers(5, x)
                 for lo, hi in _blocks(x):
                     _b0, _b1, _b2, _b3, _b4, = _bufs[:, :hi - lo]
-                    at = _argmax(x[lo:hi])
+                    at = _argmax_at(x[lo:hi])
                     shift = _shift_at(x[lo:hi], at)
                     z = x[lo:hi]
                     zs = np.subtract(z, shift, out=_b0)
@@ -1217,14 +1275,14 @@ def softmax_cross_entropy_with_grad(logits, target, reduction="mean", *, weight=
                     np.subtract(-shift, ts, out=_b3)
                     zlo = np.add(_b2, _b3, out=_b2)
                     _zero_where_not_finite(zlo, zs)
-                    zs_a = _at(zs, at)
-                    zlo_a = _at(zlo, at)
+                    zs_a = _get(zs, at)
+                    zlo_a = _get(zlo, at)
                     em1_a = np.expm1(zs_a) + _mul0(zlo_a, np.exp(zs_a))
                     e_a = (zlo_a + 1)*np.exp(zs_a)
-                    t = t_all[lo:hi]
+                    t = _label_at(t_all, lo, hi, at)
                     w_t = w_t_all[lo:hi]
-                    zs_t = _at(zs, t)
-                    zlo_t = _at(zlo, t)
+                    zs_t = _get(zs, t)
+                    zlo_t = _get(zlo, t)
                     ysum = w_t*(1 - label_smoothing) + label_smoothing*wsum/n_classes
                     np.add(zlo, 1, out=_b1)
                     np.exp(zs, out=_b3)
@@ -1251,7 +1309,7 @@ def softmax_cross_entropy_with_grad(logits, target, reduction="mean", *, weight=
                     pc_t = (srest - em1_t)/(srest + 1)
                     yt_t = w_t*(1 - label_smoothing) + label_smoothing*w_t/n_classes
                     _put(grad[lo:hi], t, (p_t*(ysum - yt_t) - pc_t*yt_t)/gdiv)
-                    hot_a = at == t
+                    hot_a = at[0] == t[0]
                     w_a = _class_at(w_k, at)
                     yt_a = hot_a*w_t*(1 - label_smoothing) + label_smoothing*w_a/n_classes
                     p_a = e_a/(srest + 1)
@@ -1264,11 +1322,11 @@ def softmax_cross_entropy_with_grad(logits, target, reduction="mean", *, weight=
                 _bufs = _buffers(4, x)
                 for lo, hi in _blocks(x):
                     _b0, _b1, _b2, _b3, = _bufs[:, :hi - lo]
-                    at = _argmax(x[lo:hi])
+                    at = _argmax_at(x[lo:hi])
                     shift = _shift_at(x[lo:hi], at)
                     z = _widen(x[lo:hi], _b0)
                     zs = np.subtract(z, shift, out=_b0)
-                    zs_a = _at(zs, at)
+                    zs_a = _get(zs, at)
                     em1_a = np.expm1(zs_a)
                     e_a = np.exp(zs_a)
                     y = _widen(yin[lo:hi], _b1)
@@ -1288,7 +1346,7 @@ def softmax_cross_entropy_with_grad(logits, target, reduction="mean", *, weight=
                     g = np.subtract(_b2, _b0, out=_b2)
                     grad[lo:hi] = g
                     _nan_rows(grad[lo:hi], srest)
-                    yt_a = _at(yt, at)
+                    yt_a = _get(yt, at)
                     p_a = e_a/(srest + 1)
                     pc_a = (srest - em1_a)/(srest + 1)
                     _put(grad[lo:hi], at, (p_a*(ysum - yt_a) - pc_a*yt_a)/gdiv)
@@ -1296,7 +1354,7 @@ def softmax_cross_entropy_with_grad(logits, target, reduction="mean", *, weight=
                 _bufs = _buffers(5, x)
                 for lo, hi in _blocks(x):
                     _b0, _b1, _b2, _b3, _b4, = _bufs[:, :hi - lo]
-                    at = _argmax(x[lo:hi])
+                    at = _argmax_at(x[lo:hi])
                     shift = _shift_at(x[lo:hi], at)
                     z = x[lo:hi]
                     zs = np.subtract(z, shift, out=_b0)
@@ -1306,8 +1364,8 @@ def softmax_cross_entropy_with_grad(logits, target, reduction="mean", *, weight=
                     np.subtract(-shift, ts, out=_b3)
                     zlo = np.add(_b2, _b3, out=_b2)
                     _zero_where_not_finite(zlo, zs)
-                    zs_a = _at(zs, at)
-                    zlo_a = _at(zlo, at)
+                    zs_a = _get(zs, at)
+                    zlo_a = _get(zlo, at)
                     em1_a = np.expm1(zs_a) + _mul0(zlo_a, np.exp(zs_a))
                     e_a = (zlo_a + 1)*np.exp(zs_a)
                     y = yin[lo:hi]
@@ -1330,7 +1388,7 @@ def softmax_cross_entropy_with_grad(logits, target, reduction="mean", *, weight=
                     g = np.subtract(_b3, _b0, out=_b3)
                     grad[lo:hi] = g
                     _nan_rows(grad[lo:hi], srest)
-                    yt_a = _at(yt, at)
+                    yt_a = _get(yt, at)
                     p_a = e_a/(srest + 1)
                     pc_a = (srest - em1_a)/(srest + 1)
                     _put(grad[lo:hi], at, (p_a*(ysum - yt_a) - pc_a*yt_a)/gdiv)
@@ -1367,7 +1425,33 @@ def binary_cross_entropy(probs, target, reduction="mean", *, weight=None):
     _probabilities("probs", probs)
     count = probs.dtype.type(probs.size)
     with np.errstate(all="ignore"):
-        loss = _reduce(w*(-target*np.maximum(np.log(probs), -100) - (1 - target)*np.maximum(np.log1p(-probs), -100)), reduction, count)
+        xin, yin = _flat_rows(probs), _flat_rows(target)
+        weighted, win = _element_rows(w, probs)
+        keep_all, total = reduction == "none", np.float64(0)
+        loss = np.empty(xin.shape, xin.dtype) if keep_all else None
+        _bufs = _tile_buffers(3, xin, xin.dtype)
+        for tile in _tiles(xin):
+            _b0, _b1, _b2, = _tile_of(_bufs, tile)
+            x = xin[tile]
+            y = yin[tile]
+            w = win[tile]
+            np.log(x, out=_b1)
+            np.maximum(_b1, -100, out=_b1)
+            np.multiply(y, _b1, out=_b0)
+            np.negative(_b0, out=_b0)
+            np.subtract(1, y, out=_b1)
+            np.negative(x, out=_b2)
+            np.log1p(_b2, out=_b2)
+            np.maximum(_b2, -100, out=_b2)
+            np.multiply(_b1, _b2, out=_b1)
+            lb = np.subtract(_b0, _b1, out=_b0)
+            if weighted:
+                lb = np.multiply(lb, w, out=_b0)
+            if keep_all:
+                loss[tile] = lb
+            if not keep_all:
+                total = total + np.sum(lb, dtype=np.float64)
+        loss = _reduce_rows(loss, total, reduction, count, probs)
     return loss
 
 
@@ -1397,7 +1481,29 @@ def binary_cross_entropy_grad(probs, target, reduction="mean", *, weight=None):
     _probabilities("probs", probs)
     count = probs.dtype.type(probs.size)
     with np.errstate(all="ignore"):
-        grad = _scale(w*(probs - target)/np.maximum(-probs*(probs - 1), 1.0e-12), reduction, count)[()]
+        xin, yin = _flat_rows(probs), _flat_rows(target)
+        weighted, win = _element_rows(w, probs)
+        gdiv = _mean_divisor(count)
+        grad = np.empty(xin.shape, xin.dtype)
+        _bufs = _tile_buffers(3, xin, xin.dtype)
+        for tile in _tiles(xin):
+            _b0, _b1, _b2, = _tile_of(_bufs, tile)
+            x = xin[tile]
+            y = yin[tile]
+            w = win[tile]
+            np.subtract(x, 1, out=_b1)
+            np.multiply(x, _b1, out=_b0)
+            np.negative(_b0, out=_b0)
+            np.maximum(_b0, 1.00000000000000e-12, out=_b0)
+            np.divide(1, _b0, out=_b0)
+            np.subtract(x, y, out=_b1)
+            gb = np.multiply(_b0, _b1, out=_b0)
+            if weighted:
+                gb = np.multiply(gb, w, out=_b0)
+            if reduction == 'mean':
+                gb = np.divide(gb, gdiv, out=_b0)
+            grad[tile] = gb
+        grad = grad.reshape(probs.shape)[()]
     return grad
 
 
@@ -1431,7 +1537,39 @@ def sigmoid_binary_cross_entropy(logits, target, reduction="mean", *, weight=Non
     reduction = _reduction(reduction)
     count = logits.dtype.type(logits.size)
     with np.errstate(all="ignore"):
-        loss = _reduce(w*(pw*target*_softplus(-logits) + (1 - target)*_softplus(logits)), reduction, count)
+        xin, yin = _flat_rows(logits), _flat_rows(target)
+        weighted, win = _element_rows(w, logits)
+        pwin = _element_rows(pw, logits)[1]
+        keep_all, total = reduction == "none", np.float64(0)
+        loss = np.empty(xin.shape, xin.dtype) if keep_all else None
+        _bufs = _tile_buffers(5, xin, xin.dtype)
+        for tile in _tiles(xin):
+            _b0, _b1, _b2, _b3, _b4, = _tile_of(_bufs, tile)
+            x = xin[tile]
+            y = yin[tile]
+            w = win[tile]
+            pw = pwin[tile]
+            np.absolute(x, out=_b0)
+            np.negative(_b0, out=_b0)
+            E = np.exp(_b0, out=_b0)
+            L = np.log1p(E, out=_b0)
+            np.subtract(1, y, out=_b1)
+            np.maximum(x, 0, out=_b3)
+            np.add(L, _b3, out=_b2)
+            np.multiply(_b1, _b2, out=_b1)
+            np.multiply(y, pw, out=_b2)
+            np.negative(x, out=_b4)
+            np.maximum(_b4, 0, out=_b4)
+            np.add(L, _b4, out=_b3)
+            np.multiply(_b2, _b3, out=_b2)
+            lb = np.add(_b1, _b2, out=_b1)
+            if weighted:
+                lb = np.multiply(lb, w, out=_b1)
+            if keep_all:
+                loss[tile] = lb
+            if not keep_all:
+                total = total + np.sum(lb, dtype=np.float64)
+        loss = _reduce_rows(loss, total, reduction, count, logits)
     return loss
 
 
@@ -1465,7 +1603,41 @@ def sigmoid_binary_cross_entropy_grad(logits, target, reduction="mean", *, weigh
     reduction = _reduction(reduction)
     count = logits.dtype.type(logits.size)
     with np.errstate(all="ignore"):
-        grad = _scale(w*(-pw*target*_sigmoid(-logits) + (1 - target)*_sigmoid(logits)), reduction, count)[()]
+        xin, yin = _flat_rows(logits), _flat_rows(target)
+        weighted, win = _element_rows(w, logits)
+        pwin = _element_rows(pw, logits)[1]
+        gdiv = _mean_divisor(count)
+        grad = np.empty(xin.shape, xin.dtype)
+        _bufs = _tile_buffers(5, xin, xin.dtype)
+        for tile in _tiles(xin):
+            _b0, _b1, _b2, _b3, _b4, = _tile_of(_bufs, tile)
+            x = xin[tile]
+            y = yin[tile]
+            w = win[tile]
+            pw = pwin[tile]
+            np.absolute(x, out=_b0)
+            np.negative(_b0, out=_b0)
+            E = np.exp(_b0, out=_b0)
+            np.add(E, 1, out=_b1)
+            np.divide(1, _b1, out=_b1)
+            np.subtract(1, y, out=_b2)
+            np.multiply(_b1, _b2, out=_b1)
+            np.copyto(_b2, 1)
+            np.copyto(_b2, E, where=np.less(x, 0))
+            np.multiply(_b1, _b2, out=_b1)
+            np.multiply(y, pw, out=_b2)
+            np.add(E, 1, out=_b3)
+            np.divide(_b2, _b3, out=_b2)
+            np.copyto(_b3, 1)
+            np.copyto(_b3, E, where=np.greater(x, 0))
+            np.multiply(_b2, _b3, out=_b2)
+            gb = np.subtract(_b1, _b2, out=_b1)
+            if weighted:
+                gb = np.multiply(gb, w, out=_b1)
+            if reduction == 'mean':
+                gb = np.divide(gb, gdiv, out=_b1)
+            grad[tile] = gb
+        grad = grad.reshape(logits.shape)[()]
     return grad
 
 
@@ -1504,6 +1676,59 @@ def sigmoid_binary_cross_entropy_with_grad(logits, target, reduction="mean", *, 
     reduction = _reduction(reduction)
     count = logits.dtype.type(logits.size)
     with np.errstate(all="ignore"):
-        loss = _reduce(w*(pw*target*_softplus(-logits) + (1 - target)*_softplus(logits)), reduction, count)
-        grad = _scale(w*(-pw*target*_sigmoid(-logits) + (1 - target)*_sigmoid(logits)), reduction, count)[()]
+        xin, yin = _flat_rows(logits), _flat_rows(target)
+        weighted, win = _element_rows(w, logits)
+        pwin = _element_rows(pw, logits)[1]
+        keep_all, total = reduction == "none", np.float64(0)
+        loss = np.empty(xin.shape, xin.dtype) if keep_all else None
+        gdiv = _mean_divisor(count)
+        grad = np.empty(xin.shape, xin.dtype)
+        _bufs = _tile_buffers(6, xin, xin.dtype)
+        for tile in _tiles(xin):
+            _b0, _b1, _b2, _b3, _b4, _b5, = _tile_of(_bufs, tile)
+            x = xin[tile]
+            y = yin[tile]
+            w = win[tile]
+            pw = pwin[tile]
+            np.absolute(x, out=_b0)
+            np.negative(_b0, out=_b0)
+            E = np.exp(_b0, out=_b0)
+            L = np.log1p(E, out=_b1)
+            np.subtract(1, y, out=_b2)
+            np.maximum(x, 0, out=_b4)
+            np.add(L, _b4, out=_b3)
+            np.multiply(_b2, _b3, out=_b2)
+            np.multiply(y, pw, out=_b3)
+            np.negative(x, out=_b5)
+            np.maximum(_b5, 0, out=_b5)
+            np.add(L, _b5, out=_b4)
+            np.multiply(_b3, _b4, out=_b3)
+            lb = np.add(_b2, _b3, out=_b2)
+            if weighted:
+                lb = np.multiply(lb, w, out=_b2)
+            if keep_all:
+                loss[tile] = lb
+            if not keep_all:
+                total = total + np.sum(lb, dtype=np.float64)
+            np.add(E, 1, out=_b1)
+            np.divide(1, _b1, out=_b1)
+            np.subtract(1, y, out=_b2)
+            np.multiply(_b1, _b2, out=_b1)
+            np.copyto(_b2, 1)
+            np.copyto(_b2, E, where=np.less(x, 0))
+            np.multiply(_b1, _b2, out=_b1)
+            np.multiply(y, pw, out=_b2)
+            np.add(E, 1, out=_b3)
+            np.divide(_b2, _b3, out=_b2)
+            np.copyto(_b3, 1)
+            np.copyto(_b3, E, where=np.greater(x, 0))
+            np.multiply(_b2, _b3, out=_b2)
+            gb = np.subtract(_b1, _b2, out=_b1)
+            if weighted:
+                gb = np.multiply(gb, w, out=_b1)
+            if reduction == 'mean':
+                gb = np.divide(gb, gdiv, out=_b1)
+            grad[tile] = gb
+        loss = _reduce_rows(loss, total, reduction, count, logits)
+        grad = grad.reshape(logits.shape)[()]
     return loss, grad

@@ -23,6 +23,7 @@ import textwrap
 from pathlib import Path
 
 import sympy as sp
+from sympy.codegen.cfunctions import log1p
 from sympy.printing.numpy import NumPyPrinter
 
 from .. import kernels as kr
@@ -350,6 +351,8 @@ def _programs(kern: kr.Kernel) -> dict:
     if kern.family == "ce_logits":
         return {f"{target}{'_wide' if wide else ''}": _ce_program(kern, target == "soft", wide)
                 for target in ("labels", "soft") for wide in (False, True)}
+    if kern.family == "bce":
+        return {"rows": _bce_program(kern)}
     return {}
 
 
@@ -403,7 +406,7 @@ def _ce_program(kern: kr.Kernel, soft: bool, wide: bool) -> list:
     lab = NumPyKernelPrinter({**base, **_AT_LABEL})
     loss, grad = "loss_term" in sl, "grad" in sl
     yt_label = sl["yt_label"]
-    steps = [nb.line("at = _argmax(x[lo:hi])"), nb.line("shift = _shift_at(x[lo:hi], at)"),
+    steps = [nb.line("at = _argmax_at(x[lo:hi])"), nb.line("shift = _shift_at(x[lo:hi], at)"),
              nb.Step("load" if wide else "view", name="z", code="x[lo:hi]"),
              nb.block("zs", sl["zs"])]
     if not wide:  # zlo: TwoSum of (z, -shift), whose s is zs
@@ -416,9 +419,9 @@ def _ce_program(kern: kr.Kernel, soft: bool, wide: bool) -> list:
             raise ValueError("the zs slot is not TwoSum's s")
         steps += [nb.block("ts", t_expr), nb.block("zlo", err),
                   nb.line("_zero_where_not_finite(zlo, zs)", reads=("zlo", "zs"))]
-    steps.append(nb.line("zs_a = _at(zs, at)", reads=("zs",)))
+    steps.append(nb.line("zs_a = _get(zs, at)", reads=("zs",)))
     if not wide:
-        steps.append(nb.line("zlo_a = _at(zlo, at)", reads=("zlo",)))
+        steps.append(nb.line("zlo_a = _get(zlo, at)", reads=("zlo",)))
     steps += [nb.line(f"em1_a = {at.doprint(flat(sl['em1']))}"),
               nb.line(f"e_a = {at.doprint(flat(sl['e']))}")]
     if soft:
@@ -427,10 +430,10 @@ def _ce_program(kern: kr.Kernel, soft: bool, wide: bool) -> list:
         if grad:
             steps.append(nb.line("ysum = np.sum(yt, axis=-1, keepdims=True)", reads=("yt",)))
     else:
-        steps += [nb.line("t = t_all[lo:hi]"), nb.line("w_t = w_t_all[lo:hi]"),
-                  nb.line("zs_t = _at(zs, t)", reads=("zs",))]
+        steps += [nb.line("t = _label_at(t_all, lo, hi, at)"), nb.line("w_t = w_t_all[lo:hi]"),
+                  nb.line("zs_t = _get(zs, t)", reads=("zs",))]
         if not wide:
-            steps.append(nb.line("zlo_t = _at(zlo, t)", reads=("zlo",)))
+            steps.append(nb.line("zlo_t = _get(zlo, t)", reads=("zlo",)))
         if grad:
             ysum = yt_label.xreplace({kr.hot: 1, kr.w_k: _WSUM})   # sum_k of y~: hot sums to 1
             steps.append(nb.line(f"ysum = {lab.doprint(ysum)}"))
@@ -465,7 +468,7 @@ def _ce_program(kern: kr.Kernel, soft: bool, wide: bool) -> list:
                   nb.line("_nan_rows(grad[lo:hi], srest)")]
         fix = sl["grad"] / _GDIV
         if soft:
-            steps.append(nb.line("yt_a = _at(yt, at)", reads=("yt",)))
+            steps.append(nb.line("yt_a = _get(yt, at)", reads=("yt",)))
         else:
             steps += [nb.line(f"e_t = {lab.doprint(flat(sl['e']))}"),
                       nb.line(f"em1_t = {lab.doprint(flat(sl['em1']))}"),
@@ -473,7 +476,7 @@ def _ce_program(kern: kr.Kernel, soft: bool, wide: bool) -> list:
                       nb.line(f"pc_t = {lab.doprint(flat(sl['pc']))}"),
                       nb.line(f"yt_t = {lab.doprint(yt_label.xreplace({kr.hot: 1, kr.w_k: kr.w_t}))}"),
                       nb.line(f"_put(grad[lo:hi], t, {lab.doprint(fix)})"),
-                      nb.line("hot_a = at == t"), nb.line("w_a = _class_at(w_k, at)"),
+                      nb.line("hot_a = at[0] == t[0]"), nb.line("w_a = _class_at(w_k, at)"),
                       nb.line(f"yt_a = {at.doprint(yt_label)}")]
         steps += [nb.line(f"p_a = {at.doprint(flat(sl['p']))}"),
                   nb.line(f"pc_a = {at.doprint(flat(sl['pc']))}"),
@@ -482,6 +485,60 @@ def _ce_program(kern: kr.Kernel, soft: bool, wide: bool) -> list:
     lines, nbuf = nb.assemble(steps, small, {"z", "y"})
     head = [f"_bufs = _buffers({nbuf}, x)", "for lo, hi in _blocks(x):",
             f"    {', '.join(f'_b{i}' for i in range(nbuf))}, = _bufs[:, :hi - lo]"]
+    return head + ["    " + ln for ln in lines]
+
+
+_L = sp.Symbol("L", real=True)   # log1p(exp(-|x|)), shared by softplus(x) and softplus(-x)
+
+
+def shared_exp(expr):
+    """softplus(+-x) and sigmoid(+-x) through their stable forms, on one E = exp(-|x|):
+    softplus(t) = max(t, 0) + log1p(E) (log1p(E) named L), and sigmoid(t) = exp(min(t, 0)) / (1 + E)
+    with exp(min(t, 0)) = E where t < 0, else 1 (the same bits: exp(x) = exp(-|x|) for x < 0;
+    a NaN x gives 1 / (1 + NaN))."""
+    x = kr.x
+    expr = expr.replace(lambda f: isinstance(f, (softplus, sigmoid)), lambda f: f.stable())
+    expr = expr.xreplace({sp.exp(-clamp_min(-x, 0)): sp.Piecewise((_E, x < 0), (1, True)),
+                          sp.exp(-clamp_min(x, 0)): sp.Piecewise((_E, x > 0), (1, True))})
+    expr = expr.xreplace({sp.exp(-sp.Abs(x)): _E})
+    return expr.xreplace({log1p(_E): _L})
+
+
+def _bce_program(kern: kr.Kernel) -> list:
+    """The block program of a BCE kernel over the rows of its input (in the input's dtype): one
+    exp(-|x|) per element for the sigmoid kernels, shared by the loss and the gradient; each slot
+    times the element weight (only when weights are given), the gradient over the mean's divisor."""
+    from . import numpy_blocks as nb
+
+    sl = kern.slots
+    names = {**BOUND["bce"], "x": "x", "prob": "x", "y": "y", "w": "w", "pw": "pw", "E": "E",
+             "L": "L", "lb": "lb", "gb": "gb", "gdiv": "gdiv"}
+    lb, gb = sp.Symbol("lb", real=True), sp.Symbol("gb", real=True)
+    steps = [nb.Step("view", name="x", code="xin[tile]"),
+             nb.Step("view", name="y", code="yin[tile]"),
+             nb.Step("view", name="w", code="win[tile]")]
+    if "pos_weight" in kern.options:
+        steps.append(nb.Step("view", name="pw", code="pwin[tile]"))
+    logits = kern.inputs[0].name == "logits"
+    form = shared_exp if logits else (lambda ex: ex)
+    if logits:
+        steps.append(nb.block("E", sp.exp(-sp.Abs(kr.x))))
+        if "loss" in sl:
+            steps.append(nb.block("L", log1p(_E)))
+    if "loss" in sl:
+        steps += [nb.block("lb", form(sl["loss"])),
+                  nb.update("lb", lb * kr.w, cond="weighted"),
+                  nb.line("loss[tile] = lb", reads=("lb",), cond="keep_all"),
+                  nb.line("total = total + np.sum(lb, dtype=np.float64)", reads=("lb",),
+                          cond="not keep_all")]
+    if "grad" in sl:
+        steps += [nb.block("gb", form(sl["grad"])),
+                  nb.update("gb", gb * kr.w, cond="weighted"),
+                  nb.update("gb", gb / _GDIV, cond="reduction == 'mean'"),
+                  nb.line("grad[tile] = gb", reads=("gb",))]
+    lines, nbuf = nb.assemble(steps, NumPyKernelPrinter(names), {"x", "prob", "y", "w", "pw"})
+    head = [f"_bufs = _tile_buffers({nbuf}, xin, xin.dtype)", "for tile in _tiles(xin):",
+            f"    {', '.join(f'_b{i}' for i in range(nbuf))}, = _tile_of(_bufs, tile)"]
     return head + ["    " + ln for ln in lines]
 
 

@@ -27,7 +27,7 @@ from sympy.codegen.cfunctions import expm1, log1p
 from .. import kernels as kr
 from ..functions import clamp_min, mul0, sigmoid, softplus, two_sum_err
 
-BLOCK = 1 << 16   # elements per block: 512 KiB per float64 buffer (measured: 2^16..2^17 fastest)
+BLOCK = 1 << 17   # elements per block: 1 MiB per float64 buffer (measured: 2^16..2^18 fastest)
 
 UFUNCS = {sp.exp: "exp", expm1: "expm1", log1p: "log1p", sp.Abs: "absolute", sp.log: "log"}
 
@@ -224,7 +224,9 @@ class InplaceEmitter:
                 self.release(tmp)
         if fixed:
             num, den = sp.fraction(sp.Mul(*fixed))
-            if num == 1:
+            if sp.Mul(*fixed) == -1:
+                self.lines.append(f"np.negative({acc}, out={dest})")
+            elif num == 1:
                 self._op("divide", acc, self.code(den), dest)
             else:
                 self._op("multiply", acc, self.code(sp.Mul(*fixed)), dest)
