@@ -390,9 +390,15 @@ def _terms_over(expr, den):
 
 
 def _ce_program(kern: kr.Kernel, soft: bool, wide: bool) -> list:
-    """The block program of a ce_logits kernel (lines, without the loop head), for probability
-    targets (``soft``) or integer labels, for float32 input computed in float64 (``wide``: z - shift
-    of two float32 values is exact in float64, so zlo = 0) or float64 (zlo by TwoSum)."""
+    """The block program of a ce_logits kernel (with its loop head), for probability targets
+    (``soft``) or integer labels, for float32 input computed in float64 (``wide``) or float64.
+
+    ``wide``: zlo = 0.  Two float32 values subtract in float64 exactly unless their exponents are
+    more than 29 apart, and always within 2^-53 |z - shift|; in exp(z - shift) that is under
+    2^-46 relative wherever the float32 result does not underflow (|z - shift| < 104), far below
+    float32's 2^-24, so the TwoSum compensation is not needed.  float64: zlo by TwoSum, whose s is
+    the zs slot.  The gradient: the slot with pc at the argmax and the label (p can be near 1
+    there); elsewhere p <= 1/2, and p ysum - y~ (the slot with pc -> 1 - p) is one pass."""
     from . import numpy_blocks as nb
 
     sl = kern.slots

@@ -204,7 +204,8 @@ class InplaceEmitter:
                 parts.append(("/", factor.base))
             else:
                 parts.append(("*", factor))
-        parts = self._first(parts, alias)
+        # a product before any quotient: a / b is one rounding, a * (1 / b) two
+        parts = self._first(sorted(parts, key=lambda p: p[0] == "/"), alias)
         if parts[0][0] == "/" and not fixed:
             fixed = [sp.Integer(1)]
         acc = None
