@@ -483,6 +483,11 @@ def _nonzero(c):
     return bool(np.any(np.not_equal(c, 0)))
 
 
+def _class_sum(c, n_classes):
+    """sum_k c_k of a per-class value (a scalar c is the same for every class)."""
+    return c * n_classes if np.ndim(c) == 0 else np.sum(c)
+
+
 def _grad_divisor(reduction, divisor):
     """What the gradient is divided by: the mean's divisor, or 1."""
     return _mean_divisor(divisor) if reduction == "mean" else np.float64(1)
@@ -864,7 +869,7 @@ def softmax_cross_entropy(logits, target, reduction="mean", *, weight=None, igno
         if labels is not None:
             kept, t_all, w_t_all, wsum, divisor = _label_rows(labels, ignore_index, weight, x)
             c = label_smoothing*w_k/n_classes
-            smooth = _nonzero(c)
+            smooth, csum = _nonzero(c), _class_sum(c, n_classes)
             if dtype == np.float32:
                 _bufs = _buffers(2, x)
                 for lo, hi in _blocks(x):
@@ -879,16 +884,18 @@ def softmax_cross_entropy(logits, target, reduction="mean", *, weight=None, igno
                     t = _label_at(t_all, lo, hi, at)
                     w_t = w_t_all[lo:hi]
                     zs_t = _get(zs, t)
-                    e = np.exp(zs, out=_b1)
+                    if smooth:
+                        np.negative(zs, out=_b1)
+                        np.multiply(_b1, c, out=_b1)
+                        _zero_where(_b1, c)
+                        lt = _b1
+                    if smooth:
+                        lsum = np.sum(lt, axis=-1, keepdims=True)
+                    e = np.exp(zs, out=_b0)
                     srest = _srest_at(e, at, em1_a, e_a)
                     loss = _mul0(w_t*(1 - label_smoothing), -zs_t + np.log1p(srest))
                     if smooth:
-                        np.subtract(np.log1p(srest), zs, out=_b0)
-                        np.multiply(_b0, c, out=_b0)
-                        _zero_where(_b0, c)
-                        lt = _b0
-                    if smooth:
-                        loss = loss + np.sum(lt, axis=-1, keepdims=True)
+                        loss = loss + _mul0(csum, np.log1p(srest)) + lsum
                     losses[lo:hi] = loss[:, 0]
             else:
                 _bufs = _buffers(5, x)
@@ -912,26 +919,28 @@ def softmax_cross_entropy(logits, target, reduction="mean", *, weight=None, igno
                     w_t = w_t_all[lo:hi]
                     zs_t = _get(zs, t)
                     zlo_t = _get(zlo, t)
-                    np.add(zlo, 1, out=_b1)
-                    np.exp(zs, out=_b3)
-                    e = np.multiply(_b1, _b3, out=_b1)
+                    if smooth:
+                        np.negative(zlo, out=_b1)
+                        np.subtract(_b1, zs, out=_b1)
+                        np.multiply(_b1, c, out=_b1)
+                        _zero_where(_b1, c)
+                        lt = _b1
+                    if smooth:
+                        lsum = np.sum(lt, axis=-1, keepdims=True)
+                    np.add(zlo, 1, out=_b2)
+                    np.exp(zs, out=_b0)
+                    e = np.multiply(_b2, _b0, out=_b2)
                     srest = _srest_at(e, at, em1_a, e_a)
                     loss = _mul0(w_t*(1 - label_smoothing), -zlo_t - zs_t + np.log1p(srest))
                     if smooth:
-                        np.subtract(np.log1p(srest), zlo, out=_b2)
-                        np.subtract(_b2, zs, out=_b2)
-                        np.multiply(_b2, c, out=_b2)
-                        _zero_where(_b2, c)
-                        lt = _b2
-                    if smooth:
-                        loss = loss + np.sum(lt, axis=-1, keepdims=True)
+                        loss = loss + _mul0(csum, np.log1p(srest)) + lsum
                     losses[lo:hi] = loss[:, 0]
         else:
             kept, yin, divisor = None, _batch(y), np.float64(x.shape[0])
             if dtype == np.float32:
-                _bufs = _buffers(3, x)
+                _bufs = _buffers(4, x)
                 for lo, hi in _blocks(x):
-                    _b0, _b1, _b2, = _bufs[:, :hi - lo]
+                    _b0, _b1, _b2, _b3, = _bufs[:, :hi - lo]
                     at = _argmax_at(x[lo:hi])
                     shift = _shift_at(x[lo:hi], at)
                     z = _widen(x[lo:hi], _b0)
@@ -943,17 +952,19 @@ def softmax_cross_entropy(logits, target, reduction="mean", *, weight=None, igno
                     np.multiply(y, 1 - label_smoothing, out=_b1)
                     np.add(_b1, label_smoothing/n_classes, out=_b1)
                     yt = np.multiply(_b1, w_k, out=_b1)
-                    e = np.exp(zs, out=_b2)
+                    np.negative(zs, out=_b3)
+                    np.multiply(yt, _b3, out=_b2)
+                    _zero_where(_b2, yt)
+                    lt = _b2
+                    lsum = np.sum(lt, axis=-1, keepdims=True)
+                    ysum = np.sum(yt, axis=-1, keepdims=True)
+                    e = np.exp(zs, out=_b0)
                     srest = _srest_at(e, at, em1_a, e_a)
-                    np.subtract(np.log1p(srest), zs, out=_b0)
-                    np.multiply(_b0, yt, out=_b0)
-                    _zero_where(_b0, yt)
-                    lt = _b0
-                    losses[lo:hi] = np.sum(lt, axis=-1)
+                    losses[lo:hi] = (_mul0(ysum, np.log1p(srest)) + lsum)[:, 0]
             else:
-                _bufs = _buffers(5, x)
+                _bufs = _buffers(6, x)
                 for lo, hi in _blocks(x):
-                    _b0, _b1, _b2, _b3, _b4, = _bufs[:, :hi - lo]
+                    _b0, _b1, _b2, _b3, _b4, _b5, = _bufs[:, :hi - lo]
                     at = _argmax_at(x[lo:hi])
                     shift = _shift_at(x[lo:hi], at)
                     z = x[lo:hi]
@@ -972,16 +983,18 @@ def softmax_cross_entropy(logits, target, reduction="mean", *, weight=None, igno
                     np.multiply(y, 1 - label_smoothing, out=_b1)
                     np.add(_b1, label_smoothing/n_classes, out=_b1)
                     yt = np.multiply(_b1, w_k, out=_b1)
-                    np.add(zlo, 1, out=_b3)
-                    np.exp(zs, out=_b4)
-                    e = np.multiply(_b3, _b4, out=_b3)
+                    np.negative(zlo, out=_b4)
+                    np.subtract(_b4, zs, out=_b4)
+                    np.multiply(yt, _b4, out=_b3)
+                    _zero_where(_b3, yt)
+                    lt = _b3
+                    lsum = np.sum(lt, axis=-1, keepdims=True)
+                    ysum = np.sum(yt, axis=-1, keepdims=True)
+                    np.add(zlo, 1, out=_b2)
+                    np.exp(zs, out=_b0)
+                    e = np.multiply(_b2, _b0, out=_b2)
                     srest = _srest_at(e, at, em1_a, e_a)
-                    np.subtract(np.log1p(srest), zlo, out=_b2)
-                    np.subtract(_b2, zs, out=_b2)
-                    np.multiply(_b2, yt, out=_b2)
-                    _zero_where(_b2, yt)
-                    lt = _b2
-                    losses[lo:hi] = np.sum(lt, axis=-1)
+                    losses[lo:hi] = (_mul0(ysum, np.log1p(srest)) + lsum)[:, 0]
         losses = _zero_rows(losses, kept).reshape(logits.shape[:-1])
         loss = _narrow(_reduce(losses, reduction, divisor), dtype)
     return loss
@@ -1025,7 +1038,7 @@ def softmax_cross_entropy_grad(logits, target, reduction="mean", *, weight=None,
         if labels is not None:
             kept, t_all, w_t_all, wsum, divisor = _label_rows(labels, ignore_index, weight, x)
             c = label_smoothing*w_k/n_classes
-            smooth = _nonzero(c)
+            smooth, csum = _nonzero(c), _class_sum(c, n_classes)
             gdiv = _grad_divisor(reduction, divisor)
             if dtype == np.float32:
                 _bufs = _buffers(1, x)
@@ -1085,8 +1098,8 @@ def softmax_cross_entropy_grad(logits, target, reduction="mean", *, weight=None,
                     zlo_t = _get(zlo, t)
                     ysum = w_t*(1 - label_smoothing) + label_smoothing*wsum/n_classes
                     np.add(zlo, 1, out=_b2)
-                    np.exp(zs, out=_b1)
-                    e = np.multiply(_b2, _b1, out=_b2)
+                    np.exp(zs, out=_b0)
+                    e = np.multiply(_b2, _b0, out=_b2)
                     srest = _srest_at(e, at, em1_a, e_a)
                     g = np.multiply(e, ysum/(gdiv*(srest + 1)), out=_b2)
                     if smooth:
@@ -1159,8 +1172,8 @@ def softmax_cross_entropy_grad(logits, target, reduction="mean", *, weight=None,
                     yt = np.multiply(_b1, w_k, out=_b1)
                     ysum = np.sum(yt, axis=-1, keepdims=True)
                     np.add(zlo, 1, out=_b2)
-                    np.exp(zs, out=_b3)
-                    e = np.multiply(_b2, _b3, out=_b2)
+                    np.exp(zs, out=_b0)
+                    e = np.multiply(_b2, _b0, out=_b2)
                     srest = _srest_at(e, at, em1_a, e_a)
                     np.multiply(e, ysum/(gdiv*(srest + 1)), out=_b2)
                     np.divide(yt, gdiv, out=_b0)
@@ -1220,7 +1233,7 @@ def softmax_cross_entropy_with_grad(logits, target, reduction="mean", *, weight=
         if labels is not None:
             kept, t_all, w_t_all, wsum, divisor = _label_rows(labels, ignore_index, weight, x)
             c = label_smoothing*w_k/n_classes
-            smooth = _nonzero(c)
+            smooth, csum = _nonzero(c), _class_sum(c, n_classes)
             gdiv = _grad_divisor(reduction, divisor)
             if dtype == np.float32:
                 _bufs = _buffers(2, x)
@@ -1237,20 +1250,22 @@ def softmax_cross_entropy_with_grad(logits, target, reduction="mean", *, weight=
                     w_t = w_t_all[lo:hi]
                     zs_t = _get(zs, t)
                     ysum = w_t*(1 - label_smoothing) + label_smoothing*wsum/n_classes
-                    e = np.exp(zs, out=_b1)
+                    if smooth:
+                        np.negative(zs, out=_b1)
+                        np.multiply(_b1, c, out=_b1)
+                        _zero_where(_b1, c)
+                        lt = _b1
+                    if smooth:
+                        lsum = np.sum(lt, axis=-1, keepdims=True)
+                    e = np.exp(zs, out=_b0)
                     srest = _srest_at(e, at, em1_a, e_a)
                     loss = _mul0(w_t*(1 - label_smoothing), -zs_t + np.log1p(srest))
                     if smooth:
-                        np.subtract(np.log1p(srest), zs, out=_b0)
-                        np.multiply(_b0, c, out=_b0)
-                        _zero_where(_b0, c)
-                        lt = _b0
-                    if smooth:
-                        loss = loss + np.sum(lt, axis=-1, keepdims=True)
+                        loss = loss + _mul0(csum, np.log1p(srest)) + lsum
                     losses[lo:hi] = loss[:, 0]
-                    g = np.multiply(e, ysum/(gdiv*(srest + 1)), out=_b1)
+                    g = np.multiply(e, ysum/(gdiv*(srest + 1)), out=_b0)
                     if smooth:
-                        g = np.subtract(g, c/gdiv, out=_b1)
+                        g = np.subtract(g, c/gdiv, out=_b0)
                     grad[lo:hi] = g
                     _nan_rows(grad[lo:hi], srest)
                     e_t = np.exp(zs_t)
@@ -1288,23 +1303,25 @@ def softmax_cross_entropy_with_grad(logits, target, reduction="mean", *, weight=
                     zs_t = _get(zs, t)
                     zlo_t = _get(zlo, t)
                     ysum = w_t*(1 - label_smoothing) + label_smoothing*wsum/n_classes
-                    np.add(zlo, 1, out=_b1)
-                    np.exp(zs, out=_b3)
-                    e = np.multiply(_b1, _b3, out=_b1)
+                    if smooth:
+                        np.negative(zlo, out=_b1)
+                        np.subtract(_b1, zs, out=_b1)
+                        np.multiply(_b1, c, out=_b1)
+                        _zero_where(_b1, c)
+                        lt = _b1
+                    if smooth:
+                        lsum = np.sum(lt, axis=-1, keepdims=True)
+                    np.add(zlo, 1, out=_b2)
+                    np.exp(zs, out=_b0)
+                    e = np.multiply(_b2, _b0, out=_b2)
                     srest = _srest_at(e, at, em1_a, e_a)
                     loss = _mul0(w_t*(1 - label_smoothing), -zlo_t - zs_t + np.log1p(srest))
                     if smooth:
-                        np.subtract(np.log1p(srest), zlo, out=_b2)
-                        np.subtract(_b2, zs, out=_b2)
-                        np.multiply(_b2, c, out=_b2)
-                        _zero_where(_b2, c)
-                        lt = _b2
-                    if smooth:
-                        loss = loss + np.sum(lt, axis=-1, keepdims=True)
+                        loss = loss + _mul0(csum, np.log1p(srest)) + lsum
                     losses[lo:hi] = loss[:, 0]
-                    g = np.multiply(e, ysum/(gdiv*(srest + 1)), out=_b1)
+                    g = np.multiply(e, ysum/(gdiv*(srest + 1)), out=_b2)
                     if smooth:
-                        g = np.subtract(g, c/gdiv, out=_b1)
+                        g = np.subtract(g, c/gdiv, out=_b2)
                     grad[lo:hi] = g
                     _nan_rows(grad[lo:hi], srest)
                     e_t = (zlo_t + 1)*np.exp(zs_t)
@@ -1338,16 +1355,17 @@ def softmax_cross_entropy_with_grad(logits, target, reduction="mean", *, weight=
                     np.add(_b1, label_smoothing/n_classes, out=_b1)
                     yt = np.multiply(_b1, w_k, out=_b1)
                     ysum = np.sum(yt, axis=-1, keepdims=True)
-                    e = np.exp(zs, out=_b2)
+                    np.negative(zs, out=_b3)
+                    np.multiply(yt, _b3, out=_b2)
+                    _zero_where(_b2, yt)
+                    lt = _b2
+                    lsum = np.sum(lt, axis=-1, keepdims=True)
+                    e = np.exp(zs, out=_b0)
                     srest = _srest_at(e, at, em1_a, e_a)
-                    np.subtract(np.log1p(srest), zs, out=_b0)
-                    np.multiply(_b0, yt, out=_b0)
-                    _zero_where(_b0, yt)
-                    lt = _b0
-                    losses[lo:hi] = np.sum(lt, axis=-1)
-                    np.multiply(e, ysum/(gdiv*(srest + 1)), out=_b2)
-                    np.divide(yt, gdiv, out=_b0)
-                    g = np.subtract(_b2, _b0, out=_b2)
+                    losses[lo:hi] = (_mul0(ysum, np.log1p(srest)) + lsum)[:, 0]
+                    np.multiply(e, ysum/(gdiv*(srest + 1)), out=_b0)
+                    np.divide(yt, gdiv, out=_b2)
+                    g = np.subtract(_b0, _b2, out=_b0)
                     grad[lo:hi] = g
                     _nan_rows(grad[lo:hi], srest)
                     yt_a = _get(yt, at)
@@ -1355,9 +1373,9 @@ def softmax_cross_entropy_with_grad(logits, target, reduction="mean", *, weight=
                     pc_a = (srest - em1_a)/(srest + 1)
                     _put(grad[lo:hi], at, (p_a*(ysum - yt_a) - pc_a*yt_a)/gdiv)
             else:
-                _bufs = _buffers(5, x)
+                _bufs = _buffers(6, x)
                 for lo, hi in _blocks(x):
-                    _b0, _b1, _b2, _b3, _b4, = _bufs[:, :hi - lo]
+                    _b0, _b1, _b2, _b3, _b4, _b5, = _bufs[:, :hi - lo]
                     at = _argmax_at(x[lo:hi])
                     shift = _shift_at(x[lo:hi], at)
                     z = x[lo:hi]
@@ -1377,19 +1395,20 @@ def softmax_cross_entropy_with_grad(logits, target, reduction="mean", *, weight=
                     np.add(_b1, label_smoothing/n_classes, out=_b1)
                     yt = np.multiply(_b1, w_k, out=_b1)
                     ysum = np.sum(yt, axis=-1, keepdims=True)
-                    np.add(zlo, 1, out=_b3)
-                    np.exp(zs, out=_b4)
-                    e = np.multiply(_b3, _b4, out=_b3)
+                    np.negative(zlo, out=_b4)
+                    np.subtract(_b4, zs, out=_b4)
+                    np.multiply(yt, _b4, out=_b3)
+                    _zero_where(_b3, yt)
+                    lt = _b3
+                    lsum = np.sum(lt, axis=-1, keepdims=True)
+                    np.add(zlo, 1, out=_b2)
+                    np.exp(zs, out=_b0)
+                    e = np.multiply(_b2, _b0, out=_b2)
                     srest = _srest_at(e, at, em1_a, e_a)
-                    np.subtract(np.log1p(srest), zlo, out=_b2)
-                    np.subtract(_b2, zs, out=_b2)
-                    np.multiply(_b2, yt, out=_b2)
-                    _zero_where(_b2, yt)
-                    lt = _b2
-                    losses[lo:hi] = np.sum(lt, axis=-1)
-                    np.multiply(e, ysum/(gdiv*(srest + 1)), out=_b3)
+                    losses[lo:hi] = (_mul0(ysum, np.log1p(srest)) + lsum)[:, 0]
+                    np.multiply(e, ysum/(gdiv*(srest + 1)), out=_b2)
                     np.divide(yt, gdiv, out=_b0)
-                    g = np.subtract(_b3, _b0, out=_b3)
+                    g = np.subtract(_b2, _b0, out=_b2)
                     grad[lo:hi] = g
                     _nan_rows(grad[lo:hi], srest)
                     yt_a = _get(yt, at)

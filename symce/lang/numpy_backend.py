@@ -375,13 +375,14 @@ _GDIV = sp.Symbol("gdiv", positive=True)  # the gradient's divisor (the mean's, 
 _WSUM = sp.Symbol("wsum", positive=True)  # sum_k w_k
 _TS = sp.Symbol("ts", real=True)        # TwoSum's t = s - a
 _GDIV_G = sp.Symbol("g", real=True)     # the gradient block, updated in place
+_CSUM = sp.Symbol("csum", nonnegative=True)  # sum_k c_k
 _E = sp.Symbol("E", nonnegative=True)   # exp(-|x|), shared by softplus and sigmoid (BCE)
 _AT = {"zs": "zs_a", "zlo": "zlo_a", "e": "e_a", "em1": "em1_a", "p": "p_a", "pc": "pc_a",
        "yt": "yt_a", "hot": "hot_a", "w_k": "w_a"}
 _AT_LABEL = {"zs": "zs_t", "zlo": "zlo_t", "e": "e_t", "em1": "em1_t", "p": "p_t", "pc": "pc_t",
              "yt": "yt_t"}
 BLOCK_NAMES = {**BOUND["ce_logits"], "c": "c", "gdiv": "gdiv", "wsum": "wsum", "ts": "ts",
-               "lt": "lt", "E": "E", "g": "g"}
+               "lt": "lt", "E": "E", "g": "g", "csum": "csum"}
 
 
 def _terms_over(expr, den):
@@ -443,19 +444,37 @@ def _ce_program(kern: kr.Kernel, soft: bool, wide: bool) -> list:
         if grad:
             ysum = yt_label.xreplace({kr.hot: 1, kr.w_k: _WSUM})   # sum_k of y~: hot sums to 1
             steps.append(nb.line(f"ysum = {lab.doprint(ysum)}"))
+    if loss:
+        # sum_k mul0(y~_k, log1p(Srest) - zs_k - zlo_k): the row part log1p(Srest) times sum_k y~_k
+        # (y~ >= 0, so mul0 of the sum), plus sum_k mul0(y~_k, -zs_k - zlo_k), which is taken
+        # before e overwrites zs; both parts are >= 0 (no cancellation)
+        term = flat(sl["loss_term"])
+        if not isinstance(term, mul0):
+            raise ValueError(f"{kern.name}: the loss term is not mul0(y~, ...): {term}")
+        target, inner = term.args
+        row_part = sp.Add(*[t for t in sp.Add.make_args(inner)
+                            if not t.free_symbols & {kr.zs, kr.zlo}])
+        class_part = inner - row_part
+        if soft:
+            steps += [nb.block("lt", mul0(target, class_part)),
+                      nb.line("lsum = np.sum(lt, axis=-1, keepdims=True)", reads=("lt",))]
+            if not grad:
+                steps.append(nb.line("ysum = np.sum(yt, axis=-1, keepdims=True)", reads=("yt",)))
+        else:
+            steps += [nb.block("lt", mul0(_C, class_part), cond="smooth"),
+                      nb.line("lsum = np.sum(lt, axis=-1, keepdims=True)", reads=("lt",),
+                              cond="smooth")]
     steps += [nb.block("e", flat(sl["e"])),
               nb.line("srest = _srest_at(e, at, em1_a, e_a)", reads=("e",))]
     if loss:
-        term = flat(sl["loss_term"])
         if soft:
-            steps += [nb.block("lt", term),
-                      nb.line("losses[lo:hi] = np.sum(lt, axis=-1)", reads=("lt",))]
+            steps.append(nb.line(f"losses[lo:hi] = "
+                                 f"({lab.doprint(mul0(kr.ysum, row_part))} + lsum)[:, 0]"))
         else:
-            # y~ = c + hot h: the label's h (a row value), then the class part c (a block)
+            # y~ = c + hot h: the label's h (a row value), then the class part c
             h = yt_label.xreplace({kr.hot: 1}) - yt_label.xreplace({kr.hot: 0})
             steps += [nb.line(f"loss = {lab.doprint(term.xreplace({kr.yt: h}))}"),
-                      nb.block("lt", term.xreplace({kr.yt: _C}), cond="smooth"),
-                      nb.line("loss = loss + np.sum(lt, axis=-1, keepdims=True)", reads=("lt",),
+                      nb.line(f"loss = loss + {lab.doprint(mul0(_CSUM, row_part))} + lsum",
                               cond="smooth"),
                       nb.line("losses[lo:hi] = loss[:, 0]")]
     if grad:

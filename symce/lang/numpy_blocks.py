@@ -88,6 +88,7 @@ class InplaceEmitter:
     block: set
     temp: object
     release: object
+    dying: dict = field(default_factory=dict)   # values read for the last time here, once
     lines: list = field(default_factory=list)
 
     def varies(self, expr) -> bool:
@@ -154,9 +155,14 @@ class InplaceEmitter:
         return hit + [p for p in parts if not _count(p[1], alias)]
 
     def _operand(self, expr, dest, alias, first):
-        """Code of a block operand: the first one goes into dest, the others into scratch."""
+        """Code of a block operand: the first one goes into dest; the others into the buffer of
+        a value they read for the last time (computed over it), or into scratch."""
         if first:
             return self.emit(expr, dest, alias), None
+        for name in sorted(self.dying):
+            if _count(expr, name):
+                buf = self.dying.pop(name)
+                return self.emit(expr, buf, name), None
         tmp = self.temp()
         return self.emit(expr, tmp), tmp
 
@@ -287,7 +293,9 @@ def assemble(steps, small, block_names) -> tuple[list, int]:
                         and _count(st.expr, name) == 1:
                     alias = name
             dest = owner.pop(alias) if alias else alloc()
-            em = InplaceEmitter(small, block_names, alloc, give_back)
+            dying = {name: owner[name] for name in reads[i] if name != alias and name in owner
+                     and last.get(name) == i and _count(st.expr, name) == 1}
+            em = InplaceEmitter(small, block_names, alloc, give_back, dying)
             result = em.emit(st.expr, dest, alias)
             if result != dest:
                 em.lines.append(f"np.copyto({dest}, {result})")
