@@ -21,13 +21,12 @@
 #ifdef _OPENMP
 #define SYMCE_PRAGMA(x) _Pragma(#x)
 #define SYMCE_OMP_FOR SYMCE_PRAGMA(omp parallel for schedule(static))
-#define SYMCE_OMP_FOR_SUM(v) SYMCE_PRAGMA(omp parallel for schedule(static) reduction(+:v))
+#define SYMCE_OMP_FOR_SUM(a, b) SYMCE_PRAGMA(omp parallel for schedule(static) reduction(+:a, b))
 #else
 #define SYMCE_OMP_FOR
-#define SYMCE_OMP_FOR_SUM(v)
+#define SYMCE_OMP_FOR_SUM(a, b)
 #endif
 
-#define SYMCE_LANES 8  /* partial sums per loop: the vectoriser keeps them in SIMD lanes */
 #define SYMCE_STASH 2048  /* a row of up to this many classes keeps its exponentials on the stack */
 #define SYMCE_BLOCK 1024  /* elements per block of the binary cross-entropy kernels */
 
@@ -115,10 +114,17 @@ static inline int symce_isfinite(double x)
     return (symce_bits(x) & UINT64_C(0x7ff0000000000000)) != UINT64_C(0x7ff0000000000000);
 }
 
-/* The sum of SYMCE_LANES partial sums, pairwise. */
-static inline double symce_lanes_sum(const double *v)
+/* The sum of buf[0 .. len), pairwise: every level is a loop of independent additions (SIMD), and
+   the rounding error grows with log2(len), not len.  buf is overwritten. */
+static double symce_pairwise_sum(double *restrict buf, size_t len)
 {
-    return ((v[0] + v[1]) + (v[2] + v[3])) + ((v[4] + v[5]) + (v[6] + v[7]));
+    if (len == 0) return 0;
+    while (len > 1) {
+        const size_t h = (len + 1) / 2;
+        for (size_t i = 0; i < len - h; ++i) buf[i] += buf[i + h];
+        len = h;
+    }
+    return buf[0];
 }
 
 /* ---------------------------------------------------------------------------------------- */
@@ -344,8 +350,9 @@ static size_t symce_argmax_f32(const float *restrict row, size_t k)
     return a;
 }
 
-/* sum + x into a lane: plain (the float kernels sum in double: 2^-53 per addition is far below a float ULP). */
-static inline void symce_lane_add_f32(double *sum, double *comp, double x)
+/* *sum += x, plain (the float kernels sum in double: 2^-53 per addition is far below a float ULP); the
+   total is *sum + *comp.  For the partial sums of chunks, rows and blocks. */
+static inline void symce_accumulate_f32(double *sum, double *comp, double x)
 {
     (void)comp;
     *sum += x;
@@ -378,7 +385,9 @@ static void symce_row_exp_f32(const float *restrict row, size_t c0, size_t len, 
 }
 
 /* The statistics every row kernel starts from: shift = the row max and Srest = S - 1 = the sum of
-   e_j over the classes below the max, plus (ties - 1) (em1 = 0 at a finite max).  e_j goes to
+   e_j over the classes below the max, plus (ties - 1) (em1 = 0 at a finite max).  A class counts
+   as a tie when e_j == 1: that is every class at the max, and a class within 2^-53 below it
+   contributes 1 instead of e_j, off by less than 2^-53 in a sum that is at least 1.  e_j goes to
    stash[0 .. k) in chunks of SYMCE_STASH.  Returns SYMCE_ROW_STASHED when the whole row is there
    (k <= SYMCE_STASH), else SYMCE_ROW_FINITE.  A row whose max is not finite (+inf, or no finite
    element) gets shift 0 and Srest = sum_{j != a} e_j + em1_a (a = the first argmax):
@@ -408,25 +417,21 @@ static int symce_row_stats_f32(const float *restrict row, size_t k, double *rest
         return SYMCE_ROW_GENERAL;
     }
     const double shift = mx;
-    double sum[SYMCE_LANES] = {0}, comp[SYMCE_LANES] = {0}, ties[SYMCE_LANES] = {0};
+    double sum = 0, comp = 0;
+    size_t ties = 0;
+    double terms[SYMCE_STASH];
     for (size_t c0 = 0; c0 < k; c0 += SYMCE_STASH) {
         const size_t len = k - c0 < SYMCE_STASH ? k - c0 : SYMCE_STASH;
         symce_row_exp_f32(row, c0, len, shift, stash);
-        size_t j = 0;
-        for (; j + SYMCE_LANES <= len; j += SYMCE_LANES)
-            for (size_t l = 0; l < SYMCE_LANES; ++l) {
-                const int tie = row[c0 + j + l] == mx;
-                symce_lane_add_f32(&sum[l], &comp[l], symce_select(tie, 0, stash[j + l]));
-                ties[l] += symce_select(tie, 1, 0);
-            }
-        for (; j < len; ++j) {
-            const int tie = row[c0 + j] == mx;
-            symce_lane_add_f32(&sum[0], &comp[0], symce_select(tie, 0, stash[j]));
-            ties[0] += symce_select(tie, 1, 0);
+        for (size_t j = 0; j < len; ++j) {
+            const int tie = stash[j] == 1;
+            terms[j] = symce_select(tie, 0, stash[j]);
+            ties += (size_t)tie;
         }
+        symce_accumulate_f32(&sum, &comp, symce_pairwise_sum(terms, len));
     }
     *shift_out = shift;
-    *srest_out = (double)((symce_lanes_sum(sum) + symce_lanes_sum(comp)) + (symce_lanes_sum(ties) - 1));
+    *srest_out = (double)((sum + comp) + ((double)ties - 1));
     return k <= SYMCE_STASH ? SYMCE_ROW_STASHED : SYMCE_ROW_FINITE;
 }
 
@@ -490,8 +495,9 @@ static size_t symce_argmax_f64(const double *restrict row, size_t k)
     return a;
 }
 
-/* sum + x into a lane: compensated (TwoSum): the error of every addition is kept in comp. */
-static inline void symce_lane_add_f64(double *sum, double *comp, double x)
+/* *sum += x, compensated (TwoSum): the error of every addition is kept in *comp; the
+   total is *sum + *comp.  For the partial sums of chunks, rows and blocks. */
+static inline void symce_accumulate_f64(double *sum, double *comp, double x)
 {
     const double t = *sum + x;
     const double bp = t - *sum;
@@ -527,7 +533,9 @@ static void symce_row_exp_f64(const double *restrict row, size_t c0, size_t len,
 }
 
 /* The statistics every row kernel starts from: shift = the row max and Srest = S - 1 = the sum of
-   e_j over the classes below the max, plus (ties - 1) (em1 = 0 at a finite max).  e_j goes to
+   e_j over the classes below the max, plus (ties - 1) (em1 = 0 at a finite max).  A class counts
+   as a tie when e_j == 1: that is every class at the max, and a class within 2^-53 below it
+   contributes 1 instead of e_j, off by less than 2^-53 in a sum that is at least 1.  e_j goes to
    stash[0 .. k) in chunks of SYMCE_STASH.  Returns SYMCE_ROW_STASHED when the whole row is there
    (k <= SYMCE_STASH), else SYMCE_ROW_FINITE.  A row whose max is not finite (+inf, or no finite
    element) gets shift 0 and Srest = sum_{j != a} e_j + em1_a (a = the first argmax):
@@ -559,25 +567,21 @@ static int symce_row_stats_f64(const double *restrict row, size_t k, double *res
         return SYMCE_ROW_GENERAL;
     }
     const double shift = mx;
-    double sum[SYMCE_LANES] = {0}, comp[SYMCE_LANES] = {0}, ties[SYMCE_LANES] = {0};
+    double sum = 0, comp = 0;
+    size_t ties = 0;
+    double terms[SYMCE_STASH];
     for (size_t c0 = 0; c0 < k; c0 += SYMCE_STASH) {
         const size_t len = k - c0 < SYMCE_STASH ? k - c0 : SYMCE_STASH;
         symce_row_exp_f64(row, c0, len, shift, stash);
-        size_t j = 0;
-        for (; j + SYMCE_LANES <= len; j += SYMCE_LANES)
-            for (size_t l = 0; l < SYMCE_LANES; ++l) {
-                const int tie = row[c0 + j + l] == mx;
-                symce_lane_add_f64(&sum[l], &comp[l], symce_select(tie, 0, stash[j + l]));
-                ties[l] += symce_select(tie, 1, 0);
-            }
-        for (; j < len; ++j) {
-            const int tie = row[c0 + j] == mx;
-            symce_lane_add_f64(&sum[0], &comp[0], symce_select(tie, 0, stash[j]));
-            ties[0] += symce_select(tie, 1, 0);
+        for (size_t j = 0; j < len; ++j) {
+            const int tie = stash[j] == 1;
+            terms[j] = symce_select(tie, 0, stash[j]);
+            ties += (size_t)tie;
         }
+        symce_accumulate_f64(&sum, &comp, symce_pairwise_sum(terms, len));
     }
     *shift_out = shift;
-    *srest_out = (double)((symce_lanes_sum(sum) + symce_lanes_sum(comp)) + (symce_lanes_sum(ties) - 1));
+    *srest_out = (double)((sum + comp) + ((double)ties - 1));
     return k <= SYMCE_STASH ? SYMCE_ROW_STASHED : SYMCE_ROW_FINITE;
 }
 
@@ -750,24 +754,19 @@ int symce_softmax_vjp_f32(size_t n, size_t k, const float *restrict z, const flo
         const double inv_srest = 1.0/(srest + 1);
         const float *grow = g + i * k;
         float *orow = out + i * k;
-        double dsum[SYMCE_LANES] = {0}, dcomp[SYMCE_LANES] = {0};  /* sum_k g_k e_k */
+        double dsum = 0, dcomp = 0;  /* sum_k g_k e_k */
+        double terms[SYMCE_STASH];
         for (size_t c0 = 0; c0 < k; c0 += SYMCE_STASH) {
             const size_t len = k - c0 < SYMCE_STASH ? k - c0 : SYMCE_STASH;
             if (!stashed) symce_row_exp_f32(row, c0, len, shift, stash);
-            size_t j0 = 0;
-            for (; j0 + SYMCE_LANES <= len; j0 += SYMCE_LANES)
-                for (size_t l = 0; l < SYMCE_LANES; ++l) {
-                    const double e = stash[j0 + l];
-                    const double gv = grow[c0 + j0 + l];
-                    symce_lane_add_f32(&dsum[l], &dcomp[l], e*gv);
-                }
-            for (; j0 < len; ++j0) {
-                const double e = stash[j0];
-                const double gv = grow[c0 + j0];
-                symce_lane_add_f32(&dsum[0], &dcomp[0], e*gv);
+            for (size_t j = 0; j < len; ++j) {
+                const double e = stash[j];
+                const double gv = grow[c0 + j];
+                terms[j] = e*gv;
             }
+            symce_accumulate_f32(&dsum, &dcomp, symce_pairwise_sum(terms, len));
         }
-        const double gesum = (double)(symce_lanes_sum(dsum) + symce_lanes_sum(dcomp));
+        const double gesum = (double)(dsum + dcomp);
         const double dot = gesum*inv_srest;
         for (size_t c0 = 0; c0 < k; c0 += SYMCE_STASH) {
             const size_t len = k - c0 < SYMCE_STASH ? k - c0 : SYMCE_STASH;
@@ -952,8 +951,8 @@ int symce_softmax_cross_entropy_f32(size_t n, size_t k, const float *restrict lo
     const double divisor = symce_label_divisor_f32(labels, weight, n, ignore_index);
     double wsum = 0;  /* sum_c w_c, for sum_c y~_c */
     for (size_t j = 0; j < k; ++j) wsum += weight != NULL ? weight[j] : 1;
-    double total = 0;
-    SYMCE_OMP_FOR_SUM(total)
+    double total = 0, tcomp = 0;
+    SYMCE_OMP_FOR_SUM(total, tcomp)
     for (size_t i = 0; i < n; ++i) {
         const float *row = logits + i * k;
         const int64_t t = labels[i];
@@ -970,50 +969,31 @@ int symce_softmax_cross_entropy_f32(size_t n, size_t k, const float *restrict lo
         const double log1p_srest = log1p(srest);
         double row_loss = 0;
         if (eps != 0) {  /* every class's share eps w_c / K of the target */
-            double sum[SYMCE_LANES] = {0}, comp[SYMCE_LANES] = {0};
-            const size_t c0 = 0;
+            double sum = 0, comp = 0;
+            double terms[SYMCE_STASH];
+            for (size_t c0 = 0; c0 < k; c0 += SYMCE_STASH) {
+                const size_t len = k - c0 < SYMCE_STASH ? k - c0 : SYMCE_STASH;
             if (weight != NULL) {
-                size_t j0 = 0;
-                for (; j0 + SYMCE_LANES <= k; j0 += SYMCE_LANES)
-                    for (size_t l = 0; l < SYMCE_LANES; ++l) {
-                        const size_t j = j0 + l;
-                        const double zv = row[j];
-                        const double w_k = weight[c0 + j];
-                        const double zs = -shift + zv;
-                        symce_lane_add_f32(&sum[l], &comp[l], symce_mul0_for_f32(eps*w_k/k_real, log1p_srest - zs));
-
-                    }
-                for (; j0 < k; ++j0) {
-                    const size_t j = j0;
-                        const double zv = row[j];
-                        const double w_k = weight[c0 + j];
-                        const double zs = -shift + zv;
-                        symce_lane_add_f32(&sum[0], &comp[0], symce_mul0_for_f32(eps*w_k/k_real, log1p_srest - zs));
-
+                for (size_t j = 0; j < len; ++j) {
+                    const double zv = row[c0 + j];
+                    const double w_k = weight[c0 + j];
+                    const double zs = -shift + zv;
+                    terms[j] = symce_mul0_for_f32(eps*w_k/k_real, log1p_srest - zs);
                 }
 
             } else {
-                size_t j0 = 0;
-                for (; j0 + SYMCE_LANES <= k; j0 += SYMCE_LANES)
-                    for (size_t l = 0; l < SYMCE_LANES; ++l) {
-                        const size_t j = j0 + l;
-                        const double zv = row[j];
-                        const double w_k = 1;
-                        const double zs = -shift + zv;
-                        symce_lane_add_f32(&sum[l], &comp[l], symce_mul0_for_f32(eps*w_k/k_real, log1p_srest - zs));
-
-                    }
-                for (; j0 < k; ++j0) {
-                    const size_t j = j0;
-                        const double zv = row[j];
-                        const double w_k = 1;
-                        const double zs = -shift + zv;
-                        symce_lane_add_f32(&sum[0], &comp[0], symce_mul0_for_f32(eps*w_k/k_real, log1p_srest - zs));
-
+                for (size_t j = 0; j < len; ++j) {
+                    const double zv = row[c0 + j];
+                    const double w_k = 1;
+                    const double zs = -shift + zv;
+                    terms[j] = symce_mul0_for_f32(eps*w_k/k_real, log1p_srest - zs);
                 }
 
             }
-            row_loss = symce_lanes_sum(sum) + symce_lanes_sum(comp);
+
+                symce_accumulate_f32(&sum, &comp, symce_pairwise_sum(terms, len));
+            }
+            row_loss = sum + comp;
         }
         {  /* the label's class */
             const double zv = row[t];
@@ -1021,9 +1001,9 @@ int symce_softmax_cross_entropy_f32(size_t n, size_t k, const float *restrict lo
             row_loss += symce_mul0_for_f32(-eps*w_t + w_t, log1p_srest - zs);
         }
         if (reduction == SYMCE_REDUCTION_NONE) loss[i] = (float)row_loss;
-        else total += row_loss;
+        else symce_accumulate_f32(&total, &tcomp, row_loss);
     }
-    if (reduction != SYMCE_REDUCTION_NONE) *loss = symce_reduce_f32(reduction, total, divisor);
+    if (reduction != SYMCE_REDUCTION_NONE) *loss = symce_reduce_f32(reduction, total + tcomp, divisor);
     return SYMCE_OK;
 }
 
@@ -1043,8 +1023,8 @@ int symce_softmax_cross_entropy_soft_f32(size_t n, size_t k, const float *restri
     const double k_real = (double)k;
     const double eps = label_smoothing;
     const double divisor = (double)n;
-    double total = 0;
-    SYMCE_OMP_FOR_SUM(total)
+    double total = 0, tcomp = 0;
+    SYMCE_OMP_FOR_SUM(total, tcomp)
     for (size_t i = 0; i < n; ++i) {
         const float *row = logits + i * k;
         const float *yrow = target + i * k;
@@ -1056,63 +1036,40 @@ int symce_softmax_cross_entropy_soft_f32(size_t n, size_t k, const float *restri
         const double log1p_srest = log1p(srest);
         double row_loss;
         {
-            double sum[SYMCE_LANES] = {0}, comp[SYMCE_LANES] = {0};
-            const size_t c0 = 0;
+            double sum = 0, comp = 0;
+            double terms[SYMCE_STASH];
+            for (size_t c0 = 0; c0 < k; c0 += SYMCE_STASH) {
+                const size_t len = k - c0 < SYMCE_STASH ? k - c0 : SYMCE_STASH;
             if (weight != NULL) {
-                size_t j0 = 0;
-                for (; j0 + SYMCE_LANES <= k; j0 += SYMCE_LANES)
-                    for (size_t l = 0; l < SYMCE_LANES; ++l) {
-                        const size_t j = j0 + l;
-                        const double zv = row[j];
-                        const double y = yrow[j];
-                        const double w_k = weight[c0 + j];
-                        const double yt = w_k*(y*(1 - eps) + eps/k_real);
-                        const double zs = -shift + zv;
-                        symce_lane_add_f32(&sum[l], &comp[l], symce_mul0_for_f32(yt, log1p_srest - zs));
-
-                    }
-                for (; j0 < k; ++j0) {
-                    const size_t j = j0;
-                        const double zv = row[j];
-                        const double y = yrow[j];
-                        const double w_k = weight[c0 + j];
-                        const double yt = w_k*(y*(1 - eps) + eps/k_real);
-                        const double zs = -shift + zv;
-                        symce_lane_add_f32(&sum[0], &comp[0], symce_mul0_for_f32(yt, log1p_srest - zs));
-
+                for (size_t j = 0; j < len; ++j) {
+                    const double zv = row[c0 + j];
+                    const double y = yrow[c0 + j];
+                    const double w_k = weight[c0 + j];
+                    const double yt = w_k*(y*(1 - eps) + eps/k_real);
+                    const double zs = -shift + zv;
+                    terms[j] = symce_mul0_for_f32(yt, log1p_srest - zs);
                 }
 
             } else {
-                size_t j0 = 0;
-                for (; j0 + SYMCE_LANES <= k; j0 += SYMCE_LANES)
-                    for (size_t l = 0; l < SYMCE_LANES; ++l) {
-                        const size_t j = j0 + l;
-                        const double zv = row[j];
-                        const double y = yrow[j];
-                        const double w_k = 1;
-                        const double yt = w_k*(y*(1 - eps) + eps/k_real);
-                        const double zs = -shift + zv;
-                        symce_lane_add_f32(&sum[l], &comp[l], symce_mul0_for_f32(yt, log1p_srest - zs));
-
-                    }
-                for (; j0 < k; ++j0) {
-                    const size_t j = j0;
-                        const double zv = row[j];
-                        const double y = yrow[j];
-                        const double w_k = 1;
-                        const double yt = w_k*(y*(1 - eps) + eps/k_real);
-                        const double zs = -shift + zv;
-                        symce_lane_add_f32(&sum[0], &comp[0], symce_mul0_for_f32(yt, log1p_srest - zs));
-
+                for (size_t j = 0; j < len; ++j) {
+                    const double zv = row[c0 + j];
+                    const double y = yrow[c0 + j];
+                    const double w_k = 1;
+                    const double yt = w_k*(y*(1 - eps) + eps/k_real);
+                    const double zs = -shift + zv;
+                    terms[j] = symce_mul0_for_f32(yt, log1p_srest - zs);
                 }
 
             }
-            row_loss = symce_lanes_sum(sum) + symce_lanes_sum(comp);
+
+                symce_accumulate_f32(&sum, &comp, symce_pairwise_sum(terms, len));
+            }
+            row_loss = sum + comp;
         }
         if (reduction == SYMCE_REDUCTION_NONE) loss[i] = (float)row_loss;
-        else total += row_loss;
+        else symce_accumulate_f32(&total, &tcomp, row_loss);
     }
-    if (reduction != SYMCE_REDUCTION_NONE) *loss = symce_reduce_f32(reduction, total, divisor);
+    if (reduction != SYMCE_REDUCTION_NONE) *loss = symce_reduce_f32(reduction, total + tcomp, divisor);
     return SYMCE_OK;
 }
 
@@ -1232,46 +1189,29 @@ int symce_softmax_cross_entropy_grad_soft_f32(size_t n, size_t k, const float *r
         const double inv_srest = 1.0/(srest + 1);
         double ysum;  /* sum_c y~_c */
         {
-            double sum[SYMCE_LANES] = {0}, comp[SYMCE_LANES] = {0};
-            const size_t c0 = 0;
+            double sum = 0, comp = 0;
+            double terms[SYMCE_STASH];
+            for (size_t c0 = 0; c0 < k; c0 += SYMCE_STASH) {
+                const size_t len = k - c0 < SYMCE_STASH ? k - c0 : SYMCE_STASH;
             if (weight != NULL) {
-                size_t j0 = 0;
-                for (; j0 + SYMCE_LANES <= k; j0 += SYMCE_LANES)
-                    for (size_t l = 0; l < SYMCE_LANES; ++l) {
-                        const size_t j = j0 + l;
-                        const double y = yrow[j];
-                        const double w_k = weight[c0 + j];
-                        symce_lane_add_f32(&sum[l], &comp[l], w_k*(y*(1 - eps) + eps/k_real));
-
-                    }
-                for (; j0 < k; ++j0) {
-                    const size_t j = j0;
-                        const double y = yrow[j];
-                        const double w_k = weight[c0 + j];
-                        symce_lane_add_f32(&sum[0], &comp[0], w_k*(y*(1 - eps) + eps/k_real));
-
+                for (size_t j = 0; j < len; ++j) {
+                    const double y = yrow[c0 + j];
+                    const double w_k = weight[c0 + j];
+                    terms[j] = w_k*(y*(1 - eps) + eps/k_real);
                 }
 
             } else {
-                size_t j0 = 0;
-                for (; j0 + SYMCE_LANES <= k; j0 += SYMCE_LANES)
-                    for (size_t l = 0; l < SYMCE_LANES; ++l) {
-                        const size_t j = j0 + l;
-                        const double y = yrow[j];
-                        const double w_k = 1;
-                        symce_lane_add_f32(&sum[l], &comp[l], w_k*(y*(1 - eps) + eps/k_real));
-
-                    }
-                for (; j0 < k; ++j0) {
-                    const size_t j = j0;
-                        const double y = yrow[j];
-                        const double w_k = 1;
-                        symce_lane_add_f32(&sum[0], &comp[0], w_k*(y*(1 - eps) + eps/k_real));
-
+                for (size_t j = 0; j < len; ++j) {
+                    const double y = yrow[c0 + j];
+                    const double w_k = 1;
+                    terms[j] = w_k*(y*(1 - eps) + eps/k_real);
                 }
 
             }
-            ysum = (double)(symce_lanes_sum(sum) + symce_lanes_sum(comp));
+
+                symce_accumulate_f32(&sum, &comp, symce_pairwise_sum(terms, len));
+            }
+            ysum = (double)(sum + comp);
         }
         if (status == SYMCE_ROW_GENERAL) {
             for (size_t j = 0; j < k; ++j) {  /* the gradient slot class by class */
@@ -1340,8 +1280,8 @@ int symce_softmax_cross_entropy_with_grad_f32(size_t n, size_t k, const float *r
     double wsum = 0;  /* sum_c w_c, for sum_c y~_c */
     for (size_t j = 0; j < k; ++j) wsum += weight != NULL ? weight[j] : 1;
     const double scale = symce_scale_f32(reduction, divisor);
-    double total = 0;
-    SYMCE_OMP_FOR_SUM(total)
+    double total = 0, tcomp = 0;
+    SYMCE_OMP_FOR_SUM(total, tcomp)
     for (size_t i = 0; i < n; ++i) {
         const float *row = logits + i * k;
         float *grow = grad + i * k;
@@ -1363,50 +1303,31 @@ int symce_softmax_cross_entropy_with_grad_f32(size_t n, size_t k, const float *r
         const double yt_on = w_t*(1 - eps) + eps*w_t/k_real;
         double row_loss = 0;
         if (eps != 0) {  /* every class's share eps w_c / K of the target */
-            double sum[SYMCE_LANES] = {0}, comp[SYMCE_LANES] = {0};
-            const size_t c0 = 0;
+            double sum = 0, comp = 0;
+            double terms[SYMCE_STASH];
+            for (size_t c0 = 0; c0 < k; c0 += SYMCE_STASH) {
+                const size_t len = k - c0 < SYMCE_STASH ? k - c0 : SYMCE_STASH;
             if (weight != NULL) {
-                size_t j0 = 0;
-                for (; j0 + SYMCE_LANES <= k; j0 += SYMCE_LANES)
-                    for (size_t l = 0; l < SYMCE_LANES; ++l) {
-                        const size_t j = j0 + l;
-                        const double zv = row[j];
-                        const double w_k = weight[c0 + j];
-                        const double zs = -shift + zv;
-                        symce_lane_add_f32(&sum[l], &comp[l], symce_mul0_for_f32(eps*w_k/k_real, log1p_srest - zs));
-
-                    }
-                for (; j0 < k; ++j0) {
-                    const size_t j = j0;
-                        const double zv = row[j];
-                        const double w_k = weight[c0 + j];
-                        const double zs = -shift + zv;
-                        symce_lane_add_f32(&sum[0], &comp[0], symce_mul0_for_f32(eps*w_k/k_real, log1p_srest - zs));
-
+                for (size_t j = 0; j < len; ++j) {
+                    const double zv = row[c0 + j];
+                    const double w_k = weight[c0 + j];
+                    const double zs = -shift + zv;
+                    terms[j] = symce_mul0_for_f32(eps*w_k/k_real, log1p_srest - zs);
                 }
 
             } else {
-                size_t j0 = 0;
-                for (; j0 + SYMCE_LANES <= k; j0 += SYMCE_LANES)
-                    for (size_t l = 0; l < SYMCE_LANES; ++l) {
-                        const size_t j = j0 + l;
-                        const double zv = row[j];
-                        const double w_k = 1;
-                        const double zs = -shift + zv;
-                        symce_lane_add_f32(&sum[l], &comp[l], symce_mul0_for_f32(eps*w_k/k_real, log1p_srest - zs));
-
-                    }
-                for (; j0 < k; ++j0) {
-                    const size_t j = j0;
-                        const double zv = row[j];
-                        const double w_k = 1;
-                        const double zs = -shift + zv;
-                        symce_lane_add_f32(&sum[0], &comp[0], symce_mul0_for_f32(eps*w_k/k_real, log1p_srest - zs));
-
+                for (size_t j = 0; j < len; ++j) {
+                    const double zv = row[c0 + j];
+                    const double w_k = 1;
+                    const double zs = -shift + zv;
+                    terms[j] = symce_mul0_for_f32(eps*w_k/k_real, log1p_srest - zs);
                 }
 
             }
-            row_loss = symce_lanes_sum(sum) + symce_lanes_sum(comp);
+
+                symce_accumulate_f32(&sum, &comp, symce_pairwise_sum(terms, len));
+            }
+            row_loss = sum + comp;
         }
         if (status == SYMCE_ROW_GENERAL) {
             for (size_t j = 0; j < k; ++j) {  /* the gradient slot class by class */
@@ -1453,9 +1374,9 @@ int symce_softmax_cross_entropy_with_grad_f32(size_t n, size_t k, const float *r
             if (status != SYMCE_ROW_GENERAL) grow[t] = (float)(scale*(-pc*yt_on + eps*p*(-w_t + wsum)/k_real));
         }
         if (reduction == SYMCE_REDUCTION_NONE) loss[i] = (float)row_loss;
-        else total += row_loss;
+        else symce_accumulate_f32(&total, &tcomp, row_loss);
     }
-    if (reduction != SYMCE_REDUCTION_NONE) *loss = symce_reduce_f32(reduction, total, divisor);
+    if (reduction != SYMCE_REDUCTION_NONE) *loss = symce_reduce_f32(reduction, total + tcomp, divisor);
     return SYMCE_OK;
 }
 
@@ -1479,8 +1400,8 @@ int symce_softmax_cross_entropy_with_grad_soft_f32(size_t n, size_t k,
     const double eps = label_smoothing;
     const double divisor = (double)n;
     const double scale = symce_scale_f32(reduction, divisor);
-    double total = 0;
-    SYMCE_OMP_FOR_SUM(total)
+    double total = 0, tcomp = 0;
+    SYMCE_OMP_FOR_SUM(total, tcomp)
     for (size_t i = 0; i < n; ++i) {
         const float *row = logits + i * k;
         float *grow = grad + i * k;
@@ -1494,101 +1415,61 @@ int symce_softmax_cross_entropy_with_grad_soft_f32(size_t n, size_t k,
         const double inv_srest = 1.0/(srest + 1);
         double ysum;  /* sum_c y~_c */
         {
-            double sum[SYMCE_LANES] = {0}, comp[SYMCE_LANES] = {0};
-            const size_t c0 = 0;
+            double sum = 0, comp = 0;
+            double terms[SYMCE_STASH];
+            for (size_t c0 = 0; c0 < k; c0 += SYMCE_STASH) {
+                const size_t len = k - c0 < SYMCE_STASH ? k - c0 : SYMCE_STASH;
             if (weight != NULL) {
-                size_t j0 = 0;
-                for (; j0 + SYMCE_LANES <= k; j0 += SYMCE_LANES)
-                    for (size_t l = 0; l < SYMCE_LANES; ++l) {
-                        const size_t j = j0 + l;
-                        const double y = yrow[j];
-                        const double w_k = weight[c0 + j];
-                        symce_lane_add_f32(&sum[l], &comp[l], w_k*(y*(1 - eps) + eps/k_real));
-
-                    }
-                for (; j0 < k; ++j0) {
-                    const size_t j = j0;
-                        const double y = yrow[j];
-                        const double w_k = weight[c0 + j];
-                        symce_lane_add_f32(&sum[0], &comp[0], w_k*(y*(1 - eps) + eps/k_real));
-
+                for (size_t j = 0; j < len; ++j) {
+                    const double y = yrow[c0 + j];
+                    const double w_k = weight[c0 + j];
+                    terms[j] = w_k*(y*(1 - eps) + eps/k_real);
                 }
 
             } else {
-                size_t j0 = 0;
-                for (; j0 + SYMCE_LANES <= k; j0 += SYMCE_LANES)
-                    for (size_t l = 0; l < SYMCE_LANES; ++l) {
-                        const size_t j = j0 + l;
-                        const double y = yrow[j];
-                        const double w_k = 1;
-                        symce_lane_add_f32(&sum[l], &comp[l], w_k*(y*(1 - eps) + eps/k_real));
-
-                    }
-                for (; j0 < k; ++j0) {
-                    const size_t j = j0;
-                        const double y = yrow[j];
-                        const double w_k = 1;
-                        symce_lane_add_f32(&sum[0], &comp[0], w_k*(y*(1 - eps) + eps/k_real));
-
+                for (size_t j = 0; j < len; ++j) {
+                    const double y = yrow[c0 + j];
+                    const double w_k = 1;
+                    terms[j] = w_k*(y*(1 - eps) + eps/k_real);
                 }
 
             }
-            ysum = (double)(symce_lanes_sum(sum) + symce_lanes_sum(comp));
+
+                symce_accumulate_f32(&sum, &comp, symce_pairwise_sum(terms, len));
+            }
+            ysum = (double)(sum + comp);
         }
         double row_loss;
         {
-            double sum[SYMCE_LANES] = {0}, comp[SYMCE_LANES] = {0};
-            const size_t c0 = 0;
+            double sum = 0, comp = 0;
+            double terms[SYMCE_STASH];
+            for (size_t c0 = 0; c0 < k; c0 += SYMCE_STASH) {
+                const size_t len = k - c0 < SYMCE_STASH ? k - c0 : SYMCE_STASH;
             if (weight != NULL) {
-                size_t j0 = 0;
-                for (; j0 + SYMCE_LANES <= k; j0 += SYMCE_LANES)
-                    for (size_t l = 0; l < SYMCE_LANES; ++l) {
-                        const size_t j = j0 + l;
-                        const double zv = row[j];
-                        const double y = yrow[j];
-                        const double w_k = weight[c0 + j];
-                        const double yt = w_k*(y*(1 - eps) + eps/k_real);
-                        const double zs = -shift + zv;
-                        symce_lane_add_f32(&sum[l], &comp[l], symce_mul0_for_f32(yt, log1p_srest - zs));
-
-                    }
-                for (; j0 < k; ++j0) {
-                    const size_t j = j0;
-                        const double zv = row[j];
-                        const double y = yrow[j];
-                        const double w_k = weight[c0 + j];
-                        const double yt = w_k*(y*(1 - eps) + eps/k_real);
-                        const double zs = -shift + zv;
-                        symce_lane_add_f32(&sum[0], &comp[0], symce_mul0_for_f32(yt, log1p_srest - zs));
-
+                for (size_t j = 0; j < len; ++j) {
+                    const double zv = row[c0 + j];
+                    const double y = yrow[c0 + j];
+                    const double w_k = weight[c0 + j];
+                    const double yt = w_k*(y*(1 - eps) + eps/k_real);
+                    const double zs = -shift + zv;
+                    terms[j] = symce_mul0_for_f32(yt, log1p_srest - zs);
                 }
 
             } else {
-                size_t j0 = 0;
-                for (; j0 + SYMCE_LANES <= k; j0 += SYMCE_LANES)
-                    for (size_t l = 0; l < SYMCE_LANES; ++l) {
-                        const size_t j = j0 + l;
-                        const double zv = row[j];
-                        const double y = yrow[j];
-                        const double w_k = 1;
-                        const double yt = w_k*(y*(1 - eps) + eps/k_real);
-                        const double zs = -shift + zv;
-                        symce_lane_add_f32(&sum[l], &comp[l], symce_mul0_for_f32(yt, log1p_srest - zs));
-
-                    }
-                for (; j0 < k; ++j0) {
-                    const size_t j = j0;
-                        const double zv = row[j];
-                        const double y = yrow[j];
-                        const double w_k = 1;
-                        const double yt = w_k*(y*(1 - eps) + eps/k_real);
-                        const double zs = -shift + zv;
-                        symce_lane_add_f32(&sum[0], &comp[0], symce_mul0_for_f32(yt, log1p_srest - zs));
-
+                for (size_t j = 0; j < len; ++j) {
+                    const double zv = row[c0 + j];
+                    const double y = yrow[c0 + j];
+                    const double w_k = 1;
+                    const double yt = w_k*(y*(1 - eps) + eps/k_real);
+                    const double zs = -shift + zv;
+                    terms[j] = symce_mul0_for_f32(yt, log1p_srest - zs);
                 }
 
             }
-            row_loss = symce_lanes_sum(sum) + symce_lanes_sum(comp);
+
+                symce_accumulate_f32(&sum, &comp, symce_pairwise_sum(terms, len));
+            }
+            row_loss = sum + comp;
         }
         if (status == SYMCE_ROW_GENERAL) {
             for (size_t j = 0; j < k; ++j) {  /* the gradient slot class by class */
@@ -1633,9 +1514,9 @@ int symce_softmax_cross_entropy_with_grad_soft_f32(size_t n, size_t k,
             }
         }
         if (reduction == SYMCE_REDUCTION_NONE) loss[i] = (float)row_loss;
-        else total += row_loss;
+        else symce_accumulate_f32(&total, &tcomp, row_loss);
     }
-    if (reduction != SYMCE_REDUCTION_NONE) *loss = symce_reduce_f32(reduction, total, divisor);
+    if (reduction != SYMCE_REDUCTION_NONE) *loss = symce_reduce_f32(reduction, total + tcomp, divisor);
     return SYMCE_OK;
 }
 
@@ -1653,8 +1534,8 @@ int symce_binary_cross_entropy_f32(size_t n, size_t k, const float *restrict pro
 
     const size_t count = n * k;
     const double divisor = (double)count;
-    double total = 0;
-    SYMCE_OMP_FOR_SUM(total)
+    double total = 0, tcomp = 0;
+    SYMCE_OMP_FOR_SUM(total, tcomp)
     for (size_t b0 = 0; b0 < count; b0 += SYMCE_BLOCK) {
         const size_t len = count - b0 < SYMCE_BLOCK ? count - b0 : SYMCE_BLOCK;
         double wb[SYMCE_BLOCK];
@@ -1668,27 +1549,17 @@ int symce_binary_cross_entropy_f32(size_t n, size_t k, const float *restrict pro
                 loss[b0 + l] = (float)(w*(-y*symce_clamp_min_for_f32(log(prob), -100) - (1 - y)*symce_clamp_min_for_f32(log1p(-prob), -100)));
             }
         } else {
-            double sum[SYMCE_LANES] = {0}, comp[SYMCE_LANES] = {0};
-            size_t l0 = 0;
-            for (; l0 + SYMCE_LANES <= len; l0 += SYMCE_LANES)
-                for (size_t m = 0; m < SYMCE_LANES; ++m) {
-                    const size_t l = l0 + m;
-                    const double prob = probs[b0 + l];
-                    const double y = target[b0 + l];
-                    const double w = wb[l];
-                    symce_lane_add_f32(&sum[m], &comp[m], w*(-y*symce_clamp_min_for_f32(log(prob), -100) - (1 - y)*symce_clamp_min_for_f32(log1p(-prob), -100)));
-                }
-            for (; l0 < len; ++l0) {
-                const size_t l = l0;
+            double terms[SYMCE_BLOCK];
+            for (size_t l = 0; l < len; ++l) {
                 const double prob = probs[b0 + l];
                 const double y = target[b0 + l];
                 const double w = wb[l];
-                symce_lane_add_f32(&sum[0], &comp[0], w*(-y*symce_clamp_min_for_f32(log(prob), -100) - (1 - y)*symce_clamp_min_for_f32(log1p(-prob), -100)));
+                terms[l] = w*(-y*symce_clamp_min_for_f32(log(prob), -100) - (1 - y)*symce_clamp_min_for_f32(log1p(-prob), -100));
             }
-            total += symce_lanes_sum(sum) + symce_lanes_sum(comp);
+            symce_accumulate_f32(&total, &tcomp, symce_pairwise_sum(terms, len));
         }
     }
-    if (reduction != SYMCE_REDUCTION_NONE) *loss = symce_reduce_f32(reduction, total, divisor);
+    if (reduction != SYMCE_REDUCTION_NONE) *loss = symce_reduce_f32(reduction, total + tcomp, divisor);
     return SYMCE_OK;
 }
 
@@ -1717,7 +1588,7 @@ int symce_binary_cross_entropy_grad_f32(size_t n, size_t k, const float *restric
                 const double prob = probs[b0 + l];
                 const double y = target[b0 + l];
                 const double w = wb[l];
-            grad[b0 + l] = (float)((w*(prob - y)/symce_clamp_min_for_f32(-prob*(prob - 1), 9.9999999999999998e-13)) * scale);
+grad[b0 + l] = (float)((w*(prob - y)/symce_clamp_min_for_f32(-prob*(prob - 1), 9.9999999999999998e-13)) * scale);
         }
     }
     return SYMCE_OK;
@@ -1739,8 +1610,8 @@ int symce_sigmoid_binary_cross_entropy_f32(size_t n, size_t k, const float *rest
 
     const size_t count = n * k;
     const double divisor = (double)count;
-    double total = 0;
-    SYMCE_OMP_FOR_SUM(total)
+    double total = 0, tcomp = 0;
+    SYMCE_OMP_FOR_SUM(total, tcomp)
     for (size_t b0 = 0; b0 < count; b0 += SYMCE_BLOCK) {
         const size_t len = count - b0 < SYMCE_BLOCK ? count - b0 : SYMCE_BLOCK;
         double wb[SYMCE_BLOCK];
@@ -1762,32 +1633,25 @@ int symce_sigmoid_binary_cross_entropy_f32(size_t n, size_t k, const float *rest
                 const double pw = pwb[l];
                 const double y = target[b0 + l];
                 const double w = wb[l];
-                loss[b0 + l] = (float)(w*(pw*y*symce_softplus_for_f32(-xv) + (1 - y)*symce_softplus_for_f32(xv)));
+                const double v = symce_exp_for_f32(-fabs(xv));
+                const double l1p = symce_log1p01_for_f32(v);
+                loss[b0 + l] = (float)(w*(pw*y*(l1p + symce_clamp_min_for_f32(-xv, 0)) + (1 - y)*(l1p + symce_clamp_min_for_f32(xv, 0))));
             }
         } else {
-            double sum[SYMCE_LANES] = {0}, comp[SYMCE_LANES] = {0};
-            size_t l0 = 0;
-            for (; l0 + SYMCE_LANES <= len; l0 += SYMCE_LANES)
-                for (size_t m = 0; m < SYMCE_LANES; ++m) {
-                    const size_t l = l0 + m;
-                    const double xv = logits[b0 + l];
-                    const double pw = pwb[l];
-                    const double y = target[b0 + l];
-                    const double w = wb[l];
-                    symce_lane_add_f32(&sum[m], &comp[m], w*(pw*y*symce_softplus_for_f32(-xv) + (1 - y)*symce_softplus_for_f32(xv)));
-                }
-            for (; l0 < len; ++l0) {
-                const size_t l = l0;
+            double terms[SYMCE_BLOCK];
+            for (size_t l = 0; l < len; ++l) {
                 const double xv = logits[b0 + l];
                 const double pw = pwb[l];
                 const double y = target[b0 + l];
                 const double w = wb[l];
-                symce_lane_add_f32(&sum[0], &comp[0], w*(pw*y*symce_softplus_for_f32(-xv) + (1 - y)*symce_softplus_for_f32(xv)));
+                const double v = symce_exp_for_f32(-fabs(xv));
+                const double l1p = symce_log1p01_for_f32(v);
+                terms[l] = w*(pw*y*(l1p + symce_clamp_min_for_f32(-xv, 0)) + (1 - y)*(l1p + symce_clamp_min_for_f32(xv, 0)));
             }
-            total += symce_lanes_sum(sum) + symce_lanes_sum(comp);
+            symce_accumulate_f32(&total, &tcomp, symce_pairwise_sum(terms, len));
         }
     }
-    if (reduction != SYMCE_REDUCTION_NONE) *loss = symce_reduce_f32(reduction, total, divisor);
+    if (reduction != SYMCE_REDUCTION_NONE) *loss = symce_reduce_f32(reduction, total + tcomp, divisor);
     return SYMCE_OK;
 }
 
@@ -1829,7 +1693,9 @@ int symce_sigmoid_binary_cross_entropy_grad_f32(size_t n, size_t k, const float 
                 const double pw = pwb[l];
                 const double y = target[b0 + l];
                 const double w = wb[l];
-            grad[b0 + l] = (float)((w*(-pw*y*symce_sigmoid_for_f32(-xv) + (1 - y)*symce_sigmoid_for_f32(xv))) * scale);
+                const double v = symce_exp_for_f32(-fabs(xv));
+                const double r = 1.0/(v + 1);
+grad[b0 + l] = (float)((w*(-pw*r*y*symce_select(xv <= 0, 1, v) + r*(1 - y)*symce_select(xv >= 0, 1, v))) * scale);
         }
     }
     return SYMCE_OK;
@@ -1854,8 +1720,8 @@ int symce_sigmoid_binary_cross_entropy_with_grad_f32(size_t n, size_t k,
     const size_t count = n * k;
     const double divisor = (double)count;
     const double scale = symce_scale_f32(reduction, divisor);
-    double total = 0;
-    SYMCE_OMP_FOR_SUM(total)
+    double total = 0, tcomp = 0;
+    SYMCE_OMP_FOR_SUM(total, tcomp)
     for (size_t b0 = 0; b0 < count; b0 += SYMCE_BLOCK) {
         const size_t len = count - b0 < SYMCE_BLOCK ? count - b0 : SYMCE_BLOCK;
         double wb[SYMCE_BLOCK];
@@ -1877,35 +1743,29 @@ int symce_sigmoid_binary_cross_entropy_with_grad_f32(size_t n, size_t k,
                 const double pw = pwb[l];
                 const double y = target[b0 + l];
                 const double w = wb[l];
-                grad[b0 + l] = (float)((w*(-pw*y*symce_sigmoid_for_f32(-xv) + (1 - y)*symce_sigmoid_for_f32(xv))) * scale);
-                loss[b0 + l] = (float)(w*(pw*y*symce_softplus_for_f32(-xv) + (1 - y)*symce_softplus_for_f32(xv)));
+                const double v = symce_exp_for_f32(-fabs(xv));
+                const double l1p = symce_log1p01_for_f32(v);
+                const double r = 1.0/(v + 1);
+                grad[b0 + l] = (float)((w*(-pw*r*y*symce_select(xv <= 0, 1, v) + r*(1 - y)*symce_select(xv >= 0, 1, v))) * scale);
+                loss[b0 + l] = (float)(w*(pw*y*(l1p + symce_clamp_min_for_f32(-xv, 0)) + (1 - y)*(l1p + symce_clamp_min_for_f32(xv, 0))));
             }
         } else {
-            double sum[SYMCE_LANES] = {0}, comp[SYMCE_LANES] = {0};
-            size_t l0 = 0;
-            for (; l0 + SYMCE_LANES <= len; l0 += SYMCE_LANES)
-                for (size_t m = 0; m < SYMCE_LANES; ++m) {
-                    const size_t l = l0 + m;
-                    const double xv = logits[b0 + l];
-                    const double pw = pwb[l];
-                    const double y = target[b0 + l];
-                    const double w = wb[l];
-                    grad[b0 + l] = (float)((w*(-pw*y*symce_sigmoid_for_f32(-xv) + (1 - y)*symce_sigmoid_for_f32(xv))) * scale);
-                    symce_lane_add_f32(&sum[m], &comp[m], w*(pw*y*symce_softplus_for_f32(-xv) + (1 - y)*symce_softplus_for_f32(xv)));
-                }
-            for (; l0 < len; ++l0) {
-                const size_t l = l0;
+            double terms[SYMCE_BLOCK];
+            for (size_t l = 0; l < len; ++l) {
                 const double xv = logits[b0 + l];
                 const double pw = pwb[l];
                 const double y = target[b0 + l];
                 const double w = wb[l];
-                grad[b0 + l] = (float)((w*(-pw*y*symce_sigmoid_for_f32(-xv) + (1 - y)*symce_sigmoid_for_f32(xv))) * scale);
-                symce_lane_add_f32(&sum[0], &comp[0], w*(pw*y*symce_softplus_for_f32(-xv) + (1 - y)*symce_softplus_for_f32(xv)));
+                const double v = symce_exp_for_f32(-fabs(xv));
+                const double l1p = symce_log1p01_for_f32(v);
+                const double r = 1.0/(v + 1);
+                grad[b0 + l] = (float)((w*(-pw*r*y*symce_select(xv <= 0, 1, v) + r*(1 - y)*symce_select(xv >= 0, 1, v))) * scale);
+                terms[l] = w*(pw*y*(l1p + symce_clamp_min_for_f32(-xv, 0)) + (1 - y)*(l1p + symce_clamp_min_for_f32(xv, 0)));
             }
-            total += symce_lanes_sum(sum) + symce_lanes_sum(comp);
+            symce_accumulate_f32(&total, &tcomp, symce_pairwise_sum(terms, len));
         }
     }
-    if (reduction != SYMCE_REDUCTION_NONE) *loss = symce_reduce_f32(reduction, total, divisor);
+    if (reduction != SYMCE_REDUCTION_NONE) *loss = symce_reduce_f32(reduction, total + tcomp, divisor);
     return SYMCE_OK;
 }
 
@@ -2078,24 +1938,19 @@ int symce_softmax_vjp_f64(size_t n, size_t k, const double *restrict z, const do
         (void)stashed;
         const double *grow = g + i * k;
         double *orow = out + i * k;
-        double dsum[SYMCE_LANES] = {0}, dcomp[SYMCE_LANES] = {0};  /* sum_k g_k e_k */
+        double dsum = 0, dcomp = 0;  /* sum_k g_k e_k */
+        double terms[SYMCE_STASH];
         for (size_t c0 = 0; c0 < k; c0 += SYMCE_STASH) {
             const size_t len = k - c0 < SYMCE_STASH ? k - c0 : SYMCE_STASH;
             if (!stashed) symce_row_exp_f64(row, c0, len, shift, stash);
-            size_t j0 = 0;
-            for (; j0 + SYMCE_LANES <= len; j0 += SYMCE_LANES)
-                for (size_t l = 0; l < SYMCE_LANES; ++l) {
-                    const double e = stash[j0 + l];
-                    const double gv = grow[c0 + j0 + l];
-                    symce_lane_add_f64(&dsum[l], &dcomp[l], e*gv);
-                }
-            for (; j0 < len; ++j0) {
-                const double e = stash[j0];
-                const double gv = grow[c0 + j0];
-                symce_lane_add_f64(&dsum[0], &dcomp[0], e*gv);
+            for (size_t j = 0; j < len; ++j) {
+                const double e = stash[j];
+                const double gv = grow[c0 + j];
+                terms[j] = e*gv;
             }
+            symce_accumulate_f64(&dsum, &dcomp, symce_pairwise_sum(terms, len));
         }
-        const double gesum = (double)(symce_lanes_sum(dsum) + symce_lanes_sum(dcomp));
+        const double gesum = (double)(dsum + dcomp);
         const double dot = gesum/(srest + 1);
         for (size_t c0 = 0; c0 < k; c0 += SYMCE_STASH) {
             const size_t len = k - c0 < SYMCE_STASH ? k - c0 : SYMCE_STASH;
@@ -2280,8 +2135,8 @@ int symce_softmax_cross_entropy_f64(size_t n, size_t k, const double *restrict l
     const double divisor = symce_label_divisor_f64(labels, weight, n, ignore_index);
     double wsum = 0;  /* sum_c w_c, for sum_c y~_c */
     for (size_t j = 0; j < k; ++j) wsum += weight != NULL ? weight[j] : 1;
-    double total = 0;
-    SYMCE_OMP_FOR_SUM(total)
+    double total = 0, tcomp = 0;
+    SYMCE_OMP_FOR_SUM(total, tcomp)
     for (size_t i = 0; i < n; ++i) {
         const double *row = logits + i * k;
         const int64_t t = labels[i];
@@ -2298,54 +2153,33 @@ int symce_softmax_cross_entropy_f64(size_t n, size_t k, const double *restrict l
         const double log1p_srest = log1p(srest);
         double row_loss = 0;
         if (eps != 0) {  /* every class's share eps w_c / K of the target */
-            double sum[SYMCE_LANES] = {0}, comp[SYMCE_LANES] = {0};
-            const size_t c0 = 0;
+            double sum = 0, comp = 0;
+            double terms[SYMCE_STASH];
+            for (size_t c0 = 0; c0 < k; c0 += SYMCE_STASH) {
+                const size_t len = k - c0 < SYMCE_STASH ? k - c0 : SYMCE_STASH;
             if (weight != NULL) {
-                size_t j0 = 0;
-                for (; j0 + SYMCE_LANES <= k; j0 += SYMCE_LANES)
-                    for (size_t l = 0; l < SYMCE_LANES; ++l) {
-                        const size_t j = j0 + l;
-                        const double zv = row[j];
-                        const double w_k = weight[c0 + j];
-                        const double zs = -shift + zv;
-                        const double zlo = symce_two_sum_err_for_f64(zv, -shift);
-                        symce_lane_add_f64(&sum[l], &comp[l], symce_mul0_for_f64(eps*w_k/k_real, log1p_srest - zlo - zs));
-
-                    }
-                for (; j0 < k; ++j0) {
-                    const size_t j = j0;
-                        const double zv = row[j];
-                        const double w_k = weight[c0 + j];
-                        const double zs = -shift + zv;
-                        const double zlo = symce_two_sum_err_for_f64(zv, -shift);
-                        symce_lane_add_f64(&sum[0], &comp[0], symce_mul0_for_f64(eps*w_k/k_real, log1p_srest - zlo - zs));
-
+                for (size_t j = 0; j < len; ++j) {
+                    const double zv = row[c0 + j];
+                    const double w_k = weight[c0 + j];
+                    const double zs = -shift + zv;
+                    const double zlo = symce_two_sum_err_for_f64(zv, -shift);
+                    terms[j] = symce_mul0_for_f64(eps*w_k/k_real, log1p_srest - zlo - zs);
                 }
 
             } else {
-                size_t j0 = 0;
-                for (; j0 + SYMCE_LANES <= k; j0 += SYMCE_LANES)
-                    for (size_t l = 0; l < SYMCE_LANES; ++l) {
-                        const size_t j = j0 + l;
-                        const double zv = row[j];
-                        const double w_k = 1;
-                        const double zs = -shift + zv;
-                        const double zlo = symce_two_sum_err_for_f64(zv, -shift);
-                        symce_lane_add_f64(&sum[l], &comp[l], symce_mul0_for_f64(eps*w_k/k_real, log1p_srest - zlo - zs));
-
-                    }
-                for (; j0 < k; ++j0) {
-                    const size_t j = j0;
-                        const double zv = row[j];
-                        const double w_k = 1;
-                        const double zs = -shift + zv;
-                        const double zlo = symce_two_sum_err_for_f64(zv, -shift);
-                        symce_lane_add_f64(&sum[0], &comp[0], symce_mul0_for_f64(eps*w_k/k_real, log1p_srest - zlo - zs));
-
+                for (size_t j = 0; j < len; ++j) {
+                    const double zv = row[c0 + j];
+                    const double w_k = 1;
+                    const double zs = -shift + zv;
+                    const double zlo = symce_two_sum_err_for_f64(zv, -shift);
+                    terms[j] = symce_mul0_for_f64(eps*w_k/k_real, log1p_srest - zlo - zs);
                 }
 
             }
-            row_loss = symce_lanes_sum(sum) + symce_lanes_sum(comp);
+
+                symce_accumulate_f64(&sum, &comp, symce_pairwise_sum(terms, len));
+            }
+            row_loss = sum + comp;
         }
         {  /* the label's class */
             const double zv = row[t];
@@ -2354,9 +2188,9 @@ int symce_softmax_cross_entropy_f64(size_t n, size_t k, const double *restrict l
             row_loss += symce_mul0_for_f64(-eps*w_t + w_t, log1p_srest - zlo - zs);
         }
         if (reduction == SYMCE_REDUCTION_NONE) loss[i] = (double)row_loss;
-        else total += row_loss;
+        else symce_accumulate_f64(&total, &tcomp, row_loss);
     }
-    if (reduction != SYMCE_REDUCTION_NONE) *loss = symce_reduce_f64(reduction, total, divisor);
+    if (reduction != SYMCE_REDUCTION_NONE) *loss = symce_reduce_f64(reduction, total + tcomp, divisor);
     return SYMCE_OK;
 }
 
@@ -2376,8 +2210,8 @@ int symce_softmax_cross_entropy_soft_f64(size_t n, size_t k, const double *restr
     const double k_real = (double)k;
     const double eps = label_smoothing;
     const double divisor = (double)n;
-    double total = 0;
-    SYMCE_OMP_FOR_SUM(total)
+    double total = 0, tcomp = 0;
+    SYMCE_OMP_FOR_SUM(total, tcomp)
     for (size_t i = 0; i < n; ++i) {
         const double *row = logits + i * k;
         const double *yrow = target + i * k;
@@ -2389,67 +2223,42 @@ int symce_softmax_cross_entropy_soft_f64(size_t n, size_t k, const double *restr
         const double log1p_srest = log1p(srest);
         double row_loss;
         {
-            double sum[SYMCE_LANES] = {0}, comp[SYMCE_LANES] = {0};
-            const size_t c0 = 0;
+            double sum = 0, comp = 0;
+            double terms[SYMCE_STASH];
+            for (size_t c0 = 0; c0 < k; c0 += SYMCE_STASH) {
+                const size_t len = k - c0 < SYMCE_STASH ? k - c0 : SYMCE_STASH;
             if (weight != NULL) {
-                size_t j0 = 0;
-                for (; j0 + SYMCE_LANES <= k; j0 += SYMCE_LANES)
-                    for (size_t l = 0; l < SYMCE_LANES; ++l) {
-                        const size_t j = j0 + l;
-                        const double zv = row[j];
-                        const double y = yrow[j];
-                        const double w_k = weight[c0 + j];
-                        const double yt = w_k*(y*(1 - eps) + eps/k_real);
-                        const double zs = -shift + zv;
-                        const double zlo = symce_two_sum_err_for_f64(zv, -shift);
-                        symce_lane_add_f64(&sum[l], &comp[l], symce_mul0_for_f64(yt, log1p_srest - zlo - zs));
-
-                    }
-                for (; j0 < k; ++j0) {
-                    const size_t j = j0;
-                        const double zv = row[j];
-                        const double y = yrow[j];
-                        const double w_k = weight[c0 + j];
-                        const double yt = w_k*(y*(1 - eps) + eps/k_real);
-                        const double zs = -shift + zv;
-                        const double zlo = symce_two_sum_err_for_f64(zv, -shift);
-                        symce_lane_add_f64(&sum[0], &comp[0], symce_mul0_for_f64(yt, log1p_srest - zlo - zs));
-
+                for (size_t j = 0; j < len; ++j) {
+                    const double zv = row[c0 + j];
+                    const double y = yrow[c0 + j];
+                    const double w_k = weight[c0 + j];
+                    const double yt = w_k*(y*(1 - eps) + eps/k_real);
+                    const double zs = -shift + zv;
+                    const double zlo = symce_two_sum_err_for_f64(zv, -shift);
+                    terms[j] = symce_mul0_for_f64(yt, log1p_srest - zlo - zs);
                 }
 
             } else {
-                size_t j0 = 0;
-                for (; j0 + SYMCE_LANES <= k; j0 += SYMCE_LANES)
-                    for (size_t l = 0; l < SYMCE_LANES; ++l) {
-                        const size_t j = j0 + l;
-                        const double zv = row[j];
-                        const double y = yrow[j];
-                        const double w_k = 1;
-                        const double yt = w_k*(y*(1 - eps) + eps/k_real);
-                        const double zs = -shift + zv;
-                        const double zlo = symce_two_sum_err_for_f64(zv, -shift);
-                        symce_lane_add_f64(&sum[l], &comp[l], symce_mul0_for_f64(yt, log1p_srest - zlo - zs));
-
-                    }
-                for (; j0 < k; ++j0) {
-                    const size_t j = j0;
-                        const double zv = row[j];
-                        const double y = yrow[j];
-                        const double w_k = 1;
-                        const double yt = w_k*(y*(1 - eps) + eps/k_real);
-                        const double zs = -shift + zv;
-                        const double zlo = symce_two_sum_err_for_f64(zv, -shift);
-                        symce_lane_add_f64(&sum[0], &comp[0], symce_mul0_for_f64(yt, log1p_srest - zlo - zs));
-
+                for (size_t j = 0; j < len; ++j) {
+                    const double zv = row[c0 + j];
+                    const double y = yrow[c0 + j];
+                    const double w_k = 1;
+                    const double yt = w_k*(y*(1 - eps) + eps/k_real);
+                    const double zs = -shift + zv;
+                    const double zlo = symce_two_sum_err_for_f64(zv, -shift);
+                    terms[j] = symce_mul0_for_f64(yt, log1p_srest - zlo - zs);
                 }
 
             }
-            row_loss = symce_lanes_sum(sum) + symce_lanes_sum(comp);
+
+                symce_accumulate_f64(&sum, &comp, symce_pairwise_sum(terms, len));
+            }
+            row_loss = sum + comp;
         }
         if (reduction == SYMCE_REDUCTION_NONE) loss[i] = (double)row_loss;
-        else total += row_loss;
+        else symce_accumulate_f64(&total, &tcomp, row_loss);
     }
-    if (reduction != SYMCE_REDUCTION_NONE) *loss = symce_reduce_f64(reduction, total, divisor);
+    if (reduction != SYMCE_REDUCTION_NONE) *loss = symce_reduce_f64(reduction, total + tcomp, divisor);
     return SYMCE_OK;
 }
 
@@ -2570,46 +2379,29 @@ int symce_softmax_cross_entropy_grad_soft_f64(size_t n, size_t k, const double *
         (void)stashed;
         double ysum;  /* sum_c y~_c */
         {
-            double sum[SYMCE_LANES] = {0}, comp[SYMCE_LANES] = {0};
-            const size_t c0 = 0;
+            double sum = 0, comp = 0;
+            double terms[SYMCE_STASH];
+            for (size_t c0 = 0; c0 < k; c0 += SYMCE_STASH) {
+                const size_t len = k - c0 < SYMCE_STASH ? k - c0 : SYMCE_STASH;
             if (weight != NULL) {
-                size_t j0 = 0;
-                for (; j0 + SYMCE_LANES <= k; j0 += SYMCE_LANES)
-                    for (size_t l = 0; l < SYMCE_LANES; ++l) {
-                        const size_t j = j0 + l;
-                        const double y = yrow[j];
-                        const double w_k = weight[c0 + j];
-                        symce_lane_add_f64(&sum[l], &comp[l], w_k*(y*(1 - eps) + eps/k_real));
-
-                    }
-                for (; j0 < k; ++j0) {
-                    const size_t j = j0;
-                        const double y = yrow[j];
-                        const double w_k = weight[c0 + j];
-                        symce_lane_add_f64(&sum[0], &comp[0], w_k*(y*(1 - eps) + eps/k_real));
-
+                for (size_t j = 0; j < len; ++j) {
+                    const double y = yrow[c0 + j];
+                    const double w_k = weight[c0 + j];
+                    terms[j] = w_k*(y*(1 - eps) + eps/k_real);
                 }
 
             } else {
-                size_t j0 = 0;
-                for (; j0 + SYMCE_LANES <= k; j0 += SYMCE_LANES)
-                    for (size_t l = 0; l < SYMCE_LANES; ++l) {
-                        const size_t j = j0 + l;
-                        const double y = yrow[j];
-                        const double w_k = 1;
-                        symce_lane_add_f64(&sum[l], &comp[l], w_k*(y*(1 - eps) + eps/k_real));
-
-                    }
-                for (; j0 < k; ++j0) {
-                    const size_t j = j0;
-                        const double y = yrow[j];
-                        const double w_k = 1;
-                        symce_lane_add_f64(&sum[0], &comp[0], w_k*(y*(1 - eps) + eps/k_real));
-
+                for (size_t j = 0; j < len; ++j) {
+                    const double y = yrow[c0 + j];
+                    const double w_k = 1;
+                    terms[j] = w_k*(y*(1 - eps) + eps/k_real);
                 }
 
             }
-            ysum = (double)(symce_lanes_sum(sum) + symce_lanes_sum(comp));
+
+                symce_accumulate_f64(&sum, &comp, symce_pairwise_sum(terms, len));
+            }
+            ysum = (double)(sum + comp);
         }
         if (status == SYMCE_ROW_GENERAL) {
             for (size_t j = 0; j < k; ++j) {  /* the gradient slot class by class */
@@ -2681,8 +2473,8 @@ int symce_softmax_cross_entropy_with_grad_f64(size_t n, size_t k, const double *
     double wsum = 0;  /* sum_c w_c, for sum_c y~_c */
     for (size_t j = 0; j < k; ++j) wsum += weight != NULL ? weight[j] : 1;
     const double scale = symce_scale_f64(reduction, divisor);
-    double total = 0;
-    SYMCE_OMP_FOR_SUM(total)
+    double total = 0, tcomp = 0;
+    SYMCE_OMP_FOR_SUM(total, tcomp)
     for (size_t i = 0; i < n; ++i) {
         const double *row = logits + i * k;
         double *grow = grad + i * k;
@@ -2703,54 +2495,33 @@ int symce_softmax_cross_entropy_with_grad_f64(size_t n, size_t k, const double *
         const double yt_on = w_t*(1 - eps) + eps*w_t/k_real;
         double row_loss = 0;
         if (eps != 0) {  /* every class's share eps w_c / K of the target */
-            double sum[SYMCE_LANES] = {0}, comp[SYMCE_LANES] = {0};
-            const size_t c0 = 0;
+            double sum = 0, comp = 0;
+            double terms[SYMCE_STASH];
+            for (size_t c0 = 0; c0 < k; c0 += SYMCE_STASH) {
+                const size_t len = k - c0 < SYMCE_STASH ? k - c0 : SYMCE_STASH;
             if (weight != NULL) {
-                size_t j0 = 0;
-                for (; j0 + SYMCE_LANES <= k; j0 += SYMCE_LANES)
-                    for (size_t l = 0; l < SYMCE_LANES; ++l) {
-                        const size_t j = j0 + l;
-                        const double zv = row[j];
-                        const double w_k = weight[c0 + j];
-                        const double zs = -shift + zv;
-                        const double zlo = symce_two_sum_err_for_f64(zv, -shift);
-                        symce_lane_add_f64(&sum[l], &comp[l], symce_mul0_for_f64(eps*w_k/k_real, log1p_srest - zlo - zs));
-
-                    }
-                for (; j0 < k; ++j0) {
-                    const size_t j = j0;
-                        const double zv = row[j];
-                        const double w_k = weight[c0 + j];
-                        const double zs = -shift + zv;
-                        const double zlo = symce_two_sum_err_for_f64(zv, -shift);
-                        symce_lane_add_f64(&sum[0], &comp[0], symce_mul0_for_f64(eps*w_k/k_real, log1p_srest - zlo - zs));
-
+                for (size_t j = 0; j < len; ++j) {
+                    const double zv = row[c0 + j];
+                    const double w_k = weight[c0 + j];
+                    const double zs = -shift + zv;
+                    const double zlo = symce_two_sum_err_for_f64(zv, -shift);
+                    terms[j] = symce_mul0_for_f64(eps*w_k/k_real, log1p_srest - zlo - zs);
                 }
 
             } else {
-                size_t j0 = 0;
-                for (; j0 + SYMCE_LANES <= k; j0 += SYMCE_LANES)
-                    for (size_t l = 0; l < SYMCE_LANES; ++l) {
-                        const size_t j = j0 + l;
-                        const double zv = row[j];
-                        const double w_k = 1;
-                        const double zs = -shift + zv;
-                        const double zlo = symce_two_sum_err_for_f64(zv, -shift);
-                        symce_lane_add_f64(&sum[l], &comp[l], symce_mul0_for_f64(eps*w_k/k_real, log1p_srest - zlo - zs));
-
-                    }
-                for (; j0 < k; ++j0) {
-                    const size_t j = j0;
-                        const double zv = row[j];
-                        const double w_k = 1;
-                        const double zs = -shift + zv;
-                        const double zlo = symce_two_sum_err_for_f64(zv, -shift);
-                        symce_lane_add_f64(&sum[0], &comp[0], symce_mul0_for_f64(eps*w_k/k_real, log1p_srest - zlo - zs));
-
+                for (size_t j = 0; j < len; ++j) {
+                    const double zv = row[c0 + j];
+                    const double w_k = 1;
+                    const double zs = -shift + zv;
+                    const double zlo = symce_two_sum_err_for_f64(zv, -shift);
+                    terms[j] = symce_mul0_for_f64(eps*w_k/k_real, log1p_srest - zlo - zs);
                 }
 
             }
-            row_loss = symce_lanes_sum(sum) + symce_lanes_sum(comp);
+
+                symce_accumulate_f64(&sum, &comp, symce_pairwise_sum(terms, len));
+            }
+            row_loss = sum + comp;
         }
         if (status == SYMCE_ROW_GENERAL) {
             for (size_t j = 0; j < k; ++j) {  /* the gradient slot class by class */
@@ -2799,9 +2570,9 @@ int symce_softmax_cross_entropy_with_grad_f64(size_t n, size_t k, const double *
             if (status != SYMCE_ROW_GENERAL) grow[t] = (double)(scale*(-pc*yt_on + eps*p*(-w_t + wsum)/k_real));
         }
         if (reduction == SYMCE_REDUCTION_NONE) loss[i] = (double)row_loss;
-        else total += row_loss;
+        else symce_accumulate_f64(&total, &tcomp, row_loss);
     }
-    if (reduction != SYMCE_REDUCTION_NONE) *loss = symce_reduce_f64(reduction, total, divisor);
+    if (reduction != SYMCE_REDUCTION_NONE) *loss = symce_reduce_f64(reduction, total + tcomp, divisor);
     return SYMCE_OK;
 }
 
@@ -2825,8 +2596,8 @@ int symce_softmax_cross_entropy_with_grad_soft_f64(size_t n, size_t k,
     const double eps = label_smoothing;
     const double divisor = (double)n;
     const double scale = symce_scale_f64(reduction, divisor);
-    double total = 0;
-    SYMCE_OMP_FOR_SUM(total)
+    double total = 0, tcomp = 0;
+    SYMCE_OMP_FOR_SUM(total, tcomp)
     for (size_t i = 0; i < n; ++i) {
         const double *row = logits + i * k;
         double *grow = grad + i * k;
@@ -2839,105 +2610,63 @@ int symce_softmax_cross_entropy_with_grad_soft_f64(size_t n, size_t k,
         const double log1p_srest = log1p(srest);
         double ysum;  /* sum_c y~_c */
         {
-            double sum[SYMCE_LANES] = {0}, comp[SYMCE_LANES] = {0};
-            const size_t c0 = 0;
+            double sum = 0, comp = 0;
+            double terms[SYMCE_STASH];
+            for (size_t c0 = 0; c0 < k; c0 += SYMCE_STASH) {
+                const size_t len = k - c0 < SYMCE_STASH ? k - c0 : SYMCE_STASH;
             if (weight != NULL) {
-                size_t j0 = 0;
-                for (; j0 + SYMCE_LANES <= k; j0 += SYMCE_LANES)
-                    for (size_t l = 0; l < SYMCE_LANES; ++l) {
-                        const size_t j = j0 + l;
-                        const double y = yrow[j];
-                        const double w_k = weight[c0 + j];
-                        symce_lane_add_f64(&sum[l], &comp[l], w_k*(y*(1 - eps) + eps/k_real));
-
-                    }
-                for (; j0 < k; ++j0) {
-                    const size_t j = j0;
-                        const double y = yrow[j];
-                        const double w_k = weight[c0 + j];
-                        symce_lane_add_f64(&sum[0], &comp[0], w_k*(y*(1 - eps) + eps/k_real));
-
+                for (size_t j = 0; j < len; ++j) {
+                    const double y = yrow[c0 + j];
+                    const double w_k = weight[c0 + j];
+                    terms[j] = w_k*(y*(1 - eps) + eps/k_real);
                 }
 
             } else {
-                size_t j0 = 0;
-                for (; j0 + SYMCE_LANES <= k; j0 += SYMCE_LANES)
-                    for (size_t l = 0; l < SYMCE_LANES; ++l) {
-                        const size_t j = j0 + l;
-                        const double y = yrow[j];
-                        const double w_k = 1;
-                        symce_lane_add_f64(&sum[l], &comp[l], w_k*(y*(1 - eps) + eps/k_real));
-
-                    }
-                for (; j0 < k; ++j0) {
-                    const size_t j = j0;
-                        const double y = yrow[j];
-                        const double w_k = 1;
-                        symce_lane_add_f64(&sum[0], &comp[0], w_k*(y*(1 - eps) + eps/k_real));
-
+                for (size_t j = 0; j < len; ++j) {
+                    const double y = yrow[c0 + j];
+                    const double w_k = 1;
+                    terms[j] = w_k*(y*(1 - eps) + eps/k_real);
                 }
 
             }
-            ysum = (double)(symce_lanes_sum(sum) + symce_lanes_sum(comp));
+
+                symce_accumulate_f64(&sum, &comp, symce_pairwise_sum(terms, len));
+            }
+            ysum = (double)(sum + comp);
         }
         double row_loss;
         {
-            double sum[SYMCE_LANES] = {0}, comp[SYMCE_LANES] = {0};
-            const size_t c0 = 0;
+            double sum = 0, comp = 0;
+            double terms[SYMCE_STASH];
+            for (size_t c0 = 0; c0 < k; c0 += SYMCE_STASH) {
+                const size_t len = k - c0 < SYMCE_STASH ? k - c0 : SYMCE_STASH;
             if (weight != NULL) {
-                size_t j0 = 0;
-                for (; j0 + SYMCE_LANES <= k; j0 += SYMCE_LANES)
-                    for (size_t l = 0; l < SYMCE_LANES; ++l) {
-                        const size_t j = j0 + l;
-                        const double zv = row[j];
-                        const double y = yrow[j];
-                        const double w_k = weight[c0 + j];
-                        const double yt = w_k*(y*(1 - eps) + eps/k_real);
-                        const double zs = -shift + zv;
-                        const double zlo = symce_two_sum_err_for_f64(zv, -shift);
-                        symce_lane_add_f64(&sum[l], &comp[l], symce_mul0_for_f64(yt, log1p_srest - zlo - zs));
-
-                    }
-                for (; j0 < k; ++j0) {
-                    const size_t j = j0;
-                        const double zv = row[j];
-                        const double y = yrow[j];
-                        const double w_k = weight[c0 + j];
-                        const double yt = w_k*(y*(1 - eps) + eps/k_real);
-                        const double zs = -shift + zv;
-                        const double zlo = symce_two_sum_err_for_f64(zv, -shift);
-                        symce_lane_add_f64(&sum[0], &comp[0], symce_mul0_for_f64(yt, log1p_srest - zlo - zs));
-
+                for (size_t j = 0; j < len; ++j) {
+                    const double zv = row[c0 + j];
+                    const double y = yrow[c0 + j];
+                    const double w_k = weight[c0 + j];
+                    const double yt = w_k*(y*(1 - eps) + eps/k_real);
+                    const double zs = -shift + zv;
+                    const double zlo = symce_two_sum_err_for_f64(zv, -shift);
+                    terms[j] = symce_mul0_for_f64(yt, log1p_srest - zlo - zs);
                 }
 
             } else {
-                size_t j0 = 0;
-                for (; j0 + SYMCE_LANES <= k; j0 += SYMCE_LANES)
-                    for (size_t l = 0; l < SYMCE_LANES; ++l) {
-                        const size_t j = j0 + l;
-                        const double zv = row[j];
-                        const double y = yrow[j];
-                        const double w_k = 1;
-                        const double yt = w_k*(y*(1 - eps) + eps/k_real);
-                        const double zs = -shift + zv;
-                        const double zlo = symce_two_sum_err_for_f64(zv, -shift);
-                        symce_lane_add_f64(&sum[l], &comp[l], symce_mul0_for_f64(yt, log1p_srest - zlo - zs));
-
-                    }
-                for (; j0 < k; ++j0) {
-                    const size_t j = j0;
-                        const double zv = row[j];
-                        const double y = yrow[j];
-                        const double w_k = 1;
-                        const double yt = w_k*(y*(1 - eps) + eps/k_real);
-                        const double zs = -shift + zv;
-                        const double zlo = symce_two_sum_err_for_f64(zv, -shift);
-                        symce_lane_add_f64(&sum[0], &comp[0], symce_mul0_for_f64(yt, log1p_srest - zlo - zs));
-
+                for (size_t j = 0; j < len; ++j) {
+                    const double zv = row[c0 + j];
+                    const double y = yrow[c0 + j];
+                    const double w_k = 1;
+                    const double yt = w_k*(y*(1 - eps) + eps/k_real);
+                    const double zs = -shift + zv;
+                    const double zlo = symce_two_sum_err_for_f64(zv, -shift);
+                    terms[j] = symce_mul0_for_f64(yt, log1p_srest - zlo - zs);
                 }
 
             }
-            row_loss = symce_lanes_sum(sum) + symce_lanes_sum(comp);
+
+                symce_accumulate_f64(&sum, &comp, symce_pairwise_sum(terms, len));
+            }
+            row_loss = sum + comp;
         }
         if (status == SYMCE_ROW_GENERAL) {
             for (size_t j = 0; j < k; ++j) {  /* the gradient slot class by class */
@@ -2985,9 +2714,9 @@ int symce_softmax_cross_entropy_with_grad_soft_f64(size_t n, size_t k,
             }
         }
         if (reduction == SYMCE_REDUCTION_NONE) loss[i] = (double)row_loss;
-        else total += row_loss;
+        else symce_accumulate_f64(&total, &tcomp, row_loss);
     }
-    if (reduction != SYMCE_REDUCTION_NONE) *loss = symce_reduce_f64(reduction, total, divisor);
+    if (reduction != SYMCE_REDUCTION_NONE) *loss = symce_reduce_f64(reduction, total + tcomp, divisor);
     return SYMCE_OK;
 }
 
@@ -3005,8 +2734,8 @@ int symce_binary_cross_entropy_f64(size_t n, size_t k, const double *restrict pr
 
     const size_t count = n * k;
     const double divisor = (double)count;
-    double total = 0;
-    SYMCE_OMP_FOR_SUM(total)
+    double total = 0, tcomp = 0;
+    SYMCE_OMP_FOR_SUM(total, tcomp)
     for (size_t b0 = 0; b0 < count; b0 += SYMCE_BLOCK) {
         const size_t len = count - b0 < SYMCE_BLOCK ? count - b0 : SYMCE_BLOCK;
         double wb[SYMCE_BLOCK];
@@ -3020,27 +2749,17 @@ int symce_binary_cross_entropy_f64(size_t n, size_t k, const double *restrict pr
                 loss[b0 + l] = (w*(-y*symce_clamp_min_for_f64(log(prob), -100) - (1 - y)*symce_clamp_min_for_f64(log1p(-prob), -100)));
             }
         } else {
-            double sum[SYMCE_LANES] = {0}, comp[SYMCE_LANES] = {0};
-            size_t l0 = 0;
-            for (; l0 + SYMCE_LANES <= len; l0 += SYMCE_LANES)
-                for (size_t m = 0; m < SYMCE_LANES; ++m) {
-                    const size_t l = l0 + m;
-                    const double prob = probs[b0 + l];
-                    const double y = target[b0 + l];
-                    const double w = wb[l];
-                    symce_lane_add_f64(&sum[m], &comp[m], w*(-y*symce_clamp_min_for_f64(log(prob), -100) - (1 - y)*symce_clamp_min_for_f64(log1p(-prob), -100)));
-                }
-            for (; l0 < len; ++l0) {
-                const size_t l = l0;
+            double terms[SYMCE_BLOCK];
+            for (size_t l = 0; l < len; ++l) {
                 const double prob = probs[b0 + l];
                 const double y = target[b0 + l];
                 const double w = wb[l];
-                symce_lane_add_f64(&sum[0], &comp[0], w*(-y*symce_clamp_min_for_f64(log(prob), -100) - (1 - y)*symce_clamp_min_for_f64(log1p(-prob), -100)));
+                terms[l] = w*(-y*symce_clamp_min_for_f64(log(prob), -100) - (1 - y)*symce_clamp_min_for_f64(log1p(-prob), -100));
             }
-            total += symce_lanes_sum(sum) + symce_lanes_sum(comp);
+            symce_accumulate_f64(&total, &tcomp, symce_pairwise_sum(terms, len));
         }
     }
-    if (reduction != SYMCE_REDUCTION_NONE) *loss = symce_reduce_f64(reduction, total, divisor);
+    if (reduction != SYMCE_REDUCTION_NONE) *loss = symce_reduce_f64(reduction, total + tcomp, divisor);
     return SYMCE_OK;
 }
 
@@ -3070,7 +2789,7 @@ int symce_binary_cross_entropy_grad_f64(size_t n, size_t k, const double *restri
                 const double prob = probs[b0 + l];
                 const double y = target[b0 + l];
                 const double w = wb[l];
-            grad[b0 + l] = (double)((w*(prob - y)/symce_clamp_min_for_f64(-prob*(prob - 1), 9.9999999999999998e-13)) * scale);
+grad[b0 + l] = (double)((w*(prob - y)/symce_clamp_min_for_f64(-prob*(prob - 1), 9.9999999999999998e-13)) * scale);
         }
     }
     return SYMCE_OK;
@@ -3092,8 +2811,8 @@ int symce_sigmoid_binary_cross_entropy_f64(size_t n, size_t k, const double *res
 
     const size_t count = n * k;
     const double divisor = (double)count;
-    double total = 0;
-    SYMCE_OMP_FOR_SUM(total)
+    double total = 0, tcomp = 0;
+    SYMCE_OMP_FOR_SUM(total, tcomp)
     for (size_t b0 = 0; b0 < count; b0 += SYMCE_BLOCK) {
         const size_t len = count - b0 < SYMCE_BLOCK ? count - b0 : SYMCE_BLOCK;
         double wb[SYMCE_BLOCK];
@@ -3115,32 +2834,25 @@ int symce_sigmoid_binary_cross_entropy_f64(size_t n, size_t k, const double *res
                 const double pw = pwb[l];
                 const double y = target[b0 + l];
                 const double w = wb[l];
-                loss[b0 + l] = (w*(pw*y*symce_softplus_for_f64(-xv) + (1 - y)*symce_softplus_for_f64(xv)));
+                const double v = symce_exp_for_f64(-fabs(xv));
+                const double l1p = log1p(v);
+                loss[b0 + l] = (w*(pw*y*(l1p + symce_clamp_min_for_f64(-xv, 0)) + (1 - y)*(l1p + symce_clamp_min_for_f64(xv, 0))));
             }
         } else {
-            double sum[SYMCE_LANES] = {0}, comp[SYMCE_LANES] = {0};
-            size_t l0 = 0;
-            for (; l0 + SYMCE_LANES <= len; l0 += SYMCE_LANES)
-                for (size_t m = 0; m < SYMCE_LANES; ++m) {
-                    const size_t l = l0 + m;
-                    const double xv = logits[b0 + l];
-                    const double pw = pwb[l];
-                    const double y = target[b0 + l];
-                    const double w = wb[l];
-                    symce_lane_add_f64(&sum[m], &comp[m], w*(pw*y*symce_softplus_for_f64(-xv) + (1 - y)*symce_softplus_for_f64(xv)));
-                }
-            for (; l0 < len; ++l0) {
-                const size_t l = l0;
+            double terms[SYMCE_BLOCK];
+            for (size_t l = 0; l < len; ++l) {
                 const double xv = logits[b0 + l];
                 const double pw = pwb[l];
                 const double y = target[b0 + l];
                 const double w = wb[l];
-                symce_lane_add_f64(&sum[0], &comp[0], w*(pw*y*symce_softplus_for_f64(-xv) + (1 - y)*symce_softplus_for_f64(xv)));
+                const double v = symce_exp_for_f64(-fabs(xv));
+                const double l1p = log1p(v);
+                terms[l] = w*(pw*y*(l1p + symce_clamp_min_for_f64(-xv, 0)) + (1 - y)*(l1p + symce_clamp_min_for_f64(xv, 0)));
             }
-            total += symce_lanes_sum(sum) + symce_lanes_sum(comp);
+            symce_accumulate_f64(&total, &tcomp, symce_pairwise_sum(terms, len));
         }
     }
-    if (reduction != SYMCE_REDUCTION_NONE) *loss = symce_reduce_f64(reduction, total, divisor);
+    if (reduction != SYMCE_REDUCTION_NONE) *loss = symce_reduce_f64(reduction, total + tcomp, divisor);
     return SYMCE_OK;
 }
 
@@ -3182,7 +2894,9 @@ int symce_sigmoid_binary_cross_entropy_grad_f64(size_t n, size_t k, const double
                 const double pw = pwb[l];
                 const double y = target[b0 + l];
                 const double w = wb[l];
-            grad[b0 + l] = (double)((w*(-pw*y*symce_sigmoid_for_f64(-xv) + (1 - y)*symce_sigmoid_for_f64(xv))) * scale);
+                const double v = symce_exp_for_f64(-fabs(xv));
+                const double r = 1.0/(v + 1);
+grad[b0 + l] = (double)((w*(-pw*r*y*symce_select(xv <= 0, 1, v) + r*(1 - y)*symce_select(xv >= 0, 1, v))) * scale);
         }
     }
     return SYMCE_OK;
@@ -3207,8 +2921,8 @@ int symce_sigmoid_binary_cross_entropy_with_grad_f64(size_t n, size_t k,
     const size_t count = n * k;
     const double divisor = (double)count;
     const double scale = symce_scale_f64(reduction, divisor);
-    double total = 0;
-    SYMCE_OMP_FOR_SUM(total)
+    double total = 0, tcomp = 0;
+    SYMCE_OMP_FOR_SUM(total, tcomp)
     for (size_t b0 = 0; b0 < count; b0 += SYMCE_BLOCK) {
         const size_t len = count - b0 < SYMCE_BLOCK ? count - b0 : SYMCE_BLOCK;
         double wb[SYMCE_BLOCK];
@@ -3230,34 +2944,28 @@ int symce_sigmoid_binary_cross_entropy_with_grad_f64(size_t n, size_t k,
                 const double pw = pwb[l];
                 const double y = target[b0 + l];
                 const double w = wb[l];
-                grad[b0 + l] = (double)((w*(-pw*y*symce_sigmoid_for_f64(-xv) + (1 - y)*symce_sigmoid_for_f64(xv))) * scale);
-                loss[b0 + l] = (w*(pw*y*symce_softplus_for_f64(-xv) + (1 - y)*symce_softplus_for_f64(xv)));
+                const double v = symce_exp_for_f64(-fabs(xv));
+                const double l1p = log1p(v);
+                const double r = 1.0/(v + 1);
+                grad[b0 + l] = (double)((w*(-pw*r*y*symce_select(xv <= 0, 1, v) + r*(1 - y)*symce_select(xv >= 0, 1, v))) * scale);
+                loss[b0 + l] = (w*(pw*y*(l1p + symce_clamp_min_for_f64(-xv, 0)) + (1 - y)*(l1p + symce_clamp_min_for_f64(xv, 0))));
             }
         } else {
-            double sum[SYMCE_LANES] = {0}, comp[SYMCE_LANES] = {0};
-            size_t l0 = 0;
-            for (; l0 + SYMCE_LANES <= len; l0 += SYMCE_LANES)
-                for (size_t m = 0; m < SYMCE_LANES; ++m) {
-                    const size_t l = l0 + m;
-                    const double xv = logits[b0 + l];
-                    const double pw = pwb[l];
-                    const double y = target[b0 + l];
-                    const double w = wb[l];
-                    grad[b0 + l] = (double)((w*(-pw*y*symce_sigmoid_for_f64(-xv) + (1 - y)*symce_sigmoid_for_f64(xv))) * scale);
-                    symce_lane_add_f64(&sum[m], &comp[m], w*(pw*y*symce_softplus_for_f64(-xv) + (1 - y)*symce_softplus_for_f64(xv)));
-                }
-            for (; l0 < len; ++l0) {
-                const size_t l = l0;
+            double terms[SYMCE_BLOCK];
+            for (size_t l = 0; l < len; ++l) {
                 const double xv = logits[b0 + l];
                 const double pw = pwb[l];
                 const double y = target[b0 + l];
                 const double w = wb[l];
-                grad[b0 + l] = (double)((w*(-pw*y*symce_sigmoid_for_f64(-xv) + (1 - y)*symce_sigmoid_for_f64(xv))) * scale);
-                symce_lane_add_f64(&sum[0], &comp[0], w*(pw*y*symce_softplus_for_f64(-xv) + (1 - y)*symce_softplus_for_f64(xv)));
+                const double v = symce_exp_for_f64(-fabs(xv));
+                const double l1p = log1p(v);
+                const double r = 1.0/(v + 1);
+                grad[b0 + l] = (double)((w*(-pw*r*y*symce_select(xv <= 0, 1, v) + r*(1 - y)*symce_select(xv >= 0, 1, v))) * scale);
+                terms[l] = w*(pw*y*(l1p + symce_clamp_min_for_f64(-xv, 0)) + (1 - y)*(l1p + symce_clamp_min_for_f64(xv, 0)));
             }
-            total += symce_lanes_sum(sum) + symce_lanes_sum(comp);
+            symce_accumulate_f64(&total, &tcomp, symce_pairwise_sum(terms, len));
         }
     }
-    if (reduction != SYMCE_REDUCTION_NONE) *loss = symce_reduce_f64(reduction, total, divisor);
+    if (reduction != SYMCE_REDUCTION_NONE) *loss = symce_reduce_f64(reduction, total + tcomp, divisor);
     return SYMCE_OK;
 }

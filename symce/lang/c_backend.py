@@ -31,7 +31,7 @@ from sympy.printing.c import C99CodePrinter
 
 from .. import approx
 from .. import kernels as kr
-from ..functions import clamp_min, mul0, sigmoid, softplus, two_sum_err
+from ..functions import clamp_min, log1p, mul0, sigmoid, softplus, two_sum_err
 from ..generate import Output
 
 # ----------------------------------------------------------------------------------------------
@@ -62,7 +62,6 @@ CTYPES = {
 }
 DTYPES_FOR = {"f32c": "float", "f64": "double", "f80": "double"}  # whose kernels a compute type serves
 ROW_FAMILIES = ("rowwise", "ce_logits")  # families with the per-row statistics (shift, Srest)
-LANES = 8            # partial sums per loop: the vectoriser keeps them in SIMD lanes
 STASH = 2048         # a row of up to this many classes keeps its exponentials on the stack
 MAX_LANES = {"float": 32, "double": 16}  # partial maxima of the row max (measured fastest)
 BLOCK = 1024         # elements per block of the BCE kernels (their weight buffers on the stack)
@@ -822,10 +821,41 @@ def _printed_slots(kern, cdtype):
             if name in sl:
                 out[name] = pr.doprint(sl[name])
     elif fam == "bce":
-        for name in ("loss", "grad"):
-            if name in sl:
-                out[name] = pr.doprint(kr.w * sl[name])
+        exprs = {name: kr.w * sl[name] for name in ("loss", "grad") if name in sl}
+        lets = []
+        if vectorised(cdtype) and any(e.has(softplus, sigmoid) for e in exprs.values()):
+            exprs, lets = _shared_exponential(exprs, cdtype)
+        names = dict(LOCAL_NAMES, **{sym.name: sym.name for sym, _ in lets})
+        # log1p(v) of v = exp(-|x|) in [0, 1]: the float kernels' polynomial for that interval
+        pr = CPrinter(cdtype, names, {"log1p": helper_name("log1p01", cdtype)}
+                      if lets and CTYPES[cdtype]["approx"] == "f32" else None)
+        out["lets"] = [{"name": sym.name, "expr": pr.doprint(val)} for sym, val in lets]
+        out.update({name: pr.doprint(e) for name, e in exprs.items()})
     return out
+
+
+def _shared_exponential(exprs, cdtype):
+    """softplus(+-x) and sigmoid(+-x) of one logit x written over v = exp(-|x|), computed once:
+    softplus(t) = max(t, 0) + log1p(v) and sigmoid(t) = (t >= 0 ? 1 : v) r with r = 1/(1 + v)
+    (the stable forms of symce.functions with their exponential named), so the loss and the
+    gradient of the sigmoid losses take one exponential, one log1p and one division per element.
+    Returns the rewritten expressions and the statements [(symbol, value)] they need."""
+    v, lp, r = (sp.Symbol(n, positive=True) for n in ("v", "l1p", "r"))
+    x = kr.x
+    for e in exprs.values():
+        for f in e.atoms(softplus, sigmoid):
+            if f.args[0] not in (x, -x):
+                raise ValueError(f"{f}: the shared exponential needs the argument +-x")
+    sub = {softplus(x): clamp_min(x, 0) + lp, softplus(-x): clamp_min(-x, 0) + lp,
+           sigmoid(x): sp.Piecewise((1, sp.GreaterThan(x, 0)), (v, True)) * r,
+           sigmoid(-x): sp.Piecewise((1, sp.GreaterThan(-x, 0)), (v, True)) * r}
+    out = {name: e.xreplace(sub) for name, e in exprs.items()}
+    lets = [(v, sp.exp(-sp.Abs(x)))]
+    if any(e.has(lp) for e in out.values()):
+        lets.append((lp, log1p(v)))
+    if any(e.has(r) for e in out.values()):
+        lets.append((r, 1 / (1 + v)))
+    return out, lets
 
 
 _PARTIAL = {"elementwise": "elementwise", "rowwise": "rowwise", "ce_probs": "ce",
@@ -910,14 +940,6 @@ def _helper_sections():
     return out
 
 
-def _pairwise(terms):
-    """a pairwise sum of the C expressions ``terms`` (so 8 lanes add in a tree of depth 3)."""
-    if len(terms) == 1:
-        return terms[0]
-    half = len(terms) // 2
-    return f"({_pairwise(terms[:half])} + {_pairwise(terms[half:])})"
-
-
 def _precision_lines():
     """The header's paragraph on compute types, accumulation and accuracy (from DTYPES)."""
     accs = {spec["acc"] for spec in DTYPES.values()}
@@ -960,8 +982,7 @@ def context() -> dict:
         "errors": [{"name": n, "value": v, "message": msg} for n, v, msg in ERRORS],
         "unknown_error": UNKNOWN_ERROR,
         "helpers": _helper_sections(),
-        "lanes": LANES, "stash": STASH, "block": BLOCK,
-        "lanes_sum": _pairwise([f"v[{i}]" for i in range(LANES)])[1:-1],
+        "stash": STASH, "block": BLOCK,
         "dtypes": [_dtype_context(d) for d in DTYPES],
         "sections": [{"T": DTYPES[d]["T"], "sfx": d,
                       "functions": [f for f in fns if f["sfx"] == d]} for d in DTYPES],
