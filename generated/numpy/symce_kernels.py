@@ -412,8 +412,9 @@ def _widen(rows, buf):
 
 
 def _argmax_at(z):
-    """The index of each row's maximum, as a column (as _argmax), and the rows' index column."""
-    return np.argmax(z, axis=-1)[:, None], np.arange(z.shape[0])[:, None]
+    """The index of each row's maximum (as _argmax), as (column, row, flat index) columns."""
+    col, row = np.argmax(z, axis=-1)[:, None], np.arange(z.shape[0])[:, None]
+    return col, row, row * z.shape[-1] + col
 
 
 def _shift_at(z, at):
@@ -424,24 +425,35 @@ def _shift_at(z, at):
 
 def _get(values, at):
     """``values`` at each row's index ``at`` (a column; ``at`` from _argmax_at or _label_at)."""
+    if values.flags.c_contiguous:
+        return values.reshape(-1)[at[2]]
     return values[at[1], at[0]]
 
 
 def _put(values, at, v):
     """``values`` at each row's index ``at`` set to ``v``."""
-    values[at[1], at[0]] = v
+    if values.flags.c_contiguous:
+        values.reshape(-1)[at[2]] = v
+    else:
+        values[at[1], at[0]] = v
 
 
 def _label_at(t_all, lo, hi, at):
-    """The labels of rows lo..hi as a column, with the rows' index column of ``at``."""
-    return t_all[lo:hi], at[1]
+    """The labels of rows lo..hi as (column, row, flat index) columns, as _argmax_at."""
+    col = t_all[lo:hi]
+    return col, at[1], at[2] - at[0] + col   # row * K + col
 
 
-def _srest_at(e, at, em1_a, e_a):
+def _srest_at(e, at, em1_a, e_a, ones=None):
     """Srest = S - 1: the row sum of ``e`` with the argmax's term replaced by em1_a (``e`` is
-    left as it was: e_a at the argmax)."""
+    left as it was: e_a at the argmax); pairwise, or, given ``ones`` and rows of at most 4096
+    classes (where np.sum's cost per row dominates), a BLAS dot product: for float32 results,
+    whose 2^-24 is far above its error (under K 2^-53 relative for these non-negative terms)."""
     _put(e, at, em1_a)
-    srest = np.sum(e, axis=-1, keepdims=True)
+    if ones is None or e.shape[-1] > 4096:
+        srest = np.sum(e, axis=-1, keepdims=True)
+    else:
+        srest = np.dot(e, ones)[:, None]
     _put(e, at, e_a)
     return srest
 
@@ -863,7 +875,7 @@ def softmax_cross_entropy(logits, target, reduction="mean", *, weight=None, igno
     dtype = logits.dtype
     n_classes = logits.shape[-1]
     with np.errstate(all="ignore"):
-        x, weight = _batch(logits), _wide(weight)
+        x, weight, ones_k = _batch(logits), _wide(weight), np.ones(n_classes)
         w_k = 1 if weight is None else weight
         losses = np.empty(x.shape[0])
         if labels is not None:
@@ -892,7 +904,7 @@ def softmax_cross_entropy(logits, target, reduction="mean", *, weight=None, igno
                     if smooth:
                         lsum = np.sum(lt, axis=-1, keepdims=True)
                     e = np.exp(zs, out=_b0)
-                    srest = _srest_at(e, at, em1_a, e_a)
+                    srest = _srest_at(e, at, em1_a, e_a, ones_k)
                     loss = _mul0(w_t*(1 - label_smoothing), -zs_t + np.log1p(srest))
                     if smooth:
                         loss = loss + _mul0(csum, np.log1p(srest)) + lsum
@@ -959,7 +971,7 @@ def softmax_cross_entropy(logits, target, reduction="mean", *, weight=None, igno
                     lsum = np.sum(lt, axis=-1, keepdims=True)
                     ysum = np.sum(yt, axis=-1, keepdims=True)
                     e = np.exp(zs, out=_b0)
-                    srest = _srest_at(e, at, em1_a, e_a)
+                    srest = _srest_at(e, at, em1_a, e_a, ones_k)
                     losses[lo:hi] = (_mul0(ysum, np.log1p(srest)) + lsum)[:, 0]
             else:
                 _bufs = _buffers(6, x)
@@ -1032,7 +1044,7 @@ def softmax_cross_entropy_grad(logits, target, reduction="mean", *, weight=None,
     dtype = logits.dtype
     n_classes = logits.shape[-1]
     with np.errstate(all="ignore"):
-        x, weight = _batch(logits), _wide(weight)
+        x, weight, ones_k = _batch(logits), _wide(weight), np.ones(n_classes)
         w_k = 1 if weight is None else weight
         grad = np.empty(x.shape, dtype)
         if labels is not None:
@@ -1056,7 +1068,7 @@ def softmax_cross_entropy_grad(logits, target, reduction="mean", *, weight=None,
                     zs_t = _get(zs, t)
                     ysum = w_t*(1 - label_smoothing) + label_smoothing*wsum/n_classes
                     e = np.exp(zs, out=_b0)
-                    srest = _srest_at(e, at, em1_a, e_a)
+                    srest = _srest_at(e, at, em1_a, e_a, ones_k)
                     g = np.multiply(e, ysum/(gdiv*(srest + 1)), out=_b0)
                     if smooth:
                         g = np.subtract(g, c/gdiv, out=_b0)
@@ -1138,7 +1150,7 @@ def softmax_cross_entropy_grad(logits, target, reduction="mean", *, weight=None,
                     yt = np.multiply(_b1, w_k, out=_b1)
                     ysum = np.sum(yt, axis=-1, keepdims=True)
                     e = np.exp(zs, out=_b0)
-                    srest = _srest_at(e, at, em1_a, e_a)
+                    srest = _srest_at(e, at, em1_a, e_a, ones_k)
                     np.multiply(e, ysum/(gdiv*(srest + 1)), out=_b0)
                     np.divide(yt, gdiv, out=_b2)
                     g = np.subtract(_b0, _b2, out=_b0)
@@ -1226,7 +1238,7 @@ def softmax_cross_entropy_with_grad(logits, target, reduction="mean", *, weight=
     dtype = logits.dtype
     n_classes = logits.shape[-1]
     with np.errstate(all="ignore"):
-        x, weight = _batch(logits), _wide(weight)
+        x, weight, ones_k = _batch(logits), _wide(weight), np.ones(n_classes)
         w_k = 1 if weight is None else weight
         losses = np.empty(x.shape[0])
         grad = np.empty(x.shape, dtype)
@@ -1258,7 +1270,7 @@ def softmax_cross_entropy_with_grad(logits, target, reduction="mean", *, weight=
                     if smooth:
                         lsum = np.sum(lt, axis=-1, keepdims=True)
                     e = np.exp(zs, out=_b0)
-                    srest = _srest_at(e, at, em1_a, e_a)
+                    srest = _srest_at(e, at, em1_a, e_a, ones_k)
                     loss = _mul0(w_t*(1 - label_smoothing), -zs_t + np.log1p(srest))
                     if smooth:
                         loss = loss + _mul0(csum, np.log1p(srest)) + lsum
@@ -1361,7 +1373,7 @@ def softmax_cross_entropy_with_grad(logits, target, reduction="mean", *, weight=
                     lt = _b2
                     lsum = np.sum(lt, axis=-1, keepdims=True)
                     e = np.exp(zs, out=_b0)
-                    srest = _srest_at(e, at, em1_a, e_a)
+                    srest = _srest_at(e, at, em1_a, e_a, ones_k)
                     losses[lo:hi] = (_mul0(ysum, np.log1p(srest)) + lsum)[:, 0]
                     np.multiply(e, ysum/(gdiv*(srest + 1)), out=_b0)
                     np.divide(yt, gdiv, out=_b2)

@@ -464,8 +464,9 @@ def _ce_program(kern: kr.Kernel, soft: bool, wide: bool) -> list:
             steps += [nb.block("lt", mul0(_C, class_part), cond="smooth"),
                       nb.line("lsum = np.sum(lt, axis=-1, keepdims=True)", reads=("lt",),
                               cond="smooth")]
+    ones = ", ones_k" if wide else ""   # float32 results: Srest by a BLAS dot product
     steps += [nb.block("e", flat(sl["e"])),
-              nb.line("srest = _srest_at(e, at, em1_a, e_a)", reads=("e",))]
+              nb.line(f"srest = _srest_at(e, at, em1_a, e_a{ones})", reads=("e",))]
     if loss:
         if soft:
             steps.append(nb.line(f"losses[lo:hi] = "
