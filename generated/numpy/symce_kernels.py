@@ -594,17 +594,48 @@ def softmax(z, axis=-1):
     z = _class_axis("z", _floating("z", z), axis)
     dtype = z.dtype
     with np.errstate(all="ignore"):
-        z = _wide(z)
-        shift = _row_shift(z)
-        zs = -shift + z
-        zlo = _two_sum_err(z, -shift)
-        e = (zlo + 1)*np.exp(zs)
-        at = _argmax(z)
-        zs_a, zlo_a = _at(zs, at), _at(zlo, at)
-        em1_a = np.expm1(zs_a) + _mul0(zlo_a, np.exp(zs_a))
-        srest = _srest(e, at, em1_a)
-        p = e/(srest + 1)
-        out = p
+        x, ones_k, shape = _flat_rows(z), np.ones(z.shape[-1]), z.shape
+        out = np.empty(x.shape, dtype)
+        if dtype == np.float32:
+            _bufs = _buffers(1, x)
+            for lo, hi in _blocks(x):
+                _b0, = _bufs[:, :hi - lo]
+                at = _argmax_at(x[lo:hi])
+                shift = _shift_at(x[lo:hi], at)
+                z = _widen(x[lo:hi], _b0)
+                zs = np.subtract(z, shift, out=_b0)
+                zs_a = _get(zs, at)
+                em1_a = np.expm1(zs_a)
+                e_a = np.exp(zs_a)
+                e = np.exp(zs, out=_b0)
+                srest = _srest_at(e, at, em1_a, e_a, ones_k)
+                o = np.divide(e, srest + 1, out=_b0)
+                out[lo:hi] = o
+        else:
+            _bufs = _buffers(5, x)
+            for lo, hi in _blocks(x):
+                _b0, _b1, _b2, _b3, _b4, = _bufs[:, :hi - lo]
+                at = _argmax_at(x[lo:hi])
+                shift = _shift_at(x[lo:hi], at)
+                z = x[lo:hi]
+                zs = np.subtract(z, shift, out=_b0)
+                ts = np.subtract(zs, z, out=_b1)
+                np.subtract(zs, ts, out=_b3)
+                np.subtract(z, _b3, out=_b2)
+                np.subtract(-shift, ts, out=_b3)
+                zlo = np.add(_b2, _b3, out=_b2)
+                _zero_where_not_finite(zlo, zs)
+                zs_a = _get(zs, at)
+                zlo_a = _get(zlo, at)
+                em1_a = np.expm1(zs_a) + _mul0(zlo_a, np.exp(zs_a))
+                e_a = (zlo_a + 1)*np.exp(zs_a)
+                np.add(zlo, 1, out=_b2)
+                np.exp(zs, out=_b0)
+                e = np.multiply(_b2, _b0, out=_b2)
+                srest = _srest_at(e, at, em1_a, e_a)
+                o = np.divide(e, srest + 1, out=_b2)
+                out[lo:hi] = o
+        out = out.reshape(shape[:-1] + out.shape[-1:])
     return _narrow(np.moveaxis(out, -1, axis), dtype)
 
 
@@ -627,16 +658,49 @@ def log_softmax(z, axis=-1):
     z = _class_axis("z", _floating("z", z), axis)
     dtype = z.dtype
     with np.errstate(all="ignore"):
-        z = _wide(z)
-        shift = _row_shift(z)
-        zs = -shift + z
-        zlo = _two_sum_err(z, -shift)
-        e = (zlo + 1)*np.exp(zs)
-        at = _argmax(z)
-        zs_a, zlo_a = _at(zs, at), _at(zlo, at)
-        em1_a = np.expm1(zs_a) + _mul0(zlo_a, np.exp(zs_a))
-        srest = _srest(e, at, em1_a)
-        out = zlo + zs - np.log1p(srest)
+        x, ones_k, shape = _flat_rows(z), np.ones(z.shape[-1]), z.shape
+        out = np.empty(x.shape, dtype)
+        if dtype == np.float32:
+            _bufs = _buffers(2, x)
+            for lo, hi in _blocks(x):
+                _b0, _b1, = _bufs[:, :hi - lo]
+                at = _argmax_at(x[lo:hi])
+                shift = _shift_at(x[lo:hi], at)
+                z = _widen(x[lo:hi], _b0)
+                zs = np.subtract(z, shift, out=_b0)
+                zs_a = _get(zs, at)
+                em1_a = np.expm1(zs_a)
+                e_a = np.exp(zs_a)
+                e = np.exp(zs, out=_b1)
+                srest = _srest_at(e, at, em1_a, e_a, ones_k)
+                o = np.subtract(zs, np.log1p(srest), out=_b0)
+                out[lo:hi] = o
+        else:
+            _bufs = _buffers(5, x)
+            for lo, hi in _blocks(x):
+                _b0, _b1, _b2, _b3, _b4, = _bufs[:, :hi - lo]
+                at = _argmax_at(x[lo:hi])
+                shift = _shift_at(x[lo:hi], at)
+                z = x[lo:hi]
+                zs = np.subtract(z, shift, out=_b0)
+                ts = np.subtract(zs, z, out=_b1)
+                np.subtract(zs, ts, out=_b3)
+                np.subtract(z, _b3, out=_b2)
+                np.subtract(-shift, ts, out=_b3)
+                zlo = np.add(_b2, _b3, out=_b2)
+                _zero_where_not_finite(zlo, zs)
+                zs_a = _get(zs, at)
+                zlo_a = _get(zlo, at)
+                em1_a = np.expm1(zs_a) + _mul0(zlo_a, np.exp(zs_a))
+                e_a = (zlo_a + 1)*np.exp(zs_a)
+                np.add(zlo, 1, out=_b1)
+                np.exp(zs, out=_b3)
+                e = np.multiply(_b1, _b3, out=_b1)
+                srest = _srest_at(e, at, em1_a, e_a)
+                np.add(zlo, zs, out=_b2)
+                o = np.subtract(_b2, np.log1p(srest), out=_b2)
+                out[lo:hi] = o
+        out = out.reshape(shape[:-1] + out.shape[-1:])
     return _narrow(np.moveaxis(out, -1, axis), dtype)
 
 
@@ -659,16 +723,46 @@ def logsumexp(z, axis=-1):
     z = _class_axis("z", _floating("z", z), axis)
     dtype = z.dtype
     with np.errstate(all="ignore"):
-        z = _wide(z)
-        shift = _row_shift(z)
-        zs = -shift + z
-        zlo = _two_sum_err(z, -shift)
-        e = (zlo + 1)*np.exp(zs)
-        at = _argmax(z)
-        zs_a, zlo_a = _at(zs, at), _at(zlo, at)
-        em1_a = np.expm1(zs_a) + _mul0(zlo_a, np.exp(zs_a))
-        srest = _srest(e, at, em1_a)
-        out = shift + np.log1p(srest)
+        x, ones_k, shape = _flat_rows(z), np.ones(z.shape[-1]), z.shape
+        out = np.empty((x.shape[0], 1), dtype)
+        if dtype == np.float32:
+            _bufs = _buffers(1, x)
+            for lo, hi in _blocks(x):
+                _b0, = _bufs[:, :hi - lo]
+                at = _argmax_at(x[lo:hi])
+                shift = _shift_at(x[lo:hi], at)
+                z = _widen(x[lo:hi], _b0)
+                zs = np.subtract(z, shift, out=_b0)
+                zs_a = _get(zs, at)
+                em1_a = np.expm1(zs_a)
+                e_a = np.exp(zs_a)
+                e = np.exp(zs, out=_b0)
+                srest = _srest_at(e, at, em1_a, e_a, ones_k)
+                out[lo:hi] = shift + np.log1p(srest)
+        else:
+            _bufs = _buffers(5, x)
+            for lo, hi in _blocks(x):
+                _b0, _b1, _b2, _b3, _b4, = _bufs[:, :hi - lo]
+                at = _argmax_at(x[lo:hi])
+                shift = _shift_at(x[lo:hi], at)
+                z = x[lo:hi]
+                zs = np.subtract(z, shift, out=_b0)
+                ts = np.subtract(zs, z, out=_b1)
+                np.subtract(zs, ts, out=_b3)
+                np.subtract(z, _b3, out=_b2)
+                np.subtract(-shift, ts, out=_b3)
+                zlo = np.add(_b2, _b3, out=_b2)
+                _zero_where_not_finite(zlo, zs)
+                zs_a = _get(zs, at)
+                zlo_a = _get(zlo, at)
+                em1_a = np.expm1(zs_a) + _mul0(zlo_a, np.exp(zs_a))
+                e_a = (zlo_a + 1)*np.exp(zs_a)
+                np.add(zlo, 1, out=_b2)
+                np.exp(zs, out=_b0)
+                e = np.multiply(_b2, _b0, out=_b2)
+                srest = _srest_at(e, at, em1_a, e_a)
+                out[lo:hi] = shift + np.log1p(srest)
+        out = out.reshape(shape[:-1] + out.shape[-1:])
     return _narrow(out[..., 0], dtype)
 
 

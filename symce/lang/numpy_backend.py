@@ -353,6 +353,8 @@ def _programs(kern: kr.Kernel) -> dict:
                 for target in ("labels", "soft") for wide in (False, True)}
     if kern.family == "bce":
         return {"rows": _bce_program(kern)}
+    if kern.family == "rowwise" and has_axis(kern):
+        return {"rows": _rowwise_program(kern, False), "rows_wide": _rowwise_program(kern, True)}
     return {}
 
 
@@ -390,33 +392,28 @@ def _terms_over(expr, den):
     return sp.Add(*[t / den for t in sp.Add.make_args(expr)])
 
 
-def _ce_program(kern: kr.Kernel, soft: bool, wide: bool) -> list:
-    """The block program of a ce_logits kernel (with its loop head), for probability targets
-    (``soft``) or integer labels, for float32 input computed in float64 (``wide``) or float64.
-
-    ``wide``: zlo = 0.  Two float32 values subtract in float64 exactly unless their exponents are
-    more than 29 apart, and always within 2^-53 |z - shift|; in exp(z - shift) that is under
-    2^-46 relative wherever the float32 result does not underflow (|z - shift| < 104), far below
-    float32's 2^-24, so the TwoSum compensation is not needed.  float64: zlo by TwoSum, whose s is
-    the zs slot.  The gradient: the slot with pc at the argmax and the label (p can be near 1
-    there); elsewhere p <= 1/2, and p ysum - y~ (the slot with pc -> 1 - p) is one pass."""
-    from . import numpy_blocks as nb
-
-    sl = kern.slots
+def _flattener(wide: bool):
+    """For float32 input (``wide``): zlo -> 0 in a slot (and mul0(0, .) -> 0); else the slot."""
     def flat(ex):
         if not wide:
             return ex
         return ex.xreplace({kr.zlo: 0}).replace(lambda f: isinstance(f, mul0) and f.args[0] == 0,
                                                 lambda f: sp.S.Zero)
-    base = dict(BLOCK_NAMES)
-    at = NumPyKernelPrinter({**base, **_AT})
-    lab = NumPyKernelPrinter({**base, **_AT_LABEL})
-    loss, grad = "loss_term" in sl, "grad" in sl
-    yt_label = sl["yt_label"]
+    return flat
+
+
+def _row_head(kern: kr.Kernel, wide: bool) -> list:
+    """The steps every row program starts with: the argmax and shift, zs (and zlo by TwoSum, whose
+    s is the zs slot, in float64), and em1 and e at the argmax."""
+    from . import numpy_blocks as nb
+
+    sl = kern.slots
+    flat = _flattener(wide)
+    at = NumPyKernelPrinter({**BLOCK_NAMES, **_AT})
     steps = [nb.line("at = _argmax_at(x[lo:hi])"), nb.line("shift = _shift_at(x[lo:hi], at)"),
              nb.Step("load" if wide else "view", name="z", code="x[lo:hi]"),
              nb.block("zs", sl["zs"])]
-    if not wide:  # zlo: TwoSum of (z, -shift), whose s is zs
+    if not wide:
         a, b = sl["zlo"].args
         with sp.evaluate(False):
             (s_sym, s_expr), (t_sym, t_expr), (_, err) = two_sum_steps(a, b)
@@ -431,6 +428,58 @@ def _ce_program(kern: kr.Kernel, soft: bool, wide: bool) -> list:
         steps.append(nb.line("zlo_a = _get(zlo, at)", reads=("zlo",)))
     steps += [nb.line(f"em1_a = {at.doprint(flat(sl['em1']))}"),
               nb.line(f"e_a = {at.doprint(flat(sl['e']))}")]
+    return steps
+
+
+def _loop(lines: list, nbuf: int) -> list:
+    """A block program's lines under its loop head (buffers allocated once, cut per block)."""
+    head = [f"_bufs = _buffers({nbuf}, x)", "for lo, hi in _blocks(x):",
+            f"    {', '.join(f'_b{i}' for i in range(nbuf))}, = _bufs[:, :hi - lo]"]
+    return head + ["    " + ln for ln in lines]
+
+
+def _rowwise_program(kern: kr.Kernel, wide: bool) -> list:
+    """The block program of softmax, log_softmax and logsumexp (float32 input in float64 with
+    zlo = 0, as the softmax cross-entropy; float64 with TwoSum): the output slot (p for softmax)
+    into ``out``, rows lo..hi."""
+    from . import numpy_blocks as nb
+
+    sl = kern.slots
+    flat = _flattener(wide)
+    steps = _row_head(kern, wide)
+    ones = ", ones_k" if wide else ""
+    steps += [nb.block("e", flat(sl["e"])),
+              nb.line(f"srest = _srest_at(e, at, em1_a, e_a{ones})", reads=("e",))]
+    layout = rowwise_layout(kern)
+    if layout == "scalar":
+        steps.append(nb.line(f"out[lo:hi] = {NumPyKernelPrinter(BLOCK_NAMES).doprint(flat(sl['out']))}"))
+    else:
+        out = flat(sl["p"] if layout == "p" else sl["out"])
+        steps += [nb.block("o", out), nb.line("out[lo:hi] = o", reads=("o",))]
+    lines, nbuf = nb.assemble(steps, NumPyKernelPrinter(BLOCK_NAMES), {"z"})
+    return _loop(lines, nbuf)
+
+
+def _ce_program(kern: kr.Kernel, soft: bool, wide: bool) -> list:
+    """The block program of a ce_logits kernel (with its loop head), for probability targets
+    (``soft``) or integer labels, for float32 input computed in float64 (``wide``) or float64.
+
+    ``wide``: zlo = 0.  Two float32 values subtract in float64 exactly unless their exponents are
+    more than 29 apart, and always within 2^-53 |z - shift|; in exp(z - shift) that is under
+    2^-46 relative wherever the float32 result does not underflow (|z - shift| < 104), far below
+    float32's 2^-24, so the TwoSum compensation is not needed.  float64: zlo by TwoSum, whose s is
+    the zs slot.  The gradient: the slot with pc at the argmax and the label (p can be near 1
+    there); elsewhere p <= 1/2, and p ysum - y~ (the slot with pc -> 1 - p) is one pass."""
+    from . import numpy_blocks as nb
+
+    sl = kern.slots
+    flat = _flattener(wide)
+    base = dict(BLOCK_NAMES)
+    at = NumPyKernelPrinter({**base, **_AT})
+    lab = NumPyKernelPrinter({**base, **_AT_LABEL})
+    loss, grad = "loss_term" in sl, "grad" in sl
+    yt_label = sl["yt_label"]
+    steps = _row_head(kern, wide)
     if soft:
         steps += [nb.Step("load" if wide else "view", name="y", code="yin[lo:hi]"),
                   nb.block("yt", sl["yt_soft"])]
@@ -507,11 +556,8 @@ def _ce_program(kern: kr.Kernel, soft: bool, wide: bool) -> list:
         steps += [nb.line(f"p_a = {at.doprint(flat(sl['p']))}"),
                   nb.line(f"pc_a = {at.doprint(flat(sl['pc']))}"),
                   nb.line(f"_put(grad[lo:hi], at, {at.doprint(fix)})")]
-    small = NumPyKernelPrinter(base)
-    lines, nbuf = nb.assemble(steps, small, {"z", "y"})
-    head = [f"_bufs = _buffers({nbuf}, x)", "for lo, hi in _blocks(x):",
-            f"    {', '.join(f'_b{i}' for i in range(nbuf))}, = _bufs[:, :hi - lo]"]
-    return head + ["    " + ln for ln in lines]
+    lines, nbuf = nb.assemble(steps, NumPyKernelPrinter(base), {"z", "y"})
+    return _loop(lines, nbuf)
 
 
 _L = sp.Symbol("L", real=True)   # log1p(exp(-|x|)), shared by softplus(x) and softplus(-x)
