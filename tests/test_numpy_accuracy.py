@@ -87,6 +87,51 @@ def test_softmax_cross_entropy_within_4_ulp(sk, K, dt):
                 assert err <= ROW_ULP, f"grad {reduction}: {err:.3g} ulp"
 
 
+def _mp_softmax_ce(row, label):
+    """The loss log sum_k e^{z_k} - z_t and p (the gradient off the label), exactly enough."""
+    import mpmath
+    with mpmath.workdps(40):
+        z = [mpmath.mpf(float(v)) for v in row]
+        top = max(z)
+        terms = [mpmath.exp(v - top) for v in z]
+        total = mpmath.fsum(terms)
+        lse = top + mpmath.log(total)
+        return lse - z[label], [t / total for t in terms]
+
+
+@DTYPES
+def test_softmax_cross_entropy_at_k_128000(sk, dt):
+    """One row of 128000 classes (several blocks' worth of columns in one row)."""
+    rng = np.random.default_rng([128, np.dtype(dt).itemsize])
+    z = rng.uniform(-30, 30, (1, 128000)).astype(dt)
+    label = 77
+    loss, grad = sk.softmax_cross_entropy_with_grad(z, np.array([label]), reduction="sum")
+    ref_loss, ref_p = _mp_softmax_ce(z[0], label)
+    assert ulp_error(loss, ref_loss) <= ROW_ULP
+    some = np.r_[0:label, label + 1:z.shape[1]][::37]   # a sample of the classes, off the label
+    ref_p = np.array(ref_p, dtype=object)
+    assert ulp_error(grad[0][some], ref_p[some]) <= ROW_ULP
+    assert ulp_error(sk.softmax(z)[0][some], ref_p[some]) <= ROW_ULP
+
+
+@DTYPES
+@pytest.mark.parametrize("K", [2, 10, 1000])
+def test_dominated_rows(sk, K, dt):
+    """The label is the argmax and dominates: the loss log1p(Srest) is about 1e-8 (and 1e-5,
+    1e-12), kept to the last bits (1 - p at the label likewise)."""
+    losses = np.array([1e-5, 1e-8, 1e-12]) if dt is F64 else np.array([1e-5, 1e-8])
+    z = np.zeros((len(losses), K))
+    z[:, 0] = np.log((K - 1) / losses)      # the others at 0: Srest = (K - 1) e^{-z_0}
+    z = z.astype(dt)
+    loss, grad = sk.softmax_cross_entropy_with_grad(z, np.zeros(len(z), dtype=int),
+                                                    reduction="none")
+    for r in range(len(z)):
+        ref_loss, ref_p = _mp_softmax_ce(z[r], 0)
+        assert ulp_error(loss[r], ref_loss) <= ROW_ULP, (r, loss[r], ref_loss)
+        assert ulp_error(-grad[r, 0], 1 - ref_p[0]) <= ROW_ULP
+    np.testing.assert_allclose(loss.astype(float), losses, rtol=1e-3)
+
+
 # ----------------------------------------------------------------------------------------------
 # Sigmoid: within 2 ULP (sigmoid_grad in float64: see SIGMOID_GRAD_F64_ULP)
 # ----------------------------------------------------------------------------------------------
