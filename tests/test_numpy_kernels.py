@@ -668,3 +668,48 @@ def test_peak_memory_of_the_fused_kernels(sk, dt):
     # reduction='none': the two outputs, and the same blocks
     assert _peak(sk.sigmoid_binary_cross_entropy_with_grad, x2, y2, reduction="none") <= \
         2.5 * x.nbytes
+
+
+def test_inplace_emitter_and_buffer_reuse():
+    """Block programs: ufunc calls with out=, the parts that do not vary over the block grouped
+    into one expression, a dying operand's buffer reused, and the program computes the formula."""
+    import sympy as sp
+
+    from symce.lang import numpy_blocks as nb
+    e, zs, r, c = sp.symbols("e zs r c", real=True)
+    small = numpy_backend.NumPyKernelPrinter({"e": "e", "zs": "zs", "r": "r", "c": "c", "g": "g"})
+    steps = [nb.Step("view", name="zs", code="src"), nb.block("e", sp.exp(zs)),
+             nb.block("g", e * r / (r + 1) - c), nb.line("out = g", reads=("g",))]
+    lines, nbuf = nb.assemble(steps, small, {"zs"})
+    assert lines == ["zs = src", "e = np.exp(zs, out=_b0)",
+                     "np.multiply(e, r/(r + 1), out=_b0)",
+                     "g = np.subtract(_b0, c, out=_b0)",
+                     "out = g"]
+    assert nbuf == 1
+    src = np.linspace(-3, 1, 12).reshape(3, 4)
+    env = {"np": np, "src": src, "r": np.array([[1.0], [2.0], [3.0]]), "c": np.arange(4.0),
+           "_b0": np.empty((3, 4))}
+    exec("\n".join(lines), env)
+    np.testing.assert_allclose(env["out"], np.exp(src) * env["r"] / (env["r"] + 1) - env["c"],
+                               rtol=1e-15)
+
+
+def test_shared_exp_is_the_stable_forms():
+    """The BCE programs' one exp(-|x|): softplus and sigmoid of +-x from it equal their stable
+    forms bit for bit (x < 0: exp(x) is exp(-|x|)), NaN included."""
+    import sympy as sp
+
+    from symce.functions import sigmoid, softplus
+    x = kr.LOCALS["x"]
+    names = {"x": "x", "E": "E", "L": "L"}
+    pr = numpy_backend.NumPyKernelPrinter(names)
+    xs = np.array([-800.0, -40.0, -1.5, -1e-9, 0.0, 1e-9, 2.0, 36.0, 800.0, np.nan])
+    env = {"np": np, "x": xs, "_softplus": None}
+    with np.errstate(all="ignore"):
+        env["E"] = np.exp(-np.abs(xs))
+        env["L"] = np.log1p(env["E"])
+        for f in (softplus(x), softplus(-x), sigmoid(x), sigmoid(-x)):
+            shared = eval(pr.doprint(numpy_backend.shared_exp(f)), env)
+            direct = eval(pr.doprint(f.stable()), env)
+            np.testing.assert_array_equal(shared, direct, err_msg=str(f))
+    assert not numpy_backend.shared_exp(sigmoid(x)).has(sp.Max)

@@ -995,7 +995,6 @@ def softmax_cross_entropy(logits, target, reduction="mean", *, weight=None, igno
                         np.multiply(_b1, c, out=_b1)
                         _zero_where(_b1, c)
                         lt = _b1
-                    if smooth:
                         lsum = np.sum(lt, axis=-1, keepdims=True)
                     e = np.exp(zs, out=_b0)
                     srest = _srest_at(e, at, em1_a, e_a, ones_k)
@@ -1031,7 +1030,6 @@ def softmax_cross_entropy(logits, target, reduction="mean", *, weight=None, igno
                         np.multiply(_b1, c, out=_b1)
                         _zero_where(_b1, c)
                         lt = _b1
-                    if smooth:
                         lsum = np.sum(lt, axis=-1, keepdims=True)
                     np.add(zlo, 1, out=_b2)
                     np.exp(zs, out=_b0)
@@ -1361,7 +1359,6 @@ def softmax_cross_entropy_with_grad(logits, target, reduction="mean", *, weight=
                         np.multiply(_b1, c, out=_b1)
                         _zero_where(_b1, c)
                         lt = _b1
-                    if smooth:
                         lsum = np.sum(lt, axis=-1, keepdims=True)
                     e = np.exp(zs, out=_b0)
                     srest = _srest_at(e, at, em1_a, e_a, ones_k)
@@ -1415,7 +1412,6 @@ def softmax_cross_entropy_with_grad(logits, target, reduction="mean", *, weight=
                         np.multiply(_b1, c, out=_b1)
                         _zero_where(_b1, c)
                         lt = _b1
-                    if smooth:
                         lsum = np.sum(lt, axis=-1, keepdims=True)
                     np.add(zlo, 1, out=_b2)
                     np.exp(zs, out=_b0)

@@ -308,7 +308,7 @@ def assemble(steps, small, block_names) -> tuple[list, int]:
         for name in reads[i]:
             if last.get(name) == i and name in owner and name != st.name:
                 give_back(owner.pop(name))
-        if st.cond:
+        if st.cond and not (i and steps[i - 1].cond == st.cond):   # one if for a run of steps
             out.append(f"if {st.cond}:")
         out += [pad + b for b in body]
     return out, count[0]
