@@ -18,8 +18,14 @@ rounding of p, and an error in ULPs of the (tiny) result says nothing about the 
 two the error is counted in ULPs of the size of the terms, p_j (|g_j| + sum_k |g_k| p_k) and
 p_j + y_j (marked "ulp of terms" in the table).
 
-Implementations: symce's generated NumPy module and C library (built here with gcc -O2), and
-PyTorch (torch.nn.functional + autograd) and SciPy (scipy.special) where they offer the kernel.
+Implementations: symce's generated NumPy module and C library (built here with gcc -O2, and
+-O3 -march=native, which fuses multiply-adds where the machine has FMA), and PyTorch
+(torch.nn.functional + autograd) and SciPy (scipy.special) where they offer the kernel.
+
+Rows with K = 128000 classes take their reference straight from the definitions (a SymPy
+expression of 128000 terms would take hours): the row sum by mpmath, each class's exponential in
+long double (see direct_row), and count ULPs against that long double reference (about 2^-62
+relative: a few thousandths of an ULP of either dtype), vectorised.
 """
 from __future__ import annotations
 
@@ -50,6 +56,7 @@ class Case:
     args: tuple
     kwargs: dict
     dps: int = reference.DPS
+    direct: bool = False    # reference straight from the definitions (large K), see direct_row
 
 
 def _rows(rng, dtype, n, k, scale, clip=None):
@@ -72,6 +79,9 @@ def row_classes(rng, dtype, n):
     masked[:, ::3] = -np.inf
     dominant = _rows(rng, dtype, n, k, 1.0)
     dominant[:, 0] += np.linspace(15, 28, n).astype(dtype)
+    # the label's class dominates: loss = log1p(Srest) ~ 1e-9 .. 1e-8 (labels 0, see cases)
+    dominated = _rows(rng, dtype, n, k, 1.0)
+    dominated[:, 0] += np.linspace(20, 23, n).astype(dtype)
     return {
         "random |z|<=30": _rows(rng, dtype, n, k, 10.0, clip=30.0),
         "small K=2": _rows(rng, dtype, n, 2, 10.0, clip=30.0),
@@ -80,8 +90,13 @@ def row_classes(rng, dtype, n):
                                + np.where(rng.random((n, 1)) < 0.5, -big, big)).astype(dtype),
         "all equal": np.full((n, k), 3.5, dtype=dtype),
         "one dominant": dominant,
+        DOMINATED: dominated,
         "masked -inf": masked,
     }
+
+
+DOMINATED = "dominated, loss~1e-8"
+LARGE_K = 128000
 
 
 def cases(dtype, quick=False, kernels=None):
@@ -100,12 +115,24 @@ def cases(dtype, quick=False, kernels=None):
         labels = rng.integers(0, kk, nn)
         if klass == "masked -inf":
             labels = np.array([1 + 3 * (r % ((kk - 2) // 3)) + 1 for r in range(nn)])  # unmasked
+        if klass == DOMINATED:
+            labels = np.zeros(nn, dtype=np.int64)
         for name in ("softmax", "log_softmax", "logsumexp"):
             add(name, klass, z)
         if klass != "masked -inf":
             add("softmax_vjp", klass, z, g)
         add("softmax_cross_entropy", klass, z, labels, reduction="none")
         add("softmax_cross_entropy_grad", klass, z, labels, reduction="sum")
+    # K = 128000 (a language model's vocabulary): the sums over the row must not lose accuracy
+    zl = _rows(rng, dtype, 1 if quick else 2, LARGE_K, 4.0, clip=30.0)
+    labels = rng.integers(0, LARGE_K, zl.shape[0])
+    klass = f"K={LARGE_K}"
+    for name in ("softmax", "log_softmax", "logsumexp"):
+        if kernels is None or name in kernels:
+            out.append(Case(name, klass, (zl,), {}, direct=True))
+    for name, red in (("softmax_cross_entropy", "none"), ("softmax_cross_entropy_grad", "sum")):
+        if kernels is None or name in kernels:
+            out.append(Case(name, klass, (zl, labels), {"reduction": red}, direct=True))
     x_random = (rng.standard_normal(64) * 10).clip(-30, 30).astype(dtype)
     big = 700.0 if dtype == np.float64 else 85.0
     x_large = np.concatenate([np.linspace(-big, -30, 16), np.linspace(30, big, 16)]).astype(dtype)
@@ -146,10 +173,10 @@ def symce_numpy(mod):
     return run
 
 
-def symce_c():
+def symce_c(flavour="plain"):
     try:
         import c_build  # tests/c_build.py: compiles generated/c with gcc, calls it with ctypes
-        lib = c_build.CLib(c_build.shared_library())
+        lib = c_build.CLib(c_build.shared_library(flavour=flavour))
     except Exception as exc:  # no gcc: report the column as unavailable
         print(f"# symce-c unavailable: {exc}", file=sys.stderr)
         return None
@@ -238,9 +265,83 @@ def scipy_impl():
 
 
 # ---- measurement -------------------------------------------------------------------------------
+_DIRECT = {}
+
+
+def direct_row(z):
+    """(exp(z_k - m) in long double, log S in long double) of one row, m = the row max: the sum
+    S = sum_k exp(z_k - m) and its log by mpmath at 30 digits, each class's exponential by the C
+    library's expl (64-bit mantissa, within an ULP of long double, 2^-63 relative).  Cached: every
+    large-K kernel reads the same row."""
+    key = (z.dtype.str, z.tobytes())
+    if key not in _DIRECT:
+        _DIRECT.clear()
+        zl = z.astype(np.longdouble)
+        m = zl.max()
+        e = np.exp(zl - m)
+        with mpmath.workdps(30):
+            top = mpmath.mpf(float(z.max()))
+            S = mpmath.fsum(mpmath.exp(mpmath.mpf(float(v)) - top) for v in z)
+            log_s = mpmath.log(S)
+            s_ld = to_longdouble(np.array([S], dtype=object))[0]
+            lse = to_longdouble(np.array([log_s + top], dtype=object))[0]
+        _DIRECT[key] = (e, s_ld, lse)
+    return _DIRECT[key]
+
+
+def direct_reference(case):
+    """softmax, log_softmax, logsumexp, and the softmax cross-entropy (labels) and its gradient
+    by their definitions, in long double from direct_row: p = e/S, log p = z - lse, lse,
+    L = lse - z_t, dL/dz = p - y (reference error about 2^-62 relative: a few thousandths of a
+    double's ULP)."""
+    x = np.asarray(case.args[0])
+    rows = []
+    for r in range(x.shape[0]):
+        e, S, lse = direct_row(x[r])
+        z = x[r].astype(np.longdouble)
+        k = case.kernel
+        if k == "softmax":
+            rows.append(e / S)
+        elif k == "log_softmax":
+            rows.append(z - lse)
+        elif k == "logsumexp":
+            rows.append(lse)
+        else:
+            t = int(np.asarray(case.args[1])[r])
+            if k == "softmax_cross_entropy":
+                rows.append(lse - z[t])
+            else:
+                g = e / S
+                g[t] -= 1
+                rows.append(g)
+    return np.array(rows, dtype=np.longdouble)
+
+
+def to_longdouble(ref):
+    """mpmath numbers -> long double, as hi + lo (two doubles: 106 bits, more than long double's
+    64)."""
+    flat = np.ravel(np.asarray(ref, dtype=object))
+    hi = np.array([float(v) for v in flat])
+    lo = np.array([float(v - h) if np.isfinite(h) else 0.0 for v, h in zip(flat, hi)])
+    return (hi.astype(np.longdouble) + lo.astype(np.longdouble)).reshape(np.shape(ref))
+
+
+def fast_ulp_error(got, ref_ld):
+    """max |got - ref| in ULPs of got's dtype, vectorised, against the reference in long double
+    (2^-64 relative: far below an ULP of float or double); finite values only."""
+    got = np.asarray(got)
+    if not (np.all(np.isfinite(got)) and np.all(np.isfinite(ref_ld))):
+        raise AssertionError("fast_ulp_error takes finite values only")
+    spacing = np.spacing(np.abs(ref_ld.astype(got.dtype))).astype(np.longdouble)
+    spacing[spacing == 0] = np.finfo(got.dtype).smallest_subnormal
+    return float(np.max(np.abs(got.astype(np.longdouble) - ref_ld) / spacing))
+
+
 def reference_value(case):
     """The raw reference, row by row for the row kernels so each row gets the digits its own
     logit spread needs (a whole batch at the largest spread's precision would be slow)."""
+    if case.direct:
+        return direct_reference(case)
     x = np.asarray(case.args[0])
     rowwise = x.ndim == 2 and case.kernel.startswith(("softmax", "log_softmax", "logsumexp"))
     if not rowwise:
@@ -264,9 +365,15 @@ def term_scale(case):
     """Per-element size of the terms of a cancelling result (see the module docstring)."""
     with mpmath.workdps(reference.DPS):
         x = np.asarray(case.args[0])
-        p = np.concatenate([reference.evaluate("softmax", x[r:r + 1], form="raw",
-                                               dps=_gap_digits(x[r:r + 1]))
-                            for r in range(x.shape[0])])
+        if case.direct:
+            p = direct_reference(Case("softmax", case.klass, case.args[:1], {}, direct=True))
+            onehot = np.zeros(x.shape, dtype=np.longdouble)
+            onehot[np.arange(x.shape[0]), np.asarray(case.args[1])] = 1
+            return p + onehot
+        else:
+            p = np.concatenate([reference.evaluate("softmax", x[r:r + 1], form="raw",
+                                                   dps=_gap_digits(x[r:r + 1]))
+                                for r in range(x.shape[0])])
         if case.kernel == "softmax_vjp":
             g = np.vectorize(mpmath.mpf, otypes=[object])(np.asarray(case.args[1], dtype=float))
             absdot = np.array([[mpmath.fsum(abs(a) * b for a, b in zip(gr, pr))]
@@ -292,6 +399,14 @@ def scaled_ulp_error(got, ref, scale):
     return worst
 
 
+def fast_scaled_ulp_error(got, ref_ld, scale_ld):
+    """scaled_ulp_error, vectorised through long double (finite values only)."""
+    got = np.asarray(got)
+    spacing = np.spacing(scale_ld.astype(got.dtype)).astype(np.longdouble)
+    spacing[spacing == 0] = np.finfo(got.dtype).smallest_subnormal
+    return float(np.max(np.abs(got.astype(np.longdouble) - ref_ld) / spacing))
+
+
 def measure(impls, dtypes=DTYPES, quick=False, kernels=None):
     """{(kernel, dtype name, input class): {impl name: max ULP or None}}"""
     table = {}
@@ -299,6 +414,8 @@ def measure(impls, dtypes=DTYPES, quick=False, kernels=None):
         for case in cases(dtype, quick=quick, kernels=kernels):
             ref = reference_value(case)
             scale = term_scale(case) if case.kernel in CANCELLING else None
+            if case.direct:  # already long double
+                ref_ld, scale_ld = ref, scale
             key = (case.kernel, np.dtype(dtype).name, case.klass)
             row = table.setdefault(key, {})
             for name, run in impls.items():
@@ -309,15 +426,21 @@ def measure(impls, dtypes=DTYPES, quick=False, kernels=None):
                 got = np.asarray(got)
                 if got.dtype != np.dtype(dtype):
                     raise AssertionError(f"{name} {case.kernel}: dtype {got.dtype} != {dtype}")
-                err = ulp_error(got, ref) if scale is None else scaled_ulp_error(got, ref, scale)
+                if case.direct:
+                    err = (fast_ulp_error(got, ref_ld) if scale is None
+                           else fast_scaled_ulp_error(got, ref_ld, scale_ld))
+                elif scale is not None:
+                    err = scaled_ulp_error(got, ref, scale)
+                else:
+                    err = ulp_error(got, ref)
                 row[name] = max(err, row.get(name) or 0.0)
     return table
 
 
 def implementations():
     mod = load_numpy_module()
-    return {"symce-numpy": symce_numpy(mod), "symce-c": symce_c(), "torch": torch_impl(),
-            "scipy": scipy_impl()}
+    return {"symce-numpy": symce_numpy(mod), "symce-c": symce_c(),
+            "symce-c-native": symce_c("native"), "torch": torch_impl(), "scipy": scipy_impl()}
 
 
 def format_table(table, names):
@@ -351,7 +474,8 @@ def main(argv=None):
     print(format_table(table, names))
     worse = [(key, row) for key, row in table.items()
              if row.get("torch") is not None
-             and any((row.get(n) or 0) > row["torch"] + 1 for n in ("symce-numpy", "symce-c"))]
+             and any((row.get(n) or 0) > row["torch"] + 1
+                     for n in ("symce-numpy", "symce-c", "symce-c-native"))]
     print(f"\nsymce worse than PyTorch by more than 1 ULP on {len(worse)} of {len(table)} "
           "(kernel, dtype, input class) rows")
     for key, row in worse:

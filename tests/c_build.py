@@ -96,8 +96,10 @@ def object_file(flavour: str = "plain") -> Path:
 
 
 @lru_cache(maxsize=None)
-def shared_library(sanitize: bool = False) -> Path:
-    flavour = "asan" if sanitize else "plain"
+def shared_library(sanitize: bool = False, flavour: str | None = None) -> Path:
+    """The library from object_file(flavour): "plain" (-O2), "asan", or "native" (-O3
+    -march=native: FMA where the machine has it)."""
+    flavour = flavour or ("asan" if sanitize else "plain")
     out = build_dir() / f"libsymce_{flavour}.so"
     run_checked([gcc(), "-shared", *(SANITIZE_FLAGS if sanitize else []), object_file(flavour),
                  "-o", out, "-lm"])
