@@ -37,7 +37,7 @@ from functools import lru_cache
 import mpmath
 
 DPS = 32                      # working precision of the fits and the measurements
-GRID = 300                    # points per interval for locating extrema / measuring
+GRID = 240                    # points per interval for locating extrema / measuring
 CW_BITS = 32                  # significant bits of C_hi: n * C_hi exact for |n| < 2^(53 - 32)
 SHIFTER = 1.5 * 2.0 ** 52     # x * log2(e) + SHIFTER rounds to an integer n in the low bits
 EXP_LO = -745.1332191019412   # below: exp(x) < 2^-1075 / 2, which rounds to 0
@@ -220,12 +220,25 @@ def _lowest_degree(fit, target, start):
 # ----------------------------------------------------------------------------------------------
 # The evaluation in IEEE double, step by step as the printed C does it (no FMA contraction).
 # ----------------------------------------------------------------------------------------------
+def _split(a: float):
+    """Veltkamp's split: a = hi + lo with 26-bit halves (so hi*hi etc. are exact)."""
+    t = 134217729.0 * a          # 2^27 + 1
+    hi = t - (t - a)
+    return hi, a - hi
+
+
 def _fma(a: float, b: float, c: float) -> float:
-    """fma(a, b, c) rounded once (exact rational arithmetic; CPython rounds Fraction -> float to
-    nearest)."""
-    if not all(math.isfinite(v) for v in (a, b, c)):
-        return a * b + c
-    return float(Fraction(a) * Fraction(b) + Fraction(c))
+    """fma(a, b, c) rounded once: a*b = p + e exactly (Dekker's product), and math.fsum rounds
+    p + e + c exactly once."""
+    p = a * b
+    if not all(math.isfinite(v) for v in (a, b, c, p)):
+        return p + c
+    if abs(p) > 1e300 or (p != 0 and abs(p) < 1e-280) or max(abs(a), abs(b)) > 1e290:
+        return float(Fraction(a) * Fraction(b) + Fraction(c))   # the split would over/underflow
+    ah, al = _split(a)
+    bh, bl = _split(b)
+    e = ((ah * bh - p) + ah * bl + al * bh) + al * bl
+    return math.fsum((p, e, c))
 
 
 def _mul_add(fma: bool):
@@ -349,7 +362,7 @@ def exp_approximation(target: str) -> Approximation:
     (the evaluation error: the worse of the builds with and without FMA)."""
     coeffs, err = _lowest_degree(_fit_exp, TARGETS[target], _exp_degree_estimate(TARGETS[target]))
     scheme = SCHEMES[target]
-    args = _exp_args(1500)
+    args = _exp_args(1000)
     # the kernels pass z - max <= 0 and -|t| <= 0; below scheme.lo the result is 0 by design
     args = [a for a in args if scheme.lo <= a <= 0]
     ulps, rel = 0.0, 0.0
