@@ -21,11 +21,20 @@
  *     y~ (see each function); the mean divides by the summed w_t of the kept samples (labels), by
  *     n (probability targets) or by n*k (binary cross-entropy).  An empty batch gives NaN for
  *     mean and 0 for sum; if every sample is ignored, mean is NaN and the gradient all zeros.
- *   - Stable: rows are shifted by their max (0 if it is not finite); z - shift is carried as
- *     zs + zlo (TwoSum), so exp(z - shift) is accurate to an ULP; S = 1 + Srest with the max
- *     term's exact 1 left out, so no finite logit overflows and log p and 1 - p stay accurate
- *     near p = 1.  sigmoid(t) = exp(min(t, 0))/(1 + exp(-|t|)), softplus(t) = max(t, 0) +
- *     log1p(exp(-|t|)).  -inf logits (masked classes) are fine where the target is 0; a row of
+ *   - Stable: rows are shifted by their max (0 if it is not finite); in the double kernels
+ *     z - shift is carried as zs + zlo (TwoSum), so exp(z - shift) is accurate to an ULP (in the
+ *     float kernels z - shift is exact enough in double); S = 1 + Srest with the max term's
+ *     exact 1 left out, so no finite logit overflows and log p and 1 - p stay accurate near
+ *     p = 1.  sigmoid(t) = (t >= 0 ? 1 : v)/(1 + v) and softplus(t) = max(t, 0) + log1p(v) with
+ *     v = exp(-|t|), one exponential for both.
+ *   - Fast: exp (and log1p on [0, 1]) are symce's own polynomials, derived and error-bounded by
+ *     symce (see the comments in symce.c), in plain C99 that GCC and Clang vectorise at
+ *     -O3 -march=native; no libm call is left in a per-element loop of the softmax, log-softmax,
+ *     softmax cross-entropy and sigmoid kernels.  Each row is read for its max, its
+ *     exponentials are computed once (kept on the stack up to 2048 classes, recomputed in
+ *     chunks beyond), and written once.  Sums are pairwise within a chunk and compensated
+ *     across chunks, rows and blocks (double kernels).  Built with -fopenmp, rows (or blocks of
+ *     elements) are split over threads; without it the pragmas are inert.  -inf logits (masked classes) are fine where the target is 0; a row of
  *     -inf gives NaN probabilities and log-probabilities and logsumexp -inf; in a row holding
  *     +inf the +inf entries get p = NaN, the others p = 0 (log p = -inf), and logsumexp is +inf.
  *     NaN in gives NaN out.  Probabilities outside [0, 1] are rejected (SYMCE_ERR_DOMAIN); losses
