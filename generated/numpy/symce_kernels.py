@@ -338,6 +338,7 @@ def _masked(rows, kept):
 # the extra memory is a few blocks
 # ---------------------------------------------------------------------------------------------
 _BLOCK = 131072
+_TILE = 65536
 
 
 def _batch(a):
@@ -358,10 +359,10 @@ def _blocks(x):
 
 
 def _tiles(x):
-    """Row-and-column index tiles of ``x`` (rows by rows, a long row in pieces) of about _BLOCK
+    """Row-and-column index tiles of ``x`` (rows by rows, a long row in pieces) of about _TILE
     elements, for the elementwise kernels."""
-    cols = max(1, min(x.shape[-1], _BLOCK))
-    rows = max(1, _BLOCK // cols)
+    cols = max(1, min(x.shape[-1], _TILE))
+    rows = max(1, _TILE // cols)
     for lo in range(0, x.shape[0], rows):
         for c0 in range(0, x.shape[-1], cols):
             yield slice(lo, min(x.shape[0], lo + rows)), slice(c0, min(x.shape[-1], c0 + cols))
@@ -369,8 +370,8 @@ def _tiles(x):
 
 def _tile_buffers(count, x, dtype):
     """``count`` buffers of ``dtype`` of one tile of ``x``."""
-    cols = max(1, min(x.shape[-1], _BLOCK))
-    return np.empty((count, min(x.shape[0], max(1, _BLOCK // cols)), cols), dtype)
+    cols = max(1, min(x.shape[-1], _TILE))
+    return np.empty((count, min(x.shape[0], max(1, _TILE // cols)), cols), dtype)
 
 
 def _tile_of(bufs, tile):
@@ -1161,7 +1162,7 @@ def softmax_cross_entropy_grad(logits, target, reduction="mean", *, weight=None,
                     ysum = w_t*(1 - label_smoothing) + label_smoothing*wsum/n_classes
                     e = np.exp(zs, out=_b0)
                     srest = _srest_at(e, at, em1_a, e_a, ones_k)
-                    g = np.multiply(e, ysum/(gdiv*(srest + 1)), out=_b0)
+                    g = np.divide(e, gdiv*(srest + 1)/ysum, out=_b0)
                     if smooth:
                         g = np.subtract(g, c/gdiv, out=_b0)
                     grad[lo:hi] = g
@@ -1205,7 +1206,7 @@ def softmax_cross_entropy_grad(logits, target, reduction="mean", *, weight=None,
                     np.exp(zs, out=_b0)
                     e = np.multiply(_b2, _b0, out=_b2)
                     srest = _srest_at(e, at, em1_a, e_a)
-                    g = np.multiply(e, ysum/(gdiv*(srest + 1)), out=_b2)
+                    g = np.divide(e, gdiv*(srest + 1)/ysum, out=_b2)
                     if smooth:
                         g = np.subtract(g, c/gdiv, out=_b2)
                     grad[lo:hi] = g
@@ -1243,7 +1244,7 @@ def softmax_cross_entropy_grad(logits, target, reduction="mean", *, weight=None,
                     ysum = np.sum(yt, axis=-1, keepdims=True)
                     e = np.exp(zs, out=_b0)
                     srest = _srest_at(e, at, em1_a, e_a, ones_k)
-                    np.multiply(e, ysum/(gdiv*(srest + 1)), out=_b0)
+                    np.divide(e, gdiv*(srest + 1)/ysum, out=_b0)
                     np.divide(yt, gdiv, out=_b2)
                     g = np.subtract(_b0, _b2, out=_b0)
                     grad[lo:hi] = g
@@ -1279,7 +1280,7 @@ def softmax_cross_entropy_grad(logits, target, reduction="mean", *, weight=None,
                     np.exp(zs, out=_b0)
                     e = np.multiply(_b2, _b0, out=_b2)
                     srest = _srest_at(e, at, em1_a, e_a)
-                    np.multiply(e, ysum/(gdiv*(srest + 1)), out=_b2)
+                    np.divide(e, gdiv*(srest + 1)/ysum, out=_b2)
                     np.divide(yt, gdiv, out=_b0)
                     g = np.subtract(_b2, _b0, out=_b2)
                     grad[lo:hi] = g
@@ -1366,7 +1367,7 @@ def softmax_cross_entropy_with_grad(logits, target, reduction="mean", *, weight=
                     if smooth:
                         loss = loss + _mul0(csum, np.log1p(srest)) + lsum
                     losses[lo:hi] = loss[:, 0]
-                    g = np.multiply(e, ysum/(gdiv*(srest + 1)), out=_b0)
+                    g = np.divide(e, gdiv*(srest + 1)/ysum, out=_b0)
                     if smooth:
                         g = np.subtract(g, c/gdiv, out=_b0)
                     grad[lo:hi] = g
@@ -1421,7 +1422,7 @@ def softmax_cross_entropy_with_grad(logits, target, reduction="mean", *, weight=
                     if smooth:
                         loss = loss + _mul0(csum, np.log1p(srest)) + lsum
                     losses[lo:hi] = loss[:, 0]
-                    g = np.multiply(e, ysum/(gdiv*(srest + 1)), out=_b2)
+                    g = np.divide(e, gdiv*(srest + 1)/ysum, out=_b2)
                     if smooth:
                         g = np.subtract(g, c/gdiv, out=_b2)
                     grad[lo:hi] = g
@@ -1465,7 +1466,7 @@ def softmax_cross_entropy_with_grad(logits, target, reduction="mean", *, weight=
                     e = np.exp(zs, out=_b0)
                     srest = _srest_at(e, at, em1_a, e_a, ones_k)
                     losses[lo:hi] = (_mul0(ysum, np.log1p(srest)) + lsum)[:, 0]
-                    np.multiply(e, ysum/(gdiv*(srest + 1)), out=_b0)
+                    np.divide(e, gdiv*(srest + 1)/ysum, out=_b0)
                     np.divide(yt, gdiv, out=_b2)
                     g = np.subtract(_b0, _b2, out=_b0)
                     grad[lo:hi] = g
@@ -1508,7 +1509,7 @@ def softmax_cross_entropy_with_grad(logits, target, reduction="mean", *, weight=
                     e = np.multiply(_b2, _b0, out=_b2)
                     srest = _srest_at(e, at, em1_a, e_a)
                     losses[lo:hi] = (_mul0(ysum, np.log1p(srest)) + lsum)[:, 0]
-                    np.multiply(e, ysum/(gdiv*(srest + 1)), out=_b2)
+                    np.divide(e, gdiv*(srest + 1)/ysum, out=_b2)
                     np.divide(yt, gdiv, out=_b0)
                     g = np.subtract(_b2, _b0, out=_b2)
                     grad[lo:hi] = g
@@ -1732,9 +1733,9 @@ def sigmoid_binary_cross_entropy_grad(logits, target, reduction="mean", *, weigh
         pwin = _element_rows(pw, logits)[1]
         gdiv = _mean_divisor(count)
         grad = np.empty(xin.shape, xin.dtype)
-        _bufs = _tile_buffers(5, xin, xin.dtype)
+        _bufs = _tile_buffers(6, xin, xin.dtype)
         for tile in _tiles(xin):
-            _b0, _b1, _b2, _b3, _b4, = _tile_of(_bufs, tile)
+            _b0, _b1, _b2, _b3, _b4, _b5, = _tile_of(_bufs, tile)
             x = xin[tile]
             y = yin[tile]
             w = win[tile]
@@ -1742,23 +1743,22 @@ def sigmoid_binary_cross_entropy_grad(logits, target, reduction="mean", *, weigh
             np.absolute(x, out=_b0)
             np.negative(_b0, out=_b0)
             E = np.exp(_b0, out=_b0)
-            np.subtract(1, y, out=_b1)
-            np.copyto(_b2, 1)
-            np.copyto(_b2, E, where=np.less(x, 0))
-            np.multiply(_b1, _b2, out=_b1)
-            np.add(E, 1, out=_b2)
-            np.divide(_b1, _b2, out=_b1)
-            np.multiply(y, pw, out=_b2)
+            D = np.add(E, 1, out=_b1)
+            np.subtract(1, y, out=_b2)
             np.copyto(_b3, 1)
-            np.copyto(_b3, E, where=np.greater(x, 0))
+            np.copyto(_b3, E, where=np.less(x, 0))
             np.multiply(_b2, _b3, out=_b2)
-            np.add(E, 1, out=_b3)
-            np.divide(_b2, _b3, out=_b2)
-            gb = np.subtract(_b1, _b2, out=_b1)
+            np.divide(_b2, D, out=_b2)
+            np.multiply(y, pw, out=_b3)
+            np.copyto(_b4, 1)
+            np.copyto(_b4, E, where=np.greater(x, 0))
+            np.multiply(_b3, _b4, out=_b3)
+            np.divide(_b3, D, out=_b3)
+            gb = np.subtract(_b2, _b3, out=_b2)
             if weighted:
-                gb = np.multiply(gb, w, out=_b1)
+                gb = np.multiply(gb, w, out=_b2)
             if reduction == 'mean':
-                gb = np.divide(gb, gdiv, out=_b1)
+                gb = np.divide(gb, gdiv, out=_b2)
             grad[tile] = gb
         grad = grad.reshape(logits.shape)[()]
     return grad
@@ -1784,7 +1784,8 @@ def sigmoid_binary_cross_entropy_with_grad(logits, target, reduction="mean", *, 
         grad (the shape of logits): gradient of the (reduced) loss; the dtype of logits.
 
     Example:
-        >>> loss, grad = sigmoid_binary_cross_entropy_with_grad(np.zeros(2), np.array([1.0, 0.0]),
+        >>> loss, grad = sigmoid_binary_cross_entropy_with_grad(np.zeros(2),
+        ...                                                     np.array([1.0, 0.0]),
         ...                                                     reduction='sum')
         >>> round(float(loss), 10)
         1.3862943611
@@ -1806,9 +1807,9 @@ def sigmoid_binary_cross_entropy_with_grad(logits, target, reduction="mean", *, 
         loss = np.empty(xin.shape, xin.dtype) if keep_all else None
         gdiv = _mean_divisor(count)
         grad = np.empty(xin.shape, xin.dtype)
-        _bufs = _tile_buffers(6, xin, xin.dtype)
+        _bufs = _tile_buffers(8, xin, xin.dtype)
         for tile in _tiles(xin):
-            _b0, _b1, _b2, _b3, _b4, _b5, = _tile_of(_bufs, tile)
+            _b0, _b1, _b2, _b3, _b4, _b5, _b6, _b7, = _tile_of(_bufs, tile)
             x = xin[tile]
             y = yin[tile]
             w = win[tile]
@@ -1817,39 +1818,37 @@ def sigmoid_binary_cross_entropy_with_grad(logits, target, reduction="mean", *, 
             np.negative(_b0, out=_b0)
             E = np.exp(_b0, out=_b0)
             L = np.log1p(E, out=_b1)
-            np.subtract(1, y, out=_b2)
-            np.maximum(x, 0, out=_b4)
-            np.add(L, _b4, out=_b3)
-            np.multiply(_b2, _b3, out=_b2)
-            np.multiply(y, pw, out=_b3)
-            np.negative(x, out=_b5)
-            np.maximum(_b5, 0, out=_b5)
-            np.add(L, _b5, out=_b4)
-            np.multiply(_b3, _b4, out=_b3)
-            lb = np.add(_b2, _b3, out=_b2)
+            Y1 = np.subtract(1, y, out=_b2)
+            D = np.add(E, 1, out=_b3)
+            np.maximum(x, 0, out=_b6)
+            np.add(L, _b6, out=_b5)
+            np.multiply(Y1, _b5, out=_b4)
+            np.multiply(y, pw, out=_b5)
+            np.negative(x, out=_b7)
+            np.maximum(_b7, 0, out=_b7)
+            np.add(L, _b7, out=_b6)
+            np.multiply(_b5, _b6, out=_b5)
+            lb = np.add(_b4, _b5, out=_b4)
             if weighted:
-                lb = np.multiply(lb, w, out=_b2)
+                lb = np.multiply(lb, w, out=_b4)
             if keep_all:
                 loss[tile] = lb
             if not keep_all:
                 total = total + np.sum(lb, dtype=np.float64)
-            np.subtract(1, y, out=_b1)
-            np.copyto(_b2, 1)
-            np.copyto(_b2, E, where=np.less(x, 0))
-            np.multiply(_b1, _b2, out=_b1)
-            np.add(E, 1, out=_b2)
-            np.divide(_b1, _b2, out=_b1)
-            np.multiply(y, pw, out=_b2)
-            np.copyto(_b3, 1)
-            np.copyto(_b3, E, where=np.greater(x, 0))
-            np.multiply(_b2, _b3, out=_b2)
-            np.add(E, 1, out=_b3)
-            np.divide(_b2, _b3, out=_b2)
-            gb = np.subtract(_b1, _b2, out=_b1)
+            np.copyto(_b1, 1)
+            np.copyto(_b1, E, where=np.less(x, 0))
+            np.multiply(Y1, _b1, out=_b2)
+            np.divide(_b2, D, out=_b2)
+            np.multiply(y, pw, out=_b1)
+            np.copyto(_b4, 1)
+            np.copyto(_b4, E, where=np.greater(x, 0))
+            np.multiply(_b1, _b4, out=_b1)
+            np.divide(_b1, D, out=_b1)
+            gb = np.subtract(_b2, _b1, out=_b2)
             if weighted:
-                gb = np.multiply(gb, w, out=_b1)
+                gb = np.multiply(gb, w, out=_b2)
             if reduction == 'mean':
-                gb = np.divide(gb, gdiv, out=_b1)
+                gb = np.divide(gb, gdiv, out=_b2)
             grad[tile] = gb
         loss = _reduce_rows(loss, total, reduction, count, logits)
         grad = grad.reshape(logits.shape)[()]

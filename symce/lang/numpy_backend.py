@@ -217,7 +217,8 @@ EXAMPLES = {
         "...                                   reduction='sum')",
         "array([-0.5,  1. ])"],
     "sigmoid_binary_cross_entropy_with_grad": [
-        ">>> loss, grad = sigmoid_binary_cross_entropy_with_grad(np.zeros(2), np.array([1.0, 0.0]),",
+        ">>> loss, grad = sigmoid_binary_cross_entropy_with_grad(np.zeros(2),",
+        "...                                                     np.array([1.0, 0.0]),",
         "...                                                     reduction='sum')",
         ">>> round(float(loss), 10)",
         "1.3862943611",
@@ -452,7 +453,8 @@ def _rowwise_program(kern: kr.Kernel, wide: bool) -> list:
               nb.line(f"srest = _srest_at(e, at, em1_a, e_a{ones})", reads=("e",))]
     layout = rowwise_layout(kern)
     if layout == "scalar":
-        steps.append(nb.line(f"out[lo:hi] = {NumPyKernelPrinter(BLOCK_NAMES).doprint(flat(sl['out']))}"))
+        row = NumPyKernelPrinter(BLOCK_NAMES).doprint(flat(sl["out"]))
+        steps.append(nb.line(f"out[lo:hi] = {row}"))
     else:
         out = flat(sl["p"] if layout == "p" else sl["out"])
         steps += [nb.block("o", out), nb.line("out[lo:hi] = o", reads=("o",))]
@@ -549,7 +551,8 @@ def _ce_program(kern: kr.Kernel, soft: bool, wide: bool) -> list:
                       nb.line(f"em1_t = {lab.doprint(flat(sl['em1']))}"),
                       nb.line(f"p_t = {lab.doprint(flat(sl['p']))}"),
                       nb.line(f"pc_t = {lab.doprint(flat(sl['pc']))}"),
-                      nb.line(f"yt_t = {lab.doprint(yt_label.xreplace({kr.hot: 1, kr.w_k: kr.w_t}))}"),
+                      nb.line("yt_t = " + lab.doprint(yt_label.xreplace({kr.hot: 1,
+                                                                        kr.w_k: kr.w_t}))),
                       nb.line(f"_put(grad[lo:hi], t, {lab.doprint(fix)})"),
                       nb.line("hot_a = at[0] == t[0]"), nb.line("w_a = _class_at(w_k, at)"),
                       nb.line(f"yt_a = {at.doprint(yt_label)}")]
@@ -597,14 +600,23 @@ def _bce_program(kern: kr.Kernel) -> list:
         steps.append(nb.block("E", sp.exp(-sp.Abs(kr.x))))
         if "loss" in sl:
             steps.append(nb.block("L", log1p(_E)))
+    # a subexpression the slots use twice or more (1 - y, 1 + E) is one block value
+    exprs = [form(sl[name]) for name in ("loss", "grad") if name in sl]
+    common = {}
+    for sub, sym in ((1 - kr.y, sp.Symbol("Y1", real=True)), (1 + _E, sp.Symbol("D", real=True))):
+        if sum(sum(1 for node in sp.preorder_traversal(ex) if node == sub) for ex in exprs) > 1:
+            common[sub] = sym
+            steps.append(nb.block(sym.name, sub))
+            names[sym.name] = sym.name
+    form_shared = (lambda ex: form(ex).xreplace(common))
     if "loss" in sl:
-        steps += [nb.block("lb", form(sl["loss"])),
+        steps += [nb.block("lb", form_shared(sl["loss"])),
                   nb.update("lb", lb * kr.w, cond="weighted"),
                   nb.line("loss[tile] = lb", reads=("lb",), cond="keep_all"),
                   nb.line("total = total + np.sum(lb, dtype=np.float64)", reads=("lb",),
                           cond="not keep_all")]
     if "grad" in sl:
-        steps += [nb.block("gb", form(sl["grad"])),
+        steps += [nb.block("gb", form_shared(sl["grad"])),
                   nb.update("gb", gb * kr.w, cond="weighted"),
                   nb.update("gb", gb / _GDIV, cond="reduction == 'mean'"),
                   nb.line("grad[tile] = gb", reads=("gb",))]
@@ -645,8 +657,9 @@ def helper_context() -> dict:
 
 def context() -> dict:
     kernels = [kernel_context(k) for k in kr.registry().values()]
-    from .numpy_blocks import BLOCK
+    from .numpy_blocks import BLOCK, TILE
     return {"kernels": kernels, "names": [k["name"] for k in kernels], "block": BLOCK,
+            "tile": TILE,
             **helper_context()}
 
 

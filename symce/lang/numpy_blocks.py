@@ -28,6 +28,7 @@ from .. import kernels as kr
 from ..functions import clamp_min, mul0, sigmoid, softplus, two_sum_err
 
 BLOCK = 1 << 17   # elements per block: 1 MiB per float64 buffer (measured: 2^16..2^18 fastest)
+TILE = 1 << 16    # elements per tile of the BCE programs (more buffers live at once)
 
 UFUNCS = {sp.exp: "exp", expm1: "expm1", log1p: "log1p", sp.Abs: "absolute", sp.log: "log"}
 
@@ -233,10 +234,10 @@ class InplaceEmitter:
             num, den = sp.fraction(sp.Mul(*fixed))
             if sp.Mul(*fixed) == -1:
                 self.lines.append(f"np.negative({acc}, out={dest})")
-            elif num == 1:
-                self._op("divide", acc, self.code(den), dest)
-            else:
-                self._op("multiply", acc, self.code(sp.Mul(*fixed)), dest)
+            elif den == 1:
+                self._op("multiply", acc, self.code(num), dest)
+            else:  # a division, as the slot divides: e / (1 + Srest) is one rounding, not two
+                self._op("divide", acc, self.code(den if num == 1 else den / num), dest)
             acc = dest
         return acc
 
