@@ -973,24 +973,21 @@ int symce_softmax_cross_entropy_f32(size_t n, size_t k, const float *restrict lo
             double terms[SYMCE_STASH];
             for (size_t c0 = 0; c0 < k; c0 += SYMCE_STASH) {
                 const size_t len = k - c0 < SYMCE_STASH ? k - c0 : SYMCE_STASH;
-            if (weight != NULL) {
-                for (size_t j = 0; j < len; ++j) {
-                    const double zv = row[c0 + j];
-                    const double w_k = weight[c0 + j];
-                    const double zs = -shift + zv;
-                    terms[j] = symce_mul0_for_f32(eps*w_k/k_real, log1p_srest - zs);
+                if (weight != NULL) {
+                    for (size_t j = 0; j < len; ++j) {
+                        const double zv = row[c0 + j];
+                        const double w_k = weight[c0 + j];
+                        const double zs = -shift + zv;
+                        terms[j] = symce_mul0_for_f32(eps*w_k/k_real, log1p_srest - zs);
+                    }
+                } else {
+                    for (size_t j = 0; j < len; ++j) {
+                        const double zv = row[c0 + j];
+                        const double w_k = 1;
+                        const double zs = -shift + zv;
+                        terms[j] = symce_mul0_for_f32(eps*w_k/k_real, log1p_srest - zs);
+                    }
                 }
-
-            } else {
-                for (size_t j = 0; j < len; ++j) {
-                    const double zv = row[c0 + j];
-                    const double w_k = 1;
-                    const double zs = -shift + zv;
-                    terms[j] = symce_mul0_for_f32(eps*w_k/k_real, log1p_srest - zs);
-                }
-
-            }
-
                 symce_accumulate_f32(&sum, &comp, symce_pairwise_sum(terms, len));
             }
             row_loss = sum + comp;
@@ -1040,28 +1037,25 @@ int symce_softmax_cross_entropy_soft_f32(size_t n, size_t k, const float *restri
             double terms[SYMCE_STASH];
             for (size_t c0 = 0; c0 < k; c0 += SYMCE_STASH) {
                 const size_t len = k - c0 < SYMCE_STASH ? k - c0 : SYMCE_STASH;
-            if (weight != NULL) {
-                for (size_t j = 0; j < len; ++j) {
-                    const double zv = row[c0 + j];
-                    const double y = yrow[c0 + j];
-                    const double w_k = weight[c0 + j];
-                    const double yt = w_k*(y*(1 - eps) + eps/k_real);
-                    const double zs = -shift + zv;
-                    terms[j] = symce_mul0_for_f32(yt, log1p_srest - zs);
+                if (weight != NULL) {
+                    for (size_t j = 0; j < len; ++j) {
+                        const double zv = row[c0 + j];
+                        const double y = yrow[c0 + j];
+                        const double w_k = weight[c0 + j];
+                        const double yt = w_k*(y*(1 - eps) + eps/k_real);
+                        const double zs = -shift + zv;
+                        terms[j] = symce_mul0_for_f32(yt, log1p_srest - zs);
+                    }
+                } else {
+                    for (size_t j = 0; j < len; ++j) {
+                        const double zv = row[c0 + j];
+                        const double y = yrow[c0 + j];
+                        const double w_k = 1;
+                        const double yt = w_k*(y*(1 - eps) + eps/k_real);
+                        const double zs = -shift + zv;
+                        terms[j] = symce_mul0_for_f32(yt, log1p_srest - zs);
+                    }
                 }
-
-            } else {
-                for (size_t j = 0; j < len; ++j) {
-                    const double zv = row[c0 + j];
-                    const double y = yrow[c0 + j];
-                    const double w_k = 1;
-                    const double yt = w_k*(y*(1 - eps) + eps/k_real);
-                    const double zs = -shift + zv;
-                    terms[j] = symce_mul0_for_f32(yt, log1p_srest - zs);
-                }
-
-            }
-
                 symce_accumulate_f32(&sum, &comp, symce_pairwise_sum(terms, len));
             }
             row_loss = sum + comp;
@@ -1135,7 +1129,6 @@ int symce_softmax_cross_entropy_grad_f32(size_t n, size_t k, const float *restri
                     const double p = e*inv_srest;
                     grow[c0 + j] = (float)(scale*(p*ysum - eps*w_k/k_real));
                 }
-
             } else {
                 for (size_t j = 0; j < len; ++j) {
                     const double e = stash[j];
@@ -1143,7 +1136,6 @@ int symce_softmax_cross_entropy_grad_f32(size_t n, size_t k, const float *restri
                     const double p = e*inv_srest;
                     grow[c0 + j] = (float)(scale*(p*ysum - eps*w_k/k_real));
                 }
-
             }
         }
         {  /* the label's class */
@@ -1193,22 +1185,19 @@ int symce_softmax_cross_entropy_grad_soft_f32(size_t n, size_t k, const float *r
             double terms[SYMCE_STASH];
             for (size_t c0 = 0; c0 < k; c0 += SYMCE_STASH) {
                 const size_t len = k - c0 < SYMCE_STASH ? k - c0 : SYMCE_STASH;
-            if (weight != NULL) {
-                for (size_t j = 0; j < len; ++j) {
-                    const double y = yrow[c0 + j];
-                    const double w_k = weight[c0 + j];
-                    terms[j] = w_k*(y*(1 - eps) + eps/k_real);
+                if (weight != NULL) {
+                    for (size_t j = 0; j < len; ++j) {
+                        const double y = yrow[c0 + j];
+                        const double w_k = weight[c0 + j];
+                        terms[j] = w_k*(y*(1 - eps) + eps/k_real);
+                    }
+                } else {
+                    for (size_t j = 0; j < len; ++j) {
+                        const double y = yrow[c0 + j];
+                        const double w_k = 1;
+                        terms[j] = w_k*(y*(1 - eps) + eps/k_real);
+                    }
                 }
-
-            } else {
-                for (size_t j = 0; j < len; ++j) {
-                    const double y = yrow[c0 + j];
-                    const double w_k = 1;
-                    terms[j] = w_k*(y*(1 - eps) + eps/k_real);
-                }
-
-            }
-
                 symce_accumulate_f32(&sum, &comp, symce_pairwise_sum(terms, len));
             }
             ysum = (double)(sum + comp);
@@ -1240,7 +1229,6 @@ int symce_softmax_cross_entropy_grad_soft_f32(size_t n, size_t k, const float *r
                     const double p = e*inv_srest;
                     grow[c0 + j] = (float)(scale*symce_select(zs == 0, -srest*inv_srest*yt + p*(ysum - yt), p*ysum - yt));
                 }
-
             } else {
                 for (size_t j = 0; j < len; ++j) {
                     const double e = stash[j];
@@ -1252,7 +1240,6 @@ int symce_softmax_cross_entropy_grad_soft_f32(size_t n, size_t k, const float *r
                     const double p = e*inv_srest;
                     grow[c0 + j] = (float)(scale*symce_select(zs == 0, -srest*inv_srest*yt + p*(ysum - yt), p*ysum - yt));
                 }
-
             }
         }
     }
@@ -1307,24 +1294,21 @@ int symce_softmax_cross_entropy_with_grad_f32(size_t n, size_t k, const float *r
             double terms[SYMCE_STASH];
             for (size_t c0 = 0; c0 < k; c0 += SYMCE_STASH) {
                 const size_t len = k - c0 < SYMCE_STASH ? k - c0 : SYMCE_STASH;
-            if (weight != NULL) {
-                for (size_t j = 0; j < len; ++j) {
-                    const double zv = row[c0 + j];
-                    const double w_k = weight[c0 + j];
-                    const double zs = -shift + zv;
-                    terms[j] = symce_mul0_for_f32(eps*w_k/k_real, log1p_srest - zs);
+                if (weight != NULL) {
+                    for (size_t j = 0; j < len; ++j) {
+                        const double zv = row[c0 + j];
+                        const double w_k = weight[c0 + j];
+                        const double zs = -shift + zv;
+                        terms[j] = symce_mul0_for_f32(eps*w_k/k_real, log1p_srest - zs);
+                    }
+                } else {
+                    for (size_t j = 0; j < len; ++j) {
+                        const double zv = row[c0 + j];
+                        const double w_k = 1;
+                        const double zs = -shift + zv;
+                        terms[j] = symce_mul0_for_f32(eps*w_k/k_real, log1p_srest - zs);
+                    }
                 }
-
-            } else {
-                for (size_t j = 0; j < len; ++j) {
-                    const double zv = row[c0 + j];
-                    const double w_k = 1;
-                    const double zs = -shift + zv;
-                    terms[j] = symce_mul0_for_f32(eps*w_k/k_real, log1p_srest - zs);
-                }
-
-            }
-
                 symce_accumulate_f32(&sum, &comp, symce_pairwise_sum(terms, len));
             }
             row_loss = sum + comp;
@@ -1352,7 +1336,6 @@ int symce_softmax_cross_entropy_with_grad_f32(size_t n, size_t k, const float *r
                     const double p = e*inv_srest;
                     grow[c0 + j] = (float)(scale*(p*ysum - eps*w_k/k_real));
                 }
-
             } else {
                 for (size_t j = 0; j < len; ++j) {
                     const double e = stash[j];
@@ -1360,7 +1343,6 @@ int symce_softmax_cross_entropy_with_grad_f32(size_t n, size_t k, const float *r
                     const double p = e*inv_srest;
                     grow[c0 + j] = (float)(scale*(p*ysum - eps*w_k/k_real));
                 }
-
             }
         }
         {  /* the label's class */
@@ -1419,22 +1401,19 @@ int symce_softmax_cross_entropy_with_grad_soft_f32(size_t n, size_t k,
             double terms[SYMCE_STASH];
             for (size_t c0 = 0; c0 < k; c0 += SYMCE_STASH) {
                 const size_t len = k - c0 < SYMCE_STASH ? k - c0 : SYMCE_STASH;
-            if (weight != NULL) {
-                for (size_t j = 0; j < len; ++j) {
-                    const double y = yrow[c0 + j];
-                    const double w_k = weight[c0 + j];
-                    terms[j] = w_k*(y*(1 - eps) + eps/k_real);
+                if (weight != NULL) {
+                    for (size_t j = 0; j < len; ++j) {
+                        const double y = yrow[c0 + j];
+                        const double w_k = weight[c0 + j];
+                        terms[j] = w_k*(y*(1 - eps) + eps/k_real);
+                    }
+                } else {
+                    for (size_t j = 0; j < len; ++j) {
+                        const double y = yrow[c0 + j];
+                        const double w_k = 1;
+                        terms[j] = w_k*(y*(1 - eps) + eps/k_real);
+                    }
                 }
-
-            } else {
-                for (size_t j = 0; j < len; ++j) {
-                    const double y = yrow[c0 + j];
-                    const double w_k = 1;
-                    terms[j] = w_k*(y*(1 - eps) + eps/k_real);
-                }
-
-            }
-
                 symce_accumulate_f32(&sum, &comp, symce_pairwise_sum(terms, len));
             }
             ysum = (double)(sum + comp);
@@ -1445,28 +1424,25 @@ int symce_softmax_cross_entropy_with_grad_soft_f32(size_t n, size_t k,
             double terms[SYMCE_STASH];
             for (size_t c0 = 0; c0 < k; c0 += SYMCE_STASH) {
                 const size_t len = k - c0 < SYMCE_STASH ? k - c0 : SYMCE_STASH;
-            if (weight != NULL) {
-                for (size_t j = 0; j < len; ++j) {
-                    const double zv = row[c0 + j];
-                    const double y = yrow[c0 + j];
-                    const double w_k = weight[c0 + j];
-                    const double yt = w_k*(y*(1 - eps) + eps/k_real);
-                    const double zs = -shift + zv;
-                    terms[j] = symce_mul0_for_f32(yt, log1p_srest - zs);
+                if (weight != NULL) {
+                    for (size_t j = 0; j < len; ++j) {
+                        const double zv = row[c0 + j];
+                        const double y = yrow[c0 + j];
+                        const double w_k = weight[c0 + j];
+                        const double yt = w_k*(y*(1 - eps) + eps/k_real);
+                        const double zs = -shift + zv;
+                        terms[j] = symce_mul0_for_f32(yt, log1p_srest - zs);
+                    }
+                } else {
+                    for (size_t j = 0; j < len; ++j) {
+                        const double zv = row[c0 + j];
+                        const double y = yrow[c0 + j];
+                        const double w_k = 1;
+                        const double yt = w_k*(y*(1 - eps) + eps/k_real);
+                        const double zs = -shift + zv;
+                        terms[j] = symce_mul0_for_f32(yt, log1p_srest - zs);
+                    }
                 }
-
-            } else {
-                for (size_t j = 0; j < len; ++j) {
-                    const double zv = row[c0 + j];
-                    const double y = yrow[c0 + j];
-                    const double w_k = 1;
-                    const double yt = w_k*(y*(1 - eps) + eps/k_real);
-                    const double zs = -shift + zv;
-                    terms[j] = symce_mul0_for_f32(yt, log1p_srest - zs);
-                }
-
-            }
-
                 symce_accumulate_f32(&sum, &comp, symce_pairwise_sum(terms, len));
             }
             row_loss = sum + comp;
@@ -1498,7 +1474,6 @@ int symce_softmax_cross_entropy_with_grad_soft_f32(size_t n, size_t k,
                     const double p = e*inv_srest;
                     grow[c0 + j] = (float)(scale*symce_select(zs == 0, -srest*inv_srest*yt + p*(ysum - yt), p*ysum - yt));
                 }
-
             } else {
                 for (size_t j = 0; j < len; ++j) {
                     const double e = stash[j];
@@ -1510,7 +1485,6 @@ int symce_softmax_cross_entropy_with_grad_soft_f32(size_t n, size_t k,
                     const double p = e*inv_srest;
                     grow[c0 + j] = (float)(scale*symce_select(zs == 0, -srest*inv_srest*yt + p*(ysum - yt), p*ysum - yt));
                 }
-
             }
         }
         if (reduction == SYMCE_REDUCTION_NONE) loss[i] = (float)row_loss;
@@ -2157,26 +2131,23 @@ int symce_softmax_cross_entropy_f64(size_t n, size_t k, const double *restrict l
             double terms[SYMCE_STASH];
             for (size_t c0 = 0; c0 < k; c0 += SYMCE_STASH) {
                 const size_t len = k - c0 < SYMCE_STASH ? k - c0 : SYMCE_STASH;
-            if (weight != NULL) {
-                for (size_t j = 0; j < len; ++j) {
-                    const double zv = row[c0 + j];
-                    const double w_k = weight[c0 + j];
-                    const double zs = -shift + zv;
-                    const double zlo = symce_two_sum_err_for_f64(zv, -shift);
-                    terms[j] = symce_mul0_for_f64(eps*w_k/k_real, log1p_srest - zlo - zs);
+                if (weight != NULL) {
+                    for (size_t j = 0; j < len; ++j) {
+                        const double zv = row[c0 + j];
+                        const double w_k = weight[c0 + j];
+                        const double zs = -shift + zv;
+                        const double zlo = symce_two_sum_err_for_f64(zv, -shift);
+                        terms[j] = symce_mul0_for_f64(eps*w_k/k_real, log1p_srest - zlo - zs);
+                    }
+                } else {
+                    for (size_t j = 0; j < len; ++j) {
+                        const double zv = row[c0 + j];
+                        const double w_k = 1;
+                        const double zs = -shift + zv;
+                        const double zlo = symce_two_sum_err_for_f64(zv, -shift);
+                        terms[j] = symce_mul0_for_f64(eps*w_k/k_real, log1p_srest - zlo - zs);
+                    }
                 }
-
-            } else {
-                for (size_t j = 0; j < len; ++j) {
-                    const double zv = row[c0 + j];
-                    const double w_k = 1;
-                    const double zs = -shift + zv;
-                    const double zlo = symce_two_sum_err_for_f64(zv, -shift);
-                    terms[j] = symce_mul0_for_f64(eps*w_k/k_real, log1p_srest - zlo - zs);
-                }
-
-            }
-
                 symce_accumulate_f64(&sum, &comp, symce_pairwise_sum(terms, len));
             }
             row_loss = sum + comp;
@@ -2227,30 +2198,27 @@ int symce_softmax_cross_entropy_soft_f64(size_t n, size_t k, const double *restr
             double terms[SYMCE_STASH];
             for (size_t c0 = 0; c0 < k; c0 += SYMCE_STASH) {
                 const size_t len = k - c0 < SYMCE_STASH ? k - c0 : SYMCE_STASH;
-            if (weight != NULL) {
-                for (size_t j = 0; j < len; ++j) {
-                    const double zv = row[c0 + j];
-                    const double y = yrow[c0 + j];
-                    const double w_k = weight[c0 + j];
-                    const double yt = w_k*(y*(1 - eps) + eps/k_real);
-                    const double zs = -shift + zv;
-                    const double zlo = symce_two_sum_err_for_f64(zv, -shift);
-                    terms[j] = symce_mul0_for_f64(yt, log1p_srest - zlo - zs);
+                if (weight != NULL) {
+                    for (size_t j = 0; j < len; ++j) {
+                        const double zv = row[c0 + j];
+                        const double y = yrow[c0 + j];
+                        const double w_k = weight[c0 + j];
+                        const double yt = w_k*(y*(1 - eps) + eps/k_real);
+                        const double zs = -shift + zv;
+                        const double zlo = symce_two_sum_err_for_f64(zv, -shift);
+                        terms[j] = symce_mul0_for_f64(yt, log1p_srest - zlo - zs);
+                    }
+                } else {
+                    for (size_t j = 0; j < len; ++j) {
+                        const double zv = row[c0 + j];
+                        const double y = yrow[c0 + j];
+                        const double w_k = 1;
+                        const double yt = w_k*(y*(1 - eps) + eps/k_real);
+                        const double zs = -shift + zv;
+                        const double zlo = symce_two_sum_err_for_f64(zv, -shift);
+                        terms[j] = symce_mul0_for_f64(yt, log1p_srest - zlo - zs);
+                    }
                 }
-
-            } else {
-                for (size_t j = 0; j < len; ++j) {
-                    const double zv = row[c0 + j];
-                    const double y = yrow[c0 + j];
-                    const double w_k = 1;
-                    const double yt = w_k*(y*(1 - eps) + eps/k_real);
-                    const double zs = -shift + zv;
-                    const double zlo = symce_two_sum_err_for_f64(zv, -shift);
-                    terms[j] = symce_mul0_for_f64(yt, log1p_srest - zlo - zs);
-                }
-
-            }
-
                 symce_accumulate_f64(&sum, &comp, symce_pairwise_sum(terms, len));
             }
             row_loss = sum + comp;
@@ -2324,7 +2292,6 @@ int symce_softmax_cross_entropy_grad_f64(size_t n, size_t k, const double *restr
                     const double p = e/(srest + 1);
                     grow[c0 + j] = (double)(scale*(p*ysum - eps*w_k/k_real));
                 }
-
             } else {
                 for (size_t j = 0; j < len; ++j) {
                     const double e = stash[j];
@@ -2332,7 +2299,6 @@ int symce_softmax_cross_entropy_grad_f64(size_t n, size_t k, const double *restr
                     const double p = e/(srest + 1);
                     grow[c0 + j] = (double)(scale*(p*ysum - eps*w_k/k_real));
                 }
-
             }
         }
         {  /* the label's class */
@@ -2383,22 +2349,19 @@ int symce_softmax_cross_entropy_grad_soft_f64(size_t n, size_t k, const double *
             double terms[SYMCE_STASH];
             for (size_t c0 = 0; c0 < k; c0 += SYMCE_STASH) {
                 const size_t len = k - c0 < SYMCE_STASH ? k - c0 : SYMCE_STASH;
-            if (weight != NULL) {
-                for (size_t j = 0; j < len; ++j) {
-                    const double y = yrow[c0 + j];
-                    const double w_k = weight[c0 + j];
-                    terms[j] = w_k*(y*(1 - eps) + eps/k_real);
+                if (weight != NULL) {
+                    for (size_t j = 0; j < len; ++j) {
+                        const double y = yrow[c0 + j];
+                        const double w_k = weight[c0 + j];
+                        terms[j] = w_k*(y*(1 - eps) + eps/k_real);
+                    }
+                } else {
+                    for (size_t j = 0; j < len; ++j) {
+                        const double y = yrow[c0 + j];
+                        const double w_k = 1;
+                        terms[j] = w_k*(y*(1 - eps) + eps/k_real);
+                    }
                 }
-
-            } else {
-                for (size_t j = 0; j < len; ++j) {
-                    const double y = yrow[c0 + j];
-                    const double w_k = 1;
-                    terms[j] = w_k*(y*(1 - eps) + eps/k_real);
-                }
-
-            }
-
                 symce_accumulate_f64(&sum, &comp, symce_pairwise_sum(terms, len));
             }
             ysum = (double)(sum + comp);
@@ -2432,7 +2395,6 @@ int symce_softmax_cross_entropy_grad_soft_f64(size_t n, size_t k, const double *
                     const double p = e/(srest + 1);
                     grow[c0 + j] = (double)(scale*symce_select((zlo == 0) && (zs == 0), -srest*yt/(srest + 1) + p*(ysum - yt), p*ysum - yt));
                 }
-
             } else {
                 for (size_t j = 0; j < len; ++j) {
                     const double e = stash[j];
@@ -2445,7 +2407,6 @@ int symce_softmax_cross_entropy_grad_soft_f64(size_t n, size_t k, const double *
                     const double p = e/(srest + 1);
                     grow[c0 + j] = (double)(scale*symce_select((zlo == 0) && (zs == 0), -srest*yt/(srest + 1) + p*(ysum - yt), p*ysum - yt));
                 }
-
             }
         }
     }
@@ -2499,26 +2460,23 @@ int symce_softmax_cross_entropy_with_grad_f64(size_t n, size_t k, const double *
             double terms[SYMCE_STASH];
             for (size_t c0 = 0; c0 < k; c0 += SYMCE_STASH) {
                 const size_t len = k - c0 < SYMCE_STASH ? k - c0 : SYMCE_STASH;
-            if (weight != NULL) {
-                for (size_t j = 0; j < len; ++j) {
-                    const double zv = row[c0 + j];
-                    const double w_k = weight[c0 + j];
-                    const double zs = -shift + zv;
-                    const double zlo = symce_two_sum_err_for_f64(zv, -shift);
-                    terms[j] = symce_mul0_for_f64(eps*w_k/k_real, log1p_srest - zlo - zs);
+                if (weight != NULL) {
+                    for (size_t j = 0; j < len; ++j) {
+                        const double zv = row[c0 + j];
+                        const double w_k = weight[c0 + j];
+                        const double zs = -shift + zv;
+                        const double zlo = symce_two_sum_err_for_f64(zv, -shift);
+                        terms[j] = symce_mul0_for_f64(eps*w_k/k_real, log1p_srest - zlo - zs);
+                    }
+                } else {
+                    for (size_t j = 0; j < len; ++j) {
+                        const double zv = row[c0 + j];
+                        const double w_k = 1;
+                        const double zs = -shift + zv;
+                        const double zlo = symce_two_sum_err_for_f64(zv, -shift);
+                        terms[j] = symce_mul0_for_f64(eps*w_k/k_real, log1p_srest - zlo - zs);
+                    }
                 }
-
-            } else {
-                for (size_t j = 0; j < len; ++j) {
-                    const double zv = row[c0 + j];
-                    const double w_k = 1;
-                    const double zs = -shift + zv;
-                    const double zlo = symce_two_sum_err_for_f64(zv, -shift);
-                    terms[j] = symce_mul0_for_f64(eps*w_k/k_real, log1p_srest - zlo - zs);
-                }
-
-            }
-
                 symce_accumulate_f64(&sum, &comp, symce_pairwise_sum(terms, len));
             }
             row_loss = sum + comp;
@@ -2547,7 +2505,6 @@ int symce_softmax_cross_entropy_with_grad_f64(size_t n, size_t k, const double *
                     const double p = e/(srest + 1);
                     grow[c0 + j] = (double)(scale*(p*ysum - eps*w_k/k_real));
                 }
-
             } else {
                 for (size_t j = 0; j < len; ++j) {
                     const double e = stash[j];
@@ -2555,7 +2512,6 @@ int symce_softmax_cross_entropy_with_grad_f64(size_t n, size_t k, const double *
                     const double p = e/(srest + 1);
                     grow[c0 + j] = (double)(scale*(p*ysum - eps*w_k/k_real));
                 }
-
             }
         }
         {  /* the label's class */
@@ -2614,22 +2570,19 @@ int symce_softmax_cross_entropy_with_grad_soft_f64(size_t n, size_t k,
             double terms[SYMCE_STASH];
             for (size_t c0 = 0; c0 < k; c0 += SYMCE_STASH) {
                 const size_t len = k - c0 < SYMCE_STASH ? k - c0 : SYMCE_STASH;
-            if (weight != NULL) {
-                for (size_t j = 0; j < len; ++j) {
-                    const double y = yrow[c0 + j];
-                    const double w_k = weight[c0 + j];
-                    terms[j] = w_k*(y*(1 - eps) + eps/k_real);
+                if (weight != NULL) {
+                    for (size_t j = 0; j < len; ++j) {
+                        const double y = yrow[c0 + j];
+                        const double w_k = weight[c0 + j];
+                        terms[j] = w_k*(y*(1 - eps) + eps/k_real);
+                    }
+                } else {
+                    for (size_t j = 0; j < len; ++j) {
+                        const double y = yrow[c0 + j];
+                        const double w_k = 1;
+                        terms[j] = w_k*(y*(1 - eps) + eps/k_real);
+                    }
                 }
-
-            } else {
-                for (size_t j = 0; j < len; ++j) {
-                    const double y = yrow[c0 + j];
-                    const double w_k = 1;
-                    terms[j] = w_k*(y*(1 - eps) + eps/k_real);
-                }
-
-            }
-
                 symce_accumulate_f64(&sum, &comp, symce_pairwise_sum(terms, len));
             }
             ysum = (double)(sum + comp);
@@ -2640,30 +2593,27 @@ int symce_softmax_cross_entropy_with_grad_soft_f64(size_t n, size_t k,
             double terms[SYMCE_STASH];
             for (size_t c0 = 0; c0 < k; c0 += SYMCE_STASH) {
                 const size_t len = k - c0 < SYMCE_STASH ? k - c0 : SYMCE_STASH;
-            if (weight != NULL) {
-                for (size_t j = 0; j < len; ++j) {
-                    const double zv = row[c0 + j];
-                    const double y = yrow[c0 + j];
-                    const double w_k = weight[c0 + j];
-                    const double yt = w_k*(y*(1 - eps) + eps/k_real);
-                    const double zs = -shift + zv;
-                    const double zlo = symce_two_sum_err_for_f64(zv, -shift);
-                    terms[j] = symce_mul0_for_f64(yt, log1p_srest - zlo - zs);
+                if (weight != NULL) {
+                    for (size_t j = 0; j < len; ++j) {
+                        const double zv = row[c0 + j];
+                        const double y = yrow[c0 + j];
+                        const double w_k = weight[c0 + j];
+                        const double yt = w_k*(y*(1 - eps) + eps/k_real);
+                        const double zs = -shift + zv;
+                        const double zlo = symce_two_sum_err_for_f64(zv, -shift);
+                        terms[j] = symce_mul0_for_f64(yt, log1p_srest - zlo - zs);
+                    }
+                } else {
+                    for (size_t j = 0; j < len; ++j) {
+                        const double zv = row[c0 + j];
+                        const double y = yrow[c0 + j];
+                        const double w_k = 1;
+                        const double yt = w_k*(y*(1 - eps) + eps/k_real);
+                        const double zs = -shift + zv;
+                        const double zlo = symce_two_sum_err_for_f64(zv, -shift);
+                        terms[j] = symce_mul0_for_f64(yt, log1p_srest - zlo - zs);
+                    }
                 }
-
-            } else {
-                for (size_t j = 0; j < len; ++j) {
-                    const double zv = row[c0 + j];
-                    const double y = yrow[c0 + j];
-                    const double w_k = 1;
-                    const double yt = w_k*(y*(1 - eps) + eps/k_real);
-                    const double zs = -shift + zv;
-                    const double zlo = symce_two_sum_err_for_f64(zv, -shift);
-                    terms[j] = symce_mul0_for_f64(yt, log1p_srest - zlo - zs);
-                }
-
-            }
-
                 symce_accumulate_f64(&sum, &comp, symce_pairwise_sum(terms, len));
             }
             row_loss = sum + comp;
@@ -2697,7 +2647,6 @@ int symce_softmax_cross_entropy_with_grad_soft_f64(size_t n, size_t k,
                     const double p = e/(srest + 1);
                     grow[c0 + j] = (double)(scale*symce_select((zlo == 0) && (zs == 0), -srest*yt/(srest + 1) + p*(ysum - yt), p*ysum - yt));
                 }
-
             } else {
                 for (size_t j = 0; j < len; ++j) {
                     const double e = stash[j];
@@ -2710,7 +2659,6 @@ int symce_softmax_cross_entropy_with_grad_soft_f64(size_t n, size_t k,
                     const double p = e/(srest + 1);
                     grow[c0 + j] = (double)(scale*symce_select((zlo == 0) && (zs == 0), -srest*yt/(srest + 1) + p*(ysum - yt), p*ysum - yt));
                 }
-
             }
         }
         if (reduction == SYMCE_REDUCTION_NONE) loss[i] = (double)row_loss;
