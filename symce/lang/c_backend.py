@@ -285,6 +285,41 @@ def _exp_helper(cdtype: str) -> dict:
             "doc": doc, "lines": lines}
 
 
+def _log1p_row_helper(cdtype: str) -> dict:
+    """symce_log1p_<sfx>: log1p(Srest) once per row of the float kernels (libm's for Srest < 0,
+    NaN or +inf: rows whose max is not finite)."""
+    fit = approx.log1p_any_approximation(CTYPES[cdtype]["approx"])
+    _, c_hi, c_lo = approx.cody_waite()
+    coeffs = fit.coefficients
+    lines = ["if (!symce_isfinite(s) || !(s >= 0)) return log1p(s);  /* NaN by its bits */",
+             "double e = 0, f = s;  /* 1 + s = (1 + f) 2^e, 1 + f in [1/sqrt2, sqrt2) */",
+             f"if (s > {_hexf(approx.SQRT2 - 1)}) {{",
+             "    const uint64_t b = symce_bits(1 + s);",
+             "    double m = symce_from_bits((b & UINT64_C(0x000fffffffffffff)) | "
+             "UINT64_C(0x3ff0000000000000));",
+             "    e = (double)(int)((b >> 52) - 1023u);",
+             f"    if (m > {_hexf(approx.SQRT2)}) {{",
+             "        m *= 0.5;",
+             "        e += 1;",
+             "    }",
+             "    f = m - 1;",
+             "}",
+             "const double t = f / (2 + f);  /* log(1 + f) = 2 atanh(t), |t| <= 0.172 */",
+             "const double w = t * t;",
+             f"double q = {_hexf(coeffs[-1])};"]
+    lines += [f"q = SYMCE_FMA(q, w, {_hexf(c)});" for c in reversed(coeffs[:-1])]
+    lines.append(f"return SYMCE_FMA(e, {_hexf(c_hi)}, SYMCE_FMA(e, {_hexf(c_lo)}, (t + t) * q));")
+    doc = [f"log1p(s) for s >= 0, in double for the {DTYPES_FOR[cdtype]} kernels (log1p(Srest), "
+           "once per row): e ln2 + 2 t Q(t^2)",
+           "with 1 + s = (1 + f) 2^e, t = f/(2 + f), f = s itself up to sqrt2 - 1 (no rounding "
+           f"of 1 + s near s = 0, nothing for -ffast-math to cancel); Q of degree {fit.degree},",
+           f"minimax relative error 2^{math.log2(fit.approx_error):.1f}; measured "
+           f"2^{math.log2(fit.eval_rel_error):.1f} relative against mpmath on {fit.eval_points} "
+           "arguments, with and without FMA."]
+    return {"signature": f"static inline double {helper_name('log1p', cdtype)}(double s)",
+            "doc": doc, "lines": lines}
+
+
 def _log1p01_helper(cdtype: str) -> dict:
     """symce_log1p01_<sfx>: log1p(v) for v in [0, 1] (the softplus of the sigmoid losses)."""
     fit = approx.log1p_approximation(CTYPES[cdtype]["approx"])
@@ -773,7 +808,9 @@ def _row_code(kern, cdtype, layout, soft=False):
             used.add(sym)
             if sym.name in CLASS_SLOTS and sym.name in sl:
                 todo.append(sl[sym.name])
-    pr = CPrinter(cdtype, names)
+    # the float kernels' log1p(Srest): symce's, once per row (libm's would dominate at K = 10)
+    pr = CPrinter(cdtype, names, {"log1p": helper_name("log1p", cdtype)}
+                  if CTYPES[cdtype]["approx"] == "f32" else None)
     code = {"hoisted": [{"name": pr.doprint(sym), "expr": pr.doprint(val)}
                         for val, sym in subs.items() if sym in used],
             "out": {k: pr.doprint(v) for k, v in outs.items()}}
@@ -935,6 +972,8 @@ def _helper_sections():
             wanted = {h["name"] for h in _helpers(cdt, used)}
             if CTYPES[cdt]["approx"] == "f32" and helper_name("softplus", cdt) in wanted:
                 raw.append(_log1p01_helper(cdt))
+            if CTYPES[cdt]["approx"] == "f32":
+                raw.append(_log1p_row_helper(cdt))
         out.append({"T": CTYPES[cdt]["T"], "role": f" for the {DTYPES_FOR[cdt]} kernels",
                     "raw": raw, "list": _helpers(cdt, used)})
     return out
