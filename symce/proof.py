@@ -69,6 +69,7 @@ class Step:
     ref: int | None = None          # index of the step this one equals (default: previous)
     given: tuple = ()               # Conditions introduced at this step (they stay in its block)
     block: str = ""                 # a heading that starts a new block (e.g. "Case i = j")
+    lhs: object = None              # starts a new chain: claims ``lhs = expr`` (lhs a SymPy expr)
 
 
 @dataclass(frozen=True)
@@ -83,6 +84,20 @@ class Proof:
     outro: str = ""                 # after the steps
     sources: str = ""               # which seed articles it follows
     where: tuple = ()               # glossary lines (LaTeX)
+    let: tuple = ()                 # ((symbol, definition), ...): names local to this proof
+    facts: tuple = ()               # Fact records: side claims checked by exact or mpmath arithmetic
+
+
+@dataclass(frozen=True)
+class Fact:
+    """A side claim that is not an equality of steps (an inequality, an exactness property).
+
+    ``check()`` returns ``(ok, detail)``; it must compute the claim, not restate it.
+    """
+
+    latex: str                      # the claim as the document states it
+    check: object                   # () -> (bool, str)
+    name: str = ""
 
 
 # ----------------------------------------------------------------------------------------------
@@ -93,6 +108,8 @@ def conditions_at(proof: Proof, index: int) -> tuple:
         seen.add(k)
         step = proof.steps[k]
         conds.extend(step.given)
+        if step.lhs is not None:   # a chain starts here: nothing before it is in force
+            break
         k = step.ref if step.ref is not None else k - 1
         if k is not None and k < 0:
             break
@@ -103,7 +120,17 @@ def _ref(step: Step, index: int) -> int:
     return step.ref if step.ref is not None else index - 1
 
 
-def _symbolic_equal(a, b, conds, defs) -> bool:
+def _apply_lets(expr, lets):
+    for _ in range(4):
+        new = expr.xreplace(dict(lets)) if lets else expr
+        if new == expr:
+            return new
+        expr = new
+    return expr
+
+
+def _symbolic_equal(a, b, conds, defs, lets=()) -> bool:
+    a, b = _apply_lets(sp.sympify(a), lets), _apply_lets(sp.sympify(b), lets)
     bind = {}
     for c in conds:
         bind.update(c.bind)
@@ -121,103 +148,158 @@ def _symbolic_equal(a, b, conds, defs) -> bool:
 
 
 # ---- numeric ---------------------------------------------------------------------------------
-_INDEX_SYMBOLS = (m.i, m.j, m.t, m.m)
+# (N, K) pairs with N != K both ways, so a sum over samples that should run to N and one that runs
+# to K give different numbers.
+NUMERIC_NK = ((2, 4), (5, 3))
+_STRATEGIES = ("low", "high", "low-high", "high-low", "random", "random")
 
 
-def _index_choices(Kv: int, conds, rng: random.Random, count: int = 3):
-    """Assignments of the free class/sample indices respecting the conditions."""
+def _free_indices(exprs) -> list:
+    out = set()
+    for e in exprs:
+        out |= {s_ for s_ in e.free_symbols if s_ in rewrite.INDEX_RANGES}
+    return sorted(out, key=sp.default_sort_key)
+
+
+def _index_choices(free, Kv, Nv, conds, rng: random.Random):
+    """Assignments of the free indices: each at the low end, the high end and inside its range,
+    respecting the case conditions (i = j binds, i != j keeps apart)."""
     bound = {}
     for c in conds:
         bound.update(c.bind)
     distinct = [pair for c in conds for pair in c.distinct]
+    sizes = {m.K: Kv, m.N: Nv}
     out = []
-    for _ in range(count * 20):
-        vals = {s_: rng.randint(1, Kv) for s_ in _INDEX_SYMBOLS}
-        for s_, target in bound.items():
-            vals[s_] = vals[target] if target in vals else target
-        if all(vals[a] != vals[b] for a, b in distinct):
-            out.append(vals)
-        if len(out) == count:
-            break
-    if len(out) < count:
-        raise ProofError(f"cannot choose indices for conditions {[c.latex for c in conds]} at K={Kv}")
+    for strategy in _STRATEGIES:
+        for attempt in range(50):
+            vals = {}
+            for pos, s_ in enumerate(free):
+                lo, hi = rewrite.INDEX_RANGES[s_]
+                lo, hi = int(lo.xreplace(sizes)), int(hi.xreplace(sizes))
+                if attempt or strategy == "random":
+                    vals[s_] = rng.randint(lo, hi)
+                elif strategy == "low" or (strategy == "low-high" and pos % 2 == 0) \
+                        or (strategy == "high-low" and pos % 2 == 1):
+                    vals[s_] = lo
+                else:
+                    vals[s_] = hi
+            for s_, target in bound.items():
+                vals[s_] = vals.get(target, target)
+            if all(vals.get(a_, a_) != vals.get(b_, b_) for a_, b_ in distinct):
+                out.append(vals)
+                break
+    if not out:
+        raise ProofError(f"cannot choose indices for conditions {[c.latex for c in conds]} "
+                         f"at K={Kv}, N={Nv}")
     return out
 
 
-def _numeric_values(expr, Kv, Nv, conds, rng: random.Random):
-    """Random values (40-digit Floats) for every input symbol / Indexed in ``expr``."""
-    vals = {}
-    normalised = {base: (pos, fixed) for c in conds for base, pos, fixed in c.sums_to_one}
-    for atom in sorted(expr.atoms(sp.Indexed), key=sp.default_sort_key):
-        if atom in vals:
-            continue
-        base = atom.base
-        if base in normalised:
-            pos, _ = normalised[base]
-            # draw a whole normalised vector over the class index, the other indices fixed
-            others = list(atom.indices)
-            total, vec = 0, {}
-            for c in range(1, Kv + 1):
-                idx = list(others)
-                idx[pos] = c
-                key = base[tuple(idx)] if len(idx) > 1 else base[idx[0]]
-                vec[key] = sp.Float(rng.uniform(0.05, 1.0), DPS)
-                total += vec[key]
-            for key, v in vec.items():
-                vals[key] = v / total  # at DPS digits, so the sum is 1 to DPS digits
-            continue
-        lo, hi = (0.05, 0.95) if base.name in ("p", "P") else (-3.0, 3.0)
-        if base.name in ("y", "Y", "w", "ytilde"):
-            lo, hi = 0.05, 1.0
-        vals[atom] = sp.Float(rng.uniform(lo, hi), DPS)
-    for sym in sorted(expr.free_symbols - set(vals), key=sp.default_sort_key):
-        if isinstance(sym, sp.Indexed) or sym in (m.K, m.N) or sym.is_integer:
-            continue
-        if sym.name in ("yhat", "sigma"):
-            vals[sym] = sp.Float(rng.uniform(0.05, 0.95), DPS)
-        elif sym.name in ("y",):
-            vals[sym] = sp.Float(rng.uniform(0.0, 1.0), DPS)
-        elif sym.name in ("w_+", "epsilon"):
-            vals[sym] = sp.Float(rng.uniform(0.05, 1.0), DPS)
-        else:
-            vals[sym] = sp.Float(rng.uniform(-3, 3), DPS)
-    return vals
+class _Draw:
+    """Random inputs, drawn lazily and shared by both sides of a claim."""
+
+    def __init__(self, rng, Kv, conds):
+        self.rng, self.Kv, self.vals = rng, Kv, {}
+        self.normalised = {base: (pos, fixed) for c in conds for base, pos, fixed in c.sums_to_one}
+
+    def indexed(self, base, idx):
+        key = (base, idx)
+        if key not in self.vals:
+            if base in self.normalised:  # the whole vector over the class index, normalised
+                pos, _ = self.normalised[base]
+                vec = {}
+                for c in range(1, self.Kv + 1):
+                    other = list(idx)
+                    other[pos] = c
+                    vec[(base, tuple(other))] = mpmath.mpf(self.rng.uniform(0.05, 1.0))
+                total = mpmath.fsum(vec.values())
+                for kk, v in vec.items():
+                    self.vals.setdefault(kk, v / total)
+            else:
+                name = base.name
+                lo, hi = ((0.05, 0.95) if name in ("p", "P") else
+                          (0.05, 1.0) if name in ("y", "Y", "w", "ytilde") else (-3.0, 3.0))
+                self.vals[key] = mpmath.mpf(self.rng.uniform(lo, hi))
+        return self.vals[key]
+
+    def symbol(self, sym):
+        if sym not in self.vals:
+            name = sym.name
+            if sym.is_integer:   # an integer other than an index (the exponent n of 2^n)
+                v = mpmath.mpf(self.rng.randint(-40, 40))
+            elif name in ("yhat", "sigma"):
+                v = mpmath.mpf(self.rng.uniform(0.05, 0.95))
+            elif name == "y":
+                v = mpmath.mpf(self.rng.uniform(0.0, 1.0))
+            elif name in ("w_+", "epsilon"):
+                v = mpmath.mpf(self.rng.uniform(0.05, 1.0))
+            else:
+                v = mpmath.mpf(self.rng.uniform(-3.0, 3.0))
+            self.vals[sym] = v
+        return self.vals[sym]
 
 
-def _instantiate(expr, Kv, Nv, idx, defs, conds):
-    expr = m.unfold(_apply_defines(sp.sympify(expr), conds), defs)
-    # summation dummies that reuse an index name (i, k, n) are renamed before the free indices
-    # are replaced; xreplace (unlike subs) also reaches the variables of a Derivative
-    def fresh(total):
-        (v, lo, hi), = total.limits
-        d = sp.Dummy(v.name, integer=True, positive=True)
-        return sp.Sum(total.function.xreplace({v: d}), (d, lo, hi))
+def _ev(e, env, draw):
+    """Evaluate ``e`` with mpmath: sums over their concrete ranges, deltas as 0/1."""
+    if e.is_Number:
+        return mpmath.mpf(e.p) / e.q if e.is_Rational else mpmath.mpf(str(e))
+    if e.is_NumberSymbol:
+        return mpmath.mpf(e.evalf(DPS + 10))
+    if isinstance(e, sp.Symbol):
+        return mpmath.mpf(env[e]) if e in env else draw.symbol(e)
+    if isinstance(e, sp.Indexed):
+        return draw.indexed(e.base, tuple(int(_ev(a_, env, draw)) for a_ in e.indices))
+    if isinstance(e, sp.Add):
+        return mpmath.fsum(_ev(a_, env, draw) for a_ in e.args)
+    if isinstance(e, sp.Mul):
+        return mpmath.fprod(_ev(a_, env, draw) for a_ in e.args)
+    if isinstance(e, sp.Pow):
+        base, ex = _ev(e.base, env, draw), _ev(e.exp, env, draw)
+        return base ** (int(ex) if ex == int(ex) else ex)
+    if isinstance(e, sp.exp):
+        return mpmath.exp(_ev(e.args[0], env, draw))
+    if isinstance(e, sp.log):
+        return mpmath.log(_ev(e.args[0], env, draw))
+    if isinstance(e, sp.KroneckerDelta):
+        a_, b_ = (_ev(x, env, draw) for x in e.args)
+        return mpmath.mpf(1 if a_ == b_ else 0)
+    if isinstance(e, sp.factorial):
+        return mpmath.factorial(_ev(e.args[0], env, draw))
+    if isinstance(e, sp.Sum):
+        (v, lo, hi), = e.limits
+        lo, hi = int(_ev(lo, env, draw)), int(_ev(hi, env, draw))
+        total = []
+        for val in range(lo, hi + 1):
+            inner = dict(env)
+            inner[v] = val
+            total.append(_ev(e.function, inner, draw))
+        return mpmath.fsum(total)
+    raise ProofError(f"the numeric check cannot evaluate {sp.sstr(e)}")
 
-    expr = expr.replace(lambda e: isinstance(e, sp.Sum) and len(e.limits) == 1, fresh)
-    expr = expr.xreplace({m.K: sp.Integer(Kv), m.N: sp.Integer(Nv),
-                          **{s_: sp.Integer(v) for s_, v in idx.items()}})
-    return expr.doit()
+
+def _prepare(expr, defs, conds, lets):
+    """Unfold names, apply the conditions' definitions, evaluate derivatives (general K)."""
+    expr = _apply_lets(sp.sympify(expr), lets)
+    bind = {}
+    for c in conds:
+        bind.update(c.bind)
+    expr = m.unfold(_apply_defines(expr.xreplace(bind), conds), defs)
+    return rewrite._derivatives_first(rewrite._series_first(expr))
 
 
-def _numeric_equal(a, b, conds, defs, seed) -> tuple:
+def _numeric_equal(a, b, conds, defs, seed, lets=()) -> tuple:
     rng = random.Random(seed)
-    for Kv in NUMERIC_K:
-        Nv = Kv  # sample indices are drawn from the same range as class indices
-        for idx in _index_choices(Kv, conds, rng):
-            ea = _instantiate(a, Kv, Nv, idx, defs, conds)
-            eb = _instantiate(b, Kv, Nv, idx, defs, conds)
-            zero = [sp.Integer(0)]
-            for c in conds:
-                zero.extend(c.zero)
-            vals = _numeric_values(ea + eb, Kv, Nv, conds, rng)
-            with mpmath.workdps(DPS + 10):
-                va = sp.N(ea.xreplace(vals), DPS + 5)
-                vb = sp.N(eb.xreplace(vals), DPS + 5)
-                if not (va.is_number and vb.is_number):
-                    return False, f"not numeric after instantiation at K={Kv}: {va} vs {vb}"
-                scale = max(1, abs(va), abs(vb))
-                if abs(va - vb) > sp.Float(10) ** (-(DPS - 10)) * scale:
-                    return False, f"K={Kv}, indices {idx}: {va} != {vb}"
+    ea, eb = _prepare(a, defs, conds, lets), _prepare(b, defs, conds, lets)
+    free = _free_indices((ea, eb))
+    with mpmath.workdps(DPS + 10):
+        tol = mpmath.mpf(10) ** (-(DPS - 10))
+        for Kv, Nv in NUMERIC_NK:
+            for idx in _index_choices(free, Kv, Nv, conds, rng):
+                env = {m.K: Kv, m.N: Nv, **idx}
+                draw = _Draw(rng, Kv, conds)
+                va, vb = _ev(ea, env, draw), _ev(eb, env, draw)
+                if abs(va - vb) > tol * max(1, abs(va), abs(vb)):
+                    return False, (f"K={Kv}, N={Nv}, indices {idx}: "
+                                   f"{mpmath.nstr(va, 15)} != {mpmath.nstr(vb, 15)}")
     return True, ""
 
 
@@ -225,19 +307,27 @@ def verify(proof: Proof) -> None:
     """Check every step of ``proof``; raise ProofError on the first that does not hold."""
     from . import derive  # late import: derive does not depend on proofs
 
-    for index in range(1, len(proof.steps)):
+    for index in range(len(proof.steps)):
         step = proof.steps[index]
-        ref = _ref(step, index)
-        before = proof.steps[ref]
+        if step.lhs is not None:      # a new chain: its first line must equal its left-hand side
+            before_expr = step.lhs
+        elif index == 0:
+            continue
+        else:
+            before_expr = proof.steps[_ref(step, index)].expr
         conds = conditions_at(proof, index)
         where = (f"proof {proof.name!r}, step {index} ({step.reason}): "
-                 f"{sp.sstr(before.expr)}  =  {sp.sstr(step.expr)}")
-        if not _symbolic_equal(before.expr, step.expr, conds, proof.defs):
+                 f"{sp.sstr(before_expr)}  =  {sp.sstr(step.expr)}")
+        if not _symbolic_equal(before_expr, step.expr, conds, proof.defs, proof.let):
             raise ProofError(f"{where}: SymPy cannot show the two sides equal (general K)")
-        ok, why = _numeric_equal(before.expr, step.expr, conds, proof.defs,
-                                 seed=zlib.crc32(f"{proof.name}:{index}".encode()))
+        ok, why = _numeric_equal(before_expr, step.expr, conds, proof.defs,
+                                 seed=zlib.crc32(f"{proof.name}:{index}".encode()), lets=proof.let)
         if not ok:
             raise ProofError(f"{where}: numeric check failed: {why}")
+    for fact in proof.facts:
+        ok, why = fact.check()
+        if not ok:
+            raise ProofError(f"proof {proof.name!r}, fact {fact.name or fact.latex}: {why}")
     if proof.result is not None:
         res = derive.result(proof.result)
         last = len(proof.steps) - 1

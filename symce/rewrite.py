@@ -21,6 +21,31 @@ import sympy as sp
 from . import model
 
 
+# The range of every index symbol the model uses: classes 1..K, samples 1..N.  Sifting a sum over
+# a range applies only to an index whose range is known to lie inside it.
+INDEX_RANGES = {
+    model.i: (sp.Integer(1), model.K), model.j: (sp.Integer(1), model.K),
+    model.k: (sp.Integer(1), model.K), model.t: (sp.Integer(1), model.K),
+    model.m: (sp.Integer(1), model.N), model.n: (sp.Integer(1), model.N),
+}
+
+
+def _def_nonneg(expr) -> bool:
+    """True when ``expr`` is provably >= 0 (an integer difference of the range bounds)."""
+    expr = sp.expand(expr)
+    return bool(expr.is_nonnegative) or (expr.is_Integer and expr >= 0)
+
+
+def index_in_range(index, lo, hi) -> bool:
+    """Whether ``index`` provably lies in lo..hi: its own range (from INDEX_RANGES) is inside."""
+    if index.is_Integer:
+        return _def_nonneg(index - lo) and _def_nonneg(hi - index)
+    if index not in INDEX_RANGES:
+        return False
+    ilo, ihi = INDEX_RANGES[index]
+    return _def_nonneg(ilo - lo) and _def_nonneg(hi - ihi)
+
+
 def _collapse_one(total: sp.Sum):
     if len(total.limits) != 1:
         return total
@@ -36,8 +61,8 @@ def _collapse_one(total: sp.Sum):
         if deltas:
             delta = deltas[0]
             other = delta.args[1] if delta.args[0] == idx else delta.args[0]
-            if idx not in other.free_symbols:
-                # sifting: the index `other` lies in lo..hi by the module's range assumption
+            if idx not in other.free_symbols and index_in_range(other, lo, hi):
+                # sifting: sum_{k=lo}^{hi} delta_{ak} f(k) = f(a), as a lies in lo..hi
                 result += const * (dep / delta).xreplace({idx: other})
                 continue
         result += const * sp.Sum(dep, (idx, lo, hi))
@@ -79,6 +104,12 @@ def _split_logs(expr):
     return sp.expand_log(sp.powsimp(expr), force=True)
 
 
+def _series_first(expr):
+    """Evaluate sums to infinity (power series SymPy knows in closed form, e.g. e^r)."""
+    return expr.replace(lambda e: isinstance(e, sp.Sum) and e.limits[0][2] == sp.oo,
+                        lambda e: e.doit())
+
+
 def _derivatives_first(expr):
     """Evaluate Derivative nodes without letting Sum.doit produce Piecewise."""
     return expr.replace(lambda e: isinstance(e, sp.Derivative),
@@ -92,6 +123,7 @@ def normal_form(expr, substitutions=None, defs=None):
     canonicalised, so it can name a sum (e.g. sum_k y_k -> 1) or a delta (delta_ij -> 0).
     """
     expr = model.unfold(sp.sympify(expr), defs)
+    expr = _series_first(expr)
     expr = _derivatives_first(expr)
     expr = collapse_sums(_split_logs(expr))
     expr, _ = canonical_sums(expr)

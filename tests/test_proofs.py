@@ -79,3 +79,42 @@ def test_numeric_check_catches_what_symbolic_might_miss(monkeypatch):
     bad = _replace_step(p, 3, 2 * m.p[m.j])
     with pytest.raises(ProofError, match="numeric"):
         verify(dataclasses.replace(p, result=None, steps=bad.steps))
+
+
+# ---- the range reduction of exp (issue 7's vectorised exp) --------------------------------------
+def test_exp_range_reduction_is_a_verified_proof():
+    p = ALL["exp_range_reduction"]
+    verify(p)
+    assert len(p.facts) >= 5
+    for fact in p.facts:
+        ok, detail = fact.check()
+        assert ok, detail
+
+
+def test_exp_range_reduction_wrong_scaling_is_rejected():
+    p = ALL["exp_range_reduction"]
+    n = p.steps[4].expr.free_symbols
+    two_n = next(s for s in n if s.name == "n")
+    bad = _replace_step(p, 4, 2 ** (two_n + 1) * sp.exp(sp.Symbol("r", real=True)))
+    with pytest.raises(ProofError, match="exp_range_reduction.*step 4"):
+        verify(bad)
+
+
+def test_exp_cody_waite_wrong_sign_is_rejected():
+    p = ALL["exp_range_reduction"]
+    x, n = sp.Symbol("x", real=True), sp.Symbol("n", integer=True)
+    c_hi, c_lo = sp.Symbol("C_hi", positive=True), sp.Symbol("C_lo", real=True)
+    bad = _replace_step(p, 7, (x - n * c_hi) + n * c_lo)
+    with pytest.raises(ProofError, match="step 7"):
+        verify(bad)
+
+
+def test_exp_cody_waite_constant_with_too_many_bits_is_rejected(monkeypatch):
+    from symce import proofs as proofs_mod
+    table = {k: dict(v) for k, v in proofs_mod.CODY_WAITE.items()}
+    table["float32"]["hi"] = "0.693147182"          # ln 2 rounded to float32: 24 significant bits
+    monkeypatch.setattr(proofs_mod, "CODY_WAITE", table)
+    ok, detail = proofs_mod._check_exact_product("float32")
+    assert not ok and "float32" in detail
+    table["float32"]["degree"] = 5                  # the Taylor bound then misses 2^-24
+    assert not proofs_mod._check_taylor("float32")[0]

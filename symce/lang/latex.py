@@ -21,7 +21,8 @@ class ProofPrinter(LatexPrinter):
     """LaTeX for derivation steps, as written."""
 
     _NAMES = {"epsilon": r"\varepsilon", "w_+": r"w_{+}", "ytilde": r"\tilde{y}",
-              "yhat": r"\hat{y}", "theta": r"\theta", "sigma": r"\sigma", "Srow": "S"}
+              "yhat": r"\hat{y}", "theta": r"\theta", "sigma": r"\sigma", "Srow": "S",
+              "C_hi": r"C_{\mathrm{hi}}", "C_lo": r"C_{\mathrm{lo}}"}
 
     def __init__(self, order="none"):
         super().__init__({"order": order, "symbol_names": {}})
@@ -30,6 +31,12 @@ class ProofPrinter(LatexPrinter):
         if expr.name in self._NAMES:
             return self._NAMES[expr.name]
         return super()._print_Symbol(expr, style=style)
+
+    def _print_log(self, expr, exp=None):
+        if expr.args[0].is_Integer:  # ln 2, as the numerical literature writes it
+            tex = r"\ln " + self._print(expr.args[0])
+            return tex if exp is None else r"\left(" + tex + r"\right)^{" + exp + "}"
+        return super()._print_log(expr, exp)
 
     def _print_IndexedBase(self, expr):
         return self._NAMES.get(expr.name, expr.name)
@@ -107,6 +114,9 @@ def _blocks(proof):
     blocks = [("", [(proof.lhs, tex(proof.steps[0].expr), proof.steps[0].reason)])]
     for index, step in enumerate(proof.steps[1:], start=1):
         ref = step.ref if step.ref is not None else index - 1
+        if step.lhs is not None:   # a new chain, with its own left-hand side
+            blocks.append((step.block, [(tex(step.lhs), tex(step.expr), step.reason)]))
+            continue
         if step.block:
             restate = [(proof.lhs, tex(proof.steps[ref].expr), r"\text{from above}")]
             if step.given:
@@ -130,6 +140,7 @@ def _context(proof):
         "blocks": _blocks(proof),
         "closed": tex(tidy(closed), canonical=True) if closed is not None else "",
         "lhs": proof.lhs,
+        "facts": [f.latex for f in proof.facts],
         "steps": len(proof.steps),
     }
 
