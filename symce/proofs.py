@@ -1,10 +1,11 @@
 """Stage 3b — the derivations symce publishes, step by step, in the order the seed articles take.
 
-Every step below is a claim ``expr = previous expr`` with its justification; nothing here is
-trusted: :func:`symce.proof.verify` checks each one (general K symbolically, and numerically at
-40 digits), and the last step of each proof must equal the closed form the derivation engine found
-on its own (:mod:`symce.derive`).  Where a seed article has a mistake, the proof follows the
-mathematics and the outro says what the seed got wrong.
+Every step below is a claim ``expr = previous expr`` with the rules that justify it; nothing here is
+trusted: :func:`symce.proof.verify` checks each one (general K symbolically, numerically at 40
+digits for several (N, K) with N != K, and that the step *is* an application of the rules it names),
+and the last step of each proof must equal the closed form the derivation engine found on its own
+(:mod:`symce.derive`).  Where a seed article has a mistake, the proof follows the mathematics and the
+text names the seed and the mistake.
 """
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ import mpmath
 import sympy as sp
 
 from . import model as m
+from . import rules as R
 from .proof import Condition, Fact, Proof, Step, verify
 
 D = sp.Derivative
@@ -30,6 +32,16 @@ def M(*args):
 def A(*args):
     """A sum kept as written."""
     return sp.Add(*args, evaluate=False)
+
+
+def Neg(arg):
+    """-(arg), kept as written (SymPy would distribute the sign over a sum)."""
+    return sp.Mul(-1, arg, evaluate=False)
+
+
+def St(expr, *rules, note="", **kw):
+    """A step: its expression, the rules that justify it, an optional note (LaTeX)."""
+    return Step(expr, note, rules=tuple(rules), **kw)
 
 
 z, y, p, S, K = m.z, m.y, m.p, m.S, m.K
@@ -53,25 +65,30 @@ EFFECTIVE_TARGET = Condition(
     define={ytilde: lambda a: (1 - eps) * wc[t] * sp.KroneckerDelta(t, a) + eps * wc[a] / K})
 UNIT_WEIGHTS = Condition(r"w_k = 1", define={wc: lambda a: 1})
 
+# the losses, written in the output symbols (the checker unfolds p, S, sigma)
+CE_OF_P = -sp.Sum(y[i] * sp.log(p[i]), (i, 1, K))
+
 
 def _sigmoid():
     th = m.theta
     e = sp.exp(-th)
     s = m.s
     return Proof(
-        "sigmoid", "Derivative of the sigmoid", r"\frac{d\sigma}{d\theta}",
+        "sigmoid_grad", "Derivative of the sigmoid", r"\frac{d\sigma}{d\theta}",
         (
-            Step(D(1 / (1 + e), th), r"\text{definition } \sigma(\theta) = \frac{1}{1 + e^{-\theta}}"),
-            Step(M(-1, (1 + e) ** -2, D(1 + e, th)),
-                 r"\text{chain rule: } \frac{d}{d\theta} u^{-1} = -u^{-2} \frac{du}{d\theta}"),
-            Step(e / (1 + e) ** 2, r"\frac{d}{d\theta} e^{-\theta} = -e^{-\theta}"),
-            Step(M(1 / (1 + e), e / (1 + e)), r"\text{split the fraction}"),
-            Step(M(1 / (1 + e), A(1, -1 / (1 + e))),
-                 r"\frac{e^{-\theta}}{1 + e^{-\theta}} = 1 - \frac{1}{1 + e^{-\theta}}"),
-            Step(M(s, A(1, -s)), r"\sigma = \frac{1}{1 + e^{-\theta}}"),
+            St(D(1 / (1 + e), th), R.DEFINITION),
+            St(M(-1, (1 + e) ** -2, D(1 + e, th)), R.CHAIN,
+               note=r"\frac{d}{d\theta} u^{-1} = -u^{-2} \frac{du}{d\theta}"),
+            St(e / (1 + e) ** 2, R.LIN, R.D_EXP,
+               note=r"\frac{d}{d\theta} e^{-\theta} = -e^{-\theta}"),
+            St(M(1 / (1 + e), e / (1 + e)), R.ALGEBRA, note=r"\text{split the fraction}"),
+            St(M(1 / (1 + e), A(1, -1 / (1 + e))), R.ALGEBRA,
+               note=r"\frac{e^{-\theta}}{1 + e^{-\theta}} = 1 - \frac{1}{1 + e^{-\theta}}"),
+            St(M(s, A(1, -s)), R.subst(s, latex=r"\sigma = \frac{1}{1 + e^{-\theta}}")),
         ),
-        result="sigmoid_grad", defs=(s,),
-        intro=r"The logistic sigmoid maps a score $\theta$ to a probability.",
+        result="sigmoid_grad", defs=(s,), claim=D(s, th),
+        intro=r"Let $\sigma(\theta) = \frac{1}{1 + e^{-\theta}}$, the logistic sigmoid, which maps "
+              r"a score $\theta$ to a probability. Then:",
         outro=r"So $\sigma' = \sigma(1 - \sigma)$: the derivative needs only the forward value.",
         sources="seeds 000 and 001")
 
@@ -81,119 +98,124 @@ def _softmax_jacobian():
     return Proof(
         "softmax_jacobian", "Jacobian of the softmax", r"\frac{\partial p_i}{\partial z_j}",
         (
-            Step(D(ez_i / SIGMA, z[j]), r"\text{definition } p_i = \frac{e^{z_i}}{\sum_k e^{z_k}}"),
-            Step(M(A(M(D(ez_i, z[j]), SIGMA), M(-1, ez_i, D(SIGMA, z[j]))), SIGMA ** -2),
-                 r"\text{quotient rule}"),
-            Step(M(A(M(delta_ij, ez_i, SIGMA), M(-1, ez_i, ez_j)), SIGMA ** -2),
-                 r"\frac{\partial e^{z_i}}{\partial z_j} = \delta_{ij} e^{z_i},\ "
-                 r"\frac{\partial}{\partial z_j}\sum_k e^{z_k} = e^{z_j} "
-                 r"\text{ (only } k = j \text{ depends on } z_j\text{; } 1 \le j \le K)"),
-            Step(A(M(delta_ij, ez_i / S), -M(ez_i / S, ez_j / S)),
-                 r"\text{divide through by } S^2,\ S = \sum_k e^{z_k}"),
-            Step(A(M(delta_ij, p[i]), -M(p[i], p[j])), r"p_i = e^{z_i}/S,\ p_j = e^{z_j}/S"),
-            Step(A(p[i], -p[i] ** 2), r"\delta_{ii} = 1", given=(CASE_I_EQ_J,),
-                 block=r"Case $i = j$"),
-            Step(M(p[i], A(1, -p[i])), r"\text{factor}"),
-            Step(-M(p[i], p[j]), r"\delta_{ij} = 0", ref=4, given=(CASE_I_NE_J,),
-                 block=r"Case $i \neq j$"),
-            Step(M(p[i], A(delta_ij, -p[j])), r"\text{both cases in one formula}", ref=4,
-                 block="Both cases"),
+            St(D(ez_i / SIGMA, z[j]), R.DEFINITION),
+            St(M(A(M(D(ez_i, z[j]), SIGMA), M(-1, ez_i, D(SIGMA, z[j]))), SIGMA ** -2),
+               R.QUOTIENT),
+            St(M(A(M(delta_ij, ez_i, SIGMA), M(-1, ez_i, ez_j)), SIGMA ** -2),
+               R.LIN, R.D_EXP, R.SIFT,
+               note=r"\frac{\partial e^{z_i}}{\partial z_j} = \delta_{ij} e^{z_i},\ "
+                    r"\frac{\partial}{\partial z_j}\sum_k e^{z_k} = e^{z_j}"),
+            St(A(M(delta_ij, ez_i / S), -M(ez_i / S, ez_j / S)),
+               R.subst(S, latex=r"S = \sum_k e^{z_k}"), note=r"\text{divide through by } S^2"),
+            St(A(M(delta_ij, p[i]), -M(p[i], p[j])), R.subst(p, latex=r"p_a = e^{z_a}/S")),
+            St(A(p[i], -p[i] ** 2), R.CASE, given=(CASE_I_EQ_J,), block=r"Case $i = j$",
+               note=r"\delta_{ii} = 1"),
+            St(M(p[i], A(1, -p[i])), R.ALGEBRA, note=r"\text{factor}"),
+            St(-M(p[i], p[j]), R.CASE, ref=4, given=(CASE_I_NE_J,), block=r"Case $i \neq j$",
+               note=r"\delta_{ij} = 0"),
+            St(M(p[i], A(delta_ij, -p[j])), R.ALGEBRA, ref=4, block="Both cases",
+               note=r"\text{factor } p_i"),
         ),
-        result="softmax_jacobian", defs=(p, S),
-        intro=r"With $p = \operatorname{softmax}(z)$, $p_i = e^{z_i} / \sum_{k=1}^{K} e^{z_k}$, "
-              r"for any number of classes $K$ and indices $1 \le i, j \le K$.",
-        outro=r"On the diagonal $p_k(1 - p_k)$, off it $-p_i p_j$: "
-              r"$J = \operatorname{diag}(p) - p p^\top$.",
+        result="softmax_jacobian", defs=(p, S), claim=D(p[i], z[j]),
+        intro=r"Let $p = \operatorname{softmax}(z)$, $p_i = e^{z_i} / \sum_{k=1}^{K} e^{z_k}$, "
+              r"for any number of classes $K$ and indices $1 \le i, j \le K$. Then:",
+        outro=r"On the diagonal $p_i(1 - p_i)$, off it $-p_i p_j$: "
+              r"$J = \operatorname{diag}(p) - p p^\top$. Seed 001 (eq.~10) writes "
+              r"$-\frac{e^{z_i} e^{z_j}}{S^2} = \delta_{ij} p_i - p_i p_j$; the left-hand side is "
+              r"only the case $i \neq j$, the right-hand side is right for both.",
         sources="seeds 000, 001 and 004")
 
 
 def _log_sum_exp_route():
     return Proof(
-        "cross_entropy_label", "Integer-label cross-entropy through log-sum-exp",
-        r"\frac{\partial L}{\partial z_j},\ L = -\log p_t",
+        "cross_entropy_label_grad", "Integer-label cross-entropy through log-sum-exp",
+        r"\frac{\partial L}{\partial z_j}",
         (
-            Step(D(-sp.log(sp.exp(z[t]) / SIGMA), z[j]),
-                 r"\text{definition: } L = -\log p_t,\ t \text{ the true class}"),
-            Step(D(A(-z[t], sp.log(SIGMA)), z[j]),
-                 r"\log\frac{a}{b} = \log a - \log b,\ \log e^{z_t} = z_t"),
-            Step(A(-D(z[t], z[j]), M(1 / SIGMA, D(SIGMA, z[j]))),
-                 r"\frac{d}{dx}\log f = \frac{f'}{f}"),
-            Step(A(-delta_tj, sp.exp(z[j]) / SIGMA),
-                 r"\frac{\partial z_t}{\partial z_j} = \delta_{tj},\ "
-                 r"\frac{\partial}{\partial z_j}\sum_k e^{z_k} = e^{z_j}"),
-            Step(A(p[j], -delta_tj), r"p_j = e^{z_j} / \sum_k e^{z_k}"),
-            Step(A(p[t], -1), r"\delta_{tt} = 1", given=(CASE_J_EQ_T,), block=r"Case $j = t$"),
-            Step(p[j], r"\delta_{tj} = 0", ref=4, given=(CASE_J_NE_T,), block=r"Case $j \neq t$"),
-            Step(A(p[j], -delta_tj), r"\text{both cases: } \nabla_z L = p - e_t", ref=4,
-                 block="Both cases"),
+            St(D(-sp.log(sp.exp(z[t]) / SIGMA), z[j]), R.DEFINITION),
+            St(D(A(-z[t], sp.log(SIGMA)), z[j]), R.ALGEBRA,
+               note=r"\log\frac{a}{b} = \log a - \log b,\ \log e^{z_t} = z_t"),
+            St(A(-D(z[t], z[j]), M(1 / SIGMA, D(SIGMA, z[j]))), R.LIN, R.D_LOG),
+            St(A(-delta_tj, sp.exp(z[j]) / SIGMA), R.LIN, R.D_VAR, R.D_EXP, R.SIFT,
+               note=r"\frac{\partial z_t}{\partial z_j} = \delta_{tj},\ "
+                    r"\frac{\partial}{\partial z_j}\sum_k e^{z_k} = e^{z_j}"),
+            St(A(p[j], -delta_tj), R.subst(p, S, latex=r"p_j = e^{z_j} / \sum_k e^{z_k}")),
+            St(A(p[t], -1), R.CASE, given=(CASE_J_EQ_T,), block=r"Case $j = t$",
+               note=r"\delta_{tt} = 1"),
+            St(p[j], R.CASE, ref=4, given=(CASE_J_NE_T,), block=r"Case $j \neq t$",
+               note=r"\delta_{tj} = 0"),
         ),
         result="cross_entropy_label_grad", defs=(p, S),
-        intro=r"For a sample whose true class is $t$, the one-hot target selects one term: "
-              r"$L = -\log p_t = -z_t + \log\sum_{k=1}^{K} e^{z_k}$.",
-        outro=r"The gradient of the true class's logit is $p_t - 1 \le 0$ and of every other "
-              r"$p_j \ge 0$. Seed 002's example: logits $(1, 2, 0.5)$, true class 1 (0-based), "
-              r"gives $L = 0.464368784\ldots$; the seed's $0.462$ comes from rounding $p_1$ to "
-              r"$0.63$ first.",
+        intro=r"Let $L = -\log p_t = -z_t + \log\sum_{k=1}^{K} e^{z_k}$, the loss of a sample "
+              r"whose true class is $t$ (the one-hot target selects one term). Then:",
+        outro=r"So $\nabla_z L = p - e_t$: the true class's logit gets $p_t - 1 \le 0$ and every "
+              r"other logit $p_j > 0$. Seed 003 claims the gradient is $0$ for the wrong classes "
+              r"($j \neq t$); it is $p_j$, because $p_t$ depends on every logit through the sum. "
+              r"Seed 002's example: logits $(1, 2, 0.5)$, true class 1 (0-based), gives "
+              r"$L = 0.464368784\ldots$; the seed's $0.462$ comes from rounding $p_1$ to $0.63$ first.",
         sources="seeds 002 and 003")
 
 
 def _ce_wrt_probabilities():
     return Proof(
-        "cross_entropy_probs", "Cross-entropy with respect to the probabilities",
-        r"\frac{\partial L}{\partial p_j},\ L = -\sum_i y_i \log p_i",
+        "cross_entropy_grad", "Cross-entropy with respect to the probabilities",
+        r"\frac{\partial L}{\partial p_j}",
         (
-            Step(D(m.cross_entropy(), p[j]), r"\text{definition}"),
-            Step(-sp.Sum(M(y[i], D(sp.log(p[i]), p[j])), (i, 1, K)), r"\text{linearity}"),
-            Step(-sp.Sum(M(y[i], delta_ij / p[i]), (i, 1, K)),
-                 r"\frac{\partial \log p_i}{\partial p_j} = \frac{\delta_{ij}}{p_i}"),
-            Step(-y[j] / p[j], r"\text{only } i = j \text{ remains } (1 \le j \le K)"),
+            St(D(m.cross_entropy(), p[j]), R.DEFINITION),
+            St(-sp.Sum(M(y[i], D(sp.log(p[i]), p[j])), (i, 1, K)), R.LIN),
+            St(-sp.Sum(M(y[i], delta_ij / p[i]), (i, 1, K)), R.D_LOG,
+               note=r"\frac{\partial \log p_i}{\partial p_j} = \frac{\delta_{ij}}{p_i}"),
+            St(-y[j] / p[j], R.SIFT, note=r"\text{only } i = j \text{ remains}"),
         ),
-        result="cross_entropy_grad", defs=(),
-        intro=r"Here the probabilities $p$ are the variables (no softmax yet).",
-        sources="seed 001")
+        result="cross_entropy_grad", defs=(), claim=D(CE_OF_P, p[j]),
+        intro=r"Let $L = -\sum_{i=1}^{K} y_i \log p_i$, with the probabilities $p$ as the "
+              r"variables (no softmax yet). Then:",
+        sources="seed 001 (eq.~19)")
 
 
 def _softmax_cross_entropy():
     dp = M(p[i], A(delta_ij, -p[j]))
     return Proof(
-        "softmax_cross_entropy", "Cross-entropy of the softmax: the chain rule over all classes",
-        r"\frac{\partial L}{\partial z_j},\ L = -\sum_i y_i \log \operatorname{softmax}(z)_i",
+        "softmax_cross_entropy_grad",
+        "Cross-entropy of the softmax: the chain rule over all classes",
+        r"\frac{\partial L}{\partial z_j}",
         (
-            Step(D(m.softmax_cross_entropy(), z[j]), r"\text{definition}"),
-            Step(sp.Sum(M(-y[i] / p[i], dp), (i, 1, K)),
-                 r"\text{chain rule over all } i:\ \sum_i \frac{\partial L}{\partial p_i}"
-                 r"\frac{\partial p_i}{\partial z_j},\ \frac{\partial L}{\partial p_i} = "
-                 r"-\frac{y_i}{p_i},\ \frac{\partial p_i}{\partial z_j} = p_i(\delta_{ij} - p_j)"),
-            Step(sp.Sum(A(-M(y[i], delta_ij), M(y[i], p[j])), (i, 1, K)),
-                 r"p_i \text{ cancels}"),
-            Step(A(-y[j], M(p[j], sp.Sum(y[i], (i, 1, K)))),
-                 r"\sum_i y_i \delta_{ij} = y_j,\ p_j \text{ does not depend on } i"),
-            Step(A(p[j], -y[j]), r"\sum_i y_i = 1 \text{ (one-hot or probability target)}",
-                 given=(Y_SUMS_TO_ONE,)),
+            St(D(CE_OF_P, z[j]), R.DEFINITION),
+            St(-sp.Sum(M(y[i], D(sp.log(p[i]), z[j])), (i, 1, K)), R.LIN),
+            St(-sp.Sum(M(y[i] / p[i], D(p[i], z[j])), (i, 1, K)), R.CHAIN,
+               note=r"\text{through every } p_i:\ \frac{\partial L}{\partial p_i} = "
+                    r"-\frac{y_i}{p_i}"),
+            St(-sp.Sum(M(y[i] / p[i], dp), (i, 1, K)), R.cite("softmax_jacobian")),
+            St(sp.Sum(A(-M(y[i], delta_ij), M(y[i], p[j])), (i, 1, K)), R.LIN, R.ALGEBRA,
+               note=r"p_i \text{ cancels}"),
+            St(A(-y[j], M(p[j], sp.Sum(y[i], (i, 1, K)))), R.SIFT,
+               note=r"\sum_i y_i \delta_{ij} = y_j"),
+            St(A(p[j], -y[j]), R.ASSUME, given=(Y_SUMS_TO_ONE,),
+               note=r"\text{(one-hot or probability target)}"),
         ),
-        result="softmax_cross_entropy_grad", defs=(p, S),
-        intro=r"$L(z) = -\sum_{i=1}^{K} y_i \log p_i$ with $p = \operatorname{softmax}(z)$: "
-              r"every $p_i$ depends on every $z_j$, so the chain rule sums over all $i$.",
-        outro=r"$\nabla_z L = p - y$ (predicted minus target). The sign matters: one seed writes "
-              r"$y - \hat{y}$, which is the negative gradient. Without "
-              r"$\sum_i y_i = 1$ the gradient is $p_j \sum_i y_i - y_j$, which symce's kernels "
-              r"compute (it is what weights and label smoothing need).",
+        result="softmax_cross_entropy_grad", defs=(p, S), claim=D(CE_OF_P, z[j]),
+        intro=r"Let $L = -\sum_{i=1}^{K} y_i \log p_i$ with $p = \operatorname{softmax}(z)$. "
+              r"Every $p_i$ depends on every $z_j$, so the chain rule sums over all $i$:",
+        outro=r"$\nabla_z L = p - y$ (predicted minus target). Seed 001 (eq.~22-4) writes "
+              r"$y - \hat{y}$, the negative gradient. Without $\sum_i y_i = 1$ the gradient is "
+              r"$p_j \sum_i y_i - y_j$, which symce's kernels compute (weights and label smoothing "
+              r"need it).",
         sources="seeds 001, 003 and 004")
 
 
 def _log_softmax():
     return Proof(
-        "log_softmax", "Jacobian of the log-softmax", r"\frac{\partial \log p_i}{\partial z_j}",
+        "log_softmax_jacobian", "Jacobian of the log-softmax",
+        r"\frac{\partial \log p_i}{\partial z_j}",
         (
-            Step(D(sp.log(sp.exp(z[i]) / SIGMA), z[j]), r"\text{definition}"),
-            Step(D(A(z[i], -sp.log(SIGMA)), z[j]), r"\log\frac{e^{z_i}}{S} = z_i - \log S"),
-            Step(A(delta_ij, -M(1 / SIGMA, D(SIGMA, z[j]))),
-                 r"\frac{\partial z_i}{\partial z_j} = \delta_{ij},\ \frac{d}{dx}\log f = \frac{f'}{f}"),
-            Step(A(delta_ij, -sp.exp(z[j]) / SIGMA),
-                 r"\frac{\partial}{\partial z_j}\sum_k e^{z_k} = e^{z_j}"),
-            Step(A(delta_ij, -p[j]), r"p_j = e^{z_j}/S"),
+            St(D(sp.log(sp.exp(z[i]) / SIGMA), z[j]), R.DEFINITION),
+            St(D(A(z[i], -sp.log(SIGMA)), z[j]), R.ALGEBRA,
+               note=r"\log\frac{e^{z_i}}{S} = z_i - \log S"),
+            St(A(delta_ij, -M(1 / SIGMA, D(SIGMA, z[j]))), R.LIN, R.D_VAR, R.D_LOG),
+            St(A(delta_ij, -sp.exp(z[j]) / SIGMA), R.LIN, R.D_EXP, R.SIFT),
+            St(A(delta_ij, -p[j]), R.subst(p, S, latex=r"p_j = e^{z_j}/S")),
         ),
-        result="log_softmax_jacobian", defs=(p, S),
+        result="log_softmax_jacobian", defs=(p, S), claim=D(sp.log(p[i]), z[j]),
+        intro=r"Let $\log p_i = z_i - \log\sum_{k=1}^{K} e^{z_k}$. Then:",
         outro=r"In particular $\frac{\partial}{\partial z_j}\log\sum_k e^{z_k} = p_j$: "
               r"the gradient of log-sum-exp is the softmax.",
         sources="seed 002")
@@ -201,50 +223,60 @@ def _log_softmax():
 
 def _logsumexp():
     return Proof(
-        "logsumexp", "Gradient of log-sum-exp", r"\frac{\partial}{\partial z_j}\log\sum_k e^{z_k}",
+        "logsumexp_grad", "Gradient of log-sum-exp",
+        r"\frac{\partial}{\partial z_j}\log\sum_k e^{z_k}",
         (
-            Step(D(sp.log(SIGMA), z[j]), r"\text{definition}"),
-            Step(M(1 / SIGMA, D(SIGMA, z[j])), r"\frac{d}{dx}\log f = \frac{f'}{f}"),
-            Step(sp.exp(z[j]) / SIGMA, r"\frac{\partial}{\partial z_j}\sum_k e^{z_k} = e^{z_j}"),
-            Step(p[j], r"p_j = e^{z_j}/S"),
+            St(D(sp.log(SIGMA), z[j]), R.DEFINITION),
+            St(M(1 / SIGMA, D(SIGMA, z[j])), R.D_LOG),
+            St(sp.exp(z[j]) / SIGMA, R.LIN, R.D_EXP, R.SIFT),
+            St(p[j], R.subst(p, S, latex=r"p_j = e^{z_j}/S")),
         ),
-        result="logsumexp_grad", defs=(p, S), sources="seed 002")
+        result="logsumexp_grad", defs=(p, S),
+        intro=r"Let $\operatorname{lse}(z) = \log\sum_{k=1}^{K} e^{z_k}$. Then:",
+        sources="seed 002")
 
 
 def _bce():
     yh, yb = m.yhat, m.y_bin
     return Proof(
-        "binary_cross_entropy", "Binary cross-entropy with respect to the probability",
+        "binary_cross_entropy_grad", "Binary cross-entropy with respect to the probability",
         r"\frac{\partial L}{\partial \hat{y}}",
         (
-            Step(D(m.binary_cross_entropy(), yh),
-                 r"\text{definition } L = -(y \log\hat{y} + (1 - y)\log(1 - \hat{y}))"),
-            Step(-A(yb / yh, -(1 - yb) / (1 - yh)),
-                 r"\frac{d}{d\hat{y}}\log\hat{y} = \frac{1}{\hat{y}},\ "
-                 r"\frac{d}{d\hat{y}}\log(1 - \hat{y}) = -\frac{1}{1 - \hat{y}}"),
-            Step(M(A(-M(yb, 1 - yh), M(1 - yb, yh)), 1 / M(yh, 1 - yh)),
-                 r"\text{common denominator}"),
-            Step(M(A(yh, -yb), 1 / M(yh, 1 - yh)), r"-y + y\hat{y} + \hat{y} - y\hat{y} = \hat{y} - y"),
+            St(D(m.binary_cross_entropy(), yh), R.DEFINITION),
+            St(Neg(A(yb / yh, -(1 - yb) / (1 - yh))), R.LIN, R.D_LOG,
+               note=r"\frac{d \log\hat{y}}{d\hat{y}} = \frac{1}{\hat{y}},\ "
+                    r"\frac{d \log(1 - \hat{y})}{d\hat{y}} = -\frac{1}{1 - \hat{y}}"),
+            St(M(A(-M(yb, 1 - yh), M(1 - yb, yh)), 1 / M(yh, 1 - yh)), R.ALGEBRA,
+               note=r"\text{common denominator}"),
+            St(M(A(yh, -yb), 1 / M(yh, 1 - yh)), R.ALGEBRA,
+               note=r"-y + y\hat{y} + \hat{y} - y\hat{y} = \hat{y} - y"),
         ),
         result="binary_cross_entropy_grad", defs=(),
+        intro=r"Let $L = -(y \log\hat{y} + (1 - y)\log(1 - \hat{y}))$, the binary cross-entropy of "
+              r"a predicted probability $\hat{y}$ against a target $y \in [0, 1]$. Then:",
         outro=r"$L' = \frac{\hat{y} - y}{\hat{y}(1 - \hat{y})}$; it is unbounded as $\hat{y} \to 0$ "
               r"or $1$, which is why the kernels on logits (next) are preferred.",
-        sources="seeds 000 and 001")
+        sources="seeds 000 and 001 (eq.~15)")
 
 
 def _sigmoid_bce():
     s, yb, th = m.s, m.y_bin, m.theta
+    L = Neg(A(M(yb, sp.log(s)), M(1 - yb, sp.log(1 - s))))
     return Proof(
-        "sigmoid_binary_cross_entropy", "Binary cross-entropy of the sigmoid",
-        r"\frac{\partial L}{\partial \theta},\ L = \operatorname{BCE}(\sigma(\theta), y)",
+        "sigmoid_binary_cross_entropy_grad", "Binary cross-entropy of the sigmoid",
+        r"\frac{\partial L}{\partial \theta}",
         (
-            Step(D(m.sigmoid_binary_cross_entropy(), th), r"\text{definition}"),
-            Step(M((s - yb) / M(s, 1 - s), M(s, 1 - s)),
-                 r"\text{chain rule: } \frac{dL}{d\hat{y}}\Big|_{\hat{y}=\sigma}\cdot\sigma',\ "
-                 r"\sigma' = \sigma(1 - \sigma)"),
-            Step(A(s, -yb), r"\sigma(1 - \sigma) \text{ cancels}"),
+            St(D(L, th), R.DEFINITION),
+            St(Neg(A(M(yb / s, D(s, th)), M((1 - yb) / (1 - s), D(1 - s, th)))), R.LIN, R.CHAIN,
+               note=r"\text{through } \hat{y} = \sigma(\theta)"),
+            St(Neg(A(M(yb / s, s, 1 - s), -M((1 - yb) / (1 - s), s, 1 - s))),
+               R.LIN, R.cite("sigmoid_grad"), note=r"\sigma' = \sigma(1 - \sigma)"),
+            St(A(s, -yb), R.ALGEBRA, note=r"\sigma(1 - \sigma) \text{ cancels}"),
         ),
         result="sigmoid_binary_cross_entropy_grad", defs=(s,),
+        intro=r"Let $L = -(y \log\sigma + (1 - y)\log(1 - \sigma))$ with $\sigma = \sigma(\theta)$: "
+              r"the binary cross-entropy of the predicted probability $\hat{y} = \sigma(\theta)$. "
+              r"Then:",
         outro=r"$\frac{\partial L}{\partial \theta} = \sigma(\theta) - y$: bounded, and the "
               r"unbounded factors of the previous derivation cancel exactly.",
         sources="seeds 000 and 001")
@@ -252,49 +284,54 @@ def _sigmoid_bce():
 
 def _sigmoid_weighted_bce():
     s, yb, th, wp = m.s, m.y_bin, m.theta, m.pos_weight
+    L = Neg(A(M(wp, yb, sp.log(s)), M(1 - yb, sp.log(1 - s))))
     return Proof(
-        "sigmoid_binary_cross_entropy_pos_weight", "Binary cross-entropy of the sigmoid with a positive-class weight",
-        r"\frac{\partial L}{\partial \theta},\ L = -(w_+ y \log\sigma + (1 - y)\log(1 - \sigma))",
+        "sigmoid_weighted_binary_cross_entropy_grad",
+        "Binary cross-entropy of the sigmoid with a positive-class weight",
+        r"\frac{\partial L}{\partial \theta}",
         (
-            Step(D(m.sigmoid_weighted_binary_cross_entropy(), th), r"\text{definition}"),
-            Step(-A(M(wp, yb, 1 - s), -M(1 - yb, s)),
-                 r"\frac{d}{d\theta}\log\sigma = 1 - \sigma,\ "
-                 r"\frac{d}{d\theta}\log(1 - \sigma) = -\sigma"),
-            Step(A(M(1 - yb, s), -M(wp, yb, 1 - s)), r"\text{rearrange}"),
+            St(D(L, th), R.DEFINITION),
+            St(Neg(A(M(wp * yb / s, D(s, th)), M((1 - yb) / (1 - s), D(1 - s, th)))),
+               R.LIN, R.CHAIN),
+            St(Neg(A(M(wp, yb, 1 - s), -M(1 - yb, s))), R.LIN, R.cite("sigmoid_grad"),
+               note=r"\sigma' = \sigma(1 - \sigma)"),
+            St(A(M(1 - yb, s), -M(wp, yb, 1 - s)), R.ALGEBRA, note=r"\text{expand the sign}"),
         ),
         result="sigmoid_weighted_binary_cross_entropy_grad", defs=(s,),
-        outro=r"With $w_+ = 1$ this is $\sigma - y$. The kernels evaluate it as "
-              r"$(1 - y)\sigma(\theta) - w_+ y\,\sigma(-\theta)$ ($1 - \sigma(\theta) = "
+        intro=r"Let $L = -(w_{+} y \log\sigma + (1 - y)\log(1 - \sigma))$ with "
+              r"$\sigma = \sigma(\theta)$ (PyTorch's \texttt{pos\_weight} $w_{+}$). Then:",
+        outro=r"With $w_{+} = 1$ this is $\sigma - y$. The kernels evaluate it as "
+              r"$(1 - y)\sigma(\theta) - w_{+} y\,\sigma(-\theta)$ ($1 - \sigma(\theta) = "
               r"\sigma(-\theta)$), which never subtracts two numbers close to 1.",
         sources="PyTorch's BCE with logits (pos-weight option)")
 
 
 def _weighted_target():
-    L = -sp.Sum(ytilde[i] * sp.log(sp.exp(z[i]) / SIGMA), (i, 1, K))
+    L = -sp.Sum(ytilde[i] * sp.log(p[i]), (i, 1, K))
     sum_yt = sp.Sum(ytilde[k], (k, 1, K))
     yt_def = lambda a: A(M(1 - eps, wc[t], sp.KroneckerDelta(t, a)), M(eps, wc[a], 1 / K))  # noqa: E731
     return Proof(
         "weighted_target", "Class weights and label smoothing change y into an effective target",
-        r"\frac{\partial L}{\partial z_j},\ L = -\sum_i \tilde{y}_i \log p_i",
+        r"\frac{\partial L}{\partial z_j}",
         (
-            Step(D(L, z[j]), r"\text{definition, with effective target } \tilde{y}"),
-            Step(A(M(p[j], sum_yt), -ytilde[j]),
-                 r"\text{the chain-rule derivation above, without assuming } \sum_k \tilde{y}_k = 1"),
-            Step(A(M(p[j], sp.Sum(yt_def(k), (k, 1, K))), -yt_def(j)),
-                 r"\tilde{y}_k = (1 - \varepsilon) w_t \delta_{tk} + \varepsilon w_k / K",
-                 given=(EFFECTIVE_TARGET,),
-                 block=r"Integer label $t$, class weights $w$, smoothing $\varepsilon$"),
-            Step(A(M(p[j], A(M(1 - eps, wc[t]), M(eps / K, sp.Sum(wc[k], (k, 1, K))))),
-                   -yt_def(j)), r"\sum_k \delta_{tk} = 1 \ (1 \le t \le K)"),
-            Step(A(p[j], -A(M(1 - eps, delta_tj), eps / K)),
-                 r"\text{unit weights: } \sum_k \tilde{y}_k = (1 - \varepsilon) + \varepsilon = 1",
-                 given=(UNIT_WEIGHTS,), block=r"Without class weights ($w_k = 1$)"),
+            St(D(L, z[j]), R.DEFINITION),
+            St(A(M(p[j], sum_yt), -ytilde[j]),
+               R.cite("softmax_cross_entropy_grad", rename=((y, ytilde),)),
+               note=r"\text{without assuming } \sum_k \tilde{y}_k = 1"),
+            St(A(M(p[j], sp.Sum(yt_def(k), (k, 1, K))), -yt_def(j)), R.ASSUME,
+               given=(EFFECTIVE_TARGET,),
+               block=r"Integer label $t$, class weights $w$, smoothing $\varepsilon$"),
+            St(A(M(p[j], A(M(1 - eps, wc[t]), M(eps / K, sp.Sum(wc[k], (k, 1, K))))),
+                 -yt_def(j)), R.SIFT, note=r"\sum_k \delta_{tk} = 1"),
+            St(A(p[j], -A(M(1 - eps, delta_tj), eps / K)), R.ASSUME, R.LIN,
+               note=r"\sum_k \tilde{y}_k = (1 - \varepsilon) + \varepsilon = 1",
+               given=(UNIT_WEIGHTS,), block=r"Without class weights ($w_k = 1$)"),
         ),
         result=None, defs=(p, S),
         intro=r"PyTorch's class weights and label smoothing only change the target: "
               r"$\tilde{y}_k = w_k((1-\varepsilon) y_k + \varepsilon / K)$ for a probability "
               r"target, $\tilde{y}_k = (1 - \varepsilon) w_t [k = t] + \varepsilon w_k / K$ for "
-              r"an integer label $t$.",
+              r"an integer label $t$. Let $L = -\sum_i \tilde{y}_i \log p_i$. Then:",
         outro=r"So every kernel computes $p_j \sum_k \tilde{y}_k - \tilde{y}_j$; with "
               r"the mean reduction the sum over samples is divided by $\sum_n w_{t_n}$ "
               r"(integer labels) or $N$ (probability targets).",
@@ -306,28 +343,28 @@ def _batch():
     row = sp.Sum(sp.exp(Zb[n, k]), (k, 1, K))
     ce_n = -sp.Sum(Yb[n, i] * sp.log(sp.exp(Zb[n, i]) / row), (i, 1, K))
     dn = sp.KroneckerDelta(mm, n)
+    row_grad = M(dn, A(M(Pb[n, j], sp.Sum(Yb[n, k], (k, 1, K))), -Yb[n, j]))
     return Proof(
-        "batch", "The batch: mean cross-entropy over N samples",
-        r"\frac{\partial L}{\partial Z_{m,j}},\ L = \frac{1}{N}\sum_{n=1}^{N} L_n",
+        "batch_softmax_cross_entropy_grad", "The batch: mean cross-entropy over N samples",
+        r"\frac{\partial L}{\partial Z_{m,j}}",
         (
-            Step(D(m.batch_softmax_cross_entropy(), Zb[mm, j]),
-                 r"\text{definition: } L_n = -\sum_i Y_{n,i}\log P_{n,i},\ P_{n,:} = "
-                 r"\operatorname{softmax}(Z_{n,:})"),
-            Step(M(1 / m.N, sp.Sum(D(ce_n, Zb[mm, j]), (n, 1, m.N))), r"\text{linearity}"),
-            Step(M(1 / m.N, sp.Sum(M(dn, A(M(Pb[n, j], sp.Sum(Yb[n, k], (k, 1, K))), -Yb[n, j])),
-                                   (n, 1, m.N))),
-                 r"L_n \text{ depends on row } n \text{ only; the single-sample result}"),
-            Step(M(1 / m.N, A(M(Pb[mm, j], sp.Sum(Yb[mm, k], (k, 1, K))), -Yb[mm, j])),
-                 r"\text{only } n = m \text{ remains } (1 \le m \le N)"),
-            Step(M(1 / m.N, A(Pb[mm, j], -Yb[mm, j])), r"\sum_k Y_{m,k} = 1",
-                 given=(BATCH_Y_SUMS_TO_ONE,)),
+            St(D(m.batch_softmax_cross_entropy(), Zb[mm, j]), R.DEFINITION),
+            St(M(1 / m.N, sp.Sum(D(ce_n, Zb[mm, j]), (n, 1, m.N))), R.LIN),
+            St(M(1 / m.N, sp.Sum(row_grad, (n, 1, m.N))),
+               R.lemma(D(ce_n, Zb[mm, j]), row_grad),
+               note=r"L_n \text{ depends on row } n \text{ only; the single-sample result}"),
+            St(M(1 / m.N, A(M(Pb[mm, j], sp.Sum(Yb[mm, k], (k, 1, K))), -Yb[mm, j])), R.SIFT,
+               note=r"\text{only } n = m \text{ remains}"),
+            St(M(1 / m.N, A(Pb[mm, j], -Yb[mm, j])), R.ASSUME, given=(BATCH_Y_SUMS_TO_ONE,)),
         ),
         result="batch_softmax_cross_entropy_grad", defs=(Pb, m.S_n),
         intro=r"Stack the logits of $N$ samples as the rows of $Z \in \mathbb{R}^{N \times K}$ "
-              r"and the targets as $Y$; the loss is the mean of the per-sample losses.",
+              r"and the targets as $Y$. Let $L = \frac{1}{N}\sum_{n=1}^{N} L_n$ with "
+              r"$L_n = -\sum_i Y_{n,i}\log P_{n,i}$, $P_{n,:} = \operatorname{softmax}(Z_{n,:})$. "
+              r"Then:",
         outro=r"In matrix form $\nabla_Z L = \frac{1}{N}(P - Y)$ with $P$ the row-wise softmax of "
-              r"$Z$ (the batch section seed 001 promised).",
-        sources="seed 001 (section 6, left unwritten there)")
+              r"$Z$ (the batch section seed 001 promised and left unwritten).",
+        sources="seed 001 (section 6)")
 
 
 # ---- range reduction of exp (the vectorised exp of the kernels) -------------------------------
@@ -453,20 +490,22 @@ def _exp_range_reduction():
         "exp_range_reduction", "Range reduction of the exponential",
         r"e^{x}",
         (
-            Step(sp.exp(x_e), r"\text{the value to compute, } x \in \mathbb{R}"),
-            Step(sp.exp(A(M(n_e, LN2), r_e)), r"x = n \ln 2 + r \text{ (definition of } r)"),
-            Step(M(sp.exp(M(n_e, LN2)), sp.exp(r_e)), r"e^{a + b} = e^{a} e^{b}"),
-            Step(M(sp.Pow(e_ln2, n_e, evaluate=False), sp.exp(r_e)), r"e^{n a} = (e^{a})^{n}"),
-            Step(M(2 ** n_e, sp.exp(r_e)), r"e^{\ln 2} = 2"),
-            Step(A(x_e, -M(n_e, LN2)), r"\text{definition of } r", lhs=r_e,
-                 block=r"The reduced argument, with Cody--Waite constants"),
-            Step(A(x_e, -M(n_e, A(C_HI, C_LO))), r"\ln 2 = C_{\mathrm{hi}} + C_{\mathrm{lo}}"),
-            Step(A(A(x_e, -M(n_e, C_HI)), -M(n_e, C_LO)),
-                 r"\text{distribute; } n C_{\mathrm{hi}} \text{ is exact (below)}"),
-            Step(M(LN2, A(x_e / LN2, -n_e)), r"\text{factor } \ln 2", lhs=r_e,
-                 block=r"The range of $r$"),
-            Step(series, r"\text{the exponential series}", lhs=sp.exp(r_e),
-                 block=r"The polynomial"),
+            St(sp.exp(A(M(n_e, LN2), r_e)), R.subst(r_e, latex=r"x = n \ln 2 + r"),
+               lhs=sp.exp(x_e)),
+            St(M(sp.exp(M(n_e, LN2)), sp.exp(r_e)), R.ALGEBRA, note=r"e^{a + b} = e^{a} e^{b}"),
+            St(M(sp.Pow(e_ln2, n_e, evaluate=False), sp.exp(r_e)), R.ALGEBRA,
+               note=r"e^{n a} = (e^{a})^{n}"),
+            St(M(2 ** n_e, sp.exp(r_e)), R.ALGEBRA, note=r"e^{\ln 2} = 2"),
+            St(A(x_e, -M(n_e, LN2)), R.subst(r_e, latex=r"r = x - n \ln 2"), lhs=r_e,
+               block=r"The reduced argument, with Cody--Waite constants"),
+            St(A(x_e, -M(n_e, A(C_HI, C_LO))),
+               R.subst(C_LO, latex=r"\ln 2 = C_{\mathrm{hi}} + C_{\mathrm{lo}}")),
+            St(A(A(x_e, -M(n_e, C_HI)), -M(n_e, C_LO)), R.ALGEBRA,
+               note=r"\text{distribute; } n C_{\mathrm{hi}} \text{ is exact (below)}"),
+            St(M(LN2, A(x_e / LN2, -n_e)), R.subst(r_e, latex=r"r = x - n \ln 2"), lhs=r_e,
+               block=r"The range of $r$", note=r"\text{factor } \ln 2"),
+            St(series, R.SERIES, lhs=sp.exp(r_e), block=r"The polynomial",
+               note=r"\text{the exponential series}"),
         ),
         result=None, defs=(),
         let=((r_e, x_e - n_e * LN2), (C_LO, LN2 - C_HI)),
@@ -503,14 +542,37 @@ BUILDERS = (_sigmoid, _softmax_jacobian, _log_sum_exp_route, _ce_wrt_probabiliti
 
 
 @lru_cache(maxsize=None)
+def by_name() -> dict:
+    """Every proof by name (unverified)."""
+    return {pr.name: pr for pr in proofs()}
+
+
+def statement(name: str) -> tuple:
+    """(the derivative a proof is about, in output symbols; its closed form without assumptions):
+    what a later proof may cite."""
+    from .derive import result
+    pr = by_name()[name]
+    claim = pr.claim if pr.claim is not None else pr.steps[0].expr
+    return claim, result(pr.result).general
+
+
+@lru_cache(maxsize=None)
 def proofs() -> tuple:
     """Every proof, unverified (see :func:`verified_proofs`)."""
     return tuple(build() for build in BUILDERS)
 
 
-def _verify_index(index: int) -> int:
-    verify(proofs()[index])
-    return index
+_COUNTS: dict = {}
+
+
+def _verify_index(index: int) -> tuple:
+    return index, verify(proofs()[index])
+
+
+def verification_counts() -> dict:
+    """{proof name: counts from :func:`symce.proof.verify`} (verifies every proof if needed)."""
+    verified_proofs()
+    return dict(_COUNTS)
 
 
 @lru_cache(maxsize=None)
@@ -526,7 +588,7 @@ def verified_proofs(jobs: int | None = None) -> tuple:
     jobs = jobs or os.cpu_count() or 1
     if jobs == 1 or len(out) == 1:
         for pr in out:
-            verify(pr)
+            _COUNTS[pr.name] = verify(pr)
         return out
     ctx = multiprocessing.get_context("fork" if "fork" in multiprocessing.get_all_start_methods()
                                       else "spawn")
@@ -534,5 +596,6 @@ def verified_proofs(jobs: int | None = None) -> tuple:
         # the slowest first, so the two workers finish together
         order = sorted(range(len(out)), key=lambda k: -len(out[k].steps))
         for fut in [pool.submit(_verify_index, k) for k in order]:
-            fut.result()  # re-raises the worker's ProofError with its message
+            index, counts = fut.result()  # re-raises the worker's ProofError with its message
+            _COUNTS[out[index].name] = counts
     return out

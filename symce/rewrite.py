@@ -16,6 +16,8 @@ the few rewrites those results need, each one small and named:
 """
 from __future__ import annotations
 
+from functools import lru_cache
+
 import sympy as sp
 
 from . import model
@@ -106,8 +108,17 @@ def _split_logs(expr):
 
 def _series_first(expr):
     """Evaluate sums to infinity (power series SymPy knows in closed form, e.g. e^r)."""
-    return expr.replace(lambda e: isinstance(e, sp.Sum) and e.limits[0][2] == sp.oo,
-                        lambda e: e.doit())
+    return expr.replace(lambda e: isinstance(e, sp.Sum) and e.limits[0][2] == sp.oo, _series_doit)
+
+
+@lru_cache(maxsize=64)
+def _series_doit(total):
+    (v, lo, hi), = total.limits
+    if lo == 0:   # sum_k a^k / k! = e^a, the series that defines exp (SymPy's doit is slow)
+        base = sp.powsimp(total.function * sp.factorial(v))
+        if isinstance(base, sp.Pow) and base.exp == v and v not in base.base.free_symbols:
+            return sp.exp(base.base)
+    return total.doit()
 
 
 def _derivatives_first(expr):
@@ -136,8 +147,9 @@ def normal_form(expr, substitutions=None, defs=None):
     return expr
 
 
-def is_zero(expr) -> bool:
-    """Decide expr == 0 for the expressions the derivations produce (no Sum/Derivative left)."""
+def is_zero(expr, quick=False) -> bool:
+    """Decide expr == 0 for the expressions the derivations produce (no Sum/Derivative left);
+    ``quick`` skips the slow ``simplify`` (for checks expected to fail)."""
     if expr == 0:
         return True
     e = sp.expand(_split_logs(expr))
@@ -146,12 +158,13 @@ def is_zero(expr) -> bool:
     e = sp.cancel(sp.together(e))
     if e == 0:
         return True
-    return sp.simplify(e) == 0
+    return False if quick else sp.simplify(e) == 0
 
 
-def equal(a, b, substitutions=None, defs=None) -> bool:
-    """Symbolic equality of two derivation steps under the range assumption and `substitutions`."""
-    return is_zero(normal_form(a, substitutions, defs) - normal_form(b, substitutions, defs))
+def equal(a, b, substitutions=None, defs=None, quick=False) -> bool:
+    """Symbolic equality of two derivation steps under `substitutions`; sums collapse only over
+    indices known to lie in their range."""
+    return is_zero(normal_form(a, substitutions, defs) - normal_form(b, substitutions, defs), quick)
 
 
 def in_output_symbols(expr):

@@ -14,6 +14,7 @@ from sympy.printing.latex import LatexPrinter
 from .. import model
 from ..derive import results
 from ..generate import Output
+from .. import proofs as proofs_mod
 from ..proofs import verified_proofs
 
 
@@ -45,8 +46,12 @@ class ProofPrinter(LatexPrinter):
         base = self._print(expr.base)
         return base + "_{" + ",".join(self._print(i) for i in expr.indices) + "}"
 
+    _DELTA_ORDER = ("t", "i", "j", "k", "m", "n")   # one order everywhere: delta_ij, delta_tj
+
     def _print_KroneckerDelta(self, expr, exp=None):
-        i, j = (self._print(a) for a in expr.args)
+        args = sorted(expr.args, key=lambda a: (self._DELTA_ORDER.index(str(a))
+                                                if str(a) in self._DELTA_ORDER else 99, str(a)))
+        i, j = (self._print(a) for a in args)
         sep = "," if len(i) > 1 or len(j) > 1 else ""
         tex = r"\delta_{" + i + sep + j + "}"
         return tex if exp is None else tex + "^{" + exp + "}"
@@ -109,27 +114,62 @@ def tidy(expr):
     return expr
 
 
-def _blocks(proof):
-    """[(heading, [(lhs, rhs, reason)])] — strings only, for the templates."""
-    blocks = [("", [(proof.lhs, tex(proof.steps[0].expr), proof.steps[0].reason)])]
-    for index, step in enumerate(proof.steps[1:], start=1):
-        ref = step.ref if step.ref is not None else index - 1
-        if step.lhs is not None:   # a new chain, with its own left-hand side
-            blocks.append((step.block, [(tex(step.lhs), tex(step.expr), step.reason)]))
+def reason(step, cite_ref) -> str:
+    """The justification of a step as text with inline math: its rules in words, what was
+    substituted, the case or assumption, and the step's note."""
+    parts = []
+    for rule in step.rules:
+        if rule.kind == "definition":
             continue
-        if step.block:
-            restate = [(proof.lhs, tex(proof.steps[ref].expr), r"\text{from above}")]
-            if step.given:
-                restate[0] = (proof.lhs, restate[0][1], restate[0][2] + r",\ " +
-                              r",\ ".join(c.latex for c in step.given))
-            blocks.append((step.block, restate))
-        blocks[-1][1].append(("", tex(step.expr), step.reason))
+        if rule.kind == "substitute":
+            parts.append("substitute " + (f"${rule.latex}$" if rule.latex else rule.words))
+        elif rule.kind in ("case", "assumption"):
+            word = "case" if rule.kind == "case" else "assume"
+            parts.append(word + " " + ", ".join(f"${c.latex}$" for c in step.given))
+        elif rule.kind == "cite" and rule.cite:
+            parts.append("the result " + cite_ref(rule.cite))
+        elif rule.kind == "cite":
+            parts.append("lemma" + (f" ${rule.latex}$" if rule.latex else ""))
+        else:
+            parts.append(rule.words)
+    text = ", ".join(parts)
+    if step.reason:
+        text += (": " if text else "") + f"${step.reason}$"
+    if not text:
+        text = "definition"
+    return text[0].upper() + text[1:]
+
+
+def _blocks(proof, cite_ref):
+    """[(heading, [(number, lhs, rhs)], [(number, reason)])]: strings only, for the templates.
+    Steps are numbered from 1, as in the checker's messages."""
+    blocks = []
+    for index, step in enumerate(proof.steps):
+        number = str(index + 1)
+        ref = step.ref if step.ref is not None else index - 1
+        if step.lhs is not None:   # a chain with its own left-hand side
+            blocks.append((step.block, [], []))
+            lhs = tex(step.lhs)
+        elif index == 0:
+            blocks.append(("", [], []))
+            lhs = proof.lhs
+        elif step.block:
+            blocks.append((step.block, [("", proof.lhs, tex(proof.steps[ref].expr))], []))
+            lhs = ""
+        else:
+            lhs = ""
+        blocks[-1][1].append((number, lhs, tex(step.expr)))
+        blocks[-1][2].append((number, reason(step, cite_ref)))
     return blocks
 
 
-def _context(proof):
+def _title(name):
+    return {p.name: p.title for p in proofs_mod.proofs()}[name]
+
+
+def _context(proof, cite_ref):
     glossary = [d.meaning for d in model.DEFINITIONS if d.symbol in proof.defs]
-    closed = results()[proof.result].closed if proof.result else None
+    closed = display_form(proof.result) if proof.result else None
     return {
         "name": proof.name,
         "title": proof.title,
@@ -137,18 +177,39 @@ def _context(proof):
         "outro": proof.outro,
         "sources": proof.sources,
         "glossary": glossary,
-        "blocks": _blocks(proof),
-        "closed": tex(tidy(closed), canonical=True) if closed is not None else "",
+        "blocks": _blocks(proof, cite_ref),
+        "closed": closed or "",
         "lhs": proof.lhs,
         "facts": [f.latex for f in proof.facts],
         "steps": len(proof.steps),
+        "scalar": not _has_class_index(proof),
     }
 
 
+def _has_class_index(proof) -> bool:
+    """Whether the proof is about vectors (indices) rather than scalars."""
+    return any(sp.sympify(s.expr).atoms(sp.Indexed) for s in proof.steps)
+
+
+def display_form(name) -> str:
+    """The closed form as people write it (symce.derive.DISPLAY), in LaTeX."""
+    from ..derive import DISPLAY
+    return tex(DISPLAY[name].expr, canonical=False)
+
+
 def outputs():
-    proofs = [_context(p) for p in verified_proofs()]
-    outs = [Output(f"latex/{p['name']}.tex", "latex/proof.tex.jinja", {"proof": p}) for p in proofs]
+    verified = verified_proofs()
+    counts = proofs_mod.verification_counts()
+    latex_ref = lambda name: rf"(\S\ref{{sec:{name}}})"            # noqa: E731
+    md_ref = lambda name: f"([{_title(name)}](#{name}))"           # noqa: E731
+    tex_proofs = [_context(p, latex_ref) for p in verified]
+    md_proofs = [_context(p, md_ref) for p in verified]
+    totals = {key: sum(c[key] for c in counts.values()) for key in next(iter(counts.values()))}
+    totals["proofs"] = len(verified)
+    outs = [Output(f"latex/{p['name']}.tex", "latex/proof.tex.jinja", {"proof": p})
+            for p in tex_proofs]
     outs.append(Output("latex/symce_derivations.tex", "latex/symce_derivations.tex.jinja",
-                       {"proofs": proofs}))
-    outs.append(Output("derivations.md", "markdown/derivations.md.jinja", {"proofs": proofs}))
+                       {"proofs": tex_proofs, "totals": totals}))
+    outs.append(Output("derivations.md", "markdown/derivations.md.jinja",
+                       {"proofs": md_proofs, "totals": totals}))
     return outs
