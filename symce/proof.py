@@ -153,7 +153,7 @@ def _symbolic_equal(a, b, conds, defs, lets=(), quick=False) -> bool:
 # ---- numeric ---------------------------------------------------------------------------------
 # (N, K) pairs with N != K both ways, so a sum over samples that should run to N and one that runs
 # to K give different numbers.
-NUMERIC_NK = ((2, 4), (5, 3))
+NUMERIC_NK = ((2, 4), (5, 3))         # (N, K)
 _STRATEGIES = ("low", "high", "low-high", "random")
 
 
@@ -295,7 +295,7 @@ def _numeric_equal(a, b, conds, defs, seed, lets=()) -> tuple:
     free = _free_indices((ea, eb))
     with mpmath.workdps(DPS + 10):
         tol = mpmath.mpf(10) ** (-(DPS - 10))
-        for Kv, Nv in NUMERIC_NK:
+        for Nv, Kv in NUMERIC_NK:
             for idx in _index_choices(free, Kv, Nv, conds, rng):
                 env = {m.K: Kv, m.N: Nv, **idx}
                 draw = _Draw(rng, Kv, conds)
@@ -390,13 +390,15 @@ def verify(proof: Proof) -> dict:
         if sp.sympify(step.expr) == sp.sympify(before_expr) or \
                 sp.srepr(step.expr) == sp.srepr(before_expr):
             raise ProofError(f"{where}: the step repeats the line it follows")
-        if not _symbolic_equal(before_expr, step.expr, conds, proof.defs, proof.let):
-            raise ProofError(f"{where}: SymPy cannot show the two sides equal (general K); "
-                             f"the step may be false, or true but beyond the checker")
         ok, why = _numeric_equal(before_expr, step.expr, conds, proof.defs,
                                  seed=zlib.crc32(f"{proof.name}:{index}".encode()), lets=proof.let)
         if not ok:
-            raise ProofError(f"{where}: false: the numeric check failed: {why}")
+            raise ProofError(f"{where}: false: the two sides differ at {why}")
+        if not _symbolic_equal(before_expr, step.expr, conds, proof.defs, proof.let):
+            raise ProofError(f"{where}: not proved: the two sides agree at every sampled point, "
+                             f"but SymPy cannot show them equal for general K and N (a range, "
+                             f"a case or an assumption may be missing, or the step is beyond "
+                             f"the checker)")
         kinds = [r.kind for r in step.rules]
         if step.given:   # a case or an assumption must be the reason, and must be needed
             if not {"case", "assumption"} & set(kinds):

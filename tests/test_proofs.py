@@ -80,8 +80,49 @@ def test_numeric_check_catches_what_symbolic_might_miss(monkeypatch):
     monkeypatch.setattr(proof_mod, "_symbolic_equal", lambda *a, **k: True)
     p = ALL["logsumexp_grad"]
     bad = _replace_step(p, 3, 2 * m.p[m.j])
-    with pytest.raises(ProofError, match="numeric"):
+    with pytest.raises(ProofError, match="step 4 .*false: the two sides differ at"):
         verify(dataclasses.replace(p, result=None, steps=bad.steps))
+
+
+def test_true_but_unproved_step_is_not_called_false(monkeypatch):
+    # issue 9: "cannot show equal" read like "false"; a true step SymPy cannot prove says so
+    from symce import proof as proof_mod
+    original, second = proof_mod._symbolic_equal, ALL["logsumexp_grad"].steps[1].expr
+    monkeypatch.setattr(proof_mod, "_symbolic_equal",
+                        lambda a, b, *r, **k: False if b == second else original(a, b, *r, **k))
+    with pytest.raises(ProofError) as err:
+        verify(ALL["logsumexp_grad"])
+    msg = str(err.value)
+    assert "step 2 " in msg and "not proved" in msg and "agree at every sampled point" in msg
+    assert "false" not in msg
+
+
+def test_numeric_check_uses_n_different_from_k():
+    from symce import proof as proof_mod
+    assert all(nv != kv for nv, kv in proof_mod.NUMERIC_NK)
+    assert any(nv < kv for nv, kv in proof_mod.NUMERIC_NK)
+    assert any(nv > kv for nv, kv in proof_mod.NUMERIC_NK)
+
+
+def test_index_choices_reach_both_ends_of_each_range():
+    import random
+    from symce import proof as proof_mod
+    choices = proof_mod._index_choices([m.j, m.m], 4, 2, (), random.Random(0))
+    assert {c[m.j] for c in choices} >= {1, 4}        # classes: 1..K with K = 4
+    assert {c[m.m] for c in choices} >= {1, 2}        # samples: 1..N with N = 2
+
+
+def test_sifting_needs_the_index_in_range():
+    from symce import rewrite
+    d = sp.KroneckerDelta(m.m, m.n)
+    f = sp.Function("f")
+    # m ranges over 1..N: a sum over 1..N sifts, a sum over 1..K does not (N and K differ)
+    assert rewrite.collapse_sums(sp.Sum(d * f(m.n), (m.n, 1, m.N))) == f(m.m)
+    assert rewrite.collapse_sums(sp.Sum(d * f(m.n), (m.n, 1, m.K))).has(sp.Sum)
+    # j ranges over 1..K: a sum from 2 does not sift it
+    dj = sp.KroneckerDelta(m.i, m.j)
+    assert rewrite.collapse_sums(sp.Sum(dj * f(m.i), (m.i, 2, m.K))).has(sp.Sum)
+    assert rewrite.collapse_sums(sp.Sum(dj * f(m.i), (m.i, 1, m.K))) == f(m.j)
 
 
 # ---- the range reduction of exp (issue 7's vectorised exp) --------------------------------------
