@@ -32,16 +32,19 @@ class Assumption:
     name: str
     replace: tuple          # ((expression, value), ...)
     text: str               # LaTeX, e.g. r"\sum_k y_k = 1"
+    words: str = ""         # plain text, for `symce show`
 
 
 TARGET_IS_DISTRIBUTION = Assumption(
     "target_sums_to_one",
     ((SUM_Y, 1),),
-    r"\sum_{k=1}^{K} y_k = 1 \text{ (} y \text{ is a one-hot or probability vector)}")
+    r"\sum_{k=1}^{K} y_k = 1 \text{ (} y \text{ is a one-hot or probability vector)}",
+    "Σ_k y_k = 1 (y is a one-hot or probability vector)")
 BATCH_TARGET_IS_DISTRIBUTION = Assumption(
     "batch_target_sums_to_one",
     ((SUM_Y_BATCH, 1),),
-    r"\sum_{k=1}^{K} Y_{m,k} = 1 \text{ for every sample } m")
+    r"\sum_{k=1}^{K} Y_{m,k} = 1 \text{ for every sample } m",
+    "Σ_k Y_mk = 1 for every sample m")
 
 
 @dataclass(frozen=True)

@@ -48,6 +48,7 @@ class Condition:
     """
 
     latex: str
+    words: str = ""                 # plain text, for `symce show`
     bind: dict = field(default_factory=dict)
     zero: tuple = ()
     sums_to_one: tuple = ()         # (IndexedBase, index position of the class, other fixed indices)

@@ -50,20 +50,23 @@ SIGMA = m.partition_sum()                 # sum_{k=1}^K e^{z_k}
 delta_ij = sp.KroneckerDelta(i, j)
 delta_tj = sp.KroneckerDelta(t, j)
 
-CASE_I_EQ_J = Condition(r"i = j", bind={j: i})
-CASE_I_NE_J = Condition(r"i \neq j", zero=(delta_ij,), distinct=((i, j),))
-CASE_J_EQ_T = Condition(r"j = t", bind={j: t})
-CASE_J_NE_T = Condition(r"j \neq t", zero=(delta_tj,), distinct=((j, t),))
-Y_SUMS_TO_ONE = Condition(r"\sum_{i=1}^{K} y_i = 1", sums_to_one=((y, 0, ()),))
-BATCH_Y_SUMS_TO_ONE = Condition(r"\sum_{k=1}^{K} Y_{m,k} = 1", sums_to_one=((m.Y, 1, (mm,)),))
+CASE_I_EQ_J = Condition(r"i = j", "i = j", bind={j: i})
+CASE_I_NE_J = Condition(r"i \neq j", "i ≠ j", zero=(delta_ij,), distinct=((i, j),))
+CASE_J_EQ_T = Condition(r"j = t", "j = t", bind={j: t})
+CASE_J_NE_T = Condition(r"j \neq t", "j ≠ t", zero=(delta_tj,), distinct=((j, t),))
+Y_SUMS_TO_ONE = Condition(r"\sum_{i=1}^{K} y_i = 1", "Σ_i y_i = 1 (a one-hot or probability target)",
+                          sums_to_one=((y, 0, ()),))
+BATCH_Y_SUMS_TO_ONE = Condition(r"\sum_{k=1}^{K} Y_{m,k} = 1", "Σ_k Y_mk = 1 for every sample m",
+                                sums_to_one=((m.Y, 1, (mm,)),))
 
 ytilde = sp.IndexedBase(r"ytilde", real=True)
 wc = sp.IndexedBase("w", positive=True)
 eps = sp.Symbol(r"epsilon", nonnegative=True)
 EFFECTIVE_TARGET = Condition(
     r"\tilde{y}_k = (1 - \varepsilon)\, w_t\, \delta_{tk} + \varepsilon\, w_k / K",
+    "ỹ_k = (1 − ε) w_t δ_tk + ε w_k / K (integer label t, class weights w, smoothing ε)",
     define={ytilde: lambda a: (1 - eps) * wc[t] * sp.KroneckerDelta(t, a) + eps * wc[a] / K})
-UNIT_WEIGHTS = Condition(r"w_k = 1", define={wc: lambda a: 1})
+UNIT_WEIGHTS = Condition(r"w_k = 1", "w_k = 1 (no class weights)", define={wc: lambda a: 1})
 
 # the losses, written in the output symbols (the checker unfolds p, S, sigma)
 CE_OF_P = -sp.Sum(y[i] * sp.log(p[i]), (i, 1, K))
