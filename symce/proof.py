@@ -125,12 +125,7 @@ def _ref(step: Step, index: int) -> int:
 
 
 def _apply_lets(expr, lets):
-    for _ in range(4):
-        new = expr.xreplace(dict(lets)) if lets else expr
-        if new == expr:
-            return new
-        expr = new
-    return expr
+    return R.apply_lets(expr, lets)
 
 
 def _symbolic_equal(a, b, conds, defs, lets=(), quick=False) -> bool:
@@ -155,7 +150,8 @@ def _symbolic_equal(a, b, conds, defs, lets=(), quick=False) -> bool:
 # (N, K) pairs with N != K both ways, so a sum over samples that should run to N and one that runs
 # to K give different numbers.
 NUMERIC_NK = ((2, 4), (5, 3))         # (N, K)
-_STRATEGIES = ("low", "high", "low-high", "random")
+NUMERIC_D = 3                          # features of a linear layer (different from every N)
+_STRATEGIES = ("low", "high", "random")
 
 
 def _free_indices(exprs) -> list:
@@ -172,7 +168,7 @@ def _index_choices(free, Kv, Nv, conds, rng: random.Random):
     for c in conds:
         bound.update(c.bind)
     distinct = [pair for c in conds for pair in c.distinct]
-    sizes = {m.K: Kv, m.N: Nv}
+    sizes = {m.K: Kv, m.N: Nv, rewrite.D: NUMERIC_D}
     out = []
     for strategy in _STRATEGIES:
         for attempt in range(50):
@@ -268,6 +264,8 @@ def _ev(e, env, draw):
         return mpmath.mpf(1 if a_ == b_ else 0)
     if isinstance(e, sp.factorial):
         return mpmath.factorial(_ev(e.args[0], env, draw))
+    if hasattr(e, "definition") and callable(e.definition):   # a named function (LinearScore)
+        return _ev(e.definition(), env, draw)
     if isinstance(e, sp.Sum):
         (v, lo, hi), = e.limits
         lo, hi = int(_ev(lo, env, draw)), int(_ev(hi, env, draw))
@@ -298,7 +296,7 @@ def _numeric_equal(a, b, conds, defs, seed, lets=()) -> tuple:
         tol = mpmath.mpf(10) ** (-(DPS - 10))
         for Nv, Kv in NUMERIC_NK:
             for idx in _index_choices(free, Kv, Nv, conds, rng):
-                env = {m.K: Kv, m.N: Nv, **idx}
+                env = {m.K: Kv, m.N: Nv, rewrite.D: NUMERIC_D, **idx}
                 draw = _Draw(rng, Kv, conds)
                 va, vb = _ev(ea, env, draw), _ev(eb, env, draw)
                 if abs(va - vb) > tol * max(1, abs(va), abs(vb)):

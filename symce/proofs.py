@@ -19,6 +19,7 @@ import sympy as sp
 
 from . import model as m
 from . import rules as R
+from .rewrite import D as rewrite_D, d as rewrite_d, e as rewrite_e
 from .proof import Condition, Fact, Proof, Step, verify
 
 D = sp.Derivative
@@ -370,6 +371,184 @@ def _batch():
         sources="seed 001 (section 6)")
 
 
+# ---- the seeds' remaining derivations ----------------------------------------------------------
+def _softmax_two_classes():
+    z1, z2 = z[1], z[2]
+    p1 = sp.Symbol("p_1", positive=True)
+    sig12 = sp.Symbol("sigma_z12", positive=True)   # printed sigma(z_1 - z_2)
+    return Proof(
+        "softmax_two_classes", "Two classes: the softmax is the sigmoid of the logit difference",
+        r"p_1",
+        (
+            St(sp.exp(z1) / A(sp.exp(z1), sp.exp(z2)),
+               R.subst(p1, latex=r"p_1 = \frac{e^{z_1}}{\sum_{k=1}^{2} e^{z_k}}"), lhs=p1),
+            St(1 / A(1, sp.exp(A(z2, -z1))), R.ALGEBRA,
+               note=r"\text{divide above and below by } e^{z_1}"),
+            St(1 / A(1, sp.exp(Neg(A(z1, -z2)))), R.ALGEBRA),
+            St(sig12, R.subst(sig12, latex=r"\sigma(u) = \frac{1}{1 + e^{-u}}")),
+            St(A(1, -sp.exp(z2) / A(sp.exp(z1), sp.exp(z2))), R.subst(p1), R.ALGEBRA, lhs=p1,
+               block=r"The other class", note=r"p_1 = 1 - p_2"),
+        ),
+        result=None, defs=(),
+        let=((p1, sp.exp(z1) / (sp.exp(z1) + sp.exp(z2))),
+             (sig12, 1 / (1 + sp.exp(-(z1 - z2))))),
+        intro=r"Let $K = 2$ and $p = \operatorname{softmax}(z_1, z_2)$. Then:",
+        outro=r"So with two classes the softmax is the sigmoid of the difference of the logits, "
+              r"$p_1 = \sigma(z_1 - z_2)$ and $p_2 = 1 - p_1 = \sigma(z_2 - z_1)$: the binary "
+              r"kernels are the $K = 2$ case of the softmax ones, with $\theta = z_1 - z_2$ "
+              r"(seed 001, eqs.~4--6).",
+        sources="seed 001 (eqs.~4--6)")
+
+
+def _multilabel_bce():
+    sg = sp.IndexedBase("sigma", positive=True)     # sigma_i = sigma(z_i), one per class
+    bce_i = Neg(A(M(y[i], sp.log(sg[i])), M(1 - y[i], sp.log(1 - sg[i]))))
+    coef = lambda a: A(y[a] / sg[a], -(1 - y[a]) / (1 - sg[a]))   # noqa: E731
+    return Proof(
+        "multilabel_binary_cross_entropy_grad",
+        "Multi-label cross-entropy: a binary cross-entropy per class",
+        r"\frac{\partial L}{\partial z_j}",
+        (
+            St(D(sp.Sum(bce_i, (i, 1, K)), z[j]), R.DEFINITION),
+            St(-sp.Sum(A(M(y[i], D(sp.log(sg[i]), z[j])), M(1 - y[i], D(sp.log(1 - sg[i]), z[j]))),
+                       (i, 1, K)), R.LIN),
+            St(-sp.Sum(M(coef(i), D(sg[i], z[j])), (i, 1, K)), R.LIN, R.CHAIN,
+               note=r"\text{through } \sigma_i"),
+            St(-sp.Sum(M(coef(i), sg[i], 1 - sg[i], delta_ij), (i, 1, K)),
+               R.lemma(D(sg[i], z[j]), M(sg[i], 1 - sg[i], delta_ij),
+                       latex=r"\frac{\partial \sigma_i}{\partial z_j} = "
+                             r"\sigma_i (1 - \sigma_i) \delta_{ij}"),
+               note=r"\sigma_i \text{ depends on } z_i \text{ only}"),
+            St(-M(coef(j), sg[j], 1 - sg[j]), R.SIFT),
+            St(A(sg[j], -y[j]), R.ALGEBRA),
+        ),
+        result=None, defs=(),
+        let=((sg, lambda a: 1 / (1 + sp.exp(-z[a]))),),
+        intro=r"When a sample may belong to several classes at once, each class gets its own "
+              r"sigmoid $\sigma_i = \sigma(z_i)$ and its own binary cross-entropy against "
+              r"$y_i \in [0, 1]$. Let $L = -\sum_{i=1}^{K} (y_i \log\sigma_i + (1 - y_i)"
+              r"\log(1 - \sigma_i))$. Then:",
+        outro=r"$\nabla_z L = \sigma(z) - y$, class by class. Seed 001 (eq.~16) calls this sum "
+              r"``the cross-entropy loss''; it is the multi-label loss, whose gradient "
+              r"$\sigma(z_j) - y_j$ is not the softmax one ($p_j - y_j$): the classes do not "
+              r"share a normalisation. Seed 003 leaves this case out of scope.",
+        sources="seed 001 (eq.~16) and seed 003")
+
+
+def _softmax_ce_split():
+    notj = A(1, -delta_ij)                         # the factor that keeps i != j
+    dpi, dpj = D(p[i], z[j]), D(p[j], z[j])
+    return Proof(
+        "softmax_cross_entropy_grad_split",
+        "Cross-entropy of the softmax, splitting the sum at i = j (seed 004's route)",
+        r"\frac{\partial L}{\partial z_j}",
+        (
+            St(D(CE_OF_P, z[j]), R.DEFINITION),
+            St(-sp.Sum(M(y[i] / p[i], dpi), (i, 1, K)), R.LIN, R.CHAIN),
+            St(A(-M(y[j] / p[j], dpj), -sp.Sum(M(notj, y[i] / p[i], dpi), (i, 1, K))),
+               R.LIN, R.SIFT, note=r"\text{split the sum into } i = j \text{ and } i \neq j"),
+            St(A(-M(y[j] / p[j], p[j], A(1, -p[j])),
+                 -sp.Sum(M(notj, y[i] / p[i], Neg(M(p[i], p[j]))), (i, 1, K))),
+               R.cite("softmax_jacobian"), R.ALGEBRA,
+               note=r"\text{the two cases: } p_j(1 - p_j) \text{ and } -p_i p_j"),
+            St(A(M(-y[j], A(1, -p[j])), sp.Sum(M(notj, y[i], p[j]), (i, 1, K))),
+               R.LIN, R.ALGEBRA, note=r"p_i \text{ and } p_j \text{ cancel}"),
+            St(A(-y[j], M(p[j], sp.Sum(y[i], (i, 1, K)))), R.LIN, R.SIFT,
+               note=r"\text{recombine: } y_j p_j + p_j \sum_{i \neq j} y_i = p_j \sum_i y_i"),
+            St(A(p[j], -y[j]), R.ASSUME, given=(Y_SUMS_TO_ONE,)),
+        ),
+        result="softmax_cross_entropy_grad", defs=(p, S), claim=None,
+        intro=r"The same gradient as above, by the route of seed 004: split the chain-rule sum "
+              r"into the term $i = j$ and the terms $i \neq j$, use the two cases of the "
+              r"Jacobian, then recombine. Let $L = -\sum_{i=1}^{K} y_i \log p_i$ with "
+              r"$p = \operatorname{softmax}(z)$. Then:",
+        outro=r"Both routes give $p_j - y_j$. The terms $i \neq j$ do not vanish: seed 003's "
+              r"``the gradient is 0 for the wrong classes'' drops them (it differentiates only "
+              r"$y_j \log p_j$ for $j \neq t$, where $y_j = 0$, and forgets that $p_t$ depends on "
+              r"$z_j$); their sum $p_j \sum_{i \neq j} y_i$ is exactly what makes the gradient "
+              r"of a wrong class $p_j$ rather than $0$.",
+        sources="seed 004 (and seed 003's error)")
+
+
+X_LIN = sp.IndexedBase("X", real=True)       # the inputs of a linear layer, N x D
+W_LIN = sp.IndexedBase("w", real=True)       # its weights, D
+
+
+class LinearScore(sp.Function):
+    """s_n = sum_e X_{n,e} w_e, the score of sample n: linear in w, so d s_n / d w_d = X_{n,d}
+    (SymPy differentiates it through this; the proof checks that fact on the sum itself)."""
+
+    nargs = 2
+    is_real = True
+
+    def _eval_derivative(self, x):
+        if isinstance(x, sp.Indexed) and x.base == W_LIN:
+            return X_LIN[self.args[0], x.indices[0]]
+        return sp.S.Zero
+
+    def definition(self):
+        return sp.Sum(X_LIN[self.args[0], rewrite_e] * W_LIN[rewrite_e], (rewrite_e, 1, rewrite_D))
+
+    def _latex(self, printer):
+        return "s_{" + printer._print(self.args[0]) + "}"
+
+    def _symce_plain(self, printer):
+        return "s_" + printer._print(self.args[0])
+
+
+def _check_linear_score():
+    """d/dw_d sum_e X_{n,e} w_e = X_{n,d}: on the sum itself (sifting over e, d in 1..D)."""
+    from .rewrite import collapse_sums
+    s_n = LinearScore(n, W_LIN)
+    got = collapse_sums(sp.diff(s_n.definition(), W_LIN[rewrite_d]))
+    ok = got == X_LIN[n, rewrite_d] and sp.diff(s_n, W_LIN[rewrite_d]) == got
+    return ok, f"d/dw_d sum_e X_ne w_e = {sp.sstr(got)}"
+
+
+def _batch_logistic():
+    X, w, yv, dd = X_LIN, W_LIN, m.y, rewrite_d
+    sg = sp.IndexedBase("sigma", positive=True)
+    sn = LinearScore(n, w)
+    loss_n = Neg(A(M(yv[n], sp.log(sg[n])), M(1 - yv[n], sp.log(1 - sg[n]))))
+    coef = A(yv[n] / sg[n], -(1 - yv[n]) / (1 - sg[n]))
+    return Proof(
+        "batch_logistic_regression_grad",
+        "Batch logistic loss through a linear layer",
+        r"\frac{\partial L}{\partial w_d}",
+        (
+            St(D(M(1 / m.N, sp.Sum(loss_n, (n, 1, m.N))), w[dd]), R.DEFINITION),
+            St(M(1 / m.N, -sp.Sum(A(M(yv[n], D(sp.log(sg[n]), w[dd])),
+                                    M(1 - yv[n], D(sp.log(1 - sg[n]), w[dd]))), (n, 1, m.N))),
+               R.LIN),
+            St(M(1 / m.N, -sp.Sum(M(coef, D(sg[n], w[dd])), (n, 1, m.N))), R.LIN, R.CHAIN,
+               note=r"\text{through } \sigma_n"),
+            St(M(1 / m.N, -sp.Sum(M(coef, sg[n], 1 - sg[n], D(sn, w[dd])), (n, 1, m.N))),
+               R.lemma(D(sg[n], w[dd]), M(sg[n], 1 - sg[n], D(sn, w[dd])),
+                       latex=r"\frac{\partial \sigma_n}{\partial w_d} = \sigma_n(1 - \sigma_n)"
+                             r"\frac{\partial s_n}{\partial w_d}"),
+               note=r"\sigma' = \sigma(1 - \sigma)"),
+            St(M(1 / m.N, sp.Sum(M(A(sg[n], -yv[n]), D(sn, w[dd])), (n, 1, m.N))),
+               R.LIN, R.ALGEBRA, note=r"\text{as for one sample: } \sigma_n - y_n"),
+            St(M(1 / m.N, sp.Sum(M(A(sg[n], -yv[n]), X[n, dd]), (n, 1, m.N))),
+               R.lemma(D(sn, w[dd]), X[n, dd],
+                       latex=r"\frac{\partial s_n}{\partial w_d} = X_{n,d}")),
+        ),
+        result=None, defs=(),
+        let=((sg, lambda a: 1 / (1 + sp.exp(-LinearScore(a, W_LIN)))),),
+        facts=(Fact(r"\frac{\partial}{\partial w_d} \sum_{e=1}^{D} X_{n,e} w_e = X_{n,d} "
+                    r"\text{ (sifting over } e\text{, as } 1 \le d \le D)",
+                    _check_linear_score, "linear score"),),
+        intro=r"Logistic regression on $N$ samples with $D$ features: the rows of "
+              r"$X \in \mathbb{R}^{N \times D}$, weights $w \in \mathbb{R}^D$, scores "
+              r"$s_n = \sum_{e=1}^{D} X_{n,e} w_e$ and $\sigma_n = \sigma(s_n)$. Let "
+              r"$L(w) = \frac{1}{N}\sum_{n=1}^{N} -(y_n \log\sigma_n + (1 - y_n)\log(1 - \sigma_n))$ "
+              r"(seed 001 eq.~14, seed 000's $L(W)$). Then, for $1 \le d \le D$:",
+        outro=r"In matrix form $\nabla_w L = \frac{1}{N} X^\top(\sigma(Xw) - y)$. Seed 000 writes "
+              r"the batch loss with $y$ in place of $y_n$ in its first term; every sample has its "
+              r"own target.",
+        sources="seed 001 (eq.~14) and seed 000")
+
+
 # ---- range reduction of exp (the vectorised exp of the kernels) -------------------------------
 x_e = sp.Symbol("x", real=True)
 n_e = sp.Symbol("n", integer=True)        # not the sample index model.n (that one is positive)
@@ -541,7 +720,8 @@ def _exp_range_reduction():
 
 BUILDERS = (_sigmoid, _softmax_jacobian, _log_sum_exp_route, _ce_wrt_probabilities,
             _softmax_cross_entropy, _log_softmax, _logsumexp, _bce, _sigmoid_bce,
-            _sigmoid_weighted_bce, _weighted_target, _batch, _exp_range_reduction)
+            _sigmoid_weighted_bce, _weighted_target, _batch, _softmax_ce_split,
+            _softmax_two_classes, _multilabel_bce, _batch_logistic, _exp_range_reduction)
 
 
 @lru_cache(maxsize=None)
@@ -597,7 +777,7 @@ def verified_proofs(jobs: int | None = None) -> tuple:
                                       else "spawn")
     with concurrent.futures.ProcessPoolExecutor(max_workers=jobs, mp_context=ctx) as pool:
         # the slowest first, so the two workers finish together
-        order = sorted(range(len(out)), key=lambda k: -len(out[k].steps))
+        order = sorted(range(len(out)), key=lambda k: -len(sp.srepr(out[k].steps)))
         for fut in [pool.submit(_verify_index, k) for k in order]:
             index, counts = fut.result()  # re-raises the worker's ProofError with its message
             _COUNTS[out[index].name] = counts

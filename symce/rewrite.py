@@ -25,11 +25,21 @@ from . import model
 
 # The range of every index symbol the model uses: classes 1..K, samples 1..N.  Sifting a sum over
 # a range applies only to an index whose range is known to lie inside it.
+# D and d, e: the features of a linear layer (the batch logistic regression).
+D = sp.Symbol("D", integer=True, positive=True)
+d, e = sp.symbols("d e", integer=True, positive=True)
 INDEX_RANGES = {
     model.i: (sp.Integer(1), model.K), model.j: (sp.Integer(1), model.K),
     model.k: (sp.Integer(1), model.K), model.t: (sp.Integer(1), model.K),
     model.m: (sp.Integer(1), model.N), model.n: (sp.Integer(1), model.N),
+    d: (sp.Integer(1), D), e: (sp.Integer(1), D),
 }
+
+
+def delta_idempotent(expr):
+    """delta_ab^k = delta_ab for k >= 1 (a Kronecker delta is 0 or 1)."""
+    return expr.replace(lambda x: x.is_Pow and isinstance(x.base, sp.KroneckerDelta)
+                        and x.exp.is_integer and x.exp.is_positive, lambda x: x.base)
 
 
 def _def_nonneg(expr) -> bool:
@@ -136,7 +146,8 @@ def normal_form(expr, substitutions=None, defs=None):
     expr = model.unfold(sp.sympify(expr), defs)
     expr = _series_first(expr)
     expr = _derivatives_first(expr)
-    expr = collapse_sums(_split_logs(expr))
+    expr = collapse_sums(delta_idempotent(sp.expand(_split_logs(expr), power_exp=False)))
+    expr = _summands_canonical(_merge_sums(expr))
     expr, _ = canonical_sums(expr)
     if substitutions:
         subs = {}
@@ -147,12 +158,61 @@ def normal_form(expr, substitutions=None, defs=None):
     return expr
 
 
+_MERGE = sp.Dummy("m", integer=True)
+
+
+def _merge_sums(expr):
+    """c1 sum_v f(v) + c2 sum_u g(u) over the same range -> one sum of c1 f + c2 g (linearity,
+    backwards), so summands that only add up to a simple form get the chance to."""
+    def merge(add):
+        groups, rest = {}, []
+        for term in add.args:
+            coeff, sums = term.as_coeff_mul()
+            found = [f for f in sp.Mul.make_args(term) if isinstance(f, sp.Sum)
+                     and len(f.limits) == 1]
+            if len(found) != 1:
+                rest.append(term)
+                continue
+            total = found[0]
+            v, lo, hi = total.limits[0]
+            c = term / total
+            if v in c.free_symbols or _MERGE in c.free_symbols:
+                rest.append(term)
+                continue
+            groups.setdefault((lo, hi), []).append(c * total.function.xreplace({v: _MERGE}))
+        if not any(len(fs) > 1 for fs in groups.values()):
+            return add
+        merged = []
+        for (lo, hi), fs in groups.items():
+            if len(fs) > 1:
+                merged.append(sp.Sum(sp.Add(*fs), (_MERGE, lo, hi)))
+            else:   # a lone sum keeps its coefficient outside (an assumption may name it)
+                c, f = fs[0].as_independent(_MERGE, as_Add=False)
+                merged.append(c * sp.Sum(f, (_MERGE, lo, hi)))
+        return sp.Add(*rest, *merged)
+    return expr.replace(lambda e: isinstance(e, sp.Add), merge)
+
+
+def _summands_canonical(expr):
+    """Each remaining sum with its summand in a canonical rational form (innermost first), so
+    two sums whose summands differ only by algebra get the same symbol."""
+    def canon(total):
+        if len(total.limits) != 1:
+            return total
+        f = delta_idempotent(sp.expand(total.function, power_exp=False))
+        # inner sums stay whole (cancel would turn exp(-sum) into 1/product)
+        inner = {s_: sp.Dummy() for s_ in f.atoms(sp.Sum)}
+        f = sp.cancel(sp.together(f.xreplace(inner)))
+        return sp.Sum(f.xreplace({v: k_ for k_, v in inner.items()}), *total.limits)
+    return expr.replace(lambda e: isinstance(e, sp.Sum), canon)
+
+
 def is_zero(expr, quick=False) -> bool:
     """Decide expr == 0 for the expressions the derivations produce (no Sum/Derivative left);
     ``quick`` skips the slow ``simplify`` (for checks expected to fail)."""
     if expr == 0:
         return True
-    e = sp.expand(_split_logs(expr))
+    e = delta_idempotent(sp.expand(_split_logs(expr)))
     if e == 0:
         return True
     e = sp.cancel(sp.together(e))
@@ -164,7 +224,16 @@ def is_zero(expr, quick=False) -> bool:
 def equal(a, b, substitutions=None, defs=None, quick=False) -> bool:
     """Symbolic equality of two derivation steps under `substitutions`; sums collapse only over
     indices known to lie in their range."""
-    return is_zero(normal_form(a, substitutions, defs) - normal_form(b, substitutions, defs), quick)
+    subs = tuple(sorted((substitutions or {}).items(), key=lambda kv: sp.default_sort_key(kv[0])))
+    defs = tuple(defs) if defs is not None else None
+    return is_zero(_normal_form_cached(sp.sympify(a), subs, defs)
+                   - _normal_form_cached(sp.sympify(b), subs, defs), quick)
+
+
+@lru_cache(maxsize=2048)
+def _normal_form_cached(expr, subs, defs):
+    """normal_form, remembered: consecutive steps share a side."""
+    return normal_form(expr, dict(subs) or None, defs)
 
 
 def in_output_symbols(expr):

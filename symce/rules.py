@@ -93,6 +93,30 @@ def lemma(lhs, rhs, latex: str = "") -> Rule:
     return Rule("cite", lemma=(lhs, rhs), latex=latex)
 
 
+# ---- a proof's own names ---------------------------------------------------------------------
+def apply_lets(expr, lets, only=None):
+    """Replace a proof's own names by their definitions (repeatedly: names may use names).
+
+    ``lets`` holds (Symbol, expression) and (IndexedBase, function of the indices) pairs;
+    ``only`` restricts the replacement to some of the names."""
+    expr = sp.sympify(expr)
+    pairs = [(k_, v) for k_, v in lets if only is None or k_ in only]
+    if not pairs:
+        return expr
+    for _ in range(6):
+        new = expr
+        for k_, v in pairs:
+            if isinstance(k_, sp.IndexedBase):
+                new = new.replace(lambda e, b=k_: isinstance(e, sp.Indexed) and e.base == b,
+                                  lambda e, f=v: sp.sympify(f(*e.indices)))
+            else:
+                new = new.xreplace({k_: v})
+        if new == expr:
+            return new
+        expr = new
+    return expr
+
+
 # ---- dependency ------------------------------------------------------------------------------
 _DEPENDS_ON = {  # output symbol (or base) -> the variable bases it is a function of
     m.p: (m.z,), m.S: (m.z,), m.P: (m.Z,), m.S_n: (m.Z,), m.s: (m.theta,),
@@ -102,9 +126,7 @@ _DEPENDS_ON = {  # output symbol (or base) -> the variable bases it is a functio
 def depends(expr, x, lets=()) -> bool:
     """Conservatively: may ``expr`` change with the variable ``x``? (z_i counts as depending on
     z_j: i and j may be equal.)"""
-    expr = sp.sympify(expr)
-    if lets:
-        expr = expr.xreplace(dict(lets))
+    expr = apply_lets(expr, lets)
     xbase = x.base if isinstance(x, sp.Indexed) else x
     for a in expr.atoms(sp.Indexed):
         if a.base == xbase or xbase in _DEPENDS_ON.get(a.base, ()):
@@ -112,7 +134,7 @@ def depends(expr, x, lets=()) -> bool:
     for a in expr.free_symbols:
         if a == xbase or xbase in _DEPENDS_ON.get(a, ()):
             return True
-    return False
+    return any(xbase in f.args for f in expr.atoms(sp.Function))
 
 
 def _affine(g, x) -> bool:
@@ -290,7 +312,7 @@ def apply(rule: Rule, expr, lets=()):
             new = rewrite.collapse_sums(expr)
         elif kind == "substitute":
             new = m.unfold(expr, [n for n in rule.names if not _is_let(n, lets)])
-            new = new.xreplace({k_: v for k_, v in lets if k_ in rule.names})
+            new = apply_lets(new, lets, only=rule.names)
         elif kind == "cite":
             new = _rewrite_derivatives(expr, lambda d, x: _cite(d, x, lets, rule))
         elif kind == "series":
@@ -315,12 +337,12 @@ def key(expr):
     """A canonical form of ``expr`` in which every derivative and every sum is one opaque symbol
     (named by the canonical form of its contents, so two copies of the same sum, written with
     different dummies or arranged differently, get the same symbol)."""
-    return _nf(sp.sympify(expr), 0)
+    return _nf(rewrite._merge_sums(sp.expand(sp.sympify(expr), power_exp=False)), 0)
 
 
 def _canon(e):
     e = sp.expand_log(sp.powsimp(e), force=True)
-    return sp.cancel(sp.together(sp.expand(e)))
+    return sp.cancel(sp.together(rewrite.delta_idempotent(sp.expand(e))))
 
 
 @lru_cache(maxsize=4096)

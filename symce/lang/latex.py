@@ -39,6 +39,18 @@ class ProofPrinter(LatexPrinter):
             return tex if exp is None else r"\left(" + tex + r"\right)^{" + exp + "}"
         return super()._print_log(expr, exp)
 
+    def _print_Sum(self, expr):
+        rest, other = _excluded(expr)
+        if rest is None:
+            return super()._print_Sum(expr)
+        (v, lo, hi), = expr.limits
+        body = self._print(rest)
+        if isinstance(rest, sp.Add):
+            body = r"\left(" + body + r"\right)"
+        return (r"\sum_{\substack{" + self._print(v) + "=" + self._print(lo) + r"\\ "
+                + self._print(v) + r" \neq " + self._print(other) + "}}^{" + self._print(hi)
+                + "} " + body)
+
     def _print_IndexedBase(self, expr):
         return self._NAMES.get(expr.name, expr.name)
 
@@ -90,6 +102,22 @@ class ProofPrinter(LatexPrinter):
                 out += r" \cdot " if tex[0].isdigit() or tex.startswith("-") else " "
             out += tex
         return out
+
+
+def _excluded(total):
+    """Sum_v (1 - delta_{v,o}) f(v) -> (f, o): the sum over v != o, as it is printed."""
+    (v, _lo, _hi), = total.limits
+    if not isinstance(total.function, sp.Mul):
+        return None, None
+    for k_, a in enumerate(total.function.args):
+        if isinstance(a, sp.Add) and len(a.args) == 2 and 1 in a.args:
+            other = [x for x in a.args if x != 1][0]
+            if other.could_extract_minus_sign() and isinstance(-other, sp.KroneckerDelta) \
+                    and v in (-other).args:
+                o = [x for x in (-other).args if x != v][0]
+                rest = total.function.args[:k_] + total.function.args[k_ + 1:]
+                return sp.Mul(*rest, evaluate=False) if len(rest) > 1 else rest[0], o
+    return None, None
 
 
 _PRINTER = ProofPrinter()              # steps: terms in the order they were written

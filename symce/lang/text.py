@@ -45,7 +45,12 @@ class PlainPrinter(StrPrinter):
         return f"{d}/{d}{self._print(var)}[{self._print(expr.expr)}]"
 
     def _print_Sum(self, expr):
+        from .latex import _excluded
         (v, lo, hi), = expr.limits
+        rest, other = _excluded(expr)
+        if rest is not None:
+            return (f"Σ_{{{self._print(v)}={self._print(lo)}..{self._print(hi)}, "
+                    f"{self._print(v)}≠{self._print(other)}}}[{self._print(rest)}]")
         return f"Σ_{{{self._print(v)}={self._print(lo)}..{self._print(hi)}}}[{self._print(expr.function)}]"
 
     def _print_Pow(self, expr, rational=False):
