@@ -46,7 +46,7 @@ def _list(args) -> int:
     written = set()
     for pr in proofs():
         written.add(pr.name)
-        print(f"  {pr.name:44s} {pr.title}")
+        print(f"  {pr.name:44s} {_plain_heading(pr.title)}")
     rest = [res for res in results().values() if res.name not in written]
     if rest:
         print("closed forms without a written proof (symce show NAME):")
@@ -105,7 +105,7 @@ def _show_proof(pr, latex: bool) -> None:
     from .lang.text import text
     from .proof import verify
     counts = verify(pr)     # every step checked before a line is printed
-    print(f"{pr.name}: {pr.title}")
+    print(f"{pr.name}: {_plain_heading(pr.title)}")
     scope = ("symbolically for general K and N" if any(
         sp.sympify(s.expr).atoms(sp.Indexed) for s in pr.steps) else "symbolically")
     print(f"  {counts['steps']} steps, each checked {scope}, numerically at 40 digits, and as an "

@@ -99,7 +99,7 @@ class Fact:
     ``check()`` returns ``(ok, detail)``; it must compute the claim, not restate it.
     """
 
-    latex: str                      # the claim as the document states it
+    latex: str                      # the claim as the document states it (text, $math$ inside)
     check: object                   # () -> (bool, str)
     name: str = ""
 

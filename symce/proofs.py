@@ -124,7 +124,7 @@ def _softmax_jacobian():
         intro=r"Let $p = \operatorname{softmax}(z)$, $p_i = e^{z_i} / \sum_{k=1}^{K} e^{z_k}$, "
               r"for any number of classes $K$ and indices $1 \le i, j \le K$. Then:",
         outro=r"On the diagonal $p_i(1 - p_i)$, off it $-p_i p_j$: "
-              r"$J = \operatorname{diag}(p) - p p^\top$. Seed 001 (eq.~10) writes "
+              r"$J = \operatorname{diag}(p) - p p^\top$. Seed 001 (eq. 10) writes "
               r"$-\frac{e^{z_i} e^{z_j}}{S^2} = \delta_{ij} p_i - p_i p_j$; the left-hand side is "
               r"only the case $i \neq j$, the right-hand side is right for both.",
         sources="seeds 000, 001 and 004")
@@ -173,7 +173,7 @@ def _ce_wrt_probabilities():
         result="cross_entropy_grad", defs=(), claim=D(CE_OF_P, p[j]),
         intro=r"Let $L = -\sum_{i=1}^{K} y_i \log p_i$, with the probabilities $p$ as the "
               r"variables (no softmax yet). Then:",
-        sources="seed 001 (eq.~19)")
+        sources="seed 001 (eq. 19)")
 
 
 def _softmax_cross_entropy():
@@ -199,7 +199,7 @@ def _softmax_cross_entropy():
         result="softmax_cross_entropy_grad", defs=(p, S), claim=D(CE_OF_P, z[j]),
         intro=r"Let $L = -\sum_{i=1}^{K} y_i \log p_i$ with $p = \operatorname{softmax}(z)$. "
               r"Every $p_i$ depends on every $z_j$, so the chain rule sums over all $i$:",
-        outro=r"$\nabla_z L = p - y$ (predicted minus target). Seed 001 (eq.~22-4) writes "
+        outro=r"$\nabla_z L = p - y$ (predicted minus target). Seed 001 (eq. 22-4) writes "
               r"$y - \hat{y}$, the negative gradient. Without $\sum_i y_i = 1$ the gradient is "
               r"$p_j \sum_i y_i - y_j$, which symce's kernels compute (weights and label smoothing "
               r"need it).",
@@ -260,7 +260,7 @@ def _bce():
               r"a predicted probability $\hat{y}$ against a target $y \in [0, 1]$. Then:",
         outro=r"$L' = \frac{\hat{y} - y}{\hat{y}(1 - \hat{y})}$; it is unbounded as $\hat{y} \to 0$ "
               r"or $1$, which is why the kernels on logits (next) are preferred.",
-        sources="seeds 000 and 001 (eq.~15)")
+        sources="seeds 000 and 001 (eq. 15)")
 
 
 def _sigmoid_bce():
@@ -303,7 +303,7 @@ def _sigmoid_weighted_bce():
         ),
         result="sigmoid_weighted_binary_cross_entropy_grad", defs=(s,),
         intro=r"Let $L = -(w_{+} y \log\sigma + (1 - y)\log(1 - \sigma))$ with "
-              r"$\sigma = \sigma(\theta)$ (PyTorch's \texttt{pos\_weight} $w_{+}$). Then:",
+              r"$\sigma = \sigma(\theta)$ (PyTorch's positive-class weight $w_{+}$). Then:",
         outro=r"With $w_{+} = 1$ this is $\sigma - y$. The kernels evaluate it as "
               r"$(1 - y)\sigma(\theta) - w_{+} y\,\sigma(-\theta)$ ($1 - \sigma(\theta) = "
               r"\sigma(-\theta)$), which never subtracts two numbers close to 1.",
@@ -315,7 +315,7 @@ def _weighted_target():
     sum_yt = sp.Sum(ytilde[k], (k, 1, K))
     yt_def = lambda a: A(M(1 - eps, wc[t], sp.KroneckerDelta(t, a)), M(eps, wc[a], 1 / K))  # noqa: E731
     return Proof(
-        "weighted_target", "Class weights and label smoothing change y into an effective target",
+        "weighted_target", "Class weights and label smoothing change $y$ into an effective target",
         r"\frac{\partial L}{\partial z_j}",
         (
             St(D(L, z[j]), R.DEFINITION),
@@ -349,7 +349,7 @@ def _batch():
     dn = sp.KroneckerDelta(mm, n)
     row_grad = M(dn, A(M(Pb[n, j], sp.Sum(Yb[n, k], (k, 1, K))), -Yb[n, j]))
     return Proof(
-        "batch_softmax_cross_entropy_grad", "The batch: mean cross-entropy over N samples",
+        "batch_softmax_cross_entropy_grad", "The batch: mean cross-entropy over $N$ samples",
         r"\frac{\partial L}{\partial Z_{m,j}}",
         (
             St(D(m.batch_softmax_cross_entropy(), Zb[mm, j]), R.DEFINITION),
@@ -396,8 +396,8 @@ def _softmax_two_classes():
         outro=r"So with two classes the softmax is the sigmoid of the difference of the logits, "
               r"$p_1 = \sigma(z_1 - z_2)$ and $p_2 = 1 - p_1 = \sigma(z_2 - z_1)$: the binary "
               r"kernels are the $K = 2$ case of the softmax ones, with $\theta = z_1 - z_2$ "
-              r"(seed 001, eqs.~4--6).",
-        sources="seed 001 (eqs.~4--6)")
+              r"(seed 001, eqs. 4--6).",
+        sources="seed 001 (eqs. 4--6)")
 
 
 def _multilabel_bce():
@@ -428,11 +428,11 @@ def _multilabel_bce():
               r"sigmoid $\sigma_i = \sigma(z_i)$ and its own binary cross-entropy against "
               r"$y_i \in [0, 1]$. Let $L = -\sum_{i=1}^{K} (y_i \log\sigma_i + (1 - y_i)"
               r"\log(1 - \sigma_i))$. Then:",
-        outro=r"$\nabla_z L = \sigma(z) - y$, class by class. Seed 001 (eq.~16) calls this sum "
-              r"``the cross-entropy loss''; it is the multi-label loss, whose gradient "
+        outro=r"$\nabla_z L = \sigma(z) - y$, class by class. Seed 001 (eq. 16) calls this sum "
+              r"“the cross-entropy loss”; it is the multi-label loss, whose gradient "
               r"$\sigma(z_j) - y_j$ is not the softmax one ($p_j - y_j$): the classes do not "
               r"share a normalisation. Seed 003 leaves this case out of scope.",
-        sources="seed 001 (eq.~16) and seed 003")
+        sources="seed 001 (eq. 16) and seed 003")
 
 
 def _softmax_ce_split():
@@ -440,7 +440,7 @@ def _softmax_ce_split():
     dpi, dpj = D(p[i], z[j]), D(p[j], z[j])
     return Proof(
         "softmax_cross_entropy_grad_split",
-        "Cross-entropy of the softmax, splitting the sum at i = j (seed 004's route)",
+        "Cross-entropy of the softmax, splitting the sum at $i = j$ (seed 004's route)",
         r"\frac{\partial L}{\partial z_j}",
         (
             St(D(CE_OF_P, z[j]), R.DEFINITION),
@@ -463,7 +463,7 @@ def _softmax_ce_split():
               r"Jacobian, then recombine. Let $L = -\sum_{i=1}^{K} y_i \log p_i$ with "
               r"$p = \operatorname{softmax}(z)$. Then:",
         outro=r"Both routes give $p_j - y_j$. The terms $i \neq j$ do not vanish: seed 003's "
-              r"``the gradient is 0 for the wrong classes'' drops them (it differentiates only "
+              r"“the gradient is 0 for the wrong classes” drops them (it differentiates only "
               r"$y_j \log p_j$ for $j \neq t$, where $y_j = 0$, and forgets that $p_t$ depends on "
               r"$z_j$); their sum $p_j \sum_{i \neq j} y_i$ is exactly what makes the gradient "
               r"of a wrong class $p_j$ rather than $0$.",
@@ -535,18 +535,18 @@ def _batch_logistic():
         ),
         result=None, defs=(),
         let=((sg, lambda a: 1 / (1 + sp.exp(-LinearScore(a, W_LIN)))),),
-        facts=(Fact(r"\frac{\partial}{\partial w_d} \sum_{e=1}^{D} X_{n,e} w_e = X_{n,d} "
-                    r"\text{ (sifting over } e\text{, as } 1 \le d \le D)",
+        facts=(Fact(r"$\frac{\partial}{\partial w_d} \sum_{e=1}^{D} X_{n,e} w_e = X_{n,d}$ "
+                    r"(sifting over $e$, as $1 \le d \le D$)",
                     _check_linear_score, "linear score"),),
         intro=r"Logistic regression on $N$ samples with $D$ features: the rows of "
               r"$X \in \mathbb{R}^{N \times D}$, weights $w \in \mathbb{R}^D$, scores "
               r"$s_n = \sum_{e=1}^{D} X_{n,e} w_e$ and $\sigma_n = \sigma(s_n)$. Let "
               r"$L(w) = \frac{1}{N}\sum_{n=1}^{N} -(y_n \log\sigma_n + (1 - y_n)\log(1 - \sigma_n))$ "
-              r"(seed 001 eq.~14, seed 000's $L(W)$). Then, for $1 \le d \le D$:",
+              r"(seed 001 eq. 14, seed 000's $L(W)$). Then, for $1 \le d \le D$:",
         outro=r"In matrix form $\nabla_w L = \frac{1}{N} X^\top(\sigma(Xw) - y)$. Seed 000 writes "
               r"the batch loss with $y$ in place of $y_n$ in its first term; every sample has its "
               r"own target.",
-        sources="seed 001 (eq.~14) and seed 000")
+        sources="seed 001 (eq. 14) and seed 000")
 
 
 # ---- range reduction of exp (the vectorised exp of the kernels) -------------------------------
@@ -611,9 +611,9 @@ def _cw_fact(fmt):
     hi = Fraction(_as_float(c["hi"], fmt))
     bits, k = hi.numerator.bit_length(), _exact_bits(fmt)
     shift = hi.denominator.bit_length() - 1
-    return Fact(rf"\text{{{fmt}: }} C_{{\mathrm{{hi}}}} = {hi.numerator} \cdot 2^{{-{shift}}}"
-                rf"\text{{ has {bits} significant bits, so }} n C_{{\mathrm{{hi}}}} \text{{ is exact "
-                rf"for }} |n| < 2^{{{k}}} \text{{ (the kernels need }} |n| \le {c['n_max']})",
+    return Fact(rf"{fmt}: $C_{{\mathrm{{hi}}}} = {hi.numerator} \cdot 2^{{-{shift}}}$ has {bits} "
+                rf"significant bits, so $n C_{{\mathrm{{hi}}}}$ is exact for $|n| < 2^{{{k}}}$ "
+                rf"(the kernels need $|n| \le {c['n_max']}$)",
                 lambda: _check_exact_product(fmt), f"{fmt} exact product")
 
 
@@ -692,20 +692,19 @@ def _exp_range_reduction():
         result=None, defs=(),
         let=((r_e, x_e - n_e * LN2), (C_LO, LN2 - C_HI)),
         facts=(
-            Fact(r"|x/\ln 2 - n| \le \tfrac{1}{2} \text{ for } n = \operatorname{round}(x/\ln 2)"
-                 r"\text{, so } |r| \le \tfrac{\ln 2}{2}", _check_reduced_range, "reduced range"),
+            Fact(r"$|x/\ln 2 - n| \le \tfrac{1}{2}$ for $n = \operatorname{round}(x/\ln 2)$, "
+                 r"so $|r| \le \tfrac{\ln 2}{2}$", _check_reduced_range, "reduced range"),
             _cw_fact("float32"),
             _cw_fact("float64"),
-            Fact(r"\text{float32: } |C_{\mathrm{hi}} + C_{\mathrm{lo}} - \ln 2| \le 2 \cdot 10^{-12}"
-                 r"\text{ with } C_{\mathrm{lo}} = -2.12194440 \cdot 10^{-4}",
+            Fact(r"float32: $|C_{\mathrm{hi}} + C_{\mathrm{lo}} - \ln 2| \le 2 \cdot 10^{-12}$ "
+                 r"with $C_{\mathrm{lo}} = -2.12194440 \cdot 10^{-4}$",
                  lambda: _check_split("float32", "2e-12"), "float32 split"),
-            Fact(r"\text{float64: } |C_{\mathrm{hi}} + C_{\mathrm{lo}} - \ln 2| \le 2 \cdot 10^{-26}"
-                 r"\text{ with } C_{\mathrm{lo}} = 1.90821492927058770002 \cdot 10^{-10}",
+            Fact(r"float64: $|C_{\mathrm{hi}} + C_{\mathrm{lo}} - \ln 2| \le 2 \cdot 10^{-26}$ "
+                 r"with $C_{\mathrm{lo}} = 1.90821492927058770002 \cdot 10^{-10}$",
                  lambda: _check_split("float64", "2e-26"), "float64 split"),
-            Fact(r"\left|e^{r} - \sum_{k=0}^{d} \tfrac{r^k}{k!}\right| \le e^{r} \cdot "
-                 r"\tfrac{2 (\ln 2 / 2)^{d+1}}{(d+1)!} \text{ for } |r| \le \tfrac{\ln 2}{2} "
-                 r"\text{ (Lagrange remainder): below } 2^{-24} \text{ at } d = 7 "
-                 r"\text{ and } 2^{-53} \text{ at } d = 13",
+            Fact(r"$\left|e^{r} - \sum_{k=0}^{d} \tfrac{r^k}{k!}\right| \le e^{r} \cdot "
+                 r"\tfrac{2 (\ln 2 / 2)^{d+1}}{(d+1)!}$ for $|r| \le \tfrac{\ln 2}{2}$ "
+                 r"(Lagrange remainder): below $2^{-24}$ at $d = 7$ and $2^{-53}$ at $d = 13$",
                  _check_taylor_all, "Taylor remainder"),
         ),
         intro=r"The vectorised exponential of the kernels does not call $\exp$: it writes "

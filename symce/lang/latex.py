@@ -15,6 +15,7 @@ from .. import model
 from ..derive import results
 from ..generate import Output
 from .. import proofs as proofs_mod
+from . import figures as figures_mod
 from ..proofs import verified_proofs
 
 
@@ -161,8 +162,9 @@ def reason(step, cite_ref) -> str:
         else:
             parts.append(rule.words)
     text = ", ".join(parts)
-    if step.reason:
-        text += (": " if text else "") + f"${step.reason}$"
+    if step.reason:   # one math span per comma-separated part, so a long note can wrap
+        note = ", ".join(f"${part}$" for part in step.reason.split(r",\ "))
+        text += (": " if text else "") + note
     if not text:
         text = "definition"
     return text[0].upper() + text[1:]
@@ -211,7 +213,13 @@ def _context(proof, cite_ref):
         "facts": [f.latex for f in proof.facts],
         "steps": len(proof.steps),
         "scalar": not _has_class_index(proof),
+        "figure": figures_mod.FIGURE_OF_PROOF.get(proof.name, ""),
+        "figure_caption": _captions().get(figures_mod.FIGURE_OF_PROOF.get(proof.name, ""), ""),
     }
+
+
+def _captions():
+    return {f.name: f.caption_text for f in figures_mod.figures()}
 
 
 def _has_class_index(proof) -> bool:
@@ -240,4 +248,9 @@ def outputs():
                        {"proofs": tex_proofs, "totals": totals}))
     outs.append(Output("derivations.md", "markdown/derivations.md.jinja",
                        {"proofs": md_proofs, "totals": totals}))
+    for fig in figures_mod.figures():
+        outs.append(Output(f"latex/fig_{fig.name}.tex", "latex/figure.tex.jinja",
+                           {"fig": figures_mod.pgf_context(fig)}))
+        outs.append(Output(f"figures/{fig.name}.svg", "markdown/figure.svg.jinja",
+                           {"fig": figures_mod.svg_context(fig)}))
     return outs
