@@ -197,9 +197,14 @@ def _index_choices(free, Kv, Nv, conds, rng: random.Random):
 class _Draw:
     """Random inputs, drawn lazily and shared by both sides of a claim."""
 
-    def __init__(self, rng, Kv, conds):
-        self.rng, self.Kv, self.vals = rng, Kv, {}
+    def __init__(self, seed, Kv, conds):
+        # every value depends only on (seed, the quantity): the same point for every step of a
+        # proof, so an expression shared by two consecutive steps is evaluated once
+        self.seed, self.Kv, self.vals = seed, Kv, {}
         self.normalised = {base: (pos, fixed) for c in conds for base, pos, fixed in c.sums_to_one}
+
+    def rng(self, *key):
+        return random.Random(zlib.crc32(f"{self.seed}|{key}".encode()))
 
     def indexed(self, base, idx):
         key = (base, idx)
@@ -210,7 +215,8 @@ class _Draw:
                 for c in range(1, self.Kv + 1):
                     other = list(idx)
                     other[pos] = c
-                    vec[(base, tuple(other))] = mpmath.mpf(self.rng.uniform(0.05, 1.0))
+                    vec[(base, tuple(other))] = mpmath.mpf(
+                        self.rng("n", base.name, tuple(other)).uniform(0.05, 1.0))
                 total = mpmath.fsum(vec.values())
                 for kk, v in vec.items():
                     self.vals.setdefault(kk, v / total)
@@ -218,22 +224,23 @@ class _Draw:
                 name = base.name
                 lo, hi = ((0.05, 0.95) if name in ("p", "P") else
                           (0.05, 1.0) if name in ("y", "Y", "w", "ytilde") else (-3.0, 3.0))
-                self.vals[key] = mpmath.mpf(self.rng.uniform(lo, hi))
+                self.vals[key] = mpmath.mpf(self.rng(base.name, idx).uniform(lo, hi))
         return self.vals[key]
 
     def symbol(self, sym):
         if sym not in self.vals:
             name = sym.name
+            rng = self.rng("s", name)
             if sym.is_integer:   # an integer other than an index (the exponent n of 2^n)
-                v = mpmath.mpf(self.rng.randint(-40, 40))
+                v = mpmath.mpf(rng.randint(-40, 40))
             elif name in ("yhat", "sigma"):
-                v = mpmath.mpf(self.rng.uniform(0.05, 0.95))
+                v = mpmath.mpf(rng.uniform(0.05, 0.95))
             elif name == "y":
-                v = mpmath.mpf(self.rng.uniform(0.0, 1.0))
+                v = mpmath.mpf(rng.uniform(0.0, 1.0))
             elif name in ("w_+", "epsilon"):
-                v = mpmath.mpf(self.rng.uniform(0.05, 1.0))
+                v = mpmath.mpf(rng.uniform(0.05, 1.0))
             else:
-                v = mpmath.mpf(self.rng.uniform(-3.0, 3.0))
+                v = mpmath.mpf(rng.uniform(-3.0, 3.0))
             self.vals[sym] = v
         return self.vals[sym]
 
@@ -280,15 +287,36 @@ def _ev(e, env, draw):
 
 def _prepare(expr, defs, conds, lets):
     """Unfold names, apply the conditions' definitions, evaluate derivatives (general K)."""
-    expr = _apply_lets(sp.sympify(expr), lets)
-    bind = {}
-    for c in conds:
-        bind.update(c.bind)
-    expr = m.unfold(_apply_defines(expr.xreplace(bind), conds), defs)
-    return rewrite._derivatives_first(rewrite._series_first(expr))
+    key = (expr, tuple(defs or ()), tuple(id(c) for c in conds), tuple(id(v) for _, v in lets))
+    if key not in _PREPARED:
+        _KEEP.append((conds, lets))   # keeps the ids in the key from being reused
+        e = _apply_lets(sp.sympify(expr), lets)
+        bind = {}
+        for c in conds:
+            bind.update(c.bind)
+        e = m.unfold(_apply_defines(e.xreplace(bind), conds), defs)
+        _PREPARED[key] = rewrite._derivatives_first(rewrite._series_first(e))
+    return _PREPARED[key]
+
+
+_PREPARED: dict = {}
+_VALUES: dict = {}
+_KEEP: list = []
+
+
+def _value(expr, env, seed, Kv, conds):
+    key = (expr, seed, tuple(sorted((str(k_), v) for k_, v in env.items())),
+           tuple(id(c) for c in conds))
+    if key not in _VALUES:
+        _KEEP.append(conds)
+        _VALUES[key] = _ev(expr, env, _Draw(seed, Kv, conds))
+    return _VALUES[key]
 
 
 def _numeric_equal(a, b, conds, defs, seed, lets=()) -> tuple:
+    """Both sides at the same random points: (N, K) pairs with N != K, indices at the low end,
+    the high end and inside their ranges. ``seed`` is the proof's, so consecutive steps share
+    their points (and an expression shared by two steps is evaluated once)."""
     rng = random.Random(seed)
     ea, eb = _prepare(a, defs, conds, lets), _prepare(b, defs, conds, lets)
     free = _free_indices((ea, eb))
@@ -297,8 +325,7 @@ def _numeric_equal(a, b, conds, defs, seed, lets=()) -> tuple:
         for Nv, Kv in NUMERIC_NK:
             for idx in _index_choices(free, Kv, Nv, conds, rng):
                 env = {m.K: Kv, m.N: Nv, rewrite.D: NUMERIC_D, **idx}
-                draw = _Draw(rng, Kv, conds)
-                va, vb = _ev(ea, env, draw), _ev(eb, env, draw)
+                va, vb = _value(ea, env, seed, Kv, conds), _value(eb, env, seed, Kv, conds)
                 if abs(va - vb) > tol * max(1, abs(va), abs(vb)):
                     return False, (f"K={Kv}, N={Nv}, indices {idx}: "
                                    f"{mpmath.nstr(va, 15)} != {mpmath.nstr(vb, 15)}")
@@ -326,14 +353,22 @@ def _conditioned(expr, conds, lets=()):
 
 
 def _apply_rules(rules, expr, lets):
-    for _ in range(6):
-        new = expr
-        for rule in rules:
-            new = R.apply(rule, new, lets)
-        if new == expr:
-            return new
-        expr = new
-    return expr
+    key = (tuple(rules), expr, tuple(id(v) for _, v in lets))
+    if key not in _RULED:
+        _KEEP.append(lets)
+        out = expr
+        for _ in range(6):
+            new = out
+            for rule in rules:
+                new = R.apply(rule, new, lets)
+            if new == out:
+                break
+            out = new
+        _RULED[key] = out
+    return _RULED[key]
+
+
+_RULED: dict = {}
 
 
 def rule_holds(before, after, rules, conds, lets=()) -> bool:
@@ -390,7 +425,7 @@ def verify(proof: Proof) -> dict:
                 sp.srepr(step.expr) == sp.srepr(before_expr):
             raise ProofError(f"{where}: the step repeats the line it follows")
         ok, why = _numeric_equal(before_expr, step.expr, conds, proof.defs,
-                                 seed=zlib.crc32(f"{proof.name}:{index}".encode()), lets=proof.let)
+                                 seed=zlib.crc32(proof.name.encode()), lets=proof.let)
         if not ok:
             raise ProofError(f"{where}: false: the two sides differ at {why}")
         if not _symbolic_equal(before_expr, step.expr, conds, proof.defs, proof.let):

@@ -400,6 +400,48 @@ def _softmax_two_classes():
         sources="seed 001 (eqs. 4--6)")
 
 
+class Sigmoid(sp.Function):
+    """sigma(u) = 1/(1 + e^{-u}), differentiated by the result of the first proof,
+    sigma' = sigma (1 - sigma), so that SymPy keeps the algebra in sigma instead of expanding
+    exponentials (the proof checks that rule against the definition: a side condition)."""
+
+    nargs = 1
+    is_positive = True
+
+    def fdiff(self, argindex=1):
+        return self * (1 - self)
+
+    def definition(self):
+        return 1 / (1 + sp.exp(-self.args[0]))
+
+    def _latex(self, printer):
+        return r"\sigma\left(" + printer._print(self.args[0]) + r"\right)"
+
+    def _symce_plain(self, printer):
+        return "σ(" + printer._print(self.args[0]) + ")"
+
+
+@lru_cache(maxsize=None)
+def _check_sigmoid_rule():
+    """Sigmoid's derivative rule is the derivative of its definition (symbolically and at
+    40 digits at a few points)."""
+    u = sp.Symbol("u", real=True)
+    rule = sp.diff(Sigmoid(u), u).xreplace({Sigmoid(u): Sigmoid(u).definition()})
+    exact = sp.diff(Sigmoid(u).definition(), u)
+    ok = sp.cancel(sp.together(rule - exact)) == 0
+    with mpmath.workdps(40):
+        f = sp.lambdify(u, Sigmoid(u).definition(), "mpmath")
+        g = sp.lambdify(u, rule, "mpmath")
+        worst = max(abs(mpmath.diff(f, x) - g(x)) for x in (-7, -1.5, 0, 0.3, 4))
+    return ok and worst < mpmath.mpf(10) ** -30, \
+        f"d/du 1/(1 + e^-u) = sigma(u)(1 - sigma(u)); numeric difference {mpmath.nstr(worst, 3)}"
+
+
+SIGMOID_RULE = Fact(r"SymPy differentiates $\sigma$ by $\sigma' = \sigma(1 - \sigma)$ "
+                    r"(\S\ref{sec:sigmoid_grad}); checked against the derivative of "
+                    r"$1/(1 + e^{-u})$", _check_sigmoid_rule, "sigmoid derivative rule")
+
+
 def _multilabel_bce():
     sg = sp.IndexedBase("sigma", positive=True)     # sigma_i = sigma(z_i), one per class
     bce_i = Neg(A(M(y[i], sp.log(sg[i])), M(1 - y[i], sp.log(1 - sg[i]))))
@@ -423,7 +465,7 @@ def _multilabel_bce():
             St(A(sg[j], -y[j]), R.ALGEBRA),
         ),
         result=None, defs=(),
-        let=((sg, lambda a: 1 / (1 + sp.exp(-z[a]))),),
+        let=((sg, lambda a: Sigmoid(z[a])),), facts=(SIGMOID_RULE,),
         intro=r"When a sample may belong to several classes at once, each class gets its own "
               r"sigmoid $\sigma_i = \sigma(z_i)$ and its own binary cross-entropy against "
               r"$y_i \in [0, 1]$. Let $L = -\sum_{i=1}^{K} (y_i \log\sigma_i + (1 - y_i)"
@@ -534,8 +576,8 @@ def _batch_logistic():
                        latex=r"\frac{\partial s_n}{\partial w_d} = X_{n,d}")),
         ),
         result=None, defs=(),
-        let=((sg, lambda a: 1 / (1 + sp.exp(-LinearScore(a, W_LIN)))),),
-        facts=(Fact(r"$\frac{\partial}{\partial w_d} \sum_{e=1}^{D} X_{n,e} w_e = X_{n,d}$ "
+        let=((sg, lambda a: Sigmoid(LinearScore(a, W_LIN))),),
+        facts=(SIGMOID_RULE, Fact(r"$\frac{\partial}{\partial w_d} \sum_{e=1}^{D} X_{n,e} w_e = X_{n,d}$ "
                     r"(sifting over $e$, as $1 \le d \le D$)",
                     _check_linear_score, "linear score"),),
         intro=r"Logistic regression on $N$ samples with $D$ features: the rows of "
