@@ -125,8 +125,8 @@ def _show_proof(pr, latex: bool) -> None:
             if heading:
                 print(f"% {heading}")
             print(r"\begin{align*}")
-            for number, lhs, rhs in lines:
-                print(f"{lhs} &= {rhs} && ({number or 'above'}) \\\\")
+            for label, lhs, rhs in lines:
+                print(f"{lhs} &= {rhs} && {label} \\\\")
             print(r"\end{align*}")
             for number, why in reasons:
                 print(f"% ({number}) {why}")

@@ -92,7 +92,8 @@ def _sigmoid():
         ),
         result="sigmoid_grad", defs=(s,), claim=D(s, th),
         intro=r"Let $\sigma(\theta) = \frac{1}{1 + e^{-\theta}}$, the logistic sigmoid, which maps "
-              r"a score $\theta$ to a probability. Then:",
+              r"a score $\theta$ to a probability (the proofs write the score $\theta$ and a "
+              r"predicted probability $\hat{y}$; the kernels' arguments are $x$ and $p$). Then:",
         outro=r"So $\sigma' = \sigma(1 - \sigma)$: the derivative needs only the forward value.",
         sources="seeds 000 and 001")
 
@@ -257,7 +258,8 @@ def _bce():
         ),
         result="binary_cross_entropy_grad", defs=(),
         intro=r"Let $L = -(y \log\hat{y} + (1 - y)\log(1 - \hat{y}))$, the binary cross-entropy of "
-              r"a predicted probability $\hat{y}$ against a target $y \in [0, 1]$. Then:",
+              r"a predicted probability $\hat{y}$ (the kernels' $p$) against a target "
+              r"$y \in [0, 1]$. Then:",
         outro=r"$L' = \frac{\hat{y} - y}{\hat{y}(1 - \hat{y})}$; it is unbounded as $\hat{y} \to 0$ "
               r"or $1$, which is why the kernels on logits (next) are preferred.",
         sources="seeds 000 and 001 (eq. 15)")

@@ -184,11 +184,12 @@ def _blocks(proof, cite_ref):
             blocks.append(("", [], []))
             lhs = proof.lhs
         elif step.block:
-            blocks.append((step.block, [("", proof.lhs, tex(proof.steps[ref].expr))], []))
+            blocks.append((step.block, [(rf"\text{{from ({ref + 1})}}", proof.lhs,
+                                         tex(proof.steps[ref].expr))], []))
             lhs = ""
         else:
             lhs = ""
-        blocks[-1][1].append((number, lhs, tex(step.expr)))
+        blocks[-1][1].append((f"({number})", lhs, tex(step.expr)))
         blocks[-1][2].append((number, reason(step, cite_ref)))
     return blocks
 
