@@ -33,12 +33,13 @@ def _derive(args) -> int:
         return 2
     from .proofs import verification_counts
     counts = verification_counts()
-    total = {key: sum(v[key] for v in counts.values()) for key in ("steps", "rule_verified",
-                                                                   "algebra", "facts")}
-    print(f"verified {len(counts)} proofs: {total['steps']} steps, {total['rule_verified']} "
-          f"checked as applications of their rule and {total['algebra']} as algebra alone "
-          f"({100 * total['rule_verified'] // max(1, total['steps'] - total['algebra'])}% of the "
-          f"steps that are not algebra), {total['facts']} side conditions")
+    total = {key: sum(v[key] for v in counts.values()) for key in next(iter(counts.values()))}
+    checked = total["steps"] - total["definitions"] - total["algebra"]
+    print(f"verified {len(counts)} proofs, {total['steps']} steps: {total['definitions']} opening "
+          f"definitions ({total['definitions_checked']} checked against the engine), "
+          f"{total['rule_verified']} of {checked} rule steps confirmed as applications of their "
+          f"rule, {total['algebra']} algebra steps checked as algebra alone; "
+          f"{total['facts']} side conditions")
     print(f"wrote {len(files)} files under {args.out}")
     return 0
 
@@ -118,7 +119,7 @@ def _show_proof(pr, latex: bool) -> None:
         sp.sympify(s.expr).atoms(sp.Indexed) for s in pr.steps) else "symbolically")
     print(f"  {counts['steps']} steps, each checked {scope}, numerically at 40 digits, and as an "
           f"application of the rule it names ({counts['rule_verified']} by a rule, "
-          f"{counts['algebra']} by algebra alone)")
+          f"{counts['algebra']} by algebra alone, {counts['definitions']} definition)")
     if latex:
         from .lang import latex as L
         for heading, lines, reasons in L._blocks(pr, lambda nm: f"({nm})"):

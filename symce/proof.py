@@ -395,8 +395,8 @@ def verify(proof: Proof) -> dict:
     """
     from . import derive  # late import: derive does not depend on proofs
 
-    counts = {"steps": len(proof.steps), "rule_verified": 0, "algebra": 0,
-              "facts": len(proof.facts)}
+    counts = {"steps": len(proof.steps), "definitions": 0, "definitions_checked": 0,
+              "rule_verified": 0, "algebra": 0, "facts": len(proof.facts)}
     for index in range(len(proof.steps)):
         step = proof.steps[index]
         number = index + 1
@@ -413,16 +413,20 @@ def verify(proof: Proof) -> dict:
         if before_expr is None:   # the first line: the definition being differentiated
             if [r.kind for r in step.rules] != ["definition"]:
                 raise ProofError(f"{head}: the first step must be the definition")
+            counts["definitions"] += 1
             if proof.result is not None:
                 raw = derive.result(proof.result).raw
                 if not _symbolic_equal(step.expr, raw, conds, proof.defs, proof.let):
                     raise ProofError(f"{head}: {sp.sstr(step.expr)} is not the derivative of the "
                                      f"definition ({sp.sstr(raw)})")
-            counts["rule_verified"] += 1
+                counts["definitions_checked"] += 1
             continue
+        if any(r.kind == "definition" for r in step.rules):
+            raise ProofError(f"{head}: only the first line of a proof is its definition")
         where = f"{head}: {sp.sstr(before_expr)}  =  {sp.sstr(step.expr)}"
+        from .lang.text import text   # the line as a reader sees it
         if sp.sympify(step.expr) == sp.sympify(before_expr) or \
-                sp.srepr(step.expr) == sp.srepr(before_expr):
+                text(step.expr) == text(before_expr):
             raise ProofError(f"{where}: the step repeats the line it follows")
         ok, why = _numeric_equal(before_expr, step.expr, conds, proof.defs,
                                  seed=zlib.crc32(proof.name.encode()), lets=proof.let)
