@@ -1,20 +1,28 @@
-"""Stage 3a — proofs: ordered derivation steps, each equality checked by SymPy before export.
+"""Stage 3a — proofs: ordered derivation steps, each checked by SymPy before export.
 
-A :class:`Proof` is a list of :class:`Step` records ``(expr, reason)``.  Step k claims
+A :class:`Proof` is a list of :class:`Step` records ``(expr, rules, note)``.  Step k claims
 ``expr_k = expr_ref`` where ``ref`` is the previous step unless the step names another (a case
-split restarts from the step before the split).  :func:`verify` checks every claim twice:
+split restarts from the step before the split), or ``lhs = expr`` for a step that opens a chain of
+its own.  :func:`verify` checks every claim three ways:
 
-1. **symbolically** for general K — both sides unfolded to the inputs (output symbols replaced by
-   their definitions), derivatives evaluated, sums collapsed with the rules of
-   :mod:`symce.rewrite`, then the difference simplified to 0;
-2. **numerically** — K, the free indices and the case conditions instantiated (K = 3 and K = 5,
-   several index choices), every input drawn at random, both sides evaluated with mpmath at
-   ``DPS`` digits; they must agree to 10^-(DPS-10).
+1. **numerically** — several (N, K) pairs with N != K (:data:`NUMERIC_NK`), the free indices at the
+   low end, the high end and inside their ranges (:data:`symce.rewrite.INDEX_RANGES`), every input
+   drawn at random, both sides evaluated with mpmath at ``DPS`` digits (sums over their concrete
+   ranges, deltas as 0/1, derivatives by SymPy); a difference means the step is **false**;
+2. **symbolically** for general K and N — both sides unfolded to the inputs, derivatives
+   evaluated, sums collapsed with the rules of :mod:`symce.rewrite` (a delta is sifted only over an
+   index known to lie in the sum's range), then the difference simplified to 0; failing that, the
+   step is **not proved** (true at every sampled point, but beyond the checker);
+3. **as an application of its rules** (:mod:`symce.rules`) — the rules applied to both sides,
+   every derivative and sum they did not touch kept opaque, and the rest equal by algebra alone.
 
-A step may carry conditions (:class:`Condition`): a case (i = j, i ≠ j) or an assumption
-(sum_k y_k = 1).  A condition holds from the step that introduces it to the end of its block; the
-checker applies it to both sides.  A failed check raises :class:`ProofError` naming the proof, the
-step number, the reason given and both expressions.
+A step may carry conditions (:class:`Condition`): a case (i = j, i != j) or an assumption
+(sum_k y_k = 1).  A condition holds from the step that introduces it to the end of its block, must
+be named by the step's rules and must be needed there.  A step that prints like the line it follows
+is rejected.  Side claims that are not equalities (an inequality, an exactness property) are
+:class:`Fact` records, computed when the proof is verified.  A failure raises :class:`ProofError`
+naming the proof, the step number (from 1, as the documents number the lines), the rules and both
+expressions.
 """
 from __future__ import annotations
 
@@ -30,7 +38,6 @@ from . import rewrite
 from . import rules as R
 
 DPS = 40
-NUMERIC_K = (3, 5)
 
 
 class ProofError(AssertionError):

@@ -6,8 +6,8 @@ the derivative of the softmax quotient, and ``Sum(...).doit()`` turns
 the few rewrites those results need, each one small and named:
 
 * :func:`collapse_sums` — linearity of ``Sum``, constants out of the sum, and the sifting rule
-  ``sum_{k=1}^{K} delta_{ak} f(k) = f(a)``, valid because **every index lies in 1..K** (the single
-  assumption of this module; the proofs state it).
+  ``sum_{k=lo}^{hi} delta_{ak} f(k) = f(a)``, applied only when ``a`` provably lies in lo..hi:
+  its range (:data:`INDEX_RANGES`: classes 1..K, samples 1..N, features 1..D) lies inside.
 * :func:`canonical_sums` — replace each remaining sum by one symbol per distinct summand, so
   two sums that differ only in the name of the dummy compare equal.
 * :func:`normal_form` / :func:`is_zero` — derivatives evaluated, output symbols unfolded, sums
