@@ -113,7 +113,8 @@ def canonical_sums(expr):
 
 def _split_logs(expr):
     # log(e^a / S) -> a - log(S): all logits are real and every log argument is positive
-    return sp.expand_log(sp.powsimp(expr), force=True)
+    expr = sp.powsimp(expr)
+    return sp.expand_log(expr, force=True) if expr.has(sp.log) else expr
 
 
 def _series_first(expr):

@@ -179,9 +179,13 @@ def _elementary(d, x, lets):
 def _rewrite_derivatives(expr, fn):
     """Replace derivative nodes bottom-up by fn(node) (None: leave the node)."""
     def visit(e):
-        if not e.args:
+        if not e.args or not e.has(sp.Derivative):
             return e
-        new = e.func(*[visit(a) for a in e.args]) if not isinstance(e, sp.Derivative) else e
+        if isinstance(e, sp.Derivative):
+            new = e
+        else:
+            args = [visit(a) for a in e.args]
+            new = e.func(*args) if any(a is not b for a, b in zip(args, e.args)) else e
         if isinstance(new, sp.Derivative):
             x = _one_var(new)
             if x is not None:
