@@ -103,6 +103,8 @@ def repeat_previous(proof, index):
     return dataclasses.replace(proof, steps=tuple(steps))
 
 
+sg, X = sp.IndexedBase("sigma", positive=True), proofs.X_LIN
+d, D = proofs.rewrite_d, proofs.rewrite_D
 x_e, n_e = sp.Symbol("x", real=True), sp.Symbol("n", integer=True)
 r_e, c_hi, c_lo = sp.Symbol("r", real=True), sp.Symbol("C_hi", positive=True), \
     sp.Symbol("C_lo", real=True)
@@ -178,6 +180,23 @@ MUTANTS = [
     ("rule-series-as-linearity", "exp_range_reduction", 8, rules_of(R.LIN), 9),
     # a line that repeats the one before
     ("repeat-line", "softmax_jacobian", 6, repeat_previous, 7),
+    # the seeds' derivations
+    ("drop-logistic-1-over-N", "batch_logistic_regression_grad", 5,
+     expr_of(lambda e: sp.Sum((sg[n] - m.y[n]) * X[n, d], (n, 1, N))), 6),
+    ("index-logistic-X-transposed", "batch_logistic_regression_grad", 5,
+     expr_of(rename(X[n, d], X[d, n])), 6),
+    ("range-logistic-n-to-D", "batch_logistic_regression_grad", 5,
+     expr_of(sum_range((n, 1, N), (n, 1, D))), 6),
+    ("sign-multilabel", "multilabel_binary_cross_entropy_grad", 5,
+     expr_of(lambda e: m.y[j] - sg[j]), 6),
+    ("index-multilabel-softmax-p", "multilabel_binary_cross_entropy_grad", 5,
+     expr_of(lambda e: m.p[j] - m.y[j]), 6),
+    ("delta-multilabel", "multilabel_binary_cross_entropy_grad", 3, expr_of(delta((i, j), (t, j))), 4),
+    ("sign-two-classes", "softmax_two_classes", 1,
+     expr_of(lambda e: 1 / (1 + sp.exp(m.z[1] - m.z[2]))), 2),
+    ("drop-split-exclusion", "softmax_cross_entropy_grad_split", 2,
+     expr_of(drop_factor(1 - sp.KroneckerDelta(i, j))), 3),
+    ("rule-split-as-algebra", "softmax_cross_entropy_grad_split", 2, rules_of(R.ALGEBRA), 3),
 ]
 
 

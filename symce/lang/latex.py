@@ -24,7 +24,8 @@ class ProofPrinter(LatexPrinter):
 
     _NAMES = {"epsilon": r"\varepsilon", "w_+": r"w_{+}", "ytilde": r"\tilde{y}",
               "yhat": r"\hat{y}", "theta": r"\theta", "sigma": r"\sigma", "Srow": "S",
-              "C_hi": r"C_{\mathrm{hi}}", "C_lo": r"C_{\mathrm{lo}}"}
+              "C_hi": r"C_{\mathrm{hi}}", "C_lo": r"C_{\mathrm{lo}}",
+              "sigma_z12": r"\sigma(z_1 - z_2)"}
 
     def __init__(self, order="none"):
         super().__init__({"order": order, "symbol_names": {}})

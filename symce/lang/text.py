@@ -10,7 +10,7 @@ import sympy as sp
 from sympy.printing.str import StrPrinter
 
 _NAMES = {"epsilon": "ε", "w_+": "w₊", "ytilde": "ỹ", "yhat": "ŷ", "theta": "θ", "sigma": "σ",
-          "Srow": "S", "C_hi": "C_hi", "C_lo": "C_lo"}
+          "Srow": "S", "C_hi": "C_hi", "C_lo": "C_lo", "sigma_z12": "σ(z_1 − z_2)"}
 _DELTA_ORDER = ("t", "i", "j", "k", "m", "n")
 
 
