@@ -205,7 +205,8 @@ def main(argv=None) -> int:
     d.set_defaults(func=_derive)
     ls = sub.add_parser("list", help="list kernels and derivations")
     ls.set_defaults(func=_list)
-    sh = sub.add_parser("show", help="show one proof (numbered, checked steps), derivation or kernel")
+    sh = sub.add_parser("show",
+                        help="show one proof (numbered, checked steps), derivation or kernel")
     sh.add_argument("name")
     sh.add_argument("--latex", action="store_true", help="print a proof's steps as LaTeX")
     sh.set_defaults(func=_show)

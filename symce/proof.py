@@ -95,7 +95,7 @@ class Proof:
     sources: str = ""               # which seed articles it follows
     where: tuple = ()               # glossary lines (LaTeX)
     let: tuple = ()                 # ((symbol, definition), ...): names local to this proof
-    facts: tuple = ()               # Fact records: side claims checked by exact or mpmath arithmetic
+    facts: tuple = ()               # Fact records: side claims checked by exact arithmetic
     claim: object = None            # the derivative proved, in output symbols (what others cite)
 
 

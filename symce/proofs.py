@@ -55,7 +55,8 @@ CASE_I_EQ_J = Condition(r"i = j", "i = j", bind={j: i})
 CASE_I_NE_J = Condition(r"i \neq j", "i ≠ j", zero=(delta_ij,), distinct=((i, j),))
 CASE_J_EQ_T = Condition(r"j = t", "j = t", bind={j: t})
 CASE_J_NE_T = Condition(r"j \neq t", "j ≠ t", zero=(delta_tj,), distinct=((j, t),))
-Y_SUMS_TO_ONE = Condition(r"\sum_{i=1}^{K} y_i = 1", "Σ_i y_i = 1 (a one-hot or probability target)",
+Y_SUMS_TO_ONE = Condition(r"\sum_{i=1}^{K} y_i = 1",
+                          "Σ_i y_i = 1 (a one-hot or probability target)",
                           sums_to_one=((y, 0, ()),))
 BATCH_Y_SUMS_TO_ONE = Condition(r"\sum_{k=1}^{K} Y_{m,k} = 1", "Σ_k Y_mk = 1 for every sample m",
                                 sums_to_one=((m.Y, 1, (mm,)),))
@@ -280,8 +281,8 @@ def _sigmoid_bce():
             St(A(s, -yb), R.ALGEBRA, note=r"\sigma(1 - \sigma) \text{ cancels}"),
         ),
         result="sigmoid_binary_cross_entropy_grad", defs=(s,),
-        intro=r"Let $L = -(y \log\sigma + (1 - y)\log(1 - \sigma))$ with $\sigma = \sigma(\theta)$: "
-              r"the binary cross-entropy of the predicted probability $\hat{y} = \sigma(\theta)$. "
+        intro=r"Let $L = -(y \log\sigma + (1 - y)\log(1 - \sigma))$ with "
+              r"$\sigma = \sigma(\theta)$: the binary cross-entropy of the predicted probability $\hat{y} = \sigma(\theta)$. "
               r"Then:",
         outro=r"$\frac{\partial L}{\partial \theta} = \sigma(\theta) - y$: bounded, and the "
               r"unbounded factors of the previous derivation cancel exactly.",
@@ -579,14 +580,15 @@ def _batch_logistic():
         ),
         result=None, defs=(),
         let=((sg, lambda a: Sigmoid(LinearScore(a, W_LIN))),),
-        facts=(SIGMOID_RULE, Fact(r"$\frac{\partial}{\partial w_d} \sum_{e=1}^{D} X_{n,e} w_e = X_{n,d}$ "
+        facts=(SIGMOID_RULE,
+               Fact(r"$\frac{\partial}{\partial w_d} \sum_{e=1}^{D} X_{n,e} w_e = X_{n,d}$ "
                     r"(sifting over $e$, as $1 \le d \le D$)",
                     _check_linear_score, "linear score"),),
         intro=r"Logistic regression on $N$ samples with $D$ features: the rows of "
               r"$X \in \mathbb{R}^{N \times D}$, weights $w \in \mathbb{R}^D$, scores "
               r"$s_n = \sum_{e=1}^{D} X_{n,e} w_e$ and $\sigma_n = \sigma(s_n)$. Let "
-              r"$L(w) = \frac{1}{N}\sum_{n=1}^{N} -(y_n \log\sigma_n + (1 - y_n)\log(1 - \sigma_n))$ "
-              r"(seed 001 eq. 14, seed 000's $L(W)$). Then, for $1 \le d \le D$:",
+              r"$L(w) = \frac{1}{N}\sum_{n=1}^{N} -(y_n \log\sigma_n + "
+              r"(1 - y_n)\log(1 - \sigma_n))$ (seed 001 eq. 14, seed 000's $L(W)$). Then, for $1 \le d \le D$:",
         outro=r"In matrix form $\nabla_w L = \frac{1}{N} X^\top(\sigma(Xw) - y)$. Seed 000 writes "
               r"the batch loss with $y$ in place of $y_n$ in its first term; every sample has its "
               r"own target.",
@@ -617,7 +619,7 @@ def _as_float(text, fmt):
 
 
 def _exact_bits(fmt):
-    """k such that n * C_hi is exact in ``fmt`` for all |n| < 2^k: p minus C_hi's significant bits."""
+    """k such that n * C_hi is exact in ``fmt`` for all |n| < 2^k: p minus C_hi's bits."""
     from fractions import Fraction
     c = CODY_WAITE[fmt]
     hi = Fraction(_as_float(c["hi"], fmt))
@@ -671,7 +673,7 @@ def _check_split(fmt, bound):
 
 
 def _check_reduced_range():
-    """|x - round(x/ln 2) ln 2| <= ln2/2, at random x and at the rounding ties x = (k + 1/2) ln 2."""
+    """|x - round(x/ln 2) ln 2| <= ln2/2, at random x and at the ties x = (k + 1/2) ln 2."""
     import random
     rng = random.Random(7)
     with mpmath.workdps(50):
@@ -693,7 +695,8 @@ def _check_taylor(fmt):
         h = mpmath.log(2) / 2
         bound = 2 * h ** (d + 1) / mpmath.factorial(d + 1)
         if not bound < mpmath.mpf(2) ** -c["p"]:
-            return False, f"{fmt}: degree {d} bound {mpmath.nstr(bound, 3)} is not below 2^-{c['p']}"
+            return False, (f"{fmt}: degree {d} bound {mpmath.nstr(bound, 3)} is not below "
+                           f"2^-{c['p']}")
         worst = 0
         for q in range(-200, 201):
             r = h * q / 200

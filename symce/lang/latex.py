@@ -12,7 +12,6 @@ import sympy as sp
 from sympy.printing.latex import LatexPrinter
 
 from .. import model
-from ..derive import results
 from ..generate import Output
 from .. import proofs as proofs_mod
 from . import figures as figures_mod

@@ -51,7 +51,8 @@ class PlainPrinter(StrPrinter):
         if rest is not None:
             return (f"Σ_{{{self._print(v)}={self._print(lo)}..{self._print(hi)}, "
                     f"{self._print(v)}≠{self._print(other)}}}[{self._print(rest)}]")
-        return f"Σ_{{{self._print(v)}={self._print(lo)}..{self._print(hi)}}}[{self._print(expr.function)}]"
+        bounds = f"{self._print(v)}={self._print(lo)}..{self._print(hi)}"
+        return f"Σ_{{{bounds}}}[{self._print(expr.function)}]"
 
     def _print_Pow(self, expr, rational=False):
         if isinstance(expr.base, (sp.Sum, sp.Derivative)):
