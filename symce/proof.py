@@ -360,18 +360,22 @@ def _conditioned(expr, conds, lets=()):
 
 
 def _apply_rules(rules, expr, lets):
+    """The rules applied in turn until nothing changes: (result, the rules that changed it)."""
     key = (tuple(rules), expr, tuple(id(v) for _, v in lets))
     if key not in _RULED:
         _KEEP.append(lets)
-        out = expr
+        out, used = expr, set()
         for _ in range(6):
             new = out
             for rule in rules:
-                new = R.apply(rule, new, lets)
+                applied = R.apply(rule, new, lets)
+                if applied != new:
+                    used.add(rule)
+                new = applied
             if new == out:
                 break
             out = new
-        _RULED[key] = out
+        _RULED[key] = (out, frozenset(used))
     return _RULED[key]
 
 
@@ -384,10 +388,22 @@ def rule_holds(before, after, rules, conds, lets=()) -> bool:
     Both sides get the rules applied wherever they apply; what the rules did not touch
     (derivatives, sums) stays opaque, and the rest must agree by algebra.
     """
+    return not rule_problems(before, after, rules, conds, lets)
+
+
+def rule_problems(before, after, rules, conds, lets=()) -> str:
+    """'' when ``after`` is ``rules`` applied to ``before``; else what is wrong."""
     a, subs = _conditioned(before, conds, lets)
     b, _ = _conditioned(after, conds, lets)
-    active = [r for r in rules if r.checked]
-    return R.algebra_equal(_apply_rules(active, a, lets), _apply_rules(active, b, lets), subs)
+    active = [r for r in rules if r.checked and r.kind not in ("case", "assumption")]
+    ra, used_a = _apply_rules(active, a, lets)
+    rb, used_b = _apply_rules(active, b, lets)
+    if not R.algebra_equal(ra, rb, subs):
+        return "not an application"
+    # every rule named must do something here (d z_a / d z_b = delta_ab is a closure every
+    # derivative rule uses, so "derivative of a variable" is exempt)
+    idle = [r.words for r in active if r not in used_a | used_b and r.kind != "d_var"]
+    return f"names {', '.join(idle)}, which does not apply here" if idle else ""
 
 
 def _rules_text(step) -> str:
@@ -471,9 +487,12 @@ def verify(proof: Proof) -> dict:
                 ok, why = _numeric_equal(lhs, rhs, conds, proof.defs, seed=index, lets=proof.let)
                 if not ok:
                     raise ProofError(f"{head}: its lemma is false: {why}")
-        if not rule_holds(before_expr, step.expr, step.rules, conds, proof.let):
+        problem = rule_problems(before_expr, step.expr, step.rules, conds, proof.let)
+        if problem == "not an application":
             raise ProofError(f"{where}: the step is not an application of "
                              f"{_rules_text(step)} to the line it follows")
+        if problem:
+            raise ProofError(f"{where}: the step {problem}")
         counts["rule_verified"] += 1
     for fact in proof.facts:
         ok, why = fact.check()

@@ -179,6 +179,9 @@ MUTANTS = [
     ("rule-none", "sigmoid_grad", 3, rules_of(), 4),
     ("rule-definition-mid-proof", "logsumexp_grad", 1, rules_of(R.DEFINITION), 2),
     ("rule-series-as-linearity", "exp_range_reduction", 8, rules_of(R.LIN), 9),
+    ("rule-padded-with-an-unused-rule", "softmax_jacobian", 1, rules_of(R.QUOTIENT, R.D_LOG), 2),
+    ("rule-padded-with-a-citation", "logsumexp_grad", 2,
+     rules_of(R.LIN, R.D_EXP, R.SIFT, R.cite("sigmoid_grad")), 3),
     # a line that repeats the one before
     ("repeat-line", "softmax_jacobian", 6, repeat_previous, 7),
     # the seeds' derivations
