@@ -107,6 +107,17 @@ def _plain_heading(heading: str) -> str:
     return heading
 
 
+def _plain_lhs(tex: str) -> str:
+    """A proof's left-hand side (LaTeX) as plain text: \\frac{\\partial L}{\\partial z_j} -> ∂L/∂z_j."""
+    import re
+    for a, b in ((r"\hat{y}", "ŷ"), (r"\log", "log "), (r"\sum_k", "Σ_k "), (r"\sigma", "σ"),
+                 (r"\theta", "θ"), (r"\partial", "∂"), (",", "")):
+        tex = tex.replace(a, b)
+    tex = re.sub(r"([_^])\{([^{}]*)\}", r"\1\2", tex)              # z_{k} -> z_k, e^{z_k} -> e^z_k
+    tex = re.sub(r"\\frac\{([^{}]*)\}\{([^{}]*)\}", r"\1/\2 ", tex)
+    return " ".join(tex.replace("∂ ", "∂").split())
+
+
 def _show_proof(pr, latex: bool) -> None:
     import sympy as sp
 
@@ -136,6 +147,8 @@ def _show_proof(pr, latex: bool) -> None:
             ref = step.ref if step.ref is not None else index - 1
             if step.block:
                 print(f"  {_plain_heading(step.block)}:")
+            if index == 0 and step.lhs is None:
+                print(f"  {_plain_lhs(pr.lhs)}")
             if step.lhs is not None:
                 print(f"  {text(step.lhs)}")
             elif step.block and index:

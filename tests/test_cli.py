@@ -49,6 +49,13 @@ def test_show_prints_every_proof_with_numbered_checked_steps(capsys):
         assert "\\" not in body and "$" not in body, pr.name   # words, not LaTeX
 
 
+def test_show_states_what_is_derived(capsys):
+    assert cli.main(["show", "softmax_jacobian"]) == 0
+    assert "\n  ∂p_i/∂z_j\n  (1) = ∂/∂z_j[" in capsys.readouterr().out
+    assert cli.main(["show", "binary_cross_entropy_grad"]) == 0
+    assert "\n  ∂L/∂ŷ\n" in capsys.readouterr().out
+
+
 def test_show_rules_and_assumptions_in_words(capsys):
     assert cli.main(["show", "softmax_jacobian"]) == 0
     out = capsys.readouterr().out
