@@ -603,13 +603,22 @@ C_HI = sp.Symbol("C_hi", positive=True)
 C_LO = sp.Symbol("C_lo", real=True)
 LN2 = sp.log(2)
 
-# Cody-Waite splits of ln 2 (float32: Cephes, float64: fdlibm). C_hi has few significant bits, so
-# n * C_hi is exact for every |n| < 2^k; C_lo carries the rest of ln 2.
+# Cody-Waite splits of ln 2.  float64: the kernels' own (symce.approx.cody_waite on main): C_hi is
+# ln 2 truncated to 32 significant bits, C_lo = ln 2 - C_hi rounded (the fdlibm pair); float32: the
+# Cephes pair, for an evaluation in single precision.  C_hi has few significant bits, so n * C_hi
+# is exact for every |n| < 2^k; C_lo carries the rest of ln 2.
+def _truncated_ln2(bits: int) -> tuple:
+    with mpmath.workdps(60):
+        ln2 = mpmath.log(2)
+        hi = mpmath.floor(ln2 * 2 ** bits) / 2 ** bits     # exact in a double: 32 bits
+        return repr(float(hi)), repr(float(ln2 - hi))
+
+
+_HI64, _LO64 = _truncated_ln2(32)
 CODY_WAITE = {
-    # precision p, C_hi, C_lo (as the kernels' floating-point constants), Taylor degree, |n| used
+    # precision p, C_hi, C_lo (as the floating-point constants), Taylor degree, |n| needed
     "float32": dict(p=24, hi="0.693359375", lo="-2.12194440e-4", degree=7, n_max=150),
-    "float64": dict(p=53, hi="6.93147180369123816490e-01", lo="1.90821492927058770002e-10",
-                    degree=13, n_max=1075),
+    "float64": dict(p=53, hi=_HI64, lo=_LO64, degree=13, n_max=1075),
 }
 
 
