@@ -7,7 +7,10 @@ as an opaque symbol, and asks whether what is left agrees by algebra alone.  So 
 must be the quotient rule applied to a marked, unevaluated derivative; calling it the product rule
 leaves ``d(1/v)`` where the step has ``dv`` and is rejected.
 
-"algebra" steps (rearranging, cancelling, log and exp laws) are checked for equality only.
+"algebra" steps (rearranging, cancelling, log and exp laws) are checked as algebra alone: the same
+comparison with no rule applied, so an algebra step may not evaluate a derivative, collapse a sum or
+unfold a name.  Every rule a step names must change something there (no padding), except
+"derivative of a variable" (d z_a / d z_b = delta_ab), a closure every derivative rule uses.
 """
 from __future__ import annotations
 
@@ -47,14 +50,14 @@ class Rule:
 KINDS = {
     "definition": "definition",
     "substitute": "substitution",
-    "linearity": "linearity",
+    "linearity": "linearity",            # of derivatives and of sums
     "product": "product rule",
     "quotient": "quotient rule",
     "chain": "chain rule",
     "d_exp": "derivative of exp",
     "d_log": "derivative of log",
     "d_var": "derivative of a variable",
-    "sifting": "sifting property of the Kronecker delta",
+    "sifting": "sifting property of the Kronecker delta",   # sum_k delta_ak f(k) = f(a), a in range
     "case": "case",
     "assumption": "assumption",
     "cite": "result of",
@@ -273,8 +276,8 @@ def _cite_table(rule):
     return lhs.xreplace(ren), rhs.xreplace(ren)
 
 
-def _unify_indices(pattern_free, pat, node, candidates):
-    """Index maps sending the pattern's free indices to the node's, trying every assignment."""
+def _index_maps(pattern_free, candidates):
+    """Every map sending the cited claim's free indices to indices of the node."""
     import itertools
     for combo in itertools.product(candidates, repeat=len(pattern_free)):
         yield dict(zip(pattern_free, combo))
@@ -286,7 +289,7 @@ def _cite(d, x, lets, rule):
                   key=sp.default_sort_key)
     cands = sorted({s for s in d.free_symbols if s.is_integer}, key=sp.default_sort_key)
     target = None
-    for mp in _unify_indices(free, lhs, d, cands):
+    for mp in _index_maps(free, cands):
         cand = lhs.xreplace(mp)
         if _one_var(cand) != x:    # cheap test first: the variable must match
             continue
