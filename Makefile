@@ -1,7 +1,7 @@
 # symce — the two set-up commands are `make install` and `make test`.
 PYTHON ?= python3
 PIP ?= $(PYTHON) -m pip
-APT_PACKAGES = octave texlive-latex-base texlive-latex-recommended
+APT_PACKAGES = octave texlive-latex-base texlive-latex-recommended texlive-pictures latexmk
 
 .PHONY: install install-python install-tools derive check-generated pdf test test-asan accuracy bench clean
 
@@ -10,11 +10,12 @@ install: install-python install-tools
 install-python:
 	$(PIP) install --quiet -e '.[test,parity]'
 
-# Octave runs the MATLAB tests; pdflatex builds the proofs' PDF. Debian/Ubuntu only, needs root
+# Octave runs the MATLAB tests; pdflatex (with latexmk and pgfplots) builds the proofs' PDF. Debian/Ubuntu only, needs root
 # (or sudo); elsewhere install them by hand — the tests that need them skip with a reason.
 install-tools:
-	@if command -v octave-cli >/dev/null && command -v pdflatex >/dev/null; then \
-	  echo "octave-cli and pdflatex already installed"; \
+	@if command -v octave-cli >/dev/null && command -v pdflatex >/dev/null && \
+	    command -v latexmk >/dev/null && kpsewhich pgfplots.sty >/dev/null; then \
+	  echo "octave-cli, pdflatex, latexmk and pgfplots already installed"; \
 	elif command -v apt-get >/dev/null; then \
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 	  $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
@@ -29,10 +30,10 @@ derive:
 check-generated:
 	$(PYTHON) -m symce derive --check
 
+# latexmk reruns pdflatex until the contents and references settle; fails on an overfull line,
+# an undefined reference or a table of contents that does not match the pages
 pdf: derive
-	cd generated/latex && pdflatex -interaction=nonstopmode -halt-on-error symce_derivations.tex >/dev/null && \
-	  pdflatex -interaction=nonstopmode -halt-on-error symce_derivations.tex >/dev/null && \
-	  echo "generated/latex/symce_derivations.pdf"
+	$(PYTHON) -m symce.pdf generated/latex
 
 test:
 	$(PYTHON) -m pytest -q
@@ -48,4 +49,5 @@ bench:
 	$(PYTHON) bench/speed.py $(if $(filter 1 yes true,$(QUICK)),--quick)
 
 clean:
-	rm -rf build *.egg-info .pytest_cache generated/latex/*.aux generated/latex/*.log generated/latex/*.out generated/latex/*.pdf generated/latex/*.toc
+	rm -rf build *.egg-info .pytest_cache generated/latex/*.aux generated/latex/*.log generated/latex/*.out generated/latex/*.pdf generated/latex/*.toc \
+	  generated/latex/*.fls generated/latex/*.fdb_latexmk

@@ -1,7 +1,8 @@
 """The ``symce`` command line (also ``python -m symce``).
 
   symce list                 the kernels and the derivations
-  symce show NAME            a derivation (closed form, assumptions) or a kernel (formula, slots)
+  symce show NAME [--latex]  a proof (numbered, checked steps, rules in words), a derivation
+                             (closed form, assumptions) or a kernel (formula, slots)
   symce derive [--check]     verify every proof and (re)generate generated/, or compare with it
 """
 from __future__ import annotations
@@ -30,38 +31,164 @@ def _derive(args) -> int:
     except ProofError as err:
         print(f"symce: a derivation step does not hold: {err}", file=sys.stderr)
         return 2
-    print(f"verified every derivation; wrote {len(files)} files under {args.out}")
+    from .proofs import verification_counts
+    counts = verification_counts()
+    total = {key: sum(v[key] for v in counts.values()) for key in next(iter(counts.values()))}
+    checked = total["steps"] - total["definitions"] - total["algebra"]
+    print(f"verified {len(counts)} proofs, {total['steps']} steps: {total['definitions']} opening "
+          f"definitions ({total['definitions_checked']} checked against the engine), "
+          f"{total['rule_verified']} of {checked} rule steps confirmed as applications of their "
+          f"rule, {total['algebra']} algebra steps checked as algebra alone; "
+          f"{total['facts']} side conditions")
+    print(f"wrote {len(files)} files under {args.out}")
     return 0
 
 
 def _list(args) -> int:
     from .derive import results
     from .kernels import registry
+    from .proofs import proofs
     print("kernels:")
     for kern in registry().values():
         print(f"  {kern.name:34s} {kern.formula}")
-    print("derivations:")
-    for res in results().values():
-        print(f"  {res.name:44s} {res.spec.title}")
+    print("proofs (symce show NAME prints the numbered, checked steps):")
+    written = set()
+    for pr in proofs():
+        written.add(pr.name)
+        print(f"  {pr.name:44s} {_plain_heading(pr.title)}")
+    rest = [res for res in results().values() if res.name not in written]
+    if rest:
+        print("closed forms without a written proof (symce show NAME):")
+        for res in rest:
+            print(f"  {res.name:44s} {res.spec.title}")
     return 0
+
+
+def _definition_words(name, lets) -> str:
+    """'p_a = exp(z_a)/S': what a substitution put in, in plain text."""
+    import sympy as sp
+
+    from . import model
+    from .lang.text import text
+    for sym, value in lets:
+        if sym == name:
+            return f"{text(sym)} = {text(value)}"
+    if isinstance(name, sp.IndexedBase):
+        a = sp.Symbol("a", integer=True)
+        return f"{text(name[a])} = {text(model._INDEXED_DEFS[name](a))}"
+    if name in model._SCALAR_DEFS:
+        return f"{text(name)} = {text(model._SCALAR_DEFS[name])}"
+    return text(name)
+
+
+def step_words(step, lets=()) -> str:
+    """A step's justification in words: its rules, what was substituted, the case or assumption."""
+    from .lang.text import text
+    parts = []
+    for rule in step.rules:
+        if rule.kind == "substitute":
+            parts.append("substitute " + ", ".join(_definition_words(nm, lets)
+                                                    for nm in rule.names))
+        elif rule.kind in ("case", "assumption"):
+            word = "case" if rule.kind == "case" else "assume"
+            parts.append(word + " " + ", ".join(c.words or c.latex for c in step.given))
+        elif rule.kind == "cite" and rule.lemma:
+            lhs, rhs = rule.lemma
+            parts.append(f"lemma {text(lhs)} = {text(rhs)} (checked)")
+        else:
+            parts.append(rule.words)
+    return ", ".join(parts)
+
+
+def _plain_heading(heading: str) -> str:
+    for tex, plain in ((r"\neq", "≠"), (r"\varepsilon", "ε"), ("--", "–"), ("$", ""),
+                       ("  ", " ")):
+        heading = heading.replace(tex, plain)
+    return heading
+
+
+def _plain_lhs(tex: str) -> str:
+    """A proof's left-hand side (LaTeX) as plain text: \\frac{\\partial L}{\\partial z_j} -> ∂L/∂z_j."""
+    import re
+    for a, b in ((r"\hat{y}", "ŷ"), (r"\log", "log "), (r"\sum_k", "Σ_k "), (r"\sigma", "σ"),
+                 (r"\theta", "θ"), (r"\partial", "∂"), (",", "")):
+        tex = tex.replace(a, b)
+    tex = re.sub(r"([_^])\{([^{}]*)\}", r"\1\2", tex)              # z_{k} -> z_k, e^{z_k} -> e^z_k
+    tex = re.sub(r"\\frac\{([^{}]*)\}\{([^{}]*)\}", r"\1/\2 ", tex)
+    return " ".join(tex.replace("∂ ", "∂").split())
+
+
+def _show_proof(pr, latex: bool) -> None:
+    import sympy as sp
+
+    from .derive import DISPLAY, results
+    from .lang.text import text
+    from .proof import verify
+    counts = verify(pr)     # every step checked before a line is printed
+    print(f"{pr.name}: {_plain_heading(pr.title)}")
+    scope = ("symbolically for general K and N" if any(
+        sp.sympify(s.expr).atoms(sp.Indexed) for s in pr.steps) else "symbolically")
+    print(f"  {counts['steps']} steps, each checked {scope}, numerically at 40 digits, and as an "
+          f"application of the rule it names ({counts['rule_verified']} by a rule, "
+          f"{counts['algebra']} by algebra alone, {counts['definitions']} definition)")
+    if latex:
+        from .lang import latex as L
+        for heading, lines, reasons in L._blocks(pr, lambda nm: f"({nm})"):
+            if heading:
+                print(f"% {heading}")
+            print(r"\begin{align*}")
+            for label, lhs, rhs in lines:
+                print(f"{lhs} &= {rhs} && {label} \\\\")
+            print(r"\end{align*}")
+            for number, why in reasons:
+                print(f"% ({number}) {why}")
+    else:
+        for index, step in enumerate(pr.steps):
+            ref = step.ref if step.ref is not None else index - 1
+            if step.block:
+                print(f"  {_plain_heading(step.block)}:")
+            if index == 0 and step.lhs is None:
+                print(f"  {_plain_lhs(pr.lhs)}")
+            if step.lhs is not None:
+                print(f"  {text(step.lhs)}")
+            elif step.block and index:
+                print(f"       = {text(pr.steps[ref].expr)}   (from step {ref + 1})")
+            words = step_words(step, pr.let) or "definition"
+            print(f"  ({index + 1:d}) = {text(step.expr)}")
+            print(f"        [{words}]")
+    for fact in pr.facts:
+        ok, detail = fact.check()
+        print(f"  checked: {fact.name}: {detail}")
+    if pr.result:
+        res = results()[pr.result]
+        print(f"  closed form: {DISPLAY[pr.result].text}")
+        if res.assumptions:
+            print(f"  without the assumption: {text(res.general)}")
+            for a in res.assumptions:
+                print(f"  assumes: {a.words or a.text}")
 
 
 def _show(args) -> int:
     import sympy as sp
 
-    from .derive import results
+    from .derive import DISPLAY, results
     from .kernels import registry
+    from .lang.text import text
+    from .proofs import by_name
     name = args.name
     found = False
-    if name in results():
+    if name in by_name():
+        _show_proof(by_name()[name], args.latex)
+        found = True
+    elif name in results():
         res = results()[name]
         print(f"{res.spec.title}  ({res.name})")
-        print(f"  d/d{sp.sstr(res.spec.wrt)} of {sp.sstr(res.spec.definition)}")
-        print(f"  closed form: {sp.sstr(res.closed)}")
+        print(f"  d/d{text(res.spec.wrt)} of {text(res.spec.definition)}")
+        print(f"  closed form: {DISPLAY[name].text if name in DISPLAY else text(res.closed)}")
         if res.assumptions:
-            print(f"  without the assumption: {sp.sstr(res.general)}")
+            print(f"  without the assumption: {text(res.general)}")
             for a in res.assumptions:
-                print(f"  assumes: {a.text}")
+                print(f"  assumes: {a.words or a.text}")
         found = True
     if name in registry():  # a kernel may share its name with the derivation it evaluates
         kern = registry()[name]
@@ -75,7 +202,8 @@ def _show(args) -> int:
         found = True
     if found:
         return 0
-    print(f"symce: no kernel or derivation named {name!r}; see `symce list`", file=sys.stderr)
+    print(f"symce: no kernel, proof or derivation named {name!r}; see `symce list`",
+          file=sys.stderr)
     return 2
 
 
@@ -90,8 +218,10 @@ def main(argv=None) -> int:
     d.set_defaults(func=_derive)
     ls = sub.add_parser("list", help="list kernels and derivations")
     ls.set_defaults(func=_list)
-    sh = sub.add_parser("show", help="show one kernel or derivation")
+    sh = sub.add_parser("show",
+                        help="show one proof (numbered, checked steps), derivation or kernel")
     sh.add_argument("name")
+    sh.add_argument("--latex", action="store_true", help="print a proof's steps as LaTeX")
     sh.set_defaults(func=_show)
     args = parser.parse_args(argv)
     return args.func(args)

@@ -32,16 +32,19 @@ class Assumption:
     name: str
     replace: tuple          # ((expression, value), ...)
     text: str               # LaTeX, e.g. r"\sum_k y_k = 1"
+    words: str = ""         # plain text, for `symce show`
 
 
 TARGET_IS_DISTRIBUTION = Assumption(
     "target_sums_to_one",
     ((SUM_Y, 1),),
-    r"\sum_{k=1}^{K} y_k = 1 \text{ (} y \text{ is a one-hot or probability vector)}")
+    r"\sum_{k=1}^{K} y_k = 1 \text{ (} y \text{ is a one-hot or probability vector)}",
+    "Σ_k y_k = 1 (y is a one-hot or probability vector)")
 BATCH_TARGET_IS_DISTRIBUTION = Assumption(
     "batch_target_sums_to_one",
     ((SUM_Y_BATCH, 1),),
-    r"\sum_{k=1}^{K} Y_{m,k} = 1 \text{ for every sample } m")
+    r"\sum_{k=1}^{K} Y_{m,k} = 1 \text{ for every sample } m",
+    "Σ_k Y_mk = 1 for every sample m")
 
 
 @dataclass(frozen=True)
@@ -147,3 +150,50 @@ def result(name: str) -> Result:
     if name not in table:
         raise KeyError(f"no derivation named {name!r}; known: {', '.join(sorted(table))}")
     return table[name]
+
+
+# ----------------------------------------------------------------------------------------------
+# One display form per closed form: the one people write.  The documents, `symce show` and the
+# README table all use these; tests check each equals the engine's closed form and that the README
+# table shows the same text.
+# ----------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Display:
+    expr: sp.Expr       # kept as written (unevaluated), for the LaTeX printer
+    text: str           # plain text, as the README and `symce show` print it
+
+
+def _M(*a):
+    return sp.Mul(*a, evaluate=False)
+
+
+def _A(*a):
+    return sp.Add(*a, evaluate=False)
+
+
+def _over(num, den):
+    return _M(num, sp.Pow(den, -1, evaluate=False))
+
+
+_d_ij, _d_tj = sp.KroneckerDelta(m.i, m.j), sp.KroneckerDelta(m.t, m.j)
+DISPLAY = {
+    "sigmoid_grad": Display(_M(m.s, _A(1, -m.s)), "σ(1 − σ)"),
+    "softmax_jacobian": Display(_M(m.p[m.i], _A(_d_ij, -m.p[m.j])), "p_i(δ_ij − p_j)"),
+    "log_softmax_jacobian": Display(_A(_d_ij, -m.p[m.j]), "δ_ij − p_j"),
+    "logsumexp_grad": Display(m.p[m.j], "p_j"),
+    "cross_entropy_grad": Display(_M(-1, _over(m.y[m.j], m.p[m.j])), "−y_j / p_j"),
+    "cross_entropy_label_grad": Display(_A(m.p[m.j], -_d_tj), "p_j − δ_tj"),
+    "softmax_cross_entropy_grad": Display(_A(m.p[m.j], -m.y[m.j]), "p_j − y_j"),
+    "binary_cross_entropy_grad": Display(
+        _over(_A(m.yhat, -m.y_bin), _M(m.yhat, _A(1, -m.yhat))), "(ŷ − y) / (ŷ(1 − ŷ))"),
+    "weighted_binary_cross_entropy_grad": Display(
+        _over(_A(_M(_A(1, -m.y_bin), m.yhat), -_M(m.pos_weight, m.y_bin, _A(1, -m.yhat))),
+              _M(m.yhat, _A(1, -m.yhat))),
+        "((1 − y)ŷ − w₊ y(1 − ŷ)) / (ŷ(1 − ŷ))"),
+    "sigmoid_binary_cross_entropy_grad": Display(_A(m.s, -m.y_bin), "σ − y"),
+    "sigmoid_weighted_binary_cross_entropy_grad": Display(
+        _A(_M(_A(1, -m.y_bin), m.s), -_M(m.pos_weight, m.y_bin, _A(1, -m.s))),
+        "(1 − y)σ − w₊ y(1 − σ)"),
+    "batch_softmax_cross_entropy_grad": Display(
+        _over(_A(m.P[m.m, m.j], -m.Y[m.m, m.j]), m.N), "(P_mj − Y_mj) / N"),
+}

@@ -6,8 +6,8 @@ the derivative of the softmax quotient, and ``Sum(...).doit()`` turns
 the few rewrites those results need, each one small and named:
 
 * :func:`collapse_sums` — linearity of ``Sum``, constants out of the sum, and the sifting rule
-  ``sum_{k=1}^{K} delta_{ak} f(k) = f(a)``, valid because **every index lies in 1..K** (the single
-  assumption of this module; the proofs state it).
+  ``sum_{k=lo}^{hi} delta_{ak} f(k) = f(a)``, applied only when ``a`` provably lies in lo..hi:
+  its range (:data:`INDEX_RANGES`: classes 1..K, samples 1..N, features 1..D) lies inside.
 * :func:`canonical_sums` — replace each remaining sum by one symbol per distinct summand, so
   two sums that differ only in the name of the dummy compare equal.
 * :func:`normal_form` / :func:`is_zero` — derivatives evaluated, output symbols unfolded, sums
@@ -16,9 +16,46 @@ the few rewrites those results need, each one small and named:
 """
 from __future__ import annotations
 
+from functools import lru_cache
+
 import sympy as sp
 
 from . import model
+
+
+# The range of every index symbol the model uses: classes 1..K, samples 1..N.  Sifting a sum over
+# a range applies only to an index whose range is known to lie inside it.
+# D and d, e: the features of a linear layer (the batch logistic regression).
+D = sp.Symbol("D", integer=True, positive=True)
+d, e = sp.symbols("d e", integer=True, positive=True)
+INDEX_RANGES = {
+    model.i: (sp.Integer(1), model.K), model.j: (sp.Integer(1), model.K),
+    model.k: (sp.Integer(1), model.K), model.t: (sp.Integer(1), model.K),
+    model.m: (sp.Integer(1), model.N), model.n: (sp.Integer(1), model.N),
+    d: (sp.Integer(1), D), e: (sp.Integer(1), D),
+}
+
+
+def delta_idempotent(expr):
+    """delta_ab^k = delta_ab for k >= 1 (a Kronecker delta is 0 or 1)."""
+    return expr.replace(lambda x: x.is_Pow and isinstance(x.base, sp.KroneckerDelta)
+                        and x.exp.is_integer and x.exp.is_positive, lambda x: x.base)
+
+
+def _def_nonneg(expr) -> bool:
+    """True when ``expr`` is provably >= 0 (an integer difference of the range bounds)."""
+    expr = sp.expand(expr)
+    return bool(expr.is_nonnegative) or (expr.is_Integer and expr >= 0)
+
+
+def index_in_range(index, lo, hi) -> bool:
+    """Whether ``index`` provably lies in lo..hi: its own range (from INDEX_RANGES) is inside."""
+    if index.is_Integer:
+        return _def_nonneg(index - lo) and _def_nonneg(hi - index)
+    if index not in INDEX_RANGES:
+        return False
+    ilo, ihi = INDEX_RANGES[index]
+    return _def_nonneg(ilo - lo) and _def_nonneg(hi - ihi)
 
 
 def _collapse_one(total: sp.Sum):
@@ -36,8 +73,8 @@ def _collapse_one(total: sp.Sum):
         if deltas:
             delta = deltas[0]
             other = delta.args[1] if delta.args[0] == idx else delta.args[0]
-            if idx not in other.free_symbols:
-                # sifting: the index `other` lies in lo..hi by the module's range assumption
+            if idx not in other.free_symbols and index_in_range(other, lo, hi):
+                # sifting: sum_{k=lo}^{hi} delta_{ak} f(k) = f(a), as a lies in lo..hi
                 result += const * (dep / delta).xreplace({idx: other})
                 continue
         result += const * sp.Sum(dep, (idx, lo, hi))
@@ -76,7 +113,23 @@ def canonical_sums(expr):
 
 def _split_logs(expr):
     # log(e^a / S) -> a - log(S): all logits are real and every log argument is positive
-    return sp.expand_log(sp.powsimp(expr), force=True)
+    expr = sp.powsimp(expr)
+    return sp.expand_log(expr, force=True) if expr.has(sp.log) else expr
+
+
+def _series_first(expr):
+    """Evaluate sums to infinity (power series SymPy knows in closed form, e.g. e^r)."""
+    return expr.replace(lambda e: isinstance(e, sp.Sum) and e.limits[0][2] == sp.oo, _series_doit)
+
+
+@lru_cache(maxsize=64)
+def _series_doit(total):
+    (v, lo, hi), = total.limits
+    if lo == 0:   # sum_k a^k / k! = e^a, the series that defines exp (SymPy's doit is slow)
+        base = sp.powsimp(total.function * sp.factorial(v))
+        if isinstance(base, sp.Pow) and base.exp == v and v not in base.base.free_symbols:
+            return sp.exp(base.base)
+    return total.doit()
 
 
 def _derivatives_first(expr):
@@ -92,8 +145,10 @@ def normal_form(expr, substitutions=None, defs=None):
     canonicalised, so it can name a sum (e.g. sum_k y_k -> 1) or a delta (delta_ij -> 0).
     """
     expr = model.unfold(sp.sympify(expr), defs)
+    expr = _series_first(expr)
     expr = _derivatives_first(expr)
-    expr = collapse_sums(_split_logs(expr))
+    expr = collapse_sums(delta_idempotent(sp.expand(_split_logs(expr), power_exp=False)))
+    expr = _summands_canonical(_merge_sums(expr))
     expr, _ = canonical_sums(expr)
     if substitutions:
         subs = {}
@@ -104,22 +159,82 @@ def normal_form(expr, substitutions=None, defs=None):
     return expr
 
 
-def is_zero(expr) -> bool:
-    """Decide expr == 0 for the expressions the derivations produce (no Sum/Derivative left)."""
+_MERGE = sp.Dummy("m", integer=True)
+
+
+def _merge_sums(expr):
+    """c1 sum_v f(v) + c2 sum_u g(u) over the same range -> one sum of c1 f + c2 g (linearity,
+    backwards), so summands that only add up to a simple form get the chance to."""
+    def merge(add):
+        groups, rest = {}, []
+        for term in add.args:
+            coeff, sums = term.as_coeff_mul()
+            found = [f for f in sp.Mul.make_args(term) if isinstance(f, sp.Sum)
+                     and len(f.limits) == 1]
+            if len(found) != 1:
+                rest.append(term)
+                continue
+            total = found[0]
+            v, lo, hi = total.limits[0]
+            c = term / total
+            if v in c.free_symbols or _MERGE in c.free_symbols:
+                rest.append(term)
+                continue
+            groups.setdefault((lo, hi), []).append(c * total.function.xreplace({v: _MERGE}))
+        if not any(len(fs) > 1 for fs in groups.values()):
+            return add
+        merged = []
+        for (lo, hi), fs in groups.items():
+            if len(fs) > 1:
+                merged.append(sp.Sum(sp.Add(*fs), (_MERGE, lo, hi)))
+            else:   # a lone sum keeps its coefficient outside (an assumption may name it)
+                c, f = fs[0].as_independent(_MERGE, as_Add=False)
+                merged.append(c * sp.Sum(f, (_MERGE, lo, hi)))
+        return sp.Add(*rest, *merged)
+    return expr.replace(lambda e: isinstance(e, sp.Add), merge)
+
+
+def _summands_canonical(expr):
+    """Each remaining sum with its summand in a canonical rational form (innermost first), so
+    two sums whose summands differ only by algebra get the same symbol."""
+    def canon(total):
+        if len(total.limits) != 1:
+            return total
+        f = delta_idempotent(sp.expand(total.function, power_exp=False))
+        # inner sums stay whole (cancel would turn exp(-sum) into 1/product)
+        inner = {s_: sp.Dummy() for s_ in f.atoms(sp.Sum)}
+        f = sp.cancel(sp.together(f.xreplace(inner)))
+        return sp.Sum(f.xreplace({v: k_ for k_, v in inner.items()}), *total.limits)
+    return expr.replace(lambda e: isinstance(e, sp.Sum), canon)
+
+
+def is_zero(expr, quick=False) -> bool:
+    """Decide expr == 0 for the expressions the derivations produce (no Sum/Derivative left);
+    ``quick`` skips the slow ``simplify`` (for checks expected to fail)."""
     if expr == 0:
         return True
-    e = sp.expand(_split_logs(expr))
+    e = delta_idempotent(sp.expand(_split_logs(expr)))
     if e == 0:
         return True
     e = sp.cancel(sp.together(e))
     if e == 0:
         return True
-    return sp.simplify(e) == 0
+    return False if quick else sp.simplify(e) == 0
 
 
-def equal(a, b, substitutions=None, defs=None) -> bool:
-    """Symbolic equality of two derivation steps under the range assumption and `substitutions`."""
-    return is_zero(normal_form(a, substitutions, defs) - normal_form(b, substitutions, defs))
+def equal(a, b, substitutions=None, defs=None, quick=False) -> bool:
+    """Symbolic equality of two derivation steps under `substitutions`; sums collapse only over
+    indices known to lie in their range."""
+    subs = tuple(sorted((substitutions or {}).items(), key=lambda kv: sp.default_sort_key(kv[0])))
+    defs = tuple(defs) if defs is not None else None
+    return is_zero(_normal_form_cached(sp.sympify(a), subs, defs)
+                   - _normal_form_cached(sp.sympify(b), subs, defs), quick)
+
+
+@lru_cache(maxsize=2048)
+def _normal_form_cached(expr, subs, defs):
+    """normal_form, remembered: consecutive steps share a side."""
+    return normal_form(expr, dict(subs) or None, defs)
 
 
 def in_output_symbols(expr):

@@ -179,3 +179,24 @@ def test_scalar_closed_forms_numeric(name):
             raw = res.raw.xreplace(vals).evalf(50)
             closed = res.closed.xreplace(vals).evalf(50)
         assert abs(raw - closed) <= sp.Float(10) ** -40 * max(1, abs(raw)), (name, vals)
+
+
+# ---- one display form per closed form (issue 9) --------------------------------------------------
+@pytest.mark.parametrize("name", sorted(derive.DISPLAY))
+def test_display_form_is_the_closed_form(name):
+    shown = derive.DISPLAY[name].expr.doit()
+    assert sp.simplify(shown - R[name].closed) == 0, name
+
+
+def test_every_closed_form_has_a_display_form():
+    assert set(derive.DISPLAY) == set(R)
+
+
+def test_readme_table_shows_the_display_forms():
+    from pathlib import Path
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
+    start = readme.index("| derivative | closed form found by symce |")
+    table = readme[start:readme.index("\n\n", start)]
+    for name, disp in derive.DISPLAY.items():
+        assert disp.text in table, f"README table drifted from the display form of {name}: " \
+                                   f"{disp.text!r}"

@@ -12,8 +12,9 @@ import sympy as sp
 from sympy.printing.latex import LatexPrinter
 
 from .. import model
-from ..derive import results
 from ..generate import Output
+from .. import proofs as proofs_mod
+from . import figures as figures_mod
 from ..proofs import verified_proofs
 
 
@@ -21,7 +22,9 @@ class ProofPrinter(LatexPrinter):
     """LaTeX for derivation steps, as written."""
 
     _NAMES = {"epsilon": r"\varepsilon", "w_+": r"w_{+}", "ytilde": r"\tilde{y}",
-              "yhat": r"\hat{y}", "theta": r"\theta", "sigma": r"\sigma", "Srow": "S"}
+              "yhat": r"\hat{y}", "theta": r"\theta", "sigma": r"\sigma", "Srow": "S",
+              "C_hi": r"C_{\mathrm{hi}}", "C_lo": r"C_{\mathrm{lo}}",
+              "sigma_z12": r"\sigma(z_1 - z_2)"}
 
     def __init__(self, order="none"):
         super().__init__({"order": order, "symbol_names": {}})
@@ -31,6 +34,24 @@ class ProofPrinter(LatexPrinter):
             return self._NAMES[expr.name]
         return super()._print_Symbol(expr, style=style)
 
+    def _print_log(self, expr, exp=None):
+        if expr.args[0].is_Integer:  # ln 2, as the numerical literature writes it
+            tex = r"\ln " + self._print(expr.args[0])
+            return tex if exp is None else r"\left(" + tex + r"\right)^{" + exp + "}"
+        return super()._print_log(expr, exp)
+
+    def _print_Sum(self, expr):
+        rest, other = _excluded(expr)
+        if rest is None:
+            return super()._print_Sum(expr)
+        (v, lo, hi), = expr.limits
+        body = self._print(rest)
+        if isinstance(rest, sp.Add):
+            body = r"\left(" + body + r"\right)"
+        return (r"\sum_{\substack{" + self._print(v) + "=" + self._print(lo) + r"\\ "
+                + self._print(v) + r" \neq " + self._print(other) + "}}^{" + self._print(hi)
+                + "} " + body)
+
     def _print_IndexedBase(self, expr):
         return self._NAMES.get(expr.name, expr.name)
 
@@ -38,8 +59,12 @@ class ProofPrinter(LatexPrinter):
         base = self._print(expr.base)
         return base + "_{" + ",".join(self._print(i) for i in expr.indices) + "}"
 
+    _DELTA_ORDER = ("t", "i", "j", "k", "m", "n")   # one order everywhere: delta_ij, delta_tj
+
     def _print_KroneckerDelta(self, expr, exp=None):
-        i, j = (self._print(a) for a in expr.args)
+        args = sorted(expr.args, key=lambda a: (self._DELTA_ORDER.index(str(a))
+                                                if str(a) in self._DELTA_ORDER else 99, str(a)))
+        i, j = (self._print(a) for a in args)
         sep = "," if len(i) > 1 or len(j) > 1 else ""
         tex = r"\delta_{" + i + sep + j + "}"
         return tex if exp is None else tex + "^{" + exp + "}"
@@ -80,6 +105,22 @@ class ProofPrinter(LatexPrinter):
         return out
 
 
+def _excluded(total):
+    """Sum_v (1 - delta_{v,o}) f(v) -> (f, o): the sum over v != o, as it is printed."""
+    (v, _lo, _hi), = total.limits
+    if not isinstance(total.function, sp.Mul):
+        return None, None
+    for k_, a in enumerate(total.function.args):
+        if isinstance(a, sp.Add) and len(a.args) == 2 and 1 in a.args:
+            other = [x for x in a.args if x != 1][0]
+            if other.could_extract_minus_sign() and isinstance(-other, sp.KroneckerDelta) \
+                    and v in (-other).args:
+                o = [x for x in (-other).args if x != v][0]
+                rest = total.function.args[:k_] + total.function.args[k_ + 1:]
+                return sp.Mul(*rest, evaluate=False) if len(rest) > 1 else rest[0], o
+    return None, None
+
+
 _PRINTER = ProofPrinter()              # steps: terms in the order they were written
 _CANONICAL = ProofPrinter(order=None)  # closed forms: SymPy's usual order (p_j - y_j)
 
@@ -102,24 +143,64 @@ def tidy(expr):
     return expr
 
 
-def _blocks(proof):
-    """[(heading, [(lhs, rhs, reason)])] — strings only, for the templates."""
-    blocks = [("", [(proof.lhs, tex(proof.steps[0].expr), proof.steps[0].reason)])]
-    for index, step in enumerate(proof.steps[1:], start=1):
+def reason(step, cite_ref) -> str:
+    """The justification of a step as text with inline math: its rules in words, what was
+    substituted, the case or assumption, and the step's note."""
+    parts = []
+    for rule in step.rules:
+        if rule.kind == "definition":
+            continue
+        if rule.kind == "substitute":
+            parts.append("substitute " + (f"${rule.latex}$" if rule.latex else rule.words))
+        elif rule.kind in ("case", "assumption"):
+            word = "case" if rule.kind == "case" else "assume"
+            parts.append(word + " " + ", ".join(f"${c.latex}$" for c in step.given))
+        elif rule.kind == "cite" and rule.cite:
+            parts.append("the result " + cite_ref(rule.cite))
+        elif rule.kind == "cite":
+            parts.append("lemma" + (f" ${rule.latex}$" if rule.latex else ""))
+        else:
+            parts.append(rule.words)
+    text = ", ".join(parts)
+    if step.reason:   # one math span per comma-separated part, so a long note can wrap
+        note = ", ".join(f"${part}$" for part in step.reason.split(r",\ "))
+        text += (": " if text else "") + note
+    if not text:
+        text = "definition"
+    return text[0].upper() + text[1:]
+
+
+def _blocks(proof, cite_ref):
+    """[(heading, [(number, lhs, rhs)], [(number, reason)])]: strings only, for the templates.
+    Steps are numbered from 1, as in the checker's messages."""
+    blocks = []
+    for index, step in enumerate(proof.steps):
+        number = str(index + 1)
         ref = step.ref if step.ref is not None else index - 1
-        if step.block:
-            restate = [(proof.lhs, tex(proof.steps[ref].expr), r"\text{from above}")]
-            if step.given:
-                restate[0] = (proof.lhs, restate[0][1], restate[0][2] + r",\ " +
-                              r",\ ".join(c.latex for c in step.given))
-            blocks.append((step.block, restate))
-        blocks[-1][1].append(("", tex(step.expr), step.reason))
+        if step.lhs is not None:   # a chain with its own left-hand side
+            blocks.append((step.block, [], []))
+            lhs = tex(step.lhs)
+        elif index == 0:
+            blocks.append(("", [], []))
+            lhs = proof.lhs
+        elif step.block:
+            blocks.append((step.block, [(rf"\text{{from ({ref + 1})}}", proof.lhs,
+                                         tex(proof.steps[ref].expr))], []))
+            lhs = ""
+        else:
+            lhs = ""
+        blocks[-1][1].append((f"({number})", lhs, tex(step.expr)))
+        blocks[-1][2].append((number, reason(step, cite_ref)))
     return blocks
 
 
-def _context(proof):
+def _title(name):
+    return {p.name: p.title for p in proofs_mod.proofs()}[name]
+
+
+def _context(proof, cite_ref):
     glossary = [d.meaning for d in model.DEFINITIONS if d.symbol in proof.defs]
-    closed = results()[proof.result].closed if proof.result else None
+    closed = display_form(proof.result) if proof.result else None
     return {
         "name": proof.name,
         "title": proof.title,
@@ -127,17 +208,50 @@ def _context(proof):
         "outro": proof.outro,
         "sources": proof.sources,
         "glossary": glossary,
-        "blocks": _blocks(proof),
-        "closed": tex(tidy(closed), canonical=True) if closed is not None else "",
+        "blocks": _blocks(proof, cite_ref),
+        "closed": closed or "",
         "lhs": proof.lhs,
+        "facts": [f.latex for f in proof.facts],
         "steps": len(proof.steps),
+        "scalar": not _has_class_index(proof),
+        "figure": figures_mod.FIGURE_OF_PROOF.get(proof.name, ""),
+        "figure_caption": _captions().get(figures_mod.FIGURE_OF_PROOF.get(proof.name, ""), ""),
     }
 
 
+def _captions():
+    return {f.name: f.caption_text for f in figures_mod.figures()}
+
+
+def _has_class_index(proof) -> bool:
+    """Whether the proof is about vectors (indices) rather than scalars."""
+    return any(sp.sympify(s.expr).atoms(sp.Indexed) for s in proof.steps)
+
+
+def display_form(name) -> str:
+    """The closed form as people write it (symce.derive.DISPLAY), in LaTeX."""
+    from ..derive import DISPLAY
+    return tex(DISPLAY[name].expr, canonical=False)
+
+
 def outputs():
-    proofs = [_context(p) for p in verified_proofs()]
-    outs = [Output(f"latex/{p['name']}.tex", "latex/proof.tex.jinja", {"proof": p}) for p in proofs]
+    verified = verified_proofs()
+    counts = proofs_mod.verification_counts()
+    latex_ref = lambda name: rf"(\S\ref{{sec:{name}}})"            # noqa: E731
+    md_ref = lambda name: f"([{_title(name)}](#{name}))"           # noqa: E731
+    tex_proofs = [_context(p, latex_ref) for p in verified]
+    md_proofs = [_context(p, md_ref) for p in verified]
+    totals = {key: sum(c[key] for c in counts.values()) for key in next(iter(counts.values()))}
+    totals["proofs"] = len(verified)
+    outs = [Output(f"latex/{p['name']}.tex", "latex/proof.tex.jinja", {"proof": p})
+            for p in tex_proofs]
     outs.append(Output("latex/symce_derivations.tex", "latex/symce_derivations.tex.jinja",
-                       {"proofs": proofs}))
-    outs.append(Output("derivations.md", "markdown/derivations.md.jinja", {"proofs": proofs}))
+                       {"proofs": tex_proofs, "totals": totals}))
+    outs.append(Output("derivations.md", "markdown/derivations.md.jinja",
+                       {"proofs": md_proofs, "totals": totals}))
+    for fig in figures_mod.figures():
+        outs.append(Output(f"latex/fig_{fig.name}.tex", "latex/figure.tex.jinja",
+                           {"fig": figures_mod.pgf_context(fig)}))
+        outs.append(Output(f"figures/{fig.name}.svg", "markdown/figure.svg.jinja",
+                           {"fig": figures_mod.svg_context(fig)}))
     return outs
