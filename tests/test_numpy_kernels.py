@@ -712,4 +712,5 @@ def test_shared_exp_is_the_stable_forms():
             shared = eval(pr.doprint(numpy_backend.shared_exp(f)), env)
             direct = eval(pr.doprint(f.stable()), env)
             np.testing.assert_array_equal(shared, direct, err_msg=str(f))
-    assert not numpy_backend.shared_exp(sigmoid(x)).has(sp.Max)
+    assert not any(numpy_backend.shared_exp(f(s * x)).has(sp.exp)   # only E = exp(-|x|)
+               for f in (sigmoid, softplus) for s in (1, -1))

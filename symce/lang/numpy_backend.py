@@ -569,12 +569,14 @@ _L = sp.Symbol("L", real=True)   # log1p(exp(-|x|)), shared by softplus(x) and s
 def shared_exp(expr):
     """softplus(+-x) and sigmoid(+-x) through their stable forms, on one E = exp(-|x|):
     softplus(t) = max(t, 0) + log1p(E) (log1p(E) named L), and sigmoid(t) = exp(min(t, 0)) / (1 + E)
-    with exp(min(t, 0)) = E where t < 0, else 1 (the same bits: exp(x) = exp(-|x|) for x < 0;
-    a NaN x gives 1 / (1 + NaN))."""
+    with exp(min(t, 0)) = E where t < 0, else 1: max(E, [t >= 0]) (the same bits: exp(x) is
+    exp(-|x|) for x < 0; a NaN x gives NaN)."""
     x = kr.x
     expr = expr.replace(lambda f: isinstance(f, (softplus, sigmoid)), lambda f: f.stable())
-    expr = expr.xreplace({sp.exp(-clamp_min(-x, 0)): sp.Piecewise((_E, x < 0), (1, True)),
-                          sp.exp(-clamp_min(x, 0)): sp.Piecewise((_E, x > 0), (1, True))})
+    # exp(min(+-x, 0)) is E or 1, and E <= 1: max(E, [+-x >= 0]) selects it exactly (NaN too)
+    expr = expr.xreplace({
+        sp.exp(-clamp_min(-x, 0)): sp.Max(_E, sp.Piecewise((1, x >= 0), (0, True))),
+        sp.exp(-clamp_min(x, 0)): sp.Max(_E, sp.Piecewise((1, x <= 0), (0, True)))})
     expr = expr.xreplace({sp.exp(-sp.Abs(x)): _E})
     return expr.xreplace({log1p(_E): _L})
 

@@ -64,6 +64,12 @@ def line(code, reads=(), cond=""):
     return Step("line", code=code, reads=tuple(reads), cond=cond)
 
 
+def _indicator(expr) -> bool:
+    """Piecewise((1, cond), (0, True))."""
+    return isinstance(expr, sp.Piecewise) and len(expr.args) == 2 and expr.args[0].expr == 1 \
+        and expr.args[1].expr == 0 and expr.args[1].cond is sp.true
+
+
 def _count(expr, name) -> int:
     """How often the symbol ``name`` is read by the emitted code of ``expr`` (mul0 reads its first
     argument twice: the product, then the zero test)."""
@@ -117,12 +123,21 @@ class InplaceEmitter:
             arg = self.emit(expr.args[0], dest, alias)
             self.lines.append(f"np.{UFUNCS[type(expr)]}({arg}, out={dest})")
             return dest
+        if _indicator(expr):   # Piecewise((1, c), (0, True)) is the boolean array c itself
+            return self.code(expr.args[0].cond)
         if isinstance(expr, (clamp_min, sp.Max)):
             fixed = [a for a in expr.args if not self.varies(a)]
-            moving = [a for a in expr.args if self.varies(a)]
-            if len(moving) != 1:
-                raise ValueError(f"in-place max needs one block argument: {expr}")
-            self._op("maximum", self.emit(moving[0], dest, alias), self.code(fixed[0]), dest)
+            moving = self._first([("max", a) for a in expr.args if self.varies(a)], alias)
+            if len(expr.args) != 2:
+                raise ValueError(f"in-place max of two arguments only: {expr}")
+            acc = self.emit(moving[0][1], dest, alias)
+            if fixed:
+                other, tmp = self.code(fixed[0]), None
+            else:
+                other, tmp = self._operand(moving[1][1], dest, alias, first=False)
+            self._op("maximum", acc, other, dest)
+            if tmp is not None:
+                self.release(tmp)
             return dest
         if isinstance(expr, mul0):
             a, b = expr.args
