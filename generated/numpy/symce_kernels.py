@@ -460,13 +460,19 @@ def _srest_at(e, at, em1_a, e_a, ones=None):
 
 
 def _zero_where(values, factor):
-    """``values`` set to exactly 0 where ``factor`` is 0 (mul0, in place)."""
-    np.copyto(values, 0.0, where=np.equal(factor, 0))
+    """``values`` (the product factor * b) set to exactly 0 where ``factor`` is 0 (mul0, in
+    place): the product already is 0 there unless it is NaN (0 * inf, 0 * NaN), so only NaN
+    entries are looked at (a masked copy over the block is many times slower)."""
+    nan = np.isnan(values)
+    if nan.any():
+        values[nan & np.equal(np.broadcast_to(factor, values.shape), 0)] = 0
 
 
 def _zero_where_not_finite(err, s):
     """TwoSum's error set to 0 where the sum ``s`` is not finite (as _two_sum_err)."""
-    np.copyto(err, 0.0, where=~np.isfinite(s))
+    bad = ~np.isfinite(s)
+    if bad.any():
+        err[bad] = 0
 
 
 def _nan_rows(rows, srest):
