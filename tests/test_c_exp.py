@@ -29,7 +29,7 @@ WRAPPER = textwrap.dedent("""\
     void t_exp_f32(size_t n, const double *x, double *out)
     { for (size_t i = 0; i < n; ++i) out[i] = symce_exp_for_f32(x[i]); }
     void t_log1p01_f32(size_t n, const double *x, double *out)
-    { for (size_t i = 0; i < n; ++i) out[i] = symce_log1p01_for_f32(x[i]); }
+    { for (size_t i = 0; i < n; ++i) out[i] = symce_log1p_s_for_f32(x[i] / (2 + x[i])); }
     void t_log1p_f32(size_t n, const double *x, double *out)
     { for (size_t i = 0; i < n; ++i) out[i] = symce_log1p_for_f32(x[i]); }
     int t_fast_fma(void)

@@ -163,14 +163,13 @@ static inline double symce_exp_for_f32(double x)
 }
 
 /*
- * log1p(v) for v in [0, 1], in double for the float kernels: 2 s Q(s^2), s = v / (2 + v);
+ * log1p(v) for v in [0, 1], in double for the float kernels, given s = v / (2 + v): 2 s Q(s^2);
  * Q ~ atanh(s)/s of degree 6 in s^2, minimax relative error 2^-38.4 (Remez, mpmath);
  * measured 2^-38.4 relative against mpmath on 1405 arguments, with and without FMA; NaN -> NaN.
  */
-static inline double symce_log1p01_for_f32(double v)
+static inline double symce_log1p_s_for_f32(double s)
 {
-    const double s = v / (2 + v);  /* log1p(v) = 2 atanh(s), s in [0, 1/3] */
-    const double u = s * s;
+    const double u = s * s;  /* log1p(v) = 2 atanh(s) */
     double q = 0x1.be17dd905286fp-4;
     q = SYMCE_FMA(q, u, 0x1.5f422e0f7979cp-4);
     q = SYMCE_FMA(q, u, 0x1.c8b9e281c4296p-4);
@@ -226,7 +225,8 @@ static inline double symce_mul0_for_f32(double a, double b)
 /* log(1 + exp(t)) without overflow */
 static inline double symce_softplus_for_f32(double t)
 {
-    return symce_clamp_min_for_f32(t, 0) + symce_log1p01_for_f32(symce_exp_for_f32(-fabs(t)));
+    const double v = symce_exp_for_f32(-fabs(t));
+    return symce_log1p_s_for_f32(v/(v + 2)) + symce_clamp_min_for_f32(t, 0);
 }
 
 /* 1 / (1 + exp(-t)) as (t >= 0 ? 1 : v) / (1 + v), v = exp(-|t|): one exponential, no overflow, about an ULP for every t */
@@ -1652,7 +1652,7 @@ int symce_sigmoid_binary_cross_entropy_f32(size_t n, size_t k, const float *rest
                 const double y = target[b0 + l];
                 const double w = wb[l];
                 const double v = symce_exp_for_f32(-fabs(xv));
-                const double l1p = symce_log1p01_for_f32(v);
+                const double l1p = symce_log1p_s_for_f32(v/(v + 2));
                 loss[b0 + l] = (float)(w*(pw*y*(l1p + symce_clamp_min_for_f32(-xv, 0)) + (1 - y)*(l1p + symce_clamp_min_for_f32(xv, 0))));
             }
         } else {
@@ -1663,7 +1663,7 @@ int symce_sigmoid_binary_cross_entropy_f32(size_t n, size_t k, const float *rest
                 const double y = target[b0 + l];
                 const double w = wb[l];
                 const double v = symce_exp_for_f32(-fabs(xv));
-                const double l1p = symce_log1p01_for_f32(v);
+                const double l1p = symce_log1p_s_for_f32(v/(v + 2));
                 terms[l] = w*(pw*y*(l1p + symce_clamp_min_for_f32(-xv, 0)) + (1 - y)*(l1p + symce_clamp_min_for_f32(xv, 0)));
             }
             symce_accumulate_f32(&total, &tcomp, symce_pairwise_sum(terms, len));
@@ -1762,8 +1762,9 @@ int symce_sigmoid_binary_cross_entropy_with_grad_f32(size_t n, size_t k,
                 const double y = target[b0 + l];
                 const double w = wb[l];
                 const double v = symce_exp_for_f32(-fabs(xv));
-                const double l1p = symce_log1p01_for_f32(v);
-                const double r = 1.0/(v + 1);
+                const double d = 1/((v + 1)*(v + 2));
+                const double r = d*(v + 2);
+                const double l1p = symce_log1p_s_for_f32(d*v*(v + 1));
                 grad[b0 + l] = (float)((w*(-pw*r*y*symce_select(xv <= 0, 1, v) + r*(1 - y)*symce_select(xv >= 0, 1, v))) * scale);
                 loss[b0 + l] = (float)(w*(pw*y*(l1p + symce_clamp_min_for_f32(-xv, 0)) + (1 - y)*(l1p + symce_clamp_min_for_f32(xv, 0))));
             }
@@ -1775,8 +1776,9 @@ int symce_sigmoid_binary_cross_entropy_with_grad_f32(size_t n, size_t k,
                 const double y = target[b0 + l];
                 const double w = wb[l];
                 const double v = symce_exp_for_f32(-fabs(xv));
-                const double l1p = symce_log1p01_for_f32(v);
-                const double r = 1.0/(v + 1);
+                const double d = 1/((v + 1)*(v + 2));
+                const double r = d*(v + 2);
+                const double l1p = symce_log1p_s_for_f32(d*v*(v + 1));
                 grad[b0 + l] = (float)((w*(-pw*r*y*symce_select(xv <= 0, 1, v) + r*(1 - y)*symce_select(xv >= 0, 1, v))) * scale);
                 terms[l] = w*(pw*y*(l1p + symce_clamp_min_for_f32(-xv, 0)) + (1 - y)*(l1p + symce_clamp_min_for_f32(xv, 0)));
             }

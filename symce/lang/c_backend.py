@@ -117,6 +117,17 @@ def vectorised(cdtype: str) -> bool:
     return CTYPES[cdtype]["approx"] is not None
 
 
+class _log1p_s(sp.Function):  # noqa: N801 - printed as the float kernels' helper
+    """log1p(v) given s = v/(2 + v): 2 atanh(s) (symce_log1p_s_for_f32)."""
+
+    nargs = 1
+
+
+def _log1p_by_s(expr):
+    """log1p(a) -> log1p_s(a/(2 + a)): the float kernels' log1p on [0, 1] takes s."""
+    return expr.replace(lambda e: isinstance(e, log1p), lambda e: _log1p_s(e.args[0] / (2 + e.args[0])))
+
+
 class _isfinite(BooleanFunction):  # noqa: N801 - printed as C's isfinite
     """isfinite(v): the condition of the TwoSum helper."""
 
@@ -209,8 +220,7 @@ def _helper_defs(cdtype: str):
                       "max(x, lo), propagating NaN in x (fmax would drop it)"),
         "mul0": (("a", "b"), [], sp.Piecewise((0, sp.Eq(a, 0)), (a * b, True)),
                  "a * b, exactly 0 when a == 0 (even if b is infinite)"),
-        "softplus": (("t",), [], softplus(t).stable().replace(sp.Max, _nan_keeping_max),
-                     "log(1 + exp(t)) without overflow"),
+        "softplus": _softplus_def(cdtype, t),
         "sigmoid": sig,
         "two_sum_err": (("a", "b"), steps,
                         sp.Piecewise((err_sym, _isfinite(s_sym)), (0, True)),
@@ -219,11 +229,21 @@ def _helper_defs(cdtype: str):
     }
 
 
+def _softplus_def(cdtype: str, t):
+    """softplus(t) = max(t, 0) + log1p(exp(-|t|)); the float kernels name v = exp(-|t|) and take
+    log1p(v) from symce's polynomial, given s = v/(2 + v)."""
+    doc = "log(1 + exp(t)) without overflow"
+    stable = softplus(t).stable().replace(sp.Max, _nan_keeping_max)
+    if CTYPES[cdtype]["approx"] != "f32":
+        return (("t",), [], stable, doc)
+    v = sp.Symbol("v", positive=True)
+    return (("t",), [(v, sp.exp(-sp.Abs(t)))], clamp_min(t, 0) + _log1p_s(v / (2 + v)), doc)
+
+
 def _helper_functions(cdtype: str, fn: str) -> dict:
-    """Printer overrides for one helper: the float kernels' softplus takes log1p(exp(-|t|)) from
-    symce's polynomial on [0, 1]."""
-    if fn == "softplus" and CTYPES[cdtype]["approx"] == "f32":
-        return {"log1p": helper_name("log1p01", cdtype)}
+    """Printer overrides for one helper (the float kernels' log1p on [0, 1], see _log1p_s)."""
+    if CTYPES[cdtype]["approx"] == "f32":
+        return {"_log1p_s": helper_name("log1p_s", cdtype)}
     return {}
 
 
@@ -320,22 +340,22 @@ def _log1p_row_helper(cdtype: str) -> dict:
             "doc": doc, "lines": lines}
 
 
-def _log1p01_helper(cdtype: str) -> dict:
-    """symce_log1p01_<sfx>: log1p(v) for v in [0, 1] (the softplus of the sigmoid losses)."""
+def _log1p_s_helper(cdtype: str) -> dict:
+    """symce_log1p_s_<sfx>: log1p(v) for v in [0, 1] (the softplus of the sigmoid losses), given
+    s = v/(2 + v) in [0, 1/3]: the caller forms s, so it can share the division."""
     fit = approx.log1p_approximation(CTYPES[cdtype]["approx"])
     coeffs = fit.coefficients
-    lines = ["const double s = v / (2 + v);  /* log1p(v) = 2 atanh(s), s in [0, 1/3] */",
-             "const double u = s * s;",
+    lines = ["const double u = s * s;  /* log1p(v) = 2 atanh(s) */",
              f"double q = {_hexf(coeffs[-1])};"]
     lines += [f"q = SYMCE_FMA(q, u, {_hexf(c)});" for c in reversed(coeffs[:-1])]
     lines.append("return (s + s) * q;")
-    doc = [f"log1p(v) for v in [0, 1], in double for the {DTYPES_FOR[cdtype]} kernels: "
-           "2 s Q(s^2), s = v / (2 + v);",
+    doc = [f"log1p(v) for v in [0, 1], in double for the {DTYPES_FOR[cdtype]} kernels, given "
+           "s = v / (2 + v): 2 s Q(s^2);",
            f"Q ~ atanh(s)/s of degree {fit.degree} in s^2, minimax relative error "
            f"2^{math.log2(fit.approx_error):.1f} (Remez, mpmath);",
            f"measured 2^{math.log2(fit.eval_rel_error):.1f} relative against mpmath on "
            f"{fit.eval_points} arguments, with and without FMA; NaN -> NaN."]
-    return {"signature": f"static inline double {helper_name('log1p01', cdtype)}(double v)",
+    return {"signature": f"static inline double {helper_name('log1p_s', cdtype)}(double s)",
             "doc": doc, "lines": lines}
 
 
@@ -864,8 +884,7 @@ def _printed_slots(kern, cdtype):
             exprs, lets = _shared_exponential(exprs, cdtype)
         names = dict(LOCAL_NAMES, **{sym.name: sym.name for sym, _ in lets})
         # log1p(v) of v = exp(-|x|) in [0, 1]: the float kernels' polynomial for that interval
-        pr = CPrinter(cdtype, names, {"log1p": helper_name("log1p01", cdtype)}
-                      if lets and CTYPES[cdtype]["approx"] == "f32" else None)
+        pr = CPrinter(cdtype, names, _helper_functions(cdtype, "bce"))
         out["lets"] = [{"name": sym.name, "expr": pr.doprint(val)} for sym, val in lets]
         out.update({name: pr.doprint(e) for name, e in exprs.items()})
     return out
@@ -888,9 +907,16 @@ def _shared_exponential(exprs, cdtype):
            sigmoid(-x): sp.Piecewise((1, sp.GreaterThan(-x, 0)), (v, True)) * r}
     out = {name: e.xreplace(sub) for name, e in exprs.items()}
     lets = [(v, sp.exp(-sp.Abs(x)))]
-    if any(e.has(lp) for e in out.values()):
-        lets.append((lp, log1p(v)))
-    if any(e.has(r) for e in out.values()):
+    need_lp, need_r = (any(e.has(sym) for e in out.values()) for sym in (lp, r))
+    if CTYPES[cdtype]["approx"] == "f32" and need_lp and need_r:
+        # one division for both: d = 1/((1 + v)(2 + v)), r = (2 + v) d, s = v/(2 + v) = v (1 + v) d
+        # (three roundings in s instead of one: 2^-51 relative, invisible in a float)
+        d = sp.Symbol("d", positive=True)
+        lets += [(d, 1 / ((1 + v) * (2 + v))), (r, (2 + v) * d), (lp, _log1p_s(v * (1 + v) * d))]
+        return out, lets
+    if need_lp:
+        lets.append((lp, log1p(v) if CTYPES[cdtype]["approx"] != "f32" else _log1p_by_s(log1p(v))))
+    if need_r:
         lets.append((r, 1 / (1 + v)))
     return out, lets
 
@@ -971,7 +997,7 @@ def _helper_sections():
             raw.append(_exp_helper(cdt))
             wanted = {h["name"] for h in _helpers(cdt, used)}
             if CTYPES[cdt]["approx"] == "f32" and helper_name("softplus", cdt) in wanted:
-                raw.append(_log1p01_helper(cdt))
+                raw.append(_log1p_s_helper(cdt))
             if CTYPES[cdt]["approx"] == "f32":
                 raw.append(_log1p_row_helper(cdt))
         out.append({"T": CTYPES[cdt]["T"], "role": f" for the {DTYPES_FOR[cdt]} kernels",
