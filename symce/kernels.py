@@ -108,6 +108,21 @@ class Kernel:
     def is_loss(self):
         return self.family in ("ce_probs", "ce_logits", "bce")
 
+    @property
+    def closed_form(self):
+        """The derivation's closed form as every document displays it (derive.DISPLAY), or None."""
+        shown = derive.DISPLAY.get(self.derivation) if self.derivation else None
+        return shown.text if shown is not None else None
+
+    @property
+    def doc_formula(self):
+        """The formula for the kernels' documentation, with the proved closed form where there is
+        one, in the one display form the proofs, README and `symce show` use."""
+        closed = self.closed_form
+        if closed is None:
+            return self.formula
+        return f"{self.formula}  [proof {self.derivation}: {closed}]"
+
 
 # ----------------------------------------------------------------------------------------------
 # Slots, each built from the engine or the model.

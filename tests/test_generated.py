@@ -77,3 +77,18 @@ def test_latex_uses_only_standard_packages(fresh):
     for rel, text in fresh.items():
         if rel.endswith(".tex"):
             assert r"\mathbb{1}" not in text, rel  # renders a wrong glyph without bbm fonts
+
+
+def test_kernel_docs_show_the_proved_closed_forms():
+    """Every kernel that evaluates a derivation shows its closed form in the one display form
+    (derive.DISPLAY) in all three languages' documentation."""
+    from symce import kernels as kr
+    root = ROOT / "generated"
+    header = (root / "c" / "symce.h").read_text()
+    module = (root / "numpy" / "symce_kernels.py").read_text()
+    for kern in kr.registry().values():
+        if kern.closed_form is None:
+            continue
+        tag = f"[proof {kern.derivation}: {kern.closed_form}]"
+        assert tag in header and tag in module, kern.name
+        assert tag in (root / "matlab" / f"symce_{kern.name}.m").read_text(), kern.name

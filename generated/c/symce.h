@@ -101,7 +101,7 @@ int symce_sigmoid_f32(size_t count, const float *restrict x, float *restrict out
 /*
  * symce_sigmoid_grad_f32: Derivative of the sigmoid, elementwise.
  *
- *     sigma'(x) = sigma(x) (1 - sigma(x))
+ *     sigma'(x) = sigma(x) (1 - sigma(x))  [proof sigmoid_grad: σ(1 − σ)]
  *   computed as (x = the element):
  *     out = sigmoid(-x)*sigmoid(x)
  *   sigmoid(t) = 1/(1 + exp(-t)), evaluated as exp(min(t, 0))/(1 + exp(-|t|)).
@@ -171,7 +171,7 @@ int symce_log_softmax_f32(size_t n, size_t k, const float *restrict z, float *re
 /*
  * symce_logsumexp_f32: Log of the sum of exponentials along the class axis.
  *
- *     lse = log sum_j exp(z_j)
+ *     lse = log sum_j exp(z_j)  [proof logsumexp_grad: p_j]
  *   computed as (z = the logit; shift = the row max (0 if not finite), a = its index; Srest = S -
  *     1 = sum_{j != a} e_j + em1_a):
  *     zs = -shift + z
@@ -198,7 +198,7 @@ int symce_logsumexp_f32(size_t n, size_t k, const float *restrict z, float *rest
 /*
  * symce_softmax_jacobian_f32: Jacobian of the softmax, one K x K matrix per row.
  *
- *     J_ij = p_i (delta_ij - p_j)
+ *     J_ij = p_i (delta_ij - p_j)  [proof softmax_jacobian: p_i(δ_ij − p_j)]
  *   computed as (z = the logit; shift = the row max (0 if not finite), a = its index; Srest = S -
  *     1 = sum_{j != a} e_j + em1_a; p_i, p_j, pc_i = p, p, pc of classes i, j; delta = Kronecker
  *     delta_ij):
@@ -229,7 +229,7 @@ int symce_softmax_jacobian_f32(size_t n, size_t k, const float *restrict z, floa
 /*
  * symce_softmax_vjp_f32: Vector-Jacobian product of the softmax, without J.
  *
- *     (J^T g)_j = p_j (g_j - <g, p>)
+ *     (J^T g)_j = p_j (g_j - <g, p>)  [proof softmax_jacobian: p_i(δ_ij − p_j)]
  *   computed as (z = the logit; shift = the row max (0 if not finite), a = its index; Srest = S -
  *     1 = sum_{j != a} e_j + em1_a; g = the upstream gradient; gesum = sum_j g_j e_j):
  *     zs = -shift + z
@@ -329,7 +329,7 @@ int symce_cross_entropy_soft_f32(size_t n, size_t k, const float *restrict probs
 /*
  * symce_cross_entropy_grad_f32: Gradient of the cross-entropy w.r.t. the probabilities.
  *
- *     dL/dp_k = -y_k / p_k
+ *     dL/dp_k = -y_k / p_k  [proof cross_entropy_grad: −y_j / p_j]
  *   with the effective target of class c:
  *     y~_c = hot*w_t*(1 - label_smoothing) + label_smoothing*w_k/K
  *     (t = labels[i], hot = [c == t], w_t = weight[t], w_k = weight[c], K = k)
@@ -364,7 +364,7 @@ int symce_cross_entropy_grad_f32(size_t n, size_t k, const float *restrict probs
 /*
  * symce_cross_entropy_grad_soft_f32: Gradient of the cross-entropy w.r.t. the probabilities.
  *
- *     dL/dp_k = -y_k / p_k
+ *     dL/dp_k = -y_k / p_k  [proof cross_entropy_grad: −y_j / p_j]
  *   with the effective target of class c:
  *     y~_c = w_k*(y*(1 - label_smoothing) + label_smoothing/K)
  *     (y = target[i*k + c], w_k = weight[c], K = k)
@@ -478,7 +478,8 @@ int symce_softmax_cross_entropy_soft_f32(size_t n, size_t k, const float *restri
 /*
  * symce_softmax_cross_entropy_grad_f32: Gradient of softmax cross-entropy w.r.t. the logits.
  *
- *     dL/dz_k = p_k sum_j y_j - y_k  (= p_k - y_k when sum_j y_j = 1)
+ *     dL/dz_k = p_k sum_j y_j - y_k  (= p_k - y_k when sum_j y_j = 1)  [proof
+ *       softmax_cross_entropy_grad: p_j − y_j]
  *   with the effective target of class c:
  *     y~_c = hot*w_t*(1 - label_smoothing) + label_smoothing*w_k/K
  *     (t = labels[i], hot = [c == t], w_t = weight[t], w_k = weight[c], K = k)
@@ -522,7 +523,8 @@ int symce_softmax_cross_entropy_grad_f32(size_t n, size_t k, const float *restri
 /*
  * symce_softmax_cross_entropy_grad_soft_f32: Gradient of softmax cross-entropy w.r.t. the logits.
  *
- *     dL/dz_k = p_k sum_j y_j - y_k  (= p_k - y_k when sum_j y_j = 1)
+ *     dL/dz_k = p_k sum_j y_j - y_k  (= p_k - y_k when sum_j y_j = 1)  [proof
+ *       softmax_cross_entropy_grad: p_j − y_j]
  *   with the effective target of class c:
  *     y~_c = w_k*(y*(1 - label_smoothing) + label_smoothing/K)
  *     (y = target[i*k + c], w_k = weight[c], K = k)
@@ -563,7 +565,7 @@ int symce_softmax_cross_entropy_grad_soft_f32(size_t n, size_t k, const float *r
 /*
  * symce_softmax_cross_entropy_with_grad_f32: Softmax cross-entropy and its gradient in one pass.
  *
- *     L as softmax_cross_entropy, dL/dz = p - y
+ *     L as softmax_cross_entropy, dL/dz = p - y  [proof softmax_cross_entropy_grad: p_j − y_j]
  *   with the effective target of class c:
  *     y~_c = hot*w_t*(1 - label_smoothing) + label_smoothing*w_k/K
  *     (t = labels[i], hot = [c == t], w_t = weight[t], w_k = weight[c], K = k)
@@ -612,7 +614,7 @@ int symce_softmax_cross_entropy_with_grad_f32(size_t n, size_t k, const float *r
  * symce_softmax_cross_entropy_with_grad_soft_f32: Softmax cross-entropy and its gradient in one
  * pass.
  *
- *     L as softmax_cross_entropy, dL/dz = p - y
+ *     L as softmax_cross_entropy, dL/dz = p - y  [proof softmax_cross_entropy_grad: p_j − y_j]
  *   with the effective target of class c:
  *     y~_c = w_k*(y*(1 - label_smoothing) + label_smoothing/K)
  *     (y = target[i*k + c], w_k = weight[c], K = k)
@@ -687,7 +689,7 @@ int symce_binary_cross_entropy_f32(size_t n, size_t k, const float *restrict pro
  * symce_binary_cross_entropy_grad_f32: Gradient of the binary cross-entropy w.r.t. the
  * probabilities.
  *
- *     dL/dp = (p - y) / (p (1 - p))
+ *     dL/dp = (p - y) / (p (1 - p))  [proof binary_cross_entropy_grad: (ŷ − y) / (ŷ(1 − ŷ))]
  *   computed as (prob = the probability; y = the target):
  *     grad = (prob - y)/clamp_min(-prob*(prob - 1), 1.0e-12)   (times w)
  *   clamp_min(v, lo) = max(v, lo), keeping a NaN v (PyTorch's clamps: logs at -100, gradient
@@ -744,7 +746,8 @@ int symce_sigmoid_binary_cross_entropy_f32(size_t n, size_t k, const float *rest
  * symce_sigmoid_binary_cross_entropy_grad_f32: Gradient of sigmoid binary cross-entropy w.r.t. the
  * logits.
  *
- *     dL/dx = sigma(x) - y  (with pos_weight: (1 - y) sigma(x) - w+ y sigma(-x))
+ *     dL/dx = sigma(x) - y  (with pos_weight: (1 - y) sigma(x) - w+ y sigma(-x))  [proof
+ *       sigmoid_weighted_binary_cross_entropy_grad: (1 − y)σ − w₊ y(1 − σ)]
  *   computed as (x = the logit; y = the target; pw = pos_weight[column]):
  *     grad = -pw*y*sigmoid(-x) + (1 - y)*sigmoid(x)   (times w)
  *   sigmoid(t) = 1/(1 + exp(-t)), evaluated as exp(min(t, 0))/(1 + exp(-|t|)).
@@ -775,6 +778,7 @@ int symce_sigmoid_binary_cross_entropy_grad_f32(size_t n, size_t k, const float 
  * in one pass.
  *
  *     L = (1 - y) softplus(x) + w+ y softplus(-x); dL/dx = (1 - y) sigma(x) - w+ y sigma(-x)
+ *       [proof sigmoid_weighted_binary_cross_entropy_grad: (1 − y)σ − w₊ y(1 − σ)]
  *   computed as (x = the logit; y = the target; pw = pos_weight[column]):
  *     loss = pw*y*softplus(-x) + (1 - y)*softplus(x)   (times w)
  *     grad = -pw*y*sigmoid(-x) + (1 - y)*sigmoid(x)   (times w)
@@ -831,7 +835,7 @@ int symce_sigmoid_f64(size_t count, const double *restrict x, double *restrict o
 /*
  * symce_sigmoid_grad_f64: Derivative of the sigmoid, elementwise.
  *
- *     sigma'(x) = sigma(x) (1 - sigma(x))
+ *     sigma'(x) = sigma(x) (1 - sigma(x))  [proof sigmoid_grad: σ(1 − σ)]
  *   computed as (x = the element):
  *     out = sigmoid(-x)*sigmoid(x)
  *   sigmoid(t) = 1/(1 + exp(-t)), evaluated as exp(min(t, 0))/(1 + exp(-|t|)).
@@ -901,7 +905,7 @@ int symce_log_softmax_f64(size_t n, size_t k, const double *restrict z, double *
 /*
  * symce_logsumexp_f64: Log of the sum of exponentials along the class axis.
  *
- *     lse = log sum_j exp(z_j)
+ *     lse = log sum_j exp(z_j)  [proof logsumexp_grad: p_j]
  *   computed as (z = the logit; shift = the row max (0 if not finite), a = its index; Srest = S -
  *     1 = sum_{j != a} e_j + em1_a):
  *     zs = -shift + z
@@ -928,7 +932,7 @@ int symce_logsumexp_f64(size_t n, size_t k, const double *restrict z, double *re
 /*
  * symce_softmax_jacobian_f64: Jacobian of the softmax, one K x K matrix per row.
  *
- *     J_ij = p_i (delta_ij - p_j)
+ *     J_ij = p_i (delta_ij - p_j)  [proof softmax_jacobian: p_i(δ_ij − p_j)]
  *   computed as (z = the logit; shift = the row max (0 if not finite), a = its index; Srest = S -
  *     1 = sum_{j != a} e_j + em1_a; p_i, p_j, pc_i = p, p, pc of classes i, j; delta = Kronecker
  *     delta_ij):
@@ -959,7 +963,7 @@ int symce_softmax_jacobian_f64(size_t n, size_t k, const double *restrict z, dou
 /*
  * symce_softmax_vjp_f64: Vector-Jacobian product of the softmax, without J.
  *
- *     (J^T g)_j = p_j (g_j - <g, p>)
+ *     (J^T g)_j = p_j (g_j - <g, p>)  [proof softmax_jacobian: p_i(δ_ij − p_j)]
  *   computed as (z = the logit; shift = the row max (0 if not finite), a = its index; Srest = S -
  *     1 = sum_{j != a} e_j + em1_a; g = the upstream gradient; gesum = sum_j g_j e_j):
  *     zs = -shift + z
@@ -1059,7 +1063,7 @@ int symce_cross_entropy_soft_f64(size_t n, size_t k, const double *restrict prob
 /*
  * symce_cross_entropy_grad_f64: Gradient of the cross-entropy w.r.t. the probabilities.
  *
- *     dL/dp_k = -y_k / p_k
+ *     dL/dp_k = -y_k / p_k  [proof cross_entropy_grad: −y_j / p_j]
  *   with the effective target of class c:
  *     y~_c = hot*w_t*(1 - label_smoothing) + label_smoothing*w_k/K
  *     (t = labels[i], hot = [c == t], w_t = weight[t], w_k = weight[c], K = k)
@@ -1094,7 +1098,7 @@ int symce_cross_entropy_grad_f64(size_t n, size_t k, const double *restrict prob
 /*
  * symce_cross_entropy_grad_soft_f64: Gradient of the cross-entropy w.r.t. the probabilities.
  *
- *     dL/dp_k = -y_k / p_k
+ *     dL/dp_k = -y_k / p_k  [proof cross_entropy_grad: −y_j / p_j]
  *   with the effective target of class c:
  *     y~_c = w_k*(y*(1 - label_smoothing) + label_smoothing/K)
  *     (y = target[i*k + c], w_k = weight[c], K = k)
@@ -1208,7 +1212,8 @@ int symce_softmax_cross_entropy_soft_f64(size_t n, size_t k, const double *restr
 /*
  * symce_softmax_cross_entropy_grad_f64: Gradient of softmax cross-entropy w.r.t. the logits.
  *
- *     dL/dz_k = p_k sum_j y_j - y_k  (= p_k - y_k when sum_j y_j = 1)
+ *     dL/dz_k = p_k sum_j y_j - y_k  (= p_k - y_k when sum_j y_j = 1)  [proof
+ *       softmax_cross_entropy_grad: p_j − y_j]
  *   with the effective target of class c:
  *     y~_c = hot*w_t*(1 - label_smoothing) + label_smoothing*w_k/K
  *     (t = labels[i], hot = [c == t], w_t = weight[t], w_k = weight[c], K = k)
@@ -1252,7 +1257,8 @@ int symce_softmax_cross_entropy_grad_f64(size_t n, size_t k, const double *restr
 /*
  * symce_softmax_cross_entropy_grad_soft_f64: Gradient of softmax cross-entropy w.r.t. the logits.
  *
- *     dL/dz_k = p_k sum_j y_j - y_k  (= p_k - y_k when sum_j y_j = 1)
+ *     dL/dz_k = p_k sum_j y_j - y_k  (= p_k - y_k when sum_j y_j = 1)  [proof
+ *       softmax_cross_entropy_grad: p_j − y_j]
  *   with the effective target of class c:
  *     y~_c = w_k*(y*(1 - label_smoothing) + label_smoothing/K)
  *     (y = target[i*k + c], w_k = weight[c], K = k)
@@ -1294,7 +1300,7 @@ int symce_softmax_cross_entropy_grad_soft_f64(size_t n, size_t k, const double *
 /*
  * symce_softmax_cross_entropy_with_grad_f64: Softmax cross-entropy and its gradient in one pass.
  *
- *     L as softmax_cross_entropy, dL/dz = p - y
+ *     L as softmax_cross_entropy, dL/dz = p - y  [proof softmax_cross_entropy_grad: p_j − y_j]
  *   with the effective target of class c:
  *     y~_c = hot*w_t*(1 - label_smoothing) + label_smoothing*w_k/K
  *     (t = labels[i], hot = [c == t], w_t = weight[t], w_k = weight[c], K = k)
@@ -1343,7 +1349,7 @@ int symce_softmax_cross_entropy_with_grad_f64(size_t n, size_t k, const double *
  * symce_softmax_cross_entropy_with_grad_soft_f64: Softmax cross-entropy and its gradient in one
  * pass.
  *
- *     L as softmax_cross_entropy, dL/dz = p - y
+ *     L as softmax_cross_entropy, dL/dz = p - y  [proof softmax_cross_entropy_grad: p_j − y_j]
  *   with the effective target of class c:
  *     y~_c = w_k*(y*(1 - label_smoothing) + label_smoothing/K)
  *     (y = target[i*k + c], w_k = weight[c], K = k)
@@ -1418,7 +1424,7 @@ int symce_binary_cross_entropy_f64(size_t n, size_t k, const double *restrict pr
  * symce_binary_cross_entropy_grad_f64: Gradient of the binary cross-entropy w.r.t. the
  * probabilities.
  *
- *     dL/dp = (p - y) / (p (1 - p))
+ *     dL/dp = (p - y) / (p (1 - p))  [proof binary_cross_entropy_grad: (ŷ − y) / (ŷ(1 − ŷ))]
  *   computed as (prob = the probability; y = the target):
  *     grad = (prob - y)/clamp_min(-prob*(prob - 1), 1.0e-12)   (times w)
  *   clamp_min(v, lo) = max(v, lo), keeping a NaN v (PyTorch's clamps: logs at -100, gradient
@@ -1476,7 +1482,8 @@ int symce_sigmoid_binary_cross_entropy_f64(size_t n, size_t k, const double *res
  * symce_sigmoid_binary_cross_entropy_grad_f64: Gradient of sigmoid binary cross-entropy w.r.t. the
  * logits.
  *
- *     dL/dx = sigma(x) - y  (with pos_weight: (1 - y) sigma(x) - w+ y sigma(-x))
+ *     dL/dx = sigma(x) - y  (with pos_weight: (1 - y) sigma(x) - w+ y sigma(-x))  [proof
+ *       sigmoid_weighted_binary_cross_entropy_grad: (1 − y)σ − w₊ y(1 − σ)]
  *   computed as (x = the logit; y = the target; pw = pos_weight[column]):
  *     grad = -pw*y*sigmoid(-x) + (1 - y)*sigmoid(x)   (times w)
  *   sigmoid(t) = 1/(1 + exp(-t)), evaluated as exp(min(t, 0))/(1 + exp(-|t|)).
@@ -1507,6 +1514,7 @@ int symce_sigmoid_binary_cross_entropy_grad_f64(size_t n, size_t k, const double
  * in one pass.
  *
  *     L = (1 - y) softplus(x) + w+ y softplus(-x); dL/dx = (1 - y) sigma(x) - w+ y sigma(-x)
+ *       [proof sigmoid_weighted_binary_cross_entropy_grad: (1 − y)σ − w₊ y(1 − σ)]
  *   computed as (x = the logit; y = the target; pw = pos_weight[column]):
  *     loss = pw*y*softplus(-x) + (1 - y)*softplus(x)   (times w)
  *     grad = -pw*y*sigmoid(-x) + (1 - y)*sigmoid(x)   (times w)

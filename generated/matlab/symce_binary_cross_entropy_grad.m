@@ -3,7 +3,7 @@ function grad = symce_binary_cross_entropy_grad(probs, target, varargin)
 %   GRAD = SYMCE_BINARY_CROSS_ENTROPY_GRAD(PROBS, TARGET)
 %   GRAD = SYMCE_BINARY_CROSS_ENTROPY_GRAD(PROBS, TARGET, Name, Value)
 %
-%   Formula: dL/dp = (p - y) / (p (1 - p))
+%   Formula: dL/dp = (p - y) / (p (1 - p))  [proof binary_cross_entropy_grad: (ŷ − y) / (ŷ(1 − ŷ))]
 %
 %   Inputs:
 %     PROBS   an array of any size, predicted probabilities

@@ -3,7 +3,7 @@ function grad = symce_cross_entropy_grad(probs, target, varargin)
 %   GRAD = SYMCE_CROSS_ENTROPY_GRAD(PROBS, TARGET)
 %   GRAD = SYMCE_CROSS_ENTROPY_GRAD(PROBS, TARGET, Name, Value)
 %
-%   Formula: dL/dp_k = -y_k / p_k
+%   Formula: dL/dp_k = -y_k / p_k  [proof cross_entropy_grad: −y_j / p_j]
 %
 %   Inputs:
 %     PROBS   K-by-N, class probabilities, one column per sample

@@ -2,7 +2,7 @@ function out = symce_logsumexp(z)
 % SYMCE_LOGSUMEXP  Log of the sum of exponentials along the class dimension.
 %   OUT = SYMCE_LOGSUMEXP(Z)
 %
-%   Formula: lse = log sum_j exp(z_j)
+%   Formula: lse = log sum_j exp(z_j)  [proof logsumexp_grad: p_j]
 %
 %   Inputs:
 %     Z       K-by-N, one column of logits per sample

@@ -3,7 +3,7 @@ function grad = symce_sigmoid_binary_cross_entropy_grad(logits, target, varargin
 %   GRAD = SYMCE_SIGMOID_BINARY_CROSS_ENTROPY_GRAD(LOGITS, TARGET)
 %   GRAD = SYMCE_SIGMOID_BINARY_CROSS_ENTROPY_GRAD(LOGITS, TARGET, Name, Value)
 %
-%   Formula: dL/dx = sigma(x) - y  (with pos_weight: (1 - y) sigma(x) - w+ y sigma(-x))
+%   Formula: dL/dx = sigma(x) - y  (with pos_weight: (1 - y) sigma(x) - w+ y sigma(-x))  [proof sigmoid_weighted_binary_cross_entropy_grad: (1 − y)σ − w₊ y(1 − σ)]
 %
 %   Inputs:
 %     LOGITS  an array of any size, logits

@@ -3,7 +3,7 @@ function [loss, grad] = symce_sigmoid_binary_cross_entropy_with_grad(logits, tar
 %   [LOSS, GRAD] = SYMCE_SIGMOID_BINARY_CROSS_ENTROPY_WITH_GRAD(LOGITS, TARGET)
 %   [LOSS, GRAD] = SYMCE_SIGMOID_BINARY_CROSS_ENTROPY_WITH_GRAD(LOGITS, TARGET, Name, Value)
 %
-%   Formula: L = (1 - y) softplus(x) + w+ y softplus(-x); dL/dx = (1 - y) sigma(x) - w+ y sigma(-x)
+%   Formula: L = (1 - y) softplus(x) + w+ y softplus(-x); dL/dx = (1 - y) sigma(x) - w+ y sigma(-x)  [proof sigmoid_weighted_binary_cross_entropy_grad: (1 − y)σ − w₊ y(1 − σ)]
 %
 %   Inputs:
 %     LOGITS  an array of any size, logits

@@ -2,7 +2,7 @@ function out = symce_sigmoid_grad(x)
 % SYMCE_SIGMOID_GRAD  Derivative of the sigmoid, elementwise.
 %   OUT = SYMCE_SIGMOID_GRAD(X)
 %
-%   Formula: sigma'(x) = sigma(x) (1 - sigma(x))
+%   Formula: sigma'(x) = sigma(x) (1 - sigma(x))  [proof sigmoid_grad: σ(1 − σ)]
 %
 %   Inputs:
 %     X       an array of any size

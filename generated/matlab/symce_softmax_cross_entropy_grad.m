@@ -3,7 +3,7 @@ function grad = symce_softmax_cross_entropy_grad(logits, target, varargin)
 %   GRAD = SYMCE_SOFTMAX_CROSS_ENTROPY_GRAD(LOGITS, TARGET)
 %   GRAD = SYMCE_SOFTMAX_CROSS_ENTROPY_GRAD(LOGITS, TARGET, Name, Value)
 %
-%   Formula: dL/dz_k = p_k sum_j y_j - y_k  (= p_k - y_k when sum_j y_j = 1)
+%   Formula: dL/dz_k = p_k sum_j y_j - y_k  (= p_k - y_k when sum_j y_j = 1)  [proof softmax_cross_entropy_grad: p_j − y_j]
 %
 %   Inputs:
 %     LOGITS  K-by-N, unnormalised scores, one column per sample

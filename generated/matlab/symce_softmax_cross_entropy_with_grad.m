@@ -3,7 +3,7 @@ function [loss, grad] = symce_softmax_cross_entropy_with_grad(logits, target, va
 %   [LOSS, GRAD] = SYMCE_SOFTMAX_CROSS_ENTROPY_WITH_GRAD(LOGITS, TARGET)
 %   [LOSS, GRAD] = SYMCE_SOFTMAX_CROSS_ENTROPY_WITH_GRAD(LOGITS, TARGET, Name, Value)
 %
-%   Formula: L as softmax_cross_entropy, dL/dz = p - y
+%   Formula: L as softmax_cross_entropy, dL/dz = p - y  [proof softmax_cross_entropy_grad: p_j − y_j]
 %
 %   Inputs:
 %     LOGITS  K-by-N, unnormalised scores, one column per sample

@@ -2,7 +2,7 @@ function out = symce_softmax_jacobian(z)
 % SYMCE_SOFTMAX_JACOBIAN  Jacobian of the softmax, one K x K matrix per sample.
 %   OUT = SYMCE_SOFTMAX_JACOBIAN(Z)
 %
-%   Formula: J_ij = p_i (delta_ij - p_j)
+%   Formula: J_ij = p_i (delta_ij - p_j)  [proof softmax_jacobian: p_i(δ_ij − p_j)]
 %
 %   Inputs:
 %     Z       K-by-N, one column of logits per sample

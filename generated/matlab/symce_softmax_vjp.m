@@ -2,7 +2,7 @@ function out = symce_softmax_vjp(z, g)
 % SYMCE_SOFTMAX_VJP  Vector-Jacobian product of the softmax, without J.
 %   OUT = SYMCE_SOFTMAX_VJP(Z, G)
 %
-%   Formula: (J^T g)_j = p_j (g_j - <g, p>)
+%   Formula: (J^T g)_j = p_j (g_j - <g, p>)  [proof softmax_jacobian: p_i(δ_ij − p_j)]
 %
 %   Inputs:
 %     Z       K-by-N, one column of logits per sample

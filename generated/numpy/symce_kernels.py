@@ -562,7 +562,7 @@ def sigmoid(x):
 def sigmoid_grad(x):
     """Derivative of the sigmoid, elementwise.
 
-    sigma'(x) = sigma(x) (1 - sigma(x))
+    sigma'(x) = sigma(x) (1 - sigma(x))  [proof sigmoid_grad: σ(1 − σ)]
 
     Args:
         x (any shape): input.
@@ -714,7 +714,7 @@ def log_softmax(z, axis=-1):
 def logsumexp(z, axis=-1):
     """Log of the sum of exponentials along the class axis.
 
-    lse = log sum_j exp(z_j)
+    lse = log sum_j exp(z_j)  [proof logsumexp_grad: p_j]
 
     Args:
         z (N, K), (K,) or any shape with the classes on ``axis``: logits.
@@ -776,7 +776,7 @@ def logsumexp(z, axis=-1):
 def softmax_jacobian(z):
     """Jacobian of the softmax, one K x K matrix per row.
 
-    J_ij = p_i (delta_ij - p_j)
+    J_ij = p_i (delta_ij - p_j)  [proof softmax_jacobian: p_i(δ_ij − p_j)]
 
     Args:
         z (N, K) or (K,): logits.
@@ -814,7 +814,7 @@ def softmax_jacobian(z):
 def softmax_vjp(z, g):
     """Vector-Jacobian product of the softmax, without J.
 
-    (J^T g)_j = p_j (g_j - <g, p>)
+    (J^T g)_j = p_j (g_j - <g, p>)  [proof softmax_jacobian: p_i(δ_ij − p_j)]
 
     Args:
         z (N, K) or (K,): logits.
@@ -899,7 +899,7 @@ def cross_entropy_grad(probs, target, reduction="mean", *, weight=None, ignore_i
                        label_smoothing=0.0):
     """Gradient of the cross-entropy w.r.t. the probabilities.
 
-    dL/dp_k = -y_k / p_k
+    dL/dp_k = -y_k / p_k  [proof cross_entropy_grad: −y_j / p_j]
 
     Args:
         probs (N, K) or (K,): class probabilities, one row per sample.
@@ -1115,7 +1115,7 @@ def softmax_cross_entropy_grad(logits, target, reduction="mean", *, weight=None,
                                ignore_index=-100, label_smoothing=0.0):
     """Gradient of softmax cross-entropy w.r.t. the logits.
 
-    dL/dz_k = p_k sum_j y_j - y_k  (= p_k - y_k when sum_j y_j = 1)
+    dL/dz_k = p_k sum_j y_j - y_k  (= p_k - y_k when sum_j y_j = 1)  [proof softmax_cross_entropy_grad: p_j − y_j]
 
     Args:
         logits (N, K) or (K,): unnormalised scores, one row per sample.
@@ -1303,7 +1303,7 @@ def softmax_cross_entropy_with_grad(logits, target, reduction="mean", *, weight=
                                     ignore_index=-100, label_smoothing=0.0):
     """Softmax cross-entropy and its gradient in one pass.
 
-    L as softmax_cross_entropy, dL/dz = p - y
+    L as softmax_cross_entropy, dL/dz = p - y  [proof softmax_cross_entropy_grad: p_j − y_j]
 
     Args:
         logits (N, K) or (K,): unnormalised scores, one row per sample.
@@ -1590,7 +1590,7 @@ def binary_cross_entropy(probs, target, reduction="mean", *, weight=None):
 def binary_cross_entropy_grad(probs, target, reduction="mean", *, weight=None):
     """Gradient of the binary cross-entropy w.r.t. the probabilities.
 
-    dL/dp = (p - y) / (p (1 - p))
+    dL/dp = (p - y) / (p (1 - p))  [proof binary_cross_entropy_grad: (ŷ − y) / (ŷ(1 − ŷ))]
 
     Args:
         probs (any shape): predicted probabilities.
@@ -1708,7 +1708,7 @@ def sigmoid_binary_cross_entropy_grad(logits, target, reduction="mean", *, weigh
                                       pos_weight=None):
     """Gradient of sigmoid binary cross-entropy w.r.t. the logits.
 
-    dL/dx = sigma(x) - y  (with pos_weight: (1 - y) sigma(x) - w+ y sigma(-x))
+    dL/dx = sigma(x) - y  (with pos_weight: (1 - y) sigma(x) - w+ y sigma(-x))  [proof sigmoid_weighted_binary_cross_entropy_grad: (1 − y)σ − w₊ y(1 − σ)]
 
     Args:
         logits (any shape): logits.
@@ -1772,7 +1772,7 @@ def sigmoid_binary_cross_entropy_with_grad(logits, target, reduction="mean", *, 
                                            pos_weight=None):
     """Sigmoid binary cross-entropy and its gradient in one pass.
 
-    L = (1 - y) softplus(x) + w+ y softplus(-x); dL/dx = (1 - y) sigma(x) - w+ y sigma(-x)
+    L = (1 - y) softplus(x) + w+ y softplus(-x); dL/dx = (1 - y) sigma(x) - w+ y sigma(-x)  [proof sigmoid_weighted_binary_cross_entropy_grad: (1 − y)σ − w₊ y(1 − σ)]
 
     Args:
         logits (any shape): logits.

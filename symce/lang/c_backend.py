@@ -593,7 +593,7 @@ def _doc(fn: CFunction, kern) -> list:
     """The header's comment block for one function, as lines (no comment markers)."""
     fam = kern.family
     lines = _wrapped(f"{fn.cname}: {kern.summary}", "") + [""]
-    lines.append("    " + kern.formula)
+    lines += _wrapped(kern.doc_formula, "    ", "      ")
     if fam in ("ce_probs", "ce_logits"):
         slot = kern.slots["yt_soft" if fn.soft else "yt_label"]
         legend = ("y = target[i*k + c]" if fn.soft

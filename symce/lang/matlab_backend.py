@@ -509,7 +509,7 @@ def context(kern) -> dict:
         "body": BODY[fam],
         "h1": _matlab_words(kern.summary),
         "usage": usage,
-        "formula": kern.formula,
+        "formula": kern.doc_formula,
         "args": _doc_lines(_arg_docs(kern), 66),
         "outs": _doc_lines(_out_doc(kern), 66),
         "options_doc": _doc_lines(_options_doc(kern), 56),

@@ -326,7 +326,7 @@ def kernel_context(kern: kr.Kernel) -> dict:
         "partial": f"numpy/_{TEMPLATES[kern.family]}.py.jinja",
         "signature": _signature(kern),
         "summary": kern.summary,
-        "formula": kern.formula,
+        "formula": kern.doc_formula,
         "args": _arg_docs(kern, partial),
         "returns": _return_docs(kern, partial),
         "example": EXAMPLES[kern.name],
