@@ -24,8 +24,8 @@ Numerical policy
   is carried as zs + zlo (TwoSum: exactly), and S = sum exp(z - shift) is kept as 1 + Srest, with
   the maximum's own term left out of Srest, so log p of a dominant class, -log1p(Srest), and
   1 - p are accurate to the last bits.
-* The row kernels (softmax family, softmax cross-entropy) and ``sigmoid``, ``sigmoid_grad``
-  compute in float64 also for float32 input and round the result once.  There the softmax
+* The row kernels (softmax family, softmax cross-entropy), the BCE kernels and ``sigmoid``,
+  ``sigmoid_grad`` compute in float64 also for float32 input and round the result once.  There the softmax
   cross-entropy needs no TwoSum: float32 z - shift in float64 is off by at most 2^-53 |z - shift|,
   under 2^-46 relative in exp(z - shift) wherever the float32 result does not underflow.
 * The sigmoid is exp(min(x, 0)) / (1 + exp(-|x|)): branch-free, within 2 ulp for every x.
@@ -338,7 +338,7 @@ def _masked(rows, kept):
 # the extra memory is a few blocks
 # ---------------------------------------------------------------------------------------------
 _BLOCK = 131072
-_TILE = 65536
+_TILE = 32768
 
 
 def _batch(a):
@@ -1561,28 +1561,52 @@ def binary_cross_entropy(probs, target, reduction="mean", *, weight=None):
         weighted, win = _element_rows(w, probs)
         keep_all, total = reduction == "none", np.float64(0)
         loss = np.empty(xin.shape, xin.dtype) if keep_all else None
-        _bufs = _tile_buffers(3, xin, xin.dtype)
-        for tile in _tiles(xin):
-            _b0, _b1, _b2, = _tile_of(_bufs, tile)
-            x = xin[tile]
-            y = yin[tile]
-            w = win[tile]
-            np.log(x, out=_b1)
-            np.maximum(_b1, -100, out=_b1)
-            np.multiply(y, _b1, out=_b0)
-            np.negative(_b0, out=_b0)
-            np.subtract(1, y, out=_b1)
-            np.negative(x, out=_b2)
-            np.log1p(_b2, out=_b2)
-            np.maximum(_b2, -100, out=_b2)
-            np.multiply(_b1, _b2, out=_b1)
-            lb = np.subtract(_b0, _b1, out=_b0)
-            if weighted:
-                lb = np.multiply(lb, w, out=_b0)
-            if keep_all:
-                loss[tile] = lb
-            if not keep_all:
-                total = total + np.sum(lb, dtype=np.float64)
+        if xin.dtype == np.float32:
+            _bufs = _tile_buffers(5, xin, np.float64)
+            for tile in _tiles(xin):
+                _b0, _b1, _b2, _b3, _b4, = _tile_of(_bufs, tile)
+                x = _widen(xin[tile], _b0)
+                y = _widen(yin[tile], _b1)
+                w = win[tile]
+                np.log(x, out=_b3)
+                np.maximum(_b3, -100, out=_b3)
+                np.multiply(y, _b3, out=_b2)
+                np.negative(_b2, out=_b2)
+                np.subtract(1, y, out=_b3)
+                np.negative(x, out=_b4)
+                np.log1p(_b4, out=_b4)
+                np.maximum(_b4, -100, out=_b4)
+                np.multiply(_b3, _b4, out=_b3)
+                lb = np.subtract(_b2, _b3, out=_b2)
+                if weighted:
+                    lb = np.multiply(lb, w, out=_b2)
+                if keep_all:
+                    loss[tile] = lb
+                if not keep_all:
+                    total = total + np.sum(lb, dtype=np.float64)
+        else:
+            _bufs = _tile_buffers(3, xin, np.float64)
+            for tile in _tiles(xin):
+                _b0, _b1, _b2, = _tile_of(_bufs, tile)
+                x = xin[tile]
+                y = yin[tile]
+                w = win[tile]
+                np.log(x, out=_b1)
+                np.maximum(_b1, -100, out=_b1)
+                np.multiply(y, _b1, out=_b0)
+                np.negative(_b0, out=_b0)
+                np.subtract(1, y, out=_b1)
+                np.negative(x, out=_b2)
+                np.log1p(_b2, out=_b2)
+                np.maximum(_b2, -100, out=_b2)
+                np.multiply(_b1, _b2, out=_b1)
+                lb = np.subtract(_b0, _b1, out=_b0)
+                if weighted:
+                    lb = np.multiply(lb, w, out=_b0)
+                if keep_all:
+                    loss[tile] = lb
+                if not keep_all:
+                    total = total + np.sum(lb, dtype=np.float64)
         loss = _reduce_rows(loss, total, reduction, count, probs)
     return loss
 
@@ -1617,23 +1641,43 @@ def binary_cross_entropy_grad(probs, target, reduction="mean", *, weight=None):
         weighted, win = _element_rows(w, probs)
         gdiv = _mean_divisor(count)
         grad = np.empty(xin.shape, xin.dtype)
-        _bufs = _tile_buffers(3, xin, xin.dtype)
-        for tile in _tiles(xin):
-            _b0, _b1, _b2, = _tile_of(_bufs, tile)
-            x = xin[tile]
-            y = yin[tile]
-            w = win[tile]
-            np.subtract(x, y, out=_b0)
-            np.subtract(x, 1, out=_b2)
-            np.multiply(x, _b2, out=_b1)
-            np.negative(_b1, out=_b1)
-            np.maximum(_b1, 1.00000000000000e-12, out=_b1)
-            gb = np.divide(_b0, _b1, out=_b0)
-            if weighted:
-                gb = np.multiply(gb, w, out=_b0)
-            if reduction == 'mean':
-                gb = np.divide(gb, gdiv, out=_b0)
-            grad[tile] = gb
+        if xin.dtype == np.float32:
+            _bufs = _tile_buffers(4, xin, np.float64)
+            for tile in _tiles(xin):
+                _b0, _b1, _b2, _b3, = _tile_of(_bufs, tile)
+                x = _widen(xin[tile], _b0)
+                y = _widen(yin[tile], _b1)
+                w = win[tile]
+                np.negative(y, out=_b1)
+                np.add(_b1, x, out=_b1)
+                np.subtract(x, 1, out=_b3)
+                np.multiply(x, _b3, out=_b2)
+                np.negative(_b2, out=_b2)
+                np.maximum(_b2, 1.00000000000000e-12, out=_b2)
+                gb = np.divide(_b1, _b2, out=_b1)
+                if weighted:
+                    gb = np.multiply(gb, w, out=_b1)
+                if reduction == 'mean':
+                    gb = np.divide(gb, gdiv, out=_b1)
+                grad[tile] = gb
+        else:
+            _bufs = _tile_buffers(3, xin, np.float64)
+            for tile in _tiles(xin):
+                _b0, _b1, _b2, = _tile_of(_bufs, tile)
+                x = xin[tile]
+                y = yin[tile]
+                w = win[tile]
+                np.subtract(x, y, out=_b0)
+                np.subtract(x, 1, out=_b2)
+                np.multiply(x, _b2, out=_b1)
+                np.negative(_b1, out=_b1)
+                np.maximum(_b1, 1.00000000000000e-12, out=_b1)
+                gb = np.divide(_b0, _b1, out=_b0)
+                if weighted:
+                    gb = np.multiply(gb, w, out=_b0)
+                if reduction == 'mean':
+                    gb = np.divide(gb, gdiv, out=_b0)
+                grad[tile] = gb
         grad = grad.reshape(probs.shape)[()]
     return grad
 
@@ -1673,33 +1717,62 @@ def sigmoid_binary_cross_entropy(logits, target, reduction="mean", *, weight=Non
         pwin = _element_rows(pw, logits)[1]
         keep_all, total = reduction == "none", np.float64(0)
         loss = np.empty(xin.shape, xin.dtype) if keep_all else None
-        _bufs = _tile_buffers(5, xin, xin.dtype)
-        for tile in _tiles(xin):
-            _b0, _b1, _b2, _b3, _b4, = _tile_of(_bufs, tile)
-            x = xin[tile]
-            y = yin[tile]
-            w = win[tile]
-            pw = pwin[tile]
-            np.absolute(x, out=_b0)
-            np.negative(_b0, out=_b0)
-            E = np.exp(_b0, out=_b0)
-            L = np.log1p(E, out=_b0)
-            np.subtract(1, y, out=_b1)
-            np.maximum(x, 0, out=_b3)
-            np.add(L, _b3, out=_b2)
-            np.multiply(_b1, _b2, out=_b1)
-            np.multiply(y, pw, out=_b2)
-            np.negative(x, out=_b4)
-            np.maximum(_b4, 0, out=_b4)
-            np.add(L, _b4, out=_b3)
-            np.multiply(_b2, _b3, out=_b2)
-            lb = np.add(_b1, _b2, out=_b1)
-            if weighted:
-                lb = np.multiply(lb, w, out=_b1)
-            if keep_all:
-                loss[tile] = lb
-            if not keep_all:
-                total = total + np.sum(lb, dtype=np.float64)
+        if xin.dtype == np.float32:
+            _bufs = _tile_buffers(7, xin, np.float64)
+            for tile in _tiles(xin):
+                _b0, _b1, _b2, _b3, _b4, _b5, _b6, = _tile_of(_bufs, tile)
+                x = _widen(xin[tile], _b0)
+                y = _widen(yin[tile], _b1)
+                w = win[tile]
+                pw = pwin[tile]
+                np.absolute(x, out=_b2)
+                np.negative(_b2, out=_b2)
+                E = np.exp(_b2, out=_b2)
+                L = np.log1p(E, out=_b2)
+                np.subtract(1, y, out=_b3)
+                np.maximum(x, 0, out=_b5)
+                np.add(L, _b5, out=_b4)
+                np.multiply(_b3, _b4, out=_b3)
+                np.multiply(y, pw, out=_b4)
+                np.negative(x, out=_b6)
+                np.maximum(_b6, 0, out=_b6)
+                np.add(L, _b6, out=_b5)
+                np.multiply(_b4, _b5, out=_b4)
+                lb = np.add(_b3, _b4, out=_b3)
+                if weighted:
+                    lb = np.multiply(lb, w, out=_b3)
+                if keep_all:
+                    loss[tile] = lb
+                if not keep_all:
+                    total = total + np.sum(lb, dtype=np.float64)
+        else:
+            _bufs = _tile_buffers(5, xin, np.float64)
+            for tile in _tiles(xin):
+                _b0, _b1, _b2, _b3, _b4, = _tile_of(_bufs, tile)
+                x = xin[tile]
+                y = yin[tile]
+                w = win[tile]
+                pw = pwin[tile]
+                np.absolute(x, out=_b0)
+                np.negative(_b0, out=_b0)
+                E = np.exp(_b0, out=_b0)
+                L = np.log1p(E, out=_b0)
+                np.subtract(1, y, out=_b1)
+                np.maximum(x, 0, out=_b3)
+                np.add(L, _b3, out=_b2)
+                np.multiply(_b1, _b2, out=_b1)
+                np.multiply(y, pw, out=_b2)
+                np.negative(x, out=_b4)
+                np.maximum(_b4, 0, out=_b4)
+                np.add(L, _b4, out=_b3)
+                np.multiply(_b2, _b3, out=_b2)
+                lb = np.add(_b1, _b2, out=_b1)
+                if weighted:
+                    lb = np.multiply(lb, w, out=_b1)
+                if keep_all:
+                    loss[tile] = lb
+                if not keep_all:
+                    total = total + np.sum(lb, dtype=np.float64)
         loss = _reduce_rows(loss, total, reduction, count, logits)
     return loss
 
@@ -1739,31 +1812,58 @@ def sigmoid_binary_cross_entropy_grad(logits, target, reduction="mean", *, weigh
         pwin = _element_rows(pw, logits)[1]
         gdiv = _mean_divisor(count)
         grad = np.empty(xin.shape, xin.dtype)
-        _bufs = _tile_buffers(6, xin, xin.dtype)
-        for tile in _tiles(xin):
-            _b0, _b1, _b2, _b3, _b4, _b5, = _tile_of(_bufs, tile)
-            x = xin[tile]
-            y = yin[tile]
-            w = win[tile]
-            pw = pwin[tile]
-            np.absolute(x, out=_b0)
-            np.negative(_b0, out=_b0)
-            E = np.exp(_b0, out=_b0)
-            D = np.add(E, 1, out=_b1)
-            np.subtract(1, y, out=_b2)
-            np.maximum(E, np.greater_equal(x, 0), out=_b3)
-            np.multiply(_b2, _b3, out=_b2)
-            np.divide(_b2, D, out=_b2)
-            np.multiply(y, pw, out=_b3)
-            np.maximum(E, np.less_equal(x, 0), out=_b4)
-            np.multiply(_b3, _b4, out=_b3)
-            np.divide(_b3, D, out=_b3)
-            gb = np.subtract(_b2, _b3, out=_b2)
-            if weighted:
-                gb = np.multiply(gb, w, out=_b2)
-            if reduction == 'mean':
-                gb = np.divide(gb, gdiv, out=_b2)
-            grad[tile] = gb
+        if xin.dtype == np.float32:
+            _bufs = _tile_buffers(8, xin, np.float64)
+            for tile in _tiles(xin):
+                _b0, _b1, _b2, _b3, _b4, _b5, _b6, _b7, = _tile_of(_bufs, tile)
+                x = _widen(xin[tile], _b0)
+                y = _widen(yin[tile], _b1)
+                w = win[tile]
+                pw = pwin[tile]
+                np.absolute(x, out=_b2)
+                np.negative(_b2, out=_b2)
+                E = np.exp(_b2, out=_b2)
+                D = np.add(E, 1, out=_b3)
+                np.subtract(1, y, out=_b4)
+                np.maximum(E, np.greater_equal(x, 0), out=_b5)
+                np.multiply(_b4, _b5, out=_b4)
+                np.divide(_b4, D, out=_b4)
+                np.multiply(y, pw, out=_b5)
+                np.maximum(E, np.less_equal(x, 0), out=_b6)
+                np.multiply(_b5, _b6, out=_b5)
+                np.divide(_b5, D, out=_b5)
+                gb = np.subtract(_b4, _b5, out=_b4)
+                if weighted:
+                    gb = np.multiply(gb, w, out=_b4)
+                if reduction == 'mean':
+                    gb = np.divide(gb, gdiv, out=_b4)
+                grad[tile] = gb
+        else:
+            _bufs = _tile_buffers(6, xin, np.float64)
+            for tile in _tiles(xin):
+                _b0, _b1, _b2, _b3, _b4, _b5, = _tile_of(_bufs, tile)
+                x = xin[tile]
+                y = yin[tile]
+                w = win[tile]
+                pw = pwin[tile]
+                np.absolute(x, out=_b0)
+                np.negative(_b0, out=_b0)
+                E = np.exp(_b0, out=_b0)
+                D = np.add(E, 1, out=_b1)
+                np.subtract(1, y, out=_b2)
+                np.maximum(E, np.greater_equal(x, 0), out=_b3)
+                np.multiply(_b2, _b3, out=_b2)
+                np.divide(_b2, D, out=_b2)
+                np.multiply(y, pw, out=_b3)
+                np.maximum(E, np.less_equal(x, 0), out=_b4)
+                np.multiply(_b3, _b4, out=_b3)
+                np.divide(_b3, D, out=_b3)
+                gb = np.subtract(_b2, _b3, out=_b2)
+                if weighted:
+                    gb = np.multiply(gb, w, out=_b2)
+                if reduction == 'mean':
+                    gb = np.divide(gb, gdiv, out=_b2)
+                grad[tile] = gb
         grad = grad.reshape(logits.shape)[()]
     return grad
 
@@ -1811,47 +1911,90 @@ def sigmoid_binary_cross_entropy_with_grad(logits, target, reduction="mean", *, 
         loss = np.empty(xin.shape, xin.dtype) if keep_all else None
         gdiv = _mean_divisor(count)
         grad = np.empty(xin.shape, xin.dtype)
-        _bufs = _tile_buffers(8, xin, xin.dtype)
-        for tile in _tiles(xin):
-            _b0, _b1, _b2, _b3, _b4, _b5, _b6, _b7, = _tile_of(_bufs, tile)
-            x = xin[tile]
-            y = yin[tile]
-            w = win[tile]
-            pw = pwin[tile]
-            np.absolute(x, out=_b0)
-            np.negative(_b0, out=_b0)
-            E = np.exp(_b0, out=_b0)
-            L = np.log1p(E, out=_b1)
-            Y1 = np.subtract(1, y, out=_b2)
-            D = np.add(E, 1, out=_b3)
-            np.maximum(x, 0, out=_b6)
-            np.add(L, _b6, out=_b5)
-            np.multiply(Y1, _b5, out=_b4)
-            np.multiply(y, pw, out=_b5)
-            np.negative(x, out=_b7)
-            np.maximum(_b7, 0, out=_b7)
-            np.add(L, _b7, out=_b6)
-            np.multiply(_b5, _b6, out=_b5)
-            lb = np.add(_b4, _b5, out=_b4)
-            if weighted:
-                lb = np.multiply(lb, w, out=_b4)
-            if keep_all:
-                loss[tile] = lb
-            if not keep_all:
-                total = total + np.sum(lb, dtype=np.float64)
-            np.maximum(E, np.greater_equal(x, 0), out=_b1)
-            np.multiply(Y1, _b1, out=_b2)
-            np.divide(_b2, D, out=_b2)
-            np.multiply(y, pw, out=_b1)
-            np.maximum(E, np.less_equal(x, 0), out=_b4)
-            np.multiply(_b1, _b4, out=_b1)
-            np.divide(_b1, D, out=_b1)
-            gb = np.subtract(_b2, _b1, out=_b2)
-            if weighted:
-                gb = np.multiply(gb, w, out=_b2)
-            if reduction == 'mean':
-                gb = np.divide(gb, gdiv, out=_b2)
-            grad[tile] = gb
+        if xin.dtype == np.float32:
+            _bufs = _tile_buffers(10, xin, np.float64)
+            for tile in _tiles(xin):
+                _b0, _b1, _b2, _b3, _b4, _b5, _b6, _b7, _b8, _b9, = _tile_of(_bufs, tile)
+                x = _widen(xin[tile], _b0)
+                y = _widen(yin[tile], _b1)
+                w = win[tile]
+                pw = pwin[tile]
+                np.absolute(x, out=_b2)
+                np.negative(_b2, out=_b2)
+                E = np.exp(_b2, out=_b2)
+                L = np.log1p(E, out=_b3)
+                Y1 = np.subtract(1, y, out=_b4)
+                D = np.add(E, 1, out=_b5)
+                np.maximum(x, 0, out=_b8)
+                np.add(L, _b8, out=_b7)
+                np.multiply(Y1, _b7, out=_b6)
+                np.multiply(y, pw, out=_b7)
+                np.negative(x, out=_b9)
+                np.maximum(_b9, 0, out=_b9)
+                np.add(L, _b9, out=_b8)
+                np.multiply(_b7, _b8, out=_b7)
+                lb = np.add(_b6, _b7, out=_b6)
+                if weighted:
+                    lb = np.multiply(lb, w, out=_b6)
+                if keep_all:
+                    loss[tile] = lb
+                if not keep_all:
+                    total = total + np.sum(lb, dtype=np.float64)
+                np.maximum(E, np.greater_equal(x, 0), out=_b3)
+                np.multiply(Y1, _b3, out=_b4)
+                np.divide(_b4, D, out=_b4)
+                np.multiply(y, pw, out=_b1)
+                np.maximum(E, np.less_equal(x, 0), out=_b3)
+                np.multiply(_b1, _b3, out=_b1)
+                np.divide(_b1, D, out=_b1)
+                gb = np.subtract(_b4, _b1, out=_b4)
+                if weighted:
+                    gb = np.multiply(gb, w, out=_b4)
+                if reduction == 'mean':
+                    gb = np.divide(gb, gdiv, out=_b4)
+                grad[tile] = gb
+        else:
+            _bufs = _tile_buffers(8, xin, np.float64)
+            for tile in _tiles(xin):
+                _b0, _b1, _b2, _b3, _b4, _b5, _b6, _b7, = _tile_of(_bufs, tile)
+                x = xin[tile]
+                y = yin[tile]
+                w = win[tile]
+                pw = pwin[tile]
+                np.absolute(x, out=_b0)
+                np.negative(_b0, out=_b0)
+                E = np.exp(_b0, out=_b0)
+                L = np.log1p(E, out=_b1)
+                Y1 = np.subtract(1, y, out=_b2)
+                D = np.add(E, 1, out=_b3)
+                np.maximum(x, 0, out=_b6)
+                np.add(L, _b6, out=_b5)
+                np.multiply(Y1, _b5, out=_b4)
+                np.multiply(y, pw, out=_b5)
+                np.negative(x, out=_b7)
+                np.maximum(_b7, 0, out=_b7)
+                np.add(L, _b7, out=_b6)
+                np.multiply(_b5, _b6, out=_b5)
+                lb = np.add(_b4, _b5, out=_b4)
+                if weighted:
+                    lb = np.multiply(lb, w, out=_b4)
+                if keep_all:
+                    loss[tile] = lb
+                if not keep_all:
+                    total = total + np.sum(lb, dtype=np.float64)
+                np.maximum(E, np.greater_equal(x, 0), out=_b1)
+                np.multiply(Y1, _b1, out=_b2)
+                np.divide(_b2, D, out=_b2)
+                np.multiply(y, pw, out=_b1)
+                np.maximum(E, np.less_equal(x, 0), out=_b4)
+                np.multiply(_b1, _b4, out=_b1)
+                np.divide(_b1, D, out=_b1)
+                gb = np.subtract(_b2, _b1, out=_b2)
+                if weighted:
+                    gb = np.multiply(gb, w, out=_b2)
+                if reduction == 'mean':
+                    gb = np.divide(gb, gdiv, out=_b2)
+                grad[tile] = gb
         loss = _reduce_rows(loss, total, reduction, count, logits)
         grad = grad.reshape(logits.shape)[()]
     return loss, grad

@@ -353,7 +353,7 @@ def _programs(kern: kr.Kernel) -> dict:
         return {f"{target}{'_wide' if wide else ''}": _ce_program(kern, target == "soft", wide)
                 for target in ("labels", "soft") for wide in (False, True)}
     if kern.family == "bce":
-        return {"rows": _bce_program(kern)}
+        return {"rows": _bce_program(kern, False), "rows_wide": _bce_program(kern, True)}
     if kern.family == "rowwise" and has_axis(kern):
         return {"rows": _rowwise_program(kern, False), "rows_wide": _rowwise_program(kern, True)}
     return {}
@@ -581,18 +581,19 @@ def shared_exp(expr):
     return expr.xreplace({log1p(_E): _L})
 
 
-def _bce_program(kern: kr.Kernel) -> list:
-    """The block program of a BCE kernel over the rows of its input (in the input's dtype): one
-    exp(-|x|) per element for the sigmoid kernels, shared by the loss and the gradient; each slot
-    times the element weight (only when weights are given), the gradient over the mean's divisor."""
+def _bce_program(kern: kr.Kernel, wide: bool) -> list:
+    """The block program of a BCE kernel over tiles of its input, in float64 (``wide``: float32
+    input and target widened per tile, the results rounded once): one exp(-|x|) per element for
+    the sigmoid kernels, shared by the loss and the gradient; each slot times the element weight
+    (only when weights are given), the gradient over the mean's divisor."""
     from . import numpy_blocks as nb
 
     sl = kern.slots
     names = {**BOUND["bce"], "x": "x", "prob": "x", "y": "y", "w": "w", "pw": "pw", "E": "E",
              "L": "L", "lb": "lb", "gb": "gb", "gdiv": "gdiv"}
     lb, gb = sp.Symbol("lb", real=True), sp.Symbol("gb", real=True)
-    steps = [nb.Step("view", name="x", code="xin[tile]"),
-             nb.Step("view", name="y", code="yin[tile]"),
+    load = "load" if wide else "view"
+    steps = [nb.Step(load, name="x", code="xin[tile]"), nb.Step(load, name="y", code="yin[tile]"),
              nb.Step("view", name="w", code="win[tile]")]
     if "pos_weight" in kern.options:
         steps.append(nb.Step("view", name="pw", code="pwin[tile]"))
@@ -623,7 +624,7 @@ def _bce_program(kern: kr.Kernel) -> list:
                   nb.update("gb", gb / _GDIV, cond="reduction == 'mean'"),
                   nb.line("grad[tile] = gb", reads=("gb",))]
     lines, nbuf = nb.assemble(steps, NumPyKernelPrinter(names), {"x", "prob", "y", "w", "pw"})
-    head = [f"_bufs = _tile_buffers({nbuf}, xin, xin.dtype)", "for tile in _tiles(xin):",
+    head = [f"_bufs = _tile_buffers({nbuf}, xin, np.float64)", "for tile in _tiles(xin):",
             f"    {', '.join(f'_b{i}' for i in range(nbuf))}, = _tile_of(_bufs, tile)"]
     return head + ["    " + ln for ln in lines]
 

@@ -28,7 +28,7 @@ from .. import kernels as kr
 from ..functions import clamp_min, mul0, sigmoid, softplus, two_sum_err
 
 BLOCK = 1 << 17   # elements per block: 1 MiB per float64 buffer (measured: 2^16..2^18 fastest)
-TILE = 1 << 16    # elements per tile of the BCE programs (more buffers live at once)
+TILE = 1 << 15    # elements per tile of the BCE programs (more buffers live at once)
 
 UFUNCS = {sp.exp: "exp", expm1: "expm1", log1p: "log1p", sp.Abs: "absolute", sp.log: "log"}
 
