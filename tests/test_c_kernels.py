@@ -23,7 +23,7 @@ from symce.functions import clamp_min, expm1, log1p, mul0, sigmoid, softplus, tw
 from symce.kernels import registry
 from symce.lang import c_backend
 
-KS = (1, 2, 3, 7, 16)
+KS = (1, 2, 3, 7, 16, 33)  # up to 16 classes the rows go in blocks; 33 takes the per-row path
 DTYPES = (np.float32, np.float64)
 TOL = {np.float32: 1e-5, np.float64: 1e-12}
 # outputs that are differences of nearly equal terms somewhere (p - y, lse near 0, p_i(1 - p_i)):
@@ -571,3 +571,38 @@ def test_all_ignored(clib, dtype):
     probs = random_distribution(np.random.default_rng(2), 3, 4).astype(dtype)
     assert clib.call("cross_entropy", dtype, probs, labels, reduction="sum") == 0
     assert np.all(clib.call("cross_entropy_grad", dtype, probs, labels) == 0)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_rows_longer_than_the_stash_agree_with_numpy(clib, dtype):
+    """K = 2500 > SYMCE_STASH: the row's exponentials are recomputed chunk by chunk.  Every row
+    kernel and option agrees with the NumPy module (an independent implementation of the same
+    slots) to a few ULP, and with the stashed path on the row's first 2048 classes' softmax."""
+    import importlib.util
+    spec = importlib.util.spec_from_file_location("symce_kernels_c_check",
+                                                  C_DIR.parent / "numpy" / "symce_kernels.py")
+    sk = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(sk)
+    rng = np.random.default_rng(11)
+    K = 2500
+    z = (rng.standard_normal((3, K)) * 6).astype(dtype)
+    z[1, 7] += 30                       # a dominant class: 1 - p must not be formed
+    labels = np.array([5, 7, -100])
+    soft = rng.random((3, K)).astype(dtype)
+    soft /= soft.sum(axis=1, keepdims=True)
+    weight = rng.uniform(0.5, 2, K).astype(dtype)
+    g = rng.standard_normal((3, K)).astype(dtype)
+    tol = 8 * np.finfo(dtype).eps
+    for name, args in (("softmax", (z,)), ("log_softmax", (z,)), ("logsumexp", (z,)),
+                       ("softmax_vjp", (z, g))):
+        np.testing.assert_allclose(clib.call(name, dtype, *args), getattr(sk, name)(*args),
+                                   rtol=tol, atol=tol, err_msg=name)
+    for target in (labels, soft):
+        opts = {"weight": weight, "label_smoothing": 0.1, "reduction": "none"}
+        if target is soft:
+            opts.pop("reduction")
+        for name in ("softmax_cross_entropy", "softmax_cross_entropy_grad"):
+            got = clib.call(name, dtype, z, target, **opts)
+            want = getattr(sk, name)(z, target, **opts)
+            np.testing.assert_allclose(got, want, rtol=tol, atol=tol * np.max(np.abs(want)),
+                                       err_msg=name)

@@ -29,6 +29,8 @@
 
 #define SYMCE_STASH 2048  /* a row of up to this many classes keeps its exponentials on the stack */
 #define SYMCE_BLOCK 1024  /* elements per block of the binary cross-entropy kernels */
+#define SYMCE_SMALL_K 16  /* up to this many classes, rows are taken SYMCE_ROWS at a time */
+#define SYMCE_ROWS 64  /* rows per block when k <= SYMCE_SMALL_K */
 
 /* What symce_row_stats_* found: a max that is not finite, a finite one, or a finite one with every
    e_j of the row in the stash. */
@@ -474,6 +476,41 @@ static int symce_row_stats_f32(const float *restrict row, size_t k, double *rest
     return k <= SYMCE_STASH ? SYMCE_ROW_STASHED : SYMCE_ROW_FINITE;
 }
 
+/* symce_row_stats_f32 of rows consecutive rows of k <= SYMCE_SMALL_K classes at once, so
+   the exponentials vectorise across rows: row r's e_j at e_out[r*k + j], its shift, Srest and
+   status at shift_out[r], srest_out[r], status_out[r]. */
+static void symce_block_stats_f32(const float *restrict z, size_t rows, size_t k,
+                                   double *restrict e_out, double *restrict shift_out,
+                                   double *restrict srest_out, int *restrict status_out)
+{
+    for (size_t r = 0; r < rows; ++r) {
+        shift_out[r] = (double)symce_row_max_f32(z + r * k, k);
+        for (size_t j = 0; j < k; ++j) e_out[r * k + j] = shift_out[r];
+    }
+    for (size_t q = 0; q < rows * k; ++q) {  /* every exponential of the block in one loop */
+        const double zv = z[q];
+        const double shift = e_out[q];
+        const double zs = -shift + zv;
+        const double e = symce_exp_for_f32(zs);
+        e_out[q] = e;
+    }
+    for (size_t r = 0; r < rows; ++r) {
+        if (!symce_isfinite((double)shift_out[r])) {  /* the general statistics for this row */
+            status_out[r] = symce_row_stats_f32(z + r * k, k, e_out + r * k, &shift_out[r],
+                                                 &srest_out[r]);
+            continue;
+        }
+        double sum = 0, ties = 0;  /* k <= SYMCE_SMALL_K terms: in order */
+        for (size_t j = 0; j < k; ++j) {
+            const double e = e_out[r * k + j];
+            sum += symce_select(e == 1, 0, e);
+            ties += symce_select(e == 1, 1, 0);
+        }
+        srest_out[r] = (double)(sum + (ties - 1));
+        status_out[r] = SYMCE_ROW_STASHED;
+    }
+}
+
 /* ---------------------------------------------------------------------------------------- */
 /* Validation and reductions for double buffers */
 /* ---------------------------------------------------------------------------------------- */
@@ -629,6 +666,42 @@ static int symce_row_stats_f64(const double *restrict row, size_t k, double *res
     return k <= SYMCE_STASH ? SYMCE_ROW_STASHED : SYMCE_ROW_FINITE;
 }
 
+/* symce_row_stats_f64 of rows consecutive rows of k <= SYMCE_SMALL_K classes at once, so
+   the exponentials vectorise across rows: row r's e_j at e_out[r*k + j], its shift, Srest and
+   status at shift_out[r], srest_out[r], status_out[r]. */
+static void symce_block_stats_f64(const double *restrict z, size_t rows, size_t k,
+                                   double *restrict e_out, double *restrict shift_out,
+                                   double *restrict srest_out, int *restrict status_out)
+{
+    for (size_t r = 0; r < rows; ++r) {
+        shift_out[r] = (double)symce_row_max_f64(z + r * k, k);
+        for (size_t j = 0; j < k; ++j) e_out[r * k + j] = shift_out[r];
+    }
+    for (size_t q = 0; q < rows * k; ++q) {  /* every exponential of the block in one loop */
+        const double zv = z[q];
+        const double shift = e_out[q];
+        const double zs = -shift + zv;
+        const double zlo = symce_two_sum_err_for_f64(zv, -shift);
+        const double e = (zlo + 1)*symce_exp_for_f64(zs);
+        e_out[q] = e;
+    }
+    for (size_t r = 0; r < rows; ++r) {
+        if (!symce_isfinite((double)shift_out[r])) {  /* the general statistics for this row */
+            status_out[r] = symce_row_stats_f64(z + r * k, k, e_out + r * k, &shift_out[r],
+                                                 &srest_out[r]);
+            continue;
+        }
+        double sum = 0, ties = 0;  /* k <= SYMCE_SMALL_K terms: in order */
+        for (size_t j = 0; j < k; ++j) {
+            const double e = e_out[r * k + j];
+            sum += symce_select(e == 1, 0, e);
+            ties += symce_select(e == 1, 1, 0);
+        }
+        srest_out[r] = (double)(sum + (ties - 1));
+        status_out[r] = SYMCE_ROW_STASHED;
+    }
+}
+
 /* ---------------------------------------------------------------------------------------- */
 /* Kernels on float buffers: symce_*_f32 */
 /* ---------------------------------------------------------------------------------------- */
@@ -668,22 +741,38 @@ int symce_softmax_f32(size_t n, size_t k, const float *restrict z, float *restri
     const int rc = symce_check_shape(n, k, 1, sizeof(float));
     if (rc != SYMCE_OK) return rc;
     SYMCE_OMP_FOR
-    for (size_t i = 0; i < n; ++i) {
-        const float *row = z + i * k;
-        double stash[SYMCE_STASH];
-        double shift, srest;
-        const int status = symce_row_stats_f32(row, k, stash, &shift, &srest);
-        const int stashed = status == SYMCE_ROW_STASHED;
-        (void)stashed;
-        const double inv_srest = 1.0/(srest + 1);
-        float *orow = out + i * k;
-        for (size_t c0 = 0; c0 < k; c0 += SYMCE_STASH) {
-            const size_t len = k - c0 < SYMCE_STASH ? k - c0 : SYMCE_STASH;
-            if (!stashed) symce_row_exp_f32(row, c0, len, shift, stash);
-            for (size_t j = 0; j < len; ++j) {
-                const double e = stash[j];
-                const double p = e*inv_srest;
-                orow[c0 + j] = (float)(p);
+    for (size_t i0 = 0; i0 < n; i0 += SYMCE_ROWS) {  /* blocks of rows (the OpenMP unit) */
+        const size_t rows = n - i0 < SYMCE_ROWS ? n - i0 : SYMCE_ROWS;
+        const int small = k <= SYMCE_SMALL_K;  /* then the block's statistics at once */
+        double eblock[SYMCE_ROWS * SYMCE_SMALL_K], shiftb[SYMCE_ROWS], srestb[SYMCE_ROWS];
+        int statusb[SYMCE_ROWS];
+        if (small) symce_block_stats_f32(z + i0 * k, rows, k, eblock, shiftb, srestb, statusb);
+        for (size_t i = i0; i < i0 + rows; ++i) {
+            const float *row = z + i * k;
+            double own[SYMCE_STASH];
+            double *stash = own;
+            double shift, srest;
+            int status;
+            if (small) {
+                stash = eblock + (i - i0) * k;
+                shift = shiftb[i - i0];
+                srest = srestb[i - i0];
+                status = statusb[i - i0];
+            } else {
+                status = symce_row_stats_f32(row, k, stash, &shift, &srest);
+            }
+            const int stashed = status == SYMCE_ROW_STASHED;
+            (void)stashed;
+            const double inv_srest = 1.0/(srest + 1);
+            float *orow = out + i * k;
+            for (size_t c0 = 0; c0 < k; c0 += SYMCE_STASH) {
+                const size_t len = k - c0 < SYMCE_STASH ? k - c0 : SYMCE_STASH;
+                if (!stashed) symce_row_exp_f32(row, c0, len, shift, stash);
+                for (size_t j = 0; j < len; ++j) {
+                    const double e = stash[j];
+                    const double p = e*inv_srest;
+                    orow[c0 + j] = (float)(p);
+                }
             }
         }
     }
@@ -697,19 +786,35 @@ int symce_log_softmax_f32(size_t n, size_t k, const float *restrict z, float *re
     const int rc = symce_check_shape(n, k, 1, sizeof(float));
     if (rc != SYMCE_OK) return rc;
     SYMCE_OMP_FOR
-    for (size_t i = 0; i < n; ++i) {
-        const float *row = z + i * k;
-        double stash[SYMCE_STASH];
-        double shift, srest;
-        const int status = symce_row_stats_f32(row, k, stash, &shift, &srest);
-        const int stashed = status == SYMCE_ROW_STASHED;
-        (void)stashed;
-        const double log1p_srest = symce_log1p_for_f32(srest);
-        float *orow = out + i * k;
-        for (size_t j = 0; j < k; ++j) {
-            const double zv = row[j];
-            const double zs = -shift + zv;
-            orow[j] = (float)(-log1p_srest + zs);
+    for (size_t i0 = 0; i0 < n; i0 += SYMCE_ROWS) {  /* blocks of rows (the OpenMP unit) */
+        const size_t rows = n - i0 < SYMCE_ROWS ? n - i0 : SYMCE_ROWS;
+        const int small = k <= SYMCE_SMALL_K;  /* then the block's statistics at once */
+        double eblock[SYMCE_ROWS * SYMCE_SMALL_K], shiftb[SYMCE_ROWS], srestb[SYMCE_ROWS];
+        int statusb[SYMCE_ROWS];
+        if (small) symce_block_stats_f32(z + i0 * k, rows, k, eblock, shiftb, srestb, statusb);
+        for (size_t i = i0; i < i0 + rows; ++i) {
+            const float *row = z + i * k;
+            double own[SYMCE_STASH];
+            double *stash = own;
+            double shift, srest;
+            int status;
+            if (small) {
+                stash = eblock + (i - i0) * k;
+                shift = shiftb[i - i0];
+                srest = srestb[i - i0];
+                status = statusb[i - i0];
+            } else {
+                status = symce_row_stats_f32(row, k, stash, &shift, &srest);
+            }
+            const int stashed = status == SYMCE_ROW_STASHED;
+            (void)stashed;
+            const double log1p_srest = symce_log1p_for_f32(srest);
+            float *orow = out + i * k;
+            for (size_t j = 0; j < k; ++j) {
+                const double zv = row[j];
+                const double zs = -shift + zv;
+                orow[j] = (float)(-log1p_srest + zs);
+            }
         }
     }
     return SYMCE_OK;
@@ -722,15 +827,31 @@ int symce_logsumexp_f32(size_t n, size_t k, const float *restrict z, float *rest
     const int rc = symce_check_shape(n, k, 1, sizeof(float));
     if (rc != SYMCE_OK) return rc;
     SYMCE_OMP_FOR
-    for (size_t i = 0; i < n; ++i) {
-        const float *row = z + i * k;
-        double stash[SYMCE_STASH];
-        double shift, srest;
-        const int status = symce_row_stats_f32(row, k, stash, &shift, &srest);
-        const int stashed = status == SYMCE_ROW_STASHED;
-        (void)stashed;
-        const double log1p_srest = symce_log1p_for_f32(srest);
-        out[i] = (float)(log1p_srest + shift);
+    for (size_t i0 = 0; i0 < n; i0 += SYMCE_ROWS) {  /* blocks of rows (the OpenMP unit) */
+        const size_t rows = n - i0 < SYMCE_ROWS ? n - i0 : SYMCE_ROWS;
+        const int small = k <= SYMCE_SMALL_K;  /* then the block's statistics at once */
+        double eblock[SYMCE_ROWS * SYMCE_SMALL_K], shiftb[SYMCE_ROWS], srestb[SYMCE_ROWS];
+        int statusb[SYMCE_ROWS];
+        if (small) symce_block_stats_f32(z + i0 * k, rows, k, eblock, shiftb, srestb, statusb);
+        for (size_t i = i0; i < i0 + rows; ++i) {
+            const float *row = z + i * k;
+            double own[SYMCE_STASH];
+            double *stash = own;
+            double shift, srest;
+            int status;
+            if (small) {
+                stash = eblock + (i - i0) * k;
+                shift = shiftb[i - i0];
+                srest = srestb[i - i0];
+                status = statusb[i - i0];
+            } else {
+                status = symce_row_stats_f32(row, k, stash, &shift, &srest);
+            }
+            const int stashed = status == SYMCE_ROW_STASHED;
+            (void)stashed;
+            const double log1p_srest = symce_log1p_for_f32(srest);
+            out[i] = (float)(log1p_srest + shift);
+        }
     }
     return SYMCE_OK;
 }
@@ -742,37 +863,53 @@ int symce_softmax_jacobian_f32(size_t n, size_t k, const float *restrict z, floa
     const int rc = symce_check_shape(n, k, k, sizeof(float));
     if (rc != SYMCE_OK) return rc;
     SYMCE_OMP_FOR
-    for (size_t i = 0; i < n; ++i) {
-        const float *row = z + i * k;
-        double stash[SYMCE_STASH];
-        double shift, srest;
-        const int status = symce_row_stats_f32(row, k, stash, &shift, &srest);
-        const int stashed = status == SYMCE_ROW_STASHED;
-        (void)stashed;
-        const double inv_srest = 1.0/(srest + 1);
-        float *J = out + i * k * k;
-        /* columns in blocks: p_j of the block's classes stays in double, p_i and pc_i per row */
-        for (size_t c0 = 0; c0 < k; c0 += 64) {
-            const size_t width = k - c0 < 64 ? k - c0 : 64;
-            double p_block[64];
-            for (size_t c = 0; c < width; ++c) {
-                const double zv = row[c0 + c];
-                const double zs = -shift + zv;
-                const double e = symce_exp_for_f32(zs);
-                const double p_j = e*inv_srest;
-                p_block[c] = p_j;
+    for (size_t i0 = 0; i0 < n; i0 += SYMCE_ROWS) {  /* blocks of rows (the OpenMP unit) */
+        const size_t rows = n - i0 < SYMCE_ROWS ? n - i0 : SYMCE_ROWS;
+        const int small = k <= SYMCE_SMALL_K;  /* then the block's statistics at once */
+        double eblock[SYMCE_ROWS * SYMCE_SMALL_K], shiftb[SYMCE_ROWS], srestb[SYMCE_ROWS];
+        int statusb[SYMCE_ROWS];
+        if (small) symce_block_stats_f32(z + i0 * k, rows, k, eblock, shiftb, srestb, statusb);
+        for (size_t i = i0; i < i0 + rows; ++i) {
+            const float *row = z + i * k;
+            double own[SYMCE_STASH];
+            double *stash = own;
+            double shift, srest;
+            int status;
+            if (small) {
+                stash = eblock + (i - i0) * k;
+                shift = shiftb[i - i0];
+                srest = srestb[i - i0];
+                status = statusb[i - i0];
+            } else {
+                status = symce_row_stats_f32(row, k, stash, &shift, &srest);
             }
-            for (size_t r = 0; r < k; ++r) {
-                const double zv = row[r];
-                const double zs = -shift + zv;
-                const double e = symce_exp_for_f32(zs);
-                const double em1 = expm1(zs);
-                const double p_i = e*inv_srest;
-                const double pc_i = inv_srest*(srest - em1);
+            const int stashed = status == SYMCE_ROW_STASHED;
+            (void)stashed;
+            const double inv_srest = 1.0/(srest + 1);
+            float *J = out + i * k * k;
+            /* columns in blocks: p_j of the block's classes stays in double, p_i and pc_i per row */
+            for (size_t c0 = 0; c0 < k; c0 += 64) {
+                const size_t width = k - c0 < 64 ? k - c0 : 64;
+                double p_block[64];
                 for (size_t c = 0; c < width; ++c) {
-                    const double p_j = p_block[c];
-                    const double delta = r == c0 + c ? 1 : 0;
-                    J[r * k + c0 + c] = (float)(p_i*(delta*pc_i - p_j*(1 - delta)));
+                    const double zv = row[c0 + c];
+                    const double zs = -shift + zv;
+                    const double e = symce_exp_for_f32(zs);
+                    const double p_j = e*inv_srest;
+                    p_block[c] = p_j;
+                }
+                for (size_t r = 0; r < k; ++r) {
+                    const double zv = row[r];
+                    const double zs = -shift + zv;
+                    const double e = symce_exp_for_f32(zs);
+                    const double em1 = expm1(zs);
+                    const double p_i = e*inv_srest;
+                    const double pc_i = inv_srest*(srest - em1);
+                    for (size_t c = 0; c < width; ++c) {
+                        const double p_j = p_block[c];
+                        const double delta = r == c0 + c ? 1 : 0;
+                        J[r * k + c0 + c] = (float)(p_i*(delta*pc_i - p_j*(1 - delta)));
+                    }
                 }
             }
         }
@@ -788,38 +925,54 @@ int symce_softmax_vjp_f32(size_t n, size_t k, const float *restrict z, const flo
     const int rc = symce_check_shape(n, k, 1, sizeof(float));
     if (rc != SYMCE_OK) return rc;
     SYMCE_OMP_FOR
-    for (size_t i = 0; i < n; ++i) {
-        const float *row = z + i * k;
-        double stash[SYMCE_STASH];
-        double shift, srest;
-        const int status = symce_row_stats_f32(row, k, stash, &shift, &srest);
-        const int stashed = status == SYMCE_ROW_STASHED;
-        (void)stashed;
-        const double inv_srest = 1.0/(srest + 1);
-        const float *grow = g + i * k;
-        float *orow = out + i * k;
-        double dsum = 0, dcomp = 0;  /* sum_k g_k e_k */
-        double terms[SYMCE_STASH];
-        for (size_t c0 = 0; c0 < k; c0 += SYMCE_STASH) {
-            const size_t len = k - c0 < SYMCE_STASH ? k - c0 : SYMCE_STASH;
-            if (!stashed) symce_row_exp_f32(row, c0, len, shift, stash);
-            for (size_t j = 0; j < len; ++j) {
-                const double e = stash[j];
-                const double gv = grow[c0 + j];
-                terms[j] = e*gv;
+    for (size_t i0 = 0; i0 < n; i0 += SYMCE_ROWS) {  /* blocks of rows (the OpenMP unit) */
+        const size_t rows = n - i0 < SYMCE_ROWS ? n - i0 : SYMCE_ROWS;
+        const int small = k <= SYMCE_SMALL_K;  /* then the block's statistics at once */
+        double eblock[SYMCE_ROWS * SYMCE_SMALL_K], shiftb[SYMCE_ROWS], srestb[SYMCE_ROWS];
+        int statusb[SYMCE_ROWS];
+        if (small) symce_block_stats_f32(z + i0 * k, rows, k, eblock, shiftb, srestb, statusb);
+        for (size_t i = i0; i < i0 + rows; ++i) {
+            const float *row = z + i * k;
+            double own[SYMCE_STASH];
+            double *stash = own;
+            double shift, srest;
+            int status;
+            if (small) {
+                stash = eblock + (i - i0) * k;
+                shift = shiftb[i - i0];
+                srest = srestb[i - i0];
+                status = statusb[i - i0];
+            } else {
+                status = symce_row_stats_f32(row, k, stash, &shift, &srest);
             }
-            symce_accumulate_f32(&dsum, &dcomp, symce_pairwise_sum(terms, len));
-        }
-        const double gesum = (double)(dsum + dcomp);
-        const double dot = gesum*inv_srest;
-        for (size_t c0 = 0; c0 < k; c0 += SYMCE_STASH) {
-            const size_t len = k - c0 < SYMCE_STASH ? k - c0 : SYMCE_STASH;
-            if (!stashed) symce_row_exp_f32(row, c0, len, shift, stash);
-            for (size_t j = 0; j < len; ++j) {
-                const double e = stash[j];
-                const double gv = grow[c0 + j];
-                const double p = e*inv_srest;
-                orow[c0 + j] = (float)(p*(-dot + gv));
+            const int stashed = status == SYMCE_ROW_STASHED;
+            (void)stashed;
+            const double inv_srest = 1.0/(srest + 1);
+            const float *grow = g + i * k;
+            float *orow = out + i * k;
+            double dsum = 0, dcomp = 0;  /* sum_k g_k e_k */
+            double terms[SYMCE_STASH];
+            for (size_t c0 = 0; c0 < k; c0 += SYMCE_STASH) {
+                const size_t len = k - c0 < SYMCE_STASH ? k - c0 : SYMCE_STASH;
+                if (!stashed) symce_row_exp_f32(row, c0, len, shift, stash);
+                for (size_t j = 0; j < len; ++j) {
+                    const double e = stash[j];
+                    const double gv = grow[c0 + j];
+                    terms[j] = e*gv;
+                }
+                symce_accumulate_f32(&dsum, &dcomp, symce_pairwise_sum(terms, len));
+            }
+            const double gesum = (double)(dsum + dcomp);
+            const double dot = gesum*inv_srest;
+            for (size_t c0 = 0; c0 < k; c0 += SYMCE_STASH) {
+                const size_t len = k - c0 < SYMCE_STASH ? k - c0 : SYMCE_STASH;
+                if (!stashed) symce_row_exp_f32(row, c0, len, shift, stash);
+                for (size_t j = 0; j < len; ++j) {
+                    const double e = stash[j];
+                    const double gv = grow[c0 + j];
+                    const double p = e*inv_srest;
+                    orow[c0 + j] = (float)(p*(-dot + gv));
+                }
             }
         }
     }
@@ -997,52 +1150,68 @@ int symce_softmax_cross_entropy_f32(size_t n, size_t k, const float *restrict lo
     for (size_t j = 0; j < k; ++j) wsum += weight != NULL ? weight[j] : 1;
     double total = 0, tcomp = 0;
     SYMCE_OMP_FOR_SUM(total, tcomp)
-    for (size_t i = 0; i < n; ++i) {
-        const float *row = logits + i * k;
-        const int64_t t = labels[i];
-        if (t == ignore_index) {  /* loss 0, gradient row 0, not in the divisor */
-            if (reduction == SYMCE_REDUCTION_NONE) loss[i] = 0;
-            continue;
-        }
-        const double w_t = weight != NULL ? weight[t] : 1;
-        double stash[SYMCE_STASH];
-        double shift, srest;
-        const int status = symce_row_stats_f32(row, k, stash, &shift, &srest);
-        const int stashed = status == SYMCE_ROW_STASHED;
-        (void)stashed;
-        const double log1p_srest = symce_log1p_for_f32(srest);
-        double row_loss = 0;
-        if (eps != 0) {  /* every class's share eps w_c / K of the target */
-            double sum = 0, comp = 0;
-            double terms[SYMCE_STASH];
+    for (size_t i0 = 0; i0 < n; i0 += SYMCE_ROWS) {  /* blocks of rows (the OpenMP unit) */
+        const size_t rows = n - i0 < SYMCE_ROWS ? n - i0 : SYMCE_ROWS;
+        const int small = k <= SYMCE_SMALL_K;  /* then the block's statistics at once */
+        double eblock[SYMCE_ROWS * SYMCE_SMALL_K], shiftb[SYMCE_ROWS], srestb[SYMCE_ROWS];
+        int statusb[SYMCE_ROWS];
+        if (small) symce_block_stats_f32(logits + i0 * k, rows, k, eblock, shiftb, srestb, statusb);
+        for (size_t i = i0; i < i0 + rows; ++i) {
+            const float *row = logits + i * k;
+            const int64_t t = labels[i];
+            if (t == ignore_index) {  /* loss 0, gradient row 0, not in the divisor */
+                if (reduction == SYMCE_REDUCTION_NONE) loss[i] = 0;
+                continue;
+            }
+            const double w_t = weight != NULL ? weight[t] : 1;
+            double own[SYMCE_STASH];
+            double *stash = own;
+            double shift, srest;
+            int status;
+            if (small) {
+                stash = eblock + (i - i0) * k;
+                shift = shiftb[i - i0];
+                srest = srestb[i - i0];
+                status = statusb[i - i0];
+            } else {
+                status = symce_row_stats_f32(row, k, stash, &shift, &srest);
+            }
+            const int stashed = status == SYMCE_ROW_STASHED;
+            (void)stashed;
+            const double log1p_srest = symce_log1p_for_f32(srest);
+            double row_loss = 0;
+            if (eps != 0) {  /* every class's share eps w_c / K of the target */
+                double sum = 0, comp = 0;
+                double terms[SYMCE_STASH];
             for (size_t c0 = 0; c0 < k; c0 += SYMCE_STASH) {
                 const size_t len = k - c0 < SYMCE_STASH ? k - c0 : SYMCE_STASH;
                 if (weight != NULL) {
-                    for (size_t j = 0; j < len; ++j) {
-                        const double zv = row[c0 + j];
-                        const double w_k = weight[c0 + j];
-                        const double zs = -shift + zv;
-                        terms[j] = symce_mul0_for_f32(eps*w_k/k_real, log1p_srest - zs);
-                    }
+                        for (size_t j = 0; j < len; ++j) {
+                            const double zv = row[c0 + j];
+                            const double w_k = weight[c0 + j];
+                            const double zs = -shift + zv;
+                            terms[j] = symce_mul0_for_f32(eps*w_k/k_real, log1p_srest - zs);
+                        }
                 } else {
-                    for (size_t j = 0; j < len; ++j) {
-                        const double zv = row[c0 + j];
-                        const double w_k = 1;
-                        const double zs = -shift + zv;
-                        terms[j] = symce_mul0_for_f32(eps*w_k/k_real, log1p_srest - zs);
-                    }
+                        for (size_t j = 0; j < len; ++j) {
+                            const double zv = row[c0 + j];
+                            const double w_k = 1;
+                            const double zs = -shift + zv;
+                            terms[j] = symce_mul0_for_f32(eps*w_k/k_real, log1p_srest - zs);
+                        }
                 }
                 symce_accumulate_f32(&sum, &comp, symce_pairwise_sum(terms, len));
             }
-            row_loss = sum + comp;
+                row_loss = sum + comp;
+            }
+            {  /* the label's class */
+                const double zv = row[t];
+                const double zs = -shift + zv;
+                row_loss += symce_mul0_for_f32(-eps*w_t + w_t, log1p_srest - zs);
+            }
+            if (reduction == SYMCE_REDUCTION_NONE) loss[i] = (float)row_loss;
+            else symce_accumulate_f32(&total, &tcomp, row_loss);
         }
-        {  /* the label's class */
-            const double zv = row[t];
-            const double zs = -shift + zv;
-            row_loss += symce_mul0_for_f32(-eps*w_t + w_t, log1p_srest - zs);
-        }
-        if (reduction == SYMCE_REDUCTION_NONE) loss[i] = (float)row_loss;
-        else symce_accumulate_f32(&total, &tcomp, row_loss);
     }
     if (reduction != SYMCE_REDUCTION_NONE) *loss = symce_reduce_f32(reduction, total + tcomp, divisor);
     return SYMCE_OK;
@@ -1066,46 +1235,62 @@ int symce_softmax_cross_entropy_soft_f32(size_t n, size_t k, const float *restri
     const double divisor = (double)n;
     double total = 0, tcomp = 0;
     SYMCE_OMP_FOR_SUM(total, tcomp)
-    for (size_t i = 0; i < n; ++i) {
-        const float *row = logits + i * k;
-        const float *yrow = target + i * k;
-        double stash[SYMCE_STASH];
-        double shift, srest;
-        const int status = symce_row_stats_f32(row, k, stash, &shift, &srest);
-        const int stashed = status == SYMCE_ROW_STASHED;
-        (void)stashed;
-        const double log1p_srest = symce_log1p_for_f32(srest);
-        double row_loss;
-        {
-            double sum = 0, comp = 0;
-            double terms[SYMCE_STASH];
+    for (size_t i0 = 0; i0 < n; i0 += SYMCE_ROWS) {  /* blocks of rows (the OpenMP unit) */
+        const size_t rows = n - i0 < SYMCE_ROWS ? n - i0 : SYMCE_ROWS;
+        const int small = k <= SYMCE_SMALL_K;  /* then the block's statistics at once */
+        double eblock[SYMCE_ROWS * SYMCE_SMALL_K], shiftb[SYMCE_ROWS], srestb[SYMCE_ROWS];
+        int statusb[SYMCE_ROWS];
+        if (small) symce_block_stats_f32(logits + i0 * k, rows, k, eblock, shiftb, srestb, statusb);
+        for (size_t i = i0; i < i0 + rows; ++i) {
+            const float *row = logits + i * k;
+            const float *yrow = target + i * k;
+            double own[SYMCE_STASH];
+            double *stash = own;
+            double shift, srest;
+            int status;
+            if (small) {
+                stash = eblock + (i - i0) * k;
+                shift = shiftb[i - i0];
+                srest = srestb[i - i0];
+                status = statusb[i - i0];
+            } else {
+                status = symce_row_stats_f32(row, k, stash, &shift, &srest);
+            }
+            const int stashed = status == SYMCE_ROW_STASHED;
+            (void)stashed;
+            const double log1p_srest = symce_log1p_for_f32(srest);
+            double row_loss;
+            {
+                double sum = 0, comp = 0;
+                double terms[SYMCE_STASH];
             for (size_t c0 = 0; c0 < k; c0 += SYMCE_STASH) {
                 const size_t len = k - c0 < SYMCE_STASH ? k - c0 : SYMCE_STASH;
                 if (weight != NULL) {
-                    for (size_t j = 0; j < len; ++j) {
-                        const double zv = row[c0 + j];
-                        const double y = yrow[c0 + j];
-                        const double w_k = weight[c0 + j];
-                        const double yt = w_k*(y*(1 - eps) + eps/k_real);
-                        const double zs = -shift + zv;
-                        terms[j] = symce_mul0_for_f32(yt, log1p_srest - zs);
-                    }
+                        for (size_t j = 0; j < len; ++j) {
+                            const double zv = row[c0 + j];
+                            const double y = yrow[c0 + j];
+                            const double w_k = weight[c0 + j];
+                            const double yt = w_k*(y*(1 - eps) + eps/k_real);
+                            const double zs = -shift + zv;
+                            terms[j] = symce_mul0_for_f32(yt, log1p_srest - zs);
+                        }
                 } else {
-                    for (size_t j = 0; j < len; ++j) {
-                        const double zv = row[c0 + j];
-                        const double y = yrow[c0 + j];
-                        const double w_k = 1;
-                        const double yt = w_k*(y*(1 - eps) + eps/k_real);
-                        const double zs = -shift + zv;
-                        terms[j] = symce_mul0_for_f32(yt, log1p_srest - zs);
-                    }
+                        for (size_t j = 0; j < len; ++j) {
+                            const double zv = row[c0 + j];
+                            const double y = yrow[c0 + j];
+                            const double w_k = 1;
+                            const double yt = w_k*(y*(1 - eps) + eps/k_real);
+                            const double zs = -shift + zv;
+                            terms[j] = symce_mul0_for_f32(yt, log1p_srest - zs);
+                        }
                 }
                 symce_accumulate_f32(&sum, &comp, symce_pairwise_sum(terms, len));
             }
-            row_loss = sum + comp;
+                row_loss = sum + comp;
+            }
+            if (reduction == SYMCE_REDUCTION_NONE) loss[i] = (float)row_loss;
+            else symce_accumulate_f32(&total, &tcomp, row_loss);
         }
-        if (reduction == SYMCE_REDUCTION_NONE) loss[i] = (float)row_loss;
-        else symce_accumulate_f32(&total, &tcomp, row_loss);
     }
     if (reduction != SYMCE_REDUCTION_NONE) *loss = symce_reduce_f32(reduction, total + tcomp, divisor);
     return SYMCE_OK;
@@ -1133,24 +1318,39 @@ int symce_softmax_cross_entropy_grad_f32(size_t n, size_t k, const float *restri
     for (size_t j = 0; j < k; ++j) wsum += weight != NULL ? weight[j] : 1;
     const double scale = symce_scale_f32(reduction, divisor);
     SYMCE_OMP_FOR
-    for (size_t i = 0; i < n; ++i) {
-        const float *row = logits + i * k;
-        float *grow = grad + i * k;
-        const int64_t t = labels[i];
-        if (t == ignore_index) {  /* loss 0, gradient row 0, not in the divisor */
-            for (size_t j = 0; j < k; ++j) grow[j] = 0;
-            continue;
-        }
-        const double w_t = weight != NULL ? weight[t] : 1;
-        double stash[SYMCE_STASH];
-        double shift, srest;
-        const int status = symce_row_stats_f32(row, k, stash, &shift, &srest);
-        const int stashed = status == SYMCE_ROW_STASHED;
-        (void)stashed;
-        const double inv_srest = 1.0/(srest + 1);
-        const double ysum = -eps*w_t + w_t + eps*wsum/k_real;
-        const double yt_on = w_t*(1 - eps) + eps*w_t/k_real;
-        if (status == SYMCE_ROW_GENERAL) {
+    for (size_t i0 = 0; i0 < n; i0 += SYMCE_ROWS) {  /* blocks of rows (the OpenMP unit) */
+        const size_t rows = n - i0 < SYMCE_ROWS ? n - i0 : SYMCE_ROWS;
+        const int small = k <= SYMCE_SMALL_K;  /* then the block's statistics at once */
+        double eblock[SYMCE_ROWS * SYMCE_SMALL_K], shiftb[SYMCE_ROWS], srestb[SYMCE_ROWS];
+        int statusb[SYMCE_ROWS];
+        if (small) symce_block_stats_f32(logits + i0 * k, rows, k, eblock, shiftb, srestb, statusb);
+        for (size_t i = i0; i < i0 + rows; ++i) {
+            const float *row = logits + i * k;
+            float *grow = grad + i * k;
+            const int64_t t = labels[i];
+            if (t == ignore_index) {  /* loss 0, gradient row 0, not in the divisor */
+                for (size_t j = 0; j < k; ++j) grow[j] = 0;
+                continue;
+            }
+            const double w_t = weight != NULL ? weight[t] : 1;
+            double own[SYMCE_STASH];
+            double *stash = own;
+            double shift, srest;
+            int status;
+            if (small) {
+                stash = eblock + (i - i0) * k;
+                shift = shiftb[i - i0];
+                srest = srestb[i - i0];
+                status = statusb[i - i0];
+            } else {
+                status = symce_row_stats_f32(row, k, stash, &shift, &srest);
+            }
+            const int stashed = status == SYMCE_ROW_STASHED;
+            (void)stashed;
+            const double inv_srest = 1.0/(srest + 1);
+            const double ysum = -eps*w_t + w_t + eps*wsum/k_real;
+            const double yt_on = w_t*(1 - eps) + eps*w_t/k_real;
+            if (status == SYMCE_ROW_GENERAL) {
             for (size_t j = 0; j < k; ++j) {  /* the gradient slot class by class */
                 const double hot = j == (size_t)t ? 1 : 0;
                 const double w_k = weight != NULL ? weight[j] : 1;
@@ -1163,33 +1363,34 @@ int symce_softmax_cross_entropy_grad_f32(size_t n, size_t k, const float *restri
                 const double pc = inv_srest*(srest - em1);
                 grow[j] = (float)(scale*(p*(ysum - yt) - pc*yt));
             }
-        } else for (size_t c0 = 0; c0 < k; c0 += SYMCE_STASH) {  /* every class as off-label first */
-            const size_t len = k - c0 < SYMCE_STASH ? k - c0 : SYMCE_STASH;
-            if (!stashed) symce_row_exp_f32(row, c0, len, shift, stash);
+            } else for (size_t c0 = 0; c0 < k; c0 += SYMCE_STASH) {  /* every class as off-label first */
+                const size_t len = k - c0 < SYMCE_STASH ? k - c0 : SYMCE_STASH;
+                if (!stashed) symce_row_exp_f32(row, c0, len, shift, stash);
             if (weight != NULL) {
-                for (size_t j = 0; j < len; ++j) {
-                    const double e = stash[j];
-                    const double w_k = weight[c0 + j];
-                    const double p = e*inv_srest;
-                    grow[c0 + j] = (float)(scale*(p*ysum - eps*w_k/k_real));
-                }
+                    for (size_t j = 0; j < len; ++j) {
+                        const double e = stash[j];
+                        const double w_k = weight[c0 + j];
+                        const double p = e*inv_srest;
+                        grow[c0 + j] = (float)(scale*(p*ysum - eps*w_k/k_real));
+                    }
             } else {
-                for (size_t j = 0; j < len; ++j) {
-                    const double e = stash[j];
-                    const double w_k = 1;
-                    const double p = e*inv_srest;
-                    grow[c0 + j] = (float)(scale*(p*ysum - eps*w_k/k_real));
-                }
+                    for (size_t j = 0; j < len; ++j) {
+                        const double e = stash[j];
+                        const double w_k = 1;
+                        const double p = e*inv_srest;
+                        grow[c0 + j] = (float)(scale*(p*ysum - eps*w_k/k_real));
+                    }
             }
-        }
-        {  /* the label's class */
-            const double zv = row[t];
-            const double zs = -shift + zv;
-            const double e = symce_exp_for_f32(zs);
-            const double em1 = symce_select(zs == 0, 0, e - 1);
-            const double p = e*inv_srest;
-            const double pc = inv_srest*(srest - em1);
-            if (status != SYMCE_ROW_GENERAL) grow[t] = (float)(scale*(-pc*yt_on + eps*p*(-w_t + wsum)/k_real));
+            }
+            {  /* the label's class */
+                const double zv = row[t];
+                const double zs = -shift + zv;
+                const double e = symce_exp_for_f32(zs);
+                const double em1 = symce_select(zs == 0, 0, e - 1);
+                const double p = e*inv_srest;
+                const double pc = inv_srest*(srest - em1);
+                if (status != SYMCE_ROW_GENERAL) grow[t] = (float)(scale*(-pc*yt_on + eps*p*(-w_t + wsum)/k_real));
+            }
         }
     }
     return SYMCE_OK;
@@ -1213,40 +1414,55 @@ int symce_softmax_cross_entropy_grad_soft_f32(size_t n, size_t k, const float *r
     const double divisor = (double)n;
     const double scale = symce_scale_f32(reduction, divisor);
     SYMCE_OMP_FOR
-    for (size_t i = 0; i < n; ++i) {
-        const float *row = logits + i * k;
-        float *grow = grad + i * k;
-        const float *yrow = target + i * k;
-        double stash[SYMCE_STASH];
-        double shift, srest;
-        const int status = symce_row_stats_f32(row, k, stash, &shift, &srest);
-        const int stashed = status == SYMCE_ROW_STASHED;
-        (void)stashed;
-        const double inv_srest = 1.0/(srest + 1);
-        double ysum;  /* sum_c y~_c */
-        {
-            double sum = 0, comp = 0;
-            double terms[SYMCE_STASH];
+    for (size_t i0 = 0; i0 < n; i0 += SYMCE_ROWS) {  /* blocks of rows (the OpenMP unit) */
+        const size_t rows = n - i0 < SYMCE_ROWS ? n - i0 : SYMCE_ROWS;
+        const int small = k <= SYMCE_SMALL_K;  /* then the block's statistics at once */
+        double eblock[SYMCE_ROWS * SYMCE_SMALL_K], shiftb[SYMCE_ROWS], srestb[SYMCE_ROWS];
+        int statusb[SYMCE_ROWS];
+        if (small) symce_block_stats_f32(logits + i0 * k, rows, k, eblock, shiftb, srestb, statusb);
+        for (size_t i = i0; i < i0 + rows; ++i) {
+            const float *row = logits + i * k;
+            float *grow = grad + i * k;
+            const float *yrow = target + i * k;
+            double own[SYMCE_STASH];
+            double *stash = own;
+            double shift, srest;
+            int status;
+            if (small) {
+                stash = eblock + (i - i0) * k;
+                shift = shiftb[i - i0];
+                srest = srestb[i - i0];
+                status = statusb[i - i0];
+            } else {
+                status = symce_row_stats_f32(row, k, stash, &shift, &srest);
+            }
+            const int stashed = status == SYMCE_ROW_STASHED;
+            (void)stashed;
+            const double inv_srest = 1.0/(srest + 1);
+            double ysum;  /* sum_c y~_c */
+            {
+                double sum = 0, comp = 0;
+                double terms[SYMCE_STASH];
             for (size_t c0 = 0; c0 < k; c0 += SYMCE_STASH) {
                 const size_t len = k - c0 < SYMCE_STASH ? k - c0 : SYMCE_STASH;
                 if (weight != NULL) {
-                    for (size_t j = 0; j < len; ++j) {
-                        const double y = yrow[c0 + j];
-                        const double w_k = weight[c0 + j];
-                        terms[j] = w_k*(y*(1 - eps) + eps/k_real);
-                    }
+                        for (size_t j = 0; j < len; ++j) {
+                            const double y = yrow[c0 + j];
+                            const double w_k = weight[c0 + j];
+                            terms[j] = w_k*(y*(1 - eps) + eps/k_real);
+                        }
                 } else {
-                    for (size_t j = 0; j < len; ++j) {
-                        const double y = yrow[c0 + j];
-                        const double w_k = 1;
-                        terms[j] = w_k*(y*(1 - eps) + eps/k_real);
-                    }
+                        for (size_t j = 0; j < len; ++j) {
+                            const double y = yrow[c0 + j];
+                            const double w_k = 1;
+                            terms[j] = w_k*(y*(1 - eps) + eps/k_real);
+                        }
                 }
                 symce_accumulate_f32(&sum, &comp, symce_pairwise_sum(terms, len));
             }
-            ysum = (double)(sum + comp);
-        }
-        if (status == SYMCE_ROW_GENERAL) {
+                ysum = (double)(sum + comp);
+            }
+            if (status == SYMCE_ROW_GENERAL) {
             for (size_t j = 0; j < k; ++j) {  /* the gradient slot class by class */
                 const double y = yrow[j];
                 const double w_k = weight != NULL ? weight[j] : 1;
@@ -1259,31 +1475,32 @@ int symce_softmax_cross_entropy_grad_soft_f32(size_t n, size_t k, const float *r
                 const double pc = inv_srest*(srest - em1);
                 grow[j] = (float)(scale*(p*(ysum - yt) - pc*yt));
             }
-        } else for (size_t c0 = 0; c0 < k; c0 += SYMCE_STASH) {
-            const size_t len = k - c0 < SYMCE_STASH ? k - c0 : SYMCE_STASH;
-            if (!stashed) symce_row_exp_f32(row, c0, len, shift, stash);
+            } else for (size_t c0 = 0; c0 < k; c0 += SYMCE_STASH) {
+                const size_t len = k - c0 < SYMCE_STASH ? k - c0 : SYMCE_STASH;
+                if (!stashed) symce_row_exp_f32(row, c0, len, shift, stash);
             if (weight != NULL) {
-                for (size_t j = 0; j < len; ++j) {
-                    const double e = stash[j];
-                    const double zv = row[c0 + j];
-                    const double y = yrow[c0 + j];
-                    const double w_k = weight[c0 + j];
-                    const double yt = w_k*(y*(1 - eps) + eps/k_real);
-                    const double zs = -shift + zv;
-                    const double p = e*inv_srest;
-                    grow[c0 + j] = (float)(scale*symce_select(zs == 0, -srest*inv_srest*yt + p*(ysum - yt), p*ysum - yt));
-                }
+                    for (size_t j = 0; j < len; ++j) {
+                        const double e = stash[j];
+                        const double zv = row[c0 + j];
+                        const double y = yrow[c0 + j];
+                        const double w_k = weight[c0 + j];
+                        const double yt = w_k*(y*(1 - eps) + eps/k_real);
+                        const double zs = -shift + zv;
+                        const double p = e*inv_srest;
+                        grow[c0 + j] = (float)(scale*symce_select(zs == 0, -srest*inv_srest*yt + p*(ysum - yt), p*ysum - yt));
+                    }
             } else {
-                for (size_t j = 0; j < len; ++j) {
-                    const double e = stash[j];
-                    const double zv = row[c0 + j];
-                    const double y = yrow[c0 + j];
-                    const double w_k = 1;
-                    const double yt = w_k*(y*(1 - eps) + eps/k_real);
-                    const double zs = -shift + zv;
-                    const double p = e*inv_srest;
-                    grow[c0 + j] = (float)(scale*symce_select(zs == 0, -srest*inv_srest*yt + p*(ysum - yt), p*ysum - yt));
-                }
+                    for (size_t j = 0; j < len; ++j) {
+                        const double e = stash[j];
+                        const double zv = row[c0 + j];
+                        const double y = yrow[c0 + j];
+                        const double w_k = 1;
+                        const double yt = w_k*(y*(1 - eps) + eps/k_real);
+                        const double zs = -shift + zv;
+                        const double p = e*inv_srest;
+                        grow[c0 + j] = (float)(scale*symce_select(zs == 0, -srest*inv_srest*yt + p*(ysum - yt), p*ysum - yt));
+                    }
+            }
             }
         }
     }
@@ -1313,51 +1530,66 @@ int symce_softmax_cross_entropy_with_grad_f32(size_t n, size_t k, const float *r
     const double scale = symce_scale_f32(reduction, divisor);
     double total = 0, tcomp = 0;
     SYMCE_OMP_FOR_SUM(total, tcomp)
-    for (size_t i = 0; i < n; ++i) {
-        const float *row = logits + i * k;
-        float *grow = grad + i * k;
-        const int64_t t = labels[i];
-        if (t == ignore_index) {  /* loss 0, gradient row 0, not in the divisor */
-            for (size_t j = 0; j < k; ++j) grow[j] = 0;
-            if (reduction == SYMCE_REDUCTION_NONE) loss[i] = 0;
-            continue;
-        }
-        const double w_t = weight != NULL ? weight[t] : 1;
-        double stash[SYMCE_STASH];
-        double shift, srest;
-        const int status = symce_row_stats_f32(row, k, stash, &shift, &srest);
-        const int stashed = status == SYMCE_ROW_STASHED;
-        (void)stashed;
-        const double log1p_srest = symce_log1p_for_f32(srest);
-        const double inv_srest = 1.0/(srest + 1);
-        const double ysum = -eps*w_t + w_t + eps*wsum/k_real;
-        const double yt_on = w_t*(1 - eps) + eps*w_t/k_real;
-        double row_loss = 0;
-        if (eps != 0) {  /* every class's share eps w_c / K of the target */
-            double sum = 0, comp = 0;
-            double terms[SYMCE_STASH];
+    for (size_t i0 = 0; i0 < n; i0 += SYMCE_ROWS) {  /* blocks of rows (the OpenMP unit) */
+        const size_t rows = n - i0 < SYMCE_ROWS ? n - i0 : SYMCE_ROWS;
+        const int small = k <= SYMCE_SMALL_K;  /* then the block's statistics at once */
+        double eblock[SYMCE_ROWS * SYMCE_SMALL_K], shiftb[SYMCE_ROWS], srestb[SYMCE_ROWS];
+        int statusb[SYMCE_ROWS];
+        if (small) symce_block_stats_f32(logits + i0 * k, rows, k, eblock, shiftb, srestb, statusb);
+        for (size_t i = i0; i < i0 + rows; ++i) {
+            const float *row = logits + i * k;
+            float *grow = grad + i * k;
+            const int64_t t = labels[i];
+            if (t == ignore_index) {  /* loss 0, gradient row 0, not in the divisor */
+                for (size_t j = 0; j < k; ++j) grow[j] = 0;
+                if (reduction == SYMCE_REDUCTION_NONE) loss[i] = 0;
+                continue;
+            }
+            const double w_t = weight != NULL ? weight[t] : 1;
+            double own[SYMCE_STASH];
+            double *stash = own;
+            double shift, srest;
+            int status;
+            if (small) {
+                stash = eblock + (i - i0) * k;
+                shift = shiftb[i - i0];
+                srest = srestb[i - i0];
+                status = statusb[i - i0];
+            } else {
+                status = symce_row_stats_f32(row, k, stash, &shift, &srest);
+            }
+            const int stashed = status == SYMCE_ROW_STASHED;
+            (void)stashed;
+            const double log1p_srest = symce_log1p_for_f32(srest);
+            const double inv_srest = 1.0/(srest + 1);
+            const double ysum = -eps*w_t + w_t + eps*wsum/k_real;
+            const double yt_on = w_t*(1 - eps) + eps*w_t/k_real;
+            double row_loss = 0;
+            if (eps != 0) {  /* every class's share eps w_c / K of the target */
+                double sum = 0, comp = 0;
+                double terms[SYMCE_STASH];
             for (size_t c0 = 0; c0 < k; c0 += SYMCE_STASH) {
                 const size_t len = k - c0 < SYMCE_STASH ? k - c0 : SYMCE_STASH;
                 if (weight != NULL) {
-                    for (size_t j = 0; j < len; ++j) {
-                        const double zv = row[c0 + j];
-                        const double w_k = weight[c0 + j];
-                        const double zs = -shift + zv;
-                        terms[j] = symce_mul0_for_f32(eps*w_k/k_real, log1p_srest - zs);
-                    }
+                        for (size_t j = 0; j < len; ++j) {
+                            const double zv = row[c0 + j];
+                            const double w_k = weight[c0 + j];
+                            const double zs = -shift + zv;
+                            terms[j] = symce_mul0_for_f32(eps*w_k/k_real, log1p_srest - zs);
+                        }
                 } else {
-                    for (size_t j = 0; j < len; ++j) {
-                        const double zv = row[c0 + j];
-                        const double w_k = 1;
-                        const double zs = -shift + zv;
-                        terms[j] = symce_mul0_for_f32(eps*w_k/k_real, log1p_srest - zs);
-                    }
+                        for (size_t j = 0; j < len; ++j) {
+                            const double zv = row[c0 + j];
+                            const double w_k = 1;
+                            const double zs = -shift + zv;
+                            terms[j] = symce_mul0_for_f32(eps*w_k/k_real, log1p_srest - zs);
+                        }
                 }
                 symce_accumulate_f32(&sum, &comp, symce_pairwise_sum(terms, len));
             }
-            row_loss = sum + comp;
-        }
-        if (status == SYMCE_ROW_GENERAL) {
+                row_loss = sum + comp;
+            }
+            if (status == SYMCE_ROW_GENERAL) {
             for (size_t j = 0; j < k; ++j) {  /* the gradient slot class by class */
                 const double hot = j == (size_t)t ? 1 : 0;
                 const double w_k = weight != NULL ? weight[j] : 1;
@@ -1370,37 +1602,38 @@ int symce_softmax_cross_entropy_with_grad_f32(size_t n, size_t k, const float *r
                 const double pc = inv_srest*(srest - em1);
                 grow[j] = (float)(scale*(p*(ysum - yt) - pc*yt));
             }
-        } else for (size_t c0 = 0; c0 < k; c0 += SYMCE_STASH) {  /* every class as off-label first */
-            const size_t len = k - c0 < SYMCE_STASH ? k - c0 : SYMCE_STASH;
-            if (!stashed) symce_row_exp_f32(row, c0, len, shift, stash);
+            } else for (size_t c0 = 0; c0 < k; c0 += SYMCE_STASH) {  /* every class as off-label first */
+                const size_t len = k - c0 < SYMCE_STASH ? k - c0 : SYMCE_STASH;
+                if (!stashed) symce_row_exp_f32(row, c0, len, shift, stash);
             if (weight != NULL) {
-                for (size_t j = 0; j < len; ++j) {
-                    const double e = stash[j];
-                    const double w_k = weight[c0 + j];
-                    const double p = e*inv_srest;
-                    grow[c0 + j] = (float)(scale*(p*ysum - eps*w_k/k_real));
-                }
+                    for (size_t j = 0; j < len; ++j) {
+                        const double e = stash[j];
+                        const double w_k = weight[c0 + j];
+                        const double p = e*inv_srest;
+                        grow[c0 + j] = (float)(scale*(p*ysum - eps*w_k/k_real));
+                    }
             } else {
-                for (size_t j = 0; j < len; ++j) {
-                    const double e = stash[j];
-                    const double w_k = 1;
-                    const double p = e*inv_srest;
-                    grow[c0 + j] = (float)(scale*(p*ysum - eps*w_k/k_real));
-                }
+                    for (size_t j = 0; j < len; ++j) {
+                        const double e = stash[j];
+                        const double w_k = 1;
+                        const double p = e*inv_srest;
+                        grow[c0 + j] = (float)(scale*(p*ysum - eps*w_k/k_real));
+                    }
             }
+            }
+            {  /* the label's class */
+                const double zv = row[t];
+                const double zs = -shift + zv;
+                const double e = symce_exp_for_f32(zs);
+                const double em1 = symce_select(zs == 0, 0, e - 1);
+                const double p = e*inv_srest;
+                const double pc = inv_srest*(srest - em1);
+                row_loss += symce_mul0_for_f32(-eps*w_t + w_t, log1p_srest - zs);
+                if (status != SYMCE_ROW_GENERAL) grow[t] = (float)(scale*(-pc*yt_on + eps*p*(-w_t + wsum)/k_real));
+            }
+            if (reduction == SYMCE_REDUCTION_NONE) loss[i] = (float)row_loss;
+            else symce_accumulate_f32(&total, &tcomp, row_loss);
         }
-        {  /* the label's class */
-            const double zv = row[t];
-            const double zs = -shift + zv;
-            const double e = symce_exp_for_f32(zs);
-            const double em1 = symce_select(zs == 0, 0, e - 1);
-            const double p = e*inv_srest;
-            const double pc = inv_srest*(srest - em1);
-            row_loss += symce_mul0_for_f32(-eps*w_t + w_t, log1p_srest - zs);
-            if (status != SYMCE_ROW_GENERAL) grow[t] = (float)(scale*(-pc*yt_on + eps*p*(-w_t + wsum)/k_real));
-        }
-        if (reduction == SYMCE_REDUCTION_NONE) loss[i] = (float)row_loss;
-        else symce_accumulate_f32(&total, &tcomp, row_loss);
     }
     if (reduction != SYMCE_REDUCTION_NONE) *loss = symce_reduce_f32(reduction, total + tcomp, divisor);
     return SYMCE_OK;
@@ -1428,70 +1661,85 @@ int symce_softmax_cross_entropy_with_grad_soft_f32(size_t n, size_t k,
     const double scale = symce_scale_f32(reduction, divisor);
     double total = 0, tcomp = 0;
     SYMCE_OMP_FOR_SUM(total, tcomp)
-    for (size_t i = 0; i < n; ++i) {
-        const float *row = logits + i * k;
-        float *grow = grad + i * k;
-        const float *yrow = target + i * k;
-        double stash[SYMCE_STASH];
-        double shift, srest;
-        const int status = symce_row_stats_f32(row, k, stash, &shift, &srest);
-        const int stashed = status == SYMCE_ROW_STASHED;
-        (void)stashed;
-        const double log1p_srest = symce_log1p_for_f32(srest);
-        const double inv_srest = 1.0/(srest + 1);
-        double ysum;  /* sum_c y~_c */
-        {
-            double sum = 0, comp = 0;
-            double terms[SYMCE_STASH];
+    for (size_t i0 = 0; i0 < n; i0 += SYMCE_ROWS) {  /* blocks of rows (the OpenMP unit) */
+        const size_t rows = n - i0 < SYMCE_ROWS ? n - i0 : SYMCE_ROWS;
+        const int small = k <= SYMCE_SMALL_K;  /* then the block's statistics at once */
+        double eblock[SYMCE_ROWS * SYMCE_SMALL_K], shiftb[SYMCE_ROWS], srestb[SYMCE_ROWS];
+        int statusb[SYMCE_ROWS];
+        if (small) symce_block_stats_f32(logits + i0 * k, rows, k, eblock, shiftb, srestb, statusb);
+        for (size_t i = i0; i < i0 + rows; ++i) {
+            const float *row = logits + i * k;
+            float *grow = grad + i * k;
+            const float *yrow = target + i * k;
+            double own[SYMCE_STASH];
+            double *stash = own;
+            double shift, srest;
+            int status;
+            if (small) {
+                stash = eblock + (i - i0) * k;
+                shift = shiftb[i - i0];
+                srest = srestb[i - i0];
+                status = statusb[i - i0];
+            } else {
+                status = symce_row_stats_f32(row, k, stash, &shift, &srest);
+            }
+            const int stashed = status == SYMCE_ROW_STASHED;
+            (void)stashed;
+            const double log1p_srest = symce_log1p_for_f32(srest);
+            const double inv_srest = 1.0/(srest + 1);
+            double ysum;  /* sum_c y~_c */
+            {
+                double sum = 0, comp = 0;
+                double terms[SYMCE_STASH];
             for (size_t c0 = 0; c0 < k; c0 += SYMCE_STASH) {
                 const size_t len = k - c0 < SYMCE_STASH ? k - c0 : SYMCE_STASH;
                 if (weight != NULL) {
-                    for (size_t j = 0; j < len; ++j) {
-                        const double y = yrow[c0 + j];
-                        const double w_k = weight[c0 + j];
-                        terms[j] = w_k*(y*(1 - eps) + eps/k_real);
-                    }
+                        for (size_t j = 0; j < len; ++j) {
+                            const double y = yrow[c0 + j];
+                            const double w_k = weight[c0 + j];
+                            terms[j] = w_k*(y*(1 - eps) + eps/k_real);
+                        }
                 } else {
-                    for (size_t j = 0; j < len; ++j) {
-                        const double y = yrow[c0 + j];
-                        const double w_k = 1;
-                        terms[j] = w_k*(y*(1 - eps) + eps/k_real);
-                    }
+                        for (size_t j = 0; j < len; ++j) {
+                            const double y = yrow[c0 + j];
+                            const double w_k = 1;
+                            terms[j] = w_k*(y*(1 - eps) + eps/k_real);
+                        }
                 }
                 symce_accumulate_f32(&sum, &comp, symce_pairwise_sum(terms, len));
             }
-            ysum = (double)(sum + comp);
-        }
-        double row_loss;
-        {
-            double sum = 0, comp = 0;
-            double terms[SYMCE_STASH];
+                ysum = (double)(sum + comp);
+            }
+            double row_loss;
+            {
+                double sum = 0, comp = 0;
+                double terms[SYMCE_STASH];
             for (size_t c0 = 0; c0 < k; c0 += SYMCE_STASH) {
                 const size_t len = k - c0 < SYMCE_STASH ? k - c0 : SYMCE_STASH;
                 if (weight != NULL) {
-                    for (size_t j = 0; j < len; ++j) {
-                        const double zv = row[c0 + j];
-                        const double y = yrow[c0 + j];
-                        const double w_k = weight[c0 + j];
-                        const double yt = w_k*(y*(1 - eps) + eps/k_real);
-                        const double zs = -shift + zv;
-                        terms[j] = symce_mul0_for_f32(yt, log1p_srest - zs);
-                    }
+                        for (size_t j = 0; j < len; ++j) {
+                            const double zv = row[c0 + j];
+                            const double y = yrow[c0 + j];
+                            const double w_k = weight[c0 + j];
+                            const double yt = w_k*(y*(1 - eps) + eps/k_real);
+                            const double zs = -shift + zv;
+                            terms[j] = symce_mul0_for_f32(yt, log1p_srest - zs);
+                        }
                 } else {
-                    for (size_t j = 0; j < len; ++j) {
-                        const double zv = row[c0 + j];
-                        const double y = yrow[c0 + j];
-                        const double w_k = 1;
-                        const double yt = w_k*(y*(1 - eps) + eps/k_real);
-                        const double zs = -shift + zv;
-                        terms[j] = symce_mul0_for_f32(yt, log1p_srest - zs);
-                    }
+                        for (size_t j = 0; j < len; ++j) {
+                            const double zv = row[c0 + j];
+                            const double y = yrow[c0 + j];
+                            const double w_k = 1;
+                            const double yt = w_k*(y*(1 - eps) + eps/k_real);
+                            const double zs = -shift + zv;
+                            terms[j] = symce_mul0_for_f32(yt, log1p_srest - zs);
+                        }
                 }
                 symce_accumulate_f32(&sum, &comp, symce_pairwise_sum(terms, len));
             }
-            row_loss = sum + comp;
-        }
-        if (status == SYMCE_ROW_GENERAL) {
+                row_loss = sum + comp;
+            }
+            if (status == SYMCE_ROW_GENERAL) {
             for (size_t j = 0; j < k; ++j) {  /* the gradient slot class by class */
                 const double y = yrow[j];
                 const double w_k = weight != NULL ? weight[j] : 1;
@@ -1504,35 +1752,36 @@ int symce_softmax_cross_entropy_with_grad_soft_f32(size_t n, size_t k,
                 const double pc = inv_srest*(srest - em1);
                 grow[j] = (float)(scale*(p*(ysum - yt) - pc*yt));
             }
-        } else for (size_t c0 = 0; c0 < k; c0 += SYMCE_STASH) {
-            const size_t len = k - c0 < SYMCE_STASH ? k - c0 : SYMCE_STASH;
-            if (!stashed) symce_row_exp_f32(row, c0, len, shift, stash);
+            } else for (size_t c0 = 0; c0 < k; c0 += SYMCE_STASH) {
+                const size_t len = k - c0 < SYMCE_STASH ? k - c0 : SYMCE_STASH;
+                if (!stashed) symce_row_exp_f32(row, c0, len, shift, stash);
             if (weight != NULL) {
-                for (size_t j = 0; j < len; ++j) {
-                    const double e = stash[j];
-                    const double zv = row[c0 + j];
-                    const double y = yrow[c0 + j];
-                    const double w_k = weight[c0 + j];
-                    const double yt = w_k*(y*(1 - eps) + eps/k_real);
-                    const double zs = -shift + zv;
-                    const double p = e*inv_srest;
-                    grow[c0 + j] = (float)(scale*symce_select(zs == 0, -srest*inv_srest*yt + p*(ysum - yt), p*ysum - yt));
-                }
+                    for (size_t j = 0; j < len; ++j) {
+                        const double e = stash[j];
+                        const double zv = row[c0 + j];
+                        const double y = yrow[c0 + j];
+                        const double w_k = weight[c0 + j];
+                        const double yt = w_k*(y*(1 - eps) + eps/k_real);
+                        const double zs = -shift + zv;
+                        const double p = e*inv_srest;
+                        grow[c0 + j] = (float)(scale*symce_select(zs == 0, -srest*inv_srest*yt + p*(ysum - yt), p*ysum - yt));
+                    }
             } else {
-                for (size_t j = 0; j < len; ++j) {
-                    const double e = stash[j];
-                    const double zv = row[c0 + j];
-                    const double y = yrow[c0 + j];
-                    const double w_k = 1;
-                    const double yt = w_k*(y*(1 - eps) + eps/k_real);
-                    const double zs = -shift + zv;
-                    const double p = e*inv_srest;
-                    grow[c0 + j] = (float)(scale*symce_select(zs == 0, -srest*inv_srest*yt + p*(ysum - yt), p*ysum - yt));
-                }
+                    for (size_t j = 0; j < len; ++j) {
+                        const double e = stash[j];
+                        const double zv = row[c0 + j];
+                        const double y = yrow[c0 + j];
+                        const double w_k = 1;
+                        const double yt = w_k*(y*(1 - eps) + eps/k_real);
+                        const double zs = -shift + zv;
+                        const double p = e*inv_srest;
+                        grow[c0 + j] = (float)(scale*symce_select(zs == 0, -srest*inv_srest*yt + p*(ysum - yt), p*ysum - yt));
+                    }
             }
+            }
+            if (reduction == SYMCE_REDUCTION_NONE) loss[i] = (float)row_loss;
+            else symce_accumulate_f32(&total, &tcomp, row_loss);
         }
-        if (reduction == SYMCE_REDUCTION_NONE) loss[i] = (float)row_loss;
-        else symce_accumulate_f32(&total, &tcomp, row_loss);
     }
     if (reduction != SYMCE_REDUCTION_NONE) *loss = symce_reduce_f32(reduction, total + tcomp, divisor);
     return SYMCE_OK;
@@ -1828,21 +2077,37 @@ int symce_softmax_f64(size_t n, size_t k, const double *restrict z, double *rest
     const int rc = symce_check_shape(n, k, 1, sizeof(double));
     if (rc != SYMCE_OK) return rc;
     SYMCE_OMP_FOR
-    for (size_t i = 0; i < n; ++i) {
-        const double *row = z + i * k;
-        double stash[SYMCE_STASH];
-        double shift, srest;
-        const int status = symce_row_stats_f64(row, k, stash, &shift, &srest);
-        const int stashed = status == SYMCE_ROW_STASHED;
-        (void)stashed;
-        double *orow = out + i * k;
-        for (size_t c0 = 0; c0 < k; c0 += SYMCE_STASH) {
-            const size_t len = k - c0 < SYMCE_STASH ? k - c0 : SYMCE_STASH;
-            if (!stashed) symce_row_exp_f64(row, c0, len, shift, stash);
-            for (size_t j = 0; j < len; ++j) {
-                const double e = stash[j];
-                const double p = e/(srest + 1);
-                orow[c0 + j] = (p);
+    for (size_t i0 = 0; i0 < n; i0 += SYMCE_ROWS) {  /* blocks of rows (the OpenMP unit) */
+        const size_t rows = n - i0 < SYMCE_ROWS ? n - i0 : SYMCE_ROWS;
+        const int small = k <= SYMCE_SMALL_K;  /* then the block's statistics at once */
+        double eblock[SYMCE_ROWS * SYMCE_SMALL_K], shiftb[SYMCE_ROWS], srestb[SYMCE_ROWS];
+        int statusb[SYMCE_ROWS];
+        if (small) symce_block_stats_f64(z + i0 * k, rows, k, eblock, shiftb, srestb, statusb);
+        for (size_t i = i0; i < i0 + rows; ++i) {
+            const double *row = z + i * k;
+            double own[SYMCE_STASH];
+            double *stash = own;
+            double shift, srest;
+            int status;
+            if (small) {
+                stash = eblock + (i - i0) * k;
+                shift = shiftb[i - i0];
+                srest = srestb[i - i0];
+                status = statusb[i - i0];
+            } else {
+                status = symce_row_stats_f64(row, k, stash, &shift, &srest);
+            }
+            const int stashed = status == SYMCE_ROW_STASHED;
+            (void)stashed;
+            double *orow = out + i * k;
+            for (size_t c0 = 0; c0 < k; c0 += SYMCE_STASH) {
+                const size_t len = k - c0 < SYMCE_STASH ? k - c0 : SYMCE_STASH;
+                if (!stashed) symce_row_exp_f64(row, c0, len, shift, stash);
+                for (size_t j = 0; j < len; ++j) {
+                    const double e = stash[j];
+                    const double p = e/(srest + 1);
+                    orow[c0 + j] = (p);
+                }
             }
         }
     }
@@ -1856,20 +2121,36 @@ int symce_log_softmax_f64(size_t n, size_t k, const double *restrict z, double *
     const int rc = symce_check_shape(n, k, 1, sizeof(double));
     if (rc != SYMCE_OK) return rc;
     SYMCE_OMP_FOR
-    for (size_t i = 0; i < n; ++i) {
-        const double *row = z + i * k;
-        double stash[SYMCE_STASH];
-        double shift, srest;
-        const int status = symce_row_stats_f64(row, k, stash, &shift, &srest);
-        const int stashed = status == SYMCE_ROW_STASHED;
-        (void)stashed;
-        const double log1p_srest = log1p(srest);
-        double *orow = out + i * k;
-        for (size_t j = 0; j < k; ++j) {
-            const double zv = row[j];
-            const double zs = -shift + zv;
-            const double zlo = symce_two_sum_err_for_f64(zv, -shift);
-            orow[j] = (-log1p_srest + zlo + zs);
+    for (size_t i0 = 0; i0 < n; i0 += SYMCE_ROWS) {  /* blocks of rows (the OpenMP unit) */
+        const size_t rows = n - i0 < SYMCE_ROWS ? n - i0 : SYMCE_ROWS;
+        const int small = k <= SYMCE_SMALL_K;  /* then the block's statistics at once */
+        double eblock[SYMCE_ROWS * SYMCE_SMALL_K], shiftb[SYMCE_ROWS], srestb[SYMCE_ROWS];
+        int statusb[SYMCE_ROWS];
+        if (small) symce_block_stats_f64(z + i0 * k, rows, k, eblock, shiftb, srestb, statusb);
+        for (size_t i = i0; i < i0 + rows; ++i) {
+            const double *row = z + i * k;
+            double own[SYMCE_STASH];
+            double *stash = own;
+            double shift, srest;
+            int status;
+            if (small) {
+                stash = eblock + (i - i0) * k;
+                shift = shiftb[i - i0];
+                srest = srestb[i - i0];
+                status = statusb[i - i0];
+            } else {
+                status = symce_row_stats_f64(row, k, stash, &shift, &srest);
+            }
+            const int stashed = status == SYMCE_ROW_STASHED;
+            (void)stashed;
+            const double log1p_srest = log1p(srest);
+            double *orow = out + i * k;
+            for (size_t j = 0; j < k; ++j) {
+                const double zv = row[j];
+                const double zs = -shift + zv;
+                const double zlo = symce_two_sum_err_for_f64(zv, -shift);
+                orow[j] = (-log1p_srest + zlo + zs);
+            }
         }
     }
     return SYMCE_OK;
@@ -1882,15 +2163,31 @@ int symce_logsumexp_f64(size_t n, size_t k, const double *restrict z, double *re
     const int rc = symce_check_shape(n, k, 1, sizeof(double));
     if (rc != SYMCE_OK) return rc;
     SYMCE_OMP_FOR
-    for (size_t i = 0; i < n; ++i) {
-        const double *row = z + i * k;
-        double stash[SYMCE_STASH];
-        double shift, srest;
-        const int status = symce_row_stats_f64(row, k, stash, &shift, &srest);
-        const int stashed = status == SYMCE_ROW_STASHED;
-        (void)stashed;
-        const double log1p_srest = log1p(srest);
-        out[i] = (log1p_srest + shift);
+    for (size_t i0 = 0; i0 < n; i0 += SYMCE_ROWS) {  /* blocks of rows (the OpenMP unit) */
+        const size_t rows = n - i0 < SYMCE_ROWS ? n - i0 : SYMCE_ROWS;
+        const int small = k <= SYMCE_SMALL_K;  /* then the block's statistics at once */
+        double eblock[SYMCE_ROWS * SYMCE_SMALL_K], shiftb[SYMCE_ROWS], srestb[SYMCE_ROWS];
+        int statusb[SYMCE_ROWS];
+        if (small) symce_block_stats_f64(z + i0 * k, rows, k, eblock, shiftb, srestb, statusb);
+        for (size_t i = i0; i < i0 + rows; ++i) {
+            const double *row = z + i * k;
+            double own[SYMCE_STASH];
+            double *stash = own;
+            double shift, srest;
+            int status;
+            if (small) {
+                stash = eblock + (i - i0) * k;
+                shift = shiftb[i - i0];
+                srest = srestb[i - i0];
+                status = statusb[i - i0];
+            } else {
+                status = symce_row_stats_f64(row, k, stash, &shift, &srest);
+            }
+            const int stashed = status == SYMCE_ROW_STASHED;
+            (void)stashed;
+            const double log1p_srest = log1p(srest);
+            out[i] = (log1p_srest + shift);
+        }
     }
     return SYMCE_OK;
 }
@@ -1902,38 +2199,54 @@ int symce_softmax_jacobian_f64(size_t n, size_t k, const double *restrict z, dou
     const int rc = symce_check_shape(n, k, k, sizeof(double));
     if (rc != SYMCE_OK) return rc;
     SYMCE_OMP_FOR
-    for (size_t i = 0; i < n; ++i) {
-        const double *row = z + i * k;
-        double stash[SYMCE_STASH];
-        double shift, srest;
-        const int status = symce_row_stats_f64(row, k, stash, &shift, &srest);
-        const int stashed = status == SYMCE_ROW_STASHED;
-        (void)stashed;
-        double *J = out + i * k * k;
-        /* columns in blocks: p_j of the block's classes stays in double, p_i and pc_i per row */
-        for (size_t c0 = 0; c0 < k; c0 += 64) {
-            const size_t width = k - c0 < 64 ? k - c0 : 64;
-            double p_block[64];
-            for (size_t c = 0; c < width; ++c) {
-                const double zv = row[c0 + c];
-                const double zs = -shift + zv;
-                const double zlo = symce_two_sum_err_for_f64(zv, -shift);
-                const double e = (zlo + 1)*symce_exp_for_f64(zs);
-                const double p_j = e/(srest + 1);
-                p_block[c] = p_j;
+    for (size_t i0 = 0; i0 < n; i0 += SYMCE_ROWS) {  /* blocks of rows (the OpenMP unit) */
+        const size_t rows = n - i0 < SYMCE_ROWS ? n - i0 : SYMCE_ROWS;
+        const int small = k <= SYMCE_SMALL_K;  /* then the block's statistics at once */
+        double eblock[SYMCE_ROWS * SYMCE_SMALL_K], shiftb[SYMCE_ROWS], srestb[SYMCE_ROWS];
+        int statusb[SYMCE_ROWS];
+        if (small) symce_block_stats_f64(z + i0 * k, rows, k, eblock, shiftb, srestb, statusb);
+        for (size_t i = i0; i < i0 + rows; ++i) {
+            const double *row = z + i * k;
+            double own[SYMCE_STASH];
+            double *stash = own;
+            double shift, srest;
+            int status;
+            if (small) {
+                stash = eblock + (i - i0) * k;
+                shift = shiftb[i - i0];
+                srest = srestb[i - i0];
+                status = statusb[i - i0];
+            } else {
+                status = symce_row_stats_f64(row, k, stash, &shift, &srest);
             }
-            for (size_t r = 0; r < k; ++r) {
-                const double zv = row[r];
-                const double zs = -shift + zv;
-                const double zlo = symce_two_sum_err_for_f64(zv, -shift);
-                const double e = (zlo + 1)*symce_exp_for_f64(zs);
-                const double em1 = expm1(zs) + symce_mul0_for_f64(zlo, symce_exp_for_f64(zs));
-                const double p_i = e/(srest + 1);
-                const double pc_i = (srest - em1)/(srest + 1);
+            const int stashed = status == SYMCE_ROW_STASHED;
+            (void)stashed;
+            double *J = out + i * k * k;
+            /* columns in blocks: p_j of the block's classes stays in double, p_i and pc_i per row */
+            for (size_t c0 = 0; c0 < k; c0 += 64) {
+                const size_t width = k - c0 < 64 ? k - c0 : 64;
+                double p_block[64];
                 for (size_t c = 0; c < width; ++c) {
-                    const double p_j = p_block[c];
-                    const double delta = r == c0 + c ? 1 : 0;
-                    J[r * k + c0 + c] = (p_i*(delta*pc_i - p_j*(1 - delta)));
+                    const double zv = row[c0 + c];
+                    const double zs = -shift + zv;
+                    const double zlo = symce_two_sum_err_for_f64(zv, -shift);
+                    const double e = (zlo + 1)*symce_exp_for_f64(zs);
+                    const double p_j = e/(srest + 1);
+                    p_block[c] = p_j;
+                }
+                for (size_t r = 0; r < k; ++r) {
+                    const double zv = row[r];
+                    const double zs = -shift + zv;
+                    const double zlo = symce_two_sum_err_for_f64(zv, -shift);
+                    const double e = (zlo + 1)*symce_exp_for_f64(zs);
+                    const double em1 = expm1(zs) + symce_mul0_for_f64(zlo, symce_exp_for_f64(zs));
+                    const double p_i = e/(srest + 1);
+                    const double pc_i = (srest - em1)/(srest + 1);
+                    for (size_t c = 0; c < width; ++c) {
+                        const double p_j = p_block[c];
+                        const double delta = r == c0 + c ? 1 : 0;
+                        J[r * k + c0 + c] = (p_i*(delta*pc_i - p_j*(1 - delta)));
+                    }
                 }
             }
         }
@@ -1949,37 +2262,53 @@ int symce_softmax_vjp_f64(size_t n, size_t k, const double *restrict z, const do
     const int rc = symce_check_shape(n, k, 1, sizeof(double));
     if (rc != SYMCE_OK) return rc;
     SYMCE_OMP_FOR
-    for (size_t i = 0; i < n; ++i) {
-        const double *row = z + i * k;
-        double stash[SYMCE_STASH];
-        double shift, srest;
-        const int status = symce_row_stats_f64(row, k, stash, &shift, &srest);
-        const int stashed = status == SYMCE_ROW_STASHED;
-        (void)stashed;
-        const double *grow = g + i * k;
-        double *orow = out + i * k;
-        double dsum = 0, dcomp = 0;  /* sum_k g_k e_k */
-        double terms[SYMCE_STASH];
-        for (size_t c0 = 0; c0 < k; c0 += SYMCE_STASH) {
-            const size_t len = k - c0 < SYMCE_STASH ? k - c0 : SYMCE_STASH;
-            if (!stashed) symce_row_exp_f64(row, c0, len, shift, stash);
-            for (size_t j = 0; j < len; ++j) {
-                const double e = stash[j];
-                const double gv = grow[c0 + j];
-                terms[j] = e*gv;
+    for (size_t i0 = 0; i0 < n; i0 += SYMCE_ROWS) {  /* blocks of rows (the OpenMP unit) */
+        const size_t rows = n - i0 < SYMCE_ROWS ? n - i0 : SYMCE_ROWS;
+        const int small = k <= SYMCE_SMALL_K;  /* then the block's statistics at once */
+        double eblock[SYMCE_ROWS * SYMCE_SMALL_K], shiftb[SYMCE_ROWS], srestb[SYMCE_ROWS];
+        int statusb[SYMCE_ROWS];
+        if (small) symce_block_stats_f64(z + i0 * k, rows, k, eblock, shiftb, srestb, statusb);
+        for (size_t i = i0; i < i0 + rows; ++i) {
+            const double *row = z + i * k;
+            double own[SYMCE_STASH];
+            double *stash = own;
+            double shift, srest;
+            int status;
+            if (small) {
+                stash = eblock + (i - i0) * k;
+                shift = shiftb[i - i0];
+                srest = srestb[i - i0];
+                status = statusb[i - i0];
+            } else {
+                status = symce_row_stats_f64(row, k, stash, &shift, &srest);
             }
-            symce_accumulate_f64(&dsum, &dcomp, symce_pairwise_sum(terms, len));
-        }
-        const double gesum = (double)(dsum + dcomp);
-        const double dot = gesum/(srest + 1);
-        for (size_t c0 = 0; c0 < k; c0 += SYMCE_STASH) {
-            const size_t len = k - c0 < SYMCE_STASH ? k - c0 : SYMCE_STASH;
-            if (!stashed) symce_row_exp_f64(row, c0, len, shift, stash);
-            for (size_t j = 0; j < len; ++j) {
-                const double e = stash[j];
-                const double gv = grow[c0 + j];
-                const double p = e/(srest + 1);
-                orow[c0 + j] = (p*(-dot + gv));
+            const int stashed = status == SYMCE_ROW_STASHED;
+            (void)stashed;
+            const double *grow = g + i * k;
+            double *orow = out + i * k;
+            double dsum = 0, dcomp = 0;  /* sum_k g_k e_k */
+            double terms[SYMCE_STASH];
+            for (size_t c0 = 0; c0 < k; c0 += SYMCE_STASH) {
+                const size_t len = k - c0 < SYMCE_STASH ? k - c0 : SYMCE_STASH;
+                if (!stashed) symce_row_exp_f64(row, c0, len, shift, stash);
+                for (size_t j = 0; j < len; ++j) {
+                    const double e = stash[j];
+                    const double gv = grow[c0 + j];
+                    terms[j] = e*gv;
+                }
+                symce_accumulate_f64(&dsum, &dcomp, symce_pairwise_sum(terms, len));
+            }
+            const double gesum = (double)(dsum + dcomp);
+            const double dot = gesum/(srest + 1);
+            for (size_t c0 = 0; c0 < k; c0 += SYMCE_STASH) {
+                const size_t len = k - c0 < SYMCE_STASH ? k - c0 : SYMCE_STASH;
+                if (!stashed) symce_row_exp_f64(row, c0, len, shift, stash);
+                for (size_t j = 0; j < len; ++j) {
+                    const double e = stash[j];
+                    const double gv = grow[c0 + j];
+                    const double p = e/(srest + 1);
+                    orow[c0 + j] = (p*(-dot + gv));
+                }
             }
         }
     }
@@ -2157,55 +2486,71 @@ int symce_softmax_cross_entropy_f64(size_t n, size_t k, const double *restrict l
     for (size_t j = 0; j < k; ++j) wsum += weight != NULL ? weight[j] : 1;
     double total = 0, tcomp = 0;
     SYMCE_OMP_FOR_SUM(total, tcomp)
-    for (size_t i = 0; i < n; ++i) {
-        const double *row = logits + i * k;
-        const int64_t t = labels[i];
-        if (t == ignore_index) {  /* loss 0, gradient row 0, not in the divisor */
-            if (reduction == SYMCE_REDUCTION_NONE) loss[i] = 0;
-            continue;
-        }
-        const double w_t = weight != NULL ? weight[t] : 1;
-        double stash[SYMCE_STASH];
-        double shift, srest;
-        const int status = symce_row_stats_f64(row, k, stash, &shift, &srest);
-        const int stashed = status == SYMCE_ROW_STASHED;
-        (void)stashed;
-        const double log1p_srest = log1p(srest);
-        double row_loss = 0;
-        if (eps != 0) {  /* every class's share eps w_c / K of the target */
-            double sum = 0, comp = 0;
-            double terms[SYMCE_STASH];
+    for (size_t i0 = 0; i0 < n; i0 += SYMCE_ROWS) {  /* blocks of rows (the OpenMP unit) */
+        const size_t rows = n - i0 < SYMCE_ROWS ? n - i0 : SYMCE_ROWS;
+        const int small = k <= SYMCE_SMALL_K;  /* then the block's statistics at once */
+        double eblock[SYMCE_ROWS * SYMCE_SMALL_K], shiftb[SYMCE_ROWS], srestb[SYMCE_ROWS];
+        int statusb[SYMCE_ROWS];
+        if (small) symce_block_stats_f64(logits + i0 * k, rows, k, eblock, shiftb, srestb, statusb);
+        for (size_t i = i0; i < i0 + rows; ++i) {
+            const double *row = logits + i * k;
+            const int64_t t = labels[i];
+            if (t == ignore_index) {  /* loss 0, gradient row 0, not in the divisor */
+                if (reduction == SYMCE_REDUCTION_NONE) loss[i] = 0;
+                continue;
+            }
+            const double w_t = weight != NULL ? weight[t] : 1;
+            double own[SYMCE_STASH];
+            double *stash = own;
+            double shift, srest;
+            int status;
+            if (small) {
+                stash = eblock + (i - i0) * k;
+                shift = shiftb[i - i0];
+                srest = srestb[i - i0];
+                status = statusb[i - i0];
+            } else {
+                status = symce_row_stats_f64(row, k, stash, &shift, &srest);
+            }
+            const int stashed = status == SYMCE_ROW_STASHED;
+            (void)stashed;
+            const double log1p_srest = log1p(srest);
+            double row_loss = 0;
+            if (eps != 0) {  /* every class's share eps w_c / K of the target */
+                double sum = 0, comp = 0;
+                double terms[SYMCE_STASH];
             for (size_t c0 = 0; c0 < k; c0 += SYMCE_STASH) {
                 const size_t len = k - c0 < SYMCE_STASH ? k - c0 : SYMCE_STASH;
                 if (weight != NULL) {
-                    for (size_t j = 0; j < len; ++j) {
-                        const double zv = row[c0 + j];
-                        const double w_k = weight[c0 + j];
-                        const double zs = -shift + zv;
-                        const double zlo = symce_two_sum_err_for_f64(zv, -shift);
-                        terms[j] = symce_mul0_for_f64(eps*w_k/k_real, log1p_srest - zlo - zs);
-                    }
+                        for (size_t j = 0; j < len; ++j) {
+                            const double zv = row[c0 + j];
+                            const double w_k = weight[c0 + j];
+                            const double zs = -shift + zv;
+                            const double zlo = symce_two_sum_err_for_f64(zv, -shift);
+                            terms[j] = symce_mul0_for_f64(eps*w_k/k_real, log1p_srest - zlo - zs);
+                        }
                 } else {
-                    for (size_t j = 0; j < len; ++j) {
-                        const double zv = row[c0 + j];
-                        const double w_k = 1;
-                        const double zs = -shift + zv;
-                        const double zlo = symce_two_sum_err_for_f64(zv, -shift);
-                        terms[j] = symce_mul0_for_f64(eps*w_k/k_real, log1p_srest - zlo - zs);
-                    }
+                        for (size_t j = 0; j < len; ++j) {
+                            const double zv = row[c0 + j];
+                            const double w_k = 1;
+                            const double zs = -shift + zv;
+                            const double zlo = symce_two_sum_err_for_f64(zv, -shift);
+                            terms[j] = symce_mul0_for_f64(eps*w_k/k_real, log1p_srest - zlo - zs);
+                        }
                 }
                 symce_accumulate_f64(&sum, &comp, symce_pairwise_sum(terms, len));
             }
-            row_loss = sum + comp;
+                row_loss = sum + comp;
+            }
+            {  /* the label's class */
+                const double zv = row[t];
+                const double zs = -shift + zv;
+                const double zlo = symce_two_sum_err_for_f64(zv, -shift);
+                row_loss += symce_mul0_for_f64(-eps*w_t + w_t, log1p_srest - zlo - zs);
+            }
+            if (reduction == SYMCE_REDUCTION_NONE) loss[i] = (double)row_loss;
+            else symce_accumulate_f64(&total, &tcomp, row_loss);
         }
-        {  /* the label's class */
-            const double zv = row[t];
-            const double zs = -shift + zv;
-            const double zlo = symce_two_sum_err_for_f64(zv, -shift);
-            row_loss += symce_mul0_for_f64(-eps*w_t + w_t, log1p_srest - zlo - zs);
-        }
-        if (reduction == SYMCE_REDUCTION_NONE) loss[i] = (double)row_loss;
-        else symce_accumulate_f64(&total, &tcomp, row_loss);
     }
     if (reduction != SYMCE_REDUCTION_NONE) *loss = symce_reduce_f64(reduction, total + tcomp, divisor);
     return SYMCE_OK;
@@ -2229,48 +2574,64 @@ int symce_softmax_cross_entropy_soft_f64(size_t n, size_t k, const double *restr
     const double divisor = (double)n;
     double total = 0, tcomp = 0;
     SYMCE_OMP_FOR_SUM(total, tcomp)
-    for (size_t i = 0; i < n; ++i) {
-        const double *row = logits + i * k;
-        const double *yrow = target + i * k;
-        double stash[SYMCE_STASH];
-        double shift, srest;
-        const int status = symce_row_stats_f64(row, k, stash, &shift, &srest);
-        const int stashed = status == SYMCE_ROW_STASHED;
-        (void)stashed;
-        const double log1p_srest = log1p(srest);
-        double row_loss;
-        {
-            double sum = 0, comp = 0;
-            double terms[SYMCE_STASH];
+    for (size_t i0 = 0; i0 < n; i0 += SYMCE_ROWS) {  /* blocks of rows (the OpenMP unit) */
+        const size_t rows = n - i0 < SYMCE_ROWS ? n - i0 : SYMCE_ROWS;
+        const int small = k <= SYMCE_SMALL_K;  /* then the block's statistics at once */
+        double eblock[SYMCE_ROWS * SYMCE_SMALL_K], shiftb[SYMCE_ROWS], srestb[SYMCE_ROWS];
+        int statusb[SYMCE_ROWS];
+        if (small) symce_block_stats_f64(logits + i0 * k, rows, k, eblock, shiftb, srestb, statusb);
+        for (size_t i = i0; i < i0 + rows; ++i) {
+            const double *row = logits + i * k;
+            const double *yrow = target + i * k;
+            double own[SYMCE_STASH];
+            double *stash = own;
+            double shift, srest;
+            int status;
+            if (small) {
+                stash = eblock + (i - i0) * k;
+                shift = shiftb[i - i0];
+                srest = srestb[i - i0];
+                status = statusb[i - i0];
+            } else {
+                status = symce_row_stats_f64(row, k, stash, &shift, &srest);
+            }
+            const int stashed = status == SYMCE_ROW_STASHED;
+            (void)stashed;
+            const double log1p_srest = log1p(srest);
+            double row_loss;
+            {
+                double sum = 0, comp = 0;
+                double terms[SYMCE_STASH];
             for (size_t c0 = 0; c0 < k; c0 += SYMCE_STASH) {
                 const size_t len = k - c0 < SYMCE_STASH ? k - c0 : SYMCE_STASH;
                 if (weight != NULL) {
-                    for (size_t j = 0; j < len; ++j) {
-                        const double zv = row[c0 + j];
-                        const double y = yrow[c0 + j];
-                        const double w_k = weight[c0 + j];
-                        const double yt = w_k*(y*(1 - eps) + eps/k_real);
-                        const double zs = -shift + zv;
-                        const double zlo = symce_two_sum_err_for_f64(zv, -shift);
-                        terms[j] = symce_mul0_for_f64(yt, log1p_srest - zlo - zs);
-                    }
+                        for (size_t j = 0; j < len; ++j) {
+                            const double zv = row[c0 + j];
+                            const double y = yrow[c0 + j];
+                            const double w_k = weight[c0 + j];
+                            const double yt = w_k*(y*(1 - eps) + eps/k_real);
+                            const double zs = -shift + zv;
+                            const double zlo = symce_two_sum_err_for_f64(zv, -shift);
+                            terms[j] = symce_mul0_for_f64(yt, log1p_srest - zlo - zs);
+                        }
                 } else {
-                    for (size_t j = 0; j < len; ++j) {
-                        const double zv = row[c0 + j];
-                        const double y = yrow[c0 + j];
-                        const double w_k = 1;
-                        const double yt = w_k*(y*(1 - eps) + eps/k_real);
-                        const double zs = -shift + zv;
-                        const double zlo = symce_two_sum_err_for_f64(zv, -shift);
-                        terms[j] = symce_mul0_for_f64(yt, log1p_srest - zlo - zs);
-                    }
+                        for (size_t j = 0; j < len; ++j) {
+                            const double zv = row[c0 + j];
+                            const double y = yrow[c0 + j];
+                            const double w_k = 1;
+                            const double yt = w_k*(y*(1 - eps) + eps/k_real);
+                            const double zs = -shift + zv;
+                            const double zlo = symce_two_sum_err_for_f64(zv, -shift);
+                            terms[j] = symce_mul0_for_f64(yt, log1p_srest - zlo - zs);
+                        }
                 }
                 symce_accumulate_f64(&sum, &comp, symce_pairwise_sum(terms, len));
             }
-            row_loss = sum + comp;
+                row_loss = sum + comp;
+            }
+            if (reduction == SYMCE_REDUCTION_NONE) loss[i] = (double)row_loss;
+            else symce_accumulate_f64(&total, &tcomp, row_loss);
         }
-        if (reduction == SYMCE_REDUCTION_NONE) loss[i] = (double)row_loss;
-        else symce_accumulate_f64(&total, &tcomp, row_loss);
     }
     if (reduction != SYMCE_REDUCTION_NONE) *loss = symce_reduce_f64(reduction, total + tcomp, divisor);
     return SYMCE_OK;
@@ -2298,23 +2659,38 @@ int symce_softmax_cross_entropy_grad_f64(size_t n, size_t k, const double *restr
     for (size_t j = 0; j < k; ++j) wsum += weight != NULL ? weight[j] : 1;
     const double scale = symce_scale_f64(reduction, divisor);
     SYMCE_OMP_FOR
-    for (size_t i = 0; i < n; ++i) {
-        const double *row = logits + i * k;
-        double *grow = grad + i * k;
-        const int64_t t = labels[i];
-        if (t == ignore_index) {  /* loss 0, gradient row 0, not in the divisor */
-            for (size_t j = 0; j < k; ++j) grow[j] = 0;
-            continue;
-        }
-        const double w_t = weight != NULL ? weight[t] : 1;
-        double stash[SYMCE_STASH];
-        double shift, srest;
-        const int status = symce_row_stats_f64(row, k, stash, &shift, &srest);
-        const int stashed = status == SYMCE_ROW_STASHED;
-        (void)stashed;
-        const double ysum = -eps*w_t + w_t + eps*wsum/k_real;
-        const double yt_on = w_t*(1 - eps) + eps*w_t/k_real;
-        if (status == SYMCE_ROW_GENERAL) {
+    for (size_t i0 = 0; i0 < n; i0 += SYMCE_ROWS) {  /* blocks of rows (the OpenMP unit) */
+        const size_t rows = n - i0 < SYMCE_ROWS ? n - i0 : SYMCE_ROWS;
+        const int small = k <= SYMCE_SMALL_K;  /* then the block's statistics at once */
+        double eblock[SYMCE_ROWS * SYMCE_SMALL_K], shiftb[SYMCE_ROWS], srestb[SYMCE_ROWS];
+        int statusb[SYMCE_ROWS];
+        if (small) symce_block_stats_f64(logits + i0 * k, rows, k, eblock, shiftb, srestb, statusb);
+        for (size_t i = i0; i < i0 + rows; ++i) {
+            const double *row = logits + i * k;
+            double *grow = grad + i * k;
+            const int64_t t = labels[i];
+            if (t == ignore_index) {  /* loss 0, gradient row 0, not in the divisor */
+                for (size_t j = 0; j < k; ++j) grow[j] = 0;
+                continue;
+            }
+            const double w_t = weight != NULL ? weight[t] : 1;
+            double own[SYMCE_STASH];
+            double *stash = own;
+            double shift, srest;
+            int status;
+            if (small) {
+                stash = eblock + (i - i0) * k;
+                shift = shiftb[i - i0];
+                srest = srestb[i - i0];
+                status = statusb[i - i0];
+            } else {
+                status = symce_row_stats_f64(row, k, stash, &shift, &srest);
+            }
+            const int stashed = status == SYMCE_ROW_STASHED;
+            (void)stashed;
+            const double ysum = -eps*w_t + w_t + eps*wsum/k_real;
+            const double yt_on = w_t*(1 - eps) + eps*w_t/k_real;
+            if (status == SYMCE_ROW_GENERAL) {
             for (size_t j = 0; j < k; ++j) {  /* the gradient slot class by class */
                 const double hot = j == (size_t)t ? 1 : 0;
                 const double w_k = weight != NULL ? weight[j] : 1;
@@ -2328,34 +2704,35 @@ int symce_softmax_cross_entropy_grad_f64(size_t n, size_t k, const double *restr
                 const double pc = (srest - em1)/(srest + 1);
                 grow[j] = (double)(scale*(p*(ysum - yt) - pc*yt));
             }
-        } else for (size_t c0 = 0; c0 < k; c0 += SYMCE_STASH) {  /* every class as off-label first */
-            const size_t len = k - c0 < SYMCE_STASH ? k - c0 : SYMCE_STASH;
-            if (!stashed) symce_row_exp_f64(row, c0, len, shift, stash);
+            } else for (size_t c0 = 0; c0 < k; c0 += SYMCE_STASH) {  /* every class as off-label first */
+                const size_t len = k - c0 < SYMCE_STASH ? k - c0 : SYMCE_STASH;
+                if (!stashed) symce_row_exp_f64(row, c0, len, shift, stash);
             if (weight != NULL) {
-                for (size_t j = 0; j < len; ++j) {
-                    const double e = stash[j];
-                    const double w_k = weight[c0 + j];
-                    const double p = e/(srest + 1);
-                    grow[c0 + j] = (double)(scale*(p*ysum - eps*w_k/k_real));
-                }
+                    for (size_t j = 0; j < len; ++j) {
+                        const double e = stash[j];
+                        const double w_k = weight[c0 + j];
+                        const double p = e/(srest + 1);
+                        grow[c0 + j] = (double)(scale*(p*ysum - eps*w_k/k_real));
+                    }
             } else {
-                for (size_t j = 0; j < len; ++j) {
-                    const double e = stash[j];
-                    const double w_k = 1;
-                    const double p = e/(srest + 1);
-                    grow[c0 + j] = (double)(scale*(p*ysum - eps*w_k/k_real));
-                }
+                    for (size_t j = 0; j < len; ++j) {
+                        const double e = stash[j];
+                        const double w_k = 1;
+                        const double p = e/(srest + 1);
+                        grow[c0 + j] = (double)(scale*(p*ysum - eps*w_k/k_real));
+                    }
             }
-        }
-        {  /* the label's class */
-            const double zv = row[t];
-            const double zs = -shift + zv;
-            const double zlo = symce_two_sum_err_for_f64(zv, -shift);
-            const double e = (zlo + 1)*symce_exp_for_f64(zs);
-            const double em1 = symce_select((zlo == 0) && (zs == 0), 0, e - 1);
-            const double p = e/(srest + 1);
-            const double pc = (srest - em1)/(srest + 1);
-            if (status != SYMCE_ROW_GENERAL) grow[t] = (double)(scale*(-pc*yt_on + eps*p*(-w_t + wsum)/k_real));
+            }
+            {  /* the label's class */
+                const double zv = row[t];
+                const double zs = -shift + zv;
+                const double zlo = symce_two_sum_err_for_f64(zv, -shift);
+                const double e = (zlo + 1)*symce_exp_for_f64(zs);
+                const double em1 = symce_select((zlo == 0) && (zs == 0), 0, e - 1);
+                const double p = e/(srest + 1);
+                const double pc = (srest - em1)/(srest + 1);
+                if (status != SYMCE_ROW_GENERAL) grow[t] = (double)(scale*(-pc*yt_on + eps*p*(-w_t + wsum)/k_real));
+            }
         }
     }
     return SYMCE_OK;
@@ -2380,39 +2757,54 @@ int symce_softmax_cross_entropy_grad_soft_f64(size_t n, size_t k, const double *
     const double divisor = (double)n;
     const double scale = symce_scale_f64(reduction, divisor);
     SYMCE_OMP_FOR
-    for (size_t i = 0; i < n; ++i) {
-        const double *row = logits + i * k;
-        double *grow = grad + i * k;
-        const double *yrow = target + i * k;
-        double stash[SYMCE_STASH];
-        double shift, srest;
-        const int status = symce_row_stats_f64(row, k, stash, &shift, &srest);
-        const int stashed = status == SYMCE_ROW_STASHED;
-        (void)stashed;
-        double ysum;  /* sum_c y~_c */
-        {
-            double sum = 0, comp = 0;
-            double terms[SYMCE_STASH];
+    for (size_t i0 = 0; i0 < n; i0 += SYMCE_ROWS) {  /* blocks of rows (the OpenMP unit) */
+        const size_t rows = n - i0 < SYMCE_ROWS ? n - i0 : SYMCE_ROWS;
+        const int small = k <= SYMCE_SMALL_K;  /* then the block's statistics at once */
+        double eblock[SYMCE_ROWS * SYMCE_SMALL_K], shiftb[SYMCE_ROWS], srestb[SYMCE_ROWS];
+        int statusb[SYMCE_ROWS];
+        if (small) symce_block_stats_f64(logits + i0 * k, rows, k, eblock, shiftb, srestb, statusb);
+        for (size_t i = i0; i < i0 + rows; ++i) {
+            const double *row = logits + i * k;
+            double *grow = grad + i * k;
+            const double *yrow = target + i * k;
+            double own[SYMCE_STASH];
+            double *stash = own;
+            double shift, srest;
+            int status;
+            if (small) {
+                stash = eblock + (i - i0) * k;
+                shift = shiftb[i - i0];
+                srest = srestb[i - i0];
+                status = statusb[i - i0];
+            } else {
+                status = symce_row_stats_f64(row, k, stash, &shift, &srest);
+            }
+            const int stashed = status == SYMCE_ROW_STASHED;
+            (void)stashed;
+            double ysum;  /* sum_c y~_c */
+            {
+                double sum = 0, comp = 0;
+                double terms[SYMCE_STASH];
             for (size_t c0 = 0; c0 < k; c0 += SYMCE_STASH) {
                 const size_t len = k - c0 < SYMCE_STASH ? k - c0 : SYMCE_STASH;
                 if (weight != NULL) {
-                    for (size_t j = 0; j < len; ++j) {
-                        const double y = yrow[c0 + j];
-                        const double w_k = weight[c0 + j];
-                        terms[j] = w_k*(y*(1 - eps) + eps/k_real);
-                    }
+                        for (size_t j = 0; j < len; ++j) {
+                            const double y = yrow[c0 + j];
+                            const double w_k = weight[c0 + j];
+                            terms[j] = w_k*(y*(1 - eps) + eps/k_real);
+                        }
                 } else {
-                    for (size_t j = 0; j < len; ++j) {
-                        const double y = yrow[c0 + j];
-                        const double w_k = 1;
-                        terms[j] = w_k*(y*(1 - eps) + eps/k_real);
-                    }
+                        for (size_t j = 0; j < len; ++j) {
+                            const double y = yrow[c0 + j];
+                            const double w_k = 1;
+                            terms[j] = w_k*(y*(1 - eps) + eps/k_real);
+                        }
                 }
                 symce_accumulate_f64(&sum, &comp, symce_pairwise_sum(terms, len));
             }
-            ysum = (double)(sum + comp);
-        }
-        if (status == SYMCE_ROW_GENERAL) {
+                ysum = (double)(sum + comp);
+            }
+            if (status == SYMCE_ROW_GENERAL) {
             for (size_t j = 0; j < k; ++j) {  /* the gradient slot class by class */
                 const double y = yrow[j];
                 const double w_k = weight != NULL ? weight[j] : 1;
@@ -2426,33 +2818,34 @@ int symce_softmax_cross_entropy_grad_soft_f64(size_t n, size_t k, const double *
                 const double pc = (srest - em1)/(srest + 1);
                 grow[j] = (double)(scale*(p*(ysum - yt) - pc*yt));
             }
-        } else for (size_t c0 = 0; c0 < k; c0 += SYMCE_STASH) {
-            const size_t len = k - c0 < SYMCE_STASH ? k - c0 : SYMCE_STASH;
-            if (!stashed) symce_row_exp_f64(row, c0, len, shift, stash);
+            } else for (size_t c0 = 0; c0 < k; c0 += SYMCE_STASH) {
+                const size_t len = k - c0 < SYMCE_STASH ? k - c0 : SYMCE_STASH;
+                if (!stashed) symce_row_exp_f64(row, c0, len, shift, stash);
             if (weight != NULL) {
-                for (size_t j = 0; j < len; ++j) {
-                    const double e = stash[j];
-                    const double zv = row[c0 + j];
-                    const double y = yrow[c0 + j];
-                    const double w_k = weight[c0 + j];
-                    const double yt = w_k*(y*(1 - eps) + eps/k_real);
-                    const double zs = -shift + zv;
-                    const double zlo = symce_two_sum_err_for_f64(zv, -shift);
-                    const double p = e/(srest + 1);
-                    grow[c0 + j] = (double)(scale*symce_select((zlo == 0) && (zs == 0), -srest*yt/(srest + 1) + p*(ysum - yt), p*ysum - yt));
-                }
+                    for (size_t j = 0; j < len; ++j) {
+                        const double e = stash[j];
+                        const double zv = row[c0 + j];
+                        const double y = yrow[c0 + j];
+                        const double w_k = weight[c0 + j];
+                        const double yt = w_k*(y*(1 - eps) + eps/k_real);
+                        const double zs = -shift + zv;
+                        const double zlo = symce_two_sum_err_for_f64(zv, -shift);
+                        const double p = e/(srest + 1);
+                        grow[c0 + j] = (double)(scale*symce_select((zlo == 0) && (zs == 0), -srest*yt/(srest + 1) + p*(ysum - yt), p*ysum - yt));
+                    }
             } else {
-                for (size_t j = 0; j < len; ++j) {
-                    const double e = stash[j];
-                    const double zv = row[c0 + j];
-                    const double y = yrow[c0 + j];
-                    const double w_k = 1;
-                    const double yt = w_k*(y*(1 - eps) + eps/k_real);
-                    const double zs = -shift + zv;
-                    const double zlo = symce_two_sum_err_for_f64(zv, -shift);
-                    const double p = e/(srest + 1);
-                    grow[c0 + j] = (double)(scale*symce_select((zlo == 0) && (zs == 0), -srest*yt/(srest + 1) + p*(ysum - yt), p*ysum - yt));
-                }
+                    for (size_t j = 0; j < len; ++j) {
+                        const double e = stash[j];
+                        const double zv = row[c0 + j];
+                        const double y = yrow[c0 + j];
+                        const double w_k = 1;
+                        const double yt = w_k*(y*(1 - eps) + eps/k_real);
+                        const double zs = -shift + zv;
+                        const double zlo = symce_two_sum_err_for_f64(zv, -shift);
+                        const double p = e/(srest + 1);
+                        grow[c0 + j] = (double)(scale*symce_select((zlo == 0) && (zs == 0), -srest*yt/(srest + 1) + p*(ysum - yt), p*ysum - yt));
+                    }
+            }
             }
         }
     }
@@ -2482,52 +2875,67 @@ int symce_softmax_cross_entropy_with_grad_f64(size_t n, size_t k, const double *
     const double scale = symce_scale_f64(reduction, divisor);
     double total = 0, tcomp = 0;
     SYMCE_OMP_FOR_SUM(total, tcomp)
-    for (size_t i = 0; i < n; ++i) {
-        const double *row = logits + i * k;
-        double *grow = grad + i * k;
-        const int64_t t = labels[i];
-        if (t == ignore_index) {  /* loss 0, gradient row 0, not in the divisor */
-            for (size_t j = 0; j < k; ++j) grow[j] = 0;
-            if (reduction == SYMCE_REDUCTION_NONE) loss[i] = 0;
-            continue;
-        }
-        const double w_t = weight != NULL ? weight[t] : 1;
-        double stash[SYMCE_STASH];
-        double shift, srest;
-        const int status = symce_row_stats_f64(row, k, stash, &shift, &srest);
-        const int stashed = status == SYMCE_ROW_STASHED;
-        (void)stashed;
-        const double log1p_srest = log1p(srest);
-        const double ysum = -eps*w_t + w_t + eps*wsum/k_real;
-        const double yt_on = w_t*(1 - eps) + eps*w_t/k_real;
-        double row_loss = 0;
-        if (eps != 0) {  /* every class's share eps w_c / K of the target */
-            double sum = 0, comp = 0;
-            double terms[SYMCE_STASH];
+    for (size_t i0 = 0; i0 < n; i0 += SYMCE_ROWS) {  /* blocks of rows (the OpenMP unit) */
+        const size_t rows = n - i0 < SYMCE_ROWS ? n - i0 : SYMCE_ROWS;
+        const int small = k <= SYMCE_SMALL_K;  /* then the block's statistics at once */
+        double eblock[SYMCE_ROWS * SYMCE_SMALL_K], shiftb[SYMCE_ROWS], srestb[SYMCE_ROWS];
+        int statusb[SYMCE_ROWS];
+        if (small) symce_block_stats_f64(logits + i0 * k, rows, k, eblock, shiftb, srestb, statusb);
+        for (size_t i = i0; i < i0 + rows; ++i) {
+            const double *row = logits + i * k;
+            double *grow = grad + i * k;
+            const int64_t t = labels[i];
+            if (t == ignore_index) {  /* loss 0, gradient row 0, not in the divisor */
+                for (size_t j = 0; j < k; ++j) grow[j] = 0;
+                if (reduction == SYMCE_REDUCTION_NONE) loss[i] = 0;
+                continue;
+            }
+            const double w_t = weight != NULL ? weight[t] : 1;
+            double own[SYMCE_STASH];
+            double *stash = own;
+            double shift, srest;
+            int status;
+            if (small) {
+                stash = eblock + (i - i0) * k;
+                shift = shiftb[i - i0];
+                srest = srestb[i - i0];
+                status = statusb[i - i0];
+            } else {
+                status = symce_row_stats_f64(row, k, stash, &shift, &srest);
+            }
+            const int stashed = status == SYMCE_ROW_STASHED;
+            (void)stashed;
+            const double log1p_srest = log1p(srest);
+            const double ysum = -eps*w_t + w_t + eps*wsum/k_real;
+            const double yt_on = w_t*(1 - eps) + eps*w_t/k_real;
+            double row_loss = 0;
+            if (eps != 0) {  /* every class's share eps w_c / K of the target */
+                double sum = 0, comp = 0;
+                double terms[SYMCE_STASH];
             for (size_t c0 = 0; c0 < k; c0 += SYMCE_STASH) {
                 const size_t len = k - c0 < SYMCE_STASH ? k - c0 : SYMCE_STASH;
                 if (weight != NULL) {
-                    for (size_t j = 0; j < len; ++j) {
-                        const double zv = row[c0 + j];
-                        const double w_k = weight[c0 + j];
-                        const double zs = -shift + zv;
-                        const double zlo = symce_two_sum_err_for_f64(zv, -shift);
-                        terms[j] = symce_mul0_for_f64(eps*w_k/k_real, log1p_srest - zlo - zs);
-                    }
+                        for (size_t j = 0; j < len; ++j) {
+                            const double zv = row[c0 + j];
+                            const double w_k = weight[c0 + j];
+                            const double zs = -shift + zv;
+                            const double zlo = symce_two_sum_err_for_f64(zv, -shift);
+                            terms[j] = symce_mul0_for_f64(eps*w_k/k_real, log1p_srest - zlo - zs);
+                        }
                 } else {
-                    for (size_t j = 0; j < len; ++j) {
-                        const double zv = row[c0 + j];
-                        const double w_k = 1;
-                        const double zs = -shift + zv;
-                        const double zlo = symce_two_sum_err_for_f64(zv, -shift);
-                        terms[j] = symce_mul0_for_f64(eps*w_k/k_real, log1p_srest - zlo - zs);
-                    }
+                        for (size_t j = 0; j < len; ++j) {
+                            const double zv = row[c0 + j];
+                            const double w_k = 1;
+                            const double zs = -shift + zv;
+                            const double zlo = symce_two_sum_err_for_f64(zv, -shift);
+                            terms[j] = symce_mul0_for_f64(eps*w_k/k_real, log1p_srest - zlo - zs);
+                        }
                 }
                 symce_accumulate_f64(&sum, &comp, symce_pairwise_sum(terms, len));
             }
-            row_loss = sum + comp;
-        }
-        if (status == SYMCE_ROW_GENERAL) {
+                row_loss = sum + comp;
+            }
+            if (status == SYMCE_ROW_GENERAL) {
             for (size_t j = 0; j < k; ++j) {  /* the gradient slot class by class */
                 const double hot = j == (size_t)t ? 1 : 0;
                 const double w_k = weight != NULL ? weight[j] : 1;
@@ -2541,38 +2949,39 @@ int symce_softmax_cross_entropy_with_grad_f64(size_t n, size_t k, const double *
                 const double pc = (srest - em1)/(srest + 1);
                 grow[j] = (double)(scale*(p*(ysum - yt) - pc*yt));
             }
-        } else for (size_t c0 = 0; c0 < k; c0 += SYMCE_STASH) {  /* every class as off-label first */
-            const size_t len = k - c0 < SYMCE_STASH ? k - c0 : SYMCE_STASH;
-            if (!stashed) symce_row_exp_f64(row, c0, len, shift, stash);
+            } else for (size_t c0 = 0; c0 < k; c0 += SYMCE_STASH) {  /* every class as off-label first */
+                const size_t len = k - c0 < SYMCE_STASH ? k - c0 : SYMCE_STASH;
+                if (!stashed) symce_row_exp_f64(row, c0, len, shift, stash);
             if (weight != NULL) {
-                for (size_t j = 0; j < len; ++j) {
-                    const double e = stash[j];
-                    const double w_k = weight[c0 + j];
-                    const double p = e/(srest + 1);
-                    grow[c0 + j] = (double)(scale*(p*ysum - eps*w_k/k_real));
-                }
+                    for (size_t j = 0; j < len; ++j) {
+                        const double e = stash[j];
+                        const double w_k = weight[c0 + j];
+                        const double p = e/(srest + 1);
+                        grow[c0 + j] = (double)(scale*(p*ysum - eps*w_k/k_real));
+                    }
             } else {
-                for (size_t j = 0; j < len; ++j) {
-                    const double e = stash[j];
-                    const double w_k = 1;
-                    const double p = e/(srest + 1);
-                    grow[c0 + j] = (double)(scale*(p*ysum - eps*w_k/k_real));
-                }
+                    for (size_t j = 0; j < len; ++j) {
+                        const double e = stash[j];
+                        const double w_k = 1;
+                        const double p = e/(srest + 1);
+                        grow[c0 + j] = (double)(scale*(p*ysum - eps*w_k/k_real));
+                    }
             }
+            }
+            {  /* the label's class */
+                const double zv = row[t];
+                const double zs = -shift + zv;
+                const double zlo = symce_two_sum_err_for_f64(zv, -shift);
+                const double e = (zlo + 1)*symce_exp_for_f64(zs);
+                const double em1 = symce_select((zlo == 0) && (zs == 0), 0, e - 1);
+                const double p = e/(srest + 1);
+                const double pc = (srest - em1)/(srest + 1);
+                row_loss += symce_mul0_for_f64(-eps*w_t + w_t, log1p_srest - zlo - zs);
+                if (status != SYMCE_ROW_GENERAL) grow[t] = (double)(scale*(-pc*yt_on + eps*p*(-w_t + wsum)/k_real));
+            }
+            if (reduction == SYMCE_REDUCTION_NONE) loss[i] = (double)row_loss;
+            else symce_accumulate_f64(&total, &tcomp, row_loss);
         }
-        {  /* the label's class */
-            const double zv = row[t];
-            const double zs = -shift + zv;
-            const double zlo = symce_two_sum_err_for_f64(zv, -shift);
-            const double e = (zlo + 1)*symce_exp_for_f64(zs);
-            const double em1 = symce_select((zlo == 0) && (zs == 0), 0, e - 1);
-            const double p = e/(srest + 1);
-            const double pc = (srest - em1)/(srest + 1);
-            row_loss += symce_mul0_for_f64(-eps*w_t + w_t, log1p_srest - zlo - zs);
-            if (status != SYMCE_ROW_GENERAL) grow[t] = (double)(scale*(-pc*yt_on + eps*p*(-w_t + wsum)/k_real));
-        }
-        if (reduction == SYMCE_REDUCTION_NONE) loss[i] = (double)row_loss;
-        else symce_accumulate_f64(&total, &tcomp, row_loss);
     }
     if (reduction != SYMCE_REDUCTION_NONE) *loss = symce_reduce_f64(reduction, total + tcomp, divisor);
     return SYMCE_OK;
@@ -2600,71 +3009,86 @@ int symce_softmax_cross_entropy_with_grad_soft_f64(size_t n, size_t k,
     const double scale = symce_scale_f64(reduction, divisor);
     double total = 0, tcomp = 0;
     SYMCE_OMP_FOR_SUM(total, tcomp)
-    for (size_t i = 0; i < n; ++i) {
-        const double *row = logits + i * k;
-        double *grow = grad + i * k;
-        const double *yrow = target + i * k;
-        double stash[SYMCE_STASH];
-        double shift, srest;
-        const int status = symce_row_stats_f64(row, k, stash, &shift, &srest);
-        const int stashed = status == SYMCE_ROW_STASHED;
-        (void)stashed;
-        const double log1p_srest = log1p(srest);
-        double ysum;  /* sum_c y~_c */
-        {
-            double sum = 0, comp = 0;
-            double terms[SYMCE_STASH];
+    for (size_t i0 = 0; i0 < n; i0 += SYMCE_ROWS) {  /* blocks of rows (the OpenMP unit) */
+        const size_t rows = n - i0 < SYMCE_ROWS ? n - i0 : SYMCE_ROWS;
+        const int small = k <= SYMCE_SMALL_K;  /* then the block's statistics at once */
+        double eblock[SYMCE_ROWS * SYMCE_SMALL_K], shiftb[SYMCE_ROWS], srestb[SYMCE_ROWS];
+        int statusb[SYMCE_ROWS];
+        if (small) symce_block_stats_f64(logits + i0 * k, rows, k, eblock, shiftb, srestb, statusb);
+        for (size_t i = i0; i < i0 + rows; ++i) {
+            const double *row = logits + i * k;
+            double *grow = grad + i * k;
+            const double *yrow = target + i * k;
+            double own[SYMCE_STASH];
+            double *stash = own;
+            double shift, srest;
+            int status;
+            if (small) {
+                stash = eblock + (i - i0) * k;
+                shift = shiftb[i - i0];
+                srest = srestb[i - i0];
+                status = statusb[i - i0];
+            } else {
+                status = symce_row_stats_f64(row, k, stash, &shift, &srest);
+            }
+            const int stashed = status == SYMCE_ROW_STASHED;
+            (void)stashed;
+            const double log1p_srest = log1p(srest);
+            double ysum;  /* sum_c y~_c */
+            {
+                double sum = 0, comp = 0;
+                double terms[SYMCE_STASH];
             for (size_t c0 = 0; c0 < k; c0 += SYMCE_STASH) {
                 const size_t len = k - c0 < SYMCE_STASH ? k - c0 : SYMCE_STASH;
                 if (weight != NULL) {
-                    for (size_t j = 0; j < len; ++j) {
-                        const double y = yrow[c0 + j];
-                        const double w_k = weight[c0 + j];
-                        terms[j] = w_k*(y*(1 - eps) + eps/k_real);
-                    }
+                        for (size_t j = 0; j < len; ++j) {
+                            const double y = yrow[c0 + j];
+                            const double w_k = weight[c0 + j];
+                            terms[j] = w_k*(y*(1 - eps) + eps/k_real);
+                        }
                 } else {
-                    for (size_t j = 0; j < len; ++j) {
-                        const double y = yrow[c0 + j];
-                        const double w_k = 1;
-                        terms[j] = w_k*(y*(1 - eps) + eps/k_real);
-                    }
+                        for (size_t j = 0; j < len; ++j) {
+                            const double y = yrow[c0 + j];
+                            const double w_k = 1;
+                            terms[j] = w_k*(y*(1 - eps) + eps/k_real);
+                        }
                 }
                 symce_accumulate_f64(&sum, &comp, symce_pairwise_sum(terms, len));
             }
-            ysum = (double)(sum + comp);
-        }
-        double row_loss;
-        {
-            double sum = 0, comp = 0;
-            double terms[SYMCE_STASH];
+                ysum = (double)(sum + comp);
+            }
+            double row_loss;
+            {
+                double sum = 0, comp = 0;
+                double terms[SYMCE_STASH];
             for (size_t c0 = 0; c0 < k; c0 += SYMCE_STASH) {
                 const size_t len = k - c0 < SYMCE_STASH ? k - c0 : SYMCE_STASH;
                 if (weight != NULL) {
-                    for (size_t j = 0; j < len; ++j) {
-                        const double zv = row[c0 + j];
-                        const double y = yrow[c0 + j];
-                        const double w_k = weight[c0 + j];
-                        const double yt = w_k*(y*(1 - eps) + eps/k_real);
-                        const double zs = -shift + zv;
-                        const double zlo = symce_two_sum_err_for_f64(zv, -shift);
-                        terms[j] = symce_mul0_for_f64(yt, log1p_srest - zlo - zs);
-                    }
+                        for (size_t j = 0; j < len; ++j) {
+                            const double zv = row[c0 + j];
+                            const double y = yrow[c0 + j];
+                            const double w_k = weight[c0 + j];
+                            const double yt = w_k*(y*(1 - eps) + eps/k_real);
+                            const double zs = -shift + zv;
+                            const double zlo = symce_two_sum_err_for_f64(zv, -shift);
+                            terms[j] = symce_mul0_for_f64(yt, log1p_srest - zlo - zs);
+                        }
                 } else {
-                    for (size_t j = 0; j < len; ++j) {
-                        const double zv = row[c0 + j];
-                        const double y = yrow[c0 + j];
-                        const double w_k = 1;
-                        const double yt = w_k*(y*(1 - eps) + eps/k_real);
-                        const double zs = -shift + zv;
-                        const double zlo = symce_two_sum_err_for_f64(zv, -shift);
-                        terms[j] = symce_mul0_for_f64(yt, log1p_srest - zlo - zs);
-                    }
+                        for (size_t j = 0; j < len; ++j) {
+                            const double zv = row[c0 + j];
+                            const double y = yrow[c0 + j];
+                            const double w_k = 1;
+                            const double yt = w_k*(y*(1 - eps) + eps/k_real);
+                            const double zs = -shift + zv;
+                            const double zlo = symce_two_sum_err_for_f64(zv, -shift);
+                            terms[j] = symce_mul0_for_f64(yt, log1p_srest - zlo - zs);
+                        }
                 }
                 symce_accumulate_f64(&sum, &comp, symce_pairwise_sum(terms, len));
             }
-            row_loss = sum + comp;
-        }
-        if (status == SYMCE_ROW_GENERAL) {
+                row_loss = sum + comp;
+            }
+            if (status == SYMCE_ROW_GENERAL) {
             for (size_t j = 0; j < k; ++j) {  /* the gradient slot class by class */
                 const double y = yrow[j];
                 const double w_k = weight != NULL ? weight[j] : 1;
@@ -2678,37 +3102,38 @@ int symce_softmax_cross_entropy_with_grad_soft_f64(size_t n, size_t k,
                 const double pc = (srest - em1)/(srest + 1);
                 grow[j] = (double)(scale*(p*(ysum - yt) - pc*yt));
             }
-        } else for (size_t c0 = 0; c0 < k; c0 += SYMCE_STASH) {
-            const size_t len = k - c0 < SYMCE_STASH ? k - c0 : SYMCE_STASH;
-            if (!stashed) symce_row_exp_f64(row, c0, len, shift, stash);
+            } else for (size_t c0 = 0; c0 < k; c0 += SYMCE_STASH) {
+                const size_t len = k - c0 < SYMCE_STASH ? k - c0 : SYMCE_STASH;
+                if (!stashed) symce_row_exp_f64(row, c0, len, shift, stash);
             if (weight != NULL) {
-                for (size_t j = 0; j < len; ++j) {
-                    const double e = stash[j];
-                    const double zv = row[c0 + j];
-                    const double y = yrow[c0 + j];
-                    const double w_k = weight[c0 + j];
-                    const double yt = w_k*(y*(1 - eps) + eps/k_real);
-                    const double zs = -shift + zv;
-                    const double zlo = symce_two_sum_err_for_f64(zv, -shift);
-                    const double p = e/(srest + 1);
-                    grow[c0 + j] = (double)(scale*symce_select((zlo == 0) && (zs == 0), -srest*yt/(srest + 1) + p*(ysum - yt), p*ysum - yt));
-                }
+                    for (size_t j = 0; j < len; ++j) {
+                        const double e = stash[j];
+                        const double zv = row[c0 + j];
+                        const double y = yrow[c0 + j];
+                        const double w_k = weight[c0 + j];
+                        const double yt = w_k*(y*(1 - eps) + eps/k_real);
+                        const double zs = -shift + zv;
+                        const double zlo = symce_two_sum_err_for_f64(zv, -shift);
+                        const double p = e/(srest + 1);
+                        grow[c0 + j] = (double)(scale*symce_select((zlo == 0) && (zs == 0), -srest*yt/(srest + 1) + p*(ysum - yt), p*ysum - yt));
+                    }
             } else {
-                for (size_t j = 0; j < len; ++j) {
-                    const double e = stash[j];
-                    const double zv = row[c0 + j];
-                    const double y = yrow[c0 + j];
-                    const double w_k = 1;
-                    const double yt = w_k*(y*(1 - eps) + eps/k_real);
-                    const double zs = -shift + zv;
-                    const double zlo = symce_two_sum_err_for_f64(zv, -shift);
-                    const double p = e/(srest + 1);
-                    grow[c0 + j] = (double)(scale*symce_select((zlo == 0) && (zs == 0), -srest*yt/(srest + 1) + p*(ysum - yt), p*ysum - yt));
-                }
+                    for (size_t j = 0; j < len; ++j) {
+                        const double e = stash[j];
+                        const double zv = row[c0 + j];
+                        const double y = yrow[c0 + j];
+                        const double w_k = 1;
+                        const double yt = w_k*(y*(1 - eps) + eps/k_real);
+                        const double zs = -shift + zv;
+                        const double zlo = symce_two_sum_err_for_f64(zv, -shift);
+                        const double p = e/(srest + 1);
+                        grow[c0 + j] = (double)(scale*symce_select((zlo == 0) && (zs == 0), -srest*yt/(srest + 1) + p*(ysum - yt), p*ysum - yt));
+                    }
             }
+            }
+            if (reduction == SYMCE_REDUCTION_NONE) loss[i] = (double)row_loss;
+            else symce_accumulate_f64(&total, &tcomp, row_loss);
         }
-        if (reduction == SYMCE_REDUCTION_NONE) loss[i] = (double)row_loss;
-        else symce_accumulate_f64(&total, &tcomp, row_loss);
     }
     if (reduction != SYMCE_REDUCTION_NONE) *loss = symce_reduce_f64(reduction, total + tcomp, divisor);
     return SYMCE_OK;

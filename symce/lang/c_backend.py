@@ -63,6 +63,8 @@ CTYPES = {
 DTYPES_FOR = {"f32c": "float", "f64": "double", "f80": "double"}  # whose kernels a compute type serves
 ROW_FAMILIES = ("rowwise", "ce_logits")  # families with the per-row statistics (shift, Srest)
 STASH = 2048         # a row of up to this many classes keeps its exponentials on the stack
+SMALL_K = 16         # up to this many classes, the row statistics are computed ROWS rows at a time
+ROWS = 64
 MAX_LANES = {"float": 32, "double": 16}  # partial maxima of the row max (measured fastest)
 BLOCK = 1024         # elements per block of the BCE kernels (their weight buffers on the stack)
 
@@ -1047,7 +1049,7 @@ def context() -> dict:
         "errors": [{"name": n, "value": v, "message": msg} for n, v, msg in ERRORS],
         "unknown_error": UNKNOWN_ERROR,
         "helpers": _helper_sections(),
-        "stash": STASH, "block": BLOCK,
+        "stash": STASH, "block": BLOCK, "small_k": SMALL_K, "rows": ROWS,
         "dtypes": [_dtype_context(d) for d in DTYPES],
         "sections": [{"T": DTYPES[d]["T"], "sfx": d,
                       "functions": [f for f in fns if f["sfx"] == d]} for d in DTYPES],
