@@ -259,6 +259,7 @@ class ExpScheme:
     cody_waite: bool         # ln2 as C_hi + C_lo (else one double: enough for float results)
     lo: float
     hi: float
+    split_one: bool = False  # P(r) = (1 + r) + r^2 Q(r) with 1 + r split exactly (Fast2Sum)
 
     @property
     def shifter(self) -> float:
@@ -267,7 +268,7 @@ class ExpScheme:
 
 SCHEMES = {  # per target: the double kernels go down to the subnormals; the float kernels flush
     # exp(x) < 2^-1022 to 0 (below float's range by a factor 2^873, so never visible in a float)
-    "f64": ExpScheme(True, True, EXP_LO, EXP_HI),
+    "f64": ExpScheme(True, True, EXP_LO, EXP_HI, split_one=True),
     "f32": ExpScheme(False, False, -708.0, 709.0),
 }
 
@@ -290,9 +291,18 @@ def exp_double(x: float, coeffs, scheme: ExpScheme, fma: bool = False) -> float:
         r = ma(-kd, c_lo, r)
     else:
         r = ma(-kd, float(mpmath.log(2)), x)
-    p = coeffs[-1]
-    for c in reversed(coeffs[:-1]):
-        p = ma(p, r, c)
+    if scheme.split_one:
+        # r^2 Q(r) with Q = c_2 + c_3 r + ...; 1 + r = t + err exactly; one rounding at the end
+        q = coeffs[-1]
+        for c in reversed(coeffs[2:-1]):
+            q = ma(q, r, c)
+        t = 1.0 + r
+        err = (1.0 - t) + r
+        p = t + ma(r * r, q, err)
+    else:
+        p = coeffs[-1]
+        for c in reversed(coeffs[:-1]):
+            p = ma(p, r, c)
     n = int(kd)
     if scheme.two_step:
         n1 = n // 2      # floor, as the unsigned shift of the biased exponent in C

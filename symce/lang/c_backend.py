@@ -271,9 +271,17 @@ def _exp_helper(cdtype: str) -> dict:
     else:
         lines += [f"const double r = SYMCE_FMA(-kd, {_hexf(c_hi + c_lo)}, x);"]
     coeffs = fit.coefficients
-    lines.append(f"double p = {_hexf(coeffs[-1])};")
-    for c in reversed(coeffs[:-1]):
-        lines.append(f"p = SYMCE_FMA(p, r, {_hexf(c)});")
+    if scheme.split_one:
+        lines.append(f"double q = {_hexf(coeffs[-1])};  /* P(r) = 1 + r + r^2 Q(r) */")
+        for c in reversed(coeffs[2:-1]):
+            lines.append(f"q = SYMCE_FMA(q, r, {_hexf(c)});")
+        lines += ["const double t = 1 + r;",
+                  "const double err = (1 - t) + r;  /* 1 + r = t + err exactly (Fast2Sum) */",
+                  "const double p = t + SYMCE_FMA(r * r, q, err);  /* one rounding at the end */"]
+    else:
+        lines.append(f"double p = {_hexf(coeffs[-1])};")
+        for c in reversed(coeffs[:-1]):
+            lines.append(f"p = SYMCE_FMA(p, r, {_hexf(c)});")
     if scheme.two_step:
         lines += ["/* 2^n = 2^n1 2^n2, n1 = floor(n/2): both normal, so a subnormal result rounds "
                   "once */",
