@@ -21,6 +21,7 @@ tests use it to call the compiled library through ctypes.
 from __future__ import annotations
 
 import math
+import re
 import textwrap
 from dataclasses import dataclass
 
@@ -720,12 +721,7 @@ def _lets(sl, exprs, pr, provided=(), rename=None):
 
 def _words(code: str) -> set:
     """The identifiers in a printed C expression."""
-    import re
     return set(re.findall(r"[A-Za-z_][A-Za-z_0-9]*", code))
-
-
-def _needs(exprs, name):
-    return any(sp.Symbol(name) in {sp.Symbol(s.name) for s in e.free_symbols} for e in exprs)
 
 
 def _hoist(exprs, names, cdtype):
@@ -851,10 +847,9 @@ def _row_code(kern, cdtype, layout, soft=False):
     # per-class loops: which read e (from the stash, or a recomputed chunk) and which need z
     per_class = {k: v for k, v in outs.items()
                  if k not in ("dot", "ysum", "yt_on", "loss_on", "grad_on")}
-    code["uses_e"] = any(_needs([v], "e") or _needs([v], "p") or _needs([v], "pc")
-                         for v in per_class.values())
     code["lets"] = {k: _lets(sl, (v,), pr, provided=("e",)) for k, v in per_class.items()}
-    code["needs_z"] = {k: any("zv" in let["expr"] for let in lets) or "zv" in code["out"][k]
+    code["needs_z"] = {k: any("zv" in _words(let["expr"]) for let in lets)
+                       or "zv" in _words(code["out"][k])
                        for k, lets in code["lets"].items()}
     code["needs_e"] = {k: any(let["name"] != "e" and "e" in _words(let["expr"]) for let in lets)
                        or "e" in _words(code["out"][k]) for k, lets in code["lets"].items()}
