@@ -1806,25 +1806,45 @@ int symce_binary_cross_entropy_f32(size_t n, size_t k, const float *restrict pro
     SYMCE_OMP_FOR_SUM(total, tcomp)
     for (size_t b0 = 0; b0 < count; b0 += SYMCE_BLOCK) {
         const size_t len = count - b0 < SYMCE_BLOCK ? count - b0 : SYMCE_BLOCK;
-        double wb[SYMCE_BLOCK];
-        if (weight != NULL) for (size_t l = 0; l < len; ++l) wb[l] = weight[b0 + l];
-        else for (size_t l = 0; l < len; ++l) wb[l] = 1;
-        if (reduction == SYMCE_REDUCTION_NONE) {
-            for (size_t l = 0; l < len; ++l) {
-                const double prob = probs[b0 + l];
-                const double y = target[b0 + l];
-                const double w = wb[l];
-                loss[b0 + l] = (float)(w*(-y*symce_clamp_min_for_f32(log(prob), -100) - (1 - y)*symce_clamp_min_for_f32(log1p(-prob), -100)));
+        if (weight == NULL) {  /* no weights to copy */
+            if (reduction == SYMCE_REDUCTION_NONE) {
+                for (size_t l = 0; l < len; ++l) {
+                    const double prob = probs[b0 + l];
+                    const double y = target[b0 + l];
+                    const double w = 1;
+                    loss[b0 + l] = (float)(w*(-y*symce_clamp_min_for_f32(log(prob), -100) - (1 - y)*symce_clamp_min_for_f32(log1p(-prob), -100)));
+                }
+            } else {
+                double terms[SYMCE_BLOCK];
+                for (size_t l = 0; l < len; ++l) {
+                    const double prob = probs[b0 + l];
+                    const double y = target[b0 + l];
+                    const double w = 1;
+                    terms[l] = w*(-y*symce_clamp_min_for_f32(log(prob), -100) - (1 - y)*symce_clamp_min_for_f32(log1p(-prob), -100));
+                }
+                symce_accumulate_f32(&total, &tcomp, symce_pairwise_sum(terms, len));
             }
         } else {
-            double terms[SYMCE_BLOCK];
-            for (size_t l = 0; l < len; ++l) {
-                const double prob = probs[b0 + l];
-                const double y = target[b0 + l];
-                const double w = wb[l];
-                terms[l] = w*(-y*symce_clamp_min_for_f32(log(prob), -100) - (1 - y)*symce_clamp_min_for_f32(log1p(-prob), -100));
+            double wb[SYMCE_BLOCK];
+            if (weight != NULL) for (size_t l = 0; l < len; ++l) wb[l] = weight[b0 + l];
+            else for (size_t l = 0; l < len; ++l) wb[l] = 1;
+            if (reduction == SYMCE_REDUCTION_NONE) {
+                for (size_t l = 0; l < len; ++l) {
+                    const double prob = probs[b0 + l];
+                    const double y = target[b0 + l];
+                    const double w = wb[l];
+                    loss[b0 + l] = (float)(w*(-y*symce_clamp_min_for_f32(log(prob), -100) - (1 - y)*symce_clamp_min_for_f32(log1p(-prob), -100)));
+                }
+            } else {
+                double terms[SYMCE_BLOCK];
+                for (size_t l = 0; l < len; ++l) {
+                    const double prob = probs[b0 + l];
+                    const double y = target[b0 + l];
+                    const double w = wb[l];
+                    terms[l] = w*(-y*symce_clamp_min_for_f32(log(prob), -100) - (1 - y)*symce_clamp_min_for_f32(log1p(-prob), -100));
+                }
+                symce_accumulate_f32(&total, &tcomp, symce_pairwise_sum(terms, len));
             }
-            symce_accumulate_f32(&total, &tcomp, symce_pairwise_sum(terms, len));
         }
     }
     if (reduction != SYMCE_REDUCTION_NONE) *loss = symce_reduce_f32(reduction, total + tcomp, divisor);
@@ -1849,14 +1869,23 @@ int symce_binary_cross_entropy_grad_f32(size_t n, size_t k, const float *restric
     SYMCE_OMP_FOR
     for (size_t b0 = 0; b0 < count; b0 += SYMCE_BLOCK) {
         const size_t len = count - b0 < SYMCE_BLOCK ? count - b0 : SYMCE_BLOCK;
-        double wb[SYMCE_BLOCK];
-        if (weight != NULL) for (size_t l = 0; l < len; ++l) wb[l] = weight[b0 + l];
-        else for (size_t l = 0; l < len; ++l) wb[l] = 1;
-        for (size_t l = 0; l < len; ++l) {
-                const double prob = probs[b0 + l];
-                const double y = target[b0 + l];
-                const double w = wb[l];
-grad[b0 + l] = (float)((w*(prob - y)/symce_clamp_min_for_f32(-prob*(prob - 1), 9.9999999999999998e-13)) * scale);
+        if (weight == NULL) {  /* no weights to copy */
+            for (size_t l = 0; l < len; ++l) {
+                    const double prob = probs[b0 + l];
+                    const double y = target[b0 + l];
+                    const double w = 1;
+    grad[b0 + l] = (float)((w*(prob - y)/symce_clamp_min_for_f32(-prob*(prob - 1), 9.9999999999999998e-13)) * scale);
+            }
+        } else {
+            double wb[SYMCE_BLOCK];
+            if (weight != NULL) for (size_t l = 0; l < len; ++l) wb[l] = weight[b0 + l];
+            else for (size_t l = 0; l < len; ++l) wb[l] = 1;
+            for (size_t l = 0; l < len; ++l) {
+                    const double prob = probs[b0 + l];
+                    const double y = target[b0 + l];
+                    const double w = wb[l];
+    grad[b0 + l] = (float)((w*(prob - y)/symce_clamp_min_for_f32(-prob*(prob - 1), 9.9999999999999998e-13)) * scale);
+            }
         }
     }
     return SYMCE_OK;
@@ -1882,41 +1911,67 @@ int symce_sigmoid_binary_cross_entropy_f32(size_t n, size_t k, const float *rest
     SYMCE_OMP_FOR_SUM(total, tcomp)
     for (size_t b0 = 0; b0 < count; b0 += SYMCE_BLOCK) {
         const size_t len = count - b0 < SYMCE_BLOCK ? count - b0 : SYMCE_BLOCK;
-        double wb[SYMCE_BLOCK];
-        if (weight != NULL) for (size_t l = 0; l < len; ++l) wb[l] = weight[b0 + l];
-        else for (size_t l = 0; l < len; ++l) wb[l] = 1;
-        double pwb[SYMCE_BLOCK];
-        if (pos_weight != NULL) {
-            size_t col = b0 % k;
-            for (size_t l = 0; l < len; ++l) {
-                pwb[l] = pos_weight[col];
-                col = col + 1 == k ? 0 : col + 1;
+        if (weight == NULL && pos_weight == NULL) {  /* no weights to copy */
+            if (reduction == SYMCE_REDUCTION_NONE) {
+                for (size_t l = 0; l < len; ++l) {
+                    const double xv = logits[b0 + l];
+                    const double pw = 1;
+                    const double y = target[b0 + l];
+                    const double w = 1;
+                    const double v = symce_exp_for_f32(-fabs(xv));
+                    const double l1p = symce_log1p_s_for_f32(v/(v + 2));
+                    loss[b0 + l] = (float)(w*(pw*y*(l1p + symce_clamp_min_for_f32(-xv, 0)) + (1 - y)*(l1p + symce_clamp_min_for_f32(xv, 0))));
+                }
+            } else {
+                double terms[SYMCE_BLOCK];
+                for (size_t l = 0; l < len; ++l) {
+                    const double xv = logits[b0 + l];
+                    const double pw = 1;
+                    const double y = target[b0 + l];
+                    const double w = 1;
+                    const double v = symce_exp_for_f32(-fabs(xv));
+                    const double l1p = symce_log1p_s_for_f32(v/(v + 2));
+                    terms[l] = w*(pw*y*(l1p + symce_clamp_min_for_f32(-xv, 0)) + (1 - y)*(l1p + symce_clamp_min_for_f32(xv, 0)));
+                }
+                symce_accumulate_f32(&total, &tcomp, symce_pairwise_sum(terms, len));
             }
         } else {
-            for (size_t l = 0; l < len; ++l) pwb[l] = 1;
-        }
-        if (reduction == SYMCE_REDUCTION_NONE) {
-            for (size_t l = 0; l < len; ++l) {
-                const double xv = logits[b0 + l];
-                const double pw = pwb[l];
-                const double y = target[b0 + l];
-                const double w = wb[l];
-                const double v = symce_exp_for_f32(-fabs(xv));
-                const double l1p = symce_log1p_s_for_f32(v/(v + 2));
-                loss[b0 + l] = (float)(w*(pw*y*(l1p + symce_clamp_min_for_f32(-xv, 0)) + (1 - y)*(l1p + symce_clamp_min_for_f32(xv, 0))));
+            double wb[SYMCE_BLOCK];
+            if (weight != NULL) for (size_t l = 0; l < len; ++l) wb[l] = weight[b0 + l];
+            else for (size_t l = 0; l < len; ++l) wb[l] = 1;
+            double pwb[SYMCE_BLOCK];
+            if (pos_weight != NULL) {
+                size_t col = b0 % k;
+                for (size_t l = 0; l < len; ++l) {
+                    pwb[l] = pos_weight[col];
+                    col = col + 1 == k ? 0 : col + 1;
+                }
+            } else {
+                for (size_t l = 0; l < len; ++l) pwb[l] = 1;
             }
-        } else {
-            double terms[SYMCE_BLOCK];
-            for (size_t l = 0; l < len; ++l) {
-                const double xv = logits[b0 + l];
-                const double pw = pwb[l];
-                const double y = target[b0 + l];
-                const double w = wb[l];
-                const double v = symce_exp_for_f32(-fabs(xv));
-                const double l1p = symce_log1p_s_for_f32(v/(v + 2));
-                terms[l] = w*(pw*y*(l1p + symce_clamp_min_for_f32(-xv, 0)) + (1 - y)*(l1p + symce_clamp_min_for_f32(xv, 0)));
+            if (reduction == SYMCE_REDUCTION_NONE) {
+                for (size_t l = 0; l < len; ++l) {
+                    const double xv = logits[b0 + l];
+                    const double pw = pwb[l];
+                    const double y = target[b0 + l];
+                    const double w = wb[l];
+                    const double v = symce_exp_for_f32(-fabs(xv));
+                    const double l1p = symce_log1p_s_for_f32(v/(v + 2));
+                    loss[b0 + l] = (float)(w*(pw*y*(l1p + symce_clamp_min_for_f32(-xv, 0)) + (1 - y)*(l1p + symce_clamp_min_for_f32(xv, 0))));
+                }
+            } else {
+                double terms[SYMCE_BLOCK];
+                for (size_t l = 0; l < len; ++l) {
+                    const double xv = logits[b0 + l];
+                    const double pw = pwb[l];
+                    const double y = target[b0 + l];
+                    const double w = wb[l];
+                    const double v = symce_exp_for_f32(-fabs(xv));
+                    const double l1p = symce_log1p_s_for_f32(v/(v + 2));
+                    terms[l] = w*(pw*y*(l1p + symce_clamp_min_for_f32(-xv, 0)) + (1 - y)*(l1p + symce_clamp_min_for_f32(xv, 0)));
+                }
+                symce_accumulate_f32(&total, &tcomp, symce_pairwise_sum(terms, len));
             }
-            symce_accumulate_f32(&total, &tcomp, symce_pairwise_sum(terms, len));
         }
     }
     if (reduction != SYMCE_REDUCTION_NONE) *loss = symce_reduce_f32(reduction, total + tcomp, divisor);
@@ -1943,27 +1998,39 @@ int symce_sigmoid_binary_cross_entropy_grad_f32(size_t n, size_t k, const float 
     SYMCE_OMP_FOR
     for (size_t b0 = 0; b0 < count; b0 += SYMCE_BLOCK) {
         const size_t len = count - b0 < SYMCE_BLOCK ? count - b0 : SYMCE_BLOCK;
-        double wb[SYMCE_BLOCK];
-        if (weight != NULL) for (size_t l = 0; l < len; ++l) wb[l] = weight[b0 + l];
-        else for (size_t l = 0; l < len; ++l) wb[l] = 1;
-        double pwb[SYMCE_BLOCK];
-        if (pos_weight != NULL) {
-            size_t col = b0 % k;
+        if (weight == NULL && pos_weight == NULL) {  /* no weights to copy */
             for (size_t l = 0; l < len; ++l) {
-                pwb[l] = pos_weight[col];
-                col = col + 1 == k ? 0 : col + 1;
+                    const double xv = logits[b0 + l];
+                    const double pw = 1;
+                    const double y = target[b0 + l];
+                    const double w = 1;
+                    const double v = symce_exp_for_f32(-fabs(xv));
+                    const double r = 1.0/(v + 1);
+    grad[b0 + l] = (float)((w*(-pw*r*y*symce_select(xv <= 0, 1, v) + r*(1 - y)*symce_select(xv >= 0, 1, v))) * scale);
             }
         } else {
-            for (size_t l = 0; l < len; ++l) pwb[l] = 1;
-        }
-        for (size_t l = 0; l < len; ++l) {
-                const double xv = logits[b0 + l];
-                const double pw = pwb[l];
-                const double y = target[b0 + l];
-                const double w = wb[l];
-                const double v = symce_exp_for_f32(-fabs(xv));
-                const double r = 1.0/(v + 1);
-grad[b0 + l] = (float)((w*(-pw*r*y*symce_select(xv <= 0, 1, v) + r*(1 - y)*symce_select(xv >= 0, 1, v))) * scale);
+            double wb[SYMCE_BLOCK];
+            if (weight != NULL) for (size_t l = 0; l < len; ++l) wb[l] = weight[b0 + l];
+            else for (size_t l = 0; l < len; ++l) wb[l] = 1;
+            double pwb[SYMCE_BLOCK];
+            if (pos_weight != NULL) {
+                size_t col = b0 % k;
+                for (size_t l = 0; l < len; ++l) {
+                    pwb[l] = pos_weight[col];
+                    col = col + 1 == k ? 0 : col + 1;
+                }
+            } else {
+                for (size_t l = 0; l < len; ++l) pwb[l] = 1;
+            }
+            for (size_t l = 0; l < len; ++l) {
+                    const double xv = logits[b0 + l];
+                    const double pw = pwb[l];
+                    const double y = target[b0 + l];
+                    const double w = wb[l];
+                    const double v = symce_exp_for_f32(-fabs(xv));
+                    const double r = 1.0/(v + 1);
+    grad[b0 + l] = (float)((w*(-pw*r*y*symce_select(xv <= 0, 1, v) + r*(1 - y)*symce_select(xv >= 0, 1, v))) * scale);
+            }
         }
     }
     return SYMCE_OK;
@@ -1992,47 +2059,79 @@ int symce_sigmoid_binary_cross_entropy_with_grad_f32(size_t n, size_t k,
     SYMCE_OMP_FOR_SUM(total, tcomp)
     for (size_t b0 = 0; b0 < count; b0 += SYMCE_BLOCK) {
         const size_t len = count - b0 < SYMCE_BLOCK ? count - b0 : SYMCE_BLOCK;
-        double wb[SYMCE_BLOCK];
-        if (weight != NULL) for (size_t l = 0; l < len; ++l) wb[l] = weight[b0 + l];
-        else for (size_t l = 0; l < len; ++l) wb[l] = 1;
-        double pwb[SYMCE_BLOCK];
-        if (pos_weight != NULL) {
-            size_t col = b0 % k;
-            for (size_t l = 0; l < len; ++l) {
-                pwb[l] = pos_weight[col];
-                col = col + 1 == k ? 0 : col + 1;
+        if (weight == NULL && pos_weight == NULL) {  /* no weights to copy */
+            if (reduction == SYMCE_REDUCTION_NONE) {
+                for (size_t l = 0; l < len; ++l) {
+                    const double xv = logits[b0 + l];
+                    const double pw = 1;
+                    const double y = target[b0 + l];
+                    const double w = 1;
+                    const double v = symce_exp_for_f32(-fabs(xv));
+                    const double d = 1/((v + 1)*(v + 2));
+                    const double r = d*(v + 2);
+                    const double l1p = symce_log1p_s_for_f32(d*v*(v + 1));
+                    grad[b0 + l] = (float)((w*(-pw*r*y*symce_select(xv <= 0, 1, v) + r*(1 - y)*symce_select(xv >= 0, 1, v))) * scale);
+                    loss[b0 + l] = (float)(w*(pw*y*(l1p + symce_clamp_min_for_f32(-xv, 0)) + (1 - y)*(l1p + symce_clamp_min_for_f32(xv, 0))));
+                }
+            } else {
+                double terms[SYMCE_BLOCK];
+                for (size_t l = 0; l < len; ++l) {
+                    const double xv = logits[b0 + l];
+                    const double pw = 1;
+                    const double y = target[b0 + l];
+                    const double w = 1;
+                    const double v = symce_exp_for_f32(-fabs(xv));
+                    const double d = 1/((v + 1)*(v + 2));
+                    const double r = d*(v + 2);
+                    const double l1p = symce_log1p_s_for_f32(d*v*(v + 1));
+                    grad[b0 + l] = (float)((w*(-pw*r*y*symce_select(xv <= 0, 1, v) + r*(1 - y)*symce_select(xv >= 0, 1, v))) * scale);
+                    terms[l] = w*(pw*y*(l1p + symce_clamp_min_for_f32(-xv, 0)) + (1 - y)*(l1p + symce_clamp_min_for_f32(xv, 0)));
+                }
+                symce_accumulate_f32(&total, &tcomp, symce_pairwise_sum(terms, len));
             }
         } else {
-            for (size_t l = 0; l < len; ++l) pwb[l] = 1;
-        }
-        if (reduction == SYMCE_REDUCTION_NONE) {
-            for (size_t l = 0; l < len; ++l) {
-                const double xv = logits[b0 + l];
-                const double pw = pwb[l];
-                const double y = target[b0 + l];
-                const double w = wb[l];
-                const double v = symce_exp_for_f32(-fabs(xv));
-                const double d = 1/((v + 1)*(v + 2));
-                const double r = d*(v + 2);
-                const double l1p = symce_log1p_s_for_f32(d*v*(v + 1));
-                grad[b0 + l] = (float)((w*(-pw*r*y*symce_select(xv <= 0, 1, v) + r*(1 - y)*symce_select(xv >= 0, 1, v))) * scale);
-                loss[b0 + l] = (float)(w*(pw*y*(l1p + symce_clamp_min_for_f32(-xv, 0)) + (1 - y)*(l1p + symce_clamp_min_for_f32(xv, 0))));
+            double wb[SYMCE_BLOCK];
+            if (weight != NULL) for (size_t l = 0; l < len; ++l) wb[l] = weight[b0 + l];
+            else for (size_t l = 0; l < len; ++l) wb[l] = 1;
+            double pwb[SYMCE_BLOCK];
+            if (pos_weight != NULL) {
+                size_t col = b0 % k;
+                for (size_t l = 0; l < len; ++l) {
+                    pwb[l] = pos_weight[col];
+                    col = col + 1 == k ? 0 : col + 1;
+                }
+            } else {
+                for (size_t l = 0; l < len; ++l) pwb[l] = 1;
             }
-        } else {
-            double terms[SYMCE_BLOCK];
-            for (size_t l = 0; l < len; ++l) {
-                const double xv = logits[b0 + l];
-                const double pw = pwb[l];
-                const double y = target[b0 + l];
-                const double w = wb[l];
-                const double v = symce_exp_for_f32(-fabs(xv));
-                const double d = 1/((v + 1)*(v + 2));
-                const double r = d*(v + 2);
-                const double l1p = symce_log1p_s_for_f32(d*v*(v + 1));
-                grad[b0 + l] = (float)((w*(-pw*r*y*symce_select(xv <= 0, 1, v) + r*(1 - y)*symce_select(xv >= 0, 1, v))) * scale);
-                terms[l] = w*(pw*y*(l1p + symce_clamp_min_for_f32(-xv, 0)) + (1 - y)*(l1p + symce_clamp_min_for_f32(xv, 0)));
+            if (reduction == SYMCE_REDUCTION_NONE) {
+                for (size_t l = 0; l < len; ++l) {
+                    const double xv = logits[b0 + l];
+                    const double pw = pwb[l];
+                    const double y = target[b0 + l];
+                    const double w = wb[l];
+                    const double v = symce_exp_for_f32(-fabs(xv));
+                    const double d = 1/((v + 1)*(v + 2));
+                    const double r = d*(v + 2);
+                    const double l1p = symce_log1p_s_for_f32(d*v*(v + 1));
+                    grad[b0 + l] = (float)((w*(-pw*r*y*symce_select(xv <= 0, 1, v) + r*(1 - y)*symce_select(xv >= 0, 1, v))) * scale);
+                    loss[b0 + l] = (float)(w*(pw*y*(l1p + symce_clamp_min_for_f32(-xv, 0)) + (1 - y)*(l1p + symce_clamp_min_for_f32(xv, 0))));
+                }
+            } else {
+                double terms[SYMCE_BLOCK];
+                for (size_t l = 0; l < len; ++l) {
+                    const double xv = logits[b0 + l];
+                    const double pw = pwb[l];
+                    const double y = target[b0 + l];
+                    const double w = wb[l];
+                    const double v = symce_exp_for_f32(-fabs(xv));
+                    const double d = 1/((v + 1)*(v + 2));
+                    const double r = d*(v + 2);
+                    const double l1p = symce_log1p_s_for_f32(d*v*(v + 1));
+                    grad[b0 + l] = (float)((w*(-pw*r*y*symce_select(xv <= 0, 1, v) + r*(1 - y)*symce_select(xv >= 0, 1, v))) * scale);
+                    terms[l] = w*(pw*y*(l1p + symce_clamp_min_for_f32(-xv, 0)) + (1 - y)*(l1p + symce_clamp_min_for_f32(xv, 0)));
+                }
+                symce_accumulate_f32(&total, &tcomp, symce_pairwise_sum(terms, len));
             }
-            symce_accumulate_f32(&total, &tcomp, symce_pairwise_sum(terms, len));
         }
     }
     if (reduction != SYMCE_REDUCTION_NONE) *loss = symce_reduce_f32(reduction, total + tcomp, divisor);
@@ -3158,25 +3257,45 @@ int symce_binary_cross_entropy_f64(size_t n, size_t k, const double *restrict pr
     SYMCE_OMP_FOR_SUM(total, tcomp)
     for (size_t b0 = 0; b0 < count; b0 += SYMCE_BLOCK) {
         const size_t len = count - b0 < SYMCE_BLOCK ? count - b0 : SYMCE_BLOCK;
-        double wb[SYMCE_BLOCK];
-        if (weight != NULL) for (size_t l = 0; l < len; ++l) wb[l] = weight[b0 + l];
-        else for (size_t l = 0; l < len; ++l) wb[l] = 1;
-        if (reduction == SYMCE_REDUCTION_NONE) {
-            for (size_t l = 0; l < len; ++l) {
-                const double prob = probs[b0 + l];
-                const double y = target[b0 + l];
-                const double w = wb[l];
-                loss[b0 + l] = (w*(-y*symce_clamp_min_for_f64(log(prob), -100) - (1 - y)*symce_clamp_min_for_f64(log1p(-prob), -100)));
+        if (weight == NULL) {  /* no weights to copy */
+            if (reduction == SYMCE_REDUCTION_NONE) {
+                for (size_t l = 0; l < len; ++l) {
+                    const double prob = probs[b0 + l];
+                    const double y = target[b0 + l];
+                    const double w = 1;
+                    loss[b0 + l] = (w*(-y*symce_clamp_min_for_f64(log(prob), -100) - (1 - y)*symce_clamp_min_for_f64(log1p(-prob), -100)));
+                }
+            } else {
+                double terms[SYMCE_BLOCK];
+                for (size_t l = 0; l < len; ++l) {
+                    const double prob = probs[b0 + l];
+                    const double y = target[b0 + l];
+                    const double w = 1;
+                    terms[l] = w*(-y*symce_clamp_min_for_f64(log(prob), -100) - (1 - y)*symce_clamp_min_for_f64(log1p(-prob), -100));
+                }
+                symce_accumulate_f64(&total, &tcomp, symce_pairwise_sum(terms, len));
             }
         } else {
-            double terms[SYMCE_BLOCK];
-            for (size_t l = 0; l < len; ++l) {
-                const double prob = probs[b0 + l];
-                const double y = target[b0 + l];
-                const double w = wb[l];
-                terms[l] = w*(-y*symce_clamp_min_for_f64(log(prob), -100) - (1 - y)*symce_clamp_min_for_f64(log1p(-prob), -100));
+            double wb[SYMCE_BLOCK];
+            if (weight != NULL) for (size_t l = 0; l < len; ++l) wb[l] = weight[b0 + l];
+            else for (size_t l = 0; l < len; ++l) wb[l] = 1;
+            if (reduction == SYMCE_REDUCTION_NONE) {
+                for (size_t l = 0; l < len; ++l) {
+                    const double prob = probs[b0 + l];
+                    const double y = target[b0 + l];
+                    const double w = wb[l];
+                    loss[b0 + l] = (w*(-y*symce_clamp_min_for_f64(log(prob), -100) - (1 - y)*symce_clamp_min_for_f64(log1p(-prob), -100)));
+                }
+            } else {
+                double terms[SYMCE_BLOCK];
+                for (size_t l = 0; l < len; ++l) {
+                    const double prob = probs[b0 + l];
+                    const double y = target[b0 + l];
+                    const double w = wb[l];
+                    terms[l] = w*(-y*symce_clamp_min_for_f64(log(prob), -100) - (1 - y)*symce_clamp_min_for_f64(log1p(-prob), -100));
+                }
+                symce_accumulate_f64(&total, &tcomp, symce_pairwise_sum(terms, len));
             }
-            symce_accumulate_f64(&total, &tcomp, symce_pairwise_sum(terms, len));
         }
     }
     if (reduction != SYMCE_REDUCTION_NONE) *loss = symce_reduce_f64(reduction, total + tcomp, divisor);
@@ -3202,14 +3321,23 @@ int symce_binary_cross_entropy_grad_f64(size_t n, size_t k, const double *restri
     SYMCE_OMP_FOR
     for (size_t b0 = 0; b0 < count; b0 += SYMCE_BLOCK) {
         const size_t len = count - b0 < SYMCE_BLOCK ? count - b0 : SYMCE_BLOCK;
-        double wb[SYMCE_BLOCK];
-        if (weight != NULL) for (size_t l = 0; l < len; ++l) wb[l] = weight[b0 + l];
-        else for (size_t l = 0; l < len; ++l) wb[l] = 1;
-        for (size_t l = 0; l < len; ++l) {
-                const double prob = probs[b0 + l];
-                const double y = target[b0 + l];
-                const double w = wb[l];
-grad[b0 + l] = (double)((w*(prob - y)/symce_clamp_min_for_f64(-prob*(prob - 1), 9.9999999999999998e-13)) * scale);
+        if (weight == NULL) {  /* no weights to copy */
+            for (size_t l = 0; l < len; ++l) {
+                    const double prob = probs[b0 + l];
+                    const double y = target[b0 + l];
+                    const double w = 1;
+    grad[b0 + l] = (double)((w*(prob - y)/symce_clamp_min_for_f64(-prob*(prob - 1), 9.9999999999999998e-13)) * scale);
+            }
+        } else {
+            double wb[SYMCE_BLOCK];
+            if (weight != NULL) for (size_t l = 0; l < len; ++l) wb[l] = weight[b0 + l];
+            else for (size_t l = 0; l < len; ++l) wb[l] = 1;
+            for (size_t l = 0; l < len; ++l) {
+                    const double prob = probs[b0 + l];
+                    const double y = target[b0 + l];
+                    const double w = wb[l];
+    grad[b0 + l] = (double)((w*(prob - y)/symce_clamp_min_for_f64(-prob*(prob - 1), 9.9999999999999998e-13)) * scale);
+            }
         }
     }
     return SYMCE_OK;
@@ -3235,41 +3363,67 @@ int symce_sigmoid_binary_cross_entropy_f64(size_t n, size_t k, const double *res
     SYMCE_OMP_FOR_SUM(total, tcomp)
     for (size_t b0 = 0; b0 < count; b0 += SYMCE_BLOCK) {
         const size_t len = count - b0 < SYMCE_BLOCK ? count - b0 : SYMCE_BLOCK;
-        double wb[SYMCE_BLOCK];
-        if (weight != NULL) for (size_t l = 0; l < len; ++l) wb[l] = weight[b0 + l];
-        else for (size_t l = 0; l < len; ++l) wb[l] = 1;
-        double pwb[SYMCE_BLOCK];
-        if (pos_weight != NULL) {
-            size_t col = b0 % k;
-            for (size_t l = 0; l < len; ++l) {
-                pwb[l] = pos_weight[col];
-                col = col + 1 == k ? 0 : col + 1;
+        if (weight == NULL && pos_weight == NULL) {  /* no weights to copy */
+            if (reduction == SYMCE_REDUCTION_NONE) {
+                for (size_t l = 0; l < len; ++l) {
+                    const double xv = logits[b0 + l];
+                    const double pw = 1;
+                    const double y = target[b0 + l];
+                    const double w = 1;
+                    const double v = symce_exp_for_f64(-fabs(xv));
+                    const double l1p = log1p(v);
+                    loss[b0 + l] = (w*(pw*y*(l1p + symce_clamp_min_for_f64(-xv, 0)) + (1 - y)*(l1p + symce_clamp_min_for_f64(xv, 0))));
+                }
+            } else {
+                double terms[SYMCE_BLOCK];
+                for (size_t l = 0; l < len; ++l) {
+                    const double xv = logits[b0 + l];
+                    const double pw = 1;
+                    const double y = target[b0 + l];
+                    const double w = 1;
+                    const double v = symce_exp_for_f64(-fabs(xv));
+                    const double l1p = log1p(v);
+                    terms[l] = w*(pw*y*(l1p + symce_clamp_min_for_f64(-xv, 0)) + (1 - y)*(l1p + symce_clamp_min_for_f64(xv, 0)));
+                }
+                symce_accumulate_f64(&total, &tcomp, symce_pairwise_sum(terms, len));
             }
         } else {
-            for (size_t l = 0; l < len; ++l) pwb[l] = 1;
-        }
-        if (reduction == SYMCE_REDUCTION_NONE) {
-            for (size_t l = 0; l < len; ++l) {
-                const double xv = logits[b0 + l];
-                const double pw = pwb[l];
-                const double y = target[b0 + l];
-                const double w = wb[l];
-                const double v = symce_exp_for_f64(-fabs(xv));
-                const double l1p = log1p(v);
-                loss[b0 + l] = (w*(pw*y*(l1p + symce_clamp_min_for_f64(-xv, 0)) + (1 - y)*(l1p + symce_clamp_min_for_f64(xv, 0))));
+            double wb[SYMCE_BLOCK];
+            if (weight != NULL) for (size_t l = 0; l < len; ++l) wb[l] = weight[b0 + l];
+            else for (size_t l = 0; l < len; ++l) wb[l] = 1;
+            double pwb[SYMCE_BLOCK];
+            if (pos_weight != NULL) {
+                size_t col = b0 % k;
+                for (size_t l = 0; l < len; ++l) {
+                    pwb[l] = pos_weight[col];
+                    col = col + 1 == k ? 0 : col + 1;
+                }
+            } else {
+                for (size_t l = 0; l < len; ++l) pwb[l] = 1;
             }
-        } else {
-            double terms[SYMCE_BLOCK];
-            for (size_t l = 0; l < len; ++l) {
-                const double xv = logits[b0 + l];
-                const double pw = pwb[l];
-                const double y = target[b0 + l];
-                const double w = wb[l];
-                const double v = symce_exp_for_f64(-fabs(xv));
-                const double l1p = log1p(v);
-                terms[l] = w*(pw*y*(l1p + symce_clamp_min_for_f64(-xv, 0)) + (1 - y)*(l1p + symce_clamp_min_for_f64(xv, 0)));
+            if (reduction == SYMCE_REDUCTION_NONE) {
+                for (size_t l = 0; l < len; ++l) {
+                    const double xv = logits[b0 + l];
+                    const double pw = pwb[l];
+                    const double y = target[b0 + l];
+                    const double w = wb[l];
+                    const double v = symce_exp_for_f64(-fabs(xv));
+                    const double l1p = log1p(v);
+                    loss[b0 + l] = (w*(pw*y*(l1p + symce_clamp_min_for_f64(-xv, 0)) + (1 - y)*(l1p + symce_clamp_min_for_f64(xv, 0))));
+                }
+            } else {
+                double terms[SYMCE_BLOCK];
+                for (size_t l = 0; l < len; ++l) {
+                    const double xv = logits[b0 + l];
+                    const double pw = pwb[l];
+                    const double y = target[b0 + l];
+                    const double w = wb[l];
+                    const double v = symce_exp_for_f64(-fabs(xv));
+                    const double l1p = log1p(v);
+                    terms[l] = w*(pw*y*(l1p + symce_clamp_min_for_f64(-xv, 0)) + (1 - y)*(l1p + symce_clamp_min_for_f64(xv, 0)));
+                }
+                symce_accumulate_f64(&total, &tcomp, symce_pairwise_sum(terms, len));
             }
-            symce_accumulate_f64(&total, &tcomp, symce_pairwise_sum(terms, len));
         }
     }
     if (reduction != SYMCE_REDUCTION_NONE) *loss = symce_reduce_f64(reduction, total + tcomp, divisor);
@@ -3296,27 +3450,39 @@ int symce_sigmoid_binary_cross_entropy_grad_f64(size_t n, size_t k, const double
     SYMCE_OMP_FOR
     for (size_t b0 = 0; b0 < count; b0 += SYMCE_BLOCK) {
         const size_t len = count - b0 < SYMCE_BLOCK ? count - b0 : SYMCE_BLOCK;
-        double wb[SYMCE_BLOCK];
-        if (weight != NULL) for (size_t l = 0; l < len; ++l) wb[l] = weight[b0 + l];
-        else for (size_t l = 0; l < len; ++l) wb[l] = 1;
-        double pwb[SYMCE_BLOCK];
-        if (pos_weight != NULL) {
-            size_t col = b0 % k;
+        if (weight == NULL && pos_weight == NULL) {  /* no weights to copy */
             for (size_t l = 0; l < len; ++l) {
-                pwb[l] = pos_weight[col];
-                col = col + 1 == k ? 0 : col + 1;
+                    const double xv = logits[b0 + l];
+                    const double pw = 1;
+                    const double y = target[b0 + l];
+                    const double w = 1;
+                    const double v = symce_exp_for_f64(-fabs(xv));
+                    const double r = 1.0/(v + 1);
+    grad[b0 + l] = (double)((w*(-pw*r*y*symce_select(xv <= 0, 1, v) + r*(1 - y)*symce_select(xv >= 0, 1, v))) * scale);
             }
         } else {
-            for (size_t l = 0; l < len; ++l) pwb[l] = 1;
-        }
-        for (size_t l = 0; l < len; ++l) {
-                const double xv = logits[b0 + l];
-                const double pw = pwb[l];
-                const double y = target[b0 + l];
-                const double w = wb[l];
-                const double v = symce_exp_for_f64(-fabs(xv));
-                const double r = 1.0/(v + 1);
-grad[b0 + l] = (double)((w*(-pw*r*y*symce_select(xv <= 0, 1, v) + r*(1 - y)*symce_select(xv >= 0, 1, v))) * scale);
+            double wb[SYMCE_BLOCK];
+            if (weight != NULL) for (size_t l = 0; l < len; ++l) wb[l] = weight[b0 + l];
+            else for (size_t l = 0; l < len; ++l) wb[l] = 1;
+            double pwb[SYMCE_BLOCK];
+            if (pos_weight != NULL) {
+                size_t col = b0 % k;
+                for (size_t l = 0; l < len; ++l) {
+                    pwb[l] = pos_weight[col];
+                    col = col + 1 == k ? 0 : col + 1;
+                }
+            } else {
+                for (size_t l = 0; l < len; ++l) pwb[l] = 1;
+            }
+            for (size_t l = 0; l < len; ++l) {
+                    const double xv = logits[b0 + l];
+                    const double pw = pwb[l];
+                    const double y = target[b0 + l];
+                    const double w = wb[l];
+                    const double v = symce_exp_for_f64(-fabs(xv));
+                    const double r = 1.0/(v + 1);
+    grad[b0 + l] = (double)((w*(-pw*r*y*symce_select(xv <= 0, 1, v) + r*(1 - y)*symce_select(xv >= 0, 1, v))) * scale);
+            }
         }
     }
     return SYMCE_OK;
@@ -3345,45 +3511,75 @@ int symce_sigmoid_binary_cross_entropy_with_grad_f64(size_t n, size_t k,
     SYMCE_OMP_FOR_SUM(total, tcomp)
     for (size_t b0 = 0; b0 < count; b0 += SYMCE_BLOCK) {
         const size_t len = count - b0 < SYMCE_BLOCK ? count - b0 : SYMCE_BLOCK;
-        double wb[SYMCE_BLOCK];
-        if (weight != NULL) for (size_t l = 0; l < len; ++l) wb[l] = weight[b0 + l];
-        else for (size_t l = 0; l < len; ++l) wb[l] = 1;
-        double pwb[SYMCE_BLOCK];
-        if (pos_weight != NULL) {
-            size_t col = b0 % k;
-            for (size_t l = 0; l < len; ++l) {
-                pwb[l] = pos_weight[col];
-                col = col + 1 == k ? 0 : col + 1;
+        if (weight == NULL && pos_weight == NULL) {  /* no weights to copy */
+            if (reduction == SYMCE_REDUCTION_NONE) {
+                for (size_t l = 0; l < len; ++l) {
+                    const double xv = logits[b0 + l];
+                    const double pw = 1;
+                    const double y = target[b0 + l];
+                    const double w = 1;
+                    const double v = symce_exp_for_f64(-fabs(xv));
+                    const double l1p = log1p(v);
+                    const double r = 1.0/(v + 1);
+                    grad[b0 + l] = (double)((w*(-pw*r*y*symce_select(xv <= 0, 1, v) + r*(1 - y)*symce_select(xv >= 0, 1, v))) * scale);
+                    loss[b0 + l] = (w*(pw*y*(l1p + symce_clamp_min_for_f64(-xv, 0)) + (1 - y)*(l1p + symce_clamp_min_for_f64(xv, 0))));
+                }
+            } else {
+                double terms[SYMCE_BLOCK];
+                for (size_t l = 0; l < len; ++l) {
+                    const double xv = logits[b0 + l];
+                    const double pw = 1;
+                    const double y = target[b0 + l];
+                    const double w = 1;
+                    const double v = symce_exp_for_f64(-fabs(xv));
+                    const double l1p = log1p(v);
+                    const double r = 1.0/(v + 1);
+                    grad[b0 + l] = (double)((w*(-pw*r*y*symce_select(xv <= 0, 1, v) + r*(1 - y)*symce_select(xv >= 0, 1, v))) * scale);
+                    terms[l] = w*(pw*y*(l1p + symce_clamp_min_for_f64(-xv, 0)) + (1 - y)*(l1p + symce_clamp_min_for_f64(xv, 0)));
+                }
+                symce_accumulate_f64(&total, &tcomp, symce_pairwise_sum(terms, len));
             }
         } else {
-            for (size_t l = 0; l < len; ++l) pwb[l] = 1;
-        }
-        if (reduction == SYMCE_REDUCTION_NONE) {
-            for (size_t l = 0; l < len; ++l) {
-                const double xv = logits[b0 + l];
-                const double pw = pwb[l];
-                const double y = target[b0 + l];
-                const double w = wb[l];
-                const double v = symce_exp_for_f64(-fabs(xv));
-                const double l1p = log1p(v);
-                const double r = 1.0/(v + 1);
-                grad[b0 + l] = (double)((w*(-pw*r*y*symce_select(xv <= 0, 1, v) + r*(1 - y)*symce_select(xv >= 0, 1, v))) * scale);
-                loss[b0 + l] = (w*(pw*y*(l1p + symce_clamp_min_for_f64(-xv, 0)) + (1 - y)*(l1p + symce_clamp_min_for_f64(xv, 0))));
+            double wb[SYMCE_BLOCK];
+            if (weight != NULL) for (size_t l = 0; l < len; ++l) wb[l] = weight[b0 + l];
+            else for (size_t l = 0; l < len; ++l) wb[l] = 1;
+            double pwb[SYMCE_BLOCK];
+            if (pos_weight != NULL) {
+                size_t col = b0 % k;
+                for (size_t l = 0; l < len; ++l) {
+                    pwb[l] = pos_weight[col];
+                    col = col + 1 == k ? 0 : col + 1;
+                }
+            } else {
+                for (size_t l = 0; l < len; ++l) pwb[l] = 1;
             }
-        } else {
-            double terms[SYMCE_BLOCK];
-            for (size_t l = 0; l < len; ++l) {
-                const double xv = logits[b0 + l];
-                const double pw = pwb[l];
-                const double y = target[b0 + l];
-                const double w = wb[l];
-                const double v = symce_exp_for_f64(-fabs(xv));
-                const double l1p = log1p(v);
-                const double r = 1.0/(v + 1);
-                grad[b0 + l] = (double)((w*(-pw*r*y*symce_select(xv <= 0, 1, v) + r*(1 - y)*symce_select(xv >= 0, 1, v))) * scale);
-                terms[l] = w*(pw*y*(l1p + symce_clamp_min_for_f64(-xv, 0)) + (1 - y)*(l1p + symce_clamp_min_for_f64(xv, 0)));
+            if (reduction == SYMCE_REDUCTION_NONE) {
+                for (size_t l = 0; l < len; ++l) {
+                    const double xv = logits[b0 + l];
+                    const double pw = pwb[l];
+                    const double y = target[b0 + l];
+                    const double w = wb[l];
+                    const double v = symce_exp_for_f64(-fabs(xv));
+                    const double l1p = log1p(v);
+                    const double r = 1.0/(v + 1);
+                    grad[b0 + l] = (double)((w*(-pw*r*y*symce_select(xv <= 0, 1, v) + r*(1 - y)*symce_select(xv >= 0, 1, v))) * scale);
+                    loss[b0 + l] = (w*(pw*y*(l1p + symce_clamp_min_for_f64(-xv, 0)) + (1 - y)*(l1p + symce_clamp_min_for_f64(xv, 0))));
+                }
+            } else {
+                double terms[SYMCE_BLOCK];
+                for (size_t l = 0; l < len; ++l) {
+                    const double xv = logits[b0 + l];
+                    const double pw = pwb[l];
+                    const double y = target[b0 + l];
+                    const double w = wb[l];
+                    const double v = symce_exp_for_f64(-fabs(xv));
+                    const double l1p = log1p(v);
+                    const double r = 1.0/(v + 1);
+                    grad[b0 + l] = (double)((w*(-pw*r*y*symce_select(xv <= 0, 1, v) + r*(1 - y)*symce_select(xv >= 0, 1, v))) * scale);
+                    terms[l] = w*(pw*y*(l1p + symce_clamp_min_for_f64(-xv, 0)) + (1 - y)*(l1p + symce_clamp_min_for_f64(xv, 0)));
+                }
+                symce_accumulate_f64(&total, &tcomp, symce_pairwise_sum(terms, len));
             }
-            symce_accumulate_f64(&total, &tcomp, symce_pairwise_sum(terms, len));
         }
     }
     if (reduction != SYMCE_REDUCTION_NONE) *loss = symce_reduce_f64(reduction, total + tcomp, divisor);
