@@ -751,11 +751,11 @@ def _em1_at_class(sl):
     """em1 = e - 1 of one class, for 1 - p at the label: exactly 0 at the row max (zs = zlo = 0),
     elsewhere e - 1, whose rounding cannot cancel in Srest - em1 = Srest + 1 - e >= 1 (e is one
     of Srest's terms there).  No expm1 per row."""
-    tie = sp.Eq(kr.zs, 0) if sl.get("zlo", 0) == 0 else sp.And(sp.Eq(kr.zs, 0), sp.Eq(kr.zlo, 0))
-    return sp.Piecewise((0, tie), (kr.e - 1, True))
+    return sp.Piecewise((0, _tie(sl)), (kr.e - 1, True))
 
 
 def _tie(sl):
+    """The class is at the row max: zs = 0 (and zlo = 0 where zlo is carried)."""
     return sp.Eq(kr.zs, 0) if sl.get("zlo", 0) == 0 else sp.And(sp.Eq(kr.zs, 0), sp.Eq(kr.zlo, 0))
 
 
