@@ -67,6 +67,7 @@ STASH = 2048         # a row of up to this many classes keeps its exponentials o
 SMALL_K = 16         # up to this many classes, the row statistics are computed ROWS rows at a time
 ROWS = 64
 MAX_LANES = {"float": 32, "double": 16}  # partial maxima of the row max (measured fastest)
+SUM_LANES = 16  # partial sums of a float kernel's row statistics (two 512-bit registers of double)
 BLOCK = 1024         # elements per block of the BCE kernels (their weight buffers on the stack)
 
 
@@ -989,7 +990,7 @@ def _dtype_context(dtype):
             "lets_e": _lets(base, (kr.e,), pr),
             "lets_em1": _lets(base, (kr.em1,), pr),
             "compensated": not CTYPES[cdt]["exact_shift"],
-            "max_lanes": MAX_LANES[spec["T"]]}
+            "max_lanes": MAX_LANES[spec["T"]], "sum_lanes": SUM_LANES}
 
 
 def _helper_sections():
