@@ -28,6 +28,10 @@ WRAPPER = textwrap.dedent("""\
     { for (size_t i = 0; i < n; ++i) out[i] = symce_exp_for_f64(x[i]); }
     void t_exp_f32(size_t n, const double *x, double *out)
     { for (size_t i = 0; i < n; ++i) out[i] = symce_exp_for_f32(x[i]); }
+    void t_exp_neg_f64(size_t n, const double *x, double *out)
+    { for (size_t i = 0; i < n; ++i) out[i] = symce_exp_neg_for_f64(x[i]); }
+    void t_exp_neg_f32(size_t n, const double *x, double *out)
+    { for (size_t i = 0; i < n; ++i) out[i] = symce_exp_neg_for_f32(x[i]); }
     void t_log1p01_f32(size_t n, const double *x, double *out)
     { for (size_t i = 0; i < n; ++i) out[i] = symce_log1p_s_for_f32(x[i] / (2 + x[i])); }
     void t_log1p_f32(size_t n, const double *x, double *out)
@@ -60,7 +64,8 @@ def _library(build):
                      "-I", C_DIR, "-c", src, "-o", obj])
         run_checked([gcc(), "-shared", obj, "-o", out, "-lm"])
     lib = ctypes.CDLL(str(out))
-    for name in ("t_exp_f64", "t_exp_f32", "t_log1p01_f32", "t_log1p_f32"):
+    for name in ("t_exp_f64", "t_exp_f32", "t_exp_neg_f64", "t_exp_neg_f32", "t_log1p01_f32",
+                 "t_log1p_f32"):
         getattr(lib, name).argtypes = [ctypes.c_size_t, ctypes.c_void_p, ctypes.c_void_p]
     return lib
 
@@ -86,11 +91,12 @@ def test_exp_is_what_approx_measured(build):
     lib = _library(build)
     fma = bool(lib.t_fast_fma())
     x = _args()
-    for target, name in (("f64", "t_exp_f64"), ("f32", "t_exp_f32")):
+    for target in ("f64", "f32"):
         fit = approx.exp_approximation(target)
         scheme = approx.SCHEMES[target]
         want = np.array([approx.exp_double(v, fit.coefficients, scheme, fma) for v in x])
-        np.testing.assert_array_equal(_call(lib, name, x), want, err_msg=f"{build} {target}")
+        for name in (f"t_exp_{target}", f"t_exp_neg_{target}"):  # x <= 0: the same numbers
+            np.testing.assert_array_equal(_call(lib, name, x), want, err_msg=f"{build} {name}")
     fit = approx.log1p_approximation("f32")
     v = np.concatenate([np.linspace(0, 1, 2001), 10.0 ** -np.linspace(0, 300, 301)])
     want = np.array([approx.log1p_double(a, fit.coefficients, fma) for a in v])
@@ -141,12 +147,17 @@ def test_exp_special_values(build):
     """The arguments the kernels pass (z - max <= 0, -|t|): 0, -0, -inf, NaN, underflow; and
     NaN handling that does not depend on isnan surviving -ffast-math."""
     lib = _library(build)
-    for name in ("t_exp_f64", "t_exp_f32"):
+    for name in ("t_exp_f64", "t_exp_f32", "t_exp_neg_f64", "t_exp_neg_f32"):
         got = _call(lib, name, [0.0, -0.0, -np.inf, np.nan, -746.0, -1e300, -1e-300])
         assert got[0] == 1 and got[1] == 1, name          # exp(0) = 1 exactly: p = 1 at the max
         assert got[2] == 0 and got[4] == 0 and got[5] == 0, name
         assert np.isnan(got[3]), name
         assert got[6] == 1, name
+    for name in ("t_exp_f64", "t_exp_f32"):  # the full-range helper (rows whose max is not finite)
+        got = _call(lib, name, [1.0, 700.0, 710.0, np.inf])
+        assert got[0] == pytest.approx(math.e, rel=2.0 ** -38), name
+        assert got[1] == pytest.approx(math.exp(700.0), rel=2.0 ** -38), name
+        assert got[2] == np.inf and got[3] == np.inf, name
     # double: subnormal results, each within an ULP of mpmath (2^n in two factors)
     x = np.array([-709.0, -720.5, -740.0, -744.4, -745.0])
     got = _call(lib, "t_exp_f64", x)

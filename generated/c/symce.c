@@ -154,7 +154,30 @@ static double symce_pairwise_sum(double *restrict buf, size_t len)
 /* ---------------------------------------------------------------------------------------- */
 
 /*
- * exp(x), x <= 0, in double for the float kernels; derived by symce (symce/approx.py, proof exp_range_reduction):
+ * exp(x) for x <= 0 or NaN only, in double for the float kernels: symce_exp_for_f32 (below) without its overflow test, for z - max in a row whose max is finite and for exp(-|t|).
+ */
+static inline double symce_exp_neg_for_f32(double x)
+{
+    const double kd0 = SYMCE_FMA(x, 0x1.71547652b82fep+0, 0x1.80000000003ffp+52);  /* n in the low bits */
+    const double kd = kd0 - 0x1.80000000003ffp+52;
+    const double r = SYMCE_FMA(-kd, 0x1.62e42fefa39efp-1, x);
+    double p = 0x1.9e89633d70183p-16;
+    p = SYMCE_FMA(p, r, 0x1.a1854cce8c4cdp-13);
+    p = SYMCE_FMA(p, r, 0x1.6c18d2dcd0601p-10);
+    p = SYMCE_FMA(p, r, 0x1.1110a26b4a11fp-7);
+    p = SYMCE_FMA(p, r, 0x1.5555541e954eep-5);
+    p = SYMCE_FMA(p, r, 0x1.5555557dcc740p-3);
+    p = SYMCE_FMA(p, r, 0x1.000000005dd46p-1);
+    p = SYMCE_FMA(p, r, 0x1.0000000000000p+0);
+    p = SYMCE_FMA(p, r, 0x1.0000000000000p+0);
+    const double v = p * symce_from_bits(symce_bits(kd0) << 52);  /* 2^n: the low bits of kd0 are n + 1023 */
+    const uint64_t b = symce_bits(x);
+    const uint64_t under = (uint64_t)0 - (uint64_t)((b > UINT64_C(0xc086200000000000)) & (b <= UINT64_C(0xfff0000000000000)));  /* x < -708.0 */
+    return symce_from_bits(symce_bits(v) & ~under);
+}
+
+/*
+ * exp(x) in double for the float kernels; derived by symce (symce/approx.py, proof exp_range_reduction):
  * x = n ln2 + r, n = round(x log2 e) by the 1.5*2^52 shifter, |r| <= ln2/2, ln2 rounded to double;
  * exp(r) ~ P(r) = 1 + r + ... (degree 8), minimax relative error 2^-39.7 (Remez, mpmath, coefficients rounded to double);
  * evaluated in double, measured 2^-39.6 relative against mpmath on 772 arguments, with and without FMA;
@@ -175,8 +198,9 @@ static inline double symce_exp_for_f32(double x)
     p = SYMCE_FMA(p, r, 0x1.0000000000000p+0);
     p = SYMCE_FMA(p, r, 0x1.0000000000000p+0);
     const double v = p * symce_from_bits(symce_bits(kd0) << 52);  /* 2^n: the low bits of kd0 are n + 1023 */
-    const uint64_t under = (uint64_t)0 - (uint64_t)(x < -708.0);
-    const uint64_t over = (uint64_t)0 - (uint64_t)(x > 709.0);
+    const uint64_t b = symce_bits(x);
+    const uint64_t under = (uint64_t)0 - (uint64_t)((b > UINT64_C(0xc086200000000000)) & (b <= UINT64_C(0xfff0000000000000)));  /* x < -708.0 */
+    const uint64_t over = (uint64_t)0 - (uint64_t)((b > UINT64_C(0x4086280000000000)) & (b <= UINT64_C(0x7ff0000000000000)));  /* x > 709.0 */
     return symce_from_bits((symce_bits(v) & ~(under | over)) | (UINT64_C(0x7ff0000000000000) & over));
 }
 
@@ -243,14 +267,14 @@ static inline double symce_mul0_for_f32(double a, double b)
 /* log(1 + exp(t)) without overflow */
 static inline double symce_softplus_for_f32(double t)
 {
-    const double v = symce_exp_for_f32(-fabs(t));
+    const double v = symce_exp_neg_for_f32(-fabs(t));
     return symce_log1p_s_for_f32(v/(v + 2)) + symce_clamp_min_for_f32(t, 0);
 }
 
 /* 1 / (1 + exp(-t)) as (t >= 0 ? 1 : v) / (1 + v), v = exp(-|t|): one exponential, no overflow, about an ULP for every t */
 static inline double symce_sigmoid_for_f32(double t)
 {
-    const double v = symce_exp_for_f32(-fabs(t));
+    const double v = symce_exp_neg_for_f32(-fabs(t));
     return symce_select(t >= 0, 1, v)/(v + 1);
 }
 
@@ -259,7 +283,38 @@ static inline double symce_sigmoid_for_f32(double t)
 /* ---------------------------------------------------------------------------------------- */
 
 /*
- * exp(x), x <= 0, in double for the double kernels; derived by symce (symce/approx.py, proof exp_range_reduction):
+ * exp(x) for x <= 0 or NaN only, in double for the double kernels: symce_exp_for_f64 (below) without its overflow test, for z - max in a row whose max is finite and for exp(-|t|).
+ */
+static inline double symce_exp_neg_for_f64(double x)
+{
+    const double kd0 = SYMCE_FMA(x, 0x1.71547652b82fep+0, 0x1.8000000000000p+52);  /* n in the low bits */
+    const double kd = kd0 - 0x1.8000000000000p+52;
+    double r = SYMCE_FMA(-kd, 0x1.62e42fee00000p-1, x);  /* exact: C_hi has 32 bits */
+    r = SYMCE_FMA(-kd, 0x1.a39ef35793c76p-33, r);
+    double q = 0x1.ad7fb57b75cdfp-26;  /* P(r) = 1 + r + r^2 Q(r) */
+    q = SYMCE_FMA(q, r, 0x1.28ad681d4c08bp-22);
+    q = SYMCE_FMA(q, r, 0x1.71df2514b6bcep-19);
+    q = SYMCE_FMA(q, r, 0x1.a0199a17ead86p-16);
+    q = SYMCE_FMA(q, r, 0x1.a01a012a7c5ddp-13);
+    q = SYMCE_FMA(q, r, 0x1.6c16c18425d1ep-10);
+    q = SYMCE_FMA(q, r, 0x1.1111111127b54p-7);
+    q = SYMCE_FMA(q, r, 0x1.5555555550890p-5);
+    q = SYMCE_FMA(q, r, 0x1.55555555554fap-3);
+    q = SYMCE_FMA(q, r, 0x1.000000000000ap-1);
+    const double t = 1 + r;
+    const double err = (1 - t) + r;  /* 1 + r = t + err exactly (Fast2Sum) */
+    const double p = t + SYMCE_FMA(r * r, q, err);  /* one rounding at the end */
+    /* 2^n = 2^n1 2^n2, n1 = floor(n/2): both normal, so a subnormal result rounds once */
+    const uint64_t u = symce_bits(kd0) - (symce_bits(0x1.8000000000000p+52) - 2100u);  /* n + 2100 */
+    const uint64_t u1 = u >> 1, u2 = u - u1;
+    const double v = (p * symce_from_bits((u1 - 27u) << 52)) * symce_from_bits((u2 - 27u) << 52);
+    const uint64_t b = symce_bits(x);
+    const uint64_t under = (uint64_t)0 - (uint64_t)((b > UINT64_C(0xc0874910d52d3052)) & (b <= UINT64_C(0xfff0000000000000)));  /* x < -745.1332191019412 */
+    return symce_from_bits(symce_bits(v) & ~under);
+}
+
+/*
+ * exp(x) in double for the double kernels; derived by symce (symce/approx.py, proof exp_range_reduction):
  * x = n ln2 + r, n = round(x log2 e) by the 1.5*2^52 shifter, |r| <= ln2/2, ln2 = C_hi + C_lo (Cody-Waite);
  * exp(r) ~ P(r) = 1 + r + ... (degree 11), minimax relative error 2^-56.3 (Remez, mpmath, coefficients rounded to double);
  * evaluated in double, measured 0.65 ULP against mpmath on 802 arguments, with and without FMA;
@@ -288,8 +343,9 @@ static inline double symce_exp_for_f64(double x)
     const uint64_t u = symce_bits(kd0) - (symce_bits(0x1.8000000000000p+52) - 2100u);  /* n + 2100 */
     const uint64_t u1 = u >> 1, u2 = u - u1;
     const double v = (p * symce_from_bits((u1 - 27u) << 52)) * symce_from_bits((u2 - 27u) << 52);
-    const uint64_t under = (uint64_t)0 - (uint64_t)(x < -745.1332191019412);
-    const uint64_t over = (uint64_t)0 - (uint64_t)(x > 709.782712893384);
+    const uint64_t b = symce_bits(x);
+    const uint64_t under = (uint64_t)0 - (uint64_t)((b > UINT64_C(0xc0874910d52d3052)) & (b <= UINT64_C(0xfff0000000000000)));  /* x < -745.1332191019412 */
+    const uint64_t over = (uint64_t)0 - (uint64_t)((b > UINT64_C(0x40862e42fefa39ef)) & (b <= UINT64_C(0x7ff0000000000000)));  /* x > 709.782712893384 */
     return symce_from_bits((symce_bits(v) & ~(under | over)) | (UINT64_C(0x7ff0000000000000) & over));
 }
 
@@ -308,13 +364,13 @@ static inline double symce_mul0_for_f64(double a, double b)
 /* log(1 + exp(t)) without overflow */
 static inline double symce_softplus_for_f64(double t)
 {
-    return symce_clamp_min_for_f64(t, 0) + log1p(symce_exp_for_f64(-fabs(t)));
+    return symce_clamp_min_for_f64(t, 0) + log1p(symce_exp_neg_for_f64(-fabs(t)));
 }
 
 /* 1 / (1 + exp(-t)) as (t >= 0 ? 1 : v) / (1 + v), v = exp(-|t|): one exponential, no overflow, about an ULP for every t */
 static inline double symce_sigmoid_for_f64(double t)
 {
-    const double v = symce_exp_for_f64(-fabs(t));
+    const double v = symce_exp_neg_for_f64(-fabs(t));
     return symce_select(t >= 0, 1, v)/(v + 1);
 }
 
@@ -489,7 +545,7 @@ static int symce_row_stats_f32(const float *restrict row, const float *next, siz
             for (size_t l = 0; l < 16; ++l) {
                 const double zv = row[c0 + j + l];
                 const double zs = -shift + zv;
-                const double e = symce_exp_for_f32(zs);
+                const double e = symce_exp_neg_for_f32(zs);
                 stash[j + l] = e;
                 lane_sum[l] += symce_select(e == 1, 0, e);
                 lane_ties[l] += symce_select(e == 1, 1, 0);
@@ -498,7 +554,7 @@ static int symce_row_stats_f32(const float *restrict row, const float *next, siz
         for (; j < len; ++j) {
             const double zv = row[c0 + j];
             const double zs = -shift + zv;
-            const double e = symce_exp_for_f32(zs);
+            const double e = symce_exp_neg_for_f32(zs);
             stash[j] = e;
             lane_sum[0] += symce_select(e == 1, 0, e);
             lane_ties[0] += symce_select(e == 1, 1, 0);
@@ -529,7 +585,7 @@ static void symce_block_stats_f32(const float *restrict z, size_t rows, size_t k
         const double zv = z[q];
         const double shift = e_out[q];
         const double zs = -shift + zv;
-        const double e = symce_exp_for_f32(zs);
+        const double e = symce_exp_neg_for_f32(zs);
         e_out[q] = e;
     }
     for (size_t r = 0; r < rows; ++r) {
@@ -722,7 +778,7 @@ static void symce_block_stats_f64(const double *restrict z, size_t rows, size_t 
         const double shift = e_out[q];
         const double zs = -shift + zv;
         const double zlo = symce_two_sum_err_for_f64(zv, -shift);
-        const double e = (zlo + 1)*symce_exp_for_f64(zs);
+        const double e = (zlo + 1)*symce_exp_neg_for_f64(zs);
         e_out[q] = e;
     }
     for (size_t r = 0; r < rows; ++r) {
@@ -1968,7 +2024,7 @@ int symce_sigmoid_binary_cross_entropy_f32(size_t n, size_t k, const float *rest
                     const double pw = 1;
                     const double y = target[b0 + l];
                     const double w = 1;
-                    const double v = symce_exp_for_f32(-fabs(xv));
+                    const double v = symce_exp_neg_for_f32(-fabs(xv));
                     const double l1p = symce_log1p_s_for_f32(v/(v + 2));
                     loss[b0 + l] = (float)(w*(pw*y*(l1p + symce_clamp_min_for_f32(-xv, 0)) + (1 - y)*(l1p + symce_clamp_min_for_f32(xv, 0))));
                 }
@@ -1979,7 +2035,7 @@ int symce_sigmoid_binary_cross_entropy_f32(size_t n, size_t k, const float *rest
                     const double pw = 1;
                     const double y = target[b0 + l];
                     const double w = 1;
-                    const double v = symce_exp_for_f32(-fabs(xv));
+                    const double v = symce_exp_neg_for_f32(-fabs(xv));
                     const double l1p = symce_log1p_s_for_f32(v/(v + 2));
                     terms[l] = w*(pw*y*(l1p + symce_clamp_min_for_f32(-xv, 0)) + (1 - y)*(l1p + symce_clamp_min_for_f32(xv, 0)));
                 }
@@ -2005,7 +2061,7 @@ int symce_sigmoid_binary_cross_entropy_f32(size_t n, size_t k, const float *rest
                     const double pw = pwb[l];
                     const double y = target[b0 + l];
                     const double w = wb[l];
-                    const double v = symce_exp_for_f32(-fabs(xv));
+                    const double v = symce_exp_neg_for_f32(-fabs(xv));
                     const double l1p = symce_log1p_s_for_f32(v/(v + 2));
                     loss[b0 + l] = (float)(w*(pw*y*(l1p + symce_clamp_min_for_f32(-xv, 0)) + (1 - y)*(l1p + symce_clamp_min_for_f32(xv, 0))));
                 }
@@ -2016,7 +2072,7 @@ int symce_sigmoid_binary_cross_entropy_f32(size_t n, size_t k, const float *rest
                     const double pw = pwb[l];
                     const double y = target[b0 + l];
                     const double w = wb[l];
-                    const double v = symce_exp_for_f32(-fabs(xv));
+                    const double v = symce_exp_neg_for_f32(-fabs(xv));
                     const double l1p = symce_log1p_s_for_f32(v/(v + 2));
                     terms[l] = w*(pw*y*(l1p + symce_clamp_min_for_f32(-xv, 0)) + (1 - y)*(l1p + symce_clamp_min_for_f32(xv, 0)));
                 }
@@ -2054,7 +2110,7 @@ int symce_sigmoid_binary_cross_entropy_grad_f32(size_t n, size_t k, const float 
                     const double pw = 1;
                     const double y = target[b0 + l];
                     const double w = 1;
-                    const double v = symce_exp_for_f32(-fabs(xv));
+                    const double v = symce_exp_neg_for_f32(-fabs(xv));
                     const double r = 1.0/(v + 1);
     grad[b0 + l] = (float)((w*(-pw*r*y*symce_select(xv <= 0, 1, v) + r*(1 - y)*symce_select(xv >= 0, 1, v))) * scale);
             }
@@ -2077,7 +2133,7 @@ int symce_sigmoid_binary_cross_entropy_grad_f32(size_t n, size_t k, const float 
                     const double pw = pwb[l];
                     const double y = target[b0 + l];
                     const double w = wb[l];
-                    const double v = symce_exp_for_f32(-fabs(xv));
+                    const double v = symce_exp_neg_for_f32(-fabs(xv));
                     const double r = 1.0/(v + 1);
     grad[b0 + l] = (float)((w*(-pw*r*y*symce_select(xv <= 0, 1, v) + r*(1 - y)*symce_select(xv >= 0, 1, v))) * scale);
             }
@@ -2116,7 +2172,7 @@ int symce_sigmoid_binary_cross_entropy_with_grad_f32(size_t n, size_t k,
                     const double pw = 1;
                     const double y = target[b0 + l];
                     const double w = 1;
-                    const double v = symce_exp_for_f32(-fabs(xv));
+                    const double v = symce_exp_neg_for_f32(-fabs(xv));
                     const double d = 1/((v + 1)*(v + 2));
                     const double r = d*(v + 2);
                     const double l1p = symce_log1p_s_for_f32(d*v*(v + 1));
@@ -2130,7 +2186,7 @@ int symce_sigmoid_binary_cross_entropy_with_grad_f32(size_t n, size_t k,
                     const double pw = 1;
                     const double y = target[b0 + l];
                     const double w = 1;
-                    const double v = symce_exp_for_f32(-fabs(xv));
+                    const double v = symce_exp_neg_for_f32(-fabs(xv));
                     const double d = 1/((v + 1)*(v + 2));
                     const double r = d*(v + 2);
                     const double l1p = symce_log1p_s_for_f32(d*v*(v + 1));
@@ -2159,7 +2215,7 @@ int symce_sigmoid_binary_cross_entropy_with_grad_f32(size_t n, size_t k,
                     const double pw = pwb[l];
                     const double y = target[b0 + l];
                     const double w = wb[l];
-                    const double v = symce_exp_for_f32(-fabs(xv));
+                    const double v = symce_exp_neg_for_f32(-fabs(xv));
                     const double d = 1/((v + 1)*(v + 2));
                     const double r = d*(v + 2);
                     const double l1p = symce_log1p_s_for_f32(d*v*(v + 1));
@@ -2173,7 +2229,7 @@ int symce_sigmoid_binary_cross_entropy_with_grad_f32(size_t n, size_t k,
                     const double pw = pwb[l];
                     const double y = target[b0 + l];
                     const double w = wb[l];
-                    const double v = symce_exp_for_f32(-fabs(xv));
+                    const double v = symce_exp_neg_for_f32(-fabs(xv));
                     const double d = 1/((v + 1)*(v + 2));
                     const double r = d*(v + 2);
                     const double l1p = symce_log1p_s_for_f32(d*v*(v + 1));
@@ -3431,7 +3487,7 @@ int symce_sigmoid_binary_cross_entropy_f64(size_t n, size_t k, const double *res
                     const double pw = 1;
                     const double y = target[b0 + l];
                     const double w = 1;
-                    const double v = symce_exp_for_f64(-fabs(xv));
+                    const double v = symce_exp_neg_for_f64(-fabs(xv));
                     const double l1p = log1p(v);
                     loss[b0 + l] = (w*(pw*y*(l1p + symce_clamp_min_for_f64(-xv, 0)) + (1 - y)*(l1p + symce_clamp_min_for_f64(xv, 0))));
                 }
@@ -3442,7 +3498,7 @@ int symce_sigmoid_binary_cross_entropy_f64(size_t n, size_t k, const double *res
                     const double pw = 1;
                     const double y = target[b0 + l];
                     const double w = 1;
-                    const double v = symce_exp_for_f64(-fabs(xv));
+                    const double v = symce_exp_neg_for_f64(-fabs(xv));
                     const double l1p = log1p(v);
                     terms[l] = w*(pw*y*(l1p + symce_clamp_min_for_f64(-xv, 0)) + (1 - y)*(l1p + symce_clamp_min_for_f64(xv, 0)));
                 }
@@ -3468,7 +3524,7 @@ int symce_sigmoid_binary_cross_entropy_f64(size_t n, size_t k, const double *res
                     const double pw = pwb[l];
                     const double y = target[b0 + l];
                     const double w = wb[l];
-                    const double v = symce_exp_for_f64(-fabs(xv));
+                    const double v = symce_exp_neg_for_f64(-fabs(xv));
                     const double l1p = log1p(v);
                     loss[b0 + l] = (w*(pw*y*(l1p + symce_clamp_min_for_f64(-xv, 0)) + (1 - y)*(l1p + symce_clamp_min_for_f64(xv, 0))));
                 }
@@ -3479,7 +3535,7 @@ int symce_sigmoid_binary_cross_entropy_f64(size_t n, size_t k, const double *res
                     const double pw = pwb[l];
                     const double y = target[b0 + l];
                     const double w = wb[l];
-                    const double v = symce_exp_for_f64(-fabs(xv));
+                    const double v = symce_exp_neg_for_f64(-fabs(xv));
                     const double l1p = log1p(v);
                     terms[l] = w*(pw*y*(l1p + symce_clamp_min_for_f64(-xv, 0)) + (1 - y)*(l1p + symce_clamp_min_for_f64(xv, 0)));
                 }
@@ -3517,7 +3573,7 @@ int symce_sigmoid_binary_cross_entropy_grad_f64(size_t n, size_t k, const double
                     const double pw = 1;
                     const double y = target[b0 + l];
                     const double w = 1;
-                    const double v = symce_exp_for_f64(-fabs(xv));
+                    const double v = symce_exp_neg_for_f64(-fabs(xv));
                     const double r = 1.0/(v + 1);
     grad[b0 + l] = (double)((w*(-pw*r*y*symce_select(xv <= 0, 1, v) + r*(1 - y)*symce_select(xv >= 0, 1, v))) * scale);
             }
@@ -3540,7 +3596,7 @@ int symce_sigmoid_binary_cross_entropy_grad_f64(size_t n, size_t k, const double
                     const double pw = pwb[l];
                     const double y = target[b0 + l];
                     const double w = wb[l];
-                    const double v = symce_exp_for_f64(-fabs(xv));
+                    const double v = symce_exp_neg_for_f64(-fabs(xv));
                     const double r = 1.0/(v + 1);
     grad[b0 + l] = (double)((w*(-pw*r*y*symce_select(xv <= 0, 1, v) + r*(1 - y)*symce_select(xv >= 0, 1, v))) * scale);
             }
@@ -3579,7 +3635,7 @@ int symce_sigmoid_binary_cross_entropy_with_grad_f64(size_t n, size_t k,
                     const double pw = 1;
                     const double y = target[b0 + l];
                     const double w = 1;
-                    const double v = symce_exp_for_f64(-fabs(xv));
+                    const double v = symce_exp_neg_for_f64(-fabs(xv));
                     const double l1p = log1p(v);
                     const double r = 1.0/(v + 1);
                     grad[b0 + l] = (double)((w*(-pw*r*y*symce_select(xv <= 0, 1, v) + r*(1 - y)*symce_select(xv >= 0, 1, v))) * scale);
@@ -3592,7 +3648,7 @@ int symce_sigmoid_binary_cross_entropy_with_grad_f64(size_t n, size_t k,
                     const double pw = 1;
                     const double y = target[b0 + l];
                     const double w = 1;
-                    const double v = symce_exp_for_f64(-fabs(xv));
+                    const double v = symce_exp_neg_for_f64(-fabs(xv));
                     const double l1p = log1p(v);
                     const double r = 1.0/(v + 1);
                     grad[b0 + l] = (double)((w*(-pw*r*y*symce_select(xv <= 0, 1, v) + r*(1 - y)*symce_select(xv >= 0, 1, v))) * scale);
@@ -3620,7 +3676,7 @@ int symce_sigmoid_binary_cross_entropy_with_grad_f64(size_t n, size_t k,
                     const double pw = pwb[l];
                     const double y = target[b0 + l];
                     const double w = wb[l];
-                    const double v = symce_exp_for_f64(-fabs(xv));
+                    const double v = symce_exp_neg_for_f64(-fabs(xv));
                     const double l1p = log1p(v);
                     const double r = 1.0/(v + 1);
                     grad[b0 + l] = (double)((w*(-pw*r*y*symce_select(xv <= 0, 1, v) + r*(1 - y)*symce_select(xv >= 0, 1, v))) * scale);
@@ -3633,7 +3689,7 @@ int symce_sigmoid_binary_cross_entropy_with_grad_f64(size_t n, size_t k,
                     const double pw = pwb[l];
                     const double y = target[b0 + l];
                     const double w = wb[l];
-                    const double v = symce_exp_for_f64(-fabs(xv));
+                    const double v = symce_exp_neg_for_f64(-fabs(xv));
                     const double l1p = log1p(v);
                     const double r = 1.0/(v + 1);
                     grad[b0 + l] = (double)((w*(-pw*r*y*symce_select(xv <= 0, 1, v) + r*(1 - y)*symce_select(xv >= 0, 1, v))) * scale);

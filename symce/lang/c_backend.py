@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import math
 import re
+import struct
 import textwrap
 from dataclasses import dataclass
 
@@ -143,8 +144,9 @@ class CPrinter(C99CodePrinter):
     ``type_aliases``, symce's functions mapped to that type's helpers, symbols renamed through a
     table (strict: an unknown symbol or function is an error)."""
 
-    def __init__(self, cdtype: str, names=None, functions=None):
+    def __init__(self, cdtype: str, names=None, functions=None, nonpositive_exp=False):
         self.cdtype = cdtype
+        self.nonpositive_exp = nonpositive_exp  # every exp argument here is <= 0 (or NaN)
         self.names = LOCAL_NAMES if names is None else names
         user = {name: helper_name(name, cdtype) for name in HELPERS}
         if vectorised(cdtype):
@@ -160,6 +162,13 @@ class CPrinter(C99CodePrinter):
         if expr.name not in self.names:
             raise ValueError(f"symbol {expr.name!r} has no C name: add it to the C backend's table")
         return self.names[expr.name]
+
+    def _print_exp(self, expr):
+        # symce's exp for x <= 0 (no overflow test) where SymPy proves the argument nonpositive
+        # (exp(-|t|)) or the caller knows it (z - max in a row whose max is finite)
+        if vectorised(self.cdtype) and (self.nonpositive_exp or expr.args[0].is_nonpositive):
+            return f"{helper_name('exp_neg', self.cdtype)}({self._print(expr.args[0])})"
+        return super()._print_exp(expr)
 
     def _print_Piecewise(self, expr):
         # one line, for the two-branch helpers.  In double, symce_select(cond, a, b) picks by a bit
@@ -256,9 +265,15 @@ def _hexf(v: float) -> str:
     return float(v).hex()
 
 
-def _exp_helper(cdtype: str) -> dict:
-    """symce_exp_<sfx>: exp(x) for x <= 0 in double, from the reduction and polynomial that
-    symce.approx derives; vectorises (no branch, no libm)."""
+def _bits_literal(v: float) -> str:
+    """The bit pattern of a double as a C uint64_t literal."""
+    return f"UINT64_C(0x{struct.unpack('<Q', struct.pack('<d', v))[0]:016x})"
+
+
+def _exp_helper(cdtype: str, nonpositive: bool = False) -> dict:
+    """symce_exp_<sfx>: exp(x) in double, from the reduction and polynomial that symce.approx
+    derives; vectorises (no branch, no libm).  ``nonpositive``: symce_exp_neg_<sfx>, the same
+    for x <= 0 or NaN only (no overflow test: one compare and two bit operations fewer)."""
     target = CTYPES[cdtype]["approx"]
     fit = approx.exp_approximation(target)
     scheme = approx.SCHEMES[target]
@@ -295,16 +310,32 @@ def _exp_helper(cdtype: str) -> dict:
     else:
         lines += ["const double v = p * symce_from_bits(symce_bits(kd0) << 52);  "
                   "/* 2^n: the low bits of kd0 are n + 1023 */"]
-    lines += [f"const uint64_t under = (uint64_t)0 - (uint64_t)(x < {scheme.lo!r});",
-              f"const uint64_t over = (uint64_t)0 - (uint64_t)(x > {scheme.hi!r});",
-              "return symce_from_bits((symce_bits(v) & ~(under | over)) | "
-              "(UINT64_C(0x7ff0000000000000) & over));"]
+    # the range tests compare bit patterns (a NaN, of either sign, is neither), so -ffast-math
+    # cannot turn a NaN into 0 or inf: x < lo <=> lo's bits < x's bits <= -inf's, for lo < 0
+    lines += ["const uint64_t b = symce_bits(x);",
+              f"const uint64_t under = (uint64_t)0 - (uint64_t)((b > {_bits_literal(scheme.lo)}) & "
+              "(b <= UINT64_C(0xfff0000000000000)));  /* x < "
+              f"{scheme.lo!r} */"]
+    if nonpositive:
+        lines.append("return symce_from_bits(symce_bits(v) & ~under);")
+    else:
+        lines += [f"const uint64_t over = (uint64_t)0 - (uint64_t)((b > {_bits_literal(scheme.hi)}) & "
+                  "(b <= UINT64_C(0x7ff0000000000000)));  /* x > "
+                  f"{scheme.hi!r} */",
+                  "return symce_from_bits((symce_bits(v) & ~(under | over)) | "
+                  "(UINT64_C(0x7ff0000000000000) & over));"]
     ulps = (f"{fit.eval_ulps:.2f} ULP" if target == "f64"
             else f"2^{math.log2(fit.eval_rel_error):.1f} relative")
     flush = ("0 below -745.13 (subnormal results rounded once)" if scheme.two_step else
              f"0 below {scheme.lo:g} (exp < 2^-1021: below float's range, never visible in a "
              "float result)")
-    doc = [f"exp(x), x <= 0, in double for the {DTYPES_FOR[cdtype]} kernels; derived by symce "
+    if nonpositive:
+        return {"signature": f"static inline double {helper_name('exp_neg', cdtype)}(double x)",
+                "doc": [f"exp(x) for x <= 0 or NaN only, in double for the {DTYPES_FOR[cdtype]} "
+                        f"kernels: {helper_name('exp', cdtype)} (below) without its overflow "
+                        "test, for z - max in a row whose max is finite and for exp(-|t|)."],
+                "lines": lines}
+    doc = [f"exp(x) in double for the {DTYPES_FOR[cdtype]} kernels; derived by symce "
            "(symce/approx.py, proof exp_range_reduction):",
            f"x = n ln2 + r, n = round(x log2 e) by the 1.5*2^52 shifter, |r| <= ln2/2, "
            + ("ln2 = C_hi + C_lo (Cody-Waite);" if scheme.cody_waite else "ln2 rounded to double;"),
@@ -988,6 +1019,7 @@ def _dtype_context(dtype):
     pr = CPrinter(cdt)
     return {"sfx": dtype, "T": spec["T"], "acc": spec["acc"], "C": CTYPES[cdt]["T"],
             "lets_e": _lets(base, (kr.e,), pr),
+            "lets_e_neg": _lets(base, (kr.e,), CPrinter(cdt, nonpositive_exp=True)),
             "lets_em1": _lets(base, (kr.em1,), pr),
             "compensated": not CTYPES[cdt]["exact_shift"],
             "max_lanes": MAX_LANES[spec["T"]], "sum_lanes": SUM_LANES}
@@ -1000,6 +1032,7 @@ def _helper_sections():
     for cdt, used in used_helpers().items():
         raw = []
         if vectorised(cdt):
+            raw.append(_exp_helper(cdt, nonpositive=True))
             raw.append(_exp_helper(cdt))
             wanted = {h["name"] for h in _helpers(cdt, used)}
             if CTYPES[cdt]["approx"] == "f32" and helper_name("softplus", cdt) in wanted:
