@@ -17,6 +17,14 @@
 #pragma GCC target("prefer-vector-width=512")
 #endif
 
+/* The helpers called inside the loops are always inlined: a call stops a loop vectorising, and
+   GCC's growth limits refuse some of them in the largest kernels. */
+#if defined(__GNUC__)
+#define SYMCE_INLINE static inline __attribute__((always_inline))
+#else
+#define SYMCE_INLINE static inline
+#endif
+
 /* SYMCE_FMA(a, b, c) = a*b + c, fused where the target has FMA in hardware (C99's FP_FAST_FMA):
    the error bounds below hold either way. */
 #ifdef FP_FAST_FMA
@@ -104,14 +112,14 @@ static int symce_check_labels(const int64_t *restrict labels, size_t n, size_t k
 /* Bit-level helpers in double: no branch (they vectorise), and -ffast-math cannot remove them */
 /* ---------------------------------------------------------------------------------------- */
 
-static inline uint64_t symce_bits(double x)
+SYMCE_INLINE uint64_t symce_bits(double x)
 {
     uint64_t u;
     memcpy(&u, &x, sizeof u);
     return u;
 }
 
-static inline double symce_from_bits(uint64_t u)
+SYMCE_INLINE double symce_from_bits(uint64_t u)
 {
     double x;
     memcpy(&x, &u, sizeof x);
@@ -120,14 +128,14 @@ static inline double symce_from_bits(uint64_t u)
 
 /* cond ? a : b by a bit mask (GCC splits a loop at a ternary with a constant arm, and the two
    paths no longer vectorise). */
-static inline double symce_select(int cond, double a, double b)
+SYMCE_INLINE double symce_select(int cond, double a, double b)
 {
     const uint64_t m = (uint64_t)0 - (uint64_t)(cond != 0);
     return symce_from_bits((symce_bits(a) & m) | (symce_bits(b) & ~m));
 }
 
 /* Neither infinite nor NaN, from the exponent bits. */
-static inline int symce_isfinite(double x)
+SYMCE_INLINE int symce_isfinite(double x)
 {
     return (symce_bits(x) & UINT64_C(0x7ff0000000000000)) != UINT64_C(0x7ff0000000000000);
 }
@@ -156,7 +164,7 @@ static double symce_pairwise_sum(double *restrict buf, size_t len)
 /*
  * exp(x) for x <= 0 or NaN only, in double for the float kernels: symce_exp_for_f32 (below) without its overflow test, for z - max in a row whose max is finite and for exp(-|t|).
  */
-static inline double symce_exp_neg_for_f32(double x)
+SYMCE_INLINE double symce_exp_neg_for_f32(double x)
 {
     const double kd0 = SYMCE_FMA(x, 0x1.71547652b82fep+0, 0x1.80000000003ffp+52);  /* n in the low bits */
     const double kd = kd0 - 0x1.80000000003ffp+52;
@@ -183,7 +191,7 @@ static inline double symce_exp_neg_for_f32(double x)
  * evaluated in double, measured 2^-39.6 relative against mpmath on 772 arguments, with and without FMA;
  * 0 below -708 (exp < 2^-1021: below float's range, never visible in a float result); -inf -> 0; NaN -> NaN; above 709, +inf.
  */
-static inline double symce_exp_for_f32(double x)
+SYMCE_INLINE double symce_exp_for_f32(double x)
 {
     const double kd0 = SYMCE_FMA(x, 0x1.71547652b82fep+0, 0x1.80000000003ffp+52);  /* n in the low bits */
     const double kd = kd0 - 0x1.80000000003ffp+52;
@@ -209,7 +217,7 @@ static inline double symce_exp_for_f32(double x)
  * Q ~ atanh(s)/s of degree 6 in s^2, minimax relative error 2^-38.4 (Remez, mpmath);
  * measured 2^-38.4 relative against mpmath on 1405 arguments, with and without FMA; NaN -> NaN.
  */
-static inline double symce_log1p_s_for_f32(double s)
+SYMCE_INLINE double symce_log1p_s_for_f32(double s)
 {
     const double u = s * s;  /* log1p(v) = 2 atanh(s) */
     double q = 0x1.be17dd905286fp-4;
@@ -253,26 +261,26 @@ static inline double symce_log1p_for_f32(double s)
 }
 
 /* max(x, lo), propagating NaN in x (fmax would drop it) */
-static inline double symce_clamp_min_for_f32(double x, double lo)
+SYMCE_INLINE double symce_clamp_min_for_f32(double x, double lo)
 {
     return symce_select(lo > x, lo, x);
 }
 
 /* a * b, exactly 0 when a == 0 (even if b is infinite) */
-static inline double symce_mul0_for_f32(double a, double b)
+SYMCE_INLINE double symce_mul0_for_f32(double a, double b)
 {
     return symce_select(a == 0, 0, a*b);
 }
 
 /* log(1 + exp(t)) without overflow */
-static inline double symce_softplus_for_f32(double t)
+SYMCE_INLINE double symce_softplus_for_f32(double t)
 {
     const double v = symce_exp_neg_for_f32(-fabs(t));
     return symce_log1p_s_for_f32(v/(v + 2)) + symce_clamp_min_for_f32(t, 0);
 }
 
 /* 1 / (1 + exp(-t)) as (t >= 0 ? 1 : v) / (1 + v), v = exp(-|t|): one exponential, no overflow, about an ULP for every t */
-static inline double symce_sigmoid_for_f32(double t)
+SYMCE_INLINE double symce_sigmoid_for_f32(double t)
 {
     const double v = symce_exp_neg_for_f32(-fabs(t));
     return symce_select(t >= 0, 1, v)/(v + 1);
@@ -285,7 +293,7 @@ static inline double symce_sigmoid_for_f32(double t)
 /*
  * exp(x) for x <= 0 or NaN only, in double for the double kernels: symce_exp_for_f64 (below) without its overflow test, for z - max in a row whose max is finite and for exp(-|t|).
  */
-static inline double symce_exp_neg_for_f64(double x)
+SYMCE_INLINE double symce_exp_neg_for_f64(double x)
 {
     const double kd0 = SYMCE_FMA(x, 0x1.71547652b82fep+0, 0x1.8000000000000p+52);  /* n in the low bits */
     const double kd = kd0 - 0x1.8000000000000p+52;
@@ -320,7 +328,7 @@ static inline double symce_exp_neg_for_f64(double x)
  * evaluated in double, measured 0.65 ULP against mpmath on 802 arguments, with and without FMA;
  * 0 below -745.13 (subnormal results rounded once); -inf -> 0; NaN -> NaN; above 709.783, +inf.
  */
-static inline double symce_exp_for_f64(double x)
+SYMCE_INLINE double symce_exp_for_f64(double x)
 {
     const double kd0 = SYMCE_FMA(x, 0x1.71547652b82fep+0, 0x1.8000000000000p+52);  /* n in the low bits */
     const double kd = kd0 - 0x1.8000000000000p+52;
@@ -350,32 +358,32 @@ static inline double symce_exp_for_f64(double x)
 }
 
 /* max(x, lo), propagating NaN in x (fmax would drop it) */
-static inline double symce_clamp_min_for_f64(double x, double lo)
+SYMCE_INLINE double symce_clamp_min_for_f64(double x, double lo)
 {
     return symce_select(lo > x, lo, x);
 }
 
 /* a * b, exactly 0 when a == 0 (even if b is infinite) */
-static inline double symce_mul0_for_f64(double a, double b)
+SYMCE_INLINE double symce_mul0_for_f64(double a, double b)
 {
     return symce_select(a == 0, 0, a*b);
 }
 
 /* log(1 + exp(t)) without overflow */
-static inline double symce_softplus_for_f64(double t)
+SYMCE_INLINE double symce_softplus_for_f64(double t)
 {
     return symce_clamp_min_for_f64(t, 0) + log1p(symce_exp_neg_for_f64(-fabs(t)));
 }
 
 /* 1 / (1 + exp(-t)) as (t >= 0 ? 1 : v) / (1 + v), v = exp(-|t|): one exponential, no overflow, about an ULP for every t */
-static inline double symce_sigmoid_for_f64(double t)
+SYMCE_INLINE double symce_sigmoid_for_f64(double t)
 {
     const double v = symce_exp_neg_for_f64(-fabs(t));
     return symce_select(t >= 0, 1, v)/(v + 1);
 }
 
 /* the exact rounding error of a + b (Knuth's TwoSum), 0 when a + b is not finite */
-static inline double symce_two_sum_err_for_f64(double a, double b)
+SYMCE_INLINE double symce_two_sum_err_for_f64(double a, double b)
 {
     const double s = a + b;
     const double t = -a + s;
@@ -388,13 +396,13 @@ static inline double symce_two_sum_err_for_f64(double a, double b)
 /* ---------------------------------------------------------------------------------------- */
 
 /* max(x, lo), propagating NaN in x (fmax would drop it) */
-static inline long double symce_clamp_min_ld(long double x, long double lo)
+SYMCE_INLINE long double symce_clamp_min_ld(long double x, long double lo)
 {
     return (lo > x) ? (lo) : (x);
 }
 
 /* 1 / (1 + exp(-t)): branch-free, no overflow, about an ULP for every t */
-static inline long double symce_sigmoid_ld(long double t)
+SYMCE_INLINE long double symce_sigmoid_ld(long double t)
 {
     return expl(-symce_clamp_min_ld(-t, 0))/(1 + expl(-fabsl(t)));
 }
@@ -461,7 +469,7 @@ static size_t symce_argmax_f32(const float *restrict row, size_t k)
 
 /* *sum += x, plain (the float kernels sum in double: 2^-53 per addition is far below a float ULP); the
    total is *sum + *comp.  For the partial sums of chunks, rows and blocks. */
-static inline void symce_accumulate_f32(double *sum, double *comp, double x)
+SYMCE_INLINE void symce_accumulate_f32(double *sum, double *comp, double x)
 {
     (void)comp;
     *sum += x;
@@ -667,7 +675,7 @@ static size_t symce_argmax_f64(const double *restrict row, size_t k)
 
 /* *sum += x, compensated (TwoSum): the error of every addition is kept in *comp; the
    total is *sum + *comp.  For the partial sums of chunks, rows and blocks. */
-static inline void symce_accumulate_f64(double *sum, double *comp, double x)
+SYMCE_INLINE void symce_accumulate_f64(double *sum, double *comp, double x)
 {
     const double t = *sum + x;
     const double bp = t - *sum;
@@ -2021,23 +2029,21 @@ int symce_sigmoid_binary_cross_entropy_f32(size_t n, size_t k, const float *rest
             if (reduction == SYMCE_REDUCTION_NONE) {
                 for (size_t l = 0; l < len; ++l) {
                     const double xv = logits[b0 + l];
-                    const double pw = 1;
                     const double y = target[b0 + l];
-                    const double w = 1;
                     const double v = symce_exp_neg_for_f32(-fabs(xv));
                     const double l1p = symce_log1p_s_for_f32(v/(v + 2));
-                    loss[b0 + l] = (float)(w*(pw*y*(l1p + symce_clamp_min_for_f32(-xv, 0)) + (1 - y)*(l1p + symce_clamp_min_for_f32(xv, 0))));
+                    const double mxy = -xv*y + symce_clamp_min_for_f32(xv, 0);
+                    loss[b0 + l] = (float)(l1p + mxy);
                 }
             } else {
                 double terms[SYMCE_BLOCK];
                 for (size_t l = 0; l < len; ++l) {
                     const double xv = logits[b0 + l];
-                    const double pw = 1;
                     const double y = target[b0 + l];
-                    const double w = 1;
                     const double v = symce_exp_neg_for_f32(-fabs(xv));
                     const double l1p = symce_log1p_s_for_f32(v/(v + 2));
-                    terms[l] = w*(pw*y*(l1p + symce_clamp_min_for_f32(-xv, 0)) + (1 - y)*(l1p + symce_clamp_min_for_f32(xv, 0)));
+                    const double mxy = -xv*y + symce_clamp_min_for_f32(xv, 0);
+                    terms[l] = l1p + mxy;
                 }
                 symce_accumulate_f32(&total, &tcomp, symce_pairwise_sum(terms, len));
             }
@@ -2107,12 +2113,10 @@ int symce_sigmoid_binary_cross_entropy_grad_f32(size_t n, size_t k, const float 
         if (weight == NULL && pos_weight == NULL) {  /* no weights to copy */
             for (size_t l = 0; l < len; ++l) {
                     const double xv = logits[b0 + l];
-                    const double pw = 1;
                     const double y = target[b0 + l];
-                    const double w = 1;
                     const double v = symce_exp_neg_for_f32(-fabs(xv));
                     const double r = 1.0/(v + 1);
-    grad[b0 + l] = (float)((w*(-pw*r*y*symce_select(xv <= 0, 1, v) + r*(1 - y)*symce_select(xv >= 0, 1, v))) * scale);
+    grad[b0 + l] = (float)((-r*y*symce_select(xv <= 0, 1, v) + r*(1 - y)*symce_select(xv >= 0, 1, v)) * scale);
             }
         } else {
             double wb[SYMCE_BLOCK];
@@ -2169,29 +2173,27 @@ int symce_sigmoid_binary_cross_entropy_with_grad_f32(size_t n, size_t k,
             if (reduction == SYMCE_REDUCTION_NONE) {
                 for (size_t l = 0; l < len; ++l) {
                     const double xv = logits[b0 + l];
-                    const double pw = 1;
                     const double y = target[b0 + l];
-                    const double w = 1;
                     const double v = symce_exp_neg_for_f32(-fabs(xv));
                     const double d = 1/((v + 1)*(v + 2));
                     const double r = d*(v + 2);
                     const double l1p = symce_log1p_s_for_f32(d*v*(v + 1));
-                    grad[b0 + l] = (float)((w*(-pw*r*y*symce_select(xv <= 0, 1, v) + r*(1 - y)*symce_select(xv >= 0, 1, v))) * scale);
-                    loss[b0 + l] = (float)(w*(pw*y*(l1p + symce_clamp_min_for_f32(-xv, 0)) + (1 - y)*(l1p + symce_clamp_min_for_f32(xv, 0))));
+                    const double mxy = -xv*y + symce_clamp_min_for_f32(xv, 0);
+                    grad[b0 + l] = (float)((-r*y*symce_select(xv <= 0, 1, v) + r*(1 - y)*symce_select(xv >= 0, 1, v)) * scale);
+                    loss[b0 + l] = (float)(l1p + mxy);
                 }
             } else {
                 double terms[SYMCE_BLOCK];
                 for (size_t l = 0; l < len; ++l) {
                     const double xv = logits[b0 + l];
-                    const double pw = 1;
                     const double y = target[b0 + l];
-                    const double w = 1;
                     const double v = symce_exp_neg_for_f32(-fabs(xv));
                     const double d = 1/((v + 1)*(v + 2));
                     const double r = d*(v + 2);
                     const double l1p = symce_log1p_s_for_f32(d*v*(v + 1));
-                    grad[b0 + l] = (float)((w*(-pw*r*y*symce_select(xv <= 0, 1, v) + r*(1 - y)*symce_select(xv >= 0, 1, v))) * scale);
-                    terms[l] = w*(pw*y*(l1p + symce_clamp_min_for_f32(-xv, 0)) + (1 - y)*(l1p + symce_clamp_min_for_f32(xv, 0)));
+                    const double mxy = -xv*y + symce_clamp_min_for_f32(xv, 0);
+                    grad[b0 + l] = (float)((-r*y*symce_select(xv <= 0, 1, v) + r*(1 - y)*symce_select(xv >= 0, 1, v)) * scale);
+                    terms[l] = l1p + mxy;
                 }
                 symce_accumulate_f32(&total, &tcomp, symce_pairwise_sum(terms, len));
             }
@@ -3484,23 +3486,19 @@ int symce_sigmoid_binary_cross_entropy_f64(size_t n, size_t k, const double *res
             if (reduction == SYMCE_REDUCTION_NONE) {
                 for (size_t l = 0; l < len; ++l) {
                     const double xv = logits[b0 + l];
-                    const double pw = 1;
                     const double y = target[b0 + l];
-                    const double w = 1;
                     const double v = symce_exp_neg_for_f64(-fabs(xv));
                     const double l1p = log1p(v);
-                    loss[b0 + l] = (w*(pw*y*(l1p + symce_clamp_min_for_f64(-xv, 0)) + (1 - y)*(l1p + symce_clamp_min_for_f64(xv, 0))));
+                    loss[b0 + l] = (y*(l1p + symce_clamp_min_for_f64(-xv, 0)) + (1 - y)*(l1p + symce_clamp_min_for_f64(xv, 0)));
                 }
             } else {
                 double terms[SYMCE_BLOCK];
                 for (size_t l = 0; l < len; ++l) {
                     const double xv = logits[b0 + l];
-                    const double pw = 1;
                     const double y = target[b0 + l];
-                    const double w = 1;
                     const double v = symce_exp_neg_for_f64(-fabs(xv));
                     const double l1p = log1p(v);
-                    terms[l] = w*(pw*y*(l1p + symce_clamp_min_for_f64(-xv, 0)) + (1 - y)*(l1p + symce_clamp_min_for_f64(xv, 0)));
+                    terms[l] = y*(l1p + symce_clamp_min_for_f64(-xv, 0)) + (1 - y)*(l1p + symce_clamp_min_for_f64(xv, 0));
                 }
                 symce_accumulate_f64(&total, &tcomp, symce_pairwise_sum(terms, len));
             }
@@ -3570,12 +3568,10 @@ int symce_sigmoid_binary_cross_entropy_grad_f64(size_t n, size_t k, const double
         if (weight == NULL && pos_weight == NULL) {  /* no weights to copy */
             for (size_t l = 0; l < len; ++l) {
                     const double xv = logits[b0 + l];
-                    const double pw = 1;
                     const double y = target[b0 + l];
-                    const double w = 1;
                     const double v = symce_exp_neg_for_f64(-fabs(xv));
                     const double r = 1.0/(v + 1);
-    grad[b0 + l] = (double)((w*(-pw*r*y*symce_select(xv <= 0, 1, v) + r*(1 - y)*symce_select(xv >= 0, 1, v))) * scale);
+    grad[b0 + l] = (double)((-r*y*symce_select(xv <= 0, 1, v) + r*(1 - y)*symce_select(xv >= 0, 1, v)) * scale);
             }
         } else {
             double wb[SYMCE_BLOCK];
@@ -3632,27 +3628,23 @@ int symce_sigmoid_binary_cross_entropy_with_grad_f64(size_t n, size_t k,
             if (reduction == SYMCE_REDUCTION_NONE) {
                 for (size_t l = 0; l < len; ++l) {
                     const double xv = logits[b0 + l];
-                    const double pw = 1;
                     const double y = target[b0 + l];
-                    const double w = 1;
                     const double v = symce_exp_neg_for_f64(-fabs(xv));
                     const double l1p = log1p(v);
                     const double r = 1.0/(v + 1);
-                    grad[b0 + l] = (double)((w*(-pw*r*y*symce_select(xv <= 0, 1, v) + r*(1 - y)*symce_select(xv >= 0, 1, v))) * scale);
-                    loss[b0 + l] = (w*(pw*y*(l1p + symce_clamp_min_for_f64(-xv, 0)) + (1 - y)*(l1p + symce_clamp_min_for_f64(xv, 0))));
+                    grad[b0 + l] = (double)((-r*y*symce_select(xv <= 0, 1, v) + r*(1 - y)*symce_select(xv >= 0, 1, v)) * scale);
+                    loss[b0 + l] = (y*(l1p + symce_clamp_min_for_f64(-xv, 0)) + (1 - y)*(l1p + symce_clamp_min_for_f64(xv, 0)));
                 }
             } else {
                 double terms[SYMCE_BLOCK];
                 for (size_t l = 0; l < len; ++l) {
                     const double xv = logits[b0 + l];
-                    const double pw = 1;
                     const double y = target[b0 + l];
-                    const double w = 1;
                     const double v = symce_exp_neg_for_f64(-fabs(xv));
                     const double l1p = log1p(v);
                     const double r = 1.0/(v + 1);
-                    grad[b0 + l] = (double)((w*(-pw*r*y*symce_select(xv <= 0, 1, v) + r*(1 - y)*symce_select(xv >= 0, 1, v))) * scale);
-                    terms[l] = w*(pw*y*(l1p + symce_clamp_min_for_f64(-xv, 0)) + (1 - y)*(l1p + symce_clamp_min_for_f64(xv, 0)));
+                    grad[b0 + l] = (double)((-r*y*symce_select(xv <= 0, 1, v) + r*(1 - y)*symce_select(xv >= 0, 1, v)) * scale);
+                    terms[l] = y*(l1p + symce_clamp_min_for_f64(-xv, 0)) + (1 - y)*(l1p + symce_clamp_min_for_f64(xv, 0));
                 }
                 symce_accumulate_f64(&total, &tcomp, symce_pairwise_sum(terms, len));
             }

@@ -330,7 +330,7 @@ def _exp_helper(cdtype: str, nonpositive: bool = False) -> dict:
              f"0 below {scheme.lo:g} (exp < 2^-1021: below float's range, never visible in a "
              "float result)")
     if nonpositive:
-        return {"signature": f"static inline double {helper_name('exp_neg', cdtype)}(double x)",
+        return {"signature": f"SYMCE_INLINE double {helper_name('exp_neg', cdtype)}(double x)",
                 "doc": [f"exp(x) for x <= 0 or NaN only, in double for the {DTYPES_FOR[cdtype]} "
                         f"kernels: {helper_name('exp', cdtype)} (below) without its overflow "
                         "test, for z - max in a row whose max is finite and for exp(-|t|)."],
@@ -344,7 +344,7 @@ def _exp_helper(cdtype: str, nonpositive: bool = False) -> dict:
            f"evaluated in double, measured {ulps} against mpmath on {fit.eval_points} arguments, "
            "with and without FMA;",
            f"{flush}; -inf -> 0; NaN -> NaN; above {scheme.hi:g}, +inf."]
-    return {"signature": f"static inline double {helper_name('exp', cdtype)}(double x)",
+    return {"signature": f"SYMCE_INLINE double {helper_name('exp', cdtype)}(double x)",
             "doc": doc, "lines": lines}
 
 
@@ -398,7 +398,7 @@ def _log1p_s_helper(cdtype: str) -> dict:
            f"2^{math.log2(fit.approx_error):.1f} (Remez, mpmath);",
            f"measured 2^{math.log2(fit.eval_rel_error):.1f} relative against mpmath on "
            f"{fit.eval_points} arguments, with and without FMA; NaN -> NaN."]
-    return {"signature": f"static inline double {helper_name('log1p_s', cdtype)}(double s)",
+    return {"signature": f"SYMCE_INLINE double {helper_name('log1p_s', cdtype)}(double s)",
             "doc": doc, "lines": lines}
 
 
@@ -915,16 +915,56 @@ def _printed_slots(kern, cdtype):
             if name in sl:
                 out[name] = pr.doprint(sl[name])
     elif fam == "bce":
-        exprs = {name: kr.w * sl[name] for name in ("loss", "grad") if name in sl}
-        lets = []
-        if vectorised(cdtype) and any(e.has(softplus, sigmoid) for e in exprs.values()):
-            exprs, lets = _shared_exponential(exprs, cdtype)
-        names = dict(LOCAL_NAMES, **{sym.name: sym.name for sym, _ in lets})
-        # log1p(v) of v = exp(-|x|) in [0, 1]: the float kernels' polynomial for that interval
-        pr = CPrinter(cdtype, names, _helper_functions(cdtype, "bce"))
-        out["lets"] = [{"name": sym.name, "expr": pr.doprint(val)} for sym, val in lets]
-        out.update({name: pr.doprint(e) for name, e in exprs.items()})
+        out.update(_bce_printed({name: kr.w * sl[name] for name in ("loss", "grad") if name in sl},
+                                (), cdtype))
+        out["plain"] = None   # the unit-weight forms, where weights change the slots' shape
+        if sl.get("loss", sl.get("grad")).has(kr.pw):
+            out["plain"] = _bce_printed(*_unit_weight_slots(sl, cdtype), cdtype)
     return out
+
+
+def _bce_printed(exprs, extra, cdtype):
+    """The BCE family's printed loss / grad over the shared exponential, and its statements
+    (then the ``extra`` ones)."""
+    lets = []
+    if vectorised(cdtype) and any(e.has(softplus, sigmoid) for e in exprs.values()):
+        exprs, lets = _shared_exponential(exprs, cdtype)
+    lets = lets + list(extra)
+    names = dict(LOCAL_NAMES, **{sym.name: sym.name for sym, _ in lets})
+    # log1p(v) of v = exp(-|x|) in [0, 1]: the float kernels' polynomial for that interval
+    pr = CPrinter(cdtype, names, _helper_functions(cdtype, "bce"))
+    out = {"lets": [{"name": sym.name, "expr": pr.doprint(val)} for sym, val in lets]}
+    out.update({name: pr.doprint(e) for name, e in exprs.items()})
+    return out
+
+
+def _unit_weight_slots(sl, cdtype):
+    """The sigmoid BCE slots without weight and pos_weight (w = w+ = 1).  The loss becomes
+    softplus(x) - x y by softplus(-x) = softplus(x) - x (checked here), where x y is exact (float
+    inputs multiplied in double), grouped as log1p(v) + (max(x, 0) - x y): both terms >= 0, no
+    cancellation, and one log1p term instead of two; elsewhere it keeps the weighted form, whose
+    terms are all >= 0.  The gradient keeps (1 - y) sigma(x) - y sigma(-x)."""
+    x, y = kr.x, kr.y
+    t = sp.Symbol("t", real=True)
+    for identity in (softplus(-t) - (softplus(t) - t),):
+        as_exp = identity.rewrite(sp.log).replace(
+            lambda e: isinstance(e, sigmoid), lambda e: 1 / (1 + sp.exp(-e.args[0])))
+        if sp.simplify(sp.expand_log(sp.logcombine(as_exp, force=True), force=True)) != 0:
+            raise AssertionError(f"not an identity: {identity} = 0")
+    out = {}
+    if "grad" in sl:  # not sigma(x) - y: at y = 1 and x >> 0 that cancels, (1 - y) sigma(x) - y
+        out["grad"] = sl["grad"].xreplace({kr.pw: 1})   # sigma(-x) is exact (r v)
+    if "loss" in sl:
+        loss = sl["loss"].xreplace({kr.pw: 1})
+        if CTYPES[cdtype]["exact_shift"]:
+            loss = sp.expand(loss.xreplace({softplus(-x): softplus(x) - x}))
+            if sp.expand(loss - (softplus(x) - x * y)) != 0:
+                raise AssertionError(f"unexpected unit-weight loss {loss}")
+            mxy = sp.Symbol("mxy", real=True)   # max(x, 0) - x y, its own statement
+            out["loss"] = softplus(x) - clamp_min(x, 0) + mxy       # = log1p(v) + mxy
+            return out, [(mxy, clamp_min(x, 0) - x * y)]
+        out["loss"] = loss
+    return out, []
 
 
 def _shared_exponential(exprs, cdtype):
