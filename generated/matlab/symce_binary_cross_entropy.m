@@ -17,9 +17,10 @@ function loss = symce_binary_cross_entropy(probs, target, varargin)
 %                       number of elements
 %   Works on double and single: the result has the class of the inputs
 %   (single in, single out), and NaN in an input gives NaN in every result
-%   that depends on it. PROBS must hold probabilities in [0, 1] (NaN passes
-%   through); any other value is an error. Weight is converted to the class
-%   of the first input.
+%   that depends on it. Each element is computed in double precision, also
+%   for single input, and rounded once at the end. PROBS must hold
+%   probabilities in [0, 1] (NaN passes through); any other value is an
+%   error. Weight is converted to the class of the first input.
 %
 %   Example:
 %     loss = symce_binary_cross_entropy([0.9 0.2], [1 0])
@@ -42,8 +43,15 @@ check_like(target, 'target', probs, 'probs');
 reduction = check_reduction(opts.Reduction);
 weight = check_elementwise_weight(opts.Weight, probs);
 check_probabilities(probs, 'probs');
+% computed in double, rounded once to the input's class at the end; the weight multiplies the
+% finished term (as a factor inside it, it would round a subnormal p - y before the division)
+cls = class(probs);
+count = numel(probs);
+probs = double(probs);
+target = double(target);
+weight = double(weight);
 loss = weight.*(-target.*clamp_min(log(probs), -100) - (1 - target).*clamp_min(log1p(-probs), -100));
-loss = apply_reduction(loss, reduction, numel(probs));
+loss = cast(apply_reduction(loss, reduction, count), cls);
 end
 
 function out = clamp_min(x, lo)

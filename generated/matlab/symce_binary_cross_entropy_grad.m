@@ -17,9 +17,10 @@ function grad = symce_binary_cross_entropy_grad(probs, target, varargin)
 %                       number of elements
 %   Works on double and single: the result has the class of the inputs
 %   (single in, single out), and NaN in an input gives NaN in every result
-%   that depends on it. PROBS must hold probabilities in [0, 1] (NaN passes
-%   through); any other value is an error. Weight is converted to the class
-%   of the first input.
+%   that depends on it. Each element is computed in double precision, also
+%   for single input, and rounded once at the end. PROBS must hold
+%   probabilities in [0, 1] (NaN passes through); any other value is an
+%   error. Weight is converted to the class of the first input.
 %
 %   Example:
 %     grad = symce_binary_cross_entropy_grad([0.9 0.2], [1 0])
@@ -41,10 +42,18 @@ check_like(target, 'target', probs, 'probs');
 reduction = check_reduction(opts.Reduction);
 weight = check_elementwise_weight(opts.Weight, probs);
 check_probabilities(probs, 'probs');
-grad = weight.*(probs - target)./clamp_min(-probs.*(probs - 1), 1.0e-12);
+% computed in double, rounded once to the input's class at the end; the weight multiplies the
+% finished term (as a factor inside it, it would round a subnormal p - y before the division)
+cls = class(probs);
+count = numel(probs);
+probs = double(probs);
+target = double(target);
+weight = double(weight);
+grad = weight.*((probs - target)./clamp_min(-probs.*(probs - 1), 1.0e-12));
 if strcmp(reduction, 'mean')
-    grad = grad / numel(probs);
+    grad = grad / count;
 end
+grad = cast(grad, cls);
 end
 
 function out = clamp_min(x, lo)

@@ -27,9 +27,10 @@ function loss = symce_cross_entropy(probs, target, varargin)
 %                       (probability targets)
 %   Works on double and single: the result has the class of the inputs
 %   (single in, single out), and NaN in an input gives NaN in every result
-%   that depends on it. PROBS must hold probabilities in [0, 1] (NaN passes
-%   through); any other value is an error. Weight is converted to the class
-%   of the first input.
+%   that depends on it. Each sample is computed in double precision, also
+%   for single input, and rounded once at the end. PROBS must hold
+%   probabilities in [0, 1] (NaN passes through); any other value is an
+%   error. Weight is converted to the class of the first input.
 %
 %   Example:
 %     loss = symce_cross_entropy([0.2; 0.7; 0.1], 2)
@@ -54,9 +55,13 @@ reduction = check_reduction(opts.Reduction);
 smoothing = check_smoothing(opts.LabelSmoothing);
 w_k = check_class_weight(opts.Weight, K, probs);
 ignore_index = check_ignore_index(opts.IgnoreIndex);
+% computed in double, rounded once to the input's class at the end
+cls = class(probs);
+w_k = double(w_k);
 if isfloat(target) && isequal(size(target), size(probs))
     % probability targets, one column per sample
     check_like(target, 'target', probs, 'probs');
+    target = double(target);
     kept = true(1, N);
     divisor = N;
     yt = w_k.*(target.*(1 - smoothing) + smoothing./K);
@@ -72,9 +77,10 @@ else
     yt(:, ~kept) = 0;
 end
 check_probabilities(probs, 'probs');
+probs = double(probs);
 loss = sum(mul0(yt, -clamp_min(log(probs), -100)), 1);
 loss(~kept) = 0;
-loss = apply_reduction(loss, reduction, divisor);
+loss = cast(apply_reduction(loss, reduction, divisor), cls);
 end
 
 function out = clamp_min(x, lo)

@@ -20,8 +20,9 @@ function loss = symce_sigmoid_binary_cross_entropy(logits, target, varargin)
 %                       number of elements
 %   Works on double and single: the result has the class of the inputs
 %   (single in, single out), and NaN in an input gives NaN in every result
-%   that depends on it. Weight and PosWeight are converted to the class of
-%   the first input.
+%   that depends on it. Each element is computed in double precision, also
+%   for single input, and rounded once at the end. Weight and PosWeight are
+%   converted to the class of the first input.
 %
 %   Example:
 %     loss = symce_sigmoid_binary_cross_entropy([2 -1], [1 0], 'PosWeight', 3)
@@ -44,8 +45,16 @@ check_like(target, 'target', logits, 'logits');
 reduction = check_reduction(opts.Reduction);
 weight = check_elementwise_weight(opts.Weight, logits);
 pos_weight = check_pos_weight(opts.PosWeight, logits);
+% computed in double, rounded once to the input's class at the end; the weight multiplies the
+% finished term (as a factor inside it, it would round a subnormal p - y before the division)
+cls = class(logits);
+count = numel(logits);
+logits = double(logits);
+target = double(target);
+weight = double(weight);
+pos_weight = double(pos_weight);
 loss = weight.*(pos_weight.*target.*softplus(-logits) + (1 - target).*softplus(logits));
-loss = apply_reduction(loss, reduction, numel(logits));
+loss = cast(apply_reduction(loss, reduction, count), cls);
 end
 
 function out = softplus(t)

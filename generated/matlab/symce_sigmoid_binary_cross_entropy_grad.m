@@ -20,8 +20,9 @@ function grad = symce_sigmoid_binary_cross_entropy_grad(logits, target, varargin
 %                       number of elements
 %   Works on double and single: the result has the class of the inputs
 %   (single in, single out), and NaN in an input gives NaN in every result
-%   that depends on it. Weight and PosWeight are converted to the class of
-%   the first input.
+%   that depends on it. Each element is computed in double precision, also
+%   for single input, and rounded once at the end. Weight and PosWeight are
+%   converted to the class of the first input.
 %
 %   Example:
 %     grad = symce_sigmoid_binary_cross_entropy_grad([2 -1], [1 0], 'Reduction', 'sum')
@@ -44,10 +45,19 @@ check_like(target, 'target', logits, 'logits');
 reduction = check_reduction(opts.Reduction);
 weight = check_elementwise_weight(opts.Weight, logits);
 pos_weight = check_pos_weight(opts.PosWeight, logits);
+% computed in double, rounded once to the input's class at the end; the weight multiplies the
+% finished term (as a factor inside it, it would round a subnormal p - y before the division)
+cls = class(logits);
+count = numel(logits);
+logits = double(logits);
+target = double(target);
+weight = double(weight);
+pos_weight = double(pos_weight);
 grad = weight.*(-pos_weight.*target.*sigmoid(-logits) + (1 - target).*sigmoid(logits));
 if strcmp(reduction, 'mean')
-    grad = grad / numel(logits);
+    grad = grad / count;
 end
+grad = cast(grad, cls);
 end
 
 function out = sigmoid(t)

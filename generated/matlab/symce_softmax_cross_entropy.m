@@ -92,8 +92,7 @@ terms(at) = em1(at);
 Srest = sum(terms, 1);
 loss = sum(mul0(yt, -zlo - zs + log1p(Srest)), 1);
 loss(~kept) = 0;
-loss = apply_reduction(loss, reduction, divisor);
-loss = cast(loss, cls);
+loss = cast(apply_reduction(loss, reduction, divisor), cls);
 end
 
 function err = two_sum_err(a, b)

@@ -95,8 +95,7 @@ p = ez./(Srest + 1);
 pc = (Srest - em1)./(Srest + 1);
 loss = sum(mul0(yt, -zlo - zs + log1p(Srest)), 1);
 loss(~kept) = 0;
-loss = apply_reduction(loss, reduction, divisor);
-loss = cast(loss, cls);
+loss = cast(apply_reduction(loss, reduction, divisor), cls);
 ysum = sum(yt, 1);
 grad = p.*(ysum - yt) - pc.*yt;
 if strcmp(reduction, 'mean')

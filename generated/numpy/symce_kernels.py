@@ -24,10 +24,10 @@ Numerical policy
   is carried as zs + zlo (TwoSum: exactly), and S = sum exp(z - shift) is kept as 1 + Srest, with
   the maximum's own term left out of Srest, so log p of a dominant class, -log1p(Srest), and
   1 - p are accurate to the last bits.
-* The row kernels (softmax family, softmax cross-entropy), the BCE kernels and ``sigmoid``,
-  ``sigmoid_grad`` compute in float64 also for float32 input and round the result once.  There the softmax
-  cross-entropy needs no TwoSum: float32 z - shift in float64 is off by at most 2^-53 |z - shift|,
-  under 2^-46 relative in exp(z - shift) wherever the float32 result does not underflow.
+* Every kernel computes in float64 also for float32 input and rounds the result once (sums
+  accumulate in float64).  There the softmax cross-entropy needs no TwoSum: float32 z - shift
+  in float64 is off by at most 2^-53 |z - shift|, under 2^-46 relative in exp(z - shift)
+  wherever the float32 result does not underflow.
 * The sigmoid is exp(min(x, 0)) / (1 + exp(-|x|)): branch-free, within 2 ulp for every x.
 * From probabilities (``cross_entropy``, ``binary_cross_entropy``) every log is clamped below at
   -100 and every gradient denominator at 1e-12, as PyTorch's BCE: p = 0 or 1 stays finite.
@@ -263,8 +263,8 @@ def _ce_target(target, x, x_name, ignore_index):
 # Loop structure shared by the kernels
 # ---------------------------------------------------------------------------------------------
 def _wide(a):
-    """``a`` (or None) in float64, the working precision of the row kernels and the sigmoid
-    (no copy if it already is)."""
+    """``a`` (or None) in float64, the working precision of every kernel (no copy if it already
+    is)."""
     return None if a is None else np.asarray(a, dtype=np.float64)
 
 
@@ -882,6 +882,7 @@ def cross_entropy(probs, target, reduction="mean", *, weight=None, ignore_index=
     dtype = probs.dtype
     n_classes = probs.shape[-1]
     with np.errstate(all="ignore"):
+        probs, weight, y = _wide(probs), _wide(weight), _wide(y)
         if labels is not None:
             kept, hot, w_t, w_k, divisor = _label_parts(labels, ignore_index, weight, probs)
             yt = hot*w_t*(1 - label_smoothing) + label_smoothing*w_k/n_classes
@@ -929,6 +930,7 @@ def cross_entropy_grad(probs, target, reduction="mean", *, weight=None, ignore_i
     dtype = probs.dtype
     n_classes = probs.shape[-1]
     with np.errstate(all="ignore"):
+        probs, weight, y = _wide(probs), _wide(weight), _wide(y)
         if labels is not None:
             kept, hot, w_t, w_k, divisor = _label_parts(labels, ignore_index, weight, probs)
             yt = hot*w_t*(1 - label_smoothing) + label_smoothing*w_k/n_classes

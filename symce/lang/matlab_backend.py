@@ -15,9 +15,8 @@ file.  The bodies of ``softplus``, ``sigmoid`` and ``two_sum_err`` are printed f
 ``.stable()`` forms (TwoSum as its ordered assignments); ``clamp_min`` and ``mul0`` are MATLAB
 idioms (restore NaN after ``max``; zero where the factor is zero) and live in the template.
 
-Precision: the row kernels (rowwise and ce_logits families) compute in double also for single
-input and round once at the end (docs/semantics.md), and so does the sigmoid (elementwise); the
-probability and BCE kernels compute in the class of their input.
+Precision: every kernel computes in double also for single input and rounds once at the end
+(docs/semantics.md); the sums of the losses accumulate in double.
 """
 from __future__ import annotations
 
@@ -218,8 +217,6 @@ def _print_slots(kern) -> tuple[dict, set]:
     slots = dict(kern.slots)
     if kern.family == "rowwise" and "out" not in slots:  # softmax: the output is p itself
         slots["out"] = kr.p
-    if kern.family == "bce":  # each element's term times its weight (loop structure, in SymPy)
-        slots = {k: kr.w * v for k, v in slots.items()}
     code = {slot: pr.doprint(expr) for slot, expr in slots.items()}
     return code, pr.helpers
 
@@ -409,9 +406,6 @@ _CE_HELPERS = ("parse_options", "check_float", "check_classes", "check_like", "c
                "check_smoothing", "check_class_weight", "check_ignore_index", "check_labels")
 # the families with the row scheme (shift, zs, zlo, e, em1, Srest, p, pc)
 ROW_FAMILIES = ("rowwise", "ce_logits")
-# the families computed in double also for single input, rounded once at the end: the row kernels
-# (docs/semantics.md, "Numerical policy") and the sigmoid (1/2 ULP in single, as in NumPy's)
-DOUBLE_FAMILIES = ("elementwise", "rowwise", "ce_logits")
 FAMILY_HELPERS = {
     "elementwise": ("check_float",),
     "rowwise": ("check_float", "check_classes"),
@@ -442,10 +436,9 @@ def _notes(kern) -> list:
     """The help's closing remarks: classes kept, NaN policy, conversion of the option arrays."""
     text = ("Works on double and single: the result has the class of the inputs (single in, "
             "single out), and NaN in an input gives NaN in every result that depends on it.")
-    if kern.family in DOUBLE_FAMILIES:
-        text += (f" {'Each element' if kern.family == 'elementwise' else 'Each sample'} is "
-                 "computed in double precision, also for single input, and rounded once at "
-                 "the end.")
+    text += (f" {'Each element' if kern.family in ('elementwise', 'bce') else 'Each sample'} "
+             "is computed in double precision, also for single input, and rounded once at the "
+             "end.")
     if _checks_domain(kern):
         text += (f" {kern.inputs[0].name.upper()} must hold probabilities in [0, 1] (NaN "
                  "passes through); any other value is an error.")
@@ -526,8 +519,10 @@ def context(kern) -> dict:
         "is_jacobian": kern.name == "softmax_jacobian",
         "is_vjp": is_vjp,
         "needs_ysum": "ysum" in used,
-        "in_double": fam in DOUBLE_FAMILIES,
         "check_domain": _checks_domain(kern),
+        "row_scheme": fam in ROW_FAMILIES,
+        # the variable the printed slots read the first input from (in double)
+        "work": NAMES[fam]["z"] if fam in ROW_FAMILIES else ins[0],
         "names": dict(NAMES[fam]),
         "row_before": [{"var": NAMES[fam][n], "code": code[n]} for n in ROW_BEFORE
                        if fam in ROW_FAMILIES],

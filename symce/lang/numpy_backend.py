@@ -13,8 +13,8 @@ the printed code calls are printed from the stable forms too: ``_softplus`` from
 ``softplus(t).stable()``, ``_sigmoid`` from ``sigmoid(t).stable()`` and ``_two_sum_err`` from the
 TwoSum assignments of ``two_sum_err(a, b).stable()``.
 
-The row kernels (softmax family, softmax cross-entropy) work in float64 also for float32 input and
-round once at the end (docs/semantics.md); the template widens and narrows, the slots are the same.
+Every kernel works in float64 also for float32 input and rounds once at the end
+(docs/semantics.md); the template widens and narrows, the slots are the same.
 """
 from __future__ import annotations
 

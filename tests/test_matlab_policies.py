@@ -1,0 +1,107 @@
+"""The input policies of docs/semantics.md ("Input policies") in the MATLAB kernels, run in GNU
+Octave (every call of this module in one octave-cli process).
+
+* precision: single input to the BCE and cross-entropy-from-probabilities kernels is computed in
+  double and rounded once (bit for bit the double computation, cast), and the BCE gradient at
+  subnormal probabilities, weighted, is within an ULP of mpmath (in single and in double);
+"""
+from __future__ import annotations
+
+import mpmath
+import numpy as np
+import pytest
+
+import support
+from octave_runner import Batch
+from symce import reference
+
+CALLS = {}       # tag -> batch key
+ROUND_ONCE = []  # (call, key with single input, key with the same input in double)
+
+
+def _call(batch, tag, expr, *args, nout=1):
+    CALLS[tag] = batch.call(expr, *args, nout=nout)
+
+
+def _build_precision(batch):
+    rng = np.random.default_rng(8)
+    K, N = 7, 400
+    p = rng.random((K, N)) + 1e-3
+    p32 = (p / p.sum(axis=0)).astype(np.float32)
+    soft = rng.random((K, N)).astype(np.float32)
+    y = rng.random((K, N)).astype(np.float32)
+    w = rng.uniform(0.2, 2, (K, 1)).astype(np.float32)
+    labels = batch.arg((rng.integers(0, K, N) + 1).reshape(1, -1).astype(np.float64))
+    args = {"p": batch.arg(p32), "soft": batch.arg(soft), "y": batch.arg(y), "w": batch.arg(w),
+            "x": batch.arg((rng.normal(0, 4, (K, N))).astype(np.float32))}
+    calls = []
+    for name in ("cross_entropy", "cross_entropy_grad"):
+        for red in ("mean", "sum", "none"):
+            calls.append((f"symce_{name}(%(p)s, {labels}, 'Reduction', '{red}', "
+                          "'LabelSmoothing', 0.1, 'Weight', %(w)s)", 1))
+            calls.append((f"symce_{name}(%(p)s, %(soft)s, 'Reduction', '{red}')", 1))
+    for name, first in (("binary_cross_entropy", "p"), ("binary_cross_entropy_grad", "p"),
+                        ("sigmoid_binary_cross_entropy", "x"),
+                        ("sigmoid_binary_cross_entropy_grad", "x"),
+                        ("sigmoid_binary_cross_entropy_with_grad", "x")):
+        nout = 2 if name.endswith("with_grad") else 1
+        extra = ", 'PosWeight', %(w)s" if first == "x" else ""
+        for red in ("mean", "sum", "none"):
+            calls.append((f"symce_{name}(%({first})s, %(y)s, 'Reduction', '{red}', "
+                           f"'Weight', %(w)s{extra})", nout))
+    ROUND_ONCE.clear()
+    for call, nout in calls:
+        single = batch.call(call % args, nout=nout)
+        double = batch.call(call % {k: f"double({v})" for k, v in args.items()}, nout=nout)
+        ROUND_ONCE.append((call, single, double))
+    # BCE gradient at subnormal probabilities, weighted: (p - y) / 1e-12 (the clamped p(1 - p))
+    # times w; the weight must not multiply p - y before the division (that product is rounded
+    # in the subnormal range, up to 50% off)
+    sub32 = np.array([3, 5, 7, 1000, 2**20 + 1], dtype=np.float64) * 2.0**-149
+    sub64 = np.array([3, 5, 7, 1000, 2**40 + 1], dtype=np.float64) * 2.0**-1074
+    for tag, pv, dt in (("subnormal single", sub32, np.float32),
+                        ("subnormal double", sub64, np.float64)):
+        pv = pv.astype(dt).reshape(1, -1)
+        yv = np.zeros_like(pv)
+        yv[0, -1] = pv[0, 0]
+        wv = np.full_like(pv, 0.5)
+        wv[0, 1] = 0.3
+        CASES_SUBNORMAL.append((tag, pv, yv, wv))
+        _call(batch, tag, "symce_binary_cross_entropy_grad(%s, %s, 'Weight', %s, "
+              "'Reduction', 'sum')", batch.arg(pv), batch.arg(yv), batch.arg(wv))
+
+
+CASES_SUBNORMAL = []
+
+
+@pytest.fixture(scope="module")
+def results():
+    octave = support.toolchain("octave-cli", "SYMCE_REQUIRE_OCTAVE")
+    CALLS.clear()
+    CASES_SUBNORMAL.clear()
+    batch = Batch()
+    _build_precision(batch)
+    return batch.run(octave)
+
+
+# ----------------------------------------------------------------------------------------------
+# Precision
+# ----------------------------------------------------------------------------------------------
+def test_single_is_the_double_computation_rounded_once(results):
+    assert len(ROUND_ONCE) == 27
+    for call, k_single, k_double in ROUND_ONCE:
+        single, double = results[k_single].check(), results[k_double].check()
+        assert set(single.classes) == {"single"} and set(double.classes) == {"double"}, call
+        for a, b in zip(single.values, double.values):
+            np.testing.assert_array_equal(a, b.astype(np.float32), err_msg=call)
+
+
+def test_bce_grad_at_subnormal_probabilities(results):
+    for tag, p, y, w in CASES_SUBNORMAL:
+        got = results[CALLS[tag]].value
+        ref = reference.evaluate("binary_cross_entropy_grad", p.astype(np.float64),
+                                 y.astype(np.float64), form="closed", reduction="sum",
+                                 weight=w.astype(np.float64))
+        with mpmath.workdps(40):
+            err = support.ulp_error(got, ref)
+        assert err <= 1, f"{tag}: {err:.3g} ULP ({got} vs {ref})"
