@@ -4,6 +4,8 @@ Octave (every call of this module in one octave-cli process).
 * precision: single input to the BCE and cross-entropy-from-probabilities kernels is computed in
   double and rounded once (bit for bit the double computation, cast), and the BCE gradient at
   subnormal probabilities, weighted, is within an ULP of mpmath (in single and in double);
+* 'mean' over a zero total class weight is NaN (loss and gradient), also with label smoothing,
+  where the sum is not zero (as NumPy, C and PyTorch), in double and single;
 """
 from __future__ import annotations
 
@@ -72,6 +74,21 @@ def _build_precision(batch):
 
 
 CASES_SUBNORMAL = []
+CE_KERNELS = ("cross_entropy", "cross_entropy_grad", "softmax_cross_entropy",
+              "softmax_cross_entropy_grad", "softmax_cross_entropy_with_grad")
+
+
+def _build_zero_weight(batch):
+    z = np.array([[1.0, 2.0], [0.0, 1.0], [3.0, 0.0]])
+    p = np.exp(z) / np.exp(z).sum(axis=0)
+    for cls in ("double", "single"):
+        for name in CE_KERNELS:
+            first = p if name.startswith("cross") else z
+            nout = 2 if name.endswith("with_grad") else 1
+            for eps in ("0", "0.1"):
+                _call(batch, f"zero weight {name} {cls} {eps}",
+                      f"symce_{name}({cls}(%s), [1 1], 'Weight', [0 1 1], 'LabelSmoothing', "
+                      f"{eps})", batch.arg(first), nout=nout)
 
 
 @pytest.fixture(scope="module")
@@ -81,6 +98,7 @@ def results():
     CASES_SUBNORMAL.clear()
     batch = Batch()
     _build_precision(batch)
+    _build_zero_weight(batch)
     return batch.run(octave)
 
 
@@ -105,3 +123,16 @@ def test_bce_grad_at_subnormal_probabilities(results):
         with mpmath.workdps(40):
             err = support.ulp_error(got, ref)
         assert err <= 1, f"{tag}: {err:.3g} ULP ({got} vs {ref})"
+
+
+# ----------------------------------------------------------------------------------------------
+# 'mean' over a zero total weight
+# ----------------------------------------------------------------------------------------------
+def test_mean_over_zero_weight_is_nan(results):
+    for cls in ("double", "single"):
+        for name in CE_KERNELS:
+            for eps in ("0", "0.1"):
+                res = results[CALLS[f"zero weight {name} {cls} {eps}"]].check()
+                assert set(res.classes) == {cls}
+                for v in res.values:
+                    assert np.isnan(v).all(), f"{name} {cls} smoothing {eps}: {v}"

@@ -3,6 +3,7 @@
 * precision: float32 input to every kernel is computed in float64 and rounded once (here the
   cross-entropy from probabilities and the BCE kernels, bit for bit the float64 computation,
   cast), and the BCE gradient at subnormal probabilities, weighted, is within an ULP of mpmath;
+* 'mean' over a zero total class weight is NaN (loss and gradient), also with label smoothing;
 """
 from __future__ import annotations
 
@@ -79,3 +80,19 @@ def test_bce_grad_at_subnormal_probabilities(sk, dtype):
     with mpmath.workdps(40):
         err = ulp_error(got, ref)
     assert err <= 1, f"{err:.3g} ULP: {got} vs {ref}"
+
+
+# ----------------------------------------------------------------------------------------------
+# 'mean' over a zero total weight
+# ----------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("eps", [0.0, 0.1])
+def test_mean_over_zero_weight_is_nan(sk, dtype, eps):
+    z = np.array([[1.0, 0.0, 3.0], [2.0, 1.0, 0.0]], dtype=dtype)
+    p = sk.softmax(z)
+    for name in ("cross_entropy", "cross_entropy_grad", "softmax_cross_entropy",
+                 "softmax_cross_entropy_grad", "softmax_cross_entropy_with_grad"):
+        out = getattr(sk, name)(p if name.startswith("cross") else z, np.array([0, 0]),
+                                weight=[0.0, 1.0, 1.0], label_smoothing=eps)
+        for v in out if isinstance(out, tuple) else (out,):
+            assert np.isnan(v).all(), f"{name}: {v}"

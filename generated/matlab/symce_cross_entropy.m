@@ -76,6 +76,11 @@ else
     yt = hot.*w_t.*(1 - smoothing) + smoothing.*w_k./K;
     yt(:, ~kept) = 0;
 end
+if divisor == 0
+    % 'mean' over no weight (an empty batch, every sample ignored, or class weights that sum to
+    % 0 over the kept samples) is NaN, also where smoothing makes the sum non-zero
+    divisor = NaN;
+end
 check_probabilities(probs, 'probs');
 probs = double(probs);
 loss = sum(mul0(yt, -clamp_min(log(probs), -100)), 1);

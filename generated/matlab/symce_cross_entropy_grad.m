@@ -75,6 +75,11 @@ else
     yt = hot.*w_t.*(1 - smoothing) + smoothing.*w_k./K;
     yt(:, ~kept) = 0;
 end
+if divisor == 0
+    % 'mean' over no weight (an empty batch, every sample ignored, or class weights that sum to
+    % 0 over the kept samples) is NaN, also where smoothing makes the sum non-zero
+    divisor = NaN;
+end
 check_probabilities(probs, 'probs');
 probs = double(probs);
 grad = -yt./clamp_min(probs, 1.0e-12);

@@ -76,6 +76,11 @@ else
     yt = hot.*w_t.*(1 - smoothing) + smoothing.*w_k./K;
     yt(:, ~kept) = 0;
 end
+if divisor == 0
+    % 'mean' over no weight (an empty batch, every sample ignored, or class weights that sum to
+    % 0 over the kept samples) is NaN, also where smoothing makes the sum non-zero
+    divisor = NaN;
+end
 z = double(logits);
 % shift = column max (0 where it is not finite), at = its row.  max skips NaN, which comes back
 % through zs.  Srest = S - 1: the other classes' e plus em1 (= e - 1) at the argmax, so that
