@@ -6,6 +6,7 @@ Octave (every call of this module in one octave-cli process).
   subnormal probabilities, weighted, is within an ULP of mpmath (in single and in double);
 * 'mean' over a zero total class weight is NaN (loss and gradient), also with label smoothing,
   where the sum is not zero (as NumPy, C and PyTorch), in double and single;
+* [] for any option means its default (Weight and PosWeight alike), also after another value;
 """
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ import pytest
 
 import support
 from octave_runner import Batch
-from symce import reference
+from symce import kernels, reference
 
 CALLS = {}       # tag -> batch key
 ROUND_ONCE = []  # (call, key with single input, key with the same input in double)
@@ -91,6 +92,37 @@ def _build_zero_weight(batch):
                       f"{eps})", batch.arg(first), nout=nout)
 
 
+# a non-default value of each option (MATLAB literal), to be overridden by []
+OPTION_VALUES = {"Weight": "[0.5 2 1]", "PosWeight": "[2; 3; 0.5]", "IgnoreIndex": "3",
+                 "LabelSmoothing": "0.3", "Reduction": "'sum'"}
+EMPTY_DEFAULT = []  # (kernel, option, key without the option, key with [], key with v then [])
+
+
+def _build_empty_options(batch):
+    from octave_runner import MATLAB_OPTION
+    z = batch.arg(np.array([[1.0, 2.0], [0.0, 1.0], [3.0, 0.0]]))
+    p = batch.arg(np.array([[0.2, 0.5], [0.5, 0.1], [0.3, 0.4]]))
+    y = batch.arg(np.array([[1.0, 0.0], [0.0, 1.0], [0.5, 0.0]]))
+    for name, kern in kernels.registry().items():
+        if not kern.options:
+            continue
+        nout = len(kern.outputs)
+        first = p if kern.inputs[0].name == "probs" else z
+        args = f"{first}, {'[1 3]' if kern.family.startswith('ce') else y}"
+        base = batch.call(f"symce_{name}({args})", nout=nout)
+        for option in kern.options:
+            mname = MATLAB_OPTION[option]
+            value = OPTION_VALUES[mname]
+            if kern.family == "bce" and mname == "Weight":
+                value = "[0.5; 2; 1]"       # element weights: one per row, expanding
+            EMPTY_DEFAULT.append((
+                name, mname, base,
+                batch.call(f"symce_{name}({args}, '{mname}', [])", nout=nout),
+                batch.call(f"symce_{name}({args}, '{mname}', {value}, '{mname}', [])",
+                           nout=nout),
+                batch.call(f"symce_{name}({args}, '{mname}', {value})", nout=nout)))
+
+
 @pytest.fixture(scope="module")
 def results():
     octave = support.toolchain("octave-cli", "SYMCE_REQUIRE_OCTAVE")
@@ -99,6 +131,8 @@ def results():
     batch = Batch()
     _build_precision(batch)
     _build_zero_weight(batch)
+    EMPTY_DEFAULT.clear()
+    _build_empty_options(batch)
     return batch.run(octave)
 
 
@@ -136,3 +170,19 @@ def test_mean_over_zero_weight_is_nan(results):
                 assert set(res.classes) == {cls}
                 for v in res.values:
                     assert np.isnan(v).all(), f"{name} {cls} smoothing {eps}: {v}"
+
+
+# ----------------------------------------------------------------------------------------------
+# [] is the default
+# ----------------------------------------------------------------------------------------------
+def test_empty_option_value_is_the_default(results):
+    assert {e[1] for e in EMPTY_DEFAULT} == set(OPTION_VALUES)
+    for name, option, base, empty, reset, other in EMPTY_DEFAULT:
+        want = results[base].check().values
+        changed = results[other].check().values
+        assert any(not np.array_equal(a, b, equal_nan=True) for a, b in zip(want, changed)), \
+            f"{name}: {option} changes nothing here"
+        for key, how in ((empty, "[]"), (reset, "a value then []")):
+            got = results[key].check().values
+            for a, b in zip(want, got):
+                np.testing.assert_array_equal(a, b, err_msg=f"{name}: '{option}', {how}")

@@ -13,7 +13,7 @@ function grad = symce_cross_entropy_grad(probs, target, varargin)
 %             as an integer class such as int32 to mean labels)
 %   Output:
 %     GRAD    gradient of the reduced loss, the size of the first argument
-%   Name-value options (names are case-insensitive):
+%   Name-value options (names are case-insensitive; [] means the default):
 %     'Weight'          class weights, a vector of K non-negative values
 %                       (default all 1)
 %     'IgnoreIndex'     label value whose samples are skipped: they add 0 to the
@@ -97,7 +97,9 @@ out(isnan(x) & true(size(out))) = NaN;
 end
 
 function opts = parse_options(args, opts)
-% name-value pairs over the defaults in opts; names are case-insensitive, the last one wins
+% name-value pairs over the defaults in opts; names are case-insensitive, the last one wins, and
+% the empty value [] means the option's default (as MATLAB's own optional arguments)
+defaults = opts;
 names = fieldnames(opts);
 if mod(numel(args), 2) ~= 0
     error('symce:badOption', ['%s: options must be name-value pairs, got an odd ' ...
@@ -113,7 +115,11 @@ for i = 1:2:numel(args)
         error('symce:badOption', '%s: unknown option %s; the options are %s.', ...
               mfilename, value_str(key), strjoin(names', ', '));
     end
-    opts.(names{hit}) = args{i + 1};
+    value = args{i + 1};
+    if isnumeric(value) && isequal(size(value), [0 0])
+        value = defaults.(names{hit});
+    end
+    opts.(names{hit}) = value;
 end
 end
 
@@ -172,7 +178,8 @@ smoothing = double(value);
 end
 
 function w_k = check_class_weight(value, K, like)
-% K non-negative class weights as a K-by-1 column of the class of like ([] means all 1)
+% K non-negative class weights as a K-by-1 column of the class of like ([], the default, means
+% all 1)
 if isnumeric(value) && isequal(size(value), [0 0])
     w_k = ones(K, 1, class(like));
 else

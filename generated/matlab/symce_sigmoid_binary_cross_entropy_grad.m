@@ -10,7 +10,7 @@ function grad = symce_sigmoid_binary_cross_entropy_grad(logits, target, varargin
 %     TARGET  targets in [0, 1], the size of the first argument
 %   Output:
 %     GRAD    gradient of the reduced loss, the size of the first argument
-%   Name-value options (names are case-insensitive):
+%   Name-value options (names are case-insensitive; [] means the default):
 %     'Weight'          element weights, non-negative, of a size that expands to
 %                       the input's (default 1)
 %     'PosWeight'       weight of the positive term, a scalar or K =
@@ -72,7 +72,9 @@ out(isnan(x) & true(size(out))) = NaN;
 end
 
 function opts = parse_options(args, opts)
-% name-value pairs over the defaults in opts; names are case-insensitive, the last one wins
+% name-value pairs over the defaults in opts; names are case-insensitive, the last one wins, and
+% the empty value [] means the option's default (as MATLAB's own optional arguments)
+defaults = opts;
 names = fieldnames(opts);
 if mod(numel(args), 2) ~= 0
     error('symce:badOption', ['%s: options must be name-value pairs, got an odd ' ...
@@ -88,7 +90,11 @@ for i = 1:2:numel(args)
         error('symce:badOption', '%s: unknown option %s; the options are %s.', ...
               mfilename, value_str(key), strjoin(names', ', '));
     end
-    opts.(names{hit}) = args{i + 1};
+    value = args{i + 1};
+    if isnumeric(value) && isequal(size(value), [0 0])
+        value = defaults.(names{hit});
+    end
+    opts.(names{hit}) = value;
 end
 end
 
@@ -125,7 +131,8 @@ end
 end
 
 function weight = check_elementwise_weight(value, like)
-% non-negative weights whose size expands to the size of like (implicit expansion; [] means 1)
+% non-negative weights whose size expands to the size of like (implicit expansion; [], the
+% default, means 1)
 if isnumeric(value) && isequal(size(value), [0 0])
     value = 1;
 end

@@ -11,7 +11,7 @@ function [loss, grad] = symce_sigmoid_binary_cross_entropy_with_grad(logits, tar
 %   Outputs:
 %     LOSS    the reduced loss (a scalar), or one per element for 'none'
 %     GRAD    gradient of the reduced loss, the size of the first argument
-%   Name-value options (names are case-insensitive):
+%   Name-value options (names are case-insensitive; [] means the default):
 %     'Weight'          element weights, non-negative, of a size that expands to
 %                       the input's (default 1)
 %     'PosWeight'       weight of the positive term, a scalar or K =
@@ -93,7 +93,9 @@ end
 end
 
 function opts = parse_options(args, opts)
-% name-value pairs over the defaults in opts; names are case-insensitive, the last one wins
+% name-value pairs over the defaults in opts; names are case-insensitive, the last one wins, and
+% the empty value [] means the option's default (as MATLAB's own optional arguments)
+defaults = opts;
 names = fieldnames(opts);
 if mod(numel(args), 2) ~= 0
     error('symce:badOption', ['%s: options must be name-value pairs, got an odd ' ...
@@ -109,7 +111,11 @@ for i = 1:2:numel(args)
         error('symce:badOption', '%s: unknown option %s; the options are %s.', ...
               mfilename, value_str(key), strjoin(names', ', '));
     end
-    opts.(names{hit}) = args{i + 1};
+    value = args{i + 1};
+    if isnumeric(value) && isequal(size(value), [0 0])
+        value = defaults.(names{hit});
+    end
+    opts.(names{hit}) = value;
 end
 end
 
@@ -146,7 +152,8 @@ end
 end
 
 function weight = check_elementwise_weight(value, like)
-% non-negative weights whose size expands to the size of like (implicit expansion; [] means 1)
+% non-negative weights whose size expands to the size of like (implicit expansion; [], the
+% default, means 1)
 if isnumeric(value) && isequal(size(value), [0 0])
     value = 1;
 end

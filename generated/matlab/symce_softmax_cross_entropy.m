@@ -14,7 +14,7 @@ function loss = symce_softmax_cross_entropy(logits, target, varargin)
 %   Output:
 %     LOSS    the reduced loss (a scalar), or 1-by-N per-sample losses for
 %             'none'
-%   Name-value options (names are case-insensitive):
+%   Name-value options (names are case-insensitive; [] means the default):
 %     'Weight'          class weights, a vector of K non-negative values
 %                       (default all 1)
 %     'IgnoreIndex'     label value whose samples are skipped: they add 0 to the
@@ -128,7 +128,9 @@ end
 end
 
 function opts = parse_options(args, opts)
-% name-value pairs over the defaults in opts; names are case-insensitive, the last one wins
+% name-value pairs over the defaults in opts; names are case-insensitive, the last one wins, and
+% the empty value [] means the option's default (as MATLAB's own optional arguments)
+defaults = opts;
 names = fieldnames(opts);
 if mod(numel(args), 2) ~= 0
     error('symce:badOption', ['%s: options must be name-value pairs, got an odd ' ...
@@ -144,7 +146,11 @@ for i = 1:2:numel(args)
         error('symce:badOption', '%s: unknown option %s; the options are %s.', ...
               mfilename, value_str(key), strjoin(names', ', '));
     end
-    opts.(names{hit}) = args{i + 1};
+    value = args{i + 1};
+    if isnumeric(value) && isequal(size(value), [0 0])
+        value = defaults.(names{hit});
+    end
+    opts.(names{hit}) = value;
 end
 end
 
@@ -203,7 +209,8 @@ smoothing = double(value);
 end
 
 function w_k = check_class_weight(value, K, like)
-% K non-negative class weights as a K-by-1 column of the class of like ([] means all 1)
+% K non-negative class weights as a K-by-1 column of the class of like ([], the default, means
+% all 1)
 if isnumeric(value) && isequal(size(value), [0 0])
     w_k = ones(K, 1, class(like));
 else
