@@ -7,6 +7,7 @@ Octave (every call of this module in one octave-cli process).
 * 'mean' over a zero total class weight is NaN (loss and gradient), also with label smoothing,
   where the sum is not zero (as NumPy, C and PyTorch), in double and single;
 * [] for any option means its default (Weight and PosWeight alike), also after another value;
+* too few inputs: symce:notEnoughInputs, naming the function and the inputs it needs;
 """
 from __future__ import annotations
 
@@ -123,6 +124,17 @@ def _build_empty_options(batch):
                 batch.call(f"symce_{name}({args}, '{mname}', {value})", nout=nout)))
 
 
+NARGIN = []  # (kernel, number of inputs given, key)
+
+
+def _build_nargin(batch):
+    for name, kern in kernels.registry().items():
+        given = ["[1; 2]", "[1; 0]"]
+        for n in range(len(kern.inputs)):
+            NARGIN.append((name, n, batch.call(f"symce_{name}({', '.join(given[:n])})",
+                                               nout=0)))
+
+
 @pytest.fixture(scope="module")
 def results():
     octave = support.toolchain("octave-cli", "SYMCE_REQUIRE_OCTAVE")
@@ -133,6 +145,8 @@ def results():
     _build_zero_weight(batch)
     EMPTY_DEFAULT.clear()
     _build_empty_options(batch)
+    NARGIN.clear()
+    _build_nargin(batch)
     return batch.run(octave)
 
 
@@ -186,3 +200,20 @@ def test_empty_option_value_is_the_default(results):
             got = results[key].check().values
             for a, b in zip(want, got):
                 np.testing.assert_array_equal(a, b, err_msg=f"{name}: '{option}', {how}")
+
+
+# ----------------------------------------------------------------------------------------------
+# Too few inputs
+# ----------------------------------------------------------------------------------------------
+def test_too_few_inputs(results):
+    assert len(NARGIN) == sum(len(k.inputs) for k in kernels.registry().values())
+    for name, n, key in NARGIN:
+        res = results[key]
+        kern = kernels.kernel(name)
+        assert res.error_id == "symce:notEnoughInputs", (name, n, res.error_message)
+        msg = res.error_message
+        assert msg.startswith(f"symce_{name}: expected the input"), msg
+        for a in kern.inputs:
+            assert a.name.upper() in msg, msg
+        assert f"got {n} input" in msg, msg
+        assert ("name-value" in msg) == bool(kern.options), msg

@@ -449,6 +449,12 @@ def _notes(kern) -> list:
     return _wrap(text, 72)
 
 
+def _needs(kern, ins) -> str:
+    """What a call needs, for the too-few-inputs error: 'the inputs LOGITS and TARGET ...'."""
+    text = f"the input{'s' if len(ins) > 1 else ''} {' and '.join(a.upper() for a in ins)}"
+    return text + (" (then name-value options)" if kern.options else "")
+
+
 def _checks_domain(kern) -> bool:
     """The kernels that take probabilities (first input ``probs``) reject values outside [0, 1]."""
     return kern.inputs[0].name == "probs"
@@ -478,7 +484,7 @@ def context(kern) -> dict:
     outs = [check_identifier(o.name) for o in kern.outputs]
     used = {s.name for e in kern.slots.values() for s in e.free_symbols}
     is_vjp = "dot" in used
-    helpers = set(FAMILY_HELPERS[fam]) | printed_helpers
+    helpers = set(FAMILY_HELPERS[fam]) | printed_helpers | {"check_nargin"}
     if is_vjp:
         helpers.add("check_like")
     if "pos_weight" in kern.options:
@@ -511,6 +517,7 @@ def context(kern) -> dict:
         "see_also": _see_also(kern),
         "first": ins[0],
         "nargs": len(ins),
+        "needs": _needs(kern, ins),
         "code": code,
         "options": options,
         "has_pos_weight": "pos_weight" in kern.options,
