@@ -8,6 +8,9 @@ Octave (every call of this module in one octave-cli process).
   where the sum is not zero (as NumPy, C and PyTorch), in double and single;
 * [] for any option means its default (Weight and PosWeight alike), also after another value;
 * too few inputs: symce:notEnoughInputs, naming the function and the inputs it needs;
+* a vector of either orientation is one sample: a 1-by-K row (K > 1) gives the column's numbers,
+  in a row (row kernels, cross-entropy with a scalar label or a row of probabilities); 1-by-1 is
+  one sample of one class, 1-by-0 an empty batch of one class;
 """
 from __future__ import annotations
 
@@ -135,6 +138,42 @@ def _build_nargin(batch):
                                                nout=0)))
 
 
+ROW_VS_COLUMN = []  # (call, key with row inputs, key with column inputs, row result shape)
+
+
+def _build_rows(batch):
+    ROW_VS_COLUMN.clear()
+    z, g, p = [1.0, 2.0, -0.5, 3.0], [1.0, 0.0, -2.0, 0.5], [0.2, 0.5, 0.1, 0.2]
+    soft = [0.0, 0.25, 0.75, 0.0]
+    for cls in ("double", "single"):
+        row = {k: f"{cls}({batch.arg(np.array([v]))})"
+               for k, v in (("z", z), ("g", g), ("p", p), ("soft", soft))}
+        col = {k: f"{v}'" for k, v in row.items()}
+        for call, nout, shape in (
+                ("symce_softmax(%(z)s)", 1, [(1, 4)]),
+                ("symce_log_softmax(%(z)s)", 1, [(1, 4)]),
+                ("symce_logsumexp(%(z)s)", 1, [(1, 1)]),
+                ("symce_softmax_jacobian(%(z)s)", 1, [(4, 4)]),
+                ("symce_softmax_vjp(%(z)s, %(g)s)", 1, [(1, 4)]),
+                ("symce_softmax_cross_entropy(%(z)s, 2)", 1, [(1, 1)]),
+                ("symce_softmax_cross_entropy_grad(%(z)s, int8(3), 'LabelSmoothing', 0.1)", 1,
+                 [(1, 4)]),
+                ("symce_softmax_cross_entropy_with_grad(%(z)s, 4, 'Reduction', 'none', "
+                 "'Weight', [1 2 3 4])", 2, [(1, 1), (1, 4)]),
+                ("symce_softmax_cross_entropy_with_grad(%(z)s, %(soft)s)", 2, [(1, 1), (1, 4)]),
+                ("symce_cross_entropy(%(p)s, 2, 'Reduction', 'sum')", 1, [(1, 1)]),
+                ("symce_cross_entropy_grad(%(p)s, %(soft)s)", 1, [(1, 4)])):
+            ROW_VS_COLUMN.append((f"{call} {cls}", batch.call(call % row, nout=nout),
+                                  batch.call(call % col, nout=nout), shape))
+    # one class: 1-by-1 is one sample, 1-by-0 an empty batch; a row is one sample, not N labels
+    _call(batch, "one class", "symce_softmax_cross_entropy_with_grad(2.5, int32(1))", nout=2)
+    _call(batch, "one class softmax", "symce_softmax(-7)")
+    _call(batch, "empty row", "symce_softmax(zeros(1, 0))")
+    _call(batch, "empty row ce", "symce_softmax_cross_entropy(zeros(1, 0), zeros(1, 0), "
+          "'Reduction', 'none')")
+    _call(batch, "row, N labels", "symce_softmax_cross_entropy([1 2 3], int32([1 1 1]))")
+
+
 @pytest.fixture(scope="module")
 def results():
     octave = support.toolchain("octave-cli", "SYMCE_REQUIRE_OCTAVE")
@@ -147,6 +186,7 @@ def results():
     _build_empty_options(batch)
     NARGIN.clear()
     _build_nargin(batch)
+    _build_rows(batch)
     return batch.run(octave)
 
 
@@ -217,3 +257,28 @@ def test_too_few_inputs(results):
             assert a.name.upper() in msg, msg
         assert f"got {n} input" in msg, msg
         assert ("name-value" in msg) == bool(kern.options), msg
+
+
+# ----------------------------------------------------------------------------------------------
+# A vector of either orientation is one sample
+# ----------------------------------------------------------------------------------------------
+def test_a_row_is_one_sample(results):
+    assert len(ROW_VS_COLUMN) == 22
+    for call, k_row, k_col, shapes in ROW_VS_COLUMN:
+        row, col = results[k_row].check(), results[k_col].check()
+        assert [v.shape for v in row.values] == shapes, call
+        for a, b in zip(row.values, col.values):
+            b = b if b.ndim == 2 and b.shape[0] == b.shape[1] else b.T   # the Jacobian: as is
+            np.testing.assert_array_equal(a, b, err_msg=call)
+
+
+def test_one_class_and_empty_rows(results):
+    loss, grad = results[CALLS["one class"]].check().values
+    assert loss.shape == (1, 1) and loss[0, 0] == 0 and grad.shape == (1, 1) and grad[0, 0] == 0
+    assert results[CALLS["one class softmax"]].value.tolist() == [[1.0]]
+    assert results[CALLS["empty row"]].value.shape == (1, 0)
+    assert results[CALLS["empty row ce"]].value.shape == (1, 0)
+    res = results[CALLS["row, N labels"]]
+    assert res.error_id == "symce:shape", res.error_message
+    assert "N = 1 labels" in res.error_message and "1-by-3" in res.error_message, \
+        res.error_message

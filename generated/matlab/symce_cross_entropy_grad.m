@@ -6,7 +6,8 @@ function grad = symce_cross_entropy_grad(probs, target, varargin)
 %   Formula: dL/dp_k = -y_k / p_k  [proof cross_entropy_grad: −y_j / p_j]
 %
 %   Inputs:
-%     PROBS   K-by-N, class probabilities, one column per sample
+%     PROBS   K-by-N, class probabilities, one column per sample (a 1-by-K row
+%             is one sample)
 %     TARGET  1-by-N (or N-by-1) class labels in 1..K, or a K-by-N matrix of
 %             probability targets (same size as the first argument; with K = 1 a
 %             floating-point 1-by-N target is read as probabilities, pass labels
@@ -54,19 +55,20 @@ reduction = check_reduction(opts.Reduction);
 smoothing = check_smoothing(opts.LabelSmoothing);
 w_k = check_class_weight(opts.Weight, K, probs);
 ignore_index = check_ignore_index(opts.IgnoreIndex);
-% computed in double, rounded once to the input's class at the end
+% computed in double, K-by-N (a row is one sample), rounded once to the input's class at the end
 cls = class(probs);
+sz = size(probs);
 w_k = double(w_k);
 if isfloat(target) && isequal(size(target), size(probs))
     % probability targets, one column per sample
     check_like(target, 'target', probs, 'probs');
-    target = double(target);
+    target = reshape(double(target), K, N);
     kept = true(1, N);
     divisor = N;
     yt = w_k.*(target.*(1 - smoothing) + smoothing./K);
 else
     % class labels: hot = [k == t], w_t = the weight of the sample's class
-    t = check_labels(target, K, N, ignore_index);
+    t = check_labels(target, K, N, ignore_index, probs);
     kept = t ~= ignore_index;
     t(~kept) = 1;  % any class; the column is zeroed below
     hot = (1:K)' == t;
@@ -81,13 +83,13 @@ if divisor == 0
     divisor = NaN;
 end
 check_probabilities(probs, 'probs');
-probs = double(probs);
+probs = reshape(double(probs), K, N);
 grad = -yt./clamp_min(probs, 1.0e-12);
 if strcmp(reduction, 'mean')
     grad = grad / divisor;
 end
 grad(:, ~kept) = 0;
-grad = cast(grad, cls);
+grad = reshape(cast(grad, cls), sz);
 end
 
 function out = clamp_min(x, lo)
@@ -144,12 +146,17 @@ end
 end
 
 function [K, N] = check_classes(a, arg)
-% a K-by-N matrix, classes along dimension 1, with at least one class
+% a K-by-N matrix, classes along dimension 1, with at least one class; a 1-by-K row (K > 1) is
+% one sample, as a K-by-1 column is (docs/semantics.md, Input policies)
 if ~ismatrix(a)
     error('symce:shape', ['%s: %s must be a K-by-N matrix (classes along ' ...
           'dimension 1), got a %s array.'], mfilename, arg, size_str(a));
 end
 [K, N] = size(a);
+if K == 1 && N > 1
+    K = N;
+    N = 1;
+end
 if K == 0
     error('symce:emptyClasses', ['%s: %s must have at least one class (K >= 1 ' ...
           'rows), got a %s array.'], mfilename, arg, size_str(a));
@@ -221,7 +228,7 @@ end
 value = double(value);
 end
 
-function t = check_labels(target, K, N, ignore_index)
+function t = check_labels(target, K, N, ignore_index, like)
 % N integer labels in 1..K (or IgnoreIndex), as a 1-by-N row of doubles
 if ~(isnumeric(target) && isreal(target))
     error('symce:type', ['%s: target must be numeric labels or a real ' ...
@@ -230,7 +237,7 @@ end
 if ~((isvector(target) || isempty(target)) && numel(target) == N)
     error('symce:shape', ['%s: target must be N = %d labels (1-by-N or N-by-1) or a ' ...
           '%d-by-%d floating-point probability matrix, got a %s %s array.'], ...
-          mfilename, N, K, N, size_str(target), class(target));
+          mfilename, N, size(like, 1), size(like, 2), size_str(target), class(target));
 end
 t = double(reshape(target, 1, N));
 bad = ~(t == round(t) & ((t >= 1 & t <= K) | t == ignore_index));

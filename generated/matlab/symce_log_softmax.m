@@ -5,7 +5,8 @@ function out = symce_log_softmax(z)
 %   Formula: log p_k = z_k - log sum_j exp(z_j)
 %
 %   Inputs:
-%     Z       K-by-N, one column of logits per sample
+%     Z       K-by-N, one column of logits per sample (a 1-by-K row is one
+%             sample)
 %   Output:
 %     OUT     K-by-N, the size of Z
 %   Works on double and single: the result has the class of the inputs
@@ -26,9 +27,10 @@ function out = symce_log_softmax(z)
 check_nargin(nargin, 1, 'the input Z');
 check_float(z, 'z');
 [K, N] = check_classes(z, 'z');
-% computed in double, rounded once to the input's class at the end
+% computed in double, K-by-N (a row is one sample), rounded once to the input's class at the end
 cls = class(z);
-z = double(z);
+sz = size(z);
+z = reshape(double(z), K, N);
 % shift = column max (0 where it is not finite), at = its row.  max skips NaN, which comes back
 % through zs.  Srest = S - 1: the other classes' e plus em1 (= e - 1) at the argmax, so that
 % log1p(Srest) keeps log p accurate when one class dominates.
@@ -43,7 +45,7 @@ at = at + K * (0:N - 1);
 terms = ez;
 terms(at) = em1(at);
 Srest = sum(terms, 1);
-out = cast(zlo + zs - log1p(Srest), cls);
+out = reshape(cast(zlo + zs - log1p(Srest), cls), sz);
 end
 
 function err = two_sum_err(a, b)
@@ -82,12 +84,17 @@ end
 end
 
 function [K, N] = check_classes(a, arg)
-% a K-by-N matrix, classes along dimension 1, with at least one class
+% a K-by-N matrix, classes along dimension 1, with at least one class; a 1-by-K row (K > 1) is
+% one sample, as a K-by-1 column is (docs/semantics.md, Input policies)
 if ~ismatrix(a)
     error('symce:shape', ['%s: %s must be a K-by-N matrix (classes along ' ...
           'dimension 1), got a %s array.'], mfilename, arg, size_str(a));
 end
 [K, N] = size(a);
+if K == 1 && N > 1
+    K = N;
+    N = 1;
+end
 if K == 0
     error('symce:emptyClasses', ['%s: %s must have at least one class (K >= 1 ' ...
           'rows), got a %s array.'], mfilename, arg, size_str(a));

@@ -6,7 +6,8 @@ function loss = symce_softmax_cross_entropy(logits, target, varargin)
 %   Formula: L = log sum_j exp(z_j) - sum_k y_k z_k
 %
 %   Inputs:
-%     LOGITS  K-by-N, unnormalised scores, one column per sample
+%     LOGITS  K-by-N, unnormalised scores, one column per sample (a 1-by-K row
+%             is one sample)
 %     TARGET  1-by-N (or N-by-1) class labels in 1..K, or a K-by-N matrix of
 %             probability targets (same size as the first argument; with K = 1 a
 %             floating-point 1-by-N target is read as probabilities, pass labels
@@ -54,19 +55,20 @@ reduction = check_reduction(opts.Reduction);
 smoothing = check_smoothing(opts.LabelSmoothing);
 w_k = check_class_weight(opts.Weight, K, logits);
 ignore_index = check_ignore_index(opts.IgnoreIndex);
-% computed in double, rounded once to the input's class at the end
+% computed in double, K-by-N (a row is one sample), rounded once to the input's class at the end
 cls = class(logits);
+sz = size(logits);
 w_k = double(w_k);
 if isfloat(target) && isequal(size(target), size(logits))
     % probability targets, one column per sample
     check_like(target, 'target', logits, 'logits');
-    target = double(target);
+    target = reshape(double(target), K, N);
     kept = true(1, N);
     divisor = N;
     yt = w_k.*(target.*(1 - smoothing) + smoothing./K);
 else
     % class labels: hot = [k == t], w_t = the weight of the sample's class
-    t = check_labels(target, K, N, ignore_index);
+    t = check_labels(target, K, N, ignore_index, logits);
     kept = t ~= ignore_index;
     t(~kept) = 1;  % any class; the column is zeroed below
     hot = (1:K)' == t;
@@ -80,7 +82,7 @@ if divisor == 0
     % 0 over the kept samples) is NaN, also where smoothing makes the sum non-zero
     divisor = NaN;
 end
-z = double(logits);
+z = reshape(double(logits), K, N);
 % shift = column max (0 where it is not finite), at = its row.  max skips NaN, which comes back
 % through zs.  Srest = S - 1: the other classes' e plus em1 (= e - 1) at the argmax, so that
 % log1p(Srest) keeps log p accurate when one class dominates.
@@ -175,12 +177,17 @@ end
 end
 
 function [K, N] = check_classes(a, arg)
-% a K-by-N matrix, classes along dimension 1, with at least one class
+% a K-by-N matrix, classes along dimension 1, with at least one class; a 1-by-K row (K > 1) is
+% one sample, as a K-by-1 column is (docs/semantics.md, Input policies)
 if ~ismatrix(a)
     error('symce:shape', ['%s: %s must be a K-by-N matrix (classes along ' ...
           'dimension 1), got a %s array.'], mfilename, arg, size_str(a));
 end
 [K, N] = size(a);
+if K == 1 && N > 1
+    K = N;
+    N = 1;
+end
 if K == 0
     error('symce:emptyClasses', ['%s: %s must have at least one class (K >= 1 ' ...
           'rows), got a %s array.'], mfilename, arg, size_str(a));
@@ -252,7 +259,7 @@ end
 value = double(value);
 end
 
-function t = check_labels(target, K, N, ignore_index)
+function t = check_labels(target, K, N, ignore_index, like)
 % N integer labels in 1..K (or IgnoreIndex), as a 1-by-N row of doubles
 if ~(isnumeric(target) && isreal(target))
     error('symce:type', ['%s: target must be numeric labels or a real ' ...
@@ -261,7 +268,7 @@ end
 if ~((isvector(target) || isempty(target)) && numel(target) == N)
     error('symce:shape', ['%s: target must be N = %d labels (1-by-N or N-by-1) or a ' ...
           '%d-by-%d floating-point probability matrix, got a %s %s array.'], ...
-          mfilename, N, K, N, size_str(target), class(target));
+          mfilename, N, size(like, 1), size(like, 2), size_str(target), class(target));
 end
 t = double(reshape(target, 1, N));
 bad = ~(t == round(t) & ((t >= 1 & t <= K) | t == ignore_index));

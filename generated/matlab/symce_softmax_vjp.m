@@ -5,7 +5,8 @@ function out = symce_softmax_vjp(z, g)
 %   Formula: (J^T g)_j = p_j (g_j - <g, p>)  [proof softmax_jacobian: p_i(δ_ij − p_j)]
 %
 %   Inputs:
-%     Z       K-by-N, one column of logits per sample
+%     Z       K-by-N, one column of logits per sample (a 1-by-K row is one
+%             sample)
 %     G       K-by-N, the upstream gradient (the size of Z)
 %   Output:
 %     OUT     K-by-N, the size of Z
@@ -28,10 +29,11 @@ check_nargin(nargin, 2, 'the inputs Z and G');
 check_float(z, 'z');
 [K, N] = check_classes(z, 'z');
 check_like(g, 'g', z, 'z');
-% computed in double, rounded once to the input's class at the end
+% computed in double, K-by-N (a row is one sample), rounded once to the input's class at the end
 cls = class(z);
-z = double(z);
-g = double(g);
+sz = size(z);
+z = reshape(double(z), K, N);
+g = reshape(double(g), K, N);
 % shift = column max (0 where it is not finite), at = its row.  max skips NaN, which comes back
 % through zs.  Srest = S - 1: the other classes' e plus em1 (= e - 1) at the argmax, so that
 % log1p(Srest) keeps log p accurate when one class dominates.
@@ -49,7 +51,7 @@ Srest = sum(terms, 1);
 p = ez./(Srest + 1);
 g_dot_e = sum(ez.*g, 1);
 g_dot_p = g_dot_e./(Srest + 1);
-out = cast(p.*(-g_dot_p + g), cls);
+out = reshape(cast(p.*(-g_dot_p + g), cls), sz);
 end
 
 function err = two_sum_err(a, b)
@@ -88,12 +90,17 @@ end
 end
 
 function [K, N] = check_classes(a, arg)
-% a K-by-N matrix, classes along dimension 1, with at least one class
+% a K-by-N matrix, classes along dimension 1, with at least one class; a 1-by-K row (K > 1) is
+% one sample, as a K-by-1 column is (docs/semantics.md, Input policies)
 if ~ismatrix(a)
     error('symce:shape', ['%s: %s must be a K-by-N matrix (classes along ' ...
           'dimension 1), got a %s array.'], mfilename, arg, size_str(a));
 end
 [K, N] = size(a);
+if K == 1 && N > 1
+    K = N;
+    N = 1;
+end
 if K == 0
     error('symce:emptyClasses', ['%s: %s must have at least one class (K >= 1 ' ...
           'rows), got a %s array.'], mfilename, arg, size_str(a));

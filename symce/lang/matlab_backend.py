@@ -85,7 +85,7 @@ DIVISOR_DOC = {
 # MATLAB-layout description of the inputs whose layout is the same in every family.
 SHAPES = {
     "x": "an array of any size",
-    "z": "K-by-N, one column of logits per sample",
+    "z": "K-by-N, one column of logits per sample (a 1-by-K row is one sample)",
     "g": "K-by-N, the upstream gradient (the size of Z)",
 }
 
@@ -339,7 +339,8 @@ def _arg_docs(kern) -> list:
                     "floating-point 1-by-N target is read as probabilities, pass labels as an "
                     "integer class such as int32 to mean labels)")
         else:
-            text = f"K-by-N, {a.doc.replace('one row per sample', 'one column per sample')}"
+            text = (f"K-by-N, {a.doc.replace('one row per sample', 'one column per sample')} "
+                    "(a 1-by-K row is one sample)")
         docs.append({"name": a.name.upper(), "text": text})
     return docs
 
@@ -524,6 +525,8 @@ def context(kern) -> dict:
         "loss_out": "loss" in outs,
         "grad_out": "grad" in outs,
         "is_jacobian": kern.name == "softmax_jacobian",
+        # a K-by-N result, the size of the first input (reshaped back: a row in, a row out)
+        "out_like_first": kern.outputs[0].shape == "(N, K)",
         "is_vjp": is_vjp,
         "needs_ysum": "ysum" in used,
         "check_domain": _checks_domain(kern),
