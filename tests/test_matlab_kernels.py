@@ -99,7 +99,9 @@ def _build(batch: Batch):
                 variants = [({}, False)]
                 if kern.options:
                     variants = [(_options(name, K, dtype, rng, t), False) for t in REF_OPTIONS]
-                    if kern.family.startswith("ce"):
+                    # (K = 1: the one probability target is 1, refused as a possible label;
+                    # test_matlab_policies checks that)
+                    if kern.family.startswith("ce") and K > 1:
                         variants.append((_options(name, K, dtype, rng, REF_OPTIONS[1]), True))
                 for opts, soft in variants:
                     if opts.get("ignore_index") == 0 and soft:

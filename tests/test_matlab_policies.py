@@ -11,6 +11,10 @@ Octave (every call of this module in one octave-cli process).
 * a vector of either orientation is one sample: a 1-by-K row (K > 1) gives the column's numbers,
   in a row (row kernels, cross-entropy with a scalar label or a row of probabilities); 1-by-1 is
   one sample of one class, 1-by-0 an empty batch of one class;
+* labels or probability targets: a floating-point target the size of the input is probability
+  targets and must lie in [0, 1] (NaN passes), so labels given as doubles in that shape are an
+  error that says what to do, never a (negative) loss; with one class (K = 1) a floating-point
+  target of whole numbers is symce:ambiguousTarget;
 """
 from __future__ import annotations
 
@@ -174,6 +178,45 @@ def _build_rows(batch):
     _call(batch, "row, N labels", "symce_softmax_cross_entropy([1 2 3], int32([1 1 1]))")
 
 
+TARGETS = []  # (kernel, call, expected error id or None, words of the message)
+
+
+def _build_targets(batch):
+    TARGETS.clear()
+    for name in CE_KERNELS:
+        nout = 0
+        f = f"symce_{name}"
+        probs = name.startswith("cross")
+        one = "0.5" if probs else "2.5"
+        for call, err, words in (
+                # the issue's cases: labels as doubles the size of a row (one sample)
+                (f"{f}([.5 .5 .5], [2 2 2])", "symce:domain",
+                 ("target", "[0, 1]", "got 2 at element 1", "int32(target)")),
+                (f"{f}([0.5 0.5], [1 -100])", "symce:domain",
+                 ("target", "got -100 at element 2", "one per sample")),
+                (f"{f}([.2 .5; .5 .1; .3 .4], [0 1; 1 0; 0 1.5])", "symce:domain",
+                 ("target", "got 1.5 at element 6")),
+                (f"{f}(single([.2 .5 .3]), single([0 -0.25 1]))", "symce:domain",
+                 ("target", "got -0.25 at element 2")),
+                # one class: a whole-number double could be a label or a probability
+                (f"{f}({one}, 1)", "symce:ambiguousTarget",
+                 ("K = 1", "target 1", "int32(target)")),
+                (f"{f}(single({one}), single(0))", "symce:ambiguousTarget", ("target 0",)),
+                (f"{f}({one}, int32(1))", None, ()),
+                (f"{f}({one}, 0.25)", None, ()),
+                (f"{f}({one}, NaN)", None, ()),
+                # probabilities in [0, 1], NaN and -0 pass; labels as doubles of another size
+                (f"{f}([.2 .5 .3], [0 1 0])", None, ()),
+                (f"{f}([.2 .5 .3], [NaN -0 1])", None, ()),
+                (f"{f}([.2 .5; .5 .1; .3 .4], [3 1])", None, ()),
+                (f"{f}([.2 .5; .5 .1; .3 .4], [3; 1])", None, ())):
+            TARGETS.append((name, call, err, words, batch.call(call, nout=nout)))
+    # the probabilities are checked before the target (a bad PROBS is reported first)
+    TARGETS.append(("cross_entropy", "bad probs and target", "symce:domain",
+                    ("probs must be", "got 1.5"),
+                    batch.call("symce_cross_entropy([.2 1.5 .3], [2 2 2])", nout=0)))
+
+
 @pytest.fixture(scope="module")
 def results():
     octave = support.toolchain("octave-cli", "SYMCE_REQUIRE_OCTAVE")
@@ -187,6 +230,7 @@ def results():
     NARGIN.clear()
     _build_nargin(batch)
     _build_rows(batch)
+    _build_targets(batch)
     return batch.run(octave)
 
 
@@ -282,3 +326,20 @@ def test_one_class_and_empty_rows(results):
     assert res.error_id == "symce:shape", res.error_message
     assert "N = 1 labels" in res.error_message and "1-by-3" in res.error_message, \
         res.error_message
+
+
+# ----------------------------------------------------------------------------------------------
+# Labels or probability targets
+# ----------------------------------------------------------------------------------------------
+def test_labels_or_probability_targets(results):
+    assert len(TARGETS) == 13 * len(CE_KERNELS) + 1
+    for name, call, err, words, key in TARGETS:
+        res = results[key]
+        if err is None:
+            res.check()
+            continue
+        assert res.error_id == err, f"{call}: {res.error_id}: {res.error_message}"
+        msg = res.error_message
+        assert msg.startswith(f"symce_{name}: "), msg
+        for word in words:
+            assert word in msg, f"{call}: {word!r} not in {msg!r}"

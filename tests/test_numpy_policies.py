@@ -4,6 +4,9 @@
   cross-entropy from probabilities and the BCE kernels, bit for bit the float64 computation,
   cast), and the BCE gradient at subnormal probabilities, weighted, is within an ULP of mpmath;
 * 'mean' over a zero total class weight is NaN (loss and gradient), also with label smoothing;
+* labels or probability targets: a floating target is probability targets and must lie in
+  [0, 1] (NaN passes), so labels given as floats in the input's shape are an error that says
+  what to do, never a (negative) loss;
 """
 from __future__ import annotations
 
@@ -96,3 +99,31 @@ def test_mean_over_zero_weight_is_nan(sk, dtype, eps):
                                 weight=[0.0, 1.0, 1.0], label_smoothing=eps)
         for v in out if isinstance(out, tuple) else (out,):
             assert np.isnan(v).all(), f"{name}: {v}"
+
+
+# ----------------------------------------------------------------------------------------------
+# Labels or probability targets
+# ----------------------------------------------------------------------------------------------
+CE_KERNELS = ("cross_entropy", "cross_entropy_grad", "softmax_cross_entropy",
+              "softmax_cross_entropy_grad", "softmax_cross_entropy_with_grad")
+
+
+@pytest.mark.parametrize("name", CE_KERNELS)
+def test_probability_targets_in_0_1(sk, name):
+    f = getattr(sk, name)
+    for first, target, shown in (
+            ([.5, .5, .5], [2.0, 2.0, 2.0], "got 2.0 at index 0"),        # labels as floats
+            ([0.5, 0.5], [1.0, -100.0], "got -100.0 at index 1"),
+            ([[.2, .5, .3], [.5, .1, .4]], [[0, 1, 0], [0, 1.5, 0]], r"got 1.5 at index \(1, 1\)"),
+            (np.float32([.2, .5, .3]), np.float32([0, -0.25, 1]), "got -0.25 at index 1")):
+        first = np.asarray(first, dtype=getattr(first, "dtype", np.float64))
+        target = np.asarray(target, dtype=first.dtype)
+        with pytest.raises(ValueError, match=rf"^target: expected probability targets in "
+                                             rf"\[0, 1\].*integers.*{shown}"):
+            f(first, target)
+    # in [0, 1], NaN and -0.0 pass; and a bad probs is reported before the target
+    f(np.array([.2, .5, .3]), np.array([np.nan, -0.0, 1.0]))
+    f(np.array([.2, .5, .3]), np.array([0.0, 1.0, 0.0]))
+    if name.startswith("cross"):
+        with pytest.raises(ValueError, match="^probs: .*got 1.5"):
+            f(np.array([.2, 1.5, .3]), np.array([2.0, 2.0, 2.0]))

@@ -158,13 +158,16 @@ end
 weight = cast(value, class(like));
 end
 
-function check_probabilities(a, arg)
-% every value in [0, 1]; NaN passes (it propagates to the results)
+function check_probabilities(a, arg, hint)
+% every value in [0, 1]; NaN passes (it propagates to the results); hint ends the message
+if nargin < 3
+    hint = '';
+end
 bad = a < 0 | a > 1;
 if any(bad(:))
     n = find(bad, 1);
     error('symce:domain', ['%s: %s must be probabilities in [0, 1] (or NaN), ' ...
-          'got %s at element %d.'], mfilename, arg, num2str(a(n)), n);
+          'got %s at element %d%s.'], mfilename, arg, num2str(a(n)), n, hint);
 end
 end
 

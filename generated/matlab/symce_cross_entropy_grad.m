@@ -8,10 +8,10 @@ function grad = symce_cross_entropy_grad(probs, target, varargin)
 %   Inputs:
 %     PROBS   K-by-N, class probabilities, one column per sample (a 1-by-K row
 %             is one sample)
-%     TARGET  1-by-N (or N-by-1) class labels in 1..K, or a K-by-N matrix of
-%             probability targets (same size as the first argument; with K = 1 a
-%             floating-point 1-by-N target is read as probabilities, pass labels
-%             as an integer class such as int32 to mean labels)
+%     TARGET  1-by-N (or N-by-1) class labels in 1..K, of any numeric class (one
+%             label for one sample), or floating-point probability targets in
+%             [0, 1] of the size of the first argument (with one class, K = 1,
+%             pass labels as an integer class such as int32)
 %   Output:
 %     GRAD    gradient of the reduced loss, the size of the first argument
 %   Name-value options (names are case-insensitive; [] means the default):
@@ -55,20 +55,29 @@ reduction = check_reduction(opts.Reduction);
 smoothing = check_smoothing(opts.LabelSmoothing);
 w_k = check_class_weight(opts.Weight, K, probs);
 ignore_index = check_ignore_index(opts.IgnoreIndex);
+% labels or probability targets (docs/semantics.md, Input policies)
+soft = is_soft_target(target, probs, K);
+if soft
+    check_like(target, 'target', probs, 'probs');
+else
+    t = check_labels(target, K, N, ignore_index, probs);
+end
+check_probabilities(probs, 'probs');
+if soft
+    check_probabilities(target, 'target', '; a floating-point target the size of PROBS is read as probability targets: pass class labels one per sample or as an integer class, e.g. int32(target)');
+end
 % computed in double, K-by-N (a row is one sample), rounded once to the input's class at the end
 cls = class(probs);
 sz = size(probs);
 w_k = double(w_k);
-if isfloat(target) && isequal(size(target), size(probs))
+if soft
     % probability targets, one column per sample
-    check_like(target, 'target', probs, 'probs');
     target = reshape(double(target), K, N);
     kept = true(1, N);
     divisor = N;
     yt = w_k.*(target.*(1 - smoothing) + smoothing./K);
 else
     % class labels: hot = [k == t], w_t = the weight of the sample's class
-    t = check_labels(target, K, N, ignore_index, probs);
     kept = t ~= ignore_index;
     t(~kept) = 1;  % any class; the column is zeroed below
     hot = (1:K)' == t;
@@ -82,7 +91,6 @@ if divisor == 0
     % 0 over the kept samples) is NaN, also where smoothing makes the sum non-zero
     divisor = NaN;
 end
-check_probabilities(probs, 'probs');
 probs = reshape(double(probs), K, N);
 grad = -yt./clamp_min(probs, 1.0e-12);
 if strcmp(reduction, 'mean')
@@ -228,6 +236,17 @@ end
 value = double(value);
 end
 
+function soft = is_soft_target(target, like, K)
+% a floating-point target the size of like is probability targets, any other target labels; with
+% one class (K = 1) a floating-point target of whole numbers could be either, and is refused
+soft = isfloat(target) && isequal(size(target), size(like));
+if soft && K == 1 && ~isempty(target) && all(target(:) == round(target(:)))
+    error('symce:ambiguousTarget', ['%s: with one class (K = 1) the floating-point target ' ...
+          '%s could be class labels or probability targets; pass labels as an integer ' ...
+          'class, e.g. int32(target).'], mfilename, value_str(target));
+end
+end
+
 function t = check_labels(target, K, N, ignore_index, like)
 % N integer labels in 1..K (or IgnoreIndex), as a 1-by-N row of doubles
 if ~(isnumeric(target) && isreal(target))
@@ -249,13 +268,16 @@ if any(bad)
 end
 end
 
-function check_probabilities(a, arg)
-% every value in [0, 1]; NaN passes (it propagates to the results)
+function check_probabilities(a, arg, hint)
+% every value in [0, 1]; NaN passes (it propagates to the results); hint ends the message
+if nargin < 3
+    hint = '';
+end
 bad = a < 0 | a > 1;
 if any(bad(:))
     n = find(bad, 1);
     error('symce:domain', ['%s: %s must be probabilities in [0, 1] (or NaN), ' ...
-          'got %s at element %d.'], mfilename, arg, num2str(a(n)), n);
+          'got %s at element %d%s.'], mfilename, arg, num2str(a(n)), n, hint);
 end
 end
 

@@ -8,10 +8,10 @@ function grad = symce_softmax_cross_entropy_grad(logits, target, varargin)
 %   Inputs:
 %     LOGITS  K-by-N, unnormalised scores, one column per sample (a 1-by-K row
 %             is one sample)
-%     TARGET  1-by-N (or N-by-1) class labels in 1..K, or a K-by-N matrix of
-%             probability targets (same size as the first argument; with K = 1 a
-%             floating-point 1-by-N target is read as probabilities, pass labels
-%             as an integer class such as int32 to mean labels)
+%     TARGET  1-by-N (or N-by-1) class labels in 1..K, of any numeric class (one
+%             label for one sample), or floating-point probability targets in
+%             [0, 1] of the size of the first argument (with one class, K = 1,
+%             pass labels as an integer class such as int32)
 %   Output:
 %     GRAD    gradient of the reduced loss, the size of the first argument
 %   Name-value options (names are case-insensitive; [] means the default):
@@ -54,20 +54,28 @@ reduction = check_reduction(opts.Reduction);
 smoothing = check_smoothing(opts.LabelSmoothing);
 w_k = check_class_weight(opts.Weight, K, logits);
 ignore_index = check_ignore_index(opts.IgnoreIndex);
+% labels or probability targets (docs/semantics.md, Input policies)
+soft = is_soft_target(target, logits, K);
+if soft
+    check_like(target, 'target', logits, 'logits');
+else
+    t = check_labels(target, K, N, ignore_index, logits);
+end
+if soft
+    check_probabilities(target, 'target', '; a floating-point target the size of LOGITS is read as probability targets: pass class labels one per sample or as an integer class, e.g. int32(target)');
+end
 % computed in double, K-by-N (a row is one sample), rounded once to the input's class at the end
 cls = class(logits);
 sz = size(logits);
 w_k = double(w_k);
-if isfloat(target) && isequal(size(target), size(logits))
+if soft
     % probability targets, one column per sample
-    check_like(target, 'target', logits, 'logits');
     target = reshape(double(target), K, N);
     kept = true(1, N);
     divisor = N;
     yt = w_k.*(target.*(1 - smoothing) + smoothing./K);
 else
     % class labels: hot = [k == t], w_t = the weight of the sample's class
-    t = check_labels(target, K, N, ignore_index, logits);
     kept = t ~= ignore_index;
     t(~kept) = 1;  % any class; the column is zeroed below
     hot = (1:K)' == t;
@@ -252,6 +260,17 @@ end
 value = double(value);
 end
 
+function soft = is_soft_target(target, like, K)
+% a floating-point target the size of like is probability targets, any other target labels; with
+% one class (K = 1) a floating-point target of whole numbers could be either, and is refused
+soft = isfloat(target) && isequal(size(target), size(like));
+if soft && K == 1 && ~isempty(target) && all(target(:) == round(target(:)))
+    error('symce:ambiguousTarget', ['%s: with one class (K = 1) the floating-point target ' ...
+          '%s could be class labels or probability targets; pass labels as an integer ' ...
+          'class, e.g. int32(target).'], mfilename, value_str(target));
+end
+end
+
 function t = check_labels(target, K, N, ignore_index, like)
 % N integer labels in 1..K (or IgnoreIndex), as a 1-by-N row of doubles
 if ~(isnumeric(target) && isreal(target))
@@ -270,6 +289,19 @@ if any(bad)
     error('symce:label', ['%s: target labels must be integers in 1..K (K = %d) ' ...
           'or IgnoreIndex (%d), got %s for sample %d.'], mfilename, K, ignore_index, ...
           num2str(t(n)), n);
+end
+end
+
+function check_probabilities(a, arg, hint)
+% every value in [0, 1]; NaN passes (it propagates to the results); hint ends the message
+if nargin < 3
+    hint = '';
+end
+bad = a < 0 | a > 1;
+if any(bad(:))
+    n = find(bad, 1);
+    error('symce:domain', ['%s: %s must be probabilities in [0, 1] (or NaN), ' ...
+          'got %s at element %d%s.'], mfilename, arg, num2str(a(n)), n, hint);
 end
 end
 

@@ -163,14 +163,34 @@ def _first(bad):
     return where, where[0] if len(where) == 1 else where
 
 
+def _outside_unit(arr):
+    """The first index of ``arr`` holding a value outside [0, 1] (NaN is not), or None; two
+    reductions when every value is inside (the usual case), a mask only otherwise."""
+    if arr.size == 0 or (np.min(arr) >= 0 and np.max(arr) <= 1):  # false if there is a NaN
+        return None
+    bad = (arr < 0) | (arr > 1)  # false for NaN
+    return _first(bad) if bad.any() else None
+
+
 def _probabilities(name, arr):
     """Every entry of ``arr`` in [0, 1]; NaN passes (it gives NaN out)."""
-    bad = (arr < 0) | (arr > 1)  # false for NaN
-    if bad.any():
-        where, shown = _first(bad)
+    found = _outside_unit(arr)
+    if found is not None:
+        where, shown = found
         raise ValueError(f"{name}: expected probabilities in [0, 1], got {arr[where]} at index "
                          f"{shown}")
     return arr
+
+
+def _probability_targets(y):
+    """A probability target (None: labels) in [0, 1]; NaN passes.  The check also stops class
+    labels given as floats from being read as probabilities (docs/semantics.md, Input policies)."""
+    found = None if y is None else _outside_unit(y)
+    if found is not None:
+        where, shown = found
+        raise ValueError(f"target: expected probability targets in [0, 1] (a floating target "
+                         f"is read as probabilities; class labels are integers), got "
+                         f"{y[where]} at index {shown}")
 
 
 def _reduction(reduction):
@@ -856,8 +876,8 @@ def cross_entropy(probs, target, reduction="mean", *, weight=None, ignore_index=
 
     Args:
         probs (N, K) or (K,): class probabilities, one row per sample.
-        target: (N,) integer class indices in [0, K), or (N, K) floating probability targets; for
-            1-D input (K,): an integer or a (K,) target.
+        target: (N,) integer class indices in [0, K), or (N, K) floating probability targets in [0,
+            1]; for 1-D input (K,): an integer or a (K,) target.
         reduction: 'none' (one loss per sample), 'mean' (default: the sum over the summed class
             weight of the kept samples for labels, over N for probability targets) or 'sum'.
         weight: (K,) non-negative class weights, or None (all 1).
@@ -879,6 +899,7 @@ def cross_entropy(probs, target, reduction="mean", *, weight=None, ignore_index=
     reduction = _reduction(reduction)
     label_smoothing = _smoothing(label_smoothing)
     _probabilities("probs", probs)
+    _probability_targets(y)
     dtype = probs.dtype
     n_classes = probs.shape[-1]
     with np.errstate(all="ignore"):
@@ -904,8 +925,8 @@ def cross_entropy_grad(probs, target, reduction="mean", *, weight=None, ignore_i
 
     Args:
         probs (N, K) or (K,): class probabilities, one row per sample.
-        target: (N,) integer class indices in [0, K), or (N, K) floating probability targets; for
-            1-D input (K,): an integer or a (K,) target.
+        target: (N,) integer class indices in [0, K), or (N, K) floating probability targets in [0,
+            1]; for 1-D input (K,): an integer or a (K,) target.
         reduction: 'none' (one loss per sample), 'mean' (default: the sum over the summed class
             weight of the kept samples for labels, over N for probability targets) or 'sum'.
         weight: (K,) non-negative class weights, or None (all 1).
@@ -927,6 +948,7 @@ def cross_entropy_grad(probs, target, reduction="mean", *, weight=None, ignore_i
     reduction = _reduction(reduction)
     label_smoothing = _smoothing(label_smoothing)
     _probabilities("probs", probs)
+    _probability_targets(y)
     dtype = probs.dtype
     n_classes = probs.shape[-1]
     with np.errstate(all="ignore"):
@@ -952,8 +974,8 @@ def softmax_cross_entropy(logits, target, reduction="mean", *, weight=None, igno
 
     Args:
         logits (N, K) or (K,): unnormalised scores, one row per sample.
-        target: (N,) integer class indices in [0, K), or (N, K) floating probability targets; for
-            1-D input (K,): an integer or a (K,) target.
+        target: (N,) integer class indices in [0, K), or (N, K) floating probability targets in [0,
+            1]; for 1-D input (K,): an integer or a (K,) target.
         reduction: 'none' (one loss per sample), 'mean' (default: the sum over the summed class
             weight of the kept samples for labels, over N for probability targets) or 'sum'.
         weight: (K,) non-negative class weights, or None (all 1).
@@ -975,6 +997,7 @@ def softmax_cross_entropy(logits, target, reduction="mean", *, weight=None, igno
     weight = _class_weights(weight, logits, "logits")
     reduction = _reduction(reduction)
     label_smoothing = _smoothing(label_smoothing)
+    _probability_targets(y)
     dtype = logits.dtype
     n_classes = logits.shape[-1]
     with np.errstate(all="ignore"):
@@ -1121,8 +1144,8 @@ def softmax_cross_entropy_grad(logits, target, reduction="mean", *, weight=None,
 
     Args:
         logits (N, K) or (K,): unnormalised scores, one row per sample.
-        target: (N,) integer class indices in [0, K), or (N, K) floating probability targets; for
-            1-D input (K,): an integer or a (K,) target.
+        target: (N,) integer class indices in [0, K), or (N, K) floating probability targets in [0,
+            1]; for 1-D input (K,): an integer or a (K,) target.
         reduction: 'none' (one loss per sample), 'mean' (default: the sum over the summed class
             weight of the kept samples for labels, over N for probability targets) or 'sum'.
         weight: (K,) non-negative class weights, or None (all 1).
@@ -1142,6 +1165,7 @@ def softmax_cross_entropy_grad(logits, target, reduction="mean", *, weight=None,
     weight = _class_weights(weight, logits, "logits")
     reduction = _reduction(reduction)
     label_smoothing = _smoothing(label_smoothing)
+    _probability_targets(y)
     dtype = logits.dtype
     n_classes = logits.shape[-1]
     with np.errstate(all="ignore"):
@@ -1309,8 +1333,8 @@ def softmax_cross_entropy_with_grad(logits, target, reduction="mean", *, weight=
 
     Args:
         logits (N, K) or (K,): unnormalised scores, one row per sample.
-        target: (N,) integer class indices in [0, K), or (N, K) floating probability targets; for
-            1-D input (K,): an integer or a (K,) target.
+        target: (N,) integer class indices in [0, K), or (N, K) floating probability targets in [0,
+            1]; for 1-D input (K,): an integer or a (K,) target.
         reduction: 'none' (one loss per sample), 'mean' (default: the sum over the summed class
             weight of the kept samples for labels, over N for probability targets) or 'sum'.
         weight: (K,) non-negative class weights, or None (all 1).
@@ -1336,6 +1360,7 @@ def softmax_cross_entropy_with_grad(logits, target, reduction="mean", *, weight=
     weight = _class_weights(weight, logits, "logits")
     reduction = _reduction(reduction)
     label_smoothing = _smoothing(label_smoothing)
+    _probability_targets(y)
     dtype = logits.dtype
     n_classes = logits.shape[-1]
     with np.errstate(all="ignore"):

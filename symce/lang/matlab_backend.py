@@ -82,6 +82,10 @@ DIVISOR_DOC = {
     "bce": "the number of elements",
 }
 
+# The end of the error for a probability target outside [0, 1]: it may be labels given as doubles.
+TARGET_HINT = ("; a floating-point target the size of {first} is read as probability targets: "
+               "pass class labels one per sample or as an integer class, e.g. int32(target)")
+
 # MATLAB-layout description of the inputs whose layout is the same in every family.
 SHAPES = {
     "x": "an array of any size",
@@ -334,10 +338,10 @@ def _arg_docs(kern) -> list:
             text = ("an array of any size, " + a.doc) if a.name != "target" \
                 else "targets in [0, 1], the size of the first argument"
         elif a.name == "target":
-            text = ("1-by-N (or N-by-1) class labels in 1..K, or a K-by-N matrix of "
-                    "probability targets (same size as the first argument; with K = 1 a "
-                    "floating-point 1-by-N target is read as probabilities, pass labels as an "
-                    "integer class such as int32 to mean labels)")
+            text = ("1-by-N (or N-by-1) class labels in 1..K, of any numeric class (one "
+                    "label for one sample), or floating-point probability targets in [0, 1] "
+                    "of the size of the first argument (with one class, K = 1, pass labels "
+                    "as an integer class such as int32)")
         else:
             text = (f"K-by-N, {a.doc.replace('one row per sample', 'one column per sample')} "
                     "(a 1-by-K row is one sample)")
@@ -404,7 +408,8 @@ def _wrap(text: str, width: int) -> list:
 BODY = {"elementwise": "elementwise", "rowwise": "rowwise", "ce_probs": "ce", "ce_logits": "ce",
         "bce": "bce"}
 _CE_HELPERS = ("parse_options", "check_float", "check_classes", "check_like", "check_reduction",
-               "check_smoothing", "check_class_weight", "check_ignore_index", "check_labels")
+               "check_smoothing", "check_class_weight", "check_ignore_index", "check_labels",
+               "is_soft_target", "check_probabilities")
 # the families with the row scheme (shift, zs, zlo, e, em1, Srest, p, pc)
 ROW_FAMILIES = ("rowwise", "ce_logits")
 FAMILY_HELPERS = {
@@ -429,6 +434,7 @@ HELPER_CALLS = {
     "check_elementwise_weight": ("class_str", "size_str", "value_str"),
     "check_pos_weight": ("class_str", "size_str", "value_str"),
     "check_probabilities": (),
+    "is_soft_target": ("value_str",),
     "value_str": ("size_str",),
 }
 
@@ -530,6 +536,7 @@ def context(kern) -> dict:
         "is_vjp": is_vjp,
         "needs_ysum": "ysum" in used,
         "check_domain": _checks_domain(kern),
+        "target_hint": TARGET_HINT.format(first=ins[0].upper()),
         "row_scheme": fam in ROW_FAMILIES,
         # the variable the printed slots read the first input from (in double)
         "work": NAMES[fam]["z"] if fam in ROW_FAMILIES else ins[0],

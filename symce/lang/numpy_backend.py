@@ -155,8 +155,8 @@ RETURN_DOCS = {  # (family partial, output) -> its entry where the registry's Ar
 DOC_WIDTH = 100
 
 TARGET_DOC = {
-    "ce": "(N,) integer class indices in [0, K), or (N, K) floating probability targets; "
-          "for 1-D input (K,): an integer or a (K,) target",
+    "ce": "(N,) integer class indices in [0, K), or (N, K) floating probability targets in "
+          "[0, 1]; for 1-D input (K,): an integer or a (K,) target",
     "bce": "targets in [0, 1], the input's shape",
 }
 
