@@ -15,6 +15,8 @@ Octave (every call of this module in one octave-cli process).
   targets and must lie in [0, 1] (NaN passes), so labels given as doubles in that shape are an
   error that says what to do, never a (negative) loss; with one class (K = 1) a floating-point
   target of whole numbers is symce:ambiguousTarget;
+* integer and logical arrays next to the first input (Weight, PosWeight, the BCE target, the VJP's
+  g) are converted to its class: the same numbers as the double (or single) arrays.
 """
 from __future__ import annotations
 
@@ -217,6 +219,32 @@ def _build_targets(batch):
                     batch.call("symce_cross_entropy([.2 1.5 .3], [2 2 2])", nout=0)))
 
 
+CONVERTED = []  # (call, key with integer/logical arrays, key with the same values as floats)
+
+
+def _build_converted(batch):
+    CONVERTED.clear()
+    for cls in ("double", "single"):
+        z = f"{cls}([1 2; 0 1; 3 0])"
+        p = f"{cls}([.2 .5; .5 .1; .3 .4])"
+        for call in (
+                f"symce_softmax_cross_entropy_with_grad({z}, [1 3], 'Weight', %(w)s)",
+                f"symce_cross_entropy_grad({p}, [1 3], 'Weight', %(w)s, 'LabelSmoothing', 0.1)",
+                f"symce_binary_cross_entropy({p}, %(y)s, 'Weight', %(w)s, 'Reduction', 'none')",
+                f"symce_sigmoid_binary_cross_entropy_with_grad({z}, %(y)s, 'Weight', %(w)s, "
+                "'PosWeight', %(w)s)",
+                f"symce_softmax_vjp({z}, %(y)s)"):
+            nout = 2 if "with_grad" in call else 1
+            for int_cls in ("int32", "uint8", "logical"):
+                w = "[1; 0; 1]" if int_cls == "logical" else "[1; 0; 2]"
+                y = "[1 0; 0 1; 1 1]"
+                ints = {"w": f"{int_cls}({w})", "y": f"{int_cls}({y})"}
+                floats = {"w": w, "y": f"{cls}({y})"}
+                CONVERTED.append((f"{call % ints} ({cls})",
+                                  batch.call(call % ints, nout=nout),
+                                  batch.call(call % floats, nout=nout)))
+
+
 @pytest.fixture(scope="module")
 def results():
     octave = support.toolchain("octave-cli", "SYMCE_REQUIRE_OCTAVE")
@@ -231,6 +259,7 @@ def results():
     _build_nargin(batch)
     _build_rows(batch)
     _build_targets(batch)
+    _build_converted(batch)
     return batch.run(octave)
 
 
@@ -343,3 +372,16 @@ def test_labels_or_probability_targets(results):
         assert msg.startswith(f"symce_{name}: "), msg
         for word in words:
             assert word in msg, f"{call}: {word!r} not in {msg!r}"
+
+
+# ----------------------------------------------------------------------------------------------
+# Integer and logical arrays are converted
+# ----------------------------------------------------------------------------------------------
+def test_integer_and_logical_arrays_are_converted(results):
+    assert len(CONVERTED) == 30
+    for call, k_int, k_float in CONVERTED:
+        a, b = results[k_int], results[k_float].check()
+        assert a.error_id is None, f"{call}: {a.error_id}: {a.error_message}"
+        assert a.classes == b.classes, call
+        for x, y in zip(a.values, b.values):
+            np.testing.assert_array_equal(x, y, err_msg=call)

@@ -7,6 +7,10 @@
 * labels or probability targets: a floating target is probability targets and must lie in
   [0, 1] (NaN passes), so labels given as floats in the input's shape are an error that says
   what to do, never a (negative) loss;
+* arrays next to the first input: integer and bool arrays are converted to its dtype, as Python
+  numbers and lists are (same numbers); a floating array of the other precision is a TypeError
+  that says so; scalar options take 0-d arrays as the numbers they hold, and an error for any
+  other array says that an array was given.
 """
 from __future__ import annotations
 
@@ -127,3 +131,93 @@ def test_probability_targets_in_0_1(sk, name):
     if name.startswith("cross"):
         with pytest.raises(ValueError, match="^probs: .*got 1.5"):
             f(np.array([.2, 1.5, .3]), np.array([2.0, 2.0, 2.0]))
+
+
+# ----------------------------------------------------------------------------------------------
+# Integer and bool arrays; 0-d arrays for scalar options
+# ----------------------------------------------------------------------------------------------
+INT_DTYPES = [np.int64, np.int32, np.uint8, np.bool_]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("int_dtype", INT_DTYPES, ids=lambda d: np.dtype(d).name)
+def test_integer_and_bool_arrays_are_converted(sk, dtype, int_dtype):
+    rng = np.random.default_rng(4)
+    z = rng.normal(0, 2, (3, 4)).astype(dtype)
+    p = sk.softmax(z)
+    labels = np.array([0, 3, 1])
+    w_int = np.array([1, 0, 2, 1]).astype(int_dtype)
+    w_list = np.array([1, 0, 2, 1]).astype(int_dtype).astype(float).tolist()
+    y_int = (rng.random((3, 4)) > 0.5).astype(int_dtype)
+    y_float = y_int.astype(dtype)
+    for name in ("cross_entropy", "cross_entropy_grad", "softmax_cross_entropy",
+                 "softmax_cross_entropy_with_grad"):
+        first = p if name.startswith("cross") else z
+        f = getattr(sk, name)
+        _same(f(first, labels, weight=w_int), f(first, labels, weight=w_list), dtype, name)
+    for name in ("binary_cross_entropy", "binary_cross_entropy_grad",
+                 "sigmoid_binary_cross_entropy_with_grad"):
+        first = p if name.startswith("binary") else z
+        f = getattr(sk, name)
+        opts = {"pos_weight": w_int} if name.startswith("sigmoid") else {}
+        opts_list = {"pos_weight": w_list} if opts else {}
+        _same(f(first, y_int, weight=w_int, **opts), f(first, y_float, weight=w_list,
+                                                       **opts_list), dtype, name)
+    g_int = np.array([[1, 0, 0, 1], [0, 1, 1, 0], [1, 1, 0, 0]]).astype(int_dtype)
+    _same(sk.softmax_vjp(z, g_int), sk.softmax_vjp(z, g_int.astype(dtype)), dtype, "vjp")
+
+
+def _same(a, b, dtype, what):
+    for x, y in zip(a if isinstance(a, tuple) else (a,), b if isinstance(b, tuple) else (b,)):
+        assert np.asarray(x).dtype == dtype, what
+        np.testing.assert_array_equal(x, y, err_msg=what)
+
+
+def test_other_float_and_non_real_arrays_are_refused(sk):
+    z = np.zeros((2, 3), dtype=np.float32)
+    with pytest.raises(TypeError, match=r"^weight: expected dtype float32 .*got float64: "
+                                        r"float32 and float64 arrays are never mixed "
+                                        r"\(integer and bool arrays.*are converted\)"):
+        sk.softmax_cross_entropy(z, np.array([0, 1]), weight=np.ones(3))
+    for bad in (np.ones(3, dtype=np.complex64), np.array(["a", "b", "c"])):
+        with pytest.raises(TypeError, match=r"^weight: expected real numbers, got an array of "
+                                            r"dtype"):
+            sk.softmax_cross_entropy(z, np.array([0, 1]), weight=bad)
+
+
+def test_zero_d_arrays_are_scalars(sk):
+    rng = np.random.default_rng(5)
+    z = rng.normal(0, 2, (3, 4))
+    labels = np.array([0, 3, 1])
+    f = sk.softmax_cross_entropy_with_grad
+    want = f(z, labels, reduction="sum", label_smoothing=0.25, ignore_index=3)
+    for eps in (np.array(0.25), np.array(0.25, dtype=np.float32), np.float32(0.25)):
+        for red in ("sum", np.array("sum")):
+            for ii in (3, np.array(3), np.array(3, dtype=np.uint8)):
+                _same(f(z, labels, reduction=red, label_smoothing=eps, ignore_index=ii), want,
+                      np.float64, f"{eps!r} {red!r} {ii!r}")
+    _same(sk.softmax(z, axis=np.array(0)), sk.softmax(z, axis=0), np.float64, "axis")
+
+
+def test_scalar_option_messages_say_what_was_given(sk):
+    z = np.zeros((2, 3))
+    labels = np.array([0, 1])
+    f = sk.softmax_cross_entropy
+    for kwargs, exc, pattern in (
+            ({"label_smoothing": np.array([0.25])}, TypeError,
+             r"^label_smoothing: expected a number in \[0, 1\], got an array of shape \(1,\) "
+             r"\(a scalar was expected\)$"),
+            ({"label_smoothing": np.array(True)}, TypeError,
+             r"^label_smoothing: expected a number in \[0, 1\], got True \(a 0-d bool array\)$"),
+            ({"label_smoothing": np.array(1.5)}, ValueError,
+             r"^label_smoothing: expected a number in \[0, 1\], got 1.5$"),
+            ({"ignore_index": np.array([1, 2])}, TypeError,
+             r"^ignore_index: expected an integer, got an array of shape \(2,\)"),
+            ({"ignore_index": np.array(1.0)}, TypeError,
+             r"^ignore_index: expected an integer, got 1.0 \(a 0-d float64 array\)$"),
+            ({"reduction": np.array(["sum"])}, ValueError,
+             r"^reduction: expected 'none', 'mean' or 'sum', got an array of shape \(1,\)")):
+        with pytest.raises(exc, match=pattern):
+            f(z, labels, **kwargs)
+    with pytest.raises(TypeError, match=r"^axis: expected an integer, got an array of shape"):
+        sk.softmax(z, axis=np.array([1]))

@@ -20,7 +20,8 @@ function loss = symce_binary_cross_entropy(probs, target, varargin)
 %   that depends on it. Each element is computed in double precision, also
 %   for single input, and rounded once at the end. PROBS must hold
 %   probabilities in [0, 1] (NaN passes through); any other value is an
-%   error. Weight is converted to the class of the first input.
+%   error. Weight is converted to the class of the first input (from any
+%   numeric class or logical).
 %
 %   Example:
 %     loss = symce_binary_cross_entropy([0.9 0.2], [1 0])
@@ -39,7 +40,7 @@ opts = parse_options(varargin, struct( ...
     'Weight', [], ...
     'Reduction', 'mean'));
 check_float(probs, 'probs');
-check_like(target, 'target', probs, 'probs');
+target = check_like(target, 'target', probs, 'probs');
 reduction = check_reduction(opts.Reduction);
 weight = check_elementwise_weight(opts.Weight, probs);
 check_probabilities(probs, 'probs');
@@ -119,11 +120,15 @@ if ~(isfloat(a) && isreal(a))
 end
 end
 
-function check_like(b, bname, a, aname)
-% b has the class and the size of a
+function b = check_like(b, bname, a, aname)
+% b has the class and the size of a; an integer or logical b is converted to that class
+if (isinteger(b) || islogical(b)) && isreal(b)
+    b = cast(b, class(a));
+end
 if ~(isfloat(b) && isreal(b) && strcmp(class(b), class(a)))
-    error('symce:type', '%s: %s must be a real %s array like %s, got %s.', ...
-          mfilename, bname, class(a), aname, class_str(b));
+    error('symce:type', ['%s: %s must be a real %s array like %s (an integer or ' ...
+          'logical array is converted), got %s.'], mfilename, bname, class(a), aname, ...
+          class_str(b));
 end
 if ~isequal(size(b), size(a))
     error('symce:shape', '%s: %s must be %s like %s, got %s.', ...
@@ -143,16 +148,21 @@ if ~any(strcmp(reduction, {'mean', 'sum', 'none'}))
 end
 end
 
+function check_real_numbers(value, arg)
+% real numbers of any numeric class, or logical (an option array, converted by the caller)
+if ~((isnumeric(value) || islogical(value)) && isreal(value))
+    error('symce:type', ['%s: %s must be real numbers (single, double, an integer class ' ...
+          'or logical), got %s.'], mfilename, arg, class_str(value));
+end
+end
+
 function weight = check_elementwise_weight(value, like)
 % non-negative weights whose size expands to the size of like (implicit expansion; [], the
 % default, means 1)
 if isnumeric(value) && isequal(size(value), [0 0])
     value = 1;
 end
-if ~(isfloat(value) && isreal(value))
-    error('symce:type', '%s: Weight must be a real single or double array, got %s.', ...
-          mfilename, class_str(value));
-end
+check_real_numbers(value, 'Weight');
 sz = size(like);
 ws = size(value);
 sz(end + 1:numel(ws)) = 1;

@@ -30,7 +30,8 @@ function grad = symce_cross_entropy_grad(probs, target, varargin)
 %   that depends on it. Each sample is computed in double precision, also
 %   for single input, and rounded once at the end. PROBS must hold
 %   probabilities in [0, 1] (NaN passes through); any other value is an
-%   error. Weight is converted to the class of the first input.
+%   error. Weight is converted to the class of the first input (from any
+%   numeric class or logical).
 %
 %   Example:
 %     grad = symce_cross_entropy_grad([0.2; 0.7; 0.1], 2)
@@ -58,7 +59,7 @@ ignore_index = check_ignore_index(opts.IgnoreIndex);
 % labels or probability targets (docs/semantics.md, Input policies)
 soft = is_soft_target(target, probs, K);
 if soft
-    check_like(target, 'target', probs, 'probs');
+    target = check_like(target, 'target', probs, 'probs');
 else
     t = check_labels(target, K, N, ignore_index, probs);
 end
@@ -171,11 +172,15 @@ if K == 0
 end
 end
 
-function check_like(b, bname, a, aname)
-% b has the class and the size of a
+function b = check_like(b, bname, a, aname)
+% b has the class and the size of a; an integer or logical b is converted to that class
+if (isinteger(b) || islogical(b)) && isreal(b)
+    b = cast(b, class(a));
+end
 if ~(isfloat(b) && isreal(b) && strcmp(class(b), class(a)))
-    error('symce:type', '%s: %s must be a real %s array like %s, got %s.', ...
-          mfilename, bname, class(a), aname, class_str(b));
+    error('symce:type', ['%s: %s must be a real %s array like %s (an integer or ' ...
+          'logical array is converted), got %s.'], mfilename, bname, class(a), aname, ...
+          class_str(b));
 end
 if ~isequal(size(b), size(a))
     error('symce:shape', '%s: %s must be %s like %s, got %s.', ...
@@ -210,10 +215,7 @@ function w_k = check_class_weight(value, K, like)
 if isnumeric(value) && isequal(size(value), [0 0])
     w_k = ones(K, 1, class(like));
 else
-    if ~(isfloat(value) && isreal(value))
-        error('symce:type', ['%s: Weight must be a real single or double ' ...
-              'vector, got %s.'], mfilename, class_str(value));
-    end
+    check_real_numbers(value, 'Weight');
     if ~(isvector(value) && numel(value) == K)
         error('symce:shape', ['%s: Weight must be a vector of K = %d class ' ...
               'weights, got a %s array.'], mfilename, K, size_str(value));
@@ -223,6 +225,14 @@ else
               'got %s.'], mfilename, value_str(value));
     end
     w_k = cast(reshape(value, K, 1), class(like));
+end
+end
+
+function check_real_numbers(value, arg)
+% real numbers of any numeric class, or logical (an option array, converted by the caller)
+if ~((isnumeric(value) || islogical(value)) && isreal(value))
+    error('symce:type', ['%s: %s must be real numbers (single, double, an integer class ' ...
+          'or logical), got %s.'], mfilename, arg, class_str(value));
 end
 end
 

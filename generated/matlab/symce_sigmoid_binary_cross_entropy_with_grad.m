@@ -23,7 +23,8 @@ function [loss, grad] = symce_sigmoid_binary_cross_entropy_with_grad(logits, tar
 %   (single in, single out), and NaN in an input gives NaN in every result
 %   that depends on it. Each element is computed in double precision, also
 %   for single input, and rounded once at the end. Weight and PosWeight are
-%   converted to the class of the first input.
+%   converted to the class of the first input (from any numeric class or
+%   logical).
 %
 %   Example:
 %     [loss, grad] = symce_sigmoid_binary_cross_entropy_with_grad([2 -1], [1 0], 'PosWeight', 3, 'Reduction', 'sum')
@@ -43,7 +44,7 @@ opts = parse_options(varargin, struct( ...
     'PosWeight', 1, ...
     'Reduction', 'mean'));
 check_float(logits, 'logits');
-check_like(target, 'target', logits, 'logits');
+target = check_like(target, 'target', logits, 'logits');
 reduction = check_reduction(opts.Reduction);
 weight = check_elementwise_weight(opts.Weight, logits);
 pos_weight = check_pos_weight(opts.PosWeight, logits);
@@ -139,11 +140,15 @@ if ~(isfloat(a) && isreal(a))
 end
 end
 
-function check_like(b, bname, a, aname)
-% b has the class and the size of a
+function b = check_like(b, bname, a, aname)
+% b has the class and the size of a; an integer or logical b is converted to that class
+if (isinteger(b) || islogical(b)) && isreal(b)
+    b = cast(b, class(a));
+end
 if ~(isfloat(b) && isreal(b) && strcmp(class(b), class(a)))
-    error('symce:type', '%s: %s must be a real %s array like %s, got %s.', ...
-          mfilename, bname, class(a), aname, class_str(b));
+    error('symce:type', ['%s: %s must be a real %s array like %s (an integer or ' ...
+          'logical array is converted), got %s.'], mfilename, bname, class(a), aname, ...
+          class_str(b));
 end
 if ~isequal(size(b), size(a))
     error('symce:shape', '%s: %s must be %s like %s, got %s.', ...
@@ -163,16 +168,21 @@ if ~any(strcmp(reduction, {'mean', 'sum', 'none'}))
 end
 end
 
+function check_real_numbers(value, arg)
+% real numbers of any numeric class, or logical (an option array, converted by the caller)
+if ~((isnumeric(value) || islogical(value)) && isreal(value))
+    error('symce:type', ['%s: %s must be real numbers (single, double, an integer class ' ...
+          'or logical), got %s.'], mfilename, arg, class_str(value));
+end
+end
+
 function weight = check_elementwise_weight(value, like)
 % non-negative weights whose size expands to the size of like (implicit expansion; [], the
 % default, means 1)
 if isnumeric(value) && isequal(size(value), [0 0])
     value = 1;
 end
-if ~(isfloat(value) && isreal(value))
-    error('symce:type', '%s: Weight must be a real single or double array, got %s.', ...
-          mfilename, class_str(value));
-end
+check_real_numbers(value, 'Weight');
 sz = size(like);
 ws = size(value);
 sz(end + 1:numel(ws)) = 1;
@@ -191,10 +201,7 @@ end
 function pos_weight = check_pos_weight(value, like)
 % a scalar or K = size(like, 1) non-negative values, as a column (it expands along dimension 1)
 K = size(like, 1);
-if ~(isfloat(value) && isreal(value))
-    error('symce:type', ['%s: PosWeight must be a real single or double ' ...
-          'vector, got %s.'], mfilename, class_str(value));
-end
+check_real_numbers(value, 'PosWeight');
 if ~(isvector(value) && (numel(value) == 1 || numel(value) == K))
     error('symce:shape', ['%s: PosWeight must be a scalar or a vector of K = %d ' ...
           'values (size(logits, 1)), got a %s array.'], mfilename, K, size_str(value));

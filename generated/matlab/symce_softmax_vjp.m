@@ -28,7 +28,7 @@ function out = symce_softmax_vjp(z, g)
 check_nargin(nargin, 2, 'the inputs Z and G');
 check_float(z, 'z');
 [K, N] = check_classes(z, 'z');
-check_like(g, 'g', z, 'z');
+g = check_like(g, 'g', z, 'z');
 % computed in double, K-by-N (a row is one sample), rounded once to the input's class at the end
 cls = class(z);
 sz = size(z);
@@ -107,11 +107,15 @@ if K == 0
 end
 end
 
-function check_like(b, bname, a, aname)
-% b has the class and the size of a
+function b = check_like(b, bname, a, aname)
+% b has the class and the size of a; an integer or logical b is converted to that class
+if (isinteger(b) || islogical(b)) && isreal(b)
+    b = cast(b, class(a));
+end
 if ~(isfloat(b) && isreal(b) && strcmp(class(b), class(a)))
-    error('symce:type', '%s: %s must be a real %s array like %s, got %s.', ...
-          mfilename, bname, class(a), aname, class_str(b));
+    error('symce:type', ['%s: %s must be a real %s array like %s (an integer or ' ...
+          'logical array is converted), got %s.'], mfilename, bname, class(a), aname, ...
+          class_str(b));
 end
 if ~isequal(size(b), size(a))
     error('symce:shape', '%s: %s must be %s like %s, got %s.', ...

@@ -13,7 +13,8 @@ Conventions
   ``pos_weight`` and ``reduction`` ('none' | 'mean' | 'sum'), with PyTorch's numbers; gradient
   kernels return the gradient of the reduced loss.
 * float32 in gives float32 out, float64 gives float64; other dtypes, and float32 mixed with
-  float64 arrays, raise TypeError (Python numbers and lists are taken in the input's dtype).
+  float64 arrays, raise TypeError (Python numbers and lists, and integer and bool arrays, are
+  taken in the input's dtype; scalar options also take 0-d arrays).
 * Every kernel is vectorised over the batch; inputs are never modified.  The cross-entropy from
   logits and the BCE kernels run over the rows in blocks of about 2^17 elements, in place in
   preallocated buffers: their extra memory is the outputs and a few blocks.
@@ -36,8 +37,8 @@ Numerical policy
 
 Bad input (wrong shapes, labels outside [0, K), negative or NaN weights, ``label_smoothing``
 outside [0, 1], an unknown ``reduction``, K = 0, a probability outside [0, 1] given to
-``cross_entropy`` or ``binary_cross_entropy``) raises ValueError or TypeError naming the argument,
-what was expected and what was given.
+``cross_entropy`` or ``binary_cross_entropy``, a probability target outside [0, 1]) raises
+ValueError or TypeError naming the argument, what was expected and what was given.
 
 The formulas come from symce's symbolic derivations (SymPy); this file is generated.
 """
@@ -110,12 +111,19 @@ def _floating(name, value):
 
 
 def _companion(name, value, like, like_name):
-    """A second real input in ``like``'s dtype: a NumPy array of another dtype is an error
-    (float32 and float64 are never mixed); Python numbers and lists are taken in that dtype."""
+    """A second real input in ``like``'s dtype.  Python numbers and lists, and integer and bool
+    arrays, are converted to it (docs/semantics.md, Input policies); a floating array must
+    already have it (float32 and float64 arrays are never mixed); anything else is a TypeError."""
     if isinstance(value, (np.ndarray, np.generic)):
-        if value.dtype != like.dtype:
+        kind = value.dtype.kind
+        if kind in "iub":
+            return np.asarray(value).astype(like.dtype)
+        if kind == "f" and value.dtype != like.dtype:
             raise TypeError(f"{name}: expected dtype {like.dtype} (the dtype of {like_name}), "
-                            f"got {value.dtype}; float32 and float64 are never mixed")
+                            f"got {value.dtype}: float32 and float64 arrays are never mixed "
+                            "(integer and bool arrays, Python numbers and lists are converted)")
+        if kind != "f":
+            raise TypeError(f"{name}: expected real numbers, got an array of dtype {value.dtype}")
         return np.asarray(value)
     try:
         return np.asarray(value, dtype=like.dtype)
@@ -141,8 +149,7 @@ def _classes(name, arr):
 
 def _class_axis(name, arr, axis):
     """``arr`` with its class axis ``axis`` moved last (a view)."""
-    if isinstance(axis, bool) or not isinstance(axis, _INTEGERS):
-        raise TypeError(f"axis: expected an integer, got {axis!r}")
+    axis = _integer("axis", axis)
     if arr.ndim == 0:
         return _classes(name, arr)  # raises: a scalar has no class axis
     if not -arr.ndim <= axis < arr.ndim:
@@ -193,16 +200,42 @@ def _probability_targets(y):
                          f"{y[where]} at index {shown}")
 
 
+def _scalar(value):
+    """A 0-d NumPy array as the number (or string) it holds, so that a scalar option takes it as
+    it takes a Python or NumPy scalar; anything else as it is."""
+    return value[()] if isinstance(value, np.ndarray) and value.ndim == 0 else value
+
+
+def _given(value):
+    """How an error message shows a value given for a scalar option."""
+    if isinstance(value, np.ndarray) and value.ndim == 0:
+        return f"{value.item()!r:.80} (a 0-d {value.dtype} array)"
+    if isinstance(value, np.ndarray):
+        return f"an array of shape {value.shape} (a scalar was expected)"
+    return f"{value!r:.80}"
+
+
+def _integer(name, value):
+    """An integer option (a Python or NumPy integer, or a 0-d integer array; not a bool)."""
+    v = _scalar(value)
+    if isinstance(v, (bool, np.bool_)) or not isinstance(v, _INTEGERS):
+        raise TypeError(f"{name}: expected an integer, got {_given(value)}")
+    return int(v)
+
+
 def _reduction(reduction):
-    if not isinstance(reduction, str) or reduction not in _REDUCTIONS:
-        raise ValueError(f"reduction: expected 'none', 'mean' or 'sum', got {reduction!r}")
-    return reduction
+    r = _scalar(reduction)
+    if not isinstance(r, str) or r not in _REDUCTIONS:
+        raise ValueError(f"reduction: expected 'none', 'mean' or 'sum', got {_given(reduction)}")
+    return str(r)
 
 
 def _smoothing(label_smoothing):
-    if isinstance(label_smoothing, bool) or not isinstance(label_smoothing, _REALS):
-        raise TypeError(f"label_smoothing: expected a number in [0, 1], got {label_smoothing!r}")
-    eps = float(label_smoothing)
+    v = _scalar(label_smoothing)
+    if isinstance(v, (bool, np.bool_)) or not isinstance(v, _REALS):
+        raise TypeError(f"label_smoothing: expected a number in [0, 1], "
+                        f"got {_given(label_smoothing)}")
+    eps = float(v)
     if not 0.0 <= eps <= 1.0:  # also false for NaN
         raise ValueError(f"label_smoothing: expected a number in [0, 1], got {eps!r}")
     return eps
@@ -244,9 +277,8 @@ def _element_weights(name, weight, x, x_name):
 
 
 def _ce_target(target, x, x_name, ignore_index):
-    """(labels, None) for integer class indices, or (None, y) for a probability target."""
-    if isinstance(ignore_index, bool) or not isinstance(ignore_index, _INTEGERS):
-        raise TypeError(f"ignore_index: expected an integer, got {ignore_index!r}")
+    """(labels, None) for integer class indices, or (None, y) for a probability target
+    (``ignore_index`` from _integer)."""
     given = isinstance(target, (np.ndarray, np.generic))
     try:
         t = np.asarray(target)
@@ -894,6 +926,7 @@ def cross_entropy(probs, target, reduction="mean", *, weight=None, ignore_index=
         1.0401905694
     """
     probs = _rows("probs", _floating("probs", probs))
+    ignore_index = _integer("ignore_index", ignore_index)
     labels, y = _ce_target(target, probs, "probs", ignore_index)
     weight = _class_weights(weight, probs, "probs")
     reduction = _reduction(reduction)
@@ -943,6 +976,7 @@ def cross_entropy_grad(probs, target, reduction="mean", *, weight=None, ignore_i
         array([[-1.6, -0.4, -0.4]])
     """
     probs = _rows("probs", _floating("probs", probs))
+    ignore_index = _integer("ignore_index", ignore_index)
     labels, y = _ce_target(target, probs, "probs", ignore_index)
     weight = _class_weights(weight, probs, "probs")
     reduction = _reduction(reduction)
@@ -993,6 +1027,7 @@ def softmax_cross_entropy(logits, target, reduction="mean", *, weight=None, igno
         array([1.38629436, 0.        ])
     """
     logits = _rows("logits", _floating("logits", logits))
+    ignore_index = _integer("ignore_index", ignore_index)
     labels, y = _ce_target(target, logits, "logits", ignore_index)
     weight = _class_weights(weight, logits, "logits")
     reduction = _reduction(reduction)
@@ -1161,6 +1196,7 @@ def softmax_cross_entropy_grad(logits, target, reduction="mean", *, weight=None,
         array([[ 0.25, -0.75,  0.25,  0.25]])
     """
     logits = _rows("logits", _floating("logits", logits))
+    ignore_index = _integer("ignore_index", ignore_index)
     labels, y = _ce_target(target, logits, "logits", ignore_index)
     weight = _class_weights(weight, logits, "logits")
     reduction = _reduction(reduction)
@@ -1356,6 +1392,7 @@ def softmax_cross_entropy_with_grad(logits, target, reduction="mean", *, weight=
                [ 0.25, -0.25]])
     """
     logits = _rows("logits", _floating("logits", logits))
+    ignore_index = _integer("ignore_index", ignore_index)
     labels, y = _ce_target(target, logits, "logits", ignore_index)
     weight = _class_weights(weight, logits, "logits")
     reduction = _reduction(reduction)

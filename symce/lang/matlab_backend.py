@@ -428,11 +428,12 @@ HELPER_CALLS = {
     "check_like": ("class_str", "size_str"),
     "check_reduction": ("value_str",),
     "check_smoothing": ("value_str",),
-    "check_class_weight": ("class_str", "size_str", "value_str"),
+    "check_class_weight": ("check_real_numbers", "size_str", "value_str"),
     "check_ignore_index": ("value_str",),
     "check_labels": ("class_str", "size_str"),
-    "check_elementwise_weight": ("class_str", "size_str", "value_str"),
-    "check_pos_weight": ("class_str", "size_str", "value_str"),
+    "check_elementwise_weight": ("check_real_numbers", "size_str", "value_str"),
+    "check_pos_weight": ("check_real_numbers", "size_str", "value_str"),
+    "check_real_numbers": ("class_str",),
     "check_probabilities": (),
     "is_soft_target": ("value_str",),
     "value_str": ("size_str",),
@@ -452,7 +453,8 @@ def _notes(kern) -> list:
     converted = [OPTIONS[k][0] for k in ("weight", "pos_weight") if k in kern.options]
     if converted:
         text += (f" {' and '.join(converted)} {'are' if len(converted) > 1 else 'is'} "
-                 "converted to the class of the first input.")
+                 "converted to the class of the first input (from any numeric class or "
+                 "logical).")
     return _wrap(text, 72)
 
 
