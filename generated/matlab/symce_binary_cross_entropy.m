@@ -7,7 +7,8 @@ function loss = symce_binary_cross_entropy(probs, target, varargin)
 %
 %   Inputs:
 %     PROBS   an array of any size, predicted probabilities
-%     TARGET  targets in [0, 1], the size of the first argument
+%     TARGET  targets in [0, 1], the size of the first argument (an integer or
+%             logical array is converted)
 %   Output:
 %     LOSS    the reduced loss (a scalar), or one per element for 'none'
 %   Name-value options (names are case-insensitive; [] means the default):

@@ -7,7 +7,8 @@ function grad = symce_binary_cross_entropy_grad(probs, target, varargin)
 %
 %   Inputs:
 %     PROBS   an array of any size, predicted probabilities
-%     TARGET  targets in [0, 1], the size of the first argument
+%     TARGET  targets in [0, 1], the size of the first argument (an integer or
+%             logical array is converted)
 %   Output:
 %     GRAD    gradient of the reduced loss, the size of the first argument
 %   Name-value options (names are case-insensitive; [] means the default):

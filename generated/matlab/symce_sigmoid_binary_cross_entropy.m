@@ -7,7 +7,8 @@ function loss = symce_sigmoid_binary_cross_entropy(logits, target, varargin)
 %
 %   Inputs:
 %     LOGITS  an array of any size, logits
-%     TARGET  targets in [0, 1], the size of the first argument
+%     TARGET  targets in [0, 1], the size of the first argument (an integer or
+%             logical array is converted)
 %   Output:
 %     LOSS    the reduced loss (a scalar), or one per element for 'none'
 %   Name-value options (names are case-insensitive; [] means the default):

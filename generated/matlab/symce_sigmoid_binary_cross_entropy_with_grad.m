@@ -7,7 +7,8 @@ function [loss, grad] = symce_sigmoid_binary_cross_entropy_with_grad(logits, tar
 %
 %   Inputs:
 %     LOGITS  an array of any size, logits
-%     TARGET  targets in [0, 1], the size of the first argument
+%     TARGET  targets in [0, 1], the size of the first argument (an integer or
+%             logical array is converted)
 %   Outputs:
 %     LOSS    the reduced loss (a scalar), or one per element for 'none'
 %     GRAD    gradient of the reduced loss, the size of the first argument

@@ -1601,7 +1601,7 @@ def binary_cross_entropy(probs, target, reduction="mean", *, weight=None):
 
     Args:
         probs (any shape): predicted probabilities.
-        target: targets in [0, 1], the input's shape.
+        target: targets in [0, 1], the input's shape (an integer or bool array is converted).
         reduction: 'none' (one loss per element), 'mean' (default: over all elements) or 'sum'.
         weight: non-negative weights broadcastable to the input (one per element), or None (all 1).
 
@@ -1682,7 +1682,7 @@ def binary_cross_entropy_grad(probs, target, reduction="mean", *, weight=None):
 
     Args:
         probs (any shape): predicted probabilities.
-        target: targets in [0, 1], the input's shape.
+        target: targets in [0, 1], the input's shape (an integer or bool array is converted).
         reduction: 'none' (one loss per element), 'mean' (default: over all elements) or 'sum'.
         weight: non-negative weights broadcastable to the input (one per element), or None (all 1).
 
@@ -1753,7 +1753,7 @@ def sigmoid_binary_cross_entropy(logits, target, reduction="mean", *, weight=Non
 
     Args:
         logits (any shape): logits.
-        target: targets in [0, 1], the input's shape.
+        target: targets in [0, 1], the input's shape (an integer or bool array is converted).
         reduction: 'none' (one loss per element), 'mean' (default: over all elements) or 'sum'.
         weight: non-negative weights broadcastable to the input (one per element), or None (all 1).
         pos_weight: non-negative weight of the positive term, broadcastable to the input (e.g. one
@@ -1849,7 +1849,7 @@ def sigmoid_binary_cross_entropy_grad(logits, target, reduction="mean", *, weigh
 
     Args:
         logits (any shape): logits.
-        target: targets in [0, 1], the input's shape.
+        target: targets in [0, 1], the input's shape (an integer or bool array is converted).
         reduction: 'none' (one loss per element), 'mean' (default: over all elements) or 'sum'.
         weight: non-negative weights broadcastable to the input (one per element), or None (all 1).
         pos_weight: non-negative weight of the positive term, broadcastable to the input (e.g. one
@@ -1940,7 +1940,7 @@ def sigmoid_binary_cross_entropy_with_grad(logits, target, reduction="mean", *, 
 
     Args:
         logits (any shape): logits.
-        target: targets in [0, 1], the input's shape.
+        target: targets in [0, 1], the input's shape (an integer or bool array is converted).
         reduction: 'none' (one loss per element), 'mean' (default: over all elements) or 'sum'.
         weight: non-negative weights broadcastable to the input (one per element), or None (all 1).
         pos_weight: non-negative weight of the positive term, broadcastable to the input (e.g. one

@@ -336,7 +336,8 @@ def _arg_docs(kern) -> list:
             text = SHAPES[a.name]
         elif fam == "bce":
             text = ("an array of any size, " + a.doc) if a.name != "target" \
-                else "targets in [0, 1], the size of the first argument"
+                else ("targets in [0, 1], the size of the first argument (an integer or "
+                      "logical array is converted)")
         elif a.name == "target":
             text = ("1-by-N (or N-by-1) class labels in 1..K, of any numeric class (one "
                     "label for one sample), or floating-point probability targets in [0, 1] "

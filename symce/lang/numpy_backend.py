@@ -157,7 +157,7 @@ DOC_WIDTH = 100
 TARGET_DOC = {
     "ce": "(N,) integer class indices in [0, K), or (N, K) floating probability targets in "
           "[0, 1]; for 1-D input (K,): an integer or a (K,) target",
-    "bce": "targets in [0, 1], the input's shape",
+    "bce": "targets in [0, 1], the input's shape (an integer or bool array is converted)",
 }
 
 # Doctest examples (run by tests/test_numpy_kernels.py).  Values are the published seed values,
