@@ -104,8 +104,8 @@ for _name, _kern in REGISTRY.items():
             case(_name, f"{f}({X}, [1 2 3], 'IgnoreIndex', {bad})", "symce:label",
                  "IgnoreIndex", "integer scalar", shown)
         # options
-        case(_name, f"{f}({X}, [1 2 3], 'Weight', int32([1 1 1]))", "symce:type", "Weight",
-             "int32")
+        # (an integer or logical Weight is converted: test_matlab_policies)
+        case(_name, f"{f}({X}, [1 2 3], 'Weight', {{1 1 1}})", "symce:type", "Weight", "cell")
         case(_name, f"{f}({X}, [1 2 3], 'Weight', [1 1])", "symce:shape", "Weight", "K = 3",
              "1x2")
         case(_name, f"{f}({X}, [1 2 3], 'Weight', ones(3, 3))", "symce:shape", "Weight", "3x3")
@@ -141,11 +141,11 @@ for _name, _kern in REGISTRY.items():
         _types(_name, first, f", {Y}")
         case(_name, f"{f}({X}, [1 0 1])", "symce:shape", "target", "3x2", "1x3")
         case(_name, f"{f}({X}, single({Y}))", "symce:type", "target", "double", "single")
-        case(_name, f"{f}({X}, int32({Y}))", "symce:type", "target", "int32")
+        case(_name, f"{f}({X}, 'ab')", "symce:type", "target", "char")
         case(_name, f"{f}({X}, {Y}, 'Weight', [1 2 3])", "symce:shape", "Weight", "3x2", "1x3")
         case(_name, f"{f}({X}, {Y}, 'Weight', ones(3, 2, 2))", "symce:shape", "Weight",
              "3x2x2")
-        case(_name, f"{f}({X}, {Y}, 'Weight', int8(1))", "symce:type", "Weight", "int8")
+        case(_name, f"{f}({X}, {Y}, 'Weight', 'a')", "symce:type", "Weight", "char")
         case(_name, f"{f}({X}, {Y}, 'Weight', [1; -2; 1])", "symce:weight", "Weight",
              "[1;-2;1]")
         case(_name, f"{f}({X}, {Y}, 'Weight', NaN)", "symce:weight", "Weight", "NaN")

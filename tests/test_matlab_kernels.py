@@ -45,18 +45,20 @@ REF_OPTIONS = (
 
 
 def _inputs(name, K, dtype, rng, soft=False):
-    """NumPy-layout inputs of kernel ``name`` with K classes and N samples."""
+    """NumPy-layout inputs of kernel ``name`` with K classes and N samples (one sample for K = 1
+    in the row families: MATLAB reads a 1-by-N row as one sample of N classes)."""
     fam = REGISTRY[name].family
     if fam == "elementwise":
         return (support.random_logits(rng, N, K, 4.0, dtype),)
+    n = 1 if K == 1 else N
     if fam == "rowwise":
-        z = support.random_logits(rng, N, K, 3.0, dtype)
-        return (z, support.random_logits(rng, N, K, 1.0, dtype)) if name == "softmax_vjp" else (z,)
+        z = support.random_logits(rng, n, K, 3.0, dtype)
+        return (z, support.random_logits(rng, n, K, 1.0, dtype)) if name == "softmax_vjp" else (z,)
     if fam in ("ce_probs", "ce_logits"):
-        first = (support.random_distribution(rng, N, K, dtype) if fam == "ce_probs"
-                 else support.random_logits(rng, N, K, 3.0, dtype))
-        target = (support.random_distribution(rng, N, K, dtype) if soft
-                  else rng.integers(0, K, N))
+        first = (support.random_distribution(rng, n, K, dtype) if fam == "ce_probs"
+                 else support.random_logits(rng, n, K, 3.0, dtype))
+        target = (support.random_distribution(rng, n, K, dtype) if soft
+                  else rng.integers(0, K, n))
         return first, target
     first = (support.random_logits(rng, N, K, 3.0, dtype) if name.startswith("sigmoid")
              else rng.uniform(0.02, 0.98, (N, K)).astype(dtype))
@@ -97,7 +99,9 @@ def _build(batch: Batch):
                 variants = [({}, False)]
                 if kern.options:
                     variants = [(_options(name, K, dtype, rng, t), False) for t in REF_OPTIONS]
-                    if kern.family.startswith("ce"):
+                    # (K = 1: the one probability target is 1, refused as a possible label;
+                    # test_matlab_policies checks that)
+                    if kern.family.startswith("ce") and K > 1:
                         variants.append((_options(name, K, dtype, rng, REF_OPTIONS[1]), True))
                 for opts, soft in variants:
                     if opts.get("ignore_index") == 0 and soft:

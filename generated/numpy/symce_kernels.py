@@ -13,7 +13,8 @@ Conventions
   ``pos_weight`` and ``reduction`` ('none' | 'mean' | 'sum'), with PyTorch's numbers; gradient
   kernels return the gradient of the reduced loss.
 * float32 in gives float32 out, float64 gives float64; other dtypes, and float32 mixed with
-  float64 arrays, raise TypeError (Python numbers and lists are taken in the input's dtype).
+  float64 arrays, raise TypeError (Python numbers and lists, and integer and bool arrays, are
+  taken in the input's dtype; scalar options also take 0-d arrays).
 * Every kernel is vectorised over the batch; inputs are never modified.  The cross-entropy from
   logits and the BCE kernels run over the rows in blocks of about 2^17 elements, in place in
   preallocated buffers: their extra memory is the outputs and a few blocks.
@@ -24,10 +25,10 @@ Numerical policy
   is carried as zs + zlo (TwoSum: exactly), and S = sum exp(z - shift) is kept as 1 + Srest, with
   the maximum's own term left out of Srest, so log p of a dominant class, -log1p(Srest), and
   1 - p are accurate to the last bits.
-* The row kernels (softmax family, softmax cross-entropy), the BCE kernels and ``sigmoid``,
-  ``sigmoid_grad`` compute in float64 also for float32 input and round the result once.  There the softmax
-  cross-entropy needs no TwoSum: float32 z - shift in float64 is off by at most 2^-53 |z - shift|,
-  under 2^-46 relative in exp(z - shift) wherever the float32 result does not underflow.
+* Every kernel computes in float64 also for float32 input and rounds the result once (sums
+  accumulate in float64).  There the softmax cross-entropy needs no TwoSum: float32 z - shift
+  in float64 is off by at most 2^-53 |z - shift|, under 2^-46 relative in exp(z - shift)
+  wherever the float32 result does not underflow.
 * The sigmoid is exp(min(x, 0)) / (1 + exp(-|x|)): branch-free, within 2 ulp for every x.
 * From probabilities (``cross_entropy``, ``binary_cross_entropy``) every log is clamped below at
   -100 and every gradient denominator at 1e-12, as PyTorch's BCE: p = 0 or 1 stays finite.
@@ -36,8 +37,8 @@ Numerical policy
 
 Bad input (wrong shapes, labels outside [0, K), negative or NaN weights, ``label_smoothing``
 outside [0, 1], an unknown ``reduction``, K = 0, a probability outside [0, 1] given to
-``cross_entropy`` or ``binary_cross_entropy``) raises ValueError or TypeError naming the argument,
-what was expected and what was given.
+``cross_entropy`` or ``binary_cross_entropy``, a probability target outside [0, 1]) raises
+ValueError or TypeError naming the argument, what was expected and what was given.
 
 The formulas come from symce's symbolic derivations (SymPy); this file is generated.
 """
@@ -110,12 +111,19 @@ def _floating(name, value):
 
 
 def _companion(name, value, like, like_name):
-    """A second real input in ``like``'s dtype: a NumPy array of another dtype is an error
-    (float32 and float64 are never mixed); Python numbers and lists are taken in that dtype."""
+    """A second real input in ``like``'s dtype.  Python numbers and lists, and integer and bool
+    arrays, are converted to it (docs/semantics.md, Input policies); a floating array must
+    already have it (float32 and float64 arrays are never mixed); anything else is a TypeError."""
     if isinstance(value, (np.ndarray, np.generic)):
-        if value.dtype != like.dtype:
+        kind = value.dtype.kind
+        if kind in "iub":
+            return np.asarray(value).astype(like.dtype)
+        if kind == "f" and value.dtype != like.dtype:
             raise TypeError(f"{name}: expected dtype {like.dtype} (the dtype of {like_name}), "
-                            f"got {value.dtype}; float32 and float64 are never mixed")
+                            f"got {value.dtype}: float32 and float64 arrays are never mixed "
+                            "(integer and bool arrays, Python numbers and lists are converted)")
+        if kind != "f":
+            raise TypeError(f"{name}: expected real numbers, got an array of dtype {value.dtype}")
         return np.asarray(value)
     try:
         return np.asarray(value, dtype=like.dtype)
@@ -141,8 +149,7 @@ def _classes(name, arr):
 
 def _class_axis(name, arr, axis):
     """``arr`` with its class axis ``axis`` moved last (a view)."""
-    if isinstance(axis, bool) or not isinstance(axis, _INTEGERS):
-        raise TypeError(f"axis: expected an integer, got {axis!r}")
+    axis = _integer("axis", axis)
     if arr.ndim == 0:
         return _classes(name, arr)  # raises: a scalar has no class axis
     if not -arr.ndim <= axis < arr.ndim:
@@ -163,26 +170,72 @@ def _first(bad):
     return where, where[0] if len(where) == 1 else where
 
 
+def _outside_unit(arr):
+    """The first index of ``arr`` holding a value outside [0, 1] (NaN is not), or None; two
+    reductions when every value is inside (the usual case), a mask only otherwise."""
+    if arr.size == 0 or (np.min(arr) >= 0 and np.max(arr) <= 1):  # false if there is a NaN
+        return None
+    bad = (arr < 0) | (arr > 1)  # false for NaN
+    return _first(bad) if bad.any() else None
+
+
 def _probabilities(name, arr):
     """Every entry of ``arr`` in [0, 1]; NaN passes (it gives NaN out)."""
-    bad = (arr < 0) | (arr > 1)  # false for NaN
-    if bad.any():
-        where, shown = _first(bad)
+    found = _outside_unit(arr)
+    if found is not None:
+        where, shown = found
         raise ValueError(f"{name}: expected probabilities in [0, 1], got {arr[where]} at index "
                          f"{shown}")
     return arr
 
 
+def _probability_targets(y):
+    """A probability target (None: labels) in [0, 1]; NaN passes.  The check also stops class
+    labels given as floats from being read as probabilities (docs/semantics.md, Input policies)."""
+    found = None if y is None else _outside_unit(y)
+    if found is not None:
+        where, shown = found
+        raise ValueError(f"target: expected probability targets in [0, 1] (a floating target "
+                         f"is read as probabilities; class labels are integers), got "
+                         f"{y[where]} at index {shown}")
+
+
+def _scalar(value):
+    """A 0-d NumPy array as the number (or string) it holds, so that a scalar option takes it as
+    it takes a Python or NumPy scalar; anything else as it is."""
+    return value[()] if isinstance(value, np.ndarray) and value.ndim == 0 else value
+
+
+def _given(value):
+    """How an error message shows a value given for a scalar option."""
+    if isinstance(value, np.ndarray) and value.ndim == 0:
+        return f"{value.item()!r:.80} (a 0-d {value.dtype} array)"
+    if isinstance(value, np.ndarray):
+        return f"an array of shape {value.shape} (a scalar was expected)"
+    return f"{value!r:.80}"
+
+
+def _integer(name, value):
+    """An integer option (a Python or NumPy integer, or a 0-d integer array; not a bool)."""
+    v = _scalar(value)
+    if isinstance(v, (bool, np.bool_)) or not isinstance(v, _INTEGERS):
+        raise TypeError(f"{name}: expected an integer, got {_given(value)}")
+    return int(v)
+
+
 def _reduction(reduction):
-    if not isinstance(reduction, str) or reduction not in _REDUCTIONS:
-        raise ValueError(f"reduction: expected 'none', 'mean' or 'sum', got {reduction!r}")
-    return reduction
+    r = _scalar(reduction)
+    if not isinstance(r, str) or r not in _REDUCTIONS:
+        raise ValueError(f"reduction: expected 'none', 'mean' or 'sum', got {_given(reduction)}")
+    return str(r)
 
 
 def _smoothing(label_smoothing):
-    if isinstance(label_smoothing, bool) or not isinstance(label_smoothing, _REALS):
-        raise TypeError(f"label_smoothing: expected a number in [0, 1], got {label_smoothing!r}")
-    eps = float(label_smoothing)
+    v = _scalar(label_smoothing)
+    if isinstance(v, (bool, np.bool_)) or not isinstance(v, _REALS):
+        raise TypeError(f"label_smoothing: expected a number in [0, 1], "
+                        f"got {_given(label_smoothing)}")
+    eps = float(v)
     if not 0.0 <= eps <= 1.0:  # also false for NaN
         raise ValueError(f"label_smoothing: expected a number in [0, 1], got {eps!r}")
     return eps
@@ -224,9 +277,8 @@ def _element_weights(name, weight, x, x_name):
 
 
 def _ce_target(target, x, x_name, ignore_index):
-    """(labels, None) for integer class indices, or (None, y) for a probability target."""
-    if isinstance(ignore_index, bool) or not isinstance(ignore_index, _INTEGERS):
-        raise TypeError(f"ignore_index: expected an integer, got {ignore_index!r}")
+    """(labels, None) for integer class indices, or (None, y) for a probability target
+    (``ignore_index`` from _integer)."""
     given = isinstance(target, (np.ndarray, np.generic))
     try:
         t = np.asarray(target)
@@ -263,8 +315,8 @@ def _ce_target(target, x, x_name, ignore_index):
 # Loop structure shared by the kernels
 # ---------------------------------------------------------------------------------------------
 def _wide(a):
-    """``a`` (or None) in float64, the working precision of the row kernels and the sigmoid
-    (no copy if it already is)."""
+    """``a`` (or None) in float64, the working precision of every kernel (no copy if it already
+    is)."""
     return None if a is None else np.asarray(a, dtype=np.float64)
 
 
@@ -856,8 +908,8 @@ def cross_entropy(probs, target, reduction="mean", *, weight=None, ignore_index=
 
     Args:
         probs (N, K) or (K,): class probabilities, one row per sample.
-        target: (N,) integer class indices in [0, K), or (N, K) floating probability targets; for
-            1-D input (K,): an integer or a (K,) target.
+        target: (N,) integer class indices in [0, K), or (N, K) floating probability targets in [0,
+            1]; for 1-D input (K,): an integer or a (K,) target.
         reduction: 'none' (one loss per sample), 'mean' (default: the sum over the summed class
             weight of the kept samples for labels, over N for probability targets) or 'sum'.
         weight: (K,) non-negative class weights, or None (all 1).
@@ -874,14 +926,17 @@ def cross_entropy(probs, target, reduction="mean", *, weight=None, ignore_index=
         1.0401905694
     """
     probs = _rows("probs", _floating("probs", probs))
+    ignore_index = _integer("ignore_index", ignore_index)
     labels, y = _ce_target(target, probs, "probs", ignore_index)
     weight = _class_weights(weight, probs, "probs")
     reduction = _reduction(reduction)
     label_smoothing = _smoothing(label_smoothing)
     _probabilities("probs", probs)
+    _probability_targets(y)
     dtype = probs.dtype
     n_classes = probs.shape[-1]
     with np.errstate(all="ignore"):
+        probs, weight, y = _wide(probs), _wide(weight), _wide(y)
         if labels is not None:
             kept, hot, w_t, w_k, divisor = _label_parts(labels, ignore_index, weight, probs)
             yt = hot*w_t*(1 - label_smoothing) + label_smoothing*w_k/n_classes
@@ -903,8 +958,8 @@ def cross_entropy_grad(probs, target, reduction="mean", *, weight=None, ignore_i
 
     Args:
         probs (N, K) or (K,): class probabilities, one row per sample.
-        target: (N,) integer class indices in [0, K), or (N, K) floating probability targets; for
-            1-D input (K,): an integer or a (K,) target.
+        target: (N,) integer class indices in [0, K), or (N, K) floating probability targets in [0,
+            1]; for 1-D input (K,): an integer or a (K,) target.
         reduction: 'none' (one loss per sample), 'mean' (default: the sum over the summed class
             weight of the kept samples for labels, over N for probability targets) or 'sum'.
         weight: (K,) non-negative class weights, or None (all 1).
@@ -921,14 +976,17 @@ def cross_entropy_grad(probs, target, reduction="mean", *, weight=None, ignore_i
         array([[-1.6, -0.4, -0.4]])
     """
     probs = _rows("probs", _floating("probs", probs))
+    ignore_index = _integer("ignore_index", ignore_index)
     labels, y = _ce_target(target, probs, "probs", ignore_index)
     weight = _class_weights(weight, probs, "probs")
     reduction = _reduction(reduction)
     label_smoothing = _smoothing(label_smoothing)
     _probabilities("probs", probs)
+    _probability_targets(y)
     dtype = probs.dtype
     n_classes = probs.shape[-1]
     with np.errstate(all="ignore"):
+        probs, weight, y = _wide(probs), _wide(weight), _wide(y)
         if labels is not None:
             kept, hot, w_t, w_k, divisor = _label_parts(labels, ignore_index, weight, probs)
             yt = hot*w_t*(1 - label_smoothing) + label_smoothing*w_k/n_classes
@@ -950,8 +1008,8 @@ def softmax_cross_entropy(logits, target, reduction="mean", *, weight=None, igno
 
     Args:
         logits (N, K) or (K,): unnormalised scores, one row per sample.
-        target: (N,) integer class indices in [0, K), or (N, K) floating probability targets; for
-            1-D input (K,): an integer or a (K,) target.
+        target: (N,) integer class indices in [0, K), or (N, K) floating probability targets in [0,
+            1]; for 1-D input (K,): an integer or a (K,) target.
         reduction: 'none' (one loss per sample), 'mean' (default: the sum over the summed class
             weight of the kept samples for labels, over N for probability targets) or 'sum'.
         weight: (K,) non-negative class weights, or None (all 1).
@@ -969,10 +1027,12 @@ def softmax_cross_entropy(logits, target, reduction="mean", *, weight=None, igno
         array([1.38629436, 0.        ])
     """
     logits = _rows("logits", _floating("logits", logits))
+    ignore_index = _integer("ignore_index", ignore_index)
     labels, y = _ce_target(target, logits, "logits", ignore_index)
     weight = _class_weights(weight, logits, "logits")
     reduction = _reduction(reduction)
     label_smoothing = _smoothing(label_smoothing)
+    _probability_targets(y)
     dtype = logits.dtype
     n_classes = logits.shape[-1]
     with np.errstate(all="ignore"):
@@ -1119,8 +1179,8 @@ def softmax_cross_entropy_grad(logits, target, reduction="mean", *, weight=None,
 
     Args:
         logits (N, K) or (K,): unnormalised scores, one row per sample.
-        target: (N,) integer class indices in [0, K), or (N, K) floating probability targets; for
-            1-D input (K,): an integer or a (K,) target.
+        target: (N,) integer class indices in [0, K), or (N, K) floating probability targets in [0,
+            1]; for 1-D input (K,): an integer or a (K,) target.
         reduction: 'none' (one loss per sample), 'mean' (default: the sum over the summed class
             weight of the kept samples for labels, over N for probability targets) or 'sum'.
         weight: (K,) non-negative class weights, or None (all 1).
@@ -1136,10 +1196,12 @@ def softmax_cross_entropy_grad(logits, target, reduction="mean", *, weight=None,
         array([[ 0.25, -0.75,  0.25,  0.25]])
     """
     logits = _rows("logits", _floating("logits", logits))
+    ignore_index = _integer("ignore_index", ignore_index)
     labels, y = _ce_target(target, logits, "logits", ignore_index)
     weight = _class_weights(weight, logits, "logits")
     reduction = _reduction(reduction)
     label_smoothing = _smoothing(label_smoothing)
+    _probability_targets(y)
     dtype = logits.dtype
     n_classes = logits.shape[-1]
     with np.errstate(all="ignore"):
@@ -1307,8 +1369,8 @@ def softmax_cross_entropy_with_grad(logits, target, reduction="mean", *, weight=
 
     Args:
         logits (N, K) or (K,): unnormalised scores, one row per sample.
-        target: (N,) integer class indices in [0, K), or (N, K) floating probability targets; for
-            1-D input (K,): an integer or a (K,) target.
+        target: (N,) integer class indices in [0, K), or (N, K) floating probability targets in [0,
+            1]; for 1-D input (K,): an integer or a (K,) target.
         reduction: 'none' (one loss per sample), 'mean' (default: the sum over the summed class
             weight of the kept samples for labels, over N for probability targets) or 'sum'.
         weight: (K,) non-negative class weights, or None (all 1).
@@ -1330,10 +1392,12 @@ def softmax_cross_entropy_with_grad(logits, target, reduction="mean", *, weight=
                [ 0.25, -0.25]])
     """
     logits = _rows("logits", _floating("logits", logits))
+    ignore_index = _integer("ignore_index", ignore_index)
     labels, y = _ce_target(target, logits, "logits", ignore_index)
     weight = _class_weights(weight, logits, "logits")
     reduction = _reduction(reduction)
     label_smoothing = _smoothing(label_smoothing)
+    _probability_targets(y)
     dtype = logits.dtype
     n_classes = logits.shape[-1]
     with np.errstate(all="ignore"):
@@ -1537,7 +1601,7 @@ def binary_cross_entropy(probs, target, reduction="mean", *, weight=None):
 
     Args:
         probs (any shape): predicted probabilities.
-        target: targets in [0, 1], the input's shape.
+        target: targets in [0, 1], the input's shape (an integer or bool array is converted).
         reduction: 'none' (one loss per element), 'mean' (default: over all elements) or 'sum'.
         weight: non-negative weights broadcastable to the input (one per element), or None (all 1).
 
@@ -1618,7 +1682,7 @@ def binary_cross_entropy_grad(probs, target, reduction="mean", *, weight=None):
 
     Args:
         probs (any shape): predicted probabilities.
-        target: targets in [0, 1], the input's shape.
+        target: targets in [0, 1], the input's shape (an integer or bool array is converted).
         reduction: 'none' (one loss per element), 'mean' (default: over all elements) or 'sum'.
         weight: non-negative weights broadcastable to the input (one per element), or None (all 1).
 
@@ -1689,7 +1753,7 @@ def sigmoid_binary_cross_entropy(logits, target, reduction="mean", *, weight=Non
 
     Args:
         logits (any shape): logits.
-        target: targets in [0, 1], the input's shape.
+        target: targets in [0, 1], the input's shape (an integer or bool array is converted).
         reduction: 'none' (one loss per element), 'mean' (default: over all elements) or 'sum'.
         weight: non-negative weights broadcastable to the input (one per element), or None (all 1).
         pos_weight: non-negative weight of the positive term, broadcastable to the input (e.g. one
@@ -1785,7 +1849,7 @@ def sigmoid_binary_cross_entropy_grad(logits, target, reduction="mean", *, weigh
 
     Args:
         logits (any shape): logits.
-        target: targets in [0, 1], the input's shape.
+        target: targets in [0, 1], the input's shape (an integer or bool array is converted).
         reduction: 'none' (one loss per element), 'mean' (default: over all elements) or 'sum'.
         weight: non-negative weights broadcastable to the input (one per element), or None (all 1).
         pos_weight: non-negative weight of the positive term, broadcastable to the input (e.g. one
@@ -1876,7 +1940,7 @@ def sigmoid_binary_cross_entropy_with_grad(logits, target, reduction="mean", *, 
 
     Args:
         logits (any shape): logits.
-        target: targets in [0, 1], the input's shape.
+        target: targets in [0, 1], the input's shape (an integer or bool array is converted).
         reduction: 'none' (one loss per element), 'mean' (default: over all elements) or 'sum'.
         weight: non-negative weights broadcastable to the input (one per element), or None (all 1).
         pos_weight: non-negative weight of the positive term, broadcastable to the input (e.g. one

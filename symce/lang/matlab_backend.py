@@ -15,9 +15,8 @@ file.  The bodies of ``softplus``, ``sigmoid`` and ``two_sum_err`` are printed f
 ``.stable()`` forms (TwoSum as its ordered assignments); ``clamp_min`` and ``mul0`` are MATLAB
 idioms (restore NaN after ``max``; zero where the factor is zero) and live in the template.
 
-Precision: the row kernels (rowwise and ce_logits families) compute in double also for single
-input and round once at the end (docs/semantics.md), and so does the sigmoid (elementwise); the
-probability and BCE kernels compute in the class of their input.
+Precision: every kernel computes in double also for single input and rounds once at the end
+(docs/semantics.md); the sums of the losses accumulate in double.
 """
 from __future__ import annotations
 
@@ -83,10 +82,14 @@ DIVISOR_DOC = {
     "bce": "the number of elements",
 }
 
+# The end of the error for a probability target outside [0, 1]: it may be labels given as doubles.
+TARGET_HINT = ("; a floating-point target the size of {first} is read as probability targets: "
+               "pass class labels one per sample or as an integer class, e.g. int32(target)")
+
 # MATLAB-layout description of the inputs whose layout is the same in every family.
 SHAPES = {
     "x": "an array of any size",
-    "z": "K-by-N, one column of logits per sample",
+    "z": "K-by-N, one column of logits per sample (a 1-by-K row is one sample)",
     "g": "K-by-N, the upstream gradient (the size of Z)",
 }
 
@@ -218,8 +221,6 @@ def _print_slots(kern) -> tuple[dict, set]:
     slots = dict(kern.slots)
     if kern.family == "rowwise" and "out" not in slots:  # softmax: the output is p itself
         slots["out"] = kr.p
-    if kern.family == "bce":  # each element's term times its weight (loop structure, in SymPy)
-        slots = {k: kr.w * v for k, v in slots.items()}
     code = {slot: pr.doprint(expr) for slot, expr in slots.items()}
     return code, pr.helpers
 
@@ -335,14 +336,16 @@ def _arg_docs(kern) -> list:
             text = SHAPES[a.name]
         elif fam == "bce":
             text = ("an array of any size, " + a.doc) if a.name != "target" \
-                else "targets in [0, 1], the size of the first argument"
+                else ("targets in [0, 1], the size of the first argument (an integer or "
+                      "logical array is converted)")
         elif a.name == "target":
-            text = ("1-by-N (or N-by-1) class labels in 1..K, or a K-by-N matrix of "
-                    "probability targets (same size as the first argument; with K = 1 a "
-                    "floating-point 1-by-N target is read as probabilities, pass labels as an "
-                    "integer class such as int32 to mean labels)")
+            text = ("1-by-N (or N-by-1) class labels in 1..K, of any numeric class (one "
+                    "label for one sample), or floating-point probability targets in [0, 1] "
+                    "of the size of the first argument (with one class, K = 1, pass labels "
+                    "as an integer class such as int32)")
         else:
-            text = f"K-by-N, {a.doc.replace('one row per sample', 'one column per sample')}"
+            text = (f"K-by-N, {a.doc.replace('one row per sample', 'one column per sample')} "
+                    "(a 1-by-K row is one sample)")
         docs.append({"name": a.name.upper(), "text": text})
     return docs
 
@@ -406,12 +409,10 @@ def _wrap(text: str, width: int) -> list:
 BODY = {"elementwise": "elementwise", "rowwise": "rowwise", "ce_probs": "ce", "ce_logits": "ce",
         "bce": "bce"}
 _CE_HELPERS = ("parse_options", "check_float", "check_classes", "check_like", "check_reduction",
-               "check_smoothing", "check_class_weight", "check_ignore_index", "check_labels")
+               "check_smoothing", "check_class_weight", "check_ignore_index", "check_labels",
+               "is_soft_target", "check_probabilities")
 # the families with the row scheme (shift, zs, zlo, e, em1, Srest, p, pc)
 ROW_FAMILIES = ("rowwise", "ce_logits")
-# the families computed in double also for single input, rounded once at the end: the row kernels
-# (docs/semantics.md, "Numerical policy") and the sigmoid (1/2 ULP in single, as in NumPy's)
-DOUBLE_FAMILIES = ("elementwise", "rowwise", "ce_logits")
 FAMILY_HELPERS = {
     "elementwise": ("check_float",),
     "rowwise": ("check_float", "check_classes"),
@@ -428,12 +429,14 @@ HELPER_CALLS = {
     "check_like": ("class_str", "size_str"),
     "check_reduction": ("value_str",),
     "check_smoothing": ("value_str",),
-    "check_class_weight": ("class_str", "size_str", "value_str"),
+    "check_class_weight": ("check_real_numbers", "size_str", "value_str"),
     "check_ignore_index": ("value_str",),
     "check_labels": ("class_str", "size_str"),
-    "check_elementwise_weight": ("class_str", "size_str", "value_str"),
-    "check_pos_weight": ("class_str", "size_str", "value_str"),
+    "check_elementwise_weight": ("check_real_numbers", "size_str", "value_str"),
+    "check_pos_weight": ("check_real_numbers", "size_str", "value_str"),
+    "check_real_numbers": ("class_str",),
     "check_probabilities": (),
+    "is_soft_target": ("value_str",),
     "value_str": ("size_str",),
 }
 
@@ -442,18 +445,24 @@ def _notes(kern) -> list:
     """The help's closing remarks: classes kept, NaN policy, conversion of the option arrays."""
     text = ("Works on double and single: the result has the class of the inputs (single in, "
             "single out), and NaN in an input gives NaN in every result that depends on it.")
-    if kern.family in DOUBLE_FAMILIES:
-        text += (f" {'Each element' if kern.family == 'elementwise' else 'Each sample'} is "
-                 "computed in double precision, also for single input, and rounded once at "
-                 "the end.")
+    text += (f" {'Each element' if kern.family in ('elementwise', 'bce') else 'Each sample'} "
+             "is computed in double precision, also for single input, and rounded once at the "
+             "end.")
     if _checks_domain(kern):
         text += (f" {kern.inputs[0].name.upper()} must hold probabilities in [0, 1] (NaN "
                  "passes through); any other value is an error.")
     converted = [OPTIONS[k][0] for k in ("weight", "pos_weight") if k in kern.options]
     if converted:
         text += (f" {' and '.join(converted)} {'are' if len(converted) > 1 else 'is'} "
-                 "converted to the class of the first input.")
+                 "converted to the class of the first input (from any numeric class or "
+                 "logical).")
     return _wrap(text, 72)
+
+
+def _needs(kern, ins) -> str:
+    """What a call needs, for the too-few-inputs error: 'the inputs LOGITS and TARGET ...'."""
+    text = f"the input{'s' if len(ins) > 1 else ''} {' and '.join(a.upper() for a in ins)}"
+    return text + (" (then name-value options)" if kern.options else "")
 
 
 def _checks_domain(kern) -> bool:
@@ -485,7 +494,7 @@ def context(kern) -> dict:
     outs = [check_identifier(o.name) for o in kern.outputs]
     used = {s.name for e in kern.slots.values() for s in e.free_symbols}
     is_vjp = "dot" in used
-    helpers = set(FAMILY_HELPERS[fam]) | printed_helpers
+    helpers = set(FAMILY_HELPERS[fam]) | printed_helpers | {"check_nargin"}
     if is_vjp:
         helpers.add("check_like")
     if "pos_weight" in kern.options:
@@ -518,16 +527,22 @@ def context(kern) -> dict:
         "see_also": _see_also(kern),
         "first": ins[0],
         "nargs": len(ins),
+        "needs": _needs(kern, ins),
         "code": code,
         "options": options,
         "has_pos_weight": "pos_weight" in kern.options,
         "loss_out": "loss" in outs,
         "grad_out": "grad" in outs,
         "is_jacobian": kern.name == "softmax_jacobian",
+        # a K-by-N result, the size of the first input (reshaped back: a row in, a row out)
+        "out_like_first": kern.outputs[0].shape == "(N, K)",
         "is_vjp": is_vjp,
         "needs_ysum": "ysum" in used,
-        "in_double": fam in DOUBLE_FAMILIES,
         "check_domain": _checks_domain(kern),
+        "target_hint": TARGET_HINT.format(first=ins[0].upper()),
+        "row_scheme": fam in ROW_FAMILIES,
+        # the variable the printed slots read the first input from (in double)
+        "work": NAMES[fam]["z"] if fam in ROW_FAMILIES else ins[0],
         "names": dict(NAMES[fam]),
         "row_before": [{"var": NAMES[fam][n], "code": code[n]} for n in ROW_BEFORE
                        if fam in ROW_FAMILIES],

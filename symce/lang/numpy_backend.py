@@ -13,8 +13,8 @@ the printed code calls are printed from the stable forms too: ``_softplus`` from
 ``softplus(t).stable()``, ``_sigmoid`` from ``sigmoid(t).stable()`` and ``_two_sum_err`` from the
 TwoSum assignments of ``two_sum_err(a, b).stable()``.
 
-The row kernels (softmax family, softmax cross-entropy) work in float64 also for float32 input and
-round once at the end (docs/semantics.md); the template widens and narrows, the slots are the same.
+Every kernel works in float64 also for float32 input and rounds once at the end
+(docs/semantics.md); the template widens and narrows, the slots are the same.
 """
 from __future__ import annotations
 
@@ -155,9 +155,9 @@ RETURN_DOCS = {  # (family partial, output) -> its entry where the registry's Ar
 DOC_WIDTH = 100
 
 TARGET_DOC = {
-    "ce": "(N,) integer class indices in [0, K), or (N, K) floating probability targets; "
-          "for 1-D input (K,): an integer or a (K,) target",
-    "bce": "targets in [0, 1], the input's shape",
+    "ce": "(N,) integer class indices in [0, K), or (N, K) floating probability targets in "
+          "[0, 1]; for 1-D input (K,): an integer or a (K,) target",
+    "bce": "targets in [0, 1], the input's shape (an integer or bool array is converted)",
 }
 
 # Doctest examples (run by tests/test_numpy_kernels.py).  Values are the published seed values,
