@@ -14,6 +14,9 @@ arrays of ``mpmath.mpf``.  The options follow PyTorch: ``weight`` (K class weigh
 family, elementwise for BCE), ``ignore_index``, ``label_smoothing``, ``pos_weight`` and
 ``reduction``.  The loss policies are the kernels': logs of probabilities are clamped at -100,
 gradient denominators of probabilities at 1e-12, and a zero target times a -inf log is 0.
+The row policy too (closed form): the shift of a row whose max is not finite is
+its largest finite logit (or 0), and the kernels that combine the classes give NaN for such a
+row (``Kernel.nan_row_at_inf``).
 """
 from __future__ import annotations
 
@@ -105,8 +108,10 @@ def _row_env(kernel_name, row):
     """The registry's per-class row slots (zs, zlo, e, em1, Srest, p, pc) for one row, at the
     working precision, where zs = z - shift is exact and so zlo = 0."""
     top = max(row)
-    shift = top if mpmath.isfinite(top) else mpmath.mpf(0)
     a = row.index(top)
+    if not mpmath.isfinite(top):  # +inf, NaN or only -inf: the largest finite logit, or 0
+        top = max((v for v in row if mpmath.isfinite(v)), default=mpmath.mpf(0))
+    shift = top
     cls = []
     for v in row:
         env = {"z": v, "shift": shift}
@@ -114,6 +119,8 @@ def _row_env(kernel_name, row):
             env[name] = _slot(kernel_name, name)(**env)
         cls.append(env)
     srest = mpmath.fsum(c["em1"] if k == a else c["e"] for k, c in enumerate(cls))
+    if srest == mpmath.inf and kr.kernel(kernel_name).nan_row_at_inf:
+        srest = mpmath.mpf("nan")  # a row holding +inf: NaN throughout
     for c in cls:
         c["Srest"] = srest
         c["p"] = _slot(kernel_name, "p")(**c)

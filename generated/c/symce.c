@@ -432,15 +432,21 @@ static void symce_row_exp_f32(const float *restrict row, size_t c0, size_t len, 
    contributes 1 instead of e_j, off by less than 2^-53 in a sum that is at least 1.  e_j goes to
    stash[0 .. k) in chunks of SYMCE_STASH.  Returns SYMCE_ROW_STASHED when the whole row is there
    (k <= SYMCE_STASH), else SYMCE_ROW_FINITE.  A row whose max is not finite (+inf, or no finite
-   element) gets shift 0 and Srest = sum_{j != a} e_j + em1_a (a = the first argmax):
-   SYMCE_ROW_GENERAL. */
+   element) gets shift = its largest finite element (0 if there is none), so every finite e_j is
+   at most 1, and Srest = sum_{j != a} e_j + em1_a (a = the first argmax): SYMCE_ROW_GENERAL. */
 static int symce_row_stats_f32(const float *restrict row, size_t k, double *restrict stash,
                                 double *restrict shift_out, double *restrict srest_out)
 {
     const float mx = symce_row_max_f32(row, k);
     if (!symce_isfinite((double)mx)) {
         const size_t a = symce_argmax_f32(row, k);
-        const double shift = 0;
+        double shift = 0;  /* the largest finite element: a finite logit above ~709 is not inf/inf */
+        int found = 0;
+        for (size_t j = 0; j < k; ++j) {
+            const double zv = row[j];
+            if (symce_isfinite((double)zv) && (!found || zv > shift)) shift = zv;
+            found |= symce_isfinite((double)zv);
+        }
         double sum = 0;
         for (size_t j = 0; j < k; ++j) {
             const double zv = row[j];
@@ -620,15 +626,21 @@ static void symce_row_exp_f64(const double *restrict row, size_t c0, size_t len,
    contributes 1 instead of e_j, off by less than 2^-53 in a sum that is at least 1.  e_j goes to
    stash[0 .. k) in chunks of SYMCE_STASH.  Returns SYMCE_ROW_STASHED when the whole row is there
    (k <= SYMCE_STASH), else SYMCE_ROW_FINITE.  A row whose max is not finite (+inf, or no finite
-   element) gets shift 0 and Srest = sum_{j != a} e_j + em1_a (a = the first argmax):
-   SYMCE_ROW_GENERAL. */
+   element) gets shift = its largest finite element (0 if there is none), so every finite e_j is
+   at most 1, and Srest = sum_{j != a} e_j + em1_a (a = the first argmax): SYMCE_ROW_GENERAL. */
 static int symce_row_stats_f64(const double *restrict row, size_t k, double *restrict stash,
                                 double *restrict shift_out, double *restrict srest_out)
 {
     const double mx = symce_row_max_f64(row, k);
     if (!symce_isfinite((double)mx)) {
         const size_t a = symce_argmax_f64(row, k);
-        const double shift = 0;
+        double shift = 0;  /* the largest finite element: a finite logit above ~709 is not inf/inf */
+        int found = 0;
+        for (size_t j = 0; j < k; ++j) {
+            const double zv = row[j];
+            if (symce_isfinite((double)zv) && (!found || zv > shift)) shift = zv;
+            found |= symce_isfinite((double)zv);
+        }
         double sum = 0;
         for (size_t j = 0; j < k; ++j) {
             const double zv = row[j];
@@ -886,6 +898,7 @@ int symce_softmax_jacobian_f32(size_t n, size_t k, const float *restrict z, floa
             }
             const int stashed = status == SYMCE_ROW_STASHED;
             (void)stashed;
+            if (status == SYMCE_ROW_GENERAL) srest = NAN;  /* +inf or no finite logit: a NaN row */
             const double inv_srest = 1.0/(srest + 1);
             float *J = out + i * k * k;
             /* columns in blocks: p_j of the block's classes stays in double, p_i and pc_i per row */
@@ -948,6 +961,7 @@ int symce_softmax_vjp_f32(size_t n, size_t k, const float *restrict z, const flo
             }
             const int stashed = status == SYMCE_ROW_STASHED;
             (void)stashed;
+            if (status == SYMCE_ROW_GENERAL) srest = NAN;  /* +inf or no finite logit: a NaN row */
             const double inv_srest = 1.0/(srest + 1);
             const float *grow = g + i * k;
             float *orow = out + i * k;
@@ -1179,6 +1193,7 @@ int symce_softmax_cross_entropy_f32(size_t n, size_t k, const float *restrict lo
             }
             const int stashed = status == SYMCE_ROW_STASHED;
             (void)stashed;
+            if (status == SYMCE_ROW_GENERAL) srest = NAN;  /* +inf or no finite logit: a NaN row */
             const double log1p_srest = symce_log1p_for_f32(srest);
             double row_loss = 0;
             if (eps != 0) {  /* every class's share eps w_c / K of the target */
@@ -1259,6 +1274,7 @@ int symce_softmax_cross_entropy_soft_f32(size_t n, size_t k, const float *restri
             }
             const int stashed = status == SYMCE_ROW_STASHED;
             (void)stashed;
+            if (status == SYMCE_ROW_GENERAL) srest = NAN;  /* +inf or no finite logit: a NaN row */
             const double log1p_srest = symce_log1p_for_f32(srest);
             double row_loss;
             {
@@ -1348,6 +1364,7 @@ int symce_softmax_cross_entropy_grad_f32(size_t n, size_t k, const float *restri
             }
             const int stashed = status == SYMCE_ROW_STASHED;
             (void)stashed;
+            if (status == SYMCE_ROW_GENERAL) srest = NAN;  /* +inf or no finite logit: a NaN row */
             const double inv_srest = 1.0/(srest + 1);
             const double ysum = -eps*w_t + w_t + eps*wsum/k_real;
             const double yt_on = w_t*(1 - eps) + eps*w_t/k_real;
@@ -1439,6 +1456,7 @@ int symce_softmax_cross_entropy_grad_soft_f32(size_t n, size_t k, const float *r
             }
             const int stashed = status == SYMCE_ROW_STASHED;
             (void)stashed;
+            if (status == SYMCE_ROW_GENERAL) srest = NAN;  /* +inf or no finite logit: a NaN row */
             const double inv_srest = 1.0/(srest + 1);
             double ysum;  /* sum_c y~_c */
             {
@@ -1561,6 +1579,7 @@ int symce_softmax_cross_entropy_with_grad_f32(size_t n, size_t k, const float *r
             }
             const int stashed = status == SYMCE_ROW_STASHED;
             (void)stashed;
+            if (status == SYMCE_ROW_GENERAL) srest = NAN;  /* +inf or no finite logit: a NaN row */
             const double log1p_srest = symce_log1p_for_f32(srest);
             const double inv_srest = 1.0/(srest + 1);
             const double ysum = -eps*w_t + w_t + eps*wsum/k_real;
@@ -1686,6 +1705,7 @@ int symce_softmax_cross_entropy_with_grad_soft_f32(size_t n, size_t k,
             }
             const int stashed = status == SYMCE_ROW_STASHED;
             (void)stashed;
+            if (status == SYMCE_ROW_GENERAL) srest = NAN;  /* +inf or no finite logit: a NaN row */
             const double log1p_srest = symce_log1p_for_f32(srest);
             const double inv_srest = 1.0/(srest + 1);
             double ysum;  /* sum_c y~_c */
@@ -2321,6 +2341,7 @@ int symce_softmax_jacobian_f64(size_t n, size_t k, const double *restrict z, dou
             }
             const int stashed = status == SYMCE_ROW_STASHED;
             (void)stashed;
+            if (status == SYMCE_ROW_GENERAL) srest = NAN;  /* +inf or no finite logit: a NaN row */
             double *J = out + i * k * k;
             /* columns in blocks: p_j of the block's classes stays in double, p_i and pc_i per row */
             for (size_t c0 = 0; c0 < k; c0 += 64) {
@@ -2384,6 +2405,7 @@ int symce_softmax_vjp_f64(size_t n, size_t k, const double *restrict z, const do
             }
             const int stashed = status == SYMCE_ROW_STASHED;
             (void)stashed;
+            if (status == SYMCE_ROW_GENERAL) srest = NAN;  /* +inf or no finite logit: a NaN row */
             const double *grow = g + i * k;
             double *orow = out + i * k;
             double dsum = 0, dcomp = 0;  /* sum_k g_k e_k */
@@ -2614,6 +2636,7 @@ int symce_softmax_cross_entropy_f64(size_t n, size_t k, const double *restrict l
             }
             const int stashed = status == SYMCE_ROW_STASHED;
             (void)stashed;
+            if (status == SYMCE_ROW_GENERAL) srest = NAN;  /* +inf or no finite logit: a NaN row */
             const double log1p_srest = log1p(srest);
             double row_loss = 0;
             if (eps != 0) {  /* every class's share eps w_c / K of the target */
@@ -2697,6 +2720,7 @@ int symce_softmax_cross_entropy_soft_f64(size_t n, size_t k, const double *restr
             }
             const int stashed = status == SYMCE_ROW_STASHED;
             (void)stashed;
+            if (status == SYMCE_ROW_GENERAL) srest = NAN;  /* +inf or no finite logit: a NaN row */
             const double log1p_srest = log1p(srest);
             double row_loss;
             {
@@ -2788,6 +2812,7 @@ int symce_softmax_cross_entropy_grad_f64(size_t n, size_t k, const double *restr
             }
             const int stashed = status == SYMCE_ROW_STASHED;
             (void)stashed;
+            if (status == SYMCE_ROW_GENERAL) srest = NAN;  /* +inf or no finite logit: a NaN row */
             const double ysum = -eps*w_t + w_t + eps*wsum/k_real;
             const double yt_on = w_t*(1 - eps) + eps*w_t/k_real;
             if (status == SYMCE_ROW_GENERAL) {
@@ -2881,6 +2906,7 @@ int symce_softmax_cross_entropy_grad_soft_f64(size_t n, size_t k, const double *
             }
             const int stashed = status == SYMCE_ROW_STASHED;
             (void)stashed;
+            if (status == SYMCE_ROW_GENERAL) srest = NAN;  /* +inf or no finite logit: a NaN row */
             double ysum;  /* sum_c y~_c */
             {
                 double sum = 0, comp = 0;
@@ -3005,6 +3031,7 @@ int symce_softmax_cross_entropy_with_grad_f64(size_t n, size_t k, const double *
             }
             const int stashed = status == SYMCE_ROW_STASHED;
             (void)stashed;
+            if (status == SYMCE_ROW_GENERAL) srest = NAN;  /* +inf or no finite logit: a NaN row */
             const double log1p_srest = log1p(srest);
             const double ysum = -eps*w_t + w_t + eps*wsum/k_real;
             const double yt_on = w_t*(1 - eps) + eps*w_t/k_real;
@@ -3133,6 +3160,7 @@ int symce_softmax_cross_entropy_with_grad_soft_f64(size_t n, size_t k,
             }
             const int stashed = status == SYMCE_ROW_STASHED;
             (void)stashed;
+            if (status == SYMCE_ROW_GENERAL) srest = NAN;  /* +inf or no finite logit: a NaN row */
             const double log1p_srest = log1p(srest);
             double ysum;  /* sum_c y~_c */
             {

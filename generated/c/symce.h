@@ -36,7 +36,8 @@
  *     across chunks, rows and blocks (double kernels).  Built with -fopenmp, rows (or blocks of
  *     elements) are split over threads; without it the pragmas are inert.  -inf logits (masked classes) are fine where the target is 0; a row of
  *     -inf gives NaN probabilities and log-probabilities and logsumexp -inf; in a row holding
- *     +inf the +inf entries get p = NaN, the others p = 0 (log p = -inf), and logsumexp is +inf.
+ *     +inf the +inf entries get p = NaN, the others p = 0 (log p = -inf), and logsumexp is +inf,
+ *     while the Jacobian, the VJP and the softmax cross-entropy give a NaN row (as PyTorch).
  *     NaN in gives NaN out.  Probabilities outside [0, 1] are rejected (SYMCE_ERR_DOMAIN); losses
  *     of probabilities clamp log at -100 and the gradient denominators (p, p(1 - p)) at 1e-12,
  *     as PyTorch.
@@ -121,8 +122,8 @@ int symce_sigmoid_grad_f32(size_t count, const float *restrict x, float *restric
  * symce_softmax_f32: Softmax along the class axis.
  *
  *     p_k = exp(z_k) / sum_j exp(z_j)
- *   computed as (z = the logit; shift = the row max (0 if not finite), a = its index; Srest = S -
- *     1 = sum_{j != a} e_j + em1_a):
+ *   computed as (z = the logit; shift = the row max (if not finite: the largest finite z, or 0), a
+ *     = its index; Srest = S - 1 = sum_{j != a} e_j + em1_a):
  *     zs = -shift + z
  *     zlo = two_sum_err(z, -shift)
  *     e = (zlo + 1)*exp(zs)
@@ -147,8 +148,8 @@ int symce_softmax_f32(size_t n, size_t k, const float *restrict z, float *restri
  * symce_log_softmax_f32: Log of the softmax along the class axis.
  *
  *     log p_k = z_k - log sum_j exp(z_j)
- *   computed as (z = the logit; shift = the row max (0 if not finite), a = its index; Srest = S -
- *     1 = sum_{j != a} e_j + em1_a):
+ *   computed as (z = the logit; shift = the row max (if not finite: the largest finite z, or 0), a
+ *     = its index; Srest = S - 1 = sum_{j != a} e_j + em1_a):
  *     zs = -shift + z
  *     zlo = two_sum_err(z, -shift)
  *     e = (zlo + 1)*exp(zs)
@@ -174,8 +175,8 @@ int symce_log_softmax_f32(size_t n, size_t k, const float *restrict z, float *re
  * symce_logsumexp_f32: Log of the sum of exponentials along the class axis.
  *
  *     lse = log sum_j exp(z_j)  [proof logsumexp_grad: p_j]
- *   computed as (z = the logit; shift = the row max (0 if not finite), a = its index; Srest = S -
- *     1 = sum_{j != a} e_j + em1_a):
+ *   computed as (z = the logit; shift = the row max (if not finite: the largest finite z, or 0), a
+ *     = its index; Srest = S - 1 = sum_{j != a} e_j + em1_a):
  *     zs = -shift + z
  *     zlo = two_sum_err(z, -shift)
  *     e = (zlo + 1)*exp(zs)
@@ -201,9 +202,9 @@ int symce_logsumexp_f32(size_t n, size_t k, const float *restrict z, float *rest
  * symce_softmax_jacobian_f32: Jacobian of the softmax, one K x K matrix per row.
  *
  *     J_ij = p_i (delta_ij - p_j)  [proof softmax_jacobian: p_i(δ_ij − p_j)]
- *   computed as (z = the logit; shift = the row max (0 if not finite), a = its index; Srest = S -
- *     1 = sum_{j != a} e_j + em1_a; p_i, p_j, pc_i = p, p, pc of classes i, j; delta = Kronecker
- *     delta_ij):
+ *   computed as (z = the logit; shift = the row max (if not finite: the largest finite z, or 0), a
+ *     = its index; Srest = S - 1 = sum_{j != a} e_j + em1_a; p_i, p_j, pc_i = p, p, pc of classes
+ *     i, j; delta = Kronecker delta_ij):
  *     zs = -shift + z
  *     zlo = two_sum_err(z, -shift)
  *     e = (zlo + 1)*exp(zs)
@@ -232,8 +233,9 @@ int symce_softmax_jacobian_f32(size_t n, size_t k, const float *restrict z, floa
  * symce_softmax_vjp_f32: Vector-Jacobian product of the softmax, without J.
  *
  *     (J^T g)_j = p_j (g_j - <g, p>)  [proof softmax_jacobian: p_i(δ_ij − p_j)]
- *   computed as (z = the logit; shift = the row max (0 if not finite), a = its index; Srest = S -
- *     1 = sum_{j != a} e_j + em1_a; g = the upstream gradient; gesum = sum_j g_j e_j):
+ *   computed as (z = the logit; shift = the row max (if not finite: the largest finite z, or 0), a
+ *     = its index; Srest = S - 1 = sum_{j != a} e_j + em1_a; g = the upstream gradient; gesum =
+ *     sum_j g_j e_j):
  *     zs = -shift + z
  *     zlo = two_sum_err(z, -shift)
  *     e = (zlo + 1)*exp(zs)
@@ -402,8 +404,8 @@ int symce_cross_entropy_grad_soft_f32(size_t n, size_t k, const float *restrict 
  *   with the effective target of class c:
  *     y~_c = hot*w_t*(1 - label_smoothing) + label_smoothing*w_k/K
  *     (t = labels[i], hot = [c == t], w_t = weight[t], w_k = weight[c], K = k)
- *   computed as (z = the logit; shift = the row max (0 if not finite), a = its index; Srest = S -
- *     1 = sum_{j != a} e_j + em1_a; yt = y~_c):
+ *   computed as (z = the logit; shift = the row max (if not finite: the largest finite z, or 0), a
+ *     = its index; Srest = S - 1 = sum_{j != a} e_j + em1_a; yt = y~_c):
  *     zs = -shift + z
  *     zlo = two_sum_err(z, -shift)
  *     e = (zlo + 1)*exp(zs)
@@ -444,8 +446,8 @@ int symce_softmax_cross_entropy_f32(size_t n, size_t k, const float *restrict lo
  *   with the effective target of class c:
  *     y~_c = w_k*(y*(1 - label_smoothing) + label_smoothing/K)
  *     (y = target[i*k + c], w_k = weight[c], K = k)
- *   computed as (z = the logit; shift = the row max (0 if not finite), a = its index; Srest = S -
- *     1 = sum_{j != a} e_j + em1_a; yt = y~_c):
+ *   computed as (z = the logit; shift = the row max (if not finite: the largest finite z, or 0), a
+ *     = its index; Srest = S - 1 = sum_{j != a} e_j + em1_a; yt = y~_c):
  *     zs = -shift + z
  *     zlo = two_sum_err(z, -shift)
  *     e = (zlo + 1)*exp(zs)
@@ -485,8 +487,8 @@ int symce_softmax_cross_entropy_soft_f32(size_t n, size_t k, const float *restri
  *   with the effective target of class c:
  *     y~_c = hot*w_t*(1 - label_smoothing) + label_smoothing*w_k/K
  *     (t = labels[i], hot = [c == t], w_t = weight[t], w_k = weight[c], K = k)
- *   computed as (z = the logit; shift = the row max (0 if not finite), a = its index; Srest = S -
- *     1 = sum_{j != a} e_j + em1_a; yt = y~_c; ysum = sum_c y~_c):
+ *   computed as (z = the logit; shift = the row max (if not finite: the largest finite z, or 0), a
+ *     = its index; Srest = S - 1 = sum_{j != a} e_j + em1_a; yt = y~_c; ysum = sum_c y~_c):
  *     zs = -shift + z
  *     zlo = two_sum_err(z, -shift)
  *     e = (zlo + 1)*exp(zs)
@@ -530,8 +532,8 @@ int symce_softmax_cross_entropy_grad_f32(size_t n, size_t k, const float *restri
  *   with the effective target of class c:
  *     y~_c = w_k*(y*(1 - label_smoothing) + label_smoothing/K)
  *     (y = target[i*k + c], w_k = weight[c], K = k)
- *   computed as (z = the logit; shift = the row max (0 if not finite), a = its index; Srest = S -
- *     1 = sum_{j != a} e_j + em1_a; yt = y~_c; ysum = sum_c y~_c):
+ *   computed as (z = the logit; shift = the row max (if not finite: the largest finite z, or 0), a
+ *     = its index; Srest = S - 1 = sum_{j != a} e_j + em1_a; yt = y~_c; ysum = sum_c y~_c):
  *     zs = -shift + z
  *     zlo = two_sum_err(z, -shift)
  *     e = (zlo + 1)*exp(zs)
@@ -571,8 +573,8 @@ int symce_softmax_cross_entropy_grad_soft_f32(size_t n, size_t k, const float *r
  *   with the effective target of class c:
  *     y~_c = hot*w_t*(1 - label_smoothing) + label_smoothing*w_k/K
  *     (t = labels[i], hot = [c == t], w_t = weight[t], w_k = weight[c], K = k)
- *   computed as (z = the logit; shift = the row max (0 if not finite), a = its index; Srest = S -
- *     1 = sum_{j != a} e_j + em1_a; yt = y~_c; ysum = sum_c y~_c):
+ *   computed as (z = the logit; shift = the row max (if not finite: the largest finite z, or 0), a
+ *     = its index; Srest = S - 1 = sum_{j != a} e_j + em1_a; yt = y~_c; ysum = sum_c y~_c):
  *     zs = -shift + z
  *     zlo = two_sum_err(z, -shift)
  *     e = (zlo + 1)*exp(zs)
@@ -620,8 +622,8 @@ int symce_softmax_cross_entropy_with_grad_f32(size_t n, size_t k, const float *r
  *   with the effective target of class c:
  *     y~_c = w_k*(y*(1 - label_smoothing) + label_smoothing/K)
  *     (y = target[i*k + c], w_k = weight[c], K = k)
- *   computed as (z = the logit; shift = the row max (0 if not finite), a = its index; Srest = S -
- *     1 = sum_{j != a} e_j + em1_a; yt = y~_c; ysum = sum_c y~_c):
+ *   computed as (z = the logit; shift = the row max (if not finite: the largest finite z, or 0), a
+ *     = its index; Srest = S - 1 = sum_{j != a} e_j + em1_a; yt = y~_c; ysum = sum_c y~_c):
  *     zs = -shift + z
  *     zlo = two_sum_err(z, -shift)
  *     e = (zlo + 1)*exp(zs)
@@ -855,8 +857,8 @@ int symce_sigmoid_grad_f64(size_t count, const double *restrict x, double *restr
  * symce_softmax_f64: Softmax along the class axis.
  *
  *     p_k = exp(z_k) / sum_j exp(z_j)
- *   computed as (z = the logit; shift = the row max (0 if not finite), a = its index; Srest = S -
- *     1 = sum_{j != a} e_j + em1_a):
+ *   computed as (z = the logit; shift = the row max (if not finite: the largest finite z, or 0), a
+ *     = its index; Srest = S - 1 = sum_{j != a} e_j + em1_a):
  *     zs = -shift + z
  *     zlo = two_sum_err(z, -shift)
  *     e = (zlo + 1)*exp(zs)
@@ -881,8 +883,8 @@ int symce_softmax_f64(size_t n, size_t k, const double *restrict z, double *rest
  * symce_log_softmax_f64: Log of the softmax along the class axis.
  *
  *     log p_k = z_k - log sum_j exp(z_j)
- *   computed as (z = the logit; shift = the row max (0 if not finite), a = its index; Srest = S -
- *     1 = sum_{j != a} e_j + em1_a):
+ *   computed as (z = the logit; shift = the row max (if not finite: the largest finite z, or 0), a
+ *     = its index; Srest = S - 1 = sum_{j != a} e_j + em1_a):
  *     zs = -shift + z
  *     zlo = two_sum_err(z, -shift)
  *     e = (zlo + 1)*exp(zs)
@@ -908,8 +910,8 @@ int symce_log_softmax_f64(size_t n, size_t k, const double *restrict z, double *
  * symce_logsumexp_f64: Log of the sum of exponentials along the class axis.
  *
  *     lse = log sum_j exp(z_j)  [proof logsumexp_grad: p_j]
- *   computed as (z = the logit; shift = the row max (0 if not finite), a = its index; Srest = S -
- *     1 = sum_{j != a} e_j + em1_a):
+ *   computed as (z = the logit; shift = the row max (if not finite: the largest finite z, or 0), a
+ *     = its index; Srest = S - 1 = sum_{j != a} e_j + em1_a):
  *     zs = -shift + z
  *     zlo = two_sum_err(z, -shift)
  *     e = (zlo + 1)*exp(zs)
@@ -935,9 +937,9 @@ int symce_logsumexp_f64(size_t n, size_t k, const double *restrict z, double *re
  * symce_softmax_jacobian_f64: Jacobian of the softmax, one K x K matrix per row.
  *
  *     J_ij = p_i (delta_ij - p_j)  [proof softmax_jacobian: p_i(δ_ij − p_j)]
- *   computed as (z = the logit; shift = the row max (0 if not finite), a = its index; Srest = S -
- *     1 = sum_{j != a} e_j + em1_a; p_i, p_j, pc_i = p, p, pc of classes i, j; delta = Kronecker
- *     delta_ij):
+ *   computed as (z = the logit; shift = the row max (if not finite: the largest finite z, or 0), a
+ *     = its index; Srest = S - 1 = sum_{j != a} e_j + em1_a; p_i, p_j, pc_i = p, p, pc of classes
+ *     i, j; delta = Kronecker delta_ij):
  *     zs = -shift + z
  *     zlo = two_sum_err(z, -shift)
  *     e = (zlo + 1)*exp(zs)
@@ -966,8 +968,9 @@ int symce_softmax_jacobian_f64(size_t n, size_t k, const double *restrict z, dou
  * symce_softmax_vjp_f64: Vector-Jacobian product of the softmax, without J.
  *
  *     (J^T g)_j = p_j (g_j - <g, p>)  [proof softmax_jacobian: p_i(δ_ij − p_j)]
- *   computed as (z = the logit; shift = the row max (0 if not finite), a = its index; Srest = S -
- *     1 = sum_{j != a} e_j + em1_a; g = the upstream gradient; gesum = sum_j g_j e_j):
+ *   computed as (z = the logit; shift = the row max (if not finite: the largest finite z, or 0), a
+ *     = its index; Srest = S - 1 = sum_{j != a} e_j + em1_a; g = the upstream gradient; gesum =
+ *     sum_j g_j e_j):
  *     zs = -shift + z
  *     zlo = two_sum_err(z, -shift)
  *     e = (zlo + 1)*exp(zs)
@@ -1136,8 +1139,8 @@ int symce_cross_entropy_grad_soft_f64(size_t n, size_t k, const double *restrict
  *   with the effective target of class c:
  *     y~_c = hot*w_t*(1 - label_smoothing) + label_smoothing*w_k/K
  *     (t = labels[i], hot = [c == t], w_t = weight[t], w_k = weight[c], K = k)
- *   computed as (z = the logit; shift = the row max (0 if not finite), a = its index; Srest = S -
- *     1 = sum_{j != a} e_j + em1_a; yt = y~_c):
+ *   computed as (z = the logit; shift = the row max (if not finite: the largest finite z, or 0), a
+ *     = its index; Srest = S - 1 = sum_{j != a} e_j + em1_a; yt = y~_c):
  *     zs = -shift + z
  *     zlo = two_sum_err(z, -shift)
  *     e = (zlo + 1)*exp(zs)
@@ -1178,8 +1181,8 @@ int symce_softmax_cross_entropy_f64(size_t n, size_t k, const double *restrict l
  *   with the effective target of class c:
  *     y~_c = w_k*(y*(1 - label_smoothing) + label_smoothing/K)
  *     (y = target[i*k + c], w_k = weight[c], K = k)
- *   computed as (z = the logit; shift = the row max (0 if not finite), a = its index; Srest = S -
- *     1 = sum_{j != a} e_j + em1_a; yt = y~_c):
+ *   computed as (z = the logit; shift = the row max (if not finite: the largest finite z, or 0), a
+ *     = its index; Srest = S - 1 = sum_{j != a} e_j + em1_a; yt = y~_c):
  *     zs = -shift + z
  *     zlo = two_sum_err(z, -shift)
  *     e = (zlo + 1)*exp(zs)
@@ -1219,8 +1222,8 @@ int symce_softmax_cross_entropy_soft_f64(size_t n, size_t k, const double *restr
  *   with the effective target of class c:
  *     y~_c = hot*w_t*(1 - label_smoothing) + label_smoothing*w_k/K
  *     (t = labels[i], hot = [c == t], w_t = weight[t], w_k = weight[c], K = k)
- *   computed as (z = the logit; shift = the row max (0 if not finite), a = its index; Srest = S -
- *     1 = sum_{j != a} e_j + em1_a; yt = y~_c; ysum = sum_c y~_c):
+ *   computed as (z = the logit; shift = the row max (if not finite: the largest finite z, or 0), a
+ *     = its index; Srest = S - 1 = sum_{j != a} e_j + em1_a; yt = y~_c; ysum = sum_c y~_c):
  *     zs = -shift + z
  *     zlo = two_sum_err(z, -shift)
  *     e = (zlo + 1)*exp(zs)
@@ -1264,8 +1267,8 @@ int symce_softmax_cross_entropy_grad_f64(size_t n, size_t k, const double *restr
  *   with the effective target of class c:
  *     y~_c = w_k*(y*(1 - label_smoothing) + label_smoothing/K)
  *     (y = target[i*k + c], w_k = weight[c], K = k)
- *   computed as (z = the logit; shift = the row max (0 if not finite), a = its index; Srest = S -
- *     1 = sum_{j != a} e_j + em1_a; yt = y~_c; ysum = sum_c y~_c):
+ *   computed as (z = the logit; shift = the row max (if not finite: the largest finite z, or 0), a
+ *     = its index; Srest = S - 1 = sum_{j != a} e_j + em1_a; yt = y~_c; ysum = sum_c y~_c):
  *     zs = -shift + z
  *     zlo = two_sum_err(z, -shift)
  *     e = (zlo + 1)*exp(zs)
@@ -1306,8 +1309,8 @@ int symce_softmax_cross_entropy_grad_soft_f64(size_t n, size_t k, const double *
  *   with the effective target of class c:
  *     y~_c = hot*w_t*(1 - label_smoothing) + label_smoothing*w_k/K
  *     (t = labels[i], hot = [c == t], w_t = weight[t], w_k = weight[c], K = k)
- *   computed as (z = the logit; shift = the row max (0 if not finite), a = its index; Srest = S -
- *     1 = sum_{j != a} e_j + em1_a; yt = y~_c; ysum = sum_c y~_c):
+ *   computed as (z = the logit; shift = the row max (if not finite: the largest finite z, or 0), a
+ *     = its index; Srest = S - 1 = sum_{j != a} e_j + em1_a; yt = y~_c; ysum = sum_c y~_c):
  *     zs = -shift + z
  *     zlo = two_sum_err(z, -shift)
  *     e = (zlo + 1)*exp(zs)
@@ -1355,8 +1358,8 @@ int symce_softmax_cross_entropy_with_grad_f64(size_t n, size_t k, const double *
  *   with the effective target of class c:
  *     y~_c = w_k*(y*(1 - label_smoothing) + label_smoothing/K)
  *     (y = target[i*k + c], w_k = weight[c], K = k)
- *   computed as (z = the logit; shift = the row max (0 if not finite), a = its index; Srest = S -
- *     1 = sum_{j != a} e_j + em1_a; yt = y~_c; ysum = sum_c y~_c):
+ *   computed as (z = the logit; shift = the row max (if not finite: the largest finite z, or 0), a
+ *     = its index; Srest = S - 1 = sum_{j != a} e_j + em1_a; yt = y~_c; ysum = sum_c y~_c):
  *     zs = -shift + z
  *     zlo = two_sum_err(z, -shift)
  *     e = (zlo + 1)*exp(zs)

@@ -29,12 +29,20 @@ check_float(z, 'z');
 % computed in double, rounded once to the input's class at the end
 cls = class(z);
 z = double(z);
-% shift = column max (0 where it is not finite), at = its row.  max skips NaN, which comes back
-% through zs.  Srest = S - 1: the other classes' e plus em1 (= e - 1) at the argmax, so that
-% log1p(Srest) keeps log p accurate when one class dominates.
+% shift = column max, at = its row; where the max is not finite (a column holding +Inf, or no
+% finite logit) the largest finite logit, or 0, so that no finite logit gives Inf/Inf.  max
+% skips NaN, which comes back through zs.  Srest = S - 1: the other classes' e plus em1
+% (= e - 1) at the argmax, so that log1p(Srest) keeps log p accurate when one class dominates.
 [top, at] = max(z, [], 1);
 shift = top;
-shift(~isfinite(top)) = 0;
+bad = ~isfinite(top);
+if any(bad)
+    finite_z = z(:, bad);
+    finite_z(~isfinite(finite_z)) = -Inf;
+    top = max(finite_z, [], 1);
+    top(~isfinite(top)) = 0;
+    shift(bad) = top;
+end
 zs = -shift + z;
 zlo = two_sum_err(z, -shift);
 ez = (zlo + 1).*exp(zs);

@@ -20,10 +20,10 @@ Conventions
 
 Numerical policy
 ----------------
-* Logits never overflow: each row is shifted by its maximum (0 if that is not finite), z - shift
-  is carried as zs + zlo (TwoSum: exactly), and S = sum exp(z - shift) is kept as 1 + Srest, with
-  the maximum's own term left out of Srest, so log p of a dominant class, -log1p(Srest), and
-  1 - p are accurate to the last bits.
+* Logits never overflow: each row is shifted by its maximum (if that is not finite, by its
+  largest finite entry, or 0), z - shift is carried as zs + zlo (TwoSum: exactly), and
+  S = sum exp(z - shift) is kept as 1 + Srest, with the maximum's own term left out of Srest, so
+  log p of a dominant class, -log1p(Srest), and 1 - p are accurate to the last bits.
 * The row kernels (softmax family, softmax cross-entropy), the BCE kernels and ``sigmoid``,
   ``sigmoid_grad`` compute in float64 also for float32 input and round the result once.  There the softmax
   cross-entropy needs no TwoSum: float32 z - shift in float64 is off by at most 2^-53 |z - shift|,
@@ -31,8 +31,8 @@ Numerical policy
 * The sigmoid is exp(min(x, 0)) / (1 + exp(-|x|)): branch-free, within 2 ulp for every x.
 * From probabilities (``cross_entropy``, ``binary_cross_entropy``) every log is clamped below at
   -100 and every gradient denominator at 1e-12, as PyTorch's BCE: p = 0 or 1 stays finite.
-* NaN in gives NaN out; -inf logits (masked classes) with a zero target contribute exactly 0.
-  A row holding +inf: that entry's p is NaN, the others' 0, logsumexp is +inf.
+* NaN in gives NaN out; -inf logits (masked classes) with a zero target contribute exactly 0.  A row holding +inf: that entry's p is NaN, the others' 0,
+  logsumexp is +inf; the Jacobian, the VJP and the softmax cross-entropy give a NaN row.
 
 Bad input (wrong shapes, labels outside [0, K), negative or NaN weights, ``label_smoothing``
 outside [0, 1], an unknown ``reduction``, K = 0, a probability outside [0, 1] given to
@@ -294,10 +294,22 @@ def _at(values, at):
     return np.take_along_axis(values, at, axis=-1)
 
 
+def _finite_top(z, top):
+    """``top`` (row maxima, a column) with each entry that is not finite (a row holding +inf or
+    NaN, or of -inf) replaced by its row's largest finite entry, or 0 where there is none: the
+    shift of docs/semantics.md (so a finite logit's e is at most 1, never inf/inf)."""
+    bad = ~np.isfinite(top[..., 0])
+    if bad.any():
+        rows = z[bad]
+        top[bad] = np.max(np.where(np.isfinite(rows), rows, -np.inf), axis=-1, keepdims=True)
+        top[~np.isfinite(top)] = 0
+    return top
+
+
 def _row_shift(z):
-    """The row maximum, or 0 where it is not finite (a row of -inf, a row holding +inf or NaN)."""
-    top = np.max(z, axis=-1, keepdims=True)
-    return np.where(np.isfinite(top), top, 0)
+    """The shift of each row: its maximum, or where that is not finite its largest finite entry
+    (or 0)."""
+    return _finite_top(z, np.max(z, axis=-1, keepdims=True))
 
 
 def _srest(e, at, em1_at):
@@ -419,9 +431,9 @@ def _argmax_at(z):
 
 
 def _shift_at(z, at):
-    """The row maximum z[at] in float64, or 0 where it is not finite (as _row_shift)."""
-    top = z[at[1], at[0]].astype(np.float64)
-    return np.where(np.isfinite(top), top, 0)
+    """The row maximum z[at] in float64, or where it is not finite the row's largest finite entry
+    (or 0), as _row_shift."""
+    return _finite_top(z, z[at[1], at[0]].astype(np.float64))
 
 
 def _get(values, at):
@@ -475,9 +487,10 @@ def _zero_where_not_finite(err, s):
         err[bad] = 0
 
 
-def _nan_rows(rows, srest):
-    """Rows whose Srest is not finite (a row holding +inf) set to NaN."""
-    rows[~np.isfinite(srest[:, 0])] = np.nan
+def _nan_at_inf(srest):
+    """Srest = +inf (a row holding +inf) set to NaN, in place: the kernels that combine the
+    classes give a NaN row there (docs/semantics.md)."""
+    srest[np.isposinf(srest)] = np.nan
 
 
 def _label_rows(labels, ignore_index, weight, x):
@@ -801,6 +814,7 @@ def softmax_jacobian(z):
         zs_a, zlo_a = _at(zs, at), _at(zlo, at)
         em1_a = np.expm1(zs_a) + _mul0(zlo_a, np.exp(zs_a))
         srest = _srest(e, at, em1_a)
+        _nan_at_inf(srest)
         p = e/(srest + 1)
         em1 = np.expm1(zs) + _mul0(zlo, np.exp(zs))
         pc = (srest - em1)/(srest + 1)
@@ -840,6 +854,7 @@ def softmax_vjp(z, g):
         zs_a, zlo_a = _at(zs, at), _at(zlo, at)
         em1_a = np.expm1(zs_a) + _mul0(zlo_a, np.exp(zs_a))
         srest = _srest(e, at, em1_a)
+        _nan_at_inf(srest)
         p = e/(srest + 1)
         g = _wide(g)
         gesum = np.sum(e*g, axis=-1, keepdims=True)
@@ -1005,6 +1020,7 @@ def softmax_cross_entropy(logits, target, reduction="mean", *, weight=None, igno
                         lsum = np.sum(lt, axis=-1, keepdims=True)
                     e = np.exp(zs, out=_b0)
                     srest = _srest_at(e, at, em1_a, e_a, ones_k)
+                    _nan_at_inf(srest)
                     loss = _mul0(w_t*(1 - label_smoothing), -zs_t + np.log1p(srest))
                     if smooth:
                         loss = loss + _mul0(csum, np.log1p(srest)) + lsum
@@ -1042,6 +1058,7 @@ def softmax_cross_entropy(logits, target, reduction="mean", *, weight=None, igno
                     np.exp(zs, out=_b0)
                     e = np.multiply(_b2, _b0, out=_b2)
                     srest = _srest_at(e, at, em1_a, e_a)
+                    _nan_at_inf(srest)
                     loss = _mul0(w_t*(1 - label_smoothing), -zlo_t - zs_t + np.log1p(srest))
                     if smooth:
                         loss = loss + _mul0(csum, np.log1p(srest)) + lsum
@@ -1071,6 +1088,7 @@ def softmax_cross_entropy(logits, target, reduction="mean", *, weight=None, igno
                     ysum = np.sum(yt, axis=-1, keepdims=True)
                     e = np.exp(zs, out=_b0)
                     srest = _srest_at(e, at, em1_a, e_a, ones_k)
+                    _nan_at_inf(srest)
                     losses[lo:hi] = (_mul0(ysum, np.log1p(srest)) + lsum)[:, 0]
             else:
                 _bufs = _buffers(6, x)
@@ -1105,6 +1123,7 @@ def softmax_cross_entropy(logits, target, reduction="mean", *, weight=None, igno
                     np.exp(zs, out=_b0)
                     e = np.multiply(_b2, _b0, out=_b2)
                     srest = _srest_at(e, at, em1_a, e_a)
+                    _nan_at_inf(srest)
                     losses[lo:hi] = (_mul0(ysum, np.log1p(srest)) + lsum)[:, 0]
         losses = _zero_rows(losses, kept).reshape(logits.shape[:-1])
         loss = _narrow(_reduce(losses, reduction, divisor), dtype)
@@ -1168,11 +1187,11 @@ def softmax_cross_entropy_grad(logits, target, reduction="mean", *, weight=None,
                     ysum = w_t*(1 - label_smoothing) + label_smoothing*wsum/n_classes
                     e = np.exp(zs, out=_b0)
                     srest = _srest_at(e, at, em1_a, e_a, ones_k)
+                    _nan_at_inf(srest)
                     g = np.divide(e, gdiv*(srest + 1)/ysum, out=_b0)
                     if smooth:
                         g = np.subtract(g, c/gdiv, out=_b0)
                     grad[lo:hi] = g
-                    _nan_rows(grad[lo:hi], srest)
                     e_t = np.exp(zs_t)
                     em1_t = np.expm1(zs_t)
                     p_t = e_t/(srest + 1)
@@ -1212,11 +1231,11 @@ def softmax_cross_entropy_grad(logits, target, reduction="mean", *, weight=None,
                     np.exp(zs, out=_b0)
                     e = np.multiply(_b2, _b0, out=_b2)
                     srest = _srest_at(e, at, em1_a, e_a)
+                    _nan_at_inf(srest)
                     g = np.divide(e, gdiv*(srest + 1)/ysum, out=_b2)
                     if smooth:
                         g = np.subtract(g, c/gdiv, out=_b2)
                     grad[lo:hi] = g
-                    _nan_rows(grad[lo:hi], srest)
                     e_t = (zlo_t + 1)*np.exp(zs_t)
                     em1_t = np.expm1(zs_t) + _mul0(zlo_t, np.exp(zs_t))
                     p_t = e_t/(srest + 1)
@@ -1250,11 +1269,11 @@ def softmax_cross_entropy_grad(logits, target, reduction="mean", *, weight=None,
                     ysum = np.sum(yt, axis=-1, keepdims=True)
                     e = np.exp(zs, out=_b0)
                     srest = _srest_at(e, at, em1_a, e_a, ones_k)
+                    _nan_at_inf(srest)
                     np.divide(e, gdiv*(srest + 1)/ysum, out=_b0)
                     np.divide(yt, gdiv, out=_b2)
                     g = np.subtract(_b0, _b2, out=_b0)
                     grad[lo:hi] = g
-                    _nan_rows(grad[lo:hi], srest)
                     yt_a = _get(yt, at)
                     p_a = e_a/(srest + 1)
                     pc_a = (srest - em1_a)/(srest + 1)
@@ -1286,11 +1305,11 @@ def softmax_cross_entropy_grad(logits, target, reduction="mean", *, weight=None,
                     np.exp(zs, out=_b0)
                     e = np.multiply(_b2, _b0, out=_b2)
                     srest = _srest_at(e, at, em1_a, e_a)
+                    _nan_at_inf(srest)
                     np.divide(e, gdiv*(srest + 1)/ysum, out=_b2)
                     np.divide(yt, gdiv, out=_b0)
                     g = np.subtract(_b2, _b0, out=_b2)
                     grad[lo:hi] = g
-                    _nan_rows(grad[lo:hi], srest)
                     yt_a = _get(yt, at)
                     p_a = e_a/(srest + 1)
                     pc_a = (srest - em1_a)/(srest + 1)
@@ -1369,6 +1388,7 @@ def softmax_cross_entropy_with_grad(logits, target, reduction="mean", *, weight=
                         lsum = np.sum(lt, axis=-1, keepdims=True)
                     e = np.exp(zs, out=_b0)
                     srest = _srest_at(e, at, em1_a, e_a, ones_k)
+                    _nan_at_inf(srest)
                     loss = _mul0(w_t*(1 - label_smoothing), -zs_t + np.log1p(srest))
                     if smooth:
                         loss = loss + _mul0(csum, np.log1p(srest)) + lsum
@@ -1377,7 +1397,6 @@ def softmax_cross_entropy_with_grad(logits, target, reduction="mean", *, weight=
                     if smooth:
                         g = np.subtract(g, c/gdiv, out=_b0)
                     grad[lo:hi] = g
-                    _nan_rows(grad[lo:hi], srest)
                     e_t = np.exp(zs_t)
                     em1_t = np.expm1(zs_t)
                     p_t = e_t/(srest + 1)
@@ -1424,6 +1443,7 @@ def softmax_cross_entropy_with_grad(logits, target, reduction="mean", *, weight=
                     np.exp(zs, out=_b0)
                     e = np.multiply(_b2, _b0, out=_b2)
                     srest = _srest_at(e, at, em1_a, e_a)
+                    _nan_at_inf(srest)
                     loss = _mul0(w_t*(1 - label_smoothing), -zlo_t - zs_t + np.log1p(srest))
                     if smooth:
                         loss = loss + _mul0(csum, np.log1p(srest)) + lsum
@@ -1432,7 +1452,6 @@ def softmax_cross_entropy_with_grad(logits, target, reduction="mean", *, weight=
                     if smooth:
                         g = np.subtract(g, c/gdiv, out=_b2)
                     grad[lo:hi] = g
-                    _nan_rows(grad[lo:hi], srest)
                     e_t = (zlo_t + 1)*np.exp(zs_t)
                     em1_t = np.expm1(zs_t) + _mul0(zlo_t, np.exp(zs_t))
                     p_t = e_t/(srest + 1)
@@ -1471,12 +1490,12 @@ def softmax_cross_entropy_with_grad(logits, target, reduction="mean", *, weight=
                     lsum = np.sum(lt, axis=-1, keepdims=True)
                     e = np.exp(zs, out=_b0)
                     srest = _srest_at(e, at, em1_a, e_a, ones_k)
+                    _nan_at_inf(srest)
                     losses[lo:hi] = (_mul0(ysum, np.log1p(srest)) + lsum)[:, 0]
                     np.divide(e, gdiv*(srest + 1)/ysum, out=_b0)
                     np.divide(yt, gdiv, out=_b2)
                     g = np.subtract(_b0, _b2, out=_b0)
                     grad[lo:hi] = g
-                    _nan_rows(grad[lo:hi], srest)
                     yt_a = _get(yt, at)
                     p_a = e_a/(srest + 1)
                     pc_a = (srest - em1_a)/(srest + 1)
@@ -1514,12 +1533,12 @@ def softmax_cross_entropy_with_grad(logits, target, reduction="mean", *, weight=
                     np.exp(zs, out=_b0)
                     e = np.multiply(_b2, _b0, out=_b2)
                     srest = _srest_at(e, at, em1_a, e_a)
+                    _nan_at_inf(srest)
                     losses[lo:hi] = (_mul0(ysum, np.log1p(srest)) + lsum)[:, 0]
                     np.divide(e, gdiv*(srest + 1)/ysum, out=_b2)
                     np.divide(yt, gdiv, out=_b0)
                     g = np.subtract(_b2, _b0, out=_b2)
                     grad[lo:hi] = g
-                    _nan_rows(grad[lo:hi], srest)
                     yt_a = _get(yt, at)
                     p_a = e_a/(srest + 1)
                     pc_a = (srest - em1_a)/(srest + 1)

@@ -562,7 +562,7 @@ _DOC_WIDTH = 96  # characters of comment text per header line
 _SYMBOL_DOC = {
     "x": "x = the element",
     "z": "z = the logit",
-    "shift": "shift = the row max (0 if not finite), a = its index",
+    "shift": "shift = the row max (if not finite: the largest finite z, or 0), a = its index",
     "Srest": "Srest = S - 1 = sum_{j != a} e_j + em1_a",
     "p_i": "p_i, p_j, pc_i = p, p, pc of classes i, j", "p_j": "", "pc_i": "",
     "delta": "delta = Kronecker delta_ij",
@@ -966,6 +966,7 @@ def _function_context(fn: CFunction):
         ctx["block"] = JACOBIAN_BLOCK
     if kern.family in ROW_FAMILIES:
         ctx["row"] = _row_code(kern, cdt, ctx.get("layout", "ce"), fn.soft)
+        ctx["nan_general"] = kern.nan_row_at_inf  # SYMCE_ROW_GENERAL rows: NaN throughout
     if kern.family == "ce_probs":
         ctx["yt"] = ctx["slots"]["yt_soft" if fn.soft else "yt_label"]
         ctx["terms"] = {name: ctx["slots"][name] for name in ("loss_term", "grad")

@@ -526,6 +526,7 @@ def context(kern) -> dict:
         "is_jacobian": kern.name == "softmax_jacobian",
         "is_vjp": is_vjp,
         "needs_ysum": "ysum" in used,
+        "nan_row_at_inf": kern.nan_row_at_inf,
         "in_double": fam in DOUBLE_FAMILIES,
         "check_domain": _checks_domain(kern),
         "names": dict(NAMES[fam]),

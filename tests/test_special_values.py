@@ -1,0 +1,160 @@
+"""docs/semantics.md's special values, the same in NumPy, C and MATLAB (issue 8, item 4b).
+
+* A row holding +inf is shifted by its largest finite logit: softmax gives 0 at every other
+  entry (also at a finite logit far above log(DBL_MAX) ~ 709: 1000 beside +inf gave NaN) and NaN
+  at the +inf ones, log_softmax -inf and NaN, logsumexp +inf; the kernels that combine the
+  classes (the Jacobian, the VJP, softmax cross-entropy and its gradient) give NaN for the whole
+  row, as PyTorch.  Rows of 3 classes (the C kernels' blocks of rows) and of 20 (one row at a
+  time), float32 and float64, next to a clean row that must not change.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import support
+from c_build import library
+from octave_runner import Batch, matlab_args, to_numpy_layout
+from symce import kernels as kr
+from symce.lang import numpy_backend
+
+DTYPES = (np.float32, np.float64)
+INF, NAN = np.inf, np.nan
+ROWWISE = ("softmax", "log_softmax", "logsumexp", "softmax_jacobian", "softmax_vjp")
+CE = ("softmax_cross_entropy", "softmax_cross_entropy_grad", "softmax_cross_entropy_with_grad")
+
+
+def _plus_inf_rows(k, dtype):
+    """Rows holding +inf (the issue's [1000, inf, 0], the dtype's largest finite values beside
+    +inf, two +inf) padded to k classes with small logits, then a clean row."""
+    big = float(np.finfo(dtype).max)
+    rows = [[1000.0, INF, 0.0], [big, INF, -big], [INF, 1.0, INF], [-INF, INF, 800.0],
+            [0.5, -1.0, 2.0]]
+    pad = np.linspace(-2.0, 1.0, k - 3)
+    return np.array([r + list(pad) for r in rows], dtype=dtype)
+
+
+def _cases():
+    """(key, kernel, args, opts) in NumPy layout, every call of this module."""
+    out = []
+    for dtype in DTYPES:
+        dt = np.dtype(dtype).name
+        for k in (3, 20):
+            z = _plus_inf_rows(k, dtype)
+            g = np.linspace(-1.0, 1.0, z.size).reshape(z.shape).astype(dtype)
+            for name in ROWWISE:
+                out.append((f"inf {dt} {k} {name}", name, (z, g) if name == "softmax_vjp" else (z,),
+                            {}))
+            labels = np.array([0, 1, 2, 0, 1])
+            soft = np.full(z.shape, 1.0 / k, dtype=dtype)
+            for name in CE:
+                for eps in (0.0, 0.1):
+                    for tname, target in (("labels", labels), ("soft", soft)):
+                        out.append((f"inf {dt} {k} {name} {eps} {tname}", name, (z, target),
+                                    {"reduction": "none", "label_smoothing": eps}))
+    return out
+
+
+CASES = _cases()
+
+
+def _numpy(name, args, opts):
+    return getattr(_sk(), name)(*args, **opts)
+
+
+_MODULE = []
+
+
+def _sk():
+    if not _MODULE:
+        _MODULE.append(numpy_backend.load_generated())
+    return _MODULE[0]
+
+
+def _outputs(name, value):
+    """A kernel's results as a tuple (one entry per output)."""
+    n = len(kr.kernel(name).outputs)
+    return tuple(value) if n > 1 else (value,)
+
+
+@pytest.fixture(scope="module")
+def matlab():
+    octave = support.toolchain("octave-cli", "SYMCE_REQUIRE_OCTAVE")
+    batch = Batch()
+    keys = {}
+    for key, name, args, opts in CASES:
+        margs = matlab_args(batch, name, args, opts)
+        keys[key] = batch.call(f"symce_{name}({margs})", nout=len(kr.kernel(name).outputs))
+    results = batch.run(octave)
+    out = {}
+    for key, name, args, opts in CASES:
+        res = results[keys[key]].check()
+        outs = [o.name for o in kr.kernel(name).outputs]
+        out[key] = tuple(to_numpy_layout(name, v, output=o, reduction=opts.get("reduction", "mean"),
+                                         shape=np.shape(args[0]))
+                         for v, o in zip(res.values, outs))
+    return out
+
+
+def _run(lang, key, name, args, opts, clib=None, matlab=None):
+    if lang == "numpy":
+        return _outputs(name, _numpy(name, args, opts))
+    if lang == "c":
+        return _outputs(name, clib.call(name, args[0].dtype, *args, **opts))
+    return matlab[key]
+
+
+@pytest.fixture(params=["numpy", "c", "matlab"])
+def run(request):
+    lang = request.param
+    clib = library() if lang == "c" else None
+    mat = request.getfixturevalue("matlab") if lang == "matlab" else None
+
+    def call(key):
+        case = next(c for c in CASES if c[0] == key)
+        return _run(lang, *case, clib=clib, matlab=mat)
+    return call
+
+
+def _keys(prefix):
+    return [c[0] for c in CASES if c[0].startswith(prefix)]
+
+
+@pytest.mark.parametrize("key", _keys("inf "))
+def test_plus_inf_rows(run, key):
+    *_, k, name = key.split()[:4]
+    outs = run(key)
+    z = next(c for c in CASES if c[0] == key)[2][0]
+    inf = np.isposinf(z[:4])
+    for out in outs:
+        out = np.asarray(out)
+        clean = out[4]
+        assert np.all(np.isfinite(clean)), (key, out)
+        rows = out[:4]
+        if name == "softmax":
+            assert np.all(np.isnan(rows[inf])) and np.all(rows[~inf] == 0), (key, rows)
+        elif name == "log_softmax":
+            assert np.all(np.isnan(rows[inf])) and np.all(rows[~inf] == -np.inf), (key, rows)
+        elif name == "logsumexp":
+            assert np.all(rows == np.inf), (key, rows)
+        else:  # the kernels that combine the classes: a NaN row
+            assert np.all(np.isnan(rows)), (key, rows)
+
+
+def _prefix_cases(*prefixes):
+    return [c[0] for c in CASES if c[0].startswith(prefixes)]
+
+
+def test_torch_agrees_on_the_inf_losses():
+    """PyTorch's NaN pattern for the cross-entropy of rows holding +inf, and its logsumexp."""
+    torch = pytest.importorskip("torch")
+    import torch.nn.functional as F
+    zi = _plus_inf_rows(3, np.float64)
+    t = torch.tensor(zi, requires_grad=True)
+    F.cross_entropy(t, torch.tensor([0, 1, 2, 0, 1]), reduction="sum").backward()
+    ours = _sk().softmax_cross_entropy_with_grad(zi, np.array([0, 1, 2, 0, 1]), reduction="none")
+    for a, b in ((F.cross_entropy(torch.tensor(zi), torch.tensor([0, 1, 2, 0, 1]),
+                                  reduction="none").numpy(), ours[0]), (t.grad.numpy(), ours[1])):
+        np.testing.assert_array_equal(np.isnan(a), np.isnan(b))
+    np.testing.assert_array_equal(torch.logsumexp(torch.tensor(zi), -1).numpy(),
+                                  _sk().logsumexp(zi))
