@@ -1,4 +1,4 @@
-"""docs/semantics.md's special values, the same in NumPy, C and MATLAB (issue 8, item 4b).
+"""docs/semantics.md's special values, the same in NumPy, C and MATLAB (issue 8, items 4b and 4c).
 
 * A row holding +inf is shifted by its largest finite logit: softmax gives 0 at every other
   entry (also at a finite logit far above log(DBL_MAX) ~ 709: 1000 beside +inf gave NaN) and NaN
@@ -6,6 +6,10 @@
   classes (the Jacobian, the VJP, softmax cross-entropy and its gradient) give NaN for the whole
   row, as PyTorch.  Rows of 3 classes (the C kernels' blocks of rows) and of 20 (one row at a
   time), float32 and float64, next to a clean row that must not change.
+* A NaN is never dropped: 0 * NaN is NaN.  A NaN logit in a sample whose label has class weight
+  0 gives a NaN loss and gradient row (it gave 0), as PyTorch; a probability target that is 0
+  where the row is NaN, too; so does a NaN probability at a zero target in cross_entropy.  An
+  ignored sample (ignore_index) stays 0 and out of the mean, NaN or not, as PyTorch.
 """
 from __future__ import annotations
 
@@ -52,6 +56,25 @@ def _cases():
                     for tname, target in (("labels", labels), ("soft", soft)):
                         out.append((f"inf {dt} {k} {name} {eps} {tname}", name, (z, target),
                                     {"reduction": "none", "label_smoothing": eps}))
+        # a NaN logit where the label's class weight is 0; the second sample is clean
+        z = np.array([[NAN, 1.0, 2.0], [1.0, 2.0, 3.0]], dtype=dtype)
+        w = np.array([0.0, 1.0, 1.0], dtype=dtype)
+        for name in CE:
+            for red in ("none", "sum", "mean"):
+                out.append((f"nan {dt} {name} {red}", name, (z, np.array([0, 1])),
+                            {"reduction": red, "weight": w}))
+                # an ignored sample is 0 and out of the mean, NaN logit or not
+                out.append((f"ignored {dt} {name} {red}", name, (z, np.array([-100, 1])),
+                            {"reduction": red, "weight": w}))
+            # probability target 0 where the weight is not, weight 0 where it is 1: y~ = 0
+            out.append((f"nan soft {dt} {name}", name,
+                        (z, np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]], dtype=dtype)),
+                        {"reduction": "none", "weight": w}))
+        # cross-entropy from probabilities: a NaN probability at a class the label does not want
+        probs = np.array([[NAN, 0.5, 0.5], [0.2, 0.3, 0.5]], dtype=dtype)
+        for name in ("cross_entropy", "cross_entropy_grad"):
+            out.append((f"nan probs {dt} {name}", name, (probs, np.array([1, 2])),
+                        {"reduction": "none"}))
     return out
 
 
@@ -145,10 +168,52 @@ def _prefix_cases(*prefixes):
     return [c[0] for c in CASES if c[0].startswith(prefixes)]
 
 
-def test_torch_agrees_on_the_inf_losses():
-    """PyTorch's NaN pattern for the cross-entropy of rows holding +inf, and its logsumexp."""
+@pytest.mark.parametrize("key", _prefix_cases("nan ", "ignored "))
+def test_nan_is_never_dropped(run, key):
+    case = next(c for c in CASES if c[0] == key)
+    _, name, args, opts = case
+    outs = run(key)
+    ignored = key.startswith("ignored")
+    red = opts.get("reduction")
+    for o, out in zip(kr.kernel(name).outputs, outs):
+        out = np.asarray(out)
+        if o.name == "loss" and red != "none":
+            # the NaN sample makes the sum and the mean NaN; an ignored one adds nothing
+            assert np.isnan(out) != ignored, (key, out)
+            continue
+        first, second = out[0], out[1]
+        if ignored:
+            assert np.all(first == 0) and np.all(np.isfinite(second)), (key, out)
+        elif key.startswith("nan probs") and o.name == "grad":
+            # -y~_k / p_k: NaN where p is, the other entries as without it
+            assert np.isnan(first[0]) and np.all(np.isfinite(first[1:])), (key, out)
+        else:
+            assert np.all(np.isnan(first)) and np.all(np.isfinite(second)), (key, out)
+
+
+def test_mean_of_ignored_nan_is_the_clean_samples(run):
+    """The ignored NaN sample is out of the divisor: the mean is the clean sample's loss over its
+    weight, as PyTorch (weight 1 here)."""
+    for dt in ("float32", "float64"):
+        mean = np.asarray(run(f"ignored {dt} softmax_cross_entropy mean")[0])
+        none = np.asarray(run(f"ignored {dt} softmax_cross_entropy none")[0])
+        assert mean == none[1] and none[0] == 0
+
+
+def test_torch_agrees_on_the_nan_and_inf_losses():
+    """PyTorch's numbers for the cross-entropy cases of this module (float64)."""
     torch = pytest.importorskip("torch")
     import torch.nn.functional as F
+    z = np.array([[NAN, 1.0, 2.0], [1.0, 2.0, 3.0]])
+    w = torch.tensor([0.0, 1.0, 1.0], dtype=torch.float64)
+    loss = F.cross_entropy(torch.tensor(z), torch.tensor([0, 1]), weight=w, reduction="none")
+    ours = _sk().softmax_cross_entropy(z, np.array([0, 1]), reduction="none",
+                                       weight=w.numpy())
+    np.testing.assert_array_equal(loss.numpy(), ours)   # [nan, finite]: NaN kept
+    loss = F.cross_entropy(torch.tensor(z), torch.tensor([-100, 1]), weight=w, reduction="none")
+    ours = _sk().softmax_cross_entropy(z, np.array([-100, 1]), reduction="none",
+                                       weight=w.numpy())
+    np.testing.assert_array_equal(loss.numpy(), ours)   # [0, finite]: ignored
     zi = _plus_inf_rows(3, np.float64)
     t = torch.tensor(zi, requires_grad=True)
     F.cross_entropy(t, torch.tensor([0, 1, 2, 0, 1]), reduction="sum").backward()

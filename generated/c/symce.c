@@ -218,10 +218,10 @@ static inline double symce_clamp_min_for_f32(double x, double lo)
     return symce_select(lo > x, lo, x);
 }
 
-/* a * b, exactly 0 when a == 0 (even if b is infinite) */
+/* a * b, exactly 0 when a == 0 and b is not NaN (0 * inf = 0: a zero target at a -inf log; 0 * NaN = NaN: a NaN is never dropped) */
 static inline double symce_mul0_for_f32(double a, double b)
 {
-    return symce_select(a == 0, 0, a*b);
+    return symce_select((a == 0) && ((symce_bits(b) << 1) <= (UINT64_C(0x7ff0000000000000) << 1)), 0, a*b);
 }
 
 /* log(1 + exp(t)) without overflow */
@@ -283,10 +283,10 @@ static inline double symce_clamp_min_for_f64(double x, double lo)
     return symce_select(lo > x, lo, x);
 }
 
-/* a * b, exactly 0 when a == 0 (even if b is infinite) */
+/* a * b, exactly 0 when a == 0 and b is not NaN (0 * inf = 0: a zero target at a -inf log; 0 * NaN = NaN: a NaN is never dropped) */
 static inline double symce_mul0_for_f64(double a, double b)
 {
-    return symce_select(a == 0, 0, a*b);
+    return symce_select((a == 0) && ((symce_bits(b) << 1) <= (UINT64_C(0x7ff0000000000000) << 1)), 0, a*b);
 }
 
 /* log(1 + exp(t)) without overflow */

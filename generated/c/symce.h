@@ -38,7 +38,7 @@
  *     -inf gives NaN probabilities and log-probabilities and logsumexp -inf; in a row holding
  *     +inf the +inf entries get p = NaN, the others p = 0 (log p = -inf), and logsumexp is +inf,
  *     while the Jacobian, the VJP and the softmax cross-entropy give a NaN row (as PyTorch).
- *     NaN in gives NaN out.  Probabilities outside [0, 1] are rejected (SYMCE_ERR_DOMAIN); losses
+ *     NaN in gives NaN out, also times a zero weight or target.  Probabilities outside [0, 1] are rejected (SYMCE_ERR_DOMAIN); losses
  *     of probabilities clamp log at -100 and the gradient denominators (p, p(1 - p)) at 1e-12,
  *     as PyTorch.
  *   - Precision: every sum (row sums, <g, p>, row losses, reductions, the mean divisor)
@@ -130,7 +130,8 @@ int symce_sigmoid_grad_f32(size_t count, const float *restrict x, float *restric
  *     em1 = expm1(zs) + mul0(zlo, exp(zs))
  *     p = e/(Srest + 1)
  *     pc = (Srest - em1)/(Srest + 1)
- *   mul0(a, b) = a*b, and exactly 0 when a = 0 (so a zero target times log 0 is 0).
+ *   mul0(a, b) = a*b, and exactly 0 when a = 0 and b is not NaN (a zero target times log 0 is 0; 0
+ *     times NaN stays NaN).
  *   two_sum_err(a, b) = the exact rounding error of a + b (Knuth's TwoSum; 0 if a + b is not
  *     finite), so zs + zlo = z - shift exactly.
  *
@@ -157,7 +158,8 @@ int symce_softmax_f32(size_t n, size_t k, const float *restrict z, float *restri
  *     p = e/(Srest + 1)
  *     pc = (Srest - em1)/(Srest + 1)
  *     out = zlo + zs - log1p(Srest)
- *   mul0(a, b) = a*b, and exactly 0 when a = 0 (so a zero target times log 0 is 0).
+ *   mul0(a, b) = a*b, and exactly 0 when a = 0 and b is not NaN (a zero target times log 0 is 0; 0
+ *     times NaN stays NaN).
  *   two_sum_err(a, b) = the exact rounding error of a + b (Knuth's TwoSum; 0 if a + b is not
  *     finite), so zs + zlo = z - shift exactly.
  *
@@ -184,7 +186,8 @@ int symce_log_softmax_f32(size_t n, size_t k, const float *restrict z, float *re
  *     p = e/(Srest + 1)
  *     pc = (Srest - em1)/(Srest + 1)
  *     out = shift + log1p(Srest)
- *   mul0(a, b) = a*b, and exactly 0 when a = 0 (so a zero target times log 0 is 0).
+ *   mul0(a, b) = a*b, and exactly 0 when a = 0 and b is not NaN (a zero target times log 0 is 0; 0
+ *     times NaN stays NaN).
  *   two_sum_err(a, b) = the exact rounding error of a + b (Knuth's TwoSum; 0 if a + b is not
  *     finite), so zs + zlo = z - shift exactly.
  *
@@ -212,7 +215,8 @@ int symce_logsumexp_f32(size_t n, size_t k, const float *restrict z, float *rest
  *     p = e/(Srest + 1)
  *     pc = (Srest - em1)/(Srest + 1)
  *     out = p_i*(delta*pc_i - p_j*(1 - delta))
- *   mul0(a, b) = a*b, and exactly 0 when a = 0 (so a zero target times log 0 is 0).
+ *   mul0(a, b) = a*b, and exactly 0 when a = 0 and b is not NaN (a zero target times log 0 is 0; 0
+ *     times NaN stays NaN).
  *   two_sum_err(a, b) = the exact rounding error of a + b (Knuth's TwoSum; 0 if a + b is not
  *     finite), so zs + zlo = z - shift exactly.
  *
@@ -245,7 +249,8 @@ int symce_softmax_jacobian_f32(size_t n, size_t k, const float *restrict z, floa
  *     dot_term = e*g
  *     dot = gesum/(Srest + 1)
  *     out = p*(-dot + g)
- *   mul0(a, b) = a*b, and exactly 0 when a = 0 (so a zero target times log 0 is 0).
+ *   mul0(a, b) = a*b, and exactly 0 when a = 0 and b is not NaN (a zero target times log 0 is 0; 0
+ *     times NaN stays NaN).
  *   two_sum_err(a, b) = the exact rounding error of a + b (Knuth's TwoSum; 0 if a + b is not
  *     finite), so zs + zlo = z - shift exactly.
  *
@@ -274,7 +279,8 @@ int symce_softmax_vjp_f32(size_t n, size_t k, const float *restrict z, const flo
  *     loss_term = mul0(yt, -clamp_min(log(p), -100))
  *   clamp_min(v, lo) = max(v, lo), keeping a NaN v (PyTorch's clamps: logs at -100, gradient
  *     denominators at 1e-12).
- *   mul0(a, b) = a*b, and exactly 0 when a = 0 (so a zero target times log 0 is 0).
+ *   mul0(a, b) = a*b, and exactly 0 when a = 0 and b is not NaN (a zero target times log 0 is 0; 0
+ *     times NaN stays NaN).
  *
  *   n                number of rows (samples); may be 0
  *   k                number of classes per row; must be >= 1
@@ -309,7 +315,8 @@ int symce_cross_entropy_f32(size_t n, size_t k, const float *restrict probs,
  *     loss_term = mul0(yt, -clamp_min(log(p), -100))
  *   clamp_min(v, lo) = max(v, lo), keeping a NaN v (PyTorch's clamps: logs at -100, gradient
  *     denominators at 1e-12).
- *   mul0(a, b) = a*b, and exactly 0 when a = 0 (so a zero target times log 0 is 0).
+ *   mul0(a, b) = a*b, and exactly 0 when a = 0 and b is not NaN (a zero target times log 0 is 0; 0
+ *     times NaN stays NaN).
  *
  *   n                number of rows (samples); may be 0
  *   k                number of classes per row; must be >= 1
@@ -413,7 +420,8 @@ int symce_cross_entropy_grad_soft_f32(size_t n, size_t k, const float *restrict 
  *     p = e/(Srest + 1)
  *     pc = (Srest - em1)/(Srest + 1)
  *     loss_term = mul0(yt, -zlo - zs + log1p(Srest))
- *   mul0(a, b) = a*b, and exactly 0 when a = 0 (so a zero target times log 0 is 0).
+ *   mul0(a, b) = a*b, and exactly 0 when a = 0 and b is not NaN (a zero target times log 0 is 0; 0
+ *     times NaN stays NaN).
  *   two_sum_err(a, b) = the exact rounding error of a + b (Knuth's TwoSum; 0 if a + b is not
  *     finite), so zs + zlo = z - shift exactly.
  *
@@ -455,7 +463,8 @@ int symce_softmax_cross_entropy_f32(size_t n, size_t k, const float *restrict lo
  *     p = e/(Srest + 1)
  *     pc = (Srest - em1)/(Srest + 1)
  *     loss_term = mul0(yt, -zlo - zs + log1p(Srest))
- *   mul0(a, b) = a*b, and exactly 0 when a = 0 (so a zero target times log 0 is 0).
+ *   mul0(a, b) = a*b, and exactly 0 when a = 0 and b is not NaN (a zero target times log 0 is 0; 0
+ *     times NaN stays NaN).
  *   two_sum_err(a, b) = the exact rounding error of a + b (Knuth's TwoSum; 0 if a + b is not
  *     finite), so zs + zlo = z - shift exactly.
  *
@@ -496,7 +505,8 @@ int symce_softmax_cross_entropy_soft_f32(size_t n, size_t k, const float *restri
  *     p = e/(Srest + 1)
  *     pc = (Srest - em1)/(Srest + 1)
  *     grad = p*(ysum - yt) - pc*yt
- *   mul0(a, b) = a*b, and exactly 0 when a = 0 (so a zero target times log 0 is 0).
+ *   mul0(a, b) = a*b, and exactly 0 when a = 0 and b is not NaN (a zero target times log 0 is 0; 0
+ *     times NaN stays NaN).
  *   two_sum_err(a, b) = the exact rounding error of a + b (Knuth's TwoSum; 0 if a + b is not
  *     finite), so zs + zlo = z - shift exactly.
  *
@@ -541,7 +551,8 @@ int symce_softmax_cross_entropy_grad_f32(size_t n, size_t k, const float *restri
  *     p = e/(Srest + 1)
  *     pc = (Srest - em1)/(Srest + 1)
  *     grad = p*(ysum - yt) - pc*yt
- *   mul0(a, b) = a*b, and exactly 0 when a = 0 (so a zero target times log 0 is 0).
+ *   mul0(a, b) = a*b, and exactly 0 when a = 0 and b is not NaN (a zero target times log 0 is 0; 0
+ *     times NaN stays NaN).
  *   two_sum_err(a, b) = the exact rounding error of a + b (Knuth's TwoSum; 0 if a + b is not
  *     finite), so zs + zlo = z - shift exactly.
  *
@@ -583,7 +594,8 @@ int symce_softmax_cross_entropy_grad_soft_f32(size_t n, size_t k, const float *r
  *     pc = (Srest - em1)/(Srest + 1)
  *     loss_term = mul0(yt, -zlo - zs + log1p(Srest))
  *     grad = p*(ysum - yt) - pc*yt
- *   mul0(a, b) = a*b, and exactly 0 when a = 0 (so a zero target times log 0 is 0).
+ *   mul0(a, b) = a*b, and exactly 0 when a = 0 and b is not NaN (a zero target times log 0 is 0; 0
+ *     times NaN stays NaN).
  *   two_sum_err(a, b) = the exact rounding error of a + b (Knuth's TwoSum; 0 if a + b is not
  *     finite), so zs + zlo = z - shift exactly.
  *
@@ -632,7 +644,8 @@ int symce_softmax_cross_entropy_with_grad_f32(size_t n, size_t k, const float *r
  *     pc = (Srest - em1)/(Srest + 1)
  *     loss_term = mul0(yt, -zlo - zs + log1p(Srest))
  *     grad = p*(ysum - yt) - pc*yt
- *   mul0(a, b) = a*b, and exactly 0 when a = 0 (so a zero target times log 0 is 0).
+ *   mul0(a, b) = a*b, and exactly 0 when a = 0 and b is not NaN (a zero target times log 0 is 0; 0
+ *     times NaN stays NaN).
  *   two_sum_err(a, b) = the exact rounding error of a + b (Knuth's TwoSum; 0 if a + b is not
  *     finite), so zs + zlo = z - shift exactly.
  *
@@ -865,7 +878,8 @@ int symce_sigmoid_grad_f64(size_t count, const double *restrict x, double *restr
  *     em1 = expm1(zs) + mul0(zlo, exp(zs))
  *     p = e/(Srest + 1)
  *     pc = (Srest - em1)/(Srest + 1)
- *   mul0(a, b) = a*b, and exactly 0 when a = 0 (so a zero target times log 0 is 0).
+ *   mul0(a, b) = a*b, and exactly 0 when a = 0 and b is not NaN (a zero target times log 0 is 0; 0
+ *     times NaN stays NaN).
  *   two_sum_err(a, b) = the exact rounding error of a + b (Knuth's TwoSum; 0 if a + b is not
  *     finite), so zs + zlo = z - shift exactly.
  *
@@ -892,7 +906,8 @@ int symce_softmax_f64(size_t n, size_t k, const double *restrict z, double *rest
  *     p = e/(Srest + 1)
  *     pc = (Srest - em1)/(Srest + 1)
  *     out = zlo + zs - log1p(Srest)
- *   mul0(a, b) = a*b, and exactly 0 when a = 0 (so a zero target times log 0 is 0).
+ *   mul0(a, b) = a*b, and exactly 0 when a = 0 and b is not NaN (a zero target times log 0 is 0; 0
+ *     times NaN stays NaN).
  *   two_sum_err(a, b) = the exact rounding error of a + b (Knuth's TwoSum; 0 if a + b is not
  *     finite), so zs + zlo = z - shift exactly.
  *
@@ -919,7 +934,8 @@ int symce_log_softmax_f64(size_t n, size_t k, const double *restrict z, double *
  *     p = e/(Srest + 1)
  *     pc = (Srest - em1)/(Srest + 1)
  *     out = shift + log1p(Srest)
- *   mul0(a, b) = a*b, and exactly 0 when a = 0 (so a zero target times log 0 is 0).
+ *   mul0(a, b) = a*b, and exactly 0 when a = 0 and b is not NaN (a zero target times log 0 is 0; 0
+ *     times NaN stays NaN).
  *   two_sum_err(a, b) = the exact rounding error of a + b (Knuth's TwoSum; 0 if a + b is not
  *     finite), so zs + zlo = z - shift exactly.
  *
@@ -947,7 +963,8 @@ int symce_logsumexp_f64(size_t n, size_t k, const double *restrict z, double *re
  *     p = e/(Srest + 1)
  *     pc = (Srest - em1)/(Srest + 1)
  *     out = p_i*(delta*pc_i - p_j*(1 - delta))
- *   mul0(a, b) = a*b, and exactly 0 when a = 0 (so a zero target times log 0 is 0).
+ *   mul0(a, b) = a*b, and exactly 0 when a = 0 and b is not NaN (a zero target times log 0 is 0; 0
+ *     times NaN stays NaN).
  *   two_sum_err(a, b) = the exact rounding error of a + b (Knuth's TwoSum; 0 if a + b is not
  *     finite), so zs + zlo = z - shift exactly.
  *
@@ -980,7 +997,8 @@ int symce_softmax_jacobian_f64(size_t n, size_t k, const double *restrict z, dou
  *     dot_term = e*g
  *     dot = gesum/(Srest + 1)
  *     out = p*(-dot + g)
- *   mul0(a, b) = a*b, and exactly 0 when a = 0 (so a zero target times log 0 is 0).
+ *   mul0(a, b) = a*b, and exactly 0 when a = 0 and b is not NaN (a zero target times log 0 is 0; 0
+ *     times NaN stays NaN).
  *   two_sum_err(a, b) = the exact rounding error of a + b (Knuth's TwoSum; 0 if a + b is not
  *     finite), so zs + zlo = z - shift exactly.
  *
@@ -1009,7 +1027,8 @@ int symce_softmax_vjp_f64(size_t n, size_t k, const double *restrict z, const do
  *     loss_term = mul0(yt, -clamp_min(log(p), -100))
  *   clamp_min(v, lo) = max(v, lo), keeping a NaN v (PyTorch's clamps: logs at -100, gradient
  *     denominators at 1e-12).
- *   mul0(a, b) = a*b, and exactly 0 when a = 0 (so a zero target times log 0 is 0).
+ *   mul0(a, b) = a*b, and exactly 0 when a = 0 and b is not NaN (a zero target times log 0 is 0; 0
+ *     times NaN stays NaN).
  *
  *   n                number of rows (samples); may be 0
  *   k                number of classes per row; must be >= 1
@@ -1044,7 +1063,8 @@ int symce_cross_entropy_f64(size_t n, size_t k, const double *restrict probs,
  *     loss_term = mul0(yt, -clamp_min(log(p), -100))
  *   clamp_min(v, lo) = max(v, lo), keeping a NaN v (PyTorch's clamps: logs at -100, gradient
  *     denominators at 1e-12).
- *   mul0(a, b) = a*b, and exactly 0 when a = 0 (so a zero target times log 0 is 0).
+ *   mul0(a, b) = a*b, and exactly 0 when a = 0 and b is not NaN (a zero target times log 0 is 0; 0
+ *     times NaN stays NaN).
  *
  *   n                number of rows (samples); may be 0
  *   k                number of classes per row; must be >= 1
@@ -1148,7 +1168,8 @@ int symce_cross_entropy_grad_soft_f64(size_t n, size_t k, const double *restrict
  *     p = e/(Srest + 1)
  *     pc = (Srest - em1)/(Srest + 1)
  *     loss_term = mul0(yt, -zlo - zs + log1p(Srest))
- *   mul0(a, b) = a*b, and exactly 0 when a = 0 (so a zero target times log 0 is 0).
+ *   mul0(a, b) = a*b, and exactly 0 when a = 0 and b is not NaN (a zero target times log 0 is 0; 0
+ *     times NaN stays NaN).
  *   two_sum_err(a, b) = the exact rounding error of a + b (Knuth's TwoSum; 0 if a + b is not
  *     finite), so zs + zlo = z - shift exactly.
  *
@@ -1190,7 +1211,8 @@ int symce_softmax_cross_entropy_f64(size_t n, size_t k, const double *restrict l
  *     p = e/(Srest + 1)
  *     pc = (Srest - em1)/(Srest + 1)
  *     loss_term = mul0(yt, -zlo - zs + log1p(Srest))
- *   mul0(a, b) = a*b, and exactly 0 when a = 0 (so a zero target times log 0 is 0).
+ *   mul0(a, b) = a*b, and exactly 0 when a = 0 and b is not NaN (a zero target times log 0 is 0; 0
+ *     times NaN stays NaN).
  *   two_sum_err(a, b) = the exact rounding error of a + b (Knuth's TwoSum; 0 if a + b is not
  *     finite), so zs + zlo = z - shift exactly.
  *
@@ -1231,7 +1253,8 @@ int symce_softmax_cross_entropy_soft_f64(size_t n, size_t k, const double *restr
  *     p = e/(Srest + 1)
  *     pc = (Srest - em1)/(Srest + 1)
  *     grad = p*(ysum - yt) - pc*yt
- *   mul0(a, b) = a*b, and exactly 0 when a = 0 (so a zero target times log 0 is 0).
+ *   mul0(a, b) = a*b, and exactly 0 when a = 0 and b is not NaN (a zero target times log 0 is 0; 0
+ *     times NaN stays NaN).
  *   two_sum_err(a, b) = the exact rounding error of a + b (Knuth's TwoSum; 0 if a + b is not
  *     finite), so zs + zlo = z - shift exactly.
  *
@@ -1276,7 +1299,8 @@ int symce_softmax_cross_entropy_grad_f64(size_t n, size_t k, const double *restr
  *     p = e/(Srest + 1)
  *     pc = (Srest - em1)/(Srest + 1)
  *     grad = p*(ysum - yt) - pc*yt
- *   mul0(a, b) = a*b, and exactly 0 when a = 0 (so a zero target times log 0 is 0).
+ *   mul0(a, b) = a*b, and exactly 0 when a = 0 and b is not NaN (a zero target times log 0 is 0; 0
+ *     times NaN stays NaN).
  *   two_sum_err(a, b) = the exact rounding error of a + b (Knuth's TwoSum; 0 if a + b is not
  *     finite), so zs + zlo = z - shift exactly.
  *
@@ -1319,7 +1343,8 @@ int symce_softmax_cross_entropy_grad_soft_f64(size_t n, size_t k, const double *
  *     pc = (Srest - em1)/(Srest + 1)
  *     loss_term = mul0(yt, -zlo - zs + log1p(Srest))
  *     grad = p*(ysum - yt) - pc*yt
- *   mul0(a, b) = a*b, and exactly 0 when a = 0 (so a zero target times log 0 is 0).
+ *   mul0(a, b) = a*b, and exactly 0 when a = 0 and b is not NaN (a zero target times log 0 is 0; 0
+ *     times NaN stays NaN).
  *   two_sum_err(a, b) = the exact rounding error of a + b (Knuth's TwoSum; 0 if a + b is not
  *     finite), so zs + zlo = z - shift exactly.
  *
@@ -1368,7 +1393,8 @@ int symce_softmax_cross_entropy_with_grad_f64(size_t n, size_t k, const double *
  *     pc = (Srest - em1)/(Srest + 1)
  *     loss_term = mul0(yt, -zlo - zs + log1p(Srest))
  *     grad = p*(ysum - yt) - pc*yt
- *   mul0(a, b) = a*b, and exactly 0 when a = 0 (so a zero target times log 0 is 0).
+ *   mul0(a, b) = a*b, and exactly 0 when a = 0 and b is not NaN (a zero target times log 0 is 0; 0
+ *     times NaN stays NaN).
  *   two_sum_err(a, b) = the exact rounding error of a + b (Knuth's TwoSum; 0 if a + b is not
  *     finite), so zs + zlo = z - shift exactly.
  *

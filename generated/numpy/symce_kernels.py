@@ -31,7 +31,8 @@ Numerical policy
 * The sigmoid is exp(min(x, 0)) / (1 + exp(-|x|)): branch-free, within 2 ulp for every x.
 * From probabilities (``cross_entropy``, ``binary_cross_entropy``) every log is clamped below at
   -100 and every gradient denominator at 1e-12, as PyTorch's BCE: p = 0 or 1 stays finite.
-* NaN in gives NaN out; -inf logits (masked classes) with a zero target contribute exactly 0.  A row holding +inf: that entry's p is NaN, the others' 0,
+* NaN in gives NaN out, also times a zero weight or target; -inf logits (masked classes) with a
+  zero target contribute exactly 0.  A row holding +inf: that entry's p is NaN, the others' 0,
   logsumexp is +inf; the Jacobian, the VJP and the softmax cross-entropy give a NaN row.
 
 Bad input (wrong shapes, labels outside [0, K), negative or NaN weights, ``label_smoothing``
@@ -91,8 +92,9 @@ def _two_sum_err(a, b):
 
 
 def _mul0(a, b):
-    """a * b, exactly 0 where a == 0 (even where b is infinite or NaN)."""
-    return np.where(a == 0, 0, a * b)
+    """a * b, exactly 0 where a == 0 and b is not NaN: 0 * inf = 0 (a zero target at a -inf log),
+    0 * NaN = NaN (a NaN is never dropped)."""
+    return np.where((a == 0) & ~np.isnan(b), 0, a * b)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -471,13 +473,15 @@ def _srest_at(e, at, em1_a, e_a, ones=None):
     return srest
 
 
-def _zero_where(values, factor):
-    """``values`` (the product factor * b) set to exactly 0 where ``factor`` is 0 (mul0, in
-    place): the product already is 0 there unless it is NaN (0 * inf, 0 * NaN), so only NaN
-    entries are looked at (a masked copy over the block is many times slower)."""
-    nan = np.isnan(values)
-    if nan.any():
-        values[nan & np.equal(np.broadcast_to(factor, values.shape), 0)] = 0
+def _mul0_into(factor, b, out):
+    """out = mul0(factor, b) in place (``out`` may be ``b``): the product, set to exactly 0 where
+    ``factor`` is 0 and ``b`` infinite (0 * inf); elsewhere the product already is mul0 (0 * NaN
+    stays NaN), so only the infinite entries are looked at (a masked copy over the block is many
+    times slower)."""
+    inf = np.isinf(b)
+    np.multiply(b, factor, out=out)
+    if inf.any():
+        out[inf & np.equal(np.broadcast_to(factor, out.shape), 0)] = 0
 
 
 def _zero_where_not_finite(err, s):
@@ -1014,8 +1018,7 @@ def softmax_cross_entropy(logits, target, reduction="mean", *, weight=None, igno
                     zs_t = _get(zs, t)
                     if smooth:
                         np.negative(zs, out=_b1)
-                        np.multiply(_b1, c, out=_b1)
-                        _zero_where(_b1, c)
+                        _mul0_into(c, _b1, _b1)
                         lt = _b1
                         lsum = np.sum(lt, axis=-1, keepdims=True)
                     e = np.exp(zs, out=_b0)
@@ -1050,8 +1053,7 @@ def softmax_cross_entropy(logits, target, reduction="mean", *, weight=None, igno
                     if smooth:
                         np.negative(zlo, out=_b1)
                         np.subtract(_b1, zs, out=_b1)
-                        np.multiply(_b1, c, out=_b1)
-                        _zero_where(_b1, c)
+                        _mul0_into(c, _b1, _b1)
                         lt = _b1
                         lsum = np.sum(lt, axis=-1, keepdims=True)
                     np.add(zlo, 1, out=_b2)
@@ -1066,9 +1068,9 @@ def softmax_cross_entropy(logits, target, reduction="mean", *, weight=None, igno
         else:
             kept, yin, divisor = None, _batch(y), np.float64(x.shape[0])
             if dtype == np.float32:
-                _bufs = _buffers(4, x)
+                _bufs = _buffers(3, x)
                 for lo, hi in _blocks(x):
-                    _b0, _b1, _b2, _b3, = _bufs[:, :hi - lo]
+                    _b0, _b1, _b2, = _bufs[:, :hi - lo]
                     at = _argmax_at(x[lo:hi])
                     shift = _shift_at(x[lo:hi], at)
                     z = _widen(x[lo:hi], _b0)
@@ -1080,9 +1082,8 @@ def softmax_cross_entropy(logits, target, reduction="mean", *, weight=None, igno
                     np.multiply(y, 1 - label_smoothing, out=_b1)
                     np.add(_b1, label_smoothing/n_classes, out=_b1)
                     yt = np.multiply(_b1, w_k, out=_b1)
-                    np.negative(zs, out=_b3)
-                    np.multiply(yt, _b3, out=_b2)
-                    _zero_where(_b2, yt)
+                    np.negative(zs, out=_b2)
+                    _mul0_into(yt, _b2, _b2)
                     lt = _b2
                     lsum = np.sum(lt, axis=-1, keepdims=True)
                     ysum = np.sum(yt, axis=-1, keepdims=True)
@@ -1091,9 +1092,9 @@ def softmax_cross_entropy(logits, target, reduction="mean", *, weight=None, igno
                     _nan_at_inf(srest)
                     losses[lo:hi] = (_mul0(ysum, np.log1p(srest)) + lsum)[:, 0]
             else:
-                _bufs = _buffers(6, x)
+                _bufs = _buffers(5, x)
                 for lo, hi in _blocks(x):
-                    _b0, _b1, _b2, _b3, _b4, _b5, = _bufs[:, :hi - lo]
+                    _b0, _b1, _b2, _b3, _b4, = _bufs[:, :hi - lo]
                     at = _argmax_at(x[lo:hi])
                     shift = _shift_at(x[lo:hi], at)
                     z = x[lo:hi]
@@ -1112,10 +1113,9 @@ def softmax_cross_entropy(logits, target, reduction="mean", *, weight=None, igno
                     np.multiply(y, 1 - label_smoothing, out=_b1)
                     np.add(_b1, label_smoothing/n_classes, out=_b1)
                     yt = np.multiply(_b1, w_k, out=_b1)
-                    np.negative(zlo, out=_b4)
-                    np.subtract(_b4, zs, out=_b4)
-                    np.multiply(yt, _b4, out=_b3)
-                    _zero_where(_b3, yt)
+                    np.negative(zlo, out=_b3)
+                    np.subtract(_b3, zs, out=_b3)
+                    _mul0_into(yt, _b3, _b3)
                     lt = _b3
                     lsum = np.sum(lt, axis=-1, keepdims=True)
                     ysum = np.sum(yt, axis=-1, keepdims=True)
@@ -1382,8 +1382,7 @@ def softmax_cross_entropy_with_grad(logits, target, reduction="mean", *, weight=
                     ysum = w_t*(1 - label_smoothing) + label_smoothing*wsum/n_classes
                     if smooth:
                         np.negative(zs, out=_b1)
-                        np.multiply(_b1, c, out=_b1)
-                        _zero_where(_b1, c)
+                        _mul0_into(c, _b1, _b1)
                         lt = _b1
                         lsum = np.sum(lt, axis=-1, keepdims=True)
                     e = np.exp(zs, out=_b0)
@@ -1435,8 +1434,7 @@ def softmax_cross_entropy_with_grad(logits, target, reduction="mean", *, weight=
                     if smooth:
                         np.negative(zlo, out=_b1)
                         np.subtract(_b1, zs, out=_b1)
-                        np.multiply(_b1, c, out=_b1)
-                        _zero_where(_b1, c)
+                        _mul0_into(c, _b1, _b1)
                         lt = _b1
                         lsum = np.sum(lt, axis=-1, keepdims=True)
                     np.add(zlo, 1, out=_b2)
@@ -1468,9 +1466,9 @@ def softmax_cross_entropy_with_grad(logits, target, reduction="mean", *, weight=
             kept, yin, divisor = None, _batch(y), np.float64(x.shape[0])
             gdiv = _grad_divisor(reduction, divisor)
             if dtype == np.float32:
-                _bufs = _buffers(4, x)
+                _bufs = _buffers(3, x)
                 for lo, hi in _blocks(x):
-                    _b0, _b1, _b2, _b3, = _bufs[:, :hi - lo]
+                    _b0, _b1, _b2, = _bufs[:, :hi - lo]
                     at = _argmax_at(x[lo:hi])
                     shift = _shift_at(x[lo:hi], at)
                     z = _widen(x[lo:hi], _b0)
@@ -1483,9 +1481,8 @@ def softmax_cross_entropy_with_grad(logits, target, reduction="mean", *, weight=
                     np.add(_b1, label_smoothing/n_classes, out=_b1)
                     yt = np.multiply(_b1, w_k, out=_b1)
                     ysum = np.sum(yt, axis=-1, keepdims=True)
-                    np.negative(zs, out=_b3)
-                    np.multiply(yt, _b3, out=_b2)
-                    _zero_where(_b2, yt)
+                    np.negative(zs, out=_b2)
+                    _mul0_into(yt, _b2, _b2)
                     lt = _b2
                     lsum = np.sum(lt, axis=-1, keepdims=True)
                     e = np.exp(zs, out=_b0)
@@ -1501,9 +1498,9 @@ def softmax_cross_entropy_with_grad(logits, target, reduction="mean", *, weight=
                     pc_a = (srest - em1_a)/(srest + 1)
                     _put(grad[lo:hi], at, (p_a*(ysum - yt_a) - pc_a*yt_a)/gdiv)
             else:
-                _bufs = _buffers(6, x)
+                _bufs = _buffers(5, x)
                 for lo, hi in _blocks(x):
-                    _b0, _b1, _b2, _b3, _b4, _b5, = _bufs[:, :hi - lo]
+                    _b0, _b1, _b2, _b3, _b4, = _bufs[:, :hi - lo]
                     at = _argmax_at(x[lo:hi])
                     shift = _shift_at(x[lo:hi], at)
                     z = x[lo:hi]
@@ -1523,10 +1520,9 @@ def softmax_cross_entropy_with_grad(logits, target, reduction="mean", *, weight=
                     np.add(_b1, label_smoothing/n_classes, out=_b1)
                     yt = np.multiply(_b1, w_k, out=_b1)
                     ysum = np.sum(yt, axis=-1, keepdims=True)
-                    np.negative(zlo, out=_b4)
-                    np.subtract(_b4, zs, out=_b4)
-                    np.multiply(yt, _b4, out=_b3)
-                    _zero_where(_b3, yt)
+                    np.negative(zlo, out=_b3)
+                    np.subtract(_b3, zs, out=_b3)
+                    _mul0_into(yt, _b3, _b3)
                     lt = _b3
                     lsum = np.sum(lt, axis=-1, keepdims=True)
                     np.add(zlo, 1, out=_b2)

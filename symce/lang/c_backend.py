@@ -137,6 +137,12 @@ class _isfinite(BooleanFunction):  # noqa: N801 - printed as C's isfinite
     nargs = 1
 
 
+class _notnan(BooleanFunction):  # noqa: N801 - printed from the bit pattern
+    """v is not NaN: the condition of mul0 (0 * inf is 0, 0 * NaN stays NaN)."""
+
+    nargs = 1
+
+
 class CPrinter(C99CodePrinter):
     """C99 printer for one compute type (a CTYPES key): math functions and literals typed by
     ``type_aliases``, symce's functions mapped to that type's helpers, symbols renamed through a
@@ -178,6 +184,13 @@ class CPrinter(C99CodePrinter):
         if vectorised(self.cdtype):
             return f"symce_isfinite({self._print(expr.args[0])})"
         return f"isfinite({self._print(expr.args[0])})"
+
+    def _print__notnan(self, expr):
+        # from the bit pattern in double (|v| <= inf: exponent and mantissa at most inf's), so
+        # -ffast-math cannot fold the test away
+        if vectorised(self.cdtype):
+            return f"(symce_bits({self._print(expr.args[0])}) << 1) <= (UINT64_C(0x7ff0000000000000) << 1)"
+        return f"!isnan({self._print(expr.args[0])})"
 
     def _print_Max(self, expr):
         raise ValueError("Max would print as fmax, which drops NaN: use clamp_min")
@@ -221,8 +234,9 @@ def _helper_defs(cdtype: str):
         # max(x, lo) that keeps a NaN x: (x < lo) is false for NaN
         "clamp_min": (("x", "lo"), [], sp.Piecewise((lo, sp.StrictLessThan(xs, lo)), (xs, True)),
                       "max(x, lo), propagating NaN in x (fmax would drop it)"),
-        "mul0": (("a", "b"), [], sp.Piecewise((0, sp.Eq(a, 0)), (a * b, True)),
-                 "a * b, exactly 0 when a == 0 (even if b is infinite)"),
+        "mul0": (("a", "b"), [], sp.Piecewise((0, sp.And(sp.Eq(a, 0), _notnan(b))), (a * b, True)),
+                 "a * b, exactly 0 when a == 0 and b is not NaN (0 * inf = 0: a zero target at a "
+                 "-inf log; 0 * NaN = NaN: a NaN is never dropped)"),
         "softplus": _softplus_def(cdtype, t),
         "sigmoid": sig,
         "two_sum_err": (("a", "b"), steps,
@@ -576,7 +590,8 @@ _FUNCTION_DOC = {
     "softplus": "softplus(t) = log(1 + exp(t)), evaluated as max(t, 0) + log1p(exp(-|t|)).",
     "clamp_min": "clamp_min(v, lo) = max(v, lo), keeping a NaN v (PyTorch's clamps: logs at -100, "
                  "gradient denominators at 1e-12).",
-    "mul0": "mul0(a, b) = a*b, and exactly 0 when a = 0 (so a zero target times log 0 is 0).",
+    "mul0": "mul0(a, b) = a*b, and exactly 0 when a = 0 and b is not NaN (a zero target times "
+            "log 0 is 0; 0 times NaN stays NaN).",
     "sigmoid": "sigmoid(t) = 1/(1 + exp(-t)), evaluated as exp(min(t, 0))/(1 + exp(-|t|)).",
     "two_sum_err": "two_sum_err(a, b) = the exact rounding error of a + b (Knuth's TwoSum; 0 if "
                    "a + b is not finite), so zs + zlo = z - shift exactly.",
