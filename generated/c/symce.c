@@ -1161,8 +1161,10 @@ int symce_softmax_cross_entropy_f32(size_t n, size_t k, const float *restrict lo
     const double k_real = (double)k;
     const double eps = label_smoothing;
     const double divisor = symce_label_divisor_f32(labels, weight, n, ignore_index);
-    double wsum = 0;  /* sum_c w_c, for sum_c y~_c */
-    for (size_t j = 0; j < k; ++j) wsum += weight != NULL ? weight[j] : 1;
+    double wsum = 0, wcomp = 0;  /* sum_c w_c, for sum_c y~_c: compensated (K may be 10^5) */
+    for (size_t j = 0; j < k; ++j)
+        symce_accumulate_f32(&wsum, &wcomp, weight != NULL ? (double)weight[j] : 1);
+    wsum += wcomp;
     double total = 0, tcomp = 0;
     SYMCE_OMP_FOR_SUM(total, tcomp)
     for (size_t i0 = 0; i0 < n; i0 += SYMCE_ROWS) {  /* blocks of rows (the OpenMP unit) */
@@ -1331,8 +1333,10 @@ int symce_softmax_cross_entropy_grad_f32(size_t n, size_t k, const float *restri
     const double k_real = (double)k;
     const double eps = label_smoothing;
     const double divisor = symce_label_divisor_f32(labels, weight, n, ignore_index);
-    double wsum = 0;  /* sum_c w_c, for sum_c y~_c */
-    for (size_t j = 0; j < k; ++j) wsum += weight != NULL ? weight[j] : 1;
+    double wsum = 0, wcomp = 0;  /* sum_c w_c, for sum_c y~_c: compensated (K may be 10^5) */
+    for (size_t j = 0; j < k; ++j)
+        symce_accumulate_f32(&wsum, &wcomp, weight != NULL ? (double)weight[j] : 1);
+    wsum += wcomp;
     const double scale = symce_scale_f32(reduction, divisor);
     SYMCE_OMP_FOR
     for (size_t i0 = 0; i0 < n; i0 += SYMCE_ROWS) {  /* blocks of rows (the OpenMP unit) */
@@ -1544,8 +1548,10 @@ int symce_softmax_cross_entropy_with_grad_f32(size_t n, size_t k, const float *r
     const double k_real = (double)k;
     const double eps = label_smoothing;
     const double divisor = symce_label_divisor_f32(labels, weight, n, ignore_index);
-    double wsum = 0;  /* sum_c w_c, for sum_c y~_c */
-    for (size_t j = 0; j < k; ++j) wsum += weight != NULL ? weight[j] : 1;
+    double wsum = 0, wcomp = 0;  /* sum_c w_c, for sum_c y~_c: compensated (K may be 10^5) */
+    for (size_t j = 0; j < k; ++j)
+        symce_accumulate_f32(&wsum, &wcomp, weight != NULL ? (double)weight[j] : 1);
+    wsum += wcomp;
     const double scale = symce_scale_f32(reduction, divisor);
     double total = 0, tcomp = 0;
     SYMCE_OMP_FOR_SUM(total, tcomp)
@@ -2604,8 +2610,10 @@ int symce_softmax_cross_entropy_f64(size_t n, size_t k, const double *restrict l
     const double k_real = (double)k;
     const double eps = label_smoothing;
     const double divisor = symce_label_divisor_f64(labels, weight, n, ignore_index);
-    double wsum = 0;  /* sum_c w_c, for sum_c y~_c */
-    for (size_t j = 0; j < k; ++j) wsum += weight != NULL ? weight[j] : 1;
+    double wsum = 0, wcomp = 0;  /* sum_c w_c, for sum_c y~_c: compensated (K may be 10^5) */
+    for (size_t j = 0; j < k; ++j)
+        symce_accumulate_f64(&wsum, &wcomp, weight != NULL ? (double)weight[j] : 1);
+    wsum += wcomp;
     double total = 0, tcomp = 0;
     SYMCE_OMP_FOR_SUM(total, tcomp)
     for (size_t i0 = 0; i0 < n; i0 += SYMCE_ROWS) {  /* blocks of rows (the OpenMP unit) */
@@ -2779,8 +2787,10 @@ int symce_softmax_cross_entropy_grad_f64(size_t n, size_t k, const double *restr
     const double k_real = (double)k;
     const double eps = label_smoothing;
     const double divisor = symce_label_divisor_f64(labels, weight, n, ignore_index);
-    double wsum = 0;  /* sum_c w_c, for sum_c y~_c */
-    for (size_t j = 0; j < k; ++j) wsum += weight != NULL ? weight[j] : 1;
+    double wsum = 0, wcomp = 0;  /* sum_c w_c, for sum_c y~_c: compensated (K may be 10^5) */
+    for (size_t j = 0; j < k; ++j)
+        symce_accumulate_f64(&wsum, &wcomp, weight != NULL ? (double)weight[j] : 1);
+    wsum += wcomp;
     const double scale = symce_scale_f64(reduction, divisor);
     SYMCE_OMP_FOR
     for (size_t i0 = 0; i0 < n; i0 += SYMCE_ROWS) {  /* blocks of rows (the OpenMP unit) */
@@ -2996,8 +3006,10 @@ int symce_softmax_cross_entropy_with_grad_f64(size_t n, size_t k, const double *
     const double k_real = (double)k;
     const double eps = label_smoothing;
     const double divisor = symce_label_divisor_f64(labels, weight, n, ignore_index);
-    double wsum = 0;  /* sum_c w_c, for sum_c y~_c */
-    for (size_t j = 0; j < k; ++j) wsum += weight != NULL ? weight[j] : 1;
+    double wsum = 0, wcomp = 0;  /* sum_c w_c, for sum_c y~_c: compensated (K may be 10^5) */
+    for (size_t j = 0; j < k; ++j)
+        symce_accumulate_f64(&wsum, &wcomp, weight != NULL ? (double)weight[j] : 1);
+    wsum += wcomp;
     const double scale = symce_scale_f64(reduction, divisor);
     double total = 0, tcomp = 0;
     SYMCE_OMP_FOR_SUM(total, tcomp)

@@ -32,7 +32,8 @@ z = double(z);
 % shift = column max, at = its row; where the max is not finite (a column holding +Inf, or no
 % finite logit) the largest finite logit, or 0, so that no finite logit gives Inf/Inf.  max
 % skips NaN, which comes back through zs.  Srest = S - 1: the other classes' e plus em1
-% (= e - 1) at the argmax, so that log1p(Srest) keeps log p accurate when one class dominates.
+% (= e - 1) at the argmax, so that log1p(Srest) keeps log p accurate when one class dominates;
+% summed pairwise (the error grows with log2(K), not K).
 [top, at] = max(z, [], 1);
 shift = top;
 bad = ~isfinite(top);
@@ -50,7 +51,7 @@ em1 = expm1(zs) + mul0(zlo, exp(zs));
 at = at + K * (0:N - 1);
 terms = ez;
 terms(at) = em1(at);
-Srest = sum(terms, 1);
+Srest = pairwise_sum(terms);
 p = ez./(Srest + 1);
 out = cast(p, cls);
 end
@@ -69,6 +70,22 @@ function out = mul0(a, b)
 % nothing, but 0 * NaN stays NaN (a NaN is never dropped)
 out = a .* b;
 out((a == 0) & ~isnan(b) & true(size(out))) = 0;
+end
+
+function s = pairwise_sum(x)
+% the sum along dimension 1, pairwise: the rounding error grows with log2(K), not K (sum adds in
+% order); up to 8 rows in order, as the C kernels
+n = size(x, 1);
+if n <= 8
+    s = sum(x, 1);
+    return;
+end
+while n > 1
+    h = ceil(n / 2);
+    x = [x(1:n - h, :) + x(h + 1:n, :); x(n - h + 1:h, :)];
+    n = h;
+end
+s = x;
 end
 
 function check_float(a, arg)

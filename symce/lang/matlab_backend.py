@@ -494,6 +494,9 @@ def context(kern) -> dict:
         helpers.add("apply_reduction")
     if _checks_domain(kern):
         helpers.add("check_probabilities")
+    if fam in ("rowwise", "ce_logits") or (fam == "ce_probs" and ("loss" in outs
+                                                                  or "ysum" in used)):
+        helpers.add("pairwise_sum")  # every sum over the K classes
     params = ins + (["varargin"] if kern.options else [])
     lhs = outs[0] if len(outs) == 1 else "[" + ", ".join(outs) + "]"
     usage_args = ", ".join(a.upper() for a in ins)
