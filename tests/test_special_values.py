@@ -9,7 +9,10 @@
 * A NaN is never dropped: 0 * NaN is NaN.  A NaN logit in a sample whose label has class weight
   0 gives a NaN loss and gradient row (it gave 0), as PyTorch; a probability target that is 0
   where the row is NaN, too; so does a NaN probability at a zero target in cross_entropy.  An
-  ignored sample (ignore_index) stays 0 and out of the mean, NaN or not, as PyTorch.
+  ignored sample (ignore_index) stays 0 and out of the mean, NaN or not, as PyTorch (NumPy's
+  cross_entropy gave NaN there).
+* Label smoothing on a masked (-inf) class gives an infinite loss, in every reduction (the float64
+  C kernels' compensated sums gave NaN: inf - inf in TwoSum's error term).
 """
 from __future__ import annotations
 
@@ -75,6 +78,14 @@ def _cases():
         for name in ("cross_entropy", "cross_entropy_grad"):
             out.append((f"nan probs {dt} {name}", name, (probs, np.array([1, 2])),
                         {"reduction": "none"}))
+            out.append((f"ignored probs {dt} {name}", name, (probs, np.array([-100, 2])),
+                        {"reduction": "none"}))
+        # smoothing puts target on a masked (-inf) class: the loss is +inf (the compensated sums
+        # of the float64 C kernels turned it into NaN), the gradient finite
+        zm = np.array([[-INF, 0.0, 1.0], [0.5, 1.0, -1.0]], dtype=dtype)
+        for red in ("none", "sum", "mean"):
+            out.append((f"masked {dt} {red}", "softmax_cross_entropy_with_grad",
+                        (zm, np.array([2, 0])), {"reduction": red, "label_smoothing": 0.1}))
     return out
 
 
@@ -189,6 +200,13 @@ def test_nan_is_never_dropped(run, key):
             assert np.isnan(first[0]) and np.all(np.isfinite(first[1:])), (key, out)
         else:
             assert np.all(np.isnan(first)) and np.all(np.isfinite(second)), (key, out)
+
+
+@pytest.mark.parametrize("key", _prefix_cases("masked "))
+def test_target_on_a_masked_class_is_an_infinite_loss(run, key):
+    loss, grad = (np.asarray(v) for v in run(key))
+    assert np.all(np.ravel(loss)[:1] == np.inf), (key, loss)
+    assert np.all(np.isfinite(grad)), (key, grad)
 
 
 def test_mean_of_ignored_nan_is_the_clean_samples(run):

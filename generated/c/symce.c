@@ -578,13 +578,13 @@ static size_t symce_argmax_f64(const double *restrict row, size_t k)
     return a;
 }
 
-/* *sum += x, compensated (TwoSum): the error of every addition is kept in *comp; the
+/* *sum += x, compensated (TwoSum): the error of every addition is kept in *comp (0 once the sum is not finite, so an infinite total stays infinite, not NaN); the
    total is *sum + *comp.  For the partial sums of chunks, rows and blocks. */
 static inline void symce_accumulate_f64(double *sum, double *comp, double x)
 {
     const double t = *sum + x;
     const double bp = t - *sum;
-    *comp += (*sum - (t - bp)) + (x - bp);
+    *comp += symce_select(symce_isfinite(t), (*sum - (t - bp)) + (x - bp), 0);  /* inf - inf */
     *sum = t;
 }
 

@@ -38,9 +38,9 @@
  *     -inf gives NaN probabilities and log-probabilities and logsumexp -inf; in a row holding
  *     +inf the +inf entries get p = NaN, the others p = 0 (log p = -inf), and logsumexp is +inf,
  *     while the Jacobian, the VJP and the softmax cross-entropy give a NaN row (as PyTorch).
- *     NaN in gives NaN out, also times a zero weight or target.  Probabilities outside [0, 1] are rejected (SYMCE_ERR_DOMAIN); losses
- *     of probabilities clamp log at -100 and the gradient denominators (p, p(1 - p)) at 1e-12,
- *     as PyTorch.
+ *     NaN in gives NaN out, also times a zero weight or target.  Probabilities outside [0, 1]
+ *     are rejected (SYMCE_ERR_DOMAIN); losses of probabilities clamp log at -100 and the
+ *     gradient denominators (p, p(1 - p)) at 1e-12, as PyTorch.
  *   - Precision: every sum (row sums, <g, p>, row losses, reductions, the mean divisor)
  *     accumulates in double.  The float kernels compute in double and round once, the double
  *     kernels in double (the double kernels sigmoid, sigmoid_grad in long double, rounded once).

@@ -901,6 +901,7 @@ def cross_entropy(probs, target, reduction="mean", *, weight=None, ignore_index=
     dtype = probs.dtype
     n_classes = probs.shape[-1]
     with np.errstate(all="ignore"):
+        probs, y, weight = _wide(probs), _wide(y), _wide(weight)  # rounded once at the end
         if labels is not None:
             kept, hot, w_t, w_k, divisor = _label_parts(labels, ignore_index, weight, probs)
             yt = hot*w_t*(1 - label_smoothing) + label_smoothing*w_k/n_classes
@@ -910,7 +911,10 @@ def cross_entropy(probs, target, reduction="mean", *, weight=None, ignore_index=
             w_k, divisor = _soft_parts(weight, probs)
             yt = w_k*(y*(1 - label_smoothing) + label_smoothing/n_classes)
         terms = _mul0(yt, -np.maximum(np.log(probs), -100))
-        loss = _narrow(_reduce(np.sum(terms, axis=-1), reduction, divisor), dtype)
+        losses = np.sum(terms, axis=-1)
+        if kept is not None:
+            losses = np.where(kept, losses, 0)  # an ignored sample is 0, NaN in it or not
+        loss = _narrow(_reduce(losses, reduction, divisor), dtype)
     return loss
 
 
@@ -948,6 +952,7 @@ def cross_entropy_grad(probs, target, reduction="mean", *, weight=None, ignore_i
     dtype = probs.dtype
     n_classes = probs.shape[-1]
     with np.errstate(all="ignore"):
+        probs, y, weight = _wide(probs), _wide(y), _wide(weight)  # rounded once at the end
         if labels is not None:
             kept, hot, w_t, w_k, divisor = _label_parts(labels, ignore_index, weight, probs)
             yt = hot*w_t*(1 - label_smoothing) + label_smoothing*w_k/n_classes
