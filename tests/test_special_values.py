@@ -150,63 +150,73 @@ def run(request):
     return call
 
 
-def _keys(prefix):
-    return [c[0] for c in CASES if c[0].startswith(prefix)]
-
-
-@pytest.mark.parametrize("key", _keys("inf "))
-def test_plus_inf_rows(run, key):
-    *_, k, name = key.split()[:4]
-    outs = run(key)
-    z = next(c for c in CASES if c[0] == key)[2][0]
-    inf = np.isposinf(z[:4])
-    for out in outs:
-        out = np.asarray(out)
-        clean = out[4]
-        assert np.all(np.isfinite(clean)), (key, out)
-        rows = out[:4]
-        if name == "softmax":
-            assert np.all(np.isnan(rows[inf])) and np.all(rows[~inf] == 0), (key, rows)
-        elif name == "log_softmax":
-            assert np.all(np.isnan(rows[inf])) and np.all(rows[~inf] == -np.inf), (key, rows)
-        elif name == "logsumexp":
-            assert np.all(rows == np.inf), (key, rows)
-        else:  # the kernels that combine the classes: a NaN row
-            assert np.all(np.isnan(rows)), (key, rows)
-
-
-def _prefix_cases(*prefixes):
+def _keys(*prefixes):
     return [c[0] for c in CASES if c[0].startswith(prefixes)]
 
 
-@pytest.mark.parametrize("key", _prefix_cases("nan ", "ignored "))
-def test_nan_is_never_dropped(run, key):
-    case = next(c for c in CASES if c[0] == key)
+def _check_all(run, keys, check):
+    """Run ``check(key, case, outputs)`` (an assertion) on every key; report every failure."""
+    bad = []
+    for key in keys:
+        case = next(c for c in CASES if c[0] == key)
+        try:
+            check(key, case, [np.asarray(o) for o in run(key)])
+        except AssertionError as exc:
+            bad.append(f"{key}: {exc}")
+    assert not bad, f"{len(bad)} of {len(keys)} cases:\n" + "\n".join(bad)
+
+
+def _plus_inf(key, case, outs):
+    name = case[1]
+    inf = np.isposinf(case[2][0][:4])
+    for out in outs:
+        assert np.all(np.isfinite(out[4])), out           # the clean row
+        rows = out[:4]
+        if name == "softmax":
+            assert np.all(np.isnan(rows[inf])) and np.all(rows[~inf] == 0), rows
+        elif name == "log_softmax":
+            assert np.all(np.isnan(rows[inf])) and np.all(rows[~inf] == -np.inf), rows
+        elif name == "logsumexp":
+            assert np.all(rows == np.inf), rows
+        else:  # the kernels that combine the classes: a NaN row
+            assert np.all(np.isnan(rows)), rows
+
+
+def test_plus_inf_rows(run):
+    _check_all(run, _keys("inf "), _plus_inf)
+
+
+def _never_dropped(key, case, outs):
     _, name, args, opts = case
-    outs = run(key)
     ignored = key.startswith("ignored")
     red = opts.get("reduction")
     for o, out in zip(kr.kernel(name).outputs, outs):
-        out = np.asarray(out)
         if o.name == "loss" and red != "none":
             # the NaN sample makes the sum and the mean NaN; an ignored one adds nothing
-            assert np.isnan(out) != ignored, (key, out)
+            assert np.isnan(out) != ignored, out
             continue
         first, second = out[0], out[1]
         if ignored:
-            assert np.all(first == 0) and np.all(np.isfinite(second)), (key, out)
+            assert np.all(first == 0) and np.all(np.isfinite(second)), out
         elif key.startswith("nan probs") and o.name == "grad":
             # -y~_k / p_k: NaN where p is, the other entries as without it
-            assert np.isnan(first[0]) and np.all(np.isfinite(first[1:])), (key, out)
+            assert np.isnan(first[0]) and np.all(np.isfinite(first[1:])), out
         else:
-            assert np.all(np.isnan(first)) and np.all(np.isfinite(second)), (key, out)
+            assert np.all(np.isnan(first)) and np.all(np.isfinite(second)), out
 
 
-@pytest.mark.parametrize("key", _prefix_cases("masked "))
-def test_target_on_a_masked_class_is_an_infinite_loss(run, key):
-    loss, grad = (np.asarray(v) for v in run(key))
-    assert np.all(np.ravel(loss)[:1] == np.inf), (key, loss)
-    assert np.all(np.isfinite(grad)), (key, grad)
+def test_nan_is_never_dropped(run):
+    _check_all(run, _keys("nan ", "ignored "), _never_dropped)
+
+
+def _masked(key, case, outs):
+    loss, grad = outs
+    assert np.ravel(loss)[0] == np.inf, loss
+    assert np.all(np.isfinite(grad)), grad
+
+
+def test_target_on_a_masked_class_is_an_infinite_loss(run):
+    _check_all(run, _keys("masked "), _masked)
 
 
 def test_mean_of_ignored_nan_is_the_clean_samples(run):
