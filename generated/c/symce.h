@@ -44,14 +44,14 @@
  *   - Precision: every sum (row sums, <g, p>, row losses, reductions, the mean divisor)
  *     accumulates in double.  The float kernels compute in double and round once, the double
  *     kernels in double (the double kernels sigmoid, sigmoid_grad in long double, rounded once).
- *     Against the mpmath definitions (make accuracy: |logits| <= 30, K = 2, 10 and 128000, logits
- *     near 1e4, a dominated loss of 1e-8, masked -inf): every kernel within 1 ULP in float and 4
- *     ULP in double (measured: float 0.5 ULP on every input class; double softmax 3.0 ULP at K =
- *     128000 and at most 2.2 elsewhere, the VJP 3.3 in ULPs of its terms; sigmoid and sigmoid'
- *     0.5 ULP for |x| <= 85 (float) / 700 (double): with a long double that is double, sigmoid'
- *     is about 2.6 ULP).  -ffast-math keeps the special values of symce's exp and log1p (NaN and
- *     infinities are found from their bits) but may reassociate sums: the figures above are for
- *     builds without it.
+ *     Against the mpmath definitions (make accuracy: |logits| <= 30, K = 2, 10, 3000 and 128000,
+ *     logits near 1e4, a dominated loss of 1e-8, masked -inf): every kernel within 1 ULP in float
+ *     and 4 ULP in double (measured: float 0.5 ULP on every input class; double softmax 3.6 ULP
+ *     at K = 128000 and at most 2.6 elsewhere, the VJP 3.3 in ULPs of its terms; sigmoid and
+ *     sigmoid' 0.5 ULP for |x| <= 85 (float) / 700 (double): with a long double that is double,
+ *     sigmoid' is about 2.6 ULP).  -ffast-math keeps the special values of symce's exp and log1p
+ *     (NaN and infinities are found from their bits) but may reassociate sums: the figures above
+ *     are for builds without it.
  */
 #ifndef SYMCE_H
 #define SYMCE_H
