@@ -18,14 +18,18 @@ rounding of p, and an error in ULPs of the (tiny) result says nothing about the 
 two the error is counted in ULPs of the size of the terms, p_j (|g_j| + sum_k |g_k| p_k) and
 p_j + y_j (marked "ulp of terms" in the table).
 
-Implementations: symce's generated NumPy module and C library (built here with gcc -O2, and
--O3 -march=native, which fuses multiply-adds where the machine has FMA), and PyTorch
-(torch.nn.functional + autograd) and SciPy (scipy.special) where they offer the kernel.
+Implementations: symce's generated NumPy module, C library (built here with gcc -O2, and
+-O3 -march=native, which fuses multiply-adds where the machine has FMA) and MATLAB files (run by
+GNU Octave, every case in one octave-cli), and PyTorch (torch.nn.functional + autograd) and SciPy
+(scipy.special) where they offer the kernel.
 
-Rows with K = 128000 classes take their reference straight from the definitions (a SymPy
-expression of 128000 terms would take hours): the row sum by mpmath, each class's exponential in
-long double (see direct_row), and count ULPs against that long double reference (about 2^-62
-relative: a few thousandths of an ULP of either dtype), vectorised.
+Rows with K = 3000 and K = 128000 classes (sums over a vocabulary: the error must not grow with K)
+take their reference straight from the definitions (a SymPy expression of thousands of terms
+would take hours): the row sum by mpmath, each class's exponential in long double (see
+direct_row), and count ULPs against that long double reference (about 2^-62 relative: a few
+thousandths of an ULP of either dtype), vectorised.  Their softmax cross-entropy rows are taken
+with label_smoothing = 1/3 as well as without (every class then has a target, and the gradient
+p sum(y~) - y~ sums over the row), and with class weights.
 """
 from __future__ import annotations
 
@@ -97,6 +101,8 @@ def row_classes(rng, dtype, n):
 
 DOMINATED = "dominated, loss~1e-8"
 LARGE_K = 128000
+MID_K = 3000
+SMOOTHING = 1 / 3   # the large-K cross-entropy rows' label smoothing (in the input's dtype)
 
 
 def cases(dtype, quick=False, kernels=None):
@@ -123,16 +129,26 @@ def cases(dtype, quick=False, kernels=None):
             add("softmax_vjp", klass, z, g)
         add("softmax_cross_entropy", klass, z, labels, reduction="none")
         add("softmax_cross_entropy_grad", klass, z, labels, reduction="sum")
-    # K = 128000 (a language model's vocabulary): the sums over the row must not lose accuracy
-    zl = _rows(rng, dtype, 1 if quick else 2, LARGE_K, 4.0, clip=30.0)
-    labels = rng.integers(0, LARGE_K, zl.shape[0])
-    klass = f"K={LARGE_K}"
-    for name in ("softmax", "log_softmax", "logsumexp"):
-        if kernels is None or name in kernels:
-            out.append(Case(name, klass, (zl,), {}, direct=True))
-    for name, red in (("softmax_cross_entropy", "none"), ("softmax_cross_entropy_grad", "sum")):
-        if kernels is None or name in kernels:
-            out.append(Case(name, klass, (zl, labels), {"reduction": red}, direct=True))
+    # K = 3000 and 128000 (a language model's vocabulary): the sums over the row must not lose
+    # accuracy; the cross-entropy also with label_smoothing = 1/3 (a target on every class)
+    for big_k in (MID_K, LARGE_K):
+        zl = _rows(rng, dtype, 1 if quick else 2, big_k, 4.0, clip=30.0)
+        labels = rng.integers(0, big_k, zl.shape[0])
+        klass = f"K={big_k}"
+        for name in ("softmax", "log_softmax", "logsumexp"):
+            if kernels is None or name in kernels:
+                out.append(Case(name, klass, (zl,), {}, direct=True))
+        weight = rng.uniform(0.5, 2.0, big_k).astype(dtype)
+        # 1/3 in the input's dtype: a float32 C kernel takes label_smoothing as a float
+        eps3 = float(np.asarray(SMOOTHING, dtype=dtype))
+        for eps, w in ((0.0, None), (eps3, None), (eps3, weight)):
+            tag = klass + (" eps=1/3" if eps else "") + (" weighted" if w is not None else "")
+            for name, red in (("softmax_cross_entropy", "none"),
+                              ("softmax_cross_entropy_grad", "sum")):
+                if kernels is None or name in kernels:
+                    kw = {"reduction": red, **({"label_smoothing": eps} if eps else {}),
+                          **({"weight": w} if w is not None else {})}
+                    out.append(Case(name, tag, (zl, labels), kw, direct=True))
     x_random = (rng.standard_normal(64) * 10).clip(-30, 30).astype(dtype)
     big = 700.0 if dtype == np.float64 else 85.0
     x_large = np.concatenate([np.linspace(-big, -30, 16), np.linspace(30, big, 16)]).astype(dtype)
@@ -193,6 +209,45 @@ def symce_c(flavour="plain"):
     return run
 
 
+class MatlabRun:
+    """symce's MATLAB files in GNU Octave: :meth:`prepare` runs every case in one octave-cli
+    (starting Octave costs more than the kernels), then each call looks its result up."""
+
+    def __init__(self, octave):
+        self.octave = octave
+        self.results = {}
+
+    def prepare(self, all_cases):
+        from octave_runner import Batch, matlab_args  # tests/octave_runner.py
+        from symce import kernels
+        batch = Batch()
+        keys = []
+        for case in all_cases:
+            nout = len(kernels.kernel(case.kernel).outputs)
+            args = matlab_args(batch, case.kernel, case.args, case.kwargs)
+            keys.append((case, batch.call(f"symce_{case.kernel}({args})", nout=nout)))
+        results = batch.run(self.octave)
+        self.results = {id(case): results[key] for case, key in keys}
+
+    def __call__(self, case):
+        from octave_runner import to_numpy_layout
+        from symce import kernels
+        res = self.results[id(case)].check()
+        out = kernels.kernel(case.kernel).outputs[0].name
+        return to_numpy_layout(case.kernel, res.values[0], output=out,
+                               reduction=case.kwargs.get("reduction", "mean"),
+                               shape=np.shape(case.args[0]))
+
+
+def symce_matlab():
+    import shutil
+    octave = shutil.which("octave-cli")
+    if octave is None:
+        print("# symce-matlab unavailable: octave-cli not found", file=sys.stderr)
+        return None
+    return MatlabRun(octave)
+
+
 def torch_impl():
     try:
         import torch
@@ -224,10 +279,15 @@ def torch_impl():
             t = T(x, requires_grad=True)
             F.softmax(t, dim=-1).backward(T(np.asarray(a[1])))
             return t.grad.numpy()
+        eps = case.kwargs.get("label_smoothing", 0.0)
+        w = case.kwargs.get("weight")
+        w = None if w is None else T(np.asarray(w))
         if k == "softmax_cross_entropy":
-            return F.cross_entropy(T(x), T(a[1]), reduction="none").numpy()
+            return F.cross_entropy(T(x), T(a[1]), reduction="none", label_smoothing=eps,
+                                   weight=w).numpy()
         if k == "softmax_cross_entropy_grad":
-            return grad_of(lambda t: F.cross_entropy(t, T(a[1]), reduction="sum"), x)
+            return grad_of(lambda t: F.cross_entropy(t, T(a[1]), reduction="sum",
+                                                     label_smoothing=eps, weight=w), x)
         y = T(np.asarray(a[1]))
         if k == "sigmoid_binary_cross_entropy":
             return F.binary_cross_entropy_with_logits(T(x), y, reduction="none").numpy()
@@ -257,7 +317,8 @@ def scipy_impl():
             return special.log_softmax(x, axis=-1)
         if k == "logsumexp":
             return special.logsumexp(x, axis=-1)
-        if k == "softmax_cross_entropy":  # scipy's log_softmax at the label
+        if k == "softmax_cross_entropy" and set(case.kwargs) <= {"reduction"}:
+            # scipy's log_softmax at the label
             lab = np.asarray(case.args[1])
             return -np.take_along_axis(special.log_softmax(x, axis=-1), lab[:, None], -1)[:, 0]
         return None
@@ -271,11 +332,12 @@ _DIRECT = {}
 def direct_row(z):
     """(exp(z_k - m) in long double, log S in long double) of one row, m = the row max: the sum
     S = sum_k exp(z_k - m) and its log by mpmath at 30 digits, each class's exponential by the C
-    library's expl (64-bit mantissa, within an ULP of long double, 2^-63 relative).  Cached: every
-    large-K kernel reads the same row."""
+    library's expl (64-bit mantissa, within an ULP of long double, 2^-63 relative).  Cached (the
+    last few rows): every large-K kernel reads the same rows."""
     key = (z.dtype.str, z.tobytes())
     if key not in _DIRECT:
-        _DIRECT.clear()
+        if len(_DIRECT) >= 8:
+            _DIRECT.pop(next(iter(_DIRECT)))
         zl = z.astype(np.longdouble)
         m = zl.max()
         e = np.exp(zl - m)
@@ -290,10 +352,11 @@ def direct_row(z):
 
 
 def direct_reference(case):
-    """softmax, log_softmax, logsumexp, and the softmax cross-entropy (labels) and its gradient
-    by their definitions, in long double from direct_row: p = e/S, log p = z - lse, lse,
-    L = lse - z_t, dL/dz = p - y (reference error about 2^-62 relative: a few thousandths of a
-    double's ULP)."""
+    """softmax, log_softmax, logsumexp, and the softmax cross-entropy (labels, label_smoothing
+    eps) and its gradient by their definitions, in long double from direct_row: p = e/S,
+    log p = z - lse, lse, L = sum_k y~_k (lse - z_k), dL/dz = p sum(y~) - y~ with
+    y~_k = (1 - eps) [k = t] + eps / K (reference error about 2^-62 relative: a few thousandths
+    of a double's ULP)."""
     x = np.asarray(case.args[0])
     rows = []
     for r in range(x.shape[0]):
@@ -307,14 +370,24 @@ def direct_reference(case):
         elif k == "logsumexp":
             rows.append(lse)
         else:
-            t = int(np.asarray(case.args[1])[r])
+            yt = _smoothed_target(case, r, len(z))
             if k == "softmax_cross_entropy":
-                rows.append(lse - z[t])
+                rows.append(np.sum(yt * (lse - z)))
             else:
-                g = e / S
-                g[t] -= 1
-                rows.append(g)
+                rows.append(e / S * np.sum(yt) - yt)
     return np.array(rows, dtype=np.longdouble)
+
+
+def _smoothed_target(case, r, k):
+    """y~ of row r in long double: (1 - eps) w_t at the label t + eps w_k / K (w = 1 without
+    class weights)."""
+    eps = np.longdouble(case.kwargs.get("label_smoothing", 0.0))
+    w = case.kwargs.get("weight")
+    w = np.ones(k, dtype=np.longdouble) if w is None else np.asarray(w).astype(np.longdouble)
+    t = int(np.asarray(case.args[1])[r])
+    yt = eps * w / k
+    yt[t] += (1 - eps) * w[t]
+    return yt
 
 
 def to_longdouble(ref):
@@ -367,9 +440,8 @@ def term_scale(case):
         x = np.asarray(case.args[0])
         if case.direct:
             p = direct_reference(Case("softmax", case.klass, case.args[:1], {}, direct=True))
-            onehot = np.zeros(x.shape, dtype=np.longdouble)
-            onehot[np.arange(x.shape[0]), np.asarray(case.args[1])] = 1
-            return p + onehot
+            yt = np.array([_smoothed_target(case, r, x.shape[1]) for r in range(x.shape[0])])
+            return p * np.sum(yt, axis=1, keepdims=True) + yt
         else:
             p = np.concatenate([reference.evaluate("softmax", x[r:r + 1], form="raw",
                                                    dps=_gap_digits(x[r:r + 1]))
@@ -410,37 +482,42 @@ def fast_scaled_ulp_error(got, ref_ld, scale_ld):
 def measure(impls, dtypes=DTYPES, quick=False, kernels=None):
     """{(kernel, dtype name, input class): {impl name: max ULP or None}}"""
     table = {}
-    for dtype in dtypes:
-        for case in cases(dtype, quick=quick, kernels=kernels):
-            ref = reference_value(case)
-            scale = term_scale(case) if case.kernel in CANCELLING else None
-            if case.direct:  # already long double
-                ref_ld, scale_ld = ref, scale
-            key = (case.kernel, np.dtype(dtype).name, case.klass)
-            row = table.setdefault(key, {})
-            for name, run in impls.items():
-                got = run(case) if run is not None else None
-                if got is None:
-                    row.setdefault(name, None)
-                    continue
-                got = np.asarray(got)
-                if got.dtype != np.dtype(dtype):
-                    raise AssertionError(f"{name} {case.kernel}: dtype {got.dtype} != {dtype}")
-                if case.direct:
-                    err = (fast_ulp_error(got, ref_ld) if scale is None
-                           else fast_scaled_ulp_error(got, ref_ld, scale_ld))
-                elif scale is not None:
-                    err = scaled_ulp_error(got, ref, scale)
-                else:
-                    err = ulp_error(got, ref)
-                row[name] = max(err, row.get(name) or 0.0)
+    all_cases = [case for dtype in dtypes for case in cases(dtype, quick=quick, kernels=kernels)]
+    for run in impls.values():
+        if hasattr(run, "prepare"):
+            run.prepare(all_cases)
+    for case in all_cases:
+        dtype = np.asarray(case.args[0]).dtype
+        ref = reference_value(case)
+        scale = term_scale(case) if case.kernel in CANCELLING else None
+        if case.direct:  # already long double
+            ref_ld, scale_ld = ref, scale
+        key = (case.kernel, np.dtype(dtype).name, case.klass)
+        row = table.setdefault(key, {})
+        for name, run in impls.items():
+            got = run(case) if run is not None else None
+            if got is None:
+                row.setdefault(name, None)
+                continue
+            got = np.asarray(got)
+            if got.dtype != np.dtype(dtype):
+                raise AssertionError(f"{name} {case.kernel}: dtype {got.dtype} != {dtype}")
+            if case.direct:
+                err = (fast_ulp_error(got, ref_ld) if scale is None
+                       else fast_scaled_ulp_error(got, ref_ld, scale_ld))
+            elif scale is not None:
+                err = scaled_ulp_error(got, ref, scale)
+            else:
+                err = ulp_error(got, ref)
+            row[name] = max(err, row.get(name) or 0.0)
     return table
 
 
 def implementations():
     mod = load_numpy_module()
     return {"symce-numpy": symce_numpy(mod), "symce-c": symce_c(),
-            "symce-c-native": symce_c("native"), "torch": torch_impl(), "scipy": scipy_impl()}
+            "symce-c-native": symce_c("native"), "symce-matlab": symce_matlab(),
+            "torch": torch_impl(), "scipy": scipy_impl()}
 
 
 def format_table(table, names):
@@ -475,7 +552,7 @@ def main(argv=None):
     worse = [(key, row) for key, row in table.items()
              if row.get("torch") is not None
              and any((row.get(n) or 0) > row["torch"] + 1
-                     for n in ("symce-numpy", "symce-c", "symce-c-native"))]
+                     for n in ("symce-numpy", "symce-c", "symce-c-native", "symce-matlab"))]
     print(f"\nsymce worse than PyTorch by more than 1 ULP on {len(worse)} of {len(table)} "
           "(kernel, dtype, input class) rows")
     for key, row in worse:

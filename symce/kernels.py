@@ -9,7 +9,8 @@ nothing is retyped.  The printers turn slots into code; the templates lay the co
 Families and the local symbols their loops bind
 -----------------------------------------------
 ``elementwise``  x (input), out
-``rowwise``      per row of K logits: z (z_k), shift (row max, 0 if not finite), a = its index;
+``rowwise``      per row of K logits: z (z_k), shift (row max; if that is not finite, the
+                 largest finite logit, or 0), a = the argmax;
                  per class the slots zs = fl(z - shift), zlo = its exact rounding error (TwoSum;
                  zs + zlo = z - shift exactly), e = exp(zs)(1 + zlo) = exp(z - shift) to first
                  order in zlo (|zlo| <= ulp(zs)/2, so the neglected term is below 2^-100
@@ -107,6 +108,14 @@ class Kernel:
     @property
     def is_loss(self):
         return self.family in ("ce_probs", "ce_logits", "bce")
+
+    @property
+    def nan_row_at_inf(self):
+        """A row whose max is not finite (it holds +inf, or no finite logit) is NaN throughout in
+        this kernel: the kernels that combine the classes' probabilities (the Jacobian, the VJP,
+        softmax cross-entropy and its gradient), as PyTorch.  softmax, log_softmax and logsumexp
+        keep the limits of the finite classes there (docs/semantics.md)."""
+        return self.family == "ce_logits" or self.name in ("softmax_jacobian", "softmax_vjp")
 
     @property
     def closed_form(self):

@@ -13,7 +13,10 @@ Inputs use NumPy's layout (rows are samples, classes on the last axis); results 
 arrays of ``mpmath.mpf``.  The options follow PyTorch: ``weight`` (K class weights for the CE
 family, elementwise for BCE), ``ignore_index``, ``label_smoothing``, ``pos_weight`` and
 ``reduction``.  The loss policies are the kernels': logs of probabilities are clamped at -100,
-gradient denominators of probabilities at 1e-12, and a zero target times a -inf log is 0.
+gradient denominators of probabilities at 1e-12, and a zero target times an infinite log is 0
+(times NaN, NaN).  The row policy too (closed form): the shift of a row whose max is not finite is
+its largest finite logit (or 0), and the kernels that combine the classes give NaN for such a
+row (``Kernel.nan_row_at_inf``).
 """
 from __future__ import annotations
 
@@ -76,7 +79,7 @@ def _scalar(name):
 
 # symce's functions with their exact meaning (functions.py), for mpmath
 _SLOT_FUNCTIONS = {
-    "mul0": lambda a, b: mpmath.mpf(0) if a == 0 else a * b,
+    "mul0": lambda a, b: mpmath.mpf(0) if a == 0 and not mpmath.isnan(b) else a * b,
     "clamp_min": lambda v, lo: v if mpmath.isnan(v) else max(v, lo),
     "softplus": lambda t: mpmath.log1p(mpmath.exp(t)),
     "sigmoid": lambda t: 1 / (1 + mpmath.exp(-t)),
@@ -105,8 +108,10 @@ def _row_env(kernel_name, row):
     """The registry's per-class row slots (zs, zlo, e, em1, Srest, p, pc) for one row, at the
     working precision, where zs = z - shift is exact and so zlo = 0."""
     top = max(row)
-    shift = top if mpmath.isfinite(top) else mpmath.mpf(0)
     a = row.index(top)
+    if not mpmath.isfinite(top):  # +inf, NaN or only -inf: the largest finite logit, or 0
+        top = max((v for v in row if mpmath.isfinite(v)), default=mpmath.mpf(0))
+    shift = top
     cls = []
     for v in row:
         env = {"z": v, "shift": shift}
@@ -114,6 +119,8 @@ def _row_env(kernel_name, row):
             env[name] = _slot(kernel_name, name)(**env)
         cls.append(env)
     srest = mpmath.fsum(c["em1"] if k == a else c["e"] for k, c in enumerate(cls))
+    if srest == mpmath.inf and kr.kernel(kernel_name).nan_row_at_inf:
+        srest = mpmath.mpf("nan")  # a row holding +inf: NaN throughout
     for c in cls:
         c["Srest"] = srest
         c["p"] = _slot(kernel_name, "p")(**c)
@@ -236,6 +243,18 @@ def _rowwise(name, form, z, g=None):
     return np.array(out, dtype=object)
 
 
+def _mul0(a, b):
+    """a * b, 0 where a == 0 and b is not NaN (functions.mul0)."""
+    return _SLOT_FUNCTIONS["mul0"](a, b)
+
+
+def _clamped_log(b):
+    """max(log b, -100), NaN for NaN (PyTorch's clamp of the BCE logs)."""
+    if mpmath.isnan(b):
+        return b
+    return max(mpmath.log(b) if b > 0 else -mpmath.inf, mpmath.mpf(-100))
+
+
 def _ce(name, form, x, target, *, weight, ignore_index, label_smoothing, reduction):
     x = np.atleast_2d(_mp(x))
     N, K = x.shape
@@ -249,19 +268,17 @@ def _ce(name, form, x, target, *, weight, ignore_index, label_smoothing, reducti
         if fam == "ce_probs":
             if form == "raw":
                 # -sum y log p and its derivative -y/p, with the documented clamps
-                loss = -mpmath.fsum(0 if a == 0 else a * max(mpmath.log(b) if b > 0 else -mpmath.inf,
-                                                             mpmath.mpf(-100))
-                                    for a, b in zip(yt, row))
+                loss = -mpmath.fsum(_mul0(a, _clamped_log(b)) for a, b in zip(yt, row))
                 grad = [-a / max(b, mpmath.mpf("1e-12")) for a, b in zip(yt, row)]
             else:
                 lt, gf = _slot("cross_entropy", "loss_term"), _slot("cross_entropy_grad", "grad")
-                loss = mpmath.fsum(0 if a == 0 else lt(yt=a, p=b) for a, b in zip(yt, row))
+                loss = mpmath.fsum(lt(yt=a, p=b) for a, b in zip(yt, row))
                 grad = [gf(yt=a, p=b) for a, b in zip(yt, row)]
         else:
             if form == "raw":
                 fns = _raw_row_functions(K)
                 logp = fns["log_softmax"](row)
-                loss = -mpmath.fsum(0 if a == 0 else a * b for a, b in zip(yt, logp))
+                loss = -mpmath.fsum(_mul0(a, b) for a, b in zip(yt, logp))
                 # the gradient is finite at a -inf (masked) logit, but its raw expression is
                 # 0 * inf there: evaluate it at the limit, a logit so low that exp underflows
                 # every float by thousands of orders of magnitude
@@ -270,7 +287,7 @@ def _ce(name, form, x, target, *, weight, ignore_index, label_smoothing, reducti
             else:
                 cls = _row_env("softmax_cross_entropy", row)
                 lt = _slot("softmax_cross_entropy", "loss_term")
-                loss = mpmath.fsum(0 if a == 0 else lt(yt=a, **c) for a, c in zip(yt, cls))
+                loss = mpmath.fsum(lt(yt=a, **c) for a, c in zip(yt, cls))
                 gf = _slot("softmax_cross_entropy_grad", "grad")
                 grad = [gf(p=c["p"], pc=c["pc"], ysum=ysum, yt=a) for a, c in zip(yt, cls)]
         losses.append(loss if keep else mpmath.mpf(0))
@@ -309,8 +326,7 @@ def _bce(name, form, x, target, *, weight, pos_weight, reduction):
                 if grad_kernel:
                     v = (xv - tv) / max(xv * (1 - xv), mpmath.mpf("1e-12"))
                 else:
-                    lg = max(mpmath.log(xv) if xv > 0 else -mpmath.inf, mpmath.mpf(-100))
-                    l1 = max(mpmath.log(1 - xv) if xv < 1 else -mpmath.inf, mpmath.mpf(-100))
+                    lg, l1 = _clamped_log(xv), _clamped_log(1 - xv)
                     v = -(tv * lg + (1 - tv) * l1)
             else:
                 v = _slot(name, "grad" if grad_kernel else "loss")(prob=xv, y=tv)

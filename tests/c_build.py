@@ -202,7 +202,7 @@ class CLib:
         if fam == "elementwise":
             shapes = {"count": x.size}
         else:
-            x2 = x.reshape(-1, x.shape[-1]) if x.ndim else x.reshape(1, 1)
+            x2 = x.reshape(int(np.prod(x.shape[:-1])), x.shape[-1]) if x.ndim else x.reshape(1, 1)
             shapes = {"n": x2.shape[0], "k": x2.shape[1]}
         c_sizes = dict(shapes, **(sizes or {}))   # what C is told (may lie, for error tests)
         shapes_out = self.output_shapes(fn, shapes, reduction if reduction in REDUCTION else "none")

@@ -261,16 +261,20 @@ def matlab_args(batch: Batch, name: str, args, opts=None, label_class=np.float64
     """The MATLAB argument list for kernel ``name`` called with NumPy-layout ``args``.
 
     Batches ``(N, K)`` become ``K x N``; integer labels become 1-based (of class ``label_class``,
-    a row, or a column with ``labels_as_column``); ``opts`` are PyTorch keywords (weight,
-    ignore_index, label_smoothing, pos_weight, reduction); an ignore_index that is a class
-    (>= 0) is shifted to 1-based too.
+    a row, or a column with ``labels_as_column``), except a label equal to ignore_index, which
+    becomes MATLAB's ignore_index; ``opts`` are PyTorch keywords (weight, ignore_index,
+    label_smoothing, pos_weight, reduction); an ignore_index that is a class (>= 0) is shifted to
+    1-based too.
     """
     fam = _family(name)
+    ignore = int((opts or {}).get("ignore_index", -100))
     out = []
     for a in args:
         a = np.asarray(a)
-        if a.dtype.kind in "iu":                        # labels
-            lab = (a.astype(np.int64) + 1).astype(label_class)
+        if a.dtype.kind in "iu":                        # labels; an ignored one stays ignored
+            lab = a.astype(np.int64)
+            lab = np.where(lab == ignore, ignore + 1 if ignore >= 0 else ignore, lab + 1)
+            lab = lab.astype(label_class)
             out.append(batch.arg(lab.reshape(-1, 1) if labels_as_column else lab.reshape(1, -1)))
         elif a.ndim >= 2 or fam in ("rowwise", "ce_probs", "ce_logits"):
             out.append(batch.arg(np.atleast_2d(a).T))

@@ -437,12 +437,12 @@ def test_stability_masked_classes(clib, dtype):
 
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_stability_plus_inf_row(clib, dtype):
-    """docs/semantics.md: a row holding +inf has shift 0; the +inf entries' p and log p are NaN,
-    the others' p is 0 and log p is -inf; logsumexp is +inf.  (With shift 0, a finite logit
-    beside +inf must stay below log(DBL_MAX) ~ 709, or its exp overflows to a NaN p.)"""
+    """docs/semantics.md: a row holding +inf is shifted by its largest finite logit; the +inf
+    entries' p and log p are NaN, the others' p is 0 and log p is -inf, also for a finite logit
+    far above log(DBL_MAX) ~ 709 (issue 8: 1000 beside +inf gave NaN); logsumexp is +inf."""
     big = np.finfo(dtype).max
-    z = np.array([[0.0, np.inf, 1.0], [np.inf, -np.inf, np.inf], [-big, np.inf, 700.0]],
-                 dtype=dtype)
+    z = np.array([[0.0, np.inf, 1.0], [np.inf, -np.inf, np.inf], [-big, np.inf, 700.0],
+                  [1000.0, np.inf, 0.0], [big, np.inf, -big]], dtype=dtype)
     inf = np.isposinf(z)
     p = clib.call("softmax", dtype, z)
     lp = clib.call("log_softmax", dtype, z)

@@ -266,10 +266,10 @@ SYMCE_INLINE double symce_clamp_min_for_f32(double x, double lo)
     return symce_select(lo > x, lo, x);
 }
 
-/* a * b, exactly 0 when a == 0 (even if b is infinite) */
+/* a * b, exactly 0 when a == 0 and b is not NaN (0 * inf = 0: a zero target at a -inf log; 0 * NaN = NaN: a NaN is never dropped) */
 SYMCE_INLINE double symce_mul0_for_f32(double a, double b)
 {
-    return symce_select(a == 0, 0, a*b);
+    return symce_select((a == 0) && ((symce_bits(b) << 1) <= (UINT64_C(0x7ff0000000000000) << 1)), 0, a*b);
 }
 
 /* log(1 + exp(t)) without overflow */
@@ -363,10 +363,10 @@ SYMCE_INLINE double symce_clamp_min_for_f64(double x, double lo)
     return symce_select(lo > x, lo, x);
 }
 
-/* a * b, exactly 0 when a == 0 (even if b is infinite) */
+/* a * b, exactly 0 when a == 0 and b is not NaN (0 * inf = 0: a zero target at a -inf log; 0 * NaN = NaN: a NaN is never dropped) */
 SYMCE_INLINE double symce_mul0_for_f64(double a, double b)
 {
-    return symce_select(a == 0, 0, a*b);
+    return symce_select((a == 0) && ((symce_bits(b) << 1) <= (UINT64_C(0x7ff0000000000000) << 1)), 0, a*b);
 }
 
 /* log(1 + exp(t)) without overflow */
@@ -512,8 +512,8 @@ static void symce_row_exp_f32(const float *restrict row, size_t c0, size_t len, 
    contributes 1 instead of e_j, off by less than 2^-53 in a sum that is at least 1.  e_j goes to
    stash[0 .. k) in chunks of SYMCE_STASH.  Returns SYMCE_ROW_STASHED when the whole row is there
    (k <= SYMCE_STASH), else SYMCE_ROW_FINITE.  A row whose max is not finite (+inf, or no finite
-   element) gets shift 0 and Srest = sum_{j != a} e_j + em1_a (a = the first argmax):
-   SYMCE_ROW_GENERAL. */
+   element) gets shift = its largest finite element (0 if there is none), so every finite e_j is
+   at most 1, and Srest = sum_{j != a} e_j + em1_a (a = the first argmax): SYMCE_ROW_GENERAL. */
 static int symce_row_stats_f32(const float *restrict row, const float *next, size_t k,
                                 double *restrict stash, double *restrict shift_out,
                                 double *restrict srest_out)
@@ -521,7 +521,13 @@ static int symce_row_stats_f32(const float *restrict row, const float *next, siz
     const float mx = symce_row_max_f32(row, k);
     if (!symce_isfinite((double)mx)) {
         const size_t a = symce_argmax_f32(row, k);
-        const double shift = 0;
+        double shift = 0;  /* the largest finite element: a finite logit above ~709 is not inf/inf */
+        int found = 0;
+        for (size_t j = 0; j < k; ++j) {
+            const double zv = row[j];
+            if (symce_isfinite((double)zv) && (!found || zv > shift)) shift = zv;
+            found |= symce_isfinite((double)zv);
+        }
         double sum = 0;
         for (size_t j = 0; j < k; ++j) {
             const double zv = row[j];
@@ -673,13 +679,13 @@ static size_t symce_argmax_f64(const double *restrict row, size_t k)
     return a;
 }
 
-/* *sum += x, compensated (TwoSum): the error of every addition is kept in *comp; the
+/* *sum += x, compensated (TwoSum): the error of every addition is kept in *comp (0 once the sum is not finite, so an infinite total stays infinite, not NaN); the
    total is *sum + *comp.  For the partial sums of chunks, rows and blocks. */
 SYMCE_INLINE void symce_accumulate_f64(double *sum, double *comp, double x)
 {
     const double t = *sum + x;
     const double bp = t - *sum;
-    *comp += (*sum - (t - bp)) + (x - bp);
+    *comp += symce_select(symce_isfinite(t), (*sum - (t - bp)) + (x - bp), 0);  /* inf - inf */
     *sum = t;
 }
 
@@ -721,8 +727,8 @@ static void symce_row_exp_f64(const double *restrict row, size_t c0, size_t len,
    contributes 1 instead of e_j, off by less than 2^-53 in a sum that is at least 1.  e_j goes to
    stash[0 .. k) in chunks of SYMCE_STASH.  Returns SYMCE_ROW_STASHED when the whole row is there
    (k <= SYMCE_STASH), else SYMCE_ROW_FINITE.  A row whose max is not finite (+inf, or no finite
-   element) gets shift 0 and Srest = sum_{j != a} e_j + em1_a (a = the first argmax):
-   SYMCE_ROW_GENERAL. */
+   element) gets shift = its largest finite element (0 if there is none), so every finite e_j is
+   at most 1, and Srest = sum_{j != a} e_j + em1_a (a = the first argmax): SYMCE_ROW_GENERAL. */
 static int symce_row_stats_f64(const double *restrict row, const double *next, size_t k,
                                 double *restrict stash, double *restrict shift_out,
                                 double *restrict srest_out)
@@ -730,7 +736,13 @@ static int symce_row_stats_f64(const double *restrict row, const double *next, s
     const double mx = symce_row_max_f64(row, k);
     if (!symce_isfinite((double)mx)) {
         const size_t a = symce_argmax_f64(row, k);
-        const double shift = 0;
+        double shift = 0;  /* the largest finite element: a finite logit above ~709 is not inf/inf */
+        int found = 0;
+        for (size_t j = 0; j < k; ++j) {
+            const double zv = row[j];
+            if (symce_isfinite((double)zv) && (!found || zv > shift)) shift = zv;
+            found |= symce_isfinite((double)zv);
+        }
         double sum = 0;
         for (size_t j = 0; j < k; ++j) {
             const double zv = row[j];
@@ -993,6 +1005,7 @@ int symce_softmax_jacobian_f32(size_t n, size_t k, const float *restrict z, floa
             }
             const int stashed = status == SYMCE_ROW_STASHED;
             (void)stashed;
+            if (status == SYMCE_ROW_GENERAL) srest = NAN;  /* +inf or no finite logit: a NaN row */
             const double inv_srest = 1.0/(srest + 1);
             float *J = out + i * k * k;
             /* columns in blocks: p_j of the block's classes stays in double, p_i and pc_i per row */
@@ -1056,6 +1069,7 @@ int symce_softmax_vjp_f32(size_t n, size_t k, const float *restrict z, const flo
             }
             const int stashed = status == SYMCE_ROW_STASHED;
             (void)stashed;
+            if (status == SYMCE_ROW_GENERAL) srest = NAN;  /* +inf or no finite logit: a NaN row */
             const double inv_srest = 1.0/(srest + 1);
             const float *grow = g + i * k;
             float *orow = out + i * k;
@@ -1255,8 +1269,10 @@ int symce_softmax_cross_entropy_f32(size_t n, size_t k, const float *restrict lo
     const double k_real = (double)k;
     const double eps = label_smoothing;
     const double divisor = symce_label_divisor_f32(labels, weight, n, ignore_index);
-    double wsum = 0;  /* sum_c w_c, for sum_c y~_c */
-    for (size_t j = 0; j < k; ++j) wsum += weight != NULL ? weight[j] : 1;
+    double wsum = 0, wcomp = 0;  /* sum_c w_c, for sum_c y~_c: compensated (K may be 10^5) */
+    for (size_t j = 0; j < k; ++j)
+        symce_accumulate_f32(&wsum, &wcomp, weight != NULL ? (double)weight[j] : 1);
+    wsum += wcomp;
     double total = 0, tcomp = 0;
     SYMCE_OMP_FOR_SUM(total, tcomp)
     for (size_t i0 = 0; i0 < n; i0 += SYMCE_ROWS) {  /* blocks of rows (the OpenMP unit) */
@@ -1288,6 +1304,7 @@ int symce_softmax_cross_entropy_f32(size_t n, size_t k, const float *restrict lo
             }
             const int stashed = status == SYMCE_ROW_STASHED;
             (void)stashed;
+            if (status == SYMCE_ROW_GENERAL) srest = NAN;  /* +inf or no finite logit: a NaN row */
             const double log1p_srest = symce_log1p_for_f32(srest);
             double row_loss = 0;
             if (eps != 0) {  /* every class's share eps w_c / K of the target */
@@ -1369,6 +1386,7 @@ int symce_softmax_cross_entropy_soft_f32(size_t n, size_t k, const float *restri
             }
             const int stashed = status == SYMCE_ROW_STASHED;
             (void)stashed;
+            if (status == SYMCE_ROW_GENERAL) srest = NAN;  /* +inf or no finite logit: a NaN row */
             const double log1p_srest = symce_log1p_for_f32(srest);
             double row_loss;
             {
@@ -1425,8 +1443,10 @@ int symce_softmax_cross_entropy_grad_f32(size_t n, size_t k, const float *restri
     const double k_real = (double)k;
     const double eps = label_smoothing;
     const double divisor = symce_label_divisor_f32(labels, weight, n, ignore_index);
-    double wsum = 0;  /* sum_c w_c, for sum_c y~_c */
-    for (size_t j = 0; j < k; ++j) wsum += weight != NULL ? weight[j] : 1;
+    double wsum = 0, wcomp = 0;  /* sum_c w_c, for sum_c y~_c: compensated (K may be 10^5) */
+    for (size_t j = 0; j < k; ++j)
+        symce_accumulate_f32(&wsum, &wcomp, weight != NULL ? (double)weight[j] : 1);
+    wsum += wcomp;
     const double scale = symce_scale_f32(reduction, divisor);
     SYMCE_OMP_FOR
     for (size_t i0 = 0; i0 < n; i0 += SYMCE_ROWS) {  /* blocks of rows (the OpenMP unit) */
@@ -1459,6 +1479,7 @@ int symce_softmax_cross_entropy_grad_f32(size_t n, size_t k, const float *restri
             }
             const int stashed = status == SYMCE_ROW_STASHED;
             (void)stashed;
+            if (status == SYMCE_ROW_GENERAL) srest = NAN;  /* +inf or no finite logit: a NaN row */
             const double inv_srest = 1.0/(srest + 1);
             const double ysum = -eps*w_t + w_t + eps*wsum/k_real;
             const double yt_on = w_t*(1 - eps) + eps*w_t/k_real;
@@ -1551,6 +1572,7 @@ int symce_softmax_cross_entropy_grad_soft_f32(size_t n, size_t k, const float *r
             }
             const int stashed = status == SYMCE_ROW_STASHED;
             (void)stashed;
+            if (status == SYMCE_ROW_GENERAL) srest = NAN;  /* +inf or no finite logit: a NaN row */
             const double inv_srest = 1.0/(srest + 1);
             double ysum;  /* sum_c y~_c */
             {
@@ -1638,8 +1660,10 @@ int symce_softmax_cross_entropy_with_grad_f32(size_t n, size_t k, const float *r
     const double k_real = (double)k;
     const double eps = label_smoothing;
     const double divisor = symce_label_divisor_f32(labels, weight, n, ignore_index);
-    double wsum = 0;  /* sum_c w_c, for sum_c y~_c */
-    for (size_t j = 0; j < k; ++j) wsum += weight != NULL ? weight[j] : 1;
+    double wsum = 0, wcomp = 0;  /* sum_c w_c, for sum_c y~_c: compensated (K may be 10^5) */
+    for (size_t j = 0; j < k; ++j)
+        symce_accumulate_f32(&wsum, &wcomp, weight != NULL ? (double)weight[j] : 1);
+    wsum += wcomp;
     const double scale = symce_scale_f32(reduction, divisor);
     double total = 0, tcomp = 0;
     SYMCE_OMP_FOR_SUM(total, tcomp)
@@ -1674,6 +1698,7 @@ int symce_softmax_cross_entropy_with_grad_f32(size_t n, size_t k, const float *r
             }
             const int stashed = status == SYMCE_ROW_STASHED;
             (void)stashed;
+            if (status == SYMCE_ROW_GENERAL) srest = NAN;  /* +inf or no finite logit: a NaN row */
             const double log1p_srest = symce_log1p_for_f32(srest);
             const double inv_srest = 1.0/(srest + 1);
             const double ysum = -eps*w_t + w_t + eps*wsum/k_real;
@@ -1800,6 +1825,7 @@ int symce_softmax_cross_entropy_with_grad_soft_f32(size_t n, size_t k,
             }
             const int stashed = status == SYMCE_ROW_STASHED;
             (void)stashed;
+            if (status == SYMCE_ROW_GENERAL) srest = NAN;  /* +inf or no finite logit: a NaN row */
             const double log1p_srest = symce_log1p_for_f32(srest);
             const double inv_srest = 1.0/(srest + 1);
             double ysum;  /* sum_c y~_c */
@@ -2433,6 +2459,7 @@ int symce_softmax_jacobian_f64(size_t n, size_t k, const double *restrict z, dou
             }
             const int stashed = status == SYMCE_ROW_STASHED;
             (void)stashed;
+            if (status == SYMCE_ROW_GENERAL) srest = NAN;  /* +inf or no finite logit: a NaN row */
             double *J = out + i * k * k;
             /* columns in blocks: p_j of the block's classes stays in double, p_i and pc_i per row */
             for (size_t c0 = 0; c0 < k; c0 += 64) {
@@ -2497,6 +2524,7 @@ int symce_softmax_vjp_f64(size_t n, size_t k, const double *restrict z, const do
             }
             const int stashed = status == SYMCE_ROW_STASHED;
             (void)stashed;
+            if (status == SYMCE_ROW_GENERAL) srest = NAN;  /* +inf or no finite logit: a NaN row */
             const double *grow = g + i * k;
             double *orow = out + i * k;
             double dsum = 0, dcomp = 0;  /* sum_k g_k e_k */
@@ -2695,8 +2723,10 @@ int symce_softmax_cross_entropy_f64(size_t n, size_t k, const double *restrict l
     const double k_real = (double)k;
     const double eps = label_smoothing;
     const double divisor = symce_label_divisor_f64(labels, weight, n, ignore_index);
-    double wsum = 0;  /* sum_c w_c, for sum_c y~_c */
-    for (size_t j = 0; j < k; ++j) wsum += weight != NULL ? weight[j] : 1;
+    double wsum = 0, wcomp = 0;  /* sum_c w_c, for sum_c y~_c: compensated (K may be 10^5) */
+    for (size_t j = 0; j < k; ++j)
+        symce_accumulate_f64(&wsum, &wcomp, weight != NULL ? (double)weight[j] : 1);
+    wsum += wcomp;
     double total = 0, tcomp = 0;
     SYMCE_OMP_FOR_SUM(total, tcomp)
     for (size_t i0 = 0; i0 < n; i0 += SYMCE_ROWS) {  /* blocks of rows (the OpenMP unit) */
@@ -2728,6 +2758,7 @@ int symce_softmax_cross_entropy_f64(size_t n, size_t k, const double *restrict l
             }
             const int stashed = status == SYMCE_ROW_STASHED;
             (void)stashed;
+            if (status == SYMCE_ROW_GENERAL) srest = NAN;  /* +inf or no finite logit: a NaN row */
             const double log1p_srest = log1p(srest);
             double row_loss = 0;
             if (eps != 0) {  /* every class's share eps w_c / K of the target */
@@ -2812,6 +2843,7 @@ int symce_softmax_cross_entropy_soft_f64(size_t n, size_t k, const double *restr
             }
             const int stashed = status == SYMCE_ROW_STASHED;
             (void)stashed;
+            if (status == SYMCE_ROW_GENERAL) srest = NAN;  /* +inf or no finite logit: a NaN row */
             const double log1p_srest = log1p(srest);
             double row_loss;
             {
@@ -2870,8 +2902,10 @@ int symce_softmax_cross_entropy_grad_f64(size_t n, size_t k, const double *restr
     const double k_real = (double)k;
     const double eps = label_smoothing;
     const double divisor = symce_label_divisor_f64(labels, weight, n, ignore_index);
-    double wsum = 0;  /* sum_c w_c, for sum_c y~_c */
-    for (size_t j = 0; j < k; ++j) wsum += weight != NULL ? weight[j] : 1;
+    double wsum = 0, wcomp = 0;  /* sum_c w_c, for sum_c y~_c: compensated (K may be 10^5) */
+    for (size_t j = 0; j < k; ++j)
+        symce_accumulate_f64(&wsum, &wcomp, weight != NULL ? (double)weight[j] : 1);
+    wsum += wcomp;
     const double scale = symce_scale_f64(reduction, divisor);
     SYMCE_OMP_FOR
     for (size_t i0 = 0; i0 < n; i0 += SYMCE_ROWS) {  /* blocks of rows (the OpenMP unit) */
@@ -2904,6 +2938,7 @@ int symce_softmax_cross_entropy_grad_f64(size_t n, size_t k, const double *restr
             }
             const int stashed = status == SYMCE_ROW_STASHED;
             (void)stashed;
+            if (status == SYMCE_ROW_GENERAL) srest = NAN;  /* +inf or no finite logit: a NaN row */
             const double ysum = -eps*w_t + w_t + eps*wsum/k_real;
             const double yt_on = w_t*(1 - eps) + eps*w_t/k_real;
             if (status == SYMCE_ROW_GENERAL) {
@@ -2998,6 +3033,7 @@ int symce_softmax_cross_entropy_grad_soft_f64(size_t n, size_t k, const double *
             }
             const int stashed = status == SYMCE_ROW_STASHED;
             (void)stashed;
+            if (status == SYMCE_ROW_GENERAL) srest = NAN;  /* +inf or no finite logit: a NaN row */
             double ysum;  /* sum_c y~_c */
             {
                 double sum = 0, comp = 0;
@@ -3087,8 +3123,10 @@ int symce_softmax_cross_entropy_with_grad_f64(size_t n, size_t k, const double *
     const double k_real = (double)k;
     const double eps = label_smoothing;
     const double divisor = symce_label_divisor_f64(labels, weight, n, ignore_index);
-    double wsum = 0;  /* sum_c w_c, for sum_c y~_c */
-    for (size_t j = 0; j < k; ++j) wsum += weight != NULL ? weight[j] : 1;
+    double wsum = 0, wcomp = 0;  /* sum_c w_c, for sum_c y~_c: compensated (K may be 10^5) */
+    for (size_t j = 0; j < k; ++j)
+        symce_accumulate_f64(&wsum, &wcomp, weight != NULL ? (double)weight[j] : 1);
+    wsum += wcomp;
     const double scale = symce_scale_f64(reduction, divisor);
     double total = 0, tcomp = 0;
     SYMCE_OMP_FOR_SUM(total, tcomp)
@@ -3123,6 +3161,7 @@ int symce_softmax_cross_entropy_with_grad_f64(size_t n, size_t k, const double *
             }
             const int stashed = status == SYMCE_ROW_STASHED;
             (void)stashed;
+            if (status == SYMCE_ROW_GENERAL) srest = NAN;  /* +inf or no finite logit: a NaN row */
             const double log1p_srest = log1p(srest);
             const double ysum = -eps*w_t + w_t + eps*wsum/k_real;
             const double yt_on = w_t*(1 - eps) + eps*w_t/k_real;
@@ -3252,6 +3291,7 @@ int symce_softmax_cross_entropy_with_grad_soft_f64(size_t n, size_t k,
             }
             const int stashed = status == SYMCE_ROW_STASHED;
             (void)stashed;
+            if (status == SYMCE_ROW_GENERAL) srest = NAN;  /* +inf or no finite logit: a NaN row */
             const double log1p_srest = log1p(srest);
             double ysum;  /* sum_c y~_c */
             {

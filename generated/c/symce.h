@@ -36,21 +36,22 @@
  *     across chunks, rows and blocks (double kernels).  Built with -fopenmp, rows (or blocks of
  *     elements) are split over threads; without it the pragmas are inert.  -inf logits (masked classes) are fine where the target is 0; a row of
  *     -inf gives NaN probabilities and log-probabilities and logsumexp -inf; in a row holding
- *     +inf the +inf entries get p = NaN, the others p = 0 (log p = -inf), and logsumexp is +inf.
- *     NaN in gives NaN out.  Probabilities outside [0, 1] are rejected (SYMCE_ERR_DOMAIN); losses
- *     of probabilities clamp log at -100 and the gradient denominators (p, p(1 - p)) at 1e-12,
- *     as PyTorch.
+ *     +inf the +inf entries get p = NaN, the others p = 0 (log p = -inf), and logsumexp is +inf,
+ *     while the Jacobian, the VJP and the softmax cross-entropy give a NaN row (as PyTorch).
+ *     NaN in gives NaN out, also times a zero weight or target.  Probabilities outside [0, 1]
+ *     are rejected (SYMCE_ERR_DOMAIN); losses of probabilities clamp log at -100 and the
+ *     gradient denominators (p, p(1 - p)) at 1e-12, as PyTorch.
  *   - Precision: every sum (row sums, <g, p>, row losses, reductions, the mean divisor)
  *     accumulates in double.  The float kernels compute in double and round once, the double
  *     kernels in double (the double kernels sigmoid, sigmoid_grad in long double, rounded once).
- *     Against the mpmath definitions (make accuracy: |logits| <= 30, K = 2, 10 and 128000, logits
- *     near 1e4, a dominated loss of 1e-8, masked -inf): every kernel within 1 ULP in float and 4
- *     ULP in double (measured: float 0.5 ULP on every input class; double softmax 3.0 ULP at K =
- *     128000 and at most 2.2 elsewhere, the VJP 3.3 in ULPs of its terms; sigmoid and sigmoid'
- *     0.5 ULP for |x| <= 85 (float) / 700 (double): with a long double that is double, sigmoid'
- *     is about 2.6 ULP).  -ffast-math keeps the special values of symce's exp and log1p (NaN and
- *     infinities are found from their bits) but may reassociate sums: the figures above are for
- *     builds without it.
+ *     Against the mpmath definitions (make accuracy: |logits| <= 30, K = 2, 10, 3000 and 128000,
+ *     logits near 1e4, a dominated loss of 1e-8, masked -inf): every kernel within 1 ULP in float
+ *     and 4 ULP in double (measured: float 0.5 ULP on every input class; double softmax 3.6 ULP
+ *     at K = 128000 and at most 2.6 elsewhere, the VJP 3.3 in ULPs of its terms; sigmoid and
+ *     sigmoid' 0.5 ULP for |x| <= 85 (float) / 700 (double): with a long double that is double,
+ *     sigmoid' is about 2.6 ULP).  -ffast-math keeps the special values of symce's exp and log1p
+ *     (NaN and infinities are found from their bits) but may reassociate sums: the figures above
+ *     are for builds without it.
  */
 #ifndef SYMCE_H
 #define SYMCE_H
@@ -121,15 +122,16 @@ int symce_sigmoid_grad_f32(size_t count, const float *restrict x, float *restric
  * symce_softmax_f32: Softmax along the class axis.
  *
  *     p_k = exp(z_k) / sum_j exp(z_j)
- *   computed as (z = the logit; shift = the row max (0 if not finite), a = its index; Srest = S -
- *     1 = sum_{j != a} e_j + em1_a):
+ *   computed as (z = the logit; shift = the row max (if not finite: the largest finite z, or 0), a
+ *     = its index; Srest = S - 1 = sum_{j != a} e_j + em1_a):
  *     zs = -shift + z
  *     zlo = two_sum_err(z, -shift)
  *     e = (zlo + 1)*exp(zs)
  *     em1 = expm1(zs) + mul0(zlo, exp(zs))
  *     p = e/(Srest + 1)
  *     pc = (Srest - em1)/(Srest + 1)
- *   mul0(a, b) = a*b, and exactly 0 when a = 0 (so a zero target times log 0 is 0).
+ *   mul0(a, b) = a*b, and exactly 0 when a = 0 and b is not NaN (a zero target times log 0 is 0; 0
+ *     times NaN stays NaN).
  *   two_sum_err(a, b) = the exact rounding error of a + b (Knuth's TwoSum; 0 if a + b is not
  *     finite), so zs + zlo = z - shift exactly.
  *
@@ -147,8 +149,8 @@ int symce_softmax_f32(size_t n, size_t k, const float *restrict z, float *restri
  * symce_log_softmax_f32: Log of the softmax along the class axis.
  *
  *     log p_k = z_k - log sum_j exp(z_j)
- *   computed as (z = the logit; shift = the row max (0 if not finite), a = its index; Srest = S -
- *     1 = sum_{j != a} e_j + em1_a):
+ *   computed as (z = the logit; shift = the row max (if not finite: the largest finite z, or 0), a
+ *     = its index; Srest = S - 1 = sum_{j != a} e_j + em1_a):
  *     zs = -shift + z
  *     zlo = two_sum_err(z, -shift)
  *     e = (zlo + 1)*exp(zs)
@@ -156,7 +158,8 @@ int symce_softmax_f32(size_t n, size_t k, const float *restrict z, float *restri
  *     p = e/(Srest + 1)
  *     pc = (Srest - em1)/(Srest + 1)
  *     out = zlo + zs - log1p(Srest)
- *   mul0(a, b) = a*b, and exactly 0 when a = 0 (so a zero target times log 0 is 0).
+ *   mul0(a, b) = a*b, and exactly 0 when a = 0 and b is not NaN (a zero target times log 0 is 0; 0
+ *     times NaN stays NaN).
  *   two_sum_err(a, b) = the exact rounding error of a + b (Knuth's TwoSum; 0 if a + b is not
  *     finite), so zs + zlo = z - shift exactly.
  *
@@ -174,8 +177,8 @@ int symce_log_softmax_f32(size_t n, size_t k, const float *restrict z, float *re
  * symce_logsumexp_f32: Log of the sum of exponentials along the class axis.
  *
  *     lse = log sum_j exp(z_j)  [proof logsumexp_grad: p_j]
- *   computed as (z = the logit; shift = the row max (0 if not finite), a = its index; Srest = S -
- *     1 = sum_{j != a} e_j + em1_a):
+ *   computed as (z = the logit; shift = the row max (if not finite: the largest finite z, or 0), a
+ *     = its index; Srest = S - 1 = sum_{j != a} e_j + em1_a):
  *     zs = -shift + z
  *     zlo = two_sum_err(z, -shift)
  *     e = (zlo + 1)*exp(zs)
@@ -183,7 +186,8 @@ int symce_log_softmax_f32(size_t n, size_t k, const float *restrict z, float *re
  *     p = e/(Srest + 1)
  *     pc = (Srest - em1)/(Srest + 1)
  *     out = shift + log1p(Srest)
- *   mul0(a, b) = a*b, and exactly 0 when a = 0 (so a zero target times log 0 is 0).
+ *   mul0(a, b) = a*b, and exactly 0 when a = 0 and b is not NaN (a zero target times log 0 is 0; 0
+ *     times NaN stays NaN).
  *   two_sum_err(a, b) = the exact rounding error of a + b (Knuth's TwoSum; 0 if a + b is not
  *     finite), so zs + zlo = z - shift exactly.
  *
@@ -201,9 +205,9 @@ int symce_logsumexp_f32(size_t n, size_t k, const float *restrict z, float *rest
  * symce_softmax_jacobian_f32: Jacobian of the softmax, one K x K matrix per row.
  *
  *     J_ij = p_i (delta_ij - p_j)  [proof softmax_jacobian: p_i(δ_ij − p_j)]
- *   computed as (z = the logit; shift = the row max (0 if not finite), a = its index; Srest = S -
- *     1 = sum_{j != a} e_j + em1_a; p_i, p_j, pc_i = p, p, pc of classes i, j; delta = Kronecker
- *     delta_ij):
+ *   computed as (z = the logit; shift = the row max (if not finite: the largest finite z, or 0), a
+ *     = its index; Srest = S - 1 = sum_{j != a} e_j + em1_a; p_i, p_j, pc_i = p, p, pc of classes
+ *     i, j; delta = Kronecker delta_ij):
  *     zs = -shift + z
  *     zlo = two_sum_err(z, -shift)
  *     e = (zlo + 1)*exp(zs)
@@ -211,7 +215,8 @@ int symce_logsumexp_f32(size_t n, size_t k, const float *restrict z, float *rest
  *     p = e/(Srest + 1)
  *     pc = (Srest - em1)/(Srest + 1)
  *     out = p_i*(delta*pc_i - p_j*(1 - delta))
- *   mul0(a, b) = a*b, and exactly 0 when a = 0 (so a zero target times log 0 is 0).
+ *   mul0(a, b) = a*b, and exactly 0 when a = 0 and b is not NaN (a zero target times log 0 is 0; 0
+ *     times NaN stays NaN).
  *   two_sum_err(a, b) = the exact rounding error of a + b (Knuth's TwoSum; 0 if a + b is not
  *     finite), so zs + zlo = z - shift exactly.
  *
@@ -232,8 +237,9 @@ int symce_softmax_jacobian_f32(size_t n, size_t k, const float *restrict z, floa
  * symce_softmax_vjp_f32: Vector-Jacobian product of the softmax, without J.
  *
  *     (J^T g)_j = p_j (g_j - <g, p>)  [proof softmax_jacobian: p_i(δ_ij − p_j)]
- *   computed as (z = the logit; shift = the row max (0 if not finite), a = its index; Srest = S -
- *     1 = sum_{j != a} e_j + em1_a; g = the upstream gradient; gesum = sum_j g_j e_j):
+ *   computed as (z = the logit; shift = the row max (if not finite: the largest finite z, or 0), a
+ *     = its index; Srest = S - 1 = sum_{j != a} e_j + em1_a; g = the upstream gradient; gesum =
+ *     sum_j g_j e_j):
  *     zs = -shift + z
  *     zlo = two_sum_err(z, -shift)
  *     e = (zlo + 1)*exp(zs)
@@ -243,7 +249,8 @@ int symce_softmax_jacobian_f32(size_t n, size_t k, const float *restrict z, floa
  *     dot_term = e*g
  *     dot = gesum/(Srest + 1)
  *     out = p*(-dot + g)
- *   mul0(a, b) = a*b, and exactly 0 when a = 0 (so a zero target times log 0 is 0).
+ *   mul0(a, b) = a*b, and exactly 0 when a = 0 and b is not NaN (a zero target times log 0 is 0; 0
+ *     times NaN stays NaN).
  *   two_sum_err(a, b) = the exact rounding error of a + b (Knuth's TwoSum; 0 if a + b is not
  *     finite), so zs + zlo = z - shift exactly.
  *
@@ -272,7 +279,8 @@ int symce_softmax_vjp_f32(size_t n, size_t k, const float *restrict z, const flo
  *     loss_term = mul0(yt, -clamp_min(log(p), -100))
  *   clamp_min(v, lo) = max(v, lo), keeping a NaN v (PyTorch's clamps: logs at -100, gradient
  *     denominators at 1e-12).
- *   mul0(a, b) = a*b, and exactly 0 when a = 0 (so a zero target times log 0 is 0).
+ *   mul0(a, b) = a*b, and exactly 0 when a = 0 and b is not NaN (a zero target times log 0 is 0; 0
+ *     times NaN stays NaN).
  *
  *   n                number of rows (samples); may be 0
  *   k                number of classes per row; must be >= 1
@@ -307,7 +315,8 @@ int symce_cross_entropy_f32(size_t n, size_t k, const float *restrict probs,
  *     loss_term = mul0(yt, -clamp_min(log(p), -100))
  *   clamp_min(v, lo) = max(v, lo), keeping a NaN v (PyTorch's clamps: logs at -100, gradient
  *     denominators at 1e-12).
- *   mul0(a, b) = a*b, and exactly 0 when a = 0 (so a zero target times log 0 is 0).
+ *   mul0(a, b) = a*b, and exactly 0 when a = 0 and b is not NaN (a zero target times log 0 is 0; 0
+ *     times NaN stays NaN).
  *
  *   n                number of rows (samples); may be 0
  *   k                number of classes per row; must be >= 1
@@ -402,8 +411,8 @@ int symce_cross_entropy_grad_soft_f32(size_t n, size_t k, const float *restrict 
  *   with the effective target of class c:
  *     y~_c = hot*w_t*(1 - label_smoothing) + label_smoothing*w_k/K
  *     (t = labels[i], hot = [c == t], w_t = weight[t], w_k = weight[c], K = k)
- *   computed as (z = the logit; shift = the row max (0 if not finite), a = its index; Srest = S -
- *     1 = sum_{j != a} e_j + em1_a; yt = y~_c):
+ *   computed as (z = the logit; shift = the row max (if not finite: the largest finite z, or 0), a
+ *     = its index; Srest = S - 1 = sum_{j != a} e_j + em1_a; yt = y~_c):
  *     zs = -shift + z
  *     zlo = two_sum_err(z, -shift)
  *     e = (zlo + 1)*exp(zs)
@@ -411,7 +420,8 @@ int symce_cross_entropy_grad_soft_f32(size_t n, size_t k, const float *restrict 
  *     p = e/(Srest + 1)
  *     pc = (Srest - em1)/(Srest + 1)
  *     loss_term = mul0(yt, -zlo - zs + log1p(Srest))
- *   mul0(a, b) = a*b, and exactly 0 when a = 0 (so a zero target times log 0 is 0).
+ *   mul0(a, b) = a*b, and exactly 0 when a = 0 and b is not NaN (a zero target times log 0 is 0; 0
+ *     times NaN stays NaN).
  *   two_sum_err(a, b) = the exact rounding error of a + b (Knuth's TwoSum; 0 if a + b is not
  *     finite), so zs + zlo = z - shift exactly.
  *
@@ -444,8 +454,8 @@ int symce_softmax_cross_entropy_f32(size_t n, size_t k, const float *restrict lo
  *   with the effective target of class c:
  *     y~_c = w_k*(y*(1 - label_smoothing) + label_smoothing/K)
  *     (y = target[i*k + c], w_k = weight[c], K = k)
- *   computed as (z = the logit; shift = the row max (0 if not finite), a = its index; Srest = S -
- *     1 = sum_{j != a} e_j + em1_a; yt = y~_c):
+ *   computed as (z = the logit; shift = the row max (if not finite: the largest finite z, or 0), a
+ *     = its index; Srest = S - 1 = sum_{j != a} e_j + em1_a; yt = y~_c):
  *     zs = -shift + z
  *     zlo = two_sum_err(z, -shift)
  *     e = (zlo + 1)*exp(zs)
@@ -453,7 +463,8 @@ int symce_softmax_cross_entropy_f32(size_t n, size_t k, const float *restrict lo
  *     p = e/(Srest + 1)
  *     pc = (Srest - em1)/(Srest + 1)
  *     loss_term = mul0(yt, -zlo - zs + log1p(Srest))
- *   mul0(a, b) = a*b, and exactly 0 when a = 0 (so a zero target times log 0 is 0).
+ *   mul0(a, b) = a*b, and exactly 0 when a = 0 and b is not NaN (a zero target times log 0 is 0; 0
+ *     times NaN stays NaN).
  *   two_sum_err(a, b) = the exact rounding error of a + b (Knuth's TwoSum; 0 if a + b is not
  *     finite), so zs + zlo = z - shift exactly.
  *
@@ -485,8 +496,8 @@ int symce_softmax_cross_entropy_soft_f32(size_t n, size_t k, const float *restri
  *   with the effective target of class c:
  *     y~_c = hot*w_t*(1 - label_smoothing) + label_smoothing*w_k/K
  *     (t = labels[i], hot = [c == t], w_t = weight[t], w_k = weight[c], K = k)
- *   computed as (z = the logit; shift = the row max (0 if not finite), a = its index; Srest = S -
- *     1 = sum_{j != a} e_j + em1_a; yt = y~_c; ysum = sum_c y~_c):
+ *   computed as (z = the logit; shift = the row max (if not finite: the largest finite z, or 0), a
+ *     = its index; Srest = S - 1 = sum_{j != a} e_j + em1_a; yt = y~_c; ysum = sum_c y~_c):
  *     zs = -shift + z
  *     zlo = two_sum_err(z, -shift)
  *     e = (zlo + 1)*exp(zs)
@@ -494,7 +505,8 @@ int symce_softmax_cross_entropy_soft_f32(size_t n, size_t k, const float *restri
  *     p = e/(Srest + 1)
  *     pc = (Srest - em1)/(Srest + 1)
  *     grad = p*(ysum - yt) - pc*yt
- *   mul0(a, b) = a*b, and exactly 0 when a = 0 (so a zero target times log 0 is 0).
+ *   mul0(a, b) = a*b, and exactly 0 when a = 0 and b is not NaN (a zero target times log 0 is 0; 0
+ *     times NaN stays NaN).
  *   two_sum_err(a, b) = the exact rounding error of a + b (Knuth's TwoSum; 0 if a + b is not
  *     finite), so zs + zlo = z - shift exactly.
  *
@@ -530,8 +542,8 @@ int symce_softmax_cross_entropy_grad_f32(size_t n, size_t k, const float *restri
  *   with the effective target of class c:
  *     y~_c = w_k*(y*(1 - label_smoothing) + label_smoothing/K)
  *     (y = target[i*k + c], w_k = weight[c], K = k)
- *   computed as (z = the logit; shift = the row max (0 if not finite), a = its index; Srest = S -
- *     1 = sum_{j != a} e_j + em1_a; yt = y~_c; ysum = sum_c y~_c):
+ *   computed as (z = the logit; shift = the row max (if not finite: the largest finite z, or 0), a
+ *     = its index; Srest = S - 1 = sum_{j != a} e_j + em1_a; yt = y~_c; ysum = sum_c y~_c):
  *     zs = -shift + z
  *     zlo = two_sum_err(z, -shift)
  *     e = (zlo + 1)*exp(zs)
@@ -539,7 +551,8 @@ int symce_softmax_cross_entropy_grad_f32(size_t n, size_t k, const float *restri
  *     p = e/(Srest + 1)
  *     pc = (Srest - em1)/(Srest + 1)
  *     grad = p*(ysum - yt) - pc*yt
- *   mul0(a, b) = a*b, and exactly 0 when a = 0 (so a zero target times log 0 is 0).
+ *   mul0(a, b) = a*b, and exactly 0 when a = 0 and b is not NaN (a zero target times log 0 is 0; 0
+ *     times NaN stays NaN).
  *   two_sum_err(a, b) = the exact rounding error of a + b (Knuth's TwoSum; 0 if a + b is not
  *     finite), so zs + zlo = z - shift exactly.
  *
@@ -571,8 +584,8 @@ int symce_softmax_cross_entropy_grad_soft_f32(size_t n, size_t k, const float *r
  *   with the effective target of class c:
  *     y~_c = hot*w_t*(1 - label_smoothing) + label_smoothing*w_k/K
  *     (t = labels[i], hot = [c == t], w_t = weight[t], w_k = weight[c], K = k)
- *   computed as (z = the logit; shift = the row max (0 if not finite), a = its index; Srest = S -
- *     1 = sum_{j != a} e_j + em1_a; yt = y~_c; ysum = sum_c y~_c):
+ *   computed as (z = the logit; shift = the row max (if not finite: the largest finite z, or 0), a
+ *     = its index; Srest = S - 1 = sum_{j != a} e_j + em1_a; yt = y~_c; ysum = sum_c y~_c):
  *     zs = -shift + z
  *     zlo = two_sum_err(z, -shift)
  *     e = (zlo + 1)*exp(zs)
@@ -581,7 +594,8 @@ int symce_softmax_cross_entropy_grad_soft_f32(size_t n, size_t k, const float *r
  *     pc = (Srest - em1)/(Srest + 1)
  *     loss_term = mul0(yt, -zlo - zs + log1p(Srest))
  *     grad = p*(ysum - yt) - pc*yt
- *   mul0(a, b) = a*b, and exactly 0 when a = 0 (so a zero target times log 0 is 0).
+ *   mul0(a, b) = a*b, and exactly 0 when a = 0 and b is not NaN (a zero target times log 0 is 0; 0
+ *     times NaN stays NaN).
  *   two_sum_err(a, b) = the exact rounding error of a + b (Knuth's TwoSum; 0 if a + b is not
  *     finite), so zs + zlo = z - shift exactly.
  *
@@ -620,8 +634,8 @@ int symce_softmax_cross_entropy_with_grad_f32(size_t n, size_t k, const float *r
  *   with the effective target of class c:
  *     y~_c = w_k*(y*(1 - label_smoothing) + label_smoothing/K)
  *     (y = target[i*k + c], w_k = weight[c], K = k)
- *   computed as (z = the logit; shift = the row max (0 if not finite), a = its index; Srest = S -
- *     1 = sum_{j != a} e_j + em1_a; yt = y~_c; ysum = sum_c y~_c):
+ *   computed as (z = the logit; shift = the row max (if not finite: the largest finite z, or 0), a
+ *     = its index; Srest = S - 1 = sum_{j != a} e_j + em1_a; yt = y~_c; ysum = sum_c y~_c):
  *     zs = -shift + z
  *     zlo = two_sum_err(z, -shift)
  *     e = (zlo + 1)*exp(zs)
@@ -630,7 +644,8 @@ int symce_softmax_cross_entropy_with_grad_f32(size_t n, size_t k, const float *r
  *     pc = (Srest - em1)/(Srest + 1)
  *     loss_term = mul0(yt, -zlo - zs + log1p(Srest))
  *     grad = p*(ysum - yt) - pc*yt
- *   mul0(a, b) = a*b, and exactly 0 when a = 0 (so a zero target times log 0 is 0).
+ *   mul0(a, b) = a*b, and exactly 0 when a = 0 and b is not NaN (a zero target times log 0 is 0; 0
+ *     times NaN stays NaN).
  *   two_sum_err(a, b) = the exact rounding error of a + b (Knuth's TwoSum; 0 if a + b is not
  *     finite), so zs + zlo = z - shift exactly.
  *
@@ -855,15 +870,16 @@ int symce_sigmoid_grad_f64(size_t count, const double *restrict x, double *restr
  * symce_softmax_f64: Softmax along the class axis.
  *
  *     p_k = exp(z_k) / sum_j exp(z_j)
- *   computed as (z = the logit; shift = the row max (0 if not finite), a = its index; Srest = S -
- *     1 = sum_{j != a} e_j + em1_a):
+ *   computed as (z = the logit; shift = the row max (if not finite: the largest finite z, or 0), a
+ *     = its index; Srest = S - 1 = sum_{j != a} e_j + em1_a):
  *     zs = -shift + z
  *     zlo = two_sum_err(z, -shift)
  *     e = (zlo + 1)*exp(zs)
  *     em1 = expm1(zs) + mul0(zlo, exp(zs))
  *     p = e/(Srest + 1)
  *     pc = (Srest - em1)/(Srest + 1)
- *   mul0(a, b) = a*b, and exactly 0 when a = 0 (so a zero target times log 0 is 0).
+ *   mul0(a, b) = a*b, and exactly 0 when a = 0 and b is not NaN (a zero target times log 0 is 0; 0
+ *     times NaN stays NaN).
  *   two_sum_err(a, b) = the exact rounding error of a + b (Knuth's TwoSum; 0 if a + b is not
  *     finite), so zs + zlo = z - shift exactly.
  *
@@ -881,8 +897,8 @@ int symce_softmax_f64(size_t n, size_t k, const double *restrict z, double *rest
  * symce_log_softmax_f64: Log of the softmax along the class axis.
  *
  *     log p_k = z_k - log sum_j exp(z_j)
- *   computed as (z = the logit; shift = the row max (0 if not finite), a = its index; Srest = S -
- *     1 = sum_{j != a} e_j + em1_a):
+ *   computed as (z = the logit; shift = the row max (if not finite: the largest finite z, or 0), a
+ *     = its index; Srest = S - 1 = sum_{j != a} e_j + em1_a):
  *     zs = -shift + z
  *     zlo = two_sum_err(z, -shift)
  *     e = (zlo + 1)*exp(zs)
@@ -890,7 +906,8 @@ int symce_softmax_f64(size_t n, size_t k, const double *restrict z, double *rest
  *     p = e/(Srest + 1)
  *     pc = (Srest - em1)/(Srest + 1)
  *     out = zlo + zs - log1p(Srest)
- *   mul0(a, b) = a*b, and exactly 0 when a = 0 (so a zero target times log 0 is 0).
+ *   mul0(a, b) = a*b, and exactly 0 when a = 0 and b is not NaN (a zero target times log 0 is 0; 0
+ *     times NaN stays NaN).
  *   two_sum_err(a, b) = the exact rounding error of a + b (Knuth's TwoSum; 0 if a + b is not
  *     finite), so zs + zlo = z - shift exactly.
  *
@@ -908,8 +925,8 @@ int symce_log_softmax_f64(size_t n, size_t k, const double *restrict z, double *
  * symce_logsumexp_f64: Log of the sum of exponentials along the class axis.
  *
  *     lse = log sum_j exp(z_j)  [proof logsumexp_grad: p_j]
- *   computed as (z = the logit; shift = the row max (0 if not finite), a = its index; Srest = S -
- *     1 = sum_{j != a} e_j + em1_a):
+ *   computed as (z = the logit; shift = the row max (if not finite: the largest finite z, or 0), a
+ *     = its index; Srest = S - 1 = sum_{j != a} e_j + em1_a):
  *     zs = -shift + z
  *     zlo = two_sum_err(z, -shift)
  *     e = (zlo + 1)*exp(zs)
@@ -917,7 +934,8 @@ int symce_log_softmax_f64(size_t n, size_t k, const double *restrict z, double *
  *     p = e/(Srest + 1)
  *     pc = (Srest - em1)/(Srest + 1)
  *     out = shift + log1p(Srest)
- *   mul0(a, b) = a*b, and exactly 0 when a = 0 (so a zero target times log 0 is 0).
+ *   mul0(a, b) = a*b, and exactly 0 when a = 0 and b is not NaN (a zero target times log 0 is 0; 0
+ *     times NaN stays NaN).
  *   two_sum_err(a, b) = the exact rounding error of a + b (Knuth's TwoSum; 0 if a + b is not
  *     finite), so zs + zlo = z - shift exactly.
  *
@@ -935,9 +953,9 @@ int symce_logsumexp_f64(size_t n, size_t k, const double *restrict z, double *re
  * symce_softmax_jacobian_f64: Jacobian of the softmax, one K x K matrix per row.
  *
  *     J_ij = p_i (delta_ij - p_j)  [proof softmax_jacobian: p_i(δ_ij − p_j)]
- *   computed as (z = the logit; shift = the row max (0 if not finite), a = its index; Srest = S -
- *     1 = sum_{j != a} e_j + em1_a; p_i, p_j, pc_i = p, p, pc of classes i, j; delta = Kronecker
- *     delta_ij):
+ *   computed as (z = the logit; shift = the row max (if not finite: the largest finite z, or 0), a
+ *     = its index; Srest = S - 1 = sum_{j != a} e_j + em1_a; p_i, p_j, pc_i = p, p, pc of classes
+ *     i, j; delta = Kronecker delta_ij):
  *     zs = -shift + z
  *     zlo = two_sum_err(z, -shift)
  *     e = (zlo + 1)*exp(zs)
@@ -945,7 +963,8 @@ int symce_logsumexp_f64(size_t n, size_t k, const double *restrict z, double *re
  *     p = e/(Srest + 1)
  *     pc = (Srest - em1)/(Srest + 1)
  *     out = p_i*(delta*pc_i - p_j*(1 - delta))
- *   mul0(a, b) = a*b, and exactly 0 when a = 0 (so a zero target times log 0 is 0).
+ *   mul0(a, b) = a*b, and exactly 0 when a = 0 and b is not NaN (a zero target times log 0 is 0; 0
+ *     times NaN stays NaN).
  *   two_sum_err(a, b) = the exact rounding error of a + b (Knuth's TwoSum; 0 if a + b is not
  *     finite), so zs + zlo = z - shift exactly.
  *
@@ -966,8 +985,9 @@ int symce_softmax_jacobian_f64(size_t n, size_t k, const double *restrict z, dou
  * symce_softmax_vjp_f64: Vector-Jacobian product of the softmax, without J.
  *
  *     (J^T g)_j = p_j (g_j - <g, p>)  [proof softmax_jacobian: p_i(δ_ij − p_j)]
- *   computed as (z = the logit; shift = the row max (0 if not finite), a = its index; Srest = S -
- *     1 = sum_{j != a} e_j + em1_a; g = the upstream gradient; gesum = sum_j g_j e_j):
+ *   computed as (z = the logit; shift = the row max (if not finite: the largest finite z, or 0), a
+ *     = its index; Srest = S - 1 = sum_{j != a} e_j + em1_a; g = the upstream gradient; gesum =
+ *     sum_j g_j e_j):
  *     zs = -shift + z
  *     zlo = two_sum_err(z, -shift)
  *     e = (zlo + 1)*exp(zs)
@@ -977,7 +997,8 @@ int symce_softmax_jacobian_f64(size_t n, size_t k, const double *restrict z, dou
  *     dot_term = e*g
  *     dot = gesum/(Srest + 1)
  *     out = p*(-dot + g)
- *   mul0(a, b) = a*b, and exactly 0 when a = 0 (so a zero target times log 0 is 0).
+ *   mul0(a, b) = a*b, and exactly 0 when a = 0 and b is not NaN (a zero target times log 0 is 0; 0
+ *     times NaN stays NaN).
  *   two_sum_err(a, b) = the exact rounding error of a + b (Knuth's TwoSum; 0 if a + b is not
  *     finite), so zs + zlo = z - shift exactly.
  *
@@ -1006,7 +1027,8 @@ int symce_softmax_vjp_f64(size_t n, size_t k, const double *restrict z, const do
  *     loss_term = mul0(yt, -clamp_min(log(p), -100))
  *   clamp_min(v, lo) = max(v, lo), keeping a NaN v (PyTorch's clamps: logs at -100, gradient
  *     denominators at 1e-12).
- *   mul0(a, b) = a*b, and exactly 0 when a = 0 (so a zero target times log 0 is 0).
+ *   mul0(a, b) = a*b, and exactly 0 when a = 0 and b is not NaN (a zero target times log 0 is 0; 0
+ *     times NaN stays NaN).
  *
  *   n                number of rows (samples); may be 0
  *   k                number of classes per row; must be >= 1
@@ -1041,7 +1063,8 @@ int symce_cross_entropy_f64(size_t n, size_t k, const double *restrict probs,
  *     loss_term = mul0(yt, -clamp_min(log(p), -100))
  *   clamp_min(v, lo) = max(v, lo), keeping a NaN v (PyTorch's clamps: logs at -100, gradient
  *     denominators at 1e-12).
- *   mul0(a, b) = a*b, and exactly 0 when a = 0 (so a zero target times log 0 is 0).
+ *   mul0(a, b) = a*b, and exactly 0 when a = 0 and b is not NaN (a zero target times log 0 is 0; 0
+ *     times NaN stays NaN).
  *
  *   n                number of rows (samples); may be 0
  *   k                number of classes per row; must be >= 1
@@ -1136,8 +1159,8 @@ int symce_cross_entropy_grad_soft_f64(size_t n, size_t k, const double *restrict
  *   with the effective target of class c:
  *     y~_c = hot*w_t*(1 - label_smoothing) + label_smoothing*w_k/K
  *     (t = labels[i], hot = [c == t], w_t = weight[t], w_k = weight[c], K = k)
- *   computed as (z = the logit; shift = the row max (0 if not finite), a = its index; Srest = S -
- *     1 = sum_{j != a} e_j + em1_a; yt = y~_c):
+ *   computed as (z = the logit; shift = the row max (if not finite: the largest finite z, or 0), a
+ *     = its index; Srest = S - 1 = sum_{j != a} e_j + em1_a; yt = y~_c):
  *     zs = -shift + z
  *     zlo = two_sum_err(z, -shift)
  *     e = (zlo + 1)*exp(zs)
@@ -1145,7 +1168,8 @@ int symce_cross_entropy_grad_soft_f64(size_t n, size_t k, const double *restrict
  *     p = e/(Srest + 1)
  *     pc = (Srest - em1)/(Srest + 1)
  *     loss_term = mul0(yt, -zlo - zs + log1p(Srest))
- *   mul0(a, b) = a*b, and exactly 0 when a = 0 (so a zero target times log 0 is 0).
+ *   mul0(a, b) = a*b, and exactly 0 when a = 0 and b is not NaN (a zero target times log 0 is 0; 0
+ *     times NaN stays NaN).
  *   two_sum_err(a, b) = the exact rounding error of a + b (Knuth's TwoSum; 0 if a + b is not
  *     finite), so zs + zlo = z - shift exactly.
  *
@@ -1178,8 +1202,8 @@ int symce_softmax_cross_entropy_f64(size_t n, size_t k, const double *restrict l
  *   with the effective target of class c:
  *     y~_c = w_k*(y*(1 - label_smoothing) + label_smoothing/K)
  *     (y = target[i*k + c], w_k = weight[c], K = k)
- *   computed as (z = the logit; shift = the row max (0 if not finite), a = its index; Srest = S -
- *     1 = sum_{j != a} e_j + em1_a; yt = y~_c):
+ *   computed as (z = the logit; shift = the row max (if not finite: the largest finite z, or 0), a
+ *     = its index; Srest = S - 1 = sum_{j != a} e_j + em1_a; yt = y~_c):
  *     zs = -shift + z
  *     zlo = two_sum_err(z, -shift)
  *     e = (zlo + 1)*exp(zs)
@@ -1187,7 +1211,8 @@ int symce_softmax_cross_entropy_f64(size_t n, size_t k, const double *restrict l
  *     p = e/(Srest + 1)
  *     pc = (Srest - em1)/(Srest + 1)
  *     loss_term = mul0(yt, -zlo - zs + log1p(Srest))
- *   mul0(a, b) = a*b, and exactly 0 when a = 0 (so a zero target times log 0 is 0).
+ *   mul0(a, b) = a*b, and exactly 0 when a = 0 and b is not NaN (a zero target times log 0 is 0; 0
+ *     times NaN stays NaN).
  *   two_sum_err(a, b) = the exact rounding error of a + b (Knuth's TwoSum; 0 if a + b is not
  *     finite), so zs + zlo = z - shift exactly.
  *
@@ -1219,8 +1244,8 @@ int symce_softmax_cross_entropy_soft_f64(size_t n, size_t k, const double *restr
  *   with the effective target of class c:
  *     y~_c = hot*w_t*(1 - label_smoothing) + label_smoothing*w_k/K
  *     (t = labels[i], hot = [c == t], w_t = weight[t], w_k = weight[c], K = k)
- *   computed as (z = the logit; shift = the row max (0 if not finite), a = its index; Srest = S -
- *     1 = sum_{j != a} e_j + em1_a; yt = y~_c; ysum = sum_c y~_c):
+ *   computed as (z = the logit; shift = the row max (if not finite: the largest finite z, or 0), a
+ *     = its index; Srest = S - 1 = sum_{j != a} e_j + em1_a; yt = y~_c; ysum = sum_c y~_c):
  *     zs = -shift + z
  *     zlo = two_sum_err(z, -shift)
  *     e = (zlo + 1)*exp(zs)
@@ -1228,7 +1253,8 @@ int symce_softmax_cross_entropy_soft_f64(size_t n, size_t k, const double *restr
  *     p = e/(Srest + 1)
  *     pc = (Srest - em1)/(Srest + 1)
  *     grad = p*(ysum - yt) - pc*yt
- *   mul0(a, b) = a*b, and exactly 0 when a = 0 (so a zero target times log 0 is 0).
+ *   mul0(a, b) = a*b, and exactly 0 when a = 0 and b is not NaN (a zero target times log 0 is 0; 0
+ *     times NaN stays NaN).
  *   two_sum_err(a, b) = the exact rounding error of a + b (Knuth's TwoSum; 0 if a + b is not
  *     finite), so zs + zlo = z - shift exactly.
  *
@@ -1264,8 +1290,8 @@ int symce_softmax_cross_entropy_grad_f64(size_t n, size_t k, const double *restr
  *   with the effective target of class c:
  *     y~_c = w_k*(y*(1 - label_smoothing) + label_smoothing/K)
  *     (y = target[i*k + c], w_k = weight[c], K = k)
- *   computed as (z = the logit; shift = the row max (0 if not finite), a = its index; Srest = S -
- *     1 = sum_{j != a} e_j + em1_a; yt = y~_c; ysum = sum_c y~_c):
+ *   computed as (z = the logit; shift = the row max (if not finite: the largest finite z, or 0), a
+ *     = its index; Srest = S - 1 = sum_{j != a} e_j + em1_a; yt = y~_c; ysum = sum_c y~_c):
  *     zs = -shift + z
  *     zlo = two_sum_err(z, -shift)
  *     e = (zlo + 1)*exp(zs)
@@ -1273,7 +1299,8 @@ int symce_softmax_cross_entropy_grad_f64(size_t n, size_t k, const double *restr
  *     p = e/(Srest + 1)
  *     pc = (Srest - em1)/(Srest + 1)
  *     grad = p*(ysum - yt) - pc*yt
- *   mul0(a, b) = a*b, and exactly 0 when a = 0 (so a zero target times log 0 is 0).
+ *   mul0(a, b) = a*b, and exactly 0 when a = 0 and b is not NaN (a zero target times log 0 is 0; 0
+ *     times NaN stays NaN).
  *   two_sum_err(a, b) = the exact rounding error of a + b (Knuth's TwoSum; 0 if a + b is not
  *     finite), so zs + zlo = z - shift exactly.
  *
@@ -1306,8 +1333,8 @@ int symce_softmax_cross_entropy_grad_soft_f64(size_t n, size_t k, const double *
  *   with the effective target of class c:
  *     y~_c = hot*w_t*(1 - label_smoothing) + label_smoothing*w_k/K
  *     (t = labels[i], hot = [c == t], w_t = weight[t], w_k = weight[c], K = k)
- *   computed as (z = the logit; shift = the row max (0 if not finite), a = its index; Srest = S -
- *     1 = sum_{j != a} e_j + em1_a; yt = y~_c; ysum = sum_c y~_c):
+ *   computed as (z = the logit; shift = the row max (if not finite: the largest finite z, or 0), a
+ *     = its index; Srest = S - 1 = sum_{j != a} e_j + em1_a; yt = y~_c; ysum = sum_c y~_c):
  *     zs = -shift + z
  *     zlo = two_sum_err(z, -shift)
  *     e = (zlo + 1)*exp(zs)
@@ -1316,7 +1343,8 @@ int symce_softmax_cross_entropy_grad_soft_f64(size_t n, size_t k, const double *
  *     pc = (Srest - em1)/(Srest + 1)
  *     loss_term = mul0(yt, -zlo - zs + log1p(Srest))
  *     grad = p*(ysum - yt) - pc*yt
- *   mul0(a, b) = a*b, and exactly 0 when a = 0 (so a zero target times log 0 is 0).
+ *   mul0(a, b) = a*b, and exactly 0 when a = 0 and b is not NaN (a zero target times log 0 is 0; 0
+ *     times NaN stays NaN).
  *   two_sum_err(a, b) = the exact rounding error of a + b (Knuth's TwoSum; 0 if a + b is not
  *     finite), so zs + zlo = z - shift exactly.
  *
@@ -1355,8 +1383,8 @@ int symce_softmax_cross_entropy_with_grad_f64(size_t n, size_t k, const double *
  *   with the effective target of class c:
  *     y~_c = w_k*(y*(1 - label_smoothing) + label_smoothing/K)
  *     (y = target[i*k + c], w_k = weight[c], K = k)
- *   computed as (z = the logit; shift = the row max (0 if not finite), a = its index; Srest = S -
- *     1 = sum_{j != a} e_j + em1_a; yt = y~_c; ysum = sum_c y~_c):
+ *   computed as (z = the logit; shift = the row max (if not finite: the largest finite z, or 0), a
+ *     = its index; Srest = S - 1 = sum_{j != a} e_j + em1_a; yt = y~_c; ysum = sum_c y~_c):
  *     zs = -shift + z
  *     zlo = two_sum_err(z, -shift)
  *     e = (zlo + 1)*exp(zs)
@@ -1365,7 +1393,8 @@ int symce_softmax_cross_entropy_with_grad_f64(size_t n, size_t k, const double *
  *     pc = (Srest - em1)/(Srest + 1)
  *     loss_term = mul0(yt, -zlo - zs + log1p(Srest))
  *     grad = p*(ysum - yt) - pc*yt
- *   mul0(a, b) = a*b, and exactly 0 when a = 0 (so a zero target times log 0 is 0).
+ *   mul0(a, b) = a*b, and exactly 0 when a = 0 and b is not NaN (a zero target times log 0 is 0; 0
+ *     times NaN stays NaN).
  *   two_sum_err(a, b) = the exact rounding error of a + b (Knuth's TwoSum; 0 if a + b is not
  *     finite), so zs + zlo = z - shift exactly.
  *

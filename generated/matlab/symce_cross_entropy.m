@@ -94,7 +94,7 @@ if divisor == 0
     divisor = NaN;
 end
 probs = reshape(double(probs), K, N);
-loss = sum(mul0(yt, -clamp_min(log(probs), -100)), 1);
+loss = pairwise_sum(mul0(yt, -clamp_min(log(probs), -100)));
 loss(~kept) = 0;
 loss = cast(apply_reduction(loss, reduction, divisor), cls);
 end
@@ -106,9 +106,26 @@ out(isnan(x) & true(size(out))) = NaN;
 end
 
 function out = mul0(a, b)
-% a .* b, exactly 0 where a == 0 (a zero target times a -Inf log contributes nothing)
+% a .* b, exactly 0 where a == 0 and b is not NaN: a zero target times a -Inf log contributes
+% nothing, but 0 * NaN stays NaN (a NaN is never dropped)
 out = a .* b;
-out((a == 0) & true(size(out))) = 0;
+out((a == 0) & ~isnan(b) & true(size(out))) = 0;
+end
+
+function s = pairwise_sum(x)
+% the sum along dimension 1, pairwise: the rounding error grows with log2(K), not K (sum adds in
+% order); up to 8 rows in order, as the C kernels
+n = size(x, 1);
+if n <= 8
+    s = sum(x, 1);
+    return;
+end
+while n > 1
+    h = ceil(n / 2);
+    x = [x(1:n - h, :) + x(h + 1:n, :); x(n - h + 1:h, :)];
+    n = h;
+end
+s = x;
 end
 
 function out = apply_reduction(loss, reduction, divisor)

@@ -21,10 +21,10 @@ Conventions
 
 Numerical policy
 ----------------
-* Logits never overflow: each row is shifted by its maximum (0 if that is not finite), z - shift
-  is carried as zs + zlo (TwoSum: exactly), and S = sum exp(z - shift) is kept as 1 + Srest, with
-  the maximum's own term left out of Srest, so log p of a dominant class, -log1p(Srest), and
-  1 - p are accurate to the last bits.
+* Logits never overflow: each row is shifted by its maximum (if that is not finite, by its
+  largest finite entry, or 0), z - shift is carried as zs + zlo (TwoSum: exactly), and
+  S = sum exp(z - shift) is kept as 1 + Srest, with the maximum's own term left out of Srest, so
+  log p of a dominant class, -log1p(Srest), and 1 - p are accurate to the last bits.
 * Every kernel computes in float64 also for float32 input and rounds the result once (sums
   accumulate in float64).  There the softmax cross-entropy needs no TwoSum: float32 z - shift
   in float64 is off by at most 2^-53 |z - shift|, under 2^-46 relative in exp(z - shift)
@@ -32,8 +32,9 @@ Numerical policy
 * The sigmoid is exp(min(x, 0)) / (1 + exp(-|x|)): branch-free, within 2 ulp for every x.
 * From probabilities (``cross_entropy``, ``binary_cross_entropy``) every log is clamped below at
   -100 and every gradient denominator at 1e-12, as PyTorch's BCE: p = 0 or 1 stays finite.
-* NaN in gives NaN out; -inf logits (masked classes) with a zero target contribute exactly 0.
-  A row holding +inf: that entry's p is NaN, the others' 0, logsumexp is +inf.
+* NaN in gives NaN out, also times a zero weight or target; -inf logits (masked classes) with a
+  zero target contribute exactly 0.  A row holding +inf: that entry's p is NaN, the others' 0,
+  logsumexp is +inf; the Jacobian, the VJP and the softmax cross-entropy give a NaN row.
 
 Bad input (wrong shapes, labels outside [0, K), negative or NaN weights, ``label_smoothing``
 outside [0, 1], an unknown ``reduction``, K = 0, a probability outside [0, 1] given to
@@ -92,8 +93,9 @@ def _two_sum_err(a, b):
 
 
 def _mul0(a, b):
-    """a * b, exactly 0 where a == 0 (even where b is infinite or NaN)."""
-    return np.where(a == 0, 0, a * b)
+    """a * b, exactly 0 where a == 0 and b is not NaN: 0 * inf = 0 (a zero target at a -inf log),
+    0 * NaN = NaN (a NaN is never dropped)."""
+    return np.where((a == 0) & ~np.isnan(b), 0, a * b)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -346,10 +348,22 @@ def _at(values, at):
     return np.take_along_axis(values, at, axis=-1)
 
 
+def _finite_top(z, top):
+    """``top`` (row maxima, a column) with each entry that is not finite (a row holding +inf or
+    NaN, or of -inf) replaced by its row's largest finite entry, or 0 where there is none: the
+    shift of docs/semantics.md (so a finite logit's e is at most 1, never inf/inf)."""
+    bad = ~np.isfinite(top[..., 0])
+    if bad.any():
+        rows = z[bad]
+        top[bad] = np.max(np.where(np.isfinite(rows), rows, -np.inf), axis=-1, keepdims=True)
+        top[~np.isfinite(top)] = 0
+    return top
+
+
 def _row_shift(z):
-    """The row maximum, or 0 where it is not finite (a row of -inf, a row holding +inf or NaN)."""
-    top = np.max(z, axis=-1, keepdims=True)
-    return np.where(np.isfinite(top), top, 0)
+    """The shift of each row: its maximum, or where that is not finite its largest finite entry
+    (or 0)."""
+    return _finite_top(z, np.max(z, axis=-1, keepdims=True))
 
 
 def _srest(e, at, em1_at):
@@ -471,9 +485,9 @@ def _argmax_at(z):
 
 
 def _shift_at(z, at):
-    """The row maximum z[at] in float64, or 0 where it is not finite (as _row_shift)."""
-    top = z[at[1], at[0]].astype(np.float64)
-    return np.where(np.isfinite(top), top, 0)
+    """The row maximum z[at] in float64, or where it is not finite the row's largest finite entry
+    (or 0), as _row_shift."""
+    return _finite_top(z, z[at[1], at[0]].astype(np.float64))
 
 
 def _get(values, at):
@@ -511,13 +525,15 @@ def _srest_at(e, at, em1_a, e_a, ones=None):
     return srest
 
 
-def _zero_where(values, factor):
-    """``values`` (the product factor * b) set to exactly 0 where ``factor`` is 0 (mul0, in
-    place): the product already is 0 there unless it is NaN (0 * inf, 0 * NaN), so only NaN
-    entries are looked at (a masked copy over the block is many times slower)."""
-    nan = np.isnan(values)
-    if nan.any():
-        values[nan & np.equal(np.broadcast_to(factor, values.shape), 0)] = 0
+def _mul0_into(factor, b, out):
+    """out = mul0(factor, b) in place (``out`` may be ``b``): the product, set to exactly 0 where
+    ``factor`` is 0 and ``b`` infinite (0 * inf); elsewhere the product already is mul0 (0 * NaN
+    stays NaN), so only the infinite entries are looked at (a masked copy over the block is many
+    times slower)."""
+    inf = np.isinf(b)
+    np.multiply(b, factor, out=out)
+    if inf.any():
+        out[inf & np.equal(np.broadcast_to(factor, out.shape), 0)] = 0
 
 
 def _zero_where_not_finite(err, s):
@@ -527,9 +543,10 @@ def _zero_where_not_finite(err, s):
         err[bad] = 0
 
 
-def _nan_rows(rows, srest):
-    """Rows whose Srest is not finite (a row holding +inf) set to NaN."""
-    rows[~np.isfinite(srest[:, 0])] = np.nan
+def _nan_at_inf(srest):
+    """Srest = +inf (a row holding +inf) set to NaN, in place: the kernels that combine the
+    classes give a NaN row there (docs/semantics.md)."""
+    srest[np.isposinf(srest)] = np.nan
 
 
 def _label_rows(labels, ignore_index, weight, x):
@@ -853,6 +870,7 @@ def softmax_jacobian(z):
         zs_a, zlo_a = _at(zs, at), _at(zlo, at)
         em1_a = np.expm1(zs_a) + _mul0(zlo_a, np.exp(zs_a))
         srest = _srest(e, at, em1_a)
+        _nan_at_inf(srest)
         p = e/(srest + 1)
         em1 = np.expm1(zs) + _mul0(zlo, np.exp(zs))
         pc = (srest - em1)/(srest + 1)
@@ -892,6 +910,7 @@ def softmax_vjp(z, g):
         zs_a, zlo_a = _at(zs, at), _at(zlo, at)
         em1_a = np.expm1(zs_a) + _mul0(zlo_a, np.exp(zs_a))
         srest = _srest(e, at, em1_a)
+        _nan_at_inf(srest)
         p = e/(srest + 1)
         g = _wide(g)
         gesum = np.sum(e*g, axis=-1, keepdims=True)
@@ -946,7 +965,10 @@ def cross_entropy(probs, target, reduction="mean", *, weight=None, ignore_index=
             w_k, divisor = _soft_parts(weight, probs)
             yt = w_k*(y*(1 - label_smoothing) + label_smoothing/n_classes)
         terms = _mul0(yt, -np.maximum(np.log(probs), -100))
-        loss = _narrow(_reduce(np.sum(terms, axis=-1), reduction, divisor), dtype)
+        losses = np.sum(terms, axis=-1)
+        if kept is not None:
+            losses = np.where(kept, losses, 0)  # an ignored sample is 0, NaN in it or not
+        loss = _narrow(_reduce(losses, reduction, divisor), dtype)
     return loss
 
 
@@ -1059,12 +1081,12 @@ def softmax_cross_entropy(logits, target, reduction="mean", *, weight=None, igno
                     zs_t = _get(zs, t)
                     if smooth:
                         np.negative(zs, out=_b1)
-                        np.multiply(_b1, c, out=_b1)
-                        _zero_where(_b1, c)
+                        _mul0_into(c, _b1, _b1)
                         lt = _b1
                         lsum = np.sum(lt, axis=-1, keepdims=True)
                     e = np.exp(zs, out=_b0)
                     srest = _srest_at(e, at, em1_a, e_a, ones_k)
+                    _nan_at_inf(srest)
                     loss = _mul0(w_t*(1 - label_smoothing), -zs_t + np.log1p(srest))
                     if smooth:
                         loss = loss + _mul0(csum, np.log1p(srest)) + lsum
@@ -1094,14 +1116,14 @@ def softmax_cross_entropy(logits, target, reduction="mean", *, weight=None, igno
                     if smooth:
                         np.negative(zlo, out=_b1)
                         np.subtract(_b1, zs, out=_b1)
-                        np.multiply(_b1, c, out=_b1)
-                        _zero_where(_b1, c)
+                        _mul0_into(c, _b1, _b1)
                         lt = _b1
                         lsum = np.sum(lt, axis=-1, keepdims=True)
                     np.add(zlo, 1, out=_b2)
                     np.exp(zs, out=_b0)
                     e = np.multiply(_b2, _b0, out=_b2)
                     srest = _srest_at(e, at, em1_a, e_a)
+                    _nan_at_inf(srest)
                     loss = _mul0(w_t*(1 - label_smoothing), -zlo_t - zs_t + np.log1p(srest))
                     if smooth:
                         loss = loss + _mul0(csum, np.log1p(srest)) + lsum
@@ -1109,9 +1131,9 @@ def softmax_cross_entropy(logits, target, reduction="mean", *, weight=None, igno
         else:
             kept, yin, divisor = None, _batch(y), np.float64(x.shape[0])
             if dtype == np.float32:
-                _bufs = _buffers(4, x)
+                _bufs = _buffers(3, x)
                 for lo, hi in _blocks(x):
-                    _b0, _b1, _b2, _b3, = _bufs[:, :hi - lo]
+                    _b0, _b1, _b2, = _bufs[:, :hi - lo]
                     at = _argmax_at(x[lo:hi])
                     shift = _shift_at(x[lo:hi], at)
                     z = _widen(x[lo:hi], _b0)
@@ -1123,19 +1145,19 @@ def softmax_cross_entropy(logits, target, reduction="mean", *, weight=None, igno
                     np.multiply(y, 1 - label_smoothing, out=_b1)
                     np.add(_b1, label_smoothing/n_classes, out=_b1)
                     yt = np.multiply(_b1, w_k, out=_b1)
-                    np.negative(zs, out=_b3)
-                    np.multiply(yt, _b3, out=_b2)
-                    _zero_where(_b2, yt)
+                    np.negative(zs, out=_b2)
+                    _mul0_into(yt, _b2, _b2)
                     lt = _b2
                     lsum = np.sum(lt, axis=-1, keepdims=True)
                     ysum = np.sum(yt, axis=-1, keepdims=True)
                     e = np.exp(zs, out=_b0)
                     srest = _srest_at(e, at, em1_a, e_a, ones_k)
+                    _nan_at_inf(srest)
                     losses[lo:hi] = (_mul0(ysum, np.log1p(srest)) + lsum)[:, 0]
             else:
-                _bufs = _buffers(6, x)
+                _bufs = _buffers(5, x)
                 for lo, hi in _blocks(x):
-                    _b0, _b1, _b2, _b3, _b4, _b5, = _bufs[:, :hi - lo]
+                    _b0, _b1, _b2, _b3, _b4, = _bufs[:, :hi - lo]
                     at = _argmax_at(x[lo:hi])
                     shift = _shift_at(x[lo:hi], at)
                     z = x[lo:hi]
@@ -1154,10 +1176,9 @@ def softmax_cross_entropy(logits, target, reduction="mean", *, weight=None, igno
                     np.multiply(y, 1 - label_smoothing, out=_b1)
                     np.add(_b1, label_smoothing/n_classes, out=_b1)
                     yt = np.multiply(_b1, w_k, out=_b1)
-                    np.negative(zlo, out=_b4)
-                    np.subtract(_b4, zs, out=_b4)
-                    np.multiply(yt, _b4, out=_b3)
-                    _zero_where(_b3, yt)
+                    np.negative(zlo, out=_b3)
+                    np.subtract(_b3, zs, out=_b3)
+                    _mul0_into(yt, _b3, _b3)
                     lt = _b3
                     lsum = np.sum(lt, axis=-1, keepdims=True)
                     ysum = np.sum(yt, axis=-1, keepdims=True)
@@ -1165,6 +1186,7 @@ def softmax_cross_entropy(logits, target, reduction="mean", *, weight=None, igno
                     np.exp(zs, out=_b0)
                     e = np.multiply(_b2, _b0, out=_b2)
                     srest = _srest_at(e, at, em1_a, e_a)
+                    _nan_at_inf(srest)
                     losses[lo:hi] = (_mul0(ysum, np.log1p(srest)) + lsum)[:, 0]
         losses = _zero_rows(losses, kept).reshape(logits.shape[:-1])
         loss = _narrow(_reduce(losses, reduction, divisor), dtype)
@@ -1230,11 +1252,11 @@ def softmax_cross_entropy_grad(logits, target, reduction="mean", *, weight=None,
                     ysum = w_t*(1 - label_smoothing) + label_smoothing*wsum/n_classes
                     e = np.exp(zs, out=_b0)
                     srest = _srest_at(e, at, em1_a, e_a, ones_k)
+                    _nan_at_inf(srest)
                     g = np.divide(e, gdiv*(srest + 1)/ysum, out=_b0)
                     if smooth:
                         g = np.subtract(g, c/gdiv, out=_b0)
                     grad[lo:hi] = g
-                    _nan_rows(grad[lo:hi], srest)
                     e_t = np.exp(zs_t)
                     em1_t = np.expm1(zs_t)
                     p_t = e_t/(srest + 1)
@@ -1274,11 +1296,11 @@ def softmax_cross_entropy_grad(logits, target, reduction="mean", *, weight=None,
                     np.exp(zs, out=_b0)
                     e = np.multiply(_b2, _b0, out=_b2)
                     srest = _srest_at(e, at, em1_a, e_a)
+                    _nan_at_inf(srest)
                     g = np.divide(e, gdiv*(srest + 1)/ysum, out=_b2)
                     if smooth:
                         g = np.subtract(g, c/gdiv, out=_b2)
                     grad[lo:hi] = g
-                    _nan_rows(grad[lo:hi], srest)
                     e_t = (zlo_t + 1)*np.exp(zs_t)
                     em1_t = np.expm1(zs_t) + _mul0(zlo_t, np.exp(zs_t))
                     p_t = e_t/(srest + 1)
@@ -1312,11 +1334,11 @@ def softmax_cross_entropy_grad(logits, target, reduction="mean", *, weight=None,
                     ysum = np.sum(yt, axis=-1, keepdims=True)
                     e = np.exp(zs, out=_b0)
                     srest = _srest_at(e, at, em1_a, e_a, ones_k)
+                    _nan_at_inf(srest)
                     np.divide(e, gdiv*(srest + 1)/ysum, out=_b0)
                     np.divide(yt, gdiv, out=_b2)
                     g = np.subtract(_b0, _b2, out=_b0)
                     grad[lo:hi] = g
-                    _nan_rows(grad[lo:hi], srest)
                     yt_a = _get(yt, at)
                     p_a = e_a/(srest + 1)
                     pc_a = (srest - em1_a)/(srest + 1)
@@ -1348,11 +1370,11 @@ def softmax_cross_entropy_grad(logits, target, reduction="mean", *, weight=None,
                     np.exp(zs, out=_b0)
                     e = np.multiply(_b2, _b0, out=_b2)
                     srest = _srest_at(e, at, em1_a, e_a)
+                    _nan_at_inf(srest)
                     np.divide(e, gdiv*(srest + 1)/ysum, out=_b2)
                     np.divide(yt, gdiv, out=_b0)
                     g = np.subtract(_b2, _b0, out=_b2)
                     grad[lo:hi] = g
-                    _nan_rows(grad[lo:hi], srest)
                     yt_a = _get(yt, at)
                     p_a = e_a/(srest + 1)
                     pc_a = (srest - em1_a)/(srest + 1)
@@ -1427,12 +1449,12 @@ def softmax_cross_entropy_with_grad(logits, target, reduction="mean", *, weight=
                     ysum = w_t*(1 - label_smoothing) + label_smoothing*wsum/n_classes
                     if smooth:
                         np.negative(zs, out=_b1)
-                        np.multiply(_b1, c, out=_b1)
-                        _zero_where(_b1, c)
+                        _mul0_into(c, _b1, _b1)
                         lt = _b1
                         lsum = np.sum(lt, axis=-1, keepdims=True)
                     e = np.exp(zs, out=_b0)
                     srest = _srest_at(e, at, em1_a, e_a, ones_k)
+                    _nan_at_inf(srest)
                     loss = _mul0(w_t*(1 - label_smoothing), -zs_t + np.log1p(srest))
                     if smooth:
                         loss = loss + _mul0(csum, np.log1p(srest)) + lsum
@@ -1441,7 +1463,6 @@ def softmax_cross_entropy_with_grad(logits, target, reduction="mean", *, weight=
                     if smooth:
                         g = np.subtract(g, c/gdiv, out=_b0)
                     grad[lo:hi] = g
-                    _nan_rows(grad[lo:hi], srest)
                     e_t = np.exp(zs_t)
                     em1_t = np.expm1(zs_t)
                     p_t = e_t/(srest + 1)
@@ -1480,14 +1501,14 @@ def softmax_cross_entropy_with_grad(logits, target, reduction="mean", *, weight=
                     if smooth:
                         np.negative(zlo, out=_b1)
                         np.subtract(_b1, zs, out=_b1)
-                        np.multiply(_b1, c, out=_b1)
-                        _zero_where(_b1, c)
+                        _mul0_into(c, _b1, _b1)
                         lt = _b1
                         lsum = np.sum(lt, axis=-1, keepdims=True)
                     np.add(zlo, 1, out=_b2)
                     np.exp(zs, out=_b0)
                     e = np.multiply(_b2, _b0, out=_b2)
                     srest = _srest_at(e, at, em1_a, e_a)
+                    _nan_at_inf(srest)
                     loss = _mul0(w_t*(1 - label_smoothing), -zlo_t - zs_t + np.log1p(srest))
                     if smooth:
                         loss = loss + _mul0(csum, np.log1p(srest)) + lsum
@@ -1496,7 +1517,6 @@ def softmax_cross_entropy_with_grad(logits, target, reduction="mean", *, weight=
                     if smooth:
                         g = np.subtract(g, c/gdiv, out=_b2)
                     grad[lo:hi] = g
-                    _nan_rows(grad[lo:hi], srest)
                     e_t = (zlo_t + 1)*np.exp(zs_t)
                     em1_t = np.expm1(zs_t) + _mul0(zlo_t, np.exp(zs_t))
                     p_t = e_t/(srest + 1)
@@ -1513,9 +1533,9 @@ def softmax_cross_entropy_with_grad(logits, target, reduction="mean", *, weight=
             kept, yin, divisor = None, _batch(y), np.float64(x.shape[0])
             gdiv = _grad_divisor(reduction, divisor)
             if dtype == np.float32:
-                _bufs = _buffers(4, x)
+                _bufs = _buffers(3, x)
                 for lo, hi in _blocks(x):
-                    _b0, _b1, _b2, _b3, = _bufs[:, :hi - lo]
+                    _b0, _b1, _b2, = _bufs[:, :hi - lo]
                     at = _argmax_at(x[lo:hi])
                     shift = _shift_at(x[lo:hi], at)
                     z = _widen(x[lo:hi], _b0)
@@ -1528,27 +1548,26 @@ def softmax_cross_entropy_with_grad(logits, target, reduction="mean", *, weight=
                     np.add(_b1, label_smoothing/n_classes, out=_b1)
                     yt = np.multiply(_b1, w_k, out=_b1)
                     ysum = np.sum(yt, axis=-1, keepdims=True)
-                    np.negative(zs, out=_b3)
-                    np.multiply(yt, _b3, out=_b2)
-                    _zero_where(_b2, yt)
+                    np.negative(zs, out=_b2)
+                    _mul0_into(yt, _b2, _b2)
                     lt = _b2
                     lsum = np.sum(lt, axis=-1, keepdims=True)
                     e = np.exp(zs, out=_b0)
                     srest = _srest_at(e, at, em1_a, e_a, ones_k)
+                    _nan_at_inf(srest)
                     losses[lo:hi] = (_mul0(ysum, np.log1p(srest)) + lsum)[:, 0]
                     np.divide(e, gdiv*(srest + 1)/ysum, out=_b0)
                     np.divide(yt, gdiv, out=_b2)
                     g = np.subtract(_b0, _b2, out=_b0)
                     grad[lo:hi] = g
-                    _nan_rows(grad[lo:hi], srest)
                     yt_a = _get(yt, at)
                     p_a = e_a/(srest + 1)
                     pc_a = (srest - em1_a)/(srest + 1)
                     _put(grad[lo:hi], at, (p_a*(ysum - yt_a) - pc_a*yt_a)/gdiv)
             else:
-                _bufs = _buffers(6, x)
+                _bufs = _buffers(5, x)
                 for lo, hi in _blocks(x):
-                    _b0, _b1, _b2, _b3, _b4, _b5, = _bufs[:, :hi - lo]
+                    _b0, _b1, _b2, _b3, _b4, = _bufs[:, :hi - lo]
                     at = _argmax_at(x[lo:hi])
                     shift = _shift_at(x[lo:hi], at)
                     z = x[lo:hi]
@@ -1568,22 +1587,21 @@ def softmax_cross_entropy_with_grad(logits, target, reduction="mean", *, weight=
                     np.add(_b1, label_smoothing/n_classes, out=_b1)
                     yt = np.multiply(_b1, w_k, out=_b1)
                     ysum = np.sum(yt, axis=-1, keepdims=True)
-                    np.negative(zlo, out=_b4)
-                    np.subtract(_b4, zs, out=_b4)
-                    np.multiply(yt, _b4, out=_b3)
-                    _zero_where(_b3, yt)
+                    np.negative(zlo, out=_b3)
+                    np.subtract(_b3, zs, out=_b3)
+                    _mul0_into(yt, _b3, _b3)
                     lt = _b3
                     lsum = np.sum(lt, axis=-1, keepdims=True)
                     np.add(zlo, 1, out=_b2)
                     np.exp(zs, out=_b0)
                     e = np.multiply(_b2, _b0, out=_b2)
                     srest = _srest_at(e, at, em1_a, e_a)
+                    _nan_at_inf(srest)
                     losses[lo:hi] = (_mul0(ysum, np.log1p(srest)) + lsum)[:, 0]
                     np.divide(e, gdiv*(srest + 1)/ysum, out=_b2)
                     np.divide(yt, gdiv, out=_b0)
                     g = np.subtract(_b2, _b0, out=_b2)
                     grad[lo:hi] = g
-                    _nan_rows(grad[lo:hi], srest)
                     yt_a = _get(yt, at)
                     p_a = e_a/(srest + 1)
                     pc_a = (srest - em1_a)/(srest + 1)

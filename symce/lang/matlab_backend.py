@@ -503,6 +503,9 @@ def context(kern) -> dict:
         helpers.add("apply_reduction")
     if _checks_domain(kern):
         helpers.add("check_probabilities")
+    if fam in ("rowwise", "ce_logits") or (fam == "ce_probs" and ("loss" in outs
+                                                                  or "ysum" in used)):
+        helpers.add("pairwise_sum")  # every sum over the K classes
     params = ins + (["varargin"] if kern.options else [])
     lhs = outs[0] if len(outs) == 1 else "[" + ", ".join(outs) + "]"
     usage_args = ", ".join(a.upper() for a in ins)
@@ -538,6 +541,7 @@ def context(kern) -> dict:
         "out_like_first": kern.outputs[0].shape == "(N, K)",
         "is_vjp": is_vjp,
         "needs_ysum": "ysum" in used,
+        "nan_row_at_inf": kern.nan_row_at_inf,
         "check_domain": _checks_domain(kern),
         "target_hint": TARGET_HINT.format(first=ins[0].upper()),
         "row_scheme": fam in ROW_FAMILIES,

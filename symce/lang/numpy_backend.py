@@ -338,6 +338,7 @@ def kernel_context(kern: kr.Kernel) -> dict:
         "logits": kern.family == "ce_logits",
         "softmax": rows and _needs_p(slots),
         "complement": rows and bool({"pc", "pc_i"} & _symbol_names(slots)),
+        "nan_row_at_inf": kern.nan_row_at_inf,  # Srest = +inf (a row holding +inf) -> NaN
         "domain": kern.inputs[0].name == "probs",  # probabilities must lie in [0, 1]
         "loss": "loss" in outputs,
         "grad": "grad" in outputs,
@@ -516,8 +517,10 @@ def _ce_program(kern: kr.Kernel, soft: bool, wide: bool) -> list:
                       nb.line("lsum = np.sum(lt, axis=-1, keepdims=True)", reads=("lt",),
                               cond="smooth")]
     ones = ", ones_k" if wide else ""   # float32 results: Srest by a BLAS dot product
+    # a row holding +inf (Srest = +inf) is NaN throughout, as PyTorch (docs/semantics.md)
     steps += [nb.block("e", flat(sl["e"])),
-              nb.line(f"srest = _srest_at(e, at, em1_a, e_a{ones})", reads=("e",))]
+              nb.line(f"srest = _srest_at(e, at, em1_a, e_a{ones})", reads=("e",)),
+              nb.line("_nan_at_inf(srest)")]
     if loss:
         if soft:
             steps.append(nb.line(f"losses[lo:hi] = "
@@ -540,9 +543,7 @@ def _ce_program(kern: kr.Kernel, soft: bool, wide: bool) -> list:
             steps += [nb.block("g", bulk.xreplace({kr.yt: 0})),
                       nb.update("g", _GDIV_G + bulk.xreplace({kr.yt: _C}) -
                                 bulk.xreplace({kr.yt: 0}), cond="smooth")]
-        # pc = 1 - p holds for a finite Srest; a row holding +inf has pc = inf/inf (the slot's NaN)
-        steps += [nb.line("grad[lo:hi] = g", reads=("g",)),
-                  nb.line("_nan_rows(grad[lo:hi], srest)")]
+        steps.append(nb.line("grad[lo:hi] = g", reads=("g",)))
         fix = sl["grad"] / _GDIV
         if soft:
             steps.append(nb.line("yt_a = _get(yt, at)", reads=("yt",)))

@@ -141,8 +141,8 @@ class InplaceEmitter:
             return dest
         if isinstance(expr, mul0):
             a, b = expr.args
-            self.emit(sp.Mul(a, b, evaluate=False), dest, alias)
-            self.lines.append(f"_zero_where({dest}, {self.code(a)})")
+            src = self.emit(b, dest, alias)
+            self.lines.append(f"_mul0_into({self.code(a)}, {src}, {dest})")
             return dest
         if isinstance(expr, sp.Piecewise) and len(expr.args) == 2 and expr.args[1].cond is sp.true:
             (val, cond), (other, _) = expr.args
