@@ -47,8 +47,10 @@
 /* SYMCE_PREFETCH(p): ask for the cache line at p ahead of its use (GCC and Clang; elsewhere nothing). */
 #if defined(__GNUC__)
 #define SYMCE_PREFETCH(p) __builtin_prefetch(p)
+#define SYMCE_PREFETCH_W(p) __builtin_prefetch(p, 1)  /* a line about to be written */
 #else
 #define SYMCE_PREFETCH(p) ((void)0)
+#define SYMCE_PREFETCH_W(p) ((void)0)
 #endif
 #define SYMCE_LINE 64  /* bytes per cache line, for SYMCE_PREFETCH */
 #define SYMCE_STASH 2048  /* a row of up to this many classes keeps its exponentials on the stack */
@@ -514,9 +516,9 @@ static void symce_row_exp_f32(const float *restrict row, size_t c0, size_t len, 
    (k <= SYMCE_STASH), else SYMCE_ROW_FINITE.  A row whose max is not finite (+inf, or no finite
    element) gets shift = its largest finite element (0 if there is none), so every finite e_j is
    at most 1, and Srest = sum_{j != a} e_j + em1_a (a = the first argmax): SYMCE_ROW_GENERAL. */
-static int symce_row_stats_f32(const float *restrict row, const float *next, size_t k,
-                                double *restrict stash, double *restrict shift_out,
-                                double *restrict srest_out)
+static int symce_row_stats_f32(const float *restrict row, const float *next,
+                                const float *next_out, size_t k, double *restrict stash,
+                                double *restrict shift_out, double *restrict srest_out)
 {
     const float mx = symce_row_max_f32(row, k);
     if (!symce_isfinite((double)mx)) {
@@ -548,7 +550,8 @@ static int symce_row_stats_f32(const float *restrict row, const float *next, siz
     const double shift = mx;
     /* 16 partial sums (one SIMD register's worth per lane group), each of at most
        k/16 terms in double: 2^-53 per addition, far below a float ULP at any k;
-       the next row is fetched into the cache while this one computes. */
+       the next row (and the next output row, unless next_out is NULL) is fetched into the
+       cache while this one computes. */
     double lane_sum[16], lane_ties[16];
     for (size_t l = 0; l < 16; ++l) lane_sum[l] = lane_ties[l] = 0;
     for (size_t c0 = 0; c0 < k; c0 += SYMCE_STASH) {
@@ -556,6 +559,7 @@ static int symce_row_stats_f32(const float *restrict row, const float *next, siz
         size_t j = 0;
         for (; j + 16 <= len; j += 16) {
             SYMCE_PREFETCH(next + c0 + j);
+            if (next_out != NULL) SYMCE_PREFETCH_W(next_out + c0 + j);
             for (size_t l = 0; l < 16; ++l) {
                 const double zv = row[c0 + j + l];
                 const double zs = -shift + zv;
@@ -604,8 +608,8 @@ static void symce_block_stats_f32(const float *restrict z, size_t rows, size_t k
     }
     for (size_t r = 0; r < rows; ++r) {
         if (!symce_isfinite((double)shift_out[r])) {  /* the general statistics for this row */
-            status_out[r] = symce_row_stats_f32(z + r * k, z + r * k, k, e_out + r * k,
-                                                 &shift_out[r], &srest_out[r]);
+            status_out[r] = symce_row_stats_f32(z + r * k, z + r * k, NULL, k,
+                                                 e_out + r * k, &shift_out[r], &srest_out[r]);
             continue;
         }
         double sum = 0, ties = 0;  /* k <= SYMCE_SMALL_K terms: in order */
@@ -729,9 +733,9 @@ static void symce_row_exp_f64(const double *restrict row, size_t c0, size_t len,
    (k <= SYMCE_STASH), else SYMCE_ROW_FINITE.  A row whose max is not finite (+inf, or no finite
    element) gets shift = its largest finite element (0 if there is none), so every finite e_j is
    at most 1, and Srest = sum_{j != a} e_j + em1_a (a = the first argmax): SYMCE_ROW_GENERAL. */
-static int symce_row_stats_f64(const double *restrict row, const double *next, size_t k,
-                                double *restrict stash, double *restrict shift_out,
-                                double *restrict srest_out)
+static int symce_row_stats_f64(const double *restrict row, const double *next,
+                                const double *next_out, size_t k, double *restrict stash,
+                                double *restrict shift_out, double *restrict srest_out)
 {
     const double mx = symce_row_max_f64(row, k);
     if (!symce_isfinite((double)mx)) {
@@ -768,7 +772,10 @@ static int symce_row_stats_f64(const double *restrict row, const double *next, s
     double terms[SYMCE_STASH];
     for (size_t c0 = 0; c0 < k; c0 += SYMCE_STASH) {
         const size_t len = k - c0 < SYMCE_STASH ? k - c0 : SYMCE_STASH;
-        for (size_t j = 0; j < len; j += SYMCE_LINE / sizeof *next) SYMCE_PREFETCH(next + c0 + j);
+        for (size_t j = 0; j < len; j += SYMCE_LINE / sizeof *next) {
+            SYMCE_PREFETCH(next + c0 + j);
+            if (next_out != NULL) SYMCE_PREFETCH_W(next_out + c0 + j);
+        }
         symce_row_exp_f64(row, c0, len, shift, stash);
         for (size_t j = 0; j < len; ++j) {
             const int tie = stash[j] == 1;
@@ -803,8 +810,8 @@ static void symce_block_stats_f64(const double *restrict z, size_t rows, size_t 
     }
     for (size_t r = 0; r < rows; ++r) {
         if (!symce_isfinite((double)shift_out[r])) {  /* the general statistics for this row */
-            status_out[r] = symce_row_stats_f64(z + r * k, z + r * k, k, e_out + r * k,
-                                                 &shift_out[r], &srest_out[r]);
+            status_out[r] = symce_row_stats_f64(z + r * k, z + r * k, NULL, k,
+                                                 e_out + r * k, &shift_out[r], &srest_out[r]);
             continue;
         }
         double sum = 0, ties = 0;  /* k <= SYMCE_SMALL_K terms: in order */
@@ -875,8 +882,9 @@ int symce_softmax_f32(size_t n, size_t k, const float *restrict z, float *restri
                 srest = srestb[i - i0];
                 status = statusb[i - i0];
             } else {
-                status = symce_row_stats_f32(row, i + 1 < n ? row + k : row, k, stash,
-                                                  &shift, &srest);
+                status = symce_row_stats_f32(row, i + 1 < n ? row + k : row,
+                                                  i + 1 < n ? out + (i + 1) * k : NULL,
+                                                  k, stash, &shift, &srest);
             }
             const int stashed = status == SYMCE_ROW_STASHED;
             (void)stashed;
@@ -921,8 +929,9 @@ int symce_log_softmax_f32(size_t n, size_t k, const float *restrict z, float *re
                 srest = srestb[i - i0];
                 status = statusb[i - i0];
             } else {
-                status = symce_row_stats_f32(row, i + 1 < n ? row + k : row, k, stash,
-                                                  &shift, &srest);
+                status = symce_row_stats_f32(row, i + 1 < n ? row + k : row,
+                                                  i + 1 < n ? out + (i + 1) * k : NULL,
+                                                  k, stash, &shift, &srest);
             }
             const int stashed = status == SYMCE_ROW_STASHED;
             (void)stashed;
@@ -963,8 +972,9 @@ int symce_logsumexp_f32(size_t n, size_t k, const float *restrict z, float *rest
                 srest = srestb[i - i0];
                 status = statusb[i - i0];
             } else {
-                status = symce_row_stats_f32(row, i + 1 < n ? row + k : row, k, stash,
-                                                  &shift, &srest);
+                status = symce_row_stats_f32(row, i + 1 < n ? row + k : row,
+                                                  NULL,
+                                                  k, stash, &shift, &srest);
             }
             const int stashed = status == SYMCE_ROW_STASHED;
             (void)stashed;
@@ -1000,8 +1010,9 @@ int symce_softmax_jacobian_f32(size_t n, size_t k, const float *restrict z, floa
                 srest = srestb[i - i0];
                 status = statusb[i - i0];
             } else {
-                status = symce_row_stats_f32(row, i + 1 < n ? row + k : row, k, stash,
-                                                  &shift, &srest);
+                status = symce_row_stats_f32(row, i + 1 < n ? row + k : row,
+                                                  NULL,
+                                                  k, stash, &shift, &srest);
             }
             const int stashed = status == SYMCE_ROW_STASHED;
             (void)stashed;
@@ -1064,8 +1075,9 @@ int symce_softmax_vjp_f32(size_t n, size_t k, const float *restrict z, const flo
                 srest = srestb[i - i0];
                 status = statusb[i - i0];
             } else {
-                status = symce_row_stats_f32(row, i + 1 < n ? row + k : row, k, stash,
-                                                  &shift, &srest);
+                status = symce_row_stats_f32(row, i + 1 < n ? row + k : row,
+                                                  i + 1 < n ? out + (i + 1) * k : NULL,
+                                                  k, stash, &shift, &srest);
             }
             const int stashed = status == SYMCE_ROW_STASHED;
             (void)stashed;
@@ -1299,8 +1311,9 @@ int symce_softmax_cross_entropy_f32(size_t n, size_t k, const float *restrict lo
                 srest = srestb[i - i0];
                 status = statusb[i - i0];
             } else {
-                status = symce_row_stats_f32(row, i + 1 < n ? row + k : row, k, stash,
-                                                  &shift, &srest);
+                status = symce_row_stats_f32(row, i + 1 < n ? row + k : row,
+                                                  NULL,
+                                                  k, stash, &shift, &srest);
             }
             const int stashed = status == SYMCE_ROW_STASHED;
             (void)stashed;
@@ -1381,8 +1394,9 @@ int symce_softmax_cross_entropy_soft_f32(size_t n, size_t k, const float *restri
                 srest = srestb[i - i0];
                 status = statusb[i - i0];
             } else {
-                status = symce_row_stats_f32(row, i + 1 < n ? row + k : row, k, stash,
-                                                  &shift, &srest);
+                status = symce_row_stats_f32(row, i + 1 < n ? row + k : row,
+                                                  NULL,
+                                                  k, stash, &shift, &srest);
             }
             const int stashed = status == SYMCE_ROW_STASHED;
             (void)stashed;
@@ -1474,8 +1488,9 @@ int symce_softmax_cross_entropy_grad_f32(size_t n, size_t k, const float *restri
                 srest = srestb[i - i0];
                 status = statusb[i - i0];
             } else {
-                status = symce_row_stats_f32(row, i + 1 < n ? row + k : row, k, stash,
-                                                  &shift, &srest);
+                status = symce_row_stats_f32(row, i + 1 < n ? row + k : row,
+                                                  i + 1 < n ? grow + k : NULL,
+                                                  k, stash, &shift, &srest);
             }
             const int stashed = status == SYMCE_ROW_STASHED;
             (void)stashed;
@@ -1567,8 +1582,9 @@ int symce_softmax_cross_entropy_grad_soft_f32(size_t n, size_t k, const float *r
                 srest = srestb[i - i0];
                 status = statusb[i - i0];
             } else {
-                status = symce_row_stats_f32(row, i + 1 < n ? row + k : row, k, stash,
-                                                  &shift, &srest);
+                status = symce_row_stats_f32(row, i + 1 < n ? row + k : row,
+                                                  i + 1 < n ? grow + k : NULL,
+                                                  k, stash, &shift, &srest);
             }
             const int stashed = status == SYMCE_ROW_STASHED;
             (void)stashed;
@@ -1693,8 +1709,9 @@ int symce_softmax_cross_entropy_with_grad_f32(size_t n, size_t k, const float *r
                 srest = srestb[i - i0];
                 status = statusb[i - i0];
             } else {
-                status = symce_row_stats_f32(row, i + 1 < n ? row + k : row, k, stash,
-                                                  &shift, &srest);
+                status = symce_row_stats_f32(row, i + 1 < n ? row + k : row,
+                                                  i + 1 < n ? grow + k : NULL,
+                                                  k, stash, &shift, &srest);
             }
             const int stashed = status == SYMCE_ROW_STASHED;
             (void)stashed;
@@ -1820,8 +1837,9 @@ int symce_softmax_cross_entropy_with_grad_soft_f32(size_t n, size_t k,
                 srest = srestb[i - i0];
                 status = statusb[i - i0];
             } else {
-                status = symce_row_stats_f32(row, i + 1 < n ? row + k : row, k, stash,
-                                                  &shift, &srest);
+                status = symce_row_stats_f32(row, i + 1 < n ? row + k : row,
+                                                  i + 1 < n ? grow + k : NULL,
+                                                  k, stash, &shift, &srest);
             }
             const int stashed = status == SYMCE_ROW_STASHED;
             (void)stashed;
@@ -2329,8 +2347,9 @@ int symce_softmax_f64(size_t n, size_t k, const double *restrict z, double *rest
                 srest = srestb[i - i0];
                 status = statusb[i - i0];
             } else {
-                status = symce_row_stats_f64(row, i + 1 < n ? row + k : row, k, stash,
-                                                  &shift, &srest);
+                status = symce_row_stats_f64(row, i + 1 < n ? row + k : row,
+                                                  i + 1 < n ? out + (i + 1) * k : NULL,
+                                                  k, stash, &shift, &srest);
             }
             const int stashed = status == SYMCE_ROW_STASHED;
             (void)stashed;
@@ -2374,8 +2393,9 @@ int symce_log_softmax_f64(size_t n, size_t k, const double *restrict z, double *
                 srest = srestb[i - i0];
                 status = statusb[i - i0];
             } else {
-                status = symce_row_stats_f64(row, i + 1 < n ? row + k : row, k, stash,
-                                                  &shift, &srest);
+                status = symce_row_stats_f64(row, i + 1 < n ? row + k : row,
+                                                  i + 1 < n ? out + (i + 1) * k : NULL,
+                                                  k, stash, &shift, &srest);
             }
             const int stashed = status == SYMCE_ROW_STASHED;
             (void)stashed;
@@ -2417,8 +2437,9 @@ int symce_logsumexp_f64(size_t n, size_t k, const double *restrict z, double *re
                 srest = srestb[i - i0];
                 status = statusb[i - i0];
             } else {
-                status = symce_row_stats_f64(row, i + 1 < n ? row + k : row, k, stash,
-                                                  &shift, &srest);
+                status = symce_row_stats_f64(row, i + 1 < n ? row + k : row,
+                                                  NULL,
+                                                  k, stash, &shift, &srest);
             }
             const int stashed = status == SYMCE_ROW_STASHED;
             (void)stashed;
@@ -2454,8 +2475,9 @@ int symce_softmax_jacobian_f64(size_t n, size_t k, const double *restrict z, dou
                 srest = srestb[i - i0];
                 status = statusb[i - i0];
             } else {
-                status = symce_row_stats_f64(row, i + 1 < n ? row + k : row, k, stash,
-                                                  &shift, &srest);
+                status = symce_row_stats_f64(row, i + 1 < n ? row + k : row,
+                                                  NULL,
+                                                  k, stash, &shift, &srest);
             }
             const int stashed = status == SYMCE_ROW_STASHED;
             (void)stashed;
@@ -2519,8 +2541,9 @@ int symce_softmax_vjp_f64(size_t n, size_t k, const double *restrict z, const do
                 srest = srestb[i - i0];
                 status = statusb[i - i0];
             } else {
-                status = symce_row_stats_f64(row, i + 1 < n ? row + k : row, k, stash,
-                                                  &shift, &srest);
+                status = symce_row_stats_f64(row, i + 1 < n ? row + k : row,
+                                                  i + 1 < n ? out + (i + 1) * k : NULL,
+                                                  k, stash, &shift, &srest);
             }
             const int stashed = status == SYMCE_ROW_STASHED;
             (void)stashed;
@@ -2753,8 +2776,9 @@ int symce_softmax_cross_entropy_f64(size_t n, size_t k, const double *restrict l
                 srest = srestb[i - i0];
                 status = statusb[i - i0];
             } else {
-                status = symce_row_stats_f64(row, i + 1 < n ? row + k : row, k, stash,
-                                                  &shift, &srest);
+                status = symce_row_stats_f64(row, i + 1 < n ? row + k : row,
+                                                  NULL,
+                                                  k, stash, &shift, &srest);
             }
             const int stashed = status == SYMCE_ROW_STASHED;
             (void)stashed;
@@ -2838,8 +2862,9 @@ int symce_softmax_cross_entropy_soft_f64(size_t n, size_t k, const double *restr
                 srest = srestb[i - i0];
                 status = statusb[i - i0];
             } else {
-                status = symce_row_stats_f64(row, i + 1 < n ? row + k : row, k, stash,
-                                                  &shift, &srest);
+                status = symce_row_stats_f64(row, i + 1 < n ? row + k : row,
+                                                  NULL,
+                                                  k, stash, &shift, &srest);
             }
             const int stashed = status == SYMCE_ROW_STASHED;
             (void)stashed;
@@ -2933,8 +2958,9 @@ int symce_softmax_cross_entropy_grad_f64(size_t n, size_t k, const double *restr
                 srest = srestb[i - i0];
                 status = statusb[i - i0];
             } else {
-                status = symce_row_stats_f64(row, i + 1 < n ? row + k : row, k, stash,
-                                                  &shift, &srest);
+                status = symce_row_stats_f64(row, i + 1 < n ? row + k : row,
+                                                  i + 1 < n ? grow + k : NULL,
+                                                  k, stash, &shift, &srest);
             }
             const int stashed = status == SYMCE_ROW_STASHED;
             (void)stashed;
@@ -3028,8 +3054,9 @@ int symce_softmax_cross_entropy_grad_soft_f64(size_t n, size_t k, const double *
                 srest = srestb[i - i0];
                 status = statusb[i - i0];
             } else {
-                status = symce_row_stats_f64(row, i + 1 < n ? row + k : row, k, stash,
-                                                  &shift, &srest);
+                status = symce_row_stats_f64(row, i + 1 < n ? row + k : row,
+                                                  i + 1 < n ? grow + k : NULL,
+                                                  k, stash, &shift, &srest);
             }
             const int stashed = status == SYMCE_ROW_STASHED;
             (void)stashed;
@@ -3156,8 +3183,9 @@ int symce_softmax_cross_entropy_with_grad_f64(size_t n, size_t k, const double *
                 srest = srestb[i - i0];
                 status = statusb[i - i0];
             } else {
-                status = symce_row_stats_f64(row, i + 1 < n ? row + k : row, k, stash,
-                                                  &shift, &srest);
+                status = symce_row_stats_f64(row, i + 1 < n ? row + k : row,
+                                                  i + 1 < n ? grow + k : NULL,
+                                                  k, stash, &shift, &srest);
             }
             const int stashed = status == SYMCE_ROW_STASHED;
             (void)stashed;
@@ -3286,8 +3314,9 @@ int symce_softmax_cross_entropy_with_grad_soft_f64(size_t n, size_t k,
                 srest = srestb[i - i0];
                 status = statusb[i - i0];
             } else {
-                status = symce_row_stats_f64(row, i + 1 < n ? row + k : row, k, stash,
-                                                  &shift, &srest);
+                status = symce_row_stats_f64(row, i + 1 < n ? row + k : row,
+                                                  i + 1 < n ? grow + k : NULL,
+                                                  k, stash, &shift, &srest);
             }
             const int stashed = status == SYMCE_ROW_STASHED;
             (void)stashed;
