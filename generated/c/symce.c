@@ -1147,8 +1147,6 @@ int symce_softmax_cross_entropy_f32(size_t n, size_t k, const float *restrict lo
     const double k_real = (double)k;
     const double eps = label_smoothing;
     const double divisor = symce_label_divisor_f32(labels, weight, n, ignore_index);
-    double wsum = 0;  /* sum_c w_c, for sum_c y~_c */
-    for (size_t j = 0; j < k; ++j) wsum += weight != NULL ? weight[j] : 1;
     double total = 0, tcomp = 0;
     SYMCE_OMP_FOR_SUM(total, tcomp)
     for (size_t i0 = 0; i0 < n; i0 += SYMCE_ROWS) {  /* blocks of rows (the OpenMP unit) */
@@ -2582,8 +2580,6 @@ int symce_softmax_cross_entropy_f64(size_t n, size_t k, const double *restrict l
     const double k_real = (double)k;
     const double eps = label_smoothing;
     const double divisor = symce_label_divisor_f64(labels, weight, n, ignore_index);
-    double wsum = 0;  /* sum_c w_c, for sum_c y~_c */
-    for (size_t j = 0; j < k; ++j) wsum += weight != NULL ? weight[j] : 1;
     double total = 0, tcomp = 0;
     SYMCE_OMP_FOR_SUM(total, tcomp)
     for (size_t i0 = 0; i0 < n; i0 += SYMCE_ROWS) {  /* blocks of rows (the OpenMP unit) */
