@@ -37,3 +37,12 @@ def test_driver_bad_and_extreme_input(build):
     proc = subprocess.run([str(c_build.driver(build=build))], capture_output=True, text=True,
                           timeout=120)
     assert proc.returncode == 0 and ", 0 failures" in proc.stdout, proc.stdout + proc.stderr
+
+
+@pytest.mark.parametrize("compiler", list(c_build.COMPILERS))
+def test_cxx_caller_links_and_agrees(compiler):
+    """symce.h from C++: SYMCE_RESTRICT is a spelling C++ accepts, extern "C" links the C
+    symbols; the README's example gives its numbers, and a bad label its code."""
+    proc = subprocess.run([str(c_build.cxx_caller(compiler))], capture_output=True, text=True,
+                          timeout=60)
+    assert proc.returncode == 0 and ", 0 failures" in proc.stdout, proc.stdout + proc.stderr

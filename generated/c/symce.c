@@ -708,7 +708,7 @@ static void symce_block_stats_f64(const double *restrict z, size_t rows, size_t 
 /* ---------------------------------------------------------------------------------------- */
 
 /* Logistic sigmoid, elementwise. */
-int symce_sigmoid_f32(size_t count, const float *restrict x, float *restrict out)
+int symce_sigmoid_f32(size_t count, const float *SYMCE_RESTRICT x, float *SYMCE_RESTRICT out)
 {
     if (x == NULL || out == NULL) return SYMCE_ERR_NULL;
     const int rc = symce_check_count(count, sizeof(float));
@@ -722,7 +722,7 @@ int symce_sigmoid_f32(size_t count, const float *restrict x, float *restrict out
 }
 
 /* Derivative of the sigmoid, elementwise. */
-int symce_sigmoid_grad_f32(size_t count, const float *restrict x, float *restrict out)
+int symce_sigmoid_grad_f32(size_t count, const float *SYMCE_RESTRICT x, float *SYMCE_RESTRICT out)
 {
     if (x == NULL || out == NULL) return SYMCE_ERR_NULL;
     const int rc = symce_check_count(count, sizeof(float));
@@ -736,7 +736,7 @@ int symce_sigmoid_grad_f32(size_t count, const float *restrict x, float *restric
 }
 
 /* Softmax along the class axis. */
-int symce_softmax_f32(size_t n, size_t k, const float *restrict z, float *restrict out)
+int symce_softmax_f32(size_t n, size_t k, const float *SYMCE_RESTRICT z, float *SYMCE_RESTRICT out)
 {
     if (z == NULL || out == NULL) return SYMCE_ERR_NULL;
     const int rc = symce_check_shape(n, k, 1, sizeof(float));
@@ -781,7 +781,8 @@ int symce_softmax_f32(size_t n, size_t k, const float *restrict z, float *restri
 }
 
 /* Log of the softmax along the class axis. */
-int symce_log_softmax_f32(size_t n, size_t k, const float *restrict z, float *restrict out)
+int symce_log_softmax_f32(size_t n, size_t k, const float *SYMCE_RESTRICT z,
+                          float *SYMCE_RESTRICT out)
 {
     if (z == NULL || out == NULL) return SYMCE_ERR_NULL;
     const int rc = symce_check_shape(n, k, 1, sizeof(float));
@@ -822,7 +823,8 @@ int symce_log_softmax_f32(size_t n, size_t k, const float *restrict z, float *re
 }
 
 /* Log of the sum of exponentials along the class axis. */
-int symce_logsumexp_f32(size_t n, size_t k, const float *restrict z, float *restrict out)
+int symce_logsumexp_f32(size_t n, size_t k, const float *SYMCE_RESTRICT z,
+                        float *SYMCE_RESTRICT out)
 {
     if (z == NULL || out == NULL) return SYMCE_ERR_NULL;
     const int rc = symce_check_shape(n, k, 1, sizeof(float));
@@ -858,7 +860,8 @@ int symce_logsumexp_f32(size_t n, size_t k, const float *restrict z, float *rest
 }
 
 /* Jacobian of the softmax, one K x K matrix per row. */
-int symce_softmax_jacobian_f32(size_t n, size_t k, const float *restrict z, float *restrict out)
+int symce_softmax_jacobian_f32(size_t n, size_t k, const float *SYMCE_RESTRICT z,
+                               float *SYMCE_RESTRICT out)
 {
     if (z == NULL || out == NULL) return SYMCE_ERR_NULL;
     const int rc = symce_check_shape(n, k, k, sizeof(float));
@@ -919,8 +922,8 @@ int symce_softmax_jacobian_f32(size_t n, size_t k, const float *restrict z, floa
 }
 
 /* Vector-Jacobian product of the softmax, without J. */
-int symce_softmax_vjp_f32(size_t n, size_t k, const float *restrict z, const float *restrict g,
-                          float *restrict out)
+int symce_softmax_vjp_f32(size_t n, size_t k, const float *SYMCE_RESTRICT z,
+                          const float *SYMCE_RESTRICT g, float *SYMCE_RESTRICT out)
 {
     if (z == NULL || g == NULL || out == NULL) return SYMCE_ERR_NULL;
     const int rc = symce_check_shape(n, k, 1, sizeof(float));
@@ -981,10 +984,11 @@ int symce_softmax_vjp_f32(size_t n, size_t k, const float *restrict z, const flo
 }
 
 /* Cross-entropy of probabilities against a target. */
-int symce_cross_entropy_f32(size_t n, size_t k, const float *restrict probs,
-                            const int64_t *restrict labels, const float *restrict weight,
-                            int64_t ignore_index, float label_smoothing, symce_reduction reduction,
-                            float *restrict loss)
+int symce_cross_entropy_f32(size_t n, size_t k, const float *SYMCE_RESTRICT probs,
+                            const int64_t *SYMCE_RESTRICT labels,
+                            const float *SYMCE_RESTRICT weight, int64_t ignore_index,
+                            float label_smoothing, symce_reduction reduction,
+                            float *SYMCE_RESTRICT loss)
 {
     if (probs == NULL || labels == NULL || loss == NULL) return SYMCE_ERR_NULL;
     int rc = symce_check_shape(n, k, 1, sizeof(float));
@@ -1023,10 +1027,10 @@ int symce_cross_entropy_f32(size_t n, size_t k, const float *restrict probs,
 }
 
 /* Cross-entropy of probabilities against a target. */
-int symce_cross_entropy_soft_f32(size_t n, size_t k, const float *restrict probs,
-                                 const float *restrict target, const float *restrict weight,
-                                 float label_smoothing, symce_reduction reduction,
-                                 float *restrict loss)
+int symce_cross_entropy_soft_f32(size_t n, size_t k, const float *SYMCE_RESTRICT probs,
+                                 const float *SYMCE_RESTRICT target,
+                                 const float *SYMCE_RESTRICT weight, float label_smoothing,
+                                 symce_reduction reduction, float *SYMCE_RESTRICT loss)
 {
     if (probs == NULL || target == NULL || loss == NULL) return SYMCE_ERR_NULL;
     int rc = symce_check_shape(n, k, 1, sizeof(float));
@@ -1059,10 +1063,11 @@ int symce_cross_entropy_soft_f32(size_t n, size_t k, const float *restrict probs
 }
 
 /* Gradient of the cross-entropy w.r.t. the probabilities. */
-int symce_cross_entropy_grad_f32(size_t n, size_t k, const float *restrict probs,
-                                 const int64_t *restrict labels, const float *restrict weight,
-                                 int64_t ignore_index, float label_smoothing,
-                                 symce_reduction reduction, float *restrict grad)
+int symce_cross_entropy_grad_f32(size_t n, size_t k, const float *SYMCE_RESTRICT probs,
+                                 const int64_t *SYMCE_RESTRICT labels,
+                                 const float *SYMCE_RESTRICT weight, int64_t ignore_index,
+                                 float label_smoothing, symce_reduction reduction,
+                                 float *SYMCE_RESTRICT grad)
 {
     if (probs == NULL || labels == NULL || grad == NULL) return SYMCE_ERR_NULL;
     int rc = symce_check_shape(n, k, 1, sizeof(float));
@@ -1098,10 +1103,10 @@ int symce_cross_entropy_grad_f32(size_t n, size_t k, const float *restrict probs
 }
 
 /* Gradient of the cross-entropy w.r.t. the probabilities. */
-int symce_cross_entropy_grad_soft_f32(size_t n, size_t k, const float *restrict probs,
-                                      const float *restrict target, const float *restrict weight,
-                                      float label_smoothing, symce_reduction reduction,
-                                      float *restrict grad)
+int symce_cross_entropy_grad_soft_f32(size_t n, size_t k, const float *SYMCE_RESTRICT probs,
+                                      const float *SYMCE_RESTRICT target,
+                                      const float *SYMCE_RESTRICT weight, float label_smoothing,
+                                      symce_reduction reduction, float *SYMCE_RESTRICT grad)
 {
     if (probs == NULL || target == NULL || grad == NULL) return SYMCE_ERR_NULL;
     int rc = symce_check_shape(n, k, 1, sizeof(float));
@@ -1131,10 +1136,11 @@ int symce_cross_entropy_grad_soft_f32(size_t n, size_t k, const float *restrict 
 }
 
 /* Cross-entropy of the softmax of logits (log-sum-exp form). */
-int symce_softmax_cross_entropy_f32(size_t n, size_t k, const float *restrict logits,
-                                    const int64_t *restrict labels, const float *restrict weight,
-                                    int64_t ignore_index, float label_smoothing,
-                                    symce_reduction reduction, float *restrict loss)
+int symce_softmax_cross_entropy_f32(size_t n, size_t k, const float *SYMCE_RESTRICT logits,
+                                    const int64_t *SYMCE_RESTRICT labels,
+                                    const float *SYMCE_RESTRICT weight, int64_t ignore_index,
+                                    float label_smoothing, symce_reduction reduction,
+                                    float *SYMCE_RESTRICT loss)
 {
     if (logits == NULL || labels == NULL || loss == NULL) return SYMCE_ERR_NULL;
     int rc = symce_check_shape(n, k, 1, sizeof(float));
@@ -1217,10 +1223,10 @@ int symce_softmax_cross_entropy_f32(size_t n, size_t k, const float *restrict lo
 }
 
 /* Cross-entropy of the softmax of logits (log-sum-exp form). */
-int symce_softmax_cross_entropy_soft_f32(size_t n, size_t k, const float *restrict logits,
-                                         const float *restrict target,
-                                         const float *restrict weight, float label_smoothing,
-                                         symce_reduction reduction, float *restrict loss)
+int symce_softmax_cross_entropy_soft_f32(size_t n, size_t k, const float *SYMCE_RESTRICT logits,
+                                         const float *SYMCE_RESTRICT target,
+                                         const float *SYMCE_RESTRICT weight, float label_smoothing,
+                                         symce_reduction reduction, float *SYMCE_RESTRICT loss)
 {
     if (logits == NULL || target == NULL || loss == NULL) return SYMCE_ERR_NULL;
     int rc = symce_check_shape(n, k, 1, sizeof(float));
@@ -1296,11 +1302,11 @@ int symce_softmax_cross_entropy_soft_f32(size_t n, size_t k, const float *restri
 }
 
 /* Gradient of softmax cross-entropy w.r.t. the logits. */
-int symce_softmax_cross_entropy_grad_f32(size_t n, size_t k, const float *restrict logits,
-                                         const int64_t *restrict labels,
-                                         const float *restrict weight, int64_t ignore_index,
+int symce_softmax_cross_entropy_grad_f32(size_t n, size_t k, const float *SYMCE_RESTRICT logits,
+                                         const int64_t *SYMCE_RESTRICT labels,
+                                         const float *SYMCE_RESTRICT weight, int64_t ignore_index,
                                          float label_smoothing, symce_reduction reduction,
-                                         float *restrict grad)
+                                         float *SYMCE_RESTRICT grad)
 {
     if (logits == NULL || labels == NULL || grad == NULL) return SYMCE_ERR_NULL;
     int rc = symce_check_shape(n, k, 1, sizeof(float));
@@ -1396,10 +1402,12 @@ int symce_softmax_cross_entropy_grad_f32(size_t n, size_t k, const float *restri
 }
 
 /* Gradient of softmax cross-entropy w.r.t. the logits. */
-int symce_softmax_cross_entropy_grad_soft_f32(size_t n, size_t k, const float *restrict logits,
-                                              const float *restrict target,
-                                              const float *restrict weight, float label_smoothing,
-                                              symce_reduction reduction, float *restrict grad)
+int symce_softmax_cross_entropy_grad_soft_f32(size_t n, size_t k,
+                                              const float *SYMCE_RESTRICT logits,
+                                              const float *SYMCE_RESTRICT target,
+                                              const float *SYMCE_RESTRICT weight,
+                                              float label_smoothing, symce_reduction reduction,
+                                              float *SYMCE_RESTRICT grad)
 {
     if (logits == NULL || target == NULL || grad == NULL) return SYMCE_ERR_NULL;
     int rc = symce_check_shape(n, k, 1, sizeof(float));
@@ -1507,11 +1515,14 @@ int symce_softmax_cross_entropy_grad_soft_f32(size_t n, size_t k, const float *r
 }
 
 /* Softmax cross-entropy and its gradient in one pass. */
-int symce_softmax_cross_entropy_with_grad_f32(size_t n, size_t k, const float *restrict logits,
-                                              const int64_t *restrict labels,
-                                              const float *restrict weight, int64_t ignore_index,
-                                              float label_smoothing, symce_reduction reduction,
-                                              float *restrict loss, float *restrict grad)
+int symce_softmax_cross_entropy_with_grad_f32(size_t n, size_t k,
+                                              const float *SYMCE_RESTRICT logits,
+                                              const int64_t *SYMCE_RESTRICT labels,
+                                              const float *SYMCE_RESTRICT weight,
+                                              int64_t ignore_index, float label_smoothing,
+                                              symce_reduction reduction,
+                                              float *SYMCE_RESTRICT loss,
+                                              float *SYMCE_RESTRICT grad)
 {
     if (logits == NULL || labels == NULL || loss == NULL || grad == NULL) return SYMCE_ERR_NULL;
     int rc = symce_check_shape(n, k, 1, sizeof(float));
@@ -1640,12 +1651,13 @@ int symce_softmax_cross_entropy_with_grad_f32(size_t n, size_t k, const float *r
 
 /* Softmax cross-entropy and its gradient in one pass. */
 int symce_softmax_cross_entropy_with_grad_soft_f32(size_t n, size_t k,
-                                                   const float *restrict logits,
-                                                   const float *restrict target,
-                                                   const float *restrict weight,
+                                                   const float *SYMCE_RESTRICT logits,
+                                                   const float *SYMCE_RESTRICT target,
+                                                   const float *SYMCE_RESTRICT weight,
                                                    float label_smoothing,
-                                                   symce_reduction reduction, float *restrict loss,
-                                                   float *restrict grad)
+                                                   symce_reduction reduction,
+                                                   float *SYMCE_RESTRICT loss,
+                                                   float *SYMCE_RESTRICT grad)
 {
     if (logits == NULL || target == NULL || loss == NULL || grad == NULL) return SYMCE_ERR_NULL;
     int rc = symce_check_shape(n, k, 1, sizeof(float));
@@ -1787,9 +1799,10 @@ int symce_softmax_cross_entropy_with_grad_soft_f32(size_t n, size_t k,
 }
 
 /* Binary cross-entropy of probabilities. */
-int symce_binary_cross_entropy_f32(size_t n, size_t k, const float *restrict probs,
-                                   const float *restrict target, const float *restrict weight,
-                                   symce_reduction reduction, float *restrict loss)
+int symce_binary_cross_entropy_f32(size_t n, size_t k, const float *SYMCE_RESTRICT probs,
+                                   const float *SYMCE_RESTRICT target,
+                                   const float *SYMCE_RESTRICT weight, symce_reduction reduction,
+                                   float *SYMCE_RESTRICT loss)
 {
     if (probs == NULL || target == NULL || loss == NULL) return SYMCE_ERR_NULL;
     int rc = symce_check_shape(n, k, 1, sizeof(float));
@@ -1850,9 +1863,10 @@ int symce_binary_cross_entropy_f32(size_t n, size_t k, const float *restrict pro
 }
 
 /* Gradient of the binary cross-entropy w.r.t. the probabilities. */
-int symce_binary_cross_entropy_grad_f32(size_t n, size_t k, const float *restrict probs,
-                                        const float *restrict target, const float *restrict weight,
-                                        symce_reduction reduction, float *restrict grad)
+int symce_binary_cross_entropy_grad_f32(size_t n, size_t k, const float *SYMCE_RESTRICT probs,
+                                        const float *SYMCE_RESTRICT target,
+                                        const float *SYMCE_RESTRICT weight,
+                                        symce_reduction reduction, float *SYMCE_RESTRICT grad)
 {
     if (probs == NULL || target == NULL || grad == NULL) return SYMCE_ERR_NULL;
     int rc = symce_check_shape(n, k, 1, sizeof(float));
@@ -1890,11 +1904,11 @@ int symce_binary_cross_entropy_grad_f32(size_t n, size_t k, const float *restric
 }
 
 /* Binary cross-entropy of the sigmoid of logits (softplus form). */
-int symce_sigmoid_binary_cross_entropy_f32(size_t n, size_t k, const float *restrict logits,
-                                           const float *restrict target,
-                                           const float *restrict weight,
-                                           const float *restrict pos_weight,
-                                           symce_reduction reduction, float *restrict loss)
+int symce_sigmoid_binary_cross_entropy_f32(size_t n, size_t k, const float *SYMCE_RESTRICT logits,
+                                           const float *SYMCE_RESTRICT target,
+                                           const float *SYMCE_RESTRICT weight,
+                                           const float *SYMCE_RESTRICT pos_weight,
+                                           symce_reduction reduction, float *SYMCE_RESTRICT loss)
 {
     if (logits == NULL || target == NULL || loss == NULL) return SYMCE_ERR_NULL;
     int rc = symce_check_shape(n, k, 1, sizeof(float));
@@ -1977,11 +1991,13 @@ int symce_sigmoid_binary_cross_entropy_f32(size_t n, size_t k, const float *rest
 }
 
 /* Gradient of sigmoid binary cross-entropy w.r.t. the logits. */
-int symce_sigmoid_binary_cross_entropy_grad_f32(size_t n, size_t k, const float *restrict logits,
-                                                const float *restrict target,
-                                                const float *restrict weight,
-                                                const float *restrict pos_weight,
-                                                symce_reduction reduction, float *restrict grad)
+int symce_sigmoid_binary_cross_entropy_grad_f32(size_t n, size_t k,
+                                                const float *SYMCE_RESTRICT logits,
+                                                const float *SYMCE_RESTRICT target,
+                                                const float *SYMCE_RESTRICT weight,
+                                                const float *SYMCE_RESTRICT pos_weight,
+                                                symce_reduction reduction,
+                                                float *SYMCE_RESTRICT grad)
 {
     if (logits == NULL || target == NULL || grad == NULL) return SYMCE_ERR_NULL;
     int rc = symce_check_shape(n, k, 1, sizeof(float));
@@ -2036,12 +2052,13 @@ int symce_sigmoid_binary_cross_entropy_grad_f32(size_t n, size_t k, const float 
 
 /* Sigmoid binary cross-entropy and its gradient in one pass. */
 int symce_sigmoid_binary_cross_entropy_with_grad_f32(size_t n, size_t k,
-                                                     const float *restrict logits,
-                                                     const float *restrict target,
-                                                     const float *restrict weight,
-                                                     const float *restrict pos_weight,
+                                                     const float *SYMCE_RESTRICT logits,
+                                                     const float *SYMCE_RESTRICT target,
+                                                     const float *SYMCE_RESTRICT weight,
+                                                     const float *SYMCE_RESTRICT pos_weight,
                                                      symce_reduction reduction,
-                                                     float *restrict loss, float *restrict grad)
+                                                     float *SYMCE_RESTRICT loss,
+                                                     float *SYMCE_RESTRICT grad)
 {
     if (logits == NULL || target == NULL || loss == NULL || grad == NULL) return SYMCE_ERR_NULL;
     int rc = symce_check_shape(n, k, 1, sizeof(float));
@@ -2141,7 +2158,7 @@ int symce_sigmoid_binary_cross_entropy_with_grad_f32(size_t n, size_t k,
 /* ---------------------------------------------------------------------------------------- */
 
 /* Logistic sigmoid, elementwise. */
-int symce_sigmoid_f64(size_t count, const double *restrict x, double *restrict out)
+int symce_sigmoid_f64(size_t count, const double *SYMCE_RESTRICT x, double *SYMCE_RESTRICT out)
 {
     if (x == NULL || out == NULL) return SYMCE_ERR_NULL;
     const int rc = symce_check_count(count, sizeof(double));
@@ -2155,7 +2172,8 @@ int symce_sigmoid_f64(size_t count, const double *restrict x, double *restrict o
 }
 
 /* Derivative of the sigmoid, elementwise. */
-int symce_sigmoid_grad_f64(size_t count, const double *restrict x, double *restrict out)
+int symce_sigmoid_grad_f64(size_t count, const double *SYMCE_RESTRICT x,
+                           double *SYMCE_RESTRICT out)
 {
     if (x == NULL || out == NULL) return SYMCE_ERR_NULL;
     const int rc = symce_check_count(count, sizeof(double));
@@ -2169,7 +2187,8 @@ int symce_sigmoid_grad_f64(size_t count, const double *restrict x, double *restr
 }
 
 /* Softmax along the class axis. */
-int symce_softmax_f64(size_t n, size_t k, const double *restrict z, double *restrict out)
+int symce_softmax_f64(size_t n, size_t k, const double *SYMCE_RESTRICT z,
+                      double *SYMCE_RESTRICT out)
 {
     if (z == NULL || out == NULL) return SYMCE_ERR_NULL;
     const int rc = symce_check_shape(n, k, 1, sizeof(double));
@@ -2213,7 +2232,8 @@ int symce_softmax_f64(size_t n, size_t k, const double *restrict z, double *rest
 }
 
 /* Log of the softmax along the class axis. */
-int symce_log_softmax_f64(size_t n, size_t k, const double *restrict z, double *restrict out)
+int symce_log_softmax_f64(size_t n, size_t k, const double *SYMCE_RESTRICT z,
+                          double *SYMCE_RESTRICT out)
 {
     if (z == NULL || out == NULL) return SYMCE_ERR_NULL;
     const int rc = symce_check_shape(n, k, 1, sizeof(double));
@@ -2255,7 +2275,8 @@ int symce_log_softmax_f64(size_t n, size_t k, const double *restrict z, double *
 }
 
 /* Log of the sum of exponentials along the class axis. */
-int symce_logsumexp_f64(size_t n, size_t k, const double *restrict z, double *restrict out)
+int symce_logsumexp_f64(size_t n, size_t k, const double *SYMCE_RESTRICT z,
+                        double *SYMCE_RESTRICT out)
 {
     if (z == NULL || out == NULL) return SYMCE_ERR_NULL;
     const int rc = symce_check_shape(n, k, 1, sizeof(double));
@@ -2291,7 +2312,8 @@ int symce_logsumexp_f64(size_t n, size_t k, const double *restrict z, double *re
 }
 
 /* Jacobian of the softmax, one K x K matrix per row. */
-int symce_softmax_jacobian_f64(size_t n, size_t k, const double *restrict z, double *restrict out)
+int symce_softmax_jacobian_f64(size_t n, size_t k, const double *SYMCE_RESTRICT z,
+                               double *SYMCE_RESTRICT out)
 {
     if (z == NULL || out == NULL) return SYMCE_ERR_NULL;
     const int rc = symce_check_shape(n, k, k, sizeof(double));
@@ -2353,8 +2375,8 @@ int symce_softmax_jacobian_f64(size_t n, size_t k, const double *restrict z, dou
 }
 
 /* Vector-Jacobian product of the softmax, without J. */
-int symce_softmax_vjp_f64(size_t n, size_t k, const double *restrict z, const double *restrict g,
-                          double *restrict out)
+int symce_softmax_vjp_f64(size_t n, size_t k, const double *SYMCE_RESTRICT z,
+                          const double *SYMCE_RESTRICT g, double *SYMCE_RESTRICT out)
 {
     if (z == NULL || g == NULL || out == NULL) return SYMCE_ERR_NULL;
     const int rc = symce_check_shape(n, k, 1, sizeof(double));
@@ -2414,10 +2436,11 @@ int symce_softmax_vjp_f64(size_t n, size_t k, const double *restrict z, const do
 }
 
 /* Cross-entropy of probabilities against a target. */
-int symce_cross_entropy_f64(size_t n, size_t k, const double *restrict probs,
-                            const int64_t *restrict labels, const double *restrict weight,
-                            int64_t ignore_index, double label_smoothing,
-                            symce_reduction reduction, double *restrict loss)
+int symce_cross_entropy_f64(size_t n, size_t k, const double *SYMCE_RESTRICT probs,
+                            const int64_t *SYMCE_RESTRICT labels,
+                            const double *SYMCE_RESTRICT weight, int64_t ignore_index,
+                            double label_smoothing, symce_reduction reduction,
+                            double *SYMCE_RESTRICT loss)
 {
     if (probs == NULL || labels == NULL || loss == NULL) return SYMCE_ERR_NULL;
     int rc = symce_check_shape(n, k, 1, sizeof(double));
@@ -2456,10 +2479,10 @@ int symce_cross_entropy_f64(size_t n, size_t k, const double *restrict probs,
 }
 
 /* Cross-entropy of probabilities against a target. */
-int symce_cross_entropy_soft_f64(size_t n, size_t k, const double *restrict probs,
-                                 const double *restrict target, const double *restrict weight,
-                                 double label_smoothing, symce_reduction reduction,
-                                 double *restrict loss)
+int symce_cross_entropy_soft_f64(size_t n, size_t k, const double *SYMCE_RESTRICT probs,
+                                 const double *SYMCE_RESTRICT target,
+                                 const double *SYMCE_RESTRICT weight, double label_smoothing,
+                                 symce_reduction reduction, double *SYMCE_RESTRICT loss)
 {
     if (probs == NULL || target == NULL || loss == NULL) return SYMCE_ERR_NULL;
     int rc = symce_check_shape(n, k, 1, sizeof(double));
@@ -2492,10 +2515,11 @@ int symce_cross_entropy_soft_f64(size_t n, size_t k, const double *restrict prob
 }
 
 /* Gradient of the cross-entropy w.r.t. the probabilities. */
-int symce_cross_entropy_grad_f64(size_t n, size_t k, const double *restrict probs,
-                                 const int64_t *restrict labels, const double *restrict weight,
-                                 int64_t ignore_index, double label_smoothing,
-                                 symce_reduction reduction, double *restrict grad)
+int symce_cross_entropy_grad_f64(size_t n, size_t k, const double *SYMCE_RESTRICT probs,
+                                 const int64_t *SYMCE_RESTRICT labels,
+                                 const double *SYMCE_RESTRICT weight, int64_t ignore_index,
+                                 double label_smoothing, symce_reduction reduction,
+                                 double *SYMCE_RESTRICT grad)
 {
     if (probs == NULL || labels == NULL || grad == NULL) return SYMCE_ERR_NULL;
     int rc = symce_check_shape(n, k, 1, sizeof(double));
@@ -2531,10 +2555,10 @@ int symce_cross_entropy_grad_f64(size_t n, size_t k, const double *restrict prob
 }
 
 /* Gradient of the cross-entropy w.r.t. the probabilities. */
-int symce_cross_entropy_grad_soft_f64(size_t n, size_t k, const double *restrict probs,
-                                      const double *restrict target, const double *restrict weight,
-                                      double label_smoothing, symce_reduction reduction,
-                                      double *restrict grad)
+int symce_cross_entropy_grad_soft_f64(size_t n, size_t k, const double *SYMCE_RESTRICT probs,
+                                      const double *SYMCE_RESTRICT target,
+                                      const double *SYMCE_RESTRICT weight, double label_smoothing,
+                                      symce_reduction reduction, double *SYMCE_RESTRICT grad)
 {
     if (probs == NULL || target == NULL || grad == NULL) return SYMCE_ERR_NULL;
     int rc = symce_check_shape(n, k, 1, sizeof(double));
@@ -2564,10 +2588,11 @@ int symce_cross_entropy_grad_soft_f64(size_t n, size_t k, const double *restrict
 }
 
 /* Cross-entropy of the softmax of logits (log-sum-exp form). */
-int symce_softmax_cross_entropy_f64(size_t n, size_t k, const double *restrict logits,
-                                    const int64_t *restrict labels, const double *restrict weight,
-                                    int64_t ignore_index, double label_smoothing,
-                                    symce_reduction reduction, double *restrict loss)
+int symce_softmax_cross_entropy_f64(size_t n, size_t k, const double *SYMCE_RESTRICT logits,
+                                    const int64_t *SYMCE_RESTRICT labels,
+                                    const double *SYMCE_RESTRICT weight, int64_t ignore_index,
+                                    double label_smoothing, symce_reduction reduction,
+                                    double *SYMCE_RESTRICT loss)
 {
     if (logits == NULL || labels == NULL || loss == NULL) return SYMCE_ERR_NULL;
     int rc = symce_check_shape(n, k, 1, sizeof(double));
@@ -2653,10 +2678,11 @@ int symce_softmax_cross_entropy_f64(size_t n, size_t k, const double *restrict l
 }
 
 /* Cross-entropy of the softmax of logits (log-sum-exp form). */
-int symce_softmax_cross_entropy_soft_f64(size_t n, size_t k, const double *restrict logits,
-                                         const double *restrict target,
-                                         const double *restrict weight, double label_smoothing,
-                                         symce_reduction reduction, double *restrict loss)
+int symce_softmax_cross_entropy_soft_f64(size_t n, size_t k, const double *SYMCE_RESTRICT logits,
+                                         const double *SYMCE_RESTRICT target,
+                                         const double *SYMCE_RESTRICT weight,
+                                         double label_smoothing, symce_reduction reduction,
+                                         double *SYMCE_RESTRICT loss)
 {
     if (logits == NULL || target == NULL || loss == NULL) return SYMCE_ERR_NULL;
     int rc = symce_check_shape(n, k, 1, sizeof(double));
@@ -2734,11 +2760,11 @@ int symce_softmax_cross_entropy_soft_f64(size_t n, size_t k, const double *restr
 }
 
 /* Gradient of softmax cross-entropy w.r.t. the logits. */
-int symce_softmax_cross_entropy_grad_f64(size_t n, size_t k, const double *restrict logits,
-                                         const int64_t *restrict labels,
-                                         const double *restrict weight, int64_t ignore_index,
+int symce_softmax_cross_entropy_grad_f64(size_t n, size_t k, const double *SYMCE_RESTRICT logits,
+                                         const int64_t *SYMCE_RESTRICT labels,
+                                         const double *SYMCE_RESTRICT weight, int64_t ignore_index,
                                          double label_smoothing, symce_reduction reduction,
-                                         double *restrict grad)
+                                         double *SYMCE_RESTRICT grad)
 {
     if (logits == NULL || labels == NULL || grad == NULL) return SYMCE_ERR_NULL;
     int rc = symce_check_shape(n, k, 1, sizeof(double));
@@ -2835,11 +2861,12 @@ int symce_softmax_cross_entropy_grad_f64(size_t n, size_t k, const double *restr
 }
 
 /* Gradient of softmax cross-entropy w.r.t. the logits. */
-int symce_softmax_cross_entropy_grad_soft_f64(size_t n, size_t k, const double *restrict logits,
-                                              const double *restrict target,
-                                              const double *restrict weight,
+int symce_softmax_cross_entropy_grad_soft_f64(size_t n, size_t k,
+                                              const double *SYMCE_RESTRICT logits,
+                                              const double *SYMCE_RESTRICT target,
+                                              const double *SYMCE_RESTRICT weight,
                                               double label_smoothing, symce_reduction reduction,
-                                              double *restrict grad)
+                                              double *SYMCE_RESTRICT grad)
 {
     if (logits == NULL || target == NULL || grad == NULL) return SYMCE_ERR_NULL;
     int rc = symce_check_shape(n, k, 1, sizeof(double));
@@ -2949,11 +2976,14 @@ int symce_softmax_cross_entropy_grad_soft_f64(size_t n, size_t k, const double *
 }
 
 /* Softmax cross-entropy and its gradient in one pass. */
-int symce_softmax_cross_entropy_with_grad_f64(size_t n, size_t k, const double *restrict logits,
-                                              const int64_t *restrict labels,
-                                              const double *restrict weight, int64_t ignore_index,
-                                              double label_smoothing, symce_reduction reduction,
-                                              double *restrict loss, double *restrict grad)
+int symce_softmax_cross_entropy_with_grad_f64(size_t n, size_t k,
+                                              const double *SYMCE_RESTRICT logits,
+                                              const int64_t *SYMCE_RESTRICT labels,
+                                              const double *SYMCE_RESTRICT weight,
+                                              int64_t ignore_index, double label_smoothing,
+                                              symce_reduction reduction,
+                                              double *SYMCE_RESTRICT loss,
+                                              double *SYMCE_RESTRICT grad)
 {
     if (logits == NULL || labels == NULL || loss == NULL || grad == NULL) return SYMCE_ERR_NULL;
     int rc = symce_check_shape(n, k, 1, sizeof(double));
@@ -3085,12 +3115,13 @@ int symce_softmax_cross_entropy_with_grad_f64(size_t n, size_t k, const double *
 
 /* Softmax cross-entropy and its gradient in one pass. */
 int symce_softmax_cross_entropy_with_grad_soft_f64(size_t n, size_t k,
-                                                   const double *restrict logits,
-                                                   const double *restrict target,
-                                                   const double *restrict weight,
+                                                   const double *SYMCE_RESTRICT logits,
+                                                   const double *SYMCE_RESTRICT target,
+                                                   const double *SYMCE_RESTRICT weight,
                                                    double label_smoothing,
                                                    symce_reduction reduction,
-                                                   double *restrict loss, double *restrict grad)
+                                                   double *SYMCE_RESTRICT loss,
+                                                   double *SYMCE_RESTRICT grad)
 {
     if (logits == NULL || target == NULL || loss == NULL || grad == NULL) return SYMCE_ERR_NULL;
     int rc = symce_check_shape(n, k, 1, sizeof(double));
@@ -3236,9 +3267,10 @@ int symce_softmax_cross_entropy_with_grad_soft_f64(size_t n, size_t k,
 }
 
 /* Binary cross-entropy of probabilities. */
-int symce_binary_cross_entropy_f64(size_t n, size_t k, const double *restrict probs,
-                                   const double *restrict target, const double *restrict weight,
-                                   symce_reduction reduction, double *restrict loss)
+int symce_binary_cross_entropy_f64(size_t n, size_t k, const double *SYMCE_RESTRICT probs,
+                                   const double *SYMCE_RESTRICT target,
+                                   const double *SYMCE_RESTRICT weight, symce_reduction reduction,
+                                   double *SYMCE_RESTRICT loss)
 {
     if (probs == NULL || target == NULL || loss == NULL) return SYMCE_ERR_NULL;
     int rc = symce_check_shape(n, k, 1, sizeof(double));
@@ -3299,10 +3331,10 @@ int symce_binary_cross_entropy_f64(size_t n, size_t k, const double *restrict pr
 }
 
 /* Gradient of the binary cross-entropy w.r.t. the probabilities. */
-int symce_binary_cross_entropy_grad_f64(size_t n, size_t k, const double *restrict probs,
-                                        const double *restrict target,
-                                        const double *restrict weight, symce_reduction reduction,
-                                        double *restrict grad)
+int symce_binary_cross_entropy_grad_f64(size_t n, size_t k, const double *SYMCE_RESTRICT probs,
+                                        const double *SYMCE_RESTRICT target,
+                                        const double *SYMCE_RESTRICT weight,
+                                        symce_reduction reduction, double *SYMCE_RESTRICT grad)
 {
     if (probs == NULL || target == NULL || grad == NULL) return SYMCE_ERR_NULL;
     int rc = symce_check_shape(n, k, 1, sizeof(double));
@@ -3340,11 +3372,11 @@ int symce_binary_cross_entropy_grad_f64(size_t n, size_t k, const double *restri
 }
 
 /* Binary cross-entropy of the sigmoid of logits (softplus form). */
-int symce_sigmoid_binary_cross_entropy_f64(size_t n, size_t k, const double *restrict logits,
-                                           const double *restrict target,
-                                           const double *restrict weight,
-                                           const double *restrict pos_weight,
-                                           symce_reduction reduction, double *restrict loss)
+int symce_sigmoid_binary_cross_entropy_f64(size_t n, size_t k, const double *SYMCE_RESTRICT logits,
+                                           const double *SYMCE_RESTRICT target,
+                                           const double *SYMCE_RESTRICT weight,
+                                           const double *SYMCE_RESTRICT pos_weight,
+                                           symce_reduction reduction, double *SYMCE_RESTRICT loss)
 {
     if (logits == NULL || target == NULL || loss == NULL) return SYMCE_ERR_NULL;
     int rc = symce_check_shape(n, k, 1, sizeof(double));
@@ -3427,11 +3459,13 @@ int symce_sigmoid_binary_cross_entropy_f64(size_t n, size_t k, const double *res
 }
 
 /* Gradient of sigmoid binary cross-entropy w.r.t. the logits. */
-int symce_sigmoid_binary_cross_entropy_grad_f64(size_t n, size_t k, const double *restrict logits,
-                                                const double *restrict target,
-                                                const double *restrict weight,
-                                                const double *restrict pos_weight,
-                                                symce_reduction reduction, double *restrict grad)
+int symce_sigmoid_binary_cross_entropy_grad_f64(size_t n, size_t k,
+                                                const double *SYMCE_RESTRICT logits,
+                                                const double *SYMCE_RESTRICT target,
+                                                const double *SYMCE_RESTRICT weight,
+                                                const double *SYMCE_RESTRICT pos_weight,
+                                                symce_reduction reduction,
+                                                double *SYMCE_RESTRICT grad)
 {
     if (logits == NULL || target == NULL || grad == NULL) return SYMCE_ERR_NULL;
     int rc = symce_check_shape(n, k, 1, sizeof(double));
@@ -3486,12 +3520,13 @@ int symce_sigmoid_binary_cross_entropy_grad_f64(size_t n, size_t k, const double
 
 /* Sigmoid binary cross-entropy and its gradient in one pass. */
 int symce_sigmoid_binary_cross_entropy_with_grad_f64(size_t n, size_t k,
-                                                     const double *restrict logits,
-                                                     const double *restrict target,
-                                                     const double *restrict weight,
-                                                     const double *restrict pos_weight,
+                                                     const double *SYMCE_RESTRICT logits,
+                                                     const double *SYMCE_RESTRICT target,
+                                                     const double *SYMCE_RESTRICT weight,
+                                                     const double *SYMCE_RESTRICT pos_weight,
                                                      symce_reduction reduction,
-                                                     double *restrict loss, double *restrict grad)
+                                                     double *SYMCE_RESTRICT loss,
+                                                     double *SYMCE_RESTRICT grad)
 {
     if (logits == NULL || target == NULL || loss == NULL || grad == NULL) return SYMCE_ERR_NULL;
     int rc = symce_check_shape(n, k, 1, sizeof(double));

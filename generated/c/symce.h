@@ -12,7 +12,7 @@
  *   - Buffers are row-major: n rows (samples) of k classes, n*k elements; the softmax Jacobian
  *     is n*k*k with J[(i*k + a)*k + b] = dp_a/dz_b of row i.  No allocation and no global state
  *     (every buffer is the caller's; the functions are thread-safe).  Outputs must not overlap
- *     inputs (restrict).
+ *     inputs (restrict).  The header compiles as C99 and as C++ (extern "C").
  *   - Every function returns SYMCE_OK (0) or a negative symce_status, and checks everything
  *     before it writes anything: on error the outputs are untouched.  Required pointers must be
  *     non-NULL even when n or count is 0; weight and pos_weight may be NULL (all ones).
@@ -58,6 +58,22 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* restrict is C99; C++ has no such keyword, so C++ callers get the common extension __restrict
+   (GCC, Clang, MSVC) or nothing.  Define SYMCE_RESTRICT before including symce.h to override. */
+#ifndef SYMCE_RESTRICT
+#if !defined(__cplusplus)
+#define SYMCE_RESTRICT restrict
+#elif defined(__GNUC__) || defined(__clang__) || defined(_MSC_VER)
+#define SYMCE_RESTRICT __restrict
+#else
+#define SYMCE_RESTRICT
+#endif
+#endif
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 /* Return codes: SYMCE_OK or a negative error, described by symce_strerror(). */
 typedef enum symce_status {
     SYMCE_OK = 0,  /* success */
@@ -98,7 +114,7 @@ const char *symce_strerror(int code);
  * Returns SYMCE_OK, or SYMCE_ERR_NULL, SYMCE_ERR_SIZE (checked in that order, before anything is
  * written).
  */
-int symce_sigmoid_f32(size_t count, const float *restrict x, float *restrict out);
+int symce_sigmoid_f32(size_t count, const float *SYMCE_RESTRICT x, float *SYMCE_RESTRICT out);
 
 /*
  * symce_sigmoid_grad_f32: Derivative of the sigmoid, elementwise.
@@ -115,7 +131,7 @@ int symce_sigmoid_f32(size_t count, const float *restrict x, float *restrict out
  * Returns SYMCE_OK, or SYMCE_ERR_NULL, SYMCE_ERR_SIZE (checked in that order, before anything is
  * written).
  */
-int symce_sigmoid_grad_f32(size_t count, const float *restrict x, float *restrict out);
+int symce_sigmoid_grad_f32(size_t count, const float *SYMCE_RESTRICT x, float *SYMCE_RESTRICT out);
 
 /*
  * symce_softmax_f32: Softmax along the class axis.
@@ -141,7 +157,7 @@ int symce_sigmoid_grad_f32(size_t count, const float *restrict x, float *restric
  * Returns SYMCE_OK, or SYMCE_ERR_NULL, SYMCE_ERR_SIZE (checked in that order, before anything is
  * written).
  */
-int symce_softmax_f32(size_t n, size_t k, const float *restrict z, float *restrict out);
+int symce_softmax_f32(size_t n, size_t k, const float *SYMCE_RESTRICT z, float *SYMCE_RESTRICT out);
 
 /*
  * symce_log_softmax_f32: Log of the softmax along the class axis.
@@ -168,7 +184,8 @@ int symce_softmax_f32(size_t n, size_t k, const float *restrict z, float *restri
  * Returns SYMCE_OK, or SYMCE_ERR_NULL, SYMCE_ERR_SIZE (checked in that order, before anything is
  * written).
  */
-int symce_log_softmax_f32(size_t n, size_t k, const float *restrict z, float *restrict out);
+int symce_log_softmax_f32(size_t n, size_t k, const float *SYMCE_RESTRICT z,
+                          float *SYMCE_RESTRICT out);
 
 /*
  * symce_logsumexp_f32: Log of the sum of exponentials along the class axis.
@@ -195,7 +212,8 @@ int symce_log_softmax_f32(size_t n, size_t k, const float *restrict z, float *re
  * Returns SYMCE_OK, or SYMCE_ERR_NULL, SYMCE_ERR_SIZE (checked in that order, before anything is
  * written).
  */
-int symce_logsumexp_f32(size_t n, size_t k, const float *restrict z, float *restrict out);
+int symce_logsumexp_f32(size_t n, size_t k, const float *SYMCE_RESTRICT z,
+                        float *SYMCE_RESTRICT out);
 
 /*
  * symce_softmax_jacobian_f32: Jacobian of the softmax, one K x K matrix per row.
@@ -226,7 +244,8 @@ int symce_logsumexp_f32(size_t n, size_t k, const float *restrict z, float *rest
  * Returns SYMCE_OK, or SYMCE_ERR_NULL, SYMCE_ERR_SIZE (checked in that order, before anything is
  * written).
  */
-int symce_softmax_jacobian_f32(size_t n, size_t k, const float *restrict z, float *restrict out);
+int symce_softmax_jacobian_f32(size_t n, size_t k, const float *SYMCE_RESTRICT z,
+                               float *SYMCE_RESTRICT out);
 
 /*
  * symce_softmax_vjp_f32: Vector-Jacobian product of the softmax, without J.
@@ -258,8 +277,8 @@ int symce_softmax_jacobian_f32(size_t n, size_t k, const float *restrict z, floa
  * Returns SYMCE_OK, or SYMCE_ERR_NULL, SYMCE_ERR_SIZE (checked in that order, before anything is
  * written).
  */
-int symce_softmax_vjp_f32(size_t n, size_t k, const float *restrict z, const float *restrict g,
-                          float *restrict out);
+int symce_softmax_vjp_f32(size_t n, size_t k, const float *SYMCE_RESTRICT z,
+                          const float *SYMCE_RESTRICT g, float *SYMCE_RESTRICT out);
 
 /*
  * symce_cross_entropy_f32: Cross-entropy of probabilities against a target.
@@ -291,10 +310,11 @@ int symce_softmax_vjp_f32(size_t n, size_t k, const float *restrict z, const flo
  * Returns SYMCE_OK, or SYMCE_ERR_NULL, SYMCE_ERR_SIZE, SYMCE_ERR_ARG, SYMCE_ERR_WEIGHT,
  * SYMCE_ERR_LABEL, SYMCE_ERR_DOMAIN (checked in that order, before anything is written).
  */
-int symce_cross_entropy_f32(size_t n, size_t k, const float *restrict probs,
-                            const int64_t *restrict labels, const float *restrict weight,
-                            int64_t ignore_index, float label_smoothing, symce_reduction reduction,
-                            float *restrict loss);
+int symce_cross_entropy_f32(size_t n, size_t k, const float *SYMCE_RESTRICT probs,
+                            const int64_t *SYMCE_RESTRICT labels,
+                            const float *SYMCE_RESTRICT weight, int64_t ignore_index,
+                            float label_smoothing, symce_reduction reduction,
+                            float *SYMCE_RESTRICT loss);
 
 /*
  * symce_cross_entropy_soft_f32: Cross-entropy of probabilities against a target.
@@ -323,10 +343,10 @@ int symce_cross_entropy_f32(size_t n, size_t k, const float *restrict probs,
  * Returns SYMCE_OK, or SYMCE_ERR_NULL, SYMCE_ERR_SIZE, SYMCE_ERR_ARG, SYMCE_ERR_WEIGHT,
  * SYMCE_ERR_DOMAIN (checked in that order, before anything is written).
  */
-int symce_cross_entropy_soft_f32(size_t n, size_t k, const float *restrict probs,
-                                 const float *restrict target, const float *restrict weight,
-                                 float label_smoothing, symce_reduction reduction,
-                                 float *restrict loss);
+int symce_cross_entropy_soft_f32(size_t n, size_t k, const float *SYMCE_RESTRICT probs,
+                                 const float *SYMCE_RESTRICT target,
+                                 const float *SYMCE_RESTRICT weight, float label_smoothing,
+                                 symce_reduction reduction, float *SYMCE_RESTRICT loss);
 
 /*
  * symce_cross_entropy_grad_f32: Gradient of the cross-entropy w.r.t. the probabilities.
@@ -358,10 +378,11 @@ int symce_cross_entropy_soft_f32(size_t n, size_t k, const float *restrict probs
  * Returns SYMCE_OK, or SYMCE_ERR_NULL, SYMCE_ERR_SIZE, SYMCE_ERR_ARG, SYMCE_ERR_WEIGHT,
  * SYMCE_ERR_LABEL, SYMCE_ERR_DOMAIN (checked in that order, before anything is written).
  */
-int symce_cross_entropy_grad_f32(size_t n, size_t k, const float *restrict probs,
-                                 const int64_t *restrict labels, const float *restrict weight,
-                                 int64_t ignore_index, float label_smoothing,
-                                 symce_reduction reduction, float *restrict grad);
+int symce_cross_entropy_grad_f32(size_t n, size_t k, const float *SYMCE_RESTRICT probs,
+                                 const int64_t *SYMCE_RESTRICT labels,
+                                 const float *SYMCE_RESTRICT weight, int64_t ignore_index,
+                                 float label_smoothing, symce_reduction reduction,
+                                 float *SYMCE_RESTRICT grad);
 
 /*
  * symce_cross_entropy_grad_soft_f32: Gradient of the cross-entropy w.r.t. the probabilities.
@@ -390,10 +411,10 @@ int symce_cross_entropy_grad_f32(size_t n, size_t k, const float *restrict probs
  * Returns SYMCE_OK, or SYMCE_ERR_NULL, SYMCE_ERR_SIZE, SYMCE_ERR_ARG, SYMCE_ERR_WEIGHT,
  * SYMCE_ERR_DOMAIN (checked in that order, before anything is written).
  */
-int symce_cross_entropy_grad_soft_f32(size_t n, size_t k, const float *restrict probs,
-                                      const float *restrict target, const float *restrict weight,
-                                      float label_smoothing, symce_reduction reduction,
-                                      float *restrict grad);
+int symce_cross_entropy_grad_soft_f32(size_t n, size_t k, const float *SYMCE_RESTRICT probs,
+                                      const float *SYMCE_RESTRICT target,
+                                      const float *SYMCE_RESTRICT weight, float label_smoothing,
+                                      symce_reduction reduction, float *SYMCE_RESTRICT grad);
 
 /*
  * symce_softmax_cross_entropy_f32: Cross-entropy of the softmax of logits (log-sum-exp form).
@@ -432,10 +453,11 @@ int symce_cross_entropy_grad_soft_f32(size_t n, size_t k, const float *restrict 
  * Returns SYMCE_OK, or SYMCE_ERR_NULL, SYMCE_ERR_SIZE, SYMCE_ERR_ARG, SYMCE_ERR_WEIGHT,
  * SYMCE_ERR_LABEL (checked in that order, before anything is written).
  */
-int symce_softmax_cross_entropy_f32(size_t n, size_t k, const float *restrict logits,
-                                    const int64_t *restrict labels, const float *restrict weight,
-                                    int64_t ignore_index, float label_smoothing,
-                                    symce_reduction reduction, float *restrict loss);
+int symce_softmax_cross_entropy_f32(size_t n, size_t k, const float *SYMCE_RESTRICT logits,
+                                    const int64_t *SYMCE_RESTRICT labels,
+                                    const float *SYMCE_RESTRICT weight, int64_t ignore_index,
+                                    float label_smoothing, symce_reduction reduction,
+                                    float *SYMCE_RESTRICT loss);
 
 /*
  * symce_softmax_cross_entropy_soft_f32: Cross-entropy of the softmax of logits (log-sum-exp form).
@@ -472,10 +494,10 @@ int symce_softmax_cross_entropy_f32(size_t n, size_t k, const float *restrict lo
  * Returns SYMCE_OK, or SYMCE_ERR_NULL, SYMCE_ERR_SIZE, SYMCE_ERR_ARG, SYMCE_ERR_WEIGHT (checked in
  * that order, before anything is written).
  */
-int symce_softmax_cross_entropy_soft_f32(size_t n, size_t k, const float *restrict logits,
-                                         const float *restrict target,
-                                         const float *restrict weight, float label_smoothing,
-                                         symce_reduction reduction, float *restrict loss);
+int symce_softmax_cross_entropy_soft_f32(size_t n, size_t k, const float *SYMCE_RESTRICT logits,
+                                         const float *SYMCE_RESTRICT target,
+                                         const float *SYMCE_RESTRICT weight, float label_smoothing,
+                                         symce_reduction reduction, float *SYMCE_RESTRICT loss);
 
 /*
  * symce_softmax_cross_entropy_grad_f32: Gradient of softmax cross-entropy w.r.t. the logits.
@@ -516,11 +538,11 @@ int symce_softmax_cross_entropy_soft_f32(size_t n, size_t k, const float *restri
  * Returns SYMCE_OK, or SYMCE_ERR_NULL, SYMCE_ERR_SIZE, SYMCE_ERR_ARG, SYMCE_ERR_WEIGHT,
  * SYMCE_ERR_LABEL (checked in that order, before anything is written).
  */
-int symce_softmax_cross_entropy_grad_f32(size_t n, size_t k, const float *restrict logits,
-                                         const int64_t *restrict labels,
-                                         const float *restrict weight, int64_t ignore_index,
+int symce_softmax_cross_entropy_grad_f32(size_t n, size_t k, const float *SYMCE_RESTRICT logits,
+                                         const int64_t *SYMCE_RESTRICT labels,
+                                         const float *SYMCE_RESTRICT weight, int64_t ignore_index,
                                          float label_smoothing, symce_reduction reduction,
-                                         float *restrict grad);
+                                         float *SYMCE_RESTRICT grad);
 
 /*
  * symce_softmax_cross_entropy_grad_soft_f32: Gradient of softmax cross-entropy w.r.t. the logits.
@@ -559,10 +581,12 @@ int symce_softmax_cross_entropy_grad_f32(size_t n, size_t k, const float *restri
  * Returns SYMCE_OK, or SYMCE_ERR_NULL, SYMCE_ERR_SIZE, SYMCE_ERR_ARG, SYMCE_ERR_WEIGHT (checked in
  * that order, before anything is written).
  */
-int symce_softmax_cross_entropy_grad_soft_f32(size_t n, size_t k, const float *restrict logits,
-                                              const float *restrict target,
-                                              const float *restrict weight, float label_smoothing,
-                                              symce_reduction reduction, float *restrict grad);
+int symce_softmax_cross_entropy_grad_soft_f32(size_t n, size_t k,
+                                              const float *SYMCE_RESTRICT logits,
+                                              const float *SYMCE_RESTRICT target,
+                                              const float *SYMCE_RESTRICT weight,
+                                              float label_smoothing, symce_reduction reduction,
+                                              float *SYMCE_RESTRICT grad);
 
 /*
  * symce_softmax_cross_entropy_with_grad_f32: Softmax cross-entropy and its gradient in one pass.
@@ -606,11 +630,14 @@ int symce_softmax_cross_entropy_grad_soft_f32(size_t n, size_t k, const float *r
  * Returns SYMCE_OK, or SYMCE_ERR_NULL, SYMCE_ERR_SIZE, SYMCE_ERR_ARG, SYMCE_ERR_WEIGHT,
  * SYMCE_ERR_LABEL (checked in that order, before anything is written).
  */
-int symce_softmax_cross_entropy_with_grad_f32(size_t n, size_t k, const float *restrict logits,
-                                              const int64_t *restrict labels,
-                                              const float *restrict weight, int64_t ignore_index,
-                                              float label_smoothing, symce_reduction reduction,
-                                              float *restrict loss, float *restrict grad);
+int symce_softmax_cross_entropy_with_grad_f32(size_t n, size_t k,
+                                              const float *SYMCE_RESTRICT logits,
+                                              const int64_t *SYMCE_RESTRICT labels,
+                                              const float *SYMCE_RESTRICT weight,
+                                              int64_t ignore_index, float label_smoothing,
+                                              symce_reduction reduction,
+                                              float *SYMCE_RESTRICT loss,
+                                              float *SYMCE_RESTRICT grad);
 
 /*
  * symce_softmax_cross_entropy_with_grad_soft_f32: Softmax cross-entropy and its gradient in one
@@ -654,12 +681,13 @@ int symce_softmax_cross_entropy_with_grad_f32(size_t n, size_t k, const float *r
  * that order, before anything is written).
  */
 int symce_softmax_cross_entropy_with_grad_soft_f32(size_t n, size_t k,
-                                                   const float *restrict logits,
-                                                   const float *restrict target,
-                                                   const float *restrict weight,
+                                                   const float *SYMCE_RESTRICT logits,
+                                                   const float *SYMCE_RESTRICT target,
+                                                   const float *SYMCE_RESTRICT weight,
                                                    float label_smoothing,
-                                                   symce_reduction reduction, float *restrict loss,
-                                                   float *restrict grad);
+                                                   symce_reduction reduction,
+                                                   float *SYMCE_RESTRICT loss,
+                                                   float *SYMCE_RESTRICT grad);
 
 /*
  * symce_binary_cross_entropy_f32: Binary cross-entropy of probabilities.
@@ -683,9 +711,10 @@ int symce_softmax_cross_entropy_with_grad_soft_f32(size_t n, size_t k,
  * Returns SYMCE_OK, or SYMCE_ERR_NULL, SYMCE_ERR_SIZE, SYMCE_ERR_ARG, SYMCE_ERR_WEIGHT,
  * SYMCE_ERR_DOMAIN (checked in that order, before anything is written).
  */
-int symce_binary_cross_entropy_f32(size_t n, size_t k, const float *restrict probs,
-                                   const float *restrict target, const float *restrict weight,
-                                   symce_reduction reduction, float *restrict loss);
+int symce_binary_cross_entropy_f32(size_t n, size_t k, const float *SYMCE_RESTRICT probs,
+                                   const float *SYMCE_RESTRICT target,
+                                   const float *SYMCE_RESTRICT weight, symce_reduction reduction,
+                                   float *SYMCE_RESTRICT loss);
 
 /*
  * symce_binary_cross_entropy_grad_f32: Gradient of the binary cross-entropy w.r.t. the
@@ -711,9 +740,10 @@ int symce_binary_cross_entropy_f32(size_t n, size_t k, const float *restrict pro
  * Returns SYMCE_OK, or SYMCE_ERR_NULL, SYMCE_ERR_SIZE, SYMCE_ERR_ARG, SYMCE_ERR_WEIGHT,
  * SYMCE_ERR_DOMAIN (checked in that order, before anything is written).
  */
-int symce_binary_cross_entropy_grad_f32(size_t n, size_t k, const float *restrict probs,
-                                        const float *restrict target, const float *restrict weight,
-                                        symce_reduction reduction, float *restrict grad);
+int symce_binary_cross_entropy_grad_f32(size_t n, size_t k, const float *SYMCE_RESTRICT probs,
+                                        const float *SYMCE_RESTRICT target,
+                                        const float *SYMCE_RESTRICT weight,
+                                        symce_reduction reduction, float *SYMCE_RESTRICT grad);
 
 /*
  * symce_sigmoid_binary_cross_entropy_f32: Binary cross-entropy of the sigmoid of logits (softplus
@@ -738,11 +768,11 @@ int symce_binary_cross_entropy_grad_f32(size_t n, size_t k, const float *restric
  * Returns SYMCE_OK, or SYMCE_ERR_NULL, SYMCE_ERR_SIZE, SYMCE_ERR_ARG, SYMCE_ERR_WEIGHT (checked in
  * that order, before anything is written).
  */
-int symce_sigmoid_binary_cross_entropy_f32(size_t n, size_t k, const float *restrict logits,
-                                           const float *restrict target,
-                                           const float *restrict weight,
-                                           const float *restrict pos_weight,
-                                           symce_reduction reduction, float *restrict loss);
+int symce_sigmoid_binary_cross_entropy_f32(size_t n, size_t k, const float *SYMCE_RESTRICT logits,
+                                           const float *SYMCE_RESTRICT target,
+                                           const float *SYMCE_RESTRICT weight,
+                                           const float *SYMCE_RESTRICT pos_weight,
+                                           symce_reduction reduction, float *SYMCE_RESTRICT loss);
 
 /*
  * symce_sigmoid_binary_cross_entropy_grad_f32: Gradient of sigmoid binary cross-entropy w.r.t. the
@@ -769,11 +799,13 @@ int symce_sigmoid_binary_cross_entropy_f32(size_t n, size_t k, const float *rest
  * Returns SYMCE_OK, or SYMCE_ERR_NULL, SYMCE_ERR_SIZE, SYMCE_ERR_ARG, SYMCE_ERR_WEIGHT (checked in
  * that order, before anything is written).
  */
-int symce_sigmoid_binary_cross_entropy_grad_f32(size_t n, size_t k, const float *restrict logits,
-                                                const float *restrict target,
-                                                const float *restrict weight,
-                                                const float *restrict pos_weight,
-                                                symce_reduction reduction, float *restrict grad);
+int symce_sigmoid_binary_cross_entropy_grad_f32(size_t n, size_t k,
+                                                const float *SYMCE_RESTRICT logits,
+                                                const float *SYMCE_RESTRICT target,
+                                                const float *SYMCE_RESTRICT weight,
+                                                const float *SYMCE_RESTRICT pos_weight,
+                                                symce_reduction reduction,
+                                                float *SYMCE_RESTRICT grad);
 
 /*
  * symce_sigmoid_binary_cross_entropy_with_grad_f32: Sigmoid binary cross-entropy and its gradient
@@ -806,12 +838,13 @@ int symce_sigmoid_binary_cross_entropy_grad_f32(size_t n, size_t k, const float 
  * that order, before anything is written).
  */
 int symce_sigmoid_binary_cross_entropy_with_grad_f32(size_t n, size_t k,
-                                                     const float *restrict logits,
-                                                     const float *restrict target,
-                                                     const float *restrict weight,
-                                                     const float *restrict pos_weight,
+                                                     const float *SYMCE_RESTRICT logits,
+                                                     const float *SYMCE_RESTRICT target,
+                                                     const float *SYMCE_RESTRICT weight,
+                                                     const float *SYMCE_RESTRICT pos_weight,
                                                      symce_reduction reduction,
-                                                     float *restrict loss, float *restrict grad);
+                                                     float *SYMCE_RESTRICT loss,
+                                                     float *SYMCE_RESTRICT grad);
 
 /* ---------------------------------------------------------------------------------------- */
 /* double: symce_*_f64 */
@@ -832,7 +865,7 @@ int symce_sigmoid_binary_cross_entropy_with_grad_f32(size_t n, size_t k,
  * Returns SYMCE_OK, or SYMCE_ERR_NULL, SYMCE_ERR_SIZE (checked in that order, before anything is
  * written).
  */
-int symce_sigmoid_f64(size_t count, const double *restrict x, double *restrict out);
+int symce_sigmoid_f64(size_t count, const double *SYMCE_RESTRICT x, double *SYMCE_RESTRICT out);
 
 /*
  * symce_sigmoid_grad_f64: Derivative of the sigmoid, elementwise.
@@ -849,7 +882,8 @@ int symce_sigmoid_f64(size_t count, const double *restrict x, double *restrict o
  * Returns SYMCE_OK, or SYMCE_ERR_NULL, SYMCE_ERR_SIZE (checked in that order, before anything is
  * written).
  */
-int symce_sigmoid_grad_f64(size_t count, const double *restrict x, double *restrict out);
+int symce_sigmoid_grad_f64(size_t count, const double *SYMCE_RESTRICT x,
+                           double *SYMCE_RESTRICT out);
 
 /*
  * symce_softmax_f64: Softmax along the class axis.
@@ -875,7 +909,8 @@ int symce_sigmoid_grad_f64(size_t count, const double *restrict x, double *restr
  * Returns SYMCE_OK, or SYMCE_ERR_NULL, SYMCE_ERR_SIZE (checked in that order, before anything is
  * written).
  */
-int symce_softmax_f64(size_t n, size_t k, const double *restrict z, double *restrict out);
+int symce_softmax_f64(size_t n, size_t k, const double *SYMCE_RESTRICT z,
+                      double *SYMCE_RESTRICT out);
 
 /*
  * symce_log_softmax_f64: Log of the softmax along the class axis.
@@ -902,7 +937,8 @@ int symce_softmax_f64(size_t n, size_t k, const double *restrict z, double *rest
  * Returns SYMCE_OK, or SYMCE_ERR_NULL, SYMCE_ERR_SIZE (checked in that order, before anything is
  * written).
  */
-int symce_log_softmax_f64(size_t n, size_t k, const double *restrict z, double *restrict out);
+int symce_log_softmax_f64(size_t n, size_t k, const double *SYMCE_RESTRICT z,
+                          double *SYMCE_RESTRICT out);
 
 /*
  * symce_logsumexp_f64: Log of the sum of exponentials along the class axis.
@@ -929,7 +965,8 @@ int symce_log_softmax_f64(size_t n, size_t k, const double *restrict z, double *
  * Returns SYMCE_OK, or SYMCE_ERR_NULL, SYMCE_ERR_SIZE (checked in that order, before anything is
  * written).
  */
-int symce_logsumexp_f64(size_t n, size_t k, const double *restrict z, double *restrict out);
+int symce_logsumexp_f64(size_t n, size_t k, const double *SYMCE_RESTRICT z,
+                        double *SYMCE_RESTRICT out);
 
 /*
  * symce_softmax_jacobian_f64: Jacobian of the softmax, one K x K matrix per row.
@@ -960,7 +997,8 @@ int symce_logsumexp_f64(size_t n, size_t k, const double *restrict z, double *re
  * Returns SYMCE_OK, or SYMCE_ERR_NULL, SYMCE_ERR_SIZE (checked in that order, before anything is
  * written).
  */
-int symce_softmax_jacobian_f64(size_t n, size_t k, const double *restrict z, double *restrict out);
+int symce_softmax_jacobian_f64(size_t n, size_t k, const double *SYMCE_RESTRICT z,
+                               double *SYMCE_RESTRICT out);
 
 /*
  * symce_softmax_vjp_f64: Vector-Jacobian product of the softmax, without J.
@@ -992,8 +1030,8 @@ int symce_softmax_jacobian_f64(size_t n, size_t k, const double *restrict z, dou
  * Returns SYMCE_OK, or SYMCE_ERR_NULL, SYMCE_ERR_SIZE (checked in that order, before anything is
  * written).
  */
-int symce_softmax_vjp_f64(size_t n, size_t k, const double *restrict z, const double *restrict g,
-                          double *restrict out);
+int symce_softmax_vjp_f64(size_t n, size_t k, const double *SYMCE_RESTRICT z,
+                          const double *SYMCE_RESTRICT g, double *SYMCE_RESTRICT out);
 
 /*
  * symce_cross_entropy_f64: Cross-entropy of probabilities against a target.
@@ -1025,10 +1063,11 @@ int symce_softmax_vjp_f64(size_t n, size_t k, const double *restrict z, const do
  * Returns SYMCE_OK, or SYMCE_ERR_NULL, SYMCE_ERR_SIZE, SYMCE_ERR_ARG, SYMCE_ERR_WEIGHT,
  * SYMCE_ERR_LABEL, SYMCE_ERR_DOMAIN (checked in that order, before anything is written).
  */
-int symce_cross_entropy_f64(size_t n, size_t k, const double *restrict probs,
-                            const int64_t *restrict labels, const double *restrict weight,
-                            int64_t ignore_index, double label_smoothing,
-                            symce_reduction reduction, double *restrict loss);
+int symce_cross_entropy_f64(size_t n, size_t k, const double *SYMCE_RESTRICT probs,
+                            const int64_t *SYMCE_RESTRICT labels,
+                            const double *SYMCE_RESTRICT weight, int64_t ignore_index,
+                            double label_smoothing, symce_reduction reduction,
+                            double *SYMCE_RESTRICT loss);
 
 /*
  * symce_cross_entropy_soft_f64: Cross-entropy of probabilities against a target.
@@ -1057,10 +1096,10 @@ int symce_cross_entropy_f64(size_t n, size_t k, const double *restrict probs,
  * Returns SYMCE_OK, or SYMCE_ERR_NULL, SYMCE_ERR_SIZE, SYMCE_ERR_ARG, SYMCE_ERR_WEIGHT,
  * SYMCE_ERR_DOMAIN (checked in that order, before anything is written).
  */
-int symce_cross_entropy_soft_f64(size_t n, size_t k, const double *restrict probs,
-                                 const double *restrict target, const double *restrict weight,
-                                 double label_smoothing, symce_reduction reduction,
-                                 double *restrict loss);
+int symce_cross_entropy_soft_f64(size_t n, size_t k, const double *SYMCE_RESTRICT probs,
+                                 const double *SYMCE_RESTRICT target,
+                                 const double *SYMCE_RESTRICT weight, double label_smoothing,
+                                 symce_reduction reduction, double *SYMCE_RESTRICT loss);
 
 /*
  * symce_cross_entropy_grad_f64: Gradient of the cross-entropy w.r.t. the probabilities.
@@ -1092,10 +1131,11 @@ int symce_cross_entropy_soft_f64(size_t n, size_t k, const double *restrict prob
  * Returns SYMCE_OK, or SYMCE_ERR_NULL, SYMCE_ERR_SIZE, SYMCE_ERR_ARG, SYMCE_ERR_WEIGHT,
  * SYMCE_ERR_LABEL, SYMCE_ERR_DOMAIN (checked in that order, before anything is written).
  */
-int symce_cross_entropy_grad_f64(size_t n, size_t k, const double *restrict probs,
-                                 const int64_t *restrict labels, const double *restrict weight,
-                                 int64_t ignore_index, double label_smoothing,
-                                 symce_reduction reduction, double *restrict grad);
+int symce_cross_entropy_grad_f64(size_t n, size_t k, const double *SYMCE_RESTRICT probs,
+                                 const int64_t *SYMCE_RESTRICT labels,
+                                 const double *SYMCE_RESTRICT weight, int64_t ignore_index,
+                                 double label_smoothing, symce_reduction reduction,
+                                 double *SYMCE_RESTRICT grad);
 
 /*
  * symce_cross_entropy_grad_soft_f64: Gradient of the cross-entropy w.r.t. the probabilities.
@@ -1124,10 +1164,10 @@ int symce_cross_entropy_grad_f64(size_t n, size_t k, const double *restrict prob
  * Returns SYMCE_OK, or SYMCE_ERR_NULL, SYMCE_ERR_SIZE, SYMCE_ERR_ARG, SYMCE_ERR_WEIGHT,
  * SYMCE_ERR_DOMAIN (checked in that order, before anything is written).
  */
-int symce_cross_entropy_grad_soft_f64(size_t n, size_t k, const double *restrict probs,
-                                      const double *restrict target, const double *restrict weight,
-                                      double label_smoothing, symce_reduction reduction,
-                                      double *restrict grad);
+int symce_cross_entropy_grad_soft_f64(size_t n, size_t k, const double *SYMCE_RESTRICT probs,
+                                      const double *SYMCE_RESTRICT target,
+                                      const double *SYMCE_RESTRICT weight, double label_smoothing,
+                                      symce_reduction reduction, double *SYMCE_RESTRICT grad);
 
 /*
  * symce_softmax_cross_entropy_f64: Cross-entropy of the softmax of logits (log-sum-exp form).
@@ -1166,10 +1206,11 @@ int symce_cross_entropy_grad_soft_f64(size_t n, size_t k, const double *restrict
  * Returns SYMCE_OK, or SYMCE_ERR_NULL, SYMCE_ERR_SIZE, SYMCE_ERR_ARG, SYMCE_ERR_WEIGHT,
  * SYMCE_ERR_LABEL (checked in that order, before anything is written).
  */
-int symce_softmax_cross_entropy_f64(size_t n, size_t k, const double *restrict logits,
-                                    const int64_t *restrict labels, const double *restrict weight,
-                                    int64_t ignore_index, double label_smoothing,
-                                    symce_reduction reduction, double *restrict loss);
+int symce_softmax_cross_entropy_f64(size_t n, size_t k, const double *SYMCE_RESTRICT logits,
+                                    const int64_t *SYMCE_RESTRICT labels,
+                                    const double *SYMCE_RESTRICT weight, int64_t ignore_index,
+                                    double label_smoothing, symce_reduction reduction,
+                                    double *SYMCE_RESTRICT loss);
 
 /*
  * symce_softmax_cross_entropy_soft_f64: Cross-entropy of the softmax of logits (log-sum-exp form).
@@ -1206,10 +1247,11 @@ int symce_softmax_cross_entropy_f64(size_t n, size_t k, const double *restrict l
  * Returns SYMCE_OK, or SYMCE_ERR_NULL, SYMCE_ERR_SIZE, SYMCE_ERR_ARG, SYMCE_ERR_WEIGHT (checked in
  * that order, before anything is written).
  */
-int symce_softmax_cross_entropy_soft_f64(size_t n, size_t k, const double *restrict logits,
-                                         const double *restrict target,
-                                         const double *restrict weight, double label_smoothing,
-                                         symce_reduction reduction, double *restrict loss);
+int symce_softmax_cross_entropy_soft_f64(size_t n, size_t k, const double *SYMCE_RESTRICT logits,
+                                         const double *SYMCE_RESTRICT target,
+                                         const double *SYMCE_RESTRICT weight,
+                                         double label_smoothing, symce_reduction reduction,
+                                         double *SYMCE_RESTRICT loss);
 
 /*
  * symce_softmax_cross_entropy_grad_f64: Gradient of softmax cross-entropy w.r.t. the logits.
@@ -1250,11 +1292,11 @@ int symce_softmax_cross_entropy_soft_f64(size_t n, size_t k, const double *restr
  * Returns SYMCE_OK, or SYMCE_ERR_NULL, SYMCE_ERR_SIZE, SYMCE_ERR_ARG, SYMCE_ERR_WEIGHT,
  * SYMCE_ERR_LABEL (checked in that order, before anything is written).
  */
-int symce_softmax_cross_entropy_grad_f64(size_t n, size_t k, const double *restrict logits,
-                                         const int64_t *restrict labels,
-                                         const double *restrict weight, int64_t ignore_index,
+int symce_softmax_cross_entropy_grad_f64(size_t n, size_t k, const double *SYMCE_RESTRICT logits,
+                                         const int64_t *SYMCE_RESTRICT labels,
+                                         const double *SYMCE_RESTRICT weight, int64_t ignore_index,
                                          double label_smoothing, symce_reduction reduction,
-                                         double *restrict grad);
+                                         double *SYMCE_RESTRICT grad);
 
 /*
  * symce_softmax_cross_entropy_grad_soft_f64: Gradient of softmax cross-entropy w.r.t. the logits.
@@ -1293,11 +1335,12 @@ int symce_softmax_cross_entropy_grad_f64(size_t n, size_t k, const double *restr
  * Returns SYMCE_OK, or SYMCE_ERR_NULL, SYMCE_ERR_SIZE, SYMCE_ERR_ARG, SYMCE_ERR_WEIGHT (checked in
  * that order, before anything is written).
  */
-int symce_softmax_cross_entropy_grad_soft_f64(size_t n, size_t k, const double *restrict logits,
-                                              const double *restrict target,
-                                              const double *restrict weight,
+int symce_softmax_cross_entropy_grad_soft_f64(size_t n, size_t k,
+                                              const double *SYMCE_RESTRICT logits,
+                                              const double *SYMCE_RESTRICT target,
+                                              const double *SYMCE_RESTRICT weight,
                                               double label_smoothing, symce_reduction reduction,
-                                              double *restrict grad);
+                                              double *SYMCE_RESTRICT grad);
 
 /*
  * symce_softmax_cross_entropy_with_grad_f64: Softmax cross-entropy and its gradient in one pass.
@@ -1341,11 +1384,14 @@ int symce_softmax_cross_entropy_grad_soft_f64(size_t n, size_t k, const double *
  * Returns SYMCE_OK, or SYMCE_ERR_NULL, SYMCE_ERR_SIZE, SYMCE_ERR_ARG, SYMCE_ERR_WEIGHT,
  * SYMCE_ERR_LABEL (checked in that order, before anything is written).
  */
-int symce_softmax_cross_entropy_with_grad_f64(size_t n, size_t k, const double *restrict logits,
-                                              const int64_t *restrict labels,
-                                              const double *restrict weight, int64_t ignore_index,
-                                              double label_smoothing, symce_reduction reduction,
-                                              double *restrict loss, double *restrict grad);
+int symce_softmax_cross_entropy_with_grad_f64(size_t n, size_t k,
+                                              const double *SYMCE_RESTRICT logits,
+                                              const int64_t *SYMCE_RESTRICT labels,
+                                              const double *SYMCE_RESTRICT weight,
+                                              int64_t ignore_index, double label_smoothing,
+                                              symce_reduction reduction,
+                                              double *SYMCE_RESTRICT loss,
+                                              double *SYMCE_RESTRICT grad);
 
 /*
  * symce_softmax_cross_entropy_with_grad_soft_f64: Softmax cross-entropy and its gradient in one
@@ -1389,12 +1435,13 @@ int symce_softmax_cross_entropy_with_grad_f64(size_t n, size_t k, const double *
  * that order, before anything is written).
  */
 int symce_softmax_cross_entropy_with_grad_soft_f64(size_t n, size_t k,
-                                                   const double *restrict logits,
-                                                   const double *restrict target,
-                                                   const double *restrict weight,
+                                                   const double *SYMCE_RESTRICT logits,
+                                                   const double *SYMCE_RESTRICT target,
+                                                   const double *SYMCE_RESTRICT weight,
                                                    double label_smoothing,
                                                    symce_reduction reduction,
-                                                   double *restrict loss, double *restrict grad);
+                                                   double *SYMCE_RESTRICT loss,
+                                                   double *SYMCE_RESTRICT grad);
 
 /*
  * symce_binary_cross_entropy_f64: Binary cross-entropy of probabilities.
@@ -1418,9 +1465,10 @@ int symce_softmax_cross_entropy_with_grad_soft_f64(size_t n, size_t k,
  * Returns SYMCE_OK, or SYMCE_ERR_NULL, SYMCE_ERR_SIZE, SYMCE_ERR_ARG, SYMCE_ERR_WEIGHT,
  * SYMCE_ERR_DOMAIN (checked in that order, before anything is written).
  */
-int symce_binary_cross_entropy_f64(size_t n, size_t k, const double *restrict probs,
-                                   const double *restrict target, const double *restrict weight,
-                                   symce_reduction reduction, double *restrict loss);
+int symce_binary_cross_entropy_f64(size_t n, size_t k, const double *SYMCE_RESTRICT probs,
+                                   const double *SYMCE_RESTRICT target,
+                                   const double *SYMCE_RESTRICT weight, symce_reduction reduction,
+                                   double *SYMCE_RESTRICT loss);
 
 /*
  * symce_binary_cross_entropy_grad_f64: Gradient of the binary cross-entropy w.r.t. the
@@ -1446,10 +1494,10 @@ int symce_binary_cross_entropy_f64(size_t n, size_t k, const double *restrict pr
  * Returns SYMCE_OK, or SYMCE_ERR_NULL, SYMCE_ERR_SIZE, SYMCE_ERR_ARG, SYMCE_ERR_WEIGHT,
  * SYMCE_ERR_DOMAIN (checked in that order, before anything is written).
  */
-int symce_binary_cross_entropy_grad_f64(size_t n, size_t k, const double *restrict probs,
-                                        const double *restrict target,
-                                        const double *restrict weight, symce_reduction reduction,
-                                        double *restrict grad);
+int symce_binary_cross_entropy_grad_f64(size_t n, size_t k, const double *SYMCE_RESTRICT probs,
+                                        const double *SYMCE_RESTRICT target,
+                                        const double *SYMCE_RESTRICT weight,
+                                        symce_reduction reduction, double *SYMCE_RESTRICT grad);
 
 /*
  * symce_sigmoid_binary_cross_entropy_f64: Binary cross-entropy of the sigmoid of logits (softplus
@@ -1474,11 +1522,11 @@ int symce_binary_cross_entropy_grad_f64(size_t n, size_t k, const double *restri
  * Returns SYMCE_OK, or SYMCE_ERR_NULL, SYMCE_ERR_SIZE, SYMCE_ERR_ARG, SYMCE_ERR_WEIGHT (checked in
  * that order, before anything is written).
  */
-int symce_sigmoid_binary_cross_entropy_f64(size_t n, size_t k, const double *restrict logits,
-                                           const double *restrict target,
-                                           const double *restrict weight,
-                                           const double *restrict pos_weight,
-                                           symce_reduction reduction, double *restrict loss);
+int symce_sigmoid_binary_cross_entropy_f64(size_t n, size_t k, const double *SYMCE_RESTRICT logits,
+                                           const double *SYMCE_RESTRICT target,
+                                           const double *SYMCE_RESTRICT weight,
+                                           const double *SYMCE_RESTRICT pos_weight,
+                                           symce_reduction reduction, double *SYMCE_RESTRICT loss);
 
 /*
  * symce_sigmoid_binary_cross_entropy_grad_f64: Gradient of sigmoid binary cross-entropy w.r.t. the
@@ -1505,11 +1553,13 @@ int symce_sigmoid_binary_cross_entropy_f64(size_t n, size_t k, const double *res
  * Returns SYMCE_OK, or SYMCE_ERR_NULL, SYMCE_ERR_SIZE, SYMCE_ERR_ARG, SYMCE_ERR_WEIGHT (checked in
  * that order, before anything is written).
  */
-int symce_sigmoid_binary_cross_entropy_grad_f64(size_t n, size_t k, const double *restrict logits,
-                                                const double *restrict target,
-                                                const double *restrict weight,
-                                                const double *restrict pos_weight,
-                                                symce_reduction reduction, double *restrict grad);
+int symce_sigmoid_binary_cross_entropy_grad_f64(size_t n, size_t k,
+                                                const double *SYMCE_RESTRICT logits,
+                                                const double *SYMCE_RESTRICT target,
+                                                const double *SYMCE_RESTRICT weight,
+                                                const double *SYMCE_RESTRICT pos_weight,
+                                                symce_reduction reduction,
+                                                double *SYMCE_RESTRICT grad);
 
 /*
  * symce_sigmoid_binary_cross_entropy_with_grad_f64: Sigmoid binary cross-entropy and its gradient
@@ -1542,11 +1592,16 @@ int symce_sigmoid_binary_cross_entropy_grad_f64(size_t n, size_t k, const double
  * that order, before anything is written).
  */
 int symce_sigmoid_binary_cross_entropy_with_grad_f64(size_t n, size_t k,
-                                                     const double *restrict logits,
-                                                     const double *restrict target,
-                                                     const double *restrict weight,
-                                                     const double *restrict pos_weight,
+                                                     const double *SYMCE_RESTRICT logits,
+                                                     const double *SYMCE_RESTRICT target,
+                                                     const double *SYMCE_RESTRICT weight,
+                                                     const double *SYMCE_RESTRICT pos_weight,
                                                      symce_reduction reduction,
-                                                     double *restrict loss, double *restrict grad);
+                                                     double *SYMCE_RESTRICT loss,
+                                                     double *SYMCE_RESTRICT grad);
+
+#ifdef __cplusplus
+}  /* extern "C" */
+#endif
 
 #endif /* SYMCE_H */

@@ -2,7 +2,8 @@
 
 What comes out is one header and one source file (``generated/c/symce.h``, ``generated/c/symce.c``)
 that a user pastes into a project: C99, libm only, no allocation (every buffer is the caller's),
-``const`` and ``restrict`` on every pointer, one function per kernel and dtype,
+``const`` and ``restrict`` on every pointer (spelled ``SYMCE_RESTRICT`` in the prototypes, so that
+symce.h also compiles as C++), one function per kernel and dtype,
 ``symce_<kernel>[_soft]_<f32|f64>``, returning ``SYMCE_OK`` (0) or a negative error code.
 
 Flow: the registry's slots (SymPy, :mod:`symce.kernels`) -> :class:`CPrinter` (a
@@ -522,15 +523,18 @@ def functions() -> list:
 # ----------------------------------------------------------------------------------------------
 # Template contexts
 # ----------------------------------------------------------------------------------------------
+RESTRICT = "SYMCE_RESTRICT"  # symce.h: restrict in C, __restrict (or nothing) in C++
+
+
 def _decl(p: Param, T: str) -> str:
     if p.role == "size":
         return f"size_t {p.name}"
     if p.role == "labels":
-        return f"const int64_t *restrict {p.name}"
+        return f"const int64_t *{RESTRICT} {p.name}"
     if p.role in ("in", "target", "weight", "pos_weight"):
-        return f"const {T} *restrict {p.name}"
+        return f"const {T} *{RESTRICT} {p.name}"
     if p.role == "out":
-        return f"{T} *restrict {p.name}"
+        return f"{T} *{RESTRICT} {p.name}"
     if p.role == "ignore_index":
         return f"int64_t {p.name}"
     if p.role == "label_smoothing":
