@@ -105,9 +105,16 @@ def build_dir() -> Path:
     return _TMP[0]
 
 
+CACHE_KEEP = 300  # files; the least recently used beyond these are removed once per process
+
+
+@lru_cache(maxsize=None)
 def cache_dir() -> Path:
     path = Path(os.environ.get("SYMCE_C_CACHE") or ROOT / "build" / "c-cache")
     path.mkdir(parents=True, exist_ok=True)
+    entries = sorted(path.iterdir(), key=lambda p: p.stat().st_mtime, reverse=True)
+    for old in entries[CACHE_KEEP:]:
+        old.unlink(missing_ok=True)
     return path
 
 
@@ -137,7 +144,9 @@ def cached(name: str, cmd: list, inputs, suffix: str = "") -> Path:
     for path in inputs:
         h.update(Path(path).read_bytes())
     out = cache_dir() / f"{name}-{h.hexdigest()[:20]}{suffix}"
-    if not out.exists():
+    if out.exists():
+        out.touch()  # recently used
+    else:
         tmp = out.with_name(f"{out.name}.{os.getpid()}.{threading.get_ident()}.tmp")
         try:
             run_checked([*cmd, "-o", tmp])
