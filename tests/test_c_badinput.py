@@ -17,8 +17,16 @@ from c_build import C_DIR, SENTINEL, clib  # noqa: F401  (fixture)
 from symce.lang import c_backend
 
 CODES = {name: value for name, value, _ in c_backend.ERRORS}
-OK, NULL, SIZE, LABEL, WEIGHT, ARG, DOMAIN = (CODES[f"SYMCE_{c}"] for c in (
-    "OK", "ERR_NULL", "ERR_SIZE", "ERR_LABEL", "ERR_WEIGHT", "ERR_ARG", "ERR_DOMAIN"))
+(OK, NULL, NO_CLASSES, SIZE, SMOOTHING, REDUCTION, WEIGHT, POS_WEIGHT, LABEL,
+ DOMAIN) = (CODES[f"SYMCE_{c}"] for c in (
+    "OK", "ERR_NULL", "ERR_NO_CLASSES", "ERR_SIZE", "ERR_SMOOTHING", "ERR_REDUCTION",
+    "ERR_WEIGHT", "ERR_POS_WEIGHT", "ERR_LABEL", "ERR_DOMAIN"))
+# the order the functions check in (the header lists each function's codes in this order)
+ORDER = [NULL, NO_CLASSES, SIZE, SMOOTHING, REDUCTION, WEIGHT, POS_WEIGHT, LABEL, DOMAIN]
+# the argument each code's message names first
+ARGUMENT = {NO_CLASSES: "k", SIZE: "n, k (or count)", SMOOTHING: "label_smoothing",
+            REDUCTION: "reduction", WEIGHT: "weight", POS_WEIGHT: "pos_weight", LABEL: "labels",
+            DOMAIN: "probs"}
 SIZE_MAX = 2**64 - 1 if np.dtype(np.uintp).itemsize == 8 else 2**32 - 1
 N, K = 3, 4
 FUNCTIONS = c_backend.functions()
@@ -86,8 +94,9 @@ def test_bad_input_writes_nothing(clib, fn):
         _expect(clib, fn, SIZE, "count overflow", sizes={"count": SIZE_MAX})
         _expect(clib, fn, SIZE, "count bytes overflow", sizes={"count": SIZE_MAX // 4 + 1})
     else:
-        _expect(clib, fn, SIZE, "k=0", sizes={"k": 0})
-        _expect(clib, fn, SIZE, "k=0, n=0", sizes={"k": 0, "n": 0})
+        _expect(clib, fn, NO_CLASSES, "k=0", sizes={"k": 0})
+        _expect(clib, fn, NO_CLASSES, "k=0, n=0", sizes={"k": 0, "n": 0})
+        _expect(clib, fn, NO_CLASSES, "k=0, n overflowing", sizes={"k": 0, "n": SIZE_MAX})
         _expect(clib, fn, SIZE, "n*k overflow", sizes={"n": SIZE_MAX // 2 + 1, "k": 2})
         _expect(clib, fn, SIZE, "n*k bytes overflow", sizes={"n": SIZE_MAX // 16 + 1, "k": 4})
         if fn.kernel == "softmax_jacobian":  # n*k fits, n*k*k does not
@@ -96,12 +105,12 @@ def test_bad_input_writes_nothing(clib, fn):
     # options
     if "label_smoothing" in roles:
         for eps in (-0.01, 1.01, math.nan, math.inf, -math.inf):
-            _expect(clib, fn, ARG, f"label_smoothing={eps}", label_smoothing=eps)
+            _expect(clib, fn, SMOOTHING, f"label_smoothing={eps}", label_smoothing=eps)
         for eps in (0.0, 1.0):
             _expect(clib, fn, OK, f"label_smoothing={eps}", label_smoothing=eps)
     if "reduction" in roles:
         for red in (3, -1, 1000):
-            _expect(clib, fn, ARG, f"reduction={red}", reduction=red)
+            _expect(clib, fn, REDUCTION, f"reduction={red}", reduction=red)
     if "weight" in roles:
         size = K if fn.kernel.startswith(("cross", "softmax")) else N * K
         for bad in (-1.0, math.nan, -1e-30):
@@ -115,7 +124,9 @@ def test_bad_input_writes_nothing(clib, fn):
         for bad in (-2.0, math.nan):
             pw = np.ones(K)
             pw[-1] = bad
-            _expect(clib, fn, WEIGHT, f"pos_weight[-1]={bad}", pos_weight=pw)
+            _expect(clib, fn, POS_WEIGHT, f"pos_weight[-1]={bad}", pos_weight=pw)
+            _expect(clib, fn, WEIGHT, f"weight and pos_weight[-1]={bad}", pos_weight=pw,
+                    weight=-np.ones(N * K))
     if "labels" in roles:
         for bad in (K, -1, 2**63 - 1, -(2**63), -100):
             labels = np.array([0, 1, bad])
@@ -142,15 +153,22 @@ def test_bad_input_writes_nothing(clib, fn):
     else:
         assert DOMAIN not in _documented_codes(fn), fn.cname
 
-    # precedence: NULL > SIZE > ARG > WEIGHT > LABEL > DOMAIN, as documented
+    # precedence: the order of ORDER, as documented
     out = next(p.name for p in fn.params if p.role == "out")
-    size_bad = {"count": SIZE_MAX} if "count" in [p.name for p in fn.params] else {"k": 0}
+    elementwise = "count" in [p.name for p in fn.params]
+    size_bad = {"count": SIZE_MAX} if elementwise else {"k": 0}
+    size_code = SIZE if elementwise else NO_CLASSES
     _expect(clib, fn, NULL, "NULL and bad size", null=(out,), sizes=size_bad)
+    if not elementwise:
+        _expect(clib, fn, SIZE, "n*k overflow and bad options", sizes={"n": SIZE_MAX, "k": 2},
+                reduction=7, label_smoothing=2.0)
+    if "label_smoothing" in roles:
+        _expect(clib, fn, SMOOTHING, "smoothing and reduction", label_smoothing=2.0, reduction=7)
     if "reduction" in roles:
-        _expect(clib, fn, SIZE, "bad size and reduction", sizes=size_bad, reduction=7)
+        _expect(clib, fn, size_code, "bad size and reduction", sizes=size_bad, reduction=7)
         if "weight" in roles:
             wbad = -np.ones(K if fn.kernel.startswith(("cross", "softmax")) else N * K)
-            _expect(clib, fn, ARG, "reduction and weight", reduction=7, weight=wbad)
+            _expect(clib, fn, REDUCTION, "reduction and weight", reduction=7, weight=wbad)
             if "labels" in roles:
                 _expect(clib, fn, WEIGHT, "weight and label", weight=wbad,
                         inputs=[inputs[0], np.array([0, 1, 99])])
@@ -163,7 +181,7 @@ def test_bad_input_writes_nothing(clib, fn):
             wbad = -np.ones(K if fn.kernel.startswith("cross") else N * K)
             _expect(clib, fn, WEIGHT, "weight and probability", weight=wbad,
                     inputs=[bad_probs, *inputs[1:]])
-        _expect(clib, fn, ARG, "reduction and probability", reduction=7,
+        _expect(clib, fn, REDUCTION, "reduction and probability", reduction=7,
                 inputs=[bad_probs, *inputs[1:]])
 
 
@@ -178,11 +196,15 @@ def _documented_codes(fn):
 
 @pytest.mark.parametrize("fn", FUNCTIONS, ids=lambda f: f.cname)
 def test_documented_error_order(fn):
-    """The header lists the codes in the order they are checked; DOMAIN last where it applies."""
+    """The header lists the codes in the order they are checked (ORDER), one per argument the
+    function has; DOMAIN last where it applies."""
     codes = _documented_codes(fn)
-    assert codes[:2] == [NULL, SIZE]
-    order = [NULL, SIZE, ARG, WEIGHT, LABEL, DOMAIN]
-    assert codes == sorted(codes, key=order.index)
+    names = [p.name for p in fn.params]
+    assert codes[:3] == ([NULL, SIZE] if "count" in names else [NULL, NO_CLASSES, SIZE])
+    assert codes == sorted(codes, key=ORDER.index)
+    for code, arg in ((SMOOTHING, "label_smoothing"), (REDUCTION, "reduction"),
+                      (WEIGHT, "weight"), (POS_WEIGHT, "pos_weight"), (LABEL, "labels")):
+        assert (code in codes) == (arg in names), (fn.cname, arg)
     assert (DOMAIN in codes) == _takes_probs(fn)
 
 
@@ -195,6 +217,19 @@ def test_strerror(clib):
     for code in (1, min(CODES.values()) - 1, -1000, 2**31 - 1):
         assert clib.strerror(code) == c_backend.UNKNOWN_ERROR
     header = (C_DIR / "symce.h").read_text()
+    flat = " ".join(header.split())
     for name, value, message in c_backend.ERRORS:
-        assert f"{name} = {value}," in header or f"{name} = {value} " in header, name
-        assert message in header
+        assert re.search(rf"\b{name} = {value}\b", header), name
+        assert " ".join(message.split()) in flat, name
+
+
+def test_one_code_per_cause():
+    """Every error code is one cause, and its message names the argument and what was
+    expected: a caller can tell a bad label_smoothing from a bad reduction."""
+    values = [value for _, value, _ in c_backend.ERRORS]
+    assert len(set(values)) == len(values) and all(v < 0 for v in values[1:])
+    assert set(ORDER) == set(values[1:])
+    messages = {value: message for _, value, message in c_backend.ERRORS}
+    for code, arg in ARGUMENT.items():
+        assert messages[code].startswith(arg + ": expected "), messages[code]
+    assert "SYMCE_ERR_ARG" not in (C_DIR / "symce.h").read_text()

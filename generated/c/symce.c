@@ -40,12 +40,15 @@ const char *symce_strerror(int code)
 {
     switch (code) {
     case SYMCE_OK: return "success";
-    case SYMCE_ERR_NULL: return "a required pointer is NULL";
-    case SYMCE_ERR_SIZE: return "k is 0, or the buffer size n*k (n*k*k for the Jacobian) overflows size_t";
-    case SYMCE_ERR_LABEL: return "a label is outside [0, k) and is not ignore_index";
-    case SYMCE_ERR_WEIGHT: return "a weight or pos_weight entry is negative or NaN";
-    case SYMCE_ERR_ARG: return "label_smoothing is outside [0, 1] or NaN, or the reduction is unknown";
-    case SYMCE_ERR_DOMAIN: return "a probability is outside [0, 1] (NaN passes through)";
+    case SYMCE_ERR_NULL: return "a required pointer argument is NULL (only weight and pos_weight may be NULL, for all ones)";
+    case SYMCE_ERR_SIZE: return "n, k (or count): expected buffer sizes that fit in size_t, got n*k (n*k*k for the Jacobian, count elementwise) elements that overflow it";
+    case SYMCE_ERR_LABEL: return "labels: expected class indices in [0, k) or ignore_index, got one outside";
+    case SYMCE_ERR_WEIGHT: return "weight: expected NULL or entries >= 0, got a negative or NaN entry";
+    case SYMCE_ERR_SMOOTHING: return "label_smoothing: expected a number in [0, 1], got one outside it or NaN";
+    case SYMCE_ERR_DOMAIN: return "probs: expected probabilities in [0, 1] (or NaN, which passes through), got one outside";
+    case SYMCE_ERR_REDUCTION: return "reduction: expected SYMCE_REDUCTION_NONE, _MEAN or _SUM, got another value";
+    case SYMCE_ERR_POS_WEIGHT: return "pos_weight: expected NULL or entries >= 0, got a negative or NaN entry";
+    case SYMCE_ERR_NO_CLASSES: return "k: expected at least 1 class per row, got 0";
     default: return "unknown symce error code";
     }
 }
@@ -57,7 +60,7 @@ const char *symce_strerror(int code)
 /* k >= 1, and n*k*k2 elements of elem bytes fit in size_t. */
 static int symce_check_shape(size_t n, size_t k, size_t k2, size_t elem)
 {
-    if (k == 0) return SYMCE_ERR_SIZE;
+    if (k == 0) return SYMCE_ERR_NO_CLASSES;
     if (n > SIZE_MAX / k / k2 / elem) return SYMCE_ERR_SIZE;
     return SYMCE_OK;
 }
@@ -70,7 +73,7 @@ static int symce_check_count(size_t count, size_t elem)
 static int symce_check_reduction(symce_reduction reduction)
 {
     if (reduction != SYMCE_REDUCTION_NONE && reduction != SYMCE_REDUCTION_MEAN
-        && reduction != SYMCE_REDUCTION_SUM) return SYMCE_ERR_ARG;
+        && reduction != SYMCE_REDUCTION_SUM) return SYMCE_ERR_REDUCTION;
     return SYMCE_OK;
 }
 
@@ -331,12 +334,13 @@ static inline long double symce_sigmoid_ld(long double t)
 /* Validation and reductions for float buffers */
 /* ---------------------------------------------------------------------------------------- */
 
-/* NULL (all ones) or len entries, each >= 0 and not NaN. */
-static int symce_check_weights_f32(const float *restrict weight, size_t len)
+/* NULL (all ones) or len entries, each >= 0 and not NaN; else code (SYMCE_ERR_WEIGHT or
+   SYMCE_ERR_POS_WEIGHT). */
+static int symce_check_weights_f32(const float *restrict weight, size_t len, int code)
 {
     if (weight == NULL) return SYMCE_OK;
     for (size_t i = 0; i < len; ++i)
-        if (!(weight[i] >= 0)) return SYMCE_ERR_WEIGHT;
+        if (!(weight[i] >= 0)) return code;
     return SYMCE_OK;
 }
 
@@ -351,7 +355,7 @@ static int symce_check_probs_f32(const float *restrict probs, size_t len)
 /* label_smoothing in [0, 1] (false for NaN). */
 static int symce_check_smoothing_f32(float label_smoothing)
 {
-    return (label_smoothing >= 0 && label_smoothing <= 1) ? SYMCE_OK : SYMCE_ERR_ARG;
+    return (label_smoothing >= 0 && label_smoothing <= 1) ? SYMCE_OK : SYMCE_ERR_SMOOTHING;
 }
 
 /* The mean divisor for labels: the summed weight[t] of the samples that are not ignored. */
@@ -516,12 +520,13 @@ static void symce_block_stats_f32(const float *restrict z, size_t rows, size_t k
 /* Validation and reductions for double buffers */
 /* ---------------------------------------------------------------------------------------- */
 
-/* NULL (all ones) or len entries, each >= 0 and not NaN. */
-static int symce_check_weights_f64(const double *restrict weight, size_t len)
+/* NULL (all ones) or len entries, each >= 0 and not NaN; else code (SYMCE_ERR_WEIGHT or
+   SYMCE_ERR_POS_WEIGHT). */
+static int symce_check_weights_f64(const double *restrict weight, size_t len, int code)
 {
     if (weight == NULL) return SYMCE_OK;
     for (size_t i = 0; i < len; ++i)
-        if (!(weight[i] >= 0)) return SYMCE_ERR_WEIGHT;
+        if (!(weight[i] >= 0)) return code;
     return SYMCE_OK;
 }
 
@@ -536,7 +541,7 @@ static int symce_check_probs_f64(const double *restrict probs, size_t len)
 /* label_smoothing in [0, 1] (false for NaN). */
 static int symce_check_smoothing_f64(double label_smoothing)
 {
-    return (label_smoothing >= 0 && label_smoothing <= 1) ? SYMCE_OK : SYMCE_ERR_ARG;
+    return (label_smoothing >= 0 && label_smoothing <= 1) ? SYMCE_OK : SYMCE_ERR_SMOOTHING;
 }
 
 /* The mean divisor for labels: the summed weight[t] of the samples that are not ignored. */
@@ -994,7 +999,7 @@ int symce_cross_entropy_f32(size_t n, size_t k, const float *SYMCE_RESTRICT prob
     int rc = symce_check_shape(n, k, 1, sizeof(float));
     if (rc == SYMCE_OK) rc = symce_check_smoothing_f32(label_smoothing);
     if (rc == SYMCE_OK) rc = symce_check_reduction(reduction);
-    if (rc == SYMCE_OK) rc = symce_check_weights_f32(weight, k);
+    if (rc == SYMCE_OK) rc = symce_check_weights_f32(weight, k, SYMCE_ERR_WEIGHT);
     if (rc == SYMCE_OK) rc = symce_check_labels(labels, n, k, ignore_index);
     if (rc == SYMCE_OK) rc = symce_check_probs_f32(probs, n * k);
     if (rc != SYMCE_OK) return rc;
@@ -1036,7 +1041,7 @@ int symce_cross_entropy_soft_f32(size_t n, size_t k, const float *SYMCE_RESTRICT
     int rc = symce_check_shape(n, k, 1, sizeof(float));
     if (rc == SYMCE_OK) rc = symce_check_smoothing_f32(label_smoothing);
     if (rc == SYMCE_OK) rc = symce_check_reduction(reduction);
-    if (rc == SYMCE_OK) rc = symce_check_weights_f32(weight, k);
+    if (rc == SYMCE_OK) rc = symce_check_weights_f32(weight, k, SYMCE_ERR_WEIGHT);
     if (rc == SYMCE_OK) rc = symce_check_probs_f32(probs, n * k);
     if (rc != SYMCE_OK) return rc;
 
@@ -1073,7 +1078,7 @@ int symce_cross_entropy_grad_f32(size_t n, size_t k, const float *SYMCE_RESTRICT
     int rc = symce_check_shape(n, k, 1, sizeof(float));
     if (rc == SYMCE_OK) rc = symce_check_smoothing_f32(label_smoothing);
     if (rc == SYMCE_OK) rc = symce_check_reduction(reduction);
-    if (rc == SYMCE_OK) rc = symce_check_weights_f32(weight, k);
+    if (rc == SYMCE_OK) rc = symce_check_weights_f32(weight, k, SYMCE_ERR_WEIGHT);
     if (rc == SYMCE_OK) rc = symce_check_labels(labels, n, k, ignore_index);
     if (rc == SYMCE_OK) rc = symce_check_probs_f32(probs, n * k);
     if (rc != SYMCE_OK) return rc;
@@ -1112,7 +1117,7 @@ int symce_cross_entropy_grad_soft_f32(size_t n, size_t k, const float *SYMCE_RES
     int rc = symce_check_shape(n, k, 1, sizeof(float));
     if (rc == SYMCE_OK) rc = symce_check_smoothing_f32(label_smoothing);
     if (rc == SYMCE_OK) rc = symce_check_reduction(reduction);
-    if (rc == SYMCE_OK) rc = symce_check_weights_f32(weight, k);
+    if (rc == SYMCE_OK) rc = symce_check_weights_f32(weight, k, SYMCE_ERR_WEIGHT);
     if (rc == SYMCE_OK) rc = symce_check_probs_f32(probs, n * k);
     if (rc != SYMCE_OK) return rc;
 
@@ -1146,7 +1151,7 @@ int symce_softmax_cross_entropy_f32(size_t n, size_t k, const float *SYMCE_RESTR
     int rc = symce_check_shape(n, k, 1, sizeof(float));
     if (rc == SYMCE_OK) rc = symce_check_smoothing_f32(label_smoothing);
     if (rc == SYMCE_OK) rc = symce_check_reduction(reduction);
-    if (rc == SYMCE_OK) rc = symce_check_weights_f32(weight, k);
+    if (rc == SYMCE_OK) rc = symce_check_weights_f32(weight, k, SYMCE_ERR_WEIGHT);
     if (rc == SYMCE_OK) rc = symce_check_labels(labels, n, k, ignore_index);
     if (rc != SYMCE_OK) return rc;
 
@@ -1232,7 +1237,7 @@ int symce_softmax_cross_entropy_soft_f32(size_t n, size_t k, const float *SYMCE_
     int rc = symce_check_shape(n, k, 1, sizeof(float));
     if (rc == SYMCE_OK) rc = symce_check_smoothing_f32(label_smoothing);
     if (rc == SYMCE_OK) rc = symce_check_reduction(reduction);
-    if (rc == SYMCE_OK) rc = symce_check_weights_f32(weight, k);
+    if (rc == SYMCE_OK) rc = symce_check_weights_f32(weight, k, SYMCE_ERR_WEIGHT);
     if (rc != SYMCE_OK) return rc;
 
     const double k_real = (double)k;
@@ -1312,7 +1317,7 @@ int symce_softmax_cross_entropy_grad_f32(size_t n, size_t k, const float *SYMCE_
     int rc = symce_check_shape(n, k, 1, sizeof(float));
     if (rc == SYMCE_OK) rc = symce_check_smoothing_f32(label_smoothing);
     if (rc == SYMCE_OK) rc = symce_check_reduction(reduction);
-    if (rc == SYMCE_OK) rc = symce_check_weights_f32(weight, k);
+    if (rc == SYMCE_OK) rc = symce_check_weights_f32(weight, k, SYMCE_ERR_WEIGHT);
     if (rc == SYMCE_OK) rc = symce_check_labels(labels, n, k, ignore_index);
     if (rc != SYMCE_OK) return rc;
 
@@ -1413,7 +1418,7 @@ int symce_softmax_cross_entropy_grad_soft_f32(size_t n, size_t k,
     int rc = symce_check_shape(n, k, 1, sizeof(float));
     if (rc == SYMCE_OK) rc = symce_check_smoothing_f32(label_smoothing);
     if (rc == SYMCE_OK) rc = symce_check_reduction(reduction);
-    if (rc == SYMCE_OK) rc = symce_check_weights_f32(weight, k);
+    if (rc == SYMCE_OK) rc = symce_check_weights_f32(weight, k, SYMCE_ERR_WEIGHT);
     if (rc != SYMCE_OK) return rc;
 
     const double k_real = (double)k;
@@ -1528,7 +1533,7 @@ int symce_softmax_cross_entropy_with_grad_f32(size_t n, size_t k,
     int rc = symce_check_shape(n, k, 1, sizeof(float));
     if (rc == SYMCE_OK) rc = symce_check_smoothing_f32(label_smoothing);
     if (rc == SYMCE_OK) rc = symce_check_reduction(reduction);
-    if (rc == SYMCE_OK) rc = symce_check_weights_f32(weight, k);
+    if (rc == SYMCE_OK) rc = symce_check_weights_f32(weight, k, SYMCE_ERR_WEIGHT);
     if (rc == SYMCE_OK) rc = symce_check_labels(labels, n, k, ignore_index);
     if (rc != SYMCE_OK) return rc;
 
@@ -1663,7 +1668,7 @@ int symce_softmax_cross_entropy_with_grad_soft_f32(size_t n, size_t k,
     int rc = symce_check_shape(n, k, 1, sizeof(float));
     if (rc == SYMCE_OK) rc = symce_check_smoothing_f32(label_smoothing);
     if (rc == SYMCE_OK) rc = symce_check_reduction(reduction);
-    if (rc == SYMCE_OK) rc = symce_check_weights_f32(weight, k);
+    if (rc == SYMCE_OK) rc = symce_check_weights_f32(weight, k, SYMCE_ERR_WEIGHT);
     if (rc != SYMCE_OK) return rc;
 
     const double k_real = (double)k;
@@ -1807,7 +1812,7 @@ int symce_binary_cross_entropy_f32(size_t n, size_t k, const float *SYMCE_RESTRI
     if (probs == NULL || target == NULL || loss == NULL) return SYMCE_ERR_NULL;
     int rc = symce_check_shape(n, k, 1, sizeof(float));
     if (rc == SYMCE_OK) rc = symce_check_reduction(reduction);
-    if (rc == SYMCE_OK) rc = symce_check_weights_f32(weight, n * k);
+    if (rc == SYMCE_OK) rc = symce_check_weights_f32(weight, n * k, SYMCE_ERR_WEIGHT);
     if (rc == SYMCE_OK) rc = symce_check_probs_f32(probs, n * k);
     if (rc != SYMCE_OK) return rc;
 
@@ -1871,7 +1876,7 @@ int symce_binary_cross_entropy_grad_f32(size_t n, size_t k, const float *SYMCE_R
     if (probs == NULL || target == NULL || grad == NULL) return SYMCE_ERR_NULL;
     int rc = symce_check_shape(n, k, 1, sizeof(float));
     if (rc == SYMCE_OK) rc = symce_check_reduction(reduction);
-    if (rc == SYMCE_OK) rc = symce_check_weights_f32(weight, n * k);
+    if (rc == SYMCE_OK) rc = symce_check_weights_f32(weight, n * k, SYMCE_ERR_WEIGHT);
     if (rc == SYMCE_OK) rc = symce_check_probs_f32(probs, n * k);
     if (rc != SYMCE_OK) return rc;
 
@@ -1913,8 +1918,8 @@ int symce_sigmoid_binary_cross_entropy_f32(size_t n, size_t k, const float *SYMC
     if (logits == NULL || target == NULL || loss == NULL) return SYMCE_ERR_NULL;
     int rc = symce_check_shape(n, k, 1, sizeof(float));
     if (rc == SYMCE_OK) rc = symce_check_reduction(reduction);
-    if (rc == SYMCE_OK) rc = symce_check_weights_f32(weight, n * k);
-    if (rc == SYMCE_OK) rc = symce_check_weights_f32(pos_weight, k);
+    if (rc == SYMCE_OK) rc = symce_check_weights_f32(weight, n * k, SYMCE_ERR_WEIGHT);
+    if (rc == SYMCE_OK) rc = symce_check_weights_f32(pos_weight, k, SYMCE_ERR_POS_WEIGHT);
     if (rc != SYMCE_OK) return rc;
 
     const size_t count = n * k;
@@ -2002,8 +2007,8 @@ int symce_sigmoid_binary_cross_entropy_grad_f32(size_t n, size_t k,
     if (logits == NULL || target == NULL || grad == NULL) return SYMCE_ERR_NULL;
     int rc = symce_check_shape(n, k, 1, sizeof(float));
     if (rc == SYMCE_OK) rc = symce_check_reduction(reduction);
-    if (rc == SYMCE_OK) rc = symce_check_weights_f32(weight, n * k);
-    if (rc == SYMCE_OK) rc = symce_check_weights_f32(pos_weight, k);
+    if (rc == SYMCE_OK) rc = symce_check_weights_f32(weight, n * k, SYMCE_ERR_WEIGHT);
+    if (rc == SYMCE_OK) rc = symce_check_weights_f32(pos_weight, k, SYMCE_ERR_POS_WEIGHT);
     if (rc != SYMCE_OK) return rc;
 
     const size_t count = n * k;
@@ -2063,8 +2068,8 @@ int symce_sigmoid_binary_cross_entropy_with_grad_f32(size_t n, size_t k,
     if (logits == NULL || target == NULL || loss == NULL || grad == NULL) return SYMCE_ERR_NULL;
     int rc = symce_check_shape(n, k, 1, sizeof(float));
     if (rc == SYMCE_OK) rc = symce_check_reduction(reduction);
-    if (rc == SYMCE_OK) rc = symce_check_weights_f32(weight, n * k);
-    if (rc == SYMCE_OK) rc = symce_check_weights_f32(pos_weight, k);
+    if (rc == SYMCE_OK) rc = symce_check_weights_f32(weight, n * k, SYMCE_ERR_WEIGHT);
+    if (rc == SYMCE_OK) rc = symce_check_weights_f32(pos_weight, k, SYMCE_ERR_POS_WEIGHT);
     if (rc != SYMCE_OK) return rc;
 
     const size_t count = n * k;
@@ -2446,7 +2451,7 @@ int symce_cross_entropy_f64(size_t n, size_t k, const double *SYMCE_RESTRICT pro
     int rc = symce_check_shape(n, k, 1, sizeof(double));
     if (rc == SYMCE_OK) rc = symce_check_smoothing_f64(label_smoothing);
     if (rc == SYMCE_OK) rc = symce_check_reduction(reduction);
-    if (rc == SYMCE_OK) rc = symce_check_weights_f64(weight, k);
+    if (rc == SYMCE_OK) rc = symce_check_weights_f64(weight, k, SYMCE_ERR_WEIGHT);
     if (rc == SYMCE_OK) rc = symce_check_labels(labels, n, k, ignore_index);
     if (rc == SYMCE_OK) rc = symce_check_probs_f64(probs, n * k);
     if (rc != SYMCE_OK) return rc;
@@ -2488,7 +2493,7 @@ int symce_cross_entropy_soft_f64(size_t n, size_t k, const double *SYMCE_RESTRIC
     int rc = symce_check_shape(n, k, 1, sizeof(double));
     if (rc == SYMCE_OK) rc = symce_check_smoothing_f64(label_smoothing);
     if (rc == SYMCE_OK) rc = symce_check_reduction(reduction);
-    if (rc == SYMCE_OK) rc = symce_check_weights_f64(weight, k);
+    if (rc == SYMCE_OK) rc = symce_check_weights_f64(weight, k, SYMCE_ERR_WEIGHT);
     if (rc == SYMCE_OK) rc = symce_check_probs_f64(probs, n * k);
     if (rc != SYMCE_OK) return rc;
 
@@ -2525,7 +2530,7 @@ int symce_cross_entropy_grad_f64(size_t n, size_t k, const double *SYMCE_RESTRIC
     int rc = symce_check_shape(n, k, 1, sizeof(double));
     if (rc == SYMCE_OK) rc = symce_check_smoothing_f64(label_smoothing);
     if (rc == SYMCE_OK) rc = symce_check_reduction(reduction);
-    if (rc == SYMCE_OK) rc = symce_check_weights_f64(weight, k);
+    if (rc == SYMCE_OK) rc = symce_check_weights_f64(weight, k, SYMCE_ERR_WEIGHT);
     if (rc == SYMCE_OK) rc = symce_check_labels(labels, n, k, ignore_index);
     if (rc == SYMCE_OK) rc = symce_check_probs_f64(probs, n * k);
     if (rc != SYMCE_OK) return rc;
@@ -2564,7 +2569,7 @@ int symce_cross_entropy_grad_soft_f64(size_t n, size_t k, const double *SYMCE_RE
     int rc = symce_check_shape(n, k, 1, sizeof(double));
     if (rc == SYMCE_OK) rc = symce_check_smoothing_f64(label_smoothing);
     if (rc == SYMCE_OK) rc = symce_check_reduction(reduction);
-    if (rc == SYMCE_OK) rc = symce_check_weights_f64(weight, k);
+    if (rc == SYMCE_OK) rc = symce_check_weights_f64(weight, k, SYMCE_ERR_WEIGHT);
     if (rc == SYMCE_OK) rc = symce_check_probs_f64(probs, n * k);
     if (rc != SYMCE_OK) return rc;
 
@@ -2598,7 +2603,7 @@ int symce_softmax_cross_entropy_f64(size_t n, size_t k, const double *SYMCE_REST
     int rc = symce_check_shape(n, k, 1, sizeof(double));
     if (rc == SYMCE_OK) rc = symce_check_smoothing_f64(label_smoothing);
     if (rc == SYMCE_OK) rc = symce_check_reduction(reduction);
-    if (rc == SYMCE_OK) rc = symce_check_weights_f64(weight, k);
+    if (rc == SYMCE_OK) rc = symce_check_weights_f64(weight, k, SYMCE_ERR_WEIGHT);
     if (rc == SYMCE_OK) rc = symce_check_labels(labels, n, k, ignore_index);
     if (rc != SYMCE_OK) return rc;
 
@@ -2688,7 +2693,7 @@ int symce_softmax_cross_entropy_soft_f64(size_t n, size_t k, const double *SYMCE
     int rc = symce_check_shape(n, k, 1, sizeof(double));
     if (rc == SYMCE_OK) rc = symce_check_smoothing_f64(label_smoothing);
     if (rc == SYMCE_OK) rc = symce_check_reduction(reduction);
-    if (rc == SYMCE_OK) rc = symce_check_weights_f64(weight, k);
+    if (rc == SYMCE_OK) rc = symce_check_weights_f64(weight, k, SYMCE_ERR_WEIGHT);
     if (rc != SYMCE_OK) return rc;
 
     const double k_real = (double)k;
@@ -2770,7 +2775,7 @@ int symce_softmax_cross_entropy_grad_f64(size_t n, size_t k, const double *SYMCE
     int rc = symce_check_shape(n, k, 1, sizeof(double));
     if (rc == SYMCE_OK) rc = symce_check_smoothing_f64(label_smoothing);
     if (rc == SYMCE_OK) rc = symce_check_reduction(reduction);
-    if (rc == SYMCE_OK) rc = symce_check_weights_f64(weight, k);
+    if (rc == SYMCE_OK) rc = symce_check_weights_f64(weight, k, SYMCE_ERR_WEIGHT);
     if (rc == SYMCE_OK) rc = symce_check_labels(labels, n, k, ignore_index);
     if (rc != SYMCE_OK) return rc;
 
@@ -2872,7 +2877,7 @@ int symce_softmax_cross_entropy_grad_soft_f64(size_t n, size_t k,
     int rc = symce_check_shape(n, k, 1, sizeof(double));
     if (rc == SYMCE_OK) rc = symce_check_smoothing_f64(label_smoothing);
     if (rc == SYMCE_OK) rc = symce_check_reduction(reduction);
-    if (rc == SYMCE_OK) rc = symce_check_weights_f64(weight, k);
+    if (rc == SYMCE_OK) rc = symce_check_weights_f64(weight, k, SYMCE_ERR_WEIGHT);
     if (rc != SYMCE_OK) return rc;
 
     const double k_real = (double)k;
@@ -2989,7 +2994,7 @@ int symce_softmax_cross_entropy_with_grad_f64(size_t n, size_t k,
     int rc = symce_check_shape(n, k, 1, sizeof(double));
     if (rc == SYMCE_OK) rc = symce_check_smoothing_f64(label_smoothing);
     if (rc == SYMCE_OK) rc = symce_check_reduction(reduction);
-    if (rc == SYMCE_OK) rc = symce_check_weights_f64(weight, k);
+    if (rc == SYMCE_OK) rc = symce_check_weights_f64(weight, k, SYMCE_ERR_WEIGHT);
     if (rc == SYMCE_OK) rc = symce_check_labels(labels, n, k, ignore_index);
     if (rc != SYMCE_OK) return rc;
 
@@ -3127,7 +3132,7 @@ int symce_softmax_cross_entropy_with_grad_soft_f64(size_t n, size_t k,
     int rc = symce_check_shape(n, k, 1, sizeof(double));
     if (rc == SYMCE_OK) rc = symce_check_smoothing_f64(label_smoothing);
     if (rc == SYMCE_OK) rc = symce_check_reduction(reduction);
-    if (rc == SYMCE_OK) rc = symce_check_weights_f64(weight, k);
+    if (rc == SYMCE_OK) rc = symce_check_weights_f64(weight, k, SYMCE_ERR_WEIGHT);
     if (rc != SYMCE_OK) return rc;
 
     const double k_real = (double)k;
@@ -3275,7 +3280,7 @@ int symce_binary_cross_entropy_f64(size_t n, size_t k, const double *SYMCE_RESTR
     if (probs == NULL || target == NULL || loss == NULL) return SYMCE_ERR_NULL;
     int rc = symce_check_shape(n, k, 1, sizeof(double));
     if (rc == SYMCE_OK) rc = symce_check_reduction(reduction);
-    if (rc == SYMCE_OK) rc = symce_check_weights_f64(weight, n * k);
+    if (rc == SYMCE_OK) rc = symce_check_weights_f64(weight, n * k, SYMCE_ERR_WEIGHT);
     if (rc == SYMCE_OK) rc = symce_check_probs_f64(probs, n * k);
     if (rc != SYMCE_OK) return rc;
 
@@ -3339,7 +3344,7 @@ int symce_binary_cross_entropy_grad_f64(size_t n, size_t k, const double *SYMCE_
     if (probs == NULL || target == NULL || grad == NULL) return SYMCE_ERR_NULL;
     int rc = symce_check_shape(n, k, 1, sizeof(double));
     if (rc == SYMCE_OK) rc = symce_check_reduction(reduction);
-    if (rc == SYMCE_OK) rc = symce_check_weights_f64(weight, n * k);
+    if (rc == SYMCE_OK) rc = symce_check_weights_f64(weight, n * k, SYMCE_ERR_WEIGHT);
     if (rc == SYMCE_OK) rc = symce_check_probs_f64(probs, n * k);
     if (rc != SYMCE_OK) return rc;
 
@@ -3381,8 +3386,8 @@ int symce_sigmoid_binary_cross_entropy_f64(size_t n, size_t k, const double *SYM
     if (logits == NULL || target == NULL || loss == NULL) return SYMCE_ERR_NULL;
     int rc = symce_check_shape(n, k, 1, sizeof(double));
     if (rc == SYMCE_OK) rc = symce_check_reduction(reduction);
-    if (rc == SYMCE_OK) rc = symce_check_weights_f64(weight, n * k);
-    if (rc == SYMCE_OK) rc = symce_check_weights_f64(pos_weight, k);
+    if (rc == SYMCE_OK) rc = symce_check_weights_f64(weight, n * k, SYMCE_ERR_WEIGHT);
+    if (rc == SYMCE_OK) rc = symce_check_weights_f64(pos_weight, k, SYMCE_ERR_POS_WEIGHT);
     if (rc != SYMCE_OK) return rc;
 
     const size_t count = n * k;
@@ -3470,8 +3475,8 @@ int symce_sigmoid_binary_cross_entropy_grad_f64(size_t n, size_t k,
     if (logits == NULL || target == NULL || grad == NULL) return SYMCE_ERR_NULL;
     int rc = symce_check_shape(n, k, 1, sizeof(double));
     if (rc == SYMCE_OK) rc = symce_check_reduction(reduction);
-    if (rc == SYMCE_OK) rc = symce_check_weights_f64(weight, n * k);
-    if (rc == SYMCE_OK) rc = symce_check_weights_f64(pos_weight, k);
+    if (rc == SYMCE_OK) rc = symce_check_weights_f64(weight, n * k, SYMCE_ERR_WEIGHT);
+    if (rc == SYMCE_OK) rc = symce_check_weights_f64(pos_weight, k, SYMCE_ERR_POS_WEIGHT);
     if (rc != SYMCE_OK) return rc;
 
     const size_t count = n * k;
@@ -3531,8 +3536,8 @@ int symce_sigmoid_binary_cross_entropy_with_grad_f64(size_t n, size_t k,
     if (logits == NULL || target == NULL || loss == NULL || grad == NULL) return SYMCE_ERR_NULL;
     int rc = symce_check_shape(n, k, 1, sizeof(double));
     if (rc == SYMCE_OK) rc = symce_check_reduction(reduction);
-    if (rc == SYMCE_OK) rc = symce_check_weights_f64(weight, n * k);
-    if (rc == SYMCE_OK) rc = symce_check_weights_f64(pos_weight, k);
+    if (rc == SYMCE_OK) rc = symce_check_weights_f64(weight, n * k, SYMCE_ERR_WEIGHT);
+    if (rc == SYMCE_OK) rc = symce_check_weights_f64(pos_weight, k, SYMCE_ERR_POS_WEIGHT);
     if (rc != SYMCE_OK) return rc;
 
     const size_t count = n * k;

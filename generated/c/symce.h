@@ -76,13 +76,27 @@ extern "C" {
 
 /* Return codes: SYMCE_OK or a negative error, described by symce_strerror(). */
 typedef enum symce_status {
-    SYMCE_OK = 0,  /* success */
-    SYMCE_ERR_NULL = -1,  /* a required pointer is NULL */
-    SYMCE_ERR_SIZE = -2,  /* k is 0, or the buffer size n*k (n*k*k for the Jacobian) overflows size_t */
-    SYMCE_ERR_LABEL = -3,  /* a label is outside [0, k) and is not ignore_index */
-    SYMCE_ERR_WEIGHT = -4,  /* a weight or pos_weight entry is negative or NaN */
-    SYMCE_ERR_ARG = -5,  /* label_smoothing is outside [0, 1] or NaN, or the reduction is unknown */
-    SYMCE_ERR_DOMAIN = -6  /* a probability is outside [0, 1] (NaN passes through) */
+    /* success */
+    SYMCE_OK = 0,
+    /* a required pointer argument is NULL (only weight and pos_weight may be NULL, for all ones) */
+    SYMCE_ERR_NULL = -1,
+    /* n, k (or count): expected buffer sizes that fit in size_t, got n*k (n*k*k for the Jacobian,
+       count elementwise) elements that overflow it */
+    SYMCE_ERR_SIZE = -2,
+    /* labels: expected class indices in [0, k) or ignore_index, got one outside */
+    SYMCE_ERR_LABEL = -3,
+    /* weight: expected NULL or entries >= 0, got a negative or NaN entry */
+    SYMCE_ERR_WEIGHT = -4,
+    /* label_smoothing: expected a number in [0, 1], got one outside it or NaN */
+    SYMCE_ERR_SMOOTHING = -5,
+    /* probs: expected probabilities in [0, 1] (or NaN, which passes through), got one outside */
+    SYMCE_ERR_DOMAIN = -6,
+    /* reduction: expected SYMCE_REDUCTION_NONE, _MEAN or _SUM, got another value */
+    SYMCE_ERR_REDUCTION = -7,
+    /* pos_weight: expected NULL or entries >= 0, got a negative or NaN entry */
+    SYMCE_ERR_POS_WEIGHT = -8,
+    /* k: expected at least 1 class per row, got 0 */
+    SYMCE_ERR_NO_CLASSES = -9
 } symce_status;
 
 /* How a loss is reduced over the batch (the gradient kernels return the gradient of it). */
@@ -154,8 +168,8 @@ int symce_sigmoid_grad_f32(size_t count, const float *SYMCE_RESTRICT x, float *S
  *   z    [n*k] logits, row-major (one row per sample)
  *   out  [n*k] p
  *
- * Returns SYMCE_OK, or SYMCE_ERR_NULL, SYMCE_ERR_SIZE (checked in that order, before anything is
- * written).
+ * Returns SYMCE_OK, or SYMCE_ERR_NULL, SYMCE_ERR_NO_CLASSES, SYMCE_ERR_SIZE (checked in that
+ * order, before anything is written).
  */
 int symce_softmax_f32(size_t n, size_t k, const float *SYMCE_RESTRICT z, float *SYMCE_RESTRICT out);
 
@@ -181,8 +195,8 @@ int symce_softmax_f32(size_t n, size_t k, const float *SYMCE_RESTRICT z, float *
  *   z    [n*k] logits, row-major (one row per sample)
  *   out  [n*k] log p
  *
- * Returns SYMCE_OK, or SYMCE_ERR_NULL, SYMCE_ERR_SIZE (checked in that order, before anything is
- * written).
+ * Returns SYMCE_OK, or SYMCE_ERR_NULL, SYMCE_ERR_NO_CLASSES, SYMCE_ERR_SIZE (checked in that
+ * order, before anything is written).
  */
 int symce_log_softmax_f32(size_t n, size_t k, const float *SYMCE_RESTRICT z,
                           float *SYMCE_RESTRICT out);
@@ -209,8 +223,8 @@ int symce_log_softmax_f32(size_t n, size_t k, const float *SYMCE_RESTRICT z,
  *   z    [n*k] logits, row-major (one row per sample)
  *   out  [n] lse
  *
- * Returns SYMCE_OK, or SYMCE_ERR_NULL, SYMCE_ERR_SIZE (checked in that order, before anything is
- * written).
+ * Returns SYMCE_OK, or SYMCE_ERR_NULL, SYMCE_ERR_NO_CLASSES, SYMCE_ERR_SIZE (checked in that
+ * order, before anything is written).
  */
 int symce_logsumexp_f32(size_t n, size_t k, const float *SYMCE_RESTRICT z,
                         float *SYMCE_RESTRICT out);
@@ -241,8 +255,8 @@ int symce_logsumexp_f32(size_t n, size_t k, const float *SYMCE_RESTRICT z,
  *   No allocation: p_j of 64 columns at a time is kept on the stack in the compute type, p_i and
  *   pc_i are computed per row of J.
  *
- * Returns SYMCE_OK, or SYMCE_ERR_NULL, SYMCE_ERR_SIZE (checked in that order, before anything is
- * written).
+ * Returns SYMCE_OK, or SYMCE_ERR_NULL, SYMCE_ERR_NO_CLASSES, SYMCE_ERR_SIZE (checked in that
+ * order, before anything is written).
  */
 int symce_softmax_jacobian_f32(size_t n, size_t k, const float *SYMCE_RESTRICT z,
                                float *SYMCE_RESTRICT out);
@@ -274,8 +288,8 @@ int symce_softmax_jacobian_f32(size_t n, size_t k, const float *SYMCE_RESTRICT z
  *
  *   No allocation: p is computed twice per class, for <g, p> and for the output.
  *
- * Returns SYMCE_OK, or SYMCE_ERR_NULL, SYMCE_ERR_SIZE (checked in that order, before anything is
- * written).
+ * Returns SYMCE_OK, or SYMCE_ERR_NULL, SYMCE_ERR_NO_CLASSES, SYMCE_ERR_SIZE (checked in that
+ * order, before anything is written).
  */
 int symce_softmax_vjp_f32(size_t n, size_t k, const float *SYMCE_RESTRICT z,
                           const float *SYMCE_RESTRICT g, float *SYMCE_RESTRICT out);
@@ -307,8 +321,9 @@ int symce_softmax_vjp_f32(size_t n, size_t k, const float *SYMCE_RESTRICT z,
  *   mean divides by the summed weight[t] of the kept (not ignored) samples; n = 0 gives NaN for
  *   mean and 0 for sum.
  *
- * Returns SYMCE_OK, or SYMCE_ERR_NULL, SYMCE_ERR_SIZE, SYMCE_ERR_ARG, SYMCE_ERR_WEIGHT,
- * SYMCE_ERR_LABEL, SYMCE_ERR_DOMAIN (checked in that order, before anything is written).
+ * Returns SYMCE_OK, or SYMCE_ERR_NULL, SYMCE_ERR_NO_CLASSES, SYMCE_ERR_SIZE, SYMCE_ERR_SMOOTHING,
+ * SYMCE_ERR_REDUCTION, SYMCE_ERR_WEIGHT, SYMCE_ERR_LABEL, SYMCE_ERR_DOMAIN (checked in that order,
+ * before anything is written).
  */
 int symce_cross_entropy_f32(size_t n, size_t k, const float *SYMCE_RESTRICT probs,
                             const int64_t *SYMCE_RESTRICT labels,
@@ -340,8 +355,9 @@ int symce_cross_entropy_f32(size_t n, size_t k, const float *SYMCE_RESTRICT prob
  *
  *   mean divides by n; n = 0 gives NaN for mean and 0 for sum.
  *
- * Returns SYMCE_OK, or SYMCE_ERR_NULL, SYMCE_ERR_SIZE, SYMCE_ERR_ARG, SYMCE_ERR_WEIGHT,
- * SYMCE_ERR_DOMAIN (checked in that order, before anything is written).
+ * Returns SYMCE_OK, or SYMCE_ERR_NULL, SYMCE_ERR_NO_CLASSES, SYMCE_ERR_SIZE, SYMCE_ERR_SMOOTHING,
+ * SYMCE_ERR_REDUCTION, SYMCE_ERR_WEIGHT, SYMCE_ERR_DOMAIN (checked in that order, before anything
+ * is written).
  */
 int symce_cross_entropy_soft_f32(size_t n, size_t k, const float *SYMCE_RESTRICT probs,
                                  const float *SYMCE_RESTRICT target,
@@ -375,8 +391,9 @@ int symce_cross_entropy_soft_f32(size_t n, size_t k, const float *SYMCE_RESTRICT
  *   mean and 0 for sum.
  *   The gradient is that of the reduced loss (for none, each sample's own).
  *
- * Returns SYMCE_OK, or SYMCE_ERR_NULL, SYMCE_ERR_SIZE, SYMCE_ERR_ARG, SYMCE_ERR_WEIGHT,
- * SYMCE_ERR_LABEL, SYMCE_ERR_DOMAIN (checked in that order, before anything is written).
+ * Returns SYMCE_OK, or SYMCE_ERR_NULL, SYMCE_ERR_NO_CLASSES, SYMCE_ERR_SIZE, SYMCE_ERR_SMOOTHING,
+ * SYMCE_ERR_REDUCTION, SYMCE_ERR_WEIGHT, SYMCE_ERR_LABEL, SYMCE_ERR_DOMAIN (checked in that order,
+ * before anything is written).
  */
 int symce_cross_entropy_grad_f32(size_t n, size_t k, const float *SYMCE_RESTRICT probs,
                                  const int64_t *SYMCE_RESTRICT labels,
@@ -408,8 +425,9 @@ int symce_cross_entropy_grad_f32(size_t n, size_t k, const float *SYMCE_RESTRICT
  *   mean divides by n; n = 0 gives NaN for mean and 0 for sum.
  *   The gradient is that of the reduced loss (for none, each sample's own).
  *
- * Returns SYMCE_OK, or SYMCE_ERR_NULL, SYMCE_ERR_SIZE, SYMCE_ERR_ARG, SYMCE_ERR_WEIGHT,
- * SYMCE_ERR_DOMAIN (checked in that order, before anything is written).
+ * Returns SYMCE_OK, or SYMCE_ERR_NULL, SYMCE_ERR_NO_CLASSES, SYMCE_ERR_SIZE, SYMCE_ERR_SMOOTHING,
+ * SYMCE_ERR_REDUCTION, SYMCE_ERR_WEIGHT, SYMCE_ERR_DOMAIN (checked in that order, before anything
+ * is written).
  */
 int symce_cross_entropy_grad_soft_f32(size_t n, size_t k, const float *SYMCE_RESTRICT probs,
                                       const float *SYMCE_RESTRICT target,
@@ -450,8 +468,9 @@ int symce_cross_entropy_grad_soft_f32(size_t n, size_t k, const float *SYMCE_RES
  *   mean divides by the summed weight[t] of the kept (not ignored) samples; n = 0 gives NaN for
  *   mean and 0 for sum.
  *
- * Returns SYMCE_OK, or SYMCE_ERR_NULL, SYMCE_ERR_SIZE, SYMCE_ERR_ARG, SYMCE_ERR_WEIGHT,
- * SYMCE_ERR_LABEL (checked in that order, before anything is written).
+ * Returns SYMCE_OK, or SYMCE_ERR_NULL, SYMCE_ERR_NO_CLASSES, SYMCE_ERR_SIZE, SYMCE_ERR_SMOOTHING,
+ * SYMCE_ERR_REDUCTION, SYMCE_ERR_WEIGHT, SYMCE_ERR_LABEL (checked in that order, before anything
+ * is written).
  */
 int symce_softmax_cross_entropy_f32(size_t n, size_t k, const float *SYMCE_RESTRICT logits,
                                     const int64_t *SYMCE_RESTRICT labels,
@@ -491,8 +510,8 @@ int symce_softmax_cross_entropy_f32(size_t n, size_t k, const float *SYMCE_RESTR
  *
  *   mean divides by n; n = 0 gives NaN for mean and 0 for sum.
  *
- * Returns SYMCE_OK, or SYMCE_ERR_NULL, SYMCE_ERR_SIZE, SYMCE_ERR_ARG, SYMCE_ERR_WEIGHT (checked in
- * that order, before anything is written).
+ * Returns SYMCE_OK, or SYMCE_ERR_NULL, SYMCE_ERR_NO_CLASSES, SYMCE_ERR_SIZE, SYMCE_ERR_SMOOTHING,
+ * SYMCE_ERR_REDUCTION, SYMCE_ERR_WEIGHT (checked in that order, before anything is written).
  */
 int symce_softmax_cross_entropy_soft_f32(size_t n, size_t k, const float *SYMCE_RESTRICT logits,
                                          const float *SYMCE_RESTRICT target,
@@ -535,8 +554,9 @@ int symce_softmax_cross_entropy_soft_f32(size_t n, size_t k, const float *SYMCE_
  *   mean and 0 for sum.
  *   The gradient is that of the reduced loss (for none, each sample's own).
  *
- * Returns SYMCE_OK, or SYMCE_ERR_NULL, SYMCE_ERR_SIZE, SYMCE_ERR_ARG, SYMCE_ERR_WEIGHT,
- * SYMCE_ERR_LABEL (checked in that order, before anything is written).
+ * Returns SYMCE_OK, or SYMCE_ERR_NULL, SYMCE_ERR_NO_CLASSES, SYMCE_ERR_SIZE, SYMCE_ERR_SMOOTHING,
+ * SYMCE_ERR_REDUCTION, SYMCE_ERR_WEIGHT, SYMCE_ERR_LABEL (checked in that order, before anything
+ * is written).
  */
 int symce_softmax_cross_entropy_grad_f32(size_t n, size_t k, const float *SYMCE_RESTRICT logits,
                                          const int64_t *SYMCE_RESTRICT labels,
@@ -578,8 +598,8 @@ int symce_softmax_cross_entropy_grad_f32(size_t n, size_t k, const float *SYMCE_
  *   mean divides by n; n = 0 gives NaN for mean and 0 for sum.
  *   The gradient is that of the reduced loss (for none, each sample's own).
  *
- * Returns SYMCE_OK, or SYMCE_ERR_NULL, SYMCE_ERR_SIZE, SYMCE_ERR_ARG, SYMCE_ERR_WEIGHT (checked in
- * that order, before anything is written).
+ * Returns SYMCE_OK, or SYMCE_ERR_NULL, SYMCE_ERR_NO_CLASSES, SYMCE_ERR_SIZE, SYMCE_ERR_SMOOTHING,
+ * SYMCE_ERR_REDUCTION, SYMCE_ERR_WEIGHT (checked in that order, before anything is written).
  */
 int symce_softmax_cross_entropy_grad_soft_f32(size_t n, size_t k,
                                               const float *SYMCE_RESTRICT logits,
@@ -627,8 +647,9 @@ int symce_softmax_cross_entropy_grad_soft_f32(size_t n, size_t k,
  *   One pass per row: its max, then Srest and sum y~, then loss and gradient together; the same
  *   numbers as the separate loss and gradient kernels.
  *
- * Returns SYMCE_OK, or SYMCE_ERR_NULL, SYMCE_ERR_SIZE, SYMCE_ERR_ARG, SYMCE_ERR_WEIGHT,
- * SYMCE_ERR_LABEL (checked in that order, before anything is written).
+ * Returns SYMCE_OK, or SYMCE_ERR_NULL, SYMCE_ERR_NO_CLASSES, SYMCE_ERR_SIZE, SYMCE_ERR_SMOOTHING,
+ * SYMCE_ERR_REDUCTION, SYMCE_ERR_WEIGHT, SYMCE_ERR_LABEL (checked in that order, before anything
+ * is written).
  */
 int symce_softmax_cross_entropy_with_grad_f32(size_t n, size_t k,
                                               const float *SYMCE_RESTRICT logits,
@@ -677,8 +698,8 @@ int symce_softmax_cross_entropy_with_grad_f32(size_t n, size_t k,
  *   One pass per row: its max, then Srest and sum y~, then loss and gradient together; the same
  *   numbers as the separate loss and gradient kernels.
  *
- * Returns SYMCE_OK, or SYMCE_ERR_NULL, SYMCE_ERR_SIZE, SYMCE_ERR_ARG, SYMCE_ERR_WEIGHT (checked in
- * that order, before anything is written).
+ * Returns SYMCE_OK, or SYMCE_ERR_NULL, SYMCE_ERR_NO_CLASSES, SYMCE_ERR_SIZE, SYMCE_ERR_SMOOTHING,
+ * SYMCE_ERR_REDUCTION, SYMCE_ERR_WEIGHT (checked in that order, before anything is written).
  */
 int symce_softmax_cross_entropy_with_grad_soft_f32(size_t n, size_t k,
                                                    const float *SYMCE_RESTRICT logits,
@@ -708,8 +729,8 @@ int symce_softmax_cross_entropy_with_grad_soft_f32(size_t n, size_t k,
  *
  *   mean divides by n*k; n = 0 gives NaN for mean and 0 for sum.
  *
- * Returns SYMCE_OK, or SYMCE_ERR_NULL, SYMCE_ERR_SIZE, SYMCE_ERR_ARG, SYMCE_ERR_WEIGHT,
- * SYMCE_ERR_DOMAIN (checked in that order, before anything is written).
+ * Returns SYMCE_OK, or SYMCE_ERR_NULL, SYMCE_ERR_NO_CLASSES, SYMCE_ERR_SIZE, SYMCE_ERR_REDUCTION,
+ * SYMCE_ERR_WEIGHT, SYMCE_ERR_DOMAIN (checked in that order, before anything is written).
  */
 int symce_binary_cross_entropy_f32(size_t n, size_t k, const float *SYMCE_RESTRICT probs,
                                    const float *SYMCE_RESTRICT target,
@@ -737,8 +758,8 @@ int symce_binary_cross_entropy_f32(size_t n, size_t k, const float *SYMCE_RESTRI
  *   mean divides by n*k; n = 0 gives NaN for mean and 0 for sum.
  *   The gradient is that of the reduced loss (for none, each sample's own).
  *
- * Returns SYMCE_OK, or SYMCE_ERR_NULL, SYMCE_ERR_SIZE, SYMCE_ERR_ARG, SYMCE_ERR_WEIGHT,
- * SYMCE_ERR_DOMAIN (checked in that order, before anything is written).
+ * Returns SYMCE_OK, or SYMCE_ERR_NULL, SYMCE_ERR_NO_CLASSES, SYMCE_ERR_SIZE, SYMCE_ERR_REDUCTION,
+ * SYMCE_ERR_WEIGHT, SYMCE_ERR_DOMAIN (checked in that order, before anything is written).
  */
 int symce_binary_cross_entropy_grad_f32(size_t n, size_t k, const float *SYMCE_RESTRICT probs,
                                         const float *SYMCE_RESTRICT target,
@@ -765,8 +786,8 @@ int symce_binary_cross_entropy_grad_f32(size_t n, size_t k, const float *SYMCE_R
  *
  *   mean divides by n*k; n = 0 gives NaN for mean and 0 for sum.
  *
- * Returns SYMCE_OK, or SYMCE_ERR_NULL, SYMCE_ERR_SIZE, SYMCE_ERR_ARG, SYMCE_ERR_WEIGHT (checked in
- * that order, before anything is written).
+ * Returns SYMCE_OK, or SYMCE_ERR_NULL, SYMCE_ERR_NO_CLASSES, SYMCE_ERR_SIZE, SYMCE_ERR_REDUCTION,
+ * SYMCE_ERR_WEIGHT, SYMCE_ERR_POS_WEIGHT (checked in that order, before anything is written).
  */
 int symce_sigmoid_binary_cross_entropy_f32(size_t n, size_t k, const float *SYMCE_RESTRICT logits,
                                            const float *SYMCE_RESTRICT target,
@@ -796,8 +817,8 @@ int symce_sigmoid_binary_cross_entropy_f32(size_t n, size_t k, const float *SYMC
  *   mean divides by n*k; n = 0 gives NaN for mean and 0 for sum.
  *   The gradient is that of the reduced loss (for none, each sample's own).
  *
- * Returns SYMCE_OK, or SYMCE_ERR_NULL, SYMCE_ERR_SIZE, SYMCE_ERR_ARG, SYMCE_ERR_WEIGHT (checked in
- * that order, before anything is written).
+ * Returns SYMCE_OK, or SYMCE_ERR_NULL, SYMCE_ERR_NO_CLASSES, SYMCE_ERR_SIZE, SYMCE_ERR_REDUCTION,
+ * SYMCE_ERR_WEIGHT, SYMCE_ERR_POS_WEIGHT (checked in that order, before anything is written).
  */
 int symce_sigmoid_binary_cross_entropy_grad_f32(size_t n, size_t k,
                                                 const float *SYMCE_RESTRICT logits,
@@ -834,8 +855,8 @@ int symce_sigmoid_binary_cross_entropy_grad_f32(size_t n, size_t k,
  *   One pass over the elements, loss and gradient together; the same numbers as the separate loss
  *   and gradient kernels.
  *
- * Returns SYMCE_OK, or SYMCE_ERR_NULL, SYMCE_ERR_SIZE, SYMCE_ERR_ARG, SYMCE_ERR_WEIGHT (checked in
- * that order, before anything is written).
+ * Returns SYMCE_OK, or SYMCE_ERR_NULL, SYMCE_ERR_NO_CLASSES, SYMCE_ERR_SIZE, SYMCE_ERR_REDUCTION,
+ * SYMCE_ERR_WEIGHT, SYMCE_ERR_POS_WEIGHT (checked in that order, before anything is written).
  */
 int symce_sigmoid_binary_cross_entropy_with_grad_f32(size_t n, size_t k,
                                                      const float *SYMCE_RESTRICT logits,
@@ -906,8 +927,8 @@ int symce_sigmoid_grad_f64(size_t count, const double *SYMCE_RESTRICT x,
  *   z    [n*k] logits, row-major (one row per sample)
  *   out  [n*k] p
  *
- * Returns SYMCE_OK, or SYMCE_ERR_NULL, SYMCE_ERR_SIZE (checked in that order, before anything is
- * written).
+ * Returns SYMCE_OK, or SYMCE_ERR_NULL, SYMCE_ERR_NO_CLASSES, SYMCE_ERR_SIZE (checked in that
+ * order, before anything is written).
  */
 int symce_softmax_f64(size_t n, size_t k, const double *SYMCE_RESTRICT z,
                       double *SYMCE_RESTRICT out);
@@ -934,8 +955,8 @@ int symce_softmax_f64(size_t n, size_t k, const double *SYMCE_RESTRICT z,
  *   z    [n*k] logits, row-major (one row per sample)
  *   out  [n*k] log p
  *
- * Returns SYMCE_OK, or SYMCE_ERR_NULL, SYMCE_ERR_SIZE (checked in that order, before anything is
- * written).
+ * Returns SYMCE_OK, or SYMCE_ERR_NULL, SYMCE_ERR_NO_CLASSES, SYMCE_ERR_SIZE (checked in that
+ * order, before anything is written).
  */
 int symce_log_softmax_f64(size_t n, size_t k, const double *SYMCE_RESTRICT z,
                           double *SYMCE_RESTRICT out);
@@ -962,8 +983,8 @@ int symce_log_softmax_f64(size_t n, size_t k, const double *SYMCE_RESTRICT z,
  *   z    [n*k] logits, row-major (one row per sample)
  *   out  [n] lse
  *
- * Returns SYMCE_OK, or SYMCE_ERR_NULL, SYMCE_ERR_SIZE (checked in that order, before anything is
- * written).
+ * Returns SYMCE_OK, or SYMCE_ERR_NULL, SYMCE_ERR_NO_CLASSES, SYMCE_ERR_SIZE (checked in that
+ * order, before anything is written).
  */
 int symce_logsumexp_f64(size_t n, size_t k, const double *SYMCE_RESTRICT z,
                         double *SYMCE_RESTRICT out);
@@ -994,8 +1015,8 @@ int symce_logsumexp_f64(size_t n, size_t k, const double *SYMCE_RESTRICT z,
  *   No allocation: p_j of 64 columns at a time is kept on the stack in the compute type, p_i and
  *   pc_i are computed per row of J.
  *
- * Returns SYMCE_OK, or SYMCE_ERR_NULL, SYMCE_ERR_SIZE (checked in that order, before anything is
- * written).
+ * Returns SYMCE_OK, or SYMCE_ERR_NULL, SYMCE_ERR_NO_CLASSES, SYMCE_ERR_SIZE (checked in that
+ * order, before anything is written).
  */
 int symce_softmax_jacobian_f64(size_t n, size_t k, const double *SYMCE_RESTRICT z,
                                double *SYMCE_RESTRICT out);
@@ -1027,8 +1048,8 @@ int symce_softmax_jacobian_f64(size_t n, size_t k, const double *SYMCE_RESTRICT 
  *
  *   No allocation: p is computed twice per class, for <g, p> and for the output.
  *
- * Returns SYMCE_OK, or SYMCE_ERR_NULL, SYMCE_ERR_SIZE (checked in that order, before anything is
- * written).
+ * Returns SYMCE_OK, or SYMCE_ERR_NULL, SYMCE_ERR_NO_CLASSES, SYMCE_ERR_SIZE (checked in that
+ * order, before anything is written).
  */
 int symce_softmax_vjp_f64(size_t n, size_t k, const double *SYMCE_RESTRICT z,
                           const double *SYMCE_RESTRICT g, double *SYMCE_RESTRICT out);
@@ -1060,8 +1081,9 @@ int symce_softmax_vjp_f64(size_t n, size_t k, const double *SYMCE_RESTRICT z,
  *   mean divides by the summed weight[t] of the kept (not ignored) samples; n = 0 gives NaN for
  *   mean and 0 for sum.
  *
- * Returns SYMCE_OK, or SYMCE_ERR_NULL, SYMCE_ERR_SIZE, SYMCE_ERR_ARG, SYMCE_ERR_WEIGHT,
- * SYMCE_ERR_LABEL, SYMCE_ERR_DOMAIN (checked in that order, before anything is written).
+ * Returns SYMCE_OK, or SYMCE_ERR_NULL, SYMCE_ERR_NO_CLASSES, SYMCE_ERR_SIZE, SYMCE_ERR_SMOOTHING,
+ * SYMCE_ERR_REDUCTION, SYMCE_ERR_WEIGHT, SYMCE_ERR_LABEL, SYMCE_ERR_DOMAIN (checked in that order,
+ * before anything is written).
  */
 int symce_cross_entropy_f64(size_t n, size_t k, const double *SYMCE_RESTRICT probs,
                             const int64_t *SYMCE_RESTRICT labels,
@@ -1093,8 +1115,9 @@ int symce_cross_entropy_f64(size_t n, size_t k, const double *SYMCE_RESTRICT pro
  *
  *   mean divides by n; n = 0 gives NaN for mean and 0 for sum.
  *
- * Returns SYMCE_OK, or SYMCE_ERR_NULL, SYMCE_ERR_SIZE, SYMCE_ERR_ARG, SYMCE_ERR_WEIGHT,
- * SYMCE_ERR_DOMAIN (checked in that order, before anything is written).
+ * Returns SYMCE_OK, or SYMCE_ERR_NULL, SYMCE_ERR_NO_CLASSES, SYMCE_ERR_SIZE, SYMCE_ERR_SMOOTHING,
+ * SYMCE_ERR_REDUCTION, SYMCE_ERR_WEIGHT, SYMCE_ERR_DOMAIN (checked in that order, before anything
+ * is written).
  */
 int symce_cross_entropy_soft_f64(size_t n, size_t k, const double *SYMCE_RESTRICT probs,
                                  const double *SYMCE_RESTRICT target,
@@ -1128,8 +1151,9 @@ int symce_cross_entropy_soft_f64(size_t n, size_t k, const double *SYMCE_RESTRIC
  *   mean and 0 for sum.
  *   The gradient is that of the reduced loss (for none, each sample's own).
  *
- * Returns SYMCE_OK, or SYMCE_ERR_NULL, SYMCE_ERR_SIZE, SYMCE_ERR_ARG, SYMCE_ERR_WEIGHT,
- * SYMCE_ERR_LABEL, SYMCE_ERR_DOMAIN (checked in that order, before anything is written).
+ * Returns SYMCE_OK, or SYMCE_ERR_NULL, SYMCE_ERR_NO_CLASSES, SYMCE_ERR_SIZE, SYMCE_ERR_SMOOTHING,
+ * SYMCE_ERR_REDUCTION, SYMCE_ERR_WEIGHT, SYMCE_ERR_LABEL, SYMCE_ERR_DOMAIN (checked in that order,
+ * before anything is written).
  */
 int symce_cross_entropy_grad_f64(size_t n, size_t k, const double *SYMCE_RESTRICT probs,
                                  const int64_t *SYMCE_RESTRICT labels,
@@ -1161,8 +1185,9 @@ int symce_cross_entropy_grad_f64(size_t n, size_t k, const double *SYMCE_RESTRIC
  *   mean divides by n; n = 0 gives NaN for mean and 0 for sum.
  *   The gradient is that of the reduced loss (for none, each sample's own).
  *
- * Returns SYMCE_OK, or SYMCE_ERR_NULL, SYMCE_ERR_SIZE, SYMCE_ERR_ARG, SYMCE_ERR_WEIGHT,
- * SYMCE_ERR_DOMAIN (checked in that order, before anything is written).
+ * Returns SYMCE_OK, or SYMCE_ERR_NULL, SYMCE_ERR_NO_CLASSES, SYMCE_ERR_SIZE, SYMCE_ERR_SMOOTHING,
+ * SYMCE_ERR_REDUCTION, SYMCE_ERR_WEIGHT, SYMCE_ERR_DOMAIN (checked in that order, before anything
+ * is written).
  */
 int symce_cross_entropy_grad_soft_f64(size_t n, size_t k, const double *SYMCE_RESTRICT probs,
                                       const double *SYMCE_RESTRICT target,
@@ -1203,8 +1228,9 @@ int symce_cross_entropy_grad_soft_f64(size_t n, size_t k, const double *SYMCE_RE
  *   mean divides by the summed weight[t] of the kept (not ignored) samples; n = 0 gives NaN for
  *   mean and 0 for sum.
  *
- * Returns SYMCE_OK, or SYMCE_ERR_NULL, SYMCE_ERR_SIZE, SYMCE_ERR_ARG, SYMCE_ERR_WEIGHT,
- * SYMCE_ERR_LABEL (checked in that order, before anything is written).
+ * Returns SYMCE_OK, or SYMCE_ERR_NULL, SYMCE_ERR_NO_CLASSES, SYMCE_ERR_SIZE, SYMCE_ERR_SMOOTHING,
+ * SYMCE_ERR_REDUCTION, SYMCE_ERR_WEIGHT, SYMCE_ERR_LABEL (checked in that order, before anything
+ * is written).
  */
 int symce_softmax_cross_entropy_f64(size_t n, size_t k, const double *SYMCE_RESTRICT logits,
                                     const int64_t *SYMCE_RESTRICT labels,
@@ -1244,8 +1270,8 @@ int symce_softmax_cross_entropy_f64(size_t n, size_t k, const double *SYMCE_REST
  *
  *   mean divides by n; n = 0 gives NaN for mean and 0 for sum.
  *
- * Returns SYMCE_OK, or SYMCE_ERR_NULL, SYMCE_ERR_SIZE, SYMCE_ERR_ARG, SYMCE_ERR_WEIGHT (checked in
- * that order, before anything is written).
+ * Returns SYMCE_OK, or SYMCE_ERR_NULL, SYMCE_ERR_NO_CLASSES, SYMCE_ERR_SIZE, SYMCE_ERR_SMOOTHING,
+ * SYMCE_ERR_REDUCTION, SYMCE_ERR_WEIGHT (checked in that order, before anything is written).
  */
 int symce_softmax_cross_entropy_soft_f64(size_t n, size_t k, const double *SYMCE_RESTRICT logits,
                                          const double *SYMCE_RESTRICT target,
@@ -1289,8 +1315,9 @@ int symce_softmax_cross_entropy_soft_f64(size_t n, size_t k, const double *SYMCE
  *   mean and 0 for sum.
  *   The gradient is that of the reduced loss (for none, each sample's own).
  *
- * Returns SYMCE_OK, or SYMCE_ERR_NULL, SYMCE_ERR_SIZE, SYMCE_ERR_ARG, SYMCE_ERR_WEIGHT,
- * SYMCE_ERR_LABEL (checked in that order, before anything is written).
+ * Returns SYMCE_OK, or SYMCE_ERR_NULL, SYMCE_ERR_NO_CLASSES, SYMCE_ERR_SIZE, SYMCE_ERR_SMOOTHING,
+ * SYMCE_ERR_REDUCTION, SYMCE_ERR_WEIGHT, SYMCE_ERR_LABEL (checked in that order, before anything
+ * is written).
  */
 int symce_softmax_cross_entropy_grad_f64(size_t n, size_t k, const double *SYMCE_RESTRICT logits,
                                          const int64_t *SYMCE_RESTRICT labels,
@@ -1332,8 +1359,8 @@ int symce_softmax_cross_entropy_grad_f64(size_t n, size_t k, const double *SYMCE
  *   mean divides by n; n = 0 gives NaN for mean and 0 for sum.
  *   The gradient is that of the reduced loss (for none, each sample's own).
  *
- * Returns SYMCE_OK, or SYMCE_ERR_NULL, SYMCE_ERR_SIZE, SYMCE_ERR_ARG, SYMCE_ERR_WEIGHT (checked in
- * that order, before anything is written).
+ * Returns SYMCE_OK, or SYMCE_ERR_NULL, SYMCE_ERR_NO_CLASSES, SYMCE_ERR_SIZE, SYMCE_ERR_SMOOTHING,
+ * SYMCE_ERR_REDUCTION, SYMCE_ERR_WEIGHT (checked in that order, before anything is written).
  */
 int symce_softmax_cross_entropy_grad_soft_f64(size_t n, size_t k,
                                               const double *SYMCE_RESTRICT logits,
@@ -1381,8 +1408,9 @@ int symce_softmax_cross_entropy_grad_soft_f64(size_t n, size_t k,
  *   One pass per row: its max, then Srest and sum y~, then loss and gradient together; the same
  *   numbers as the separate loss and gradient kernels.
  *
- * Returns SYMCE_OK, or SYMCE_ERR_NULL, SYMCE_ERR_SIZE, SYMCE_ERR_ARG, SYMCE_ERR_WEIGHT,
- * SYMCE_ERR_LABEL (checked in that order, before anything is written).
+ * Returns SYMCE_OK, or SYMCE_ERR_NULL, SYMCE_ERR_NO_CLASSES, SYMCE_ERR_SIZE, SYMCE_ERR_SMOOTHING,
+ * SYMCE_ERR_REDUCTION, SYMCE_ERR_WEIGHT, SYMCE_ERR_LABEL (checked in that order, before anything
+ * is written).
  */
 int symce_softmax_cross_entropy_with_grad_f64(size_t n, size_t k,
                                               const double *SYMCE_RESTRICT logits,
@@ -1431,8 +1459,8 @@ int symce_softmax_cross_entropy_with_grad_f64(size_t n, size_t k,
  *   One pass per row: its max, then Srest and sum y~, then loss and gradient together; the same
  *   numbers as the separate loss and gradient kernels.
  *
- * Returns SYMCE_OK, or SYMCE_ERR_NULL, SYMCE_ERR_SIZE, SYMCE_ERR_ARG, SYMCE_ERR_WEIGHT (checked in
- * that order, before anything is written).
+ * Returns SYMCE_OK, or SYMCE_ERR_NULL, SYMCE_ERR_NO_CLASSES, SYMCE_ERR_SIZE, SYMCE_ERR_SMOOTHING,
+ * SYMCE_ERR_REDUCTION, SYMCE_ERR_WEIGHT (checked in that order, before anything is written).
  */
 int symce_softmax_cross_entropy_with_grad_soft_f64(size_t n, size_t k,
                                                    const double *SYMCE_RESTRICT logits,
@@ -1462,8 +1490,8 @@ int symce_softmax_cross_entropy_with_grad_soft_f64(size_t n, size_t k,
  *
  *   mean divides by n*k; n = 0 gives NaN for mean and 0 for sum.
  *
- * Returns SYMCE_OK, or SYMCE_ERR_NULL, SYMCE_ERR_SIZE, SYMCE_ERR_ARG, SYMCE_ERR_WEIGHT,
- * SYMCE_ERR_DOMAIN (checked in that order, before anything is written).
+ * Returns SYMCE_OK, or SYMCE_ERR_NULL, SYMCE_ERR_NO_CLASSES, SYMCE_ERR_SIZE, SYMCE_ERR_REDUCTION,
+ * SYMCE_ERR_WEIGHT, SYMCE_ERR_DOMAIN (checked in that order, before anything is written).
  */
 int symce_binary_cross_entropy_f64(size_t n, size_t k, const double *SYMCE_RESTRICT probs,
                                    const double *SYMCE_RESTRICT target,
@@ -1491,8 +1519,8 @@ int symce_binary_cross_entropy_f64(size_t n, size_t k, const double *SYMCE_RESTR
  *   mean divides by n*k; n = 0 gives NaN for mean and 0 for sum.
  *   The gradient is that of the reduced loss (for none, each sample's own).
  *
- * Returns SYMCE_OK, or SYMCE_ERR_NULL, SYMCE_ERR_SIZE, SYMCE_ERR_ARG, SYMCE_ERR_WEIGHT,
- * SYMCE_ERR_DOMAIN (checked in that order, before anything is written).
+ * Returns SYMCE_OK, or SYMCE_ERR_NULL, SYMCE_ERR_NO_CLASSES, SYMCE_ERR_SIZE, SYMCE_ERR_REDUCTION,
+ * SYMCE_ERR_WEIGHT, SYMCE_ERR_DOMAIN (checked in that order, before anything is written).
  */
 int symce_binary_cross_entropy_grad_f64(size_t n, size_t k, const double *SYMCE_RESTRICT probs,
                                         const double *SYMCE_RESTRICT target,
@@ -1519,8 +1547,8 @@ int symce_binary_cross_entropy_grad_f64(size_t n, size_t k, const double *SYMCE_
  *
  *   mean divides by n*k; n = 0 gives NaN for mean and 0 for sum.
  *
- * Returns SYMCE_OK, or SYMCE_ERR_NULL, SYMCE_ERR_SIZE, SYMCE_ERR_ARG, SYMCE_ERR_WEIGHT (checked in
- * that order, before anything is written).
+ * Returns SYMCE_OK, or SYMCE_ERR_NULL, SYMCE_ERR_NO_CLASSES, SYMCE_ERR_SIZE, SYMCE_ERR_REDUCTION,
+ * SYMCE_ERR_WEIGHT, SYMCE_ERR_POS_WEIGHT (checked in that order, before anything is written).
  */
 int symce_sigmoid_binary_cross_entropy_f64(size_t n, size_t k, const double *SYMCE_RESTRICT logits,
                                            const double *SYMCE_RESTRICT target,
@@ -1550,8 +1578,8 @@ int symce_sigmoid_binary_cross_entropy_f64(size_t n, size_t k, const double *SYM
  *   mean divides by n*k; n = 0 gives NaN for mean and 0 for sum.
  *   The gradient is that of the reduced loss (for none, each sample's own).
  *
- * Returns SYMCE_OK, or SYMCE_ERR_NULL, SYMCE_ERR_SIZE, SYMCE_ERR_ARG, SYMCE_ERR_WEIGHT (checked in
- * that order, before anything is written).
+ * Returns SYMCE_OK, or SYMCE_ERR_NULL, SYMCE_ERR_NO_CLASSES, SYMCE_ERR_SIZE, SYMCE_ERR_REDUCTION,
+ * SYMCE_ERR_WEIGHT, SYMCE_ERR_POS_WEIGHT (checked in that order, before anything is written).
  */
 int symce_sigmoid_binary_cross_entropy_grad_f64(size_t n, size_t k,
                                                 const double *SYMCE_RESTRICT logits,
@@ -1588,8 +1616,8 @@ int symce_sigmoid_binary_cross_entropy_grad_f64(size_t n, size_t k,
  *   One pass over the elements, loss and gradient together; the same numbers as the separate loss
  *   and gradient kernels.
  *
- * Returns SYMCE_OK, or SYMCE_ERR_NULL, SYMCE_ERR_SIZE, SYMCE_ERR_ARG, SYMCE_ERR_WEIGHT (checked in
- * that order, before anything is written).
+ * Returns SYMCE_OK, or SYMCE_ERR_NULL, SYMCE_ERR_NO_CLASSES, SYMCE_ERR_SIZE, SYMCE_ERR_REDUCTION,
+ * SYMCE_ERR_WEIGHT, SYMCE_ERR_POS_WEIGHT (checked in that order, before anything is written).
  */
 int symce_sigmoid_binary_cross_entropy_with_grad_f64(size_t n, size_t k,
                                                      const double *SYMCE_RESTRICT logits,

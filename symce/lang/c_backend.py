@@ -97,14 +97,27 @@ HELPERS = ("clamp_min", "mul0", "softplus", "sigmoid", "two_sum_err")
 _HELPER_CLASSES = {"clamp_min": clamp_min, "mul0": mul0, "softplus": softplus,
                    "sigmoid": sigmoid, "two_sum_err": two_sum_err}
 
-ERRORS = (  # (name, value, message): symce_strerror's table and the header's documentation
+# (name, value, message): symce_strerror's table and the header's documentation.  One code per
+# cause; each message names the argument, what was expected and what was found.  Values are
+# stable: -5 was SYMCE_ERR_ARG (smoothing or reduction) until the two got their own codes.
+ERRORS = (
     ("SYMCE_OK", 0, "success"),
-    ("SYMCE_ERR_NULL", -1, "a required pointer is NULL"),
-    ("SYMCE_ERR_SIZE", -2, "k is 0, or the buffer size n*k (n*k*k for the Jacobian) overflows size_t"),
-    ("SYMCE_ERR_LABEL", -3, "a label is outside [0, k) and is not ignore_index"),
-    ("SYMCE_ERR_WEIGHT", -4, "a weight or pos_weight entry is negative or NaN"),
-    ("SYMCE_ERR_ARG", -5, "label_smoothing is outside [0, 1] or NaN, or the reduction is unknown"),
-    ("SYMCE_ERR_DOMAIN", -6, "a probability is outside [0, 1] (NaN passes through)"),
+    ("SYMCE_ERR_NULL", -1, "a required pointer argument is NULL (only weight and pos_weight may "
+                           "be NULL, for all ones)"),
+    ("SYMCE_ERR_SIZE", -2, "n, k (or count): expected buffer sizes that fit in size_t, got n*k "
+                           "(n*k*k for the Jacobian, count elementwise) elements that overflow it"),
+    ("SYMCE_ERR_LABEL", -3, "labels: expected class indices in [0, k) or ignore_index, got one "
+                            "outside"),
+    ("SYMCE_ERR_WEIGHT", -4, "weight: expected NULL or entries >= 0, got a negative or NaN entry"),
+    ("SYMCE_ERR_SMOOTHING", -5, "label_smoothing: expected a number in [0, 1], got one outside it "
+                                "or NaN"),
+    ("SYMCE_ERR_DOMAIN", -6, "probs: expected probabilities in [0, 1] (or NaN, which passes "
+                             "through), got one outside"),
+    ("SYMCE_ERR_REDUCTION", -7, "reduction: expected SYMCE_REDUCTION_NONE, _MEAN or _SUM, got "
+                                "another value"),
+    ("SYMCE_ERR_POS_WEIGHT", -8, "pos_weight: expected NULL or entries >= 0, got a negative or NaN "
+                                 "entry"),
+    ("SYMCE_ERR_NO_CLASSES", -9, "k: expected at least 1 class per row, got 0"),
 )
 UNKNOWN_ERROR = "unknown symce error code"
 
@@ -546,14 +559,16 @@ def _decl(p: Param, T: str) -> str:
 
 def _errors_for(fn: CFunction, kern):
     """The codes fn can return, in the order it checks them."""
-    codes = ["SYMCE_ERR_NULL", "SYMCE_ERR_SIZE"]
     roles = {p.role for p in fn.params}
-    if "label_smoothing" in roles or "reduction" in roles:
-        codes.append("SYMCE_ERR_ARG")
-    if "weight" in roles:
-        codes.append("SYMCE_ERR_WEIGHT")
-    if "labels" in roles:
-        codes.append("SYMCE_ERR_LABEL")
+    codes = ["SYMCE_ERR_NULL"]
+    if "count" not in [p.name for p in fn.params]:
+        codes.append("SYMCE_ERR_NO_CLASSES")
+    codes.append("SYMCE_ERR_SIZE")
+    for role, code in (("label_smoothing", "SYMCE_ERR_SMOOTHING"),
+                       ("reduction", "SYMCE_ERR_REDUCTION"), ("weight", "SYMCE_ERR_WEIGHT"),
+                       ("pos_weight", "SYMCE_ERR_POS_WEIGHT"), ("labels", "SYMCE_ERR_LABEL")):
+        if role in roles:
+            codes.append(code)
     if checks_domain(kern):
         codes.append("SYMCE_ERR_DOMAIN")
     return codes
@@ -1056,7 +1071,8 @@ def context() -> dict:
     fns = [_function_context(fn) for fn in functions()]
     return {
         "precision": _precision_lines(),
-        "errors": [{"name": n, "value": v, "message": msg} for n, v, msg in ERRORS],
+        "errors": [{"name": n, "value": v, "message": msg,
+                    "comment": _wrapped(f"/* {msg} */", "", "   ")} for n, v, msg in ERRORS],
         "unknown_error": UNKNOWN_ERROR,
         "helpers": _helper_sections(),
         "stash": STASH, "block": BLOCK, "small_k": SMALL_K, "rows": ROWS,
