@@ -283,9 +283,8 @@ class CLib:
         for fn in c_backend.functions():
             cfun = getattr(self.dll, fn.cname)
             cfun.restype = ctypes.c_int
-            real = ctypes.c_float if fn.dtype == "f32" else ctypes.c_double
             cfun.argtypes = [{"size": ctypes.c_size_t, "ignore_index": ctypes.c_int64,
-                              "label_smoothing": real, "reduction": ctypes.c_int}
+                              "label_smoothing": ctypes.c_double, "reduction": ctypes.c_int}
                              .get(p.role, ctypes.c_void_p) for p in fn.params]
             self.functions[fn.cname] = (fn, cfun)
 

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 import sympy as sp
 
-from c_build import C_DIR, clib  # noqa: F401  (clib is a fixture)
+from c_build import C_DIR, clib, library  # noqa: F401  (clib is a fixture)
 from support import random_distribution, random_logits
 from symce import reference as R
 from symce.functions import clamp_min, expm1, log1p, mul0, sigmoid, softplus, two_sum_err
@@ -606,3 +606,42 @@ def test_rows_longer_than_the_stash_agree_with_numpy(clib, dtype):
             want = getattr(sk, name)(z, target, **opts)
             np.testing.assert_allclose(got, want, rtol=tol, atol=tol * np.max(np.abs(want)),
                                        err_msg=name)
+
+
+# ----------------------------------------------------------------------------------------------
+# Options: label_smoothing is a double in both dtypes
+# ----------------------------------------------------------------------------------------------
+def test_label_smoothing_is_a_double():
+    """The float kernels take label_smoothing as a double, as NumPy and MATLAB hold it: with
+    eps = 0.1 (not 0.1f) every float output is the reference at eps = 0.1 rounded once (within
+    0.5 ULP, where a float eps put a third of them 1-2 ULP away), and eps just outside [0, 1] is
+    rejected although it rounds into [0, 1] as a float."""
+    from support import ulp_error
+    rng = np.random.default_rng(21)
+    z = (rng.standard_normal((64, 10)) * 3).astype(np.float32)
+    probs = random_distribution(rng, 64, 10).astype(np.float32)
+    labels = rng.integers(0, 10, 64)
+    soft = random_distribution(rng, 64, 10).astype(np.float32)
+    lib = library()
+    for x, names in ((z, ("softmax_cross_entropy", "softmax_cross_entropy_grad")),
+                     (probs, ("cross_entropy", "cross_entropy_grad"))):
+        for target in (labels, soft):
+            for name in names:
+                opts = {"label_smoothing": 0.1, "reduction": "none" if "grad" not in name else "sum"}
+                got = lib.call(name, np.float32, x, target, **opts)
+                ref = R.evaluate(name, x.astype(np.float64), target, form="closed", **opts)
+                assert ulp_error(got, ref) <= 0.5 + 1e-3, (name, target.dtype)
+    for fn in c_backend.functions():
+        if any(p.role == "label_smoothing" for p in fn.params):
+            assert "double label_smoothing" in fn_prototype(fn), fn.cname
+    for eps in (1.00000001, -1e-300, 1 + 2.0 ** -40):
+        for dtype in DTYPES:
+            code, _, _ = lib.call("softmax_cross_entropy", dtype, z[:2], labels[:2],
+                                  label_smoothing=eps, check=False)
+            assert code == dict((n, v) for n, v, _ in c_backend.ERRORS)["SYMCE_ERR_SMOOTHING"], eps
+
+
+def fn_prototype(fn):
+    header = (C_DIR / "symce.h").read_text()
+    start = header.index(f"int {fn.cname}(")
+    return header[start:header.index(";", start)]

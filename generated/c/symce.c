@@ -119,6 +119,15 @@ static inline int symce_isfinite(double x)
     return (symce_bits(x) & UINT64_C(0x7ff0000000000000)) != UINT64_C(0x7ff0000000000000);
 }
 
+/* label_smoothing in [0, 1] (-0 included), from its bits: positive doubles order as their bit
+   patterns, and a NaN is never in range, even where -ffast-math assumes there is none. */
+static int symce_check_smoothing(double label_smoothing)
+{
+    const uint64_t u = symce_bits(label_smoothing);
+    return (u <= symce_bits(1.0) || u == UINT64_C(0x8000000000000000)) ? SYMCE_OK
+                                                                       : SYMCE_ERR_SMOOTHING;
+}
+
 /* The sum of buf[0 .. len), pairwise: every level is a loop of independent additions (SIMD), and
    the rounding error grows with log2(len), not len.  buf is overwritten. */
 static double symce_pairwise_sum(double *restrict buf, size_t len)
@@ -352,12 +361,6 @@ static int symce_check_probs_f32(const float *restrict probs, size_t len)
     return SYMCE_OK;
 }
 
-/* label_smoothing in [0, 1] (false for NaN). */
-static int symce_check_smoothing_f32(float label_smoothing)
-{
-    return (label_smoothing >= 0 && label_smoothing <= 1) ? SYMCE_OK : SYMCE_ERR_SMOOTHING;
-}
-
 /* The mean divisor for labels: the summed weight[t] of the samples that are not ignored. */
 static double symce_label_divisor_f32(const int64_t *restrict labels, const float *restrict weight,
                                         size_t n, int64_t ignore_index)
@@ -536,12 +539,6 @@ static int symce_check_probs_f64(const double *restrict probs, size_t len)
     for (size_t i = 0; i < len; ++i)
         if (probs[i] < 0 || probs[i] > 1) return SYMCE_ERR_DOMAIN;
     return SYMCE_OK;
-}
-
-/* label_smoothing in [0, 1] (false for NaN). */
-static int symce_check_smoothing_f64(double label_smoothing)
-{
-    return (label_smoothing >= 0 && label_smoothing <= 1) ? SYMCE_OK : SYMCE_ERR_SMOOTHING;
 }
 
 /* The mean divisor for labels: the summed weight[t] of the samples that are not ignored. */
@@ -992,12 +989,12 @@ int symce_softmax_vjp_f32(size_t n, size_t k, const float *SYMCE_RESTRICT z,
 int symce_cross_entropy_f32(size_t n, size_t k, const float *SYMCE_RESTRICT probs,
                             const int64_t *SYMCE_RESTRICT labels,
                             const float *SYMCE_RESTRICT weight, int64_t ignore_index,
-                            float label_smoothing, symce_reduction reduction,
+                            double label_smoothing, symce_reduction reduction,
                             float *SYMCE_RESTRICT loss)
 {
     if (probs == NULL || labels == NULL || loss == NULL) return SYMCE_ERR_NULL;
     int rc = symce_check_shape(n, k, 1, sizeof(float));
-    if (rc == SYMCE_OK) rc = symce_check_smoothing_f32(label_smoothing);
+    if (rc == SYMCE_OK) rc = symce_check_smoothing(label_smoothing);
     if (rc == SYMCE_OK) rc = symce_check_reduction(reduction);
     if (rc == SYMCE_OK) rc = symce_check_weights_f32(weight, k, SYMCE_ERR_WEIGHT);
     if (rc == SYMCE_OK) rc = symce_check_labels(labels, n, k, ignore_index);
@@ -1034,12 +1031,12 @@ int symce_cross_entropy_f32(size_t n, size_t k, const float *SYMCE_RESTRICT prob
 /* Cross-entropy of probabilities against a target. */
 int symce_cross_entropy_soft_f32(size_t n, size_t k, const float *SYMCE_RESTRICT probs,
                                  const float *SYMCE_RESTRICT target,
-                                 const float *SYMCE_RESTRICT weight, float label_smoothing,
+                                 const float *SYMCE_RESTRICT weight, double label_smoothing,
                                  symce_reduction reduction, float *SYMCE_RESTRICT loss)
 {
     if (probs == NULL || target == NULL || loss == NULL) return SYMCE_ERR_NULL;
     int rc = symce_check_shape(n, k, 1, sizeof(float));
-    if (rc == SYMCE_OK) rc = symce_check_smoothing_f32(label_smoothing);
+    if (rc == SYMCE_OK) rc = symce_check_smoothing(label_smoothing);
     if (rc == SYMCE_OK) rc = symce_check_reduction(reduction);
     if (rc == SYMCE_OK) rc = symce_check_weights_f32(weight, k, SYMCE_ERR_WEIGHT);
     if (rc == SYMCE_OK) rc = symce_check_probs_f32(probs, n * k);
@@ -1071,12 +1068,12 @@ int symce_cross_entropy_soft_f32(size_t n, size_t k, const float *SYMCE_RESTRICT
 int symce_cross_entropy_grad_f32(size_t n, size_t k, const float *SYMCE_RESTRICT probs,
                                  const int64_t *SYMCE_RESTRICT labels,
                                  const float *SYMCE_RESTRICT weight, int64_t ignore_index,
-                                 float label_smoothing, symce_reduction reduction,
+                                 double label_smoothing, symce_reduction reduction,
                                  float *SYMCE_RESTRICT grad)
 {
     if (probs == NULL || labels == NULL || grad == NULL) return SYMCE_ERR_NULL;
     int rc = symce_check_shape(n, k, 1, sizeof(float));
-    if (rc == SYMCE_OK) rc = symce_check_smoothing_f32(label_smoothing);
+    if (rc == SYMCE_OK) rc = symce_check_smoothing(label_smoothing);
     if (rc == SYMCE_OK) rc = symce_check_reduction(reduction);
     if (rc == SYMCE_OK) rc = symce_check_weights_f32(weight, k, SYMCE_ERR_WEIGHT);
     if (rc == SYMCE_OK) rc = symce_check_labels(labels, n, k, ignore_index);
@@ -1110,12 +1107,12 @@ int symce_cross_entropy_grad_f32(size_t n, size_t k, const float *SYMCE_RESTRICT
 /* Gradient of the cross-entropy w.r.t. the probabilities. */
 int symce_cross_entropy_grad_soft_f32(size_t n, size_t k, const float *SYMCE_RESTRICT probs,
                                       const float *SYMCE_RESTRICT target,
-                                      const float *SYMCE_RESTRICT weight, float label_smoothing,
+                                      const float *SYMCE_RESTRICT weight, double label_smoothing,
                                       symce_reduction reduction, float *SYMCE_RESTRICT grad)
 {
     if (probs == NULL || target == NULL || grad == NULL) return SYMCE_ERR_NULL;
     int rc = symce_check_shape(n, k, 1, sizeof(float));
-    if (rc == SYMCE_OK) rc = symce_check_smoothing_f32(label_smoothing);
+    if (rc == SYMCE_OK) rc = symce_check_smoothing(label_smoothing);
     if (rc == SYMCE_OK) rc = symce_check_reduction(reduction);
     if (rc == SYMCE_OK) rc = symce_check_weights_f32(weight, k, SYMCE_ERR_WEIGHT);
     if (rc == SYMCE_OK) rc = symce_check_probs_f32(probs, n * k);
@@ -1144,12 +1141,12 @@ int symce_cross_entropy_grad_soft_f32(size_t n, size_t k, const float *SYMCE_RES
 int symce_softmax_cross_entropy_f32(size_t n, size_t k, const float *SYMCE_RESTRICT logits,
                                     const int64_t *SYMCE_RESTRICT labels,
                                     const float *SYMCE_RESTRICT weight, int64_t ignore_index,
-                                    float label_smoothing, symce_reduction reduction,
+                                    double label_smoothing, symce_reduction reduction,
                                     float *SYMCE_RESTRICT loss)
 {
     if (logits == NULL || labels == NULL || loss == NULL) return SYMCE_ERR_NULL;
     int rc = symce_check_shape(n, k, 1, sizeof(float));
-    if (rc == SYMCE_OK) rc = symce_check_smoothing_f32(label_smoothing);
+    if (rc == SYMCE_OK) rc = symce_check_smoothing(label_smoothing);
     if (rc == SYMCE_OK) rc = symce_check_reduction(reduction);
     if (rc == SYMCE_OK) rc = symce_check_weights_f32(weight, k, SYMCE_ERR_WEIGHT);
     if (rc == SYMCE_OK) rc = symce_check_labels(labels, n, k, ignore_index);
@@ -1230,12 +1227,13 @@ int symce_softmax_cross_entropy_f32(size_t n, size_t k, const float *SYMCE_RESTR
 /* Cross-entropy of the softmax of logits (log-sum-exp form). */
 int symce_softmax_cross_entropy_soft_f32(size_t n, size_t k, const float *SYMCE_RESTRICT logits,
                                          const float *SYMCE_RESTRICT target,
-                                         const float *SYMCE_RESTRICT weight, float label_smoothing,
-                                         symce_reduction reduction, float *SYMCE_RESTRICT loss)
+                                         const float *SYMCE_RESTRICT weight,
+                                         double label_smoothing, symce_reduction reduction,
+                                         float *SYMCE_RESTRICT loss)
 {
     if (logits == NULL || target == NULL || loss == NULL) return SYMCE_ERR_NULL;
     int rc = symce_check_shape(n, k, 1, sizeof(float));
-    if (rc == SYMCE_OK) rc = symce_check_smoothing_f32(label_smoothing);
+    if (rc == SYMCE_OK) rc = symce_check_smoothing(label_smoothing);
     if (rc == SYMCE_OK) rc = symce_check_reduction(reduction);
     if (rc == SYMCE_OK) rc = symce_check_weights_f32(weight, k, SYMCE_ERR_WEIGHT);
     if (rc != SYMCE_OK) return rc;
@@ -1310,12 +1308,12 @@ int symce_softmax_cross_entropy_soft_f32(size_t n, size_t k, const float *SYMCE_
 int symce_softmax_cross_entropy_grad_f32(size_t n, size_t k, const float *SYMCE_RESTRICT logits,
                                          const int64_t *SYMCE_RESTRICT labels,
                                          const float *SYMCE_RESTRICT weight, int64_t ignore_index,
-                                         float label_smoothing, symce_reduction reduction,
+                                         double label_smoothing, symce_reduction reduction,
                                          float *SYMCE_RESTRICT grad)
 {
     if (logits == NULL || labels == NULL || grad == NULL) return SYMCE_ERR_NULL;
     int rc = symce_check_shape(n, k, 1, sizeof(float));
-    if (rc == SYMCE_OK) rc = symce_check_smoothing_f32(label_smoothing);
+    if (rc == SYMCE_OK) rc = symce_check_smoothing(label_smoothing);
     if (rc == SYMCE_OK) rc = symce_check_reduction(reduction);
     if (rc == SYMCE_OK) rc = symce_check_weights_f32(weight, k, SYMCE_ERR_WEIGHT);
     if (rc == SYMCE_OK) rc = symce_check_labels(labels, n, k, ignore_index);
@@ -1411,12 +1409,12 @@ int symce_softmax_cross_entropy_grad_soft_f32(size_t n, size_t k,
                                               const float *SYMCE_RESTRICT logits,
                                               const float *SYMCE_RESTRICT target,
                                               const float *SYMCE_RESTRICT weight,
-                                              float label_smoothing, symce_reduction reduction,
+                                              double label_smoothing, symce_reduction reduction,
                                               float *SYMCE_RESTRICT grad)
 {
     if (logits == NULL || target == NULL || grad == NULL) return SYMCE_ERR_NULL;
     int rc = symce_check_shape(n, k, 1, sizeof(float));
-    if (rc == SYMCE_OK) rc = symce_check_smoothing_f32(label_smoothing);
+    if (rc == SYMCE_OK) rc = symce_check_smoothing(label_smoothing);
     if (rc == SYMCE_OK) rc = symce_check_reduction(reduction);
     if (rc == SYMCE_OK) rc = symce_check_weights_f32(weight, k, SYMCE_ERR_WEIGHT);
     if (rc != SYMCE_OK) return rc;
@@ -1524,14 +1522,14 @@ int symce_softmax_cross_entropy_with_grad_f32(size_t n, size_t k,
                                               const float *SYMCE_RESTRICT logits,
                                               const int64_t *SYMCE_RESTRICT labels,
                                               const float *SYMCE_RESTRICT weight,
-                                              int64_t ignore_index, float label_smoothing,
+                                              int64_t ignore_index, double label_smoothing,
                                               symce_reduction reduction,
                                               float *SYMCE_RESTRICT loss,
                                               float *SYMCE_RESTRICT grad)
 {
     if (logits == NULL || labels == NULL || loss == NULL || grad == NULL) return SYMCE_ERR_NULL;
     int rc = symce_check_shape(n, k, 1, sizeof(float));
-    if (rc == SYMCE_OK) rc = symce_check_smoothing_f32(label_smoothing);
+    if (rc == SYMCE_OK) rc = symce_check_smoothing(label_smoothing);
     if (rc == SYMCE_OK) rc = symce_check_reduction(reduction);
     if (rc == SYMCE_OK) rc = symce_check_weights_f32(weight, k, SYMCE_ERR_WEIGHT);
     if (rc == SYMCE_OK) rc = symce_check_labels(labels, n, k, ignore_index);
@@ -1659,14 +1657,14 @@ int symce_softmax_cross_entropy_with_grad_soft_f32(size_t n, size_t k,
                                                    const float *SYMCE_RESTRICT logits,
                                                    const float *SYMCE_RESTRICT target,
                                                    const float *SYMCE_RESTRICT weight,
-                                                   float label_smoothing,
+                                                   double label_smoothing,
                                                    symce_reduction reduction,
                                                    float *SYMCE_RESTRICT loss,
                                                    float *SYMCE_RESTRICT grad)
 {
     if (logits == NULL || target == NULL || loss == NULL || grad == NULL) return SYMCE_ERR_NULL;
     int rc = symce_check_shape(n, k, 1, sizeof(float));
-    if (rc == SYMCE_OK) rc = symce_check_smoothing_f32(label_smoothing);
+    if (rc == SYMCE_OK) rc = symce_check_smoothing(label_smoothing);
     if (rc == SYMCE_OK) rc = symce_check_reduction(reduction);
     if (rc == SYMCE_OK) rc = symce_check_weights_f32(weight, k, SYMCE_ERR_WEIGHT);
     if (rc != SYMCE_OK) return rc;
@@ -2449,7 +2447,7 @@ int symce_cross_entropy_f64(size_t n, size_t k, const double *SYMCE_RESTRICT pro
 {
     if (probs == NULL || labels == NULL || loss == NULL) return SYMCE_ERR_NULL;
     int rc = symce_check_shape(n, k, 1, sizeof(double));
-    if (rc == SYMCE_OK) rc = symce_check_smoothing_f64(label_smoothing);
+    if (rc == SYMCE_OK) rc = symce_check_smoothing(label_smoothing);
     if (rc == SYMCE_OK) rc = symce_check_reduction(reduction);
     if (rc == SYMCE_OK) rc = symce_check_weights_f64(weight, k, SYMCE_ERR_WEIGHT);
     if (rc == SYMCE_OK) rc = symce_check_labels(labels, n, k, ignore_index);
@@ -2491,7 +2489,7 @@ int symce_cross_entropy_soft_f64(size_t n, size_t k, const double *SYMCE_RESTRIC
 {
     if (probs == NULL || target == NULL || loss == NULL) return SYMCE_ERR_NULL;
     int rc = symce_check_shape(n, k, 1, sizeof(double));
-    if (rc == SYMCE_OK) rc = symce_check_smoothing_f64(label_smoothing);
+    if (rc == SYMCE_OK) rc = symce_check_smoothing(label_smoothing);
     if (rc == SYMCE_OK) rc = symce_check_reduction(reduction);
     if (rc == SYMCE_OK) rc = symce_check_weights_f64(weight, k, SYMCE_ERR_WEIGHT);
     if (rc == SYMCE_OK) rc = symce_check_probs_f64(probs, n * k);
@@ -2528,7 +2526,7 @@ int symce_cross_entropy_grad_f64(size_t n, size_t k, const double *SYMCE_RESTRIC
 {
     if (probs == NULL || labels == NULL || grad == NULL) return SYMCE_ERR_NULL;
     int rc = symce_check_shape(n, k, 1, sizeof(double));
-    if (rc == SYMCE_OK) rc = symce_check_smoothing_f64(label_smoothing);
+    if (rc == SYMCE_OK) rc = symce_check_smoothing(label_smoothing);
     if (rc == SYMCE_OK) rc = symce_check_reduction(reduction);
     if (rc == SYMCE_OK) rc = symce_check_weights_f64(weight, k, SYMCE_ERR_WEIGHT);
     if (rc == SYMCE_OK) rc = symce_check_labels(labels, n, k, ignore_index);
@@ -2567,7 +2565,7 @@ int symce_cross_entropy_grad_soft_f64(size_t n, size_t k, const double *SYMCE_RE
 {
     if (probs == NULL || target == NULL || grad == NULL) return SYMCE_ERR_NULL;
     int rc = symce_check_shape(n, k, 1, sizeof(double));
-    if (rc == SYMCE_OK) rc = symce_check_smoothing_f64(label_smoothing);
+    if (rc == SYMCE_OK) rc = symce_check_smoothing(label_smoothing);
     if (rc == SYMCE_OK) rc = symce_check_reduction(reduction);
     if (rc == SYMCE_OK) rc = symce_check_weights_f64(weight, k, SYMCE_ERR_WEIGHT);
     if (rc == SYMCE_OK) rc = symce_check_probs_f64(probs, n * k);
@@ -2601,7 +2599,7 @@ int symce_softmax_cross_entropy_f64(size_t n, size_t k, const double *SYMCE_REST
 {
     if (logits == NULL || labels == NULL || loss == NULL) return SYMCE_ERR_NULL;
     int rc = symce_check_shape(n, k, 1, sizeof(double));
-    if (rc == SYMCE_OK) rc = symce_check_smoothing_f64(label_smoothing);
+    if (rc == SYMCE_OK) rc = symce_check_smoothing(label_smoothing);
     if (rc == SYMCE_OK) rc = symce_check_reduction(reduction);
     if (rc == SYMCE_OK) rc = symce_check_weights_f64(weight, k, SYMCE_ERR_WEIGHT);
     if (rc == SYMCE_OK) rc = symce_check_labels(labels, n, k, ignore_index);
@@ -2691,7 +2689,7 @@ int symce_softmax_cross_entropy_soft_f64(size_t n, size_t k, const double *SYMCE
 {
     if (logits == NULL || target == NULL || loss == NULL) return SYMCE_ERR_NULL;
     int rc = symce_check_shape(n, k, 1, sizeof(double));
-    if (rc == SYMCE_OK) rc = symce_check_smoothing_f64(label_smoothing);
+    if (rc == SYMCE_OK) rc = symce_check_smoothing(label_smoothing);
     if (rc == SYMCE_OK) rc = symce_check_reduction(reduction);
     if (rc == SYMCE_OK) rc = symce_check_weights_f64(weight, k, SYMCE_ERR_WEIGHT);
     if (rc != SYMCE_OK) return rc;
@@ -2773,7 +2771,7 @@ int symce_softmax_cross_entropy_grad_f64(size_t n, size_t k, const double *SYMCE
 {
     if (logits == NULL || labels == NULL || grad == NULL) return SYMCE_ERR_NULL;
     int rc = symce_check_shape(n, k, 1, sizeof(double));
-    if (rc == SYMCE_OK) rc = symce_check_smoothing_f64(label_smoothing);
+    if (rc == SYMCE_OK) rc = symce_check_smoothing(label_smoothing);
     if (rc == SYMCE_OK) rc = symce_check_reduction(reduction);
     if (rc == SYMCE_OK) rc = symce_check_weights_f64(weight, k, SYMCE_ERR_WEIGHT);
     if (rc == SYMCE_OK) rc = symce_check_labels(labels, n, k, ignore_index);
@@ -2875,7 +2873,7 @@ int symce_softmax_cross_entropy_grad_soft_f64(size_t n, size_t k,
 {
     if (logits == NULL || target == NULL || grad == NULL) return SYMCE_ERR_NULL;
     int rc = symce_check_shape(n, k, 1, sizeof(double));
-    if (rc == SYMCE_OK) rc = symce_check_smoothing_f64(label_smoothing);
+    if (rc == SYMCE_OK) rc = symce_check_smoothing(label_smoothing);
     if (rc == SYMCE_OK) rc = symce_check_reduction(reduction);
     if (rc == SYMCE_OK) rc = symce_check_weights_f64(weight, k, SYMCE_ERR_WEIGHT);
     if (rc != SYMCE_OK) return rc;
@@ -2992,7 +2990,7 @@ int symce_softmax_cross_entropy_with_grad_f64(size_t n, size_t k,
 {
     if (logits == NULL || labels == NULL || loss == NULL || grad == NULL) return SYMCE_ERR_NULL;
     int rc = symce_check_shape(n, k, 1, sizeof(double));
-    if (rc == SYMCE_OK) rc = symce_check_smoothing_f64(label_smoothing);
+    if (rc == SYMCE_OK) rc = symce_check_smoothing(label_smoothing);
     if (rc == SYMCE_OK) rc = symce_check_reduction(reduction);
     if (rc == SYMCE_OK) rc = symce_check_weights_f64(weight, k, SYMCE_ERR_WEIGHT);
     if (rc == SYMCE_OK) rc = symce_check_labels(labels, n, k, ignore_index);
@@ -3130,7 +3128,7 @@ int symce_softmax_cross_entropy_with_grad_soft_f64(size_t n, size_t k,
 {
     if (logits == NULL || target == NULL || loss == NULL || grad == NULL) return SYMCE_ERR_NULL;
     int rc = symce_check_shape(n, k, 1, sizeof(double));
-    if (rc == SYMCE_OK) rc = symce_check_smoothing_f64(label_smoothing);
+    if (rc == SYMCE_OK) rc = symce_check_smoothing(label_smoothing);
     if (rc == SYMCE_OK) rc = symce_check_reduction(reduction);
     if (rc == SYMCE_OK) rc = symce_check_weights_f64(weight, k, SYMCE_ERR_WEIGHT);
     if (rc != SYMCE_OK) return rc;

@@ -314,7 +314,8 @@ int symce_softmax_vjp_f32(size_t n, size_t k, const float *SYMCE_RESTRICT z,
  *   weight           [k] class weights, or NULL for all ones
  *   ignore_index     label that marks an ignored sample (PyTorch: -100): loss 0, gradient row 0,
  *                    not in the mean divisor
- *   label_smoothing  epsilon in [0, 1]; 0 for none
+ *   label_smoothing  epsilon in [0, 1]; 0 for none (a double in both dtypes: checked, and the
+ *                    target y~ formed, in double)
  *   reduction        SYMCE_REDUCTION_NONE, _MEAN or _SUM
  *   loss             [n] for SYMCE_REDUCTION_NONE (one loss per sample), else [1]
  *
@@ -328,7 +329,7 @@ int symce_softmax_vjp_f32(size_t n, size_t k, const float *SYMCE_RESTRICT z,
 int symce_cross_entropy_f32(size_t n, size_t k, const float *SYMCE_RESTRICT probs,
                             const int64_t *SYMCE_RESTRICT labels,
                             const float *SYMCE_RESTRICT weight, int64_t ignore_index,
-                            float label_smoothing, symce_reduction reduction,
+                            double label_smoothing, symce_reduction reduction,
                             float *SYMCE_RESTRICT loss);
 
 /*
@@ -349,7 +350,8 @@ int symce_cross_entropy_f32(size_t n, size_t k, const float *SYMCE_RESTRICT prob
  *   probs            [n*k] class probabilities, row-major
  *   target           [n*k] probability target per row
  *   weight           [k] class weights, or NULL for all ones
- *   label_smoothing  epsilon in [0, 1]; 0 for none
+ *   label_smoothing  epsilon in [0, 1]; 0 for none (a double in both dtypes: checked, and the
+ *                    target y~ formed, in double)
  *   reduction        SYMCE_REDUCTION_NONE, _MEAN or _SUM
  *   loss             [n] for SYMCE_REDUCTION_NONE (one loss per sample), else [1]
  *
@@ -361,7 +363,7 @@ int symce_cross_entropy_f32(size_t n, size_t k, const float *SYMCE_RESTRICT prob
  */
 int symce_cross_entropy_soft_f32(size_t n, size_t k, const float *SYMCE_RESTRICT probs,
                                  const float *SYMCE_RESTRICT target,
-                                 const float *SYMCE_RESTRICT weight, float label_smoothing,
+                                 const float *SYMCE_RESTRICT weight, double label_smoothing,
                                  symce_reduction reduction, float *SYMCE_RESTRICT loss);
 
 /*
@@ -383,7 +385,8 @@ int symce_cross_entropy_soft_f32(size_t n, size_t k, const float *SYMCE_RESTRICT
  *   weight           [k] class weights, or NULL for all ones
  *   ignore_index     label that marks an ignored sample (PyTorch: -100): loss 0, gradient row 0,
  *                    not in the mean divisor
- *   label_smoothing  epsilon in [0, 1]; 0 for none
+ *   label_smoothing  epsilon in [0, 1]; 0 for none (a double in both dtypes: checked, and the
+ *                    target y~ formed, in double)
  *   reduction        SYMCE_REDUCTION_NONE, _MEAN or _SUM
  *   grad             [n*k] gradient of the reduced loss w.r.t. probs
  *
@@ -398,7 +401,7 @@ int symce_cross_entropy_soft_f32(size_t n, size_t k, const float *SYMCE_RESTRICT
 int symce_cross_entropy_grad_f32(size_t n, size_t k, const float *SYMCE_RESTRICT probs,
                                  const int64_t *SYMCE_RESTRICT labels,
                                  const float *SYMCE_RESTRICT weight, int64_t ignore_index,
-                                 float label_smoothing, symce_reduction reduction,
+                                 double label_smoothing, symce_reduction reduction,
                                  float *SYMCE_RESTRICT grad);
 
 /*
@@ -418,7 +421,8 @@ int symce_cross_entropy_grad_f32(size_t n, size_t k, const float *SYMCE_RESTRICT
  *   probs            [n*k] class probabilities, row-major
  *   target           [n*k] probability target per row
  *   weight           [k] class weights, or NULL for all ones
- *   label_smoothing  epsilon in [0, 1]; 0 for none
+ *   label_smoothing  epsilon in [0, 1]; 0 for none (a double in both dtypes: checked, and the
+ *                    target y~ formed, in double)
  *   reduction        SYMCE_REDUCTION_NONE, _MEAN or _SUM
  *   grad             [n*k] gradient of the reduced loss w.r.t. probs
  *
@@ -431,7 +435,7 @@ int symce_cross_entropy_grad_f32(size_t n, size_t k, const float *SYMCE_RESTRICT
  */
 int symce_cross_entropy_grad_soft_f32(size_t n, size_t k, const float *SYMCE_RESTRICT probs,
                                       const float *SYMCE_RESTRICT target,
-                                      const float *SYMCE_RESTRICT weight, float label_smoothing,
+                                      const float *SYMCE_RESTRICT weight, double label_smoothing,
                                       symce_reduction reduction, float *SYMCE_RESTRICT grad);
 
 /*
@@ -461,7 +465,8 @@ int symce_cross_entropy_grad_soft_f32(size_t n, size_t k, const float *SYMCE_RES
  *   weight           [k] class weights, or NULL for all ones
  *   ignore_index     label that marks an ignored sample (PyTorch: -100): loss 0, gradient row 0,
  *                    not in the mean divisor
- *   label_smoothing  epsilon in [0, 1]; 0 for none
+ *   label_smoothing  epsilon in [0, 1]; 0 for none (a double in both dtypes: checked, and the
+ *                    target y~ formed, in double)
  *   reduction        SYMCE_REDUCTION_NONE, _MEAN or _SUM
  *   loss             [n] for SYMCE_REDUCTION_NONE (one loss per sample), else [1]
  *
@@ -475,7 +480,7 @@ int symce_cross_entropy_grad_soft_f32(size_t n, size_t k, const float *SYMCE_RES
 int symce_softmax_cross_entropy_f32(size_t n, size_t k, const float *SYMCE_RESTRICT logits,
                                     const int64_t *SYMCE_RESTRICT labels,
                                     const float *SYMCE_RESTRICT weight, int64_t ignore_index,
-                                    float label_smoothing, symce_reduction reduction,
+                                    double label_smoothing, symce_reduction reduction,
                                     float *SYMCE_RESTRICT loss);
 
 /*
@@ -504,7 +509,8 @@ int symce_softmax_cross_entropy_f32(size_t n, size_t k, const float *SYMCE_RESTR
  *   target           [n*k] probability target per row (need not sum to 1: the gradient is p
  *                    sum(y~) - y~)
  *   weight           [k] class weights, or NULL for all ones
- *   label_smoothing  epsilon in [0, 1]; 0 for none
+ *   label_smoothing  epsilon in [0, 1]; 0 for none (a double in both dtypes: checked, and the
+ *                    target y~ formed, in double)
  *   reduction        SYMCE_REDUCTION_NONE, _MEAN or _SUM
  *   loss             [n] for SYMCE_REDUCTION_NONE (one loss per sample), else [1]
  *
@@ -515,8 +521,9 @@ int symce_softmax_cross_entropy_f32(size_t n, size_t k, const float *SYMCE_RESTR
  */
 int symce_softmax_cross_entropy_soft_f32(size_t n, size_t k, const float *SYMCE_RESTRICT logits,
                                          const float *SYMCE_RESTRICT target,
-                                         const float *SYMCE_RESTRICT weight, float label_smoothing,
-                                         symce_reduction reduction, float *SYMCE_RESTRICT loss);
+                                         const float *SYMCE_RESTRICT weight,
+                                         double label_smoothing, symce_reduction reduction,
+                                         float *SYMCE_RESTRICT loss);
 
 /*
  * symce_softmax_cross_entropy_grad_f32: Gradient of softmax cross-entropy w.r.t. the logits.
@@ -546,7 +553,8 @@ int symce_softmax_cross_entropy_soft_f32(size_t n, size_t k, const float *SYMCE_
  *   weight           [k] class weights, or NULL for all ones
  *   ignore_index     label that marks an ignored sample (PyTorch: -100): loss 0, gradient row 0,
  *                    not in the mean divisor
- *   label_smoothing  epsilon in [0, 1]; 0 for none
+ *   label_smoothing  epsilon in [0, 1]; 0 for none (a double in both dtypes: checked, and the
+ *                    target y~ formed, in double)
  *   reduction        SYMCE_REDUCTION_NONE, _MEAN or _SUM
  *   grad             [n*k] gradient of the reduced loss w.r.t. logits
  *
@@ -561,7 +569,7 @@ int symce_softmax_cross_entropy_soft_f32(size_t n, size_t k, const float *SYMCE_
 int symce_softmax_cross_entropy_grad_f32(size_t n, size_t k, const float *SYMCE_RESTRICT logits,
                                          const int64_t *SYMCE_RESTRICT labels,
                                          const float *SYMCE_RESTRICT weight, int64_t ignore_index,
-                                         float label_smoothing, symce_reduction reduction,
+                                         double label_smoothing, symce_reduction reduction,
                                          float *SYMCE_RESTRICT grad);
 
 /*
@@ -591,7 +599,8 @@ int symce_softmax_cross_entropy_grad_f32(size_t n, size_t k, const float *SYMCE_
  *   target           [n*k] probability target per row (need not sum to 1: the gradient is p
  *                    sum(y~) - y~)
  *   weight           [k] class weights, or NULL for all ones
- *   label_smoothing  epsilon in [0, 1]; 0 for none
+ *   label_smoothing  epsilon in [0, 1]; 0 for none (a double in both dtypes: checked, and the
+ *                    target y~ formed, in double)
  *   reduction        SYMCE_REDUCTION_NONE, _MEAN or _SUM
  *   grad             [n*k] gradient of the reduced loss w.r.t. logits
  *
@@ -605,7 +614,7 @@ int symce_softmax_cross_entropy_grad_soft_f32(size_t n, size_t k,
                                               const float *SYMCE_RESTRICT logits,
                                               const float *SYMCE_RESTRICT target,
                                               const float *SYMCE_RESTRICT weight,
-                                              float label_smoothing, symce_reduction reduction,
+                                              double label_smoothing, symce_reduction reduction,
                                               float *SYMCE_RESTRICT grad);
 
 /*
@@ -636,7 +645,8 @@ int symce_softmax_cross_entropy_grad_soft_f32(size_t n, size_t k,
  *   weight           [k] class weights, or NULL for all ones
  *   ignore_index     label that marks an ignored sample (PyTorch: -100): loss 0, gradient row 0,
  *                    not in the mean divisor
- *   label_smoothing  epsilon in [0, 1]; 0 for none
+ *   label_smoothing  epsilon in [0, 1]; 0 for none (a double in both dtypes: checked, and the
+ *                    target y~ formed, in double)
  *   reduction        SYMCE_REDUCTION_NONE, _MEAN or _SUM
  *   loss             [n] for SYMCE_REDUCTION_NONE (one loss per sample), else [1]
  *   grad             [n*k] gradient of the reduced loss w.r.t. logits
@@ -655,7 +665,7 @@ int symce_softmax_cross_entropy_with_grad_f32(size_t n, size_t k,
                                               const float *SYMCE_RESTRICT logits,
                                               const int64_t *SYMCE_RESTRICT labels,
                                               const float *SYMCE_RESTRICT weight,
-                                              int64_t ignore_index, float label_smoothing,
+                                              int64_t ignore_index, double label_smoothing,
                                               symce_reduction reduction,
                                               float *SYMCE_RESTRICT loss,
                                               float *SYMCE_RESTRICT grad);
@@ -688,7 +698,8 @@ int symce_softmax_cross_entropy_with_grad_f32(size_t n, size_t k,
  *   target           [n*k] probability target per row (need not sum to 1: the gradient is p
  *                    sum(y~) - y~)
  *   weight           [k] class weights, or NULL for all ones
- *   label_smoothing  epsilon in [0, 1]; 0 for none
+ *   label_smoothing  epsilon in [0, 1]; 0 for none (a double in both dtypes: checked, and the
+ *                    target y~ formed, in double)
  *   reduction        SYMCE_REDUCTION_NONE, _MEAN or _SUM
  *   loss             [n] for SYMCE_REDUCTION_NONE (one loss per sample), else [1]
  *   grad             [n*k] gradient of the reduced loss w.r.t. logits
@@ -705,7 +716,7 @@ int symce_softmax_cross_entropy_with_grad_soft_f32(size_t n, size_t k,
                                                    const float *SYMCE_RESTRICT logits,
                                                    const float *SYMCE_RESTRICT target,
                                                    const float *SYMCE_RESTRICT weight,
-                                                   float label_smoothing,
+                                                   double label_smoothing,
                                                    symce_reduction reduction,
                                                    float *SYMCE_RESTRICT loss,
                                                    float *SYMCE_RESTRICT grad);
@@ -1074,7 +1085,8 @@ int symce_softmax_vjp_f64(size_t n, size_t k, const double *SYMCE_RESTRICT z,
  *   weight           [k] class weights, or NULL for all ones
  *   ignore_index     label that marks an ignored sample (PyTorch: -100): loss 0, gradient row 0,
  *                    not in the mean divisor
- *   label_smoothing  epsilon in [0, 1]; 0 for none
+ *   label_smoothing  epsilon in [0, 1]; 0 for none (a double in both dtypes: checked, and the
+ *                    target y~ formed, in double)
  *   reduction        SYMCE_REDUCTION_NONE, _MEAN or _SUM
  *   loss             [n] for SYMCE_REDUCTION_NONE (one loss per sample), else [1]
  *
@@ -1109,7 +1121,8 @@ int symce_cross_entropy_f64(size_t n, size_t k, const double *SYMCE_RESTRICT pro
  *   probs            [n*k] class probabilities, row-major
  *   target           [n*k] probability target per row
  *   weight           [k] class weights, or NULL for all ones
- *   label_smoothing  epsilon in [0, 1]; 0 for none
+ *   label_smoothing  epsilon in [0, 1]; 0 for none (a double in both dtypes: checked, and the
+ *                    target y~ formed, in double)
  *   reduction        SYMCE_REDUCTION_NONE, _MEAN or _SUM
  *   loss             [n] for SYMCE_REDUCTION_NONE (one loss per sample), else [1]
  *
@@ -1143,7 +1156,8 @@ int symce_cross_entropy_soft_f64(size_t n, size_t k, const double *SYMCE_RESTRIC
  *   weight           [k] class weights, or NULL for all ones
  *   ignore_index     label that marks an ignored sample (PyTorch: -100): loss 0, gradient row 0,
  *                    not in the mean divisor
- *   label_smoothing  epsilon in [0, 1]; 0 for none
+ *   label_smoothing  epsilon in [0, 1]; 0 for none (a double in both dtypes: checked, and the
+ *                    target y~ formed, in double)
  *   reduction        SYMCE_REDUCTION_NONE, _MEAN or _SUM
  *   grad             [n*k] gradient of the reduced loss w.r.t. probs
  *
@@ -1178,7 +1192,8 @@ int symce_cross_entropy_grad_f64(size_t n, size_t k, const double *SYMCE_RESTRIC
  *   probs            [n*k] class probabilities, row-major
  *   target           [n*k] probability target per row
  *   weight           [k] class weights, or NULL for all ones
- *   label_smoothing  epsilon in [0, 1]; 0 for none
+ *   label_smoothing  epsilon in [0, 1]; 0 for none (a double in both dtypes: checked, and the
+ *                    target y~ formed, in double)
  *   reduction        SYMCE_REDUCTION_NONE, _MEAN or _SUM
  *   grad             [n*k] gradient of the reduced loss w.r.t. probs
  *
@@ -1221,7 +1236,8 @@ int symce_cross_entropy_grad_soft_f64(size_t n, size_t k, const double *SYMCE_RE
  *   weight           [k] class weights, or NULL for all ones
  *   ignore_index     label that marks an ignored sample (PyTorch: -100): loss 0, gradient row 0,
  *                    not in the mean divisor
- *   label_smoothing  epsilon in [0, 1]; 0 for none
+ *   label_smoothing  epsilon in [0, 1]; 0 for none (a double in both dtypes: checked, and the
+ *                    target y~ formed, in double)
  *   reduction        SYMCE_REDUCTION_NONE, _MEAN or _SUM
  *   loss             [n] for SYMCE_REDUCTION_NONE (one loss per sample), else [1]
  *
@@ -1264,7 +1280,8 @@ int symce_softmax_cross_entropy_f64(size_t n, size_t k, const double *SYMCE_REST
  *   target           [n*k] probability target per row (need not sum to 1: the gradient is p
  *                    sum(y~) - y~)
  *   weight           [k] class weights, or NULL for all ones
- *   label_smoothing  epsilon in [0, 1]; 0 for none
+ *   label_smoothing  epsilon in [0, 1]; 0 for none (a double in both dtypes: checked, and the
+ *                    target y~ formed, in double)
  *   reduction        SYMCE_REDUCTION_NONE, _MEAN or _SUM
  *   loss             [n] for SYMCE_REDUCTION_NONE (one loss per sample), else [1]
  *
@@ -1307,7 +1324,8 @@ int symce_softmax_cross_entropy_soft_f64(size_t n, size_t k, const double *SYMCE
  *   weight           [k] class weights, or NULL for all ones
  *   ignore_index     label that marks an ignored sample (PyTorch: -100): loss 0, gradient row 0,
  *                    not in the mean divisor
- *   label_smoothing  epsilon in [0, 1]; 0 for none
+ *   label_smoothing  epsilon in [0, 1]; 0 for none (a double in both dtypes: checked, and the
+ *                    target y~ formed, in double)
  *   reduction        SYMCE_REDUCTION_NONE, _MEAN or _SUM
  *   grad             [n*k] gradient of the reduced loss w.r.t. logits
  *
@@ -1352,7 +1370,8 @@ int symce_softmax_cross_entropy_grad_f64(size_t n, size_t k, const double *SYMCE
  *   target           [n*k] probability target per row (need not sum to 1: the gradient is p
  *                    sum(y~) - y~)
  *   weight           [k] class weights, or NULL for all ones
- *   label_smoothing  epsilon in [0, 1]; 0 for none
+ *   label_smoothing  epsilon in [0, 1]; 0 for none (a double in both dtypes: checked, and the
+ *                    target y~ formed, in double)
  *   reduction        SYMCE_REDUCTION_NONE, _MEAN or _SUM
  *   grad             [n*k] gradient of the reduced loss w.r.t. logits
  *
@@ -1397,7 +1416,8 @@ int symce_softmax_cross_entropy_grad_soft_f64(size_t n, size_t k,
  *   weight           [k] class weights, or NULL for all ones
  *   ignore_index     label that marks an ignored sample (PyTorch: -100): loss 0, gradient row 0,
  *                    not in the mean divisor
- *   label_smoothing  epsilon in [0, 1]; 0 for none
+ *   label_smoothing  epsilon in [0, 1]; 0 for none (a double in both dtypes: checked, and the
+ *                    target y~ formed, in double)
  *   reduction        SYMCE_REDUCTION_NONE, _MEAN or _SUM
  *   loss             [n] for SYMCE_REDUCTION_NONE (one loss per sample), else [1]
  *   grad             [n*k] gradient of the reduced loss w.r.t. logits
@@ -1449,7 +1469,8 @@ int symce_softmax_cross_entropy_with_grad_f64(size_t n, size_t k,
  *   target           [n*k] probability target per row (need not sum to 1: the gradient is p
  *                    sum(y~) - y~)
  *   weight           [k] class weights, or NULL for all ones
- *   label_smoothing  epsilon in [0, 1]; 0 for none
+ *   label_smoothing  epsilon in [0, 1]; 0 for none (a double in both dtypes: checked, and the
+ *                    target y~ formed, in double)
  *   reduction        SYMCE_REDUCTION_NONE, _MEAN or _SUM
  *   loss             [n] for SYMCE_REDUCTION_NONE (one loss per sample), else [1]
  *   grad             [n*k] gradient of the reduced loss w.r.t. logits

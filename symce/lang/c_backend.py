@@ -496,7 +496,9 @@ def _params(kern, soft):
             ps.append(Param("ignore_index", "ignore_index",
                             "label that marks an ignored sample (PyTorch: -100): loss 0, gradient "
                             "row 0, not in the mean divisor"))
-        ps.append(Param("label_smoothing", "label_smoothing", "epsilon in [0, 1]; 0 for none"))
+        ps.append(Param("label_smoothing", "label_smoothing",
+                        "epsilon in [0, 1]; 0 for none (a double in both dtypes: checked, and the "
+                        "target y~ formed, in double)"))
         ps.append(Param("reduction", "reduction", "SYMCE_REDUCTION_NONE, _MEAN or _SUM"))
         outs = [o.name for o in kern.outputs]
         if "loss" in outs:
@@ -551,7 +553,7 @@ def _decl(p: Param, T: str) -> str:
     if p.role == "ignore_index":
         return f"int64_t {p.name}"
     if p.role == "label_smoothing":
-        return f"{T} {p.name}"
+        return f"double {p.name}"  # in both dtypes: options are doubles, as in NumPy and MATLAB
     if p.role == "reduction":
         return f"symce_reduction {p.name}"
     raise ValueError(p.role)

@@ -135,9 +135,9 @@ static void LOCAL(rowwise)(void)
 
 /* ---- cross-entropy --------------------------------------------------------------------- */
 typedef int (*LOCAL(ce_label_fn))(size_t, size_t, const T *restrict, const int64_t *restrict,
-                                  const T *restrict, int64_t, T, symce_reduction, T *restrict);
+                                  const T *restrict, int64_t, double, symce_reduction, T *restrict);
 typedef int (*LOCAL(ce_soft_fn))(size_t, size_t, const T *restrict, const T *restrict,
-                                 const T *restrict, T, symce_reduction, T *restrict);
+                                 const T *restrict, double, symce_reduction, T *restrict);
 
 struct LOCAL(ce_case) {
     const char *name;
@@ -170,7 +170,7 @@ static void LOCAL(ce_one)(const struct LOCAL(ce_case) *c)
         for (int opt = 0; opt < 2; ++opt) {
             T *out = LOCAL(buf)(len, (T)SENTINEL);
             const T *wt = opt ? w : NULL;
-            const T eps = opt ? (T)0.1 : 0;
+            const double eps = opt ? 0.1 : 0;
             CHECK(c->labels(n, k, x, lab, wt, -100, eps, reds[r], out) == SYMCE_OK, c->name);
             /* -TMAX/TMAX row 2 is ignored; the others are finite (masked class has target 0
                only without smoothing) */
@@ -190,8 +190,11 @@ static void LOCAL(ce_one)(const struct LOCAL(ce_case) *c)
     CHECK(c->labels(n, k, x, lab, NULL, -100, 0, mean, NULL) == SYMCE_ERR_NULL, c->name);
     CHECK(c->labels(n, 0, x, lab, NULL, -100, 0, mean, out) == SYMCE_ERR_NO_CLASSES, c->name);
     CHECK(c->labels(SIZE_MAX / 2 + 1, 2, x, lab, NULL, -100, 0, mean, out) == SYMCE_ERR_SIZE, c->name);
-    CHECK(c->labels(n, k, x, lab, NULL, -100, (T)-0.5, mean, out) == SYMCE_ERR_SMOOTHING, c->name);
-    CHECK(c->labels(n, k, x, lab, NULL, -100, (T)NAN, mean, out) == SYMCE_ERR_SMOOTHING, c->name);
+    CHECK(c->labels(n, k, x, lab, NULL, -100, -0.5, mean, out) == SYMCE_ERR_SMOOTHING, c->name);
+    CHECK(c->labels(n, k, x, lab, NULL, -100, (double)NAN, mean, out) == SYMCE_ERR_SMOOTHING, c->name);
+    /* outside [0, 1] as a double, although a float would round it to 1 or -0 */
+    CHECK(c->labels(n, k, x, lab, NULL, -100, 1.00000001, mean, out) == SYMCE_ERR_SMOOTHING, c->name);
+    CHECK(c->labels(n, k, x, lab, NULL, -100, -1e-300, mean, out) == SYMCE_ERR_SMOOTHING, c->name);
     CHECK(c->labels(n, k, x, lab, NULL, -100, 0, (symce_reduction)7, out) == SYMCE_ERR_REDUCTION, c->name);
     w[2] = -1;
     CHECK(c->labels(n, k, x, lab, w, -100, 0, mean, out) == SYMCE_ERR_WEIGHT, c->name);
