@@ -32,6 +32,12 @@ def test_compiles_without_warnings(build):
     assert c_build.object_file(build).is_file()
 
 
+@pytest.mark.parametrize("compiler", list(c_build.COMPILERS))
+def test_compiles_by_itself_without_warnings(compiler):
+    """symce.c as the file compiled (clang warns of an unused static inline function only there)."""
+    assert c_build.standalone_object(compiler).is_file()
+
+
 @pytest.mark.parametrize("build", [b for b in c_build.MATRIX if "fast-math" not in b])
 def test_driver_bad_and_extreme_input(build):
     proc = subprocess.run([str(c_build.driver(build=build))], capture_output=True, text=True,

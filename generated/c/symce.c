@@ -236,13 +236,6 @@ static inline double symce_mul0_for_f32(double a, double b)
     return symce_select(a == 0, 0, a*b);
 }
 
-/* log(1 + exp(t)) without overflow */
-static inline double symce_softplus_for_f32(double t)
-{
-    const double v = symce_exp_for_f32(-fabs(t));
-    return symce_log1p_s_for_f32(v/(v + 2)) + symce_clamp_min_for_f32(t, 0);
-}
-
 /* 1 / (1 + exp(-t)) as (t >= 0 ? 1 : v) / (1 + v), v = exp(-|t|): one exponential, no overflow, about an ULP for every t */
 static inline double symce_sigmoid_for_f32(double t)
 {
@@ -301,19 +294,6 @@ static inline double symce_mul0_for_f64(double a, double b)
     return symce_select(a == 0, 0, a*b);
 }
 
-/* log(1 + exp(t)) without overflow */
-static inline double symce_softplus_for_f64(double t)
-{
-    return symce_clamp_min_for_f64(t, 0) + log1p(symce_exp_for_f64(-fabs(t)));
-}
-
-/* 1 / (1 + exp(-t)) as (t >= 0 ? 1 : v) / (1 + v), v = exp(-|t|): one exponential, no overflow, about an ULP for every t */
-static inline double symce_sigmoid_for_f64(double t)
-{
-    const double v = symce_exp_for_f64(-fabs(t));
-    return symce_select(t >= 0, 1, v)/(v + 1);
-}
-
 /* the exact rounding error of a + b (Knuth's TwoSum), 0 when a + b is not finite */
 static inline double symce_two_sum_err_for_f64(double a, double b)
 {
@@ -367,7 +347,7 @@ static double symce_label_divisor_f32(const int64_t *restrict labels, const floa
 {
     double divisor = 0;
     for (size_t i = 0; i < n; ++i)
-        if (labels[i] != ignore_index) divisor += weight != NULL ? weight[labels[i]] : 1;
+        if (labels[i] != ignore_index) divisor += weight != NULL ? (double)weight[labels[i]] : 1;
     return divisor;
 }
 
@@ -375,14 +355,14 @@ static double symce_label_divisor_f32(const int64_t *restrict labels, const floa
 static double symce_scale_f32(symce_reduction reduction, double divisor)
 {
     if (reduction != SYMCE_REDUCTION_MEAN) return 1;
-    return divisor != 0 ? 1 / divisor : NAN;
+    return divisor != 0 ? 1 / divisor : (double)NAN;
 }
 
 /* The reduced loss (sum or mean) from the sum of the per-sample losses. */
 static float symce_reduce_f32(symce_reduction reduction, double total, double divisor)
 {
     if (reduction == SYMCE_REDUCTION_SUM) return (float)total;
-    return (float)(divisor != 0 ? total / divisor : NAN);
+    return (float)(divisor != 0 ? total / divisor : (double)NAN);
 }
 
 /* The row max's index (the first one; 0 for a row of NaN), for rows whose max is not finite. */
@@ -406,12 +386,12 @@ static inline void symce_accumulate_f32(double *sum, double *comp, double x)
 static float symce_row_max_f32(const float *restrict row, size_t k)
 {
     if (k < 32) {  /* a short row: in order */
-        float mx = -INFINITY;
+        float mx = -(float)INFINITY;
         for (size_t j = 0; j < k; ++j) mx = row[j] > mx ? row[j] : mx;
         return mx;
     }
     float m[32];
-    for (size_t l = 0; l < 32; ++l) m[l] = -INFINITY;
+    for (size_t l = 0; l < 32; ++l) m[l] = -(float)INFINITY;
     size_t j = 0;
     for (; j + 32 <= k; j += 32)
         for (size_t l = 0; l < 32; ++l) m[l] = row[j + l] > m[l] ? row[j + l] : m[l];
@@ -426,7 +406,7 @@ static void symce_row_exp_f32(const float *restrict row, size_t c0, size_t len, 
                                double *restrict e_out)
 {
     for (size_t j = 0; j < len; ++j) {
-        const double zv = row[c0 + j];
+        const double zv = (double)row[c0 + j];
         const double zs = -shift + zv;
         const double e = symce_exp_for_f32(zs);
         e_out[j] = e;
@@ -450,7 +430,7 @@ static int symce_row_stats_f32(const float *restrict row, size_t k, double *rest
         const double shift = 0;
         double sum = 0;
         for (size_t j = 0; j < k; ++j) {
-            const double zv = row[j];
+            const double zv = (double)row[j];
             if (j == a) {
                 const double zs = -shift + zv;
                 const double em1 = expm1(zs);
@@ -465,7 +445,7 @@ static int symce_row_stats_f32(const float *restrict row, size_t k, double *rest
         *srest_out = (double)sum;
         return SYMCE_ROW_GENERAL;
     }
-    const double shift = mx;
+    const double shift = (double)mx;
     double sum = 0, comp = 0;
     size_t ties = 0;
     double terms[SYMCE_STASH];
@@ -496,7 +476,7 @@ static void symce_block_stats_f32(const float *restrict z, size_t rows, size_t k
         for (size_t j = 0; j < k; ++j) e_out[r * k + j] = shift_out[r];
     }
     for (size_t q = 0; q < rows * k; ++q) {  /* every exponential of the block in one loop */
-        const double zv = z[q];
+        const double zv = (double)z[q];
         const double shift = e_out[q];
         const double zs = -shift + zv;
         const double e = symce_exp_for_f32(zs);
@@ -555,14 +535,14 @@ static double symce_label_divisor_f64(const int64_t *restrict labels, const doub
 static double symce_scale_f64(symce_reduction reduction, double divisor)
 {
     if (reduction != SYMCE_REDUCTION_MEAN) return 1;
-    return divisor != 0 ? 1 / divisor : NAN;
+    return divisor != 0 ? 1 / divisor : (double)NAN;
 }
 
 /* The reduced loss (sum or mean) from the sum of the per-sample losses. */
 static double symce_reduce_f64(symce_reduction reduction, double total, double divisor)
 {
     if (reduction == SYMCE_REDUCTION_SUM) return (double)total;
-    return (double)(divisor != 0 ? total / divisor : NAN);
+    return (double)(divisor != 0 ? total / divisor : (double)NAN);
 }
 
 /* The row max's index (the first one; 0 for a row of NaN), for rows whose max is not finite. */
@@ -588,12 +568,12 @@ static inline void symce_accumulate_f64(double *sum, double *comp, double x)
 static double symce_row_max_f64(const double *restrict row, size_t k)
 {
     if (k < 16) {  /* a short row: in order */
-        double mx = -INFINITY;
+        double mx = -(double)INFINITY;
         for (size_t j = 0; j < k; ++j) mx = row[j] > mx ? row[j] : mx;
         return mx;
     }
     double m[16];
-    for (size_t l = 0; l < 16; ++l) m[l] = -INFINITY;
+    for (size_t l = 0; l < 16; ++l) m[l] = -(double)INFINITY;
     size_t j = 0;
     for (; j + 16 <= k; j += 16)
         for (size_t l = 0; l < 16; ++l) m[l] = row[j + l] > m[l] ? row[j + l] : m[l];
@@ -717,7 +697,7 @@ int symce_sigmoid_f32(size_t count, const float *SYMCE_RESTRICT x, float *SYMCE_
     if (rc != SYMCE_OK) return rc;
     SYMCE_OMP_FOR
     for (size_t i = 0; i < count; ++i) {
-        const double xv = x[i];
+        const double xv = (double)x[i];
         out[i] = (float)(symce_sigmoid_for_f32(xv));
     }
     return SYMCE_OK;
@@ -731,7 +711,7 @@ int symce_sigmoid_grad_f32(size_t count, const float *SYMCE_RESTRICT x, float *S
     if (rc != SYMCE_OK) return rc;
     SYMCE_OMP_FOR
     for (size_t i = 0; i < count; ++i) {
-        const double xv = x[i];
+        const double xv = (double)x[i];
         out[i] = (float)(symce_sigmoid_for_f32(-xv)*symce_sigmoid_for_f32(xv));
     }
     return SYMCE_OK;
@@ -815,7 +795,7 @@ int symce_log_softmax_f32(size_t n, size_t k, const float *SYMCE_RESTRICT z,
             const double log1p_srest = symce_log1p_for_f32(srest);
             float *orow = out + i * k;
             for (size_t j = 0; j < k; ++j) {
-                const double zv = row[j];
+                const double zv = (double)row[j];
                 const double zs = -shift + zv;
                 orow[j] = (float)(-log1p_srest + zs);
             }
@@ -898,14 +878,14 @@ int symce_softmax_jacobian_f32(size_t n, size_t k, const float *SYMCE_RESTRICT z
                 const size_t width = k - c0 < 64 ? k - c0 : 64;
                 double p_block[64];
                 for (size_t c = 0; c < width; ++c) {
-                    const double zv = row[c0 + c];
+                    const double zv = (double)row[c0 + c];
                     const double zs = -shift + zv;
                     const double e = symce_exp_for_f32(zs);
                     const double p_j = e*inv_srest;
                     p_block[c] = p_j;
                 }
                 for (size_t r = 0; r < k; ++r) {
-                    const double zv = row[r];
+                    const double zv = (double)row[r];
                     const double zs = -shift + zv;
                     const double e = symce_exp_for_f32(zs);
                     const double em1 = expm1(zs);
@@ -963,7 +943,7 @@ int symce_softmax_vjp_f32(size_t n, size_t k, const float *SYMCE_RESTRICT z,
                 if (!stashed) symce_row_exp_f32(row, c0, len, shift, stash);
                 for (size_t j = 0; j < len; ++j) {
                     const double e = stash[j];
-                    const double gv = grow[c0 + j];
+                    const double gv = (double)grow[c0 + j];
                     terms[j] = e*gv;
                 }
                 symce_accumulate_f32(&dsum, &dcomp, symce_pairwise_sum(terms, len));
@@ -975,7 +955,7 @@ int symce_softmax_vjp_f32(size_t n, size_t k, const float *SYMCE_RESTRICT z,
                 if (!stashed) symce_row_exp_f32(row, c0, len, shift, stash);
                 for (size_t j = 0; j < len; ++j) {
                     const double e = stash[j];
-                    const double gv = grow[c0 + j];
+                    const double gv = (double)grow[c0 + j];
                     const double p = e*inv_srest;
                     orow[c0 + j] = (float)(p*(-dot + gv));
                 }
@@ -1012,13 +992,13 @@ int symce_cross_entropy_f32(size_t n, size_t k, const float *SYMCE_RESTRICT prob
             if (reduction == SYMCE_REDUCTION_NONE) loss[i] = 0;
             continue;
         }
-        const double w_t = weight != NULL ? weight[t] : 1;
+        const double w_t = weight != NULL ? (double)weight[t] : 1;
         double row_loss = 0;
         for (size_t j = 0; j < k; ++j) {
             const double hot = j == (size_t)t ? 1 : 0;
-            const double w_k = weight != NULL ? weight[j] : 1;
+            const double w_k = weight != NULL ? (double)weight[j] : 1;
             const double yt = hot*w_t*(1 - eps) + eps*w_k/k_real;
-            const double p = row[j];
+            const double p = (double)row[j];
             row_loss += symce_mul0_for_f32(yt, -symce_clamp_min_for_f32(log(p), -100));
         }
         if (reduction == SYMCE_REDUCTION_NONE) loss[i] = (float)row_loss;
@@ -1051,10 +1031,10 @@ int symce_cross_entropy_soft_f32(size_t n, size_t k, const float *SYMCE_RESTRICT
         const float *yrow = target + i * k;
         double row_loss = 0;
         for (size_t j = 0; j < k; ++j) {
-            const double y = yrow[j];
-            const double w_k = weight != NULL ? weight[j] : 1;
+            const double y = (double)yrow[j];
+            const double w_k = weight != NULL ? (double)weight[j] : 1;
             const double yt = w_k*(y*(1 - eps) + eps/k_real);
-            const double p = row[j];
+            const double p = (double)row[j];
             row_loss += symce_mul0_for_f32(yt, -symce_clamp_min_for_f32(log(p), -100));
         }
         if (reduction == SYMCE_REDUCTION_NONE) loss[i] = (float)row_loss;
@@ -1092,12 +1072,12 @@ int symce_cross_entropy_grad_f32(size_t n, size_t k, const float *SYMCE_RESTRICT
             for (size_t j = 0; j < k; ++j) grow[j] = 0;
             continue;
         }
-        const double w_t = weight != NULL ? weight[t] : 1;
+        const double w_t = weight != NULL ? (double)weight[t] : 1;
         for (size_t j = 0; j < k; ++j) {
             const double hot = j == (size_t)t ? 1 : 0;
-            const double w_k = weight != NULL ? weight[j] : 1;
+            const double w_k = weight != NULL ? (double)weight[j] : 1;
             const double yt = hot*w_t*(1 - eps) + eps*w_k/k_real;
-            const double p = row[j];
+            const double p = (double)row[j];
             grow[j] = (float)((-yt/symce_clamp_min_for_f32(p, 9.9999999999999998e-13)) * scale);
         }
     }
@@ -1127,10 +1107,10 @@ int symce_cross_entropy_grad_soft_f32(size_t n, size_t k, const float *SYMCE_RES
         float *grow = grad + i * k;
         const float *yrow = target + i * k;
         for (size_t j = 0; j < k; ++j) {
-            const double y = yrow[j];
-            const double w_k = weight != NULL ? weight[j] : 1;
+            const double y = (double)yrow[j];
+            const double w_k = weight != NULL ? (double)weight[j] : 1;
             const double yt = w_k*(y*(1 - eps) + eps/k_real);
-            const double p = row[j];
+            const double p = (double)row[j];
             grow[j] = (float)((-yt/symce_clamp_min_for_f32(p, 9.9999999999999998e-13)) * scale);
         }
     }
@@ -1170,7 +1150,7 @@ int symce_softmax_cross_entropy_f32(size_t n, size_t k, const float *SYMCE_RESTR
                 if (reduction == SYMCE_REDUCTION_NONE) loss[i] = 0;
                 continue;
             }
-            const double w_t = weight != NULL ? weight[t] : 1;
+            const double w_t = weight != NULL ? (double)weight[t] : 1;
             double own[SYMCE_STASH];
             double *stash = own;
             double shift, srest;
@@ -1194,14 +1174,14 @@ int symce_softmax_cross_entropy_f32(size_t n, size_t k, const float *SYMCE_RESTR
                 const size_t len = k - c0 < SYMCE_STASH ? k - c0 : SYMCE_STASH;
                 if (weight != NULL) {
                         for (size_t j = 0; j < len; ++j) {
-                            const double zv = row[c0 + j];
-                            const double w_k = weight[c0 + j];
+                            const double zv = (double)row[c0 + j];
+                            const double w_k = (double)weight[c0 + j];
                             const double zs = -shift + zv;
                             terms[j] = symce_mul0_for_f32(eps*w_k/k_real, log1p_srest - zs);
                         }
                 } else {
                         for (size_t j = 0; j < len; ++j) {
-                            const double zv = row[c0 + j];
+                            const double zv = (double)row[c0 + j];
                             const double w_k = 1;
                             const double zs = -shift + zv;
                             terms[j] = symce_mul0_for_f32(eps*w_k/k_real, log1p_srest - zs);
@@ -1212,7 +1192,7 @@ int symce_softmax_cross_entropy_f32(size_t n, size_t k, const float *SYMCE_RESTR
                 row_loss = sum + comp;
             }
             {  /* the label's class */
-                const double zv = row[t];
+                const double zv = (double)row[t];
                 const double zs = -shift + zv;
                 row_loss += symce_mul0_for_f32(-eps*w_t + w_t, log1p_srest - zs);
             }
@@ -1275,17 +1255,17 @@ int symce_softmax_cross_entropy_soft_f32(size_t n, size_t k, const float *SYMCE_
                 const size_t len = k - c0 < SYMCE_STASH ? k - c0 : SYMCE_STASH;
                 if (weight != NULL) {
                         for (size_t j = 0; j < len; ++j) {
-                            const double zv = row[c0 + j];
-                            const double y = yrow[c0 + j];
-                            const double w_k = weight[c0 + j];
+                            const double zv = (double)row[c0 + j];
+                            const double y = (double)yrow[c0 + j];
+                            const double w_k = (double)weight[c0 + j];
                             const double yt = w_k*(y*(1 - eps) + eps/k_real);
                             const double zs = -shift + zv;
                             terms[j] = symce_mul0_for_f32(yt, log1p_srest - zs);
                         }
                 } else {
                         for (size_t j = 0; j < len; ++j) {
-                            const double zv = row[c0 + j];
-                            const double y = yrow[c0 + j];
+                            const double zv = (double)row[c0 + j];
+                            const double y = (double)yrow[c0 + j];
                             const double w_k = 1;
                             const double yt = w_k*(y*(1 - eps) + eps/k_real);
                             const double zs = -shift + zv;
@@ -1323,7 +1303,7 @@ int symce_softmax_cross_entropy_grad_f32(size_t n, size_t k, const float *SYMCE_
     const double eps = label_smoothing;
     const double divisor = symce_label_divisor_f32(labels, weight, n, ignore_index);
     double wsum = 0;  /* sum_c w_c, for sum_c y~_c */
-    for (size_t j = 0; j < k; ++j) wsum += weight != NULL ? weight[j] : 1;
+    for (size_t j = 0; j < k; ++j) wsum += weight != NULL ? (double)weight[j] : 1;
     const double scale = symce_scale_f32(reduction, divisor);
     SYMCE_OMP_FOR
     for (size_t i0 = 0; i0 < n; i0 += SYMCE_ROWS) {  /* blocks of rows (the OpenMP unit) */
@@ -1340,7 +1320,7 @@ int symce_softmax_cross_entropy_grad_f32(size_t n, size_t k, const float *SYMCE_
                 for (size_t j = 0; j < k; ++j) grow[j] = 0;
                 continue;
             }
-            const double w_t = weight != NULL ? weight[t] : 1;
+            const double w_t = weight != NULL ? (double)weight[t] : 1;
             double own[SYMCE_STASH];
             double *stash = own;
             double shift, srest;
@@ -1361,9 +1341,9 @@ int symce_softmax_cross_entropy_grad_f32(size_t n, size_t k, const float *SYMCE_
             if (status == SYMCE_ROW_GENERAL) {
             for (size_t j = 0; j < k; ++j) {  /* the gradient slot class by class */
                 const double hot = j == (size_t)t ? 1 : 0;
-                const double w_k = weight != NULL ? weight[j] : 1;
+                const double w_k = weight != NULL ? (double)weight[j] : 1;
                 const double yt = hot*w_t*(1 - eps) + eps*w_k/k_real;
-                const double zv = row[j];
+                const double zv = (double)row[j];
                 const double zs = -shift + zv;
                 const double e = symce_exp_for_f32(zs);
                 const double em1 = expm1(zs);
@@ -1377,7 +1357,7 @@ int symce_softmax_cross_entropy_grad_f32(size_t n, size_t k, const float *SYMCE_
             if (weight != NULL) {
                     for (size_t j = 0; j < len; ++j) {
                         const double e = stash[j];
-                        const double w_k = weight[c0 + j];
+                        const double w_k = (double)weight[c0 + j];
                         const double p = e*inv_srest;
                         grow[c0 + j] = (float)(scale*(p*ysum - eps*w_k/k_real));
                     }
@@ -1391,7 +1371,7 @@ int symce_softmax_cross_entropy_grad_f32(size_t n, size_t k, const float *SYMCE_
             }
             }
             {  /* the label's class */
-                const double zv = row[t];
+                const double zv = (double)row[t];
                 const double zs = -shift + zv;
                 const double e = symce_exp_for_f32(zs);
                 const double em1 = symce_select(zs == 0, 0, e - 1);
@@ -1457,13 +1437,13 @@ int symce_softmax_cross_entropy_grad_soft_f32(size_t n, size_t k,
                 const size_t len = k - c0 < SYMCE_STASH ? k - c0 : SYMCE_STASH;
                 if (weight != NULL) {
                         for (size_t j = 0; j < len; ++j) {
-                            const double y = yrow[c0 + j];
-                            const double w_k = weight[c0 + j];
+                            const double y = (double)yrow[c0 + j];
+                            const double w_k = (double)weight[c0 + j];
                             terms[j] = w_k*(y*(1 - eps) + eps/k_real);
                         }
                 } else {
                         for (size_t j = 0; j < len; ++j) {
-                            const double y = yrow[c0 + j];
+                            const double y = (double)yrow[c0 + j];
                             const double w_k = 1;
                             terms[j] = w_k*(y*(1 - eps) + eps/k_real);
                         }
@@ -1474,10 +1454,10 @@ int symce_softmax_cross_entropy_grad_soft_f32(size_t n, size_t k,
             }
             if (status == SYMCE_ROW_GENERAL) {
             for (size_t j = 0; j < k; ++j) {  /* the gradient slot class by class */
-                const double y = yrow[j];
-                const double w_k = weight != NULL ? weight[j] : 1;
+                const double y = (double)yrow[j];
+                const double w_k = weight != NULL ? (double)weight[j] : 1;
                 const double yt = w_k*(y*(1 - eps) + eps/k_real);
-                const double zv = row[j];
+                const double zv = (double)row[j];
                 const double zs = -shift + zv;
                 const double e = symce_exp_for_f32(zs);
                 const double em1 = expm1(zs);
@@ -1491,9 +1471,9 @@ int symce_softmax_cross_entropy_grad_soft_f32(size_t n, size_t k,
             if (weight != NULL) {
                     for (size_t j = 0; j < len; ++j) {
                         const double e = stash[j];
-                        const double zv = row[c0 + j];
-                        const double y = yrow[c0 + j];
-                        const double w_k = weight[c0 + j];
+                        const double zv = (double)row[c0 + j];
+                        const double y = (double)yrow[c0 + j];
+                        const double w_k = (double)weight[c0 + j];
                         const double yt = w_k*(y*(1 - eps) + eps/k_real);
                         const double zs = -shift + zv;
                         const double p = e*inv_srest;
@@ -1502,8 +1482,8 @@ int symce_softmax_cross_entropy_grad_soft_f32(size_t n, size_t k,
             } else {
                     for (size_t j = 0; j < len; ++j) {
                         const double e = stash[j];
-                        const double zv = row[c0 + j];
-                        const double y = yrow[c0 + j];
+                        const double zv = (double)row[c0 + j];
+                        const double y = (double)yrow[c0 + j];
                         const double w_k = 1;
                         const double yt = w_k*(y*(1 - eps) + eps/k_real);
                         const double zs = -shift + zv;
@@ -1539,7 +1519,7 @@ int symce_softmax_cross_entropy_with_grad_f32(size_t n, size_t k,
     const double eps = label_smoothing;
     const double divisor = symce_label_divisor_f32(labels, weight, n, ignore_index);
     double wsum = 0;  /* sum_c w_c, for sum_c y~_c */
-    for (size_t j = 0; j < k; ++j) wsum += weight != NULL ? weight[j] : 1;
+    for (size_t j = 0; j < k; ++j) wsum += weight != NULL ? (double)weight[j] : 1;
     const double scale = symce_scale_f32(reduction, divisor);
     double total = 0, tcomp = 0;
     SYMCE_OMP_FOR_SUM(total, tcomp)
@@ -1558,7 +1538,7 @@ int symce_softmax_cross_entropy_with_grad_f32(size_t n, size_t k,
                 if (reduction == SYMCE_REDUCTION_NONE) loss[i] = 0;
                 continue;
             }
-            const double w_t = weight != NULL ? weight[t] : 1;
+            const double w_t = weight != NULL ? (double)weight[t] : 1;
             double own[SYMCE_STASH];
             double *stash = own;
             double shift, srest;
@@ -1585,14 +1565,14 @@ int symce_softmax_cross_entropy_with_grad_f32(size_t n, size_t k,
                 const size_t len = k - c0 < SYMCE_STASH ? k - c0 : SYMCE_STASH;
                 if (weight != NULL) {
                         for (size_t j = 0; j < len; ++j) {
-                            const double zv = row[c0 + j];
-                            const double w_k = weight[c0 + j];
+                            const double zv = (double)row[c0 + j];
+                            const double w_k = (double)weight[c0 + j];
                             const double zs = -shift + zv;
                             terms[j] = symce_mul0_for_f32(eps*w_k/k_real, log1p_srest - zs);
                         }
                 } else {
                         for (size_t j = 0; j < len; ++j) {
-                            const double zv = row[c0 + j];
+                            const double zv = (double)row[c0 + j];
                             const double w_k = 1;
                             const double zs = -shift + zv;
                             terms[j] = symce_mul0_for_f32(eps*w_k/k_real, log1p_srest - zs);
@@ -1605,9 +1585,9 @@ int symce_softmax_cross_entropy_with_grad_f32(size_t n, size_t k,
             if (status == SYMCE_ROW_GENERAL) {
             for (size_t j = 0; j < k; ++j) {  /* the gradient slot class by class */
                 const double hot = j == (size_t)t ? 1 : 0;
-                const double w_k = weight != NULL ? weight[j] : 1;
+                const double w_k = weight != NULL ? (double)weight[j] : 1;
                 const double yt = hot*w_t*(1 - eps) + eps*w_k/k_real;
-                const double zv = row[j];
+                const double zv = (double)row[j];
                 const double zs = -shift + zv;
                 const double e = symce_exp_for_f32(zs);
                 const double em1 = expm1(zs);
@@ -1621,7 +1601,7 @@ int symce_softmax_cross_entropy_with_grad_f32(size_t n, size_t k,
             if (weight != NULL) {
                     for (size_t j = 0; j < len; ++j) {
                         const double e = stash[j];
-                        const double w_k = weight[c0 + j];
+                        const double w_k = (double)weight[c0 + j];
                         const double p = e*inv_srest;
                         grow[c0 + j] = (float)(scale*(p*ysum - eps*w_k/k_real));
                     }
@@ -1635,7 +1615,7 @@ int symce_softmax_cross_entropy_with_grad_f32(size_t n, size_t k,
             }
             }
             {  /* the label's class */
-                const double zv = row[t];
+                const double zv = (double)row[t];
                 const double zs = -shift + zv;
                 const double e = symce_exp_for_f32(zs);
                 const double em1 = symce_select(zs == 0, 0, e - 1);
@@ -1709,13 +1689,13 @@ int symce_softmax_cross_entropy_with_grad_soft_f32(size_t n, size_t k,
                 const size_t len = k - c0 < SYMCE_STASH ? k - c0 : SYMCE_STASH;
                 if (weight != NULL) {
                         for (size_t j = 0; j < len; ++j) {
-                            const double y = yrow[c0 + j];
-                            const double w_k = weight[c0 + j];
+                            const double y = (double)yrow[c0 + j];
+                            const double w_k = (double)weight[c0 + j];
                             terms[j] = w_k*(y*(1 - eps) + eps/k_real);
                         }
                 } else {
                         for (size_t j = 0; j < len; ++j) {
-                            const double y = yrow[c0 + j];
+                            const double y = (double)yrow[c0 + j];
                             const double w_k = 1;
                             terms[j] = w_k*(y*(1 - eps) + eps/k_real);
                         }
@@ -1732,17 +1712,17 @@ int symce_softmax_cross_entropy_with_grad_soft_f32(size_t n, size_t k,
                 const size_t len = k - c0 < SYMCE_STASH ? k - c0 : SYMCE_STASH;
                 if (weight != NULL) {
                         for (size_t j = 0; j < len; ++j) {
-                            const double zv = row[c0 + j];
-                            const double y = yrow[c0 + j];
-                            const double w_k = weight[c0 + j];
+                            const double zv = (double)row[c0 + j];
+                            const double y = (double)yrow[c0 + j];
+                            const double w_k = (double)weight[c0 + j];
                             const double yt = w_k*(y*(1 - eps) + eps/k_real);
                             const double zs = -shift + zv;
                             terms[j] = symce_mul0_for_f32(yt, log1p_srest - zs);
                         }
                 } else {
                         for (size_t j = 0; j < len; ++j) {
-                            const double zv = row[c0 + j];
-                            const double y = yrow[c0 + j];
+                            const double zv = (double)row[c0 + j];
+                            const double y = (double)yrow[c0 + j];
                             const double w_k = 1;
                             const double yt = w_k*(y*(1 - eps) + eps/k_real);
                             const double zs = -shift + zv;
@@ -1755,10 +1735,10 @@ int symce_softmax_cross_entropy_with_grad_soft_f32(size_t n, size_t k,
             }
             if (status == SYMCE_ROW_GENERAL) {
             for (size_t j = 0; j < k; ++j) {  /* the gradient slot class by class */
-                const double y = yrow[j];
-                const double w_k = weight != NULL ? weight[j] : 1;
+                const double y = (double)yrow[j];
+                const double w_k = weight != NULL ? (double)weight[j] : 1;
                 const double yt = w_k*(y*(1 - eps) + eps/k_real);
-                const double zv = row[j];
+                const double zv = (double)row[j];
                 const double zs = -shift + zv;
                 const double e = symce_exp_for_f32(zs);
                 const double em1 = expm1(zs);
@@ -1772,9 +1752,9 @@ int symce_softmax_cross_entropy_with_grad_soft_f32(size_t n, size_t k,
             if (weight != NULL) {
                     for (size_t j = 0; j < len; ++j) {
                         const double e = stash[j];
-                        const double zv = row[c0 + j];
-                        const double y = yrow[c0 + j];
-                        const double w_k = weight[c0 + j];
+                        const double zv = (double)row[c0 + j];
+                        const double y = (double)yrow[c0 + j];
+                        const double w_k = (double)weight[c0 + j];
                         const double yt = w_k*(y*(1 - eps) + eps/k_real);
                         const double zs = -shift + zv;
                         const double p = e*inv_srest;
@@ -1783,8 +1763,8 @@ int symce_softmax_cross_entropy_with_grad_soft_f32(size_t n, size_t k,
             } else {
                     for (size_t j = 0; j < len; ++j) {
                         const double e = stash[j];
-                        const double zv = row[c0 + j];
-                        const double y = yrow[c0 + j];
+                        const double zv = (double)row[c0 + j];
+                        const double y = (double)yrow[c0 + j];
                         const double w_k = 1;
                         const double yt = w_k*(y*(1 - eps) + eps/k_real);
                         const double zs = -shift + zv;
@@ -1823,16 +1803,16 @@ int symce_binary_cross_entropy_f32(size_t n, size_t k, const float *SYMCE_RESTRI
         if (weight == NULL) {  /* no weights to copy */
             if (reduction == SYMCE_REDUCTION_NONE) {
                 for (size_t l = 0; l < len; ++l) {
-                    const double prob = probs[b0 + l];
-                    const double y = target[b0 + l];
+                    const double prob = (double)probs[b0 + l];
+                    const double y = (double)target[b0 + l];
                     const double w = 1;
                     loss[b0 + l] = (float)(w*(-y*symce_clamp_min_for_f32(log(prob), -100) - (1 - y)*symce_clamp_min_for_f32(log1p(-prob), -100)));
                 }
             } else {
                 double terms[SYMCE_BLOCK];
                 for (size_t l = 0; l < len; ++l) {
-                    const double prob = probs[b0 + l];
-                    const double y = target[b0 + l];
+                    const double prob = (double)probs[b0 + l];
+                    const double y = (double)target[b0 + l];
                     const double w = 1;
                     terms[l] = w*(-y*symce_clamp_min_for_f32(log(prob), -100) - (1 - y)*symce_clamp_min_for_f32(log1p(-prob), -100));
                 }
@@ -1840,20 +1820,20 @@ int symce_binary_cross_entropy_f32(size_t n, size_t k, const float *SYMCE_RESTRI
             }
         } else {
             double wb[SYMCE_BLOCK];
-            if (weight != NULL) for (size_t l = 0; l < len; ++l) wb[l] = weight[b0 + l];
+            if (weight != NULL) for (size_t l = 0; l < len; ++l) wb[l] = (double)weight[b0 + l];
             else for (size_t l = 0; l < len; ++l) wb[l] = 1;
             if (reduction == SYMCE_REDUCTION_NONE) {
                 for (size_t l = 0; l < len; ++l) {
-                    const double prob = probs[b0 + l];
-                    const double y = target[b0 + l];
+                    const double prob = (double)probs[b0 + l];
+                    const double y = (double)target[b0 + l];
                     const double w = wb[l];
                     loss[b0 + l] = (float)(w*(-y*symce_clamp_min_for_f32(log(prob), -100) - (1 - y)*symce_clamp_min_for_f32(log1p(-prob), -100)));
                 }
             } else {
                 double terms[SYMCE_BLOCK];
                 for (size_t l = 0; l < len; ++l) {
-                    const double prob = probs[b0 + l];
-                    const double y = target[b0 + l];
+                    const double prob = (double)probs[b0 + l];
+                    const double y = (double)target[b0 + l];
                     const double w = wb[l];
                     terms[l] = w*(-y*symce_clamp_min_for_f32(log(prob), -100) - (1 - y)*symce_clamp_min_for_f32(log1p(-prob), -100));
                 }
@@ -1886,18 +1866,18 @@ int symce_binary_cross_entropy_grad_f32(size_t n, size_t k, const float *SYMCE_R
         const size_t len = count - b0 < SYMCE_BLOCK ? count - b0 : SYMCE_BLOCK;
         if (weight == NULL) {  /* no weights to copy */
             for (size_t l = 0; l < len; ++l) {
-                    const double prob = probs[b0 + l];
-                    const double y = target[b0 + l];
+                    const double prob = (double)probs[b0 + l];
+                    const double y = (double)target[b0 + l];
                     const double w = 1;
     grad[b0 + l] = (float)((w*(prob - y)/symce_clamp_min_for_f32(-prob*(prob - 1), 9.9999999999999998e-13)) * scale);
             }
         } else {
             double wb[SYMCE_BLOCK];
-            if (weight != NULL) for (size_t l = 0; l < len; ++l) wb[l] = weight[b0 + l];
+            if (weight != NULL) for (size_t l = 0; l < len; ++l) wb[l] = (double)weight[b0 + l];
             else for (size_t l = 0; l < len; ++l) wb[l] = 1;
             for (size_t l = 0; l < len; ++l) {
-                    const double prob = probs[b0 + l];
-                    const double y = target[b0 + l];
+                    const double prob = (double)probs[b0 + l];
+                    const double y = (double)target[b0 + l];
                     const double w = wb[l];
     grad[b0 + l] = (float)((w*(prob - y)/symce_clamp_min_for_f32(-prob*(prob - 1), 9.9999999999999998e-13)) * scale);
             }
@@ -1929,9 +1909,9 @@ int symce_sigmoid_binary_cross_entropy_f32(size_t n, size_t k, const float *SYMC
         if (weight == NULL && pos_weight == NULL) {  /* no weights to copy */
             if (reduction == SYMCE_REDUCTION_NONE) {
                 for (size_t l = 0; l < len; ++l) {
-                    const double xv = logits[b0 + l];
+                    const double xv = (double)logits[b0 + l];
                     const double pw = 1;
-                    const double y = target[b0 + l];
+                    const double y = (double)target[b0 + l];
                     const double w = 1;
                     const double v = symce_exp_for_f32(-fabs(xv));
                     const double l1p = symce_log1p_s_for_f32(v/(v + 2));
@@ -1940,9 +1920,9 @@ int symce_sigmoid_binary_cross_entropy_f32(size_t n, size_t k, const float *SYMC
             } else {
                 double terms[SYMCE_BLOCK];
                 for (size_t l = 0; l < len; ++l) {
-                    const double xv = logits[b0 + l];
+                    const double xv = (double)logits[b0 + l];
                     const double pw = 1;
-                    const double y = target[b0 + l];
+                    const double y = (double)target[b0 + l];
                     const double w = 1;
                     const double v = symce_exp_for_f32(-fabs(xv));
                     const double l1p = symce_log1p_s_for_f32(v/(v + 2));
@@ -1952,13 +1932,13 @@ int symce_sigmoid_binary_cross_entropy_f32(size_t n, size_t k, const float *SYMC
             }
         } else {
             double wb[SYMCE_BLOCK];
-            if (weight != NULL) for (size_t l = 0; l < len; ++l) wb[l] = weight[b0 + l];
+            if (weight != NULL) for (size_t l = 0; l < len; ++l) wb[l] = (double)weight[b0 + l];
             else for (size_t l = 0; l < len; ++l) wb[l] = 1;
             double pwb[SYMCE_BLOCK];
             if (pos_weight != NULL) {
                 size_t col = b0 % k;
                 for (size_t l = 0; l < len; ++l) {
-                    pwb[l] = pos_weight[col];
+                    pwb[l] = (double)pos_weight[col];
                     col = col + 1 == k ? 0 : col + 1;
                 }
             } else {
@@ -1966,9 +1946,9 @@ int symce_sigmoid_binary_cross_entropy_f32(size_t n, size_t k, const float *SYMC
             }
             if (reduction == SYMCE_REDUCTION_NONE) {
                 for (size_t l = 0; l < len; ++l) {
-                    const double xv = logits[b0 + l];
+                    const double xv = (double)logits[b0 + l];
                     const double pw = pwb[l];
-                    const double y = target[b0 + l];
+                    const double y = (double)target[b0 + l];
                     const double w = wb[l];
                     const double v = symce_exp_for_f32(-fabs(xv));
                     const double l1p = symce_log1p_s_for_f32(v/(v + 2));
@@ -1977,9 +1957,9 @@ int symce_sigmoid_binary_cross_entropy_f32(size_t n, size_t k, const float *SYMC
             } else {
                 double terms[SYMCE_BLOCK];
                 for (size_t l = 0; l < len; ++l) {
-                    const double xv = logits[b0 + l];
+                    const double xv = (double)logits[b0 + l];
                     const double pw = pwb[l];
-                    const double y = target[b0 + l];
+                    const double y = (double)target[b0 + l];
                     const double w = wb[l];
                     const double v = symce_exp_for_f32(-fabs(xv));
                     const double l1p = symce_log1p_s_for_f32(v/(v + 2));
@@ -2017,9 +1997,9 @@ int symce_sigmoid_binary_cross_entropy_grad_f32(size_t n, size_t k,
         const size_t len = count - b0 < SYMCE_BLOCK ? count - b0 : SYMCE_BLOCK;
         if (weight == NULL && pos_weight == NULL) {  /* no weights to copy */
             for (size_t l = 0; l < len; ++l) {
-                    const double xv = logits[b0 + l];
+                    const double xv = (double)logits[b0 + l];
                     const double pw = 1;
-                    const double y = target[b0 + l];
+                    const double y = (double)target[b0 + l];
                     const double w = 1;
                     const double v = symce_exp_for_f32(-fabs(xv));
                     const double r = 1.0/(v + 1);
@@ -2027,22 +2007,22 @@ int symce_sigmoid_binary_cross_entropy_grad_f32(size_t n, size_t k,
             }
         } else {
             double wb[SYMCE_BLOCK];
-            if (weight != NULL) for (size_t l = 0; l < len; ++l) wb[l] = weight[b0 + l];
+            if (weight != NULL) for (size_t l = 0; l < len; ++l) wb[l] = (double)weight[b0 + l];
             else for (size_t l = 0; l < len; ++l) wb[l] = 1;
             double pwb[SYMCE_BLOCK];
             if (pos_weight != NULL) {
                 size_t col = b0 % k;
                 for (size_t l = 0; l < len; ++l) {
-                    pwb[l] = pos_weight[col];
+                    pwb[l] = (double)pos_weight[col];
                     col = col + 1 == k ? 0 : col + 1;
                 }
             } else {
                 for (size_t l = 0; l < len; ++l) pwb[l] = 1;
             }
             for (size_t l = 0; l < len; ++l) {
-                    const double xv = logits[b0 + l];
+                    const double xv = (double)logits[b0 + l];
                     const double pw = pwb[l];
-                    const double y = target[b0 + l];
+                    const double y = (double)target[b0 + l];
                     const double w = wb[l];
                     const double v = symce_exp_for_f32(-fabs(xv));
                     const double r = 1.0/(v + 1);
@@ -2080,9 +2060,9 @@ int symce_sigmoid_binary_cross_entropy_with_grad_f32(size_t n, size_t k,
         if (weight == NULL && pos_weight == NULL) {  /* no weights to copy */
             if (reduction == SYMCE_REDUCTION_NONE) {
                 for (size_t l = 0; l < len; ++l) {
-                    const double xv = logits[b0 + l];
+                    const double xv = (double)logits[b0 + l];
                     const double pw = 1;
-                    const double y = target[b0 + l];
+                    const double y = (double)target[b0 + l];
                     const double w = 1;
                     const double v = symce_exp_for_f32(-fabs(xv));
                     const double d = 1/((v + 1)*(v + 2));
@@ -2094,9 +2074,9 @@ int symce_sigmoid_binary_cross_entropy_with_grad_f32(size_t n, size_t k,
             } else {
                 double terms[SYMCE_BLOCK];
                 for (size_t l = 0; l < len; ++l) {
-                    const double xv = logits[b0 + l];
+                    const double xv = (double)logits[b0 + l];
                     const double pw = 1;
-                    const double y = target[b0 + l];
+                    const double y = (double)target[b0 + l];
                     const double w = 1;
                     const double v = symce_exp_for_f32(-fabs(xv));
                     const double d = 1/((v + 1)*(v + 2));
@@ -2109,13 +2089,13 @@ int symce_sigmoid_binary_cross_entropy_with_grad_f32(size_t n, size_t k,
             }
         } else {
             double wb[SYMCE_BLOCK];
-            if (weight != NULL) for (size_t l = 0; l < len; ++l) wb[l] = weight[b0 + l];
+            if (weight != NULL) for (size_t l = 0; l < len; ++l) wb[l] = (double)weight[b0 + l];
             else for (size_t l = 0; l < len; ++l) wb[l] = 1;
             double pwb[SYMCE_BLOCK];
             if (pos_weight != NULL) {
                 size_t col = b0 % k;
                 for (size_t l = 0; l < len; ++l) {
-                    pwb[l] = pos_weight[col];
+                    pwb[l] = (double)pos_weight[col];
                     col = col + 1 == k ? 0 : col + 1;
                 }
             } else {
@@ -2123,9 +2103,9 @@ int symce_sigmoid_binary_cross_entropy_with_grad_f32(size_t n, size_t k,
             }
             if (reduction == SYMCE_REDUCTION_NONE) {
                 for (size_t l = 0; l < len; ++l) {
-                    const double xv = logits[b0 + l];
+                    const double xv = (double)logits[b0 + l];
                     const double pw = pwb[l];
-                    const double y = target[b0 + l];
+                    const double y = (double)target[b0 + l];
                     const double w = wb[l];
                     const double v = symce_exp_for_f32(-fabs(xv));
                     const double d = 1/((v + 1)*(v + 2));
@@ -2137,9 +2117,9 @@ int symce_sigmoid_binary_cross_entropy_with_grad_f32(size_t n, size_t k,
             } else {
                 double terms[SYMCE_BLOCK];
                 for (size_t l = 0; l < len; ++l) {
-                    const double xv = logits[b0 + l];
+                    const double xv = (double)logits[b0 + l];
                     const double pw = pwb[l];
-                    const double y = target[b0 + l];
+                    const double y = (double)target[b0 + l];
                     const double w = wb[l];
                     const double v = symce_exp_for_f32(-fabs(xv));
                     const double d = 1/((v + 1)*(v + 2));
@@ -2168,7 +2148,7 @@ int symce_sigmoid_f64(size_t count, const double *SYMCE_RESTRICT x, double *SYMC
     if (rc != SYMCE_OK) return rc;
     SYMCE_OMP_FOR
     for (size_t i = 0; i < count; ++i) {
-        const long double xv = x[i];
+        const long double xv = (long double)x[i];
         out[i] = (double)(symce_sigmoid_ld(xv));
     }
     return SYMCE_OK;
@@ -2183,7 +2163,7 @@ int symce_sigmoid_grad_f64(size_t count, const double *SYMCE_RESTRICT x,
     if (rc != SYMCE_OK) return rc;
     SYMCE_OMP_FOR
     for (size_t i = 0; i < count; ++i) {
-        const long double xv = x[i];
+        const long double xv = (long double)x[i];
         out[i] = (double)(symce_sigmoid_ld(-xv)*symce_sigmoid_ld(xv));
     }
     return SYMCE_OK;

@@ -418,18 +418,46 @@ def _helpers(cdtype: str, used=None):
     return out
 
 
-def used_helpers() -> dict:
-    """{compute type: [helpers the printed slots call directly]} over every emitted function."""
-    used = {}
+def _printed_exprs(kern, cdtype) -> list:
+    """The expressions the emitted code of ``kern`` evaluates in ``cdtype``: its slots, and for
+    the BCE family, where the type vectorises, loss and gradient with softplus and sigmoid
+    written over one shared exponential (as _printed_slots prints them)."""
+    sl = local_slots(kern, cdtype)
+    if kern.family == "bce" and vectorised(cdtype):
+        exprs = {name: kr.w * sl[name] for name in ("loss", "grad") if name in sl}
+        lets = []
+        if any(e.has(softplus, sigmoid) for e in exprs.values()):
+            exprs, lets = _shared_exponential(exprs, cdtype)
+        return list(exprs.values()) + [val for _, val in lets]
+    return list(sl.values())
+
+
+def _printed_by_type() -> dict:
+    """{compute type: every expression the emitted functions evaluate in it}."""
+    out = {}
     for dtype in DTYPES:
         for kern in kr.registry().values():
             cdt = compute_dtype(dtype, kern.family)
-            names = used.setdefault(cdt, set())
-            for expr in local_slots(kern, cdt).values():
-                names |= {n for n, cls in _HELPER_CLASSES.items() if expr.atoms(cls)}
+            out.setdefault(cdt, []).extend(_printed_exprs(kern, cdt))
+    return out
+
+
+def used_helpers(printed=None) -> dict:
+    """{compute type: [helpers the printed code calls directly]} over every emitted function
+    (only those: an unused static function is a warning); ``printed``: _printed_by_type()."""
+    printed = _printed_by_type() if printed is None else printed
+    used = {cdt: {n for expr in exprs for n, cls in _HELPER_CLASSES.items() if expr.atoms(cls)}
+            for cdt, exprs in printed.items()}
     return {cdt: [fn for fn in HELPERS if fn in names]
             for cdt, names in sorted(used.items(), key=lambda kv: list(CTYPES).index(kv[0]))
             if names}
+
+
+def _uses_log1p_s(cdtype: str, printed: dict, used: dict) -> bool:
+    """Whether the code in ``cdtype`` calls the float kernels' log1p on [0, 1] (see _log1p_s)."""
+    wanted = {h["name"] for h in _helpers(cdtype, used.get(cdtype, []))}
+    return helper_name("softplus", cdtype) in wanted or any(
+        expr.has(_log1p_s) for expr in printed.get(cdtype, []))
 
 
 def checks_domain(kern) -> bool:
@@ -953,6 +981,13 @@ _ROWWISE_LAYOUT = {"softmax": "vector", "log_softmax": "vector", "logsumexp": "s
                    "softmax_jacobian": "jacobian", "softmax_vjp": "vjp"}
 
 
+def _widening(T: str, C: str, acc: str) -> dict:
+    """The explicit casts that widen a T value to the compute type C ("wide") and to the
+    accumulator type ("wide_acc"), empty where the types are equal: every promotion is written
+    out (-Wdouble-promotion)."""
+    return {"wide": "" if C == T else f"({C})", "wide_acc": "" if acc == T else f"({acc})"}
+
+
 def _function_context(fn: CFunction):
     kern = kr.kernel(fn.kernel)
     T = DTYPES[fn.dtype]["T"]
@@ -965,6 +1000,7 @@ def _function_context(fn: CFunction):
         "T": T,
         "C": CTYPES[cdt]["T"],
         "narrow": "" if CTYPES[cdt]["T"] == T else f"({T})",  # the cast that rounds to T
+        **_widening(T, CTYPES[cdt]["T"], DTYPES[fn.dtype]["acc"]),
         "acc": DTYPES[fn.dtype]["acc"],
         "family": kern.family,
         "partial": "c/_" + _PARTIAL[kern.family] + ".c.jinja",
@@ -1007,6 +1043,7 @@ def _dtype_context(dtype):
             raise ValueError(f"{kern.name}: row slots differ from {row_kernels[0].name}'s")
     pr = CPrinter(cdt)
     return {"sfx": dtype, "T": spec["T"], "acc": spec["acc"], "C": CTYPES[cdt]["T"],
+            **_widening(spec["T"], CTYPES[cdt]["T"], spec["acc"]),
             "lets_e": _lets(base, (kr.e,), pr),
             "lets_em1": _lets(base, (kr.em1,), pr),
             "compensated": not CTYPES[cdt]["exact_shift"],
@@ -1017,12 +1054,13 @@ def _helper_sections():
     """The helpers per compute type: symce's exp (and the float kernels' log1p on [0, 1]) where
     the type vectorises, then the SymPy-defined ones some printed slot calls (and their callees)."""
     out = []
-    for cdt, used in used_helpers().items():
+    printed = _printed_by_type()
+    all_used = used_helpers(printed)
+    for cdt, used in all_used.items():
         raw = []
         if vectorised(cdt):
             raw.append(_exp_helper(cdt))
-            wanted = {h["name"] for h in _helpers(cdt, used)}
-            if CTYPES[cdt]["approx"] == "f32" and helper_name("softplus", cdt) in wanted:
+            if CTYPES[cdt]["approx"] == "f32" and _uses_log1p_s(cdt, printed, all_used):
                 raw.append(_log1p_s_helper(cdt))
             if CTYPES[cdt]["approx"] == "f32":
                 raw.append(_log1p_row_helper(cdt))
