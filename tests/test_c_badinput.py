@@ -13,7 +13,7 @@ import re
 import numpy as np
 import pytest
 
-from c_build import C_DIR, SENTINEL, clib  # noqa: F401  (fixture)
+from c_build import C_DIR, SENTINEL, clib_each  # noqa: F401  (fixture)
 from symce.lang import c_backend
 
 CODES = {name: value for name, value, _ in c_backend.ERRORS}
@@ -79,62 +79,62 @@ def _takes_probs(fn):
 
 
 @pytest.mark.parametrize("fn", FUNCTIONS, ids=lambda f: f.cname)
-def test_bad_input_writes_nothing(clib, fn):
+def test_bad_input_writes_nothing(clib_each, fn):
     roles = _roles(fn)
     inputs = _valid_inputs(fn)
-    _expect(clib, fn, OK, "valid input")
+    _expect(clib_each, fn, OK, "valid input")
 
     # required pointer NULL (each of them); weight and pos_weight may be NULL
     for p in fn.params:
         if p.role in ("in", "labels", "target", "out"):
-            _expect(clib, fn, NULL, f"{p.name}=NULL", null=(p.name,))
+            _expect(clib_each, fn, NULL, f"{p.name}=NULL", null=(p.name,))
 
     # sizes: k = 0, and n*k (n*k*k) overflowing size_t (the buffers are small: nothing is read)
     if "count" in [p.name for p in fn.params]:
-        _expect(clib, fn, SIZE, "count overflow", sizes={"count": SIZE_MAX})
-        _expect(clib, fn, SIZE, "count bytes overflow", sizes={"count": SIZE_MAX // 4 + 1})
+        _expect(clib_each, fn, SIZE, "count overflow", sizes={"count": SIZE_MAX})
+        _expect(clib_each, fn, SIZE, "count bytes overflow", sizes={"count": SIZE_MAX // 4 + 1})
     else:
-        _expect(clib, fn, NO_CLASSES, "k=0", sizes={"k": 0})
-        _expect(clib, fn, NO_CLASSES, "k=0, n=0", sizes={"k": 0, "n": 0})
-        _expect(clib, fn, NO_CLASSES, "k=0, n overflowing", sizes={"k": 0, "n": SIZE_MAX})
-        _expect(clib, fn, SIZE, "n*k overflow", sizes={"n": SIZE_MAX // 2 + 1, "k": 2})
-        _expect(clib, fn, SIZE, "n*k bytes overflow", sizes={"n": SIZE_MAX // 16 + 1, "k": 4})
+        _expect(clib_each, fn, NO_CLASSES, "k=0", sizes={"k": 0})
+        _expect(clib_each, fn, NO_CLASSES, "k=0, n=0", sizes={"k": 0, "n": 0})
+        _expect(clib_each, fn, NO_CLASSES, "k=0, n overflowing", sizes={"k": 0, "n": SIZE_MAX})
+        _expect(clib_each, fn, SIZE, "n*k overflow", sizes={"n": SIZE_MAX // 2 + 1, "k": 2})
+        _expect(clib_each, fn, SIZE, "n*k bytes overflow", sizes={"n": SIZE_MAX // 16 + 1, "k": 4})
         if fn.kernel == "softmax_jacobian":  # n*k fits, n*k*k does not
-            _expect(clib, fn, SIZE, "n*k*k overflow", sizes={"n": 2**22, "k": 2**20})
+            _expect(clib_each, fn, SIZE, "n*k*k overflow", sizes={"n": 2**22, "k": 2**20})
 
     # options
     if "label_smoothing" in roles:
         for eps in (-0.01, 1.01, math.nan, math.inf, -math.inf):
-            _expect(clib, fn, SMOOTHING, f"label_smoothing={eps}", label_smoothing=eps)
+            _expect(clib_each, fn, SMOOTHING, f"label_smoothing={eps}", label_smoothing=eps)
         for eps in (0.0, 1.0):
-            _expect(clib, fn, OK, f"label_smoothing={eps}", label_smoothing=eps)
+            _expect(clib_each, fn, OK, f"label_smoothing={eps}", label_smoothing=eps)
     if "reduction" in roles:
         for red in (3, -1, 1000):
-            _expect(clib, fn, REDUCTION, f"reduction={red}", reduction=red)
+            _expect(clib_each, fn, REDUCTION, f"reduction={red}", reduction=red)
     if "weight" in roles:
         size = K if fn.kernel.startswith(("cross", "softmax")) else N * K
         for bad in (-1.0, math.nan, -1e-30):
             w = np.ones(size)
             w[-1] = bad  # the last entry: the whole array is checked before anything is written
-            _expect(clib, fn, WEIGHT, f"weight[-1]={bad}", weight=w)
+            _expect(clib_each, fn, WEIGHT, f"weight[-1]={bad}", weight=w)
         w = np.ones(size)
         w[0] = -0.0
-        _expect(clib, fn, OK, "weight -0.0", weight=w)
+        _expect(clib_each, fn, OK, "weight -0.0", weight=w)
     if "pos_weight" in roles:
         for bad in (-2.0, math.nan):
             pw = np.ones(K)
             pw[-1] = bad
-            _expect(clib, fn, POS_WEIGHT, f"pos_weight[-1]={bad}", pos_weight=pw)
-            _expect(clib, fn, WEIGHT, f"weight and pos_weight[-1]={bad}", pos_weight=pw,
+            _expect(clib_each, fn, POS_WEIGHT, f"pos_weight[-1]={bad}", pos_weight=pw)
+            _expect(clib_each, fn, WEIGHT, f"weight and pos_weight[-1]={bad}", pos_weight=pw,
                     weight=-np.ones(N * K))
     if "labels" in roles:
         for bad in (K, -1, 2**63 - 1, -(2**63), -100):
             labels = np.array([0, 1, bad])
-            _expect(clib, fn, LABEL, f"label {bad}", inputs=[inputs[0], labels],
+            _expect(clib_each, fn, LABEL, f"label {bad}", inputs=[inputs[0], labels],
                     ignore_index=-1 if bad == -100 else -100)
-        _expect(clib, fn, OK, "ignored label", inputs=[inputs[0], np.array([0, -7, 3])],
+        _expect(clib_each, fn, OK, "ignored label", inputs=[inputs[0], np.array([0, -7, 3])],
                 ignore_index=-7)
-        _expect(clib, fn, OK, "ignore_index is a class", inputs=[inputs[0], np.array([0, 1, 3])],
+        _expect(clib_each, fn, OK, "ignore_index is a class", inputs=[inputs[0], np.array([0, 1, 3])],
                 ignore_index=1)
 
     # a probability outside [0, 1] (the last entry: all are checked before anything is written)
@@ -142,14 +142,14 @@ def test_bad_input_writes_nothing(clib, fn):
         for bad in (-1e-30, 1.0000001, -np.inf, np.inf, 2.0, -0.5):
             probs = inputs[0].copy()
             probs.flat[-1] = bad
-            _expect(clib, fn, DOMAIN, f"probability {bad}", inputs=[probs, *inputs[1:]])
+            _expect(clib_each, fn, DOMAIN, f"probability {bad}", inputs=[probs, *inputs[1:]])
         for fine in (0.0, -0.0, 1.0, np.nan):  # the ends of [0, 1]; NaN passes through
             probs = inputs[0].copy()
             probs.flat[-1] = fine
-            _expect(clib, fn, OK, f"probability {fine}", inputs=[probs, *inputs[1:]])
+            _expect(clib_each, fn, OK, f"probability {fine}", inputs=[probs, *inputs[1:]])
         # the target is not a probability input: a soft target outside [0, 1] is the caller's
         if len(inputs) > 1 and np.asarray(inputs[1]).dtype.kind == "f":
-            _expect(clib, fn, OK, "target outside [0, 1]", inputs=[inputs[0], inputs[1] * 3])
+            _expect(clib_each, fn, OK, "target outside [0, 1]", inputs=[inputs[0], inputs[1] * 3])
     else:
         assert DOMAIN not in _documented_codes(fn), fn.cname
 
@@ -158,30 +158,30 @@ def test_bad_input_writes_nothing(clib, fn):
     elementwise = "count" in [p.name for p in fn.params]
     size_bad = {"count": SIZE_MAX} if elementwise else {"k": 0}
     size_code = SIZE if elementwise else NO_CLASSES
-    _expect(clib, fn, NULL, "NULL and bad size", null=(out,), sizes=size_bad)
+    _expect(clib_each, fn, NULL, "NULL and bad size", null=(out,), sizes=size_bad)
     if not elementwise:
-        _expect(clib, fn, SIZE, "n*k overflow and bad options", sizes={"n": SIZE_MAX, "k": 2},
+        _expect(clib_each, fn, SIZE, "n*k overflow and bad options", sizes={"n": SIZE_MAX, "k": 2},
                 reduction=7, label_smoothing=2.0)
     if "label_smoothing" in roles:
-        _expect(clib, fn, SMOOTHING, "smoothing and reduction", label_smoothing=2.0, reduction=7)
+        _expect(clib_each, fn, SMOOTHING, "smoothing and reduction", label_smoothing=2.0, reduction=7)
     if "reduction" in roles:
-        _expect(clib, fn, size_code, "bad size and reduction", sizes=size_bad, reduction=7)
+        _expect(clib_each, fn, size_code, "bad size and reduction", sizes=size_bad, reduction=7)
         if "weight" in roles:
             wbad = -np.ones(K if fn.kernel.startswith(("cross", "softmax")) else N * K)
-            _expect(clib, fn, REDUCTION, "reduction and weight", reduction=7, weight=wbad)
+            _expect(clib_each, fn, REDUCTION, "reduction and weight", reduction=7, weight=wbad)
             if "labels" in roles:
-                _expect(clib, fn, WEIGHT, "weight and label", weight=wbad,
+                _expect(clib_each, fn, WEIGHT, "weight and label", weight=wbad,
                         inputs=[inputs[0], np.array([0, 1, 99])])
     if _takes_probs(fn):
         bad_probs = inputs[0].copy()
         bad_probs.flat[0] = 1.5
         if "labels" in roles:
-            _expect(clib, fn, LABEL, "label and probability", inputs=[bad_probs, np.array([0, 1, 99])])
+            _expect(clib_each, fn, LABEL, "label and probability", inputs=[bad_probs, np.array([0, 1, 99])])
         if "weight" in roles:
             wbad = -np.ones(K if fn.kernel.startswith("cross") else N * K)
-            _expect(clib, fn, WEIGHT, "weight and probability", weight=wbad,
+            _expect(clib_each, fn, WEIGHT, "weight and probability", weight=wbad,
                     inputs=[bad_probs, *inputs[1:]])
-        _expect(clib, fn, REDUCTION, "reduction and probability", reduction=7,
+        _expect(clib_each, fn, REDUCTION, "reduction and probability", reduction=7,
                 inputs=[bad_probs, *inputs[1:]])
 
 
@@ -208,14 +208,14 @@ def test_documented_error_order(fn):
     assert (DOMAIN in codes) == _takes_probs(fn)
 
 
-def test_strerror(clib):
+def test_strerror(clib_each):
     messages = set()
     for name, value, message in c_backend.ERRORS:
-        assert clib.strerror(value) == message
+        assert clib_each.strerror(value) == message
         messages.add(message)
     assert len(messages) == len(c_backend.ERRORS)
     for code in (1, min(CODES.values()) - 1, -1000, 2**31 - 1):
-        assert clib.strerror(code) == c_backend.UNKNOWN_ERROR
+        assert clib_each.strerror(code) == c_backend.UNKNOWN_ERROR
     header = (C_DIR / "symce.h").read_text()
     flat = " ".join(header.split())
     for name, value, message in c_backend.ERRORS:

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 import sympy as sp
 
-from c_build import C_DIR, clib, library  # noqa: F401  (clib is a fixture)
+from c_build import C_DIR, clib, clib_each, library  # noqa: F401  (fixtures)
 from support import random_distribution, random_logits
 from symce import reference as R
 from symce.functions import clamp_min, expm1, log1p, mul0, sigmoid, softplus, two_sum_err
@@ -362,17 +362,17 @@ SEED_P_PUBLISHED = [0.0154493156751271, 0.631163353697413, 0.353387330637003]
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-def test_seed_values(clib, dtype):
+def test_seed_values(clib_each, dtype):
     tol = TOL[dtype] * 10 if dtype == np.float64 else TOL[dtype]
-    p = clib.call("softmax", dtype, SEED_Z)[0]
+    p = clib_each.call("softmax", dtype, SEED_Z)[0]
     np.testing.assert_allclose(p, SEED_P, rtol=tol)
     np.testing.assert_allclose(p, SEED_P_PUBLISHED, rtol=1e-9 if dtype == np.float64 else 1e-5)
-    np.testing.assert_allclose(clib.call("softmax_cross_entropy", dtype, SEED_Z, np.array([2])),
+    np.testing.assert_allclose(clib_each.call("softmax_cross_entropy", dtype, SEED_Z, np.array([2])),
                                1.0401905694301, rtol=max(tol, 1e-13))
-    np.testing.assert_allclose(clib.call("softmax_cross_entropy", dtype, np.array([[1, 2, 0.5]]),
+    np.testing.assert_allclose(clib_each.call("softmax_cross_entropy", dtype, np.array([[1, 2, 0.5]]),
                                          np.array([1])), 0.464368784107945, rtol=max(tol, 1e-14))
     # dL/dz = p - y (not y - p): negative at the true class, positive elsewhere
-    grad = clib.call("softmax_cross_entropy_grad", dtype, SEED_Z, np.array([2]))[0]
+    grad = clib_each.call("softmax_cross_entropy_grad", dtype, SEED_Z, np.array([2]))[0]
     np.testing.assert_allclose(grad, np.array(SEED_P) - [0, 0, 1], rtol=tol, atol=tol)
     assert grad[2] < 0 < grad[1]
 
@@ -397,48 +397,48 @@ def _check_rows(clib, dtype, z, labels, soft=None):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-def test_stability_huge_logits(clib, dtype):
+def test_stability_huge_logits(clib_each, dtype):
     big = 1e4 if dtype == np.float64 else 100.0
     rows = [[big, -big, 0.0], [-big, -big + 1, -big + 2], [big, big, big], [0.5, big, -3.0]]
     if dtype == np.float32:  # beyond float32's exp range (exp(89) overflows), and far beyond
         rows += [[200.0, -200.0, 0.0], [1e30, -1e30, 3e29], [-1e30, -1e30, -1e30]]
     z = np.array(rows, dtype=dtype)
-    out = [clib.call(n, dtype, z) for n in ROW_KERNELS]
+    out = [clib_each.call(n, dtype, z) for n in ROW_KERNELS]
     assert all(np.all(np.isfinite(o)) for o in out)
-    _check_rows(clib, dtype, z, np.array([1] * len(rows)), random_distribution(
+    _check_rows(clib_each, dtype, z, np.array([1] * len(rows)), random_distribution(
         np.random.default_rng(0), len(rows), 3).astype(dtype))
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-def test_stability_equal_and_dominant(clib, dtype):
+def test_stability_equal_and_dominant(clib_each, dtype):
     z = np.array([[2.0] * 5, [-7.0] * 5, [40.0, 0, 0, 0, 0], [0, 0, 0, 0, 60.0]], dtype=dtype)
-    p = clib.call("softmax", dtype, z)
+    p = clib_each.call("softmax", dtype, z)
     np.testing.assert_allclose(p[:2], 0.2, rtol=TOL[dtype])
     # log p of the dominant class is -log1p(4 e^-40) ~ -1.7e-17: only the Srest scheme keeps it
-    ls = clib.call("log_softmax", dtype, z)
+    ls = clib_each.call("log_softmax", dtype, z)
     assert ls[2, 0] < 0 and abs(ls[2, 0] / -math.log1p(4 * math.exp(-40)) - 1) < TOL[dtype]
-    _check_rows(clib, dtype, z, np.array([0, 3, 0, 4]))
+    _check_rows(clib_each, dtype, z, np.array([0, 3, 0, 4]))
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-def test_stability_masked_classes(clib, dtype):
+def test_stability_masked_classes(clib_each, dtype):
     ninf = -np.inf
     z = np.array([[0.0, ninf, 1.0, ninf], [ninf, 3.0, ninf, ninf], [ninf] * 4], dtype=dtype)
-    p = clib.call("softmax", dtype, z)
+    p = clib_each.call("softmax", dtype, z)
     assert np.all(p[:2][np.isinf(z[:2])] == 0) and np.all(np.isnan(p[2]))  # all -inf: NaN
     labels = np.array([2, 1, -100])
     soft = np.array([[0.3, 0, 0.7, 0], [0, 1, 0, 0], [0.25] * 4], dtype=dtype)
-    loss = clib.call("softmax_cross_entropy", dtype, z[:2], labels[:2], reduction="none")
+    loss = clib_each.call("softmax_cross_entropy", dtype, z[:2], labels[:2], reduction="none")
     assert np.all(np.isfinite(loss))
-    lv, gv = clib.call("softmax_cross_entropy_with_grad", dtype, z[:2], soft[:2], reduction="none")
+    lv, gv = clib_each.call("softmax_cross_entropy_with_grad", dtype, z[:2], soft[:2], reduction="none")
     assert np.all(np.isfinite(lv)) and np.all(gv[np.isinf(z[:2])] == 0)
-    gl = clib.call("softmax_cross_entropy_grad", dtype, z, labels, reduction="sum")
+    gl = clib_each.call("softmax_cross_entropy_grad", dtype, z, labels, reduction="sum")
     assert np.all(gl[np.isinf(z)] == 0) and np.all(gl[2] == 0)   # masked and ignored
-    _check_rows(clib, dtype, z[:2], labels[:2], soft[:2])
+    _check_rows(clib_each, dtype, z[:2], labels[:2], soft[:2])
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-def test_stability_plus_inf_row(clib, dtype):
+def test_stability_plus_inf_row(clib_each, dtype):
     """docs/semantics.md: a row holding +inf has shift 0; the +inf entries' p and log p are NaN,
     the others' p is 0 and log p is -inf; logsumexp is +inf.  (With shift 0, a finite logit
     beside +inf must stay below log(DBL_MAX) ~ 709, or its exp overflows to a NaN p.)"""
@@ -446,42 +446,42 @@ def test_stability_plus_inf_row(clib, dtype):
     z = np.array([[0.0, np.inf, 1.0], [np.inf, -np.inf, np.inf], [-big, np.inf, 700.0]],
                  dtype=dtype)
     inf = np.isposinf(z)
-    p = clib.call("softmax", dtype, z)
-    lp = clib.call("log_softmax", dtype, z)
+    p = clib_each.call("softmax", dtype, z)
+    lp = clib_each.call("log_softmax", dtype, z)
     assert np.all(np.isnan(p[inf])) and np.all(p[~inf] == 0)
     assert np.all(np.isnan(lp[inf])) and np.all(lp[~inf] == -np.inf)
-    np.testing.assert_array_equal(clib.call("logsumexp", dtype, z), np.inf)
-    _check_rows(clib, dtype, z[:1], np.array([1]))
+    np.testing.assert_array_equal(clib_each.call("logsumexp", dtype, z), np.inf)
+    _check_rows(clib_each, dtype, z[:1], np.array([1]))
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-def test_stability_minus_inf_row(clib, dtype):
+def test_stability_minus_inf_row(clib_each, dtype):
     """A row of -inf: softmax and log-softmax NaN, logsumexp -inf; beside a normal row."""
     z = np.array([[-np.inf] * 4, [0.5, -np.inf, 2.0, -1.0]], dtype=dtype)
-    p = clib.call("softmax", dtype, z)
+    p = clib_each.call("softmax", dtype, z)
     assert np.all(np.isnan(p[0])) and np.all(np.isfinite(p[1]))
-    lp = clib.call("log_softmax", dtype, z)
+    lp = clib_each.call("log_softmax", dtype, z)
     assert np.all(np.isnan(lp[0])) and lp[1, 1] == -np.inf
-    lse = clib.call("logsumexp", dtype, z)
+    lse = clib_each.call("logsumexp", dtype, z)
     assert lse[0] == -np.inf and np.isfinite(lse[1])
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-def test_stability_probabilities_zero_and_one(clib, dtype):
+def test_stability_probabilities_zero_and_one(clib_each, dtype):
     p = np.array([[0.0, 1.0, 0.0, 1.0, 0.5]], dtype=dtype)
     y = np.array([[0.0, 1.0, 1.0, 0.0, 0.5]], dtype=dtype)
     for name in ("binary_cross_entropy", "binary_cross_entropy_grad"):
-        got = clib.call(name, dtype, p, y, reduction="none")
+        got = clib_each.call(name, dtype, p, y, reduction="none")
         assert np.all(np.isfinite(got)), (name, got)
         ref = R.evaluate(name, p.astype(np.float64), y.astype(np.float64), form="raw",
                          reduction="none")
         assert max_error(got, ref) <= TOL[dtype], (name, got)
-    loss = clib.call("binary_cross_entropy", dtype, p, y, reduction="none")
+    loss = clib_each.call("binary_cross_entropy", dtype, p, y, reduction="none")
     np.testing.assert_allclose(loss[0, 2:4], 100.0, rtol=TOL[dtype])   # log clamped at -100
     probs = np.array([[0.0, 1.0, 0.0], [0.5, 0.5, 0.0]], dtype=dtype)
     for target in (np.array([0, 2]), np.array([[0.5, 0.5, 0.0], [0, 0.5, 0.5]], dtype=dtype)):
         for name in ("cross_entropy", "cross_entropy_grad"):
-            got = clib.call(name, dtype, probs, target, reduction="none")
+            got = clib_each.call(name, dtype, probs, target, reduction="none")
             assert np.all(np.isfinite(got))
             ref = R.evaluate(name, probs.astype(np.float64), target, form="raw", reduction="none")
             assert max_error(got, ref) <= TOL[dtype], (name, got)
@@ -489,13 +489,13 @@ def test_stability_probabilities_zero_and_one(clib, dtype):
 
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("name", list(registry()))
-def test_nan_in_nan_out(clib, name, dtype):
+def test_nan_in_nan_out(clib_each, name, dtype):
     """A NaN in an input gives NaN in every output that depends on it, and nowhere else."""
     kern = registry()[name]
     fam = kern.family
     rng = np.random.default_rng(9)
     if fam == "elementwise":
-        out = clib.call(name, dtype, np.array([0.5, np.nan, -2.0]))
+        out = clib_each.call(name, dtype, np.array([0.5, np.nan, -2.0]))
         assert np.isnan(out[1]) and not np.any(np.isnan(out[[0, 2]]))
         return
     if fam in ("rowwise", "ce_logits"):
@@ -508,71 +508,71 @@ def test_nan_in_nan_out(clib, name, dtype):
     bad[1, 2] = np.nan
     if fam == "rowwise":
         extra = (rng.standard_normal((3, 4)),) if name == "softmax_vjp" else ()
-        out = clib.call(name, dtype, bad, *extra)
+        out = clib_each.call(name, dtype, bad, *extra)
         assert np.all(np.isnan(out[1])) and not np.any(np.isnan(out[[0, 2]]))
         return
     if fam == "bce":
         y = rng.uniform(0, 1, (3, 4))
         for a, b in ((bad, y), (x, np.where(np.isnan(bad), np.nan, y))):
-            for out in as_list(clib.call(name, dtype, a, b, reduction="none")):
+            for out in as_list(clib_each.call(name, dtype, a, b, reduction="none")):
                 assert np.isnan(out[1, 2]) and np.sum(np.isnan(out)) == 1
             if kern.outputs[0].name == "loss":
-                assert np.isnan(as_list(clib.call(name, dtype, a, b, reduction="mean"))[0])
+                assert np.isnan(as_list(clib_each.call(name, dtype, a, b, reduction="mean"))[0])
         return
     soft = random_distribution(rng, 3, 4)
     nan_soft = soft.copy()
     nan_soft[1, 2] = np.nan
     # row 1's label is class 2, where the NaN is; every soft target entry is nonzero
     for xin, target in ((bad, np.array([0, 2, 3])), (bad, soft), (x, nan_soft)):
-        for out in as_list(clib.call(name, dtype, xin, target, reduction="none")):
+        for out in as_list(clib_each.call(name, dtype, xin, target, reduction="none")):
             assert np.isnan(out[1]).any() and not np.isnan(out[[0, 2]]).any()
             if fam == "ce_logits":  # a NaN logit or target reaches the whole row through Srest
                 assert np.isnan(out[1]).all()
-        for out in as_list(clib.call(name, dtype, xin, target, reduction="mean")):
+        for out in as_list(clib_each.call(name, dtype, xin, target, reduction="mean")):
             assert np.isnan(out).any()
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-def test_single_class(clib, dtype):
+def test_single_class(clib_each, dtype):
     z = np.array([[3.0], [-1e3], [0.0]], dtype=dtype)
-    np.testing.assert_array_equal(clib.call("softmax", dtype, z), 1.0)
-    np.testing.assert_array_equal(clib.call("log_softmax", dtype, z), 0.0)
-    np.testing.assert_array_equal(clib.call("logsumexp", dtype, z), z[:, 0])
-    np.testing.assert_array_equal(clib.call("softmax_jacobian", dtype, z), 0.0)
-    lv, gv = clib.call("softmax_cross_entropy_with_grad", dtype, z, np.zeros(3, dtype=np.int64))
+    np.testing.assert_array_equal(clib_each.call("softmax", dtype, z), 1.0)
+    np.testing.assert_array_equal(clib_each.call("log_softmax", dtype, z), 0.0)
+    np.testing.assert_array_equal(clib_each.call("logsumexp", dtype, z), z[:, 0])
+    np.testing.assert_array_equal(clib_each.call("softmax_jacobian", dtype, z), 0.0)
+    lv, gv = clib_each.call("softmax_cross_entropy_with_grad", dtype, z, np.zeros(3, dtype=np.int64))
     assert lv == 0 and np.all(gv == 0)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-def test_empty_batch(clib, dtype):
+def test_empty_batch(clib_each, dtype):
     z = np.zeros((0, 3), dtype=dtype)
     labels = np.zeros(0, dtype=np.int64)
     for name in ROW_KERNELS:
-        assert clib.call(name, dtype, z).size == 0
-    assert clib.call("softmax_vjp", dtype, z, z).size == 0
-    assert clib.call("sigmoid", dtype, np.zeros(0)).size == 0
+        assert clib_each.call(name, dtype, z).size == 0
+    assert clib_each.call("softmax_vjp", dtype, z, z).size == 0
+    assert clib_each.call("sigmoid", dtype, np.zeros(0)).size == 0
     for name, target in (("softmax_cross_entropy", labels), ("cross_entropy", labels),
                          ("softmax_cross_entropy", z), ("binary_cross_entropy", z),
                          ("sigmoid_binary_cross_entropy", z)):
-        assert np.isnan(clib.call(name, dtype, z, target, reduction="mean"))
-        assert clib.call(name, dtype, z, target, reduction="sum") == 0
-        assert clib.call(name, dtype, z, target, reduction="none").size == 0
-        assert clib.call(name + "_grad", dtype, z, target).size == 0
-    lv, gv = clib.call("softmax_cross_entropy_with_grad", dtype, z, labels)
+        assert np.isnan(clib_each.call(name, dtype, z, target, reduction="mean"))
+        assert clib_each.call(name, dtype, z, target, reduction="sum") == 0
+        assert clib_each.call(name, dtype, z, target, reduction="none").size == 0
+        assert clib_each.call(name + "_grad", dtype, z, target).size == 0
+    lv, gv = clib_each.call("softmax_cross_entropy_with_grad", dtype, z, labels)
     assert np.isnan(lv) and gv.size == 0
-    lv, gv = clib.call("sigmoid_binary_cross_entropy_with_grad", dtype, z, z)
+    lv, gv = clib_each.call("sigmoid_binary_cross_entropy_with_grad", dtype, z, z)
     assert np.isnan(lv) and gv.size == 0
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-def test_all_ignored(clib, dtype):
+def test_all_ignored(clib_each, dtype):
     z = random_logits(np.random.default_rng(2), 3, 4).astype(dtype)
     labels = np.full(3, -100)
-    lv, gv = clib.call("softmax_cross_entropy_with_grad", dtype, z, labels, label_smoothing=0.1)
+    lv, gv = clib_each.call("softmax_cross_entropy_with_grad", dtype, z, labels, label_smoothing=0.1)
     assert np.isnan(lv) and np.all(gv == 0)
     probs = random_distribution(np.random.default_rng(2), 3, 4).astype(dtype)
-    assert clib.call("cross_entropy", dtype, probs, labels, reduction="sum") == 0
-    assert np.all(clib.call("cross_entropy_grad", dtype, probs, labels) == 0)
+    assert clib_each.call("cross_entropy", dtype, probs, labels, reduction="sum") == 0
+    assert np.all(clib_each.call("cross_entropy_grad", dtype, probs, labels) == 0)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)

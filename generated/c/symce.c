@@ -119,13 +119,32 @@ static inline int symce_isfinite(double x)
     return (symce_bits(x) & UINT64_C(0x7ff0000000000000)) != UINT64_C(0x7ff0000000000000);
 }
 
+/* NaN, from the bits: an all-ones exponent and a nonzero fraction. */
+static inline int symce_isnan(double x)
+{
+    return (symce_bits(x) & UINT64_C(0x7fffffffffffffff)) > UINT64_C(0x7ff0000000000000);
+}
+
+/* x in [0, +inf] or x = -0, from the bits (positive doubles order as their bit patterns; NaN is
+   never in range). */
+static inline int symce_nonnegative(double x)
+{
+    const uint64_t u = symce_bits(x);
+    return u <= UINT64_C(0x7ff0000000000000) || u == UINT64_C(0x8000000000000000);
+}
+
+/* x in [0, 1] or x = -0, from the bits (NaN is not). */
+static inline int symce_unit_interval(double x)
+{
+    const uint64_t u = symce_bits(x);
+    return u <= UINT64_C(0x3ff0000000000000) || u == UINT64_C(0x8000000000000000);
+}
+
 /* label_smoothing in [0, 1] (-0 included), from its bits: positive doubles order as their bit
    patterns, and a NaN is never in range, even where -ffast-math assumes there is none. */
 static int symce_check_smoothing(double label_smoothing)
 {
-    const uint64_t u = symce_bits(label_smoothing);
-    return (u <= symce_bits(1.0) || u == UINT64_C(0x8000000000000000)) ? SYMCE_OK
-                                                                       : SYMCE_ERR_SMOOTHING;
+    return symce_unit_interval(label_smoothing) ? SYMCE_OK : SYMCE_ERR_SMOOTHING;
 }
 
 /* The sum of buf[0 .. len), pairwise: every level is a loop of independent additions (SIMD), and
@@ -323,21 +342,23 @@ static inline long double symce_sigmoid_ld(long double t)
 /* Validation and reductions for float buffers */
 /* ---------------------------------------------------------------------------------------- */
 
-/* NULL (all ones) or len entries, each >= 0 and not NaN; else code (SYMCE_ERR_WEIGHT or
-   SYMCE_ERR_POS_WEIGHT). */
+/* NULL (all ones) or len entries, each >= 0 and not NaN (from the bits: -ffast-math cannot drop
+   the NaN test); else code (SYMCE_ERR_WEIGHT or SYMCE_ERR_POS_WEIGHT). */
 static int symce_check_weights_f32(const float *restrict weight, size_t len, int code)
 {
     if (weight == NULL) return SYMCE_OK;
     for (size_t i = 0; i < len; ++i)
-        if (!(weight[i] >= 0)) return code;
+        if (!symce_nonnegative((double)weight[i])) return code;
     return SYMCE_OK;
 }
 
-/* Every probability in [0, 1]; NaN passes (it propagates to the outputs instead). */
+/* Every probability in [0, 1]; NaN passes (it propagates to the outputs instead); from the bits. */
 static int symce_check_probs_f32(const float *restrict probs, size_t len)
 {
-    for (size_t i = 0; i < len; ++i)
-        if (probs[i] < 0 || probs[i] > 1) return SYMCE_ERR_DOMAIN;
+    for (size_t i = 0; i < len; ++i) {
+        const double p = (double)probs[i];
+        if (!symce_unit_interval(p) && !symce_isnan(p)) return SYMCE_ERR_DOMAIN;
+    }
     return SYMCE_OK;
 }
 
@@ -503,21 +524,23 @@ static void symce_block_stats_f32(const float *restrict z, size_t rows, size_t k
 /* Validation and reductions for double buffers */
 /* ---------------------------------------------------------------------------------------- */
 
-/* NULL (all ones) or len entries, each >= 0 and not NaN; else code (SYMCE_ERR_WEIGHT or
-   SYMCE_ERR_POS_WEIGHT). */
+/* NULL (all ones) or len entries, each >= 0 and not NaN (from the bits: -ffast-math cannot drop
+   the NaN test); else code (SYMCE_ERR_WEIGHT or SYMCE_ERR_POS_WEIGHT). */
 static int symce_check_weights_f64(const double *restrict weight, size_t len, int code)
 {
     if (weight == NULL) return SYMCE_OK;
     for (size_t i = 0; i < len; ++i)
-        if (!(weight[i] >= 0)) return code;
+        if (!symce_nonnegative(weight[i])) return code;
     return SYMCE_OK;
 }
 
-/* Every probability in [0, 1]; NaN passes (it propagates to the outputs instead). */
+/* Every probability in [0, 1]; NaN passes (it propagates to the outputs instead); from the bits. */
 static int symce_check_probs_f64(const double *restrict probs, size_t len)
 {
-    for (size_t i = 0; i < len; ++i)
-        if (probs[i] < 0 || probs[i] > 1) return SYMCE_ERR_DOMAIN;
+    for (size_t i = 0; i < len; ++i) {
+        const double p = probs[i];
+        if (!symce_unit_interval(p) && !symce_isnan(p)) return SYMCE_ERR_DOMAIN;
+    }
     return SYMCE_OK;
 }
 
