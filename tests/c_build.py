@@ -5,9 +5,10 @@ Builds.  ``MATRIX`` is every (compiler, flags) build that users make: gcc and cl
 warnings ``STRICT_FLAGS`` (any warning is an error).  A build compiles ``tests/c/hooks.c``, which
 is ``generated/c/symce.c`` itself plus exported wrappers of a few static helpers (for
 test_c_exp.py), into one object (``standalone_object`` compiles symce.c by itself, for the
-warnings a compiler gives only in the file it compiles); the shared library, the C driver (``tests/c/driver.c``) and the
-C++ caller (``tests/c/caller.cpp``) are linked from it *without* the build's flags: a program
-linked with -ffast-math switches the whole process to flush-to-zero (crtfastmath.o).  "asan" is
+warnings a compiler gives only in the file it compiles); the shared library, the C driver
+(``tests/c/driver.c``) and the C++ caller (``tests/c/caller.cpp``) are linked from it *without*
+the build's flags: a program linked with -ffast-math switches the whole process to
+flush-to-zero (crtfastmath.o).  "asan" is
 gcc with ``-fsanitize=address,undefined -fno-sanitize-recover=all`` (the Python process must
 then run with libasan preloaded: see :func:`sanitizer_env`).
 
@@ -286,8 +287,9 @@ def _ptr(a):
 class CLib:
     """The compiled library, with NumPy-friendly calls."""
 
-    def __init__(self, path: Path):
+    def __init__(self, path: Path, build: str = "env"):
         self.path = path
+        self.build = build  # a key of BUILDS, or "env" for a library the environment named
         self.dll = ctypes.CDLL(str(path))
         self.dll.symce_strerror.restype = ctypes.c_char_p
         self.dll.symce_strerror.argtypes = [ctypes.c_int]
@@ -409,7 +411,7 @@ class CLib:
 
 @lru_cache(maxsize=None)
 def _library(build: str) -> CLib:
-    return CLib(shared_library(flavour=build))
+    return CLib(shared_library(flavour=build), build)
 
 
 def environment_library() -> bool:
@@ -441,6 +443,18 @@ def clib():
 
 
 EACH = ("env",) if environment_library() else MATRIX
+
+
+FAST_MATH = ("env",) if environment_library() else (DEFAULT, "gcc-fast-math", "clang-fast-math")
+
+
+@pytest.fixture(scope="session", params=FAST_MATH)
+def clib_fast_math(request):
+    """pytest fixture: the default build, then the two -ffast-math builds (the environment's
+    library alone when it names one); for the accuracy bounds, which hold under -ffast-math too."""
+    if request.param != "env" and request.param != DEFAULT:
+        prefetch()
+    return library(None if request.param == "env" else request.param)
 
 
 @pytest.fixture(scope="session", params=EACH)

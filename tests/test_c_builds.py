@@ -38,7 +38,7 @@ def test_compiles_by_itself_without_warnings(compiler):
     assert c_build.standalone_object(compiler).is_file()
 
 
-@pytest.mark.parametrize("build", [b for b in c_build.MATRIX if "fast-math" not in b])
+@pytest.mark.parametrize("build", c_build.MATRIX)
 def test_driver_bad_and_extreme_input(build):
     proc = subprocess.run([str(c_build.driver(build=build))], capture_output=True, text=True,
                           timeout=120)

@@ -8,12 +8,55 @@
 #include <stdint.h>
 #include <string.h>
 
-/* SYMCE_FMA(a, b, c) = a*b + c, fused where the target has FMA in hardware (C99's FP_FAST_FMA):
-   the error bounds below hold either way. */
-#ifdef FP_FAST_FMA
+/* SYMCE_FMA(a, b, c) = a*b + c, fused where the target has FMA in hardware (C99's FP_FAST_FMA,
+   or the compiler's __FMA__: Clang defines only that one): the error bounds below hold either
+   way.  SYMCE_FUSED says which. */
+#if defined(FP_FAST_FMA) || defined(__FMA__)
 #define SYMCE_FMA(a, b, c) fma(a, b, c)
+#define SYMCE_FUSED 1
 #else
 #define SYMCE_FMA(a, b, c) ((a) * (b) + (c))
+#define SYMCE_FUSED 0
+#endif
+
+/* symce's arithmetic is written in the order it must run: TwoSum and the compensated sums, the
+   exponential's rounding shifter (kd0 - shifter), z - max before anything is added to it.
+   -ffast-math lets the compiler regroup sums, which undoes all of these (the log-probability of
+   a row's max becomes 0, exp is off by up to 36%), so symce.c turns reassociation back off for
+   itself; every other -ffast-math assumption is harmless here (NaN and infinities are told
+   from their bits).  The caller's files keep their flags. */
+#if defined(__clang__)
+#pragma clang fp reassociate(off)
+#elif defined(__GNUC__) && defined(__ASSOCIATIVE_MATH__)
+#pragma GCC optimize("no-associative-math")
+#endif
+
+/* Under -ffast-math (or -ffinite-math-only) the compiler may assume that no value is NaN or
+   infinite, and fold comparisons accordingly: symce tells those values from their bits wherever
+   they decide a result.  Two of those tests cost time in symce's exp, so only builds that need
+   them pay for them:
+   SYMCE_KEEP_NAN(x, e) = e, or x where x is NaN (exp's range tests may have taken a NaN x for
+   one below or above the range);
+   SYMCE_UNSHIFT(kd0, s) = kd0 - s, the rounded x log2(e), or the same from the bits of kd0
+   (Clang's backend folds (x log2(e) + s) - s to x log2(e) under -ffast-math, even with
+   reassociation off). */
+#if defined(__FAST_MATH__) || (defined(__FINITE_MATH_ONLY__) && __FINITE_MATH_ONLY__)
+#define SYMCE_KEEP_NAN(x, e) symce_select(symce_isnan(x), (x), (e))
+#else
+#define SYMCE_KEEP_NAN(x, e) (e)
+#endif
+#if defined(__clang__) && defined(__FAST_MATH__)
+#define SYMCE_UNSHIFT(kd0, s) ((double)(int32_t)(uint32_t)(symce_bits(kd0) - symce_bits(s)))
+#else
+#define SYMCE_UNSHIFT(kd0, s) ((kd0) - (s))
+#endif
+
+/* The per-element helpers are inlined into every loop that calls them, or the loop does not
+   vectorise: GCC's inliner gives up on them inside the larger kernels. */
+#if defined(__GNUC__)
+#define SYMCE_INLINE static inline __attribute__((always_inline))
+#else
+#define SYMCE_INLINE static inline
 #endif
 
 /* Built with -fopenmp, the kernels split their rows (or elements) over threads; otherwise these
@@ -125,6 +168,12 @@ static inline int symce_isnan(double x)
     return (symce_bits(x) & UINT64_C(0x7fffffffffffffff)) > UINT64_C(0x7ff0000000000000);
 }
 
+/* x == 0 (+0 or -0), from the bits: never true for NaN. */
+static inline int symce_iszero(double x)
+{
+    return (symce_bits(x) << 1) == 0;
+}
+
 /* x in [0, +inf] or x = -0, from the bits (positive doubles order as their bit patterns; NaN is
    never in range). */
 static inline int symce_nonnegative(double x)
@@ -175,10 +224,10 @@ static double symce_pairwise_sum(double *restrict buf, size_t len)
  * evaluated in double, measured 2^-39.6 relative against mpmath on 772 arguments, with and without FMA;
  * 0 below -708 (exp < 2^-1021: below float's range, never visible in a float result); -inf -> 0; NaN -> NaN; above 709, +inf.
  */
-static inline double symce_exp_for_f32(double x)
+SYMCE_INLINE double symce_exp_for_f32(double x)
 {
     const double kd0 = SYMCE_FMA(x, 0x1.71547652b82fep+0, 0x1.80000000003ffp+52);  /* n in the low bits */
-    const double kd = kd0 - 0x1.80000000003ffp+52;
+    const double kd = SYMCE_UNSHIFT(kd0, 0x1.80000000003ffp+52);
     const double r = SYMCE_FMA(-kd, 0x1.62e42fefa39efp-1, x);
     double p = 0x1.9e89633d70183p-16;
     p = SYMCE_FMA(p, r, 0x1.a1854cce8c4cdp-13);
@@ -192,7 +241,8 @@ static inline double symce_exp_for_f32(double x)
     const double v = p * symce_from_bits(symce_bits(kd0) << 52);  /* 2^n: the low bits of kd0 are n + 1023 */
     const uint64_t under = (uint64_t)0 - (uint64_t)(x < -708.0);
     const uint64_t over = (uint64_t)0 - (uint64_t)(x > 709.0);
-    return symce_from_bits((symce_bits(v) & ~(under | over)) | (UINT64_C(0x7ff0000000000000) & over));
+    const double e = symce_from_bits((symce_bits(v) & ~(under | over)) | (UINT64_C(0x7ff0000000000000) & over));
+    return SYMCE_KEEP_NAN(x, e);
 }
 
 /*
@@ -200,7 +250,7 @@ static inline double symce_exp_for_f32(double x)
  * Q ~ atanh(s)/s of degree 6 in s^2, minimax relative error 2^-38.4 (Remez, mpmath);
  * measured 2^-38.4 relative against mpmath on 1405 arguments, with and without FMA; NaN -> NaN.
  */
-static inline double symce_log1p_s_for_f32(double s)
+SYMCE_INLINE double symce_log1p_s_for_f32(double s)
 {
     const double u = s * s;  /* log1p(v) = 2 atanh(s) */
     double q = 0x1.be17dd905286fp-4;
@@ -244,19 +294,19 @@ static inline double symce_log1p_for_f32(double s)
 }
 
 /* max(x, lo), propagating NaN in x (fmax would drop it) */
-static inline double symce_clamp_min_for_f32(double x, double lo)
+SYMCE_INLINE double symce_clamp_min_for_f32(double x, double lo)
 {
-    return symce_select(lo > x, lo, x);
+    return symce_select((!symce_isnan(x)) & (lo > x), lo, x);
 }
 
-/* a * b, exactly 0 when a == 0 (even if b is infinite) */
-static inline double symce_mul0_for_f32(double a, double b)
+/* a * b, exactly 0 when a == 0 (even if b is infinite; a NaN a is not 0, from its bits) */
+SYMCE_INLINE double symce_mul0_for_f32(double a, double b)
 {
-    return symce_select(a == 0, 0, a*b);
+    return symce_select(symce_iszero(a), 0, a*b);
 }
 
 /* 1 / (1 + exp(-t)) as (t >= 0 ? 1 : v) / (1 + v), v = exp(-|t|): one exponential, no overflow, about an ULP for every t */
-static inline double symce_sigmoid_for_f32(double t)
+SYMCE_INLINE double symce_sigmoid_for_f32(double t)
 {
     const double v = symce_exp_for_f32(-fabs(t));
     return symce_select(t >= 0, 1, v)/(v + 1);
@@ -273,10 +323,10 @@ static inline double symce_sigmoid_for_f32(double t)
  * evaluated in double, measured 0.65 ULP against mpmath on 802 arguments, with and without FMA;
  * 0 below -745.13 (subnormal results rounded once); -inf -> 0; NaN -> NaN; above 709.783, +inf.
  */
-static inline double symce_exp_for_f64(double x)
+SYMCE_INLINE double symce_exp_for_f64(double x)
 {
     const double kd0 = SYMCE_FMA(x, 0x1.71547652b82fep+0, 0x1.8000000000000p+52);  /* n in the low bits */
-    const double kd = kd0 - 0x1.8000000000000p+52;
+    const double kd = SYMCE_UNSHIFT(kd0, 0x1.8000000000000p+52);
     double r = SYMCE_FMA(-kd, 0x1.62e42fee00000p-1, x);  /* exact: C_hi has 32 bits */
     r = SYMCE_FMA(-kd, 0x1.a39ef35793c76p-33, r);
     double q = 0x1.ad7fb57b75cdfp-26;  /* P(r) = 1 + r + r^2 Q(r) */
@@ -298,23 +348,24 @@ static inline double symce_exp_for_f64(double x)
     const double v = (p * symce_from_bits((u1 - 27u) << 52)) * symce_from_bits((u2 - 27u) << 52);
     const uint64_t under = (uint64_t)0 - (uint64_t)(x < -745.1332191019412);
     const uint64_t over = (uint64_t)0 - (uint64_t)(x > 709.782712893384);
-    return symce_from_bits((symce_bits(v) & ~(under | over)) | (UINT64_C(0x7ff0000000000000) & over));
+    const double e = symce_from_bits((symce_bits(v) & ~(under | over)) | (UINT64_C(0x7ff0000000000000) & over));
+    return SYMCE_KEEP_NAN(x, e);
 }
 
 /* max(x, lo), propagating NaN in x (fmax would drop it) */
-static inline double symce_clamp_min_for_f64(double x, double lo)
+SYMCE_INLINE double symce_clamp_min_for_f64(double x, double lo)
 {
-    return symce_select(lo > x, lo, x);
+    return symce_select((!symce_isnan(x)) & (lo > x), lo, x);
 }
 
-/* a * b, exactly 0 when a == 0 (even if b is infinite) */
-static inline double symce_mul0_for_f64(double a, double b)
+/* a * b, exactly 0 when a == 0 (even if b is infinite; a NaN a is not 0, from its bits) */
+SYMCE_INLINE double symce_mul0_for_f64(double a, double b)
 {
-    return symce_select(a == 0, 0, a*b);
+    return symce_select(symce_iszero(a), 0, a*b);
 }
 
 /* the exact rounding error of a + b (Knuth's TwoSum), 0 when a + b is not finite */
-static inline double symce_two_sum_err_for_f64(double a, double b)
+SYMCE_INLINE double symce_two_sum_err_for_f64(double a, double b)
 {
     const double s = a + b;
     const double t = -a + s;
@@ -327,15 +378,15 @@ static inline double symce_two_sum_err_for_f64(double a, double b)
 /* ---------------------------------------------------------------------------------------- */
 
 /* max(x, lo), propagating NaN in x (fmax would drop it) */
-static inline long double symce_clamp_min_ld(long double x, long double lo)
+SYMCE_INLINE long double symce_clamp_min_ld(long double x, long double lo)
 {
-    return (lo > x) ? (lo) : (x);
+    return ((!symce_isnan((double)(x))) && (lo > x)) ? (lo) : (x);
 }
 
-/* 1 / (1 + exp(-t)): branch-free, no overflow, about an ULP for every t */
-static inline long double symce_sigmoid_ld(long double t)
+/* 1 / (1 + exp(-t)): branch-free, no overflow, about an ULP for every t; exp's argument floored at -12000 (exp is 0 there in long double; -ffast-math's expl gives NaN at -inf) */
+SYMCE_INLINE long double symce_sigmoid_ld(long double t)
 {
-    return expl(-symce_clamp_min_ld(-t, 0))/(1 + expl(-fabsl(t)));
+    return expl(symce_clamp_min_ld(-symce_clamp_min_ld(-t, 0), -12000))/(expl(symce_clamp_min_ld(-fabsl(t), -12000)) + 1);
 }
 
 /* ---------------------------------------------------------------------------------------- */
@@ -474,14 +525,15 @@ static int symce_row_stats_f32(const float *restrict row, size_t k, double *rest
         const size_t len = k - c0 < SYMCE_STASH ? k - c0 : SYMCE_STASH;
         symce_row_exp_f32(row, c0, len, shift, stash);
         for (size_t j = 0; j < len; ++j) {
-            const int tie = stash[j] == 1;
+            const int tie = symce_bits(stash[j]) == symce_bits(1);  /* bits: NaN is no tie */
             terms[j] = symce_select(tie, 0, stash[j]);
             ties += (size_t)tie;
         }
         symce_accumulate_f32(&sum, &comp, symce_pairwise_sum(terms, len));
     }
     *shift_out = shift;
-    *srest_out = (double)((sum + comp) + ((double)ties - 1));
+    /* ties - 1 in integers: -ffast-math must not regroup it as (sum + ties) - 1, losing sum */
+    *srest_out = (double)((sum + comp) + (double)((ptrdiff_t)ties - 1));
     return k <= SYMCE_STASH ? SYMCE_ROW_STASHED : SYMCE_ROW_FINITE;
 }
 
@@ -509,13 +561,15 @@ static void symce_block_stats_f32(const float *restrict z, size_t rows, size_t k
                                                  &srest_out[r]);
             continue;
         }
-        double sum = 0, ties = 0;  /* k <= SYMCE_SMALL_K terms: in order */
+        double sum = 0;  /* k <= SYMCE_SMALL_K terms: in order */
+        ptrdiff_t ties = 0;   /* an integer, as in symce_row_stats */
         for (size_t j = 0; j < k; ++j) {
             const double e = e_out[r * k + j];
-            sum += symce_select(e == 1, 0, e);
-            ties += symce_select(e == 1, 1, 0);
+            const int tie = symce_bits(e) == symce_bits(1);
+            sum += symce_select(tie, 0, e);
+            ties += tie;
         }
-        srest_out[r] = (double)(sum + (ties - 1));
+        srest_out[r] = (double)(sum + (double)(ties - 1));
         status_out[r] = SYMCE_ROW_STASHED;
     }
 }
@@ -661,14 +715,15 @@ static int symce_row_stats_f64(const double *restrict row, size_t k, double *res
         const size_t len = k - c0 < SYMCE_STASH ? k - c0 : SYMCE_STASH;
         symce_row_exp_f64(row, c0, len, shift, stash);
         for (size_t j = 0; j < len; ++j) {
-            const int tie = stash[j] == 1;
+            const int tie = symce_bits(stash[j]) == symce_bits(1);  /* bits: NaN is no tie */
             terms[j] = symce_select(tie, 0, stash[j]);
             ties += (size_t)tie;
         }
         symce_accumulate_f64(&sum, &comp, symce_pairwise_sum(terms, len));
     }
     *shift_out = shift;
-    *srest_out = (double)((sum + comp) + ((double)ties - 1));
+    /* ties - 1 in integers: -ffast-math must not regroup it as (sum + ties) - 1, losing sum */
+    *srest_out = (double)((sum + comp) + (double)((ptrdiff_t)ties - 1));
     return k <= SYMCE_STASH ? SYMCE_ROW_STASHED : SYMCE_ROW_FINITE;
 }
 
@@ -697,13 +752,15 @@ static void symce_block_stats_f64(const double *restrict z, size_t rows, size_t 
                                                  &srest_out[r]);
             continue;
         }
-        double sum = 0, ties = 0;  /* k <= SYMCE_SMALL_K terms: in order */
+        double sum = 0;  /* k <= SYMCE_SMALL_K terms: in order */
+        ptrdiff_t ties = 0;   /* an integer, as in symce_row_stats */
         for (size_t j = 0; j < k; ++j) {
             const double e = e_out[r * k + j];
-            sum += symce_select(e == 1, 0, e);
-            ties += symce_select(e == 1, 1, 0);
+            const int tie = symce_bits(e) == symce_bits(1);
+            sum += symce_select(tie, 0, e);
+            ties += tie;
         }
-        srest_out[r] = (double)(sum + (ties - 1));
+        srest_out[r] = (double)(sum + (double)(ties - 1));
         status_out[r] = SYMCE_ROW_STASHED;
     }
 }
@@ -2856,7 +2913,7 @@ int symce_softmax_cross_entropy_grad_f64(size_t n, size_t k, const double *SYMCE
                 const double zs = -shift + zv;
                 const double zlo = symce_two_sum_err_for_f64(zv, -shift);
                 const double e = (zlo + 1)*symce_exp_for_f64(zs);
-                const double em1 = symce_select((zlo == 0) && (zs == 0), 0, e - 1);
+                const double em1 = symce_select((zlo == 0) & (zs == 0), 0, e - 1);
                 const double p = e/(srest + 1);
                 const double pc = (srest - em1)/(srest + 1);
                 if (status != SYMCE_ROW_GENERAL) grow[t] = (double)(scale*(-pc*yt_on + eps*p*(-w_t + wsum)/k_real));
@@ -2960,7 +3017,7 @@ int symce_softmax_cross_entropy_grad_soft_f64(size_t n, size_t k,
                         const double zs = -shift + zv;
                         const double zlo = symce_two_sum_err_for_f64(zv, -shift);
                         const double p = e/(srest + 1);
-                        grow[c0 + j] = (double)(scale*symce_select((zlo == 0) && (zs == 0), -srest*yt/(srest + 1) + p*(ysum - yt), p*ysum - yt));
+                        grow[c0 + j] = (double)(scale*symce_select((zlo == 0) & (zs == 0), -srest*yt/(srest + 1) + p*(ysum - yt), p*ysum - yt));
                     }
             } else {
                     for (size_t j = 0; j < len; ++j) {
@@ -2972,7 +3029,7 @@ int symce_softmax_cross_entropy_grad_soft_f64(size_t n, size_t k,
                         const double zs = -shift + zv;
                         const double zlo = symce_two_sum_err_for_f64(zv, -shift);
                         const double p = e/(srest + 1);
-                        grow[c0 + j] = (double)(scale*symce_select((zlo == 0) && (zs == 0), -srest*yt/(srest + 1) + p*(ysum - yt), p*ysum - yt));
+                        grow[c0 + j] = (double)(scale*symce_select((zlo == 0) & (zs == 0), -srest*yt/(srest + 1) + p*(ysum - yt), p*ysum - yt));
                     }
             }
             }
@@ -3105,7 +3162,7 @@ int symce_softmax_cross_entropy_with_grad_f64(size_t n, size_t k,
                 const double zs = -shift + zv;
                 const double zlo = symce_two_sum_err_for_f64(zv, -shift);
                 const double e = (zlo + 1)*symce_exp_for_f64(zs);
-                const double em1 = symce_select((zlo == 0) && (zs == 0), 0, e - 1);
+                const double em1 = symce_select((zlo == 0) & (zs == 0), 0, e - 1);
                 const double p = e/(srest + 1);
                 const double pc = (srest - em1)/(srest + 1);
                 row_loss += symce_mul0_for_f64(-eps*w_t + w_t, log1p_srest - zlo - zs);
@@ -3248,7 +3305,7 @@ int symce_softmax_cross_entropy_with_grad_soft_f64(size_t n, size_t k,
                         const double zs = -shift + zv;
                         const double zlo = symce_two_sum_err_for_f64(zv, -shift);
                         const double p = e/(srest + 1);
-                        grow[c0 + j] = (double)(scale*symce_select((zlo == 0) && (zs == 0), -srest*yt/(srest + 1) + p*(ysum - yt), p*ysum - yt));
+                        grow[c0 + j] = (double)(scale*symce_select((zlo == 0) & (zs == 0), -srest*yt/(srest + 1) + p*(ysum - yt), p*ysum - yt));
                     }
             } else {
                     for (size_t j = 0; j < len; ++j) {
@@ -3260,7 +3317,7 @@ int symce_softmax_cross_entropy_with_grad_soft_f64(size_t n, size_t k,
                         const double zs = -shift + zv;
                         const double zlo = symce_two_sum_err_for_f64(zv, -shift);
                         const double p = e/(srest + 1);
-                        grow[c0 + j] = (double)(scale*symce_select((zlo == 0) && (zs == 0), -srest*yt/(srest + 1) + p*(ysum - yt), p*ysum - yt));
+                        grow[c0 + j] = (double)(scale*symce_select((zlo == 0) & (zs == 0), -srest*yt/(srest + 1) + p*(ysum - yt), p*ysum - yt));
                     }
             }
             }

@@ -48,9 +48,11 @@
  *     ULP in double (measured: float 0.5 ULP on every input class; double softmax 3.0 ULP at K =
  *     128000 and at most 2.2 elsewhere, the VJP 3.3 in ULPs of its terms; sigmoid and sigmoid'
  *     0.5 ULP for |x| <= 85 (float) / 700 (double): with a long double that is double, sigmoid'
- *     is about 2.6 ULP).  -ffast-math keeps the special values of symce's exp and log1p (NaN and
- *     infinities are found from their bits) but may reassociate sums: the figures above are for
- *     builds without it.
+ *     is about 2.6 ULP).  Built with -ffast-math (GCC or Clang, tested), every bound and special
+ *     value here still holds: symce.c turns reassociation off for itself and tells NaN and
+ *     infinities from their bits.  The one bound it cannot keep is for subnormals in a process
+ *     that flushes them to zero (as a program linked with -ffast-math does from start-up): there
+ *     subnormal inputs and results count as 0.
  */
 #ifndef SYMCE_H
 #define SYMCE_H

@@ -151,6 +151,18 @@ class _isfinite(BooleanFunction):  # noqa: N801 - printed as C's isfinite
     nargs = 1
 
 
+class _isnan(BooleanFunction):  # noqa: N801 - printed as symce_isnan (from the bits)
+    """isnan(v), from the bit pattern: -ffast-math cannot assume it away."""
+
+    nargs = 1
+
+
+class _iszero(BooleanFunction):  # noqa: N801 - printed as symce_iszero (from the bits)
+    """v == 0 (either sign), from the bit pattern: never true for NaN, even under -ffast-math."""
+
+    nargs = 1
+
+
 class CPrinter(C99CodePrinter):
     """C99 printer for one compute type (a CTYPES key): math functions and literals typed by
     ``type_aliases``, symce's functions mapped to that type's helpers, symbols renamed through a
@@ -185,7 +197,21 @@ class CPrinter(C99CodePrinter):
         return f"({self._print(cond)}) ? ({self._print(val)}) : ({self._print(other)})"
 
     def _print_And(self, expr):
-        return " && ".join(f"({self._print(a)})" for a in sorted(expr.args, key=sp.default_sort_key))
+        # in double, & of the 0/1 conditions: no branch (&& can stop the loop vectorising)
+        op = " & " if vectorised(self.cdtype) else " && "
+        return op.join(f"({self._print(a)})" for a in sorted(expr.args, key=sp.default_sort_key))
+
+    def _print__isnan(self, expr):
+        arg = self._print(expr.args[0])
+        return f"symce_isnan({arg})" if vectorised(self.cdtype) else f"symce_isnan((double)({arg}))"
+
+    def _print__iszero(self, expr):
+        arg = self._print(expr.args[0])
+        return (f"symce_iszero({arg})" if vectorised(self.cdtype)
+                else f"symce_iszero((double)({arg}))")
+
+    def _print_Not(self, expr):
+        return f"!{self._print(expr.args[0])}"
 
     def _print__isfinite(self, expr):
         # from the bit pattern in double, so -ffast-math cannot fold the test away
@@ -229,14 +255,24 @@ def _helper_defs(cdtype: str):
                "1 / (1 + exp(-t)) as (t >= 0 ? 1 : v) / (1 + v), v = exp(-|t|): one exponential, "
                "no overflow, about an ULP for every t")
     else:
-        sig = (("t",), [], sigmoid(t).stable(),
-               "1 / (1 + exp(-t)): branch-free, no overflow, about an ULP for every t")
+        # expl's argument floored where exp is 0 even in long double: GCC's -ffast-math expl
+        # (inline x87) gives NaN at -inf
+        floor = sp.Integer(EXPL_FLOOR)
+        sig = (("t",), [],
+               sigmoid(t).stable().replace(sp.exp, lambda u: sp.exp(clamp_min(u, floor))),
+               "1 / (1 + exp(-t)): branch-free, no overflow, about an ULP for every t; exp's "
+               f"argument floored at {EXPL_FLOOR} (exp is 0 there in long double; -ffast-math's "
+               "expl gives NaN at -inf)")
     return {
-        # max(x, lo) that keeps a NaN x: (x < lo) is false for NaN
-        "clamp_min": (("x", "lo"), [], sp.Piecewise((lo, sp.StrictLessThan(xs, lo)), (xs, True)),
+        # max(x, lo) that keeps a NaN x: (x < lo) is false for NaN, and NaN is also told from its
+        # bits, since -ffast-math lets the compiler turn the comparison into a max that drops it
+        "clamp_min": (("x", "lo"), [],
+                      sp.Piecewise((lo, sp.And(sp.StrictLessThan(xs, lo), sp.Not(_isnan(xs)))),
+                                   (xs, True)),
                       "max(x, lo), propagating NaN in x (fmax would drop it)"),
-        "mul0": (("a", "b"), [], sp.Piecewise((0, sp.Eq(a, 0)), (a * b, True)),
-                 "a * b, exactly 0 when a == 0 (even if b is infinite)"),
+        "mul0": (("a", "b"), [], sp.Piecewise((0, _iszero(a)), (a * b, True)),
+                 "a * b, exactly 0 when a == 0 (even if b is infinite; a NaN a is not 0, from "
+                 "its bits)"),
         "softplus": _softplus_def(cdtype, t),
         "sigmoid": sig,
         "two_sum_err": (("a", "b"), steps,
@@ -244,6 +280,9 @@ def _helper_defs(cdtype: str):
                         "the exact rounding error of a + b (Knuth's TwoSum), 0 when a + b is not "
                         "finite"),
     }
+
+
+EXPL_FLOOR = -12000  # below log(smallest long double subnormal) ~ -11400: exp is 0 there
 
 
 def _softplus_def(cdtype: str, t):
@@ -278,7 +317,7 @@ def _exp_helper(cdtype: str) -> dict:
     log2e, c_hi, c_lo = approx.cody_waite()
     shifter = _hexf(scheme.shifter)
     lines = [f"const double kd0 = SYMCE_FMA(x, {_hexf(log2e)}, {shifter});  /* n in the low bits */",
-             f"const double kd = kd0 - {shifter};"]
+             f"const double kd = SYMCE_UNSHIFT(kd0, {shifter});"]
     if scheme.cody_waite:
         lines += [f"double r = SYMCE_FMA(-kd, {_hexf(c_hi)}, x);  /* exact: C_hi has "
                   f"{approx.CW_BITS} bits */",
@@ -310,8 +349,9 @@ def _exp_helper(cdtype: str) -> dict:
                   "/* 2^n: the low bits of kd0 are n + 1023 */"]
     lines += [f"const uint64_t under = (uint64_t)0 - (uint64_t)(x < {scheme.lo!r});",
               f"const uint64_t over = (uint64_t)0 - (uint64_t)(x > {scheme.hi!r});",
-              "return symce_from_bits((symce_bits(v) & ~(under | over)) | "
-              "(UINT64_C(0x7ff0000000000000) & over));"]
+              "const double e = symce_from_bits((symce_bits(v) & ~(under | over)) | "
+              "(UINT64_C(0x7ff0000000000000) & over));",
+              "return SYMCE_KEEP_NAN(x, e);"]
     ulps = (f"{fit.eval_ulps:.2f} ULP" if target == "f64"
             else f"2^{math.log2(fit.eval_rel_error):.1f} relative")
     flush = ("0 below -745.13 (subnormal results rounded once)" if scheme.two_step else
@@ -326,7 +366,7 @@ def _exp_helper(cdtype: str) -> dict:
            f"evaluated in double, measured {ulps} against mpmath on {fit.eval_points} arguments, "
            "with and without FMA;",
            f"{flush}; -inf -> 0; NaN -> NaN; above {scheme.hi:g}, +inf."]
-    return {"signature": f"static inline double {helper_name('exp', cdtype)}(double x)",
+    return {"signature": f"SYMCE_INLINE double {helper_name('exp', cdtype)}(double x)",
             "doc": doc, "lines": lines}
 
 
@@ -380,7 +420,7 @@ def _log1p_s_helper(cdtype: str) -> dict:
            f"2^{math.log2(fit.approx_error):.1f} (Remez, mpmath);",
            f"measured 2^{math.log2(fit.eval_rel_error):.1f} relative against mpmath on "
            f"{fit.eval_points} arguments, with and without FMA; NaN -> NaN."]
-    return {"signature": f"static inline double {helper_name('log1p_s', cdtype)}(double s)",
+    return {"signature": f"SYMCE_INLINE double {helper_name('log1p_s', cdtype)}(double s)",
             "doc": doc, "lines": lines}
 
 
@@ -1100,9 +1140,11 @@ def _precision_lines():
             "double softmax 3.0 ULP at K = 128000 and at most 2.2 elsewhere, the VJP 3.3 in "
             "ULPs of its terms; sigmoid and sigmoid' 0.5 ULP for |x| <= 85 (float) / 700 "
             "(double): with a long double that is double, sigmoid' is about 2.6 ULP).  "
-            "-ffast-math keeps the special values of symce's exp and log1p (NaN and infinities "
-            "are found from their bits) but may reassociate sums: the figures above are for "
-            "builds without it.")
+            "Built with -ffast-math (GCC or Clang, tested), every bound and special value "
+            "here still holds: symce.c turns reassociation off for itself and tells NaN and "
+            "infinities from their bits.  The one bound it cannot keep is for subnormals in a "
+            "process that flushes them to zero (as a program linked with -ffast-math does from "
+            "start-up): there subnormal inputs and results count as 0.")
     return textwrap.wrap(text, _DOC_WIDTH, initial_indent="   - ", subsequent_indent="     ",
                          break_long_words=False, break_on_hyphens=False)
 

@@ -31,9 +31,5 @@ void symce_test_log1p_f32(size_t n, const double *x, double *out)
 
 int symce_test_fast_fma(void)
 {
-#ifdef FP_FAST_FMA
-    return 1;
-#else
-    return 0;
-#endif
+    return SYMCE_FUSED;
 }
