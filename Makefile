@@ -1,7 +1,7 @@
 # symce — the two set-up commands are `make install` and `make test`.
 PYTHON ?= python3
 PIP ?= $(PYTHON) -m pip
-APT_PACKAGES = octave texlive-latex-base texlive-latex-recommended texlive-pictures latexmk
+APT_PACKAGES = octave texlive-latex-base texlive-latex-recommended texlive-pictures latexmk gcc g++ clang
 
 .PHONY: install install-python install-tools derive check-generated pdf test test-asan accuracy bench clean
 
@@ -10,18 +10,20 @@ install: install-python install-tools
 install-python:
 	$(PIP) install --quiet -e '.[test,parity]'
 
-# Octave runs the MATLAB tests; pdflatex (with latexmk and pgfplots) builds the proofs' PDF. Debian/Ubuntu only, needs root
-# (or sudo); elsewhere install them by hand — the tests that need them skip with a reason.
+# Octave runs the MATLAB tests; pdflatex (with latexmk and pgfplots) builds the proofs' PDF; gcc, g++ and clang build
+# the C tests (tests/c_build.py). Debian/Ubuntu only, needs root (or sudo); elsewhere install them by hand — the tests
+# that need them skip with a reason.
 install-tools:
 	@if command -v octave-cli >/dev/null && command -v pdflatex >/dev/null && \
-	    command -v latexmk >/dev/null && kpsewhich pgfplots.sty >/dev/null; then \
-	  echo "octave-cli, pdflatex, latexmk and pgfplots already installed"; \
+	    command -v latexmk >/dev/null && kpsewhich pgfplots.sty >/dev/null && \
+	    command -v gcc >/dev/null && command -v g++ >/dev/null && command -v clang >/dev/null; then \
+	  echo "octave-cli, pdflatex, latexmk, pgfplots, gcc, g++ and clang already installed"; \
 	elif command -v apt-get >/dev/null; then \
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 	  $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
 	  $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(APT_PACKAGES); \
 	else \
-	  echo "no apt-get: install GNU Octave (>= 7) and pdflatex yourself for the Octave and PDF tests"; \
+	  echo "no apt-get: install GNU Octave (>= 7), pdflatex, g++ and clang yourself for the Octave, PDF and C tests"; \
 	fi
 
 derive:

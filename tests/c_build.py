@@ -1,25 +1,44 @@
-"""Build generated/c into a shared library and call it from Python (ctypes); no conftest needed.
+"""Build generated/c with gcc and clang and call it from Python (ctypes); no conftest needed.
 
-``library()`` compiles ``generated/c/symce.c`` once per process with gcc (``-std=c99 -Wall
--Wextra -Wpedantic -Werror``) into a temporary folder and returns a :class:`CLib`.  With
-``SYMCE_C_SANITIZE=1`` it builds with ``-fsanitize=address,undefined -fno-sanitize-recover=all``
-(the Python process must then run with libasan preloaded: see :func:`sanitizer_env`);
-``SYMCE_C_LIBRARY=/path/to/lib.so`` loads a library built elsewhere instead.
+Builds.  ``MATRIX`` is every (compiler, flags) build that users make: gcc and clang, each at
+``-O2``, ``-O3 -march=native`` and ``-O3 -march=native -ffast-math``, always with the strict
+warnings ``STRICT_FLAGS`` (any warning is an error).  A build compiles ``tests/c/hooks.c``, which
+is ``generated/c/symce.c`` itself plus exported wrappers of a few static helpers (for
+test_c_exp.py), into one object (``standalone_object`` compiles symce.c by itself, for the
+warnings a compiler gives only in the file it compiles); the shared library, the C driver
+(``tests/c/driver.c``) and the C++ caller (``tests/c/caller.cpp``) are linked from it *without*
+the build's flags: a program linked with -ffast-math switches the whole process to
+flush-to-zero (crtfastmath.o).  "asan" is
+gcc with ``-fsanitize=address,undefined -fno-sanitize-recover=all`` (the Python process must
+then run with libasan preloaded: see :func:`sanitizer_env`).
 
-``CLib.call(kernel, dtype, *inputs, **options)`` takes NumPy arrays in NumPy's layout (2-D
-``(N, K)`` for the row and BCE families, labels as int64 or a float target), allocates every
-output with guard elements past its end filled with a sentinel, calls the C function, checks the
-guard is intact, and returns the outputs (raising :class:`CError` with the code on failure).  The
-C signatures come from :func:`symce.lang.c_backend.functions`.
+Every compiler output is cached in ``build/c-cache`` (or ``$SYMCE_C_CACHE``), named by a hash
+of the compiler's version, the command and the bytes of every input, so an unchanged symce.c is
+compiled once, not once per run; :func:`prefetch` compiles the objects in a thread pool (one
+worker per core, at least two) while the tests run.  A missing gcc skips (fails with
+``SYMCE_REQUIRE_GCC=1``), a missing clang skips (fails with ``SYMCE_REQUIRE_CLANG=1``, as CI
+sets).
+
+``library()`` is the gcc -O2 build (sanitized when ``SYMCE_C_SANITIZE=1``; or the prebuilt one
+named by ``SYMCE_C_LIBRARY``); the fixture ``clib`` returns it, and the fixture ``clib_each``
+returns each build of the matrix in turn (only the environment's library when either variable
+is set).  ``CLib.call(kernel, dtype, *inputs, **options)`` takes NumPy arrays in NumPy's layout
+(2-D ``(N, K)`` for the row and BCE families, labels as int64 or a float target), allocates
+every output with guard elements past its end filled with a sentinel, calls the C function,
+checks the guard is intact, and returns the outputs (raising :class:`CError` with the code on
+failure).  The C signatures come from :func:`symce.lang.c_backend.functions`.
 """
 from __future__ import annotations
 
 import atexit
 import ctypes
+import hashlib
 import os
 import shutil
 import subprocess
 import tempfile
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from functools import lru_cache
 from pathlib import Path
 
@@ -31,13 +50,25 @@ from symce.lang import c_backend
 ROOT = Path(__file__).resolve().parent.parent
 C_DIR = ROOT / "generated" / "c"
 TESTS_C = Path(__file__).resolve().parent / "c"
-STRICT_FLAGS = ["-std=c99", "-Wall", "-Wextra", "-Wpedantic", "-Werror"]
+STRICT_FLAGS = ["-std=c99", "-Wall", "-Wextra", "-Wpedantic", "-Wdouble-promotion", "-Werror"]
+CXX_FLAGS = ["-std=c++11", "-Wall", "-Wextra", "-Wpedantic", "-Werror"]
 SANITIZE_FLAGS = ["-fsanitize=address,undefined", "-fno-sanitize-recover=all", "-g",
                   "-fno-omit-frame-pointer"]
 GUARD = 8                       # elements past the end of every output
 SENTINEL = -12345.0             # what the guard (and, for error tests, the outputs) hold
 REDUCTION = {"none": 0, "mean": 1, "sum": 2}
 DTYPE_SFX = {np.dtype(np.float32): "f32", np.dtype(np.float64): "f64"}
+
+COMPILERS = {"gcc": "g++", "clang": "clang++"}  # C compiler -> the C++ compiler beside it
+REQUIRE = {"gcc": "SYMCE_REQUIRE_GCC", "g++": "SYMCE_REQUIRE_GCC",
+           "clang": "SYMCE_REQUIRE_CLANG", "clang++": "SYMCE_REQUIRE_CLANG"}
+LEVELS = {"O2": ["-O2"], "native": ["-O3", "-march=native"],
+          "fast-math": ["-O3", "-march=native", "-ffast-math"]}
+MATRIX = tuple(f"{cc}-{level}" for cc in COMPILERS for level in LEVELS)
+BUILDS = {f"{cc}-{level}": (cc, flags) for cc in COMPILERS for level, flags in LEVELS.items()}
+BUILDS["asan"] = ("gcc", ["-O1", *SANITIZE_FLAGS])
+ALIASES = {"plain": "gcc-O2", "native": "gcc-native"}  # the names of the first two builds
+DEFAULT = "gcc-O2"
 
 
 class CError(Exception):
@@ -48,35 +79,49 @@ class CError(Exception):
         self.code = code
 
 
+def tool(name: str) -> str:
+    """Path of a compiler on PATH, or skip (fail when its SYMCE_REQUIRE_* variable is 1)."""
+    path = shutil.which(name)
+    if path is None:
+        var = REQUIRE.get(name, "SYMCE_REQUIRE_" + name.upper())
+        if os.environ.get(var) == "1":
+            pytest.fail(f"{name} not found on PATH, and {var}=1 requires it")
+        pytest.skip(f"{name} not found on PATH (install it, or set {var}=1 to make this a "
+                    "failure)")
+    return path
+
+
 def gcc():
     """Path of gcc, or skip (fail when SYMCE_REQUIRE_GCC=1)."""
-    path = shutil.which("gcc")
-    if path is None:
-        if os.environ.get("SYMCE_REQUIRE_GCC") == "1":
-            pytest.fail("gcc not found on PATH, and SYMCE_REQUIRE_GCC=1 requires it")
-        pytest.skip("gcc not found on PATH (set SYMCE_REQUIRE_GCC=1 to make this a failure)")
-    return path
+    return tool("gcc")
 
 
 _TMP = []
 
 
 def build_dir() -> Path:
+    """A temporary folder for this process (removed at exit)."""
     if not _TMP:
         _TMP.append(Path(tempfile.mkdtemp(prefix="symce_c_")))
         atexit.register(shutil.rmtree, str(_TMP[0]), True)
     return _TMP[0]
 
 
+CACHE_KEEP = 300  # files; the least recently used beyond these are removed once per process
+
+
+@lru_cache(maxsize=None)
+def cache_dir() -> Path:
+    path = Path(os.environ.get("SYMCE_C_CACHE") or ROOT / "build" / "c-cache")
+    path.mkdir(parents=True, exist_ok=True)
+    entries = sorted(path.iterdir(), key=lambda p: p.stat().st_mtime, reverse=True)
+    for old in entries[CACHE_KEEP:]:
+        old.unlink(missing_ok=True)
+    return path
+
+
 def sanitize_requested() -> bool:
     return os.environ.get("SYMCE_C_SANITIZE") == "1"
-
-
-BUILDS = {  # object-file flavours of generated/c/symce.c: extra flags after STRICT_FLAGS
-    "plain": ["-O2", "-fPIC"],
-    "asan": ["-O1", "-fPIC", *SANITIZE_FLAGS],
-    "native": ["-O3", "-march=native", "-fPIC"],
-}
 
 
 def run_checked(cmd, **kw):
@@ -88,32 +133,137 @@ def run_checked(cmd, **kw):
 
 
 @lru_cache(maxsize=None)
-def object_file(flavour: str = "plain") -> Path:
-    """symce.c compiled with the strict flags (any warning is an error) and BUILDS[flavour]."""
-    out = build_dir() / f"symce_{flavour}.o"
-    run_checked([gcc(), *STRICT_FLAGS, *BUILDS[flavour], "-c", C_DIR / "symce.c", "-o", out])
+def _version(path: str) -> str:
+    return subprocess.run([path, "--version"], capture_output=True, text=True).stdout
+
+
+def cached(name: str, cmd: list, inputs, suffix: str = "") -> Path:
+    """Run ``cmd + ["-o", output]`` unless its output is in the cache already; the output is
+    named by a hash of the compiler's version (cmd[0]), the command and the bytes of ``inputs``
+    (every file it reads).  Written under a temporary name and renamed: concurrent runs are safe."""
+    h = hashlib.sha256(_version(str(cmd[0])).encode())
+    h.update("\0".join(map(str, cmd)).encode())
+    for path in inputs:
+        h.update(Path(path).read_bytes())
+    out = cache_dir() / f"{name}-{h.hexdigest()[:20]}{suffix}"
+    if out.exists():
+        out.touch()  # recently used
+    else:
+        tmp = out.with_name(f"{out.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+        try:
+            run_checked([*cmd, "-o", tmp])
+            os.replace(tmp, out)
+        finally:
+            if tmp.exists():
+                tmp.unlink()
     return out
 
 
-@lru_cache(maxsize=None)
+# -- the builds ---------------------------------------------------------------------------------
+_LOCK = threading.Lock()
+_JOBS = {}
+_POOL = []
+
+
+def _submit(key, fn, *args):
+    """A future for fn(*args), started once per key in the shared pool (leaf jobs only: a job
+    never waits for another, so the pool cannot deadlock)."""
+    with _LOCK:
+        if key not in _JOBS:
+            if not _POOL:
+                _POOL.append(ThreadPoolExecutor(max_workers=max(2, os.cpu_count() or 2)))
+                atexit.register(_POOL[0].shutdown, wait=False, cancel_futures=True)
+            _JOBS[key] = _POOL[0].submit(fn, *args)
+        return _JOBS[key]
+
+
+def _resolve(build: str) -> str:
+    build = ALIASES.get(build, build)
+    if build not in BUILDS:
+        raise KeyError(f"unknown build {build!r}: one of {sorted(BUILDS)}")
+    return build
+
+
+def _compile_object(build: str, path: str) -> Path:
+    _, flags = BUILDS[build]
+    src = TESTS_C / "hooks.c"
+    return cached(f"symce-{build}", [path, *STRICT_FLAGS, *flags, "-fPIC", "-I", C_DIR, "-c", src],
+                  [src, C_DIR / "symce.c", C_DIR / "symce.h"], ".o")
+
+
+def _compile_driver(compiler: str, path: str, sanitize: bool) -> Path:
+    src = TESTS_C / "driver.c"
+    flags = ["-O1", *SANITIZE_FLAGS] if sanitize else ["-O1", "-g"]
+    # the driver's checks promote floats freely: -Wdouble-promotion is for symce.c
+    strict = [f for f in STRICT_FLAGS if f != "-Wdouble-promotion"]
+    return cached(f"driver-{compiler}{'-asan' if sanitize else ''}",
+                  [path, *strict, *flags, "-I", C_DIR, "-c", src],
+                  [src, TESTS_C / "driver_body.h", C_DIR / "symce.h"], ".o")
+
+
+def prefetch(builds=MATRIX, drivers=False):
+    """Start compiling the objects of ``builds`` (and the drivers) in the background; compilers
+    that are missing are left out (the tests that need them skip)."""
+    for build in builds:
+        build = _resolve(build)
+        cc = BUILDS[build][0]
+        path = shutil.which(cc)
+        if path is not None:
+            _submit(("obj", build), _compile_object, build, path)
+            if drivers:
+                _submit(("driver", cc, build == "asan"), _compile_driver, cc, path,
+                        build == "asan")
+
+
+def object_file(build: str = DEFAULT) -> Path:
+    """The object of one build (``MATRIX``, "asan", or the aliases "plain" and "native"): symce.c
+    under STRICT_FLAGS and the build's flags.  Raises AssertionError with the compiler's output."""
+    build = _resolve(build)
+    path = tool(BUILDS[build][0])
+    return _submit(("obj", build), _compile_object, build, path).result()
+
+
+def standalone_object(compiler: str) -> Path:
+    """generated/c/symce.c compiled by itself at -O0 under STRICT_FLAGS: the warnings that a
+    compiler gives only for the file it compiles (clang: an unused static inline function), which
+    the builds, compiling it through tests/c/hooks.c, would not show."""
+    src = C_DIR / "symce.c"
+    return cached(f"standalone-{compiler}", [tool(compiler), *STRICT_FLAGS, "-O0", "-c", src],
+                  [src, C_DIR / "symce.h"], ".o")
+
+
 def shared_library(sanitize: bool = False, flavour: str | None = None) -> Path:
-    """The library from object_file(flavour): "plain" (-O2), "asan", or "native" (-O3
-    -march=native: FMA where the machine has it)."""
-    flavour = flavour or ("asan" if sanitize else "plain")
-    out = build_dir() / f"libsymce_{flavour}.so"
-    run_checked([gcc(), "-shared", *(SANITIZE_FLAGS if sanitize else []), object_file(flavour),
-                 "-o", out, "-lm"])
-    return out
+    """The shared library of build ``flavour`` (default gcc -O2, or "asan" when ``sanitize``),
+    linked without the build's flags."""
+    build = _resolve(flavour or ("asan" if sanitize else DEFAULT))
+    cc = tool(BUILDS[build][0])
+    obj = object_file(build)
+    return cached(f"libsymce-{build}", [cc, "-shared", *(SANITIZE_FLAGS if build == "asan" else []),
+                                        obj, "-lm"], [obj], ".so")
 
 
-@lru_cache(maxsize=None)
-def driver(sanitize: bool = False) -> Path:
-    """The C driver (tests/c/driver.c) over the bad-input and extreme-input cases."""
-    flavour = "asan" if sanitize else "plain"
-    out = build_dir() / f"driver_{flavour}"
-    run_checked([gcc(), *STRICT_FLAGS, *BUILDS[flavour], "-g", "-I", C_DIR, TESTS_C / "driver.c",
-                 object_file(flavour), "-o", out, "-lm"])
-    return out
+def driver(sanitize: bool = False, build: str | None = None) -> Path:
+    """The C driver (tests/c/driver.c: every function with bad and extreme input), compiled at
+    -O1 without the build's flags and linked with the build's object."""
+    build = _resolve(build or ("asan" if sanitize else DEFAULT))
+    cc = BUILDS[build][0]
+    path = tool(cc)
+    obj = object_file(build)
+    drv = _submit(("driver", cc, build == "asan"), _compile_driver, cc, path,
+                  build == "asan").result()
+    return cached(f"driver-{build}", [path, *(SANITIZE_FLAGS if build == "asan" else []), drv, obj,
+                                      "-lm"], [drv, obj])
+
+
+def cxx_caller(compiler: str) -> Path:
+    """tests/c/caller.cpp compiled by the C++ compiler beside ``compiler`` and linked with that
+    compiler's -O2 object."""
+    cxx = tool(COMPILERS[compiler])
+    obj = object_file(f"{compiler}-O2")
+    src = TESTS_C / "caller.cpp"
+    caller = cached(f"caller-{compiler}", [cxx, *CXX_FLAGS, "-O1", "-I", C_DIR, "-c", src],
+                    [src, C_DIR / "symce.h"], ".o")
+    return cached(f"caller-{compiler}", [cxx, caller, obj, "-lm"], [caller, obj])
 
 
 def sanitizer_env(library_path=None) -> dict:
@@ -137,8 +287,9 @@ def _ptr(a):
 class CLib:
     """The compiled library, with NumPy-friendly calls."""
 
-    def __init__(self, path: Path):
+    def __init__(self, path: Path, build: str = "env"):
         self.path = path
+        self.build = build  # a key of BUILDS, or "env" for a library the environment named
         self.dll = ctypes.CDLL(str(path))
         self.dll.symce_strerror.restype = ctypes.c_char_p
         self.dll.symce_strerror.argtypes = [ctypes.c_int]
@@ -146,9 +297,8 @@ class CLib:
         for fn in c_backend.functions():
             cfun = getattr(self.dll, fn.cname)
             cfun.restype = ctypes.c_int
-            real = ctypes.c_float if fn.dtype == "f32" else ctypes.c_double
             cfun.argtypes = [{"size": ctypes.c_size_t, "ignore_index": ctypes.c_int64,
-                              "label_smoothing": real, "reduction": ctypes.c_int}
+                              "label_smoothing": ctypes.c_double, "reduction": ctypes.c_int}
                              .get(p.role, ctypes.c_void_p) for p in fn.params]
             self.functions[fn.cname] = (fn, cfun)
 
@@ -260,17 +410,25 @@ class CLib:
 
 
 @lru_cache(maxsize=None)
-def _library(sanitize: bool) -> CLib:
-    return CLib(shared_library(sanitize))
+def _library(build: str) -> CLib:
+    return CLib(shared_library(flavour=build), build)
 
 
-def library() -> CLib:
-    """The compiled library, built once per process: sanitized when SYMCE_C_SANITIZE=1, or the
-    prebuilt one named by SYMCE_C_LIBRARY."""
+def environment_library() -> bool:
+    """Whether the environment names the library (SYMCE_C_LIBRARY, or SYMCE_C_SANITIZE=1)."""
+    return bool(os.environ.get("SYMCE_C_LIBRARY")) or sanitize_requested()
+
+
+def library(build: str | None = None) -> CLib:
+    """The compiled library of ``build`` (default: gcc -O2), loaded once per process; the
+    environment's when SYMCE_C_LIBRARY names a prebuilt one or SYMCE_C_SANITIZE=1 asks for the
+    sanitized build."""
     prebuilt = os.environ.get("SYMCE_C_LIBRARY")
     if prebuilt:
         return _prebuilt(prebuilt)
-    return _library(sanitize_requested())
+    if sanitize_requested():
+        return _library("asan")
+    return _library(_resolve(build or DEFAULT))
 
 
 @lru_cache(maxsize=None)
@@ -282,3 +440,27 @@ def _prebuilt(path: str) -> CLib:
 def clib():
     """pytest fixture: ``from c_build import clib`` in a test module."""
     return library()
+
+
+EACH = ("env",) if environment_library() else MATRIX
+
+
+FAST_MATH = ("env",) if environment_library() else (DEFAULT, "gcc-fast-math", "clang-fast-math")
+
+
+@pytest.fixture(scope="session", params=FAST_MATH)
+def clib_fast_math(request):
+    """pytest fixture: the default build, then the two -ffast-math builds (the environment's
+    library alone when it names one); for the accuracy bounds, which hold under -ffast-math too."""
+    if request.param != "env" and request.param != DEFAULT:
+        prefetch()
+    return library(None if request.param == "env" else request.param)
+
+
+@pytest.fixture(scope="session", params=EACH)
+def clib_each(request):
+    """pytest fixture: the library of each build of MATRIX in turn (the environment's library
+    alone when it names one); for the bad-input and extreme-input tests."""
+    if request.param != "env":
+        prefetch()
+    return library(None if request.param == "env" else request.param)

@@ -1,6 +1,8 @@
 """symce's own exp and log1p in the generated C (symce/approx.py): in every build users make
-(-O2, -O3 -march=native with FMA, and -O3 -march=native -ffast-math) they give the numbers
-symce.approx measured (bit for bit where the build does not reassociate), stay within the bound
+(gcc and clang at -O2, -O3 -march=native with FMA, and -O3 -march=native -ffast-math: the
+builds of tests/c_build.py, whose objects export the helpers) they give the numbers
+symce.approx measured, bit for bit (-ffast-math included: symce.c turns reassociation off for
+itself, and SYMCE_FMA fuses wherever the compiler has FMA, Clang included), stay within the bound
 printed in symce.c against mpmath, and give 1 at 0, 0 at -inf and below the underflow threshold,
 NaN at NaN.  The OpenMP build splits the rows over threads and gives the same numbers."""
 from __future__ import annotations
@@ -19,61 +21,25 @@ import pytest
 from symce import approx
 
 import c_build
-from c_build import C_DIR, STRICT_FLAGS, build_dir, gcc, run_checked
+from c_build import C_DIR, STRICT_FLAGS, build_dir, cached, gcc
 
-WRAPPER = textwrap.dedent("""\
-    /* Exposes symce.c's static helpers to the tests. */
-    #include "symce.c"
-    void t_exp_f64(size_t n, const double *x, double *out)
-    { for (size_t i = 0; i < n; ++i) out[i] = symce_exp_for_f64(x[i]); }
-    void t_exp_f32(size_t n, const double *x, double *out)
-    { for (size_t i = 0; i < n; ++i) out[i] = symce_exp_for_f32(x[i]); }
-    void t_exp_neg_f64(size_t n, const double *x, double *out)
-    { for (size_t i = 0; i < n; ++i) out[i] = symce_exp_neg_for_f64(x[i]); }
-    void t_exp_neg_f32(size_t n, const double *x, double *out)
-    { for (size_t i = 0; i < n; ++i) out[i] = symce_exp_neg_for_f32(x[i]); }
-    void t_log1p01_f32(size_t n, const double *x, double *out)
-    { for (size_t i = 0; i < n; ++i) out[i] = symce_log1p_s_for_f32(x[i] / (2 + x[i])); }
-    void t_log1p_f32(size_t n, const double *x, double *out)
-    { for (size_t i = 0; i < n; ++i) out[i] = symce_log1p_for_f32(x[i]); }
-    int t_fast_fma(void)
-    {
-    #ifdef FP_FAST_FMA
-        return 1;
-    #else
-        return 0;
-    #endif
-    }
-    """)
-BUILDS = {
-    "O2": ["-O2"],
-    "native": ["-O3", "-march=native"],
-    "fast-math": ["-O3", "-march=native", "-ffast-math"],
-}
+HOOKS = ("exp_f64", "exp_f32", "exp_neg_f64", "exp_neg_f32", "log1p01_f32", "log1p_f32")
 
 
 def _library(build):
-    src = build_dir() / "exp_wrapper.c"
-    src.write_text(WRAPPER)
-    out = build_dir() / f"libexp_{build}.so"
-    if not out.exists():
-        # compiled with the build's flags, linked without them: a shared library linked with
-        # -ffast-math would switch this whole process to flush-to-zero when it loads
-        obj = build_dir() / f"exp_{build}.o"
-        run_checked([gcc(), *STRICT_FLAGS, "-Wno-unused-function", *BUILDS[build], "-fPIC",
-                     "-I", C_DIR, "-c", src, "-o", obj])
-        run_checked([gcc(), "-shared", obj, "-o", out, "-lm"])
-    lib = ctypes.CDLL(str(out))
-    for name in ("t_exp_f64", "t_exp_f32", "t_exp_neg_f64", "t_exp_neg_f32", "t_log1p01_f32",
-                 "t_log1p_f32"):
-        getattr(lib, name).argtypes = [ctypes.c_size_t, ctypes.c_void_p, ctypes.c_void_p]
+    """The build's object (tests/c/hooks.c: symce.c and wrappers of its helpers), as a shared
+    library linked without the build's flags (see tests/c_build.py)."""
+    lib = ctypes.CDLL(str(c_build.shared_library(flavour=build)))
+    for name in HOOKS:
+        getattr(lib, "symce_test_" + name).argtypes = [ctypes.c_size_t, ctypes.c_void_p,
+                                                       ctypes.c_void_p]
     return lib
 
 
 def _call(lib, name, x):
     x = np.ascontiguousarray(x, dtype=np.float64)
     out = np.empty_like(x)
-    getattr(lib, name)(x.size, x.ctypes.data, out.ctypes.data)
+    getattr(lib, name.replace("t_", "symce_test_", 1))(x.size, x.ctypes.data, out.ctypes.data)
     return out
 
 
@@ -85,11 +51,14 @@ def _args(seed=5):
     return x[x >= -745.0]
 
 
-@pytest.mark.parametrize("build", ["O2", "native"])
+BUILDS = c_build.MATRIX
+
+
+@pytest.mark.parametrize("build", BUILDS)
 def test_exp_is_what_approx_measured(build):
     """Bit for bit the operations symce.approx.exp_double evaluates (FMA as the build has it)."""
     lib = _library(build)
-    fma = bool(lib.t_fast_fma())
+    fma = bool(lib.symce_test_fast_fma())
     x = _args()
     for target in ("f64", "f32"):
         fit = approx.exp_approximation(target)
@@ -118,11 +87,12 @@ def _ulps_f64(got, x):
     return worst
 
 
-@pytest.mark.parametrize("build", list(BUILDS))
+@pytest.mark.parametrize("build", BUILDS)
 def test_exp_within_its_printed_bound(build):
     lib = _library(build)
     x = _args(seed=9)[::12]
-    # double: within an ULP (the comment in symce.c prints the measured figure)
+    # double: within an ULP (the comment in symce.c prints the measured figure), -ffast-math
+    # included (symce.c turns reassociation off for itself)
     assert _ulps_f64(_call(lib, "t_exp_f64", x), x) <= 1.0
     text = (C_DIR / "symce.c").read_text()
     fit = approx.exp_approximation("f64")
@@ -142,7 +112,7 @@ def test_exp_within_its_printed_bound(build):
     assert rel <= 2.0 ** -37, rel
 
 
-@pytest.mark.parametrize("build", list(BUILDS))
+@pytest.mark.parametrize("build", BUILDS)
 def test_exp_special_values(build):
     """The arguments the kernels pass (z - max <= 0, -|t|): 0, -0, -inf, NaN, underflow; and
     NaN handling that does not depend on isnan surviving -ffast-math."""
@@ -206,9 +176,10 @@ def test_openmp_build_gives_the_same_numbers():
     """Built with -fopenmp and run on 2 threads: per-row results identical, reduced losses equal
     to a few ULP (the threads' partial sums add in another order)."""
     lib_dir = build_dir()
-    out = lib_dir / "libsymce_openmp.so"   # the plain build's flags (-O2), plus -fopenmp
-    run_checked([gcc(), *STRICT_FLAGS, *c_build.BUILDS["plain"], "-fopenmp", "-shared",
-                 C_DIR / "symce.c", "-o", out, "-lm"])
+    src = C_DIR / "symce.c"   # the gcc -O2 build's flags, plus -fopenmp
+    out = cached("libsymce-openmp", [gcc(), *STRICT_FLAGS, *c_build.LEVELS["O2"], "-fopenmp",
+                                     "-fPIC", "-shared", src, "-lm"],
+                 [src, C_DIR / "symce.h"], ".so")
     libs = [str(c_build.shared_library()), str(out)]
     script = lib_dir / "openmp_check.py"
     script.write_text(OPENMP_SCRIPT)

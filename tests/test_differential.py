@@ -294,7 +294,8 @@ def numpy_kind(kernel, exc) -> Raised:
 # C error name -> the arguments it may be about (roles, see _about); unknown codes fail
 _C_CODES = {"LABEL": ("target",), "WEIGHT": ("weight", "pos_weight"),
             "ARG": ("label_smoothing", "reduction"), "SMOOTHING": ("label_smoothing",),
-            "REDUCTION": ("reduction",), "DOMAIN": ("probs",), "SIZE": ("classes",),
+            "REDUCTION": ("reduction",), "DOMAIN": ("probs",), "TARGET": ("target",),
+            "SIZE": ("classes",), "NO_CLASSES": ("classes",), "POS_WEIGHT": ("pos_weight",),
             "CLASSES": ("classes",)}
 
 
@@ -310,7 +311,7 @@ _MATLAB_IDS = {"symce:label": ("ValueError", ("target", "ignore_index")),
                "symce:weight": ("ValueError", ("weight", "pos_weight")),
                "symce:smoothing": ("ValueError", ("label_smoothing",)),
                "symce:reduction": ("ValueError", ("reduction",)),
-               "symce:domain": ("ValueError", ("probs",)),
+               "symce:domain": ("ValueError", ("probs", "target")),
                "symce:emptyClasses": ("ValueError", ("classes",)),
                "symce:shape": ("ValueError", ("shape",)),
                "symce:type": ("TypeError", ("type",))}

@@ -8,29 +8,64 @@
 #include <stdint.h>
 #include <string.h>
 
+/* SYMCE_FMA(a, b, c) = a*b + c, fused where the target has FMA in hardware (C99's FP_FAST_FMA,
+   or the compiler's __FMA__: Clang defines only that one): the error bounds below hold either
+   way.  SYMCE_FUSED says which. */
+#if defined(FP_FAST_FMA) || defined(__FMA__)
+#define SYMCE_FMA(a, b, c) fma(a, b, c)
+#define SYMCE_FUSED 1
+#else
+#define SYMCE_FMA(a, b, c) ((a) * (b) + (c))
+#define SYMCE_FUSED 0
+#endif
+
+/* symce's arithmetic is written in the order it must run: TwoSum and the compensated sums, the
+   exponential's rounding shifter (kd0 - shifter), z - max before anything is added to it.
+   -ffast-math lets the compiler regroup sums, which undoes all of these (the log-probability of
+   a row's max becomes 0, exp is off by up to 36%), so symce.c turns reassociation back off for
+   itself; every other -ffast-math assumption is harmless here (NaN and infinities are told
+   from their bits).  The caller's files keep their flags. */
+#if defined(__clang__)
+#pragma clang fp reassociate(off)
+#elif defined(__GNUC__) && defined(__ASSOCIATIVE_MATH__)
+#pragma GCC optimize("no-associative-math")
+#endif
+
 /* With GCC on an AVX-512 target, symce's loops use 512-bit vectors (GCC prefers 256 bits there by
    default; these loops measured up to 1.6x faster with 512).  Define SYMCE_NO_WIDE_VECTORS to keep
-   the compiler's choice.  Only the code below is affected: the options are popped at the end. */
+   the compiler's choice.  Only the code below is affected: these options are popped at the end. */
 #if defined(__GNUC__) && !defined(__clang__) && defined(__AVX512F__) && !defined(SYMCE_NO_WIDE_VECTORS)
 #define SYMCE_WIDE_VECTORS 1
 #pragma GCC push_options
 #pragma GCC target("prefer-vector-width=512")
 #endif
 
-/* The helpers called inside the loops are always inlined: a call stops a loop vectorising, and
-   GCC's growth limits refuse some of them in the largest kernels. */
+/* Under -ffast-math (or -ffinite-math-only) the compiler may assume that no value is NaN or
+   infinite, and fold comparisons accordingly: symce tells those values from their bits wherever
+   they decide a result.  Two of those tests cost time in symce's exp, so only builds that need
+   them pay for them:
+   SYMCE_KEEP_NAN(x, e) = e, or x where x is NaN (exp's range tests may have taken a NaN x for
+   one below or above the range);
+   SYMCE_UNSHIFT(kd0, s) = kd0 - s, the rounded x log2(e), or the same from the bits of kd0
+   (Clang's backend folds (x log2(e) + s) - s to x log2(e) under -ffast-math, even with
+   reassociation off). */
+#if defined(__FAST_MATH__) || (defined(__FINITE_MATH_ONLY__) && __FINITE_MATH_ONLY__)
+#define SYMCE_KEEP_NAN(x, e) symce_select(symce_isnan(x), (x), (e))
+#else
+#define SYMCE_KEEP_NAN(x, e) (e)
+#endif
+#if defined(__clang__) && defined(__FAST_MATH__)
+#define SYMCE_UNSHIFT(kd0, s) ((double)(int32_t)(uint32_t)(symce_bits(kd0) - symce_bits(s)))
+#else
+#define SYMCE_UNSHIFT(kd0, s) ((kd0) - (s))
+#endif
+
+/* The per-element helpers are inlined into every loop that calls them, or the loop does not
+   vectorise: GCC's inliner gives up on them inside the larger kernels. */
 #if defined(__GNUC__)
 #define SYMCE_INLINE static inline __attribute__((always_inline))
 #else
 #define SYMCE_INLINE static inline
-#endif
-
-/* SYMCE_FMA(a, b, c) = a*b + c, fused where the target has FMA in hardware (C99's FP_FAST_FMA):
-   the error bounds below hold either way. */
-#ifdef FP_FAST_FMA
-#define SYMCE_FMA(a, b, c) fma(a, b, c)
-#else
-#define SYMCE_FMA(a, b, c) ((a) * (b) + (c))
 #endif
 
 /* Built with -fopenmp, the kernels split their rows (or elements) over threads; otherwise these
@@ -66,12 +101,16 @@ const char *symce_strerror(int code)
 {
     switch (code) {
     case SYMCE_OK: return "success";
-    case SYMCE_ERR_NULL: return "a required pointer is NULL";
-    case SYMCE_ERR_SIZE: return "k is 0, or the buffer size n*k (n*k*k for the Jacobian) overflows size_t";
-    case SYMCE_ERR_LABEL: return "a label is outside [0, k) and is not ignore_index";
-    case SYMCE_ERR_WEIGHT: return "a weight or pos_weight entry is negative or NaN";
-    case SYMCE_ERR_ARG: return "label_smoothing is outside [0, 1] or NaN, or the reduction is unknown";
-    case SYMCE_ERR_DOMAIN: return "a probability is outside [0, 1] (NaN passes through)";
+    case SYMCE_ERR_NULL: return "a required pointer argument is NULL (only weight and pos_weight may be NULL, for all ones)";
+    case SYMCE_ERR_SIZE: return "n, k (or count): expected buffer sizes that fit in size_t, got n*k (n*k*k for the Jacobian, count elementwise) elements that overflow it";
+    case SYMCE_ERR_LABEL: return "labels: expected class indices in [0, k) or ignore_index, got one outside";
+    case SYMCE_ERR_WEIGHT: return "weight: expected NULL or entries >= 0, got a negative or NaN entry";
+    case SYMCE_ERR_SMOOTHING: return "label_smoothing: expected a number in [0, 1], got one outside it or NaN";
+    case SYMCE_ERR_DOMAIN: return "probs: expected probabilities in [0, 1] (or NaN, which passes through), got one outside";
+    case SYMCE_ERR_REDUCTION: return "reduction: expected SYMCE_REDUCTION_NONE, _MEAN or _SUM, got another value";
+    case SYMCE_ERR_POS_WEIGHT: return "pos_weight: expected NULL or entries >= 0, got a negative or NaN entry";
+    case SYMCE_ERR_NO_CLASSES: return "k: expected at least 1 class per row, got 0";
+    case SYMCE_ERR_TARGET: return "target: expected probability targets in [0, 1] (or NaN, which passes through), got one outside";
     default: return "unknown symce error code";
     }
 }
@@ -83,7 +122,7 @@ const char *symce_strerror(int code)
 /* k >= 1, and n*k*k2 elements of elem bytes fit in size_t. */
 static int symce_check_shape(size_t n, size_t k, size_t k2, size_t elem)
 {
-    if (k == 0) return SYMCE_ERR_SIZE;
+    if (k == 0) return SYMCE_ERR_NO_CLASSES;
     if (n > SIZE_MAX / k / k2 / elem) return SYMCE_ERR_SIZE;
     return SYMCE_OK;
 }
@@ -96,7 +135,7 @@ static int symce_check_count(size_t count, size_t elem)
 static int symce_check_reduction(symce_reduction reduction)
 {
     if (reduction != SYMCE_REDUCTION_NONE && reduction != SYMCE_REDUCTION_MEAN
-        && reduction != SYMCE_REDUCTION_SUM) return SYMCE_ERR_ARG;
+        && reduction != SYMCE_REDUCTION_SUM) return SYMCE_ERR_REDUCTION;
     return SYMCE_OK;
 }
 
@@ -142,6 +181,40 @@ SYMCE_INLINE int symce_isfinite(double x)
     return (symce_bits(x) & UINT64_C(0x7ff0000000000000)) != UINT64_C(0x7ff0000000000000);
 }
 
+/* NaN, from the bits: an all-ones exponent and a nonzero fraction. */
+static inline int symce_isnan(double x)
+{
+    return (symce_bits(x) & UINT64_C(0x7fffffffffffffff)) > UINT64_C(0x7ff0000000000000);
+}
+
+/* x == 0 (+0 or -0), from the bits: never true for NaN. */
+static inline int symce_iszero(double x)
+{
+    return (symce_bits(x) << 1) == 0;
+}
+
+/* x in [0, +inf] or x = -0, from the bits (positive doubles order as their bit patterns; NaN is
+   never in range). */
+static inline int symce_nonnegative(double x)
+{
+    const uint64_t u = symce_bits(x);
+    return u <= UINT64_C(0x7ff0000000000000) || u == UINT64_C(0x8000000000000000);
+}
+
+/* x in [0, 1] or x = -0, from the bits (NaN is not). */
+static inline int symce_unit_interval(double x)
+{
+    const uint64_t u = symce_bits(x);
+    return u <= UINT64_C(0x3ff0000000000000) || u == UINT64_C(0x8000000000000000);
+}
+
+/* label_smoothing in [0, 1] (-0 included), from its bits: positive doubles order as their bit
+   patterns, and a NaN is never in range, even where -ffast-math assumes there is none. */
+static int symce_check_smoothing(double label_smoothing)
+{
+    return symce_unit_interval(label_smoothing) ? SYMCE_OK : SYMCE_ERR_SMOOTHING;
+}
+
 /* The sum of buf[0 .. len), pairwise: every level is a loop of independent additions (SIMD), and
    the rounding error grows with log2(len), not len.  buf is overwritten. */
 static double symce_pairwise_sum(double *restrict buf, size_t len)
@@ -169,7 +242,7 @@ static double symce_pairwise_sum(double *restrict buf, size_t len)
 SYMCE_INLINE double symce_exp_neg_for_f32(double x)
 {
     const double kd0 = SYMCE_FMA(x, 0x1.71547652b82fep+0, 0x1.80000000003ffp+52);  /* n in the low bits */
-    const double kd = kd0 - 0x1.80000000003ffp+52;
+    const double kd = SYMCE_UNSHIFT(kd0, 0x1.80000000003ffp+52);
     const double r = SYMCE_FMA(-kd, 0x1.62e42fefa39efp-1, x);
     double p = 0x1.9e89633d70183p-16;
     p = SYMCE_FMA(p, r, 0x1.a1854cce8c4cdp-13);
@@ -181,9 +254,9 @@ SYMCE_INLINE double symce_exp_neg_for_f32(double x)
     p = SYMCE_FMA(p, r, 0x1.0000000000000p+0);
     p = SYMCE_FMA(p, r, 0x1.0000000000000p+0);
     const double v = p * symce_from_bits(symce_bits(kd0) << 52);  /* 2^n: the low bits of kd0 are n + 1023 */
-    const uint64_t b = symce_bits(x);
-    const uint64_t under = (uint64_t)0 - (uint64_t)((b > UINT64_C(0xc086200000000000)) & (b <= UINT64_C(0xfff0000000000000)));  /* x < -708.0 */
-    return symce_from_bits(symce_bits(v) & ~under);
+    const uint64_t under = (uint64_t)0 - (uint64_t)(x < -708.0);
+    const double e = symce_from_bits(symce_bits(v) & ~under);
+    return SYMCE_KEEP_NAN(x, e);
 }
 
 /*
@@ -196,7 +269,7 @@ SYMCE_INLINE double symce_exp_neg_for_f32(double x)
 SYMCE_INLINE double symce_exp_for_f32(double x)
 {
     const double kd0 = SYMCE_FMA(x, 0x1.71547652b82fep+0, 0x1.80000000003ffp+52);  /* n in the low bits */
-    const double kd = kd0 - 0x1.80000000003ffp+52;
+    const double kd = SYMCE_UNSHIFT(kd0, 0x1.80000000003ffp+52);
     const double r = SYMCE_FMA(-kd, 0x1.62e42fefa39efp-1, x);
     double p = 0x1.9e89633d70183p-16;
     p = SYMCE_FMA(p, r, 0x1.a1854cce8c4cdp-13);
@@ -208,10 +281,10 @@ SYMCE_INLINE double symce_exp_for_f32(double x)
     p = SYMCE_FMA(p, r, 0x1.0000000000000p+0);
     p = SYMCE_FMA(p, r, 0x1.0000000000000p+0);
     const double v = p * symce_from_bits(symce_bits(kd0) << 52);  /* 2^n: the low bits of kd0 are n + 1023 */
-    const uint64_t b = symce_bits(x);
-    const uint64_t under = (uint64_t)0 - (uint64_t)((b > UINT64_C(0xc086200000000000)) & (b <= UINT64_C(0xfff0000000000000)));  /* x < -708.0 */
-    const uint64_t over = (uint64_t)0 - (uint64_t)((b > UINT64_C(0x4086280000000000)) & (b <= UINT64_C(0x7ff0000000000000)));  /* x > 709.0 */
-    return symce_from_bits((symce_bits(v) & ~(under | over)) | (UINT64_C(0x7ff0000000000000) & over));
+    const uint64_t under = (uint64_t)0 - (uint64_t)(x < -708.0);
+    const uint64_t over = (uint64_t)0 - (uint64_t)(x > 709.0);
+    const double e = symce_from_bits((symce_bits(v) & ~(under | over)) | (UINT64_C(0x7ff0000000000000) & over));
+    return SYMCE_KEEP_NAN(x, e);
 }
 
 /*
@@ -265,20 +338,13 @@ static inline double symce_log1p_for_f32(double s)
 /* max(x, lo), propagating NaN in x (fmax would drop it) */
 SYMCE_INLINE double symce_clamp_min_for_f32(double x, double lo)
 {
-    return symce_select(lo > x, lo, x);
+    return symce_select((!symce_isnan(x)) & (lo > x), lo, x);
 }
 
-/* a * b, exactly 0 when a == 0 and b is not NaN (0 * inf = 0: a zero target at a -inf log; 0 * NaN = NaN: a NaN is never dropped) */
+/* a * b, exactly 0 when a == 0 and b is not NaN (0 * inf = 0: a zero target at a -inf log; 0 * NaN = NaN: a NaN is never dropped); both tests from the bits */
 SYMCE_INLINE double symce_mul0_for_f32(double a, double b)
 {
-    return symce_select((a == 0) && ((symce_bits(b) << 1) <= (UINT64_C(0x7ff0000000000000) << 1)), 0, a*b);
-}
-
-/* log(1 + exp(t)) without overflow */
-SYMCE_INLINE double symce_softplus_for_f32(double t)
-{
-    const double v = symce_exp_neg_for_f32(-fabs(t));
-    return symce_log1p_s_for_f32(v/(v + 2)) + symce_clamp_min_for_f32(t, 0);
+    return symce_select((!symce_isnan(b)) & (symce_iszero(a)), 0, a*b);
 }
 
 /* 1 / (1 + exp(-t)) as (t >= 0 ? 1 : v) / (1 + v), v = exp(-|t|): one exponential, no overflow, about an ULP for every t */
@@ -298,7 +364,7 @@ SYMCE_INLINE double symce_sigmoid_for_f32(double t)
 SYMCE_INLINE double symce_exp_neg_for_f64(double x)
 {
     const double kd0 = SYMCE_FMA(x, 0x1.71547652b82fep+0, 0x1.8000000000000p+52);  /* n in the low bits */
-    const double kd = kd0 - 0x1.8000000000000p+52;
+    const double kd = SYMCE_UNSHIFT(kd0, 0x1.8000000000000p+52);
     double r = SYMCE_FMA(-kd, 0x1.62e42fee00000p-1, x);  /* exact: C_hi has 32 bits */
     r = SYMCE_FMA(-kd, 0x1.a39ef35793c76p-33, r);
     double q = 0x1.ad7fb57b75cdfp-26;  /* P(r) = 1 + r + r^2 Q(r) */
@@ -318,9 +384,9 @@ SYMCE_INLINE double symce_exp_neg_for_f64(double x)
     const uint64_t u = symce_bits(kd0) - (symce_bits(0x1.8000000000000p+52) - 2100u);  /* n + 2100 */
     const uint64_t u1 = u >> 1, u2 = u - u1;
     const double v = (p * symce_from_bits((u1 - 27u) << 52)) * symce_from_bits((u2 - 27u) << 52);
-    const uint64_t b = symce_bits(x);
-    const uint64_t under = (uint64_t)0 - (uint64_t)((b > UINT64_C(0xc0874910d52d3052)) & (b <= UINT64_C(0xfff0000000000000)));  /* x < -745.1332191019412 */
-    return symce_from_bits(symce_bits(v) & ~under);
+    const uint64_t under = (uint64_t)0 - (uint64_t)(x < -745.1332191019412);
+    const double e = symce_from_bits(symce_bits(v) & ~under);
+    return SYMCE_KEEP_NAN(x, e);
 }
 
 /*
@@ -333,7 +399,7 @@ SYMCE_INLINE double symce_exp_neg_for_f64(double x)
 SYMCE_INLINE double symce_exp_for_f64(double x)
 {
     const double kd0 = SYMCE_FMA(x, 0x1.71547652b82fep+0, 0x1.8000000000000p+52);  /* n in the low bits */
-    const double kd = kd0 - 0x1.8000000000000p+52;
+    const double kd = SYMCE_UNSHIFT(kd0, 0x1.8000000000000p+52);
     double r = SYMCE_FMA(-kd, 0x1.62e42fee00000p-1, x);  /* exact: C_hi has 32 bits */
     r = SYMCE_FMA(-kd, 0x1.a39ef35793c76p-33, r);
     double q = 0x1.ad7fb57b75cdfp-26;  /* P(r) = 1 + r + r^2 Q(r) */
@@ -353,35 +419,22 @@ SYMCE_INLINE double symce_exp_for_f64(double x)
     const uint64_t u = symce_bits(kd0) - (symce_bits(0x1.8000000000000p+52) - 2100u);  /* n + 2100 */
     const uint64_t u1 = u >> 1, u2 = u - u1;
     const double v = (p * symce_from_bits((u1 - 27u) << 52)) * symce_from_bits((u2 - 27u) << 52);
-    const uint64_t b = symce_bits(x);
-    const uint64_t under = (uint64_t)0 - (uint64_t)((b > UINT64_C(0xc0874910d52d3052)) & (b <= UINT64_C(0xfff0000000000000)));  /* x < -745.1332191019412 */
-    const uint64_t over = (uint64_t)0 - (uint64_t)((b > UINT64_C(0x40862e42fefa39ef)) & (b <= UINT64_C(0x7ff0000000000000)));  /* x > 709.782712893384 */
-    return symce_from_bits((symce_bits(v) & ~(under | over)) | (UINT64_C(0x7ff0000000000000) & over));
+    const uint64_t under = (uint64_t)0 - (uint64_t)(x < -745.1332191019412);
+    const uint64_t over = (uint64_t)0 - (uint64_t)(x > 709.782712893384);
+    const double e = symce_from_bits((symce_bits(v) & ~(under | over)) | (UINT64_C(0x7ff0000000000000) & over));
+    return SYMCE_KEEP_NAN(x, e);
 }
 
 /* max(x, lo), propagating NaN in x (fmax would drop it) */
 SYMCE_INLINE double symce_clamp_min_for_f64(double x, double lo)
 {
-    return symce_select(lo > x, lo, x);
+    return symce_select((!symce_isnan(x)) & (lo > x), lo, x);
 }
 
-/* a * b, exactly 0 when a == 0 and b is not NaN (0 * inf = 0: a zero target at a -inf log; 0 * NaN = NaN: a NaN is never dropped) */
+/* a * b, exactly 0 when a == 0 and b is not NaN (0 * inf = 0: a zero target at a -inf log; 0 * NaN = NaN: a NaN is never dropped); both tests from the bits */
 SYMCE_INLINE double symce_mul0_for_f64(double a, double b)
 {
-    return symce_select((a == 0) && ((symce_bits(b) << 1) <= (UINT64_C(0x7ff0000000000000) << 1)), 0, a*b);
-}
-
-/* log(1 + exp(t)) without overflow */
-SYMCE_INLINE double symce_softplus_for_f64(double t)
-{
-    return symce_clamp_min_for_f64(t, 0) + log1p(symce_exp_neg_for_f64(-fabs(t)));
-}
-
-/* 1 / (1 + exp(-t)) as (t >= 0 ? 1 : v) / (1 + v), v = exp(-|t|): one exponential, no overflow, about an ULP for every t */
-SYMCE_INLINE double symce_sigmoid_for_f64(double t)
-{
-    const double v = symce_exp_neg_for_f64(-fabs(t));
-    return symce_select(t >= 0, 1, v)/(v + 1);
+    return symce_select((!symce_isnan(b)) & (symce_iszero(a)), 0, a*b);
 }
 
 /* the exact rounding error of a + b (Knuth's TwoSum), 0 when a + b is not finite */
@@ -400,40 +453,38 @@ SYMCE_INLINE double symce_two_sum_err_for_f64(double a, double b)
 /* max(x, lo), propagating NaN in x (fmax would drop it) */
 SYMCE_INLINE long double symce_clamp_min_ld(long double x, long double lo)
 {
-    return (lo > x) ? (lo) : (x);
+    return ((!symce_isnan((double)(x))) && (lo > x)) ? (lo) : (x);
 }
 
-/* 1 / (1 + exp(-t)): branch-free, no overflow, about an ULP for every t */
+/* 1 / (1 + exp(-t)): branch-free, no overflow, about an ULP for every t; exp's argument floored at -12000 (exp is 0 there in long double; -ffast-math's expl gives NaN at -inf) */
 SYMCE_INLINE long double symce_sigmoid_ld(long double t)
 {
-    return expl(-symce_clamp_min_ld(-t, 0))/(1 + expl(-fabsl(t)));
+    return expl(symce_clamp_min_ld(-symce_clamp_min_ld(-t, 0), -12000))/(expl(symce_clamp_min_ld(-fabsl(t), -12000)) + 1);
 }
 
 /* ---------------------------------------------------------------------------------------- */
 /* Validation and reductions for float buffers */
 /* ---------------------------------------------------------------------------------------- */
 
-/* NULL (all ones) or len entries, each >= 0 and not NaN. */
-static int symce_check_weights_f32(const float *restrict weight, size_t len)
+/* NULL (all ones) or len entries, each >= 0 and not NaN (from the bits: -ffast-math cannot drop
+   the NaN test); else code (SYMCE_ERR_WEIGHT or SYMCE_ERR_POS_WEIGHT). */
+static int symce_check_weights_f32(const float *restrict weight, size_t len, int code)
 {
     if (weight == NULL) return SYMCE_OK;
     for (size_t i = 0; i < len; ++i)
-        if (!(weight[i] >= 0)) return SYMCE_ERR_WEIGHT;
+        if (!symce_nonnegative((double)weight[i])) return code;
     return SYMCE_OK;
 }
 
-/* Every probability in [0, 1]; NaN passes (it propagates to the outputs instead). */
-static int symce_check_probs_f32(const float *restrict probs, size_t len)
+/* Every probability (or probability target) in [0, 1], else code; NaN passes (it propagates to
+   the outputs instead); from the bits. */
+static int symce_check_probs_f32(const float *restrict probs, size_t len, int code)
 {
-    for (size_t i = 0; i < len; ++i)
-        if (probs[i] < 0 || probs[i] > 1) return SYMCE_ERR_DOMAIN;
+    for (size_t i = 0; i < len; ++i) {
+        const double p = (double)probs[i];
+        if (!symce_unit_interval(p) && !symce_isnan(p)) return code;
+    }
     return SYMCE_OK;
-}
-
-/* label_smoothing in [0, 1] (false for NaN). */
-static int symce_check_smoothing_f32(float label_smoothing)
-{
-    return (label_smoothing >= 0 && label_smoothing <= 1) ? SYMCE_OK : SYMCE_ERR_ARG;
 }
 
 /* The mean divisor for labels: the summed weight[t] of the samples that are not ignored. */
@@ -442,7 +493,7 @@ static double symce_label_divisor_f32(const int64_t *restrict labels, const floa
 {
     double divisor = 0;
     for (size_t i = 0; i < n; ++i)
-        if (labels[i] != ignore_index) divisor += weight != NULL ? weight[labels[i]] : 1;
+        if (labels[i] != ignore_index) divisor += weight != NULL ? (double)weight[labels[i]] : 1;
     return divisor;
 }
 
@@ -450,14 +501,14 @@ static double symce_label_divisor_f32(const int64_t *restrict labels, const floa
 static double symce_scale_f32(symce_reduction reduction, double divisor)
 {
     if (reduction != SYMCE_REDUCTION_MEAN) return 1;
-    return divisor != 0 ? 1 / divisor : NAN;
+    return divisor != 0 ? 1 / divisor : (double)NAN;
 }
 
 /* The reduced loss (sum or mean) from the sum of the per-sample losses. */
 static float symce_reduce_f32(symce_reduction reduction, double total, double divisor)
 {
     if (reduction == SYMCE_REDUCTION_SUM) return (float)total;
-    return (float)(divisor != 0 ? total / divisor : NAN);
+    return (float)(divisor != 0 ? total / divisor : (double)NAN);
 }
 
 /* The row max's index (the first one; 0 for a row of NaN), for rows whose max is not finite. */
@@ -481,12 +532,12 @@ SYMCE_INLINE void symce_accumulate_f32(double *sum, double *comp, double x)
 static float symce_row_max_f32(const float *restrict row, size_t k)
 {
     if (k < 32) {  /* a short row: in order */
-        float mx = -INFINITY;
+        float mx = -(float)INFINITY;
         for (size_t j = 0; j < k; ++j) mx = row[j] > mx ? row[j] : mx;
         return mx;
     }
     float m[32];
-    for (size_t l = 0; l < 32; ++l) m[l] = -INFINITY;
+    for (size_t l = 0; l < 32; ++l) m[l] = -(float)INFINITY;
     size_t j = 0;
     for (; j + 32 <= k; j += 32)
         for (size_t l = 0; l < 32; ++l) m[l] = row[j + l] > m[l] ? row[j + l] : m[l];
@@ -501,7 +552,7 @@ static void symce_row_exp_f32(const float *restrict row, size_t c0, size_t len, 
                                double *restrict e_out)
 {
     for (size_t j = 0; j < len; ++j) {
-        const double zv = row[c0 + j];
+        const double zv = (double)row[c0 + j];
         const double zs = -shift + zv;
         const double e = symce_exp_for_f32(zs);
         e_out[j] = e;
@@ -526,13 +577,13 @@ static int symce_row_stats_f32(const float *restrict row, const float *next,
         double shift = 0;  /* the largest finite element: a finite logit above ~709 is not inf/inf */
         int found = 0;
         for (size_t j = 0; j < k; ++j) {
-            const double zv = row[j];
+            const double zv = (double)row[j];
             if (symce_isfinite((double)zv) && (!found || zv > shift)) shift = zv;
             found |= symce_isfinite((double)zv);
         }
         double sum = 0;
         for (size_t j = 0; j < k; ++j) {
-            const double zv = row[j];
+            const double zv = (double)row[j];
             if (j == a) {
                 const double zs = -shift + zv;
                 const double em1 = expm1(zs);
@@ -547,7 +598,7 @@ static int symce_row_stats_f32(const float *restrict row, const float *next,
         *srest_out = (double)sum;
         return SYMCE_ROW_GENERAL;
     }
-    const double shift = mx;
+    const double shift = (double)mx;
     /* 16 partial sums (one SIMD register's worth per lane group), each of at most
        k/16 terms in double: 2^-53 per addition, far below a float ULP at any k;
        the next row (and the next output row, unless next_out is NULL) is fetched into the
@@ -561,7 +612,7 @@ static int symce_row_stats_f32(const float *restrict row, const float *next,
             SYMCE_PREFETCH(next + c0 + j);
             if (next_out != NULL) SYMCE_PREFETCH_W(next_out + c0 + j);
             for (size_t l = 0; l < 16; ++l) {
-                const double zv = row[c0 + j + l];
+                const double zv = (double)row[c0 + j + l];
                 const double zs = -shift + zv;
                 const double e = symce_exp_neg_for_f32(zs);
                 stash[j + l] = e;
@@ -570,7 +621,7 @@ static int symce_row_stats_f32(const float *restrict row, const float *next,
             }
         }
         for (; j < len; ++j) {
-            const double zv = row[c0 + j];
+            const double zv = (double)row[c0 + j];
             const double zs = -shift + zv;
             const double e = symce_exp_neg_for_f32(zs);
             stash[j] = e;
@@ -584,7 +635,7 @@ static int symce_row_stats_f32(const float *restrict row, const float *next,
         ties += lane_ties[l];
     }
     *shift_out = shift;
-    *srest_out = (double)(sum + (ties - 1));
+    *srest_out = (double)(sum + (double)((ptrdiff_t)ties - 1));
     return k <= SYMCE_STASH ? SYMCE_ROW_STASHED : SYMCE_ROW_FINITE;
 }
 
@@ -600,7 +651,7 @@ static void symce_block_stats_f32(const float *restrict z, size_t rows, size_t k
         for (size_t j = 0; j < k; ++j) e_out[r * k + j] = shift_out[r];
     }
     for (size_t q = 0; q < rows * k; ++q) {  /* every exponential of the block in one loop */
-        const double zv = z[q];
+        const double zv = (double)z[q];
         const double shift = e_out[q];
         const double zs = -shift + zv;
         const double e = symce_exp_neg_for_f32(zs);
@@ -612,13 +663,15 @@ static void symce_block_stats_f32(const float *restrict z, size_t rows, size_t k
                                                  e_out + r * k, &shift_out[r], &srest_out[r]);
             continue;
         }
-        double sum = 0, ties = 0;  /* k <= SYMCE_SMALL_K terms: in order */
+        double sum = 0;  /* k <= SYMCE_SMALL_K terms: in order */
+        ptrdiff_t ties = 0;   /* an integer, as in symce_row_stats */
         for (size_t j = 0; j < k; ++j) {
             const double e = e_out[r * k + j];
-            sum += symce_select(e == 1, 0, e);
-            ties += symce_select(e == 1, 1, 0);
+            const int tie = symce_bits(e) == symce_bits(1);
+            sum += symce_select(tie, 0, e);
+            ties += tie;
         }
-        srest_out[r] = (double)(sum + (ties - 1));
+        srest_out[r] = (double)(sum + (double)(ties - 1));
         status_out[r] = SYMCE_ROW_STASHED;
     }
 }
@@ -627,27 +680,25 @@ static void symce_block_stats_f32(const float *restrict z, size_t rows, size_t k
 /* Validation and reductions for double buffers */
 /* ---------------------------------------------------------------------------------------- */
 
-/* NULL (all ones) or len entries, each >= 0 and not NaN. */
-static int symce_check_weights_f64(const double *restrict weight, size_t len)
+/* NULL (all ones) or len entries, each >= 0 and not NaN (from the bits: -ffast-math cannot drop
+   the NaN test); else code (SYMCE_ERR_WEIGHT or SYMCE_ERR_POS_WEIGHT). */
+static int symce_check_weights_f64(const double *restrict weight, size_t len, int code)
 {
     if (weight == NULL) return SYMCE_OK;
     for (size_t i = 0; i < len; ++i)
-        if (!(weight[i] >= 0)) return SYMCE_ERR_WEIGHT;
+        if (!symce_nonnegative(weight[i])) return code;
     return SYMCE_OK;
 }
 
-/* Every probability in [0, 1]; NaN passes (it propagates to the outputs instead). */
-static int symce_check_probs_f64(const double *restrict probs, size_t len)
+/* Every probability (or probability target) in [0, 1], else code; NaN passes (it propagates to
+   the outputs instead); from the bits. */
+static int symce_check_probs_f64(const double *restrict probs, size_t len, int code)
 {
-    for (size_t i = 0; i < len; ++i)
-        if (probs[i] < 0 || probs[i] > 1) return SYMCE_ERR_DOMAIN;
+    for (size_t i = 0; i < len; ++i) {
+        const double p = probs[i];
+        if (!symce_unit_interval(p) && !symce_isnan(p)) return code;
+    }
     return SYMCE_OK;
-}
-
-/* label_smoothing in [0, 1] (false for NaN). */
-static int symce_check_smoothing_f64(double label_smoothing)
-{
-    return (label_smoothing >= 0 && label_smoothing <= 1) ? SYMCE_OK : SYMCE_ERR_ARG;
 }
 
 /* The mean divisor for labels: the summed weight[t] of the samples that are not ignored. */
@@ -664,14 +715,14 @@ static double symce_label_divisor_f64(const int64_t *restrict labels, const doub
 static double symce_scale_f64(symce_reduction reduction, double divisor)
 {
     if (reduction != SYMCE_REDUCTION_MEAN) return 1;
-    return divisor != 0 ? 1 / divisor : NAN;
+    return divisor != 0 ? 1 / divisor : (double)NAN;
 }
 
 /* The reduced loss (sum or mean) from the sum of the per-sample losses. */
 static double symce_reduce_f64(symce_reduction reduction, double total, double divisor)
 {
     if (reduction == SYMCE_REDUCTION_SUM) return (double)total;
-    return (double)(divisor != 0 ? total / divisor : NAN);
+    return (double)(divisor != 0 ? total / divisor : (double)NAN);
 }
 
 /* The row max's index (the first one; 0 for a row of NaN), for rows whose max is not finite. */
@@ -697,12 +748,12 @@ SYMCE_INLINE void symce_accumulate_f64(double *sum, double *comp, double x)
 static double symce_row_max_f64(const double *restrict row, size_t k)
 {
     if (k < 16) {  /* a short row: in order */
-        double mx = -INFINITY;
+        double mx = -(double)INFINITY;
         for (size_t j = 0; j < k; ++j) mx = row[j] > mx ? row[j] : mx;
         return mx;
     }
     double m[16];
-    for (size_t l = 0; l < 16; ++l) m[l] = -INFINITY;
+    for (size_t l = 0; l < 16; ++l) m[l] = -(double)INFINITY;
     size_t j = 0;
     for (; j + 16 <= k; j += 16)
         for (size_t l = 0; l < 16; ++l) m[l] = row[j + l] > m[l] ? row[j + l] : m[l];
@@ -778,14 +829,15 @@ static int symce_row_stats_f64(const double *restrict row, const double *next,
         }
         symce_row_exp_f64(row, c0, len, shift, stash);
         for (size_t j = 0; j < len; ++j) {
-            const int tie = stash[j] == 1;
+            const int tie = symce_bits(stash[j]) == symce_bits(1);  /* bits: NaN is no tie */
             terms[j] = symce_select(tie, 0, stash[j]);
             ties += (size_t)tie;
         }
         symce_accumulate_f64(&sum, &comp, symce_pairwise_sum(terms, len));
     }
     *shift_out = shift;
-    *srest_out = (double)((sum + comp) + ((double)ties - 1));
+    /* ties - 1 in integers: -ffast-math must not regroup it as (sum + ties) - 1, losing sum */
+    *srest_out = (double)((sum + comp) + (double)((ptrdiff_t)ties - 1));
     return k <= SYMCE_STASH ? SYMCE_ROW_STASHED : SYMCE_ROW_FINITE;
 }
 
@@ -814,13 +866,15 @@ static void symce_block_stats_f64(const double *restrict z, size_t rows, size_t 
                                                  e_out + r * k, &shift_out[r], &srest_out[r]);
             continue;
         }
-        double sum = 0, ties = 0;  /* k <= SYMCE_SMALL_K terms: in order */
+        double sum = 0;  /* k <= SYMCE_SMALL_K terms: in order */
+        ptrdiff_t ties = 0;   /* an integer, as in symce_row_stats */
         for (size_t j = 0; j < k; ++j) {
             const double e = e_out[r * k + j];
-            sum += symce_select(e == 1, 0, e);
-            ties += symce_select(e == 1, 1, 0);
+            const int tie = symce_bits(e) == symce_bits(1);
+            sum += symce_select(tie, 0, e);
+            ties += tie;
         }
-        srest_out[r] = (double)(sum + (ties - 1));
+        srest_out[r] = (double)(sum + (double)(ties - 1));
         status_out[r] = SYMCE_ROW_STASHED;
     }
 }
@@ -830,35 +884,35 @@ static void symce_block_stats_f64(const double *restrict z, size_t rows, size_t 
 /* ---------------------------------------------------------------------------------------- */
 
 /* Logistic sigmoid, elementwise. */
-int symce_sigmoid_f32(size_t count, const float *restrict x, float *restrict out)
+int symce_sigmoid_f32(size_t count, const float *SYMCE_RESTRICT x, float *SYMCE_RESTRICT out)
 {
     if (x == NULL || out == NULL) return SYMCE_ERR_NULL;
     const int rc = symce_check_count(count, sizeof(float));
     if (rc != SYMCE_OK) return rc;
     SYMCE_OMP_FOR
     for (size_t i = 0; i < count; ++i) {
-        const double xv = x[i];
+        const double xv = (double)x[i];
         out[i] = (float)(symce_sigmoid_for_f32(xv));
     }
     return SYMCE_OK;
 }
 
 /* Derivative of the sigmoid, elementwise. */
-int symce_sigmoid_grad_f32(size_t count, const float *restrict x, float *restrict out)
+int symce_sigmoid_grad_f32(size_t count, const float *SYMCE_RESTRICT x, float *SYMCE_RESTRICT out)
 {
     if (x == NULL || out == NULL) return SYMCE_ERR_NULL;
     const int rc = symce_check_count(count, sizeof(float));
     if (rc != SYMCE_OK) return rc;
     SYMCE_OMP_FOR
     for (size_t i = 0; i < count; ++i) {
-        const double xv = x[i];
+        const double xv = (double)x[i];
         out[i] = (float)(symce_sigmoid_for_f32(-xv)*symce_sigmoid_for_f32(xv));
     }
     return SYMCE_OK;
 }
 
 /* Softmax along the class axis. */
-int symce_softmax_f32(size_t n, size_t k, const float *restrict z, float *restrict out)
+int symce_softmax_f32(size_t n, size_t k, const float *SYMCE_RESTRICT z, float *SYMCE_RESTRICT out)
 {
     if (z == NULL || out == NULL) return SYMCE_ERR_NULL;
     const int rc = symce_check_shape(n, k, 1, sizeof(float));
@@ -905,7 +959,8 @@ int symce_softmax_f32(size_t n, size_t k, const float *restrict z, float *restri
 }
 
 /* Log of the softmax along the class axis. */
-int symce_log_softmax_f32(size_t n, size_t k, const float *restrict z, float *restrict out)
+int symce_log_softmax_f32(size_t n, size_t k, const float *SYMCE_RESTRICT z,
+                          float *SYMCE_RESTRICT out)
 {
     if (z == NULL || out == NULL) return SYMCE_ERR_NULL;
     const int rc = symce_check_shape(n, k, 1, sizeof(float));
@@ -938,7 +993,7 @@ int symce_log_softmax_f32(size_t n, size_t k, const float *restrict z, float *re
             const double log1p_srest = symce_log1p_for_f32(srest);
             float *orow = out + i * k;
             for (size_t j = 0; j < k; ++j) {
-                const double zv = row[j];
+                const double zv = (double)row[j];
                 const double zs = -shift + zv;
                 orow[j] = (float)(-log1p_srest + zs);
             }
@@ -948,7 +1003,8 @@ int symce_log_softmax_f32(size_t n, size_t k, const float *restrict z, float *re
 }
 
 /* Log of the sum of exponentials along the class axis. */
-int symce_logsumexp_f32(size_t n, size_t k, const float *restrict z, float *restrict out)
+int symce_logsumexp_f32(size_t n, size_t k, const float *SYMCE_RESTRICT z,
+                        float *SYMCE_RESTRICT out)
 {
     if (z == NULL || out == NULL) return SYMCE_ERR_NULL;
     const int rc = symce_check_shape(n, k, 1, sizeof(float));
@@ -986,7 +1042,8 @@ int symce_logsumexp_f32(size_t n, size_t k, const float *restrict z, float *rest
 }
 
 /* Jacobian of the softmax, one K x K matrix per row. */
-int symce_softmax_jacobian_f32(size_t n, size_t k, const float *restrict z, float *restrict out)
+int symce_softmax_jacobian_f32(size_t n, size_t k, const float *SYMCE_RESTRICT z,
+                               float *SYMCE_RESTRICT out)
 {
     if (z == NULL || out == NULL) return SYMCE_ERR_NULL;
     const int rc = symce_check_shape(n, k, k, sizeof(float));
@@ -1016,7 +1073,7 @@ int symce_softmax_jacobian_f32(size_t n, size_t k, const float *restrict z, floa
             }
             const int stashed = status == SYMCE_ROW_STASHED;
             (void)stashed;
-            if (status == SYMCE_ROW_GENERAL) srest = NAN;  /* +inf or no finite logit: a NaN row */
+            if (status == SYMCE_ROW_GENERAL) srest = (double)NAN;  /* +inf or no finite logit: a NaN row */
             const double inv_srest = 1.0/(srest + 1);
             float *J = out + i * k * k;
             /* columns in blocks: p_j of the block's classes stays in double, p_i and pc_i per row */
@@ -1024,14 +1081,14 @@ int symce_softmax_jacobian_f32(size_t n, size_t k, const float *restrict z, floa
                 const size_t width = k - c0 < 64 ? k - c0 : 64;
                 double p_block[64];
                 for (size_t c = 0; c < width; ++c) {
-                    const double zv = row[c0 + c];
+                    const double zv = (double)row[c0 + c];
                     const double zs = -shift + zv;
                     const double e = symce_exp_for_f32(zs);
                     const double p_j = e*inv_srest;
                     p_block[c] = p_j;
                 }
                 for (size_t r = 0; r < k; ++r) {
-                    const double zv = row[r];
+                    const double zv = (double)row[r];
                     const double zs = -shift + zv;
                     const double e = symce_exp_for_f32(zs);
                     const double em1 = expm1(zs);
@@ -1050,8 +1107,8 @@ int symce_softmax_jacobian_f32(size_t n, size_t k, const float *restrict z, floa
 }
 
 /* Vector-Jacobian product of the softmax, without J. */
-int symce_softmax_vjp_f32(size_t n, size_t k, const float *restrict z, const float *restrict g,
-                          float *restrict out)
+int symce_softmax_vjp_f32(size_t n, size_t k, const float *SYMCE_RESTRICT z,
+                          const float *SYMCE_RESTRICT g, float *SYMCE_RESTRICT out)
 {
     if (z == NULL || g == NULL || out == NULL) return SYMCE_ERR_NULL;
     const int rc = symce_check_shape(n, k, 1, sizeof(float));
@@ -1081,7 +1138,7 @@ int symce_softmax_vjp_f32(size_t n, size_t k, const float *restrict z, const flo
             }
             const int stashed = status == SYMCE_ROW_STASHED;
             (void)stashed;
-            if (status == SYMCE_ROW_GENERAL) srest = NAN;  /* +inf or no finite logit: a NaN row */
+            if (status == SYMCE_ROW_GENERAL) srest = (double)NAN;  /* +inf or no finite logit: a NaN row */
             const double inv_srest = 1.0/(srest + 1);
             const float *grow = g + i * k;
             float *orow = out + i * k;
@@ -1092,7 +1149,7 @@ int symce_softmax_vjp_f32(size_t n, size_t k, const float *restrict z, const flo
                 if (!stashed) symce_row_exp_f32(row, c0, len, shift, stash);
                 for (size_t j = 0; j < len; ++j) {
                     const double e = stash[j];
-                    const double gv = grow[c0 + j];
+                    const double gv = (double)grow[c0 + j];
                     terms[j] = e*gv;
                 }
                 symce_accumulate_f32(&dsum, &dcomp, symce_pairwise_sum(terms, len));
@@ -1104,7 +1161,7 @@ int symce_softmax_vjp_f32(size_t n, size_t k, const float *restrict z, const flo
                 if (!stashed) symce_row_exp_f32(row, c0, len, shift, stash);
                 for (size_t j = 0; j < len; ++j) {
                     const double e = stash[j];
-                    const double gv = grow[c0 + j];
+                    const double gv = (double)grow[c0 + j];
                     const double p = e*inv_srest;
                     orow[c0 + j] = (float)(p*(-dot + gv));
                 }
@@ -1115,18 +1172,19 @@ int symce_softmax_vjp_f32(size_t n, size_t k, const float *restrict z, const flo
 }
 
 /* Cross-entropy of probabilities against a target. */
-int symce_cross_entropy_f32(size_t n, size_t k, const float *restrict probs,
-                            const int64_t *restrict labels, const float *restrict weight,
-                            int64_t ignore_index, float label_smoothing, symce_reduction reduction,
-                            float *restrict loss)
+int symce_cross_entropy_f32(size_t n, size_t k, const float *SYMCE_RESTRICT probs,
+                            const int64_t *SYMCE_RESTRICT labels,
+                            const float *SYMCE_RESTRICT weight, int64_t ignore_index,
+                            double label_smoothing, symce_reduction reduction,
+                            float *SYMCE_RESTRICT loss)
 {
     if (probs == NULL || labels == NULL || loss == NULL) return SYMCE_ERR_NULL;
     int rc = symce_check_shape(n, k, 1, sizeof(float));
-    if (rc == SYMCE_OK) rc = symce_check_smoothing_f32(label_smoothing);
+    if (rc == SYMCE_OK) rc = symce_check_smoothing(label_smoothing);
     if (rc == SYMCE_OK) rc = symce_check_reduction(reduction);
-    if (rc == SYMCE_OK) rc = symce_check_weights_f32(weight, k);
+    if (rc == SYMCE_OK) rc = symce_check_weights_f32(weight, k, SYMCE_ERR_WEIGHT);
     if (rc == SYMCE_OK) rc = symce_check_labels(labels, n, k, ignore_index);
-    if (rc == SYMCE_OK) rc = symce_check_probs_f32(probs, n * k);
+    if (rc == SYMCE_OK) rc = symce_check_probs_f32(probs, n * k, SYMCE_ERR_DOMAIN);
     if (rc != SYMCE_OK) return rc;
 
     const double k_real = (double)k;
@@ -1140,13 +1198,13 @@ int symce_cross_entropy_f32(size_t n, size_t k, const float *restrict probs,
             if (reduction == SYMCE_REDUCTION_NONE) loss[i] = 0;
             continue;
         }
-        const double w_t = weight != NULL ? weight[t] : 1;
+        const double w_t = weight != NULL ? (double)weight[t] : 1;
         double row_loss = 0;
         for (size_t j = 0; j < k; ++j) {
             const double hot = j == (size_t)t ? 1 : 0;
-            const double w_k = weight != NULL ? weight[j] : 1;
+            const double w_k = weight != NULL ? (double)weight[j] : 1;
             const double yt = hot*w_t*(1 - eps) + eps*w_k/k_real;
-            const double p = row[j];
+            const double p = (double)row[j];
             row_loss += symce_mul0_for_f32(yt, -symce_clamp_min_for_f32(log(p), -100));
         }
         if (reduction == SYMCE_REDUCTION_NONE) loss[i] = (float)row_loss;
@@ -1157,17 +1215,18 @@ int symce_cross_entropy_f32(size_t n, size_t k, const float *restrict probs,
 }
 
 /* Cross-entropy of probabilities against a target. */
-int symce_cross_entropy_soft_f32(size_t n, size_t k, const float *restrict probs,
-                                 const float *restrict target, const float *restrict weight,
-                                 float label_smoothing, symce_reduction reduction,
-                                 float *restrict loss)
+int symce_cross_entropy_soft_f32(size_t n, size_t k, const float *SYMCE_RESTRICT probs,
+                                 const float *SYMCE_RESTRICT target,
+                                 const float *SYMCE_RESTRICT weight, double label_smoothing,
+                                 symce_reduction reduction, float *SYMCE_RESTRICT loss)
 {
     if (probs == NULL || target == NULL || loss == NULL) return SYMCE_ERR_NULL;
     int rc = symce_check_shape(n, k, 1, sizeof(float));
-    if (rc == SYMCE_OK) rc = symce_check_smoothing_f32(label_smoothing);
+    if (rc == SYMCE_OK) rc = symce_check_smoothing(label_smoothing);
     if (rc == SYMCE_OK) rc = symce_check_reduction(reduction);
-    if (rc == SYMCE_OK) rc = symce_check_weights_f32(weight, k);
-    if (rc == SYMCE_OK) rc = symce_check_probs_f32(probs, n * k);
+    if (rc == SYMCE_OK) rc = symce_check_weights_f32(weight, k, SYMCE_ERR_WEIGHT);
+    if (rc == SYMCE_OK) rc = symce_check_probs_f32(probs, n * k, SYMCE_ERR_DOMAIN);
+    if (rc == SYMCE_OK) rc = symce_check_probs_f32(target, n * k, SYMCE_ERR_TARGET);
     if (rc != SYMCE_OK) return rc;
 
     const double k_real = (double)k;
@@ -1179,10 +1238,10 @@ int symce_cross_entropy_soft_f32(size_t n, size_t k, const float *restrict probs
         const float *yrow = target + i * k;
         double row_loss = 0;
         for (size_t j = 0; j < k; ++j) {
-            const double y = yrow[j];
-            const double w_k = weight != NULL ? weight[j] : 1;
+            const double y = (double)yrow[j];
+            const double w_k = weight != NULL ? (double)weight[j] : 1;
             const double yt = w_k*(y*(1 - eps) + eps/k_real);
-            const double p = row[j];
+            const double p = (double)row[j];
             row_loss += symce_mul0_for_f32(yt, -symce_clamp_min_for_f32(log(p), -100));
         }
         if (reduction == SYMCE_REDUCTION_NONE) loss[i] = (float)row_loss;
@@ -1193,18 +1252,19 @@ int symce_cross_entropy_soft_f32(size_t n, size_t k, const float *restrict probs
 }
 
 /* Gradient of the cross-entropy w.r.t. the probabilities. */
-int symce_cross_entropy_grad_f32(size_t n, size_t k, const float *restrict probs,
-                                 const int64_t *restrict labels, const float *restrict weight,
-                                 int64_t ignore_index, float label_smoothing,
-                                 symce_reduction reduction, float *restrict grad)
+int symce_cross_entropy_grad_f32(size_t n, size_t k, const float *SYMCE_RESTRICT probs,
+                                 const int64_t *SYMCE_RESTRICT labels,
+                                 const float *SYMCE_RESTRICT weight, int64_t ignore_index,
+                                 double label_smoothing, symce_reduction reduction,
+                                 float *SYMCE_RESTRICT grad)
 {
     if (probs == NULL || labels == NULL || grad == NULL) return SYMCE_ERR_NULL;
     int rc = symce_check_shape(n, k, 1, sizeof(float));
-    if (rc == SYMCE_OK) rc = symce_check_smoothing_f32(label_smoothing);
+    if (rc == SYMCE_OK) rc = symce_check_smoothing(label_smoothing);
     if (rc == SYMCE_OK) rc = symce_check_reduction(reduction);
-    if (rc == SYMCE_OK) rc = symce_check_weights_f32(weight, k);
+    if (rc == SYMCE_OK) rc = symce_check_weights_f32(weight, k, SYMCE_ERR_WEIGHT);
     if (rc == SYMCE_OK) rc = symce_check_labels(labels, n, k, ignore_index);
-    if (rc == SYMCE_OK) rc = symce_check_probs_f32(probs, n * k);
+    if (rc == SYMCE_OK) rc = symce_check_probs_f32(probs, n * k, SYMCE_ERR_DOMAIN);
     if (rc != SYMCE_OK) return rc;
 
     const double k_real = (double)k;
@@ -1219,12 +1279,12 @@ int symce_cross_entropy_grad_f32(size_t n, size_t k, const float *restrict probs
             for (size_t j = 0; j < k; ++j) grow[j] = 0;
             continue;
         }
-        const double w_t = weight != NULL ? weight[t] : 1;
+        const double w_t = weight != NULL ? (double)weight[t] : 1;
         for (size_t j = 0; j < k; ++j) {
             const double hot = j == (size_t)t ? 1 : 0;
-            const double w_k = weight != NULL ? weight[j] : 1;
+            const double w_k = weight != NULL ? (double)weight[j] : 1;
             const double yt = hot*w_t*(1 - eps) + eps*w_k/k_real;
-            const double p = row[j];
+            const double p = (double)row[j];
             grow[j] = (float)((-yt/symce_clamp_min_for_f32(p, 9.9999999999999998e-13)) * scale);
         }
     }
@@ -1232,17 +1292,18 @@ int symce_cross_entropy_grad_f32(size_t n, size_t k, const float *restrict probs
 }
 
 /* Gradient of the cross-entropy w.r.t. the probabilities. */
-int symce_cross_entropy_grad_soft_f32(size_t n, size_t k, const float *restrict probs,
-                                      const float *restrict target, const float *restrict weight,
-                                      float label_smoothing, symce_reduction reduction,
-                                      float *restrict grad)
+int symce_cross_entropy_grad_soft_f32(size_t n, size_t k, const float *SYMCE_RESTRICT probs,
+                                      const float *SYMCE_RESTRICT target,
+                                      const float *SYMCE_RESTRICT weight, double label_smoothing,
+                                      symce_reduction reduction, float *SYMCE_RESTRICT grad)
 {
     if (probs == NULL || target == NULL || grad == NULL) return SYMCE_ERR_NULL;
     int rc = symce_check_shape(n, k, 1, sizeof(float));
-    if (rc == SYMCE_OK) rc = symce_check_smoothing_f32(label_smoothing);
+    if (rc == SYMCE_OK) rc = symce_check_smoothing(label_smoothing);
     if (rc == SYMCE_OK) rc = symce_check_reduction(reduction);
-    if (rc == SYMCE_OK) rc = symce_check_weights_f32(weight, k);
-    if (rc == SYMCE_OK) rc = symce_check_probs_f32(probs, n * k);
+    if (rc == SYMCE_OK) rc = symce_check_weights_f32(weight, k, SYMCE_ERR_WEIGHT);
+    if (rc == SYMCE_OK) rc = symce_check_probs_f32(probs, n * k, SYMCE_ERR_DOMAIN);
+    if (rc == SYMCE_OK) rc = symce_check_probs_f32(target, n * k, SYMCE_ERR_TARGET);
     if (rc != SYMCE_OK) return rc;
 
     const double k_real = (double)k;
@@ -1254,10 +1315,10 @@ int symce_cross_entropy_grad_soft_f32(size_t n, size_t k, const float *restrict 
         float *grow = grad + i * k;
         const float *yrow = target + i * k;
         for (size_t j = 0; j < k; ++j) {
-            const double y = yrow[j];
-            const double w_k = weight != NULL ? weight[j] : 1;
+            const double y = (double)yrow[j];
+            const double w_k = weight != NULL ? (double)weight[j] : 1;
             const double yt = w_k*(y*(1 - eps) + eps/k_real);
-            const double p = row[j];
+            const double p = (double)row[j];
             grow[j] = (float)((-yt/symce_clamp_min_for_f32(p, 9.9999999999999998e-13)) * scale);
         }
     }
@@ -1265,26 +1326,23 @@ int symce_cross_entropy_grad_soft_f32(size_t n, size_t k, const float *restrict 
 }
 
 /* Cross-entropy of the softmax of logits (log-sum-exp form). */
-int symce_softmax_cross_entropy_f32(size_t n, size_t k, const float *restrict logits,
-                                    const int64_t *restrict labels, const float *restrict weight,
-                                    int64_t ignore_index, float label_smoothing,
-                                    symce_reduction reduction, float *restrict loss)
+int symce_softmax_cross_entropy_f32(size_t n, size_t k, const float *SYMCE_RESTRICT logits,
+                                    const int64_t *SYMCE_RESTRICT labels,
+                                    const float *SYMCE_RESTRICT weight, int64_t ignore_index,
+                                    double label_smoothing, symce_reduction reduction,
+                                    float *SYMCE_RESTRICT loss)
 {
     if (logits == NULL || labels == NULL || loss == NULL) return SYMCE_ERR_NULL;
     int rc = symce_check_shape(n, k, 1, sizeof(float));
-    if (rc == SYMCE_OK) rc = symce_check_smoothing_f32(label_smoothing);
+    if (rc == SYMCE_OK) rc = symce_check_smoothing(label_smoothing);
     if (rc == SYMCE_OK) rc = symce_check_reduction(reduction);
-    if (rc == SYMCE_OK) rc = symce_check_weights_f32(weight, k);
+    if (rc == SYMCE_OK) rc = symce_check_weights_f32(weight, k, SYMCE_ERR_WEIGHT);
     if (rc == SYMCE_OK) rc = symce_check_labels(labels, n, k, ignore_index);
     if (rc != SYMCE_OK) return rc;
 
     const double k_real = (double)k;
     const double eps = label_smoothing;
     const double divisor = symce_label_divisor_f32(labels, weight, n, ignore_index);
-    double wsum = 0, wcomp = 0;  /* sum_c w_c, for sum_c y~_c: compensated (K may be 10^5) */
-    for (size_t j = 0; j < k; ++j)
-        symce_accumulate_f32(&wsum, &wcomp, weight != NULL ? (double)weight[j] : 1);
-    wsum += wcomp;
     double total = 0, tcomp = 0;
     SYMCE_OMP_FOR_SUM(total, tcomp)
     for (size_t i0 = 0; i0 < n; i0 += SYMCE_ROWS) {  /* blocks of rows (the OpenMP unit) */
@@ -1300,7 +1358,7 @@ int symce_softmax_cross_entropy_f32(size_t n, size_t k, const float *restrict lo
                 if (reduction == SYMCE_REDUCTION_NONE) loss[i] = 0;
                 continue;
             }
-            const double w_t = weight != NULL ? weight[t] : 1;
+            const double w_t = weight != NULL ? (double)weight[t] : 1;
             double own[SYMCE_STASH];
             double *stash = own;
             double shift, srest;
@@ -1317,7 +1375,7 @@ int symce_softmax_cross_entropy_f32(size_t n, size_t k, const float *restrict lo
             }
             const int stashed = status == SYMCE_ROW_STASHED;
             (void)stashed;
-            if (status == SYMCE_ROW_GENERAL) srest = NAN;  /* +inf or no finite logit: a NaN row */
+            if (status == SYMCE_ROW_GENERAL) srest = (double)NAN;  /* +inf or no finite logit: a NaN row */
             const double log1p_srest = symce_log1p_for_f32(srest);
             double row_loss = 0;
             if (eps != 0) {  /* every class's share eps w_c / K of the target */
@@ -1327,14 +1385,14 @@ int symce_softmax_cross_entropy_f32(size_t n, size_t k, const float *restrict lo
                 const size_t len = k - c0 < SYMCE_STASH ? k - c0 : SYMCE_STASH;
                 if (weight != NULL) {
                         for (size_t j = 0; j < len; ++j) {
-                            const double zv = row[c0 + j];
-                            const double w_k = weight[c0 + j];
+                            const double zv = (double)row[c0 + j];
+                            const double w_k = (double)weight[c0 + j];
                             const double zs = -shift + zv;
                             terms[j] = symce_mul0_for_f32(eps*w_k/k_real, log1p_srest - zs);
                         }
                 } else {
                         for (size_t j = 0; j < len; ++j) {
-                            const double zv = row[c0 + j];
+                            const double zv = (double)row[c0 + j];
                             const double w_k = 1;
                             const double zs = -shift + zv;
                             terms[j] = symce_mul0_for_f32(eps*w_k/k_real, log1p_srest - zs);
@@ -1345,7 +1403,7 @@ int symce_softmax_cross_entropy_f32(size_t n, size_t k, const float *restrict lo
                 row_loss = sum + comp;
             }
             {  /* the label's class */
-                const double zv = row[t];
+                const double zv = (double)row[t];
                 const double zs = -shift + zv;
                 row_loss += symce_mul0_for_f32(-eps*w_t + w_t, log1p_srest - zs);
             }
@@ -1358,16 +1416,18 @@ int symce_softmax_cross_entropy_f32(size_t n, size_t k, const float *restrict lo
 }
 
 /* Cross-entropy of the softmax of logits (log-sum-exp form). */
-int symce_softmax_cross_entropy_soft_f32(size_t n, size_t k, const float *restrict logits,
-                                         const float *restrict target,
-                                         const float *restrict weight, float label_smoothing,
-                                         symce_reduction reduction, float *restrict loss)
+int symce_softmax_cross_entropy_soft_f32(size_t n, size_t k, const float *SYMCE_RESTRICT logits,
+                                         const float *SYMCE_RESTRICT target,
+                                         const float *SYMCE_RESTRICT weight,
+                                         double label_smoothing, symce_reduction reduction,
+                                         float *SYMCE_RESTRICT loss)
 {
     if (logits == NULL || target == NULL || loss == NULL) return SYMCE_ERR_NULL;
     int rc = symce_check_shape(n, k, 1, sizeof(float));
-    if (rc == SYMCE_OK) rc = symce_check_smoothing_f32(label_smoothing);
+    if (rc == SYMCE_OK) rc = symce_check_smoothing(label_smoothing);
     if (rc == SYMCE_OK) rc = symce_check_reduction(reduction);
-    if (rc == SYMCE_OK) rc = symce_check_weights_f32(weight, k);
+    if (rc == SYMCE_OK) rc = symce_check_weights_f32(weight, k, SYMCE_ERR_WEIGHT);
+    if (rc == SYMCE_OK) rc = symce_check_probs_f32(target, n * k, SYMCE_ERR_TARGET);
     if (rc != SYMCE_OK) return rc;
 
     const double k_real = (double)k;
@@ -1400,7 +1460,7 @@ int symce_softmax_cross_entropy_soft_f32(size_t n, size_t k, const float *restri
             }
             const int stashed = status == SYMCE_ROW_STASHED;
             (void)stashed;
-            if (status == SYMCE_ROW_GENERAL) srest = NAN;  /* +inf or no finite logit: a NaN row */
+            if (status == SYMCE_ROW_GENERAL) srest = (double)NAN;  /* +inf or no finite logit: a NaN row */
             const double log1p_srest = symce_log1p_for_f32(srest);
             double row_loss;
             {
@@ -1410,17 +1470,17 @@ int symce_softmax_cross_entropy_soft_f32(size_t n, size_t k, const float *restri
                 const size_t len = k - c0 < SYMCE_STASH ? k - c0 : SYMCE_STASH;
                 if (weight != NULL) {
                         for (size_t j = 0; j < len; ++j) {
-                            const double zv = row[c0 + j];
-                            const double y = yrow[c0 + j];
-                            const double w_k = weight[c0 + j];
+                            const double zv = (double)row[c0 + j];
+                            const double y = (double)yrow[c0 + j];
+                            const double w_k = (double)weight[c0 + j];
                             const double yt = w_k*(y*(1 - eps) + eps/k_real);
                             const double zs = -shift + zv;
                             terms[j] = symce_mul0_for_f32(yt, log1p_srest - zs);
                         }
                 } else {
                         for (size_t j = 0; j < len; ++j) {
-                            const double zv = row[c0 + j];
-                            const double y = yrow[c0 + j];
+                            const double zv = (double)row[c0 + j];
+                            const double y = (double)yrow[c0 + j];
                             const double w_k = 1;
                             const double yt = w_k*(y*(1 - eps) + eps/k_real);
                             const double zs = -shift + zv;
@@ -1440,17 +1500,17 @@ int symce_softmax_cross_entropy_soft_f32(size_t n, size_t k, const float *restri
 }
 
 /* Gradient of softmax cross-entropy w.r.t. the logits. */
-int symce_softmax_cross_entropy_grad_f32(size_t n, size_t k, const float *restrict logits,
-                                         const int64_t *restrict labels,
-                                         const float *restrict weight, int64_t ignore_index,
-                                         float label_smoothing, symce_reduction reduction,
-                                         float *restrict grad)
+int symce_softmax_cross_entropy_grad_f32(size_t n, size_t k, const float *SYMCE_RESTRICT logits,
+                                         const int64_t *SYMCE_RESTRICT labels,
+                                         const float *SYMCE_RESTRICT weight, int64_t ignore_index,
+                                         double label_smoothing, symce_reduction reduction,
+                                         float *SYMCE_RESTRICT grad)
 {
     if (logits == NULL || labels == NULL || grad == NULL) return SYMCE_ERR_NULL;
     int rc = symce_check_shape(n, k, 1, sizeof(float));
-    if (rc == SYMCE_OK) rc = symce_check_smoothing_f32(label_smoothing);
+    if (rc == SYMCE_OK) rc = symce_check_smoothing(label_smoothing);
     if (rc == SYMCE_OK) rc = symce_check_reduction(reduction);
-    if (rc == SYMCE_OK) rc = symce_check_weights_f32(weight, k);
+    if (rc == SYMCE_OK) rc = symce_check_weights_f32(weight, k, SYMCE_ERR_WEIGHT);
     if (rc == SYMCE_OK) rc = symce_check_labels(labels, n, k, ignore_index);
     if (rc != SYMCE_OK) return rc;
 
@@ -1477,7 +1537,7 @@ int symce_softmax_cross_entropy_grad_f32(size_t n, size_t k, const float *restri
                 for (size_t j = 0; j < k; ++j) grow[j] = 0;
                 continue;
             }
-            const double w_t = weight != NULL ? weight[t] : 1;
+            const double w_t = weight != NULL ? (double)weight[t] : 1;
             double own[SYMCE_STASH];
             double *stash = own;
             double shift, srest;
@@ -1494,16 +1554,16 @@ int symce_softmax_cross_entropy_grad_f32(size_t n, size_t k, const float *restri
             }
             const int stashed = status == SYMCE_ROW_STASHED;
             (void)stashed;
-            if (status == SYMCE_ROW_GENERAL) srest = NAN;  /* +inf or no finite logit: a NaN row */
+            if (status == SYMCE_ROW_GENERAL) srest = (double)NAN;  /* +inf or no finite logit: a NaN row */
             const double inv_srest = 1.0/(srest + 1);
             const double ysum = -eps*w_t + w_t + eps*wsum/k_real;
             const double yt_on = w_t*(1 - eps) + eps*w_t/k_real;
             if (status == SYMCE_ROW_GENERAL) {
             for (size_t j = 0; j < k; ++j) {  /* the gradient slot class by class */
                 const double hot = j == (size_t)t ? 1 : 0;
-                const double w_k = weight != NULL ? weight[j] : 1;
+                const double w_k = weight != NULL ? (double)weight[j] : 1;
                 const double yt = hot*w_t*(1 - eps) + eps*w_k/k_real;
-                const double zv = row[j];
+                const double zv = (double)row[j];
                 const double zs = -shift + zv;
                 const double e = symce_exp_for_f32(zs);
                 const double em1 = expm1(zs);
@@ -1517,7 +1577,7 @@ int symce_softmax_cross_entropy_grad_f32(size_t n, size_t k, const float *restri
             if (weight != NULL) {
                     for (size_t j = 0; j < len; ++j) {
                         const double e = stash[j];
-                        const double w_k = weight[c0 + j];
+                        const double w_k = (double)weight[c0 + j];
                         const double p = e*inv_srest;
                         grow[c0 + j] = (float)(scale*(p*ysum - eps*w_k/k_real));
                     }
@@ -1531,7 +1591,7 @@ int symce_softmax_cross_entropy_grad_f32(size_t n, size_t k, const float *restri
             }
             }
             {  /* the label's class */
-                const double zv = row[t];
+                const double zv = (double)row[t];
                 const double zs = -shift + zv;
                 const double e = symce_exp_for_f32(zs);
                 const double em1 = symce_select(zs == 0, 0, e - 1);
@@ -1545,16 +1605,19 @@ int symce_softmax_cross_entropy_grad_f32(size_t n, size_t k, const float *restri
 }
 
 /* Gradient of softmax cross-entropy w.r.t. the logits. */
-int symce_softmax_cross_entropy_grad_soft_f32(size_t n, size_t k, const float *restrict logits,
-                                              const float *restrict target,
-                                              const float *restrict weight, float label_smoothing,
-                                              symce_reduction reduction, float *restrict grad)
+int symce_softmax_cross_entropy_grad_soft_f32(size_t n, size_t k,
+                                              const float *SYMCE_RESTRICT logits,
+                                              const float *SYMCE_RESTRICT target,
+                                              const float *SYMCE_RESTRICT weight,
+                                              double label_smoothing, symce_reduction reduction,
+                                              float *SYMCE_RESTRICT grad)
 {
     if (logits == NULL || target == NULL || grad == NULL) return SYMCE_ERR_NULL;
     int rc = symce_check_shape(n, k, 1, sizeof(float));
-    if (rc == SYMCE_OK) rc = symce_check_smoothing_f32(label_smoothing);
+    if (rc == SYMCE_OK) rc = symce_check_smoothing(label_smoothing);
     if (rc == SYMCE_OK) rc = symce_check_reduction(reduction);
-    if (rc == SYMCE_OK) rc = symce_check_weights_f32(weight, k);
+    if (rc == SYMCE_OK) rc = symce_check_weights_f32(weight, k, SYMCE_ERR_WEIGHT);
+    if (rc == SYMCE_OK) rc = symce_check_probs_f32(target, n * k, SYMCE_ERR_TARGET);
     if (rc != SYMCE_OK) return rc;
 
     const double k_real = (double)k;
@@ -1588,7 +1651,7 @@ int symce_softmax_cross_entropy_grad_soft_f32(size_t n, size_t k, const float *r
             }
             const int stashed = status == SYMCE_ROW_STASHED;
             (void)stashed;
-            if (status == SYMCE_ROW_GENERAL) srest = NAN;  /* +inf or no finite logit: a NaN row */
+            if (status == SYMCE_ROW_GENERAL) srest = (double)NAN;  /* +inf or no finite logit: a NaN row */
             const double inv_srest = 1.0/(srest + 1);
             double ysum;  /* sum_c y~_c */
             {
@@ -1598,13 +1661,13 @@ int symce_softmax_cross_entropy_grad_soft_f32(size_t n, size_t k, const float *r
                 const size_t len = k - c0 < SYMCE_STASH ? k - c0 : SYMCE_STASH;
                 if (weight != NULL) {
                         for (size_t j = 0; j < len; ++j) {
-                            const double y = yrow[c0 + j];
-                            const double w_k = weight[c0 + j];
+                            const double y = (double)yrow[c0 + j];
+                            const double w_k = (double)weight[c0 + j];
                             terms[j] = w_k*(y*(1 - eps) + eps/k_real);
                         }
                 } else {
                         for (size_t j = 0; j < len; ++j) {
-                            const double y = yrow[c0 + j];
+                            const double y = (double)yrow[c0 + j];
                             const double w_k = 1;
                             terms[j] = w_k*(y*(1 - eps) + eps/k_real);
                         }
@@ -1615,10 +1678,10 @@ int symce_softmax_cross_entropy_grad_soft_f32(size_t n, size_t k, const float *r
             }
             if (status == SYMCE_ROW_GENERAL) {
             for (size_t j = 0; j < k; ++j) {  /* the gradient slot class by class */
-                const double y = yrow[j];
-                const double w_k = weight != NULL ? weight[j] : 1;
+                const double y = (double)yrow[j];
+                const double w_k = weight != NULL ? (double)weight[j] : 1;
                 const double yt = w_k*(y*(1 - eps) + eps/k_real);
-                const double zv = row[j];
+                const double zv = (double)row[j];
                 const double zs = -shift + zv;
                 const double e = symce_exp_for_f32(zs);
                 const double em1 = expm1(zs);
@@ -1632,9 +1695,9 @@ int symce_softmax_cross_entropy_grad_soft_f32(size_t n, size_t k, const float *r
             if (weight != NULL) {
                     for (size_t j = 0; j < len; ++j) {
                         const double e = stash[j];
-                        const double zv = row[c0 + j];
-                        const double y = yrow[c0 + j];
-                        const double w_k = weight[c0 + j];
+                        const double zv = (double)row[c0 + j];
+                        const double y = (double)yrow[c0 + j];
+                        const double w_k = (double)weight[c0 + j];
                         const double yt = w_k*(y*(1 - eps) + eps/k_real);
                         const double zs = -shift + zv;
                         const double p = e*inv_srest;
@@ -1643,8 +1706,8 @@ int symce_softmax_cross_entropy_grad_soft_f32(size_t n, size_t k, const float *r
             } else {
                     for (size_t j = 0; j < len; ++j) {
                         const double e = stash[j];
-                        const double zv = row[c0 + j];
-                        const double y = yrow[c0 + j];
+                        const double zv = (double)row[c0 + j];
+                        const double y = (double)yrow[c0 + j];
                         const double w_k = 1;
                         const double yt = w_k*(y*(1 - eps) + eps/k_real);
                         const double zs = -shift + zv;
@@ -1659,17 +1722,20 @@ int symce_softmax_cross_entropy_grad_soft_f32(size_t n, size_t k, const float *r
 }
 
 /* Softmax cross-entropy and its gradient in one pass. */
-int symce_softmax_cross_entropy_with_grad_f32(size_t n, size_t k, const float *restrict logits,
-                                              const int64_t *restrict labels,
-                                              const float *restrict weight, int64_t ignore_index,
-                                              float label_smoothing, symce_reduction reduction,
-                                              float *restrict loss, float *restrict grad)
+int symce_softmax_cross_entropy_with_grad_f32(size_t n, size_t k,
+                                              const float *SYMCE_RESTRICT logits,
+                                              const int64_t *SYMCE_RESTRICT labels,
+                                              const float *SYMCE_RESTRICT weight,
+                                              int64_t ignore_index, double label_smoothing,
+                                              symce_reduction reduction,
+                                              float *SYMCE_RESTRICT loss,
+                                              float *SYMCE_RESTRICT grad)
 {
     if (logits == NULL || labels == NULL || loss == NULL || grad == NULL) return SYMCE_ERR_NULL;
     int rc = symce_check_shape(n, k, 1, sizeof(float));
-    if (rc == SYMCE_OK) rc = symce_check_smoothing_f32(label_smoothing);
+    if (rc == SYMCE_OK) rc = symce_check_smoothing(label_smoothing);
     if (rc == SYMCE_OK) rc = symce_check_reduction(reduction);
-    if (rc == SYMCE_OK) rc = symce_check_weights_f32(weight, k);
+    if (rc == SYMCE_OK) rc = symce_check_weights_f32(weight, k, SYMCE_ERR_WEIGHT);
     if (rc == SYMCE_OK) rc = symce_check_labels(labels, n, k, ignore_index);
     if (rc != SYMCE_OK) return rc;
 
@@ -1698,7 +1764,7 @@ int symce_softmax_cross_entropy_with_grad_f32(size_t n, size_t k, const float *r
                 if (reduction == SYMCE_REDUCTION_NONE) loss[i] = 0;
                 continue;
             }
-            const double w_t = weight != NULL ? weight[t] : 1;
+            const double w_t = weight != NULL ? (double)weight[t] : 1;
             double own[SYMCE_STASH];
             double *stash = own;
             double shift, srest;
@@ -1715,7 +1781,7 @@ int symce_softmax_cross_entropy_with_grad_f32(size_t n, size_t k, const float *r
             }
             const int stashed = status == SYMCE_ROW_STASHED;
             (void)stashed;
-            if (status == SYMCE_ROW_GENERAL) srest = NAN;  /* +inf or no finite logit: a NaN row */
+            if (status == SYMCE_ROW_GENERAL) srest = (double)NAN;  /* +inf or no finite logit: a NaN row */
             const double log1p_srest = symce_log1p_for_f32(srest);
             const double inv_srest = 1.0/(srest + 1);
             const double ysum = -eps*w_t + w_t + eps*wsum/k_real;
@@ -1728,14 +1794,14 @@ int symce_softmax_cross_entropy_with_grad_f32(size_t n, size_t k, const float *r
                 const size_t len = k - c0 < SYMCE_STASH ? k - c0 : SYMCE_STASH;
                 if (weight != NULL) {
                         for (size_t j = 0; j < len; ++j) {
-                            const double zv = row[c0 + j];
-                            const double w_k = weight[c0 + j];
+                            const double zv = (double)row[c0 + j];
+                            const double w_k = (double)weight[c0 + j];
                             const double zs = -shift + zv;
                             terms[j] = symce_mul0_for_f32(eps*w_k/k_real, log1p_srest - zs);
                         }
                 } else {
                         for (size_t j = 0; j < len; ++j) {
-                            const double zv = row[c0 + j];
+                            const double zv = (double)row[c0 + j];
                             const double w_k = 1;
                             const double zs = -shift + zv;
                             terms[j] = symce_mul0_for_f32(eps*w_k/k_real, log1p_srest - zs);
@@ -1748,9 +1814,9 @@ int symce_softmax_cross_entropy_with_grad_f32(size_t n, size_t k, const float *r
             if (status == SYMCE_ROW_GENERAL) {
             for (size_t j = 0; j < k; ++j) {  /* the gradient slot class by class */
                 const double hot = j == (size_t)t ? 1 : 0;
-                const double w_k = weight != NULL ? weight[j] : 1;
+                const double w_k = weight != NULL ? (double)weight[j] : 1;
                 const double yt = hot*w_t*(1 - eps) + eps*w_k/k_real;
-                const double zv = row[j];
+                const double zv = (double)row[j];
                 const double zs = -shift + zv;
                 const double e = symce_exp_for_f32(zs);
                 const double em1 = expm1(zs);
@@ -1764,7 +1830,7 @@ int symce_softmax_cross_entropy_with_grad_f32(size_t n, size_t k, const float *r
             if (weight != NULL) {
                     for (size_t j = 0; j < len; ++j) {
                         const double e = stash[j];
-                        const double w_k = weight[c0 + j];
+                        const double w_k = (double)weight[c0 + j];
                         const double p = e*inv_srest;
                         grow[c0 + j] = (float)(scale*(p*ysum - eps*w_k/k_real));
                     }
@@ -1778,7 +1844,7 @@ int symce_softmax_cross_entropy_with_grad_f32(size_t n, size_t k, const float *r
             }
             }
             {  /* the label's class */
-                const double zv = row[t];
+                const double zv = (double)row[t];
                 const double zs = -shift + zv;
                 const double e = symce_exp_for_f32(zs);
                 const double em1 = symce_select(zs == 0, 0, e - 1);
@@ -1797,18 +1863,20 @@ int symce_softmax_cross_entropy_with_grad_f32(size_t n, size_t k, const float *r
 
 /* Softmax cross-entropy and its gradient in one pass. */
 int symce_softmax_cross_entropy_with_grad_soft_f32(size_t n, size_t k,
-                                                   const float *restrict logits,
-                                                   const float *restrict target,
-                                                   const float *restrict weight,
-                                                   float label_smoothing,
-                                                   symce_reduction reduction, float *restrict loss,
-                                                   float *restrict grad)
+                                                   const float *SYMCE_RESTRICT logits,
+                                                   const float *SYMCE_RESTRICT target,
+                                                   const float *SYMCE_RESTRICT weight,
+                                                   double label_smoothing,
+                                                   symce_reduction reduction,
+                                                   float *SYMCE_RESTRICT loss,
+                                                   float *SYMCE_RESTRICT grad)
 {
     if (logits == NULL || target == NULL || loss == NULL || grad == NULL) return SYMCE_ERR_NULL;
     int rc = symce_check_shape(n, k, 1, sizeof(float));
-    if (rc == SYMCE_OK) rc = symce_check_smoothing_f32(label_smoothing);
+    if (rc == SYMCE_OK) rc = symce_check_smoothing(label_smoothing);
     if (rc == SYMCE_OK) rc = symce_check_reduction(reduction);
-    if (rc == SYMCE_OK) rc = symce_check_weights_f32(weight, k);
+    if (rc == SYMCE_OK) rc = symce_check_weights_f32(weight, k, SYMCE_ERR_WEIGHT);
+    if (rc == SYMCE_OK) rc = symce_check_probs_f32(target, n * k, SYMCE_ERR_TARGET);
     if (rc != SYMCE_OK) return rc;
 
     const double k_real = (double)k;
@@ -1843,7 +1911,7 @@ int symce_softmax_cross_entropy_with_grad_soft_f32(size_t n, size_t k,
             }
             const int stashed = status == SYMCE_ROW_STASHED;
             (void)stashed;
-            if (status == SYMCE_ROW_GENERAL) srest = NAN;  /* +inf or no finite logit: a NaN row */
+            if (status == SYMCE_ROW_GENERAL) srest = (double)NAN;  /* +inf or no finite logit: a NaN row */
             const double log1p_srest = symce_log1p_for_f32(srest);
             const double inv_srest = 1.0/(srest + 1);
             double ysum;  /* sum_c y~_c */
@@ -1854,13 +1922,13 @@ int symce_softmax_cross_entropy_with_grad_soft_f32(size_t n, size_t k,
                 const size_t len = k - c0 < SYMCE_STASH ? k - c0 : SYMCE_STASH;
                 if (weight != NULL) {
                         for (size_t j = 0; j < len; ++j) {
-                            const double y = yrow[c0 + j];
-                            const double w_k = weight[c0 + j];
+                            const double y = (double)yrow[c0 + j];
+                            const double w_k = (double)weight[c0 + j];
                             terms[j] = w_k*(y*(1 - eps) + eps/k_real);
                         }
                 } else {
                         for (size_t j = 0; j < len; ++j) {
-                            const double y = yrow[c0 + j];
+                            const double y = (double)yrow[c0 + j];
                             const double w_k = 1;
                             terms[j] = w_k*(y*(1 - eps) + eps/k_real);
                         }
@@ -1877,17 +1945,17 @@ int symce_softmax_cross_entropy_with_grad_soft_f32(size_t n, size_t k,
                 const size_t len = k - c0 < SYMCE_STASH ? k - c0 : SYMCE_STASH;
                 if (weight != NULL) {
                         for (size_t j = 0; j < len; ++j) {
-                            const double zv = row[c0 + j];
-                            const double y = yrow[c0 + j];
-                            const double w_k = weight[c0 + j];
+                            const double zv = (double)row[c0 + j];
+                            const double y = (double)yrow[c0 + j];
+                            const double w_k = (double)weight[c0 + j];
                             const double yt = w_k*(y*(1 - eps) + eps/k_real);
                             const double zs = -shift + zv;
                             terms[j] = symce_mul0_for_f32(yt, log1p_srest - zs);
                         }
                 } else {
                         for (size_t j = 0; j < len; ++j) {
-                            const double zv = row[c0 + j];
-                            const double y = yrow[c0 + j];
+                            const double zv = (double)row[c0 + j];
+                            const double y = (double)yrow[c0 + j];
                             const double w_k = 1;
                             const double yt = w_k*(y*(1 - eps) + eps/k_real);
                             const double zs = -shift + zv;
@@ -1900,10 +1968,10 @@ int symce_softmax_cross_entropy_with_grad_soft_f32(size_t n, size_t k,
             }
             if (status == SYMCE_ROW_GENERAL) {
             for (size_t j = 0; j < k; ++j) {  /* the gradient slot class by class */
-                const double y = yrow[j];
-                const double w_k = weight != NULL ? weight[j] : 1;
+                const double y = (double)yrow[j];
+                const double w_k = weight != NULL ? (double)weight[j] : 1;
                 const double yt = w_k*(y*(1 - eps) + eps/k_real);
-                const double zv = row[j];
+                const double zv = (double)row[j];
                 const double zs = -shift + zv;
                 const double e = symce_exp_for_f32(zs);
                 const double em1 = expm1(zs);
@@ -1917,9 +1985,9 @@ int symce_softmax_cross_entropy_with_grad_soft_f32(size_t n, size_t k,
             if (weight != NULL) {
                     for (size_t j = 0; j < len; ++j) {
                         const double e = stash[j];
-                        const double zv = row[c0 + j];
-                        const double y = yrow[c0 + j];
-                        const double w_k = weight[c0 + j];
+                        const double zv = (double)row[c0 + j];
+                        const double y = (double)yrow[c0 + j];
+                        const double w_k = (double)weight[c0 + j];
                         const double yt = w_k*(y*(1 - eps) + eps/k_real);
                         const double zs = -shift + zv;
                         const double p = e*inv_srest;
@@ -1928,8 +1996,8 @@ int symce_softmax_cross_entropy_with_grad_soft_f32(size_t n, size_t k,
             } else {
                     for (size_t j = 0; j < len; ++j) {
                         const double e = stash[j];
-                        const double zv = row[c0 + j];
-                        const double y = yrow[c0 + j];
+                        const double zv = (double)row[c0 + j];
+                        const double y = (double)yrow[c0 + j];
                         const double w_k = 1;
                         const double yt = w_k*(y*(1 - eps) + eps/k_real);
                         const double zs = -shift + zv;
@@ -1947,15 +2015,16 @@ int symce_softmax_cross_entropy_with_grad_soft_f32(size_t n, size_t k,
 }
 
 /* Binary cross-entropy of probabilities. */
-int symce_binary_cross_entropy_f32(size_t n, size_t k, const float *restrict probs,
-                                   const float *restrict target, const float *restrict weight,
-                                   symce_reduction reduction, float *restrict loss)
+int symce_binary_cross_entropy_f32(size_t n, size_t k, const float *SYMCE_RESTRICT probs,
+                                   const float *SYMCE_RESTRICT target,
+                                   const float *SYMCE_RESTRICT weight, symce_reduction reduction,
+                                   float *SYMCE_RESTRICT loss)
 {
     if (probs == NULL || target == NULL || loss == NULL) return SYMCE_ERR_NULL;
     int rc = symce_check_shape(n, k, 1, sizeof(float));
     if (rc == SYMCE_OK) rc = symce_check_reduction(reduction);
-    if (rc == SYMCE_OK) rc = symce_check_weights_f32(weight, n * k);
-    if (rc == SYMCE_OK) rc = symce_check_probs_f32(probs, n * k);
+    if (rc == SYMCE_OK) rc = symce_check_weights_f32(weight, n * k, SYMCE_ERR_WEIGHT);
+    if (rc == SYMCE_OK) rc = symce_check_probs_f32(probs, n * k, SYMCE_ERR_DOMAIN);
     if (rc != SYMCE_OK) return rc;
 
     const size_t count = n * k;
@@ -1967,16 +2036,16 @@ int symce_binary_cross_entropy_f32(size_t n, size_t k, const float *restrict pro
         if (weight == NULL) {  /* no weights to copy */
             if (reduction == SYMCE_REDUCTION_NONE) {
                 for (size_t l = 0; l < len; ++l) {
-                    const double prob = probs[b0 + l];
-                    const double y = target[b0 + l];
+                    const double prob = (double)probs[b0 + l];
+                    const double y = (double)target[b0 + l];
                     const double w = 1;
                     loss[b0 + l] = (float)(w*(-y*symce_clamp_min_for_f32(log(prob), -100) - (1 - y)*symce_clamp_min_for_f32(log1p(-prob), -100)));
                 }
             } else {
                 double terms[SYMCE_BLOCK];
                 for (size_t l = 0; l < len; ++l) {
-                    const double prob = probs[b0 + l];
-                    const double y = target[b0 + l];
+                    const double prob = (double)probs[b0 + l];
+                    const double y = (double)target[b0 + l];
                     const double w = 1;
                     terms[l] = w*(-y*symce_clamp_min_for_f32(log(prob), -100) - (1 - y)*symce_clamp_min_for_f32(log1p(-prob), -100));
                 }
@@ -1984,20 +2053,20 @@ int symce_binary_cross_entropy_f32(size_t n, size_t k, const float *restrict pro
             }
         } else {
             double wb[SYMCE_BLOCK];
-            if (weight != NULL) for (size_t l = 0; l < len; ++l) wb[l] = weight[b0 + l];
+            if (weight != NULL) for (size_t l = 0; l < len; ++l) wb[l] = (double)weight[b0 + l];
             else for (size_t l = 0; l < len; ++l) wb[l] = 1;
             if (reduction == SYMCE_REDUCTION_NONE) {
                 for (size_t l = 0; l < len; ++l) {
-                    const double prob = probs[b0 + l];
-                    const double y = target[b0 + l];
+                    const double prob = (double)probs[b0 + l];
+                    const double y = (double)target[b0 + l];
                     const double w = wb[l];
                     loss[b0 + l] = (float)(w*(-y*symce_clamp_min_for_f32(log(prob), -100) - (1 - y)*symce_clamp_min_for_f32(log1p(-prob), -100)));
                 }
             } else {
                 double terms[SYMCE_BLOCK];
                 for (size_t l = 0; l < len; ++l) {
-                    const double prob = probs[b0 + l];
-                    const double y = target[b0 + l];
+                    const double prob = (double)probs[b0 + l];
+                    const double y = (double)target[b0 + l];
                     const double w = wb[l];
                     terms[l] = w*(-y*symce_clamp_min_for_f32(log(prob), -100) - (1 - y)*symce_clamp_min_for_f32(log1p(-prob), -100));
                 }
@@ -2010,15 +2079,16 @@ int symce_binary_cross_entropy_f32(size_t n, size_t k, const float *restrict pro
 }
 
 /* Gradient of the binary cross-entropy w.r.t. the probabilities. */
-int symce_binary_cross_entropy_grad_f32(size_t n, size_t k, const float *restrict probs,
-                                        const float *restrict target, const float *restrict weight,
-                                        symce_reduction reduction, float *restrict grad)
+int symce_binary_cross_entropy_grad_f32(size_t n, size_t k, const float *SYMCE_RESTRICT probs,
+                                        const float *SYMCE_RESTRICT target,
+                                        const float *SYMCE_RESTRICT weight,
+                                        symce_reduction reduction, float *SYMCE_RESTRICT grad)
 {
     if (probs == NULL || target == NULL || grad == NULL) return SYMCE_ERR_NULL;
     int rc = symce_check_shape(n, k, 1, sizeof(float));
     if (rc == SYMCE_OK) rc = symce_check_reduction(reduction);
-    if (rc == SYMCE_OK) rc = symce_check_weights_f32(weight, n * k);
-    if (rc == SYMCE_OK) rc = symce_check_probs_f32(probs, n * k);
+    if (rc == SYMCE_OK) rc = symce_check_weights_f32(weight, n * k, SYMCE_ERR_WEIGHT);
+    if (rc == SYMCE_OK) rc = symce_check_probs_f32(probs, n * k, SYMCE_ERR_DOMAIN);
     if (rc != SYMCE_OK) return rc;
 
     const size_t count = n * k;
@@ -2029,18 +2099,18 @@ int symce_binary_cross_entropy_grad_f32(size_t n, size_t k, const float *restric
         const size_t len = count - b0 < SYMCE_BLOCK ? count - b0 : SYMCE_BLOCK;
         if (weight == NULL) {  /* no weights to copy */
             for (size_t l = 0; l < len; ++l) {
-                    const double prob = probs[b0 + l];
-                    const double y = target[b0 + l];
+                    const double prob = (double)probs[b0 + l];
+                    const double y = (double)target[b0 + l];
                     const double w = 1;
     grad[b0 + l] = (float)((w*(prob - y)/symce_clamp_min_for_f32(-prob*(prob - 1), 9.9999999999999998e-13)) * scale);
             }
         } else {
             double wb[SYMCE_BLOCK];
-            if (weight != NULL) for (size_t l = 0; l < len; ++l) wb[l] = weight[b0 + l];
+            if (weight != NULL) for (size_t l = 0; l < len; ++l) wb[l] = (double)weight[b0 + l];
             else for (size_t l = 0; l < len; ++l) wb[l] = 1;
             for (size_t l = 0; l < len; ++l) {
-                    const double prob = probs[b0 + l];
-                    const double y = target[b0 + l];
+                    const double prob = (double)probs[b0 + l];
+                    const double y = (double)target[b0 + l];
                     const double w = wb[l];
     grad[b0 + l] = (float)((w*(prob - y)/symce_clamp_min_for_f32(-prob*(prob - 1), 9.9999999999999998e-13)) * scale);
             }
@@ -2050,17 +2120,17 @@ int symce_binary_cross_entropy_grad_f32(size_t n, size_t k, const float *restric
 }
 
 /* Binary cross-entropy of the sigmoid of logits (softplus form). */
-int symce_sigmoid_binary_cross_entropy_f32(size_t n, size_t k, const float *restrict logits,
-                                           const float *restrict target,
-                                           const float *restrict weight,
-                                           const float *restrict pos_weight,
-                                           symce_reduction reduction, float *restrict loss)
+int symce_sigmoid_binary_cross_entropy_f32(size_t n, size_t k, const float *SYMCE_RESTRICT logits,
+                                           const float *SYMCE_RESTRICT target,
+                                           const float *SYMCE_RESTRICT weight,
+                                           const float *SYMCE_RESTRICT pos_weight,
+                                           symce_reduction reduction, float *SYMCE_RESTRICT loss)
 {
     if (logits == NULL || target == NULL || loss == NULL) return SYMCE_ERR_NULL;
     int rc = symce_check_shape(n, k, 1, sizeof(float));
     if (rc == SYMCE_OK) rc = symce_check_reduction(reduction);
-    if (rc == SYMCE_OK) rc = symce_check_weights_f32(weight, n * k);
-    if (rc == SYMCE_OK) rc = symce_check_weights_f32(pos_weight, k);
+    if (rc == SYMCE_OK) rc = symce_check_weights_f32(weight, n * k, SYMCE_ERR_WEIGHT);
+    if (rc == SYMCE_OK) rc = symce_check_weights_f32(pos_weight, k, SYMCE_ERR_POS_WEIGHT);
     if (rc != SYMCE_OK) return rc;
 
     const size_t count = n * k;
@@ -2072,8 +2142,8 @@ int symce_sigmoid_binary_cross_entropy_f32(size_t n, size_t k, const float *rest
         if (weight == NULL && pos_weight == NULL) {  /* no weights to copy */
             if (reduction == SYMCE_REDUCTION_NONE) {
                 for (size_t l = 0; l < len; ++l) {
-                    const double xv = logits[b0 + l];
-                    const double y = target[b0 + l];
+                    const double xv = (double)logits[b0 + l];
+                    const double y = (double)target[b0 + l];
                     const double v = symce_exp_neg_for_f32(-fabs(xv));
                     const double l1p = symce_log1p_s_for_f32(v/(v + 2));
                     const double mxy = -xv*y + symce_clamp_min_for_f32(xv, 0);
@@ -2082,8 +2152,8 @@ int symce_sigmoid_binary_cross_entropy_f32(size_t n, size_t k, const float *rest
             } else {
                 double terms[SYMCE_BLOCK];
                 for (size_t l = 0; l < len; ++l) {
-                    const double xv = logits[b0 + l];
-                    const double y = target[b0 + l];
+                    const double xv = (double)logits[b0 + l];
+                    const double y = (double)target[b0 + l];
                     const double v = symce_exp_neg_for_f32(-fabs(xv));
                     const double l1p = symce_log1p_s_for_f32(v/(v + 2));
                     const double mxy = -xv*y + symce_clamp_min_for_f32(xv, 0);
@@ -2093,13 +2163,13 @@ int symce_sigmoid_binary_cross_entropy_f32(size_t n, size_t k, const float *rest
             }
         } else {
             double wb[SYMCE_BLOCK];
-            if (weight != NULL) for (size_t l = 0; l < len; ++l) wb[l] = weight[b0 + l];
+            if (weight != NULL) for (size_t l = 0; l < len; ++l) wb[l] = (double)weight[b0 + l];
             else for (size_t l = 0; l < len; ++l) wb[l] = 1;
             double pwb[SYMCE_BLOCK];
             if (pos_weight != NULL) {
                 size_t col = b0 % k;
                 for (size_t l = 0; l < len; ++l) {
-                    pwb[l] = pos_weight[col];
+                    pwb[l] = (double)pos_weight[col];
                     col = col + 1 == k ? 0 : col + 1;
                 }
             } else {
@@ -2107,9 +2177,9 @@ int symce_sigmoid_binary_cross_entropy_f32(size_t n, size_t k, const float *rest
             }
             if (reduction == SYMCE_REDUCTION_NONE) {
                 for (size_t l = 0; l < len; ++l) {
-                    const double xv = logits[b0 + l];
+                    const double xv = (double)logits[b0 + l];
                     const double pw = pwb[l];
-                    const double y = target[b0 + l];
+                    const double y = (double)target[b0 + l];
                     const double w = wb[l];
                     const double v = symce_exp_neg_for_f32(-fabs(xv));
                     const double l1p = symce_log1p_s_for_f32(v/(v + 2));
@@ -2118,9 +2188,9 @@ int symce_sigmoid_binary_cross_entropy_f32(size_t n, size_t k, const float *rest
             } else {
                 double terms[SYMCE_BLOCK];
                 for (size_t l = 0; l < len; ++l) {
-                    const double xv = logits[b0 + l];
+                    const double xv = (double)logits[b0 + l];
                     const double pw = pwb[l];
-                    const double y = target[b0 + l];
+                    const double y = (double)target[b0 + l];
                     const double w = wb[l];
                     const double v = symce_exp_neg_for_f32(-fabs(xv));
                     const double l1p = symce_log1p_s_for_f32(v/(v + 2));
@@ -2135,17 +2205,19 @@ int symce_sigmoid_binary_cross_entropy_f32(size_t n, size_t k, const float *rest
 }
 
 /* Gradient of sigmoid binary cross-entropy w.r.t. the logits. */
-int symce_sigmoid_binary_cross_entropy_grad_f32(size_t n, size_t k, const float *restrict logits,
-                                                const float *restrict target,
-                                                const float *restrict weight,
-                                                const float *restrict pos_weight,
-                                                symce_reduction reduction, float *restrict grad)
+int symce_sigmoid_binary_cross_entropy_grad_f32(size_t n, size_t k,
+                                                const float *SYMCE_RESTRICT logits,
+                                                const float *SYMCE_RESTRICT target,
+                                                const float *SYMCE_RESTRICT weight,
+                                                const float *SYMCE_RESTRICT pos_weight,
+                                                symce_reduction reduction,
+                                                float *SYMCE_RESTRICT grad)
 {
     if (logits == NULL || target == NULL || grad == NULL) return SYMCE_ERR_NULL;
     int rc = symce_check_shape(n, k, 1, sizeof(float));
     if (rc == SYMCE_OK) rc = symce_check_reduction(reduction);
-    if (rc == SYMCE_OK) rc = symce_check_weights_f32(weight, n * k);
-    if (rc == SYMCE_OK) rc = symce_check_weights_f32(pos_weight, k);
+    if (rc == SYMCE_OK) rc = symce_check_weights_f32(weight, n * k, SYMCE_ERR_WEIGHT);
+    if (rc == SYMCE_OK) rc = symce_check_weights_f32(pos_weight, k, SYMCE_ERR_POS_WEIGHT);
     if (rc != SYMCE_OK) return rc;
 
     const size_t count = n * k;
@@ -2156,30 +2228,30 @@ int symce_sigmoid_binary_cross_entropy_grad_f32(size_t n, size_t k, const float 
         const size_t len = count - b0 < SYMCE_BLOCK ? count - b0 : SYMCE_BLOCK;
         if (weight == NULL && pos_weight == NULL) {  /* no weights to copy */
             for (size_t l = 0; l < len; ++l) {
-                    const double xv = logits[b0 + l];
-                    const double y = target[b0 + l];
+                    const double xv = (double)logits[b0 + l];
+                    const double y = (double)target[b0 + l];
                     const double v = symce_exp_neg_for_f32(-fabs(xv));
                     const double r = 1.0/(v + 1);
     grad[b0 + l] = (float)((-r*y*symce_select(xv <= 0, 1, v) + r*(1 - y)*symce_select(xv >= 0, 1, v)) * scale);
             }
         } else {
             double wb[SYMCE_BLOCK];
-            if (weight != NULL) for (size_t l = 0; l < len; ++l) wb[l] = weight[b0 + l];
+            if (weight != NULL) for (size_t l = 0; l < len; ++l) wb[l] = (double)weight[b0 + l];
             else for (size_t l = 0; l < len; ++l) wb[l] = 1;
             double pwb[SYMCE_BLOCK];
             if (pos_weight != NULL) {
                 size_t col = b0 % k;
                 for (size_t l = 0; l < len; ++l) {
-                    pwb[l] = pos_weight[col];
+                    pwb[l] = (double)pos_weight[col];
                     col = col + 1 == k ? 0 : col + 1;
                 }
             } else {
                 for (size_t l = 0; l < len; ++l) pwb[l] = 1;
             }
             for (size_t l = 0; l < len; ++l) {
-                    const double xv = logits[b0 + l];
+                    const double xv = (double)logits[b0 + l];
                     const double pw = pwb[l];
-                    const double y = target[b0 + l];
+                    const double y = (double)target[b0 + l];
                     const double w = wb[l];
                     const double v = symce_exp_neg_for_f32(-fabs(xv));
                     const double r = 1.0/(v + 1);
@@ -2192,18 +2264,19 @@ int symce_sigmoid_binary_cross_entropy_grad_f32(size_t n, size_t k, const float 
 
 /* Sigmoid binary cross-entropy and its gradient in one pass. */
 int symce_sigmoid_binary_cross_entropy_with_grad_f32(size_t n, size_t k,
-                                                     const float *restrict logits,
-                                                     const float *restrict target,
-                                                     const float *restrict weight,
-                                                     const float *restrict pos_weight,
+                                                     const float *SYMCE_RESTRICT logits,
+                                                     const float *SYMCE_RESTRICT target,
+                                                     const float *SYMCE_RESTRICT weight,
+                                                     const float *SYMCE_RESTRICT pos_weight,
                                                      symce_reduction reduction,
-                                                     float *restrict loss, float *restrict grad)
+                                                     float *SYMCE_RESTRICT loss,
+                                                     float *SYMCE_RESTRICT grad)
 {
     if (logits == NULL || target == NULL || loss == NULL || grad == NULL) return SYMCE_ERR_NULL;
     int rc = symce_check_shape(n, k, 1, sizeof(float));
     if (rc == SYMCE_OK) rc = symce_check_reduction(reduction);
-    if (rc == SYMCE_OK) rc = symce_check_weights_f32(weight, n * k);
-    if (rc == SYMCE_OK) rc = symce_check_weights_f32(pos_weight, k);
+    if (rc == SYMCE_OK) rc = symce_check_weights_f32(weight, n * k, SYMCE_ERR_WEIGHT);
+    if (rc == SYMCE_OK) rc = symce_check_weights_f32(pos_weight, k, SYMCE_ERR_POS_WEIGHT);
     if (rc != SYMCE_OK) return rc;
 
     const size_t count = n * k;
@@ -2216,8 +2289,8 @@ int symce_sigmoid_binary_cross_entropy_with_grad_f32(size_t n, size_t k,
         if (weight == NULL && pos_weight == NULL) {  /* no weights to copy */
             if (reduction == SYMCE_REDUCTION_NONE) {
                 for (size_t l = 0; l < len; ++l) {
-                    const double xv = logits[b0 + l];
-                    const double y = target[b0 + l];
+                    const double xv = (double)logits[b0 + l];
+                    const double y = (double)target[b0 + l];
                     const double v = symce_exp_neg_for_f32(-fabs(xv));
                     const double d = 1/((v + 1)*(v + 2));
                     const double r = d*(v + 2);
@@ -2229,8 +2302,8 @@ int symce_sigmoid_binary_cross_entropy_with_grad_f32(size_t n, size_t k,
             } else {
                 double terms[SYMCE_BLOCK];
                 for (size_t l = 0; l < len; ++l) {
-                    const double xv = logits[b0 + l];
-                    const double y = target[b0 + l];
+                    const double xv = (double)logits[b0 + l];
+                    const double y = (double)target[b0 + l];
                     const double v = symce_exp_neg_for_f32(-fabs(xv));
                     const double d = 1/((v + 1)*(v + 2));
                     const double r = d*(v + 2);
@@ -2243,13 +2316,13 @@ int symce_sigmoid_binary_cross_entropy_with_grad_f32(size_t n, size_t k,
             }
         } else {
             double wb[SYMCE_BLOCK];
-            if (weight != NULL) for (size_t l = 0; l < len; ++l) wb[l] = weight[b0 + l];
+            if (weight != NULL) for (size_t l = 0; l < len; ++l) wb[l] = (double)weight[b0 + l];
             else for (size_t l = 0; l < len; ++l) wb[l] = 1;
             double pwb[SYMCE_BLOCK];
             if (pos_weight != NULL) {
                 size_t col = b0 % k;
                 for (size_t l = 0; l < len; ++l) {
-                    pwb[l] = pos_weight[col];
+                    pwb[l] = (double)pos_weight[col];
                     col = col + 1 == k ? 0 : col + 1;
                 }
             } else {
@@ -2257,9 +2330,9 @@ int symce_sigmoid_binary_cross_entropy_with_grad_f32(size_t n, size_t k,
             }
             if (reduction == SYMCE_REDUCTION_NONE) {
                 for (size_t l = 0; l < len; ++l) {
-                    const double xv = logits[b0 + l];
+                    const double xv = (double)logits[b0 + l];
                     const double pw = pwb[l];
-                    const double y = target[b0 + l];
+                    const double y = (double)target[b0 + l];
                     const double w = wb[l];
                     const double v = symce_exp_neg_for_f32(-fabs(xv));
                     const double d = 1/((v + 1)*(v + 2));
@@ -2271,9 +2344,9 @@ int symce_sigmoid_binary_cross_entropy_with_grad_f32(size_t n, size_t k,
             } else {
                 double terms[SYMCE_BLOCK];
                 for (size_t l = 0; l < len; ++l) {
-                    const double xv = logits[b0 + l];
+                    const double xv = (double)logits[b0 + l];
                     const double pw = pwb[l];
-                    const double y = target[b0 + l];
+                    const double y = (double)target[b0 + l];
                     const double w = wb[l];
                     const double v = symce_exp_neg_for_f32(-fabs(xv));
                     const double d = 1/((v + 1)*(v + 2));
@@ -2295,35 +2368,37 @@ int symce_sigmoid_binary_cross_entropy_with_grad_f32(size_t n, size_t k,
 /* ---------------------------------------------------------------------------------------- */
 
 /* Logistic sigmoid, elementwise. */
-int symce_sigmoid_f64(size_t count, const double *restrict x, double *restrict out)
+int symce_sigmoid_f64(size_t count, const double *SYMCE_RESTRICT x, double *SYMCE_RESTRICT out)
 {
     if (x == NULL || out == NULL) return SYMCE_ERR_NULL;
     const int rc = symce_check_count(count, sizeof(double));
     if (rc != SYMCE_OK) return rc;
     SYMCE_OMP_FOR
     for (size_t i = 0; i < count; ++i) {
-        const long double xv = x[i];
+        const long double xv = (long double)x[i];
         out[i] = (double)(symce_sigmoid_ld(xv));
     }
     return SYMCE_OK;
 }
 
 /* Derivative of the sigmoid, elementwise. */
-int symce_sigmoid_grad_f64(size_t count, const double *restrict x, double *restrict out)
+int symce_sigmoid_grad_f64(size_t count, const double *SYMCE_RESTRICT x,
+                           double *SYMCE_RESTRICT out)
 {
     if (x == NULL || out == NULL) return SYMCE_ERR_NULL;
     const int rc = symce_check_count(count, sizeof(double));
     if (rc != SYMCE_OK) return rc;
     SYMCE_OMP_FOR
     for (size_t i = 0; i < count; ++i) {
-        const long double xv = x[i];
+        const long double xv = (long double)x[i];
         out[i] = (double)(symce_sigmoid_ld(-xv)*symce_sigmoid_ld(xv));
     }
     return SYMCE_OK;
 }
 
 /* Softmax along the class axis. */
-int symce_softmax_f64(size_t n, size_t k, const double *restrict z, double *restrict out)
+int symce_softmax_f64(size_t n, size_t k, const double *SYMCE_RESTRICT z,
+                      double *SYMCE_RESTRICT out)
 {
     if (z == NULL || out == NULL) return SYMCE_ERR_NULL;
     const int rc = symce_check_shape(n, k, 1, sizeof(double));
@@ -2369,7 +2444,8 @@ int symce_softmax_f64(size_t n, size_t k, const double *restrict z, double *rest
 }
 
 /* Log of the softmax along the class axis. */
-int symce_log_softmax_f64(size_t n, size_t k, const double *restrict z, double *restrict out)
+int symce_log_softmax_f64(size_t n, size_t k, const double *SYMCE_RESTRICT z,
+                          double *SYMCE_RESTRICT out)
 {
     if (z == NULL || out == NULL) return SYMCE_ERR_NULL;
     const int rc = symce_check_shape(n, k, 1, sizeof(double));
@@ -2413,7 +2489,8 @@ int symce_log_softmax_f64(size_t n, size_t k, const double *restrict z, double *
 }
 
 /* Log of the sum of exponentials along the class axis. */
-int symce_logsumexp_f64(size_t n, size_t k, const double *restrict z, double *restrict out)
+int symce_logsumexp_f64(size_t n, size_t k, const double *SYMCE_RESTRICT z,
+                        double *SYMCE_RESTRICT out)
 {
     if (z == NULL || out == NULL) return SYMCE_ERR_NULL;
     const int rc = symce_check_shape(n, k, 1, sizeof(double));
@@ -2451,7 +2528,8 @@ int symce_logsumexp_f64(size_t n, size_t k, const double *restrict z, double *re
 }
 
 /* Jacobian of the softmax, one K x K matrix per row. */
-int symce_softmax_jacobian_f64(size_t n, size_t k, const double *restrict z, double *restrict out)
+int symce_softmax_jacobian_f64(size_t n, size_t k, const double *SYMCE_RESTRICT z,
+                               double *SYMCE_RESTRICT out)
 {
     if (z == NULL || out == NULL) return SYMCE_ERR_NULL;
     const int rc = symce_check_shape(n, k, k, sizeof(double));
@@ -2481,7 +2559,7 @@ int symce_softmax_jacobian_f64(size_t n, size_t k, const double *restrict z, dou
             }
             const int stashed = status == SYMCE_ROW_STASHED;
             (void)stashed;
-            if (status == SYMCE_ROW_GENERAL) srest = NAN;  /* +inf or no finite logit: a NaN row */
+            if (status == SYMCE_ROW_GENERAL) srest = (double)NAN;  /* +inf or no finite logit: a NaN row */
             double *J = out + i * k * k;
             /* columns in blocks: p_j of the block's classes stays in double, p_i and pc_i per row */
             for (size_t c0 = 0; c0 < k; c0 += 64) {
@@ -2516,8 +2594,8 @@ int symce_softmax_jacobian_f64(size_t n, size_t k, const double *restrict z, dou
 }
 
 /* Vector-Jacobian product of the softmax, without J. */
-int symce_softmax_vjp_f64(size_t n, size_t k, const double *restrict z, const double *restrict g,
-                          double *restrict out)
+int symce_softmax_vjp_f64(size_t n, size_t k, const double *SYMCE_RESTRICT z,
+                          const double *SYMCE_RESTRICT g, double *SYMCE_RESTRICT out)
 {
     if (z == NULL || g == NULL || out == NULL) return SYMCE_ERR_NULL;
     const int rc = symce_check_shape(n, k, 1, sizeof(double));
@@ -2547,7 +2625,7 @@ int symce_softmax_vjp_f64(size_t n, size_t k, const double *restrict z, const do
             }
             const int stashed = status == SYMCE_ROW_STASHED;
             (void)stashed;
-            if (status == SYMCE_ROW_GENERAL) srest = NAN;  /* +inf or no finite logit: a NaN row */
+            if (status == SYMCE_ROW_GENERAL) srest = (double)NAN;  /* +inf or no finite logit: a NaN row */
             const double *grow = g + i * k;
             double *orow = out + i * k;
             double dsum = 0, dcomp = 0;  /* sum_k g_k e_k */
@@ -2580,18 +2658,19 @@ int symce_softmax_vjp_f64(size_t n, size_t k, const double *restrict z, const do
 }
 
 /* Cross-entropy of probabilities against a target. */
-int symce_cross_entropy_f64(size_t n, size_t k, const double *restrict probs,
-                            const int64_t *restrict labels, const double *restrict weight,
-                            int64_t ignore_index, double label_smoothing,
-                            symce_reduction reduction, double *restrict loss)
+int symce_cross_entropy_f64(size_t n, size_t k, const double *SYMCE_RESTRICT probs,
+                            const int64_t *SYMCE_RESTRICT labels,
+                            const double *SYMCE_RESTRICT weight, int64_t ignore_index,
+                            double label_smoothing, symce_reduction reduction,
+                            double *SYMCE_RESTRICT loss)
 {
     if (probs == NULL || labels == NULL || loss == NULL) return SYMCE_ERR_NULL;
     int rc = symce_check_shape(n, k, 1, sizeof(double));
-    if (rc == SYMCE_OK) rc = symce_check_smoothing_f64(label_smoothing);
+    if (rc == SYMCE_OK) rc = symce_check_smoothing(label_smoothing);
     if (rc == SYMCE_OK) rc = symce_check_reduction(reduction);
-    if (rc == SYMCE_OK) rc = symce_check_weights_f64(weight, k);
+    if (rc == SYMCE_OK) rc = symce_check_weights_f64(weight, k, SYMCE_ERR_WEIGHT);
     if (rc == SYMCE_OK) rc = symce_check_labels(labels, n, k, ignore_index);
-    if (rc == SYMCE_OK) rc = symce_check_probs_f64(probs, n * k);
+    if (rc == SYMCE_OK) rc = symce_check_probs_f64(probs, n * k, SYMCE_ERR_DOMAIN);
     if (rc != SYMCE_OK) return rc;
 
     const double k_real = (double)k;
@@ -2622,17 +2701,18 @@ int symce_cross_entropy_f64(size_t n, size_t k, const double *restrict probs,
 }
 
 /* Cross-entropy of probabilities against a target. */
-int symce_cross_entropy_soft_f64(size_t n, size_t k, const double *restrict probs,
-                                 const double *restrict target, const double *restrict weight,
-                                 double label_smoothing, symce_reduction reduction,
-                                 double *restrict loss)
+int symce_cross_entropy_soft_f64(size_t n, size_t k, const double *SYMCE_RESTRICT probs,
+                                 const double *SYMCE_RESTRICT target,
+                                 const double *SYMCE_RESTRICT weight, double label_smoothing,
+                                 symce_reduction reduction, double *SYMCE_RESTRICT loss)
 {
     if (probs == NULL || target == NULL || loss == NULL) return SYMCE_ERR_NULL;
     int rc = symce_check_shape(n, k, 1, sizeof(double));
-    if (rc == SYMCE_OK) rc = symce_check_smoothing_f64(label_smoothing);
+    if (rc == SYMCE_OK) rc = symce_check_smoothing(label_smoothing);
     if (rc == SYMCE_OK) rc = symce_check_reduction(reduction);
-    if (rc == SYMCE_OK) rc = symce_check_weights_f64(weight, k);
-    if (rc == SYMCE_OK) rc = symce_check_probs_f64(probs, n * k);
+    if (rc == SYMCE_OK) rc = symce_check_weights_f64(weight, k, SYMCE_ERR_WEIGHT);
+    if (rc == SYMCE_OK) rc = symce_check_probs_f64(probs, n * k, SYMCE_ERR_DOMAIN);
+    if (rc == SYMCE_OK) rc = symce_check_probs_f64(target, n * k, SYMCE_ERR_TARGET);
     if (rc != SYMCE_OK) return rc;
 
     const double k_real = (double)k;
@@ -2658,18 +2738,19 @@ int symce_cross_entropy_soft_f64(size_t n, size_t k, const double *restrict prob
 }
 
 /* Gradient of the cross-entropy w.r.t. the probabilities. */
-int symce_cross_entropy_grad_f64(size_t n, size_t k, const double *restrict probs,
-                                 const int64_t *restrict labels, const double *restrict weight,
-                                 int64_t ignore_index, double label_smoothing,
-                                 symce_reduction reduction, double *restrict grad)
+int symce_cross_entropy_grad_f64(size_t n, size_t k, const double *SYMCE_RESTRICT probs,
+                                 const int64_t *SYMCE_RESTRICT labels,
+                                 const double *SYMCE_RESTRICT weight, int64_t ignore_index,
+                                 double label_smoothing, symce_reduction reduction,
+                                 double *SYMCE_RESTRICT grad)
 {
     if (probs == NULL || labels == NULL || grad == NULL) return SYMCE_ERR_NULL;
     int rc = symce_check_shape(n, k, 1, sizeof(double));
-    if (rc == SYMCE_OK) rc = symce_check_smoothing_f64(label_smoothing);
+    if (rc == SYMCE_OK) rc = symce_check_smoothing(label_smoothing);
     if (rc == SYMCE_OK) rc = symce_check_reduction(reduction);
-    if (rc == SYMCE_OK) rc = symce_check_weights_f64(weight, k);
+    if (rc == SYMCE_OK) rc = symce_check_weights_f64(weight, k, SYMCE_ERR_WEIGHT);
     if (rc == SYMCE_OK) rc = symce_check_labels(labels, n, k, ignore_index);
-    if (rc == SYMCE_OK) rc = symce_check_probs_f64(probs, n * k);
+    if (rc == SYMCE_OK) rc = symce_check_probs_f64(probs, n * k, SYMCE_ERR_DOMAIN);
     if (rc != SYMCE_OK) return rc;
 
     const double k_real = (double)k;
@@ -2697,17 +2778,18 @@ int symce_cross_entropy_grad_f64(size_t n, size_t k, const double *restrict prob
 }
 
 /* Gradient of the cross-entropy w.r.t. the probabilities. */
-int symce_cross_entropy_grad_soft_f64(size_t n, size_t k, const double *restrict probs,
-                                      const double *restrict target, const double *restrict weight,
-                                      double label_smoothing, symce_reduction reduction,
-                                      double *restrict grad)
+int symce_cross_entropy_grad_soft_f64(size_t n, size_t k, const double *SYMCE_RESTRICT probs,
+                                      const double *SYMCE_RESTRICT target,
+                                      const double *SYMCE_RESTRICT weight, double label_smoothing,
+                                      symce_reduction reduction, double *SYMCE_RESTRICT grad)
 {
     if (probs == NULL || target == NULL || grad == NULL) return SYMCE_ERR_NULL;
     int rc = symce_check_shape(n, k, 1, sizeof(double));
-    if (rc == SYMCE_OK) rc = symce_check_smoothing_f64(label_smoothing);
+    if (rc == SYMCE_OK) rc = symce_check_smoothing(label_smoothing);
     if (rc == SYMCE_OK) rc = symce_check_reduction(reduction);
-    if (rc == SYMCE_OK) rc = symce_check_weights_f64(weight, k);
-    if (rc == SYMCE_OK) rc = symce_check_probs_f64(probs, n * k);
+    if (rc == SYMCE_OK) rc = symce_check_weights_f64(weight, k, SYMCE_ERR_WEIGHT);
+    if (rc == SYMCE_OK) rc = symce_check_probs_f64(probs, n * k, SYMCE_ERR_DOMAIN);
+    if (rc == SYMCE_OK) rc = symce_check_probs_f64(target, n * k, SYMCE_ERR_TARGET);
     if (rc != SYMCE_OK) return rc;
 
     const double k_real = (double)k;
@@ -2730,26 +2812,23 @@ int symce_cross_entropy_grad_soft_f64(size_t n, size_t k, const double *restrict
 }
 
 /* Cross-entropy of the softmax of logits (log-sum-exp form). */
-int symce_softmax_cross_entropy_f64(size_t n, size_t k, const double *restrict logits,
-                                    const int64_t *restrict labels, const double *restrict weight,
-                                    int64_t ignore_index, double label_smoothing,
-                                    symce_reduction reduction, double *restrict loss)
+int symce_softmax_cross_entropy_f64(size_t n, size_t k, const double *SYMCE_RESTRICT logits,
+                                    const int64_t *SYMCE_RESTRICT labels,
+                                    const double *SYMCE_RESTRICT weight, int64_t ignore_index,
+                                    double label_smoothing, symce_reduction reduction,
+                                    double *SYMCE_RESTRICT loss)
 {
     if (logits == NULL || labels == NULL || loss == NULL) return SYMCE_ERR_NULL;
     int rc = symce_check_shape(n, k, 1, sizeof(double));
-    if (rc == SYMCE_OK) rc = symce_check_smoothing_f64(label_smoothing);
+    if (rc == SYMCE_OK) rc = symce_check_smoothing(label_smoothing);
     if (rc == SYMCE_OK) rc = symce_check_reduction(reduction);
-    if (rc == SYMCE_OK) rc = symce_check_weights_f64(weight, k);
+    if (rc == SYMCE_OK) rc = symce_check_weights_f64(weight, k, SYMCE_ERR_WEIGHT);
     if (rc == SYMCE_OK) rc = symce_check_labels(labels, n, k, ignore_index);
     if (rc != SYMCE_OK) return rc;
 
     const double k_real = (double)k;
     const double eps = label_smoothing;
     const double divisor = symce_label_divisor_f64(labels, weight, n, ignore_index);
-    double wsum = 0, wcomp = 0;  /* sum_c w_c, for sum_c y~_c: compensated (K may be 10^5) */
-    for (size_t j = 0; j < k; ++j)
-        symce_accumulate_f64(&wsum, &wcomp, weight != NULL ? (double)weight[j] : 1);
-    wsum += wcomp;
     double total = 0, tcomp = 0;
     SYMCE_OMP_FOR_SUM(total, tcomp)
     for (size_t i0 = 0; i0 < n; i0 += SYMCE_ROWS) {  /* blocks of rows (the OpenMP unit) */
@@ -2782,7 +2861,7 @@ int symce_softmax_cross_entropy_f64(size_t n, size_t k, const double *restrict l
             }
             const int stashed = status == SYMCE_ROW_STASHED;
             (void)stashed;
-            if (status == SYMCE_ROW_GENERAL) srest = NAN;  /* +inf or no finite logit: a NaN row */
+            if (status == SYMCE_ROW_GENERAL) srest = (double)NAN;  /* +inf or no finite logit: a NaN row */
             const double log1p_srest = log1p(srest);
             double row_loss = 0;
             if (eps != 0) {  /* every class's share eps w_c / K of the target */
@@ -2826,16 +2905,18 @@ int symce_softmax_cross_entropy_f64(size_t n, size_t k, const double *restrict l
 }
 
 /* Cross-entropy of the softmax of logits (log-sum-exp form). */
-int symce_softmax_cross_entropy_soft_f64(size_t n, size_t k, const double *restrict logits,
-                                         const double *restrict target,
-                                         const double *restrict weight, double label_smoothing,
-                                         symce_reduction reduction, double *restrict loss)
+int symce_softmax_cross_entropy_soft_f64(size_t n, size_t k, const double *SYMCE_RESTRICT logits,
+                                         const double *SYMCE_RESTRICT target,
+                                         const double *SYMCE_RESTRICT weight,
+                                         double label_smoothing, symce_reduction reduction,
+                                         double *SYMCE_RESTRICT loss)
 {
     if (logits == NULL || target == NULL || loss == NULL) return SYMCE_ERR_NULL;
     int rc = symce_check_shape(n, k, 1, sizeof(double));
-    if (rc == SYMCE_OK) rc = symce_check_smoothing_f64(label_smoothing);
+    if (rc == SYMCE_OK) rc = symce_check_smoothing(label_smoothing);
     if (rc == SYMCE_OK) rc = symce_check_reduction(reduction);
-    if (rc == SYMCE_OK) rc = symce_check_weights_f64(weight, k);
+    if (rc == SYMCE_OK) rc = symce_check_weights_f64(weight, k, SYMCE_ERR_WEIGHT);
+    if (rc == SYMCE_OK) rc = symce_check_probs_f64(target, n * k, SYMCE_ERR_TARGET);
     if (rc != SYMCE_OK) return rc;
 
     const double k_real = (double)k;
@@ -2868,7 +2949,7 @@ int symce_softmax_cross_entropy_soft_f64(size_t n, size_t k, const double *restr
             }
             const int stashed = status == SYMCE_ROW_STASHED;
             (void)stashed;
-            if (status == SYMCE_ROW_GENERAL) srest = NAN;  /* +inf or no finite logit: a NaN row */
+            if (status == SYMCE_ROW_GENERAL) srest = (double)NAN;  /* +inf or no finite logit: a NaN row */
             const double log1p_srest = log1p(srest);
             double row_loss;
             {
@@ -2910,17 +2991,17 @@ int symce_softmax_cross_entropy_soft_f64(size_t n, size_t k, const double *restr
 }
 
 /* Gradient of softmax cross-entropy w.r.t. the logits. */
-int symce_softmax_cross_entropy_grad_f64(size_t n, size_t k, const double *restrict logits,
-                                         const int64_t *restrict labels,
-                                         const double *restrict weight, int64_t ignore_index,
+int symce_softmax_cross_entropy_grad_f64(size_t n, size_t k, const double *SYMCE_RESTRICT logits,
+                                         const int64_t *SYMCE_RESTRICT labels,
+                                         const double *SYMCE_RESTRICT weight, int64_t ignore_index,
                                          double label_smoothing, symce_reduction reduction,
-                                         double *restrict grad)
+                                         double *SYMCE_RESTRICT grad)
 {
     if (logits == NULL || labels == NULL || grad == NULL) return SYMCE_ERR_NULL;
     int rc = symce_check_shape(n, k, 1, sizeof(double));
-    if (rc == SYMCE_OK) rc = symce_check_smoothing_f64(label_smoothing);
+    if (rc == SYMCE_OK) rc = symce_check_smoothing(label_smoothing);
     if (rc == SYMCE_OK) rc = symce_check_reduction(reduction);
-    if (rc == SYMCE_OK) rc = symce_check_weights_f64(weight, k);
+    if (rc == SYMCE_OK) rc = symce_check_weights_f64(weight, k, SYMCE_ERR_WEIGHT);
     if (rc == SYMCE_OK) rc = symce_check_labels(labels, n, k, ignore_index);
     if (rc != SYMCE_OK) return rc;
 
@@ -2929,7 +3010,7 @@ int symce_softmax_cross_entropy_grad_f64(size_t n, size_t k, const double *restr
     const double divisor = symce_label_divisor_f64(labels, weight, n, ignore_index);
     double wsum = 0, wcomp = 0;  /* sum_c w_c, for sum_c y~_c: compensated (K may be 10^5) */
     for (size_t j = 0; j < k; ++j)
-        symce_accumulate_f64(&wsum, &wcomp, weight != NULL ? (double)weight[j] : 1);
+        symce_accumulate_f64(&wsum, &wcomp, weight != NULL ? weight[j] : 1);
     wsum += wcomp;
     const double scale = symce_scale_f64(reduction, divisor);
     SYMCE_OMP_FOR
@@ -2964,7 +3045,7 @@ int symce_softmax_cross_entropy_grad_f64(size_t n, size_t k, const double *restr
             }
             const int stashed = status == SYMCE_ROW_STASHED;
             (void)stashed;
-            if (status == SYMCE_ROW_GENERAL) srest = NAN;  /* +inf or no finite logit: a NaN row */
+            if (status == SYMCE_ROW_GENERAL) srest = (double)NAN;  /* +inf or no finite logit: a NaN row */
             const double ysum = -eps*w_t + w_t + eps*wsum/k_real;
             const double yt_on = w_t*(1 - eps) + eps*w_t/k_real;
             if (status == SYMCE_ROW_GENERAL) {
@@ -3005,7 +3086,7 @@ int symce_softmax_cross_entropy_grad_f64(size_t n, size_t k, const double *restr
                 const double zs = -shift + zv;
                 const double zlo = symce_two_sum_err_for_f64(zv, -shift);
                 const double e = (zlo + 1)*symce_exp_for_f64(zs);
-                const double em1 = symce_select((zlo == 0) && (zs == 0), 0, e - 1);
+                const double em1 = symce_select((zlo == 0) & (zs == 0), 0, e - 1);
                 const double p = e/(srest + 1);
                 const double pc = (srest - em1)/(srest + 1);
                 if (status != SYMCE_ROW_GENERAL) grow[t] = (double)(scale*(-pc*yt_on + eps*p*(-w_t + wsum)/k_real));
@@ -3016,17 +3097,19 @@ int symce_softmax_cross_entropy_grad_f64(size_t n, size_t k, const double *restr
 }
 
 /* Gradient of softmax cross-entropy w.r.t. the logits. */
-int symce_softmax_cross_entropy_grad_soft_f64(size_t n, size_t k, const double *restrict logits,
-                                              const double *restrict target,
-                                              const double *restrict weight,
+int symce_softmax_cross_entropy_grad_soft_f64(size_t n, size_t k,
+                                              const double *SYMCE_RESTRICT logits,
+                                              const double *SYMCE_RESTRICT target,
+                                              const double *SYMCE_RESTRICT weight,
                                               double label_smoothing, symce_reduction reduction,
-                                              double *restrict grad)
+                                              double *SYMCE_RESTRICT grad)
 {
     if (logits == NULL || target == NULL || grad == NULL) return SYMCE_ERR_NULL;
     int rc = symce_check_shape(n, k, 1, sizeof(double));
-    if (rc == SYMCE_OK) rc = symce_check_smoothing_f64(label_smoothing);
+    if (rc == SYMCE_OK) rc = symce_check_smoothing(label_smoothing);
     if (rc == SYMCE_OK) rc = symce_check_reduction(reduction);
-    if (rc == SYMCE_OK) rc = symce_check_weights_f64(weight, k);
+    if (rc == SYMCE_OK) rc = symce_check_weights_f64(weight, k, SYMCE_ERR_WEIGHT);
+    if (rc == SYMCE_OK) rc = symce_check_probs_f64(target, n * k, SYMCE_ERR_TARGET);
     if (rc != SYMCE_OK) return rc;
 
     const double k_real = (double)k;
@@ -3060,7 +3143,7 @@ int symce_softmax_cross_entropy_grad_soft_f64(size_t n, size_t k, const double *
             }
             const int stashed = status == SYMCE_ROW_STASHED;
             (void)stashed;
-            if (status == SYMCE_ROW_GENERAL) srest = NAN;  /* +inf or no finite logit: a NaN row */
+            if (status == SYMCE_ROW_GENERAL) srest = (double)NAN;  /* +inf or no finite logit: a NaN row */
             double ysum;  /* sum_c y~_c */
             {
                 double sum = 0, comp = 0;
@@ -3111,7 +3194,7 @@ int symce_softmax_cross_entropy_grad_soft_f64(size_t n, size_t k, const double *
                         const double zs = -shift + zv;
                         const double zlo = symce_two_sum_err_for_f64(zv, -shift);
                         const double p = e/(srest + 1);
-                        grow[c0 + j] = (double)(scale*symce_select((zlo == 0) && (zs == 0), -srest*yt/(srest + 1) + p*(ysum - yt), p*ysum - yt));
+                        grow[c0 + j] = (double)(scale*symce_select((zlo == 0) & (zs == 0), -srest*yt/(srest + 1) + p*(ysum - yt), p*ysum - yt));
                     }
             } else {
                     for (size_t j = 0; j < len; ++j) {
@@ -3123,7 +3206,7 @@ int symce_softmax_cross_entropy_grad_soft_f64(size_t n, size_t k, const double *
                         const double zs = -shift + zv;
                         const double zlo = symce_two_sum_err_for_f64(zv, -shift);
                         const double p = e/(srest + 1);
-                        grow[c0 + j] = (double)(scale*symce_select((zlo == 0) && (zs == 0), -srest*yt/(srest + 1) + p*(ysum - yt), p*ysum - yt));
+                        grow[c0 + j] = (double)(scale*symce_select((zlo == 0) & (zs == 0), -srest*yt/(srest + 1) + p*(ysum - yt), p*ysum - yt));
                     }
             }
             }
@@ -3133,17 +3216,20 @@ int symce_softmax_cross_entropy_grad_soft_f64(size_t n, size_t k, const double *
 }
 
 /* Softmax cross-entropy and its gradient in one pass. */
-int symce_softmax_cross_entropy_with_grad_f64(size_t n, size_t k, const double *restrict logits,
-                                              const int64_t *restrict labels,
-                                              const double *restrict weight, int64_t ignore_index,
-                                              double label_smoothing, symce_reduction reduction,
-                                              double *restrict loss, double *restrict grad)
+int symce_softmax_cross_entropy_with_grad_f64(size_t n, size_t k,
+                                              const double *SYMCE_RESTRICT logits,
+                                              const int64_t *SYMCE_RESTRICT labels,
+                                              const double *SYMCE_RESTRICT weight,
+                                              int64_t ignore_index, double label_smoothing,
+                                              symce_reduction reduction,
+                                              double *SYMCE_RESTRICT loss,
+                                              double *SYMCE_RESTRICT grad)
 {
     if (logits == NULL || labels == NULL || loss == NULL || grad == NULL) return SYMCE_ERR_NULL;
     int rc = symce_check_shape(n, k, 1, sizeof(double));
-    if (rc == SYMCE_OK) rc = symce_check_smoothing_f64(label_smoothing);
+    if (rc == SYMCE_OK) rc = symce_check_smoothing(label_smoothing);
     if (rc == SYMCE_OK) rc = symce_check_reduction(reduction);
-    if (rc == SYMCE_OK) rc = symce_check_weights_f64(weight, k);
+    if (rc == SYMCE_OK) rc = symce_check_weights_f64(weight, k, SYMCE_ERR_WEIGHT);
     if (rc == SYMCE_OK) rc = symce_check_labels(labels, n, k, ignore_index);
     if (rc != SYMCE_OK) return rc;
 
@@ -3152,7 +3238,7 @@ int symce_softmax_cross_entropy_with_grad_f64(size_t n, size_t k, const double *
     const double divisor = symce_label_divisor_f64(labels, weight, n, ignore_index);
     double wsum = 0, wcomp = 0;  /* sum_c w_c, for sum_c y~_c: compensated (K may be 10^5) */
     for (size_t j = 0; j < k; ++j)
-        symce_accumulate_f64(&wsum, &wcomp, weight != NULL ? (double)weight[j] : 1);
+        symce_accumulate_f64(&wsum, &wcomp, weight != NULL ? weight[j] : 1);
     wsum += wcomp;
     const double scale = symce_scale_f64(reduction, divisor);
     double total = 0, tcomp = 0;
@@ -3189,7 +3275,7 @@ int symce_softmax_cross_entropy_with_grad_f64(size_t n, size_t k, const double *
             }
             const int stashed = status == SYMCE_ROW_STASHED;
             (void)stashed;
-            if (status == SYMCE_ROW_GENERAL) srest = NAN;  /* +inf or no finite logit: a NaN row */
+            if (status == SYMCE_ROW_GENERAL) srest = (double)NAN;  /* +inf or no finite logit: a NaN row */
             const double log1p_srest = log1p(srest);
             const double ysum = -eps*w_t + w_t + eps*wsum/k_real;
             const double yt_on = w_t*(1 - eps) + eps*w_t/k_real;
@@ -3258,7 +3344,7 @@ int symce_softmax_cross_entropy_with_grad_f64(size_t n, size_t k, const double *
                 const double zs = -shift + zv;
                 const double zlo = symce_two_sum_err_for_f64(zv, -shift);
                 const double e = (zlo + 1)*symce_exp_for_f64(zs);
-                const double em1 = symce_select((zlo == 0) && (zs == 0), 0, e - 1);
+                const double em1 = symce_select((zlo == 0) & (zs == 0), 0, e - 1);
                 const double p = e/(srest + 1);
                 const double pc = (srest - em1)/(srest + 1);
                 row_loss += symce_mul0_for_f64(-eps*w_t + w_t, log1p_srest - zlo - zs);
@@ -3274,18 +3360,20 @@ int symce_softmax_cross_entropy_with_grad_f64(size_t n, size_t k, const double *
 
 /* Softmax cross-entropy and its gradient in one pass. */
 int symce_softmax_cross_entropy_with_grad_soft_f64(size_t n, size_t k,
-                                                   const double *restrict logits,
-                                                   const double *restrict target,
-                                                   const double *restrict weight,
+                                                   const double *SYMCE_RESTRICT logits,
+                                                   const double *SYMCE_RESTRICT target,
+                                                   const double *SYMCE_RESTRICT weight,
                                                    double label_smoothing,
                                                    symce_reduction reduction,
-                                                   double *restrict loss, double *restrict grad)
+                                                   double *SYMCE_RESTRICT loss,
+                                                   double *SYMCE_RESTRICT grad)
 {
     if (logits == NULL || target == NULL || loss == NULL || grad == NULL) return SYMCE_ERR_NULL;
     int rc = symce_check_shape(n, k, 1, sizeof(double));
-    if (rc == SYMCE_OK) rc = symce_check_smoothing_f64(label_smoothing);
+    if (rc == SYMCE_OK) rc = symce_check_smoothing(label_smoothing);
     if (rc == SYMCE_OK) rc = symce_check_reduction(reduction);
-    if (rc == SYMCE_OK) rc = symce_check_weights_f64(weight, k);
+    if (rc == SYMCE_OK) rc = symce_check_weights_f64(weight, k, SYMCE_ERR_WEIGHT);
+    if (rc == SYMCE_OK) rc = symce_check_probs_f64(target, n * k, SYMCE_ERR_TARGET);
     if (rc != SYMCE_OK) return rc;
 
     const double k_real = (double)k;
@@ -3320,7 +3408,7 @@ int symce_softmax_cross_entropy_with_grad_soft_f64(size_t n, size_t k,
             }
             const int stashed = status == SYMCE_ROW_STASHED;
             (void)stashed;
-            if (status == SYMCE_ROW_GENERAL) srest = NAN;  /* +inf or no finite logit: a NaN row */
+            if (status == SYMCE_ROW_GENERAL) srest = (double)NAN;  /* +inf or no finite logit: a NaN row */
             const double log1p_srest = log1p(srest);
             double ysum;  /* sum_c y~_c */
             {
@@ -3403,7 +3491,7 @@ int symce_softmax_cross_entropy_with_grad_soft_f64(size_t n, size_t k,
                         const double zs = -shift + zv;
                         const double zlo = symce_two_sum_err_for_f64(zv, -shift);
                         const double p = e/(srest + 1);
-                        grow[c0 + j] = (double)(scale*symce_select((zlo == 0) && (zs == 0), -srest*yt/(srest + 1) + p*(ysum - yt), p*ysum - yt));
+                        grow[c0 + j] = (double)(scale*symce_select((zlo == 0) & (zs == 0), -srest*yt/(srest + 1) + p*(ysum - yt), p*ysum - yt));
                     }
             } else {
                     for (size_t j = 0; j < len; ++j) {
@@ -3415,7 +3503,7 @@ int symce_softmax_cross_entropy_with_grad_soft_f64(size_t n, size_t k,
                         const double zs = -shift + zv;
                         const double zlo = symce_two_sum_err_for_f64(zv, -shift);
                         const double p = e/(srest + 1);
-                        grow[c0 + j] = (double)(scale*symce_select((zlo == 0) && (zs == 0), -srest*yt/(srest + 1) + p*(ysum - yt), p*ysum - yt));
+                        grow[c0 + j] = (double)(scale*symce_select((zlo == 0) & (zs == 0), -srest*yt/(srest + 1) + p*(ysum - yt), p*ysum - yt));
                     }
             }
             }
@@ -3428,15 +3516,16 @@ int symce_softmax_cross_entropy_with_grad_soft_f64(size_t n, size_t k,
 }
 
 /* Binary cross-entropy of probabilities. */
-int symce_binary_cross_entropy_f64(size_t n, size_t k, const double *restrict probs,
-                                   const double *restrict target, const double *restrict weight,
-                                   symce_reduction reduction, double *restrict loss)
+int symce_binary_cross_entropy_f64(size_t n, size_t k, const double *SYMCE_RESTRICT probs,
+                                   const double *SYMCE_RESTRICT target,
+                                   const double *SYMCE_RESTRICT weight, symce_reduction reduction,
+                                   double *SYMCE_RESTRICT loss)
 {
     if (probs == NULL || target == NULL || loss == NULL) return SYMCE_ERR_NULL;
     int rc = symce_check_shape(n, k, 1, sizeof(double));
     if (rc == SYMCE_OK) rc = symce_check_reduction(reduction);
-    if (rc == SYMCE_OK) rc = symce_check_weights_f64(weight, n * k);
-    if (rc == SYMCE_OK) rc = symce_check_probs_f64(probs, n * k);
+    if (rc == SYMCE_OK) rc = symce_check_weights_f64(weight, n * k, SYMCE_ERR_WEIGHT);
+    if (rc == SYMCE_OK) rc = symce_check_probs_f64(probs, n * k, SYMCE_ERR_DOMAIN);
     if (rc != SYMCE_OK) return rc;
 
     const size_t count = n * k;
@@ -3491,16 +3580,16 @@ int symce_binary_cross_entropy_f64(size_t n, size_t k, const double *restrict pr
 }
 
 /* Gradient of the binary cross-entropy w.r.t. the probabilities. */
-int symce_binary_cross_entropy_grad_f64(size_t n, size_t k, const double *restrict probs,
-                                        const double *restrict target,
-                                        const double *restrict weight, symce_reduction reduction,
-                                        double *restrict grad)
+int symce_binary_cross_entropy_grad_f64(size_t n, size_t k, const double *SYMCE_RESTRICT probs,
+                                        const double *SYMCE_RESTRICT target,
+                                        const double *SYMCE_RESTRICT weight,
+                                        symce_reduction reduction, double *SYMCE_RESTRICT grad)
 {
     if (probs == NULL || target == NULL || grad == NULL) return SYMCE_ERR_NULL;
     int rc = symce_check_shape(n, k, 1, sizeof(double));
     if (rc == SYMCE_OK) rc = symce_check_reduction(reduction);
-    if (rc == SYMCE_OK) rc = symce_check_weights_f64(weight, n * k);
-    if (rc == SYMCE_OK) rc = symce_check_probs_f64(probs, n * k);
+    if (rc == SYMCE_OK) rc = symce_check_weights_f64(weight, n * k, SYMCE_ERR_WEIGHT);
+    if (rc == SYMCE_OK) rc = symce_check_probs_f64(probs, n * k, SYMCE_ERR_DOMAIN);
     if (rc != SYMCE_OK) return rc;
 
     const size_t count = n * k;
@@ -3532,17 +3621,17 @@ int symce_binary_cross_entropy_grad_f64(size_t n, size_t k, const double *restri
 }
 
 /* Binary cross-entropy of the sigmoid of logits (softplus form). */
-int symce_sigmoid_binary_cross_entropy_f64(size_t n, size_t k, const double *restrict logits,
-                                           const double *restrict target,
-                                           const double *restrict weight,
-                                           const double *restrict pos_weight,
-                                           symce_reduction reduction, double *restrict loss)
+int symce_sigmoid_binary_cross_entropy_f64(size_t n, size_t k, const double *SYMCE_RESTRICT logits,
+                                           const double *SYMCE_RESTRICT target,
+                                           const double *SYMCE_RESTRICT weight,
+                                           const double *SYMCE_RESTRICT pos_weight,
+                                           symce_reduction reduction, double *SYMCE_RESTRICT loss)
 {
     if (logits == NULL || target == NULL || loss == NULL) return SYMCE_ERR_NULL;
     int rc = symce_check_shape(n, k, 1, sizeof(double));
     if (rc == SYMCE_OK) rc = symce_check_reduction(reduction);
-    if (rc == SYMCE_OK) rc = symce_check_weights_f64(weight, n * k);
-    if (rc == SYMCE_OK) rc = symce_check_weights_f64(pos_weight, k);
+    if (rc == SYMCE_OK) rc = symce_check_weights_f64(weight, n * k, SYMCE_ERR_WEIGHT);
+    if (rc == SYMCE_OK) rc = symce_check_weights_f64(pos_weight, k, SYMCE_ERR_POS_WEIGHT);
     if (rc != SYMCE_OK) return rc;
 
     const size_t count = n * k;
@@ -3615,17 +3704,19 @@ int symce_sigmoid_binary_cross_entropy_f64(size_t n, size_t k, const double *res
 }
 
 /* Gradient of sigmoid binary cross-entropy w.r.t. the logits. */
-int symce_sigmoid_binary_cross_entropy_grad_f64(size_t n, size_t k, const double *restrict logits,
-                                                const double *restrict target,
-                                                const double *restrict weight,
-                                                const double *restrict pos_weight,
-                                                symce_reduction reduction, double *restrict grad)
+int symce_sigmoid_binary_cross_entropy_grad_f64(size_t n, size_t k,
+                                                const double *SYMCE_RESTRICT logits,
+                                                const double *SYMCE_RESTRICT target,
+                                                const double *SYMCE_RESTRICT weight,
+                                                const double *SYMCE_RESTRICT pos_weight,
+                                                symce_reduction reduction,
+                                                double *SYMCE_RESTRICT grad)
 {
     if (logits == NULL || target == NULL || grad == NULL) return SYMCE_ERR_NULL;
     int rc = symce_check_shape(n, k, 1, sizeof(double));
     if (rc == SYMCE_OK) rc = symce_check_reduction(reduction);
-    if (rc == SYMCE_OK) rc = symce_check_weights_f64(weight, n * k);
-    if (rc == SYMCE_OK) rc = symce_check_weights_f64(pos_weight, k);
+    if (rc == SYMCE_OK) rc = symce_check_weights_f64(weight, n * k, SYMCE_ERR_WEIGHT);
+    if (rc == SYMCE_OK) rc = symce_check_weights_f64(pos_weight, k, SYMCE_ERR_POS_WEIGHT);
     if (rc != SYMCE_OK) return rc;
 
     const size_t count = n * k;
@@ -3672,18 +3763,19 @@ int symce_sigmoid_binary_cross_entropy_grad_f64(size_t n, size_t k, const double
 
 /* Sigmoid binary cross-entropy and its gradient in one pass. */
 int symce_sigmoid_binary_cross_entropy_with_grad_f64(size_t n, size_t k,
-                                                     const double *restrict logits,
-                                                     const double *restrict target,
-                                                     const double *restrict weight,
-                                                     const double *restrict pos_weight,
+                                                     const double *SYMCE_RESTRICT logits,
+                                                     const double *SYMCE_RESTRICT target,
+                                                     const double *SYMCE_RESTRICT weight,
+                                                     const double *SYMCE_RESTRICT pos_weight,
                                                      symce_reduction reduction,
-                                                     double *restrict loss, double *restrict grad)
+                                                     double *SYMCE_RESTRICT loss,
+                                                     double *SYMCE_RESTRICT grad)
 {
     if (logits == NULL || target == NULL || loss == NULL || grad == NULL) return SYMCE_ERR_NULL;
     int rc = symce_check_shape(n, k, 1, sizeof(double));
     if (rc == SYMCE_OK) rc = symce_check_reduction(reduction);
-    if (rc == SYMCE_OK) rc = symce_check_weights_f64(weight, n * k);
-    if (rc == SYMCE_OK) rc = symce_check_weights_f64(pos_weight, k);
+    if (rc == SYMCE_OK) rc = symce_check_weights_f64(weight, n * k, SYMCE_ERR_WEIGHT);
+    if (rc == SYMCE_OK) rc = symce_check_weights_f64(pos_weight, k, SYMCE_ERR_POS_WEIGHT);
     if (rc != SYMCE_OK) return rc;
 
     const size_t count = n * k;

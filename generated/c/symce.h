@@ -12,7 +12,7 @@
  *   - Buffers are row-major: n rows (samples) of k classes, n*k elements; the softmax Jacobian
  *     is n*k*k with J[(i*k + a)*k + b] = dp_a/dz_b of row i.  No allocation and no global state
  *     (every buffer is the caller's; the functions are thread-safe).  Outputs must not overlap
- *     inputs (restrict).
+ *     inputs (restrict).  The header compiles as C99 and as C++ (extern "C").
  *   - Every function returns SYMCE_OK (0) or a negative symce_status, and checks everything
  *     before it writes anything: on error the outputs are untouched.  Required pointers must be
  *     non-NULL even when n or count is 0; weight and pos_weight may be NULL (all ones).
@@ -49,9 +49,11 @@
  *     and 4 ULP in double (measured: float 0.5 ULP on every input class; double softmax 3.6 ULP
  *     at K = 128000 and at most 2.6 elsewhere, the VJP 3.3 in ULPs of its terms; sigmoid and
  *     sigmoid' 0.5 ULP for |x| <= 85 (float) / 700 (double): with a long double that is double,
- *     sigmoid' is about 2.6 ULP).  -ffast-math keeps the special values of symce's exp and log1p
- *     (NaN and infinities are found from their bits) but may reassociate sums: the figures above
- *     are for builds without it.
+ *     sigmoid' is about 2.6 ULP).  Built with -ffast-math (GCC or Clang, tested), every bound and
+ *     special value here still holds: symce.c turns reassociation off for itself and tells NaN
+ *     and infinities from their bits.  The one bound it cannot keep is for subnormals in a
+ *     process that flushes them to zero (as a program linked with -ffast-math does from
+ *     start-up): there subnormal inputs and results count as 0.
  */
 #ifndef SYMCE_H
 #define SYMCE_H
@@ -59,15 +61,48 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* restrict is C99; C++ has no such keyword, so C++ callers get the common extension __restrict
+   (GCC, Clang, MSVC) or nothing.  Define SYMCE_RESTRICT before including symce.h to override. */
+#ifndef SYMCE_RESTRICT
+#if !defined(__cplusplus)
+#define SYMCE_RESTRICT restrict
+#elif defined(__GNUC__) || defined(__clang__) || defined(_MSC_VER)
+#define SYMCE_RESTRICT __restrict
+#else
+#define SYMCE_RESTRICT
+#endif
+#endif
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 /* Return codes: SYMCE_OK or a negative error, described by symce_strerror(). */
 typedef enum symce_status {
-    SYMCE_OK = 0,  /* success */
-    SYMCE_ERR_NULL = -1,  /* a required pointer is NULL */
-    SYMCE_ERR_SIZE = -2,  /* k is 0, or the buffer size n*k (n*k*k for the Jacobian) overflows size_t */
-    SYMCE_ERR_LABEL = -3,  /* a label is outside [0, k) and is not ignore_index */
-    SYMCE_ERR_WEIGHT = -4,  /* a weight or pos_weight entry is negative or NaN */
-    SYMCE_ERR_ARG = -5,  /* label_smoothing is outside [0, 1] or NaN, or the reduction is unknown */
-    SYMCE_ERR_DOMAIN = -6  /* a probability is outside [0, 1] (NaN passes through) */
+    /* success */
+    SYMCE_OK = 0,
+    /* a required pointer argument is NULL (only weight and pos_weight may be NULL, for all ones) */
+    SYMCE_ERR_NULL = -1,
+    /* n, k (or count): expected buffer sizes that fit in size_t, got n*k (n*k*k for the Jacobian,
+       count elementwise) elements that overflow it */
+    SYMCE_ERR_SIZE = -2,
+    /* labels: expected class indices in [0, k) or ignore_index, got one outside */
+    SYMCE_ERR_LABEL = -3,
+    /* weight: expected NULL or entries >= 0, got a negative or NaN entry */
+    SYMCE_ERR_WEIGHT = -4,
+    /* label_smoothing: expected a number in [0, 1], got one outside it or NaN */
+    SYMCE_ERR_SMOOTHING = -5,
+    /* probs: expected probabilities in [0, 1] (or NaN, which passes through), got one outside */
+    SYMCE_ERR_DOMAIN = -6,
+    /* reduction: expected SYMCE_REDUCTION_NONE, _MEAN or _SUM, got another value */
+    SYMCE_ERR_REDUCTION = -7,
+    /* pos_weight: expected NULL or entries >= 0, got a negative or NaN entry */
+    SYMCE_ERR_POS_WEIGHT = -8,
+    /* k: expected at least 1 class per row, got 0 */
+    SYMCE_ERR_NO_CLASSES = -9,
+    /* target: expected probability targets in [0, 1] (or NaN, which passes through), got one
+       outside */
+    SYMCE_ERR_TARGET = -10
 } symce_status;
 
 /* How a loss is reduced over the batch (the gradient kernels return the gradient of it). */
@@ -99,7 +134,7 @@ const char *symce_strerror(int code);
  * Returns SYMCE_OK, or SYMCE_ERR_NULL, SYMCE_ERR_SIZE (checked in that order, before anything is
  * written).
  */
-int symce_sigmoid_f32(size_t count, const float *restrict x, float *restrict out);
+int symce_sigmoid_f32(size_t count, const float *SYMCE_RESTRICT x, float *SYMCE_RESTRICT out);
 
 /*
  * symce_sigmoid_grad_f32: Derivative of the sigmoid, elementwise.
@@ -116,7 +151,7 @@ int symce_sigmoid_f32(size_t count, const float *restrict x, float *restrict out
  * Returns SYMCE_OK, or SYMCE_ERR_NULL, SYMCE_ERR_SIZE (checked in that order, before anything is
  * written).
  */
-int symce_sigmoid_grad_f32(size_t count, const float *restrict x, float *restrict out);
+int symce_sigmoid_grad_f32(size_t count, const float *SYMCE_RESTRICT x, float *SYMCE_RESTRICT out);
 
 /*
  * symce_softmax_f32: Softmax along the class axis.
@@ -140,10 +175,10 @@ int symce_sigmoid_grad_f32(size_t count, const float *restrict x, float *restric
  *   z    [n*k] logits, row-major (one row per sample)
  *   out  [n*k] p
  *
- * Returns SYMCE_OK, or SYMCE_ERR_NULL, SYMCE_ERR_SIZE (checked in that order, before anything is
- * written).
+ * Returns SYMCE_OK, or SYMCE_ERR_NULL, SYMCE_ERR_NO_CLASSES, SYMCE_ERR_SIZE (checked in that
+ * order, before anything is written).
  */
-int symce_softmax_f32(size_t n, size_t k, const float *restrict z, float *restrict out);
+int symce_softmax_f32(size_t n, size_t k, const float *SYMCE_RESTRICT z, float *SYMCE_RESTRICT out);
 
 /*
  * symce_log_softmax_f32: Log of the softmax along the class axis.
@@ -168,10 +203,11 @@ int symce_softmax_f32(size_t n, size_t k, const float *restrict z, float *restri
  *   z    [n*k] logits, row-major (one row per sample)
  *   out  [n*k] log p
  *
- * Returns SYMCE_OK, or SYMCE_ERR_NULL, SYMCE_ERR_SIZE (checked in that order, before anything is
- * written).
+ * Returns SYMCE_OK, or SYMCE_ERR_NULL, SYMCE_ERR_NO_CLASSES, SYMCE_ERR_SIZE (checked in that
+ * order, before anything is written).
  */
-int symce_log_softmax_f32(size_t n, size_t k, const float *restrict z, float *restrict out);
+int symce_log_softmax_f32(size_t n, size_t k, const float *SYMCE_RESTRICT z,
+                          float *SYMCE_RESTRICT out);
 
 /*
  * symce_logsumexp_f32: Log of the sum of exponentials along the class axis.
@@ -196,10 +232,11 @@ int symce_log_softmax_f32(size_t n, size_t k, const float *restrict z, float *re
  *   z    [n*k] logits, row-major (one row per sample)
  *   out  [n] lse
  *
- * Returns SYMCE_OK, or SYMCE_ERR_NULL, SYMCE_ERR_SIZE (checked in that order, before anything is
- * written).
+ * Returns SYMCE_OK, or SYMCE_ERR_NULL, SYMCE_ERR_NO_CLASSES, SYMCE_ERR_SIZE (checked in that
+ * order, before anything is written).
  */
-int symce_logsumexp_f32(size_t n, size_t k, const float *restrict z, float *restrict out);
+int symce_logsumexp_f32(size_t n, size_t k, const float *SYMCE_RESTRICT z,
+                        float *SYMCE_RESTRICT out);
 
 /*
  * symce_softmax_jacobian_f32: Jacobian of the softmax, one K x K matrix per row.
@@ -228,10 +265,11 @@ int symce_logsumexp_f32(size_t n, size_t k, const float *restrict z, float *rest
  *   No allocation: p_j of 64 columns at a time is kept on the stack in the compute type, p_i and
  *   pc_i are computed per row of J.
  *
- * Returns SYMCE_OK, or SYMCE_ERR_NULL, SYMCE_ERR_SIZE (checked in that order, before anything is
- * written).
+ * Returns SYMCE_OK, or SYMCE_ERR_NULL, SYMCE_ERR_NO_CLASSES, SYMCE_ERR_SIZE (checked in that
+ * order, before anything is written).
  */
-int symce_softmax_jacobian_f32(size_t n, size_t k, const float *restrict z, float *restrict out);
+int symce_softmax_jacobian_f32(size_t n, size_t k, const float *SYMCE_RESTRICT z,
+                               float *SYMCE_RESTRICT out);
 
 /*
  * symce_softmax_vjp_f32: Vector-Jacobian product of the softmax, without J.
@@ -262,11 +300,11 @@ int symce_softmax_jacobian_f32(size_t n, size_t k, const float *restrict z, floa
  *
  *   No allocation: p is computed twice per class, for <g, p> and for the output.
  *
- * Returns SYMCE_OK, or SYMCE_ERR_NULL, SYMCE_ERR_SIZE (checked in that order, before anything is
- * written).
+ * Returns SYMCE_OK, or SYMCE_ERR_NULL, SYMCE_ERR_NO_CLASSES, SYMCE_ERR_SIZE (checked in that
+ * order, before anything is written).
  */
-int symce_softmax_vjp_f32(size_t n, size_t k, const float *restrict z, const float *restrict g,
-                          float *restrict out);
+int symce_softmax_vjp_f32(size_t n, size_t k, const float *SYMCE_RESTRICT z,
+                          const float *SYMCE_RESTRICT g, float *SYMCE_RESTRICT out);
 
 /*
  * symce_cross_entropy_f32: Cross-entropy of probabilities against a target.
@@ -289,20 +327,23 @@ int symce_softmax_vjp_f32(size_t n, size_t k, const float *restrict z, const flo
  *   weight           [k] class weights, or NULL for all ones
  *   ignore_index     label that marks an ignored sample (PyTorch: -100): loss 0, gradient row 0,
  *                    not in the mean divisor
- *   label_smoothing  epsilon in [0, 1]; 0 for none
+ *   label_smoothing  epsilon in [0, 1]; 0 for none (a double in both dtypes: checked, and the
+ *                    target y~ formed, in double)
  *   reduction        SYMCE_REDUCTION_NONE, _MEAN or _SUM
  *   loss             [n] for SYMCE_REDUCTION_NONE (one loss per sample), else [1]
  *
  *   mean divides by the summed weight[t] of the kept (not ignored) samples; n = 0 gives NaN for
  *   mean and 0 for sum.
  *
- * Returns SYMCE_OK, or SYMCE_ERR_NULL, SYMCE_ERR_SIZE, SYMCE_ERR_ARG, SYMCE_ERR_WEIGHT,
- * SYMCE_ERR_LABEL, SYMCE_ERR_DOMAIN (checked in that order, before anything is written).
+ * Returns SYMCE_OK, or SYMCE_ERR_NULL, SYMCE_ERR_NO_CLASSES, SYMCE_ERR_SIZE, SYMCE_ERR_SMOOTHING,
+ * SYMCE_ERR_REDUCTION, SYMCE_ERR_WEIGHT, SYMCE_ERR_LABEL, SYMCE_ERR_DOMAIN (checked in that order,
+ * before anything is written).
  */
-int symce_cross_entropy_f32(size_t n, size_t k, const float *restrict probs,
-                            const int64_t *restrict labels, const float *restrict weight,
-                            int64_t ignore_index, float label_smoothing, symce_reduction reduction,
-                            float *restrict loss);
+int symce_cross_entropy_f32(size_t n, size_t k, const float *SYMCE_RESTRICT probs,
+                            const int64_t *SYMCE_RESTRICT labels,
+                            const float *SYMCE_RESTRICT weight, int64_t ignore_index,
+                            double label_smoothing, symce_reduction reduction,
+                            float *SYMCE_RESTRICT loss);
 
 /*
  * symce_cross_entropy_soft_f32: Cross-entropy of probabilities against a target.
@@ -323,19 +364,21 @@ int symce_cross_entropy_f32(size_t n, size_t k, const float *restrict probs,
  *   probs            [n*k] class probabilities, row-major
  *   target           [n*k] probability target per row
  *   weight           [k] class weights, or NULL for all ones
- *   label_smoothing  epsilon in [0, 1]; 0 for none
+ *   label_smoothing  epsilon in [0, 1]; 0 for none (a double in both dtypes: checked, and the
+ *                    target y~ formed, in double)
  *   reduction        SYMCE_REDUCTION_NONE, _MEAN or _SUM
  *   loss             [n] for SYMCE_REDUCTION_NONE (one loss per sample), else [1]
  *
  *   mean divides by n; n = 0 gives NaN for mean and 0 for sum.
  *
- * Returns SYMCE_OK, or SYMCE_ERR_NULL, SYMCE_ERR_SIZE, SYMCE_ERR_ARG, SYMCE_ERR_WEIGHT,
- * SYMCE_ERR_DOMAIN (checked in that order, before anything is written).
+ * Returns SYMCE_OK, or SYMCE_ERR_NULL, SYMCE_ERR_NO_CLASSES, SYMCE_ERR_SIZE, SYMCE_ERR_SMOOTHING,
+ * SYMCE_ERR_REDUCTION, SYMCE_ERR_WEIGHT, SYMCE_ERR_DOMAIN, SYMCE_ERR_TARGET (checked in that
+ * order, before anything is written).
  */
-int symce_cross_entropy_soft_f32(size_t n, size_t k, const float *restrict probs,
-                                 const float *restrict target, const float *restrict weight,
-                                 float label_smoothing, symce_reduction reduction,
-                                 float *restrict loss);
+int symce_cross_entropy_soft_f32(size_t n, size_t k, const float *SYMCE_RESTRICT probs,
+                                 const float *SYMCE_RESTRICT target,
+                                 const float *SYMCE_RESTRICT weight, double label_smoothing,
+                                 symce_reduction reduction, float *SYMCE_RESTRICT loss);
 
 /*
  * symce_cross_entropy_grad_f32: Gradient of the cross-entropy w.r.t. the probabilities.
@@ -356,7 +399,8 @@ int symce_cross_entropy_soft_f32(size_t n, size_t k, const float *restrict probs
  *   weight           [k] class weights, or NULL for all ones
  *   ignore_index     label that marks an ignored sample (PyTorch: -100): loss 0, gradient row 0,
  *                    not in the mean divisor
- *   label_smoothing  epsilon in [0, 1]; 0 for none
+ *   label_smoothing  epsilon in [0, 1]; 0 for none (a double in both dtypes: checked, and the
+ *                    target y~ formed, in double)
  *   reduction        SYMCE_REDUCTION_NONE, _MEAN or _SUM
  *   grad             [n*k] gradient of the reduced loss w.r.t. probs
  *
@@ -364,13 +408,15 @@ int symce_cross_entropy_soft_f32(size_t n, size_t k, const float *restrict probs
  *   mean and 0 for sum.
  *   The gradient is that of the reduced loss (for none, each sample's own).
  *
- * Returns SYMCE_OK, or SYMCE_ERR_NULL, SYMCE_ERR_SIZE, SYMCE_ERR_ARG, SYMCE_ERR_WEIGHT,
- * SYMCE_ERR_LABEL, SYMCE_ERR_DOMAIN (checked in that order, before anything is written).
+ * Returns SYMCE_OK, or SYMCE_ERR_NULL, SYMCE_ERR_NO_CLASSES, SYMCE_ERR_SIZE, SYMCE_ERR_SMOOTHING,
+ * SYMCE_ERR_REDUCTION, SYMCE_ERR_WEIGHT, SYMCE_ERR_LABEL, SYMCE_ERR_DOMAIN (checked in that order,
+ * before anything is written).
  */
-int symce_cross_entropy_grad_f32(size_t n, size_t k, const float *restrict probs,
-                                 const int64_t *restrict labels, const float *restrict weight,
-                                 int64_t ignore_index, float label_smoothing,
-                                 symce_reduction reduction, float *restrict grad);
+int symce_cross_entropy_grad_f32(size_t n, size_t k, const float *SYMCE_RESTRICT probs,
+                                 const int64_t *SYMCE_RESTRICT labels,
+                                 const float *SYMCE_RESTRICT weight, int64_t ignore_index,
+                                 double label_smoothing, symce_reduction reduction,
+                                 float *SYMCE_RESTRICT grad);
 
 /*
  * symce_cross_entropy_grad_soft_f32: Gradient of the cross-entropy w.r.t. the probabilities.
@@ -389,20 +435,22 @@ int symce_cross_entropy_grad_f32(size_t n, size_t k, const float *restrict probs
  *   probs            [n*k] class probabilities, row-major
  *   target           [n*k] probability target per row
  *   weight           [k] class weights, or NULL for all ones
- *   label_smoothing  epsilon in [0, 1]; 0 for none
+ *   label_smoothing  epsilon in [0, 1]; 0 for none (a double in both dtypes: checked, and the
+ *                    target y~ formed, in double)
  *   reduction        SYMCE_REDUCTION_NONE, _MEAN or _SUM
  *   grad             [n*k] gradient of the reduced loss w.r.t. probs
  *
  *   mean divides by n; n = 0 gives NaN for mean and 0 for sum.
  *   The gradient is that of the reduced loss (for none, each sample's own).
  *
- * Returns SYMCE_OK, or SYMCE_ERR_NULL, SYMCE_ERR_SIZE, SYMCE_ERR_ARG, SYMCE_ERR_WEIGHT,
- * SYMCE_ERR_DOMAIN (checked in that order, before anything is written).
+ * Returns SYMCE_OK, or SYMCE_ERR_NULL, SYMCE_ERR_NO_CLASSES, SYMCE_ERR_SIZE, SYMCE_ERR_SMOOTHING,
+ * SYMCE_ERR_REDUCTION, SYMCE_ERR_WEIGHT, SYMCE_ERR_DOMAIN, SYMCE_ERR_TARGET (checked in that
+ * order, before anything is written).
  */
-int symce_cross_entropy_grad_soft_f32(size_t n, size_t k, const float *restrict probs,
-                                      const float *restrict target, const float *restrict weight,
-                                      float label_smoothing, symce_reduction reduction,
-                                      float *restrict grad);
+int symce_cross_entropy_grad_soft_f32(size_t n, size_t k, const float *SYMCE_RESTRICT probs,
+                                      const float *SYMCE_RESTRICT target,
+                                      const float *SYMCE_RESTRICT weight, double label_smoothing,
+                                      symce_reduction reduction, float *SYMCE_RESTRICT grad);
 
 /*
  * symce_softmax_cross_entropy_f32: Cross-entropy of the softmax of logits (log-sum-exp form).
@@ -432,20 +480,23 @@ int symce_cross_entropy_grad_soft_f32(size_t n, size_t k, const float *restrict 
  *   weight           [k] class weights, or NULL for all ones
  *   ignore_index     label that marks an ignored sample (PyTorch: -100): loss 0, gradient row 0,
  *                    not in the mean divisor
- *   label_smoothing  epsilon in [0, 1]; 0 for none
+ *   label_smoothing  epsilon in [0, 1]; 0 for none (a double in both dtypes: checked, and the
+ *                    target y~ formed, in double)
  *   reduction        SYMCE_REDUCTION_NONE, _MEAN or _SUM
  *   loss             [n] for SYMCE_REDUCTION_NONE (one loss per sample), else [1]
  *
  *   mean divides by the summed weight[t] of the kept (not ignored) samples; n = 0 gives NaN for
  *   mean and 0 for sum.
  *
- * Returns SYMCE_OK, or SYMCE_ERR_NULL, SYMCE_ERR_SIZE, SYMCE_ERR_ARG, SYMCE_ERR_WEIGHT,
- * SYMCE_ERR_LABEL (checked in that order, before anything is written).
+ * Returns SYMCE_OK, or SYMCE_ERR_NULL, SYMCE_ERR_NO_CLASSES, SYMCE_ERR_SIZE, SYMCE_ERR_SMOOTHING,
+ * SYMCE_ERR_REDUCTION, SYMCE_ERR_WEIGHT, SYMCE_ERR_LABEL (checked in that order, before anything
+ * is written).
  */
-int symce_softmax_cross_entropy_f32(size_t n, size_t k, const float *restrict logits,
-                                    const int64_t *restrict labels, const float *restrict weight,
-                                    int64_t ignore_index, float label_smoothing,
-                                    symce_reduction reduction, float *restrict loss);
+int symce_softmax_cross_entropy_f32(size_t n, size_t k, const float *SYMCE_RESTRICT logits,
+                                    const int64_t *SYMCE_RESTRICT labels,
+                                    const float *SYMCE_RESTRICT weight, int64_t ignore_index,
+                                    double label_smoothing, symce_reduction reduction,
+                                    float *SYMCE_RESTRICT loss);
 
 /*
  * symce_softmax_cross_entropy_soft_f32: Cross-entropy of the softmax of logits (log-sum-exp form).
@@ -474,19 +525,22 @@ int symce_softmax_cross_entropy_f32(size_t n, size_t k, const float *restrict lo
  *   target           [n*k] probability target per row (need not sum to 1: the gradient is p
  *                    sum(y~) - y~)
  *   weight           [k] class weights, or NULL for all ones
- *   label_smoothing  epsilon in [0, 1]; 0 for none
+ *   label_smoothing  epsilon in [0, 1]; 0 for none (a double in both dtypes: checked, and the
+ *                    target y~ formed, in double)
  *   reduction        SYMCE_REDUCTION_NONE, _MEAN or _SUM
  *   loss             [n] for SYMCE_REDUCTION_NONE (one loss per sample), else [1]
  *
  *   mean divides by n; n = 0 gives NaN for mean and 0 for sum.
  *
- * Returns SYMCE_OK, or SYMCE_ERR_NULL, SYMCE_ERR_SIZE, SYMCE_ERR_ARG, SYMCE_ERR_WEIGHT (checked in
- * that order, before anything is written).
+ * Returns SYMCE_OK, or SYMCE_ERR_NULL, SYMCE_ERR_NO_CLASSES, SYMCE_ERR_SIZE, SYMCE_ERR_SMOOTHING,
+ * SYMCE_ERR_REDUCTION, SYMCE_ERR_WEIGHT, SYMCE_ERR_TARGET (checked in that order, before anything
+ * is written).
  */
-int symce_softmax_cross_entropy_soft_f32(size_t n, size_t k, const float *restrict logits,
-                                         const float *restrict target,
-                                         const float *restrict weight, float label_smoothing,
-                                         symce_reduction reduction, float *restrict loss);
+int symce_softmax_cross_entropy_soft_f32(size_t n, size_t k, const float *SYMCE_RESTRICT logits,
+                                         const float *SYMCE_RESTRICT target,
+                                         const float *SYMCE_RESTRICT weight,
+                                         double label_smoothing, symce_reduction reduction,
+                                         float *SYMCE_RESTRICT loss);
 
 /*
  * symce_softmax_cross_entropy_grad_f32: Gradient of softmax cross-entropy w.r.t. the logits.
@@ -517,7 +571,8 @@ int symce_softmax_cross_entropy_soft_f32(size_t n, size_t k, const float *restri
  *   weight           [k] class weights, or NULL for all ones
  *   ignore_index     label that marks an ignored sample (PyTorch: -100): loss 0, gradient row 0,
  *                    not in the mean divisor
- *   label_smoothing  epsilon in [0, 1]; 0 for none
+ *   label_smoothing  epsilon in [0, 1]; 0 for none (a double in both dtypes: checked, and the
+ *                    target y~ formed, in double)
  *   reduction        SYMCE_REDUCTION_NONE, _MEAN or _SUM
  *   grad             [n*k] gradient of the reduced loss w.r.t. logits
  *
@@ -525,14 +580,15 @@ int symce_softmax_cross_entropy_soft_f32(size_t n, size_t k, const float *restri
  *   mean and 0 for sum.
  *   The gradient is that of the reduced loss (for none, each sample's own).
  *
- * Returns SYMCE_OK, or SYMCE_ERR_NULL, SYMCE_ERR_SIZE, SYMCE_ERR_ARG, SYMCE_ERR_WEIGHT,
- * SYMCE_ERR_LABEL (checked in that order, before anything is written).
+ * Returns SYMCE_OK, or SYMCE_ERR_NULL, SYMCE_ERR_NO_CLASSES, SYMCE_ERR_SIZE, SYMCE_ERR_SMOOTHING,
+ * SYMCE_ERR_REDUCTION, SYMCE_ERR_WEIGHT, SYMCE_ERR_LABEL (checked in that order, before anything
+ * is written).
  */
-int symce_softmax_cross_entropy_grad_f32(size_t n, size_t k, const float *restrict logits,
-                                         const int64_t *restrict labels,
-                                         const float *restrict weight, int64_t ignore_index,
-                                         float label_smoothing, symce_reduction reduction,
-                                         float *restrict grad);
+int symce_softmax_cross_entropy_grad_f32(size_t n, size_t k, const float *SYMCE_RESTRICT logits,
+                                         const int64_t *SYMCE_RESTRICT labels,
+                                         const float *SYMCE_RESTRICT weight, int64_t ignore_index,
+                                         double label_smoothing, symce_reduction reduction,
+                                         float *SYMCE_RESTRICT grad);
 
 /*
  * symce_softmax_cross_entropy_grad_soft_f32: Gradient of softmax cross-entropy w.r.t. the logits.
@@ -562,20 +618,24 @@ int symce_softmax_cross_entropy_grad_f32(size_t n, size_t k, const float *restri
  *   target           [n*k] probability target per row (need not sum to 1: the gradient is p
  *                    sum(y~) - y~)
  *   weight           [k] class weights, or NULL for all ones
- *   label_smoothing  epsilon in [0, 1]; 0 for none
+ *   label_smoothing  epsilon in [0, 1]; 0 for none (a double in both dtypes: checked, and the
+ *                    target y~ formed, in double)
  *   reduction        SYMCE_REDUCTION_NONE, _MEAN or _SUM
  *   grad             [n*k] gradient of the reduced loss w.r.t. logits
  *
  *   mean divides by n; n = 0 gives NaN for mean and 0 for sum.
  *   The gradient is that of the reduced loss (for none, each sample's own).
  *
- * Returns SYMCE_OK, or SYMCE_ERR_NULL, SYMCE_ERR_SIZE, SYMCE_ERR_ARG, SYMCE_ERR_WEIGHT (checked in
- * that order, before anything is written).
+ * Returns SYMCE_OK, or SYMCE_ERR_NULL, SYMCE_ERR_NO_CLASSES, SYMCE_ERR_SIZE, SYMCE_ERR_SMOOTHING,
+ * SYMCE_ERR_REDUCTION, SYMCE_ERR_WEIGHT, SYMCE_ERR_TARGET (checked in that order, before anything
+ * is written).
  */
-int symce_softmax_cross_entropy_grad_soft_f32(size_t n, size_t k, const float *restrict logits,
-                                              const float *restrict target,
-                                              const float *restrict weight, float label_smoothing,
-                                              symce_reduction reduction, float *restrict grad);
+int symce_softmax_cross_entropy_grad_soft_f32(size_t n, size_t k,
+                                              const float *SYMCE_RESTRICT logits,
+                                              const float *SYMCE_RESTRICT target,
+                                              const float *SYMCE_RESTRICT weight,
+                                              double label_smoothing, symce_reduction reduction,
+                                              float *SYMCE_RESTRICT grad);
 
 /*
  * symce_softmax_cross_entropy_with_grad_f32: Softmax cross-entropy and its gradient in one pass.
@@ -606,7 +666,8 @@ int symce_softmax_cross_entropy_grad_soft_f32(size_t n, size_t k, const float *r
  *   weight           [k] class weights, or NULL for all ones
  *   ignore_index     label that marks an ignored sample (PyTorch: -100): loss 0, gradient row 0,
  *                    not in the mean divisor
- *   label_smoothing  epsilon in [0, 1]; 0 for none
+ *   label_smoothing  epsilon in [0, 1]; 0 for none (a double in both dtypes: checked, and the
+ *                    target y~ formed, in double)
  *   reduction        SYMCE_REDUCTION_NONE, _MEAN or _SUM
  *   loss             [n] for SYMCE_REDUCTION_NONE (one loss per sample), else [1]
  *   grad             [n*k] gradient of the reduced loss w.r.t. logits
@@ -617,14 +678,18 @@ int symce_softmax_cross_entropy_grad_soft_f32(size_t n, size_t k, const float *r
  *   One pass per row: its max, then Srest and sum y~, then loss and gradient together; the same
  *   numbers as the separate loss and gradient kernels.
  *
- * Returns SYMCE_OK, or SYMCE_ERR_NULL, SYMCE_ERR_SIZE, SYMCE_ERR_ARG, SYMCE_ERR_WEIGHT,
- * SYMCE_ERR_LABEL (checked in that order, before anything is written).
+ * Returns SYMCE_OK, or SYMCE_ERR_NULL, SYMCE_ERR_NO_CLASSES, SYMCE_ERR_SIZE, SYMCE_ERR_SMOOTHING,
+ * SYMCE_ERR_REDUCTION, SYMCE_ERR_WEIGHT, SYMCE_ERR_LABEL (checked in that order, before anything
+ * is written).
  */
-int symce_softmax_cross_entropy_with_grad_f32(size_t n, size_t k, const float *restrict logits,
-                                              const int64_t *restrict labels,
-                                              const float *restrict weight, int64_t ignore_index,
-                                              float label_smoothing, symce_reduction reduction,
-                                              float *restrict loss, float *restrict grad);
+int symce_softmax_cross_entropy_with_grad_f32(size_t n, size_t k,
+                                              const float *SYMCE_RESTRICT logits,
+                                              const int64_t *SYMCE_RESTRICT labels,
+                                              const float *SYMCE_RESTRICT weight,
+                                              int64_t ignore_index, double label_smoothing,
+                                              symce_reduction reduction,
+                                              float *SYMCE_RESTRICT loss,
+                                              float *SYMCE_RESTRICT grad);
 
 /*
  * symce_softmax_cross_entropy_with_grad_soft_f32: Softmax cross-entropy and its gradient in one
@@ -655,7 +720,8 @@ int symce_softmax_cross_entropy_with_grad_f32(size_t n, size_t k, const float *r
  *   target           [n*k] probability target per row (need not sum to 1: the gradient is p
  *                    sum(y~) - y~)
  *   weight           [k] class weights, or NULL for all ones
- *   label_smoothing  epsilon in [0, 1]; 0 for none
+ *   label_smoothing  epsilon in [0, 1]; 0 for none (a double in both dtypes: checked, and the
+ *                    target y~ formed, in double)
  *   reduction        SYMCE_REDUCTION_NONE, _MEAN or _SUM
  *   loss             [n] for SYMCE_REDUCTION_NONE (one loss per sample), else [1]
  *   grad             [n*k] gradient of the reduced loss w.r.t. logits
@@ -665,16 +731,18 @@ int symce_softmax_cross_entropy_with_grad_f32(size_t n, size_t k, const float *r
  *   One pass per row: its max, then Srest and sum y~, then loss and gradient together; the same
  *   numbers as the separate loss and gradient kernels.
  *
- * Returns SYMCE_OK, or SYMCE_ERR_NULL, SYMCE_ERR_SIZE, SYMCE_ERR_ARG, SYMCE_ERR_WEIGHT (checked in
- * that order, before anything is written).
+ * Returns SYMCE_OK, or SYMCE_ERR_NULL, SYMCE_ERR_NO_CLASSES, SYMCE_ERR_SIZE, SYMCE_ERR_SMOOTHING,
+ * SYMCE_ERR_REDUCTION, SYMCE_ERR_WEIGHT, SYMCE_ERR_TARGET (checked in that order, before anything
+ * is written).
  */
 int symce_softmax_cross_entropy_with_grad_soft_f32(size_t n, size_t k,
-                                                   const float *restrict logits,
-                                                   const float *restrict target,
-                                                   const float *restrict weight,
-                                                   float label_smoothing,
-                                                   symce_reduction reduction, float *restrict loss,
-                                                   float *restrict grad);
+                                                   const float *SYMCE_RESTRICT logits,
+                                                   const float *SYMCE_RESTRICT target,
+                                                   const float *SYMCE_RESTRICT weight,
+                                                   double label_smoothing,
+                                                   symce_reduction reduction,
+                                                   float *SYMCE_RESTRICT loss,
+                                                   float *SYMCE_RESTRICT grad);
 
 /*
  * symce_binary_cross_entropy_f32: Binary cross-entropy of probabilities.
@@ -695,12 +763,13 @@ int symce_softmax_cross_entropy_with_grad_soft_f32(size_t n, size_t k,
  *
  *   mean divides by n*k; n = 0 gives NaN for mean and 0 for sum.
  *
- * Returns SYMCE_OK, or SYMCE_ERR_NULL, SYMCE_ERR_SIZE, SYMCE_ERR_ARG, SYMCE_ERR_WEIGHT,
- * SYMCE_ERR_DOMAIN (checked in that order, before anything is written).
+ * Returns SYMCE_OK, or SYMCE_ERR_NULL, SYMCE_ERR_NO_CLASSES, SYMCE_ERR_SIZE, SYMCE_ERR_REDUCTION,
+ * SYMCE_ERR_WEIGHT, SYMCE_ERR_DOMAIN (checked in that order, before anything is written).
  */
-int symce_binary_cross_entropy_f32(size_t n, size_t k, const float *restrict probs,
-                                   const float *restrict target, const float *restrict weight,
-                                   symce_reduction reduction, float *restrict loss);
+int symce_binary_cross_entropy_f32(size_t n, size_t k, const float *SYMCE_RESTRICT probs,
+                                   const float *SYMCE_RESTRICT target,
+                                   const float *SYMCE_RESTRICT weight, symce_reduction reduction,
+                                   float *SYMCE_RESTRICT loss);
 
 /*
  * symce_binary_cross_entropy_grad_f32: Gradient of the binary cross-entropy w.r.t. the
@@ -723,12 +792,13 @@ int symce_binary_cross_entropy_f32(size_t n, size_t k, const float *restrict pro
  *   mean divides by n*k; n = 0 gives NaN for mean and 0 for sum.
  *   The gradient is that of the reduced loss (for none, each sample's own).
  *
- * Returns SYMCE_OK, or SYMCE_ERR_NULL, SYMCE_ERR_SIZE, SYMCE_ERR_ARG, SYMCE_ERR_WEIGHT,
- * SYMCE_ERR_DOMAIN (checked in that order, before anything is written).
+ * Returns SYMCE_OK, or SYMCE_ERR_NULL, SYMCE_ERR_NO_CLASSES, SYMCE_ERR_SIZE, SYMCE_ERR_REDUCTION,
+ * SYMCE_ERR_WEIGHT, SYMCE_ERR_DOMAIN (checked in that order, before anything is written).
  */
-int symce_binary_cross_entropy_grad_f32(size_t n, size_t k, const float *restrict probs,
-                                        const float *restrict target, const float *restrict weight,
-                                        symce_reduction reduction, float *restrict grad);
+int symce_binary_cross_entropy_grad_f32(size_t n, size_t k, const float *SYMCE_RESTRICT probs,
+                                        const float *SYMCE_RESTRICT target,
+                                        const float *SYMCE_RESTRICT weight,
+                                        symce_reduction reduction, float *SYMCE_RESTRICT grad);
 
 /*
  * symce_sigmoid_binary_cross_entropy_f32: Binary cross-entropy of the sigmoid of logits (softplus
@@ -750,14 +820,14 @@ int symce_binary_cross_entropy_grad_f32(size_t n, size_t k, const float *restric
  *
  *   mean divides by n*k; n = 0 gives NaN for mean and 0 for sum.
  *
- * Returns SYMCE_OK, or SYMCE_ERR_NULL, SYMCE_ERR_SIZE, SYMCE_ERR_ARG, SYMCE_ERR_WEIGHT (checked in
- * that order, before anything is written).
+ * Returns SYMCE_OK, or SYMCE_ERR_NULL, SYMCE_ERR_NO_CLASSES, SYMCE_ERR_SIZE, SYMCE_ERR_REDUCTION,
+ * SYMCE_ERR_WEIGHT, SYMCE_ERR_POS_WEIGHT (checked in that order, before anything is written).
  */
-int symce_sigmoid_binary_cross_entropy_f32(size_t n, size_t k, const float *restrict logits,
-                                           const float *restrict target,
-                                           const float *restrict weight,
-                                           const float *restrict pos_weight,
-                                           symce_reduction reduction, float *restrict loss);
+int symce_sigmoid_binary_cross_entropy_f32(size_t n, size_t k, const float *SYMCE_RESTRICT logits,
+                                           const float *SYMCE_RESTRICT target,
+                                           const float *SYMCE_RESTRICT weight,
+                                           const float *SYMCE_RESTRICT pos_weight,
+                                           symce_reduction reduction, float *SYMCE_RESTRICT loss);
 
 /*
  * symce_sigmoid_binary_cross_entropy_grad_f32: Gradient of sigmoid binary cross-entropy w.r.t. the
@@ -781,14 +851,16 @@ int symce_sigmoid_binary_cross_entropy_f32(size_t n, size_t k, const float *rest
  *   mean divides by n*k; n = 0 gives NaN for mean and 0 for sum.
  *   The gradient is that of the reduced loss (for none, each sample's own).
  *
- * Returns SYMCE_OK, or SYMCE_ERR_NULL, SYMCE_ERR_SIZE, SYMCE_ERR_ARG, SYMCE_ERR_WEIGHT (checked in
- * that order, before anything is written).
+ * Returns SYMCE_OK, or SYMCE_ERR_NULL, SYMCE_ERR_NO_CLASSES, SYMCE_ERR_SIZE, SYMCE_ERR_REDUCTION,
+ * SYMCE_ERR_WEIGHT, SYMCE_ERR_POS_WEIGHT (checked in that order, before anything is written).
  */
-int symce_sigmoid_binary_cross_entropy_grad_f32(size_t n, size_t k, const float *restrict logits,
-                                                const float *restrict target,
-                                                const float *restrict weight,
-                                                const float *restrict pos_weight,
-                                                symce_reduction reduction, float *restrict grad);
+int symce_sigmoid_binary_cross_entropy_grad_f32(size_t n, size_t k,
+                                                const float *SYMCE_RESTRICT logits,
+                                                const float *SYMCE_RESTRICT target,
+                                                const float *SYMCE_RESTRICT weight,
+                                                const float *SYMCE_RESTRICT pos_weight,
+                                                symce_reduction reduction,
+                                                float *SYMCE_RESTRICT grad);
 
 /*
  * symce_sigmoid_binary_cross_entropy_with_grad_f32: Sigmoid binary cross-entropy and its gradient
@@ -817,16 +889,17 @@ int symce_sigmoid_binary_cross_entropy_grad_f32(size_t n, size_t k, const float 
  *   One pass over the elements, loss and gradient together; the same numbers as the separate loss
  *   and gradient kernels.
  *
- * Returns SYMCE_OK, or SYMCE_ERR_NULL, SYMCE_ERR_SIZE, SYMCE_ERR_ARG, SYMCE_ERR_WEIGHT (checked in
- * that order, before anything is written).
+ * Returns SYMCE_OK, or SYMCE_ERR_NULL, SYMCE_ERR_NO_CLASSES, SYMCE_ERR_SIZE, SYMCE_ERR_REDUCTION,
+ * SYMCE_ERR_WEIGHT, SYMCE_ERR_POS_WEIGHT (checked in that order, before anything is written).
  */
 int symce_sigmoid_binary_cross_entropy_with_grad_f32(size_t n, size_t k,
-                                                     const float *restrict logits,
-                                                     const float *restrict target,
-                                                     const float *restrict weight,
-                                                     const float *restrict pos_weight,
+                                                     const float *SYMCE_RESTRICT logits,
+                                                     const float *SYMCE_RESTRICT target,
+                                                     const float *SYMCE_RESTRICT weight,
+                                                     const float *SYMCE_RESTRICT pos_weight,
                                                      symce_reduction reduction,
-                                                     float *restrict loss, float *restrict grad);
+                                                     float *SYMCE_RESTRICT loss,
+                                                     float *SYMCE_RESTRICT grad);
 
 /* ---------------------------------------------------------------------------------------- */
 /* double: symce_*_f64 */
@@ -847,7 +920,7 @@ int symce_sigmoid_binary_cross_entropy_with_grad_f32(size_t n, size_t k,
  * Returns SYMCE_OK, or SYMCE_ERR_NULL, SYMCE_ERR_SIZE (checked in that order, before anything is
  * written).
  */
-int symce_sigmoid_f64(size_t count, const double *restrict x, double *restrict out);
+int symce_sigmoid_f64(size_t count, const double *SYMCE_RESTRICT x, double *SYMCE_RESTRICT out);
 
 /*
  * symce_sigmoid_grad_f64: Derivative of the sigmoid, elementwise.
@@ -864,7 +937,8 @@ int symce_sigmoid_f64(size_t count, const double *restrict x, double *restrict o
  * Returns SYMCE_OK, or SYMCE_ERR_NULL, SYMCE_ERR_SIZE (checked in that order, before anything is
  * written).
  */
-int symce_sigmoid_grad_f64(size_t count, const double *restrict x, double *restrict out);
+int symce_sigmoid_grad_f64(size_t count, const double *SYMCE_RESTRICT x,
+                           double *SYMCE_RESTRICT out);
 
 /*
  * symce_softmax_f64: Softmax along the class axis.
@@ -888,10 +962,11 @@ int symce_sigmoid_grad_f64(size_t count, const double *restrict x, double *restr
  *   z    [n*k] logits, row-major (one row per sample)
  *   out  [n*k] p
  *
- * Returns SYMCE_OK, or SYMCE_ERR_NULL, SYMCE_ERR_SIZE (checked in that order, before anything is
- * written).
+ * Returns SYMCE_OK, or SYMCE_ERR_NULL, SYMCE_ERR_NO_CLASSES, SYMCE_ERR_SIZE (checked in that
+ * order, before anything is written).
  */
-int symce_softmax_f64(size_t n, size_t k, const double *restrict z, double *restrict out);
+int symce_softmax_f64(size_t n, size_t k, const double *SYMCE_RESTRICT z,
+                      double *SYMCE_RESTRICT out);
 
 /*
  * symce_log_softmax_f64: Log of the softmax along the class axis.
@@ -916,10 +991,11 @@ int symce_softmax_f64(size_t n, size_t k, const double *restrict z, double *rest
  *   z    [n*k] logits, row-major (one row per sample)
  *   out  [n*k] log p
  *
- * Returns SYMCE_OK, or SYMCE_ERR_NULL, SYMCE_ERR_SIZE (checked in that order, before anything is
- * written).
+ * Returns SYMCE_OK, or SYMCE_ERR_NULL, SYMCE_ERR_NO_CLASSES, SYMCE_ERR_SIZE (checked in that
+ * order, before anything is written).
  */
-int symce_log_softmax_f64(size_t n, size_t k, const double *restrict z, double *restrict out);
+int symce_log_softmax_f64(size_t n, size_t k, const double *SYMCE_RESTRICT z,
+                          double *SYMCE_RESTRICT out);
 
 /*
  * symce_logsumexp_f64: Log of the sum of exponentials along the class axis.
@@ -944,10 +1020,11 @@ int symce_log_softmax_f64(size_t n, size_t k, const double *restrict z, double *
  *   z    [n*k] logits, row-major (one row per sample)
  *   out  [n] lse
  *
- * Returns SYMCE_OK, or SYMCE_ERR_NULL, SYMCE_ERR_SIZE (checked in that order, before anything is
- * written).
+ * Returns SYMCE_OK, or SYMCE_ERR_NULL, SYMCE_ERR_NO_CLASSES, SYMCE_ERR_SIZE (checked in that
+ * order, before anything is written).
  */
-int symce_logsumexp_f64(size_t n, size_t k, const double *restrict z, double *restrict out);
+int symce_logsumexp_f64(size_t n, size_t k, const double *SYMCE_RESTRICT z,
+                        double *SYMCE_RESTRICT out);
 
 /*
  * symce_softmax_jacobian_f64: Jacobian of the softmax, one K x K matrix per row.
@@ -976,10 +1053,11 @@ int symce_logsumexp_f64(size_t n, size_t k, const double *restrict z, double *re
  *   No allocation: p_j of 64 columns at a time is kept on the stack in the compute type, p_i and
  *   pc_i are computed per row of J.
  *
- * Returns SYMCE_OK, or SYMCE_ERR_NULL, SYMCE_ERR_SIZE (checked in that order, before anything is
- * written).
+ * Returns SYMCE_OK, or SYMCE_ERR_NULL, SYMCE_ERR_NO_CLASSES, SYMCE_ERR_SIZE (checked in that
+ * order, before anything is written).
  */
-int symce_softmax_jacobian_f64(size_t n, size_t k, const double *restrict z, double *restrict out);
+int symce_softmax_jacobian_f64(size_t n, size_t k, const double *SYMCE_RESTRICT z,
+                               double *SYMCE_RESTRICT out);
 
 /*
  * symce_softmax_vjp_f64: Vector-Jacobian product of the softmax, without J.
@@ -1010,11 +1088,11 @@ int symce_softmax_jacobian_f64(size_t n, size_t k, const double *restrict z, dou
  *
  *   No allocation: p is computed twice per class, for <g, p> and for the output.
  *
- * Returns SYMCE_OK, or SYMCE_ERR_NULL, SYMCE_ERR_SIZE (checked in that order, before anything is
- * written).
+ * Returns SYMCE_OK, or SYMCE_ERR_NULL, SYMCE_ERR_NO_CLASSES, SYMCE_ERR_SIZE (checked in that
+ * order, before anything is written).
  */
-int symce_softmax_vjp_f64(size_t n, size_t k, const double *restrict z, const double *restrict g,
-                          double *restrict out);
+int symce_softmax_vjp_f64(size_t n, size_t k, const double *SYMCE_RESTRICT z,
+                          const double *SYMCE_RESTRICT g, double *SYMCE_RESTRICT out);
 
 /*
  * symce_cross_entropy_f64: Cross-entropy of probabilities against a target.
@@ -1037,20 +1115,23 @@ int symce_softmax_vjp_f64(size_t n, size_t k, const double *restrict z, const do
  *   weight           [k] class weights, or NULL for all ones
  *   ignore_index     label that marks an ignored sample (PyTorch: -100): loss 0, gradient row 0,
  *                    not in the mean divisor
- *   label_smoothing  epsilon in [0, 1]; 0 for none
+ *   label_smoothing  epsilon in [0, 1]; 0 for none (a double in both dtypes: checked, and the
+ *                    target y~ formed, in double)
  *   reduction        SYMCE_REDUCTION_NONE, _MEAN or _SUM
  *   loss             [n] for SYMCE_REDUCTION_NONE (one loss per sample), else [1]
  *
  *   mean divides by the summed weight[t] of the kept (not ignored) samples; n = 0 gives NaN for
  *   mean and 0 for sum.
  *
- * Returns SYMCE_OK, or SYMCE_ERR_NULL, SYMCE_ERR_SIZE, SYMCE_ERR_ARG, SYMCE_ERR_WEIGHT,
- * SYMCE_ERR_LABEL, SYMCE_ERR_DOMAIN (checked in that order, before anything is written).
+ * Returns SYMCE_OK, or SYMCE_ERR_NULL, SYMCE_ERR_NO_CLASSES, SYMCE_ERR_SIZE, SYMCE_ERR_SMOOTHING,
+ * SYMCE_ERR_REDUCTION, SYMCE_ERR_WEIGHT, SYMCE_ERR_LABEL, SYMCE_ERR_DOMAIN (checked in that order,
+ * before anything is written).
  */
-int symce_cross_entropy_f64(size_t n, size_t k, const double *restrict probs,
-                            const int64_t *restrict labels, const double *restrict weight,
-                            int64_t ignore_index, double label_smoothing,
-                            symce_reduction reduction, double *restrict loss);
+int symce_cross_entropy_f64(size_t n, size_t k, const double *SYMCE_RESTRICT probs,
+                            const int64_t *SYMCE_RESTRICT labels,
+                            const double *SYMCE_RESTRICT weight, int64_t ignore_index,
+                            double label_smoothing, symce_reduction reduction,
+                            double *SYMCE_RESTRICT loss);
 
 /*
  * symce_cross_entropy_soft_f64: Cross-entropy of probabilities against a target.
@@ -1071,19 +1152,21 @@ int symce_cross_entropy_f64(size_t n, size_t k, const double *restrict probs,
  *   probs            [n*k] class probabilities, row-major
  *   target           [n*k] probability target per row
  *   weight           [k] class weights, or NULL for all ones
- *   label_smoothing  epsilon in [0, 1]; 0 for none
+ *   label_smoothing  epsilon in [0, 1]; 0 for none (a double in both dtypes: checked, and the
+ *                    target y~ formed, in double)
  *   reduction        SYMCE_REDUCTION_NONE, _MEAN or _SUM
  *   loss             [n] for SYMCE_REDUCTION_NONE (one loss per sample), else [1]
  *
  *   mean divides by n; n = 0 gives NaN for mean and 0 for sum.
  *
- * Returns SYMCE_OK, or SYMCE_ERR_NULL, SYMCE_ERR_SIZE, SYMCE_ERR_ARG, SYMCE_ERR_WEIGHT,
- * SYMCE_ERR_DOMAIN (checked in that order, before anything is written).
+ * Returns SYMCE_OK, or SYMCE_ERR_NULL, SYMCE_ERR_NO_CLASSES, SYMCE_ERR_SIZE, SYMCE_ERR_SMOOTHING,
+ * SYMCE_ERR_REDUCTION, SYMCE_ERR_WEIGHT, SYMCE_ERR_DOMAIN, SYMCE_ERR_TARGET (checked in that
+ * order, before anything is written).
  */
-int symce_cross_entropy_soft_f64(size_t n, size_t k, const double *restrict probs,
-                                 const double *restrict target, const double *restrict weight,
-                                 double label_smoothing, symce_reduction reduction,
-                                 double *restrict loss);
+int symce_cross_entropy_soft_f64(size_t n, size_t k, const double *SYMCE_RESTRICT probs,
+                                 const double *SYMCE_RESTRICT target,
+                                 const double *SYMCE_RESTRICT weight, double label_smoothing,
+                                 symce_reduction reduction, double *SYMCE_RESTRICT loss);
 
 /*
  * symce_cross_entropy_grad_f64: Gradient of the cross-entropy w.r.t. the probabilities.
@@ -1104,7 +1187,8 @@ int symce_cross_entropy_soft_f64(size_t n, size_t k, const double *restrict prob
  *   weight           [k] class weights, or NULL for all ones
  *   ignore_index     label that marks an ignored sample (PyTorch: -100): loss 0, gradient row 0,
  *                    not in the mean divisor
- *   label_smoothing  epsilon in [0, 1]; 0 for none
+ *   label_smoothing  epsilon in [0, 1]; 0 for none (a double in both dtypes: checked, and the
+ *                    target y~ formed, in double)
  *   reduction        SYMCE_REDUCTION_NONE, _MEAN or _SUM
  *   grad             [n*k] gradient of the reduced loss w.r.t. probs
  *
@@ -1112,13 +1196,15 @@ int symce_cross_entropy_soft_f64(size_t n, size_t k, const double *restrict prob
  *   mean and 0 for sum.
  *   The gradient is that of the reduced loss (for none, each sample's own).
  *
- * Returns SYMCE_OK, or SYMCE_ERR_NULL, SYMCE_ERR_SIZE, SYMCE_ERR_ARG, SYMCE_ERR_WEIGHT,
- * SYMCE_ERR_LABEL, SYMCE_ERR_DOMAIN (checked in that order, before anything is written).
+ * Returns SYMCE_OK, or SYMCE_ERR_NULL, SYMCE_ERR_NO_CLASSES, SYMCE_ERR_SIZE, SYMCE_ERR_SMOOTHING,
+ * SYMCE_ERR_REDUCTION, SYMCE_ERR_WEIGHT, SYMCE_ERR_LABEL, SYMCE_ERR_DOMAIN (checked in that order,
+ * before anything is written).
  */
-int symce_cross_entropy_grad_f64(size_t n, size_t k, const double *restrict probs,
-                                 const int64_t *restrict labels, const double *restrict weight,
-                                 int64_t ignore_index, double label_smoothing,
-                                 symce_reduction reduction, double *restrict grad);
+int symce_cross_entropy_grad_f64(size_t n, size_t k, const double *SYMCE_RESTRICT probs,
+                                 const int64_t *SYMCE_RESTRICT labels,
+                                 const double *SYMCE_RESTRICT weight, int64_t ignore_index,
+                                 double label_smoothing, symce_reduction reduction,
+                                 double *SYMCE_RESTRICT grad);
 
 /*
  * symce_cross_entropy_grad_soft_f64: Gradient of the cross-entropy w.r.t. the probabilities.
@@ -1137,20 +1223,22 @@ int symce_cross_entropy_grad_f64(size_t n, size_t k, const double *restrict prob
  *   probs            [n*k] class probabilities, row-major
  *   target           [n*k] probability target per row
  *   weight           [k] class weights, or NULL for all ones
- *   label_smoothing  epsilon in [0, 1]; 0 for none
+ *   label_smoothing  epsilon in [0, 1]; 0 for none (a double in both dtypes: checked, and the
+ *                    target y~ formed, in double)
  *   reduction        SYMCE_REDUCTION_NONE, _MEAN or _SUM
  *   grad             [n*k] gradient of the reduced loss w.r.t. probs
  *
  *   mean divides by n; n = 0 gives NaN for mean and 0 for sum.
  *   The gradient is that of the reduced loss (for none, each sample's own).
  *
- * Returns SYMCE_OK, or SYMCE_ERR_NULL, SYMCE_ERR_SIZE, SYMCE_ERR_ARG, SYMCE_ERR_WEIGHT,
- * SYMCE_ERR_DOMAIN (checked in that order, before anything is written).
+ * Returns SYMCE_OK, or SYMCE_ERR_NULL, SYMCE_ERR_NO_CLASSES, SYMCE_ERR_SIZE, SYMCE_ERR_SMOOTHING,
+ * SYMCE_ERR_REDUCTION, SYMCE_ERR_WEIGHT, SYMCE_ERR_DOMAIN, SYMCE_ERR_TARGET (checked in that
+ * order, before anything is written).
  */
-int symce_cross_entropy_grad_soft_f64(size_t n, size_t k, const double *restrict probs,
-                                      const double *restrict target, const double *restrict weight,
-                                      double label_smoothing, symce_reduction reduction,
-                                      double *restrict grad);
+int symce_cross_entropy_grad_soft_f64(size_t n, size_t k, const double *SYMCE_RESTRICT probs,
+                                      const double *SYMCE_RESTRICT target,
+                                      const double *SYMCE_RESTRICT weight, double label_smoothing,
+                                      symce_reduction reduction, double *SYMCE_RESTRICT grad);
 
 /*
  * symce_softmax_cross_entropy_f64: Cross-entropy of the softmax of logits (log-sum-exp form).
@@ -1180,20 +1268,23 @@ int symce_cross_entropy_grad_soft_f64(size_t n, size_t k, const double *restrict
  *   weight           [k] class weights, or NULL for all ones
  *   ignore_index     label that marks an ignored sample (PyTorch: -100): loss 0, gradient row 0,
  *                    not in the mean divisor
- *   label_smoothing  epsilon in [0, 1]; 0 for none
+ *   label_smoothing  epsilon in [0, 1]; 0 for none (a double in both dtypes: checked, and the
+ *                    target y~ formed, in double)
  *   reduction        SYMCE_REDUCTION_NONE, _MEAN or _SUM
  *   loss             [n] for SYMCE_REDUCTION_NONE (one loss per sample), else [1]
  *
  *   mean divides by the summed weight[t] of the kept (not ignored) samples; n = 0 gives NaN for
  *   mean and 0 for sum.
  *
- * Returns SYMCE_OK, or SYMCE_ERR_NULL, SYMCE_ERR_SIZE, SYMCE_ERR_ARG, SYMCE_ERR_WEIGHT,
- * SYMCE_ERR_LABEL (checked in that order, before anything is written).
+ * Returns SYMCE_OK, or SYMCE_ERR_NULL, SYMCE_ERR_NO_CLASSES, SYMCE_ERR_SIZE, SYMCE_ERR_SMOOTHING,
+ * SYMCE_ERR_REDUCTION, SYMCE_ERR_WEIGHT, SYMCE_ERR_LABEL (checked in that order, before anything
+ * is written).
  */
-int symce_softmax_cross_entropy_f64(size_t n, size_t k, const double *restrict logits,
-                                    const int64_t *restrict labels, const double *restrict weight,
-                                    int64_t ignore_index, double label_smoothing,
-                                    symce_reduction reduction, double *restrict loss);
+int symce_softmax_cross_entropy_f64(size_t n, size_t k, const double *SYMCE_RESTRICT logits,
+                                    const int64_t *SYMCE_RESTRICT labels,
+                                    const double *SYMCE_RESTRICT weight, int64_t ignore_index,
+                                    double label_smoothing, symce_reduction reduction,
+                                    double *SYMCE_RESTRICT loss);
 
 /*
  * symce_softmax_cross_entropy_soft_f64: Cross-entropy of the softmax of logits (log-sum-exp form).
@@ -1222,19 +1313,22 @@ int symce_softmax_cross_entropy_f64(size_t n, size_t k, const double *restrict l
  *   target           [n*k] probability target per row (need not sum to 1: the gradient is p
  *                    sum(y~) - y~)
  *   weight           [k] class weights, or NULL for all ones
- *   label_smoothing  epsilon in [0, 1]; 0 for none
+ *   label_smoothing  epsilon in [0, 1]; 0 for none (a double in both dtypes: checked, and the
+ *                    target y~ formed, in double)
  *   reduction        SYMCE_REDUCTION_NONE, _MEAN or _SUM
  *   loss             [n] for SYMCE_REDUCTION_NONE (one loss per sample), else [1]
  *
  *   mean divides by n; n = 0 gives NaN for mean and 0 for sum.
  *
- * Returns SYMCE_OK, or SYMCE_ERR_NULL, SYMCE_ERR_SIZE, SYMCE_ERR_ARG, SYMCE_ERR_WEIGHT (checked in
- * that order, before anything is written).
+ * Returns SYMCE_OK, or SYMCE_ERR_NULL, SYMCE_ERR_NO_CLASSES, SYMCE_ERR_SIZE, SYMCE_ERR_SMOOTHING,
+ * SYMCE_ERR_REDUCTION, SYMCE_ERR_WEIGHT, SYMCE_ERR_TARGET (checked in that order, before anything
+ * is written).
  */
-int symce_softmax_cross_entropy_soft_f64(size_t n, size_t k, const double *restrict logits,
-                                         const double *restrict target,
-                                         const double *restrict weight, double label_smoothing,
-                                         symce_reduction reduction, double *restrict loss);
+int symce_softmax_cross_entropy_soft_f64(size_t n, size_t k, const double *SYMCE_RESTRICT logits,
+                                         const double *SYMCE_RESTRICT target,
+                                         const double *SYMCE_RESTRICT weight,
+                                         double label_smoothing, symce_reduction reduction,
+                                         double *SYMCE_RESTRICT loss);
 
 /*
  * symce_softmax_cross_entropy_grad_f64: Gradient of softmax cross-entropy w.r.t. the logits.
@@ -1265,7 +1359,8 @@ int symce_softmax_cross_entropy_soft_f64(size_t n, size_t k, const double *restr
  *   weight           [k] class weights, or NULL for all ones
  *   ignore_index     label that marks an ignored sample (PyTorch: -100): loss 0, gradient row 0,
  *                    not in the mean divisor
- *   label_smoothing  epsilon in [0, 1]; 0 for none
+ *   label_smoothing  epsilon in [0, 1]; 0 for none (a double in both dtypes: checked, and the
+ *                    target y~ formed, in double)
  *   reduction        SYMCE_REDUCTION_NONE, _MEAN or _SUM
  *   grad             [n*k] gradient of the reduced loss w.r.t. logits
  *
@@ -1273,14 +1368,15 @@ int symce_softmax_cross_entropy_soft_f64(size_t n, size_t k, const double *restr
  *   mean and 0 for sum.
  *   The gradient is that of the reduced loss (for none, each sample's own).
  *
- * Returns SYMCE_OK, or SYMCE_ERR_NULL, SYMCE_ERR_SIZE, SYMCE_ERR_ARG, SYMCE_ERR_WEIGHT,
- * SYMCE_ERR_LABEL (checked in that order, before anything is written).
+ * Returns SYMCE_OK, or SYMCE_ERR_NULL, SYMCE_ERR_NO_CLASSES, SYMCE_ERR_SIZE, SYMCE_ERR_SMOOTHING,
+ * SYMCE_ERR_REDUCTION, SYMCE_ERR_WEIGHT, SYMCE_ERR_LABEL (checked in that order, before anything
+ * is written).
  */
-int symce_softmax_cross_entropy_grad_f64(size_t n, size_t k, const double *restrict logits,
-                                         const int64_t *restrict labels,
-                                         const double *restrict weight, int64_t ignore_index,
+int symce_softmax_cross_entropy_grad_f64(size_t n, size_t k, const double *SYMCE_RESTRICT logits,
+                                         const int64_t *SYMCE_RESTRICT labels,
+                                         const double *SYMCE_RESTRICT weight, int64_t ignore_index,
                                          double label_smoothing, symce_reduction reduction,
-                                         double *restrict grad);
+                                         double *SYMCE_RESTRICT grad);
 
 /*
  * symce_softmax_cross_entropy_grad_soft_f64: Gradient of softmax cross-entropy w.r.t. the logits.
@@ -1310,21 +1406,24 @@ int symce_softmax_cross_entropy_grad_f64(size_t n, size_t k, const double *restr
  *   target           [n*k] probability target per row (need not sum to 1: the gradient is p
  *                    sum(y~) - y~)
  *   weight           [k] class weights, or NULL for all ones
- *   label_smoothing  epsilon in [0, 1]; 0 for none
+ *   label_smoothing  epsilon in [0, 1]; 0 for none (a double in both dtypes: checked, and the
+ *                    target y~ formed, in double)
  *   reduction        SYMCE_REDUCTION_NONE, _MEAN or _SUM
  *   grad             [n*k] gradient of the reduced loss w.r.t. logits
  *
  *   mean divides by n; n = 0 gives NaN for mean and 0 for sum.
  *   The gradient is that of the reduced loss (for none, each sample's own).
  *
- * Returns SYMCE_OK, or SYMCE_ERR_NULL, SYMCE_ERR_SIZE, SYMCE_ERR_ARG, SYMCE_ERR_WEIGHT (checked in
- * that order, before anything is written).
+ * Returns SYMCE_OK, or SYMCE_ERR_NULL, SYMCE_ERR_NO_CLASSES, SYMCE_ERR_SIZE, SYMCE_ERR_SMOOTHING,
+ * SYMCE_ERR_REDUCTION, SYMCE_ERR_WEIGHT, SYMCE_ERR_TARGET (checked in that order, before anything
+ * is written).
  */
-int symce_softmax_cross_entropy_grad_soft_f64(size_t n, size_t k, const double *restrict logits,
-                                              const double *restrict target,
-                                              const double *restrict weight,
+int symce_softmax_cross_entropy_grad_soft_f64(size_t n, size_t k,
+                                              const double *SYMCE_RESTRICT logits,
+                                              const double *SYMCE_RESTRICT target,
+                                              const double *SYMCE_RESTRICT weight,
                                               double label_smoothing, symce_reduction reduction,
-                                              double *restrict grad);
+                                              double *SYMCE_RESTRICT grad);
 
 /*
  * symce_softmax_cross_entropy_with_grad_f64: Softmax cross-entropy and its gradient in one pass.
@@ -1355,7 +1454,8 @@ int symce_softmax_cross_entropy_grad_soft_f64(size_t n, size_t k, const double *
  *   weight           [k] class weights, or NULL for all ones
  *   ignore_index     label that marks an ignored sample (PyTorch: -100): loss 0, gradient row 0,
  *                    not in the mean divisor
- *   label_smoothing  epsilon in [0, 1]; 0 for none
+ *   label_smoothing  epsilon in [0, 1]; 0 for none (a double in both dtypes: checked, and the
+ *                    target y~ formed, in double)
  *   reduction        SYMCE_REDUCTION_NONE, _MEAN or _SUM
  *   loss             [n] for SYMCE_REDUCTION_NONE (one loss per sample), else [1]
  *   grad             [n*k] gradient of the reduced loss w.r.t. logits
@@ -1366,14 +1466,18 @@ int symce_softmax_cross_entropy_grad_soft_f64(size_t n, size_t k, const double *
  *   One pass per row: its max, then Srest and sum y~, then loss and gradient together; the same
  *   numbers as the separate loss and gradient kernels.
  *
- * Returns SYMCE_OK, or SYMCE_ERR_NULL, SYMCE_ERR_SIZE, SYMCE_ERR_ARG, SYMCE_ERR_WEIGHT,
- * SYMCE_ERR_LABEL (checked in that order, before anything is written).
+ * Returns SYMCE_OK, or SYMCE_ERR_NULL, SYMCE_ERR_NO_CLASSES, SYMCE_ERR_SIZE, SYMCE_ERR_SMOOTHING,
+ * SYMCE_ERR_REDUCTION, SYMCE_ERR_WEIGHT, SYMCE_ERR_LABEL (checked in that order, before anything
+ * is written).
  */
-int symce_softmax_cross_entropy_with_grad_f64(size_t n, size_t k, const double *restrict logits,
-                                              const int64_t *restrict labels,
-                                              const double *restrict weight, int64_t ignore_index,
-                                              double label_smoothing, symce_reduction reduction,
-                                              double *restrict loss, double *restrict grad);
+int symce_softmax_cross_entropy_with_grad_f64(size_t n, size_t k,
+                                              const double *SYMCE_RESTRICT logits,
+                                              const int64_t *SYMCE_RESTRICT labels,
+                                              const double *SYMCE_RESTRICT weight,
+                                              int64_t ignore_index, double label_smoothing,
+                                              symce_reduction reduction,
+                                              double *SYMCE_RESTRICT loss,
+                                              double *SYMCE_RESTRICT grad);
 
 /*
  * symce_softmax_cross_entropy_with_grad_soft_f64: Softmax cross-entropy and its gradient in one
@@ -1404,7 +1508,8 @@ int symce_softmax_cross_entropy_with_grad_f64(size_t n, size_t k, const double *
  *   target           [n*k] probability target per row (need not sum to 1: the gradient is p
  *                    sum(y~) - y~)
  *   weight           [k] class weights, or NULL for all ones
- *   label_smoothing  epsilon in [0, 1]; 0 for none
+ *   label_smoothing  epsilon in [0, 1]; 0 for none (a double in both dtypes: checked, and the
+ *                    target y~ formed, in double)
  *   reduction        SYMCE_REDUCTION_NONE, _MEAN or _SUM
  *   loss             [n] for SYMCE_REDUCTION_NONE (one loss per sample), else [1]
  *   grad             [n*k] gradient of the reduced loss w.r.t. logits
@@ -1414,16 +1519,18 @@ int symce_softmax_cross_entropy_with_grad_f64(size_t n, size_t k, const double *
  *   One pass per row: its max, then Srest and sum y~, then loss and gradient together; the same
  *   numbers as the separate loss and gradient kernels.
  *
- * Returns SYMCE_OK, or SYMCE_ERR_NULL, SYMCE_ERR_SIZE, SYMCE_ERR_ARG, SYMCE_ERR_WEIGHT (checked in
- * that order, before anything is written).
+ * Returns SYMCE_OK, or SYMCE_ERR_NULL, SYMCE_ERR_NO_CLASSES, SYMCE_ERR_SIZE, SYMCE_ERR_SMOOTHING,
+ * SYMCE_ERR_REDUCTION, SYMCE_ERR_WEIGHT, SYMCE_ERR_TARGET (checked in that order, before anything
+ * is written).
  */
 int symce_softmax_cross_entropy_with_grad_soft_f64(size_t n, size_t k,
-                                                   const double *restrict logits,
-                                                   const double *restrict target,
-                                                   const double *restrict weight,
+                                                   const double *SYMCE_RESTRICT logits,
+                                                   const double *SYMCE_RESTRICT target,
+                                                   const double *SYMCE_RESTRICT weight,
                                                    double label_smoothing,
                                                    symce_reduction reduction,
-                                                   double *restrict loss, double *restrict grad);
+                                                   double *SYMCE_RESTRICT loss,
+                                                   double *SYMCE_RESTRICT grad);
 
 /*
  * symce_binary_cross_entropy_f64: Binary cross-entropy of probabilities.
@@ -1444,12 +1551,13 @@ int symce_softmax_cross_entropy_with_grad_soft_f64(size_t n, size_t k,
  *
  *   mean divides by n*k; n = 0 gives NaN for mean and 0 for sum.
  *
- * Returns SYMCE_OK, or SYMCE_ERR_NULL, SYMCE_ERR_SIZE, SYMCE_ERR_ARG, SYMCE_ERR_WEIGHT,
- * SYMCE_ERR_DOMAIN (checked in that order, before anything is written).
+ * Returns SYMCE_OK, or SYMCE_ERR_NULL, SYMCE_ERR_NO_CLASSES, SYMCE_ERR_SIZE, SYMCE_ERR_REDUCTION,
+ * SYMCE_ERR_WEIGHT, SYMCE_ERR_DOMAIN (checked in that order, before anything is written).
  */
-int symce_binary_cross_entropy_f64(size_t n, size_t k, const double *restrict probs,
-                                   const double *restrict target, const double *restrict weight,
-                                   symce_reduction reduction, double *restrict loss);
+int symce_binary_cross_entropy_f64(size_t n, size_t k, const double *SYMCE_RESTRICT probs,
+                                   const double *SYMCE_RESTRICT target,
+                                   const double *SYMCE_RESTRICT weight, symce_reduction reduction,
+                                   double *SYMCE_RESTRICT loss);
 
 /*
  * symce_binary_cross_entropy_grad_f64: Gradient of the binary cross-entropy w.r.t. the
@@ -1472,13 +1580,13 @@ int symce_binary_cross_entropy_f64(size_t n, size_t k, const double *restrict pr
  *   mean divides by n*k; n = 0 gives NaN for mean and 0 for sum.
  *   The gradient is that of the reduced loss (for none, each sample's own).
  *
- * Returns SYMCE_OK, or SYMCE_ERR_NULL, SYMCE_ERR_SIZE, SYMCE_ERR_ARG, SYMCE_ERR_WEIGHT,
- * SYMCE_ERR_DOMAIN (checked in that order, before anything is written).
+ * Returns SYMCE_OK, or SYMCE_ERR_NULL, SYMCE_ERR_NO_CLASSES, SYMCE_ERR_SIZE, SYMCE_ERR_REDUCTION,
+ * SYMCE_ERR_WEIGHT, SYMCE_ERR_DOMAIN (checked in that order, before anything is written).
  */
-int symce_binary_cross_entropy_grad_f64(size_t n, size_t k, const double *restrict probs,
-                                        const double *restrict target,
-                                        const double *restrict weight, symce_reduction reduction,
-                                        double *restrict grad);
+int symce_binary_cross_entropy_grad_f64(size_t n, size_t k, const double *SYMCE_RESTRICT probs,
+                                        const double *SYMCE_RESTRICT target,
+                                        const double *SYMCE_RESTRICT weight,
+                                        symce_reduction reduction, double *SYMCE_RESTRICT grad);
 
 /*
  * symce_sigmoid_binary_cross_entropy_f64: Binary cross-entropy of the sigmoid of logits (softplus
@@ -1500,14 +1608,14 @@ int symce_binary_cross_entropy_grad_f64(size_t n, size_t k, const double *restri
  *
  *   mean divides by n*k; n = 0 gives NaN for mean and 0 for sum.
  *
- * Returns SYMCE_OK, or SYMCE_ERR_NULL, SYMCE_ERR_SIZE, SYMCE_ERR_ARG, SYMCE_ERR_WEIGHT (checked in
- * that order, before anything is written).
+ * Returns SYMCE_OK, or SYMCE_ERR_NULL, SYMCE_ERR_NO_CLASSES, SYMCE_ERR_SIZE, SYMCE_ERR_REDUCTION,
+ * SYMCE_ERR_WEIGHT, SYMCE_ERR_POS_WEIGHT (checked in that order, before anything is written).
  */
-int symce_sigmoid_binary_cross_entropy_f64(size_t n, size_t k, const double *restrict logits,
-                                           const double *restrict target,
-                                           const double *restrict weight,
-                                           const double *restrict pos_weight,
-                                           symce_reduction reduction, double *restrict loss);
+int symce_sigmoid_binary_cross_entropy_f64(size_t n, size_t k, const double *SYMCE_RESTRICT logits,
+                                           const double *SYMCE_RESTRICT target,
+                                           const double *SYMCE_RESTRICT weight,
+                                           const double *SYMCE_RESTRICT pos_weight,
+                                           symce_reduction reduction, double *SYMCE_RESTRICT loss);
 
 /*
  * symce_sigmoid_binary_cross_entropy_grad_f64: Gradient of sigmoid binary cross-entropy w.r.t. the
@@ -1531,14 +1639,16 @@ int symce_sigmoid_binary_cross_entropy_f64(size_t n, size_t k, const double *res
  *   mean divides by n*k; n = 0 gives NaN for mean and 0 for sum.
  *   The gradient is that of the reduced loss (for none, each sample's own).
  *
- * Returns SYMCE_OK, or SYMCE_ERR_NULL, SYMCE_ERR_SIZE, SYMCE_ERR_ARG, SYMCE_ERR_WEIGHT (checked in
- * that order, before anything is written).
+ * Returns SYMCE_OK, or SYMCE_ERR_NULL, SYMCE_ERR_NO_CLASSES, SYMCE_ERR_SIZE, SYMCE_ERR_REDUCTION,
+ * SYMCE_ERR_WEIGHT, SYMCE_ERR_POS_WEIGHT (checked in that order, before anything is written).
  */
-int symce_sigmoid_binary_cross_entropy_grad_f64(size_t n, size_t k, const double *restrict logits,
-                                                const double *restrict target,
-                                                const double *restrict weight,
-                                                const double *restrict pos_weight,
-                                                symce_reduction reduction, double *restrict grad);
+int symce_sigmoid_binary_cross_entropy_grad_f64(size_t n, size_t k,
+                                                const double *SYMCE_RESTRICT logits,
+                                                const double *SYMCE_RESTRICT target,
+                                                const double *SYMCE_RESTRICT weight,
+                                                const double *SYMCE_RESTRICT pos_weight,
+                                                symce_reduction reduction,
+                                                double *SYMCE_RESTRICT grad);
 
 /*
  * symce_sigmoid_binary_cross_entropy_with_grad_f64: Sigmoid binary cross-entropy and its gradient
@@ -1567,15 +1677,20 @@ int symce_sigmoid_binary_cross_entropy_grad_f64(size_t n, size_t k, const double
  *   One pass over the elements, loss and gradient together; the same numbers as the separate loss
  *   and gradient kernels.
  *
- * Returns SYMCE_OK, or SYMCE_ERR_NULL, SYMCE_ERR_SIZE, SYMCE_ERR_ARG, SYMCE_ERR_WEIGHT (checked in
- * that order, before anything is written).
+ * Returns SYMCE_OK, or SYMCE_ERR_NULL, SYMCE_ERR_NO_CLASSES, SYMCE_ERR_SIZE, SYMCE_ERR_REDUCTION,
+ * SYMCE_ERR_WEIGHT, SYMCE_ERR_POS_WEIGHT (checked in that order, before anything is written).
  */
 int symce_sigmoid_binary_cross_entropy_with_grad_f64(size_t n, size_t k,
-                                                     const double *restrict logits,
-                                                     const double *restrict target,
-                                                     const double *restrict weight,
-                                                     const double *restrict pos_weight,
+                                                     const double *SYMCE_RESTRICT logits,
+                                                     const double *SYMCE_RESTRICT target,
+                                                     const double *SYMCE_RESTRICT weight,
+                                                     const double *SYMCE_RESTRICT pos_weight,
                                                      symce_reduction reduction,
-                                                     double *restrict loss, double *restrict grad);
+                                                     double *SYMCE_RESTRICT loss,
+                                                     double *SYMCE_RESTRICT grad);
+
+#ifdef __cplusplus
+}  /* extern "C" */
+#endif
 
 #endif /* SYMCE_H */

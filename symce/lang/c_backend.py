@@ -2,7 +2,8 @@
 
 What comes out is one header and one source file (``generated/c/symce.h``, ``generated/c/symce.c``)
 that a user pastes into a project: C99, libm only, no allocation (every buffer is the caller's),
-``const`` and ``restrict`` on every pointer, one function per kernel and dtype,
+``const`` and ``restrict`` on every pointer (spelled ``SYMCE_RESTRICT`` in the prototypes, so that
+symce.h also compiles as C++), one function per kernel and dtype,
 ``symce_<kernel>[_soft]_<f32|f64>``, returning ``SYMCE_OK`` (0) or a negative error code.
 
 Flow: the registry's slots (SymPy, :mod:`symce.kernels`) -> :class:`CPrinter` (a
@@ -22,7 +23,6 @@ from __future__ import annotations
 
 import math
 import re
-import struct
 import textwrap
 from dataclasses import dataclass
 
@@ -98,14 +98,29 @@ HELPERS = ("clamp_min", "mul0", "softplus", "sigmoid", "two_sum_err")
 _HELPER_CLASSES = {"clamp_min": clamp_min, "mul0": mul0, "softplus": softplus,
                    "sigmoid": sigmoid, "two_sum_err": two_sum_err}
 
-ERRORS = (  # (name, value, message): symce_strerror's table and the header's documentation
+# (name, value, message): symce_strerror's table and the header's documentation.  One code per
+# cause; each message names the argument, what was expected and what was found.  Values are
+# stable: -5 was SYMCE_ERR_ARG (smoothing or reduction) until the two got their own codes.
+ERRORS = (
     ("SYMCE_OK", 0, "success"),
-    ("SYMCE_ERR_NULL", -1, "a required pointer is NULL"),
-    ("SYMCE_ERR_SIZE", -2, "k is 0, or the buffer size n*k (n*k*k for the Jacobian) overflows size_t"),
-    ("SYMCE_ERR_LABEL", -3, "a label is outside [0, k) and is not ignore_index"),
-    ("SYMCE_ERR_WEIGHT", -4, "a weight or pos_weight entry is negative or NaN"),
-    ("SYMCE_ERR_ARG", -5, "label_smoothing is outside [0, 1] or NaN, or the reduction is unknown"),
-    ("SYMCE_ERR_DOMAIN", -6, "a probability is outside [0, 1] (NaN passes through)"),
+    ("SYMCE_ERR_NULL", -1, "a required pointer argument is NULL (only weight and pos_weight may "
+                           "be NULL, for all ones)"),
+    ("SYMCE_ERR_SIZE", -2, "n, k (or count): expected buffer sizes that fit in size_t, got n*k "
+                           "(n*k*k for the Jacobian, count elementwise) elements that overflow it"),
+    ("SYMCE_ERR_LABEL", -3, "labels: expected class indices in [0, k) or ignore_index, got one "
+                            "outside"),
+    ("SYMCE_ERR_WEIGHT", -4, "weight: expected NULL or entries >= 0, got a negative or NaN entry"),
+    ("SYMCE_ERR_SMOOTHING", -5, "label_smoothing: expected a number in [0, 1], got one outside it "
+                                "or NaN"),
+    ("SYMCE_ERR_DOMAIN", -6, "probs: expected probabilities in [0, 1] (or NaN, which passes "
+                             "through), got one outside"),
+    ("SYMCE_ERR_REDUCTION", -7, "reduction: expected SYMCE_REDUCTION_NONE, _MEAN or _SUM, got "
+                                "another value"),
+    ("SYMCE_ERR_POS_WEIGHT", -8, "pos_weight: expected NULL or entries >= 0, got a negative or NaN "
+                                 "entry"),
+    ("SYMCE_ERR_NO_CLASSES", -9, "k: expected at least 1 class per row, got 0"),
+    ("SYMCE_ERR_TARGET", -10, "target: expected probability targets in [0, 1] (or NaN, which "
+                              "passes through), got one outside"),
 )
 UNKNOWN_ERROR = "unknown symce error code"
 
@@ -139,8 +154,14 @@ class _isfinite(BooleanFunction):  # noqa: N801 - printed as C's isfinite
     nargs = 1
 
 
-class _notnan(BooleanFunction):  # noqa: N801 - printed from the bit pattern
-    """v is not NaN: the condition of mul0 (0 * inf is 0, 0 * NaN stays NaN)."""
+class _isnan(BooleanFunction):  # noqa: N801 - printed as symce_isnan (from the bits)
+    """isnan(v), from the bit pattern: -ffast-math cannot assume it away."""
+
+    nargs = 1
+
+
+class _iszero(BooleanFunction):  # noqa: N801 - printed as symce_iszero (from the bits)
+    """v == 0 (either sign), from the bit pattern: never true for NaN, even under -ffast-math."""
 
     nargs = 1
 
@@ -187,20 +208,27 @@ class CPrinter(C99CodePrinter):
         return f"({self._print(cond)}) ? ({self._print(val)}) : ({self._print(other)})"
 
     def _print_And(self, expr):
-        return " && ".join(f"({self._print(a)})" for a in sorted(expr.args, key=sp.default_sort_key))
+        # in double, & of the 0/1 conditions: no branch (&& can stop the loop vectorising)
+        op = " & " if vectorised(self.cdtype) else " && "
+        return op.join(f"({self._print(a)})" for a in sorted(expr.args, key=sp.default_sort_key))
+
+    def _print__isnan(self, expr):
+        arg = self._print(expr.args[0])
+        return f"symce_isnan({arg})" if vectorised(self.cdtype) else f"symce_isnan((double)({arg}))"
+
+    def _print__iszero(self, expr):
+        arg = self._print(expr.args[0])
+        return (f"symce_iszero({arg})" if vectorised(self.cdtype)
+                else f"symce_iszero((double)({arg}))")
+
+    def _print_Not(self, expr):
+        return f"!{self._print(expr.args[0])}"
 
     def _print__isfinite(self, expr):
         # from the bit pattern in double, so -ffast-math cannot fold the test away
         if vectorised(self.cdtype):
             return f"symce_isfinite({self._print(expr.args[0])})"
         return f"isfinite({self._print(expr.args[0])})"
-
-    def _print__notnan(self, expr):
-        # from the bit pattern in double (|v| <= inf: exponent and mantissa at most inf's), so
-        # -ffast-math cannot fold the test away
-        if vectorised(self.cdtype):
-            return f"(symce_bits({self._print(expr.args[0])}) << 1) <= (UINT64_C(0x7ff0000000000000) << 1)"
-        return f"!isnan({self._print(expr.args[0])})"
 
     def _print_Max(self, expr):
         raise ValueError("Max would print as fmax, which drops NaN: use clamp_min")
@@ -238,15 +266,25 @@ def _helper_defs(cdtype: str):
                "1 / (1 + exp(-t)) as (t >= 0 ? 1 : v) / (1 + v), v = exp(-|t|): one exponential, "
                "no overflow, about an ULP for every t")
     else:
-        sig = (("t",), [], sigmoid(t).stable(),
-               "1 / (1 + exp(-t)): branch-free, no overflow, about an ULP for every t")
+        # expl's argument floored where exp is 0 even in long double: GCC's -ffast-math expl
+        # (inline x87) gives NaN at -inf
+        floor = sp.Integer(EXPL_FLOOR)
+        sig = (("t",), [],
+               sigmoid(t).stable().replace(sp.exp, lambda u: sp.exp(clamp_min(u, floor))),
+               "1 / (1 + exp(-t)): branch-free, no overflow, about an ULP for every t; exp's "
+               f"argument floored at {EXPL_FLOOR} (exp is 0 there in long double; -ffast-math's "
+               "expl gives NaN at -inf)")
     return {
-        # max(x, lo) that keeps a NaN x: (x < lo) is false for NaN
-        "clamp_min": (("x", "lo"), [], sp.Piecewise((lo, sp.StrictLessThan(xs, lo)), (xs, True)),
+        # max(x, lo) that keeps a NaN x: (x < lo) is false for NaN, and NaN is also told from its
+        # bits, since -ffast-math lets the compiler turn the comparison into a max that drops it
+        "clamp_min": (("x", "lo"), [],
+                      sp.Piecewise((lo, sp.And(sp.StrictLessThan(xs, lo), sp.Not(_isnan(xs)))),
+                                   (xs, True)),
                       "max(x, lo), propagating NaN in x (fmax would drop it)"),
-        "mul0": (("a", "b"), [], sp.Piecewise((0, sp.And(sp.Eq(a, 0), _notnan(b))), (a * b, True)),
+        "mul0": (("a", "b"), [], sp.Piecewise((0, sp.And(_iszero(a), sp.Not(_isnan(b)))),
+                                              (a * b, True)),
                  "a * b, exactly 0 when a == 0 and b is not NaN (0 * inf = 0: a zero target at a "
-                 "-inf log; 0 * NaN = NaN: a NaN is never dropped)"),
+                 "-inf log; 0 * NaN = NaN: a NaN is never dropped); both tests from the bits"),
         "softplus": _softplus_def(cdtype, t),
         "sigmoid": sig,
         "two_sum_err": (("a", "b"), steps,
@@ -254,6 +292,9 @@ def _helper_defs(cdtype: str):
                         "the exact rounding error of a + b (Knuth's TwoSum), 0 when a + b is not "
                         "finite"),
     }
+
+
+EXPL_FLOOR = -12000  # below log(smallest long double subnormal) ~ -11400: exp is 0 there
 
 
 def _softplus_def(cdtype: str, t):
@@ -279,11 +320,6 @@ def _hexf(v: float) -> str:
     return float(v).hex()
 
 
-def _bits_literal(v: float) -> str:
-    """The bit pattern of a double as a C uint64_t literal."""
-    return f"UINT64_C(0x{struct.unpack('<Q', struct.pack('<d', v))[0]:016x})"
-
-
 def _exp_helper(cdtype: str, nonpositive: bool = False) -> dict:
     """symce_exp_<sfx>: exp(x) in double, from the reduction and polynomial that symce.approx
     derives; vectorises (no branch, no libm).  ``nonpositive``: symce_exp_neg_<sfx>, the same
@@ -294,7 +330,7 @@ def _exp_helper(cdtype: str, nonpositive: bool = False) -> dict:
     log2e, c_hi, c_lo = approx.cody_waite()
     shifter = _hexf(scheme.shifter)
     lines = [f"const double kd0 = SYMCE_FMA(x, {_hexf(log2e)}, {shifter});  /* n in the low bits */",
-             f"const double kd = kd0 - {shifter};"]
+             f"const double kd = SYMCE_UNSHIFT(kd0, {shifter});"]
     if scheme.cody_waite:
         lines += [f"double r = SYMCE_FMA(-kd, {_hexf(c_hi)}, x);  /* exact: C_hi has "
                   f"{approx.CW_BITS} bits */",
@@ -324,20 +360,14 @@ def _exp_helper(cdtype: str, nonpositive: bool = False) -> dict:
     else:
         lines += ["const double v = p * symce_from_bits(symce_bits(kd0) << 52);  "
                   "/* 2^n: the low bits of kd0 are n + 1023 */"]
-    # the range tests compare bit patterns (a NaN, of either sign, is neither), so -ffast-math
-    # cannot turn a NaN into 0 or inf: x < lo <=> lo's bits < x's bits <= -inf's, for lo < 0
-    lines += ["const uint64_t b = symce_bits(x);",
-              f"const uint64_t under = (uint64_t)0 - (uint64_t)((b > {_bits_literal(scheme.lo)}) & "
-              "(b <= UINT64_C(0xfff0000000000000)));  /* x < "
-              f"{scheme.lo!r} */"]
+    lines.append(f"const uint64_t under = (uint64_t)0 - (uint64_t)(x < {scheme.lo!r});")
     if nonpositive:
-        lines.append("return symce_from_bits(symce_bits(v) & ~under);")
+        lines.append("const double e = symce_from_bits(symce_bits(v) & ~under);")
     else:
-        lines += [f"const uint64_t over = (uint64_t)0 - (uint64_t)((b > {_bits_literal(scheme.hi)}) & "
-                  "(b <= UINT64_C(0x7ff0000000000000)));  /* x > "
-                  f"{scheme.hi!r} */",
-                  "return symce_from_bits((symce_bits(v) & ~(under | over)) | "
+        lines += [f"const uint64_t over = (uint64_t)0 - (uint64_t)(x > {scheme.hi!r});",
+                  "const double e = symce_from_bits((symce_bits(v) & ~(under | over)) | "
                   "(UINT64_C(0x7ff0000000000000) & over));"]
+    lines.append("return SYMCE_KEEP_NAN(x, e);")
     ulps = (f"{fit.eval_ulps:.2f} ULP" if target == "f64"
             else f"2^{math.log2(fit.eval_rel_error):.1f} relative")
     flush = ("0 below -745.13 (subnormal results rounded once)" if scheme.two_step else
@@ -450,18 +480,46 @@ def _helpers(cdtype: str, used=None):
     return out
 
 
-def used_helpers() -> dict:
-    """{compute type: [helpers the printed slots call directly]} over every emitted function."""
-    used = {}
+def _printed_exprs(kern, cdtype) -> list:
+    """The expressions the emitted code of ``kern`` evaluates in ``cdtype``: its slots, and for
+    the BCE family, where the type vectorises, loss and gradient with softplus and sigmoid
+    written over one shared exponential (as _printed_slots prints them)."""
+    sl = local_slots(kern, cdtype)
+    if kern.family == "bce" and vectorised(cdtype):
+        exprs = {name: kr.w * sl[name] for name in ("loss", "grad") if name in sl}
+        lets = []
+        if any(e.has(softplus, sigmoid) for e in exprs.values()):
+            exprs, lets = _shared_exponential(exprs, cdtype)
+        return list(exprs.values()) + [val for _, val in lets]
+    return list(sl.values())
+
+
+def _printed_by_type() -> dict:
+    """{compute type: every expression the emitted functions evaluate in it}."""
+    out = {}
     for dtype in DTYPES:
         for kern in kr.registry().values():
             cdt = compute_dtype(dtype, kern.family)
-            names = used.setdefault(cdt, set())
-            for expr in local_slots(kern, cdt).values():
-                names |= {n for n, cls in _HELPER_CLASSES.items() if expr.atoms(cls)}
+            out.setdefault(cdt, []).extend(_printed_exprs(kern, cdt))
+    return out
+
+
+def used_helpers(printed=None) -> dict:
+    """{compute type: [helpers the printed code calls directly]} over every emitted function
+    (only those: an unused static function is a warning); ``printed``: _printed_by_type()."""
+    printed = _printed_by_type() if printed is None else printed
+    used = {cdt: {n for expr in exprs for n, cls in _HELPER_CLASSES.items() if expr.atoms(cls)}
+            for cdt, exprs in printed.items()}
     return {cdt: [fn for fn in HELPERS if fn in names]
             for cdt, names in sorted(used.items(), key=lambda kv: list(CTYPES).index(kv[0]))
             if names}
+
+
+def _uses_log1p_s(cdtype: str, printed: dict, used: dict) -> bool:
+    """Whether the code in ``cdtype`` calls the float kernels' log1p on [0, 1] (see _log1p_s)."""
+    wanted = {h["name"] for h in _helpers(cdtype, used.get(cdtype, []))}
+    return helper_name("softplus", cdtype) in wanted or any(
+        expr.has(_log1p_s) for expr in printed.get(cdtype, []))
 
 
 def checks_domain(kern) -> bool:
@@ -528,7 +586,9 @@ def _params(kern, soft):
             ps.append(Param("ignore_index", "ignore_index",
                             "label that marks an ignored sample (PyTorch: -100): loss 0, gradient "
                             "row 0, not in the mean divisor"))
-        ps.append(Param("label_smoothing", "label_smoothing", "epsilon in [0, 1]; 0 for none"))
+        ps.append(Param("label_smoothing", "label_smoothing",
+                        "epsilon in [0, 1]; 0 for none (a double in both dtypes: checked, and the "
+                        "target y~ formed, in double)"))
         ps.append(Param("reduction", "reduction", "SYMCE_REDUCTION_NONE, _MEAN or _SUM"))
         outs = [o.name for o in kern.outputs]
         if "loss" in outs:
@@ -568,19 +628,22 @@ def functions() -> list:
 # ----------------------------------------------------------------------------------------------
 # Template contexts
 # ----------------------------------------------------------------------------------------------
+RESTRICT = "SYMCE_RESTRICT"  # symce.h: restrict in C, __restrict (or nothing) in C++
+
+
 def _decl(p: Param, T: str) -> str:
     if p.role == "size":
         return f"size_t {p.name}"
     if p.role == "labels":
-        return f"const int64_t *restrict {p.name}"
+        return f"const int64_t *{RESTRICT} {p.name}"
     if p.role in ("in", "target", "weight", "pos_weight"):
-        return f"const {T} *restrict {p.name}"
+        return f"const {T} *{RESTRICT} {p.name}"
     if p.role == "out":
-        return f"{T} *restrict {p.name}"
+        return f"{T} *{RESTRICT} {p.name}"
     if p.role == "ignore_index":
         return f"int64_t {p.name}"
     if p.role == "label_smoothing":
-        return f"{T} {p.name}"
+        return f"double {p.name}"  # in both dtypes: options are doubles, as in NumPy and MATLAB
     if p.role == "reduction":
         return f"symce_reduction {p.name}"
     raise ValueError(p.role)
@@ -588,16 +651,20 @@ def _decl(p: Param, T: str) -> str:
 
 def _errors_for(fn: CFunction, kern):
     """The codes fn can return, in the order it checks them."""
-    codes = ["SYMCE_ERR_NULL", "SYMCE_ERR_SIZE"]
     roles = {p.role for p in fn.params}
-    if "label_smoothing" in roles or "reduction" in roles:
-        codes.append("SYMCE_ERR_ARG")
-    if "weight" in roles:
-        codes.append("SYMCE_ERR_WEIGHT")
-    if "labels" in roles:
-        codes.append("SYMCE_ERR_LABEL")
+    codes = ["SYMCE_ERR_NULL"]
+    if "count" not in [p.name for p in fn.params]:
+        codes.append("SYMCE_ERR_NO_CLASSES")
+    codes.append("SYMCE_ERR_SIZE")
+    for role, code in (("label_smoothing", "SYMCE_ERR_SMOOTHING"),
+                       ("reduction", "SYMCE_ERR_REDUCTION"), ("weight", "SYMCE_ERR_WEIGHT"),
+                       ("pos_weight", "SYMCE_ERR_POS_WEIGHT"), ("labels", "SYMCE_ERR_LABEL")):
+        if role in roles:
+            codes.append(code)
     if checks_domain(kern):
         codes.append("SYMCE_ERR_DOMAIN")
+    if fn.soft:
+        codes.append("SYMCE_ERR_TARGET")
     return codes
 
 
@@ -1019,6 +1086,13 @@ _ROWWISE_LAYOUT = {"softmax": "vector", "log_softmax": "vector", "logsumexp": "s
                    "softmax_jacobian": "jacobian", "softmax_vjp": "vjp"}
 
 
+def _widening(T: str, C: str, acc: str) -> dict:
+    """The explicit casts that widen a T value to the compute type C ("wide") and to the
+    accumulator type ("wide_acc"), empty where the types are equal: every promotion is written
+    out (-Wdouble-promotion)."""
+    return {"wide": "" if C == T else f"({C})", "wide_acc": "" if acc == T else f"({acc})"}
+
+
 def _function_context(fn: CFunction):
     kern = kr.kernel(fn.kernel)
     T = DTYPES[fn.dtype]["T"]
@@ -1031,6 +1105,7 @@ def _function_context(fn: CFunction):
         "T": T,
         "C": CTYPES[cdt]["T"],
         "narrow": "" if CTYPES[cdt]["T"] == T else f"({T})",  # the cast that rounds to T
+        **_widening(T, CTYPES[cdt]["T"], DTYPES[fn.dtype]["acc"]),
         "acc": DTYPES[fn.dtype]["acc"],
         "family": kern.family,
         "partial": "c/_" + _PARTIAL[kern.family] + ".c.jinja",
@@ -1074,6 +1149,7 @@ def _dtype_context(dtype):
             raise ValueError(f"{kern.name}: row slots differ from {row_kernels[0].name}'s")
     pr = CPrinter(cdt)
     return {"sfx": dtype, "T": spec["T"], "acc": spec["acc"], "C": CTYPES[cdt]["T"],
+            **_widening(spec["T"], CTYPES[cdt]["T"], spec["acc"]),
             "lets_e": _lets(base, (kr.e,), pr),
             "lets_e_neg": _lets(base, (kr.e,), CPrinter(cdt, nonpositive_exp=True)),
             "lets_em1": _lets(base, (kr.em1,), pr),
@@ -1085,13 +1161,14 @@ def _helper_sections():
     """The helpers per compute type: symce's exp (and the float kernels' log1p on [0, 1]) where
     the type vectorises, then the SymPy-defined ones some printed slot calls (and their callees)."""
     out = []
-    for cdt, used in used_helpers().items():
+    printed = _printed_by_type()
+    all_used = used_helpers(printed)
+    for cdt, used in all_used.items():
         raw = []
         if vectorised(cdt):
             raw.append(_exp_helper(cdt, nonpositive=True))
             raw.append(_exp_helper(cdt))
-            wanted = {h["name"] for h in _helpers(cdt, used)}
-            if CTYPES[cdt]["approx"] == "f32" and helper_name("softplus", cdt) in wanted:
+            if CTYPES[cdt]["approx"] == "f32" and _uses_log1p_s(cdt, printed, all_used):
                 raw.append(_log1p_s_helper(cdt))
             if CTYPES[cdt]["approx"] == "f32":
                 raw.append(_log1p_row_helper(cdt))
@@ -1131,9 +1208,11 @@ def _precision_lines():
             "double softmax 3.6 ULP at K = 128000 and at most 2.6 elsewhere, the VJP 3.3 in "
             "ULPs of its terms; sigmoid and sigmoid' 0.5 ULP for |x| <= 85 (float) / 700 "
             "(double): with a long double that is double, sigmoid' is about 2.6 ULP).  "
-            "-ffast-math keeps the special values of symce's exp and log1p (NaN and infinities "
-            "are found from their bits) but may reassociate sums: the figures above are for "
-            "builds without it.")
+            "Built with -ffast-math (GCC or Clang, tested), every bound and special value "
+            "here still holds: symce.c turns reassociation off for itself and tells NaN and "
+            "infinities from their bits.  The one bound it cannot keep is for subnormals in a "
+            "process that flushes them to zero (as a program linked with -ffast-math does from "
+            "start-up): there subnormal inputs and results count as 0.")
     return textwrap.wrap(text, _DOC_WIDTH, initial_indent="   - ", subsequent_indent="     ",
                          break_long_words=False, break_on_hyphens=False)
 
@@ -1142,7 +1221,8 @@ def context() -> dict:
     fns = [_function_context(fn) for fn in functions()]
     return {
         "precision": _precision_lines(),
-        "errors": [{"name": n, "value": v, "message": msg} for n, v, msg in ERRORS],
+        "errors": [{"name": n, "value": v, "message": msg,
+                    "comment": _wrapped(f"/* {msg} */", "", "   ")} for n, v, msg in ERRORS],
         "unknown_error": UNKNOWN_ERROR,
         "helpers": _helper_sections(),
         "stash": STASH, "block": BLOCK, "small_k": SMALL_K, "rows": ROWS,

@@ -120,11 +120,11 @@ static void LOCAL(rowwise)(void)
     T *big = LOCAL(buf)(n * k * k, (T)SENTINEL);
     CHECK(FN(softmax)(n, k, NULL, out) == SYMCE_ERR_NULL, "softmax");
     CHECK(FN(softmax)(n, k, z, NULL) == SYMCE_ERR_NULL, "softmax");
-    CHECK(FN(softmax)(n, 0, z, out) == SYMCE_ERR_SIZE, "softmax");
+    CHECK(FN(softmax)(n, 0, z, out) == SYMCE_ERR_NO_CLASSES, "softmax");
     CHECK(FN(log_softmax)(SIZE_MAX / 2 + 1, 2, z, out) == SYMCE_ERR_SIZE, "log_softmax");
-    CHECK(FN(logsumexp)(n, 0, z, out) == SYMCE_ERR_SIZE, "logsumexp");
+    CHECK(FN(logsumexp)(n, 0, z, out) == SYMCE_ERR_NO_CLASSES, "logsumexp");
     CHECK(FN(softmax_vjp)(n, k, z, NULL, out) == SYMCE_ERR_NULL, "softmax_vjp");
-    CHECK(FN(softmax_vjp)(n, 0, z, g, out) == SYMCE_ERR_SIZE, "softmax_vjp");
+    CHECK(FN(softmax_vjp)(n, 0, z, g, out) == SYMCE_ERR_NO_CLASSES, "softmax_vjp");
     CHECK(FN(softmax_jacobian)((size_t)1 << 22, (size_t)1 << 20, z, big) == SYMCE_ERR_SIZE,
           "softmax_jacobian");
     CHECK(LOCAL(untouched)(out, n * k) && LOCAL(untouched)(big, n * k * k), "rowwise errors");
@@ -135,9 +135,9 @@ static void LOCAL(rowwise)(void)
 
 /* ---- cross-entropy --------------------------------------------------------------------- */
 typedef int (*LOCAL(ce_label_fn))(size_t, size_t, const T *restrict, const int64_t *restrict,
-                                  const T *restrict, int64_t, T, symce_reduction, T *restrict);
+                                  const T *restrict, int64_t, double, symce_reduction, T *restrict);
 typedef int (*LOCAL(ce_soft_fn))(size_t, size_t, const T *restrict, const T *restrict,
-                                 const T *restrict, T, symce_reduction, T *restrict);
+                                 const T *restrict, double, symce_reduction, T *restrict);
 
 struct LOCAL(ce_case) {
     const char *name;
@@ -170,7 +170,7 @@ static void LOCAL(ce_one)(const struct LOCAL(ce_case) *c)
         for (int opt = 0; opt < 2; ++opt) {
             T *out = LOCAL(buf)(len, (T)SENTINEL);
             const T *wt = opt ? w : NULL;
-            const T eps = opt ? (T)0.1 : 0;
+            const double eps = opt ? 0.1 : 0;
             CHECK(c->labels(n, k, x, lab, wt, -100, eps, reds[r], out) == SYMCE_OK, c->name);
             /* -TMAX/TMAX row 2 is ignored; the others are finite (masked class has target 0
                only without smoothing) */
@@ -188,11 +188,14 @@ static void LOCAL(ce_one)(const struct LOCAL(ce_case) *c)
     CHECK(c->labels(n, k, NULL, lab, NULL, -100, 0, mean, out) == SYMCE_ERR_NULL, c->name);
     CHECK(c->labels(n, k, x, NULL, NULL, -100, 0, mean, out) == SYMCE_ERR_NULL, c->name);
     CHECK(c->labels(n, k, x, lab, NULL, -100, 0, mean, NULL) == SYMCE_ERR_NULL, c->name);
-    CHECK(c->labels(n, 0, x, lab, NULL, -100, 0, mean, out) == SYMCE_ERR_SIZE, c->name);
+    CHECK(c->labels(n, 0, x, lab, NULL, -100, 0, mean, out) == SYMCE_ERR_NO_CLASSES, c->name);
     CHECK(c->labels(SIZE_MAX / 2 + 1, 2, x, lab, NULL, -100, 0, mean, out) == SYMCE_ERR_SIZE, c->name);
-    CHECK(c->labels(n, k, x, lab, NULL, -100, (T)-0.5, mean, out) == SYMCE_ERR_ARG, c->name);
-    CHECK(c->labels(n, k, x, lab, NULL, -100, (T)NAN, mean, out) == SYMCE_ERR_ARG, c->name);
-    CHECK(c->labels(n, k, x, lab, NULL, -100, 0, (symce_reduction)7, out) == SYMCE_ERR_ARG, c->name);
+    CHECK(c->labels(n, k, x, lab, NULL, -100, -0.5, mean, out) == SYMCE_ERR_SMOOTHING, c->name);
+    CHECK(c->labels(n, k, x, lab, NULL, -100, (double)NAN, mean, out) == SYMCE_ERR_SMOOTHING, c->name);
+    /* outside [0, 1] as a double, although a float would round it to 1 or -0 */
+    CHECK(c->labels(n, k, x, lab, NULL, -100, 1.00000001, mean, out) == SYMCE_ERR_SMOOTHING, c->name);
+    CHECK(c->labels(n, k, x, lab, NULL, -100, -1e-300, mean, out) == SYMCE_ERR_SMOOTHING, c->name);
+    CHECK(c->labels(n, k, x, lab, NULL, -100, 0, (symce_reduction)7, out) == SYMCE_ERR_REDUCTION, c->name);
     w[2] = -1;
     CHECK(c->labels(n, k, x, lab, w, -100, 0, mean, out) == SYMCE_ERR_WEIGHT, c->name);
     w[2] = (T)NAN;
@@ -207,8 +210,8 @@ static void LOCAL(ce_one)(const struct LOCAL(ce_case) *c)
     CHECK(c->labels(n, k, x, lab, w, -100, 0, mean, out) == SYMCE_ERR_LABEL, c->name);
     CHECK(c->soft(n, k, NULL, y, NULL, 0, mean, out) == SYMCE_ERR_NULL, c->name);
     CHECK(c->soft(n, k, x, NULL, NULL, 0, mean, out) == SYMCE_ERR_NULL, c->name);
-    CHECK(c->soft(n, 0, x, y, NULL, 0, mean, out) == SYMCE_ERR_SIZE, c->name);
-    CHECK(c->soft(n, k, x, y, NULL, 2, mean, out) == SYMCE_ERR_ARG, c->name);
+    CHECK(c->soft(n, 0, x, y, NULL, 0, mean, out) == SYMCE_ERR_NO_CLASSES, c->name);
+    CHECK(c->soft(n, k, x, y, NULL, 2, mean, out) == SYMCE_ERR_SMOOTHING, c->name);
     if (c->probs) {  /* a probability outside [0, 1]: checked last, NaN passes */
         lab[3] = lab_v[3];
         const T keep = x[n * k - 1];
@@ -217,7 +220,7 @@ static void LOCAL(ce_one)(const struct LOCAL(ce_case) *c)
             x[n * k - 1] = bad[b];
             CHECK(c->labels(n, k, x, lab, w, -100, 0, mean, out) == SYMCE_ERR_DOMAIN, c->name);
             CHECK(c->soft(n, k, x, y, NULL, 0, mean, out) == SYMCE_ERR_DOMAIN, c->name);
-            CHECK(c->soft(n, k, x, y, NULL, 2, mean, out) == SYMCE_ERR_ARG, c->name);
+            CHECK(c->soft(n, k, x, y, NULL, 2, mean, out) == SYMCE_ERR_SMOOTHING, c->name);
         }
         lab[0] = -7;
         CHECK(c->labels(n, k, x, lab, w, -100, 0, mean, out) == SYMCE_ERR_LABEL, c->name);
@@ -263,7 +266,7 @@ static void LOCAL(with_grad)(void)
     CHECK(FN(softmax_cross_entropy_with_grad)(n, k, z, lab, NULL, -100, 0, SYMCE_REDUCTION_MEAN,
                                               loss, grad) == SYMCE_ERR_LABEL, "with_grad");
     CHECK(FN(softmax_cross_entropy_with_grad_soft)(n, k, z, y, NULL, 2, SYMCE_REDUCTION_MEAN,
-                                                   loss, grad) == SYMCE_ERR_ARG, "with_grad_soft");
+                                                   loss, grad) == SYMCE_ERR_SMOOTHING, "with_grad_soft");
     CHECK(LOCAL(untouched)(loss, n) && LOCAL(untouched)(grad, n * k), "with_grad errors");
     free(loss); free(grad); free(z); free(y); free(lab);
 }
@@ -304,22 +307,22 @@ static void LOCAL(bce)(void)
         CHECK(bfns[f](n, k, NULL, y, w, none, out) == SYMCE_ERR_NULL, "bce");
         CHECK(bfns[f](n, k, p, NULL, w, none, out) == SYMCE_ERR_NULL, "bce");
         CHECK(bfns[f](n, k, p, y, w, none, NULL) == SYMCE_ERR_NULL, "bce");
-        CHECK(bfns[f](n, 0, p, y, w, none, out) == SYMCE_ERR_SIZE, "bce");
+        CHECK(bfns[f](n, 0, p, y, w, none, out) == SYMCE_ERR_NO_CLASSES, "bce");
         CHECK(bfns[f](SIZE_MAX / 3, 4, p, y, w, none, out) == SYMCE_ERR_SIZE, "bce");
-        CHECK(bfns[f](n, k, p, y, w, (symce_reduction)-1, out) == SYMCE_ERR_ARG, "bce");
+        CHECK(bfns[f](n, k, p, y, w, (symce_reduction)-1, out) == SYMCE_ERR_REDUCTION, "bce");
         CHECK(sfns[f](n, k, NULL, y, w, pw, none, out) == SYMCE_ERR_NULL, "sbce");
-        CHECK(sfns[f](n, 0, x, y, w, pw, none, out) == SYMCE_ERR_SIZE, "sbce");
-        CHECK(sfns[f](n, k, x, y, w, pw, (symce_reduction)3, out) == SYMCE_ERR_ARG, "sbce");
+        CHECK(sfns[f](n, 0, x, y, w, pw, none, out) == SYMCE_ERR_NO_CLASSES, "sbce");
+        CHECK(sfns[f](n, k, x, y, w, pw, (symce_reduction)3, out) == SYMCE_ERR_REDUCTION, "sbce");
         w[n * k - 1] = -1;
         CHECK(bfns[f](n, k, p, y, w, none, out) == SYMCE_ERR_WEIGHT, "bce");
         CHECK(sfns[f](n, k, x, y, w, pw, none, out) == SYMCE_ERR_WEIGHT, "sbce");
         w[n * k - 1] = 2;
         pw[k - 1] = (T)NAN;
-        CHECK(sfns[f](n, k, x, y, w, pw, none, out) == SYMCE_ERR_WEIGHT, "sbce");
+        CHECK(sfns[f](n, k, x, y, w, pw, none, out) == SYMCE_ERR_POS_WEIGHT, "sbce");
         pw[k - 1] = 3;
         p[n * k - 1] = (T)1.0001;  /* a probability outside [0, 1]; the logits have no domain */
         CHECK(bfns[f](n, k, p, y, w, none, out) == SYMCE_ERR_DOMAIN, "bce");
-        CHECK(bfns[f](n, k, p, y, w, (symce_reduction)9, out) == SYMCE_ERR_ARG, "bce");
+        CHECK(bfns[f](n, k, p, y, w, (symce_reduction)9, out) == SYMCE_ERR_REDUCTION, "bce");
         p[n * k - 1] = (T)-1e-30;
         CHECK(bfns[f](n, k, p, y, w, none, out) == SYMCE_ERR_DOMAIN, "bce");
         p[n * k - 1] = p_v[n * k - 1];
