@@ -24,8 +24,9 @@ For every case:
   largest |logit| for logsumexp).  An absolute error below the dtype's smallest normal number is
   underflow, not an error.
 
-The C library is built once (tests/c_build.py); the MATLAB calls run in one octave-cli
-(tests/octave_runner.py).  No divergence is excused.
+The C side runs on each build users make (gcc and clang at -O2, -O3 -march=native and
+-O3 -march=native -ffast-math, built once each by tests/c_build.py); the MATLAB calls run in
+one octave-cli (tests/octave_runner.py).  No divergence is excused.
 """
 from __future__ import annotations
 
@@ -37,7 +38,7 @@ import numpy as np
 import pytest
 
 import support
-from c_build import CError, library
+from c_build import CError, clib_each  # noqa: F401  (fixture)
 from octave_runner import Batch, errors, matlab_args, term_scale, to_numpy_layout
 from symce import kernels as kr
 from symce import reference as R
@@ -413,14 +414,18 @@ def scales_of(case):
 # The comparison.
 # ----------------------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
-def outcomes():
+def other_outcomes():
+    """MATLAB's and NumPy's outcomes, computed once for every C build."""
     octave = support.toolchain("octave-cli", "SYMCE_REQUIRE_OCTAVE")
     sk = numpy_backend.load_generated()
-    clib = library()
-    got = {"matlab": run_matlab(octave)}
-    got["numpy"] = {c.id: run_numpy(sk, c) for c in CASES}
-    got["c"] = {c.id: run_c(clib, c) for c in CASES}
-    return got
+    return {"matlab": run_matlab(octave), "numpy": {c.id: run_numpy(sk, c) for c in CASES}}
+
+
+@pytest.fixture(scope="module")
+def outcomes(other_outcomes, clib_each):
+    """Every language's outcomes, with the C of each build users make (gcc and clang at -O2,
+    -O3 -march=native and -ffast-math; tests/c_build.py)."""
+    return {**other_outcomes, "c": {c.id: run_c(clib_each, c) for c in CASES}}
 
 
 def compare(case, outcomes) -> list:

@@ -23,10 +23,12 @@
    exponential's rounding shifter (kd0 - shifter), z - max before anything is added to it.
    -ffast-math lets the compiler regroup sums, which undoes all of these (the log-probability of
    a row's max becomes 0, exp is off by up to 36%), so symce.c turns reassociation back off for
-   itself; every other -ffast-math assumption is harmless here (NaN and infinities are told
-   from their bits).  The caller's files keep their flags. */
+   itself; every other -ffast-math assumption is harmless here with GCC (NaN and infinities are
+   told from their bits).  Clang also lets an infinite operand poison arithmetic under
+   -ffast-math (an infinite logit gave a NaN loss), so with Clang symce.c asks for precise
+   floating point altogether.  The caller's files keep their flags. */
 #if defined(__clang__)
-#pragma clang fp reassociate(off)
+#pragma float_control(precise, on)
 #elif defined(__GNUC__) && defined(__ASSOCIATIVE_MATH__)
 #pragma GCC optimize("no-associative-math")
 #endif
