@@ -33,13 +33,15 @@
 #pragma GCC optimize("no-associative-math")
 #endif
 
-/* With GCC on an AVX-512 target, symce's loops use 512-bit vectors (GCC prefers 256 bits there by
-   default; these loops measured up to 1.6x faster with 512).  Define SYMCE_NO_WIDE_VECTORS to keep
-   the compiler's choice.  Only the code below is affected: these options are popped at the end. */
+/* SYMCE_WIDE marks the functions whose loops are long runs of exponentials (the row statistics
+   and the elementwise kernels): with GCC on an AVX-512 target they use 512-bit vectors (GCC
+   prefers 256 bits there by default; these loops measured up to 1.6x faster with 512, the short
+   per-row loops of rows of 10 classes 10% slower, so the rest keeps the compiler's choice).
+   Define SYMCE_NO_WIDE_VECTORS to keep it everywhere. */
 #if defined(__GNUC__) && !defined(__clang__) && defined(__AVX512F__) && !defined(SYMCE_NO_WIDE_VECTORS)
-#define SYMCE_WIDE_VECTORS 1
-#pragma GCC push_options
-#pragma GCC target("prefer-vector-width=512")
+#define SYMCE_WIDE __attribute__((target("prefer-vector-width=512")))
+#else
+#define SYMCE_WIDE
 #endif
 
 /* Under -ffast-math (or -ffinite-math-only) the compiler may assume that no value is NaN or
@@ -550,7 +552,7 @@ static float symce_row_max_f32(const float *restrict row, size_t k)
 }
 
 /* e_j = exp(z_j - shift) of the classes c0 .. c0 + len - 1 of a row, into e_out[0 .. len). */
-static void symce_row_exp_f32(const float *restrict row, size_t c0, size_t len, double shift,
+SYMCE_WIDE static void symce_row_exp_f32(const float *restrict row, size_t c0, size_t len, double shift,
                                double *restrict e_out)
 {
     for (size_t j = 0; j < len; ++j) {
@@ -569,7 +571,7 @@ static void symce_row_exp_f32(const float *restrict row, size_t c0, size_t len, 
    (k <= SYMCE_STASH), else SYMCE_ROW_FINITE.  A row whose max is not finite (+inf, or no finite
    element) gets shift = its largest finite element (0 if there is none), so every finite e_j is
    at most 1, and Srest = sum_{j != a} e_j + em1_a (a = the first argmax): SYMCE_ROW_GENERAL. */
-static int symce_row_stats_f32(const float *restrict row, const float *next,
+SYMCE_WIDE static int symce_row_stats_f32(const float *restrict row, const float *next,
                                 const float *next_out, size_t k, double *restrict stash,
                                 double *restrict shift_out, double *restrict srest_out)
 {
@@ -766,7 +768,7 @@ static double symce_row_max_f64(const double *restrict row, size_t k)
 }
 
 /* e_j = exp(z_j - shift) of the classes c0 .. c0 + len - 1 of a row, into e_out[0 .. len). */
-static void symce_row_exp_f64(const double *restrict row, size_t c0, size_t len, double shift,
+SYMCE_WIDE static void symce_row_exp_f64(const double *restrict row, size_t c0, size_t len, double shift,
                                double *restrict e_out)
 {
     for (size_t j = 0; j < len; ++j) {
@@ -786,7 +788,7 @@ static void symce_row_exp_f64(const double *restrict row, size_t c0, size_t len,
    (k <= SYMCE_STASH), else SYMCE_ROW_FINITE.  A row whose max is not finite (+inf, or no finite
    element) gets shift = its largest finite element (0 if there is none), so every finite e_j is
    at most 1, and Srest = sum_{j != a} e_j + em1_a (a = the first argmax): SYMCE_ROW_GENERAL. */
-static int symce_row_stats_f64(const double *restrict row, const double *next,
+SYMCE_WIDE static int symce_row_stats_f64(const double *restrict row, const double *next,
                                 const double *next_out, size_t k, double *restrict stash,
                                 double *restrict shift_out, double *restrict srest_out)
 {
@@ -886,6 +888,7 @@ static void symce_block_stats_f64(const double *restrict z, size_t rows, size_t 
 /* ---------------------------------------------------------------------------------------- */
 
 /* Logistic sigmoid, elementwise. */
+SYMCE_WIDE
 int symce_sigmoid_f32(size_t count, const float *SYMCE_RESTRICT x, float *SYMCE_RESTRICT out)
 {
     if (x == NULL || out == NULL) return SYMCE_ERR_NULL;
@@ -900,6 +903,7 @@ int symce_sigmoid_f32(size_t count, const float *SYMCE_RESTRICT x, float *SYMCE_
 }
 
 /* Derivative of the sigmoid, elementwise. */
+SYMCE_WIDE
 int symce_sigmoid_grad_f32(size_t count, const float *SYMCE_RESTRICT x, float *SYMCE_RESTRICT out)
 {
     if (x == NULL || out == NULL) return SYMCE_ERR_NULL;
@@ -2017,6 +2021,7 @@ int symce_softmax_cross_entropy_with_grad_soft_f32(size_t n, size_t k,
 }
 
 /* Binary cross-entropy of probabilities. */
+SYMCE_WIDE
 int symce_binary_cross_entropy_f32(size_t n, size_t k, const float *SYMCE_RESTRICT probs,
                                    const float *SYMCE_RESTRICT target,
                                    const float *SYMCE_RESTRICT weight, symce_reduction reduction,
@@ -2081,6 +2086,7 @@ int symce_binary_cross_entropy_f32(size_t n, size_t k, const float *SYMCE_RESTRI
 }
 
 /* Gradient of the binary cross-entropy w.r.t. the probabilities. */
+SYMCE_WIDE
 int symce_binary_cross_entropy_grad_f32(size_t n, size_t k, const float *SYMCE_RESTRICT probs,
                                         const float *SYMCE_RESTRICT target,
                                         const float *SYMCE_RESTRICT weight,
@@ -2122,6 +2128,7 @@ int symce_binary_cross_entropy_grad_f32(size_t n, size_t k, const float *SYMCE_R
 }
 
 /* Binary cross-entropy of the sigmoid of logits (softplus form). */
+SYMCE_WIDE
 int symce_sigmoid_binary_cross_entropy_f32(size_t n, size_t k, const float *SYMCE_RESTRICT logits,
                                            const float *SYMCE_RESTRICT target,
                                            const float *SYMCE_RESTRICT weight,
@@ -2207,6 +2214,7 @@ int symce_sigmoid_binary_cross_entropy_f32(size_t n, size_t k, const float *SYMC
 }
 
 /* Gradient of sigmoid binary cross-entropy w.r.t. the logits. */
+SYMCE_WIDE
 int symce_sigmoid_binary_cross_entropy_grad_f32(size_t n, size_t k,
                                                 const float *SYMCE_RESTRICT logits,
                                                 const float *SYMCE_RESTRICT target,
@@ -2265,6 +2273,7 @@ int symce_sigmoid_binary_cross_entropy_grad_f32(size_t n, size_t k,
 }
 
 /* Sigmoid binary cross-entropy and its gradient in one pass. */
+SYMCE_WIDE
 int symce_sigmoid_binary_cross_entropy_with_grad_f32(size_t n, size_t k,
                                                      const float *SYMCE_RESTRICT logits,
                                                      const float *SYMCE_RESTRICT target,
@@ -3518,6 +3527,7 @@ int symce_softmax_cross_entropy_with_grad_soft_f64(size_t n, size_t k,
 }
 
 /* Binary cross-entropy of probabilities. */
+SYMCE_WIDE
 int symce_binary_cross_entropy_f64(size_t n, size_t k, const double *SYMCE_RESTRICT probs,
                                    const double *SYMCE_RESTRICT target,
                                    const double *SYMCE_RESTRICT weight, symce_reduction reduction,
@@ -3582,6 +3592,7 @@ int symce_binary_cross_entropy_f64(size_t n, size_t k, const double *SYMCE_RESTR
 }
 
 /* Gradient of the binary cross-entropy w.r.t. the probabilities. */
+SYMCE_WIDE
 int symce_binary_cross_entropy_grad_f64(size_t n, size_t k, const double *SYMCE_RESTRICT probs,
                                         const double *SYMCE_RESTRICT target,
                                         const double *SYMCE_RESTRICT weight,
@@ -3623,6 +3634,7 @@ int symce_binary_cross_entropy_grad_f64(size_t n, size_t k, const double *SYMCE_
 }
 
 /* Binary cross-entropy of the sigmoid of logits (softplus form). */
+SYMCE_WIDE
 int symce_sigmoid_binary_cross_entropy_f64(size_t n, size_t k, const double *SYMCE_RESTRICT logits,
                                            const double *SYMCE_RESTRICT target,
                                            const double *SYMCE_RESTRICT weight,
@@ -3706,6 +3718,7 @@ int symce_sigmoid_binary_cross_entropy_f64(size_t n, size_t k, const double *SYM
 }
 
 /* Gradient of sigmoid binary cross-entropy w.r.t. the logits. */
+SYMCE_WIDE
 int symce_sigmoid_binary_cross_entropy_grad_f64(size_t n, size_t k,
                                                 const double *SYMCE_RESTRICT logits,
                                                 const double *SYMCE_RESTRICT target,
@@ -3764,6 +3777,7 @@ int symce_sigmoid_binary_cross_entropy_grad_f64(size_t n, size_t k,
 }
 
 /* Sigmoid binary cross-entropy and its gradient in one pass. */
+SYMCE_WIDE
 int symce_sigmoid_binary_cross_entropy_with_grad_f64(size_t n, size_t k,
                                                      const double *SYMCE_RESTRICT logits,
                                                      const double *SYMCE_RESTRICT target,
@@ -3857,7 +3871,3 @@ int symce_sigmoid_binary_cross_entropy_with_grad_f64(size_t n, size_t k,
     if (reduction != SYMCE_REDUCTION_NONE) *loss = symce_reduce_f64(reduction, total + tcomp, divisor);
     return SYMCE_OK;
 }
-
-#ifdef SYMCE_WIDE_VECTORS
-#pragma GCC pop_options
-#endif

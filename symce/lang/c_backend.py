@@ -68,6 +68,7 @@ STASH = 2048         # a row of up to this many classes keeps its exponentials o
 SMALL_K = 16         # up to this many classes, the row statistics are computed ROWS rows at a time
 ROWS = 64
 MAX_LANES = {"float": 32, "double": 16}  # partial maxima of the row max (measured fastest)
+WIDE_FAMILIES = ("elementwise", "bce")  # kernels marked SYMCE_WIDE (the row statistics are too)
 SUM_LANES = 16  # partial sums of a float kernel's row statistics (two 512-bit registers of double)
 BLOCK = 1024         # elements per block of the BCE kernels (their weight buffers on the stack)
 
@@ -1111,6 +1112,8 @@ def _function_context(fn: CFunction):
         "partial": "c/_" + _PARTIAL[kern.family] + ".c.jinja",
         "summary": kern.summary,
         "prototype": _prototype(fn.cname, [_decl(p, T) for p in fn.params]),
+        # one long loop of exponentials: 512-bit vectors where GCC targets AVX-512 (SYMCE_WIDE)
+        "wide_vectors": kern.family in WIDE_FAMILIES and vectorised(cdt),
         "required": [p.name for p in fn.params if p.role in ("in", "labels", "target", "out")],
         "doc": _doc(fn, kern),
         "slots": _printed_slots(kern, cdt),
