@@ -10,7 +10,8 @@ warnings a compiler gives only in the file it compiles); the shared library, the
 the build's flags: a program linked with -ffast-math switches the whole process to
 flush-to-zero (crtfastmath.o).  "asan" is
 gcc with ``-fsanitize=address,undefined -fno-sanitize-recover=all`` (the Python process must
-then run with libasan preloaded: see :func:`sanitizer_env`).
+then run with libasan preloaded: see :func:`sanitizer_env`); "no-malloc" is gcc -O2 with
+``-DSYMCE_NO_MALLOC`` (rows longer than SYMCE_STASH recompute their exponentials).
 
 Every compiler output is cached in ``build/c-cache`` (or ``$SYMCE_C_CACHE``), named by a hash
 of the compiler's version, the command and the bytes of every input, so an unchanged symce.c is
@@ -67,6 +68,7 @@ LEVELS = {"O2": ["-O2"], "native": ["-O3", "-march=native"],
 MATRIX = tuple(f"{cc}-{level}" for cc in COMPILERS for level in LEVELS)
 BUILDS = {f"{cc}-{level}": (cc, flags) for cc in COMPILERS for level, flags in LEVELS.items()}
 BUILDS["asan"] = ("gcc", ["-O1", *SANITIZE_FLAGS])
+BUILDS["no-malloc"] = ("gcc", ["-O2", "-DSYMCE_NO_MALLOC"])  # rows > SYMCE_STASH: e computed twice
 ALIASES = {"plain": "gcc-O2", "native": "gcc-native"}  # the names of the first two builds
 DEFAULT = "gcc-O2"
 

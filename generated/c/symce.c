@@ -6,6 +6,7 @@
 #include <math.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 /* SYMCE_FMA(a, b, c) = a*b + c, fused where the target has FMA in hardware (C99's FP_FAST_FMA,
@@ -92,14 +93,29 @@
 #define SYMCE_PREFETCH_W(p) ((void)0)
 #endif
 #define SYMCE_LINE 64  /* bytes per cache line, for SYMCE_PREFETCH */
+/* A row of up to this many classes fetches the next row (input and output) into the cache while it
+   computes: two rows and a stash fit in a 1 MB L2.  A longer row fetches its own next chunk. */
+#define SYMCE_NEAR_ROW 32768
 #define SYMCE_STASH 2048  /* a row of up to this many classes keeps its exponentials on the stack */
+/* A longer row keeps them in one heap buffer per block of rows (k + k/SYMCE_STASH + 1 values, from
+   SYMCE_MALLOC).  If that returns NULL, the kernels compute each exponential twice instead: the
+   same results within rounding, about 1.4x slower.  Define SYMCE_NO_MALLOC for no allocation at
+   all, or SYMCE_MALLOC and SYMCE_FREE (both) for another allocator. */
+#if defined(SYMCE_NO_MALLOC)
+#define SYMCE_MALLOC(bytes) ((void)(bytes), (void *)0)
+#define SYMCE_FREE(p) ((void)(p))
+#elif !defined(SYMCE_MALLOC)
+#define SYMCE_MALLOC(bytes) malloc(bytes)
+#define SYMCE_FREE(p) free(p)
+#endif
 #define SYMCE_BLOCK 1024  /* elements per block of the binary cross-entropy kernels */
 #define SYMCE_SMALL_K 16  /* up to this many classes, rows are taken SYMCE_ROWS at a time */
 #define SYMCE_ROWS 64  /* rows per block when k <= SYMCE_SMALL_K */
 
-/* What symce_row_stats_* found: a max that is not finite, a finite one, or a finite one with every
-   e_j of the row in the stash. */
-enum { SYMCE_ROW_GENERAL = 0, SYMCE_ROW_FINITE = 1, SYMCE_ROW_STASHED = 2 };
+/* What symce_row_stats_* found: a max that is not finite, a finite one, a finite one with every
+   e_j of the row in the stash, or that with chunk c's e_j stored as e_j / factor[c], the loops
+   that read it multiplying by factor[c] (symce_row_stats_chunked_*). */
+enum { SYMCE_ROW_GENERAL = 0, SYMCE_ROW_FINITE = 1, SYMCE_ROW_STASHED = 2, SYMCE_ROW_CHUNKED = 3 };
 
 const char *symce_strerror(int code)
 {
@@ -234,6 +250,21 @@ static double symce_pairwise_sum(double *restrict buf, size_t len)
         len = h;
     }
     return buf[0];
+}
+
+/* The sum of buf[0 .. len) by 16 partial sums, each of at most len/16 terms (the float
+   kernels' blocks: 2^-53 per addition in double, far below a float ULP); vectorises. */
+static double symce_lane_sum(const double *restrict buf, size_t len)
+{
+    double lane[16];
+    for (size_t l = 0; l < 16; ++l) lane[l] = 0;
+    size_t i = 0;
+    for (; i + 16 <= len; i += 16)
+        for (size_t l = 0; l < 16; ++l) lane[l] += buf[i + l];
+    for (; i < len; ++i) lane[0] += buf[i];
+    double s = 0;
+    for (size_t l = 0; l < 16; ++l) s += lane[l];
+    return s;
 }
 
 /* ---------------------------------------------------------------------------------------- */
@@ -563,18 +594,112 @@ SYMCE_WIDE static void symce_row_exp_f32(const float *restrict row, size_t c0, s
     }
 }
 
+/* A heap stash for a row of k classes, followed by one factor per chunk of SYMCE_STASH classes (for
+   symce_row_stats_chunked_*); or NULL (no memory, or that many values would not fit in size_t). */
+static double *symce_heap_stash_f32(size_t k)
+{
+    const size_t len = k + k / SYMCE_STASH + 1;
+    if (len < k || len > SIZE_MAX / sizeof(double)) return NULL;
+    return (double *)SYMCE_MALLOC(len * sizeof(double));
+}
+
+/* The statistics of a row of k > SYMCE_STASH classes that the stash holds whole, in one pass over
+   the row: chunk c (SYMCE_STASH classes from c0 = c SYMCE_STASH) is read once while it is in the
+   cache, for its own max m_c and e'_j = exp(z_j - m_c) into stash[c0 + j] (as symce_row_stats
+   does for a whole row), and factor[c] = exp(m_c - max): the loops that read chunk c take e_j =
+   e'_j factor[c] = exp(z_j - max), within 2^-52 relative (far below a float ULP).  (Scaling the
+   stash in place instead measured 10% slower at k = 32000: it writes the stash again.)  Srest
+   sums as the row goes, rescaled when the max grows: R (the classes below the max) and T
+   (the ties at the max: e' == 1 in a chunk whose m_c is the max); when a chunk raises the max
+   from M to m_c, R becomes (R + T) exp(M - m_c) and T the chunk's ties.  Every term is positive
+   and each factor is within 2^-39 of exact, so Srest = R + (T - 1) stays relatively accurate far
+   below a float ULP, dominated rows (Srest ~ 1e-8) included.  Returns SYMCE_ROW_CHUNKED, or
+   SYMCE_ROW_GENERAL with nothing stored when a chunk has no finite max (+inf, or only -inf and
+   NaN): the caller then takes the two-pass path. */
+SYMCE_WIDE static int symce_row_stats_chunked_f32(const float *restrict row, const float *next,
+                                        const float *next_out, size_t k,
+                                        double *restrict stash, double *restrict factor,
+                                        double *restrict shift_out, double *restrict srest_out)
+{
+    double big = 0, below = 0, ties = 0;  /* the max so far (M), R and T */
+    for (size_t c0 = 0; c0 < k; c0 += SYMCE_STASH) {
+        const size_t len = k - c0 < SYMCE_STASH ? k - c0 : SYMCE_STASH;
+        const float mc = symce_row_max_f32(row + c0, len);
+        if (!symce_isfinite((double)mc)) return SYMCE_ROW_GENERAL;
+        const double shift = (double)mc;
+        double *restrict dst = stash + c0;
+        double lane_sum[16], lane_ties[16];
+        for (size_t l = 0; l < 16; ++l) lane_sum[l] = lane_ties[l] = 0;
+        size_t j = 0;
+        for (; j + 16 <= len; j += 16) {
+            if (k > SYMCE_NEAR_ROW) {
+                SYMCE_PREFETCH(row + c0 + SYMCE_STASH + j);  /* the next chunk */
+            } else {
+                SYMCE_PREFETCH(next + c0 + j);
+                if (next_out != NULL) SYMCE_PREFETCH_W(next_out + c0 + j);
+            }
+            for (size_t l = 0; l < 16; ++l) {
+                const double zv = (double)row[c0 + j + l];
+                const double zs = -shift + zv;
+                const double e = symce_exp_neg_for_f32(zs);
+                dst[j + l] = e;
+                lane_sum[l] += symce_select(e == 1, 0, e);
+                lane_ties[l] += symce_select(e == 1, 1, 0);
+            }
+        }
+        for (; j < len; ++j) {
+            const double zv = (double)row[c0 + j];
+            const double zs = -shift + zv;
+            const double e = symce_exp_neg_for_f32(zs);
+            dst[j] = e;
+            lane_sum[0] += symce_select(e == 1, 0, e);
+            lane_ties[0] += symce_select(e == 1, 1, 0);
+        }
+        double sum = 0, tc = 0;
+        for (size_t l = 0; l < 16; ++l) {
+            sum += lane_sum[l];
+            tc += lane_ties[l];
+        }
+        factor[c0 / SYMCE_STASH] = shift;  /* m_c until the row's max is known */
+        if (c0 == 0) {
+            big = shift;
+            below = sum;
+            ties = tc;
+        } else if (shift > big) {  /* a new max: the old ties and R scale by exp(M - m_c) */
+            below = (below + ties) * symce_exp_neg_for_f32(big - shift) + sum;
+            ties = tc;
+            big = shift;
+        } else if (shift == big) {
+            below += sum;
+            ties += tc;
+        } else {
+            below += (sum + tc) * symce_exp_neg_for_f32(shift - big);
+        }
+    }
+    for (size_t c = 0; c <= (k - 1) / SYMCE_STASH; ++c)
+        factor[c] = factor[c] == big ? 1 : symce_exp_neg_for_f32(factor[c] - big);
+    *shift_out = big;
+    *srest_out = (double)(below + (double)((ptrdiff_t)ties - 1));
+    return SYMCE_ROW_CHUNKED;
+}
+
 /* The statistics every row kernel starts from: shift = the row max and Srest = S - 1 = the sum of
    e_j over the classes below the max, plus (ties - 1) (em1 = 0 at a finite max).  A class counts
    as a tie when e_j == 1: that is every class at the max, and a class within 2^-53 below it
-   contributes 1 instead of e_j, off by less than 2^-53 in a sum that is at least 1.  e_j goes to
-   stash[0 .. k) in chunks of SYMCE_STASH.  Returns SYMCE_ROW_STASHED when the whole row is there
-   (k <= SYMCE_STASH), else SYMCE_ROW_FINITE.  A row whose max is not finite (+inf, or no finite
+   contributes 1 instead of e_j, off by less than 2^-53 in a sum that is at least 1.  stash holds
+   cap values: when k <= cap, e_j goes to stash[j] and the result is SYMCE_ROW_STASHED; else the
+   row is taken in chunks of SYMCE_STASH, each overwriting stash[0 .. SYMCE_STASH), and the result
+   is SYMCE_ROW_FINITE (the caller recomputes e chunk by chunk).  A row whose max is not finite (+inf, or no finite
    element) gets shift = its largest finite element (0 if there is none), so every finite e_j is
    at most 1, and Srest = sum_{j != a} e_j + em1_a (a = the first argmax): SYMCE_ROW_GENERAL. */
 SYMCE_WIDE static int symce_row_stats_f32(const float *restrict row, const float *next,
                                 const float *next_out, size_t k, double *restrict stash,
-                                double *restrict shift_out, double *restrict srest_out)
+                                size_t cap, double *restrict shift_out, double *restrict srest_out)
 {
+    if (k > SYMCE_STASH && k <= cap &&  /* a stash of k, then k / SYMCE_STASH + 1 chunk factors */
+        symce_row_stats_chunked_f32(row, next, next_out, k, stash, stash + k, shift_out,
+                                        srest_out) == SYMCE_ROW_CHUNKED)
+        return SYMCE_ROW_CHUNKED;
     const float mx = symce_row_max_f32(row, k);
     if (!symce_isfinite((double)mx)) {
         const size_t a = symce_argmax_f32(row, k);
@@ -611,15 +736,18 @@ SYMCE_WIDE static int symce_row_stats_f32(const float *restrict row, const float
     for (size_t l = 0; l < 16; ++l) lane_sum[l] = lane_ties[l] = 0;
     for (size_t c0 = 0; c0 < k; c0 += SYMCE_STASH) {
         const size_t len = k - c0 < SYMCE_STASH ? k - c0 : SYMCE_STASH;
+        double *dst = k <= cap ? stash + c0 : stash;
         size_t j = 0;
         for (; j + 16 <= len; j += 16) {
-            SYMCE_PREFETCH(next + c0 + j);
-            if (next_out != NULL) SYMCE_PREFETCH_W(next_out + c0 + j);
+            if (k <= SYMCE_NEAR_ROW) {
+                SYMCE_PREFETCH(next + c0 + j);
+                if (next_out != NULL) SYMCE_PREFETCH_W(next_out + c0 + j);
+            }
             for (size_t l = 0; l < 16; ++l) {
                 const double zv = (double)row[c0 + j + l];
                 const double zs = -shift + zv;
                 const double e = symce_exp_neg_for_f32(zs);
-                stash[j + l] = e;
+                dst[j + l] = e;
                 lane_sum[l] += symce_select(e == 1, 0, e);
                 lane_ties[l] += symce_select(e == 1, 1, 0);
             }
@@ -628,7 +756,7 @@ SYMCE_WIDE static int symce_row_stats_f32(const float *restrict row, const float
             const double zv = (double)row[c0 + j];
             const double zs = -shift + zv;
             const double e = symce_exp_neg_for_f32(zs);
-            stash[j] = e;
+            dst[j] = e;
             lane_sum[0] += symce_select(e == 1, 0, e);
             lane_ties[0] += symce_select(e == 1, 1, 0);
         }
@@ -640,7 +768,7 @@ SYMCE_WIDE static int symce_row_stats_f32(const float *restrict row, const float
     }
     *shift_out = shift;
     *srest_out = (double)(sum + (double)((ptrdiff_t)ties - 1));
-    return k <= SYMCE_STASH ? SYMCE_ROW_STASHED : SYMCE_ROW_FINITE;
+    return k <= cap ? SYMCE_ROW_STASHED : SYMCE_ROW_FINITE;
 }
 
 /* symce_row_stats_f32 of rows consecutive rows of k <= SYMCE_SMALL_K classes at once, so
@@ -664,7 +792,7 @@ static void symce_block_stats_f32(const float *restrict z, size_t rows, size_t k
     for (size_t r = 0; r < rows; ++r) {
         if (!symce_isfinite((double)shift_out[r])) {  /* the general statistics for this row */
             status_out[r] = symce_row_stats_f32(z + r * k, z + r * k, NULL, k,
-                                                 e_out + r * k, &shift_out[r], &srest_out[r]);
+                                                 e_out + r * k, k, &shift_out[r], &srest_out[r]);
             continue;
         }
         double sum = 0;  /* k <= SYMCE_SMALL_K terms: in order */
@@ -780,17 +908,27 @@ SYMCE_WIDE static void symce_row_exp_f64(const double *restrict row, size_t c0, 
     }
 }
 
+/* A heap stash for a row of k classes, followed by one factor per chunk of SYMCE_STASH classes (for
+   symce_row_stats_chunked_*); or NULL (no memory, or that many values would not fit in size_t). */
+static double *symce_heap_stash_f64(size_t k)
+{
+    const size_t len = k + k / SYMCE_STASH + 1;
+    if (len < k || len > SIZE_MAX / sizeof(double)) return NULL;
+    return (double *)SYMCE_MALLOC(len * sizeof(double));
+}
+
 /* The statistics every row kernel starts from: shift = the row max and Srest = S - 1 = the sum of
    e_j over the classes below the max, plus (ties - 1) (em1 = 0 at a finite max).  A class counts
    as a tie when e_j == 1: that is every class at the max, and a class within 2^-53 below it
-   contributes 1 instead of e_j, off by less than 2^-53 in a sum that is at least 1.  e_j goes to
-   stash[0 .. k) in chunks of SYMCE_STASH.  Returns SYMCE_ROW_STASHED when the whole row is there
-   (k <= SYMCE_STASH), else SYMCE_ROW_FINITE.  A row whose max is not finite (+inf, or no finite
+   contributes 1 instead of e_j, off by less than 2^-53 in a sum that is at least 1.  stash holds
+   cap values: when k <= cap, e_j goes to stash[j] and the result is SYMCE_ROW_STASHED; else the
+   row is taken in chunks of SYMCE_STASH, each overwriting stash[0 .. SYMCE_STASH), and the result
+   is SYMCE_ROW_FINITE (the caller recomputes e chunk by chunk).  A row whose max is not finite (+inf, or no finite
    element) gets shift = its largest finite element (0 if there is none), so every finite e_j is
    at most 1, and Srest = sum_{j != a} e_j + em1_a (a = the first argmax): SYMCE_ROW_GENERAL. */
 SYMCE_WIDE static int symce_row_stats_f64(const double *restrict row, const double *next,
                                 const double *next_out, size_t k, double *restrict stash,
-                                double *restrict shift_out, double *restrict srest_out)
+                                size_t cap, double *restrict shift_out, double *restrict srest_out)
 {
     const double mx = symce_row_max_f64(row, k);
     if (!symce_isfinite((double)mx)) {
@@ -828,13 +966,16 @@ SYMCE_WIDE static int symce_row_stats_f64(const double *restrict row, const doub
     for (size_t c0 = 0; c0 < k; c0 += SYMCE_STASH) {
         const size_t len = k - c0 < SYMCE_STASH ? k - c0 : SYMCE_STASH;
         for (size_t j = 0; j < len; j += SYMCE_LINE / sizeof *next) {
-            SYMCE_PREFETCH(next + c0 + j);
-            if (next_out != NULL) SYMCE_PREFETCH_W(next_out + c0 + j);
+            if (k <= SYMCE_NEAR_ROW) {
+                SYMCE_PREFETCH(next + c0 + j);
+                if (next_out != NULL) SYMCE_PREFETCH_W(next_out + c0 + j);
+            }
         }
-        symce_row_exp_f64(row, c0, len, shift, stash);
+        double *dst = k <= cap ? stash + c0 : stash;
+        symce_row_exp_f64(row, c0, len, shift, dst);
         for (size_t j = 0; j < len; ++j) {
-            const int tie = symce_bits(stash[j]) == symce_bits(1);  /* bits: NaN is no tie */
-            terms[j] = symce_select(tie, 0, stash[j]);
+            const int tie = symce_bits(dst[j]) == symce_bits(1);  /* bits: NaN is no tie */
+            terms[j] = symce_select(tie, 0, dst[j]);
             ties += (size_t)tie;
         }
         symce_accumulate_f64(&sum, &comp, symce_pairwise_sum(terms, len));
@@ -842,7 +983,7 @@ SYMCE_WIDE static int symce_row_stats_f64(const double *restrict row, const doub
     *shift_out = shift;
     /* ties - 1 in integers: -ffast-math must not regroup it as (sum + ties) - 1, losing sum */
     *srest_out = (double)((sum + comp) + (double)((ptrdiff_t)ties - 1));
-    return k <= SYMCE_STASH ? SYMCE_ROW_STASHED : SYMCE_ROW_FINITE;
+    return k <= cap ? SYMCE_ROW_STASHED : SYMCE_ROW_FINITE;
 }
 
 /* symce_row_stats_f64 of rows consecutive rows of k <= SYMCE_SMALL_K classes at once, so
@@ -867,7 +1008,7 @@ static void symce_block_stats_f64(const double *restrict z, size_t rows, size_t 
     for (size_t r = 0; r < rows; ++r) {
         if (!symce_isfinite((double)shift_out[r])) {  /* the general statistics for this row */
             status_out[r] = symce_row_stats_f64(z + r * k, z + r * k, NULL, k,
-                                                 e_out + r * k, &shift_out[r], &srest_out[r]);
+                                                 e_out + r * k, k, &shift_out[r], &srest_out[r]);
             continue;
         }
         double sum = 0;  /* k <= SYMCE_SMALL_K terms: in order */
@@ -918,6 +1059,7 @@ int symce_sigmoid_grad_f32(size_t count, const float *SYMCE_RESTRICT x, float *S
 }
 
 /* Softmax along the class axis. */
+SYMCE_WIDE
 int symce_softmax_f32(size_t n, size_t k, const float *SYMCE_RESTRICT z, float *SYMCE_RESTRICT out)
 {
     if (z == NULL || out == NULL) return SYMCE_ERR_NULL;
@@ -929,11 +1071,15 @@ int symce_softmax_f32(size_t n, size_t k, const float *SYMCE_RESTRICT z, float *
         const int small = k <= SYMCE_SMALL_K;  /* then the block's statistics at once */
         double eblock[SYMCE_ROWS * SYMCE_SMALL_K], shiftb[SYMCE_ROWS], srestb[SYMCE_ROWS];
         int statusb[SYMCE_ROWS];
+        /* a row longer than the stack stash keeps its e_j in one heap buffer per block of rows;
+           without it (malloc failed) each chunk's e_j is computed again where it is used */
+        double *heap = k > SYMCE_STASH ? symce_heap_stash_f32(k) : NULL;
+        const size_t cap = heap != NULL ? k : SYMCE_STASH;
         if (small) symce_block_stats_f32(z + i0 * k, rows, k, eblock, shiftb, srestb, statusb);
         for (size_t i = i0; i < i0 + rows; ++i) {
             const float *row = z + i * k;
             double own[SYMCE_STASH];
-            double *stash = own;
+            double *stash = heap != NULL ? heap : own;
             double shift, srest;
             int status;
             if (small) {
@@ -944,27 +1090,31 @@ int symce_softmax_f32(size_t n, size_t k, const float *SYMCE_RESTRICT z, float *
             } else {
                 status = symce_row_stats_f32(row, i + 1 < n ? row + k : row,
                                                   i + 1 < n ? out + (i + 1) * k : NULL,
-                                                  k, stash, &shift, &srest);
+                                                  k, stash, cap, &shift, &srest);
             }
-            const int stashed = status == SYMCE_ROW_STASHED;
+            const int stashed = status >= SYMCE_ROW_STASHED;
             (void)stashed;
             const double inv_srest = 1.0/(srest + 1);
             float *orow = out + i * k;
             for (size_t c0 = 0; c0 < k; c0 += SYMCE_STASH) {
                 const size_t len = k - c0 < SYMCE_STASH ? k - c0 : SYMCE_STASH;
                 if (!stashed) symce_row_exp_f32(row, c0, len, shift, stash);
+                const double *ec = stashed ? stash + c0 : stash;  /* this chunk's e, */
+                const double fc = status == SYMCE_ROW_CHUNKED ? stash[k + c0 / SYMCE_STASH] : 1;  /* times fc */
                 for (size_t j = 0; j < len; ++j) {
-                    const double e = stash[j];
+                    const double e = ec[j] * fc;
                     const double p = e*inv_srest;
                     orow[c0 + j] = (float)(p);
                 }
             }
         }
+        SYMCE_FREE(heap);
     }
     return SYMCE_OK;
 }
 
 /* Log of the softmax along the class axis. */
+SYMCE_WIDE
 int symce_log_softmax_f32(size_t n, size_t k, const float *SYMCE_RESTRICT z,
                           float *SYMCE_RESTRICT out)
 {
@@ -977,11 +1127,15 @@ int symce_log_softmax_f32(size_t n, size_t k, const float *SYMCE_RESTRICT z,
         const int small = k <= SYMCE_SMALL_K;  /* then the block's statistics at once */
         double eblock[SYMCE_ROWS * SYMCE_SMALL_K], shiftb[SYMCE_ROWS], srestb[SYMCE_ROWS];
         int statusb[SYMCE_ROWS];
+        /* a row longer than the stack stash keeps its e_j in one heap buffer per block of rows;
+           without it (malloc failed) each chunk's e_j is computed again where it is used */
+        double *heap = k > SYMCE_STASH ? symce_heap_stash_f32(k) : NULL;
+        const size_t cap = heap != NULL ? k : SYMCE_STASH;
         if (small) symce_block_stats_f32(z + i0 * k, rows, k, eblock, shiftb, srestb, statusb);
         for (size_t i = i0; i < i0 + rows; ++i) {
             const float *row = z + i * k;
             double own[SYMCE_STASH];
-            double *stash = own;
+            double *stash = heap != NULL ? heap : own;
             double shift, srest;
             int status;
             if (small) {
@@ -992,9 +1146,9 @@ int symce_log_softmax_f32(size_t n, size_t k, const float *SYMCE_RESTRICT z,
             } else {
                 status = symce_row_stats_f32(row, i + 1 < n ? row + k : row,
                                                   i + 1 < n ? out + (i + 1) * k : NULL,
-                                                  k, stash, &shift, &srest);
+                                                  k, stash, cap, &shift, &srest);
             }
-            const int stashed = status == SYMCE_ROW_STASHED;
+            const int stashed = status >= SYMCE_ROW_STASHED;
             (void)stashed;
             const double log1p_srest = symce_log1p_for_f32(srest);
             float *orow = out + i * k;
@@ -1004,11 +1158,13 @@ int symce_log_softmax_f32(size_t n, size_t k, const float *SYMCE_RESTRICT z,
                 orow[j] = (float)(-log1p_srest + zs);
             }
         }
+        SYMCE_FREE(heap);
     }
     return SYMCE_OK;
 }
 
 /* Log of the sum of exponentials along the class axis. */
+SYMCE_WIDE
 int symce_logsumexp_f32(size_t n, size_t k, const float *SYMCE_RESTRICT z,
                         float *SYMCE_RESTRICT out)
 {
@@ -1021,11 +1177,15 @@ int symce_logsumexp_f32(size_t n, size_t k, const float *SYMCE_RESTRICT z,
         const int small = k <= SYMCE_SMALL_K;  /* then the block's statistics at once */
         double eblock[SYMCE_ROWS * SYMCE_SMALL_K], shiftb[SYMCE_ROWS], srestb[SYMCE_ROWS];
         int statusb[SYMCE_ROWS];
+        /* a row longer than the stack stash keeps its e_j in one heap buffer per block of rows;
+           without it (malloc failed) each chunk's e_j is computed again where it is used */
+        double *heap = k > SYMCE_STASH ? symce_heap_stash_f32(k) : NULL;
+        const size_t cap = heap != NULL ? k : SYMCE_STASH;
         if (small) symce_block_stats_f32(z + i0 * k, rows, k, eblock, shiftb, srestb, statusb);
         for (size_t i = i0; i < i0 + rows; ++i) {
             const float *row = z + i * k;
             double own[SYMCE_STASH];
-            double *stash = own;
+            double *stash = heap != NULL ? heap : own;
             double shift, srest;
             int status;
             if (small) {
@@ -1036,18 +1196,20 @@ int symce_logsumexp_f32(size_t n, size_t k, const float *SYMCE_RESTRICT z,
             } else {
                 status = symce_row_stats_f32(row, i + 1 < n ? row + k : row,
                                                   NULL,
-                                                  k, stash, &shift, &srest);
+                                                  k, stash, cap, &shift, &srest);
             }
-            const int stashed = status == SYMCE_ROW_STASHED;
+            const int stashed = status >= SYMCE_ROW_STASHED;
             (void)stashed;
             const double log1p_srest = symce_log1p_for_f32(srest);
             out[i] = (float)(log1p_srest + shift);
         }
+        SYMCE_FREE(heap);
     }
     return SYMCE_OK;
 }
 
 /* Jacobian of the softmax, one K x K matrix per row. */
+SYMCE_WIDE
 int symce_softmax_jacobian_f32(size_t n, size_t k, const float *SYMCE_RESTRICT z,
                                float *SYMCE_RESTRICT out)
 {
@@ -1060,11 +1222,15 @@ int symce_softmax_jacobian_f32(size_t n, size_t k, const float *SYMCE_RESTRICT z
         const int small = k <= SYMCE_SMALL_K;  /* then the block's statistics at once */
         double eblock[SYMCE_ROWS * SYMCE_SMALL_K], shiftb[SYMCE_ROWS], srestb[SYMCE_ROWS];
         int statusb[SYMCE_ROWS];
+        /* a row longer than the stack stash keeps its e_j in one heap buffer per block of rows;
+           without it (malloc failed) each chunk's e_j is computed again where it is used */
+        double *heap = k > SYMCE_STASH ? symce_heap_stash_f32(k) : NULL;
+        const size_t cap = heap != NULL ? k : SYMCE_STASH;
         if (small) symce_block_stats_f32(z + i0 * k, rows, k, eblock, shiftb, srestb, statusb);
         for (size_t i = i0; i < i0 + rows; ++i) {
             const float *row = z + i * k;
             double own[SYMCE_STASH];
-            double *stash = own;
+            double *stash = heap != NULL ? heap : own;
             double shift, srest;
             int status;
             if (small) {
@@ -1075,9 +1241,9 @@ int symce_softmax_jacobian_f32(size_t n, size_t k, const float *SYMCE_RESTRICT z
             } else {
                 status = symce_row_stats_f32(row, i + 1 < n ? row + k : row,
                                                   NULL,
-                                                  k, stash, &shift, &srest);
+                                                  k, stash, cap, &shift, &srest);
             }
-            const int stashed = status == SYMCE_ROW_STASHED;
+            const int stashed = status >= SYMCE_ROW_STASHED;
             (void)stashed;
             if (status == SYMCE_ROW_GENERAL) srest = (double)NAN;  /* +inf or no finite logit: a NaN row */
             const double inv_srest = 1.0/(srest + 1);
@@ -1108,11 +1274,13 @@ int symce_softmax_jacobian_f32(size_t n, size_t k, const float *SYMCE_RESTRICT z
                 }
             }
         }
+        SYMCE_FREE(heap);
     }
     return SYMCE_OK;
 }
 
 /* Vector-Jacobian product of the softmax, without J. */
+SYMCE_WIDE
 int symce_softmax_vjp_f32(size_t n, size_t k, const float *SYMCE_RESTRICT z,
                           const float *SYMCE_RESTRICT g, float *SYMCE_RESTRICT out)
 {
@@ -1125,11 +1293,15 @@ int symce_softmax_vjp_f32(size_t n, size_t k, const float *SYMCE_RESTRICT z,
         const int small = k <= SYMCE_SMALL_K;  /* then the block's statistics at once */
         double eblock[SYMCE_ROWS * SYMCE_SMALL_K], shiftb[SYMCE_ROWS], srestb[SYMCE_ROWS];
         int statusb[SYMCE_ROWS];
+        /* a row longer than the stack stash keeps its e_j in one heap buffer per block of rows;
+           without it (malloc failed) each chunk's e_j is computed again where it is used */
+        double *heap = k > SYMCE_STASH ? symce_heap_stash_f32(k) : NULL;
+        const size_t cap = heap != NULL ? k : SYMCE_STASH;
         if (small) symce_block_stats_f32(z + i0 * k, rows, k, eblock, shiftb, srestb, statusb);
         for (size_t i = i0; i < i0 + rows; ++i) {
             const float *row = z + i * k;
             double own[SYMCE_STASH];
-            double *stash = own;
+            double *stash = heap != NULL ? heap : own;
             double shift, srest;
             int status;
             if (small) {
@@ -1140,9 +1312,9 @@ int symce_softmax_vjp_f32(size_t n, size_t k, const float *SYMCE_RESTRICT z,
             } else {
                 status = symce_row_stats_f32(row, i + 1 < n ? row + k : row,
                                                   i + 1 < n ? out + (i + 1) * k : NULL,
-                                                  k, stash, &shift, &srest);
+                                                  k, stash, cap, &shift, &srest);
             }
-            const int stashed = status == SYMCE_ROW_STASHED;
+            const int stashed = status >= SYMCE_ROW_STASHED;
             (void)stashed;
             if (status == SYMCE_ROW_GENERAL) srest = (double)NAN;  /* +inf or no finite logit: a NaN row */
             const double inv_srest = 1.0/(srest + 1);
@@ -1153,8 +1325,10 @@ int symce_softmax_vjp_f32(size_t n, size_t k, const float *SYMCE_RESTRICT z,
             for (size_t c0 = 0; c0 < k; c0 += SYMCE_STASH) {
                 const size_t len = k - c0 < SYMCE_STASH ? k - c0 : SYMCE_STASH;
                 if (!stashed) symce_row_exp_f32(row, c0, len, shift, stash);
+                const double *ec = stashed ? stash + c0 : stash;  /* this chunk's e, */
+                const double fc = status == SYMCE_ROW_CHUNKED ? stash[k + c0 / SYMCE_STASH] : 1;  /* times fc */
                 for (size_t j = 0; j < len; ++j) {
-                    const double e = stash[j];
+                    const double e = ec[j] * fc;
                     const double gv = (double)grow[c0 + j];
                     terms[j] = e*gv;
                 }
@@ -1165,14 +1339,17 @@ int symce_softmax_vjp_f32(size_t n, size_t k, const float *SYMCE_RESTRICT z,
             for (size_t c0 = 0; c0 < k; c0 += SYMCE_STASH) {
                 const size_t len = k - c0 < SYMCE_STASH ? k - c0 : SYMCE_STASH;
                 if (!stashed) symce_row_exp_f32(row, c0, len, shift, stash);
+                const double *ec = stashed ? stash + c0 : stash;  /* this chunk's e, */
+                const double fc = status == SYMCE_ROW_CHUNKED ? stash[k + c0 / SYMCE_STASH] : 1;  /* times fc */
                 for (size_t j = 0; j < len; ++j) {
-                    const double e = stash[j];
+                    const double e = ec[j] * fc;
                     const double gv = (double)grow[c0 + j];
                     const double p = e*inv_srest;
                     orow[c0 + j] = (float)(p*(-dot + gv));
                 }
             }
         }
+        SYMCE_FREE(heap);
     }
     return SYMCE_OK;
 }
@@ -1332,6 +1509,7 @@ int symce_cross_entropy_grad_soft_f32(size_t n, size_t k, const float *SYMCE_RES
 }
 
 /* Cross-entropy of the softmax of logits (log-sum-exp form). */
+SYMCE_WIDE
 int symce_softmax_cross_entropy_f32(size_t n, size_t k, const float *SYMCE_RESTRICT logits,
                                     const int64_t *SYMCE_RESTRICT labels,
                                     const float *SYMCE_RESTRICT weight, int64_t ignore_index,
@@ -1356,6 +1534,10 @@ int symce_softmax_cross_entropy_f32(size_t n, size_t k, const float *SYMCE_RESTR
         const int small = k <= SYMCE_SMALL_K;  /* then the block's statistics at once */
         double eblock[SYMCE_ROWS * SYMCE_SMALL_K], shiftb[SYMCE_ROWS], srestb[SYMCE_ROWS];
         int statusb[SYMCE_ROWS];
+        /* a row longer than the stack stash keeps its e_j in one heap buffer per block of rows;
+           without it (malloc failed) each chunk's e_j is computed again where it is used */
+        double *heap = k > SYMCE_STASH ? symce_heap_stash_f32(k) : NULL;
+        const size_t cap = heap != NULL ? k : SYMCE_STASH;
         if (small) symce_block_stats_f32(logits + i0 * k, rows, k, eblock, shiftb, srestb, statusb);
         for (size_t i = i0; i < i0 + rows; ++i) {
             const float *row = logits + i * k;
@@ -1366,7 +1548,7 @@ int symce_softmax_cross_entropy_f32(size_t n, size_t k, const float *SYMCE_RESTR
             }
             const double w_t = weight != NULL ? (double)weight[t] : 1;
             double own[SYMCE_STASH];
-            double *stash = own;
+            double *stash = heap != NULL ? heap : own;
             double shift, srest;
             int status;
             if (small) {
@@ -1377,9 +1559,9 @@ int symce_softmax_cross_entropy_f32(size_t n, size_t k, const float *SYMCE_RESTR
             } else {
                 status = symce_row_stats_f32(row, i + 1 < n ? row + k : row,
                                                   NULL,
-                                                  k, stash, &shift, &srest);
+                                                  k, stash, cap, &shift, &srest);
             }
-            const int stashed = status == SYMCE_ROW_STASHED;
+            const int stashed = status >= SYMCE_ROW_STASHED;
             (void)stashed;
             if (status == SYMCE_ROW_GENERAL) srest = (double)NAN;  /* +inf or no finite logit: a NaN row */
             const double log1p_srest = symce_log1p_for_f32(srest);
@@ -1416,12 +1598,14 @@ int symce_softmax_cross_entropy_f32(size_t n, size_t k, const float *SYMCE_RESTR
             if (reduction == SYMCE_REDUCTION_NONE) loss[i] = (float)row_loss;
             else symce_accumulate_f32(&total, &tcomp, row_loss);
         }
+        SYMCE_FREE(heap);
     }
     if (reduction != SYMCE_REDUCTION_NONE) *loss = symce_reduce_f32(reduction, total + tcomp, divisor);
     return SYMCE_OK;
 }
 
 /* Cross-entropy of the softmax of logits (log-sum-exp form). */
+SYMCE_WIDE
 int symce_softmax_cross_entropy_soft_f32(size_t n, size_t k, const float *SYMCE_RESTRICT logits,
                                          const float *SYMCE_RESTRICT target,
                                          const float *SYMCE_RESTRICT weight,
@@ -1446,12 +1630,16 @@ int symce_softmax_cross_entropy_soft_f32(size_t n, size_t k, const float *SYMCE_
         const int small = k <= SYMCE_SMALL_K;  /* then the block's statistics at once */
         double eblock[SYMCE_ROWS * SYMCE_SMALL_K], shiftb[SYMCE_ROWS], srestb[SYMCE_ROWS];
         int statusb[SYMCE_ROWS];
+        /* a row longer than the stack stash keeps its e_j in one heap buffer per block of rows;
+           without it (malloc failed) each chunk's e_j is computed again where it is used */
+        double *heap = k > SYMCE_STASH ? symce_heap_stash_f32(k) : NULL;
+        const size_t cap = heap != NULL ? k : SYMCE_STASH;
         if (small) symce_block_stats_f32(logits + i0 * k, rows, k, eblock, shiftb, srestb, statusb);
         for (size_t i = i0; i < i0 + rows; ++i) {
             const float *row = logits + i * k;
             const float *yrow = target + i * k;
             double own[SYMCE_STASH];
-            double *stash = own;
+            double *stash = heap != NULL ? heap : own;
             double shift, srest;
             int status;
             if (small) {
@@ -1462,9 +1650,9 @@ int symce_softmax_cross_entropy_soft_f32(size_t n, size_t k, const float *SYMCE_
             } else {
                 status = symce_row_stats_f32(row, i + 1 < n ? row + k : row,
                                                   NULL,
-                                                  k, stash, &shift, &srest);
+                                                  k, stash, cap, &shift, &srest);
             }
-            const int stashed = status == SYMCE_ROW_STASHED;
+            const int stashed = status >= SYMCE_ROW_STASHED;
             (void)stashed;
             if (status == SYMCE_ROW_GENERAL) srest = (double)NAN;  /* +inf or no finite logit: a NaN row */
             const double log1p_srest = symce_log1p_for_f32(srest);
@@ -1500,12 +1688,14 @@ int symce_softmax_cross_entropy_soft_f32(size_t n, size_t k, const float *SYMCE_
             if (reduction == SYMCE_REDUCTION_NONE) loss[i] = (float)row_loss;
             else symce_accumulate_f32(&total, &tcomp, row_loss);
         }
+        SYMCE_FREE(heap);
     }
     if (reduction != SYMCE_REDUCTION_NONE) *loss = symce_reduce_f32(reduction, total + tcomp, divisor);
     return SYMCE_OK;
 }
 
 /* Gradient of softmax cross-entropy w.r.t. the logits. */
+SYMCE_WIDE
 int symce_softmax_cross_entropy_grad_f32(size_t n, size_t k, const float *SYMCE_RESTRICT logits,
                                          const int64_t *SYMCE_RESTRICT labels,
                                          const float *SYMCE_RESTRICT weight, int64_t ignore_index,
@@ -1534,6 +1724,10 @@ int symce_softmax_cross_entropy_grad_f32(size_t n, size_t k, const float *SYMCE_
         const int small = k <= SYMCE_SMALL_K;  /* then the block's statistics at once */
         double eblock[SYMCE_ROWS * SYMCE_SMALL_K], shiftb[SYMCE_ROWS], srestb[SYMCE_ROWS];
         int statusb[SYMCE_ROWS];
+        /* a row longer than the stack stash keeps its e_j in one heap buffer per block of rows;
+           without it (malloc failed) each chunk's e_j is computed again where it is used */
+        double *heap = k > SYMCE_STASH ? symce_heap_stash_f32(k) : NULL;
+        const size_t cap = heap != NULL ? k : SYMCE_STASH;
         if (small) symce_block_stats_f32(logits + i0 * k, rows, k, eblock, shiftb, srestb, statusb);
         for (size_t i = i0; i < i0 + rows; ++i) {
             const float *row = logits + i * k;
@@ -1545,7 +1739,7 @@ int symce_softmax_cross_entropy_grad_f32(size_t n, size_t k, const float *SYMCE_
             }
             const double w_t = weight != NULL ? (double)weight[t] : 1;
             double own[SYMCE_STASH];
-            double *stash = own;
+            double *stash = heap != NULL ? heap : own;
             double shift, srest;
             int status;
             if (small) {
@@ -1556,9 +1750,9 @@ int symce_softmax_cross_entropy_grad_f32(size_t n, size_t k, const float *SYMCE_
             } else {
                 status = symce_row_stats_f32(row, i + 1 < n ? row + k : row,
                                                   i + 1 < n ? grow + k : NULL,
-                                                  k, stash, &shift, &srest);
+                                                  k, stash, cap, &shift, &srest);
             }
-            const int stashed = status == SYMCE_ROW_STASHED;
+            const int stashed = status >= SYMCE_ROW_STASHED;
             (void)stashed;
             if (status == SYMCE_ROW_GENERAL) srest = (double)NAN;  /* +inf or no finite logit: a NaN row */
             const double inv_srest = 1.0/(srest + 1);
@@ -1580,16 +1774,18 @@ int symce_softmax_cross_entropy_grad_f32(size_t n, size_t k, const float *SYMCE_
             } else for (size_t c0 = 0; c0 < k; c0 += SYMCE_STASH) {  /* every class as off-label first */
                 const size_t len = k - c0 < SYMCE_STASH ? k - c0 : SYMCE_STASH;
                 if (!stashed) symce_row_exp_f32(row, c0, len, shift, stash);
+                const double *ec = stashed ? stash + c0 : stash;  /* this chunk's e, */
+                const double fc = status == SYMCE_ROW_CHUNKED ? stash[k + c0 / SYMCE_STASH] : 1;  /* times fc */
             if (weight != NULL) {
                     for (size_t j = 0; j < len; ++j) {
-                        const double e = stash[j];
+                        const double e = ec[j] * fc;
                         const double w_k = (double)weight[c0 + j];
                         const double p = e*inv_srest;
                         grow[c0 + j] = (float)(scale*(p*ysum - eps*w_k/k_real));
                     }
             } else {
                     for (size_t j = 0; j < len; ++j) {
-                        const double e = stash[j];
+                        const double e = ec[j] * fc;
                         const double w_k = 1;
                         const double p = e*inv_srest;
                         grow[c0 + j] = (float)(scale*(p*ysum - eps*w_k/k_real));
@@ -1606,11 +1802,13 @@ int symce_softmax_cross_entropy_grad_f32(size_t n, size_t k, const float *SYMCE_
                 if (status != SYMCE_ROW_GENERAL) grow[t] = (float)(scale*(-pc*yt_on + eps*p*(-w_t + wsum)/k_real));
             }
         }
+        SYMCE_FREE(heap);
     }
     return SYMCE_OK;
 }
 
 /* Gradient of softmax cross-entropy w.r.t. the logits. */
+SYMCE_WIDE
 int symce_softmax_cross_entropy_grad_soft_f32(size_t n, size_t k,
                                               const float *SYMCE_RESTRICT logits,
                                               const float *SYMCE_RESTRICT target,
@@ -1636,13 +1834,17 @@ int symce_softmax_cross_entropy_grad_soft_f32(size_t n, size_t k,
         const int small = k <= SYMCE_SMALL_K;  /* then the block's statistics at once */
         double eblock[SYMCE_ROWS * SYMCE_SMALL_K], shiftb[SYMCE_ROWS], srestb[SYMCE_ROWS];
         int statusb[SYMCE_ROWS];
+        /* a row longer than the stack stash keeps its e_j in one heap buffer per block of rows;
+           without it (malloc failed) each chunk's e_j is computed again where it is used */
+        double *heap = k > SYMCE_STASH ? symce_heap_stash_f32(k) : NULL;
+        const size_t cap = heap != NULL ? k : SYMCE_STASH;
         if (small) symce_block_stats_f32(logits + i0 * k, rows, k, eblock, shiftb, srestb, statusb);
         for (size_t i = i0; i < i0 + rows; ++i) {
             const float *row = logits + i * k;
             float *grow = grad + i * k;
             const float *yrow = target + i * k;
             double own[SYMCE_STASH];
-            double *stash = own;
+            double *stash = heap != NULL ? heap : own;
             double shift, srest;
             int status;
             if (small) {
@@ -1653,9 +1855,9 @@ int symce_softmax_cross_entropy_grad_soft_f32(size_t n, size_t k,
             } else {
                 status = symce_row_stats_f32(row, i + 1 < n ? row + k : row,
                                                   i + 1 < n ? grow + k : NULL,
-                                                  k, stash, &shift, &srest);
+                                                  k, stash, cap, &shift, &srest);
             }
-            const int stashed = status == SYMCE_ROW_STASHED;
+            const int stashed = status >= SYMCE_ROW_STASHED;
             (void)stashed;
             if (status == SYMCE_ROW_GENERAL) srest = (double)NAN;  /* +inf or no finite logit: a NaN row */
             const double inv_srest = 1.0/(srest + 1);
@@ -1698,9 +1900,11 @@ int symce_softmax_cross_entropy_grad_soft_f32(size_t n, size_t k,
             } else for (size_t c0 = 0; c0 < k; c0 += SYMCE_STASH) {
                 const size_t len = k - c0 < SYMCE_STASH ? k - c0 : SYMCE_STASH;
                 if (!stashed) symce_row_exp_f32(row, c0, len, shift, stash);
+                const double *ec = stashed ? stash + c0 : stash;  /* this chunk's e, */
+                const double fc = status == SYMCE_ROW_CHUNKED ? stash[k + c0 / SYMCE_STASH] : 1;  /* times fc */
             if (weight != NULL) {
                     for (size_t j = 0; j < len; ++j) {
-                        const double e = stash[j];
+                        const double e = ec[j] * fc;
                         const double zv = (double)row[c0 + j];
                         const double y = (double)yrow[c0 + j];
                         const double w_k = (double)weight[c0 + j];
@@ -1711,7 +1915,7 @@ int symce_softmax_cross_entropy_grad_soft_f32(size_t n, size_t k,
                     }
             } else {
                     for (size_t j = 0; j < len; ++j) {
-                        const double e = stash[j];
+                        const double e = ec[j] * fc;
                         const double zv = (double)row[c0 + j];
                         const double y = (double)yrow[c0 + j];
                         const double w_k = 1;
@@ -1723,11 +1927,13 @@ int symce_softmax_cross_entropy_grad_soft_f32(size_t n, size_t k,
             }
             }
         }
+        SYMCE_FREE(heap);
     }
     return SYMCE_OK;
 }
 
 /* Softmax cross-entropy and its gradient in one pass. */
+SYMCE_WIDE
 int symce_softmax_cross_entropy_with_grad_f32(size_t n, size_t k,
                                               const float *SYMCE_RESTRICT logits,
                                               const int64_t *SYMCE_RESTRICT labels,
@@ -1760,6 +1966,10 @@ int symce_softmax_cross_entropy_with_grad_f32(size_t n, size_t k,
         const int small = k <= SYMCE_SMALL_K;  /* then the block's statistics at once */
         double eblock[SYMCE_ROWS * SYMCE_SMALL_K], shiftb[SYMCE_ROWS], srestb[SYMCE_ROWS];
         int statusb[SYMCE_ROWS];
+        /* a row longer than the stack stash keeps its e_j in one heap buffer per block of rows;
+           without it (malloc failed) each chunk's e_j is computed again where it is used */
+        double *heap = k > SYMCE_STASH ? symce_heap_stash_f32(k) : NULL;
+        const size_t cap = heap != NULL ? k : SYMCE_STASH;
         if (small) symce_block_stats_f32(logits + i0 * k, rows, k, eblock, shiftb, srestb, statusb);
         for (size_t i = i0; i < i0 + rows; ++i) {
             const float *row = logits + i * k;
@@ -1772,7 +1982,7 @@ int symce_softmax_cross_entropy_with_grad_f32(size_t n, size_t k,
             }
             const double w_t = weight != NULL ? (double)weight[t] : 1;
             double own[SYMCE_STASH];
-            double *stash = own;
+            double *stash = heap != NULL ? heap : own;
             double shift, srest;
             int status;
             if (small) {
@@ -1783,9 +1993,9 @@ int symce_softmax_cross_entropy_with_grad_f32(size_t n, size_t k,
             } else {
                 status = symce_row_stats_f32(row, i + 1 < n ? row + k : row,
                                                   i + 1 < n ? grow + k : NULL,
-                                                  k, stash, &shift, &srest);
+                                                  k, stash, cap, &shift, &srest);
             }
-            const int stashed = status == SYMCE_ROW_STASHED;
+            const int stashed = status >= SYMCE_ROW_STASHED;
             (void)stashed;
             if (status == SYMCE_ROW_GENERAL) srest = (double)NAN;  /* +inf or no finite logit: a NaN row */
             const double log1p_srest = symce_log1p_for_f32(srest);
@@ -1833,16 +2043,18 @@ int symce_softmax_cross_entropy_with_grad_f32(size_t n, size_t k,
             } else for (size_t c0 = 0; c0 < k; c0 += SYMCE_STASH) {  /* every class as off-label first */
                 const size_t len = k - c0 < SYMCE_STASH ? k - c0 : SYMCE_STASH;
                 if (!stashed) symce_row_exp_f32(row, c0, len, shift, stash);
+                const double *ec = stashed ? stash + c0 : stash;  /* this chunk's e, */
+                const double fc = status == SYMCE_ROW_CHUNKED ? stash[k + c0 / SYMCE_STASH] : 1;  /* times fc */
             if (weight != NULL) {
                     for (size_t j = 0; j < len; ++j) {
-                        const double e = stash[j];
+                        const double e = ec[j] * fc;
                         const double w_k = (double)weight[c0 + j];
                         const double p = e*inv_srest;
                         grow[c0 + j] = (float)(scale*(p*ysum - eps*w_k/k_real));
                     }
             } else {
                     for (size_t j = 0; j < len; ++j) {
-                        const double e = stash[j];
+                        const double e = ec[j] * fc;
                         const double w_k = 1;
                         const double p = e*inv_srest;
                         grow[c0 + j] = (float)(scale*(p*ysum - eps*w_k/k_real));
@@ -1862,12 +2074,14 @@ int symce_softmax_cross_entropy_with_grad_f32(size_t n, size_t k,
             if (reduction == SYMCE_REDUCTION_NONE) loss[i] = (float)row_loss;
             else symce_accumulate_f32(&total, &tcomp, row_loss);
         }
+        SYMCE_FREE(heap);
     }
     if (reduction != SYMCE_REDUCTION_NONE) *loss = symce_reduce_f32(reduction, total + tcomp, divisor);
     return SYMCE_OK;
 }
 
 /* Softmax cross-entropy and its gradient in one pass. */
+SYMCE_WIDE
 int symce_softmax_cross_entropy_with_grad_soft_f32(size_t n, size_t k,
                                                    const float *SYMCE_RESTRICT logits,
                                                    const float *SYMCE_RESTRICT target,
@@ -1896,13 +2110,17 @@ int symce_softmax_cross_entropy_with_grad_soft_f32(size_t n, size_t k,
         const int small = k <= SYMCE_SMALL_K;  /* then the block's statistics at once */
         double eblock[SYMCE_ROWS * SYMCE_SMALL_K], shiftb[SYMCE_ROWS], srestb[SYMCE_ROWS];
         int statusb[SYMCE_ROWS];
+        /* a row longer than the stack stash keeps its e_j in one heap buffer per block of rows;
+           without it (malloc failed) each chunk's e_j is computed again where it is used */
+        double *heap = k > SYMCE_STASH ? symce_heap_stash_f32(k) : NULL;
+        const size_t cap = heap != NULL ? k : SYMCE_STASH;
         if (small) symce_block_stats_f32(logits + i0 * k, rows, k, eblock, shiftb, srestb, statusb);
         for (size_t i = i0; i < i0 + rows; ++i) {
             const float *row = logits + i * k;
             float *grow = grad + i * k;
             const float *yrow = target + i * k;
             double own[SYMCE_STASH];
-            double *stash = own;
+            double *stash = heap != NULL ? heap : own;
             double shift, srest;
             int status;
             if (small) {
@@ -1913,9 +2131,9 @@ int symce_softmax_cross_entropy_with_grad_soft_f32(size_t n, size_t k,
             } else {
                 status = symce_row_stats_f32(row, i + 1 < n ? row + k : row,
                                                   i + 1 < n ? grow + k : NULL,
-                                                  k, stash, &shift, &srest);
+                                                  k, stash, cap, &shift, &srest);
             }
-            const int stashed = status == SYMCE_ROW_STASHED;
+            const int stashed = status >= SYMCE_ROW_STASHED;
             (void)stashed;
             if (status == SYMCE_ROW_GENERAL) srest = (double)NAN;  /* +inf or no finite logit: a NaN row */
             const double log1p_srest = symce_log1p_for_f32(srest);
@@ -1988,9 +2206,11 @@ int symce_softmax_cross_entropy_with_grad_soft_f32(size_t n, size_t k,
             } else for (size_t c0 = 0; c0 < k; c0 += SYMCE_STASH) {
                 const size_t len = k - c0 < SYMCE_STASH ? k - c0 : SYMCE_STASH;
                 if (!stashed) symce_row_exp_f32(row, c0, len, shift, stash);
+                const double *ec = stashed ? stash + c0 : stash;  /* this chunk's e, */
+                const double fc = status == SYMCE_ROW_CHUNKED ? stash[k + c0 / SYMCE_STASH] : 1;  /* times fc */
             if (weight != NULL) {
                     for (size_t j = 0; j < len; ++j) {
-                        const double e = stash[j];
+                        const double e = ec[j] * fc;
                         const double zv = (double)row[c0 + j];
                         const double y = (double)yrow[c0 + j];
                         const double w_k = (double)weight[c0 + j];
@@ -2001,7 +2221,7 @@ int symce_softmax_cross_entropy_with_grad_soft_f32(size_t n, size_t k,
                     }
             } else {
                     for (size_t j = 0; j < len; ++j) {
-                        const double e = stash[j];
+                        const double e = ec[j] * fc;
                         const double zv = (double)row[c0 + j];
                         const double y = (double)yrow[c0 + j];
                         const double w_k = 1;
@@ -2015,6 +2235,7 @@ int symce_softmax_cross_entropy_with_grad_soft_f32(size_t n, size_t k,
             if (reduction == SYMCE_REDUCTION_NONE) loss[i] = (float)row_loss;
             else symce_accumulate_f32(&total, &tcomp, row_loss);
         }
+        SYMCE_FREE(heap);
     }
     if (reduction != SYMCE_REDUCTION_NONE) *loss = symce_reduce_f32(reduction, total + tcomp, divisor);
     return SYMCE_OK;
@@ -2056,7 +2277,7 @@ int symce_binary_cross_entropy_f32(size_t n, size_t k, const float *SYMCE_RESTRI
                     const double w = 1;
                     terms[l] = w*(-y*symce_clamp_min_for_f32(log(prob), -100) - (1 - y)*symce_clamp_min_for_f32(log1p(-prob), -100));
                 }
-                symce_accumulate_f32(&total, &tcomp, symce_pairwise_sum(terms, len));
+                symce_accumulate_f32(&total, &tcomp, symce_lane_sum(terms, len));
             }
         } else {
             double wb[SYMCE_BLOCK];
@@ -2077,7 +2298,7 @@ int symce_binary_cross_entropy_f32(size_t n, size_t k, const float *SYMCE_RESTRI
                     const double w = wb[l];
                     terms[l] = w*(-y*symce_clamp_min_for_f32(log(prob), -100) - (1 - y)*symce_clamp_min_for_f32(log1p(-prob), -100));
                 }
-                symce_accumulate_f32(&total, &tcomp, symce_pairwise_sum(terms, len));
+                symce_accumulate_f32(&total, &tcomp, symce_lane_sum(terms, len));
             }
         }
     }
@@ -2168,7 +2389,7 @@ int symce_sigmoid_binary_cross_entropy_f32(size_t n, size_t k, const float *SYMC
                     const double mxy = -xv*y + symce_clamp_min_for_f32(xv, 0);
                     terms[l] = l1p + mxy;
                 }
-                symce_accumulate_f32(&total, &tcomp, symce_pairwise_sum(terms, len));
+                symce_accumulate_f32(&total, &tcomp, symce_lane_sum(terms, len));
             }
         } else {
             double wb[SYMCE_BLOCK];
@@ -2205,7 +2426,7 @@ int symce_sigmoid_binary_cross_entropy_f32(size_t n, size_t k, const float *SYMC
                     const double l1p = symce_log1p_s_for_f32(v/(v + 2));
                     terms[l] = w*(pw*y*(l1p + symce_clamp_min_for_f32(-xv, 0)) + (1 - y)*(l1p + symce_clamp_min_for_f32(xv, 0)));
                 }
-                symce_accumulate_f32(&total, &tcomp, symce_pairwise_sum(terms, len));
+                symce_accumulate_f32(&total, &tcomp, symce_lane_sum(terms, len));
             }
         }
     }
@@ -2242,7 +2463,7 @@ int symce_sigmoid_binary_cross_entropy_grad_f32(size_t n, size_t k,
                     const double y = (double)target[b0 + l];
                     const double v = symce_exp_neg_for_f32(-fabs(xv));
                     const double r = 1.0/(v + 1);
-    grad[b0 + l] = (float)((-r*y*symce_select(xv <= 0, 1, v) + r*(1 - y)*symce_select(xv >= 0, 1, v)) * scale);
+    grad[b0 + l] = (float)((-r*y*((xv >= 0) ? v : 1) + r*(1 - y)*((xv >= 0) ? 1 : v)) * scale);
             }
         } else {
             double wb[SYMCE_BLOCK];
@@ -2265,7 +2486,7 @@ int symce_sigmoid_binary_cross_entropy_grad_f32(size_t n, size_t k,
                     const double w = wb[l];
                     const double v = symce_exp_neg_for_f32(-fabs(xv));
                     const double r = 1.0/(v + 1);
-    grad[b0 + l] = (float)((w*(-pw*r*y*symce_select(xv <= 0, 1, v) + r*(1 - y)*symce_select(xv >= 0, 1, v))) * scale);
+    grad[b0 + l] = (float)((w*(-pw*r*y*((xv >= 0) ? v : 1) + r*(1 - y)*((xv >= 0) ? 1 : v))) * scale);
             }
         }
     }
@@ -2298,16 +2519,24 @@ int symce_sigmoid_binary_cross_entropy_with_grad_f32(size_t n, size_t k,
     for (size_t b0 = 0; b0 < count; b0 += SYMCE_BLOCK) {
         const size_t len = count - b0 < SYMCE_BLOCK ? count - b0 : SYMCE_BLOCK;
         if (weight == NULL && pos_weight == NULL) {  /* no weights to copy */
+            double vb[SYMCE_BLOCK], db[SYMCE_BLOCK];
+            for (size_t l = 0; l < len; ++l) {  /* the exponential and the division first */
+                const double xv = (double)logits[b0 + l];
+                const double v = symce_exp_neg_for_f32(-fabs(xv));
+                const double d = 1/((v + 1)*(v + 2));
+                vb[l] = v;
+                db[l] = d;
+            }
             if (reduction == SYMCE_REDUCTION_NONE) {
                 for (size_t l = 0; l < len; ++l) {
                     const double xv = (double)logits[b0 + l];
                     const double y = (double)target[b0 + l];
-                    const double v = symce_exp_neg_for_f32(-fabs(xv));
-                    const double d = 1/((v + 1)*(v + 2));
+                    const double v = vb[l];
+                    const double d = db[l];
                     const double r = d*(v + 2);
                     const double l1p = symce_log1p_s_for_f32(d*v*(v + 1));
                     const double mxy = -xv*y + symce_clamp_min_for_f32(xv, 0);
-                    grad[b0 + l] = (float)((-r*y*symce_select(xv <= 0, 1, v) + r*(1 - y)*symce_select(xv >= 0, 1, v)) * scale);
+                    grad[b0 + l] = (float)((-r*y*((xv >= 0) ? v : 1) + r*(1 - y)*((xv >= 0) ? 1 : v)) * scale);
                     loss[b0 + l] = (float)(l1p + mxy);
                 }
             } else {
@@ -2315,15 +2544,15 @@ int symce_sigmoid_binary_cross_entropy_with_grad_f32(size_t n, size_t k,
                 for (size_t l = 0; l < len; ++l) {
                     const double xv = (double)logits[b0 + l];
                     const double y = (double)target[b0 + l];
-                    const double v = symce_exp_neg_for_f32(-fabs(xv));
-                    const double d = 1/((v + 1)*(v + 2));
+                    const double v = vb[l];
+                    const double d = db[l];
                     const double r = d*(v + 2);
                     const double l1p = symce_log1p_s_for_f32(d*v*(v + 1));
                     const double mxy = -xv*y + symce_clamp_min_for_f32(xv, 0);
-                    grad[b0 + l] = (float)((-r*y*symce_select(xv <= 0, 1, v) + r*(1 - y)*symce_select(xv >= 0, 1, v)) * scale);
+                    grad[b0 + l] = (float)((-r*y*((xv >= 0) ? v : 1) + r*(1 - y)*((xv >= 0) ? 1 : v)) * scale);
                     terms[l] = l1p + mxy;
                 }
-                symce_accumulate_f32(&total, &tcomp, symce_pairwise_sum(terms, len));
+                symce_accumulate_f32(&total, &tcomp, symce_lane_sum(terms, len));
             }
         } else {
             double wb[SYMCE_BLOCK];
@@ -2339,17 +2568,25 @@ int symce_sigmoid_binary_cross_entropy_with_grad_f32(size_t n, size_t k,
             } else {
                 for (size_t l = 0; l < len; ++l) pwb[l] = 1;
             }
+            double vb[SYMCE_BLOCK], db[SYMCE_BLOCK];
+            for (size_t l = 0; l < len; ++l) {  /* the exponential and the division first */
+                const double xv = (double)logits[b0 + l];
+                const double v = symce_exp_neg_for_f32(-fabs(xv));
+                const double d = 1/((v + 1)*(v + 2));
+                vb[l] = v;
+                db[l] = d;
+            }
             if (reduction == SYMCE_REDUCTION_NONE) {
                 for (size_t l = 0; l < len; ++l) {
                     const double xv = (double)logits[b0 + l];
                     const double pw = pwb[l];
                     const double y = (double)target[b0 + l];
                     const double w = wb[l];
-                    const double v = symce_exp_neg_for_f32(-fabs(xv));
-                    const double d = 1/((v + 1)*(v + 2));
+                    const double v = vb[l];
+                    const double d = db[l];
                     const double r = d*(v + 2);
                     const double l1p = symce_log1p_s_for_f32(d*v*(v + 1));
-                    grad[b0 + l] = (float)((w*(-pw*r*y*symce_select(xv <= 0, 1, v) + r*(1 - y)*symce_select(xv >= 0, 1, v))) * scale);
+                    grad[b0 + l] = (float)((w*(-pw*r*y*((xv >= 0) ? v : 1) + r*(1 - y)*((xv >= 0) ? 1 : v))) * scale);
                     loss[b0 + l] = (float)(w*(pw*y*(l1p + symce_clamp_min_for_f32(-xv, 0)) + (1 - y)*(l1p + symce_clamp_min_for_f32(xv, 0))));
                 }
             } else {
@@ -2359,14 +2596,14 @@ int symce_sigmoid_binary_cross_entropy_with_grad_f32(size_t n, size_t k,
                     const double pw = pwb[l];
                     const double y = (double)target[b0 + l];
                     const double w = wb[l];
-                    const double v = symce_exp_neg_for_f32(-fabs(xv));
-                    const double d = 1/((v + 1)*(v + 2));
+                    const double v = vb[l];
+                    const double d = db[l];
                     const double r = d*(v + 2);
                     const double l1p = symce_log1p_s_for_f32(d*v*(v + 1));
-                    grad[b0 + l] = (float)((w*(-pw*r*y*symce_select(xv <= 0, 1, v) + r*(1 - y)*symce_select(xv >= 0, 1, v))) * scale);
+                    grad[b0 + l] = (float)((w*(-pw*r*y*((xv >= 0) ? v : 1) + r*(1 - y)*((xv >= 0) ? 1 : v))) * scale);
                     terms[l] = w*(pw*y*(l1p + symce_clamp_min_for_f32(-xv, 0)) + (1 - y)*(l1p + symce_clamp_min_for_f32(xv, 0)));
                 }
-                symce_accumulate_f32(&total, &tcomp, symce_pairwise_sum(terms, len));
+                symce_accumulate_f32(&total, &tcomp, symce_lane_sum(terms, len));
             }
         }
     }
@@ -2408,6 +2645,7 @@ int symce_sigmoid_grad_f64(size_t count, const double *SYMCE_RESTRICT x,
 }
 
 /* Softmax along the class axis. */
+SYMCE_WIDE
 int symce_softmax_f64(size_t n, size_t k, const double *SYMCE_RESTRICT z,
                       double *SYMCE_RESTRICT out)
 {
@@ -2420,11 +2658,15 @@ int symce_softmax_f64(size_t n, size_t k, const double *SYMCE_RESTRICT z,
         const int small = k <= SYMCE_SMALL_K;  /* then the block's statistics at once */
         double eblock[SYMCE_ROWS * SYMCE_SMALL_K], shiftb[SYMCE_ROWS], srestb[SYMCE_ROWS];
         int statusb[SYMCE_ROWS];
+        /* a row longer than the stack stash keeps its e_j in one heap buffer per block of rows;
+           without it (malloc failed) each chunk's e_j is computed again where it is used */
+        double *heap = k > SYMCE_STASH ? symce_heap_stash_f64(k) : NULL;
+        const size_t cap = heap != NULL ? k : SYMCE_STASH;
         if (small) symce_block_stats_f64(z + i0 * k, rows, k, eblock, shiftb, srestb, statusb);
         for (size_t i = i0; i < i0 + rows; ++i) {
             const double *row = z + i * k;
             double own[SYMCE_STASH];
-            double *stash = own;
+            double *stash = heap != NULL ? heap : own;
             double shift, srest;
             int status;
             if (small) {
@@ -2435,26 +2677,30 @@ int symce_softmax_f64(size_t n, size_t k, const double *SYMCE_RESTRICT z,
             } else {
                 status = symce_row_stats_f64(row, i + 1 < n ? row + k : row,
                                                   i + 1 < n ? out + (i + 1) * k : NULL,
-                                                  k, stash, &shift, &srest);
+                                                  k, stash, cap, &shift, &srest);
             }
-            const int stashed = status == SYMCE_ROW_STASHED;
+            const int stashed = status >= SYMCE_ROW_STASHED;
             (void)stashed;
             double *orow = out + i * k;
             for (size_t c0 = 0; c0 < k; c0 += SYMCE_STASH) {
                 const size_t len = k - c0 < SYMCE_STASH ? k - c0 : SYMCE_STASH;
                 if (!stashed) symce_row_exp_f64(row, c0, len, shift, stash);
+                const double *ec = stashed ? stash + c0 : stash;  /* this chunk's e, */
+                const double fc = status == SYMCE_ROW_CHUNKED ? stash[k + c0 / SYMCE_STASH] : 1;  /* times fc */
                 for (size_t j = 0; j < len; ++j) {
-                    const double e = stash[j];
+                    const double e = ec[j] * fc;
                     const double p = e/(srest + 1);
                     orow[c0 + j] = (p);
                 }
             }
         }
+        SYMCE_FREE(heap);
     }
     return SYMCE_OK;
 }
 
 /* Log of the softmax along the class axis. */
+SYMCE_WIDE
 int symce_log_softmax_f64(size_t n, size_t k, const double *SYMCE_RESTRICT z,
                           double *SYMCE_RESTRICT out)
 {
@@ -2467,11 +2713,15 @@ int symce_log_softmax_f64(size_t n, size_t k, const double *SYMCE_RESTRICT z,
         const int small = k <= SYMCE_SMALL_K;  /* then the block's statistics at once */
         double eblock[SYMCE_ROWS * SYMCE_SMALL_K], shiftb[SYMCE_ROWS], srestb[SYMCE_ROWS];
         int statusb[SYMCE_ROWS];
+        /* a row longer than the stack stash keeps its e_j in one heap buffer per block of rows;
+           without it (malloc failed) each chunk's e_j is computed again where it is used */
+        double *heap = k > SYMCE_STASH ? symce_heap_stash_f64(k) : NULL;
+        const size_t cap = heap != NULL ? k : SYMCE_STASH;
         if (small) symce_block_stats_f64(z + i0 * k, rows, k, eblock, shiftb, srestb, statusb);
         for (size_t i = i0; i < i0 + rows; ++i) {
             const double *row = z + i * k;
             double own[SYMCE_STASH];
-            double *stash = own;
+            double *stash = heap != NULL ? heap : own;
             double shift, srest;
             int status;
             if (small) {
@@ -2482,9 +2732,9 @@ int symce_log_softmax_f64(size_t n, size_t k, const double *SYMCE_RESTRICT z,
             } else {
                 status = symce_row_stats_f64(row, i + 1 < n ? row + k : row,
                                                   i + 1 < n ? out + (i + 1) * k : NULL,
-                                                  k, stash, &shift, &srest);
+                                                  k, stash, cap, &shift, &srest);
             }
-            const int stashed = status == SYMCE_ROW_STASHED;
+            const int stashed = status >= SYMCE_ROW_STASHED;
             (void)stashed;
             const double log1p_srest = log1p(srest);
             double *orow = out + i * k;
@@ -2495,11 +2745,13 @@ int symce_log_softmax_f64(size_t n, size_t k, const double *SYMCE_RESTRICT z,
                 orow[j] = (-log1p_srest + zlo + zs);
             }
         }
+        SYMCE_FREE(heap);
     }
     return SYMCE_OK;
 }
 
 /* Log of the sum of exponentials along the class axis. */
+SYMCE_WIDE
 int symce_logsumexp_f64(size_t n, size_t k, const double *SYMCE_RESTRICT z,
                         double *SYMCE_RESTRICT out)
 {
@@ -2512,11 +2764,15 @@ int symce_logsumexp_f64(size_t n, size_t k, const double *SYMCE_RESTRICT z,
         const int small = k <= SYMCE_SMALL_K;  /* then the block's statistics at once */
         double eblock[SYMCE_ROWS * SYMCE_SMALL_K], shiftb[SYMCE_ROWS], srestb[SYMCE_ROWS];
         int statusb[SYMCE_ROWS];
+        /* a row longer than the stack stash keeps its e_j in one heap buffer per block of rows;
+           without it (malloc failed) each chunk's e_j is computed again where it is used */
+        double *heap = k > SYMCE_STASH ? symce_heap_stash_f64(k) : NULL;
+        const size_t cap = heap != NULL ? k : SYMCE_STASH;
         if (small) symce_block_stats_f64(z + i0 * k, rows, k, eblock, shiftb, srestb, statusb);
         for (size_t i = i0; i < i0 + rows; ++i) {
             const double *row = z + i * k;
             double own[SYMCE_STASH];
-            double *stash = own;
+            double *stash = heap != NULL ? heap : own;
             double shift, srest;
             int status;
             if (small) {
@@ -2527,18 +2783,20 @@ int symce_logsumexp_f64(size_t n, size_t k, const double *SYMCE_RESTRICT z,
             } else {
                 status = symce_row_stats_f64(row, i + 1 < n ? row + k : row,
                                                   NULL,
-                                                  k, stash, &shift, &srest);
+                                                  k, stash, cap, &shift, &srest);
             }
-            const int stashed = status == SYMCE_ROW_STASHED;
+            const int stashed = status >= SYMCE_ROW_STASHED;
             (void)stashed;
             const double log1p_srest = log1p(srest);
             out[i] = (log1p_srest + shift);
         }
+        SYMCE_FREE(heap);
     }
     return SYMCE_OK;
 }
 
 /* Jacobian of the softmax, one K x K matrix per row. */
+SYMCE_WIDE
 int symce_softmax_jacobian_f64(size_t n, size_t k, const double *SYMCE_RESTRICT z,
                                double *SYMCE_RESTRICT out)
 {
@@ -2551,11 +2809,15 @@ int symce_softmax_jacobian_f64(size_t n, size_t k, const double *SYMCE_RESTRICT 
         const int small = k <= SYMCE_SMALL_K;  /* then the block's statistics at once */
         double eblock[SYMCE_ROWS * SYMCE_SMALL_K], shiftb[SYMCE_ROWS], srestb[SYMCE_ROWS];
         int statusb[SYMCE_ROWS];
+        /* a row longer than the stack stash keeps its e_j in one heap buffer per block of rows;
+           without it (malloc failed) each chunk's e_j is computed again where it is used */
+        double *heap = k > SYMCE_STASH ? symce_heap_stash_f64(k) : NULL;
+        const size_t cap = heap != NULL ? k : SYMCE_STASH;
         if (small) symce_block_stats_f64(z + i0 * k, rows, k, eblock, shiftb, srestb, statusb);
         for (size_t i = i0; i < i0 + rows; ++i) {
             const double *row = z + i * k;
             double own[SYMCE_STASH];
-            double *stash = own;
+            double *stash = heap != NULL ? heap : own;
             double shift, srest;
             int status;
             if (small) {
@@ -2566,9 +2828,9 @@ int symce_softmax_jacobian_f64(size_t n, size_t k, const double *SYMCE_RESTRICT 
             } else {
                 status = symce_row_stats_f64(row, i + 1 < n ? row + k : row,
                                                   NULL,
-                                                  k, stash, &shift, &srest);
+                                                  k, stash, cap, &shift, &srest);
             }
-            const int stashed = status == SYMCE_ROW_STASHED;
+            const int stashed = status >= SYMCE_ROW_STASHED;
             (void)stashed;
             if (status == SYMCE_ROW_GENERAL) srest = (double)NAN;  /* +inf or no finite logit: a NaN row */
             double *J = out + i * k * k;
@@ -2600,11 +2862,13 @@ int symce_softmax_jacobian_f64(size_t n, size_t k, const double *SYMCE_RESTRICT 
                 }
             }
         }
+        SYMCE_FREE(heap);
     }
     return SYMCE_OK;
 }
 
 /* Vector-Jacobian product of the softmax, without J. */
+SYMCE_WIDE
 int symce_softmax_vjp_f64(size_t n, size_t k, const double *SYMCE_RESTRICT z,
                           const double *SYMCE_RESTRICT g, double *SYMCE_RESTRICT out)
 {
@@ -2617,11 +2881,15 @@ int symce_softmax_vjp_f64(size_t n, size_t k, const double *SYMCE_RESTRICT z,
         const int small = k <= SYMCE_SMALL_K;  /* then the block's statistics at once */
         double eblock[SYMCE_ROWS * SYMCE_SMALL_K], shiftb[SYMCE_ROWS], srestb[SYMCE_ROWS];
         int statusb[SYMCE_ROWS];
+        /* a row longer than the stack stash keeps its e_j in one heap buffer per block of rows;
+           without it (malloc failed) each chunk's e_j is computed again where it is used */
+        double *heap = k > SYMCE_STASH ? symce_heap_stash_f64(k) : NULL;
+        const size_t cap = heap != NULL ? k : SYMCE_STASH;
         if (small) symce_block_stats_f64(z + i0 * k, rows, k, eblock, shiftb, srestb, statusb);
         for (size_t i = i0; i < i0 + rows; ++i) {
             const double *row = z + i * k;
             double own[SYMCE_STASH];
-            double *stash = own;
+            double *stash = heap != NULL ? heap : own;
             double shift, srest;
             int status;
             if (small) {
@@ -2632,9 +2900,9 @@ int symce_softmax_vjp_f64(size_t n, size_t k, const double *SYMCE_RESTRICT z,
             } else {
                 status = symce_row_stats_f64(row, i + 1 < n ? row + k : row,
                                                   i + 1 < n ? out + (i + 1) * k : NULL,
-                                                  k, stash, &shift, &srest);
+                                                  k, stash, cap, &shift, &srest);
             }
-            const int stashed = status == SYMCE_ROW_STASHED;
+            const int stashed = status >= SYMCE_ROW_STASHED;
             (void)stashed;
             if (status == SYMCE_ROW_GENERAL) srest = (double)NAN;  /* +inf or no finite logit: a NaN row */
             const double *grow = g + i * k;
@@ -2644,8 +2912,10 @@ int symce_softmax_vjp_f64(size_t n, size_t k, const double *SYMCE_RESTRICT z,
             for (size_t c0 = 0; c0 < k; c0 += SYMCE_STASH) {
                 const size_t len = k - c0 < SYMCE_STASH ? k - c0 : SYMCE_STASH;
                 if (!stashed) symce_row_exp_f64(row, c0, len, shift, stash);
+                const double *ec = stashed ? stash + c0 : stash;  /* this chunk's e, */
+                const double fc = status == SYMCE_ROW_CHUNKED ? stash[k + c0 / SYMCE_STASH] : 1;  /* times fc */
                 for (size_t j = 0; j < len; ++j) {
-                    const double e = stash[j];
+                    const double e = ec[j] * fc;
                     const double gv = grow[c0 + j];
                     terms[j] = e*gv;
                 }
@@ -2656,14 +2926,17 @@ int symce_softmax_vjp_f64(size_t n, size_t k, const double *SYMCE_RESTRICT z,
             for (size_t c0 = 0; c0 < k; c0 += SYMCE_STASH) {
                 const size_t len = k - c0 < SYMCE_STASH ? k - c0 : SYMCE_STASH;
                 if (!stashed) symce_row_exp_f64(row, c0, len, shift, stash);
+                const double *ec = stashed ? stash + c0 : stash;  /* this chunk's e, */
+                const double fc = status == SYMCE_ROW_CHUNKED ? stash[k + c0 / SYMCE_STASH] : 1;  /* times fc */
                 for (size_t j = 0; j < len; ++j) {
-                    const double e = stash[j];
+                    const double e = ec[j] * fc;
                     const double gv = grow[c0 + j];
                     const double p = e/(srest + 1);
                     orow[c0 + j] = (p*(-dot + gv));
                 }
             }
         }
+        SYMCE_FREE(heap);
     }
     return SYMCE_OK;
 }
@@ -2823,6 +3096,7 @@ int symce_cross_entropy_grad_soft_f64(size_t n, size_t k, const double *SYMCE_RE
 }
 
 /* Cross-entropy of the softmax of logits (log-sum-exp form). */
+SYMCE_WIDE
 int symce_softmax_cross_entropy_f64(size_t n, size_t k, const double *SYMCE_RESTRICT logits,
                                     const int64_t *SYMCE_RESTRICT labels,
                                     const double *SYMCE_RESTRICT weight, int64_t ignore_index,
@@ -2847,6 +3121,10 @@ int symce_softmax_cross_entropy_f64(size_t n, size_t k, const double *SYMCE_REST
         const int small = k <= SYMCE_SMALL_K;  /* then the block's statistics at once */
         double eblock[SYMCE_ROWS * SYMCE_SMALL_K], shiftb[SYMCE_ROWS], srestb[SYMCE_ROWS];
         int statusb[SYMCE_ROWS];
+        /* a row longer than the stack stash keeps its e_j in one heap buffer per block of rows;
+           without it (malloc failed) each chunk's e_j is computed again where it is used */
+        double *heap = k > SYMCE_STASH ? symce_heap_stash_f64(k) : NULL;
+        const size_t cap = heap != NULL ? k : SYMCE_STASH;
         if (small) symce_block_stats_f64(logits + i0 * k, rows, k, eblock, shiftb, srestb, statusb);
         for (size_t i = i0; i < i0 + rows; ++i) {
             const double *row = logits + i * k;
@@ -2857,7 +3135,7 @@ int symce_softmax_cross_entropy_f64(size_t n, size_t k, const double *SYMCE_REST
             }
             const double w_t = weight != NULL ? weight[t] : 1;
             double own[SYMCE_STASH];
-            double *stash = own;
+            double *stash = heap != NULL ? heap : own;
             double shift, srest;
             int status;
             if (small) {
@@ -2868,9 +3146,9 @@ int symce_softmax_cross_entropy_f64(size_t n, size_t k, const double *SYMCE_REST
             } else {
                 status = symce_row_stats_f64(row, i + 1 < n ? row + k : row,
                                                   NULL,
-                                                  k, stash, &shift, &srest);
+                                                  k, stash, cap, &shift, &srest);
             }
-            const int stashed = status == SYMCE_ROW_STASHED;
+            const int stashed = status >= SYMCE_ROW_STASHED;
             (void)stashed;
             if (status == SYMCE_ROW_GENERAL) srest = (double)NAN;  /* +inf or no finite logit: a NaN row */
             const double log1p_srest = log1p(srest);
@@ -2910,12 +3188,14 @@ int symce_softmax_cross_entropy_f64(size_t n, size_t k, const double *SYMCE_REST
             if (reduction == SYMCE_REDUCTION_NONE) loss[i] = (double)row_loss;
             else symce_accumulate_f64(&total, &tcomp, row_loss);
         }
+        SYMCE_FREE(heap);
     }
     if (reduction != SYMCE_REDUCTION_NONE) *loss = symce_reduce_f64(reduction, total + tcomp, divisor);
     return SYMCE_OK;
 }
 
 /* Cross-entropy of the softmax of logits (log-sum-exp form). */
+SYMCE_WIDE
 int symce_softmax_cross_entropy_soft_f64(size_t n, size_t k, const double *SYMCE_RESTRICT logits,
                                          const double *SYMCE_RESTRICT target,
                                          const double *SYMCE_RESTRICT weight,
@@ -2940,12 +3220,16 @@ int symce_softmax_cross_entropy_soft_f64(size_t n, size_t k, const double *SYMCE
         const int small = k <= SYMCE_SMALL_K;  /* then the block's statistics at once */
         double eblock[SYMCE_ROWS * SYMCE_SMALL_K], shiftb[SYMCE_ROWS], srestb[SYMCE_ROWS];
         int statusb[SYMCE_ROWS];
+        /* a row longer than the stack stash keeps its e_j in one heap buffer per block of rows;
+           without it (malloc failed) each chunk's e_j is computed again where it is used */
+        double *heap = k > SYMCE_STASH ? symce_heap_stash_f64(k) : NULL;
+        const size_t cap = heap != NULL ? k : SYMCE_STASH;
         if (small) symce_block_stats_f64(logits + i0 * k, rows, k, eblock, shiftb, srestb, statusb);
         for (size_t i = i0; i < i0 + rows; ++i) {
             const double *row = logits + i * k;
             const double *yrow = target + i * k;
             double own[SYMCE_STASH];
-            double *stash = own;
+            double *stash = heap != NULL ? heap : own;
             double shift, srest;
             int status;
             if (small) {
@@ -2956,9 +3240,9 @@ int symce_softmax_cross_entropy_soft_f64(size_t n, size_t k, const double *SYMCE
             } else {
                 status = symce_row_stats_f64(row, i + 1 < n ? row + k : row,
                                                   NULL,
-                                                  k, stash, &shift, &srest);
+                                                  k, stash, cap, &shift, &srest);
             }
-            const int stashed = status == SYMCE_ROW_STASHED;
+            const int stashed = status >= SYMCE_ROW_STASHED;
             (void)stashed;
             if (status == SYMCE_ROW_GENERAL) srest = (double)NAN;  /* +inf or no finite logit: a NaN row */
             const double log1p_srest = log1p(srest);
@@ -2996,12 +3280,14 @@ int symce_softmax_cross_entropy_soft_f64(size_t n, size_t k, const double *SYMCE
             if (reduction == SYMCE_REDUCTION_NONE) loss[i] = (double)row_loss;
             else symce_accumulate_f64(&total, &tcomp, row_loss);
         }
+        SYMCE_FREE(heap);
     }
     if (reduction != SYMCE_REDUCTION_NONE) *loss = symce_reduce_f64(reduction, total + tcomp, divisor);
     return SYMCE_OK;
 }
 
 /* Gradient of softmax cross-entropy w.r.t. the logits. */
+SYMCE_WIDE
 int symce_softmax_cross_entropy_grad_f64(size_t n, size_t k, const double *SYMCE_RESTRICT logits,
                                          const int64_t *SYMCE_RESTRICT labels,
                                          const double *SYMCE_RESTRICT weight, int64_t ignore_index,
@@ -3030,6 +3316,10 @@ int symce_softmax_cross_entropy_grad_f64(size_t n, size_t k, const double *SYMCE
         const int small = k <= SYMCE_SMALL_K;  /* then the block's statistics at once */
         double eblock[SYMCE_ROWS * SYMCE_SMALL_K], shiftb[SYMCE_ROWS], srestb[SYMCE_ROWS];
         int statusb[SYMCE_ROWS];
+        /* a row longer than the stack stash keeps its e_j in one heap buffer per block of rows;
+           without it (malloc failed) each chunk's e_j is computed again where it is used */
+        double *heap = k > SYMCE_STASH ? symce_heap_stash_f64(k) : NULL;
+        const size_t cap = heap != NULL ? k : SYMCE_STASH;
         if (small) symce_block_stats_f64(logits + i0 * k, rows, k, eblock, shiftb, srestb, statusb);
         for (size_t i = i0; i < i0 + rows; ++i) {
             const double *row = logits + i * k;
@@ -3041,7 +3331,7 @@ int symce_softmax_cross_entropy_grad_f64(size_t n, size_t k, const double *SYMCE
             }
             const double w_t = weight != NULL ? weight[t] : 1;
             double own[SYMCE_STASH];
-            double *stash = own;
+            double *stash = heap != NULL ? heap : own;
             double shift, srest;
             int status;
             if (small) {
@@ -3052,9 +3342,9 @@ int symce_softmax_cross_entropy_grad_f64(size_t n, size_t k, const double *SYMCE
             } else {
                 status = symce_row_stats_f64(row, i + 1 < n ? row + k : row,
                                                   i + 1 < n ? grow + k : NULL,
-                                                  k, stash, &shift, &srest);
+                                                  k, stash, cap, &shift, &srest);
             }
-            const int stashed = status == SYMCE_ROW_STASHED;
+            const int stashed = status >= SYMCE_ROW_STASHED;
             (void)stashed;
             if (status == SYMCE_ROW_GENERAL) srest = (double)NAN;  /* +inf or no finite logit: a NaN row */
             const double ysum = -eps*w_t + w_t + eps*wsum/k_real;
@@ -3076,16 +3366,18 @@ int symce_softmax_cross_entropy_grad_f64(size_t n, size_t k, const double *SYMCE
             } else for (size_t c0 = 0; c0 < k; c0 += SYMCE_STASH) {  /* every class as off-label first */
                 const size_t len = k - c0 < SYMCE_STASH ? k - c0 : SYMCE_STASH;
                 if (!stashed) symce_row_exp_f64(row, c0, len, shift, stash);
+                const double *ec = stashed ? stash + c0 : stash;  /* this chunk's e, */
+                const double fc = status == SYMCE_ROW_CHUNKED ? stash[k + c0 / SYMCE_STASH] : 1;  /* times fc */
             if (weight != NULL) {
                     for (size_t j = 0; j < len; ++j) {
-                        const double e = stash[j];
+                        const double e = ec[j] * fc;
                         const double w_k = weight[c0 + j];
                         const double p = e/(srest + 1);
                         grow[c0 + j] = (double)(scale*(p*ysum - eps*w_k/k_real));
                     }
             } else {
                     for (size_t j = 0; j < len; ++j) {
-                        const double e = stash[j];
+                        const double e = ec[j] * fc;
                         const double w_k = 1;
                         const double p = e/(srest + 1);
                         grow[c0 + j] = (double)(scale*(p*ysum - eps*w_k/k_real));
@@ -3103,11 +3395,13 @@ int symce_softmax_cross_entropy_grad_f64(size_t n, size_t k, const double *SYMCE
                 if (status != SYMCE_ROW_GENERAL) grow[t] = (double)(scale*(-pc*yt_on + eps*p*(-w_t + wsum)/k_real));
             }
         }
+        SYMCE_FREE(heap);
     }
     return SYMCE_OK;
 }
 
 /* Gradient of softmax cross-entropy w.r.t. the logits. */
+SYMCE_WIDE
 int symce_softmax_cross_entropy_grad_soft_f64(size_t n, size_t k,
                                               const double *SYMCE_RESTRICT logits,
                                               const double *SYMCE_RESTRICT target,
@@ -3133,13 +3427,17 @@ int symce_softmax_cross_entropy_grad_soft_f64(size_t n, size_t k,
         const int small = k <= SYMCE_SMALL_K;  /* then the block's statistics at once */
         double eblock[SYMCE_ROWS * SYMCE_SMALL_K], shiftb[SYMCE_ROWS], srestb[SYMCE_ROWS];
         int statusb[SYMCE_ROWS];
+        /* a row longer than the stack stash keeps its e_j in one heap buffer per block of rows;
+           without it (malloc failed) each chunk's e_j is computed again where it is used */
+        double *heap = k > SYMCE_STASH ? symce_heap_stash_f64(k) : NULL;
+        const size_t cap = heap != NULL ? k : SYMCE_STASH;
         if (small) symce_block_stats_f64(logits + i0 * k, rows, k, eblock, shiftb, srestb, statusb);
         for (size_t i = i0; i < i0 + rows; ++i) {
             const double *row = logits + i * k;
             double *grow = grad + i * k;
             const double *yrow = target + i * k;
             double own[SYMCE_STASH];
-            double *stash = own;
+            double *stash = heap != NULL ? heap : own;
             double shift, srest;
             int status;
             if (small) {
@@ -3150,9 +3448,9 @@ int symce_softmax_cross_entropy_grad_soft_f64(size_t n, size_t k,
             } else {
                 status = symce_row_stats_f64(row, i + 1 < n ? row + k : row,
                                                   i + 1 < n ? grow + k : NULL,
-                                                  k, stash, &shift, &srest);
+                                                  k, stash, cap, &shift, &srest);
             }
-            const int stashed = status == SYMCE_ROW_STASHED;
+            const int stashed = status >= SYMCE_ROW_STASHED;
             (void)stashed;
             if (status == SYMCE_ROW_GENERAL) srest = (double)NAN;  /* +inf or no finite logit: a NaN row */
             double ysum;  /* sum_c y~_c */
@@ -3195,9 +3493,11 @@ int symce_softmax_cross_entropy_grad_soft_f64(size_t n, size_t k,
             } else for (size_t c0 = 0; c0 < k; c0 += SYMCE_STASH) {
                 const size_t len = k - c0 < SYMCE_STASH ? k - c0 : SYMCE_STASH;
                 if (!stashed) symce_row_exp_f64(row, c0, len, shift, stash);
+                const double *ec = stashed ? stash + c0 : stash;  /* this chunk's e, */
+                const double fc = status == SYMCE_ROW_CHUNKED ? stash[k + c0 / SYMCE_STASH] : 1;  /* times fc */
             if (weight != NULL) {
                     for (size_t j = 0; j < len; ++j) {
-                        const double e = stash[j];
+                        const double e = ec[j] * fc;
                         const double zv = row[c0 + j];
                         const double y = yrow[c0 + j];
                         const double w_k = weight[c0 + j];
@@ -3209,7 +3509,7 @@ int symce_softmax_cross_entropy_grad_soft_f64(size_t n, size_t k,
                     }
             } else {
                     for (size_t j = 0; j < len; ++j) {
-                        const double e = stash[j];
+                        const double e = ec[j] * fc;
                         const double zv = row[c0 + j];
                         const double y = yrow[c0 + j];
                         const double w_k = 1;
@@ -3222,11 +3522,13 @@ int symce_softmax_cross_entropy_grad_soft_f64(size_t n, size_t k,
             }
             }
         }
+        SYMCE_FREE(heap);
     }
     return SYMCE_OK;
 }
 
 /* Softmax cross-entropy and its gradient in one pass. */
+SYMCE_WIDE
 int symce_softmax_cross_entropy_with_grad_f64(size_t n, size_t k,
                                               const double *SYMCE_RESTRICT logits,
                                               const int64_t *SYMCE_RESTRICT labels,
@@ -3259,6 +3561,10 @@ int symce_softmax_cross_entropy_with_grad_f64(size_t n, size_t k,
         const int small = k <= SYMCE_SMALL_K;  /* then the block's statistics at once */
         double eblock[SYMCE_ROWS * SYMCE_SMALL_K], shiftb[SYMCE_ROWS], srestb[SYMCE_ROWS];
         int statusb[SYMCE_ROWS];
+        /* a row longer than the stack stash keeps its e_j in one heap buffer per block of rows;
+           without it (malloc failed) each chunk's e_j is computed again where it is used */
+        double *heap = k > SYMCE_STASH ? symce_heap_stash_f64(k) : NULL;
+        const size_t cap = heap != NULL ? k : SYMCE_STASH;
         if (small) symce_block_stats_f64(logits + i0 * k, rows, k, eblock, shiftb, srestb, statusb);
         for (size_t i = i0; i < i0 + rows; ++i) {
             const double *row = logits + i * k;
@@ -3271,7 +3577,7 @@ int symce_softmax_cross_entropy_with_grad_f64(size_t n, size_t k,
             }
             const double w_t = weight != NULL ? weight[t] : 1;
             double own[SYMCE_STASH];
-            double *stash = own;
+            double *stash = heap != NULL ? heap : own;
             double shift, srest;
             int status;
             if (small) {
@@ -3282,9 +3588,9 @@ int symce_softmax_cross_entropy_with_grad_f64(size_t n, size_t k,
             } else {
                 status = symce_row_stats_f64(row, i + 1 < n ? row + k : row,
                                                   i + 1 < n ? grow + k : NULL,
-                                                  k, stash, &shift, &srest);
+                                                  k, stash, cap, &shift, &srest);
             }
-            const int stashed = status == SYMCE_ROW_STASHED;
+            const int stashed = status >= SYMCE_ROW_STASHED;
             (void)stashed;
             if (status == SYMCE_ROW_GENERAL) srest = (double)NAN;  /* +inf or no finite logit: a NaN row */
             const double log1p_srest = log1p(srest);
@@ -3334,16 +3640,18 @@ int symce_softmax_cross_entropy_with_grad_f64(size_t n, size_t k,
             } else for (size_t c0 = 0; c0 < k; c0 += SYMCE_STASH) {  /* every class as off-label first */
                 const size_t len = k - c0 < SYMCE_STASH ? k - c0 : SYMCE_STASH;
                 if (!stashed) symce_row_exp_f64(row, c0, len, shift, stash);
+                const double *ec = stashed ? stash + c0 : stash;  /* this chunk's e, */
+                const double fc = status == SYMCE_ROW_CHUNKED ? stash[k + c0 / SYMCE_STASH] : 1;  /* times fc */
             if (weight != NULL) {
                     for (size_t j = 0; j < len; ++j) {
-                        const double e = stash[j];
+                        const double e = ec[j] * fc;
                         const double w_k = weight[c0 + j];
                         const double p = e/(srest + 1);
                         grow[c0 + j] = (double)(scale*(p*ysum - eps*w_k/k_real));
                     }
             } else {
                     for (size_t j = 0; j < len; ++j) {
-                        const double e = stash[j];
+                        const double e = ec[j] * fc;
                         const double w_k = 1;
                         const double p = e/(srest + 1);
                         grow[c0 + j] = (double)(scale*(p*ysum - eps*w_k/k_real));
@@ -3364,12 +3672,14 @@ int symce_softmax_cross_entropy_with_grad_f64(size_t n, size_t k,
             if (reduction == SYMCE_REDUCTION_NONE) loss[i] = (double)row_loss;
             else symce_accumulate_f64(&total, &tcomp, row_loss);
         }
+        SYMCE_FREE(heap);
     }
     if (reduction != SYMCE_REDUCTION_NONE) *loss = symce_reduce_f64(reduction, total + tcomp, divisor);
     return SYMCE_OK;
 }
 
 /* Softmax cross-entropy and its gradient in one pass. */
+SYMCE_WIDE
 int symce_softmax_cross_entropy_with_grad_soft_f64(size_t n, size_t k,
                                                    const double *SYMCE_RESTRICT logits,
                                                    const double *SYMCE_RESTRICT target,
@@ -3398,13 +3708,17 @@ int symce_softmax_cross_entropy_with_grad_soft_f64(size_t n, size_t k,
         const int small = k <= SYMCE_SMALL_K;  /* then the block's statistics at once */
         double eblock[SYMCE_ROWS * SYMCE_SMALL_K], shiftb[SYMCE_ROWS], srestb[SYMCE_ROWS];
         int statusb[SYMCE_ROWS];
+        /* a row longer than the stack stash keeps its e_j in one heap buffer per block of rows;
+           without it (malloc failed) each chunk's e_j is computed again where it is used */
+        double *heap = k > SYMCE_STASH ? symce_heap_stash_f64(k) : NULL;
+        const size_t cap = heap != NULL ? k : SYMCE_STASH;
         if (small) symce_block_stats_f64(logits + i0 * k, rows, k, eblock, shiftb, srestb, statusb);
         for (size_t i = i0; i < i0 + rows; ++i) {
             const double *row = logits + i * k;
             double *grow = grad + i * k;
             const double *yrow = target + i * k;
             double own[SYMCE_STASH];
-            double *stash = own;
+            double *stash = heap != NULL ? heap : own;
             double shift, srest;
             int status;
             if (small) {
@@ -3415,9 +3729,9 @@ int symce_softmax_cross_entropy_with_grad_soft_f64(size_t n, size_t k,
             } else {
                 status = symce_row_stats_f64(row, i + 1 < n ? row + k : row,
                                                   i + 1 < n ? grow + k : NULL,
-                                                  k, stash, &shift, &srest);
+                                                  k, stash, cap, &shift, &srest);
             }
-            const int stashed = status == SYMCE_ROW_STASHED;
+            const int stashed = status >= SYMCE_ROW_STASHED;
             (void)stashed;
             if (status == SYMCE_ROW_GENERAL) srest = (double)NAN;  /* +inf or no finite logit: a NaN row */
             const double log1p_srest = log1p(srest);
@@ -3492,9 +3806,11 @@ int symce_softmax_cross_entropy_with_grad_soft_f64(size_t n, size_t k,
             } else for (size_t c0 = 0; c0 < k; c0 += SYMCE_STASH) {
                 const size_t len = k - c0 < SYMCE_STASH ? k - c0 : SYMCE_STASH;
                 if (!stashed) symce_row_exp_f64(row, c0, len, shift, stash);
+                const double *ec = stashed ? stash + c0 : stash;  /* this chunk's e, */
+                const double fc = status == SYMCE_ROW_CHUNKED ? stash[k + c0 / SYMCE_STASH] : 1;  /* times fc */
             if (weight != NULL) {
                     for (size_t j = 0; j < len; ++j) {
-                        const double e = stash[j];
+                        const double e = ec[j] * fc;
                         const double zv = row[c0 + j];
                         const double y = yrow[c0 + j];
                         const double w_k = weight[c0 + j];
@@ -3506,7 +3822,7 @@ int symce_softmax_cross_entropy_with_grad_soft_f64(size_t n, size_t k,
                     }
             } else {
                     for (size_t j = 0; j < len; ++j) {
-                        const double e = stash[j];
+                        const double e = ec[j] * fc;
                         const double zv = row[c0 + j];
                         const double y = yrow[c0 + j];
                         const double w_k = 1;
@@ -3521,6 +3837,7 @@ int symce_softmax_cross_entropy_with_grad_soft_f64(size_t n, size_t k,
             if (reduction == SYMCE_REDUCTION_NONE) loss[i] = (double)row_loss;
             else symce_accumulate_f64(&total, &tcomp, row_loss);
         }
+        SYMCE_FREE(heap);
     }
     if (reduction != SYMCE_REDUCTION_NONE) *loss = symce_reduce_f64(reduction, total + tcomp, divisor);
     return SYMCE_OK;
@@ -3746,7 +4063,7 @@ int symce_sigmoid_binary_cross_entropy_grad_f64(size_t n, size_t k,
                     const double y = target[b0 + l];
                     const double v = symce_exp_neg_for_f64(-fabs(xv));
                     const double r = 1.0/(v + 1);
-    grad[b0 + l] = (double)((-r*y*symce_select(xv <= 0, 1, v) + r*(1 - y)*symce_select(xv >= 0, 1, v)) * scale);
+    grad[b0 + l] = (double)((-r*y*((xv >= 0) ? v : 1) + r*(1 - y)*((xv >= 0) ? 1 : v)) * scale);
             }
         } else {
             double wb[SYMCE_BLOCK];
@@ -3769,7 +4086,7 @@ int symce_sigmoid_binary_cross_entropy_grad_f64(size_t n, size_t k,
                     const double w = wb[l];
                     const double v = symce_exp_neg_for_f64(-fabs(xv));
                     const double r = 1.0/(v + 1);
-    grad[b0 + l] = (double)((w*(-pw*r*y*symce_select(xv <= 0, 1, v) + r*(1 - y)*symce_select(xv >= 0, 1, v))) * scale);
+    grad[b0 + l] = (double)((w*(-pw*r*y*((xv >= 0) ? v : 1) + r*(1 - y)*((xv >= 0) ? 1 : v))) * scale);
             }
         }
     }
@@ -3809,7 +4126,7 @@ int symce_sigmoid_binary_cross_entropy_with_grad_f64(size_t n, size_t k,
                     const double v = symce_exp_neg_for_f64(-fabs(xv));
                     const double l1p = log1p(v);
                     const double r = 1.0/(v + 1);
-                    grad[b0 + l] = (double)((-r*y*symce_select(xv <= 0, 1, v) + r*(1 - y)*symce_select(xv >= 0, 1, v)) * scale);
+                    grad[b0 + l] = (double)((-r*y*((xv >= 0) ? v : 1) + r*(1 - y)*((xv >= 0) ? 1 : v)) * scale);
                     loss[b0 + l] = (y*(l1p + symce_clamp_min_for_f64(-xv, 0)) + (1 - y)*(l1p + symce_clamp_min_for_f64(xv, 0)));
                 }
             } else {
@@ -3820,7 +4137,7 @@ int symce_sigmoid_binary_cross_entropy_with_grad_f64(size_t n, size_t k,
                     const double v = symce_exp_neg_for_f64(-fabs(xv));
                     const double l1p = log1p(v);
                     const double r = 1.0/(v + 1);
-                    grad[b0 + l] = (double)((-r*y*symce_select(xv <= 0, 1, v) + r*(1 - y)*symce_select(xv >= 0, 1, v)) * scale);
+                    grad[b0 + l] = (double)((-r*y*((xv >= 0) ? v : 1) + r*(1 - y)*((xv >= 0) ? 1 : v)) * scale);
                     terms[l] = y*(l1p + symce_clamp_min_for_f64(-xv, 0)) + (1 - y)*(l1p + symce_clamp_min_for_f64(xv, 0));
                 }
                 symce_accumulate_f64(&total, &tcomp, symce_pairwise_sum(terms, len));
@@ -3848,7 +4165,7 @@ int symce_sigmoid_binary_cross_entropy_with_grad_f64(size_t n, size_t k,
                     const double v = symce_exp_neg_for_f64(-fabs(xv));
                     const double l1p = log1p(v);
                     const double r = 1.0/(v + 1);
-                    grad[b0 + l] = (double)((w*(-pw*r*y*symce_select(xv <= 0, 1, v) + r*(1 - y)*symce_select(xv >= 0, 1, v))) * scale);
+                    grad[b0 + l] = (double)((w*(-pw*r*y*((xv >= 0) ? v : 1) + r*(1 - y)*((xv >= 0) ? 1 : v))) * scale);
                     loss[b0 + l] = (w*(pw*y*(l1p + symce_clamp_min_for_f64(-xv, 0)) + (1 - y)*(l1p + symce_clamp_min_for_f64(xv, 0))));
                 }
             } else {
@@ -3861,7 +4178,7 @@ int symce_sigmoid_binary_cross_entropy_with_grad_f64(size_t n, size_t k,
                     const double v = symce_exp_neg_for_f64(-fabs(xv));
                     const double l1p = log1p(v);
                     const double r = 1.0/(v + 1);
-                    grad[b0 + l] = (double)((w*(-pw*r*y*symce_select(xv <= 0, 1, v) + r*(1 - y)*symce_select(xv >= 0, 1, v))) * scale);
+                    grad[b0 + l] = (double)((w*(-pw*r*y*((xv >= 0) ? v : 1) + r*(1 - y)*((xv >= 0) ? 1 : v))) * scale);
                     terms[l] = w*(pw*y*(l1p + symce_clamp_min_for_f64(-xv, 0)) + (1 - y)*(l1p + symce_clamp_min_for_f64(xv, 0)));
                 }
                 symce_accumulate_f64(&total, &tcomp, symce_pairwise_sum(terms, len));

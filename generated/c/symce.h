@@ -10,8 +10,12 @@
  *     Cross-entropy kernels take integer labels (const int64_t *, 0-based); their _soft variants
  *     take a probability target per row instead (symce_<kernel>_soft_<dtype>).
  *   - Buffers are row-major: n rows (samples) of k classes, n*k elements; the softmax Jacobian
- *     is n*k*k with J[(i*k + a)*k + b] = dp_a/dz_b of row i.  No allocation and no global state
- *     (every buffer is the caller's; the functions are thread-safe).  Outputs must not overlap
+ *     is n*k*k with J[(i*k + a)*k + b] = dp_a/dz_b of row i.  No global state (the functions
+ *     are thread-safe), and every buffer is the caller's, but for one: a kernel on rows of more
+ *     than 2048 classes mallocs 8 (k + k/2048 + 1) bytes per thread for the row's
+ *     exponentials and frees them before it returns.  If malloc fails, or symce.c is compiled
+ *     with -DSYMCE_NO_MALLOC, it computes them twice instead (about 1.4x slower; the results
+ *     agree within rounding).  Outputs must not overlap
  *     inputs (restrict).  The header compiles as C99 and as C++ (extern "C").
  *   - Every function returns SYMCE_OK (0) or a negative symce_status, and checks everything
  *     before it writes anything: on error the outputs are untouched.  Required pointers must be
@@ -30,9 +34,11 @@
  *   - Fast: exp (and log1p on [0, 1]) are symce's own polynomials, derived and error-bounded by
  *     symce (see the comments in symce.c), in plain C99 that GCC and Clang vectorise at
  *     -O3 -march=native; no libm call is left in a per-element loop of the softmax, log-softmax,
- *     softmax cross-entropy and sigmoid kernels.  Each row is read for its max, its
- *     exponentials are computed once (kept on the stack up to 2048 classes, recomputed in
- *     chunks beyond), and written once.  Sums are pairwise within a chunk and compensated
+ *     softmax cross-entropy and sigmoid kernels.  Each row's exponentials are computed once
+ *     and it is written once: up to 2048 classes the row is read for its max, then for
+ *     its exponentials (kept on the stack); a longer row is read once, chunk by chunk, each chunk
+ *     for its own max and exponentials (kept in a heap buffer, rescaled to the row's max where
+ *     they are used).  Sums are pairwise within a chunk and compensated
  *     across chunks, rows and blocks (double kernels).  Built with -fopenmp, rows (or blocks of
  *     elements) are split over threads; without it the pragmas are inert.  -inf logits (masked classes) are fine where the target is 0; a row of
  *     -inf gives NaN probabilities and log-probabilities and logsumexp -inf; in a row holding
