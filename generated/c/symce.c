@@ -594,6 +594,39 @@ SYMCE_WIDE static void symce_row_exp_f32(const float *restrict row, size_t c0, s
     }
 }
 
+/* e_j = exp(z_j - shift) of row[0 .. len) into dst[0 .. len), added to 16 lane sums (each of at
+   most k/16 terms in double: 2^-53 per addition, far below a float ULP at any k): lane_sum over
+   the classes with e_j != 1, lane_ties counting e_j == 1 (the ties at the max).  ahead[0 ..
+   ahead_len) and out_ahead[0 .. ahead_len) (either may be NULL) are fetched into the cache
+   meanwhile. */
+SYMCE_INLINE void symce_exp_lanes_f32(const float *restrict row, size_t len, double shift,
+                                     double *restrict dst, const float *ahead,
+                                     const float *out_ahead, size_t ahead_len,
+                                     double *restrict lane_sum, double *restrict lane_ties)
+{
+    size_t j = 0;
+    for (; j + 16 <= len; j += 16) {
+        if (ahead != NULL && j < ahead_len) SYMCE_PREFETCH(ahead + j);
+        if (out_ahead != NULL && j < ahead_len) SYMCE_PREFETCH_W(out_ahead + j);
+        for (size_t l = 0; l < 16; ++l) {
+            const double zv = (double)row[j + l];
+            const double zs = -shift + zv;
+            const double e = symce_exp_neg_for_f32(zs);
+            dst[j + l] = e;
+            lane_sum[l] += symce_select(e == 1, 0, e);
+            lane_ties[l] += symce_select(e == 1, 1, 0);
+        }
+    }
+    for (; j < len; ++j) {
+        const double zv = (double)row[j];
+        const double zs = -shift + zv;
+        const double e = symce_exp_neg_for_f32(zs);
+        dst[j] = e;
+        lane_sum[0] += symce_select(e == 1, 0, e);
+        lane_ties[0] += symce_select(e == 1, 1, 0);
+    }
+}
+
 /* A heap stash for a row of k classes, followed by one factor per chunk of SYMCE_STASH classes (for
    symce_row_stats_chunked_*); or NULL (no memory, or that many values would not fit in size_t). */
 static double *symce_heap_stash_f32(size_t k)
@@ -627,33 +660,15 @@ SYMCE_WIDE static int symce_row_stats_chunked_f32(const float *restrict row, con
         const float mc = symce_row_max_f32(row + c0, len);
         if (!symce_isfinite((double)mc)) return SYMCE_ROW_GENERAL;
         const double shift = (double)mc;
-        double *restrict dst = stash + c0;
         double lane_sum[16], lane_ties[16];
         for (size_t l = 0; l < 16; ++l) lane_sum[l] = lane_ties[l] = 0;
-        size_t j = 0;
-        for (; j + 16 <= len; j += 16) {
-            if (k > SYMCE_NEAR_ROW) {
-                SYMCE_PREFETCH(row + c0 + SYMCE_STASH + j);  /* the next chunk */
-            } else {
-                SYMCE_PREFETCH(next + c0 + j);
-                if (next_out != NULL) SYMCE_PREFETCH_W(next_out + c0 + j);
-            }
-            for (size_t l = 0; l < 16; ++l) {
-                const double zv = (double)row[c0 + j + l];
-                const double zs = -shift + zv;
-                const double e = symce_exp_neg_for_f32(zs);
-                dst[j + l] = e;
-                lane_sum[l] += symce_select(e == 1, 0, e);
-                lane_ties[l] += symce_select(e == 1, 1, 0);
-            }
-        }
-        for (; j < len; ++j) {
-            const double zv = (double)row[c0 + j];
-            const double zs = -shift + zv;
-            const double e = symce_exp_neg_for_f32(zs);
-            dst[j] = e;
-            lane_sum[0] += symce_select(e == 1, 0, e);
-            lane_ties[0] += symce_select(e == 1, 1, 0);
+        if (k > SYMCE_NEAR_ROW) {  /* the next chunk */
+            const size_t ahead = c0 + SYMCE_STASH < k ? k - c0 - SYMCE_STASH : 0;
+            symce_exp_lanes_f32(row + c0, len, shift, stash + c0, ahead ? row + c0 + SYMCE_STASH : NULL,
+                                 NULL, ahead, lane_sum, lane_ties);
+        } else {  /* the next row */
+            symce_exp_lanes_f32(row + c0, len, shift, stash + c0, next + c0,
+                                 next_out != NULL ? next_out + c0 : NULL, len, lane_sum, lane_ties);
         }
         double sum = 0, tc = 0;
         for (size_t l = 0; l < 16; ++l) {
@@ -728,38 +743,16 @@ SYMCE_WIDE static int symce_row_stats_f32(const float *restrict row, const float
         return SYMCE_ROW_GENERAL;
     }
     const double shift = (double)mx;
-    /* 16 partial sums (one SIMD register's worth per lane group), each of at most
-       k/16 terms in double: 2^-53 per addition, far below a float ULP at any k;
-       the next row (and the next output row, unless next_out is NULL) is fetched into the
-       cache while this one computes. */
+    /* 16 lane sums over the whole row (symce_exp_lanes); the next row (and the next output
+       row, unless next_out is NULL) is fetched into the cache while this one computes. */
     double lane_sum[16], lane_ties[16];
     for (size_t l = 0; l < 16; ++l) lane_sum[l] = lane_ties[l] = 0;
     for (size_t c0 = 0; c0 < k; c0 += SYMCE_STASH) {
         const size_t len = k - c0 < SYMCE_STASH ? k - c0 : SYMCE_STASH;
-        double *dst = k <= cap ? stash + c0 : stash;
-        size_t j = 0;
-        for (; j + 16 <= len; j += 16) {
-            if (k <= SYMCE_NEAR_ROW) {
-                SYMCE_PREFETCH(next + c0 + j);
-                if (next_out != NULL) SYMCE_PREFETCH_W(next_out + c0 + j);
-            }
-            for (size_t l = 0; l < 16; ++l) {
-                const double zv = (double)row[c0 + j + l];
-                const double zs = -shift + zv;
-                const double e = symce_exp_neg_for_f32(zs);
-                dst[j + l] = e;
-                lane_sum[l] += symce_select(e == 1, 0, e);
-                lane_ties[l] += symce_select(e == 1, 1, 0);
-            }
-        }
-        for (; j < len; ++j) {
-            const double zv = (double)row[c0 + j];
-            const double zs = -shift + zv;
-            const double e = symce_exp_neg_for_f32(zs);
-            dst[j] = e;
-            lane_sum[0] += symce_select(e == 1, 0, e);
-            lane_ties[0] += symce_select(e == 1, 1, 0);
-        }
+        const int near = k <= SYMCE_NEAR_ROW;
+        symce_exp_lanes_f32(row + c0, len, shift, k <= cap ? stash + c0 : stash,
+                             near ? next + c0 : NULL, near && next_out != NULL ? next_out + c0 : NULL,
+                             len, lane_sum, lane_ties);
     }
     double sum = 0, ties = 0;
     for (size_t l = 0; l < 16; ++l) {
