@@ -1058,9 +1058,14 @@ int symce_softmax_f32(size_t n, size_t k, const float *SYMCE_RESTRICT z, float *
     if (z == NULL || out == NULL) return SYMCE_ERR_NULL;
     const int rc = symce_check_shape(n, k, 1, sizeof(float));
     if (rc != SYMCE_OK) return rc;
+    /* blocks of rows, the OpenMP unit: SYMCE_ROWS rows of up to SYMCE_SMALL_K classes (their
+       statistics at once), else about SYMCE_ROWS * SYMCE_SMALL_K classes' worth, and at least
+       one row (so threads share even a few long rows) */
+    const size_t step = k <= SYMCE_SMALL_K ? SYMCE_ROWS
+                      : k < SYMCE_ROWS * SYMCE_SMALL_K ? SYMCE_ROWS * SYMCE_SMALL_K / k : 1;
     SYMCE_OMP_FOR
-    for (size_t i0 = 0; i0 < n; i0 += SYMCE_ROWS) {  /* blocks of rows (the OpenMP unit) */
-        const size_t rows = n - i0 < SYMCE_ROWS ? n - i0 : SYMCE_ROWS;
+    for (size_t i0 = 0; i0 < n; i0 += step) {
+        const size_t rows = n - i0 < step ? n - i0 : step;
         const int small = k <= SYMCE_SMALL_K;  /* then the block's statistics at once */
         double eblock[SYMCE_ROWS * SYMCE_SMALL_K], shiftb[SYMCE_ROWS], srestb[SYMCE_ROWS];
         int statusb[SYMCE_ROWS];
@@ -1114,9 +1119,14 @@ int symce_log_softmax_f32(size_t n, size_t k, const float *SYMCE_RESTRICT z,
     if (z == NULL || out == NULL) return SYMCE_ERR_NULL;
     const int rc = symce_check_shape(n, k, 1, sizeof(float));
     if (rc != SYMCE_OK) return rc;
+    /* blocks of rows, the OpenMP unit: SYMCE_ROWS rows of up to SYMCE_SMALL_K classes (their
+       statistics at once), else about SYMCE_ROWS * SYMCE_SMALL_K classes' worth, and at least
+       one row (so threads share even a few long rows) */
+    const size_t step = k <= SYMCE_SMALL_K ? SYMCE_ROWS
+                      : k < SYMCE_ROWS * SYMCE_SMALL_K ? SYMCE_ROWS * SYMCE_SMALL_K / k : 1;
     SYMCE_OMP_FOR
-    for (size_t i0 = 0; i0 < n; i0 += SYMCE_ROWS) {  /* blocks of rows (the OpenMP unit) */
-        const size_t rows = n - i0 < SYMCE_ROWS ? n - i0 : SYMCE_ROWS;
+    for (size_t i0 = 0; i0 < n; i0 += step) {
+        const size_t rows = n - i0 < step ? n - i0 : step;
         const int small = k <= SYMCE_SMALL_K;  /* then the block's statistics at once */
         double eblock[SYMCE_ROWS * SYMCE_SMALL_K], shiftb[SYMCE_ROWS], srestb[SYMCE_ROWS];
         int statusb[SYMCE_ROWS];
@@ -1164,9 +1174,14 @@ int symce_logsumexp_f32(size_t n, size_t k, const float *SYMCE_RESTRICT z,
     if (z == NULL || out == NULL) return SYMCE_ERR_NULL;
     const int rc = symce_check_shape(n, k, 1, sizeof(float));
     if (rc != SYMCE_OK) return rc;
+    /* blocks of rows, the OpenMP unit: SYMCE_ROWS rows of up to SYMCE_SMALL_K classes (their
+       statistics at once), else about SYMCE_ROWS * SYMCE_SMALL_K classes' worth, and at least
+       one row (so threads share even a few long rows) */
+    const size_t step = k <= SYMCE_SMALL_K ? SYMCE_ROWS
+                      : k < SYMCE_ROWS * SYMCE_SMALL_K ? SYMCE_ROWS * SYMCE_SMALL_K / k : 1;
     SYMCE_OMP_FOR
-    for (size_t i0 = 0; i0 < n; i0 += SYMCE_ROWS) {  /* blocks of rows (the OpenMP unit) */
-        const size_t rows = n - i0 < SYMCE_ROWS ? n - i0 : SYMCE_ROWS;
+    for (size_t i0 = 0; i0 < n; i0 += step) {
+        const size_t rows = n - i0 < step ? n - i0 : step;
         const int small = k <= SYMCE_SMALL_K;  /* then the block's statistics at once */
         double eblock[SYMCE_ROWS * SYMCE_SMALL_K], shiftb[SYMCE_ROWS], srestb[SYMCE_ROWS];
         int statusb[SYMCE_ROWS];
@@ -1209,9 +1224,14 @@ int symce_softmax_jacobian_f32(size_t n, size_t k, const float *SYMCE_RESTRICT z
     if (z == NULL || out == NULL) return SYMCE_ERR_NULL;
     const int rc = symce_check_shape(n, k, k, sizeof(float));
     if (rc != SYMCE_OK) return rc;
+    /* blocks of rows, the OpenMP unit: SYMCE_ROWS rows of up to SYMCE_SMALL_K classes (their
+       statistics at once), else about SYMCE_ROWS * SYMCE_SMALL_K classes' worth, and at least
+       one row (so threads share even a few long rows) */
+    const size_t step = k <= SYMCE_SMALL_K ? SYMCE_ROWS
+                      : k < SYMCE_ROWS * SYMCE_SMALL_K ? SYMCE_ROWS * SYMCE_SMALL_K / k : 1;
     SYMCE_OMP_FOR
-    for (size_t i0 = 0; i0 < n; i0 += SYMCE_ROWS) {  /* blocks of rows (the OpenMP unit) */
-        const size_t rows = n - i0 < SYMCE_ROWS ? n - i0 : SYMCE_ROWS;
+    for (size_t i0 = 0; i0 < n; i0 += step) {
+        const size_t rows = n - i0 < step ? n - i0 : step;
         const int small = k <= SYMCE_SMALL_K;  /* then the block's statistics at once */
         double eblock[SYMCE_ROWS * SYMCE_SMALL_K], shiftb[SYMCE_ROWS], srestb[SYMCE_ROWS];
         int statusb[SYMCE_ROWS];
@@ -1280,9 +1300,14 @@ int symce_softmax_vjp_f32(size_t n, size_t k, const float *SYMCE_RESTRICT z,
     if (z == NULL || g == NULL || out == NULL) return SYMCE_ERR_NULL;
     const int rc = symce_check_shape(n, k, 1, sizeof(float));
     if (rc != SYMCE_OK) return rc;
+    /* blocks of rows, the OpenMP unit: SYMCE_ROWS rows of up to SYMCE_SMALL_K classes (their
+       statistics at once), else about SYMCE_ROWS * SYMCE_SMALL_K classes' worth, and at least
+       one row (so threads share even a few long rows) */
+    const size_t step = k <= SYMCE_SMALL_K ? SYMCE_ROWS
+                      : k < SYMCE_ROWS * SYMCE_SMALL_K ? SYMCE_ROWS * SYMCE_SMALL_K / k : 1;
     SYMCE_OMP_FOR
-    for (size_t i0 = 0; i0 < n; i0 += SYMCE_ROWS) {  /* blocks of rows (the OpenMP unit) */
-        const size_t rows = n - i0 < SYMCE_ROWS ? n - i0 : SYMCE_ROWS;
+    for (size_t i0 = 0; i0 < n; i0 += step) {
+        const size_t rows = n - i0 < step ? n - i0 : step;
         const int small = k <= SYMCE_SMALL_K;  /* then the block's statistics at once */
         double eblock[SYMCE_ROWS * SYMCE_SMALL_K], shiftb[SYMCE_ROWS], srestb[SYMCE_ROWS];
         int statusb[SYMCE_ROWS];
@@ -1520,10 +1545,15 @@ int symce_softmax_cross_entropy_f32(size_t n, size_t k, const float *SYMCE_RESTR
     const double k_real = (double)k;
     const double eps = label_smoothing;
     const double divisor = symce_label_divisor_f32(labels, weight, n, ignore_index);
+    /* blocks of rows, the OpenMP unit: SYMCE_ROWS rows of up to SYMCE_SMALL_K classes (their
+       statistics at once), else about SYMCE_ROWS * SYMCE_SMALL_K classes' worth, and at least
+       one row (so threads share even a few long rows) */
+    const size_t step = k <= SYMCE_SMALL_K ? SYMCE_ROWS
+                      : k < SYMCE_ROWS * SYMCE_SMALL_K ? SYMCE_ROWS * SYMCE_SMALL_K / k : 1;
     double total = 0, tcomp = 0;
     SYMCE_OMP_FOR_SUM(total, tcomp)
-    for (size_t i0 = 0; i0 < n; i0 += SYMCE_ROWS) {  /* blocks of rows (the OpenMP unit) */
-        const size_t rows = n - i0 < SYMCE_ROWS ? n - i0 : SYMCE_ROWS;
+    for (size_t i0 = 0; i0 < n; i0 += step) {
+        const size_t rows = n - i0 < step ? n - i0 : step;
         const int small = k <= SYMCE_SMALL_K;  /* then the block's statistics at once */
         double eblock[SYMCE_ROWS * SYMCE_SMALL_K], shiftb[SYMCE_ROWS], srestb[SYMCE_ROWS];
         int statusb[SYMCE_ROWS];
@@ -1616,10 +1646,15 @@ int symce_softmax_cross_entropy_soft_f32(size_t n, size_t k, const float *SYMCE_
     const double k_real = (double)k;
     const double eps = label_smoothing;
     const double divisor = (double)n;
+    /* blocks of rows, the OpenMP unit: SYMCE_ROWS rows of up to SYMCE_SMALL_K classes (their
+       statistics at once), else about SYMCE_ROWS * SYMCE_SMALL_K classes' worth, and at least
+       one row (so threads share even a few long rows) */
+    const size_t step = k <= SYMCE_SMALL_K ? SYMCE_ROWS
+                      : k < SYMCE_ROWS * SYMCE_SMALL_K ? SYMCE_ROWS * SYMCE_SMALL_K / k : 1;
     double total = 0, tcomp = 0;
     SYMCE_OMP_FOR_SUM(total, tcomp)
-    for (size_t i0 = 0; i0 < n; i0 += SYMCE_ROWS) {  /* blocks of rows (the OpenMP unit) */
-        const size_t rows = n - i0 < SYMCE_ROWS ? n - i0 : SYMCE_ROWS;
+    for (size_t i0 = 0; i0 < n; i0 += step) {
+        const size_t rows = n - i0 < step ? n - i0 : step;
         const int small = k <= SYMCE_SMALL_K;  /* then the block's statistics at once */
         double eblock[SYMCE_ROWS * SYMCE_SMALL_K], shiftb[SYMCE_ROWS], srestb[SYMCE_ROWS];
         int statusb[SYMCE_ROWS];
@@ -1711,9 +1746,14 @@ int symce_softmax_cross_entropy_grad_f32(size_t n, size_t k, const float *SYMCE_
         symce_accumulate_f32(&wsum, &wcomp, weight != NULL ? (double)weight[j] : 1);
     wsum += wcomp;
     const double scale = symce_scale_f32(reduction, divisor);
+    /* blocks of rows, the OpenMP unit: SYMCE_ROWS rows of up to SYMCE_SMALL_K classes (their
+       statistics at once), else about SYMCE_ROWS * SYMCE_SMALL_K classes' worth, and at least
+       one row (so threads share even a few long rows) */
+    const size_t step = k <= SYMCE_SMALL_K ? SYMCE_ROWS
+                      : k < SYMCE_ROWS * SYMCE_SMALL_K ? SYMCE_ROWS * SYMCE_SMALL_K / k : 1;
     SYMCE_OMP_FOR
-    for (size_t i0 = 0; i0 < n; i0 += SYMCE_ROWS) {  /* blocks of rows (the OpenMP unit) */
-        const size_t rows = n - i0 < SYMCE_ROWS ? n - i0 : SYMCE_ROWS;
+    for (size_t i0 = 0; i0 < n; i0 += step) {
+        const size_t rows = n - i0 < step ? n - i0 : step;
         const int small = k <= SYMCE_SMALL_K;  /* then the block's statistics at once */
         double eblock[SYMCE_ROWS * SYMCE_SMALL_K], shiftb[SYMCE_ROWS], srestb[SYMCE_ROWS];
         int statusb[SYMCE_ROWS];
@@ -1821,9 +1861,14 @@ int symce_softmax_cross_entropy_grad_soft_f32(size_t n, size_t k,
     const double eps = label_smoothing;
     const double divisor = (double)n;
     const double scale = symce_scale_f32(reduction, divisor);
+    /* blocks of rows, the OpenMP unit: SYMCE_ROWS rows of up to SYMCE_SMALL_K classes (their
+       statistics at once), else about SYMCE_ROWS * SYMCE_SMALL_K classes' worth, and at least
+       one row (so threads share even a few long rows) */
+    const size_t step = k <= SYMCE_SMALL_K ? SYMCE_ROWS
+                      : k < SYMCE_ROWS * SYMCE_SMALL_K ? SYMCE_ROWS * SYMCE_SMALL_K / k : 1;
     SYMCE_OMP_FOR
-    for (size_t i0 = 0; i0 < n; i0 += SYMCE_ROWS) {  /* blocks of rows (the OpenMP unit) */
-        const size_t rows = n - i0 < SYMCE_ROWS ? n - i0 : SYMCE_ROWS;
+    for (size_t i0 = 0; i0 < n; i0 += step) {
+        const size_t rows = n - i0 < step ? n - i0 : step;
         const int small = k <= SYMCE_SMALL_K;  /* then the block's statistics at once */
         double eblock[SYMCE_ROWS * SYMCE_SMALL_K], shiftb[SYMCE_ROWS], srestb[SYMCE_ROWS];
         int statusb[SYMCE_ROWS];
@@ -1952,10 +1997,15 @@ int symce_softmax_cross_entropy_with_grad_f32(size_t n, size_t k,
         symce_accumulate_f32(&wsum, &wcomp, weight != NULL ? (double)weight[j] : 1);
     wsum += wcomp;
     const double scale = symce_scale_f32(reduction, divisor);
+    /* blocks of rows, the OpenMP unit: SYMCE_ROWS rows of up to SYMCE_SMALL_K classes (their
+       statistics at once), else about SYMCE_ROWS * SYMCE_SMALL_K classes' worth, and at least
+       one row (so threads share even a few long rows) */
+    const size_t step = k <= SYMCE_SMALL_K ? SYMCE_ROWS
+                      : k < SYMCE_ROWS * SYMCE_SMALL_K ? SYMCE_ROWS * SYMCE_SMALL_K / k : 1;
     double total = 0, tcomp = 0;
     SYMCE_OMP_FOR_SUM(total, tcomp)
-    for (size_t i0 = 0; i0 < n; i0 += SYMCE_ROWS) {  /* blocks of rows (the OpenMP unit) */
-        const size_t rows = n - i0 < SYMCE_ROWS ? n - i0 : SYMCE_ROWS;
+    for (size_t i0 = 0; i0 < n; i0 += step) {
+        const size_t rows = n - i0 < step ? n - i0 : step;
         const int small = k <= SYMCE_SMALL_K;  /* then the block's statistics at once */
         double eblock[SYMCE_ROWS * SYMCE_SMALL_K], shiftb[SYMCE_ROWS], srestb[SYMCE_ROWS];
         int statusb[SYMCE_ROWS];
@@ -2096,10 +2146,15 @@ int symce_softmax_cross_entropy_with_grad_soft_f32(size_t n, size_t k,
     const double eps = label_smoothing;
     const double divisor = (double)n;
     const double scale = symce_scale_f32(reduction, divisor);
+    /* blocks of rows, the OpenMP unit: SYMCE_ROWS rows of up to SYMCE_SMALL_K classes (their
+       statistics at once), else about SYMCE_ROWS * SYMCE_SMALL_K classes' worth, and at least
+       one row (so threads share even a few long rows) */
+    const size_t step = k <= SYMCE_SMALL_K ? SYMCE_ROWS
+                      : k < SYMCE_ROWS * SYMCE_SMALL_K ? SYMCE_ROWS * SYMCE_SMALL_K / k : 1;
     double total = 0, tcomp = 0;
     SYMCE_OMP_FOR_SUM(total, tcomp)
-    for (size_t i0 = 0; i0 < n; i0 += SYMCE_ROWS) {  /* blocks of rows (the OpenMP unit) */
-        const size_t rows = n - i0 < SYMCE_ROWS ? n - i0 : SYMCE_ROWS;
+    for (size_t i0 = 0; i0 < n; i0 += step) {
+        const size_t rows = n - i0 < step ? n - i0 : step;
         const int small = k <= SYMCE_SMALL_K;  /* then the block's statistics at once */
         double eblock[SYMCE_ROWS * SYMCE_SMALL_K], shiftb[SYMCE_ROWS], srestb[SYMCE_ROWS];
         int statusb[SYMCE_ROWS];
@@ -2645,9 +2700,14 @@ int symce_softmax_f64(size_t n, size_t k, const double *SYMCE_RESTRICT z,
     if (z == NULL || out == NULL) return SYMCE_ERR_NULL;
     const int rc = symce_check_shape(n, k, 1, sizeof(double));
     if (rc != SYMCE_OK) return rc;
+    /* blocks of rows, the OpenMP unit: SYMCE_ROWS rows of up to SYMCE_SMALL_K classes (their
+       statistics at once), else about SYMCE_ROWS * SYMCE_SMALL_K classes' worth, and at least
+       one row (so threads share even a few long rows) */
+    const size_t step = k <= SYMCE_SMALL_K ? SYMCE_ROWS
+                      : k < SYMCE_ROWS * SYMCE_SMALL_K ? SYMCE_ROWS * SYMCE_SMALL_K / k : 1;
     SYMCE_OMP_FOR
-    for (size_t i0 = 0; i0 < n; i0 += SYMCE_ROWS) {  /* blocks of rows (the OpenMP unit) */
-        const size_t rows = n - i0 < SYMCE_ROWS ? n - i0 : SYMCE_ROWS;
+    for (size_t i0 = 0; i0 < n; i0 += step) {
+        const size_t rows = n - i0 < step ? n - i0 : step;
         const int small = k <= SYMCE_SMALL_K;  /* then the block's statistics at once */
         double eblock[SYMCE_ROWS * SYMCE_SMALL_K], shiftb[SYMCE_ROWS], srestb[SYMCE_ROWS];
         int statusb[SYMCE_ROWS];
@@ -2700,9 +2760,14 @@ int symce_log_softmax_f64(size_t n, size_t k, const double *SYMCE_RESTRICT z,
     if (z == NULL || out == NULL) return SYMCE_ERR_NULL;
     const int rc = symce_check_shape(n, k, 1, sizeof(double));
     if (rc != SYMCE_OK) return rc;
+    /* blocks of rows, the OpenMP unit: SYMCE_ROWS rows of up to SYMCE_SMALL_K classes (their
+       statistics at once), else about SYMCE_ROWS * SYMCE_SMALL_K classes' worth, and at least
+       one row (so threads share even a few long rows) */
+    const size_t step = k <= SYMCE_SMALL_K ? SYMCE_ROWS
+                      : k < SYMCE_ROWS * SYMCE_SMALL_K ? SYMCE_ROWS * SYMCE_SMALL_K / k : 1;
     SYMCE_OMP_FOR
-    for (size_t i0 = 0; i0 < n; i0 += SYMCE_ROWS) {  /* blocks of rows (the OpenMP unit) */
-        const size_t rows = n - i0 < SYMCE_ROWS ? n - i0 : SYMCE_ROWS;
+    for (size_t i0 = 0; i0 < n; i0 += step) {
+        const size_t rows = n - i0 < step ? n - i0 : step;
         const int small = k <= SYMCE_SMALL_K;  /* then the block's statistics at once */
         double eblock[SYMCE_ROWS * SYMCE_SMALL_K], shiftb[SYMCE_ROWS], srestb[SYMCE_ROWS];
         int statusb[SYMCE_ROWS];
@@ -2751,9 +2816,14 @@ int symce_logsumexp_f64(size_t n, size_t k, const double *SYMCE_RESTRICT z,
     if (z == NULL || out == NULL) return SYMCE_ERR_NULL;
     const int rc = symce_check_shape(n, k, 1, sizeof(double));
     if (rc != SYMCE_OK) return rc;
+    /* blocks of rows, the OpenMP unit: SYMCE_ROWS rows of up to SYMCE_SMALL_K classes (their
+       statistics at once), else about SYMCE_ROWS * SYMCE_SMALL_K classes' worth, and at least
+       one row (so threads share even a few long rows) */
+    const size_t step = k <= SYMCE_SMALL_K ? SYMCE_ROWS
+                      : k < SYMCE_ROWS * SYMCE_SMALL_K ? SYMCE_ROWS * SYMCE_SMALL_K / k : 1;
     SYMCE_OMP_FOR
-    for (size_t i0 = 0; i0 < n; i0 += SYMCE_ROWS) {  /* blocks of rows (the OpenMP unit) */
-        const size_t rows = n - i0 < SYMCE_ROWS ? n - i0 : SYMCE_ROWS;
+    for (size_t i0 = 0; i0 < n; i0 += step) {
+        const size_t rows = n - i0 < step ? n - i0 : step;
         const int small = k <= SYMCE_SMALL_K;  /* then the block's statistics at once */
         double eblock[SYMCE_ROWS * SYMCE_SMALL_K], shiftb[SYMCE_ROWS], srestb[SYMCE_ROWS];
         int statusb[SYMCE_ROWS];
@@ -2796,9 +2866,14 @@ int symce_softmax_jacobian_f64(size_t n, size_t k, const double *SYMCE_RESTRICT 
     if (z == NULL || out == NULL) return SYMCE_ERR_NULL;
     const int rc = symce_check_shape(n, k, k, sizeof(double));
     if (rc != SYMCE_OK) return rc;
+    /* blocks of rows, the OpenMP unit: SYMCE_ROWS rows of up to SYMCE_SMALL_K classes (their
+       statistics at once), else about SYMCE_ROWS * SYMCE_SMALL_K classes' worth, and at least
+       one row (so threads share even a few long rows) */
+    const size_t step = k <= SYMCE_SMALL_K ? SYMCE_ROWS
+                      : k < SYMCE_ROWS * SYMCE_SMALL_K ? SYMCE_ROWS * SYMCE_SMALL_K / k : 1;
     SYMCE_OMP_FOR
-    for (size_t i0 = 0; i0 < n; i0 += SYMCE_ROWS) {  /* blocks of rows (the OpenMP unit) */
-        const size_t rows = n - i0 < SYMCE_ROWS ? n - i0 : SYMCE_ROWS;
+    for (size_t i0 = 0; i0 < n; i0 += step) {
+        const size_t rows = n - i0 < step ? n - i0 : step;
         const int small = k <= SYMCE_SMALL_K;  /* then the block's statistics at once */
         double eblock[SYMCE_ROWS * SYMCE_SMALL_K], shiftb[SYMCE_ROWS], srestb[SYMCE_ROWS];
         int statusb[SYMCE_ROWS];
@@ -2868,9 +2943,14 @@ int symce_softmax_vjp_f64(size_t n, size_t k, const double *SYMCE_RESTRICT z,
     if (z == NULL || g == NULL || out == NULL) return SYMCE_ERR_NULL;
     const int rc = symce_check_shape(n, k, 1, sizeof(double));
     if (rc != SYMCE_OK) return rc;
+    /* blocks of rows, the OpenMP unit: SYMCE_ROWS rows of up to SYMCE_SMALL_K classes (their
+       statistics at once), else about SYMCE_ROWS * SYMCE_SMALL_K classes' worth, and at least
+       one row (so threads share even a few long rows) */
+    const size_t step = k <= SYMCE_SMALL_K ? SYMCE_ROWS
+                      : k < SYMCE_ROWS * SYMCE_SMALL_K ? SYMCE_ROWS * SYMCE_SMALL_K / k : 1;
     SYMCE_OMP_FOR
-    for (size_t i0 = 0; i0 < n; i0 += SYMCE_ROWS) {  /* blocks of rows (the OpenMP unit) */
-        const size_t rows = n - i0 < SYMCE_ROWS ? n - i0 : SYMCE_ROWS;
+    for (size_t i0 = 0; i0 < n; i0 += step) {
+        const size_t rows = n - i0 < step ? n - i0 : step;
         const int small = k <= SYMCE_SMALL_K;  /* then the block's statistics at once */
         double eblock[SYMCE_ROWS * SYMCE_SMALL_K], shiftb[SYMCE_ROWS], srestb[SYMCE_ROWS];
         int statusb[SYMCE_ROWS];
@@ -3107,10 +3187,15 @@ int symce_softmax_cross_entropy_f64(size_t n, size_t k, const double *SYMCE_REST
     const double k_real = (double)k;
     const double eps = label_smoothing;
     const double divisor = symce_label_divisor_f64(labels, weight, n, ignore_index);
+    /* blocks of rows, the OpenMP unit: SYMCE_ROWS rows of up to SYMCE_SMALL_K classes (their
+       statistics at once), else about SYMCE_ROWS * SYMCE_SMALL_K classes' worth, and at least
+       one row (so threads share even a few long rows) */
+    const size_t step = k <= SYMCE_SMALL_K ? SYMCE_ROWS
+                      : k < SYMCE_ROWS * SYMCE_SMALL_K ? SYMCE_ROWS * SYMCE_SMALL_K / k : 1;
     double total = 0, tcomp = 0;
     SYMCE_OMP_FOR_SUM(total, tcomp)
-    for (size_t i0 = 0; i0 < n; i0 += SYMCE_ROWS) {  /* blocks of rows (the OpenMP unit) */
-        const size_t rows = n - i0 < SYMCE_ROWS ? n - i0 : SYMCE_ROWS;
+    for (size_t i0 = 0; i0 < n; i0 += step) {
+        const size_t rows = n - i0 < step ? n - i0 : step;
         const int small = k <= SYMCE_SMALL_K;  /* then the block's statistics at once */
         double eblock[SYMCE_ROWS * SYMCE_SMALL_K], shiftb[SYMCE_ROWS], srestb[SYMCE_ROWS];
         int statusb[SYMCE_ROWS];
@@ -3206,10 +3291,15 @@ int symce_softmax_cross_entropy_soft_f64(size_t n, size_t k, const double *SYMCE
     const double k_real = (double)k;
     const double eps = label_smoothing;
     const double divisor = (double)n;
+    /* blocks of rows, the OpenMP unit: SYMCE_ROWS rows of up to SYMCE_SMALL_K classes (their
+       statistics at once), else about SYMCE_ROWS * SYMCE_SMALL_K classes' worth, and at least
+       one row (so threads share even a few long rows) */
+    const size_t step = k <= SYMCE_SMALL_K ? SYMCE_ROWS
+                      : k < SYMCE_ROWS * SYMCE_SMALL_K ? SYMCE_ROWS * SYMCE_SMALL_K / k : 1;
     double total = 0, tcomp = 0;
     SYMCE_OMP_FOR_SUM(total, tcomp)
-    for (size_t i0 = 0; i0 < n; i0 += SYMCE_ROWS) {  /* blocks of rows (the OpenMP unit) */
-        const size_t rows = n - i0 < SYMCE_ROWS ? n - i0 : SYMCE_ROWS;
+    for (size_t i0 = 0; i0 < n; i0 += step) {
+        const size_t rows = n - i0 < step ? n - i0 : step;
         const int small = k <= SYMCE_SMALL_K;  /* then the block's statistics at once */
         double eblock[SYMCE_ROWS * SYMCE_SMALL_K], shiftb[SYMCE_ROWS], srestb[SYMCE_ROWS];
         int statusb[SYMCE_ROWS];
@@ -3303,9 +3393,14 @@ int symce_softmax_cross_entropy_grad_f64(size_t n, size_t k, const double *SYMCE
         symce_accumulate_f64(&wsum, &wcomp, weight != NULL ? weight[j] : 1);
     wsum += wcomp;
     const double scale = symce_scale_f64(reduction, divisor);
+    /* blocks of rows, the OpenMP unit: SYMCE_ROWS rows of up to SYMCE_SMALL_K classes (their
+       statistics at once), else about SYMCE_ROWS * SYMCE_SMALL_K classes' worth, and at least
+       one row (so threads share even a few long rows) */
+    const size_t step = k <= SYMCE_SMALL_K ? SYMCE_ROWS
+                      : k < SYMCE_ROWS * SYMCE_SMALL_K ? SYMCE_ROWS * SYMCE_SMALL_K / k : 1;
     SYMCE_OMP_FOR
-    for (size_t i0 = 0; i0 < n; i0 += SYMCE_ROWS) {  /* blocks of rows (the OpenMP unit) */
-        const size_t rows = n - i0 < SYMCE_ROWS ? n - i0 : SYMCE_ROWS;
+    for (size_t i0 = 0; i0 < n; i0 += step) {
+        const size_t rows = n - i0 < step ? n - i0 : step;
         const int small = k <= SYMCE_SMALL_K;  /* then the block's statistics at once */
         double eblock[SYMCE_ROWS * SYMCE_SMALL_K], shiftb[SYMCE_ROWS], srestb[SYMCE_ROWS];
         int statusb[SYMCE_ROWS];
@@ -3414,9 +3509,14 @@ int symce_softmax_cross_entropy_grad_soft_f64(size_t n, size_t k,
     const double eps = label_smoothing;
     const double divisor = (double)n;
     const double scale = symce_scale_f64(reduction, divisor);
+    /* blocks of rows, the OpenMP unit: SYMCE_ROWS rows of up to SYMCE_SMALL_K classes (their
+       statistics at once), else about SYMCE_ROWS * SYMCE_SMALL_K classes' worth, and at least
+       one row (so threads share even a few long rows) */
+    const size_t step = k <= SYMCE_SMALL_K ? SYMCE_ROWS
+                      : k < SYMCE_ROWS * SYMCE_SMALL_K ? SYMCE_ROWS * SYMCE_SMALL_K / k : 1;
     SYMCE_OMP_FOR
-    for (size_t i0 = 0; i0 < n; i0 += SYMCE_ROWS) {  /* blocks of rows (the OpenMP unit) */
-        const size_t rows = n - i0 < SYMCE_ROWS ? n - i0 : SYMCE_ROWS;
+    for (size_t i0 = 0; i0 < n; i0 += step) {
+        const size_t rows = n - i0 < step ? n - i0 : step;
         const int small = k <= SYMCE_SMALL_K;  /* then the block's statistics at once */
         double eblock[SYMCE_ROWS * SYMCE_SMALL_K], shiftb[SYMCE_ROWS], srestb[SYMCE_ROWS];
         int statusb[SYMCE_ROWS];
@@ -3547,10 +3647,15 @@ int symce_softmax_cross_entropy_with_grad_f64(size_t n, size_t k,
         symce_accumulate_f64(&wsum, &wcomp, weight != NULL ? weight[j] : 1);
     wsum += wcomp;
     const double scale = symce_scale_f64(reduction, divisor);
+    /* blocks of rows, the OpenMP unit: SYMCE_ROWS rows of up to SYMCE_SMALL_K classes (their
+       statistics at once), else about SYMCE_ROWS * SYMCE_SMALL_K classes' worth, and at least
+       one row (so threads share even a few long rows) */
+    const size_t step = k <= SYMCE_SMALL_K ? SYMCE_ROWS
+                      : k < SYMCE_ROWS * SYMCE_SMALL_K ? SYMCE_ROWS * SYMCE_SMALL_K / k : 1;
     double total = 0, tcomp = 0;
     SYMCE_OMP_FOR_SUM(total, tcomp)
-    for (size_t i0 = 0; i0 < n; i0 += SYMCE_ROWS) {  /* blocks of rows (the OpenMP unit) */
-        const size_t rows = n - i0 < SYMCE_ROWS ? n - i0 : SYMCE_ROWS;
+    for (size_t i0 = 0; i0 < n; i0 += step) {
+        const size_t rows = n - i0 < step ? n - i0 : step;
         const int small = k <= SYMCE_SMALL_K;  /* then the block's statistics at once */
         double eblock[SYMCE_ROWS * SYMCE_SMALL_K], shiftb[SYMCE_ROWS], srestb[SYMCE_ROWS];
         int statusb[SYMCE_ROWS];
@@ -3694,10 +3799,15 @@ int symce_softmax_cross_entropy_with_grad_soft_f64(size_t n, size_t k,
     const double eps = label_smoothing;
     const double divisor = (double)n;
     const double scale = symce_scale_f64(reduction, divisor);
+    /* blocks of rows, the OpenMP unit: SYMCE_ROWS rows of up to SYMCE_SMALL_K classes (their
+       statistics at once), else about SYMCE_ROWS * SYMCE_SMALL_K classes' worth, and at least
+       one row (so threads share even a few long rows) */
+    const size_t step = k <= SYMCE_SMALL_K ? SYMCE_ROWS
+                      : k < SYMCE_ROWS * SYMCE_SMALL_K ? SYMCE_ROWS * SYMCE_SMALL_K / k : 1;
     double total = 0, tcomp = 0;
     SYMCE_OMP_FOR_SUM(total, tcomp)
-    for (size_t i0 = 0; i0 < n; i0 += SYMCE_ROWS) {  /* blocks of rows (the OpenMP unit) */
-        const size_t rows = n - i0 < SYMCE_ROWS ? n - i0 : SYMCE_ROWS;
+    for (size_t i0 = 0; i0 < n; i0 += step) {
+        const size_t rows = n - i0 < step ? n - i0 : step;
         const int small = k <= SYMCE_SMALL_K;  /* then the block's statistics at once */
         double eblock[SYMCE_ROWS * SYMCE_SMALL_K], shiftb[SYMCE_ROWS], srestb[SYMCE_ROWS];
         int statusb[SYMCE_ROWS];
