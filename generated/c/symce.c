@@ -2566,15 +2566,15 @@ int symce_sigmoid_binary_cross_entropy_with_grad_f32(size_t n, size_t k,
     SYMCE_OMP_FOR_SUM(total, tcomp)
     for (size_t b0 = 0; b0 < count; b0 += SYMCE_BLOCK) {
         const size_t len = count - b0 < SYMCE_BLOCK ? count - b0 : SYMCE_BLOCK;
+        double vb[SYMCE_BLOCK], db[SYMCE_BLOCK];
+        for (size_t l = 0; l < len; ++l) {  /* the exponential and the division first */
+            const double xv = (double)logits[b0 + l];
+            const double v = symce_exp_neg_for_f32(-fabs(xv));
+            const double d = 1/((v + 1)*(v + 2));
+            vb[l] = v;
+            db[l] = d;
+        }
         if (weight == NULL && pos_weight == NULL) {  /* no weights to copy */
-            double vb[SYMCE_BLOCK], db[SYMCE_BLOCK];
-            for (size_t l = 0; l < len; ++l) {  /* the exponential and the division first */
-                const double xv = (double)logits[b0 + l];
-                const double v = symce_exp_neg_for_f32(-fabs(xv));
-                const double d = 1/((v + 1)*(v + 2));
-                vb[l] = v;
-                db[l] = d;
-            }
             if (reduction == SYMCE_REDUCTION_NONE) {
                 for (size_t l = 0; l < len; ++l) {
                     const double xv = (double)logits[b0 + l];
@@ -2615,14 +2615,6 @@ int symce_sigmoid_binary_cross_entropy_with_grad_f32(size_t n, size_t k,
                 }
             } else {
                 for (size_t l = 0; l < len; ++l) pwb[l] = 1;
-            }
-            double vb[SYMCE_BLOCK], db[SYMCE_BLOCK];
-            for (size_t l = 0; l < len; ++l) {  /* the exponential and the division first */
-                const double xv = (double)logits[b0 + l];
-                const double v = symce_exp_neg_for_f32(-fabs(xv));
-                const double d = 1/((v + 1)*(v + 2));
-                vb[l] = v;
-                db[l] = d;
             }
             if (reduction == SYMCE_REDUCTION_NONE) {
                 for (size_t l = 0; l < len; ++l) {

@@ -1018,6 +1018,8 @@ def _printed_slots(kern, cdtype):
         out["plain"] = None   # the unit-weight forms, where weights change the slots' shape
         if sl.get("loss", sl.get("grad")).has(kr.pw):
             out["plain"] = _bce_printed(*_unit_weight_slots(sl, cdtype), cdtype)
+            if out["plain"]["first"] != out["first"]:  # the template computes them once for both
+                raise ValueError(f"{kern.name}: the unit-weight form starts differently")
     return out
 
 
