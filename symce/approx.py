@@ -445,3 +445,57 @@ def log1p_any_approximation(target: str) -> Approximation:
         ulps, rel = max(ulps, u), max(rel, r)
     return Approximation("log1p", target, (0.0, ATANH_NARROW), "t^2", tuple(coeffs), err, ulps,
                          rel, len(args))
+
+
+def _two_prod(a: float, b: float):
+    """Dekker's product without FMA: a*b = p + e exactly (Veltkamp's split of both factors)."""
+    p = a * b
+    ah, al = _split(a)
+    bh, bl = _split(b)
+    return p, ((ah * bh - p) + ah * bl + al * bh) + al * bl
+
+
+INV_2PV = (0.5, 1.0 / 6)      # 1/(2 + v) ~ 0.5 - v/6 on [0, 1], within 4%: enough for s_lo
+
+
+def log1p01_double(v: float, coeffs, fma: bool = False) -> float:
+    """symce's log1p on [0, 1] for the double kernels, as the C helper: s = v/(2 + v) carried as
+    s + s_lo (2 + v = t + et by Fast2Sum; v - s t exactly, by FMA or Dekker's product), then
+    log1p(v) = 2 atanh(s + s_lo) = 2 s + 2 (s_lo + s u R(u)), u = s^2, Q(u) = 1 + u R(u): only
+    the last addition rounds at the result's scale (the rest is below it by a factor of 27)."""
+    ma = _mul_add(fma)
+    t = 2.0 + v
+    et = (2.0 - t) + v                 # exact: 2 >= v >= 0
+    s = v / t
+    if fma:
+        rem = _fma(-s, t, v)           # v - s t is exact (the remainder of a rounded quotient)
+    else:
+        ph, pl = _two_prod(s, t)
+        rem = (v - ph) - pl
+    s_lo = (rem - s * et) * (INV_2PV[0] - v * INV_2PV[1])
+    u = s * s
+    r = coeffs[-1]
+    for c in reversed(coeffs[1:-1]):
+        r = ma(r, u, c)
+    lo = ma(s * u, r, s_lo)
+    return (s + s) + (lo + lo)
+
+
+@lru_cache(maxsize=None)
+def log1p01_approximation(target: str) -> Approximation:
+    """log1p on [0, 1] for the double kernels (the sigmoid losses' log1p(e^-|x|)): the f64 fit
+    of atanh(s)/s, evaluated with s carried to twice double precision (log1p01_double)."""
+    fit = log1p_approximation(target)
+    coeffs = fit.coefficients
+    if coeffs[0] != 1.0:
+        raise ValueError("log1p01_double needs Q(0) = 1 exactly")
+    rng = random.Random(12)
+    args = [rng.uniform(0.0, 1.0) for _ in range(1500)] + [10.0 ** -rng.uniform(0, 300)
+                                                           for _ in range(500)]
+    args += [0.0, 1.0, 1e-300, 0.5, 1.0 - 2.0 ** -53]   # (a subnormal v: within 2^-1074)
+    ulps, rel = 0.0, 0.0
+    for fma in (False, True):
+        u, r = _measure(lambda a: log1p01_double(a, coeffs, fma), mpmath.log1p, args)
+        ulps, rel = max(ulps, u), max(rel, r)
+    return Approximation("log1p", target, fit.interval, "s^2", coeffs, fit.approx_error, ulps,
+                         rel, len(args))

@@ -23,7 +23,8 @@ from symce import approx
 import c_build
 from c_build import C_DIR, STRICT_FLAGS, build_dir, cached, gcc
 
-HOOKS = ("exp_f64", "exp_f32", "exp_neg_f64", "exp_neg_f32", "log1p01_f32", "log1p_f32")
+HOOKS = ("exp_f64", "exp_f32", "exp_neg_f64", "exp_neg_f32", "log1p01_f32", "log1p_f32",
+         "log1p01_f64")
 
 
 def _library(build):
@@ -74,13 +75,16 @@ def test_exp_is_what_approx_measured(build):
     s = np.concatenate([np.linspace(0, 20, 2001), 10.0 ** np.linspace(-300, 6, 601)])
     want = np.array([approx.log1p_any_double(a, fit.coefficients, fma) for a in s])
     np.testing.assert_array_equal(_call(lib, "t_log1p_f32", s), want)
+    fit = approx.log1p01_approximation("f64")   # the remainder by FMA or by Dekker's product
+    want = np.array([approx.log1p01_double(a, fit.coefficients, fma) for a in v])
+    np.testing.assert_array_equal(_call(lib, "t_log1p01_f64", v), want, err_msg=build)
 
 
-def _ulps_f64(got, x):
+def _ulps_f64(got, x, fn=mpmath.exp):
     worst = 0.0
     with mpmath.workdps(40):
         for g, a in zip(got, x):
-            ref = mpmath.exp(mpmath.mpf(float(a)))
+            ref = fn(mpmath.mpf(float(a)))
             r = float(ref)
             spacing = math.ulp(r) if r != 0 else 2.0 ** -1074
             worst = max(worst, float(abs(mpmath.mpf(float(g)) - ref) / spacing))
@@ -146,6 +150,12 @@ def test_exp_special_values(build):
     assert got[0] == 0 and got[1] == -np.inf and got[2] == np.inf and np.isnan(got[3])
     got = _call(lib, "t_log1p01_f32", [0.0, np.nan, 1.0])
     assert got[0] == 0 and np.isnan(got[1]) and got[2] == pytest.approx(math.log(2), rel=2.0 ** -37)
+    # the double kernels' log1p on [0, 1]: under 0.65 ULP of mpmath (libm's is ~0.75), exact at
+    # 0 and NaN for NaN, in every build
+    got = _call(lib, "t_log1p01_f64", [0.0, np.nan, -0.0])
+    assert got[0] == 0 and np.isnan(got[1]) and got[2] == 0
+    v = np.concatenate([np.linspace(0, 1, 1001)[1:], 10.0 ** -np.linspace(0, 300, 301)])
+    assert _ulps_f64(_call(lib, "t_log1p01_f64", v), v, mpmath.log1p) <= 0.65
 
 
 OPENMP_SCRIPT = textwrap.dedent("""\

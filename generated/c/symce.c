@@ -460,6 +460,40 @@ SYMCE_INLINE double symce_exp_for_f64(double x)
     return SYMCE_KEEP_NAN(x, e);
 }
 
+/*
+ * log1p(v) for v in [0, 1], in double for the double kernels: s = v / (2 + v) carried as s + s_lo, then 2 s + 2 (s_lo + s u R(u)), u = s^2;
+ * atanh(s)/s = 1 + u R(u) of degree 10 in u, minimax relative error 2^-58.6 (Remez, mpmath); measured 0.57 ULP against mpmath on 2005 arguments, with and without FMA (within 2^-1074 for a subnormal v); NaN -> NaN.
+ */
+SYMCE_INLINE double symce_log1p01_for_f64(double v)
+{
+    const double t = 2.0 + v;
+    const double et = (2.0 - t) + v;  /* t + et = 2 + v exactly */
+    const double s = v / t;
+    #if SYMCE_FUSED
+    const double rem = SYMCE_FMA(-s, t, v);  /* v - s t, exact */
+    #else
+    const double p = s * t;  /* Dekker: s t = p + pe exactly */
+    const double sc = 134217729.0 * s, tc = 134217729.0 * t;
+    const double sh = sc - (sc - s), sl = s - sh, th = tc - (tc - t), tl = t - th;
+    const double pe = ((sh * th - p) + sh * tl + sl * th) + sl * tl;
+    const double rem = (v - p) - pe;
+    #endif
+    const double s_lo = (rem - s * et) * (0x1.0000000000000p-1 - v * 0x1.5555555555555p-3);  /* / (2 + v), within 4% */
+    const double u = s * s;
+    double r = 0x1.5c5c7f3ffb1f0p-4;
+    r = SYMCE_FMA(r, u, 0x1.55cf00e029d41p-5);
+    r = SYMCE_FMA(r, u, 0x1.efd19d2e2a135p-5);
+    r = SYMCE_FMA(r, u, 0x1.10682e38c52c3p-4);
+    r = SYMCE_FMA(r, u, 0x1.3b1dd3ae07488p-4);
+    r = SYMCE_FMA(r, u, 0x1.745cb45a62783p-4);
+    r = SYMCE_FMA(r, u, 0x1.c71c7419f9a18p-4);
+    r = SYMCE_FMA(r, u, 0x1.2492492091447p-3);
+    r = SYMCE_FMA(r, u, 0x1.99999999a06b7p-3);
+    r = SYMCE_FMA(r, u, 0x1.5555555555535p-2);
+    const double lo = SYMCE_FMA(s * u, r, s_lo);
+    return (s + s) + (lo + lo);
+}
+
 /* max(x, lo), propagating NaN in x (fmax would drop it) */
 SYMCE_INLINE double symce_clamp_min_for_f64(double x, double lo)
 {
@@ -4072,7 +4106,7 @@ int symce_sigmoid_binary_cross_entropy_f64(size_t n, size_t k, const double *SYM
                     const double xv = logits[b0 + l];
                     const double y = target[b0 + l];
                     const double v = symce_exp_neg_for_f64(-fabs(xv));
-                    const double l1p = log1p(v);
+                    const double l1p = symce_log1p01_for_f64(v);
                     loss[b0 + l] = (y*(l1p + symce_clamp_min_for_f64(-xv, 0)) + (1 - y)*(l1p + symce_clamp_min_for_f64(xv, 0)));
                 }
             } else {
@@ -4081,7 +4115,7 @@ int symce_sigmoid_binary_cross_entropy_f64(size_t n, size_t k, const double *SYM
                     const double xv = logits[b0 + l];
                     const double y = target[b0 + l];
                     const double v = symce_exp_neg_for_f64(-fabs(xv));
-                    const double l1p = log1p(v);
+                    const double l1p = symce_log1p01_for_f64(v);
                     terms[l] = y*(l1p + symce_clamp_min_for_f64(-xv, 0)) + (1 - y)*(l1p + symce_clamp_min_for_f64(xv, 0));
                 }
                 symce_accumulate_f64(&total, &tcomp, symce_pairwise_sum(terms, len));
@@ -4107,7 +4141,7 @@ int symce_sigmoid_binary_cross_entropy_f64(size_t n, size_t k, const double *SYM
                     const double y = target[b0 + l];
                     const double w = wb[l];
                     const double v = symce_exp_neg_for_f64(-fabs(xv));
-                    const double l1p = log1p(v);
+                    const double l1p = symce_log1p01_for_f64(v);
                     loss[b0 + l] = (w*(pw*y*(l1p + symce_clamp_min_for_f64(-xv, 0)) + (1 - y)*(l1p + symce_clamp_min_for_f64(xv, 0))));
                 }
             } else {
@@ -4118,7 +4152,7 @@ int symce_sigmoid_binary_cross_entropy_f64(size_t n, size_t k, const double *SYM
                     const double y = target[b0 + l];
                     const double w = wb[l];
                     const double v = symce_exp_neg_for_f64(-fabs(xv));
-                    const double l1p = log1p(v);
+                    const double l1p = symce_log1p01_for_f64(v);
                     terms[l] = w*(pw*y*(l1p + symce_clamp_min_for_f64(-xv, 0)) + (1 - y)*(l1p + symce_clamp_min_for_f64(xv, 0)));
                 }
                 symce_accumulate_f64(&total, &tcomp, symce_pairwise_sum(terms, len));
@@ -4219,7 +4253,7 @@ int symce_sigmoid_binary_cross_entropy_with_grad_f64(size_t n, size_t k,
                     const double xv = logits[b0 + l];
                     const double y = target[b0 + l];
                     const double v = symce_exp_neg_for_f64(-fabs(xv));
-                    const double l1p = log1p(v);
+                    const double l1p = symce_log1p01_for_f64(v);
                     const double r = 1.0/(v + 1);
                     grad[b0 + l] = (double)((-r*y*((xv >= 0) ? v : 1) + r*(1 - y)*((xv >= 0) ? 1 : v)) * scale);
                     loss[b0 + l] = (y*(l1p + symce_clamp_min_for_f64(-xv, 0)) + (1 - y)*(l1p + symce_clamp_min_for_f64(xv, 0)));
@@ -4230,7 +4264,7 @@ int symce_sigmoid_binary_cross_entropy_with_grad_f64(size_t n, size_t k,
                     const double xv = logits[b0 + l];
                     const double y = target[b0 + l];
                     const double v = symce_exp_neg_for_f64(-fabs(xv));
-                    const double l1p = log1p(v);
+                    const double l1p = symce_log1p01_for_f64(v);
                     const double r = 1.0/(v + 1);
                     grad[b0 + l] = (double)((-r*y*((xv >= 0) ? v : 1) + r*(1 - y)*((xv >= 0) ? 1 : v)) * scale);
                     terms[l] = y*(l1p + symce_clamp_min_for_f64(-xv, 0)) + (1 - y)*(l1p + symce_clamp_min_for_f64(xv, 0));
@@ -4258,7 +4292,7 @@ int symce_sigmoid_binary_cross_entropy_with_grad_f64(size_t n, size_t k,
                     const double y = target[b0 + l];
                     const double w = wb[l];
                     const double v = symce_exp_neg_for_f64(-fabs(xv));
-                    const double l1p = log1p(v);
+                    const double l1p = symce_log1p01_for_f64(v);
                     const double r = 1.0/(v + 1);
                     grad[b0 + l] = (double)((w*(-pw*r*y*((xv >= 0) ? v : 1) + r*(1 - y)*((xv >= 0) ? 1 : v))) * scale);
                     loss[b0 + l] = (w*(pw*y*(l1p + symce_clamp_min_for_f64(-xv, 0)) + (1 - y)*(l1p + symce_clamp_min_for_f64(xv, 0))));
@@ -4271,7 +4305,7 @@ int symce_sigmoid_binary_cross_entropy_with_grad_f64(size_t n, size_t k,
                     const double y = target[b0 + l];
                     const double w = wb[l];
                     const double v = symce_exp_neg_for_f64(-fabs(xv));
-                    const double l1p = log1p(v);
+                    const double l1p = symce_log1p01_for_f64(v);
                     const double r = 1.0/(v + 1);
                     grad[b0 + l] = (double)((w*(-pw*r*y*((xv >= 0) ? v : 1) + r*(1 - y)*((xv >= 0) ? 1 : v))) * scale);
                     terms[l] = w*(pw*y*(l1p + symce_clamp_min_for_f64(-xv, 0)) + (1 - y)*(l1p + symce_clamp_min_for_f64(xv, 0)));

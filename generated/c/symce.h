@@ -34,7 +34,8 @@
  *   - Fast: exp (and log1p on [0, 1]) are symce's own polynomials, derived and error-bounded by
  *     symce (see the comments in symce.c), in plain C99 that GCC and Clang vectorise at
  *     -O3 -march=native; no libm call is left in a per-element loop of the softmax, log-softmax,
- *     softmax cross-entropy and sigmoid kernels.  Each row's exponentials are computed once
+ *     softmax cross-entropy and sigmoid cross-entropy kernels, nor of the float sigmoid (the
+ *     double sigmoid computes in long double, with libm's expl).  Each row's exponentials are computed once
  *     and it is written once: up to 2048 classes the row is read for its max, then for
  *     its exponentials (kept on the stack); a longer row is read once, chunk by chunk, each chunk
  *     for its own max and exponentials (kept in a heap buffer, rescaled to the row's max where

@@ -158,6 +158,12 @@ class _pick(sp.Function):  # noqa: N801 - printed as a C ternary
     nargs = 3
 
 
+class _log1p01(sp.Function):  # noqa: N801 - printed as the double kernels' helper
+    """log1p(v) for v in [0, 1] (symce_log1p01_for_f64): vectorises, unlike libm's log1p."""
+
+    nargs = 1
+
+
 class _isfinite(BooleanFunction):  # noqa: N801 - printed as C's isfinite
     """isfinite(v): the condition of the TwoSum helper."""
 
@@ -326,6 +332,8 @@ def _helper_functions(cdtype: str, fn: str) -> dict:
     """Printer overrides for one helper (the float kernels' log1p on [0, 1], see _log1p_s)."""
     if CTYPES[cdtype]["approx"] == "f32":
         return {"_log1p_s": helper_name("log1p_s", cdtype)}
+    if CTYPES[cdtype]["approx"] == "f64":
+        return {"_log1p01": helper_name("log1p01", cdtype)}
     return {}
 
 
@@ -457,6 +465,41 @@ def _log1p_s_helper(cdtype: str) -> dict:
            f"measured 2^{math.log2(fit.eval_rel_error):.1f} relative against mpmath on "
            f"{fit.eval_points} arguments, with and without FMA; NaN -> NaN."]
     return {"signature": f"SYMCE_INLINE double {helper_name('log1p_s', cdtype)}(double s)",
+            "doc": doc, "lines": lines}
+
+
+def _log1p01_helper(cdtype: str) -> dict:
+    """symce_log1p01_<sfx>: log1p(v) for v in [0, 1] in double (the double sigmoid losses'
+    log1p(e^-|x|)), as symce.approx.log1p01_double evaluates it: s = v/(2 + v) carried as s + s_lo
+    (the remainder v - s (2 + v) exact by FMA, or by Dekker's product without it), then
+    2 s + 2 (s_lo + s u R(u)) with u = s^2 and atanh(s)/s = 1 + u R(u)."""
+    fit = approx.log1p01_approximation(CTYPES[cdtype]["approx"])
+    coeffs = fit.coefficients
+    lines = ["const double t = 2.0 + v;",
+             "const double et = (2.0 - t) + v;  /* t + et = 2 + v exactly */",
+             "const double s = v / t;",
+             "#if SYMCE_FUSED",
+             "const double rem = SYMCE_FMA(-s, t, v);  /* v - s t, exact */",
+             "#else",
+             "const double p = s * t;  /* Dekker: s t = p + pe exactly */",
+             "const double sc = 134217729.0 * s, tc = 134217729.0 * t;",
+             "const double sh = sc - (sc - s), sl = s - sh, th = tc - (tc - t), tl = t - th;",
+             "const double pe = ((sh * th - p) + sh * tl + sl * th) + sl * tl;",
+             "const double rem = (v - p) - pe;",
+             "#endif",
+             f"const double s_lo = (rem - s * et) * ({_hexf(approx.INV_2PV[0])} - v * "
+             f"{_hexf(approx.INV_2PV[1])});  /* / (2 + v), within 4% */",
+             "const double u = s * s;",
+             f"double r = {_hexf(coeffs[-1])};"]
+    lines += [f"r = SYMCE_FMA(r, u, {_hexf(c)});" for c in reversed(coeffs[1:-1])]
+    lines += ["const double lo = SYMCE_FMA(s * u, r, s_lo);", "return (s + s) + (lo + lo);"]
+    doc = [f"log1p(v) for v in [0, 1], in double for the {DTYPES_FOR[cdtype]} kernels: s = v / (2 + v) "
+           "carried as s + s_lo, then 2 s + 2 (s_lo + s u R(u)), u = s^2;",
+           f"atanh(s)/s = 1 + u R(u) of degree {fit.degree} in u, minimax relative error "
+           f"2^{math.log2(fit.approx_error):.1f} (Remez, mpmath); measured {fit.eval_ulps:.2f} ULP "
+           f"against mpmath on {fit.eval_points} arguments, with and without FMA (within 2^-1074 "
+           "for a subnormal v); NaN -> NaN."]
+    return {"signature": f"SYMCE_INLINE double {helper_name('log1p01', cdtype)}(double v)",
             "doc": doc, "lines": lines}
 
 
@@ -1109,7 +1152,8 @@ def _shared_exponential(exprs, cdtype):
         lets += [(d, 1 / ((1 + v) * (2 + v))), (r, (2 + v) * d), (lp, _log1p_s(v * (1 + v) * d))]
         return out, lets
     if need_lp:
-        lets.append((lp, log1p(v) if CTYPES[cdtype]["approx"] != "f32" else _log1p_by_s(log1p(v))))
+        lets.append((lp, {"f32": _log1p_by_s(log1p(v)), "f64": _log1p01(v)}.get(
+            CTYPES[cdtype]["approx"], log1p(v))))
     if need_r:
         lets.append((r, 1 / (1 + v)))
     return out, lets
@@ -1212,6 +1256,8 @@ def _helper_sections():
                 raw.append(_log1p_s_helper(cdt))
             if CTYPES[cdt]["approx"] == "f32":
                 raw.append(_log1p_row_helper(cdt))
+            if any(expr.has(_log1p01) for expr in printed.get(cdt, [])):
+                raw.append(_log1p01_helper(cdt))
         out.append({"T": CTYPES[cdt]["T"], "role": f" for the {DTYPES_FOR[cdt]} kernels",
                     "raw": raw, "list": _helpers(cdt, used)})
     return out

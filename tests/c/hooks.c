@@ -9,6 +9,7 @@ void symce_test_exp_neg_f64(size_t n, const double *x, double *out);
 void symce_test_exp_neg_f32(size_t n, const double *x, double *out);
 void symce_test_log1p01_f32(size_t n, const double *x, double *out);
 void symce_test_log1p_f32(size_t n, const double *x, double *out);
+void symce_test_log1p01_f64(size_t n, const double *x, double *out);
 int symce_test_fast_fma(void);
 
 void symce_test_exp_f64(size_t n, const double *x, double *out)
@@ -29,6 +30,11 @@ void symce_test_exp_neg_f64(size_t n, const double *x, double *out)
 void symce_test_exp_neg_f32(size_t n, const double *x, double *out)
 {
     for (size_t i = 0; i < n; ++i) out[i] = symce_exp_neg_for_f32(x[i]);
+}
+
+void symce_test_log1p01_f64(size_t n, const double *x, double *out)
+{
+    for (size_t i = 0; i < n; ++i) out[i] = symce_log1p01_for_f64(x[i]);
 }
 
 void symce_test_log1p01_f32(size_t n, const double *x, double *out)
