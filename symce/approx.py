@@ -239,9 +239,7 @@ def _fma(a: float, b: float, c: float) -> float:
         return p + c
     if abs(p) > 1e300 or (p != 0 and abs(p) < 1e-280) or max(abs(a), abs(b)) > 1e290:
         return float(Fraction(a) * Fraction(b) + Fraction(c))   # the split would over/underflow
-    ah, al = _split(a)
-    bh, bl = _split(b)
-    e = ((ah * bh - p) + ah * bl + al * bh) + al * bl
+    p, e = _two_prod(a, b)
     return math.fsum((p, e, c))
 
 

@@ -152,6 +152,15 @@ static int symce_check_count(size_t count, size_t elem)
     return count > SIZE_MAX / elem ? SYMCE_ERR_SIZE : SYMCE_OK;
 }
 
+/* Rows per block of the row kernels, the OpenMP unit: SYMCE_ROWS rows of up to SYMCE_SMALL_K
+   classes (their statistics at once), else about SYMCE_ROWS * SYMCE_SMALL_K classes' worth, and at
+   least one row (so threads share even a few long rows). */
+static size_t symce_row_step(size_t k)
+{
+    if (k <= SYMCE_SMALL_K) return SYMCE_ROWS;
+    return k < SYMCE_ROWS * SYMCE_SMALL_K ? SYMCE_ROWS * SYMCE_SMALL_K / k : 1;
+}
+
 static int symce_check_reduction(symce_reduction reduction)
 {
     if (reduction != SYMCE_REDUCTION_NONE && reduction != SYMCE_REDUCTION_MEAN
@@ -670,6 +679,19 @@ static double *symce_heap_stash_f32(size_t k)
     return (double *)SYMCE_MALLOC(len * sizeof(double));
 }
 
+/* Chunk c0 .. c0 + len - 1 of a row's e_j, for the per-class loops: e_j = chunk[j] * *factor.
+   From the stash when the row's statistics kept it whole (SYMCE_ROW_STASHED, or SYMCE_ROW_CHUNKED
+   with the chunk's exp(m_c - max) after the row's values), else computed into stash[0 .. len) now. */
+SYMCE_INLINE const double *symce_row_chunk_f32(const float *restrict row, size_t k, size_t c0,
+                                            size_t len, double shift, int status,
+                                            double *restrict stash, double *restrict factor)
+{
+    *factor = status == SYMCE_ROW_CHUNKED ? stash[k + c0 / SYMCE_STASH] : 1;
+    if (status >= SYMCE_ROW_STASHED) return stash + c0;
+    symce_row_exp_f32(row, c0, len, shift, stash);
+    return stash;
+}
+
 /* The statistics of a row of k > SYMCE_STASH classes that the stash holds whole, in one pass over
    the row: chunk c (SYMCE_STASH classes from c0 = c SYMCE_STASH) is read once while it is in the
    cache, for its own max m_c and e'_j = exp(z_j - m_c) into stash[c0 + j] (as symce_row_stats
@@ -944,6 +966,19 @@ static double *symce_heap_stash_f64(size_t k)
     return (double *)SYMCE_MALLOC(len * sizeof(double));
 }
 
+/* Chunk c0 .. c0 + len - 1 of a row's e_j, for the per-class loops: e_j = chunk[j] * *factor.
+   From the stash when the row's statistics kept it whole (SYMCE_ROW_STASHED, or SYMCE_ROW_CHUNKED
+   with the chunk's exp(m_c - max) after the row's values), else computed into stash[0 .. len) now. */
+SYMCE_INLINE const double *symce_row_chunk_f64(const double *restrict row, size_t k, size_t c0,
+                                            size_t len, double shift, int status,
+                                            double *restrict stash, double *restrict factor)
+{
+    *factor = status == SYMCE_ROW_CHUNKED ? stash[k + c0 / SYMCE_STASH] : 1;
+    if (status >= SYMCE_ROW_STASHED) return stash + c0;
+    symce_row_exp_f64(row, c0, len, shift, stash);
+    return stash;
+}
+
 /* The statistics every row kernel starts from: shift = the row max and Srest = S - 1 = the sum of
    e_j over the classes below the max, plus (ties - 1) (em1 = 0 at a finite max).  A class counts
    as a tie when e_j == 1: that is every class at the max, and a class within 2^-53 below it
@@ -1092,11 +1127,7 @@ int symce_softmax_f32(size_t n, size_t k, const float *SYMCE_RESTRICT z, float *
     if (z == NULL || out == NULL) return SYMCE_ERR_NULL;
     const int rc = symce_check_shape(n, k, 1, sizeof(float));
     if (rc != SYMCE_OK) return rc;
-    /* blocks of rows, the OpenMP unit: SYMCE_ROWS rows of up to SYMCE_SMALL_K classes (their
-       statistics at once), else about SYMCE_ROWS * SYMCE_SMALL_K classes' worth, and at least
-       one row (so threads share even a few long rows) */
-    const size_t step = k <= SYMCE_SMALL_K ? SYMCE_ROWS
-                      : k < SYMCE_ROWS * SYMCE_SMALL_K ? SYMCE_ROWS * SYMCE_SMALL_K / k : 1;
+    const size_t step = symce_row_step(k);  /* rows per block (the OpenMP unit) */
     SYMCE_OMP_FOR
     for (size_t i0 = 0; i0 < n; i0 += step) {
         const size_t rows = n - i0 < step ? n - i0 : step;
@@ -1124,15 +1155,13 @@ int symce_softmax_f32(size_t n, size_t k, const float *SYMCE_RESTRICT z, float *
                                                   i + 1 < n ? out + (i + 1) * k : NULL,
                                                   k, stash, cap, &shift, &srest);
             }
-            const int stashed = status >= SYMCE_ROW_STASHED;
-            (void)stashed;
+            (void)status;  /* some kernels read only shift and srest */
             const double inv_srest = 1.0/(srest + 1);
             float *orow = out + i * k;
             for (size_t c0 = 0; c0 < k; c0 += SYMCE_STASH) {
                 const size_t len = k - c0 < SYMCE_STASH ? k - c0 : SYMCE_STASH;
-                if (!stashed) symce_row_exp_f32(row, c0, len, shift, stash);
-                const double *ec = stashed ? stash + c0 : stash;  /* this chunk's e, */
-                const double fc = status == SYMCE_ROW_CHUNKED ? stash[k + c0 / SYMCE_STASH] : 1;  /* times fc */
+                double fc;  /* this chunk's e_j = ec[j] * fc */
+                const double *ec = symce_row_chunk_f32(row, k, c0, len, shift, status, stash, &fc);
                 for (size_t j = 0; j < len; ++j) {
                     const double e = ec[j] * fc;
                     const double p = e*inv_srest;
@@ -1153,11 +1182,7 @@ int symce_log_softmax_f32(size_t n, size_t k, const float *SYMCE_RESTRICT z,
     if (z == NULL || out == NULL) return SYMCE_ERR_NULL;
     const int rc = symce_check_shape(n, k, 1, sizeof(float));
     if (rc != SYMCE_OK) return rc;
-    /* blocks of rows, the OpenMP unit: SYMCE_ROWS rows of up to SYMCE_SMALL_K classes (their
-       statistics at once), else about SYMCE_ROWS * SYMCE_SMALL_K classes' worth, and at least
-       one row (so threads share even a few long rows) */
-    const size_t step = k <= SYMCE_SMALL_K ? SYMCE_ROWS
-                      : k < SYMCE_ROWS * SYMCE_SMALL_K ? SYMCE_ROWS * SYMCE_SMALL_K / k : 1;
+    const size_t step = symce_row_step(k);  /* rows per block (the OpenMP unit) */
     SYMCE_OMP_FOR
     for (size_t i0 = 0; i0 < n; i0 += step) {
         const size_t rows = n - i0 < step ? n - i0 : step;
@@ -1185,8 +1210,7 @@ int symce_log_softmax_f32(size_t n, size_t k, const float *SYMCE_RESTRICT z,
                                                   i + 1 < n ? out + (i + 1) * k : NULL,
                                                   k, stash, cap, &shift, &srest);
             }
-            const int stashed = status >= SYMCE_ROW_STASHED;
-            (void)stashed;
+            (void)status;  /* some kernels read only shift and srest */
             const double log1p_srest = symce_log1p_for_f32(srest);
             float *orow = out + i * k;
             for (size_t j = 0; j < k; ++j) {
@@ -1208,11 +1232,7 @@ int symce_logsumexp_f32(size_t n, size_t k, const float *SYMCE_RESTRICT z,
     if (z == NULL || out == NULL) return SYMCE_ERR_NULL;
     const int rc = symce_check_shape(n, k, 1, sizeof(float));
     if (rc != SYMCE_OK) return rc;
-    /* blocks of rows, the OpenMP unit: SYMCE_ROWS rows of up to SYMCE_SMALL_K classes (their
-       statistics at once), else about SYMCE_ROWS * SYMCE_SMALL_K classes' worth, and at least
-       one row (so threads share even a few long rows) */
-    const size_t step = k <= SYMCE_SMALL_K ? SYMCE_ROWS
-                      : k < SYMCE_ROWS * SYMCE_SMALL_K ? SYMCE_ROWS * SYMCE_SMALL_K / k : 1;
+    const size_t step = symce_row_step(k);  /* rows per block (the OpenMP unit) */
     SYMCE_OMP_FOR
     for (size_t i0 = 0; i0 < n; i0 += step) {
         const size_t rows = n - i0 < step ? n - i0 : step;
@@ -1240,8 +1260,7 @@ int symce_logsumexp_f32(size_t n, size_t k, const float *SYMCE_RESTRICT z,
                                                   NULL,
                                                   k, stash, cap, &shift, &srest);
             }
-            const int stashed = status >= SYMCE_ROW_STASHED;
-            (void)stashed;
+            (void)status;  /* some kernels read only shift and srest */
             const double log1p_srest = symce_log1p_for_f32(srest);
             out[i] = (float)(log1p_srest + shift);
         }
@@ -1258,11 +1277,7 @@ int symce_softmax_jacobian_f32(size_t n, size_t k, const float *SYMCE_RESTRICT z
     if (z == NULL || out == NULL) return SYMCE_ERR_NULL;
     const int rc = symce_check_shape(n, k, k, sizeof(float));
     if (rc != SYMCE_OK) return rc;
-    /* blocks of rows, the OpenMP unit: SYMCE_ROWS rows of up to SYMCE_SMALL_K classes (their
-       statistics at once), else about SYMCE_ROWS * SYMCE_SMALL_K classes' worth, and at least
-       one row (so threads share even a few long rows) */
-    const size_t step = k <= SYMCE_SMALL_K ? SYMCE_ROWS
-                      : k < SYMCE_ROWS * SYMCE_SMALL_K ? SYMCE_ROWS * SYMCE_SMALL_K / k : 1;
+    const size_t step = symce_row_step(k);  /* rows per block (the OpenMP unit) */
     SYMCE_OMP_FOR
     for (size_t i0 = 0; i0 < n; i0 += step) {
         const size_t rows = n - i0 < step ? n - i0 : step;
@@ -1290,8 +1305,7 @@ int symce_softmax_jacobian_f32(size_t n, size_t k, const float *SYMCE_RESTRICT z
                                                   NULL,
                                                   k, stash, cap, &shift, &srest);
             }
-            const int stashed = status >= SYMCE_ROW_STASHED;
-            (void)stashed;
+            (void)status;  /* some kernels read only shift and srest */
             if (status == SYMCE_ROW_GENERAL) srest = (double)NAN;  /* +inf or no finite logit: a NaN row */
             const double inv_srest = 1.0/(srest + 1);
             float *J = out + i * k * k;
@@ -1334,11 +1348,7 @@ int symce_softmax_vjp_f32(size_t n, size_t k, const float *SYMCE_RESTRICT z,
     if (z == NULL || g == NULL || out == NULL) return SYMCE_ERR_NULL;
     const int rc = symce_check_shape(n, k, 1, sizeof(float));
     if (rc != SYMCE_OK) return rc;
-    /* blocks of rows, the OpenMP unit: SYMCE_ROWS rows of up to SYMCE_SMALL_K classes (their
-       statistics at once), else about SYMCE_ROWS * SYMCE_SMALL_K classes' worth, and at least
-       one row (so threads share even a few long rows) */
-    const size_t step = k <= SYMCE_SMALL_K ? SYMCE_ROWS
-                      : k < SYMCE_ROWS * SYMCE_SMALL_K ? SYMCE_ROWS * SYMCE_SMALL_K / k : 1;
+    const size_t step = symce_row_step(k);  /* rows per block (the OpenMP unit) */
     SYMCE_OMP_FOR
     for (size_t i0 = 0; i0 < n; i0 += step) {
         const size_t rows = n - i0 < step ? n - i0 : step;
@@ -1366,8 +1376,7 @@ int symce_softmax_vjp_f32(size_t n, size_t k, const float *SYMCE_RESTRICT z,
                                                   i + 1 < n ? out + (i + 1) * k : NULL,
                                                   k, stash, cap, &shift, &srest);
             }
-            const int stashed = status >= SYMCE_ROW_STASHED;
-            (void)stashed;
+            (void)status;  /* some kernels read only shift and srest */
             if (status == SYMCE_ROW_GENERAL) srest = (double)NAN;  /* +inf or no finite logit: a NaN row */
             const double inv_srest = 1.0/(srest + 1);
             const float *grow = g + i * k;
@@ -1376,9 +1385,8 @@ int symce_softmax_vjp_f32(size_t n, size_t k, const float *SYMCE_RESTRICT z,
             double terms[SYMCE_STASH];
             for (size_t c0 = 0; c0 < k; c0 += SYMCE_STASH) {
                 const size_t len = k - c0 < SYMCE_STASH ? k - c0 : SYMCE_STASH;
-                if (!stashed) symce_row_exp_f32(row, c0, len, shift, stash);
-                const double *ec = stashed ? stash + c0 : stash;  /* this chunk's e, */
-                const double fc = status == SYMCE_ROW_CHUNKED ? stash[k + c0 / SYMCE_STASH] : 1;  /* times fc */
+                double fc;  /* this chunk's e_j = ec[j] * fc */
+                const double *ec = symce_row_chunk_f32(row, k, c0, len, shift, status, stash, &fc);
                 for (size_t j = 0; j < len; ++j) {
                     const double e = ec[j] * fc;
                     const double gv = (double)grow[c0 + j];
@@ -1390,9 +1398,8 @@ int symce_softmax_vjp_f32(size_t n, size_t k, const float *SYMCE_RESTRICT z,
             const double dot = gesum*inv_srest;
             for (size_t c0 = 0; c0 < k; c0 += SYMCE_STASH) {
                 const size_t len = k - c0 < SYMCE_STASH ? k - c0 : SYMCE_STASH;
-                if (!stashed) symce_row_exp_f32(row, c0, len, shift, stash);
-                const double *ec = stashed ? stash + c0 : stash;  /* this chunk's e, */
-                const double fc = status == SYMCE_ROW_CHUNKED ? stash[k + c0 / SYMCE_STASH] : 1;  /* times fc */
+                double fc;  /* this chunk's e_j = ec[j] * fc */
+                const double *ec = symce_row_chunk_f32(row, k, c0, len, shift, status, stash, &fc);
                 for (size_t j = 0; j < len; ++j) {
                     const double e = ec[j] * fc;
                     const double gv = (double)grow[c0 + j];
@@ -1579,11 +1586,7 @@ int symce_softmax_cross_entropy_f32(size_t n, size_t k, const float *SYMCE_RESTR
     const double k_real = (double)k;
     const double eps = label_smoothing;
     const double divisor = symce_label_divisor_f32(labels, weight, n, ignore_index);
-    /* blocks of rows, the OpenMP unit: SYMCE_ROWS rows of up to SYMCE_SMALL_K classes (their
-       statistics at once), else about SYMCE_ROWS * SYMCE_SMALL_K classes' worth, and at least
-       one row (so threads share even a few long rows) */
-    const size_t step = k <= SYMCE_SMALL_K ? SYMCE_ROWS
-                      : k < SYMCE_ROWS * SYMCE_SMALL_K ? SYMCE_ROWS * SYMCE_SMALL_K / k : 1;
+    const size_t step = symce_row_step(k);  /* rows per block (the OpenMP unit) */
     double total = 0, tcomp = 0;
     SYMCE_OMP_FOR_SUM(total, tcomp)
     for (size_t i0 = 0; i0 < n; i0 += step) {
@@ -1618,8 +1621,7 @@ int symce_softmax_cross_entropy_f32(size_t n, size_t k, const float *SYMCE_RESTR
                                                   NULL,
                                                   k, stash, cap, &shift, &srest);
             }
-            const int stashed = status >= SYMCE_ROW_STASHED;
-            (void)stashed;
+            (void)status;  /* some kernels read only shift and srest */
             if (status == SYMCE_ROW_GENERAL) srest = (double)NAN;  /* +inf or no finite logit: a NaN row */
             const double log1p_srest = symce_log1p_for_f32(srest);
             double row_loss = 0;
@@ -1680,11 +1682,7 @@ int symce_softmax_cross_entropy_soft_f32(size_t n, size_t k, const float *SYMCE_
     const double k_real = (double)k;
     const double eps = label_smoothing;
     const double divisor = (double)n;
-    /* blocks of rows, the OpenMP unit: SYMCE_ROWS rows of up to SYMCE_SMALL_K classes (their
-       statistics at once), else about SYMCE_ROWS * SYMCE_SMALL_K classes' worth, and at least
-       one row (so threads share even a few long rows) */
-    const size_t step = k <= SYMCE_SMALL_K ? SYMCE_ROWS
-                      : k < SYMCE_ROWS * SYMCE_SMALL_K ? SYMCE_ROWS * SYMCE_SMALL_K / k : 1;
+    const size_t step = symce_row_step(k);  /* rows per block (the OpenMP unit) */
     double total = 0, tcomp = 0;
     SYMCE_OMP_FOR_SUM(total, tcomp)
     for (size_t i0 = 0; i0 < n; i0 += step) {
@@ -1714,8 +1712,7 @@ int symce_softmax_cross_entropy_soft_f32(size_t n, size_t k, const float *SYMCE_
                                                   NULL,
                                                   k, stash, cap, &shift, &srest);
             }
-            const int stashed = status >= SYMCE_ROW_STASHED;
-            (void)stashed;
+            (void)status;  /* some kernels read only shift and srest */
             if (status == SYMCE_ROW_GENERAL) srest = (double)NAN;  /* +inf or no finite logit: a NaN row */
             const double log1p_srest = symce_log1p_for_f32(srest);
             double row_loss;
@@ -1780,11 +1777,7 @@ int symce_softmax_cross_entropy_grad_f32(size_t n, size_t k, const float *SYMCE_
         symce_accumulate_f32(&wsum, &wcomp, weight != NULL ? (double)weight[j] : 1);
     wsum += wcomp;
     const double scale = symce_scale_f32(reduction, divisor);
-    /* blocks of rows, the OpenMP unit: SYMCE_ROWS rows of up to SYMCE_SMALL_K classes (their
-       statistics at once), else about SYMCE_ROWS * SYMCE_SMALL_K classes' worth, and at least
-       one row (so threads share even a few long rows) */
-    const size_t step = k <= SYMCE_SMALL_K ? SYMCE_ROWS
-                      : k < SYMCE_ROWS * SYMCE_SMALL_K ? SYMCE_ROWS * SYMCE_SMALL_K / k : 1;
+    const size_t step = symce_row_step(k);  /* rows per block (the OpenMP unit) */
     SYMCE_OMP_FOR
     for (size_t i0 = 0; i0 < n; i0 += step) {
         const size_t rows = n - i0 < step ? n - i0 : step;
@@ -1819,8 +1812,7 @@ int symce_softmax_cross_entropy_grad_f32(size_t n, size_t k, const float *SYMCE_
                                                   i + 1 < n ? grow + k : NULL,
                                                   k, stash, cap, &shift, &srest);
             }
-            const int stashed = status >= SYMCE_ROW_STASHED;
-            (void)stashed;
+            (void)status;  /* some kernels read only shift and srest */
             if (status == SYMCE_ROW_GENERAL) srest = (double)NAN;  /* +inf or no finite logit: a NaN row */
             const double inv_srest = 1.0/(srest + 1);
             const double ysum = -eps*w_t + w_t + eps*wsum/k_real;
@@ -1840,9 +1832,8 @@ int symce_softmax_cross_entropy_grad_f32(size_t n, size_t k, const float *SYMCE_
             }
             } else for (size_t c0 = 0; c0 < k; c0 += SYMCE_STASH) {  /* every class as off-label first */
                 const size_t len = k - c0 < SYMCE_STASH ? k - c0 : SYMCE_STASH;
-                if (!stashed) symce_row_exp_f32(row, c0, len, shift, stash);
-                const double *ec = stashed ? stash + c0 : stash;  /* this chunk's e, */
-                const double fc = status == SYMCE_ROW_CHUNKED ? stash[k + c0 / SYMCE_STASH] : 1;  /* times fc */
+                double fc;  /* this chunk's e_j = ec[j] * fc */
+                const double *ec = symce_row_chunk_f32(row, k, c0, len, shift, status, stash, &fc);
             if (weight != NULL) {
                     for (size_t j = 0; j < len; ++j) {
                         const double e = ec[j] * fc;
@@ -1895,11 +1886,7 @@ int symce_softmax_cross_entropy_grad_soft_f32(size_t n, size_t k,
     const double eps = label_smoothing;
     const double divisor = (double)n;
     const double scale = symce_scale_f32(reduction, divisor);
-    /* blocks of rows, the OpenMP unit: SYMCE_ROWS rows of up to SYMCE_SMALL_K classes (their
-       statistics at once), else about SYMCE_ROWS * SYMCE_SMALL_K classes' worth, and at least
-       one row (so threads share even a few long rows) */
-    const size_t step = k <= SYMCE_SMALL_K ? SYMCE_ROWS
-                      : k < SYMCE_ROWS * SYMCE_SMALL_K ? SYMCE_ROWS * SYMCE_SMALL_K / k : 1;
+    const size_t step = symce_row_step(k);  /* rows per block (the OpenMP unit) */
     SYMCE_OMP_FOR
     for (size_t i0 = 0; i0 < n; i0 += step) {
         const size_t rows = n - i0 < step ? n - i0 : step;
@@ -1929,8 +1916,7 @@ int symce_softmax_cross_entropy_grad_soft_f32(size_t n, size_t k,
                                                   i + 1 < n ? grow + k : NULL,
                                                   k, stash, cap, &shift, &srest);
             }
-            const int stashed = status >= SYMCE_ROW_STASHED;
-            (void)stashed;
+            (void)status;  /* some kernels read only shift and srest */
             if (status == SYMCE_ROW_GENERAL) srest = (double)NAN;  /* +inf or no finite logit: a NaN row */
             const double inv_srest = 1.0/(srest + 1);
             double ysum;  /* sum_c y~_c */
@@ -1971,9 +1957,8 @@ int symce_softmax_cross_entropy_grad_soft_f32(size_t n, size_t k,
             }
             } else for (size_t c0 = 0; c0 < k; c0 += SYMCE_STASH) {
                 const size_t len = k - c0 < SYMCE_STASH ? k - c0 : SYMCE_STASH;
-                if (!stashed) symce_row_exp_f32(row, c0, len, shift, stash);
-                const double *ec = stashed ? stash + c0 : stash;  /* this chunk's e, */
-                const double fc = status == SYMCE_ROW_CHUNKED ? stash[k + c0 / SYMCE_STASH] : 1;  /* times fc */
+                double fc;  /* this chunk's e_j = ec[j] * fc */
+                const double *ec = symce_row_chunk_f32(row, k, c0, len, shift, status, stash, &fc);
             if (weight != NULL) {
                     for (size_t j = 0; j < len; ++j) {
                         const double e = ec[j] * fc;
@@ -2031,11 +2016,7 @@ int symce_softmax_cross_entropy_with_grad_f32(size_t n, size_t k,
         symce_accumulate_f32(&wsum, &wcomp, weight != NULL ? (double)weight[j] : 1);
     wsum += wcomp;
     const double scale = symce_scale_f32(reduction, divisor);
-    /* blocks of rows, the OpenMP unit: SYMCE_ROWS rows of up to SYMCE_SMALL_K classes (their
-       statistics at once), else about SYMCE_ROWS * SYMCE_SMALL_K classes' worth, and at least
-       one row (so threads share even a few long rows) */
-    const size_t step = k <= SYMCE_SMALL_K ? SYMCE_ROWS
-                      : k < SYMCE_ROWS * SYMCE_SMALL_K ? SYMCE_ROWS * SYMCE_SMALL_K / k : 1;
+    const size_t step = symce_row_step(k);  /* rows per block (the OpenMP unit) */
     double total = 0, tcomp = 0;
     SYMCE_OMP_FOR_SUM(total, tcomp)
     for (size_t i0 = 0; i0 < n; i0 += step) {
@@ -2072,8 +2053,7 @@ int symce_softmax_cross_entropy_with_grad_f32(size_t n, size_t k,
                                                   i + 1 < n ? grow + k : NULL,
                                                   k, stash, cap, &shift, &srest);
             }
-            const int stashed = status >= SYMCE_ROW_STASHED;
-            (void)stashed;
+            (void)status;  /* some kernels read only shift and srest */
             if (status == SYMCE_ROW_GENERAL) srest = (double)NAN;  /* +inf or no finite logit: a NaN row */
             const double log1p_srest = symce_log1p_for_f32(srest);
             const double inv_srest = 1.0/(srest + 1);
@@ -2119,9 +2099,8 @@ int symce_softmax_cross_entropy_with_grad_f32(size_t n, size_t k,
             }
             } else for (size_t c0 = 0; c0 < k; c0 += SYMCE_STASH) {  /* every class as off-label first */
                 const size_t len = k - c0 < SYMCE_STASH ? k - c0 : SYMCE_STASH;
-                if (!stashed) symce_row_exp_f32(row, c0, len, shift, stash);
-                const double *ec = stashed ? stash + c0 : stash;  /* this chunk's e, */
-                const double fc = status == SYMCE_ROW_CHUNKED ? stash[k + c0 / SYMCE_STASH] : 1;  /* times fc */
+                double fc;  /* this chunk's e_j = ec[j] * fc */
+                const double *ec = symce_row_chunk_f32(row, k, c0, len, shift, status, stash, &fc);
             if (weight != NULL) {
                     for (size_t j = 0; j < len; ++j) {
                         const double e = ec[j] * fc;
@@ -2180,11 +2159,7 @@ int symce_softmax_cross_entropy_with_grad_soft_f32(size_t n, size_t k,
     const double eps = label_smoothing;
     const double divisor = (double)n;
     const double scale = symce_scale_f32(reduction, divisor);
-    /* blocks of rows, the OpenMP unit: SYMCE_ROWS rows of up to SYMCE_SMALL_K classes (their
-       statistics at once), else about SYMCE_ROWS * SYMCE_SMALL_K classes' worth, and at least
-       one row (so threads share even a few long rows) */
-    const size_t step = k <= SYMCE_SMALL_K ? SYMCE_ROWS
-                      : k < SYMCE_ROWS * SYMCE_SMALL_K ? SYMCE_ROWS * SYMCE_SMALL_K / k : 1;
+    const size_t step = symce_row_step(k);  /* rows per block (the OpenMP unit) */
     double total = 0, tcomp = 0;
     SYMCE_OMP_FOR_SUM(total, tcomp)
     for (size_t i0 = 0; i0 < n; i0 += step) {
@@ -2215,8 +2190,7 @@ int symce_softmax_cross_entropy_with_grad_soft_f32(size_t n, size_t k,
                                                   i + 1 < n ? grow + k : NULL,
                                                   k, stash, cap, &shift, &srest);
             }
-            const int stashed = status >= SYMCE_ROW_STASHED;
-            (void)stashed;
+            (void)status;  /* some kernels read only shift and srest */
             if (status == SYMCE_ROW_GENERAL) srest = (double)NAN;  /* +inf or no finite logit: a NaN row */
             const double log1p_srest = symce_log1p_for_f32(srest);
             const double inv_srest = 1.0/(srest + 1);
@@ -2287,9 +2261,8 @@ int symce_softmax_cross_entropy_with_grad_soft_f32(size_t n, size_t k,
             }
             } else for (size_t c0 = 0; c0 < k; c0 += SYMCE_STASH) {
                 const size_t len = k - c0 < SYMCE_STASH ? k - c0 : SYMCE_STASH;
-                if (!stashed) symce_row_exp_f32(row, c0, len, shift, stash);
-                const double *ec = stashed ? stash + c0 : stash;  /* this chunk's e, */
-                const double fc = status == SYMCE_ROW_CHUNKED ? stash[k + c0 / SYMCE_STASH] : 1;  /* times fc */
+                double fc;  /* this chunk's e_j = ec[j] * fc */
+                const double *ec = symce_row_chunk_f32(row, k, c0, len, shift, status, stash, &fc);
             if (weight != NULL) {
                     for (size_t j = 0; j < len; ++j) {
                         const double e = ec[j] * fc;
@@ -2726,11 +2699,7 @@ int symce_softmax_f64(size_t n, size_t k, const double *SYMCE_RESTRICT z,
     if (z == NULL || out == NULL) return SYMCE_ERR_NULL;
     const int rc = symce_check_shape(n, k, 1, sizeof(double));
     if (rc != SYMCE_OK) return rc;
-    /* blocks of rows, the OpenMP unit: SYMCE_ROWS rows of up to SYMCE_SMALL_K classes (their
-       statistics at once), else about SYMCE_ROWS * SYMCE_SMALL_K classes' worth, and at least
-       one row (so threads share even a few long rows) */
-    const size_t step = k <= SYMCE_SMALL_K ? SYMCE_ROWS
-                      : k < SYMCE_ROWS * SYMCE_SMALL_K ? SYMCE_ROWS * SYMCE_SMALL_K / k : 1;
+    const size_t step = symce_row_step(k);  /* rows per block (the OpenMP unit) */
     SYMCE_OMP_FOR
     for (size_t i0 = 0; i0 < n; i0 += step) {
         const size_t rows = n - i0 < step ? n - i0 : step;
@@ -2758,14 +2727,12 @@ int symce_softmax_f64(size_t n, size_t k, const double *SYMCE_RESTRICT z,
                                                   i + 1 < n ? out + (i + 1) * k : NULL,
                                                   k, stash, cap, &shift, &srest);
             }
-            const int stashed = status >= SYMCE_ROW_STASHED;
-            (void)stashed;
+            (void)status;  /* some kernels read only shift and srest */
             double *orow = out + i * k;
             for (size_t c0 = 0; c0 < k; c0 += SYMCE_STASH) {
                 const size_t len = k - c0 < SYMCE_STASH ? k - c0 : SYMCE_STASH;
-                if (!stashed) symce_row_exp_f64(row, c0, len, shift, stash);
-                const double *ec = stashed ? stash + c0 : stash;  /* this chunk's e, */
-                const double fc = status == SYMCE_ROW_CHUNKED ? stash[k + c0 / SYMCE_STASH] : 1;  /* times fc */
+                double fc;  /* this chunk's e_j = ec[j] * fc */
+                const double *ec = symce_row_chunk_f64(row, k, c0, len, shift, status, stash, &fc);
                 for (size_t j = 0; j < len; ++j) {
                     const double e = ec[j] * fc;
                     const double p = e/(srest + 1);
@@ -2786,11 +2753,7 @@ int symce_log_softmax_f64(size_t n, size_t k, const double *SYMCE_RESTRICT z,
     if (z == NULL || out == NULL) return SYMCE_ERR_NULL;
     const int rc = symce_check_shape(n, k, 1, sizeof(double));
     if (rc != SYMCE_OK) return rc;
-    /* blocks of rows, the OpenMP unit: SYMCE_ROWS rows of up to SYMCE_SMALL_K classes (their
-       statistics at once), else about SYMCE_ROWS * SYMCE_SMALL_K classes' worth, and at least
-       one row (so threads share even a few long rows) */
-    const size_t step = k <= SYMCE_SMALL_K ? SYMCE_ROWS
-                      : k < SYMCE_ROWS * SYMCE_SMALL_K ? SYMCE_ROWS * SYMCE_SMALL_K / k : 1;
+    const size_t step = symce_row_step(k);  /* rows per block (the OpenMP unit) */
     SYMCE_OMP_FOR
     for (size_t i0 = 0; i0 < n; i0 += step) {
         const size_t rows = n - i0 < step ? n - i0 : step;
@@ -2818,8 +2781,7 @@ int symce_log_softmax_f64(size_t n, size_t k, const double *SYMCE_RESTRICT z,
                                                   i + 1 < n ? out + (i + 1) * k : NULL,
                                                   k, stash, cap, &shift, &srest);
             }
-            const int stashed = status >= SYMCE_ROW_STASHED;
-            (void)stashed;
+            (void)status;  /* some kernels read only shift and srest */
             const double log1p_srest = log1p(srest);
             double *orow = out + i * k;
             for (size_t j = 0; j < k; ++j) {
@@ -2842,11 +2804,7 @@ int symce_logsumexp_f64(size_t n, size_t k, const double *SYMCE_RESTRICT z,
     if (z == NULL || out == NULL) return SYMCE_ERR_NULL;
     const int rc = symce_check_shape(n, k, 1, sizeof(double));
     if (rc != SYMCE_OK) return rc;
-    /* blocks of rows, the OpenMP unit: SYMCE_ROWS rows of up to SYMCE_SMALL_K classes (their
-       statistics at once), else about SYMCE_ROWS * SYMCE_SMALL_K classes' worth, and at least
-       one row (so threads share even a few long rows) */
-    const size_t step = k <= SYMCE_SMALL_K ? SYMCE_ROWS
-                      : k < SYMCE_ROWS * SYMCE_SMALL_K ? SYMCE_ROWS * SYMCE_SMALL_K / k : 1;
+    const size_t step = symce_row_step(k);  /* rows per block (the OpenMP unit) */
     SYMCE_OMP_FOR
     for (size_t i0 = 0; i0 < n; i0 += step) {
         const size_t rows = n - i0 < step ? n - i0 : step;
@@ -2874,8 +2832,7 @@ int symce_logsumexp_f64(size_t n, size_t k, const double *SYMCE_RESTRICT z,
                                                   NULL,
                                                   k, stash, cap, &shift, &srest);
             }
-            const int stashed = status >= SYMCE_ROW_STASHED;
-            (void)stashed;
+            (void)status;  /* some kernels read only shift and srest */
             const double log1p_srest = log1p(srest);
             out[i] = (log1p_srest + shift);
         }
@@ -2892,11 +2849,7 @@ int symce_softmax_jacobian_f64(size_t n, size_t k, const double *SYMCE_RESTRICT 
     if (z == NULL || out == NULL) return SYMCE_ERR_NULL;
     const int rc = symce_check_shape(n, k, k, sizeof(double));
     if (rc != SYMCE_OK) return rc;
-    /* blocks of rows, the OpenMP unit: SYMCE_ROWS rows of up to SYMCE_SMALL_K classes (their
-       statistics at once), else about SYMCE_ROWS * SYMCE_SMALL_K classes' worth, and at least
-       one row (so threads share even a few long rows) */
-    const size_t step = k <= SYMCE_SMALL_K ? SYMCE_ROWS
-                      : k < SYMCE_ROWS * SYMCE_SMALL_K ? SYMCE_ROWS * SYMCE_SMALL_K / k : 1;
+    const size_t step = symce_row_step(k);  /* rows per block (the OpenMP unit) */
     SYMCE_OMP_FOR
     for (size_t i0 = 0; i0 < n; i0 += step) {
         const size_t rows = n - i0 < step ? n - i0 : step;
@@ -2924,8 +2877,7 @@ int symce_softmax_jacobian_f64(size_t n, size_t k, const double *SYMCE_RESTRICT 
                                                   NULL,
                                                   k, stash, cap, &shift, &srest);
             }
-            const int stashed = status >= SYMCE_ROW_STASHED;
-            (void)stashed;
+            (void)status;  /* some kernels read only shift and srest */
             if (status == SYMCE_ROW_GENERAL) srest = (double)NAN;  /* +inf or no finite logit: a NaN row */
             double *J = out + i * k * k;
             /* columns in blocks: p_j of the block's classes stays in double, p_i and pc_i per row */
@@ -2969,11 +2921,7 @@ int symce_softmax_vjp_f64(size_t n, size_t k, const double *SYMCE_RESTRICT z,
     if (z == NULL || g == NULL || out == NULL) return SYMCE_ERR_NULL;
     const int rc = symce_check_shape(n, k, 1, sizeof(double));
     if (rc != SYMCE_OK) return rc;
-    /* blocks of rows, the OpenMP unit: SYMCE_ROWS rows of up to SYMCE_SMALL_K classes (their
-       statistics at once), else about SYMCE_ROWS * SYMCE_SMALL_K classes' worth, and at least
-       one row (so threads share even a few long rows) */
-    const size_t step = k <= SYMCE_SMALL_K ? SYMCE_ROWS
-                      : k < SYMCE_ROWS * SYMCE_SMALL_K ? SYMCE_ROWS * SYMCE_SMALL_K / k : 1;
+    const size_t step = symce_row_step(k);  /* rows per block (the OpenMP unit) */
     SYMCE_OMP_FOR
     for (size_t i0 = 0; i0 < n; i0 += step) {
         const size_t rows = n - i0 < step ? n - i0 : step;
@@ -3001,8 +2949,7 @@ int symce_softmax_vjp_f64(size_t n, size_t k, const double *SYMCE_RESTRICT z,
                                                   i + 1 < n ? out + (i + 1) * k : NULL,
                                                   k, stash, cap, &shift, &srest);
             }
-            const int stashed = status >= SYMCE_ROW_STASHED;
-            (void)stashed;
+            (void)status;  /* some kernels read only shift and srest */
             if (status == SYMCE_ROW_GENERAL) srest = (double)NAN;  /* +inf or no finite logit: a NaN row */
             const double *grow = g + i * k;
             double *orow = out + i * k;
@@ -3010,9 +2957,8 @@ int symce_softmax_vjp_f64(size_t n, size_t k, const double *SYMCE_RESTRICT z,
             double terms[SYMCE_STASH];
             for (size_t c0 = 0; c0 < k; c0 += SYMCE_STASH) {
                 const size_t len = k - c0 < SYMCE_STASH ? k - c0 : SYMCE_STASH;
-                if (!stashed) symce_row_exp_f64(row, c0, len, shift, stash);
-                const double *ec = stashed ? stash + c0 : stash;  /* this chunk's e, */
-                const double fc = status == SYMCE_ROW_CHUNKED ? stash[k + c0 / SYMCE_STASH] : 1;  /* times fc */
+                double fc;  /* this chunk's e_j = ec[j] * fc */
+                const double *ec = symce_row_chunk_f64(row, k, c0, len, shift, status, stash, &fc);
                 for (size_t j = 0; j < len; ++j) {
                     const double e = ec[j] * fc;
                     const double gv = grow[c0 + j];
@@ -3024,9 +2970,8 @@ int symce_softmax_vjp_f64(size_t n, size_t k, const double *SYMCE_RESTRICT z,
             const double dot = gesum/(srest + 1);
             for (size_t c0 = 0; c0 < k; c0 += SYMCE_STASH) {
                 const size_t len = k - c0 < SYMCE_STASH ? k - c0 : SYMCE_STASH;
-                if (!stashed) symce_row_exp_f64(row, c0, len, shift, stash);
-                const double *ec = stashed ? stash + c0 : stash;  /* this chunk's e, */
-                const double fc = status == SYMCE_ROW_CHUNKED ? stash[k + c0 / SYMCE_STASH] : 1;  /* times fc */
+                double fc;  /* this chunk's e_j = ec[j] * fc */
+                const double *ec = symce_row_chunk_f64(row, k, c0, len, shift, status, stash, &fc);
                 for (size_t j = 0; j < len; ++j) {
                     const double e = ec[j] * fc;
                     const double gv = grow[c0 + j];
@@ -3213,11 +3158,7 @@ int symce_softmax_cross_entropy_f64(size_t n, size_t k, const double *SYMCE_REST
     const double k_real = (double)k;
     const double eps = label_smoothing;
     const double divisor = symce_label_divisor_f64(labels, weight, n, ignore_index);
-    /* blocks of rows, the OpenMP unit: SYMCE_ROWS rows of up to SYMCE_SMALL_K classes (their
-       statistics at once), else about SYMCE_ROWS * SYMCE_SMALL_K classes' worth, and at least
-       one row (so threads share even a few long rows) */
-    const size_t step = k <= SYMCE_SMALL_K ? SYMCE_ROWS
-                      : k < SYMCE_ROWS * SYMCE_SMALL_K ? SYMCE_ROWS * SYMCE_SMALL_K / k : 1;
+    const size_t step = symce_row_step(k);  /* rows per block (the OpenMP unit) */
     double total = 0, tcomp = 0;
     SYMCE_OMP_FOR_SUM(total, tcomp)
     for (size_t i0 = 0; i0 < n; i0 += step) {
@@ -3252,8 +3193,7 @@ int symce_softmax_cross_entropy_f64(size_t n, size_t k, const double *SYMCE_REST
                                                   NULL,
                                                   k, stash, cap, &shift, &srest);
             }
-            const int stashed = status >= SYMCE_ROW_STASHED;
-            (void)stashed;
+            (void)status;  /* some kernels read only shift and srest */
             if (status == SYMCE_ROW_GENERAL) srest = (double)NAN;  /* +inf or no finite logit: a NaN row */
             const double log1p_srest = log1p(srest);
             double row_loss = 0;
@@ -3317,11 +3257,7 @@ int symce_softmax_cross_entropy_soft_f64(size_t n, size_t k, const double *SYMCE
     const double k_real = (double)k;
     const double eps = label_smoothing;
     const double divisor = (double)n;
-    /* blocks of rows, the OpenMP unit: SYMCE_ROWS rows of up to SYMCE_SMALL_K classes (their
-       statistics at once), else about SYMCE_ROWS * SYMCE_SMALL_K classes' worth, and at least
-       one row (so threads share even a few long rows) */
-    const size_t step = k <= SYMCE_SMALL_K ? SYMCE_ROWS
-                      : k < SYMCE_ROWS * SYMCE_SMALL_K ? SYMCE_ROWS * SYMCE_SMALL_K / k : 1;
+    const size_t step = symce_row_step(k);  /* rows per block (the OpenMP unit) */
     double total = 0, tcomp = 0;
     SYMCE_OMP_FOR_SUM(total, tcomp)
     for (size_t i0 = 0; i0 < n; i0 += step) {
@@ -3351,8 +3287,7 @@ int symce_softmax_cross_entropy_soft_f64(size_t n, size_t k, const double *SYMCE
                                                   NULL,
                                                   k, stash, cap, &shift, &srest);
             }
-            const int stashed = status >= SYMCE_ROW_STASHED;
-            (void)stashed;
+            (void)status;  /* some kernels read only shift and srest */
             if (status == SYMCE_ROW_GENERAL) srest = (double)NAN;  /* +inf or no finite logit: a NaN row */
             const double log1p_srest = log1p(srest);
             double row_loss;
@@ -3419,11 +3354,7 @@ int symce_softmax_cross_entropy_grad_f64(size_t n, size_t k, const double *SYMCE
         symce_accumulate_f64(&wsum, &wcomp, weight != NULL ? weight[j] : 1);
     wsum += wcomp;
     const double scale = symce_scale_f64(reduction, divisor);
-    /* blocks of rows, the OpenMP unit: SYMCE_ROWS rows of up to SYMCE_SMALL_K classes (their
-       statistics at once), else about SYMCE_ROWS * SYMCE_SMALL_K classes' worth, and at least
-       one row (so threads share even a few long rows) */
-    const size_t step = k <= SYMCE_SMALL_K ? SYMCE_ROWS
-                      : k < SYMCE_ROWS * SYMCE_SMALL_K ? SYMCE_ROWS * SYMCE_SMALL_K / k : 1;
+    const size_t step = symce_row_step(k);  /* rows per block (the OpenMP unit) */
     SYMCE_OMP_FOR
     for (size_t i0 = 0; i0 < n; i0 += step) {
         const size_t rows = n - i0 < step ? n - i0 : step;
@@ -3458,8 +3389,7 @@ int symce_softmax_cross_entropy_grad_f64(size_t n, size_t k, const double *SYMCE
                                                   i + 1 < n ? grow + k : NULL,
                                                   k, stash, cap, &shift, &srest);
             }
-            const int stashed = status >= SYMCE_ROW_STASHED;
-            (void)stashed;
+            (void)status;  /* some kernels read only shift and srest */
             if (status == SYMCE_ROW_GENERAL) srest = (double)NAN;  /* +inf or no finite logit: a NaN row */
             const double ysum = -eps*w_t + w_t + eps*wsum/k_real;
             const double yt_on = w_t*(1 - eps) + eps*w_t/k_real;
@@ -3479,9 +3409,8 @@ int symce_softmax_cross_entropy_grad_f64(size_t n, size_t k, const double *SYMCE
             }
             } else for (size_t c0 = 0; c0 < k; c0 += SYMCE_STASH) {  /* every class as off-label first */
                 const size_t len = k - c0 < SYMCE_STASH ? k - c0 : SYMCE_STASH;
-                if (!stashed) symce_row_exp_f64(row, c0, len, shift, stash);
-                const double *ec = stashed ? stash + c0 : stash;  /* this chunk's e, */
-                const double fc = status == SYMCE_ROW_CHUNKED ? stash[k + c0 / SYMCE_STASH] : 1;  /* times fc */
+                double fc;  /* this chunk's e_j = ec[j] * fc */
+                const double *ec = symce_row_chunk_f64(row, k, c0, len, shift, status, stash, &fc);
             if (weight != NULL) {
                     for (size_t j = 0; j < len; ++j) {
                         const double e = ec[j] * fc;
@@ -3535,11 +3464,7 @@ int symce_softmax_cross_entropy_grad_soft_f64(size_t n, size_t k,
     const double eps = label_smoothing;
     const double divisor = (double)n;
     const double scale = symce_scale_f64(reduction, divisor);
-    /* blocks of rows, the OpenMP unit: SYMCE_ROWS rows of up to SYMCE_SMALL_K classes (their
-       statistics at once), else about SYMCE_ROWS * SYMCE_SMALL_K classes' worth, and at least
-       one row (so threads share even a few long rows) */
-    const size_t step = k <= SYMCE_SMALL_K ? SYMCE_ROWS
-                      : k < SYMCE_ROWS * SYMCE_SMALL_K ? SYMCE_ROWS * SYMCE_SMALL_K / k : 1;
+    const size_t step = symce_row_step(k);  /* rows per block (the OpenMP unit) */
     SYMCE_OMP_FOR
     for (size_t i0 = 0; i0 < n; i0 += step) {
         const size_t rows = n - i0 < step ? n - i0 : step;
@@ -3569,8 +3494,7 @@ int symce_softmax_cross_entropy_grad_soft_f64(size_t n, size_t k,
                                                   i + 1 < n ? grow + k : NULL,
                                                   k, stash, cap, &shift, &srest);
             }
-            const int stashed = status >= SYMCE_ROW_STASHED;
-            (void)stashed;
+            (void)status;  /* some kernels read only shift and srest */
             if (status == SYMCE_ROW_GENERAL) srest = (double)NAN;  /* +inf or no finite logit: a NaN row */
             double ysum;  /* sum_c y~_c */
             {
@@ -3611,9 +3535,8 @@ int symce_softmax_cross_entropy_grad_soft_f64(size_t n, size_t k,
             }
             } else for (size_t c0 = 0; c0 < k; c0 += SYMCE_STASH) {
                 const size_t len = k - c0 < SYMCE_STASH ? k - c0 : SYMCE_STASH;
-                if (!stashed) symce_row_exp_f64(row, c0, len, shift, stash);
-                const double *ec = stashed ? stash + c0 : stash;  /* this chunk's e, */
-                const double fc = status == SYMCE_ROW_CHUNKED ? stash[k + c0 / SYMCE_STASH] : 1;  /* times fc */
+                double fc;  /* this chunk's e_j = ec[j] * fc */
+                const double *ec = symce_row_chunk_f64(row, k, c0, len, shift, status, stash, &fc);
             if (weight != NULL) {
                     for (size_t j = 0; j < len; ++j) {
                         const double e = ec[j] * fc;
@@ -3673,11 +3596,7 @@ int symce_softmax_cross_entropy_with_grad_f64(size_t n, size_t k,
         symce_accumulate_f64(&wsum, &wcomp, weight != NULL ? weight[j] : 1);
     wsum += wcomp;
     const double scale = symce_scale_f64(reduction, divisor);
-    /* blocks of rows, the OpenMP unit: SYMCE_ROWS rows of up to SYMCE_SMALL_K classes (their
-       statistics at once), else about SYMCE_ROWS * SYMCE_SMALL_K classes' worth, and at least
-       one row (so threads share even a few long rows) */
-    const size_t step = k <= SYMCE_SMALL_K ? SYMCE_ROWS
-                      : k < SYMCE_ROWS * SYMCE_SMALL_K ? SYMCE_ROWS * SYMCE_SMALL_K / k : 1;
+    const size_t step = symce_row_step(k);  /* rows per block (the OpenMP unit) */
     double total = 0, tcomp = 0;
     SYMCE_OMP_FOR_SUM(total, tcomp)
     for (size_t i0 = 0; i0 < n; i0 += step) {
@@ -3714,8 +3633,7 @@ int symce_softmax_cross_entropy_with_grad_f64(size_t n, size_t k,
                                                   i + 1 < n ? grow + k : NULL,
                                                   k, stash, cap, &shift, &srest);
             }
-            const int stashed = status >= SYMCE_ROW_STASHED;
-            (void)stashed;
+            (void)status;  /* some kernels read only shift and srest */
             if (status == SYMCE_ROW_GENERAL) srest = (double)NAN;  /* +inf or no finite logit: a NaN row */
             const double log1p_srest = log1p(srest);
             const double ysum = -eps*w_t + w_t + eps*wsum/k_real;
@@ -3763,9 +3681,8 @@ int symce_softmax_cross_entropy_with_grad_f64(size_t n, size_t k,
             }
             } else for (size_t c0 = 0; c0 < k; c0 += SYMCE_STASH) {  /* every class as off-label first */
                 const size_t len = k - c0 < SYMCE_STASH ? k - c0 : SYMCE_STASH;
-                if (!stashed) symce_row_exp_f64(row, c0, len, shift, stash);
-                const double *ec = stashed ? stash + c0 : stash;  /* this chunk's e, */
-                const double fc = status == SYMCE_ROW_CHUNKED ? stash[k + c0 / SYMCE_STASH] : 1;  /* times fc */
+                double fc;  /* this chunk's e_j = ec[j] * fc */
+                const double *ec = symce_row_chunk_f64(row, k, c0, len, shift, status, stash, &fc);
             if (weight != NULL) {
                     for (size_t j = 0; j < len; ++j) {
                         const double e = ec[j] * fc;
@@ -3825,11 +3742,7 @@ int symce_softmax_cross_entropy_with_grad_soft_f64(size_t n, size_t k,
     const double eps = label_smoothing;
     const double divisor = (double)n;
     const double scale = symce_scale_f64(reduction, divisor);
-    /* blocks of rows, the OpenMP unit: SYMCE_ROWS rows of up to SYMCE_SMALL_K classes (their
-       statistics at once), else about SYMCE_ROWS * SYMCE_SMALL_K classes' worth, and at least
-       one row (so threads share even a few long rows) */
-    const size_t step = k <= SYMCE_SMALL_K ? SYMCE_ROWS
-                      : k < SYMCE_ROWS * SYMCE_SMALL_K ? SYMCE_ROWS * SYMCE_SMALL_K / k : 1;
+    const size_t step = symce_row_step(k);  /* rows per block (the OpenMP unit) */
     double total = 0, tcomp = 0;
     SYMCE_OMP_FOR_SUM(total, tcomp)
     for (size_t i0 = 0; i0 < n; i0 += step) {
@@ -3860,8 +3773,7 @@ int symce_softmax_cross_entropy_with_grad_soft_f64(size_t n, size_t k,
                                                   i + 1 < n ? grow + k : NULL,
                                                   k, stash, cap, &shift, &srest);
             }
-            const int stashed = status >= SYMCE_ROW_STASHED;
-            (void)stashed;
+            (void)status;  /* some kernels read only shift and srest */
             if (status == SYMCE_ROW_GENERAL) srest = (double)NAN;  /* +inf or no finite logit: a NaN row */
             const double log1p_srest = log1p(srest);
             double ysum;  /* sum_c y~_c */
@@ -3934,9 +3846,8 @@ int symce_softmax_cross_entropy_with_grad_soft_f64(size_t n, size_t k,
             }
             } else for (size_t c0 = 0; c0 < k; c0 += SYMCE_STASH) {
                 const size_t len = k - c0 < SYMCE_STASH ? k - c0 : SYMCE_STASH;
-                if (!stashed) symce_row_exp_f64(row, c0, len, shift, stash);
-                const double *ec = stashed ? stash + c0 : stash;  /* this chunk's e, */
-                const double fc = status == SYMCE_ROW_CHUNKED ? stash[k + c0 / SYMCE_STASH] : 1;  /* times fc */
+                double fc;  /* this chunk's e_j = ec[j] * fc */
+                const double *ec = symce_row_chunk_f64(row, k, c0, len, shift, status, stash, &fc);
             if (weight != NULL) {
                     for (size_t j = 0; j < len; ++j) {
                         const double e = ec[j] * fc;
