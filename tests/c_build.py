@@ -112,11 +112,28 @@ def build_dir() -> Path:
 CACHE_KEEP = 300  # files; the least recently used beyond these are removed once per process
 
 
-@lru_cache(maxsize=None)
+_CACHE_LOCK = threading.Lock()
+
+
 def cache_dir() -> Path:
+    """The cache folder, pruned on the first call of the process (one thread prunes while the
+    others wait; a file another process removes meanwhile is skipped)."""
+    with _CACHE_LOCK:
+        return _pruned_cache_dir()
+
+
+def _mtime(path: Path) -> float:
+    try:
+        return path.stat().st_mtime
+    except FileNotFoundError:  # pruned by another process meanwhile
+        return 0.0
+
+
+@lru_cache(maxsize=None)
+def _pruned_cache_dir() -> Path:
     path = Path(os.environ.get("SYMCE_C_CACHE") or ROOT / "build" / "c-cache")
     path.mkdir(parents=True, exist_ok=True)
-    entries = sorted(path.iterdir(), key=lambda p: p.stat().st_mtime, reverse=True)
+    entries = sorted(path.iterdir(), key=_mtime, reverse=True)
     for old in entries[CACHE_KEEP:]:
         old.unlink(missing_ok=True)
     return path
