@@ -637,18 +637,30 @@ SYMCE_WIDE static void symce_row_exp_f32(const float *restrict row, size_t c0, s
     }
 }
 
-/* e_j = exp(z_j - shift) of row[0 .. len) into dst[0 .. len), added to 16 lane sums (each of at
-   most k/16 terms in double: 2^-53 per addition, far below a float ULP at any k): lane_sum over
-   the classes with e_j != 1, lane_ties counting e_j == 1 (the ties at the max).  ahead[0 ..
-   ahead_len) and out_ahead[0 .. ahead_len) (either may be NULL) are fetched into the cache
-   meanwhile. */
-SYMCE_INLINE void symce_exp_lanes_f32(const float *restrict row, size_t len, double shift,
-                                     double *restrict dst, const float *ahead,
-                                     const float *out_ahead, size_t ahead_len,
-                                     double *restrict lane_sum, double *restrict lane_ties)
+/* The first j < len with row[j] == value (len if there is none), 32 elements at a time so the
+   compares vectorise: after symce_row_max, the one class at the max that Srest leaves out. */
+static size_t symce_find_f32(const float *restrict row, size_t len, float value)
 {
     size_t j = 0;
-    for (; j + 16 <= len; j += 16) {
+    for (; j + 32 <= len; j += 32) {
+        int hit = 0;
+        for (size_t l = 0; l < 32; ++l) hit |= row[j + l] == value;
+        if (hit) break;
+    }
+    for (; j < len; ++j)
+        if (row[j] == value) return j;
+    return len;
+}
+
+/* e_j = exp(z_j - shift) for j in [j0, j1), a whole number of blocks of 16, into dst[j] and
+   added to the lane sums (lane l: the classes j = l mod 16); ahead[j] and out_ahead[j] (either
+   may be NULL) are fetched into the cache meanwhile, for j < ahead_len. */
+SYMCE_INLINE void symce_exp_blocks_f32(const float *restrict row, size_t j0, size_t j1,
+                                      double shift, double *restrict dst, const float *ahead,
+                                      const float *out_ahead, size_t ahead_len,
+                                      double *restrict lane_sum)
+{
+    for (size_t j = j0; j < j1; j += 16) {
         if (ahead != NULL && j < ahead_len) SYMCE_PREFETCH(ahead + j);
         if (out_ahead != NULL && j < ahead_len) SYMCE_PREFETCH_W(out_ahead + j);
         for (size_t l = 0; l < 16; ++l) {
@@ -656,18 +668,46 @@ SYMCE_INLINE void symce_exp_lanes_f32(const float *restrict row, size_t len, dou
             const double zs = -shift + zv;
             const double e = symce_exp_neg_for_f32(zs);
             dst[j + l] = e;
-            lane_sum[l] += symce_select(e == 1, 0, e);
-            lane_ties[l] += symce_select(e == 1, 1, 0);
+            lane_sum[l] += e;
         }
     }
-    for (; j < len; ++j) {
+}
+
+/* As symce_exp_blocks for j in [j0, j1), j1 - j0 <= 16 (one block, or the row's tail), but
+   class skip (if it is in the range) is not added: lane j - j0 gets the others. */
+SYMCE_INLINE void symce_exp_block_skip_f32(const float *restrict row, size_t j0, size_t j1,
+                                          size_t skip, double shift, double *restrict dst,
+                                          double *restrict lane_sum)
+{
+    for (size_t j = j0; j < j1; ++j) {
         const double zv = (double)row[j];
         const double zs = -shift + zv;
         const double e = symce_exp_neg_for_f32(zs);
         dst[j] = e;
-        lane_sum[0] += symce_select(e == 1, 0, e);
-        lane_ties[0] += symce_select(e == 1, 1, 0);
+        lane_sum[j - j0] += symce_select(j == skip, 0, e);
     }
+}
+
+/* e_j = exp(z_j - shift) of row[0 .. len) into dst[0 .. len), and the sum of all of them but
+   e_skip (skip >= len: none) into 16 lane sums, each of at most len/16 + 1 terms in
+   double (2^-53 per addition, far below a float ULP at any k).  With skip the first class at the
+   max (e_skip = 1), the sum is Srest with nothing to cancel: no test per element, since only the
+   block holding skip and the tail take symce_exp_block_skip.  ahead and out_ahead as in
+   symce_exp_blocks. */
+SYMCE_INLINE void symce_exp_lanes_f32(const float *restrict row, size_t len, double shift,
+                                     double *restrict dst, const float *ahead,
+                                     const float *out_ahead, size_t ahead_len, size_t skip,
+                                     double *restrict lane_sum)
+{
+    const size_t full = len - len % 16;
+    const size_t at = skip < full ? skip - skip % 16 : full;  /* skip's block */
+    symce_exp_blocks_f32(row, 0, at, shift, dst, ahead, out_ahead, ahead_len, lane_sum);
+    if (at < full) {
+        symce_exp_block_skip_f32(row, at, at + 16, skip, shift, dst, lane_sum);
+        symce_exp_blocks_f32(row, at + 16, full, shift, dst, ahead, out_ahead, ahead_len,
+                             lane_sum);
+    }
+    symce_exp_block_skip_f32(row, full, len, skip, shift, dst, lane_sum);
 }
 
 /* A heap stash for a row of k classes, followed by one factor per chunk of SYMCE_STASH classes (for
@@ -698,11 +738,12 @@ SYMCE_INLINE const double *symce_row_chunk_f32(const float *restrict row, size_t
    does for a whole row), and factor[c] = exp(m_c - max): the loops that read chunk c take e_j =
    e'_j factor[c] = exp(z_j - max), within 2^-52 relative (far below a float ULP).  (Scaling the
    stash in place instead measured 10% slower at k = 32000: it writes the stash again.)  Srest
-   sums as the row goes, rescaled when the max grows: R (the classes below the max) and T
-   (the ties at the max: e' == 1 in a chunk whose m_c is the max); when a chunk raises the max
-   from M to m_c, R becomes (R + T) exp(M - m_c) and T the chunk's ties.  Every term is positive
-   and each factor is within 2^-39 of exact, so Srest = R + (T - 1) stays relatively accurate far
-   below a float ULP, dominated rows (Srest ~ 1e-8) included.  Returns SYMCE_ROW_CHUNKED, or
+   sums as the row goes, rescaled when the max grows: R, the sum of exp(z_j - M) over the classes
+   so far but one at their max M.  Chunk c adds s_c, its e'_j but the first at m_c, and that 1:
+   R + 1 + s_c when m_c = M; R + (1 + s_c) exp(m_c - M) below it; and above it (R + 1)
+   exp(M - m_c) + s_c, m_c the new M.  Every term is positive and each factor within 2^-39 of
+   exact, so Srest = R stays relatively accurate far below a float ULP, dominated rows (Srest ~
+   1e-8) included.  Returns SYMCE_ROW_CHUNKED, or
    SYMCE_ROW_GENERAL with nothing stored when a chunk has no finite max (+inf, or only -inf and
    NaN): the caller then takes the two-pass path. */
 SYMCE_WIDE static int symce_row_stats_chunked_f32(const float *restrict row, const float *next,
@@ -710,54 +751,48 @@ SYMCE_WIDE static int symce_row_stats_chunked_f32(const float *restrict row, con
                                         double *restrict stash, double *restrict factor,
                                         double *restrict shift_out, double *restrict srest_out)
 {
-    double big = 0, below = 0, ties = 0;  /* the max so far (M), R and T */
+    double big = 0, below = 0;  /* the max so far (M) and R */
     for (size_t c0 = 0; c0 < k; c0 += SYMCE_STASH) {
         const size_t len = k - c0 < SYMCE_STASH ? k - c0 : SYMCE_STASH;
         const float mc = symce_row_max_f32(row + c0, len);
         if (!symce_isfinite((double)mc)) return SYMCE_ROW_GENERAL;
         const double shift = (double)mc;
-        double lane_sum[16], lane_ties[16];
-        for (size_t l = 0; l < 16; ++l) lane_sum[l] = lane_ties[l] = 0;
+        const size_t a = symce_find_f32(row + c0, len, mc);  /* the chunk's class left out */
+        double lane_sum[16];
+        for (size_t l = 0; l < 16; ++l) lane_sum[l] = 0;
         if (k > SYMCE_NEAR_ROW) {  /* the next chunk */
             const size_t ahead = c0 + SYMCE_STASH < k ? k - c0 - SYMCE_STASH : 0;
             symce_exp_lanes_f32(row + c0, len, shift, stash + c0, ahead ? row + c0 + SYMCE_STASH : NULL,
-                                 NULL, ahead, lane_sum, lane_ties);
+                                 NULL, ahead, a, lane_sum);
         } else {  /* the next row */
             symce_exp_lanes_f32(row + c0, len, shift, stash + c0, next + c0,
-                                 next_out != NULL ? next_out + c0 : NULL, len, lane_sum, lane_ties);
+                                 next_out != NULL ? next_out + c0 : NULL, len, a, lane_sum);
         }
-        double sum = 0, tc = 0;
-        for (size_t l = 0; l < 16; ++l) {
-            sum += lane_sum[l];
-            tc += lane_ties[l];
-        }
+        double sum = 0;  /* s_c */
+        for (size_t l = 0; l < 16; ++l) sum += lane_sum[l];
         factor[c0 / SYMCE_STASH] = shift;  /* m_c until the row's max is known */
         if (c0 == 0) {
             big = shift;
             below = sum;
-            ties = tc;
-        } else if (shift > big) {  /* a new max: the old ties and R scale by exp(M - m_c) */
-            below = (below + ties) * symce_exp_neg_for_f32(big - shift) + sum;
-            ties = tc;
+        } else if (shift > big) {  /* a new max: R and the old class left out scale by exp(M - m_c) */
+            below = (below + 1) * symce_exp_neg_for_f32(big - shift) + sum;
             big = shift;
         } else if (shift == big) {
-            below += sum;
-            ties += tc;
+            below += sum + 1;
         } else {
-            below += (sum + tc) * symce_exp_neg_for_f32(shift - big);
+            below += (sum + 1) * symce_exp_neg_for_f32(shift - big);
         }
     }
     for (size_t c = 0; c <= (k - 1) / SYMCE_STASH; ++c)
         factor[c] = factor[c] == big ? 1 : symce_exp_neg_for_f32(factor[c] - big);
     *shift_out = big;
-    *srest_out = (double)(below + (double)((ptrdiff_t)ties - 1));
+    *srest_out = (double)below;
     return SYMCE_ROW_CHUNKED;
 }
 
-/* The statistics every row kernel starts from: shift = the row max and Srest = S - 1 = the sum of
-   e_j over the classes below the max, plus (ties - 1) (em1 = 0 at a finite max).  A class counts
-   as a tie when e_j == 1: that is every class at the max, and a class within 2^-53 below it
-   contributes 1 instead of e_j, off by less than 2^-53 in a sum that is at least 1.  stash holds
+/* The statistics every row kernel starts from: shift = the row max and Srest = S - 1 (em1 = 0 at
+   a finite max): the sum of e_j over every class but the first at the max (a = symce_find),
+   so nothing cancels when the other classes' sum is tiny; another class at the max adds its 1.  stash holds
    cap values: when k <= cap, e_j goes to stash[j] and the result is SYMCE_ROW_STASHED; else the
    row is taken in chunks of SYMCE_STASH, each overwriting stash[0 .. SYMCE_STASH), and the result
    is SYMCE_ROW_FINITE (the caller recomputes e chunk by chunk).  A row whose max is not finite (+inf, or no finite
@@ -801,22 +836,20 @@ SYMCE_WIDE static int symce_row_stats_f32(const float *restrict row, const float
     const double shift = (double)mx;
     /* 16 lane sums over the whole row (symce_exp_lanes); the next row (and the next output
        row, unless next_out is NULL) is fetched into the cache while this one computes. */
-    double lane_sum[16], lane_ties[16];
-    for (size_t l = 0; l < 16; ++l) lane_sum[l] = lane_ties[l] = 0;
+    const size_t a = symce_find_f32(row, k, mx);  /* the class left out of Srest */
+    double lane_sum[16];
+    for (size_t l = 0; l < 16; ++l) lane_sum[l] = 0;
     for (size_t c0 = 0; c0 < k; c0 += SYMCE_STASH) {
         const size_t len = k - c0 < SYMCE_STASH ? k - c0 : SYMCE_STASH;
         const int near = k <= SYMCE_NEAR_ROW;
         symce_exp_lanes_f32(row + c0, len, shift, k <= cap ? stash + c0 : stash,
                              near ? next + c0 : NULL, near && next_out != NULL ? next_out + c0 : NULL,
-                             len, lane_sum, lane_ties);
+                             len, a - c0, lane_sum);  /* a - c0 wraps past len before a's chunk */
     }
-    double sum = 0, ties = 0;
-    for (size_t l = 0; l < 16; ++l) {
-        sum += lane_sum[l];
-        ties += lane_ties[l];
-    }
+    double sum = 0;
+    for (size_t l = 0; l < 16; ++l) sum += lane_sum[l];
     *shift_out = shift;
-    *srest_out = (double)(sum + (double)((ptrdiff_t)ties - 1));
+    *srest_out = (double)sum;
     return k <= cap ? SYMCE_ROW_STASHED : SYMCE_ROW_FINITE;
 }
 
@@ -979,8 +1012,8 @@ SYMCE_INLINE const double *symce_row_chunk_f64(const double *restrict row, size_
     return stash;
 }
 
-/* The statistics every row kernel starts from: shift = the row max and Srest = S - 1 = the sum of
-   e_j over the classes below the max, plus (ties - 1) (em1 = 0 at a finite max).  A class counts
+/* The statistics every row kernel starts from: shift = the row max and Srest = S - 1 (em1 = 0 at
+   a finite max): the sum of e_j over the classes below the max, plus (ties - 1).  A class counts
    as a tie when e_j == 1: that is every class at the max, and a class within 2^-53 below it
    contributes 1 instead of e_j, off by less than 2^-53 in a sum that is at least 1.  stash holds
    cap values: when k <= cap, e_j goes to stash[j] and the result is SYMCE_ROW_STASHED; else the
@@ -1817,6 +1850,7 @@ int symce_softmax_cross_entropy_grad_f32(size_t n, size_t k, const float *SYMCE_
             const double inv_srest = 1.0/(srest + 1);
             const double ysum = -eps*w_t + w_t + eps*wsum/k_real;
             const double yt_on = w_t*(1 - eps) + eps*w_t/k_real;
+            const double gmul = inv_srest*scale*ysum;
             if (status == SYMCE_ROW_GENERAL) {
             for (size_t j = 0; j < k; ++j) {  /* the gradient slot class by class */
                 const double hot = j == (size_t)t ? 1 : 0;
@@ -1838,15 +1872,13 @@ int symce_softmax_cross_entropy_grad_f32(size_t n, size_t k, const float *SYMCE_
                     for (size_t j = 0; j < len; ++j) {
                         const double e = ec[j] * fc;
                         const double w_k = (double)weight[c0 + j];
-                        const double p = e*inv_srest;
-                        grow[c0 + j] = (float)(scale*(p*ysum - eps*w_k/k_real));
+                        grow[c0 + j] = (float)(SYMCE_FMA(e, gmul, -eps*scale*w_k/k_real));
                     }
             } else {
                     for (size_t j = 0; j < len; ++j) {
                         const double e = ec[j] * fc;
                         const double w_k = 1;
-                        const double p = e*inv_srest;
-                        grow[c0 + j] = (float)(scale*(p*ysum - eps*w_k/k_real));
+                        grow[c0 + j] = (float)(SYMCE_FMA(e, gmul, -eps*scale*w_k/k_real));
                     }
             }
             }
@@ -2059,6 +2091,7 @@ int symce_softmax_cross_entropy_with_grad_f32(size_t n, size_t k,
             const double inv_srest = 1.0/(srest + 1);
             const double ysum = -eps*w_t + w_t + eps*wsum/k_real;
             const double yt_on = w_t*(1 - eps) + eps*w_t/k_real;
+            const double gmul = inv_srest*scale*ysum;
             double row_loss = 0;
             if (eps != 0) {  /* every class's share eps w_c / K of the target */
                 double sum = 0, comp = 0;
@@ -2105,15 +2138,13 @@ int symce_softmax_cross_entropy_with_grad_f32(size_t n, size_t k,
                     for (size_t j = 0; j < len; ++j) {
                         const double e = ec[j] * fc;
                         const double w_k = (double)weight[c0 + j];
-                        const double p = e*inv_srest;
-                        grow[c0 + j] = (float)(scale*(p*ysum - eps*w_k/k_real));
+                        grow[c0 + j] = (float)(SYMCE_FMA(e, gmul, -eps*scale*w_k/k_real));
                     }
             } else {
                     for (size_t j = 0; j < len; ++j) {
                         const double e = ec[j] * fc;
                         const double w_k = 1;
-                        const double p = e*inv_srest;
-                        grow[c0 + j] = (float)(scale*(p*ysum - eps*w_k/k_real));
+                        grow[c0 + j] = (float)(SYMCE_FMA(e, gmul, -eps*scale*w_k/k_real));
                     }
             }
             }

@@ -30,6 +30,7 @@ from functools import lru_cache
 
 import sympy as sp
 from sympy.codegen.ast import float64, float80, real
+from sympy.codegen.cfunctions import fma
 from sympy.logic.boolalg import BooleanFunction
 from sympy.printing.c import C99CodePrinter
 
@@ -205,6 +206,10 @@ class CPrinter(C99CodePrinter):
         if expr.name not in self.names:
             raise ValueError(f"symbol {expr.name!r} has no C name: add it to the C backend's table")
         return self.names[expr.name]
+
+    def _print_fma(self, expr):
+        # a fused multiply-add where the build has one, else a*b + c (symce.c's SYMCE_FMA)
+        return "SYMCE_FMA({}, {}, {})".format(*(self._print(a) for a in expr.args))
 
     def _print_exp(self, expr):
         # symce's exp for x <= 0 (no overflow test) where SymPy proves the argument nonpositive
@@ -945,6 +950,20 @@ def _split_target(sl):
     return A, B, yt.subs({kr.hot: 1, kr.w_k: kr.w_t}), A + B.subs(kr.w_k, wsum)
 
 
+def _fold_in_e(out, sl, row_symbols):
+    """A per-class output that is affine in e, out = e G + H, with G a row value: (G, H), so the
+    loop prints one multiply-add e gmul + H with gmul = G computed once per row (in the float
+    kernels: a different rounding of G's factors moves the double result by 2^-52 relative, far
+    below the exponential's own 2^-39.7 and a float ULP).  None when out is not of that shape."""
+    full = out.xreplace({kr.p: sl["p"]}) if "p" in sl else out
+    G = sp.diff(full, kr.e)
+    H = full.subs(kr.e, 0)
+    if not {s.name for s in G.free_symbols} <= row_symbols \
+            or sp.expand(full - (kr.e * G + H)) != 0:
+        return None
+    return G, H
+
+
 def _loss_parts(sl):
     """loss_term = mul0(yt, X): X, the class's -log p."""
     term = sl["loss_term"]
@@ -1012,7 +1031,19 @@ def _row_code(kern, cdtype, layout, soft=False):
                   if CTYPES[cdtype]["approx"] == "f32" else None)
     code = {"hoisted": [{"name": pr.doprint(sym), "expr": pr.doprint(val)}
                         for val, sym in subs.items() if sym in used],
-            "out": {k: pr.doprint(v) for k, v in outs.items()}}
+            "row_values": []}
+    if kern.family == "ce_logits" and not soft and "grad_off" in outs \
+            and CTYPES[cdtype]["exact_shift"]:
+        # the off-label gradient e gmul + H: one multiply-add per class instead of four products
+        row_symbols = {"scale", "ysum", "wsum", "w_t", "label_smoothing", "K"} \
+            | {sym.name for sym in subs.values()}
+        folded = _fold_in_e(outs["grad_off"], sl, row_symbols)
+        if folded is not None:
+            gmul = sp.Symbol("gmul", real=True)
+            names["gmul"] = "gmul"
+            code["row_values"].append({"name": "gmul", "expr": pr.doprint(folded[0])})
+            outs["grad_off"] = fma(kr.e, gmul, folded[1])
+    code["out"] = {k: pr.doprint(v) for k, v in outs.items()}
     if layout == "jacobian":
         code["lets_j"] = _lets(sl, (kr.p,), pr, rename={"p": "p_j"})
         code["lets_i"] = _lets(sl, (kr.p, kr.pc), pr, rename={"p": "p_i", "pc": "pc_i"})
