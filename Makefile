@@ -3,7 +3,7 @@ PYTHON ?= python3
 PIP ?= $(PYTHON) -m pip
 APT_PACKAGES = octave texlive-latex-base texlive-latex-recommended texlive-pictures latexmk gcc g++ clang
 
-.PHONY: install install-python install-tools derive check-generated pdf test test-asan accuracy bench clean
+.PHONY: install install-python install-tools derive check-generated pdf test lint format test-asan accuracy bench clean
 
 install: install-python install-tools
 
@@ -39,6 +39,15 @@ pdf: derive
 
 test:
 	$(PYTHON) -m pytest -q
+
+# ruff (configured in pyproject.toml): lint, and formatting checked; `make format` applies it
+lint:
+	$(PYTHON) -m ruff check .
+	$(PYTHON) -m ruff format --check .
+
+format:
+	$(PYTHON) -m ruff format .
+	$(PYTHON) -m ruff check --fix .
 
 test-asan:
 	$(PYTHON) -m pytest -q tests/test_c_sanitizers.py

@@ -31,6 +31,7 @@ thousandths of an ULP of either dtype), vectorised.  Their softmax cross-entropy
 with label_smoothing = 1/3 as well as without (every class then has a target, and the gradient
 p sum(y~) - y~ sums over the row), and with class weights.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -56,11 +57,11 @@ DTYPES = (np.float32, np.float64)
 @dataclass(frozen=True)
 class Case:
     kernel: str
-    klass: str              # input class, e.g. "random |z|<=30"
+    klass: str  # input class, e.g. "random |z|<=30"
     args: tuple
     kwargs: dict
     dps: int = reference.DPS
-    direct: bool = False    # reference straight from the definitions (large K), see direct_row
+    direct: bool = False  # reference straight from the definitions (large K), see direct_row
 
 
 def _rows(rng, dtype, n, k, scale, clip=None):
@@ -90,8 +91,9 @@ def row_classes(rng, dtype, n):
         "random |z|<=30": _rows(rng, dtype, n, k, 10.0, clip=30.0),
         "small K=2": _rows(rng, dtype, n, 2, 10.0, clip=30.0),
         # far outside exp's range (overflow without the max-shift), spread of a few dozen
-        f"large |z|~{big:g}": (_rows(rng, dtype, n, k, 10.0, clip=30.0)
-                               + np.where(rng.random((n, 1)) < 0.5, -big, big)).astype(dtype),
+        f"large |z|~{big:g}": (
+            _rows(rng, dtype, n, k, 10.0, clip=30.0) + np.where(rng.random((n, 1)) < 0.5, -big, big)
+        ).astype(dtype),
         "all equal": np.full((n, k), 3.5, dtype=dtype),
         "one dominant": dominant,
         DOMINATED: dominated,
@@ -102,7 +104,7 @@ def row_classes(rng, dtype, n):
 DOMINATED = "dominated, loss~1e-8"
 LARGE_K = 128000
 MID_K = 3000
-SMOOTHING = 1 / 3   # the large-K cross-entropy rows' label smoothing (in the input's dtype)
+SMOOTHING = 1 / 3  # the large-K cross-entropy rows' label smoothing (in the input's dtype)
 
 
 def cases(dtype, quick=False, kernels=None):
@@ -112,7 +114,6 @@ def cases(dtype, quick=False, kernels=None):
 
     def add(kernel, klass, *args, **kw):
         if kernels is None or kernel in kernels:
-            z = np.asarray(args[0])
             out.append(Case(kernel, klass, args, kw))
 
     for klass, z in row_classes(rng, dtype, n).items():
@@ -143,34 +144,56 @@ def cases(dtype, quick=False, kernels=None):
         eps3 = float(np.asarray(SMOOTHING, dtype=dtype))
         for eps, w in ((0.0, None), (eps3, None), (eps3, weight)):
             tag = klass + (" eps=1/3" if eps else "") + (" weighted" if w is not None else "")
-            for name, red in (("softmax_cross_entropy", "none"),
-                              ("softmax_cross_entropy_grad", "sum")):
+            for name, red in (
+                ("softmax_cross_entropy", "none"),
+                ("softmax_cross_entropy_grad", "sum"),
+            ):
                 if kernels is None or name in kernels:
-                    kw = {"reduction": red, **({"label_smoothing": eps} if eps else {}),
-                          **({"weight": w} if w is not None else {})}
+                    kw = {
+                        "reduction": red,
+                        **({"label_smoothing": eps} if eps else {}),
+                        **({"weight": w} if w is not None else {}),
+                    }
                     out.append(Case(name, tag, (zl, labels), kw, direct=True))
     x_random = (rng.standard_normal(64) * 10).clip(-30, 30).astype(dtype)
     big = 700.0 if dtype == np.float64 else 85.0
     x_large = np.concatenate([np.linspace(-big, -30, 16), np.linspace(30, big, 16)]).astype(dtype)
     x_tiny = (rng.standard_normal(32) * 1e-6).astype(dtype)
-    for klass, x in (("random |x|<=30", x_random), (f"large |x|<={big:g}", x_large),
-                     ("tiny |x|~1e-6", x_tiny)):
+    for klass, x in (
+        ("random |x|<=30", x_random),
+        (f"large |x|<={big:g}", x_large),
+        ("tiny |x|~1e-6", x_tiny),
+    ):
         add("sigmoid", klass, x)
         add("sigmoid_grad", klass, x)
         y = rng.random(x.shape).round().astype(dtype)
-        add("sigmoid_binary_cross_entropy", klass, x.reshape(-1, 1), y.reshape(-1, 1),
-            reduction="none")
-        add("sigmoid_binary_cross_entropy_grad", klass, x.reshape(-1, 1), y.reshape(-1, 1),
-            reduction="sum")
-    probs = {"random p": rng.uniform(0.01, 0.99, 64),
-             "p near 0 or 1": np.concatenate([10.0 ** -rng.uniform(3, 7, 16),
-                                              1 - 10.0 ** -rng.uniform(3, 7, 16)])}
+        add(
+            "sigmoid_binary_cross_entropy",
+            klass,
+            x.reshape(-1, 1),
+            y.reshape(-1, 1),
+            reduction="none",
+        )
+        add(
+            "sigmoid_binary_cross_entropy_grad",
+            klass,
+            x.reshape(-1, 1),
+            y.reshape(-1, 1),
+            reduction="sum",
+        )
+    probs = {
+        "random p": rng.uniform(0.01, 0.99, 64),
+        "p near 0 or 1": np.concatenate(
+            [10.0 ** -rng.uniform(3, 7, 16), 1 - 10.0 ** -rng.uniform(3, 7, 16)]
+        ),
+    }
     for klass, pr in probs.items():
         pr = pr.astype(dtype)
         y = rng.random(pr.shape).round().astype(dtype)
         add("binary_cross_entropy", klass, pr.reshape(-1, 1), y.reshape(-1, 1), reduction="none")
-        add("binary_cross_entropy_grad", klass, pr.reshape(-1, 1), y.reshape(-1, 1),
-            reduction="sum")
+        add(
+            "binary_cross_entropy_grad", klass, pr.reshape(-1, 1), y.reshape(-1, 1), reduction="sum"
+        )
     return out
 
 
@@ -186,12 +209,14 @@ def load_numpy_module():
 def symce_numpy(mod):
     def run(case):
         return getattr(mod, case.kernel)(*case.args, **case.kwargs)
+
     return run
 
 
 def symce_c(flavour="plain"):
     try:
         import c_build  # tests/c_build.py: compiles generated/c with gcc, calls it with ctypes
+
         lib = c_build.CLib(c_build.shared_library(flavour=flavour))
     except Exception as exc:  # no gcc: report the column as unavailable
         print(f"# symce-c unavailable: {exc}", file=sys.stderr)
@@ -201,11 +226,19 @@ def symce_c(flavour="plain"):
         dtype = np.asarray(case.args[0]).dtype
         out = lib.call(case.kernel, dtype, *case.args, **case.kwargs)
         x = np.asarray(case.args[0])
-        if case.kernel in ("softmax", "log_softmax", "softmax_vjp", "softmax_cross_entropy_grad",
-                           "sigmoid_binary_cross_entropy", "binary_cross_entropy",
-                           "sigmoid_binary_cross_entropy_grad", "binary_cross_entropy_grad"):
+        if case.kernel in (
+            "softmax",
+            "log_softmax",
+            "softmax_vjp",
+            "softmax_cross_entropy_grad",
+            "sigmoid_binary_cross_entropy",
+            "binary_cross_entropy",
+            "sigmoid_binary_cross_entropy_grad",
+            "binary_cross_entropy_grad",
+        ):
             return np.asarray(out).reshape(x.shape)
         return out
+
     return run
 
 
@@ -218,8 +251,10 @@ class MatlabRun:
         self.results = {}
 
     def prepare(self, all_cases):
-        from octave_runner import Batch, matlab_args  # tests/octave_runner.py
         from symce import kernels
+
+        from octave_runner import Batch, matlab_args  # tests/octave_runner.py
+
         batch = Batch()
         keys = []
         for case in all_cases:
@@ -230,17 +265,24 @@ class MatlabRun:
         self.results = {id(case): results[key] for case, key in keys}
 
     def __call__(self, case):
-        from octave_runner import to_numpy_layout
         from symce import kernels
+
+        from octave_runner import to_numpy_layout
+
         res = self.results[id(case)].check()
         out = kernels.kernel(case.kernel).outputs[0].name
-        return to_numpy_layout(case.kernel, res.values[0], output=out,
-                               reduction=case.kwargs.get("reduction", "mean"),
-                               shape=np.shape(case.args[0]))
+        return to_numpy_layout(
+            case.kernel,
+            res.values[0],
+            output=out,
+            reduction=case.kwargs.get("reduction", "mean"),
+            shape=np.shape(case.args[0]),
+        )
 
 
 def symce_matlab():
     import shutil
+
     octave = shutil.which("octave-cli")
     if octave is None:
         print("# symce-matlab unavailable: octave-cli not found", file=sys.stderr)
@@ -283,11 +325,16 @@ def torch_impl():
         w = case.kwargs.get("weight")
         w = None if w is None else T(np.asarray(w))
         if k == "softmax_cross_entropy":
-            return F.cross_entropy(T(x), T(a[1]), reduction="none", label_smoothing=eps,
-                                   weight=w).numpy()
+            return F.cross_entropy(
+                T(x), T(a[1]), reduction="none", label_smoothing=eps, weight=w
+            ).numpy()
         if k == "softmax_cross_entropy_grad":
-            return grad_of(lambda t: F.cross_entropy(t, T(a[1]), reduction="sum",
-                                                     label_smoothing=eps, weight=w), x)
+            return grad_of(
+                lambda t: F.cross_entropy(
+                    t, T(a[1]), reduction="sum", label_smoothing=eps, weight=w
+                ),
+                x,
+            )
         y = T(np.asarray(a[1]))
         if k == "sigmoid_binary_cross_entropy":
             return F.binary_cross_entropy_with_logits(T(x), y, reduction="none").numpy()
@@ -298,6 +345,7 @@ def torch_impl():
         if k == "binary_cross_entropy_grad":
             return grad_of(lambda t: F.binary_cross_entropy(t, y, reduction="sum"), x)
         return None
+
     return run
 
 
@@ -322,6 +370,7 @@ def scipy_impl():
             lab = np.asarray(case.args[1])
             return -np.take_along_axis(special.log_softmax(x, axis=-1), lab[:, None], -1)[:, 0]
         return None
+
     return run
 
 
@@ -418,15 +467,18 @@ def reference_value(case):
     x = np.asarray(case.args[0])
     rowwise = x.ndim == 2 and case.kernel.startswith(("softmax", "log_softmax", "logsumexp"))
     if not rowwise:
-        return reference.evaluate(case.kernel, *case.args, form="raw", dps=case.dps,
-                                  **case.kwargs)
+        return reference.evaluate(case.kernel, *case.args, form="raw", dps=case.dps, **case.kwargs)
     parts = []
     for r in range(x.shape[0]):
-        args = tuple(np.asarray(a)[r:r + 1] for a in case.args)
-        parts.append(reference.evaluate(case.kernel, *args, form="raw", dps=_gap_digits(args[0]),
-                                        **case.kwargs))
-    if case.kernel == "logsumexp" or (case.kernel == "softmax_cross_entropy"
-                                      and case.kwargs.get("reduction") == "none"):
+        args = tuple(np.asarray(a)[r : r + 1] for a in case.args)
+        parts.append(
+            reference.evaluate(
+                case.kernel, *args, form="raw", dps=_gap_digits(args[0]), **case.kwargs
+            )
+        )
+    if case.kernel == "logsumexp" or (
+        case.kernel == "softmax_cross_entropy" and case.kwargs.get("reduction") == "none"
+    ):
         return np.concatenate([np.atleast_1d(p_) for p_ in parts])
     return np.concatenate(parts, axis=0)
 
@@ -443,13 +495,20 @@ def term_scale(case):
             yt = np.array([_smoothed_target(case, r, x.shape[1]) for r in range(x.shape[0])])
             return p * np.sum(yt, axis=1, keepdims=True) + yt
         else:
-            p = np.concatenate([reference.evaluate("softmax", x[r:r + 1], form="raw",
-                                                   dps=_gap_digits(x[r:r + 1]))
-                                for r in range(x.shape[0])])
+            p = np.concatenate(
+                [
+                    reference.evaluate(
+                        "softmax", x[r : r + 1], form="raw", dps=_gap_digits(x[r : r + 1])
+                    )
+                    for r in range(x.shape[0])
+                ]
+            )
         if case.kernel == "softmax_vjp":
             g = np.vectorize(mpmath.mpf, otypes=[object])(np.asarray(case.args[1], dtype=float))
-            absdot = np.array([[mpmath.fsum(abs(a) * b for a, b in zip(gr, pr))]
-                               for gr, pr in zip(g, p)], dtype=object)
+            absdot = np.array(
+                [[mpmath.fsum(abs(a) * b for a, b in zip(gr, pr))] for gr, pr in zip(g, p)],
+                dtype=object,
+            )
             return p * (np.vectorize(abs, otypes=[object])(g) + absdot)
         onehot = np.zeros(x.shape, dtype=object)
         onehot[np.arange(x.shape[0]), np.asarray(case.args[1])] = 1
@@ -465,8 +524,11 @@ def scaled_ulp_error(got, ref, scale):
             if not (np.isfinite(a) and mpmath.isfinite(r)):
                 worst = max(worst, ulp_error(np.array([a], dtype=dtype), [r]))
                 continue
-            ulp = float(np.spacing(dtype.type(float(sc)))) if sc != 0 else \
-                float(np.finfo(dtype).smallest_subnormal)
+            ulp = (
+                float(np.spacing(dtype.type(float(sc))))
+                if sc != 0
+                else float(np.finfo(dtype).smallest_subnormal)
+            )
             worst = max(worst, float(abs(mpmath.mpf(float(a)) - r) / ulp))
     return worst
 
@@ -503,8 +565,11 @@ def measure(impls, dtypes=DTYPES, quick=False, kernels=None):
             if got.dtype != np.dtype(dtype):
                 raise AssertionError(f"{name} {case.kernel}: dtype {got.dtype} != {dtype}")
             if case.direct:
-                err = (fast_ulp_error(got, ref_ld) if scale is None
-                       else fast_scaled_ulp_error(got, ref_ld, scale_ld))
+                err = (
+                    fast_ulp_error(got, ref_ld)
+                    if scale is None
+                    else fast_scaled_ulp_error(got, ref_ld, scale_ld)
+                )
             elif scale is not None:
                 err = scaled_ulp_error(got, ref, scale)
             else:
@@ -515,9 +580,14 @@ def measure(impls, dtypes=DTYPES, quick=False, kernels=None):
 
 def implementations():
     mod = load_numpy_module()
-    return {"symce-numpy": symce_numpy(mod), "symce-c": symce_c(),
-            "symce-c-native": symce_c("native"), "symce-matlab": symce_matlab(),
-            "torch": torch_impl(), "scipy": scipy_impl()}
+    return {
+        "symce-numpy": symce_numpy(mod),
+        "symce-c": symce_c(),
+        "symce-c-native": symce_c("native"),
+        "symce-matlab": symce_matlab(),
+        "torch": torch_impl(),
+        "scipy": scipy_impl(),
+    }
 
 
 def format_table(table, names):
@@ -528,12 +598,15 @@ def format_table(table, names):
             return "inf"
         return f"{v:.3g}" if v < 1e6 else f"{v:.2e}"
 
-    head = f"| kernel | dtype | inputs | " + " | ".join(names) + " |"
+    head = "| kernel | dtype | inputs | " + " | ".join(names) + " |"
     lines = [head, "|" + "---|" * (3 + len(names))]
     for (kernel, dtype, klass), row in table.items():
         kernel = kernel + (" (ulp of terms)" if kernel in CANCELLING else "")
-        lines.append(f"| {kernel} | {dtype} | {klass} | "
-                     + " | ".join(cell(row.get(n)) for n in names) + " |")
+        lines.append(
+            f"| {kernel} | {dtype} | {klass} | "
+            + " | ".join(cell(row.get(n)) for n in names)
+            + " |"
+        )
     return "\n".join(lines)
 
 
@@ -549,12 +622,19 @@ def main(argv=None):
         table = measure(impls, quick=args.quick, kernels=kernels)
     print("Maximum error in ULPs against an mpmath reference (— : the library has no such kernel)")
     print(format_table(table, names))
-    worse = [(key, row) for key, row in table.items()
-             if row.get("torch") is not None
-             and any((row.get(n) or 0) > row["torch"] + 1
-                     for n in ("symce-numpy", "symce-c", "symce-c-native", "symce-matlab"))]
-    print(f"\nsymce worse than PyTorch by more than 1 ULP on {len(worse)} of {len(table)} "
-          "(kernel, dtype, input class) rows")
+    worse = [
+        (key, row)
+        for key, row in table.items()
+        if row.get("torch") is not None
+        and any(
+            (row.get(n) or 0) > row["torch"] + 1
+            for n in ("symce-numpy", "symce-c", "symce-c-native", "symce-matlab")
+        )
+    ]
+    print(
+        f"\nsymce worse than PyTorch by more than 1 ULP on {len(worse)} of {len(table)} "
+        "(kernel, dtype, input class) rows"
+    )
     for key, row in worse:
         print("  ", key, row)
     return 0

@@ -79,6 +79,7 @@ decimals, or with 2 significant digits below 0.1 (0.0086).
 memory from its check to its timing (the check's call is the first warm-up) and uses the smaller
 counts above; the full run rebuilds each case after the checks, to hold one case at a time.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -108,16 +109,23 @@ RESULTS = ROOT / "bench" / "results"
 CFLAGS = ["-std=c99", "-O3", "-march=native", "-shared", "-fPIC"]
 SCE_SHAPES = ((4096, 1000), (256, 32000), (262144, 10), (64, 128000))
 SOFTMAX_SHAPE = (4096, 1000)
-BCE_SHAPE = (10_000, 1_000)          # N = 10^7 elements
+BCE_SHAPE = (10_000, 1_000)  # N = 10^7 elements
 LOGIT_SCALE = 3.0
-REDUCTION_MEAN = 1                   # SYMCE_REDUCTION_MEAN in symce.h (checked at start-up)
+REDUCTION_MEAN = 1  # SYMCE_REDUCTION_MEAN in symce.h (checked at start-up)
 
-F32_ULP_TOL = 8.0                    # symce float32 outputs: ULPs of the rounded reference
-F64_REL_TOL = 1e-13                  # symce float64 outputs: relative error
-LOOSE_TOL = {np.float32: 5e-4, np.float64: 1e-10}   # torch / textbook, relative to the scale
+F32_ULP_TOL = 8.0  # symce float32 outputs: ULPs of the rounded reference
+F64_REL_TOL = 1e-13  # symce float64 outputs: relative error
+LOOSE_TOL = {np.float32: 5e-4, np.float64: 1e-10}  # torch / textbook, relative to the scale
 
-C1, C2, SNP, NAIVE, T1, T2, MEMCPY = ("symce C 1T", "symce C 2T (OpenMP)", "symce NumPy",
-                                      "textbook NumPy", "torch 1T", "torch 2T", "memcpy")
+C1, C2, SNP, NAIVE, T1, T2, MEMCPY = (
+    "symce C 1T",
+    "symce C 2T (OpenMP)",
+    "symce NumPy",
+    "textbook NumPy",
+    "torch 1T",
+    "torch 2T",
+    "memcpy",
+)
 STRICT = (C1, C2, SNP)
 
 
@@ -127,8 +135,11 @@ class BenchError(Exception):
 
 # ---- machine ----------------------------------------------------------------------------------
 def machine_info(omp_pragmas):
-    info = {"date_utc": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC"),
-            "python": platform.python_version(), "numpy": np.__version__}
+    info = {
+        "date_utc": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC"),
+        "python": platform.python_version(),
+        "numpy": np.__version__,
+    }
     cpu, flags = "unknown", set()
     try:
         text = Path("/proc/cpuinfo").read_text()
@@ -139,8 +150,11 @@ def machine_info(omp_pragmas):
     except OSError:
         pass
     info["cpu"] = cpu
-    info["flags"] = [f for f in ("sse4_2", "avx", "avx2", "fma", "avx512f", "avx512dq",
-                                 "avx512bw", "avx512vl") if f in flags]
+    info["flags"] = [
+        f
+        for f in ("sse4_2", "avx", "avx2", "fma", "avx512f", "avx512dq", "avx512bw", "avx512vl")
+        if f in flags
+    ]
     info["logical_cpus"] = os.cpu_count()
     try:
         info["usable_cpus"] = len(os.sched_getaffinity(0))
@@ -177,8 +191,9 @@ def start_build(tmp):
     for tag, extra in (("serial", []), ("openmp", ["-fopenmp"])):
         out = Path(tmp) / f"libsymce_{tag}.so"
         cmd = ["gcc", *CFLAGS, *extra, str(SOURCE), "-o", str(out), "-lm"]
-        jobs.append((cmd, subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                           text=True)))
+        jobs.append(
+            (cmd, subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+        )
         libs[tag] = out
     return libs, jobs
 
@@ -219,8 +234,14 @@ def _ctype(ctype):
         return ctypes.c_void_p
     base = ctype.replace("const", "").replace("restrict", "").split()
     base = " ".join(base)
-    table = {"size_t": ctypes.c_size_t, "int64_t": ctypes.c_int64, "float": ctypes.c_float,
-             "double": ctypes.c_double, "int": ctypes.c_int, "symce_reduction": ctypes.c_int}
+    table = {
+        "size_t": ctypes.c_size_t,
+        "int64_t": ctypes.c_int64,
+        "float": ctypes.c_float,
+        "double": ctypes.c_double,
+        "int": ctypes.c_int,
+        "symce_reduction": ctypes.c_int,
+    }
     if base not in table:
         raise BenchError(f"symce.h: parameter type {ctype!r} is not known to bench/speed.py")
     return table[base]
@@ -245,14 +266,17 @@ def c_call(lib, protos, name, **values):
     fn.restype = ctypes.c_int
     unknown = [p for _, p in params if p not in values]
     if unknown:
-        raise BenchError(f"{name}: bench/speed.py has no value for parameter(s) {unknown} "
-                         f"(signature: {', '.join(t + ' ' + p for t, p in params)})")
+        raise BenchError(
+            f"{name}: bench/speed.py has no value for parameter(s) {unknown} "
+            f"(signature: {', '.join(t + ' ' + p for t, p in params)})"
+        )
     args = [_arg(values[p]) for _, p in params]
 
     def call():
         rc = fn(*args)
         if rc != 0:
             raise BenchError(f"{name} returned {rc}")
+
     return call
 
 
@@ -292,7 +316,7 @@ def reference(kind, inputs):
             s = e.sum(axis=1)
             g = e / s[:, None]
             e[r, lab] = 0
-            g[r, lab] = -e.sum(axis=1) / s     # -(1 - p_label), from the other classes
+            g[r, lab] = -e.sum(axis=1) / s  # -(1 - p_label), from the other classes
             grad[lo:hi] = g / n
             total += np.sum(np.log(s) - zs[r, lab])
         return total / n, grad
@@ -316,9 +340,11 @@ def reference(kind, inputs):
         for lo, hi in _chunks(n, k):
             xc, yc = x[lo:hi].astype(wd), y[lo:hi].astype(wd)
             ex = np.exp(-np.abs(xc))
-            total += np.sum(np.maximum(xc, 0) - xc * yc + np.log1p(ex))   # y in {0, 1}: no cancellation
-            sig_pos = np.where(xc >= 0, 1, ex) / (1 + ex)                  # sigmoid(x)
-            sig_neg = np.where(xc >= 0, ex, 1) / (1 + ex)                  # sigmoid(-x)
+            total += np.sum(
+                np.maximum(xc, 0) - xc * yc + np.log1p(ex)
+            )  # y in {0, 1}: no cancellation
+            sig_pos = np.where(xc >= 0, 1, ex) / (1 + ex)  # sigmoid(x)
+            sig_neg = np.where(xc >= 0, ex, 1) / (1 + ex)  # sigmoid(-x)
             grad[lo:hi] = ((1 - yc) * sig_pos - yc * sig_neg) / count
         return total / count, grad
     raise ValueError(kind)
@@ -336,14 +362,16 @@ def _strict_error(out, ref, dtype):
     flat_o, flat_r = out.reshape(-1), ref.reshape(-1)
     step = 1 << 20
     for lo in range(0, flat_o.size, step):
-        o, r = flat_o[lo:lo + step], flat_r[lo:lo + step]
+        o, r = flat_o[lo : lo + step], flat_r[lo : lo + step]
         if not np.all(np.isfinite(o)):
             return float("inf")
         if dtype == np.float32:
             unit = np.spacing(np.maximum(np.abs(r.astype(np.float32)), np.finfo(np.float32).tiny))
             err = np.abs(o.astype(np.float64) - r.astype(np.float64)) / unit.astype(np.float64)
         else:
-            err = np.abs(o.astype(np.longdouble) - r) / np.maximum(np.abs(r), np.finfo(np.float64).tiny)
+            err = np.abs(o.astype(np.longdouble) - r) / np.maximum(
+                np.abs(r), np.finfo(np.float64).tiny
+            )
         worst = max(worst, float(err.max()))
     return worst
 
@@ -367,7 +395,7 @@ def check_case(case):
     for impl in case.impls:
         impl.pre()
         t0 = time.perf_counter()
-        impl.fn()                        # also the first warm-up call
+        impl.fn()  # also the first warm-up call
         case.first_call[impl.name] = time.perf_counter() - t0
         if impl.result is None:
             continue
@@ -378,27 +406,33 @@ def check_case(case):
             tol = F32_ULP_TOL if case.dtype == np.float32 else F64_REL_TOL
             try:
                 if ref_loss is not None:
-                    errs["loss"] = _strict_error(np.asarray(loss).reshape(()), np.asarray(ref_loss),
-                                                 case.dtype)
+                    errs["loss"] = _strict_error(
+                        np.asarray(loss).reshape(()), np.asarray(ref_loss), case.dtype
+                    )
                 errs["out"] = _strict_error(out, ref_out, case.dtype)
             except BenchError as exc:
                 failures.append(f"{case.title}: {impl.name}: {exc}")
                 continue
             for what, err in errs.items():
                 if not err <= tol:
-                    failures.append(f"{case.title}: {impl.name}: {case.out_name if what == 'out' else 'loss'} "
-                                    f"off by {err:.3g} {unit} (tolerance {tol:g} {unit})")
+                    failures.append(
+                        f"{case.title}: {impl.name}: {case.out_name if what == 'out' else 'loss'} "
+                        f"off by {err:.3g} {unit} (tolerance {tol:g} {unit})"
+                    )
             report[impl.name] = {k: (v, unit) for k, v in errs.items()}
         else:
             tol = LOOSE_TOL[case.dtype]
             if ref_loss is not None:
-                errs["loss"] = _loose_error(np.asarray(loss, dtype=np.float64).reshape(()),
-                                            np.asarray(ref_loss))
+                errs["loss"] = _loose_error(
+                    np.asarray(loss, dtype=np.float64).reshape(()), np.asarray(ref_loss)
+                )
             errs["out"] = _loose_error(out, ref_out)
             for what, err in errs.items():
                 if not err <= tol:
-                    failures.append(f"{case.title}: {impl.name} (loose check, harness guard): "
-                                    f"{what} off by {err:.3g} relative (tolerance {tol:g})")
+                    failures.append(
+                        f"{case.title}: {impl.name} (loose check, harness guard): "
+                        f"{what} off by {err:.3g} relative (tolerance {tol:g})"
+                    )
             report[impl.name] = {k: (v, "rel") for k, v in errs.items()}
     if failures:
         raise BenchError("output check failed before timing:\n  " + "\n  ".join(failures))
@@ -409,15 +443,15 @@ def check_case(case):
 @dataclass
 class Impl:
     name: str
-    fn: object                      # no-argument callable, the timed work
-    pre: object = lambda: None      # untimed set-up before each sample (thread counts)
-    result: object = None           # () -> (loss, output) of the last fn() call, for the check
+    fn: object  # no-argument callable, the timed work
+    pre: object = lambda: None  # untimed set-up before each sample (thread counts)
+    result: object = None  # () -> (loss, output) of the last fn() call, for the check
     note: str = ""
 
 
 @dataclass
 class Case:
-    kind: str                       # "sce", "softmax", "bce"
+    kind: str  # "sce", "softmax", "bce"
     dtype: type
     shape: tuple
     inputs: dict
@@ -426,13 +460,16 @@ class Case:
     out_name: str
     impls: list = field(default_factory=list)
     note: str = ""
-    first_call: dict = field(default_factory=dict)   # seconds of the check's call
+    first_call: dict = field(default_factory=dict)  # seconds of the check's call
 
     @property
     def title(self):
         n, k = self.shape
-        label = {"sce": "softmax CE loss + grad", "softmax": "softmax",
-                 "bce": "sigmoid BCE loss + grad"}[self.kind]
+        label = {
+            "sce": "softmax CE loss + grad",
+            "softmax": "softmax",
+            "bce": "sigmoid BCE loss + grad",
+        }[self.kind]
         return f"{label}, (N, K) = ({n}, {k}), {np.dtype(self.dtype).name}"
 
     @property
@@ -472,19 +509,21 @@ def _torch_threads(n):
 
     def pre():
         torch.set_num_threads(n)
+
     return pre
 
 
 def _memcpy_impl(nbytes):
     half = max(1, nbytes // 2)
     src = np.ones(half, dtype=np.uint8)
-    dst = np.ones(half, dtype=np.uint8)      # touched, so no page faults in the copy
+    dst = np.ones(half, dtype=np.uint8)  # touched, so no page faults in the copy
     return Impl(MEMCPY, lambda: np.copyto(dst, src), note=f"{half} bytes copied")
 
 
 def make_sce_case(env, dtype, shape, seed):
     import torch
     import torch.nn.functional as F
+
     n, k = shape
     rng = np.random.default_rng(seed)
     z = rng.standard_normal((n, k), dtype=dtype) * dtype(LOGIT_SCALE)
@@ -494,22 +533,41 @@ def make_sce_case(env, dtype, shape, seed):
     rows = np.arange(0, n, 64)
     z[rows, labels[rows]] = z[rows].max(axis=1) + np.linspace(24, 8, rows.size).astype(dtype)
     it = np.dtype(dtype).itemsize
-    case = Case("sce", dtype, shape, {"z": z, "labels": labels},
-                bytes_read=z.nbytes + labels.nbytes, bytes_written=z.nbytes + it,
-                out_name="grad")
+    case = Case(
+        "sce",
+        dtype,
+        shape,
+        {"z": z, "labels": labels},
+        bytes_read=z.nbytes + labels.nbytes,
+        bytes_written=z.nbytes + it,
+        out_name="grad",
+    )
     sfx = "f32" if dtype == np.float32 else "f64"
     fname = f"symce_softmax_cross_entropy_with_grad_{sfx}"
     for name, lib, pre in _c_variants(env):
         loss, grad = np.zeros(1, dtype=dtype), np.zeros((n, k), dtype=dtype)
-        fn = c_call(lib, env.protos, fname, n=n, k=k, logits=z, labels=labels, weight=None,
-                    ignore_index=-100, label_smoothing=0.0, reduction=REDUCTION_MEAN,
-                    loss=loss, grad=grad)
-        case.impls.append(Impl(name, fn, pre, (lambda l=loss, g=grad: (l[0], g))))
+        fn = c_call(
+            lib,
+            env.protos,
+            fname,
+            n=n,
+            k=k,
+            logits=z,
+            labels=labels,
+            weight=None,
+            ignore_index=-100,
+            label_smoothing=0.0,
+            reduction=REDUCTION_MEAN,
+            loss=loss,
+            grad=grad,
+        )
+        case.impls.append(Impl(name, fn, pre, (lambda out=loss, g=grad: (out[0], g))))
     sk = env.sk
     box = {}
 
     def symce_np():
         box["snp"] = sk.softmax_cross_entropy_with_grad(z, labels)
+
     case.impls.append(Impl(SNP, symce_np, result=lambda: box["snp"]))
     r = np.arange(n)
 
@@ -522,6 +580,7 @@ def make_sce_case(env, dtype, shape, seed):
         grad[r, labels] -= 1
         grad /= n
         box["naive"] = (loss, grad)
+
     case.impls.append(Impl(NAIVE, textbook, result=lambda: box["naive"]))
     zt, lt = torch.from_numpy(z), torch.from_numpy(labels)
 
@@ -530,9 +589,16 @@ def make_sce_case(env, dtype, shape, seed):
         loss = F.cross_entropy(t, lt, reduction="mean")
         loss.backward()
         box["torch"] = (loss, t.grad)
+
     for name, threads in ((T1, 1), (T2, 2)):
-        case.impls.append(Impl(name, torch_ce, _torch_threads(threads),
-                               lambda: (box["torch"][0].item(), box["torch"][1].numpy())))
+        case.impls.append(
+            Impl(
+                name,
+                torch_ce,
+                _torch_threads(threads),
+                lambda: (box["torch"][0].item(), box["torch"][1].numpy()),
+            )
+        )
     case.impls.append(_memcpy_impl(case.bytes_read + case.bytes_written))
     return case
 
@@ -540,11 +606,13 @@ def make_sce_case(env, dtype, shape, seed):
 def make_softmax_case(env, dtype, shape, seed):
     import torch
     import torch.nn.functional as F
+
     n, k = shape
     rng = np.random.default_rng(seed)
     z = rng.standard_normal((n, k), dtype=dtype) * dtype(LOGIT_SCALE)
-    case = Case("softmax", dtype, shape, {"z": z}, bytes_read=z.nbytes, bytes_written=z.nbytes,
-                out_name="p")
+    case = Case(
+        "softmax", dtype, shape, {"z": z}, bytes_read=z.nbytes, bytes_written=z.nbytes, out_name="p"
+    )
     sfx = "f32" if dtype == np.float32 else "f64"
     for name, lib, pre in _c_variants(env):
         out = np.zeros((n, k), dtype=dtype)
@@ -555,19 +623,23 @@ def make_softmax_case(env, dtype, shape, seed):
 
     def symce_np():
         box["snp"] = sk.softmax(z)
+
     case.impls.append(Impl(SNP, symce_np, result=lambda: (None, box["snp"])))
 
     def textbook():
         e = np.exp(z - z.max(axis=1, keepdims=True))
         box["naive"] = e / e.sum(axis=1, keepdims=True)
+
     case.impls.append(Impl(NAIVE, textbook, result=lambda: (None, box["naive"])))
     zt = torch.from_numpy(z)
 
     def torch_softmax():
         box["torch"] = F.softmax(zt, dim=-1)
+
     for name, threads in ((T1, 1), (T2, 2)):
-        case.impls.append(Impl(name, torch_softmax, _torch_threads(threads),
-                               lambda: (None, box["torch"].numpy())))
+        case.impls.append(
+            Impl(name, torch_softmax, _torch_threads(threads), lambda: (None, box["torch"].numpy()))
+        )
     case.impls.append(_memcpy_impl(case.bytes_read + case.bytes_written))
     return case
 
@@ -575,44 +647,66 @@ def make_softmax_case(env, dtype, shape, seed):
 def make_bce_case(env, dtype, shape, seed):
     import torch
     import torch.nn.functional as F
+
     n, k = shape
     count = n * k
     rng = np.random.default_rng(seed)
     x = rng.standard_normal((n, k), dtype=dtype) * dtype(LOGIT_SCALE)
     y = (rng.random((n, k), dtype=dtype) < 0.5).astype(dtype)
     it = np.dtype(dtype).itemsize
-    case = Case("bce", dtype, shape, {"x": x, "y": y}, bytes_read=x.nbytes + y.nbytes,
-                bytes_written=x.nbytes + it, out_name="grad")
+    case = Case(
+        "bce",
+        dtype,
+        shape,
+        {"x": x, "y": y},
+        bytes_read=x.nbytes + y.nbytes,
+        bytes_written=x.nbytes + it,
+        out_name="grad",
+    )
     sfx = "f32" if dtype == np.float32 else "f64"
     fused = f"symce_sigmoid_binary_cross_entropy_with_grad_{sfx}"
     for name, lib, pre in _c_variants(env):
         loss, grad = np.zeros(1, dtype=dtype), np.zeros((n, k), dtype=dtype)
-        common = dict(n=n, k=k, logits=x, target=y, weight=None, pos_weight=None,
-                      reduction=REDUCTION_MEAN)
+        common = dict(
+            n=n, k=k, logits=x, target=y, weight=None, pos_weight=None, reduction=REDUCTION_MEAN
+        )
         if has_symbol(lib, fused):
             fn = c_call(lib, env.protos, fused, **common, loss=loss, grad=grad)
             note = "fused"
         else:
-            f_loss = c_call(lib, env.protos, f"symce_sigmoid_binary_cross_entropy_{sfx}",
-                            **common, loss=loss)
-            f_grad = c_call(lib, env.protos, f"symce_sigmoid_binary_cross_entropy_grad_{sfx}",
-                            **common, grad=grad)
+            f_loss = c_call(
+                lib, env.protos, f"symce_sigmoid_binary_cross_entropy_{sfx}", **common, loss=loss
+            )
+            f_grad = c_call(
+                lib,
+                env.protos,
+                f"symce_sigmoid_binary_cross_entropy_grad_{sfx}",
+                **common,
+                grad=grad,
+            )
 
             def fn(f_loss=f_loss, f_grad=f_grad):
                 f_loss()
                 f_grad()
+
             note = "two calls: loss, grad"
-        case.impls.append(Impl(name, fn, pre, (lambda l=loss, g=grad: (l[0], g)), note=note))
+        case.impls.append(Impl(name, fn, pre, (lambda out=loss, g=grad: (out[0], g)), note=note))
     sk = env.sk
     box = {}
     if hasattr(sk, "sigmoid_binary_cross_entropy_with_grad"):
+
         def symce_np():
             box["snp"] = sk.sigmoid_binary_cross_entropy_with_grad(x, y)
+
         np_note = "fused"
     else:
+
         def symce_np():
-            box["snp"] = (sk.sigmoid_binary_cross_entropy(x, y),
-                          sk.sigmoid_binary_cross_entropy_grad(x, y))
+            box["snp"] = (
+                sk.sigmoid_binary_cross_entropy(x, y),
+                sk.sigmoid_binary_cross_entropy_grad(x, y),
+            )
+
         np_note = "two calls: loss, grad"
     case.impls.append(Impl(SNP, symce_np, result=lambda: box["snp"], note=np_note))
 
@@ -620,6 +714,7 @@ def make_bce_case(env, dtype, shape, seed):
         loss = np.mean(np.maximum(x, 0) - x * y + np.log1p(np.exp(-np.abs(x))))
         grad = (1 / (1 + np.exp(-x)) - y) / dtype(count)
         box["naive"] = (loss, grad)
+
     case.impls.append(Impl(NAIVE, textbook, result=lambda: box["naive"]))
     xt, yt = torch.from_numpy(x), torch.from_numpy(y)
 
@@ -628,9 +723,16 @@ def make_bce_case(env, dtype, shape, seed):
         loss = F.binary_cross_entropy_with_logits(t, yt, reduction="mean")
         loss.backward()
         box["torch"] = (loss, t.grad)
+
     for name, threads in ((T1, 1), (T2, 2)):
-        case.impls.append(Impl(name, torch_bce, _torch_threads(threads),
-                               lambda: (box["torch"][0].item(), box["torch"][1].numpy())))
+        case.impls.append(
+            Impl(
+                name,
+                torch_bce,
+                _torch_threads(threads),
+                lambda: (box["torch"][0].item(), box["torch"][1].numpy()),
+            )
+        )
     case.impls.append(_memcpy_impl(case.bytes_read + case.bytes_written))
     case.note = f"symce C: {case.impls[0].note}; symce NumPy: {np_note}"
     return case
@@ -654,9 +756,9 @@ MAKERS = {"sce": make_sce_case, "softmax": make_softmax_case, "bce": make_bce_ca
 # ---- timing -----------------------------------------------------------------------------------
 @dataclass
 class Timing:
-    reps: int          # repetitions for a fast implementation
-    min_reps: int      # ... and for a slow one (never fewer)
-    budget: float      # seconds of samples per implementation and case that decide "slow"
+    reps: int  # repetitions for a fast implementation
+    min_reps: int  # ... and for a slow one (never fewer)
+    budget: float  # seconds of samples per implementation and case that decide "slow"
     min_sample: float  # a sample loops a fast implementation until about this many seconds
 
 
@@ -718,24 +820,35 @@ def table(case, med, runs):
     lines = [f"### {case.title}", ""]
     if case.note:
         lines += [f"({case.note})", ""]
-    lines += [f"bytes moved B = {moved / 1e6:.1f} MB (read {case.bytes_read / 1e6:.1f}, "
-              f"written {case.bytes_written / 1e6:.1f})", "",
-              "| implementation | runs | median ms | GB/s | x memcpy | x torch 1T |",
-              "|---|---:|---:|---:|---:|---:|"]
+    lines += [
+        f"bytes moved B = {moved / 1e6:.1f} MB (read {case.bytes_read / 1e6:.1f}, "
+        f"written {case.bytes_written / 1e6:.1f})",
+        "",
+        "| implementation | runs | median ms | GB/s | x memcpy | x torch 1T |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
     rows = {}
     for impl in case.impls:
         t = med[impl.name]
-        row = {"runs": runs[impl.name], "median_ms": t * 1e3, "gb_per_s": moved / t / 1e9, "frac_memcpy": t_mem / t,
-               "vs_torch1": t_torch / t}
+        row = {
+            "runs": runs[impl.name],
+            "median_ms": t * 1e3,
+            "gb_per_s": moved / t / 1e9,
+            "frac_memcpy": t_mem / t,
+            "vs_torch1": t_torch / t,
+        }
         rows[impl.name] = row
-        lines.append(f"| {impl.name} | {runs[impl.name]} | {t * 1e3:.3f} | {row['gb_per_s']:.2f} | "
-                     f"{fmt(row['frac_memcpy'])} | {fmt(row['vs_torch1'])} |")
+        lines.append(
+            f"| {impl.name} | {runs[impl.name]} | {t * 1e3:.3f} | {row['gb_per_s']:.2f} | "
+            f"{fmt(row['frac_memcpy'])} | {fmt(row['vs_torch1'])} |"
+        )
     return "\n".join(lines), rows
 
 
 def closing(results):
     def get(kind, shape, dtype="float32"):
         return results.get(f"{kind}_{shape[0]}x{shape[1]}_{dtype}")
+
     big = [get("sce", s) for s in SCE_SHAPES if s[1] >= 1000]
     k10 = get("sce", (262144, 10))
     bce = get("bce", BCE_SHAPE)
@@ -748,8 +861,14 @@ def closing(results):
     D = bce["rows"][C1]["frac_memcpy"]
     E = bce["rows"][C1]["vs_torch1"]
     Fv = min(r["rows"][NAIVE]["median_ms"] / r["rows"][SNP]["median_ms"] for r in every)
-    figures = {"sce_frac": A, "sce_vs_torch": B, "sce_k10_vs_torch": C, "bce_frac": D,
-               "bce_vs_torch": E, "numpy_vs_naive": Fv}
+    figures = {
+        "sce_frac": A,
+        "sce_vs_torch": B,
+        "sce_k10_vs_torch": C,
+        "bce_frac": D,
+        "bce_vs_torch": E,
+        "numpy_vs_naive": Fv,
+    }
     line = "symce-bench: " + " ".join(f"{k}={fmt(v)}" for k, v in figures.items())
     return figures, line
 
@@ -757,26 +876,47 @@ def closing(results):
 # ---- main -------------------------------------------------------------------------------------
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--quick", action="store_true",
-                    help="the float32 cases of the closing line, 3 to 10 repetitions, ~5 ms "
-                         "samples; symce C 2T only if symce.c has an OpenMP pragma (under 90 s)")
-    ap.add_argument("--reps", type=int, default=None,
-                    help="repetitions of a fast implementation (default 20, --quick 10)")
-    ap.add_argument("--min-reps", type=int, default=None,
-                    help="repetitions of a slow one (default 10, --quick 3)")
-    ap.add_argument("--budget", type=float, default=None,
-                    help="seconds of samples per implementation and case above which it counts "
-                         "as slow (default 2, --quick 1)")
-    ap.add_argument("--json", type=Path, default=None,
-                    help="where to write the JSON (default bench/results/speed-<UTC time>.json)")
+    ap.add_argument(
+        "--quick",
+        action="store_true",
+        help="the float32 cases of the closing line, 3 to 10 repetitions, ~5 ms "
+        "samples; symce C 2T only if symce.c has an OpenMP pragma (under 90 s)",
+    )
+    ap.add_argument(
+        "--reps",
+        type=int,
+        default=None,
+        help="repetitions of a fast implementation (default 20, --quick 10)",
+    )
+    ap.add_argument(
+        "--min-reps",
+        type=int,
+        default=None,
+        help="repetitions of a slow one (default 10, --quick 3)",
+    )
+    ap.add_argument(
+        "--budget",
+        type=float,
+        default=None,
+        help="seconds of samples per implementation and case above which it counts "
+        "as slow (default 2, --quick 1)",
+    )
+    ap.add_argument(
+        "--json",
+        type=Path,
+        default=None,
+        help="where to write the JSON (default bench/results/speed-<UTC time>.json)",
+    )
     ap.add_argument("--no-json", action="store_true", help="write no JSON file")
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args(argv)
     q = args.quick
-    tm = Timing(reps=args.reps or (10 if q else 20),
-                min_reps=args.min_reps or (3 if q else 10),
-                budget=args.budget or (1.0 if q else 2.0),
-                min_sample=0.005 if q else 0.02)
+    tm = Timing(
+        reps=args.reps or (10 if q else 20),
+        min_reps=args.min_reps or (3 if q else 10),
+        budget=args.budget or (1.0 if q else 2.0),
+        min_sample=0.005 if q else 0.02,
+    )
     tm.reps = max(tm.reps, tm.min_reps)
     t_start = time.perf_counter()
     try:
@@ -789,14 +929,15 @@ def main(argv=None):
 def _run(args, tm, t_start):
     tmp = tempfile.TemporaryDirectory(prefix="symce_bench_")
     t_build = time.perf_counter()
-    pending = start_build(tmp.name)          # compiles while torch imports
-    import torch  # noqa: F401  (before the .so files, so its OpenMP runtime is the one both use)
+    pending = start_build(tmp.name)  # compiles while torch imports
+    import torch
 
     header_text = HEADER.read_text()
     mean = reduction_mean_value(header_text)
     if mean != REDUCTION_MEAN:
-        raise BenchError(f"symce.h: SYMCE_REDUCTION_MEAN = {mean}, bench/speed.py assumes "
-                         f"{REDUCTION_MEAN}")
+        raise BenchError(
+            f"symce.h: SYMCE_REDUCTION_MEAN = {mean}, bench/speed.py assumes {REDUCTION_MEAN}"
+        )
     protos = parse_prototypes(header_text)
     omp_pragmas = len(re.findall(r"#\s*pragma\s+omp\b", SOURCE.read_text()))
     info = machine_info(omp_pragmas)
@@ -812,24 +953,38 @@ def _run(args, tm, t_start):
     print("# symce speed benchmark" + (" (quick)" if args.quick else ""))
     print()
     print(f"- date: {info['date_utc']}")
-    print(f"- CPU: {info['cpu']}; {info['logical_cpus']} logical CPUs ({info['usable_cpus']} usable); "
-          f"flags: {' '.join(info['flags']) or 'none of interest'}; load average "
-          f"{' '.join(info['loadavg'] or ['?'])}")
-    c2 = ("" if omp_pragmas else ", so the 2-thread build runs on 1 thread"
-          + ("" if with_c2 else " and --quick leaves it out"))
-    print(f"- compiler: {info['gcc']}; `gcc {info['cflags']}`, plus `-fopenmp` for symce C 2T "
-          f"(`#pragma omp` in symce.c: {omp_pragmas}{c2}); both built, in parallel, in {info['c_build_s']} s")
-    print(f"- Python {info['python']}, NumPy {info['numpy']}, PyTorch {info['torch']}; "
-          f"libgomp: {', '.join(info['libgomp'] or ['?'])}")
-    print(f"- median of {tm.min_reps}-{tm.reps} interleaved repetitions after warm-up (column runs; "
-          f"fewer for an implementation slower than {tm.budget:g} s / {tm.reps}); fast ones "
-          f"looped to >= {tm.min_sample * 1e3:g} ms a sample; logits N(0, 1) x {LOGIT_SCALE:g}")
-    print("- x memcpy = memcpy time / time; x torch 1T = torch 1-thread time / time; "
-          "GB/s = (bytes read + bytes written) / time")
+    print(
+        f"- CPU: {info['cpu']}; {info['logical_cpus']} logical CPUs ({info['usable_cpus']} usable); "
+        f"flags: {' '.join(info['flags']) or 'none of interest'}; load average "
+        f"{' '.join(info['loadavg'] or ['?'])}"
+    )
+    c2 = (
+        ""
+        if omp_pragmas
+        else ", so the 2-thread build runs on 1 thread"
+        + ("" if with_c2 else " and --quick leaves it out")
+    )
+    print(
+        f"- compiler: {info['gcc']}; `gcc {info['cflags']}`, plus `-fopenmp` for symce C 2T "
+        f"(`#pragma omp` in symce.c: {omp_pragmas}{c2}); both built, in parallel, in {info['c_build_s']} s"
+    )
+    print(
+        f"- Python {info['python']}, NumPy {info['numpy']}, PyTorch {info['torch']}; "
+        f"libgomp: {', '.join(info['libgomp'] or ['?'])}"
+    )
+    print(
+        f"- median of {tm.min_reps}-{tm.reps} interleaved repetitions after warm-up (column runs; "
+        f"fewer for an implementation slower than {tm.budget:g} s / {tm.reps}); fast ones "
+        f"looped to >= {tm.min_sample * 1e3:g} ms a sample; logits N(0, 1) x {LOGIT_SCALE:g}"
+    )
+    print(
+        "- x memcpy = memcpy time / time; x torch 1T = torch 1-thread time / time; "
+        "GB/s = (bytes read + bytes written) / time"
+    )
     print(flush=True)
 
     plan = case_plan(args.quick)
-    keep = args.quick            # --quick: the check's call is the warm-up; else rebuild, to save memory
+    keep = args.quick  # --quick: the check's call is the warm-up; else rebuild, to save memory
     # 1. every output checked before anything is timed
     checks, kept = {}, []
     for i, (kind, dtype, shape) in enumerate(plan):
@@ -843,13 +998,17 @@ def _run(args, tm, t_start):
     for rep in checks.values():
         for name, errs in rep.items():
             if name in STRICT:
-                for what, (err, unit) in errs.items():
+                for err, unit in errs.values():
                     worst[(name, unit)] = max(worst.get((name, unit), 0.0), err)
-    summary = "; ".join(f"{name} {err:.3g} {'ulp (float32)' if unit == 'ulp' else 'rel (float64)'}"
-                        for (name, unit), err in sorted(worst.items()))
-    print(f"All outputs checked against float64 / long double references before timing: pass "
-          f"(worst errors, losses and gradients: {summary}; tolerances {F32_ULP_TOL:g} ulp, "
-          f"{F64_REL_TOL:g} rel).")
+    summary = "; ".join(
+        f"{name} {err:.3g} {'ulp (float32)' if unit == 'ulp' else 'rel (float64)'}"
+        for (name, unit), err in sorted(worst.items())
+    )
+    print(
+        f"All outputs checked against float64 / long double references before timing: pass "
+        f"(worst errors, losses and gradients: {summary}; tolerances {F32_ULP_TOL:g} ulp, "
+        f"{F64_REL_TOL:g} rel)."
+    )
     print(flush=True)
 
     # 2. timing
@@ -860,7 +1019,7 @@ def _run(args, tm, t_start):
             kept[i] = None
         else:
             case = MAKERS[kind](env, dtype, shape, args.seed + i)
-            for impl in case.impls:           # first warm-up call
+            for impl in case.impls:  # first warm-up call
                 impl.pre()
                 t0 = time.perf_counter()
                 impl.fn()
@@ -870,27 +1029,46 @@ def _run(args, tm, t_start):
         print(text)
         print(flush=True)
         results[case.key] = {
-            "kind": kind, "dtype": np.dtype(dtype).name, "shape": list(shape),
-            "bytes_read": case.bytes_read, "bytes_written": case.bytes_written,
-            "note": case.note, "rows": rows,
+            "kind": kind,
+            "dtype": np.dtype(dtype).name,
+            "shape": list(shape),
+            "bytes_read": case.bytes_read,
+            "bytes_written": case.bytes_written,
+            "note": case.note,
+            "rows": rows,
             "samples_ms": {k: [x * 1e3 for x in v] for k, v in samples.items()},
             "inner": inner,
-            "check": {name: {w: {"error": e, "unit": u} for w, (e, u) in errs.items()}
-                      for name, errs in checks[case.key].items()},
+            "check": {
+                name: {w: {"error": e, "unit": u} for w, (e, u) in errs.items()}
+                for name, errs in checks[case.key].items()
+            },
         }
         del case
         gc.collect()
 
     figures, line = closing(results)
     elapsed = time.perf_counter() - t_start
-    payload = {"machine": info, "quick": args.quick,
-               "timing": {"reps": tm.reps, "min_reps": tm.min_reps, "budget_s": tm.budget,
-                          "min_sample_s": tm.min_sample},
-               "seed": args.seed, "logit_scale": LOGIT_SCALE, "tolerances": {
-                   "float32_ulp": F32_ULP_TOL, "float64_rel": F64_REL_TOL,
-                   "loose": {np.dtype(k).name: v for k, v in LOOSE_TOL.items()}},
-               "cases": results, "closing": figures, "closing_line": line,
-               "elapsed_s": round(elapsed, 1)}
+    payload = {
+        "machine": info,
+        "quick": args.quick,
+        "timing": {
+            "reps": tm.reps,
+            "min_reps": tm.min_reps,
+            "budget_s": tm.budget,
+            "min_sample_s": tm.min_sample,
+        },
+        "seed": args.seed,
+        "logit_scale": LOGIT_SCALE,
+        "tolerances": {
+            "float32_ulp": F32_ULP_TOL,
+            "float64_rel": F64_REL_TOL,
+            "loose": {np.dtype(k).name: v for k, v in LOOSE_TOL.items()},
+        },
+        "cases": results,
+        "closing": figures,
+        "closing_line": line,
+        "elapsed_s": round(elapsed, 1),
+    }
     if not args.no_json:
         path = args.json
         if path is None:

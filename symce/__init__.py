@@ -10,4 +10,5 @@ Stages (one module each, data flows one way):
 5. :mod:`symce.kernels`   — the kernel registry (data)
 6. :mod:`symce.lang`      — printers and emitters per language; :mod:`symce.generate` writes files
 """
+
 __version__ = "0.1.0"

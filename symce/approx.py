@@ -26,25 +26,26 @@ Targets: :data:`TARGETS` — ``f64`` (the double kernels: 2^-56 relative, an eig
 below the rounding of the evaluation) and ``f32`` (the float kernels, which compute in double:
 2^-38 relative, so a float result stays within 0.5 ULP + 2^-14 ULP).
 """
+
 from __future__ import annotations
 
 import math
 import random
 from dataclasses import dataclass
 from fractions import Fraction
-from functools import lru_cache
+from functools import cache
 
 import mpmath
 
-DPS = 32                      # working precision of the fits and the measurements
-GRID = 240                    # points per interval for locating extrema / measuring
-CW_BITS = 32                  # significant bits of C_hi: n * C_hi exact for |n| < 2^(53 - 32)
-SHIFTER = 1.5 * 2.0 ** 52     # x * log2(e) + SHIFTER rounds to an integer n in the low bits
-EXP_LO = -745.1332191019412   # below: exp(x) < 2^-1075 / 2, which rounds to 0
-EXP_HI = 709.782712893384     # above: exp(x) overflows double
+DPS = 32  # working precision of the fits and the measurements
+GRID = 240  # points per interval for locating extrema / measuring
+CW_BITS = 32  # significant bits of C_hi: n * C_hi exact for |n| < 2^(53 - 32)
+SHIFTER = 1.5 * 2.0**52  # x * log2(e) + SHIFTER rounds to an integer n in the low bits
+EXP_LO = -745.1332191019412  # below: exp(x) < 2^-1075 / 2, which rounds to 0
+EXP_HI = 709.782712893384  # above: exp(x) overflows double
 TARGETS = {  # compute precision -> the relative approximation error the polynomial must meet
-    "f64": 2.0 ** -56,   # 1/8 ULP of a double: the rounding of the evaluation dominates
-    "f32": 2.0 ** -38,   # 2^-14 ULP of a float, for the float kernels that compute in double
+    "f64": 2.0**-56,  # 1/8 ULP of a double: the rounding of the evaluation dominates
+    "f32": 2.0**-38,  # 2^-14 ULP of a float, for the float kernels that compute in double
 }
 
 
@@ -54,15 +55,15 @@ class Approximation:
     power first), the approximation error of those coefficients (relative, measured) and the error
     of the evaluation in double (ULPs, measured)."""
 
-    function: str            # "exp" | "log1p"
-    target: str              # TARGETS key
-    interval: tuple          # (a, b) of the reduced argument
-    variable: str            # "r" (exp) or "s^2" (log1p)
-    coefficients: tuple      # floats, lowest power first
-    approx_error: float      # max relative error of the rounded polynomial on the interval
-    eval_ulps: float         # max error of the double evaluation, in ULPs of the double result
-    eval_rel_error: float    # max relative error of the double evaluation (normal results)
-    eval_points: int         # how many arguments the evaluation error was measured on
+    function: str  # "exp" | "log1p"
+    target: str  # TARGETS key
+    interval: tuple  # (a, b) of the reduced argument
+    variable: str  # "r" (exp) or "s^2" (log1p)
+    coefficients: tuple  # floats, lowest power first
+    approx_error: float  # max relative error of the rounded polynomial on the interval
+    eval_ulps: float  # max error of the double evaluation, in ULPs of the double result
+    eval_rel_error: float  # max relative error of the double evaluation (normal results)
+    eval_points: int  # how many arguments the evaluation error was measured on
 
     @property
     def degree(self):
@@ -105,8 +106,7 @@ def _remez(basis, target, weight, a, b, iters=12):
             rhs[row] = tgt[idx] * wts[idx]
         sol = mpmath.lu_solve(A, rhs)
         coeffs = [sol[i] for i in range(m)]
-        err = [wts[k] * (sum(c * v for c, v in zip(coeffs, vals[k])) - tgt[k])
-               for k in range(GRID)]
+        err = [wts[k] * (sum(c * v for c, v in zip(coeffs, vals[k])) - tgt[k]) for k in range(GRID)]
         ref_new = _alternating_extrema(err, m + 1)
         if ref_new is None or ref_new == ref:
             break
@@ -166,12 +166,12 @@ def _horner(coeffs, x):
 # ----------------------------------------------------------------------------------------------
 # exp
 # ----------------------------------------------------------------------------------------------
-@lru_cache(maxsize=None)
+@cache
 def cody_waite():
     """(log2(e), C_hi, C_lo) as doubles: C_hi = ln2 to CW_BITS bits, C_lo = ln2 - C_hi rounded."""
     with mpmath.workdps(DPS):
         ln2 = mpmath.log(2)
-        scale = mpmath.mpf(2) ** (CW_BITS - 1)   # ln2 in [0.5, 1): CW_BITS bits after the point
+        scale = mpmath.mpf(2) ** (CW_BITS - 1)  # ln2 in [0.5, 1): CW_BITS bits after the point
         c_hi = mpmath.floor(ln2 * scale * 2) / (scale * 2)
         c_lo = ln2 - c_hi
         return to_double(1 / ln2), to_double(c_hi), to_double(c_lo)
@@ -182,30 +182,36 @@ def _fit_exp(degree):
         h = mpmath.log(2) / 2
         # c_0 = c_1 = 1 exactly (Taylor's): the rounding of the fitted c_i, i >= 2, is then scaled
         # by r^2 <= 0.12, and exp(0) = 1 exactly
-        basis = [(lambda i: (lambda x: x ** i))(i) for i in range(2, degree + 1)]
+        basis = [lambda x, i=i: x**i for i in range(2, degree + 1)]
         coeffs = _remez(basis, lambda x: mpmath.exp(x) - 1 - x, lambda x: 1 / mpmath.exp(x), -h, h)
         rounded = [1.0, 1.0] + [to_double(c) for c in coeffs]
-        err = _max_rel_error(lambda x: _horner([mpmath.mpf(c) for c in rounded], x), mpmath.exp, -h, h)
+        err = _max_rel_error(
+            lambda x: _horner([mpmath.mpf(c) for c in rounded], x), mpmath.exp, -h, h
+        )
         return rounded, float(err)
 
 
-ATANH_WIDE = 1.0 / 9                                   # s = v/(2 + v), v in [0, 1]
-ATANH_NARROW = ((2 ** 0.5 - 1) / (2 ** 0.5 + 1)) ** 2  # t = (m - 1)/(m + 1), m in [1/sqrt2, sqrt2]
+ATANH_WIDE = 1.0 / 9  # s = v/(2 + v), v in [0, 1]
+ATANH_NARROW = ((2**0.5 - 1) / (2**0.5 + 1)) ** 2  # t = (m - 1)/(m + 1), m in [1/sqrt2, sqrt2]
 
 
 def _fit_log1p(degree, width=ATANH_WIDE):
     # atanh(s)/s = 1 + s^2/3 + s^4/5 + ... as Q(u), u = s^2 in [0, width]; Q(0) = 1 exactly
     with mpmath.workdps(DPS):
+
         def q_exact(u):
             if u == 0:
                 return mpmath.mpf(1)
             s = mpmath.sqrt(u)
             return mpmath.atanh(s) / s
-        basis = [(lambda i: (lambda u: u ** i))(i) for i in range(1, degree + 1)]
+
+        basis = [lambda u, i=i: u**i for i in range(1, degree + 1)]
         lo, hi = mpmath.mpf(0), mpmath.mpf(width)
         coeffs = _remez(basis, lambda u: q_exact(u) - 1, lambda u: 1 / q_exact(u), lo, hi)
         rounded = [1.0] + [to_double(c) for c in coeffs]
-        err = _max_rel_error(lambda u: _horner([mpmath.mpf(c) for c in rounded], u), q_exact, lo, hi)
+        err = _max_rel_error(
+            lambda u: _horner([mpmath.mpf(c) for c in rounded], u), q_exact, lo, hi
+        )
         return rounded, float(err)
 
 
@@ -226,7 +232,7 @@ def _lowest_degree(fit, target, start):
 # ----------------------------------------------------------------------------------------------
 def _split(a: float):
     """Veltkamp's split: a = hi + lo with 26-bit halves (so hi*hi etc. are exact)."""
-    t = 134217729.0 * a          # 2^27 + 1
+    t = 134217729.0 * a  # 2^27 + 1
     hi = t - (t - a)
     return hi, a - hi
 
@@ -238,7 +244,7 @@ def _fma(a: float, b: float, c: float) -> float:
     if not all(math.isfinite(v) for v in (a, b, c, p)):
         return p + c
     if abs(p) > 1e300 or (p != 0 and abs(p) < 1e-280) or max(abs(a), abs(b)) > 1e290:
-        return float(Fraction(a) * Fraction(b) + Fraction(c))   # the split would over/underflow
+        return float(Fraction(a) * Fraction(b) + Fraction(c))  # the split would over/underflow
     p, e = _two_prod(a, b)
     return math.fsum((p, e, c))
 
@@ -253,8 +259,8 @@ class ExpScheme:
     built in one factor), the reduction constants, one or two factors for 2^n, and the arguments
     below which the result is 0 and above which it is +inf."""
 
-    two_step: bool           # 2^n in two factors (subnormal results round once)
-    cody_waite: bool         # ln2 as C_hi + C_lo (else one double: enough for float results)
+    two_step: bool  # 2^n in two factors (subnormal results round once)
+    cody_waite: bool  # ln2 as C_hi + C_lo (else one double: enough for float results)
     lo: float
     hi: float
     split_one: bool = False  # P(r) = (1 + r) + r^2 Q(r) with 1 + r split exactly (Fast2Sum)
@@ -303,9 +309,9 @@ def exp_double(x: float, coeffs, scheme: ExpScheme, fma: bool = False) -> float:
             p = ma(p, r, c)
     n = int(kd)
     if scheme.two_step:
-        n1 = n // 2      # floor, as the unsigned shift of the biased exponent in C
-        return (p * 2.0 ** n1) * 2.0 ** (n - n1)
-    return p * 2.0 ** n
+        n1 = n // 2  # floor, as the unsigned shift of the biased exponent in C
+        return (p * 2.0**n1) * 2.0 ** (n - n1)
+    return p * 2.0**n
 
 
 def log1p_double(v: float, coeffs, fma: bool = False) -> float:
@@ -330,8 +336,8 @@ def log1p_any_double(s: float, coeffs, fma: bool = False) -> float:
     _, c_hi, c_lo = cody_waite()
     e, f = 0, s
     if s > SQRT2 - 1:
-        m, e = math.frexp(1.0 + s)    # 1 + s = m 2^e, m in [0.5, 1)
-        m, e = m * 2.0, e - 1         # m in [1, 2)
+        m, e = math.frexp(1.0 + s)  # 1 + s = m 2^e, m in [0.5, 1)
+        m, e = m * 2.0, e - 1  # m in [1, 2)
         if m > SQRT2:
             m, e = m * 0.5, e + 1
         f = m - 1.0
@@ -350,7 +356,7 @@ def _ulps(value: float, exact) -> float:
     if exact == 0:
         return 0.0 if value == 0 else math.inf
     ref = to_double(exact)
-    spacing = math.ulp(ref) if ref != 0 else 2.0 ** -1074
+    spacing = math.ulp(ref) if ref != 0 else 2.0**-1074
     return float(abs(mpmath.mpf(value) - exact) / spacing)
 
 
@@ -361,7 +367,7 @@ def _measure(fn, exact, args):
         for a in args:
             value, ex = fn(a), exact(mpmath.mpf(a))
             ulps = max(ulps, _ulps(value, ex))
-            if abs(ex) >= 2.0 ** -1022 and not mpmath.isinf(ex):
+            if abs(ex) >= 2.0**-1022 and not mpmath.isinf(ex):
                 rel = max(rel, float(abs((value - ex) / ex)))
     return ulps, rel
 
@@ -382,7 +388,7 @@ def _exp_degree_estimate(target):
     there and goes up until the measured error meets the target)."""
     h = math.log(2) / 2
     d = 2
-    while h ** (d + 1) / (math.factorial(d + 1) * 2.0 ** d) > target:
+    while h ** (d + 1) / (math.factorial(d + 1) * 2.0**d) > target:
         d += 1
     return d
 
@@ -390,12 +396,12 @@ def _exp_degree_estimate(target):
 def _log1p_degree_estimate(target):
     """As above for Q(u) on [0, 1/9]: (1/9)^(d+1) / (2d + 3) / 4^d."""
     d = 1
-    while (1 / 9) ** (d + 1) / (2 * d + 3) / 4.0 ** d > target:
+    while (1 / 9) ** (d + 1) / (2 * d + 3) / 4.0**d > target:
         d += 1
     return d
 
 
-@lru_cache(maxsize=None)
+@cache
 def exp_approximation(target: str) -> Approximation:
     """The exp polynomial for compute precision ``target`` (TARGETS key), fitted and measured
     (the evaluation error: the worse of the builds with and without FMA)."""
@@ -406,43 +412,49 @@ def exp_approximation(target: str) -> Approximation:
     args = [a for a in args if scheme.lo <= a <= 0]
     ulps, rel = 0.0, 0.0
     for fma in (False, True):
-        u, r = _measure(lambda a: exp_double(a, coeffs, scheme, fma), mpmath.exp, args)
+        u, r = _measure(lambda a, fma=fma: exp_double(a, coeffs, scheme, fma), mpmath.exp, args)
         ulps, rel = max(ulps, u), max(rel, r)
     h = math.log(2) / 2
     return Approximation("exp", target, (-h, h), "r", tuple(coeffs), err, ulps, rel, len(args))
 
 
-@lru_cache(maxsize=None)
+@cache
 def log1p_approximation(target: str) -> Approximation:
     """The log1p polynomial (on [0, 1]) for compute precision ``target``."""
-    coeffs, err = _lowest_degree(_fit_log1p, TARGETS[target], _log1p_degree_estimate(TARGETS[target]))
+    coeffs, err = _lowest_degree(
+        _fit_log1p, TARGETS[target], _log1p_degree_estimate(TARGETS[target])
+    )
     rng = random.Random(11)
-    args = [rng.uniform(0.0, 1.0) for _ in range(700)] + [10.0 ** -rng.uniform(0, 300)
-                                                          for _ in range(700)]
-    args += [0.0, 1.0, 2.0 ** -1074, 1e-300, 0.5]
+    args = [rng.uniform(0.0, 1.0) for _ in range(700)] + [
+        10.0 ** -rng.uniform(0, 300) for _ in range(700)
+    ]
+    args += [0.0, 1.0, 2.0**-1074, 1e-300, 0.5]
     ulps, rel = 0.0, 0.0
     for fma in (False, True):
-        u, r = _measure(lambda a: log1p_double(a, coeffs, fma), mpmath.log1p, args)
+        u, r = _measure(lambda a, fma=fma: log1p_double(a, coeffs, fma), mpmath.log1p, args)
         ulps, rel = max(ulps, u), max(rel, r)
-    return Approximation("log1p", target, (0.0, 1.0 / 9), "s^2", tuple(coeffs), err, ulps, rel,
-                         len(args))
+    return Approximation(
+        "log1p", target, (0.0, 1.0 / 9), "s^2", tuple(coeffs), err, ulps, rel, len(args)
+    )
 
 
-@lru_cache(maxsize=None)
+@cache
 def log1p_any_approximation(target: str) -> Approximation:
     """log1p(s) for s >= 0 (the row kernels' log1p(Srest), once per row) for ``target``: the
     exponent of 1 + s split off, atanh of the mantissa's reduced argument by Q on [0, 0.0295]."""
     coeffs, err = _lowest_degree(lambda d: _fit_log1p(d, ATANH_NARROW), TARGETS[target], 2)
     rng = random.Random(13)
-    args = [rng.uniform(0.0, 4.0) for _ in range(400)] + [10.0 ** rng.uniform(-300, 6)
-                                                          for _ in range(600)]
-    args += [0.0, 1.0, 2.0 ** -1074, 1e-300, 0.5, SQRT2 - 1, 127999.0]
+    args = [rng.uniform(0.0, 4.0) for _ in range(400)] + [
+        10.0 ** rng.uniform(-300, 6) for _ in range(600)
+    ]
+    args += [0.0, 1.0, 2.0**-1074, 1e-300, 0.5, SQRT2 - 1, 127999.0]
     ulps, rel = 0.0, 0.0
     for fma in (False, True):
-        u, r = _measure(lambda a: log1p_any_double(a, coeffs, fma), mpmath.log1p, args)
+        u, r = _measure(lambda a, fma=fma: log1p_any_double(a, coeffs, fma), mpmath.log1p, args)
         ulps, rel = max(ulps, u), max(rel, r)
-    return Approximation("log1p", target, (0.0, ATANH_NARROW), "t^2", tuple(coeffs), err, ulps,
-                         rel, len(args))
+    return Approximation(
+        "log1p", target, (0.0, ATANH_NARROW), "t^2", tuple(coeffs), err, ulps, rel, len(args)
+    )
 
 
 def _two_prod(a: float, b: float):
@@ -453,7 +465,7 @@ def _two_prod(a: float, b: float):
     return p, ((ah * bh - p) + ah * bl + al * bh) + al * bl
 
 
-INV_2PV = (0.5, 1.0 / 6)      # 1/(2 + v) ~ 0.5 - v/6 on [0, 1], within 4%: enough for s_lo
+INV_2PV = (0.5, 1.0 / 6)  # 1/(2 + v) ~ 0.5 - v/6 on [0, 1], within 4%: enough for s_lo
 
 
 def log1p01_double(v: float, coeffs, fma: bool = False) -> float:
@@ -463,10 +475,10 @@ def log1p01_double(v: float, coeffs, fma: bool = False) -> float:
     the last addition rounds at the result's scale (the rest is below it by a factor of 27)."""
     ma = _mul_add(fma)
     t = 2.0 + v
-    et = (2.0 - t) + v                 # exact: 2 >= v >= 0
+    et = (2.0 - t) + v  # exact: 2 >= v >= 0
     s = v / t
     if fma:
-        rem = _fma(-s, t, v)           # v - s t is exact (the remainder of a rounded quotient)
+        rem = _fma(-s, t, v)  # v - s t is exact (the remainder of a rounded quotient)
     else:
         ph, pl = _two_prod(s, t)
         rem = (v - ph) - pl
@@ -479,21 +491,24 @@ def log1p01_double(v: float, coeffs, fma: bool = False) -> float:
     return (s + s) + (lo + lo)
 
 
-@lru_cache(maxsize=None)
+@cache
 def log1p01_approximation(target: str) -> Approximation:
     """log1p on [0, 1] for the double kernels (the sigmoid losses' log1p(e^-|x|)): the f64 fit
     of atanh(s)/s, evaluated with s carried to twice double precision (log1p01_double)."""
-    coeffs, err = _lowest_degree(_fit_log1p, TARGETS[target],
-                                 _log1p_degree_estimate(TARGETS[target]))
+    coeffs, err = _lowest_degree(
+        _fit_log1p, TARGETS[target], _log1p_degree_estimate(TARGETS[target])
+    )
     if coeffs[0] != 1.0:
         raise ValueError("log1p01_double needs Q(0) = 1 exactly")
     rng = random.Random(12)
-    args = [rng.uniform(0.0, 1.0) for _ in range(700)] + [10.0 ** -rng.uniform(0, 300)
-                                                          for _ in range(200)]
-    args += [0.0, 1.0, 1e-300, 0.5, 1.0 - 2.0 ** -53]   # (a subnormal v: within 2^-1074)
+    args = [rng.uniform(0.0, 1.0) for _ in range(700)] + [
+        10.0 ** -rng.uniform(0, 300) for _ in range(200)
+    ]
+    args += [0.0, 1.0, 1e-300, 0.5, 1.0 - 2.0**-53]  # (a subnormal v: within 2^-1074)
     ulps, rel = 0.0, 0.0
     for fma in (False, True):
-        u, r = _measure(lambda a: log1p01_double(a, coeffs, fma), mpmath.log1p, args)
+        u, r = _measure(lambda a, fma=fma: log1p01_double(a, coeffs, fma), mpmath.log1p, args)
         ulps, rel = max(ulps, u), max(rel, r)
-    return Approximation("log1p", target, (0.0, ATANH_WIDE), "s^2", tuple(coeffs), err, ulps,
-                         rel, len(args))
+    return Approximation(
+        "log1p", target, (0.0, ATANH_WIDE), "s^2", tuple(coeffs), err, ulps, rel, len(args)
+    )

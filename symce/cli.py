@@ -1,46 +1,53 @@
 """The ``symce`` command line (also ``python -m symce``).
 
-  symce list                 the kernels and the derivations
-  symce show NAME [--latex]  a proof (numbered, checked steps, rules in words), a derivation
-                             (closed form, assumptions) or a kernel (formula, slots)
-  symce derive [--check]     verify every proof and (re)generate generated/, or compare with it
+symce list                 the kernels and the derivations
+symce show NAME [--latex]  a proof (numbered, checked steps, rules in words), a derivation
+                           (closed form, assumptions) or a kernel (formula, slots)
+symce derive [--check]     verify every proof and (re)generate generated/, or compare with it
 """
+
 from __future__ import annotations
 
 import argparse
 import sys
 from pathlib import Path
 
-DEFAULT_OUT = Path(__file__).resolve().parent.parent / "generated"
-
 
 def _derive(args) -> int:
     from . import generate
     from .proof import ProofError
+
+    out = Path(args.out) if args.out is not None else generate.default_out()
     try:
         if args.check:
-            text = generate.diff(Path(args.out))
+            text = generate.diff(out)
             if text:
                 sys.stdout.write(text)
-                print("generated/ is out of sync with symce + templates: "
-                      "run `make derive` and commit.", file=sys.stderr)
+                print(
+                    f"{out} is out of sync with symce + templates: "
+                    "run `make derive` (or symce derive --out) and commit.",
+                    file=sys.stderr,
+                )
                 return 1
-            print("generated/ is in sync with symce + templates")
+            print(f"{out} is in sync with symce + templates")
             return 0
-        files = generate.write(Path(args.out))
+        files = generate.write(out)
     except ProofError as err:
         print(f"symce: a derivation step does not hold: {err}", file=sys.stderr)
         return 2
     from .proofs import verification_counts
+
     counts = verification_counts()
     total = {key: sum(v[key] for v in counts.values()) for key in next(iter(counts.values()))}
     checked = total["steps"] - total["definitions"] - total["algebra"]
-    print(f"verified {len(counts)} proofs, {total['steps']} steps: {total['definitions']} opening "
-          f"definitions ({total['definitions_checked']} checked against the engine), "
-          f"{total['rule_verified']} of {checked} rule steps confirmed as applications of their "
-          f"rule, {total['algebra']} algebra steps checked as algebra alone; "
-          f"{total['facts']} side conditions")
-    print(f"wrote {len(files)} files under {args.out}")
+    print(
+        f"verified {len(counts)} proofs, {total['steps']} steps: {total['definitions']} opening "
+        f"definitions ({total['definitions_checked']} checked against the engine), "
+        f"{total['rule_verified']} of {checked} rule steps confirmed as applications of their "
+        f"rule, {total['algebra']} algebra steps checked as algebra alone; "
+        f"{total['facts']} side conditions"
+    )
+    print(f"wrote {len(files)} files under {out}")
     return 0
 
 
@@ -48,6 +55,7 @@ def _list(args) -> int:
     from .derive import results
     from .kernels import registry
     from .proofs import proofs
+
     print("kernels:")
     for kern in registry().values():
         print(f"  {kern.name:34s} {kern.formula}")
@@ -70,25 +78,28 @@ def _definition_words(name, lets) -> str:
 
     from . import model
     from .lang.text import text
+
     for sym, value in lets:
         if sym == name:
             return f"{text(sym)} = {text(value)}"
     if isinstance(name, sp.IndexedBase):
         a = sp.Symbol("a", integer=True)
-        return f"{text(name[a])} = {text(model._INDEXED_DEFS[name](a))}"
-    if name in model._SCALAR_DEFS:
-        return f"{text(name)} = {text(model._SCALAR_DEFS[name])}"
+        return f"{text(name[a])} = {text(model.INDEXED_DEFS[name](a))}"
+    if name in model.SCALAR_DEFS:
+        return f"{text(name)} = {text(model.SCALAR_DEFS[name])}"
     return text(name)
 
 
 def step_words(step, lets=()) -> str:
     """A step's justification in words: its rules, what was substituted, the case or assumption."""
     from .lang.text import text
+
     parts = []
     for rule in step.rules:
         if rule.kind == "substitute":
-            parts.append("substitute " + ", ".join(_definition_words(nm, lets)
-                                                    for nm in rule.names))
+            parts.append(
+                "substitute " + ", ".join(_definition_words(nm, lets) for nm in rule.names)
+            )
         elif rule.kind in ("case", "assumption"):
             word = "case" if rule.kind == "case" else "assume"
             parts.append(word + " " + ", ".join(c.words or c.latex for c in step.given))
@@ -101,8 +112,7 @@ def step_words(step, lets=()) -> str:
 
 
 def _plain_heading(heading: str) -> str:
-    for tex, plain in ((r"\neq", "≠"), (r"\varepsilon", "ε"), ("--", "–"), ("$", ""),
-                       ("  ", " ")):
+    for tex, plain in ((r"\neq", "≠"), (r"\varepsilon", "ε"), ("--", "–"), ("$", ""), ("  ", " ")):
         heading = heading.replace(tex, plain)
     return heading
 
@@ -110,10 +120,18 @@ def _plain_heading(heading: str) -> str:
 def _plain_lhs(tex: str) -> str:
     """A proof's left-hand side (LaTeX) as plain text: \\frac{\\partial L}{\\partial z_j} -> ∂L/∂z_j."""
     import re
-    for a, b in ((r"\hat{y}", "ŷ"), (r"\log", "log "), (r"\sum_k", "Σ_k "), (r"\sigma", "σ"),
-                 (r"\theta", "θ"), (r"\partial", "∂"), (",", "")):
+
+    for a, b in (
+        (r"\hat{y}", "ŷ"),
+        (r"\log", "log "),
+        (r"\sum_k", "Σ_k "),
+        (r"\sigma", "σ"),
+        (r"\theta", "θ"),
+        (r"\partial", "∂"),
+        (",", ""),
+    ):
         tex = tex.replace(a, b)
-    tex = re.sub(r"([_^])\{([^{}]*)\}", r"\1\2", tex)              # z_{k} -> z_k, e^{z_k} -> e^z_k
+    tex = re.sub(r"([_^])\{([^{}]*)\}", r"\1\2", tex)  # z_{k} -> z_k, e^{z_k} -> e^z_k
     tex = re.sub(r"\\frac\{([^{}]*)\}\{([^{}]*)\}", r"\1/\2 ", tex)
     return " ".join(tex.replace("∂ ", "∂").split())
 
@@ -124,16 +142,23 @@ def _show_proof(pr, latex: bool) -> None:
     from .derive import DISPLAY, results
     from .lang.text import text
     from .proof import verify
-    counts = verify(pr)     # every step checked before a line is printed
+
+    counts = verify(pr)  # every step checked before a line is printed
     print(f"{pr.name}: {_plain_heading(pr.title)}")
-    scope = ("symbolically for general K and N" if any(
-        sp.sympify(s.expr).atoms(sp.Indexed) for s in pr.steps) else "symbolically")
-    print(f"  {counts['steps']} steps, each checked {scope}, numerically at 40 digits, and as an "
-          f"application of the rule it names ({counts['rule_verified']} by a rule, "
-          f"{counts['algebra']} by algebra alone, {counts['definitions']} definition)")
+    scope = (
+        "symbolically for general K and N"
+        if any(sp.sympify(s.expr).atoms(sp.Indexed) for s in pr.steps)
+        else "symbolically"
+    )
+    print(
+        f"  {counts['steps']} steps, each checked {scope}, numerically at 40 digits, and as an "
+        f"application of the rule it names ({counts['rule_verified']} by a rule, "
+        f"{counts['algebra']} by algebra alone, {counts['definitions']} definition)"
+    )
     if latex:
         from .lang import latex as L
-        for heading, lines, reasons in L._blocks(pr, lambda nm: f"({nm})"):
+
+        for heading, lines, reasons in L.proof_blocks(pr, lambda nm: f"({nm})"):
             if heading:
                 print(f"% {heading}")
             print(r"\begin{align*}")
@@ -175,6 +200,7 @@ def _show(args) -> int:
     from .kernels import registry
     from .lang.text import text
     from .proofs import by_name
+
     name = args.name
     found = False
     if name in by_name():
@@ -202,24 +228,35 @@ def _show(args) -> int:
         found = True
     if found:
         return 0
-    print(f"symce: no kernel, proof or derivation named {name!r}; see `symce list`",
-          file=sys.stderr)
+    print(
+        f"symce: no kernel, proof or derivation named {name!r}; see `symce list`", file=sys.stderr
+    )
     return 2
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="symce", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="symce", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     sub = parser.add_subparsers(dest="command", required=True)
     d = sub.add_parser("derive", help="verify every derivation and regenerate generated/")
-    d.add_argument("--out", default=str(DEFAULT_OUT), help="output folder (default: generated/)")
-    d.add_argument("--check", action="store_true",
-                   help="compare a fresh generation with the folder instead of writing")
+    d.add_argument(
+        "--out",
+        default=None,
+        help="output folder (default: generated/ of the checkout symce runs from, "
+        "else ./generated)",
+    )
+    d.add_argument(
+        "--check",
+        action="store_true",
+        help="compare a fresh generation with the folder instead of writing",
+    )
     d.set_defaults(func=_derive)
     ls = sub.add_parser("list", help="list kernels and derivations")
     ls.set_defaults(func=_list)
-    sh = sub.add_parser("show",
-                        help="show one proof (numbered, checked steps), derivation or kernel")
+    sh = sub.add_parser(
+        "show", help="show one proof (numbered, checked steps), derivation or kernel"
+    )
     sh.add_argument("name")
     sh.add_argument("--latex", action="store_true", help="print a proof's steps as LaTeX")
     sh.set_defaults(func=_show)

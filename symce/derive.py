@@ -10,16 +10,16 @@ The kernel registry (:mod:`symce.kernels`) and the proofs (:mod:`symce.proofs`) 
 forms from :func:`results`; the tests compare each one with the raw derivative, symbolically and at
 high precision.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from functools import lru_cache
+from functools import cache
 
 import sympy as sp
 
 from . import model as m
-from . import rewrite
-from .rewrite import canonical_sums, collapse_sums, in_output_symbols, restore_sums, _split_logs
+from .rewrite import canonical_sums, collapse_sums, in_output_symbols, restore_sums, split_logs
 
 SUM_Y = sp.Sum(m.y[m.k], (m.k, 1, m.K))
 SUM_Y_BATCH = sp.Sum(m.Y[m.m, m.k], (m.k, 1, m.K))
@@ -30,21 +30,23 @@ class Assumption:
     """A substitution the engine may apply, with the words the proofs use for it."""
 
     name: str
-    replace: tuple          # ((expression, value), ...)
-    text: str               # LaTeX, e.g. r"\sum_k y_k = 1"
-    words: str = ""         # plain text, for `symce show`
+    replace: tuple  # ((expression, value), ...)
+    text: str  # LaTeX, e.g. r"\sum_k y_k = 1"
+    words: str = ""  # plain text, for `symce show`
 
 
 TARGET_IS_DISTRIBUTION = Assumption(
     "target_sums_to_one",
     ((SUM_Y, 1),),
     r"\sum_{k=1}^{K} y_k = 1 \text{ (} y \text{ is a one-hot or probability vector)}",
-    "Σ_k y_k = 1 (y is a one-hot or probability vector)")
+    "Σ_k y_k = 1 (y is a one-hot or probability vector)",
+)
 BATCH_TARGET_IS_DISTRIBUTION = Assumption(
     "batch_target_sums_to_one",
     ((SUM_Y_BATCH, 1),),
     r"\sum_{k=1}^{K} Y_{m,k} = 1 \text{ for every sample } m",
-    "Σ_k Y_mk = 1 for every sample m")
+    "Σ_k Y_mk = 1 for every sample m",
+)
 
 
 @dataclass(frozen=True)
@@ -55,7 +57,7 @@ class Spec:
     title: str
     definition: sp.Expr
     wrt: sp.Expr
-    symbol: str                       # LaTeX of the derivative, e.g. \partial p_i / \partial z_j
+    symbol: str  # LaTeX of the derivative, e.g. \partial p_i / \partial z_j
     assumption: Assumption | None = None
 
 
@@ -64,9 +66,9 @@ class Result:
     """A derived closed form."""
 
     spec: Spec
-    raw: sp.Expr                      # sp.diff(definition, wrt), untouched
-    general: sp.Expr                  # closed form without the assumption
-    closed: sp.Expr                   # closed form (with the assumption when there is one)
+    raw: sp.Expr  # sp.diff(definition, wrt), untouched
+    general: sp.Expr  # closed form without the assumption
+    closed: sp.Expr  # closed form (with the assumption when there is one)
     assumptions: tuple = field(default_factory=tuple)
 
     @property
@@ -91,39 +93,97 @@ def _apply(expr, assumption: Assumption | None):
 
 def closed_form(expr):
     """Raw derivative -> closed form in output symbols."""
-    expr = collapse_sums(_split_logs(expr))
+    expr = collapse_sums(split_logs(expr))
     return in_output_symbols(expr)
 
 
 SPECS = (
-    Spec("sigmoid_grad", "Derivative of the sigmoid", m.sigmoid(), m.theta,
-         r"\frac{d\sigma}{d\theta}"),
-    Spec("softmax_jacobian", "Jacobian of the softmax", m.softmax(m.i), m.z[m.j],
-         r"\frac{\partial p_i}{\partial z_j}"),
-    Spec("log_softmax_jacobian", "Jacobian of the log-softmax", m.log_softmax(m.i), m.z[m.j],
-         r"\frac{\partial \log p_i}{\partial z_j}"),
-    Spec("logsumexp_grad", "Gradient of log-sum-exp", m.logsumexp(), m.z[m.j],
-         r"\frac{\partial}{\partial z_j} \log \sum_k e^{z_k}"),
-    Spec("cross_entropy_grad", "Cross-entropy with respect to the probabilities",
-         m.cross_entropy(), m.p[m.j], r"\frac{\partial L}{\partial p_j}"),
-    Spec("cross_entropy_label_grad", "Integer-label cross-entropy with respect to the logits",
-         m.cross_entropy_label(m.t), m.z[m.j], r"\frac{\partial (-\log p_t)}{\partial z_j}"),
-    Spec("softmax_cross_entropy_grad", "Cross-entropy of the softmax with respect to the logits",
-         m.softmax_cross_entropy(), m.z[m.j], r"\frac{\partial L}{\partial z_j}",
-         TARGET_IS_DISTRIBUTION),
-    Spec("binary_cross_entropy_grad", "Binary cross-entropy with respect to the probability",
-         m.binary_cross_entropy(), m.yhat, r"\frac{\partial L}{\partial \hat{y}}"),
-    Spec("weighted_binary_cross_entropy_grad", "pos_weight binary cross-entropy, probability",
-         m.weighted_binary_cross_entropy(), m.yhat, r"\frac{\partial L}{\partial \hat{y}}"),
-    Spec("sigmoid_binary_cross_entropy_grad", "Binary cross-entropy of the sigmoid, logit",
-         m.sigmoid_binary_cross_entropy(), m.theta, r"\frac{\partial L}{\partial \theta}"),
-    Spec("sigmoid_weighted_binary_cross_entropy_grad",
-         "pos_weight binary cross-entropy of the sigmoid, logit",
-         m.sigmoid_weighted_binary_cross_entropy(), m.theta,
-         r"\frac{\partial L}{\partial \theta}"),
-    Spec("batch_softmax_cross_entropy_grad", "Batch-mean softmax cross-entropy, logits",
-         m.batch_softmax_cross_entropy(), m.Z[m.m, m.j],
-         r"\frac{\partial L}{\partial Z_{m,j}}", BATCH_TARGET_IS_DISTRIBUTION),
+    Spec(
+        "sigmoid_grad",
+        "Derivative of the sigmoid",
+        m.sigmoid(),
+        m.theta,
+        r"\frac{d\sigma}{d\theta}",
+    ),
+    Spec(
+        "softmax_jacobian",
+        "Jacobian of the softmax",
+        m.softmax(m.i),
+        m.z[m.j],
+        r"\frac{\partial p_i}{\partial z_j}",
+    ),
+    Spec(
+        "log_softmax_jacobian",
+        "Jacobian of the log-softmax",
+        m.log_softmax(m.i),
+        m.z[m.j],
+        r"\frac{\partial \log p_i}{\partial z_j}",
+    ),
+    Spec(
+        "logsumexp_grad",
+        "Gradient of log-sum-exp",
+        m.logsumexp(),
+        m.z[m.j],
+        r"\frac{\partial}{\partial z_j} \log \sum_k e^{z_k}",
+    ),
+    Spec(
+        "cross_entropy_grad",
+        "Cross-entropy with respect to the probabilities",
+        m.cross_entropy(),
+        m.p[m.j],
+        r"\frac{\partial L}{\partial p_j}",
+    ),
+    Spec(
+        "cross_entropy_label_grad",
+        "Integer-label cross-entropy with respect to the logits",
+        m.cross_entropy_label(m.t),
+        m.z[m.j],
+        r"\frac{\partial (-\log p_t)}{\partial z_j}",
+    ),
+    Spec(
+        "softmax_cross_entropy_grad",
+        "Cross-entropy of the softmax with respect to the logits",
+        m.softmax_cross_entropy(),
+        m.z[m.j],
+        r"\frac{\partial L}{\partial z_j}",
+        TARGET_IS_DISTRIBUTION,
+    ),
+    Spec(
+        "binary_cross_entropy_grad",
+        "Binary cross-entropy with respect to the probability",
+        m.binary_cross_entropy(),
+        m.yhat,
+        r"\frac{\partial L}{\partial \hat{y}}",
+    ),
+    Spec(
+        "weighted_binary_cross_entropy_grad",
+        "pos_weight binary cross-entropy, probability",
+        m.weighted_binary_cross_entropy(),
+        m.yhat,
+        r"\frac{\partial L}{\partial \hat{y}}",
+    ),
+    Spec(
+        "sigmoid_binary_cross_entropy_grad",
+        "Binary cross-entropy of the sigmoid, logit",
+        m.sigmoid_binary_cross_entropy(),
+        m.theta,
+        r"\frac{\partial L}{\partial \theta}",
+    ),
+    Spec(
+        "sigmoid_weighted_binary_cross_entropy_grad",
+        "pos_weight binary cross-entropy of the sigmoid, logit",
+        m.sigmoid_weighted_binary_cross_entropy(),
+        m.theta,
+        r"\frac{\partial L}{\partial \theta}",
+    ),
+    Spec(
+        "batch_softmax_cross_entropy_grad",
+        "Batch-mean softmax cross-entropy, logits",
+        m.batch_softmax_cross_entropy(),
+        m.Z[m.m, m.j],
+        r"\frac{\partial L}{\partial Z_{m,j}}",
+        BATCH_TARGET_IS_DISTRIBUTION,
+    ),
 )
 
 
@@ -138,7 +198,7 @@ def _derive(spec: Spec) -> Result:
     return Result(spec, raw, general, closed, (spec.assumption,))
 
 
-@lru_cache(maxsize=None)
+@cache
 def results() -> dict:
     """Every derived closed form, by name (computed once per process)."""
     return {spec.name: _derive(spec) for spec in SPECS}
@@ -159,8 +219,8 @@ def result(name: str) -> Result:
 # ----------------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class Display:
-    expr: sp.Expr       # kept as written (unevaluated), for the LaTeX printer
-    text: str           # plain text, as the README and `symce show` print it
+    expr: sp.Expr  # kept as written (unevaluated), for the LaTeX printer
+    text: str  # plain text, as the README and `symce show` print it
 
 
 def _M(*a):
@@ -185,15 +245,21 @@ DISPLAY = {
     "cross_entropy_label_grad": Display(_A(m.p[m.j], -_d_tj), "p_j − δ_tj"),
     "softmax_cross_entropy_grad": Display(_A(m.p[m.j], -m.y[m.j]), "p_j − y_j"),
     "binary_cross_entropy_grad": Display(
-        _over(_A(m.yhat, -m.y_bin), _M(m.yhat, _A(1, -m.yhat))), "(ŷ − y) / (ŷ(1 − ŷ))"),
+        _over(_A(m.yhat, -m.y_bin), _M(m.yhat, _A(1, -m.yhat))), "(ŷ − y) / (ŷ(1 − ŷ))"
+    ),
     "weighted_binary_cross_entropy_grad": Display(
-        _over(_A(_M(_A(1, -m.y_bin), m.yhat), -_M(m.pos_weight, m.y_bin, _A(1, -m.yhat))),
-              _M(m.yhat, _A(1, -m.yhat))),
-        "((1 − y)ŷ − w₊ y(1 − ŷ)) / (ŷ(1 − ŷ))"),
+        _over(
+            _A(_M(_A(1, -m.y_bin), m.yhat), -_M(m.pos_weight, m.y_bin, _A(1, -m.yhat))),
+            _M(m.yhat, _A(1, -m.yhat)),
+        ),
+        "((1 − y)ŷ − w₊ y(1 − ŷ)) / (ŷ(1 − ŷ))",
+    ),
     "sigmoid_binary_cross_entropy_grad": Display(_A(m.s, -m.y_bin), "σ − y"),
     "sigmoid_weighted_binary_cross_entropy_grad": Display(
         _A(_M(_A(1, -m.y_bin), m.s), -_M(m.pos_weight, m.y_bin, _A(1, -m.s))),
-        "(1 − y)σ − w₊ y(1 − σ)"),
+        "(1 − y)σ − w₊ y(1 − σ)",
+    ),
     "batch_softmax_cross_entropy_grad": Display(
-        _over(_A(m.P[m.m, m.j], -m.Y[m.m, m.j]), m.N), "(P_mj − Y_mj) / N"),
+        _over(_A(m.P[m.m, m.j], -m.Y[m.m, m.j]), m.N), "(P_mj − Y_mj) / N"
+    ),
 }

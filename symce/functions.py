@@ -18,6 +18,7 @@ with no mapping is an error (``strict`` printing).
   finite.  Mathematically it is 0; it lets a kernel carry ``z - shift`` to twice the working
   precision, so ``exp(z - shift)`` is accurate to an ULP even when ``z - shift`` is rounded.
 """
+
 from __future__ import annotations
 
 import sympy as sp
@@ -26,7 +27,7 @@ from sympy.codegen.cfunctions import expm1, log1p
 __all__ = ["softplus", "clamp_min", "mul0", "sigmoid", "two_sum_err", "log1p", "expm1", "to_plain"]
 
 
-class softplus(sp.Function):  # noqa: N801 - a mathematical function name
+class softplus(sp.Function):
     """softplus(t) = log(1 + exp(t))."""
 
     nargs = 1
@@ -44,7 +45,7 @@ class softplus(sp.Function):  # noqa: N801 - a mathematical function name
         return sp.Max(t, 0) + log1p(sp.exp(-sp.Abs(t)))
 
 
-class clamp_min(sp.Function):  # noqa: N801
+class clamp_min(sp.Function):
     """max(x, lo), propagating NaN in x."""
 
     nargs = 2
@@ -53,7 +54,7 @@ class clamp_min(sp.Function):  # noqa: N801
         return sp.Max(x, lo)
 
 
-class mul0(sp.Function):  # noqa: N801
+class mul0(sp.Function):
     """a * b, and exactly 0 where a == 0 (even if b is infinite)."""
 
     nargs = 2
@@ -62,7 +63,7 @@ class mul0(sp.Function):  # noqa: N801
         return a * b
 
 
-class sigmoid(sp.Function):  # noqa: N801
+class sigmoid(sp.Function):
     """sigma(t) = 1 / (1 + exp(-t))."""
 
     nargs = 1
@@ -80,7 +81,7 @@ class sigmoid(sp.Function):  # noqa: N801
         return sp.exp(-clamp_min(-t, 0)) / (1 + sp.exp(-sp.Abs(t)))
 
 
-class two_sum_err(sp.Function):  # noqa: N801
+class two_sum_err(sp.Function):
     """The exact rounding error of fl(a + b) (0 if the sum is not finite); mathematically 0."""
 
     nargs = 2
@@ -99,10 +100,12 @@ class two_sum_err(sp.Function):  # noqa: N801
 
 def to_plain(expr):
     """Replace symce's functions by elementary SymPy (for symbolic and mpmath evaluation)."""
-    return expr.replace(lambda e: isinstance(e, softplus), lambda e: sp.log(1 + sp.exp(e.args[0]))) \
-               .replace(lambda e: isinstance(e, clamp_min), lambda e: sp.Max(*e.args)) \
-               .replace(lambda e: isinstance(e, mul0), lambda e: e.args[0] * e.args[1]) \
-               .replace(lambda e: isinstance(e, log1p), lambda e: sp.log(1 + e.args[0])) \
-               .replace(lambda e: isinstance(e, expm1), lambda e: sp.exp(e.args[0]) - 1) \
-               .replace(lambda e: isinstance(e, sigmoid), lambda e: 1 / (1 + sp.exp(-e.args[0]))) \
-               .replace(lambda e: isinstance(e, two_sum_err), lambda e: sp.S.Zero)
+    return (
+        expr.replace(lambda e: isinstance(e, softplus), lambda e: sp.log(1 + sp.exp(e.args[0])))
+        .replace(lambda e: isinstance(e, clamp_min), lambda e: sp.Max(*e.args))
+        .replace(lambda e: isinstance(e, mul0), lambda e: e.args[0] * e.args[1])
+        .replace(lambda e: isinstance(e, log1p), lambda e: sp.log(1 + e.args[0]))
+        .replace(lambda e: isinstance(e, expm1), lambda e: sp.exp(e.args[0]) - 1)
+        .replace(lambda e: isinstance(e, sigmoid), lambda e: 1 / (1 + sp.exp(-e.args[0])))
+        .replace(lambda e: isinstance(e, two_sum_err), lambda e: sp.S.Zero)
+    )

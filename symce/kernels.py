@@ -32,17 +32,17 @@ probability target y_k: y~_k = w_k ((1 - eps) y_k + eps / K).  Reductions scale 
 losses (and the gradients) by 1/divisor for ``mean``: the summed weight w_t of the kept samples
 for labels, N for probability targets (PyTorch's rule).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from functools import lru_cache
+from functools import cache
 
 import sympy as sp
 
-from . import derive
+from . import derive, stable
 from . import model as m
-from . import stable
-from .functions import mul0
+from .rewrite import CANON_INDEX
 
 # ----------------------------------------------------------------------------------------------
 # Kernel-local scalar symbols.  Names are valid identifiers in Python, C and MATLAB.
@@ -76,8 +76,39 @@ w_k = sp.Symbol("w_k", nonnegative=True)
 eps = sp.Symbol("label_smoothing", nonnegative=True)
 K = sp.Symbol("K", integer=True, positive=True)
 
-LOCALS = {s.name: s for s in (x, y, w, pw, prob, z, zs, zlo, e, em1, pc, pc_i, gesum, shift, Srest, g, dot, p, p_i, p_j, delta,
-                              yt, ysum, hot, w_t, w_k, eps, K)}
+LOCALS = {
+    s.name: s
+    for s in (
+        x,
+        y,
+        w,
+        pw,
+        prob,
+        z,
+        zs,
+        zlo,
+        e,
+        em1,
+        pc,
+        pc_i,
+        gesum,
+        shift,
+        Srest,
+        g,
+        dot,
+        p,
+        p_i,
+        p_j,
+        delta,
+        yt,
+        ysum,
+        hot,
+        w_t,
+        w_k,
+        eps,
+        K,
+    )
+}
 
 
 @dataclass(frozen=True)
@@ -85,8 +116,8 @@ class Arg:
     """An input or output: its name, role and shape (in NumPy's row-major convention)."""
 
     name: str
-    kind: str            # "real" | "labels" | "target" (labels or probabilities) | "option"
-    shape: str           # e.g. "(N, K)", "(N,)", "(K,)", "any", "scalar"
+    kind: str  # "real" | "labels" | "target" (labels or probabilities) | "option"
+    shape: str  # e.g. "(N, K)", "(N,)", "(K,)", "any", "scalar"
     doc: str
 
 
@@ -96,14 +127,14 @@ class Kernel:
 
     name: str
     family: str
-    summary: str                      # one line (the H1 line in MATLAB, the docstring's first)
-    formula: str                      # plain-text formula, for docs and comments
-    latex: str                        # the same in LaTeX, for the README table
+    summary: str  # one line (the H1 line in MATLAB, the docstring's first)
+    formula: str  # plain-text formula, for docs and comments
+    latex: str  # the same in LaTeX, for the README table
     inputs: tuple
     outputs: tuple
-    slots: dict = field(hash=False)   # slot name -> SymPy expression over LOCALS
-    derivation: str | None = None     # name of the derive.Result it evaluates
-    options: tuple = ()               # option names this kernel accepts (PyTorch keywords)
+    slots: dict = field(hash=False)  # slot name -> SymPy expression over LOCALS
+    derivation: str | None = None  # name of the derive.Result it evaluates
+    options: tuple = ()  # option names this kernel accepts (PyTorch keywords)
 
     @property
     def is_loss(self):
@@ -143,9 +174,9 @@ def _sigmoid_value():
 
 
 def _sigmoid_grad():
-    closed = derive.result("sigmoid_grad").closed          # sigma (1 - sigma)
+    closed = derive.result("sigmoid_grad").closed  # sigma (1 - sigma)
     expr, neg = stable.sigmoid_complement(closed, m.s, x)
-    return stable.sigmoid_function(expr, m.s, neg, x)      # sigmoid(x) sigmoid(-x)
+    return stable.sigmoid_function(expr, m.s, neg, x)  # sigmoid(x) sigmoid(-x)
 
 
 def _shifted(expr):
@@ -181,7 +212,7 @@ def _logsumexp():
 
 
 def _jacobian():
-    closed = derive.result("softmax_jacobian").closed       # p_i (delta_ij - p_j)
+    closed = derive.result("softmax_jacobian").closed  # p_i (delta_ij - p_j)
     local = closed.xreplace({m.p[m.i]: p_i, m.p[m.j]: p_j, sp.KroneckerDelta(m.i, m.j): delta})
     # on the diagonal delta - p_j = 1 - p_i: use the accurate complement pc_i there
     return stable.diagonal_complement(local, delta, p_j, pc_i)
@@ -220,7 +251,7 @@ def _ce_probs_loss_term():
 
 
 def _ce_probs_grad():
-    closed = derive.result("cross_entropy_grad").closed   # -y_j / p_j
+    closed = derive.result("cross_entropy_grad").closed  # -y_j / p_j
     local = closed.xreplace({m.y[m.j]: yt, m.p[m.j]: p})
     return stable.clamp_denominator(local, probe={p: sp.Rational(1, 2)})
 
@@ -236,9 +267,10 @@ def _ce_logits_grad():
     general = derive.result("softmax_cross_entropy_grad").general  # p_j sum_k y_k - y_j
     _, sums = derive.canonical_sums(general)
     ((sym, total),) = sums.items()
-    local = general.xreplace({total.xreplace({derive.rewrite._CANON: m.k}): ysum}) \
-        .xreplace({m.p[m.j]: p, m.y[m.j]: yt})
-    return stable.split_unit(local, yt, p, pc)             # p (ysum - yt) - pc yt
+    local = general.xreplace({total.xreplace({CANON_INDEX: m.k}): ysum}).xreplace(
+        {m.p[m.j]: p, m.y[m.j]: yt}
+    )
+    return stable.split_unit(local, yt, p, pc)  # p (ysum - yt) - pc yt
 
 
 def _bce_loss():
@@ -258,10 +290,11 @@ def _sigmoid_bce_loss():
 
 
 def _sigmoid_bce_grad():
-    closed = derive.result("sigmoid_weighted_binary_cross_entropy_grad").closed \
-        .xreplace({m.y_bin: y, m.pos_weight: pw})
+    closed = derive.result("sigmoid_weighted_binary_cross_entropy_grad").closed.xreplace(
+        {m.y_bin: y, m.pos_weight: pw}
+    )
     expr, neg = stable.sigmoid_complement(closed, m.s, x, collect_on=(pw,))
-    return stable.sigmoid_function(expr, m.s, neg, x)     # (1 - y) sigmoid(x) - w+ y sigmoid(-x)
+    return stable.sigmoid_function(expr, m.s, neg, x)  # (1 - y) sigmoid(x) - w+ y sigmoid(-x)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -269,8 +302,12 @@ def _sigmoid_bce_grad():
 # ----------------------------------------------------------------------------------------------
 _LOGITS = Arg("logits", "real", "(N, K)", "unnormalised scores, one row per sample")
 _PROBS = Arg("probs", "real", "(N, K)", "class probabilities, one row per sample")
-_TARGET = Arg("target", "target", "(N,) int or (N, K) real",
-              "class indices in [0, K), or a probability target per row")
+_TARGET = Arg(
+    "target",
+    "target",
+    "(N,) int or (N, K) real",
+    "class indices in [0, K), or a probability target per row",
+)
 _LOSS = Arg("loss", "real", "() or (N,)", "the reduced loss, or one per sample for 'none'")
 _GRAD_NK = Arg("grad", "real", "(N, K)", "gradient of the (reduced) loss")
 _CE_OPTIONS = ("weight", "ignore_index", "label_smoothing", "reduction")
@@ -281,103 +318,228 @@ _SBCE_OPTIONS = ("weight", "pos_weight", "reduction")
 def _build():
     ce_targets = {"yt_label": _effective_target_label(), "yt_soft": _effective_target_soft()}
     ks = [
-        Kernel("sigmoid", "elementwise", "Logistic sigmoid, elementwise.",
-               "sigma(x) = 1 / (1 + exp(-x))", r"\sigma(x) = \frac{1}{1 + e^{-x}}",
-               (Arg("x", "real", "any", "input"),), (Arg("out", "real", "like x", "sigma(x)"),),
-               {"out": _sigmoid_value()}, None),
-        Kernel("sigmoid_grad", "elementwise", "Derivative of the sigmoid, elementwise.",
-               "sigma'(x) = sigma(x) (1 - sigma(x))", r"\sigma'(x) = \sigma(x)(1 - \sigma(x))",
-               (Arg("x", "real", "any", "input"),), (Arg("out", "real", "like x", "sigma'(x)"),),
-               {"out": _sigmoid_grad()}, "sigmoid_grad"),
-        Kernel("softmax", "rowwise", "Softmax along the class axis.",
-               "p_k = exp(z_k) / sum_j exp(z_j)", r"p_k = \frac{e^{z_k}}{\sum_j e^{z_j}}",
-               (Arg("z", "real", "(N, K)", "logits"),), (Arg("out", "real", "(N, K)", "p"),),
-               _row_slots(), None),
-        Kernel("log_softmax", "rowwise", "Log of the softmax along the class axis.",
-               "log p_k = z_k - log sum_j exp(z_j)", r"\log p_k = z_k - \log \sum_j e^{z_j}",
-               (Arg("z", "real", "(N, K)", "logits"),), (Arg("out", "real", "(N, K)", "log p"),),
-               {**_row_slots(), "out": _log_softmax()}, None),
-        Kernel("logsumexp", "rowwise", "Log of the sum of exponentials along the class axis.",
-               "lse = log sum_j exp(z_j)", r"\operatorname{lse}(z) = \log \sum_j e^{z_j}",
-               (Arg("z", "real", "(N, K)", "logits"),), (Arg("out", "real", "(N,)", "lse"),),
-               {**_row_slots(), "out": _logsumexp()}, "logsumexp_grad"),
-        Kernel("softmax_jacobian", "rowwise", "Jacobian of the softmax, one K x K matrix per row.",
-               "J_ij = p_i (delta_ij - p_j)", r"J_{ij} = p_i(\delta_{ij} - p_j)",
-               (Arg("z", "real", "(N, K)", "logits"),),
-               (Arg("out", "real", "(N, K, K)", "J[n, i, j] = dp_i/dz_j"),),
-               {**_row_slots(), "out": _jacobian()}, "softmax_jacobian"),
-        Kernel("softmax_vjp", "rowwise", "Vector-Jacobian product of the softmax, without J.",
-               "(J^T g)_j = p_j (g_j - <g, p>)", r"(J^\top g)_j = p_j (g_j - \langle g, p\rangle)",
-               (Arg("z", "real", "(N, K)", "logits"), Arg("g", "real", "(N, K)", "upstream gradient")),
-               (Arg("out", "real", "(N, K)", "J^T g"),),
-               {**_row_slots(), **_vjp_dot(), "out": _vjp()}, "softmax_jacobian"),
-        Kernel("cross_entropy", "ce_probs", "Cross-entropy of probabilities against a target.",
-               "L = -sum_k y_k log p_k", r"L = -\sum_k y_k \log p_k",
-               (_PROBS, _TARGET), (_LOSS,),
-               {**ce_targets, "loss_term": _ce_probs_loss_term()}, None, _CE_OPTIONS),
-        Kernel("cross_entropy_grad", "ce_probs", "Gradient of the cross-entropy w.r.t. the probabilities.",
-               "dL/dp_k = -y_k / p_k", r"\frac{\partial L}{\partial p_k} = -\frac{y_k}{p_k}",
-               (_PROBS, _TARGET), (_GRAD_NK,),
-               {**ce_targets, "grad": _ce_probs_grad()}, "cross_entropy_grad", _CE_OPTIONS),
-        Kernel("softmax_cross_entropy", "ce_logits", "Cross-entropy of the softmax of logits (log-sum-exp form).",
-               "L = log sum_j exp(z_j) - sum_k y_k z_k", r"L = \log\sum_j e^{z_j} - \sum_k y_k z_k",
-               (_LOGITS, _TARGET), (_LOSS,),
-               {**ce_targets, **_row_slots(), "loss_term": _ce_logits_loss_term()}, None,
-               _CE_OPTIONS),
-        Kernel("softmax_cross_entropy_grad", "ce_logits", "Gradient of softmax cross-entropy w.r.t. the logits.",
-               "dL/dz_k = p_k sum_j y_j - y_k  (= p_k - y_k when sum_j y_j = 1)",
-               r"\frac{\partial L}{\partial z_k} = p_k - y_k",
-               (_LOGITS, _TARGET), (_GRAD_NK,),
-               {**ce_targets, **_row_slots(), "grad": _ce_logits_grad()},
-               "softmax_cross_entropy_grad", _CE_OPTIONS),
-        Kernel("softmax_cross_entropy_with_grad", "ce_logits",
-               "Softmax cross-entropy and its gradient in one pass.",
-               "L as softmax_cross_entropy, dL/dz = p - y", r"(L,\ p - y)",
-               (_LOGITS, _TARGET), (_LOSS, _GRAD_NK),
-               {**ce_targets, **_row_slots(), "loss_term": _ce_logits_loss_term(),
-                "grad": _ce_logits_grad()}, "softmax_cross_entropy_grad", _CE_OPTIONS),
-        Kernel("binary_cross_entropy", "bce", "Binary cross-entropy of probabilities.",
-               "L = -(y log p + (1 - y) log(1 - p))",
-               r"L = -(y \log \hat{y} + (1 - y)\log(1 - \hat{y}))",
-               (Arg("probs", "real", "any", "predicted probabilities"),
-                Arg("target", "real", "like probs", "targets in [0, 1]")), (_LOSS,),
-               {"loss": _bce_loss()}, None, _BCE_OPTIONS),
-        Kernel("binary_cross_entropy_grad", "bce", "Gradient of the binary cross-entropy w.r.t. the probabilities.",
-               "dL/dp = (p - y) / (p (1 - p))",
-               r"\frac{\partial L}{\partial \hat{y}} = \frac{\hat{y} - y}{\hat{y}(1 - \hat{y})}",
-               (Arg("probs", "real", "any", "predicted probabilities"),
-                Arg("target", "real", "like probs", "targets in [0, 1]")),
-               (Arg("grad", "real", "like probs", "gradient of the (reduced) loss"),),
-               {"grad": _bce_grad()}, "binary_cross_entropy_grad", _BCE_OPTIONS),
-        Kernel("sigmoid_binary_cross_entropy", "bce", "Binary cross-entropy of the sigmoid of logits (softplus form).",
-               "L = (1 - y) softplus(x) + w+ y softplus(-x)",
-               r"L = (1 - y)\operatorname{softplus}(x) + w_+ y \operatorname{softplus}(-x)",
-               (Arg("logits", "real", "any", "logits"),
-                Arg("target", "real", "like logits", "targets in [0, 1]")), (_LOSS,),
-               {"loss": _sigmoid_bce_loss()}, None, _SBCE_OPTIONS),
-        Kernel("sigmoid_binary_cross_entropy_grad", "bce",
-               "Gradient of sigmoid binary cross-entropy w.r.t. the logits.",
-               "dL/dx = sigma(x) - y  (with pos_weight: (1 - y) sigma(x) - w+ y sigma(-x))",
-               r"\frac{\partial L}{\partial x} = \sigma(x) - y",
-               (Arg("logits", "real", "any", "logits"),
-                Arg("target", "real", "like logits", "targets in [0, 1]")),
-               (Arg("grad", "real", "like logits", "gradient of the (reduced) loss"),),
-               {"grad": _sigmoid_bce_grad()}, "sigmoid_weighted_binary_cross_entropy_grad",
-               _SBCE_OPTIONS),
-        Kernel("sigmoid_binary_cross_entropy_with_grad", "bce",
-               "Sigmoid binary cross-entropy and its gradient in one pass.",
-               "L = (1 - y) softplus(x) + w+ y softplus(-x); dL/dx = (1 - y) sigma(x) - w+ y sigma(-x)",
-               r"(L,\ \sigma(x) - y)",
-               (Arg("logits", "real", "any", "logits"),
-                Arg("target", "real", "like logits", "targets in [0, 1]")),
-               (_LOSS, Arg("grad", "real", "like logits", "gradient of the (reduced) loss")),
-               {"loss": _sigmoid_bce_loss(), "grad": _sigmoid_bce_grad()},
-               "sigmoid_weighted_binary_cross_entropy_grad", _SBCE_OPTIONS),
+        Kernel(
+            "sigmoid",
+            "elementwise",
+            "Logistic sigmoid, elementwise.",
+            "sigma(x) = 1 / (1 + exp(-x))",
+            r"\sigma(x) = \frac{1}{1 + e^{-x}}",
+            (Arg("x", "real", "any", "input"),),
+            (Arg("out", "real", "like x", "sigma(x)"),),
+            {"out": _sigmoid_value()},
+            None,
+        ),
+        Kernel(
+            "sigmoid_grad",
+            "elementwise",
+            "Derivative of the sigmoid, elementwise.",
+            "sigma'(x) = sigma(x) (1 - sigma(x))",
+            r"\sigma'(x) = \sigma(x)(1 - \sigma(x))",
+            (Arg("x", "real", "any", "input"),),
+            (Arg("out", "real", "like x", "sigma'(x)"),),
+            {"out": _sigmoid_grad()},
+            "sigmoid_grad",
+        ),
+        Kernel(
+            "softmax",
+            "rowwise",
+            "Softmax along the class axis.",
+            "p_k = exp(z_k) / sum_j exp(z_j)",
+            r"p_k = \frac{e^{z_k}}{\sum_j e^{z_j}}",
+            (Arg("z", "real", "(N, K)", "logits"),),
+            (Arg("out", "real", "(N, K)", "p"),),
+            _row_slots(),
+            None,
+        ),
+        Kernel(
+            "log_softmax",
+            "rowwise",
+            "Log of the softmax along the class axis.",
+            "log p_k = z_k - log sum_j exp(z_j)",
+            r"\log p_k = z_k - \log \sum_j e^{z_j}",
+            (Arg("z", "real", "(N, K)", "logits"),),
+            (Arg("out", "real", "(N, K)", "log p"),),
+            {**_row_slots(), "out": _log_softmax()},
+            None,
+        ),
+        Kernel(
+            "logsumexp",
+            "rowwise",
+            "Log of the sum of exponentials along the class axis.",
+            "lse = log sum_j exp(z_j)",
+            r"\operatorname{lse}(z) = \log \sum_j e^{z_j}",
+            (Arg("z", "real", "(N, K)", "logits"),),
+            (Arg("out", "real", "(N,)", "lse"),),
+            {**_row_slots(), "out": _logsumexp()},
+            "logsumexp_grad",
+        ),
+        Kernel(
+            "softmax_jacobian",
+            "rowwise",
+            "Jacobian of the softmax, one K x K matrix per row.",
+            "J_ij = p_i (delta_ij - p_j)",
+            r"J_{ij} = p_i(\delta_{ij} - p_j)",
+            (Arg("z", "real", "(N, K)", "logits"),),
+            (Arg("out", "real", "(N, K, K)", "J[n, i, j] = dp_i/dz_j"),),
+            {**_row_slots(), "out": _jacobian()},
+            "softmax_jacobian",
+        ),
+        Kernel(
+            "softmax_vjp",
+            "rowwise",
+            "Vector-Jacobian product of the softmax, without J.",
+            "(J^T g)_j = p_j (g_j - <g, p>)",
+            r"(J^\top g)_j = p_j (g_j - \langle g, p\rangle)",
+            (Arg("z", "real", "(N, K)", "logits"), Arg("g", "real", "(N, K)", "upstream gradient")),
+            (Arg("out", "real", "(N, K)", "J^T g"),),
+            {**_row_slots(), **_vjp_dot(), "out": _vjp()},
+            "softmax_jacobian",
+        ),
+        Kernel(
+            "cross_entropy",
+            "ce_probs",
+            "Cross-entropy of probabilities against a target.",
+            "L = -sum_k y_k log p_k",
+            r"L = -\sum_k y_k \log p_k",
+            (_PROBS, _TARGET),
+            (_LOSS,),
+            {**ce_targets, "loss_term": _ce_probs_loss_term()},
+            None,
+            _CE_OPTIONS,
+        ),
+        Kernel(
+            "cross_entropy_grad",
+            "ce_probs",
+            "Gradient of the cross-entropy w.r.t. the probabilities.",
+            "dL/dp_k = -y_k / p_k",
+            r"\frac{\partial L}{\partial p_k} = -\frac{y_k}{p_k}",
+            (_PROBS, _TARGET),
+            (_GRAD_NK,),
+            {**ce_targets, "grad": _ce_probs_grad()},
+            "cross_entropy_grad",
+            _CE_OPTIONS,
+        ),
+        Kernel(
+            "softmax_cross_entropy",
+            "ce_logits",
+            "Cross-entropy of the softmax of logits (log-sum-exp form).",
+            "L = log sum_j exp(z_j) - sum_k y_k z_k",
+            r"L = \log\sum_j e^{z_j} - \sum_k y_k z_k",
+            (_LOGITS, _TARGET),
+            (_LOSS,),
+            {**ce_targets, **_row_slots(), "loss_term": _ce_logits_loss_term()},
+            None,
+            _CE_OPTIONS,
+        ),
+        Kernel(
+            "softmax_cross_entropy_grad",
+            "ce_logits",
+            "Gradient of softmax cross-entropy w.r.t. the logits.",
+            "dL/dz_k = p_k sum_j y_j - y_k  (= p_k - y_k when sum_j y_j = 1)",
+            r"\frac{\partial L}{\partial z_k} = p_k - y_k",
+            (_LOGITS, _TARGET),
+            (_GRAD_NK,),
+            {**ce_targets, **_row_slots(), "grad": _ce_logits_grad()},
+            "softmax_cross_entropy_grad",
+            _CE_OPTIONS,
+        ),
+        Kernel(
+            "softmax_cross_entropy_with_grad",
+            "ce_logits",
+            "Softmax cross-entropy and its gradient in one pass.",
+            "L as softmax_cross_entropy, dL/dz = p - y",
+            r"(L,\ p - y)",
+            (_LOGITS, _TARGET),
+            (_LOSS, _GRAD_NK),
+            {
+                **ce_targets,
+                **_row_slots(),
+                "loss_term": _ce_logits_loss_term(),
+                "grad": _ce_logits_grad(),
+            },
+            "softmax_cross_entropy_grad",
+            _CE_OPTIONS,
+        ),
+        Kernel(
+            "binary_cross_entropy",
+            "bce",
+            "Binary cross-entropy of probabilities.",
+            "L = -(y log p + (1 - y) log(1 - p))",
+            r"L = -(y \log \hat{y} + (1 - y)\log(1 - \hat{y}))",
+            (
+                Arg("probs", "real", "any", "predicted probabilities"),
+                Arg("target", "real", "like probs", "targets in [0, 1]"),
+            ),
+            (_LOSS,),
+            {"loss": _bce_loss()},
+            None,
+            _BCE_OPTIONS,
+        ),
+        Kernel(
+            "binary_cross_entropy_grad",
+            "bce",
+            "Gradient of the binary cross-entropy w.r.t. the probabilities.",
+            "dL/dp = (p - y) / (p (1 - p))",
+            r"\frac{\partial L}{\partial \hat{y}} = \frac{\hat{y} - y}{\hat{y}(1 - \hat{y})}",
+            (
+                Arg("probs", "real", "any", "predicted probabilities"),
+                Arg("target", "real", "like probs", "targets in [0, 1]"),
+            ),
+            (Arg("grad", "real", "like probs", "gradient of the (reduced) loss"),),
+            {"grad": _bce_grad()},
+            "binary_cross_entropy_grad",
+            _BCE_OPTIONS,
+        ),
+        Kernel(
+            "sigmoid_binary_cross_entropy",
+            "bce",
+            "Binary cross-entropy of the sigmoid of logits (softplus form).",
+            "L = (1 - y) softplus(x) + w+ y softplus(-x)",
+            r"L = (1 - y)\operatorname{softplus}(x) + w_+ y \operatorname{softplus}(-x)",
+            (
+                Arg("logits", "real", "any", "logits"),
+                Arg("target", "real", "like logits", "targets in [0, 1]"),
+            ),
+            (_LOSS,),
+            {"loss": _sigmoid_bce_loss()},
+            None,
+            _SBCE_OPTIONS,
+        ),
+        Kernel(
+            "sigmoid_binary_cross_entropy_grad",
+            "bce",
+            "Gradient of sigmoid binary cross-entropy w.r.t. the logits.",
+            "dL/dx = sigma(x) - y  (with pos_weight: (1 - y) sigma(x) - w+ y sigma(-x))",
+            r"\frac{\partial L}{\partial x} = \sigma(x) - y",
+            (
+                Arg("logits", "real", "any", "logits"),
+                Arg("target", "real", "like logits", "targets in [0, 1]"),
+            ),
+            (Arg("grad", "real", "like logits", "gradient of the (reduced) loss"),),
+            {"grad": _sigmoid_bce_grad()},
+            "sigmoid_weighted_binary_cross_entropy_grad",
+            _SBCE_OPTIONS,
+        ),
+        Kernel(
+            "sigmoid_binary_cross_entropy_with_grad",
+            "bce",
+            "Sigmoid binary cross-entropy and its gradient in one pass.",
+            "L = (1 - y) softplus(x) + w+ y softplus(-x); dL/dx = (1 - y) sigma(x) - w+ y sigma(-x)",
+            r"(L,\ \sigma(x) - y)",
+            (
+                Arg("logits", "real", "any", "logits"),
+                Arg("target", "real", "like logits", "targets in [0, 1]"),
+            ),
+            (_LOSS, Arg("grad", "real", "like logits", "gradient of the (reduced) loss")),
+            {"loss": _sigmoid_bce_loss(), "grad": _sigmoid_bce_grad()},
+            "sigmoid_weighted_binary_cross_entropy_grad",
+            _SBCE_OPTIONS,
+        ),
     ]
     return {kern.name: kern for kern in ks}
 
 
-@lru_cache(maxsize=None)
+@cache
 def registry() -> dict:
     """name -> Kernel, in emission order."""
     return _build()

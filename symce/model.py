@@ -12,6 +12,7 @@ Output symbols (``p`` for softmax probabilities, ``s`` for the sigmoid value, ``
 partition sum) are *names* for sub-expressions; :data:`DEFINITIONS` records what each one stands
 for, so that a closed form written in output symbols can always be unfolded back to the inputs.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -25,23 +26,23 @@ import sympy as sp
 K = sp.Symbol("K", integer=True, positive=True)
 N = sp.Symbol("N", integer=True, positive=True)
 i, j, k, n, m = sp.symbols("i j k n m", integer=True, positive=True)
-t = sp.Symbol("t", integer=True, positive=True)   # an integer class label
+t = sp.Symbol("t", integer=True, positive=True)  # an integer class label
 
-theta = sp.Symbol("theta", real=True)          # a logit fed to the sigmoid
-y_bin = sp.Symbol("y", real=True)              # binary target in [0, 1]
-yhat = sp.Symbol("yhat", positive=True)        # predicted probability of the positive class
-s = sp.Symbol("sigma", positive=True)          # output symbol: s = sigma(theta)
-pos_weight = sp.Symbol("w_+", positive=True)   # weight of the positive term in BCE
+theta = sp.Symbol("theta", real=True)  # a logit fed to the sigmoid
+y_bin = sp.Symbol("y", real=True)  # binary target in [0, 1]
+yhat = sp.Symbol("yhat", positive=True)  # predicted probability of the positive class
+s = sp.Symbol("sigma", positive=True)  # output symbol: s = sigma(theta)
+pos_weight = sp.Symbol("w_+", positive=True)  # weight of the positive term in BCE
 
-z = sp.IndexedBase("z", real=True)             # logits of one sample
-y = sp.IndexedBase("y", real=True)             # target distribution (one-hot or soft)
-p = sp.IndexedBase("p", positive=True)         # output symbol: p_i = softmax(z)_i
-S = sp.Symbol("S", positive=True)              # output symbol: S = sum_k exp(z_k)
+z = sp.IndexedBase("z", real=True)  # logits of one sample
+y = sp.IndexedBase("y", real=True)  # target distribution (one-hot or soft)
+p = sp.IndexedBase("p", positive=True)  # output symbol: p_i = softmax(z)_i
+S = sp.Symbol("S", positive=True)  # output symbol: S = sum_k exp(z_k)
 
-Z = sp.IndexedBase("Z", real=True)             # batch logits, Z[n, k]
-Y = sp.IndexedBase("Y", real=True)             # batch targets, Y[n, k]
-P = sp.IndexedBase("P", positive=True)         # output symbol: P[n, k] = softmax(Z[n, :])_k
-S_n = sp.IndexedBase("Srow", positive=True)    # output symbol: Srow[n] = sum_k exp(Z[n, k])
+Z = sp.IndexedBase("Z", real=True)  # batch logits, Z[n, k]
+Y = sp.IndexedBase("Y", real=True)  # batch targets, Y[n, k]
+P = sp.IndexedBase("P", positive=True)  # output symbol: P[n, k] = softmax(Z[n, :])_k
+S_n = sp.IndexedBase("Srow", positive=True)  # output symbol: Srow[n] = sum_k exp(Z[n, k])
 
 
 # ----------------------------------------------------------------------------------------------
@@ -110,8 +111,10 @@ def sigmoid_weighted_binary_cross_entropy(t=theta, target=y_bin, w=pos_weight):
 def batch_softmax_cross_entropy(logits=Z, target=Y, n_dummy=n, k_dummy=i):
     """Batch mean: L(Z) = (1/N) sum_n -sum_i Y[n,i] log softmax(Z[n,:])_i."""
     row_sum = sp.Sum(sp.exp(logits[n_dummy, k]), (k, 1, K))
-    inner = -sp.Sum(target[n_dummy, k_dummy]
-                    * sp.log(sp.exp(logits[n_dummy, k_dummy]) / row_sum), (k_dummy, 1, K))
+    inner = -sp.Sum(
+        target[n_dummy, k_dummy] * sp.log(sp.exp(logits[n_dummy, k_dummy]) / row_sum),
+        (k_dummy, 1, K),
+    )
     return sp.Sum(inner, (n_dummy, 1, N)) / N
 
 
@@ -122,24 +125,26 @@ def batch_softmax_cross_entropy(logits=Z, target=Y, n_dummy=n, k_dummy=i):
 class OutputSymbol:
     """A name for a sub-expression, e.g. ``p[a] := exp(z[a]) / S``."""
 
-    symbol: object          # Symbol, or IndexedBase for an indexed family
-    latex: str              # how the name reads in proofs
-    meaning: str            # one line, for the proofs' glossary
+    symbol: object  # Symbol, or IndexedBase for an indexed family
+    latex: str  # how the name reads in proofs
+    meaning: str  # one line, for the proofs' glossary
 
     def unfold(self, expr):
         """Replace every occurrence of this name by its definition."""
         base = self.symbol
         if isinstance(base, sp.IndexedBase):
-            return expr.replace(lambda e: isinstance(e, sp.Indexed) and e.base == base,
-                                lambda e: _INDEXED_DEFS[base](*e.indices))
-        return expr.xreplace({base: _SCALAR_DEFS[base]})
+            return expr.replace(
+                lambda e: isinstance(e, sp.Indexed) and e.base == base,
+                lambda e: INDEXED_DEFS[base](*e.indices),
+            )
+        return expr.xreplace({base: SCALAR_DEFS[base]})
 
 
-_SCALAR_DEFS = {
+SCALAR_DEFS = {
     S: partition_sum(),
     s: sigmoid(),
 }
-_INDEXED_DEFS = {
+INDEXED_DEFS = {
     p: lambda a: sp.exp(z[a]) / S,
     P: lambda a, b: sp.exp(Z[a, b]) / S_n[a],
     S_n: lambda a: sp.Sum(sp.exp(Z[a, k]), (k, 1, K)),
@@ -149,7 +154,9 @@ DEFINITIONS = (
     OutputSymbol(p, r"p_i", r"$p_i = e^{z_i} / S$, the softmax probabilities"),
     OutputSymbol(P, r"P_{n,i}", r"$P_{n,i} = e^{Z_{n,i}} / S_n$, the softmax of sample $n$"),
     OutputSymbol(S, r"S", r"$S = \sum_{k=1}^{K} e^{z_k}$, the partition sum"),
-    OutputSymbol(S_n, r"S_n", r"$S_n = \sum_{k=1}^{K} e^{Z_{n,k}}$, the partition sum of sample $n$"),
+    OutputSymbol(
+        S_n, r"S_n", r"$S_n = \sum_{k=1}^{K} e^{Z_{n,k}}$, the partition sum of sample $n$"
+    ),
     OutputSymbol(s, r"\sigma", r"$\sigma = \sigma(\theta) = 1/(1 + e^{-\theta})$"),
 )
 

@@ -5,6 +5,7 @@ and refuse a document with an overfull line or an undefined reference.
 table of contents and the cross-references settle; without latexmk, pdflatex runs until its log no
 longer asks for a rerun.  The tests call :func:`build` and :func:`toc_pages_match`.
 """
+
 from __future__ import annotations
 
 import re
@@ -29,34 +30,42 @@ def _run(cmd, cwd):
 
 def problems(log: str) -> list:
     """Overfull boxes, undefined references and requests for another pass, from a LaTeX log."""
-    out = [line for line in log.splitlines() if line.startswith(("Overfull \\hbox",
-                                                                 "Overfull \\vbox"))]
-    out += [line for line in log.splitlines()
-            if "undefined" in line and ("Reference" in line or "Citation" in line
-                                        or "There were undefined" in line)]
-    out += [line for line in log.splitlines() if "Rerun to get" in line
-            or "may have changed" in line]
+    out = [
+        line for line in log.splitlines() if line.startswith(("Overfull \\hbox", "Overfull \\vbox"))
+    ]
+    out += [
+        line
+        for line in log.splitlines()
+        if "undefined" in line
+        and ("Reference" in line or "Citation" in line or "There were undefined" in line)
+    ]
+    out += [
+        line for line in log.splitlines() if "Rerun to get" in line or "may have changed" in line
+    ]
     return out
 
 
 def build(latex_dir=None) -> Path:
     """Build the PDF in ``latex_dir`` (default: generated/latex); return its path."""
     from .generate import GENERATED
+
     latex_dir = Path(latex_dir or GENERATED / "latex")
     latexmk = shutil.which("latexmk")
     if latexmk:
-        _run([latexmk, "-pdf", "-interaction=nonstopmode", "-halt-on-error", f"{MASTER}.tex"],
-             latex_dir)
+        _run(
+            [latexmk, "-pdf", "-interaction=nonstopmode", "-halt-on-error", f"{MASTER}.tex"],
+            latex_dir,
+        )
     else:
         pdflatex = shutil.which("pdflatex")
         if pdflatex is None:
             raise PdfError("neither latexmk nor pdflatex is installed (make install)")
         for _ in range(MAX_PASSES):
-            _run([pdflatex, "-interaction=nonstopmode", "-halt-on-error", f"{MASTER}.tex"],
-                 latex_dir)
+            _run(
+                [pdflatex, "-interaction=nonstopmode", "-halt-on-error", f"{MASTER}.tex"], latex_dir
+            )
             log = (latex_dir / f"{MASTER}.log").read_text(encoding="latin-1")
-            if not any("Rerun to get" in ln or "may have changed" in ln
-                       for ln in log.splitlines()):
+            if not any("Rerun to get" in ln or "may have changed" in ln for ln in log.splitlines()):
                 break
     log = (latex_dir / f"{MASTER}.log").read_text(encoding="latin-1")
     found = problems(log)
@@ -73,8 +82,7 @@ def toc_pages_match(latex_dir) -> bool:
     aux = (latex_dir / f"{MASTER}.aux").read_text(encoding="latin-1")
     toc = (latex_dir / f"{MASTER}.toc").read_text(encoding="latin-1")
     labels = dict(re.findall(r"\\newlabel\{sec:[^}]*\}\{\{(\d+)\}\{(\d+)\}", aux))
-    entries = re.findall(r"\\contentsline \{section\}\{\\numberline \{(\d+)\}.*\}\{(\d+)\}\{",
-                         toc)
+    entries = re.findall(r"\\contentsline \{section\}\{\\numberline \{(\d+)\}.*\}\{(\d+)\}\{", toc)
     if not entries or len(entries) != len(labels):
         return False
     return all(labels.get(number) == page for number, page in entries)

@@ -24,6 +24,7 @@ is rejected.  Side claims that are not equalities (an inequality, an exactness p
 naming the proof, the step number (from 1, as the documents number the lines), the rules and both
 expressions.
 """
+
 from __future__ import annotations
 
 import random
@@ -55,48 +56,50 @@ class Condition:
     """
 
     latex: str
-    words: str = ""                 # plain text, for `symce show`
+    words: str = ""  # plain text, for `symce show`
     bind: dict = field(default_factory=dict)
     zero: tuple = ()
-    sums_to_one: tuple = ()         # (IndexedBase, index position of the class, other fixed indices)
+    sums_to_one: tuple = ()  # (IndexedBase, index position of the class, other fixed indices)
     distinct: tuple = ()
-    define: dict = field(default_factory=dict)   # IndexedBase -> (lambda *indices: definition)
+    define: dict = field(default_factory=dict)  # IndexedBase -> (lambda *indices: definition)
 
 
 def _apply_defines(expr, conds):
     for c in conds:
         for base, fn in c.define.items():
-            expr = expr.replace(lambda e, b=base: isinstance(e, sp.Indexed) and e.base == b,
-                                lambda e, f=fn: sp.sympify(f(*e.indices)))
+            expr = expr.replace(
+                lambda e, b=base: isinstance(e, sp.Indexed) and e.base == b,
+                lambda e, f=fn: sp.sympify(f(*e.indices)),
+            )
     return expr
 
 
 @dataclass(frozen=True)
 class Step:
     expr: sp.Expr
-    reason: str                     # LaTeX text (inside \text{} unless it starts with '$')
-    ref: int | None = None          # index of the step this one equals (default: previous)
-    given: tuple = ()               # Conditions introduced at this step (they stay in its block)
-    block: str = ""                 # a heading that starts a new block (e.g. "Case i = j")
-    lhs: object = None              # starts a new chain: claims ``lhs = expr`` (lhs a SymPy expr)
-    rules: tuple = ()               # rules.Rule justifications; the checker confirms each one
+    reason: str  # LaTeX text (inside \text{} unless it starts with '$')
+    ref: int | None = None  # index of the step this one equals (default: previous)
+    given: tuple = ()  # Conditions introduced at this step (they stay in its block)
+    block: str = ""  # a heading that starts a new block (e.g. "Case i = j")
+    lhs: object = None  # starts a new chain: claims ``lhs = expr`` (lhs a SymPy expr)
+    rules: tuple = ()  # rules.Rule justifications; the checker confirms each one
 
 
 @dataclass(frozen=True)
 class Proof:
     name: str
     title: str
-    lhs: str                        # LaTeX of what is being derived, e.g. \frac{\partial p_i}{\partial z_j}
+    lhs: str  # LaTeX of what is being derived, e.g. \frac{\partial p_i}{\partial z_j}
     steps: tuple
-    result: str | None = None       # name of the derive.Result the last step must equal
-    defs: tuple = ()                # output symbols in force (p, S, s, P, S_n)
-    intro: str = ""                 # a short paragraph (LaTeX) before the steps
-    outro: str = ""                 # after the steps
-    sources: str = ""               # which seed articles it follows
-    where: tuple = ()               # glossary lines (LaTeX)
-    let: tuple = ()                 # ((symbol, definition), ...): names local to this proof
-    facts: tuple = ()               # Fact records: side claims checked by exact arithmetic
-    claim: object = None            # the derivative proved, in output symbols (what others cite)
+    result: str | None = None  # name of the derive.Result the last step must equal
+    defs: tuple = ()  # output symbols in force (p, S, s, P, S_n)
+    intro: str = ""  # a short paragraph (LaTeX) before the steps
+    outro: str = ""  # after the steps
+    sources: str = ""  # which seed articles it follows
+    where: tuple = ()  # glossary lines (LaTeX)
+    let: tuple = ()  # ((symbol, definition), ...): names local to this proof
+    facts: tuple = ()  # Fact records: side claims checked by exact arithmetic
+    claim: object = None  # the derivative proved, in output symbols (what others cite)
 
 
 @dataclass(frozen=True)
@@ -106,8 +109,8 @@ class Fact:
     ``check()`` returns ``(ok, detail)``; it must compute the claim, not restate it.
     """
 
-    latex: str                      # the claim as the document states it (text, $math$ inside)
-    check: object                   # () -> (bool, str)
+    latex: str  # the claim as the document states it (text, $math$ inside)
+    check: object  # () -> (bool, str)
     name: str = ""
 
 
@@ -119,7 +122,7 @@ def conditions_at(proof: Proof, index: int) -> tuple:
         seen.add(k)
         step = proof.steps[k]
         conds.extend(step.given)
-        if step.lhs is not None:   # a chain starts here: nothing before it is in force
+        if step.lhs is not None:  # a chain starts here: nothing before it is in force
             break
         k = step.ref if step.ref is not None else k - 1
         if k is not None and k < 0:
@@ -156,8 +159,8 @@ def _symbolic_equal(a, b, conds, defs, lets=(), quick=False) -> bool:
 # ---- numeric ---------------------------------------------------------------------------------
 # (N, K) pairs with N != K both ways, so a sum over samples that should run to N and one that runs
 # to K give different numbers.
-NUMERIC_NK = ((2, 4), (5, 3))         # (N, K)
-NUMERIC_D = 3                          # features of a linear layer (different from every N)
+NUMERIC_NK = ((2, 4), (5, 3))  # (N, K)
+NUMERIC_D = 3  # features of a linear layer (different from every N)
 _STRATEGIES = ("low", "high", "random")
 
 
@@ -185,8 +188,11 @@ def _index_choices(free, Kv, Nv, conds, rng: random.Random):
                 lo, hi = int(lo.xreplace(sizes)), int(hi.xreplace(sizes))
                 if attempt or strategy == "random":
                     vals[s_] = rng.randint(lo, hi)
-                elif strategy == "low" or (strategy == "low-high" and pos % 2 == 0) \
-                        or (strategy == "high-low" and pos % 2 == 1):
+                elif (
+                    strategy == "low"
+                    or (strategy == "low-high" and pos % 2 == 0)
+                    or (strategy == "high-low" and pos % 2 == 1)
+                ):
                     vals[s_] = lo
                 else:
                     vals[s_] = hi
@@ -196,8 +202,9 @@ def _index_choices(free, Kv, Nv, conds, rng: random.Random):
                 out.append(vals)
                 break
     if not out:
-        raise ProofError(f"cannot choose indices for conditions {[c.latex for c in conds]} "
-                         f"at K={Kv}, N={Nv}")
+        raise ProofError(
+            f"cannot choose indices for conditions {[c.latex for c in conds]} at K={Kv}, N={Nv}"
+        )
     return out
 
 
@@ -223,14 +230,20 @@ class _Draw:
                     other = list(idx)
                     other[pos] = c
                     vec[(base, tuple(other))] = mpmath.mpf(
-                        self.rng("n", base.name, tuple(other)).uniform(0.05, 1.0))
+                        self.rng("n", base.name, tuple(other)).uniform(0.05, 1.0)
+                    )
                 total = mpmath.fsum(vec.values())
                 for kk, v in vec.items():
                     self.vals.setdefault(kk, v / total)
             else:
                 name = base.name
-                lo, hi = ((0.05, 0.95) if name in ("p", "P") else
-                          (0.05, 1.0) if name in ("y", "Y", "w", "ytilde") else (-3.0, 3.0))
+                lo, hi = (
+                    (0.05, 0.95)
+                    if name in ("p", "P")
+                    else (0.05, 1.0)
+                    if name in ("y", "Y", "w", "ytilde")
+                    else (-3.0, 3.0)
+                )
                 self.vals[key] = mpmath.mpf(self.rng(base.name, idx).uniform(lo, hi))
         return self.vals[key]
 
@@ -238,7 +251,7 @@ class _Draw:
         if sym not in self.vals:
             name = sym.name
             rng = self.rng("s", name)
-            if sym.is_integer:   # an integer other than an index (the exponent n of 2^n)
+            if sym.is_integer:  # an integer other than an index (the exponent n of 2^n)
                 v = mpmath.mpf(rng.randint(-40, 40))
             elif name in ("yhat", "sigma"):
                 v = mpmath.mpf(rng.uniform(0.05, 0.95))
@@ -278,10 +291,10 @@ def _ev(e, env, draw):
         return mpmath.mpf(1 if a_ == b_ else 0)
     if isinstance(e, sp.factorial):
         return mpmath.factorial(_ev(e.args[0], env, draw))
-    if hasattr(e, "definition") and callable(e.definition):   # a named function (LinearScore)
+    if hasattr(e, "definition") and callable(e.definition):  # a named function (LinearScore)
         return _ev(e.definition(), env, draw)
     if isinstance(e, sp.Sum):
-        (v, lo, hi), = e.limits
+        ((v, lo, hi),) = e.limits
         lo, hi = int(_ev(lo, env, draw)), int(_ev(hi, env, draw))
         total = []
         for val in range(lo, hi + 1):
@@ -296,13 +309,13 @@ def _prepare(expr, defs, conds, lets):
     """Unfold names, apply the conditions' definitions, evaluate derivatives (general K)."""
     key = (expr, tuple(defs or ()), tuple(id(c) for c in conds), tuple(id(v) for _, v in lets))
     if key not in _PREPARED:
-        _KEEP.append((conds, lets))   # keeps the ids in the key from being reused
+        _KEEP.append((conds, lets))  # keeps the ids in the key from being reused
         e = _apply_lets(sp.sympify(expr), lets)
         bind = {}
         for c in conds:
             bind.update(c.bind)
         e = m.unfold(_apply_defines(e.xreplace(bind), conds), defs)
-        _PREPARED[key] = rewrite._derivatives_first(rewrite._series_first(e))
+        _PREPARED[key] = rewrite.derivatives_first(rewrite.series_first(e))
     return _PREPARED[key]
 
 
@@ -312,8 +325,12 @@ _KEEP: list = []
 
 
 def _value(expr, env, seed, Kv, conds):
-    key = (expr, seed, tuple(sorted((str(k_), v) for k_, v in env.items())),
-           tuple(id(c) for c in conds))
+    key = (
+        expr,
+        seed,
+        tuple(sorted((str(k_), v) for k_, v in env.items())),
+        tuple(id(c) for c in conds),
+    )
     if key not in _VALUES:
         _KEEP.append(conds)
         _VALUES[key] = _ev(expr, env, _Draw(seed, Kv, conds))
@@ -334,8 +351,10 @@ def _numeric_equal(a, b, conds, defs, seed, lets=()) -> tuple:
                 env = {m.K: Kv, m.N: Nv, rewrite.D: NUMERIC_D, **idx}
                 va, vb = _value(ea, env, seed, Kv, conds), _value(eb, env, seed, Kv, conds)
                 if abs(va - vb) > tol * max(1, abs(va), abs(vb)):
-                    return False, (f"K={Kv}, N={Nv}, indices {idx}: "
-                                   f"{mpmath.nstr(va, 15)} != {mpmath.nstr(vb, 15)}")
+                    return False, (
+                        f"K={Kv}, N={Nv}, indices {idx}: "
+                        f"{mpmath.nstr(va, 15)} != {mpmath.nstr(vb, 15)}"
+                    )
     return True, ""
 
 
@@ -418,8 +437,14 @@ def verify(proof: Proof) -> dict:
     """
     from . import derive  # late import: derive does not depend on proofs
 
-    counts = {"steps": len(proof.steps), "definitions": 0, "definitions_checked": 0,
-              "rule_verified": 0, "algebra": 0, "facts": len(proof.facts)}
+    counts = {
+        "steps": len(proof.steps),
+        "definitions": 0,
+        "definitions_checked": 0,
+        "rule_verified": 0,
+        "algebra": 0,
+        "facts": len(proof.facts),
+    }
     for index in range(len(proof.steps)):
         step = proof.steps[index]
         number = index + 1
@@ -427,70 +452,90 @@ def verify(proof: Proof) -> dict:
         head = f"proof {proof.name!r}, step {number} ({_rules_text(step)})"
         if not step.rules:
             raise ProofError(f"{head}: the step names no rule")
-        if step.lhs is not None:     # a chain of its own: its first line equals its lhs
+        if step.lhs is not None:  # a chain of its own: its first line equals its lhs
             before_expr = step.lhs
         elif index == 0:
             before_expr = None
         else:
             before_expr = proof.steps[_ref(step, index)].expr
-        if before_expr is None:   # the first line: the definition being differentiated
+        if before_expr is None:  # the first line: the definition being differentiated
             if [r.kind for r in step.rules] != ["definition"]:
                 raise ProofError(f"{head}: the first step must be the definition")
             counts["definitions"] += 1
             if proof.result is not None:
                 raw = derive.result(proof.result).raw
                 if not _symbolic_equal(step.expr, raw, conds, proof.defs, proof.let):
-                    raise ProofError(f"{head}: {sp.sstr(step.expr)} is not the derivative of the "
-                                     f"definition ({sp.sstr(raw)})")
+                    raise ProofError(
+                        f"{head}: {sp.sstr(step.expr)} is not the derivative of the "
+                        f"definition ({sp.sstr(raw)})"
+                    )
                 counts["definitions_checked"] += 1
             continue
         if any(r.kind == "definition" for r in step.rules):
             raise ProofError(f"{head}: only the first line of a proof is its definition")
         where = f"{head}: {sp.sstr(before_expr)}  =  {sp.sstr(step.expr)}"
-        from .lang.text import text   # the line as a reader sees it
-        if sp.sympify(step.expr) == sp.sympify(before_expr) or \
-                text(step.expr) == text(before_expr):
+        from .lang.text import text  # the line as a reader sees it
+
+        if sp.sympify(step.expr) == sp.sympify(before_expr) or text(step.expr) == text(before_expr):
             raise ProofError(f"{where}: the step repeats the line it follows")
-        ok, why = _numeric_equal(before_expr, step.expr, conds, proof.defs,
-                                 seed=zlib.crc32(proof.name.encode()), lets=proof.let)
+        ok, why = _numeric_equal(
+            before_expr,
+            step.expr,
+            conds,
+            proof.defs,
+            seed=zlib.crc32(proof.name.encode()),
+            lets=proof.let,
+        )
         if not ok:
             raise ProofError(f"{where}: false: the two sides differ at {why}")
         if not _symbolic_equal(before_expr, step.expr, conds, proof.defs, proof.let):
-            raise ProofError(f"{where}: not proved: the two sides agree at every sampled point, "
-                             f"but SymPy cannot show them equal for general K and N (a range, "
-                             f"a case or an assumption may be missing, or the step is beyond "
-                             f"the checker)")
+            raise ProofError(
+                f"{where}: not proved: the two sides agree at every sampled point, "
+                f"but SymPy cannot show them equal for general K and N (a range, "
+                f"a case or an assumption may be missing, or the step is beyond "
+                f"the checker)"
+            )
         kinds = [r.kind for r in step.rules]
-        if step.given:   # a case or an assumption must be the reason, and must be needed
+        if step.given:  # a case or an assumption must be the reason, and must be needed
             if not {"case", "assumption"} & set(kinds):
-                raise ProofError(f"{where}: introduces {', '.join(c.latex for c in step.given)} "
-                                 f"but names neither a case nor an assumption")
+                raise ProofError(
+                    f"{where}: introduces {', '.join(c.latex for c in step.given)} "
+                    f"but names neither a case nor an assumption"
+                )
             outer = tuple(c for c in conds if c not in step.given)
             if _symbolic_equal(before_expr, step.expr, outer, proof.defs, proof.let, quick=True):
-                raise ProofError(f"{where}: the condition {', '.join(c.latex for c in step.given)}"
-                                 f" is not needed here (misplaced)")
+                raise ProofError(
+                    f"{where}: the condition {', '.join(c.latex for c in step.given)}"
+                    f" is not needed here (misplaced)"
+                )
         elif {"case", "assumption"} & set(kinds):
             raise ProofError(f"{where}: names a case or an assumption but introduces none")
         if all(k_ == "algebra" for k_ in kinds):
             # algebra alone: no derivative evaluated, no name unfolded, no sum collapsed
             if not rule_holds(before_expr, step.expr, (), conds, proof.let):
-                raise ProofError(f"{where}: the step is not algebra alone (it evaluates a "
-                                 f"derivative, collapses a sum or unfolds a name: say which)")
+                raise ProofError(
+                    f"{where}: the step is not algebra alone (it evaluates a "
+                    f"derivative, collapses a sum or unfolds a name: say which)"
+                )
             counts["algebra"] += 1
             continue
-        for rule in step.rules:   # a lemma is a claim too: checked before it is used
+        for rule in step.rules:  # a lemma is a claim too: checked before it is used
             if rule.lemma:
                 lhs, rhs = rule.lemma
                 if not _symbolic_equal(lhs, rhs, conds, proof.defs, proof.let):
-                    raise ProofError(f"{head}: its lemma {sp.sstr(lhs)} = {sp.sstr(rhs)} "
-                                     f"does not hold (symbolic check)")
+                    raise ProofError(
+                        f"{head}: its lemma {sp.sstr(lhs)} = {sp.sstr(rhs)} "
+                        f"does not hold (symbolic check)"
+                    )
                 ok, why = _numeric_equal(lhs, rhs, conds, proof.defs, seed=index, lets=proof.let)
                 if not ok:
                     raise ProofError(f"{head}: its lemma is false: {why}")
         problem = rule_problems(before_expr, step.expr, step.rules, conds, proof.let)
         if problem == "not an application":
-            raise ProofError(f"{where}: the step is not an application of "
-                             f"{_rules_text(step)} to the line it follows")
+            raise ProofError(
+                f"{where}: the step is not an application of "
+                f"{_rules_text(step)} to the line it follows"
+            )
         if problem:
             raise ProofError(f"{where}: the step {problem}")
         counts["rule_verified"] += 1
@@ -498,15 +543,19 @@ def verify(proof: Proof) -> dict:
         ok, why = fact.check()
         if not ok:
             raise ProofError(f"proof {proof.name!r}, fact {fact.name or fact.latex}: {why}")
-    if proof.result is not None and proof.claim is not None:   # what later proofs cite
+    if proof.result is not None and proof.claim is not None:  # what later proofs cite
         if not _symbolic_equal(proof.claim, derive.result(proof.result).raw, (), proof.defs):
-            raise ProofError(f"proof {proof.name!r}: its claim {sp.sstr(proof.claim)} is not "
-                             f"the derivative the engine differentiated")
+            raise ProofError(
+                f"proof {proof.name!r}: its claim {sp.sstr(proof.claim)} is not "
+                f"the derivative the engine differentiated"
+            )
     if proof.result is not None:
         res = derive.result(proof.result)
         last = len(proof.steps) - 1
         conds = conditions_at(proof, last)
         if not _symbolic_equal(proof.steps[-1].expr, res.closed, conds, proof.defs):
-            raise ProofError(f"proof {proof.name!r}: its last step {sp.sstr(proof.steps[-1].expr)} "
-                             f"is not the engine's closed form {sp.sstr(res.closed)}")
+            raise ProofError(
+                f"proof {proof.name!r}: its last step {sp.sstr(proof.steps[-1].expr)} "
+                f"is not the engine's closed form {sp.sstr(res.closed)}"
+            )
     return counts

@@ -18,15 +18,15 @@ gradient denominators of probabilities at 1e-12, and a zero target times an infi
 its largest finite logit (or 0), and the kernels that combine the classes give NaN for such a
 row (``Kernel.nan_row_at_inf``).
 """
+
 from __future__ import annotations
 
-from functools import lru_cache
+from functools import cache
 
 import mpmath
 import numpy as np
 import sympy as sp
 
-from . import functions
 from . import kernels as kr
 from . import model as m
 
@@ -43,7 +43,7 @@ def _mp(a):
     return np.vectorize(lambda v: mpmath.mpf(float(v)), otypes=[object])(np.asarray(a, dtype=float))
 
 
-@lru_cache(maxsize=None)
+@cache
 def _raw_row_functions(K: int):
     """Lambdified raw definitions for K classes: softmax, log-softmax, lse and their derivatives."""
     zs = m.concrete_logits(K)
@@ -61,7 +61,7 @@ def _raw_row_functions(K: int):
     }
 
 
-@lru_cache(maxsize=None)
+@cache
 def _scalar(name):
     """Lambdified scalar definitions and raw derivatives (sigmoid and BCE family)."""
     th, yv, ph, wp = m.theta, m.y_bin, m.yhat, m.pos_weight
@@ -89,7 +89,7 @@ _SLOT_FUNCTIONS = {
 }
 
 
-@lru_cache(maxsize=None)
+@cache
 def _slot(kernel_name, slot):
     expr = kr.kernel(kernel_name).slots[slot]
     syms = sorted(expr.free_symbols, key=lambda s_: s_.name)
@@ -101,6 +101,7 @@ def _slot(kernel_name, slot):
             return f(*[kw[n_] for n_ in names])
         except ZeroDivisionError:  # 0/0 (a row of -inf): IEEE gives NaN
             return mpmath.mpf("nan")
+
     return call
 
 
@@ -142,15 +143,20 @@ def _effective_targets(kernel_name, target, K, weight, ignore_index, label_smoot
                 rows.append([mpmath.mpf(0)] * K)
                 kept.append(False)
                 continue
-            rows.append([f(hot=int(c == t), w_t=w[t], w_k=w[c], label_smoothing=eps, K=K)
-                         for c in range(K)])
+            rows.append(
+                [f(hot=int(c == t), w_t=w[t], w_k=w[c], label_smoothing=eps, K=K) for c in range(K)]
+            )
             kept.append(True)
             divisor += w[t]
     else:
         f = _slot(kernel_name, "yt_soft")
         for row in target:
-            rows.append([f(y=mpmath.mpf(float(v)), w_k=w[c], label_smoothing=eps, K=K)
-                         for c, v in enumerate(row)])
+            rows.append(
+                [
+                    f(y=mpmath.mpf(float(v)), w_k=w[c], label_smoothing=eps, K=K)
+                    for c, v in enumerate(row)
+                ]
+            )
             kept.append(True)
         divisor = mpmath.mpf(len(rows))
     return rows, kept, divisor
@@ -171,8 +177,17 @@ def _scale(reduction, divisor):
     return mpmath.mpf(1)
 
 
-def evaluate(name, *args, form="raw", weight=None, ignore_index=-100, label_smoothing=0.0,
-             pos_weight=None, reduction="mean", dps=None):
+def evaluate(
+    name,
+    *args,
+    form="raw",
+    weight=None,
+    ignore_index=-100,
+    label_smoothing=0.0,
+    pos_weight=None,
+    reduction="mean",
+    dps=None,
+):
     """Reference value of kernel ``name`` (NumPy layout), as mpf arrays.
 
     ``dps`` digits (default ``DPS``); raise it for inputs whose raw definition cancels, e.g. the
@@ -191,14 +206,22 @@ def evaluate(name, *args, form="raw", weight=None, ignore_index=-100, label_smoo
                 def raw(v):  # 1 + e^-x and friends cancel for large |x|: carry the digits
                     with mpmath.workdps(_digits_for(v)):
                         return +f(v)
+
                 return np.vectorize(raw, otypes=[object])(_mp(x))
             f = _slot(name, "out")
             return np.vectorize(lambda v: f(x=v), otypes=[object])(_mp(x))
         if fam == "rowwise":
             return _rowwise(name, form, *args)
         if fam in ("ce_probs", "ce_logits"):
-            return _ce(name, form, *args, weight=weight, ignore_index=ignore_index,
-                       label_smoothing=label_smoothing, reduction=reduction)
+            return _ce(
+                name,
+                form,
+                *args,
+                weight=weight,
+                ignore_index=ignore_index,
+                label_smoothing=label_smoothing,
+                reduction=reduction,
+            )
         return _bce(name, form, *args, weight=weight, pos_weight=pos_weight, reduction=reduction)
 
 
@@ -219,8 +242,11 @@ def _rowwise(name, form, z, g=None):
                     out.append(fns[{"softmax_jacobian": "jacobian"}.get(name, name)](row))
                 except ZeroDivisionError:  # a row of -inf: 0/0, NaN in IEEE arithmetic
                     shape = (K, K) if name == "softmax_jacobian" else (K,)
-                    out.append(np.full(shape, mpmath.mpf("nan"), dtype=object).tolist()
-                               if name != "logsumexp" else -mpmath.inf)
+                    out.append(
+                        np.full(shape, mpmath.mpf("nan"), dtype=object).tolist()
+                        if name != "logsumexp"
+                        else -mpmath.inf
+                    )
             continue
         cls = _row_env(name, row)
         if name == "logsumexp":
@@ -233,8 +259,12 @@ def _rowwise(name, form, z, g=None):
             out.append([_slot(name, "out")(**c) for c in cls])
         elif name == "softmax_jacobian":
             f = _slot(name, "out")
-            out.append([[f(p_i=p[i], pc_i=cls[i]["pc"], p_j=p[j], delta=int(i == j))
-                         for j in range(K)] for i in range(K)])
+            out.append(
+                [
+                    [f(p_i=p[i], pc_i=cls[i]["pc"], p_j=p[j], delta=int(i == j)) for j in range(K)]
+                    for i in range(K)
+                ]
+            )
         elif name == "softmax_vjp":
             gr = [mpmath.mpf(float(v)) for v in np.atleast_2d(g)[r]]
             dot = mpmath.fsum(a * b for a, b in zip(gr, p))
@@ -282,7 +312,7 @@ def _ce(name, form, x, target, *, weight, ignore_index, label_smoothing, reducti
                 # the gradient is finite at a -inf (masked) logit, but its raw expression is
                 # 0 * inf there: evaluate it at the limit, a logit so low that exp underflows
                 # every float by thousands of orders of magnitude
-                low = -mpmath.mpf(10) ** 6
+                low = -(mpmath.mpf(10) ** 6)
                 grad = fns["ce_grad"]([low if v == -mpmath.inf else v for v in row], yt)
             else:
                 cls = _row_env("softmax_cross_entropy", row)
@@ -301,9 +331,11 @@ def _ce(name, form, x, target, *, weight, ignore_index, label_smoothing, reducti
 
 def _bce(name, form, x, target, *, weight, pos_weight, reduction):
     if name.endswith("_with_grad"):  # the fused kernel: the loss and the gradient kernels' values
-        base = name[:-len("_with_grad")]
-        return tuple(_bce(n, form, x, target, weight=weight, pos_weight=pos_weight,
-                          reduction=reduction) for n in (base, base + "_grad"))
+        base = name[: -len("_with_grad")]
+        return tuple(
+            _bce(n, form, x, target, weight=weight, pos_weight=pos_weight, reduction=reduction)
+            for n in (base, base + "_grad")
+        )
     x = _mp(x)
     t = _mp(target)
     wts = np.ones_like(x) if weight is None else np.broadcast_to(_mp(weight), x.shape)

@@ -14,6 +14,7 @@ the few rewrites those results need, each one small and named:
   collapsed and canonicalised, logs of products split (all quantities are real, the arguments of
   the logs positive), then rational simplification.
 """
+
 from __future__ import annotations
 
 from functools import lru_cache
@@ -22,24 +23,34 @@ import sympy as sp
 
 from . import model
 
-
 # The range of every index symbol the model uses: classes 1..K, samples 1..N.  Sifting a sum over
 # a range applies only to an index whose range is known to lie inside it.
 # D and d, e: the features of a linear layer (the batch logistic regression).
 D = sp.Symbol("D", integer=True, positive=True)
 d, e = sp.symbols("d e", integer=True, positive=True)
 INDEX_RANGES = {
-    model.i: (sp.Integer(1), model.K), model.j: (sp.Integer(1), model.K),
-    model.k: (sp.Integer(1), model.K), model.t: (sp.Integer(1), model.K),
-    model.m: (sp.Integer(1), model.N), model.n: (sp.Integer(1), model.N),
-    d: (sp.Integer(1), D), e: (sp.Integer(1), D),
+    model.i: (sp.Integer(1), model.K),
+    model.j: (sp.Integer(1), model.K),
+    model.k: (sp.Integer(1), model.K),
+    model.t: (sp.Integer(1), model.K),
+    model.m: (sp.Integer(1), model.N),
+    model.n: (sp.Integer(1), model.N),
+    d: (sp.Integer(1), D),
+    e: (sp.Integer(1), D),
 }
 
 
 def delta_idempotent(expr):
     """delta_ab^k = delta_ab for k >= 1 (a Kronecker delta is 0 or 1)."""
-    return expr.replace(lambda x: x.is_Pow and isinstance(x.base, sp.KroneckerDelta)
-                        and x.exp.is_integer and x.exp.is_positive, lambda x: x.base)
+    return expr.replace(
+        lambda x: (
+            x.is_Pow
+            and isinstance(x.base, sp.KroneckerDelta)
+            and x.exp.is_integer
+            and x.exp.is_positive
+        ),
+        lambda x: x.base,
+    )
 
 
 def _def_nonneg(expr) -> bool:
@@ -68,8 +79,11 @@ def _collapse_one(total: sp.Sum):
         if dep == 1:
             result += const * (hi - lo + 1)
             continue
-        deltas = [f for f in sp.Mul.make_args(dep)
-                  if isinstance(f, sp.KroneckerDelta) and idx in f.free_symbols]
+        deltas = [
+            f
+            for f in sp.Mul.make_args(dep)
+            if isinstance(f, sp.KroneckerDelta) and idx in f.free_symbols
+        ]
         if deltas:
             delta = deltas[0]
             other = delta.args[1] if delta.args[0] == idx else delta.args[0]
@@ -91,7 +105,7 @@ def collapse_sums(expr):
     return expr
 
 
-_CANON = sp.Dummy("c")
+CANON_INDEX = sp.Dummy("c")  # the summation index every canonical sum is written in
 
 
 def canonical_sums(expr):
@@ -103,7 +117,7 @@ def canonical_sums(expr):
 
     def canon(total):
         idx, lo, hi = total.limits[0]
-        key = sp.Sum(total.function.xreplace({idx: _CANON}), (_CANON, lo, hi))
+        key = sp.Sum(total.function.xreplace({idx: CANON_INDEX}), (CANON_INDEX, lo, hi))
         # named by content, so the same sum gets the same symbol in every call
         return table.setdefault(key, sp.Symbol(f"Sum[{sp.sstr(key)}]"))
 
@@ -111,31 +125,32 @@ def canonical_sums(expr):
     return out, {v: k for k, v in table.items()}
 
 
-def _split_logs(expr):
-    # log(e^a / S) -> a - log(S): all logits are real and every log argument is positive
+def split_logs(expr):
+    """log(e^a / S) -> a - log(S): all logits are real and every log argument is positive."""
     expr = sp.powsimp(expr)
     return sp.expand_log(expr, force=True) if expr.has(sp.log) else expr
 
 
-def _series_first(expr):
+def series_first(expr):
     """Evaluate sums to infinity (power series SymPy knows in closed form, e.g. e^r)."""
     return expr.replace(lambda e: isinstance(e, sp.Sum) and e.limits[0][2] == sp.oo, _series_doit)
 
 
 @lru_cache(maxsize=64)
 def _series_doit(total):
-    (v, lo, hi), = total.limits
-    if lo == 0:   # sum_k a^k / k! = e^a, the series that defines exp (SymPy's doit is slow)
+    ((v, lo, hi),) = total.limits
+    if lo == 0:  # sum_k a^k / k! = e^a, the series that defines exp (SymPy's doit is slow)
         base = sp.powsimp(total.function * sp.factorial(v))
         if isinstance(base, sp.Pow) and base.exp == v and v not in base.base.free_symbols:
             return sp.exp(base.base)
     return total.doit()
 
 
-def _derivatives_first(expr):
+def derivatives_first(expr):
     """Evaluate Derivative nodes without letting Sum.doit produce Piecewise."""
-    return expr.replace(lambda e: isinstance(e, sp.Derivative),
-                        lambda e: sp.diff(e.expr, *e.variables))
+    return expr.replace(
+        lambda e: isinstance(e, sp.Derivative), lambda e: sp.diff(e.expr, *e.variables)
+    )
 
 
 def normal_form(expr, substitutions=None, defs=None):
@@ -145,15 +160,17 @@ def normal_form(expr, substitutions=None, defs=None):
     canonicalised, so it can name a sum (e.g. sum_k y_k -> 1) or a delta (delta_ij -> 0).
     """
     expr = model.unfold(sp.sympify(expr), defs)
-    expr = _series_first(expr)
-    expr = _derivatives_first(expr)
-    expr = collapse_sums(delta_idempotent(sp.expand(_split_logs(expr), power_exp=False)))
-    expr = _summands_canonical(_merge_sums(expr))
+    expr = series_first(expr)
+    expr = derivatives_first(expr)
+    expr = collapse_sums(delta_idempotent(sp.expand(split_logs(expr), power_exp=False)))
+    expr = _summands_canonical(merge_sums(expr))
     expr, _ = canonical_sums(expr)
     if substitutions:
         subs = {}
         for key, val in substitutions.items():
-            key_c, _ = canonical_sums(collapse_sums(_split_logs(model.unfold(sp.sympify(key), defs))))
+            key_c, _ = canonical_sums(
+                collapse_sums(split_logs(model.unfold(sp.sympify(key), defs)))
+            )
             subs[key_c] = val
         expr = expr.xreplace(subs)
     return expr
@@ -162,15 +179,17 @@ def normal_form(expr, substitutions=None, defs=None):
 _MERGE = sp.Dummy("m", integer=True)
 
 
-def _merge_sums(expr):
+def merge_sums(expr):
     """c1 sum_v f(v) + c2 sum_u g(u) over the same range -> one sum of c1 f + c2 g (linearity,
     backwards), so summands that only add up to a simple form get the chance to."""
+
     def merge(add):
         groups, rest = {}, []
         for term in add.args:
             coeff, sums = term.as_coeff_mul()
-            found = [f for f in sp.Mul.make_args(term) if isinstance(f, sp.Sum)
-                     and len(f.limits) == 1]
+            found = [
+                f for f in sp.Mul.make_args(term) if isinstance(f, sp.Sum) and len(f.limits) == 1
+            ]
             if len(found) != 1:
                 rest.append(term)
                 continue
@@ -187,16 +206,18 @@ def _merge_sums(expr):
         for (lo, hi), fs in groups.items():
             if len(fs) > 1:
                 merged.append(sp.Sum(sp.Add(*fs), (_MERGE, lo, hi)))
-            else:   # a lone sum keeps its coefficient outside (an assumption may name it)
+            else:  # a lone sum keeps its coefficient outside (an assumption may name it)
                 c, f = fs[0].as_independent(_MERGE, as_Add=False)
                 merged.append(c * sp.Sum(f, (_MERGE, lo, hi)))
         return sp.Add(*rest, *merged)
+
     return expr.replace(lambda e: isinstance(e, sp.Add), merge)
 
 
 def _summands_canonical(expr):
     """Each remaining sum with its summand in a canonical rational form (innermost first), so
     two sums whose summands differ only by algebra get the same symbol."""
+
     def canon(total):
         if len(total.limits) != 1:
             return total
@@ -205,6 +226,7 @@ def _summands_canonical(expr):
         inner = {s_: sp.Dummy() for s_ in f.atoms(sp.Sum)}
         f = sp.cancel(sp.together(f.xreplace(inner)))
         return sp.Sum(f.xreplace({v: k_ for k_, v in inner.items()}), *total.limits)
+
     return expr.replace(lambda e: isinstance(e, sp.Sum), canon)
 
 
@@ -213,7 +235,7 @@ def is_zero(expr, quick=False) -> bool:
     ``quick`` skips the slow ``simplify`` (for checks expected to fail)."""
     if expr == 0:
         return True
-    e = delta_idempotent(sp.expand(_split_logs(expr)))
+    e = delta_idempotent(sp.expand(split_logs(expr)))
     if e == 0:
         return True
     e = sp.cancel(sp.together(e))
@@ -227,8 +249,11 @@ def equal(a, b, substitutions=None, defs=None, quick=False) -> bool:
     indices known to lie in their range."""
     subs = tuple(sorted((substitutions or {}).items(), key=lambda kv: sp.default_sort_key(kv[0])))
     defs = tuple(defs) if defs is not None else None
-    return is_zero(_normal_form_cached(sp.sympify(a), subs, defs)
-                   - _normal_form_cached(sp.sympify(b), subs, defs), quick)
+    return is_zero(
+        _normal_form_cached(sp.sympify(a), subs, defs)
+        - _normal_form_cached(sp.sympify(b), subs, defs),
+        quick,
+    )
 
 
 @lru_cache(maxsize=2048)
@@ -248,10 +273,14 @@ def in_output_symbols(expr):
     named = {}
     for sym, total in sums.items():
         f = total.function
-        if f == sp.exp(model.z[_CANON]):
+        if f == sp.exp(model.z[CANON_INDEX]):
             named[sym] = model.S
-        elif (isinstance(f, sp.exp) and isinstance(f.args[0], sp.Indexed)
-              and f.args[0].base == model.Z and f.args[0].indices[1] == _CANON):
+        elif (
+            isinstance(f, sp.exp)
+            and isinstance(f.args[0], sp.Indexed)
+            and f.args[0].base == model.Z
+            and f.args[0].indices[1] == CANON_INDEX
+        ):
             named[sym] = model.S_n[f.args[0].indices[0]]
     expr = expr.xreplace(named)
 
@@ -273,4 +302,6 @@ def in_output_symbols(expr):
 
 def restore_sums(expr, sums):
     """Undo :func:`canonical_sums`, naming each dummy index ``k``."""
-    return expr.xreplace({sym: total.xreplace({_CANON: model.k}) for sym, total in sums.items()})
+    return expr.xreplace(
+        {sym: total.xreplace({CANON_INDEX: model.k}) for sym, total in sums.items()}
+    )

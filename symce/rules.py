@@ -12,6 +12,7 @@ comparison with no rule applied, so an algebra step may not evaluate a derivativ
 unfold a name.  Every rule a step names must change something there (no padding), except
 "derivative of a variable" (d z_a / d z_b = delta_ab), a closure every derivative rule uses.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -28,11 +29,11 @@ class Rule:
     """One justification: ``kind`` from :data:`KINDS`, and its parameter where it takes one."""
 
     kind: str
-    names: tuple = ()          # substitute: the named quantities unfolded (symbols / IndexedBase)
-    cite: str = ""             # cite: the proof whose result is used
-    lemma: tuple = ()          # cite: or a lemma (lhs derivative, rhs), checked where it is used
-    rename: tuple = ()         # cite: ((base in the cited claim, base here), ...)
-    latex: str = ""            # what the document shows after the rule's name
+    names: tuple = ()  # substitute: the named quantities unfolded (symbols / IndexedBase)
+    cite: str = ""  # cite: the proof whose result is used
+    lemma: tuple = ()  # cite: or a lemma (lhs derivative, rhs), checked where it is used
+    rename: tuple = ()  # cite: ((base in the cited claim, base here), ...)
+    latex: str = ""  # what the document shows after the rule's name
 
     @property
     def words(self) -> str:
@@ -50,14 +51,14 @@ class Rule:
 KINDS = {
     "definition": "definition",
     "substitute": "substitution",
-    "linearity": "linearity",            # of derivatives and of sums
+    "linearity": "linearity",  # of derivatives and of sums
     "product": "product rule",
     "quotient": "quotient rule",
     "chain": "chain rule",
     "d_exp": "derivative of exp",
     "d_log": "derivative of log",
     "d_var": "derivative of a variable",
-    "sifting": "sifting property of the Kronecker delta",   # sum_k delta_ak f(k) = f(a), a in range
+    "sifting": "sifting property of the Kronecker delta",  # sum_k delta_ak f(k) = f(a), a in range
     "case": "case",
     "assumption": "assumption",
     "cite": "result of",
@@ -110,8 +111,10 @@ def apply_lets(expr, lets, only=None):
         new = expr
         for k_, v in pairs:
             if isinstance(k_, sp.IndexedBase):
-                new = new.replace(lambda e, b=k_: isinstance(e, sp.Indexed) and e.base == b,
-                                  lambda e, f=v: sp.sympify(f(*e.indices)))
+                new = new.replace(
+                    lambda e, b=k_: isinstance(e, sp.Indexed) and e.base == b,
+                    lambda e, f=v: sp.sympify(f(*e.indices)),
+                )
             else:
                 new = new.xreplace({k_: v})
         if new == expr:
@@ -122,7 +125,11 @@ def apply_lets(expr, lets, only=None):
 
 # ---- dependency ------------------------------------------------------------------------------
 _DEPENDS_ON = {  # output symbol (or base) -> the variable bases it is a function of
-    m.p: (m.z,), m.S: (m.z,), m.P: (m.Z,), m.S_n: (m.Z,), m.s: (m.theta,),
+    m.p: (m.z,),
+    m.S: (m.z,),
+    m.P: (m.Z,),
+    m.S_n: (m.Z,),
+    m.s: (m.theta,),
 }
 
 
@@ -144,15 +151,18 @@ def _affine(g, x) -> bool:
     """g is a sum of constants and constant multiples of the variable's own family (z_a for
     x = z_j, theta for x = theta): its derivative is the plain one, delta_ab or 1."""
     xbase = x.base if isinstance(x, sp.Indexed) else x
-    if any(isinstance(a, (sp.Sum, sp.Derivative, sp.Function, sp.Pow))
-           for a in sp.preorder_traversal(g)):
+    if any(
+        isinstance(a, (sp.Sum, sp.Derivative, sp.Function, sp.Pow))
+        for a in sp.preorder_traversal(g)
+    ):
         return False
     for term in sp.Add.make_args(sp.expand(g)):
         dep = [f for f in sp.Mul.make_args(term) if depends(f, x)]
         if len(dep) > 1:
             return False
-        if dep and not (dep[0] == xbase or (isinstance(dep[0], sp.Indexed)
-                                            and dep[0].base == xbase)):
+        if dep and not (
+            dep[0] == xbase or (isinstance(dep[0], sp.Indexed) and dep[0].base == xbase)
+        ):
             return False
     return True
 
@@ -181,6 +191,7 @@ def _elementary(d, x, lets):
 
 def _rewrite_derivatives(expr, fn):
     """Replace derivative nodes bottom-up by fn(node) (None: leave the node)."""
+
     def visit(e):
         if not e.args or not e.has(sp.Derivative):
             return e
@@ -196,6 +207,7 @@ def _rewrite_derivatives(expr, fn):
                 if out is not None:
                     return out
         return new
+
     return visit(expr)
 
 
@@ -215,6 +227,7 @@ def _lin(d, x, lets):
 
 def _sum_linearity(expr):
     """Sum of a sum is a sum of sums; factors free of the dummy come out."""
+
     def split(total):
         if len(total.limits) != 1:
             return total
@@ -222,12 +235,13 @@ def _sum_linearity(expr):
         f = total.function
         if v not in f.free_symbols:
             return f * (hi - lo + 1)
-        if isinstance(sp.expand(f), sp.Add):   # algebra inside the sum, then linearity
+        if isinstance(sp.expand(f), sp.Add):  # algebra inside the sum, then linearity
             return sp.Add(*[sp.Sum(a, (v, lo, hi)) for a in sp.expand(f).args])
         const, dep = f.as_independent(v, as_Add=False)
         if const != 1:
             return const * (sp.Sum(dep, (v, lo, hi)) if dep != 1 else (hi - lo + 1))
         return total
+
     return expr.replace(lambda e: isinstance(e, sp.Sum), split)
 
 
@@ -241,7 +255,7 @@ def _product(d, x, lets):
         return None
     terms = []
     for k_, a in enumerate(dep):
-        others = dep[:k_] + dep[k_ + 1:]
+        others = dep[:k_] + dep[k_ + 1 :]
         terms.append(sp.Mul(*others) * sp.Derivative(a, x))
     return sp.Mul(*const) * sp.Add(*terms)
 
@@ -250,7 +264,7 @@ def _quotient(d, x, lets):
     u, v = sp.fraction(d.expr)
     if v == 1 or not depends(v, x, lets):
         return None
-    return (sp.Derivative(u, x) * v - u * sp.Derivative(v, x)) / v ** 2
+    return (sp.Derivative(u, x) * v - u * sp.Derivative(v, x)) / v**2
 
 
 def _outer(d, x, lets, kinds):
@@ -271,6 +285,7 @@ def _cite_table(rule):
     if rule.lemma:
         return rule.lemma
     from .proofs import statement
+
     lhs, rhs = statement(rule.cite)
     ren = dict(rule.rename)
     return lhs.xreplace(ren), rhs.xreplace(ren)
@@ -279,19 +294,21 @@ def _cite_table(rule):
 def _index_maps(pattern_free, candidates):
     """Every map sending the cited claim's free indices to indices of the node."""
     import itertools
+
     for combo in itertools.product(candidates, repeat=len(pattern_free)):
         yield dict(zip(pattern_free, combo))
 
 
 def _cite(d, x, lets, rule):
     lhs, rhs = _cite_table(rule)
-    free = sorted({s for s in lhs.free_symbols if s in rewrite.INDEX_RANGES},
-                  key=sp.default_sort_key)
+    free = sorted(
+        {s for s in lhs.free_symbols if s in rewrite.INDEX_RANGES}, key=sp.default_sort_key
+    )
     cands = sorted({s for s in d.free_symbols if s.is_integer}, key=sp.default_sort_key)
     target = None
     for mp in _index_maps(free, cands):
         cand = lhs.xreplace(mp)
-        if _one_var(cand) != x:    # cheap test first: the variable must match
+        if _one_var(cand) != x:  # cheap test first: the variable must match
             continue
         if target is None:
             target = key(d.expr)
@@ -312,7 +329,7 @@ def apply(rule: Rule, expr, lets=()):
             new = _rewrite_derivatives(expr, lambda d, x: _quotient(d, x, lets))
         elif kind in ("chain", "d_exp", "d_log"):
             kinds = {"chain": ("exp", "log", "pow"), "d_exp": ("exp",), "d_log": ("log",)}[kind]
-            new = _rewrite_derivatives(expr, lambda d, x: _outer(d, x, lets, kinds))
+            new = _rewrite_derivatives(expr, lambda d, x, kinds=kinds: _outer(d, x, lets, kinds))
         elif kind == "d_var":
             new = expr
         elif kind == "sifting":
@@ -323,7 +340,7 @@ def apply(rule: Rule, expr, lets=()):
         elif kind == "cite":
             new = _rewrite_derivatives(expr, lambda d, x: _cite(d, x, lets, rule))
         elif kind == "series":
-            new = rewrite._series_first(expr)
+            new = rewrite.series_first(expr)
         else:  # definition, case, assumption, algebra: nothing to apply here
             return expr
         # every derivative rule may also use: d(constant) = 0, d z_a / d z_b = delta_ab
@@ -344,7 +361,7 @@ def key(expr):
     """A canonical form of ``expr`` in which every derivative and every sum is one opaque symbol
     (named by the canonical form of its contents, so two copies of the same sum, written with
     different dummies or arranged differently, get the same symbol)."""
-    return _nf(rewrite._merge_sums(sp.expand(sp.sympify(expr), power_exp=False)), 0)
+    return _nf(rewrite.merge_sums(sp.expand(sp.sympify(expr), power_exp=False)), 0)
 
 
 def _canon(e):

@@ -22,6 +22,7 @@ Passes
 * :func:`zero_times_anything` — y * log(...) -> mul0(y, log(...)): a zero target contributes
   exactly 0 even where the log is -inf (masked classes).
 """
+
 from __future__ import annotations
 
 import sympy as sp
@@ -29,9 +30,9 @@ from sympy.codegen.cfunctions import log1p
 
 from . import model as m
 from .functions import clamp_min, expm1, mul0, sigmoid, softplus, two_sum_err
-from .rewrite import _CANON, canonical_sums, collapse_sums
+from .rewrite import CANON_INDEX, canonical_sums, collapse_sums
 
-LOG_CLAMP = -100            # PyTorch's BCE clamps log() at -100
+LOG_CLAMP = -100  # PyTorch's BCE clamps log() at -100
 DENOM_EPS = sp.Float("1e-12")  # PyTorch's BCE backward clamps x(1 - x) at 1e-12
 
 
@@ -45,15 +46,20 @@ def shift_logits(expr, logit, shift, S_shift, shifted=None):
     logsumexp), which the tests check.
     """
     expr, sums = canonical_sums(collapse_sums(expr))
-    part = [sym for sym, total in sums.items() if total.function == sp.exp(m.z[_CANON])]
+    part = [sym for sym, total in sums.items() if total.function == sp.exp(m.z[CANON_INDEX])]
     expr = sp.expand_log(expr, force=True)
     for sym in part:
-        expr = expr.replace(lambda e: isinstance(e, sp.log) and e.args[0] == sym,
-                            lambda e: shift + sp.log(S_shift))
+        expr = expr.replace(
+            lambda e, sym=sym: isinstance(e, sp.log) and e.args[0] == sym,
+            lambda e: shift + sp.log(S_shift),
+        )
         expr = expr.xreplace({sym: S_shift * sp.exp(shift)})
-    expr = expr.replace(lambda e: isinstance(e, sp.exp) and isinstance(e.args[0], sp.Indexed)
-                        and e.args[0].base == m.z,
-                        lambda e: sp.exp(logit(e.args[0]) - shift) * sp.exp(shift))
+    expr = expr.replace(
+        lambda e: (
+            isinstance(e, sp.exp) and isinstance(e.args[0], sp.Indexed) and e.args[0].base == m.z
+        ),
+        lambda e: sp.exp(logit(e.args[0]) - shift) * sp.exp(shift),
+    )
     expr = expr.replace(lambda e: isinstance(e, sp.Indexed) and e.base == m.z, logit)
     expr = sp.powsimp(sp.expand_power_exp(sp.cancel(expr)), combine="exp")
     if shifted is not None:
@@ -66,8 +72,10 @@ def shift_logits(expr, logit, shift, S_shift, shifted=None):
 
 def log1p_form(expr):
     """log(1 + a) -> log1p(a): exact for small a (e.g. log S when one class dominates)."""
-    return expr.replace(lambda e: isinstance(e, sp.log) and e.args[0].is_Add and 1 in e.args[0].args,
-                        lambda e: log1p(e.args[0] - 1))
+    return expr.replace(
+        lambda e: isinstance(e, sp.log) and e.args[0].is_Add and 1 in e.args[0].args,
+        lambda e: log1p(e.args[0] - 1),
+    )
 
 
 def sigmoid_complement(expr, s, x, collect_on=()):
@@ -141,17 +149,23 @@ def log_sigmoid_rules(expr, x):
     """log sigma(x) -> -softplus(-x), log(1 - sigma(x)) -> -softplus(x) (sigma written out)."""
     sig = 1 / (1 + sp.exp(-x))
     expr = expr.xreplace({sp.log(sig): -softplus(-x)})
-    expr = expr.replace(lambda e: isinstance(e, sp.log) and sp.simplify(e.args[0] - (1 - sig)) == 0,
-                        lambda e: -softplus(x))
+    expr = expr.replace(
+        lambda e: isinstance(e, sp.log) and sp.simplify(e.args[0] - (1 - sig)) == 0,
+        lambda e: -softplus(x),
+    )
     return expr
 
 
 def clamp_logs(expr, lo=LOG_CLAMP):
     """log(a) -> clamp_min(log(a), lo); log(1 - a) is first written log1p(-a) (exact near a = 0)."""
+
     def one(e):
         arg = e.args[0]
-        inner = log1p(arg - 1) if (arg - 1).could_extract_minus_sign() and arg.is_Add else sp.log(arg)
+        inner = (
+            log1p(arg - 1) if (arg - 1).could_extract_minus_sign() and arg.is_Add else sp.log(arg)
+        )
         return clamp_min(inner, lo)
+
     return expr.replace(lambda e: isinstance(e, sp.log), one)
 
 

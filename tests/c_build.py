@@ -29,6 +29,7 @@ every output with guard elements past its end filled with a sentinel, calls the 
 checks the guard is intact, and returns the outputs (raising :class:`CError` with the code on
 failure).  The C signatures come from :func:`symce.lang.c_backend.functions`.
 """
+
 from __future__ import annotations
 
 import atexit
@@ -40,7 +41,7 @@ import subprocess
 import tempfile
 import threading
 from concurrent.futures import ThreadPoolExecutor
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 
 import numpy as np
@@ -53,18 +54,29 @@ C_DIR = ROOT / "generated" / "c"
 TESTS_C = Path(__file__).resolve().parent / "c"
 STRICT_FLAGS = ["-std=c99", "-Wall", "-Wextra", "-Wpedantic", "-Wdouble-promotion", "-Werror"]
 CXX_FLAGS = ["-std=c++11", "-Wall", "-Wextra", "-Wpedantic", "-Werror"]
-SANITIZE_FLAGS = ["-fsanitize=address,undefined", "-fno-sanitize-recover=all", "-g",
-                  "-fno-omit-frame-pointer"]
-GUARD = 8                       # elements past the end of every output
-SENTINEL = -12345.0             # what the guard (and, for error tests, the outputs) hold
+SANITIZE_FLAGS = [
+    "-fsanitize=address,undefined",
+    "-fno-sanitize-recover=all",
+    "-g",
+    "-fno-omit-frame-pointer",
+]
+GUARD = 8  # elements past the end of every output
+SENTINEL = -12345.0  # what the guard (and, for error tests, the outputs) hold
 REDUCTION = {"none": 0, "mean": 1, "sum": 2}
 DTYPE_SFX = {np.dtype(np.float32): "f32", np.dtype(np.float64): "f64"}
 
 COMPILERS = {"gcc": "g++", "clang": "clang++"}  # C compiler -> the C++ compiler beside it
-REQUIRE = {"gcc": "SYMCE_REQUIRE_GCC", "g++": "SYMCE_REQUIRE_GCC",
-           "clang": "SYMCE_REQUIRE_CLANG", "clang++": "SYMCE_REQUIRE_CLANG"}
-LEVELS = {"O2": ["-O2"], "native": ["-O3", "-march=native"],
-          "fast-math": ["-O3", "-march=native", "-ffast-math"]}
+REQUIRE = {
+    "gcc": "SYMCE_REQUIRE_GCC",
+    "g++": "SYMCE_REQUIRE_GCC",
+    "clang": "SYMCE_REQUIRE_CLANG",
+    "clang++": "SYMCE_REQUIRE_CLANG",
+}
+LEVELS = {
+    "O2": ["-O2"],
+    "native": ["-O3", "-march=native"],
+    "fast-math": ["-O3", "-march=native", "-ffast-math"],
+}
 MATRIX = tuple(f"{cc}-{level}" for cc in COMPILERS for level in LEVELS)
 BUILDS = {f"{cc}-{level}": (cc, flags) for cc in COMPILERS for level, flags in LEVELS.items()}
 BUILDS["asan"] = ("gcc", ["-O1", *SANITIZE_FLAGS])
@@ -88,8 +100,7 @@ def tool(name: str) -> str:
         var = REQUIRE.get(name, "SYMCE_REQUIRE_" + name.upper())
         if os.environ.get(var) == "1":
             pytest.fail(f"{name} not found on PATH, and {var}=1 requires it")
-        pytest.skip(f"{name} not found on PATH (install it, or set {var}=1 to make this a "
-                    "failure)")
+        pytest.skip(f"{name} not found on PATH (install it, or set {var}=1 to make this a failure)")
     return path
 
 
@@ -129,7 +140,7 @@ def _mtime(path: Path) -> float:
         return 0.0
 
 
-@lru_cache(maxsize=None)
+@cache
 def _pruned_cache_dir() -> Path:
     path = Path(os.environ.get("SYMCE_C_CACHE") or ROOT / "build" / "c-cache")
     path.mkdir(parents=True, exist_ok=True)
@@ -146,12 +157,13 @@ def sanitize_requested() -> bool:
 def run_checked(cmd, **kw):
     proc = subprocess.run([str(c) for c in cmd], capture_output=True, text=True, **kw)
     if proc.returncode != 0 or proc.stderr:
-        raise AssertionError(f"{' '.join(map(str, cmd))} failed ({proc.returncode}):\n"
-                             f"{proc.stdout}\n{proc.stderr}")
+        raise AssertionError(
+            f"{' '.join(map(str, cmd))} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}"
+        )
     return proc
 
 
-@lru_cache(maxsize=None)
+@cache
 def _version(path: str) -> str:
     return subprocess.run([path, "--version"], capture_output=True, text=True).stdout
 
@@ -206,8 +218,12 @@ def _resolve(build: str) -> str:
 def _compile_object(build: str, path: str) -> Path:
     _, flags = BUILDS[build]
     src = TESTS_C / "hooks.c"
-    return cached(f"symce-{build}", [path, *STRICT_FLAGS, *flags, "-fPIC", "-I", C_DIR, "-c", src],
-                  [src, C_DIR / "symce.c", C_DIR / "symce.h"], ".o")
+    return cached(
+        f"symce-{build}",
+        [path, *STRICT_FLAGS, *flags, "-fPIC", "-I", C_DIR, "-c", src],
+        [src, C_DIR / "symce.c", C_DIR / "symce.h"],
+        ".o",
+    )
 
 
 def _compile_driver(compiler: str, path: str, sanitize: bool) -> Path:
@@ -215,9 +231,12 @@ def _compile_driver(compiler: str, path: str, sanitize: bool) -> Path:
     flags = ["-O1", *SANITIZE_FLAGS] if sanitize else ["-O1", "-g"]
     # the driver's checks promote floats freely: -Wdouble-promotion is for symce.c
     strict = [f for f in STRICT_FLAGS if f != "-Wdouble-promotion"]
-    return cached(f"driver-{compiler}{'-asan' if sanitize else ''}",
-                  [path, *strict, *flags, "-I", C_DIR, "-c", src],
-                  [src, TESTS_C / "driver_body.h", C_DIR / "symce.h"], ".o")
+    return cached(
+        f"driver-{compiler}{'-asan' if sanitize else ''}",
+        [path, *strict, *flags, "-I", C_DIR, "-c", src],
+        [src, TESTS_C / "driver_body.h", C_DIR / "symce.h"],
+        ".o",
+    )
 
 
 def prefetch(builds=MATRIX, drivers=False):
@@ -230,8 +249,7 @@ def prefetch(builds=MATRIX, drivers=False):
         if path is not None:
             _submit(("obj", build), _compile_object, build, path)
             if drivers:
-                _submit(("driver", cc, build == "asan"), _compile_driver, cc, path,
-                        build == "asan")
+                _submit(("driver", cc, build == "asan"), _compile_driver, cc, path, build == "asan")
 
 
 def object_file(build: str = DEFAULT) -> Path:
@@ -247,8 +265,12 @@ def standalone_object(compiler: str) -> Path:
     compiler gives only for the file it compiles (clang: an unused static inline function), which
     the builds, compiling it through tests/c/hooks.c, would not show."""
     src = C_DIR / "symce.c"
-    return cached(f"standalone-{compiler}", [tool(compiler), *STRICT_FLAGS, "-O0", "-c", src],
-                  [src, C_DIR / "symce.h"], ".o")
+    return cached(
+        f"standalone-{compiler}",
+        [tool(compiler), *STRICT_FLAGS, "-O0", "-c", src],
+        [src, C_DIR / "symce.h"],
+        ".o",
+    )
 
 
 def shared_library(sanitize: bool = False, flavour: str | None = None) -> Path:
@@ -257,8 +279,12 @@ def shared_library(sanitize: bool = False, flavour: str | None = None) -> Path:
     build = _resolve(flavour or ("asan" if sanitize else DEFAULT))
     cc = tool(BUILDS[build][0])
     obj = object_file(build)
-    return cached(f"libsymce-{build}", [cc, "-shared", *(SANITIZE_FLAGS if build == "asan" else []),
-                                        obj, "-lm"], [obj], ".so")
+    return cached(
+        f"libsymce-{build}",
+        [cc, "-shared", *(SANITIZE_FLAGS if build == "asan" else []), obj, "-lm"],
+        [obj],
+        ".so",
+    )
 
 
 def driver(sanitize: bool = False, build: str | None = None) -> Path:
@@ -268,10 +294,14 @@ def driver(sanitize: bool = False, build: str | None = None) -> Path:
     cc = BUILDS[build][0]
     path = tool(cc)
     obj = object_file(build)
-    drv = _submit(("driver", cc, build == "asan"), _compile_driver, cc, path,
-                  build == "asan").result()
-    return cached(f"driver-{build}", [path, *(SANITIZE_FLAGS if build == "asan" else []), drv, obj,
-                                      "-lm"], [drv, obj])
+    drv = _submit(
+        ("driver", cc, build == "asan"), _compile_driver, cc, path, build == "asan"
+    ).result()
+    return cached(
+        f"driver-{build}",
+        [path, *(SANITIZE_FLAGS if build == "asan" else []), drv, obj, "-lm"],
+        [drv, obj],
+    )
 
 
 def cxx_caller(compiler: str) -> Path:
@@ -280,19 +310,28 @@ def cxx_caller(compiler: str) -> Path:
     cxx = tool(COMPILERS[compiler])
     obj = object_file(f"{compiler}-O2")
     src = TESTS_C / "caller.cpp"
-    caller = cached(f"caller-{compiler}", [cxx, *CXX_FLAGS, "-O1", "-I", C_DIR, "-c", src],
-                    [src, C_DIR / "symce.h"], ".o")
+    caller = cached(
+        f"caller-{compiler}",
+        [cxx, *CXX_FLAGS, "-O1", "-I", C_DIR, "-c", src],
+        [src, C_DIR / "symce.h"],
+        ".o",
+    )
     return cached(f"caller-{compiler}", [cxx, caller, obj, "-lm"], [caller, obj])
 
 
 def sanitizer_env(library_path=None) -> dict:
     """Environment for a Python subprocess that loads the sanitized library through ctypes
     (``library_path``: a prebuilt one, passed on in SYMCE_C_LIBRARY)."""
-    libasan = subprocess.run([gcc(), "-print-file-name=libasan.so"], capture_output=True,
-                             text=True, check=True).stdout.strip()
-    env = dict(os.environ, SYMCE_C_SANITIZE="1", LD_PRELOAD=libasan,
-               ASAN_OPTIONS="detect_leaks=0:halt_on_error=1",
-               UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1")
+    libasan = subprocess.run(
+        [gcc(), "-print-file-name=libasan.so"], capture_output=True, text=True, check=True
+    ).stdout.strip()
+    env = dict(
+        os.environ,
+        SYMCE_C_SANITIZE="1",
+        LD_PRELOAD=libasan,
+        ASAN_OPTIONS="detect_leaks=0:halt_on_error=1",
+        UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1",
+    )
     if library_path is not None:
         env["SYMCE_C_LIBRARY"] = str(library_path)
     return env
@@ -316,9 +355,15 @@ class CLib:
         for fn in c_backend.functions():
             cfun = getattr(self.dll, fn.cname)
             cfun.restype = ctypes.c_int
-            cfun.argtypes = [{"size": ctypes.c_size_t, "ignore_index": ctypes.c_int64,
-                              "label_smoothing": ctypes.c_double, "reduction": ctypes.c_int}
-                             .get(p.role, ctypes.c_void_p) for p in fn.params]
+            cfun.argtypes = [
+                {
+                    "size": ctypes.c_size_t,
+                    "ignore_index": ctypes.c_int64,
+                    "label_smoothing": ctypes.c_double,
+                    "reduction": ctypes.c_int,
+                }.get(p.role, ctypes.c_void_p)
+                for p in fn.params
+            ]
             self.functions[fn.cname] = (fn, cfun)
 
     def strerror(self, code) -> str:
@@ -355,9 +400,21 @@ class CLib:
         """Call by C name with ctypes-ready arguments; returns the code."""
         return self.functions[cname][1](*args)
 
-    def call(self, kernel, dtype, *inputs, weight=None, ignore_index=-100, label_smoothing=0.0,
-             pos_weight=None, reduction="mean", fill=SENTINEL, check=True, sizes=None,
-             null=()):
+    def call(
+        self,
+        kernel,
+        dtype,
+        *inputs,
+        weight=None,
+        ignore_index=-100,
+        label_smoothing=0.0,
+        pos_weight=None,
+        reduction="mean",
+        fill=SENTINEL,
+        check=True,
+        sizes=None,
+        null=(),
+    ):
         """Run ``kernel`` in ``dtype`` on NumPy inputs; returns the output array(s).
 
         ``sizes`` overrides n/k/count; ``null`` names pointer parameters to pass as NULL;
@@ -373,12 +430,14 @@ class CLib:
         else:
             x2 = x.reshape(int(np.prod(x.shape[:-1])), x.shape[-1]) if x.ndim else x.reshape(1, 1)
             shapes = {"n": x2.shape[0], "k": x2.shape[1]}
-        c_sizes = dict(shapes, **(sizes or {}))   # what C is told (may lie, for error tests)
+        c_sizes = dict(shapes, **(sizes or {}))  # what C is told (may lie, for error tests)
         shapes_out = self.output_shapes(fn, shapes, reduction if reduction in REDUCTION else "none")
         if fam == "elementwise":
             shapes_out = {name: x.shape for name in shapes_out}
-        outs = {name: np.full(int(np.prod(shape)) + GUARD, fill, dtype=dtype)
-                for name, shape in shapes_out.items()}
+        outs = {
+            name: np.full(int(np.prod(shape)) + GUARD, fill, dtype=dtype)
+            for name, shape in shapes_out.items()
+        }
         keep = []  # keep every buffer alive over the call
 
         def buf(a, dt):
@@ -428,7 +487,7 @@ class CLib:
         return results[0] if len(results) == 1 else tuple(results)
 
 
-@lru_cache(maxsize=None)
+@cache
 def _library(build: str) -> CLib:
     return CLib(shared_library(flavour=build), build)
 
@@ -450,7 +509,7 @@ def library(build: str | None = None) -> CLib:
     return _library(_resolve(build or DEFAULT))
 
 
-@lru_cache(maxsize=None)
+@cache
 def _prebuilt(path: str) -> CLib:
     return CLib(Path(path))
 

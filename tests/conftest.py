@@ -9,5 +9,6 @@ def pytest_collection_finish(session):
     collected, so that the compilers run while the Python-only tests do."""
     if any(item.path.name.startswith("test_c_") for item in session.items):
         import c_build
+
         if not c_build.environment_library():
             c_build.prefetch((*c_build.MATRIX, "asan"), drivers=True)

@@ -16,6 +16,7 @@ Example::
     res = batch.run(octave_path)
     res[key].value          # the K x N result as a NumPy array, dtype float64 or float32
 """
+
 from __future__ import annotations
 
 import subprocess
@@ -30,11 +31,22 @@ MATLAB_DIR = ROOT / "generated" / "matlab"
 OCTAVE_FLAGS = ("-H", "-q", "--no-gui", "--norc")
 
 # MATLAB class <-> NumPy dtype of the data that crosses the boundary
-_CLASSES = {"double": "<f8", "single": "<f4", "int32": "<i4", "int64": "<i8", "uint8": "u1",
-            "logical": "u1"}
-_DTYPE_CLASS = {np.dtype("float64"): "double", np.dtype("float32"): "single",
-                np.dtype("int32"): "int32", np.dtype("int64"): "int64", np.dtype("uint8"): "uint8",
-                np.dtype("bool"): "logical"}
+_CLASSES = {
+    "double": "<f8",
+    "single": "<f4",
+    "int32": "<i4",
+    "int64": "<i8",
+    "uint8": "u1",
+    "logical": "u1",
+}
+_DTYPE_CLASS = {
+    np.dtype("float64"): "double",
+    np.dtype("float32"): "single",
+    np.dtype("int32"): "int32",
+    np.dtype("int64"): "int64",
+    np.dtype("uint8"): "uint8",
+    np.dtype("bool"): "logical",
+}
 
 # Helper functions written next to the script (a script cannot define functions portably).
 _HELPERS = {
@@ -139,7 +151,7 @@ class Batch:
 
     def __init__(self, paths=(MATLAB_DIR,)):
         self.paths = [Path(p) for p in paths]
-        self._data = []        # raw bytes of the inputs, in the order the script reads them
+        self._data = []  # raw bytes of the inputs, in the order the script reads them
         self._lines = []
         self._nargs = 0
         self._ncalls = 0
@@ -164,17 +176,20 @@ class Batch:
         self._ncalls += 1
         code = expr % args if args else expr
         outs = ", ".join(f"o{i}" for i in range(1, nout + 1))
-        put = f"symce_test_put(fout, {key}, {outs});" if nout else \
-            f"symce_test_put(fout, {key});"
+        put = f"symce_test_put(fout, {key}, {outs});" if nout else f"symce_test_put(fout, {key});"
         lhs = f"[{outs}] = " if nout else ""
-        self._lines.append(f"try\n  {lhs}{code};\n  {put}\ncatch err\n"
-                           f"  symce_test_put_error(fout, {key}, err);\nend")
+        self._lines.append(
+            f"try\n  {lhs}{code};\n  {put}\ncatch err\n"
+            f"  symce_test_put_error(fout, {key}, err);\nend"
+        )
         return key
 
     def script(self, infile: str, outfile: str) -> str:
         head = [f"addpath('{p}');" for p in self.paths]
-        head += [f"fin = fopen('{infile}', 'r', 'ieee-le');",
-                 f"fout = fopen('{outfile}', 'w', 'ieee-le');"]
+        head += [
+            f"fin = fopen('{infile}', 'r', 'ieee-le');",
+            f"fout = fopen('{outfile}', 'w', 'ieee-le');",
+        ]
         return "\n".join(head + self._lines + ["fclose(fin);", "fclose(fout);", ""])
 
     def run(self, octave: str, timeout: float = 300) -> dict:
@@ -185,12 +200,18 @@ class Batch:
                 (tmp / name).write_text(text.lstrip())
             (tmp / "inputs.bin").write_bytes(b"".join(self._data))
             (tmp / "batch_main.m").write_text(self.script("inputs.bin", "outputs.bin"))
-            proc = subprocess.run([octave, *OCTAVE_FLAGS, "batch_main.m"], cwd=tmp,
-                                  capture_output=True, text=True, timeout=timeout)
+            proc = subprocess.run(
+                [octave, *OCTAVE_FLAGS, "batch_main.m"],
+                cwd=tmp,
+                capture_output=True,
+                text=True,
+                timeout=timeout,
+            )
             out = tmp / "outputs.bin"
             if proc.returncode != 0 or not out.exists():
-                raise RuntimeError(f"octave-cli failed ({proc.returncode}):\n{proc.stdout}\n"
-                                   f"{proc.stderr}")
+                raise RuntimeError(
+                    f"octave-cli failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}"
+                )
             results = _parse(out.read_bytes())
         missing = set(range(self._ncalls)) - set(results)
         if missing:
@@ -230,8 +251,9 @@ def _parse(buf: bytes) -> dict:
                 if cls == "char":
                     v = np.frombuffer(buf, "<u4", n, pos)
                     pos += 4 * n
-                    res.values.append("".join(map(chr, v.reshape(shape, order="F").T.ravel()))
-                                      if n else "")
+                    res.values.append(
+                        "".join(map(chr, v.reshape(shape, order="F").T.ravel())) if n else ""
+                    )
                 else:
                     dt = {"single": "<f4", "logical": "u1"}.get(cls, "<f8")
                     v = np.frombuffer(buf, dt, n, pos)
@@ -246,18 +268,24 @@ def _parse(buf: bytes) -> dict:
 # ----------------------------------------------------------------------------------------------
 # Layout: NumPy-layout arguments and PyTorch-keyword options <-> a MATLAB call and its results.
 # ----------------------------------------------------------------------------------------------
-MATLAB_OPTION = {"weight": "Weight", "ignore_index": "IgnoreIndex",
-                 "label_smoothing": "LabelSmoothing", "pos_weight": "PosWeight",
-                 "reduction": "Reduction"}
+MATLAB_OPTION = {
+    "weight": "Weight",
+    "ignore_index": "IgnoreIndex",
+    "label_smoothing": "LabelSmoothing",
+    "pos_weight": "PosWeight",
+    "reduction": "Reduction",
+}
 
 
 def _family(name):
     from symce import kernels
+
     return kernels.kernel(name).family
 
 
-def matlab_args(batch: Batch, name: str, args, opts=None, label_class=np.float64,
-                labels_as_column=False) -> str:
+def matlab_args(
+    batch: Batch, name: str, args, opts=None, label_class=np.float64, labels_as_column=False
+) -> str:
     """The MATLAB argument list for kernel ``name`` called with NumPy-layout ``args``.
 
     Batches ``(N, K)`` become ``K x N``; integer labels become 1-based (of class ``label_class``,
@@ -271,14 +299,14 @@ def matlab_args(batch: Batch, name: str, args, opts=None, label_class=np.float64
     out = []
     for a in args:
         a = np.asarray(a)
-        if a.dtype.kind in "iu":                        # labels; an ignored one stays ignored
+        if a.dtype.kind in "iu":  # labels; an ignored one stays ignored
             lab = a.astype(np.int64)
             lab = np.where(lab == ignore, ignore + 1 if ignore >= 0 else ignore, lab + 1)
             lab = lab.astype(label_class)
             out.append(batch.arg(lab.reshape(-1, 1) if labels_as_column else lab.reshape(1, -1)))
         elif a.ndim >= 2 or fam in ("rowwise", "ce_probs", "ce_logits"):
             out.append(batch.arg(np.atleast_2d(a).T))
-        else:                                           # 0-D / 1-D element-wise input: a row
+        else:  # 0-D / 1-D element-wise input: a row
             out.append(batch.arg(a.reshape(1, -1)))
     for key, val in (opts or {}).items():
         mname = MATLAB_OPTION[key]
@@ -290,7 +318,7 @@ def matlab_args(batch: Batch, name: str, args, opts=None, label_class=np.float64
             out.append(f"'{mname}', {float(val)!r}")
         else:
             v = np.asarray(val)
-            if v.ndim == 1:                            # a class vector: along dimension 1
+            if v.ndim == 1:  # a class vector: along dimension 1
                 v = v.reshape(-1, 1)
             elif v.ndim >= 2:
                 v = v.T
@@ -298,8 +326,7 @@ def matlab_args(batch: Batch, name: str, args, opts=None, label_class=np.float64
     return ", ".join(out)
 
 
-def to_numpy_layout(name: str, value, output: str = "out", reduction: str = "mean",
-                    shape=None):
+def to_numpy_layout(name: str, value, output: str = "out", reduction: str = "mean", shape=None):
     """A MATLAB result of kernel ``name`` in NumPy's layout (what symce.reference returns).
 
     ``output`` is the registry's output name (out, loss, grad); ``shape`` the NumPy shape of the
@@ -331,9 +358,14 @@ def term_scale(name: str, args, opts=None):
     'mean').  NumPy layout, float64 (a scale, not a reference).
     """
     from symce import reference
+
     opts = dict(opts or {})
-    if name in ("softmax_jacobian", "softmax_vjp", "softmax_cross_entropy_grad",
-                "softmax_cross_entropy_with_grad"):
+    if name in (
+        "softmax_jacobian",
+        "softmax_vjp",
+        "softmax_cross_entropy_grad",
+        "softmax_cross_entropy_with_grad",
+    ):
         z = np.atleast_2d(np.asarray(args[0], dtype=np.float64))
         p = np.asarray(reference.evaluate("softmax", z, form="closed"), dtype=np.float64)
         if name == "softmax_jacobian":
@@ -342,8 +374,13 @@ def term_scale(name: str, args, opts=None):
             g = np.abs(np.asarray(args[1], dtype=np.float64))
             return p * (g + np.sum(g * p, axis=1, keepdims=True))
         rows, kept, divisor = reference._effective_targets(
-            name, args[1], z.shape[1], opts.get("weight"), opts.get("ignore_index", -100),
-            opts.get("label_smoothing", 0.0))
+            name,
+            args[1],
+            z.shape[1],
+            opts.get("weight"),
+            opts.get("ignore_index", -100),
+            opts.get("label_smoothing", 0.0),
+        )
         yt = np.array([[float(v) for v in row] for row in rows]).reshape(z.shape)
         scale = p * np.abs(yt.sum(axis=1, keepdims=True)) + np.abs(yt)
         if opts.get("reduction", "mean") == "mean":
@@ -354,7 +391,7 @@ def term_scale(name: str, args, opts=None):
         y = np.asarray(args[1], dtype=np.float64)
         w = np.broadcast_to(np.asarray(opts.get("weight", 1.0), dtype=np.float64), x.shape)
         pw = np.broadcast_to(np.asarray(opts.get("pos_weight", 1.0), dtype=np.float64), x.shape)
-        sig = 0.5 * (1 + np.tanh(x / 2))       # no overflow warnings
+        sig = 0.5 * (1 + np.tanh(x / 2))  # no overflow warnings
         scale = w * (np.abs(1 - y) * sig + pw * np.abs(y) * (1 - sig))
         return scale / x.size if opts.get("reduction", "mean") == "mean" else scale
     return None
@@ -378,6 +415,7 @@ def _errors(actual, reference, scale):
     import mpmath
 
     from support import ulp_error
+
     actual = np.asarray(actual)
     ref = np.asarray(reference, dtype=object)
     if actual.shape != ref.shape:
@@ -385,8 +423,9 @@ def _errors(actual, reference, scale):
     ulps = ulp_error(actual, ref)
     dtype = actual.dtype if actual.dtype.kind == "f" else np.dtype(np.float64)
     tiny = mpmath.mpf(float(np.finfo(dtype).tiny))
-    scale = np.broadcast_to(np.asarray(0.0 if scale is None else scale, dtype=np.float64),
-                            actual.shape)
+    scale = np.broadcast_to(
+        np.asarray(0.0 if scale is None else scale, dtype=np.float64), actual.shape
+    )
     worst = 0.0
     for a, r, s in zip(actual.ravel(), ref.ravel(), scale.ravel()):
         a, r = float(a), mpmath.mpf(r)

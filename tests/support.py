@@ -1,4 +1,5 @@
 """Shared test helpers: error in ULPs against mpmath references, toolchain discovery, inputs."""
+
 from __future__ import annotations
 
 import os

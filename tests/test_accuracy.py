@@ -11,6 +11,7 @@ on any input class beyond rounding noise: 1 ULP, or, for the VJP and the CE grad
 ULPs of their terms, see bench/accuracy.py), 2 ULP or 2x, since both compute p_j (g_j - <g, p>)
 with about five roundings and which of two such implementations wins on a given row is chance.
 """
+
 from __future__ import annotations
 
 import importlib.util
@@ -36,13 +37,22 @@ SYMCE = ("symce-numpy", "symce-c", "symce-c-native", "symce-matlab")
 # held to PyTorch's error too (MATLAB has no type wider than double: its sigmoid' is documented
 # within 3.5 ULP, where PyTorch's is 1.5 on tiny x)
 COMPILED = ("symce-numpy", "symce-c", "symce-c-native")
-LARGE_K = tuple(f"K={k}{tag}" for k in (accuracy.MID_K, accuracy.LARGE_K)
-                for tag in ("", " eps=1/3", " eps=1/3 weighted"))
+LARGE_K = tuple(
+    f"K={k}{tag}"
+    for k in (accuracy.MID_K, accuracy.LARGE_K)
+    for tag in ("", " eps=1/3", " eps=1/3 weighted")
+)
 # issue 8, item 3 (another branch): MATLAB computes the binary cross-entropy of single input in
 # single; measured up to 1.6 ULP on this grid
-KNOWN = {("symce-matlab", "float32", k): 2.0 for k in
-         ("binary_cross_entropy", "binary_cross_entropy_grad", "sigmoid_binary_cross_entropy",
-          "sigmoid_binary_cross_entropy_grad")}
+KNOWN = {
+    ("symce-matlab", "float32", k): 2.0
+    for k in (
+        "binary_cross_entropy",
+        "binary_cross_entropy_grad",
+        "sigmoid_binary_cross_entropy",
+        "sigmoid_binary_cross_entropy_grad",
+    )
+}
 
 
 @pytest.fixture(scope="module")
@@ -51,7 +61,7 @@ def table():
     if impls["symce-c"] is None:
         pytest.skip("gcc not available for the C column")
     if impls["symce-matlab"] is None:
-        support.toolchain("octave-cli", "SYMCE_REQUIRE_OCTAVE")   # skips, or fails in CI
+        support.toolchain("octave-cli", "SYMCE_REQUIRE_OCTAVE")  # skips, or fails in CI
     if impls["torch"] is None and os.environ.get("SYMCE_REQUIRE_TORCH") == "1":
         pytest.fail("torch is required (SYMCE_REQUIRE_TORCH=1)")
     with mpmath.workdps(accuracy.reference.DPS):
@@ -63,8 +73,12 @@ def _bound(name, key):
 
 
 def test_ulp_targets(table):
-    bad = [(key, name, row[name]) for key, row in table.items()
-           for name in SYMCE if row[name] > _bound(name, key)]
+    bad = [
+        (key, name, row[name])
+        for key, row in table.items()
+        for name in SYMCE
+        if row[name] > _bound(name, key)
+    ]
     assert not bad, "\n".join(map(str, bad))
 
 
@@ -74,8 +88,12 @@ def test_large_k_in_every_language(table):
     smoothing 1/3 138 / 15708 ULPs of its terms at K = 3000 / 128000)."""
     rows = [(key, row) for key, row in table.items() if key[2] in LARGE_K]
     assert len(rows) == 2 * 2 * 9
-    bad = [(key, name, row[name]) for key, row in rows for name in SYMCE
-           if not row[name] <= BOUND[key[1]]]
+    bad = [
+        (key, name, row[name])
+        for key, row in rows
+        for name in SYMCE
+        if not row[name] <= BOUND[key[1]]
+    ]
     assert not bad, "\n".join(map(str, bad))
 
 
@@ -85,8 +103,13 @@ def test_rows_for_large_k_and_dominated_losses(table):
     klasses = {key[2] for key in table}
     assert set(LARGE_K) <= klasses and accuracy.DOMINATED in klasses
     for dtype in ("float32", "float64"):
-        for kernel in ("softmax", "log_softmax", "logsumexp", "softmax_cross_entropy",
-                       "softmax_cross_entropy_grad"):
+        for kernel in (
+            "softmax",
+            "log_softmax",
+            "logsumexp",
+            "softmax_cross_entropy",
+            "softmax_cross_entropy_grad",
+        ):
             for klass in (*LARGE_K, accuracy.DOMINATED):
                 if "eps" in klass and not kernel.startswith("softmax_cross"):
                     continue

@@ -19,6 +19,7 @@ Bounds (both dtypes; float32 rows are computed in double and rounded once):
 ``python tests/test_c_accuracy.py [libsymce.so]`` prints the worst ULPs per kernel and dtype (of
 the current generated/c, or of a prebuilt library).
 """
+
 from __future__ import annotations
 
 import sys
@@ -27,18 +28,26 @@ import mpmath
 import numpy as np
 import pytest
 
+from symce import reference as R
+
 from c_build import clib, clib_fast_math  # noqa: F401  (fixtures)
 from support import ulp_error as _ulp_error
-from symce import reference as R
 
 DTYPES = (np.float32, np.float64)
 ROW_KS = (2, 3, 10)
-ROWS = 6                                       # rows per K
+ROWS = 6  # rows per K
 LOGIT_RANGE = 30.0
 SIGMOID_RANGE = {np.float32: 85.0, np.float64: 700.0}
-BOUND = {"softmax": 4, "log_softmax": 4, "logsumexp": 4, "softmax_cross_entropy": 4,
-         "softmax_cross_entropy_grad": 4, "sigmoid": 2, "sigmoid_grad": 2,
-         "softmax_jacobian (dominant class)": 4}
+BOUND = {
+    "softmax": 4,
+    "log_softmax": 4,
+    "logsumexp": 4,
+    "softmax_cross_entropy": 4,
+    "softmax_cross_entropy_grad": 4,
+    "sigmoid": 2,
+    "sigmoid_grad": 2,
+    "softmax_jacobian (dominant class)": 4,
+}
 
 
 def ulp_error(actual, reference) -> float:
@@ -60,9 +69,10 @@ def raw_by_row(name, z, *rest, **opts):
     """form="raw" reference of a row kernel, each row at the digits its own spread needs."""
     parts = []
     for r in range(z.shape[0]):
-        args = (z[r:r + 1],) + tuple(np.asarray(a)[r:r + 1] for a in rest)
-        parts.append(np.atleast_1d(R.evaluate(name, *args, form="raw", dps=row_digits(z[r]),
-                                              **opts)))
+        args = (z[r : r + 1],) + tuple(np.asarray(a)[r : r + 1] for a in rest)
+        parts.append(
+            np.atleast_1d(R.evaluate(name, *args, form="raw", dps=row_digits(z[r]), **opts))
+        )
     return np.concatenate(parts, axis=0)
 
 
@@ -88,13 +98,19 @@ def row_kernel_ulps(lib, dtype, seed=20):
             note(name, ulp_error(lib.call(name, dtype, z), raw_by_row(name, zf)))
         labels = rng.integers(0, K, ROWS)
         loss = lib.call("softmax_cross_entropy", dtype, z, labels, reduction="none")
-        note("softmax_cross_entropy", ulp_error(
-            loss, raw_by_row("softmax_cross_entropy", zf, labels, reduction="none")))
+        note(
+            "softmax_cross_entropy",
+            ulp_error(loss, raw_by_row("softmax_cross_entropy", zf, labels, reduction="none")),
+        )
         grad = lib.call("softmax_cross_entropy_grad", dtype, z, labels, reduction="sum")
         ref = raw_by_row("softmax_cross_entropy_grad", zf, labels, reduction="sum")
         # p_t - 1 with p_t > 1/2 is a cancellation (the slot is p ysum - y~): left out
-        keep = np.array([[not (c == labels[r] and ref[r, c] + 1 > mpmath.mpf(0.5))
-                          for c in range(K)] for r in range(ROWS)])
+        keep = np.array(
+            [
+                [not (c == labels[r] and ref[r, c] + 1 > mpmath.mpf(0.5)) for c in range(K)]
+                for r in range(ROWS)
+            ]
+        )
         note("softmax_cross_entropy_grad", ulp_error(grad[keep], ref[keep]))
     return worst
 
@@ -102,17 +118,25 @@ def row_kernel_ulps(lib, dtype, seed=20):
 def sigmoid_inputs(dtype, seed=21):
     big = SIGMOID_RANGE[dtype]
     rng = np.random.default_rng(seed)
-    x = np.concatenate([np.linspace(-big, big, 241), rng.uniform(-big, big, 160),
-                        rng.uniform(-30, 30, 120), rng.uniform(-1, 1, 40),
-                        rng.standard_normal(20) * 1e-6])
+    x = np.concatenate(
+        [
+            np.linspace(-big, big, 241),
+            rng.uniform(-big, big, 160),
+            rng.uniform(-30, 30, 120),
+            rng.uniform(-1, 1, 40),
+            rng.standard_normal(20) * 1e-6,
+        ]
+    )
     return x.astype(dtype)
 
 
 def sigmoid_ulps(lib, dtype):
     x = sigmoid_inputs(dtype)
     xf = x.astype(np.float64)
-    return {name: ulp_error(lib.call(name, dtype, x), R.evaluate(name, xf, form="raw"))
-            for name in ("sigmoid", "sigmoid_grad")}
+    return {
+        name: ulp_error(lib.call(name, dtype, x), R.evaluate(name, xf, form="raw"))
+        for name in ("sigmoid", "sigmoid_grad")
+    }
 
 
 def dominant_rows(dtype, K, seed=22):
@@ -121,7 +145,7 @@ def dominant_rows(dtype, K, seed=22):
     rows = []
     for m in range(6, 13):
         rest = rng.uniform(-1, 1, K - 1)
-        gap = np.log(np.sum(np.exp(rest)) * (10.0 ** m - 1))  # p_0 = 1 - 10^-m
+        gap = np.log(np.sum(np.exp(rest)) * (10.0**m - 1))  # p_0 = 1 - 10^-m
         rows.append(np.concatenate([[gap], rest]))
     return np.array(rows).astype(dtype)
 

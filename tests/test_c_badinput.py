@@ -5,6 +5,7 @@ Each call gets output buffers full of a sentinel, with guard elements past their
 sentinel ("writes nothing"), and the inputs must be unchanged.  Sizes that overflow are passed
 with small real buffers: the functions must reject them before reading anything.
 """
+
 from __future__ import annotations
 
 import math
@@ -13,20 +14,41 @@ import re
 import numpy as np
 import pytest
 
-from c_build import C_DIR, SENTINEL, clib_each  # noqa: F401  (fixture)
 from symce.lang import c_backend
 
+from c_build import C_DIR, SENTINEL, clib_each  # noqa: F401  (fixture)
+
 CODES = {name: value for name, value, _ in c_backend.ERRORS}
-(OK, NULL, NO_CLASSES, SIZE, SMOOTHING, REDUCTION, WEIGHT, POS_WEIGHT, LABEL,
- DOMAIN, TARGET) = (CODES[f"SYMCE_{c}"] for c in (
-    "OK", "ERR_NULL", "ERR_NO_CLASSES", "ERR_SIZE", "ERR_SMOOTHING", "ERR_REDUCTION",
-    "ERR_WEIGHT", "ERR_POS_WEIGHT", "ERR_LABEL", "ERR_DOMAIN", "ERR_TARGET"))
+(OK, NULL, NO_CLASSES, SIZE, SMOOTHING, REDUCTION, WEIGHT, POS_WEIGHT, LABEL, DOMAIN, TARGET) = (
+    CODES[f"SYMCE_{c}"]
+    for c in (
+        "OK",
+        "ERR_NULL",
+        "ERR_NO_CLASSES",
+        "ERR_SIZE",
+        "ERR_SMOOTHING",
+        "ERR_REDUCTION",
+        "ERR_WEIGHT",
+        "ERR_POS_WEIGHT",
+        "ERR_LABEL",
+        "ERR_DOMAIN",
+        "ERR_TARGET",
+    )
+)
 # the order the functions check in (the header lists each function's codes in this order)
 ORDER = [NULL, NO_CLASSES, SIZE, SMOOTHING, REDUCTION, WEIGHT, POS_WEIGHT, LABEL, DOMAIN, TARGET]
 # the argument each code's message names first
-ARGUMENT = {NO_CLASSES: "k", SIZE: "n, k (or count)", SMOOTHING: "label_smoothing",
-            REDUCTION: "reduction", WEIGHT: "weight", POS_WEIGHT: "pos_weight", LABEL: "labels",
-            DOMAIN: "probs", TARGET: "target"}
+ARGUMENT = {
+    NO_CLASSES: "k",
+    SIZE: "n, k (or count)",
+    SMOOTHING: "label_smoothing",
+    REDUCTION: "reduction",
+    WEIGHT: "weight",
+    POS_WEIGHT: "pos_weight",
+    LABEL: "labels",
+    DOMAIN: "probs",
+    TARGET: "target",
+}
 SIZE_MAX = 2**64 - 1 if np.dtype(np.uintp).itemsize == 8 else 2**32 - 1
 N, K = 3, 4
 FUNCTIONS = c_backend.functions()
@@ -125,17 +147,41 @@ def test_bad_input_writes_nothing(clib_each, fn):
             pw = np.ones(K)
             pw[-1] = bad
             _expect(clib_each, fn, POS_WEIGHT, f"pos_weight[-1]={bad}", pos_weight=pw)
-            _expect(clib_each, fn, WEIGHT, f"weight and pos_weight[-1]={bad}", pos_weight=pw,
-                    weight=-np.ones(N * K))
+            _expect(
+                clib_each,
+                fn,
+                WEIGHT,
+                f"weight and pos_weight[-1]={bad}",
+                pos_weight=pw,
+                weight=-np.ones(N * K),
+            )
     if "labels" in roles:
         for bad in (K, -1, 2**63 - 1, -(2**63), -100):
             labels = np.array([0, 1, bad])
-            _expect(clib_each, fn, LABEL, f"label {bad}", inputs=[inputs[0], labels],
-                    ignore_index=-1 if bad == -100 else -100)
-        _expect(clib_each, fn, OK, "ignored label", inputs=[inputs[0], np.array([0, -7, 3])],
-                ignore_index=-7)
-        _expect(clib_each, fn, OK, "ignore_index is a class", inputs=[inputs[0], np.array([0, 1, 3])],
-                ignore_index=1)
+            _expect(
+                clib_each,
+                fn,
+                LABEL,
+                f"label {bad}",
+                inputs=[inputs[0], labels],
+                ignore_index=-1 if bad == -100 else -100,
+            )
+        _expect(
+            clib_each,
+            fn,
+            OK,
+            "ignored label",
+            inputs=[inputs[0], np.array([0, -7, 3])],
+            ignore_index=-7,
+        )
+        _expect(
+            clib_each,
+            fn,
+            OK,
+            "ignore_index is a class",
+            inputs=[inputs[0], np.array([0, 1, 3])],
+            ignore_index=1,
+        )
 
     # a probability outside [0, 1] (the last entry: all are checked before anything is written)
     if _takes_probs(fn):
@@ -164,8 +210,9 @@ def test_bad_input_writes_nothing(clib_each, fn):
     else:
         assert TARGET not in _documented_codes(fn), fn.cname
         if len(inputs) > 1 and np.asarray(inputs[1]).dtype.kind == "f":
-            _expect(clib_each, fn, OK, "BCE target outside [0, 1]",
-                    inputs=[inputs[0], inputs[1] * 3])
+            _expect(
+                clib_each, fn, OK, "BCE target outside [0, 1]", inputs=[inputs[0], inputs[1] * 3]
+            )
 
     # precedence: the order of ORDER, as documented
     out = next(p.name for p in fn.params if p.role == "out")
@@ -174,37 +221,70 @@ def test_bad_input_writes_nothing(clib_each, fn):
     size_code = SIZE if elementwise else NO_CLASSES
     _expect(clib_each, fn, NULL, "NULL and bad size", null=(out,), sizes=size_bad)
     if not elementwise:
-        _expect(clib_each, fn, SIZE, "n*k overflow and bad options", sizes={"n": SIZE_MAX, "k": 2},
-                reduction=7, label_smoothing=2.0)
+        _expect(
+            clib_each,
+            fn,
+            SIZE,
+            "n*k overflow and bad options",
+            sizes={"n": SIZE_MAX, "k": 2},
+            reduction=7,
+            label_smoothing=2.0,
+        )
     if "label_smoothing" in roles:
-        _expect(clib_each, fn, SMOOTHING, "smoothing and reduction", label_smoothing=2.0, reduction=7)
+        _expect(
+            clib_each, fn, SMOOTHING, "smoothing and reduction", label_smoothing=2.0, reduction=7
+        )
     if "reduction" in roles:
         _expect(clib_each, fn, size_code, "bad size and reduction", sizes=size_bad, reduction=7)
         if "weight" in roles:
             wbad = -np.ones(K if fn.kernel.startswith(("cross", "softmax")) else N * K)
             _expect(clib_each, fn, REDUCTION, "reduction and weight", reduction=7, weight=wbad)
             if "labels" in roles:
-                _expect(clib_each, fn, WEIGHT, "weight and label", weight=wbad,
-                        inputs=[inputs[0], np.array([0, 1, 99])])
+                _expect(
+                    clib_each,
+                    fn,
+                    WEIGHT,
+                    "weight and label",
+                    weight=wbad,
+                    inputs=[inputs[0], np.array([0, 1, 99])],
+                )
     if _takes_probs(fn):
         bad_probs = inputs[0].copy()
         bad_probs.flat[0] = 1.5
         if "labels" in roles:
-            _expect(clib_each, fn, LABEL, "label and probability", inputs=[bad_probs, np.array([0, 1, 99])])
+            _expect(
+                clib_each,
+                fn,
+                LABEL,
+                "label and probability",
+                inputs=[bad_probs, np.array([0, 1, 99])],
+            )
         if "weight" in roles:
             wbad = -np.ones(K if fn.kernel.startswith("cross") else N * K)
-            _expect(clib_each, fn, WEIGHT, "weight and probability", weight=wbad,
-                    inputs=[bad_probs, *inputs[1:]])
-        _expect(clib_each, fn, REDUCTION, "reduction and probability", reduction=7,
-                inputs=[bad_probs, *inputs[1:]])
+            _expect(
+                clib_each,
+                fn,
+                WEIGHT,
+                "weight and probability",
+                weight=wbad,
+                inputs=[bad_probs, *inputs[1:]],
+            )
+        _expect(
+            clib_each,
+            fn,
+            REDUCTION,
+            "reduction and probability",
+            reduction=7,
+            inputs=[bad_probs, *inputs[1:]],
+        )
 
 
 def _documented_codes(fn):
     """The codes the header lists for fn, in order."""
     header = (C_DIR / "symce.h").read_text()
-    doc = header[header.index(f"* {fn.cname}: "):]
-    doc = doc[:doc.index(f"int {fn.cname}(")]
-    returns = doc[doc.index("Returns SYMCE_OK, or"):].split("(checked")[0]
+    doc = header[header.index(f"* {fn.cname}: ") :]
+    doc = doc[: doc.index(f"int {fn.cname}(")]
+    returns = doc[doc.index("Returns SYMCE_OK, or") :].split("(checked")[0]
     return [CODES[name] for name in re.findall(r"SYMCE_ERR_\w+", returns)]
 
 
@@ -216,15 +296,20 @@ def test_documented_error_order(fn):
     names = [p.name for p in fn.params]
     assert codes[:3] == ([NULL, SIZE] if "count" in names else [NULL, NO_CLASSES, SIZE])
     assert codes == sorted(codes, key=ORDER.index)
-    for code, arg in ((SMOOTHING, "label_smoothing"), (REDUCTION, "reduction"),
-                      (WEIGHT, "weight"), (POS_WEIGHT, "pos_weight"), (LABEL, "labels")):
+    for code, arg in (
+        (SMOOTHING, "label_smoothing"),
+        (REDUCTION, "reduction"),
+        (WEIGHT, "weight"),
+        (POS_WEIGHT, "pos_weight"),
+        (LABEL, "labels"),
+    ):
         assert (code in codes) == (arg in names), (fn.cname, arg)
     assert (DOMAIN in codes) == _takes_probs(fn)
 
 
 def test_strerror(clib_each):
     messages = set()
-    for name, value, message in c_backend.ERRORS:
+    for _name, value, message in c_backend.ERRORS:
         assert clib_each.strerror(value) == message
         messages.add(message)
     assert len(messages) == len(c_backend.ERRORS)

@@ -13,6 +13,7 @@ The ctypes bad-input and extreme-input tests run on every build through the ``cl
 fixture (test_c_badinput.py, test_c_kernels.py).  A missing clang skips (SYMCE_REQUIRE_CLANG=1
 makes it a failure, as in CI).
 """
+
 from __future__ import annotations
 
 import subprocess
@@ -40,8 +41,9 @@ def test_compiles_by_itself_without_warnings(compiler):
 
 @pytest.mark.parametrize("build", c_build.MATRIX)
 def test_driver_bad_and_extreme_input(build):
-    proc = subprocess.run([str(c_build.driver(build=build))], capture_output=True, text=True,
-                          timeout=120)
+    proc = subprocess.run(
+        [str(c_build.driver(build=build))], capture_output=True, text=True, timeout=120
+    )
     assert proc.returncode == 0 and ", 0 failures" in proc.stdout, proc.stdout + proc.stderr
 
 
@@ -49,6 +51,7 @@ def test_driver_bad_and_extreme_input(build):
 def test_cxx_caller_links_and_agrees(compiler):
     """symce.h from C++: SYMCE_RESTRICT is a spelling C++ accepts, extern "C" links the C
     symbols; the README's example gives its numbers, and a bad label its code."""
-    proc = subprocess.run([str(c_build.cxx_caller(compiler))], capture_output=True, text=True,
-                          timeout=60)
+    proc = subprocess.run(
+        [str(c_build.cxx_caller(compiler))], capture_output=True, text=True, timeout=60
+    )
     assert proc.returncode == 0 and ", 0 failures" in proc.stdout, proc.stdout + proc.stderr

@@ -5,6 +5,7 @@ symce.approx measured, bit for bit (-ffast-math included: symce.c turns reassoci
 itself, and SYMCE_FMA fuses wherever the compiler has FMA, Clang included), stay within the bound
 printed in symce.c against mpmath, and give 1 at 0, 0 at -inf and below the underflow threshold,
 NaN at NaN.  The OpenMP build splits the rows over threads and gives the same numbers."""
+
 from __future__ import annotations
 
 import ctypes
@@ -23,8 +24,15 @@ from symce import approx
 import c_build
 from c_build import C_DIR, STRICT_FLAGS, build_dir, cached, gcc
 
-HOOKS = ("exp_f64", "exp_f32", "exp_neg_f64", "exp_neg_f32", "log1p01_f32", "log1p_f32",
-         "log1p01_f64")
+HOOKS = (
+    "exp_f64",
+    "exp_f32",
+    "exp_neg_f64",
+    "exp_neg_f32",
+    "log1p01_f32",
+    "log1p_f32",
+    "log1p01_f64",
+)
 
 
 def _library(build):
@@ -32,8 +40,11 @@ def _library(build):
     library linked without the build's flags (see tests/c_build.py)."""
     lib = ctypes.CDLL(str(c_build.shared_library(flavour=build)))
     for name in HOOKS:
-        getattr(lib, "symce_test_" + name).argtypes = [ctypes.c_size_t, ctypes.c_void_p,
-                                                       ctypes.c_void_p]
+        getattr(lib, "symce_test_" + name).argtypes = [
+            ctypes.c_size_t,
+            ctypes.c_void_p,
+            ctypes.c_void_p,
+        ]
     return lib
 
 
@@ -46,9 +57,14 @@ def _call(lib, name, x):
 
 def _args(seed=5):
     rng = np.random.default_rng(seed)
-    x = np.concatenate([rng.uniform(-745, 0, 3000), rng.uniform(-3, 0, 2000),
-                        -(10.0 ** rng.uniform(-300, 0, 500)),
-                        np.arange(-1070, 1) * math.log(2) / 2])
+    x = np.concatenate(
+        [
+            rng.uniform(-745, 0, 3000),
+            rng.uniform(-3, 0, 2000),
+            -(10.0 ** rng.uniform(-300, 0, 500)),
+            np.arange(-1070, 1) * math.log(2) / 2,
+        ]
+    )
     return x[x >= -745.0]
 
 
@@ -75,7 +91,7 @@ def test_exp_is_what_approx_measured(build):
     s = np.concatenate([np.linspace(0, 20, 2001), 10.0 ** np.linspace(-300, 6, 601)])
     want = np.array([approx.log1p_any_double(a, fit.coefficients, fma) for a in s])
     np.testing.assert_array_equal(_call(lib, "t_log1p_f32", s), want)
-    fit = approx.log1p01_approximation("f64")   # the remainder by FMA or by Dekker's product
+    fit = approx.log1p01_approximation("f64")  # the remainder by FMA or by Dekker's product
     want = np.array([approx.log1p01_double(a, fit.coefficients, fma) for a in v])
     np.testing.assert_array_equal(_call(lib, "t_log1p01_f64", v), want, err_msg=build)
 
@@ -86,7 +102,7 @@ def _ulps_f64(got, x, fn=mpmath.exp):
         for g, a in zip(got, x):
             ref = fn(mpmath.mpf(float(a)))
             r = float(ref)
-            spacing = math.ulp(r) if r != 0 else 2.0 ** -1074
+            spacing = math.ulp(r) if r != 0 else 2.0**-1074
             worst = max(worst, float(abs(mpmath.mpf(float(g)) - ref) / spacing))
     return worst
 
@@ -105,15 +121,19 @@ def test_exp_within_its_printed_bound(build):
     xs = x[x >= -700]
     got = _call(lib, "t_exp_f32", xs)
     with mpmath.workdps(40):
-        rel = max(float(abs((mpmath.mpf(float(g)) - mpmath.exp(float(a))) / mpmath.exp(float(a))))
-                  for g, a in zip(got, xs))
-    assert rel <= 2.0 ** -38, rel
+        rel = max(
+            float(abs((mpmath.mpf(float(g)) - mpmath.exp(float(a))) / mpmath.exp(float(a))))
+            for g, a in zip(got, xs)
+        )
+    assert rel <= 2.0**-38, rel
     v = np.linspace(0, 1, 301)
     got = _call(lib, "t_log1p01_f32", v)
     with mpmath.workdps(40):
-        rel = max(float(abs(mpmath.mpf(float(g)) - mpmath.log1p(float(a))) / mpmath.log1p(float(a)))
-                  for g, a in zip(got[1:], v[1:]))
-    assert rel <= 2.0 ** -37, rel
+        rel = max(
+            float(abs(mpmath.mpf(float(g)) - mpmath.log1p(float(a))) / mpmath.log1p(float(a)))
+            for g, a in zip(got[1:], v[1:])
+        )
+    assert rel <= 2.0**-37, rel
 
 
 @pytest.mark.parametrize("build", BUILDS)
@@ -123,14 +143,14 @@ def test_exp_special_values(build):
     lib = _library(build)
     for name in ("t_exp_f64", "t_exp_f32", "t_exp_neg_f64", "t_exp_neg_f32"):
         got = _call(lib, name, [0.0, -0.0, -np.inf, np.nan, -746.0, -1e300, -1e-300])
-        assert got[0] == 1 and got[1] == 1, name          # exp(0) = 1 exactly: p = 1 at the max
+        assert got[0] == 1 and got[1] == 1, name  # exp(0) = 1 exactly: p = 1 at the max
         assert got[2] == 0 and got[4] == 0 and got[5] == 0, name
         assert np.isnan(got[3]), name
         assert got[6] == 1, name
     for name in ("t_exp_f64", "t_exp_f32"):  # the full-range helper (rows whose max is not finite)
         got = _call(lib, name, [1.0, 700.0, 710.0, np.inf])
-        assert got[0] == pytest.approx(math.e, rel=2.0 ** -38), name
-        assert got[1] == pytest.approx(math.exp(700.0), rel=2.0 ** -38), name
+        assert got[0] == pytest.approx(math.e, rel=2.0**-38), name
+        assert got[1] == pytest.approx(math.exp(700.0), rel=2.0**-38), name
         assert got[2] == np.inf and got[3] == np.inf, name
     # double: subnormal results, each within an ULP of mpmath (2^n in two factors)
     x = np.array([-709.0, -720.5, -740.0, -744.4, -745.0])
@@ -143,13 +163,15 @@ def test_exp_special_values(build):
     s = np.array([1e-300, 1e-12, 3e-8, 0.4142, 1.0, 9.0, 127999.0])
     got = _call(lib, "t_log1p_f32", s)
     with mpmath.workdps(40):
-        rel = max(float(abs((mpmath.mpf(float(g)) - mpmath.log1p(float(a))) / mpmath.log1p(float(a))))
-                  for g, a in zip(got, s))
-    assert rel <= 2.0 ** -38, rel
+        rel = max(
+            float(abs((mpmath.mpf(float(g)) - mpmath.log1p(float(a))) / mpmath.log1p(float(a))))
+            for g, a in zip(got, s)
+        )
+    assert rel <= 2.0**-38, rel
     got = _call(lib, "t_log1p_f32", [0.0, -1.0, np.inf, np.nan])
     assert got[0] == 0 and got[1] == -np.inf and got[2] == np.inf and np.isnan(got[3])
     got = _call(lib, "t_log1p01_f32", [0.0, np.nan, 1.0])
-    assert got[0] == 0 and np.isnan(got[1]) and got[2] == pytest.approx(math.log(2), rel=2.0 ** -37)
+    assert got[0] == 0 and np.isnan(got[1]) and got[2] == pytest.approx(math.log(2), rel=2.0**-37)
     # the double kernels' log1p on [0, 1]: under 0.65 ULP of mpmath (libm's is ~0.75), exact at
     # 0 and NaN for NaN, in every build
     got = _call(lib, "t_log1p01_f64", [0.0, np.nan, -0.0])
@@ -186,15 +208,23 @@ def test_openmp_build_gives_the_same_numbers():
     """Built with -fopenmp and run on 2 threads: per-row results identical, reduced losses equal
     to a few ULP (the threads' partial sums add in another order)."""
     lib_dir = build_dir()
-    src = C_DIR / "symce.c"   # the gcc -O2 build's flags, plus -fopenmp
-    out = cached("libsymce-openmp", [gcc(), *STRICT_FLAGS, *c_build.LEVELS["O2"], "-fopenmp",
-                                     "-fPIC", "-shared", src, "-lm"],
-                 [src, C_DIR / "symce.h"], ".so")
+    src = C_DIR / "symce.c"  # the gcc -O2 build's flags, plus -fopenmp
+    out = cached(
+        "libsymce-openmp",
+        [gcc(), *STRICT_FLAGS, *c_build.LEVELS["O2"], "-fopenmp", "-fPIC", "-shared", src, "-lm"],
+        [src, C_DIR / "symce.h"],
+        ".so",
+    )
     libs = [str(c_build.shared_library()), str(out)]
     script = lib_dir / "openmp_check.py"
     script.write_text(OPENMP_SCRIPT)
     env = dict(os.environ, OMP_NUM_THREADS="2")
     tests_dir = os.path.dirname(os.path.abspath(__file__))
-    proc = subprocess.run([sys.executable, str(script), *libs, tests_dir], env=env,
-                          capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, str(script), *libs, tests_dir],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 0 and proc.stdout.strip() == "ok", proc.stdout + proc.stderr

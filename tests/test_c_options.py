@@ -4,6 +4,7 @@ weight x ignore_index x label_smoothing x reduction, integer labels and probabil
 float32 and float64, loss and the autograd gradient, against torch.nn.functional.  torch is
 optional: these tests skip without it unless SYMCE_REQUIRE_TORCH=1.
 """
+
 from __future__ import annotations
 
 import itertools
@@ -19,7 +20,9 @@ if os.environ.get("SYMCE_REQUIRE_TORCH") == "1":
     import torch
     import torch.nn.functional as F
 else:
-    torch = pytest.importorskip("torch", reason="PyTorch parity (set SYMCE_REQUIRE_TORCH=1 to require)")
+    torch = pytest.importorskip(
+        "torch", reason="PyTorch parity (set SYMCE_REQUIRE_TORCH=1 to require)"
+    )
     import torch.nn.functional as F
 
 DTYPES = (np.float32, np.float64)
@@ -84,10 +87,15 @@ def test_softmax_cross_entropy_labels(clib, dtype, reduction):
     z = random_logits(rng, N, K).astype(dtype)
     for (labels, ignore), (w, eps) in itertools.product(_label_cases(rng), _options(rng, dtype)):
         what = f"labels ignore={ignore} weight={w is not None} eps={eps} {reduction}"
-        kw = dict(weight=None if w is None else _tensor(w, dtype), ignore_index=ignore,
-                  label_smoothing=eps, reduction=reduction)
-        tl, tg = _torch_loss_and_grad(lambda t: F.cross_entropy(t, torch.tensor(labels), **kw),
-                                      z, dtype, reduction)
+        kw = dict(
+            weight=None if w is None else _tensor(w, dtype),
+            ignore_index=ignore,
+            label_smoothing=eps,
+            reduction=reduction,
+        )
+        tl, tg = _torch_loss_and_grad(
+            lambda t: F.cross_entropy(t, torch.tensor(labels), **kw), z, dtype, reduction
+        )
         opts = dict(weight=w, ignore_index=ignore, label_smoothing=eps, reduction=reduction)
         close(clib.call("softmax_cross_entropy", dtype, z, labels, **opts), tl, dtype, what)
         close(clib.call("softmax_cross_entropy_grad", dtype, z, labels, **opts), tg, dtype, what)
@@ -104,10 +112,14 @@ def test_softmax_cross_entropy_soft(clib, dtype, reduction):
     y = random_distribution(rng, N, K).astype(dtype)
     for w, eps in _options(rng, dtype):
         what = f"soft weight={w is not None} eps={eps} {reduction}"
-        kw = dict(weight=None if w is None else _tensor(w, dtype), label_smoothing=eps,
-                  reduction=reduction)
-        tl, tg = _torch_loss_and_grad(lambda t: F.cross_entropy(t, _tensor(y, dtype), **kw),
-                                      z, dtype, reduction)
+        kw = dict(
+            weight=None if w is None else _tensor(w, dtype),
+            label_smoothing=eps,
+            reduction=reduction,
+        )
+        tl, tg = _torch_loss_and_grad(
+            lambda t: F.cross_entropy(t, _tensor(y, dtype), **kw), z, dtype, reduction
+        )
         opts = dict(weight=w, label_smoothing=eps, reduction=reduction)
         close(clib.call("softmax_cross_entropy", dtype, z, y, **opts), tl, dtype, what)
         close(clib.call("softmax_cross_entropy_grad", dtype, z, y, **opts), tg, dtype, what)
@@ -144,8 +156,13 @@ def test_cross_entropy_from_probabilities(clib, dtype, reduction):
             tg = _torch_smoothed_ce_grad(p, target, soft, ignore, wt, eps, reduction, dtype)
         else:
             _, tg = _torch_loss_and_grad(
-                lambda t: F.nll_loss(torch.log(t), tt, weight=wt, ignore_index=ignore,
-                                     reduction=reduction), p, dtype, reduction)
+                lambda t: F.nll_loss(
+                    torch.log(t), tt, weight=wt, ignore_index=ignore, reduction=reduction
+                ),
+                p,
+                dtype,
+                reduction,
+            )
         close(clib.call("cross_entropy_grad", dtype, p, target, **opts), tg, dtype, what)
 
 
@@ -185,11 +202,22 @@ def test_binary_cross_entropy(clib, dtype, reduction):
         wt = None if w is None else _tensor(w, dtype)
         tl, tg = _torch_loss_and_grad(
             lambda t: F.binary_cross_entropy(t, _tensor(y, dtype), weight=wt, reduction=reduction),
-            p, dtype, reduction)
-        close(clib.call("binary_cross_entropy", dtype, p, y, weight=w, reduction=reduction),
-              tl, dtype, what)
-        close(clib.call("binary_cross_entropy_grad", dtype, p, y, weight=w, reduction=reduction),
-              tg, dtype, what)
+            p,
+            dtype,
+            reduction,
+        )
+        close(
+            clib.call("binary_cross_entropy", dtype, p, y, weight=w, reduction=reduction),
+            tl,
+            dtype,
+            what,
+        )
+        close(
+            clib.call("binary_cross_entropy_grad", dtype, p, y, weight=w, reduction=reduction),
+            tg,
+            dtype,
+            what,
+        )
 
 
 @pytest.mark.parametrize("reduction", REDUCTIONS)
@@ -199,14 +227,22 @@ def test_sigmoid_binary_cross_entropy(clib, dtype, reduction):
     x = random_logits(rng, N, K).astype(dtype)
     x[0] = [-40, 40, 0, 95, -95]  # beyond float32's exp range for the sigmoid's complement
     y = rng.uniform(0, 1, (N, K)).astype(dtype)
-    for w, pw in itertools.product((None, rng.uniform(0.2, 2.0, (N, K)).astype(dtype)),
-                                   (None, rng.uniform(0.5, 3.0, K).astype(dtype))):
+    for w, pw in itertools.product(
+        (None, rng.uniform(0.2, 2.0, (N, K)).astype(dtype)),
+        (None, rng.uniform(0.5, 3.0, K).astype(dtype)),
+    ):
         what = f"sbce weight={w is not None} pos_weight={pw is not None} {reduction}"
-        kw = dict(weight=None if w is None else _tensor(w, dtype),
-                  pos_weight=None if pw is None else _tensor(pw, dtype), reduction=reduction)
+        kw = dict(
+            weight=None if w is None else _tensor(w, dtype),
+            pos_weight=None if pw is None else _tensor(pw, dtype),
+            reduction=reduction,
+        )
         tl, tg = _torch_loss_and_grad(
             lambda t: F.binary_cross_entropy_with_logits(t, _tensor(y, dtype), **kw),
-            x, dtype, reduction)
+            x,
+            dtype,
+            reduction,
+        )
         opts = dict(weight=w, pos_weight=pw, reduction=reduction)
         close(clib.call("sigmoid_binary_cross_entropy", dtype, x, y, **opts), tl, dtype, what)
         close(clib.call("sigmoid_binary_cross_entropy_grad", dtype, x, y, **opts), tg, dtype, what)
@@ -222,7 +258,9 @@ def test_row_kernels_match_torch(clib, dtype):
     g = rng.standard_normal((N, K)).astype(dtype)
     zt = _tensor(z, dtype)
     close(clib.call("softmax", dtype, z), torch.softmax(zt, 1).numpy(), dtype, "softmax")
-    close(clib.call("log_softmax", dtype, z), torch.log_softmax(zt, 1).numpy(), dtype, "log_softmax")
+    close(
+        clib.call("log_softmax", dtype, z), torch.log_softmax(zt, 1).numpy(), dtype, "log_softmax"
+    )
     close(clib.call("logsumexp", dtype, z), torch.logsumexp(zt, 1).numpy(), dtype, "logsumexp")
     close(clib.call("sigmoid", dtype, z), torch.sigmoid(zt).numpy(), dtype, "sigmoid")
     zg = _tensor(z, dtype, grad=True)

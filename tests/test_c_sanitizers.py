@@ -9,6 +9,7 @@ gcc and clang are in test_c_builds.py).
 
 The builds and runs start together (two at a time) when the module's first test asks for them.
 """
+
 from __future__ import annotations
 
 import subprocess
@@ -21,9 +22,13 @@ import c_build
 from c_build import ROOT
 from support import toolchain
 
-SUBSUITE = ["tests/test_c_badinput.py", "tests/test_c_kernels.py", "-k",
-            "badinput or stability or nan_in or empty or single or ignored or seed or special"
-            " or longer_than or chunk_by_chunk"]
+SUBSUITE = [
+    "tests/test_c_badinput.py",
+    "tests/test_c_kernels.py",
+    "-k",
+    "badinput or stability or nan_in or empty or single or ignored or seed or special"
+    " or longer_than or chunk_by_chunk",
+]
 SUBPROCESS_CHECK = (
     "import sys, c_build, pytest; "
     "assert c_build.library().path.name.startswith('libsymce-asan-'), c_build.library().path; "
@@ -34,8 +39,14 @@ SUBPROCESS_CHECK = (
 def _asan_python_suite():
     env = c_build.sanitizer_env(c_build.shared_library(sanitize=True))
     env["PYTHONPATH"] = str(ROOT / "tests")
-    return subprocess.run([sys.executable, "-c", SUBPROCESS_CHECK, *SUBSUITE], cwd=ROOT, env=env,
-                          capture_output=True, text=True, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-c", SUBPROCESS_CHECK, *SUBSUITE],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
 
 
 def _driver_asan_run():
@@ -75,8 +86,18 @@ def test_ctypes_suite_under_sanitizers(jobs):
 def test_driver_under_valgrind(jobs):
     valgrind = toolchain("valgrind", "SYMCE_REQUIRE_VALGRIND")
     exe = jobs["driver"].result()
-    proc = subprocess.run([valgrind, "-q", "--error-exitcode=1", "--leak-check=full",
-                           "--errors-for-leak-kinds=definite", str(exe)],
-                          capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [
+            valgrind,
+            "-q",
+            "--error-exitcode=1",
+            "--leak-check=full",
+            "--errors-for-leak-kinds=definite",
+            str(exe),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert ", 0 failures" in proc.stdout

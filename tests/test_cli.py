@@ -1,4 +1,5 @@
 """The command line: list, show, derive --check; errors are specific."""
+
 from __future__ import annotations
 
 import subprocess
@@ -23,11 +24,12 @@ def test_show_derivation_states_its_assumption(capsys):
     out = capsys.readouterr().out
     assert "closed form: p_j − y_j" in out and "assumes: Σ_k y_k = 1" in out
     assert "without the assumption: −y_j + p_j*Σ_{k=1..K}[y_k]" in out
-    assert "\\" not in out.split("kernel ")[0]          # no raw LaTeX in the proof part
+    assert "\\" not in out.split("kernel ")[0]  # no raw LaTeX in the proof part
 
 
 def test_list_names_every_proof_and_show_accepts_each(capsys):
     from symce import proofs
+
     assert cli.main(["list"]) == 0
     out = capsys.readouterr().out
     section = out.split("proofs (")[1].split("closed forms without")[0]
@@ -38,15 +40,16 @@ def test_list_names_every_proof_and_show_accepts_each(capsys):
 
 def test_show_prints_every_proof_with_numbered_checked_steps(capsys):
     from symce import proofs
+
     for pr in proofs.proofs():
         assert cli.main(["show", pr.name]) == 0, pr.name
         out = capsys.readouterr().out
         assert out.startswith(f"{pr.name}: {pr.title.replace('$', '')}")
-        for number in range(1, len(pr.steps) + 1):      # numbered from 1, as in the documents
+        for number in range(1, len(pr.steps) + 1):  # numbered from 1, as in the documents
             assert f"  ({number}) = " in out, (pr.name, number)
         assert "(0)" not in out
         body = out.split("kernel ")[0]
-        assert "\\" not in body and "$" not in body, pr.name   # words, not LaTeX
+        assert "\\" not in body and "$" not in body, pr.name  # words, not LaTeX
 
 
 def test_show_states_what_is_derived(capsys):
@@ -83,8 +86,12 @@ def test_show_unknown_name_fails_clearly(capsys):
 
 
 def test_module_entry_point_check_in_sync():
-    run = subprocess.run([sys.executable, "-m", "symce", "derive", "--check"], cwd=ROOT,
-                         capture_output=True, text=True)
+    run = subprocess.run(
+        [sys.executable, "-m", "symce", "derive", "--check"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
     assert run.returncode == 0, run.stdout[-2000:] + run.stderr
     assert "in sync" in run.stdout
 
@@ -95,6 +102,7 @@ def test_derive_fails_naming_the_bad_step(monkeypatch, tmp_path, capsys):
 
     def broken(*_a, **_k):
         raise ProofError("proof 'softmax_jacobian', step 5 (substitution): ... not proved")
+
     monkeypatch.setattr(generate, "render_all", broken)
     assert cli.main(["derive", "--out", str(tmp_path)]) == 2
     err = capsys.readouterr().err

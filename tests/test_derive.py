@@ -2,6 +2,7 @@
 
 The expected textbook forms appear here only as checks of what the engine found.
 """
+
 from __future__ import annotations
 
 import random
@@ -37,11 +38,13 @@ EXPECTED = {  # the closed forms people use; checked against what the engine fou
     "cross_entropy_label_grad": m.p[m.j] - sp.KroneckerDelta(m.t, m.j),
     "softmax_cross_entropy_grad": m.p[m.j] - m.y[m.j],
     "binary_cross_entropy_grad": (m.yhat - m.y_bin) / (m.yhat * (1 - m.yhat)),
-    "weighted_binary_cross_entropy_grad":
-        (m.yhat * (1 - m.y_bin) - m.pos_weight * m.y_bin * (1 - m.yhat)) / (m.yhat * (1 - m.yhat)),
+    "weighted_binary_cross_entropy_grad": (
+        m.yhat * (1 - m.y_bin) - m.pos_weight * m.y_bin * (1 - m.yhat)
+    )
+    / (m.yhat * (1 - m.yhat)),
     "sigmoid_binary_cross_entropy_grad": m.s - m.y_bin,
-    "sigmoid_weighted_binary_cross_entropy_grad":
-        (1 - m.y_bin) * m.s - m.pos_weight * m.y_bin * (1 - m.s),
+    "sigmoid_weighted_binary_cross_entropy_grad": (1 - m.y_bin) * m.s
+    - m.pos_weight * m.y_bin * (1 - m.s),
     "batch_softmax_cross_entropy_grad": (m.P[m.m, m.j] - m.Y[m.m, m.j]) / m.N,
 }
 
@@ -81,11 +84,14 @@ def _instantiate_closed(expr, zs, ys=None, label=None, idx=None):
     rep = {}
     if idx:
         expr = expr.xreplace({sym: sp.Integer(val) for sym, val in idx.items()})
-    expr = expr.replace(lambda e: isinstance(e, sp.Indexed) and e.base == m.p,
-                        lambda e: p[int(e.indices[0]) - 1])
+    expr = expr.replace(
+        lambda e: isinstance(e, sp.Indexed) and e.base == m.p, lambda e: p[int(e.indices[0]) - 1]
+    )
     if ys is not None:
-        expr = expr.replace(lambda e: isinstance(e, sp.Indexed) and e.base == m.y,
-                            lambda e: ys[int(e.indices[0]) - 1])
+        expr = expr.replace(
+            lambda e: isinstance(e, sp.Indexed) and e.base == m.y,
+            lambda e: ys[int(e.indices[0]) - 1],
+        )
     return expr.xreplace(rep)
 
 
@@ -118,8 +124,9 @@ def test_softmax_cross_entropy_gradient_concrete_K_symbolic(K):
         inst = _instantiate_closed(inst.doit(), zs, ys)
         assert _rational_zero(sp.diff(L, zs[b - 1]) - inst, zs), (K, b)
         # and the closed form under sum y = 1: substitute y_K = 1 - sum of the others
-        closed = _instantiate_closed(R["softmax_cross_entropy_grad"].closed.xreplace(
-            {m.j: sp.Integer(b)}), zs, ys)
+        closed = _instantiate_closed(
+            R["softmax_cross_entropy_grad"].closed.xreplace({m.j: sp.Integer(b)}), zs, ys
+        )
         on_simplex = {ys[-1]: 1 - sum(ys[:-1])}
         assert _rational_zero((sp.diff(L, zs[b - 1]) - closed).xreplace(on_simplex), zs)
 
@@ -140,10 +147,14 @@ def test_closed_forms_concrete_K_numeric_high_precision(K):
 
     def closed_at(name, **idx):
         expr = R[name].closed.xreplace({getattr(m, sym): sp.Integer(v) for sym, v in idx.items()})
-        expr = expr.replace(lambda e: isinstance(e, sp.Indexed) and e.base == m.p,
-                            lambda e: pval[int(e.indices[0]) - 1])
-        expr = expr.replace(lambda e: isinstance(e, sp.Indexed) and e.base == m.y,
-                            lambda e: yval[ys[int(e.indices[0]) - 1]])
+        expr = expr.replace(
+            lambda e: isinstance(e, sp.Indexed) and e.base == m.p,
+            lambda e: pval[int(e.indices[0]) - 1],
+        )
+        expr = expr.replace(
+            lambda e: isinstance(e, sp.Indexed) and e.base == m.y,
+            lambda e: yval[ys[int(e.indices[0]) - 1]],
+        )
         return expr.evalf(50)
 
     tol = sp.Float(10) ** -40
@@ -162,18 +173,27 @@ def test_closed_forms_concrete_K_numeric_high_precision(K):
         assert abs(raw - closed_at("logsumexp_grad", j=a)) < tol
 
 
-@pytest.mark.parametrize("name", ["sigmoid_grad", "binary_cross_entropy_grad",
-                                  "weighted_binary_cross_entropy_grad",
-                                  "sigmoid_binary_cross_entropy_grad",
-                                  "sigmoid_weighted_binary_cross_entropy_grad"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "sigmoid_grad",
+        "binary_cross_entropy_grad",
+        "weighted_binary_cross_entropy_grad",
+        "sigmoid_binary_cross_entropy_grad",
+        "sigmoid_weighted_binary_cross_entropy_grad",
+    ],
+)
 def test_scalar_closed_forms_numeric(name):
     res = R[name]
     rng = random.Random(name)
     for _ in range(20):
         th = sp.Float(rng.uniform(-20, 20), 50)
-        vals = {m.theta: th, m.y_bin: sp.Float(rng.uniform(0, 1), 50),
-                m.yhat: sp.Float(rng.uniform(0.001, 0.999), 50),
-                m.pos_weight: sp.Float(rng.uniform(0.1, 5), 50)}
+        vals = {
+            m.theta: th,
+            m.y_bin: sp.Float(rng.uniform(0, 1), 50),
+            m.yhat: sp.Float(rng.uniform(0.001, 0.999), 50),
+            m.pos_weight: sp.Float(rng.uniform(0.1, 5), 50),
+        }
         vals[m.s] = (1 / (1 + sp.exp(-th))).evalf(50)
         with mpmath.workdps(50):
             raw = res.raw.xreplace(vals).evalf(50)
@@ -194,9 +214,11 @@ def test_every_closed_form_has_a_display_form():
 
 def test_readme_table_shows_the_display_forms():
     from pathlib import Path
+
     readme = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
     start = readme.index("| derivative | closed form found by symce |")
-    table = readme[start:readme.index("\n\n", start)]
+    table = readme[start : readme.index("\n\n", start)]
     for name, disp in derive.DISPLAY.items():
-        assert disp.text in table, f"README table drifted from the display form of {name}: " \
-                                   f"{disp.text!r}"
+        assert disp.text in table, (
+            f"README table drifted from the display form of {name}: {disp.text!r}"
+        )

@@ -3,9 +3,9 @@
 Every kernel runs on the same inputs in the three languages with every option: random rows and
 adversarial ones (+-inf, NaN, logits near 1e4 and near the dtype's largest value, tiny and
 subnormal logits, a dominated row, all-equal rows, N = 0, K = 1, K = 2, K = 17 (the C kernels' one
-row at a time path), an ignore_index that is a class, weights with zeros, label_smoothing 0 / 0.1 / 1, ignored samples, every reduction,
-probabilities 0, 1 and NaN), float32 and float64.  The inputs come from one seeded generator, so
-the cases are the same on every run and machine.
+row at a time path), an ignore_index that is a class, weights with zeros, label_smoothing 0 / 0.1
+/ 1, ignored samples, every reduction, probabilities 0, 1 and NaN), float32 and float64.  The
+inputs come from one seeded generator, so the cases are the same on every run and machine.
 
 For every case:
 
@@ -28,6 +28,7 @@ The C side runs on each build users make (gcc and clang at -O2, -O3 -march=nativ
 -O3 -march=native -ffast-math, built once each by tests/c_build.py); the MATLAB calls run in
 one octave-cli (tests/octave_runner.py).  No divergence is excused.
 """
+
 from __future__ import annotations
 
 import itertools
@@ -37,23 +38,30 @@ import mpmath
 import numpy as np
 import pytest
 
-import support
-from c_build import CError, clib_each  # noqa: F401  (fixture)
-from octave_runner import Batch, errors, matlab_args, term_scale, to_numpy_layout
 from symce import kernels as kr
 from symce import reference as R
 from symce.lang import c_backend, numpy_backend
+
+import support
+from c_build import CError, clib_each  # noqa: F401  (fixture)
+from octave_runner import Batch, errors, matlab_args, term_scale, to_numpy_layout
 
 SEED = 20260808
 DTYPES = (np.float32, np.float64)
 BOUND = {np.dtype(np.float32): 1.0, np.dtype(np.float64): 4.0}  # ULPs, as tests/test_accuracy.py
 INF, NAN = np.inf, np.nan
 LANGS = ("numpy", "c", "matlab")
-CE_LOGITS = ("softmax_cross_entropy", "softmax_cross_entropy_grad",
-             "softmax_cross_entropy_with_grad")
+CE_LOGITS = (
+    "softmax_cross_entropy",
+    "softmax_cross_entropy_grad",
+    "softmax_cross_entropy_with_grad",
+)
 ROWWISE = ("softmax", "log_softmax", "logsumexp", "softmax_jacobian", "softmax_vjp")
-BCE_LOGITS = ("sigmoid_binary_cross_entropy", "sigmoid_binary_cross_entropy_grad",
-              "sigmoid_binary_cross_entropy_with_grad")
+BCE_LOGITS = (
+    "sigmoid_binary_cross_entropy",
+    "sigmoid_binary_cross_entropy_grad",
+    "sigmoid_binary_cross_entropy_with_grad",
+)
 BAD_REDUCTION = "bogus"
 
 
@@ -78,24 +86,40 @@ def _logit_matrices(rng, dtype):
     """name -> (N, K) logits: random and adversarial rows."""
     f = np.finfo(dtype)
     big = float(f.max) / 2
-    tiny = 1e-300 if dtype == np.float64 else 1e-40   # float32: subnormal
+    tiny = 1e-300 if dtype == np.float64 else 1e-40  # float32: subnormal
     mats = {
         "random": rng.standard_normal((4, 5)) * 3,
         "K1": np.array([[3.0], [-1e4], [0.0]]),
         "K2": rng.standard_normal((4, 2)) * 5,
-        "huge": np.array([[1e4, 1e4 - 1, 1e4 - 30, 1e4 + 0.5],
-                          [-1e4, -1e4 + 2, -1e4 - 5, -1e4],
-                          [big, -big, 0.0, big / 2],
-                          [88.0, -104.0, 745.0, 0.0]]),
+        "huge": np.array(
+            [
+                [1e4, 1e4 - 1, 1e4 - 30, 1e4 + 0.5],
+                [-1e4, -1e4 + 2, -1e4 - 5, -1e4],
+                [big, -big, 0.0, big / 2],
+                [88.0, -104.0, 745.0, 0.0],
+            ]
+        ),
         "tiny": rng.standard_normal((3, 4)) * tiny,
         "dominated": np.column_stack([np.full(3, 40.0), rng.standard_normal((3, 3))]),
         "equal": np.full((2, 6), 3.5),
-        "special": np.array([[1000.0, INF, 0.0], [-INF, -INF, -INF], [-INF, 0.0, 1.0],
-                             [NAN, 1.0, 2.0], [INF, INF, 0.0], [1.0, 2.0, 3.0]]),
+        "special": np.array(
+            [
+                [1000.0, INF, 0.0],
+                [-INF, -INF, -INF],
+                [-INF, 0.0, 1.0],
+                [NAN, 1.0, 2.0],
+                [INF, INF, 0.0],
+                [1.0, 2.0, 3.0],
+            ]
+        ),
         "empty": np.zeros((0, 3)),
-        "K17": np.vstack([rng.standard_normal(17) * 4,
-                          np.r_[INF, rng.standard_normal(16) * 2 + 800.0],
-                          np.r_[-INF, -INF, rng.standard_normal(15)]]),
+        "K17": np.vstack(
+            [
+                rng.standard_normal(17) * 4,
+                np.r_[INF, rng.standard_normal(16) * 2 + 800.0],
+                np.r_[-INF, -INF, rng.standard_normal(15)],
+            ]
+        ),
     }
     return {name: m.astype(dtype) for name, m in mats.items()}
 
@@ -105,7 +129,7 @@ def _ce_targets(rng, z, name):
     n, k = z.shape
     labels = rng.integers(0, k, n)
     if name == "dominated":
-        labels[:] = 0                          # loss ~ 4e-18: the label's class dominates
+        labels[:] = 0  # loss ~ 4e-18: the label's class dominates
     if name == "special":
         # on a finite class beside +inf, on +inf, on a finite class beside -inf, weight 0 (when
         # weighted) at the NaN row, on a finite class beside two +inf, a clean row
@@ -119,12 +143,15 @@ def _ce_targets(rng, z, name):
 
 def _weights(rng, k, dtype):
     w = rng.uniform(0.2, 3.0, k)
-    w[::3] = 0.0                               # zeros, including at labels
+    w[::3] = 0.0  # zeros, including at labels
     return w.astype(dtype)
 
 
-OPTION_GRID = list(itertools.product(("labels", "ignored", "soft"), (False, True),
-                                     (0.0, 0.1, 1.0), ("none", "mean", "sum")))
+OPTION_GRID = list(
+    itertools.product(
+        ("labels", "ignored", "soft"), (False, True), (0.0, 0.1, 1.0), ("none", "mean", "sum")
+    )
+)
 
 
 def _ce_cases(rng, dtype, out):
@@ -139,20 +166,34 @@ def _ce_cases(rng, dtype, out):
         # the whole option grid on two matrices (with_grad: loss and gradient), a rotating
         # slice of it, through the three kernels, on the others
         full = mname in ("random", "special")
-        grid = OPTION_GRID if full else \
-            [OPTION_GRID[(i * 7 + len(out)) % len(OPTION_GRID)] for i in range(6)]
+        grid = (
+            OPTION_GRID
+            if full
+            else [OPTION_GRID[(i * 7 + len(out)) % len(OPTION_GRID)] for i in range(6)]
+        )
         for i, (tname, weighted, eps, red) in enumerate(grid):
             kern = CE_LOGITS[2] if full else CE_LOGITS[i % 3]
             opts = {"reduction": red, "label_smoothing": eps}
             if weighted:
                 opts["weight"] = w
-            out.append(Case(f"{dt} {mname} {kern} {tname} w={int(weighted)} eps={eps} {red}",
-                            kern, (z, targets[tname]), opts))
-        if mname == "random":   # an ignore_index that is a class (0-based 2, 1-based 3)
+            out.append(
+                Case(
+                    f"{dt} {mname} {kern} {tname} w={int(weighted)} eps={eps} {red}",
+                    kern,
+                    (z, targets[tname]),
+                    opts,
+                )
+            )
+        if mname == "random":  # an ignore_index that is a class (0-based 2, 1-based 3)
             for kern in CE_LOGITS:
-                out.append(Case(f"{dt} {mname} {kern} ignore_index=2", kern,
-                                (z, np.array([2, 0, 2, 4])),
-                                {"ignore_index": 2, "weight": w, "label_smoothing": 0.1}))
+                out.append(
+                    Case(
+                        f"{dt} {mname} {kern} ignore_index=2",
+                        kern,
+                        (z, np.array([2, 0, 2, 4])),
+                        {"ignore_index": 2, "weight": w, "label_smoothing": 0.1},
+                    )
+                )
 
 
 def _probability_cases(rng, dtype, out):
@@ -163,15 +204,22 @@ def _probability_cases(rng, dtype, out):
     p = np.vstack([p, [0.0, 1.0, 0.0, 0.0], [NAN, 0.5, 0.25, 0.25], [tiny, 0.5, 0.5 - tiny, 0.0]])
     p = p.astype(dtype)
     labels = np.array([0, 1, 2, 3, 0, 1, 2])
-    soft = rng.random(p.shape).astype(dtype)   # probability targets: each in [0, 1]
+    soft = rng.random(p.shape).astype(dtype)  # probability targets: each in [0, 1]
     w = _weights(rng, p.shape[1], dtype)
     for i, (tname, weighted, eps, red) in enumerate(OPTION_GRID[::4]):
-        target = {"labels": labels, "ignored": np.where(labels % 2, -100, labels),
-                  "soft": soft}[tname]
+        target = {"labels": labels, "ignored": np.where(labels % 2, -100, labels), "soft": soft}[
+            tname
+        ]
         opts = {"reduction": red, "label_smoothing": eps, **({"weight": w} if weighted else {})}
         kern = ("cross_entropy", "cross_entropy_grad")[i % 2]
-        out.append(Case(f"{dt} probs {kern} {tname} w={int(weighted)} eps={eps} {red}", kern,
-                        (p, target), opts))
+        out.append(
+            Case(
+                f"{dt} probs {kern} {tname} w={int(weighted)} eps={eps} {red}",
+                kern,
+                (p, target),
+                opts,
+            )
+        )
     # binary cross-entropy from probabilities: 0, 1, NaN and tiny probabilities, soft targets
     q = np.array([[0.0, 1.0, 0.5, 1e-7], [0.3, NAN, tiny, 1 - 1e-7], [0.9, 0.1, 0.99, 0.01]])
     y = np.array([[0.0, 1.0, 0.25, 1.0], [1.0, 0.5, 0.0, 0.0], [0.7, 0.2, 1.0, 0.0]])
@@ -180,21 +228,32 @@ def _probability_cases(rng, dtype, out):
     for i, red in enumerate(("none", "mean", "sum")):
         for kern in ("binary_cross_entropy", "binary_cross_entropy_grad"):
             opts = {"reduction": red, **({"weight": bw.astype(dtype)} if i != 1 else {})}
-            out.append(Case(f"{dt} bce {kern} {red}", kern, (q.astype(dtype), y.astype(dtype)),
-                            opts))
+            out.append(
+                Case(f"{dt} bce {kern} {red}", kern, (q.astype(dtype), y.astype(dtype)), opts)
+            )
 
 
 def _sigmoid_cases(rng, dtype, out):
     dt = np.dtype(dtype).name
     big = float(np.finfo(dtype).max)
-    x = np.array([[0.0, 1e-30, -1e-30, 2.5, -2.5],
-                  [40.0, -40.0, 700.0, -700.0, 88.0],
-                  [INF, -INF, NAN, big, -big],
-                  list(rng.standard_normal(5) * 10)]).astype(dtype)
+    x = np.array(
+        [
+            [0.0, 1e-30, -1e-30, 2.5, -2.5],
+            [40.0, -40.0, 700.0, -700.0, 88.0],
+            [INF, -INF, NAN, big, -big],
+            list(rng.standard_normal(5) * 10),
+        ]
+    ).astype(dtype)
     for kern in ("sigmoid", "sigmoid_grad"):
         out.append(Case(f"{dt} {kern}", kern, (x,)))
-    y = np.array([[0.0, 1.0, 0.5, 1.0, 0.0], [1.0, 0.0, 1.0, 0.0, 0.3],
-                  [0.0, 1.0, 0.5, 1.0, 1.0], [0.2, 0.8, 0.0, 1.0, 0.5]]).astype(dtype)
+    y = np.array(
+        [
+            [0.0, 1.0, 0.5, 1.0, 0.0],
+            [1.0, 0.0, 1.0, 0.0, 0.3],
+            [0.0, 1.0, 0.5, 1.0, 1.0],
+            [0.2, 0.8, 0.0, 1.0, 0.5],
+        ]
+    ).astype(dtype)
     pw = np.array([1.0, 0.0, 2.5, 0.5, 3.0], dtype=dtype)
     w = rng.uniform(0.0, 2.0, x.shape).astype(dtype)
     w[1, ::2] = 0.0
@@ -205,8 +264,14 @@ def _sigmoid_cases(rng, dtype, out):
                 opts["pos_weight"] = pw
             if (i + j) % 3 != 1:
                 opts["weight"] = w
-            out.append(Case(f"{dt} sbce {kern} {red} {'pw' if 'pos_weight' in opts else ''}",
-                            kern, (x, y), opts))
+            out.append(
+                Case(
+                    f"{dt} sbce {kern} {red} {'pw' if 'pos_weight' in opts else ''}",
+                    kern,
+                    (x, y),
+                    opts,
+                )
+            )
 
 
 def _error_cases(dtype, out):
@@ -221,14 +286,17 @@ def _error_cases(dtype, out):
         ("label -1", "softmax_cross_entropy_grad", (z, np.array([-1, 0])), {}),
         ("label probs", "cross_entropy", (p, np.array([3, 0])), {}),
         ("negative weight", "softmax_cross_entropy", (z, lab), {"weight": -w}),
-        ("NaN weight", "softmax_cross_entropy_with_grad", (z, lab),
-         {"weight": np.array([1.0, NAN, 1.0], dtype=dtype)}),
+        (
+            "NaN weight",
+            "softmax_cross_entropy_with_grad",
+            (z, lab),
+            {"weight": np.array([1.0, NAN, 1.0], dtype=dtype)},
+        ),
         ("smoothing 1.5", "softmax_cross_entropy", (z, lab), {"label_smoothing": 1.5}),
         ("smoothing -0.1", "cross_entropy_grad", (p, lab), {"label_smoothing": -0.1}),
         ("smoothing NaN", "softmax_cross_entropy_grad", (z, lab), {"label_smoothing": NAN}),
         ("bad reduction", "softmax_cross_entropy", (z, lab), {"reduction": BAD_REDUCTION}),
-        ("bad reduction bce", "sigmoid_binary_cross_entropy", (z, p),
-         {"reduction": BAD_REDUCTION}),
+        ("bad reduction bce", "sigmoid_binary_cross_entropy", (z, p), {"reduction": BAD_REDUCTION}),
         ("probs 1.5", "cross_entropy", (p + 1, lab), {}),
         ("target 1.5", "cross_entropy", (p, p + 1), {}),
         ("target -0.5 logits", "softmax_cross_entropy_with_grad", (z, p - 0.7), {}),
@@ -236,10 +304,18 @@ def _error_cases(dtype, out):
         ("probs 1.5 bce grad", "binary_cross_entropy_grad", (p + 1, p), {}),
         ("K = 0", "softmax", (np.zeros((2, 0), dtype=dtype),), {}),
         ("K = 0 ce", "softmax_cross_entropy", (np.zeros((2, 0), dtype=dtype), lab * 0), {}),
-        ("negative pos_weight", "sigmoid_binary_cross_entropy_grad", (z, p),
-         {"pos_weight": np.array([1.0, -1.0, 1.0], dtype=dtype)}),
-        ("NaN bce weight", "binary_cross_entropy", (p, p),
-         {"weight": np.full(p.shape, NAN, dtype=dtype)}),
+        (
+            "negative pos_weight",
+            "sigmoid_binary_cross_entropy_grad",
+            (z, p),
+            {"pos_weight": np.array([1.0, -1.0, 1.0], dtype=dtype)},
+        ),
+        (
+            "NaN bce weight",
+            "binary_cross_entropy",
+            (p, p),
+            {"weight": np.full(p.shape, NAN, dtype=dtype)},
+        ),
     ]
     for name, kern, args, opts in bad:
         out.append(Case(f"{dt} error {name}", kern, args, opts))
@@ -293,11 +369,19 @@ def numpy_kind(kernel, exc) -> Raised:
 
 
 # C error name -> the arguments it may be about (roles, see _about); unknown codes fail
-_C_CODES = {"LABEL": ("target",), "WEIGHT": ("weight", "pos_weight"),
-            "ARG": ("label_smoothing", "reduction"), "SMOOTHING": ("label_smoothing",),
-            "REDUCTION": ("reduction",), "DOMAIN": ("probs",), "TARGET": ("target",),
-            "SIZE": ("classes",), "NO_CLASSES": ("classes",), "POS_WEIGHT": ("pos_weight",),
-            "CLASSES": ("classes",)}
+_C_CODES = {
+    "LABEL": ("target",),
+    "WEIGHT": ("weight", "pos_weight"),
+    "ARG": ("label_smoothing", "reduction"),
+    "SMOOTHING": ("label_smoothing",),
+    "REDUCTION": ("reduction",),
+    "DOMAIN": ("probs",),
+    "TARGET": ("target",),
+    "SIZE": ("classes",),
+    "NO_CLASSES": ("classes",),
+    "POS_WEIGHT": ("pos_weight",),
+    "CLASSES": ("classes",),
+}
 
 
 def c_kind(kernel, code) -> Raised:
@@ -308,14 +392,16 @@ def c_kind(kernel, code) -> Raised:
 
 
 # MATLAB identifier -> (Python exception, arguments)
-_MATLAB_IDS = {"symce:label": ("ValueError", ("target", "ignore_index")),
-               "symce:weight": ("ValueError", ("weight", "pos_weight")),
-               "symce:smoothing": ("ValueError", ("label_smoothing",)),
-               "symce:reduction": ("ValueError", ("reduction",)),
-               "symce:domain": ("ValueError", ("probs", "target")),
-               "symce:emptyClasses": ("ValueError", ("classes",)),
-               "symce:shape": ("ValueError", ("shape",)),
-               "symce:type": ("TypeError", ("type",))}
+_MATLAB_IDS = {
+    "symce:label": ("ValueError", ("target", "ignore_index")),
+    "symce:weight": ("ValueError", ("weight", "pos_weight")),
+    "symce:smoothing": ("ValueError", ("label_smoothing",)),
+    "symce:reduction": ("ValueError", ("reduction",)),
+    "symce:domain": ("ValueError", ("probs", "target")),
+    "symce:emptyClasses": ("ValueError", ("classes",)),
+    "symce:shape": ("ValueError", ("shape",)),
+    "symce:type": ("TypeError", ("type",)),
+}
 
 
 def matlab_kind(kernel, ident) -> Raised:
@@ -338,7 +424,7 @@ def run_numpy(sk, case):
 def run_c(clib, case):
     opts = dict(case.opts)
     if opts.get("reduction") == BAD_REDUCTION:
-        opts["reduction"] = 7                      # no such symce_reduction
+        opts["reduction"] = 7  # no such symce_reduction
     try:
         return _tuple(case.kernel, clib.call(case.kernel, case.dtype, *case.args, **opts))
     except CError as exc:
@@ -349,8 +435,12 @@ def matlab_expresses(case):
     """MATLAB reads a vector of either orientation as one sample (docs/semantics.md), so a batch
     of N > 1 one-class samples of a kernel with a class axis has no MATLAB call."""
     shape = np.shape(case.args[0])
-    return not (kr.kernel(case.kernel).inputs[0].shape == "(N, K)" and len(shape) == 2
-                and shape[1] == 1 and shape[0] > 1)
+    return not (
+        kr.kernel(case.kernel).inputs[0].shape == "(N, K)"
+        and len(shape) == 2
+        and shape[1] == 1
+        and shape[0] > 1
+    )
 
 
 def run_matlab(octave):
@@ -368,7 +458,7 @@ def run_matlab(octave):
     out = {}
     for case in CASES:
         if case.id not in keys:
-            out[case.id] = None   # not a call a MATLAB user can make
+            out[case.id] = None  # not a call a MATLAB user can make
             continue
         res = results[keys[case.id]]
         if res.error_id is not None or res.error_message is not None:
@@ -376,10 +466,17 @@ def run_matlab(octave):
             continue
         outs = [o.name for o in kr.kernel(case.kernel).outputs]
         out[case.id] = tuple(
-            np.asarray(to_numpy_layout(case.kernel, v, output=o,
-                                       reduction=case.opts.get("reduction", "mean"),
-                                       shape=np.shape(case.args[0])))
-            for v, o in zip(res.values, outs))
+            np.asarray(
+                to_numpy_layout(
+                    case.kernel,
+                    v,
+                    output=o,
+                    reduction=case.opts.get("reduction", "mean"),
+                    shape=np.shape(case.args[0]),
+                )
+            )
+            for v, o in zip(res.values, outs)
+        )
     return out
 
 
@@ -388,15 +485,19 @@ def reference_of(case):
     value beyond the dtype's range is the infinity it rounds to (the loss w softplus(1.8e308))."""
     fi = np.finfo(case.dtype)
     top = mpmath.mpf(float(fi.max))
-    half_ulp = mpmath.ldexp(1, fi.maxexp - fi.nmant - 2)   # half the spacing at the max
+    half_ulp = mpmath.ldexp(1, fi.maxexp - fi.nmant - 2)  # half the spacing at the max
 
     def rounded(v):
         if mpmath.isfinite(v) and abs(v) >= top + half_ulp:
             return mpmath.inf if v > 0 else -mpmath.inf
         return v
-    return tuple(np.vectorize(rounded, otypes=[object])(np.asarray(r, dtype=object))
-                 for r in _tuple(case.kernel, R.evaluate(case.kernel, *case.args, form="closed",
-                                                         **case.opts)))
+
+    return tuple(
+        np.vectorize(rounded, otypes=[object])(np.asarray(r, dtype=object))
+        for r in _tuple(
+            case.kernel, R.evaluate(case.kernel, *case.args, form="closed", **case.opts)
+        )
+    )
 
 
 def scales_of(case):
@@ -430,20 +531,24 @@ def outcomes(other_outcomes, clib_each):
 
 def compare(case, outcomes) -> list:
     """The disagreements of one case, per language: [(lang, message)]."""
-    res = {lang: outcomes[lang][case.id] for lang in LANGS
-           if outcomes[lang][case.id] is not None}
+    res = {lang: outcomes[lang][case.id] for lang in LANGS if outcomes[lang][case.id] is not None}
     raised = {lang: r for lang, r in res.items() if isinstance(r, Raised)}
     if raised:
         if len(raised) < len(res):
             ok = sorted(set(res) - set(raised))
-            return [(lang, f"raised {raised[lang]} where {', '.join(ok)} returned")
-                    for lang in raised] + \
-                   [(lang, f"returned where {', '.join(f'{k} raised {v}' for k, v in raised.items())}")
-                    for lang in ok]
+            return [
+                (lang, f"raised {raised[lang]} where {', '.join(ok)} returned") for lang in raised
+            ] + [
+                (lang, f"returned where {', '.join(f'{k} raised {v}' for k, v in raised.items())}")
+                for lang in ok
+            ]
         first = raised["numpy"]
-        return [(lang, f"raised {r}, NumPy {first}") for lang, r in raised.items()
-                if not r.same_kind(first)]
-    with np.errstate(all="ignore"):   # infinities and NaN in the scales and ULP spacings
+        return [
+            (lang, f"raised {r}, NumPy {first}")
+            for lang, r in raised.items()
+            if not r.same_kind(first)
+        ]
+    with np.errstate(all="ignore"):  # infinities and NaN in the scales and ULP spacings
         return _compare_values(case, res)
 
 
@@ -460,23 +565,27 @@ def _compare_values(case, res):
             if got.dtype != case.dtype:
                 problems.append((lang, f"{name}: dtype {got.dtype}"))
                 continue
-            if np.asarray(ref).size == 0:   # N = 0: the shape NumPy gives, nothing else
+            if np.asarray(ref).size == 0:  # N = 0: the shape NumPy gives, nothing else
                 shape = res["numpy"][outs.index(name)].shape
                 if got.shape != shape:
                     problems.append((lang, f"{name}: shape {got.shape}, NumPy {shape}"))
                 continue
             rel, _ = errors(got, ref, scale)
-            if not rel <= bound * eps:   # inf: a special value differs
-                problems.append((lang, f"{name}: error {rel / eps:.3g} ULP > {bound}"
-                                       + _special_diff(got, ref)))
+            if not rel <= bound * eps:  # inf: a special value differs
+                problems.append(
+                    (lang, f"{name}: error {rel / eps:.3g} ULP > {bound}" + _special_diff(got, ref))
+                )
     return problems
 
 
 def _special_diff(got, ref):
     ref = np.asarray(ref, dtype=object)
     with mpmath.workdps(40):
-        r = np.array([float(v) for v in ref.ravel()]).reshape(ref.shape) if ref.size else \
-            np.zeros(ref.shape)
+        r = (
+            np.array([float(v) for v in ref.ravel()]).reshape(ref.shape)
+            if ref.size
+            else np.zeros(ref.shape)
+        )
     same = (np.isnan(r) == np.isnan(got)) & (np.isinf(r) == np.isinf(got))
     same &= ~np.isinf(r) | (r == got)
     if np.all(same):
@@ -488,14 +597,27 @@ def test_cases_cover_the_options():
     """The seeded grid covers every option value, dtype, kernel and the adversarial rows."""
     kernels = {c.kernel for c in CASES}
     assert kernels == set(kr.registry())
-    seen = {(k, repr(v) if not isinstance(v, np.ndarray) else "array")
-            for c in CASES for k, v in c.opts.items()}
-    for want in (("label_smoothing", "0.0"), ("label_smoothing", "0.1"),
-                 ("label_smoothing", "1.0"), ("reduction", "'none'"), ("reduction", "'mean'"),
-                 ("reduction", "'sum'"), ("weight", "array"), ("pos_weight", "array")):
+    seen = {
+        (k, repr(v) if not isinstance(v, np.ndarray) else "array")
+        for c in CASES
+        for k, v in c.opts.items()
+    }
+    for want in (
+        ("label_smoothing", "0.0"),
+        ("label_smoothing", "0.1"),
+        ("label_smoothing", "1.0"),
+        ("reduction", "'none'"),
+        ("reduction", "'mean'"),
+        ("reduction", "'sum'"),
+        ("weight", "array"),
+        ("pos_weight", "array"),
+    ):
         assert want in seen, want
-    assert any(np.any(np.asarray(c.args[1]) == -100) for c in CASES if len(c.args) > 1
-               and np.asarray(c.args[1]).dtype.kind == "i")
+    assert any(
+        np.any(np.asarray(c.args[1]) == -100)
+        for c in CASES
+        if len(c.args) > 1 and np.asarray(c.args[1]).dtype.kind == "i"
+    )
     assert {c.dtype for c in CASES} == {np.dtype(d) for d in DTYPES}
     assert len(CASES) >= 300
 
@@ -518,4 +640,3 @@ def test_every_language_raises_somewhere(outcomes):
                 assert isinstance(outcomes[lang][case.id], Raised), (case.id, lang)
     # the one-class batches MATLAB cannot express are few; everything else runs in all three
     assert sum(outcomes["matlab"][c.id] is None for c in CASES) <= len(CASES) // 10
-

@@ -24,6 +24,7 @@ cancellation (a class dominating by a logit gap g costs ~g / 2.3 digits) cannot 
 compared digits.  ``measure`` returns the worst ULPs per kernel and class (the figures reported
 for the numerics pass); ``python tests/test_matlab_accuracy.py [matlab-dir]`` prints them.
 """
+
 from __future__ import annotations
 
 import sys
@@ -35,9 +36,10 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import support  # noqa: E402
-from octave_runner import MATLAB_DIR, Batch  # noqa: E402
-from symce import reference  # noqa: E402
+from symce import reference
+
+import support
+from octave_runner import MATLAB_DIR, Batch
 
 ROW_ULPS = 4
 SIGMOID_ULPS = 2
@@ -47,7 +49,7 @@ DTYPES = (np.float64, np.float32)
 SIGMOID_RANGE = {np.float64: 700.0, np.float32: 85.0}
 ROW_KERNELS = ("softmax", "log_softmax", "logsumexp")
 CE = "softmax_cross_entropy"
-DOMINANT = tuple(10.0 ** -k for k in range(6, 13))    # 1 - p_a
+DOMINANT = tuple(10.0**-k for k in range(6, 13))  # 1 - p_a
 
 
 def ulps(actual, ref) -> float:
@@ -78,8 +80,9 @@ def _rows(rng, K, dtype):
 
 def _sigmoid_inputs(rng, dtype):
     bound = SIGMOID_RANGE[dtype]
-    x = np.concatenate([rng.uniform(-bound, bound, 120), rng.normal(0, 4, 60),
-                        [bound, -bound, 0.0, 1e-30, -1e-30]])
+    x = np.concatenate(
+        [rng.uniform(-bound, bound, 120), rng.normal(0, 4, 60), [bound, -bound, 0.0, 1e-30, -1e-30]]
+    )
     return x.astype(dtype)
 
 
@@ -88,7 +91,7 @@ def _dominant_logits(dtype):
     rows = []
     for n, delta in enumerate(DOMINANT):
         z = np.zeros(3)
-        z[n % 3] = np.log(2 / delta)       # p_a = 1 / (1 + 2 exp(-g))
+        z[n % 3] = np.log(2 / delta)  # p_a = 1 / (1 + 2 exp(-g))
         rows.append(z)
     return np.array(rows).astype(dtype)
 
@@ -107,22 +110,50 @@ def build(batch: Batch) -> list:
             zarg = batch.arg(z.T)
             larg = batch.arg((labels + 1).reshape(1, -1).astype(np.float64))
             for name in ROW_KERNELS:
-                cases.append(("row", name, dtype, (z,),
-                              batch.call(f"symce_{name}({zarg})")))
-            cases.append(("ce", CE, dtype, (z, labels),
-                          batch.call(f"symce_{CE}({zarg}, {larg}, 'Reduction', 'none')")))
-            cases.append(("ce_grad", f"{CE}_grad", dtype, (z, labels),
-                          batch.call(f"symce_{CE}_grad({zarg}, {larg}, 'Reduction', 'sum')")))
-            cases.append(("ce_with_grad", f"{CE}_with_grad", dtype, (z, labels),
-                          batch.call(f"symce_{CE}_with_grad({zarg}, {larg}, 'Reduction', "
-                                     "'none')", nout=2)))
+                cases.append(("row", name, dtype, (z,), batch.call(f"symce_{name}({zarg})")))
+            cases.append(
+                (
+                    "ce",
+                    CE,
+                    dtype,
+                    (z, labels),
+                    batch.call(f"symce_{CE}({zarg}, {larg}, 'Reduction', 'none')"),
+                )
+            )
+            cases.append(
+                (
+                    "ce_grad",
+                    f"{CE}_grad",
+                    dtype,
+                    (z, labels),
+                    batch.call(f"symce_{CE}_grad({zarg}, {larg}, 'Reduction', 'sum')"),
+                )
+            )
+            cases.append(
+                (
+                    "ce_with_grad",
+                    f"{CE}_with_grad",
+                    dtype,
+                    (z, labels),
+                    batch.call(
+                        f"symce_{CE}_with_grad({zarg}, {larg}, 'Reduction', 'none')", nout=2
+                    ),
+                )
+            )
         x = _sigmoid_inputs(rng, dtype)
         xarg = batch.arg(x.reshape(1, -1))
         for name in ("sigmoid", "sigmoid_grad"):
             cases.append(("sigmoid", name, dtype, (x,), batch.call(f"symce_{name}({xarg})")))
         zd = _dominant_logits(dtype)
-        cases.append(("jacobian", "softmax_jacobian", dtype, (zd,),
-                      batch.call("symce_softmax_jacobian(%s)", batch.arg(zd.T))))
+        cases.append(
+            (
+                "jacobian",
+                "softmax_jacobian",
+                dtype,
+                (zd,),
+                batch.call("symce_softmax_jacobian(%s)", batch.arg(zd.T)),
+            )
+        )
     return cases
 
 
@@ -133,7 +164,7 @@ def _row_reference(name, z, labels=None, **opts):
     """Raw reference, one row at a time at that row's digits, stacked (NumPy layout)."""
     out = []
     for n, row in enumerate(z):
-        args = (row[None],) if labels is None else (row[None], labels[n:n + 1])
+        args = (row[None],) if labels is None else (row[None], labels[n : n + 1])
         out.append(reference.evaluate(name, *args, form="raw", dps=_dps(row), **opts))
     return out
 
@@ -164,11 +195,10 @@ def case_ulps(case, res) -> dict:
     if kind == "jacobian":
         z = args[0]
         ref = np.array([r[0] for r in _row_reference(name, z)], dtype=object)
-        got = np.moveaxis(vals[0], 2, 0)              # K x K x N -> (N, K, K)
+        got = np.moveaxis(vals[0], 2, 0)  # K x K x N -> (N, K, K)
         diag = np.array([np.diag(j) for j in got])
         rdiag = np.array([np.diag(r) for r in ref], dtype=object)
-        return {f"{name}.diagonal": ulps(diag, rdiag),
-                f"{name}.all": ulps(got, ref)}
+        return {f"{name}.diagonal": ulps(diag, rdiag), f"{name}.all": ulps(got, ref)}
     z, labels = args
     out = {}
     if kind in ("ce", "ce_with_grad"):
@@ -221,8 +251,9 @@ def test_ulps(results, kind):
         for label, err in case_ulps(case, results[case[4]]).items():
             checked += 1
             bound = _bound(label, case[2])
-            assert err <= bound, (f"{label} {np.dtype(case[2]).name}: {err:.3g} ULP > {bound} "
-                                  f"(inputs {case[3]})")
+            assert err <= bound, (
+                f"{label} {np.dtype(case[2]).name}: {err:.3g} ULP > {bound} (inputs {case[3]})"
+            )
     assert checked >= 2 * (len(KS) if kind not in ("sigmoid", "jacobian") else 1)
 
 
@@ -231,8 +262,7 @@ def test_dominant_jacobian_is_p_times_one_minus_p(results):
     for case in (c for c in CASES if c[0] == "jacobian"):
         J = results[case[4]].value
         diag = np.array([J[n % 3, n % 3, n] for n in range(J.shape[2])], dtype=np.float64)
-        np.testing.assert_allclose(diag, np.array(DOMINANT) * (1 - np.array(DOMINANT)),
-                                   rtol=1e-4)
+        np.testing.assert_allclose(diag, np.array(DOMINANT) * (1 - np.array(DOMINANT)), rtol=1e-4)
 
 
 def main(argv):

@@ -17,6 +17,7 @@ terms they subtract (``octave_runner.term_scale``): a result much smaller than i
 only the digits the terms leave, in any implementation of that formula.  The ULP bounds of the
 numerics pass are in test_matlab_accuracy.py; the bad-input table in test_matlab_badinput.py.
 """
+
 from __future__ import annotations
 
 import re
@@ -25,11 +26,12 @@ import numpy as np
 import pytest
 import sympy as sp
 
-import support
-from octave_runner import Batch, MATLAB_DIR, errors, matlab_args, term_scale, to_numpy_layout
 from symce import generate, kernels, reference
 from symce.functions import clamp_min, expm1, log1p, mul0, sigmoid, softplus, two_sum_err
 from symce.lang import matlab_backend as mb
+
+import support
+from octave_runner import MATLAB_DIR, Batch, errors, matlab_args, term_scale, to_numpy_layout
 
 REGISTRY = kernels.registry()
 KS = (1, 2, 3, 7, 16)
@@ -55,13 +57,18 @@ def _inputs(name, K, dtype, rng, soft=False):
         z = support.random_logits(rng, n, K, 3.0, dtype)
         return (z, support.random_logits(rng, n, K, 1.0, dtype)) if name == "softmax_vjp" else (z,)
     if fam in ("ce_probs", "ce_logits"):
-        first = (support.random_distribution(rng, n, K, dtype) if fam == "ce_probs"
-                 else support.random_logits(rng, n, K, 3.0, dtype))
-        target = (support.random_distribution(rng, n, K, dtype) if soft
-                  else rng.integers(0, K, n))
+        first = (
+            support.random_distribution(rng, n, K, dtype)
+            if fam == "ce_probs"
+            else support.random_logits(rng, n, K, 3.0, dtype)
+        )
+        target = support.random_distribution(rng, n, K, dtype) if soft else rng.integers(0, K, n)
         return first, target
-    first = (support.random_logits(rng, N, K, 3.0, dtype) if name.startswith("sigmoid")
-             else rng.uniform(0.02, 0.98, (N, K)).astype(dtype))
+    first = (
+        support.random_logits(rng, N, K, 3.0, dtype)
+        if name.startswith("sigmoid")
+        else rng.uniform(0.02, 0.98, (N, K)).astype(dtype)
+    )
     return first, rng.random((N, K)).astype(dtype)
 
 
@@ -79,15 +86,15 @@ def _options(name, K, dtype, rng, template):
 # ----------------------------------------------------------------------------------------------
 # The batch: every Octave call of this module, made once.
 # ----------------------------------------------------------------------------------------------
-ACCURACY = []       # (kernel, dtype, K, args, opts, key)
-FD = []             # (label, kind, key_analytic, key_fd, extra)
-SPECIAL = {}        # name -> key (seeds, stability, empty batches, help)
-ROUND_ONCE = []     # (call, key with single input, key with the same input in double)
+ACCURACY = []  # (kernel, dtype, K, args, opts, key)
+FD = []  # (label, kind, key_analytic, key_fd, extra)
+SPECIAL = {}  # name -> key (seeds, stability, empty batches, help)
+ROUND_ONCE = []  # (call, key with single input, key with the same input in double)
 
 
 def _call(batch, name, args, opts=None, **kw):
     nout = len(REGISTRY[name].outputs)
-    args = args[:len(REGISTRY[name].inputs)]
+    args = args[: len(REGISTRY[name].inputs)]
     return batch.call(f"symce_{name}({matlab_args(batch, name, args, opts, **kw)})", nout=nout)
 
 
@@ -108,8 +115,9 @@ def _build(batch: Batch):
                         continue
                     args = _inputs(name, K, dtype, rng, soft=soft)
                     label_class = np.int32 if K in (1, 7) else np.float64
-                    key = _call(batch, name, args, opts, label_class=label_class,
-                                labels_as_column=(K == 3))
+                    key = _call(
+                        batch, name, args, opts, label_class=label_class, labels_as_column=(K == 3)
+                    )
                     ACCURACY.append((name, dtype, K, args, opts, key))
     _build_fd(batch, rng)
     _build_special(batch)
@@ -123,19 +131,45 @@ def _build_fd(batch, rng):
     """Analytic derivative kernels next to central differences of the Octave value kernels."""
     # sigmoid' and logsumexp' = softmax, elementwise / per column
     x = rng.normal(0, 3, (1, 6))
-    FD.append(("sigmoid_grad", "diag", batch.call("symce_sigmoid_grad(%s)", batch.arg(x)),
-               _fd(batch, "symce_sigmoid(v)", x), None))
+    FD.append(
+        (
+            "sigmoid_grad",
+            "diag",
+            batch.call("symce_sigmoid_grad(%s)", batch.arg(x)),
+            _fd(batch, "symce_sigmoid(v)", x),
+            None,
+        )
+    )
     for K in (1, 3, 7):
         z = rng.normal(0, 2, (K, 1))
-        FD.append((f"logsumexp' K={K}", "row", batch.call("symce_softmax(%s)", batch.arg(z)),
-                   _fd(batch, "symce_logsumexp(v)", z), None))
-        FD.append((f"softmax_jacobian K={K}", "matrix",
-                   batch.call("symce_softmax_jacobian(%s)", batch.arg(z)),
-                   _fd(batch, "symce_softmax(v)", z), None))
+        FD.append(
+            (
+                f"logsumexp' K={K}",
+                "row",
+                batch.call("symce_softmax(%s)", batch.arg(z)),
+                _fd(batch, "symce_logsumexp(v)", z),
+                None,
+            )
+        )
+        FD.append(
+            (
+                f"softmax_jacobian K={K}",
+                "matrix",
+                batch.call("symce_softmax_jacobian(%s)", batch.arg(z)),
+                _fd(batch, "symce_softmax(v)", z),
+                None,
+            )
+        )
         g = rng.normal(0, 1, (K, 1))
-        FD.append((f"softmax_vjp K={K}", "vjp",
-                   batch.call("symce_softmax_vjp(%s, %s)", batch.arg(z), batch.arg(g)),
-                   _fd(batch, "symce_softmax(v)", z), g))
+        FD.append(
+            (
+                f"softmax_vjp K={K}",
+                "vjp",
+                batch.call("symce_softmax_vjp(%s, %s)", batch.arg(z), batch.arg(g)),
+                _fd(batch, "symce_softmax(v)", z),
+                g,
+            )
+        )
     # loss gradients, with options; FD of the loss kernel with the same options
     K, n = 4, 3
     option_sets = [
@@ -157,31 +191,42 @@ def _build_fd(batch, rng):
             t = batch.arg(target)
             red_none = "'none'" in opts
             wrap = (lambda e: f"sum({e})") if red_none else (lambda e: e)
-            for loss, grad, first in (("softmax_cross_entropy", "softmax_cross_entropy_grad", z),
-                                      ("cross_entropy", "cross_entropy_grad", probs),
-                                      ("softmax_cross_entropy_with_grad",
-                                       "softmax_cross_entropy_with_grad", z)):
+            for loss, grad, first in (
+                ("softmax_cross_entropy", "softmax_cross_entropy_grad", z),
+                ("cross_entropy", "cross_entropy_grad", probs),
+                ("softmax_cross_entropy_with_grad", "softmax_cross_entropy_with_grad", z),
+            ):
                 a = batch.arg(first)
                 if grad.endswith("with_grad"):
                     key = batch.call(f"symce_{grad}({a}, {t}, {opts})", nout=2)
                 else:
                     key = batch.call(f"symce_{grad}({a}, {t}, {opts})")
-                FD.append((f"{grad} {tname} {opts}", "grad", key,
-                           _fd(batch, wrap(f"symce_{loss}(v, {t}, {opts})"), first),
-                           1 if grad.endswith("with_grad") else 0))
+                FD.append(
+                    (
+                        f"{grad} {tname} {opts}",
+                        "grad",
+                        key,
+                        _fd(batch, wrap(f"symce_{loss}(v, {t}, {opts})"), first),
+                        1 if grad.endswith("with_grad") else 0,
+                    )
+                )
     x = rng.normal(0, 2, (K, n))
     p = rng.uniform(0.05, 0.95, (K, n))
     y = rng.uniform(0, 1, (K, n))
-    for opts in ("'Reduction', 'mean'", "'Reduction', 'sum', 'Weight', [0.5; 2; 1; 1.5]",
-                 "'Reduction', 'none', 'Weight', %s"):
+    for opts in (
+        "'Reduction', 'mean'",
+        "'Reduction', 'sum', 'Weight', [0.5; 2; 1; 1.5]",
+        "'Reduction', 'none', 'Weight', %s",
+    ):
         if "%s" in opts:
             opts = opts % batch.arg(rng.uniform(0.2, 2, (K, n)))
         wrap = (lambda e: f"sum({e}(:))") if "'none'" in opts else (lambda e: e)
         ya = batch.arg(y)
-        for loss, first, extra in (("binary_cross_entropy", p, ""),
-                                   ("sigmoid_binary_cross_entropy", x, ""),
-                                   ("sigmoid_binary_cross_entropy", x,
-                                    ", 'PosWeight', [3; 0.5; 1; 2]")):
+        for loss, first, extra in (
+            ("binary_cross_entropy", p, ""),
+            ("sigmoid_binary_cross_entropy", x, ""),
+            ("sigmoid_binary_cross_entropy", x, ", 'PosWeight', [3; 0.5; 1; 2]"),
+        ):
             a = batch.arg(first)
             fd = _fd(batch, wrap(f"symce_{loss}(v, {ya}, {opts}{extra})"), first)
             key = batch.call(f"symce_{loss}_grad({a}, {ya}, {opts}{extra})")
@@ -201,8 +246,9 @@ def _build_special(batch):
     S["seed_dog"] = batch.call("symce_softmax_cross_entropy(%s, 2)", batch.arg(dog))
     S["seed_dog_grad"] = batch.call("symce_softmax_cross_entropy_grad(%s, 2)", batch.arg(dog))
     S["seed_dog_p"] = batch.call("symce_softmax(%s)", batch.arg(dog))
-    S["seed_dog_single"] = batch.call("symce_softmax_cross_entropy(single(%s), int32(2))",
-                                      batch.arg(dog))
+    S["seed_dog_single"] = batch.call(
+        "symce_softmax_cross_entropy(single(%s), int32(2))", batch.arg(dog)
+    )
     for name in REGISTRY:
         S[f"help_{name}"] = batch.call(f"help('symce_{name}')")
         ex = mb.context(REGISTRY[name])["example"]
@@ -221,41 +267,94 @@ def _stab(case_id, names, args, opts=None, dtype=np.float64):
 
 
 ROWWISE = ("softmax", "log_softmax", "logsumexp", "softmax_jacobian")
-CE_LOGITS = ("softmax_cross_entropy", "softmax_cross_entropy_grad",
-             "softmax_cross_entropy_with_grad")
-_stab("f64 huge logits", ROWWISE + CE_LOGITS,
-      (np.array([[1e4, -1e4, 0.0], [-1e4, -1e4, -1e4], [1e4, 1e4, 1e4], [0.0, 1e4, 1e4 - 1]]),
-       np.array([1, 0, 2, 2])))
-_stab("f32 logits +-100", ROWWISE + CE_LOGITS,
-      (np.array([[100.0, -100, 0], [-100, 100, 99], [100, 100, 100]]), np.array([1, 2, 0])),
-      dtype=np.float32)
-_stab("f32 beyond exp range", ROWWISE + CE_LOGITS,
-      (np.array([[1e3, -1e3, 0.0], [1e30, 0, -1e30], [-1e30, -1e30, 5]]), np.array([1, 0, 0])),
-      dtype=np.float32)
-_stab("f64 one dominant", ROWWISE + CE_LOGITS,
-      (np.array([[50.0, 0, 0, 0], [0, 0, 0, 38.0]]), np.array([0, 3])))
-_stab("f32 one dominant", ROWWISE + CE_LOGITS,
-      (np.array([[30.0, 0, 0], [0, 0, 17.0]]), np.array([0, 2])), dtype=np.float32)
+CE_LOGITS = (
+    "softmax_cross_entropy",
+    "softmax_cross_entropy_grad",
+    "softmax_cross_entropy_with_grad",
+)
+_stab(
+    "f64 huge logits",
+    ROWWISE + CE_LOGITS,
+    (
+        np.array([[1e4, -1e4, 0.0], [-1e4, -1e4, -1e4], [1e4, 1e4, 1e4], [0.0, 1e4, 1e4 - 1]]),
+        np.array([1, 0, 2, 2]),
+    ),
+)
+_stab(
+    "f32 logits +-100",
+    ROWWISE + CE_LOGITS,
+    (np.array([[100.0, -100, 0], [-100, 100, 99], [100, 100, 100]]), np.array([1, 2, 0])),
+    dtype=np.float32,
+)
+_stab(
+    "f32 beyond exp range",
+    ROWWISE + CE_LOGITS,
+    (np.array([[1e3, -1e3, 0.0], [1e30, 0, -1e30], [-1e30, -1e30, 5]]), np.array([1, 0, 0])),
+    dtype=np.float32,
+)
+_stab(
+    "f64 one dominant",
+    ROWWISE + CE_LOGITS,
+    (np.array([[50.0, 0, 0, 0], [0, 0, 0, 38.0]]), np.array([0, 3])),
+)
+_stab(
+    "f32 one dominant",
+    ROWWISE + CE_LOGITS,
+    (np.array([[30.0, 0, 0], [0, 0, 17.0]]), np.array([0, 2])),
+    dtype=np.float32,
+)
 for _dt in DTYPES:
-    _stab(f"{np.dtype(_dt).name} -inf masked", ROWWISE + CE_LOGITS,
-          (np.array([[-np.inf, 1.0, 2.0], [0.5, -np.inf, -np.inf]]), np.array([2, 0])),
-          {"label_smoothing": 0.0}, dtype=_dt)
-    _stab(f"{np.dtype(_dt).name} -inf masked soft", CE_LOGITS,
-          (np.array([[-np.inf, 1.0, 2.0], [0.5, -np.inf, 3.0]]),
-           np.array([[0.0, 0.25, 0.75], [1.0, 0.0, 0.0]])), dtype=_dt)
-    _stab(f"{np.dtype(_dt).name} probs 0 and 1", ("cross_entropy", "cross_entropy_grad"),
-          (np.array([[0.0, 1.0, 0.0], [0.5, 0.5, 0.0]]), np.array([0, 2])), dtype=_dt)
-    _stab(f"{np.dtype(_dt).name} probs 0 and 1 smoothed", ("cross_entropy", "cross_entropy_grad"),
-          (np.array([[0.0, 1.0, 0.0], [0.5, 0.5, 0.0]]), np.array([1, 0])),
-          {"label_smoothing": 0.1}, dtype=_dt)
-    _stab(f"{np.dtype(_dt).name} bce probs 0 and 1",
-          ("binary_cross_entropy", "binary_cross_entropy_grad"),
-          (np.array([[0.0, 1.0, 0.0, 1.0]]), np.array([[1.0, 0.0, 0.0, 1.0]])), dtype=_dt)
-    _stab(f"{np.dtype(_dt).name} sigmoid extremes",
-          ("sigmoid", "sigmoid_grad", "sigmoid_binary_cross_entropy",
-           "sigmoid_binary_cross_entropy_grad", "sigmoid_binary_cross_entropy_with_grad"),
-          (np.array([[1e4, -1e4, 800.0, -800.0, 90.0, -90.0]]),
-           np.array([[0.0, 1.0, 0.3, 1.0, 0.0, 0.5]])), {"reduction": "none"}, dtype=_dt)
+    _stab(
+        f"{np.dtype(_dt).name} -inf masked",
+        ROWWISE + CE_LOGITS,
+        (np.array([[-np.inf, 1.0, 2.0], [0.5, -np.inf, -np.inf]]), np.array([2, 0])),
+        {"label_smoothing": 0.0},
+        dtype=_dt,
+    )
+    _stab(
+        f"{np.dtype(_dt).name} -inf masked soft",
+        CE_LOGITS,
+        (
+            np.array([[-np.inf, 1.0, 2.0], [0.5, -np.inf, 3.0]]),
+            np.array([[0.0, 0.25, 0.75], [1.0, 0.0, 0.0]]),
+        ),
+        dtype=_dt,
+    )
+    _stab(
+        f"{np.dtype(_dt).name} probs 0 and 1",
+        ("cross_entropy", "cross_entropy_grad"),
+        (np.array([[0.0, 1.0, 0.0], [0.5, 0.5, 0.0]]), np.array([0, 2])),
+        dtype=_dt,
+    )
+    _stab(
+        f"{np.dtype(_dt).name} probs 0 and 1 smoothed",
+        ("cross_entropy", "cross_entropy_grad"),
+        (np.array([[0.0, 1.0, 0.0], [0.5, 0.5, 0.0]]), np.array([1, 0])),
+        {"label_smoothing": 0.1},
+        dtype=_dt,
+    )
+    _stab(
+        f"{np.dtype(_dt).name} bce probs 0 and 1",
+        ("binary_cross_entropy", "binary_cross_entropy_grad"),
+        (np.array([[0.0, 1.0, 0.0, 1.0]]), np.array([[1.0, 0.0, 0.0, 1.0]])),
+        dtype=_dt,
+    )
+    _stab(
+        f"{np.dtype(_dt).name} sigmoid extremes",
+        (
+            "sigmoid",
+            "sigmoid_grad",
+            "sigmoid_binary_cross_entropy",
+            "sigmoid_binary_cross_entropy_grad",
+            "sigmoid_binary_cross_entropy_with_grad",
+        ),
+        (
+            np.array([[1e4, -1e4, 800.0, -800.0, 90.0, -90.0]]),
+            np.array([[0.0, 1.0, 0.3, 1.0, 0.0, 0.5]]),
+        ),
+        {"reduction": "none"},
+        dtype=_dt,
+    )
 
 
 def _build_stability(batch):
@@ -268,35 +367,50 @@ def _build_stability(batch):
     for name in ("softmax", "log_softmax", "logsumexp", "softmax_jacobian"):
         SPECIAL[f"nan {name}"] = batch.call(f"symce_{name}(%s)", batch.arg(z))
         SPECIAL[f"clean {name}"] = batch.call(f"symce_{name}(%s)", batch.arg(z[:, :1].copy()))
-    SPECIAL["nan softmax_vjp"] = batch.call("symce_softmax_vjp(%s, %s)", batch.arg(z),
-                                            batch.arg(np.ones((3, 2))))
-    SPECIAL["nan vjp g"] = batch.call("symce_softmax_vjp(%s, %s)", batch.arg(np.ones((3, 2))),
-                                      batch.arg(z))
+    SPECIAL["nan softmax_vjp"] = batch.call(
+        "symce_softmax_vjp(%s, %s)", batch.arg(z), batch.arg(np.ones((3, 2)))
+    )
+    SPECIAL["nan vjp g"] = batch.call(
+        "symce_softmax_vjp(%s, %s)", batch.arg(np.ones((3, 2))), batch.arg(z)
+    )
     for name in ("sigmoid", "sigmoid_grad"):
         SPECIAL[f"nan {name}"] = batch.call(f"symce_{name}(%s)", batch.arg(z))
     labels = "[1 2]"
     for name in CE_LOGITS:
         for red in ("none", "mean"):
             SPECIAL[f"nan {name} {red}"] = batch.call(
-                f"symce_{name}(%s, {labels}, 'Reduction', '{red}')", batch.arg(z), nout=1)
-    p = np.array([[0.2, 0.5], [0.5, np.nan], [0.3, 0.5]])   # NaN at sample 2's label
+                f"symce_{name}(%s, {labels}, 'Reduction', '{red}')", batch.arg(z), nout=1
+            )
+    p = np.array([[0.2, 0.5], [0.5, np.nan], [0.3, 0.5]])  # NaN at sample 2's label
     for name in ("cross_entropy", "cross_entropy_grad"):
-        SPECIAL[f"nan {name}"] = batch.call(f"symce_{name}(%s, {labels}, 'Reduction', 'none')",
-                                            batch.arg(p))
+        SPECIAL[f"nan {name}"] = batch.call(
+            f"symce_{name}(%s, {labels}, 'Reduction', 'none')", batch.arg(p)
+        )
     soft_nan = np.array([[0.2, np.nan], [0.5, 0.5], [0.3, 0.5]])
     SPECIAL["nan soft target"] = batch.call(
         "symce_softmax_cross_entropy_with_grad(%s, %s, 'Reduction', 'none')",
-        batch.arg(np.ones((3, 2))), batch.arg(soft_nan), nout=2)
-    for name in ("binary_cross_entropy", "binary_cross_entropy_grad",
-                 "sigmoid_binary_cross_entropy", "sigmoid_binary_cross_entropy_grad",
-                 "sigmoid_binary_cross_entropy_with_grad"):
-        SPECIAL[f"nan {name}"] = batch.call(f"symce_{name}(%s, %s, 'Reduction', 'none')",
-                                            batch.arg(np.array([[0.5, np.nan, 0.2]])),
-                                            batch.arg(np.array([[1.0, 0.0, np.nan]])),
-                                            nout=len(REGISTRY[name].outputs))
-    SPECIAL["nan bce mean"] = batch.call("symce_binary_cross_entropy(%s, %s)",
-                                         batch.arg(np.array([[0.5, np.nan]])),
-                                         batch.arg(np.array([[1.0, 0.0]])))
+        batch.arg(np.ones((3, 2))),
+        batch.arg(soft_nan),
+        nout=2,
+    )
+    for name in (
+        "binary_cross_entropy",
+        "binary_cross_entropy_grad",
+        "sigmoid_binary_cross_entropy",
+        "sigmoid_binary_cross_entropy_grad",
+        "sigmoid_binary_cross_entropy_with_grad",
+    ):
+        SPECIAL[f"nan {name}"] = batch.call(
+            f"symce_{name}(%s, %s, 'Reduction', 'none')",
+            batch.arg(np.array([[0.5, np.nan, 0.2]])),
+            batch.arg(np.array([[1.0, 0.0, np.nan]])),
+            nout=len(REGISTRY[name].outputs),
+        )
+    SPECIAL["nan bce mean"] = batch.call(
+        "symce_binary_cross_entropy(%s, %s)",
+        batch.arg(np.array([[0.5, np.nan]])),
+        batch.arg(np.array([[1.0, 0.0]])),
+    )
     # rows of all -Inf, or with +Inf (docs/semantics.md, "Numerical policy"), double and single
     bad = np.array([[-np.inf, 0.0, 2.0], [-np.inf, np.inf, np.inf], [-np.inf, 1.0, -np.inf]])
     for dt in DTYPES:
@@ -304,7 +418,8 @@ def _build_stability(batch):
         for name in ("softmax", "log_softmax", "logsumexp", "softmax_jacobian"):
             SPECIAL[f"inf {np.dtype(dt).name} {name}"] = batch.call(f"symce_{name}({a})")
         SPECIAL[f"inf {np.dtype(dt).name} ce"] = batch.call(
-            f"symce_softmax_cross_entropy_with_grad({a}, [1 1 1], 'Reduction', 'none')", nout=2)
+            f"symce_softmax_cross_entropy_with_grad({a}, [1 1 1], 'Reduction', 'none')", nout=2
+        )
     # single in: the row computed in double and rounded once, bit for bit
     rng = np.random.default_rng(3)
     z32 = batch.arg(rng.normal(0, 8, (5, 4)).astype(np.float32))
@@ -312,17 +427,28 @@ def _build_stability(batch):
     soft32 = rng.random((5, 4)).astype(np.float32)
     t32 = batch.arg(soft32 / soft32.sum(0))
     ROUND_ONCE.clear()
-    for call, nout in (("symce_sigmoid(%s)", 1), ("symce_sigmoid_grad(%s)", 1),
-                       ("symce_softmax(%s)", 1), ("symce_log_softmax(%s)", 1),
-                       ("symce_logsumexp(%s)", 1), ("symce_softmax_jacobian(%s)", 1),
-                       ("symce_softmax_vjp(%s, %s)", 1),
-                       ("symce_softmax_cross_entropy_with_grad(%s, [1 2 5 3], 'Weight', %s, "
-                        "'LabelSmoothing', 0.1)", 2),
-                       ("symce_softmax_cross_entropy_with_grad(%s, %s, 'Reduction', 'none')", 2),
-                       ("symce_softmax_cross_entropy(%s, [1 2 5 3], 'Reduction', 'sum')", 1),
-                       ("symce_softmax_cross_entropy_grad(%s, [1 2 5 3])", 1)):
-        args = [z32] + ([t32] if "'none'" in call or "vjp" in call else []) + \
-            ([w32] if "Weight" in call else [])
+    for call, nout in (
+        ("symce_sigmoid(%s)", 1),
+        ("symce_sigmoid_grad(%s)", 1),
+        ("symce_softmax(%s)", 1),
+        ("symce_log_softmax(%s)", 1),
+        ("symce_logsumexp(%s)", 1),
+        ("symce_softmax_jacobian(%s)", 1),
+        ("symce_softmax_vjp(%s, %s)", 1),
+        (
+            "symce_softmax_cross_entropy_with_grad(%s, [1 2 5 3], 'Weight', %s, "
+            "'LabelSmoothing', 0.1)",
+            2,
+        ),
+        ("symce_softmax_cross_entropy_with_grad(%s, %s, 'Reduction', 'none')", 2),
+        ("symce_softmax_cross_entropy(%s, [1 2 5 3], 'Reduction', 'sum')", 1),
+        ("symce_softmax_cross_entropy_grad(%s, [1 2 5 3])", 1),
+    ):
+        args = (
+            [z32]
+            + ([t32] if "'none'" in call or "vjp" in call else [])
+            + ([w32] if "Weight" in call else [])
+        )
         single = batch.call(call % tuple(args), nout=nout)
         double = batch.call(call % tuple(f"double({a})" for a in args), nout=nout)
         ROUND_ONCE.append((call, single, double))
@@ -338,17 +464,19 @@ def _build_stability(batch):
                     for red in ("mean", "sum", "none"):
                         SPECIAL[f"empty {cls} {name} {tgt} {red}"] = batch.call(
                             f"symce_{name}({z0}, {tgt}, 'Reduction', '{red}')",
-                            nout=len(kern.outputs))
+                            nout=len(kern.outputs),
+                        )
             if kern.family in ("bce", "elementwise"):
                 args = z0 if kern.family == "elementwise" else f"{z0}, {z0}"
-                for red in (("mean", "sum", "none") if kern.family == "bce" else ("",)):
+                for red in ("mean", "sum", "none") if kern.family == "bce" else ("",):
                     opt = f", 'Reduction', '{red}'" if red else ""
                     SPECIAL[f"empty {cls} {name} {red}"] = batch.call(
-                        f"symce_{name}({args}{opt})", nout=len(kern.outputs))
+                        f"symce_{name}({args}{opt})", nout=len(kern.outputs)
+                    )
     # every sample ignored: mean is NaN, the gradient all zeros
     SPECIAL["all ignored"] = batch.call(
-        "symce_softmax_cross_entropy_with_grad(%s, [-100 -100])", batch.arg(np.ones((3, 2))),
-        nout=2)
+        "symce_softmax_cross_entropy_with_grad(%s, [-100 -100])", batch.arg(np.ones((3, 2))), nout=2
+    )
 
 
 @pytest.fixture(scope="module")
@@ -374,13 +502,16 @@ def _check_outputs(name, res, args, opts, dtype, forms=("raw", "closed"), label=
         refs = ref if isinstance(ref, tuple) else (ref,)
         assert len(res.values) == len(refs)
         for out, value, cls, rv in zip(kern.outputs, res.values, res.classes, refs):
-            assert cls == {np.float64: "double", np.float32: "single"}[dtype], \
+            assert cls == {np.float64: "double", np.float32: "single"}[dtype], (
                 f"{name}: {cls} out for {np.dtype(dtype).name} in"
+            )
             got = to_numpy_layout(name, value, out.name, red, np.shape(args[0]))
             scale = term_scale(name, args, opts) if out.name != "loss" else None
             rel, ulps = errors(got, rv, scale)
-            assert rel <= RTOL[dtype], (f"{name}.{out.name} {label} vs {form}: relative error "
-                                        f"{rel:.3g} ({ulps:.3g} ulp), options {opts}")
+            assert rel <= RTOL[dtype], (
+                f"{name}.{out.name} {label} vs {form}: relative error "
+                f"{rel:.3g} ({ulps:.3g} ulp), options {opts}"
+            )
             worst.append((rel, ulps))
     return worst
 
@@ -462,8 +593,15 @@ def test_stability(results, case):
         for v in res.values:  # no overflow: finite unless the math is infinite (log 0 = -Inf)
             if name != "log_softmax":
                 assert np.all(np.isfinite(v)), f"{name} {case_id}: {v}"
-        _check_outputs(name, res, args[:len(REGISTRY[name].inputs)], kopts, dtype,
-                       forms=("closed",), label=case_id)
+        _check_outputs(
+            name,
+            res,
+            args[: len(REGISTRY[name].inputs)],
+            kopts,
+            dtype,
+            forms=("closed",),
+            label=case_id,
+        )
 
 
 def test_dominant_logit_log_prob_is_exact(results):
@@ -485,8 +623,14 @@ def test_masked_classes(results):
 
 
 def test_nan_propagates(results):
-    for name in ("softmax", "log_softmax", "softmax_jacobian", "softmax_vjp", "sigmoid",
-                 "sigmoid_grad"):
+    for name in (
+        "softmax",
+        "log_softmax",
+        "softmax_jacobian",
+        "softmax_vjp",
+        "sigmoid",
+        "sigmoid_grad",
+    ):
         v = results[SPECIAL[f"nan {name}"]].value
         if name == "softmax_jacobian":
             assert np.all(np.isnan(v[:, :, 1])) and not np.any(np.isnan(v[:, :, 0]))
@@ -511,9 +655,13 @@ def test_nan_propagates(results):
     assert np.isnan(ceg[1, 1]) and np.sum(np.isnan(ceg)) == 1
     loss, grad = results[SPECIAL["nan soft target"]].values
     assert np.isnan(loss[0, 1]) and np.isfinite(loss[0, 0]) and np.all(np.isnan(grad[:, 1]))
-    for name in ("binary_cross_entropy", "binary_cross_entropy_grad",
-                 "sigmoid_binary_cross_entropy", "sigmoid_binary_cross_entropy_grad",
-                 "sigmoid_binary_cross_entropy_with_grad"):
+    for name in (
+        "binary_cross_entropy",
+        "binary_cross_entropy_grad",
+        "sigmoid_binary_cross_entropy",
+        "sigmoid_binary_cross_entropy_grad",
+        "sigmoid_binary_cross_entropy_with_grad",
+    ):
         for v in results[SPECIAL[f"nan {name}"]].values:
             assert np.isfinite(v[0, 0]) and np.isnan(v[0, 1]) and np.isnan(v[0, 2]), (name, v)
     assert np.isnan(results[SPECIAL["nan bce mean"]].value)
@@ -523,7 +671,8 @@ def test_rows_of_minus_inf_and_plus_inf(results):
     """The semantics' non-finite rows (one column each, MATLAB layout): all -Inf gives NaN for
     softmax and log-softmax and -Inf for logsumexp; a column with +Inf gives NaN at each +Inf
     entry, p = 0 and log p = -Inf elsewhere, logsumexp +Inf (also next to a -Inf entry); the
-    Jacobian and the cross-entropy are NaN for such a column (the closed form).  Double and single, against the closed reference."""
+    Jacobian and the cross-entropy are NaN for such a column (the closed form).  Double and
+    single, against the closed reference."""
     bad = np.array([[-np.inf, 0.0, 2.0], [-np.inf, np.inf, np.inf], [-np.inf, 1.0, -np.inf]])
     for dt in DTYPES:
         tag = f"inf {np.dtype(dt).name}"
@@ -545,9 +694,13 @@ def test_rows_of_minus_inf_and_plus_inf(results):
         loss, grad = results[SPECIAL[f"{tag} ce"]].values
         # a column holding +Inf (or only -Inf) is NaN throughout in the cross-entropy, as PyTorch
         assert np.all(np.isnan(loss)) and np.all(np.isnan(grad))
-        ref_loss, ref_grad = reference.evaluate("softmax_cross_entropy_with_grad", bad.T,
-                                                np.array([0, 0, 0]), form="closed",
-                                                reduction="none")
+        ref_loss, ref_grad = reference.evaluate(
+            "softmax_cross_entropy_with_grad",
+            bad.T,
+            np.array([0, 0, 0]),
+            form="closed",
+            reduction="none",
+        )
         assert errors(loss.ravel(), ref_loss)[0] == 0
         assert errors(grad.T, ref_grad)[0] == 0
 
@@ -615,8 +768,9 @@ def test_help(results, name):
     h1 = next(ln for ln in lines if ln.startswith("SYMCE_"))
     assert h1 == f"SYMCE_{name.upper()}  {mb.context(kern)['h1']}"
     assert h1.split("  ", 1)[1].rstrip(".").lower().startswith(kern.summary.split()[0].lower())
-    assert any(ln.startswith(f"{kern.outputs[0].name.upper()}") or
-               ln.startswith("[") for ln in lines), "no usage line"
+    assert any(
+        ln.startswith(f"{kern.outputs[0].name.upper()}") or ln.startswith("[") for ln in lines
+    ), "no usage line"
     assert f"Formula: {kern.formula}" in text
     assert "Example:" in text and f"symce_{name}(" in text
     assert "See also" in text
@@ -660,8 +814,7 @@ def test_printer_maps_symce_functions():
     assert bodies["sigmoid"] == "exp(-clamp_min(-t, 0))./(1 + exp(-abs(t)))"
     assert calls["sigmoid"] == ("clamp_min",)
     # TwoSum keeps its grouping (SymPy would otherwise collapse err to a + b - s, i.e. 0)
-    assert bodies["two_sum_err"] == ["s = a + b;", "t = -a + s;",
-                                     "err = (a - (s - t)) + (b - t);"]
+    assert bodies["two_sum_err"] == ["s = a + b;", "t = -a + s;", "err = (a - (s - t)) + (b - t);"]
     assert calls["two_sum_err"] == ()
 
 
@@ -669,7 +822,7 @@ def test_printer_is_strict():
     x = sp.Symbol("x")
     pr = mb.MatlabPrinter({"x": "x"})
     with pytest.raises(Exception, match="erf"):
-        pr.doprint(sp.erf(x))          # Octave has erf, but it is not on symce's list
+        pr.doprint(sp.erf(x))  # Octave has erf, but it is not on symce's list
     with pytest.raises(ValueError, match="no MATLAB name"):
         pr.doprint(sp.Symbol("q") + x)
     with pytest.raises(ValueError):
@@ -705,11 +858,21 @@ def test_generated_files_are_vectorised_and_portable():
         assert defined[0] == path.stem
         for fn in defined[1:]:
             assert len(re.findall(rf"\b{fn}\(", text)) >= 2, f"{path.name}: {fn} is never called"
-        for fn in ("softplus", "sigmoid", "two_sum_err", "clamp_min", "mul0") \
-                + tuple(mb.HELPER_CALLS):
+        for fn in ("softplus", "sigmoid", "two_sum_err", "clamp_min", "mul0") + tuple(
+            mb.HELPER_CALLS
+        ):
             if re.search(rf"\b{fn}\(", text):
                 assert fn in defined, f"{path.name}: {fn} is called but not defined"
         # Octave-only syntax, or MATLAB features Octave 7 lacks
-        for banned in (r"\bbsxfun\b", r"\binputParser\b", r"^\s*arguments\b",
-                       r"\bend(function|if)\b", r"(?<!s)printf\(", r"#", r"!=", r"\+\+|\+=", r'"'):
+        for banned in (
+            r"\bbsxfun\b",
+            r"\binputParser\b",
+            r"^\s*arguments\b",
+            r"\bend(function|if)\b",
+            r"(?<!s)printf\(",
+            r"#",
+            r"!=",
+            r"\+\+|\+=",
+            r'"',
+        ):
             assert not re.search(banned, text, re.M), f"{path.name}: {banned!r} is not portable"

@@ -12,6 +12,7 @@
 Criteria: |MATLAB - torch| <= rtol * max(|torch|, scale), rtol = 1e-12 (double) / 1e-5 (single),
 scale = the magnitude of the subtracted terms for gradients (``octave_runner.term_scale``).
 """
+
 from __future__ import annotations
 
 import itertools
@@ -27,8 +28,11 @@ DTYPES = (np.float64, np.float32)
 RTOL = {np.float64: 1e-12, np.float32: 1e-5}
 K, N = 5, 6
 REDUCTIONS = ("none", "mean", "sum")
-CE_LOGITS = ("softmax_cross_entropy", "softmax_cross_entropy_grad",
-             "softmax_cross_entropy_with_grad")
+CE_LOGITS = (
+    "softmax_cross_entropy",
+    "softmax_cross_entropy_grad",
+    "softmax_cross_entropy_with_grad",
+)
 CE_PROBS = ("cross_entropy", "cross_entropy_grad")
 
 
@@ -54,7 +58,8 @@ def _cases():
         soft = support.random_distribution(rng, N, K, dtype)
         weight = rng.uniform(0.3, 2.0, K).astype(dtype)
         for tkind, w, eps, ignore, red in itertools.product(
-                ("labels", "soft"), (None, weight), (0.0, 0.2), (None, 1), REDUCTIONS):
+            ("labels", "soft"), (None, weight), (0.0, 0.2), (None, 1), REDUCTIONS
+        ):
             if tkind == "soft" and ignore is not None:
                 continue
             opts = {"reduction": red}
@@ -71,7 +76,8 @@ def _cases():
         y = rng.uniform(0, 1, (N, K)).astype(dtype)
         y[0, :2] = (0, 1)
         for w, red in itertools.product(
-                (None, rng.uniform(0.2, 2, (N, K)).astype(dtype), weight), REDUCTIONS):
+            (None, rng.uniform(0.2, 2, (N, K)).astype(dtype), weight), REDUCTIONS
+        ):
             opts = {"reduction": red} | ({} if w is None else {"weight": w})
             cases.append(("bce", dtype, (p, y), opts))
             for pw in (None, rng.uniform(0.5, 3, K).astype(dtype)):
@@ -81,12 +87,12 @@ def _cases():
 
 
 CASES = _cases()
-KEYS = {}        # (case index, kernel) -> batch key
-SEMANTICS = {}   # name -> batch key
+KEYS = {}  # (case index, kernel) -> batch key
+SEMANTICS = {}  # name -> batch key
 
 
 def _build(batch):
-    for i, (fam, dtype, args, opts) in enumerate(CASES):
+    for i, (fam, _dtype, args, opts) in enumerate(CASES):
         if fam == "ce":
             for name in CE_LOGITS:
                 KEYS[i, name] = _call(batch, name, args, opts)
@@ -97,14 +103,18 @@ def _build(batch):
             for name in ("binary_cross_entropy", "binary_cross_entropy_grad"):
                 KEYS[i, name] = _call(batch, name, args, opts)
         else:
-            for name in ("sigmoid_binary_cross_entropy", "sigmoid_binary_cross_entropy_grad",
-                         "sigmoid_binary_cross_entropy_with_grad"):
+            for name in (
+                "sigmoid_binary_cross_entropy",
+                "sigmoid_binary_cross_entropy_grad",
+                "sigmoid_binary_cross_entropy_with_grad",
+            ):
                 KEYS[i, name] = _call(batch, name, args, opts)
     _build_semantics(batch)
 
 
 def _call(batch, name, args, opts):
     from symce import kernels
+
     nout = len(kernels.kernel(name).outputs)
     return batch.call(f"symce_{name}({matlab_args(batch, name, args, opts)})", nout=nout)
 
@@ -128,8 +138,10 @@ def _build_semantics(batch):
 
     with_grad("base", f"{z}, {lab_row}, {sum01}")
     with_grad("case", f"{z}, {lab_row}, 'reduction', 'SUM', 'labelsmoothing', 0.1")
-    with_grad("last wins", f"{z}, {lab_row}, 'Reduction', 'none', 'LabelSmoothing', 0.1, "
-                           "'Reduction', 'sum'")
+    with_grad(
+        "last wins",
+        f"{z}, {lab_row}, 'Reduction', 'none', 'LabelSmoothing', 0.1, 'Reduction', 'sum'",
+    )
     with_grad("column", f"{z}, {lab_row}', {sum01}")
     with_grad("int32", f"{z}, int32({lab_row}), {sum01}")
     with_grad("uint8", f"{z}, uint8({lab_row}), {sum01}")
@@ -141,28 +153,39 @@ def _build_semantics(batch):
     with_grad("ignore 3", f"{z}, [1 2 4 3 2], 'Reduction', 'none', 'IgnoreIndex', 3")
     with_grad("none", f"{z}, {lab_row}, 'Reduction', 'none'")
     with_grad("single", f"{zs}, {lab_row}, 'Weight', [1 2 1 0.5], 'LabelSmoothing', 0.1")
-    with_grad("single weight", f"{zs}, {lab_row}, 'Weight', single([1 2 1 0.5]), "
-                               "'LabelSmoothing', 0.1")
-    with_grad("single labels", f"{zs}, single({lab_row}), 'Weight', [1 2 1 0.5], "
-                               "'LabelSmoothing', 0.1")
+    with_grad(
+        "single weight", f"{zs}, {lab_row}, 'Weight', single([1 2 1 0.5]), 'LabelSmoothing', 0.1"
+    )
+    with_grad(
+        "single labels", f"{zs}, single({lab_row}), 'Weight', [1 2 1 0.5], 'LabelSmoothing', 0.1"
+    )
     # BCE on an N-D array: PosWeight along dimension 1, Weight expanding, 'none' keeps the size
     x3 = batch.arg(rng.normal(0, 2, (3, 2, 4)))
     y3 = batch.arg(rng.uniform(0, 1, (3, 2, 4)))
     pw = "[2; 0.5; 1]"
-    S["nd"] = batch.call(f"symce_sigmoid_binary_cross_entropy({x3}, {y3}, 'PosWeight', {pw}, "
-                         "'Weight', [1; 2; 3], 'Reduction', 'none')")
-    S["nd full"] = batch.call(f"symce_sigmoid_binary_cross_entropy({x3}, {y3}, 'PosWeight', "
-                              f"{pw}, 'Weight', repmat([1; 2; 3], [1 2 4]), 'Reduction', 'none')")
-    S["nd row pw"] = batch.call(f"symce_sigmoid_binary_cross_entropy({x3}, {y3}, 'PosWeight', "
-                                f"{pw}', 'Weight', [1; 2; 3], 'Reduction', 'none')")
+    S["nd"] = batch.call(
+        f"symce_sigmoid_binary_cross_entropy({x3}, {y3}, 'PosWeight', {pw}, "
+        "'Weight', [1; 2; 3], 'Reduction', 'none')"
+    )
+    S["nd full"] = batch.call(
+        f"symce_sigmoid_binary_cross_entropy({x3}, {y3}, 'PosWeight', "
+        f"{pw}, 'Weight', repmat([1; 2; 3], [1 2 4]), 'Reduction', 'none')"
+    )
+    S["nd row pw"] = batch.call(
+        f"symce_sigmoid_binary_cross_entropy({x3}, {y3}, 'PosWeight', "
+        f"{pw}', 'Weight', [1; 2; 3], 'Reduction', 'none')"
+    )
     S["nd mean"] = batch.call(f"symce_sigmoid_binary_cross_entropy_grad({x3}, {y3})")
-    S["nd none"] = batch.call(f"symce_sigmoid_binary_cross_entropy_grad({x3}, {y3}, "
-                              "'Reduction', 'none')")
+    S["nd none"] = batch.call(
+        f"symce_sigmoid_binary_cross_entropy_grad({x3}, {y3}, 'Reduction', 'none')"
+    )
     S["pw scalar"] = batch.call(f"symce_sigmoid_binary_cross_entropy({x3}, {y3}, 'PosWeight', 2)")
-    S["pw vector"] = batch.call(f"symce_sigmoid_binary_cross_entropy({x3}, {y3}, 'PosWeight', "
-                                "[2 2 2])")
-    S["bce single"] = batch.call("symce_binary_cross_entropy(single([0.2 0.7]), single([0 1]), "
-                                 "'Weight', [2 3])")
+    S["pw vector"] = batch.call(
+        f"symce_sigmoid_binary_cross_entropy({x3}, {y3}, 'PosWeight', [2 2 2])"
+    )
+    S["bce single"] = batch.call(
+        "symce_binary_cross_entropy(single([0.2 0.7]), single([0 1]), 'Weight', [2 3])"
+    )
 
 
 @pytest.fixture(scope="module")
@@ -190,8 +213,11 @@ def _torch_ce(torch, first, target, opts, log_input=False):
     F = torch.nn.functional
     leaf = _t(torch, first, grad=True)
     logits = torch.log(leaf) if log_input else leaf
-    tgt = _t(torch, target) if np.asarray(target).dtype.kind == "f" else \
-        torch.tensor(np.asarray(target), dtype=torch.long)
+    tgt = (
+        _t(torch, target)
+        if np.asarray(target).dtype.kind == "f"
+        else torch.tensor(np.asarray(target), dtype=torch.long)
+    )
     kw = {"reduction": opts["reduction"], "label_smoothing": opts.get("label_smoothing", 0.0)}
     if "weight" in opts:
         kw["weight"] = _t(torch, opts["weight"])
@@ -250,10 +276,12 @@ def _close(got, want, dtype, what, scale=None):
 
 def _outputs(results, name, i, opts, shape):
     from symce import kernels
+
     res = results[KEYS[i, name]].check()
     outs = [o.name for o in kernels.kernel(name).outputs]
-    return {o: to_numpy_layout(name, v, o, opts["reduction"], shape)
-            for o, v in zip(outs, res.values)}, res.classes
+    return {
+        o: to_numpy_layout(name, v, o, opts["reduction"], shape) for o, v in zip(outs, res.values)
+    }, res.classes
 
 
 def _case_id(i):
@@ -360,7 +388,7 @@ def test_defaults(results):
     loss, grad = _vals(results, "ignore default")
     assert loss.shape == (1, 5) and loss[0, 1] == 0 and np.all(grad[:, 1] == 0)
     assert np.all(loss[0, [0, 2, 3, 4]] > 0)
-    loss3, grad3 = _vals(results, "ignore 3")   # IgnoreIndex is a 1-based label here
+    loss3, grad3 = _vals(results, "ignore 3")  # IgnoreIndex is a 1-based label here
     assert loss3[0, 3] == 0 and np.all(grad3[:, 3] == 0) and np.all(loss3[0, [0, 1, 2, 4]] > 0)
     none_loss, none_grad = _vals(results, "none")
     mean_loss, mean_grad = _vals(results, "mean")
@@ -388,5 +416,6 @@ def test_bce_on_nd_arrays(results):
     mean, none = results[SEMANTICS["nd mean"]].value, results[SEMANTICS["nd none"]].value
     assert none.shape == (3, 2, 4)
     np.testing.assert_allclose(mean, none / 24, rtol=1e-15)
-    np.testing.assert_array_equal(results[SEMANTICS["pw scalar"]].value,
-                                  results[SEMANTICS["pw vector"]].value)
+    np.testing.assert_array_equal(
+        results[SEMANTICS["pw scalar"]].value, results[SEMANTICS["pw vector"]].value
+    )

@@ -18,17 +18,19 @@ Octave (every call of this module in one octave-cli process).
 * integer and logical arrays next to the first input (Weight, PosWeight, the BCE target, the VJP's
   g) are converted to its class: the same numbers as the double (or single) arrays.
 """
+
 from __future__ import annotations
 
 import mpmath
 import numpy as np
 import pytest
 
-import support
-from octave_runner import Batch
 from symce import kernels, reference
 
-CALLS = {}       # tag -> batch key
+import support
+from octave_runner import Batch
+
+CALLS = {}  # tag -> batch key
 ROUND_ONCE = []  # (call, key with single input, key with the same input in double)
 
 
@@ -45,23 +47,41 @@ def _build_precision(batch):
     y = rng.random((K, N)).astype(np.float32)
     w = rng.uniform(0.2, 2, (K, 1)).astype(np.float32)
     labels = batch.arg((rng.integers(0, K, N) + 1).reshape(1, -1).astype(np.float64))
-    args = {"p": batch.arg(p32), "soft": batch.arg(soft), "y": batch.arg(y), "w": batch.arg(w),
-            "x": batch.arg((rng.normal(0, 4, (K, N))).astype(np.float32))}
+    args = {
+        "p": batch.arg(p32),
+        "soft": batch.arg(soft),
+        "y": batch.arg(y),
+        "w": batch.arg(w),
+        "x": batch.arg((rng.normal(0, 4, (K, N))).astype(np.float32)),
+    }
     calls = []
     for name in ("cross_entropy", "cross_entropy_grad"):
         for red in ("mean", "sum", "none"):
-            calls.append((f"symce_{name}(%(p)s, {labels}, 'Reduction', '{red}', "
-                          "'LabelSmoothing', 0.1, 'Weight', %(w)s)", 1))
+            calls.append(
+                (
+                    f"symce_{name}(%(p)s, {labels}, 'Reduction', '{red}', "
+                    "'LabelSmoothing', 0.1, 'Weight', %(w)s)",
+                    1,
+                )
+            )
             calls.append((f"symce_{name}(%(p)s, %(soft)s, 'Reduction', '{red}')", 1))
-    for name, first in (("binary_cross_entropy", "p"), ("binary_cross_entropy_grad", "p"),
-                        ("sigmoid_binary_cross_entropy", "x"),
-                        ("sigmoid_binary_cross_entropy_grad", "x"),
-                        ("sigmoid_binary_cross_entropy_with_grad", "x")):
+    for name, first in (
+        ("binary_cross_entropy", "p"),
+        ("binary_cross_entropy_grad", "p"),
+        ("sigmoid_binary_cross_entropy", "x"),
+        ("sigmoid_binary_cross_entropy_grad", "x"),
+        ("sigmoid_binary_cross_entropy_with_grad", "x"),
+    ):
         nout = 2 if name.endswith("with_grad") else 1
         extra = ", 'PosWeight', %(w)s" if first == "x" else ""
         for red in ("mean", "sum", "none"):
-            calls.append((f"symce_{name}(%({first})s, %(y)s, 'Reduction', '{red}', "
-                           f"'Weight', %(w)s{extra})", nout))
+            calls.append(
+                (
+                    f"symce_{name}(%({first})s, %(y)s, 'Reduction', '{red}', "
+                    f"'Weight', %(w)s{extra})",
+                    nout,
+                )
+            )
     ROUND_ONCE.clear()
     for call, nout in calls:
         single = batch.call(call % args, nout=nout)
@@ -72,21 +92,34 @@ def _build_precision(batch):
     # in the subnormal range, up to 50% off)
     sub32 = np.array([3, 5, 7, 1000, 2**20 + 1], dtype=np.float64) * 2.0**-149
     sub64 = np.array([3, 5, 7, 1000, 2**40 + 1], dtype=np.float64) * 2.0**-1074
-    for tag, pv, dt in (("subnormal single", sub32, np.float32),
-                        ("subnormal double", sub64, np.float64)):
+    for tag, pv, dt in (
+        ("subnormal single", sub32, np.float32),
+        ("subnormal double", sub64, np.float64),
+    ):
         pv = pv.astype(dt).reshape(1, -1)
         yv = np.zeros_like(pv)
         yv[0, -1] = pv[0, 0]
         wv = np.full_like(pv, 0.5)
         wv[0, 1] = 0.3
         CASES_SUBNORMAL.append((tag, pv, yv, wv))
-        _call(batch, tag, "symce_binary_cross_entropy_grad(%s, %s, 'Weight', %s, "
-              "'Reduction', 'sum')", batch.arg(pv), batch.arg(yv), batch.arg(wv))
+        _call(
+            batch,
+            tag,
+            "symce_binary_cross_entropy_grad(%s, %s, 'Weight', %s, 'Reduction', 'sum')",
+            batch.arg(pv),
+            batch.arg(yv),
+            batch.arg(wv),
+        )
 
 
 CASES_SUBNORMAL = []
-CE_KERNELS = ("cross_entropy", "cross_entropy_grad", "softmax_cross_entropy",
-              "softmax_cross_entropy_grad", "softmax_cross_entropy_with_grad")
+CE_KERNELS = (
+    "cross_entropy",
+    "cross_entropy_grad",
+    "softmax_cross_entropy",
+    "softmax_cross_entropy_grad",
+    "softmax_cross_entropy_with_grad",
+)
 
 
 def _build_zero_weight(batch):
@@ -97,19 +130,29 @@ def _build_zero_weight(batch):
             first = p if name.startswith("cross") else z
             nout = 2 if name.endswith("with_grad") else 1
             for eps in ("0", "0.1"):
-                _call(batch, f"zero weight {name} {cls} {eps}",
-                      f"symce_{name}({cls}(%s), [1 1], 'Weight', [0 1 1], 'LabelSmoothing', "
-                      f"{eps})", batch.arg(first), nout=nout)
+                _call(
+                    batch,
+                    f"zero weight {name} {cls} {eps}",
+                    f"symce_{name}({cls}(%s), [1 1], 'Weight', [0 1 1], 'LabelSmoothing', {eps})",
+                    batch.arg(first),
+                    nout=nout,
+                )
 
 
 # a non-default value of each option (MATLAB literal), to be overridden by []
-OPTION_VALUES = {"Weight": "[0.5 2 1]", "PosWeight": "[2; 3; 0.5]", "IgnoreIndex": "3",
-                 "LabelSmoothing": "0.3", "Reduction": "'sum'"}
+OPTION_VALUES = {
+    "Weight": "[0.5 2 1]",
+    "PosWeight": "[2; 3; 0.5]",
+    "IgnoreIndex": "3",
+    "LabelSmoothing": "0.3",
+    "Reduction": "'sum'",
+}
 EMPTY_DEFAULT = []  # (kernel, option, key without the option, key with [], key with v then [])
 
 
 def _build_empty_options(batch):
     from octave_runner import MATLAB_OPTION
+
     z = batch.arg(np.array([[1.0, 2.0], [0.0, 1.0], [3.0, 0.0]]))
     p = batch.arg(np.array([[0.2, 0.5], [0.5, 0.1], [0.3, 0.4]]))
     y = batch.arg(np.array([[1.0, 0.0], [0.0, 1.0], [0.5, 0.0]]))
@@ -124,13 +167,19 @@ def _build_empty_options(batch):
             mname = MATLAB_OPTION[option]
             value = OPTION_VALUES[mname]
             if kern.family == "bce" and mname == "Weight":
-                value = "[0.5; 2; 1]"       # element weights: one per row, expanding
-            EMPTY_DEFAULT.append((
-                name, mname, base,
-                batch.call(f"symce_{name}({args}, '{mname}', [])", nout=nout),
-                batch.call(f"symce_{name}({args}, '{mname}', {value}, '{mname}', [])",
-                           nout=nout),
-                batch.call(f"symce_{name}({args}, '{mname}', {value})", nout=nout)))
+                value = "[0.5; 2; 1]"  # element weights: one per row, expanding
+            EMPTY_DEFAULT.append(
+                (
+                    name,
+                    mname,
+                    base,
+                    batch.call(f"symce_{name}({args}, '{mname}', [])", nout=nout),
+                    batch.call(
+                        f"symce_{name}({args}, '{mname}', {value}, '{mname}', [])", nout=nout
+                    ),
+                    batch.call(f"symce_{name}({args}, '{mname}', {value})", nout=nout),
+                )
+            )
 
 
 NARGIN = []  # (kernel, number of inputs given, key)
@@ -140,8 +189,7 @@ def _build_nargin(batch):
     for name, kern in kernels.registry().items():
         given = ["[1; 2]", "[1; 0]"]
         for n in range(len(kern.inputs)):
-            NARGIN.append((name, n, batch.call(f"symce_{name}({', '.join(given[:n])})",
-                                               nout=0)))
+            NARGIN.append((name, n, batch.call(f"symce_{name}({', '.join(given[:n])})", nout=0)))
 
 
 ROW_VS_COLUMN = []  # (call, key with row inputs, key with column inputs, row result shape)
@@ -152,31 +200,50 @@ def _build_rows(batch):
     z, g, p = [1.0, 2.0, -0.5, 3.0], [1.0, 0.0, -2.0, 0.5], [0.2, 0.5, 0.1, 0.2]
     soft = [0.0, 0.25, 0.75, 0.0]
     for cls in ("double", "single"):
-        row = {k: f"{cls}({batch.arg(np.array([v]))})"
-               for k, v in (("z", z), ("g", g), ("p", p), ("soft", soft))}
+        row = {
+            k: f"{cls}({batch.arg(np.array([v]))})"
+            for k, v in (("z", z), ("g", g), ("p", p), ("soft", soft))
+        }
         col = {k: f"{v}'" for k, v in row.items()}
         for call, nout, shape in (
-                ("symce_softmax(%(z)s)", 1, [(1, 4)]),
-                ("symce_log_softmax(%(z)s)", 1, [(1, 4)]),
-                ("symce_logsumexp(%(z)s)", 1, [(1, 1)]),
-                ("symce_softmax_jacobian(%(z)s)", 1, [(4, 4)]),
-                ("symce_softmax_vjp(%(z)s, %(g)s)", 1, [(1, 4)]),
-                ("symce_softmax_cross_entropy(%(z)s, 2)", 1, [(1, 1)]),
-                ("symce_softmax_cross_entropy_grad(%(z)s, int8(3), 'LabelSmoothing', 0.1)", 1,
-                 [(1, 4)]),
-                ("symce_softmax_cross_entropy_with_grad(%(z)s, 4, 'Reduction', 'none', "
-                 "'Weight', [1 2 3 4])", 2, [(1, 1), (1, 4)]),
-                ("symce_softmax_cross_entropy_with_grad(%(z)s, %(soft)s)", 2, [(1, 1), (1, 4)]),
-                ("symce_cross_entropy(%(p)s, 2, 'Reduction', 'sum')", 1, [(1, 1)]),
-                ("symce_cross_entropy_grad(%(p)s, %(soft)s)", 1, [(1, 4)])):
-            ROW_VS_COLUMN.append((f"{call} {cls}", batch.call(call % row, nout=nout),
-                                  batch.call(call % col, nout=nout), shape))
+            ("symce_softmax(%(z)s)", 1, [(1, 4)]),
+            ("symce_log_softmax(%(z)s)", 1, [(1, 4)]),
+            ("symce_logsumexp(%(z)s)", 1, [(1, 1)]),
+            ("symce_softmax_jacobian(%(z)s)", 1, [(4, 4)]),
+            ("symce_softmax_vjp(%(z)s, %(g)s)", 1, [(1, 4)]),
+            ("symce_softmax_cross_entropy(%(z)s, 2)", 1, [(1, 1)]),
+            (
+                "symce_softmax_cross_entropy_grad(%(z)s, int8(3), 'LabelSmoothing', 0.1)",
+                1,
+                [(1, 4)],
+            ),
+            (
+                "symce_softmax_cross_entropy_with_grad(%(z)s, 4, 'Reduction', 'none', "
+                "'Weight', [1 2 3 4])",
+                2,
+                [(1, 1), (1, 4)],
+            ),
+            ("symce_softmax_cross_entropy_with_grad(%(z)s, %(soft)s)", 2, [(1, 1), (1, 4)]),
+            ("symce_cross_entropy(%(p)s, 2, 'Reduction', 'sum')", 1, [(1, 1)]),
+            ("symce_cross_entropy_grad(%(p)s, %(soft)s)", 1, [(1, 4)]),
+        ):
+            ROW_VS_COLUMN.append(
+                (
+                    f"{call} {cls}",
+                    batch.call(call % row, nout=nout),
+                    batch.call(call % col, nout=nout),
+                    shape,
+                )
+            )
     # one class: 1-by-1 is one sample, 1-by-0 an empty batch; a row is one sample, not N labels
     _call(batch, "one class", "symce_softmax_cross_entropy_with_grad(2.5, int32(1))", nout=2)
     _call(batch, "one class softmax", "symce_softmax(-7)")
     _call(batch, "empty row", "symce_softmax(zeros(1, 0))")
-    _call(batch, "empty row ce", "symce_softmax_cross_entropy(zeros(1, 0), zeros(1, 0), "
-          "'Reduction', 'none')")
+    _call(
+        batch,
+        "empty row ce",
+        "symce_softmax_cross_entropy(zeros(1, 0), zeros(1, 0), 'Reduction', 'none')",
+    )
     _call(batch, "row, N labels", "symce_softmax_cross_entropy([1 2 3], int32([1 1 1]))")
 
 
@@ -191,32 +258,50 @@ def _build_targets(batch):
         probs = name.startswith("cross")
         one = "0.5" if probs else "2.5"
         for call, err, words in (
-                # the issue's cases: labels as doubles the size of a row (one sample)
-                (f"{f}([.5 .5 .5], [2 2 2])", "symce:domain",
-                 ("target", "[0, 1]", "got 2 at element 1", "int32(target)")),
-                (f"{f}([0.5 0.5], [1 -100])", "symce:domain",
-                 ("target", "got -100 at element 2", "one per sample")),
-                (f"{f}([.2 .5; .5 .1; .3 .4], [0 1; 1 0; 0 1.5])", "symce:domain",
-                 ("target", "got 1.5 at element 6")),
-                (f"{f}(single([.2 .5 .3]), single([0 -0.25 1]))", "symce:domain",
-                 ("target", "got -0.25 at element 2")),
-                # one class: a whole-number double could be a label or a probability
-                (f"{f}({one}, 1)", "symce:ambiguousTarget",
-                 ("K = 1", "target 1", "int32(target)")),
-                (f"{f}(single({one}), single(0))", "symce:ambiguousTarget", ("target 0",)),
-                (f"{f}({one}, int32(1))", None, ()),
-                (f"{f}({one}, 0.25)", None, ()),
-                (f"{f}({one}, NaN)", None, ()),
-                # probabilities in [0, 1], NaN and -0 pass; labels as doubles of another size
-                (f"{f}([.2 .5 .3], [0 1 0])", None, ()),
-                (f"{f}([.2 .5 .3], [NaN -0 1])", None, ()),
-                (f"{f}([.2 .5; .5 .1; .3 .4], [3 1])", None, ()),
-                (f"{f}([.2 .5; .5 .1; .3 .4], [3; 1])", None, ())):
+            # the issue's cases: labels as doubles the size of a row (one sample)
+            (
+                f"{f}([.5 .5 .5], [2 2 2])",
+                "symce:domain",
+                ("target", "[0, 1]", "got 2 at element 1", "int32(target)"),
+            ),
+            (
+                f"{f}([0.5 0.5], [1 -100])",
+                "symce:domain",
+                ("target", "got -100 at element 2", "one per sample"),
+            ),
+            (
+                f"{f}([.2 .5; .5 .1; .3 .4], [0 1; 1 0; 0 1.5])",
+                "symce:domain",
+                ("target", "got 1.5 at element 6"),
+            ),
+            (
+                f"{f}(single([.2 .5 .3]), single([0 -0.25 1]))",
+                "symce:domain",
+                ("target", "got -0.25 at element 2"),
+            ),
+            # one class: a whole-number double could be a label or a probability
+            (f"{f}({one}, 1)", "symce:ambiguousTarget", ("K = 1", "target 1", "int32(target)")),
+            (f"{f}(single({one}), single(0))", "symce:ambiguousTarget", ("target 0",)),
+            (f"{f}({one}, int32(1))", None, ()),
+            (f"{f}({one}, 0.25)", None, ()),
+            (f"{f}({one}, NaN)", None, ()),
+            # probabilities in [0, 1], NaN and -0 pass; labels as doubles of another size
+            (f"{f}([.2 .5 .3], [0 1 0])", None, ()),
+            (f"{f}([.2 .5 .3], [NaN -0 1])", None, ()),
+            (f"{f}([.2 .5; .5 .1; .3 .4], [3 1])", None, ()),
+            (f"{f}([.2 .5; .5 .1; .3 .4], [3; 1])", None, ()),
+        ):
             TARGETS.append((name, call, err, words, batch.call(call, nout=nout)))
     # the probabilities are checked before the target (a bad PROBS is reported first)
-    TARGETS.append(("cross_entropy", "bad probs and target", "symce:domain",
-                    ("probs must be", "got 1.5"),
-                    batch.call("symce_cross_entropy([.2 1.5 .3], [2 2 2])", nout=0)))
+    TARGETS.append(
+        (
+            "cross_entropy",
+            "bad probs and target",
+            "symce:domain",
+            ("probs must be", "got 1.5"),
+            batch.call("symce_cross_entropy([.2 1.5 .3], [2 2 2])", nout=0),
+        )
+    )
 
 
 CONVERTED = []  # (call, key with integer/logical arrays, key with the same values as floats)
@@ -228,21 +313,26 @@ def _build_converted(batch):
         z = f"{cls}([1 2; 0 1; 3 0])"
         p = f"{cls}([.2 .5; .5 .1; .3 .4])"
         for call in (
-                f"symce_softmax_cross_entropy_with_grad({z}, [1 3], 'Weight', %(w)s)",
-                f"symce_cross_entropy_grad({p}, [1 3], 'Weight', %(w)s, 'LabelSmoothing', 0.1)",
-                f"symce_binary_cross_entropy({p}, %(y)s, 'Weight', %(w)s, 'Reduction', 'none')",
-                f"symce_sigmoid_binary_cross_entropy_with_grad({z}, %(y)s, 'Weight', %(w)s, "
-                "'PosWeight', %(w)s)",
-                f"symce_softmax_vjp({z}, %(y)s)"):
+            f"symce_softmax_cross_entropy_with_grad({z}, [1 3], 'Weight', %(w)s)",
+            f"symce_cross_entropy_grad({p}, [1 3], 'Weight', %(w)s, 'LabelSmoothing', 0.1)",
+            f"symce_binary_cross_entropy({p}, %(y)s, 'Weight', %(w)s, 'Reduction', 'none')",
+            f"symce_sigmoid_binary_cross_entropy_with_grad({z}, %(y)s, 'Weight', %(w)s, "
+            "'PosWeight', %(w)s)",
+            f"symce_softmax_vjp({z}, %(y)s)",
+        ):
             nout = 2 if "with_grad" in call else 1
             for int_cls in ("int32", "uint8", "logical"):
                 w = "[1; 0; 1]" if int_cls == "logical" else "[1; 0; 2]"
                 y = "[1 0; 0 1; 1 1]"
                 ints = {"w": f"{int_cls}({w})", "y": f"{int_cls}({y})"}
                 floats = {"w": w, "y": f"{cls}({y})"}
-                CONVERTED.append((f"{call % ints} ({cls})",
-                                  batch.call(call % ints, nout=nout),
-                                  batch.call(call % floats, nout=nout)))
+                CONVERTED.append(
+                    (
+                        f"{call % ints} ({cls})",
+                        batch.call(call % ints, nout=nout),
+                        batch.call(call % floats, nout=nout),
+                    )
+                )
 
 
 @pytest.fixture(scope="module")
@@ -278,9 +368,14 @@ def test_single_is_the_double_computation_rounded_once(results):
 def test_bce_grad_at_subnormal_probabilities(results):
     for tag, p, y, w in CASES_SUBNORMAL:
         got = results[CALLS[tag]].value
-        ref = reference.evaluate("binary_cross_entropy_grad", p.astype(np.float64),
-                                 y.astype(np.float64), form="closed", reduction="sum",
-                                 weight=w.astype(np.float64))
+        ref = reference.evaluate(
+            "binary_cross_entropy_grad",
+            p.astype(np.float64),
+            y.astype(np.float64),
+            form="closed",
+            reduction="sum",
+            weight=w.astype(np.float64),
+        )
         with mpmath.workdps(40):
             err = support.ulp_error(got, ref)
         assert err <= 1, f"{tag}: {err:.3g} ULP ({got} vs {ref})"
@@ -307,8 +402,9 @@ def test_empty_option_value_is_the_default(results):
     for name, option, base, empty, reset, other in EMPTY_DEFAULT:
         want = results[base].check().values
         changed = results[other].check().values
-        assert any(not np.array_equal(a, b, equal_nan=True) for a, b in zip(want, changed)), \
+        assert any(not np.array_equal(a, b, equal_nan=True) for a, b in zip(want, changed)), (
             f"{name}: {option} changes nothing here"
+        )
         for key, how in ((empty, "[]"), (reset, "a value then []")):
             got = results[key].check().values
             for a, b in zip(want, got):
@@ -341,7 +437,7 @@ def test_a_row_is_one_sample(results):
         row, col = results[k_row].check(), results[k_col].check()
         assert [v.shape for v in row.values] == shapes, call
         for a, b in zip(row.values, col.values):
-            b = b if b.ndim == 2 and b.shape[0] == b.shape[1] else b.T   # the Jacobian: as is
+            b = b if b.ndim == 2 and b.shape[0] == b.shape[1] else b.T  # the Jacobian: as is
             np.testing.assert_array_equal(a, b, err_msg=call)
 
 
@@ -353,8 +449,7 @@ def test_one_class_and_empty_rows(results):
     assert results[CALLS["empty row ce"]].value.shape == (1, 0)
     res = results[CALLS["row, N labels"]]
     assert res.error_id == "symce:shape", res.error_message
-    assert "N = 1 labels" in res.error_message and "1-by-3" in res.error_message, \
-        res.error_message
+    assert "N = 1 labels" in res.error_message and "1-by-3" in res.error_message, res.error_message
 
 
 # ----------------------------------------------------------------------------------------------

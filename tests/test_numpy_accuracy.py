@@ -4,6 +4,7 @@ digits (docs/semantics.md, numerical policy): the row kernels carry z - shift as
 sigmoid is branch-free.  Also: the TwoSum helper is exact, the +inf row semantics, and the
 "round once" rule itself (a float32 result is the float64 computation rounded).
 """
+
 from __future__ import annotations
 
 from fractions import Fraction
@@ -13,12 +14,13 @@ import pytest
 
 from symce import reference as R
 from symce.lang import numpy_backend
+
 from support import ulp_error
 
 F64, F32 = np.float64, np.float32
 DTYPES = pytest.mark.parametrize("dt", [F64, F32], ids=["f64", "f32"])
-ROW_ULP = 4          # softmax, log_softmax, logsumexp, softmax cross-entropy (and its gradient)
-SIGMOID_ULP = 2      # sigmoid, and sigmoid_grad in float32 (computed in float64, rounded once)
+ROW_ULP = 4  # softmax, log_softmax, logsumexp, softmax cross-entropy (and its gradient)
+SIGMOID_ULP = 2  # sigmoid, and sigmoid_grad in float32 (computed in float64, rounded once)
 # sigmoid_grad in float64 is the product sigmoid(-x) * sigmoid(x) of two values good to ~1 ulp
 # each (NumPy's exp, the rounding of 1 + exp(-|x|), the division), so ~2 ulp relative, up to
 # ~3.3 ulp where the product lies just below a power of two (measured worst 3.27 over 6000 x)
@@ -43,8 +45,8 @@ def row_logits(rng, K, dt, n=6):
     """|z| <= 30: uniform rows, a dominant class, near-equal logits and wide-range rows."""
     z = rng.uniform(-30, 30, (n, K))
     z[1] = rng.uniform(-1, 1, K)
-    z[1, rng.integers(K)] = 29.5                     # one class dominates
-    z[2] = 7.25 + rng.uniform(-1e-6, 1e-6, K)        # nearly equal
+    z[1, rng.integers(K)] = 29.5  # one class dominates
+    z[2] = 7.25 + rng.uniform(-1e-6, 1e-6, K)  # nearly equal
     z[3] = rng.choice([-30.0, 30.0], K) * rng.random(K)
     return z.astype(dt)
 
@@ -75,13 +77,20 @@ def test_softmax_cross_entropy_within_4_ulp(sk, K, dt):
     for target, reductions in ((labels, ("none", "mean")), (soft, ("none", "sum"))):
         for reduction in reductions:
             loss, grad = sk.softmax_cross_entropy_with_grad(z, target, reduction=reduction)
-            ref_loss = R.evaluate("softmax_cross_entropy", z, target, form="raw",
-                                  reduction=reduction, dps=dps)
+            ref_loss = R.evaluate(
+                "softmax_cross_entropy", z, target, form="raw", reduction=reduction, dps=dps
+            )
             err = ulp_error(loss, ref_loss)
             assert err <= ROW_ULP, f"loss {reduction}: {err:.3g} ulp"
             if target is labels:  # p_k (scaled) off the label; p_t - 1 on it cancels by nature
-                ref = R.evaluate("softmax_cross_entropy_grad", z, target, form="raw",
-                                 reduction=reduction, dps=dps)
+                ref = R.evaluate(
+                    "softmax_cross_entropy_grad",
+                    z,
+                    target,
+                    form="raw",
+                    reduction=reduction,
+                    dps=dps,
+                )
                 off = np.arange(K) != labels[:, None]
                 err = ulp_error(grad[off], ref[off])
                 assert err <= ROW_ULP, f"grad {reduction}: {err:.3g} ulp"
@@ -90,6 +99,7 @@ def test_softmax_cross_entropy_within_4_ulp(sk, K, dt):
 def _mp_softmax_ce(row, label):
     """The loss log sum_k e^{z_k} - z_t and p (the gradient off the label), exactly enough."""
     import mpmath
+
     with mpmath.workdps(40):
         z = [mpmath.mpf(float(v)) for v in row]
         top = max(z)
@@ -108,7 +118,7 @@ def test_softmax_cross_entropy_at_k_128000(sk, dt):
     loss, grad = sk.softmax_cross_entropy_with_grad(z, np.array([label]), reduction="sum")
     ref_loss, ref_p = _mp_softmax_ce(z[0], label)
     assert ulp_error(loss, ref_loss) <= ROW_ULP
-    some = np.r_[0:label, label + 1:z.shape[1]][::37]   # a sample of the classes, off the label
+    some = np.r_[0:label, label + 1 : z.shape[1]][::37]  # a sample of the classes, off the label
     ref_p = np.array(ref_p, dtype=object)
     assert ulp_error(grad[0][some], ref_p[some]) <= ROW_ULP
     assert ulp_error(sk.softmax(z)[0][some], ref_p[some]) <= ROW_ULP
@@ -121,10 +131,11 @@ def test_dominated_rows(sk, K, dt):
     1e-12), kept to the last bits (1 - p at the label likewise)."""
     losses = np.array([1e-5, 1e-8, 1e-12]) if dt is F64 else np.array([1e-5, 1e-8])
     z = np.zeros((len(losses), K))
-    z[:, 0] = np.log((K - 1) / losses)      # the others at 0: Srest = (K - 1) e^{-z_0}
+    z[:, 0] = np.log((K - 1) / losses)  # the others at 0: Srest = (K - 1) e^{-z_0}
     z = z.astype(dt)
-    loss, grad = sk.softmax_cross_entropy_with_grad(z, np.zeros(len(z), dtype=int),
-                                                    reduction="none")
+    loss, grad = sk.softmax_cross_entropy_with_grad(
+        z, np.zeros(len(z), dtype=int), reduction="none"
+    )
     for r in range(len(z)):
         ref_loss, ref_p = _mp_softmax_ce(z[r], 0)
         assert ulp_error(loss[r], ref_loss) <= ROW_ULP, (r, loss[r], ref_loss)
@@ -139,10 +150,17 @@ def test_dominated_rows(sk, K, dt):
 def test_sigmoid_within_2_ulp(sk, dt):
     rng = np.random.default_rng(np.dtype(dt).itemsize)
     big = 700.0 if dt is F64 else 85.0
-    x = np.concatenate([rng.uniform(-big, big, 150), rng.uniform(-4, 4, 150),
-                        [0.0, -0.0, 1e-300, -1e-30, big, -big]]).astype(dt)
-    bound = {"sigmoid": SIGMOID_ULP,
-             "sigmoid_grad": SIGMOID_GRAD_F64_ULP if dt is F64 else SIGMOID_ULP}
+    x = np.concatenate(
+        [
+            rng.uniform(-big, big, 150),
+            rng.uniform(-4, 4, 150),
+            [0.0, -0.0, 1e-300, -1e-30, big, -big],
+        ]
+    ).astype(dt)
+    bound = {
+        "sigmoid": SIGMOID_ULP,
+        "sigmoid_grad": SIGMOID_GRAD_F64_ULP if dt is F64 else SIGMOID_ULP,
+    }
     for name, limit in bound.items():
         err = ulp_error(getattr(sk, name)(x), R.evaluate(name, x, form="raw"))
         assert err <= limit, f"{name}: {err:.3g} ulp"
@@ -154,9 +172,9 @@ def test_sigmoid_within_2_ulp(sk, dt):
 @DTYPES
 @pytest.mark.parametrize("K", [2, 3, 10])
 def test_jacobian_diagonal_of_a_dominant_class(sk, K, dt):
-    gaps = 10.0 ** -np.arange(6, 13)                 # 1 - p_a = 1e-6 .. 1e-12
+    gaps = 10.0 ** -np.arange(6, 13)  # 1 - p_a = 1e-6 .. 1e-12
     z = np.zeros((len(gaps), K))
-    z[:, K - 1] = np.log((K - 1) / gaps)             # the others at 0: 1 - p_a ~ gap
+    z[:, K - 1] = np.log((K - 1) / gaps)  # the others at 0: 1 - p_a ~ gap
     z = z.astype(dt)
     J = sk.softmax_jacobian(z)
     ref = R.evaluate("softmax_jacobian", z, form="raw", dps=60)
@@ -181,12 +199,17 @@ def test_float32_is_the_float64_computation_rounded_once(sk):
     g = rng.standard_normal((5, 6)).astype(F32)
     labels = rng.integers(0, 6, 5)
     w = (rng.random(6) + 0.5).astype(F32)
-    calls = [("softmax", (z,), {}), ("log_softmax", (z,), {}), ("logsumexp", (z,), {}),
-             ("softmax_jacobian", (z,), {}), ("softmax_vjp", (z, g), {}),
-             ("sigmoid", (z,), {}), ("sigmoid_grad", (z,), {}),
-             ("softmax_cross_entropy_with_grad", (z, labels),
-              dict(weight=w, label_smoothing=0.1)),
-             ("softmax_cross_entropy", (z, rng.random((5, 6)).astype(F32)), dict(reduction="none"))]
+    calls = [
+        ("softmax", (z,), {}),
+        ("log_softmax", (z,), {}),
+        ("logsumexp", (z,), {}),
+        ("softmax_jacobian", (z,), {}),
+        ("softmax_vjp", (z, g), {}),
+        ("sigmoid", (z,), {}),
+        ("sigmoid_grad", (z,), {}),
+        ("softmax_cross_entropy_with_grad", (z, labels), dict(weight=w, label_smoothing=0.1)),
+        ("softmax_cross_entropy", (z, rng.random((5, 6)).astype(F32)), dict(reduction="none")),
+    ]
     for name, args, opts in calls:
         f = getattr(sk, name)
         got = f(*args, **opts)

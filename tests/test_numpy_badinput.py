@@ -2,6 +2,7 @@
 row of the table, for every kernel it applies to.  Each error is a ValueError or TypeError whose
 message starts with the argument's name and says what was expected and what was given.
 """
+
 from __future__ import annotations
 
 import re
@@ -71,10 +72,10 @@ def test_no_classes(sk, name):
 def test_target_shape(sk, name):
     x, labels = good(name)
     f = getattr(sk, name)
-    raises(ValueError, "target", f, x, np.arange(4) % 4, match=r"\(3,\)")         # N + 1 labels
-    raises(ValueError, "target", f, x, np.zeros((3, 5)), match=r"\(3, 4\)")      # K + 1 columns
+    raises(ValueError, "target", f, x, np.arange(4) % 4, match=r"\(3,\)")  # N + 1 labels
+    raises(ValueError, "target", f, x, np.zeros((3, 5)), match=r"\(3, 4\)")  # K + 1 columns
     raises(ValueError, "target", f, x, np.zeros((3, 4, 1)))
-    raises(ValueError, "target", f, x[0], labels, match=r"\(\)")             # one sample: a scalar
+    raises(ValueError, "target", f, x[0], labels, match=r"\(\)")  # one sample: a scalar
     raises(ValueError, kr.kernel(name).inputs[0].name, f, x[None], labels, match="(N, K)")
 
 
@@ -138,8 +139,7 @@ def test_labels_in_range(sk, name):
         t = labels.copy()
         t[2] = bad
         kwargs = {"ignore_index": 7} if bad == -100 else {}
-        raises(ValueError, "target", f, x, t, match=rf"\[0, 4\).*got {bad} at position 2",
-               **kwargs)
+        raises(ValueError, "target", f, x, t, match=rf"\[0, 4\).*got {bad} at position 2", **kwargs)
     raises(ValueError, "target", f, x[0], 4)
     raises(ValueError, "target", f, x, np.array([0, 1, 2], dtype=np.uint8) + 3)
     # ignore_index itself is fine anywhere, also outside [0, K)
@@ -159,8 +159,14 @@ def test_weights_nonnegative_and_not_nan(sk, name):
         for value, shown in ((-0.5, "-0.5"), (np.nan, "nan")):
             w = np.ones(k)
             w[1] = value
-            raises(ValueError, option, f, *args, match=rf"non-negative.*got {shown} at index 1",
-                   **{option: w})
+            raises(
+                ValueError,
+                option,
+                f,
+                *args,
+                match=rf"non-negative.*got {shown} at index 1",
+                **{option: w},
+            )
         f(*args, **{option: np.zeros(k)})  # zero is fine
         if name in BCE:  # a scalar weight is checked too
             raises(ValueError, option, f, *args, match="got -1.0", **{option: -1.0})
@@ -182,8 +188,14 @@ def test_label_smoothing_range(sk, name):
 @pytest.mark.parametrize("name", CE + BCE)
 def test_unknown_reduction(sk, name):
     for reduction in ("avg", "MEAN", None, 1):
-        raises(ValueError, "reduction", getattr(sk, name), *good(name), reduction=reduction,
-               match="'none', 'mean' or 'sum'")
+        raises(
+            ValueError,
+            "reduction",
+            getattr(sk, name),
+            *good(name),
+            reduction=reduction,
+            match="'none', 'mean' or 'sum'",
+        )
 
 
 # probabilities outside [0, 1] -----------------------------------------------------------------
@@ -194,12 +206,18 @@ PROBS = [n for n in CE + BCE if kr.kernel(n).inputs[0].name == "probs"]
 def test_probabilities_outside_0_1(sk, name):
     x, target = good(name)
     f = getattr(sk, name)
-    for value, shown in ((-0.25, "-0.25"), (1.5, "1.5"), (1 + 2**-52, "1.0000000000000002"),
-                         (np.inf, "inf"), (-np.inf, "-inf")):
+    for value, shown in (
+        (-0.25, "-0.25"),
+        (1.5, "1.5"),
+        (1 + 2**-52, "1.0000000000000002"),
+        (np.inf, "inf"),
+        (-np.inf, "-inf"),
+    ):
         bad = x.copy()
         bad[1, 2] = value
-        raises(ValueError, "probs", f, bad, target,
-               match=rf"\[0, 1\].*got {shown} at index \(1, 2\)")
+        raises(
+            ValueError, "probs", f, bad, target, match=rf"\[0, 1\].*got {shown} at index \(1, 2\)"
+        )
     raises(ValueError, "probs", f, x[0] * 0 + 2.0, target[0], match="at index 0")  # one row
     # the ends, -0.0 and NaN pass (NaN gives NaN out), in both dtypes
     for dt in (np.float64, np.float32):
@@ -240,8 +258,14 @@ def test_bce_probabilities_of_any_shape(sk):
 def test_non_floating_input(sk, name):
     args = good(name)
     first = kr.kernel(name).inputs[0].name
-    for bad in (args[0].astype(np.int64), args[0].astype(np.float16), args[0].astype(bool),
-                args[0].astype(np.complex128), args[0].astype(str), [[1, 2], [3, 4]]):
+    for bad in (
+        args[0].astype(np.int64),
+        args[0].astype(np.float16),
+        args[0].astype(bool),
+        args[0].astype(np.complex128),
+        args[0].astype(str),
+        [[1, 2], [3, 4]],
+    ):
         raises(TypeError, first, getattr(sk, name), bad, *args[1:], match="float32 or float64")
 
 
@@ -262,8 +286,14 @@ def test_mixed_float_dtypes(sk, name):
     if kern.family == "bce":
         raises(TypeError, "weight", f, *args, weight=np.ones(4), match="never mixed")
         # (integer and bool arrays are converted: test_numpy_policies)
-        raises(TypeError, "weight", f, *args, weight=np.ones(4, dtype=np.complex64),
-               match="real numbers")
+        raises(
+            TypeError,
+            "weight",
+            f,
+            *args,
+            weight=np.ones(4, dtype=np.complex64),
+            match="real numbers",
+        )
         raises(TypeError, "weight", f, *args, weight=["a"] * 4, match="real numbers")
         if name in SBCE:
             raises(TypeError, "pos_weight", f, *args, pos_weight=np.ones(4), match="never mixed")

@@ -7,6 +7,7 @@ is a difference of two terms (the Jacobian, the VJP, log-sum-exp, the softmax cr
 sigmoid BCE gradients) relative to the magnitude of the terms instead, since p - y cancels by
 nature: e.g. p_t - 1 for p_t = 1 - 1e-13 has an absolute error of an ulp of 1.
 """
+
 from __future__ import annotations
 
 import ast
@@ -23,6 +24,7 @@ import pytest
 from symce import kernels as kr
 from symce import reference as R
 from symce.lang import numpy_backend
+
 from support import random_distribution, random_logits
 
 F64, F32 = np.float64, np.float32
@@ -76,11 +78,17 @@ def test_vectorised_no_python_loops():
     for node in ast.walk(tree):
         if isinstance(node, ast.FunctionDef) and node.name in ("_blocks", "_tiles"):
             allowed |= set(ast.walk(node))
-        if isinstance(node, ast.For) and isinstance(node.iter, ast.Call) \
-                and getattr(node.iter.func, "id", "") in ("_blocks", "_tiles"):
+        if (
+            isinstance(node, ast.For)
+            and isinstance(node.iter, ast.Call)
+            and getattr(node.iter.func, "id", "") in ("_blocks", "_tiles")
+        ):
             allowed.add(node)
-    found = [(type(n).__name__, n.lineno) for n in ast.walk(tree)
-             if isinstance(n, loops) and n not in allowed]
+    found = [
+        (type(n).__name__, n.lineno)
+        for n in ast.walk(tree)
+        if isinstance(n, loops) and n not in allowed
+    ]
     assert not found
     assert any(isinstance(n, ast.For) for n in allowed)
 
@@ -94,11 +102,18 @@ def test_works_from_a_copy_in_a_temp_dir(tmp_path):
     p = mod.softmax(np.array([[1.0, 2.0, 0.5]]))
     assert p.shape == (1, 3) and abs(p.sum() - 1) < 1e-15
     # and in a fresh interpreter, it needs nothing of symce
-    code = ("import sys; sys.path.insert(0, sys.argv[1]); import my_losses as m, numpy as np; "
-            "l = m.softmax_cross_entropy(np.array([1.0, 2.0, 0.5]), 1); "
-            "assert 'symce' not in sys.modules; print(repr(float(l)))")
-    out = subprocess.run([sys.executable, "-c", code, str(tmp_path)], capture_output=True,
-                         text=True, cwd=tmp_path, check=True).stdout
+    code = (
+        "import sys; sys.path.insert(0, sys.argv[1]); import my_losses as m, numpy as np; "
+        "l = m.softmax_cross_entropy(np.array([1.0, 2.0, 0.5]), 1); "
+        "assert 'symce' not in sys.modules; print(repr(float(l)))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code, str(tmp_path)],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        check=True,
+    ).stdout
     assert abs(float(out) - 0.464368784107945) < 1e-14
 
 
@@ -113,8 +128,10 @@ def _ce_cases(rng, K, dt, x):
     return [
         ((x, labels), {}),
         ((x, ignored), dict(weight=w, label_smoothing=0.1, reduction="sum")),
-        ((x, random_distribution(rng, N, K, dt)), dict(weight=w, label_smoothing=0.2,
-                                                       reduction="none")),
+        (
+            (x, random_distribution(rng, N, K, dt)),
+            dict(weight=w, label_smoothing=0.2, reduction="none"),
+        ),
     ]
 
 
@@ -202,8 +219,11 @@ def test_against_references(sk, name, K, dt):
             assert np.array_equal(a, b), "an input was modified"
         for form in ("raw", "closed"):
             ref = R.evaluate(name, *args, form=form, **opts)
-            pairs = list(zip(out, ref, ("loss", "grad"))) if name.endswith("_with_grad") \
+            pairs = (
+                list(zip(out, ref, ("loss", "grad")))
+                if name.endswith("_with_grad")
                 else [(out, ref, name)]
+            )
             for got, want, part in pairs:
                 assert np.asarray(got).dtype == dt
                 assert np.shape(got) == np.shape(want)
@@ -229,6 +249,7 @@ def _fd(f, x, h=1e-6, relative=False):
             v = x.copy()
             v[idx] += k * step
             return np.asarray(f(v))
+
         if relative and x[idx] + step > 1:
             columns.append((3 * at(0) - 4 * at(-1) + at(-2)) / (2 * step))
         else:
@@ -272,10 +293,14 @@ def test_with_grad_is_loss_and_grad(sk, base, dt):
     """The fused kernels return the separate kernels' numbers, bit for bit (huge logits too)."""
     rng = np.random.default_rng(5)
     big = np.array([[1e4, -1e4, 0.0, 88.0, -104.0], [-745.0, 40.0, -1e-8, 3.0, np.inf]], dtype=dt)
-    extra = [((big[:, :4], np.array([0, 3])), {}),
-             ((big, np.eye(2, 5, dtype=dt)), {})] if base.startswith("softmax") else \
-        [((big, np.eye(2, 5, dtype=dt)), dict(reduction=r, pos_weight=np.arange(5, dtype=dt)))
-         for r in ("none", "mean", "sum")]
+    extra = (
+        [((big[:, :4], np.array([0, 3])), {}), ((big, np.eye(2, 5, dtype=dt)), {})]
+        if base.startswith("softmax")
+        else [
+            ((big, np.eye(2, 5, dtype=dt)), dict(reduction=r, pos_weight=np.arange(5, dtype=dt)))
+            for r in ("none", "mean", "sum")
+        ]
+    )
     for args, opts in cases(base, rng, 5, dt) + extra:
         loss, grad = getattr(sk, base + "_with_grad")(*args, **opts)
         np.testing.assert_array_equal(loss, getattr(sk, base)(*args, **opts))
@@ -303,8 +328,9 @@ def test_seed_values(sk):
     p = sk.softmax(np.array([-2.85, 0.86, 0.28]))
     exact = [0.0154493156760736, 0.631163353604709, 0.353387330719218]
     np.testing.assert_allclose(p, exact, rtol=1e-13)
-    np.testing.assert_allclose(p, [0.0154493156751271, 0.631163353697413, 0.353387330637003],
-                               rtol=1e-9)  # the published (Maple) values, good to ~1e-9
+    np.testing.assert_allclose(
+        p, [0.0154493156751271, 0.631163353697413, 0.353387330637003], rtol=1e-9
+    )  # the published (Maple) values, good to ~1e-9
     # CE of those scores with the correct class 3 (1-based), i.e. index 2
     ce = sk.softmax_cross_entropy(np.array([-2.85, 0.86, 0.28]), 2)
     assert abs(ce - 1.0401905694301) < 1e-13 and abs(ce - 1.040190570) < 1e-9
@@ -323,22 +349,32 @@ def test_seed_values(sk):
 # ----------------------------------------------------------------------------------------------
 # Stability and edge cases
 # ----------------------------------------------------------------------------------------------
-@pytest.mark.parametrize("dt,big", [(F64, 1e4), (F64, 1e300), (F32, 100.0), (F32, 1e4),
-                                    (F32, 1e30)])
+@pytest.mark.parametrize(
+    "dt,big", [(F64, 1e4), (F64, 1e300), (F32, 100.0), (F32, 1e4), (F32, 1e30)]
+)
 def test_huge_logits_are_finite_and_accurate(sk, dt, big):
-    z = np.array([[big, -big, 0.0], [-big, -big, -big], [big, big, big * 0.5],
-                  [0.5, big, -big]], dtype=dt)
+    z = np.array(
+        [[big, -big, 0.0], [-big, -big, -big], [big, big, big * 0.5], [0.5, big, -big]], dtype=dt
+    )
     labels = np.array([0, 1, 2, 1])
-    for name, args in [("softmax", (z,)), ("log_softmax", (z,)), ("logsumexp", (z,)),
-                       ("softmax_cross_entropy", (z, labels)),
-                       ("softmax_cross_entropy_grad", (z, labels)),
-                       ("sigmoid", (z,)), ("sigmoid_grad", (z,)),
-                       ("sigmoid_binary_cross_entropy", (z, np.eye(4, 3, dtype=dt))),
-                       ("sigmoid_binary_cross_entropy_grad", (z, np.eye(4, 3, dtype=dt)))]:
+    for name, args in [
+        ("softmax", (z,)),
+        ("log_softmax", (z,)),
+        ("logsumexp", (z,)),
+        ("softmax_cross_entropy", (z, labels)),
+        ("softmax_cross_entropy_grad", (z, labels)),
+        ("sigmoid", (z,)),
+        ("sigmoid_grad", (z,)),
+        ("sigmoid_binary_cross_entropy", (z, np.eye(4, 3, dtype=dt))),
+        ("sigmoid_binary_cross_entropy_grad", (z, np.eye(4, 3, dtype=dt))),
+    ]:
         out = getattr(sk, name)(*args)
         assert np.all(np.isfinite(out)), name
-        err = scaled_error(out, R.evaluate(name, *args, form="closed"),
-                           term_scale(name, args, {}, R.evaluate(name, *args, form="closed")))
+        err = scaled_error(
+            out,
+            R.evaluate(name, *args, form="closed"),
+            term_scale(name, args, {}, R.evaluate(name, *args, form="closed")),
+        )
         assert err <= TOL[dt], (name, err)
 
 
@@ -349,8 +385,9 @@ def test_dominant_logit_keeps_log_p_accurate(sk, dt):
     for name in ("log_softmax", "softmax_cross_entropy"):
         args = (z,) if name == "log_softmax" else (z, np.array([0, 0]))
         out = getattr(sk, name)(*args, **({} if name == "log_softmax" else {"reduction": "none"}))
-        ref = R.evaluate(name, *args, form="raw",
-                         **({} if name == "log_softmax" else {"reduction": "none"}))
+        ref = R.evaluate(
+            name, *args, form="raw", **({} if name == "log_softmax" else {"reduction": "none"})
+        )
         assert scaled_error(out, ref) <= 4 * np.finfo(dt).eps, name
     assert sk.log_softmax(z)[0, 0] < 0
 
@@ -360,8 +397,7 @@ def test_equal_logits_give_uniform_rows(sk, dt):
     for K in (1, 2, 3, 7, 16):
         z = np.full((2, K), 3.25, dtype=dt)
         np.testing.assert_allclose(sk.softmax(z), 1.0 / K, rtol=2 * np.finfo(dt).eps)
-        np.testing.assert_allclose(sk.log_softmax(z), -np.log(K), rtol=2 * np.finfo(dt).eps,
-                                   atol=0)
+        np.testing.assert_allclose(sk.log_softmax(z), -np.log(K), rtol=2 * np.finfo(dt).eps, atol=0)
         np.testing.assert_allclose(sk.logsumexp(z), 3.25 + np.log(K), rtol=2 * np.finfo(dt).eps)
 
 
@@ -374,24 +410,35 @@ def test_masked_classes_with_zero_target_contribute_nothing(sk, dt):
         loss, grad = sk.softmax_cross_entropy_with_grad(z, target, reduction="none")
         assert np.all(np.isfinite(loss)) and np.all(np.isfinite(grad))
         assert np.all(grad[np.isinf(z)] == 0)
-        assert scaled_error(loss, R.evaluate("softmax_cross_entropy", z, target, form="closed",
-                                             reduction="none")) <= TOL[dt]
+        assert (
+            scaled_error(
+                loss,
+                R.evaluate("softmax_cross_entropy", z, target, form="closed", reduction="none"),
+            )
+            <= TOL[dt]
+        )
     p = sk.softmax(z)
     assert np.all(p[np.isinf(z)] == 0) and np.all(np.isfinite(p))
     # the same loss as the unmasked classes alone
-    np.testing.assert_allclose(sk.softmax_cross_entropy(z[:1], labels[:1]),
-                               sk.softmax_cross_entropy(z[:1, [0, 2, 3]], np.array([1])),
-                               rtol=4 * np.finfo(dt).eps)
+    np.testing.assert_allclose(
+        sk.softmax_cross_entropy(z[:1], labels[:1]),
+        sk.softmax_cross_entropy(z[:1, [0, 2, 3]], np.array([1])),
+        rtol=4 * np.finfo(dt).eps,
+    )
 
 
 @pytest.mark.parametrize("dt", [F64, F32])
 def test_probabilities_zero_and_one_stay_finite(sk, dt):
     p = np.array([[0.0, 1.0], [1.0, 0.0], [0.5, 0.5]], dtype=dt)
     y = np.array([[1.0, 0.0], [1.0, 0.0], [1.0, 0.0]], dtype=dt)
-    for name, args in [("binary_cross_entropy", (p, y)), ("binary_cross_entropy_grad", (p, y)),
-                       ("cross_entropy", (p, np.array([0, 1, 0]))),
-                       ("cross_entropy_grad", (p, np.array([0, 1, 0]))),
-                       ("cross_entropy", (p, y)), ("cross_entropy_grad", (p, y))]:
+    for name, args in [
+        ("binary_cross_entropy", (p, y)),
+        ("binary_cross_entropy_grad", (p, y)),
+        ("cross_entropy", (p, np.array([0, 1, 0]))),
+        ("cross_entropy_grad", (p, np.array([0, 1, 0]))),
+        ("cross_entropy", (p, y)),
+        ("cross_entropy_grad", (p, y)),
+    ]:
         for reduction in ("none", "sum"):
             out = getattr(sk, name)(*args, reduction=reduction)
             assert np.all(np.isfinite(out)), (name, reduction)
@@ -400,8 +447,9 @@ def test_probabilities_zero_and_one_stay_finite(sk, dt):
     # the clamps: log at -100, denominators at 1e-12
     assert sk.binary_cross_entropy(p[:1], y[:1], reduction="none")[0, 0] == 100
     assert sk.cross_entropy(p[:1], np.array([0]), reduction="none")[0] == 100
-    np.testing.assert_allclose(sk.cross_entropy_grad(p[:1], np.array([0]), reduction="sum"),
-                               [[-1e12, 0.0]], rtol=1e-6)
+    np.testing.assert_allclose(
+        sk.cross_entropy_grad(p[:1], np.array([0]), reduction="sum"), [[-1e12, 0.0]], rtol=1e-6
+    )
 
 
 @pytest.mark.parametrize("dt", [F64, F32])
@@ -522,8 +570,13 @@ def test_strided_views_give_the_same_results(sk, dt):
                 assert not view.flags.c_contiguous and np.array_equal(view, args[0])
                 got = getattr(sk, name)(view, *args[1:], **opts)
                 for g, w in zip(got, want) if name.endswith("_with_grad") else [(got, want)]:
-                    np.testing.assert_allclose(g, w, rtol=8 * np.finfo(dt).eps,
-                                               atol=8 * np.finfo(dt).tiny, err_msg=f"{name} {how}")
+                    np.testing.assert_allclose(
+                        g,
+                        w,
+                        rtol=8 * np.finfo(dt).eps,
+                        atol=8 * np.finfo(dt).tiny,
+                        err_msg=f"{name} {how}",
+                    )
             if len(args) > 1 and np.ndim(args[1]) == 2:  # a strided target (or g) too
                 view = _strided_variants(args[1])["negative strides"]
                 got = getattr(sk, name)(args[0], view, *args[2:], **opts)
@@ -541,8 +594,9 @@ def test_axis(sk, name):
         np.testing.assert_allclose(got.T if got.ndim == 2 else got, want, rtol=1e-15)
     z3 = np.stack([z, 2 * z])  # (2, 3, 5) with the classes on axis 1
     got = f(np.swapaxes(z3, 1, 2), axis=1)
-    np.testing.assert_allclose(np.swapaxes(got, 1, 2) if got.ndim == 3 else got,
-                               np.stack([f(z), f(2 * z)]), rtol=1e-15)
+    np.testing.assert_allclose(
+        np.swapaxes(got, 1, 2) if got.ndim == 3 else got, np.stack([f(z), f(2 * z)]), rtol=1e-15
+    )
 
 
 @pytest.mark.parametrize("dt", [F64, F32])
@@ -585,6 +639,7 @@ def test_printer_maps_symce_functions_and_names():
     import sympy as sp
 
     from symce.functions import clamp_min, log1p, mul0, softplus
+
     pr = numpy_backend.printer("ce_logits")
     z, yt, srest = kr.LOCALS["zs"], kr.LOCALS["yt"], kr.LOCALS["Srest"]
     assert pr.doprint(softplus(z)) == "_softplus(zs)"
@@ -598,12 +653,15 @@ def test_printer_maps_symce_functions_and_names():
     with pytest.raises(Exception, match="Unsupported"):  # strict: no silent partial printing
         pr.doprint(sp.Function("mystery")(z))
     # the module's _softplus is softplus(t).stable(), printed
-    assert numpy_backend.helper_context()["softplus"] == \
-        "np.log1p(np.exp(-np.abs(t))) + np.maximum(0, t)"
+    assert (
+        numpy_backend.helper_context()["softplus"]
+        == "np.log1p(np.exp(-np.abs(t))) + np.maximum(0, t)"
+    )
 
 
 def test_printer_maps_the_numerics_functions():
     from symce.functions import expm1, mul0, sigmoid, two_sum_err
+
     pr = numpy_backend.printer("rowwise")
     zs, zlo, z, shift = (kr.LOCALS[n] for n in ("zs", "zlo", "z", "shift"))
     assert pr.doprint(two_sum_err(z, -shift)) == "_two_sum_err(z, -shift)"
@@ -613,13 +671,17 @@ def test_printer_maps_the_numerics_functions():
     # sigmoid(t).stable(), printed: exp(min(t, 0)) / (1 + exp(-|t|)), min NaN-propagating
     assert helpers["sigmoid"] == "np.exp(-np.maximum(-t, 0))/(1 + np.exp(-np.abs(t)))"
     # TwoSum in its order of operations (SymPy must not fold the error term to a + b - s = 0)
-    assert helpers["two_sum"] == [("s", "a + b"), ("t", "-a + s"),
-                                  ("err", "(a - (s - t)) + (b - t)")]
+    assert helpers["two_sum"] == [
+        ("s", "a + b"),
+        ("t", "-a + s"),
+        ("err", "(a - (s - t)) + (b - t)"),
+    ]
 
 
 def test_row_code_is_printed_slots():
     """Every exp/log in the row kernels comes from a printed slot: the templates type no math."""
     import re
+
     templates = numpy_backend.GENERATED.parent / "templates" / "numpy"
     for path in templates.glob("*.jinja"):
         text = re.sub(r"\{#.*?#\}", "", path.read_text(encoding="utf-8"), flags=re.S)
@@ -637,6 +699,7 @@ def test_row_code_is_printed_slots():
 def _peak(f, *args, **opts):
     """Peak bytes NumPy allocates during f(*args, **opts) (tracemalloc traces NumPy's data)."""
     import tracemalloc
+
     tracemalloc.start()
     try:
         base = tracemalloc.get_traced_memory()[0]
@@ -652,10 +715,11 @@ def test_peak_memory_of_the_fused_kernels(sk, dt):
     0.3-0.5 at these sizes; the textbook NumPy allocates 3-4, the row-at-once code took 5-26)."""
     rng = np.random.default_rng(13)
     z = random_logits(rng, 4096, 512, dtype=dt)
-    for target, opts in ((rng.integers(0, 512, 4096), {}),
-                         (rng.integers(0, 512, 4096), dict(label_smoothing=0.1,
-                                                           weight=np.ones(512, dt))),
-                         (random_distribution(rng, 4096, 512, dt), {})):
+    for target, opts in (
+        (rng.integers(0, 512, 4096), {}),
+        (rng.integers(0, 512, 4096), dict(label_smoothing=0.1, weight=np.ones(512, dt))),
+        (random_distribution(rng, 4096, 512, dt), {}),
+    ):
         peak = _peak(sk.softmax_cross_entropy_with_grad, z, target, **opts)
         assert peak <= 2 * z.nbytes, (peak / z.nbytes, opts)
     x = (rng.standard_normal(2_000_000) * 3).astype(dt)
@@ -663,11 +727,14 @@ def test_peak_memory_of_the_fused_kernels(sk, dt):
     assert _peak(sk.sigmoid_binary_cross_entropy_with_grad, x, y) <= 2 * x.nbytes
     x2, y2 = x.reshape(-1, 100), y.reshape(-1, 100)
     pw = np.ones(100, dt)
-    assert _peak(sk.sigmoid_binary_cross_entropy_with_grad, x2, y2, pos_weight=pw,
-                 weight=pw) <= 2 * x.nbytes
+    assert (
+        _peak(sk.sigmoid_binary_cross_entropy_with_grad, x2, y2, pos_weight=pw, weight=pw)
+        <= 2 * x.nbytes
+    )
     # reduction='none': the two outputs, and the same blocks
-    assert _peak(sk.sigmoid_binary_cross_entropy_with_grad, x2, y2, reduction="none") <= \
-        2.5 * x.nbytes
+    assert (
+        _peak(sk.sigmoid_binary_cross_entropy_with_grad, x2, y2, reduction="none") <= 2.5 * x.nbytes
+    )
 
 
 def test_inplace_emitter_and_buffer_reuse():
@@ -676,22 +743,36 @@ def test_inplace_emitter_and_buffer_reuse():
     import sympy as sp
 
     from symce.lang import numpy_blocks as nb
+
     e, zs, r, c = sp.symbols("e zs r c", real=True)
     small = numpy_backend.NumPyKernelPrinter({"e": "e", "zs": "zs", "r": "r", "c": "c", "g": "g"})
-    steps = [nb.Step("view", name="zs", code="src"), nb.block("e", sp.exp(zs)),
-             nb.block("g", e * r / (r + 1) - c), nb.line("out = g", reads=("g",))]
+    steps = [
+        nb.Step("view", name="zs", code="src"),
+        nb.block("e", sp.exp(zs)),
+        nb.block("g", e * r / (r + 1) - c),
+        nb.line("out = g", reads=("g",)),
+    ]
     lines, nbuf = nb.assemble(steps, small, {"zs"})
-    assert lines == ["zs = src", "e = np.exp(zs, out=_b0)",
-                     "np.divide(e, (r + 1)/r, out=_b0)",
-                     "g = np.subtract(_b0, c, out=_b0)",
-                     "out = g"]
+    assert lines == [
+        "zs = src",
+        "e = np.exp(zs, out=_b0)",
+        "np.divide(e, (r + 1)/r, out=_b0)",
+        "g = np.subtract(_b0, c, out=_b0)",
+        "out = g",
+    ]
     assert nbuf == 1
     src = np.linspace(-3, 1, 12).reshape(3, 4)
-    env = {"np": np, "src": src, "r": np.array([[1.0], [2.0], [3.0]]), "c": np.arange(4.0),
-           "_b0": np.empty((3, 4))}
+    env = {
+        "np": np,
+        "src": src,
+        "r": np.array([[1.0], [2.0], [3.0]]),
+        "c": np.arange(4.0),
+        "_b0": np.empty((3, 4)),
+    }
     exec("\n".join(lines), env)
-    np.testing.assert_allclose(env["out"], np.exp(src) * env["r"] / (env["r"] + 1) - env["c"],
-                               rtol=1e-14, atol=1e-14)
+    np.testing.assert_allclose(
+        env["out"], np.exp(src) * env["r"] / (env["r"] + 1) - env["c"], rtol=1e-14, atol=1e-14
+    )
 
 
 def test_shared_exp_is_the_stable_forms():
@@ -700,6 +781,7 @@ def test_shared_exp_is_the_stable_forms():
     import sympy as sp
 
     from symce.functions import sigmoid, softplus
+
     x = kr.LOCALS["x"]
     names = {"x": "x", "E": "E", "L": "L"}
     pr = numpy_backend.NumPyKernelPrinter(names)
@@ -712,5 +794,8 @@ def test_shared_exp_is_the_stable_forms():
             shared = eval(pr.doprint(numpy_backend.shared_exp(f)), env)
             direct = eval(pr.doprint(f.stable()), env)
             np.testing.assert_array_equal(shared, direct, err_msg=str(f))
-    assert not any(numpy_backend.shared_exp(f(s * x)).has(sp.exp)   # only E = exp(-|x|)
-               for f in (sigmoid, softplus) for s in (1, -1))
+    assert not any(
+        numpy_backend.shared_exp(f(s * x)).has(sp.exp)  # only E = exp(-|x|)
+        for f in (sigmoid, softplus)
+        for s in (1, -1)
+    )

@@ -4,6 +4,7 @@ relations the options must satisfy, and parity with PyTorch (loss and autograd g
 and float64) for every combination.  The PyTorch tests skip when torch is missing, unless
 SYMCE_REQUIRE_TORCH=1.
 """
+
 from __future__ import annotations
 
 import itertools
@@ -14,6 +15,7 @@ import pytest
 
 from symce import reference as R
 from symce.lang import numpy_backend
+
 from support import random_distribution, random_logits
 
 F64, F32 = np.float64, np.float32
@@ -50,8 +52,11 @@ def ce_inputs(target_kind, weighted, dt, seed=0):
 
 def bce_inputs(logits, soft, weight, pos_weight, dt, seed=0):
     rng = np.random.default_rng([seed, logits, soft, len(weight or ""), pos_weight])
-    x = random_logits(rng, N, K, dtype=dt) if logits else \
-        (rng.random((N, K)) * 0.98 + 0.01).astype(dt)
+    x = (
+        random_logits(rng, N, K, dtype=dt)
+        if logits
+        else (rng.random((N, K)) * 0.98 + 0.01).astype(dt)
+    )
     y = rng.random((N, K)).astype(dt) if soft else rng.integers(0, 2, (N, K)).astype(dt)
     opts = {}
     if weight == "full":
@@ -77,22 +82,31 @@ def test_cross_entropy_options_against_reference(sk, target_kind):
         logits, target, opts = ce_inputs(target_kind, weighted, F64)
         opts.update(label_smoothing=eps, reduction=reduction)
         probs = sk.softmax(logits)
-        for name, x in (("softmax_cross_entropy", logits), ("softmax_cross_entropy_grad", logits),
-                        ("cross_entropy", probs), ("cross_entropy_grad", probs)):
-            _close(getattr(sk, name)(x, target, **opts), R.evaluate(name, x, target,
-                                                                     form="closed", **opts))
+        for name, x in (
+            ("softmax_cross_entropy", logits),
+            ("softmax_cross_entropy_grad", logits),
+            ("cross_entropy", probs),
+            ("cross_entropy_grad", probs),
+        ):
+            _close(
+                getattr(sk, name)(x, target, **opts),
+                R.evaluate(name, x, target, form="closed", **opts),
+            )
 
 
 def test_bce_options_against_reference(sk):
     for logits, soft, weight, pos_weight, reduction in itertools.product(
-            (False, True), (False, True), (None, "full", "per_class"), (False, True), REDUCTIONS):
+        (False, True), (False, True), (None, "full", "per_class"), (False, True), REDUCTIONS
+    ):
         if pos_weight and not logits:
             continue
         x, y, opts = bce_inputs(logits, soft, weight, pos_weight, F64)
         base = "sigmoid_binary_cross_entropy" if logits else "binary_cross_entropy"
         for name in (base, base + "_grad"):
-            _close(getattr(sk, name)(x, y, reduction=reduction, **opts),
-                   R.evaluate(name, x, y, form="closed", reduction=reduction, **opts))
+            _close(
+                getattr(sk, name)(x, y, reduction=reduction, **opts),
+                R.evaluate(name, x, y, form="closed", reduction=reduction, **opts),
+            )
         if logits:
             both = sk.sigmoid_binary_cross_entropy_with_grad(x, y, reduction=reduction, **opts)
             ref = R.evaluate(base + "_with_grad", x, y, form="closed", reduction=reduction, **opts)
@@ -118,8 +132,10 @@ def test_reductions_relate(sk):
             divisor = w[target[kept]].sum()
             assert np.all(per_sample[~kept] == 0)
         np.testing.assert_allclose(mean, total / divisor, rtol=1e-14)
-        grads = {r: sk.softmax_cross_entropy_grad(logits, target, reduction=r, **opts)
-                 for r in REDUCTIONS}
+        grads = {
+            r: sk.softmax_cross_entropy_grad(logits, target, reduction=r, **opts)
+            for r in REDUCTIONS
+        }
         np.testing.assert_array_equal(grads["none"], grads["sum"])
         np.testing.assert_allclose(grads["mean"], grads["sum"] / divisor, rtol=1e-14)
 
@@ -130,15 +146,22 @@ def test_ignored_samples_are_as_if_removed(sk):
         target[[0, 5]] = ignore_index
         kept = target != ignore_index
         for name, x in (("softmax_cross_entropy", logits), ("cross_entropy", sk.softmax(logits))):
-            full = getattr(sk, name)(x, target, ignore_index=ignore_index, label_smoothing=0.2,
-                                     **opts)
-            part = getattr(sk, name)(x[kept], target[kept], ignore_index=ignore_index,
-                                     label_smoothing=0.2, **opts)
+            full = getattr(sk, name)(
+                x, target, ignore_index=ignore_index, label_smoothing=0.2, **opts
+            )
+            part = getattr(sk, name)(
+                x[kept], target[kept], ignore_index=ignore_index, label_smoothing=0.2, **opts
+            )
             np.testing.assert_allclose(full, part, rtol=1e-14)
             grad = getattr(sk, name + "_grad")(x, target, ignore_index=ignore_index, **opts)
             assert np.all(grad[~kept] == 0)
-            np.testing.assert_allclose(grad[kept], getattr(sk, name + "_grad")(
-                x[kept], target[kept], ignore_index=ignore_index, **opts), rtol=1e-14)
+            np.testing.assert_allclose(
+                grad[kept],
+                getattr(sk, name + "_grad")(
+                    x[kept], target[kept], ignore_index=ignore_index, **opts
+                ),
+                rtol=1e-14,
+            )
 
 
 def test_label_smoothing_mixes_in_the_uniform_target(sk):
@@ -147,13 +170,16 @@ def test_label_smoothing_mixes_in_the_uniform_target(sk):
     uniform = np.full((N, K), 1.0 / K)
     for eps in (0.0, 0.1, 0.7, 1.0):
         got = sk.softmax_cross_entropy(logits, target, label_smoothing=eps, reduction="none")
-        want = (1 - eps) * sk.softmax_cross_entropy(logits, target, reduction="none") \
-            + eps * sk.softmax_cross_entropy(logits, uniform, reduction="none")
+        want = (1 - eps) * sk.softmax_cross_entropy(
+            logits, target, reduction="none"
+        ) + eps * sk.softmax_cross_entropy(logits, uniform, reduction="none")
         np.testing.assert_allclose(got, want, rtol=1e-13)
         soft = np.eye(K)[target] * (1 - eps) + eps / K
-        np.testing.assert_allclose(sk.softmax_cross_entropy_grad(logits, soft),
-                                   sk.softmax_cross_entropy_grad(logits, target,
-                                                                 label_smoothing=eps), atol=1e-16)
+        np.testing.assert_allclose(
+            sk.softmax_cross_entropy_grad(logits, soft),
+            sk.softmax_cross_entropy_grad(logits, target, label_smoothing=eps),
+            atol=1e-16,
+        )
 
 
 def test_one_hot_targets_equal_labels(sk):
@@ -163,20 +189,29 @@ def test_one_hot_targets_equal_labels(sk):
         for name in ("softmax_cross_entropy", "softmax_cross_entropy_grad"):
             np.testing.assert_allclose(
                 getattr(sk, name)(logits, one_hot, reduction=reduction, **opts),
-                getattr(sk, name)(logits, target, reduction=reduction, **opts), rtol=1e-14)
+                getattr(sk, name)(logits, target, reduction=reduction, **opts),
+                rtol=1e-14,
+            )
 
 
 def test_class_weights_scale(sk):
     logits, target, opts = ce_inputs("labels", True, F64, seed=5)
     w = opts["weight"]
-    np.testing.assert_allclose(sk.softmax_cross_entropy(logits, target, weight=3 * w),
-                               sk.softmax_cross_entropy(logits, target, weight=w), rtol=1e-14)
+    np.testing.assert_allclose(
+        sk.softmax_cross_entropy(logits, target, weight=3 * w),
+        sk.softmax_cross_entropy(logits, target, weight=w),
+        rtol=1e-14,
+    )
     np.testing.assert_allclose(
         sk.softmax_cross_entropy(logits, target, weight=3 * w, reduction="none"),
-        3 * sk.softmax_cross_entropy(logits, target, weight=w, reduction="none"), rtol=1e-14)
+        3 * sk.softmax_cross_entropy(logits, target, weight=w, reduction="none"),
+        rtol=1e-14,
+    )
     np.testing.assert_allclose(
         sk.softmax_cross_entropy(logits, target, weight=w, reduction="none"),
-        w[target] * sk.softmax_cross_entropy(logits, target, reduction="none"), rtol=1e-14)
+        w[target] * sk.softmax_cross_entropy(logits, target, reduction="none"),
+        rtol=1e-14,
+    )
 
 
 def test_bce_weights_broadcast_and_pos_weight_one_is_none(sk):
@@ -186,14 +221,17 @@ def test_bce_weights_broadcast_and_pos_weight_one_is_none(sk):
         full = np.broadcast_to(opts["weight"], (N, K))
         np.testing.assert_array_equal(f(x, y, weight=opts["weight"]), f(x, y, weight=full))
         np.testing.assert_array_equal(f(x, y, pos_weight=np.ones(K)), f(x, y))
-        np.testing.assert_array_equal(f(x, y, pos_weight=1.0, weight=[2.0] * K),
-                                      f(x, y, weight=np.full((N, K), 2.0)))
+        np.testing.assert_array_equal(
+            f(x, y, pos_weight=1.0, weight=[2.0] * K), f(x, y, weight=np.full((N, K), 2.0))
+        )
     p = sk.sigmoid(x)
     for r in REDUCTIONS:
         w = opts["weight"]
-        np.testing.assert_allclose(sk.binary_cross_entropy(p, y, reduction=r, weight=w),
-                                   sk.sigmoid_binary_cross_entropy(x, y, reduction=r, weight=w),
-                                   rtol=1e-12)
+        np.testing.assert_allclose(
+            sk.binary_cross_entropy(p, y, reduction=r, weight=w),
+            sk.sigmoid_binary_cross_entropy(x, y, reduction=r, weight=w),
+            rtol=1e-12,
+        )
 
 
 # ----------------------------------------------------------------------------------------------
@@ -206,8 +244,10 @@ def torch():
     except ImportError:
         if os.environ.get("SYMCE_REQUIRE_TORCH") == "1":
             pytest.fail("torch is not installed, and SYMCE_REQUIRE_TORCH=1 requires it")
-        pytest.skip("torch is not installed (pip install -e '.[parity]'; SYMCE_REQUIRE_TORCH=1 "
-                    "makes this a failure)")
+        pytest.skip(
+            "torch is not installed (pip install -e '.[parity]'; SYMCE_REQUIRE_TORCH=1 "
+            "makes this a failure)"
+        )
     return torch
 
 
@@ -218,8 +258,14 @@ def _agree(ours, theirs, dt, what):
     """Elementwise within RTOL, and within a few ulps of the largest entry (p - y cancels)."""
     theirs = np.asarray(theirs)
     assert np.asarray(ours).dtype == dt and np.shape(ours) == theirs.shape, what
-    np.testing.assert_allclose(ours, theirs, rtol=RTOL[dt], equal_nan=True, err_msg=what,
-                               atol=16 * np.finfo(dt).eps * np.max(np.abs(theirs), initial=0))
+    np.testing.assert_allclose(
+        ours,
+        theirs,
+        rtol=RTOL[dt],
+        equal_nan=True,
+        err_msg=what,
+        atol=16 * np.finfo(dt).eps * np.max(np.abs(theirs), initial=0),
+    )
 
 
 def _t(torch, a):
@@ -232,8 +278,9 @@ def _t(torch, a):
 @pytest.mark.parametrize("weighted", [False, True], ids=["", "weight"])
 @pytest.mark.parametrize("target_kind", TARGETS)
 @pytest.mark.parametrize("family", ["logits", "probs"])
-def test_cross_entropy_matches_pytorch(sk, torch, family, target_kind, weighted, eps,
-                                       reduction, dt):
+def test_cross_entropy_matches_pytorch(
+    sk, torch, family, target_kind, weighted, eps, reduction, dt
+):
     F = torch.nn.functional
     logits, target, opts = ce_inputs(target_kind, weighted, dt, seed=7)
     opts.update(label_smoothing=eps, reduction=reduction)
@@ -266,10 +313,14 @@ def test_cross_entropy_matches_pytorch(sk, torch, family, target_kind, weighted,
 @pytest.mark.parametrize("reduction", REDUCTIONS)
 @pytest.mark.parametrize("weight", [None, "full", "per_class"])
 @pytest.mark.parametrize("soft", [False, True], ids=["binary", "soft"])
-@pytest.mark.parametrize("logits,pos_weight", [(False, False), (True, False), (True, True)],
-                         ids=["probs", "logits", "logits-pos_weight"])  # as PyTorch's options
-def test_binary_cross_entropy_matches_pytorch(sk, torch, logits, soft, weight, pos_weight,
-                                              reduction, dt):
+@pytest.mark.parametrize(
+    "logits,pos_weight",
+    [(False, False), (True, False), (True, True)],
+    ids=["probs", "logits", "logits-pos_weight"],
+)  # as PyTorch's options
+def test_binary_cross_entropy_matches_pytorch(
+    sk, torch, logits, soft, weight, pos_weight, reduction, dt
+):
     F = torch.nn.functional
     x, y, opts = bce_inputs(logits, soft, weight, pos_weight, dt, seed=8)
     name = "sigmoid_binary_cross_entropy" if logits else "binary_cross_entropy"

@@ -12,15 +12,17 @@
   that says so; scalar options take 0-d arrays as the numbers they hold, and an error for any
   other array says that an array was given.
 """
+
 from __future__ import annotations
 
 import mpmath
 import numpy as np
 import pytest
 
-from support import ulp_error
 from symce import reference
 from symce.lang import numpy_backend
+
+from support import ulp_error
 
 
 @pytest.fixture(scope="module")
@@ -35,12 +37,14 @@ def _precision_inputs():
     rng = np.random.default_rng(8)
     N, K = 400, 7
     p = rng.random((N, K)) + 1e-3
-    return {"p": (p / p.sum(axis=1, keepdims=True)).astype(np.float32),
-            "labels": rng.integers(0, K, N),
-            "soft": rng.random((N, K)).astype(np.float32),
-            "y": rng.random((N, K)).astype(np.float32),
-            "w": rng.uniform(0.2, 2, K).astype(np.float32),
-            "x": rng.normal(0, 4, (N, K)).astype(np.float32)}
+    return {
+        "p": (p / p.sum(axis=1, keepdims=True)).astype(np.float32),
+        "labels": rng.integers(0, K, N),
+        "soft": rng.random((N, K)).astype(np.float32),
+        "y": rng.random((N, K)).astype(np.float32),
+        "w": rng.uniform(0.2, 2, K).astype(np.float32),
+        "x": rng.normal(0, 4, (N, K)).astype(np.float32),
+    }
 
 
 @pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
@@ -53,21 +57,31 @@ def test_float32_is_the_float64_computation_rounded_once(sk, reduction):
         calls.append((name, ("p", "soft"), {}))
     for name in ("binary_cross_entropy", "binary_cross_entropy_grad"):
         calls.append((name, ("p", "y"), {"weight": "w"}))
-    for name in ("sigmoid_binary_cross_entropy", "sigmoid_binary_cross_entropy_grad",
-                 "sigmoid_binary_cross_entropy_with_grad"):
+    for name in (
+        "sigmoid_binary_cross_entropy",
+        "sigmoid_binary_cross_entropy_grad",
+        "sigmoid_binary_cross_entropy_with_grad",
+    ):
         calls.append((name, ("x", "y"), {"weight": "w", "pos_weight": "w"}))
     for name, args, opts in calls:
         f = getattr(sk, name)
-        single = f(*(a[k] for k in args), reduction=reduction,
-                   **{k: a.get(v, v) if isinstance(v, str) else v for k, v in opts.items()})
-        double = f(*(wide[k] for k in args), reduction=reduction,
-                   **{k: wide.get(v, v) if isinstance(v, str) else v for k, v in opts.items()})
+        single = f(
+            *(a[k] for k in args),
+            reduction=reduction,
+            **{k: a.get(v, v) if isinstance(v, str) else v for k, v in opts.items()},
+        )
+        double = f(
+            *(wide[k] for k in args),
+            reduction=reduction,
+            **{k: wide.get(v, v) if isinstance(v, str) else v for k, v in opts.items()},
+        )
         single = single if isinstance(single, tuple) else (single,)
         double = double if isinstance(double, tuple) else (double,)
         for s, d in zip(single, double):
             assert np.asarray(s).dtype == np.float32, name
-            np.testing.assert_array_equal(s, np.asarray(d).astype(np.float32),
-                                          err_msg=f"{name} {reduction}")
+            np.testing.assert_array_equal(
+                s, np.asarray(d).astype(np.float32), err_msg=f"{name} {reduction}"
+            )
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
@@ -81,9 +95,14 @@ def test_bce_grad_at_subnormal_probabilities(sk, dtype):
     w = np.full_like(p, 0.5)
     w[1] = 0.3
     got = sk.binary_cross_entropy_grad(p, y, weight=w, reduction="sum")
-    ref = reference.evaluate("binary_cross_entropy_grad", p.astype(np.float64),
-                             y.astype(np.float64), form="closed", reduction="sum",
-                             weight=w.astype(np.float64))
+    ref = reference.evaluate(
+        "binary_cross_entropy_grad",
+        p.astype(np.float64),
+        y.astype(np.float64),
+        form="closed",
+        reduction="sum",
+        weight=w.astype(np.float64),
+    )
     with mpmath.workdps(40):
         err = ulp_error(got, ref)
     assert err <= 1, f"{err:.3g} ULP: {got} vs {ref}"
@@ -97,10 +116,19 @@ def test_bce_grad_at_subnormal_probabilities(sk, dtype):
 def test_mean_over_zero_weight_is_nan(sk, dtype, eps):
     z = np.array([[1.0, 0.0, 3.0], [2.0, 1.0, 0.0]], dtype=dtype)
     p = sk.softmax(z)
-    for name in ("cross_entropy", "cross_entropy_grad", "softmax_cross_entropy",
-                 "softmax_cross_entropy_grad", "softmax_cross_entropy_with_grad"):
-        out = getattr(sk, name)(p if name.startswith("cross") else z, np.array([0, 0]),
-                                weight=[0.0, 1.0, 1.0], label_smoothing=eps)
+    for name in (
+        "cross_entropy",
+        "cross_entropy_grad",
+        "softmax_cross_entropy",
+        "softmax_cross_entropy_grad",
+        "softmax_cross_entropy_with_grad",
+    ):
+        out = getattr(sk, name)(
+            p if name.startswith("cross") else z,
+            np.array([0, 0]),
+            weight=[0.0, 1.0, 1.0],
+            label_smoothing=eps,
+        )
         for v in out if isinstance(out, tuple) else (out,):
             assert np.isnan(v).all(), f"{name}: {v}"
 
@@ -108,29 +136,42 @@ def test_mean_over_zero_weight_is_nan(sk, dtype, eps):
 # ----------------------------------------------------------------------------------------------
 # Labels or probability targets
 # ----------------------------------------------------------------------------------------------
-CE_KERNELS = ("cross_entropy", "cross_entropy_grad", "softmax_cross_entropy",
-              "softmax_cross_entropy_grad", "softmax_cross_entropy_with_grad")
+CE_KERNELS = (
+    "cross_entropy",
+    "cross_entropy_grad",
+    "softmax_cross_entropy",
+    "softmax_cross_entropy_grad",
+    "softmax_cross_entropy_with_grad",
+)
 
 
 @pytest.mark.parametrize("name", CE_KERNELS)
 def test_probability_targets_in_0_1(sk, name):
     f = getattr(sk, name)
     for first, target, shown in (
-            ([.5, .5, .5], [2.0, 2.0, 2.0], "got 2.0 at index 0"),        # labels as floats
-            ([0.5, 0.5], [1.0, -100.0], "got -100.0 at index 1"),
-            ([[.2, .5, .3], [.5, .1, .4]], [[0, 1, 0], [0, 1.5, 0]], r"got 1.5 at index \(1, 1\)"),
-            (np.float32([.2, .5, .3]), np.float32([0, -0.25, 1]), "got -0.25 at index 1")):
+        ([0.5, 0.5, 0.5], [2.0, 2.0, 2.0], "got 2.0 at index 0"),  # labels as floats
+        ([0.5, 0.5], [1.0, -100.0], "got -100.0 at index 1"),
+        (
+            [[0.2, 0.5, 0.3], [0.5, 0.1, 0.4]],
+            [[0, 1, 0], [0, 1.5, 0]],
+            r"got 1.5 at index \(1, 1\)",
+        ),
+        (np.float32([0.2, 0.5, 0.3]), np.float32([0, -0.25, 1]), "got -0.25 at index 1"),
+    ):
         first = np.asarray(first, dtype=getattr(first, "dtype", np.float64))
         target = np.asarray(target, dtype=first.dtype)
-        with pytest.raises(ValueError, match=rf"^target: expected probability targets in "
-                                             rf"\[0, 1\].*integers.*{shown}"):
+        with pytest.raises(
+            ValueError,
+            match=rf"^target: expected probability targets in "
+            rf"\[0, 1\].*integers.*{shown}",
+        ):
             f(first, target)
     # in [0, 1], NaN and -0.0 pass; and a bad probs is reported before the target
-    f(np.array([.2, .5, .3]), np.array([np.nan, -0.0, 1.0]))
-    f(np.array([.2, .5, .3]), np.array([0.0, 1.0, 0.0]))
+    f(np.array([0.2, 0.5, 0.3]), np.array([np.nan, -0.0, 1.0]))
+    f(np.array([0.2, 0.5, 0.3]), np.array([0.0, 1.0, 0.0]))
     if name.startswith("cross"):
         with pytest.raises(ValueError, match="^probs: .*got 1.5"):
-            f(np.array([.2, 1.5, .3]), np.array([2.0, 2.0, 2.0]))
+            f(np.array([0.2, 1.5, 0.3]), np.array([2.0, 2.0, 2.0]))
 
 
 # ----------------------------------------------------------------------------------------------
@@ -150,19 +191,30 @@ def test_integer_and_bool_arrays_are_converted(sk, dtype, int_dtype):
     w_list = np.array([1, 0, 2, 1]).astype(int_dtype).astype(float).tolist()
     y_int = (rng.random((3, 4)) > 0.5).astype(int_dtype)
     y_float = y_int.astype(dtype)
-    for name in ("cross_entropy", "cross_entropy_grad", "softmax_cross_entropy",
-                 "softmax_cross_entropy_with_grad"):
+    for name in (
+        "cross_entropy",
+        "cross_entropy_grad",
+        "softmax_cross_entropy",
+        "softmax_cross_entropy_with_grad",
+    ):
         first = p if name.startswith("cross") else z
         f = getattr(sk, name)
         _same(f(first, labels, weight=w_int), f(first, labels, weight=w_list), dtype, name)
-    for name in ("binary_cross_entropy", "binary_cross_entropy_grad",
-                 "sigmoid_binary_cross_entropy_with_grad"):
+    for name in (
+        "binary_cross_entropy",
+        "binary_cross_entropy_grad",
+        "sigmoid_binary_cross_entropy_with_grad",
+    ):
         first = p if name.startswith("binary") else z
         f = getattr(sk, name)
         opts = {"pos_weight": w_int} if name.startswith("sigmoid") else {}
         opts_list = {"pos_weight": w_list} if opts else {}
-        _same(f(first, y_int, weight=w_int, **opts), f(first, y_float, weight=w_list,
-                                                       **opts_list), dtype, name)
+        _same(
+            f(first, y_int, weight=w_int, **opts),
+            f(first, y_float, weight=w_list, **opts_list),
+            dtype,
+            name,
+        )
     g_int = np.array([[1, 0, 0, 1], [0, 1, 1, 0], [1, 1, 0, 0]]).astype(int_dtype)
     _same(sk.softmax_vjp(z, g_int), sk.softmax_vjp(z, g_int.astype(dtype)), dtype, "vjp")
 
@@ -175,13 +227,19 @@ def _same(a, b, dtype, what):
 
 def test_other_float_and_non_real_arrays_are_refused(sk):
     z = np.zeros((2, 3), dtype=np.float32)
-    with pytest.raises(TypeError, match=r"^weight: expected dtype float32 .*got float64: "
-                                        r"float32 and float64 arrays are never mixed "
-                                        r"\(integer and bool arrays.*are converted\)"):
+    with pytest.raises(
+        TypeError,
+        match=r"^weight: expected dtype float32 .*got float64: "
+        r"float32 and float64 arrays are never mixed "
+        r"\(integer and bool arrays.*are converted\)",
+    ):
         sk.softmax_cross_entropy(z, np.array([0, 1]), weight=np.ones(3))
     for bad in (np.ones(3, dtype=np.complex64), np.array(["a", "b", "c"])):
-        with pytest.raises(TypeError, match=r"^weight: expected real numbers, got an array of "
-                                            r"dtype"):
+        with pytest.raises(
+            TypeError,
+            match=r"^weight: expected real numbers, got an array of "
+            r"dtype",
+        ):
             sk.softmax_cross_entropy(z, np.array([0, 1]), weight=bad)
 
 
@@ -194,8 +252,12 @@ def test_zero_d_arrays_are_scalars(sk):
     for eps in (np.array(0.25), np.array(0.25, dtype=np.float32), np.float32(0.25)):
         for red in ("sum", np.array("sum")):
             for ii in (3, np.array(3), np.array(3, dtype=np.uint8)):
-                _same(f(z, labels, reduction=red, label_smoothing=eps, ignore_index=ii), want,
-                      np.float64, f"{eps!r} {red!r} {ii!r}")
+                _same(
+                    f(z, labels, reduction=red, label_smoothing=eps, ignore_index=ii),
+                    want,
+                    np.float64,
+                    f"{eps!r} {red!r} {ii!r}",
+                )
     _same(sk.softmax(z, axis=np.array(0)), sk.softmax(z, axis=0), np.float64, "axis")
 
 
@@ -204,19 +266,38 @@ def test_scalar_option_messages_say_what_was_given(sk):
     labels = np.array([0, 1])
     f = sk.softmax_cross_entropy
     for kwargs, exc, pattern in (
-            ({"label_smoothing": np.array([0.25])}, TypeError,
-             r"^label_smoothing: expected a number in \[0, 1\], got an array of shape \(1,\) "
-             r"\(a scalar was expected\)$"),
-            ({"label_smoothing": np.array(True)}, TypeError,
-             r"^label_smoothing: expected a number in \[0, 1\], got True \(a 0-d bool array\)$"),
-            ({"label_smoothing": np.array(1.5)}, ValueError,
-             r"^label_smoothing: expected a number in \[0, 1\], got 1.5$"),
-            ({"ignore_index": np.array([1, 2])}, TypeError,
-             r"^ignore_index: expected an integer, got an array of shape \(2,\)"),
-            ({"ignore_index": np.array(1.0)}, TypeError,
-             r"^ignore_index: expected an integer, got 1.0 \(a 0-d float64 array\)$"),
-            ({"reduction": np.array(["sum"])}, ValueError,
-             r"^reduction: expected 'none', 'mean' or 'sum', got an array of shape \(1,\)")):
+        (
+            {"label_smoothing": np.array([0.25])},
+            TypeError,
+            r"^label_smoothing: expected a number in \[0, 1\], got an array of shape \(1,\) "
+            r"\(a scalar was expected\)$",
+        ),
+        (
+            {"label_smoothing": np.array(True)},
+            TypeError,
+            r"^label_smoothing: expected a number in \[0, 1\], got True \(a 0-d bool array\)$",
+        ),
+        (
+            {"label_smoothing": np.array(1.5)},
+            ValueError,
+            r"^label_smoothing: expected a number in \[0, 1\], got 1.5$",
+        ),
+        (
+            {"ignore_index": np.array([1, 2])},
+            TypeError,
+            r"^ignore_index: expected an integer, got an array of shape \(2,\)",
+        ),
+        (
+            {"ignore_index": np.array(1.0)},
+            TypeError,
+            r"^ignore_index: expected an integer, got 1.0 \(a 0-d float64 array\)$",
+        ),
+        (
+            {"reduction": np.array(["sum"])},
+            ValueError,
+            r"^reduction: expected 'none', 'mean' or 'sum', got an array of shape \(1,\)",
+        ),
+    ):
         with pytest.raises(exc, match=pattern):
             f(z, labels, **kwargs)
     with pytest.raises(TypeError, match=r"^axis: expected an integer, got an array of shape"):

@@ -2,6 +2,7 @@
 to 1, gradient rows sum to 0 for proper targets (the target sums to 1, no weights), losses are
 non-negative, and gradients agree with finite differences of the losses (float64).
 """
+
 from __future__ import annotations
 
 import os
@@ -26,8 +27,9 @@ def logits(draw, max_abs=None, min_k=1):
     n = draw(st.integers(1, 5))
     k = draw(st.integers(min_k, 9))
     bound = max_abs if max_abs is not None else float(np.finfo(dt).max) / 4
-    elements = st.floats(-bound, bound, allow_nan=False, allow_infinity=False,
-                         width=np.finfo(dt).bits)
+    elements = st.floats(
+        -bound, bound, allow_nan=False, allow_infinity=False, width=np.finfo(dt).bits
+    )
     return dt, draw(hnp.arrays(dt, (n, k), elements=elements))
 
 
@@ -52,8 +54,9 @@ def test_softmax_rows_sum_to_one(case):
     dt, z = case
     p = sk.softmax(z)
     assert p.dtype == dt and np.all(p >= 0) and np.all(p <= 1)
-    np.testing.assert_allclose(p.sum(axis=-1, dtype=np.float64), 1, rtol=0,
-                               atol=2 * z.shape[1] * eps_of(dt))
+    np.testing.assert_allclose(
+        p.sum(axis=-1, dtype=np.float64), 1, rtol=0, atol=2 * z.shape[1] * eps_of(dt)
+    )
     lp = sk.log_softmax(z)
     assert np.all(lp <= 0) and np.all(np.isfinite(sk.logsumexp(z)))
     assert np.all(sk.logsumexp(z) >= z.max(axis=-1))
@@ -64,8 +67,7 @@ def test_softmax_rows_sum_to_one(case):
 def test_softmax_is_shift_invariant(case, c):
     dt, z = case
     shifted = (z.astype(np.float64) + c).astype(dt)
-    np.testing.assert_allclose(sk.softmax(shifted), sk.softmax(z), rtol=0,
-                               atol=400 * eps_of(dt))
+    np.testing.assert_allclose(sk.softmax(shifted), sk.softmax(z), rtol=0, atol=400 * eps_of(dt))
 
 
 @SETTINGS
@@ -76,11 +78,13 @@ def test_gradient_rows_sum_to_zero_for_proper_targets(data, case, eps):
     grad = sk.softmax_cross_entropy_grad(z, target, label_smoothing=eps, reduction="sum")
     assert grad.dtype == dt
     # p sum(y~) - y~ sums to (sum p - 1) sum(y~): a few ulps per entry
-    np.testing.assert_allclose(grad.sum(axis=-1, dtype=np.float64), 0, rtol=0,
-                               atol=4 * z.shape[1] * eps_of(dt))
+    np.testing.assert_allclose(
+        grad.sum(axis=-1, dtype=np.float64), 0, rtol=0, atol=4 * z.shape[1] * eps_of(dt)
+    )
     jac = sk.softmax_jacobian(z)
-    np.testing.assert_allclose(jac.sum(axis=1, dtype=np.float64), 0, rtol=0,
-                               atol=4 * z.shape[1] * eps_of(dt))
+    np.testing.assert_allclose(
+        jac.sum(axis=1, dtype=np.float64), 0, rtol=0, atol=4 * z.shape[1] * eps_of(dt)
+    )
 
 
 @SETTINGS
@@ -89,8 +93,7 @@ def test_losses_are_non_negative(data, case, eps):
     dt, z = case
     target = data.draw(proper_target(z.shape, dt))
     weight = data.draw(hnp.arrays(dt, (z.shape[1],), elements=st.floats(0, 10, width=32)))
-    loss = sk.softmax_cross_entropy(z, target, reduction="none", weight=weight,
-                                    label_smoothing=eps)
+    loss = sk.softmax_cross_entropy(z, target, reduction="none", weight=weight, label_smoothing=eps)
     assert np.all(loss >= 0), loss
     p = sk.softmax(z)
     assert np.all(sk.cross_entropy(p, target, reduction="none", label_smoothing=eps) >= 0)
@@ -115,9 +118,16 @@ moderate = st.floats(-8, 8, allow_nan=False)
 
 
 @SETTINGS
-@given(st.data(), hnp.arrays(np.float64, hnp.array_shapes(min_dims=2, max_dims=2, min_side=1,
-                                                           max_side=5), elements=moderate),
-       st.floats(0, 1), st.sampled_from(["mean", "sum", "none"]))
+@given(
+    st.data(),
+    hnp.arrays(
+        np.float64,
+        hnp.array_shapes(min_dims=2, max_dims=2, min_side=1, max_side=5),
+        elements=moderate,
+    ),
+    st.floats(0, 1),
+    st.sampled_from(["mean", "sum", "none"]),
+)
 def test_gradients_match_finite_differences(data, z, eps, reduction):
     target = data.draw(proper_target(z.shape, np.float64))
     weight = data.draw(hnp.arrays(np.float64, (z.shape[1],), elements=st.floats(0.1, 3)))
@@ -132,8 +142,9 @@ def test_gradients_match_finite_differences(data, z, eps, reduction):
     y = data.draw(hnp.arrays(np.float64, z.shape, elements=st.floats(0, 1)))
     pw = data.draw(hnp.arrays(np.float64, z.shape[1:], elements=st.floats(0, 3)))
     got = sk.sigmoid_binary_cross_entropy_grad(z, y, reduction=reduction, pos_weight=pw)
-    fd = _central(total(sk.sigmoid_binary_cross_entropy, z, y, reduction=reduction,
-                        pos_weight=pw), z, 1e-6)
+    fd = _central(
+        total(sk.sigmoid_binary_cross_entropy, z, y, reduction=reduction, pos_weight=pw), z, 1e-6
+    )
     np.testing.assert_allclose(got, fd, rtol=1e-6, atol=1e-7)
     p = np.clip(sk.sigmoid(z), 0.05, 0.95)
     got = sk.binary_cross_entropy_grad(p, y, reduction=reduction)
@@ -142,8 +153,13 @@ def test_gradients_match_finite_differences(data, z, eps, reduction):
 
 
 @SETTINGS
-@given(hnp.arrays(np.float64, hnp.array_shapes(max_dims=3),
-                  elements=st.floats(allow_nan=False, allow_infinity=False)))
+@given(
+    hnp.arrays(
+        np.float64,
+        hnp.array_shapes(max_dims=3),
+        elements=st.floats(allow_nan=False, allow_infinity=False),
+    )
+)
 def test_sigmoid_is_a_probability_and_symmetric(x):
     s = sk.sigmoid(x)
     assert np.all((s >= 0) & (s <= 1))

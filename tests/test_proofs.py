@@ -1,4 +1,5 @@
 """Proofs: every step verified; a wrong step, a wrong case or a wrong conclusion is rejected."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -20,10 +21,18 @@ def test_proof_verifies(name):
 
 
 def test_cover_the_derivations_the_issue_lists():
-    assert {"sigmoid_grad", "softmax_jacobian", "cross_entropy_grad",
-            "softmax_cross_entropy_grad", "cross_entropy_label_grad", "binary_cross_entropy_grad",
-            "sigmoid_binary_cross_entropy_grad", "batch_softmax_cross_entropy_grad",
-            "exp_range_reduction", "weighted_target"} <= set(ALL)
+    assert {
+        "sigmoid_grad",
+        "softmax_jacobian",
+        "cross_entropy_grad",
+        "softmax_cross_entropy_grad",
+        "cross_entropy_label_grad",
+        "binary_cross_entropy_grad",
+        "sigmoid_binary_cross_entropy_grad",
+        "batch_softmax_cross_entropy_grad",
+        "exp_range_reduction",
+        "weighted_target",
+    } <= set(ALL)
     # the Jacobian is proved by the two cases, as the seeds do
     blocks = [s.block for s in ALL["softmax_jacobian"].steps if s.block]
     assert blocks[:2] == [r"Case $i = j$", r"Case $i \neq j$"]
@@ -41,7 +50,7 @@ def test_broken_step_is_rejected_with_proof_and_step_named():
     with pytest.raises(ProofError) as err:
         verify(bad)
     msg = str(err.value)
-    assert "softmax_jacobian" in msg and "step 5" in msg   # numbered from 1, as printed
+    assert "softmax_jacobian" in msg and "step 5" in msg  # numbered from 1, as printed
 
 
 def test_sign_error_of_a_seed_is_rejected():
@@ -55,8 +64,9 @@ def test_sign_error_of_a_seed_is_rejected():
 def test_step_true_only_in_one_case_is_rejected_outside_it():
     p = ALL["softmax_jacobian"]
     # p_i (1 - p_i) holds for i = j only; claim it with no case condition
-    steps = list(p.steps[:5]) + [Step(m.p[m.i] * (1 - m.p[m.i]), "claimed for all i, j",
-                                      rules=(R.ALGEBRA,))]
+    steps = list(p.steps[:5]) + [
+        Step(m.p[m.i] * (1 - m.p[m.i]), "claimed for all i, j", rules=(R.ALGEBRA,))
+    ]
     with pytest.raises(ProofError, match="step 6"):
         verify(dataclasses.replace(p, steps=tuple(steps), result=None))
 
@@ -77,6 +87,7 @@ def test_conclusion_must_match_the_engine():
 
 def test_numeric_check_catches_what_symbolic_might_miss(monkeypatch):
     from symce import proof as proof_mod
+
     monkeypatch.setattr(proof_mod, "_symbolic_equal", lambda *a, **k: True)
     p = ALL["logsumexp_grad"]
     bad = _replace_step(p, 3, 2 * m.p[m.j])
@@ -87,9 +98,13 @@ def test_numeric_check_catches_what_symbolic_might_miss(monkeypatch):
 def test_true_but_unproved_step_is_not_called_false(monkeypatch):
     # issue 9: "cannot show equal" read like "false"; a true step SymPy cannot prove says so
     from symce import proof as proof_mod
+
     original, second = proof_mod._symbolic_equal, ALL["logsumexp_grad"].steps[1].expr
-    monkeypatch.setattr(proof_mod, "_symbolic_equal",
-                        lambda a, b, *r, **k: False if b == second else original(a, b, *r, **k))
+    monkeypatch.setattr(
+        proof_mod,
+        "_symbolic_equal",
+        lambda a, b, *r, **k: False if b == second else original(a, b, *r, **k),
+    )
     with pytest.raises(ProofError) as err:
         verify(ALL["logsumexp_grad"])
     msg = str(err.value)
@@ -99,6 +114,7 @@ def test_true_but_unproved_step_is_not_called_false(monkeypatch):
 
 def test_numeric_check_uses_n_different_from_k():
     from symce import proof as proof_mod
+
     assert all(nv != kv for nv, kv in proof_mod.NUMERIC_NK)
     assert any(nv < kv for nv, kv in proof_mod.NUMERIC_NK)
     assert any(nv > kv for nv, kv in proof_mod.NUMERIC_NK)
@@ -106,14 +122,17 @@ def test_numeric_check_uses_n_different_from_k():
 
 def test_index_choices_reach_both_ends_of_each_range():
     import random
+
     from symce import proof as proof_mod
+
     choices = proof_mod._index_choices([m.j, m.m], 4, 2, (), random.Random(0))
-    assert {c[m.j] for c in choices} >= {1, 4}        # classes: 1..K with K = 4
-    assert {c[m.m] for c in choices} >= {1, 2}        # samples: 1..N with N = 2
+    assert {c[m.j] for c in choices} >= {1, 4}  # classes: 1..K with K = 4
+    assert {c[m.m] for c in choices} >= {1, 2}  # samples: 1..N with N = 2
 
 
 def test_sifting_needs_the_index_in_range():
     from symce import rewrite
+
     d = sp.KroneckerDelta(m.m, m.n)
     f = sp.Function("f")
     # m ranges over 1..N: a sum over 1..N sifts, a sum over 1..K does not (N and K differ)
@@ -155,10 +174,11 @@ def test_exp_cody_waite_wrong_sign_is_rejected():
 
 def test_exp_cody_waite_constant_with_too_many_bits_is_rejected(monkeypatch):
     from symce import proofs as proofs_mod
+
     table = {k: dict(v) for k, v in proofs_mod.CODY_WAITE.items()}
-    table["float32"]["hi"] = "0.693147182"          # ln 2 rounded to float32: 24 significant bits
+    table["float32"]["hi"] = "0.693147182"  # ln 2 rounded to float32: 24 significant bits
     monkeypatch.setattr(proofs_mod, "CODY_WAITE", table)
     ok, detail = proofs_mod._check_exact_product("float32")
     assert not ok and "float32" in detail
-    table["float32"]["degree"] = 5                  # the Taylor bound then misses 2^-24
+    table["float32"]["degree"] = 5  # the Taylor bound then misses 2^-24
     assert not proofs_mod._check_taylor("float32")[0]

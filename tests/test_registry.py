@@ -4,6 +4,7 @@ Language-independent: the registry's slots (form="closed") against the raw model
 their sp.diff derivatives (form="raw"), both evaluated with mpmath at 50 digits, on random and
 adversarial inputs, with every option.
 """
+
 from __future__ import annotations
 
 import itertools
@@ -32,9 +33,19 @@ def _close(a, b):
 
 
 def test_slots_use_only_kernel_locals_and_known_functions():
-    known = {sp.exp, sp.log, functions.log1p, functions.expm1, functions.softplus,
-             functions.clamp_min, functions.mul0, functions.sigmoid, functions.two_sum_err,
-             sp.Abs, sp.Max}
+    known = {
+        sp.exp,
+        sp.log,
+        functions.log1p,
+        functions.expm1,
+        functions.softplus,
+        functions.clamp_min,
+        functions.mul0,
+        functions.sigmoid,
+        functions.two_sum_err,
+        sp.Abs,
+        sp.Max,
+    }
     for kern in REG.values():
         for slot, expr in kern.slots.items():
             assert expr.free_symbols <= set(kernels.LOCALS.values()), (kern.name, slot)
@@ -72,8 +83,10 @@ def test_rowwise_slots_equal_definitions(name, rows):
 
 def test_vjp_slot_equals_jacobian_transpose_times_g():
     z, g = ROWS["random"], RNG.standard_normal((3, 4))
-    _close(reference.evaluate("softmax_vjp", z, g, form="closed"),
-           reference.evaluate("softmax_vjp", z, g, form="raw"))
+    _close(
+        reference.evaluate("softmax_vjp", z, g, form="closed"),
+        reference.evaluate("softmax_vjp", z, g, form="raw"),
+    )
 
 
 @pytest.mark.parametrize("name", ["sigmoid", "sigmoid_grad"])
@@ -82,28 +95,47 @@ def test_elementwise_slots(name):
     _close(reference.evaluate(name, x, form="closed"), reference.evaluate(name, x, form="raw"))
 
 
-CE_OPTIONS = [dict(weight=w, label_smoothing=e, reduction=r)
-              for w, e, r in itertools.product([None, [0.5, 2.0, 1.0, 3.0]], [0.0, 0.2],
-                                               ["none", "mean", "sum"])]
+CE_OPTIONS = [
+    dict(weight=w, label_smoothing=e, reduction=r)
+    for w, e, r in itertools.product(
+        [None, [0.5, 2.0, 1.0, 3.0]], [0.0, 0.2], ["none", "mean", "sum"]
+    )
+]
 
 
-@pytest.mark.parametrize("name", ["softmax_cross_entropy", "softmax_cross_entropy_grad",
-                                  "cross_entropy", "cross_entropy_grad"])
+@pytest.mark.parametrize(
+    "name",
+    ["softmax_cross_entropy", "softmax_cross_entropy_grad", "cross_entropy", "cross_entropy_grad"],
+)
 @pytest.mark.parametrize("opts", CE_OPTIONS, ids=lambda o: "-".join(map(str, o.values())))
 def test_ce_slots_equal_definitions(name, opts):
     z = ROWS["random"]
-    x = z if "softmax" in name else reference.np.asarray(
-        [[float(v) for v in row] for row in reference.evaluate("softmax", z)])
+    x = (
+        z
+        if "softmax" in name
+        else reference.np.asarray(
+            [[float(v) for v in row] for row in reference.evaluate("softmax", z)]
+        )
+    )
     labels = np.array([0, 3, -100])
     soft = np.abs(RNG.standard_normal((3, 4))) + 0.1
     soft /= soft.sum(axis=1, keepdims=True)
     for target in (labels, soft):
-        _close(reference.evaluate(name, x, target, form="closed", **opts),
-               reference.evaluate(name, x, target, form="raw", **opts))
+        _close(
+            reference.evaluate(name, x, target, form="closed", **opts),
+            reference.evaluate(name, x, target, form="raw", **opts),
+        )
 
 
-@pytest.mark.parametrize("name", ["binary_cross_entropy", "binary_cross_entropy_grad",
-                                  "sigmoid_binary_cross_entropy", "sigmoid_binary_cross_entropy_grad"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "binary_cross_entropy",
+        "binary_cross_entropy_grad",
+        "sigmoid_binary_cross_entropy",
+        "sigmoid_binary_cross_entropy_grad",
+    ],
+)
 @pytest.mark.parametrize("reduction", ["none", "mean", "sum"])
 def test_bce_slots_equal_definitions(name, reduction):
     if name.startswith("sigmoid"):
@@ -113,8 +145,10 @@ def test_bce_slots_equal_definitions(name, reduction):
         x = np.array([[1e-6, 0.2, 0.5, 0.9], [0.999, 0.3, 0.7, 0.01]])
         extra = dict(weight=[[1.0, 2.0, 0.5, 1.0]])
     y = np.array([[0.0, 1.0, 0.3, 1.0], [1.0, 0.0, 0.5, 0.0]])
-    _close(reference.evaluate(name, x, y, form="closed", reduction=reduction, **extra),
-           reference.evaluate(name, x, y, form="raw", reduction=reduction, **extra))
+    _close(
+        reference.evaluate(name, x, y, form="closed", reduction=reduction, **extra),
+        reference.evaluate(name, x, y, form="raw", reduction=reduction, **extra),
+    )
 
 
 def test_log1p_form_keeps_dominant_class_accurate():

@@ -1,4 +1,5 @@
 """Published values from the seed articles, reproduced from the symbolic model (mpmath, 50 digits)."""
+
 from __future__ import annotations
 
 import mpmath
@@ -31,12 +32,15 @@ def test_cross_entropy_correct_class_3():
 def test_dog_example_exact_value():
     # seed 002: logits (1, 2, 0.5), true class "dog" = index 1 (0-based). The seed prints 0.462,
     # which comes from rounding q_1 to 0.63 before the log; the exact loss is 0.46436...
-    loss = reference.evaluate("softmax_cross_entropy", np.array([[1.0, 2.0, 0.5]]), np.array([1]),
-                              reduction="sum")
+    loss = reference.evaluate(
+        "softmax_cross_entropy", np.array([[1.0, 2.0, 0.5]]), np.array([1]), reduction="sum"
+    )
     assert abs(loss - mpmath.mpf("0.46436878410794484")) < 1e-15
     assert abs(loss - mpmath.mpf("0.462")) > 1e-3
     q = reference.evaluate("softmax", np.array([[1.0, 2.0, 0.5]]))[0]
-    assert abs(-mpmath.log(mpmath.mpf("0.63")) - mpmath.mpf("0.462")) < 1e-3  # where 0.462 came from
+    assert (
+        abs(-mpmath.log(mpmath.mpf("0.63")) - mpmath.mpf("0.462")) < 1e-3
+    )  # where 0.462 came from
     with mpmath.workdps(reference.DPS):
         assert abs(-mpmath.log(q[1]) - loss) < 1e-40
 

@@ -14,16 +14,18 @@
 * Label smoothing on a masked (-inf) class gives an infinite loss, in every reduction (the float64
   C kernels' compensated sums gave NaN: inf - inf in TwoSum's error term).
 """
+
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
+from symce import kernels as kr
+from symce.lang import numpy_backend
+
 import support
 from c_build import library
 from octave_runner import Batch, matlab_args, to_numpy_layout
-from symce import kernels as kr
-from symce.lang import numpy_backend
 
 DTYPES = (np.float32, np.float64)
 INF, NAN = np.inf, np.nan
@@ -35,8 +37,13 @@ def _plus_inf_rows(k, dtype):
     """Rows holding +inf (the issue's [1000, inf, 0], the dtype's largest finite values beside
     +inf, two +inf) padded to k classes with small logits, then a clean row."""
     big = float(np.finfo(dtype).max)
-    rows = [[1000.0, INF, 0.0], [big, INF, -big], [INF, 1.0, INF], [-INF, INF, 800.0],
-            [0.5, -1.0, 2.0]]
+    rows = [
+        [1000.0, INF, 0.0],
+        [big, INF, -big],
+        [INF, 1.0, INF],
+        [-INF, INF, 800.0],
+        [0.5, -1.0, 2.0],
+    ]
     pad = np.linspace(-2.0, 1.0, k - 3)
     return np.array([r + list(pad) for r in rows], dtype=dtype)
 
@@ -50,42 +57,79 @@ def _cases():
             z = _plus_inf_rows(k, dtype)
             g = np.linspace(-1.0, 1.0, z.size).reshape(z.shape).astype(dtype)
             for name in ROWWISE:
-                out.append((f"inf {dt} {k} {name}", name, (z, g) if name == "softmax_vjp" else (z,),
-                            {}))
+                out.append(
+                    (f"inf {dt} {k} {name}", name, (z, g) if name == "softmax_vjp" else (z,), {})
+                )
             labels = np.array([0, 1, 2, 0, 1])
             soft = np.full(z.shape, 1.0 / k, dtype=dtype)
             for name in CE:
                 for eps in (0.0, 0.1):
                     for tname, target in (("labels", labels), ("soft", soft)):
-                        out.append((f"inf {dt} {k} {name} {eps} {tname}", name, (z, target),
-                                    {"reduction": "none", "label_smoothing": eps}))
+                        out.append(
+                            (
+                                f"inf {dt} {k} {name} {eps} {tname}",
+                                name,
+                                (z, target),
+                                {"reduction": "none", "label_smoothing": eps},
+                            )
+                        )
         # a NaN logit where the label's class weight is 0; the second sample is clean
         z = np.array([[NAN, 1.0, 2.0], [1.0, 2.0, 3.0]], dtype=dtype)
         w = np.array([0.0, 1.0, 1.0], dtype=dtype)
         for name in CE:
             for red in ("none", "sum", "mean"):
-                out.append((f"nan {dt} {name} {red}", name, (z, np.array([0, 1])),
-                            {"reduction": red, "weight": w}))
+                out.append(
+                    (
+                        f"nan {dt} {name} {red}",
+                        name,
+                        (z, np.array([0, 1])),
+                        {"reduction": red, "weight": w},
+                    )
+                )
                 # an ignored sample is 0 and out of the mean, NaN logit or not
-                out.append((f"ignored {dt} {name} {red}", name, (z, np.array([-100, 1])),
-                            {"reduction": red, "weight": w}))
+                out.append(
+                    (
+                        f"ignored {dt} {name} {red}",
+                        name,
+                        (z, np.array([-100, 1])),
+                        {"reduction": red, "weight": w},
+                    )
+                )
             # probability target 0 where the weight is not, weight 0 where it is 1: y~ = 0
-            out.append((f"nan soft {dt} {name}", name,
-                        (z, np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]], dtype=dtype)),
-                        {"reduction": "none", "weight": w}))
+            out.append(
+                (
+                    f"nan soft {dt} {name}",
+                    name,
+                    (z, np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]], dtype=dtype)),
+                    {"reduction": "none", "weight": w},
+                )
+            )
         # cross-entropy from probabilities: a NaN probability at a class the label does not want
         probs = np.array([[NAN, 0.5, 0.5], [0.2, 0.3, 0.5]], dtype=dtype)
         for name in ("cross_entropy", "cross_entropy_grad"):
-            out.append((f"nan probs {dt} {name}", name, (probs, np.array([1, 2])),
-                        {"reduction": "none"}))
-            out.append((f"ignored probs {dt} {name}", name, (probs, np.array([-100, 2])),
-                        {"reduction": "none"}))
+            out.append(
+                (f"nan probs {dt} {name}", name, (probs, np.array([1, 2])), {"reduction": "none"})
+            )
+            out.append(
+                (
+                    f"ignored probs {dt} {name}",
+                    name,
+                    (probs, np.array([-100, 2])),
+                    {"reduction": "none"},
+                )
+            )
         # smoothing puts target on a masked (-inf) class: the loss is +inf (the compensated sums
         # of the float64 C kernels turned it into NaN), the gradient finite
         zm = np.array([[-INF, 0.0, 1.0], [0.5, 1.0, -1.0]], dtype=dtype)
         for red in ("none", "sum", "mean"):
-            out.append((f"masked {dt} {red}", "softmax_cross_entropy_with_grad",
-                        (zm, np.array([2, 0])), {"reduction": red, "label_smoothing": 0.1}))
+            out.append(
+                (
+                    f"masked {dt} {red}",
+                    "softmax_cross_entropy_with_grad",
+                    (zm, np.array([2, 0])),
+                    {"reduction": red, "label_smoothing": 0.1},
+                )
+            )
     return out
 
 
@@ -124,9 +168,12 @@ def matlab():
     for key, name, args, opts in CASES:
         res = results[keys[key]].check()
         outs = [o.name for o in kr.kernel(name).outputs]
-        out[key] = tuple(to_numpy_layout(name, v, output=o, reduction=opts.get("reduction", "mean"),
-                                         shape=np.shape(args[0]))
-                         for v, o in zip(res.values, outs))
+        out[key] = tuple(
+            to_numpy_layout(
+                name, v, output=o, reduction=opts.get("reduction", "mean"), shape=np.shape(args[0])
+            )
+            for v, o in zip(res.values, outs)
+        )
     return out
 
 
@@ -147,6 +194,7 @@ def run(request):
     def call(key):
         case = next(c for c in CASES if c[0] == key)
         return _run(lang, *case, clib=clib, matlab=mat)
+
     return call
 
 
@@ -170,7 +218,7 @@ def _plus_inf(key, case, outs):
     name = case[1]
     inf = np.isposinf(case[2][0][:4])
     for out in outs:
-        assert np.all(np.isfinite(out[4])), out           # the clean row
+        assert np.all(np.isfinite(out[4])), out  # the clean row
         rows = out[:4]
         if name == "softmax":
             assert np.all(np.isnan(rows[inf])) and np.all(rows[~inf] == 0), rows
@@ -232,22 +280,29 @@ def test_torch_agrees_on_the_nan_and_inf_losses():
     """PyTorch's numbers for the cross-entropy cases of this module (float64)."""
     torch = pytest.importorskip("torch")
     import torch.nn.functional as F
+
     z = np.array([[NAN, 1.0, 2.0], [1.0, 2.0, 3.0]])
     w = torch.tensor([0.0, 1.0, 1.0], dtype=torch.float64)
     loss = F.cross_entropy(torch.tensor(z), torch.tensor([0, 1]), weight=w, reduction="none")
-    ours = _sk().softmax_cross_entropy(z, np.array([0, 1]), reduction="none",
-                                       weight=w.numpy())
-    np.testing.assert_array_equal(loss.numpy(), ours)   # [nan, finite]: NaN kept
+    ours = _sk().softmax_cross_entropy(z, np.array([0, 1]), reduction="none", weight=w.numpy())
+    np.testing.assert_array_equal(loss.numpy(), ours)  # [nan, finite]: NaN kept
     loss = F.cross_entropy(torch.tensor(z), torch.tensor([-100, 1]), weight=w, reduction="none")
-    ours = _sk().softmax_cross_entropy(z, np.array([-100, 1]), reduction="none",
-                                       weight=w.numpy())
-    np.testing.assert_array_equal(loss.numpy(), ours)   # [0, finite]: ignored
+    ours = _sk().softmax_cross_entropy(z, np.array([-100, 1]), reduction="none", weight=w.numpy())
+    np.testing.assert_array_equal(loss.numpy(), ours)  # [0, finite]: ignored
     zi = _plus_inf_rows(3, np.float64)
     t = torch.tensor(zi, requires_grad=True)
     F.cross_entropy(t, torch.tensor([0, 1, 2, 0, 1]), reduction="sum").backward()
     ours = _sk().softmax_cross_entropy_with_grad(zi, np.array([0, 1, 2, 0, 1]), reduction="none")
-    for a, b in ((F.cross_entropy(torch.tensor(zi), torch.tensor([0, 1, 2, 0, 1]),
-                                  reduction="none").numpy(), ours[0]), (t.grad.numpy(), ours[1])):
+    for a, b in (
+        (
+            F.cross_entropy(
+                torch.tensor(zi), torch.tensor([0, 1, 2, 0, 1]), reduction="none"
+            ).numpy(),
+            ours[0],
+        ),
+        (t.grad.numpy(), ours[1]),
+    ):
         np.testing.assert_array_equal(np.isnan(a), np.isnan(b))
-    np.testing.assert_array_equal(torch.logsumexp(torch.tensor(zi), -1).numpy(),
-                                  _sk().logsumexp(zi))
+    np.testing.assert_array_equal(
+        torch.logsumexp(torch.tensor(zi), -1).numpy(), _sk().logsumexp(zi)
+    )

@@ -20,13 +20,14 @@ forms of symce's functions, only those some kernel uses.
 :func:`functions` describes every emitted C function (name, parameters and their roles); the
 tests use it to call the compiled library through ctypes.
 """
+
 from __future__ import annotations
 
 import math
 import re
 import textwrap
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache
 
 import sympy as sp
 from sympy.codegen.ast import float64, float80, real
@@ -54,26 +55,54 @@ from ..generate import Output
 # ----------------------------------------------------------------------------------------------
 DTYPES = {
     "f32": {"T": "float", "acc": "double", "compute": "f32c", "compute_by_family": {}},
-    "f64": {"T": "double", "acc": "double", "compute": "f64",
-            "compute_by_family": {"elementwise": "f80"}},
+    "f64": {
+        "T": "double",
+        "acc": "double",
+        "compute": "f64",
+        "compute_by_family": {"elementwise": "f80"},
+    },
 }
 CTYPES = {
-    "f32c": {"T": "double", "alias": float64, "sfx": "for_f32", "approx": "f32",
-             "exact_shift": True},
-    "f64": {"T": "double", "alias": float64, "sfx": "for_f64", "approx": "f64",
-            "exact_shift": False},
-    "f80": {"T": "long double", "alias": float80, "sfx": "ld", "approx": None,
-            "exact_shift": False},
+    "f32c": {
+        "T": "double",
+        "alias": float64,
+        "sfx": "for_f32",
+        "approx": "f32",
+        "exact_shift": True,
+    },
+    "f64": {
+        "T": "double",
+        "alias": float64,
+        "sfx": "for_f64",
+        "approx": "f64",
+        "exact_shift": False,
+    },
+    "f80": {
+        "T": "long double",
+        "alias": float80,
+        "sfx": "ld",
+        "approx": None,
+        "exact_shift": False,
+    },
 }
-DTYPES_FOR = {"f32c": "float", "f64": "double", "f80": "double"}  # whose kernels a compute type serves
+DTYPES_FOR = {
+    "f32c": "float",
+    "f64": "double",
+    "f80": "double",
+}  # whose kernels a compute type serves
 ROW_FAMILIES = ("rowwise", "ce_logits")  # families with the per-row statistics (shift, Srest)
-STASH = 2048         # a row of up to this many classes keeps its exponentials on the stack
-SMALL_K = 16         # up to this many classes, the row statistics are computed ROWS rows at a time
+STASH = 2048  # a row of up to this many classes keeps its exponentials on the stack
+SMALL_K = 16  # up to this many classes, the row statistics are computed ROWS rows at a time
 ROWS = 64
 MAX_LANES = {"float": 32, "double": 16}  # partial maxima of the row max (measured fastest)
-WIDE_FAMILIES = ("elementwise", "bce", "ce_logits", "rowwise")  # kernels marked SYMCE_WIDE (the row statistics are too)
+WIDE_FAMILIES = (
+    "elementwise",
+    "bce",
+    "ce_logits",
+    "rowwise",
+)  # kernels marked SYMCE_WIDE (the row statistics are too)
 SUM_LANES = 16  # partial sums of a float kernel's row statistics (two 512-bit registers of double)
-BLOCK = 1024         # elements per block of the BCE kernels (their weight buffers on the stack)
+BLOCK = 1024  # elements per block of the BCE kernels (their weight buffers on the stack)
 
 
 def compute_dtype(dtype: str, family: str) -> str:
@@ -84,14 +113,16 @@ def compute_dtype(dtype: str, family: str) -> str:
 
 # kernel-local symbol -> C variable name; anything else in a slot is an error
 LOCAL_NAMES = {name: name for name in kr.LOCALS}
-LOCAL_NAMES.update({
-    "K": "k_real",       # the class count as a real (the size parameter k is a size_t)
-    "Srest": "srest",
-    "x": "xv",           # x, g and z are also the names of input arrays
-    "g": "gv",
-    "z": "zv",
-    "label_smoothing": "eps",  # the option, converted once to the compute type (float -> double)
-})
+LOCAL_NAMES.update(
+    {
+        "K": "k_real",  # the class count as a real (the size parameter k is a size_t)
+        "Srest": "srest",
+        "x": "xv",  # x, g and z are also the names of input arrays
+        "g": "gv",
+        "z": "zv",
+        "label_smoothing": "eps",  # the option, converted once to the compute type (float -> double)
+    }
+)
 
 # the per-class slots of the row families, in dependency order
 CLASS_SLOTS = ("zs", "zlo", "e", "em1", "p", "pc")
@@ -99,32 +130,64 @@ JACOBIAN_BLOCK = 64  # columns of the Jacobian whose p_j are kept on the stack
 
 # symce's functions -> static helpers in symce.c, suffixed per compute type; callees first
 HELPERS = ("clamp_min", "mul0", "softplus", "sigmoid", "two_sum_err")
-_HELPER_CLASSES = {"clamp_min": clamp_min, "mul0": mul0, "softplus": softplus,
-                   "sigmoid": sigmoid, "two_sum_err": two_sum_err}
+_HELPER_CLASSES = {
+    "clamp_min": clamp_min,
+    "mul0": mul0,
+    "softplus": softplus,
+    "sigmoid": sigmoid,
+    "two_sum_err": two_sum_err,
+}
 
 # (name, value, message): symce_strerror's table and the header's documentation.  One code per
 # cause; each message names the argument, what was expected and what was found.  Values are
 # stable: -5 was SYMCE_ERR_ARG (smoothing or reduction) until the two got their own codes.
 ERRORS = (
     ("SYMCE_OK", 0, "success"),
-    ("SYMCE_ERR_NULL", -1, "a required pointer argument is NULL (only weight and pos_weight may "
-                           "be NULL, for all ones)"),
-    ("SYMCE_ERR_SIZE", -2, "n, k (or count): expected buffer sizes that fit in size_t, got n*k "
-                           "(n*k*k for the Jacobian, count elementwise) elements that overflow it"),
-    ("SYMCE_ERR_LABEL", -3, "labels: expected class indices in [0, k) or ignore_index, got one "
-                            "outside"),
+    (
+        "SYMCE_ERR_NULL",
+        -1,
+        "a required pointer argument is NULL (only weight and pos_weight may "
+        "be NULL, for all ones)",
+    ),
+    (
+        "SYMCE_ERR_SIZE",
+        -2,
+        "n, k (or count): expected buffer sizes that fit in size_t, got n*k "
+        "(n*k*k for the Jacobian, count elementwise) elements that overflow it",
+    ),
+    (
+        "SYMCE_ERR_LABEL",
+        -3,
+        "labels: expected class indices in [0, k) or ignore_index, got one outside",
+    ),
     ("SYMCE_ERR_WEIGHT", -4, "weight: expected NULL or entries >= 0, got a negative or NaN entry"),
-    ("SYMCE_ERR_SMOOTHING", -5, "label_smoothing: expected a number in [0, 1], got one outside it "
-                                "or NaN"),
-    ("SYMCE_ERR_DOMAIN", -6, "probs: expected probabilities in [0, 1] (or NaN, which passes "
-                             "through), got one outside"),
-    ("SYMCE_ERR_REDUCTION", -7, "reduction: expected SYMCE_REDUCTION_NONE, _MEAN or _SUM, got "
-                                "another value"),
-    ("SYMCE_ERR_POS_WEIGHT", -8, "pos_weight: expected NULL or entries >= 0, got a negative or NaN "
-                                 "entry"),
+    (
+        "SYMCE_ERR_SMOOTHING",
+        -5,
+        "label_smoothing: expected a number in [0, 1], got one outside it or NaN",
+    ),
+    (
+        "SYMCE_ERR_DOMAIN",
+        -6,
+        "probs: expected probabilities in [0, 1] (or NaN, which passes through), got one outside",
+    ),
+    (
+        "SYMCE_ERR_REDUCTION",
+        -7,
+        "reduction: expected SYMCE_REDUCTION_NONE, _MEAN or _SUM, got another value",
+    ),
+    (
+        "SYMCE_ERR_POS_WEIGHT",
+        -8,
+        "pos_weight: expected NULL or entries >= 0, got a negative or NaN entry",
+    ),
     ("SYMCE_ERR_NO_CLASSES", -9, "k: expected at least 1 class per row, got 0"),
-    ("SYMCE_ERR_TARGET", -10, "target: expected probability targets in [0, 1] (or NaN, which "
-                              "passes through), got one outside"),
+    (
+        "SYMCE_ERR_TARGET",
+        -10,
+        "target: expected probability targets in [0, 1] (or NaN, which "
+        "passes through), got one outside",
+    ),
 )
 UNKNOWN_ERROR = "unknown symce error code"
 
@@ -141,7 +204,7 @@ def vectorised(cdtype: str) -> bool:
     return CTYPES[cdtype]["approx"] is not None
 
 
-class _log1p_s(sp.Function):  # noqa: N801 - printed as the float kernels' helper
+class _log1p_s(sp.Function):
     """log1p(v) given s = v/(2 + v): 2 atanh(s) (symce_log1p_s_for_f32)."""
 
     nargs = 1
@@ -149,35 +212,37 @@ class _log1p_s(sp.Function):  # noqa: N801 - printed as the float kernels' helpe
 
 def _log1p_by_s(expr):
     """log1p(a) -> log1p_s(a/(2 + a)): the float kernels' log1p on [0, 1] takes s."""
-    return expr.replace(lambda e: isinstance(e, log1p), lambda e: _log1p_s(e.args[0] / (2 + e.args[0])))
+    return expr.replace(
+        lambda e: isinstance(e, log1p), lambda e: _log1p_s(e.args[0] / (2 + e.args[0]))
+    )
 
 
-class _pick(sp.Function):  # noqa: N801 - printed as a C ternary
+class _pick(sp.Function):
     """cond ? a : b, printed as C's ternary: where GCC vectorises it with a blend (the BCE
     loops: measured 15% faster than symce_select's bit mask there)."""
 
     nargs = 3
 
 
-class _log1p01(sp.Function):  # noqa: N801 - printed as the double kernels' helper
+class _log1p01(sp.Function):
     """log1p(v) for v in [0, 1] (symce_log1p01_for_f64): vectorises, unlike libm's log1p."""
 
     nargs = 1
 
 
-class _isfinite(BooleanFunction):  # noqa: N801 - printed as C's isfinite
+class _isfinite(BooleanFunction):
     """isfinite(v): the condition of the TwoSum helper."""
 
     nargs = 1
 
 
-class _isnan(BooleanFunction):  # noqa: N801 - printed as symce_isnan (from the bits)
+class _isnan(BooleanFunction):
     """isnan(v), from the bit pattern: -ffast-math cannot assume it away."""
 
     nargs = 1
 
 
-class _iszero(BooleanFunction):  # noqa: N801 - printed as symce_iszero (from the bits)
+class _iszero(BooleanFunction):
     """v == 0 (either sign), from the bit pattern: never true for NaN, even under -ffast-math."""
 
     nargs = 1
@@ -194,13 +259,15 @@ class CPrinter(C99CodePrinter):
         self.names = LOCAL_NAMES if names is None else names
         user = {name: helper_name(name, cdtype) for name in HELPERS}
         if vectorised(cdtype):
-            user["exp"] = helper_name("exp", cdtype)   # symce's polynomial exp: vectorises
+            user["exp"] = helper_name("exp", cdtype)  # symce's polynomial exp: vectorises
         user.update(functions or {})
-        super().__init__({
-            "type_aliases": {real: CTYPES[cdtype]["alias"]},
-            "strict": True,
-            "user_functions": user,
-        })
+        super().__init__(
+            {
+                "type_aliases": {real: CTYPES[cdtype]["alias"]},
+                "strict": True,
+                "user_functions": user,
+            }
+        )
 
     def _print_Symbol(self, expr):
         if expr.name not in self.names:
@@ -243,8 +310,9 @@ class CPrinter(C99CodePrinter):
 
     def _print__iszero(self, expr):
         arg = self._print(expr.args[0])
-        return (f"symce_iszero({arg})" if vectorised(self.cdtype)
-                else f"symce_iszero((double)({arg}))")
+        return (
+            f"symce_iszero({arg})" if vectorised(self.cdtype) else f"symce_iszero((double)({arg}))"
+        )
 
     def _print_Not(self, expr):
         return f"!{self._print(expr.args[0])}"
@@ -286,36 +354,49 @@ def _helper_defs(cdtype: str):
     err_sym = steps[-1][0]
     if vectorised(cdtype):
         v = sp.Symbol("v", positive=True)
-        sig = (("t",), [(v, sp.exp(-sp.Abs(t)))],
-               sp.Piecewise((1, sp.GreaterThan(t, 0)), (v, True)) / (1 + v),
-               "1 / (1 + exp(-t)) as (t >= 0 ? 1 : v) / (1 + v), v = exp(-|t|): one exponential, "
-               "no overflow, about an ULP for every t")
+        sig = (
+            ("t",),
+            [(v, sp.exp(-sp.Abs(t)))],
+            sp.Piecewise((1, sp.GreaterThan(t, 0)), (v, True)) / (1 + v),
+            "1 / (1 + exp(-t)) as (t >= 0 ? 1 : v) / (1 + v), v = exp(-|t|): one exponential, "
+            "no overflow, about an ULP for every t",
+        )
     else:
         # expl's argument floored where exp is 0 even in long double: GCC's -ffast-math expl
         # (inline x87) gives NaN at -inf
         floor = sp.Integer(EXPL_FLOOR)
-        sig = (("t",), [],
-               sigmoid(t).stable().replace(sp.exp, lambda u: sp.exp(clamp_min(u, floor))),
-               "1 / (1 + exp(-t)): branch-free, no overflow, about an ULP for every t; exp's "
-               f"argument floored at {EXPL_FLOOR} (exp is 0 there in long double; -ffast-math's "
-               "expl gives NaN at -inf)")
+        sig = (
+            ("t",),
+            [],
+            sigmoid(t).stable().replace(sp.exp, lambda u: sp.exp(clamp_min(u, floor))),
+            "1 / (1 + exp(-t)): branch-free, no overflow, about an ULP for every t; exp's "
+            f"argument floored at {EXPL_FLOOR} (exp is 0 there in long double; -ffast-math's "
+            "expl gives NaN at -inf)",
+        )
     return {
         # max(x, lo) that keeps a NaN x: (x < lo) is false for NaN, and NaN is also told from its
         # bits, since -ffast-math lets the compiler turn the comparison into a max that drops it
-        "clamp_min": (("x", "lo"), [],
-                      sp.Piecewise((lo, sp.And(sp.StrictLessThan(xs, lo), sp.Not(_isnan(xs)))),
-                                   (xs, True)),
-                      "max(x, lo), propagating NaN in x (fmax would drop it)"),
-        "mul0": (("a", "b"), [], sp.Piecewise((0, sp.And(_iszero(a), sp.Not(_isnan(b)))),
-                                              (a * b, True)),
-                 "a * b, exactly 0 when a == 0 and b is not NaN (0 * inf = 0: a zero target at a "
-                 "-inf log; 0 * NaN = NaN: a NaN is never dropped); both tests from the bits"),
+        "clamp_min": (
+            ("x", "lo"),
+            [],
+            sp.Piecewise((lo, sp.And(sp.StrictLessThan(xs, lo), sp.Not(_isnan(xs)))), (xs, True)),
+            "max(x, lo), propagating NaN in x (fmax would drop it)",
+        ),
+        "mul0": (
+            ("a", "b"),
+            [],
+            sp.Piecewise((0, sp.And(_iszero(a), sp.Not(_isnan(b)))), (a * b, True)),
+            "a * b, exactly 0 when a == 0 and b is not NaN (0 * inf = 0: a zero target at a "
+            "-inf log; 0 * NaN = NaN: a NaN is never dropped); both tests from the bits",
+        ),
         "softplus": _softplus_def(cdtype, t),
         "sigmoid": sig,
-        "two_sum_err": (("a", "b"), steps,
-                        sp.Piecewise((err_sym, _isfinite(s_sym)), (0, True)),
-                        "the exact rounding error of a + b (Knuth's TwoSum), 0 when a + b is not "
-                        "finite"),
+        "two_sum_err": (
+            ("a", "b"),
+            steps,
+            sp.Piecewise((err_sym, _isfinite(s_sym)), (0, True)),
+            "the exact rounding error of a + b (Knuth's TwoSum), 0 when a + b is not finite",
+        ),
     }
 
 
@@ -356,12 +437,16 @@ def _exp_helper(cdtype: str, nonpositive: bool = False) -> dict:
     scheme = approx.SCHEMES[target]
     log2e, c_hi, c_lo = approx.cody_waite()
     shifter = _hexf(scheme.shifter)
-    lines = [f"const double kd0 = SYMCE_FMA(x, {_hexf(log2e)}, {shifter});  /* n in the low bits */",
-             f"const double kd = SYMCE_UNSHIFT(kd0, {shifter});"]
+    lines = [
+        f"const double kd0 = SYMCE_FMA(x, {_hexf(log2e)}, {shifter});  /* n in the low bits */",
+        f"const double kd = SYMCE_UNSHIFT(kd0, {shifter});",
+    ]
     if scheme.cody_waite:
-        lines += [f"double r = SYMCE_FMA(-kd, {_hexf(c_hi)}, x);  /* exact: C_hi has "
-                  f"{approx.CW_BITS} bits */",
-                  f"r = SYMCE_FMA(-kd, {_hexf(c_lo)}, r);"]
+        lines += [
+            f"double r = SYMCE_FMA(-kd, {_hexf(c_hi)}, x);  /* exact: C_hi has "
+            f"{approx.CW_BITS} bits */",
+            f"r = SYMCE_FMA(-kd, {_hexf(c_lo)}, r);",
+        ]
     else:
         lines += [f"const double r = SYMCE_FMA(-kd, {_hexf(c_hi + c_lo)}, x);"]
     coeffs = fit.coefficients
@@ -369,54 +454,77 @@ def _exp_helper(cdtype: str, nonpositive: bool = False) -> dict:
         lines.append(f"double q = {_hexf(coeffs[-1])};  /* P(r) = 1 + r + r^2 Q(r) */")
         for c in reversed(coeffs[2:-1]):
             lines.append(f"q = SYMCE_FMA(q, r, {_hexf(c)});")
-        lines += ["const double t = 1 + r;",
-                  "const double err = (1 - t) + r;  /* 1 + r = t + err exactly (Fast2Sum) */",
-                  "const double p = t + SYMCE_FMA(r * r, q, err);  /* one rounding at the end */"]
+        lines += [
+            "const double t = 1 + r;",
+            "const double err = (1 - t) + r;  /* 1 + r = t + err exactly (Fast2Sum) */",
+            "const double p = t + SYMCE_FMA(r * r, q, err);  /* one rounding at the end */",
+        ]
     else:
         lines.append(f"double p = {_hexf(coeffs[-1])};")
         for c in reversed(coeffs[:-1]):
             lines.append(f"p = SYMCE_FMA(p, r, {_hexf(c)});")
     if scheme.two_step:
-        lines += ["/* 2^n = 2^n1 2^n2, n1 = floor(n/2): both normal, so a subnormal result rounds "
-                  "once */",
-                  f"const uint64_t u = symce_bits(kd0) - (symce_bits({shifter}) - 2100u);  "
-                  "/* n + 2100 */",
-                  "const uint64_t u1 = u >> 1, u2 = u - u1;",
-                  "const double v = (p * symce_from_bits((u1 - 27u) << 52)) * "
-                  "symce_from_bits((u2 - 27u) << 52);"]
+        lines += [
+            "/* 2^n = 2^n1 2^n2, n1 = floor(n/2): both normal, so a subnormal result rounds "
+            "once */",
+            f"const uint64_t u = symce_bits(kd0) - (symce_bits({shifter}) - 2100u);  "
+            "/* n + 2100 */",
+            "const uint64_t u1 = u >> 1, u2 = u - u1;",
+            "const double v = (p * symce_from_bits((u1 - 27u) << 52)) * "
+            "symce_from_bits((u2 - 27u) << 52);",
+        ]
     else:
-        lines += ["const double v = p * symce_from_bits(symce_bits(kd0) << 52);  "
-                  "/* 2^n: the low bits of kd0 are n + 1023 */"]
+        lines += [
+            "const double v = p * symce_from_bits(symce_bits(kd0) << 52);  "
+            "/* 2^n: the low bits of kd0 are n + 1023 */"
+        ]
     lines.append(f"const uint64_t under = (uint64_t)0 - (uint64_t)(x < {scheme.lo!r});")
     if nonpositive:
         lines.append("const double e = symce_from_bits(symce_bits(v) & ~under);")
     else:
-        lines += [f"const uint64_t over = (uint64_t)0 - (uint64_t)(x > {scheme.hi!r});",
-                  "const double e = symce_from_bits((symce_bits(v) & ~(under | over)) | "
-                  "(UINT64_C(0x7ff0000000000000) & over));"]
+        lines += [
+            f"const uint64_t over = (uint64_t)0 - (uint64_t)(x > {scheme.hi!r});",
+            "const double e = symce_from_bits((symce_bits(v) & ~(under | over)) | "
+            "(UINT64_C(0x7ff0000000000000) & over));",
+        ]
     lines.append("return SYMCE_KEEP_NAN(x, e);")
-    ulps = (f"{fit.eval_ulps:.2f} ULP" if target == "f64"
-            else f"2^{math.log2(fit.eval_rel_error):.1f} relative")
-    flush = ("0 below -745.13 (subnormal results rounded once)" if scheme.two_step else
-             f"0 below {scheme.lo:g} (exp < 2^-1021: below float's range, never visible in a "
-             "float result)")
+    ulps = (
+        f"{fit.eval_ulps:.2f} ULP"
+        if target == "f64"
+        else f"2^{math.log2(fit.eval_rel_error):.1f} relative"
+    )
+    flush = (
+        "0 below -745.13 (subnormal results rounded once)"
+        if scheme.two_step
+        else f"0 below {scheme.lo:g} (exp < 2^-1021: below float's range, never visible in a "
+        "float result)"
+    )
     if nonpositive:
-        return {"signature": f"SYMCE_INLINE double {helper_name('exp_neg', cdtype)}(double x)",
-                "doc": [f"exp(x) for x <= 0 or NaN only, in double for the {DTYPES_FOR[cdtype]} "
-                        f"kernels: {helper_name('exp', cdtype)} (below) without its overflow "
-                        "test, for z - max in a row whose max is finite and for exp(-|t|)."],
-                "lines": lines}
-    doc = [f"exp(x) in double for the {DTYPES_FOR[cdtype]} kernels; derived by symce "
-           "(symce/approx.py, proof exp_range_reduction):",
-           f"x = n ln2 + r, n = round(x log2 e) by the 1.5*2^52 shifter, |r| <= ln2/2, "
-           + ("ln2 = C_hi + C_lo (Cody-Waite);" if scheme.cody_waite else "ln2 rounded to double;"),
-           f"exp(r) ~ P(r) = 1 + r + ... (degree {fit.degree}), minimax relative error "
-           f"2^{math.log2(fit.approx_error):.1f} (Remez, mpmath, coefficients rounded to double);",
-           f"evaluated in double, measured {ulps} against mpmath on {fit.eval_points} arguments, "
-           "with and without FMA;",
-           f"{flush}; -inf -> 0; NaN -> NaN; above {scheme.hi:g}, +inf."]
-    return {"signature": f"SYMCE_INLINE double {helper_name('exp', cdtype)}(double x)",
-            "doc": doc, "lines": lines}
+        return {
+            "signature": f"SYMCE_INLINE double {helper_name('exp_neg', cdtype)}(double x)",
+            "doc": [
+                f"exp(x) for x <= 0 or NaN only, in double for the {DTYPES_FOR[cdtype]} "
+                f"kernels: {helper_name('exp', cdtype)} (below) without its overflow "
+                "test, for z - max in a row whose max is finite and for exp(-|t|)."
+            ],
+            "lines": lines,
+        }
+    doc = [
+        f"exp(x) in double for the {DTYPES_FOR[cdtype]} kernels; derived by symce "
+        "(symce/approx.py, proof exp_range_reduction):",
+        "x = n ln2 + r, n = round(x log2 e) by the 1.5*2^52 shifter, |r| <= ln2/2, "
+        + ("ln2 = C_hi + C_lo (Cody-Waite);" if scheme.cody_waite else "ln2 rounded to double;"),
+        f"exp(r) ~ P(r) = 1 + r + ... (degree {fit.degree}), minimax relative error "
+        f"2^{math.log2(fit.approx_error):.1f} (Remez, mpmath, coefficients rounded to double);",
+        f"evaluated in double, measured {ulps} against mpmath on {fit.eval_points} arguments, "
+        "with and without FMA;",
+        f"{flush}; -inf -> 0; NaN -> NaN; above {scheme.hi:g}, +inf.",
+    ]
+    return {
+        "signature": f"SYMCE_INLINE double {helper_name('exp', cdtype)}(double x)",
+        "doc": doc,
+        "lines": lines,
+    }
 
 
 def _log1p_row_helper(cdtype: str) -> dict:
@@ -425,33 +533,40 @@ def _log1p_row_helper(cdtype: str) -> dict:
     fit = approx.log1p_any_approximation(CTYPES[cdtype]["approx"])
     _, c_hi, c_lo = approx.cody_waite()
     coeffs = fit.coefficients
-    lines = ["if (!symce_isfinite(s) || !(s >= 0)) return log1p(s);  /* NaN by its bits */",
-             "double e = 0, f = s;  /* 1 + s = (1 + f) 2^e, 1 + f in [1/sqrt2, sqrt2) */",
-             f"if (s > {_hexf(approx.SQRT2 - 1)}) {{",
-             "    const uint64_t b = symce_bits(1 + s);",
-             "    double m = symce_from_bits((b & UINT64_C(0x000fffffffffffff)) | "
-             "UINT64_C(0x3ff0000000000000));",
-             "    e = (double)(int)((b >> 52) - 1023u);",
-             f"    if (m > {_hexf(approx.SQRT2)}) {{",
-             "        m *= 0.5;",
-             "        e += 1;",
-             "    }",
-             "    f = m - 1;",
-             "}",
-             "const double t = f / (2 + f);  /* log(1 + f) = 2 atanh(t), |t| <= 0.172 */",
-             "const double w = t * t;",
-             f"double q = {_hexf(coeffs[-1])};"]
+    lines = [
+        "if (!symce_isfinite(s) || !(s >= 0)) return log1p(s);  /* NaN by its bits */",
+        "double e = 0, f = s;  /* 1 + s = (1 + f) 2^e, 1 + f in [1/sqrt2, sqrt2) */",
+        f"if (s > {_hexf(approx.SQRT2 - 1)}) {{",
+        "    const uint64_t b = symce_bits(1 + s);",
+        "    double m = symce_from_bits((b & UINT64_C(0x000fffffffffffff)) | "
+        "UINT64_C(0x3ff0000000000000));",
+        "    e = (double)(int)((b >> 52) - 1023u);",
+        f"    if (m > {_hexf(approx.SQRT2)}) {{",
+        "        m *= 0.5;",
+        "        e += 1;",
+        "    }",
+        "    f = m - 1;",
+        "}",
+        "const double t = f / (2 + f);  /* log(1 + f) = 2 atanh(t), |t| <= 0.172 */",
+        "const double w = t * t;",
+        f"double q = {_hexf(coeffs[-1])};",
+    ]
     lines += [f"q = SYMCE_FMA(q, w, {_hexf(c)});" for c in reversed(coeffs[:-1])]
     lines.append(f"return SYMCE_FMA(e, {_hexf(c_hi)}, SYMCE_FMA(e, {_hexf(c_lo)}, (t + t) * q));")
-    doc = [f"log1p(s) for s >= 0, in double for the {DTYPES_FOR[cdtype]} kernels (log1p(Srest), "
-           "once per row): e ln2 + 2 t Q(t^2)",
-           "with 1 + s = (1 + f) 2^e, t = f/(2 + f), f = s itself up to sqrt2 - 1 (no rounding "
-           f"of 1 + s near s = 0, nothing for -ffast-math to cancel); Q of degree {fit.degree},",
-           f"minimax relative error 2^{math.log2(fit.approx_error):.1f}; measured "
-           f"2^{math.log2(fit.eval_rel_error):.1f} relative against mpmath on {fit.eval_points} "
-           "arguments, with and without FMA."]
-    return {"signature": f"static inline double {helper_name('log1p', cdtype)}(double s)",
-            "doc": doc, "lines": lines}
+    doc = [
+        f"log1p(s) for s >= 0, in double for the {DTYPES_FOR[cdtype]} kernels (log1p(Srest), "
+        "once per row): e ln2 + 2 t Q(t^2)",
+        "with 1 + s = (1 + f) 2^e, t = f/(2 + f), f = s itself up to sqrt2 - 1 (no rounding "
+        f"of 1 + s near s = 0, nothing for -ffast-math to cancel); Q of degree {fit.degree},",
+        f"minimax relative error 2^{math.log2(fit.approx_error):.1f}; measured "
+        f"2^{math.log2(fit.eval_rel_error):.1f} relative against mpmath on {fit.eval_points} "
+        "arguments, with and without FMA.",
+    ]
+    return {
+        "signature": f"static inline double {helper_name('log1p', cdtype)}(double s)",
+        "doc": doc,
+        "lines": lines,
+    }
 
 
 def _log1p_s_helper(cdtype: str) -> dict:
@@ -459,18 +574,25 @@ def _log1p_s_helper(cdtype: str) -> dict:
     s = v/(2 + v) in [0, 1/3]: the caller forms s, so it can share the division."""
     fit = approx.log1p_approximation(CTYPES[cdtype]["approx"])
     coeffs = fit.coefficients
-    lines = ["const double u = s * s;  /* log1p(v) = 2 atanh(s) */",
-             f"double q = {_hexf(coeffs[-1])};"]
+    lines = [
+        "const double u = s * s;  /* log1p(v) = 2 atanh(s) */",
+        f"double q = {_hexf(coeffs[-1])};",
+    ]
     lines += [f"q = SYMCE_FMA(q, u, {_hexf(c)});" for c in reversed(coeffs[:-1])]
     lines.append("return (s + s) * q;")
-    doc = [f"log1p(v) for v in [0, 1], in double for the {DTYPES_FOR[cdtype]} kernels, given "
-           "s = v / (2 + v): 2 s Q(s^2);",
-           f"Q ~ atanh(s)/s of degree {fit.degree} in s^2, minimax relative error "
-           f"2^{math.log2(fit.approx_error):.1f} (Remez, mpmath);",
-           f"measured 2^{math.log2(fit.eval_rel_error):.1f} relative against mpmath on "
-           f"{fit.eval_points} arguments, with and without FMA; NaN -> NaN."]
-    return {"signature": f"SYMCE_INLINE double {helper_name('log1p_s', cdtype)}(double s)",
-            "doc": doc, "lines": lines}
+    doc = [
+        f"log1p(v) for v in [0, 1], in double for the {DTYPES_FOR[cdtype]} kernels, given "
+        "s = v / (2 + v): 2 s Q(s^2);",
+        f"Q ~ atanh(s)/s of degree {fit.degree} in s^2, minimax relative error "
+        f"2^{math.log2(fit.approx_error):.1f} (Remez, mpmath);",
+        f"measured 2^{math.log2(fit.eval_rel_error):.1f} relative against mpmath on "
+        f"{fit.eval_points} arguments, with and without FMA; NaN -> NaN.",
+    ]
+    return {
+        "signature": f"SYMCE_INLINE double {helper_name('log1p_s', cdtype)}(double s)",
+        "doc": doc,
+        "lines": lines,
+    }
 
 
 def _log1p01_helper(cdtype: str) -> dict:
@@ -480,40 +602,50 @@ def _log1p01_helper(cdtype: str) -> dict:
     2 s + 2 (s_lo + s u R(u)) with u = s^2 and atanh(s)/s = 1 + u R(u)."""
     fit = approx.log1p01_approximation(CTYPES[cdtype]["approx"])
     coeffs = fit.coefficients
-    lines = ["const double t = 2.0 + v;",
-             "const double et = (2.0 - t) + v;  /* t + et = 2 + v exactly */",
-             "const double s = v / t;",
-             "#if SYMCE_FUSED",
-             "const double rem = SYMCE_FMA(-s, t, v);  /* v - s t, exact */",
-             "#else",
-             "const double p = s * t;  /* Dekker: s t = p + pe exactly */",
-             "const double sc = 134217729.0 * s, tc = 134217729.0 * t;",
-             "const double sh = sc - (sc - s), sl = s - sh, th = tc - (tc - t), tl = t - th;",
-             "const double pe = ((sh * th - p) + sh * tl + sl * th) + sl * tl;",
-             "const double rem = (v - p) - pe;",
-             "#endif",
-             f"const double s_lo = (rem - s * et) * ({_hexf(approx.INV_2PV[0])} - v * "
-             f"{_hexf(approx.INV_2PV[1])});  /* / (2 + v), within 4% */",
-             "const double u = s * s;",
-             f"double r = {_hexf(coeffs[-1])};"]
+    lines = [
+        "const double t = 2.0 + v;",
+        "const double et = (2.0 - t) + v;  /* t + et = 2 + v exactly */",
+        "const double s = v / t;",
+        "#if SYMCE_FUSED",
+        "const double rem = SYMCE_FMA(-s, t, v);  /* v - s t, exact */",
+        "#else",
+        "const double p = s * t;  /* Dekker: s t = p + pe exactly */",
+        "const double sc = 134217729.0 * s, tc = 134217729.0 * t;",
+        "const double sh = sc - (sc - s), sl = s - sh, th = tc - (tc - t), tl = t - th;",
+        "const double pe = ((sh * th - p) + sh * tl + sl * th) + sl * tl;",
+        "const double rem = (v - p) - pe;",
+        "#endif",
+        f"const double s_lo = (rem - s * et) * ({_hexf(approx.INV_2PV[0])} - v * "
+        f"{_hexf(approx.INV_2PV[1])});  /* / (2 + v), within 4% */",
+        "const double u = s * s;",
+        f"double r = {_hexf(coeffs[-1])};",
+    ]
     lines += [f"r = SYMCE_FMA(r, u, {_hexf(c)});" for c in reversed(coeffs[1:-1])]
     lines += ["const double lo = SYMCE_FMA(s * u, r, s_lo);", "return (s + s) + (lo + lo);"]
-    doc = [f"log1p(v) for v in [0, 1], in double for the {DTYPES_FOR[cdtype]} kernels: s = v / (2 + v) "
-           "carried as s + s_lo, then 2 s + 2 (s_lo + s u R(u)), u = s^2;",
-           f"atanh(s)/s = 1 + u R(u) of degree {fit.degree} in u, minimax relative error "
-           f"2^{math.log2(fit.approx_error):.1f} (Remez, mpmath); measured {fit.eval_ulps:.2f} ULP "
-           f"against mpmath on {fit.eval_points} arguments, with and without FMA (within 2^-1074 "
-           "for a subnormal v); NaN -> NaN."]
-    return {"signature": f"SYMCE_INLINE double {helper_name('log1p01', cdtype)}(double v)",
-            "doc": doc, "lines": lines}
+    doc = [
+        f"log1p(v) for v in [0, 1], in double for the {DTYPES_FOR[cdtype]} kernels: s = v / (2 + v) "
+        "carried as s + s_lo, then 2 s + 2 (s_lo + s u R(u)), u = s^2;",
+        f"atanh(s)/s = 1 + u R(u) of degree {fit.degree} in u, minimax relative error "
+        f"2^{math.log2(fit.approx_error):.1f} (Remez, mpmath); measured {fit.eval_ulps:.2f} ULP "
+        f"against mpmath on {fit.eval_points} arguments, with and without FMA (within 2^-1074 "
+        "for a subnormal v); NaN -> NaN.",
+    ]
+    return {
+        "signature": f"SYMCE_INLINE double {helper_name('log1p01', cdtype)}(double v)",
+        "doc": doc,
+        "lines": lines,
+    }
 
 
 def _callees(defs, fn):
     """The helpers helper ``fn`` calls (directly)."""
     _, steps, body, _ = defs[fn]
     exprs = [body] + [expr for _, expr in steps]
-    return {name for name, cls in _HELPER_CLASSES.items() if name != fn
-            and any(e.atoms(cls) for e in exprs)}
+    return {
+        name
+        for name, cls in _HELPER_CLASSES.items()
+        if name != fn and any(e.atoms(cls) for e in exprs)
+    }
 
 
 def _helpers(cdtype: str, used=None):
@@ -535,10 +667,15 @@ def _helpers(cdtype: str, used=None):
         names = {n: n for n in args}
         names.update({sym.name: sym.name for sym, _ in steps})
         pr = CPrinter(cdtype, names, _helper_functions(cdtype, fn))
-        out.append({"name": helper_name(fn, cdtype), "args": list(args),
-                    "statements": [{"name": sym.name, "expr": pr.doprint(expr)}
-                                   for sym, expr in steps],
-                    "body": pr.doprint(body), "doc": doc})
+        out.append(
+            {
+                "name": helper_name(fn, cdtype),
+                "args": list(args),
+                "statements": [{"name": sym.name, "expr": pr.doprint(expr)} for sym, expr in steps],
+                "body": pr.doprint(body),
+                "doc": doc,
+            }
+        )
     return out
 
 
@@ -570,18 +707,23 @@ def used_helpers(printed=None) -> dict:
     """{compute type: [helpers the printed code calls directly]} over every emitted function
     (only those: an unused static function is a warning); ``printed``: _printed_by_type()."""
     printed = _printed_by_type() if printed is None else printed
-    used = {cdt: {n for expr in exprs for n, cls in _HELPER_CLASSES.items() if expr.atoms(cls)}
-            for cdt, exprs in printed.items()}
-    return {cdt: [fn for fn in HELPERS if fn in names]
-            for cdt, names in sorted(used.items(), key=lambda kv: list(CTYPES).index(kv[0]))
-            if names}
+    used = {
+        cdt: {n for expr in exprs for n, cls in _HELPER_CLASSES.items() if expr.atoms(cls)}
+        for cdt, exprs in printed.items()
+    }
+    return {
+        cdt: [fn for fn in HELPERS if fn in names]
+        for cdt, names in sorted(used.items(), key=lambda kv: list(CTYPES).index(kv[0]))
+        if names
+    }
 
 
 def _uses_log1p_s(cdtype: str, printed: dict, used: dict) -> bool:
     """Whether the code in ``cdtype`` calls the float kernels' log1p on [0, 1] (see _log1p_s)."""
     wanted = {h["name"] for h in _helpers(cdtype, used.get(cdtype, []))}
     return helper_name("softplus", cdtype) in wanted or any(
-        expr.has(_log1p_s) for expr in printed.get(cdtype, []))
+        expr.has(_log1p_s) for expr in printed.get(cdtype, [])
+    )
 
 
 def checks_domain(kern) -> bool:
@@ -607,7 +749,7 @@ class CFunction:
     cname: str
     kernel: str
     dtype: str
-    soft: bool            # CE family: probability targets (the _soft variant)
+    soft: bool  # CE family: probability targets (the _soft variant)
     params: tuple
 
 
@@ -623,9 +765,11 @@ def _loss_doc(fam):
 def _params(kern, soft):
     fam = kern.family
     if fam == "elementwise":
-        return (Param("count", "size", "number of elements; may be 0"),
-                Param("x", "in", "[count] input"),
-                Param("out", "out", f"[count] {kern.outputs[0].doc}"))
+        return (
+            Param("count", "size", "number of elements; may be 0"),
+            Param("x", "in", "[count] input"),
+            Param("out", "out", f"[count] {kern.outputs[0].doc}"),
+        )
     if fam == "rowwise":
         ps = [_N, _K, Param("z", "in", "[n*k] logits, row-major (one row per sample)")]
         if kern.name == "softmax_vjp":
@@ -635,22 +779,45 @@ def _params(kern, soft):
         return tuple(ps)
     if fam in ("ce_probs", "ce_logits"):
         x = "probs" if fam == "ce_probs" else "logits"
-        xdoc = ("[n*k] class probabilities, row-major" if fam == "ce_probs"
-                else "[n*k] logits (unnormalised scores), row-major")
+        xdoc = (
+            "[n*k] class probabilities, row-major"
+            if fam == "ce_probs"
+            else "[n*k] logits (unnormalised scores), row-major"
+        )
         ps = [_N, _K, Param(x, "in", xdoc)]
         if soft:
-            ps.append(Param("target", "target", "[n*k] probability target per row" + (
-                " (need not sum to 1: the gradient is p sum(y~) - y~)" if fam == "ce_logits" else "")))
+            ps.append(
+                Param(
+                    "target",
+                    "target",
+                    "[n*k] probability target per row"
+                    + (
+                        " (need not sum to 1: the gradient is p sum(y~) - y~)"
+                        if fam == "ce_logits"
+                        else ""
+                    ),
+                )
+            )
         else:
             ps.append(Param("labels", "labels", "[n] class index per sample, 0-based"))
         ps.append(Param("weight", "weight", "[k] class weights, or NULL for all ones"))
         if not soft:
-            ps.append(Param("ignore_index", "ignore_index",
-                            "label that marks an ignored sample (PyTorch: -100): loss 0, gradient "
-                            "row 0, not in the mean divisor"))
-        ps.append(Param("label_smoothing", "label_smoothing",
-                        "epsilon in [0, 1]; 0 for none (a double in both dtypes: checked, and the "
-                        "target y~ formed, in double)"))
+            ps.append(
+                Param(
+                    "ignore_index",
+                    "ignore_index",
+                    "label that marks an ignored sample (PyTorch: -100): loss 0, gradient "
+                    "row 0, not in the mean divisor",
+                )
+            )
+        ps.append(
+            Param(
+                "label_smoothing",
+                "label_smoothing",
+                "epsilon in [0, 1]; 0 for none (a double in both dtypes: checked, and the "
+                "target y~ formed, in double)",
+            )
+        )
         ps.append(Param("reduction", "reduction", "SYMCE_REDUCTION_NONE, _MEAN or _SUM"))
         outs = [o.name for o in kern.outputs]
         if "loss" in outs:
@@ -660,17 +827,32 @@ def _params(kern, soft):
         return tuple(ps)
     if fam == "bce":
         x = "logits" if kern.name.startswith("sigmoid") else "probs"
-        ps = [_N, _K,
-              Param(x, "in", "[n*k] " + ("logits" if x == "logits" else "probabilities in [0, 1]")),
-              Param("target", "target", "[n*k] targets in [0, 1]"),
-              Param("weight", "weight", "[n*k] element weights, or NULL for all ones")]
+        ps = [
+            _N,
+            _K,
+            Param(x, "in", "[n*k] " + ("logits" if x == "logits" else "probabilities in [0, 1]")),
+            Param("target", "target", "[n*k] targets in [0, 1]"),
+            Param("weight", "weight", "[n*k] element weights, or NULL for all ones"),
+        ]
         if "pos_weight" in kern.options:
-            ps.append(Param("pos_weight", "pos_weight",
-                            "[k] weight of the positive term per column, or NULL for all ones"))
+            ps.append(
+                Param(
+                    "pos_weight",
+                    "pos_weight",
+                    "[k] weight of the positive term per column, or NULL for all ones",
+                )
+            )
         ps.append(Param("reduction", "reduction", "SYMCE_REDUCTION_NONE, _MEAN or _SUM"))
         for out in (o.name for o in kern.outputs):  # loss, then grad
-            ps.append(Param(out, "out", _loss_doc(fam) if out == "loss"
-                            else "[n*k] gradient of the reduced loss w.r.t. " + x))
+            ps.append(
+                Param(
+                    out,
+                    "out",
+                    _loss_doc(fam)
+                    if out == "loss"
+                    else "[n*k] gradient of the reduced loss w.r.t. " + x,
+                )
+            )
         return tuple(ps)
     raise ValueError(f"unknown family {fam!r}")
 
@@ -718,9 +900,13 @@ def _errors_for(fn: CFunction, kern):
     if "count" not in [p.name for p in fn.params]:
         codes.append("SYMCE_ERR_NO_CLASSES")
     codes.append("SYMCE_ERR_SIZE")
-    for role, code in (("label_smoothing", "SYMCE_ERR_SMOOTHING"),
-                       ("reduction", "SYMCE_ERR_REDUCTION"), ("weight", "SYMCE_ERR_WEIGHT"),
-                       ("pos_weight", "SYMCE_ERR_POS_WEIGHT"), ("labels", "SYMCE_ERR_LABEL")):
+    for role, code in (
+        ("label_smoothing", "SYMCE_ERR_SMOOTHING"),
+        ("reduction", "SYMCE_ERR_REDUCTION"),
+        ("weight", "SYMCE_ERR_WEIGHT"),
+        ("pos_weight", "SYMCE_ERR_POS_WEIGHT"),
+        ("labels", "SYMCE_ERR_LABEL"),
+    ):
         if role in roles:
             codes.append(code)
     if checks_domain(kern):
@@ -739,23 +925,29 @@ _SYMBOL_DOC = {
     "z": "z = the logit",
     "shift": "shift = the row max (if not finite: the largest finite z, or 0), a = its index",
     "Srest": "Srest = S - 1 = sum_{j != a} e_j + em1_a",
-    "p_i": "p_i, p_j, pc_i = p, p, pc of classes i, j", "p_j": "", "pc_i": "",
+    "p_i": "p_i, p_j, pc_i = p, p, pc of classes i, j",
+    "p_j": "",
+    "pc_i": "",
     "delta": "delta = Kronecker delta_ij",
     "g": "g = the upstream gradient",
     "gesum": "gesum = sum_j g_j e_j",
     "dot": "dot = <g, p> = gesum / (1 + Srest)",
-    "yt": "yt = y~_c", "ysum": "ysum = sum_c y~_c", "p": "p = probs[i*k + c]",
-    "prob": "prob = the probability", "y": "y = the target", "pw": "pw = pos_weight[column]",
+    "yt": "yt = y~_c",
+    "ysum": "ysum = sum_c y~_c",
+    "p": "p = probs[i*k + c]",
+    "prob": "prob = the probability",
+    "y": "y = the target",
+    "pw": "pw = pos_weight[column]",
 }
 _FUNCTION_DOC = {
     "softplus": "softplus(t) = log(1 + exp(t)), evaluated as max(t, 0) + log1p(exp(-|t|)).",
     "clamp_min": "clamp_min(v, lo) = max(v, lo), keeping a NaN v (PyTorch's clamps: logs at -100, "
-                 "gradient denominators at 1e-12).",
+    "gradient denominators at 1e-12).",
     "mul0": "mul0(a, b) = a*b, and exactly 0 when a = 0 and b is not NaN (a zero target times "
-            "log 0 is 0; 0 times NaN stays NaN).",
+    "log 0 is 0; 0 times NaN stays NaN).",
     "sigmoid": "sigmoid(t) = 1/(1 + exp(-t)), evaluated as exp(min(t, 0))/(1 + exp(-|t|)).",
     "two_sum_err": "two_sum_err(a, b) = the exact rounding error of a + b (Knuth's TwoSum; 0 if "
-                   "a + b is not finite), so zs + zlo = z - shift exactly.",
+    "a + b is not finite), so zs + zlo = z - shift exactly.",
 }
 _FAMILY_SYMBOL_DOC = {"bce": {"x": "x = the logit"}}
 
@@ -772,8 +964,14 @@ def _legend(kern):
 
 def _wrapped(text, indent, hang=None):
     hang = indent if hang is None else hang
-    return textwrap.wrap(text, _DOC_WIDTH, initial_indent=indent, subsequent_indent=hang,
-                         break_long_words=False, break_on_hyphens=False)
+    return textwrap.wrap(
+        text,
+        _DOC_WIDTH,
+        initial_indent=indent,
+        subsequent_indent=hang,
+        break_long_words=False,
+        break_on_hyphens=False,
+    )
 
 
 def _doc(fn: CFunction, kern) -> list:
@@ -783,11 +981,14 @@ def _doc(fn: CFunction, kern) -> list:
     lines += _wrapped(kern.doc_formula, "    ", "      ")
     if fam in ("ce_probs", "ce_logits"):
         slot = kern.slots["yt_soft" if fn.soft else "yt_label"]
-        legend = ("y = target[i*k + c]" if fn.soft
-                  else "t = labels[i], hot = [c == t], w_t = weight[t]")
-        lines += ["  with the effective target of class c:",
-                  f"    y~_c = {sp.sstr(slot)}",
-                  f"    ({legend}, w_k = weight[c], K = k)"]
+        legend = (
+            "y = target[i*k + c]" if fn.soft else "t = labels[i], hot = [c == t], w_t = weight[t]"
+        )
+        lines += [
+            "  with the effective target of class c:",
+            f"    y~_c = {sp.sstr(slot)}",
+            f"    ({legend}, w_k = weight[c], K = k)",
+        ]
     # the registry's stable forms: exactly what the code evaluates
     lines += _wrapped(f"computed as ({_legend(kern)}):", "  ", "    ")
     for name, expr in kern.slots.items():
@@ -805,32 +1006,41 @@ def _doc(fn: CFunction, kern) -> list:
         lines += _wrapped(p.doc, f"  {p.name.ljust(width)}  ", " " * (width + 4))
     notes = []
     if fam in ("ce_probs", "ce_logits", "bce"):
-        div = {"bce": "n*k"}.get(fam, "n" if fn.soft else
-                                 "the summed weight[t] of the kept (not ignored) samples")
+        div = {"bce": "n*k"}.get(
+            fam, "n" if fn.soft else "the summed weight[t] of the kept (not ignored) samples"
+        )
         notes.append(f"mean divides by {div}; n = 0 gives NaN for mean and 0 for sum.")
         if any(p.name == "grad" for p in fn.params):
             notes.append("The gradient is that of the reduced loss (for none, each sample's own).")
     if kern.name == "softmax_cross_entropy_with_grad":
-        notes.append("One pass per row: its max, then Srest and sum y~, then loss and gradient "
-                     "together; the same numbers as the separate loss and gradient kernels.")
+        notes.append(
+            "One pass per row: its max, then Srest and sum y~, then loss and gradient "
+            "together; the same numbers as the separate loss and gradient kernels."
+        )
     if kern.name == "sigmoid_binary_cross_entropy_with_grad":
-        notes.append("One pass over the elements, loss and gradient together; the same numbers "
-                     "as the separate loss and gradient kernels.")
+        notes.append(
+            "One pass over the elements, loss and gradient together; the same numbers "
+            "as the separate loss and gradient kernels."
+        )
     layout = _ROWWISE_LAYOUT.get(kern.name) if fam == "rowwise" else None
     if layout == "jacobian":
-        notes.append(f"No allocation: p_j of {JACOBIAN_BLOCK} columns at a time is kept on the "
-                     "stack in the compute type, p_i and pc_i are computed per row of J.")
+        notes.append(
+            f"No allocation: p_j of {JACOBIAN_BLOCK} columns at a time is kept on the "
+            "stack in the compute type, p_i and pc_i are computed per row of J."
+        )
     if layout == "vjp":
-        notes.append("No allocation: p is computed twice per class, for <g, p> and for the "
-                     "output.")
+        notes.append("No allocation: p is computed twice per class, for <g, p> and for the output.")
     if notes:
         lines.append("")
         for note in notes:
             lines += _wrapped(note, "  ")
     lines.append("")
     codes = _errors_for(fn, kern)
-    lines += _wrapped("Returns SYMCE_OK, or " + ", ".join(codes) + " (checked in that order, "
-                      "before anything is written).", "")
+    lines += _wrapped(
+        "Returns SYMCE_OK, or " + ", ".join(codes) + " (checked in that order, "
+        "before anything is written).",
+        "",
+    )
     return lines
 
 
@@ -870,9 +1080,12 @@ def local_slots(kern, cdtype: str) -> dict:
     sl = dict(kern.slots)
     if CTYPES[cdtype]["exact_shift"]:
         zero = {kr.zlo: sp.S.Zero}
-        sl = {name: expr.xreplace(zero).replace(
-            lambda t: isinstance(t, mul0) and t.args[0] == 0, lambda t: sp.S.Zero)
-            for name, expr in sl.items()}
+        sl = {
+            name: expr.xreplace(zero).replace(
+                lambda t: isinstance(t, mul0) and t.args[0] == 0, lambda t: sp.S.Zero
+            )
+            for name, expr in sl.items()
+        }
         if "zlo" in sl:
             sl["zlo"] = sp.S.Zero
     return sl
@@ -893,8 +1106,11 @@ def _lets(sl, exprs, pr, provided=(), rename=None):
                 todo += [s.name for s in sl[name].free_symbols]
     if rename:
         pr = CPrinter(pr.cdtype, {**pr.names, **rename})
-    return [{"name": rename.get(name, LOCAL_NAMES[name]), "expr": pr.doprint(sl[name])}
-            for name in CLASS_SLOTS if name in needed and name not in provided]
+    return [
+        {"name": rename.get(name, LOCAL_NAMES[name]), "expr": pr.doprint(sl[name])}
+        for name in CLASS_SLOTS
+        if name in needed and name not in provided
+    ]
 
 
 def _words(code: str) -> set:
@@ -915,8 +1131,11 @@ def _hoist(exprs, names, cdtype):
                 calls.append(f)
     subs = {}
     for f in calls:
-        cname = type(f).__name__ + "_" + "_".join(LOCAL_NAMES[s.name] for s in
-                                                  sorted(f.free_symbols, key=lambda s: s.name))
+        cname = (
+            type(f).__name__
+            + "_"
+            + "_".join(LOCAL_NAMES[s.name] for s in sorted(f.free_symbols, key=lambda s: s.name))
+        )
         subs[f] = sp.Symbol(cname, real=True)
     if CTYPES[cdtype]["exact_shift"]:
         subs[1 / (kr.Srest + 1)] = sp.Symbol("inv_srest", positive=True)
@@ -943,8 +1162,13 @@ def _split_target(sl):
     yt = sl["yt_label"]
     A = sp.expand(yt).coeff(kr.hot)
     B = sp.expand(yt - A * kr.hot)
-    if B.has(kr.hot) or A.has(kr.hot) or A.has(kr.w_k) or sp.diff(B, kr.w_k, 2) != 0 \
-            or B.subs(kr.w_k, 0) != 0:
+    if (
+        B.has(kr.hot)
+        or A.has(kr.hot)
+        or A.has(kr.w_k)
+        or sp.diff(B, kr.w_k, 2) != 0
+        or B.subs(kr.w_k, 0) != 0
+    ):
         raise ValueError(f"the label target {yt} is not A [c == t] + B w_c")
     wsum = sp.Symbol("wsum", positive=True)
     return A, B, yt.subs({kr.hot: 1, kr.w_k: kr.w_t}), A + B.subs(kr.w_k, wsum)
@@ -958,8 +1182,7 @@ def _fold_in_e(out, sl, row_symbols):
     full = out.xreplace({kr.p: sl["p"]}) if "p" in sl else out
     G = sp.diff(full, kr.e)
     H = full.subs(kr.e, 0)
-    if not {s.name for s in G.free_symbols} <= row_symbols \
-            or sp.expand(full - (kr.e * G + H)) != 0:
+    if not {s.name for s in G.free_symbols} <= row_symbols or sp.expand(full - (kr.e * G + H)) != 0:
         return None
     return G, H
 
@@ -1027,16 +1250,29 @@ def _row_code(kern, cdtype, layout, soft=False):
             if sym.name in CLASS_SLOTS and sym.name in sl:
                 todo.append(sl[sym.name])
     # the float kernels' log1p(Srest): symce's, once per row (libm's would dominate at K = 10)
-    pr = CPrinter(cdtype, names, {"log1p": helper_name("log1p", cdtype)}
-                  if CTYPES[cdtype]["approx"] == "f32" else None)
-    code = {"hoisted": [{"name": pr.doprint(sym), "expr": pr.doprint(val)}
-                        for val, sym in subs.items() if sym in used],
-            "row_values": []}
-    if kern.family == "ce_logits" and not soft and "grad_off" in outs \
-            and CTYPES[cdtype]["exact_shift"]:
+    pr = CPrinter(
+        cdtype,
+        names,
+        {"log1p": helper_name("log1p", cdtype)} if CTYPES[cdtype]["approx"] == "f32" else None,
+    )
+    code = {
+        "hoisted": [
+            {"name": pr.doprint(sym), "expr": pr.doprint(val)}
+            for val, sym in subs.items()
+            if sym in used
+        ],
+        "row_values": [],
+    }
+    if (
+        kern.family == "ce_logits"
+        and not soft
+        and "grad_off" in outs
+        and CTYPES[cdtype]["exact_shift"]
+    ):
         # the off-label gradient e gmul + H: one multiply-add per class instead of four products
-        row_symbols = {"scale", "ysum", "wsum", "w_t", "label_smoothing", "K"} \
-            | {sym.name for sym in subs.values()}
+        row_symbols = {"scale", "ysum", "wsum", "w_t", "label_smoothing", "K"} | {
+            sym.name for sym in subs.values()
+        }
         folded = _fold_in_e(outs["grad_off"], sl, row_symbols)
         if folded is not None:
             gmul = sp.Symbol("gmul", real=True)
@@ -1049,14 +1285,19 @@ def _row_code(kern, cdtype, layout, soft=False):
         code["lets_i"] = _lets(sl, (kr.p, kr.pc), pr, rename={"p": "p_i", "pc": "pc_i"})
         return code
     # per-class loops: which read e (from the stash, or a recomputed chunk) and which need z
-    per_class = {k: v for k, v in outs.items()
-                 if k not in ("dot", "ysum", "yt_on", "loss_on", "grad_on")}
+    per_class = {
+        k: v for k, v in outs.items() if k not in ("dot", "ysum", "yt_on", "loss_on", "grad_on")
+    }
     code["lets"] = {k: _lets(sl, (v,), pr, provided=("e",)) for k, v in per_class.items()}
-    code["needs_z"] = {k: any("zv" in _words(let["expr"]) for let in lets)
-                       or "zv" in _words(code["out"][k])
-                       for k, lets in code["lets"].items()}
-    code["needs_e"] = {k: any(let["name"] != "e" and "e" in _words(let["expr"]) for let in lets)
-                       or "e" in _words(code["out"][k]) for k, lets in code["lets"].items()}
+    code["needs_z"] = {
+        k: any("zv" in _words(let["expr"]) for let in lets) or "zv" in _words(code["out"][k])
+        for k, lets in code["lets"].items()
+    }
+    code["needs_e"] = {
+        k: any(let["name"] != "e" and "e" in _words(let["expr"]) for let in lets)
+        or "e" in _words(code["out"][k])
+        for k, lets in code["lets"].items()
+    }
     if kern.family == "ce_logits" and "grad" in sl:
         # rows whose max is not finite: the gradient slot as it stands, class by class (1 - p by
         # expm1; NaN wherever the slot gives NaN)
@@ -1087,9 +1328,12 @@ def _printed_slots(kern, cdtype):
             if name in sl:
                 out[name] = pr.doprint(sl[name])
     elif fam == "bce":
-        out.update(_bce_printed({name: kr.w * sl[name] for name in ("loss", "grad") if name in sl},
-                                (), cdtype))
-        out["plain"] = None   # the unit-weight forms, where weights change the slots' shape
+        out.update(
+            _bce_printed(
+                {name: kr.w * sl[name] for name in ("loss", "grad") if name in sl}, (), cdtype
+            )
+        )
+        out["plain"] = None  # the unit-weight forms, where weights change the slots' shape
         if sl.get("loss", sl.get("grad")).has(kr.pw):
             out["plain"] = _bce_printed(*_unit_weight_slots(sl, cdtype), cdtype)
             if out["plain"]["first"] != out["first"]:  # the template computes them once for both
@@ -1107,15 +1351,17 @@ def _bce_printed(exprs, extra, cdtype):
     names = dict(LOCAL_NAMES, **{sym.name: sym.name for sym, _ in lets})
     # log1p(v) of v = exp(-|x|) in [0, 1]: the float kernels' polynomial for that interval
     pr = CPrinter(cdtype, names, _helper_functions(cdtype, "bce"))
-    out = {"first": [{"name": sym.name, "expr": pr.doprint(val)} for sym, val in lets
-                     if sym in first],
-           "lets": [{"name": sym.name, "expr": pr.doprint(val)} for sym, val in lets
-                    if sym not in first]}
+    out = {
+        "first": [{"name": sym.name, "expr": pr.doprint(val)} for sym, val in lets if sym in first],
+        "lets": [
+            {"name": sym.name, "expr": pr.doprint(val)} for sym, val in lets if sym not in first
+        ],
+    }
     out.update({name: pr.doprint(e) for name, e in exprs.items()})
     return out
 
 
-@lru_cache(maxsize=None)
+@cache
 def _softplus_reflection_holds():
     """softplus(-t) = softplus(t) - t, checked by SymPy (once per process)."""
     t = sp.Symbol("t", real=True)
@@ -1141,8 +1387,8 @@ def _unit_weight_slots(sl, cdtype):
             loss = sp.expand(loss.xreplace({softplus(-x): softplus(x) - x}))
             if sp.expand(loss - (softplus(x) - x * y)) != 0:
                 raise AssertionError(f"unexpected unit-weight loss {loss}")
-            mxy = sp.Symbol("mxy", real=True)   # max(x, 0) - x y, its own statement
-            out["loss"] = softplus(x) - clamp_min(x, 0) + mxy       # = log1p(v) + mxy
+            mxy = sp.Symbol("mxy", real=True)  # max(x, 0) - x y, its own statement
+            out["loss"] = softplus(x) - clamp_min(x, 0) + mxy  # = log1p(v) + mxy
             return out, [(mxy, clamp_min(x, 0) - x * y)]
         out["loss"] = loss
     return out, []
@@ -1167,9 +1413,12 @@ def _shared_exponential(exprs, cdtype):
     # sigmoid(-x) = (-x >= 0 ? 1 : v) r is written (x >= 0 ? v : 1) r, one test for both
     # sigmoid(+-x): the two differ only at x = 0, where v = exp(-0) = 1 exactly (a NaN x makes v
     # and r NaN either way)
-    sub = {softplus(x): clamp_min(x, 0) + lp, softplus(-x): clamp_min(-x, 0) + lp,
-           sigmoid(x): _pick(sp.GreaterThan(x, 0), 1, v) * r,
-           sigmoid(-x): _pick(sp.GreaterThan(x, 0), v, 1) * r}
+    sub = {
+        softplus(x): clamp_min(x, 0) + lp,
+        softplus(-x): clamp_min(-x, 0) + lp,
+        sigmoid(x): _pick(sp.GreaterThan(x, 0), 1, v) * r,
+        sigmoid(-x): _pick(sp.GreaterThan(x, 0), v, 1) * r,
+    }
     out = {name: e.xreplace(sub) for name, e in exprs.items()}
     lets = [(v, sp.exp(-sp.Abs(x)))]
     need_lp, need_r = (any(e.has(sym) for e in out.values()) for sym in (lp, r))
@@ -1180,17 +1429,33 @@ def _shared_exponential(exprs, cdtype):
         lets += [(d, 1 / ((1 + v) * (2 + v))), (r, (2 + v) * d), (lp, _log1p_s(v * (1 + v) * d))]
         return out, lets, [v, d]
     if need_lp:
-        lets.append((lp, {"f32": _log1p_by_s(log1p(v)), "f64": _log1p01(v)}.get(
-            CTYPES[cdtype]["approx"], log1p(v))))
+        lets.append(
+            (
+                lp,
+                {"f32": _log1p_by_s(log1p(v)), "f64": _log1p01(v)}.get(
+                    CTYPES[cdtype]["approx"], log1p(v)
+                ),
+            )
+        )
     if need_r:
         lets.append((r, 1 / (1 + v)))
     return out, lets, []
 
 
-_PARTIAL = {"elementwise": "elementwise", "rowwise": "rowwise", "ce_probs": "ce",
-            "ce_logits": "ce_logits", "bce": "bce"}
-_ROWWISE_LAYOUT = {"softmax": "vector", "log_softmax": "vector", "logsumexp": "scalar",
-                   "softmax_jacobian": "jacobian", "softmax_vjp": "vjp"}
+_PARTIAL = {
+    "elementwise": "elementwise",
+    "rowwise": "rowwise",
+    "ce_probs": "ce",
+    "ce_logits": "ce_logits",
+    "bce": "bce",
+}
+_ROWWISE_LAYOUT = {
+    "softmax": "vector",
+    "log_softmax": "vector",
+    "logsumexp": "scalar",
+    "softmax_jacobian": "jacobian",
+    "softmax_vjp": "vjp",
+}
 
 
 def _widening(T: str, C: str, acc: str) -> dict:
@@ -1242,8 +1507,9 @@ def _function_context(fn: CFunction):
         ctx["nan_general"] = kern.nan_row_at_inf  # SYMCE_ROW_GENERAL rows: NaN throughout
     if kern.family == "ce_probs":
         ctx["yt"] = ctx["slots"]["yt_soft" if fn.soft else "yt_label"]
-        ctx["terms"] = {name: ctx["slots"][name] for name in ("loss_term", "grad")
-                        if name in ctx["slots"]}
+        ctx["terms"] = {
+            name: ctx["slots"][name] for name in ("loss_term", "grad") if name in ctx["slots"]
+        }
     return ctx
 
 
@@ -1259,14 +1525,20 @@ def _dtype_context(dtype):
         if any(other[n] != base[n] for n in ("zs", "zlo", "e", "em1")):
             raise ValueError(f"{kern.name}: row slots differ from {row_kernels[0].name}'s")
     pr = CPrinter(cdt)
-    return {"sfx": dtype, "T": spec["T"], "acc": spec["acc"], "C": CTYPES[cdt]["T"],
-            **_widening(spec["T"], CTYPES[cdt]["T"], spec["acc"]),
-            "lets_e": _lets(base, (kr.e,), pr),
-            "lets_e_neg": _lets(base, (kr.e,), CPrinter(cdt, nonpositive_exp=True)),
-            "lets_em1": _lets(base, (kr.em1,), pr),
-            "compensated": not CTYPES[cdt]["exact_shift"],
-            "exp_neg": helper_name("exp_neg", cdt) if vectorised(cdt) else "exp",
-            "max_lanes": MAX_LANES[spec["T"]], "sum_lanes": SUM_LANES}
+    return {
+        "sfx": dtype,
+        "T": spec["T"],
+        "acc": spec["acc"],
+        "C": CTYPES[cdt]["T"],
+        **_widening(spec["T"], CTYPES[cdt]["T"], spec["acc"]),
+        "lets_e": _lets(base, (kr.e,), pr),
+        "lets_e_neg": _lets(base, (kr.e,), CPrinter(cdt, nonpositive_exp=True)),
+        "lets_em1": _lets(base, (kr.em1,), pr),
+        "compensated": not CTYPES[cdt]["exact_shift"],
+        "exp_neg": helper_name("exp_neg", cdt) if vectorised(cdt) else "exp",
+        "max_lanes": MAX_LANES[spec["T"]],
+        "sum_lanes": SUM_LANES,
+    }
 
 
 def _helper_sections():
@@ -1286,8 +1558,14 @@ def _helper_sections():
                 raw.append(_log1p_row_helper(cdt))
             if any(expr.has(_log1p01) for expr in printed.get(cdt, [])):
                 raw.append(_log1p01_helper(cdt))
-        out.append({"T": CTYPES[cdt]["T"], "role": f" for the {DTYPES_FOR[cdt]} kernels",
-                    "raw": raw, "list": _helpers(cdt, used)})
+        out.append(
+            {
+                "T": CTYPES[cdt]["T"],
+                "role": f" for the {DTYPES_FOR[cdt]} kernels",
+                "raw": raw,
+                "list": _helpers(cdt, used),
+            }
+        )
     return out
 
 
@@ -1300,53 +1578,77 @@ def _precision_lines():
         acc = " / ".join(f"{spec['acc']} ({spec['T']} kernels)" for spec in DTYPES.values())
     computes = []
     exceptions = []
-    for dtype, spec in DTYPES.items():
+    for spec in DTYPES.values():
         T = spec["T"]
         C = CTYPES[spec["compute"]]["T"]
-        computes.append(f"the {T} kernels " + ("compute " if not computes else "")
-                        + f"in {C}" + ("" if C == T else " and round once"))
+        computes.append(
+            f"the {T} kernels "
+            + ("compute " if not computes else "")
+            + f"in {C}"
+            + ("" if C == T else " and round once")
+        )
         for fam, cdt in spec["compute_by_family"].items():
             kernels = [n for n, k in kr.registry().items() if k.family == fam]
             CF = CTYPES[cdt]["T"]
-            exceptions.append(f"the {T} kernels {', '.join(kernels)} in {CF}"
-                              + ("" if CF == T else ", rounded once"))
+            exceptions.append(
+                f"the {T} kernels {', '.join(kernels)} in {CF}"
+                + ("" if CF == T else ", rounded once")
+            )
     sentence = ", ".join(computes)
     sentence = sentence[0].upper() + sentence[1:]
     if exceptions:
         sentence += " (" + "; ".join(exceptions) + ")"
-    text = ("Precision: every sum (row sums, <g, p>, row losses, reductions, the mean divisor) "
-            f"accumulates in {acc}.  {sentence}.  "
-            "Against the mpmath definitions (make accuracy: |logits| <= 30, K = 2, 10, 3000 and "
-            "128000, logits near 1e4, a dominated loss of 1e-8, masked -inf): every kernel within "
-            "1 ULP in float and 4 ULP in double (measured: float 0.5 ULP on every input class; "
-            "double softmax 3.6 ULP at K = 128000 and at most 2.6 elsewhere, the VJP 3.3 in "
-            "ULPs of its terms; sigmoid and sigmoid' 0.5 ULP for |x| <= 85 (float) / 700 "
-            "(double): with a long double that is double, sigmoid' is about 2.6 ULP).  "
-            "Built with -ffast-math (GCC or Clang, tested), every bound and special value "
-            "here still holds: symce.c turns reassociation off for itself and tells NaN and "
-            "infinities from their bits.  The one bound it cannot keep is for subnormals in a "
-            "process that flushes them to zero (as a program linked with -ffast-math does from "
-            "start-up): there subnormal inputs and results count as 0.")
-    return textwrap.wrap(text, _DOC_WIDTH, initial_indent="   - ", subsequent_indent="     ",
-                         break_long_words=False, break_on_hyphens=False)
+    text = (
+        "Precision: every sum (row sums, <g, p>, row losses, reductions, the mean divisor) "
+        f"accumulates in {acc}.  {sentence}.  "
+        "Against the mpmath definitions (make accuracy: |logits| <= 30, K = 2, 10, 3000 and "
+        "128000, logits near 1e4, a dominated loss of 1e-8, masked -inf): every kernel within "
+        "1 ULP in float and 4 ULP in double (measured: float 0.5 ULP on every input class; "
+        "double softmax 3.6 ULP at K = 128000 and at most 2.6 elsewhere, the VJP 3.3 in "
+        "ULPs of its terms; sigmoid and sigmoid' 0.5 ULP for |x| <= 85 (float) / 700 "
+        "(double): with a long double that is double, sigmoid' is about 2.6 ULP).  "
+        "Built with -ffast-math (GCC or Clang, tested), every bound and special value "
+        "here still holds: symce.c turns reassociation off for itself and tells NaN and "
+        "infinities from their bits.  The one bound it cannot keep is for subnormals in a "
+        "process that flushes them to zero (as a program linked with -ffast-math does from "
+        "start-up): there subnormal inputs and results count as 0."
+    )
+    return textwrap.wrap(
+        text,
+        _DOC_WIDTH,
+        initial_indent="   - ",
+        subsequent_indent="     ",
+        break_long_words=False,
+        break_on_hyphens=False,
+    )
 
 
 def context() -> dict:
     fns = [_function_context(fn) for fn in functions()]
     return {
         "precision": _precision_lines(),
-        "errors": [{"name": n, "value": v, "message": msg,
-                    "comment": _wrapped(f"/* {msg} */", "", "   ")} for n, v, msg in ERRORS],
+        "errors": [
+            {"name": n, "value": v, "message": msg, "comment": _wrapped(f"/* {msg} */", "", "   ")}
+            for n, v, msg in ERRORS
+        ],
         "unknown_error": UNKNOWN_ERROR,
         "helpers": _helper_sections(),
-        "stash": STASH, "block": BLOCK, "small_k": SMALL_K, "rows": ROWS, "sum_lanes": SUM_LANES,
+        "stash": STASH,
+        "block": BLOCK,
+        "small_k": SMALL_K,
+        "rows": ROWS,
+        "sum_lanes": SUM_LANES,
         "dtypes": [_dtype_context(d) for d in DTYPES],
-        "sections": [{"T": DTYPES[d]["T"], "sfx": d,
-                      "functions": [f for f in fns if f["sfx"] == d]} for d in DTYPES],
+        "sections": [
+            {"T": DTYPES[d]["T"], "sfx": d, "functions": [f for f in fns if f["sfx"] == d]}
+            for d in DTYPES
+        ],
     }
 
 
 def outputs() -> list:
     ctx = context()
-    return [Output("c/symce.h", "c/symce.h.jinja", ctx),
-            Output("c/symce.c", "c/symce.c.jinja", ctx)]
+    return [
+        Output("c/symce.h", "c/symce.h.jinja", ctx),
+        Output("c/symce.c", "c/symce.c.jinja", ctx),
+    ]

@@ -6,25 +6,34 @@ is a :class:`sympy.printing.latex.LatexPrinter` subclass that keeps a step as wr
 order given, and products built unevaluated (``M(...)`` in :mod:`symce.proofs`) printed factor
 by factor, so ``1/(1+e) * e/(1+e)`` does not collapse back into the previous step.
 """
+
 from __future__ import annotations
 
 import sympy as sp
 from sympy.printing.latex import LatexPrinter
 
 from .. import model
-from ..generate import Output
 from .. import proofs as proofs_mod
-from . import figures as figures_mod
+from ..generate import Output
 from ..proofs import verified_proofs
+from . import figures as figures_mod
 
 
 class ProofPrinter(LatexPrinter):
     """LaTeX for derivation steps, as written."""
 
-    _NAMES = {"epsilon": r"\varepsilon", "w_+": r"w_{+}", "ytilde": r"\tilde{y}",
-              "yhat": r"\hat{y}", "theta": r"\theta", "sigma": r"\sigma", "Srow": "S",
-              "C_hi": r"C_{\mathrm{hi}}", "C_lo": r"C_{\mathrm{lo}}",
-              "sigma_z12": r"\sigma(z_1 - z_2)"}
+    _NAMES = {
+        "epsilon": r"\varepsilon",
+        "w_+": r"w_{+}",
+        "ytilde": r"\tilde{y}",
+        "yhat": r"\hat{y}",
+        "theta": r"\theta",
+        "sigma": r"\sigma",
+        "Srow": "S",
+        "C_hi": r"C_{\mathrm{hi}}",
+        "C_lo": r"C_{\mathrm{lo}}",
+        "sigma_z12": r"\sigma(z_1 - z_2)",
+    }
 
     def __init__(self, order="none"):
         super().__init__({"order": order, "symbol_names": {}})
@@ -44,13 +53,24 @@ class ProofPrinter(LatexPrinter):
         rest, other = _excluded(expr)
         if rest is None:
             return super()._print_Sum(expr)
-        (v, lo, hi), = expr.limits
+        ((v, lo, hi),) = expr.limits
         body = self._print(rest)
         if isinstance(rest, sp.Add):
             body = r"\left(" + body + r"\right)"
-        return (r"\sum_{\substack{" + self._print(v) + "=" + self._print(lo) + r"\\ "
-                + self._print(v) + r" \neq " + self._print(other) + "}}^{" + self._print(hi)
-                + "} " + body)
+        return (
+            r"\sum_{\substack{"
+            + self._print(v)
+            + "="
+            + self._print(lo)
+            + r"\\ "
+            + self._print(v)
+            + r" \neq "
+            + self._print(other)
+            + "}}^{"
+            + self._print(hi)
+            + "} "
+            + body
+        )
 
     def _print_IndexedBase(self, expr):
         return self._NAMES.get(expr.name, expr.name)
@@ -59,11 +79,16 @@ class ProofPrinter(LatexPrinter):
         base = self._print(expr.base)
         return base + "_{" + ",".join(self._print(i) for i in expr.indices) + "}"
 
-    _DELTA_ORDER = ("t", "i", "j", "k", "m", "n")   # one order everywhere: delta_ij, delta_tj
+    _DELTA_ORDER = ("t", "i", "j", "k", "m", "n")  # one order everywhere: delta_ij, delta_tj
 
     def _print_KroneckerDelta(self, expr, exp=None):
-        args = sorted(expr.args, key=lambda a: (self._DELTA_ORDER.index(str(a))
-                                                if str(a) in self._DELTA_ORDER else 99, str(a)))
+        args = sorted(
+            expr.args,
+            key=lambda a: (
+                self._DELTA_ORDER.index(str(a)) if str(a) in self._DELTA_ORDER else 99,
+                str(a),
+            ),
+        )
         i, j = (self._print(a) for a in args)
         sep = "," if len(i) > 1 or len(j) > 1 else ""
         tex = r"\delta_{" + i + sep + j + "}"
@@ -81,7 +106,7 @@ class ProofPrinter(LatexPrinter):
         if args and args[0] == -1:
             sign, args = "-", args[1:]
         num = [a for a in args if not (a.is_Pow and a.exp.is_negative)]
-        den = [a.base ** -a.exp for a in args if a.is_Pow and a.exp.is_negative]
+        den = [a.base**-a.exp for a in args if a.is_Pow and a.exp.is_negative]
         if den and any(sp.fraction(a)[1] != 1 for a in num):
             # a fraction times a fraction: print the factors side by side, as written
             return sign + self._join(num + [1 / d for d in den])
@@ -107,21 +132,24 @@ class ProofPrinter(LatexPrinter):
 
 def _excluded(total):
     """Sum_v (1 - delta_{v,o}) f(v) -> (f, o): the sum over v != o, as it is printed."""
-    (v, _lo, _hi), = total.limits
+    ((v, _lo, _hi),) = total.limits
     if not isinstance(total.function, sp.Mul):
         return None, None
     for k_, a in enumerate(total.function.args):
         if isinstance(a, sp.Add) and len(a.args) == 2 and 1 in a.args:
             other = [x for x in a.args if x != 1][0]
-            if other.could_extract_minus_sign() and isinstance(-other, sp.KroneckerDelta) \
-                    and v in (-other).args:
+            if (
+                other.could_extract_minus_sign()
+                and isinstance(-other, sp.KroneckerDelta)
+                and v in (-other).args
+            ):
                 o = [x for x in (-other).args if x != v][0]
-                rest = total.function.args[:k_] + total.function.args[k_ + 1:]
+                rest = total.function.args[:k_] + total.function.args[k_ + 1 :]
                 return sp.Mul(*rest, evaluate=False) if len(rest) > 1 else rest[0], o
     return None, None
 
 
-_PRINTER = ProofPrinter()              # steps: terms in the order they were written
+_PRINTER = ProofPrinter()  # steps: terms in the order they were written
 _CANONICAL = ProofPrinter(order=None)  # closed forms: SymPy's usual order (p_j - y_j)
 
 
@@ -138,8 +166,12 @@ def tidy(expr):
             for k, f in enumerate(factors):
                 if isinstance(f, sp.Add):
                     terms = sorted((-t for t in f.args), key=lambda t: t.could_extract_minus_sign())
-                    return sp.Mul(*factors[:k], sp.Add(*terms, evaluate=False), *factors[k + 1:],
-                                  evaluate=False)
+                    return sp.Mul(
+                        *factors[:k],
+                        sp.Add(*terms, evaluate=False),
+                        *factors[k + 1 :],
+                        evaluate=False,
+                    )
     return expr
 
 
@@ -162,7 +194,7 @@ def reason(step, cite_ref) -> str:
         else:
             parts.append(rule.words)
     text = ", ".join(parts)
-    if step.reason:   # one math span per comma-separated part, so a long note can wrap
+    if step.reason:  # one math span per comma-separated part, so a long note can wrap
         note = ", ".join(f"${part}$" for part in step.reason.split(r",\ "))
         text += (": " if text else "") + note
     if not text:
@@ -170,22 +202,27 @@ def reason(step, cite_ref) -> str:
     return text[0].upper() + text[1:]
 
 
-def _blocks(proof, cite_ref):
+def proof_blocks(proof, cite_ref):
     """[(heading, [(number, lhs, rhs)], [(number, reason)])]: strings only, for the templates.
     Steps are numbered from 1, as in the checker's messages."""
     blocks = []
     for index, step in enumerate(proof.steps):
         number = str(index + 1)
         ref = step.ref if step.ref is not None else index - 1
-        if step.lhs is not None:   # a chain with its own left-hand side
+        if step.lhs is not None:  # a chain with its own left-hand side
             blocks.append((step.block, [], []))
             lhs = tex(step.lhs)
         elif index == 0:
             blocks.append(("", [], []))
             lhs = proof.lhs
         elif step.block:
-            blocks.append((step.block, [(rf"\text{{from ({ref + 1})}}", proof.lhs,
-                                         tex(proof.steps[ref].expr))], []))
+            blocks.append(
+                (
+                    step.block,
+                    [(rf"\text{{from ({ref + 1})}}", proof.lhs, tex(proof.steps[ref].expr))],
+                    [],
+                )
+            )
             lhs = ""
         else:
             lhs = ""
@@ -208,7 +245,7 @@ def _context(proof, cite_ref):
         "outro": proof.outro,
         "sources": proof.sources,
         "glossary": glossary,
-        "blocks": _blocks(proof, cite_ref),
+        "blocks": proof_blocks(proof, cite_ref),
         "closed": closed or "",
         "lhs": proof.lhs,
         "facts": [f.latex for f in proof.facts],
@@ -231,27 +268,49 @@ def _has_class_index(proof) -> bool:
 def display_form(name) -> str:
     """The closed form as people write it (symce.derive.DISPLAY), in LaTeX."""
     from ..derive import DISPLAY
+
     return tex(DISPLAY[name].expr, canonical=False)
 
 
 def outputs():
     verified = verified_proofs()
     counts = proofs_mod.verification_counts()
-    latex_ref = lambda name: rf"(\S\ref{{sec:{name}}})"            # noqa: E731
-    md_ref = lambda name: f"([{_title(name)}](#{name}))"           # noqa: E731
+    latex_ref = lambda name: rf"(\S\ref{{sec:{name}}})"
+    md_ref = lambda name: f"([{_title(name)}](#{name}))"
     tex_proofs = [_context(p, latex_ref) for p in verified]
     md_proofs = [_context(p, md_ref) for p in verified]
     totals = {key: sum(c[key] for c in counts.values()) for key in next(iter(counts.values()))}
     totals["proofs"] = len(verified)
-    outs = [Output(f"latex/{p['name']}.tex", "latex/proof.tex.jinja", {"proof": p})
-            for p in tex_proofs]
-    outs.append(Output("latex/symce_derivations.tex", "latex/symce_derivations.tex.jinja",
-                       {"proofs": tex_proofs, "totals": totals}))
-    outs.append(Output("derivations.md", "markdown/derivations.md.jinja",
-                       {"proofs": md_proofs, "totals": totals}))
+    outs = [
+        Output(f"latex/{p['name']}.tex", "latex/proof.tex.jinja", {"proof": p}) for p in tex_proofs
+    ]
+    outs.append(
+        Output(
+            "latex/symce_derivations.tex",
+            "latex/symce_derivations.tex.jinja",
+            {"proofs": tex_proofs, "totals": totals},
+        )
+    )
+    outs.append(
+        Output(
+            "derivations.md",
+            "markdown/derivations.md.jinja",
+            {"proofs": md_proofs, "totals": totals},
+        )
+    )
     for fig in figures_mod.figures():
-        outs.append(Output(f"latex/fig_{fig.name}.tex", "latex/figure.tex.jinja",
-                           {"fig": figures_mod.pgf_context(fig)}))
-        outs.append(Output(f"figures/{fig.name}.svg", "markdown/figure.svg.jinja",
-                           {"fig": figures_mod.svg_context(fig)}))
+        outs.append(
+            Output(
+                f"latex/fig_{fig.name}.tex",
+                "latex/figure.tex.jinja",
+                {"fig": figures_mod.pgf_context(fig)},
+            )
+        )
+        outs.append(
+            Output(
+                f"figures/{fig.name}.svg",
+                "markdown/figure.svg.jinja",
+                {"fig": figures_mod.svg_context(fig)},
+            )
+        )
     return outs

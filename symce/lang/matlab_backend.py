@@ -18,6 +18,7 @@ idioms (restore NaN after ``max``; zero where the factor is zero) and live in th
 Precision: every kernel computes in double also for single input and rounds once at the end
 (docs/semantics.md); the sums of the losses accumulate in double.
 """
+
 from __future__ import annotations
 
 import keyword
@@ -35,43 +36,91 @@ TEMPLATE = "matlab/function.m.jinja"
 PREFIX = "symce_"
 
 # MATLAB's reserved words (``iskeyword``); none may name a variable or a function.
-MATLAB_KEYWORDS = frozenset("""
+MATLAB_KEYWORDS = frozenset(
+    """
 break case catch classdef continue else elseif end for function global if otherwise parfor
 persistent return spmd switch try while
-""".split())
+""".split()
+)
 
 # Functions the generated code may call: each exists in MATLAB and in Octave >= 7.
 KNOWN_FUNCTIONS = {"exp": "exp", "log": "log", "Abs": "abs", "log1p": "log1p", "expm1": "expm1"}
 
 # Kernel-local symbol -> MATLAB variable, per family (inputs keep their argument names).
 # (``e`` is MATLAB's Euler number function: the slot e is the variable ``ez``.)
-_COMMON = {"z": "z", "zs": "zs", "zlo": "zlo", "e": "ez", "em1": "em1", "p": "p", "pc": "pc",
-           "shift": "shift", "Srest": "Srest", "K": "K"}
+_COMMON = {
+    "z": "z",
+    "zs": "zs",
+    "zlo": "zlo",
+    "e": "ez",
+    "em1": "em1",
+    "p": "p",
+    "pc": "pc",
+    "shift": "shift",
+    "Srest": "Srest",
+    "K": "K",
+}
 NAMES = {
     "elementwise": {"x": "x"},
-    "rowwise": {**_COMMON, "p_i": "p_i", "p_j": "p_j", "pc_i": "pc_i", "delta": "delta",
-                "g": "g", "dot": "g_dot_p", "gesum": "g_dot_e"},
-    "ce_probs": {"K": "K", "p": "probs", "y": "target", "yt": "yt", "ysum": "ysum", "hot": "hot",
-                 "w_t": "w_t", "w_k": "w_k", "label_smoothing": "smoothing"},
-    "ce_logits": {**_COMMON, "y": "target", "yt": "yt", "ysum": "ysum", "hot": "hot",
-                  "w_t": "w_t", "w_k": "w_k", "label_smoothing": "smoothing"},
+    "rowwise": {
+        **_COMMON,
+        "p_i": "p_i",
+        "p_j": "p_j",
+        "pc_i": "pc_i",
+        "delta": "delta",
+        "g": "g",
+        "dot": "g_dot_p",
+        "gesum": "g_dot_e",
+    },
+    "ce_probs": {
+        "K": "K",
+        "p": "probs",
+        "y": "target",
+        "yt": "yt",
+        "ysum": "ysum",
+        "hot": "hot",
+        "w_t": "w_t",
+        "w_k": "w_k",
+        "label_smoothing": "smoothing",
+    },
+    "ce_logits": {
+        **_COMMON,
+        "y": "target",
+        "yt": "yt",
+        "ysum": "ysum",
+        "hot": "hot",
+        "w_t": "w_t",
+        "w_k": "w_k",
+        "label_smoothing": "smoothing",
+    },
     "bce": {"prob": "probs", "x": "logits", "y": "target", "w": "weight", "pw": "pos_weight"},
 }
 
 # PyTorch keyword -> MATLAB name-value option, its default (MATLAB literal) and its help line.
 OPTIONS = {
     "weight": ("Weight", "[]", None),
-    "ignore_index": ("IgnoreIndex", "-100",
-                     "label value whose samples are skipped: they add 0 to the loss, a zero "
-                     "gradient column and nothing to the 'mean' divisor (default -100)"),
-    "label_smoothing": ("LabelSmoothing", "0",
-                        "epsilon in [0, 1]: the target becomes (1 - epsilon) y + epsilon / K "
-                        "(default 0)"),
-    "pos_weight": ("PosWeight", "1",
-                   "weight of the positive term, a scalar or K = size(LOGITS, 1) non-negative "
-                   "values along dimension 1 (default 1)"),
-    "reduction": ("Reduction", "'mean'",
-                  "'mean' (default) | 'sum' | 'none'; 'mean' divides by {divisor}"),
+    "ignore_index": (
+        "IgnoreIndex",
+        "-100",
+        "label value whose samples are skipped: they add 0 to the loss, a zero "
+        "gradient column and nothing to the 'mean' divisor (default -100)",
+    ),
+    "label_smoothing": (
+        "LabelSmoothing",
+        "0",
+        "epsilon in [0, 1]: the target becomes (1 - epsilon) y + epsilon / K (default 0)",
+    ),
+    "pos_weight": (
+        "PosWeight",
+        "1",
+        "weight of the positive term, a scalar or K = size(LOGITS, 1) non-negative "
+        "values along dimension 1 (default 1)",
+    ),
+    "reduction": (
+        "Reduction",
+        "'mean'",
+        "'mean' (default) | 'sum' | 'none'; 'mean' divides by {divisor}",
+    ),
 }
 WEIGHT_DOC = {
     "ce": "class weights, a vector of K non-negative values (default all 1)",
@@ -83,8 +132,10 @@ DIVISOR_DOC = {
 }
 
 # The end of the error for a probability target outside [0, 1]: it may be labels given as doubles.
-TARGET_HINT = ("; a floating-point target the size of {first} is read as probability targets: "
-               "pass class labels one per sample or as an integer class, e.g. int32(target)")
+TARGET_HINT = (
+    "; a floating-point target the size of {first} is read as probability targets: "
+    "pass class labels one per sample or as an integer class, e.g. int32(target)"
+)
 
 # MATLAB-layout description of the inputs whose layout is the same in every family.
 SHAPES = {
@@ -117,8 +168,10 @@ class MatlabPrinter(OctaveCodePrinter):
 
     def _print_Symbol(self, expr):
         if expr.name not in self.names:
-            raise ValueError(f"MatlabPrinter: no MATLAB name for the symbol {expr.name!r} "
-                             f"(known: {', '.join(sorted(self.names))})")
+            raise ValueError(
+                f"MatlabPrinter: no MATLAB name for the symbol {expr.name!r} "
+                f"(known: {', '.join(sorted(self.names))})"
+            )
         return self.names[expr.name]
 
     def _print_Dummy(self, expr):
@@ -160,8 +213,11 @@ class MatlabPrinter(OctaveCodePrinter):
 
 def check_identifier(name: str) -> str:
     """``name`` if it is a valid MATLAB identifier (and a Python one), else ValueError."""
-    if not re.fullmatch(r"[A-Za-z][A-Za-z0-9_]{0,62}", name) or name in MATLAB_KEYWORDS \
-            or keyword.iskeyword(name):
+    if (
+        not re.fullmatch(r"[A-Za-z][A-Za-z0-9_]{0,62}", name)
+        or name in MATLAB_KEYWORDS
+        or keyword.iskeyword(name)
+    ):
         raise ValueError(f"{name!r} is not a valid MATLAB identifier")
     return name
 
@@ -179,8 +235,10 @@ def _two_sum_steps(t_args):
     for _, rhs in steps:
         for node in sp.preorder_traversal(rhs):
             if isinstance(node, sp.Add) and len(node.args) != 2:
-                raise ValueError(f"two_sum_err: {rhs} has an addition of {len(node.args)} "
-                                 "terms; its rounding would depend on the printed order")
+                raise ValueError(
+                    f"two_sum_err: {rhs} has an addition of {len(node.args)} "
+                    "terms; its rounding would depend on the printed order"
+                )
     return steps
 
 
@@ -254,13 +312,14 @@ def _in_literal(a) -> str:
     if a.ndim == 0 or a.size == 1:
         return repr(float(a.ravel()[0])).removesuffix(".0")
     a = a.reshape(a.shape[0], -1) if a.ndim == 2 else a.reshape(1, -1)
-    return "[" + "; ".join(" ".join(repr(float(v)).removesuffix(".0") for v in row)
-                           for row in a) + "]"
+    return (
+        "[" + "; ".join(" ".join(repr(float(v)).removesuffix(".0") for v in row) for row in a) + "]"
+    )
 
 
 # Examples in MATLAB layout: inputs (numpy arrays in MATLAB shape; labels 1-based) and options.
-_Z = np.array([[1.0], [2.0], [0.5]])                     # 3 classes, 1 sample
-_Z2 = np.array([[1.0, 0.0], [2.0, 0.0], [0.5, 3.0]])     # 3 classes, 2 samples
+_Z = np.array([[1.0], [2.0], [0.5]])  # 3 classes, 1 sample
+_Z2 = np.array([[1.0, 0.0], [2.0, 0.0], [0.5, 3.0]])  # 3 classes, 2 samples
 _P = np.array([[0.2], [0.7], [0.1]])
 EXAMPLES = {
     "sigmoid": ((np.array([[-1.0, 0.0, 2.0]]),), {}),
@@ -277,18 +336,31 @@ EXAMPLES = {
     "softmax_cross_entropy_with_grad": ((_Z2, np.array([2, 3])), {"weight": [1.0, 2.0, 1.0]}),
     "binary_cross_entropy": ((np.array([[0.9, 0.2]]), np.array([[1.0, 0.0]])), {}),
     "binary_cross_entropy_grad": ((np.array([[0.9, 0.2]]), np.array([[1.0, 0.0]])), {}),
-    "sigmoid_binary_cross_entropy": ((np.array([[2.0, -1.0]]), np.array([[1.0, 0.0]])),
-                                     {"pos_weight": 3.0}),
-    "sigmoid_binary_cross_entropy_grad": ((np.array([[2.0, -1.0]]), np.array([[1.0, 0.0]])),
-                                          {"reduction": "sum"}),
-    "sigmoid_binary_cross_entropy_with_grad": ((np.array([[2.0, -1.0]]), np.array([[1.0, 0.0]])),
-                                               {"pos_weight": 3.0, "reduction": "sum"}),
+    "sigmoid_binary_cross_entropy": (
+        (np.array([[2.0, -1.0]]), np.array([[1.0, 0.0]])),
+        {"pos_weight": 3.0},
+    ),
+    "sigmoid_binary_cross_entropy_grad": (
+        (np.array([[2.0, -1.0]]), np.array([[1.0, 0.0]])),
+        {"reduction": "sum"},
+    ),
+    "sigmoid_binary_cross_entropy_with_grad": (
+        (np.array([[2.0, -1.0]]), np.array([[1.0, 0.0]])),
+        {"pos_weight": 3.0, "reduction": "sum"},
+    ),
 }
 
 
 # the result's name in the help examples, where the registry's generic "out" says little
-EXAMPLE_NAMES = {"sigmoid": "s", "sigmoid_grad": "ds", "softmax": "p", "log_softmax": "logp",
-                 "logsumexp": "lse", "softmax_jacobian": "J", "softmax_vjp": "v"}
+EXAMPLE_NAMES = {
+    "sigmoid": "s",
+    "sigmoid_grad": "ds",
+    "softmax": "p",
+    "log_softmax": "logp",
+    "logsumexp": "lse",
+    "softmax_jacobian": "J",
+    "softmax_vjp": "v",
+}
 
 
 def _example(kern) -> dict:
@@ -300,7 +372,7 @@ def _example(kern) -> dict:
     fam = kern.family
     np_args = []
     for a in args:
-        if a.ndim == 1:        # labels, 1-based -> 0-based
+        if a.ndim == 1:  # labels, 1-based -> 0-based
             np_args.append(a - 1)
         elif fam in ("elementwise", "bce"):
             np_args.append(a)  # same element order either way
@@ -313,16 +385,18 @@ def _example(kern) -> dict:
     for out, v in zip(kern.outputs, values):
         v = np.asarray(v, dtype=float)
         if fam == "rowwise" and kern.name == "softmax_jacobian":
-            v = v[0]               # (1, K, K) -> K x K for the one sample
+            v = v[0]  # (1, K, K) -> K x K for the one sample
         elif fam == "rowwise" and kern.name == "logsumexp":
-            v = v.reshape(1, -1)   # one value per sample: 1 x N
+            v = v.reshape(1, -1)  # one value per sample: 1 x N
         elif fam == "rowwise" or (fam.startswith("ce") and v.ndim == 2):
-            v = v.T                # (N, K) -> K x N
+            v = v.T  # (N, K) -> K x N
         shown.append((EXAMPLE_NAMES.get(kern.name, out.name), _literal(v)))
     call_args = [_in_literal(a) for a in args]
     for key, val in opts.items():
-        call_args.append(f"'{OPTIONS[key][0]}', "
-                         + (f"'{val}'" if isinstance(val, str) else _in_literal(np.asarray(val))))
+        call_args.append(
+            f"'{OPTIONS[key][0]}', "
+            + (f"'{val}'" if isinstance(val, str) else _in_literal(np.asarray(val)))
+        )
     lhs = shown[0][0] if len(shown) == 1 else "[" + ", ".join(n for n, _ in shown) + "]"
     call = f"{lhs} = {PREFIX}{kern.name}({', '.join(call_args)})"
     return {"call": call, "results": [{"name": n, "value": v} for n, v in shown]}
@@ -335,17 +409,26 @@ def _arg_docs(kern) -> list:
         if a.name in ("x", "z", "g"):
             text = SHAPES[a.name]
         elif fam == "bce":
-            text = ("an array of any size, " + a.doc) if a.name != "target" \
-                else ("targets in [0, 1], the size of the first argument (an integer or "
-                      "logical array is converted)")
+            text = (
+                ("an array of any size, " + a.doc)
+                if a.name != "target"
+                else (
+                    "targets in [0, 1], the size of the first argument (an integer or "
+                    "logical array is converted)"
+                )
+            )
         elif a.name == "target":
-            text = ("1-by-N (or N-by-1) class labels in 1..K, of any numeric class (one "
-                    "label for one sample), or floating-point probability targets in [0, 1] "
-                    "of the size of the first argument (with one class, K = 1, pass labels "
-                    "as an integer class such as int32)")
+            text = (
+                "1-by-N (or N-by-1) class labels in 1..K, of any numeric class (one "
+                "label for one sample), or floating-point probability targets in [0, 1] "
+                "of the size of the first argument (with one class, K = 1, pass labels "
+                "as an integer class such as int32)"
+            )
         else:
-            text = (f"K-by-N, {a.doc.replace('one row per sample', 'one column per sample')} "
-                    "(a 1-by-K row is one sample)")
+            text = (
+                f"K-by-N, {a.doc.replace('one row per sample', 'one column per sample')} "
+                "(a 1-by-K row is one sample)"
+            )
         docs.append({"name": a.name.upper(), "text": text})
     return docs
 
@@ -362,9 +445,11 @@ def _out_doc(kern) -> list:
         elif fam == "rowwise":
             text = "K-by-N, the size of Z"
         elif o.name == "loss":
-            text = ("the reduced loss (a scalar), or 1-by-N per-sample losses for 'none'"
-                    if fam.startswith("ce") else
-                    "the reduced loss (a scalar), or one per element for 'none'")
+            text = (
+                "the reduced loss (a scalar), or 1-by-N per-sample losses for 'none'"
+                if fam.startswith("ce")
+                else "the reduced loss (a scalar), or one per element for 'none'"
+            )
         else:
             text = "gradient of the reduced loss, the size of the first argument"
         docs.append({"name": o.name.upper(), "text": text})
@@ -388,8 +473,11 @@ def _see_also(kern) -> list:
     """The other kernels of the family, upper-case as MATLAB help writes them, wrapped."""
     fam_of = {"ce_probs": "ce", "ce_logits": "ce"}
     mine = fam_of.get(kern.family, kern.family)
-    others = [(PREFIX + n).upper() for n, k in kr.registry().items()
-              if fam_of.get(k.family, k.family) == mine and n != kern.name]
+    others = [
+        (PREFIX + n).upper()
+        for n, k in kr.registry().items()
+        if fam_of.get(k.family, k.family) == mine and n != kern.name
+    ]
     return _wrap(", ".join(others) + ".", 66)
 
 
@@ -406,11 +494,26 @@ def _wrap(text: str, width: int) -> list:
 
 
 # The template body of each family, and the local helpers that body calls.
-BODY = {"elementwise": "elementwise", "rowwise": "rowwise", "ce_probs": "ce", "ce_logits": "ce",
-        "bce": "bce"}
-_CE_HELPERS = ("parse_options", "check_float", "check_classes", "check_like", "check_reduction",
-               "check_smoothing", "check_class_weight", "check_ignore_index", "check_labels",
-               "is_soft_target", "check_probabilities")
+BODY = {
+    "elementwise": "elementwise",
+    "rowwise": "rowwise",
+    "ce_probs": "ce",
+    "ce_logits": "ce",
+    "bce": "bce",
+}
+_CE_HELPERS = (
+    "parse_options",
+    "check_float",
+    "check_classes",
+    "check_like",
+    "check_reduction",
+    "check_smoothing",
+    "check_class_weight",
+    "check_ignore_index",
+    "check_labels",
+    "is_soft_target",
+    "check_probabilities",
+)
 # the families with the row scheme (shift, zs, zlo, e, em1, Srest, p, pc)
 ROW_FAMILIES = ("rowwise", "ce_logits")
 FAMILY_HELPERS = {
@@ -418,8 +521,13 @@ FAMILY_HELPERS = {
     "rowwise": ("check_float", "check_classes"),
     "ce_probs": _CE_HELPERS,
     "ce_logits": _CE_HELPERS,
-    "bce": ("parse_options", "check_float", "check_like", "check_reduction",
-            "check_elementwise_weight"),
+    "bce": (
+        "parse_options",
+        "check_float",
+        "check_like",
+        "check_reduction",
+        "check_elementwise_weight",
+    ),
 }
 # helper -> the helpers it calls (the closure is emitted; softplus's come from its printed body)
 HELPER_CALLS = {
@@ -443,19 +551,27 @@ HELPER_CALLS = {
 
 def _notes(kern) -> list:
     """The help's closing remarks: classes kept, NaN policy, conversion of the option arrays."""
-    text = ("Works on double and single: the result has the class of the inputs (single in, "
-            "single out), and NaN in an input gives NaN in every result that depends on it.")
-    text += (f" {'Each element' if kern.family in ('elementwise', 'bce') else 'Each sample'} "
-             "is computed in double precision, also for single input, and rounded once at the "
-             "end.")
+    text = (
+        "Works on double and single: the result has the class of the inputs (single in, "
+        "single out), and NaN in an input gives NaN in every result that depends on it."
+    )
+    text += (
+        f" {'Each element' if kern.family in ('elementwise', 'bce') else 'Each sample'} "
+        "is computed in double precision, also for single input, and rounded once at the "
+        "end."
+    )
     if _checks_domain(kern):
-        text += (f" {kern.inputs[0].name.upper()} must hold probabilities in [0, 1] (NaN "
-                 "passes through); any other value is an error.")
+        text += (
+            f" {kern.inputs[0].name.upper()} must hold probabilities in [0, 1] (NaN "
+            "passes through); any other value is an error."
+        )
     converted = [OPTIONS[k][0] for k in ("weight", "pos_weight") if k in kern.options]
     if converted:
-        text += (f" {' and '.join(converted)} {'are' if len(converted) > 1 else 'is'} "
-                 "converted to the class of the first input (from any numeric class or "
-                 "logical).")
+        text += (
+            f" {' and '.join(converted)} {'are' if len(converted) > 1 else 'is'} "
+            "converted to the class of the first input (from any numeric class or "
+            "logical)."
+        )
     return _wrap(text, 72)
 
 
@@ -503,8 +619,9 @@ def context(kern) -> dict:
         helpers.add("apply_reduction")
     if _checks_domain(kern):
         helpers.add("check_probabilities")
-    if fam in ("rowwise", "ce_logits") or (fam == "ce_probs" and ("loss" in outs
-                                                                  or "ysum" in used)):
+    if fam in ("rowwise", "ce_logits") or (
+        fam == "ce_probs" and ("loss" in outs or "ysum" in used)
+    ):
         helpers.add("pairwise_sum")  # every sum over the K classes
     params = ins + (["varargin"] if kern.options else [])
     lhs = outs[0] if len(outs) == 1 else "[" + ", ".join(outs) + "]"
@@ -548,10 +665,12 @@ def context(kern) -> dict:
         # the variable the printed slots read the first input from (in double)
         "work": NAMES[fam]["z"] if fam in ROW_FAMILIES else ins[0],
         "names": dict(NAMES[fam]),
-        "row_before": [{"var": NAMES[fam][n], "code": code[n]} for n in ROW_BEFORE
-                       if fam in ROW_FAMILIES],
-        "row_after": [{"var": NAMES[fam][n], "code": code[n]} for n in _row_after(kern)
-                      if fam in ROW_FAMILIES],
+        "row_before": [
+            {"var": NAMES[fam][n], "code": code[n]} for n in ROW_BEFORE if fam in ROW_FAMILIES
+        ],
+        "row_after": [
+            {"var": NAMES[fam][n], "code": code[n]} for n in _row_after(kern) if fam in ROW_FAMILIES
+        ],
         "helpers": _helper_closure(helpers, {**HELPER_CALLS, **body_calls}),
         "softplus_body": bodies["softplus"],
         "sigmoid_body": bodies["sigmoid"],
@@ -563,6 +682,7 @@ def context(kern) -> dict:
 
 def outputs() -> list:
     """One Output per kernel: generated/matlab/symce_<kernel>.m."""
-    return [Output(f"matlab/{PREFIX}{name}.m", TEMPLATE, context(kern))
-            for name, kern in kr.registry().items()]
-
+    return [
+        Output(f"matlab/{PREFIX}{name}.m", TEMPLATE, context(kern))
+        for name, kern in kr.registry().items()
+    ]

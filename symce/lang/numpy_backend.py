@@ -16,6 +16,7 @@ TwoSum assignments of ``two_sum_err(a, b).stable()``.
 Every kernel works in float64 also for float32 input and rounds once at the end
 (docs/semantics.md); the template widens and narrows, the slots are the same.
 """
+
 from __future__ import annotations
 
 import importlib.util
@@ -38,14 +39,38 @@ MODULE_ALIASES = {"numpy": "np"}  # as the generated module imports them
 # Per family, the kernel-local symbols its template binds -> their Python names.  A slot using
 # any other symbol is an error when it is printed.  ROW_AT renames the per-class row slots to their
 # values at the row's argmax (the em1 term of Srest is only needed there).
-_TARGETS = {"yt": "yt", "hot": "hot", "w_t": "w_t", "w_k": "w_k", "y": "y",
-            "label_smoothing": "label_smoothing", "K": "n_classes"}
-_ROW = {"z": "z", "shift": "shift", "zs": "zs", "zlo": "zlo", "e": "e", "em1": "em1",
-        "Srest": "srest", "pc": "pc"}
+_TARGETS = {
+    "yt": "yt",
+    "hot": "hot",
+    "w_t": "w_t",
+    "w_k": "w_k",
+    "y": "y",
+    "label_smoothing": "label_smoothing",
+    "K": "n_classes",
+}
+_ROW = {
+    "z": "z",
+    "shift": "shift",
+    "zs": "zs",
+    "zlo": "zlo",
+    "e": "e",
+    "em1": "em1",
+    "Srest": "srest",
+    "pc": "pc",
+}
 BOUND = {
     "elementwise": {"x": "x"},
-    "rowwise": {**_ROW, "p": "p", "p_i": "p_i", "p_j": "p_j", "pc_i": "pc_i", "delta": "delta",
-                "g": "g", "dot": "dot", "gesum": "gesum"},
+    "rowwise": {
+        **_ROW,
+        "p": "p",
+        "p_i": "p_i",
+        "p_j": "p_j",
+        "pc_i": "pc_i",
+        "delta": "delta",
+        "g": "g",
+        "dot": "dot",
+        "gesum": "gesum",
+    },
     "ce_probs": {**_TARGETS, "p": "probs"},
     "ce_logits": {**_TARGETS, **_ROW, "p": "p", "ysum": "ysum"},
     "bce": {"x": "logits", "prob": "probs", "y": "target", "w": "w", "pw": "pw"},
@@ -79,8 +104,9 @@ class NumPyKernelPrinter(NumPyPrinter):
 
     def _print_Symbol(self, expr):
         if expr.name not in self._names:
-            raise ValueError(f"symbol {expr.name!r} is not bound here; "
-                             f"bound: {sorted(self._names)}")
+            raise ValueError(
+                f"symbol {expr.name!r} is not bound here; bound: {sorted(self._names)}"
+            )
         return self._names[expr.name]
 
     def _call(self, fname, *args):
@@ -123,77 +149,104 @@ def printer(family: str) -> NumPyKernelPrinter:
 # ----------------------------------------------------------------------------------------------
 # Signatures and docs: PyTorch's keyword names; options keyword-only after ``reduction``.
 # ----------------------------------------------------------------------------------------------
-PARTIALS = {"elementwise": "elementwise", "rowwise": "rowwise", "ce_probs": "ce",
-            "ce_logits": "ce", "bce": "bce"}
+PARTIALS = {
+    "elementwise": "elementwise",
+    "rowwise": "rowwise",
+    "ce_probs": "ce",
+    "ce_logits": "ce",
+    "bce": "bce",
+}
 TEMPLATES = {**PARTIALS, "ce_logits": "ce_logits"}  # family -> templates/numpy/_<name>.py.jinja
 
-DEFAULTS = {"weight": "None", "ignore_index": "-100", "label_smoothing": "0.0",
-            "pos_weight": "None", "reduction": '"mean"'}
+DEFAULTS = {
+    "weight": "None",
+    "ignore_index": "-100",
+    "label_smoothing": "0.0",
+    "pos_weight": "None",
+    "reduction": '"mean"',
+}
 
 OPTION_DOCS = {
     ("rowwise", "axis"): "int, default -1: the class axis.",
     ("ce", "weight"): "(K,) non-negative class weights, or None (all 1).",
     ("ce", "ignore_index"): "int, default -100: a sample with this label adds nothing to the "
-                            "loss, the gradient or the mean's divisor (integer labels only).",
+    "loss, the gradient or the mean's divisor (integer labels only).",
     ("ce", "label_smoothing"): "float in [0, 1], default 0.0: the target y becomes "
-                               "(1 - eps) y + eps / K.",
+    "(1 - eps) y + eps / K.",
     ("ce", "reduction"): "'none' (one loss per sample), 'mean' (default: the sum over the summed "
-                         "class weight of the kept samples for labels, over N for probability "
-                         "targets) or 'sum'.",
+    "class weight of the kept samples for labels, over N for probability "
+    "targets) or 'sum'.",
     ("bce", "weight"): "non-negative weights broadcastable to the input (one per element), "
-                       "or None (all 1).",
+    "or None (all 1).",
     ("bce", "pos_weight"): "non-negative weight of the positive term, broadcastable to the input "
-                           "(e.g. one per class, shape (K,)), or None (1).",
+    "(e.g. one per class, shape (K,)), or None (1).",
     ("bce", "reduction"): "'none' (one loss per element), 'mean' (default: over all elements) "
-                          "or 'sum'.",
+    "or 'sum'.",
 }
 
 RETURN_DOCS = {  # (family partial, output) -> its entry where the registry's Arg is too generic
     ("bce", "loss"): "loss (), or the input's shape for 'none': the reduced loss, or one per "
-                     "element for 'none'",
+    "element for 'none'",
 }
 DOC_WIDTH = 100
 
 TARGET_DOC = {
     "ce": "(N,) integer class indices in [0, K), or (N, K) floating probability targets in "
-          "[0, 1]; for 1-D input (K,): an integer or a (K,) target",
+    "[0, 1]; for 1-D input (K,): an integer or a (K,) target",
     "bce": "targets in [0, 1], the input's shape (an integer or bool array is converted)",
 }
 
 # Doctest examples (run by tests/test_numpy_kernels.py).  Values are the published seed values,
 # or exact ones (sigmoid(0) = 1/2, a uniform row), at the printed precision.
 EXAMPLES = {
-    "sigmoid": [">>> sigmoid(np.array([0.0, 2.0]))",
-                "array([0.5       , 0.88079708])",
-                ">>> sigmoid(np.zeros(3, dtype=np.float32)).dtype",
-                "dtype('float32')"],
-    "sigmoid_grad": [">>> sigmoid_grad(np.array([0.0, 2.0]))",
-                     "array([0.25      , 0.10499359])"],
-    "softmax": [">>> softmax(np.array([-2.85, 0.86, 0.28])).round(6)",
-                "array([0.015449, 0.631163, 0.353387])"],
-    "log_softmax": [">>> np.exp(log_softmax(np.array([[-2.85, 0.86, 0.28]]))).round(6)",
-                    "array([[0.015449, 0.631163, 0.353387]])"],
-    "logsumexp": [">>> logsumexp(np.zeros((2, 4)), axis=0)",
-                  "array([0.69314718, 0.69314718, 0.69314718, 0.69314718])"],
-    "softmax_jacobian": [">>> softmax_jacobian(np.zeros(2))",
-                         "array([[ 0.25, -0.25],",
-                         "       [-0.25,  0.25]])"],
-    "softmax_vjp": [">>> softmax_vjp(np.zeros((1, 2)), np.array([[1.0, 0.0]]))",
-                    "array([[ 0.25, -0.25]])"],
-    "cross_entropy": [">>> p = softmax(np.array([[-2.85, 0.86, 0.28]]))",
-                      ">>> round(float(cross_entropy(p, np.array([2]))), 10)",
-                      "1.0401905694"],
-    "cross_entropy_grad": [">>> probs = np.array([[0.5, 0.25, 0.25]])",
-                           ">>> cross_entropy_grad(probs, np.array([0]), label_smoothing=0.3)",
-                           "array([[-1.6, -0.4, -0.4]])"],
+    "sigmoid": [
+        ">>> sigmoid(np.array([0.0, 2.0]))",
+        "array([0.5       , 0.88079708])",
+        ">>> sigmoid(np.zeros(3, dtype=np.float32)).dtype",
+        "dtype('float32')",
+    ],
+    "sigmoid_grad": [">>> sigmoid_grad(np.array([0.0, 2.0]))", "array([0.25      , 0.10499359])"],
+    "softmax": [
+        ">>> softmax(np.array([-2.85, 0.86, 0.28])).round(6)",
+        "array([0.015449, 0.631163, 0.353387])",
+    ],
+    "log_softmax": [
+        ">>> np.exp(log_softmax(np.array([[-2.85, 0.86, 0.28]]))).round(6)",
+        "array([[0.015449, 0.631163, 0.353387]])",
+    ],
+    "logsumexp": [
+        ">>> logsumexp(np.zeros((2, 4)), axis=0)",
+        "array([0.69314718, 0.69314718, 0.69314718, 0.69314718])",
+    ],
+    "softmax_jacobian": [
+        ">>> softmax_jacobian(np.zeros(2))",
+        "array([[ 0.25, -0.25],",
+        "       [-0.25,  0.25]])",
+    ],
+    "softmax_vjp": [
+        ">>> softmax_vjp(np.zeros((1, 2)), np.array([[1.0, 0.0]]))",
+        "array([[ 0.25, -0.25]])",
+    ],
+    "cross_entropy": [
+        ">>> p = softmax(np.array([[-2.85, 0.86, 0.28]]))",
+        ">>> round(float(cross_entropy(p, np.array([2]))), 10)",
+        "1.0401905694",
+    ],
+    "cross_entropy_grad": [
+        ">>> probs = np.array([[0.5, 0.25, 0.25]])",
+        ">>> cross_entropy_grad(probs, np.array([0]), label_smoothing=0.3)",
+        "array([[-1.6, -0.4, -0.4]])",
+    ],
     "softmax_cross_entropy": [
         ">>> round(float(softmax_cross_entropy(np.array([1.0, 2.0, 0.5]), 1)), 10)",
         "0.4643687841",
         ">>> softmax_cross_entropy(np.zeros((2, 4)), np.array([0, -100]), reduction='none')",
-        "array([1.38629436, 0.        ])"],
+        "array([1.38629436, 0.        ])",
+    ],
     "softmax_cross_entropy_grad": [
         ">>> softmax_cross_entropy_grad(np.zeros((1, 4)), np.array([1]))",
-        "array([[ 0.25, -0.75,  0.25,  0.25]])"],
+        "array([[ 0.25, -0.75,  0.25,  0.25]])",
+    ],
     "softmax_cross_entropy_with_grad": [
         ">>> loss, grad = softmax_cross_entropy_with_grad(np.zeros((2, 2)), np.array([0, 1]),",
         "...                                              reduction='sum', label_smoothing=0.5)",
@@ -201,21 +254,26 @@ EXAMPLES = {
         "1.3862943611",
         ">>> grad",
         "array([[-0.25,  0.25],",
-        "       [ 0.25, -0.25]])"],
+        "       [ 0.25, -0.25]])",
+    ],
     "binary_cross_entropy": [
         ">>> binary_cross_entropy(np.array([0.5, 1.0]), np.array([1.0, 0.0]), reduction='none')",
-        "array([  0.69314718, 100.        ])"],
+        "array([  0.69314718, 100.        ])",
+    ],
     "binary_cross_entropy_grad": [
         ">>> binary_cross_entropy_grad(np.array([0.5, 0.5]), np.array([1.0, 0.0]))",
-        "array([-1.,  1.])"],
+        "array([-1.,  1.])",
+    ],
     "sigmoid_binary_cross_entropy": [
         ">>> sigmoid_binary_cross_entropy(np.zeros(2), np.array([1.0, 0.0]), reduction='none',",
         "...                              pos_weight=np.array([3.0, 3.0]))",
-        "array([2.07944154, 0.69314718])"],
+        "array([2.07944154, 0.69314718])",
+    ],
     "sigmoid_binary_cross_entropy_grad": [
         ">>> sigmoid_binary_cross_entropy_grad(np.array([0.0, 1e4]), np.array([1.0, 0.0]),",
         "...                                   reduction='sum')",
-        "array([-0.5,  1. ])"],
+        "array([-0.5,  1. ])",
+    ],
     "sigmoid_binary_cross_entropy_with_grad": [
         ">>> loss, grad = sigmoid_binary_cross_entropy_with_grad(np.zeros(2),",
         "...                                                     np.array([1.0, 0.0]),",
@@ -223,7 +281,8 @@ EXAMPLES = {
         ">>> round(float(loss), 10)",
         "1.3862943611",
         ">>> grad",
-        "array([-0.5,  0.5])"],
+        "array([-0.5,  0.5])",
+    ],
 }
 
 
@@ -259,15 +318,24 @@ def _signature(kern: kr.Kernel) -> str:
             params.append("*")
             params.extend(o + "=" + DEFAULTS[o] for o in rest)
     indent = " " * len(f"def {kern.name}(")
-    lines = textwrap.wrap(", ".join(params), width=DOC_WIDTH - len(indent) - 2,
-                          break_long_words=False, break_on_hyphens=False)
+    lines = textwrap.wrap(
+        ", ".join(params),
+        width=DOC_WIDTH - len(indent) - 2,
+        break_long_words=False,
+        break_on_hyphens=False,
+    )
     return ("\n" + indent).join(lines)
 
 
 def _wrapped(text: str) -> list:
     """One docstring entry, wrapped; continuation lines indented by four spaces."""
-    return textwrap.wrap(text, width=DOC_WIDTH - 8, subsequent_indent="    ",
-                         break_long_words=False, break_on_hyphens=False)
+    return textwrap.wrap(
+        text,
+        width=DOC_WIDTH - 8,
+        subsequent_indent="    ",
+        break_long_words=False,
+        break_on_hyphens=False,
+    )
 
 
 def _arg_docs(kern: kr.Kernel, partial: str) -> list:
@@ -286,8 +354,9 @@ def _arg_docs(kern: kr.Kernel, partial: str) -> list:
         lines.extend(_wrapped(text))
     if has_axis(kern):
         lines.extend(_wrapped("axis: " + OPTION_DOCS[("rowwise", "axis")]))
-    options = (["reduction"] if "reduction" in kern.options else []) + \
-        [o for o in kern.options if o != "reduction"]
+    options = (["reduction"] if "reduction" in kern.options else []) + [
+        o for o in kern.options if o != "reduction"
+    ]
     for o in options:
         lines.extend(_wrapped(f"{o}: {OPTION_DOCS[(partial, o)]}"))
     return lines
@@ -351,8 +420,11 @@ def kernel_context(kern: kr.Kernel) -> dict:
 def _programs(kern: kr.Kernel) -> dict:
     """The block programs of a kernel, by variant (empty for the families without them)."""
     if kern.family == "ce_logits":
-        return {f"{target}{'_wide' if wide else ''}": _ce_program(kern, target == "soft", wide)
-                for target in ("labels", "soft") for wide in (False, True)}
+        return {
+            f"{target}{'_wide' if wide else ''}": _ce_program(kern, target == "soft", wide)
+            for target in ("labels", "soft")
+            for wide in (False, True)
+        }
     if kern.family == "bce":
         return {"rows": _bce_program(kern, False), "rows_wide": _bce_program(kern, True)}
     if kern.family == "rowwise" and has_axis(kern):
@@ -374,19 +446,44 @@ def _needs_p(slots: dict) -> bool:
 # ----------------------------------------------------------------------------------------------
 # Block programs (symce/lang/numpy_blocks.py) of the cross-entropy from logits and the BCE family
 # ----------------------------------------------------------------------------------------------
-_C = sp.Symbol("c", real=True)          # the per-class part of y~ for integer labels
+_C = sp.Symbol("c", real=True)  # the per-class part of y~ for integer labels
 _GDIV = sp.Symbol("gdiv", positive=True)  # the gradient's divisor (the mean's, or 1)
 _WSUM = sp.Symbol("wsum", positive=True)  # sum_k w_k
-_TS = sp.Symbol("ts", real=True)        # TwoSum's t = s - a
-_GDIV_G = sp.Symbol("g", real=True)     # the gradient block, updated in place
+_TS = sp.Symbol("ts", real=True)  # TwoSum's t = s - a
+_GDIV_G = sp.Symbol("g", real=True)  # the gradient block, updated in place
 _CSUM = sp.Symbol("csum", nonnegative=True)  # sum_k c_k
-_E = sp.Symbol("E", nonnegative=True)   # exp(-|x|), shared by softplus and sigmoid (BCE)
-_AT = {"zs": "zs_a", "zlo": "zlo_a", "e": "e_a", "em1": "em1_a", "p": "p_a", "pc": "pc_a",
-       "yt": "yt_a", "hot": "hot_a", "w_k": "w_a"}
-_AT_LABEL = {"zs": "zs_t", "zlo": "zlo_t", "e": "e_t", "em1": "em1_t", "p": "p_t", "pc": "pc_t",
-             "yt": "yt_t"}
-BLOCK_NAMES = {**BOUND["ce_logits"], "c": "c", "gdiv": "gdiv", "wsum": "wsum", "ts": "ts",
-               "lt": "lt", "E": "E", "g": "g", "csum": "csum"}
+_E = sp.Symbol("E", nonnegative=True)  # exp(-|x|), shared by softplus and sigmoid (BCE)
+_AT = {
+    "zs": "zs_a",
+    "zlo": "zlo_a",
+    "e": "e_a",
+    "em1": "em1_a",
+    "p": "p_a",
+    "pc": "pc_a",
+    "yt": "yt_a",
+    "hot": "hot_a",
+    "w_k": "w_a",
+}
+_AT_LABEL = {
+    "zs": "zs_t",
+    "zlo": "zlo_t",
+    "e": "e_t",
+    "em1": "em1_t",
+    "p": "p_t",
+    "pc": "pc_t",
+    "yt": "yt_t",
+}
+BLOCK_NAMES = {
+    **BOUND["ce_logits"],
+    "c": "c",
+    "gdiv": "gdiv",
+    "wsum": "wsum",
+    "ts": "ts",
+    "lt": "lt",
+    "E": "E",
+    "g": "g",
+    "csum": "csum",
+}
 
 
 def _terms_over(expr, den):
@@ -396,11 +493,14 @@ def _terms_over(expr, den):
 
 def _flattener(wide: bool):
     """For float32 input (``wide``): zlo -> 0 in a slot (and mul0(0, .) -> 0); else the slot."""
+
     def flat(ex):
         if not wide:
             return ex
-        return ex.xreplace({kr.zlo: 0}).replace(lambda f: isinstance(f, mul0) and f.args[0] == 0,
-                                                lambda f: sp.S.Zero)
+        return ex.xreplace({kr.zlo: 0}).replace(
+            lambda f: isinstance(f, mul0) and f.args[0] == 0, lambda f: sp.S.Zero
+        )
+
     return flat
 
 
@@ -412,9 +512,12 @@ def _row_head(kern: kr.Kernel, wide: bool) -> list:
     sl = kern.slots
     flat = _flattener(wide)
     at = NumPyKernelPrinter({**BLOCK_NAMES, **_AT})
-    steps = [nb.line("at = _argmax_at(x[lo:hi])"), nb.line("shift = _shift_at(x[lo:hi], at)"),
-             nb.Step("load" if wide else "view", name="z", code="x[lo:hi]"),
-             nb.block("zs", sl["zs"])]
+    steps = [
+        nb.line("at = _argmax_at(x[lo:hi])"),
+        nb.line("shift = _shift_at(x[lo:hi], at)"),
+        nb.Step("load" if wide else "view", name="z", code="x[lo:hi]"),
+        nb.block("zs", sl["zs"]),
+    ]
     if not wide:
         a, b = sl["zlo"].args
         with sp.evaluate(False):
@@ -423,20 +526,28 @@ def _row_head(kern: kr.Kernel, wide: bool) -> list:
             err = err.xreplace({s_sym: kr.zs, t_sym: _TS})
         if sp.expand(s_expr - sl["zs"]) != 0:
             raise ValueError("the zs slot is not TwoSum's s")
-        steps += [nb.block("ts", t_expr), nb.block("zlo", err),
-                  nb.line("_zero_where_not_finite(zlo, zs)", reads=("zlo", "zs"))]
+        steps += [
+            nb.block("ts", t_expr),
+            nb.block("zlo", err),
+            nb.line("_zero_where_not_finite(zlo, zs)", reads=("zlo", "zs")),
+        ]
     steps.append(nb.line("zs_a = _get(zs, at)", reads=("zs",)))
     if not wide:
         steps.append(nb.line("zlo_a = _get(zlo, at)", reads=("zlo",)))
-    steps += [nb.line(f"em1_a = {at.doprint(flat(sl['em1']))}"),
-              nb.line(f"e_a = {at.doprint(flat(sl['e']))}")]
+    steps += [
+        nb.line(f"em1_a = {at.doprint(flat(sl['em1']))}"),
+        nb.line(f"e_a = {at.doprint(flat(sl['e']))}"),
+    ]
     return steps
 
 
 def _loop(lines: list, nbuf: int) -> list:
     """A block program's lines under its loop head (buffers allocated once, cut per block)."""
-    head = [f"_bufs = _buffers({nbuf}, x)", "for lo, hi in _blocks(x):",
-            f"    {', '.join(f'_b{i}' for i in range(nbuf))}, = _bufs[:, :hi - lo]"]
+    head = [
+        f"_bufs = _buffers({nbuf}, x)",
+        "for lo, hi in _blocks(x):",
+        f"    {', '.join(f'_b{i}' for i in range(nbuf))}, = _bufs[:, :hi - lo]",
+    ]
     return head + ["    " + ln for ln in lines]
 
 
@@ -450,8 +561,10 @@ def _rowwise_program(kern: kr.Kernel, wide: bool) -> list:
     flat = _flattener(wide)
     steps = _row_head(kern, wide)
     ones = ", ones_k" if wide else ""
-    steps += [nb.block("e", flat(sl["e"])),
-              nb.line(f"srest = _srest_at(e, at, em1_a, e_a{ones})", reads=("e",))]
+    steps += [
+        nb.block("e", flat(sl["e"])),
+        nb.line(f"srest = _srest_at(e, at, em1_a, e_a{ones})", reads=("e",)),
+    ]
     layout = rowwise_layout(kern)
     if layout == "scalar":
         row = NumPyKernelPrinter(BLOCK_NAMES).doprint(flat(sl["out"]))
@@ -484,17 +597,22 @@ def _ce_program(kern: kr.Kernel, soft: bool, wide: bool) -> list:
     yt_label = sl["yt_label"]
     steps = _row_head(kern, wide)
     if soft:
-        steps += [nb.Step("load" if wide else "view", name="y", code="yin[lo:hi]"),
-                  nb.block("yt", sl["yt_soft"])]
+        steps += [
+            nb.Step("load" if wide else "view", name="y", code="yin[lo:hi]"),
+            nb.block("yt", sl["yt_soft"]),
+        ]
         if grad:
             steps.append(nb.line("ysum = np.sum(yt, axis=-1, keepdims=True)", reads=("yt",)))
     else:
-        steps += [nb.line("t = _label_at(t_all, lo, hi, at)"), nb.line("w_t = w_t_all[lo:hi]"),
-                  nb.line("zs_t = _get(zs, t)", reads=("zs",))]
+        steps += [
+            nb.line("t = _label_at(t_all, lo, hi, at)"),
+            nb.line("w_t = w_t_all[lo:hi]"),
+            nb.line("zs_t = _get(zs, t)", reads=("zs",)),
+        ]
         if not wide:
             steps.append(nb.line("zlo_t = _get(zlo, t)", reads=("zlo",)))
         if grad:
-            ysum = yt_label.xreplace({kr.hot: 1, kr.w_k: _WSUM})   # sum_k of y~: hot sums to 1
+            ysum = yt_label.xreplace({kr.hot: 1, kr.w_k: _WSUM})  # sum_k of y~: hot sums to 1
             steps.append(nb.line(f"ysum = {lab.doprint(ysum)}"))
     if loss:
         # sum_k mul0(y~_k, log1p(Srest) - zs_k - zlo_k): the row part log1p(Srest) times sum_k y~_k
@@ -504,34 +622,44 @@ def _ce_program(kern: kr.Kernel, soft: bool, wide: bool) -> list:
         if not isinstance(term, mul0):
             raise ValueError(f"{kern.name}: the loss term is not mul0(y~, ...): {term}")
         target, inner = term.args
-        row_part = sp.Add(*[t for t in sp.Add.make_args(inner)
-                            if not t.free_symbols & {kr.zs, kr.zlo}])
+        row_part = sp.Add(
+            *[t for t in sp.Add.make_args(inner) if not t.free_symbols & {kr.zs, kr.zlo}]
+        )
         class_part = inner - row_part
         if soft:
-            steps += [nb.block("lt", mul0(target, class_part)),
-                      nb.line("lsum = np.sum(lt, axis=-1, keepdims=True)", reads=("lt",))]
+            steps += [
+                nb.block("lt", mul0(target, class_part)),
+                nb.line("lsum = np.sum(lt, axis=-1, keepdims=True)", reads=("lt",)),
+            ]
             if not grad:
                 steps.append(nb.line("ysum = np.sum(yt, axis=-1, keepdims=True)", reads=("yt",)))
         else:
-            steps += [nb.block("lt", mul0(_C, class_part), cond="smooth"),
-                      nb.line("lsum = np.sum(lt, axis=-1, keepdims=True)", reads=("lt",),
-                              cond="smooth")]
-    ones = ", ones_k" if wide else ""   # float32 results: Srest by a BLAS dot product
+            steps += [
+                nb.block("lt", mul0(_C, class_part), cond="smooth"),
+                nb.line("lsum = np.sum(lt, axis=-1, keepdims=True)", reads=("lt",), cond="smooth"),
+            ]
+    ones = ", ones_k" if wide else ""  # float32 results: Srest by a BLAS dot product
     # a row holding +inf (Srest = +inf) is NaN throughout, as PyTorch (docs/semantics.md)
-    steps += [nb.block("e", flat(sl["e"])),
-              nb.line(f"srest = _srest_at(e, at, em1_a, e_a{ones})", reads=("e",)),
-              nb.line("_nan_at_inf(srest)")]
+    steps += [
+        nb.block("e", flat(sl["e"])),
+        nb.line(f"srest = _srest_at(e, at, em1_a, e_a{ones})", reads=("e",)),
+        nb.line("_nan_at_inf(srest)"),
+    ]
     if loss:
         if soft:
-            steps.append(nb.line(f"losses[lo:hi] = "
-                                 f"({lab.doprint(mul0(kr.ysum, row_part))} + lsum)[:, 0]"))
+            steps.append(
+                nb.line(f"losses[lo:hi] = ({lab.doprint(mul0(kr.ysum, row_part))} + lsum)[:, 0]")
+            )
         else:
             # y~ = c + hot h: the label's h (a row value), then the class part c
             h = yt_label.xreplace({kr.hot: 1}) - yt_label.xreplace({kr.hot: 0})
-            steps += [nb.line(f"loss = {lab.doprint(term.xreplace({kr.yt: h}))}"),
-                      nb.line(f"loss = loss + {lab.doprint(mul0(_CSUM, row_part))} + lsum",
-                              cond="smooth"),
-                      nb.line("losses[lo:hi] = loss[:, 0]")]
+            steps += [
+                nb.line(f"loss = {lab.doprint(term.xreplace({kr.yt: h}))}"),
+                nb.line(
+                    f"loss = loss + {lab.doprint(mul0(_CSUM, row_part))} + lsum", cond="smooth"
+                ),
+                nb.line("losses[lo:hi] = loss[:, 0]"),
+            ]
     if grad:
         # away from the argmax p <= 1/2: pc = 1 - p is exact enough, and p ysum - y~ is the
         # gradient; the argmax (and the label) get the slot itself, with the accurate pc
@@ -540,31 +668,40 @@ def _ce_program(kern: kr.Kernel, soft: bool, wide: bool) -> list:
         if soft:
             steps.append(nb.block("g", bulk))
         else:  # the class part c of y~ only with label smoothing
-            steps += [nb.block("g", bulk.xreplace({kr.yt: 0})),
-                      nb.update("g", _GDIV_G + bulk.xreplace({kr.yt: _C}) -
-                                bulk.xreplace({kr.yt: 0}), cond="smooth")]
+            steps += [
+                nb.block("g", bulk.xreplace({kr.yt: 0})),
+                nb.update(
+                    "g",
+                    _GDIV_G + bulk.xreplace({kr.yt: _C}) - bulk.xreplace({kr.yt: 0}),
+                    cond="smooth",
+                ),
+            ]
         steps.append(nb.line("grad[lo:hi] = g", reads=("g",)))
         fix = sl["grad"] / _GDIV
         if soft:
             steps.append(nb.line("yt_a = _get(yt, at)", reads=("yt",)))
         else:
-            steps += [nb.line(f"e_t = {lab.doprint(flat(sl['e']))}"),
-                      nb.line(f"em1_t = {lab.doprint(flat(sl['em1']))}"),
-                      nb.line(f"p_t = {lab.doprint(flat(sl['p']))}"),
-                      nb.line(f"pc_t = {lab.doprint(flat(sl['pc']))}"),
-                      nb.line("yt_t = " + lab.doprint(yt_label.xreplace({kr.hot: 1,
-                                                                        kr.w_k: kr.w_t}))),
-                      nb.line(f"_put(grad[lo:hi], t, {lab.doprint(fix)})"),
-                      nb.line("hot_a = at[0] == t[0]"), nb.line("w_a = _class_at(w_k, at)"),
-                      nb.line(f"yt_a = {at.doprint(yt_label)}")]
-        steps += [nb.line(f"p_a = {at.doprint(flat(sl['p']))}"),
-                  nb.line(f"pc_a = {at.doprint(flat(sl['pc']))}"),
-                  nb.line(f"_put(grad[lo:hi], at, {at.doprint(fix)})")]
+            steps += [
+                nb.line(f"e_t = {lab.doprint(flat(sl['e']))}"),
+                nb.line(f"em1_t = {lab.doprint(flat(sl['em1']))}"),
+                nb.line(f"p_t = {lab.doprint(flat(sl['p']))}"),
+                nb.line(f"pc_t = {lab.doprint(flat(sl['pc']))}"),
+                nb.line("yt_t = " + lab.doprint(yt_label.xreplace({kr.hot: 1, kr.w_k: kr.w_t}))),
+                nb.line(f"_put(grad[lo:hi], t, {lab.doprint(fix)})"),
+                nb.line("hot_a = at[0] == t[0]"),
+                nb.line("w_a = _class_at(w_k, at)"),
+                nb.line(f"yt_a = {at.doprint(yt_label)}"),
+            ]
+        steps += [
+            nb.line(f"p_a = {at.doprint(flat(sl['p']))}"),
+            nb.line(f"pc_a = {at.doprint(flat(sl['pc']))}"),
+            nb.line(f"_put(grad[lo:hi], at, {at.doprint(fix)})"),
+        ]
     lines, nbuf = nb.assemble(steps, NumPyKernelPrinter(base), {"z", "y"})
     return _loop(lines, nbuf)
 
 
-_L = sp.Symbol("L", real=True)   # log1p(exp(-|x|)), shared by softplus(x) and softplus(-x)
+_L = sp.Symbol("L", real=True)  # log1p(exp(-|x|)), shared by softplus(x) and softplus(-x)
 
 
 def shared_exp(expr):
@@ -575,9 +712,12 @@ def shared_exp(expr):
     x = kr.x
     expr = expr.replace(lambda f: isinstance(f, (softplus, sigmoid)), lambda f: f.stable())
     # exp(min(+-x, 0)) is E or 1, and E <= 1: max(E, [+-x >= 0]) selects it exactly (NaN too)
-    expr = expr.xreplace({
-        sp.exp(-clamp_min(-x, 0)): sp.Max(_E, sp.Piecewise((1, x >= 0), (0, True))),
-        sp.exp(-clamp_min(x, 0)): sp.Max(_E, sp.Piecewise((1, x <= 0), (0, True)))})
+    expr = expr.xreplace(
+        {
+            sp.exp(-clamp_min(-x, 0)): sp.Max(_E, sp.Piecewise((1, x >= 0), (0, True))),
+            sp.exp(-clamp_min(x, 0)): sp.Max(_E, sp.Piecewise((1, x <= 0), (0, True))),
+        }
+    )
     expr = expr.xreplace({sp.exp(-sp.Abs(x)): _E})
     return expr.xreplace({log1p(_E): _L})
 
@@ -590,12 +730,26 @@ def _bce_program(kern: kr.Kernel, wide: bool) -> list:
     from . import numpy_blocks as nb
 
     sl = kern.slots
-    names = {**BOUND["bce"], "x": "x", "prob": "x", "y": "y", "w": "w", "pw": "pw", "E": "E",
-             "L": "L", "lb": "lb", "gb": "gb", "gdiv": "gdiv"}
+    names = {
+        **BOUND["bce"],
+        "x": "x",
+        "prob": "x",
+        "y": "y",
+        "w": "w",
+        "pw": "pw",
+        "E": "E",
+        "L": "L",
+        "lb": "lb",
+        "gb": "gb",
+        "gdiv": "gdiv",
+    }
     lb, gb = sp.Symbol("lb", real=True), sp.Symbol("gb", real=True)
     load = "load" if wide else "view"
-    steps = [nb.Step(load, name="x", code="xin[tile]"), nb.Step(load, name="y", code="yin[tile]"),
-             nb.Step("view", name="w", code="win[tile]")]
+    steps = [
+        nb.Step(load, name="x", code="xin[tile]"),
+        nb.Step(load, name="y", code="yin[tile]"),
+        nb.Step("view", name="w", code="win[tile]"),
+    ]
     if "pos_weight" in kern.options:
         steps.append(nb.Step("view", name="pw", code="pwin[tile]"))
     logits = kern.inputs[0].name == "logits"
@@ -612,21 +766,29 @@ def _bce_program(kern: kr.Kernel, wide: bool) -> list:
             common[sub] = sym
             steps.append(nb.block(sym.name, sub))
             names[sym.name] = sym.name
-    form_shared = (lambda ex: form(ex).xreplace(common))
+    form_shared = lambda ex: form(ex).xreplace(common)
     if "loss" in sl:
-        steps += [nb.block("lb", form_shared(sl["loss"])),
-                  nb.update("lb", lb * kr.w, cond="weighted"),
-                  nb.line("loss[tile] = lb", reads=("lb",), cond="keep_all"),
-                  nb.line("total = total + np.sum(lb, dtype=np.float64)", reads=("lb",),
-                          cond="not keep_all")]
+        steps += [
+            nb.block("lb", form_shared(sl["loss"])),
+            nb.update("lb", lb * kr.w, cond="weighted"),
+            nb.line("loss[tile] = lb", reads=("lb",), cond="keep_all"),
+            nb.line(
+                "total = total + np.sum(lb, dtype=np.float64)", reads=("lb",), cond="not keep_all"
+            ),
+        ]
     if "grad" in sl:
-        steps += [nb.block("gb", form_shared(sl["grad"])),
-                  nb.update("gb", gb * kr.w, cond="weighted"),
-                  nb.update("gb", gb / _GDIV, cond="reduction == 'mean'"),
-                  nb.line("grad[tile] = gb", reads=("gb",))]
+        steps += [
+            nb.block("gb", form_shared(sl["grad"])),
+            nb.update("gb", gb * kr.w, cond="weighted"),
+            nb.update("gb", gb / _GDIV, cond="reduction == 'mean'"),
+            nb.line("grad[tile] = gb", reads=("gb",)),
+        ]
     lines, nbuf = nb.assemble(steps, NumPyKernelPrinter(names), {"x", "prob", "y", "w", "pw"})
-    head = [f"_bufs = _tile_buffers({nbuf}, xin, np.float64)", "for tile in _tiles(xin):",
-            f"    {', '.join(f'_b{i}' for i in range(nbuf))}, = _tile_of(_bufs, tile)"]
+    head = [
+        f"_bufs = _tile_buffers({nbuf}, xin, np.float64)",
+        "for tile in _tiles(xin):",
+        f"    {', '.join(f'_b{i}' for i in range(nbuf))}, = _tile_of(_bufs, tile)",
+    ]
     return head + ["    " + ln for ln in lines]
 
 
@@ -641,8 +803,10 @@ def two_sum_steps(a, b):
     steps = list(two_sum_err(a, b).stable())
     (s_sym, _), (t_sym, _), (err_sym, err) = steps
     if err == a + b - s_sym:  # the collapsed form: rebuild the error term in TwoSum's order
+
         def minus(u, v):
             return sp.Add(u, sp.Mul(-1, v, evaluate=False), evaluate=False)
+
         err = sp.Add(minus(a, minus(s_sym, t_sym)), minus(b, t_sym), evaluate=False)
         steps[-1] = (err_sym, err)
     return steps
@@ -654,17 +818,24 @@ def helper_context() -> dict:
     pr = NumPyKernelPrinter({"t": "t"})
     steps = two_sum_steps(a, b)
     ts = NumPyKernelPrinter({"a": "a", "b": "b", **{sym.name: sym.name for sym, _ in steps}})
-    return {"softplus": pr.doprint(softplus(t).stable()),
-            "sigmoid": pr.doprint(sigmoid(t).stable()),
-            "two_sum": [(ts.doprint(sym), ts.doprint(expr)) for sym, expr in steps]}
+    return {
+        "softplus": pr.doprint(softplus(t).stable()),
+        "sigmoid": pr.doprint(sigmoid(t).stable()),
+        "two_sum": [(ts.doprint(sym), ts.doprint(expr)) for sym, expr in steps],
+    }
 
 
 def context() -> dict:
     kernels = [kernel_context(k) for k in kr.registry().values()]
     from .numpy_blocks import BLOCK, TILE
-    return {"kernels": kernels, "names": [k["name"] for k in kernels], "block": BLOCK,
-            "tile": TILE,
-            **helper_context()}
+
+    return {
+        "kernels": kernels,
+        "names": [k["name"] for k in kernels],
+        "block": BLOCK,
+        "tile": TILE,
+        **helper_context(),
+    }
 
 
 def outputs() -> list:

@@ -17,6 +17,7 @@ constants, scalars) are grouped and printed once as an ordinary NumPy expression
 (linear scan over the steps: a value's buffer is free after its last reader; a block step may
 write over the one operand that dies there, read once) and returns the lines.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -24,11 +25,10 @@ from dataclasses import dataclass, field
 import sympy as sp
 from sympy.codegen.cfunctions import expm1, log1p
 
-from .. import kernels as kr
-from ..functions import clamp_min, mul0, sigmoid, softplus, two_sum_err
+from ..functions import clamp_min, mul0
 
-BLOCK = 1 << 17   # elements per block: 1 MiB per float64 buffer (measured: 2^16..2^18 fastest)
-TILE = 1 << 15    # elements per tile of the BCE programs (more buffers live at once)
+BLOCK = 1 << 17  # elements per block: 1 MiB per float64 buffer (measured: 2^16..2^18 fastest)
+TILE = 1 << 15  # elements per tile of the BCE programs (more buffers live at once)
 
 UFUNCS = {sp.exp: "exp", expm1: "expm1", log1p: "log1p", sp.Abs: "absolute", sp.log: "log"}
 
@@ -66,8 +66,13 @@ def line(code, reads=(), cond=""):
 
 def _indicator(expr) -> bool:
     """Piecewise((1, cond), (0, True))."""
-    return isinstance(expr, sp.Piecewise) and len(expr.args) == 2 and expr.args[0].expr == 1 \
-        and expr.args[1].expr == 0 and expr.args[1].cond is sp.true
+    return (
+        isinstance(expr, sp.Piecewise)
+        and len(expr.args) == 2
+        and expr.args[0].expr == 1
+        and expr.args[1].expr == 0
+        and expr.args[1].cond is sp.true
+    )
 
 
 def _count(expr, name) -> int:
@@ -95,7 +100,7 @@ class InplaceEmitter:
     block: set
     temp: object
     release: object
-    dying: dict = field(default_factory=dict)   # values read for the last time here, once
+    dying: dict = field(default_factory=dict)  # values read for the last time here, once
     lines: list = field(default_factory=list)
 
     def varies(self, expr) -> bool:
@@ -123,7 +128,7 @@ class InplaceEmitter:
             arg = self.emit(expr.args[0], dest, alias)
             self.lines.append(f"np.{UFUNCS[type(expr)]}({arg}, out={dest})")
             return dest
-        if _indicator(expr):   # Piecewise((1, c), (0, True)) is the boolean array c itself
+        if _indicator(expr):  # Piecewise((1, c), (0, True)) is the boolean array c itself
             return self.code(expr.args[0].cond)
         if isinstance(expr, (clamp_min, sp.Max)):
             fixed = [a for a in expr.args if not self.varies(a)]
@@ -147,14 +152,15 @@ class InplaceEmitter:
         if isinstance(expr, sp.Piecewise) and len(expr.args) == 2 and expr.args[1].cond is sp.true:
             (val, cond), (other, _) = expr.args
             tmp = src = None
-            if self.varies(val):   # computed first: it may read the value dest holds
+            if self.varies(val):  # computed first: it may read the value dest holds
                 tmp = self.temp()
                 src = self.emit(val, tmp)
             first = self.emit(other, dest, alias)
             if first != dest:
                 self.lines.append(f"np.copyto({dest}, {first})")
-            self.lines.append(f"np.copyto({dest}, {src or self.code(val)}, "
-                              f"where={self.code(cond)})")
+            self.lines.append(
+                f"np.copyto({dest}, {src or self.code(val)}, where={self.code(cond)})"
+            )
             if tmp is not None:
                 self.release(tmp)
             return dest
@@ -275,7 +281,7 @@ def assemble(steps, small, block_names) -> tuple[list, int]:
     for i, names in enumerate(reads):
         for name in names:
             last[name] = i
-    free, count, owner = [], [0], {}   # owner: value -> buffer name
+    free, count, owner = [], [0], {}  # owner: value -> buffer name
 
     def alloc():
         if free:
@@ -305,26 +311,36 @@ def assemble(steps, small, block_names) -> tuple[list, int]:
                     raise ValueError(f"an update of {st.name} must read it once: {st.expr}")
                 alias = st.name
             for name in sorted(reads[i]):
-                if alias is None and last.get(name) == i and name in owner \
-                        and _count(st.expr, name) == 1:
+                if (
+                    alias is None
+                    and last.get(name) == i
+                    and name in owner
+                    and _count(st.expr, name) == 1
+                ):
                     alias = name
             dest = owner.pop(alias) if alias else alloc()
-            dying = {name: owner[name] for name in reads[i] if name != alias and name in owner
-                     and last.get(name) == i and _count(st.expr, name) == 1}
+            dying = {
+                name: owner[name]
+                for name in reads[i]
+                if name != alias
+                and name in owner
+                and last.get(name) == i
+                and _count(st.expr, name) == 1
+            }
             em = InplaceEmitter(small, block_names, alloc, give_back, dying)
             result = em.emit(st.expr, dest, alias)
             if result != dest:
                 em.lines.append(f"np.copyto({dest}, {result})")
             last_line = em.lines[-1]
             if last_line.endswith(f"out={dest})") and not last_line.startswith("np.copyto"):
-                body += em.lines[:-1] + [f"{st.name} = {last_line}"]   # a ufunc returns its out
+                body += em.lines[:-1] + [f"{st.name} = {last_line}"]  # a ufunc returns its out
             else:
                 body += em.lines + [f"{st.name} = {dest}"]
             owner[st.name] = dest
         for name in reads[i]:
             if last.get(name) == i and name in owner and name != st.name:
                 give_back(owner.pop(name))
-        if st.cond and not (i and steps[i - 1].cond == st.cond):   # one if for a run of steps
+        if st.cond and not (i and steps[i - 1].cond == st.cond):  # one if for a run of steps
             out.append(f"if {st.cond}:")
         out += [pad + b for b in body]
     return out, count[0]

@@ -1,0 +1,120 @@
+"""symce as users install it: a wheel (pip install ., not editable) carries the templates, and its
+`symce derive --out DIR` works from any directory and writes what the checkout's generated/ holds."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="module")
+def wheel(tmp_path_factory):
+    """symce's wheel, built from this checkout without network (setuptools is installed)."""
+    out = tmp_path_factory.mktemp("wheel")
+    run = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "--no-build-isolation",
+            "--no-cache-dir",
+            "-q",
+            "-w",
+            str(out),
+            str(ROOT),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    if run.returncode != 0 and "No module named pip" in run.stderr:
+        pytest.skip("pip is not available to build the wheel")
+    assert run.returncode == 0, run.stdout + run.stderr
+    (path,) = out.glob("symce-*.whl")
+    return path
+
+
+def test_wheel_ships_every_template(wheel):
+    with zipfile.ZipFile(wheel) as zf:
+        names = set(zf.namelist())
+    templates = sorted(
+        p.relative_to(ROOT).as_posix() for p in (ROOT / "templates").rglob("*.jinja")
+    )
+    assert templates, "no templates in the checkout"
+    missing = [t for t in templates if "symce/" + t not in names]
+    assert not missing, f"templates missing from the wheel: {missing}"
+    assert "symce/lang/c_backend.py" in names
+
+
+@pytest.mark.slow
+def test_installed_wheel_derives_from_any_directory(wheel, tmp_path):
+    """Unpacked as pip installs it (no checkout on the path), run from an empty directory:
+    symce derive --out DIR writes the same files as the checkout's generated/, and --check
+    agrees; without --out it would write ./generated."""
+    site = tmp_path / "site"
+    with zipfile.ZipFile(wheel) as zf:
+        zf.extractall(site)
+    work = tmp_path / "work"
+    work.mkdir()
+    env = dict(os.environ, PYTHONPATH=str(site))
+    where = subprocess.run(
+        [sys.executable, "-c", "import symce; print(symce.__file__)"],
+        capture_output=True,
+        text=True,
+        cwd=work,
+        env=env,
+        check=True,
+    )
+    assert where.stdout.strip().startswith(str(site)), where.stdout
+    run = subprocess.run(
+        [sys.executable, "-m", "symce", "derive", "--out", "kernels"],
+        capture_output=True,
+        text=True,
+        cwd=work,
+        env=env,
+        timeout=300,
+    )
+    assert run.returncode == 0, run.stdout + run.stderr
+    written = {
+        p.relative_to(work / "kernels").as_posix(): p.read_text(encoding="utf-8")
+        for p in (work / "kernels").rglob("*")
+        if p.is_file()
+    }
+    expected = {
+        p.relative_to(ROOT / "generated").as_posix(): p.read_text(encoding="utf-8")
+        for p in (ROOT / "generated").rglob("*")
+        if p.is_file()
+        and p.name != ".gitkeep"
+        and "__pycache__" not in p.parts
+        and p.suffix not in (".pdf", ".aux", ".log", ".out", ".toc", ".fls", ".fdb_latexmk")
+    }
+    assert written == expected
+    check = subprocess.run(
+        [sys.executable, "-m", "symce", "derive", "--check", "--out", "kernels"],
+        capture_output=True,
+        text=True,
+        cwd=work,
+        env=env,
+        timeout=300,
+    )
+    assert check.returncode == 0, check.stdout + check.stderr
+    assert not (work / "generated").exists()
+    default = subprocess.run(
+        [sys.executable, "-c", "from symce import generate; print(generate.default_out())"],
+        capture_output=True,
+        text=True,
+        cwd=work,
+        env=env,
+        check=True,
+    )
+    assert Path(default.stdout.strip()) == work / "generated"
+    assert (site / "symce" / "templates" / "c" / "symce.c.jinja").is_file()
