@@ -28,6 +28,11 @@ from .rewrite import e as rewrite_e
 D = sp.Derivative
 
 
+def cite(proof_name: str, rename=()) -> R.Rule:
+    """The rule "result of ``proof_name``" (its closed form replaces its derivative)."""
+    return R.cite(proof_name, statement, rename)
+
+
 def M(*args):
     """A product kept as written (for the display of a step)."""
     return sp.Mul(*args, evaluate=False)
@@ -272,7 +277,7 @@ def _softmax_cross_entropy():
                 note=r"\text{through every } p_i:\ \frac{\partial L}{\partial p_i} = "
                 r"-\frac{y_i}{p_i}",
             ),
-            St(-sp.Sum(M(y[i] / p[i], dp), (i, 1, K)), R.cite("softmax_jacobian")),
+            St(-sp.Sum(M(y[i] / p[i], dp), (i, 1, K)), cite("softmax_jacobian")),
             St(
                 sp.Sum(A(-M(y[i], delta_ij), M(y[i], p[j])), (i, 1, K)),
                 R.LIN,
@@ -403,7 +408,7 @@ def _sigmoid_bce():
             St(
                 Neg(A(M(yb / s, s, 1 - s), -M((1 - yb) / (1 - s), s, 1 - s))),
                 R.LIN,
-                R.cite("sigmoid_grad"),
+                cite("sigmoid_grad"),
                 note=r"\sigma' = \sigma(1 - \sigma)",
             ),
             St(A(s, -yb), R.ALGEBRA, note=r"\sigma(1 - \sigma) \text{ cancels}"),
@@ -436,7 +441,7 @@ def _sigmoid_weighted_bce():
             St(
                 Neg(A(M(wp, yb, 1 - s), -M(1 - yb, s))),
                 R.LIN,
-                R.cite("sigmoid_grad"),
+                cite("sigmoid_grad"),
                 note=r"\sigma' = \sigma(1 - \sigma)",
             ),
             St(A(M(1 - yb, s), -M(wp, yb, 1 - s)), R.ALGEBRA, note=r"\text{expand the sign}"),
@@ -464,7 +469,7 @@ def _weighted_target():
             St(D(L, z[j]), R.DEFINITION),
             St(
                 A(M(p[j], sum_yt), -ytilde[j]),
-                R.cite("softmax_cross_entropy_grad", rename=((y, ytilde),)),
+                cite("softmax_cross_entropy_grad", rename=((y, ytilde),)),
                 note=r"\text{without assuming } \sum_k \tilde{y}_k = 1",
             ),
             St(
@@ -701,7 +706,7 @@ def _softmax_ce_split():
                     -M(y[j] / p[j], p[j], A(1, -p[j])),
                     -sp.Sum(M(notj, y[i] / p[i], Neg(M(p[i], p[j]))), (i, 1, K)),
                 ),
-                R.cite("softmax_jacobian"),
+                cite("softmax_jacobian"),
                 R.ALGEBRA,
                 note=r"\text{the two cases: } p_j(1 - p_j) \text{ and } -p_i p_j",
             ),

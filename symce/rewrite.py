@@ -305,3 +305,23 @@ def restore_sums(expr, sums):
     return expr.xreplace(
         {sym: total.xreplace({CANON_INDEX: model.k}) for sym, total in sums.items()}
     )
+
+
+def excluded_sum(total):
+    """Sum_v (1 - delta_{v,o}) f(v) -> (f, o): the sum over v != o, as the printers show it;
+    (None, None) for any other sum."""
+    ((v, _lo, _hi),) = total.limits
+    if not isinstance(total.function, sp.Mul):
+        return None, None
+    for k_, a in enumerate(total.function.args):
+        if isinstance(a, sp.Add) and len(a.args) == 2 and 1 in a.args:
+            other = [x for x in a.args if x != 1][0]
+            if (
+                other.could_extract_minus_sign()
+                and isinstance(-other, sp.KroneckerDelta)
+                and v in (-other).args
+            ):
+                o = [x for x in (-other).args if x != v][0]
+                rest = total.function.args[:k_] + total.function.args[k_ + 1 :]
+                return sp.Mul(*rest, evaluate=False) if len(rest) > 1 else rest[0], o
+    return None, None

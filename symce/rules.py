@@ -15,7 +15,8 @@ unfold a name.  Every rule a step names must change something there (no padding)
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from functools import lru_cache
 
 import sympy as sp
@@ -34,6 +35,9 @@ class Rule:
     lemma: tuple = ()  # cite: or a lemma (lhs derivative, rhs), checked where it is used
     rename: tuple = ()  # cite: ((base in the cited claim, base here), ...)
     latex: str = ""  # what the document shows after the rule's name
+    # cite: statement(name) -> (claim, closed form) of the cited proof; symce.proofs passes its
+    # own, so this module never imports the proofs (they import it)
+    statement: Callable | None = field(default=None, compare=False, repr=False)
 
     @property
     def words(self) -> str:
@@ -87,9 +91,10 @@ def subst(*names, latex: str = "") -> Rule:
     return Rule("substitute", names=tuple(names), latex=latex)
 
 
-def cite(proof_name: str, rename=()) -> Rule:
-    """Use the result of an earlier proof (its closed form replaces its derivative)."""
-    return Rule("cite", cite=proof_name, rename=tuple(rename))
+def cite(proof_name: str, statement: Callable, rename=()) -> Rule:
+    """Use the result of an earlier proof (its closed form replaces its derivative):
+    ``statement(proof_name)`` gives that proof's (claim, closed form)."""
+    return Rule("cite", cite=proof_name, rename=tuple(rename), statement=statement)
 
 
 def lemma(lhs, rhs, latex: str = "") -> Rule:
@@ -284,9 +289,7 @@ def _outer(d, x, lets, kinds):
 def _cite_table(rule):
     if rule.lemma:
         return rule.lemma
-    from .proofs import statement
-
-    lhs, rhs = statement(rule.cite)
+    lhs, rhs = rule.statement(rule.cite)
     ren = dict(rule.rename)
     return lhs.xreplace(ren), rhs.xreplace(ren)
 

@@ -839,7 +839,7 @@ def test_names_are_valid_identifiers():
 
 
 def test_generated_matlab_in_sync():
-    files = generate.render_all(("symce.lang.matlab_backend",))
+    files = generate.render_all(("matlab",))
     fresh = {k.split("/", 1)[1]: v for k, v in files.items()}
     assert sorted(fresh) == [f"symce_{n}.m" for n in sorted(REGISTRY)]
     on_disk = {p.name: p.read_text(encoding="utf-8") for p in MATLAB_DIR.glob("*.m")}

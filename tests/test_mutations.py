@@ -17,6 +17,7 @@ from symce import cli, proofs
 from symce import model as m
 from symce import rules as R
 from symce.proof import ProofError, verify
+from symce.proofs import cite
 
 ALL = proofs.by_name()
 i, j, k, n, t, mm, K, N = m.i, m.j, m.k, m.n, m.t, m.m, m.K, m.N
@@ -240,7 +241,7 @@ MUTANTS = [
         "rule-wrong-citation",
         "softmax_cross_entropy_grad",
         3,
-        rules_of(R.cite("log_softmax_jacobian")),
+        rules_of(cite("log_softmax_jacobian")),
         4,
     ),
     ("rule-derivative-as-algebra", "cross_entropy_grad", 2, rules_of(R.ALGEBRA), 3),
@@ -258,7 +259,7 @@ MUTANTS = [
         "rule-padded-with-a-citation",
         "logsumexp_grad",
         2,
-        rules_of(R.LIN, R.D_EXP, R.SIFT, R.cite("sigmoid_grad")),
+        rules_of(R.LIN, R.D_EXP, R.SIFT, cite("sigmoid_grad")),
         3,
     ),
     # a line that repeats the one before

@@ -38,7 +38,7 @@ from sympy.printing.c import C99CodePrinter
 from .. import approx
 from .. import kernels as kr
 from ..functions import clamp_min, log1p, mul0, sigmoid, softplus, two_sum_err
-from ..generate import Output
+from .base import Output
 
 # ----------------------------------------------------------------------------------------------
 # Types.  DTYPES are the storage dtypes (one C function per kernel and dtype): T is the buffer

@@ -14,9 +14,10 @@ from sympy.printing.latex import LatexPrinter
 
 from .. import model
 from .. import proofs as proofs_mod
-from ..generate import Output
 from ..proofs import verified_proofs
+from ..rewrite import excluded_sum
 from . import figures as figures_mod
+from .base import Output
 
 
 class ProofPrinter(LatexPrinter):
@@ -50,7 +51,7 @@ class ProofPrinter(LatexPrinter):
         return super()._print_log(expr, exp)
 
     def _print_Sum(self, expr):
-        rest, other = _excluded(expr)
+        rest, other = excluded_sum(expr)
         if rest is None:
             return super()._print_Sum(expr)
         ((v, lo, hi),) = expr.limits
@@ -128,25 +129,6 @@ class ProofPrinter(LatexPrinter):
                 out += r" \cdot " if tex[0].isdigit() or tex.startswith("-") else " "
             out += tex
         return out
-
-
-def _excluded(total):
-    """Sum_v (1 - delta_{v,o}) f(v) -> (f, o): the sum over v != o, as it is printed."""
-    ((v, _lo, _hi),) = total.limits
-    if not isinstance(total.function, sp.Mul):
-        return None, None
-    for k_, a in enumerate(total.function.args):
-        if isinstance(a, sp.Add) and len(a.args) == 2 and 1 in a.args:
-            other = [x for x in a.args if x != 1][0]
-            if (
-                other.could_extract_minus_sign()
-                and isinstance(-other, sp.KroneckerDelta)
-                and v in (-other).args
-            ):
-                o = [x for x in (-other).args if x != v][0]
-                rest = total.function.args[:k_] + total.function.args[k_ + 1 :]
-                return sp.Mul(*rest, evaluate=False) if len(rest) > 1 else rest[0], o
-    return None, None
 
 
 _PRINTER = ProofPrinter()  # steps: terms in the order they were written

@@ -29,8 +29,9 @@ import sympy as sp
 from sympy.printing.octave import OctaveCodePrinter
 
 from .. import kernels as kr
+from ..examples import EXAMPLES, RESULTS
 from ..functions import sigmoid, softplus, two_sum_err
-from ..generate import Output
+from .base import Output
 
 TEMPLATE = "matlab/function.m.jinja"
 PREFIX = "symce_"
@@ -317,40 +318,6 @@ def _in_literal(a) -> str:
     )
 
 
-# Examples in MATLAB layout: inputs (numpy arrays in MATLAB shape; labels 1-based) and options.
-_Z = np.array([[1.0], [2.0], [0.5]])  # 3 classes, 1 sample
-_Z2 = np.array([[1.0, 0.0], [2.0, 0.0], [0.5, 3.0]])  # 3 classes, 2 samples
-_P = np.array([[0.2], [0.7], [0.1]])
-EXAMPLES = {
-    "sigmoid": ((np.array([[-1.0, 0.0, 2.0]]),), {}),
-    "sigmoid_grad": ((np.array([[-1.0, 0.0, 2.0]]),), {}),
-    "softmax": ((np.array([[-2.85], [0.86], [0.28]]),), {}),
-    "log_softmax": ((_Z2,), {}),
-    "logsumexp": ((_Z2,), {}),
-    "softmax_jacobian": ((_Z,), {}),
-    "softmax_vjp": ((_Z, np.array([[1.0], [0.0], [0.0]])), {}),
-    "cross_entropy": ((_P, np.array([2])), {}),
-    "cross_entropy_grad": ((_P, np.array([2])), {}),
-    "softmax_cross_entropy": ((_Z, np.array([2])), {}),
-    "softmax_cross_entropy_grad": ((_Z2, np.array([2, 3])), {"label_smoothing": 0.1}),
-    "softmax_cross_entropy_with_grad": ((_Z2, np.array([2, 3])), {"weight": [1.0, 2.0, 1.0]}),
-    "binary_cross_entropy": ((np.array([[0.9, 0.2]]), np.array([[1.0, 0.0]])), {}),
-    "binary_cross_entropy_grad": ((np.array([[0.9, 0.2]]), np.array([[1.0, 0.0]])), {}),
-    "sigmoid_binary_cross_entropy": (
-        (np.array([[2.0, -1.0]]), np.array([[1.0, 0.0]])),
-        {"pos_weight": 3.0},
-    ),
-    "sigmoid_binary_cross_entropy_grad": (
-        (np.array([[2.0, -1.0]]), np.array([[1.0, 0.0]])),
-        {"reduction": "sum"},
-    ),
-    "sigmoid_binary_cross_entropy_with_grad": (
-        (np.array([[2.0, -1.0]]), np.array([[1.0, 0.0]])),
-        {"pos_weight": 3.0, "reduction": "sum"},
-    ),
-}
-
-
 # the result's name in the help examples, where the registry's generic "out" says little
 EXAMPLE_NAMES = {
     "sigmoid": "s",
@@ -364,33 +331,13 @@ EXAMPLE_NAMES = {
 
 
 def _example(kern) -> dict:
-    """The help example: the call, and each result as a %.4g literal from the closed-form
-    reference (so the help shows what the kernel returns; the tests run the call and compare)."""
-    from .. import reference  # lazily: mpmath evaluation is only needed here
-
+    """The help example from the shared table (symce.examples): the call, and each result as a
+    %.4g literal."""
     args, opts = EXAMPLES[kern.name]
-    fam = kern.family
-    np_args = []
-    for a in args:
-        if a.ndim == 1:  # labels, 1-based -> 0-based
-            np_args.append(a - 1)
-        elif fam in ("elementwise", "bce"):
-            np_args.append(a)  # same element order either way
-        else:
-            np_args.append(a.T)
-    ref_opts = {k: (np.asarray(v) if k == "weight" else v) for k, v in opts.items()}
-    value = reference.evaluate(kern.name, *np_args, form="closed", **ref_opts)
-    values = value if isinstance(value, tuple) else (value,)
-    shown = []
-    for out, v in zip(kern.outputs, values):
-        v = np.asarray(v, dtype=float)
-        if fam == "rowwise" and kern.name == "softmax_jacobian":
-            v = v[0]  # (1, K, K) -> K x K for the one sample
-        elif fam == "rowwise" and kern.name == "logsumexp":
-            v = v.reshape(1, -1)  # one value per sample: 1 x N
-        elif fam == "rowwise" or (fam.startswith("ce") and v.ndim == 2):
-            v = v.T  # (N, K) -> K x N
-        shown.append((EXAMPLE_NAMES.get(kern.name, out.name), _literal(v)))
+    shown = [
+        (EXAMPLE_NAMES.get(kern.name, out.name), _literal(v))
+        for out, v in zip(kern.outputs, RESULTS[kern.name])
+    ]
     call_args = [_in_literal(a) for a in args]
     for key, val in opts.items():
         call_args.append(

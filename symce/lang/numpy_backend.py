@@ -29,7 +29,7 @@ from sympy.printing.numpy import NumPyPrinter
 
 from .. import kernels as kr
 from ..functions import clamp_min, mul0, sigmoid, softplus, two_sum_err
-from ..generate import GENERATED, Output
+from .base import GENERATED, Output
 
 OUTPUT = "numpy/symce_kernels.py"
 TEMPLATE = "numpy/symce_kernels.py.jinja"

@@ -10,6 +10,8 @@ from __future__ import annotations
 import sympy as sp
 from sympy.printing.str import StrPrinter
 
+from ..rewrite import excluded_sum
+
 _NAMES = {
     "epsilon": "ε",
     "w_+": "w₊",
@@ -61,10 +63,8 @@ class PlainPrinter(StrPrinter):
         return f"{d}/{d}{self._print(var)}[{self._print(expr.expr)}]"
 
     def _print_Sum(self, expr):
-        from .latex import _excluded
-
         ((v, lo, hi),) = expr.limits
-        rest, other = _excluded(expr)
+        rest, other = excluded_sum(expr)
         if rest is not None:
             return (
                 f"Σ_{{{self._print(v)}={self._print(lo)}..{self._print(hi)}, "

@@ -1,0 +1,22 @@
+"""Stage 6 — files: what every emitter returns, and where the checkout keeps its outputs.
+
+Emitters (:mod:`symce.lang.registry`) import this module; :mod:`symce.generate` imports the
+registry.  Nothing here imports an emitter, so no import runs in a circle.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent.parent
+GENERATED = ROOT / "generated"  # the checkout's generated/ (see symce.generate.default_out)
+
+
+@dataclass
+class Output:
+    """One generated file."""
+
+    path: str  # relative to generated/, with forward slashes
+    template: str  # relative to templates/
+    context: dict = field(default_factory=dict)
