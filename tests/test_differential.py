@@ -11,8 +11,7 @@ For every case:
 
 * **Errors**: where one language raises, the other two raise the same kind of error: a Python
   exception class and the argument it is about.  C codes and MATLAB identifiers are mapped to
-  those kinds (:func:`c_kind`, :func:`matlab_kind`).  C's ``SYMCE_ERR_ARG`` stands for either
-  label_smoothing or the reduction.
+  those kinds through symce.errors, the one catalogue (:func:`c_kind`, :func:`matlab_kind`).
 * **Special values** agree exactly with the closed-form reference (``symce.reference``, which
   writes out the kernels' policies: docs/semantics.md), so across the languages: NaN where NaN,
   +-inf where +-inf with its sign.
@@ -38,6 +37,7 @@ import mpmath
 import numpy as np
 import pytest
 
+from symce import errors as catalogue
 from symce import kernels as kr
 from symce import reference as R
 from symce.lang import c_backend, numpy_backend
@@ -368,40 +368,23 @@ def numpy_kind(kernel, exc) -> Raised:
     return Raised(type(exc).__name__, frozenset({arg}))
 
 
-# C error name -> the arguments it may be about (roles, see _about); unknown codes fail
-_C_CODES = {
-    "LABEL": ("target",),
-    "WEIGHT": ("weight", "pos_weight"),
-    "ARG": ("label_smoothing", "reduction"),
-    "SMOOTHING": ("label_smoothing",),
-    "REDUCTION": ("reduction",),
-    "DOMAIN": ("probs",),
-    "TARGET": ("target",),
-    "SIZE": ("classes",),
-    "NO_CLASSES": ("classes",),
-    "POS_WEIGHT": ("pos_weight",),
-    "CLASSES": ("classes",),
-}
+# symce.errors, the one catalogue: a C code -> (its Python class, the arguments it may be about);
+# a MATLAB identifier -> the same (weight and pos_weight share symce:weight, probabilities and
+# targets symce:domain)
+_C_CODES = {e.c: (e.python, e.about) for e in catalogue.CATALOGUE if e.c is not None}
+_MATLAB_IDS = {}
+for _e in catalogue.CATALOGUE:
+    if _e.matlab is not None and _e.python is not None:
+        _exc, _roles = _MATLAB_IDS.get(_e.matlab, (_e.python, ()))
+        assert _exc == _e.python, f"{_e.matlab}: two Python classes in the catalogue"
+        _MATLAB_IDS[_e.matlab] = (_exc, _roles + _e.about)
 
 
 def c_kind(kernel, code) -> Raised:
     names = {value: name for name, value, _ in c_backend.ERRORS}
-    name = names.get(code, f"unknown code {code}").replace("SYMCE_ERR_", "")
-    about = frozenset().union(*(_about(kernel, r) for r in _C_CODES.get(name, ("?" + name,))))
-    return Raised("ValueError", about)
-
-
-# MATLAB identifier -> (Python exception, arguments)
-_MATLAB_IDS = {
-    "symce:label": ("ValueError", ("target", "ignore_index")),
-    "symce:weight": ("ValueError", ("weight", "pos_weight")),
-    "symce:smoothing": ("ValueError", ("label_smoothing",)),
-    "symce:reduction": ("ValueError", ("reduction",)),
-    "symce:domain": ("ValueError", ("probs", "target")),
-    "symce:emptyClasses": ("ValueError", ("classes",)),
-    "symce:shape": ("ValueError", ("shape",)),
-    "symce:type": ("TypeError", ("type",)),
-}
+    name = names.get(code, f"unknown code {code}")
+    exc, roles = _C_CODES.get(name, (f"unknown code {code}", ("?",)))
+    return Raised(exc, frozenset().union(*(_about(kernel, r) for r in roles)))
 
 
 def matlab_kind(kernel, ident) -> Raised:

@@ -35,7 +35,7 @@ from sympy.codegen.cfunctions import fma
 from sympy.logic.boolalg import BooleanFunction
 from sympy.printing.c import C99CodePrinter
 
-from .. import approx
+from .. import approx, errors
 from .. import kernels as kr
 from ..functions import clamp_min, log1p, mul0, sigmoid, softplus, two_sum_err
 from .base import Output
@@ -141,55 +141,9 @@ _HELPER_CLASSES = {
 # (name, value, message): symce_strerror's table and the header's documentation.  One code per
 # cause; each message names the argument, what was expected and what was found.  Values are
 # stable: -5 was SYMCE_ERR_ARG (smoothing or reduction) until the two got their own codes.
-ERRORS = (
-    ("SYMCE_OK", 0, "success"),
-    (
-        "SYMCE_ERR_NULL",
-        -1,
-        "a required pointer argument is NULL (only weight and pos_weight may "
-        "be NULL, for all ones)",
-    ),
-    (
-        "SYMCE_ERR_SIZE",
-        -2,
-        "n, k (or count): expected buffer sizes that fit in size_t, got n*k "
-        "(n*k*k for the Jacobian, count elementwise) elements that overflow it",
-    ),
-    (
-        "SYMCE_ERR_LABEL",
-        -3,
-        "labels: expected class indices in [0, k) or ignore_index, got one outside",
-    ),
-    ("SYMCE_ERR_WEIGHT", -4, "weight: expected NULL or entries >= 0, got a negative or NaN entry"),
-    (
-        "SYMCE_ERR_SMOOTHING",
-        -5,
-        "label_smoothing: expected a number in [0, 1], got one outside it or NaN",
-    ),
-    (
-        "SYMCE_ERR_DOMAIN",
-        -6,
-        "probs: expected probabilities in [0, 1] (or NaN, which passes through), got one outside",
-    ),
-    (
-        "SYMCE_ERR_REDUCTION",
-        -7,
-        "reduction: expected SYMCE_REDUCTION_NONE, _MEAN or _SUM, got another value",
-    ),
-    (
-        "SYMCE_ERR_POS_WEIGHT",
-        -8,
-        "pos_weight: expected NULL or entries >= 0, got a negative or NaN entry",
-    ),
-    ("SYMCE_ERR_NO_CLASSES", -9, "k: expected at least 1 class per row, got 0"),
-    (
-        "SYMCE_ERR_TARGET",
-        -10,
-        "target: expected probability targets in [0, 1] (or NaN, which "
-        "passes through), got one outside",
-    ),
-)
-UNKNOWN_ERROR = "unknown symce error code"
+# the return codes and symce_strerror's texts: symce.errors, the one catalogue of every language
+ERRORS = errors.c_codes()
+UNKNOWN_ERROR = errors.UNKNOWN_C_CODE
 
 
 def helper_name(fn: str, cdtype: str) -> str:

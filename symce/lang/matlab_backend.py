@@ -28,6 +28,7 @@ import numpy as np
 import sympy as sp
 from sympy.printing.octave import OctaveCodePrinter
 
+from .. import errors
 from .. import kernels as kr
 from ..examples import EXAMPLES, RESULTS
 from ..functions import sigmoid, softplus, two_sum_err
@@ -578,6 +579,7 @@ def context(kern) -> dict:
         usage.append(f"{lhs.upper()} = {name.upper()}({usage_args}, Name, Value)")
     options = [{"name": OPTIONS[k][0], "default": OPTIONS[k][1]} for k in kern.options]
     return {
+        "errors": errors.matlab_ids(),  # the error identifiers (symce.errors)
         "name": name,
         "NAME": name.upper(),
         "signature": f"{lhs} = {name}({', '.join(params)})",

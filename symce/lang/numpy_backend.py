@@ -27,6 +27,7 @@ import sympy as sp
 from sympy.codegen.cfunctions import log1p
 from sympy.printing.numpy import NumPyPrinter
 
+from .. import errors
 from .. import kernels as kr
 from ..functions import clamp_min, mul0, sigmoid, softplus, two_sum_err
 from .base import GENERATED, Output
@@ -830,6 +831,7 @@ def context() -> dict:
     from .numpy_blocks import BLOCK, TILE
 
     return {
+        "errors": errors.python_classes(),  # the exception classes (symce.errors)
         "kernels": kernels,
         "names": [k["name"] for k in kernels],
         "block": BLOCK,
