@@ -1,14 +1,23 @@
 """symce — symbolic derivations of the sigmoid / softmax / cross-entropy family, SymPy-verified
 proofs, and NumPy, C and MATLAB kernels generated from the closed forms.
 
-Stages (one module each, data flows one way):
+Stages (data flows one way; each module's docstring starts with its stage):
 
-1. :mod:`symce.model`     — SymPy definitions (general K and concrete K)
-2. :mod:`symce.rewrite`, :mod:`symce.derive` — general-K rewriting and the derivation engine
-3. :mod:`symce.proof`, :mod:`symce.proofs` — step-by-step derivations, every step verified
-4. :mod:`symce.stable`    — numerically stable rewrites as symbolic passes
-5. :mod:`symce.kernels`   — the kernel registry (data)
-6. :mod:`symce.lang`      — printers and emitters per language; :mod:`symce.generate` writes files
+1. model       — :mod:`symce.model`, :mod:`symce.functions`: SymPy definitions (general K and
+   concrete K) and the functions the stable forms use
+2. derivation  — :mod:`symce.rewrite`, :mod:`symce.derive`: general-K rewriting and the engine
+   that finds each closed form
+3. proofs      — :mod:`symce.rules`, :mod:`symce.proof`, :mod:`symce.proofs`: step-by-step
+   derivations, every step verified
+4. numerics    — :mod:`symce.stable`, :mod:`symce.approx`: stable rewrites as symbolic passes, and
+   the polynomial approximations the vectorised kernels evaluate
+5. kernels     — :mod:`symce.kernels`, :mod:`symce.errors`, :mod:`symce.examples`: the kernel
+   registry, the error catalogue and the worked examples (data)
+6. emission    — :mod:`symce.lang` (printers and emitters per language, registered in
+   :mod:`symce.lang.registry`), :mod:`symce.generate` (writes the files), :mod:`symce.pdf`
+
+Outside the pipeline: :mod:`symce.cli` (the command line) and verification, the tests' and
+benchmarks' oracle: :mod:`symce.reference` (mpmath references) and :mod:`symce.ulp`.
 """
 
 __version__ = "0.1.0"

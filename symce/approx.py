@@ -1,4 +1,4 @@
-"""Stage 5 — the polynomial approximations symce derives for its vectorised kernels.
+"""Stage 4 — numerics: the polynomial approximations symce derives for its vectorised kernels.
 
 glibc's scalar ``exp``/``log1p`` do not vectorise, so the C kernels evaluate their own, derived
 here at ``make derive`` time with mpmath:

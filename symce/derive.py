@@ -1,4 +1,4 @@
-"""Stage 2b — the derivation engine: differentiate a definition, then simplify to a closed form.
+"""Stage 2 — derivation: differentiate a definition, then simplify to a closed form.
 
 Each :class:`Result` is *found*, not typed in: the engine takes the raw SymPy derivative of a
 definition from :mod:`symce.model`, collapses the general-K sums (:mod:`symce.rewrite`), rewrites

@@ -1,4 +1,4 @@
-"""Functions the stable forms use beyond SymPy's own, and what each means exactly.
+"""Stage 1 — model: the functions the stable forms use beyond SymPy's own, and what each means exactly.
 
 Each is a SymPy ``Function`` with an exact mathematical meaning (``rewrite(sp.log)`` /
 :func:`to_plain` gives it in elementary functions, for the symbolic and mpmath checks) and a

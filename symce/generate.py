@@ -1,4 +1,4 @@
-"""Stage 6 — files: render every emitter's outputs through the Jinja templates into generated/.
+"""Stage 6 — emission: render every emitter's outputs through the Jinja templates into generated/.
 
 Each language (and the proofs) is an *emitter*: a module in :mod:`symce.lang` with a function
 ``outputs(ctx) -> list[Output]``.  An :class:`Output` names the file (relative to generated/), the

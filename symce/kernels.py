@@ -1,4 +1,4 @@
-"""Stage 4 — the kernel registry: every emitted kernel, as data.
+"""Stage 5 — kernels: the kernel registry, every emitted kernel as data.
 
 A :class:`Kernel` names its family (which loop structure the templates lay out), its inputs and
 outputs with their shapes, and **slots**: named SymPy expressions over the kernel-local scalar

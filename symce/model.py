@@ -1,4 +1,4 @@
-"""Stage 1 — the symbolic model: the definitions every other stage derives from.
+"""Stage 1 — model: the definitions every other stage derives from.
 
 Nothing here is a result. The sigmoid, softmax, log-softmax, logsumexp, the cross-entropies and
 their compositions are written down once, as SymPy expressions, in two flavours:

@@ -1,5 +1,5 @@
-"""Build the proofs' PDF (generated/latex/symce_derivations.pdf) until its references are stable,
-and refuse a document with an overfull line or an undefined reference.
+"""Stage 6 — emission: build the proofs' PDF (generated/latex/symce_derivations.pdf) until its
+references are stable, and refuse a document with an overfull line or an undefined reference.
 
 ``python -m symce.pdf [latex_dir]`` is what ``make pdf`` runs.  latexmk reruns pdflatex until the
 table of contents and the cross-references settle; without latexmk, pdflatex runs until its log no

@@ -1,4 +1,4 @@
-"""Stage 3a — proofs: ordered derivation steps, each checked by SymPy before export.
+"""Stage 3 — proofs: ordered derivation steps, each checked by SymPy before export.
 
 A :class:`Proof` is a list of :class:`Step` records ``(expr, rules, note)``.  Step k claims
 ``expr_k = expr_ref`` where ``ref`` is the previous step unless the step names another (a case

@@ -1,4 +1,4 @@
-"""Stage 3b — the derivations symce publishes, step by step, in the order the seed articles take.
+"""Stage 3 — proofs: the derivations symce publishes, step by step, in the order the seed articles take.
 
 Every step below is a claim ``expr = previous expr`` with the rules that justify it; nothing here is
 trusted: :func:`symce.proof.verify` checks each one (general K symbolically, numerically at 40

@@ -1,4 +1,5 @@
-"""High-precision references for every kernel, evaluated with mpmath from the symbolic model.
+"""Verification (the tests' and benchmarks' oracle, outside the pipeline): high-precision
+references for every kernel, evaluated with mpmath from the symbolic model.
 
 Two forms per kernel, both at ``DPS`` decimal digits:
 

@@ -1,4 +1,4 @@
-"""Stage 2a — explicit rewriting for general K.
+"""Stage 2 — derivation: explicit rewriting for general K.
 
 SymPy 1.14 cannot finish the general-K calculus on its own: ``simplify()`` raises StopIteration on
 the derivative of the softmax quotient, and ``Sum(...).doit()`` turns

@@ -1,4 +1,4 @@
-"""Stage 3a' — the catalogue of justifications a proof step may give, each one checkable.
+"""Stage 3 — proofs: the catalogue of justifications a proof step may give, each one checkable.
 
 A step names one or more :class:`Rule` s.  Besides checking that the step *equals* the expression it
 follows (:mod:`symce.proof`), the checker confirms that it is **an application of those rules**: it

@@ -1,4 +1,4 @@
-"""Stage 3 — numerically stable rewrites, as symbolic passes over closed forms.
+"""Stage 4 — numerics: numerically stable rewrites, as symbolic passes over closed forms.
 
 Lower first, print last: every pass here takes a SymPy expression and returns an expression
 that is mathematically equal (or equal outside a documented clamp region), so the printers only

@@ -1,4 +1,5 @@
-"""Error in units in the last place (ULP) of a floating-point result against an mpmath reference."""
+"""Verification (outside the pipeline): error in units in the last place (ULP) of a
+floating-point result against an mpmath reference."""
 
 from __future__ import annotations
 

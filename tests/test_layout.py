@@ -4,6 +4,7 @@ others), emitters never reach the test reference, and no private name crosses a 
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parent.parent / "symce"
@@ -115,3 +116,23 @@ def test_no_private_name_crosses_a_module():
             ):
                 crossing.append(f"{name}: {node.value.id}.{node.attr}")
     assert not crossing, "private names used across modules:\n" + "\n".join(crossing)
+
+
+def test_module_docstrings_name_their_stage():
+    """One numbering (symce/__init__.py): every module's docstring opens with its stage, 1 to 6,
+    or says it is outside the pipeline."""
+    outside = {"symce", "symce.__main__", "symce.cli", "symce.reference", "symce.ulp"}
+    package_doc = ast.get_docstring(ast.parse(MODULES["symce"].read_text(encoding="utf-8")))
+    stages = dict(re.findall(r"^(\d)\. (\w+)", package_doc, re.M))
+    assert sorted(stages) == [str(n) for n in range(1, 7)], stages
+    for name, path in MODULES.items():
+        doc = ast.get_docstring(ast.parse(path.read_text(encoding="utf-8"))) or ""
+        if name in outside:
+            continue
+        m = re.match(r"Stage (\d) — (\w+)", doc)
+        assert m, f"{name}: the docstring does not open with its stage"
+        assert stages[m.group(1)] == m.group(2), (
+            f"{name}: stage {m.group(1)} is {stages[m.group(1)]}"
+        )
+        parents = [name.rsplit(".", n)[0] for n in range(name.count("."))]  # itself, its package
+        assert any(f":mod:`{p}`" in package_doc for p in parents), f"{name} is not listed"

@@ -1,4 +1,4 @@
-"""Stage 6 — files: what every emitter returns, and where the checkout keeps its outputs.
+"""Stage 6 — emission: what every emitter returns, and where the checkout keeps its outputs.
 
 Emitters (:mod:`symce.lang.registry`) import this module; :mod:`symce.generate` imports the
 registry.  Nothing here imports an emitter, so no import runs in a circle.

@@ -1,4 +1,5 @@
-"""Stage 6 (C) — the C99 emitter: a printer per compute type, the contexts of symce.h / symce.c.
+"""Stage 6 — emission: the C99 emitter, a printer per compute type and the contexts of
+symce.h / symce.c.
 
 What comes out is one header and one source file (``generated/c/symce.h``, ``generated/c/symce.c``)
 that a user pastes into a project: C99, libm only, every buffer the caller's (but for a heap stash

@@ -1,5 +1,5 @@
-"""Figures for the proofs: computed from symce's own definitions and closed forms, printed as
-pgfplots (LaTeX) and as SVG (Markdown).
+"""Stage 6 — emission: figures for the proofs, computed from symce's own definitions and
+closed forms, printed as pgfplots (LaTeX) and as SVG (Markdown).
 
 Every value comes from :mod:`symce.model` / :mod:`symce.derive` evaluated with mpmath and printed
 with a fixed number of digits, so the files are byte-identical on every machine.  The SVG scaling is

@@ -1,4 +1,5 @@
-"""Emitter for the proofs: LaTeX (one file per derivation and a master document) and Markdown.
+"""Stage 6 — emission: the proofs' emitter, LaTeX (one file per derivation and a master
+document) and Markdown.
 
 Every proof is verified (:func:`symce.proofs.verified_proofs`) before a line is printed, so a
 wrong step makes ``make derive`` fail with the proof's name and the step's number.  The printer

@@ -1,4 +1,5 @@
-"""Stage 5/6 for MATLAB — the printer and the template contexts of ``generated/matlab/``.
+"""Stage 6 — emission: the MATLAB emitter, a printer and the template contexts of
+``generated/matlab/``.
 
 One function per file, ``symce_<kernel>.m``, for MATLAB and GNU Octave >= 7.  The MATLAB
 layout puts classes along dimension 1 (``K x N``, one column per sample, like MATLAB's own

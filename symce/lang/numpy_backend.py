@@ -1,4 +1,5 @@
-"""Stage 6 (NumPy) — the NumPy emitter: a printer and the template context of symce_kernels.py.
+"""Stage 6 — emission: the NumPy emitter, a printer and the template context of
+symce_kernels.py.
 
 What comes out is one standalone module, ``generated/numpy/symce_kernels.py``, that imports only
 NumPy (a user copies the file).  Every kernel is vectorised over the batch (no Python loop over

@@ -1,4 +1,5 @@
-"""Stage 6 (NumPy), continued — block programs: the loss families evaluated in place, in blocks.
+"""Stage 6 — emission (NumPy, continued): block programs, the loss families evaluated in
+place, in blocks.
 
 The cross-entropy from logits and the binary cross-entropy kernels run over their rows in blocks
 of about ``BLOCK`` elements.  Each block value (zs, zlo, e, the gradient, ...) lives in a

@@ -1,4 +1,4 @@
-"""Stage 6 — files: the emitters `make derive` runs, in order, by name.
+"""Stage 6 — emission: the emitters `make derive` runs, in order, by name.
 
 An emitter is a module with ``outputs() -> list[Output]`` (:class:`symce.lang.base.Output`).
 Adding a language is a module in :mod:`symce.lang`, a folder in templates/, and a line here.

@@ -1,4 +1,5 @@
-"""Plain text for the terminal (``symce show``): expressions as people type them, steps numbered.
+"""Stage 6 — emission: plain text for the terminal (``symce show``), expressions as people
+type them, steps numbered.
 
 A :class:`sympy.printing.str.StrPrinter` subclass: indexed quantities as ``p_j``, deltas as
 ``δ_ij`` (t first, then i, j, k, m, n, as in the documents), derivatives as ``∂/∂z_j (…)``, sums as
