@@ -37,20 +37,28 @@ import mpmath
 import numpy as np
 import pytest
 
-from symce import errors as catalogue
 from symce import kernels as kr
 from symce import reference as R
-from symce.lang import c_backend, numpy_backend
+from symce.lang import numpy_backend
 
 import support
-from c_build import CError, clib_each  # noqa: F401  (fixture)
-from octave_runner import Batch, errors, matlab_args, term_scale, to_numpy_layout
+from c_build import clib_each  # noqa: F401  (fixture)
+from octave_runner import errors, term_scale
+from runners import (
+    BAD_REDUCTION,
+    LANGUAGES,
+    CRunner,
+    MatlabRunner,
+    NumpyRunner,
+    Raised,
+    outputs,
+)
 
 SEED = 20260808
 DTYPES = (np.float32, np.float64)
 BOUND = {np.dtype(np.float32): 1.0, np.dtype(np.float64): 4.0}  # ULPs, as tests/test_accuracy.py
 INF, NAN = np.inf, np.nan
-LANGS = ("numpy", "c", "matlab")
+LANGS = LANGUAGES
 CE_LOGITS = (
     "softmax_cross_entropy",
     "softmax_cross_entropy_grad",
@@ -62,7 +70,6 @@ BCE_LOGITS = (
     "sigmoid_binary_cross_entropy_grad",
     "sigmoid_binary_cross_entropy_with_grad",
 )
-BAD_REDUCTION = "bogus"
 
 
 @dataclass
@@ -340,127 +347,18 @@ CASES = build_cases()
 # ----------------------------------------------------------------------------------------------
 # Outcomes: the outputs (NumPy layout, one array per output) or the kind of error raised.
 # ----------------------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class Raised:
-    """An error as a Python exception class and the argument(s) it may be about."""
-
-    exc: str
-    args: frozenset
-
-    def same_kind(self, other) -> bool:
-        return self.exc == other.exc and bool(self.args & other.args)
-
-    def __str__(self):
-        return f"{self.exc}({'|'.join(sorted(self.args))})"
-
-
-def _about(kernel, what):
-    """The arguments an error about ``what`` (a role) names in kernel ``kernel``."""
-    first = kr.kernel(kernel).inputs[0].name
-    return frozenset({"classes": {first}, "probs": {first}}.get(what, {what}))
-
-
-def numpy_kind(kernel, exc) -> Raised:
-    """A NumPy exception: its class and the argument its message starts with ("name: ..."; the
-    K = 0 error names the first input)."""
-    msg = str(exc)
-    arg = msg.split(":", 1)[0].strip()
-    return Raised(type(exc).__name__, frozenset({arg}))
-
-
-# symce.errors, the one catalogue: a C code -> (its Python class, the arguments it may be about);
-# a MATLAB identifier -> the same (weight and pos_weight share symce:weight, probabilities and
-# targets symce:domain)
-_C_CODES = {e.c: (e.python, e.about) for e in catalogue.CATALOGUE if e.c is not None}
-_MATLAB_IDS = {}
-for _e in catalogue.CATALOGUE:
-    if _e.matlab is not None and _e.python is not None:
-        _exc, _roles = _MATLAB_IDS.get(_e.matlab, (_e.python, ()))
-        assert _exc == _e.python, f"{_e.matlab}: two Python classes in the catalogue"
-        _MATLAB_IDS[_e.matlab] = (_exc, _roles + _e.about)
-
-
-def c_kind(kernel, code) -> Raised:
-    names = {value: name for name, value, _ in c_backend.ERRORS}
-    name = names.get(code, f"unknown code {code}")
-    exc, roles = _C_CODES.get(name, (f"unknown code {code}", ("?",)))
-    return Raised(exc, frozenset().union(*(_about(kernel, r) for r in roles)))
-
-
-def matlab_kind(kernel, ident) -> Raised:
-    exc, roles = _MATLAB_IDS.get(ident, (f"unknown identifier {ident!r}", ("?",)))
-    return Raised(exc, frozenset().union(*(_about(kernel, r) for r in roles)))
-
-
-def _tuple(kernel, value):
-    n = len(kr.kernel(kernel).outputs)
-    return tuple(np.asarray(v) for v in (value if n > 1 else (value,)))
-
-
 def run_numpy(sk, case):
-    try:
-        return _tuple(case.kernel, getattr(sk, case.kernel)(*case.args, **case.opts))
-    except (ValueError, TypeError) as exc:
-        return numpy_kind(case.kernel, exc)
+    return NumpyRunner(sk).call(case.kernel, case.dtype, *case.args, **case.opts)
 
 
 def run_c(clib, case):
-    opts = dict(case.opts)
-    if opts.get("reduction") == BAD_REDUCTION:
-        opts["reduction"] = 7  # no such symce_reduction
-    try:
-        return _tuple(case.kernel, clib.call(case.kernel, case.dtype, *case.args, **opts))
-    except CError as exc:
-        return c_kind(case.kernel, exc.code)
-
-
-def matlab_expresses(case):
-    """MATLAB reads a vector of either orientation as one sample (docs/semantics.md), so a batch
-    of N > 1 one-class samples of a kernel with a class axis has no MATLAB call."""
-    shape = np.shape(case.args[0])
-    return not (
-        kr.kernel(case.kernel).inputs[0].shape == "(N, K)"
-        and len(shape) == 2
-        and shape[1] == 1
-        and shape[0] > 1
-    )
+    return CRunner(clib).call(case.kernel, case.dtype, *case.args, **case.opts)
 
 
 def run_matlab(octave):
-    """Every case in one octave-cli: {case id: outcome}."""
-    batch = Batch()
-    keys = {}
-    for case in CASES:
-        if not matlab_expresses(case):
-            continue
-        nout = len(kr.kernel(case.kernel).outputs)
-        # labels as int32: never read as probabilities (K = 1)
-        margs = matlab_args(batch, case.kernel, case.args, case.opts, label_class=np.int32)
-        keys[case.id] = batch.call(f"symce_{case.kernel}({margs})", nout=nout)
-    results = batch.run(octave)
-    out = {}
-    for case in CASES:
-        if case.id not in keys:
-            out[case.id] = None  # not a call a MATLAB user can make
-            continue
-        res = results[keys[case.id]]
-        if res.error_id is not None or res.error_message is not None:
-            out[case.id] = matlab_kind(case.kernel, res.error_id)
-            continue
-        outs = [o.name for o in kr.kernel(case.kernel).outputs]
-        out[case.id] = tuple(
-            np.asarray(
-                to_numpy_layout(
-                    case.kernel,
-                    v,
-                    output=o,
-                    reduction=case.opts.get("reduction", "mean"),
-                    shape=np.shape(case.args[0]),
-                )
-            )
-            for v, o in zip(res.values, outs)
-        )
-    return out
+    """Every case in one octave-cli: {case id: outcome, None where MATLAB has no such call}."""
+    got = MatlabRunner(octave).call_many([(c.kernel, c.dtype, c.args, c.opts) for c in CASES])
+    return {case.id: outcome for case, outcome in zip(CASES, got)}
 
 
 def reference_of(case):
@@ -477,7 +375,7 @@ def reference_of(case):
 
     return tuple(
         np.vectorize(rounded, otypes=[object])(np.asarray(r, dtype=object))
-        for r in _tuple(
+        for r in outputs(
             case.kernel, R.evaluate(case.kernel, *case.args, form="closed", **case.opts)
         )
     )

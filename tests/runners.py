@@ -1,0 +1,206 @@
+"""One runner per language with one call: ``call(kernel, dtype, *args, **options)``.
+
+Every runner takes the inputs in NumPy's layout (classes on the last axis, 0-based labels) and
+PyTorch's keyword options, and returns either the kernel's outputs, a tuple of arrays in NumPy's
+layout (one per output), or a :class:`Raised`: the error as the Python exception class and the
+arguments it is about, C codes and MATLAB identifiers mapped through ``symce.errors``, the one
+catalogue.  So a test is written once and run in every language::
+
+    out = runners.runner("c", clib=clib).call("softmax", np.float32, z)
+
+MATLAB's runner takes its calls in batches (one octave-cli for many calls, ``call_many``); every
+runner has ``call_many``, and ``call`` is a batch of one.  ``expresses(kernel, args)`` says whether
+a language has the call at all (MATLAB reads a vector of either orientation as one sample).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from symce import errors as catalogue
+from symce import kernels as kr
+from symce.lang import c_backend, numpy_backend
+
+from c_build import CError
+from octave_runner import Batch, matlab_args, to_numpy_layout
+
+LANGUAGES = ("numpy", "c", "matlab")
+BAD_REDUCTION = "bogus"  # a reduction no language accepts (C is passed 7: no symce_reduction)
+
+
+@dataclass(frozen=True)
+class Raised:
+    """An error as a Python exception class and the argument(s) it may be about."""
+
+    exc: str
+    args: frozenset
+
+    def same_kind(self, other) -> bool:
+        return self.exc == other.exc and bool(self.args & other.args)
+
+    def __str__(self):
+        return f"{self.exc}({'|'.join(sorted(self.args))})"
+
+
+def about(kernel: str, role: str) -> frozenset:
+    """The arguments an error about ``role`` names in ``kernel`` (the K = 0 and the probability
+    errors name the first input)."""
+    first = kr.kernel(kernel).inputs[0].name
+    return frozenset({"classes": {first}, "probs": {first}}.get(role, {role}))
+
+
+def numpy_kind(kernel: str, exc: Exception) -> Raised:
+    """A NumPy exception: its class and the argument its message starts with ("name: ...")."""
+    arg = str(exc).split(":", 1)[0].strip()
+    return Raised(type(exc).__name__, frozenset({arg}))
+
+
+# a C code -> (its Python class, the arguments it may be about); a MATLAB identifier -> the same
+# (weight and pos_weight share symce:weight, probabilities and targets symce:domain)
+C_CODES = {e.c: (e.python, e.about) for e in catalogue.CATALOGUE if e.c is not None}
+MATLAB_IDS: dict = {}
+for _e in catalogue.CATALOGUE:
+    if _e.matlab is not None and _e.python is not None:
+        _exc, _roles = MATLAB_IDS.get(_e.matlab, (_e.python, ()))
+        assert _exc == _e.python, f"{_e.matlab}: two Python classes in the catalogue"
+        MATLAB_IDS[_e.matlab] = (_exc, _roles + _e.about)
+
+
+def c_kind(kernel: str, code: int) -> Raised:
+    """A C return code as the kind of error it reports."""
+    names = {value: name for name, value, _ in c_backend.ERRORS}
+    exc, roles = C_CODES.get(names.get(code), (f"unknown code {code}", ("?",)))
+    return Raised(exc, frozenset().union(*(about(kernel, r) for r in roles)))
+
+
+def matlab_kind(kernel: str, ident: str | None) -> Raised:
+    """A MATLAB error identifier as the kind of error it reports."""
+    exc, roles = MATLAB_IDS.get(ident, (f"unknown identifier {ident!r}", ("?",)))
+    return Raised(exc, frozenset().union(*(about(kernel, r) for r in roles)))
+
+
+def outputs(kernel: str, value) -> tuple:
+    """A kernel's return value as a tuple of arrays, one per output."""
+    n = len(kr.kernel(kernel).outputs)
+    return tuple(np.asarray(v) for v in (value if n > 1 else (value,)))
+
+
+class _Runner:
+    """``call_many([(kernel, dtype, args, options), ...])`` one by one; ``call`` is one."""
+
+    lang = ""
+
+    def expresses(self, kernel: str, args: tuple) -> bool:
+        return True
+
+    def call(self, kernel: str, dtype, *args, **options):
+        return self.call_many([(kernel, dtype, args, options)])[0]
+
+    def call_many(self, calls: list) -> list:
+        return [self._one(k, np.dtype(d), a, o) for k, d, a, o in calls]
+
+
+class NumpyRunner(_Runner):
+    """The generated NumPy module (generated/numpy/symce_kernels.py), or ``sk``."""
+
+    lang = "numpy"
+
+    def __init__(self, sk=None):
+        self.sk = sk if sk is not None else numpy_backend.load_generated()
+
+    def _one(self, kernel, dtype, args, options):
+        try:
+            return outputs(kernel, getattr(self.sk, kernel)(*args, **options))
+        except (ValueError, TypeError) as exc:
+            return numpy_kind(kernel, exc)
+
+
+class CRunner(_Runner):
+    """symce.c through ctypes (a tests/c_build.py library: one build users make)."""
+
+    lang = "c"
+
+    def __init__(self, clib):
+        self.clib = clib
+
+    def _one(self, kernel, dtype, args, options):
+        opts = dict(options)
+        if opts.get("reduction") == BAD_REDUCTION:
+            opts["reduction"] = 7  # no such symce_reduction
+        try:
+            return outputs(kernel, self.clib.call(kernel, dtype, *args, **opts))
+        except CError as exc:
+            return c_kind(kernel, exc.code)
+
+
+class MatlabRunner(_Runner):
+    """The generated MATLAB functions in one octave-cli per batch of calls."""
+
+    lang = "matlab"
+
+    def __init__(self, octave):
+        self.octave = octave
+
+    def expresses(self, kernel: str, args: tuple) -> bool:
+        """MATLAB reads a vector of either orientation as one sample (docs/semantics.md), so a
+        batch of N > 1 one-class samples of a kernel with a class axis has no MATLAB call."""
+        shape = np.shape(args[0])
+        return not (
+            kr.kernel(kernel).inputs[0].shape == "(N, K)"
+            and len(shape) == 2
+            and shape[1] == 1
+            and shape[0] > 1
+        )
+
+    def call_many(self, calls: list) -> list:
+        """Each call's outcome, or None for a call MATLAB does not have (see expresses)."""
+        batch = Batch()
+        keys = []
+        for kernel, _dtype, args, options in calls:
+            if not self.expresses(kernel, args):
+                keys.append(None)
+                continue
+            nout = len(kr.kernel(kernel).outputs)
+            # labels as int32: never read as probabilities (K = 1)
+            margs = matlab_args(batch, kernel, args, options, label_class=np.int32)
+            keys.append(batch.call(f"symce_{kernel}({margs})", nout=nout))
+        results = batch.run(self.octave)
+        out = []
+        for (kernel, _dtype, args, options), key in zip(calls, keys):
+            if key is None:
+                out.append(None)
+                continue
+            res = results[key]
+            if res.error_id is not None or res.error_message is not None:
+                out.append(matlab_kind(kernel, res.error_id))
+                continue
+            names = [o.name for o in kr.kernel(kernel).outputs]
+            out.append(
+                tuple(
+                    np.asarray(
+                        to_numpy_layout(
+                            kernel,
+                            v,
+                            output=o,
+                            reduction=options.get("reduction", "mean"),
+                            shape=np.shape(args[0]),
+                        )
+                    )
+                    for v, o in zip(res.values, names)
+                )
+            )
+        return out
+
+
+def runner(lang: str, *, sk=None, clib=None, octave=None) -> _Runner:
+    """The runner of ``lang`` (one of LANGUAGES), given its resource: the NumPy module (loaded
+    from generated/ when None), a C library (tests/c_build.py) or the octave-cli path."""
+    if lang == "numpy":
+        return NumpyRunner(sk)
+    if lang == "c":
+        return CRunner(clib)
+    if lang == "matlab":
+        return MatlabRunner(octave)
+    raise ValueError(f"lang: expected one of {LANGUAGES}, got {lang!r}")
