@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import math
 import random
+from collections.abc import Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 from functools import cache
@@ -66,7 +67,8 @@ class Approximation:
     eval_points: int  # how many arguments the evaluation error was measured on
 
     @property
-    def degree(self):
+    def degree(self) -> int:
+        """The polynomial's degree (coefficients less one)."""
         return len(self.coefficients) - 1
 
 
@@ -74,7 +76,7 @@ def _f(x):
     return float(x)
 
 
-def to_double(x) -> float:
+def to_double(x: mpmath.mpf | float | int) -> float:
     """mpmath number -> the nearest double (mpmath rounds to nearest)."""
     return float(mpmath.mpf(x))
 
@@ -167,7 +169,7 @@ def _horner(coeffs, x):
 # exp
 # ----------------------------------------------------------------------------------------------
 @cache
-def cody_waite():
+def cody_waite() -> tuple[float, float, float]:
     """(log2(e), C_hi, C_lo) as doubles: C_hi = ln2 to CW_BITS bits, C_lo = ln2 - C_hi rounded."""
     with mpmath.workdps(DPS):
         ln2 = mpmath.log(2)
@@ -267,6 +269,8 @@ class ExpScheme:
 
     @property
     def shifter(self) -> float:
+        """What x log2(e) + shifter rounds n into the low bits with: SHIFTER, plus the exponent bias
+        when 2^n is one factor."""
         return SHIFTER if self.two_step else SHIFTER + 1023.0
 
 
@@ -277,7 +281,7 @@ SCHEMES = {  # per target: the double kernels go down to the subnormals; the flo
 }
 
 
-def exp_double(x: float, coeffs, scheme: ExpScheme, fma: bool = False) -> float:
+def exp_double(x: float, coeffs: Sequence[float], scheme: ExpScheme, fma: bool = False) -> float:
     """symce's exp evaluated in double, operation by operation as the printed C helper (with or
     without FMA contraction)."""
     ma = _mul_add(fma)
@@ -314,7 +318,7 @@ def exp_double(x: float, coeffs, scheme: ExpScheme, fma: bool = False) -> float:
     return p * 2.0**n
 
 
-def log1p_double(v: float, coeffs, fma: bool = False) -> float:
+def log1p_double(v: float, coeffs: Sequence[float], fma: bool = False) -> float:
     """symce's log1p on [0, 1] in double, as the C helper: s = v / (2 + v), 2 s Q(s^2)."""
     ma = _mul_add(fma)
     s = v / (2.0 + v)
@@ -325,7 +329,7 @@ def log1p_double(v: float, coeffs, fma: bool = False) -> float:
     return (s + s) * q
 
 
-def log1p_any_double(s: float, coeffs, fma: bool = False) -> float:
+def log1p_any_double(s: float, coeffs: Sequence[float], fma: bool = False) -> float:
     """symce's log1p for s >= 0 (Srest) in double, as the C helper: 1 + s = (1 + f) 2^e with
     1 + f in [1/sqrt2, sqrt2) (f = s itself, exact, while s <= sqrt2 - 1: no rounding of 1 + s
     to correct, and nothing for -ffast-math to cancel), log(1 + f) = 2 atanh(t) with
@@ -468,7 +472,7 @@ def _two_prod(a: float, b: float):
 INV_2PV = (0.5, 1.0 / 6)  # 1/(2 + v) ~ 0.5 - v/6 on [0, 1], within 4%: enough for s_lo
 
 
-def log1p01_double(v: float, coeffs, fma: bool = False) -> float:
+def log1p01_double(v: float, coeffs: Sequence[float], fma: bool = False) -> float:
     """symce's log1p on [0, 1] for the double kernels, as the C helper: s = v/(2 + v) carried as
     s + s_lo (2 + v = t + et by Fast2Sum; v - s t exactly, by FMA or Dekker's product), then
     log1p(v) = 2 atanh(s + s_lo) = 2 s + 2 (s_lo + s u R(u)), u = s^2, Q(u) = 1 + u R(u): only

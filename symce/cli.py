@@ -11,6 +11,10 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .proof import Step
 
 
 def _derive(args) -> int:
@@ -90,7 +94,7 @@ def _definition_words(name, lets) -> str:
     return text(name)
 
 
-def step_words(step, lets=()) -> str:
+def step_words(step: Step, lets: tuple = ()) -> str:
     """A step's justification in words: its rules, what was substituted, the case or assumption."""
     from .lang.text import text
 
@@ -234,7 +238,8 @@ def _show(args) -> int:
     return 2
 
 
-def main(argv=None) -> int:
+def main(argv: list[str] | None = None) -> int:
+    """Run the command line on ``argv`` (default: sys.argv[1:]); the exit status."""
     parser = argparse.ArgumentParser(
         prog="symce", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )

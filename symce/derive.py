@@ -72,7 +72,8 @@ class Result:
     assumptions: tuple = field(default_factory=tuple)
 
     @property
-    def name(self):
+    def name(self) -> str:
+        """The spec's name (the derivation's)."""
         return self.spec.name
 
 
@@ -91,7 +92,7 @@ def _apply(expr, assumption: Assumption | None):
     return sp.factor(sp.expand(restore_sums(out, sums)))
 
 
-def closed_form(expr):
+def closed_form(expr: sp.Expr) -> sp.Expr:
     """Raw derivative -> closed form in output symbols."""
     expr = collapse_sums(split_logs(expr))
     return in_output_symbols(expr)

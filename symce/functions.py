@@ -32,14 +32,15 @@ class softplus(sp.Function):
 
     nargs = 1
 
-    def fdiff(self, argindex=1):
+    def fdiff(self, argindex: int = 1) -> sp.Expr:
+        """d softplus(t)/dt = 1 / (1 + exp(-t))."""
         t = self.args[0]
         return 1 / (1 + sp.exp(-t))
 
     def _eval_rewrite_as_log(self, t, **kwargs):
         return sp.log(1 + sp.exp(t))
 
-    def stable(self):
+    def stable(self) -> sp.Expr:
         """The overflow-free form that is printed: max(t, 0) + log1p(exp(-|t|))."""
         t = self.args[0]
         return sp.Max(t, 0) + log1p(sp.exp(-sp.Abs(t)))
@@ -68,14 +69,15 @@ class sigmoid(sp.Function):
 
     nargs = 1
 
-    def fdiff(self, argindex=1):
+    def fdiff(self, argindex: int = 1) -> sp.Expr:
+        """d sigma(t)/dt = sigma(t) sigma(-t)."""
         t = self.args[0]
         return sigmoid(t) * sigmoid(-t)
 
     def _eval_rewrite_as_exp(self, t, **kwargs):
         return 1 / (1 + sp.exp(-t))
 
-    def stable(self):
+    def stable(self) -> sp.Expr:
         """The printed form: exp(min(t, 0)) / (1 + exp(-|t|)), min written NaN-propagating."""
         t = self.args[0]
         return sp.exp(-clamp_min(-t, 0)) / (1 + sp.exp(-sp.Abs(t)))
@@ -86,7 +88,7 @@ class two_sum_err(sp.Function):
 
     nargs = 2
 
-    def stable(self):
+    def stable(self) -> tuple[tuple[sp.Symbol, sp.Expr], ...]:
         """TwoSum as assignments, in order: s = a + b, t = s - a, err = (a - (s - t)) + (b - t).
 
         Printers emit these in a helper (returning 0 when s is not finite: inf - inf is NaN).
@@ -98,7 +100,7 @@ class two_sum_err(sp.Function):
             return ((s, sp.Add(a, b)), (t, sp.Add(s, -a)), (sp.Symbol("err", real=True), err))
 
 
-def to_plain(expr):
+def to_plain(expr: sp.Expr) -> sp.Expr:
     """Replace symce's functions by elementary SymPy (for symbolic and mpmath evaluation)."""
     return (
         expr.replace(lambda e: isinstance(e, softplus), lambda e: sp.log(1 + sp.exp(e.args[0])))

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import difflib
 import importlib.resources
+from collections.abc import Iterable
 from pathlib import Path
 
 import jinja2
@@ -76,7 +77,7 @@ def environment() -> jinja2.Environment:
     )
 
 
-def render_all(emitters=None) -> dict:
+def render_all(emitters: Iterable[str] | None = None) -> dict:
     """{relative path: text} for every file the emitters produce: all of
     :data:`symce.lang.registry.EMITTERS`, or those named in ``emitters``."""
     env = environment()
@@ -126,7 +127,7 @@ def _stale(out_dir: Path, files) -> list:
     ]
 
 
-def write(out_dir: Path | None = None, files=None) -> list:
+def write(out_dir: Path | None = None, files: dict | None = None) -> list:
     """Write all files into ``out_dir`` (default: :func:`default_out`); remove the files there
     that symce generated (they carry its header) and no emitter produces any more.  Nothing else
     in ``out_dir`` is touched."""
@@ -143,7 +144,7 @@ def write(out_dir: Path | None = None, files=None) -> list:
     return sorted(files)
 
 
-def diff(out_dir: Path | None = None, files=None) -> str:
+def diff(out_dir: Path | None = None, files: dict | None = None) -> str:
     """A unified diff between what symce would generate and ``out_dir`` (default:
     :func:`default_out`; '' when in sync)."""
     files = render_all() if files is None else files

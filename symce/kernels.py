@@ -137,11 +137,12 @@ class Kernel:
     options: tuple = ()  # option names this kernel accepts (PyTorch keywords)
 
     @property
-    def is_loss(self):
+    def is_loss(self) -> bool:
+        """Whether the kernel is a loss or its gradient (families ce_probs, ce_logits, bce)."""
         return self.family in ("ce_probs", "ce_logits", "bce")
 
     @property
-    def nan_row_at_inf(self):
+    def nan_row_at_inf(self) -> bool:
         """A row whose max is not finite (it holds +inf, or no finite logit) is NaN throughout in
         this kernel: the kernels that combine the classes' probabilities (the Jacobian, the VJP,
         softmax cross-entropy and its gradient), as PyTorch.  softmax, log_softmax and logsumexp
@@ -149,13 +150,13 @@ class Kernel:
         return self.family == "ce_logits" or self.name in ("softmax_jacobian", "softmax_vjp")
 
     @property
-    def closed_form(self):
+    def closed_form(self) -> str | None:
         """The derivation's closed form as every document displays it (derive.DISPLAY), or None."""
         shown = derive.DISPLAY.get(self.derivation) if self.derivation else None
         return shown.text if shown is not None else None
 
     @property
-    def doc_formula(self):
+    def doc_formula(self) -> str:
         """The formula for the kernels' documentation, with the proved closed form where there is
         one, in the one display form the proofs, README and `symce show` use."""
         closed = self.closed_form
@@ -546,6 +547,7 @@ def registry() -> dict:
 
 
 def kernel(name: str) -> Kernel:
+    """The registry's kernel ``name``; KeyError naming the known ones if there is none."""
     table = registry()
     if name not in table:
         raise KeyError(f"no kernel named {name!r}; known: {', '.join(table)}")

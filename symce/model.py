@@ -15,6 +15,7 @@ for, so that a closed form written in output symbols can always be unfolded back
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 
 import sympy as sp
@@ -48,67 +49,80 @@ S_n = sp.IndexedBase("Srow", positive=True)  # output symbol: Srow[n] = sum_k ex
 # ----------------------------------------------------------------------------------------------
 # Definitions (general K).
 # ----------------------------------------------------------------------------------------------
-def partition_sum(logits=z, dummy=k):
+def partition_sum(logits: sp.IndexedBase = z, dummy: sp.Symbol = k) -> sp.Sum:
     """S = sum_{k=1}^{K} exp(z_k)."""
     return sp.Sum(sp.exp(logits[dummy]), (dummy, 1, K))
 
 
-def sigmoid(t=theta):
+def sigmoid(t: sp.Expr = theta) -> sp.Expr:
     """sigma(t) = 1 / (1 + exp(-t))."""
     return 1 / (1 + sp.exp(-t))
 
 
-def softmax(idx=i, logits=z):
+def softmax(idx: sp.Expr | int = i, logits: sp.IndexedBase = z) -> sp.Expr:
     """p_idx = exp(z_idx) / sum_k exp(z_k)."""
     return sp.exp(logits[idx]) / partition_sum(logits)
 
 
-def logsumexp(logits=z):
+def logsumexp(logits: sp.IndexedBase = z) -> sp.Expr:
     """log sum_k exp(z_k)."""
     return sp.log(partition_sum(logits))
 
 
-def log_softmax(idx=i, logits=z):
+def log_softmax(idx: sp.Expr | int = i, logits: sp.IndexedBase = z) -> sp.Expr:
     """log p_idx, written as the log of the softmax quotient (the proofs expand it)."""
     return sp.log(softmax(idx, logits))
 
 
-def cross_entropy(probs=p, target=y, dummy=i):
+def cross_entropy(
+    probs: sp.IndexedBase = p, target: sp.IndexedBase = y, dummy: sp.Symbol = i
+) -> sp.Expr:
     """L = -sum_i y_i log p_i  (one-hot or soft y)."""
     return -sp.Sum(target[dummy] * sp.log(probs[dummy]), (dummy, 1, K))
 
 
-def cross_entropy_label(label=i, logits=z):
+def cross_entropy_label(label: sp.Expr | int = i, logits: sp.IndexedBase = z) -> sp.Expr:
     """Integer-label form: L = -log p_label = -z_label + log sum_k exp(z_k)."""
     return -sp.log(softmax(label, logits))
 
 
-def softmax_cross_entropy(logits=z, target=y, dummy=i):
+def softmax_cross_entropy(
+    logits: sp.IndexedBase = z, target: sp.IndexedBase = y, dummy: sp.Symbol = i
+) -> sp.Expr:
     """CE o softmax: L(z) = -sum_i y_i log softmax(z)_i."""
     return -sp.Sum(target[dummy] * sp.log(softmax(dummy, logits)), (dummy, 1, K))
 
 
-def binary_cross_entropy(prob=yhat, target=y_bin):
+def binary_cross_entropy(prob: sp.Expr = yhat, target: sp.Expr = y_bin) -> sp.Expr:
     """BCE(yhat, y) = -(y log yhat + (1 - y) log(1 - yhat))."""
     return -(target * sp.log(prob) + (1 - target) * sp.log(1 - prob))
 
 
-def weighted_binary_cross_entropy(prob=yhat, target=y_bin, w=pos_weight):
+def weighted_binary_cross_entropy(
+    prob: sp.Expr = yhat, target: sp.Expr = y_bin, w: sp.Expr = pos_weight
+) -> sp.Expr:
     """BCE with a weight on the positive term: -(w y log yhat + (1 - y) log(1 - yhat))."""
     return -(w * target * sp.log(prob) + (1 - target) * sp.log(1 - prob))
 
 
-def sigmoid_binary_cross_entropy(t=theta, target=y_bin):
+def sigmoid_binary_cross_entropy(t: sp.Expr = theta, target: sp.Expr = y_bin) -> sp.Expr:
     """BCE o sigma, as a function of the logit."""
     return binary_cross_entropy(sigmoid(t), target)
 
 
-def sigmoid_weighted_binary_cross_entropy(t=theta, target=y_bin, w=pos_weight):
+def sigmoid_weighted_binary_cross_entropy(
+    t: sp.Expr = theta, target: sp.Expr = y_bin, w: sp.Expr = pos_weight
+) -> sp.Expr:
     """pos_weight-BCE o sigma, as a function of the logit."""
     return weighted_binary_cross_entropy(sigmoid(t), target, w)
 
 
-def batch_softmax_cross_entropy(logits=Z, target=Y, n_dummy=n, k_dummy=i):
+def batch_softmax_cross_entropy(
+    logits: sp.IndexedBase = Z,
+    target: sp.IndexedBase = Y,
+    n_dummy: sp.Symbol = n,
+    k_dummy: sp.Symbol = i,
+) -> sp.Expr:
     """Batch mean: L(Z) = (1/N) sum_n -sum_i Y[n,i] log softmax(Z[n,:])_i."""
     row_sum = sp.Sum(sp.exp(logits[n_dummy, k]), (k, 1, K))
     inner = -sp.Sum(
@@ -129,7 +143,7 @@ class OutputSymbol:
     latex: str  # how the name reads in proofs
     meaning: str  # one line, for the proofs' glossary
 
-    def unfold(self, expr):
+    def unfold(self, expr: sp.Expr) -> sp.Expr:
         """Replace every occurrence of this name by its definition."""
         base = self.symbol
         if isinstance(base, sp.IndexedBase):
@@ -161,7 +175,7 @@ DEFINITIONS = (
 )
 
 
-def unfold(expr, which=None):
+def unfold(expr: sp.Expr, which: Collection[sp.Basic] | None = None) -> sp.Expr:
     """Replace output symbols (all, or those in ``which``) by their definitions, recursively."""
     defs = [d for d in DEFINITIONS if which is None or d.symbol in which]
     for _ in range(4):  # definitions nest at most P -> S_n -> Sum
@@ -177,7 +191,7 @@ def unfold(expr, which=None):
 # ----------------------------------------------------------------------------------------------
 # Concrete K: plain symbols, for the K = 2..16 checks and the numeric references.
 # ----------------------------------------------------------------------------------------------
-def concrete_logits(size: int, name: str = "z"):
+def concrete_logits(size: int, name: str = "z") -> tuple[sp.Symbol, ...]:
     """Symbols z_1..z_K (real)."""
     if not isinstance(size, int) or size < 1:
         raise ValueError(f"size: expected a positive integer number of classes, got {size!r}")

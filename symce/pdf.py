@@ -45,7 +45,7 @@ def problems(log: str) -> list:
     return out
 
 
-def build(latex_dir=None) -> Path:
+def build(latex_dir: str | Path | None = None) -> Path:
     """Build the PDF in ``latex_dir`` (default: generated/latex); return its path."""
     from .generate import GENERATED
 
@@ -76,7 +76,7 @@ def build(latex_dir=None) -> Path:
     return latex_dir / f"{MASTER}.pdf"
 
 
-def toc_pages_match(latex_dir) -> bool:
+def toc_pages_match(latex_dir: str | Path) -> bool:
     """Every section's page in the table of contents equals the page its label landed on."""
     latex_dir = Path(latex_dir)
     aux = (latex_dir / f"{MASTER}.aux").read_text(encoding="latin-1")
@@ -88,7 +88,9 @@ def toc_pages_match(latex_dir) -> bool:
     return all(labels.get(number) == page for number, page in entries)
 
 
-def main(argv=None) -> int:
+def main(argv: list[str] | None = None) -> int:
+    """Build the PDF in the folder ``argv[0]`` (default: generated/latex) and print its path; the
+    exit status."""
     argv = sys.argv[1:] if argv is None else argv
     try:
         pdf = build(argv[0] if argv else None)

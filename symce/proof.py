@@ -401,7 +401,9 @@ def _apply_rules(rules, expr, lets):
 _RULED: dict = {}
 
 
-def rule_holds(before, after, rules, conds, lets=()) -> bool:
+def rule_holds(
+    before: sp.Expr, after: sp.Expr, rules: tuple, conds: tuple, lets: tuple = ()
+) -> bool:
     """Is ``after`` an application of ``rules`` to ``before`` (plus algebra)?
 
     Both sides get the rules applied wherever they apply; what the rules did not touch
@@ -410,7 +412,9 @@ def rule_holds(before, after, rules, conds, lets=()) -> bool:
     return not rule_problems(before, after, rules, conds, lets)
 
 
-def rule_problems(before, after, rules, conds, lets=()) -> str:
+def rule_problems(
+    before: sp.Expr, after: sp.Expr, rules: tuple, conds: tuple, lets: tuple = ()
+) -> str:
     """'' when ``after`` is ``rules`` applied to ``before``; else what is wrong."""
     a, subs = _conditioned(before, conds, lets)
     b, _ = _conditioned(after, conds, lets)

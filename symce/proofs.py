@@ -14,6 +14,7 @@ import concurrent.futures
 import multiprocessing
 import os
 from functools import cache
+from typing import Any
 
 import mpmath
 import sympy as sp
@@ -28,27 +29,27 @@ from .rewrite import e as rewrite_e
 D = sp.Derivative
 
 
-def cite(proof_name: str, rename=()) -> R.Rule:
+def cite(proof_name: str, rename: tuple = ()) -> R.Rule:
     """The rule "result of ``proof_name``" (its closed form replaces its derivative)."""
     return R.cite(proof_name, statement, rename)
 
 
-def M(*args):
+def M(*args: sp.Expr | int) -> sp.Expr:
     """A product kept as written (for the display of a step)."""
     return sp.Mul(*args, evaluate=False)
 
 
-def A(*args):
+def A(*args: sp.Expr | int) -> sp.Expr:
     """A sum kept as written."""
     return sp.Add(*args, evaluate=False)
 
 
-def Neg(arg):
+def Neg(arg: sp.Expr) -> sp.Expr:
     """-(arg), kept as written (SymPy would distribute the sign over a sum)."""
     return sp.Mul(-1, arg, evaluate=False)
 
 
-def St(expr, *rules, note="", **kw):
+def St(expr: sp.Expr, *rules: R.Rule, note: str = "", **kw: Any) -> Step:
     """A step: its expression, the rules that justify it, an optional note (LaTeX)."""
     return Step(expr, note, rules=tuple(rules), **kw)
 
@@ -593,10 +594,12 @@ class Sigmoid(sp.Function):
     nargs = 1
     is_positive = True
 
-    def fdiff(self, argindex=1):
+    def fdiff(self, argindex: int = 1) -> sp.Expr:
+        """sigma' = sigma (1 - sigma), the rule the proof checks."""
         return self * (1 - self)
 
-    def definition(self):
+    def definition(self) -> sp.Expr:
+        """1/(1 + e^{-u}), written out."""
         return 1 / (1 + sp.exp(-self.args[0]))
 
     def _latex(self, printer):
@@ -756,7 +759,8 @@ class LinearScore(sp.Function):
             return X_LIN[self.args[0], x.indices[0]]
         return sp.S.Zero
 
-    def definition(self):
+    def definition(self) -> sp.Sum:
+        """sum_e X_{n,e} w_e, written out."""
         return sp.Sum(X_LIN[self.args[0], rewrite_e] * W_LIN[rewrite_e], (rewrite_e, 1, rewrite_D))
 
     def _latex(self, printer):

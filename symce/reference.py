@@ -27,6 +27,7 @@ from functools import cache
 import mpmath
 import numpy as np
 import sympy as sp
+from numpy.typing import ArrayLike
 
 from . import kernels as kr
 from . import model as m
@@ -179,16 +180,16 @@ def _scale(reduction, divisor):
 
 
 def evaluate(
-    name,
-    *args,
-    form="raw",
-    weight=None,
-    ignore_index=-100,
-    label_smoothing=0.0,
-    pos_weight=None,
-    reduction="mean",
-    dps=None,
-):
+    name: str,
+    *args: ArrayLike,
+    form: str = "raw",
+    weight: ArrayLike | None = None,
+    ignore_index: int = -100,
+    label_smoothing: float = 0.0,
+    pos_weight: ArrayLike | None = None,
+    reduction: str = "mean",
+    dps: int | None = None,
+) -> np.ndarray | mpmath.mpf | tuple:
     """Reference value of kernel ``name`` (NumPy layout), as mpf arrays.
 
     ``dps`` digits (default ``DPS``); raise it for inputs whose raw definition cancels, e.g. the

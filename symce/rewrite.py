@@ -17,6 +17,7 @@ the few rewrites those results need, each one small and named:
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from functools import lru_cache
 
 import sympy as sp
@@ -40,7 +41,7 @@ INDEX_RANGES = {
 }
 
 
-def delta_idempotent(expr):
+def delta_idempotent(expr: sp.Expr) -> sp.Expr:
     """delta_ab^k = delta_ab for k >= 1 (a Kronecker delta is 0 or 1)."""
     return expr.replace(
         lambda x: (
@@ -59,7 +60,7 @@ def _def_nonneg(expr) -> bool:
     return bool(expr.is_nonnegative) or (expr.is_Integer and expr >= 0)
 
 
-def index_in_range(index, lo, hi) -> bool:
+def index_in_range(index: sp.Expr, lo: sp.Expr, hi: sp.Expr) -> bool:
     """Whether ``index`` provably lies in lo..hi: its own range (from INDEX_RANGES) is inside."""
     if index.is_Integer:
         return _def_nonneg(index - lo) and _def_nonneg(hi - index)
@@ -95,7 +96,7 @@ def _collapse_one(total: sp.Sum):
     return result
 
 
-def collapse_sums(expr):
+def collapse_sums(expr: sp.Expr) -> sp.Expr:
     """Linearity and the KroneckerDelta sifting rule, applied bottom-up until nothing changes."""
     for _ in range(8):
         new = expr.replace(lambda e: isinstance(e, sp.Sum), _collapse_one)
@@ -108,7 +109,7 @@ def collapse_sums(expr):
 CANON_INDEX = sp.Dummy("c")  # the summation index every canonical sum is written in
 
 
-def canonical_sums(expr):
+def canonical_sums(expr: sp.Expr) -> tuple[sp.Expr, dict]:
     """Replace each Sum by a symbol named after its canonical summand.
 
     Returns (expr_without_sums, {symbol: sum}).
@@ -125,13 +126,13 @@ def canonical_sums(expr):
     return out, {v: k for k, v in table.items()}
 
 
-def split_logs(expr):
+def split_logs(expr: sp.Expr) -> sp.Expr:
     """log(e^a / S) -> a - log(S): all logits are real and every log argument is positive."""
     expr = sp.powsimp(expr)
     return sp.expand_log(expr, force=True) if expr.has(sp.log) else expr
 
 
-def series_first(expr):
+def series_first(expr: sp.Expr) -> sp.Expr:
     """Evaluate sums to infinity (power series SymPy knows in closed form, e.g. e^r)."""
     return expr.replace(lambda e: isinstance(e, sp.Sum) and e.limits[0][2] == sp.oo, _series_doit)
 
@@ -146,14 +147,16 @@ def _series_doit(total):
     return total.doit()
 
 
-def derivatives_first(expr):
+def derivatives_first(expr: sp.Expr) -> sp.Expr:
     """Evaluate Derivative nodes without letting Sum.doit produce Piecewise."""
     return expr.replace(
         lambda e: isinstance(e, sp.Derivative), lambda e: sp.diff(e.expr, *e.variables)
     )
 
 
-def normal_form(expr, substitutions=None, defs=None):
+def normal_form(
+    expr: sp.Expr, substitutions: dict | None = None, defs: Collection[sp.Basic] | None = None
+) -> sp.Expr:
     """A canonical rational expression for `expr` (general K), or for concrete K if K is a number.
 
     ``substitutions`` maps expressions to values and is applied after unfolding and after sums are
@@ -179,7 +182,7 @@ def normal_form(expr, substitutions=None, defs=None):
 _MERGE = sp.Dummy("m", integer=True)
 
 
-def merge_sums(expr):
+def merge_sums(expr: sp.Expr) -> sp.Expr:
     """c1 sum_v f(v) + c2 sum_u g(u) over the same range -> one sum of c1 f + c2 g (linearity,
     backwards), so summands that only add up to a simple form get the chance to."""
 
@@ -230,7 +233,7 @@ def _summands_canonical(expr):
     return expr.replace(lambda e: isinstance(e, sp.Sum), canon)
 
 
-def is_zero(expr, quick=False) -> bool:
+def is_zero(expr: sp.Expr, quick: bool = False) -> bool:
     """Decide expr == 0 for the expressions the derivations produce (no Sum/Derivative left);
     ``quick`` skips the slow ``simplify`` (for checks expected to fail)."""
     if expr == 0:
@@ -244,7 +247,13 @@ def is_zero(expr, quick=False) -> bool:
     return False if quick else sp.simplify(e) == 0
 
 
-def equal(a, b, substitutions=None, defs=None, quick=False) -> bool:
+def equal(
+    a: sp.Expr,
+    b: sp.Expr,
+    substitutions: dict | None = None,
+    defs: Collection[sp.Basic] | None = None,
+    quick: bool = False,
+) -> bool:
     """Symbolic equality of two derivation steps under `substitutions`; sums collapse only over
     indices known to lie in their range."""
     subs = tuple(sorted((substitutions or {}).items(), key=lambda kv: sp.default_sort_key(kv[0])))
@@ -262,7 +271,7 @@ def _normal_form_cached(expr, subs, defs):
     return normal_form(expr, dict(subs) or None, defs)
 
 
-def in_output_symbols(expr):
+def in_output_symbols(expr: sp.Expr) -> sp.Expr:
     """Rewrite an expression of the logits into the output symbols (p, S; P, S_n; sigma).
 
     The substitution e^{z_a} = p_a S is the whole trick behind every softmax closed form: it is
@@ -300,14 +309,14 @@ def in_output_symbols(expr):
     return restore_sums(sp.factor(sp.cancel(sp.together(expr))), rest)
 
 
-def restore_sums(expr, sums):
+def restore_sums(expr: sp.Expr, sums: dict) -> sp.Expr:
     """Undo :func:`canonical_sums`, naming each dummy index ``k``."""
     return expr.xreplace(
         {sym: total.xreplace({CANON_INDEX: model.k}) for sym, total in sums.items()}
     )
 
 
-def excluded_sum(total):
+def excluded_sum(total: sp.Sum) -> tuple[sp.Expr | None, sp.Expr | None]:
     """Sum_v (1 - delta_{v,o}) f(v) -> (f, o): the sum over v != o, as the printers show it;
     (None, None) for any other sum."""
     ((v, _lo, _hi),) = total.limits

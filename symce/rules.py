@@ -15,7 +15,7 @@ unfold a name.  Every rule a step names must change something there (no padding)
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from functools import lru_cache
 
@@ -49,6 +49,7 @@ class Rule:
 
     @property
     def checked(self) -> bool:
+        """Whether the checker applies the rule (every kind but plain algebra)."""
         return self.kind != "algebra"
 
 
@@ -86,24 +87,24 @@ SERIES = Rule("series")
 ALGEBRA = Rule("algebra")
 
 
-def subst(*names, latex: str = "") -> Rule:
+def subst(*names: sp.Basic, latex: str = "") -> Rule:
     """Substitute named quantities (output symbols such as p, S, sigma, or a proof's own names)."""
     return Rule("substitute", names=tuple(names), latex=latex)
 
 
-def cite(proof_name: str, statement: Callable, rename=()) -> Rule:
+def cite(proof_name: str, statement: Callable, rename: tuple = ()) -> Rule:
     """Use the result of an earlier proof (its closed form replaces its derivative):
     ``statement(proof_name)`` gives that proof's (claim, closed form)."""
     return Rule("cite", cite=proof_name, rename=tuple(rename), statement=statement)
 
 
-def lemma(lhs, rhs, latex: str = "") -> Rule:
+def lemma(lhs: sp.Expr, rhs: sp.Expr, latex: str = "") -> Rule:
     """Use a lemma ``lhs = rhs`` (lhs a derivative); the checker verifies the lemma itself."""
     return Rule("cite", lemma=(lhs, rhs), latex=latex)
 
 
 # ---- a proof's own names ---------------------------------------------------------------------
-def apply_lets(expr, lets, only=None):
+def apply_lets(expr: sp.Expr, lets: tuple, only: Collection[sp.Basic] | None = None) -> sp.Expr:
     """Replace a proof's own names by their definitions (repeatedly: names may use names).
 
     ``lets`` holds (Symbol, expression) and (IndexedBase, function of the indices) pairs;
@@ -138,7 +139,7 @@ _DEPENDS_ON = {  # output symbol (or base) -> the variable bases it is a functio
 }
 
 
-def depends(expr, x, lets=()) -> bool:
+def depends(expr: sp.Expr, x: sp.Expr, lets: tuple = ()) -> bool:
     """Conservatively: may ``expr`` change with the variable ``x``? (z_i counts as depending on
     z_j: i and j may be equal.)"""
     expr = apply_lets(expr, lets)
@@ -320,7 +321,7 @@ def _cite(d, x, lets, rule):
     return None
 
 
-def apply(rule: Rule, expr, lets=()):
+def apply(rule: Rule, expr: sp.Expr, lets: tuple = ()) -> sp.Expr:
     """Apply ``rule`` everywhere it applies in ``expr`` (until nothing changes)."""
     kind = rule.kind
     for _ in range(12):
@@ -360,7 +361,7 @@ def _is_let(name, lets) -> bool:
 
 
 # ---- algebra with opaque derivatives and sums ------------------------------------------------
-def key(expr):
+def key(expr: sp.Expr) -> sp.Expr:
     """A canonical form of ``expr`` in which every derivative and every sum is one opaque symbol
     (named by the canonical form of its contents, so two copies of the same sum, written with
     different dummies or arranged differently, get the same symbol)."""
@@ -389,7 +390,7 @@ def _nf(e, depth):
     return e.func(*[_nf(a, depth) for a in e.args])
 
 
-def algebra_equal(a, b, substitutions=None) -> bool:
+def algebra_equal(a: sp.Expr, b: sp.Expr, substitutions: dict | None = None) -> bool:
     """a = b by algebra alone, derivatives and sums opaque; ``substitutions`` (e.g. a sum -> 1)
     are applied to the opaque forms."""
     ka, kb = key(a), key(b)

@@ -25,6 +25,8 @@ Passes
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import sympy as sp
 from sympy.codegen.cfunctions import log1p
 
@@ -36,7 +38,13 @@ LOG_CLAMP = -100  # PyTorch's BCE clamps log() at -100
 DENOM_EPS = sp.Float("1e-12")  # PyTorch's BCE backward clamps x(1 - x) at 1e-12
 
 
-def shift_logits(expr, logit, shift, S_shift, shifted=None):
+def shift_logits(
+    expr: sp.Expr,
+    logit: Callable[[sp.Indexed], sp.Expr],
+    shift: sp.Expr,
+    S_shift: sp.Expr,
+    shifted: tuple[sp.Symbol, sp.Symbol] | None = None,
+) -> sp.Expr:
     """Rewrite in terms of shifted exponentials (and, with ``shifted=(zs, z)``, of zs = z - shift).
 
     ``logit`` maps an Indexed logit (z[a]) to the local symbol naming it (or None to keep it).
@@ -70,7 +78,7 @@ def shift_logits(expr, logit, shift, S_shift, shifted=None):
     return expr
 
 
-def log1p_form(expr):
+def log1p_form(expr: sp.Expr) -> sp.Expr:
     """log(1 + a) -> log1p(a): exact for small a (e.g. log S when one class dominates)."""
     return expr.replace(
         lambda e: isinstance(e, sp.log) and e.args[0].is_Add and 1 in e.args[0].args,
@@ -78,7 +86,9 @@ def log1p_form(expr):
     )
 
 
-def sigmoid_complement(expr, s, x, collect_on=()):
+def sigmoid_complement(
+    expr: sp.Expr, s: sp.Symbol, x: sp.Expr, collect_on: tuple = ()
+) -> tuple[sp.Expr, sp.Symbol]:
     """Collect on ``collect_on`` and replace every factor (1 - s) by sigma(-x), (s - 1) by -sigma(-x)."""
     expr = sp.collect(sp.expand(expr), list(collect_on)) if collect_on else expr
     neg = sp.Symbol("_sigma_neg")
@@ -91,36 +101,36 @@ def sigmoid_complement(expr, s, x, collect_on=()):
     return expr, neg
 
 
-def sigmoid_function(expr, s, neg, x):
+def sigmoid_function(expr: sp.Expr, s: sp.Symbol, neg: sp.Symbol, x: sp.Expr) -> sp.Expr:
     """sigma -> sigmoid(x), sigma(-x) -> sigmoid(-x): the printers' accurate branch-free sigmoid."""
     pos_f, neg_f = sigmoid(x), sigmoid(-x)
     return sp.collect(sp.expand(expr.xreplace({s: pos_f, neg: neg_f})), [pos_f, neg_f])
 
 
-def two_sum_error(a, b):
+def two_sum_error(a: sp.Expr, b: sp.Expr) -> sp.Expr:
     """The exact rounding error of fl(a + b) (mathematically 0)."""
     return two_sum_err(a, b)
 
 
-def compensated_exp(hi, lo):
+def compensated_exp(hi: sp.Expr, lo: sp.Expr) -> sp.Expr:
     """exp(hi + lo) for |lo| <= ulp(hi)/2, to first order: exp(hi) (1 + lo)."""
     return sp.exp(hi) * (1 + lo)
 
 
-def compensated_expm1(hi, lo):
+def compensated_expm1(hi: sp.Expr, lo: sp.Expr) -> sp.Expr:
     """exp(hi + lo) - 1 without cancellation: expm1(hi) + lo exp(hi) (that term exactly 0 when
     lo is, so a +inf logit gives +inf, not 0 * inf)."""
     return expm1(hi) + mul0(lo, sp.exp(hi))
 
 
-def compensate(expr, hi, lo, e_sym):
+def compensate(expr: sp.Expr, hi: sp.Symbol, lo: sp.Expr, e_sym: sp.Symbol) -> sp.Expr:
     """Carry a shifted logit as hi + lo: exp(hi) -> e (the compensated exponential) and every other
     occurrence of hi -> hi + lo.  The identity exactly when e = exp(hi + lo)."""
     out = expr.replace(lambda t: isinstance(t, sp.exp) and t.args[0] == hi, lambda t: e_sym)
     return out.xreplace({hi: hi + lo})
 
 
-def complement(prob, e_sym, em1_sym):
+def complement(prob: sp.Expr, e_sym: sp.Symbol, em1_sym: sp.Symbol) -> sp.Expr:
     """1 - p for p = e / (1 + Srest), written (Srest - (e - 1)) / (1 + Srest) with e - 1 = em1:
     no cancellation when p is close to 1 (for the argmax, em1 = 0 exactly)."""
     num, den = sp.fraction(sp.together(1 - prob))
@@ -128,24 +138,26 @@ def complement(prob, e_sym, em1_sym):
     return sp.expand(num) / den
 
 
-def split_unit(expr, target, prob, prob_c):
+def split_unit(expr: sp.Expr, target: sp.Expr, prob: sp.Expr, prob_c: sp.Expr) -> sp.Expr:
     """p*ysum - yt -> p*(ysum - yt) - pc*yt, using 1 = p + pc: at the target class of a confident
     prediction (p -> 1) the result -pc*yt is computed without subtracting p from 1."""
     return sp.collect(sp.expand(expr.subs(target, target * (prob + prob_c))), [prob, prob_c])
 
 
-def diagonal_complement(expr, delta, p_other, pc_self):
+def diagonal_complement(
+    expr: sp.Expr, delta: sp.Expr, p_other: sp.Expr, pc_self: sp.Expr
+) -> sp.Expr:
     """delta - p_j -> delta pc_i - (1 - delta) p_j: equal for delta in {0, 1} (on the diagonal
     p_j = p_i and 1 - p_i = pc_i), and the diagonal no longer subtracts p_i from 1."""
     return expr.xreplace({delta - p_other: delta * pc_self - (1 - delta) * p_other})
 
 
-def collect_softplus(expr, x):
+def collect_softplus(expr: sp.Expr, x: sp.Expr) -> sp.Expr:
     """Group a loss by softplus(x) and softplus(-x): each group is then a sum of non-negatives."""
     return sp.collect(sp.expand(expr), [softplus(x), softplus(-x)])
 
 
-def log_sigmoid_rules(expr, x):
+def log_sigmoid_rules(expr: sp.Expr, x: sp.Expr) -> sp.Expr:
     """log sigma(x) -> -softplus(-x), log(1 - sigma(x)) -> -softplus(x) (sigma written out)."""
     sig = 1 / (1 + sp.exp(-x))
     expr = expr.xreplace({sp.log(sig): -softplus(-x)})
@@ -156,7 +168,7 @@ def log_sigmoid_rules(expr, x):
     return expr
 
 
-def clamp_logs(expr, lo=LOG_CLAMP):
+def clamp_logs(expr: sp.Expr, lo: sp.Expr | float = LOG_CLAMP) -> sp.Expr:
     """log(a) -> clamp_min(log(a), lo); log(1 - a) is first written log1p(-a) (exact near a = 0)."""
 
     def one(e):
@@ -169,7 +181,9 @@ def clamp_logs(expr, lo=LOG_CLAMP):
     return expr.replace(lambda e: isinstance(e, sp.log), one)
 
 
-def clamp_denominator(expr, eps=DENOM_EPS, probe=None):
+def clamp_denominator(
+    expr: sp.Expr, eps: sp.Expr | float = DENOM_EPS, probe: dict | None = None
+) -> sp.Expr:
     """n/d -> n / clamp_min(d, eps), with the sign of d made positive at ``probe``."""
     num, den = sp.fraction(sp.cancel(sp.together(expr)))
     if probe is not None and den.subs(probe) < 0:
@@ -177,7 +191,7 @@ def clamp_denominator(expr, eps=DENOM_EPS, probe=None):
     return sp.factor(num) / clamp_min(sp.factor(den), eps)
 
 
-def zero_times_anything(expr, target):
+def zero_times_anything(expr: sp.Expr, target: sp.Expr) -> sp.Expr:
     """target * f + r -> mul0(target, f) + r (``f`` collected over every term with the target)."""
     parts = sp.collect(sp.expand(expr), target, evaluate=False)
     coeff = parts.pop(target, sp.S.Zero)

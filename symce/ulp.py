@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import mpmath
 import numpy as np
+from numpy.typing import ArrayLike
 
 
-def ulp_error(actual, reference) -> float:
+def ulp_error(actual: ArrayLike, reference: ArrayLike | mpmath.mpf) -> float:
     """Largest |actual - reference| in units of the last place of ``actual``'s dtype.
 
     ``reference`` is an array (or scalar) of mpmath numbers.  Equal infinities and NaN-for-NaN

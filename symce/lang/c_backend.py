@@ -293,7 +293,7 @@ def _nan_keeping_max(*args):
     return clamp_min(rest[0], nums[0])
 
 
-def two_sum_steps(a, b):
+def two_sum_steps(a: sp.Expr, b: sp.Expr) -> list[tuple[sp.Symbol, sp.Expr]]:
     """The TwoSum assignments ``(symbol, expression)`` of ``two_sum_err(a, b).stable()``: s = a + b,
     t = s - a, err = (a - (s - t)) + (b - t) (built unevaluated, so the grouping survives)."""
     return list(two_sum_err(a, b).stable())
@@ -658,7 +658,7 @@ def _printed_by_type() -> dict:
     return out
 
 
-def used_helpers(printed=None) -> dict:
+def used_helpers(printed: dict | None = None) -> dict:
     """{compute type: [helpers the printed code calls directly]} over every emitted function
     (only those: an unused static function is a warning); ``printed``: _printed_by_type()."""
     printed = _printed_by_type() if printed is None else printed
@@ -681,7 +681,7 @@ def _uses_log1p_s(cdtype: str, printed: dict, used: dict) -> bool:
     )
 
 
-def checks_domain(kern) -> bool:
+def checks_domain(kern: kr.Kernel) -> bool:
     """Whether the kernel's input is probabilities (checked to lie in [0, 1]: SYMCE_ERR_DOMAIN)."""
     return kern.inputs[0].name == "probs"
 
@@ -1029,7 +1029,7 @@ def _prototype(cname, decls, indent=""):
 _ROW_VALUES = {"Srest", "shift"}  # the row statistics: known before the per-class loops
 
 
-def local_slots(kern, cdtype: str) -> dict:
+def local_slots(kern: kr.Kernel, cdtype: str) -> dict:
     """The kernel's slots as the compute type evaluates them: in the float kernels z - shift is
     exact in double to 2^-53 relative, so zlo = 0 (and mul0(0, b) = 0)."""
     sl = dict(kern.slots)
@@ -1579,6 +1579,7 @@ def _precision_lines():
 
 
 def context() -> dict:
+    """The template context of symce.h and symce.c (strings, names and numbers only)."""
     fns = [_function_context(fn) for fn in functions()]
     return {
         "precision": _precision_lines(),
@@ -1602,6 +1603,7 @@ def context() -> dict:
 
 
 def outputs() -> list:
+    """symce.h and symce.c, from one context."""
     ctx = context()
     return [
         Output("c/symce.h", "c/symce.h.jinja", ctx),

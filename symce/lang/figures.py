@@ -163,6 +163,7 @@ FIGURE_OF_PROOF = {
 
 
 def pgf_context(fig: Figure) -> dict:
+    """The pgfplots template context of ``fig`` (LaTeX labels, coordinates as text)."""
     return {
         "name": fig.name,
         "caption": fig.caption,
@@ -187,6 +188,7 @@ WIDTH, HEIGHT, PAD = 480, 300, 40
 
 
 def svg_context(fig: Figure) -> dict:
+    """The SVG template context of ``fig``: everything scaled to the drawing, as text."""
     (x0, x1), (y0, y1) = fig.xrange, fig.yrange
 
     def sx(x):

@@ -10,6 +10,8 @@ by factor, so ``1/(1+e) * e/(1+e)`` does not collapse back into the previous ste
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import sympy as sp
 from sympy.printing.latex import LatexPrinter
 
@@ -136,11 +138,12 @@ _PRINTER = ProofPrinter()  # steps: terms in the order they were written
 _CANONICAL = ProofPrinter(order=None)  # closed forms: SymPy's usual order (p_j - y_j)
 
 
-def tex(expr, canonical=False) -> str:
+def tex(expr: sp.Basic, canonical: bool = False) -> str:
+    """``expr`` in LaTeX: as written (a step), or in SymPy's usual order (``canonical``)."""
     return (_CANONICAL if canonical else _PRINTER).doprint(expr)
 
 
-def tidy(expr):
+def tidy(expr: sp.Expr) -> sp.Expr:
     """-a (b - c) -> a (c - b): a closed form as people write it (sigma (1 - sigma), not
     -sigma (-1 + sigma)); the same expression, only the sign moved into one factor."""
     if isinstance(expr, sp.Mul):
@@ -158,7 +161,7 @@ def tidy(expr):
     return expr
 
 
-def reason(step, cite_ref) -> str:
+def reason(step: proofs_mod.Step, cite_ref: Callable[[str], str]) -> str:
     """The justification of a step as text with inline math: its rules in words, what was
     substituted, the case or assumption, and the step's note."""
     parts = []
@@ -185,7 +188,7 @@ def reason(step, cite_ref) -> str:
     return text[0].upper() + text[1:]
 
 
-def proof_blocks(proof, cite_ref):
+def proof_blocks(proof: proofs_mod.Proof, cite_ref: Callable[[str], str]) -> list[tuple]:
     """[(heading, [(number, lhs, rhs)], [(number, reason)])]: strings only, for the templates.
     Steps are numbered from 1, as in the checker's messages."""
     blocks = []
@@ -248,14 +251,16 @@ def _has_class_index(proof) -> bool:
     return any(sp.sympify(s.expr).atoms(sp.Indexed) for s in proof.steps)
 
 
-def display_form(name) -> str:
+def display_form(name: str) -> str:
     """The closed form as people write it (symce.derive.DISPLAY), in LaTeX."""
     from ..derive import DISPLAY
 
     return tex(DISPLAY[name].expr, canonical=False)
 
 
-def outputs():
+def outputs() -> list:
+    """The proofs in LaTeX (one file each and the master document), in Markdown, and the
+    figures (pgfplots and SVG)."""
     verified = verified_proofs()
     counts = proofs_mod.verification_counts()
     latex_ref = lambda name: rf"(\S\ref{{sec:{name}}})"

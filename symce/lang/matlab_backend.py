@@ -549,7 +549,7 @@ def _doc_lines(items, width) -> list:
     return [{"name": it["name"], "lines": _wrap(it["text"], width)} for it in items]
 
 
-def context(kern) -> dict:
+def context(kern: kr.Kernel) -> dict:
     """The template context of one kernel (strings, names and flags only)."""
     name = check_identifier(PREFIX + kern.name)
     code, printed_helpers = _print_slots(kern)

@@ -23,6 +23,7 @@ from __future__ import annotations
 import importlib.util
 import textwrap
 from pathlib import Path
+from types import ModuleType
 
 import sympy as sp
 from sympy.codegen.cfunctions import log1p
@@ -145,6 +146,7 @@ class NumPyKernelPrinter(NumPyPrinter):
 
 
 def printer(family: str) -> NumPyKernelPrinter:
+    """A printer with the kernel-local names the templates of ``family`` bind."""
     return NumPyKernelPrinter(BOUND[family])
 
 
@@ -706,7 +708,7 @@ def _ce_program(kern: kr.Kernel, soft: bool, wide: bool) -> list:
 _L = sp.Symbol("L", real=True)  # log1p(exp(-|x|)), shared by softplus(x) and softplus(-x)
 
 
-def shared_exp(expr):
+def shared_exp(expr: sp.Expr) -> sp.Expr:
     """softplus(+-x) and sigmoid(+-x) through their stable forms, on one E = exp(-|x|):
     softplus(t) = max(t, 0) + log1p(E) (log1p(E) named L), and sigmoid(t) = exp(min(t, 0)) / (1 + E)
     with exp(min(t, 0)) = E where t < 0, else 1: max(E, [t >= 0]) (the same bits: exp(x) is
@@ -794,7 +796,7 @@ def _bce_program(kern: kr.Kernel, wide: bool) -> list:
     return head + ["    " + ln for ln in lines]
 
 
-def two_sum_steps(a, b):
+def two_sum_steps(a: sp.Expr, b: sp.Expr) -> list[tuple[sp.Symbol, sp.Expr]]:
     """The TwoSum assignments ``(symbol, expression)`` of ``two_sum_err(a, b).stable()``.
 
     Workaround: SymPy evaluates the shared form's last step (a - (s - t)) + (b - t) to
@@ -828,6 +830,7 @@ def helper_context() -> dict:
 
 
 def context() -> dict:
+    """The template context of symce_kernels.py: every kernel, the error classes and helpers."""
     kernels = [kernel_context(k) for k in kr.registry().values()]
     from .numpy_blocks import BLOCK, TILE
 
@@ -842,10 +845,13 @@ def context() -> dict:
 
 
 def outputs() -> list:
+    """The one generated module, symce_kernels.py."""
     return [Output(OUTPUT, TEMPLATE, context())]
 
 
-def load_generated(path: Path | None = None, module_name: str = "symce_numpy_kernels"):
+def load_generated(
+    path: Path | None = None, module_name: str = "symce_numpy_kernels"
+) -> ModuleType:
     """Import the generated module from ``path`` (default: generated/numpy/symce_kernels.py)."""
     path = Path(path) if path is not None else GENERATED / OUTPUT
     spec = importlib.util.spec_from_file_location(module_name, path)

@@ -21,10 +21,12 @@ write over the one operand that dies there, read once) and returns the lines.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 import sympy as sp
 from sympy.codegen.cfunctions import expm1, log1p
+from sympy.printing.codeprinter import CodePrinter
 
 from ..functions import clamp_min, mul0
 
@@ -53,15 +55,18 @@ class Step:
     cond: str = ""
 
 
-def block(name, expr, cond=""):
+def block(name: str, expr: sp.Expr, cond: str = "") -> Step:
+    """A block step: ``name`` = ``expr`` into a buffer of its own."""
     return Step("block", name=name, expr=expr, cond=cond)
 
 
-def update(name, expr, cond=""):
+def update(name: str, expr: sp.Expr, cond: str = "") -> Step:
+    """An update step: ``name`` = ``expr`` (which reads ``name`` once) into ``name``'s buffer."""
     return Step("update", name=name, expr=expr, cond=cond)
 
 
-def line(code, reads=(), cond=""):
+def line(code: str, reads: Iterable[str] = (), cond: str = "") -> Step:
+    """A line of plumbing, ``code``, reading the block values ``reads``."""
     return Step("line", code=code, reads=tuple(reads), cond=cond)
 
 
@@ -104,13 +109,15 @@ class InplaceEmitter:
     dying: dict = field(default_factory=dict)  # values read for the last time here, once
     lines: list = field(default_factory=list)
 
-    def varies(self, expr) -> bool:
+    def varies(self, expr: sp.Basic) -> bool:
+        """Whether ``expr`` reads a block value (so varies over the block)."""
         return any(s.name in self.block for s in expr.free_symbols)
 
-    def code(self, expr) -> str:
+    def code(self, expr: sp.Basic) -> str:
+        """``expr`` printed as an ordinary NumPy expression."""
         return self.small.doprint(expr)
 
-    def emit(self, expr, dest, alias=None) -> str:
+    def emit(self, expr: sp.Expr, dest: str, alias: str | None = None) -> str:
         """Emit ``expr`` into ``dest``; returns the code of the array holding it (``dest``, or a
         block symbol's name when ``expr`` is one).  ``alias``: the name of the value ``dest``
         holds now, still to be read (once) by ``expr``: it is computed first."""
@@ -264,7 +271,7 @@ class InplaceEmitter:
         return acc
 
 
-def assemble(steps, small, block_names) -> tuple[list, int]:
+def assemble(steps: list[Step], small: CodePrinter, block_names: Iterable[str]) -> tuple[list, int]:
     """The lines of a block program and the number of float64 block buffers it needs.
 
     ``small`` prints the row-level parts; ``block_names``: the values that are blocks (those the

@@ -92,6 +92,6 @@ class PlainPrinter(StrPrinter):
 _PRINTER = PlainPrinter()
 
 
-def text(expr) -> str:
+def text(expr: sp.Basic) -> str:
     """One expression as plain text, with '−' for minus."""
     return _PRINTER.doprint(expr).replace("-", "−").replace("**", "^")
