@@ -7,7 +7,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from symce import errors
+from symce import errors, options
+from symce import kernels as kr
 from symce.lang import c_backend
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -65,3 +66,14 @@ def test_numpy_raises_only_catalogued_classes():
     )
     keys = set(re.findall(r"raise \{\{ errors\.(\w+) \}\}", template))
     assert keys and keys <= set(errors.python_classes())
+
+
+def test_every_kernel_option_has_a_record():
+    """symce.options holds each option once: every kernel's options have a record, with words for
+    the kernel's family in both documentations and a catalogued error for its validation."""
+    for kern in kr.registry().values():
+        fam = options.family(kern.family)
+        for name in kern.options:
+            opt = options.OPTIONS[name]
+            assert fam in opt.doc and fam in opt.matlab_doc, (kern.name, name)
+            assert opt.error in errors.BY_KEY, (name, opt.error)

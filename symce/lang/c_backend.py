@@ -36,7 +36,7 @@ from sympy.codegen.cfunctions import fma
 from sympy.logic.boolalg import BooleanFunction
 from sympy.printing.c import C99CodePrinter
 
-from .. import approx, errors
+from .. import approx, errors, options
 from .. import kernels as kr
 from ..functions import clamp_min, log1p, mul0, sigmoid, softplus, two_sum_err
 from .base import Output
@@ -855,15 +855,13 @@ def _errors_for(fn: CFunction, kern):
     if "count" not in [p.name for p in fn.params]:
         codes.append("SYMCE_ERR_NO_CLASSES")
     codes.append("SYMCE_ERR_SIZE")
-    for role, code in (
-        ("label_smoothing", "SYMCE_ERR_SMOOTHING"),
-        ("reduction", "SYMCE_ERR_REDUCTION"),
-        ("weight", "SYMCE_ERR_WEIGHT"),
-        ("pos_weight", "SYMCE_ERR_POS_WEIGHT"),
-        ("labels", "SYMCE_ERR_LABEL"),
-    ):
+    # the options' checks (their catalogue entries: symce.options), then the labels', in the
+    # order the functions make them
+    for role in ("label_smoothing", "reduction", "weight", "pos_weight"):
         if role in roles:
-            codes.append(code)
+            codes.append(errors.BY_KEY[options.OPTIONS[role].error].c)
+    if "labels" in roles:
+        codes.append(errors.BY_KEY["label"].c)
     if checks_domain(kern):
         codes.append("SYMCE_ERR_DOMAIN")
     if fn.soft:

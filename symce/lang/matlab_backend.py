@@ -29,7 +29,7 @@ import numpy as np
 import sympy as sp
 from sympy.printing.octave import OctaveCodePrinter
 
-from .. import errors
+from .. import errors, options
 from .. import kernels as kr
 from ..examples import EXAMPLES, RESULTS
 from ..functions import sigmoid, softplus, two_sum_err
@@ -99,40 +99,8 @@ NAMES = {
     "bce": {"prob": "probs", "x": "logits", "y": "target", "w": "weight", "pw": "pos_weight"},
 }
 
-# PyTorch keyword -> MATLAB name-value option, its default (MATLAB literal) and its help line.
-OPTIONS = {
-    "weight": ("Weight", "[]", None),
-    "ignore_index": (
-        "IgnoreIndex",
-        "-100",
-        "label value whose samples are skipped: they add 0 to the loss, a zero "
-        "gradient column and nothing to the 'mean' divisor (default -100)",
-    ),
-    "label_smoothing": (
-        "LabelSmoothing",
-        "0",
-        "epsilon in [0, 1]: the target becomes (1 - epsilon) y + epsilon / K (default 0)",
-    ),
-    "pos_weight": (
-        "PosWeight",
-        "1",
-        "weight of the positive term, a scalar or K = size(LOGITS, 1) non-negative "
-        "values along dimension 1 (default 1)",
-    ),
-    "reduction": (
-        "Reduction",
-        "'mean'",
-        "'mean' (default) | 'sum' | 'none'; 'mean' divides by {divisor}",
-    ),
-}
-WEIGHT_DOC = {
-    "ce": "class weights, a vector of K non-negative values (default all 1)",
-    "bce": "element weights, non-negative, of a size that expands to the input's (default 1)",
-}
-DIVISOR_DOC = {
-    "ce": "the summed weight of the kept samples' classes (labels) or N (probability targets)",
-    "bce": "the number of elements",
-}
+# PyTorch keyword -> MATLAB name-value option (the records: symce.options)
+OPTIONS = {name: o.matlab for name, o in options.OPTIONS.items()}
 
 # The end of the error for a probability target outside [0, 1]: it may be labels given as doubles.
 TARGET_HINT = (
@@ -343,7 +311,7 @@ def _example(kern) -> dict:
     call_args = [_in_literal(a) for a in args]
     for key, val in opts.items():
         call_args.append(
-            f"'{OPTIONS[key][0]}', "
+            f"'{OPTIONS[key]}', "
             + (f"'{val}'" if isinstance(val, str) else _in_literal(np.asarray(val)))
         )
     lhs = shown[0][0] if len(shown) == 1 else "[" + ", ".join(n for n, _ in shown) + "]"
@@ -406,16 +374,11 @@ def _out_doc(kern) -> list:
 
 
 def _options_doc(kern) -> list:
-    fam = "bce" if kern.family == "bce" else "ce"
-    out = []
-    for key in kern.options:
-        mname, _, text = OPTIONS[key]
-        if key == "weight":
-            text = WEIGHT_DOC[fam]
-        elif key == "reduction":
-            text = text.format(divisor=DIVISOR_DOC[fam])
-        out.append({"name": f"'{mname}'", "text": text})
-    return out
+    fam = options.family(kern.family)
+    return [
+        {"name": f"'{OPTIONS[key]}'", "text": options.OPTIONS[key].matlab_doc[fam]}
+        for key in kern.options
+    ]
 
 
 def _see_also(kern) -> list:
@@ -514,7 +477,7 @@ def _notes(kern) -> list:
             f" {kern.inputs[0].name.upper()} must hold probabilities in [0, 1] (NaN "
             "passes through); any other value is an error."
         )
-    converted = [OPTIONS[k][0] for k in ("weight", "pos_weight") if k in kern.options]
+    converted = [OPTIONS[k] for k in ("weight", "pos_weight") if k in kern.options]
     if converted:
         text += (
             f" {' and '.join(converted)} {'are' if len(converted) > 1 else 'is'} "
@@ -578,7 +541,9 @@ def context(kern: kr.Kernel) -> dict:
     usage = [f"{lhs.upper()} = {name.upper()}({usage_args})"]
     if kern.options:
         usage.append(f"{lhs.upper()} = {name.upper()}({usage_args}, Name, Value)")
-    options = [{"name": OPTIONS[k][0], "default": OPTIONS[k][1]} for k in kern.options]
+    opts = [
+        {"name": OPTIONS[k], "default": options.OPTIONS[k].matlab_default} for k in kern.options
+    ]
     return {
         "errors": errors.matlab_ids(),  # the error identifiers (symce.errors)
         "name": name,
@@ -599,7 +564,7 @@ def context(kern: kr.Kernel) -> dict:
         "nargs": len(ins),
         "needs": _needs(kern, ins),
         "code": code,
-        "options": options,
+        "options": opts,
         "has_pos_weight": "pos_weight" in kern.options,
         "loss_out": "loss" in outs,
         "grad_out": "grad" in outs,

@@ -29,7 +29,7 @@ import sympy as sp
 from sympy.codegen.cfunctions import log1p
 from sympy.printing.numpy import NumPyPrinter
 
-from .. import errors
+from .. import errors, options
 from .. import kernels as kr
 from ..functions import clamp_min, mul0, sigmoid, softplus, two_sum_err
 from .base import GENERATED, Output
@@ -162,31 +162,9 @@ PARTIALS = {
 }
 TEMPLATES = {**PARTIALS, "ce_logits": "ce_logits"}  # family -> templates/numpy/_<name>.py.jinja
 
-DEFAULTS = {
-    "weight": "None",
-    "ignore_index": "-100",
-    "label_smoothing": "0.0",
-    "pos_weight": "None",
-    "reduction": '"mean"',
-}
+DEFAULTS = {name: o.python_default for name, o in options.OPTIONS.items()}  # symce.options
+AXIS_DOC = "int, default -1: the class axis."
 
-OPTION_DOCS = {
-    ("rowwise", "axis"): "int, default -1: the class axis.",
-    ("ce", "weight"): "(K,) non-negative class weights, or None (all 1).",
-    ("ce", "ignore_index"): "int, default -100: a sample with this label adds nothing to the "
-    "loss, the gradient or the mean's divisor (integer labels only).",
-    ("ce", "label_smoothing"): "float in [0, 1], default 0.0: the target y becomes "
-    "(1 - eps) y + eps / K.",
-    ("ce", "reduction"): "'none' (one loss per sample), 'mean' (default: the sum over the summed "
-    "class weight of the kept samples for labels, over N for probability "
-    "targets) or 'sum'.",
-    ("bce", "weight"): "non-negative weights broadcastable to the input (one per element), "
-    "or None (all 1).",
-    ("bce", "pos_weight"): "non-negative weight of the positive term, broadcastable to the input "
-    "(e.g. one per class, shape (K,)), or None (1).",
-    ("bce", "reduction"): "'none' (one loss per element), 'mean' (default: over all elements) "
-    "or 'sum'.",
-}
 
 RETURN_DOCS = {  # (family partial, output) -> its entry where the registry's Arg is too generic
     ("bce", "loss"): "loss (), or the input's shape for 'none': the reduced loss, or one per "
@@ -357,12 +335,12 @@ def _arg_docs(kern: kr.Kernel, partial: str) -> list:
             text = f"{a.name} {a.shape} or (K,): {a.doc}."
         lines.extend(_wrapped(text))
     if has_axis(kern):
-        lines.extend(_wrapped("axis: " + OPTION_DOCS[("rowwise", "axis")]))
-    options = (["reduction"] if "reduction" in kern.options else []) + [
+        lines.extend(_wrapped("axis: " + AXIS_DOC))
+    order = (["reduction"] if "reduction" in kern.options else []) + [
         o for o in kern.options if o != "reduction"
     ]
-    for o in options:
-        lines.extend(_wrapped(f"{o}: {OPTION_DOCS[(partial, o)]}"))
+    for o in order:
+        lines.extend(_wrapped(f"{o}: {options.OPTIONS[o].doc[partial]}"))
     return lines
 
 
