@@ -119,6 +119,9 @@ class Arg:
     kind: str  # "real" | "labels" | "target" (labels or probabilities) | "option"
     shape: str  # e.g. "(N, K)", "(N,)", "(K,)", "any", "scalar"
     doc: str
+    # the values every language checks an input against (errors "domain"): "[0, 1]" for the
+    # probabilities the loss kernels take; "" for none
+    domain: str = ""
 
 
 @dataclass(frozen=True)
@@ -135,6 +138,12 @@ class Kernel:
     slots: dict = field(hash=False)  # slot name -> SymPy expression over LOCALS
     derivation: str | None = None  # name of the derive.Result it evaluates
     options: tuple = ()  # option names this kernel accepts (PyTorch keywords)
+
+    @property
+    def checks_domain(self) -> bool:
+        """Whether an input is checked against a domain (probabilities in [0, 1]): every language
+        refuses a value outside it (symce.errors "domain")."""
+        return any(a.domain for a in self.inputs)
 
     @property
     def is_loss(self) -> bool:
@@ -302,7 +311,7 @@ def _sigmoid_bce_grad():
 # The registry.
 # ----------------------------------------------------------------------------------------------
 _LOGITS = Arg("logits", "real", "(N, K)", "unnormalised scores, one row per sample")
-_PROBS = Arg("probs", "real", "(N, K)", "class probabilities, one row per sample")
+_PROBS = Arg("probs", "real", "(N, K)", "class probabilities, one row per sample", "[0, 1]")
 _TARGET = Arg(
     "target",
     "target",
@@ -468,7 +477,7 @@ def _build():
             "L = -(y log p + (1 - y) log(1 - p))",
             r"L = -(y \log \hat{y} + (1 - y)\log(1 - \hat{y}))",
             (
-                Arg("probs", "real", "any", "predicted probabilities"),
+                Arg("probs", "real", "any", "predicted probabilities", "[0, 1]"),
                 Arg("target", "real", "like probs", "targets in [0, 1]"),
             ),
             (_LOSS,),
@@ -483,7 +492,7 @@ def _build():
             "dL/dp = (p - y) / (p (1 - p))",
             r"\frac{\partial L}{\partial \hat{y}} = \frac{\hat{y} - y}{\hat{y}(1 - \hat{y})}",
             (
-                Arg("probs", "real", "any", "predicted probabilities"),
+                Arg("probs", "real", "any", "predicted probabilities", "[0, 1]"),
                 Arg("target", "real", "like probs", "targets in [0, 1]"),
             ),
             (Arg("grad", "real", "like probs", "gradient of the (reduced) loss"),),

@@ -97,7 +97,7 @@ def _roles(fn):
 
 
 def _takes_probs(fn):
-    return c_backend.checks_domain(c_backend.kr.kernel(fn.kernel))
+    return c_backend.kr.kernel(fn.kernel).checks_domain
 
 
 @pytest.mark.parametrize("fn", FUNCTIONS, ids=lambda f: f.cname)

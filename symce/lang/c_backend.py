@@ -681,11 +681,6 @@ def _uses_log1p_s(cdtype: str, printed: dict, used: dict) -> bool:
     )
 
 
-def checks_domain(kern: kr.Kernel) -> bool:
-    """Whether the kernel's input is probabilities (checked to lie in [0, 1]: SYMCE_ERR_DOMAIN)."""
-    return kern.inputs[0].name == "probs"
-
-
 # ----------------------------------------------------------------------------------------------
 # Function descriptions: parameters (name, role) per family.  Roles: size, in, labels, target,
 # weight, pos_weight, ignore_index, label_smoothing, reduction, out.
@@ -862,7 +857,7 @@ def _errors_for(fn: CFunction, kern):
             codes.append(errors.BY_KEY[options.OPTIONS[role].error].c)
     if "labels" in roles:
         codes.append(errors.BY_KEY["label"].c)
-    if checks_domain(kern):
+    if kern.checks_domain:
         codes.append("SYMCE_ERR_DOMAIN")
     if fn.soft:
         codes.append("SYMCE_ERR_TARGET")
@@ -1443,7 +1438,7 @@ def _function_context(fn: CFunction):
         "slots": _printed_slots(kern, cdt),
         "soft": fn.soft,
         "x": next(p.name for p in fn.params if p.role == "in"),
-        "domain": checks_domain(kern),
+        "domain": kern.checks_domain,
         "has_loss": "loss" in names,
         "has_grad": "grad" in names,
         "has_pos_weight": "pos_weight" in names,

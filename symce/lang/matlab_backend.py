@@ -472,7 +472,7 @@ def _notes(kern) -> list:
         "is computed in double precision, also for single input, and rounded once at the "
         "end."
     )
-    if _checks_domain(kern):
+    if kern.checks_domain:
         text += (
             f" {kern.inputs[0].name.upper()} must hold probabilities in [0, 1] (NaN "
             "passes through); any other value is an error."
@@ -491,11 +491,6 @@ def _needs(kern, ins) -> str:
     """What a call needs, for the too-few-inputs error: 'the inputs LOGITS and TARGET ...'."""
     text = f"the input{'s' if len(ins) > 1 else ''} {' and '.join(a.upper() for a in ins)}"
     return text + (" (then name-value options)" if kern.options else "")
-
-
-def _checks_domain(kern) -> bool:
-    """The kernels that take probabilities (first input ``probs``) reject values outside [0, 1]."""
-    return kern.inputs[0].name == "probs"
 
 
 def _helper_closure(names, calls) -> list:
@@ -529,7 +524,7 @@ def context(kern: kr.Kernel) -> dict:
         helpers.add("check_pos_weight")
     if "loss" in outs:
         helpers.add("apply_reduction")
-    if _checks_domain(kern):
+    if kern.checks_domain:
         helpers.add("check_probabilities")
     if fam in ("rowwise", "ce_logits") or (
         fam == "ce_probs" and ("loss" in outs or "ysum" in used)
@@ -574,7 +569,7 @@ def context(kern: kr.Kernel) -> dict:
         "is_vjp": is_vjp,
         "needs_ysum": "ysum" in used,
         "nan_row_at_inf": kern.nan_row_at_inf,
-        "check_domain": _checks_domain(kern),
+        "check_domain": kern.checks_domain,
         "target_hint": TARGET_HINT.format(first=ins[0].upper()),
         "row_scheme": fam in ROW_FAMILIES,
         # the variable the printed slots read the first input from (in double)

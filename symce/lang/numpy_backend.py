@@ -390,7 +390,7 @@ def kernel_context(kern: kr.Kernel) -> dict:
         "softmax": rows and _needs_p(slots),
         "complement": rows and bool({"pc", "pc_i"} & _symbol_names(slots)),
         "nan_row_at_inf": kern.nan_row_at_inf,  # Srest = +inf (a row holding +inf) -> NaN
-        "domain": kern.inputs[0].name == "probs",  # probabilities must lie in [0, 1]
+        "domain": kern.checks_domain,  # probabilities must lie in [0, 1]
         "loss": "loss" in outputs,
         "grad": "grad" in outputs,
         "pos_weight": "pos_weight" in kern.options,
