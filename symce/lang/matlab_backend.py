@@ -406,12 +406,12 @@ def _wrap(text: str, width: int) -> list:
 
 
 # The template body of each family, and the local helpers that body calls.
-BODY = {
-    "elementwise": "elementwise",
-    "rowwise": "rowwise",
-    "ce_probs": "ce",
-    "ce_logits": "ce",
-    "bce": "bce",
+BODY = {  # family -> the template of its body (the config of this language)
+    "elementwise": "matlab/_elementwise.m.jinja",
+    "rowwise": "matlab/_rowwise.m.jinja",
+    "ce_probs": "matlab/_ce.m.jinja",
+    "ce_logits": "matlab/_ce.m.jinja",
+    "bce": "matlab/_bce.m.jinja",
 }
 _CE_HELPERS = (
     "parse_options",
@@ -545,7 +545,7 @@ def context(kern: kr.Kernel) -> dict:
         "NAME": name.upper(),
         "signature": f"{lhs} = {name}({', '.join(params)})",
         "family": fam,
-        "body": BODY[fam],
+        "partial": BODY[fam],
         "h1": _matlab_words(kern.summary),
         "usage": usage,
         "formula": kern.doc_formula,
