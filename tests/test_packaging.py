@@ -58,31 +58,23 @@ def test_wheel_ships_every_template(wheel):
 @pytest.mark.slow
 def test_installed_wheel_derives_from_any_directory(wheel, tmp_path):
     """Unpacked as pip installs it (no checkout on the path), run from an empty directory:
-    symce derive --out DIR writes the same files as the checkout's generated/, and --check
-    agrees; without --out it would write ./generated."""
+    symce derive --out DIR writes the same files as the checkout's generated/ (so --check,
+    test_generated.py's round trip, agrees); without --out it would write ./generated."""
     site = tmp_path / "site"
     with zipfile.ZipFile(wheel) as zf:
         zf.extractall(site)
     work = tmp_path / "work"
     work.mkdir()
     env = dict(os.environ, PYTHONPATH=str(site))
-    where = subprocess.run(
-        [sys.executable, "-c", "import symce; print(symce.__file__)"],
-        capture_output=True,
-        text=True,
-        cwd=work,
-        env=env,
-        check=True,
-    )
-    assert where.stdout.strip().startswith(str(site)), where.stdout
-    run = subprocess.run(
-        [sys.executable, "-m", "symce", "derive", "--out", "kernels"],
-        capture_output=True,
-        text=True,
-        cwd=work,
-        env=env,
-        timeout=300,
-    )
+
+    def python(*args):
+        return subprocess.run(
+            [sys.executable, *args], capture_output=True, text=True, cwd=work, env=env, timeout=300
+        )
+
+    where = python("-c", "import symce; print(symce.__file__)")
+    assert where.stdout.strip().startswith(str(site)), where.stdout + where.stderr
+    run = python("-m", "symce", "derive", "--out", "kernels")
     assert run.returncode == 0, run.stdout + run.stderr
     written = {
         p.relative_to(work / "kernels").as_posix(): p.read_text(encoding="utf-8")
@@ -98,23 +90,7 @@ def test_installed_wheel_derives_from_any_directory(wheel, tmp_path):
         and p.suffix not in (".pdf", ".aux", ".log", ".out", ".toc", ".fls", ".fdb_latexmk")
     }
     assert written == expected
-    check = subprocess.run(
-        [sys.executable, "-m", "symce", "derive", "--check", "--out", "kernels"],
-        capture_output=True,
-        text=True,
-        cwd=work,
-        env=env,
-        timeout=300,
-    )
-    assert check.returncode == 0, check.stdout + check.stderr
     assert not (work / "generated").exists()
-    default = subprocess.run(
-        [sys.executable, "-c", "from symce import generate; print(generate.default_out())"],
-        capture_output=True,
-        text=True,
-        cwd=work,
-        env=env,
-        check=True,
-    )
-    assert Path(default.stdout.strip()) == work / "generated"
+    default = python("-c", "from symce import generate; print(generate.default_out())")
+    assert Path(default.stdout.strip()) == work / "generated", default.stdout + default.stderr
     assert (site / "symce" / "templates" / "c" / "symce.c.jinja").is_file()
