@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import ast
 import re
+from functools import cache
 from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parent.parent / "symce"
@@ -23,6 +24,7 @@ def _modules() -> dict:
 MODULES = _modules()
 
 
+@cache
 def _imports(name: str) -> list:
     """[(module imported, names taken from it)] for every import in module ``name``, at any depth
     (a lazy import inside a function is a dependency too)."""
