@@ -121,3 +121,39 @@ def test_kernel_docs_show_the_proved_closed_forms():
         tag = f"[proof {kern.derivation}: {kern.closed_form}]"
         assert tag in header and tag in module, kern.name
         assert tag in (root / "matlab" / f"symce_{kern.name}.m").read_text(), kern.name
+
+
+def test_no_helper_is_emitted_that_nothing_calls(fresh):
+    """Runtime helpers are emitted only where something calls them: every private function of
+    the NumPy module, every static function of symce.c and every local function of a MATLAB
+    file is called in its file."""
+    import re
+
+    def unused(text, pattern):
+        names = re.findall(pattern, text, re.M)
+        return [n for n in names if len(re.findall(rf"\b{n}\b", text)) < 2]
+
+    assert not unused(fresh["numpy/symce_kernels.py"], r"^def (_\w+)\(")
+    assert not unused(fresh["c/symce.c"], r"^(?:static|SYMCE_INLINE)[^\n(]*?\b(symce_\w+)\(")
+    for rel, text in fresh.items():
+        if rel.startswith("matlab/"):
+            locals_ = re.findall(r"^function [^\n]*?(\w+)\(", text, re.M)[1:]  # not the main one
+            dead = [n for n in locals_ if len(re.findall(rf"\b{n}\b", text)) < 2]
+            assert not dead, (rel, dead)
+
+
+def test_numpy_template_slots_are_what_the_templates_read():
+    """numpy_backend.TEMPLATE_SLOTS lists exactly the printed slots (k.code.<slot>) the family's
+    templates read, so no code is printed that no template lays out."""
+    import re
+
+    from symce.lang import numpy_backend as nb
+
+    folder = ROOT / "templates" / "numpy"
+    read_by = {}
+    for fam, partial in nb.TEMPLATES.items():
+        text = (folder / f"_{partial}.py.jinja").read_text(encoding="utf-8")
+        for inc in re.findall(r'{% include "numpy/(_\w+\.py\.jinja)" %}', text):
+            text += (folder / inc).read_text(encoding="utf-8")
+        read_by[fam] = set(re.findall(r"k\.code\.(\w+)", text))
+    assert {fam: set(slots) for fam, slots in nb.TEMPLATE_SLOTS.items()} == read_by

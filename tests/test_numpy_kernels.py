@@ -652,11 +652,9 @@ def test_printer_maps_symce_functions_and_names():
         numpy_backend.printer("elementwise").doprint(z)
     with pytest.raises(Exception, match="Unsupported"):  # strict: no silent partial printing
         pr.doprint(sp.Function("mystery")(z))
-    # the module's _softplus is softplus(t).stable(), printed
-    assert (
-        numpy_backend.helper_context()["softplus"]
-        == "np.log1p(np.exp(-np.abs(t))) + np.maximum(0, t)"
-    )
+    # the module's _softplus (emitted where a kernel calls it) is softplus(t).stable(), printed
+    helpers = {h["name"]: h["body"] for h in numpy_backend.formula_helpers()}
+    assert helpers["_softplus"] == ["return np.log1p(np.exp(-np.abs(t))) + np.maximum(0, t)"]
 
 
 def test_printer_maps_the_numerics_functions():
@@ -667,14 +665,15 @@ def test_printer_maps_the_numerics_functions():
     assert pr.doprint(two_sum_err(z, -shift)) == "_two_sum_err(z, -shift)"
     assert pr.doprint(expm1(zs) + mul0(zlo, kr.LOCALS["e"])) == "np.expm1(zs) + _mul0(zlo, e)"
     assert numpy_backend.printer("elementwise").doprint(sigmoid(-kr.LOCALS["x"])) == "_sigmoid(-x)"
-    helpers = numpy_backend.helper_context()
+    helpers = {h["name"]: h["body"] for h in numpy_backend.formula_helpers()}
     # sigmoid(t).stable(), printed: exp(min(t, 0)) / (1 + exp(-|t|)), min NaN-propagating
-    assert helpers["sigmoid"] == "np.exp(-np.maximum(-t, 0))/(1 + np.exp(-np.abs(t)))"
+    assert helpers["_sigmoid"] == ["return np.exp(-np.maximum(-t, 0))/(1 + np.exp(-np.abs(t)))"]
     # TwoSum in its order of operations (SymPy must not fold the error term to a + b - s = 0)
-    assert helpers["two_sum"] == [
-        ("s", "a + b"),
-        ("t", "-a + s"),
-        ("err", "(a - (s - t)) + (b - t)"),
+    assert helpers["_two_sum_err"] == [
+        "s = a + b",
+        "t = -a + s",
+        "err = (a - (s - t)) + (b - t)",
+        "return np.where(np.isfinite(s), err, 0)",
     ]
 
 
@@ -687,10 +686,13 @@ def test_row_code_is_printed_slots():
         text = re.sub(r"\{#.*?#\}", "", path.read_text(encoding="utf-8"), flags=re.S)
         found = re.findall(r"np\.(exp|expm1|log|log1p|maximum|minimum|abs|sqrt)\b", text)
         assert not found, f"{path.name} types {found}"
-    for name in ("softmax", "softmax_cross_entropy_with_grad"):
-        code = numpy_backend.kernel_context(kr.kernel(name))["code"]
-        assert {"zs", "zlo", "e", "em1", "em1_a", "p"} <= set(code)
-        assert code["em1_a"] == "np.expm1(zs_a) + _mul0(zlo_a, np.exp(zs_a))"
+    code = numpy_backend.kernel_context(kr.kernel("softmax"))["code"]
+    assert {"zs", "zlo", "e", "em1", "em1_a", "p"} <= set(code)
+    assert code["em1_a"] == "np.expm1(zs_a) + _mul0(zlo_a, np.exp(zs_a))"
+    # the cross-entropy from logits runs its rows as block programs (numpy_blocks.py), printed
+    # from the same slots; only the class part of y~ is printed for its template
+    ctx = numpy_backend.kernel_context(kr.kernel("softmax_cross_entropy_with_grad"))
+    assert set(ctx["code"]) == {"yt_class"} and ctx["programs"]
 
 
 # ----------------------------------------------------------------------------------------------

@@ -74,11 +74,6 @@ _REDUCTIONS = ("none", "mean", "sum")
 # ---------------------------------------------------------------------------------------------
 # Functions the printed formulas call
 # ---------------------------------------------------------------------------------------------
-def _softplus(t):
-    """log(1 + exp(t)) without overflow."""
-    return np.log1p(np.exp(-np.abs(t))) + np.maximum(0, t)
-
-
 def _sigmoid(t):
     """1 / (1 + exp(-t)), branch-free, within 2 ulp for every t (no overflow, NaN stays NaN)."""
     return np.exp(-np.maximum(-t, 0))/(1 + np.exp(-np.abs(t)))

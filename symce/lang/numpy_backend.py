@@ -21,6 +21,7 @@ Every kernel works in float64 also for float32 input and rounds once at the end
 from __future__ import annotations
 
 import importlib.util
+import re
 import textwrap
 from pathlib import Path
 from types import ModuleType
@@ -79,6 +80,15 @@ BOUND = {
     "bce": {"x": "logits", "prob": "probs", "y": "target", "w": "w", "pw": "pw"},
 }
 ROW_AT = {"zs": "zs_a", "zlo": "zlo_a"}
+# the printed slots (k.code.<slot>) each family's templates read; the cross-entropy from logits
+# and the BCE family run block programs (numpy_blocks.py) for the rest
+TEMPLATE_SLOTS = {
+    "elementwise": ("out",),
+    "rowwise": ("zs", "zlo", "e", "em1_a", "p", "em1", "pc", "dot_term", "dot", "out"),
+    "ce_probs": ("yt_label", "yt_soft", "loss_term", "grad"),
+    "ce_logits": ("yt_class",),
+    "bce": (),
+}
 ROW_SLOTS = ("zs", "zlo", "e", "em1", "p", "pc")  # the per-class slots of the row families
 
 
@@ -369,6 +379,7 @@ def kernel_context(kern: kr.Kernel) -> dict:
         pr.module_imports.update(at.module_imports)
     if set(pr.module_imports) - {"numpy"}:
         raise ValueError(f"{kern.name}: printed code needs {dict(pr.module_imports)}")
+    code = {slot: text for slot, text in code.items() if slot in TEMPLATE_SLOTS[kern.family]}
     partial = PARTIALS[kern.family]
     outputs = [o.name for o in kern.outputs]
     return {
@@ -794,17 +805,72 @@ def two_sum_steps(a: sp.Expr, b: sp.Expr) -> list[tuple[sp.Symbol, sp.Expr]]:
     return steps
 
 
-def helper_context() -> dict:
-    """The private helpers printed from SymPy: the stable softplus and sigmoid, and TwoSum."""
+def formula_helpers() -> list:
+    """Every function the printed formulas may call, printed from SymPy where it has a
+    definition: [{name, params, doc, body (lines)}], the stable softplus and sigmoid, TwoSum's
+    error and mul0."""
     t, a, b = sp.symbols("t a b", real=True)
     pr = NumPyKernelPrinter({"t": "t"})
     steps = two_sum_steps(a, b)
     ts = NumPyKernelPrinter({"a": "a", "b": "b", **{sym.name: sym.name for sym, _ in steps}})
-    return {
-        "softplus": pr.doprint(softplus(t).stable()),
-        "sigmoid": pr.doprint(sigmoid(t).stable()),
-        "two_sum": [(ts.doprint(sym), ts.doprint(expr)) for sym, expr in steps],
-    }
+    return [
+        {
+            "name": "_softplus",
+            "params": "t",
+            "doc": "log(1 + exp(t)) without overflow.",
+            "body": ["return " + pr.doprint(softplus(t).stable())],
+        },
+        {
+            "name": "_sigmoid",
+            "params": "t",
+            "doc": "1 / (1 + exp(-t)), branch-free, within 2 ulp for every t (no overflow, NaN "
+            "stays NaN).",
+            "body": ["return " + pr.doprint(sigmoid(t).stable())],
+        },
+        {
+            "name": "_two_sum_err",
+            "params": "a, b",
+            "doc": "The exact rounding error of fl(a + b) (Knuth's TwoSum), 0 where the sum is "
+            "not finite.",
+            "body": [f"{ts.doprint(sym)} = {ts.doprint(expr)}" for sym, expr in steps]
+            + ["return np.where(np.isfinite(s), err, 0)"],
+        },
+        {
+            "name": "_mul0",
+            "params": "a, b",
+            "doc": "a * b, exactly 0 where a == 0 and b is not NaN: 0 * inf = 0 (a zero target "
+            "at a -inf log),\n    0 * NaN = NaN (a NaN is never dropped).",
+            "body": ["return np.where((a == 0) & ~np.isnan(b), 0, a * b)"],
+        },
+    ]
+
+
+def _strings(obj) -> list:
+    """Every string in a nested template context."""
+    if isinstance(obj, str):
+        return [obj]
+    if isinstance(obj, dict):
+        obj = list(obj.values())
+    if isinstance(obj, list | tuple):
+        return [s for item in obj for s in _strings(item)]
+    return []
+
+
+def used_helpers(kernels: list) -> list:
+    """The formula helpers the kernels' printed code calls (directly, or through another
+    helper), in the order of :func:`formula_helpers`: the module defines only those."""
+    helpers = formula_helpers()
+
+    def calls(text: str) -> set:
+        return {h["name"] for h in helpers if re.search(rf"\b{h['name']}\(", text)}
+
+    used = calls("\n".join(_strings(kernels)))
+    while True:
+        bodies = "\n".join(line for h in helpers if h["name"] in used for line in h["body"])
+        more = calls(bodies) - used
+        if not more:
+            return [h for h in helpers if h["name"] in used]
+        used |= more
 
 
 def context() -> dict:
@@ -818,7 +884,7 @@ def context() -> dict:
         "names": [k["name"] for k in kernels],
         "block": BLOCK,
         "tile": TILE,
-        **helper_context(),
+        "formula_helpers": used_helpers(kernels),
     }
 
 
