@@ -181,6 +181,8 @@ CATALOGUE = (
     ),
 )
 
+# C: one code per cause, each message naming the argument, what was expected and what was found.
+# Values are stable: -5 was SYMCE_ERR_ARG (smoothing or reduction) until the two got their own codes.
 BY_KEY = {e.key: e for e in CATALOGUE}
 SUCCESS = ("SYMCE_OK", 0, "success")  # C's return code when nothing is wrong
 UNKNOWN_C_CODE = "unknown symce error code"  # symce_strerror of any other value

@@ -23,7 +23,8 @@ from symce import errors as catalogue
 from symce import kernels as kr
 from symce.lang import c_backend, numpy_backend
 
-from c_build import CError
+import support
+from c_build import CError, library
 from octave_runner import Batch, matlab_args, to_numpy_layout
 
 LANGUAGES = ("numpy", "c", "matlab")
@@ -192,6 +193,17 @@ class MatlabRunner(_Runner):
                 )
             )
         return out
+
+
+def for_language(lang: str) -> _Runner:
+    """The runner of ``lang`` on this machine's resources, for a test module's fixture: the
+    generated NumPy module, the default C build (tests/c_build.py), or octave-cli (skipped
+    without it, failed when SYMCE_REQUIRE_OCTAVE=1)."""
+    if lang == "matlab":
+        return runner(lang, octave=support.toolchain("octave-cli", "SYMCE_REQUIRE_OCTAVE"))
+    if lang == "c":
+        return runner(lang, clib=library())
+    return runner(lang)
 
 
 def runner(lang: str, *, sk=None, clib=None, octave=None) -> _Runner:

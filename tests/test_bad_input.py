@@ -16,9 +16,7 @@ import pytest
 from symce import errors
 from symce import kernels as kr
 
-import support
-from c_build import library
-from runners import BAD_REDUCTION, LANGUAGES, Raised, about, runner
+from runners import BAD_REDUCTION, LANGUAGES, Raised, about, for_language
 
 DTYPES = (np.float32, np.float64)
 N, K = 3, 4
@@ -100,13 +98,7 @@ IDS = [c[0] for c in CASES]
 def refusals(request):
     """(language, {case id: outcome}) for every case, the MATLAB ones in one octave-cli."""
     lang = request.param
-    if lang == "matlab":
-        run = runner(lang, octave=support.toolchain("octave-cli", "SYMCE_REQUIRE_OCTAVE"))
-    elif lang == "c":
-        run = runner(lang, clib=library())
-    else:
-        run = runner(lang)
-    got = run.call_many([(k, d, a, o) for _, k, d, a, o, _ in CASES])
+    got = for_language(lang).call_many([(k, d, a, o) for _, k, d, a, o, _ in CASES])
     return lang, dict(zip(IDS, got))
 
 

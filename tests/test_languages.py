@@ -19,9 +19,7 @@ import pytest
 
 from symce import kernels as kr
 
-import support
-from c_build import library
-from runners import LANGUAGES, Raised, runner
+from runners import LANGUAGES, Raised, for_language
 
 DTYPES = (np.float32, np.float64)
 REDUCTIONS = ("none", "sum", "mean")
@@ -79,13 +77,7 @@ KEYS = list(CALLS)
 def outcomes(request):
     """{call key: outcome} of every call in one language."""
     lang = request.param
-    if lang == "matlab":
-        run = runner(lang, octave=support.toolchain("octave-cli", "SYMCE_REQUIRE_OCTAVE"))
-    elif lang == "c":
-        run = runner(lang, clib=library())
-    else:
-        run = runner(lang)
-    got = run.call_many(list(CALLS.values()))
+    got = for_language(lang).call_many(list(CALLS.values()))
     return lang, dict(zip(KEYS, got))
 
 

@@ -139,10 +139,7 @@ _HELPER_CLASSES = {
     "two_sum_err": two_sum_err,
 }
 
-# (name, value, message): symce_strerror's table and the header's documentation.  One code per
-# cause; each message names the argument, what was expected and what was found.  Values are
-# stable: -5 was SYMCE_ERR_ARG (smoothing or reduction) until the two got their own codes.
-# the return codes and symce_strerror's texts: symce.errors, the one catalogue of every language
+# (name, value, message): symce_strerror's table and the header's documentation, from symce.errors
 ERRORS = errors.c_codes()
 UNKNOWN_ERROR = errors.UNKNOWN_C_CODE
 
