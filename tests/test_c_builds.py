@@ -9,9 +9,9 @@
 * symce.h compiles as C++ (g++ and clang++, -std=c++11 -Wall -Wextra -Wpedantic -Werror), and a
   C++ program links against the C object and gets the C results (tests/c/caller.cpp).
 
-The ctypes bad-input and extreme-input tests run on every build through the ``clib_each``
-fixture (test_c_badinput.py, test_c_kernels.py).  A missing clang skips (SYMCE_REQUIRE_CLANG=1
-makes it a failure, as in CI).
+The ctypes bad-input tests run on every build through the ``clib_each`` fixture
+(test_c_badinput.py), the special values on every build as targets of test_kernels.py.  A missing
+clang skips (SYMCE_REQUIRE_CLANG=1 makes it a failure, as in CI).
 """
 
 from __future__ import annotations

@@ -5,7 +5,8 @@ gcc and clang are in test_c_builds.py).
   buffers) passes when built with -fsanitize=address,undefined -fno-sanitize-recover=all, and
   under valgrind --error-exitcode=1 (skipped without valgrind unless SYMCE_REQUIRE_VALGRIND=1);
 * the ctypes bad-input and stability tests pass against a sanitized build of the library
-  (a Python subprocess with SYMCE_C_SANITIZE=1 and libasan preloaded).
+  (a Python subprocess with SYMCE_C_SANITIZE=1 and libasan preloaded), the special values of
+  test_kernels.py among them (its C calls only).
 
 The builds and runs start together (two at a time) when the module's first test asks for them.
 """
@@ -25,9 +26,10 @@ from support import toolchain
 SUBSUITE = [
     "tests/test_c_badinput.py",
     "tests/test_c_kernels.py",
+    "tests/test_kernels.py",
     "-k",
-    "badinput or stability or nan_in or empty or single or ignored or seed or special"
-    " or longer_than or chunk_by_chunk",
+    "(badinput or stability or nan_in or empty or single or ignored or seed or special"
+    " or longer_than or chunk_by_chunk) and not (test_kernels and (numpy or matlab))",
 ]
 SUBPROCESS_CHECK = (
     "import sys, c_build, pytest; "
