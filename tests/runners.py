@@ -15,7 +15,7 @@ a language has the call at all (MATLAB reads a vector of either orientation as o
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -25,7 +25,7 @@ from symce.lang import c_backend, numpy_backend
 
 import support
 from c_build import CError, library
-from octave_runner import Batch, matlab_args, to_numpy_layout
+from octave_runner import MATLAB_OPTION, Batch, matlab_args, to_numpy_layout
 
 LANGUAGES = ("numpy", "c", "matlab")
 BAD_REDUCTION = "bogus"  # a reduction no language accepts (C is passed 7: no symce_reduction)
@@ -33,10 +33,12 @@ BAD_REDUCTION = "bogus"  # a reduction no language accepts (C is passed 7: no sy
 
 @dataclass(frozen=True)
 class Raised:
-    """An error as a Python exception class and the argument(s) it may be about."""
+    """An error as a Python exception class and the argument(s) it may be about (and the
+    language's own message, for the tests of its wording; not compared)."""
 
     exc: str
     args: frozenset
+    message: str = field(default="", compare=False)
 
     def same_kind(self, other) -> bool:
         return self.exc == other.exc and bool(self.args & other.args)
@@ -55,7 +57,7 @@ def about(kernel: str, role: str) -> frozenset:
 def numpy_kind(kernel: str, exc: Exception) -> Raised:
     """A NumPy exception: its class and the argument its message starts with ("name: ...")."""
     arg = str(exc).split(":", 1)[0].strip()
-    return Raised(type(exc).__name__, frozenset({arg}))
+    return Raised(type(exc).__name__, frozenset({arg}), str(exc))
 
 
 # a C code -> (its Python class, the arguments it may be about); a MATLAB identifier -> the same
@@ -69,17 +71,41 @@ for _e in catalogue.CATALOGUE:
         MATLAB_IDS[_e.matlab] = (_exc, _roles + _e.about)
 
 
-def c_kind(kernel: str, code: int) -> Raised:
+def c_kind(kernel: str, code: int, message: str = "") -> Raised:
     """A C return code as the kind of error it reports."""
     names = {value: name for name, value, _ in c_backend.ERRORS}
     exc, roles = C_CODES.get(names.get(code), (f"unknown code {code}", ("?",)))
-    return Raised(exc, frozenset().union(*(about(kernel, r) for r in roles)))
+    return Raised(exc, frozenset().union(*(about(kernel, r) for r in roles)), message)
 
 
-def matlab_kind(kernel: str, ident: str | None) -> Raised:
-    """A MATLAB error identifier as the kind of error it reports."""
+# a MATLAB message "symce_<kernel>: <Argument> ..." names the argument by its MATLAB name
+_MATLAB_ARGUMENT = {m: k for k, m in MATLAB_OPTION.items()}
+
+
+def matlab_kind(kernel: str, ident: str | None, message: str | None = None) -> Raised:
+    """A MATLAB error identifier as the kind of error it reports; with its ``message``, about the
+    argument the message names (an input or option of ``kernel``), else about every argument
+    the identifier may concern."""
     exc, roles = MATLAB_IDS.get(ident, (f"unknown identifier {ident!r}", ("?",)))
-    return Raised(exc, frozenset().union(*(about(kernel, r) for r in roles)))
+    args = frozenset().union(*(about(kernel, r) for r in roles))
+    head = f"symce_{kernel}: "
+    if message and message.startswith(head):
+        word = message[len(head) :].split(" ", 1)[0]
+        word = _MATLAB_ARGUMENT.get(word, word)
+        kern = kr.kernel(kernel)
+        if word in {i.name for i in kern.inputs} | set(kern.options):
+            args = frozenset({word})
+    return Raised(exc, args, message or "")
+
+
+# the field of a symce.errors entry that says how each language reports it (None: it has no such
+# refusal, e.g. C has no shape errors: sizes are the caller's)
+CATALOGUE_FIELD = {"numpy": "python", "c": "c", "matlab": "matlab"}
+
+
+def reports(lang: str, key: str) -> bool:
+    """Whether ``lang`` has the refusal ``key`` of symce.errors."""
+    return getattr(catalogue.BY_KEY[key], CATALOGUE_FIELD[lang]) is not None
 
 
 def outputs(kernel: str, value) -> tuple:
@@ -130,10 +156,22 @@ class CRunner(_Runner):
         opts = dict(options)
         if opts.get("reduction") == BAD_REDUCTION:
             opts["reduction"] = 7  # no such symce_reduction
+        bce = kr.kernel(kernel).family == "bce"
+        if bce:  # C takes n*k element weights and k pos_weights: PyTorch broadcasts them
+            shape = np.shape(args[0])
+            for name, to in (("weight", shape), ("pos_weight", shape[-1:])):
+                if opts.get(name) is not None and to:
+                    try:
+                        opts[name] = np.broadcast_to(np.asarray(opts[name]), to)
+                    except ValueError:
+                        pass  # a wrong shape: C has no shape errors (sizes are the caller's)
         try:
-            return outputs(kernel, self.clib.call(kernel, dtype, *args, **opts))
+            out = outputs(kernel, self.clib.call(kernel, dtype, *args, **opts))
         except CError as exc:
-            return c_kind(kernel, exc.code)
+            return c_kind(kernel, exc.code, self.clib.strerror(exc.code))
+        if bce:  # C's n x k rows back in the input's shape
+            out = tuple(v if v.ndim == 0 else v.reshape(np.shape(args[0])) for v in out)
+        return out
 
 
 class MatlabRunner(_Runner):
@@ -175,7 +213,7 @@ class MatlabRunner(_Runner):
                 continue
             res = results[key]
             if res.error_id is not None or res.error_message is not None:
-                out.append(matlab_kind(kernel, res.error_id))
+                out.append(matlab_kind(kernel, res.error_id, res.error_message))
                 continue
             names = [o.name for o in kr.kernel(kernel).outputs]
             out.append(

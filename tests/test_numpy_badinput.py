@@ -1,6 +1,13 @@
-"""Bad input to the generated NumPy kernels (docs/semantics.md, "Bad input", NumPy column): every
-row of the table, for every kernel it applies to.  Each error is a ValueError or TypeError whose
+"""Bad input to the generated NumPy kernels that is NumPy's own (docs/semantics.md, "Bad input",
+NumPy column, and the NumPy input policies): the dtype decides (labels must be of an integer
+dtype; non-floating input and mixed float dtypes are refused), Python types of the scalar
+options, the axis of the row kernels, 1-D and leading-singleton shapes that MATLAB reads
+otherwise, and the messages' 0-based positions.  Each error is a ValueError or TypeError whose
 message starts with the argument's name and says what was expected and what was given.
+
+The refusals every language shares (weights, label_smoothing, reduction, labels, the domains,
+K = 0, shapes, two faults at once) and the edges every language lets through are
+tests/test_bad_input.py.
 """
 
 from __future__ import annotations
@@ -60,48 +67,20 @@ def test_the_valid_inputs_are_valid(sk):
         getattr(sk, name)(*good(name))
 
 
-# K = 0 -----------------------------------------------------------------------------------------
-@pytest.mark.parametrize("name", ROWWISE + CE)
-def test_no_classes(sk, name):
-    args = good(name, k=0)
-    raises(ValueError, kr.kernel(name).inputs[0].name, getattr(sk, name), *args, match="K >= 1")
-
-
 # wrong shapes ----------------------------------------------------------------------------------
 @pytest.mark.parametrize("name", CE)
-def test_target_shape(sk, name):
+def test_shapes_matlab_reads_otherwise(sk, name):
+    """A (1, K) weight and a leading singleton axis: refused here, where MATLAB takes a weight of
+    either orientation and drops trailing singleton dimensions (a (1, N, K) batch is K x N x 1)."""
     x, labels = good(name)
     f = getattr(sk, name)
-    raises(ValueError, "target", f, x, np.arange(4) % 4, match=r"\(3,\)")  # N + 1 labels
-    raises(ValueError, "target", f, x, np.zeros((3, 5)), match=r"\(3, 4\)")  # K + 1 columns
-    raises(ValueError, "target", f, x, np.zeros((3, 4, 1)))
-    raises(ValueError, "target", f, x[0], labels, match=r"\(\)")  # one sample: a scalar
+    raises(ValueError, "weight", f, x, labels, weight=np.ones((1, 4)), match=r"\(4,\)")
     raises(ValueError, kr.kernel(name).inputs[0].name, f, x[None], labels, match="(N, K)")
 
 
-@pytest.mark.parametrize("name", CE)
-def test_weight_length(sk, name):
-    x, labels = good(name)
-    for w in (np.ones(3), np.ones(5), np.ones((1, 4)), 1.0):
-        raises(ValueError, "weight", getattr(sk, name), x, labels, weight=w, match=r"\(4,\)")
-
-
-def test_vjp_g_shape(sk):
+def test_vjp_g_with_a_leading_singleton_axis(sk):
     z = good("softmax_vjp")[0]
-    for g in (z[:, :3], z[:2], z[0], z[None]):
-        raises(ValueError, "g", sk.softmax_vjp, z, g, match=r"\(3, 4\)")
-
-
-@pytest.mark.parametrize("name", BCE)
-def test_bce_shapes(sk, name):
-    x, y = good(name)
-    f = getattr(sk, name)
-    raises(ValueError, "target", f, x, y[:, :3])
-    raises(ValueError, "target", f, x, y[0])  # PyTorch: the target has the input's size
-    raises(ValueError, "weight", f, x, y, weight=np.ones(3))
-    raises(ValueError, "weight", f, x, y, weight=np.ones((2, 3, 4)))
-    if name in SBCE:
-        raises(ValueError, "pos_weight", f, x, y, pos_weight=np.ones(5))
+    raises(ValueError, "g", sk.softmax_vjp, z, z[None], match=r"\(3, 4\)")
 
 
 @pytest.mark.parametrize("name", ROWWISE)
@@ -133,31 +112,26 @@ def test_labels_must_be_integers(sk, name):
 
 @pytest.mark.parametrize("name", CE)
 def test_labels_in_range(sk, name):
+    """Labels of any integer dtype and a scalar label are checked; the message names the value
+    and its 0-based position (the values themselves: tests/test_bad_input.py)."""
     x, labels = good(name)
     f = getattr(sk, name)
-    for bad in (4, -1, -100, 10**6):
-        t = labels.copy()
-        t[2] = bad
-        kwargs = {"ignore_index": 7} if bad == -100 else {}
-        raises(ValueError, "target", f, x, t, match=rf"\[0, 4\).*got {bad} at position 2", **kwargs)
+    t = labels.copy()
+    t[2] = -100
+    raises(ValueError, "target", f, x, t, match=r"\[0, 4\).*got -100 at position 2", ignore_index=7)
     raises(ValueError, "target", f, x[0], 4)
     raises(ValueError, "target", f, x, np.array([0, 1, 2], dtype=np.uint8) + 3)
-    # ignore_index itself is fine anywhere, also outside [0, K)
-    t = labels.copy()
-    t[1] = 99
-    f(x, t, ignore_index=99)
 
 
 # weights ---------------------------------------------------------------------------------------
 @pytest.mark.parametrize("name", CE + BCE)
-def test_weights_nonnegative_and_not_nan(sk, name):
+def test_weight_messages_name_the_value_and_index(sk, name):
     args = good(name)
     f = getattr(sk, name)
-    k = args[0].shape[-1]
     options = ("weight", "pos_weight") if name in SBCE else ("weight",)
     for option in options:
         for value, shown in ((-0.5, "-0.5"), (np.nan, "nan")):
-            w = np.ones(k)
+            w = np.ones(4)
             w[1] = value
             raises(
                 ValueError,
@@ -167,27 +141,24 @@ def test_weights_nonnegative_and_not_nan(sk, name):
                 match=rf"non-negative.*got {shown} at index 1",
                 **{option: w},
             )
-        f(*args, **{option: np.zeros(k)})  # zero is fine
-        if name in BCE:  # a scalar weight is checked too
-            raises(ValueError, option, f, *args, match="got -1.0", **{option: -1.0})
 
 
 # label_smoothing and reduction -----------------------------------------------------------------
 @pytest.mark.parametrize("name", CE)
-def test_label_smoothing_range(sk, name):
+def test_label_smoothing_types(sk, name):
+    """A number of any Python or NumPy type; anything else is a TypeError."""
     args = good(name)
     f = getattr(sk, name)
-    for eps in (-0.1, 1.5, np.nan, np.inf):
-        raises(ValueError, "label_smoothing", f, *args, label_smoothing=eps, match=r"\[0, 1\]")
     for eps in ("0.1", None, np.array([0.1]), True):
         raises(TypeError, "label_smoothing", f, *args, label_smoothing=eps)
-    f(*args, label_smoothing=1)  # the ends are fine, as in PyTorch
+    f(*args, label_smoothing=1)
     f(*args, label_smoothing=np.float32(0.0))
 
 
 @pytest.mark.parametrize("name", CE + BCE)
 def test_unknown_reduction(sk, name):
-    for reduction in ("avg", "MEAN", None, 1):
+    """The names are case-sensitive, as PyTorch's (MATLAB's are not), and are strings."""
+    for reduction in ("MEAN", None, 1):
         raises(
             ValueError,
             "reduction",
@@ -203,54 +174,17 @@ PROBS = [n for n in CE + BCE if kr.kernel(n).inputs[0].name == "probs"]
 
 
 @pytest.mark.parametrize("name", PROBS)
-def test_probabilities_outside_0_1(sk, name):
+def test_probability_messages_name_the_value_and_index(sk, name):
+    """The value in full (1 + 2**-52 is not "1") and its 0-based index."""
     x, target = good(name)
     f = getattr(sk, name)
-    for value, shown in (
-        (-0.25, "-0.25"),
-        (1.5, "1.5"),
-        (1 + 2**-52, "1.0000000000000002"),
-        (np.inf, "inf"),
-        (-np.inf, "-inf"),
-    ):
+    for value, shown in ((1.5, "1.5"), (1 + 2**-52, "1.0000000000000002"), (-np.inf, "-inf")):
         bad = x.copy()
         bad[1, 2] = value
         raises(
             ValueError, "probs", f, bad, target, match=rf"\[0, 1\].*got {shown} at index \(1, 2\)"
         )
     raises(ValueError, "probs", f, x[0] * 0 + 2.0, target[0], match="at index 0")  # one row
-    # the ends, -0.0 and NaN pass (NaN gives NaN out), in both dtypes
-    for dt in (np.float64, np.float32):
-        ok = x.astype(dt)
-        ok[0, :2] = (0.0, 1.0)
-        ok[1, 0] = -0.0
-        ok[2, 2] = np.nan  # sample 2 has label 2
-        out = f(ok, target.astype(dt) if target.dtype.kind == "f" else target, reduction="none")
-        assert np.isnan(out).any() and not np.isnan(out[0]).any()
-
-
-@pytest.mark.parametrize("name", PROBS)
-def test_domain_is_checked_last(sk, name):
-    x, target = good(name)
-    f = getattr(sk, name)
-    bad = x.copy()
-    bad[0, 0] = 2.0
-    raises(ValueError, "reduction", f, bad, target, reduction="avg")
-    raises(ValueError, "weight", f, bad, target, weight=-np.ones(4))
-    if name in CE:
-        wrong = target.copy()
-        wrong[0] = 9
-        raises(ValueError, "target", f, bad, wrong)
-        raises(ValueError, "label_smoothing", f, bad, target, label_smoothing=2.0)
-    else:
-        raises(ValueError, "target", f, bad, target[:, :2])
-
-
-def test_bce_probabilities_of_any_shape(sk):
-    for shape in ((), (5,), (2, 3, 4)):
-        p = np.full(shape, 0.5)
-        sk.binary_cross_entropy(p, p)
-        raises(ValueError, "probs", sk.binary_cross_entropy_grad, p + 1, p, match="got 1.5")
 
 
 # dtypes ----------------------------------------------------------------------------------------
@@ -271,16 +205,14 @@ def test_non_floating_input(sk, name):
 
 @pytest.mark.parametrize("name", list(kr.registry()))
 def test_mixed_float_dtypes(sk, name):
+    """Weights of the other precision are refused (MATLAB converts them: its literals are
+    double); Python lists are taken in the input's dtype.  (A target or g of the other precision,
+    refused in MATLAB too: tests/test_bad_input.py.)"""
     args = good(name, np.float32)
     f = getattr(sk, name)
     kern = kr.kernel(name)
-    second = [a.name for a in kern.inputs[1:] if a.kind != "target" or kern.family == "bce"]
-    if len(args) > 1 and second:  # g, or the BCE target
-        raises(TypeError, second[0], f, args[0], args[1].astype(np.float64), match="float32")
     if kern.family in ("ce_probs", "ce_logits"):
-        soft = np.full(args[0].shape, 0.25)
-        raises(TypeError, "target", f, args[0], soft, match="never mixed")
-        f(args[0], soft.tolist())  # Python lists are taken in the input's dtype
+        f(args[0], np.full(args[0].shape, 0.25).tolist())
         raises(TypeError, "weight", f, *args, weight=np.ones(4), match="never mixed")
         f(*args, weight=[1.0, 2.0, 1.0, 1.0])
     if kern.family == "bce":
