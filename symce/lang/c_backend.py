@@ -36,8 +36,9 @@ from sympy.codegen.cfunctions import fma
 from sympy.logic.boolalg import BooleanFunction
 from sympy.printing.c import C99CodePrinter
 
-from .. import approx, errors, options
+from .. import approx, describe, errors
 from .. import kernels as kr
+from ..describe import Param, Variant
 from ..functions import clamp_min, log1p, mul0, sigmoid, softplus, two_sum_err
 from .base import Output
 
@@ -91,7 +92,7 @@ DTYPES_FOR = {
     "f64": "double",
     "f80": "double",
 }  # whose kernels a compute type serves
-ROW_FAMILIES = ("rowwise", "ce_logits")  # families with the per-row statistics (shift, Srest)
+ROW_FAMILIES = describe.ROW_FAMILIES  # families with the per-row statistics (shift, Srest)
 STASH = 2048  # a row of up to this many classes keeps its exponentials on the stack
 SMALL_K = 16  # up to this many classes, the row statistics are computed ROWS rows at a time
 ROWS = 64
@@ -679,141 +680,47 @@ def _uses_log1p_s(cdtype: str, printed: dict, used: dict) -> bool:
 
 
 # ----------------------------------------------------------------------------------------------
-# Function descriptions: parameters (name, role) per family.  Roles: size, in, labels, target,
-# weight, pos_weight, ignore_index, label_smoothing, reduction, out.
+# Functions: one per kernel, dtype and variant (symce.describe), with its parameters.
 # ----------------------------------------------------------------------------------------------
 @dataclass(frozen=True)
-class Param:
-    name: str
-    role: str
-    doc: str
-
-
-@dataclass(frozen=True)
 class CFunction:
-    """One emitted C function."""
+    """One emitted C function: a kernel's variant (symce.describe.Variant) in one dtype."""
 
     cname: str
     kernel: str
     dtype: str
-    soft: bool  # CE family: probability targets (the _soft variant)
-    params: tuple
+    variant: Variant
 
+    @property
+    def soft(self) -> bool:
+        """The cross-entropy's probability-target variant (the _soft functions)."""
+        return self.variant.soft
 
-_N = Param("n", "size", "number of rows (samples); may be 0")
-_K = Param("k", "size", "number of classes per row; must be >= 1")
-
-
-def _loss_doc(fam):
-    per, what = ("n*k", "element") if fam == "bce" else ("n", "sample")
-    return f"[{per}] for SYMCE_REDUCTION_NONE (one loss per {what}), else [1]"
-
-
-def _params(kern, soft):
-    fam = kern.family
-    if fam == "elementwise":
-        return (
-            Param("count", "size", "number of elements; may be 0"),
-            Param("x", "in", "[count] input"),
-            Param("out", "out", f"[count] {kern.outputs[0].doc}"),
-        )
-    if fam == "rowwise":
-        ps = [_N, _K, Param("z", "in", "[n*k] logits, row-major (one row per sample)")]
-        if kern.name == "softmax_vjp":
-            ps.append(Param("g", "in", "[n*k] upstream gradient dL/dp"))
-        shape = {"logsumexp": "[n]", "softmax_jacobian": "[n*k*k]"}.get(kern.name, "[n*k]")
-        ps.append(Param("out", "out", f"{shape} {kern.outputs[0].doc}"))
-        return tuple(ps)
-    if fam in ("ce_probs", "ce_logits"):
-        x = "probs" if fam == "ce_probs" else "logits"
-        xdoc = (
-            "[n*k] class probabilities, row-major"
-            if fam == "ce_probs"
-            else "[n*k] logits (unnormalised scores), row-major"
-        )
-        ps = [_N, _K, Param(x, "in", xdoc)]
-        if soft:
-            ps.append(
-                Param(
-                    "target",
-                    "target",
-                    "[n*k] probability target per row"
-                    + (
-                        " (need not sum to 1: the gradient is p sum(y~) - y~)"
-                        if fam == "ce_logits"
-                        else ""
-                    ),
-                )
-            )
-        else:
-            ps.append(Param("labels", "labels", "[n] class index per sample, 0-based"))
-        ps.append(Param("weight", "weight", "[k] class weights, or NULL for all ones"))
-        if not soft:
-            ps.append(
-                Param(
-                    "ignore_index",
-                    "ignore_index",
-                    "label that marks an ignored sample (PyTorch: -100): loss 0, gradient "
-                    "row 0, not in the mean divisor",
-                )
-            )
-        ps.append(
-            Param(
-                "label_smoothing",
-                "label_smoothing",
-                "epsilon in [0, 1]; 0 for none (a double in both dtypes: checked, and the "
-                "target y~ formed, in double)",
-            )
-        )
-        ps.append(Param("reduction", "reduction", "SYMCE_REDUCTION_NONE, _MEAN or _SUM"))
-        outs = [o.name for o in kern.outputs]
-        if "loss" in outs:
-            ps.append(Param("loss", "out", _loss_doc(fam)))
-        if "grad" in outs:
-            ps.append(Param("grad", "out", "[n*k] gradient of the reduced loss w.r.t. " + x))
-        return tuple(ps)
-    if fam == "bce":
-        x = "logits" if kern.name.startswith("sigmoid") else "probs"
-        ps = [
-            _N,
-            _K,
-            Param(x, "in", "[n*k] " + ("logits" if x == "logits" else "probabilities in [0, 1]")),
-            Param("target", "target", "[n*k] targets in [0, 1]"),
-            Param("weight", "weight", "[n*k] element weights, or NULL for all ones"),
-        ]
-        if "pos_weight" in kern.options:
-            ps.append(
-                Param(
-                    "pos_weight",
-                    "pos_weight",
-                    "[k] weight of the positive term per column, or NULL for all ones",
-                )
-            )
-        ps.append(Param("reduction", "reduction", "SYMCE_REDUCTION_NONE, _MEAN or _SUM"))
-        for out in (o.name for o in kern.outputs):  # loss, then grad
-            ps.append(
-                Param(
-                    out,
-                    "out",
-                    _loss_doc(fam)
-                    if out == "loss"
-                    else "[n*k] gradient of the reduced loss w.r.t. " + x,
-                )
-            )
-        return tuple(ps)
-    raise ValueError(f"unknown family {fam!r}")
+    @property
+    def params(self) -> tuple:
+        """The parameters (symce.describe.Param), in the prototype's order."""
+        return self.variant.params
 
 
 def functions() -> list:
     """Every emitted C function, in header order (dtype-major, then registry order)."""
     out = []
     for dtype in DTYPES:
-        for kern in kr.registry().values():
-            variants = (False, True) if kern.family in ("ce_probs", "ce_logits") else (False,)
-            for soft in variants:
-                cname = f"symce_{kern.name}{'_soft' if soft else ''}_{dtype}"
-                out.append(CFunction(cname, kern.name, dtype, soft, _params(kern, soft)))
+        for desc in describe.descriptions().values():
+            for variant in desc.variants:
+                cname = f"symce_{desc.name}{'_soft' if variant.soft else ''}_{dtype}"
+                out.append(CFunction(cname, desc.name, dtype, variant))
     return out
+
+
+def _param_doc(p: Param, desc: describe.Description) -> str:
+    """A parameter's words in the header, with its buffer length in elements ("[n*k]")."""
+    if p.role == "reduction":
+        return "SYMCE_REDUCTION_NONE, _MEAN or _SUM"
+    if p.role == "out" and p.name == "loss":
+        per, what = ("n*k", "element") if desc.family == "bce" else ("n", "sample")
+        return f"[{per}] for SYMCE_REDUCTION_NONE (one loss per {what}), else [1]"
+    return f"[{'*'.join(p.dims)}] {p.doc}" if p.is_array else p.doc
 
 
 # ----------------------------------------------------------------------------------------------
@@ -840,25 +747,9 @@ def _decl(p: Param, T: str) -> str:
     raise ValueError(p.role)
 
 
-def _errors_for(fn: CFunction, kern):
-    """The codes fn can return, in the order it checks them."""
-    roles = {p.role for p in fn.params}
-    codes = ["SYMCE_ERR_NULL"]
-    if "count" not in [p.name for p in fn.params]:
-        codes.append("SYMCE_ERR_NO_CLASSES")
-    codes.append("SYMCE_ERR_SIZE")
-    # the options' checks (their catalogue entries: symce.options), then the labels', in the
-    # order the functions make them
-    for role in ("label_smoothing", "reduction", "weight", "pos_weight"):
-        if role in roles:
-            codes.append(errors.BY_KEY[options.OPTIONS[role].error].c)
-    if "labels" in roles:
-        codes.append(errors.BY_KEY["label"].c)
-    if kern.checks_domain:
-        codes.append("SYMCE_ERR_DOMAIN")
-    if fn.soft:
-        codes.append("SYMCE_ERR_TARGET")
-    return codes
+def _errors_for(fn: CFunction) -> list:
+    """The codes fn can return, in the order it checks them (symce.describe, symce.errors)."""
+    return [errors.BY_KEY[key].c for key in fn.variant.checks]
 
 
 _DOC_WIDTH = 96  # characters of comment text per header line
@@ -919,6 +810,20 @@ def _wrapped(text, indent, hang=None):
     )
 
 
+# what mean divides by (symce.describe.DIVISORS), in the header's words
+_DIVISOR_DOC = {
+    "weight_of_kept": "the summed weight[t] of the kept (not ignored) samples",
+    "rows": "n",
+    "elements": "n*k",
+}
+_FUSED_DOC = {
+    False: "One pass per row: its max, then Srest and sum y~, then loss and gradient together; "
+    "the same numbers as the separate loss and gradient kernels.",
+    True: "One pass over the elements, loss and gradient together; the same numbers as the "
+    "separate loss and gradient kernels.",
+}
+
+
 def _doc(fn: CFunction, kern) -> list:
     """The header's comment block for one function, as lines (no comment markers)."""
     fam = kern.family
@@ -946,28 +851,21 @@ def _doc(fn: CFunction, kern) -> list:
         if fname in used:
             lines += _wrapped(text, "  ", "    ")
     lines.append("")
+    desc = describe.describe(kern)
     width = max(len(p.name) for p in fn.params)
     for p in fn.params:
-        lines += _wrapped(p.doc, f"  {p.name.ljust(width)}  ", " " * (width + 4))
+        lines += _wrapped(_param_doc(p, desc), f"  {p.name.ljust(width)}  ", " " * (width + 4))
     notes = []
-    if fam in ("ce_probs", "ce_logits", "bce"):
-        div = {"bce": "n*k"}.get(
-            fam, "n" if fn.soft else "the summed weight[t] of the kept (not ignored) samples"
+    if fn.variant.divisor:
+        notes.append(
+            f"mean divides by {_DIVISOR_DOC[fn.variant.divisor]}; n = 0 gives NaN for mean and 0 "
+            "for sum."
         )
-        notes.append(f"mean divides by {div}; n = 0 gives NaN for mean and 0 for sum.")
-        if any(p.name == "grad" for p in fn.params):
+        if desc.has_grad:
             notes.append("The gradient is that of the reduced loss (for none, each sample's own).")
-    if kern.name == "softmax_cross_entropy_with_grad":
-        notes.append(
-            "One pass per row: its max, then Srest and sum y~, then loss and gradient "
-            "together; the same numbers as the separate loss and gradient kernels."
-        )
-    if kern.name == "sigmoid_binary_cross_entropy_with_grad":
-        notes.append(
-            "One pass over the elements, loss and gradient together; the same numbers "
-            "as the separate loss and gradient kernels."
-        )
-    layout = _ROWWISE_LAYOUT.get(kern.name) if fam == "rowwise" else None
+    if desc.fused:
+        notes.append(_FUSED_DOC[desc.family == "bce"])
+    layout = desc.layout
     if layout == "jacobian":
         notes.append(
             f"No allocation: p_j of {JACOBIAN_BLOCK} columns at a time is kept on the "
@@ -980,7 +878,7 @@ def _doc(fn: CFunction, kern) -> list:
         for note in notes:
             lines += _wrapped(note, "  ")
     lines.append("")
-    codes = _errors_for(fn, kern)
+    codes = _errors_for(fn)
     lines += _wrapped(
         "Returns SYMCE_OK, or " + ", ".join(codes) + " (checked in that order, "
         "before anything is written).",
@@ -1394,13 +1292,6 @@ _PARTIAL = {
     "ce_logits": "ce_logits",
     "bce": "bce",
 }
-_ROWWISE_LAYOUT = {
-    "softmax": "vector",
-    "log_softmax": "vector",
-    "logsumexp": "scalar",
-    "softmax_jacobian": "jacobian",
-    "softmax_vjp": "vjp",
-}
 
 
 def _widening(T: str, C: str, acc: str) -> dict:
@@ -1412,9 +1303,9 @@ def _widening(T: str, C: str, acc: str) -> dict:
 
 def _function_context(fn: CFunction):
     kern = kr.kernel(fn.kernel)
+    desc = describe.describe(kern)
     T = DTYPES[fn.dtype]["T"]
     cdt = compute_dtype(fn.dtype, kern.family)
-    names = [p.name for p in fn.params]
     ctx = {
         "cname": fn.cname,
         "kernel": fn.kernel,
@@ -1434,20 +1325,20 @@ def _function_context(fn: CFunction):
         "doc": _doc(fn, kern),
         "slots": _printed_slots(kern, cdt),
         "soft": fn.soft,
-        "x": next(p.name for p in fn.params if p.role == "in"),
-        "domain": kern.checks_domain,
-        "has_loss": "loss" in names,
-        "has_grad": "grad" in names,
-        "has_pos_weight": "pos_weight" in names,
-        "has_weight": "weight" in names,
+        "x": desc.input,
+        "domain": desc.checks_domain,
+        "has_loss": desc.has_loss,
+        "has_grad": desc.has_grad,
+        "has_pos_weight": fn.variant.has("pos_weight"),
+        "has_weight": fn.variant.has("weight"),
         # a block's terms: 16 lane sums in double for the float kernels, pairwise for the double
         "block_sum": "symce_lane_sum" if CTYPES[cdt]["exact_shift"] else "symce_pairwise_sum",
     }
     if kern.family == "rowwise":
-        ctx["layout"] = _ROWWISE_LAYOUT[fn.kernel]
+        ctx["layout"] = desc.layout
         ctx["k2"] = "k" if ctx["layout"] == "jacobian" else "1"
         ctx["block"] = JACOBIAN_BLOCK
-    if kern.family in ROW_FAMILIES:
+    if desc.rows:
         ctx["row"] = _row_code(kern, cdt, ctx.get("layout", "ce"), fn.soft)
         ctx["nan_general"] = kern.nan_row_at_inf  # SYMCE_ROW_GENERAL rows: NaN throughout
     if kern.family == "ce_probs":

@@ -29,7 +29,7 @@ import numpy as np
 import sympy as sp
 from sympy.printing.octave import OctaveCodePrinter
 
-from .. import errors, options
+from .. import describe, errors, options
 from .. import kernels as kr
 from ..examples import EXAMPLES, RESULTS
 from ..functions import sigmoid, softplus, two_sum_err
@@ -351,13 +351,13 @@ def _arg_docs(kern) -> list:
 
 
 def _out_doc(kern) -> list:
-    fam, docs = kern.family, []
+    fam, layout, docs = kern.family, describe.describe(kern).layout, []
     for o in kern.outputs:
         if fam == "elementwise":
             text = f"{o.doc}, the size of X"
-        elif kern.name == "logsumexp":
+        elif layout == "scalar":
             text = "1-by-N, one value per sample"
-        elif kern.name == "softmax_jacobian":
+        elif layout == "jacobian":
             text = "K-by-K-by-N, J(i, j, n) = dp_i/dz_j of sample n"
         elif fam == "rowwise":
             text = "K-by-N, the size of Z"
@@ -427,7 +427,6 @@ _CE_HELPERS = (
     "check_probabilities",
 )
 # the families with the row scheme (shift, zs, zlo, e, em1, Srest, p, pc)
-ROW_FAMILIES = ("rowwise", "ce_logits")
 FAMILY_HELPERS = {
     "elementwise": ("check_float",),
     "rowwise": ("check_float", "check_classes"),
@@ -512,23 +511,20 @@ def context(kern: kr.Kernel) -> dict:
     name = check_identifier(PREFIX + kern.name)
     code, printed_helpers = _print_slots(kern)
     bodies, body_calls = helper_bodies()
+    desc = describe.describe(kern)
     fam = kern.family
     ins = [check_identifier(a.name) for a in kern.inputs]
     outs = [check_identifier(o.name) for o in kern.outputs]
-    used = {s.name for e in kern.slots.values() for s in e.free_symbols}
-    is_vjp = "dot" in used
     helpers = set(FAMILY_HELPERS[fam]) | printed_helpers | {"check_nargin"}
-    if is_vjp:
+    if desc.layout == "vjp":
         helpers.add("check_like")
-    if "pos_weight" in kern.options:
+    if desc.has_pos_weight:
         helpers.add("check_pos_weight")
-    if "loss" in outs:
+    if desc.has_loss:
         helpers.add("apply_reduction")
-    if kern.checks_domain:
+    if desc.checks_domain:
         helpers.add("check_probabilities")
-    if fam in ("rowwise", "ce_logits") or (
-        fam == "ce_probs" and ("loss" in outs or "ysum" in used)
-    ):
+    if desc.rows or (fam == "ce_probs" and (desc.has_loss or desc.needs_ysum)):
         helpers.add("pairwise_sum")  # every sum over the K classes
     params = ins + (["varargin"] if kern.options else [])
     lhs = outs[0] if len(outs) == 1 else "[" + ", ".join(outs) + "]"
@@ -560,26 +556,24 @@ def context(kern: kr.Kernel) -> dict:
         "needs": _needs(kern, ins),
         "code": code,
         "options": opts,
-        "has_pos_weight": "pos_weight" in kern.options,
-        "loss_out": "loss" in outs,
-        "grad_out": "grad" in outs,
-        "is_jacobian": kern.name == "softmax_jacobian",
+        "has_pos_weight": desc.has_pos_weight,
+        "loss_out": desc.has_loss,
+        "grad_out": desc.has_grad,
+        "is_jacobian": desc.layout == "jacobian",
         # a K-by-N result, the size of the first input (reshaped back: a row in, a row out)
-        "out_like_first": kern.outputs[0].shape == "(N, K)",
-        "is_vjp": is_vjp,
-        "needs_ysum": "ysum" in used,
-        "nan_row_at_inf": kern.nan_row_at_inf,
-        "check_domain": kern.checks_domain,
+        "out_like_first": desc.layout in ("vector", "vjp"),
+        "is_vjp": desc.layout == "vjp",
+        "needs_ysum": desc.needs_ysum,
+        "nan_row_at_inf": desc.nan_row_at_inf,
+        "check_domain": desc.checks_domain,
         "target_hint": TARGET_HINT.format(first=ins[0].upper()),
-        "row_scheme": fam in ROW_FAMILIES,
+        "row_scheme": desc.rows,
         # the variable the printed slots read the first input from (in double)
-        "work": NAMES[fam]["z"] if fam in ROW_FAMILIES else ins[0],
+        "work": NAMES[fam]["z"] if desc.rows else ins[0],
         "names": dict(NAMES[fam]),
-        "row_before": [
-            {"var": NAMES[fam][n], "code": code[n]} for n in ROW_BEFORE if fam in ROW_FAMILIES
-        ],
+        "row_before": [{"var": NAMES[fam][n], "code": code[n]} for n in ROW_BEFORE if desc.rows],
         "row_after": [
-            {"var": NAMES[fam][n], "code": code[n]} for n in _row_after(kern) if fam in ROW_FAMILIES
+            {"var": NAMES[fam][n], "code": code[n]} for n in _row_after(kern) if desc.rows
         ],
         "helpers": _helper_closure(helpers, {**HELPER_CALLS, **body_calls}),
         "softplus_body": bodies["softplus"],

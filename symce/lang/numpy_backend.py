@@ -30,7 +30,7 @@ import sympy as sp
 from sympy.codegen.cfunctions import log1p
 from sympy.printing.numpy import NumPyPrinter
 
-from .. import errors, options
+from .. import describe, errors, options
 from .. import kernels as kr
 from ..functions import clamp_min, mul0, sigmoid, softplus, two_sum_err
 from .base import GENERATED, Output
@@ -279,29 +279,19 @@ EXAMPLES = {
 
 
 def rowwise_layout(kern: kr.Kernel) -> str:
-    """How a rowwise kernel's output is laid out, from its outputs and slots: "p" (the softmax
-    itself), "vector" (one value per class), "scalar" (one per row), "jacobian" or "vjp"."""
+    """How a rowwise kernel's output is laid out (symce.describe), with the softmax itself ("p":
+    no ``out`` slot, the row's p is the output) told apart from the other vectors; "" for the
+    other families."""
     if kern.family != "rowwise":
         return ""
-    shape = kern.outputs[0].shape
-    if shape == "(N, K, K)":
-        return "jacobian"
-    if len(kern.inputs) == 2:
-        return "vjp"
-    if shape == "(N,)":
-        return "scalar"
-    return "vector" if "out" in kern.slots else "p"
-
-
-def has_axis(kern: kr.Kernel) -> bool:
-    """One array in, one out, no class-by-class structure: the class axis can be anywhere."""
-    return rowwise_layout(kern) in ("p", "vector", "scalar")
+    layout = describe.describe(kern).layout
+    return "p" if layout == "vector" and "out" not in kern.slots else layout
 
 
 def _signature(kern: kr.Kernel) -> str:
     """The parameter list, wrapped under the opening parenthesis of ``def name(``."""
     params = [a.name for a in kern.inputs]
-    if has_axis(kern):
+    if describe.describe(kern).movable_axis:
         params.append("axis=-1")
     if kern.options:
         params.append("reduction=" + DEFAULTS["reduction"])
@@ -339,12 +329,12 @@ def _arg_docs(kern: kr.Kernel, partial: str) -> list:
             text = f"{a.name}: {TARGET_DOC['bce']}."
         elif a.shape == "any":
             text = f"{a.name} (any shape): {a.doc}."
-        elif has_axis(kern):
+        elif describe.describe(kern).movable_axis:
             text = f"{a.name} {a.shape}, (K,) or any shape with the classes on ``axis``: {a.doc}."
         else:
             text = f"{a.name} {a.shape} or (K,): {a.doc}."
         lines.extend(_wrapped(text))
-    if has_axis(kern):
+    if describe.describe(kern).movable_axis:
         lines.extend(_wrapped("axis: " + AXIS_DOC))
     order = (["reduction"] if "reduction" in kern.options else []) + [
         o for o in kern.options if o != "reduction"
@@ -372,7 +362,8 @@ def kernel_context(kern: kr.Kernel) -> dict:
     code = {slot: pr.doprint(expr) for slot, expr in slots.items()}
     if kern.family == "ce_logits":  # the class part of y~ for integer labels (at hot = 0)
         code["yt_class"] = pr.doprint(kern.slots["yt_label"].xreplace({kr.hot: 0}))
-    rows = kern.family in ("rowwise", "ce_logits")
+    desc = describe.describe(kern)
+    rows = desc.rows
     if rows:  # em1 at the argmax only, for Srest (em1 of every class only where pc is needed)
         at = NumPyKernelPrinter({**BOUND[kern.family], **ROW_AT})
         code["em1_a"] = at.doprint(kern.slots["em1"])
@@ -395,16 +386,16 @@ def kernel_context(kern: kr.Kernel) -> dict:
         "code": code,
         "x": kern.inputs[0].name,
         # flags that choose blocks in the family templates
-        "axis": has_axis(kern),
+        "axis": desc.movable_axis,
         "layout": rowwise_layout(kern),
         "logits": kern.family == "ce_logits",
-        "softmax": rows and _needs_p(slots),
-        "complement": rows and bool({"pc", "pc_i"} & _symbol_names(slots)),
-        "nan_row_at_inf": kern.nan_row_at_inf,  # Srest = +inf (a row holding +inf) -> NaN
-        "domain": kern.checks_domain,  # probabilities must lie in [0, 1]
-        "loss": "loss" in outputs,
-        "grad": "grad" in outputs,
-        "pos_weight": "pos_weight" in kern.options,
+        "softmax": rows and desc.needs_p,
+        "complement": desc.needs_complement,
+        "nan_row_at_inf": desc.nan_row_at_inf,  # Srest = +inf (a row holding +inf) -> NaN
+        "domain": desc.checks_domain,  # probabilities must lie in [0, 1]
+        "loss": desc.has_loss,
+        "grad": desc.has_grad,
+        "pos_weight": desc.has_pos_weight,
         "result": ", ".join(outputs),
         "programs": _programs(kern),
     }
@@ -414,26 +405,15 @@ def _programs(kern: kr.Kernel) -> dict:
     """The block programs of a kernel, by variant (empty for the families without them)."""
     if kern.family == "ce_logits":
         return {
-            f"{target}{'_wide' if wide else ''}": _ce_program(kern, target == "soft", wide)
-            for target in ("labels", "soft")
+            f"{v.target}{'_wide' if wide else ''}": _ce_program(kern, v.soft, wide)
+            for v in describe.describe(kern).variants
             for wide in (False, True)
         }
     if kern.family == "bce":
         return {"rows": _bce_program(kern, False), "rows_wide": _bce_program(kern, True)}
-    if kern.family == "rowwise" and has_axis(kern):
+    if kern.family == "rowwise" and describe.describe(kern).movable_axis:
         return {"rows": _rowwise_program(kern, False), "rows_wide": _rowwise_program(kern, True)}
     return {}
-
-
-def _symbol_names(slots: dict) -> set:
-    return {s.name for expr in slots.values() for s in expr.free_symbols}
-
-
-def _needs_p(slots: dict) -> bool:
-    """Whether a row kernel computes p: it returns the softmax itself (no ``out`` slot), or an
-    output slot (out, loss_term, grad) uses p."""
-    outputs = {name: slots[name] for name in ("out", "loss_term", "grad") if name in slots}
-    return not outputs or bool({"p", "p_i", "p_j"} & _symbol_names(outputs))
 
 
 # ----------------------------------------------------------------------------------------------
