@@ -157,3 +157,15 @@ def test_numpy_template_slots_are_what_the_templates_read():
             text += (folder / inc).read_text(encoding="utf-8")
         read_by[fam] = set(re.findall(r"k\.code\.(\w+)", text))
     assert {fam: set(slots) for fam, slots in nb.TEMPLATE_SLOTS.items()} == read_by
+
+
+def test_matlab_helpers_order_lists_every_macro():
+    """matlab_backend.HELPERS names each local-function macro of templates/matlab/_helpers.m.jinja
+    once (the order the files list them in), and no other."""
+    import re
+
+    from symce.lang import matlab_backend as mb
+
+    text = (ROOT / "templates" / "matlab" / "_helpers.m.jinja").read_text(encoding="utf-8")
+    macros = re.findall(r"{% macro (\w+)\(\) %}", text)
+    assert sorted(macros) == sorted(mb.HELPERS) and len(set(mb.HELPERS)) == len(mb.HELPERS)

@@ -492,14 +492,50 @@ def _needs(kern, ins) -> str:
     return text + (" (then name-value options)" if kern.options else "")
 
 
+# the local functions (one macro each in templates/matlab/_helpers.m.jinja), in the order a file
+# lists those it calls: the formulas' functions, the sums and reductions, the argument checks,
+# then the message formatting
+HELPERS = (
+    "softplus",
+    "sigmoid",
+    "two_sum_err",
+    "clamp_min",
+    "mul0",
+    "pairwise_sum",
+    "apply_reduction",
+    "check_nargin",
+    "parse_options",
+    "check_float",
+    "check_classes",
+    "check_like",
+    "check_reduction",
+    "check_smoothing",
+    "check_class_weight",
+    "check_real_numbers",
+    "check_ignore_index",
+    "is_soft_target",
+    "check_labels",
+    "check_elementwise_weight",
+    "check_pos_weight",
+    "check_probabilities",
+    "value_str",
+    "class_str",
+    "size_str",
+)
+
+
 def _helper_closure(names, calls) -> list:
+    """The helpers ``names`` and every helper they call, in HELPERS' order."""
     todo, seen = list(names), set()
     while todo:
         h = todo.pop()
         if h not in seen:
             seen.add(h)
             todo.extend(calls.get(h, ()))
-    return sorted(seen)
+    unknown = seen - set(HELPERS)
+    if unknown:
+        raise ValueError(f"MATLAB helpers without a macro in HELPERS: {sorted(unknown)}")
+    return [h for h in HELPERS if h in seen]
 
 
 def _doc_lines(items, width) -> list:
