@@ -40,7 +40,7 @@ from .. import approx, describe, errors
 from .. import kernels as kr
 from ..describe import Param, Variant
 from ..functions import clamp_min, log1p, mul0, sigmoid, softplus, two_sum_err
-from .base import Output
+from .base import Output, Part
 
 # ----------------------------------------------------------------------------------------------
 # Types.  DTYPES are the storage dtypes (one C function per kernel and dtype): T is the buffer
@@ -1316,7 +1316,6 @@ def _function_context(fn: CFunction):
         **_widening(T, CTYPES[cdt]["T"], DTYPES[fn.dtype]["acc"]),
         "acc": DTYPES[fn.dtype]["acc"],
         "family": kern.family,
-        "partial": "c/_" + _PARTIAL[kern.family] + ".c.jinja",
         "summary": kern.summary,
         "prototype": _prototype(fn.cname, [_decl(p, T) for p in fn.params]),
         # one long loop of exponentials: 512-bit vectors where GCC targets AVX-512 (SYMCE_WIDE)
@@ -1346,6 +1345,8 @@ def _function_context(fn: CFunction):
         ctx["terms"] = {
             name: ctx["slots"][name] for name in ("loss_term", "grad") if name in ctx["slots"]
         }
+    # the body: the family's template (_PARTIAL), laid out with this context
+    ctx["body"] = Part("c/_" + _PARTIAL[kern.family] + ".c.jinja", {"f": dict(ctx)})
     return ctx
 
 

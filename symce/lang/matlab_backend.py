@@ -33,7 +33,7 @@ from .. import describe, errors, options
 from .. import kernels as kr
 from ..examples import EXAMPLES, RESULTS
 from ..functions import sigmoid, softplus, two_sum_err
-from .base import Output
+from .base import Output, Part
 
 TEMPLATE = "matlab/function.m.jinja"
 PREFIX = "symce_"
@@ -571,13 +571,12 @@ def context(kern: kr.Kernel) -> dict:
     opts = [
         {"name": OPTIONS[k], "default": options.OPTIONS[k].matlab_default} for k in kern.options
     ]
-    return {
+    ctx = {
         "errors": errors.matlab_ids(),  # the error identifiers (symce.errors)
         "name": name,
         "NAME": name.upper(),
         "signature": f"{lhs} = {name}({', '.join(params)})",
         "family": fam,
-        "partial": BODY[fam],
         "h1": _matlab_words(kern.summary),
         "usage": usage,
         "formula": kern.doc_formula,
@@ -618,6 +617,9 @@ def context(kern: kr.Kernel) -> dict:
         "two_sum_err_out": bodies["two_sum_err_out"],
         "two_sum_err_sum": bodies["two_sum_err_sum"],
     }
+    # the body: the family's template (BODY), laid out with this context
+    ctx["body"] = Part(BODY[fam], dict(ctx))
+    return ctx
 
 
 def outputs() -> list:

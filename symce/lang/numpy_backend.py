@@ -33,7 +33,7 @@ from sympy.printing.numpy import NumPyPrinter
 from .. import describe, errors, options
 from .. import kernels as kr
 from ..functions import clamp_min, mul0, sigmoid, softplus, two_sum_err
-from .base import GENERATED, Output
+from .base import GENERATED, Output, Part
 
 OUTPUT = "numpy/symce_kernels.py"
 TEMPLATE = "numpy/symce_kernels.py.jinja"
@@ -373,10 +373,9 @@ def kernel_context(kern: kr.Kernel) -> dict:
     code = {slot: text for slot, text in code.items() if slot in TEMPLATE_SLOTS[kern.family]}
     partial = PARTIALS[kern.family]
     outputs = [o.name for o in kern.outputs]
-    return {
+    ctx = {
         "name": kern.name,
         "family": kern.family,
-        "partial": f"numpy/_{TEMPLATES[kern.family]}.py.jinja",
         "signature": _signature(kern),
         "summary": kern.summary,
         "formula": kern.doc_formula,
@@ -399,6 +398,9 @@ def kernel_context(kern: kr.Kernel) -> dict:
         "result": ", ".join(outputs),
         "programs": _programs(kern),
     }
+    # the body: the family's template (TEMPLATES), laid out with this context
+    ctx["body"] = Part(f"numpy/_{TEMPLATES[kern.family]}.py.jinja", {"k": dict(ctx)})
+    return ctx
 
 
 def _programs(kern: kr.Kernel) -> dict:
