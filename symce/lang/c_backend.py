@@ -36,7 +36,7 @@ from sympy.codegen.cfunctions import fma
 from sympy.logic.boolalg import BooleanFunction
 from sympy.printing.c import C99CodePrinter
 
-from .. import approx, describe, errors
+from .. import approx, describe, errors, options
 from .. import kernels as kr
 from ..describe import Param, Variant
 from ..functions import clamp_min, log1p, mul0, sigmoid, softplus, two_sum_err
@@ -747,6 +747,37 @@ def _decl(p: Param, T: str) -> str:
     raise ValueError(p.role)
 
 
+def _check_calls(fn: CFunction, desc: describe.Description, T: str) -> list:
+    """The calls that validate fn's arguments, in the order its variant checks them (the pointers
+    are checked before, by the function's first line): each returns SYMCE_OK or the catalogue's
+    code.  "no_classes" is checked with the sizes."""
+    v, sfx = fn.variant, fn.dtype
+
+    def length(role):
+        return " * ".join(v.param(role).dims)
+
+    def code(key):
+        return errors.BY_KEY[key].c
+
+    calls = {
+        "size": f"symce_check_count(count, sizeof({T}))"
+        if desc.family == "elementwise"
+        else f"symce_check_shape(n, k, {'k' if desc.layout == 'jacobian' else '1'}, sizeof({T}))",
+        "smoothing": "symce_check_smoothing(label_smoothing)",
+        "reduction": "symce_check_reduction(reduction)",
+        "label": "symce_check_labels(labels, n, k, ignore_index)",
+    }
+    for role in ("weight", "pos_weight"):
+        if v.has(role):
+            calls[options.OPTIONS[role].error] = (
+                f"symce_check_weights_{sfx}({role}, {length(role)}, {code(options.OPTIONS[role].error)})"
+            )
+    calls["domain"] = f"symce_check_probs_{sfx}({desc.input}, {length('in')}, {code('domain')})"
+    if v.has("target"):
+        calls["target"] = f"symce_check_probs_{sfx}(target, {length('target')}, {code('target')})"
+    return [calls[key] for key in v.checks if key not in ("null", "no_classes")]
+
+
 def _errors_for(fn: CFunction) -> list:
     """The codes fn can return, in the order it checks them (symce.describe, symce.errors)."""
     return [errors.BY_KEY[key].c for key in fn.variant.checks]
@@ -1345,6 +1376,8 @@ def _function_context(fn: CFunction):
         ctx["terms"] = {
             name: ctx["slots"][name] for name in ("loss_term", "grad") if name in ctx["slots"]
         }
+    checks = _check_calls(fn, desc, T)
+    ctx["first_check"], ctx["then_checks"] = checks[0], checks[1:]
     # the body: the family's template (_PARTIAL), laid out with this context
     ctx["body"] = Part("c/_" + _PARTIAL[kern.family] + ".c.jinja", {"f": dict(ctx)})
     return ctx
