@@ -97,7 +97,14 @@ class two_sum_err(sp.Function):
         s, t = sp.symbols("s t", real=True)
         with sp.evaluate(False):  # SymPy would simplify the error term to a + b - s, i.e. 0
             err = sp.Add(sp.Add(a, -sp.Add(s, -t)), sp.Add(b, -t))
-            return ((s, sp.Add(a, b)), (t, sp.Add(s, -a)), (sp.Symbol("err", real=True), err))
+            steps = ((s, sp.Add(a, b)), (t, sp.Add(s, -a)), (sp.Symbol("err", real=True), err))
+        # every addition has two operands, so a printer's term order (it may sort them) cannot
+        # change the rounding: only the grouping matters, and it is printed
+        for _, rhs in steps:
+            for node in sp.preorder_traversal(rhs):
+                if isinstance(node, sp.Add) and len(node.args) != 2:
+                    raise ValueError(f"two_sum_err: {rhs} adds {len(node.args)} terms at once")
+        return steps
 
 
 def to_plain(expr: sp.Expr) -> sp.Expr:

@@ -291,18 +291,12 @@ def _nan_keeping_max(*args):
     return clamp_min(rest[0], nums[0])
 
 
-def two_sum_steps(a: sp.Expr, b: sp.Expr) -> list[tuple[sp.Symbol, sp.Expr]]:
-    """The TwoSum assignments ``(symbol, expression)`` of ``two_sum_err(a, b).stable()``: s = a + b,
-    t = s - a, err = (a - (s - t)) + (b - t) (built unevaluated, so the grouping survives)."""
-    return list(two_sum_err(a, b).stable())
-
-
 def _helper_defs(cdtype: str):
     """{fn: (parameter names, [(symbol, expr) statements], return expr, doc)} from SymPy, for
     compute type ``cdtype``.  In double the sigmoid takes one exponential, v = exp(-|t|), and the
     float kernels' softplus takes log1p from symce's polynomial on [0, 1] (see _approx_helpers)."""
     a, b, t, lo, xs = sp.symbols("a b t lo x", real=True)
-    steps = two_sum_steps(a, b)
+    steps = list(two_sum_err(a, b).stable())
     s_sym = steps[0][0]
     err_sym = steps[-1][0]
     if vectorised(cdtype):

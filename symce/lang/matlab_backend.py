@@ -193,26 +193,6 @@ def check_identifier(name: str) -> str:
     return name
 
 
-def _two_sum_steps(t_args):
-    """TwoSum's assignments (``two_sum_err(a, b).stable()``), built unevaluated.
-
-    SymPy's automatic simplification would collapse err = (a - (s - t)) + (b - t) to a + b - s,
-    which is 0 in floating point; built with ``evaluate(False)`` the tree keeps TwoSum's
-    grouping.  Every addition has two operands, so the printer's term order (it may sort
-    them) does not change the rounding: only the grouping matters, and it is printed.
-    """
-    with sp.evaluate(False):
-        steps = two_sum_err(*t_args).stable()
-    for _, rhs in steps:
-        for node in sp.preorder_traversal(rhs):
-            if isinstance(node, sp.Add) and len(node.args) != 2:
-                raise ValueError(
-                    f"two_sum_err: {rhs} has an addition of {len(node.args)} "
-                    "terms; its rounding would depend on the printed order"
-                )
-    return steps
-
-
 def helper_bodies() -> tuple[dict, dict]:
     """Code of the helpers whose body is a formula, over their arguments (t; a and b), and the
     helpers each body calls.  ``two_sum_err`` is a list of assignment lines."""
@@ -223,7 +203,7 @@ def helper_bodies() -> tuple[dict, dict]:
         bodies[name] = pr.doprint(fn(t).stable())
         calls[name] = tuple(sorted(pr.helpers))
     a, b = sp.symbols("a b", real=True)
-    steps = _two_sum_steps((a, b))
+    steps = two_sum_err(a, b).stable()
     pr = MatlabPrinter({"a": "a", "b": "b", **{lhs.name: lhs.name for lhs, _ in steps}})
     bodies["two_sum_err"] = [f"{pr.doprint(lhs)} = {pr.doprint(rhs)};" for lhs, rhs in steps]
     bodies["two_sum_err_out"] = steps[-1][0].name

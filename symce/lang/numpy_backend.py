@@ -496,7 +496,7 @@ def _row_head(kern: kr.Kernel, wide: bool) -> list:
     if not wide:
         a, b = sl["zlo"].args
         with sp.evaluate(False):
-            (s_sym, s_expr), (t_sym, t_expr), (_, err) = two_sum_steps(a, b)
+            (s_sym, s_expr), (t_sym, t_expr), (_, err) = two_sum_err(a, b).stable()
             t_expr = t_expr.xreplace({s_sym: kr.zs})
             err = err.xreplace({s_sym: kr.zs, t_sym: _TS})
         if sp.expand(s_expr - sl["zs"]) != 0:
@@ -767,33 +767,13 @@ def _bce_program(kern: kr.Kernel, wide: bool) -> list:
     return head + ["    " + ln for ln in lines]
 
 
-def two_sum_steps(a: sp.Expr, b: sp.Expr) -> list[tuple[sp.Symbol, sp.Expr]]:
-    """The TwoSum assignments ``(symbol, expression)`` of ``two_sum_err(a, b).stable()``.
-
-    Workaround: SymPy evaluates the shared form's last step (a - (s - t)) + (b - t) to
-    a + b - s, which is 0 in floating point (a + b rounds to s).  Until symce/functions.py builds
-    that step unevaluated, it is rebuilt here with ``evaluate=False`` from the same symbols; a
-    correct shared form (anything but the collapsed sum) is used as it is.
-    """
-    steps = list(two_sum_err(a, b).stable())
-    (s_sym, _), (t_sym, _), (err_sym, err) = steps
-    if err == a + b - s_sym:  # the collapsed form: rebuild the error term in TwoSum's order
-
-        def minus(u, v):
-            return sp.Add(u, sp.Mul(-1, v, evaluate=False), evaluate=False)
-
-        err = sp.Add(minus(a, minus(s_sym, t_sym)), minus(b, t_sym), evaluate=False)
-        steps[-1] = (err_sym, err)
-    return steps
-
-
 def formula_helpers() -> list:
     """Every function the printed formulas may call, printed from SymPy where it has a
     definition: [{name, params, doc, body (lines)}], the stable softplus and sigmoid, TwoSum's
     error and mul0."""
     t, a, b = sp.symbols("t a b", real=True)
     pr = NumPyKernelPrinter({"t": "t"})
-    steps = two_sum_steps(a, b)
+    steps = two_sum_err(a, b).stable()
     ts = NumPyKernelPrinter({"a": "a", "b": "b", **{sym.name: sym.name for sym, _ in steps}})
     return [
         {
