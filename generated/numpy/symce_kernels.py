@@ -90,7 +90,7 @@ def _two_sum_err(a, b):
 def _mul0(a, b):
     """a * b, exactly 0 where a == 0 and b is not NaN: 0 * inf = 0 (a zero target at a -inf log),
     0 * NaN = NaN (a NaN is never dropped)."""
-    return np.where((a == 0) & ~np.isnan(b), 0, a * b)
+    return np.where((a == 0) & ~np.isnan(b), 0, a*b)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -189,18 +189,6 @@ class _isfinite(BooleanFunction):
     nargs = 1
 
 
-class _isnan(BooleanFunction):
-    """isnan(v), from the bit pattern: -ffast-math cannot assume it away."""
-
-    nargs = 1
-
-
-class _iszero(BooleanFunction):
-    """v == 0 (either sign), from the bit pattern: never true for NaN, even under -ffast-math."""
-
-    nargs = 1
-
-
 class CPrinter(C99CodePrinter):
     """C99 printer for one compute type (a CTYPES key): math functions and literals typed by
     ``type_aliases``, symce's functions mapped to that type's helpers, symbols renamed through a
@@ -257,11 +245,11 @@ class CPrinter(C99CodePrinter):
         op = " & " if vectorised(self.cdtype) else " && "
         return op.join(f"({self._print(a)})" for a in sorted(expr.args, key=sp.default_sort_key))
 
-    def _print__isnan(self, expr):
+    def _print_isnan(self, expr):
         arg = self._print(expr.args[0])
         return f"symce_isnan({arg})" if vectorised(self.cdtype) else f"symce_isnan((double)({arg}))"
 
-    def _print__iszero(self, expr):
+    def _print_iszero(self, expr):
         arg = self._print(expr.args[0])
         return (
             f"symce_iszero({arg})" if vectorised(self.cdtype) else f"symce_iszero((double)({arg}))"
@@ -326,13 +314,13 @@ def _helper_defs(cdtype: str):
         "clamp_min": (
             ("x", "lo"),
             [],
-            sp.Piecewise((lo, sp.And(sp.StrictLessThan(xs, lo), sp.Not(_isnan(xs)))), (xs, True)),
+            clamp_min(xs, lo).stable(),
             "max(x, lo), propagating NaN in x (fmax would drop it)",
         ),
         "mul0": (
             ("a", "b"),
             [],
-            sp.Piecewise((0, sp.And(_iszero(a), sp.Not(_isnan(b)))), (a * b, True)),
+            mul0(a, b).stable(),
             "a * b, exactly 0 when a == 0 and b is not NaN (0 * inf = 0: a zero target at a "
             "-inf log; 0 * NaN = NaN: a NaN is never dropped); both tests from the bits",
         ),

@@ -32,7 +32,7 @@ from sympy.printing.octave import OctaveCodePrinter
 from .. import describe, errors, options
 from .. import kernels as kr
 from ..examples import EXAMPLES, RESULTS
-from ..functions import sigmoid, softplus, two_sum_err
+from ..functions import clamp_min, mul0, sigmoid, softplus, two_sum_err
 from .base import Output, Part
 
 TEMPLATE = "matlab/function.m.jinja"
@@ -175,6 +175,27 @@ class MatlabPrinter(OctaveCodePrinter):
             raise ValueError(f"MatlabPrinter: only max(expr, constant) is printable, got {expr}")
         return self._helper_call("clamp_min", (rest[0], consts[0]))
 
+    def _print_isnan(self, expr):
+        return f"isnan({self._print(expr.args[0])})"
+
+    def _print_iszero(self, expr):
+        return f"({self._print(expr.args[0])} == 0)"
+
+    def masked_lines(self, out: str, expr: sp.Piecewise) -> list:
+        """A value and a default, (v, cond), (d, True), as MATLAB statements into ``out``: the
+        default everywhere, then v where cond holds (expanded to out's size).  MATLAB has no
+        elementwise choice, and cond.*v + ~cond.*d would turn a NaN or Inf in the branch not
+        taken into NaN.  v must be one value (a number or a scalar argument)."""
+        if len(expr.args) != 2 or expr.args[1].cond != sp.true:
+            raise ValueError(f"MatlabPrinter: only a value and a default print as a mask: {expr}")
+        (value, cond), (default, _) = expr.args
+        if not (value.is_number or value.is_Symbol):
+            raise ValueError(f"MatlabPrinter: the masked value must be one value, got {value}")
+        return [
+            f"{out} = {self._print(default)};",
+            f"{out}({self._print(cond)} & true(size({out}))) = {self._print(value)};",
+        ]
+
     def _print_log1p(self, expr):
         return f"log1p({self._print(expr.args[0])})"
 
@@ -209,6 +230,14 @@ def helper_bodies() -> tuple[dict, dict]:
     bodies["two_sum_err_out"] = steps[-1][0].name
     bodies["two_sum_err_sum"] = steps[0][0].name
     calls["two_sum_err"] = tuple(sorted(pr.helpers))
+    x, lo = sp.symbols("x lo", real=True)
+    for name, expr, names in (
+        ("clamp_min", clamp_min(x, lo).stable(), ("x", "lo")),
+        ("mul0", mul0(a, b).stable(), ("a", "b")),
+    ):
+        pr = MatlabPrinter({n: n for n in (*names, "out")})
+        bodies[name] = pr.masked_lines("out", expr)
+        calls[name] = tuple(sorted(pr.helpers))
     return bodies, calls
 
 
@@ -596,6 +625,8 @@ def context(kern: kr.Kernel) -> dict:
         "two_sum_err_body": bodies["two_sum_err"],
         "two_sum_err_out": bodies["two_sum_err_out"],
         "two_sum_err_sum": bodies["two_sum_err_sum"],
+        "clamp_min_body": bodies["clamp_min"],
+        "mul0_body": bodies["mul0"],
     }
     # the body: the family's template (BODY), laid out with this context
     ctx["body"] = Part(BODY[fam], dict(ctx))

@@ -154,6 +154,42 @@ class NumPyKernelPrinter(NumPyPrinter):
             raise ValueError(f"Max of {len(expr.args)} arguments has no NumPy mapping here")
         return self._call(self._module_format("numpy.maximum"), *expr.args)
 
+    def _print_isnan(self, expr):
+        return self._call(self._module_format("numpy.isnan"), *expr.args)
+
+    def _print_iszero(self, expr):
+        return f"({self._print(expr.args[0])} == 0)"
+
+    def _operand(self, expr) -> str:
+        """``expr`` printed as an operand of & or ~, which bind tighter than comparisons: in
+        parentheses unless it is one call or one parenthesised group already."""
+        text = self._print(expr)
+        head = re.match(r"~?[\w.]*\(", text)
+        if head and text.endswith(")"):
+            depth = 0
+            for pos in range(head.end() - 1, len(text)):
+                depth += {"(": 1, ")": -1}.get(text[pos], 0)
+                if depth == 0:
+                    break
+            if pos == len(text) - 1:
+                return text
+        return f"({text})"
+
+    def _print_And(self, expr):
+        return " & ".join(self._operand(a) for a in expr.args)
+
+    def _print_Not(self, expr):
+        return "~" + self._operand(expr.args[0])
+
+    def _print_Piecewise(self, expr):
+        """A value and a default, (v, cond), (d, True), as np.where(cond, v, d): both are computed
+        and one is chosen per element (a NaN in the unchosen one does not leak)."""
+        if len(expr.args) != 2 or expr.args[1].cond != sp.true:
+            raise ValueError(f"{expr}: only a value and a default print as np.where")
+        (value, cond), (default, _) = expr.args
+        where = self._module_format("numpy.where")
+        return f"{where}({self._print(cond)}, {self._print(value)}, {self._print(default)})"
+
 
 def printer(family: str) -> NumPyKernelPrinter:
     """A printer with the kernel-local names the templates of ``family`` bind."""
@@ -802,7 +838,7 @@ def formula_helpers() -> list:
             "params": "a, b",
             "doc": "a * b, exactly 0 where a == 0 and b is not NaN: 0 * inf = 0 (a zero target "
             "at a -inf log),\n    0 * NaN = NaN (a NaN is never dropped).",
-            "body": ["return np.where((a == 0) & ~np.isnan(b), 0, a * b)"],
+            "body": ["return " + ts.doprint(mul0(a, b).stable())],
         },
     ]
 
