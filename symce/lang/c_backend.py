@@ -36,7 +36,7 @@ from sympy.codegen.cfunctions import fma
 from sympy.logic.boolalg import BooleanFunction
 from sympy.printing.c import C99CodePrinter
 
-from .. import approx, describe, errors, options
+from .. import approx, describe, errors, options, program
 from .. import kernels as kr
 from ..describe import Param, Variant
 from ..functions import clamp_min, log1p, mul0, sigmoid, softplus, two_sum_err
@@ -930,20 +930,21 @@ def _prototype(cname, decls, indent=""):
 _ROW_VALUES = {"Srest", "shift"}  # the row statistics: known before the per-class loops
 
 
+def local_expr(expr: sp.Expr, cdtype: str) -> sp.Expr:
+    """``expr`` as the compute type evaluates it: in the float kernels z - shift is exact in
+    double to 2^-53 relative, so zlo = 0 (and mul0(0, b) = 0)."""
+    if not CTYPES[cdtype]["exact_shift"]:
+        return expr
+    return expr.xreplace({kr.zlo: sp.S.Zero}).replace(
+        lambda t: isinstance(t, mul0) and t.args[0] == 0, lambda t: sp.S.Zero
+    )
+
+
 def local_slots(kern: kr.Kernel, cdtype: str) -> dict:
-    """The kernel's slots as the compute type evaluates them: in the float kernels z - shift is
-    exact in double to 2^-53 relative, so zlo = 0 (and mul0(0, b) = 0)."""
-    sl = dict(kern.slots)
-    if CTYPES[cdtype]["exact_shift"]:
-        zero = {kr.zlo: sp.S.Zero}
-        sl = {
-            name: expr.xreplace(zero).replace(
-                lambda t: isinstance(t, mul0) and t.args[0] == 0, lambda t: sp.S.Zero
-            )
-            for name, expr in sl.items()
-        }
-        if "zlo" in sl:
-            sl["zlo"] = sp.S.Zero
+    """The kernel's slots as the compute type evaluates them (local_expr)."""
+    sl = {name: local_expr(expr, cdtype) for name, expr in kern.slots.items()}
+    if "zlo" in sl and CTYPES[cdtype]["exact_shift"]:
+        sl["zlo"] = sp.S.Zero
     return sl
 
 
@@ -1169,20 +1170,14 @@ def _row_code(kern, cdtype, layout, soft=False):
 
 
 def _printed_slots(kern, cdtype):
-    """The slots the non-row templates print: elementwise out, CE-from-probabilities targets and
-    terms, BCE loss and gradient (times the element weight w)."""
+    """The slots the non-row templates print: elementwise out, BCE loss and gradient (times the
+    element weight w); the cross-entropy from probabilities prints its program (_program_lines)."""
     sl = local_slots(kern, cdtype)
     pr = CPrinter(cdtype)
     fam = kern.family
     out = {}
     if fam == "elementwise":
         out["out"] = pr.doprint(sl["out"])
-    elif fam == "ce_probs":
-        out["yt_label"] = pr.doprint(sl["yt_label"])
-        out["yt_soft"] = pr.doprint(sl["yt_soft"])
-        for name in ("loss_term", "grad"):
-            if name in sl:
-                out[name] = pr.doprint(sl[name])
     elif fam == "bce":
         out.update(
             _bce_printed(
@@ -1307,6 +1302,80 @@ _PARTIAL = {
 }
 
 
+# ----------------------------------------------------------------------------------------------
+# Per-row programs (symce.program) as C: pointers to the row, then each step as statements.
+# ----------------------------------------------------------------------------------------------
+# a role's array, and the pointer name of its row (the first input's row is `row`)
+_ROW_POINTER = {"in": "row", "grad": "grow", "target": "yrow"}
+
+
+def _program_lines(prog: program.Program, ctx: dict, cdtype: str) -> dict:
+    """The C statements of a per-row program, by where the template lays them out: "call" (once,
+    before the rows), "row" (per row, before its classes), "cls" (per class), "row_end" (per
+    row, after its classes) and "finish" (after the rows).  ``ctx`` is the function's context
+    (its types and names)."""
+    bound = {st.name: st.name for st in prog.all_steps if hasattr(st, "name")}
+    pr = CPrinter(cdtype, names={**bound, **LOCAL_NAMES})
+    T, C, acc, sfx, wide = ctx["T"], ctx["C"], ctx["acc"], ctx["sfx"], ctx["wide"]
+
+    def code(expr):
+        return pr.doprint(local_expr(expr, cdtype))
+
+    divisor = {
+        "rows": f"({acc})n",
+        "weight_of_kept": f"symce_label_divisor_{sfx}(labels, weight, n, ignore_index)",
+    }[prog.variant.divisor]
+    loss = prog.stores("row")
+    grad = prog.stores("class")
+    call = [f"const {C} k_real = ({C})k;", f"const {C} eps = label_smoothing;"]
+    call.append(f"const {acc} divisor = {divisor};")
+    if grad:
+        call.append(f"const {acc} scale = symce_scale_{sfx}(reduction, divisor);")
+    if loss:
+        call.append(f"{acc} total = 0;")
+    # the rows of the arrays read or written per class
+    row = [f"const {T} *row = {ctx['x']} + i * k;"]
+    row += [f"{T} *{_ROW_POINTER[st.output]} = {st.output} + i * k;" for st in grad]
+    row += [f"const {T} *yrow = target + i * k;" for _ in prog.loads("target")]
+    cls, row_end, finish = [], [], []
+    for st in prog.all_steps:
+        if isinstance(st, program.Load):
+            if st.role == "labels":
+                row.append(f"const int64_t {st.name} = labels[i];")
+            elif st.role == "weight":
+                at = {"label": "t", "class": "j"}[st.at]
+                line = f"const {C} {st.name} = weight != NULL ? {wide}weight[{at}] : 1;"
+                (row if st.at == "label" else cls).append(line)
+            elif st.role == "onehot":
+                cls.append(f"const {C} {st.name} = j == (size_t)t ? 1 : 0;")
+            else:  # a value of the row at the class
+                cls.append(f"const {C} {st.name} = {wide}{_ROW_POINTER[st.role]}[j];")
+        elif isinstance(st, program.Skip):
+            row.append("if (t == ignore_index) {  /* loss 0, gradient row 0, not in the divisor */")
+            row += [
+                f"    for (size_t j = 0; j < k; ++j) {_ROW_POINTER[g.output]}[j] = 0;" for g in grad
+            ]
+            row += ["    if (reduction == SYMCE_REDUCTION_NONE) loss[i] = 0;" for _ in loss]
+            row += ["    continue;", "}"]
+        elif isinstance(st, program.Let):
+            cls.append(f"const {C} {st.name} = {code(st.expr)};")
+        elif isinstance(st, program.RowSum):
+            row.append(f"{acc} {st.name} = 0;")
+            cls.append(f"{st.name} += {code(st.expr)};")
+        elif isinstance(st, program.Store) and st.scope == "class":
+            cls.append(f"{_ROW_POINTER[st.output]}[j] = ({T})(({code(st.expr)}) * scale);")
+        elif isinstance(st, program.Store):
+            row_end += [
+                f"if (reduction == SYMCE_REDUCTION_NONE) {st.output}[i] = ({T}){code(st.expr)};",
+                f"else total += {code(st.expr)};",
+            ]
+            finish.append(
+                f"if (reduction != SYMCE_REDUCTION_NONE) *{st.output} = "
+                f"symce_reduce_{sfx}(reduction, total, divisor);"
+            )
+    return {"call": call, "row": row, "cls": cls, "row_end": row_end, "finish": finish}
+
+
 def _widening(T: str, C: str, acc: str) -> dict:
     """The explicit casts that widen a T value to the compute type C ("wide") and to the
     accumulator type ("wide_acc"), empty where the types are equal: every promotion is written
@@ -1353,11 +1422,8 @@ def _function_context(fn: CFunction):
     if desc.rows:
         ctx["row"] = _row_code(kern, cdt, ctx.get("layout", "ce"), fn.soft)
         ctx["nan_general"] = kern.nan_row_at_inf  # SYMCE_ROW_GENERAL rows: NaN throughout
-    if kern.family == "ce_probs":
-        ctx["yt"] = ctx["slots"]["yt_soft" if fn.soft else "yt_label"]
-        ctx["terms"] = {
-            name: ctx["slots"][name] for name in ("loss_term", "grad") if name in ctx["slots"]
-        }
+    if kern.family in program.LOWER:
+        ctx["program"] = _program_lines(program.program(kern, fn.variant), ctx, cdt)
     checks = _check_calls(fn, desc, T)
     ctx["first_check"], ctx["then_checks"] = checks[0], checks[1:]
     # the body: the family's template (_PARTIAL), laid out with this context

@@ -1,0 +1,156 @@
+"""Stage 5 — kernels (continued): the per-row program of a loss kernel, a small IR every language
+prints.
+
+A :class:`Program` lists what one variant of a kernel (:mod:`symce.describe`) computes for each
+row (sample) of K classes, in order, as steps at two scopes: once per row (``"row"``) and once per
+class of the row (``"class"``).  Its expressions are the registry's slots (:mod:`symce.kernels`),
+over the kernel-local symbols the earlier steps bind; nothing is retyped.  The steps:
+
+* :class:`Load` — a value read from an argument by its role: the first input or the probability
+  target at the class, the class weight at the class or at the row's label, the row's label, or
+  the one-hot ``[class == label]``;
+* :class:`Skip` — rows whose label is ``ignore_index`` are skipped: their loss and gradient are
+  0 and they are not in the mean's divisor;
+* :class:`Let` — a value computed from earlier ones (the effective target y~);
+* :class:`RowSum` — the sum over the row's classes of a per-class expression (the row's loss);
+* :class:`Store` — an output: one per class (the gradient, scaled by the reduction), or one per
+  row (the loss, reduced over the rows by the ``reduction`` option).
+
+A program has the steps that depend on the target kind (``target_steps``: labels or probability
+targets) and the steps both kinds share (``steps``): C prints both into one function per variant;
+NumPy and MATLAB, whose functions take either kind, print the target steps of each in a branch and
+the shared steps once.  What the program leaves to a language is how it binds a role (a pointer
+and an index, a broadcast array, a K-by-N matrix) and how it loops.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import sympy as sp
+
+from . import describe
+from . import kernels as kr
+
+ROW_LOSS = sp.Symbol("row_loss", real=True)  # the row's loss, the sum of its loss terms
+
+
+@dataclass(frozen=True)
+class Load:
+    """``name`` = the argument of ``role`` ("in", "target", "labels", "weight", "onehot") read
+    ``at`` the row's class ("class"), the row's label ("label") or the row ("row")."""
+
+    name: str
+    role: str
+    at: str
+
+    @property
+    def scope(self) -> str:
+        """Where the value changes: per class, or per row."""
+        return "class" if self.at == "class" else "row"
+
+
+@dataclass(frozen=True)
+class Skip:
+    """Rows whose label is ignore_index: outputs 0, not in the divisor."""
+
+    scope: str = "row"
+
+
+@dataclass(frozen=True)
+class Let:
+    """``name`` = ``expr`` (a slot), computed at ``scope``."""
+
+    name: str
+    expr: sp.Expr
+    scope: str
+
+
+@dataclass(frozen=True)
+class RowSum:
+    """``name`` = the sum over the row's classes of ``expr``."""
+
+    name: str
+    expr: sp.Expr
+    scope: str = "row"
+
+
+@dataclass(frozen=True)
+class Store:
+    """The output ``output`` = ``expr``: one per class, or one per row (then reduced)."""
+
+    output: str
+    expr: sp.Expr
+    scope: str
+
+
+@dataclass(frozen=True)
+class Program:
+    """The per-row program of one kernel variant."""
+
+    kernel: str
+    variant: describe.Variant
+    target_steps: tuple
+    steps: tuple
+
+    @property
+    def all_steps(self) -> tuple:
+        """The target steps, then the shared ones."""
+        return self.target_steps + self.steps
+
+    def at(self, scope: str) -> tuple:
+        """The steps at ``scope`` ("row" or "class"), in order."""
+        return tuple(s for s in self.all_steps if s.scope == scope)
+
+    def loads(self, role: str) -> tuple:
+        """The loads of the argument of ``role``."""
+        return tuple(s for s in self.all_steps if isinstance(s, Load) and s.role == role)
+
+    def stores(self, scope: str | None = None) -> tuple:
+        """The stores (at ``scope``, or all)."""
+        return tuple(
+            s for s in self.steps if isinstance(s, Store) and (scope is None or s.scope == scope)
+        )
+
+    @property
+    def skips(self) -> bool:
+        """Whether rows can be skipped (labels and ignore_index)."""
+        return any(isinstance(s, Skip) for s in self.all_steps)
+
+
+def _target_steps(kern: kr.Kernel, variant: describe.Variant) -> tuple:
+    """Reading the target: the effective target y~ of each class (symce.kernels)."""
+    if variant.soft:
+        head = (Load("y", "target", "class"),)
+    else:
+        head = (
+            Load("t", "labels", "row"),
+            Skip(),
+            Load("w_t", "weight", "label"),
+            Load("hot", "onehot", "class"),
+        )
+    slot = kern.slots["yt_soft" if variant.soft else "yt_label"]
+    return (*head, Load("w_k", "weight", "class"), Let("yt", slot, "class"))
+
+
+def _ce_probs(kern: kr.Kernel, variant: describe.Variant) -> Program:
+    """The cross-entropy from probabilities: y~, then the loss terms summed and the gradient."""
+    steps = [Load("p", "in", "class")]
+    if "loss_term" in kern.slots:
+        steps.append(RowSum(ROW_LOSS.name, kern.slots["loss_term"]))
+    if "grad" in kern.slots:
+        steps.append(Store("grad", kern.slots["grad"], "class"))
+    if "loss_term" in kern.slots:
+        steps.append(Store("loss", ROW_LOSS, "row"))
+    return Program(kern.name, variant, _target_steps(kern, variant), tuple(steps))
+
+
+LOWER = {"ce_probs": _ce_probs}  # family -> its lowering
+
+
+def program(kern: kr.Kernel | str, variant: describe.Variant) -> Program:
+    """The program of ``kern``'s ``variant`` (families in LOWER)."""
+    kern = kr.kernel(kern) if isinstance(kern, str) else kern
+    if kern.family not in LOWER:
+        raise ValueError(f"{kern.name}: no per-row program for the family {kern.family!r} yet")
+    return LOWER[kern.family](kern, variant)
