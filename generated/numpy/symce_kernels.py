@@ -959,11 +959,10 @@ def cross_entropy(probs, target, reduction="mean", *, weight=None, ignore_index=
             kept = None
             w_k, divisor = _soft_parts(weight, probs)
             yt = w_k*(y*(1 - label_smoothing) + label_smoothing/n_classes)
-        terms = _mul0(yt, -np.maximum(np.log(probs), -100))
-        losses = np.sum(terms, axis=-1)
-        if kept is not None:
-            losses = np.where(kept, losses, 0)  # an ignored sample is 0, NaN in it or not
-        loss = _narrow(_reduce(losses, reduction, divisor), dtype)
+        row_loss = np.sum(_mul0(yt, -np.maximum(np.log(probs), -100)), axis=-1)
+        # a skipped row's loss is 0, NaN in it or not
+        loss_rows = row_loss if kept is None else np.where(kept, row_loss, 0)
+        loss = _narrow(_reduce(loss_rows, reduction, divisor), dtype)
     return loss
 
 

@@ -30,7 +30,7 @@ import sympy as sp
 from sympy.codegen.cfunctions import log1p
 from sympy.printing.numpy import NumPyPrinter
 
-from .. import describe, errors, options
+from .. import describe, errors, options, program
 from .. import kernels as kr
 from ..functions import clamp_min, mul0, sigmoid, softplus, two_sum_err
 from .base import GENERATED, Output, Part
@@ -85,7 +85,7 @@ ROW_AT = {"zs": "zs_a", "zlo": "zlo_a"}
 TEMPLATE_SLOTS = {
     "elementwise": ("out",),
     "rowwise": ("zs", "zlo", "e", "em1_a", "p", "em1", "pc", "dot_term", "dot", "out"),
-    "ce_probs": ("yt_label", "yt_soft", "loss_term", "grad"),
+    "ce_probs": (),  # its program (symce.program) is printed whole
     "ce_logits": ("yt_class",),
     "bce": (),
 }
@@ -434,9 +434,55 @@ def kernel_context(kern: kr.Kernel) -> dict:
         "result": ", ".join(outputs),
         "programs": _programs(kern),
     }
+    if kern.family in program.LOWER:
+        ctx["program"] = _program_code(kern)
     # the body: the family's template (TEMPLATES), laid out with this context
     ctx["body"] = Part(f"numpy/_{TEMPLATES[kern.family]}.py.jinja", {"k": dict(ctx)})
     return ctx
+
+
+def _program_code(kern: kr.Kernel) -> dict:
+    """The per-row programs of a kernel (symce.program) as NumPy array code over all rows at once:
+    the lines of each target kind ("labels", "soft": the template's two branches), then the
+    shared "lines".  A label row's loads are one _label_parts call (kept rows, one-hot, weights
+    at the label and the class, the divisor); a skipped row's y~, loss and gradient are 0."""
+    desc = describe.describe(kern)
+    progs = {v.target: program.program(kern, v) for v in desc.variants}
+    bound = {st.name: st.name for p in progs.values() for st in p.all_steps if hasattr(st, "name")}
+    pr = NumPyKernelPrinter({**bound, **BOUND[kern.family]})
+    x = desc.input
+    out = {}
+    for target, prog in progs.items():
+        if prog.loads("labels"):
+            lines = [
+                f"kept, hot, w_t, w_k, divisor = _label_parts(labels, ignore_index, weight, {x})"
+            ]
+        else:
+            lines = ["kept = None", f"w_k, divisor = _soft_parts(weight, {x})"]
+        for st in prog.target_steps:
+            if isinstance(st, program.Let):
+                lines.append(f"{pr.doprint(st.name)} = {pr.doprint(st.expr)}")
+        if prog.skips:  # a skipped row's target is 0
+            lines.append("yt = _masked(yt, kept)")
+        out[target] = lines
+    lines = []
+    for st in progs["labels"].steps:  # the steps every target kind shares
+        if isinstance(st, program.RowSum):
+            lines.append(f"{st.name} = np.sum({pr.doprint(st.expr)}, axis=-1)")
+        elif isinstance(st, program.Store) and st.scope == "row":
+            rows, value = f"{st.output}_rows", pr.doprint(st.expr)
+            lines += [
+                "# a skipped row's loss is 0, NaN in it or not",
+                f"{rows} = {value} if kept is None else np.where(kept, {value}, 0)",
+                f"{st.output} = _narrow(_reduce({rows}, reduction, divisor), dtype)",
+            ]
+        elif isinstance(st, program.Store):
+            lines += [
+                f"{st.output} = {pr.doprint(st.expr)}",
+                f"{st.output} = _narrow(_masked(_scale({st.output}, reduction, divisor), kept), dtype)",
+            ]
+    out["lines"] = lines
+    return out
 
 
 def _programs(kern: kr.Kernel) -> dict:
