@@ -9,6 +9,8 @@ over the kernel-local symbols the earlier steps bind; nothing is retyped.  The s
 * :class:`Load` — a value read from an argument by its role: the first input or the probability
   target at the class, the class weight at the class or at the row's label, the row's label, or
   the one-hot ``[class == label]``;
+* :class:`RowStats` — the row statistics of logits (shift, Srest and the per-class values of
+  the stable scheme), which each language computes with its own runtime;
 * :class:`Skip` — rows whose label is ``ignore_index`` are skipped: their loss and gradient are
   0 and they are not in the mean's divisor;
 * :class:`Let` — a value computed from earlier ones (the effective target y~);
@@ -53,6 +55,16 @@ class Load:
 @dataclass(frozen=True)
 class Skip:
     """Rows whose label is ignore_index: outputs 0, not in the divisor."""
+
+    scope: str = "row"
+
+
+@dataclass(frozen=True)
+class RowStats:
+    """The row's statistics from its logits (the rowwise scheme of symce.kernels): the shift
+    (row max), the per-class zs, zlo, e and em1, Srest = S - 1, and p and pc where later steps
+    read them.  Each language computes them with its own runtime (the C row kernels' stash, the
+    NumPy blocks, MATLAB's column-wise code)."""
 
     scope: str = "row"
 
@@ -145,7 +157,22 @@ def _ce_probs(kern: kr.Kernel, variant: describe.Variant) -> Program:
     return Program(kern.name, variant, _target_steps(kern, variant), tuple(steps))
 
 
-LOWER = {"ce_probs": _ce_probs}  # family -> its lowering
+def _ce_logits(kern: kr.Kernel, variant: describe.Variant) -> Program:
+    """The cross-entropy from logits: y~, the row statistics, then the loss terms summed and the
+    gradient (which reads the row sum of y~ where the target need not sum to 1)."""
+    steps = [RowStats()]
+    if "grad" in kern.slots and kern.slots["grad"].has(kr.ysum):
+        steps.append(RowSum(kr.ysum.name, kr.yt))
+    if "loss_term" in kern.slots:
+        steps.append(RowSum(ROW_LOSS.name, kern.slots["loss_term"]))
+    if "grad" in kern.slots:
+        steps.append(Store("grad", kern.slots["grad"], "class"))
+    if "loss_term" in kern.slots:
+        steps.append(Store("loss", ROW_LOSS, "row"))
+    return Program(kern.name, variant, _target_steps(kern, variant), tuple(steps))
+
+
+LOWER = {"ce_probs": _ce_probs, "ce_logits": _ce_logits}  # family -> its lowering
 
 
 def program(kern: kr.Kernel | str, variant: describe.Variant) -> Program:

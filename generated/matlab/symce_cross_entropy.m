@@ -82,8 +82,8 @@ else
     % class labels: hot = [k == t], w_t = the weight of the sample's class
     kept = t ~= ignore_index;
     t(~kept) = 1;  % any class; the column is zeroed below
-    hot = (1:K)' == t;
     w_t = reshape(w_k(t), 1, N);
+    hot = (1:K)' == t;
     divisor = sum(w_t(kept));
     yt = hot.*w_t.*(1 - smoothing) + smoothing.*w_k./K;
     yt(:, ~kept) = 0;
@@ -94,7 +94,8 @@ if divisor == 0
     divisor = NaN;
 end
 probs = reshape(double(probs), K, N);
-loss = pairwise_sum(mul0(yt, -clamp_min(log(probs), -100)));
+row_loss = pairwise_sum(mul0(yt, -clamp_min(log(probs), -100)));
+loss = row_loss;
 loss(~kept) = 0;
 loss = cast(apply_reduction(loss, reduction, divisor), cls);
 end

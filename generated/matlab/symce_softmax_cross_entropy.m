@@ -79,8 +79,8 @@ else
     % class labels: hot = [k == t], w_t = the weight of the sample's class
     kept = t ~= ignore_index;
     t(~kept) = 1;  % any class; the column is zeroed below
-    hot = (1:K)' == t;
     w_t = reshape(w_k(t), 1, N);
+    hot = (1:K)' == t;
     divisor = sum(w_t(kept));
     yt = hot.*w_t.*(1 - smoothing) + smoothing.*w_k./K;
     yt(:, ~kept) = 0;
@@ -116,7 +116,8 @@ terms(at) = em1(at);
 Srest = pairwise_sum(terms);
 % a column holding +Inf (Srest = Inf) is NaN throughout, as PyTorch (docs/semantics.md)
 Srest(Srest == Inf) = NaN;
-loss = pairwise_sum(mul0(yt, -zlo - zs + log1p(Srest)));
+row_loss = pairwise_sum(mul0(yt, -zlo - zs + log1p(Srest)));
+loss = row_loss;
 loss(~kept) = 0;
 loss = cast(apply_reduction(loss, reduction, divisor), cls);
 end

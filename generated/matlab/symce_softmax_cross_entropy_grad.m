@@ -78,8 +78,8 @@ else
     % class labels: hot = [k == t], w_t = the weight of the sample's class
     kept = t ~= ignore_index;
     t(~kept) = 1;  % any class; the column is zeroed below
-    hot = (1:K)' == t;
     w_t = reshape(w_k(t), 1, N);
+    hot = (1:K)' == t;
     divisor = sum(w_t(kept));
     yt = hot.*w_t.*(1 - smoothing) + smoothing.*w_k./K;
     yt(:, ~kept) = 0;

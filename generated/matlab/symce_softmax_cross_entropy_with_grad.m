@@ -80,8 +80,8 @@ else
     % class labels: hot = [k == t], w_t = the weight of the sample's class
     kept = t ~= ignore_index;
     t(~kept) = 1;  % any class; the column is zeroed below
-    hot = (1:K)' == t;
     w_t = reshape(w_k(t), 1, N);
+    hot = (1:K)' == t;
     divisor = sum(w_t(kept));
     yt = hot.*w_t.*(1 - smoothing) + smoothing.*w_k./K;
     yt(:, ~kept) = 0;
@@ -119,16 +119,17 @@ Srest = pairwise_sum(terms);
 Srest(Srest == Inf) = NaN;
 p = ez./(Srest + 1);
 pc = (Srest - em1)./(Srest + 1);
-loss = pairwise_sum(mul0(yt, -zlo - zs + log1p(Srest)));
-loss(~kept) = 0;
-loss = cast(apply_reduction(loss, reduction, divisor), cls);
 ysum = pairwise_sum(yt);
+row_loss = pairwise_sum(mul0(yt, -zlo - zs + log1p(Srest)));
 grad = p.*(ysum - yt) - pc.*yt;
 if strcmp(reduction, 'mean')
     grad = grad / divisor;
 end
 grad(:, ~kept) = 0;
 grad = reshape(cast(grad, cls), sz);
+loss = row_loss;
+loss(~kept) = 0;
+loss = cast(apply_reduction(loss, reduction, divisor), cls);
 end
 
 function err = two_sum_err(a, b)

@@ -42,6 +42,9 @@ from ..describe import Param, Variant
 from ..functions import clamp_min, log1p, mul0, sigmoid, softplus, two_sum_err
 from .base import Output, Part
 
+# the families whose per-row program (symce.program) this language prints whole
+PROGRAM_FAMILIES = ("ce_probs",)
+
 # ----------------------------------------------------------------------------------------------
 # Types.  DTYPES are the storage dtypes (one C function per kernel and dtype): T is the buffer
 # type, ``compute`` the compute type (a CTYPES key) the printed math runs in,
@@ -1422,7 +1425,7 @@ def _function_context(fn: CFunction):
     if desc.rows:
         ctx["row"] = _row_code(kern, cdt, ctx.get("layout", "ce"), fn.soft)
         ctx["nan_general"] = kern.nan_row_at_inf  # SYMCE_ROW_GENERAL rows: NaN throughout
-    if kern.family in program.LOWER:
+    if kern.family in PROGRAM_FAMILIES:
         ctx["program"] = _program_lines(program.program(kern, fn.variant), ctx, cdt)
     checks = _check_calls(fn, desc, T)
     ctx["first_check"], ctx["then_checks"] = checks[0], checks[1:]

@@ -29,7 +29,7 @@ import numpy as np
 import sympy as sp
 from sympy.printing.octave import OctaveCodePrinter
 
-from .. import describe, errors, options
+from .. import describe, errors, options, program
 from .. import kernels as kr
 from ..examples import EXAMPLES, RESULTS
 from ..functions import clamp_min, mul0, sigmoid, softplus, two_sum_err
@@ -270,6 +270,68 @@ def _row_after(kern) -> list:
         outs.append(kr.p)
     used = {ROW_USES[s.name] for e in outs for s in e.free_symbols if s.name in ROW_USES}
     return [name for name in ROW_AFTER if name in used]
+
+
+# the families whose per-row program (symce.program) MATLAB prints whole
+PROGRAM_FAMILIES = ("ce_probs", "ce_logits")
+
+
+def _program_code(kern: kr.Kernel) -> dict:
+    """The per-row programs of a cross-entropy kernel (symce.program) as MATLAB over the K-by-N
+    columns at once: the lines of each target kind ("labels", "soft": the template's two
+    branches), then the shared "lines".  A skipped column (a label equal to IgnoreIndex) has a
+    zero target, loss and gradient; the row statistics are _shift.m.jinja's, laid out before."""
+    desc = describe.describe(kern)
+    progs = {v.target: program.program(kern, v) for v in desc.variants}
+    bound = {st.name: st.name for p in progs.values() for st in p.all_steps if hasattr(st, "name")}
+    pr = MatlabPrinter({**bound, **NAMES[kern.family]})
+    out = {}
+    divisor = {"weight_of_kept": "divisor = sum(w_t(kept));", "rows": "divisor = N;"}
+    for target, prog in progs.items():
+        lines = []
+        for st in prog.target_steps:
+            if isinstance(st, program.Load) and st.role == "target":
+                lines += [
+                    "% probability targets, one column per sample",
+                    f"{pr.doprint(sp.Symbol(st.name))} = reshape(double(target), K, N);",
+                    "kept = true(1, N);",
+                ]
+            elif isinstance(st, program.Skip):
+                lines += [
+                    "% class labels: hot = [k == t], w_t = the weight of the sample's class",
+                    "kept = t ~= ignore_index;",
+                    "t(~kept) = 1;  % any class; the column is zeroed below",
+                ]
+            elif isinstance(st, program.Load) and st.role == "onehot":
+                lines.append(f"{st.name} = (1:K)' == t;")
+            elif isinstance(st, program.Load) and st.at == "label":
+                lines.append(f"{st.name} = reshape(w_k(t), 1, N);")
+            elif isinstance(st, program.Let):
+                lines += [divisor[prog.variant.divisor], f"{st.name} = {pr.doprint(st.expr)};"]
+        if prog.skips:
+            lines.append("yt(:, ~kept) = 0;")
+        out[target] = lines
+    lines = []
+    for st in progs["labels"].steps:  # the steps every target kind shares
+        if isinstance(st, program.RowSum):
+            lines.append(f"{pr.doprint(sp.Symbol(st.name))} = pairwise_sum({pr.doprint(st.expr)});")
+        elif isinstance(st, program.Store) and st.scope == "row":
+            lines += [
+                f"{st.output} = {pr.doprint(st.expr)};",
+                f"{st.output}(~kept) = 0;",
+                f"{st.output} = cast(apply_reduction({st.output}, reduction, divisor), cls);",
+            ]
+        elif isinstance(st, program.Store):
+            lines += [
+                f"{st.output} = {pr.doprint(st.expr)};",
+                "if strcmp(reduction, 'mean')",
+                f"    {st.output} = {st.output} / divisor;",
+                "end",
+                f"{st.output}(:, ~kept) = 0;",
+                f"{st.output} = reshape(cast({st.output}, cls), sz);",
+            ]
+    out["lines"] = lines
+    return out
 
 
 def _matlab_words(text: str) -> str:
@@ -607,11 +669,9 @@ def context(kern: kr.Kernel) -> dict:
         # a K-by-N result, the size of the first input (reshaped back: a row in, a row out)
         "out_like_first": desc.layout in ("vector", "vjp"),
         "is_vjp": desc.layout == "vjp",
-        "needs_ysum": desc.needs_ysum,
         "nan_row_at_inf": desc.nan_row_at_inf,
         "check_domain": desc.checks_domain,
         "target_hint": TARGET_HINT.format(first=ins[0].upper()),
-        "row_scheme": desc.rows,
         # the variable the printed slots read the first input from (in double)
         "work": NAMES[fam]["z"] if desc.rows else ins[0],
         "names": dict(NAMES[fam]),
@@ -628,6 +688,10 @@ def context(kern: kr.Kernel) -> dict:
         "clamp_min_body": bodies["clamp_min"],
         "mul0_body": bodies["mul0"],
     }
+    if fam in PROGRAM_FAMILIES:
+        ctx["program"] = _program_code(kern)
+        # the row statistics of logits, laid out before the program's shared lines
+        ctx["row_stats"] = Part("matlab/_shift.m.jinja", dict(ctx)) if desc.rows else ""
     # the body: the family's template (BODY), laid out with this context
     ctx["body"] = Part(BODY[fam], dict(ctx))
     return ctx

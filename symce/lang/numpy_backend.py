@@ -35,6 +35,9 @@ from .. import kernels as kr
 from ..functions import clamp_min, mul0, sigmoid, softplus, two_sum_err
 from .base import GENERATED, Output, Part
 
+# the families whose per-row program (symce.program) this language prints whole
+PROGRAM_FAMILIES = ("ce_probs",)
+
 OUTPUT = "numpy/symce_kernels.py"
 TEMPLATE = "numpy/symce_kernels.py.jinja"
 
@@ -434,7 +437,7 @@ def kernel_context(kern: kr.Kernel) -> dict:
         "result": ", ".join(outputs),
         "programs": _programs(kern),
     }
-    if kern.family in program.LOWER:
+    if kern.family in PROGRAM_FAMILIES:
         ctx["program"] = _program_code(kern)
     # the body: the family's template (TEMPLATES), laid out with this context
     ctx["body"] = Part(f"numpy/_{TEMPLATES[kern.family]}.py.jinja", {"k": dict(ctx)})
