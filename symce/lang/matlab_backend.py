@@ -272,6 +272,62 @@ def _row_after(kern) -> list:
     return [name for name in ROW_AFTER if name in used]
 
 
+def _validation(kern: kr.Kernel) -> list:
+    """A loss kernel's argument checks as lines: first the types and shapes (C has none: its sizes
+    are the caller's), then the values, in the order every language checks them (the variants'
+    catalogue checks, symce.describe; one MATLAB function takes both kinds of target)."""
+    desc = describe.describe(kern)
+    x = desc.input
+    ids = errors.matlab_ids()
+    if desc.family in describe.CE_FAMILIES:
+        weights = {"weight": ("opts.Weight", "Weight")}
+        lines = [
+            f"check_float({x}, '{x}');",
+            f"[K, N] = check_classes({x}, '{x}');",
+            f"w_k = check_class_weight(opts.Weight, K, {x});",
+            "ignore_index = check_ignore_index(opts.IgnoreIndex);",
+            "% labels or probability targets (docs/semantics.md, Input policies)",
+            f"soft = is_soft_target(target, {x}, K);",
+            "if soft",
+            f"    target = check_like(target, 'target', {x}, '{x}');",
+            "    t = [];",
+            "else",
+            f"    t = check_labels(target, N, {x});",
+            "end",
+        ]
+    else:
+        weights = {
+            "weight": ("opts.Weight", "Weight"),
+            "pos_weight": ("opts.PosWeight", "PosWeight"),
+        }
+        lines = [
+            f"check_float({x}, '{x}');",
+            f"target = check_like(target, 'target', {x}, '{x}');",
+            f"weight = check_elementwise_weight(opts.Weight, {x});",
+        ]
+        if desc.has_pos_weight:
+            lines.append(f"pos_weight = check_pos_weight(opts.PosWeight, {x});")
+    values = {
+        "smoothing": ["smoothing = check_smoothing(opts.LabelSmoothing);"],
+        "reduction": ["reduction = check_reduction(opts.Reduction);"],
+        "label": ["check_label_range(t, K, ignore_index);"],
+        "domain": [f"check_probabilities({x}, '{x}');"],
+        "target": [
+            "if soft",
+            f"    check_probabilities(target, 'target', '{TARGET_HINT.format(first=x.upper())}');",
+            "end",
+        ],
+    }
+    for key, (var, name) in weights.items():  # the value as given, as the message shows it
+        values[key] = [f"check_nonnegative({var}, '{name}', '{ids[key]}');"]
+    keys = []
+    for v in desc.variants:  # merged in order: each variant's checks keep theirs
+        for key in v.checks:
+            if key in values and key not in keys:
+                keys.append(key)
+    return lines + [line for key in keys for line in values[key]]
+
+
 # the families whose per-row program (symce.program) MATLAB prints whole
 PROGRAM_FAMILIES = ("ce_probs", "ce_logits")
 
@@ -494,6 +550,8 @@ _CE_HELPERS = (
     "check_class_weight",
     "check_ignore_index",
     "check_labels",
+    "check_label_range",
+    "check_nonnegative",
     "is_soft_target",
     "check_probabilities",
 )
@@ -509,6 +567,7 @@ FAMILY_HELPERS = {
         "check_like",
         "check_reduction",
         "check_elementwise_weight",
+        "check_nonnegative",
     ),
 }
 # helper -> the helpers it calls (the closure is emitted; softplus's come from its printed body)
@@ -522,6 +581,8 @@ HELPER_CALLS = {
     "check_class_weight": ("check_real_numbers", "size_str", "value_str"),
     "check_ignore_index": ("value_str",),
     "check_labels": ("class_str", "size_str"),
+    "check_label_range": (),
+    "check_nonnegative": ("value_str",),
     "check_elementwise_weight": ("check_real_numbers", "size_str", "value_str"),
     "check_pos_weight": ("check_real_numbers", "size_str", "value_str"),
     "check_real_numbers": ("class_str",),
@@ -586,8 +647,10 @@ HELPERS = (
     "check_ignore_index",
     "is_soft_target",
     "check_labels",
+    "check_label_range",
     "check_elementwise_weight",
     "check_pos_weight",
+    "check_nonnegative",
     "check_probabilities",
     "value_str",
     "class_str",
@@ -688,6 +751,8 @@ def context(kern: kr.Kernel) -> dict:
         "clamp_min_body": bodies["clamp_min"],
         "mul0_body": bodies["mul0"],
     }
+    if kern.is_loss:
+        ctx["validation"] = _validation(kern)
     if fam in PROGRAM_FAMILIES:
         ctx["program"] = _program_code(kern)
         # the row statistics of logits, laid out before the program's shared lines

@@ -437,11 +437,55 @@ def kernel_context(kern: kr.Kernel) -> dict:
         "result": ", ".join(outputs),
         "programs": _programs(kern),
     }
+    if kern.is_loss:
+        ctx["validation"] = _validation(kern)
     if kern.family in PROGRAM_FAMILIES:
         ctx["program"] = _program_code(kern)
     # the body: the family's template (TEMPLATES), laid out with this context
     ctx["body"] = Part(f"numpy/_{TEMPLATES[kern.family]}.py.jinja", {"k": dict(ctx)})
     return ctx
+
+
+def _validation(kern: kr.Kernel) -> list:
+    """A loss kernel's argument checks as lines: first the types and shapes (C has none: its sizes
+    are the caller's), then the values, in the order every language checks them (the variants'
+    catalogue checks, symce.describe; one NumPy function takes both kinds of target)."""
+    desc = describe.describe(kern)
+    x = desc.input
+    if desc.family in describe.CE_FAMILIES:
+        weights = {"weight": "weight"}
+        lines = [
+            f'{x} = _rows("{x}", _floating("{x}", {x}))',
+            'ignore_index = _integer("ignore_index", ignore_index)',
+            f'labels, y = _ce_target(target, {x}, "{x}")',
+            f'weight = _class_weights(weight, {x}, "{x}")',
+        ]
+    else:
+        weights = {"weight": "w", "pos_weight": "pw"}
+        lines = [
+            f'{x} = _floating("{x}", {x})',
+            f'target = _same_shape("target", _companion("target", target, {x}, "{x}"), {x}, "{x}")',
+        ]
+        lines += [
+            f'{var} = _element_weights("{role}", {role}, {x}, "{x}")'
+            for role, var in weights.items()
+            if desc.variants[0].has(role)
+        ]
+    values = {
+        "smoothing": "label_smoothing = _smoothing(label_smoothing)",
+        "reduction": "reduction = _reduction(reduction)",
+        "weight": f'_nonnegative("weight", {weights["weight"]})',
+        "pos_weight": '_nonnegative("pos_weight", pw)',
+        "label": f"_labels(labels, {x}.shape[-1], ignore_index)",
+        "domain": f'_probabilities("{x}", {x})',
+        "target": "_probability_targets(y)",
+    }
+    keys = []
+    for v in desc.variants:  # merged in order: each variant's checks keep theirs
+        for key in v.checks:
+            if key in values and key not in keys:
+                keys.append(key)
+    return lines + [values[key] for key in keys]
 
 
 def _program_code(kern: kr.Kernel) -> dict:
