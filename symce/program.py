@@ -89,11 +89,14 @@ class RowSum:
 
 @dataclass(frozen=True)
 class Store:
-    """The output ``output`` = ``expr``: one per class, or one per row (then reduced)."""
+    """The output ``output`` = ``expr``: one per class, or one per row (then reduced).  A
+    ``weight`` (a symbol) multiplies the finished value, never a factor inside it (the BCE
+    element weight: w (p - y)/d would round a subnormal w (p - y) before the division)."""
 
     output: str
     expr: sp.Expr
     scope: str
+    weight: sp.Symbol | None = None
 
 
 @dataclass(frozen=True)
@@ -172,7 +175,27 @@ def _ce_logits(kern: kr.Kernel, variant: describe.Variant) -> Program:
     return Program(kern.name, variant, _target_steps(kern, variant), tuple(steps))
 
 
-LOWER = {"ce_probs": _ce_probs, "ce_logits": _ce_logits}  # family -> its lowering
+def _bce(kern: kr.Kernel, variant: describe.Variant) -> Program:
+    """The binary cross-entropies: every element is a class of its own (its row is the sample,
+    its column the class of pos_weight); loss and gradient per element, times the weight."""
+    first = kern.inputs[0].name
+    steps = [
+        Load(kr.x.name if first == "logits" else kr.prob.name, "in", "class"),
+        Load(kr.y.name, "target", "class"),
+        Load(kr.w.name, "weight", "class"),
+    ]
+    if "pos_weight" in kern.options:
+        steps.append(Load(kr.pw.name, "pos_weight", "class"))
+    steps += [
+        Store(name, kern.slots[name], "class", kr.w)
+        for name in ("loss", "grad")
+        if name in kern.slots
+    ]
+    return Program(kern.name, variant, (), tuple(steps))
+
+
+# family -> its lowering
+LOWER = {"ce_probs": _ce_probs, "ce_logits": _ce_logits, "bce": _bce}
 
 
 def program(kern: kr.Kernel | str, variant: describe.Variant) -> Program:

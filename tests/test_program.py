@@ -50,7 +50,26 @@ def test_every_step_reads_only_what_earlier_steps_bind(name, target):
             bound.add(st.name)
 
 
-@pytest.mark.parametrize("name, target", LOSSES, ids=[f"{n}-{t}" for n, t in LOSSES])
+CE_LOSSES = [(n, t) for n, t in LOSSES if kr.kernel(n).family != "bce"]
+BCE = [n for n, t in LOSSES if kr.kernel(n).family == "bce"]
+
+
+@pytest.mark.parametrize("name", BCE)
+def test_bce_programs_store_the_weighted_slots_per_element(name):
+    prog = _program(name, "")
+    kern = kr.kernel(name)
+    assert prog.target_steps == () and not prog.skips
+    roles = [st.role for st in prog.steps if isinstance(st, program.Load)]
+    assert roles == ["in", "target", "weight"] + (
+        ["pos_weight"] if "pos_weight" in kern.options else []
+    )
+    stores = prog.stores()
+    assert [st.output for st in stores] == [o.name for o in kern.outputs]
+    for st in stores:  # one per element, the weight outside the finished term
+        assert st.scope == "class" and st.weight == kr.w and st.expr == kern.slots[st.output]
+
+
+@pytest.mark.parametrize("name, target", CE_LOSSES, ids=[f"{n}-{t}" for n, t in CE_LOSSES])
 def test_programs_are_the_registrys_slots(name, target):
     prog = _program(name, target)
     kern, desc = kr.kernel(name), describe.describe(name)

@@ -272,6 +272,34 @@ def _row_after(kern) -> list:
     return [name for name in ROW_AFTER if name in used]
 
 
+def _element_lines(prog: program.Program, pr: MatlabPrinter) -> list:
+    """An elementwise program (the BCE family) as MATLAB over the whole array: the inputs in
+    double, then each output weighted, reduced (the loss) or scaled (the gradient) over the
+    count of elements, and rounded once to the input's class."""
+    lines = []
+    for st in prog.steps:
+        if isinstance(st, program.Load):
+            var = pr.doprint(sp.Symbol(st.name))
+            lines.append(f"{var} = double({var});")
+        elif isinstance(st, program.Store):
+            value = pr.doprint(st.expr)
+            if st.weight is not None:
+                value = f"{pr.doprint(st.weight)}.*({value})"
+            lines.append(f"{st.output} = {value};")
+            if st.output == "loss":
+                lines.append(
+                    f"{st.output} = cast(apply_reduction({st.output}, reduction, count), cls);"
+                )
+            else:
+                lines += [
+                    "if strcmp(reduction, 'mean')",
+                    f"    {st.output} = {st.output} / count;",
+                    "end",
+                    f"{st.output} = cast({st.output}, cls);",
+                ]
+    return lines
+
+
 def _validation(kern: kr.Kernel) -> list:
     """A loss kernel's argument checks as lines: first the types and shapes (C has none: its sizes
     are the caller's), then the values, in the order every language checks them (the variants'
@@ -329,7 +357,7 @@ def _validation(kern: kr.Kernel) -> list:
 
 
 # the families whose per-row program (symce.program) MATLAB prints whole
-PROGRAM_FAMILIES = ("ce_probs", "ce_logits")
+PROGRAM_FAMILIES = ("ce_probs", "ce_logits", "bce")
 
 
 def _program_code(kern: kr.Kernel) -> dict:
@@ -341,6 +369,8 @@ def _program_code(kern: kr.Kernel) -> dict:
     progs = {v.target: program.program(kern, v) for v in desc.variants}
     bound = {st.name: st.name for p in progs.values() for st in p.all_steps if hasattr(st, "name")}
     pr = MatlabPrinter({**bound, **NAMES[kern.family]})
+    if kern.family == "bce":
+        return {"lines": _element_lines(progs[""], pr)}
     out = {}
     divisor = {"weight_of_kept": "divisor = sum(w_t(kept));", "rows": "divisor = N;"}
     for target, prog in progs.items():
@@ -725,16 +755,11 @@ def context(kern: kr.Kernel) -> dict:
         "needs": _needs(kern, ins),
         "code": code,
         "options": opts,
-        "has_pos_weight": desc.has_pos_weight,
-        "loss_out": desc.has_loss,
-        "grad_out": desc.has_grad,
         "is_jacobian": desc.layout == "jacobian",
         # a K-by-N result, the size of the first input (reshaped back: a row in, a row out)
         "out_like_first": desc.layout in ("vector", "vjp"),
         "is_vjp": desc.layout == "vjp",
         "nan_row_at_inf": desc.nan_row_at_inf,
-        "check_domain": desc.checks_domain,
-        "target_hint": TARGET_HINT.format(first=ins[0].upper()),
         # the variable the printed slots read the first input from (in double)
         "work": NAMES[fam]["z"] if desc.rows else ins[0],
         "names": dict(NAMES[fam]),
