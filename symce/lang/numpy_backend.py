@@ -441,6 +441,8 @@ def kernel_context(kern: kr.Kernel) -> dict:
         ctx["validation"] = _validation(kern)
     if kern.family in PROGRAM_FAMILIES:
         ctx["program"] = _program_code(kern)
+    if kern.family == "bce":
+        ctx["program"] = _element_setup(kern)
     # the body: the family's template (TEMPLATES), laid out with this context
     ctx["body"] = Part(f"numpy/_{TEMPLATES[kern.family]}.py.jinja", {"k": dict(ctx)})
     return ctx
@@ -486,6 +488,35 @@ def _validation(kern: kr.Kernel) -> list:
             if key in values and key not in keys:
                 keys.append(key)
     return lines + [values[key] for key in keys]
+
+
+def _element_setup(kern: kr.Kernel) -> dict:
+    """The BCE family's program (symce.program) around its tiles (the block programs): the
+    "setup" lines that flatten each loaded input to rows and allocate each stored output, and the
+    "finish" lines that reduce the loss and shape the gradient."""
+    x = describe.describe(kern).input
+    prog = program.program(kern, describe.describe(kern).variants[0])
+    setup, finish = [], []
+    for st in prog.steps:
+        if isinstance(st, program.Load) and st.role == "in":
+            setup.append(f"xin, yin = _flat_rows({x}), _flat_rows(target)")
+        elif isinstance(st, program.Load) and st.role == "weight":
+            setup.append(f"weighted, win = _element_rows(w, {x})")
+        elif isinstance(st, program.Load) and st.role == "pos_weight":
+            setup.append(f"pwin = _element_rows(pw, {x})[1]")
+        elif isinstance(st, program.Store) and st.output == "loss":
+            setup += [
+                'keep_all, total = reduction == "none", np.float64(0)',
+                "loss = np.empty(xin.shape, xin.dtype) if keep_all else None",
+            ]
+            finish.append(f"loss = _reduce_rows(loss, total, reduction, count, {x})")
+        elif isinstance(st, program.Store):
+            setup += [
+                "gdiv = _mean_divisor(count)",
+                f"{st.output} = np.empty(xin.shape, xin.dtype)",
+            ]
+            finish.append(f"{st.output} = {st.output}.reshape({x}.shape)[()]")
+    return {"setup": setup, "finish": finish}
 
 
 def _program_code(kern: kr.Kernel) -> dict:
