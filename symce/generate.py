@@ -84,7 +84,8 @@ def _render_parts(env: jinja2.Environment, value):
     """``value`` with every :class:`~symce.lang.base.Part` in it (in dicts, lists and tuples)
     replaced by its rendered text."""
     if isinstance(value, Part):
-        return env.get_template(value.template).render(**_render_parts(env, value.context))
+        text = env.get_template(value.template).render(**_render_parts(env, value.context))
+        return text.removesuffix("\n") if value.line else text
     if isinstance(value, dict):
         return {key: _render_parts(env, v) for key, v in value.items()}
     if isinstance(value, (list, tuple)):

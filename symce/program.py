@@ -1,16 +1,19 @@
-"""Stage 5 — kernels (continued): the per-row program of a loss kernel, a small IR every language
-prints.
+"""Stage 5 — kernels (continued): the per-row program of a row or loss kernel, a small IR every
+language prints.
 
 A :class:`Program` lists what one variant of a kernel (:mod:`symce.describe`) computes for each
-row (sample) of K classes, in order, as steps at two scopes: once per row (``"row"``) and once per
-class of the row (``"class"``).  Its expressions are the registry's slots (:mod:`symce.kernels`),
-over the kernel-local symbols the earlier steps bind; nothing is retyped.  The steps:
+row (sample) of K classes, in order, as steps at the scopes once per row (``"row"``), once per
+class of the row (``"class"``) and once per pair of classes (``"pair"``, the Jacobian); the BCE
+family's elements are each a class of their own.  Its expressions are the registry's slots
+(:mod:`symce.kernels`), over the kernel-local symbols the earlier steps bind; nothing is retyped.
+The steps:
 
 * :class:`Load` — a value read from an argument by its role: the first input or the probability
   target at the class, the class weight at the class or at the row's label, the row's label, or
   the one-hot ``[class == label]``;
 * :class:`RowStats` — the row statistics of logits (shift, Srest and the per-class values of
   the stable scheme), which each language computes with its own runtime;
+* :class:`Pair` — the pairs of classes (i, j) of a row, for the Jacobian's stores;
 * :class:`Skip` — rows whose label is ``ignore_index`` are skipped: their loss and gradient are
   0 and they are not in the mean's divisor;
 * :class:`Let` — a value computed from earlier ones (the effective target y~);
@@ -23,6 +26,12 @@ targets) and the steps both kinds share (``steps``): C prints both into one func
 NumPy and MATLAB, whose functions take either kind, print the target steps of each in a branch and
 the shared steps once.  What the program leaves to a language is how it binds a role (a pointer
 and an index, a broadcast array, a K-by-N matrix) and how it loops.
+
+Which language prints which programs (each backend's PROGRAM_FAMILIES): MATLAB all four families;
+NumPy the cross-entropy from probabilities, and the BCE family's setup around its tiles; C the
+cross-entropy from probabilities.  The other C and NumPy loops (the row statistics' stash and
+chunks, the blocked NumPy programs) are still laid out by their templates from the same
+description and slots.
 """
 
 from __future__ import annotations
@@ -70,6 +79,14 @@ class RowStats:
 
 
 @dataclass(frozen=True)
+class Pair:
+    """The Jacobian's pairs of classes (i, j) of a row: p_i, p_j and pc_i (p and pc of classes i
+    and j) and delta = [i == j], over which a "pair" store runs."""
+
+    scope: str = "row"
+
+
+@dataclass(frozen=True)
 class Let:
     """``name`` = ``expr`` (a slot), computed at ``scope``."""
 
@@ -89,7 +106,8 @@ class RowSum:
 
 @dataclass(frozen=True)
 class Store:
-    """The output ``output`` = ``expr``: one per class, or one per row (then reduced).  A
+    """The output ``output`` = ``expr``: one per class, one per pair of classes (the Jacobian),
+    or one per row (a loss is then reduced over the rows).  A
     ``weight`` (a symbol) multiplies the finished value, never a factor inside it (the BCE
     element weight: w (p - y)/d would round a subnormal w (p - y) before the division)."""
 
@@ -163,7 +181,7 @@ def _ce_probs(kern: kr.Kernel, variant: describe.Variant) -> Program:
 def _ce_logits(kern: kr.Kernel, variant: describe.Variant) -> Program:
     """The cross-entropy from logits: y~, the row statistics, then the loss terms summed and the
     gradient (which reads the row sum of y~ where the target need not sum to 1)."""
-    steps = [RowStats()]
+    steps = [Load(kr.z.name, "in", "class"), RowStats()]
     if "grad" in kern.slots and kern.slots["grad"].has(kr.ysum):
         steps.append(RowSum(kr.ysum.name, kr.yt))
     if "loss_term" in kern.slots:
@@ -173,6 +191,28 @@ def _ce_logits(kern: kr.Kernel, variant: describe.Variant) -> Program:
     if "loss_term" in kern.slots:
         steps.append(Store("loss", ROW_LOSS, "row"))
     return Program(kern.name, variant, _target_steps(kern, variant), tuple(steps))
+
+
+def _rowwise(kern: kr.Kernel, variant: describe.Variant) -> Program:
+    """The row kernels of logits: the row statistics, then the output per class (softmax,
+    log-softmax), per row (logsumexp), per pair of classes (the Jacobian), or per class after the
+    row's <g, p> (the VJP)."""
+    layout = describe.describe(kern).layout
+    steps = [Load(kr.z.name, "in", "class")]
+    steps += [Load(a.name, "in", "class") for a in kern.inputs[1:]]  # the VJP's upstream g
+    steps.append(RowStats())
+    out = kern.slots.get("out", kr.p)  # the softmax returns p itself
+    if layout == "jacobian":
+        steps += [Pair(), Store("out", out, "pair")]
+    elif layout == "vjp":
+        steps += [
+            RowSum(kr.gesum.name, kern.slots["dot_term"]),
+            Let(kr.dot.name, kern.slots["dot"], "row"),
+            Store("out", out, "class"),
+        ]
+    else:
+        steps.append(Store("out", out, "row" if layout == "scalar" else "class"))
+    return Program(kern.name, variant, (), tuple(steps))
 
 
 def _bce(kern: kr.Kernel, variant: describe.Variant) -> Program:
@@ -195,7 +235,7 @@ def _bce(kern: kr.Kernel, variant: describe.Variant) -> Program:
 
 
 # family -> its lowering
-LOWER = {"ce_probs": _ce_probs, "ce_logits": _ce_logits, "bce": _bce}
+LOWER = {"rowwise": _rowwise, "ce_probs": _ce_probs, "ce_logits": _ce_logits, "bce": _bce}
 
 
 def program(kern: kr.Kernel | str, variant: describe.Variant) -> Program:

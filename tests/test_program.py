@@ -30,8 +30,8 @@ def _program(name, target):
 
 def test_only_the_lowered_families_have_programs():
     with pytest.raises(ValueError, match="no per-row program"):
-        program.program("softmax", describe.describe("softmax").variants[0])
-    assert set(program.LOWER) <= {k.family for k in kr.registry().values() if k.is_loss}
+        program.program("sigmoid", describe.describe("sigmoid").variants[0])
+    assert set(program.LOWER) == {"rowwise", "ce_probs", "ce_logits", "bce"}
 
 
 @pytest.mark.parametrize("name, target", LOSSES, ids=[f"{n}-{t}" for n, t in LOSSES])
@@ -42,6 +42,9 @@ def test_every_step_reads_only_what_earlier_steps_bind(name, target):
         if isinstance(st, program.RowStats):
             bound |= ROW_STATS
             continue
+        if isinstance(st, program.Pair):
+            bound |= {"p_i", "p_j", "pc_i", "delta"}
+            continue
         expr = getattr(st, "expr", None)
         if expr is not None:
             free = {s.name for s in expr.free_symbols}
@@ -50,8 +53,22 @@ def test_every_step_reads_only_what_earlier_steps_bind(name, target):
             bound.add(st.name)
 
 
-CE_LOSSES = [(n, t) for n, t in LOSSES if kr.kernel(n).family != "bce"]
+CE_LOSSES = [(n, t) for n, t in LOSSES if kr.kernel(n).family in describe.CE_FAMILIES]
+ROWWISE = [n for n, t in LOSSES if kr.kernel(n).family == "rowwise"]
 BCE = [n for n, t in LOSSES if kr.kernel(n).family == "bce"]
+
+
+@pytest.mark.parametrize("name", ROWWISE)
+def test_row_programs_store_the_output_at_the_layouts_scope(name):
+    prog = _program(name, "")
+    layout = describe.describe(name).layout
+    (store,) = prog.stores()
+    assert store.scope == {"scalar": "row", "jacobian": "pair"}.get(layout, "class")
+    assert store.expr == kr.kernel(name).slots.get("out", kr.p)
+    assert any(isinstance(st, program.RowStats) for st in prog.steps)
+    assert [st.name for st in prog.steps if isinstance(st, program.Load)] == [
+        a.name for a in kr.kernel(name).inputs
+    ]
 
 
 @pytest.mark.parametrize("name", BCE)
@@ -113,7 +130,12 @@ def test_numpy_and_matlab_print_both_target_branches():
     assert code["lines"][0].startswith("row_loss = np.sum(") and code["lines"][0].endswith(
         "axis=-1)"
     )
-    code = matlab_backend._program_code(kr.kernel("softmax_cross_entropy_with_grad"))
+    stats = object()  # where the row statistics go
+    code = matlab_backend._program_code(kr.kernel("softmax_cross_entropy_with_grad"), stats)
     assert "kept = t ~= ignore_index;" in code["labels"] and "divisor = N;" in code["soft"]
-    assert code["lines"][0] == "ysum = pairwise_sum(yt);"
+    assert code["lines"][:3] == [
+        "z = reshape(double(logits), K, N);",
+        stats,
+        "ysum = pairwise_sum(yt);",
+    ]
     assert "grad(:, ~kept) = 0;" in code["lines"] and "loss(~kept) = 0;" in code["lines"]

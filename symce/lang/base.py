@@ -22,6 +22,7 @@ class Part:
 
     template: str  # relative to templates/
     context: dict = field(default_factory=dict, hash=False)
+    line: bool = False  # laid out as one item of a list of lines: without its final newline
 
 
 @dataclass

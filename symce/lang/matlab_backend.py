@@ -301,12 +301,17 @@ def _element_lines(prog: program.Program, pr: MatlabPrinter) -> list:
 
 
 def _validation(kern: kr.Kernel) -> list:
-    """A loss kernel's argument checks as lines: first the types and shapes (C has none: its sizes
+    """A kernel's argument checks as lines: first the types and shapes (C has none: its sizes
     are the caller's), then the values, in the order every language checks them (the variants'
     catalogue checks, symce.describe; one MATLAB function takes both kinds of target)."""
     desc = describe.describe(kern)
     x = desc.input
     ids = errors.matlab_ids()
+    if desc.family == "rowwise":  # the upstream gradient of the VJP is the size of the logits
+        lines = [f"check_float({x}, '{x}');", f"[K, N] = check_classes({x}, '{x}');"]
+        return lines + [
+            f"{a.name} = check_like({a.name}, '{a.name}', {x}, '{x}');" for a in kern.inputs[1:]
+        ]
     if desc.family in describe.CE_FAMILIES:
         weights = {"weight": ("opts.Weight", "Weight")}
         lines = [
@@ -357,14 +362,15 @@ def _validation(kern: kr.Kernel) -> list:
 
 
 # the families whose per-row program (symce.program) MATLAB prints whole
-PROGRAM_FAMILIES = ("ce_probs", "ce_logits", "bce")
+PROGRAM_FAMILIES = ("rowwise", "ce_probs", "ce_logits", "bce")
 
 
-def _program_code(kern: kr.Kernel) -> dict:
-    """The per-row programs of a cross-entropy kernel (symce.program) as MATLAB over the K-by-N
-    columns at once: the lines of each target kind ("labels", "soft": the template's two
-    branches), then the shared "lines".  A skipped column (a label equal to IgnoreIndex) has a
-    zero target, loss and gradient; the row statistics are _shift.m.jinja's, laid out before."""
+def _program_code(kern: kr.Kernel, row_stats) -> dict:
+    """The per-row programs of a kernel (symce.program) as MATLAB over the K-by-N columns at once:
+    for the cross-entropies the lines of each target kind ("labels", "soft": the template's two
+    branches), and the shared "lines".  A skipped column (a label equal to IgnoreIndex) has a
+    zero target, loss and gradient.  ``row_stats``: the row statistics of logits as one item of
+    the lines (a Part of _shift.m.jinja)."""
     desc = describe.describe(kern)
     progs = {v.target: program.program(kern, v) for v in desc.variants}
     bound = {st.name: st.name for p in progs.values() for st in p.all_steps if hasattr(st, "name")}
@@ -374,6 +380,8 @@ def _program_code(kern: kr.Kernel) -> dict:
     out = {}
     divisor = {"weight_of_kept": "divisor = sum(w_t(kept));", "rows": "divisor = N;"}
     for target, prog in progs.items():
+        if not target:
+            continue
         lines = []
         for st in prog.target_steps:
             if isinstance(st, program.Load) and st.role == "target":
@@ -397,10 +405,43 @@ def _program_code(kern: kr.Kernel) -> dict:
         if prog.skips:
             lines.append("yt(:, ~kept) = 0;")
         out[target] = lines
+    shared = next(iter(progs.values())).steps  # the steps every target kind shares
+    out["lines"] = _row_lines(shared, pr, desc, row_stats)
+    return out
+
+
+def _row_lines(steps, pr: MatlabPrinter, desc: describe.Description, row_stats) -> list:
+    """The steps of a row program as MATLAB over the K-by-N columns."""
+    first = desc.input
+    loss_kernel = desc.kernel.is_loss
     lines = []
-    for st in progs["labels"].steps:  # the steps every target kind shares
-        if isinstance(st, program.RowSum):
+    for st in steps:
+        if isinstance(st, program.Load):
+            var = pr.doprint(sp.Symbol(st.name))
+            source = first if st.name in ("z", "p") else st.name
+            lines.append(f"{var} = reshape(double({source}), K, N);")
+        elif isinstance(st, program.RowStats):
+            lines.append(row_stats)
+        elif isinstance(st, program.Pair):
+            p, pc = pr.doprint(kr.p), pr.doprint(kr.pc)
+            lines += [
+                f"{pr.doprint(kr.p_i)} = reshape({p}, K, 1, N);",
+                f"{pr.doprint(kr.p_j)} = reshape({p}, 1, K, N);",
+                f"{pr.doprint(kr.pc_i)} = reshape({pc}, K, 1, N);",
+                "% the Kronecker delta (not eye: Octave's diagonal matrix type does not expand)",
+                f"{pr.doprint(kr.delta)} = double((1:K)' == (1:K));",
+            ]
+        elif isinstance(st, program.RowSum):
             lines.append(f"{pr.doprint(sp.Symbol(st.name))} = pairwise_sum({pr.doprint(st.expr)});")
+        elif isinstance(st, program.Let):
+            lines.append(f"{pr.doprint(sp.Symbol(st.name))} = {pr.doprint(st.expr)};")
+        elif isinstance(st, program.Store) and not loss_kernel:
+            value = f"cast({pr.doprint(st.expr)}, cls)"
+            lines.append(
+                f"{st.output} = reshape({value}, sz);"
+                if st.scope == "class"
+                else f"{st.output} = {value};"
+            )
         elif isinstance(st, program.Store) and st.scope == "row":
             lines += [
                 f"{st.output} = {pr.doprint(st.expr)};",
@@ -416,8 +457,7 @@ def _program_code(kern: kr.Kernel) -> dict:
                 f"{st.output}(:, ~kept) = 0;",
                 f"{st.output} = reshape(cast({st.output}, cls), sz);",
             ]
-    out["lines"] = lines
-    return out
+    return lines
 
 
 def _matlab_words(text: str) -> str:
@@ -755,13 +795,7 @@ def context(kern: kr.Kernel) -> dict:
         "needs": _needs(kern, ins),
         "code": code,
         "options": opts,
-        "is_jacobian": desc.layout == "jacobian",
-        # a K-by-N result, the size of the first input (reshaped back: a row in, a row out)
-        "out_like_first": desc.layout in ("vector", "vjp"),
-        "is_vjp": desc.layout == "vjp",
         "nan_row_at_inf": desc.nan_row_at_inf,
-        # the variable the printed slots read the first input from (in double)
-        "work": NAMES[fam]["z"] if desc.rows else ins[0],
         "names": dict(NAMES[fam]),
         "row_before": [{"var": NAMES[fam][n], "code": code[n]} for n in ROW_BEFORE if desc.rows],
         "row_after": [
@@ -776,12 +810,12 @@ def context(kern: kr.Kernel) -> dict:
         "clamp_min_body": bodies["clamp_min"],
         "mul0_body": bodies["mul0"],
     }
-    if kern.is_loss:
+    if kern.is_loss or desc.rows:
         ctx["validation"] = _validation(kern)
     if fam in PROGRAM_FAMILIES:
-        ctx["program"] = _program_code(kern)
-        # the row statistics of logits, laid out before the program's shared lines
-        ctx["row_stats"] = Part("matlab/_shift.m.jinja", dict(ctx)) if desc.rows else ""
+        # the row statistics of logits, laid out where the program computes them
+        row_stats = Part("matlab/_shift.m.jinja", dict(ctx), line=True) if desc.rows else None
+        ctx["program"] = _program_code(kern, row_stats)
     # the body: the family's template (BODY), laid out with this context
     ctx["body"] = Part(BODY[fam], dict(ctx))
     return ctx
