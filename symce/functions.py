@@ -8,8 +8,9 @@ with no mapping is an error (``strict`` printing).
 * ``softplus(t) = log(1 + e^t)``, printed in its overflow-free form ``max(t, 0) + log1p(e^{-|t|})``.
 * ``clamp_min(x, lo) = max(x, lo)`` that **propagates NaN** (C's ``fmax`` and MATLAB's ``max``
   drop it); the BCE log clamp of PyTorch uses it, so NaN in gives NaN out.
-* ``mul0(a, b) = a * b`` except that it is exactly 0 when ``a == 0``: a target entry of 0 times a
-  masked class's log-probability of ``-inf`` contributes nothing, instead of NaN.
+* ``mul0(a, b) = a * b`` except that it is exactly 0 when ``a == 0`` and ``b`` is not NaN: a
+  target entry of 0 times a masked class's log-probability of ``-inf`` contributes nothing,
+  instead of NaN, and a NaN is never dropped.
 * ``sigmoid(t) = 1 / (1 + e^{-t})``, printed in the branch-free form
   ``exp(min(t, 0)) / (1 + exp(-|t|))``: no overflow, and accurate to about an ULP for every t (the
   form ``exp(-softplus(-t))`` loses ~|t| ULP to the rounding of softplus).
@@ -17,14 +18,43 @@ with no mapping is an error (``strict`` printing).
   (Knuth's TwoSum: ``s = a + b; t = s - a; (a - (s - t)) + (b - t)``), and 0 when the sum is not
   finite.  Mathematically it is 0; it lets a kernel carry ``z - shift`` to twice the working
   precision, so ``exp(z - shift)`` is accurate to an ULP even when ``z - shift`` is rounded.
+
+Each function's ``stable()`` is the one definition every language's runtime helper is printed
+from (a C compute type may override it for speed, e.g. a vectorisable sigmoid).  The predicates
+``isnan(v)`` and ``iszero(v)`` (either sign of 0, never NaN) are what those definitions test; C
+evaluates them from the bit pattern, so -ffast-math cannot assume them away.
 """
 
 from __future__ import annotations
 
 import sympy as sp
 from sympy.codegen.cfunctions import expm1, log1p
+from sympy.logic.boolalg import BooleanFunction
 
-__all__ = ["softplus", "clamp_min", "mul0", "sigmoid", "two_sum_err", "log1p", "expm1", "to_plain"]
+__all__ = [
+    "softplus",
+    "clamp_min",
+    "mul0",
+    "sigmoid",
+    "two_sum_err",
+    "isnan",
+    "iszero",
+    "log1p",
+    "expm1",
+    "to_plain",
+]
+
+
+class isnan(BooleanFunction):
+    """v is NaN."""
+
+    nargs = 1
+
+
+class iszero(BooleanFunction):
+    """v == 0, either sign; never true for NaN."""
+
+    nargs = 1
 
 
 class softplus(sp.Function):
@@ -54,14 +84,24 @@ class clamp_min(sp.Function):
     def _eval_rewrite_as_Max(self, x, lo, **kwargs):
         return sp.Max(x, lo)
 
+    def stable(self) -> sp.Expr:
+        """The printed form: lo where x < lo and x is not NaN, else x."""
+        x, lo = self.args
+        return sp.Piecewise((lo, sp.And(sp.StrictLessThan(x, lo), sp.Not(isnan(x)))), (x, True))
+
 
 class mul0(sp.Function):
-    """a * b, and exactly 0 where a == 0 (even if b is infinite)."""
+    """a * b, and exactly 0 where a == 0 and b is not NaN (even if b is infinite)."""
 
     nargs = 2
 
     def _eval_rewrite_as_Mul(self, a, b, **kwargs):
         return a * b
+
+    def stable(self) -> sp.Expr:
+        """The printed form: 0 where a is 0 and b is not NaN, else a * b."""
+        a, b = self.args
+        return sp.Piecewise((0, sp.And(iszero(a), sp.Not(isnan(b)))), (a * b, True))
 
 
 class sigmoid(sp.Function):
@@ -97,7 +137,14 @@ class two_sum_err(sp.Function):
         s, t = sp.symbols("s t", real=True)
         with sp.evaluate(False):  # SymPy would simplify the error term to a + b - s, i.e. 0
             err = sp.Add(sp.Add(a, -sp.Add(s, -t)), sp.Add(b, -t))
-            return ((s, sp.Add(a, b)), (t, sp.Add(s, -a)), (sp.Symbol("err", real=True), err))
+            steps = ((s, sp.Add(a, b)), (t, sp.Add(s, -a)), (sp.Symbol("err", real=True), err))
+        # every addition has two operands, so a printer's term order (it may sort them) cannot
+        # change the rounding: only the grouping matters, and it is printed
+        for _, rhs in steps:
+            for node in sp.preorder_traversal(rhs):
+                if isinstance(node, sp.Add) and len(node.args) != 2:
+                    raise ValueError(f"two_sum_err: {rhs} adds {len(node.args)} terms at once")
+        return steps
 
 
 def to_plain(expr: sp.Expr) -> sp.Expr:

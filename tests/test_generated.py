@@ -157,3 +157,26 @@ def test_numpy_template_slots_are_what_the_templates_read():
             text += (folder / inc).read_text(encoding="utf-8")
         read_by[fam] = set(re.findall(r"k\.code\.(\w+)", text))
     assert {fam: set(slots) for fam, slots in nb.TEMPLATE_SLOTS.items()} == read_by
+
+
+def test_matlab_helpers_order_lists_every_macro():
+    """matlab_backend.HELPERS names each local-function macro of templates/matlab/_helpers.m.jinja
+    once (the order the files list them in), and no other."""
+    import re
+
+    from symce.lang import matlab_backend as mb
+
+    text = (ROOT / "templates" / "matlab" / "_helpers.m.jinja").read_text(encoding="utf-8")
+    macros = re.findall(r"{% macro (\w+)\(\) %}", text)
+    assert sorted(macros) == sorted(mb.HELPERS) and len(set(mb.HELPERS)) == len(mb.HELPERS)
+
+
+def test_templates_include_only_fixed_files():
+    """A template includes or imports a file it names, never one a context variable chooses: a
+    kernel's body is a Part (symce.lang.base) its emitter's config picks, rendered first."""
+    import re
+
+    for path in (ROOT / "templates").rglob("*.jinja"):
+        text = path.read_text(encoding="utf-8")
+        for tag in re.findall(r"{%-?\s*(?:include|import|from|extends)\s+([^%]*?)-?%}", text):
+            assert re.match(r"""^(["'])[\w/.]+\1""", tag), f"{path.name}: {tag!r}"

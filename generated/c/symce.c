@@ -1128,7 +1128,7 @@ SYMCE_WIDE
 int symce_sigmoid_f32(size_t count, const float *SYMCE_RESTRICT x, float *SYMCE_RESTRICT out)
 {
     if (x == NULL || out == NULL) return SYMCE_ERR_NULL;
-    const int rc = symce_check_count(count, sizeof(float));
+    int rc = symce_check_count(count, sizeof(float));
     if (rc != SYMCE_OK) return rc;
     SYMCE_OMP_FOR
     for (size_t i = 0; i < count; ++i) {
@@ -1143,7 +1143,7 @@ SYMCE_WIDE
 int symce_sigmoid_grad_f32(size_t count, const float *SYMCE_RESTRICT x, float *SYMCE_RESTRICT out)
 {
     if (x == NULL || out == NULL) return SYMCE_ERR_NULL;
-    const int rc = symce_check_count(count, sizeof(float));
+    int rc = symce_check_count(count, sizeof(float));
     if (rc != SYMCE_OK) return rc;
     SYMCE_OMP_FOR
     for (size_t i = 0; i < count; ++i) {
@@ -1158,7 +1158,7 @@ SYMCE_WIDE
 int symce_softmax_f32(size_t n, size_t k, const float *SYMCE_RESTRICT z, float *SYMCE_RESTRICT out)
 {
     if (z == NULL || out == NULL) return SYMCE_ERR_NULL;
-    const int rc = symce_check_shape(n, k, 1, sizeof(float));
+    int rc = symce_check_shape(n, k, 1, sizeof(float));
     if (rc != SYMCE_OK) return rc;
     const size_t step = symce_row_step(k);  /* rows per block (the OpenMP unit) */
     SYMCE_OMP_FOR
@@ -1213,7 +1213,7 @@ int symce_log_softmax_f32(size_t n, size_t k, const float *SYMCE_RESTRICT z,
                           float *SYMCE_RESTRICT out)
 {
     if (z == NULL || out == NULL) return SYMCE_ERR_NULL;
-    const int rc = symce_check_shape(n, k, 1, sizeof(float));
+    int rc = symce_check_shape(n, k, 1, sizeof(float));
     if (rc != SYMCE_OK) return rc;
     const size_t step = symce_row_step(k);  /* rows per block (the OpenMP unit) */
     SYMCE_OMP_FOR
@@ -1263,7 +1263,7 @@ int symce_logsumexp_f32(size_t n, size_t k, const float *SYMCE_RESTRICT z,
                         float *SYMCE_RESTRICT out)
 {
     if (z == NULL || out == NULL) return SYMCE_ERR_NULL;
-    const int rc = symce_check_shape(n, k, 1, sizeof(float));
+    int rc = symce_check_shape(n, k, 1, sizeof(float));
     if (rc != SYMCE_OK) return rc;
     const size_t step = symce_row_step(k);  /* rows per block (the OpenMP unit) */
     SYMCE_OMP_FOR
@@ -1308,7 +1308,7 @@ int symce_softmax_jacobian_f32(size_t n, size_t k, const float *SYMCE_RESTRICT z
                                float *SYMCE_RESTRICT out)
 {
     if (z == NULL || out == NULL) return SYMCE_ERR_NULL;
-    const int rc = symce_check_shape(n, k, k, sizeof(float));
+    int rc = symce_check_shape(n, k, k, sizeof(float));
     if (rc != SYMCE_OK) return rc;
     const size_t step = symce_row_step(k);  /* rows per block (the OpenMP unit) */
     SYMCE_OMP_FOR
@@ -1379,7 +1379,7 @@ int symce_softmax_vjp_f32(size_t n, size_t k, const float *SYMCE_RESTRICT z,
                           const float *SYMCE_RESTRICT g, float *SYMCE_RESTRICT out)
 {
     if (z == NULL || g == NULL || out == NULL) return SYMCE_ERR_NULL;
-    const int rc = symce_check_shape(n, k, 1, sizeof(float));
+    int rc = symce_check_shape(n, k, 1, sizeof(float));
     if (rc != SYMCE_OK) return rc;
     const size_t step = symce_row_step(k);  /* rows per block (the OpenMP unit) */
     SYMCE_OMP_FOR
@@ -2697,7 +2697,7 @@ int symce_sigmoid_binary_cross_entropy_with_grad_f32(size_t n, size_t k,
 int symce_sigmoid_f64(size_t count, const double *SYMCE_RESTRICT x, double *SYMCE_RESTRICT out)
 {
     if (x == NULL || out == NULL) return SYMCE_ERR_NULL;
-    const int rc = symce_check_count(count, sizeof(double));
+    int rc = symce_check_count(count, sizeof(double));
     if (rc != SYMCE_OK) return rc;
     SYMCE_OMP_FOR
     for (size_t i = 0; i < count; ++i) {
@@ -2712,7 +2712,7 @@ int symce_sigmoid_grad_f64(size_t count, const double *SYMCE_RESTRICT x,
                            double *SYMCE_RESTRICT out)
 {
     if (x == NULL || out == NULL) return SYMCE_ERR_NULL;
-    const int rc = symce_check_count(count, sizeof(double));
+    int rc = symce_check_count(count, sizeof(double));
     if (rc != SYMCE_OK) return rc;
     SYMCE_OMP_FOR
     for (size_t i = 0; i < count; ++i) {
@@ -2728,7 +2728,7 @@ int symce_softmax_f64(size_t n, size_t k, const double *SYMCE_RESTRICT z,
                       double *SYMCE_RESTRICT out)
 {
     if (z == NULL || out == NULL) return SYMCE_ERR_NULL;
-    const int rc = symce_check_shape(n, k, 1, sizeof(double));
+    int rc = symce_check_shape(n, k, 1, sizeof(double));
     if (rc != SYMCE_OK) return rc;
     const size_t step = symce_row_step(k);  /* rows per block (the OpenMP unit) */
     SYMCE_OMP_FOR
@@ -2782,7 +2782,7 @@ int symce_log_softmax_f64(size_t n, size_t k, const double *SYMCE_RESTRICT z,
                           double *SYMCE_RESTRICT out)
 {
     if (z == NULL || out == NULL) return SYMCE_ERR_NULL;
-    const int rc = symce_check_shape(n, k, 1, sizeof(double));
+    int rc = symce_check_shape(n, k, 1, sizeof(double));
     if (rc != SYMCE_OK) return rc;
     const size_t step = symce_row_step(k);  /* rows per block (the OpenMP unit) */
     SYMCE_OMP_FOR
@@ -2833,7 +2833,7 @@ int symce_logsumexp_f64(size_t n, size_t k, const double *SYMCE_RESTRICT z,
                         double *SYMCE_RESTRICT out)
 {
     if (z == NULL || out == NULL) return SYMCE_ERR_NULL;
-    const int rc = symce_check_shape(n, k, 1, sizeof(double));
+    int rc = symce_check_shape(n, k, 1, sizeof(double));
     if (rc != SYMCE_OK) return rc;
     const size_t step = symce_row_step(k);  /* rows per block (the OpenMP unit) */
     SYMCE_OMP_FOR
@@ -2878,7 +2878,7 @@ int symce_softmax_jacobian_f64(size_t n, size_t k, const double *SYMCE_RESTRICT 
                                double *SYMCE_RESTRICT out)
 {
     if (z == NULL || out == NULL) return SYMCE_ERR_NULL;
-    const int rc = symce_check_shape(n, k, k, sizeof(double));
+    int rc = symce_check_shape(n, k, k, sizeof(double));
     if (rc != SYMCE_OK) return rc;
     const size_t step = symce_row_step(k);  /* rows per block (the OpenMP unit) */
     SYMCE_OMP_FOR
@@ -2950,7 +2950,7 @@ int symce_softmax_vjp_f64(size_t n, size_t k, const double *SYMCE_RESTRICT z,
                           const double *SYMCE_RESTRICT g, double *SYMCE_RESTRICT out)
 {
     if (z == NULL || g == NULL || out == NULL) return SYMCE_ERR_NULL;
-    const int rc = symce_check_shape(n, k, 1, sizeof(double));
+    int rc = symce_check_shape(n, k, 1, sizeof(double));
     if (rc != SYMCE_OK) return rc;
     const size_t step = symce_row_step(k);  /* rows per block (the OpenMP unit) */
     SYMCE_OMP_FOR

@@ -41,8 +41,9 @@ opts = parse_options(varargin, struct( ...
     'Reduction', 'mean'));
 check_float(probs, 'probs');
 target = check_like(target, 'target', probs, 'probs');
-reduction = check_reduction(opts.Reduction);
 weight = check_elementwise_weight(opts.Weight, probs);
+reduction = check_reduction(opts.Reduction);
+check_nonnegative(opts.Weight, 'Weight', 'symce:weight');
 check_probabilities(probs, 'probs');
 % computed in double, rounded once to the input's class at the end; the weight multiplies the
 % finished term (as a factor inside it, it would round a subnormal p - y before the division)
@@ -60,8 +61,8 @@ end
 
 function out = clamp_min(x, lo)
 % max(x, lo) that keeps NaN (max drops it)
-out = max(x, lo);
-out(isnan(x) & true(size(out))) = NaN;
+out = x;
+out(~isnan(x) & lo > x & true(size(out))) = lo;
 end
 
 function check_nargin(n, need, inputs)
@@ -148,8 +149,8 @@ end
 end
 
 function weight = check_elementwise_weight(value, like)
-% non-negative weights whose size expands to the size of like (implicit expansion; [], the
-% default, means 1)
+% weights whose size expands to the size of like (implicit expansion; [], the default, means 1);
+% their values: check_nonnegative
 if isnumeric(value) && isequal(size(value), [0 0])
     value = 1;
 end
@@ -162,11 +163,15 @@ if ~all(ws == 1 | ws == sz)
     error('symce:shape', ['%s: Weight must be a scalar or an array that expands ' ...
           'to %s, got %s.'], mfilename, size_str(like), size_str(value));
 end
-if any(isnan(value(:)) | value(:) < 0)
-    error('symce:weight', '%s: Weight must be non-negative and not NaN, got %s.', ...
-          mfilename, value_str(value));
-end
 weight = cast(value, class(like));
+end
+
+function check_nonnegative(value, arg, id)
+% weights that are all >= 0 and not NaN; id: the error identifier (symce.errors)
+if any(isnan(value(:)) | value(:) < 0)
+    error(id, '%s: %s must be non-negative and not NaN, got %s.', mfilename, arg, ...
+          value_str(value));
+end
 end
 
 function check_probabilities(a, arg, hint)

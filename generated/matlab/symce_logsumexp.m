@@ -69,8 +69,8 @@ end
 function out = mul0(a, b)
 % a .* b, exactly 0 where a == 0 and b is not NaN: a zero target times a -Inf log contributes
 % nothing, but 0 * NaN stays NaN (a NaN is never dropped)
-out = a .* b;
-out((a == 0) & ~isnan(b) & true(size(out))) = 0;
+out = a.*b;
+out(~isnan(b) & (a == 0) & true(size(out))) = 0;
 end
 
 function s = pairwise_sum(x)

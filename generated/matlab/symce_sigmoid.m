@@ -37,8 +37,8 @@ end
 
 function out = clamp_min(x, lo)
 % max(x, lo) that keeps NaN (max drops it)
-out = max(x, lo);
-out(isnan(x) & true(size(out))) = NaN;
+out = x;
+out(~isnan(x) & lo > x & true(size(out))) = lo;
 end
 
 function check_nargin(n, need, inputs)

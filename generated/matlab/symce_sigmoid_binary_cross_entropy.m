@@ -44,9 +44,11 @@ opts = parse_options(varargin, struct( ...
     'Reduction', 'mean'));
 check_float(logits, 'logits');
 target = check_like(target, 'target', logits, 'logits');
-reduction = check_reduction(opts.Reduction);
 weight = check_elementwise_weight(opts.Weight, logits);
 pos_weight = check_pos_weight(opts.PosWeight, logits);
+reduction = check_reduction(opts.Reduction);
+check_nonnegative(opts.Weight, 'Weight', 'symce:weight');
+check_nonnegative(opts.PosWeight, 'PosWeight', 'symce:weight');
 % computed in double, rounded once to the input's class at the end; the weight multiplies the
 % finished term (as a factor inside it, it would round a subnormal p - y before the division)
 cls = class(logits);
@@ -66,8 +68,8 @@ end
 
 function out = clamp_min(x, lo)
 % max(x, lo) that keeps NaN (max drops it)
-out = max(x, lo);
-out(isnan(x) & true(size(out))) = NaN;
+out = x;
+out(~isnan(x) & lo > x & true(size(out))) = lo;
 end
 
 function out = apply_reduction(loss, reduction, divisor)
@@ -166,8 +168,8 @@ end
 end
 
 function weight = check_elementwise_weight(value, like)
-% non-negative weights whose size expands to the size of like (implicit expansion; [], the
-% default, means 1)
+% weights whose size expands to the size of like (implicit expansion; [], the default, means 1);
+% their values: check_nonnegative
 if isnumeric(value) && isequal(size(value), [0 0])
     value = 1;
 end
@@ -180,26 +182,27 @@ if ~all(ws == 1 | ws == sz)
     error('symce:shape', ['%s: Weight must be a scalar or an array that expands ' ...
           'to %s, got %s.'], mfilename, size_str(like), size_str(value));
 end
-if any(isnan(value(:)) | value(:) < 0)
-    error('symce:weight', '%s: Weight must be non-negative and not NaN, got %s.', ...
-          mfilename, value_str(value));
-end
 weight = cast(value, class(like));
 end
 
 function pos_weight = check_pos_weight(value, like)
-% a scalar or K = size(like, 1) non-negative values, as a column (it expands along dimension 1)
+% a scalar or K = size(like, 1) values, as a column (it expands along dimension 1); their values:
+% check_nonnegative
 K = size(like, 1);
 check_real_numbers(value, 'PosWeight');
 if ~(isvector(value) && (numel(value) == 1 || numel(value) == K))
     error('symce:shape', ['%s: PosWeight must be a scalar or a vector of K = %d ' ...
           'values (size(logits, 1)), got a %s array.'], mfilename, K, size_str(value));
 end
-if any(isnan(value) | value < 0)
-    error('symce:weight', ['%s: PosWeight must be non-negative and not NaN, ' ...
-          'got %s.'], mfilename, value_str(value));
-end
 pos_weight = cast(reshape(value, [], 1), class(like));
+end
+
+function check_nonnegative(value, arg, id)
+% weights that are all >= 0 and not NaN; id: the error identifier (symce.errors)
+if any(isnan(value(:)) | value(:) < 0)
+    error(id, '%s: %s must be non-negative and not NaN, got %s.', mfilename, arg, ...
+          value_str(value));
+end
 end
 
 function s = value_str(v)

@@ -50,17 +50,20 @@ opts = parse_options(varargin, struct( ...
     'Reduction', 'mean'));
 check_float(logits, 'logits');
 [K, N] = check_classes(logits, 'logits');
-reduction = check_reduction(opts.Reduction);
-smoothing = check_smoothing(opts.LabelSmoothing);
 w_k = check_class_weight(opts.Weight, K, logits);
 ignore_index = check_ignore_index(opts.IgnoreIndex);
 % labels or probability targets (docs/semantics.md, Input policies)
 soft = is_soft_target(target, logits, K);
 if soft
     target = check_like(target, 'target', logits, 'logits');
+    t = [];
 else
-    t = check_labels(target, K, N, ignore_index, logits);
+    t = check_labels(target, N, logits);
 end
+smoothing = check_smoothing(opts.LabelSmoothing);
+reduction = check_reduction(opts.Reduction);
+check_nonnegative(opts.Weight, 'Weight', 'symce:weight');
+check_label_range(t, K, ignore_index);
 if soft
     check_probabilities(target, 'target', '; a floating-point target the size of LOGITS is read as probability targets: pass class labels one per sample or as an integer class, e.g. int32(target)');
 end
@@ -78,8 +81,8 @@ else
     % class labels: hot = [k == t], w_t = the weight of the sample's class
     kept = t ~= ignore_index;
     t(~kept) = 1;  % any class; the column is zeroed below
-    hot = (1:K)' == t;
     w_t = reshape(w_k(t), 1, N);
+    hot = (1:K)' == t;
     divisor = sum(w_t(kept));
     yt = hot.*w_t.*(1 - smoothing) + smoothing.*w_k./K;
     yt(:, ~kept) = 0;
@@ -138,8 +141,8 @@ end
 function out = mul0(a, b)
 % a .* b, exactly 0 where a == 0 and b is not NaN: a zero target times a -Inf log contributes
 % nothing, but 0 * NaN stays NaN (a NaN is never dropped)
-out = a .* b;
-out((a == 0) & ~isnan(b) & true(size(out))) = 0;
+out = a.*b;
+out(~isnan(b) & (a == 0) & true(size(out))) = 0;
 end
 
 function s = pairwise_sum(x)
@@ -261,8 +264,8 @@ smoothing = double(value);
 end
 
 function w_k = check_class_weight(value, K, like)
-% K non-negative class weights as a K-by-1 column of the class of like ([], the default, means
-% all 1)
+% K class weights as a K-by-1 column of the class of like ([], the default, means all 1); their
+% values: check_nonnegative
 if isnumeric(value) && isequal(size(value), [0 0])
     w_k = ones(K, 1, class(like));
 else
@@ -270,10 +273,6 @@ else
     if ~(isvector(value) && numel(value) == K)
         error('symce:shape', ['%s: Weight must be a vector of K = %d class ' ...
               'weights, got a %s array.'], mfilename, K, size_str(value));
-    end
-    if any(isnan(value) | value < 0)
-        error('symce:weight', ['%s: Weight must be non-negative and not NaN, ' ...
-              'got %s.'], mfilename, value_str(value));
     end
     w_k = cast(reshape(value, K, 1), class(like));
 end
@@ -308,8 +307,8 @@ if soft && K == 1 && ~isempty(target) && all(target(:) == round(target(:)))
 end
 end
 
-function t = check_labels(target, K, N, ignore_index, like)
-% N integer labels in 1..K (or IgnoreIndex), as a 1-by-N row of doubles
+function t = check_labels(target, N, like)
+% N numeric labels as a 1-by-N row of doubles (their values: check_label_range)
 if ~(isnumeric(target) && isreal(target))
     error('symce:type', ['%s: target must be numeric labels or a real ' ...
           'probability matrix, got %s.'], mfilename, class_str(target));
@@ -320,12 +319,24 @@ if ~((isvector(target) || isempty(target)) && numel(target) == N)
           mfilename, N, size(like, 1), size(like, 2), size_str(target), class(target));
 end
 t = double(reshape(target, 1, N));
+end
+
+function check_label_range(t, K, ignore_index)
+% integer labels in 1..K or IgnoreIndex (none for probability targets: t is empty)
 bad = ~(t == round(t) & ((t >= 1 & t <= K) | t == ignore_index));
 if any(bad)
     n = find(bad, 1);
     error('symce:label', ['%s: target labels must be integers in 1..K (K = %d) ' ...
           'or IgnoreIndex (%d), got %s for sample %d.'], mfilename, K, ignore_index, ...
           num2str(t(n)), n);
+end
+end
+
+function check_nonnegative(value, arg, id)
+% weights that are all >= 0 and not NaN; id: the error identifier (symce.errors)
+if any(isnan(value(:)) | value(:) < 0)
+    error(id, '%s: %s must be non-negative and not NaN, got %s.', mfilename, arg, ...
+          value_str(value));
 end
 end
 

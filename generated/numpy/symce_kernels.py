@@ -90,7 +90,7 @@ def _two_sum_err(a, b):
 def _mul0(a, b):
     """a * b, exactly 0 where a == 0 and b is not NaN: 0 * inf = 0 (a zero target at a -inf log),
     0 * NaN = NaN (a NaN is never dropped)."""
-    return np.where((a == 0) & ~np.isnan(b), 0, a * b)
+    return np.where((a == 0) & ~np.isnan(b), 0, a*b)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -239,6 +239,9 @@ def _smoothing(label_smoothing):
 
 
 def _nonnegative(name, arr):
+    """Weights (an array; None or 1 for none) that are all >= 0 and not NaN."""
+    if not isinstance(arr, np.ndarray):
+        return arr
     bad = ~(arr >= 0)  # negative or NaN
     if bad.any():
         where, shown = _first(bad)
@@ -248,18 +251,18 @@ def _nonnegative(name, arr):
 
 
 def _class_weights(weight, x, x_name):
-    """None, or K non-negative class weights in the dtype of ``x``."""
+    """None, or K class weights in the dtype of ``x`` (their values: _nonnegative)."""
     if weight is None:
         return None
     w = _companion("weight", weight, x, x_name)
     if w.shape != x.shape[-1:]:
         raise ValueError(f"weight: expected one weight per class, shape {x.shape[-1:]}, "
                          f"got {w.shape}")
-    return _nonnegative("weight", w)
+    return w
 
 
 def _element_weights(name, weight, x, x_name):
-    """None -> 1, or non-negative weights that broadcast to the shape of ``x``."""
+    """None -> 1, or weights that broadcast to the shape of ``x`` (their values: _nonnegative)."""
     if weight is None:
         return 1
     w = _companion(name, weight, x, x_name)
@@ -270,12 +273,12 @@ def _element_weights(name, weight, x, x_name):
     if not ok:
         raise ValueError(f"{name}: expected a shape that broadcasts to the shape of {x_name} "
                          f"{x.shape}, got {w.shape}")
-    return _nonnegative(name, w)
+    return w
 
 
-def _ce_target(target, x, x_name, ignore_index):
-    """(labels, None) for integer class indices, or (None, y) for a probability target
-    (``ignore_index`` from _integer)."""
+def _ce_target(target, x, x_name):
+    """(labels, None) for integer class indices, or (None, y) for a probability target (their
+    values: _labels and _probability_targets)."""
     given = isinstance(target, (np.ndarray, np.generic))
     try:
         t = np.asarray(target)
@@ -287,13 +290,6 @@ def _ce_target(target, x, x_name, ignore_index):
         if t.shape != x.shape[:-1]:
             raise ValueError(f"target: expected integer class indices of shape {x.shape[:-1]} "
                              f"for {x_name} of shape {x.shape}, got shape {t.shape}")
-        n_classes = x.shape[-1]
-        bad = (t != ignore_index) & ((t < 0) | (t >= n_classes))
-        if bad.any():
-            where = tuple(np.argwhere(bad)[0].tolist())
-            raise ValueError(f"target: expected class indices in [0, {n_classes}) or "
-                             f"ignore_index={ignore_index}, got {t[where]} at position "
-                             f"{where[0] if where else 0}")
         return t.astype(np.int64, copy=False), None
     if t.dtype.kind == "f":
         if t.shape != x.shape:
@@ -306,6 +302,18 @@ def _ce_target(target, x, x_name, ignore_index):
         return None, _companion("target", target, x, x_name) if given else t.astype(x.dtype)
     raise TypeError(f"target: expected integer class indices or floating probabilities, "
                     f"got dtype {t.dtype}")
+
+
+def _labels(t, n_classes, ignore_index):
+    """Class indices (None: probability targets) in [0, n_classes) or equal to ignore_index."""
+    if t is None:
+        return
+    bad = (t != ignore_index) & ((t < 0) | (t >= n_classes))
+    if bad.any():
+        where = tuple(np.argwhere(bad)[0].tolist())
+        raise ValueError(f"target: expected class indices in [0, {n_classes}) or "
+                         f"ignore_index={ignore_index}, got {t[where]} at position "
+                         f"{where[0] if where else 0}")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -941,10 +949,12 @@ def cross_entropy(probs, target, reduction="mean", *, weight=None, ignore_index=
     """
     probs = _rows("probs", _floating("probs", probs))
     ignore_index = _integer("ignore_index", ignore_index)
-    labels, y = _ce_target(target, probs, "probs", ignore_index)
+    labels, y = _ce_target(target, probs, "probs")
     weight = _class_weights(weight, probs, "probs")
-    reduction = _reduction(reduction)
     label_smoothing = _smoothing(label_smoothing)
+    reduction = _reduction(reduction)
+    _nonnegative("weight", weight)
+    _labels(labels, probs.shape[-1], ignore_index)
     _probabilities("probs", probs)
     _probability_targets(y)
     dtype = probs.dtype
@@ -959,11 +969,10 @@ def cross_entropy(probs, target, reduction="mean", *, weight=None, ignore_index=
             kept = None
             w_k, divisor = _soft_parts(weight, probs)
             yt = w_k*(y*(1 - label_smoothing) + label_smoothing/n_classes)
-        terms = _mul0(yt, -np.maximum(np.log(probs), -100))
-        losses = np.sum(terms, axis=-1)
-        if kept is not None:
-            losses = np.where(kept, losses, 0)  # an ignored sample is 0, NaN in it or not
-        loss = _narrow(_reduce(losses, reduction, divisor), dtype)
+        row_loss = np.sum(_mul0(yt, -np.maximum(np.log(probs), -100)), axis=-1)
+        # a skipped row's loss is 0, NaN in it or not
+        loss_rows = row_loss if kept is None else np.where(kept, row_loss, 0)
+        loss = _narrow(_reduce(loss_rows, reduction, divisor), dtype)
     return loss
 
 
@@ -994,10 +1003,12 @@ def cross_entropy_grad(probs, target, reduction="mean", *, weight=None, ignore_i
     """
     probs = _rows("probs", _floating("probs", probs))
     ignore_index = _integer("ignore_index", ignore_index)
-    labels, y = _ce_target(target, probs, "probs", ignore_index)
+    labels, y = _ce_target(target, probs, "probs")
     weight = _class_weights(weight, probs, "probs")
-    reduction = _reduction(reduction)
     label_smoothing = _smoothing(label_smoothing)
+    reduction = _reduction(reduction)
+    _nonnegative("weight", weight)
+    _labels(labels, probs.shape[-1], ignore_index)
     _probabilities("probs", probs)
     _probability_targets(y)
     dtype = probs.dtype
@@ -1045,10 +1056,12 @@ def softmax_cross_entropy(logits, target, reduction="mean", *, weight=None, igno
     """
     logits = _rows("logits", _floating("logits", logits))
     ignore_index = _integer("ignore_index", ignore_index)
-    labels, y = _ce_target(target, logits, "logits", ignore_index)
+    labels, y = _ce_target(target, logits, "logits")
     weight = _class_weights(weight, logits, "logits")
-    reduction = _reduction(reduction)
     label_smoothing = _smoothing(label_smoothing)
+    reduction = _reduction(reduction)
+    _nonnegative("weight", weight)
+    _labels(labels, logits.shape[-1], ignore_index)
     _probability_targets(y)
     dtype = logits.dtype
     n_classes = logits.shape[-1]
@@ -1214,10 +1227,12 @@ def softmax_cross_entropy_grad(logits, target, reduction="mean", *, weight=None,
     """
     logits = _rows("logits", _floating("logits", logits))
     ignore_index = _integer("ignore_index", ignore_index)
-    labels, y = _ce_target(target, logits, "logits", ignore_index)
+    labels, y = _ce_target(target, logits, "logits")
     weight = _class_weights(weight, logits, "logits")
-    reduction = _reduction(reduction)
     label_smoothing = _smoothing(label_smoothing)
+    reduction = _reduction(reduction)
+    _nonnegative("weight", weight)
+    _labels(labels, logits.shape[-1], ignore_index)
     _probability_targets(y)
     dtype = logits.dtype
     n_classes = logits.shape[-1]
@@ -1410,10 +1425,12 @@ def softmax_cross_entropy_with_grad(logits, target, reduction="mean", *, weight=
     """
     logits = _rows("logits", _floating("logits", logits))
     ignore_index = _integer("ignore_index", ignore_index)
-    labels, y = _ce_target(target, logits, "logits", ignore_index)
+    labels, y = _ce_target(target, logits, "logits")
     weight = _class_weights(weight, logits, "logits")
-    reduction = _reduction(reduction)
     label_smoothing = _smoothing(label_smoothing)
+    reduction = _reduction(reduction)
+    _nonnegative("weight", weight)
+    _labels(labels, logits.shape[-1], ignore_index)
     _probability_targets(y)
     dtype = logits.dtype
     n_classes = logits.shape[-1]
@@ -1627,10 +1644,10 @@ def binary_cross_entropy(probs, target, reduction="mean", *, weight=None):
         array([  0.69314718, 100.        ])
     """
     probs = _floating("probs", probs)
-    target = _same_shape("target", _companion("target", target, probs, "probs"), probs,
-                         "probs")
+    target = _same_shape("target", _companion("target", target, probs, "probs"), probs, "probs")
     w = _element_weights("weight", weight, probs, "probs")
     reduction = _reduction(reduction)
+    _nonnegative("weight", w)
     _probabilities("probs", probs)
     count = probs.dtype.type(probs.size)
     with np.errstate(all="ignore"):
@@ -1707,10 +1724,10 @@ def binary_cross_entropy_grad(probs, target, reduction="mean", *, weight=None):
         array([-1.,  1.])
     """
     probs = _floating("probs", probs)
-    target = _same_shape("target", _companion("target", target, probs, "probs"), probs,
-                         "probs")
+    target = _same_shape("target", _companion("target", target, probs, "probs"), probs, "probs")
     w = _element_weights("weight", weight, probs, "probs")
     reduction = _reduction(reduction)
+    _nonnegative("weight", w)
     _probabilities("probs", probs)
     count = probs.dtype.type(probs.size)
     with np.errstate(all="ignore"):
@@ -1782,11 +1799,12 @@ def sigmoid_binary_cross_entropy(logits, target, reduction="mean", *, weight=Non
         array([2.07944154, 0.69314718])
     """
     logits = _floating("logits", logits)
-    target = _same_shape("target", _companion("target", target, logits, "logits"), logits,
-                         "logits")
+    target = _same_shape("target", _companion("target", target, logits, "logits"), logits, "logits")
     w = _element_weights("weight", weight, logits, "logits")
     pw = _element_weights("pos_weight", pos_weight, logits, "logits")
     reduction = _reduction(reduction)
+    _nonnegative("weight", w)
+    _nonnegative("pos_weight", pw)
     count = logits.dtype.type(logits.size)
     with np.errstate(all="ignore"):
         xin, yin = _flat_rows(logits), _flat_rows(target)
@@ -1877,11 +1895,12 @@ def sigmoid_binary_cross_entropy_grad(logits, target, reduction="mean", *, weigh
         array([-0.5,  1. ])
     """
     logits = _floating("logits", logits)
-    target = _same_shape("target", _companion("target", target, logits, "logits"), logits,
-                         "logits")
+    target = _same_shape("target", _companion("target", target, logits, "logits"), logits, "logits")
     w = _element_weights("weight", weight, logits, "logits")
     pw = _element_weights("pos_weight", pos_weight, logits, "logits")
     reduction = _reduction(reduction)
+    _nonnegative("weight", w)
+    _nonnegative("pos_weight", pw)
     count = logits.dtype.type(logits.size)
     with np.errstate(all="ignore"):
         xin, yin = _flat_rows(logits), _flat_rows(target)
@@ -1974,11 +1993,12 @@ def sigmoid_binary_cross_entropy_with_grad(logits, target, reduction="mean", *, 
         array([-0.5,  0.5])
     """
     logits = _floating("logits", logits)
-    target = _same_shape("target", _companion("target", target, logits, "logits"), logits,
-                         "logits")
+    target = _same_shape("target", _companion("target", target, logits, "logits"), logits, "logits")
     w = _element_weights("weight", weight, logits, "logits")
     pw = _element_weights("pos_weight", pos_weight, logits, "logits")
     reduction = _reduction(reduction)
+    _nonnegative("weight", w)
+    _nonnegative("pos_weight", pw)
     count = logits.dtype.type(logits.size)
     with np.errstate(all="ignore"):
         xin, yin = _flat_rows(logits), _flat_rows(target)

@@ -13,6 +13,18 @@ ROOT = Path(__file__).resolve().parent.parent.parent
 GENERATED = ROOT / "generated"  # the checkout's generated/ (see symce.generate.default_out)
 
 
+@dataclass(frozen=True)
+class Part:
+    """A piece of a file that its own template lays out: a kernel's body, whose template the
+    emitter's config chooses (per family).  :mod:`symce.generate` renders every Part in a context
+    first and hands the file's template the text, so no template includes a file by a name it
+    is given."""
+
+    template: str  # relative to templates/
+    context: dict = field(default_factory=dict, hash=False)
+    line: bool = False  # laid out as one item of a list of lines: without its final newline
+
+
 @dataclass
 class Output:
     """One generated file."""

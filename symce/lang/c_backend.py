@@ -36,10 +36,14 @@ from sympy.codegen.cfunctions import fma
 from sympy.logic.boolalg import BooleanFunction
 from sympy.printing.c import C99CodePrinter
 
-from .. import approx, errors, options
+from .. import approx, describe, errors, options, program
 from .. import kernels as kr
+from ..describe import Param, Variant
 from ..functions import clamp_min, log1p, mul0, sigmoid, softplus, two_sum_err
-from .base import Output
+from .base import Output, Part
+
+# the families whose per-row program (symce.program) this language prints whole
+PROGRAM_FAMILIES = ("ce_probs",)
 
 # ----------------------------------------------------------------------------------------------
 # Types.  DTYPES are the storage dtypes (one C function per kernel and dtype): T is the buffer
@@ -91,7 +95,7 @@ DTYPES_FOR = {
     "f64": "double",
     "f80": "double",
 }  # whose kernels a compute type serves
-ROW_FAMILIES = ("rowwise", "ce_logits")  # families with the per-row statistics (shift, Srest)
+ROW_FAMILIES = describe.ROW_FAMILIES  # families with the per-row statistics (shift, Srest)
 STASH = 2048  # a row of up to this many classes keeps its exponentials on the stack
 SMALL_K = 16  # up to this many classes, the row statistics are computed ROWS rows at a time
 ROWS = 64
@@ -188,18 +192,6 @@ class _isfinite(BooleanFunction):
     nargs = 1
 
 
-class _isnan(BooleanFunction):
-    """isnan(v), from the bit pattern: -ffast-math cannot assume it away."""
-
-    nargs = 1
-
-
-class _iszero(BooleanFunction):
-    """v == 0 (either sign), from the bit pattern: never true for NaN, even under -ffast-math."""
-
-    nargs = 1
-
-
 class CPrinter(C99CodePrinter):
     """C99 printer for one compute type (a CTYPES key): math functions and literals typed by
     ``type_aliases``, symce's functions mapped to that type's helpers, symbols renamed through a
@@ -256,11 +248,11 @@ class CPrinter(C99CodePrinter):
         op = " & " if vectorised(self.cdtype) else " && "
         return op.join(f"({self._print(a)})" for a in sorted(expr.args, key=sp.default_sort_key))
 
-    def _print__isnan(self, expr):
+    def _print_isnan(self, expr):
         arg = self._print(expr.args[0])
         return f"symce_isnan({arg})" if vectorised(self.cdtype) else f"symce_isnan((double)({arg}))"
 
-    def _print__iszero(self, expr):
+    def _print_iszero(self, expr):
         arg = self._print(expr.args[0])
         return (
             f"symce_iszero({arg})" if vectorised(self.cdtype) else f"symce_iszero((double)({arg}))"
@@ -290,18 +282,12 @@ def _nan_keeping_max(*args):
     return clamp_min(rest[0], nums[0])
 
 
-def two_sum_steps(a: sp.Expr, b: sp.Expr) -> list[tuple[sp.Symbol, sp.Expr]]:
-    """The TwoSum assignments ``(symbol, expression)`` of ``two_sum_err(a, b).stable()``: s = a + b,
-    t = s - a, err = (a - (s - t)) + (b - t) (built unevaluated, so the grouping survives)."""
-    return list(two_sum_err(a, b).stable())
-
-
 def _helper_defs(cdtype: str):
     """{fn: (parameter names, [(symbol, expr) statements], return expr, doc)} from SymPy, for
     compute type ``cdtype``.  In double the sigmoid takes one exponential, v = exp(-|t|), and the
     float kernels' softplus takes log1p from symce's polynomial on [0, 1] (see _approx_helpers)."""
     a, b, t, lo, xs = sp.symbols("a b t lo x", real=True)
-    steps = two_sum_steps(a, b)
+    steps = list(two_sum_err(a, b).stable())
     s_sym = steps[0][0]
     err_sym = steps[-1][0]
     if vectorised(cdtype):
@@ -331,13 +317,13 @@ def _helper_defs(cdtype: str):
         "clamp_min": (
             ("x", "lo"),
             [],
-            sp.Piecewise((lo, sp.And(sp.StrictLessThan(xs, lo), sp.Not(_isnan(xs)))), (xs, True)),
+            clamp_min(xs, lo).stable(),
             "max(x, lo), propagating NaN in x (fmax would drop it)",
         ),
         "mul0": (
             ("a", "b"),
             [],
-            sp.Piecewise((0, sp.And(_iszero(a), sp.Not(_isnan(b)))), (a * b, True)),
+            mul0(a, b).stable(),
             "a * b, exactly 0 when a == 0 and b is not NaN (0 * inf = 0: a zero target at a "
             "-inf log; 0 * NaN = NaN: a NaN is never dropped); both tests from the bits",
         ),
@@ -679,141 +665,47 @@ def _uses_log1p_s(cdtype: str, printed: dict, used: dict) -> bool:
 
 
 # ----------------------------------------------------------------------------------------------
-# Function descriptions: parameters (name, role) per family.  Roles: size, in, labels, target,
-# weight, pos_weight, ignore_index, label_smoothing, reduction, out.
+# Functions: one per kernel, dtype and variant (symce.describe), with its parameters.
 # ----------------------------------------------------------------------------------------------
 @dataclass(frozen=True)
-class Param:
-    name: str
-    role: str
-    doc: str
-
-
-@dataclass(frozen=True)
 class CFunction:
-    """One emitted C function."""
+    """One emitted C function: a kernel's variant (symce.describe.Variant) in one dtype."""
 
     cname: str
     kernel: str
     dtype: str
-    soft: bool  # CE family: probability targets (the _soft variant)
-    params: tuple
+    variant: Variant
 
+    @property
+    def soft(self) -> bool:
+        """The cross-entropy's probability-target variant (the _soft functions)."""
+        return self.variant.soft
 
-_N = Param("n", "size", "number of rows (samples); may be 0")
-_K = Param("k", "size", "number of classes per row; must be >= 1")
-
-
-def _loss_doc(fam):
-    per, what = ("n*k", "element") if fam == "bce" else ("n", "sample")
-    return f"[{per}] for SYMCE_REDUCTION_NONE (one loss per {what}), else [1]"
-
-
-def _params(kern, soft):
-    fam = kern.family
-    if fam == "elementwise":
-        return (
-            Param("count", "size", "number of elements; may be 0"),
-            Param("x", "in", "[count] input"),
-            Param("out", "out", f"[count] {kern.outputs[0].doc}"),
-        )
-    if fam == "rowwise":
-        ps = [_N, _K, Param("z", "in", "[n*k] logits, row-major (one row per sample)")]
-        if kern.name == "softmax_vjp":
-            ps.append(Param("g", "in", "[n*k] upstream gradient dL/dp"))
-        shape = {"logsumexp": "[n]", "softmax_jacobian": "[n*k*k]"}.get(kern.name, "[n*k]")
-        ps.append(Param("out", "out", f"{shape} {kern.outputs[0].doc}"))
-        return tuple(ps)
-    if fam in ("ce_probs", "ce_logits"):
-        x = "probs" if fam == "ce_probs" else "logits"
-        xdoc = (
-            "[n*k] class probabilities, row-major"
-            if fam == "ce_probs"
-            else "[n*k] logits (unnormalised scores), row-major"
-        )
-        ps = [_N, _K, Param(x, "in", xdoc)]
-        if soft:
-            ps.append(
-                Param(
-                    "target",
-                    "target",
-                    "[n*k] probability target per row"
-                    + (
-                        " (need not sum to 1: the gradient is p sum(y~) - y~)"
-                        if fam == "ce_logits"
-                        else ""
-                    ),
-                )
-            )
-        else:
-            ps.append(Param("labels", "labels", "[n] class index per sample, 0-based"))
-        ps.append(Param("weight", "weight", "[k] class weights, or NULL for all ones"))
-        if not soft:
-            ps.append(
-                Param(
-                    "ignore_index",
-                    "ignore_index",
-                    "label that marks an ignored sample (PyTorch: -100): loss 0, gradient "
-                    "row 0, not in the mean divisor",
-                )
-            )
-        ps.append(
-            Param(
-                "label_smoothing",
-                "label_smoothing",
-                "epsilon in [0, 1]; 0 for none (a double in both dtypes: checked, and the "
-                "target y~ formed, in double)",
-            )
-        )
-        ps.append(Param("reduction", "reduction", "SYMCE_REDUCTION_NONE, _MEAN or _SUM"))
-        outs = [o.name for o in kern.outputs]
-        if "loss" in outs:
-            ps.append(Param("loss", "out", _loss_doc(fam)))
-        if "grad" in outs:
-            ps.append(Param("grad", "out", "[n*k] gradient of the reduced loss w.r.t. " + x))
-        return tuple(ps)
-    if fam == "bce":
-        x = "logits" if kern.name.startswith("sigmoid") else "probs"
-        ps = [
-            _N,
-            _K,
-            Param(x, "in", "[n*k] " + ("logits" if x == "logits" else "probabilities in [0, 1]")),
-            Param("target", "target", "[n*k] targets in [0, 1]"),
-            Param("weight", "weight", "[n*k] element weights, or NULL for all ones"),
-        ]
-        if "pos_weight" in kern.options:
-            ps.append(
-                Param(
-                    "pos_weight",
-                    "pos_weight",
-                    "[k] weight of the positive term per column, or NULL for all ones",
-                )
-            )
-        ps.append(Param("reduction", "reduction", "SYMCE_REDUCTION_NONE, _MEAN or _SUM"))
-        for out in (o.name for o in kern.outputs):  # loss, then grad
-            ps.append(
-                Param(
-                    out,
-                    "out",
-                    _loss_doc(fam)
-                    if out == "loss"
-                    else "[n*k] gradient of the reduced loss w.r.t. " + x,
-                )
-            )
-        return tuple(ps)
-    raise ValueError(f"unknown family {fam!r}")
+    @property
+    def params(self) -> tuple:
+        """The parameters (symce.describe.Param), in the prototype's order."""
+        return self.variant.params
 
 
 def functions() -> list:
     """Every emitted C function, in header order (dtype-major, then registry order)."""
     out = []
     for dtype in DTYPES:
-        for kern in kr.registry().values():
-            variants = (False, True) if kern.family in ("ce_probs", "ce_logits") else (False,)
-            for soft in variants:
-                cname = f"symce_{kern.name}{'_soft' if soft else ''}_{dtype}"
-                out.append(CFunction(cname, kern.name, dtype, soft, _params(kern, soft)))
+        for desc in describe.descriptions().values():
+            for variant in desc.variants:
+                cname = f"symce_{desc.name}{'_soft' if variant.soft else ''}_{dtype}"
+                out.append(CFunction(cname, desc.name, dtype, variant))
     return out
+
+
+def _param_doc(p: Param, desc: describe.Description) -> str:
+    """A parameter's words in the header, with its buffer length in elements ("[n*k]")."""
+    if p.role == "reduction":
+        return "SYMCE_REDUCTION_NONE, _MEAN or _SUM"
+    if p.role == "out" and p.name == "loss":
+        per, what = ("n*k", "element") if desc.family == "bce" else ("n", "sample")
+        return f"[{per}] for SYMCE_REDUCTION_NONE (one loss per {what}), else [1]"
+    return f"[{'*'.join(p.dims)}] {p.doc}" if p.is_array else p.doc
 
 
 # ----------------------------------------------------------------------------------------------
@@ -840,25 +732,40 @@ def _decl(p: Param, T: str) -> str:
     raise ValueError(p.role)
 
 
-def _errors_for(fn: CFunction, kern):
-    """The codes fn can return, in the order it checks them."""
-    roles = {p.role for p in fn.params}
-    codes = ["SYMCE_ERR_NULL"]
-    if "count" not in [p.name for p in fn.params]:
-        codes.append("SYMCE_ERR_NO_CLASSES")
-    codes.append("SYMCE_ERR_SIZE")
-    # the options' checks (their catalogue entries: symce.options), then the labels', in the
-    # order the functions make them
-    for role in ("label_smoothing", "reduction", "weight", "pos_weight"):
-        if role in roles:
-            codes.append(errors.BY_KEY[options.OPTIONS[role].error].c)
-    if "labels" in roles:
-        codes.append(errors.BY_KEY["label"].c)
-    if kern.checks_domain:
-        codes.append("SYMCE_ERR_DOMAIN")
-    if fn.soft:
-        codes.append("SYMCE_ERR_TARGET")
-    return codes
+def _check_calls(fn: CFunction, desc: describe.Description, T: str) -> list:
+    """The calls that validate fn's arguments, in the order its variant checks them (the pointers
+    are checked before, by the function's first line): each returns SYMCE_OK or the catalogue's
+    code.  "no_classes" is checked with the sizes."""
+    v, sfx = fn.variant, fn.dtype
+
+    def length(role):
+        return " * ".join(v.param(role).dims)
+
+    def code(key):
+        return errors.BY_KEY[key].c
+
+    calls = {
+        "size": f"symce_check_count(count, sizeof({T}))"
+        if desc.family == "elementwise"
+        else f"symce_check_shape(n, k, {'k' if desc.layout == 'jacobian' else '1'}, sizeof({T}))",
+        "smoothing": "symce_check_smoothing(label_smoothing)",
+        "reduction": "symce_check_reduction(reduction)",
+        "label": "symce_check_labels(labels, n, k, ignore_index)",
+    }
+    for role in ("weight", "pos_weight"):
+        if v.has(role):
+            calls[options.OPTIONS[role].error] = (
+                f"symce_check_weights_{sfx}({role}, {length(role)}, {code(options.OPTIONS[role].error)})"
+            )
+    calls["domain"] = f"symce_check_probs_{sfx}({desc.input}, {length('in')}, {code('domain')})"
+    if v.has("target"):
+        calls["target"] = f"symce_check_probs_{sfx}(target, {length('target')}, {code('target')})"
+    return [calls[key] for key in v.checks if key not in ("null", "no_classes")]
+
+
+def _errors_for(fn: CFunction) -> list:
+    """The codes fn can return, in the order it checks them (symce.describe, symce.errors)."""
+    return [errors.BY_KEY[key].c for key in fn.variant.checks]
 
 
 _DOC_WIDTH = 96  # characters of comment text per header line
@@ -919,6 +826,20 @@ def _wrapped(text, indent, hang=None):
     )
 
 
+# what mean divides by (symce.describe.DIVISORS), in the header's words
+_DIVISOR_DOC = {
+    "weight_of_kept": "the summed weight[t] of the kept (not ignored) samples",
+    "rows": "n",
+    "elements": "n*k",
+}
+_FUSED_DOC = {
+    False: "One pass per row: its max, then Srest and sum y~, then loss and gradient together; "
+    "the same numbers as the separate loss and gradient kernels.",
+    True: "One pass over the elements, loss and gradient together; the same numbers as the "
+    "separate loss and gradient kernels.",
+}
+
+
 def _doc(fn: CFunction, kern) -> list:
     """The header's comment block for one function, as lines (no comment markers)."""
     fam = kern.family
@@ -946,28 +867,21 @@ def _doc(fn: CFunction, kern) -> list:
         if fname in used:
             lines += _wrapped(text, "  ", "    ")
     lines.append("")
+    desc = describe.describe(kern)
     width = max(len(p.name) for p in fn.params)
     for p in fn.params:
-        lines += _wrapped(p.doc, f"  {p.name.ljust(width)}  ", " " * (width + 4))
+        lines += _wrapped(_param_doc(p, desc), f"  {p.name.ljust(width)}  ", " " * (width + 4))
     notes = []
-    if fam in ("ce_probs", "ce_logits", "bce"):
-        div = {"bce": "n*k"}.get(
-            fam, "n" if fn.soft else "the summed weight[t] of the kept (not ignored) samples"
+    if fn.variant.divisor:
+        notes.append(
+            f"mean divides by {_DIVISOR_DOC[fn.variant.divisor]}; n = 0 gives NaN for mean and 0 "
+            "for sum."
         )
-        notes.append(f"mean divides by {div}; n = 0 gives NaN for mean and 0 for sum.")
-        if any(p.name == "grad" for p in fn.params):
+        if desc.has_grad:
             notes.append("The gradient is that of the reduced loss (for none, each sample's own).")
-    if kern.name == "softmax_cross_entropy_with_grad":
-        notes.append(
-            "One pass per row: its max, then Srest and sum y~, then loss and gradient "
-            "together; the same numbers as the separate loss and gradient kernels."
-        )
-    if kern.name == "sigmoid_binary_cross_entropy_with_grad":
-        notes.append(
-            "One pass over the elements, loss and gradient together; the same numbers "
-            "as the separate loss and gradient kernels."
-        )
-    layout = _ROWWISE_LAYOUT.get(kern.name) if fam == "rowwise" else None
+    if desc.fused:
+        notes.append(_FUSED_DOC[desc.family == "bce"])
+    layout = desc.layout
     if layout == "jacobian":
         notes.append(
             f"No allocation: p_j of {JACOBIAN_BLOCK} columns at a time is kept on the "
@@ -980,7 +894,7 @@ def _doc(fn: CFunction, kern) -> list:
         for note in notes:
             lines += _wrapped(note, "  ")
     lines.append("")
-    codes = _errors_for(fn, kern)
+    codes = _errors_for(fn)
     lines += _wrapped(
         "Returns SYMCE_OK, or " + ", ".join(codes) + " (checked in that order, "
         "before anything is written).",
@@ -1019,20 +933,21 @@ def _prototype(cname, decls, indent=""):
 _ROW_VALUES = {"Srest", "shift"}  # the row statistics: known before the per-class loops
 
 
+def local_expr(expr: sp.Expr, cdtype: str) -> sp.Expr:
+    """``expr`` as the compute type evaluates it: in the float kernels z - shift is exact in
+    double to 2^-53 relative, so zlo = 0 (and mul0(0, b) = 0)."""
+    if not CTYPES[cdtype]["exact_shift"]:
+        return expr
+    return expr.xreplace({kr.zlo: sp.S.Zero}).replace(
+        lambda t: isinstance(t, mul0) and t.args[0] == 0, lambda t: sp.S.Zero
+    )
+
+
 def local_slots(kern: kr.Kernel, cdtype: str) -> dict:
-    """The kernel's slots as the compute type evaluates them: in the float kernels z - shift is
-    exact in double to 2^-53 relative, so zlo = 0 (and mul0(0, b) = 0)."""
-    sl = dict(kern.slots)
-    if CTYPES[cdtype]["exact_shift"]:
-        zero = {kr.zlo: sp.S.Zero}
-        sl = {
-            name: expr.xreplace(zero).replace(
-                lambda t: isinstance(t, mul0) and t.args[0] == 0, lambda t: sp.S.Zero
-            )
-            for name, expr in sl.items()
-        }
-        if "zlo" in sl:
-            sl["zlo"] = sp.S.Zero
+    """The kernel's slots as the compute type evaluates them (local_expr)."""
+    sl = {name: local_expr(expr, cdtype) for name, expr in kern.slots.items()}
+    if "zlo" in sl and CTYPES[cdtype]["exact_shift"]:
+        sl["zlo"] = sp.S.Zero
     return sl
 
 
@@ -1258,20 +1173,14 @@ def _row_code(kern, cdtype, layout, soft=False):
 
 
 def _printed_slots(kern, cdtype):
-    """The slots the non-row templates print: elementwise out, CE-from-probabilities targets and
-    terms, BCE loss and gradient (times the element weight w)."""
+    """The slots the non-row templates print: elementwise out, BCE loss and gradient (times the
+    element weight w); the cross-entropy from probabilities prints its program (_program_lines)."""
     sl = local_slots(kern, cdtype)
     pr = CPrinter(cdtype)
     fam = kern.family
     out = {}
     if fam == "elementwise":
         out["out"] = pr.doprint(sl["out"])
-    elif fam == "ce_probs":
-        out["yt_label"] = pr.doprint(sl["yt_label"])
-        out["yt_soft"] = pr.doprint(sl["yt_soft"])
-        for name in ("loss_term", "grad"):
-            if name in sl:
-                out[name] = pr.doprint(sl[name])
     elif fam == "bce":
         out.update(
             _bce_printed(
@@ -1394,13 +1303,80 @@ _PARTIAL = {
     "ce_logits": "ce_logits",
     "bce": "bce",
 }
-_ROWWISE_LAYOUT = {
-    "softmax": "vector",
-    "log_softmax": "vector",
-    "logsumexp": "scalar",
-    "softmax_jacobian": "jacobian",
-    "softmax_vjp": "vjp",
-}
+
+
+# ----------------------------------------------------------------------------------------------
+# Per-row programs (symce.program) as C: pointers to the row, then each step as statements.
+# ----------------------------------------------------------------------------------------------
+# a role's array, and the pointer name of its row (the first input's row is `row`)
+_ROW_POINTER = {"in": "row", "grad": "grow", "target": "yrow"}
+
+
+def _program_lines(prog: program.Program, ctx: dict, cdtype: str) -> dict:
+    """The C statements of a per-row program, by where the template lays them out: "call" (once,
+    before the rows), "row" (per row, before its classes), "cls" (per class), "row_end" (per
+    row, after its classes) and "finish" (after the rows).  ``ctx`` is the function's context
+    (its types and names)."""
+    bound = {st.name: st.name for st in prog.all_steps if hasattr(st, "name")}
+    pr = CPrinter(cdtype, names={**bound, **LOCAL_NAMES})
+    T, C, acc, sfx, wide = ctx["T"], ctx["C"], ctx["acc"], ctx["sfx"], ctx["wide"]
+
+    def code(expr):
+        return pr.doprint(local_expr(expr, cdtype))
+
+    divisor = {
+        "rows": f"({acc})n",
+        "weight_of_kept": f"symce_label_divisor_{sfx}(labels, weight, n, ignore_index)",
+    }[prog.variant.divisor]
+    loss = prog.stores("row")
+    grad = prog.stores("class")
+    call = [f"const {C} k_real = ({C})k;", f"const {C} eps = label_smoothing;"]
+    call.append(f"const {acc} divisor = {divisor};")
+    if grad:
+        call.append(f"const {acc} scale = symce_scale_{sfx}(reduction, divisor);")
+    if loss:
+        call.append(f"{acc} total = 0;")
+    # the rows of the arrays read or written per class
+    row = [f"const {T} *row = {ctx['x']} + i * k;"]
+    row += [f"{T} *{_ROW_POINTER[st.output]} = {st.output} + i * k;" for st in grad]
+    row += [f"const {T} *yrow = target + i * k;" for _ in prog.loads("target")]
+    cls, row_end, finish = [], [], []
+    for st in prog.all_steps:
+        if isinstance(st, program.Load):
+            if st.role == "labels":
+                row.append(f"const int64_t {st.name} = labels[i];")
+            elif st.role == "weight":
+                at = {"label": "t", "class": "j"}[st.at]
+                line = f"const {C} {st.name} = weight != NULL ? {wide}weight[{at}] : 1;"
+                (row if st.at == "label" else cls).append(line)
+            elif st.role == "onehot":
+                cls.append(f"const {C} {st.name} = j == (size_t)t ? 1 : 0;")
+            else:  # a value of the row at the class
+                cls.append(f"const {C} {st.name} = {wide}{_ROW_POINTER[st.role]}[j];")
+        elif isinstance(st, program.Skip):
+            row.append("if (t == ignore_index) {  /* loss 0, gradient row 0, not in the divisor */")
+            row += [
+                f"    for (size_t j = 0; j < k; ++j) {_ROW_POINTER[g.output]}[j] = 0;" for g in grad
+            ]
+            row += ["    if (reduction == SYMCE_REDUCTION_NONE) loss[i] = 0;" for _ in loss]
+            row += ["    continue;", "}"]
+        elif isinstance(st, program.Let):
+            cls.append(f"const {C} {st.name} = {code(st.expr)};")
+        elif isinstance(st, program.RowSum):
+            row.append(f"{acc} {st.name} = 0;")
+            cls.append(f"{st.name} += {code(st.expr)};")
+        elif isinstance(st, program.Store) and st.scope == "class":
+            cls.append(f"{_ROW_POINTER[st.output]}[j] = ({T})(({code(st.expr)}) * scale);")
+        elif isinstance(st, program.Store):
+            row_end += [
+                f"if (reduction == SYMCE_REDUCTION_NONE) {st.output}[i] = ({T}){code(st.expr)};",
+                f"else total += {code(st.expr)};",
+            ]
+            finish.append(
+                f"if (reduction != SYMCE_REDUCTION_NONE) *{st.output} = "
+                f"symce_reduce_{sfx}(reduction, total, divisor);"
+            )
+    return {"call": call, "row": row, "cls": cls, "row_end": row_end, "finish": finish}
 
 
 def _widening(T: str, C: str, acc: str) -> dict:
@@ -1412,9 +1388,9 @@ def _widening(T: str, C: str, acc: str) -> dict:
 
 def _function_context(fn: CFunction):
     kern = kr.kernel(fn.kernel)
+    desc = describe.describe(kern)
     T = DTYPES[fn.dtype]["T"]
     cdt = compute_dtype(fn.dtype, kern.family)
-    names = [p.name for p in fn.params]
     ctx = {
         "cname": fn.cname,
         "kernel": fn.kernel,
@@ -1425,7 +1401,6 @@ def _function_context(fn: CFunction):
         **_widening(T, CTYPES[cdt]["T"], DTYPES[fn.dtype]["acc"]),
         "acc": DTYPES[fn.dtype]["acc"],
         "family": kern.family,
-        "partial": "c/_" + _PARTIAL[kern.family] + ".c.jinja",
         "summary": kern.summary,
         "prototype": _prototype(fn.cname, [_decl(p, T) for p in fn.params]),
         # one long loop of exponentials: 512-bit vectors where GCC targets AVX-512 (SYMCE_WIDE)
@@ -1434,27 +1409,28 @@ def _function_context(fn: CFunction):
         "doc": _doc(fn, kern),
         "slots": _printed_slots(kern, cdt),
         "soft": fn.soft,
-        "x": next(p.name for p in fn.params if p.role == "in"),
-        "domain": kern.checks_domain,
-        "has_loss": "loss" in names,
-        "has_grad": "grad" in names,
-        "has_pos_weight": "pos_weight" in names,
-        "has_weight": "weight" in names,
+        "x": desc.input,
+        "domain": desc.checks_domain,
+        "has_loss": desc.has_loss,
+        "has_grad": desc.has_grad,
+        "has_pos_weight": fn.variant.has("pos_weight"),
+        "has_weight": fn.variant.has("weight"),
         # a block's terms: 16 lane sums in double for the float kernels, pairwise for the double
         "block_sum": "symce_lane_sum" if CTYPES[cdt]["exact_shift"] else "symce_pairwise_sum",
     }
     if kern.family == "rowwise":
-        ctx["layout"] = _ROWWISE_LAYOUT[fn.kernel]
+        ctx["layout"] = desc.layout
         ctx["k2"] = "k" if ctx["layout"] == "jacobian" else "1"
         ctx["block"] = JACOBIAN_BLOCK
-    if kern.family in ROW_FAMILIES:
+    if desc.rows:
         ctx["row"] = _row_code(kern, cdt, ctx.get("layout", "ce"), fn.soft)
         ctx["nan_general"] = kern.nan_row_at_inf  # SYMCE_ROW_GENERAL rows: NaN throughout
-    if kern.family == "ce_probs":
-        ctx["yt"] = ctx["slots"]["yt_soft" if fn.soft else "yt_label"]
-        ctx["terms"] = {
-            name: ctx["slots"][name] for name in ("loss_term", "grad") if name in ctx["slots"]
-        }
+    if kern.family in PROGRAM_FAMILIES:
+        ctx["program"] = _program_lines(program.program(kern, fn.variant), ctx, cdt)
+    checks = _check_calls(fn, desc, T)
+    ctx["first_check"], ctx["then_checks"] = checks[0], checks[1:]
+    # the body: the family's template (_PARTIAL), laid out with this context
+    ctx["body"] = Part("c/_" + _PARTIAL[kern.family] + ".c.jinja", {"f": dict(ctx)})
     return ctx
 
 

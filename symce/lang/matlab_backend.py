@@ -29,11 +29,11 @@ import numpy as np
 import sympy as sp
 from sympy.printing.octave import OctaveCodePrinter
 
-from .. import errors, options
+from .. import describe, errors, options, program
 from .. import kernels as kr
 from ..examples import EXAMPLES, RESULTS
-from ..functions import sigmoid, softplus, two_sum_err
-from .base import Output
+from ..functions import clamp_min, mul0, sigmoid, softplus, two_sum_err
+from .base import Output, Part
 
 TEMPLATE = "matlab/function.m.jinja"
 PREFIX = "symce_"
@@ -175,6 +175,27 @@ class MatlabPrinter(OctaveCodePrinter):
             raise ValueError(f"MatlabPrinter: only max(expr, constant) is printable, got {expr}")
         return self._helper_call("clamp_min", (rest[0], consts[0]))
 
+    def _print_isnan(self, expr):
+        return f"isnan({self._print(expr.args[0])})"
+
+    def _print_iszero(self, expr):
+        return f"({self._print(expr.args[0])} == 0)"
+
+    def masked_lines(self, out: str, expr: sp.Piecewise) -> list:
+        """A value and a default, (v, cond), (d, True), as MATLAB statements into ``out``: the
+        default everywhere, then v where cond holds (expanded to out's size).  MATLAB has no
+        elementwise choice, and cond.*v + ~cond.*d would turn a NaN or Inf in the branch not
+        taken into NaN.  v must be one value (a number or a scalar argument)."""
+        if len(expr.args) != 2 or expr.args[1].cond != sp.true:
+            raise ValueError(f"MatlabPrinter: only a value and a default print as a mask: {expr}")
+        (value, cond), (default, _) = expr.args
+        if not (value.is_number or value.is_Symbol):
+            raise ValueError(f"MatlabPrinter: the masked value must be one value, got {value}")
+        return [
+            f"{out} = {self._print(default)};",
+            f"{out}({self._print(cond)} & true(size({out}))) = {self._print(value)};",
+        ]
+
     def _print_log1p(self, expr):
         return f"log1p({self._print(expr.args[0])})"
 
@@ -193,26 +214,6 @@ def check_identifier(name: str) -> str:
     return name
 
 
-def _two_sum_steps(t_args):
-    """TwoSum's assignments (``two_sum_err(a, b).stable()``), built unevaluated.
-
-    SymPy's automatic simplification would collapse err = (a - (s - t)) + (b - t) to a + b - s,
-    which is 0 in floating point; built with ``evaluate(False)`` the tree keeps TwoSum's
-    grouping.  Every addition has two operands, so the printer's term order (it may sort
-    them) does not change the rounding: only the grouping matters, and it is printed.
-    """
-    with sp.evaluate(False):
-        steps = two_sum_err(*t_args).stable()
-    for _, rhs in steps:
-        for node in sp.preorder_traversal(rhs):
-            if isinstance(node, sp.Add) and len(node.args) != 2:
-                raise ValueError(
-                    f"two_sum_err: {rhs} has an addition of {len(node.args)} "
-                    "terms; its rounding would depend on the printed order"
-                )
-    return steps
-
-
 def helper_bodies() -> tuple[dict, dict]:
     """Code of the helpers whose body is a formula, over their arguments (t; a and b), and the
     helpers each body calls.  ``two_sum_err`` is a list of assignment lines."""
@@ -223,12 +224,20 @@ def helper_bodies() -> tuple[dict, dict]:
         bodies[name] = pr.doprint(fn(t).stable())
         calls[name] = tuple(sorted(pr.helpers))
     a, b = sp.symbols("a b", real=True)
-    steps = _two_sum_steps((a, b))
+    steps = two_sum_err(a, b).stable()
     pr = MatlabPrinter({"a": "a", "b": "b", **{lhs.name: lhs.name for lhs, _ in steps}})
     bodies["two_sum_err"] = [f"{pr.doprint(lhs)} = {pr.doprint(rhs)};" for lhs, rhs in steps]
     bodies["two_sum_err_out"] = steps[-1][0].name
     bodies["two_sum_err_sum"] = steps[0][0].name
     calls["two_sum_err"] = tuple(sorted(pr.helpers))
+    x, lo = sp.symbols("x lo", real=True)
+    for name, expr, names in (
+        ("clamp_min", clamp_min(x, lo).stable(), ("x", "lo")),
+        ("mul0", mul0(a, b).stable(), ("a", "b")),
+    ):
+        pr = MatlabPrinter({n: n for n in (*names, "out")})
+        bodies[name] = pr.masked_lines("out", expr)
+        calls[name] = tuple(sorted(pr.helpers))
     return bodies, calls
 
 
@@ -261,6 +270,194 @@ def _row_after(kern) -> list:
         outs.append(kr.p)
     used = {ROW_USES[s.name] for e in outs for s in e.free_symbols if s.name in ROW_USES}
     return [name for name in ROW_AFTER if name in used]
+
+
+def _element_lines(prog: program.Program, pr: MatlabPrinter) -> list:
+    """An elementwise program (the BCE family) as MATLAB over the whole array: the inputs in
+    double, then each output weighted, reduced (the loss) or scaled (the gradient) over the
+    count of elements, and rounded once to the input's class."""
+    lines = []
+    for st in prog.steps:
+        if isinstance(st, program.Load):
+            var = pr.doprint(sp.Symbol(st.name))
+            lines.append(f"{var} = double({var});")
+        elif isinstance(st, program.Store):
+            value = pr.doprint(st.expr)
+            if st.weight is not None:
+                value = f"{pr.doprint(st.weight)}.*({value})"
+            lines.append(f"{st.output} = {value};")
+            if st.output == "loss":
+                lines.append(
+                    f"{st.output} = cast(apply_reduction({st.output}, reduction, count), cls);"
+                )
+            else:
+                lines += [
+                    "if strcmp(reduction, 'mean')",
+                    f"    {st.output} = {st.output} / count;",
+                    "end",
+                    f"{st.output} = cast({st.output}, cls);",
+                ]
+    return lines
+
+
+def _validation(kern: kr.Kernel) -> list:
+    """A kernel's argument checks as lines: first the types and shapes (C has none: its sizes
+    are the caller's), then the values, in the order every language checks them (the variants'
+    catalogue checks, symce.describe; one MATLAB function takes both kinds of target)."""
+    desc = describe.describe(kern)
+    x = desc.input
+    ids = errors.matlab_ids()
+    if desc.family == "rowwise":  # the upstream gradient of the VJP is the size of the logits
+        lines = [f"check_float({x}, '{x}');", f"[K, N] = check_classes({x}, '{x}');"]
+        return lines + [
+            f"{a.name} = check_like({a.name}, '{a.name}', {x}, '{x}');" for a in kern.inputs[1:]
+        ]
+    if desc.family in describe.CE_FAMILIES:
+        weights = {"weight": ("opts.Weight", "Weight")}
+        lines = [
+            f"check_float({x}, '{x}');",
+            f"[K, N] = check_classes({x}, '{x}');",
+            f"w_k = check_class_weight(opts.Weight, K, {x});",
+            "ignore_index = check_ignore_index(opts.IgnoreIndex);",
+            "% labels or probability targets (docs/semantics.md, Input policies)",
+            f"soft = is_soft_target(target, {x}, K);",
+            "if soft",
+            f"    target = check_like(target, 'target', {x}, '{x}');",
+            "    t = [];",
+            "else",
+            f"    t = check_labels(target, N, {x});",
+            "end",
+        ]
+    else:
+        weights = {
+            "weight": ("opts.Weight", "Weight"),
+            "pos_weight": ("opts.PosWeight", "PosWeight"),
+        }
+        lines = [
+            f"check_float({x}, '{x}');",
+            f"target = check_like(target, 'target', {x}, '{x}');",
+            f"weight = check_elementwise_weight(opts.Weight, {x});",
+        ]
+        if desc.has_pos_weight:
+            lines.append(f"pos_weight = check_pos_weight(opts.PosWeight, {x});")
+    values = {
+        "smoothing": ["smoothing = check_smoothing(opts.LabelSmoothing);"],
+        "reduction": ["reduction = check_reduction(opts.Reduction);"],
+        "label": ["check_label_range(t, K, ignore_index);"],
+        "domain": [f"check_probabilities({x}, '{x}');"],
+        "target": [
+            "if soft",
+            f"    check_probabilities(target, 'target', '{TARGET_HINT.format(first=x.upper())}');",
+            "end",
+        ],
+    }
+    for key, (var, name) in weights.items():  # the value as given, as the message shows it
+        values[key] = [f"check_nonnegative({var}, '{name}', '{ids[key]}');"]
+    keys = []
+    for v in desc.variants:  # merged in order: each variant's checks keep theirs
+        for key in v.checks:
+            if key in values and key not in keys:
+                keys.append(key)
+    return lines + [line for key in keys for line in values[key]]
+
+
+# the families whose per-row program (symce.program) MATLAB prints whole
+PROGRAM_FAMILIES = ("rowwise", "ce_probs", "ce_logits", "bce")
+
+
+def _program_code(kern: kr.Kernel, row_stats) -> dict:
+    """The per-row programs of a kernel (symce.program) as MATLAB over the K-by-N columns at once:
+    for the cross-entropies the lines of each target kind ("labels", "soft": the template's two
+    branches), and the shared "lines".  A skipped column (a label equal to IgnoreIndex) has a
+    zero target, loss and gradient.  ``row_stats``: the row statistics of logits as one item of
+    the lines (a Part of _shift.m.jinja)."""
+    desc = describe.describe(kern)
+    progs = {v.target: program.program(kern, v) for v in desc.variants}
+    bound = {st.name: st.name for p in progs.values() for st in p.all_steps if hasattr(st, "name")}
+    pr = MatlabPrinter({**bound, **NAMES[kern.family]})
+    if kern.family == "bce":
+        return {"lines": _element_lines(progs[""], pr)}
+    out = {}
+    divisor = {"weight_of_kept": "divisor = sum(w_t(kept));", "rows": "divisor = N;"}
+    for target, prog in progs.items():
+        if not target:
+            continue
+        lines = []
+        for st in prog.target_steps:
+            if isinstance(st, program.Load) and st.role == "target":
+                lines += [
+                    "% probability targets, one column per sample",
+                    f"{pr.doprint(sp.Symbol(st.name))} = reshape(double(target), K, N);",
+                    "kept = true(1, N);",
+                ]
+            elif isinstance(st, program.Skip):
+                lines += [
+                    "% class labels: hot = [k == t], w_t = the weight of the sample's class",
+                    "kept = t ~= ignore_index;",
+                    "t(~kept) = 1;  % any class; the column is zeroed below",
+                ]
+            elif isinstance(st, program.Load) and st.role == "onehot":
+                lines.append(f"{st.name} = (1:K)' == t;")
+            elif isinstance(st, program.Load) and st.at == "label":
+                lines.append(f"{st.name} = reshape(w_k(t), 1, N);")
+            elif isinstance(st, program.Let):
+                lines += [divisor[prog.variant.divisor], f"{st.name} = {pr.doprint(st.expr)};"]
+        if prog.skips:
+            lines.append("yt(:, ~kept) = 0;")
+        out[target] = lines
+    shared = next(iter(progs.values())).steps  # the steps every target kind shares
+    out["lines"] = _row_lines(shared, pr, desc, row_stats)
+    return out
+
+
+def _row_lines(steps, pr: MatlabPrinter, desc: describe.Description, row_stats) -> list:
+    """The steps of a row program as MATLAB over the K-by-N columns."""
+    first = desc.input
+    loss_kernel = desc.kernel.is_loss
+    lines = []
+    for st in steps:
+        if isinstance(st, program.Load):
+            var = pr.doprint(sp.Symbol(st.name))
+            source = first if st.name in ("z", "p") else st.name
+            lines.append(f"{var} = reshape(double({source}), K, N);")
+        elif isinstance(st, program.RowStats):
+            lines.append(row_stats)
+        elif isinstance(st, program.Pair):
+            p, pc = pr.doprint(kr.p), pr.doprint(kr.pc)
+            lines += [
+                f"{pr.doprint(kr.p_i)} = reshape({p}, K, 1, N);",
+                f"{pr.doprint(kr.p_j)} = reshape({p}, 1, K, N);",
+                f"{pr.doprint(kr.pc_i)} = reshape({pc}, K, 1, N);",
+                "% the Kronecker delta (not eye: Octave's diagonal matrix type does not expand)",
+                f"{pr.doprint(kr.delta)} = double((1:K)' == (1:K));",
+            ]
+        elif isinstance(st, program.RowSum):
+            lines.append(f"{pr.doprint(sp.Symbol(st.name))} = pairwise_sum({pr.doprint(st.expr)});")
+        elif isinstance(st, program.Let):
+            lines.append(f"{pr.doprint(sp.Symbol(st.name))} = {pr.doprint(st.expr)};")
+        elif isinstance(st, program.Store) and not loss_kernel:
+            value = f"cast({pr.doprint(st.expr)}, cls)"
+            lines.append(
+                f"{st.output} = reshape({value}, sz);"
+                if st.scope == "class"
+                else f"{st.output} = {value};"
+            )
+        elif isinstance(st, program.Store) and st.scope == "row":
+            lines += [
+                f"{st.output} = {pr.doprint(st.expr)};",
+                f"{st.output}(~kept) = 0;",
+                f"{st.output} = cast(apply_reduction({st.output}, reduction, divisor), cls);",
+            ]
+        elif isinstance(st, program.Store):
+            lines += [
+                f"{st.output} = {pr.doprint(st.expr)};",
+                "if strcmp(reduction, 'mean')",
+                f"    {st.output} = {st.output} / divisor;",
+                "end",
+                f"{st.output}(:, ~kept) = 0;",
+                f"{st.output} = reshape(cast({st.output}, cls), sz);",
+            ]
+    return lines
 
 
 def _matlab_words(text: str) -> str:
@@ -351,13 +548,13 @@ def _arg_docs(kern) -> list:
 
 
 def _out_doc(kern) -> list:
-    fam, docs = kern.family, []
+    fam, layout, docs = kern.family, describe.describe(kern).layout, []
     for o in kern.outputs:
         if fam == "elementwise":
             text = f"{o.doc}, the size of X"
-        elif kern.name == "logsumexp":
+        elif layout == "scalar":
             text = "1-by-N, one value per sample"
-        elif kern.name == "softmax_jacobian":
+        elif layout == "jacobian":
             text = "K-by-K-by-N, J(i, j, n) = dp_i/dz_j of sample n"
         elif fam == "rowwise":
             text = "K-by-N, the size of Z"
@@ -423,11 +620,12 @@ _CE_HELPERS = (
     "check_class_weight",
     "check_ignore_index",
     "check_labels",
+    "check_label_range",
+    "check_nonnegative",
     "is_soft_target",
     "check_probabilities",
 )
 # the families with the row scheme (shift, zs, zlo, e, em1, Srest, p, pc)
-ROW_FAMILIES = ("rowwise", "ce_logits")
 FAMILY_HELPERS = {
     "elementwise": ("check_float",),
     "rowwise": ("check_float", "check_classes"),
@@ -439,6 +637,7 @@ FAMILY_HELPERS = {
         "check_like",
         "check_reduction",
         "check_elementwise_weight",
+        "check_nonnegative",
     ),
 }
 # helper -> the helpers it calls (the closure is emitted; softplus's come from its printed body)
@@ -452,6 +651,8 @@ HELPER_CALLS = {
     "check_class_weight": ("check_real_numbers", "size_str", "value_str"),
     "check_ignore_index": ("value_str",),
     "check_labels": ("class_str", "size_str"),
+    "check_label_range": (),
+    "check_nonnegative": ("value_str",),
     "check_elementwise_weight": ("check_real_numbers", "size_str", "value_str"),
     "check_pos_weight": ("check_real_numbers", "size_str", "value_str"),
     "check_real_numbers": ("class_str",),
@@ -493,14 +694,52 @@ def _needs(kern, ins) -> str:
     return text + (" (then name-value options)" if kern.options else "")
 
 
+# the local functions (one macro each in templates/matlab/_helpers.m.jinja), in the order a file
+# lists those it calls: the formulas' functions, the sums and reductions, the argument checks,
+# then the message formatting
+HELPERS = (
+    "softplus",
+    "sigmoid",
+    "two_sum_err",
+    "clamp_min",
+    "mul0",
+    "pairwise_sum",
+    "apply_reduction",
+    "check_nargin",
+    "parse_options",
+    "check_float",
+    "check_classes",
+    "check_like",
+    "check_reduction",
+    "check_smoothing",
+    "check_class_weight",
+    "check_real_numbers",
+    "check_ignore_index",
+    "is_soft_target",
+    "check_labels",
+    "check_label_range",
+    "check_elementwise_weight",
+    "check_pos_weight",
+    "check_nonnegative",
+    "check_probabilities",
+    "value_str",
+    "class_str",
+    "size_str",
+)
+
+
 def _helper_closure(names, calls) -> list:
+    """The helpers ``names`` and every helper they call, in HELPERS' order."""
     todo, seen = list(names), set()
     while todo:
         h = todo.pop()
         if h not in seen:
             seen.add(h)
             todo.extend(calls.get(h, ()))
-    return sorted(seen)
+    unknown = seen - set(HELPERS)
+    if unknown:
+        raise ValueError(f"MATLAB helpers without a macro in HELPERS: {sorted(unknown)}")
+    return [h for h in HELPERS if h in seen]
 
 
 def _doc_lines(items, width) -> list:
@@ -512,23 +751,20 @@ def context(kern: kr.Kernel) -> dict:
     name = check_identifier(PREFIX + kern.name)
     code, printed_helpers = _print_slots(kern)
     bodies, body_calls = helper_bodies()
+    desc = describe.describe(kern)
     fam = kern.family
     ins = [check_identifier(a.name) for a in kern.inputs]
     outs = [check_identifier(o.name) for o in kern.outputs]
-    used = {s.name for e in kern.slots.values() for s in e.free_symbols}
-    is_vjp = "dot" in used
     helpers = set(FAMILY_HELPERS[fam]) | printed_helpers | {"check_nargin"}
-    if is_vjp:
+    if desc.layout == "vjp":
         helpers.add("check_like")
-    if "pos_weight" in kern.options:
+    if desc.has_pos_weight:
         helpers.add("check_pos_weight")
-    if "loss" in outs:
+    if desc.has_loss:
         helpers.add("apply_reduction")
-    if kern.checks_domain:
+    if desc.checks_domain:
         helpers.add("check_probabilities")
-    if fam in ("rowwise", "ce_logits") or (
-        fam == "ce_probs" and ("loss" in outs or "ysum" in used)
-    ):
+    if desc.rows or (fam == "ce_probs" and (desc.has_loss or desc.needs_ysum)):
         helpers.add("pairwise_sum")  # every sum over the K classes
     params = ins + (["varargin"] if kern.options else [])
     lhs = outs[0] if len(outs) == 1 else "[" + ", ".join(outs) + "]"
@@ -539,13 +775,12 @@ def context(kern: kr.Kernel) -> dict:
     opts = [
         {"name": OPTIONS[k], "default": options.OPTIONS[k].matlab_default} for k in kern.options
     ]
-    return {
+    ctx = {
         "errors": errors.matlab_ids(),  # the error identifiers (symce.errors)
         "name": name,
         "NAME": name.upper(),
         "signature": f"{lhs} = {name}({', '.join(params)})",
         "family": fam,
-        "partial": BODY[fam],
         "h1": _matlab_words(kern.summary),
         "usage": usage,
         "formula": kern.doc_formula,
@@ -560,26 +795,11 @@ def context(kern: kr.Kernel) -> dict:
         "needs": _needs(kern, ins),
         "code": code,
         "options": opts,
-        "has_pos_weight": "pos_weight" in kern.options,
-        "loss_out": "loss" in outs,
-        "grad_out": "grad" in outs,
-        "is_jacobian": kern.name == "softmax_jacobian",
-        # a K-by-N result, the size of the first input (reshaped back: a row in, a row out)
-        "out_like_first": kern.outputs[0].shape == "(N, K)",
-        "is_vjp": is_vjp,
-        "needs_ysum": "ysum" in used,
-        "nan_row_at_inf": kern.nan_row_at_inf,
-        "check_domain": kern.checks_domain,
-        "target_hint": TARGET_HINT.format(first=ins[0].upper()),
-        "row_scheme": fam in ROW_FAMILIES,
-        # the variable the printed slots read the first input from (in double)
-        "work": NAMES[fam]["z"] if fam in ROW_FAMILIES else ins[0],
+        "nan_row_at_inf": desc.nan_row_at_inf,
         "names": dict(NAMES[fam]),
-        "row_before": [
-            {"var": NAMES[fam][n], "code": code[n]} for n in ROW_BEFORE if fam in ROW_FAMILIES
-        ],
+        "row_before": [{"var": NAMES[fam][n], "code": code[n]} for n in ROW_BEFORE if desc.rows],
         "row_after": [
-            {"var": NAMES[fam][n], "code": code[n]} for n in _row_after(kern) if fam in ROW_FAMILIES
+            {"var": NAMES[fam][n], "code": code[n]} for n in _row_after(kern) if desc.rows
         ],
         "helpers": _helper_closure(helpers, {**HELPER_CALLS, **body_calls}),
         "softplus_body": bodies["softplus"],
@@ -587,7 +807,18 @@ def context(kern: kr.Kernel) -> dict:
         "two_sum_err_body": bodies["two_sum_err"],
         "two_sum_err_out": bodies["two_sum_err_out"],
         "two_sum_err_sum": bodies["two_sum_err_sum"],
+        "clamp_min_body": bodies["clamp_min"],
+        "mul0_body": bodies["mul0"],
     }
+    if kern.is_loss or desc.rows:
+        ctx["validation"] = _validation(kern)
+    if fam in PROGRAM_FAMILIES:
+        # the row statistics of logits, laid out where the program computes them
+        row_stats = Part("matlab/_shift.m.jinja", dict(ctx), line=True) if desc.rows else None
+        ctx["program"] = _program_code(kern, row_stats)
+    # the body: the family's template (BODY), laid out with this context
+    ctx["body"] = Part(BODY[fam], dict(ctx))
+    return ctx
 
 
 def outputs() -> list:

@@ -30,10 +30,13 @@ import sympy as sp
 from sympy.codegen.cfunctions import log1p
 from sympy.printing.numpy import NumPyPrinter
 
-from .. import errors, options
+from .. import describe, errors, options, program
 from .. import kernels as kr
 from ..functions import clamp_min, mul0, sigmoid, softplus, two_sum_err
-from .base import GENERATED, Output
+from .base import GENERATED, Output, Part
+
+# the families whose per-row program (symce.program) this language prints whole
+PROGRAM_FAMILIES = ("ce_probs",)
 
 OUTPUT = "numpy/symce_kernels.py"
 TEMPLATE = "numpy/symce_kernels.py.jinja"
@@ -85,7 +88,7 @@ ROW_AT = {"zs": "zs_a", "zlo": "zlo_a"}
 TEMPLATE_SLOTS = {
     "elementwise": ("out",),
     "rowwise": ("zs", "zlo", "e", "em1_a", "p", "em1", "pc", "dot_term", "dot", "out"),
-    "ce_probs": ("yt_label", "yt_soft", "loss_term", "grad"),
+    "ce_probs": (),  # its program (symce.program) is printed whole
     "ce_logits": ("yt_class",),
     "bce": (),
 }
@@ -153,6 +156,42 @@ class NumPyKernelPrinter(NumPyPrinter):
         if len(expr.args) != 2:
             raise ValueError(f"Max of {len(expr.args)} arguments has no NumPy mapping here")
         return self._call(self._module_format("numpy.maximum"), *expr.args)
+
+    def _print_isnan(self, expr):
+        return self._call(self._module_format("numpy.isnan"), *expr.args)
+
+    def _print_iszero(self, expr):
+        return f"({self._print(expr.args[0])} == 0)"
+
+    def _operand(self, expr) -> str:
+        """``expr`` printed as an operand of & or ~, which bind tighter than comparisons: in
+        parentheses unless it is one call or one parenthesised group already."""
+        text = self._print(expr)
+        head = re.match(r"~?[\w.]*\(", text)
+        if head and text.endswith(")"):
+            depth = 0
+            for pos in range(head.end() - 1, len(text)):
+                depth += {"(": 1, ")": -1}.get(text[pos], 0)
+                if depth == 0:
+                    break
+            if pos == len(text) - 1:
+                return text
+        return f"({text})"
+
+    def _print_And(self, expr):
+        return " & ".join(self._operand(a) for a in expr.args)
+
+    def _print_Not(self, expr):
+        return "~" + self._operand(expr.args[0])
+
+    def _print_Piecewise(self, expr):
+        """A value and a default, (v, cond), (d, True), as np.where(cond, v, d): both are computed
+        and one is chosen per element (a NaN in the unchosen one does not leak)."""
+        if len(expr.args) != 2 or expr.args[1].cond != sp.true:
+            raise ValueError(f"{expr}: only a value and a default print as np.where")
+        (value, cond), (default, _) = expr.args
+        where = self._module_format("numpy.where")
+        return f"{where}({self._print(cond)}, {self._print(value)}, {self._print(default)})"
 
 
 def printer(family: str) -> NumPyKernelPrinter:
@@ -279,29 +318,19 @@ EXAMPLES = {
 
 
 def rowwise_layout(kern: kr.Kernel) -> str:
-    """How a rowwise kernel's output is laid out, from its outputs and slots: "p" (the softmax
-    itself), "vector" (one value per class), "scalar" (one per row), "jacobian" or "vjp"."""
+    """How a rowwise kernel's output is laid out (symce.describe), with the softmax itself ("p":
+    no ``out`` slot, the row's p is the output) told apart from the other vectors; "" for the
+    other families."""
     if kern.family != "rowwise":
         return ""
-    shape = kern.outputs[0].shape
-    if shape == "(N, K, K)":
-        return "jacobian"
-    if len(kern.inputs) == 2:
-        return "vjp"
-    if shape == "(N,)":
-        return "scalar"
-    return "vector" if "out" in kern.slots else "p"
-
-
-def has_axis(kern: kr.Kernel) -> bool:
-    """One array in, one out, no class-by-class structure: the class axis can be anywhere."""
-    return rowwise_layout(kern) in ("p", "vector", "scalar")
+    layout = describe.describe(kern).layout
+    return "p" if layout == "vector" and "out" not in kern.slots else layout
 
 
 def _signature(kern: kr.Kernel) -> str:
     """The parameter list, wrapped under the opening parenthesis of ``def name(``."""
     params = [a.name for a in kern.inputs]
-    if has_axis(kern):
+    if describe.describe(kern).movable_axis:
         params.append("axis=-1")
     if kern.options:
         params.append("reduction=" + DEFAULTS["reduction"])
@@ -339,12 +368,12 @@ def _arg_docs(kern: kr.Kernel, partial: str) -> list:
             text = f"{a.name}: {TARGET_DOC['bce']}."
         elif a.shape == "any":
             text = f"{a.name} (any shape): {a.doc}."
-        elif has_axis(kern):
+        elif describe.describe(kern).movable_axis:
             text = f"{a.name} {a.shape}, (K,) or any shape with the classes on ``axis``: {a.doc}."
         else:
             text = f"{a.name} {a.shape} or (K,): {a.doc}."
         lines.extend(_wrapped(text))
-    if has_axis(kern):
+    if describe.describe(kern).movable_axis:
         lines.extend(_wrapped("axis: " + AXIS_DOC))
     order = (["reduction"] if "reduction" in kern.options else []) + [
         o for o in kern.options if o != "reduction"
@@ -372,7 +401,8 @@ def kernel_context(kern: kr.Kernel) -> dict:
     code = {slot: pr.doprint(expr) for slot, expr in slots.items()}
     if kern.family == "ce_logits":  # the class part of y~ for integer labels (at hot = 0)
         code["yt_class"] = pr.doprint(kern.slots["yt_label"].xreplace({kr.hot: 0}))
-    rows = kern.family in ("rowwise", "ce_logits")
+    desc = describe.describe(kern)
+    rows = desc.rows
     if rows:  # em1 at the argmax only, for Srest (em1 of every class only where pc is needed)
         at = NumPyKernelPrinter({**BOUND[kern.family], **ROW_AT})
         code["em1_a"] = at.doprint(kern.slots["em1"])
@@ -382,10 +412,9 @@ def kernel_context(kern: kr.Kernel) -> dict:
     code = {slot: text for slot, text in code.items() if slot in TEMPLATE_SLOTS[kern.family]}
     partial = PARTIALS[kern.family]
     outputs = [o.name for o in kern.outputs]
-    return {
+    ctx = {
         "name": kern.name,
         "family": kern.family,
-        "partial": f"numpy/_{TEMPLATES[kern.family]}.py.jinja",
         "signature": _signature(kern),
         "summary": kern.summary,
         "formula": kern.doc_formula,
@@ -395,45 +424,158 @@ def kernel_context(kern: kr.Kernel) -> dict:
         "code": code,
         "x": kern.inputs[0].name,
         # flags that choose blocks in the family templates
-        "axis": has_axis(kern),
+        "axis": desc.movable_axis,
         "layout": rowwise_layout(kern),
         "logits": kern.family == "ce_logits",
-        "softmax": rows and _needs_p(slots),
-        "complement": rows and bool({"pc", "pc_i"} & _symbol_names(slots)),
-        "nan_row_at_inf": kern.nan_row_at_inf,  # Srest = +inf (a row holding +inf) -> NaN
-        "domain": kern.checks_domain,  # probabilities must lie in [0, 1]
-        "loss": "loss" in outputs,
-        "grad": "grad" in outputs,
-        "pos_weight": "pos_weight" in kern.options,
+        "softmax": rows and desc.needs_p,
+        "complement": desc.needs_complement,
+        "nan_row_at_inf": desc.nan_row_at_inf,  # Srest = +inf (a row holding +inf) -> NaN
+        "domain": desc.checks_domain,  # probabilities must lie in [0, 1]
+        "loss": desc.has_loss,
+        "grad": desc.has_grad,
+        "pos_weight": desc.has_pos_weight,
         "result": ", ".join(outputs),
         "programs": _programs(kern),
     }
+    if kern.is_loss:
+        ctx["validation"] = _validation(kern)
+    if kern.family in PROGRAM_FAMILIES:
+        ctx["program"] = _program_code(kern)
+    if kern.family == "bce":
+        ctx["program"] = _element_setup(kern)
+    # the body: the family's template (TEMPLATES), laid out with this context
+    ctx["body"] = Part(f"numpy/_{TEMPLATES[kern.family]}.py.jinja", {"k": dict(ctx)})
+    return ctx
+
+
+def _validation(kern: kr.Kernel) -> list:
+    """A loss kernel's argument checks as lines: first the types and shapes (C has none: its sizes
+    are the caller's), then the values, in the order every language checks them (the variants'
+    catalogue checks, symce.describe; one NumPy function takes both kinds of target)."""
+    desc = describe.describe(kern)
+    x = desc.input
+    if desc.family in describe.CE_FAMILIES:
+        weights = {"weight": "weight"}
+        lines = [
+            f'{x} = _rows("{x}", _floating("{x}", {x}))',
+            'ignore_index = _integer("ignore_index", ignore_index)',
+            f'labels, y = _ce_target(target, {x}, "{x}")',
+            f'weight = _class_weights(weight, {x}, "{x}")',
+        ]
+    else:
+        weights = {"weight": "w", "pos_weight": "pw"}
+        lines = [
+            f'{x} = _floating("{x}", {x})',
+            f'target = _same_shape("target", _companion("target", target, {x}, "{x}"), {x}, "{x}")',
+        ]
+        lines += [
+            f'{var} = _element_weights("{role}", {role}, {x}, "{x}")'
+            for role, var in weights.items()
+            if desc.variants[0].has(role)
+        ]
+    values = {
+        "smoothing": "label_smoothing = _smoothing(label_smoothing)",
+        "reduction": "reduction = _reduction(reduction)",
+        "weight": f'_nonnegative("weight", {weights["weight"]})',
+        "pos_weight": '_nonnegative("pos_weight", pw)',
+        "label": f"_labels(labels, {x}.shape[-1], ignore_index)",
+        "domain": f'_probabilities("{x}", {x})',
+        "target": "_probability_targets(y)",
+    }
+    keys = []
+    for v in desc.variants:  # merged in order: each variant's checks keep theirs
+        for key in v.checks:
+            if key in values and key not in keys:
+                keys.append(key)
+    return lines + [values[key] for key in keys]
+
+
+def _element_setup(kern: kr.Kernel) -> dict:
+    """The BCE family's program (symce.program) around its tiles (the block programs): the
+    "setup" lines that flatten each loaded input to rows and allocate each stored output, and the
+    "finish" lines that reduce the loss and shape the gradient."""
+    x = describe.describe(kern).input
+    prog = program.program(kern, describe.describe(kern).variants[0])
+    setup, finish = [], []
+    for st in prog.steps:
+        if isinstance(st, program.Load) and st.role == "in":
+            setup.append(f"xin, yin = _flat_rows({x}), _flat_rows(target)")
+        elif isinstance(st, program.Load) and st.role == "weight":
+            setup.append(f"weighted, win = _element_rows(w, {x})")
+        elif isinstance(st, program.Load) and st.role == "pos_weight":
+            setup.append(f"pwin = _element_rows(pw, {x})[1]")
+        elif isinstance(st, program.Store) and st.output == "loss":
+            setup += [
+                'keep_all, total = reduction == "none", np.float64(0)',
+                "loss = np.empty(xin.shape, xin.dtype) if keep_all else None",
+            ]
+            finish.append(f"loss = _reduce_rows(loss, total, reduction, count, {x})")
+        elif isinstance(st, program.Store):
+            setup += [
+                "gdiv = _mean_divisor(count)",
+                f"{st.output} = np.empty(xin.shape, xin.dtype)",
+            ]
+            finish.append(f"{st.output} = {st.output}.reshape({x}.shape)[()]")
+    return {"setup": setup, "finish": finish}
+
+
+def _program_code(kern: kr.Kernel) -> dict:
+    """The per-row programs of a kernel (symce.program) as NumPy array code over all rows at once:
+    the lines of each target kind ("labels", "soft": the template's two branches), then the
+    shared "lines".  A label row's loads are one _label_parts call (kept rows, one-hot, weights
+    at the label and the class, the divisor); a skipped row's y~, loss and gradient are 0."""
+    desc = describe.describe(kern)
+    progs = {v.target: program.program(kern, v) for v in desc.variants}
+    bound = {st.name: st.name for p in progs.values() for st in p.all_steps if hasattr(st, "name")}
+    pr = NumPyKernelPrinter({**bound, **BOUND[kern.family]})
+    x = desc.input
+    out = {}
+    for target, prog in progs.items():
+        if prog.loads("labels"):
+            lines = [
+                f"kept, hot, w_t, w_k, divisor = _label_parts(labels, ignore_index, weight, {x})"
+            ]
+        else:
+            lines = ["kept = None", f"w_k, divisor = _soft_parts(weight, {x})"]
+        for st in prog.target_steps:
+            if isinstance(st, program.Let):
+                lines.append(f"{pr.doprint(st.name)} = {pr.doprint(st.expr)}")
+        if prog.skips:  # a skipped row's target is 0
+            lines.append("yt = _masked(yt, kept)")
+        out[target] = lines
+    lines = []
+    for st in progs["labels"].steps:  # the steps every target kind shares
+        if isinstance(st, program.RowSum):
+            lines.append(f"{st.name} = np.sum({pr.doprint(st.expr)}, axis=-1)")
+        elif isinstance(st, program.Store) and st.scope == "row":
+            rows, value = f"{st.output}_rows", pr.doprint(st.expr)
+            lines += [
+                "# a skipped row's loss is 0, NaN in it or not",
+                f"{rows} = {value} if kept is None else np.where(kept, {value}, 0)",
+                f"{st.output} = _narrow(_reduce({rows}, reduction, divisor), dtype)",
+            ]
+        elif isinstance(st, program.Store):
+            lines += [
+                f"{st.output} = {pr.doprint(st.expr)}",
+                f"{st.output} = _narrow(_masked(_scale({st.output}, reduction, divisor), kept), dtype)",
+            ]
+    out["lines"] = lines
+    return out
 
 
 def _programs(kern: kr.Kernel) -> dict:
     """The block programs of a kernel, by variant (empty for the families without them)."""
     if kern.family == "ce_logits":
         return {
-            f"{target}{'_wide' if wide else ''}": _ce_program(kern, target == "soft", wide)
-            for target in ("labels", "soft")
+            f"{v.target}{'_wide' if wide else ''}": _ce_program(kern, v.soft, wide)
+            for v in describe.describe(kern).variants
             for wide in (False, True)
         }
     if kern.family == "bce":
         return {"rows": _bce_program(kern, False), "rows_wide": _bce_program(kern, True)}
-    if kern.family == "rowwise" and has_axis(kern):
+    if kern.family == "rowwise" and describe.describe(kern).movable_axis:
         return {"rows": _rowwise_program(kern, False), "rows_wide": _rowwise_program(kern, True)}
     return {}
-
-
-def _symbol_names(slots: dict) -> set:
-    return {s.name for expr in slots.values() for s in expr.free_symbols}
-
-
-def _needs_p(slots: dict) -> bool:
-    """Whether a row kernel computes p: it returns the softmax itself (no ``out`` slot), or an
-    output slot (out, loss_term, grad) uses p."""
-    outputs = {name: slots[name] for name in ("out", "loss_term", "grad") if name in slots}
-    return not outputs or bool({"p", "p_i", "p_j"} & _symbol_names(outputs))
 
 
 # ----------------------------------------------------------------------------------------------
@@ -514,7 +656,7 @@ def _row_head(kern: kr.Kernel, wide: bool) -> list:
     if not wide:
         a, b = sl["zlo"].args
         with sp.evaluate(False):
-            (s_sym, s_expr), (t_sym, t_expr), (_, err) = two_sum_steps(a, b)
+            (s_sym, s_expr), (t_sym, t_expr), (_, err) = two_sum_err(a, b).stable()
             t_expr = t_expr.xreplace({s_sym: kr.zs})
             err = err.xreplace({s_sym: kr.zs, t_sym: _TS})
         if sp.expand(s_expr - sl["zs"]) != 0:
@@ -785,33 +927,13 @@ def _bce_program(kern: kr.Kernel, wide: bool) -> list:
     return head + ["    " + ln for ln in lines]
 
 
-def two_sum_steps(a: sp.Expr, b: sp.Expr) -> list[tuple[sp.Symbol, sp.Expr]]:
-    """The TwoSum assignments ``(symbol, expression)`` of ``two_sum_err(a, b).stable()``.
-
-    Workaround: SymPy evaluates the shared form's last step (a - (s - t)) + (b - t) to
-    a + b - s, which is 0 in floating point (a + b rounds to s).  Until symce/functions.py builds
-    that step unevaluated, it is rebuilt here with ``evaluate=False`` from the same symbols; a
-    correct shared form (anything but the collapsed sum) is used as it is.
-    """
-    steps = list(two_sum_err(a, b).stable())
-    (s_sym, _), (t_sym, _), (err_sym, err) = steps
-    if err == a + b - s_sym:  # the collapsed form: rebuild the error term in TwoSum's order
-
-        def minus(u, v):
-            return sp.Add(u, sp.Mul(-1, v, evaluate=False), evaluate=False)
-
-        err = sp.Add(minus(a, minus(s_sym, t_sym)), minus(b, t_sym), evaluate=False)
-        steps[-1] = (err_sym, err)
-    return steps
-
-
 def formula_helpers() -> list:
     """Every function the printed formulas may call, printed from SymPy where it has a
     definition: [{name, params, doc, body (lines)}], the stable softplus and sigmoid, TwoSum's
     error and mul0."""
     t, a, b = sp.symbols("t a b", real=True)
     pr = NumPyKernelPrinter({"t": "t"})
-    steps = two_sum_steps(a, b)
+    steps = two_sum_err(a, b).stable()
     ts = NumPyKernelPrinter({"a": "a", "b": "b", **{sym.name: sym.name for sym, _ in steps}})
     return [
         {
@@ -840,7 +962,7 @@ def formula_helpers() -> list:
             "params": "a, b",
             "doc": "a * b, exactly 0 where a == 0 and b is not NaN: 0 * inf = 0 (a zero target "
             "at a -inf log),\n    0 * NaN = NaN (a NaN is never dropped).",
-            "body": ["return np.where((a == 0) & ~np.isnan(b), 0, a * b)"],
+            "body": ["return " + ts.doprint(mul0(a, b).stable())],
         },
     ]
 
