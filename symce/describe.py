@@ -246,7 +246,7 @@ def _bce_params(kern: kr.Kernel) -> list:
     words = "logits" if first == "logits" else "probabilities in [0, 1]"
     ps = [
         _SIZE_N,
-        _SIZE_K,
+        Param("k", "size", (), "number of elements per row (the columns of pos_weight); may be 0"),
         Param(first, "in", ("n", "k"), words),
         Param("target", "target", ("n", "k"), "targets in [0, 1]"),
         Param("weight", "weight", ("n", "k"), "element weights, or NULL for all ones"),
@@ -300,7 +300,7 @@ def _checks(kern: kr.Kernel, params: tuple, soft: bool) -> tuple:
     options (their records' errors), the labels, then the values' domains."""
     roles = [p.role for p in params]
     keys = ["null"]
-    if "count" not in [p.name for p in params]:
+    if kern.family not in ("elementwise", "bce"):  # the BCE's elements need no class: k may be 0
         keys.append("no_classes")
     keys.append("size")
     for role in ("label_smoothing", "reduction", "weight", "pos_weight"):

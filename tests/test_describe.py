@@ -70,7 +70,7 @@ def test_checks_are_catalogued_and_in_order(name):
     for v in desc.variants:
         assert all(k in errors.BY_KEY for k in v.checks)
         assert v.checks[0] == "null" and "size" in v.checks
-        assert ("no_classes" in v.checks) == (desc.family != "elementwise")
+        assert ("no_classes" in v.checks) == (desc.family not in ("elementwise", "bce"))
         option_errors = [
             options.OPTIONS[p.role].error for p in v.params if p.role in options.OPTIONS
         ]

@@ -74,17 +74,16 @@ def test_write_removes_only_its_own_stale_files(tmp_path, fresh):
     assert generate.diff(tmp_path, fresh) == ""
 
 
-def test_cli_check_fails_with_instructions(tmp_path, fresh):
+def test_cli_check_fails_with_instructions(tmp_path, fresh, monkeypatch, capsys):
+    """`symce derive --check` on a stale tree fails naming the fix (in-process, on the rendered
+    files; tests/test_cli.py runs the entry point itself)."""
+    from symce import cli
+
     generate.write(tmp_path, fresh)
     (tmp_path / "derivations.md").write_text("stale\n")
-    run = subprocess.run(
-        [sys.executable, "-m", "symce", "derive", "--check", "--out", str(tmp_path)],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-    )
-    assert run.returncode == 1
-    assert "run `make derive` (or symce derive --out) and commit" in run.stderr
+    monkeypatch.setattr(generate, "render_all", lambda *_a, **_k: fresh)
+    assert cli.main(["derive", "--check", "--out", str(tmp_path)]) == 1
+    assert "run `make derive` (or symce derive --out) and commit" in capsys.readouterr().err
 
 
 def test_markdown_uses_github_math(fresh):

@@ -152,6 +152,12 @@ static int symce_check_count(size_t count, size_t elem)
     return count > SIZE_MAX / elem ? SYMCE_ERR_SIZE : SYMCE_OK;
 }
 
+/* n rows of k elements (the BCE: k may be 0, no elements at all) whose bytes fit in size_t. */
+static int symce_check_elements(size_t n, size_t k, size_t elem)
+{
+    return k != 0 && n > SIZE_MAX / k / elem ? SYMCE_ERR_SIZE : SYMCE_OK;
+}
+
 /* Rows per block of the row kernels, the OpenMP unit: SYMCE_ROWS rows of up to SYMCE_SMALL_K
    classes (their statistics at once), else about SYMCE_ROWS * SYMCE_SMALL_K classes' worth, and at
    least one row (so threads share even a few long rows). */
@@ -2335,7 +2341,7 @@ int symce_binary_cross_entropy_f32(size_t n, size_t k, const float *SYMCE_RESTRI
                                    float *SYMCE_RESTRICT loss)
 {
     if (probs == NULL || target == NULL || loss == NULL) return SYMCE_ERR_NULL;
-    int rc = symce_check_shape(n, k, 1, sizeof(float));
+    int rc = symce_check_elements(n, k, sizeof(float));
     if (rc == SYMCE_OK) rc = symce_check_reduction(reduction);
     if (rc == SYMCE_OK) rc = symce_check_weights_f32(weight, n * k, SYMCE_ERR_WEIGHT);
     if (rc == SYMCE_OK) rc = symce_check_probs_f32(probs, n * k, SYMCE_ERR_DOMAIN);
@@ -2400,7 +2406,7 @@ int symce_binary_cross_entropy_grad_f32(size_t n, size_t k, const float *SYMCE_R
                                         symce_reduction reduction, float *SYMCE_RESTRICT grad)
 {
     if (probs == NULL || target == NULL || grad == NULL) return SYMCE_ERR_NULL;
-    int rc = symce_check_shape(n, k, 1, sizeof(float));
+    int rc = symce_check_elements(n, k, sizeof(float));
     if (rc == SYMCE_OK) rc = symce_check_reduction(reduction);
     if (rc == SYMCE_OK) rc = symce_check_weights_f32(weight, n * k, SYMCE_ERR_WEIGHT);
     if (rc == SYMCE_OK) rc = symce_check_probs_f32(probs, n * k, SYMCE_ERR_DOMAIN);
@@ -2443,7 +2449,7 @@ int symce_sigmoid_binary_cross_entropy_f32(size_t n, size_t k, const float *SYMC
                                            symce_reduction reduction, float *SYMCE_RESTRICT loss)
 {
     if (logits == NULL || target == NULL || loss == NULL) return SYMCE_ERR_NULL;
-    int rc = symce_check_shape(n, k, 1, sizeof(float));
+    int rc = symce_check_elements(n, k, sizeof(float));
     if (rc == SYMCE_OK) rc = symce_check_reduction(reduction);
     if (rc == SYMCE_OK) rc = symce_check_weights_f32(weight, n * k, SYMCE_ERR_WEIGHT);
     if (rc == SYMCE_OK) rc = symce_check_weights_f32(pos_weight, k, SYMCE_ERR_POS_WEIGHT);
@@ -2531,7 +2537,7 @@ int symce_sigmoid_binary_cross_entropy_grad_f32(size_t n, size_t k,
                                                 float *SYMCE_RESTRICT grad)
 {
     if (logits == NULL || target == NULL || grad == NULL) return SYMCE_ERR_NULL;
-    int rc = symce_check_shape(n, k, 1, sizeof(float));
+    int rc = symce_check_elements(n, k, sizeof(float));
     if (rc == SYMCE_OK) rc = symce_check_reduction(reduction);
     if (rc == SYMCE_OK) rc = symce_check_weights_f32(weight, n * k, SYMCE_ERR_WEIGHT);
     if (rc == SYMCE_OK) rc = symce_check_weights_f32(pos_weight, k, SYMCE_ERR_POS_WEIGHT);
@@ -2591,7 +2597,7 @@ int symce_sigmoid_binary_cross_entropy_with_grad_f32(size_t n, size_t k,
                                                      float *SYMCE_RESTRICT grad)
 {
     if (logits == NULL || target == NULL || loss == NULL || grad == NULL) return SYMCE_ERR_NULL;
-    int rc = symce_check_shape(n, k, 1, sizeof(float));
+    int rc = symce_check_elements(n, k, sizeof(float));
     if (rc == SYMCE_OK) rc = symce_check_reduction(reduction);
     if (rc == SYMCE_OK) rc = symce_check_weights_f32(weight, n * k, SYMCE_ERR_WEIGHT);
     if (rc == SYMCE_OK) rc = symce_check_weights_f32(pos_weight, k, SYMCE_ERR_POS_WEIGHT);
@@ -3922,7 +3928,7 @@ int symce_binary_cross_entropy_f64(size_t n, size_t k, const double *SYMCE_RESTR
                                    double *SYMCE_RESTRICT loss)
 {
     if (probs == NULL || target == NULL || loss == NULL) return SYMCE_ERR_NULL;
-    int rc = symce_check_shape(n, k, 1, sizeof(double));
+    int rc = symce_check_elements(n, k, sizeof(double));
     if (rc == SYMCE_OK) rc = symce_check_reduction(reduction);
     if (rc == SYMCE_OK) rc = symce_check_weights_f64(weight, n * k, SYMCE_ERR_WEIGHT);
     if (rc == SYMCE_OK) rc = symce_check_probs_f64(probs, n * k, SYMCE_ERR_DOMAIN);
@@ -3987,7 +3993,7 @@ int symce_binary_cross_entropy_grad_f64(size_t n, size_t k, const double *SYMCE_
                                         symce_reduction reduction, double *SYMCE_RESTRICT grad)
 {
     if (probs == NULL || target == NULL || grad == NULL) return SYMCE_ERR_NULL;
-    int rc = symce_check_shape(n, k, 1, sizeof(double));
+    int rc = symce_check_elements(n, k, sizeof(double));
     if (rc == SYMCE_OK) rc = symce_check_reduction(reduction);
     if (rc == SYMCE_OK) rc = symce_check_weights_f64(weight, n * k, SYMCE_ERR_WEIGHT);
     if (rc == SYMCE_OK) rc = symce_check_probs_f64(probs, n * k, SYMCE_ERR_DOMAIN);
@@ -4030,7 +4036,7 @@ int symce_sigmoid_binary_cross_entropy_f64(size_t n, size_t k, const double *SYM
                                            symce_reduction reduction, double *SYMCE_RESTRICT loss)
 {
     if (logits == NULL || target == NULL || loss == NULL) return SYMCE_ERR_NULL;
-    int rc = symce_check_shape(n, k, 1, sizeof(double));
+    int rc = symce_check_elements(n, k, sizeof(double));
     if (rc == SYMCE_OK) rc = symce_check_reduction(reduction);
     if (rc == SYMCE_OK) rc = symce_check_weights_f64(weight, n * k, SYMCE_ERR_WEIGHT);
     if (rc == SYMCE_OK) rc = symce_check_weights_f64(pos_weight, k, SYMCE_ERR_POS_WEIGHT);
@@ -4116,7 +4122,7 @@ int symce_sigmoid_binary_cross_entropy_grad_f64(size_t n, size_t k,
                                                 double *SYMCE_RESTRICT grad)
 {
     if (logits == NULL || target == NULL || grad == NULL) return SYMCE_ERR_NULL;
-    int rc = symce_check_shape(n, k, 1, sizeof(double));
+    int rc = symce_check_elements(n, k, sizeof(double));
     if (rc == SYMCE_OK) rc = symce_check_reduction(reduction);
     if (rc == SYMCE_OK) rc = symce_check_weights_f64(weight, n * k, SYMCE_ERR_WEIGHT);
     if (rc == SYMCE_OK) rc = symce_check_weights_f64(pos_weight, k, SYMCE_ERR_POS_WEIGHT);
@@ -4176,7 +4182,7 @@ int symce_sigmoid_binary_cross_entropy_with_grad_f64(size_t n, size_t k,
                                                      double *SYMCE_RESTRICT grad)
 {
     if (logits == NULL || target == NULL || loss == NULL || grad == NULL) return SYMCE_ERR_NULL;
-    int rc = symce_check_shape(n, k, 1, sizeof(double));
+    int rc = symce_check_elements(n, k, sizeof(double));
     if (rc == SYMCE_OK) rc = symce_check_reduction(reduction);
     if (rc == SYMCE_OK) rc = symce_check_weights_f64(weight, n * k, SYMCE_ERR_WEIGHT);
     if (rc == SYMCE_OK) rc = symce_check_weights_f64(pos_weight, k, SYMCE_ERR_POS_WEIGHT);

@@ -761,7 +761,7 @@ int symce_softmax_cross_entropy_with_grad_soft_f32(size_t n, size_t k,
  *     denominators at 1e-12).
  *
  *   n          number of rows (samples); may be 0
- *   k          number of classes per row; must be >= 1
+ *   k          number of elements per row (the columns of pos_weight); may be 0
  *   probs      [n*k] probabilities in [0, 1]
  *   target     [n*k] targets in [0, 1]
  *   weight     [n*k] element weights, or NULL for all ones
@@ -770,8 +770,8 @@ int symce_softmax_cross_entropy_with_grad_soft_f32(size_t n, size_t k,
  *
  *   mean divides by n*k; n = 0 gives NaN for mean and 0 for sum.
  *
- * Returns SYMCE_OK, or SYMCE_ERR_NULL, SYMCE_ERR_NO_CLASSES, SYMCE_ERR_SIZE, SYMCE_ERR_REDUCTION,
- * SYMCE_ERR_WEIGHT, SYMCE_ERR_DOMAIN (checked in that order, before anything is written).
+ * Returns SYMCE_OK, or SYMCE_ERR_NULL, SYMCE_ERR_SIZE, SYMCE_ERR_REDUCTION, SYMCE_ERR_WEIGHT,
+ * SYMCE_ERR_DOMAIN (checked in that order, before anything is written).
  */
 int symce_binary_cross_entropy_f32(size_t n, size_t k, const float *SYMCE_RESTRICT probs,
                                    const float *SYMCE_RESTRICT target,
@@ -789,7 +789,7 @@ int symce_binary_cross_entropy_f32(size_t n, size_t k, const float *SYMCE_RESTRI
  *     denominators at 1e-12).
  *
  *   n          number of rows (samples); may be 0
- *   k          number of classes per row; must be >= 1
+ *   k          number of elements per row (the columns of pos_weight); may be 0
  *   probs      [n*k] probabilities in [0, 1]
  *   target     [n*k] targets in [0, 1]
  *   weight     [n*k] element weights, or NULL for all ones
@@ -799,8 +799,8 @@ int symce_binary_cross_entropy_f32(size_t n, size_t k, const float *SYMCE_RESTRI
  *   mean divides by n*k; n = 0 gives NaN for mean and 0 for sum.
  *   The gradient is that of the reduced loss (for none, each sample's own).
  *
- * Returns SYMCE_OK, or SYMCE_ERR_NULL, SYMCE_ERR_NO_CLASSES, SYMCE_ERR_SIZE, SYMCE_ERR_REDUCTION,
- * SYMCE_ERR_WEIGHT, SYMCE_ERR_DOMAIN (checked in that order, before anything is written).
+ * Returns SYMCE_OK, or SYMCE_ERR_NULL, SYMCE_ERR_SIZE, SYMCE_ERR_REDUCTION, SYMCE_ERR_WEIGHT,
+ * SYMCE_ERR_DOMAIN (checked in that order, before anything is written).
  */
 int symce_binary_cross_entropy_grad_f32(size_t n, size_t k, const float *SYMCE_RESTRICT probs,
                                         const float *SYMCE_RESTRICT target,
@@ -817,7 +817,7 @@ int symce_binary_cross_entropy_grad_f32(size_t n, size_t k, const float *SYMCE_R
  *   softplus(t) = log(1 + exp(t)), evaluated as max(t, 0) + log1p(exp(-|t|)).
  *
  *   n           number of rows (samples); may be 0
- *   k           number of classes per row; must be >= 1
+ *   k           number of elements per row (the columns of pos_weight); may be 0
  *   logits      [n*k] logits
  *   target      [n*k] targets in [0, 1]
  *   weight      [n*k] element weights, or NULL for all ones
@@ -827,8 +827,8 @@ int symce_binary_cross_entropy_grad_f32(size_t n, size_t k, const float *SYMCE_R
  *
  *   mean divides by n*k; n = 0 gives NaN for mean and 0 for sum.
  *
- * Returns SYMCE_OK, or SYMCE_ERR_NULL, SYMCE_ERR_NO_CLASSES, SYMCE_ERR_SIZE, SYMCE_ERR_REDUCTION,
- * SYMCE_ERR_WEIGHT, SYMCE_ERR_POS_WEIGHT (checked in that order, before anything is written).
+ * Returns SYMCE_OK, or SYMCE_ERR_NULL, SYMCE_ERR_SIZE, SYMCE_ERR_REDUCTION, SYMCE_ERR_WEIGHT,
+ * SYMCE_ERR_POS_WEIGHT (checked in that order, before anything is written).
  */
 int symce_sigmoid_binary_cross_entropy_f32(size_t n, size_t k, const float *SYMCE_RESTRICT logits,
                                            const float *SYMCE_RESTRICT target,
@@ -847,7 +847,7 @@ int symce_sigmoid_binary_cross_entropy_f32(size_t n, size_t k, const float *SYMC
  *   sigmoid(t) = 1/(1 + exp(-t)), evaluated as exp(min(t, 0))/(1 + exp(-|t|)).
  *
  *   n           number of rows (samples); may be 0
- *   k           number of classes per row; must be >= 1
+ *   k           number of elements per row (the columns of pos_weight); may be 0
  *   logits      [n*k] logits
  *   target      [n*k] targets in [0, 1]
  *   weight      [n*k] element weights, or NULL for all ones
@@ -858,8 +858,8 @@ int symce_sigmoid_binary_cross_entropy_f32(size_t n, size_t k, const float *SYMC
  *   mean divides by n*k; n = 0 gives NaN for mean and 0 for sum.
  *   The gradient is that of the reduced loss (for none, each sample's own).
  *
- * Returns SYMCE_OK, or SYMCE_ERR_NULL, SYMCE_ERR_NO_CLASSES, SYMCE_ERR_SIZE, SYMCE_ERR_REDUCTION,
- * SYMCE_ERR_WEIGHT, SYMCE_ERR_POS_WEIGHT (checked in that order, before anything is written).
+ * Returns SYMCE_OK, or SYMCE_ERR_NULL, SYMCE_ERR_SIZE, SYMCE_ERR_REDUCTION, SYMCE_ERR_WEIGHT,
+ * SYMCE_ERR_POS_WEIGHT (checked in that order, before anything is written).
  */
 int symce_sigmoid_binary_cross_entropy_grad_f32(size_t n, size_t k,
                                                 const float *SYMCE_RESTRICT logits,
@@ -882,7 +882,7 @@ int symce_sigmoid_binary_cross_entropy_grad_f32(size_t n, size_t k,
  *   sigmoid(t) = 1/(1 + exp(-t)), evaluated as exp(min(t, 0))/(1 + exp(-|t|)).
  *
  *   n           number of rows (samples); may be 0
- *   k           number of classes per row; must be >= 1
+ *   k           number of elements per row (the columns of pos_weight); may be 0
  *   logits      [n*k] logits
  *   target      [n*k] targets in [0, 1]
  *   weight      [n*k] element weights, or NULL for all ones
@@ -896,8 +896,8 @@ int symce_sigmoid_binary_cross_entropy_grad_f32(size_t n, size_t k,
  *   One pass over the elements, loss and gradient together; the same numbers as the separate loss
  *   and gradient kernels.
  *
- * Returns SYMCE_OK, or SYMCE_ERR_NULL, SYMCE_ERR_NO_CLASSES, SYMCE_ERR_SIZE, SYMCE_ERR_REDUCTION,
- * SYMCE_ERR_WEIGHT, SYMCE_ERR_POS_WEIGHT (checked in that order, before anything is written).
+ * Returns SYMCE_OK, or SYMCE_ERR_NULL, SYMCE_ERR_SIZE, SYMCE_ERR_REDUCTION, SYMCE_ERR_WEIGHT,
+ * SYMCE_ERR_POS_WEIGHT (checked in that order, before anything is written).
  */
 int symce_sigmoid_binary_cross_entropy_with_grad_f32(size_t n, size_t k,
                                                      const float *SYMCE_RESTRICT logits,
@@ -1549,7 +1549,7 @@ int symce_softmax_cross_entropy_with_grad_soft_f64(size_t n, size_t k,
  *     denominators at 1e-12).
  *
  *   n          number of rows (samples); may be 0
- *   k          number of classes per row; must be >= 1
+ *   k          number of elements per row (the columns of pos_weight); may be 0
  *   probs      [n*k] probabilities in [0, 1]
  *   target     [n*k] targets in [0, 1]
  *   weight     [n*k] element weights, or NULL for all ones
@@ -1558,8 +1558,8 @@ int symce_softmax_cross_entropy_with_grad_soft_f64(size_t n, size_t k,
  *
  *   mean divides by n*k; n = 0 gives NaN for mean and 0 for sum.
  *
- * Returns SYMCE_OK, or SYMCE_ERR_NULL, SYMCE_ERR_NO_CLASSES, SYMCE_ERR_SIZE, SYMCE_ERR_REDUCTION,
- * SYMCE_ERR_WEIGHT, SYMCE_ERR_DOMAIN (checked in that order, before anything is written).
+ * Returns SYMCE_OK, or SYMCE_ERR_NULL, SYMCE_ERR_SIZE, SYMCE_ERR_REDUCTION, SYMCE_ERR_WEIGHT,
+ * SYMCE_ERR_DOMAIN (checked in that order, before anything is written).
  */
 int symce_binary_cross_entropy_f64(size_t n, size_t k, const double *SYMCE_RESTRICT probs,
                                    const double *SYMCE_RESTRICT target,
@@ -1577,7 +1577,7 @@ int symce_binary_cross_entropy_f64(size_t n, size_t k, const double *SYMCE_RESTR
  *     denominators at 1e-12).
  *
  *   n          number of rows (samples); may be 0
- *   k          number of classes per row; must be >= 1
+ *   k          number of elements per row (the columns of pos_weight); may be 0
  *   probs      [n*k] probabilities in [0, 1]
  *   target     [n*k] targets in [0, 1]
  *   weight     [n*k] element weights, or NULL for all ones
@@ -1587,8 +1587,8 @@ int symce_binary_cross_entropy_f64(size_t n, size_t k, const double *SYMCE_RESTR
  *   mean divides by n*k; n = 0 gives NaN for mean and 0 for sum.
  *   The gradient is that of the reduced loss (for none, each sample's own).
  *
- * Returns SYMCE_OK, or SYMCE_ERR_NULL, SYMCE_ERR_NO_CLASSES, SYMCE_ERR_SIZE, SYMCE_ERR_REDUCTION,
- * SYMCE_ERR_WEIGHT, SYMCE_ERR_DOMAIN (checked in that order, before anything is written).
+ * Returns SYMCE_OK, or SYMCE_ERR_NULL, SYMCE_ERR_SIZE, SYMCE_ERR_REDUCTION, SYMCE_ERR_WEIGHT,
+ * SYMCE_ERR_DOMAIN (checked in that order, before anything is written).
  */
 int symce_binary_cross_entropy_grad_f64(size_t n, size_t k, const double *SYMCE_RESTRICT probs,
                                         const double *SYMCE_RESTRICT target,
@@ -1605,7 +1605,7 @@ int symce_binary_cross_entropy_grad_f64(size_t n, size_t k, const double *SYMCE_
  *   softplus(t) = log(1 + exp(t)), evaluated as max(t, 0) + log1p(exp(-|t|)).
  *
  *   n           number of rows (samples); may be 0
- *   k           number of classes per row; must be >= 1
+ *   k           number of elements per row (the columns of pos_weight); may be 0
  *   logits      [n*k] logits
  *   target      [n*k] targets in [0, 1]
  *   weight      [n*k] element weights, or NULL for all ones
@@ -1615,8 +1615,8 @@ int symce_binary_cross_entropy_grad_f64(size_t n, size_t k, const double *SYMCE_
  *
  *   mean divides by n*k; n = 0 gives NaN for mean and 0 for sum.
  *
- * Returns SYMCE_OK, or SYMCE_ERR_NULL, SYMCE_ERR_NO_CLASSES, SYMCE_ERR_SIZE, SYMCE_ERR_REDUCTION,
- * SYMCE_ERR_WEIGHT, SYMCE_ERR_POS_WEIGHT (checked in that order, before anything is written).
+ * Returns SYMCE_OK, or SYMCE_ERR_NULL, SYMCE_ERR_SIZE, SYMCE_ERR_REDUCTION, SYMCE_ERR_WEIGHT,
+ * SYMCE_ERR_POS_WEIGHT (checked in that order, before anything is written).
  */
 int symce_sigmoid_binary_cross_entropy_f64(size_t n, size_t k, const double *SYMCE_RESTRICT logits,
                                            const double *SYMCE_RESTRICT target,
@@ -1635,7 +1635,7 @@ int symce_sigmoid_binary_cross_entropy_f64(size_t n, size_t k, const double *SYM
  *   sigmoid(t) = 1/(1 + exp(-t)), evaluated as exp(min(t, 0))/(1 + exp(-|t|)).
  *
  *   n           number of rows (samples); may be 0
- *   k           number of classes per row; must be >= 1
+ *   k           number of elements per row (the columns of pos_weight); may be 0
  *   logits      [n*k] logits
  *   target      [n*k] targets in [0, 1]
  *   weight      [n*k] element weights, or NULL for all ones
@@ -1646,8 +1646,8 @@ int symce_sigmoid_binary_cross_entropy_f64(size_t n, size_t k, const double *SYM
  *   mean divides by n*k; n = 0 gives NaN for mean and 0 for sum.
  *   The gradient is that of the reduced loss (for none, each sample's own).
  *
- * Returns SYMCE_OK, or SYMCE_ERR_NULL, SYMCE_ERR_NO_CLASSES, SYMCE_ERR_SIZE, SYMCE_ERR_REDUCTION,
- * SYMCE_ERR_WEIGHT, SYMCE_ERR_POS_WEIGHT (checked in that order, before anything is written).
+ * Returns SYMCE_OK, or SYMCE_ERR_NULL, SYMCE_ERR_SIZE, SYMCE_ERR_REDUCTION, SYMCE_ERR_WEIGHT,
+ * SYMCE_ERR_POS_WEIGHT (checked in that order, before anything is written).
  */
 int symce_sigmoid_binary_cross_entropy_grad_f64(size_t n, size_t k,
                                                 const double *SYMCE_RESTRICT logits,
@@ -1670,7 +1670,7 @@ int symce_sigmoid_binary_cross_entropy_grad_f64(size_t n, size_t k,
  *   sigmoid(t) = 1/(1 + exp(-t)), evaluated as exp(min(t, 0))/(1 + exp(-|t|)).
  *
  *   n           number of rows (samples); may be 0
- *   k           number of classes per row; must be >= 1
+ *   k           number of elements per row (the columns of pos_weight); may be 0
  *   logits      [n*k] logits
  *   target      [n*k] targets in [0, 1]
  *   weight      [n*k] element weights, or NULL for all ones
@@ -1684,8 +1684,8 @@ int symce_sigmoid_binary_cross_entropy_grad_f64(size_t n, size_t k,
  *   One pass over the elements, loss and gradient together; the same numbers as the separate loss
  *   and gradient kernels.
  *
- * Returns SYMCE_OK, or SYMCE_ERR_NULL, SYMCE_ERR_NO_CLASSES, SYMCE_ERR_SIZE, SYMCE_ERR_REDUCTION,
- * SYMCE_ERR_WEIGHT, SYMCE_ERR_POS_WEIGHT (checked in that order, before anything is written).
+ * Returns SYMCE_OK, or SYMCE_ERR_NULL, SYMCE_ERR_SIZE, SYMCE_ERR_REDUCTION, SYMCE_ERR_WEIGHT,
+ * SYMCE_ERR_POS_WEIGHT (checked in that order, before anything is written).
  */
 int symce_sigmoid_binary_cross_entropy_with_grad_f64(size_t n, size_t k,
                                                      const double *SYMCE_RESTRICT logits,

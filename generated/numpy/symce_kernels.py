@@ -454,8 +454,11 @@ def _buffers(count, x, dtype=np.float64):
 
 
 def _flat_rows(a):
-    """``a`` (any shape) as rows along its last axis: a view where the layout allows."""
-    return a.reshape(1, 1) if a.ndim == 0 else a.reshape(-1, a.shape[-1])
+    """``a`` (any shape) as rows along its last axis: a view where the layout allows.  The row
+    count is computed, not inferred: reshape(-1, 0) is refused for an empty last axis."""
+    if a.ndim == 0:
+        return a.reshape(1, 1)
+    return a.reshape(int(np.prod(a.shape[:-1], dtype=np.int64)), a.shape[-1])
 
 
 def _element_rows(weight, x):

@@ -744,10 +744,15 @@ def _check_calls(fn: CFunction, desc: describe.Description, T: str) -> list:
     def code(key):
         return errors.BY_KEY[key].c
 
+    size = {
+        "elementwise": f"symce_check_count(count, sizeof({T}))",
+        "bce": f"symce_check_elements(n, k, sizeof({T}))",
+    }.get(
+        desc.family,
+        f"symce_check_shape(n, k, {'k' if desc.layout == 'jacobian' else '1'}, sizeof({T}))",
+    )
     calls = {
-        "size": f"symce_check_count(count, sizeof({T}))"
-        if desc.family == "elementwise"
-        else f"symce_check_shape(n, k, {'k' if desc.layout == 'jacobian' else '1'}, sizeof({T}))",
+        "size": size,
         "smoothing": "symce_check_smoothing(label_smoothing)",
         "reduction": "symce_check_reduction(reduction)",
         "label": "symce_check_labels(labels, n, k, ignore_index)",
