@@ -307,11 +307,13 @@ static void LOCAL(bce)(void)
         CHECK(bfns[f](n, k, NULL, y, w, none, out) == SYMCE_ERR_NULL, "bce");
         CHECK(bfns[f](n, k, p, NULL, w, none, out) == SYMCE_ERR_NULL, "bce");
         CHECK(bfns[f](n, k, p, y, w, none, NULL) == SYMCE_ERR_NULL, "bce");
-        CHECK(bfns[f](n, 0, p, y, w, none, out) == SYMCE_ERR_NO_CLASSES, "bce");
+        CHECK(bfns[f](n, 0, p, y, w, none, out) == SYMCE_OK, "bce: k = 0 is no elements");
+        CHECK(out[0] == (T)SENTINEL, "bce: k = 0 writes nothing for none");
         CHECK(bfns[f](SIZE_MAX / 3, 4, p, y, w, none, out) == SYMCE_ERR_SIZE, "bce");
         CHECK(bfns[f](n, k, p, y, w, (symce_reduction)-1, out) == SYMCE_ERR_REDUCTION, "bce");
         CHECK(sfns[f](n, k, NULL, y, w, pw, none, out) == SYMCE_ERR_NULL, "sbce");
-        CHECK(sfns[f](n, 0, x, y, w, pw, none, out) == SYMCE_ERR_NO_CLASSES, "sbce");
+        CHECK(sfns[f](n, 0, x, y, w, pw, none, out) == SYMCE_OK, "sbce: k = 0 is no elements");
+        CHECK(out[0] == (T)SENTINEL, "sbce: k = 0 writes nothing for none");
         CHECK(sfns[f](n, k, x, y, w, pw, (symce_reduction)3, out) == SYMCE_ERR_REDUCTION, "sbce");
         w[n * k - 1] = -1;
         CHECK(bfns[f](n, k, p, y, w, none, out) == SYMCE_ERR_WEIGHT, "bce");
