@@ -175,6 +175,15 @@ class Description:
         return {s.name for e in self.stored_slots.values() for s in e.free_symbols}
 
     @property
+    def checks(self) -> tuple:
+        """The catalogue checks of every variant, merged in order (each variant's keep theirs):
+        the order of a NumPy or MATLAB function, which takes every kind of target."""
+        keys = []
+        for v in self.variants:
+            keys += [key for key in v.checks if key not in keys]
+        return tuple(keys)
+
+    @property
     def checks_domain(self) -> bool:
         """Whether an input is checked against [0, 1] (catalogue "domain")."""
         return self.kernel.checks_domain

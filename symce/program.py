@@ -166,22 +166,11 @@ def _target_steps(kern: kr.Kernel, variant: describe.Variant) -> tuple:
     return (*head, Load("w_k", "weight", "class"), Let("yt", slot, "class"))
 
 
-def _ce_probs(kern: kr.Kernel, variant: describe.Variant) -> Program:
-    """The cross-entropy from probabilities: y~, then the loss terms summed and the gradient."""
-    steps = [Load("p", "in", "class")]
-    if "loss_term" in kern.slots:
-        steps.append(RowSum(ROW_LOSS.name, kern.slots["loss_term"]))
-    if "grad" in kern.slots:
-        steps.append(Store("grad", kern.slots["grad"], "class"))
-    if "loss_term" in kern.slots:
-        steps.append(Store("loss", ROW_LOSS, "row"))
-    return Program(kern.name, variant, _target_steps(kern, variant), tuple(steps))
-
-
-def _ce_logits(kern: kr.Kernel, variant: describe.Variant) -> Program:
-    """The cross-entropy from logits: y~, the row statistics, then the loss terms summed and the
-    gradient (which reads the row sum of y~ where the target need not sum to 1)."""
-    steps = [Load(kr.z.name, "in", "class"), RowStats()]
+def _ce_steps(kern: kr.Kernel) -> list:
+    """What both cross-entropies do after their row's values: the row sum of y~ where the
+    gradient reads it (a target need not sum to 1), the loss terms summed, the gradient stored
+    per class and the loss per row."""
+    steps = []
     if "grad" in kern.slots and kern.slots["grad"].has(kr.ysum):
         steps.append(RowSum(kr.ysum.name, kr.yt))
     if "loss_term" in kern.slots:
@@ -190,7 +179,19 @@ def _ce_logits(kern: kr.Kernel, variant: describe.Variant) -> Program:
         steps.append(Store("grad", kern.slots["grad"], "class"))
     if "loss_term" in kern.slots:
         steps.append(Store("loss", ROW_LOSS, "row"))
-    return Program(kern.name, variant, _target_steps(kern, variant), tuple(steps))
+    return steps
+
+
+def _ce_probs(kern: kr.Kernel, variant: describe.Variant) -> Program:
+    """The cross-entropy from probabilities: y~, then the loss and the gradient from p."""
+    steps = (Load("p", "in", "class"), *_ce_steps(kern))
+    return Program(kern.name, variant, _target_steps(kern, variant), steps)
+
+
+def _ce_logits(kern: kr.Kernel, variant: describe.Variant) -> Program:
+    """The cross-entropy from logits: y~, the row statistics, then the loss and the gradient."""
+    steps = (Load(kr.z.name, "in", "class"), RowStats(), *_ce_steps(kern))
+    return Program(kern.name, variant, _target_steps(kern, variant), steps)
 
 
 def _rowwise(kern: kr.Kernel, variant: describe.Variant) -> Program:

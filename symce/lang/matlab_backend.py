@@ -353,11 +353,7 @@ def _validation(kern: kr.Kernel) -> list:
     }
     for key, (var, name) in weights.items():  # the value as given, as the message shows it
         values[key] = [f"check_nonnegative({var}, '{name}', '{ids[key]}');"]
-    keys = []
-    for v in desc.variants:  # merged in order: each variant's checks keep theirs
-        for key in v.checks:
-            if key in values and key not in keys:
-                keys.append(key)
+    keys = [key for key in desc.checks if key in values]
     return lines + [line for key in keys for line in values[key]]
 
 

@@ -482,11 +482,7 @@ def _validation(kern: kr.Kernel) -> list:
         "domain": f'_probabilities("{x}", {x})',
         "target": "_probability_targets(y)",
     }
-    keys = []
-    for v in desc.variants:  # merged in order: each variant's checks keep theirs
-        for key in v.checks:
-            if key in values and key not in keys:
-                keys.append(key)
+    keys = [key for key in desc.checks if key in values]
     return lines + [values[key] for key in keys]
 
 
