@@ -908,6 +908,7 @@ def softmax_vjp(z, g):
     dtype = z.dtype
     with np.errstate(all="ignore"):
         z = _wide(z)
+        g = _wide(g)
         shift = _row_shift(z)
         zs = -shift + z
         zlo = _two_sum_err(z, -shift)
@@ -918,7 +919,6 @@ def softmax_vjp(z, g):
         srest = _srest(e, at, em1_a)
         _nan_at_inf(srest)
         p = e/(srest + 1)
-        g = _wide(g)
         gesum = np.sum(e*g, axis=-1, keepdims=True)
         dot = gesum/(srest + 1)
         out = p*(-dot + g)

@@ -83,11 +83,13 @@ BOUND = {
     "bce": {"x": "logits", "prob": "probs", "y": "target", "w": "w", "pw": "pw"},
 }
 ROW_AT = {"zs": "zs_a", "zlo": "zlo_a"}
+# the template of the row statistics, laid out where a row program computes them
+ROW_STATS = "numpy/_rows.py.jinja"
 # the printed slots (k.code.<slot>) each family's templates read; the cross-entropy from logits
 # and the BCE family run block programs (numpy_blocks.py) for the rest
 TEMPLATE_SLOTS = {
     "elementwise": ("out",),
-    "rowwise": ("zs", "zlo", "e", "em1_a", "p", "em1", "pc", "dot_term", "dot", "out"),
+    "rowwise": ("zs", "zlo", "e", "em1_a", "p", "em1", "pc"),  # the row statistics (ROW_STATS)
     "ce_probs": (),  # its program (symce.program) is printed whole
     "ce_logits": ("yt_class",),
     "bce": (),
@@ -437,8 +439,10 @@ def kernel_context(kern: kr.Kernel) -> dict:
         "result": ", ".join(outputs),
         "programs": _programs(kern),
     }
-    if kern.is_loss:
+    if kern.is_loss or desc.rows:
         ctx["validation"] = _validation(kern)
+    if kern.family == "rowwise":
+        ctx["program"] = _row_code(kern, ctx)
     if kern.family in PROGRAM_FAMILIES:
         ctx["program"] = _program_code(kern)
     if kern.family == "bce":
@@ -449,11 +453,21 @@ def kernel_context(kern: kr.Kernel) -> dict:
 
 
 def _validation(kern: kr.Kernel) -> list:
-    """A loss kernel's argument checks as lines: first the types and shapes (C has none: its sizes
-    are the caller's), then the values, in the order every language checks them (the variants'
-    catalogue checks, symce.describe; one NumPy function takes both kinds of target)."""
+    """A row or loss kernel's argument checks as lines: first the types and shapes (C has none: its
+    sizes are the caller's), then the values, in the order every language checks them (the
+    variants' catalogue checks, symce.describe; one NumPy function takes both kinds of target)."""
     desc = describe.describe(kern)
     x = desc.input
+    if desc.family == "rowwise":  # the class axis moved last; the VJP's g the shape of z
+        lines = [
+            f'{x} = _class_axis("{x}", _floating("{x}", {x}), axis)'
+            if desc.movable_axis
+            else f'{x} = _classes("{x}", _floating("{x}", {x}))'
+        ]
+        return lines + [
+            f'{a.name} = _same_shape("{a.name}", _companion("{a.name}", {a.name}, {x}, "{x}"), {x}, "{x}")'
+            for a in kern.inputs[1:]
+        ]
     if desc.family in describe.CE_FAMILIES:
         weights = {"weight": "weight"}
         lines = [
@@ -484,6 +498,50 @@ def _validation(kern: kr.Kernel) -> list:
     }
     keys = [key for key in desc.checks if key in values]
     return lines + [values[key] for key in keys]
+
+
+def _row_code(kern: kr.Kernel, ctx: dict) -> dict:
+    """A row kernel (symce.program) as NumPy, in float64 with the classes last: the "lines" inside
+    the errstate block and the "result" returned.  softmax, log_softmax and logsumexp (any axis)
+    run their block programs over the flattened rows, float32 and float64 each its own; the
+    Jacobian and the VJP print their program over the whole array (the row statistics are
+    _rows.py.jinja, laid out in place)."""
+    desc = describe.describe(kern)
+    prog = program.program(kern, desc.variants[0])
+    (store,) = prog.stores()
+    if desc.movable_axis:
+        shape = "(x.shape[0], 1)" if store.scope == "row" else "x.shape"
+        programs = ctx["programs"]
+        lines = [
+            "x, ones_k, shape = _flat_rows(z), np.ones(z.shape[-1]), z.shape",
+            f"out = np.empty({shape}, dtype)",
+            "if dtype == np.float32:",
+            *("    " + line for line in programs["rows_wide"]),
+            "else:",
+            *("    " + line for line in programs["rows"]),
+            "out = out.reshape(shape[:-1] + out.shape[-1:])",
+        ]
+        result = "out[..., 0]" if store.scope == "row" else "np.moveaxis(out, -1, axis)"
+        return {"lines": lines, "result": f"_narrow({result}, dtype)"}
+    pr = NumPyKernelPrinter({**BOUND["rowwise"], "out": "out"})
+    lines = []
+    for st in prog.steps:
+        if isinstance(st, program.Load):
+            lines.append(f"{st.name} = _wide({st.name})")
+        elif isinstance(st, program.RowStats):
+            lines.append(Part(ROW_STATS, {"k": dict(ctx)}, line=True))
+        elif isinstance(st, program.Pair):
+            lines += [
+                "p_i, pc_i = p[..., :, None], pc[..., :, None]",
+                "p_j = p[..., None, :]",
+                "delta = np.eye(z.shape[-1])",
+            ]
+        elif isinstance(st, program.RowSum):
+            lines.append(f"{st.name} = np.sum({pr.doprint(st.expr)}, axis=-1, keepdims=True)")
+        elif isinstance(st, (program.Let, program.Store)):
+            name = st.name if isinstance(st, program.Let) else st.output
+            lines.append(f"{name} = {pr.doprint(st.expr)}")
+    return {"lines": lines, "result": "_narrow(out, dtype)"}
 
 
 def _element_setup(kern: kr.Kernel) -> dict:
