@@ -319,9 +319,11 @@ def test_row_code_is_printed_slots():
     assert {"zs", "zlo", "e", "em1", "em1_a", "p"} <= set(code)
     assert code["em1_a"] == "np.expm1(zs_a) + _mul0(zlo_a, np.exp(zs_a))"
     # the cross-entropy from logits runs its rows as block programs (numpy_blocks.py), printed
-    # from the same slots; only the class part of y~ is printed for its template
+    # from the same slots, laid out by its program's lines; its template reads no printed slot
     ctx = numpy_backend.kernel_context(kr.kernel("softmax_cross_entropy_with_grad"))
-    assert set(ctx["code"]) == {"yt_class"} and ctx["programs"]
+    assert set(ctx["code"]) == set() and ctx["programs"]
+    labels = ctx["program"]["labels"]
+    assert labels[1] == "c = label_smoothing*w_k/n_classes"  # y~ at hot = 0: the class part
 
 
 # ----------------------------------------------------------------------------------------------

@@ -1440,8 +1440,8 @@ def softmax_cross_entropy_with_grad(logits, target, reduction="mean", *, weight=
     with np.errstate(all="ignore"):
         x, weight, ones_k = _batch(logits), _wide(weight), np.ones(n_classes)
         w_k = 1 if weight is None else weight
-        losses = np.empty(x.shape[0])
         grad = np.empty(x.shape, dtype)
+        losses = np.empty(x.shape[0])
         if labels is not None:
             kept, t_all, w_t_all, wsum, divisor = _label_rows(labels, ignore_index, weight, x)
             c = label_smoothing*w_k/n_classes
@@ -1621,9 +1621,9 @@ def softmax_cross_entropy_with_grad(logits, target, reduction="mean", *, weight=
                     p_a = e_a/(srest + 1)
                     pc_a = (srest - em1_a)/(srest + 1)
                     _put(grad[lo:hi], at, (p_a*(ysum - yt_a) - pc_a*yt_a)/gdiv)
+        grad = _zero_rows(grad, kept).reshape(logits.shape)
         losses = _zero_rows(losses, kept).reshape(logits.shape[:-1])
         loss = _narrow(_reduce(losses, reduction, divisor), dtype)
-        grad = _zero_rows(grad, kept).reshape(logits.shape)
     return loss, grad
 
 

@@ -91,7 +91,7 @@ TEMPLATE_SLOTS = {
     "elementwise": ("out",),
     "rowwise": ("zs", "zlo", "e", "em1_a", "p", "em1", "pc"),  # the row statistics (ROW_STATS)
     "ce_probs": (),  # its program (symce.program) is printed whole
-    "ce_logits": ("yt_class",),
+    "ce_logits": (),  # its program (_ce_logits_code) prints the class part of y~
     "bce": (),
 }
 ROW_SLOTS = ("zs", "zlo", "e", "em1", "p", "pc")  # the per-class slots of the row families
@@ -401,8 +401,6 @@ def kernel_context(kern: kr.Kernel) -> dict:
     if kern.family == "bce":  # the element weight multiplies the loss and its gradient
         slots = {slot: kr.w * expr for slot, expr in slots.items()}
     code = {slot: pr.doprint(expr) for slot, expr in slots.items()}
-    if kern.family == "ce_logits":  # the class part of y~ for integer labels (at hot = 0)
-        code["yt_class"] = pr.doprint(kern.slots["yt_label"].xreplace({kr.hot: 0}))
     desc = describe.describe(kern)
     rows = desc.rows
     if rows:  # em1 at the argmax only, for Srest (em1 of every class only where pc is needed)
@@ -443,6 +441,8 @@ def kernel_context(kern: kr.Kernel) -> dict:
         ctx["validation"] = _validation(kern)
     if kern.family == "rowwise":
         ctx["program"] = _row_code(kern, ctx)
+    if kern.family == "ce_logits":
+        ctx["program"] = _ce_logits_code(kern, ctx)
     if kern.family in PROGRAM_FAMILIES:
         ctx["program"] = _program_code(kern)
     if kern.family == "bce":
@@ -542,6 +542,53 @@ def _row_code(kern: kr.Kernel, ctx: dict) -> dict:
             name = st.name if isinstance(st, program.Let) else st.output
             lines.append(f"{name} = {pr.doprint(st.expr)}")
     return {"lines": lines, "result": "_narrow(out, dtype)"}
+
+
+def _ce_logits_code(kern: kr.Kernel, ctx: dict) -> dict:
+    """The cross-entropy from logits (symce.program) as NumPy: "setup" (the rows and each stored
+    output allocated), the branch of each target kind ("labels", "soft": its row values, then its
+    block programs for float32 and float64) and "finish" (each output zeroed at the skipped rows,
+    shaped, reduced)."""
+    desc = describe.describe(kern)
+    x = desc.input
+    progs = {v.target: program.program(kern, v) for v in desc.variants}
+    stores = progs["labels"].stores()
+    setup = [
+        f"x, weight, ones_k = _batch({x}), _wide(weight), np.ones(n_classes)",
+        "w_k = 1 if weight is None else weight",
+    ]
+    finish = []
+    for st in stores:
+        if st.scope == "row":
+            setup.append("losses = np.empty(x.shape[0])")
+            finish += [
+                f"losses = _zero_rows(losses, kept).reshape({x}.shape[:-1])",
+                f"{st.output} = _narrow(_reduce(losses, reduction, divisor), dtype)",
+            ]
+        else:
+            setup.append(f"{st.output} = np.empty(x.shape, dtype)")
+            finish.append(f"{st.output} = _zero_rows({st.output}, kept).reshape({x}.shape)")
+    out = {"setup": setup, "finish": finish}
+    for target, prog in progs.items():
+        if prog.skips:
+            lines = [
+                "kept, t_all, w_t_all, wsum, divisor = _label_rows(labels, ignore_index, weight, x)",
+                # the class part of y~ (at hot = 0): the label's part is added at the label
+                f"c = {printer(kern.family).doprint(kern.slots['yt_label'].xreplace({kr.hot: 0}))}",
+                "smooth, csum = _nonzero(c), _class_sum(c, n_classes)",
+            ]
+        else:
+            lines = ["kept, yin, divisor = None, _batch(y), np.float64(x.shape[0])"]
+        if prog.stores("class"):
+            lines.append("gdiv = _grad_divisor(reduction, divisor)")
+        lines += [
+            "if dtype == np.float32:",
+            *("    " + line for line in ctx["programs"][f"{target}_wide"]),
+            "else:",
+            *("    " + line for line in ctx["programs"][target]),
+        ]
+        out[target] = lines
+    return out
 
 
 def _element_setup(kern: kr.Kernel) -> dict:
