@@ -1384,6 +1384,29 @@ def _program_lines(prog: program.Program, ctx: dict, cdtype: str) -> dict:
     return {"call": call, "row": row, "cls": cls, "row_end": row_end, "finish": finish}
 
 
+# a row kernel's output step (symce.program) -> the template of its loops
+_ROW_OUTPUT = {"row": "c/_row_scalar.c.jinja", "pair": "c/_row_jacobian.c.jinja"}
+
+
+def _row_output(kern: kr.Kernel, ctx: dict) -> dict:
+    """The row kernels' parts that follow their program (symce.program): the output's loops (per
+    row, per class, per pair of classes, or per class after a row sum), where the row statistics
+    may prefetch the next row's output (an output per class), and a row whose max is not finite
+    made NaN where the kernel combines its classes."""
+    prog = program.program(kern, describe.describe(kern).variants[0])
+    (store,) = prog.stores()
+    summed = any(isinstance(st, program.RowSum) for st in prog.steps)
+    template = _ROW_OUTPUT.get(
+        store.scope, "c/_row_vjp.c.jinja" if summed else "c/_row_vector.c.jinja"
+    )
+    nan = f"if (status == SYMCE_ROW_GENERAL) srest = ({ctx['C']})NAN;  /* +inf or no finite logit: a NaN row */"
+    return {
+        "output": Part(template, {"f": dict(ctx)}, line=True),
+        "next_out": "i + 1 < n ? out + (i + 1) * k : NULL" if store.scope == "class" else "NULL",
+        "nan_rows": [nan] if kern.nan_row_at_inf else [],
+    }
+
+
 def _widening(T: str, C: str, acc: str) -> dict:
     """The explicit casts that widen a T value to the compute type C ("wide") and to the
     accumulator type ("wide_acc"), empty where the types are equal: every promotion is written
@@ -1424,14 +1447,16 @@ def _function_context(fn: CFunction):
         "block_sum": "symce_lane_sum" if CTYPES[cdt]["exact_shift"] else "symce_pairwise_sum",
     }
     if kern.family == "rowwise":
-        ctx["layout"] = desc.layout
-        ctx["k2"] = "k" if ctx["layout"] == "jacobian" else "1"
         ctx["block"] = JACOBIAN_BLOCK
     if desc.rows:
-        ctx["row"] = _row_code(kern, cdt, ctx.get("layout", "ce"), fn.soft)
+        ctx["row"] = _row_code(
+            kern, cdt, desc.layout if kern.family == "rowwise" else "ce", fn.soft
+        )
         ctx["nan_general"] = kern.nan_row_at_inf  # SYMCE_ROW_GENERAL rows: NaN throughout
     if kern.family in PROGRAM_FAMILIES:
         ctx["program"] = _program_lines(program.program(kern, fn.variant), ctx, cdt)
+    if kern.family == "rowwise":
+        ctx.update(_row_output(kern, ctx))
     checks = _check_calls(fn, desc, T)
     ctx["first_check"], ctx["then_checks"] = checks[0], checks[1:]
     # the body: the family's template (_PARTIAL), laid out with this context
