@@ -2420,20 +2420,20 @@ int symce_binary_cross_entropy_grad_f32(size_t n, size_t k, const float *SYMCE_R
         const size_t len = count - b0 < SYMCE_BLOCK ? count - b0 : SYMCE_BLOCK;
         if (weight == NULL) {  /* no weights to copy */
             for (size_t l = 0; l < len; ++l) {
-                    const double prob = (double)probs[b0 + l];
-                    const double y = (double)target[b0 + l];
-                    const double w = 1;
-    grad[b0 + l] = (float)((w*(prob - y)/symce_clamp_min_for_f32(-prob*(prob - 1), 9.9999999999999998e-13)) * scale);
+                const double prob = (double)probs[b0 + l];
+                const double y = (double)target[b0 + l];
+                const double w = 1;
+                grad[b0 + l] = (float)((w*(prob - y)/symce_clamp_min_for_f32(-prob*(prob - 1), 9.9999999999999998e-13)) * scale);
             }
         } else {
             double wb[SYMCE_BLOCK];
             if (weight != NULL) for (size_t l = 0; l < len; ++l) wb[l] = (double)weight[b0 + l];
             else for (size_t l = 0; l < len; ++l) wb[l] = 1;
             for (size_t l = 0; l < len; ++l) {
-                    const double prob = (double)probs[b0 + l];
-                    const double y = (double)target[b0 + l];
-                    const double w = wb[l];
-    grad[b0 + l] = (float)((w*(prob - y)/symce_clamp_min_for_f32(-prob*(prob - 1), 9.9999999999999998e-13)) * scale);
+                const double prob = (double)probs[b0 + l];
+                const double y = (double)target[b0 + l];
+                const double w = wb[l];
+                grad[b0 + l] = (float)((w*(prob - y)/symce_clamp_min_for_f32(-prob*(prob - 1), 9.9999999999999998e-13)) * scale);
             }
         }
     }
@@ -2500,9 +2500,9 @@ int symce_sigmoid_binary_cross_entropy_f32(size_t n, size_t k, const float *SYMC
             if (reduction == SYMCE_REDUCTION_NONE) {
                 for (size_t l = 0; l < len; ++l) {
                     const double xv = (double)logits[b0 + l];
-                    const double pw = pwb[l];
                     const double y = (double)target[b0 + l];
                     const double w = wb[l];
+                    const double pw = pwb[l];
                     const double v = symce_exp_neg_for_f32(-fabs(xv));
                     const double l1p = symce_log1p_s_for_f32(v/(v + 2));
                     loss[b0 + l] = (float)(w*(pw*y*(l1p + symce_clamp_min_for_f32(-xv, 0)) + (1 - y)*(l1p + symce_clamp_min_for_f32(xv, 0))));
@@ -2511,9 +2511,9 @@ int symce_sigmoid_binary_cross_entropy_f32(size_t n, size_t k, const float *SYMC
                 double terms[SYMCE_BLOCK];
                 for (size_t l = 0; l < len; ++l) {
                     const double xv = (double)logits[b0 + l];
-                    const double pw = pwb[l];
                     const double y = (double)target[b0 + l];
                     const double w = wb[l];
+                    const double pw = pwb[l];
                     const double v = symce_exp_neg_for_f32(-fabs(xv));
                     const double l1p = symce_log1p_s_for_f32(v/(v + 2));
                     terms[l] = w*(pw*y*(l1p + symce_clamp_min_for_f32(-xv, 0)) + (1 - y)*(l1p + symce_clamp_min_for_f32(xv, 0)));
@@ -2551,11 +2551,11 @@ int symce_sigmoid_binary_cross_entropy_grad_f32(size_t n, size_t k,
         const size_t len = count - b0 < SYMCE_BLOCK ? count - b0 : SYMCE_BLOCK;
         if (weight == NULL && pos_weight == NULL) {  /* no weights to copy */
             for (size_t l = 0; l < len; ++l) {
-                    const double xv = (double)logits[b0 + l];
-                    const double y = (double)target[b0 + l];
-                    const double v = symce_exp_neg_for_f32(-fabs(xv));
-                    const double r = 1.0/(v + 1);
-    grad[b0 + l] = (float)((-r*y*((xv >= 0) ? v : 1) + r*(1 - y)*((xv >= 0) ? 1 : v)) * scale);
+                const double xv = (double)logits[b0 + l];
+                const double y = (double)target[b0 + l];
+                const double v = symce_exp_neg_for_f32(-fabs(xv));
+                const double r = 1.0/(v + 1);
+                grad[b0 + l] = (float)((-r*y*((xv >= 0) ? v : 1) + r*(1 - y)*((xv >= 0) ? 1 : v)) * scale);
             }
         } else {
             double wb[SYMCE_BLOCK];
@@ -2572,13 +2572,13 @@ int symce_sigmoid_binary_cross_entropy_grad_f32(size_t n, size_t k,
                 for (size_t l = 0; l < len; ++l) pwb[l] = 1;
             }
             for (size_t l = 0; l < len; ++l) {
-                    const double xv = (double)logits[b0 + l];
-                    const double pw = pwb[l];
-                    const double y = (double)target[b0 + l];
-                    const double w = wb[l];
-                    const double v = symce_exp_neg_for_f32(-fabs(xv));
-                    const double r = 1.0/(v + 1);
-    grad[b0 + l] = (float)((w*(-pw*r*y*((xv >= 0) ? v : 1) + r*(1 - y)*((xv >= 0) ? 1 : v))) * scale);
+                const double xv = (double)logits[b0 + l];
+                const double y = (double)target[b0 + l];
+                const double w = wb[l];
+                const double pw = pwb[l];
+                const double v = symce_exp_neg_for_f32(-fabs(xv));
+                const double r = 1.0/(v + 1);
+                grad[b0 + l] = (float)((w*(-pw*r*y*((xv >= 0) ? v : 1) + r*(1 - y)*((xv >= 0) ? 1 : v))) * scale);
             }
         }
     }
@@ -2663,9 +2663,9 @@ int symce_sigmoid_binary_cross_entropy_with_grad_f32(size_t n, size_t k,
             if (reduction == SYMCE_REDUCTION_NONE) {
                 for (size_t l = 0; l < len; ++l) {
                     const double xv = (double)logits[b0 + l];
-                    const double pw = pwb[l];
                     const double y = (double)target[b0 + l];
                     const double w = wb[l];
+                    const double pw = pwb[l];
                     const double v = vb[l];
                     const double d = db[l];
                     const double r = d*(v + 2);
@@ -2677,9 +2677,9 @@ int symce_sigmoid_binary_cross_entropy_with_grad_f32(size_t n, size_t k,
                 double terms[SYMCE_BLOCK];
                 for (size_t l = 0; l < len; ++l) {
                     const double xv = (double)logits[b0 + l];
-                    const double pw = pwb[l];
                     const double y = (double)target[b0 + l];
                     const double w = wb[l];
+                    const double pw = pwb[l];
                     const double v = vb[l];
                     const double d = db[l];
                     const double r = d*(v + 2);
@@ -4007,20 +4007,20 @@ int symce_binary_cross_entropy_grad_f64(size_t n, size_t k, const double *SYMCE_
         const size_t len = count - b0 < SYMCE_BLOCK ? count - b0 : SYMCE_BLOCK;
         if (weight == NULL) {  /* no weights to copy */
             for (size_t l = 0; l < len; ++l) {
-                    const double prob = probs[b0 + l];
-                    const double y = target[b0 + l];
-                    const double w = 1;
-    grad[b0 + l] = (double)((w*(prob - y)/symce_clamp_min_for_f64(-prob*(prob - 1), 9.9999999999999998e-13)) * scale);
+                const double prob = probs[b0 + l];
+                const double y = target[b0 + l];
+                const double w = 1;
+                grad[b0 + l] = (double)((w*(prob - y)/symce_clamp_min_for_f64(-prob*(prob - 1), 9.9999999999999998e-13)) * scale);
             }
         } else {
             double wb[SYMCE_BLOCK];
             if (weight != NULL) for (size_t l = 0; l < len; ++l) wb[l] = weight[b0 + l];
             else for (size_t l = 0; l < len; ++l) wb[l] = 1;
             for (size_t l = 0; l < len; ++l) {
-                    const double prob = probs[b0 + l];
-                    const double y = target[b0 + l];
-                    const double w = wb[l];
-    grad[b0 + l] = (double)((w*(prob - y)/symce_clamp_min_for_f64(-prob*(prob - 1), 9.9999999999999998e-13)) * scale);
+                const double prob = probs[b0 + l];
+                const double y = target[b0 + l];
+                const double w = wb[l];
+                grad[b0 + l] = (double)((w*(prob - y)/symce_clamp_min_for_f64(-prob*(prob - 1), 9.9999999999999998e-13)) * scale);
             }
         }
     }
@@ -4085,9 +4085,9 @@ int symce_sigmoid_binary_cross_entropy_f64(size_t n, size_t k, const double *SYM
             if (reduction == SYMCE_REDUCTION_NONE) {
                 for (size_t l = 0; l < len; ++l) {
                     const double xv = logits[b0 + l];
-                    const double pw = pwb[l];
                     const double y = target[b0 + l];
                     const double w = wb[l];
+                    const double pw = pwb[l];
                     const double v = symce_exp_neg_for_f64(-fabs(xv));
                     const double l1p = symce_log1p01_for_f64(v);
                     loss[b0 + l] = (w*(pw*y*(l1p + symce_clamp_min_for_f64(-xv, 0)) + (1 - y)*(l1p + symce_clamp_min_for_f64(xv, 0))));
@@ -4096,9 +4096,9 @@ int symce_sigmoid_binary_cross_entropy_f64(size_t n, size_t k, const double *SYM
                 double terms[SYMCE_BLOCK];
                 for (size_t l = 0; l < len; ++l) {
                     const double xv = logits[b0 + l];
-                    const double pw = pwb[l];
                     const double y = target[b0 + l];
                     const double w = wb[l];
+                    const double pw = pwb[l];
                     const double v = symce_exp_neg_for_f64(-fabs(xv));
                     const double l1p = symce_log1p01_for_f64(v);
                     terms[l] = w*(pw*y*(l1p + symce_clamp_min_for_f64(-xv, 0)) + (1 - y)*(l1p + symce_clamp_min_for_f64(xv, 0)));
@@ -4136,11 +4136,11 @@ int symce_sigmoid_binary_cross_entropy_grad_f64(size_t n, size_t k,
         const size_t len = count - b0 < SYMCE_BLOCK ? count - b0 : SYMCE_BLOCK;
         if (weight == NULL && pos_weight == NULL) {  /* no weights to copy */
             for (size_t l = 0; l < len; ++l) {
-                    const double xv = logits[b0 + l];
-                    const double y = target[b0 + l];
-                    const double v = symce_exp_neg_for_f64(-fabs(xv));
-                    const double r = 1.0/(v + 1);
-    grad[b0 + l] = (double)((-r*y*((xv >= 0) ? v : 1) + r*(1 - y)*((xv >= 0) ? 1 : v)) * scale);
+                const double xv = logits[b0 + l];
+                const double y = target[b0 + l];
+                const double v = symce_exp_neg_for_f64(-fabs(xv));
+                const double r = 1.0/(v + 1);
+                grad[b0 + l] = (double)((-r*y*((xv >= 0) ? v : 1) + r*(1 - y)*((xv >= 0) ? 1 : v)) * scale);
             }
         } else {
             double wb[SYMCE_BLOCK];
@@ -4157,13 +4157,13 @@ int symce_sigmoid_binary_cross_entropy_grad_f64(size_t n, size_t k,
                 for (size_t l = 0; l < len; ++l) pwb[l] = 1;
             }
             for (size_t l = 0; l < len; ++l) {
-                    const double xv = logits[b0 + l];
-                    const double pw = pwb[l];
-                    const double y = target[b0 + l];
-                    const double w = wb[l];
-                    const double v = symce_exp_neg_for_f64(-fabs(xv));
-                    const double r = 1.0/(v + 1);
-    grad[b0 + l] = (double)((w*(-pw*r*y*((xv >= 0) ? v : 1) + r*(1 - y)*((xv >= 0) ? 1 : v))) * scale);
+                const double xv = logits[b0 + l];
+                const double y = target[b0 + l];
+                const double w = wb[l];
+                const double pw = pwb[l];
+                const double v = symce_exp_neg_for_f64(-fabs(xv));
+                const double r = 1.0/(v + 1);
+                grad[b0 + l] = (double)((w*(-pw*r*y*((xv >= 0) ? v : 1) + r*(1 - y)*((xv >= 0) ? 1 : v))) * scale);
             }
         }
     }
@@ -4236,9 +4236,9 @@ int symce_sigmoid_binary_cross_entropy_with_grad_f64(size_t n, size_t k,
             if (reduction == SYMCE_REDUCTION_NONE) {
                 for (size_t l = 0; l < len; ++l) {
                     const double xv = logits[b0 + l];
-                    const double pw = pwb[l];
                     const double y = target[b0 + l];
                     const double w = wb[l];
+                    const double pw = pwb[l];
                     const double v = symce_exp_neg_for_f64(-fabs(xv));
                     const double l1p = symce_log1p01_for_f64(v);
                     const double r = 1.0/(v + 1);
@@ -4249,9 +4249,9 @@ int symce_sigmoid_binary_cross_entropy_with_grad_f64(size_t n, size_t k,
                 double terms[SYMCE_BLOCK];
                 for (size_t l = 0; l < len; ++l) {
                     const double xv = logits[b0 + l];
-                    const double pw = pwb[l];
                     const double y = target[b0 + l];
                     const double w = wb[l];
+                    const double pw = pwb[l];
                     const double v = symce_exp_neg_for_f64(-fabs(xv));
                     const double l1p = symce_log1p01_for_f64(v);
                     const double r = 1.0/(v + 1);

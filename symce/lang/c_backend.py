@@ -1384,6 +1384,118 @@ def _program_lines(prog: program.Program, ctx: dict, cdtype: str) -> dict:
     return {"call": call, "row": row, "cls": cls, "row_end": row_end, "finish": finish}
 
 
+def _bce_element(prog: program.Program, ctx: dict, plain: bool) -> list:
+    """One element's values in the BCE loops, from the program's loads: the input, the target,
+    the weights (1 where ``plain``: no weight given, and dropped where the unit-weight slots do
+    without them), then the values computed first (from their buffers) and the slots' lets."""
+    C, wide, slots = ctx["C"], ctx["wide"], ctx["slots"]
+    unit = plain and slots["plain"] is not None
+    sl = slots["plain"] if unit else slots
+    buffer = {"weight": "wb[l]", "pos_weight": "pwb[l]"}
+    lines = []
+    for st in prog.steps:
+        if not isinstance(st, program.Load):
+            continue
+        if st.role in buffer:
+            if not unit:
+                lines.append(f"const {C} {st.name} = {'1' if plain else buffer[st.role]};")
+        else:
+            source = ctx["x"] if st.role == "in" else "target"
+            lines.append(f"const {C} {LOCAL_NAMES[st.name]} = {wide}{source}[b0 + l];")
+    lines += [f"const {C} {d['name']} = {d['name']}b[l];" for d in sl["first"]]
+    lines += [f"const {C} {d['name']} = {d['expr']};" for d in sl["lets"]]
+    return lines
+
+
+def _bce_compute(prog: program.Program, ctx: dict, plain: bool) -> list:
+    """The BCE loops over one block: each stored output per element, the loss kept per element
+    (none) or summed by block (in double for the float kernels)."""
+    T, slots = ctx["T"], ctx["slots"]
+    sl = slots["plain"] if plain and slots["plain"] is not None else slots
+    element = ["    " + line for line in _bce_element(prog, ctx, plain)]
+    outputs = [st.output for st in prog.stores()]
+    grad = [f"    grad[b0 + l] = ({T})(({sl['grad']}) * scale);"] if "grad" in outputs else []
+    if "loss" not in outputs:
+        return ["for (size_t l = 0; l < len; ++l) {", *element, *grad, "}"]
+    return [
+        "if (reduction == SYMCE_REDUCTION_NONE) {",
+        "    for (size_t l = 0; l < len; ++l) {",
+        *("    " + line for line in element),
+        *("    " + line for line in grad),
+        f"        loss[b0 + l] = {ctx['narrow']}({sl['loss']});",
+        "    }",
+        "} else {",
+        f"    {ctx['C']} terms[SYMCE_BLOCK];",
+        "    for (size_t l = 0; l < len; ++l) {",
+        *("    " + line for line in element),
+        *("    " + line for line in grad),
+        f"        terms[l] = {sl['loss']};",
+        "    }",
+        f"    symce_accumulate_{ctx['sfx']}(&total, &tcomp, {ctx['block_sum']}(terms, len));",
+        "}",
+    ]
+
+
+def _bce_body(kern: kr.Kernel, ctx: dict) -> dict:
+    """The BCE family's body as lines, from its program (symce.program): the divisor, scale and
+    sums its stores need; the values computed first per block; the loops without weights and with
+    them (the block's weights, and pos_weight by column, copied to the stack); the reduction."""
+    prog = program.program(kern, describe.describe(kern).variants[0])
+    C, acc, sfx, wide = ctx["C"], ctx["acc"], ctx["sfx"], ctx["wide"]
+    outputs = [st.output for st in prog.stores()]
+    head = ["const size_t count = n * k;", f"const {acc} divisor = ({acc})count;"]
+    if "grad" in outputs:
+        head.append(f"const {acc} scale = symce_scale_{sfx}(reduction, divisor);")
+    if "loss" in outputs:
+        head += [f"{acc} total = 0, tcomp = 0;", "SYMCE_OMP_FOR_SUM(total, tcomp)"]
+    else:
+        head.append("SYMCE_OMP_FOR")
+    first = ctx["slots"]["first"]
+    block = []
+    if first:
+        block += [
+            f"{C} " + ", ".join(f"{d['name']}b[SYMCE_BLOCK]" for d in first) + ";",
+            "for (size_t l = 0; l < len; ++l) {  /* the exponential and the division first */",
+            f"    const {C} xv = {wide}logits[b0 + l];",
+            *(f"    const {C} {d['name']} = {d['expr']};" for d in first),
+            *(f"    {d['name']}b[l] = {d['name']};" for d in first),
+            "}",
+        ]
+    weights = [
+        st.role
+        for st in prog.steps
+        if isinstance(st, program.Load) and st.role in ("weight", "pos_weight")
+    ]
+    copies = []
+    if "pos_weight" in weights:
+        copies = [
+            f"{C} pwb[SYMCE_BLOCK];",
+            "if (pos_weight != NULL) {",
+            "    size_t col = b0 % k;",
+            "    for (size_t l = 0; l < len; ++l) {",
+            f"        pwb[l] = {wide}pos_weight[col];",
+            "        col = col + 1 == k ? 0 : col + 1;",
+            "    }",
+            "} else {",
+            "    for (size_t l = 0; l < len; ++l) pwb[l] = 1;",
+            "}",
+        ]
+    finish = []
+    if "loss" in outputs:
+        finish.append(
+            f"if (reduction != SYMCE_REDUCTION_NONE) *loss = symce_reduce_{sfx}(reduction, total + tcomp, divisor);"
+        )
+    return {
+        "head": head,
+        "first": block,
+        "unweighted": " && ".join(f"{role} == NULL" for role in weights),
+        "plain": _bce_compute(prog, ctx, True),
+        "copies": copies,
+        "weighted": _bce_compute(prog, ctx, False),
+        "finish": finish,
+    }
+
+
 # a row kernel's output step (symce.program) -> the template of its loops
 _ROW_OUTPUT = {"row": "c/_row_scalar.c.jinja", "pair": "c/_row_jacobian.c.jinja"}
 
@@ -1457,6 +1569,8 @@ def _function_context(fn: CFunction):
         ctx["program"] = _program_lines(program.program(kern, fn.variant), ctx, cdt)
     if kern.family == "rowwise":
         ctx.update(_row_output(kern, ctx))
+    if kern.family == "bce":
+        ctx["bce"] = _bce_body(kern, ctx)
     checks = _check_calls(fn, desc, T)
     ctx["first_check"], ctx["then_checks"] = checks[0], checks[1:]
     # the body: the family's template (_PARTIAL), laid out with this context
