@@ -27,11 +27,12 @@ NumPy and MATLAB, whose functions take either kind, print the target steps of ea
 the shared steps once.  What the program leaves to a language is how it binds a role (a pointer
 and an index, a broadcast array, a K-by-N matrix) and how it loops.
 
-Which language prints which programs (each backend's PROGRAM_FAMILIES): MATLAB all four families;
-NumPy the cross-entropy from probabilities, and the BCE family's setup around its tiles; C the
-cross-entropy from probabilities.  The other C and NumPy loops (the row statistics' stash and
-chunks, the blocked NumPy programs) are still laid out by their templates from the same
-description and slots.
+Which language prints which programs: MATLAB all four families; NumPy all four (the axis row
+kernels, the cross-entropy from logits and the BCE family around their block programs of
+numpy_blocks.py); C the cross-entropy from probabilities whole, the BCE family's body, and the
+row kernels' output loops (chosen by the output's scope).  C's cross-entropy from logits (the
+fused exponential pass over the stash and its chunks) is still laid out by its template from the
+same description and slots.
 """
 
 from __future__ import annotations
