@@ -789,7 +789,9 @@ def context(kern: kr.Kernel) -> dict:
         "first": ins[0],
         "nargs": len(ins),
         "needs": _needs(kern, ins),
-        "code": code,
+        # the printed slots a template reads (the elementwise body); the row and loss kernels'
+        # bodies are their programs' lines, and the row statistics' slots row_before/row_after
+        "code": {"out": code["out"]} if fam == "elementwise" else {},
         "options": opts,
         "nan_row_at_inf": desc.nan_row_at_inf,
         "names": dict(NAMES[fam]),
