@@ -27,12 +27,13 @@ NumPy and MATLAB, whose functions take either kind, print the target steps of ea
 the shared steps once.  What the program leaves to a language is how it binds a role (a pointer
 and an index, a broadcast array, a K-by-N matrix) and how it loops.
 
-Which language prints which programs: MATLAB all four families; NumPy all four (the axis row
-kernels, the cross-entropy from logits and the BCE family around their block programs of
-numpy_blocks.py); C the cross-entropy from probabilities whole, the BCE family's body, and the
-row kernels' output loops (chosen by the output's scope).  C's cross-entropy from logits (the
-fused exponential pass over the stash and its chunks) is still laid out by its template from the
-same description and slots.
+Which language prints which programs: all three print all four families.  MATLAB and NumPy
+print them as array code (NumPy's axis row kernels, cross-entropy from logits and BCE family
+around the block programs of numpy_blocks.py).  C prints the cross-entropy from probabilities
+whole; the row families (rowwise and the cross-entropy from logits) around its row statistics,
+with the speed work's loops (the row sums in chunks of the stash, each class's e from it, and
+with labels every class first as off-label and the label's class once); and the BCE family's
+body in blocks.
 """
 
 from __future__ import annotations

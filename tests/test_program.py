@@ -123,6 +123,31 @@ def test_c_prints_the_cross_entropy_program():
     assert lines["cls"][-1].startswith("grow[j] = (double)((") and lines["finish"] == []
 
 
+def test_c_prints_the_cross_entropy_from_logits_program():
+    """C's cross-entropy from logits follows its program: the label's row head and skip, a
+    chunked row sum per RowSum step (soft: y~ and the loss), the gradient store's fast loop and
+    its slow path, and with labels the label's class once and no sum over y~ (it is closed)."""
+    by_name = {f.cname: f for f in c_backend.functions()}
+    rows = c_backend._function_context(by_name["symce_softmax_cross_entropy_with_grad_f32"])["rows"]
+    lines = rows["output"].context["lines"]
+    assert rows["row"][:2] == ["float *grow = grad + i * k;", "const int64_t t = labels[i];"]
+    assert "const double ysum = " in " ".join(rows["per_row"]) and "double ysum;" not in lines
+    assert lines[0] == "double row_loss = 0;" and lines[-1] == "}"
+    assert "{  /* the label's class */" in lines and any("wsum" in line for line in rows["head"])
+    assert rows["next_out"] == "i + 1 < n ? grow + k : NULL"
+    assert rows["row_end"][0] == "if (reduction == SYMCE_REDUCTION_NONE) loss[i] = (float)row_loss;"
+    soft = c_backend._function_context(by_name["symce_softmax_cross_entropy_grad_soft_f64"])
+    lines = soft["rows"]["output"].context["lines"]
+    assert lines[0] == "double ysum;  /* sum_c y~_c */" and "row_loss" not in " ".join(lines)
+    assert lines.count("if (status == SYMCE_ROW_GENERAL) {") == 1
+    assert soft["rows"]["finish"] == [] and "SYMCE_OMP_FOR" in soft["rows"]["head"]
+    assert not any("wsum" in line for line in soft["rows"]["head"])
+    # without a gradient: no scale, no prefetch of a gradient row, and no sum of the weights
+    loss = c_backend._function_context(by_name["symce_softmax_cross_entropy_f64"])["rows"]
+    assert loss["next_out"] == "NULL" and not any("scale" in line for line in loss["head"])
+    assert not any("wsum" in line for line in loss["head"])
+
+
 def test_numpy_and_matlab_print_both_target_branches():
     code = numpy_backend._program_code(kr.kernel("cross_entropy"))
     assert code["labels"][0].startswith("kept, hot, w_t, w_k, divisor = _label_parts(")

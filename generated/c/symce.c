@@ -1621,7 +1621,6 @@ int symce_softmax_cross_entropy_f32(size_t n, size_t k, const float *SYMCE_RESTR
     if (rc == SYMCE_OK) rc = symce_check_weights_f32(weight, k, SYMCE_ERR_WEIGHT);
     if (rc == SYMCE_OK) rc = symce_check_labels(labels, n, k, ignore_index);
     if (rc != SYMCE_OK) return rc;
-
     const double k_real = (double)k;
     const double eps = label_smoothing;
     const double divisor = symce_label_divisor_f32(labels, weight, n, ignore_index);
@@ -1665,28 +1664,28 @@ int symce_softmax_cross_entropy_f32(size_t n, size_t k, const float *SYMCE_RESTR
             const double log1p_srest = symce_log1p_for_f32(srest);
             double row_loss = 0;
             if (eps != 0) {  /* every class's share eps w_c / K of the target */
-                double sum = 0, comp = 0;
-                double terms[SYMCE_STASH];
-            for (size_t c0 = 0; c0 < k; c0 += SYMCE_STASH) {
-                const size_t len = k - c0 < SYMCE_STASH ? k - c0 : SYMCE_STASH;
-                if (weight != NULL) {
-                        for (size_t j = 0; j < len; ++j) {
-                            const double zv = (double)row[c0 + j];
-                            const double w_k = (double)weight[c0 + j];
-                            const double zs = -shift + zv;
-                            terms[j] = symce_mul0_for_f32(eps*w_k/k_real, log1p_srest - zs);
+                    double sum = 0, comp = 0;
+                    double terms[SYMCE_STASH];
+                    for (size_t c0 = 0; c0 < k; c0 += SYMCE_STASH) {
+                        const size_t len = k - c0 < SYMCE_STASH ? k - c0 : SYMCE_STASH;
+                        if (weight != NULL) {
+                            for (size_t j = 0; j < len; ++j) {
+                                const double w_k = (double)weight[c0 + j];
+                                const double zv = (double)row[c0 + j];
+                                const double zs = -shift + zv;
+                                terms[j] = symce_mul0_for_f32(eps*w_k/k_real, log1p_srest - zs);
+                            }
+                        } else {
+                            for (size_t j = 0; j < len; ++j) {
+                                const double w_k = 1;
+                                const double zv = (double)row[c0 + j];
+                                const double zs = -shift + zv;
+                                terms[j] = symce_mul0_for_f32(eps*w_k/k_real, log1p_srest - zs);
+                            }
                         }
-                } else {
-                        for (size_t j = 0; j < len; ++j) {
-                            const double zv = (double)row[c0 + j];
-                            const double w_k = 1;
-                            const double zs = -shift + zv;
-                            terms[j] = symce_mul0_for_f32(eps*w_k/k_real, log1p_srest - zs);
-                        }
-                }
-                symce_accumulate_f32(&sum, &comp, symce_pairwise_sum(terms, len));
-            }
-                row_loss = sum + comp;
+                        symce_accumulate_f32(&sum, &comp, symce_pairwise_sum(terms, len));
+                    }
+                    row_loss = sum + comp;
             }
             {  /* the label's class */
                 const double zv = (double)row[t];
@@ -1717,7 +1716,6 @@ int symce_softmax_cross_entropy_soft_f32(size_t n, size_t k, const float *SYMCE_
     if (rc == SYMCE_OK) rc = symce_check_weights_f32(weight, k, SYMCE_ERR_WEIGHT);
     if (rc == SYMCE_OK) rc = symce_check_probs_f32(target, n * k, SYMCE_ERR_TARGET);
     if (rc != SYMCE_OK) return rc;
-
     const double k_real = (double)k;
     const double eps = label_smoothing;
     const double divisor = (double)n;
@@ -1758,29 +1756,29 @@ int symce_softmax_cross_entropy_soft_f32(size_t n, size_t k, const float *SYMCE_
             {
                 double sum = 0, comp = 0;
                 double terms[SYMCE_STASH];
-            for (size_t c0 = 0; c0 < k; c0 += SYMCE_STASH) {
-                const size_t len = k - c0 < SYMCE_STASH ? k - c0 : SYMCE_STASH;
-                if (weight != NULL) {
+                for (size_t c0 = 0; c0 < k; c0 += SYMCE_STASH) {
+                    const size_t len = k - c0 < SYMCE_STASH ? k - c0 : SYMCE_STASH;
+                    if (weight != NULL) {
                         for (size_t j = 0; j < len; ++j) {
-                            const double zv = (double)row[c0 + j];
                             const double y = (double)yrow[c0 + j];
                             const double w_k = (double)weight[c0 + j];
                             const double yt = w_k*(y*(1 - eps) + eps/k_real);
+                            const double zv = (double)row[c0 + j];
                             const double zs = -shift + zv;
                             terms[j] = symce_mul0_for_f32(yt, log1p_srest - zs);
                         }
-                } else {
+                    } else {
                         for (size_t j = 0; j < len; ++j) {
-                            const double zv = (double)row[c0 + j];
                             const double y = (double)yrow[c0 + j];
                             const double w_k = 1;
                             const double yt = w_k*(y*(1 - eps) + eps/k_real);
+                            const double zv = (double)row[c0 + j];
                             const double zs = -shift + zv;
                             terms[j] = symce_mul0_for_f32(yt, log1p_srest - zs);
                         }
+                    }
+                    symce_accumulate_f32(&sum, &comp, symce_pairwise_sum(terms, len));
                 }
-                symce_accumulate_f32(&sum, &comp, symce_pairwise_sum(terms, len));
-            }
                 row_loss = sum + comp;
             }
             if (reduction == SYMCE_REDUCTION_NONE) loss[i] = (float)row_loss;
@@ -1807,7 +1805,6 @@ int symce_softmax_cross_entropy_grad_f32(size_t n, size_t k, const float *SYMCE_
     if (rc == SYMCE_OK) rc = symce_check_weights_f32(weight, k, SYMCE_ERR_WEIGHT);
     if (rc == SYMCE_OK) rc = symce_check_labels(labels, n, k, ignore_index);
     if (rc != SYMCE_OK) return rc;
-
     const double k_real = (double)k;
     const double eps = label_smoothing;
     const double divisor = symce_label_divisor_f32(labels, weight, n, ignore_index);
@@ -1858,35 +1855,35 @@ int symce_softmax_cross_entropy_grad_f32(size_t n, size_t k, const float *SYMCE_
             const double yt_on = w_t*(1 - eps) + eps*w_t/k_real;
             const double gmul = inv_srest*scale*ysum;
             if (status == SYMCE_ROW_GENERAL) {
-            for (size_t j = 0; j < k; ++j) {  /* the gradient slot class by class */
-                const double hot = j == (size_t)t ? 1 : 0;
-                const double w_k = weight != NULL ? (double)weight[j] : 1;
-                const double yt = hot*w_t*(1 - eps) + eps*w_k/k_real;
-                const double zv = (double)row[j];
-                const double zs = -shift + zv;
-                const double e = symce_exp_for_f32(zs);
-                const double em1 = expm1(zs);
-                const double p = e*inv_srest;
-                const double pc = inv_srest*(srest - em1);
-                grow[j] = (float)(scale*(p*(ysum - yt) - pc*yt));
-            }
+                for (size_t j = 0; j < k; ++j) {  /* the gradient slot class by class */
+                    const double hot = j == (size_t)t ? 1 : 0;
+                    const double w_k = weight != NULL ? (double)weight[j] : 1;
+                    const double yt = hot*w_t*(1 - eps) + eps*w_k/k_real;
+                    const double zv = (double)row[j];
+                    const double zs = -shift + zv;
+                    const double e = symce_exp_for_f32(zs);
+                    const double em1 = expm1(zs);
+                    const double p = e*inv_srest;
+                    const double pc = inv_srest*(srest - em1);
+                    grow[j] = (float)(scale*(p*(ysum - yt) - pc*yt));
+                }
             } else for (size_t c0 = 0; c0 < k; c0 += SYMCE_STASH) {  /* every class as off-label first */
                 const size_t len = k - c0 < SYMCE_STASH ? k - c0 : SYMCE_STASH;
                 double fc;  /* this chunk's e_j = ec[j] * fc */
                 const double *ec = symce_row_chunk_f32(row, k, c0, len, shift, status, stash, &fc);
-            if (weight != NULL) {
+                if (weight != NULL) {
                     for (size_t j = 0; j < len; ++j) {
                         const double e = ec[j] * fc;
                         const double w_k = (double)weight[c0 + j];
                         grow[c0 + j] = (float)(SYMCE_FMA(e, gmul, -eps*scale*w_k/k_real));
                     }
-            } else {
+                } else {
                     for (size_t j = 0; j < len; ++j) {
                         const double e = ec[j] * fc;
                         const double w_k = 1;
                         grow[c0 + j] = (float)(SYMCE_FMA(e, gmul, -eps*scale*w_k/k_real));
                     }
-            }
+                }
             }
             {  /* the label's class */
                 const double zv = (double)row[t];
@@ -1919,7 +1916,6 @@ int symce_softmax_cross_entropy_grad_soft_f32(size_t n, size_t k,
     if (rc == SYMCE_OK) rc = symce_check_weights_f32(weight, k, SYMCE_ERR_WEIGHT);
     if (rc == SYMCE_OK) rc = symce_check_probs_f32(target, n * k, SYMCE_ERR_TARGET);
     if (rc != SYMCE_OK) return rc;
-
     const double k_real = (double)k;
     const double eps = label_smoothing;
     const double divisor = (double)n;
@@ -1961,65 +1957,67 @@ int symce_softmax_cross_entropy_grad_soft_f32(size_t n, size_t k,
             {
                 double sum = 0, comp = 0;
                 double terms[SYMCE_STASH];
-            for (size_t c0 = 0; c0 < k; c0 += SYMCE_STASH) {
-                const size_t len = k - c0 < SYMCE_STASH ? k - c0 : SYMCE_STASH;
-                if (weight != NULL) {
+                for (size_t c0 = 0; c0 < k; c0 += SYMCE_STASH) {
+                    const size_t len = k - c0 < SYMCE_STASH ? k - c0 : SYMCE_STASH;
+                    if (weight != NULL) {
                         for (size_t j = 0; j < len; ++j) {
                             const double y = (double)yrow[c0 + j];
                             const double w_k = (double)weight[c0 + j];
-                            terms[j] = w_k*(y*(1 - eps) + eps/k_real);
+                            const double yt = w_k*(y*(1 - eps) + eps/k_real);
+                            terms[j] = yt;
                         }
-                } else {
+                    } else {
                         for (size_t j = 0; j < len; ++j) {
                             const double y = (double)yrow[c0 + j];
                             const double w_k = 1;
-                            terms[j] = w_k*(y*(1 - eps) + eps/k_real);
+                            const double yt = w_k*(y*(1 - eps) + eps/k_real);
+                            terms[j] = yt;
                         }
+                    }
+                    symce_accumulate_f32(&sum, &comp, symce_pairwise_sum(terms, len));
                 }
-                symce_accumulate_f32(&sum, &comp, symce_pairwise_sum(terms, len));
-            }
                 ysum = (double)(sum + comp);
             }
             if (status == SYMCE_ROW_GENERAL) {
-            for (size_t j = 0; j < k; ++j) {  /* the gradient slot class by class */
-                const double y = (double)yrow[j];
-                const double w_k = weight != NULL ? (double)weight[j] : 1;
-                const double yt = w_k*(y*(1 - eps) + eps/k_real);
-                const double zv = (double)row[j];
-                const double zs = -shift + zv;
-                const double e = symce_exp_for_f32(zs);
-                const double em1 = expm1(zs);
-                const double p = e*inv_srest;
-                const double pc = inv_srest*(srest - em1);
-                grow[j] = (float)(scale*(p*(ysum - yt) - pc*yt));
-            }
+                for (size_t j = 0; j < k; ++j) {  /* the gradient slot class by class */
+                    const double y = (double)yrow[j];
+                    const double w_k = weight != NULL ? (double)weight[j] : 1;
+                    const double yt = w_k*(y*(1 - eps) + eps/k_real);
+                    const double zv = (double)row[j];
+                    const double zs = -shift + zv;
+                    const double e = symce_exp_for_f32(zs);
+                    const double em1 = expm1(zs);
+                    const double p = e*inv_srest;
+                    const double pc = inv_srest*(srest - em1);
+                    grow[j] = (float)(scale*(p*(ysum - yt) - pc*yt));
+                }
             } else for (size_t c0 = 0; c0 < k; c0 += SYMCE_STASH) {
                 const size_t len = k - c0 < SYMCE_STASH ? k - c0 : SYMCE_STASH;
                 double fc;  /* this chunk's e_j = ec[j] * fc */
                 const double *ec = symce_row_chunk_f32(row, k, c0, len, shift, status, stash, &fc);
-            if (weight != NULL) {
+                if (weight != NULL) {
                     for (size_t j = 0; j < len; ++j) {
                         const double e = ec[j] * fc;
-                        const double zv = (double)row[c0 + j];
                         const double y = (double)yrow[c0 + j];
                         const double w_k = (double)weight[c0 + j];
                         const double yt = w_k*(y*(1 - eps) + eps/k_real);
+                        const double zv = (double)row[c0 + j];
                         const double zs = -shift + zv;
                         const double p = e*inv_srest;
                         grow[c0 + j] = (float)(scale*symce_select(zs == 0, -srest*inv_srest*yt + p*(ysum - yt), p*ysum - yt));
                     }
-            } else {
+                } else {
                     for (size_t j = 0; j < len; ++j) {
                         const double e = ec[j] * fc;
-                        const double zv = (double)row[c0 + j];
                         const double y = (double)yrow[c0 + j];
                         const double w_k = 1;
                         const double yt = w_k*(y*(1 - eps) + eps/k_real);
+                        const double zv = (double)row[c0 + j];
                         const double zs = -shift + zv;
                         const double p = e*inv_srest;
                         grow[c0 + j] = (float)(scale*symce_select(zs == 0, -srest*inv_srest*yt + p*(ysum - yt), p*ysum - yt));
                     }
-            }
+                }
             }
         }
         SYMCE_FREE(heap);
@@ -2045,7 +2043,6 @@ int symce_softmax_cross_entropy_with_grad_f32(size_t n, size_t k,
     if (rc == SYMCE_OK) rc = symce_check_weights_f32(weight, k, SYMCE_ERR_WEIGHT);
     if (rc == SYMCE_OK) rc = symce_check_labels(labels, n, k, ignore_index);
     if (rc != SYMCE_OK) return rc;
-
     const double k_real = (double)k;
     const double eps = label_smoothing;
     const double divisor = symce_label_divisor_f32(labels, weight, n, ignore_index);
@@ -2100,59 +2097,59 @@ int symce_softmax_cross_entropy_with_grad_f32(size_t n, size_t k,
             const double gmul = inv_srest*scale*ysum;
             double row_loss = 0;
             if (eps != 0) {  /* every class's share eps w_c / K of the target */
-                double sum = 0, comp = 0;
-                double terms[SYMCE_STASH];
-            for (size_t c0 = 0; c0 < k; c0 += SYMCE_STASH) {
-                const size_t len = k - c0 < SYMCE_STASH ? k - c0 : SYMCE_STASH;
-                if (weight != NULL) {
-                        for (size_t j = 0; j < len; ++j) {
-                            const double zv = (double)row[c0 + j];
-                            const double w_k = (double)weight[c0 + j];
-                            const double zs = -shift + zv;
-                            terms[j] = symce_mul0_for_f32(eps*w_k/k_real, log1p_srest - zs);
+                    double sum = 0, comp = 0;
+                    double terms[SYMCE_STASH];
+                    for (size_t c0 = 0; c0 < k; c0 += SYMCE_STASH) {
+                        const size_t len = k - c0 < SYMCE_STASH ? k - c0 : SYMCE_STASH;
+                        if (weight != NULL) {
+                            for (size_t j = 0; j < len; ++j) {
+                                const double w_k = (double)weight[c0 + j];
+                                const double zv = (double)row[c0 + j];
+                                const double zs = -shift + zv;
+                                terms[j] = symce_mul0_for_f32(eps*w_k/k_real, log1p_srest - zs);
+                            }
+                        } else {
+                            for (size_t j = 0; j < len; ++j) {
+                                const double w_k = 1;
+                                const double zv = (double)row[c0 + j];
+                                const double zs = -shift + zv;
+                                terms[j] = symce_mul0_for_f32(eps*w_k/k_real, log1p_srest - zs);
+                            }
                         }
-                } else {
-                        for (size_t j = 0; j < len; ++j) {
-                            const double zv = (double)row[c0 + j];
-                            const double w_k = 1;
-                            const double zs = -shift + zv;
-                            terms[j] = symce_mul0_for_f32(eps*w_k/k_real, log1p_srest - zs);
-                        }
-                }
-                symce_accumulate_f32(&sum, &comp, symce_pairwise_sum(terms, len));
-            }
-                row_loss = sum + comp;
+                        symce_accumulate_f32(&sum, &comp, symce_pairwise_sum(terms, len));
+                    }
+                    row_loss = sum + comp;
             }
             if (status == SYMCE_ROW_GENERAL) {
-            for (size_t j = 0; j < k; ++j) {  /* the gradient slot class by class */
-                const double hot = j == (size_t)t ? 1 : 0;
-                const double w_k = weight != NULL ? (double)weight[j] : 1;
-                const double yt = hot*w_t*(1 - eps) + eps*w_k/k_real;
-                const double zv = (double)row[j];
-                const double zs = -shift + zv;
-                const double e = symce_exp_for_f32(zs);
-                const double em1 = expm1(zs);
-                const double p = e*inv_srest;
-                const double pc = inv_srest*(srest - em1);
-                grow[j] = (float)(scale*(p*(ysum - yt) - pc*yt));
-            }
+                for (size_t j = 0; j < k; ++j) {  /* the gradient slot class by class */
+                    const double hot = j == (size_t)t ? 1 : 0;
+                    const double w_k = weight != NULL ? (double)weight[j] : 1;
+                    const double yt = hot*w_t*(1 - eps) + eps*w_k/k_real;
+                    const double zv = (double)row[j];
+                    const double zs = -shift + zv;
+                    const double e = symce_exp_for_f32(zs);
+                    const double em1 = expm1(zs);
+                    const double p = e*inv_srest;
+                    const double pc = inv_srest*(srest - em1);
+                    grow[j] = (float)(scale*(p*(ysum - yt) - pc*yt));
+                }
             } else for (size_t c0 = 0; c0 < k; c0 += SYMCE_STASH) {  /* every class as off-label first */
                 const size_t len = k - c0 < SYMCE_STASH ? k - c0 : SYMCE_STASH;
                 double fc;  /* this chunk's e_j = ec[j] * fc */
                 const double *ec = symce_row_chunk_f32(row, k, c0, len, shift, status, stash, &fc);
-            if (weight != NULL) {
+                if (weight != NULL) {
                     for (size_t j = 0; j < len; ++j) {
                         const double e = ec[j] * fc;
                         const double w_k = (double)weight[c0 + j];
                         grow[c0 + j] = (float)(SYMCE_FMA(e, gmul, -eps*scale*w_k/k_real));
                     }
-            } else {
+                } else {
                     for (size_t j = 0; j < len; ++j) {
                         const double e = ec[j] * fc;
                         const double w_k = 1;
                         grow[c0 + j] = (float)(SYMCE_FMA(e, gmul, -eps*scale*w_k/k_real));
                     }
-            }
+                }
             }
             {  /* the label's class */
                 const double zv = (double)row[t];
@@ -2191,7 +2188,6 @@ int symce_softmax_cross_entropy_with_grad_soft_f32(size_t n, size_t k,
     if (rc == SYMCE_OK) rc = symce_check_weights_f32(weight, k, SYMCE_ERR_WEIGHT);
     if (rc == SYMCE_OK) rc = symce_check_probs_f32(target, n * k, SYMCE_ERR_TARGET);
     if (rc != SYMCE_OK) return rc;
-
     const double k_real = (double)k;
     const double eps = label_smoothing;
     const double divisor = (double)n;
@@ -2235,94 +2231,96 @@ int symce_softmax_cross_entropy_with_grad_soft_f32(size_t n, size_t k,
             {
                 double sum = 0, comp = 0;
                 double terms[SYMCE_STASH];
-            for (size_t c0 = 0; c0 < k; c0 += SYMCE_STASH) {
-                const size_t len = k - c0 < SYMCE_STASH ? k - c0 : SYMCE_STASH;
-                if (weight != NULL) {
+                for (size_t c0 = 0; c0 < k; c0 += SYMCE_STASH) {
+                    const size_t len = k - c0 < SYMCE_STASH ? k - c0 : SYMCE_STASH;
+                    if (weight != NULL) {
                         for (size_t j = 0; j < len; ++j) {
                             const double y = (double)yrow[c0 + j];
                             const double w_k = (double)weight[c0 + j];
-                            terms[j] = w_k*(y*(1 - eps) + eps/k_real);
+                            const double yt = w_k*(y*(1 - eps) + eps/k_real);
+                            terms[j] = yt;
                         }
-                } else {
+                    } else {
                         for (size_t j = 0; j < len; ++j) {
                             const double y = (double)yrow[c0 + j];
                             const double w_k = 1;
-                            terms[j] = w_k*(y*(1 - eps) + eps/k_real);
+                            const double yt = w_k*(y*(1 - eps) + eps/k_real);
+                            terms[j] = yt;
                         }
+                    }
+                    symce_accumulate_f32(&sum, &comp, symce_pairwise_sum(terms, len));
                 }
-                symce_accumulate_f32(&sum, &comp, symce_pairwise_sum(terms, len));
-            }
                 ysum = (double)(sum + comp);
             }
             double row_loss;
             {
                 double sum = 0, comp = 0;
                 double terms[SYMCE_STASH];
-            for (size_t c0 = 0; c0 < k; c0 += SYMCE_STASH) {
-                const size_t len = k - c0 < SYMCE_STASH ? k - c0 : SYMCE_STASH;
-                if (weight != NULL) {
+                for (size_t c0 = 0; c0 < k; c0 += SYMCE_STASH) {
+                    const size_t len = k - c0 < SYMCE_STASH ? k - c0 : SYMCE_STASH;
+                    if (weight != NULL) {
                         for (size_t j = 0; j < len; ++j) {
-                            const double zv = (double)row[c0 + j];
                             const double y = (double)yrow[c0 + j];
                             const double w_k = (double)weight[c0 + j];
                             const double yt = w_k*(y*(1 - eps) + eps/k_real);
+                            const double zv = (double)row[c0 + j];
                             const double zs = -shift + zv;
                             terms[j] = symce_mul0_for_f32(yt, log1p_srest - zs);
                         }
-                } else {
+                    } else {
                         for (size_t j = 0; j < len; ++j) {
-                            const double zv = (double)row[c0 + j];
                             const double y = (double)yrow[c0 + j];
                             const double w_k = 1;
                             const double yt = w_k*(y*(1 - eps) + eps/k_real);
+                            const double zv = (double)row[c0 + j];
                             const double zs = -shift + zv;
                             terms[j] = symce_mul0_for_f32(yt, log1p_srest - zs);
                         }
+                    }
+                    symce_accumulate_f32(&sum, &comp, symce_pairwise_sum(terms, len));
                 }
-                symce_accumulate_f32(&sum, &comp, symce_pairwise_sum(terms, len));
-            }
                 row_loss = sum + comp;
             }
             if (status == SYMCE_ROW_GENERAL) {
-            for (size_t j = 0; j < k; ++j) {  /* the gradient slot class by class */
-                const double y = (double)yrow[j];
-                const double w_k = weight != NULL ? (double)weight[j] : 1;
-                const double yt = w_k*(y*(1 - eps) + eps/k_real);
-                const double zv = (double)row[j];
-                const double zs = -shift + zv;
-                const double e = symce_exp_for_f32(zs);
-                const double em1 = expm1(zs);
-                const double p = e*inv_srest;
-                const double pc = inv_srest*(srest - em1);
-                grow[j] = (float)(scale*(p*(ysum - yt) - pc*yt));
-            }
+                for (size_t j = 0; j < k; ++j) {  /* the gradient slot class by class */
+                    const double y = (double)yrow[j];
+                    const double w_k = weight != NULL ? (double)weight[j] : 1;
+                    const double yt = w_k*(y*(1 - eps) + eps/k_real);
+                    const double zv = (double)row[j];
+                    const double zs = -shift + zv;
+                    const double e = symce_exp_for_f32(zs);
+                    const double em1 = expm1(zs);
+                    const double p = e*inv_srest;
+                    const double pc = inv_srest*(srest - em1);
+                    grow[j] = (float)(scale*(p*(ysum - yt) - pc*yt));
+                }
             } else for (size_t c0 = 0; c0 < k; c0 += SYMCE_STASH) {
                 const size_t len = k - c0 < SYMCE_STASH ? k - c0 : SYMCE_STASH;
                 double fc;  /* this chunk's e_j = ec[j] * fc */
                 const double *ec = symce_row_chunk_f32(row, k, c0, len, shift, status, stash, &fc);
-            if (weight != NULL) {
+                if (weight != NULL) {
                     for (size_t j = 0; j < len; ++j) {
                         const double e = ec[j] * fc;
-                        const double zv = (double)row[c0 + j];
                         const double y = (double)yrow[c0 + j];
                         const double w_k = (double)weight[c0 + j];
                         const double yt = w_k*(y*(1 - eps) + eps/k_real);
+                        const double zv = (double)row[c0 + j];
                         const double zs = -shift + zv;
                         const double p = e*inv_srest;
                         grow[c0 + j] = (float)(scale*symce_select(zs == 0, -srest*inv_srest*yt + p*(ysum - yt), p*ysum - yt));
                     }
-            } else {
+                } else {
                     for (size_t j = 0; j < len; ++j) {
                         const double e = ec[j] * fc;
-                        const double zv = (double)row[c0 + j];
                         const double y = (double)yrow[c0 + j];
                         const double w_k = 1;
                         const double yt = w_k*(y*(1 - eps) + eps/k_real);
+                        const double zv = (double)row[c0 + j];
                         const double zs = -shift + zv;
                         const double p = e*inv_srest;
                         grow[c0 + j] = (float)(scale*symce_select(zs == 0, -srest*inv_srest*yt + p*(ysum - yt), p*ysum - yt));
                     }
-            }
+                }
             }
             if (reduction == SYMCE_REDUCTION_NONE) loss[i] = (float)row_loss;
             else symce_accumulate_f32(&total, &tcomp, row_loss);
@@ -3191,7 +3189,6 @@ int symce_softmax_cross_entropy_f64(size_t n, size_t k, const double *SYMCE_REST
     if (rc == SYMCE_OK) rc = symce_check_weights_f64(weight, k, SYMCE_ERR_WEIGHT);
     if (rc == SYMCE_OK) rc = symce_check_labels(labels, n, k, ignore_index);
     if (rc != SYMCE_OK) return rc;
-
     const double k_real = (double)k;
     const double eps = label_smoothing;
     const double divisor = symce_label_divisor_f64(labels, weight, n, ignore_index);
@@ -3235,30 +3232,30 @@ int symce_softmax_cross_entropy_f64(size_t n, size_t k, const double *SYMCE_REST
             const double log1p_srest = log1p(srest);
             double row_loss = 0;
             if (eps != 0) {  /* every class's share eps w_c / K of the target */
-                double sum = 0, comp = 0;
-                double terms[SYMCE_STASH];
-            for (size_t c0 = 0; c0 < k; c0 += SYMCE_STASH) {
-                const size_t len = k - c0 < SYMCE_STASH ? k - c0 : SYMCE_STASH;
-                if (weight != NULL) {
-                        for (size_t j = 0; j < len; ++j) {
-                            const double zv = row[c0 + j];
-                            const double w_k = weight[c0 + j];
-                            const double zs = -shift + zv;
-                            const double zlo = symce_two_sum_err_for_f64(zv, -shift);
-                            terms[j] = symce_mul0_for_f64(eps*w_k/k_real, log1p_srest - zlo - zs);
+                    double sum = 0, comp = 0;
+                    double terms[SYMCE_STASH];
+                    for (size_t c0 = 0; c0 < k; c0 += SYMCE_STASH) {
+                        const size_t len = k - c0 < SYMCE_STASH ? k - c0 : SYMCE_STASH;
+                        if (weight != NULL) {
+                            for (size_t j = 0; j < len; ++j) {
+                                const double w_k = weight[c0 + j];
+                                const double zv = row[c0 + j];
+                                const double zs = -shift + zv;
+                                const double zlo = symce_two_sum_err_for_f64(zv, -shift);
+                                terms[j] = symce_mul0_for_f64(eps*w_k/k_real, log1p_srest - zlo - zs);
+                            }
+                        } else {
+                            for (size_t j = 0; j < len; ++j) {
+                                const double w_k = 1;
+                                const double zv = row[c0 + j];
+                                const double zs = -shift + zv;
+                                const double zlo = symce_two_sum_err_for_f64(zv, -shift);
+                                terms[j] = symce_mul0_for_f64(eps*w_k/k_real, log1p_srest - zlo - zs);
+                            }
                         }
-                } else {
-                        for (size_t j = 0; j < len; ++j) {
-                            const double zv = row[c0 + j];
-                            const double w_k = 1;
-                            const double zs = -shift + zv;
-                            const double zlo = symce_two_sum_err_for_f64(zv, -shift);
-                            terms[j] = symce_mul0_for_f64(eps*w_k/k_real, log1p_srest - zlo - zs);
-                        }
-                }
-                symce_accumulate_f64(&sum, &comp, symce_pairwise_sum(terms, len));
-            }
-                row_loss = sum + comp;
+                        symce_accumulate_f64(&sum, &comp, symce_pairwise_sum(terms, len));
+                    }
+                    row_loss = sum + comp;
             }
             {  /* the label's class */
                 const double zv = row[t];
@@ -3290,7 +3287,6 @@ int symce_softmax_cross_entropy_soft_f64(size_t n, size_t k, const double *SYMCE
     if (rc == SYMCE_OK) rc = symce_check_weights_f64(weight, k, SYMCE_ERR_WEIGHT);
     if (rc == SYMCE_OK) rc = symce_check_probs_f64(target, n * k, SYMCE_ERR_TARGET);
     if (rc != SYMCE_OK) return rc;
-
     const double k_real = (double)k;
     const double eps = label_smoothing;
     const double divisor = (double)n;
@@ -3331,31 +3327,31 @@ int symce_softmax_cross_entropy_soft_f64(size_t n, size_t k, const double *SYMCE
             {
                 double sum = 0, comp = 0;
                 double terms[SYMCE_STASH];
-            for (size_t c0 = 0; c0 < k; c0 += SYMCE_STASH) {
-                const size_t len = k - c0 < SYMCE_STASH ? k - c0 : SYMCE_STASH;
-                if (weight != NULL) {
+                for (size_t c0 = 0; c0 < k; c0 += SYMCE_STASH) {
+                    const size_t len = k - c0 < SYMCE_STASH ? k - c0 : SYMCE_STASH;
+                    if (weight != NULL) {
                         for (size_t j = 0; j < len; ++j) {
-                            const double zv = row[c0 + j];
                             const double y = yrow[c0 + j];
                             const double w_k = weight[c0 + j];
                             const double yt = w_k*(y*(1 - eps) + eps/k_real);
+                            const double zv = row[c0 + j];
                             const double zs = -shift + zv;
                             const double zlo = symce_two_sum_err_for_f64(zv, -shift);
                             terms[j] = symce_mul0_for_f64(yt, log1p_srest - zlo - zs);
                         }
-                } else {
+                    } else {
                         for (size_t j = 0; j < len; ++j) {
-                            const double zv = row[c0 + j];
                             const double y = yrow[c0 + j];
                             const double w_k = 1;
                             const double yt = w_k*(y*(1 - eps) + eps/k_real);
+                            const double zv = row[c0 + j];
                             const double zs = -shift + zv;
                             const double zlo = symce_two_sum_err_for_f64(zv, -shift);
                             terms[j] = symce_mul0_for_f64(yt, log1p_srest - zlo - zs);
                         }
+                    }
+                    symce_accumulate_f64(&sum, &comp, symce_pairwise_sum(terms, len));
                 }
-                symce_accumulate_f64(&sum, &comp, symce_pairwise_sum(terms, len));
-            }
                 row_loss = sum + comp;
             }
             if (reduction == SYMCE_REDUCTION_NONE) loss[i] = (double)row_loss;
@@ -3382,7 +3378,6 @@ int symce_softmax_cross_entropy_grad_f64(size_t n, size_t k, const double *SYMCE
     if (rc == SYMCE_OK) rc = symce_check_weights_f64(weight, k, SYMCE_ERR_WEIGHT);
     if (rc == SYMCE_OK) rc = symce_check_labels(labels, n, k, ignore_index);
     if (rc != SYMCE_OK) return rc;
-
     const double k_real = (double)k;
     const double eps = label_smoothing;
     const double divisor = symce_label_divisor_f64(labels, weight, n, ignore_index);
@@ -3431,38 +3426,38 @@ int symce_softmax_cross_entropy_grad_f64(size_t n, size_t k, const double *SYMCE
             const double ysum = -eps*w_t + w_t + eps*wsum/k_real;
             const double yt_on = w_t*(1 - eps) + eps*w_t/k_real;
             if (status == SYMCE_ROW_GENERAL) {
-            for (size_t j = 0; j < k; ++j) {  /* the gradient slot class by class */
-                const double hot = j == (size_t)t ? 1 : 0;
-                const double w_k = weight != NULL ? weight[j] : 1;
-                const double yt = hot*w_t*(1 - eps) + eps*w_k/k_real;
-                const double zv = row[j];
-                const double zs = -shift + zv;
-                const double zlo = symce_two_sum_err_for_f64(zv, -shift);
-                const double e = (zlo + 1)*symce_exp_for_f64(zs);
-                const double em1 = expm1(zs) + symce_mul0_for_f64(zlo, symce_exp_for_f64(zs));
-                const double p = e/(srest + 1);
-                const double pc = (srest - em1)/(srest + 1);
-                grow[j] = (double)(scale*(p*(ysum - yt) - pc*yt));
-            }
+                for (size_t j = 0; j < k; ++j) {  /* the gradient slot class by class */
+                    const double hot = j == (size_t)t ? 1 : 0;
+                    const double w_k = weight != NULL ? weight[j] : 1;
+                    const double yt = hot*w_t*(1 - eps) + eps*w_k/k_real;
+                    const double zv = row[j];
+                    const double zs = -shift + zv;
+                    const double zlo = symce_two_sum_err_for_f64(zv, -shift);
+                    const double e = (zlo + 1)*symce_exp_for_f64(zs);
+                    const double em1 = expm1(zs) + symce_mul0_for_f64(zlo, symce_exp_for_f64(zs));
+                    const double p = e/(srest + 1);
+                    const double pc = (srest - em1)/(srest + 1);
+                    grow[j] = (double)(scale*(p*(ysum - yt) - pc*yt));
+                }
             } else for (size_t c0 = 0; c0 < k; c0 += SYMCE_STASH) {  /* every class as off-label first */
                 const size_t len = k - c0 < SYMCE_STASH ? k - c0 : SYMCE_STASH;
                 double fc;  /* this chunk's e_j = ec[j] * fc */
                 const double *ec = symce_row_chunk_f64(row, k, c0, len, shift, status, stash, &fc);
-            if (weight != NULL) {
+                if (weight != NULL) {
                     for (size_t j = 0; j < len; ++j) {
                         const double e = ec[j] * fc;
                         const double w_k = weight[c0 + j];
                         const double p = e/(srest + 1);
                         grow[c0 + j] = (double)(scale*(p*ysum - eps*w_k/k_real));
                     }
-            } else {
+                } else {
                     for (size_t j = 0; j < len; ++j) {
                         const double e = ec[j] * fc;
                         const double w_k = 1;
                         const double p = e/(srest + 1);
                         grow[c0 + j] = (double)(scale*(p*ysum - eps*w_k/k_real));
                     }
-            }
+                }
             }
             {  /* the label's class */
                 const double zv = row[t];
@@ -3496,7 +3491,6 @@ int symce_softmax_cross_entropy_grad_soft_f64(size_t n, size_t k,
     if (rc == SYMCE_OK) rc = symce_check_weights_f64(weight, k, SYMCE_ERR_WEIGHT);
     if (rc == SYMCE_OK) rc = symce_check_probs_f64(target, n * k, SYMCE_ERR_TARGET);
     if (rc != SYMCE_OK) return rc;
-
     const double k_real = (double)k;
     const double eps = label_smoothing;
     const double divisor = (double)n;
@@ -3537,68 +3531,70 @@ int symce_softmax_cross_entropy_grad_soft_f64(size_t n, size_t k,
             {
                 double sum = 0, comp = 0;
                 double terms[SYMCE_STASH];
-            for (size_t c0 = 0; c0 < k; c0 += SYMCE_STASH) {
-                const size_t len = k - c0 < SYMCE_STASH ? k - c0 : SYMCE_STASH;
-                if (weight != NULL) {
+                for (size_t c0 = 0; c0 < k; c0 += SYMCE_STASH) {
+                    const size_t len = k - c0 < SYMCE_STASH ? k - c0 : SYMCE_STASH;
+                    if (weight != NULL) {
                         for (size_t j = 0; j < len; ++j) {
                             const double y = yrow[c0 + j];
                             const double w_k = weight[c0 + j];
-                            terms[j] = w_k*(y*(1 - eps) + eps/k_real);
+                            const double yt = w_k*(y*(1 - eps) + eps/k_real);
+                            terms[j] = yt;
                         }
-                } else {
+                    } else {
                         for (size_t j = 0; j < len; ++j) {
                             const double y = yrow[c0 + j];
                             const double w_k = 1;
-                            terms[j] = w_k*(y*(1 - eps) + eps/k_real);
+                            const double yt = w_k*(y*(1 - eps) + eps/k_real);
+                            terms[j] = yt;
                         }
+                    }
+                    symce_accumulate_f64(&sum, &comp, symce_pairwise_sum(terms, len));
                 }
-                symce_accumulate_f64(&sum, &comp, symce_pairwise_sum(terms, len));
-            }
                 ysum = (double)(sum + comp);
             }
             if (status == SYMCE_ROW_GENERAL) {
-            for (size_t j = 0; j < k; ++j) {  /* the gradient slot class by class */
-                const double y = yrow[j];
-                const double w_k = weight != NULL ? weight[j] : 1;
-                const double yt = w_k*(y*(1 - eps) + eps/k_real);
-                const double zv = row[j];
-                const double zs = -shift + zv;
-                const double zlo = symce_two_sum_err_for_f64(zv, -shift);
-                const double e = (zlo + 1)*symce_exp_for_f64(zs);
-                const double em1 = expm1(zs) + symce_mul0_for_f64(zlo, symce_exp_for_f64(zs));
-                const double p = e/(srest + 1);
-                const double pc = (srest - em1)/(srest + 1);
-                grow[j] = (double)(scale*(p*(ysum - yt) - pc*yt));
-            }
+                for (size_t j = 0; j < k; ++j) {  /* the gradient slot class by class */
+                    const double y = yrow[j];
+                    const double w_k = weight != NULL ? weight[j] : 1;
+                    const double yt = w_k*(y*(1 - eps) + eps/k_real);
+                    const double zv = row[j];
+                    const double zs = -shift + zv;
+                    const double zlo = symce_two_sum_err_for_f64(zv, -shift);
+                    const double e = (zlo + 1)*symce_exp_for_f64(zs);
+                    const double em1 = expm1(zs) + symce_mul0_for_f64(zlo, symce_exp_for_f64(zs));
+                    const double p = e/(srest + 1);
+                    const double pc = (srest - em1)/(srest + 1);
+                    grow[j] = (double)(scale*(p*(ysum - yt) - pc*yt));
+                }
             } else for (size_t c0 = 0; c0 < k; c0 += SYMCE_STASH) {
                 const size_t len = k - c0 < SYMCE_STASH ? k - c0 : SYMCE_STASH;
                 double fc;  /* this chunk's e_j = ec[j] * fc */
                 const double *ec = symce_row_chunk_f64(row, k, c0, len, shift, status, stash, &fc);
-            if (weight != NULL) {
+                if (weight != NULL) {
                     for (size_t j = 0; j < len; ++j) {
                         const double e = ec[j] * fc;
-                        const double zv = row[c0 + j];
                         const double y = yrow[c0 + j];
                         const double w_k = weight[c0 + j];
                         const double yt = w_k*(y*(1 - eps) + eps/k_real);
+                        const double zv = row[c0 + j];
                         const double zs = -shift + zv;
                         const double zlo = symce_two_sum_err_for_f64(zv, -shift);
                         const double p = e/(srest + 1);
                         grow[c0 + j] = (double)(scale*symce_select((zlo == 0) & (zs == 0), -srest*yt/(srest + 1) + p*(ysum - yt), p*ysum - yt));
                     }
-            } else {
+                } else {
                     for (size_t j = 0; j < len; ++j) {
                         const double e = ec[j] * fc;
-                        const double zv = row[c0 + j];
                         const double y = yrow[c0 + j];
                         const double w_k = 1;
                         const double yt = w_k*(y*(1 - eps) + eps/k_real);
+                        const double zv = row[c0 + j];
                         const double zs = -shift + zv;
                         const double zlo = symce_two_sum_err_for_f64(zv, -shift);
                         const double p = e/(srest + 1);
                         grow[c0 + j] = (double)(scale*symce_select((zlo == 0) & (zs == 0), -srest*yt/(srest + 1) + p*(ysum - yt), p*ysum - yt));
                     }
-            }
+                }
             }
         }
         SYMCE_FREE(heap);
@@ -3624,7 +3620,6 @@ int symce_softmax_cross_entropy_with_grad_f64(size_t n, size_t k,
     if (rc == SYMCE_OK) rc = symce_check_weights_f64(weight, k, SYMCE_ERR_WEIGHT);
     if (rc == SYMCE_OK) rc = symce_check_labels(labels, n, k, ignore_index);
     if (rc != SYMCE_OK) return rc;
-
     const double k_real = (double)k;
     const double eps = label_smoothing;
     const double divisor = symce_label_divisor_f64(labels, weight, n, ignore_index);
@@ -3677,64 +3672,64 @@ int symce_softmax_cross_entropy_with_grad_f64(size_t n, size_t k,
             const double yt_on = w_t*(1 - eps) + eps*w_t/k_real;
             double row_loss = 0;
             if (eps != 0) {  /* every class's share eps w_c / K of the target */
-                double sum = 0, comp = 0;
-                double terms[SYMCE_STASH];
-            for (size_t c0 = 0; c0 < k; c0 += SYMCE_STASH) {
-                const size_t len = k - c0 < SYMCE_STASH ? k - c0 : SYMCE_STASH;
-                if (weight != NULL) {
-                        for (size_t j = 0; j < len; ++j) {
-                            const double zv = row[c0 + j];
-                            const double w_k = weight[c0 + j];
-                            const double zs = -shift + zv;
-                            const double zlo = symce_two_sum_err_for_f64(zv, -shift);
-                            terms[j] = symce_mul0_for_f64(eps*w_k/k_real, log1p_srest - zlo - zs);
+                    double sum = 0, comp = 0;
+                    double terms[SYMCE_STASH];
+                    for (size_t c0 = 0; c0 < k; c0 += SYMCE_STASH) {
+                        const size_t len = k - c0 < SYMCE_STASH ? k - c0 : SYMCE_STASH;
+                        if (weight != NULL) {
+                            for (size_t j = 0; j < len; ++j) {
+                                const double w_k = weight[c0 + j];
+                                const double zv = row[c0 + j];
+                                const double zs = -shift + zv;
+                                const double zlo = symce_two_sum_err_for_f64(zv, -shift);
+                                terms[j] = symce_mul0_for_f64(eps*w_k/k_real, log1p_srest - zlo - zs);
+                            }
+                        } else {
+                            for (size_t j = 0; j < len; ++j) {
+                                const double w_k = 1;
+                                const double zv = row[c0 + j];
+                                const double zs = -shift + zv;
+                                const double zlo = symce_two_sum_err_for_f64(zv, -shift);
+                                terms[j] = symce_mul0_for_f64(eps*w_k/k_real, log1p_srest - zlo - zs);
+                            }
                         }
-                } else {
-                        for (size_t j = 0; j < len; ++j) {
-                            const double zv = row[c0 + j];
-                            const double w_k = 1;
-                            const double zs = -shift + zv;
-                            const double zlo = symce_two_sum_err_for_f64(zv, -shift);
-                            terms[j] = symce_mul0_for_f64(eps*w_k/k_real, log1p_srest - zlo - zs);
-                        }
-                }
-                symce_accumulate_f64(&sum, &comp, symce_pairwise_sum(terms, len));
-            }
-                row_loss = sum + comp;
+                        symce_accumulate_f64(&sum, &comp, symce_pairwise_sum(terms, len));
+                    }
+                    row_loss = sum + comp;
             }
             if (status == SYMCE_ROW_GENERAL) {
-            for (size_t j = 0; j < k; ++j) {  /* the gradient slot class by class */
-                const double hot = j == (size_t)t ? 1 : 0;
-                const double w_k = weight != NULL ? weight[j] : 1;
-                const double yt = hot*w_t*(1 - eps) + eps*w_k/k_real;
-                const double zv = row[j];
-                const double zs = -shift + zv;
-                const double zlo = symce_two_sum_err_for_f64(zv, -shift);
-                const double e = (zlo + 1)*symce_exp_for_f64(zs);
-                const double em1 = expm1(zs) + symce_mul0_for_f64(zlo, symce_exp_for_f64(zs));
-                const double p = e/(srest + 1);
-                const double pc = (srest - em1)/(srest + 1);
-                grow[j] = (double)(scale*(p*(ysum - yt) - pc*yt));
-            }
+                for (size_t j = 0; j < k; ++j) {  /* the gradient slot class by class */
+                    const double hot = j == (size_t)t ? 1 : 0;
+                    const double w_k = weight != NULL ? weight[j] : 1;
+                    const double yt = hot*w_t*(1 - eps) + eps*w_k/k_real;
+                    const double zv = row[j];
+                    const double zs = -shift + zv;
+                    const double zlo = symce_two_sum_err_for_f64(zv, -shift);
+                    const double e = (zlo + 1)*symce_exp_for_f64(zs);
+                    const double em1 = expm1(zs) + symce_mul0_for_f64(zlo, symce_exp_for_f64(zs));
+                    const double p = e/(srest + 1);
+                    const double pc = (srest - em1)/(srest + 1);
+                    grow[j] = (double)(scale*(p*(ysum - yt) - pc*yt));
+                }
             } else for (size_t c0 = 0; c0 < k; c0 += SYMCE_STASH) {  /* every class as off-label first */
                 const size_t len = k - c0 < SYMCE_STASH ? k - c0 : SYMCE_STASH;
                 double fc;  /* this chunk's e_j = ec[j] * fc */
                 const double *ec = symce_row_chunk_f64(row, k, c0, len, shift, status, stash, &fc);
-            if (weight != NULL) {
+                if (weight != NULL) {
                     for (size_t j = 0; j < len; ++j) {
                         const double e = ec[j] * fc;
                         const double w_k = weight[c0 + j];
                         const double p = e/(srest + 1);
                         grow[c0 + j] = (double)(scale*(p*ysum - eps*w_k/k_real));
                     }
-            } else {
+                } else {
                     for (size_t j = 0; j < len; ++j) {
                         const double e = ec[j] * fc;
                         const double w_k = 1;
                         const double p = e/(srest + 1);
                         grow[c0 + j] = (double)(scale*(p*ysum - eps*w_k/k_real));
                     }
-            }
+                }
             }
             {  /* the label's class */
                 const double zv = row[t];
@@ -3774,7 +3769,6 @@ int symce_softmax_cross_entropy_with_grad_soft_f64(size_t n, size_t k,
     if (rc == SYMCE_OK) rc = symce_check_weights_f64(weight, k, SYMCE_ERR_WEIGHT);
     if (rc == SYMCE_OK) rc = symce_check_probs_f64(target, n * k, SYMCE_ERR_TARGET);
     if (rc != SYMCE_OK) return rc;
-
     const double k_real = (double)k;
     const double eps = label_smoothing;
     const double divisor = (double)n;
@@ -3817,99 +3811,101 @@ int symce_softmax_cross_entropy_with_grad_soft_f64(size_t n, size_t k,
             {
                 double sum = 0, comp = 0;
                 double terms[SYMCE_STASH];
-            for (size_t c0 = 0; c0 < k; c0 += SYMCE_STASH) {
-                const size_t len = k - c0 < SYMCE_STASH ? k - c0 : SYMCE_STASH;
-                if (weight != NULL) {
+                for (size_t c0 = 0; c0 < k; c0 += SYMCE_STASH) {
+                    const size_t len = k - c0 < SYMCE_STASH ? k - c0 : SYMCE_STASH;
+                    if (weight != NULL) {
                         for (size_t j = 0; j < len; ++j) {
                             const double y = yrow[c0 + j];
                             const double w_k = weight[c0 + j];
-                            terms[j] = w_k*(y*(1 - eps) + eps/k_real);
+                            const double yt = w_k*(y*(1 - eps) + eps/k_real);
+                            terms[j] = yt;
                         }
-                } else {
+                    } else {
                         for (size_t j = 0; j < len; ++j) {
                             const double y = yrow[c0 + j];
                             const double w_k = 1;
-                            terms[j] = w_k*(y*(1 - eps) + eps/k_real);
+                            const double yt = w_k*(y*(1 - eps) + eps/k_real);
+                            terms[j] = yt;
                         }
+                    }
+                    symce_accumulate_f64(&sum, &comp, symce_pairwise_sum(terms, len));
                 }
-                symce_accumulate_f64(&sum, &comp, symce_pairwise_sum(terms, len));
-            }
                 ysum = (double)(sum + comp);
             }
             double row_loss;
             {
                 double sum = 0, comp = 0;
                 double terms[SYMCE_STASH];
-            for (size_t c0 = 0; c0 < k; c0 += SYMCE_STASH) {
-                const size_t len = k - c0 < SYMCE_STASH ? k - c0 : SYMCE_STASH;
-                if (weight != NULL) {
+                for (size_t c0 = 0; c0 < k; c0 += SYMCE_STASH) {
+                    const size_t len = k - c0 < SYMCE_STASH ? k - c0 : SYMCE_STASH;
+                    if (weight != NULL) {
                         for (size_t j = 0; j < len; ++j) {
-                            const double zv = row[c0 + j];
                             const double y = yrow[c0 + j];
                             const double w_k = weight[c0 + j];
                             const double yt = w_k*(y*(1 - eps) + eps/k_real);
+                            const double zv = row[c0 + j];
                             const double zs = -shift + zv;
                             const double zlo = symce_two_sum_err_for_f64(zv, -shift);
                             terms[j] = symce_mul0_for_f64(yt, log1p_srest - zlo - zs);
                         }
-                } else {
+                    } else {
                         for (size_t j = 0; j < len; ++j) {
-                            const double zv = row[c0 + j];
                             const double y = yrow[c0 + j];
                             const double w_k = 1;
                             const double yt = w_k*(y*(1 - eps) + eps/k_real);
+                            const double zv = row[c0 + j];
                             const double zs = -shift + zv;
                             const double zlo = symce_two_sum_err_for_f64(zv, -shift);
                             terms[j] = symce_mul0_for_f64(yt, log1p_srest - zlo - zs);
                         }
+                    }
+                    symce_accumulate_f64(&sum, &comp, symce_pairwise_sum(terms, len));
                 }
-                symce_accumulate_f64(&sum, &comp, symce_pairwise_sum(terms, len));
-            }
                 row_loss = sum + comp;
             }
             if (status == SYMCE_ROW_GENERAL) {
-            for (size_t j = 0; j < k; ++j) {  /* the gradient slot class by class */
-                const double y = yrow[j];
-                const double w_k = weight != NULL ? weight[j] : 1;
-                const double yt = w_k*(y*(1 - eps) + eps/k_real);
-                const double zv = row[j];
-                const double zs = -shift + zv;
-                const double zlo = symce_two_sum_err_for_f64(zv, -shift);
-                const double e = (zlo + 1)*symce_exp_for_f64(zs);
-                const double em1 = expm1(zs) + symce_mul0_for_f64(zlo, symce_exp_for_f64(zs));
-                const double p = e/(srest + 1);
-                const double pc = (srest - em1)/(srest + 1);
-                grow[j] = (double)(scale*(p*(ysum - yt) - pc*yt));
-            }
+                for (size_t j = 0; j < k; ++j) {  /* the gradient slot class by class */
+                    const double y = yrow[j];
+                    const double w_k = weight != NULL ? weight[j] : 1;
+                    const double yt = w_k*(y*(1 - eps) + eps/k_real);
+                    const double zv = row[j];
+                    const double zs = -shift + zv;
+                    const double zlo = symce_two_sum_err_for_f64(zv, -shift);
+                    const double e = (zlo + 1)*symce_exp_for_f64(zs);
+                    const double em1 = expm1(zs) + symce_mul0_for_f64(zlo, symce_exp_for_f64(zs));
+                    const double p = e/(srest + 1);
+                    const double pc = (srest - em1)/(srest + 1);
+                    grow[j] = (double)(scale*(p*(ysum - yt) - pc*yt));
+                }
             } else for (size_t c0 = 0; c0 < k; c0 += SYMCE_STASH) {
                 const size_t len = k - c0 < SYMCE_STASH ? k - c0 : SYMCE_STASH;
                 double fc;  /* this chunk's e_j = ec[j] * fc */
                 const double *ec = symce_row_chunk_f64(row, k, c0, len, shift, status, stash, &fc);
-            if (weight != NULL) {
+                if (weight != NULL) {
                     for (size_t j = 0; j < len; ++j) {
                         const double e = ec[j] * fc;
-                        const double zv = row[c0 + j];
                         const double y = yrow[c0 + j];
                         const double w_k = weight[c0 + j];
                         const double yt = w_k*(y*(1 - eps) + eps/k_real);
+                        const double zv = row[c0 + j];
                         const double zs = -shift + zv;
                         const double zlo = symce_two_sum_err_for_f64(zv, -shift);
                         const double p = e/(srest + 1);
                         grow[c0 + j] = (double)(scale*symce_select((zlo == 0) & (zs == 0), -srest*yt/(srest + 1) + p*(ysum - yt), p*ysum - yt));
                     }
-            } else {
+                } else {
                     for (size_t j = 0; j < len; ++j) {
                         const double e = ec[j] * fc;
-                        const double zv = row[c0 + j];
                         const double y = yrow[c0 + j];
                         const double w_k = 1;
                         const double yt = w_k*(y*(1 - eps) + eps/k_real);
+                        const double zv = row[c0 + j];
                         const double zs = -shift + zv;
                         const double zlo = symce_two_sum_err_for_f64(zv, -shift);
                         const double p = e/(srest + 1);
                         grow[c0 + j] = (double)(scale*symce_select((zlo == 0) & (zs == 0), -srest*yt/(srest + 1) + p*(ysum - yt), p*ysum - yt));
                     }
-            }
+                }
             }
             if (reduction == SYMCE_REDUCTION_NONE) loss[i] = (double)row_loss;
             else symce_accumulate_f64(&total, &tcomp, row_loss);

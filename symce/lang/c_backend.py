@@ -42,7 +42,8 @@ from ..describe import Param, Variant
 from ..functions import clamp_min, log1p, mul0, sigmoid, softplus, two_sum_err
 from .base import Output, Part
 
-# the families whose per-row program (symce.program) this language prints whole
+# the families whose per-row program (symce.program) this language prints whole, in plain loops;
+# the row families print theirs around the row statistics (_rows), the BCE family in blocks
 PROGRAM_FAMILIES = ("ce_probs",)
 
 # ----------------------------------------------------------------------------------------------
@@ -1163,10 +1164,11 @@ def _row_code(kern, cdtype, layout, soft=False):
         or "e" in _words(code["out"][k])
         for k, lets in code["lets"].items()
     }
+    if kern.family == "ce_logits":  # y~ of one class, as the program's Let computes it
+        code["yt_printed"] = pr.doprint(sl["yt_soft" if soft else "yt_label"])
     if kern.family == "ce_logits" and "grad" in sl:
         # rows whose max is not finite: the gradient slot as it stands, class by class (1 - p by
         # expm1; NaN wherever the slot gives NaN)
-        code["yt_slow"] = pr.doprint(sl["yt_soft" if soft else "yt_label"])
         code["grad_slow"] = pr.doprint(sl["grad"].xreplace(subs) * scale)
         code["lets_slow"] = _lets(sl, (sl["grad"],), pr)
     if kern.family == "ce_logits" and not soft:
@@ -1303,9 +1305,9 @@ def _shared_exponential(exprs, cdtype):
 
 _PARTIAL = {
     "elementwise": "elementwise",
-    "rowwise": "rowwise",
+    "rowwise": "rows",
     "ce_probs": "ce",
-    "ce_logits": "ce_logits",
+    "ce_logits": "rows",
     "bce": "bce",
 }
 
@@ -1317,6 +1319,56 @@ _PARTIAL = {
 _ROW_POINTER = {"in": "row", "grad": "grow", "target": "yrow"}
 
 
+def _indent(lines: list, levels: int = 1) -> list:
+    """``lines`` indented by ``levels`` steps of 4 spaces."""
+    return ["    " * levels + line for line in lines]
+
+
+def _divisor(prog: program.Program, ctx: dict) -> str:
+    """What ``mean`` divides by (describe.Variant.divisor), as a C expression."""
+    return {
+        "rows": f"({ctx['acc']})n",
+        "weight_of_kept": f"symce_label_divisor_{ctx['sfx']}(labels, weight, n, ignore_index)",
+    }[prog.variant.divisor]
+
+
+def _class_load(st: program.Load, ctx: dict, at: str, weight: str | None = None) -> str:
+    """The declaration of a per-class load at class index ``at``: the class weight is
+    ``weight`` where given (a loop that knows whether the weight is NULL), else read or 1."""
+    C, wide = ctx["C"], ctx["wide"]
+    if st.role == "weight":
+        value = weight or f"weight != NULL ? {wide}weight[{at}] : 1"
+    elif st.role == "onehot":
+        value = f"{at} == (size_t)t ? 1 : 0"
+    else:  # a value of the row at the class
+        value = f"{wide}{_ROW_POINTER[st.role]}[{at}]"
+    return f"const {C} {LOCAL_NAMES.get(st.name, st.name)} = {value};"
+
+
+def _row_head(prog: program.Program, ctx: dict) -> list:
+    """A row's lines before its classes: the rows of the arrays written or read per class, the
+    label, the skipped rows (ignore_index: outputs 0) and the label's weight."""
+    T, C, wide = ctx["T"], ctx["C"], ctx["wide"]
+    grad, loss = prog.stores("class"), prog.stores("row")
+    lines = [f"{T} *{_ROW_POINTER[st.output]} = {st.output} + i * k;" for st in grad]
+    lines += [f"const {T} *yrow = target + i * k;" for _ in prog.loads("target")]
+    for st in prog.all_steps:
+        if isinstance(st, program.Load) and st.role == "labels":
+            lines.append(f"const int64_t {st.name} = labels[i];")
+        elif isinstance(st, program.Load) and st.role == "weight" and st.at == "label":
+            lines.append(f"const {C} {st.name} = weight != NULL ? {wide}weight[t] : 1;")
+        elif isinstance(st, program.Skip):
+            lines.append(
+                "if (t == ignore_index) {  /* loss 0, gradient row 0, not in the divisor */"
+            )
+            lines += [
+                f"    for (size_t j = 0; j < k; ++j) {_ROW_POINTER[g.output]}[j] = 0;" for g in grad
+            ]
+            lines += ["    if (reduction == SYMCE_REDUCTION_NONE) loss[i] = 0;" for _ in loss]
+            lines += ["    continue;", "}"]
+    return lines
+
+
 def _program_lines(prog: program.Program, ctx: dict, cdtype: str) -> dict:
     """The C statements of a per-row program, by where the template lays them out: "call" (once,
     before the rows), "row" (per row, before its classes), "cls" (per class), "row_end" (per
@@ -1324,47 +1376,24 @@ def _program_lines(prog: program.Program, ctx: dict, cdtype: str) -> dict:
     (its types and names)."""
     bound = {st.name: st.name for st in prog.all_steps if hasattr(st, "name")}
     pr = CPrinter(cdtype, names={**bound, **LOCAL_NAMES})
-    T, C, acc, sfx, wide = ctx["T"], ctx["C"], ctx["acc"], ctx["sfx"], ctx["wide"]
+    T, C, acc, sfx = ctx["T"], ctx["C"], ctx["acc"], ctx["sfx"]
 
     def code(expr):
         return pr.doprint(local_expr(expr, cdtype))
 
-    divisor = {
-        "rows": f"({acc})n",
-        "weight_of_kept": f"symce_label_divisor_{sfx}(labels, weight, n, ignore_index)",
-    }[prog.variant.divisor]
     loss = prog.stores("row")
     grad = prog.stores("class")
     call = [f"const {C} k_real = ({C})k;", f"const {C} eps = label_smoothing;"]
-    call.append(f"const {acc} divisor = {divisor};")
+    call.append(f"const {acc} divisor = {_divisor(prog, ctx)};")
     if grad:
         call.append(f"const {acc} scale = symce_scale_{sfx}(reduction, divisor);")
     if loss:
         call.append(f"{acc} total = 0;")
-    # the rows of the arrays read or written per class
-    row = [f"const {T} *row = {ctx['x']} + i * k;"]
-    row += [f"{T} *{_ROW_POINTER[st.output]} = {st.output} + i * k;" for st in grad]
-    row += [f"const {T} *yrow = target + i * k;" for _ in prog.loads("target")]
+    row = [f"const {T} *row = {ctx['x']} + i * k;", *_row_head(prog, ctx)]
     cls, row_end, finish = [], [], []
     for st in prog.all_steps:
-        if isinstance(st, program.Load):
-            if st.role == "labels":
-                row.append(f"const int64_t {st.name} = labels[i];")
-            elif st.role == "weight":
-                at = {"label": "t", "class": "j"}[st.at]
-                line = f"const {C} {st.name} = weight != NULL ? {wide}weight[{at}] : 1;"
-                (row if st.at == "label" else cls).append(line)
-            elif st.role == "onehot":
-                cls.append(f"const {C} {st.name} = j == (size_t)t ? 1 : 0;")
-            else:  # a value of the row at the class
-                cls.append(f"const {C} {st.name} = {wide}{_ROW_POINTER[st.role]}[j];")
-        elif isinstance(st, program.Skip):
-            row.append("if (t == ignore_index) {  /* loss 0, gradient row 0, not in the divisor */")
-            row += [
-                f"    for (size_t j = 0; j < k; ++j) {_ROW_POINTER[g.output]}[j] = 0;" for g in grad
-            ]
-            row += ["    if (reduction == SYMCE_REDUCTION_NONE) loss[i] = 0;" for _ in loss]
-            row += ["    continue;", "}"]
+        if isinstance(st, program.Load) and st.scope == "class":
+            cls.append(_class_load(st, ctx, "j"))
         elif isinstance(st, program.Let):
             cls.append(f"const {C} {st.name} = {code(st.expr)};")
         elif isinstance(st, program.RowSum):
@@ -1382,6 +1411,196 @@ def _program_lines(prog: program.Program, ctx: dict, cdtype: str) -> dict:
                 f"symce_reduce_{sfx}(reduction, total, divisor);"
             )
     return {"call": call, "row": row, "cls": cls, "row_end": row_end, "finish": finish}
+
+
+# ----------------------------------------------------------------------------------------------
+# The cross-entropy from logits: its program (symce.program) over the row statistics, printed
+# with the speed issue's loops: each class's e from the stash (or a recomputed chunk), sums of
+# up to SYMCE_STASH terms pairwise and compensated across chunks, and with labels each class
+# first as off-label (y~ = B w_c, no test per class) and the label's class once.
+# ----------------------------------------------------------------------------------------------
+def _each_weight(prog: program.Program, ctx: dict, body) -> list:
+    """``body(w)``'s lines with the class weight ``w``: twice, with the weight and with 1,
+    where the variant takes a weight (no NULL test per class)."""
+    if not prog.variant.has("weight"):
+        return body("1")
+    return [
+        "if (weight != NULL) {",
+        *_indent(body(f"{ctx['wide']}weight[c0 + j]")),
+        "} else {",
+        *_indent(body("1")),
+        "}",
+    ]
+
+
+def _chunks(ctx: dict, body: list, tail: list = (), note: str = "") -> list:
+    """``body`` per chunk of up to SYMCE_STASH classes (c0, len), then ``tail``."""
+    return [
+        f"for (size_t c0 = 0; c0 < k; c0 += SYMCE_STASH) {{{note}",
+        "    const size_t len = k - c0 < SYMCE_STASH ? k - c0 : SYMCE_STASH;",
+        *_indent(body),
+        *_indent(list(tail)),
+        "}",
+    ]
+
+
+def _class_lines(prog: program.Program, ctx: dict, result: str, lets: list, w: str, at: str):
+    """The statements of one class at index ``at`` ending in ``result``: the loads and y~ (the
+    program's class steps) the printed lines read, then the row statistics' lets."""
+    C, row = ctx["C"], ctx["row"]
+    needed = _words(result) | {w for d in lets for w in _words(d["expr"])}
+    if "yt" in needed:
+        needed |= _words(row["yt_printed"])
+    lines = []
+    for st in prog.all_steps:
+        if isinstance(st, program.Load) and st.scope == "class":
+            if LOCAL_NAMES.get(st.name, st.name) in needed:
+                lines.append(_class_load(st, ctx, at, w if at != "j" else None))
+        elif isinstance(st, program.Let) and st.name in needed:
+            lines.append(f"const {C} {st.name} = {row['yt_printed']};")
+    lines += [f"const {C} {d['name']} = {d['expr']};" for d in lets]
+    return [*lines, result]
+
+
+def _row_sum(prog: program.Program, ctx: dict, name: str, term: str, lets: list) -> list:
+    """``name`` = the sum of ``term`` over the row's classes, pairwise within a chunk and
+    compensated across chunks; the row loss is kept in the accumulator type."""
+    C, acc = ctx["C"], ctx["acc"]
+
+    def each(w):
+        return [
+            "for (size_t j = 0; j < len; ++j) {",
+            *_indent(_class_lines(prog, ctx, f"terms[j] = {term};", lets, w, "c0 + j")),
+            "}",
+        ]
+
+    accumulate = f"symce_accumulate_{ctx['sfx']}(&sum, &comp, symce_pairwise_sum(terms, len));"
+    total = "sum + comp" if name == program.ROW_LOSS.name else f"({C})(sum + comp)"
+    return [
+        "{",
+        f"    {acc} sum = 0, comp = 0;",
+        f"    {C} terms[SYMCE_STASH];",
+        *_indent(_chunks(ctx, _each_weight(prog, ctx, each), [accumulate])),
+        f"    {name} = {total};",
+        "}",
+    ]
+
+
+def _gradient(prog: program.Program, ctx: dict, out: str, lets: list, note: str = "") -> list:
+    """The gradient per class: rows whose max is not finite take the slot as it stands (class
+    by class); the others ``out`` with e from the stash, chunk by chunk."""
+    T, C, sfx, row = ctx["T"], ctx["C"], ctx["sfx"], ctx["row"]
+    slow = _class_lines(
+        prog, ctx, f"grow[j] = ({T})({row['grad_slow']});", row["lets_slow"], "", "j"
+    )
+
+    def each(w):
+        result = f"grow[c0 + j] = ({T})({out});"
+        body = _class_lines(prog, ctx, result, lets, w, "c0 + j")
+        return [
+            "for (size_t j = 0; j < len; ++j) {",
+            f"    const {C} e = ec[j] * fc;",
+            *_indent(body),
+            "}",
+        ]
+
+    chunk = [
+        f"{C} fc;  /* this chunk's e_j = ec[j] * fc */",
+        f"const {C} *ec = symce_row_chunk_{sfx}(row, k, c0, len, shift, status, stash, &fc);",
+        *_each_weight(prog, ctx, each),
+    ]
+    loop = _chunks(ctx, chunk, note=note)
+    return [
+        "if (status == SYMCE_ROW_GENERAL) {",
+        "    for (size_t j = 0; j < k; ++j) {  /* the gradient slot class by class */",
+        *_indent(slow, 2),
+        "    }",
+        "} else " + loop[0],
+        *loop[1:],
+    ]
+
+
+def _ce_logits_lines(prog: program.Program, ctx: dict) -> dict:
+    """The cross-entropy from logits as C lines around the row statistics (c/_rows.c.jinja):
+    "head" (before the rows), "row" (a row's target), "next_out", "per_row" (after the
+    statistics), "output" (the classes) and "row_end" / "finish" (the loss's reduction)."""
+    T, C, acc, sfx, wide = ctx["T"], ctx["C"], ctx["acc"], ctx["sfx"], ctx["wide"]
+    row, out = ctx["row"], ctx["row"]["out"]
+    soft = prog.variant.soft
+    grad, loss = prog.stores("class"), prog.stores("row")
+    values = [f"const {C} {h['name']} = {h['expr']};" for h in row["hoisted"]]
+    lines, row_end, finish = [], [], []
+    for st in prog.steps:
+        if isinstance(st, program.RowSum) and st.name == kr.ysum.name and not soft:
+            # over a one-hot row the sum of y~ is closed: A + B sum_c w_c (_split_target)
+            values += [f"const {C} ysum = {out['ysum']};", f"const {C} yt_on = {out['yt_on']};"]
+            values += [f"const {C} {h['name']} = {h['expr']};" for h in row["row_values"]]
+        elif isinstance(st, program.RowSum) and st.name == kr.ysum.name:
+            lines.append(f"{C} ysum;  /* sum_c y~_c */")
+            lines += _row_sum(prog, ctx, "ysum", "yt", [])
+        elif isinstance(st, program.RowSum) and soft:
+            lines.append(f"{acc} {st.name};")
+            lines += _row_sum(prog, ctx, st.name, out["loss_term"], row["lets"]["loss_term"])
+        elif isinstance(st, program.RowSum):
+            lines += [
+                f"{acc} {st.name} = 0;",
+                "if (eps != 0) {  /* every class's share eps w_c / K of the target */",
+                *_indent(
+                    _row_sum(prog, ctx, st.name, out["loss_off"], row["lets"]["loss_off"])[1:-1]
+                ),
+                "}",
+            ]
+        elif isinstance(st, program.Store) and st.scope == "class" and soft:
+            lines += _gradient(prog, ctx, out["grad"], row["lets"]["grad"])
+        elif isinstance(st, program.Store) and st.scope == "class":
+            note = "  /* every class as off-label first */"
+            lines += _gradient(prog, ctx, out["grad_off"], row["lets"]["grad_off"], note)
+        elif isinstance(st, program.Store):
+            row_end += [
+                f"if (reduction == SYMCE_REDUCTION_NONE) {st.output}[i] = ({T}){st.expr};",
+                f"else symce_accumulate_{sfx}(&total, &tcomp, {st.expr});",
+            ]
+            finish.append(
+                f"if (reduction != SYMCE_REDUCTION_NONE) *{st.output} = "
+                f"symce_reduce_{sfx}(reduction, total + tcomp, divisor);"
+            )
+    if not soft:  # the label's own class, once
+        label = [f"const {C} zv = {wide}row[t];"]
+        label += [f"const {C} {d['name']} = {d['expr']};" for d in row["lets_t"]]
+        if loss:
+            label.append(f"{program.ROW_LOSS.name} += {out['loss_on']};")
+        if grad:
+            label.append(f"if (status != SYMCE_ROW_GENERAL) grow[t] = ({T})({out['grad_on']});")
+        lines += ["{  /* the label's class */", *_indent(label), "}"]
+    printed = " ".join([*values, *lines, *row_end])
+    head = [
+        f"const {C} k_real = ({C})k;",
+        f"const {C} eps = label_smoothing;",
+        f"const {acc} divisor = {_divisor(prog, ctx)};",
+    ]
+    if "wsum" in _words(printed):
+        head += [
+            f"{acc} wsum = 0, wcomp = 0;  /* sum_c w_c, for sum_c y~_c: compensated (K may be 10^5) */",
+            "for (size_t j = 0; j < k; ++j)",
+            f"    symce_accumulate_{sfx}(&wsum, &wcomp, weight != NULL ? {ctx['wide_acc']}weight[j] : 1);",
+            "wsum += wcomp;",
+        ]
+    if grad:
+        head.append(f"const {acc} scale = symce_scale_{sfx}(reduction, divisor);")
+    head.append("const size_t step = symce_row_step(k);  /* rows per block (the OpenMP unit) */")
+    if loss:
+        head += [f"{acc} total = 0, tcomp = 0;", "SYMCE_OMP_FOR_SUM(total, tcomp)"]
+    else:
+        head.append("SYMCE_OMP_FOR")
+    return {
+        "head": head,
+        "row": _row_head(prog, ctx),
+        "next_out": "i + 1 < n ? grow + k : NULL" if grad else "NULL",
+        "per_row": values,
+        "output": Part("c/_ce_logits.c.jinja", {"lines": lines}, line=True),
+        "row_end": row_end,
+        "finish": finish,
+    }
 
 
 def _bce_element(prog: program.Program, ctx: dict, plain: bool) -> list:
@@ -1501,22 +1720,38 @@ _ROW_OUTPUT = {"row": "c/_row_scalar.c.jinja", "pair": "c/_row_jacobian.c.jinja"
 
 
 def _row_output(kern: kr.Kernel, ctx: dict) -> dict:
-    """The row kernels' parts that follow their program (symce.program): the output's loops (per
-    row, per class, per pair of classes, or per class after a row sum), where the row statistics
-    may prefetch the next row's output (an output per class), and a row whose max is not finite
-    made NaN where the kernel combines its classes."""
+    """The row kernels' parts around the row statistics (c/_rows.c.jinja), from their program
+    (symce.program): the output's loops (per row, per class, per pair of classes, or per class
+    after a row sum), where the row statistics may prefetch the next row's output (an output per
+    class), and a row whose max is not finite made NaN where the kernel combines its classes."""
     prog = program.program(kern, describe.describe(kern).variants[0])
     (store,) = prog.stores()
     summed = any(isinstance(st, program.RowSum) for st in prog.steps)
     template = _ROW_OUTPUT.get(
         store.scope, "c/_row_vjp.c.jinja" if summed else "c/_row_vector.c.jinja"
     )
-    nan = f"if (status == SYMCE_ROW_GENERAL) srest = ({ctx['C']})NAN;  /* +inf or no finite logit: a NaN row */"
     return {
-        "output": Part(template, {"f": dict(ctx)}, line=True),
+        "head": [
+            "const size_t step = symce_row_step(k);  /* rows per block (the OpenMP unit) */",
+            "SYMCE_OMP_FOR",
+        ],
+        "row": [],
         "next_out": "i + 1 < n ? out + (i + 1) * k : NULL" if store.scope == "class" else "NULL",
-        "nan_rows": [nan] if kern.nan_row_at_inf else [],
+        "per_row": [f"const {ctx['C']} {h['name']} = {h['expr']};" for h in ctx["row"]["hoisted"]],
+        "output": Part(template, {"f": dict(ctx)}, line=True),
+        "row_end": [],
+        "finish": [],
     }
+
+
+def _rows(kern: kr.Kernel, prog: program.Program, ctx: dict) -> dict:
+    """The row families' lines around the row statistics (c/_rows.c.jinja); a row whose max is
+    not finite is NaN where the kernel combines its classes (Kernel.nan_row_at_inf)."""
+    rows = _ce_logits_lines(prog, ctx) if kern.family == "ce_logits" else _row_output(kern, ctx)
+    if kern.nan_row_at_inf:
+        nan = f"if (status == SYMCE_ROW_GENERAL) srest = ({ctx['C']})NAN;  /* +inf or no finite logit: a NaN row */"
+        rows["per_row"] = [nan, *rows["per_row"]]
+    return rows
 
 
 def _widening(T: str, C: str, acc: str) -> dict:
@@ -1564,11 +1799,9 @@ def _function_context(fn: CFunction):
         ctx["row"] = _row_code(
             kern, cdt, desc.layout if kern.family == "rowwise" else "ce", fn.soft
         )
-        ctx["nan_general"] = kern.nan_row_at_inf  # SYMCE_ROW_GENERAL rows: NaN throughout
+        ctx["rows"] = _rows(kern, program.program(kern, fn.variant), ctx)
     if kern.family in PROGRAM_FAMILIES:
         ctx["program"] = _program_lines(program.program(kern, fn.variant), ctx, cdt)
-    if kern.family == "rowwise":
-        ctx.update(_row_output(kern, ctx))
     if kern.family == "bce":
         ctx["bce"] = _bce_body(kern, ctx)
     checks = _check_calls(fn, desc, T)
