@@ -1444,6 +1444,18 @@ def _chunks(ctx: dict, body: list, tail: list = (), note: str = "") -> list:
     ]
 
 
+def _e_chunks(ctx: dict, body: list, note: str = "") -> list:
+    """``body`` per chunk of classes, with the chunk's e_j = ec[j] * fc from the stash (or
+    computed again where the row did not fit)."""
+    C = ctx["C"]
+    chunk = [
+        f"{C} fc;  /* this chunk's e_j = ec[j] * fc */",
+        f"const {C} *ec = symce_row_chunk_{ctx['sfx']}(row, k, c0, len, shift, status, stash, &fc);",
+        *body,
+    ]
+    return _chunks(ctx, chunk, note=note)
+
+
 def _class_lines(prog: program.Program, ctx: dict, result: str, lets: list, w: str, at: str):
     """The statements of one class at index ``at`` ending in ``result``: the loads and y~ (the
     program's class steps) the printed lines read, then the row statistics' lets."""
@@ -1489,7 +1501,7 @@ def _row_sum(prog: program.Program, ctx: dict, name: str, term: str, lets: list)
 def _gradient(prog: program.Program, ctx: dict, out: str, lets: list, note: str = "") -> list:
     """The gradient per class: rows whose max is not finite take the slot as it stands (class
     by class); the others ``out`` with e from the stash, chunk by chunk."""
-    T, C, sfx, row = ctx["T"], ctx["C"], ctx["sfx"], ctx["row"]
+    T, row = ctx["T"], ctx["row"]
     slow = _class_lines(
         prog, ctx, f"grow[j] = ({T})({row['grad_slow']});", row["lets_slow"], "", "j"
     )
@@ -1499,17 +1511,12 @@ def _gradient(prog: program.Program, ctx: dict, out: str, lets: list, note: str 
         body = _class_lines(prog, ctx, result, lets, w, "c0 + j")
         return [
             "for (size_t j = 0; j < len; ++j) {",
-            f"    const {C} e = ec[j] * fc;",
+            f"    const {ctx['C']} e = ec[j] * fc;",
             *_indent(body),
             "}",
         ]
 
-    chunk = [
-        f"{C} fc;  /* this chunk's e_j = ec[j] * fc */",
-        f"const {C} *ec = symce_row_chunk_{sfx}(row, k, c0, len, shift, status, stash, &fc);",
-        *_each_weight(prog, ctx, each),
-    ]
-    loop = _chunks(ctx, chunk, note=note)
+    loop = _e_chunks(ctx, _each_weight(prog, ctx, each), note)
     return [
         "if (status == SYMCE_ROW_GENERAL) {",
         "    for (size_t j = 0; j < k; ++j) {  /* the gradient slot class by class */",
@@ -1597,7 +1604,7 @@ def _ce_logits_lines(prog: program.Program, ctx: dict) -> dict:
         "row": _row_head(prog, ctx),
         "next_out": "i + 1 < n ? grow + k : NULL" if grad else "NULL",
         "per_row": values,
-        "output": Part("c/_ce_logits.c.jinja", {"lines": lines}, line=True),
+        "output": Part(ROW_LINES, {"lines": lines}, line=True),
         "row_end": row_end,
         "finish": finish,
     }
@@ -1717,6 +1724,32 @@ def _bce_body(kern: kr.Kernel, ctx: dict) -> dict:
 
 # a row kernel's output step (symce.program) -> the template of its loops
 _ROW_OUTPUT = {"row": "c/_row_scalar.c.jinja", "pair": "c/_row_jacobian.c.jinja"}
+ROW_LINES = "c/_row_lines.c.jinja"  # the classes of one row, as lines printed here
+
+
+def _vector_lines(ctx: dict) -> list:
+    """A row kernel's output per class (softmax, log_softmax) as lines: with e from the stash
+    (chunk by chunk) where the output reads it, else from z alone."""
+    C, wide, row = ctx["C"], ctx["wide"], ctx["row"]
+    lets = [f"const {C} {d['name']} = {d['expr']};" for d in row["lets"]["out"]]
+    if not row["needs_e"]["out"]:
+        result = f"orow[j] = {ctx['narrow']}({row['out']['out']});"
+        return [
+            "for (size_t j = 0; j < k; ++j) {",
+            f"    const {C} zv = {wide}row[j];",
+            *_indent(lets),
+            f"    {result}",
+            "}",
+        ]
+    z = [f"const {C} zv = {wide}row[c0 + j];"] if row["needs_z"]["out"] else []
+    result = f"orow[c0 + j] = {ctx['narrow']}({row['out']['out']});"
+    each = [
+        "for (size_t j = 0; j < len; ++j) {",
+        f"    const {C} e = ec[j] * fc;",
+        *_indent([*z, *lets, result]),
+        "}",
+    ]
+    return _e_chunks(ctx, each)
 
 
 def _row_output(kern: kr.Kernel, ctx: dict) -> dict:
@@ -1727,9 +1760,12 @@ def _row_output(kern: kr.Kernel, ctx: dict) -> dict:
     prog = program.program(kern, describe.describe(kern).variants[0])
     (store,) = prog.stores()
     summed = any(isinstance(st, program.RowSum) for st in prog.steps)
-    template = _ROW_OUTPUT.get(
-        store.scope, "c/_row_vjp.c.jinja" if summed else "c/_row_vector.c.jinja"
-    )
+    if store.scope == "class" and not summed:
+        lines = [f"{ctx['T']} *orow = out + i * k;", *_vector_lines(ctx)]
+        output = Part(ROW_LINES, {"lines": lines}, line=True)
+    else:
+        template = _ROW_OUTPUT.get(store.scope, "c/_row_vjp.c.jinja")
+        output = Part(template, {"f": dict(ctx)}, line=True)
     return {
         "head": [
             "const size_t step = symce_row_step(k);  /* rows per block (the OpenMP unit) */",
@@ -1738,7 +1774,7 @@ def _row_output(kern: kr.Kernel, ctx: dict) -> dict:
         "row": [],
         "next_out": "i + 1 < n ? out + (i + 1) * k : NULL" if store.scope == "class" else "NULL",
         "per_row": [f"const {ctx['C']} {h['name']} = {h['expr']};" for h in ctx["row"]["hoisted"]],
-        "output": Part(template, {"f": dict(ctx)}, line=True),
+        "output": output,
         "row_end": [],
         "finish": [],
     }
