@@ -1,80 +1,95 @@
 """Stage 5 — kernels: one shared table of worked examples, each kernel's call and results.
 
-The MATLAB help shows each kernel's example (``symce_softmax([-2.85; 0.86; 0.28])`` and what it
-returns).  The results are written here to 4 significant digits, as the help prints them; the
-tests run every example in Octave and compare (tests/test_matlab_kernels.py), so a result here that
-a kernel no longer returns fails there.  No emitter evaluates a reference to write its docs.
+Every language's documentation shows each kernel's example from this table: the NumPy docstrings
+as doctests (``softmax(z).round(4)`` and the array it prints) and the MATLAB help as a call and
+what it returns.  Each language's emitter formats the table in its own conventions; the tests run
+every example and compare: the doctests in tests/test_numpy_kernels.py, the MATLAB help's calls in
+Octave in tests/test_matlab_kernels.py.  So a result here that a kernel no longer returns fails in
+both.  No emitter evaluates a reference to write its docs.
 
-Layout is MATLAB's: a column per sample (classes down the rows), labels 1-based.
+The layout is NumPy's: a row per sample (classes along the last axis), labels 0-based, options as
+PyTorch's keywords, each result rounded to 4 decimals in the dtype of the first input.  The MATLAB
+help moves the sample axis last (a column per sample), adds 1 to each label but ``ignore_index``
+(a value, not a position) and names the options as :mod:`symce.options` does.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+
 import numpy as np
 
-# Inputs (numpy arrays in MATLAB shape; labels 1-based) and options.
-_Z = np.array([[1.0], [2.0], [0.5]])  # 3 classes, 1 sample
-_Z2 = np.array([[1.0, 0.0], [2.0, 0.0], [0.5, 3.0]])  # 3 classes, 2 samples
-_P = np.array([[0.2], [0.7], [0.1]])
+
+@dataclass(frozen=True)
+class Example:
+    """One call of a kernel: its inputs and options, and its results."""
+
+    inputs: tuple  # arrays; integer arrays are class labels
+    results: tuple  # one per output: an array, or a float for a reduced loss (4 decimals)
+    options: dict = field(default_factory=dict)  # PyTorch keyword -> value
+
+
+_Z1 = np.array([[1.0, 2.0, 0.5]])  # 1 sample, 3 classes
+_Z2 = np.array([[1.0, 2.0, 0.5], [0.0, 0.0, 3.0]])  # 2 samples, 3 classes
+_X = np.array([2.0, -1.0])  # BCE logits and their targets
+_Y = np.array([1.0, 0.0])
+
 EXAMPLES = {
-    "sigmoid": ((np.array([[-1.0, 0.0, 2.0]]),), {}),
-    "sigmoid_grad": ((np.array([[-1.0, 0.0, 2.0]]),), {}),
-    "softmax": ((np.array([[-2.85], [0.86], [0.28]]),), {}),
-    "log_softmax": ((_Z2,), {}),
-    "logsumexp": ((_Z2,), {}),
-    "softmax_jacobian": ((_Z,), {}),
-    "softmax_vjp": ((_Z, np.array([[1.0], [0.0], [0.0]])), {}),
-    "cross_entropy": ((_P, np.array([2])), {}),
-    "cross_entropy_grad": ((_P, np.array([2])), {}),
-    "softmax_cross_entropy": ((_Z, np.array([2])), {}),
-    "softmax_cross_entropy_grad": ((_Z2, np.array([2, 3])), {"label_smoothing": 0.1}),
-    "softmax_cross_entropy_with_grad": ((_Z2, np.array([2, 3])), {"weight": [1.0, 2.0, 1.0]}),
-    "binary_cross_entropy": ((np.array([[0.9, 0.2]]), np.array([[1.0, 0.0]])), {}),
-    "binary_cross_entropy_grad": ((np.array([[0.9, 0.2]]), np.array([[1.0, 0.0]])), {}),
-    "sigmoid_binary_cross_entropy": (
-        (np.array([[2.0, -1.0]]), np.array([[1.0, 0.0]])),
-        {"pos_weight": 3.0},
+    "sigmoid": Example(
+        (np.array([-1.0, 0.0, 2.0], dtype=np.float32),),  # float32 in, float32 out
+        (np.array([0.2689, 0.5, 0.8808]),),
     ),
-    "sigmoid_binary_cross_entropy_grad": (
-        (np.array([[2.0, -1.0]]), np.array([[1.0, 0.0]])),
-        {"reduction": "sum"},
+    "sigmoid_grad": Example((np.array([-1.0, 0.0, 2.0]),), (np.array([0.1966, 0.25, 0.105]),)),
+    "softmax": Example((np.array([[-2.85, 0.86, 0.28]]),), (np.array([[0.0154, 0.6312, 0.3534]]),)),
+    "log_softmax": Example(
+        (_Z2,), (np.array([[-1.4644, -0.4644, -1.9644], [-3.0949, -3.0949, -0.0949]]),)
     ),
-    "sigmoid_binary_cross_entropy_with_grad": (
-        (np.array([[2.0, -1.0]]), np.array([[1.0, 0.0]])),
-        {"pos_weight": 3.0, "reduction": "sum"},
-    ),
-}
-
-
-# The results, in the order of the kernel's outputs, in the same layout (a loss is a scalar).
-RESULTS = {
-    "sigmoid": (np.array([[0.2689, 0.5, 0.8808]]),),
-    "sigmoid_grad": (np.array([[0.1966, 0.25, 0.105]]),),
-    "softmax": (np.array([[0.01545], [0.6312], [0.3534]]),),
-    "log_softmax": (np.array([[-1.464, -3.095], [-0.4644, -3.095], [-1.964, -0.09492]]),),
-    "logsumexp": (np.array([[2.464, 3.095]]),),
-    "softmax_jacobian": (
-        np.array(
-            [[0.1778, -0.1453, -0.03243], [-0.1453, 0.2335, -0.08815], [-0.03243, -0.08815, 0.1206]]
+    "logsumexp": Example((_Z2,), (np.array([2.4644, 3.0949]),)),
+    "softmax_jacobian": Example(
+        (_Z1,),
+        (
+            np.array(
+                [
+                    [
+                        [0.1778, -0.1453, -0.0324],
+                        [-0.1453, 0.2335, -0.0881],
+                        [-0.0324, -0.0881, 0.1206],
+                    ]
+                ]
+            ),
         ),
     ),
-    "softmax_vjp": (np.array([[0.1778], [-0.1453], [-0.03243]]),),
-    "cross_entropy": (0.3567,),
-    "cross_entropy_grad": (np.array([[0.0], [-1.429], [0.0]]),),
-    "softmax_cross_entropy": (0.4644,),
-    "softmax_cross_entropy_grad": (
-        np.array([[0.09895, 0.005973], [-0.1524, 0.005973], [0.05346, -0.01195]]),
+    "softmax_vjp": Example(
+        (_Z1, np.array([[1.0, 0.0, 0.0]])), (np.array([[0.1778, -0.1453, -0.0324]]),)
     ),
-    "softmax_cross_entropy_with_grad": (
-        0.3412,
-        np.array([[0.1541, 0.01509], [-0.2476, 0.01509], [0.0935, -0.03019]]),
+    "cross_entropy": Example((np.array([[0.2, 0.7, 0.1]]), np.array([1])), (0.3567,)),
+    "cross_entropy_grad": Example(
+        (np.array([[0.5, 0.25, 0.25]]), np.array([0])),
+        (np.array([[-1.6, -0.4, -0.4]]),),
+        {"label_smoothing": 0.3},
     ),
-    "binary_cross_entropy": (0.1643,),
-    "binary_cross_entropy_grad": (np.array([[-0.5556, 0.625]]),),
-    "sigmoid_binary_cross_entropy": (0.347,),
-    "sigmoid_binary_cross_entropy_grad": (np.array([[-0.1192, 0.2689]]),),
-    "sigmoid_binary_cross_entropy_with_grad": (
-        0.694,
-        np.array([[-0.3576, 0.2689]]),
+    "softmax_cross_entropy": Example(  # the second sample is ignored (ignore_index=-100)
+        (_Z2, np.array([1, -100])), (np.array([0.4644, 0.0]),), {"reduction": "none"}
+    ),
+    "softmax_cross_entropy_grad": Example(
+        (_Z2, np.array([1, 2])),
+        (np.array([[0.0989, -0.1524, 0.0535], [0.006, 0.006, -0.0119]]),),
+        {"label_smoothing": 0.1},
+    ),
+    "softmax_cross_entropy_with_grad": Example(
+        (_Z2, np.array([1, 2])),
+        (0.3412, np.array([[0.1541, -0.2476, 0.0935], [0.0151, 0.0151, -0.0302]])),
+        {"weight": np.array([1.0, 2.0, 1.0])},
+    ),
+    "binary_cross_entropy": Example(  # log is clamped at -100, as PyTorch does
+        (np.array([0.9, 1.0]), _Y), (np.array([0.1054, 100.0]),), {"reduction": "none"}
+    ),
+    "binary_cross_entropy_grad": Example((np.array([0.9, 0.2]), _Y), (np.array([-0.5556, 0.625]),)),
+    "sigmoid_binary_cross_entropy": Example((_X, _Y), (0.347,), {"pos_weight": 3.0}),
+    "sigmoid_binary_cross_entropy_grad": Example(
+        (_X, _Y), (np.array([-0.1192, 0.2689]),), {"reduction": "sum"}
+    ),
+    "sigmoid_binary_cross_entropy_with_grad": Example(
+        (_X, _Y), (0.694, np.array([-0.3576, 0.2689])), {"pos_weight": 3.0, "reduction": "sum"}
     ),
 }

@@ -25,8 +25,8 @@ function loss = symce_binary_cross_entropy(probs, target, varargin)
 %   numeric class or logical).
 %
 %   Example:
-%     loss = symce_binary_cross_entropy([0.9 0.2], [1 0])
-%     % loss = 0.1643
+%     loss = symce_binary_cross_entropy([0.9 1], [1 0], 'Reduction', 'none')
+%     % loss = [0.1054  100]
 %
 %   See also SYMCE_BINARY_CROSS_ENTROPY_GRAD,
 %            SYMCE_SIGMOID_BINARY_CROSS_ENTROPY,

@@ -34,8 +34,8 @@ function grad = symce_cross_entropy_grad(probs, target, varargin)
 %   numeric class or logical).
 %
 %   Example:
-%     grad = symce_cross_entropy_grad([0.2; 0.7; 0.1], 2)
-%     % grad = [0; -1.429; 0]
+%     grad = symce_cross_entropy_grad([0.5; 0.25; 0.25], 1, 'LabelSmoothing', 0.3)
+%     % grad = [-1.6; -0.4; -0.4]
 %
 %   See also SYMCE_CROSS_ENTROPY, SYMCE_SOFTMAX_CROSS_ENTROPY,
 %            SYMCE_SOFTMAX_CROSS_ENTROPY_GRAD,

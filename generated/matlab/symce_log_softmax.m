@@ -16,7 +16,7 @@ function out = symce_log_softmax(z)
 %
 %   Example:
 %     logp = symce_log_softmax([1 0; 2 0; 0.5 3])
-%     % logp = [-1.464  -3.095; -0.4644  -3.095; -1.964  -0.09492]
+%     % logp = [-1.4644  -3.0949; -0.4644  -3.0949; -1.9644  -0.0949]
 %
 %   See also SYMCE_SOFTMAX, SYMCE_LOGSUMEXP, SYMCE_SOFTMAX_JACOBIAN,
 %            SYMCE_SOFTMAX_VJP.

@@ -16,7 +16,7 @@ function out = symce_logsumexp(z)
 %
 %   Example:
 %     lse = symce_logsumexp([1 0; 2 0; 0.5 3])
-%     % lse = [2.464  3.095]
+%     % lse = [2.4644  3.0949]
 %
 %   See also SYMCE_SOFTMAX, SYMCE_LOG_SOFTMAX, SYMCE_SOFTMAX_JACOBIAN,
 %            SYMCE_SOFTMAX_VJP.

@@ -14,7 +14,7 @@ function out = symce_sigmoid(x)
 %   for single input, and rounded once at the end.
 %
 %   Example:
-%     s = symce_sigmoid([-1 0 2])
+%     s = symce_sigmoid(single([-1 0 2]))
 %     % s = [0.2689  0.5  0.8808]
 %
 %   See also SYMCE_SIGMOID_GRAD.

@@ -16,7 +16,7 @@ function out = symce_softmax(z)
 %
 %   Example:
 %     p = symce_softmax([-2.85; 0.86; 0.28])
-%     % p = [0.01545; 0.6312; 0.3534]
+%     % p = [0.0154; 0.6312; 0.3534]
 %
 %   See also SYMCE_LOG_SOFTMAX, SYMCE_LOGSUMEXP, SYMCE_SOFTMAX_JACOBIAN,
 %            SYMCE_SOFTMAX_VJP.

@@ -33,8 +33,8 @@ function loss = symce_softmax_cross_entropy(logits, target, varargin)
 %   the class of the first input (from any numeric class or logical).
 %
 %   Example:
-%     loss = symce_softmax_cross_entropy([1; 2; 0.5], 2)
-%     % loss = 0.4644
+%     loss = symce_softmax_cross_entropy([1 0; 2 0; 0.5 3], [2 -100], 'Reduction', 'none')
+%     % loss = [0.4644  0]
 %
 %   See also SYMCE_CROSS_ENTROPY, SYMCE_CROSS_ENTROPY_GRAD,
 %            SYMCE_SOFTMAX_CROSS_ENTROPY_GRAD,

@@ -33,7 +33,7 @@ function grad = symce_softmax_cross_entropy_grad(logits, target, varargin)
 %
 %   Example:
 %     grad = symce_softmax_cross_entropy_grad([1 0; 2 0; 0.5 3], [2 3], 'LabelSmoothing', 0.1)
-%     % grad = [0.09895  0.005973; -0.1524  0.005973; 0.05346  -0.01195]
+%     % grad = [0.0989  0.006; -0.1524  0.006; 0.0535  -0.0119]
 %
 %   See also SYMCE_CROSS_ENTROPY, SYMCE_CROSS_ENTROPY_GRAD,
 %            SYMCE_SOFTMAX_CROSS_ENTROPY,

@@ -36,7 +36,7 @@ function [loss, grad] = symce_softmax_cross_entropy_with_grad(logits, target, va
 %   Example:
 %     [loss, grad] = symce_softmax_cross_entropy_with_grad([1 0; 2 0; 0.5 3], [2 3], 'Weight', [1 2 1])
 %     % loss = 0.3412
-%     % grad = [0.1541  0.01509; -0.2476  0.01509; 0.0935  -0.03019]
+%     % grad = [0.1541  0.0151; -0.2476  0.0151; 0.0935  -0.0302]
 %
 %   See also SYMCE_CROSS_ENTROPY, SYMCE_CROSS_ENTROPY_GRAD,
 %            SYMCE_SOFTMAX_CROSS_ENTROPY, SYMCE_SOFTMAX_CROSS_ENTROPY_GRAD.

@@ -16,7 +16,7 @@ function out = symce_softmax_jacobian(z)
 %
 %   Example:
 %     J = symce_softmax_jacobian([1; 2; 0.5])
-%     % J = [0.1778  -0.1453  -0.03243; -0.1453  0.2335  -0.08815; -0.03243  -0.08815  0.1206]
+%     % J = [0.1778  -0.1453  -0.0324; -0.1453  0.2335  -0.0881; -0.0324  -0.0881  0.1206]
 %
 %   See also SYMCE_SOFTMAX, SYMCE_LOG_SOFTMAX, SYMCE_LOGSUMEXP,
 %            SYMCE_SOFTMAX_VJP.

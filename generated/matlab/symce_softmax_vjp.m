@@ -17,7 +17,7 @@ function out = symce_softmax_vjp(z, g)
 %
 %   Example:
 %     v = symce_softmax_vjp([1; 2; 0.5], [1; 0; 0])
-%     % v = [0.1778; -0.1453; -0.03243]
+%     % v = [0.1778; -0.1453; -0.0324]
 %
 %   See also SYMCE_SOFTMAX, SYMCE_LOG_SOFTMAX, SYMCE_LOGSUMEXP,
 %            SYMCE_SOFTMAX_JACOBIAN.

@@ -31,7 +31,7 @@ from sympy.printing.octave import OctaveCodePrinter
 
 from .. import describe, errors, options, program
 from .. import kernels as kr
-from ..examples import EXAMPLES, RESULTS
+from ..examples import EXAMPLES
 from ..functions import clamp_min, mul0, sigmoid, softplus, two_sum_err
 from .base import Output, Part
 
@@ -460,25 +460,38 @@ def _matlab_words(text: str) -> str:
     return text.replace("class axis", "class dimension").replace("per row", "per sample")
 
 
-def _literal(a) -> str:
-    """MATLAB literal of a numeric array of at most 2 dimensions (%.4g, for examples)."""
-    a = np.asarray(a, dtype=float)
-    if a.ndim == 0:
-        return f"{a:.4g}"
-    a = a.reshape(a.shape[0], -1) if a.ndim == 2 else a.reshape(1, -1)
-    rows = ["  ".join(f"{v:.4g}" if v != 0 else "0" for v in row) for row in a]
-    return "[" + "; ".join(rows) + "]" if a.size != 1 else rows[0]
+def _number(v) -> str:
+    """A number of an example as short as it reads: 0.5, 3, -100."""
+    if np.issubdtype(np.asarray(v).dtype, np.integer):
+        return str(int(v))
+    return np.format_float_positional(v, trim="-")
 
 
-def _in_literal(a) -> str:
-    """Like _literal, but the exact decimal inputs (repr), separated as MATLAB users write them."""
-    a = np.asarray(a, dtype=float)
-    if a.ndim == 0 or a.size == 1:
-        return repr(float(a.ravel()[0])).removesuffix(".0")
-    a = a.reshape(a.shape[0], -1) if a.ndim == 2 else a.reshape(1, -1)
-    return (
-        "[" + "; ".join(" ".join(repr(float(v)).removesuffix(".0") for v in row) for row in a) + "]"
-    )
+def _literal(a, sep: str = " ") -> str:
+    """MATLAB literal of a number or an array of at most 2 dimensions (a 1-D array is a row):
+    ``[1 0; 2 0; 0.5 3]``, numbers separated by ``sep``; a float32 array is ``single(...)``."""
+    a = np.asarray(a)
+    if a.ndim > 2:
+        raise ValueError(f"no MATLAB literal for a {a.ndim}-D example value")
+    text = "; ".join(sep.join(_number(v) for v in row) for row in np.atleast_2d(a))
+    text = text if a.size == 1 else f"[{text}]"
+    return f"single({text})" if a.dtype == np.float32 else text
+
+
+def _layout(a) -> np.ndarray:
+    """An example value (symce.examples: NumPy's layout, samples along the first axis) in MATLAB's:
+    the sample axis moves last (N-by-K -> K-by-N, N-by-K-by-K -> K-by-K-by-N, one sample's
+    trailing 1 dropped); a vector or a number stays as it is (a row)."""
+    a = np.asarray(a)
+    if a.ndim >= 2:
+        a = np.moveaxis(a, 0, -1)
+    return a[..., 0] if a.ndim == 3 and a.shape[-1] == 1 else a
+
+
+def _labels(t, ignore_index: int) -> np.ndarray:
+    """0-based class labels 1-based; a label equal to ignore_index (a value) stays as it is."""
+    t = np.asarray(t)
+    return np.where(t == ignore_index, t, t + 1)
 
 
 # the result's name in the help examples, where the registry's generic "out" says little
@@ -491,22 +504,25 @@ EXAMPLE_NAMES = {
     "softmax_jacobian": "J",
     "softmax_vjp": "v",
 }
+IGNORE_INDEX = int(options.OPTIONS["ignore_index"].python_default)  # the labels' default
 
 
 def _example(kern) -> dict:
-    """The help example from the shared table (symce.examples): the call, and each result as a
-    %.4g literal."""
-    args, opts = EXAMPLES[kern.name]
-    shown = [
-        (EXAMPLE_NAMES.get(kern.name, out.name), _literal(v))
-        for out, v in zip(kern.outputs, RESULTS[kern.name])
+    """The help example from the shared table (symce.examples) in MATLAB's layout: the call, and
+    each result as the table has it (4 decimals)."""
+    ex = EXAMPLES[kern.name]
+    ignore_index = ex.options.get("ignore_index", IGNORE_INDEX)
+    call_args = [
+        _literal(_labels(a, ignore_index) if np.issubdtype(a.dtype, np.integer) else _layout(a))
+        for a in ex.inputs
     ]
-    call_args = [_in_literal(a) for a in args]
-    for key, val in opts.items():
-        call_args.append(
-            f"'{OPTIONS[key]}', "
-            + (f"'{val}'" if isinstance(val, str) else _in_literal(np.asarray(val)))
-        )
+    for key, val in ex.options.items():
+        value = f"'{val}'" if isinstance(val, str) else _literal(_layout(val))
+        call_args.append(f"'{OPTIONS[key]}', {value}")
+    shown = [
+        (EXAMPLE_NAMES.get(kern.name, out.name), _literal(_layout(v), "  "))
+        for out, v in zip(kern.outputs, ex.results)
+    ]
     lhs = shown[0][0] if len(shown) == 1 else "[" + ", ".join(n for n, _ in shown) + "]"
     call = f"{lhs} = {PREFIX}{kern.name}({', '.join(call_args)})"
     return {"call": call, "results": [{"name": n, "value": v} for n, v in shown]}

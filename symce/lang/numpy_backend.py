@@ -26,12 +26,14 @@ import textwrap
 from pathlib import Path
 from types import ModuleType
 
+import numpy as np
 import sympy as sp
 from sympy.codegen.cfunctions import log1p
 from sympy.printing.numpy import NumPyPrinter
 
 from .. import describe, errors, options, program
 from .. import kernels as kr
+from ..examples import EXAMPLES
 from ..functions import clamp_min, mul0, sigmoid, softplus, two_sum_err
 from .base import GENERATED, Output, Part
 
@@ -229,94 +231,69 @@ TARGET_DOC = {
     "bce": "targets in [0, 1], the input's shape (an integer or bool array is converted)",
 }
 
-# Doctest examples (run by tests/test_numpy_kernels.py).  Values are the published seed values,
-# or exact ones (sigmoid(0) = 1/2, a uniform row), at the printed precision.
-EXAMPLES = {
-    "sigmoid": [
-        ">>> sigmoid(np.array([0.0, 2.0]))",
-        "array([0.5       , 0.88079708])",
-        ">>> sigmoid(np.zeros(3, dtype=np.float32)).dtype",
-        "dtype('float32')",
-    ],
-    "sigmoid_grad": [">>> sigmoid_grad(np.array([0.0, 2.0]))", "array([0.25      , 0.10499359])"],
-    "softmax": [
-        ">>> softmax(np.array([-2.85, 0.86, 0.28])).round(6)",
-        "array([0.015449, 0.631163, 0.353387])",
-    ],
-    "log_softmax": [
-        ">>> np.exp(log_softmax(np.array([[-2.85, 0.86, 0.28]]))).round(6)",
-        "array([[0.015449, 0.631163, 0.353387]])",
-    ],
-    "logsumexp": [
-        ">>> logsumexp(np.zeros((2, 4)), axis=0)",
-        "array([0.69314718, 0.69314718, 0.69314718, 0.69314718])",
-    ],
-    "softmax_jacobian": [
-        ">>> softmax_jacobian(np.zeros(2))",
-        "array([[ 0.25, -0.25],",
-        "       [-0.25,  0.25]])",
-    ],
-    "softmax_vjp": [
-        ">>> softmax_vjp(np.zeros((1, 2)), np.array([[1.0, 0.0]]))",
-        "array([[ 0.25, -0.25]])",
-    ],
-    "cross_entropy": [
-        ">>> p = softmax(np.array([[-2.85, 0.86, 0.28]]))",
-        ">>> round(float(cross_entropy(p, np.array([2]))), 10)",
-        "1.0401905694",
-    ],
-    "cross_entropy_grad": [
-        ">>> probs = np.array([[0.5, 0.25, 0.25]])",
-        ">>> cross_entropy_grad(probs, np.array([0]), label_smoothing=0.3)",
-        "array([[-1.6, -0.4, -0.4]])",
-    ],
-    "softmax_cross_entropy": [
-        ">>> round(float(softmax_cross_entropy(np.array([1.0, 2.0, 0.5]), 1)), 10)",
-        "0.4643687841",
-        ">>> softmax_cross_entropy(np.zeros((2, 4)), np.array([0, -100]), reduction='none')",
-        "array([1.38629436, 0.        ])",
-    ],
-    "softmax_cross_entropy_grad": [
-        ">>> softmax_cross_entropy_grad(np.zeros((1, 4)), np.array([1]))",
-        "array([[ 0.25, -0.75,  0.25,  0.25]])",
-    ],
-    "softmax_cross_entropy_with_grad": [
-        ">>> loss, grad = softmax_cross_entropy_with_grad(np.zeros((2, 2)), np.array([0, 1]),",
-        "...                                              reduction='sum', label_smoothing=0.5)",
-        ">>> round(float(loss), 10)",
-        "1.3862943611",
-        ">>> grad",
-        "array([[-0.25,  0.25],",
-        "       [ 0.25, -0.25]])",
-    ],
-    "binary_cross_entropy": [
-        ">>> binary_cross_entropy(np.array([0.5, 1.0]), np.array([1.0, 0.0]), reduction='none')",
-        "array([  0.69314718, 100.        ])",
-    ],
-    "binary_cross_entropy_grad": [
-        ">>> binary_cross_entropy_grad(np.array([0.5, 0.5]), np.array([1.0, 0.0]))",
-        "array([-1.,  1.])",
-    ],
-    "sigmoid_binary_cross_entropy": [
-        ">>> sigmoid_binary_cross_entropy(np.zeros(2), np.array([1.0, 0.0]), reduction='none',",
-        "...                              pos_weight=np.array([3.0, 3.0]))",
-        "array([2.07944154, 0.69314718])",
-    ],
-    "sigmoid_binary_cross_entropy_grad": [
-        ">>> sigmoid_binary_cross_entropy_grad(np.array([0.0, 1e4]), np.array([1.0, 0.0]),",
-        "...                                   reduction='sum')",
-        "array([-0.5,  1. ])",
-    ],
-    "sigmoid_binary_cross_entropy_with_grad": [
-        ">>> loss, grad = sigmoid_binary_cross_entropy_with_grad(np.zeros(2),",
-        "...                                                     np.array([1.0, 0.0]),",
-        "...                                                     reduction='sum')",
-        ">>> round(float(loss), 10)",
-        "1.3862943611",
-        ">>> grad",
-        "array([-0.5,  0.5])",
-    ],
-}
+
+def _nested(a) -> str:
+    """An example value as Python source of numbers and nested lists: ``[[1.0, 2.0], [0.5, 3.0]]``,
+    each number as short as its dtype reads."""
+    a = np.asarray(a)
+    if a.ndim:
+        return "[" + ", ".join(_nested(v) for v in a) + "]"
+    if np.issubdtype(a.dtype, np.integer):
+        return str(int(a))
+    return np.format_float_positional(a[()], trim="0")
+
+
+def _py_literal(a) -> str:
+    """An example value as Python source: a number, or ``np.array([...])`` (a float32 array says
+    its dtype)."""
+    a = np.asarray(a)
+    if not a.ndim:
+        return _nested(a)
+    dtype = ", dtype=np.float32" if a.dtype == np.float32 else ""
+    return f"np.array({_nested(a)}{dtype})"
+
+
+# how a doctest shows a result: a reduced loss (a number), an array; rounded as symce.examples has it
+ROUNDED = ("round(float({}), 4)", "{}.round(4)")
+
+
+def _doctest_call(name: str, args: list, around: str = "{}") -> list:
+    """The doctest line ``>>> name(args)`` inside ``around`` (``{}`` marks the call), wrapped at the
+    docstring's width: ``...`` lines with the arguments under the opening parenthesis."""
+    head, tail = around.split("{}")
+    first = f">>> {head}{name}("
+    lines, line = [], first
+    for i, arg in enumerate(args):
+        piece = arg + (", " if i + 1 < len(args) else ")" + tail)
+        if line != first and len(line) + len(piece) > DOC_WIDTH - 8:
+            lines.append(line.rstrip())
+            line = "..." + " " * (len(first) - 3)
+        line += piece
+    return lines + [line]
+
+
+def _example(kern: kr.Kernel) -> list:
+    """The docstring's doctest, from the shared table (symce.examples): each input bound to its
+    argument's name, the call, and each result as ROUNDED shows it, in the first input's dtype."""
+    ex = EXAMPLES[kern.name]
+    lines = [f">>> {a.name} = {_py_literal(v)}" for a, v in zip(kern.inputs, ex.inputs)]
+    args = [a.name for a in kern.inputs] + [
+        f"{key}={val!r}" if isinstance(val, str) else f"{key}={_py_literal(val)}"
+        for key, val in ex.options.items()
+    ]
+    dtype = np.asarray(ex.inputs[0]).dtype
+    names = [o.name for o in kern.outputs]
+    if len(names) > 1:
+        lines += _doctest_call(kern.name, args, ", ".join(names) + " = {}")
+    for name, result in zip(names, ex.results):
+        shown = ROUNDED[np.ndim(result) > 0]
+        if len(names) == 1:  # the call itself, rounded
+            lines += _doctest_call(kern.name, args, shown)
+        else:
+            lines.append(">>> " + shown.format(name))
+        value = repr(np.asarray(result, dtype=dtype)) if np.ndim(result) else repr(float(result))
+        lines += value.splitlines()
+    return lines
 
 
 def rowwise_layout(kern: kr.Kernel) -> str:
@@ -420,7 +397,7 @@ def kernel_context(kern: kr.Kernel) -> dict:
         "formula": kern.doc_formula,
         "args": _arg_docs(kern, partial),
         "returns": _return_docs(kern, partial),
-        "example": EXAMPLES[kern.name],
+        "example": _example(kern),
         "code": code,
         "x": kern.inputs[0].name,
         # flags that choose blocks in the family templates
