@@ -315,9 +315,14 @@ def test_row_code_is_printed_slots():
         text = re.sub(r"\{#.*?#\}", "", path.read_text(encoding="utf-8"), flags=re.S)
         found = re.findall(r"np\.(exp|expm1|log|log1p|maximum|minimum|abs|sqrt)\b", text)
         assert not found, f"{path.name} types {found}"
-    code = numpy_backend.kernel_context(kr.kernel("softmax"))["code"]
-    assert {"zs", "zlo", "e", "em1", "em1_a", "p"} <= set(code)
+    ctx = numpy_backend.kernel_context(kr.kernel("softmax"))
+    code = ctx["code"]
+    assert {"zs", "zlo", "e", "em1_a"} <= set(code)
     assert code["em1_a"] == "np.expm1(zs_a) + _mul0(zlo_a, np.exp(zs_a))"
+    assert ctx["row_after"] == ["p = e/(srest + 1)"]  # softmax: no NaN rows, no complement
+    jac = numpy_backend.kernel_context(kr.kernel("softmax_jacobian"))["row_after"]
+    assert jac[0] == "_nan_at_inf(srest)"
+    assert [line.split(" = ")[0] for line in jac[1:]] == ["p", "em1", "pc"]
     # the cross-entropy from logits runs its rows as block programs (numpy_blocks.py), printed
     # from the same slots, laid out by its program's lines; its template reads no printed slot
     ctx = numpy_backend.kernel_context(kr.kernel("softmax_cross_entropy_with_grad"))

@@ -272,6 +272,20 @@ def _row_after(kern) -> list:
     return [name for name in ROW_AFTER if name in used]
 
 
+def _row_after_lines(kern, code: dict) -> list:
+    """The row statistics' lines after Srest: a column holding +Inf made NaN where the kernel
+    combines its classes (Kernel.nan_row_at_inf), then the slots p, pc its outputs use."""
+    names = NAMES[kern.family]
+    lines = []
+    if kern.nan_row_at_inf:
+        srest = names["Srest"]
+        lines += [
+            "% a column holding +Inf (Srest = Inf) is NaN throughout, as PyTorch (docs/semantics.md)",
+            f"{srest}({srest} == Inf) = NaN;",
+        ]
+    return lines + [f"{names[n]} = {code[n]};" for n in _row_after(kern)]
+
+
 def _element_lines(prog: program.Program, pr: MatlabPrinter) -> list:
     """An elementwise program (the BCE family) as MATLAB over the whole array: the inputs in
     double, then each output weighted, reduced (the loss) or scaled (the gradient) over the
@@ -809,12 +823,9 @@ def context(kern: kr.Kernel) -> dict:
         # bodies are their programs' lines, and the row statistics' slots row_before/row_after
         "code": {"out": code["out"]} if fam == "elementwise" else {},
         "options": opts,
-        "nan_row_at_inf": desc.nan_row_at_inf,
         "names": dict(NAMES[fam]),
         "row_before": [{"var": NAMES[fam][n], "code": code[n]} for n in ROW_BEFORE if desc.rows],
-        "row_after": [
-            {"var": NAMES[fam][n], "code": code[n]} for n in _row_after(kern) if desc.rows
-        ],
+        "row_after": _row_after_lines(kern, code) if desc.rows else [],
         "helpers": _helper_closure(helpers, {**HELPER_CALLS, **body_calls}),
         "softplus_body": bodies["softplus"],
         "sigmoid_body": bodies["sigmoid"],

@@ -91,7 +91,7 @@ ROW_STATS = "numpy/_rows.py.jinja"
 # and the BCE family run block programs (numpy_blocks.py) for the rest
 TEMPLATE_SLOTS = {
     "elementwise": ("out",),
-    "rowwise": ("zs", "zlo", "e", "em1_a", "p", "em1", "pc"),  # the row statistics (ROW_STATS)
+    "rowwise": ("zs", "zlo", "e", "em1_a"),  # the row statistics (ROW_STATS; then row_after)
     "ce_probs": (),  # its program (symce.program) is printed whole
     "ce_logits": (),  # its program (_ce_logits_code) prints the class part of y~
     "bce": (),
@@ -386,6 +386,7 @@ def kernel_context(kern: kr.Kernel) -> dict:
         pr.module_imports.update(at.module_imports)
     if set(pr.module_imports) - {"numpy"}:
         raise ValueError(f"{kern.name}: printed code needs {dict(pr.module_imports)}")
+    row_after = _row_after(kern, code) if kern.family == "rowwise" else []
     code = {slot: text for slot, text in code.items() if slot in TEMPLATE_SLOTS[kern.family]}
     partial = PARTIALS[kern.family]
     outputs = [o.name for o in kern.outputs]
@@ -404,9 +405,7 @@ def kernel_context(kern: kr.Kernel) -> dict:
         "axis": desc.movable_axis,
         "layout": rowwise_layout(kern),
         "logits": kern.family == "ce_logits",
-        "softmax": rows and desc.needs_p,
-        "complement": desc.needs_complement,
-        "nan_row_at_inf": desc.nan_row_at_inf,  # Srest = +inf (a row holding +inf) -> NaN
+        "row_after": row_after,
         "domain": desc.checks_domain,  # probabilities must lie in [0, 1]
         "loss": desc.has_loss,
         "grad": desc.has_grad,
@@ -427,6 +426,18 @@ def kernel_context(kern: kr.Kernel) -> dict:
     # the body: the family's template (TEMPLATES), laid out with this context
     ctx["body"] = Part(f"numpy/_{TEMPLATES[kern.family]}.py.jinja", {"k": dict(ctx)})
     return ctx
+
+
+def _row_after(kern: kr.Kernel, code: dict) -> list:
+    """The row statistics' lines after Srest (numpy/_rows.py.jinja): a row holding +inf made NaN
+    where the kernel combines its classes, then p, em1 and pc where its slots read them."""
+    desc = describe.describe(kern)
+    lines = ["_nan_at_inf(srest)"] if desc.nan_row_at_inf else []
+    if desc.needs_p:
+        lines.append(f"p = {code['p']}")
+    if desc.needs_complement:
+        lines += [f"em1 = {code['em1']}", f"pc = {code['pc']}"]
+    return lines
 
 
 def _validation(kern: kr.Kernel) -> list:
