@@ -8,12 +8,15 @@ strict: a symbol it has no name for, or a function it cannot print, is an error,
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import sympy as sp
 from sympy.printing.codeprinter import PrintMethodNotImplementedError
 
+from symce import options, reductions
 from symce.functions import clamp_min, log1p, mul0, sigmoid, softplus, two_sum_err
 from symce.lang import c_backend, matlab_backend, numpy_backend
+from symce.lang.base import GENERATED
 
 x, y = sp.Symbol("x", real=True), sp.Symbol("y", real=True)
 NAMES = {"x": "x", "y": "y"}
@@ -107,6 +110,13 @@ TABLE = [
             "matlab": "two_sum_err(x, y)",
         },
     ),
+    (  # the divisor of 'mean' (NaN where it is 0): C writes its stable form inline
+        reductions.mean_divisor(x),
+        {
+            "numpy": "_mean_divisor(x)",
+            "matlab": "mean_divisor(x)",
+        },
+    ),
     (  # a test, not a branch, where the compute type vectorises (from the bits, in symce.c)
         sp.Piecewise((0, sp.Eq(x, 0)), (y, True)),
         {
@@ -154,3 +164,145 @@ def test_unknown_function_is_an_error(lang):
 def test_every_language_is_in_the_table():
     langs = {lang for _, row in TABLE for lang in row}
     assert langs == set(PRINTERS)
+
+
+# ----------------------------------------------------------------------------------------------
+# The reductions (symce.reductions): each language's helpers are printed from the one table
+# ----------------------------------------------------------------------------------------------
+def _c_scale():
+    return c_backend.reduction_lines(reductions.SCALE, "f64")
+
+
+def _numpy_helpers():
+    return {h["name"]: h["body"] for h in numpy_backend.reduction_helpers()}
+
+
+def _matlab_bodies():
+    return matlab_backend.helper_bodies()[0]
+
+
+def test_c_scale_divides_by_the_divisor_only_for_mean():
+    assert _c_scale() == [
+        "if (reduction == SYMCE_REDUCTION_MEAN) return ((divisor == 0) ? (double)NAN : 1.0/divisor);",
+        "return 1;",
+    ]
+
+
+def test_c_reduce_is_the_total_or_the_mean_rounded_once():
+    narrow = lambda code: f"(float){code}"
+    assert c_backend.reduction_lines(reductions.from_total(), "f32c", narrow) == [
+        "if (reduction == SYMCE_REDUCTION_SUM) return (float)total;",
+        "return (float)((divisor == 0) ? (double)NAN : total/divisor);",
+    ]
+
+
+def test_numpy_reduction_helpers():
+    helpers = _numpy_helpers()
+    # the NaN has the divisor's dtype: a float32 loss stays float32
+    assert helpers["_mean_divisor"] == [
+        "return divisor.dtype.type(np.nan) if divisor == 0 else divisor"
+    ]
+    assert helpers["_reduce"] == [
+        'if reduction == "none":',
+        "    return losses[()]",
+        "total = np.sum(losses)",
+        'if reduction == "sum":',
+        "    return total",
+        "return total/_mean_divisor(divisor)",
+    ]
+    assert helpers["_scale"] == [
+        'if reduction == "mean":',
+        "    return grad/_mean_divisor(divisor)",
+        "return grad",
+    ]
+    assert helpers["_grad_divisor"][-1] == "return np.float64(1)"
+
+
+def test_matlab_reduction_helpers():
+    bodies = _matlab_bodies()
+    assert bodies["apply_scale"] == [
+        "if strcmp(reduction, 'mean')",
+        "    grad = grad./mean_divisor(divisor);",
+        "end",
+    ]
+    assert bodies["apply_reduction"][-5:] == [
+        "if strcmp(reduction, 'sum')",
+        "    out = total;",
+        "else",
+        "    out = total./mean_divisor(divisor);",
+        "end",
+    ]
+    assert bodies["mean_divisor"] == [
+        "out = divisor;",
+        "out(divisor == 0 & true(size(out))) = NaN;",
+    ]
+
+
+def test_every_language_prints_the_one_table(monkeypatch):
+    """Change the definition (scale 'sum' as 'mean', halve the mean): every language's helpers
+    follow, so none keeps a reduction of its own."""
+    halved = reductions.TOTAL / (2 * reductions.mean_divisor(reductions.DIVISOR))
+    monkeypatch.setitem(reductions.SCALE, "sum", reductions.SCALE["mean"])
+    monkeypatch.setitem(reductions.REDUCED, "mean", halved)
+    # two values now share the scale 1/divisor: it is the default, 'none' is tested
+    assert _c_scale() == [
+        "if (reduction == SYMCE_REDUCTION_NONE) return 1;",
+        "return ((divisor == 0) ? (double)NAN : 1.0/divisor);",
+    ]
+    assert _numpy_helpers()["_scale"] == [
+        'if reduction == "none":',
+        "    return grad",
+        "return grad/_mean_divisor(divisor)",
+    ]
+    assert _numpy_helpers()["_grad_divisor"] == [
+        'if reduction == "none":',
+        "    return np.float64(1)",
+        "return _mean_divisor(divisor)",
+    ]
+    assert _matlab_bodies()["apply_scale"] == [
+        "if any(strcmp(reduction, {'mean', 'sum'}))",
+        "    grad = grad./mean_divisor(divisor);",
+        "end",
+    ]
+    c_mean = c_backend.reduction_lines(reductions.from_total(), "f64")[-1]
+    assert "2" in c_mean and "total" in c_mean, c_mean
+    assert _numpy_helpers()["_reduce"][-1] == "return (1/2)*total/_mean_divisor(divisor)"
+    assert _matlab_bodies()["apply_reduction"][-2] == "    out = total./(2*mean_divisor(divisor));"
+
+
+def test_the_generated_numpy_helpers_evaluate_the_definition():
+    """The generated module's reductions agree with the SymPy table evaluated exactly, the
+    mean over a divisor of 0 is NaN, and a float32 result stays float32."""
+    mod = numpy_backend.load_generated()
+    losses = np.array([0.5, 1.25, 2.0], np.float32)
+    total = float(np.sum(losses))
+    for divisor in (np.float32(4), np.float32(0)):
+        for value in reductions.REDUCTIONS:
+            got = mod._reduce(losses, value, divisor)
+            want = reductions.REDUCED[value].subs({reductions.TOTAL: total})
+            want = reductions.expand(want.subs(reductions.DIVISOR, float(divisor)))
+            if value == "none":
+                assert got is not losses and np.array_equal(got, losses)
+                continue
+            assert got.dtype == np.float32
+            if want is sp.nan:
+                assert np.isnan(got)
+            else:
+                assert got == np.float32(float(want))
+            scale = reductions.expand(reductions.SCALE[value].subs(reductions.DIVISOR, divisor))
+            grad = mod._scale(losses, value, divisor)
+            assert grad.dtype == np.float32
+            if scale is sp.nan:
+                assert np.isnan(grad).all()
+            else:
+                assert np.array_equal(grad, losses / np.float32(1 / float(scale)))
+
+
+def test_the_reduction_values_are_the_options():
+    """symce.reductions' values and default are the reduction option's (symce.options), in the
+    order of C's symce_reduction constants."""
+    assert options.OPTIONS["reduction"].python_default == f'"{reductions.DEFAULT}"'
+    assert tuple(reductions.REDUCED) == tuple(reductions.SCALE) == reductions.REDUCTIONS
+    header = (GENERATED / "c" / "symce.h").read_text(encoding="utf-8")
+    for number, value in enumerate(reductions.REDUCTIONS):
+        assert f"{c_backend.reduction_enum(value)} = {number}" in header

@@ -581,18 +581,19 @@ static double symce_label_divisor_f32(const int64_t *restrict labels, const floa
     return divisor;
 }
 
-/* 1/divisor for mean (NaN for 0/0, as PyTorch), 1 otherwise. */
+/* The gradient's scale: 1/divisor for mean (NaN for 0/0, as PyTorch), 1 otherwise
+   (symce.reductions). */
 static double symce_scale_f32(symce_reduction reduction, double divisor)
 {
-    if (reduction != SYMCE_REDUCTION_MEAN) return 1;
-    return divisor != 0 ? 1 / divisor : (double)NAN;
+    if (reduction == SYMCE_REDUCTION_MEAN) return ((divisor == 0) ? (double)NAN : 1.0/divisor);
+    return 1;
 }
 
-/* The reduced loss (sum or mean) from the sum of the per-sample losses. */
+/* The reduced loss (sum or mean) from the sum of the per-sample losses (symce.reductions). */
 static float symce_reduce_f32(symce_reduction reduction, double total, double divisor)
 {
     if (reduction == SYMCE_REDUCTION_SUM) return (float)total;
-    return (float)(divisor != 0 ? total / divisor : (double)NAN);
+    return (float)((divisor == 0) ? (double)NAN : total/divisor);
 }
 
 /* The row max's index (the first one; 0 for a row of NaN), for rows whose max is not finite. */
@@ -931,18 +932,19 @@ static double symce_label_divisor_f64(const int64_t *restrict labels, const doub
     return divisor;
 }
 
-/* 1/divisor for mean (NaN for 0/0, as PyTorch), 1 otherwise. */
+/* The gradient's scale: 1/divisor for mean (NaN for 0/0, as PyTorch), 1 otherwise
+   (symce.reductions). */
 static double symce_scale_f64(symce_reduction reduction, double divisor)
 {
-    if (reduction != SYMCE_REDUCTION_MEAN) return 1;
-    return divisor != 0 ? 1 / divisor : (double)NAN;
+    if (reduction == SYMCE_REDUCTION_MEAN) return ((divisor == 0) ? (double)NAN : 1.0/divisor);
+    return 1;
 }
 
-/* The reduced loss (sum or mean) from the sum of the per-sample losses. */
+/* The reduced loss (sum or mean) from the sum of the per-sample losses (symce.reductions). */
 static double symce_reduce_f64(symce_reduction reduction, double total, double divisor)
 {
-    if (reduction == SYMCE_REDUCTION_SUM) return (double)total;
-    return (double)(divisor != 0 ? total / divisor : (double)NAN);
+    if (reduction == SYMCE_REDUCTION_SUM) return total;
+    return ((divisor == 0) ? (double)NAN : total/divisor);
 }
 
 /* The row max's index (the first one; 0 for a row of NaN), for rows whose max is not finite. */

@@ -53,16 +53,27 @@ probs = double(probs);
 target = double(target);
 weight = double(weight);
 grad = weight.*((probs - target)./clamp_min(-probs.*(probs - 1), 1.0e-12));
-if strcmp(reduction, 'mean')
-    grad = grad / count;
-end
-grad = cast(grad, cls);
+grad = cast(apply_scale(grad, reduction, count), cls);
 end
 
 function out = clamp_min(x, lo)
 % max(x, lo) that keeps NaN (max drops it)
 out = x;
 out(~isnan(x) & lo > x & true(size(out))) = lo;
+end
+
+function grad = apply_scale(grad, reduction, divisor)
+% the gradient of the reduced loss: for 'mean' over the divisor, else as is
+if strcmp(reduction, 'mean')
+    grad = grad./mean_divisor(divisor);
+end
+end
+
+function out = mean_divisor(divisor)
+% what 'mean' divides by: the divisor, NaN where it is 0 (the mean over no weight is NaN, as in
+% PyTorch, also where label smoothing makes the total non-zero)
+out = divisor;
+out(divisor == 0 & true(size(out))) = NaN;
 end
 
 function check_nargin(n, need, inputs)

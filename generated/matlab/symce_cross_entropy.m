@@ -91,11 +91,6 @@ else
     yt = hot.*w_t.*(1 - smoothing) + smoothing.*w_k./K;
     yt(:, ~kept) = 0;
 end
-if divisor == 0
-    % 'mean' over no weight (an empty batch, every sample ignored, or class weights that sum to
-    % 0 over the kept samples) is NaN, also where smoothing makes the sum non-zero
-    divisor = NaN;
-end
 probs = reshape(double(probs), K, N);
 row_loss = pairwise_sum(mul0(yt, -clamp_min(log(probs), -100)));
 loss = row_loss;
@@ -134,14 +129,23 @@ end
 
 function out = apply_reduction(loss, reduction, divisor)
 % 'none': as is; 'sum': the total; 'mean': the total / divisor (NaN for an empty batch, 0/0)
-switch reduction
-    case 'none'
-        out = loss;
-    case 'sum'
-        out = sum(loss(:));
-    otherwise
-        out = sum(loss(:)) / divisor;
+if strcmp(reduction, 'none')
+    out = loss;
+    return;
 end
+total = sum(loss(:));
+if strcmp(reduction, 'sum')
+    out = total;
+else
+    out = total./mean_divisor(divisor);
+end
+end
+
+function out = mean_divisor(divisor)
+% what 'mean' divides by: the divisor, NaN where it is 0 (the mean over no weight is NaN, as in
+% PyTorch, also where label smoothing makes the total non-zero)
+out = divisor;
+out(divisor == 0 & true(size(out))) = NaN;
 end
 
 function check_nargin(n, need, inputs)

@@ -90,16 +90,9 @@ else
     yt = hot.*w_t.*(1 - smoothing) + smoothing.*w_k./K;
     yt(:, ~kept) = 0;
 end
-if divisor == 0
-    % 'mean' over no weight (an empty batch, every sample ignored, or class weights that sum to
-    % 0 over the kept samples) is NaN, also where smoothing makes the sum non-zero
-    divisor = NaN;
-end
 probs = reshape(double(probs), K, N);
 grad = -yt./clamp_min(probs, 1.0e-12);
-if strcmp(reduction, 'mean')
-    grad = grad / divisor;
-end
+grad = apply_scale(grad, reduction, divisor);
 grad(:, ~kept) = 0;
 grad = reshape(cast(grad, cls), sz);
 end
@@ -108,6 +101,20 @@ function out = clamp_min(x, lo)
 % max(x, lo) that keeps NaN (max drops it)
 out = x;
 out(~isnan(x) & lo > x & true(size(out))) = lo;
+end
+
+function grad = apply_scale(grad, reduction, divisor)
+% the gradient of the reduced loss: for 'mean' over the divisor, else as is
+if strcmp(reduction, 'mean')
+    grad = grad./mean_divisor(divisor);
+end
+end
+
+function out = mean_divisor(divisor)
+% what 'mean' divides by: the divisor, NaN where it is 0 (the mean over no weight is NaN, as in
+% PyTorch, also where label smoothing makes the total non-zero)
+out = divisor;
+out(divisor == 0 & true(size(out))) = NaN;
 end
 
 function check_nargin(n, need, inputs)

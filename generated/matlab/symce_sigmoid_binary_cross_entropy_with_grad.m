@@ -62,10 +62,7 @@ pos_weight = double(pos_weight);
 loss = weight.*(pos_weight.*target.*softplus(-logits) + (1 - target).*softplus(logits));
 loss = cast(apply_reduction(loss, reduction, count), cls);
 grad = weight.*(-pos_weight.*target.*sigmoid(-logits) + (1 - target).*sigmoid(logits));
-if strcmp(reduction, 'mean')
-    grad = grad / count;
-end
-grad = cast(grad, cls);
+grad = cast(apply_scale(grad, reduction, count), cls);
 end
 
 function out = softplus(t)
@@ -86,14 +83,30 @@ end
 
 function out = apply_reduction(loss, reduction, divisor)
 % 'none': as is; 'sum': the total; 'mean': the total / divisor (NaN for an empty batch, 0/0)
-switch reduction
-    case 'none'
-        out = loss;
-    case 'sum'
-        out = sum(loss(:));
-    otherwise
-        out = sum(loss(:)) / divisor;
+if strcmp(reduction, 'none')
+    out = loss;
+    return;
 end
+total = sum(loss(:));
+if strcmp(reduction, 'sum')
+    out = total;
+else
+    out = total./mean_divisor(divisor);
+end
+end
+
+function grad = apply_scale(grad, reduction, divisor)
+% the gradient of the reduced loss: for 'mean' over the divisor, else as is
+if strcmp(reduction, 'mean')
+    grad = grad./mean_divisor(divisor);
+end
+end
+
+function out = mean_divisor(divisor)
+% what 'mean' divides by: the divisor, NaN where it is 0 (the mean over no weight is NaN, as in
+% PyTorch, also where label smoothing makes the total non-zero)
+out = divisor;
+out(divisor == 0 & true(size(out))) = NaN;
 end
 
 function check_nargin(n, need, inputs)

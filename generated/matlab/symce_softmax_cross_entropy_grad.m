@@ -87,11 +87,6 @@ else
     yt = hot.*w_t.*(1 - smoothing) + smoothing.*w_k./K;
     yt(:, ~kept) = 0;
 end
-if divisor == 0
-    % 'mean' over no weight (an empty batch, every sample ignored, or class weights that sum to
-    % 0 over the kept samples) is NaN, also where smoothing makes the sum non-zero
-    divisor = NaN;
-end
 z = reshape(double(logits), K, N);
 % shift = column max, at = its row; where the max is not finite (a column holding +Inf, or no
 % finite logit) the largest finite logit, or 0, so that no finite logit gives Inf/Inf.  max
@@ -122,9 +117,7 @@ p = ez./(Srest + 1);
 pc = (Srest - em1)./(Srest + 1);
 ysum = pairwise_sum(yt);
 grad = p.*(ysum - yt) - pc.*yt;
-if strcmp(reduction, 'mean')
-    grad = grad / divisor;
-end
+grad = apply_scale(grad, reduction, divisor);
 grad(:, ~kept) = 0;
 grad = reshape(cast(grad, cls), sz);
 end
@@ -159,6 +152,20 @@ while n > 1
     n = h;
 end
 s = x;
+end
+
+function grad = apply_scale(grad, reduction, divisor)
+% the gradient of the reduced loss: for 'mean' over the divisor, else as is
+if strcmp(reduction, 'mean')
+    grad = grad./mean_divisor(divisor);
+end
+end
+
+function out = mean_divisor(divisor)
+% what 'mean' divides by: the divisor, NaN where it is 0 (the mean over no weight is NaN, as in
+% PyTorch, also where label smoothing makes the total non-zero)
+out = divisor;
+out(divisor == 0 & true(size(out))) = NaN;
 end
 
 function check_nargin(n, need, inputs)

@@ -468,16 +468,6 @@ def _element_rows(weight, x):
     return True, _flat_rows(np.broadcast_to(weight, x.shape))
 
 
-def _reduce_rows(loss, total, reduction, count, like):
-    """The BCE loss: the rows reshaped like the input for 'none', else the float64 total (of the
-    blocks' sums), or the total over the mean's divisor, rounded once to the input's dtype."""
-    if reduction == "none":
-        return loss.reshape(like.shape)[()]
-    if reduction == "mean":
-        total = total / _mean_divisor(np.float64(count))
-    return like.dtype.type(total)
-
-
 def _widen(rows, buf):
     """``rows`` copied into the float64 buffer ``buf`` (exactly: float32 -> float64)."""
     np.copyto(buf, rows)
@@ -582,11 +572,6 @@ def _class_sum(c, n_classes):
     return c * n_classes if np.ndim(c) == 0 else np.sum(c)
 
 
-def _grad_divisor(reduction, divisor):
-    """What the gradient is divided by: the mean's divisor, or 1."""
-    return _mean_divisor(divisor) if reduction == "mean" else np.float64(1)
-
-
 def _zero_rows(rows, kept):
     """Rows of ignored samples set to 0, in place (kept is None when nothing can be ignored)."""
     if kept is not None:
@@ -594,19 +579,48 @@ def _zero_rows(rows, kept):
     return rows
 
 
+# ---------------------------------------------------------------------------------------------
+# Reductions: the loss reduced and the gradient's scale, printed from symce.reductions (only
+# those some kernel calls)
+# ---------------------------------------------------------------------------------------------
 def _mean_divisor(divisor):
-    return divisor if divisor != 0 else divisor.dtype.type(np.nan)
+    """What 'mean' divides by: the divisor, NaN (of its dtype) where it is 0."""
+    return divisor.dtype.type(np.nan) if divisor == 0 else divisor
 
 
 def _reduce(losses, reduction, divisor):
+    """The loss reduced: the losses for 'none', else their total (np.sum), over the mean's
+    divisor for 'mean'."""
     if reduction == "none":
         return losses[()]
     total = np.sum(losses)
-    return total if reduction == "sum" else total / _mean_divisor(divisor)
+    if reduction == "sum":
+        return total
+    return total/_mean_divisor(divisor)
+
+
+def _reduce_rows(loss, total, reduction, count, like):
+    """The BCE loss: the rows reshaped like the input for 'none', else the float64 total (of the
+    blocks' sums), or the total over the mean's divisor, rounded once to the input's dtype."""
+    if reduction == "none":
+        return loss.reshape(like.shape)[()]
+    if reduction == "sum":
+        return like.dtype.type(total)
+    return like.dtype.type(total/_mean_divisor(np.float64(count)))
 
 
 def _scale(grad, reduction, divisor):
-    return grad / _mean_divisor(divisor) if reduction == "mean" else grad
+    """The gradient of the reduced loss: over the divisor for 'mean'."""
+    if reduction == "mean":
+        return grad/_mean_divisor(divisor)
+    return grad
+
+
+def _grad_divisor(reduction, divisor):
+    """What the gradient is divided by: the mean's divisor, or 1 (float64)."""
+    if reduction == "mean":
+        return _mean_divisor(divisor)
+    return np.float64(1)
 
 
 def sigmoid(x):

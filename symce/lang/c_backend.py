@@ -16,7 +16,8 @@ effective targets, reductions); every formula inside a loop is a printed slot.  
 declare their per-class slots (zs, zlo, e, em1, p, pc) in dependency order, only those an output
 needs, and compute row values such as log1p(Srest) once per row.  The helpers the printed code
 calls (``symce_<fn>_double``, ``symce_<fn>_long_double``) are printed from the ``.stable()``
-forms of symce's functions, only those some kernel uses.
+forms of symce's functions, only those some kernel uses; the reductions (``symce_scale_<sfx>``,
+``symce_reduce_<sfx>``) from :mod:`symce.reductions`.
 
 :func:`functions` describes every emitted C function (name, parameters and their roles); the
 tests use it to call the compiled library through ctypes.
@@ -27,6 +28,7 @@ from __future__ import annotations
 import math
 import re
 import textwrap
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache
 
@@ -36,7 +38,7 @@ from sympy.codegen.cfunctions import fma
 from sympy.logic.boolalg import BooleanFunction
 from sympy.printing.c import C99CodePrinter
 
-from .. import approx, describe, errors, options, program
+from .. import approx, describe, errors, options, program, reductions
 from .. import kernels as kr
 from ..describe import Param, Variant
 from ..functions import clamp_min, log1p, mul0, sigmoid, softplus, two_sum_err
@@ -261,6 +263,10 @@ class CPrinter(C99CodePrinter):
 
     def _print_Not(self, expr):
         return f"!{self._print(expr.args[0])}"
+
+    def _print_NaN(self, expr):
+        # NAN is a float: cast, so no implicit promotion (-Wdouble-promotion) mixes the types
+        return f"({CTYPES[self.cdtype]['T']})NAN"
 
     def _print__isfinite(self, expr):
         # from the bit pattern in double, so -ffast-math cannot fold the test away
@@ -1872,6 +1878,67 @@ def _dtype_context(dtype):
         "exp_neg": helper_name("exp_neg", cdt) if vectorised(cdt) else "exp",
         "max_lanes": MAX_LANES[spec["T"]],
         "sum_lanes": SUM_LANES,
+        **_reduction_helpers(dtype),
+    }
+
+
+def _ternary(expr: sp.Expr) -> sp.Expr:
+    """Every two-branch Piecewise of ``expr`` as C's ternary (_pick): the reduction helpers run
+    once per call, not in a loop that symce_select's bit mask would keep vectorised."""
+    return expr.replace(
+        lambda e: isinstance(e, sp.Piecewise),
+        lambda e: _pick(e.args[0].cond, e.args[0].expr, e.args[1].expr),
+    )
+
+
+def reduction_enum(value: str) -> str:
+    """The symce_reduction constant of a reduction value: SYMCE_REDUCTION_MEAN."""
+    return f"SYMCE_REDUCTION_{value.upper()}"
+
+
+def reduction_lines(table: dict, cdtype: str, result: Callable[[str], str] = str) -> list:
+    """A table of symce.reductions (reduction value -> expression of total and divisor) as C
+    statements in compute type ``cdtype``: ``if (reduction == ...) return ...;`` per branch, then
+    the default's return.  ``result`` wraps each printed value (a cast)."""
+    pr = CPrinter(cdtype, names={"total": "total", "divisor": "divisor"})
+
+    def value(expr):
+        return result(pr.doprint(_ternary(reductions.expand(expr))))
+
+    branches, default = reductions.cases(table)
+    lines = []
+    for values, expr in branches:
+        test = " || ".join(f"reduction == {reduction_enum(v)}" for v in values)
+        lines.append(f"if ({test}) return {value(expr)};")
+    return lines + [f"return {value(default)};"]
+
+
+def _one_group(code: str) -> bool:
+    """Whether ``code`` is one parenthesised group, "(...)"."""
+    depth = 0
+    for pos, ch in enumerate(code):
+        depth += {"(": 1, ")": -1}.get(ch, 0)
+        if depth == 0:
+            return pos == len(code) - 1 and ch == ")"
+    return False
+
+
+def _reduction_helpers(dtype: str) -> dict:
+    """The bodies of symce_scale_<sfx> (the gradient's scale) and symce_reduce_<sfx> (the loss
+    from the total), printed from symce.reductions in the accumulator type; the reduced loss is
+    rounded once to the storage type."""
+    spec = DTYPES[dtype]
+    T, acc = spec["T"], spec["acc"]
+    cdt = next(c for c in CTYPES if CTYPES[c]["T"] == acc)  # the sums' type, double
+
+    def narrow(code: str) -> str:
+        if T == acc:
+            return code
+        return f"({T}){code}" if code.isidentifier() or _one_group(code) else f"({T})({code})"
+
+    return {
+        "scale": reduction_lines(reductions.SCALE, cdt),
+        "reduce": reduction_lines(reductions.from_total(), cdt, narrow),
     }
 
 

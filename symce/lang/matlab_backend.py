@@ -13,8 +13,9 @@ custom functions of :mod:`symce.functions`, strict) -> strings in a context -> `
 The printer records the local helper functions a kernel calls (``softplus``, ``sigmoid``,
 ``two_sum_err``, ``clamp_min``, ``mul0``); the template appends exactly those at the end of the
 file.  The bodies of ``softplus``, ``sigmoid`` and ``two_sum_err`` are printed from their
-``.stable()`` forms (TwoSum as its ordered assignments); ``clamp_min`` and ``mul0`` are MATLAB
-idioms (restore NaN after ``max``; zero where the factor is zero) and live in the template.
+``.stable()`` forms (TwoSum as its ordered assignments), ``clamp_min`` and ``mul0`` as masks
+(restore NaN after ``max``; zero where the factor is zero); the reductions (``apply_reduction``,
+``apply_scale``, ``mean_divisor``) from :mod:`symce.reductions`.
 
 Precision: every kernel computes in double also for single input and rounds once at the end
 (docs/semantics.md); the sums of the losses accumulate in double.
@@ -29,7 +30,7 @@ import numpy as np
 import sympy as sp
 from sympy.printing.octave import OctaveCodePrinter
 
-from .. import describe, errors, options, program
+from .. import describe, errors, options, program, reductions
 from .. import kernels as kr
 from ..examples import EXAMPLES
 from ..functions import clamp_min, mul0, sigmoid, softplus, two_sum_err
@@ -167,6 +168,9 @@ class MatlabPrinter(OctaveCodePrinter):
     def _print_two_sum_err(self, expr):
         return self._helper_call("two_sum_err", expr.args)
 
+    def _print_mean_divisor(self, expr):
+        return self._helper_call("mean_divisor", expr.args)
+
     def _print_Max(self, expr):
         # MATLAB's max drops NaN; only max(value, constant) is needed, and it is a clamp
         consts = [a for a in expr.args if a.is_number]
@@ -238,7 +242,59 @@ def helper_bodies() -> tuple[dict, dict]:
         pr = MatlabPrinter({n: n for n in (*names, "out")})
         bodies[name] = pr.masked_lines("out", expr)
         calls[name] = tuple(sorted(pr.helpers))
+    for name, (lines, called) in _reduction_bodies().items():
+        bodies[name], calls[name] = lines, called
     return bodies, calls
+
+
+def _reduction_test(values: tuple) -> str:
+    """The test of ``reduction`` against the values of one branch."""
+    if len(values) == 1:
+        return f"strcmp(reduction, '{values[0]}')"
+    return "any(strcmp(reduction, {" + ", ".join(f"'{v}'" for v in values) + "}))"
+
+
+def _reduction_branches(table: dict, out: str, pr: MatlabPrinter) -> list:
+    """A table of symce.reductions as ``if``/``elseif``/``else`` assigning ``out``.  Where some
+    values keep ``out`` as it is (the gradient's scale 1), only the others are tested, and there
+    is no ``else``."""
+    grouped = reductions.groups(table)
+    changing = [(v, e) for v, e in grouped if pr.doprint(e) != out]
+    if len(changing) < len(grouped):  # some values keep out: test the others explicitly
+        branches, default = changing, None
+    else:
+        branches, default = reductions.cases(table)
+    lines = []
+    for i, (values, expr) in enumerate(branches):
+        lines += [f"{'elseif' if i else 'if'} {_reduction_test(values)}"]
+        lines += [f"    {out} = {pr.doprint(expr)};"]
+    if default is not None:
+        assign = f"{out} = {pr.doprint(default)};"
+        lines += ["else", "    " + assign] if branches else [assign]
+    return lines + ["end"] if branches else lines
+
+
+def _reduction_bodies() -> dict:
+    """The bodies of apply_reduction, apply_scale and mean_divisor, printed from
+    symce.reductions: {name: (lines, the helpers they call)}.  apply_reduction returns the
+    per-sample losses first (``none``), then reduces their double total."""
+    R = reductions
+    red = MatlabPrinter({"losses": "loss", "total": "total", "divisor": "divisor", "out": "out"})
+    lines = []
+    for value, expr in R.REDUCED.items():
+        if expr.has(R.LOSSES):
+            lines += [f"if {_reduction_test((value,))}", f"    out = {red.doprint(expr)};"]
+            lines += ["    return;", "end"]
+    lines += ["total = sum(loss(:));", *_reduction_branches(R.from_total(), "out", red)]
+    scale = MatlabPrinter({"grad": "grad", "divisor": "divisor"})
+    scaled = _reduction_branches(R.scaled(), "grad", scale)
+    div = MatlabPrinter({"divisor": "divisor", "out": "out"})
+    divisor = div.masked_lines("out", R.mean_divisor(R.DIVISOR).stable())
+    return {
+        "apply_reduction": (lines, tuple(sorted(red.helpers))),
+        "apply_scale": (scaled, tuple(sorted(scale.helpers))),
+        "mean_divisor": (divisor, tuple(sorted(div.helpers))),
+    }
 
 
 # ----------------------------------------------------------------------------------------------
@@ -305,12 +361,9 @@ def _element_lines(prog: program.Program, pr: MatlabPrinter) -> list:
                     f"{st.output} = cast(apply_reduction({st.output}, reduction, count), cls);"
                 )
             else:
-                lines += [
-                    "if strcmp(reduction, 'mean')",
-                    f"    {st.output} = {st.output} / count;",
-                    "end",
-                    f"{st.output} = cast({st.output}, cls);",
-                ]
+                lines.append(
+                    f"{st.output} = cast(apply_scale({st.output}, reduction, count), cls);"
+                )
     return lines
 
 
@@ -461,9 +514,7 @@ def _row_lines(steps, pr: MatlabPrinter, desc: describe.Description, row_stats) 
         elif isinstance(st, program.Store):
             lines += [
                 f"{st.output} = {pr.doprint(st.expr)};",
-                "if strcmp(reduction, 'mean')",
-                f"    {st.output} = {st.output} / divisor;",
-                "end",
+                f"{st.output} = apply_scale({st.output}, reduction, divisor);",
                 f"{st.output}(:, ~kept) = 0;",
                 f"{st.output} = reshape(cast({st.output}, cls), sz);",
             ]
@@ -731,6 +782,8 @@ HELPERS = (
     "mul0",
     "pairwise_sum",
     "apply_reduction",
+    "apply_scale",
+    "mean_divisor",
     "check_nargin",
     "parse_options",
     "check_float",
@@ -788,6 +841,8 @@ def context(kern: kr.Kernel) -> dict:
         helpers.add("check_pos_weight")
     if desc.has_loss:
         helpers.add("apply_reduction")
+    if desc.has_grad and "reduction" in kern.options:
+        helpers.add("apply_scale")
     if desc.checks_domain:
         helpers.add("check_probabilities")
     if desc.rows or (fam == "ce_probs" and (desc.has_loss or desc.needs_ysum)):
@@ -834,6 +889,9 @@ def context(kern: kr.Kernel) -> dict:
         "two_sum_err_sum": bodies["two_sum_err_sum"],
         "clamp_min_body": bodies["clamp_min"],
         "mul0_body": bodies["mul0"],
+        "apply_reduction_body": bodies["apply_reduction"],
+        "apply_scale_body": bodies["apply_scale"],
+        "mean_divisor_body": bodies["mean_divisor"],
     }
     if kern.is_loss or desc.rows:
         ctx["validation"] = _validation(kern)

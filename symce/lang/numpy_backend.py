@@ -12,7 +12,8 @@ strict, so anything unmapped is an error) -> strings in the template context ->
 Srest, effective targets, reductions); every formula in it is a printed slot.  The private helpers
 the printed code calls are printed from the stable forms too: ``_softplus`` from
 ``softplus(t).stable()``, ``_sigmoid`` from ``sigmoid(t).stable()`` and ``_two_sum_err`` from the
-TwoSum assignments of ``two_sum_err(a, b).stable()``.
+TwoSum assignments of ``two_sum_err(a, b).stable()``; the reductions (``_reduce``,
+``_reduce_rows``, ``_scale``, ``_grad_divisor``, ``_mean_divisor``) from :mod:`symce.reductions`.
 
 Every kernel works in float64 also for float32 input and rounds once at the end
 (docs/semantics.md); the template widens and narrows, the slots are the same.
@@ -31,7 +32,7 @@ import sympy as sp
 from sympy.codegen.cfunctions import log1p
 from sympy.printing.numpy import NumPyPrinter
 
-from .. import describe, errors, options, program
+from .. import describe, errors, options, program, reductions
 from .. import kernels as kr
 from ..examples import EXAMPLES
 from ..functions import clamp_min, mul0, sigmoid, softplus, two_sum_err
@@ -147,6 +148,9 @@ class NumPyKernelPrinter(NumPyPrinter):
     def _print_two_sum_err(self, expr):
         return self._call("_two_sum_err", *expr.args)
 
+    def _print_mean_divisor(self, expr):
+        return self._call("_mean_divisor", *expr.args)
+
     def _print_log1p(self, expr):
         return self._call(self._module_format("numpy.log1p"), *expr.args)
 
@@ -196,6 +200,28 @@ class NumPyKernelPrinter(NumPyPrinter):
         (value, cond), (default, _) = expr.args
         where = self._module_format("numpy.where")
         return f"{where}({self._print(cond)}, {self._print(value)}, {self._print(default)})"
+
+
+class _ScalarPrinter(NumPyKernelPrinter):
+    """NumPy code on scalars (the reduction helpers): a value and a default as Python's
+    conditional expression, a comparison as Python's operator (a NumPy scalar keeps its dtype),
+    and NaN as ``nan``: the code of a NaN of the right dtype."""
+
+    def __init__(self, names: dict, nan: str = "np.nan"):
+        super().__init__(names)
+        self._nan = nan
+
+    def _print_Piecewise(self, expr):
+        if len(expr.args) != 2 or expr.args[1].cond != sp.true:
+            raise ValueError(f"{expr}: only a value and a default print as a conditional")
+        (value, cond), (default, _) = expr.args
+        return f"{self._print(value)} if {self._print(cond)} else {self._print(default)}"
+
+    def _print_Relational(self, expr):
+        return f"{self._print(expr.lhs)} {expr.rel_op} {self._print(expr.rhs)}"
+
+    def _print_NaN(self, expr):
+        return self._nan
 
 
 def printer(family: str) -> NumPyKernelPrinter:
@@ -600,8 +626,9 @@ def _element_setup(kern: kr.Kernel) -> dict:
             ]
             finish.append(f"loss = _reduce_rows(loss, total, reduction, count, {x})")
         elif isinstance(st, program.Store):
+            gdiv = NumPyKernelPrinter({"divisor": "count"}).doprint(_divided_gradient()[1])
             setup += [
-                "gdiv = _mean_divisor(count)",
+                f"gdiv = {gdiv}",
                 f"{st.output} = np.empty(xin.shape, xin.dtype)",
             ]
             finish.append(f"{st.output} = {st.output}.reshape({x}.shape)[()]")
@@ -1004,7 +1031,8 @@ def _bce_program(kern: kr.Kernel, wide: bool) -> list:
         steps += [
             nb.block("gb", form_shared(sl["grad"])),
             nb.update("gb", gb * kr.w, cond="weighted"),
-            nb.update("gb", gb / _GDIV, cond="reduction == 'mean'"),
+            # the gradient's scale (symce.reductions): over gdiv where it is not 1
+            nb.update("gb", gb / _GDIV, cond=_test(_divided_gradient()[0], "'")),
             nb.line("grad[tile] = gb", reads=("gb",)),
         ]
     lines, nbuf = nb.assemble(steps, NumPyKernelPrinter(names), {"x", "prob", "y", "w", "pw"})
@@ -1056,6 +1084,102 @@ def formula_helpers() -> list:
     ]
 
 
+def _test(values: tuple, quote: str = '"') -> str:
+    """The test of ``reduction`` against the values of one branch."""
+    if len(values) == 1:
+        return f"reduction == {quote}{values[0]}{quote}"
+    return "reduction in (" + ", ".join(f"{quote}{v}{quote}" for v in values) + ")"
+
+
+def _divided_gradient() -> tuple:
+    """(the reduction values whose gradient is divided, by what: symce.reductions.grad_divisor),
+    for the programs that divide their gradient blocks by one ``gdiv`` (an error if the scale
+    were not 1 for more than one expression)."""
+    ((values, _),), _ = reductions.cases(reductions.SCALE)
+    return values, reductions.grad_divisor()[values[0]]
+
+
+def _reduction_lines(table: dict, result) -> list:
+    """A table of symce.reductions (reduction value -> expression) as Python: ``if`` and
+    ``return`` per branch, then the default's return; ``result(expr)`` is the returned code."""
+    branches, default = reductions.cases(table)
+    lines = []
+    for values, expr in branches:
+        lines += [f"if {_test(values)}:", f"    return {result(expr)}"]
+    return lines + [f"return {result(default)}"]
+
+
+def _reduce_lines(names: dict, total: str | None, wrap: str = "{}") -> list:
+    """The reduced loss (symce.reductions.REDUCED): the branches of the per-row losses first
+    (``none``), then ``total`` (the line that sums them, if the caller has not), then the branches
+    computed from the total, each ``wrap``-ped (a cast)."""
+    pr = _ScalarPrinter(names)
+    lines = []
+    for value, expr in reductions.REDUCED.items():
+        if expr.has(reductions.LOSSES):
+            lines += [f"if {_test((value,))}:", f"    return {pr.doprint(expr)}"]
+    lines += [total] if total else []
+    return lines + _reduction_lines(reductions.from_total(), lambda e: wrap.format(pr.doprint(e)))
+
+
+def reduction_helpers() -> list:
+    """The reductions and the gradient's scale, printed from symce.reductions: [{name, params,
+    doc, body (lines)}].  The mean's divisor is NaN of the divisor's dtype where it is 0, so a
+    float32 loss or gradient stays float32."""
+    typed_nan = _ScalarPrinter({"divisor": "divisor"}, nan="divisor.dtype.type(np.nan)")
+    mean_divisor = typed_nan.doprint(reductions.mean_divisor(reductions.DIVISOR).stable())
+    plain = _ScalarPrinter({"divisor": "divisor", "grad": "grad"})
+    return [
+        {
+            "name": "_mean_divisor",
+            "params": "divisor",
+            "doc": "What 'mean' divides by: the divisor, NaN (of its dtype) where it is 0.",
+            "body": [f"return {mean_divisor}"],
+        },
+        {
+            "name": "_reduce",
+            "params": "losses, reduction, divisor",
+            "doc": "The loss reduced: the losses for 'none', else their total (np.sum), over "
+            "the mean's\n    divisor for 'mean'.",
+            "body": _reduce_lines(
+                {"losses": "losses[()]", "total": "total", "divisor": "divisor"},
+                "total = np.sum(losses)",
+            ),
+        },
+        {
+            "name": "_reduce_rows",
+            "params": "loss, total, reduction, count, like",
+            "doc": "The BCE loss: the rows reshaped like the input for 'none', else the float64 "
+            "total (of the\n    blocks' sums), or the total over the mean's divisor, rounded "
+            "once to the input's dtype.",
+            "body": _reduce_lines(
+                {
+                    "losses": "loss.reshape(like.shape)[()]",
+                    "total": "total",
+                    "divisor": "np.float64(count)",
+                },
+                None,
+                "like.dtype.type({})",
+            ),
+        },
+        {
+            "name": "_scale",
+            "params": "grad, reduction, divisor",
+            "doc": "The gradient of the reduced loss: over the divisor for 'mean'.",
+            "body": _reduction_lines(reductions.scaled(), plain.doprint),
+        },
+        {
+            "name": "_grad_divisor",
+            "params": "reduction, divisor",
+            "doc": "What the gradient is divided by: the mean's divisor, or 1 (float64).",
+            "body": _reduction_lines(
+                reductions.grad_divisor(),
+                lambda e: f"np.float64({plain.doprint(e)})" if e.is_number else plain.doprint(e),
+            ),
+        },
+    ]
+
+
 def _strings(obj) -> list:
     """Every string in a nested template context."""
     if isinstance(obj, str):
@@ -1067,10 +1191,10 @@ def _strings(obj) -> list:
     return []
 
 
-def used_helpers(kernels: list) -> list:
-    """The formula helpers the kernels' printed code calls (directly, or through another
-    helper), in the order of :func:`formula_helpers`: the module defines only those."""
-    helpers = formula_helpers()
+def used_helpers(kernels: list, helpers: list | None = None) -> list:
+    """The helpers (default: the formula helpers) the kernels' printed code calls (directly, or
+    through another helper), in the order of ``helpers``: the module defines only those."""
+    helpers = formula_helpers() if helpers is None else helpers
 
     def calls(text: str) -> set:
         return {h["name"] for h in helpers if re.search(rf"\b{h['name']}\(", text)}
@@ -1096,6 +1220,7 @@ def context() -> dict:
         "block": BLOCK,
         "tile": TILE,
         "formula_helpers": used_helpers(kernels),
+        "reduction_helpers": used_helpers(kernels, reduction_helpers()),
     }
 
 
