@@ -960,10 +960,8 @@ static size_t symce_argmax_f64(const double *restrict row, size_t k)
    total is *sum + *comp.  For the partial sums of chunks, rows and blocks. */
 SYMCE_INLINE void symce_accumulate_f64(double *sum, double *comp, double x)
 {
-    const double t = *sum + x;
-    const double bp = t - *sum;
-    *comp += symce_select(symce_isfinite(t), (*sum - (t - bp)) + (x - bp), 0);  /* inf - inf */
-    *sum = t;
+    *comp += symce_two_sum_err_for_f64(*sum, x);
+    *sum += x;
 }
 
 /* The largest element of a row (NaN ignored; -inf if there is none), by 16 partial maxima. */

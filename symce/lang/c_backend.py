@@ -656,10 +656,31 @@ def used_helpers(printed: dict | None = None) -> dict:
         cdt: {n for expr in exprs for n, cls in _HELPER_CLASSES.items() if expr.atoms(cls)}
         for cdt, exprs in printed.items()
     }
+    for spec in DTYPES.values():  # the runtime's compensated sums (symce_accumulate) call TwoSum
+        if not CTYPES[spec["compute"]]["exact_shift"]:
+            used.setdefault(spec["compute"], set()).add("two_sum_err")
     return {
         cdt: [fn for fn in HELPERS if fn in names]
         for cdt, names in sorted(used.items(), key=lambda kv: list(CTYPES).index(kv[0]))
         if names
+    }
+
+
+def _accumulate(dtype: str) -> dict:
+    """The body of symce_accumulate_<sfx>(sum, comp, x) and its words: compensated by TwoSum's
+    error (symce.functions.two_sum_err, printed once as a helper) where the accumulator is the
+    storage type, plain where the float kernels sum in double."""
+    cdt = DTYPES[dtype]["compute"]
+    if CTYPES[cdt]["exact_shift"]:
+        doc = "plain (the float kernels sum in double: 2^-53 per addition is far below a float ULP)"
+        return {"doc": doc, "lines": ["(void)comp;", "*sum += x;"]}
+    doc = (
+        "compensated (TwoSum): the error of every addition is kept in *comp (0 once the sum is "
+        "not finite, so an infinite total stays infinite, not NaN)"
+    )
+    return {
+        "doc": doc,
+        "lines": [f"*comp += {helper_name('two_sum_err', cdt)}(*sum, x);", "*sum += x;"],
     }
 
 
@@ -1875,6 +1896,7 @@ def _dtype_context(dtype):
         "lets_e_neg": _lets(base, (kr.e,), CPrinter(cdt, nonpositive_exp=True)),
         "lets_em1": _lets(base, (kr.em1,), pr),
         "compensated": not CTYPES[cdt]["exact_shift"],
+        "accumulate": _accumulate(dtype),
         "exp_neg": helper_name("exp_neg", cdt) if vectorised(cdt) else "exp",
         "max_lanes": MAX_LANES[spec["T"]],
         "sum_lanes": SUM_LANES,
