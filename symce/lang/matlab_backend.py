@@ -153,24 +153,6 @@ class MatlabPrinter(OctaveCodePrinter):
         self.helpers.add(name)
         return f"{name}({', '.join(self._print(a) for a in args)})"
 
-    def _print_softplus(self, expr):
-        return self._helper_call("softplus", expr.args)
-
-    def _print_clamp_min(self, expr):
-        return self._helper_call("clamp_min", expr.args)
-
-    def _print_mul0(self, expr):
-        return self._helper_call("mul0", expr.args)
-
-    def _print_sigmoid(self, expr):
-        return self._helper_call("sigmoid", expr.args)
-
-    def _print_two_sum_err(self, expr):
-        return self._helper_call("two_sum_err", expr.args)
-
-    def _print_mean_divisor(self, expr):
-        return self._helper_call("mean_divisor", expr.args)
-
     def _print_Max(self, expr):
         # MATLAB's max drops NaN; only max(value, constant) is needed, and it is a clamp
         consts = [a for a in expr.args if a.is_number]
@@ -205,6 +187,22 @@ class MatlabPrinter(OctaveCodePrinter):
 
     def _print_expm1(self, expr):
         return f"expm1({self._print(expr.args[0])})"
+
+
+# symce's functions (symce.functions, symce.reductions) that MATLAB calls as local functions of the
+# file, each printed once per file from its definition (helper_bodies)
+LOCAL_FUNCTIONS = ("softplus", "clamp_min", "mul0", "sigmoid", "two_sum_err", "mean_divisor")
+
+
+def _local_call(name: str):
+    def _print(self, expr):
+        return self._helper_call(name, expr.args)
+
+    return _print
+
+
+for _name in LOCAL_FUNCTIONS:
+    setattr(MatlabPrinter, f"_print_{_name}", _local_call(_name))
 
 
 def check_identifier(name: str) -> str:
