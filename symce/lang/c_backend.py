@@ -1396,6 +1396,21 @@ def _row_head(prog: program.Program, ctx: dict) -> list:
     return lines
 
 
+def _loss_store(st: program.Store, ctx: dict, value: str, add: str, total: str) -> tuple:
+    """A per-row loss store: (its lines after the row's classes, its lines after the rows).  The
+    row's ``value`` is kept per row for 'none', else added to the total (``add``), which is reduced
+    once after the rows (symce.reductions, printed as symce_reduce_<sfx>)."""
+    row_end = [
+        f"if (reduction == SYMCE_REDUCTION_NONE) {st.output}[i] = ({ctx['T']}){value};",
+        f"else {add}",
+    ]
+    finish = [
+        f"if (reduction != SYMCE_REDUCTION_NONE) *{st.output} = "
+        f"symce_reduce_{ctx['sfx']}(reduction, {total}, divisor);"
+    ]
+    return row_end, finish
+
+
 def _program_lines(prog: program.Program, ctx: dict, cdtype: str) -> dict:
     """The C statements of a per-row program, by where the template lays them out: "call" (once,
     before the rows), "row" (per row, before its classes), "cls" (per class), "row_end" (per
@@ -1429,14 +1444,10 @@ def _program_lines(prog: program.Program, ctx: dict, cdtype: str) -> dict:
         elif isinstance(st, program.Store) and st.scope == "class":
             cls.append(f"{_ROW_POINTER[st.output]}[j] = ({T})(({code(st.expr)}) * scale);")
         elif isinstance(st, program.Store):
-            row_end += [
-                f"if (reduction == SYMCE_REDUCTION_NONE) {st.output}[i] = ({T}){code(st.expr)};",
-                f"else total += {code(st.expr)};",
-            ]
-            finish.append(
-                f"if (reduction != SYMCE_REDUCTION_NONE) *{st.output} = "
-                f"symce_reduce_{sfx}(reduction, total, divisor);"
-            )
+            value = code(st.expr)
+            ends, fin = _loss_store(st, ctx, value, f"total += {value};", "total")
+            row_end += ends
+            finish += fin
     return {"call": call, "row": row, "cls": cls, "row_end": row_end, "finish": finish}
 
 
@@ -1590,14 +1601,10 @@ def _ce_logits_lines(prog: program.Program, ctx: dict) -> dict:
             note = "  /* every class as off-label first */"
             lines += _gradient(prog, ctx, out["grad_off"], row["lets"]["grad_off"], note)
         elif isinstance(st, program.Store):
-            row_end += [
-                f"if (reduction == SYMCE_REDUCTION_NONE) {st.output}[i] = ({T}){st.expr};",
-                f"else symce_accumulate_{sfx}(&total, &tcomp, {st.expr});",
-            ]
-            finish.append(
-                f"if (reduction != SYMCE_REDUCTION_NONE) *{st.output} = "
-                f"symce_reduce_{sfx}(reduction, total + tcomp, divisor);"
-            )
+            add = f"symce_accumulate_{sfx}(&total, &tcomp, {st.expr});"
+            ends, fin = _loss_store(st, ctx, str(st.expr), add, "total + tcomp")
+            row_end += ends
+            finish += fin
     if not soft:  # the label's own class, once
         label = [f"const {C} zv = {wide}row[t];"]
         label += [f"const {C} {d['name']} = {d['expr']};" for d in row["lets_t"]]
