@@ -12,11 +12,12 @@ Stages (data flows one way; each module's docstring starts with its stage):
 4. numerics    — :mod:`symce.stable`, :mod:`symce.approx`: stable rewrites as symbolic passes, and
    the polynomial approximations the vectorised kernels evaluate
 5. kernels     — :mod:`symce.kernels`, :mod:`symce.describe`, :mod:`symce.program`,
-   :mod:`symce.reductions`, :mod:`symce.options`, :mod:`symce.errors`, :mod:`symce.examples`: the
-   kernel registry, the language-neutral description of each kernel (layout, variants,
-   parameters, checks), the per-row programs of the loss kernels (a small IR every language
-   prints), the loss reductions and the gradient's scale (SymPy, every language prints its
-   helpers from them), the option records, the error catalogue and the worked examples (data)
+   :mod:`symce.reductions`, :mod:`symce.options`, :mod:`symce.errors`, :mod:`symce.examples`,
+   :mod:`symce.names`: the kernel registry, the language-neutral description of each kernel
+   (layout, variants, parameters, checks), the per-row programs of the loss kernels (a small IR
+   every language prints), the loss reductions and the gradient's scale (SymPy, every language
+   prints its helpers from them), the option records, the error catalogue, the worked examples
+   (data) and the rules for the names printed into every language
 6. emission    — :mod:`symce.lang` (printers and emitters per language, registered in
    :mod:`symce.lang.registry`), :mod:`symce.generate` (writes the files), :mod:`symce.pdf`
 

@@ -40,7 +40,7 @@ from functools import cache
 
 import sympy as sp
 
-from . import derive, stable
+from . import derive, names, stable
 from . import model as m
 from .rewrite import CANON_INDEX
 
@@ -546,6 +546,25 @@ def _build():
             _SBCE_OPTIONS,
         ),
     ]
+    return _named(ks)
+
+
+def _named(ks: list) -> dict:
+    """{name: kernel}, each kernel's name and the names of its arguments and options checked
+    (symce.names): identifiers in every language, reserved in none, and no name taken twice (a
+    kernel's C functions are also named with its probability-target suffix, _soft)."""
+    taken = {}
+    for kern in ks:
+        names.check_name(kern.name, "kernel name", taken)
+        taken[kern.name] = f"the kernel {kern.name}"
+        taken[kern.name + "_soft"] = f"the probability-target functions of {kern.name}"
+        params = {}
+        for arg in kern.inputs + kern.outputs:
+            names.check_name(arg.name, f"{kern.name}: argument name", params)
+            params[arg.name] = f"an argument of {kern.name}"
+        for option in kern.options:
+            names.check_name(option, f"{kern.name}: option name", params)
+            params[option] = f"an option of {kern.name}"
     return {kern.name: kern for kern in ks}
 
 
