@@ -1664,28 +1664,28 @@ int symce_softmax_cross_entropy_f32(size_t n, size_t k, const float *SYMCE_RESTR
             const double log1p_srest = symce_log1p_for_f32(srest);
             double row_loss = 0;
             if (eps != 0) {  /* every class's share eps w_c / K of the target */
-                    double sum = 0, comp = 0;
-                    double terms[SYMCE_STASH];
-                    for (size_t c0 = 0; c0 < k; c0 += SYMCE_STASH) {
-                        const size_t len = k - c0 < SYMCE_STASH ? k - c0 : SYMCE_STASH;
-                        if (weight != NULL) {
-                            for (size_t j = 0; j < len; ++j) {
-                                const double w_k = (double)weight[c0 + j];
-                                const double zv = (double)row[c0 + j];
-                                const double zs = -shift + zv;
-                                terms[j] = symce_mul0_for_f32(eps*w_k/k_real, log1p_srest - zs);
-                            }
-                        } else {
-                            for (size_t j = 0; j < len; ++j) {
-                                const double w_k = 1;
-                                const double zv = (double)row[c0 + j];
-                                const double zs = -shift + zv;
-                                terms[j] = symce_mul0_for_f32(eps*w_k/k_real, log1p_srest - zs);
-                            }
+                double sum = 0, comp = 0;
+                double terms[SYMCE_STASH];
+                for (size_t c0 = 0; c0 < k; c0 += SYMCE_STASH) {
+                    const size_t len = k - c0 < SYMCE_STASH ? k - c0 : SYMCE_STASH;
+                    if (weight != NULL) {
+                        for (size_t j = 0; j < len; ++j) {
+                            const double w_k = (double)weight[c0 + j];
+                            const double zv = (double)row[c0 + j];
+                            const double zs = -shift + zv;
+                            terms[j] = symce_mul0_for_f32(eps*w_k/k_real, log1p_srest - zs);
                         }
-                        symce_accumulate_f32(&sum, &comp, symce_pairwise_sum(terms, len));
+                    } else {
+                        for (size_t j = 0; j < len; ++j) {
+                            const double w_k = 1;
+                            const double zv = (double)row[c0 + j];
+                            const double zs = -shift + zv;
+                            terms[j] = symce_mul0_for_f32(eps*w_k/k_real, log1p_srest - zs);
+                        }
                     }
-                    row_loss = sum + comp;
+                    symce_accumulate_f32(&sum, &comp, symce_pairwise_sum(terms, len));
+                }
+                row_loss = sum + comp;
             }
             {  /* the label's class */
                 const double zv = (double)row[t];
@@ -2097,28 +2097,28 @@ int symce_softmax_cross_entropy_with_grad_f32(size_t n, size_t k,
             const double gmul = inv_srest*scale*ysum;
             double row_loss = 0;
             if (eps != 0) {  /* every class's share eps w_c / K of the target */
-                    double sum = 0, comp = 0;
-                    double terms[SYMCE_STASH];
-                    for (size_t c0 = 0; c0 < k; c0 += SYMCE_STASH) {
-                        const size_t len = k - c0 < SYMCE_STASH ? k - c0 : SYMCE_STASH;
-                        if (weight != NULL) {
-                            for (size_t j = 0; j < len; ++j) {
-                                const double w_k = (double)weight[c0 + j];
-                                const double zv = (double)row[c0 + j];
-                                const double zs = -shift + zv;
-                                terms[j] = symce_mul0_for_f32(eps*w_k/k_real, log1p_srest - zs);
-                            }
-                        } else {
-                            for (size_t j = 0; j < len; ++j) {
-                                const double w_k = 1;
-                                const double zv = (double)row[c0 + j];
-                                const double zs = -shift + zv;
-                                terms[j] = symce_mul0_for_f32(eps*w_k/k_real, log1p_srest - zs);
-                            }
+                double sum = 0, comp = 0;
+                double terms[SYMCE_STASH];
+                for (size_t c0 = 0; c0 < k; c0 += SYMCE_STASH) {
+                    const size_t len = k - c0 < SYMCE_STASH ? k - c0 : SYMCE_STASH;
+                    if (weight != NULL) {
+                        for (size_t j = 0; j < len; ++j) {
+                            const double w_k = (double)weight[c0 + j];
+                            const double zv = (double)row[c0 + j];
+                            const double zs = -shift + zv;
+                            terms[j] = symce_mul0_for_f32(eps*w_k/k_real, log1p_srest - zs);
                         }
-                        symce_accumulate_f32(&sum, &comp, symce_pairwise_sum(terms, len));
+                    } else {
+                        for (size_t j = 0; j < len; ++j) {
+                            const double w_k = 1;
+                            const double zv = (double)row[c0 + j];
+                            const double zs = -shift + zv;
+                            terms[j] = symce_mul0_for_f32(eps*w_k/k_real, log1p_srest - zs);
+                        }
                     }
-                    row_loss = sum + comp;
+                    symce_accumulate_f32(&sum, &comp, symce_pairwise_sum(terms, len));
+                }
+                row_loss = sum + comp;
             }
             if (status == SYMCE_ROW_GENERAL) {
                 for (size_t j = 0; j < k; ++j) {  /* the gradient slot class by class */
@@ -3232,30 +3232,30 @@ int symce_softmax_cross_entropy_f64(size_t n, size_t k, const double *SYMCE_REST
             const double log1p_srest = log1p(srest);
             double row_loss = 0;
             if (eps != 0) {  /* every class's share eps w_c / K of the target */
-                    double sum = 0, comp = 0;
-                    double terms[SYMCE_STASH];
-                    for (size_t c0 = 0; c0 < k; c0 += SYMCE_STASH) {
-                        const size_t len = k - c0 < SYMCE_STASH ? k - c0 : SYMCE_STASH;
-                        if (weight != NULL) {
-                            for (size_t j = 0; j < len; ++j) {
-                                const double w_k = weight[c0 + j];
-                                const double zv = row[c0 + j];
-                                const double zs = -shift + zv;
-                                const double zlo = symce_two_sum_err_for_f64(zv, -shift);
-                                terms[j] = symce_mul0_for_f64(eps*w_k/k_real, log1p_srest - zlo - zs);
-                            }
-                        } else {
-                            for (size_t j = 0; j < len; ++j) {
-                                const double w_k = 1;
-                                const double zv = row[c0 + j];
-                                const double zs = -shift + zv;
-                                const double zlo = symce_two_sum_err_for_f64(zv, -shift);
-                                terms[j] = symce_mul0_for_f64(eps*w_k/k_real, log1p_srest - zlo - zs);
-                            }
+                double sum = 0, comp = 0;
+                double terms[SYMCE_STASH];
+                for (size_t c0 = 0; c0 < k; c0 += SYMCE_STASH) {
+                    const size_t len = k - c0 < SYMCE_STASH ? k - c0 : SYMCE_STASH;
+                    if (weight != NULL) {
+                        for (size_t j = 0; j < len; ++j) {
+                            const double w_k = weight[c0 + j];
+                            const double zv = row[c0 + j];
+                            const double zs = -shift + zv;
+                            const double zlo = symce_two_sum_err_for_f64(zv, -shift);
+                            terms[j] = symce_mul0_for_f64(eps*w_k/k_real, log1p_srest - zlo - zs);
                         }
-                        symce_accumulate_f64(&sum, &comp, symce_pairwise_sum(terms, len));
+                    } else {
+                        for (size_t j = 0; j < len; ++j) {
+                            const double w_k = 1;
+                            const double zv = row[c0 + j];
+                            const double zs = -shift + zv;
+                            const double zlo = symce_two_sum_err_for_f64(zv, -shift);
+                            terms[j] = symce_mul0_for_f64(eps*w_k/k_real, log1p_srest - zlo - zs);
+                        }
                     }
-                    row_loss = sum + comp;
+                    symce_accumulate_f64(&sum, &comp, symce_pairwise_sum(terms, len));
+                }
+                row_loss = sum + comp;
             }
             {  /* the label's class */
                 const double zv = row[t];
@@ -3672,30 +3672,30 @@ int symce_softmax_cross_entropy_with_grad_f64(size_t n, size_t k,
             const double yt_on = w_t*(1 - eps) + eps*w_t/k_real;
             double row_loss = 0;
             if (eps != 0) {  /* every class's share eps w_c / K of the target */
-                    double sum = 0, comp = 0;
-                    double terms[SYMCE_STASH];
-                    for (size_t c0 = 0; c0 < k; c0 += SYMCE_STASH) {
-                        const size_t len = k - c0 < SYMCE_STASH ? k - c0 : SYMCE_STASH;
-                        if (weight != NULL) {
-                            for (size_t j = 0; j < len; ++j) {
-                                const double w_k = weight[c0 + j];
-                                const double zv = row[c0 + j];
-                                const double zs = -shift + zv;
-                                const double zlo = symce_two_sum_err_for_f64(zv, -shift);
-                                terms[j] = symce_mul0_for_f64(eps*w_k/k_real, log1p_srest - zlo - zs);
-                            }
-                        } else {
-                            for (size_t j = 0; j < len; ++j) {
-                                const double w_k = 1;
-                                const double zv = row[c0 + j];
-                                const double zs = -shift + zv;
-                                const double zlo = symce_two_sum_err_for_f64(zv, -shift);
-                                terms[j] = symce_mul0_for_f64(eps*w_k/k_real, log1p_srest - zlo - zs);
-                            }
+                double sum = 0, comp = 0;
+                double terms[SYMCE_STASH];
+                for (size_t c0 = 0; c0 < k; c0 += SYMCE_STASH) {
+                    const size_t len = k - c0 < SYMCE_STASH ? k - c0 : SYMCE_STASH;
+                    if (weight != NULL) {
+                        for (size_t j = 0; j < len; ++j) {
+                            const double w_k = weight[c0 + j];
+                            const double zv = row[c0 + j];
+                            const double zs = -shift + zv;
+                            const double zlo = symce_two_sum_err_for_f64(zv, -shift);
+                            terms[j] = symce_mul0_for_f64(eps*w_k/k_real, log1p_srest - zlo - zs);
                         }
-                        symce_accumulate_f64(&sum, &comp, symce_pairwise_sum(terms, len));
+                    } else {
+                        for (size_t j = 0; j < len; ++j) {
+                            const double w_k = 1;
+                            const double zv = row[c0 + j];
+                            const double zs = -shift + zv;
+                            const double zlo = symce_two_sum_err_for_f64(zv, -shift);
+                            terms[j] = symce_mul0_for_f64(eps*w_k/k_real, log1p_srest - zlo - zs);
+                        }
                     }
-                    row_loss = sum + comp;
+                    symce_accumulate_f64(&sum, &comp, symce_pairwise_sum(terms, len));
+                }
+                row_loss = sum + comp;
             }
             if (status == SYMCE_ROW_GENERAL) {
                 for (size_t j = 0; j < k; ++j) {  /* the gradient slot class by class */

@@ -1494,40 +1494,46 @@ def _e_chunks(ctx: dict, body: list, note: str = "") -> list:
     return _chunks(ctx, chunk, note=note)
 
 
-def _class_lines(prog: program.Program, ctx: dict, result: str, lets: list, w: str, at: str):
+def _class_lines(
+    prog: program.Program, ctx: dict, result: str, lets: list, at: str, weight: str | None = None
+) -> list:
     """The statements of one class at index ``at`` ending in ``result``: the loads and y~ (the
-    program's class steps) the printed lines read, then the row statistics' lets."""
+    program's class steps) the printed lines read, then the row statistics' lets.  ``weight``:
+    the class weight where the loop knows it (_each_weight), else it is read or 1."""
     C, row = ctx["C"], ctx["row"]
-    needed = _words(result) | {w for d in lets for w in _words(d["expr"])}
+    needed = _words(result) | {word for d in lets for word in _words(d["expr"])}
     if "yt" in needed:
         needed |= _words(row["yt_printed"])
     lines = []
     for st in prog.all_steps:
         if isinstance(st, program.Load) and st.scope == "class":
             if LOCAL_NAMES.get(st.name, st.name) in needed:
-                lines.append(_class_load(st, ctx, at, w if at != "j" else None))
+                lines.append(_class_load(st, ctx, at, weight))
         elif isinstance(st, program.Let) and st.name in needed:
             lines.append(f"const {C} {st.name} = {row['yt_printed']};")
     lines += [f"const {C} {d['name']} = {d['expr']};" for d in lets]
     return [*lines, result]
 
 
-def _row_sum(prog: program.Program, ctx: dict, name: str, term: str, lets: list) -> list:
+def _row_sum(
+    prog: program.Program, ctx: dict, name: str, term: str, lets: list, head: str = "{"
+) -> list:
     """``name`` = the sum of ``term`` over the row's classes, pairwise within a chunk and
-    compensated across chunks; the row loss is kept in the accumulator type."""
+    compensated across chunks, in a block opened by ``head`` (a plain brace, or a test that
+    skips the sum); the row loss is kept in the accumulator type."""
     C, acc = ctx["C"], ctx["acc"]
 
     def each(w):
         return [
             "for (size_t j = 0; j < len; ++j) {",
-            *_indent(_class_lines(prog, ctx, f"terms[j] = {term};", lets, w, "c0 + j")),
+            *_indent(_class_lines(prog, ctx, f"terms[j] = {term};", lets, "c0 + j", w)),
             "}",
         ]
 
     accumulate = f"symce_accumulate_{ctx['sfx']}(&sum, &comp, symce_pairwise_sum(terms, len));"
     total = "sum + comp" if name == program.ROW_LOSS.name else f"({C})(sum + comp)"
     return [
-        "{",
+        head,
         f"    {acc} sum = 0, comp = 0;",
         f"    {C} terms[SYMCE_STASH];",
         *_indent(_chunks(ctx, _each_weight(prog, ctx, each), [accumulate])),
@@ -1540,13 +1546,11 @@ def _gradient(prog: program.Program, ctx: dict, out: str, lets: list, note: str 
     """The gradient per class: rows whose max is not finite take the slot as it stands (class
     by class); the others ``out`` with e from the stash, chunk by chunk."""
     T, row = ctx["T"], ctx["row"]
-    slow = _class_lines(
-        prog, ctx, f"grow[j] = ({T})({row['grad_slow']});", row["lets_slow"], "", "j"
-    )
+    slow = _class_lines(prog, ctx, f"grow[j] = ({T})({row['grad_slow']});", row["lets_slow"], "j")
 
     def each(w):
         result = f"grow[c0 + j] = ({T})({out});"
-        body = _class_lines(prog, ctx, result, lets, w, "c0 + j")
+        body = _class_lines(prog, ctx, result, lets, "c0 + j", w)
         return [
             "for (size_t j = 0; j < len; ++j) {",
             f"    const {ctx['C']} e = ec[j] * fc;",
@@ -1586,15 +1590,10 @@ def _ce_logits_lines(prog: program.Program, ctx: dict) -> dict:
         elif isinstance(st, program.RowSum) and soft:
             lines.append(f"{acc} {st.name};")
             lines += _row_sum(prog, ctx, st.name, out["loss_term"], row["lets"]["loss_term"])
-        elif isinstance(st, program.RowSum):
-            lines += [
-                f"{acc} {st.name} = 0;",
-                "if (eps != 0) {  /* every class's share eps w_c / K of the target */",
-                *_indent(
-                    _row_sum(prog, ctx, st.name, out["loss_off"], row["lets"]["loss_off"])[1:-1]
-                ),
-                "}",
-            ]
+        elif isinstance(st, program.RowSum):  # the label's share is added with its class
+            head = "if (eps != 0) {  /* every class's share eps w_c / K of the target */"
+            lines.append(f"{acc} {st.name} = 0;")
+            lines += _row_sum(prog, ctx, st.name, out["loss_off"], row["lets"]["loss_off"], head)
         elif isinstance(st, program.Store) and st.scope == "class" and soft:
             lines += _gradient(prog, ctx, out["grad"], row["lets"]["grad"])
         elif isinstance(st, program.Store) and st.scope == "class":
