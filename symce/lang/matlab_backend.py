@@ -301,9 +301,6 @@ def _reduction_bodies() -> dict:
 # the per-class row slots, in the order the template computes them: before Srest (its terms),
 # and after it (each only when an output needs it)
 ROW_BEFORE = ("zs", "zlo", "e", "em1")
-ROW_AFTER = ("p", "pc")
-# symbols that stand for a row slot (the Jacobian's p_i, p_j, pc_i; the VJP's dot = <g, p>)
-ROW_USES = {"p": "p", "p_i": "p", "p_j": "p", "dot": "p", "pc": "pc", "pc_i": "pc"}
 
 
 def _print_slots(kern) -> tuple[dict, set]:
@@ -317,18 +314,10 @@ def _print_slots(kern) -> tuple[dict, set]:
     return code, pr.helpers
 
 
-def _row_after(kern) -> list:
-    """The row slots after Srest (p, pc) that the kernel's outputs use."""
-    outs = [e for n, e in kern.slots.items() if n in ("out", "loss_term", "grad")]
-    if kern.family == "rowwise" and "out" not in kern.slots:
-        outs.append(kr.p)
-    used = {ROW_USES[s.name] for e in outs for s in e.free_symbols if s.name in ROW_USES}
-    return [name for name in ROW_AFTER if name in used]
-
-
 def _row_after_lines(kern, code: dict) -> list:
     """The row statistics' lines after Srest: a column holding +Inf made NaN where the kernel
-    combines its classes (Kernel.nan_row_at_inf), then the slots p, pc its outputs use."""
+    combines its classes (Kernel.nan_row_at_inf), then p and pc where its slots read them
+    (symce.describe)."""
     names = NAMES[kern.family]
     lines = []
     if kern.nan_row_at_inf:
@@ -337,7 +326,9 @@ def _row_after_lines(kern, code: dict) -> list:
             "% a column holding +Inf (Srest = Inf) is NaN throughout, as PyTorch (docs/semantics.md)",
             f"{srest}({srest} == Inf) = NaN;",
         ]
-    return lines + [f"{names[n]} = {code[n]};" for n in _row_after(kern)]
+    desc = describe.describe(kern)
+    after = [n for n, used in (("p", desc.needs_p), ("pc", desc.needs_complement)) if used]
+    return lines + [f"{names[n]} = {code[n]};" for n in after]
 
 
 def _element_lines(prog: program.Program, pr: MatlabPrinter) -> list:
