@@ -3,8 +3,10 @@ proofs, and NumPy, C and MATLAB kernels generated from the closed forms.
 
 Stages (data flows one way; each module's docstring starts with its stage):
 
-1. model       — :mod:`symce.model`, :mod:`symce.functions`: SymPy definitions (general K and
-   concrete K) and the functions the stable forms use
+1. model       — :mod:`symce.model`, :mod:`symce.functions`, :mod:`symce.definitions`: SymPy
+   definitions (general K and concrete K), the functions the stable forms use, and the functions
+   users declare through the public API (:func:`symce.define_activation`; symce's own library of
+   such declarations is :mod:`symce.library`)
 2. derivation  — :mod:`symce.rewrite`, :mod:`symce.derive`: general-K rewriting and the engine
    that finds each closed form
 3. proofs      — :mod:`symce.rules`, :mod:`symce.proof`, :mod:`symce.proofs`: step-by-step
@@ -19,10 +21,18 @@ Stages (data flows one way; each module's docstring starts with its stage):
    prints its helpers from them), the option records, the error catalogue, the worked examples
    (data) and the rules for the names printed into every language
 6. emission    — :mod:`symce.lang` (printers and emitters per language, registered in
-   :mod:`symce.lang.registry`), :mod:`symce.generate` (writes the files), :mod:`symce.pdf`
+   :mod:`symce.lang.registry`), :mod:`symce.generate` (writes the files), :mod:`symce.pdf`,
+   :mod:`symce.snippets` (one kernel with exactly the helpers it needs, `symce emit`)
 
 Outside the pipeline: :mod:`symce.cli` (the command line) and verification, the tests' and
-benchmarks' oracle: :mod:`symce.reference` (mpmath references) and :mod:`symce.ulp`.
+benchmarks' oracle: :mod:`symce.reference` (mpmath references) and :mod:`symce.ulp`, and
+:mod:`symce.check` (`symce check`: a kernel against mpmath in every language present).
 """
 
 __version__ = "0.1.0"
+
+from . import kernels  # noqa: F401  (reserves its kernels' names for the definitions)
+from .definitions import define_activation
+from .functions import expm1, log1p, sigmoid, softplus
+
+__all__ = ["define_activation", "expm1", "log1p", "sigmoid", "softplus"]

@@ -17,14 +17,38 @@ if TYPE_CHECKING:
     from .proof import Step
 
 
+def _progress(what: str) -> None:
+    print(f"symce: {what}", file=sys.stderr, flush=True)
+
+
+def _load_modules(paths) -> None:
+    """Run each user module (a Python file declaring functions with symce.define_activation)."""
+    import importlib.util
+
+    for index, path in enumerate(paths or ()):
+        file = Path(path)
+        if not file.is_file():
+            raise SystemExit(f"symce: --module {path}: no such file")
+        spec = importlib.util.spec_from_file_location(f"symce_user_{index}_{file.stem}", file)
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[spec.name] = module
+        try:
+            spec.loader.exec_module(module)
+        except (TypeError, ValueError) as err:
+            raise SystemExit(f"symce: --module {path}: {err}") from None
+
+
 def _derive(args) -> int:
     from . import generate
     from .proof import ProofError
+    from .proofs import proofs
 
     out = Path(args.out) if args.out is not None else generate.default_out()
     try:
+        _progress(f"verifying {len(proofs())} proofs (every step), then rendering")
+        files = generate.render_all(progress=lambda name: _progress(f"rendering {name}"))
         if args.check:
-            text = generate.diff(out)
+            text = generate.diff(out, files)
             if text:
                 sys.stdout.write(text)
                 print(
@@ -35,7 +59,7 @@ def _derive(args) -> int:
                 return 1
             print(f"{out} is in sync with symce + templates")
             return 0
-        files = generate.write(out)
+        files = generate.write(out, files)
     except ProofError as err:
         print(f"symce: a derivation step does not hold: {err}", file=sys.stderr)
         return 2
@@ -116,7 +140,14 @@ def step_words(step: Step, lets: tuple = ()) -> str:
 
 
 def _plain_heading(heading: str) -> str:
-    for tex, plain in ((r"\neq", "≠"), (r"\varepsilon", "ε"), ("--", "–"), ("$", ""), ("  ", " ")):
+    for tex, plain in (
+        (r"\_", "_"),
+        (r"\neq", "≠"),
+        (r"\varepsilon", "ε"),
+        ("--", "–"),
+        ("$", ""),
+        ("  ", " "),
+    ):
         heading = heading.replace(tex, plain)
     return heading
 
@@ -133,8 +164,10 @@ def _plain_lhs(tex: str) -> str:
         (r"\theta", "θ"),
         (r"\partial", "∂"),
         (",", ""),
+        (r"\_", "_"),
     ):
         tex = tex.replace(a, b)
+    tex = re.sub(r"\\operatorname\{([^{}]*)\}", r"\1", tex)  # a defined function's name
     tex = re.sub(r"([_^])\{([^{}]*)\}", r"\1\2", tex)  # z_{k} -> z_k, e^{z_k} -> e^z_k
     tex = re.sub(r"\\frac\{([^{}]*)\}\{([^{}]*)\}", r"\1/\2 ", tex)
     return " ".join(tex.replace("∂ ", "∂").split())
@@ -143,7 +176,7 @@ def _plain_lhs(tex: str) -> str:
 def _show_proof(pr, latex: bool) -> None:
     import sympy as sp
 
-    from .derive import DISPLAY, results
+    from .derive import display, results
     from .lang.text import text
     from .proof import verify
 
@@ -190,7 +223,7 @@ def _show_proof(pr, latex: bool) -> None:
         print(f"  checked: {fact.name}: {detail}")
     if pr.result:
         res = results()[pr.result]
-        print(f"  closed form: {DISPLAY[pr.result].text}")
+        print(f"  closed form: {display(pr.result).text}")
         if res.assumptions:
             print(f"  without the assumption: {text(res.general)}")
             for a in res.assumptions:
@@ -200,7 +233,7 @@ def _show_proof(pr, latex: bool) -> None:
 def _show(args) -> int:
     import sympy as sp
 
-    from .derive import DISPLAY, results
+    from .derive import display, results
     from .kernels import registry
     from .lang.text import text
     from .proofs import by_name
@@ -214,7 +247,8 @@ def _show(args) -> int:
         res = results()[name]
         print(f"{res.spec.title}  ({res.name})")
         print(f"  d/d{text(res.spec.wrt)} of {text(res.spec.definition)}")
-        print(f"  closed form: {DISPLAY[name].text if name in DISPLAY else text(res.closed)}")
+        shown = display(name)
+        print(f"  closed form: {shown.text if shown is not None else text(res.closed)}")
         if res.assumptions:
             print(f"  without the assumption: {text(res.general)}")
             for a in res.assumptions:
@@ -238,13 +272,56 @@ def _show(args) -> int:
     return 2
 
 
+def _emit(args) -> int:
+    from . import snippets
+    from .kernels import registry
+
+    if args.kernel not in registry():
+        print(
+            f"symce emit: --kernel: no kernel named {args.kernel!r}; expected one of: "
+            f"{', '.join(registry())}",
+            file=sys.stderr,
+        )
+        return 2
+    sys.stdout.write(snippets.snippet(args.lang, args.kernel, args.dtype))
+    return 0
+
+
+def _check(args) -> int:
+    from . import check
+    from .kernels import registry
+
+    unknown = [n for n in args.names if n not in registry()]
+    if unknown:
+        print(
+            f"symce check: no kernel named {', '.join(map(repr, unknown))}; expected some of: "
+            f"{', '.join(registry())}",
+            file=sys.stderr,
+        )
+        return 2
+    names = args.names or list(registry())
+    return check.main(names, args.lang or None, progress=_progress)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the command line on ``argv`` (default: sys.argv[1:]); the exit status."""
+    from . import snippets
+
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "--module",
+        action="append",
+        default=[],
+        metavar="FILE",
+        help="a Python file declaring functions with symce.define_activation (repeatable)",
+    )
     parser = argparse.ArgumentParser(
         prog="symce", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     sub = parser.add_subparsers(dest="command", required=True)
-    d = sub.add_parser("derive", help="verify every derivation and regenerate generated/")
+    d = sub.add_parser(
+        "derive", parents=[common], help="verify every derivation and regenerate generated/"
+    )
     d.add_argument(
         "--out",
         default=None,
@@ -257,13 +334,43 @@ def main(argv: list[str] | None = None) -> int:
         help="compare a fresh generation with the folder instead of writing",
     )
     d.set_defaults(func=_derive)
-    ls = sub.add_parser("list", help="list kernels and derivations")
+    ls = sub.add_parser("list", parents=[common], help="list kernels and derivations")
     ls.set_defaults(func=_list)
     sh = sub.add_parser(
-        "show", help="show one proof (numbered, checked steps), derivation or kernel"
+        "show",
+        parents=[common],
+        help="show one proof (numbered, checked steps), derivation or kernel",
     )
     sh.add_argument("name")
     sh.add_argument("--latex", action="store_true", help="print a proof's steps as LaTeX")
     sh.set_defaults(func=_show)
+    em = sub.add_parser(
+        "emit",
+        parents=[common],
+        help="print one kernel as a self-contained snippet (every helper it needs, nothing else)",
+    )
+    em.add_argument("--lang", required=True, choices=snippets.LANGUAGES)
+    em.add_argument("--kernel", required=True, metavar="NAME", help="a kernel (symce list)")
+    em.add_argument(
+        "--dtype",
+        default="float64",
+        choices=tuple(snippets.DTYPES),
+        help="the C function's type (default float64; NumPy and MATLAB take either)",
+    )
+    em.set_defaults(func=_emit)
+    ck = sub.add_parser(
+        "check",
+        parents=[common],
+        help="check kernels against mpmath in every language whose toolchain is present",
+    )
+    ck.add_argument("names", nargs="*", metavar="NAME", help="kernels to check (default: all)")
+    ck.add_argument(
+        "--lang",
+        action="append",
+        choices=snippets.LANGUAGES,
+        help="only these languages (repeatable; default: every one present)",
+    )
+    ck.set_defaults(func=_check)
     args = parser.parse_args(argv)
+    _load_modules(args.module)
     return args.func(args)

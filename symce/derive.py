@@ -16,8 +16,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from functools import cache
 
+import mpmath
 import sympy as sp
 
+from . import definitions
 from . import model as m
 from .rewrite import canonical_sums, collapse_sums, in_output_symbols, restore_sums, split_logs
 
@@ -70,6 +72,7 @@ class Result:
     general: sp.Expr  # closed form without the assumption
     closed: sp.Expr  # closed form (with the assumption when there is one)
     assumptions: tuple = field(default_factory=tuple)
+    named: tuple = ()  # ((output symbol, its definition), ...) a defined function's form uses
 
     @property
     def name(self) -> str:
@@ -200,9 +203,117 @@ def _derive(spec: Spec) -> Result:
 
 
 @cache
-def results() -> dict:
-    """Every derived closed form, by name (computed once per process)."""
+def _builtin_results() -> dict:
     return {spec.name: _derive(spec) for spec in SPECS}
+
+
+@cache
+def results() -> dict:
+    """Every derived closed form, by name (computed once per process, and again after a new
+    definition): symce's own, then each defined activation's derivative."""
+    out = dict(_builtin_results())
+    for act in definitions.activations():
+        out[act.grad_name] = _derive_activation(act)
+    return out
+
+
+definitions.on_change(results.cache_clear)
+
+
+# ----------------------------------------------------------------------------------------------
+# A defined activation: its derivative, and a closed form in its own output (or the sigmoid's)
+# found by fitting, then proved.
+# ----------------------------------------------------------------------------------------------
+_FIT_POINTS = tuple(sp.Rational(v, 7) for v in (-17, -11, -6, -2, 1, 4, 9, 13, 19, 23, 5, -4))
+
+
+def output_candidates(act: definitions.Activation) -> tuple:
+    """The outputs a closed form of ``act``'s derivative may be written in, in order of
+    preference: its own output u = f(x), the sigmoid's, then each activation defined before it."""
+    x = act.var
+    out = [(act.output, act.plain), (m.s, m.sigmoid(x))]
+    for other in definitions.activations():
+        if other.name == act.name:
+            break
+        out.append((other.output, other.plain.xreplace({other.var: x})))
+    return tuple(out)
+
+
+def _basis(u, x, mixed: bool) -> list:
+    """Monomials in u of degree <= 3, or in (x, u) of total degree <= 3."""
+    if not mixed:
+        return [u**b for b in range(4)]
+    return [x**a * u**b for a in range(4) for b in range(4) if a + b <= 3]
+
+
+def _rational(c) -> sp.Rational | None:
+    """A coefficient fitted at 60 digits as a small rational, or None."""
+    r = sp.nsimplify(sp.Float(mpmath.nstr(c, 45), 45), rational=True, tolerance=1e-30)
+    if r.q > 1000 or abs(r.p) > 10**6:
+        return None
+    return r
+
+
+def _fit(raw, u, h, x, basis):
+    """sum_j c_j b_j(u, x) with small rational c_j equal to ``raw`` once u = h(x), or None."""
+    n = len(basis)
+    rows, rhs = [], []
+    f_raw = sp.lambdify(x, raw, "mpmath")
+    f_b = sp.lambdify((u, x), basis, "mpmath")
+    f_h = sp.lambdify(x, h, "mpmath")
+    with mpmath.workdps(60):
+        for v in _FIT_POINTS:
+            xv = mpmath.mpf(v.p) / v.q
+            rows.append(f_b(f_h(xv), xv))
+            rhs.append(f_raw(xv))
+        try:
+            coef = mpmath.lu_solve(mpmath.matrix(rows[:n]), mpmath.matrix(rhs[:n]))
+        except ZeroDivisionError:
+            return None
+        for row, want in zip(rows, rhs):
+            got = mpmath.fsum(c * b for c, b in zip(coef, row))
+            if abs(got - want) > mpmath.mpf(10) ** -40 * max(1, abs(want)):
+                return None
+    cs = [_rational(c) for c in coef]
+    if any(c is None for c in cs):
+        return None
+    g = sp.Add(*[c * b for c, b in zip(cs, basis)])
+    if g == 0 or sp.simplify(g.subs(u, h) - raw) != 0:
+        return None
+    return min((g, sp.factor(g)), key=sp.count_ops)
+
+
+def closed_in_outputs(raw: sp.Expr, x: sp.Symbol, candidates: tuple) -> tuple:
+    """(closed form, ((symbol, definition), ...) it uses): the simplest polynomial in one
+    candidate output (then in x and one output) equal to ``raw``; (raw simplified, ()) if none."""
+    for mixed in (False, True):
+        found = []
+        for rank, (u, h) in enumerate(candidates):
+            g = _fit(raw, u, h, x, _basis(u, x, mixed))
+            if g is not None:
+                found.append((sp.count_ops(g), rank, g, ((u, h),)))
+        if found:
+            _, _, g, named = min(found, key=lambda t: t[:2])
+            return g, named
+    return sp.factor(sp.cancel(raw)), ()
+
+
+def latex_name(name: str) -> str:
+    """A defined function's name in LaTeX: upright, underscores escaped."""
+    return r"\operatorname{" + name.replace("_", r"\_") + "}"
+
+
+def _derive_activation(act) -> Result:
+    spec = Spec(
+        act.grad_name,
+        f"Derivative of {act.name}",
+        act.plain,
+        act.var,
+        r"\frac{d\," + latex_name(act.name) + "}{d" + sp.latex(act.var) + "}",
+    )
+    raw = sp.diff(spec.definition, spec.wrt)
+    closed, named = closed_in_outputs(raw, act.var, output_candidates(act))
+    return Result(spec, raw, closed, closed, (), named)
 
 
 def result(name: str) -> Result:
@@ -237,6 +348,24 @@ def _over(num, den):
 
 
 _d_ij, _d_tj = sp.KroneckerDelta(m.i, m.j), sp.KroneckerDelta(m.t, m.j)
+
+
+def _plain_text(expr) -> str:
+    out = sp.sstr(expr).replace("sigma", "σ").replace("**2", "²").replace("**3", "³")
+    return out.replace(" - ", " − ").replace("*", " ").replace("-", "−")
+
+
+def display(name: str) -> Display | None:
+    """The display form of the closed form ``name``: symce's own (:data:`DISPLAY`), or a defined
+    function's closed form as the engine found it; None for a name that has none."""
+    if name in DISPLAY:
+        return DISPLAY[name]
+    res = results().get(name)
+    if res is None:
+        return None
+    return Display(res.closed, _plain_text(res.closed))
+
+
 DISPLAY = {
     "sigmoid_grad": Display(_M(m.s, _A(1, -m.s)), "σ(1 − σ)"),
     "softmax_jacobian": Display(_M(m.p[m.i], _A(_d_ij, -m.p[m.j])), "p_i(δ_ij − p_j)"),

@@ -25,7 +25,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import cache
 
-from . import errors, options
+from . import definitions, errors, options
 from . import kernels as kr
 
 # the families whose rows carry the per-row statistics: the shift (row max) and Srest
@@ -355,3 +355,6 @@ def descriptions() -> dict:
 def describe(kern: kr.Kernel | str) -> Description:
     """The description of ``kern`` (a registry kernel or its name)."""
     return descriptions()[kern if isinstance(kern, str) else kern.name]
+
+
+definitions.on_change(descriptions.cache_clear)

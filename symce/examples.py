@@ -93,3 +93,21 @@ EXAMPLES = {
         (_X, _Y), (0.694, np.array([-0.3576, 0.2689])), {"pos_weight": 3.0, "reduction": "sum"}
     ),
 }
+
+
+def of(kern: object) -> Example:
+    """The worked example of ``kern``: the table's, or for a defined function (its declaration
+    names the inputs, symce.definitions) the results of its definition at 50 digits, rounded to
+    4 decimals: computed from the definition once, not from any kernel."""
+    if kern.name in EXAMPLES:
+        return EXAMPLES[kern.name]
+    if kern.example is None or kern.raw is None:
+        raise KeyError(f"{kern.name}: no worked example (symce.examples.EXAMPLES)")
+    import mpmath
+    import sympy as sp
+
+    (var,) = kern.raw.free_symbols
+    f = sp.lambdify(var, kern.raw, "mpmath")
+    with mpmath.workdps(50):
+        values = [round(float(f(mpmath.mpf(v))), 4) + 0.0 for v in kern.example]
+    return Example((np.array(kern.example),), (np.array(values),))

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import difflib
 import importlib.resources
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 import jinja2
@@ -93,17 +93,22 @@ def _render_parts(env: jinja2.Environment, value):
     return value
 
 
-def render_all(emitters: Iterable[str] | None = None) -> dict:
+def render_all(
+    emitters: Iterable[str] | None = None, progress: Callable[[str], None] | None = None
+) -> dict:
     """{relative path: text} for every file the emitters produce: all of
-    :data:`symce.lang.registry.EMITTERS`, or those named in ``emitters``."""
+    :data:`symce.lang.registry.EMITTERS`, or those named in ``emitters``; ``progress(name)``
+    is called as each emitter starts (the command line reports it)."""
     env = environment()
     files = {}
     names = list(EMITTERS) if emitters is None else list(emitters)
     unknown = [name for name in names if name not in EMITTERS]
     if unknown:
         raise ValueError(f"unknown emitters {unknown}: expected some of {sorted(EMITTERS)}")
-    for module in (EMITTERS[name] for name in names):
-        for out in module.outputs():
+    for name in names:
+        if progress is not None:
+            progress(name)
+        for out in EMITTERS[name].outputs():
             if out.path in files:
                 raise ValueError(f"two emitters write {out.path}")
             suffix = Path(out.path).suffix

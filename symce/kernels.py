@@ -40,7 +40,7 @@ from functools import cache
 
 import sympy as sp
 
-from . import derive, names, stable
+from . import definitions, derive, names, stable
 from . import model as m
 from .rewrite import CANON_INDEX
 
@@ -138,6 +138,11 @@ class Kernel:
     slots: dict = field(hash=False)  # slot name -> SymPy expression over LOCALS
     derivation: str | None = None  # name of the derive.Result it evaluates
     options: tuple = ()  # option names this kernel accepts (PyTorch keywords)
+    # an elementwise kernel's exact value over x (the definition, or the raw derivative): what
+    # the references evaluate at high precision, independently of the slots
+    raw: sp.Expr | None = field(default=None, hash=False)
+    example: tuple | None = None  # a defined function's worked example's inputs (else examples.py)
+    defined_in: str = ""  # the module that declared it (symce.definitions), "" for symce's own
 
     @property
     def checks_domain(self) -> bool:
@@ -161,7 +166,7 @@ class Kernel:
     @property
     def closed_form(self) -> str | None:
         """The derivation's closed form as every document displays it (derive.DISPLAY), or None."""
-        shown = derive.DISPLAY.get(self.derivation) if self.derivation else None
+        shown = derive.display(self.derivation) if self.derivation else None
         return shown.text if shown is not None else None
 
     @property
@@ -305,6 +310,65 @@ def _sigmoid_bce_grad():
     )
     expr, neg = stable.sigmoid_complement(closed, m.s, x, collect_on=(pw,))
     return stable.sigmoid_function(expr, m.s, neg, x)  # (1 - y) sigmoid(x) - w+ y sigmoid(-x)
+
+
+def _activation_kernels(act) -> list:
+    """The kernels of a defined activation (symce.definitions): f from its stable form, and f'
+    from the closed form the engine found (its outputs evaluated in their stable forms, 1 - sigma
+    as sigma(-x)), unless the declaration gives a stable form of f'."""
+    res = derive.result(act.grad_name)
+    at = {act.var: x}
+    value = act.stable.xreplace(at)
+    if act.grad_stable is not None:
+        grad = act.grad_stable.xreplace(at)
+    else:
+        grad = res.closed
+        if m.s in grad.free_symbols:
+            expr, neg = stable.sigmoid_complement(grad, m.s, act.var)
+            grad = stable.sigmoid_function(expr, m.s, neg, act.var)
+        grad = grad.xreplace({act.output: act.stable})
+        for sym, _ in res.named:
+            other = next((a for a in definitions.activations() if a.output == sym), None)
+            if other is not None:
+                grad = grad.xreplace({sym: other.stable.xreplace({other.var: act.var})})
+        grad = grad.xreplace(at)
+    # the formulas in plain ASCII (every language's comments): outputs as functions of x
+    calls = {sym: sp.Symbol(f"{'sigma' if sym == m.s else sym.name}(x)") for sym, _ in res.named}
+    f_text = sp.sstr(act.definition.xreplace(at)).replace("**", "^")
+    if f_text == f"{act.name}(x)":  # tanh(x) = tanh(x) says nothing: show it in exponentials
+        f_text = sp.sstr(act.plain.xreplace(at)).replace("**", "^")
+    g_text = sp.sstr(res.closed.xreplace(calls).xreplace(at)).replace("**", "^")
+    arg = (Arg("x", "real", "any", "input"),)
+    return [
+        Kernel(
+            act.name,
+            "elementwise",
+            act.summary,
+            f"{act.name}(x) = {f_text}",
+            rf"{derive.latex_name(act.name)}(x) = {sp.latex(act.definition.xreplace(at))}",
+            arg,
+            (Arg("out", "real", "like x", f"{act.name}(x)"),),
+            {"out": value},
+            None,
+            raw=act.definition.xreplace(at),
+            example=act.example,
+            defined_in=act.module,
+        ),
+        Kernel(
+            act.grad_name,
+            "elementwise",
+            f"Derivative of {act.name}, elementwise.",
+            f"{act.name}'(x) = {g_text}",
+            rf"{derive.latex_name(act.name)}'(x) = {sp.latex(res.closed)}",
+            arg,
+            (Arg("out", "real", "like x", f"{act.name}'(x)"),),
+            {"out": grad},
+            act.grad_name,
+            raw=sp.diff(act.definition, act.var).xreplace(at),
+            example=act.example,
+            defined_in=act.module,
+        ),
+    ]
 
 
 # ----------------------------------------------------------------------------------------------
@@ -549,11 +613,11 @@ def _build():
     return _named(ks)
 
 
-def _named(ks: list) -> dict:
+def _named(ks: list, taken: dict | None = None) -> dict:
     """{name: kernel}, each kernel's name and the names of its arguments and options checked
     (symce.names): identifiers in every language, reserved in none, and no name taken twice (a
     kernel's C functions are also named with its probability-target suffix, _soft)."""
-    taken = {}
+    taken = {n: f"the kernel {n}" for n in taken or ()}
     for kern in ks:
         names.check_name(kern.name, "kernel name", taken)
         taken[kern.name] = f"the kernel {kern.name}"
@@ -569,9 +633,26 @@ def _named(ks: list) -> dict:
 
 
 @cache
-def registry() -> dict:
-    """name -> Kernel, in emission order."""
+def _builtins() -> dict:
     return _build()
+
+
+def builtin_names() -> tuple:
+    """The names of symce's own kernels (and of their C functions' _soft variants): a defined
+    function may take none of them."""
+    return tuple(n for kern in _builtins() for n in (kern, kern + "_soft"))
+
+
+@cache
+def registry() -> dict:
+    """name -> Kernel, in emission order: symce's own, then each defined activation and its
+    derivative (symce.definitions)."""
+    defined = [kern for act in definitions.activations() for kern in _activation_kernels(act)]
+    return {**_builtins(), **_named(defined, taken=_builtins())}
+
+
+definitions.on_change(registry.cache_clear)
+definitions.reserve(builtin_names)
 
 
 def kernel(name: str) -> Kernel:

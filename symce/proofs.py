@@ -19,6 +19,7 @@ from typing import Any
 import mpmath
 import sympy as sp
 
+from . import definitions
 from . import model as m
 from . import rules as R
 from .proof import Condition, Fact, Proof, Step, verify
@@ -1115,6 +1116,115 @@ BUILDERS = (
 )
 
 
+# ----------------------------------------------------------------------------------------------
+# A defined activation's derivative (symce.definitions): the steps are found by applying the
+# derivative rules to the outermost derivative until none is left, then algebra, then the
+# substitution of the output the engine wrote the closed form in.  Each step is checked like
+# every other proof's.
+# ----------------------------------------------------------------------------------------------
+def _rule_for(d: sp.Derivative) -> R.Rule | None:
+    """The rule that takes the derivative ``d`` apart (or None: nothing applies)."""
+    (x,) = d.variables
+    f = d.expr
+    if isinstance(f, sp.exp):
+        return R.D_EXP
+    if isinstance(f, sp.log):
+        return R.D_LOG
+    if isinstance(f, sp.Add) or (
+        isinstance(f, sp.Mul) and any(not R.depends(a, x) for a in f.args)
+    ):
+        return R.LIN
+    if isinstance(f, sp.Pow) and not R.depends(f.exp, x) and f.exp != -1:
+        return R.CHAIN
+    _, den = sp.fraction(f)
+    if den != 1 and R.depends(den, x):
+        return R.QUOTIENT
+    if isinstance(f, sp.Mul):
+        return R.PRODUCT
+    if isinstance(f, sp.Pow):
+        return R.CHAIN
+    return None
+
+
+def derivative_steps(expr: sp.Expr, name: str) -> list:
+    """Steps that evaluate every derivative in ``expr``: each step applies one rule wherever it
+    is the rule that takes a derivative apart (the first derivative's rule first)."""
+    from .proof import ProofError
+
+    steps = []
+    for _ in range(40):
+        nodes = [e for e in sp.preorder_traversal(expr) if isinstance(e, sp.Derivative)]
+        if not nodes:
+            return steps
+        rule = _rule_for(nodes[0])
+        new = expr
+        for node in nodes:
+            if rule is not None and _rule_for(node) == rule and node in new.atoms(sp.Derivative):
+                new = R.apply_at(rule, new, node)
+        if new == expr:
+            raise ProofError(f"proof {name!r}: no derivative rule takes {nodes[0]} apart")
+        if steps and steps[-1].rules == (rule,):  # the same rule again: one step
+            steps[-1] = St(new, rule)
+        else:
+            steps.append(St(new, rule))
+        expr = new
+    raise ProofError(f"proof {name!r}: more than 40 derivative steps")
+
+
+def _escaped(words: str) -> str:
+    """Plain words for LaTeX text: underscores escaped (names are checked identifiers)."""
+    return words.replace("_", r"\_")
+
+
+def activation_proof(act: definitions.Activation) -> Proof:
+    """The derivative of a defined activation, as checked steps ending in the engine's closed form."""
+    from .derive import latex_name, result
+
+    res = result(act.grad_name)
+    x = act.var
+    fx = rf"{latex_name(act.name)}({sp.latex(x)})"
+    steps = [St(D(act.plain, x), R.DEFINITION)]
+    steps += derivative_steps(steps[0].expr, act.grad_name)
+    last = steps[-1].expr
+    tidy = min((sp.factor(sp.cancel(last)), sp.powsimp(sp.together(last))), key=sp.count_ops)
+    if sp.count_ops(tidy) < sp.count_ops(last):
+        steps.append(St(tidy, R.ALGEBRA, note=r"\text{simplify}"))
+    named = res.named
+    if named:
+        syms = [sym for sym, _ in named]
+        words = ", ".join(rf"{sp.latex(sym)} = {sp.latex(h)}" for sym, h in named)
+        steps.append(St(res.closed, R.subst(*syms, latex=words)))
+    definition = sp.latex(act.definition)
+    shown = sp.latex(act.plain)
+    intro = rf"Let ${fx} = {definition}$"
+    if shown != definition:
+        intro += rf" $= {shown}$"
+    where = r" in \texttt{" + _escaped(act.module) + "}" if act.module else ""
+    intro += r", declared with symce.define\_activation" + where + ". Then:"
+    if named:
+        outro = (
+            rf"So ${fx}' = {sp.latex(res.closed)}$, written in "
+            + ", ".join(rf"${sp.latex(sym)} = {sp.latex(h)}$" for sym, h in named)
+            + ": the closed form the engine found by itself, checked against the derivative."
+        )
+    else:
+        outro = (
+            "No polynomial in the function's own output (or the sigmoid's) equals the "
+            "derivative: the kernel evaluates it in $x$."
+        )
+    return Proof(
+        act.grad_name,
+        "Derivative of " + _escaped(act.name),
+        rf"\frac{{d}}{{d{sp.latex(x)}}} {fx}",
+        tuple(steps),
+        result=act.grad_name,
+        let=tuple(named),
+        intro=intro,
+        outro=outro,
+        sources=r"its declaration with symce.define\_activation",
+    )
+
+
 @cache
 def by_name() -> dict:
     """Every proof by name (unverified)."""
@@ -1133,8 +1243,18 @@ def statement(name: str) -> tuple:
 
 @cache
 def proofs() -> tuple:
-    """Every proof, unverified (see :func:`verified_proofs`)."""
-    return tuple(build() for build in BUILDERS)
+    """Every proof, unverified (see :func:`verified_proofs`): symce's own, then each defined
+    activation's derivative."""
+    own = tuple(build() for build in BUILDERS)
+    return own + tuple(activation_proof(act) for act in definitions.activations())
+
+
+def _forget_proofs() -> None:
+    for cached in (proofs, by_name, verified_proofs):
+        cached.cache_clear()
+
+
+definitions.on_change(_forget_proofs)
 
 
 _COUNTS: dict = {}

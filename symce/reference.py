@@ -29,6 +29,7 @@ import numpy as np
 import sympy as sp
 from numpy.typing import ArrayLike
 
+from . import definitions
 from . import kernels as kr
 from . import model as m
 
@@ -79,6 +80,15 @@ def _scalar(name):
     return sp.lambdify(args, expr, "mpmath")
 
 
+@cache
+def _raw(name):
+    """An elementwise kernel's exact value (``Kernel.raw``: a defined function's definition or
+    its raw derivative), lambdified to mpmath."""
+    expr = kr.kernel(name).raw
+    (var,) = expr.free_symbols
+    return sp.lambdify([var], expr, "mpmath")
+
+
 # symce's functions with their exact meaning (functions.py), for mpmath
 _SLOT_FUNCTIONS = {
     "mul0": lambda a, b: mpmath.mpf(0) if a == 0 and not mpmath.isnan(b) else a * b,
@@ -89,6 +99,14 @@ _SLOT_FUNCTIONS = {
     "log1p": mpmath.log1p,
     "expm1": mpmath.expm1,
 }
+
+
+def _forget() -> None:
+    for cached in (_raw, _slot):
+        cached.cache_clear()
+
+
+definitions.on_change(_forget)
 
 
 @cache
@@ -203,7 +221,7 @@ def evaluate(
         if fam == "elementwise":
             (x,) = args
             if form == "raw":
-                f = _scalar(name)
+                f = _scalar(name) if kern.raw is None else _raw(name)
 
                 def raw(v):  # 1 + e^-x and friends cancel for large |x|: carry the digits
                     with mpmath.workdps(_digits_for(v)):

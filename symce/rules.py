@@ -356,6 +356,29 @@ def apply(rule: Rule, expr: sp.Expr, lets: tuple = ()) -> sp.Expr:
     return expr
 
 
+_ONCE = {
+    "linearity": _lin,
+    "product": _product,
+    "quotient": _quotient,
+    "chain": lambda d, x, lets: _outer(d, x, lets, ("exp", "log", "pow")),
+    "d_exp": lambda d, x, lets: _outer(d, x, lets, ("exp",)),
+    "d_log": lambda d, x, lets: _outer(d, x, lets, ("log",)),
+}
+
+
+def apply_at(rule: Rule, expr: sp.Expr, node: sp.Derivative, lets: tuple = ()) -> sp.Expr:
+    """Apply the derivative ``rule`` once, to the derivative ``node`` of ``expr`` alone (and
+    the closures every derivative rule may use, everywhere); ``expr`` unchanged if it does not
+    apply there.  A proof written one rule application at a time uses this."""
+    x = _one_var(node)
+    once = _ONCE.get(rule.kind)
+    out = once(node, x, lets) if once is not None and x is not None else None
+    if out is None:
+        return expr
+    new = expr.xreplace({node: out})
+    return _rewrite_derivatives(new, lambda d, x: _elementary(d, x, lets))
+
+
 def _is_let(name, lets) -> bool:
     return any(k_ == name for k_, _ in lets)
 

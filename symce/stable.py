@@ -97,6 +97,9 @@ def sigmoid_complement(
         f = sp.factor(term)
         return f.xreplace({1 - s: neg}).subs(s - 1, -neg)
 
+    whole = fix(expr)  # 1 - s itself is a sum: replaced whole when that removes every s
+    if s not in whole.free_symbols:
+        return whole, neg
     expr = sp.Add(*[fix(t) for t in sp.Add.make_args(expr)])
     return expr, neg
 

@@ -349,10 +349,13 @@ class CLib:
         self.path = path
         self.build = build  # a key of BUILDS, or "env" for a library the environment named
         self.dll = ctypes.CDLL(str(path))
-        self.dll.symce_strerror.restype = ctypes.c_char_p
-        self.dll.symce_strerror.argtypes = [ctypes.c_int]
+        if hasattr(self.dll, "symce_strerror"):  # (a library of `symce emit` snippets has none)
+            self.dll.symce_strerror.restype = ctypes.c_char_p
+            self.dll.symce_strerror.argtypes = [ctypes.c_int]
         self.functions = {}
         for fn in c_backend.functions():
+            if not hasattr(self.dll, fn.cname):  # the snippets' library holds those emitted
+                continue
             cfun = getattr(self.dll, fn.cname)
             cfun.restype = ctypes.c_int
             cfun.argtypes = [

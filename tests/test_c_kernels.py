@@ -121,13 +121,18 @@ def test_two_sum_helper_keeps_its_grouping():
 def test_helpers_only_where_used():
     used = c_backend.used_helpers()
     assert set(used) == {"f32c", "f64", "f80"}  # float computes in double
-    assert used["f80"] == ["sigmoid"]  # the double elementwise kernels
+    assert used["f80"] == [
+        "softplus",
+        "sigmoid",
+    ]  # the double elementwise kernels (softplus: symce.library)
     # the BCE kernels write softplus and sigmoid over one shared exponential: no helper for them
     assert {"two_sum_err", "mul0", "clamp_min"} <= set(used["f64"])
-    assert not {"softplus", "sigmoid"} & set(used["f64"]) and "softplus" not in used["f32c"]
+    # (the float elementwise kernels, softplus and log_sigmoid of symce.library, call them)
+    assert not {"softplus", "sigmoid"} & set(used["f64"])
     assert "two_sum_err" not in used["f32c"]  # z - shift is exact enough in double
     assert [h["name"] for h in c_backend._helpers("f80", used["f80"])] == [
         "symce_clamp_min_ld",
+        "symce_softplus_ld",
         "symce_sigmoid_ld",
     ]  # callees first
 
@@ -147,7 +152,11 @@ def test_generated_text_uses_the_right_types():
     # the double sigmoid kernels compute in long double, the others in double
     sig = f64[f64.index("int symce_sigmoid_f64(") : f64.index("int symce_softmax_f64(")]
     assert "long double xv" in sig and "(double)(symce_sigmoid_ld(" in sig
-    assert "long double" not in f64[f64.index("int symce_softmax_f64(") :]
+    # every double elementwise kernel (symce.library's too) computes in long double, no other
+    for body in re.split(r"\n(?=int symce_)", f64)[1:]:
+        name = re.match(r"int symce_(\w+)_f64\(", body).group(1)
+        elementwise = registry()[name.removesuffix("_soft")].family == "elementwise"
+        assert ("long double xv" in body) == elementwise, name
     # the one allocation: the heap stash of a row longer than SYMCE_STASH, freed in its block
     assert re.findall(r"\b(?:malloc|free)\(", src) == ["malloc(", "free("]  # the two #defines
     stashes = re.findall(r"\bsymce_heap_stash_f(?:32|64)\(k\)", src)

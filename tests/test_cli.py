@@ -44,7 +44,7 @@ def test_show_prints_every_proof_with_numbered_checked_steps(capsys):
     for pr in proofs.proofs():
         assert cli.main(["show", pr.name]) == 0, pr.name
         out = capsys.readouterr().out
-        assert out.startswith(f"{pr.name}: {pr.title.replace('$', '')}")
+        assert out.startswith(f"{pr.name}: {pr.title.replace('$', '').replace(chr(92) + '_', '_')}")
         for number in range(1, len(pr.steps) + 1):  # numbered from 1, as in the documents
             assert f"  ({number}) = " in out, (pr.name, number)
         assert "(0)" not in out

@@ -25,8 +25,9 @@ def _general_equal(a, b, assumption=None):
 @pytest.mark.parametrize("name", sorted(R))
 def test_closed_form_equals_raw_derivative_general_K(name):
     res = R[name]
-    assert _general_equal(res.raw, res.general), name
-    assert _general_equal(res.raw, res.closed, res.spec.assumption), name
+    named = dict(res.named)  # a defined function's form is in its outputs: unfold them
+    assert _general_equal(res.raw, res.general.xreplace(named)), name
+    assert _general_equal(res.raw, res.closed.xreplace(named), res.spec.assumption), name
 
 
 EXPECTED = {  # the closed forms people use; checked against what the engine found
@@ -50,7 +51,8 @@ EXPECTED = {  # the closed forms people use; checked against what the engine fou
 
 
 def test_every_result_has_an_expected_form():
-    assert set(EXPECTED) == set(R)
+    # symce's own; the defined functions' forms are found by fitting (tests/test_define.py)
+    assert set(EXPECTED) == {n for n in R if n in derive.DISPLAY}
 
 
 @pytest.mark.parametrize("name", sorted(EXPECTED))
@@ -209,7 +211,8 @@ def test_display_form_is_the_closed_form(name):
 
 
 def test_every_closed_form_has_a_display_form():
-    assert set(derive.DISPLAY) == set(R)
+    assert all(derive.display(name) is not None for name in R)
+    assert set(derive.DISPLAY) <= set(R)
 
 
 def test_readme_table_shows_the_display_forms():

@@ -240,6 +240,9 @@ def _probability_cases(rng, dtype, out):
             )
 
 
+ELEMENTWISE = [n for n, k in kr.registry().items() if k.family == "elementwise"]
+
+
 def _sigmoid_cases(rng, dtype, out):
     dt = np.dtype(dtype).name
     big = float(np.finfo(dtype).max)
@@ -251,7 +254,7 @@ def _sigmoid_cases(rng, dtype, out):
             list(rng.standard_normal(5) * 10),
         ]
     ).astype(dtype)
-    for kern in ("sigmoid", "sigmoid_grad"):
+    for kern in ELEMENTWISE:  # the sigmoid's and every defined activation's (symce.library)
         out.append(Case(f"{dt} {kern}", kern, (x,)))
     y = np.array(
         [

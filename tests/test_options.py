@@ -339,6 +339,13 @@ TORCH_KERNELS = {
     "softmax_jacobian": lambda torch, z: torch.func.vmap(
         torch.func.jacrev(lambda r: torch.softmax(r, 0))
     )(z),
+    # symce.library's functions (declared through the public API)
+    "tanh": lambda torch, x: torch.tanh(x),
+    "tanh_grad": lambda torch, x: _grad_of(torch, torch.tanh, x),
+    "softplus": lambda torch, x: torch.nn.functional.softplus(x),
+    "softplus_grad": lambda torch, x: _grad_of(torch, torch.nn.functional.softplus, x),
+    "log_sigmoid": lambda torch, x: torch.nn.functional.logsigmoid(x),
+    "log_sigmoid_grad": lambda torch, x: _grad_of(torch, torch.nn.functional.logsigmoid, x),
 }
 
 

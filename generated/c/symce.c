@@ -397,6 +397,13 @@ SYMCE_INLINE double symce_mul0_for_f32(double a, double b)
     return symce_select((!symce_isnan(b)) & (symce_iszero(a)), 0, a*b);
 }
 
+/* log(1 + exp(t)) without overflow */
+SYMCE_INLINE double symce_softplus_for_f32(double t)
+{
+    const double v = symce_exp_neg_for_f32(-fabs(t));
+    return symce_log1p_s_for_f32(v/(v + 2)) + symce_clamp_min_for_f32(t, 0);
+}
+
 /* 1 / (1 + exp(-t)) as (t >= 0 ? 1 : v) / (1 + v), v = exp(-|t|): one exponential, no overflow, about an ULP for every t */
 SYMCE_INLINE double symce_sigmoid_for_f32(double t)
 {
@@ -538,6 +545,12 @@ SYMCE_INLINE double symce_two_sum_err_for_f64(double a, double b)
 SYMCE_INLINE long double symce_clamp_min_ld(long double x, long double lo)
 {
     return ((!symce_isnan((double)(x))) && (lo > x)) ? (lo) : (x);
+}
+
+/* log(1 + exp(t)) without overflow */
+SYMCE_INLINE long double symce_softplus_ld(long double t)
+{
+    return symce_clamp_min_ld(t, 0) + log1pl(expl(-fabsl(t)));
 }
 
 /* 1 / (1 + exp(-t)): branch-free, no overflow, about an ULP for every t; exp's argument floored at -12000 (exp is 0 there in long double; -ffast-math's expl gives NaN at -inf) */
@@ -1139,7 +1152,9 @@ int symce_sigmoid_f32(size_t count, const float *SYMCE_RESTRICT x, float *SYMCE_
     SYMCE_OMP_FOR
     for (size_t i = 0; i < count; ++i) {
         const double xv = (double)x[i];
-        out[i] = (float)(symce_sigmoid_for_f32(xv));
+        out[i] = symce_isfinite((double)x[i]) ? (float)(symce_sigmoid_for_f32(xv))
+                 : symce_isnan((double)x[i]) ? x[i]
+                 : x[i] > 0 ? (float)(1) : (float)(0);
     }
     return SYMCE_OK;
 }
@@ -1154,7 +1169,9 @@ int symce_sigmoid_grad_f32(size_t count, const float *SYMCE_RESTRICT x, float *S
     SYMCE_OMP_FOR
     for (size_t i = 0; i < count; ++i) {
         const double xv = (double)x[i];
-        out[i] = (float)(symce_sigmoid_for_f32(-xv)*symce_sigmoid_for_f32(xv));
+        out[i] = symce_isfinite((double)x[i]) ? (float)(symce_sigmoid_for_f32(-xv)*symce_sigmoid_for_f32(xv))
+                 : symce_isnan((double)x[i]) ? x[i]
+                 : x[i] > 0 ? (float)(0) : (float)(0);
     }
     return SYMCE_OK;
 }
@@ -2693,6 +2710,109 @@ int symce_sigmoid_binary_cross_entropy_with_grad_f32(size_t n, size_t k,
     return SYMCE_OK;
 }
 
+/* Hyperbolic tangent, elementwise. */
+SYMCE_WIDE
+int symce_tanh_f32(size_t count, const float *SYMCE_RESTRICT x, float *SYMCE_RESTRICT out)
+{
+    if (x == NULL || out == NULL) return SYMCE_ERR_NULL;
+    int rc = symce_check_count(count, sizeof(float));
+    if (rc != SYMCE_OK) return rc;
+    SYMCE_OMP_FOR
+    for (size_t i = 0; i < count; ++i) {
+        const double xv = (double)x[i];
+        out[i] = symce_isfinite((double)x[i]) ? (float)(tanh(xv))
+                 : symce_isnan((double)x[i]) ? x[i]
+                 : x[i] > 0 ? (float)(1) : (float)(-1);
+    }
+    return SYMCE_OK;
+}
+
+/* Derivative of tanh, elementwise. */
+SYMCE_WIDE
+int symce_tanh_grad_f32(size_t count, const float *SYMCE_RESTRICT x, float *SYMCE_RESTRICT out)
+{
+    if (x == NULL || out == NULL) return SYMCE_ERR_NULL;
+    int rc = symce_check_count(count, sizeof(float));
+    if (rc != SYMCE_OK) return rc;
+    SYMCE_OMP_FOR
+    for (size_t i = 0; i < count; ++i) {
+        const double xv = (double)x[i];
+        out[i] = symce_isfinite((double)x[i]) ? (float)(4*symce_sigmoid_for_f32(-2*xv)*symce_sigmoid_for_f32(2*xv))
+                 : symce_isnan((double)x[i]) ? x[i]
+                 : x[i] > 0 ? (float)(0) : (float)(0);
+    }
+    return SYMCE_OK;
+}
+
+/* Softplus log(1 + exp(x)), elementwise. */
+SYMCE_WIDE
+int symce_softplus_f32(size_t count, const float *SYMCE_RESTRICT x, float *SYMCE_RESTRICT out)
+{
+    if (x == NULL || out == NULL) return SYMCE_ERR_NULL;
+    int rc = symce_check_count(count, sizeof(float));
+    if (rc != SYMCE_OK) return rc;
+    SYMCE_OMP_FOR
+    for (size_t i = 0; i < count; ++i) {
+        const double xv = (double)x[i];
+        out[i] = symce_isfinite((double)x[i]) ? (float)(symce_softplus_for_f32(xv))
+                 : symce_isnan((double)x[i]) ? x[i]
+                 : x[i] > 0 ? (float)((double)INFINITY) : (float)(0);
+    }
+    return SYMCE_OK;
+}
+
+/* Derivative of softplus, elementwise. */
+SYMCE_WIDE
+int symce_softplus_grad_f32(size_t count, const float *SYMCE_RESTRICT x, float *SYMCE_RESTRICT out)
+{
+    if (x == NULL || out == NULL) return SYMCE_ERR_NULL;
+    int rc = symce_check_count(count, sizeof(float));
+    if (rc != SYMCE_OK) return rc;
+    SYMCE_OMP_FOR
+    for (size_t i = 0; i < count; ++i) {
+        const double xv = (double)x[i];
+        out[i] = symce_isfinite((double)x[i]) ? (float)(symce_sigmoid_for_f32(xv))
+                 : symce_isnan((double)x[i]) ? x[i]
+                 : x[i] > 0 ? (float)(1) : (float)(0);
+    }
+    return SYMCE_OK;
+}
+
+/* Log of the sigmoid, elementwise. */
+SYMCE_WIDE
+int symce_log_sigmoid_f32(size_t count, const float *SYMCE_RESTRICT x, float *SYMCE_RESTRICT out)
+{
+    if (x == NULL || out == NULL) return SYMCE_ERR_NULL;
+    int rc = symce_check_count(count, sizeof(float));
+    if (rc != SYMCE_OK) return rc;
+    SYMCE_OMP_FOR
+    for (size_t i = 0; i < count; ++i) {
+        const double xv = (double)x[i];
+        out[i] = symce_isfinite((double)x[i]) ? (float)(-symce_softplus_for_f32(-xv))
+                 : symce_isnan((double)x[i]) ? x[i]
+                 : x[i] > 0 ? (float)(0) : (float)(-(double)INFINITY);
+    }
+    return SYMCE_OK;
+}
+
+/* Derivative of log_sigmoid, elementwise. */
+SYMCE_WIDE
+int symce_log_sigmoid_grad_f32(size_t count, const float *SYMCE_RESTRICT x,
+                               float *SYMCE_RESTRICT out)
+{
+    if (x == NULL || out == NULL) return SYMCE_ERR_NULL;
+    int rc = symce_check_count(count, sizeof(float));
+    if (rc != SYMCE_OK) return rc;
+    SYMCE_OMP_FOR
+    for (size_t i = 0; i < count; ++i) {
+        const double xv = (double)x[i];
+        out[i] = symce_isfinite((double)x[i]) ? (float)(symce_sigmoid_for_f32(-xv))
+                 : symce_isnan((double)x[i]) ? x[i]
+                 : x[i] > 0 ? (float)(0) : (float)(1);
+    }
+    return SYMCE_OK;
+}
+
 /* ---------------------------------------------------------------------------------------- */
 /* Kernels on double buffers: symce_*_f64 */
 /* ---------------------------------------------------------------------------------------- */
@@ -2706,7 +2826,9 @@ int symce_sigmoid_f64(size_t count, const double *SYMCE_RESTRICT x, double *SYMC
     SYMCE_OMP_FOR
     for (size_t i = 0; i < count; ++i) {
         const long double xv = (long double)x[i];
-        out[i] = (double)(symce_sigmoid_ld(xv));
+        out[i] = symce_isfinite((double)x[i]) ? (double)(symce_sigmoid_ld(xv))
+                 : symce_isnan((double)x[i]) ? x[i]
+                 : x[i] > 0 ? (double)(1) : (double)(0);
     }
     return SYMCE_OK;
 }
@@ -2721,7 +2843,9 @@ int symce_sigmoid_grad_f64(size_t count, const double *SYMCE_RESTRICT x,
     SYMCE_OMP_FOR
     for (size_t i = 0; i < count; ++i) {
         const long double xv = (long double)x[i];
-        out[i] = (double)(symce_sigmoid_ld(-xv)*symce_sigmoid_ld(xv));
+        out[i] = symce_isfinite((double)x[i]) ? (double)(symce_sigmoid_ld(-xv)*symce_sigmoid_ld(xv))
+                 : symce_isnan((double)x[i]) ? x[i]
+                 : x[i] > 0 ? (double)(0) : (double)(0);
     }
     return SYMCE_OK;
 }
@@ -4259,5 +4383,103 @@ int symce_sigmoid_binary_cross_entropy_with_grad_f64(size_t n, size_t k,
         }
     }
     if (reduction != SYMCE_REDUCTION_NONE) *loss = symce_reduce_f64(reduction, total + tcomp, divisor);
+    return SYMCE_OK;
+}
+
+/* Hyperbolic tangent, elementwise. */
+int symce_tanh_f64(size_t count, const double *SYMCE_RESTRICT x, double *SYMCE_RESTRICT out)
+{
+    if (x == NULL || out == NULL) return SYMCE_ERR_NULL;
+    int rc = symce_check_count(count, sizeof(double));
+    if (rc != SYMCE_OK) return rc;
+    SYMCE_OMP_FOR
+    for (size_t i = 0; i < count; ++i) {
+        const long double xv = (long double)x[i];
+        out[i] = symce_isfinite((double)x[i]) ? (double)(tanhl(xv))
+                 : symce_isnan((double)x[i]) ? x[i]
+                 : x[i] > 0 ? (double)(1) : (double)(-1);
+    }
+    return SYMCE_OK;
+}
+
+/* Derivative of tanh, elementwise. */
+int symce_tanh_grad_f64(size_t count, const double *SYMCE_RESTRICT x, double *SYMCE_RESTRICT out)
+{
+    if (x == NULL || out == NULL) return SYMCE_ERR_NULL;
+    int rc = symce_check_count(count, sizeof(double));
+    if (rc != SYMCE_OK) return rc;
+    SYMCE_OMP_FOR
+    for (size_t i = 0; i < count; ++i) {
+        const long double xv = (long double)x[i];
+        out[i] = symce_isfinite((double)x[i]) ? (double)(4*symce_sigmoid_ld(-2*xv)*symce_sigmoid_ld(2*xv))
+                 : symce_isnan((double)x[i]) ? x[i]
+                 : x[i] > 0 ? (double)(0) : (double)(0);
+    }
+    return SYMCE_OK;
+}
+
+/* Softplus log(1 + exp(x)), elementwise. */
+int symce_softplus_f64(size_t count, const double *SYMCE_RESTRICT x, double *SYMCE_RESTRICT out)
+{
+    if (x == NULL || out == NULL) return SYMCE_ERR_NULL;
+    int rc = symce_check_count(count, sizeof(double));
+    if (rc != SYMCE_OK) return rc;
+    SYMCE_OMP_FOR
+    for (size_t i = 0; i < count; ++i) {
+        const long double xv = (long double)x[i];
+        out[i] = symce_isfinite((double)x[i]) ? (double)(symce_softplus_ld(xv))
+                 : symce_isnan((double)x[i]) ? x[i]
+                 : x[i] > 0 ? (double)((long double)INFINITY) : (double)(0);
+    }
+    return SYMCE_OK;
+}
+
+/* Derivative of softplus, elementwise. */
+int symce_softplus_grad_f64(size_t count, const double *SYMCE_RESTRICT x,
+                            double *SYMCE_RESTRICT out)
+{
+    if (x == NULL || out == NULL) return SYMCE_ERR_NULL;
+    int rc = symce_check_count(count, sizeof(double));
+    if (rc != SYMCE_OK) return rc;
+    SYMCE_OMP_FOR
+    for (size_t i = 0; i < count; ++i) {
+        const long double xv = (long double)x[i];
+        out[i] = symce_isfinite((double)x[i]) ? (double)(symce_sigmoid_ld(xv))
+                 : symce_isnan((double)x[i]) ? x[i]
+                 : x[i] > 0 ? (double)(1) : (double)(0);
+    }
+    return SYMCE_OK;
+}
+
+/* Log of the sigmoid, elementwise. */
+int symce_log_sigmoid_f64(size_t count, const double *SYMCE_RESTRICT x, double *SYMCE_RESTRICT out)
+{
+    if (x == NULL || out == NULL) return SYMCE_ERR_NULL;
+    int rc = symce_check_count(count, sizeof(double));
+    if (rc != SYMCE_OK) return rc;
+    SYMCE_OMP_FOR
+    for (size_t i = 0; i < count; ++i) {
+        const long double xv = (long double)x[i];
+        out[i] = symce_isfinite((double)x[i]) ? (double)(-symce_softplus_ld(-xv))
+                 : symce_isnan((double)x[i]) ? x[i]
+                 : x[i] > 0 ? (double)(0) : (double)(-(long double)INFINITY);
+    }
+    return SYMCE_OK;
+}
+
+/* Derivative of log_sigmoid, elementwise. */
+int symce_log_sigmoid_grad_f64(size_t count, const double *SYMCE_RESTRICT x,
+                               double *SYMCE_RESTRICT out)
+{
+    if (x == NULL || out == NULL) return SYMCE_ERR_NULL;
+    int rc = symce_check_count(count, sizeof(double));
+    if (rc != SYMCE_OK) return rc;
+    SYMCE_OMP_FOR
+    for (size_t i = 0; i < count; ++i) {
+        const long double xv = (long double)x[i];
+        out[i] = symce_isfinite((double)x[i]) ? (double)(symce_sigmoid_ld(-xv))
+                 : symce_isnan((double)x[i]) ? x[i]
+                 : x[i] > 0 ? (double)(0) : (double)(1);
+    }
     return SYMCE_OK;
 }

@@ -63,6 +63,12 @@ __all__ = [
     "sigmoid_binary_cross_entropy",
     "sigmoid_binary_cross_entropy_grad",
     "sigmoid_binary_cross_entropy_with_grad",
+    "tanh",
+    "tanh_grad",
+    "softplus",
+    "softplus_grad",
+    "log_sigmoid",
+    "log_sigmoid_grad",
 ]
 
 _FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
@@ -74,6 +80,11 @@ _REDUCTIONS = ("none", "mean", "sum")
 # ---------------------------------------------------------------------------------------------
 # Functions the printed formulas call
 # ---------------------------------------------------------------------------------------------
+def _softplus(t):
+    """log(1 + exp(t)) without overflow."""
+    return np.log1p(np.exp(-np.abs(t))) + np.maximum(0, t)
+
+
 def _sigmoid(t):
     """1 / (1 + exp(-t)), branch-free, within 2 ulp for every t (no overflow, NaN stays NaN)."""
     return np.exp(-np.maximum(-t, 0))/(1 + np.exp(-np.abs(t)))
@@ -2134,3 +2145,147 @@ def sigmoid_binary_cross_entropy_with_grad(logits, target, reduction="mean", *, 
         loss = _reduce_rows(loss, total, reduction, count, logits)
         grad = grad.reshape(logits.shape)[()]
     return loss, grad
+
+
+def tanh(x):
+    """Hyperbolic tangent, elementwise.
+
+    tanh(x) = (exp(x) - exp(-x))/(exp(x) + exp(-x))
+
+    Args:
+        x (any shape): input.
+
+    Returns:
+        out (the shape of x): tanh(x); the dtype of x.
+
+    Example:
+        >>> x = np.array([-1.0, 0.0, 2.0])
+        >>> tanh(x).round(4)
+        array([-0.7616,  0.    ,  0.964 ])
+    """
+    x = _floating("x", x)
+    dtype = x.dtype
+    with np.errstate(all="ignore"):
+        x = _wider(x)
+        out = np.tanh(x)
+    return _narrow(out, dtype)
+
+
+def tanh_grad(x):
+    """Derivative of tanh, elementwise.
+
+    tanh'(x) = 1 - tanh(x)^2  [proof tanh_grad: 1 − tanh²]
+
+    Args:
+        x (any shape): input.
+
+    Returns:
+        out (the shape of x): tanh'(x); the dtype of x.
+
+    Example:
+        >>> x = np.array([-1.0, 0.0, 2.0])
+        >>> tanh_grad(x).round(4)
+        array([0.42  , 1.    , 0.0707])
+    """
+    x = _floating("x", x)
+    dtype = x.dtype
+    with np.errstate(all="ignore"):
+        x = _wider(x)
+        out = 4*_sigmoid(-2*x)*_sigmoid(2*x)
+    return _narrow(out, dtype)
+
+
+def softplus(x):
+    """Softplus log(1 + exp(x)), elementwise.
+
+    softplus(x) = log(exp(x) + 1)
+
+    Args:
+        x (any shape): input.
+
+    Returns:
+        out (the shape of x): softplus(x); the dtype of x.
+
+    Example:
+        >>> x = np.array([-1.0, 0.0, 2.0])
+        >>> softplus(x).round(4)
+        array([0.3133, 0.6931, 2.1269])
+    """
+    x = _floating("x", x)
+    dtype = x.dtype
+    with np.errstate(all="ignore"):
+        x = _wider(x)
+        out = _softplus(x)
+    return _narrow(out, dtype)
+
+
+def softplus_grad(x):
+    """Derivative of softplus, elementwise.
+
+    softplus'(x) = sigma(x)  [proof softplus_grad: σ]
+
+    Args:
+        x (any shape): input.
+
+    Returns:
+        out (the shape of x): softplus'(x); the dtype of x.
+
+    Example:
+        >>> x = np.array([-1.0, 0.0, 2.0])
+        >>> softplus_grad(x).round(4)
+        array([0.2689, 0.5   , 0.8808])
+    """
+    x = _floating("x", x)
+    dtype = x.dtype
+    with np.errstate(all="ignore"):
+        x = _wider(x)
+        out = _sigmoid(x)
+    return _narrow(out, dtype)
+
+
+def log_sigmoid(x):
+    """Log of the sigmoid, elementwise.
+
+    log_sigmoid(x) = -log(1 + exp(-x))
+
+    Args:
+        x (any shape): input.
+
+    Returns:
+        out (the shape of x): log_sigmoid(x); the dtype of x.
+
+    Example:
+        >>> x = np.array([-1.0, 0.0, 2.0])
+        >>> log_sigmoid(x).round(4)
+        array([-1.3133, -0.6931, -0.1269])
+    """
+    x = _floating("x", x)
+    dtype = x.dtype
+    with np.errstate(all="ignore"):
+        x = _wider(x)
+        out = -_softplus(-x)
+    return _narrow(out, dtype)
+
+
+def log_sigmoid_grad(x):
+    """Derivative of log_sigmoid, elementwise.
+
+    log_sigmoid'(x) = 1 - sigma(x)  [proof log_sigmoid_grad: 1 − σ]
+
+    Args:
+        x (any shape): input.
+
+    Returns:
+        out (the shape of x): log_sigmoid'(x); the dtype of x.
+
+    Example:
+        >>> x = np.array([-1.0, 0.0, 2.0])
+        >>> log_sigmoid_grad(x).round(4)
+        array([0.7311, 0.5   , 0.1192])
+    """
+    x = _floating("x", x)
+    dtype = x.dtype
+    with np.errstate(all="ignore"):
+        x = _wider(x)
+        out = _sigmoid(-x)
+    return _narrow(out, dtype)

@@ -41,7 +41,7 @@ from sympy.printing.c import C99CodePrinter
 from .. import approx, describe, errors, options, program, reductions
 from .. import kernels as kr
 from ..describe import Param, Variant
-from ..functions import clamp_min, log1p, mul0, sigmoid, softplus, two_sum_err
+from ..functions import clamp_min, log1p, mul0, sigmoid, softplus, to_plain, two_sum_err
 from .base import Output, Part
 
 # the families whose per-row program (symce.program) this language prints whole, in plain loops;
@@ -1215,6 +1215,7 @@ def _printed_slots(kern, cdtype):
     out = {}
     if fam == "elementwise":
         out["out"] = pr.doprint(sl["out"])
+        out["at_inf"] = _limits(kern, cdtype)
     elif fam == "bce":
         out.update(
             _bce_printed(
@@ -1226,6 +1227,25 @@ def _printed_slots(kern, cdtype):
             out["plain"] = _bce_printed(*_unit_weight_slots(sl, cdtype), cdtype)
             if out["plain"]["first"] != out["first"]:  # the template computes them once for both
                 raise ValueError(f"{kern.name}: the unit-weight form starts differently")
+    return out
+
+
+def _limits(kern, cdtype) -> dict:
+    """An elementwise kernel's values at x = +inf and -inf (the limits of its slot), printed in
+    the compute type: a non-finite input takes them directly, so -ffast-math (which may assume
+    every value finite) cannot turn them into NaN."""
+    C = CTYPES[cdtype]["T"]
+    x = kr.LOCALS["x"]
+    plain = to_plain(kern.slots["out"])
+    out = {}
+    for key, end in (("pos", sp.oo), ("neg", -sp.oo)):
+        value = sp.limit(plain, x, end)
+        if value in (sp.oo, -sp.oo):
+            out[key] = f"{'-' if value == -sp.oo else ''}({C})INFINITY"
+        elif value.is_finite and value.is_real:
+            out[key] = CPrinter(cdtype).doprint(value)
+        else:
+            raise ValueError(f"{kern.name}: no limit at x = {end} ({value})")
     return out
 
 

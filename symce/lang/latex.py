@@ -253,9 +253,9 @@ def _has_class_index(proof) -> bool:
 
 def display_form(name: str) -> str:
     """The closed form as people write it (symce.derive.DISPLAY), in LaTeX."""
-    from ..derive import DISPLAY
+    from ..derive import display
 
-    return tex(DISPLAY[name].expr, canonical=False)
+    return tex(display(name).expr, canonical=False)
 
 
 def outputs() -> list:

@@ -30,9 +30,8 @@ import numpy as np
 import sympy as sp
 from sympy.printing.octave import OctaveCodePrinter
 
-from .. import describe, errors, options, program, reductions
+from .. import describe, errors, examples, options, program, reductions
 from .. import kernels as kr
-from ..examples import EXAMPLES
 from ..functions import clamp_min, mul0, sigmoid, softplus, two_sum_err
 from .base import Output, Part
 
@@ -48,7 +47,16 @@ persistent return spmd switch try while
 )
 
 # Functions the generated code may call: each exists in MATLAB and in Octave >= 7.
-KNOWN_FUNCTIONS = {"exp": "exp", "log": "log", "Abs": "abs", "log1p": "log1p", "expm1": "expm1"}
+KNOWN_FUNCTIONS = {
+    "exp": "exp",
+    "log": "log",
+    "Abs": "abs",
+    "log1p": "log1p",
+    "expm1": "expm1",
+    "tanh": "tanh",
+    "sinh": "sinh",
+    "cosh": "cosh",
+}
 
 # Kernel-local symbol -> MATLAB variable, per family (inputs keep their argument names).
 # (``e`` is MATLAB's Euler number function: the slot e is the variable ``ez``.)
@@ -564,7 +572,7 @@ IGNORE_INDEX = int(options.OPTIONS["ignore_index"].python_default)  # the labels
 def _example(kern) -> dict:
     """The help example from the shared table (symce.examples) in MATLAB's layout: the call, and
     each result as the table has it (4 decimals)."""
-    ex = EXAMPLES[kern.name]
+    ex = examples.of(kern)
     ignore_index = ex.options.get("ignore_index", IGNORE_INDEX)
     call_args = [
         _literal(_labels(a, ignore_index) if np.issubdtype(a.dtype, np.integer) else _layout(a))

@@ -32,9 +32,8 @@ import sympy as sp
 from sympy.codegen.cfunctions import log1p
 from sympy.printing.numpy import NumPyPrinter
 
-from .. import describe, errors, options, program, reductions
+from .. import describe, errors, examples, options, program, reductions
 from .. import kernels as kr
-from ..examples import EXAMPLES
 from ..functions import clamp_min, mul0, sigmoid, softplus, two_sum_err
 from .base import GENERATED, Output, Part
 
@@ -301,7 +300,7 @@ def _doctest_call(name: str, args: list, around: str = "{}") -> list:
 def _example(kern: kr.Kernel) -> list:
     """The docstring's doctest, from the shared table (symce.examples): each input bound to its
     argument's name, the call, and each result as ROUNDED shows it, in the first input's dtype."""
-    ex = EXAMPLES[kern.name]
+    ex = examples.of(kern)
     lines = [f">>> {a.name} = {_py_literal(v)}" for a, v in zip(kern.inputs, ex.inputs)]
     args = [a.name for a in kern.inputs] + [
         f"{key}={val!r}" if isinstance(val, str) else f"{key}={_py_literal(val)}"

@@ -1,0 +1,323 @@
+"""Stage 1 — model (continued): the functions users define, as data, through the public API.
+
+symce's own functions are written in :mod:`symce.model`.  Anyone else's (and the functions symce
+ships in :mod:`symce.library`, which use nothing but this API) are declared here::
+
+    import sympy as sp
+    import symce
+
+    x = sp.Symbol("x", real=True)
+    symce.define_activation("tanh", sp.tanh(x), grad_stable=4 * symce.sigmoid(2 * x) * symce.sigmoid(-2 * x))
+
+A declaration is data: a name, a SymPy expression, optional stable forms and a worked example.
+Every later stage reads :func:`activations`: the engine (:mod:`symce.derive`) differentiates the
+definition and looks for a closed form in the function's own output (or the sigmoid's); the
+proofs (:mod:`symce.proofs`) write the derivation as rule-checked steps; the registry
+(:mod:`symce.kernels`) adds the function and its derivative as elementwise kernels; every language
+emits them and the tests check them as they check the built-ins.
+
+Nothing a user passes reaches a printer or a template unchecked: names go through
+:func:`symce.names.check_name`; expressions must be SymPy expressions (strings are refused, never
+``sympify``-ed) over one real variable, built from the functions every language prints
+(:data:`FUNCTIONS`); a stable form must equal what it replaces at 50 digits at
+:data:`CHECK_POINTS`; the summary is one line of printable ASCII without quotes or backslashes.
+A later stage caches what it derives from these definitions; it registers its cache here
+(:func:`on_change`) and a new definition clears it.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import mpmath
+import sympy as sp
+
+from . import functions as fn
+from . import names
+
+__all__ = [
+    "Activation",
+    "FUNCTIONS",
+    "activations",
+    "define_activation",
+    "elementary",
+    "forget",
+    "on_change",
+    "reserve",
+]
+
+# the SymPy and symce functions a definition or a stable form may use: each language prints them
+FUNCTIONS = (sp.exp, sp.log, sp.tanh, sp.sinh, sp.cosh, fn.softplus, fn.sigmoid, fn.log1p, fn.expm1)
+# where a stable form is checked against what it replaces (and the closed form found, numerically)
+CHECK_POINTS = tuple(sp.Rational(v, 8) for v in (-300, -97, -41, -13, -5, -1, 0, 3, 7, 22, 50, 211))
+_DPS = 50
+_SUMMARY = re.compile(r"[A-Za-z0-9 ,.;:()+\-*/^=<>|!?&%\[\]]{1,120}")
+
+_ACTIVATIONS: dict = {}
+_LISTENERS: list = []
+_RESERVED: list = []
+
+
+@dataclass(frozen=True)
+class Activation:
+    """A user-defined elementwise function f(x), and what symce needs to emit f and f'."""
+
+    name: str
+    definition: sp.Expr  # f(x), over ``var``
+    var: sp.Symbol
+    summary: str  # one line: the kernels' first documentation line
+    stable: sp.Expr  # the form of f(x) the kernels print (the definition unless given)
+    grad_stable: sp.Expr | None  # the form of f'(x) the kernels print (None: the closed form)
+    example: tuple  # the worked example's inputs
+    module: str  # where it was declared, for messages
+
+    @property
+    def grad_name(self) -> str:
+        """The name of the derivative's kernel and derivation: ``<name>_grad``."""
+        return self.name + "_grad"
+
+    @property
+    def output(self) -> sp.Symbol:
+        """The symbol of f's own output, in which its closed form is written (u = f(x))."""
+        return sp.Symbol(self.name, real=True)
+
+    @property
+    def plain(self) -> sp.Expr:
+        """The definition in exp and log alone (:func:`elementary`): what the proof differentiates."""
+        return elementary(self.definition)
+
+
+def reserve(provider: Callable[[], tuple]) -> None:
+    """Register ``provider``, which returns names no definition may take (the registry's own
+    kernels: symce.kernels registers them, so this stage need not import that one)."""
+    _RESERVED.append(provider)
+
+
+def on_change(clear: Callable[[], None]) -> None:
+    """Register ``clear``, called whenever the set of definitions changes (a later stage's
+    cache of what it derived from them)."""
+    _LISTENERS.append(clear)
+
+
+def _changed() -> None:
+    for clear in _LISTENERS:
+        clear()
+
+
+_LIBRARY = []  # whether symce.library's modules have been imported
+
+
+def activations() -> tuple:
+    """Every declared activation, in the order of declaration: symce's library first (imported
+    here the first time), then the user's."""
+    if not _LIBRARY:
+        _LIBRARY.append(True)
+        import importlib
+
+        from .library import MODULES
+
+        for mod in MODULES:
+            importlib.import_module(f"{__package__}.library.{mod}")
+    return tuple(_ACTIVATIONS.values())
+
+
+def forget(name: str) -> None:
+    """Remove the definition ``name`` (KeyError if there is none): for tests and notebooks."""
+    del _ACTIVATIONS[name]
+    _changed()
+
+
+def elementary(expr: sp.Expr) -> sp.Expr:
+    """``expr`` with symce's functions and the hyperbolic functions written in exp and log."""
+    expr = fn.to_plain(sp.sympify(expr))
+    return expr.replace(
+        lambda e: isinstance(e, (sp.tanh, sp.sinh, sp.cosh)), lambda e: e.rewrite(sp.exp)
+    )
+
+
+def _expression(value, what: str, var: sp.Symbol | None) -> tuple:
+    """(expression over one real variable, that variable); TypeError/ValueError otherwise."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        value = sp.sympify(value)
+    if not isinstance(value, sp.Expr):
+        raise TypeError(
+            f"{what}: expected a SymPy expression (strings are not parsed), got "
+            f"{type(value).__name__} {value!r:.80}"
+        )
+    free = value.free_symbols
+    if var is None:
+        if len(free) != 1:
+            raise ValueError(
+                f"{what}: expected an expression of one variable, got {len(free)} "
+                f"({', '.join(sorted(map(str, free))) or 'none'}): pass var= to choose"
+            )
+        (var,) = free
+    elif not isinstance(var, sp.Symbol):
+        raise TypeError(f"var: expected a SymPy Symbol, got {type(var).__name__} {var!r:.80}")
+    extra = free - {var}
+    if extra:
+        raise ValueError(
+            f"{what}: expected an expression of {var} alone, got also "
+            f"{', '.join(sorted(map(str, extra)))}"
+        )
+    allowed = tuple(f for f in FUNCTIONS if isinstance(f, type))
+    for node in sp.preorder_traversal(value):
+        if isinstance(node, sp.Function) and not isinstance(node, allowed):
+            raise ValueError(
+                f"{what}: {type(node).__name__} is not printed in every language; expected "
+                f"functions among {', '.join(f.__name__ for f in FUNCTIONS)}"
+            )
+        if isinstance(node, (sp.Derivative, sp.Integral, sp.Sum, sp.Piecewise, sp.Indexed)):
+            raise ValueError(f"{what}: expected a closed expression, got a {type(node).__name__}")
+        if node.is_number and not node.is_real and node.is_number is not None:
+            raise ValueError(f"{what}: expected real arithmetic, got {node}")
+    real = sp.Symbol(var.name if var.is_real else "x", real=True)
+    return value.xreplace({var: real}), real
+
+
+def _at(expr: sp.Expr, var: sp.Symbol, v) -> mpmath.mpf:
+    f = sp.lambdify(var, elementary(expr), "mpmath")
+    with mpmath.workdps(_DPS + 20):
+        return f(mpmath.mpf(v.p) / v.q)
+
+
+def equal_at_points(a: sp.Expr, b: sp.Expr, var: sp.Symbol) -> str:
+    """'' when ``a`` and ``b`` agree to 40 digits at every :data:`CHECK_POINTS` where both are
+    finite (and are infinite together), else the first point where they differ."""
+    for v in CHECK_POINTS:
+        try:
+            va, vb = _at(a, var, v), _at(b, var, v)
+        except (ZeroDivisionError, OverflowError, ValueError):
+            continue
+        if not (mpmath.isfinite(va) and mpmath.isfinite(vb)):
+            if va != vb:
+                return f"at {var} = {v}: {va} != {vb}"
+            continue
+        if abs(va - vb) > mpmath.mpf(10) ** -40 * max(1, abs(va), abs(vb)):
+            return f"at {var} = {v}: {mpmath.nstr(va, 20)} != {mpmath.nstr(vb, 20)}"
+    return ""
+
+
+def _summary(value: object, default: str) -> str:
+    if value is None:
+        return default
+    if not isinstance(value, str):
+        raise TypeError(f"summary: expected a string, got {type(value).__name__}")
+    if not _SUMMARY.fullmatch(value):
+        raise ValueError(
+            "summary: expected one line of at most 120 printable ASCII characters without "
+            f"quotes, backslashes, braces, '#' or '@' (it is printed into every language's "
+            f"comments and strings), got {value!r:.140}"
+        )
+    return value
+
+
+def _example(value) -> tuple:
+    try:
+        out = tuple(float(v) for v in value)
+    except (TypeError, ValueError):
+        raise TypeError(f"example: expected a sequence of numbers, got {value!r:.80}") from None
+    if not 1 <= len(out) <= 6 or not all(abs(v) <= 50 for v in out):
+        raise ValueError(f"example: expected 1 to 6 numbers in [-50, 50], got {out}")
+    return out
+
+
+def define_activation(
+    name: str,
+    definition: sp.Expr,
+    *,
+    var: sp.Symbol | None = None,
+    summary: str | None = None,
+    stable: sp.Expr | None = None,
+    grad_stable: sp.Expr | None = None,
+    example: tuple = (-1.0, 0.0, 2.0),
+) -> Activation:
+    """Declare an elementwise activation f(x): symce derives f', proves it and emits both.
+
+    Args:
+        name: the kernels' name (``name`` and ``name_grad``): lowercase snake_case, valid and
+            unreserved in C, C++, Python and MATLAB, and not taken (:func:`symce.names.check_name`).
+        definition: f as a SymPy expression of one real variable, from :data:`FUNCTIONS`
+            (e.g. ``sp.tanh(x)``, ``sp.log(1 + sp.exp(x))``).
+        var: the variable, when the expression has more than one symbol (it may not).
+        summary: one line for the kernels' documentation (default: "<name>, elementwise.").
+        stable: the form of f the kernels evaluate, when the definition overflows or cancels
+            (e.g. ``symce.softplus(x)`` for log(1 + e^x)); it must equal the definition.
+        grad_stable: the form of f' the kernels evaluate, when the closed form cancels (e.g.
+            4 sigma(2x) sigma(-2x) for 1 - tanh^2); it must equal f'.
+        example: the inputs of the worked example in the kernels' documentation.
+
+    Returns:
+        The :class:`Activation` (also registered: the registry, ``symce list`` and ``symce
+        derive`` include it).  Declaring the same name again with the same arguments returns
+        the existing declaration; with different ones it is an error.
+
+    Raises:
+        TypeError, ValueError: a name, expression, summary or example that is not acceptable,
+        or a stable form that does not equal what it replaces (the message says where).
+    """
+    taken = {k: f"the activation {k}" for k in _ACTIVATIONS if k != name}
+    taken.update({f"{k}_grad": f"the derivative of {k}" for k in _ACTIVATIONS if k != name})
+    for provider in _RESERVED:
+        taken.update({k: f"symce's kernel {k}" for k in provider()})
+    names.check_name(name, "activation name", taken)
+    names.check_name(name + "_grad", "activation name (its derivative's kernel)", taken)
+    definition, var = _expression(definition, "definition", var)
+    if var.name == name:
+        raise ValueError(f"name: {name!r} is also the variable's name; rename one")
+    raw = sp.diff(definition, var)
+    if raw == 0 or var not in definition.free_symbols:
+        raise ValueError(f"definition: {definition} does not depend on {var}")
+    forms = {}
+    for what, value, target in (("stable", stable, definition), ("grad_stable", grad_stable, raw)):
+        if value is None:
+            continue
+        form, _ = _expression(value, what, var)
+        form = form.xreplace({s: var for s in form.free_symbols})
+        wrong = equal_at_points(form, target, var)
+        if wrong:
+            raise ValueError(
+                f"{what}: {form} is not equal to {'the definition' if what == 'stable' else 'its derivative'} "
+                f"{target}: {wrong}"
+            )
+        forms[what] = form
+    act = Activation(
+        name,
+        definition,
+        var,
+        _summary(summary, f"{name}, elementwise."),
+        forms.get("stable", definition),
+        forms.get("grad_stable"),
+        _example(example),
+        _caller_module(),
+    )
+    old = _ACTIVATIONS.get(name)
+    if old is not None:
+        if _same(old, act):
+            return old
+        raise ValueError(f"name: {name!r} is already defined (in {old.module}) differently")
+    _ACTIVATIONS[name] = act
+    _changed()
+    return act
+
+
+def _same(a: Activation, b: Activation) -> bool:
+    return (a.definition, a.stable, a.grad_stable, a.summary, a.example) == (
+        b.definition,
+        b.stable,
+        b.grad_stable,
+        b.summary,
+        b.example,
+    )
+
+
+def _caller_module() -> str:
+    import inspect
+
+    for frame in inspect.stack()[2:]:
+        mod = frame.frame.f_globals.get("__name__", "")
+        if mod != __name__:
+            return mod
+    return "__main__"

@@ -1,0 +1,148 @@
+"""The public API for user-defined functions (symce.define_activation) and symce's library, which
+uses nothing else: closed forms found (not typed), proofs checked, hostile declarations refused,
+kernels emitted in every language and checked against mpmath like the built-ins."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+
+import pytest
+import sympy as sp
+
+import symce
+from symce import check, definitions, derive, kernels, proof, proofs
+from symce import model as m
+
+x = sp.Symbol("x", real=True)
+LIBRARY = ("tanh", "softplus", "log_sigmoid")
+
+
+@pytest.mark.parametrize(
+    "name, closed",
+    [
+        ("tanh", 1 - sp.Symbol("tanh", real=True) ** 2),  # in its own output
+        ("softplus", m.s),  # the sigmoid
+        ("log_sigmoid", 1 - m.s),
+    ],
+)
+def test_the_engine_finds_the_closed_form(name, closed):
+    res = derive.result(name + "_grad")
+    assert sp.expand(res.closed - closed) == 0
+    named = dict(res.named)
+    # the form, unfolded, is the derivative of the definition
+    assert sp.simplify(res.closed.xreplace(named) - res.raw) == 0
+
+
+@pytest.mark.parametrize("name", LIBRARY)
+def test_each_library_proof_is_checked(name):
+    pr = proofs.by_name()[name + "_grad"]
+    counts = proof.verify(pr)
+    assert counts["rule_verified"] >= 2 and counts["definitions_checked"] == 1
+
+
+@pytest.mark.parametrize("name", LIBRARY)
+def test_library_functions_are_kernels(name):
+    kern = kernels.registry()[name]
+    grad = kernels.registry()[name + "_grad"]
+    assert kern.family == grad.family == "elementwise"
+    assert kern.defined_in == f"symce.library.{name}"
+    assert grad.derivation == name + "_grad"
+
+
+def test_library_kernels_pass_the_numeric_check_in_every_language():
+    names = [n for lib in LIBRARY for n in (lib, lib + "_grad")]
+    rows = check.check(names)
+    assert {r[1] for r in rows} >= {"numpy"}
+    failed = [r for r in rows if r[6] is False]
+    assert not failed, check.table(rows)
+    assert all(r[3] is not None for r in rows)  # elementwise: every language checks them
+
+
+def test_log_sigmoid_is_stable_at_both_ends():
+    ns = {}
+    from symce import snippets
+
+    exec(snippets.snippet("numpy", "log_sigmoid"), ns)
+    exec(snippets.snippet("numpy", "log_sigmoid_grad"), ns)
+    import numpy as np
+
+    v = np.array([-1000.0, -40.0, 40.0, 1000.0])
+    out = ns["log_sigmoid"](v)
+    assert out[0] == -1000.0 and out[3] == -0.0 or abs(out[3]) < 1e-300
+    assert abs(out[2] + 4.248354255291589e-18) < 1e-30
+    grad = ns["log_sigmoid_grad"](v)
+    assert grad[0] == 1.0 and 0 < grad[2] < 1e-17 and grad[3] == 0.0
+
+
+# ---- hostile and wrong declarations ----------------------------------------------------------
+@pytest.mark.parametrize(
+    "kwargs, exc, words",
+    [
+        ({"name": "x;system('rm -rf /')"}, ValueError, "identifier"),
+        ({"name": "sigmoid"}, ValueError, "already taken"),
+        ({"name": "tanh"}, ValueError, "already defined"),
+        ({"name": "while"}, ValueError, "reserved"),
+        ({"name": "Tanh2"}, ValueError, "lowercase"),
+        ({"name": 7}, TypeError, "string"),
+        ({"definition": "exp(x)"}, TypeError, "SymPy expression"),
+        ({"definition": sp.exp(x) * sp.Symbol("y")}, ValueError, "one variable"),
+        ({"definition": sp.erf(x)}, ValueError, "not printed in every language"),
+        ({"definition": sp.Integer(3)}, ValueError, "one variable"),
+        ({"summary": "ok'); exec('bad"}, ValueError, "summary"),
+        ({"summary": "two\nlines"}, ValueError, "summary"),
+        ({"summary": "{{ x }}"}, ValueError, "summary"),
+        ({"stable": sp.exp(2 * x)}, ValueError, "not equal"),
+        ({"grad_stable": sp.exp(x)}, ValueError, "not equal"),
+        ({"example": ("a",)}, TypeError, "example"),
+    ],
+)
+def test_bad_declarations_are_refused(kwargs, exc, words):
+    args = {"name": "user_fn", "definition": sp.exp(x) / (1 + sp.exp(x)), **kwargs}
+    if args["name"] == "tanh":
+        args["definition"] = sp.exp(x)
+    try:
+        with pytest.raises(exc, match=words):
+            symce.define_activation(args.pop("name"), args.pop("definition"), **args)
+    finally:
+        if "user_fn" in [a.name for a in definitions.activations()]:
+            definitions.forget("user_fn")
+            pytest.fail("a refused declaration was registered")
+
+
+def test_a_defined_function_joins_and_leaves_the_registry():
+    symce.define_activation("user_swish", x / (1 + sp.exp(-x)), example=(-1.0, 1.0))
+    try:
+        assert "user_swish_grad" in kernels.registry()
+        res = derive.result("user_swish_grad")
+        assert m.s in res.closed.free_symbols  # in the sigmoid and x
+        proof.verify(proofs.by_name()["user_swish_grad"])
+        rows = check.check(["user_swish", "user_swish_grad"], ["numpy"])
+        assert all(r[6] for r in rows), check.table(rows)
+    finally:
+        definitions.forget("user_swish")
+    assert "user_swish" not in kernels.registry()
+
+
+def test_the_command_line_derives_a_user_module_outside_the_checkout(tmp_path):
+    (tmp_path / "mydefs.py").write_text(
+        textwrap.dedent(
+            """
+            import sympy as sp
+            import symce
+
+            x = sp.Symbol("x", real=True)
+            symce.define_activation("mish_like", x * sp.tanh(sp.log(1 + sp.exp(x))))
+            """
+        )
+    )
+    run = subprocess.run(
+        [sys.executable, "-m", "symce", "list", "--module", "mydefs.py"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert run.returncode == 0, run.stderr
+    assert "mish_like_grad" in run.stdout
