@@ -146,3 +146,33 @@ def test_the_command_line_derives_a_user_module_outside_the_checkout(tmp_path):
     )
     assert run.returncode == 0, run.stderr
     assert "mish_like_grad" in run.stdout
+
+
+def test_the_readme_example_runs_as_printed_in_a_fresh_folder(tmp_path):
+    """README "Define your own function": its file and its three commands, outside the checkout."""
+    import re
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
+    section = readme[readme.index("## Define your own function") :]
+    code = re.search(r"```python\n(.*?)```", section, re.S).group(1)
+    commands = re.search(r"```sh\n(.*?)```", section, re.S).group(1)
+    assert len(code.strip().splitlines()) < 20
+    (tmp_path / "mydefs.py").write_text(code)
+    outputs = []
+    for line in commands.strip().splitlines():
+        argv = line.split("#")[0].split()
+        assert argv[0] == "symce"
+        run = subprocess.run(
+            [sys.executable, "-m", "symce", *argv[1:]],
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
+        assert run.returncode == 0, (line, run.stderr[-2000:])
+        outputs.append(run.stdout)
+    assert "closed form: −σ² x + σ x + σ" in outputs[0]
+    assert (tmp_path / "out" / "latex" / "swish_grad.tex").is_file()
+    assert "symce_swish_grad_f32" in (tmp_path / "out" / "c" / "symce.c").read_text()
+    assert "FAIL" not in outputs[2] and re.search(r"all \d+ checks passed", outputs[2])
