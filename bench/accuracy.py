@@ -107,6 +107,15 @@ MID_K = 3000
 SMOOTHING = 1 / 3  # the large-K cross-entropy rows' label smoothing (in the input's dtype)
 
 
+def _elementwise():
+    from symce.kernels import registry
+
+    return [n for n, k in registry().items() if k.family == "elementwise"]
+
+
+ELEMENTWISE = _elementwise()
+
+
 def cases(dtype, quick=False, kernels=None):
     rng = np.random.default_rng(20261123)
     n = 4 if quick else 12
@@ -164,8 +173,8 @@ def cases(dtype, quick=False, kernels=None):
         (f"large |x|<={big:g}", x_large),
         ("tiny |x|~1e-6", x_tiny),
     ):
-        add("sigmoid", klass, x)
-        add("sigmoid_grad", klass, x)
+        for name in ELEMENTWISE:  # the sigmoid's, then symce.library's (tanh, softplus, ...)
+            add(name, klass, x)
         y = rng.random(x.shape).round().astype(dtype)
         add(
             "sigmoid_binary_cross_entropy",
@@ -311,6 +320,11 @@ def torch_impl():
             return torch.sigmoid(T(x)).numpy()
         if k == "sigmoid_grad":
             return grad_of(torch.sigmoid, x)
+        library = {"tanh": torch.tanh, "softplus": F.softplus, "log_sigmoid": F.logsigmoid}
+        if k in library:
+            return library[k](T(x)).numpy()
+        if k.removesuffix("_grad") in library:
+            return grad_of(library[k.removesuffix("_grad")], x)
         if k == "softmax":
             return F.softmax(T(x), dim=-1).numpy()
         if k == "log_softmax":

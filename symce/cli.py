@@ -24,12 +24,14 @@ def _progress(what: str) -> None:
 def _load_modules(paths) -> None:
     """Run each user module (a Python file declaring functions with symce.define_activation)."""
     import importlib.util
+    import re
 
     for index, path in enumerate(paths or ()):
         file = Path(path)
         if not file.is_file():
             raise SystemExit(f"symce: --module {path}: no such file")
-        spec = importlib.util.spec_from_file_location(f"symce_user_{index}_{file.stem}", file)
+        stem = re.sub(r"[^A-Za-z0-9_]", "_", file.stem)  # the name is printed into the proofs
+        spec = importlib.util.spec_from_file_location(f"symce_user_{index}_{stem}", file)
         module = importlib.util.module_from_spec(spec)
         sys.modules[spec.name] = module
         try:

@@ -318,6 +318,6 @@ def _caller_module() -> str:
 
     for frame in inspect.stack()[2:]:
         mod = frame.frame.f_globals.get("__name__", "")
-        if mod != __name__:
-            return mod
+        if mod != __name__:  # printed into the proofs: a dotted identifier, or nothing of it
+            return mod if re.fullmatch(r"[A-Za-z_][A-Za-z0-9_.]{0,80}", mod) else "a module"
     return "__main__"

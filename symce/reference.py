@@ -89,6 +89,28 @@ def _raw(name):
     return sp.lambdify([var], expr, "mpmath")
 
 
+def _settled(f):
+    """``f`` evaluated at the working precision once its value no longer changes when the digits
+    double (from :func:`_digits_for`'s count, up to 20000): a declared definition may cancel
+    faster than e^-|x| (1 - tanh^2 loses e^-2|x|), so no fixed count is enough for all."""
+
+    def value(v):
+        digits = _digits_for(v)
+        with mpmath.workdps(digits):
+            a = +f(v)
+        while digits < 20000:
+            digits *= 2
+            with mpmath.workdps(digits):
+                b = +f(v)
+            same = a == b or (mpmath.isnan(a) and mpmath.isnan(b))
+            if same or abs(a - b) <= mpmath.mpf(10) ** -(mpmath.mp.dps + 5) * abs(b):
+                return +b
+            a = b
+        raise ArithmeticError(f"the definition does not settle at x = {v} with 20000 digits")
+
+    return value
+
+
 # symce's functions with their exact meaning (functions.py), for mpmath
 _SLOT_FUNCTIONS = {
     "mul0": lambda a, b: mpmath.mpf(0) if a == 0 and not mpmath.isnan(b) else a * b,
@@ -221,7 +243,9 @@ def evaluate(
         if fam == "elementwise":
             (x,) = args
             if form == "raw":
-                f = _scalar(name) if kern.raw is None else _raw(name)
+                if kern.raw is not None:  # a declared function's definition
+                    return np.vectorize(_settled(_raw(name)), otypes=[object])(_mp(x))
+                f = _scalar(name)
 
                 def raw(v):  # 1 + e^-x and friends cancel for large |x|: carry the digits
                     with mpmath.workdps(_digits_for(v)):

@@ -125,8 +125,10 @@ def test_a_defined_function_joins_and_leaves_the_registry():
     assert "user_swish" not in kernels.registry()
 
 
-def test_the_command_line_derives_a_user_module_outside_the_checkout(tmp_path):
-    (tmp_path / "mydefs.py").write_text(
+def test_the_command_line_lists_a_user_module_outside_the_checkout(tmp_path):
+    """A module whose file name would be LaTeX (braces, %, $) is named safely in the proofs;
+    mish' has no polynomial closed form in its output or sigma: the proof ends in x."""
+    (tmp_path / "my{defs}%$.py").write_text(
         textwrap.dedent(
             """
             import sympy as sp
@@ -138,14 +140,24 @@ def test_the_command_line_derives_a_user_module_outside_the_checkout(tmp_path):
         )
     )
     run = subprocess.run(
-        [sys.executable, "-m", "symce", "list", "--module", "mydefs.py"],
+        [sys.executable, "-m", "symce", "show", "mish_like_grad", "--module", "my{defs}%$.py"],
         cwd=tmp_path,
         capture_output=True,
         text=True,
         timeout=300,
     )
     assert run.returncode == 0, run.stderr
-    assert "mish_like_grad" in run.stdout
+    assert "closed form: " in run.stdout and "mish_like_grad" in run.stdout
+    pr = run.stdout.split("closed form: ")[1].splitlines()[0]
+    assert "exp(" in pr  # in x: no output symbol fits
+    # declared from a module whose __name__ is not an identifier: not printed into the proofs
+    code = "symce.define_activation('mish_like', x * sp.tanh(sp.log(1 + sp.exp(x))))"
+    exec(code, {"__name__": "my{defs}%$", "symce": symce, "sp": sp, "x": x})
+    try:
+        intro = proofs.by_name()["mish_like_grad"].intro
+        assert "{defs}" not in intro and "%" not in intro and "texttt{a module}" in intro
+    finally:
+        definitions.forget("mish_like")
 
 
 def test_the_readme_example_runs_as_printed_in_a_fresh_folder(tmp_path):
