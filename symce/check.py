@@ -10,8 +10,9 @@ reference value (at most :data:`TOL`).  The test suite (``make test``) checks mu
 option, bad input, finite differences, every C build); this is the quick check of one function,
 for instance one a user just defined.
 
-Languages: NumPy checks every kernel; C and MATLAB check the elementwise kernels (a defined
-activation's), and report the other families as left to the test suite.
+Every language checks every kernel, with PyTorch's default options (mean reduction, no
+weights): NumPy runs the module, C each kernel's snippet alone (:mod:`symce.snippets`), MATLAB
+each kernel's file alone in Octave.
 """
 
 from __future__ import annotations
@@ -85,17 +86,38 @@ class NumPyModule:
         code = render_all(["numpy"])["numpy/symce_kernels.py"]
         exec(compile(code, "symce_kernels.py", "exec"), self.module.__dict__)
 
-    def covers(self, kern: Kernel) -> bool:
-        """Whether this language checks ``kern`` here: NumPy checks every kernel."""
-        return True
-
     def run(self, kern: Kernel, args: tuple) -> tuple:
         """The kernel's outputs on ``args`` (NumPy's layout)."""
         out = getattr(self.module, kern.name)(*args)
         return out if isinstance(out, tuple) else (out,)
 
 
-class _C:
+_CTYPES = {
+    "size": ctypes.c_size_t,
+    "ignore_index": ctypes.c_int64,
+    "label_smoothing": ctypes.c_double,
+    "reduction": ctypes.c_int,
+}
+_DEFAULTS = {"ignore_index": -100, "label_smoothing": 0.0, "reduction": 1}  # PyTorch's; mean
+
+
+def _variant(desc, args):
+    """The emitted function that takes ``args``: the labels variant for integer labels."""
+    labels = any(np.asarray(a).dtype.kind in "iu" for a in args)
+    return next(v for v in desc.variants if (v.target == "labels") == labels)
+
+
+def _sizes(kern, args) -> dict:
+    x = np.asarray(args[0])
+    if kern.family == "elementwise":
+        return {"count": x.size}
+    return {"n": x.shape[0], "k": x.shape[1]}
+
+
+class CSnippets:
+    """Each kernel's `symce emit` C snippet, compiled alone into a shared library and called
+    through ctypes, its parameters laid out from the kernel's description (symce.describe)."""
+
     name = "c"
 
     def __init__(self, workdir: Path):
@@ -104,36 +126,58 @@ class _C:
         if self.cc is None:
             raise RuntimeError("no C compiler (gcc or $CC) on the PATH")
 
-    def covers(self, kern) -> bool:
-        return kern.family == "elementwise"
-
-    def run(self, kern, args):
+    def _function(self, kern: Kernel, sfx: str, soft: bool):
         from .snippets import snippet
 
-        (x,) = args
-        sfx = "f32" if x.dtype == np.float32 else "f64"
         src = self.workdir / f"{kern.name}_{sfx}.c"
         lib = src.with_suffix(".so")
-        src.write_text(snippet("c", kern.name, "float32" if sfx == "f32" else "float64"))
-        subprocess.run(
-            [self.cc, "-std=c99", "-O2", "-shared", "-fPIC", str(src), "-o", str(lib), "-lm"],
-            check=True,
-            capture_output=True,
-        )
-        fn = getattr(ctypes.CDLL(str(lib)), f"symce_{kern.name}_{sfx}")
-        x = np.ascontiguousarray(x)
-        out = np.empty_like(x)
-        status = fn(
-            ctypes.c_size_t(x.size),
-            x.ctypes.data_as(ctypes.c_void_p),
-            out.ctypes.data_as(ctypes.c_void_p),
-        )
+        if not lib.exists():
+            src.write_text(snippet("c", kern.name, "float32" if sfx == "f32" else "float64"))
+            subprocess.run(
+                [self.cc, "-std=c99", "-O2", "-shared", "-fPIC", str(src), "-o", str(lib), "-lm"],
+                check=True,
+                capture_output=True,
+            )
+        return getattr(ctypes.CDLL(str(lib)), f"symce_{kern.name}{'_soft' if soft else ''}_{sfx}")
+
+    def run(self, kern: Kernel, args: tuple) -> tuple:
+        """The kernel's outputs on ``args`` (NumPy's layout), with PyTorch's default options."""
+        from .describe import describe
+
+        variant = _variant(describe(kern), args)
+        dtype = np.asarray(args[0]).dtype
+        sfx = "f32" if dtype == np.float32 else "f64"
+        fn = self._function(kern, sfx, variant.soft)
+        sizes = _sizes(kern, args)
+        data = iter(args)
+        keep, call, outs = [], [], []
+        for p in variant.params:
+            if p.role == "size":
+                call.append(sizes[p.name])
+            elif p.role in ("in", "target", "labels"):
+                kind = np.int64 if p.role == "labels" else dtype
+                a = np.ascontiguousarray(np.asarray(next(data), dtype=kind))
+                keep.append(a)
+                call.append(a.ctypes.data_as(ctypes.c_void_p))
+            elif p.role == "out":
+                reduced = p.name == "loss"  # the default reduction, mean: one number
+                shape = () if reduced else tuple(sizes[d] for d in p.dims)
+                out = np.zeros(max(1, int(np.prod(shape))), dtype=dtype)
+                outs.append((out, shape))
+                call.append(out.ctypes.data_as(ctypes.c_void_p))
+            else:  # an option: NULL weights, PyTorch's defaults
+                call.append(_DEFAULTS.get(p.role))
+        fn.argtypes = [_CTYPES.get(p.role, ctypes.c_void_p) for p in variant.params]
+        status = fn(*call)
         if status != 0:
-            raise RuntimeError(f"symce_{kern.name}_{sfx} returned {status}")
-        return (out,)
+            raise RuntimeError(f"{fn.__name__} returned {status}")
+        return tuple(out[: int(np.prod(shape))].reshape(shape) for out, shape in outs)
 
 
-class _Matlab:
+class OctaveFiles:
+    """Each kernel's MATLAB file alone in a folder, run by octave-cli: the inputs in MATLAB's
+    layout (a column per sample, 1-based labels) and the outputs back in NumPy's."""
+
     name = "matlab"
 
     def __init__(self, workdir: Path):
@@ -142,35 +186,64 @@ class _Matlab:
         if self.octave is None:
             raise RuntimeError("no octave-cli on the PATH")
 
-    def covers(self, kern) -> bool:
-        return kern.family == "elementwise"
-
-    def run(self, kern, args):
+    def run(self, kern: Kernel, args: tuple) -> tuple:
+        """The kernel's outputs on ``args`` (NumPy's layout), with the default options."""
         from .snippets import snippet
 
-        (x,) = args
-        (self.workdir / f"symce_{kern.name}.m").write_text(snippet("matlab", kern.name))
-        data = self.workdir / "x.txt"
-        np.savetxt(data, x.astype(np.float64), fmt="%.17g")
-        cls = "single" if x.dtype == np.float32 else "double"
-        script = (
-            f"x = {cls}(load('{data}')); y = symce_{kern.name}(x); printf('%.17g\\n', double(y));"
+        folder = self.workdir / f"m_{kern.name}"
+        folder.mkdir(exist_ok=True)
+        (folder / f"symce_{kern.name}.m").write_text(snippet("matlab", kern.name))
+        dtype = np.asarray(args[0]).dtype
+        cls = "single" if dtype == np.float32 else "double"
+        loads = []
+        for index, a in enumerate(args):
+            a = np.asarray(a)
+            if a.dtype.kind in "iu":  # labels: 1-based, a row
+                value, cast = (a + 1).reshape(1, -1), "double"
+            else:  # a column per sample (an elementwise input: one column)
+                value, cast = (a.T if a.ndim == 2 else a.reshape(-1, 1)), cls
+            np.savetxt(folder / f"a{index}.txt", np.atleast_2d(value.astype(np.float64)), "%.17g")
+            loads.append(f"{cast}(load('a{index}.txt'))")
+        names = [f"o{i}" for i in range(len(kern.outputs))]
+        script = f"[{', '.join(names)}] = symce_{kern.name}({', '.join(loads)}); " + " ".join(
+            f"printf('%d ', ndims({o}), size({o})); printf('%.17g ', double({o})(:)); "
+            "printf('\\n');"
+            for o in names
         )
         res = subprocess.run(
             [self.octave, "--no-gui", "--quiet", "--norc", "--eval", script],
-            cwd=self.workdir,
+            cwd=folder,
             check=True,
             capture_output=True,
             text=True,
         )
-        return (np.array([float(v) for v in res.stdout.split()], dtype=x.dtype),)
+        return tuple(
+            self._numpy(kern, out, line, args, dtype)
+            for out, line in zip(kern.outputs, res.stdout.strip().splitlines())
+        )
+
+    @staticmethod
+    def _numpy(kern: Kernel, out, line: str, args: tuple, dtype) -> np.ndarray:
+        values = [float(v) for v in line.split()]
+        ndims = int(values[0])
+        shape = tuple(int(v) for v in values[1 : 1 + ndims])
+        a = np.array(values[1 + ndims :], dtype=dtype).reshape(shape, order="F")
+        if kern.family == "elementwise":
+            return a.reshape(np.shape(args[0]))
+        if out.name == "loss" or a.size == 1 and out.shape in ("()", "() or (N,)"):
+            return a.reshape(())
+        if a.ndim == 3:  # the Jacobian, K x K x N
+            return np.moveaxis(a, 2, 0)
+        if out.shape == "(N,)":  # a value per row: 1 x N
+            return a.ravel()
+        return a.T
 
 
 def languages(wanted: tuple | None, workdir: Path) -> tuple:
     """The language runners whose toolchain is present (of ``wanted``, default all), and the
     reason each missing one is skipped."""
     made, missing = [], {}
-    for name, make in (("numpy", NumPyModule), ("c", _C), ("matlab", _Matlab)):
+    for name, make in (("numpy", NumPyModule), ("c", CSnippets), ("matlab", OctaveFiles)):
         if wanted and name not in wanted:
             continue
         try:
@@ -199,9 +272,6 @@ def check(
                 ref = R.evaluate(name, *args, form="raw")
                 refs = ref if isinstance(ref, tuple) else (ref,)
                 for lang in langs:
-                    if not lang.covers(kern):
-                        rows.append((name, lang.name, dtype, None, None, "", None))
-                        continue
                     got = lang.run(kern, args)
                     worst, unit = 0.0, "ulp" if kern.family == "elementwise" else "rel"
                     for g, r in zip(got, refs):
@@ -217,20 +287,21 @@ def table(rows: list) -> str:
     cols = sorted(
         {(r[1], r[2]) for r in rows}, key=lambda c: (("numpy", "c", "matlab").index(c[0]), c[1])
     )
-    head = f"{'kernel':34s}" + "".join(f"{lang + ' ' + dt[5:]:>14s}" for lang, dt in cols)
+    width = max(len(r[0]) for r in rows) + 2 if rows else 8
+    head = f"{'kernel':{width}s}" + "".join(f"{lang + ' ' + dt[5:]:>14s}" for lang, dt in cols)
     lines = [head]
     by = {(r[0], r[1], r[2]): r for r in rows}
     for name in dict.fromkeys(r[0] for r in rows):
         cells = []
         for lang, dt in cols:
             r = by.get((name, lang, dt))
-            if r is None or r[3] is None:
-                cells.append(f"{'(make test)':>14s}")
+            if r is None:
+                cells.append(f"{'-':>14s}")
             else:
                 mark = "ok" if r[6] else "FAIL"
                 value = f"{r[3]:.2f}ulp" if r[5] == "ulp" else f"{r[3]:.1e}"
                 cells.append(f"{value + ' ' + mark:>14s}")
-        lines.append(f"{name:34s}" + "".join(cells))
+        lines.append(f"{name:{width}s}" + "".join(cells))
     return "\n".join(lines)
 
 
