@@ -87,8 +87,10 @@ def _list(args) -> int:
     from .proofs import proofs
 
     print("kernels:")
+    width = max(len(n) for n in registry()) + 2
     for kern in registry().values():
-        print(f"  {kern.name:34s} {kern.formula}")
+        origin = f"  [declared in {kern.defined_in}]" if kern.defined_in else ""
+        print(f"  {kern.name:{width}s} {kern.formula}{origin}")
     print("proofs (symce show NAME prints the numbered, checked steps):")
     written = set()
     for pr in proofs():
@@ -268,8 +270,15 @@ def _show(args) -> int:
         found = True
     if found:
         return 0
+    import difflib
+
+    known = sorted(set(by_name()) | set(results()) | set(registry()))
+    near = difflib.get_close_matches(name, known, n=3)
+    hint = f" (did you mean {', '.join(near)}?)" if near else ""
     print(
-        f"symce: no kernel, proof or derivation named {name!r}; see `symce list`", file=sys.stderr
+        f"symce: no kernel, proof or derivation named {name!r}{hint}; expected one of: "
+        f"{', '.join(known)}",
+        file=sys.stderr,
     )
     return 2
 
