@@ -116,9 +116,9 @@ def activations() -> tuple:
         _LIBRARY.append(True)
         import importlib
 
-        from .library import MODULES
+        from .library import modules
 
-        for mod in MODULES:
+        for mod in modules():
             importlib.import_module(f"{__package__}.library.{mod}")
     return tuple(_ACTIVATIONS.values())
 

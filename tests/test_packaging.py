@@ -53,6 +53,10 @@ def test_wheel_ships_every_template(wheel):
     missing = [t for t in templates if "symce/" + t not in names]
     assert not missing, f"templates missing from the wheel: {missing}"
     assert "symce/lang/c_backend.py" in names
+    # every module of the package, symce.library's declarations too (an editable install on the
+    # path would hide a missing one from the run below)
+    modules = sorted(p.relative_to(ROOT).as_posix() for p in (ROOT / "symce").rglob("*.py"))
+    assert not [m for m in modules if m not in names], "modules missing from the wheel"
 
 
 @pytest.mark.slow

@@ -2710,9 +2710,9 @@ int symce_sigmoid_binary_cross_entropy_with_grad_f32(size_t n, size_t k,
     return SYMCE_OK;
 }
 
-/* Hyperbolic tangent, elementwise. */
+/* Log of the sigmoid, elementwise. */
 SYMCE_WIDE
-int symce_tanh_f32(size_t count, const float *SYMCE_RESTRICT x, float *SYMCE_RESTRICT out)
+int symce_log_sigmoid_f32(size_t count, const float *SYMCE_RESTRICT x, float *SYMCE_RESTRICT out)
 {
     if (x == NULL || out == NULL) return SYMCE_ERR_NULL;
     int rc = symce_check_count(count, sizeof(float));
@@ -2720,16 +2720,17 @@ int symce_tanh_f32(size_t count, const float *SYMCE_RESTRICT x, float *SYMCE_RES
     SYMCE_OMP_FOR
     for (size_t i = 0; i < count; ++i) {
         const double xv = (double)x[i];
-        out[i] = symce_isfinite((double)x[i]) ? (float)(tanh(xv))
+        out[i] = symce_isfinite((double)x[i]) ? (float)(-symce_softplus_for_f32(-xv))
                  : symce_isnan((double)x[i]) ? x[i]
-                 : x[i] > 0 ? (float)(1) : (float)(-1);
+                 : x[i] > 0 ? (float)(0) : (float)(-(double)INFINITY);
     }
     return SYMCE_OK;
 }
 
-/* Derivative of tanh, elementwise. */
+/* Derivative of log_sigmoid, elementwise. */
 SYMCE_WIDE
-int symce_tanh_grad_f32(size_t count, const float *SYMCE_RESTRICT x, float *SYMCE_RESTRICT out)
+int symce_log_sigmoid_grad_f32(size_t count, const float *SYMCE_RESTRICT x,
+                               float *SYMCE_RESTRICT out)
 {
     if (x == NULL || out == NULL) return SYMCE_ERR_NULL;
     int rc = symce_check_count(count, sizeof(float));
@@ -2737,9 +2738,9 @@ int symce_tanh_grad_f32(size_t count, const float *SYMCE_RESTRICT x, float *SYMC
     SYMCE_OMP_FOR
     for (size_t i = 0; i < count; ++i) {
         const double xv = (double)x[i];
-        out[i] = symce_isfinite((double)x[i]) ? (float)(4*symce_sigmoid_for_f32(-2*xv)*symce_sigmoid_for_f32(2*xv))
+        out[i] = symce_isfinite((double)x[i]) ? (float)(symce_sigmoid_for_f32(-xv))
                  : symce_isnan((double)x[i]) ? x[i]
-                 : x[i] > 0 ? (float)(0) : (float)(0);
+                 : x[i] > 0 ? (float)(0) : (float)(1);
     }
     return SYMCE_OK;
 }
@@ -2778,9 +2779,9 @@ int symce_softplus_grad_f32(size_t count, const float *SYMCE_RESTRICT x, float *
     return SYMCE_OK;
 }
 
-/* Log of the sigmoid, elementwise. */
+/* Hyperbolic tangent, elementwise. */
 SYMCE_WIDE
-int symce_log_sigmoid_f32(size_t count, const float *SYMCE_RESTRICT x, float *SYMCE_RESTRICT out)
+int symce_tanh_f32(size_t count, const float *SYMCE_RESTRICT x, float *SYMCE_RESTRICT out)
 {
     if (x == NULL || out == NULL) return SYMCE_ERR_NULL;
     int rc = symce_check_count(count, sizeof(float));
@@ -2788,17 +2789,16 @@ int symce_log_sigmoid_f32(size_t count, const float *SYMCE_RESTRICT x, float *SY
     SYMCE_OMP_FOR
     for (size_t i = 0; i < count; ++i) {
         const double xv = (double)x[i];
-        out[i] = symce_isfinite((double)x[i]) ? (float)(-symce_softplus_for_f32(-xv))
+        out[i] = symce_isfinite((double)x[i]) ? (float)(tanh(xv))
                  : symce_isnan((double)x[i]) ? x[i]
-                 : x[i] > 0 ? (float)(0) : (float)(-(double)INFINITY);
+                 : x[i] > 0 ? (float)(1) : (float)(-1);
     }
     return SYMCE_OK;
 }
 
-/* Derivative of log_sigmoid, elementwise. */
+/* Derivative of tanh, elementwise. */
 SYMCE_WIDE
-int symce_log_sigmoid_grad_f32(size_t count, const float *SYMCE_RESTRICT x,
-                               float *SYMCE_RESTRICT out)
+int symce_tanh_grad_f32(size_t count, const float *SYMCE_RESTRICT x, float *SYMCE_RESTRICT out)
 {
     if (x == NULL || out == NULL) return SYMCE_ERR_NULL;
     int rc = symce_check_count(count, sizeof(float));
@@ -2806,9 +2806,9 @@ int symce_log_sigmoid_grad_f32(size_t count, const float *SYMCE_RESTRICT x,
     SYMCE_OMP_FOR
     for (size_t i = 0; i < count; ++i) {
         const double xv = (double)x[i];
-        out[i] = symce_isfinite((double)x[i]) ? (float)(symce_sigmoid_for_f32(-xv))
+        out[i] = symce_isfinite((double)x[i]) ? (float)(4*symce_sigmoid_for_f32(-2*xv)*symce_sigmoid_for_f32(2*xv))
                  : symce_isnan((double)x[i]) ? x[i]
-                 : x[i] > 0 ? (float)(0) : (float)(1);
+                 : x[i] > 0 ? (float)(0) : (float)(0);
     }
     return SYMCE_OK;
 }
@@ -4386,8 +4386,8 @@ int symce_sigmoid_binary_cross_entropy_with_grad_f64(size_t n, size_t k,
     return SYMCE_OK;
 }
 
-/* Hyperbolic tangent, elementwise. */
-int symce_tanh_f64(size_t count, const double *SYMCE_RESTRICT x, double *SYMCE_RESTRICT out)
+/* Log of the sigmoid, elementwise. */
+int symce_log_sigmoid_f64(size_t count, const double *SYMCE_RESTRICT x, double *SYMCE_RESTRICT out)
 {
     if (x == NULL || out == NULL) return SYMCE_ERR_NULL;
     int rc = symce_check_count(count, sizeof(double));
@@ -4395,15 +4395,16 @@ int symce_tanh_f64(size_t count, const double *SYMCE_RESTRICT x, double *SYMCE_R
     SYMCE_OMP_FOR
     for (size_t i = 0; i < count; ++i) {
         const long double xv = (long double)x[i];
-        out[i] = symce_isfinite((double)x[i]) ? (double)(tanhl(xv))
+        out[i] = symce_isfinite((double)x[i]) ? (double)(-symce_softplus_ld(-xv))
                  : symce_isnan((double)x[i]) ? x[i]
-                 : x[i] > 0 ? (double)(1) : (double)(-1);
+                 : x[i] > 0 ? (double)(0) : (double)(-(long double)INFINITY);
     }
     return SYMCE_OK;
 }
 
-/* Derivative of tanh, elementwise. */
-int symce_tanh_grad_f64(size_t count, const double *SYMCE_RESTRICT x, double *SYMCE_RESTRICT out)
+/* Derivative of log_sigmoid, elementwise. */
+int symce_log_sigmoid_grad_f64(size_t count, const double *SYMCE_RESTRICT x,
+                               double *SYMCE_RESTRICT out)
 {
     if (x == NULL || out == NULL) return SYMCE_ERR_NULL;
     int rc = symce_check_count(count, sizeof(double));
@@ -4411,9 +4412,9 @@ int symce_tanh_grad_f64(size_t count, const double *SYMCE_RESTRICT x, double *SY
     SYMCE_OMP_FOR
     for (size_t i = 0; i < count; ++i) {
         const long double xv = (long double)x[i];
-        out[i] = symce_isfinite((double)x[i]) ? (double)(4*symce_sigmoid_ld(-2*xv)*symce_sigmoid_ld(2*xv))
+        out[i] = symce_isfinite((double)x[i]) ? (double)(symce_sigmoid_ld(-xv))
                  : symce_isnan((double)x[i]) ? x[i]
-                 : x[i] > 0 ? (double)(0) : (double)(0);
+                 : x[i] > 0 ? (double)(0) : (double)(1);
     }
     return SYMCE_OK;
 }
@@ -4451,8 +4452,8 @@ int symce_softplus_grad_f64(size_t count, const double *SYMCE_RESTRICT x,
     return SYMCE_OK;
 }
 
-/* Log of the sigmoid, elementwise. */
-int symce_log_sigmoid_f64(size_t count, const double *SYMCE_RESTRICT x, double *SYMCE_RESTRICT out)
+/* Hyperbolic tangent, elementwise. */
+int symce_tanh_f64(size_t count, const double *SYMCE_RESTRICT x, double *SYMCE_RESTRICT out)
 {
     if (x == NULL || out == NULL) return SYMCE_ERR_NULL;
     int rc = symce_check_count(count, sizeof(double));
@@ -4460,16 +4461,15 @@ int symce_log_sigmoid_f64(size_t count, const double *SYMCE_RESTRICT x, double *
     SYMCE_OMP_FOR
     for (size_t i = 0; i < count; ++i) {
         const long double xv = (long double)x[i];
-        out[i] = symce_isfinite((double)x[i]) ? (double)(-symce_softplus_ld(-xv))
+        out[i] = symce_isfinite((double)x[i]) ? (double)(tanhl(xv))
                  : symce_isnan((double)x[i]) ? x[i]
-                 : x[i] > 0 ? (double)(0) : (double)(-(long double)INFINITY);
+                 : x[i] > 0 ? (double)(1) : (double)(-1);
     }
     return SYMCE_OK;
 }
 
-/* Derivative of log_sigmoid, elementwise. */
-int symce_log_sigmoid_grad_f64(size_t count, const double *SYMCE_RESTRICT x,
-                               double *SYMCE_RESTRICT out)
+/* Derivative of tanh, elementwise. */
+int symce_tanh_grad_f64(size_t count, const double *SYMCE_RESTRICT x, double *SYMCE_RESTRICT out)
 {
     if (x == NULL || out == NULL) return SYMCE_ERR_NULL;
     int rc = symce_check_count(count, sizeof(double));
@@ -4477,9 +4477,9 @@ int symce_log_sigmoid_grad_f64(size_t count, const double *SYMCE_RESTRICT x,
     SYMCE_OMP_FOR
     for (size_t i = 0; i < count; ++i) {
         const long double xv = (long double)x[i];
-        out[i] = symce_isfinite((double)x[i]) ? (double)(symce_sigmoid_ld(-xv))
+        out[i] = symce_isfinite((double)x[i]) ? (double)(4*symce_sigmoid_ld(-2*xv)*symce_sigmoid_ld(2*xv))
                  : symce_isnan((double)x[i]) ? x[i]
-                 : x[i] > 0 ? (double)(0) : (double)(1);
+                 : x[i] > 0 ? (double)(0) : (double)(0);
     }
     return SYMCE_OK;
 }

@@ -50,18 +50,18 @@
  *     gradient denominators (p, p(1 - p)) at 1e-12, as PyTorch.
  *   - Precision: every sum (row sums, <g, p>, row losses, reductions, the mean divisor)
  *     accumulates in double.  The float kernels compute in double and round once, the double
- *     kernels in double (the double kernels sigmoid, sigmoid_grad, tanh, tanh_grad, softplus,
- *     softplus_grad, log_sigmoid, log_sigmoid_grad in long double, rounded once).  Against the
- *     mpmath definitions (make accuracy: |logits| <= 30, K = 2, 10, 3000 and 128000, logits near
- *     1e4, a dominated loss of 1e-8, masked -inf): every kernel within 1 ULP in float and 4 ULP
- *     in double (measured: float 0.5 ULP on every input class; double softmax 3.6 ULP at K =
- *     128000 and at most 2.6 elsewhere, the VJP 3.3 in ULPs of its terms; sigmoid and sigmoid'
- *     0.5 ULP for |x| <= 85 (float) / 700 (double): with a long double that is double, sigmoid'
- *     is about 2.6 ULP).  Built with -ffast-math (GCC or Clang, tested), every bound and special
- *     value here still holds: symce.c turns reassociation off for itself and tells NaN and
- *     infinities from their bits.  The one bound it cannot keep is for subnormals in a process
- *     that flushes them to zero (as a program linked with -ffast-math does from start-up): there
- *     subnormal inputs and results count as 0.
+ *     kernels in double (the double kernels sigmoid, sigmoid_grad, log_sigmoid, log_sigmoid_grad,
+ *     softplus, softplus_grad, tanh, tanh_grad in long double, rounded once).  Against the mpmath
+ *     definitions (make accuracy: |logits| <= 30, K = 2, 10, 3000 and 128000, logits near 1e4, a
+ *     dominated loss of 1e-8, masked -inf): every kernel within 1 ULP in float and 4 ULP in
+ *     double (measured: float 0.5 ULP on every input class; double softmax 3.6 ULP at K = 128000
+ *     and at most 2.6 elsewhere, the VJP 3.3 in ULPs of its terms; sigmoid and sigmoid' 0.5 ULP
+ *     for |x| <= 85 (float) / 700 (double): with a long double that is double, sigmoid' is about
+ *     2.6 ULP).  Built with -ffast-math (GCC or Clang, tested), every bound and special value
+ *     here still holds: symce.c turns reassociation off for itself and tells NaN and infinities
+ *     from their bits.  The one bound it cannot keep is for subnormals in a process that flushes
+ *     them to zero (as a program linked with -ffast-math does from start-up): there subnormal
+ *     inputs and results count as 0.
  */
 #ifndef SYMCE_H
 #define SYMCE_H
@@ -910,37 +910,39 @@ int symce_sigmoid_binary_cross_entropy_with_grad_f32(size_t n, size_t k,
                                                      float *SYMCE_RESTRICT grad);
 
 /*
- * symce_tanh_f32: Hyperbolic tangent, elementwise.
+ * symce_log_sigmoid_f32: Log of the sigmoid, elementwise.
  *
- *     tanh(x) = (exp(x) - exp(-x))/(exp(x) + exp(-x))
+ *     log_sigmoid(x) = -log(1 + exp(-x))
  *   computed as (x = the element):
- *     out = tanh(x)
+ *     out = -softplus(-x)
+ *   softplus(t) = log(1 + exp(t)), evaluated as max(t, 0) + log1p(exp(-|t|)).
  *
  *   count  number of elements; may be 0
  *   x      [count] input
- *   out    [count] tanh(x)
+ *   out    [count] log_sigmoid(x)
  *
  * Returns SYMCE_OK, or SYMCE_ERR_NULL, SYMCE_ERR_SIZE (checked in that order, before anything is
  * written).
  */
-int symce_tanh_f32(size_t count, const float *SYMCE_RESTRICT x, float *SYMCE_RESTRICT out);
+int symce_log_sigmoid_f32(size_t count, const float *SYMCE_RESTRICT x, float *SYMCE_RESTRICT out);
 
 /*
- * symce_tanh_grad_f32: Derivative of tanh, elementwise.
+ * symce_log_sigmoid_grad_f32: Derivative of log_sigmoid, elementwise.
  *
- *     tanh'(x) = 1 - tanh(x)^2  [proof tanh_grad: 1 − tanh²]
+ *     log_sigmoid'(x) = 1 - sigma(x)  [proof log_sigmoid_grad: 1 − σ]
  *   computed as (x = the element):
- *     out = 4*sigmoid(-2*x)*sigmoid(2*x)
+ *     out = sigmoid(-x)
  *   sigmoid(t) = 1/(1 + exp(-t)), evaluated as exp(min(t, 0))/(1 + exp(-|t|)).
  *
  *   count  number of elements; may be 0
  *   x      [count] input
- *   out    [count] tanh'(x)
+ *   out    [count] log_sigmoid'(x)
  *
  * Returns SYMCE_OK, or SYMCE_ERR_NULL, SYMCE_ERR_SIZE (checked in that order, before anything is
  * written).
  */
-int symce_tanh_grad_f32(size_t count, const float *SYMCE_RESTRICT x, float *SYMCE_RESTRICT out);
+int symce_log_sigmoid_grad_f32(size_t count, const float *SYMCE_RESTRICT x,
+                               float *SYMCE_RESTRICT out);
 
 /*
  * symce_softplus_f32: Softplus log(1 + exp(x)), elementwise.
@@ -977,39 +979,37 @@ int symce_softplus_f32(size_t count, const float *SYMCE_RESTRICT x, float *SYMCE
 int symce_softplus_grad_f32(size_t count, const float *SYMCE_RESTRICT x, float *SYMCE_RESTRICT out);
 
 /*
- * symce_log_sigmoid_f32: Log of the sigmoid, elementwise.
+ * symce_tanh_f32: Hyperbolic tangent, elementwise.
  *
- *     log_sigmoid(x) = -log(1 + exp(-x))
+ *     tanh(x) = (exp(x) - exp(-x))/(exp(x) + exp(-x))
  *   computed as (x = the element):
- *     out = -softplus(-x)
- *   softplus(t) = log(1 + exp(t)), evaluated as max(t, 0) + log1p(exp(-|t|)).
+ *     out = tanh(x)
  *
  *   count  number of elements; may be 0
  *   x      [count] input
- *   out    [count] log_sigmoid(x)
+ *   out    [count] tanh(x)
  *
  * Returns SYMCE_OK, or SYMCE_ERR_NULL, SYMCE_ERR_SIZE (checked in that order, before anything is
  * written).
  */
-int symce_log_sigmoid_f32(size_t count, const float *SYMCE_RESTRICT x, float *SYMCE_RESTRICT out);
+int symce_tanh_f32(size_t count, const float *SYMCE_RESTRICT x, float *SYMCE_RESTRICT out);
 
 /*
- * symce_log_sigmoid_grad_f32: Derivative of log_sigmoid, elementwise.
+ * symce_tanh_grad_f32: Derivative of tanh, elementwise.
  *
- *     log_sigmoid'(x) = 1 - sigma(x)  [proof log_sigmoid_grad: 1 − σ]
+ *     tanh'(x) = 1 - tanh(x)^2  [proof tanh_grad: 1 − tanh²]
  *   computed as (x = the element):
- *     out = sigmoid(-x)
+ *     out = 4*sigmoid(-2*x)*sigmoid(2*x)
  *   sigmoid(t) = 1/(1 + exp(-t)), evaluated as exp(min(t, 0))/(1 + exp(-|t|)).
  *
  *   count  number of elements; may be 0
  *   x      [count] input
- *   out    [count] log_sigmoid'(x)
+ *   out    [count] tanh'(x)
  *
  * Returns SYMCE_OK, or SYMCE_ERR_NULL, SYMCE_ERR_SIZE (checked in that order, before anything is
  * written).
  */
-int symce_log_sigmoid_grad_f32(size_t count, const float *SYMCE_RESTRICT x,
-                               float *SYMCE_RESTRICT out);
+int symce_tanh_grad_f32(size_t count, const float *SYMCE_RESTRICT x, float *SYMCE_RESTRICT out);
 
 /* ---------------------------------------------------------------------------------------- */
 /* double: symce_*_f64 */
@@ -1800,37 +1800,39 @@ int symce_sigmoid_binary_cross_entropy_with_grad_f64(size_t n, size_t k,
                                                      double *SYMCE_RESTRICT grad);
 
 /*
- * symce_tanh_f64: Hyperbolic tangent, elementwise.
+ * symce_log_sigmoid_f64: Log of the sigmoid, elementwise.
  *
- *     tanh(x) = (exp(x) - exp(-x))/(exp(x) + exp(-x))
+ *     log_sigmoid(x) = -log(1 + exp(-x))
  *   computed as (x = the element):
- *     out = tanh(x)
+ *     out = -softplus(-x)
+ *   softplus(t) = log(1 + exp(t)), evaluated as max(t, 0) + log1p(exp(-|t|)).
  *
  *   count  number of elements; may be 0
  *   x      [count] input
- *   out    [count] tanh(x)
+ *   out    [count] log_sigmoid(x)
  *
  * Returns SYMCE_OK, or SYMCE_ERR_NULL, SYMCE_ERR_SIZE (checked in that order, before anything is
  * written).
  */
-int symce_tanh_f64(size_t count, const double *SYMCE_RESTRICT x, double *SYMCE_RESTRICT out);
+int symce_log_sigmoid_f64(size_t count, const double *SYMCE_RESTRICT x, double *SYMCE_RESTRICT out);
 
 /*
- * symce_tanh_grad_f64: Derivative of tanh, elementwise.
+ * symce_log_sigmoid_grad_f64: Derivative of log_sigmoid, elementwise.
  *
- *     tanh'(x) = 1 - tanh(x)^2  [proof tanh_grad: 1 − tanh²]
+ *     log_sigmoid'(x) = 1 - sigma(x)  [proof log_sigmoid_grad: 1 − σ]
  *   computed as (x = the element):
- *     out = 4*sigmoid(-2*x)*sigmoid(2*x)
+ *     out = sigmoid(-x)
  *   sigmoid(t) = 1/(1 + exp(-t)), evaluated as exp(min(t, 0))/(1 + exp(-|t|)).
  *
  *   count  number of elements; may be 0
  *   x      [count] input
- *   out    [count] tanh'(x)
+ *   out    [count] log_sigmoid'(x)
  *
  * Returns SYMCE_OK, or SYMCE_ERR_NULL, SYMCE_ERR_SIZE (checked in that order, before anything is
  * written).
  */
-int symce_tanh_grad_f64(size_t count, const double *SYMCE_RESTRICT x, double *SYMCE_RESTRICT out);
+int symce_log_sigmoid_grad_f64(size_t count, const double *SYMCE_RESTRICT x,
+                               double *SYMCE_RESTRICT out);
 
 /*
  * symce_softplus_f64: Softplus log(1 + exp(x)), elementwise.
@@ -1868,39 +1870,37 @@ int symce_softplus_grad_f64(size_t count, const double *SYMCE_RESTRICT x,
                             double *SYMCE_RESTRICT out);
 
 /*
- * symce_log_sigmoid_f64: Log of the sigmoid, elementwise.
+ * symce_tanh_f64: Hyperbolic tangent, elementwise.
  *
- *     log_sigmoid(x) = -log(1 + exp(-x))
+ *     tanh(x) = (exp(x) - exp(-x))/(exp(x) + exp(-x))
  *   computed as (x = the element):
- *     out = -softplus(-x)
- *   softplus(t) = log(1 + exp(t)), evaluated as max(t, 0) + log1p(exp(-|t|)).
+ *     out = tanh(x)
  *
  *   count  number of elements; may be 0
  *   x      [count] input
- *   out    [count] log_sigmoid(x)
+ *   out    [count] tanh(x)
  *
  * Returns SYMCE_OK, or SYMCE_ERR_NULL, SYMCE_ERR_SIZE (checked in that order, before anything is
  * written).
  */
-int symce_log_sigmoid_f64(size_t count, const double *SYMCE_RESTRICT x, double *SYMCE_RESTRICT out);
+int symce_tanh_f64(size_t count, const double *SYMCE_RESTRICT x, double *SYMCE_RESTRICT out);
 
 /*
- * symce_log_sigmoid_grad_f64: Derivative of log_sigmoid, elementwise.
+ * symce_tanh_grad_f64: Derivative of tanh, elementwise.
  *
- *     log_sigmoid'(x) = 1 - sigma(x)  [proof log_sigmoid_grad: 1 − σ]
+ *     tanh'(x) = 1 - tanh(x)^2  [proof tanh_grad: 1 − tanh²]
  *   computed as (x = the element):
- *     out = sigmoid(-x)
+ *     out = 4*sigmoid(-2*x)*sigmoid(2*x)
  *   sigmoid(t) = 1/(1 + exp(-t)), evaluated as exp(min(t, 0))/(1 + exp(-|t|)).
  *
  *   count  number of elements; may be 0
  *   x      [count] input
- *   out    [count] log_sigmoid'(x)
+ *   out    [count] tanh'(x)
  *
  * Returns SYMCE_OK, or SYMCE_ERR_NULL, SYMCE_ERR_SIZE (checked in that order, before anything is
  * written).
  */
-int symce_log_sigmoid_grad_f64(size_t count, const double *SYMCE_RESTRICT x,
-                               double *SYMCE_RESTRICT out);
+int symce_tanh_grad_f64(size_t count, const double *SYMCE_RESTRICT x, double *SYMCE_RESTRICT out);
 
 #ifdef __cplusplus
 }  /* extern "C" */

@@ -63,12 +63,12 @@ __all__ = [
     "sigmoid_binary_cross_entropy",
     "sigmoid_binary_cross_entropy_grad",
     "sigmoid_binary_cross_entropy_with_grad",
-    "tanh",
-    "tanh_grad",
-    "softplus",
-    "softplus_grad",
     "log_sigmoid",
     "log_sigmoid_grad",
+    "softplus",
+    "softplus_grad",
+    "tanh",
+    "tanh_grad",
 ]
 
 _FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
@@ -2147,51 +2147,51 @@ def sigmoid_binary_cross_entropy_with_grad(logits, target, reduction="mean", *, 
     return loss, grad
 
 
-def tanh(x):
-    """Hyperbolic tangent, elementwise.
+def log_sigmoid(x):
+    """Log of the sigmoid, elementwise.
 
-    tanh(x) = (exp(x) - exp(-x))/(exp(x) + exp(-x))
+    log_sigmoid(x) = -log(1 + exp(-x))
 
     Args:
         x (any shape): input.
 
     Returns:
-        out (the shape of x): tanh(x); the dtype of x.
+        out (the shape of x): log_sigmoid(x); the dtype of x.
 
     Example:
         >>> x = np.array([-1.0, 0.0, 2.0])
-        >>> tanh(x).round(4)
-        array([-0.7616,  0.    ,  0.964 ])
+        >>> log_sigmoid(x).round(4)
+        array([-1.3133, -0.6931, -0.1269])
     """
     x = _floating("x", x)
     dtype = x.dtype
     with np.errstate(all="ignore"):
         x = _wider(x)
-        out = np.tanh(x)
+        out = -_softplus(-x)
     return _narrow(out, dtype)
 
 
-def tanh_grad(x):
-    """Derivative of tanh, elementwise.
+def log_sigmoid_grad(x):
+    """Derivative of log_sigmoid, elementwise.
 
-    tanh'(x) = 1 - tanh(x)^2  [proof tanh_grad: 1 − tanh²]
+    log_sigmoid'(x) = 1 - sigma(x)  [proof log_sigmoid_grad: 1 − σ]
 
     Args:
         x (any shape): input.
 
     Returns:
-        out (the shape of x): tanh'(x); the dtype of x.
+        out (the shape of x): log_sigmoid'(x); the dtype of x.
 
     Example:
         >>> x = np.array([-1.0, 0.0, 2.0])
-        >>> tanh_grad(x).round(4)
-        array([0.42  , 1.    , 0.0707])
+        >>> log_sigmoid_grad(x).round(4)
+        array([0.7311, 0.5   , 0.1192])
     """
     x = _floating("x", x)
     dtype = x.dtype
     with np.errstate(all="ignore"):
         x = _wider(x)
-        out = 4*_sigmoid(-2*x)*_sigmoid(2*x)
+        out = _sigmoid(-x)
     return _narrow(out, dtype)
 
 
@@ -2243,49 +2243,49 @@ def softplus_grad(x):
     return _narrow(out, dtype)
 
 
-def log_sigmoid(x):
-    """Log of the sigmoid, elementwise.
+def tanh(x):
+    """Hyperbolic tangent, elementwise.
 
-    log_sigmoid(x) = -log(1 + exp(-x))
+    tanh(x) = (exp(x) - exp(-x))/(exp(x) + exp(-x))
 
     Args:
         x (any shape): input.
 
     Returns:
-        out (the shape of x): log_sigmoid(x); the dtype of x.
+        out (the shape of x): tanh(x); the dtype of x.
 
     Example:
         >>> x = np.array([-1.0, 0.0, 2.0])
-        >>> log_sigmoid(x).round(4)
-        array([-1.3133, -0.6931, -0.1269])
+        >>> tanh(x).round(4)
+        array([-0.7616,  0.    ,  0.964 ])
     """
     x = _floating("x", x)
     dtype = x.dtype
     with np.errstate(all="ignore"):
         x = _wider(x)
-        out = -_softplus(-x)
+        out = np.tanh(x)
     return _narrow(out, dtype)
 
 
-def log_sigmoid_grad(x):
-    """Derivative of log_sigmoid, elementwise.
+def tanh_grad(x):
+    """Derivative of tanh, elementwise.
 
-    log_sigmoid'(x) = 1 - sigma(x)  [proof log_sigmoid_grad: 1 − σ]
+    tanh'(x) = 1 - tanh(x)^2  [proof tanh_grad: 1 − tanh²]
 
     Args:
         x (any shape): input.
 
     Returns:
-        out (the shape of x): log_sigmoid'(x); the dtype of x.
+        out (the shape of x): tanh'(x); the dtype of x.
 
     Example:
         >>> x = np.array([-1.0, 0.0, 2.0])
-        >>> log_sigmoid_grad(x).round(4)
-        array([0.7311, 0.5   , 0.1192])
+        >>> tanh_grad(x).round(4)
+        array([0.42  , 1.    , 0.0707])
     """
     x = _floating("x", x)
     dtype = x.dtype
     with np.errstate(all="ignore"):
         x = _wider(x)
-        out = _sigmoid(-x)
+        out = 4*_sigmoid(-2*x)*_sigmoid(2*x)
     return _narrow(out, dtype)
