@@ -156,6 +156,9 @@ def _expression(value, what: str, var: sp.Symbol | None) -> tuple:
         (var,) = free
     elif not isinstance(var, sp.Symbol):
         raise TypeError(f"var: expected a SymPy Symbol, got {type(var).__name__} {var!r:.80}")
+    else:  # the variable by its name, whatever its assumptions (real or not)
+        value = value.xreplace({s: var for s in free if s.name == var.name})
+        free = value.free_symbols
     extra = free - {var}
     if extra:
         raise ValueError(
@@ -173,7 +176,7 @@ def _expression(value, what: str, var: sp.Symbol | None) -> tuple:
             raise ValueError(f"{what}: expected a closed expression, got a {type(node).__name__}")
         if node.is_number and not node.is_real and node.is_number is not None:
             raise ValueError(f"{what}: expected real arithmetic, got {node}")
-    real = sp.Symbol(var.name if var.is_real else "x", real=True)
+    real = sp.Symbol(var.name, real=True)
     return value.xreplace({var: real}), real
 
 
@@ -275,7 +278,6 @@ def define_activation(
         if value is None:
             continue
         form, _ = _expression(value, what, var)
-        form = form.xreplace({s: var for s in form.free_symbols})
         wrong = equal_at_points(form, target, var)
         if wrong:
             raise ValueError(

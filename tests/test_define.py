@@ -188,3 +188,17 @@ def test_the_readme_example_runs_as_printed_in_a_fresh_folder(tmp_path):
     assert (tmp_path / "out" / "latex" / "swish_grad.tex").is_file()
     assert "symce_swish_grad_f32" in (tmp_path / "out" / "c" / "symce.c").read_text()
     assert "FAIL" not in outputs[2] and re.search(r"all \d+ checks passed", outputs[2])
+
+
+def test_the_variable_may_be_any_symbol_and_the_stable_form_must_use_it():
+    t = sp.Symbol("t")  # no assumptions: symce takes it as real
+    act = symce.define_activation(
+        "half_softplus2", sp.log(1 + sp.exp(2 * t)) / 2, stable=symce.softplus(2 * t) / 2
+    )
+    try:
+        assert act.var.name == "t" and act.var.is_real
+        assert kernels.registry()["half_softplus2"].slots["out"].free_symbols == {kernels.x}
+        with pytest.raises(ValueError, match="alone, got also u"):
+            symce.define_activation("other_fn", sp.exp(t), stable=sp.exp(sp.Symbol("u")))
+    finally:
+        definitions.forget("half_softplus2")
