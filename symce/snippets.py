@@ -215,9 +215,23 @@ def _c(kernel: str, sfx: str) -> str:
         f"{'float32' if sfx == 'f32' else 'float64'}`).\n"
         " * C99; link with -lm.  Returns SYMCE_OK (0) or an error code (symce_status). */"
     )
-    includes = sorted(set(re.findall(r"#include <[^>]+>", files["c/symce.h"] + files["c/symce.c"])))
     body = [items[i].text for i in sorted(keep)]
+    used = set(_IDENT.findall(_code("\n".join(body))))
+    headers = sorted(
+        set(re.findall(r"#include <([^>]+)>", files["c/symce.h"] + files["c/symce.c"]))
+    )
+    includes = [f"#include <{h}>" for h in headers if used & _DECLARES.get(h, used)]
     return "\n\n".join([head, "\n".join(includes), *body]) + "\n"
+
+
+# what symce's C takes from each standard header (a header none of whose names a snippet uses is
+# left out; a header not listed here is always kept)
+_DECLARES = {
+    "stddef.h": {"size_t", "NULL"},
+    "stdint.h": {"int64_t", "uint64_t", "uint32_t", "int32_t", "SIZE_MAX", "INT64_MAX"},
+    "stdlib.h": {"malloc", "free"},
+    "string.h": {"memcpy", "memset", "memmove"},
+}
 
 
 def _kept_from_header(item: _Item) -> bool:
