@@ -324,6 +324,9 @@ def _activation_kernels(act) -> list:
     else:
         grad = res.closed
         if m.s in grad.free_symbols:
+            # by powers of x, so each coefficient's factor 1 - sigma shows (swish':
+            # sigma + x sigma (1 - sigma)), then 1 - sigma -> sigma(-x)
+            grad = sp.collect(sp.expand(grad), act.var)
             expr, neg = stable.sigmoid_complement(grad, m.s, act.var)
             grad = stable.sigmoid_function(expr, m.s, neg, act.var)
         grad = grad.xreplace({act.output: act.stable})
