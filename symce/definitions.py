@@ -261,6 +261,7 @@ def define_activation(
         TypeError, ValueError: a name, expression, summary or example that is not acceptable,
         or a stable form that does not equal what it replaces (the message says where).
     """
+    activations()  # symce's library first: its names are taken before any user's
     taken = {k: f"the activation {k}" for k in _ACTIVATIONS if k != name}
     taken.update({f"{k}_grad": f"the derivative of {k}" for k in _ACTIVATIONS if k != name})
     for provider in _RESERVED:

@@ -202,3 +202,18 @@ def test_the_variable_may_be_any_symbol_and_the_stable_form_must_use_it():
             symce.define_activation("other_fn", sp.exp(t), stable=sp.exp(sp.Symbol("u")))
     finally:
         definitions.forget("half_softplus2")
+
+
+def test_a_fresh_process_cannot_take_a_library_name():
+    """The library is declared before any user's function, even the first thing a process does."""
+    code = (
+        "import sympy as sp, symce\n"
+        "x = sp.Symbol('x', real=True)\n"
+        "try:\n"
+        "    symce.define_activation('tanh', sp.exp(x))\n"
+        "except ValueError as err:\n"
+        "    print(err)\n"
+    )
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr
+    assert "already defined (in symce.library.tanh)" in run.stdout
