@@ -185,8 +185,11 @@ def _ce_steps(kern: kr.Kernel) -> list:
 
 
 def _ce_probs(kern: kr.Kernel, variant: describe.Variant) -> Program:
-    """The cross-entropy from probabilities: y~, then the loss and the gradient from p."""
-    steps = (Load("p", "in", "class"), *_ce_steps(kern))
+    """The cross-entropy from probabilities: y~, then the loss and the gradient from p (loaded
+    where a slot reads it: a gradient that is -y~ alone reads no input, and C's -Werror would
+    refuse the unused load)."""
+    load = (Load("p", "in", "class"),) if "p" in describe.describe(kern).reads else ()
+    steps = (*load, *_ce_steps(kern))
     return Program(kern.name, variant, _target_steps(kern, variant), steps)
 
 
