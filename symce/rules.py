@@ -321,19 +321,26 @@ def _cite(d, x, lets, rule):
     return None
 
 
+# each derivative rule as a transform of one derivative node (None where it does not apply):
+# apply() uses them everywhere, apply_at() at one node
+_ONCE = {
+    "linearity": _lin,
+    "product": _product,
+    "quotient": _quotient,
+    "chain": lambda d, x, lets: _outer(d, x, lets, ("exp", "log", "pow")),
+    "d_exp": lambda d, x, lets: _outer(d, x, lets, ("exp",)),
+    "d_log": lambda d, x, lets: _outer(d, x, lets, ("log",)),
+}
+
+
 def apply(rule: Rule, expr: sp.Expr, lets: tuple = ()) -> sp.Expr:
     """Apply ``rule`` everywhere it applies in ``expr`` (until nothing changes)."""
     kind = rule.kind
     for _ in range(12):
-        if kind == "linearity":
-            new = _sum_linearity(_rewrite_derivatives(expr, lambda d, x: _lin(d, x, lets)))
-        elif kind == "product":
-            new = _rewrite_derivatives(expr, lambda d, x: _product(d, x, lets))
-        elif kind == "quotient":
-            new = _rewrite_derivatives(expr, lambda d, x: _quotient(d, x, lets))
-        elif kind in ("chain", "d_exp", "d_log"):
-            kinds = {"chain": ("exp", "log", "pow"), "d_exp": ("exp",), "d_log": ("log",)}[kind]
-            new = _rewrite_derivatives(expr, lambda d, x, kinds=kinds: _outer(d, x, lets, kinds))
+        if kind in _ONCE:
+            new = _rewrite_derivatives(expr, lambda d, x: _ONCE[kind](d, x, lets))
+            if kind == "linearity":  # of sums too
+                new = _sum_linearity(new)
         elif kind == "d_var":
             new = expr
         elif kind == "sifting":
@@ -354,16 +361,6 @@ def apply(rule: Rule, expr: sp.Expr, lets: tuple = ()) -> sp.Expr:
             return new
         expr = new
     return expr
-
-
-_ONCE = {
-    "linearity": _lin,
-    "product": _product,
-    "quotient": _quotient,
-    "chain": lambda d, x, lets: _outer(d, x, lets, ("exp", "log", "pow")),
-    "d_exp": lambda d, x, lets: _outer(d, x, lets, ("exp",)),
-    "d_log": lambda d, x, lets: _outer(d, x, lets, ("log",)),
-}
 
 
 def apply_at(rule: Rule, expr: sp.Expr, node: sp.Derivative, lets: tuple = ()) -> sp.Expr:
