@@ -138,8 +138,8 @@ class Kernel:
     slots: dict = field(hash=False)  # slot name -> SymPy expression over LOCALS
     derivation: str | None = None  # name of the derive.Result it evaluates
     options: tuple = ()  # option names this kernel accepts (PyTorch keywords)
-    # an elementwise kernel's exact value over x (the definition, or the raw derivative): what
-    # the references evaluate at high precision, independently of the slots
+    # an elementwise kernel's exact value over x (the model's or a declaration's definition, or
+    # its raw derivative): what the references evaluate at high precision, not the slots
     raw: sp.Expr | None = field(default=None, hash=False)
     example: tuple | None = None  # a defined function's worked example's inputs (else examples.py)
     defined_in: str = ""  # the module that declared it (symce.definitions), "" for symce's own
@@ -405,6 +405,7 @@ def _build():
             (Arg("out", "real", "like x", "sigma(x)"),),
             {"out": _sigmoid_value()},
             None,
+            raw=m.sigmoid(x),
         ),
         Kernel(
             "sigmoid_grad",
@@ -416,6 +417,7 @@ def _build():
             (Arg("out", "real", "like x", "sigma'(x)"),),
             {"out": _sigmoid_grad()},
             "sigmoid_grad",
+            raw=sp.diff(m.sigmoid(x), x),
         ),
         Kernel(
             "softmax",

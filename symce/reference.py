@@ -66,11 +66,10 @@ def _raw_row_functions(K: int):
 
 @cache
 def _scalar(name):
-    """Lambdified scalar definitions and raw derivatives (sigmoid and BCE family)."""
+    """Lambdified scalar definitions and raw derivatives of the BCE family (an elementwise
+    kernel's are its ``Kernel.raw``)."""
     th, yv, ph, wp = m.theta, m.y_bin, m.yhat, m.pos_weight
     exprs = {
-        "sigmoid": ([th], m.sigmoid()),
-        "sigmoid_grad": ([th], sp.diff(m.sigmoid(), th)),
         "bce": ([ph, yv], m.binary_cross_entropy()),
         "bce_grad": ([ph, yv], sp.diff(m.binary_cross_entropy(), ph)),
         "sbce": ([th, yv, wp], m.sigmoid_weighted_binary_cross_entropy()),
@@ -82,8 +81,8 @@ def _scalar(name):
 
 @cache
 def _raw(name):
-    """An elementwise kernel's exact value (``Kernel.raw``: a defined function's definition or
-    its raw derivative), lambdified to mpmath."""
+    """An elementwise kernel's exact value (``Kernel.raw``: its definition or raw derivative),
+    lambdified to mpmath."""
     expr = kr.kernel(name).raw
     (var,) = expr.free_symbols
     return sp.lambdify([var], expr, "mpmath")
@@ -91,8 +90,9 @@ def _raw(name):
 
 def _settled(f):
     """``f`` evaluated at the working precision once its value no longer changes when the digits
-    double (from :func:`_digits_for`'s count, up to 20000): a declared definition may cancel
-    faster than e^-|x| (1 - tanh^2 loses e^-2|x|), so no fixed count is enough for all."""
+    double (from :func:`_digits_for`'s count, up to 20000): 1 + e^-x cancels like e^-|x|, a
+    declared definition may cancel faster (1 - tanh^2 loses e^-2|x|), so no fixed count is
+    enough for all."""
 
     def value(v):
         digits = _digits_for(v)
@@ -242,16 +242,8 @@ def evaluate(
         fam = kern.family
         if fam == "elementwise":
             (x,) = args
-            if form == "raw":
-                if kern.raw is not None:  # a declared function's definition
-                    return np.vectorize(_settled(_raw(name)), otypes=[object])(_mp(x))
-                f = _scalar(name)
-
-                def raw(v):  # 1 + e^-x and friends cancel for large |x|: carry the digits
-                    with mpmath.workdps(_digits_for(v)):
-                        return +f(v)
-
-                return np.vectorize(raw, otypes=[object])(_mp(x))
+            if form == "raw":  # the definition (Kernel.raw), to as many digits as it needs
+                return np.vectorize(_settled(_raw(name)), otypes=[object])(_mp(x))
             f = _slot(name, "out")
             return np.vectorize(lambda v: f(x=v), otypes=[object])(_mp(x))
         if fam == "rowwise":
