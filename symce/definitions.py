@@ -180,18 +180,15 @@ def _expression(value, what: str, var: sp.Symbol | None) -> tuple:
     return value.xreplace({var: real}), real
 
 
-def _at(expr: sp.Expr, var: sp.Symbol, v) -> mpmath.mpf:
-    f = sp.lambdify(var, elementary(expr), "mpmath")
-    with mpmath.workdps(_DPS + 20):
-        return f(mpmath.mpf(v.p) / v.q)
-
-
 def equal_at_points(a: sp.Expr, b: sp.Expr, var: sp.Symbol) -> str:
     """'' when ``a`` and ``b`` agree to 40 digits at every :data:`CHECK_POINTS` where both are
     finite (and are infinite together), else the first point where they differ."""
+    fa, fb = (sp.lambdify(var, elementary(e), "mpmath") for e in (a, b))
     for v in CHECK_POINTS:
         try:
-            va, vb = _at(a, var, v), _at(b, var, v)
+            with mpmath.workdps(_DPS + 20):
+                point = mpmath.mpf(v.p) / v.q
+                va, vb = fa(point), fb(point)
         except (ZeroDivisionError, OverflowError, ValueError):
             continue
         if not (mpmath.isfinite(va) and mpmath.isfinite(vb)):
@@ -319,7 +316,7 @@ def _same(a: Activation, b: Activation) -> bool:
 def _caller_module() -> str:
     import inspect
 
-    for frame in inspect.stack()[2:]:
+    for frame in inspect.stack(context=0)[2:]:  # no source lines read
         mod = frame.frame.f_globals.get("__name__", "")
         if mod != __name__:  # printed into the proofs: a dotted identifier, or nothing of it
             return mod if re.fullmatch(r"[A-Za-z_][A-Za-z0-9_.]{0,80}", mod) else "a module"

@@ -329,11 +329,9 @@ def _activation_kernels(act) -> list:
             grad = sp.collect(sp.expand(grad), act.var)
             expr, neg = stable.sigmoid_complement(grad, m.s, act.var)
             grad = stable.sigmoid_function(expr, m.s, neg, act.var)
-        grad = grad.xreplace({act.output: act.stable})
-        for sym, _ in res.named:
-            other = next((a for a in definitions.activations() if a.output == sym), None)
-            if other is not None:
-                grad = grad.xreplace({sym: other.stable.xreplace({other.var: act.var})})
+        named = {sym for sym, _ in res.named}  # its own output, or an earlier function's
+        for other in (a for a in definitions.activations() if a.output in named):
+            grad = grad.xreplace({other.output: other.stable.xreplace({other.var: act.var})})
         grad = grad.xreplace(at)
     # the formulas in plain ASCII (every language's comments): outputs as functions of x
     calls = {sym: sp.Symbol(f"{'sigma' if sym == m.s else sym.name}(x)") for sym, _ in res.named}
