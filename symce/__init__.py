@@ -5,7 +5,8 @@ Stages (data flows one way; each module's docstring starts with its stage):
 
 1. model       — :mod:`symce.model`, :mod:`symce.functions`, :mod:`symce.definitions`: SymPy
    definitions (general K and concrete K), the functions the stable forms use, and the functions
-   users declare through the public API (:func:`symce.define_activation`; symce's own library of
+   users declare through the public API (:func:`symce.define_activation`,
+   :func:`symce.define_loss`; symce's own library of
    such declarations is :mod:`symce.library`)
 2. derivation  — :mod:`symce.rewrite`, :mod:`symce.derive`: general-K rewriting and the engine
    that finds each closed form
@@ -32,7 +33,7 @@ benchmarks' oracle: :mod:`symce.reference` (mpmath references) and :mod:`symce.u
 __version__ = "0.1.0"
 
 from . import kernels  # noqa: F401  (reserves its kernels' names for the definitions)
-from .definitions import define_activation
+from .definitions import define_activation, define_loss
 from .functions import expm1, log1p, sigmoid, softplus
 
-__all__ = ["define_activation", "expm1", "log1p", "sigmoid", "softplus"]
+__all__ = ["define_activation", "define_loss", "expm1", "log1p", "sigmoid", "softplus"]

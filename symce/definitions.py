@@ -39,6 +39,10 @@ from . import names
 
 __all__ = [
     "Activation",
+    "Loss",
+    "OVER",
+    "define_loss",
+    "losses",
     "FUNCTIONS",
     "activations",
     "define_activation",
@@ -56,6 +60,7 @@ _DPS = 50
 _SUMMARY = re.compile(r"[A-Za-z0-9 ,.;:()+\-*/^=<>|!?&%\[\]]{1,120}")
 
 _ACTIVATIONS: dict = {}
+_LOSSES: dict = {}
 _LISTENERS: list = []
 _RESERVED: list = []
 
@@ -89,6 +94,46 @@ class Activation:
         return elementary(self.definition)
 
 
+# how a declared loss's terms are laid out (define_loss's ``over``)
+OVER = {
+    "classes": "one term per class of a row of K (log-)probabilities, summed over the row; "
+    "targets are class labels or a probability row, with the cross-entropy's options",
+}
+
+
+@dataclass(frozen=True)
+class Loss:
+    """A user-defined loss: a term in an input v and a target y, and what symce needs to emit the
+    loss and its gradient with respect to v."""
+
+    name: str
+    term: sp.Expr  # the loss of one class (over="classes"), over ``input`` and ``target``
+    input: sp.Symbol  # v: the input the gradient is taken with respect to
+    target: sp.Symbol  # y: the (effective) target of the class
+    over: str  # an OVER key
+    input_name: str  # the input argument's name in every language
+    input_doc: str  # what the input is, in words
+    summary: str  # one line: the loss kernel's first documentation line
+    example: tuple  # (inputs, options) of the worked example
+    module: str  # where it was declared, for messages
+
+    @property
+    def grad_name(self) -> str:
+        """The name of the gradient's kernel and derivation: ``<name>_grad``."""
+        return self.name + "_grad"
+
+    @property
+    def plain(self) -> sp.Expr:
+        """The term in exp and log alone (:func:`elementary`): what the proof differentiates."""
+        return elementary(self.term)
+
+    @property
+    def zero_without_target(self) -> bool:
+        """Whether the term is 0 where the target is 0: a class without target mass then adds
+        nothing, even where its input is infinite (0 * -inf = 0, as 0 log 0 = 0)."""
+        return sp.simplify(self.term.xreplace({self.target: 0})) == 0
+
+
 def reserve(provider: Callable[[], tuple]) -> None:
     """Register ``provider``, which returns names no definition may take (the registry's own
     kernels: symce.kernels registers them, so this stage need not import that one)."""
@@ -112,6 +157,17 @@ _LIBRARY = []  # whether symce.library's modules have been imported
 def activations() -> tuple:
     """Every declared activation, in the order of declaration: symce's library first (imported
     here the first time), then the user's."""
+    _load_library()
+    return tuple(_ACTIVATIONS.values())
+
+
+def losses() -> tuple:
+    """Every declared loss, in the order of declaration: symce's library first, then the user's."""
+    _load_library()
+    return tuple(_LOSSES.values())
+
+
+def _load_library() -> None:
     if not _LIBRARY:
         _LIBRARY.append(True)
         import importlib
@@ -120,13 +176,42 @@ def activations() -> tuple:
 
         for mod in modules():
             importlib.import_module(f"{__package__}.library.{mod}")
-    return tuple(_ACTIVATIONS.values())
 
 
 def forget(name: str) -> None:
     """Remove the definition ``name`` (KeyError if there is none): for tests and notebooks."""
-    del _ACTIVATIONS[name]
+    table = _LOSSES if name in _LOSSES else _ACTIVATIONS
+    del table[name]
     _changed()
+
+
+def _taken(name: str) -> dict:
+    """The names a declaration ``name`` may not take (its own kernels and another's, and symce's
+    kernels), each with what holds it; symce's library is loaded first, so its names are taken
+    before any user's."""
+    _load_library()
+    taken = {}
+    for kind, table in (("activation", _ACTIVATIONS), ("loss", _LOSSES)):
+        for k in table:
+            if k != name:
+                taken[k] = f"the {kind} {k}"
+                taken[f"{k}_grad"] = f"the derivative of {k}"
+    for provider in _RESERVED:
+        taken.update({k: f"symce's kernel {k}" for k in provider()})
+    return taken
+
+
+def _add(table: dict, decl, same: Callable) -> object:
+    """Register ``decl`` in ``table``: the same declaration again returns the existing one, a
+    different one under a name already defined is an error."""
+    old = _ACTIVATIONS.get(decl.name) or _LOSSES.get(decl.name)
+    if old is not None:
+        if type(old) is type(decl) and same(old, decl):
+            return old
+        raise ValueError(f"name: {decl.name!r} is already defined (in {old.module}) differently")
+    table[decl.name] = decl
+    _changed()
+    return decl
 
 
 def elementary(expr: sp.Expr) -> sp.Expr:
@@ -165,6 +250,13 @@ def _expression(value, what: str, var: sp.Symbol | None) -> tuple:
             f"{what}: expected an expression of {var} alone, got also "
             f"{', '.join(sorted(map(str, extra)))}"
         )
+    _check_nodes(value, what)
+    real = sp.Symbol(var.name, real=True)
+    return value.xreplace({var: real}), real
+
+
+def _check_nodes(value: sp.Expr, what: str) -> None:
+    """ValueError unless ``value`` is built from :data:`FUNCTIONS` and real arithmetic alone."""
     allowed = tuple(f for f in FUNCTIONS if isinstance(f, type))
     for node in sp.preorder_traversal(value):
         if isinstance(node, sp.Function) and not isinstance(node, allowed):
@@ -176,8 +268,37 @@ def _expression(value, what: str, var: sp.Symbol | None) -> tuple:
             raise ValueError(f"{what}: expected a closed expression, got a {type(node).__name__}")
         if node.is_number and not node.is_real and node.is_number is not None:
             raise ValueError(f"{what}: expected real arithmetic, got {node}")
-    real = sp.Symbol(var.name, real=True)
-    return value.xreplace({var: real}), real
+
+
+def _symbol(value, what: str) -> sp.Symbol:
+    """``value`` as a real symbol of the same name; TypeError if it is not a Symbol."""
+    if not isinstance(value, sp.Symbol):
+        raise TypeError(
+            f"{what}: expected a SymPy Symbol, got {type(value).__name__} {value!r:.80}"
+        )
+    return sp.Symbol(value.name, real=True)
+
+
+def _term(value, what: str, variables: tuple) -> sp.Expr:
+    """An expression over ``variables`` (real symbols, matched by name) alone, from
+    :data:`FUNCTIONS`; TypeError/ValueError otherwise."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        value = sp.sympify(value)
+    if not isinstance(value, sp.Expr):
+        raise TypeError(
+            f"{what}: expected a SymPy expression (strings are not parsed), got "
+            f"{type(value).__name__} {value!r:.80}"
+        )
+    by_name = {v.name: v for v in variables}
+    extra = sorted(s.name for s in value.free_symbols if s.name not in by_name)
+    if extra:
+        raise ValueError(
+            f"{what}: expected an expression of {', '.join(by_name)} alone, got also "
+            f"{', '.join(extra)}"
+        )
+    value = value.xreplace({s: by_name[s.name] for s in value.free_symbols})
+    _check_nodes(value, what)
+    return value
 
 
 def equal_at_points(a: sp.Expr, b: sp.Expr, var: sp.Symbol) -> str:
@@ -205,10 +326,11 @@ def _summary(value: object, default: str) -> str:
         return default
     if not isinstance(value, str):
         raise TypeError(f"summary: expected a string, got {type(value).__name__}")
-    if not _SUMMARY.fullmatch(value):
+    if not _SUMMARY.fullmatch(value) or "*/" in value or "/*" in value or "//" in value:
         raise ValueError(
             "summary: expected one line of at most 120 printable ASCII characters without "
-            f"quotes, backslashes, braces, '#' or '@' (it is printed into every language's "
+            f"quotes, backslashes, braces, '#', '@' or a C comment's '/*', '*/' or '//' (it is "
+            f"printed into every language's "
             f"comments and strings), got {value!r:.140}"
         )
     return value
@@ -258,11 +380,7 @@ def define_activation(
         TypeError, ValueError: a name, expression, summary or example that is not acceptable,
         or a stable form that does not equal what it replaces (the message says where).
     """
-    activations()  # symce's library first: its names are taken before any user's
-    taken = {k: f"the activation {k}" for k in _ACTIVATIONS if k != name}
-    taken.update({f"{k}_grad": f"the derivative of {k}" for k in _ACTIVATIONS if k != name})
-    for provider in _RESERVED:
-        taken.update({k: f"symce's kernel {k}" for k in provider()})
+    taken = _taken(name)
     names.check_name(name, "activation name", taken)
     names.check_name(name + "_grad", "activation name (its derivative's kernel)", taken)
     definition, var = _expression(definition, "definition", var)
@@ -293,14 +411,7 @@ def define_activation(
         _example(example),
         _caller_module(),
     )
-    old = _ACTIVATIONS.get(name)
-    if old is not None:
-        if _same(old, act):
-            return old
-        raise ValueError(f"name: {name!r} is already defined (in {old.module}) differently")
-    _ACTIVATIONS[name] = act
-    _changed()
-    return act
+    return _add(_ACTIVATIONS, act, _same)
 
 
 def _same(a: Activation, b: Activation) -> bool:
@@ -321,3 +432,124 @@ def _caller_module() -> str:
         if mod != __name__:  # printed into the proofs: a dotted identifier, or nothing of it
             return mod if re.fullmatch(r"[A-Za-z_][A-Za-z0-9_.]{0,80}", mod) else "a module"
     return "__main__"
+
+
+# the arguments and options a loss over classes takes besides its input (symce.kernels): its input
+# may be named none of them
+_CLASS_ARGUMENTS = ("target", "labels", "weight", "ignore_index", "label_smoothing", "reduction")
+_CLASS_OUTPUTS = ("loss", "grad")
+_DEFAULT_EXAMPLE = {
+    "classes": (
+        ((-1.2, -0.5, -2.3), (-0.1, -3.0, -2.5)),  # two rows of log-probabilities
+        (1, 0),  # their labels
+    ),
+}
+
+
+def define_loss(
+    name: str,
+    term: sp.Expr,
+    *,
+    input: sp.Symbol,  # PyTorch's name for a loss's first argument
+    target: sp.Symbol,
+    over: str = "classes",
+    input_name: str = "input",
+    input_doc: str = "log-probabilities, one row per sample",
+    summary: str | None = None,
+    example: tuple | None = None,
+) -> Loss:
+    """Declare a loss: symce derives its gradient with respect to the input, proves it and emits
+    the loss and the gradient, with the options of its layout.
+
+    Args:
+        name: the kernels' name (``name`` and ``name_grad``), as for :func:`define_activation`.
+        term: the loss of one class, a SymPy expression of ``input`` and ``target`` (e.g.
+            ``-y * v`` for the negative log-likelihood of log-probabilities v), from
+            :data:`FUNCTIONS`.
+        input: the symbol of the input (the gradient is taken with respect to it).
+        target: the symbol of the class's target.
+        over: how the terms are laid out (:data:`OVER`).  ``"classes"``: a row of K inputs per
+            sample, its loss the sum of the K terms, where the target of class k is the
+            cross-entropy's effective target y~_k: from a class label t (one-hot, times the
+            label's class weight) or from a probability row, with ``weight``,
+            ``ignore_index``, ``label_smoothing`` and ``reduction`` as PyTorch's cross_entropy.
+        input_name: the input argument's name in every language (PyTorch's ``input``).
+        input_doc: what the input is, for the documentation.
+        summary: one line for the loss kernel's documentation.
+        example: ``(inputs, targets)`` or ``(inputs, targets, options)`` of the worked example
+            (default: two rows of three log-probabilities and their labels).
+
+    Returns:
+        The :class:`Loss` (also registered: the registry, ``symce list`` and ``symce derive``
+        include it).  Declaring the same name again with the same arguments returns the
+        existing declaration; with different ones it is an error.
+
+    Raises:
+        TypeError, ValueError: a name, expression, layout, summary or example that is not
+        acceptable (the message says which argument, what was expected and what was given).
+    """
+    taken = _taken(name)
+    names.check_name(name, "loss name", taken)
+    names.check_name(name + "_grad", "loss name (its gradient's kernel)", taken)
+    if over not in OVER:
+        raise ValueError(f"over: expected one of {', '.join(map(repr, OVER))}, got {over!r:.80}")
+    v, y = _symbol(input, "input"), _symbol(target, "target")
+    if v.name == y.name:
+        raise ValueError(f"input and target: expected two different symbols, got {v} twice")
+    term = _term(term, "term", (v, y))
+    if v not in term.free_symbols or sp.diff(term, v) == 0:
+        raise ValueError(f"term: {term} does not depend on the input {v}")
+    others = {a: f"the {a} argument" for a in _CLASS_ARGUMENTS + _CLASS_OUTPUTS}
+    names.check_argument(input_name, "input_name", {**others, name: "the loss's own name"})
+    loss = Loss(
+        name,
+        term,
+        v,
+        y,
+        over,
+        input_name,
+        _summary(input_doc, "input"),
+        _summary(summary, f"{name} of {input_name} against a target."),
+        _loss_example(example, over),
+        _caller_module(),
+    )
+    return _add(_LOSSES, loss, lambda a, b: a == b)
+
+
+def _loss_example(value, over: str) -> tuple:
+    """(inputs, targets, options) as tuples of numbers (rows), checked."""
+    if value is None:
+        value = _DEFAULT_EXAMPLE[over]
+    if not isinstance(value, (tuple, list)) or len(value) not in (2, 3):
+        raise TypeError(f"example: expected (inputs, targets[, options]), got {value!r:.80}")
+    inputs, targets, opts = (*value, {})[:3]
+    try:
+        rows = tuple(tuple(float(v) for v in row) for row in inputs)
+        labels = tuple(targets)
+        if all(isinstance(t, (int,)) and not isinstance(t, bool) for t in labels):
+            labels = tuple(int(t) for t in labels)
+        else:
+            labels = tuple(tuple(float(v) for v in row) for row in labels)
+    except (TypeError, ValueError):
+        raise TypeError(
+            f"example: expected rows of numbers and their labels or target rows, got {value!r:.80}"
+        ) from None
+    K = len(rows[0]) if rows else 0
+    if not 1 <= len(rows) <= 4 or not 1 <= K <= 6 or any(len(r) != K for r in rows):
+        raise ValueError(f"example: expected 1 to 4 rows of the same 1 to 6 numbers, got {rows}")
+    if len(labels) != len(rows):
+        raise ValueError(f"example: expected one target per row, got {len(labels)}")
+    for t in labels:
+        if isinstance(t, int) and not 0 <= t < K:
+            raise ValueError(f"example: expected labels in [0, {K}), got {t}")
+        if not isinstance(t, int) and len(t) != K:
+            raise ValueError(f"example: expected target rows of {K} numbers, got {t}")
+    if not isinstance(opts, dict) or not set(opts) <= {"reduction", "label_smoothing"}:
+        raise ValueError(
+            f"example: expected options among reduction, label_smoothing, got {opts!r:.80}"
+        )
+    if opts.get("reduction", "mean") not in ("none", "mean", "sum"):
+        raise ValueError(
+            f"example: reduction must be 'none', 'mean' or 'sum', got {opts['reduction']!r:.40}"
+        )
+    return rows, labels, tuple(sorted(opts.items()))

@@ -214,6 +214,8 @@ def results() -> dict:
     out = dict(_builtin_results())
     for act in definitions.activations():
         out[act.grad_name] = _derive_activation(act)
+    for loss in definitions.losses():
+        out[loss.grad_name] = _derive_loss(loss)
     return out
 
 
@@ -314,6 +316,22 @@ def _derive_activation(act) -> Result:
     raw = sp.diff(spec.definition, spec.wrt)
     closed, named = closed_in_outputs(raw, act.var, output_candidates(act))
     return Result(spec, raw, closed, closed, (), named)
+
+
+def _derive_loss(loss) -> Result:
+    """A defined loss's gradient with respect to its input: the derivative of its term, in its
+    simplest form (the term is a function of the input and the target alone: no output to name)."""
+    v = loss.input
+    spec = Spec(
+        loss.grad_name,
+        f"Gradient of {loss.name}",
+        loss.plain,
+        v,
+        r"\frac{\partial\, " + latex_name(loss.name) + r"}{\partial " + sp.latex(v) + "}",
+    )
+    raw = sp.diff(spec.definition, v)
+    closed = min((sp.factor(sp.cancel(raw)), sp.simplify(raw), raw), key=sp.count_ops)
+    return Result(spec, raw, closed, closed)
 
 
 def result(name: str) -> Result:

@@ -215,11 +215,12 @@ _SIZE_K = Param("k", "size", (), "number of classes per row; must be >= 1")
 def _ce_params(kern: kr.Kernel, soft: bool) -> list:
     fam = kern.family
     first = kern.inputs[0].name
-    words = (
-        "class probabilities, row-major"
-        if fam == "ce_probs"
-        else "logits (unnormalised scores), row-major"
-    )
+    if kern.defined_in:  # a defined loss's input: its declaration's words
+        words = kern.inputs[0].doc + ", row-major"
+    elif fam == "ce_probs":
+        words = "class probabilities, row-major"
+    else:
+        words = "logits (unnormalised scores), row-major"
     ps = [_SIZE_N, _SIZE_K, Param(first, "in", ("n", "k"), words)]
     if soft:
         note = " (need not sum to 1: the gradient is p sum(y~) - y~)" if fam == "ce_logits" else ""

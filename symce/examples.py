@@ -106,8 +106,47 @@ def of(kern: object) -> Example:
     import mpmath
     import sympy as sp
 
+    if kern.family == "ce_probs":  # a defined loss: (rows, targets, options) from its declaration
+        return _loss_example(kern)
     (var,) = kern.raw.free_symbols
     f = sp.lambdify(var, kern.raw, "mpmath")
     with mpmath.workdps(50):
         values = [round(float(f(mpmath.mpf(v))), 4) + 0.0 for v in kern.example]
     return Example((np.array(kern.example),), (np.array(values),))
+
+
+def _loss_example(kern: object) -> Example:
+    """A defined loss's worked example: its declaration's inputs (symce.definitions checks the
+    labels are classes and the options are reduction and label_smoothing alone), and the results
+    of its definition at 50 digits, rounded: the term (``Kernel.raw``, over the input v and the
+    effective target yt) summed over each row's classes, or its derivative, reduced."""
+    import mpmath
+    import sympy as sp
+
+    from . import kernels as kr
+
+    rows, targets, opts = kern.example
+    opts = dict(opts)
+    eps, reduction = opts.get("label_smoothing", 0.0), opts.get("reduction", "mean")
+    f = sp.lambdify([kr.v, kr.yt], kern.raw, "mpmath")
+    zero = kern.raw.xreplace({kr.yt: 0}) == 0  # a class without target adds nothing
+    K = len(rows[0])
+    with mpmath.workdps(50):
+        values = []
+        for row, t in zip(rows, targets):
+            y = [int(k == t) for k in range(K)] if isinstance(t, int) else list(t)
+            yt = [(1 - mpmath.mpf(eps)) * y_k + mpmath.mpf(eps) / K for y_k in y]
+            values.append(
+                [0 if (a == 0 and zero) else f(mpmath.mpf(v), a) for v, a in zip(row, yt)]
+            )
+        scale = 1 / mpmath.mpf(len(rows)) if reduction == "mean" else 1
+        if "grad" in kern.slots:
+            result = np.array([[float(v * scale) for v in r] for r in values])
+        else:
+            losses = [mpmath.fsum(r) for r in values]
+            result = np.array([float(v) for v in losses]) if reduction == "none" else None
+            if result is None:
+                result = float(mpmath.fsum(losses) * scale)
+    result = np.round(result, 4) + 0.0
+    inputs = (np.array(rows), np.array(targets))
+    return Example(inputs, (result if result.ndim else float(result),), opts)

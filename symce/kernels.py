@@ -22,7 +22,8 @@ Families and the local symbols their loops bind
                  g (upstream g_k), gesum = sum_k g_k e_k (the row sum of the slot dot_term),
                  dot = <g, p> (slot), pc_i (pc of class i),
                  p_i, p_j, delta (Kronecker delta of i and j) for the Jacobian
-``ce_probs``     per row: p (p_k), yt (effective target y~_k), ysum = sum_k y~_k
+``ce_probs``     per row: p (p_k; a defined loss's input is v, any real), yt (effective target
+                 y~_k), ysum = sum_k y~_k
 ``ce_logits``    per row: z, shift, zs, zlo, e, em1, Srest, p, yt, ysum (rowwise slots zs, zlo, e,
                  em1 and p are repeated in the kernel's slots)
 ``bce``          per element: x (logit) or prob, y (target), w (weight), pw (pos_weight)
@@ -65,6 +66,7 @@ Srest = sp.Symbol("Srest", real=True)
 g = sp.Symbol("g", real=True)
 dot = sp.Symbol("dot", real=True)
 p = sp.Symbol("p", nonnegative=True)
+v = sp.Symbol("v", real=True)  # a defined loss's input at the class (any real: log-probabilities)
 p_i = sp.Symbol("p_i", nonnegative=True)
 p_j = sp.Symbol("p_j", nonnegative=True)
 delta = sp.Symbol("delta", nonnegative=True)
@@ -97,6 +99,7 @@ LOCALS = {
         g,
         dot,
         p,
+        v,
         p_i,
         p_j,
         delta,
@@ -372,6 +375,69 @@ def _activation_kernels(act) -> list:
     ]
 
 
+def _plain(expr: sp.Expr) -> str:
+    """An expression in plain ASCII, for every language's comments."""
+    return sp.sstr(expr).replace("**", "^")
+
+
+def _zero_without(expr: sp.Expr) -> sp.Expr:
+    """``expr`` as mul0(y~, f): 0 where the target is 0 whatever the input, unless NaN (as it is
+    where not linear in the target)."""
+    try:
+        return stable.zero_times_anything(expr, yt)
+    except ValueError:
+        return expr
+
+
+def _loss_kernels(loss) -> list:
+    """The kernels of a defined loss over classes (symce.definitions): the loss and its gradient
+    with respect to the input, in the cross-entropy-from-probabilities family (its effective
+    targets, options and reductions).  A term that is 0 without target adds nothing for a class
+    whose target is 0 whatever its input (0 * -inf = 0, as 0 log 0 = 0)."""
+    at = {loss.input: v, loss.target: yt}
+    term = loss.term.xreplace(at)
+    grad = derive.result(loss.grad_name).closed.xreplace(at)
+    slot_term, slot_grad = term, grad
+    if loss.zero_without_target:  # exactly +0 without target (a -y~ alone would give -0)
+        slot_term = _zero_without(term)
+        if sp.simplify(grad.xreplace({yt: 0})) == 0:
+            slot_grad = _zero_without(grad)
+    y_ = loss.target
+    inputs = (Arg(loss.input_name, "real", "(N, K)", loss.input_doc), _TARGET)
+    ce_targets = {"yt_label": _effective_target_label(), "yt_soft": _effective_target_soft()}
+    named = f"{loss.name}({loss.input}, {y_})"
+    common = {"inputs": inputs, "options": _CE_OPTIONS, "defined_in": loss.module}
+    return [
+        Kernel(
+            loss.name,
+            "ce_probs",
+            loss.summary,
+            f"L = sum_k {named}, {named} = {_plain(loss.term)}",
+            rf"L = \sum_k {sp.latex(loss.term)}",
+            outputs=(_LOSS,),
+            slots={**ce_targets, "loss_term": slot_term},
+            derivation=None,
+            raw=term,
+            example=loss.example,
+            **common,
+        ),
+        Kernel(
+            loss.grad_name,
+            "ce_probs",
+            f"Gradient of {loss.name} w.r.t. {loss.input_name}.",
+            f"dL/d{loss.input}_k = {_plain(derive.result(loss.grad_name).closed)}",
+            rf"\frac{{\partial L}}{{\partial {sp.latex(loss.input)}_k}} = "
+            + sp.latex(derive.result(loss.grad_name).closed),
+            outputs=(_GRAD_NK,),
+            slots={**ce_targets, "grad": slot_grad},
+            derivation=loss.grad_name,
+            raw=sp.diff(term, v),
+            example=loss.example,
+            **common,
+        ),
+    ]
+
+
 # ----------------------------------------------------------------------------------------------
 # The registry.
 # ----------------------------------------------------------------------------------------------
@@ -545,7 +611,7 @@ def _build():
             r"L = -(y \log \hat{y} + (1 - y)\log(1 - \hat{y}))",
             (
                 Arg("probs", "real", "any", "predicted probabilities", "[0, 1]"),
-                Arg("target", "real", "like probs", "targets in [0, 1]"),
+                Arg("target", "target", "like probs", "targets in [0, 1]"),
             ),
             (_LOSS,),
             {"loss": _bce_loss()},
@@ -560,7 +626,7 @@ def _build():
             r"\frac{\partial L}{\partial \hat{y}} = \frac{\hat{y} - y}{\hat{y}(1 - \hat{y})}",
             (
                 Arg("probs", "real", "any", "predicted probabilities", "[0, 1]"),
-                Arg("target", "real", "like probs", "targets in [0, 1]"),
+                Arg("target", "target", "like probs", "targets in [0, 1]"),
             ),
             (Arg("grad", "real", "like probs", "gradient of the (reduced) loss"),),
             {"grad": _bce_grad()},
@@ -575,7 +641,7 @@ def _build():
             r"L = (1 - y)\operatorname{softplus}(x) + w_+ y \operatorname{softplus}(-x)",
             (
                 Arg("logits", "real", "any", "logits"),
-                Arg("target", "real", "like logits", "targets in [0, 1]"),
+                Arg("target", "target", "like logits", "targets in [0, 1]"),
             ),
             (_LOSS,),
             {"loss": _sigmoid_bce_loss()},
@@ -590,7 +656,7 @@ def _build():
             r"\frac{\partial L}{\partial x} = \sigma(x) - y",
             (
                 Arg("logits", "real", "any", "logits"),
-                Arg("target", "real", "like logits", "targets in [0, 1]"),
+                Arg("target", "target", "like logits", "targets in [0, 1]"),
             ),
             (Arg("grad", "real", "like logits", "gradient of the (reduced) loss"),),
             {"grad": _sigmoid_bce_grad()},
@@ -605,7 +671,7 @@ def _build():
             r"(L,\ \sigma(x) - y)",
             (
                 Arg("logits", "real", "any", "logits"),
-                Arg("target", "real", "like logits", "targets in [0, 1]"),
+                Arg("target", "target", "like logits", "targets in [0, 1]"),
             ),
             (_LOSS, Arg("grad", "real", "like logits", "gradient of the (reduced) loss")),
             {"loss": _sigmoid_bce_loss(), "grad": _sigmoid_bce_grad()},
@@ -651,6 +717,7 @@ def registry() -> dict:
     """name -> Kernel, in emission order: symce's own, then each defined activation and its
     derivative (symce.definitions)."""
     defined = [kern for act in definitions.activations() for kern in _activation_kernels(act)]
+    defined += [kern for loss in definitions.losses() for kern in _loss_kernels(loss)]
     return {**_builtins(), **_named(defined, taken=_builtins())}
 
 

@@ -188,7 +188,8 @@ def _ce_probs(kern: kr.Kernel, variant: describe.Variant) -> Program:
     """The cross-entropy from probabilities: y~, then the loss and the gradient from p (loaded
     where a slot reads it: a gradient that is -y~ alone reads no input, and C's -Werror would
     refuse the unused load)."""
-    load = (Load("p", "in", "class"),) if "p" in describe.describe(kern).reads else ()
+    reads = describe.describe(kern).reads  # p, or a defined loss's input v
+    load = tuple(Load(s.name, "in", "class") for s in (kr.p, kr.v) if s.name in reads)
     steps = (*load, *_ce_steps(kern))
     return Program(kern.name, variant, _target_steps(kern, variant), steps)
 

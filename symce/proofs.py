@@ -1176,6 +1176,54 @@ def _escaped(words: str) -> str:
     return words.replace("_", r"\_")
 
 
+def _differentiated(expr: sp.Expr, var: sp.Symbol, name: str) -> list:
+    """The definition's derivative, then each derivative rule, then algebra where it is simpler."""
+    steps = [St(D(expr, var), R.DEFINITION)]
+    steps += derivative_steps(steps[0].expr, name)
+    last = steps[-1].expr
+    tidy = min((sp.factor(sp.cancel(last)), sp.powsimp(sp.together(last))), key=sp.count_ops)
+    if sp.count_ops(tidy) < sp.count_ops(last):
+        steps.append(St(tidy, R.ALGEBRA, note=r"\text{simplify}"))
+    return steps
+
+
+def loss_proof(loss: definitions.Loss) -> Proof:
+    """The gradient of a defined loss's term with respect to its input, as checked steps ending
+    in the engine's closed form."""
+    from .derive import latex_name, result
+
+    res = result(loss.grad_name)
+    v, y = loss.input, loss.target
+    ell = rf"{latex_name(loss.name)}({sp.latex(v)}, {sp.latex(y)})"
+    steps = _differentiated(loss.plain, v, loss.grad_name)
+    if steps[-1].expr != res.closed:
+        steps.append(St(res.closed, R.ALGEBRA, note=r"\text{simplify}"))
+    term, shown = sp.latex(loss.term), sp.latex(loss.plain)
+    intro = rf"Let ${ell} = {term}$"
+    if shown != term:
+        intro += rf" $= {shown}$"
+    where = r" in \texttt{" + _escaped(loss.module) + "}" if loss.module else ""
+    intro += (
+        rf", the loss of one class (a row's loss is the sum over its classes, ${sp.latex(y)}$ "
+        r"the class's effective target), declared with symce.define\_loss" + where + ". Then:"
+    )
+    outro = (
+        rf"So $\partial {latex_name(loss.name)} / \partial {sp.latex(v)} = "
+        rf"{sp.latex(res.closed)}$ for each class; the gradient of the reduced loss is this "
+        "times the reduction's scale."
+    )
+    return Proof(
+        loss.grad_name,
+        "Gradient of " + _escaped(loss.name),
+        rf"\frac{{\partial}}{{\partial {sp.latex(v)}}} {ell}",
+        tuple(steps),
+        result=loss.grad_name,
+        intro=intro,
+        outro=outro,
+        sources=r"its declaration with symce.define\_loss",
+    )
+
+
 def activation_proof(act: definitions.Activation) -> Proof:
     """The derivative of a defined activation, as checked steps ending in the engine's closed form."""
     from .derive import latex_name, result
@@ -1183,12 +1231,7 @@ def activation_proof(act: definitions.Activation) -> Proof:
     res = result(act.grad_name)
     x = act.var
     fx = rf"{latex_name(act.name)}({sp.latex(x)})"
-    steps = [St(D(act.plain, x), R.DEFINITION)]
-    steps += derivative_steps(steps[0].expr, act.grad_name)
-    last = steps[-1].expr
-    tidy = min((sp.factor(sp.cancel(last)), sp.powsimp(sp.together(last))), key=sp.count_ops)
-    if sp.count_ops(tidy) < sp.count_ops(last):
-        steps.append(St(tidy, R.ALGEBRA, note=r"\text{simplify}"))
+    steps = _differentiated(act.plain, x, act.grad_name)
     named = res.named
     if named:
         syms = [sym for sym, _ in named]
@@ -1246,7 +1289,8 @@ def proofs() -> tuple:
     """Every proof, unverified (see :func:`verified_proofs`): symce's own, then each defined
     activation's derivative."""
     own = tuple(build() for build in BUILDERS)
-    return own + tuple(activation_proof(act) for act in definitions.activations())
+    declared = tuple(activation_proof(act) for act in definitions.activations())
+    return own + declared + tuple(loss_proof(loss) for loss in definitions.losses())
 
 
 def _forget_proofs() -> None:

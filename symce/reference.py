@@ -124,7 +124,7 @@ _SLOT_FUNCTIONS = {
 
 
 def _forget() -> None:
-    for cached in (_raw, _slot):
+    for cached in (_raw, _slot, _declared):
         cached.cache_clear()
 
 
@@ -327,11 +327,14 @@ def _ce(name, form, x, target, *, weight, ignore_index, label_smoothing, reducti
     rows, kept, divisor = _effective_targets(name, target, K, weight, ignore_index, label_smoothing)
     losses, grads = [], []
     scale = _scale(reduction, divisor)
-    fam = kr.kernel(name).family
+    kern = kr.kernel(name)
+    fam = kern.family
     for row, yt, keep in zip(x, rows, kept):
         row = list(row)
         ysum = mpmath.fsum(yt)
-        if fam == "ce_probs":
+        if fam == "ce_probs" and kern.raw is not None:  # a defined loss: its term, per class
+            loss, grad = _declared_row(name, form, yt, row)
+        elif fam == "ce_probs":
             if form == "raw":
                 # -sum y log p and its derivative -y/p, with the documented clamps
                 loss = -mpmath.fsum(_mul0(a, _clamped_log(b)) for a, b in zip(yt, row))
@@ -363,6 +366,45 @@ def _ce(name, form, x, target, *, weight, ignore_index, label_smoothing, reducti
     if name.endswith("_with_grad"):
         return loss, grad
     return grad if name.endswith("_grad") else loss
+
+
+@cache
+def _declared(name):
+    """A defined loss kernel's value per class (its term, or the term's derivative) over the
+    effective target yt and the input v: ``Kernel.raw`` lambdified, and whether a class without
+    target adds nothing (the term is 0 at yt = 0, so 0 * inf is taken as 0, as the kernels do)."""
+    kern = kr.kernel(name)
+    f = sp.lambdify([kr.yt, kr.v], kern.raw, [_SLOT_FUNCTIONS, "mpmath"])
+    return f, sp.simplify(kern.raw.xreplace({kr.yt: 0})) == 0
+
+
+def _declared_row(name, form, yt, row):
+    """(the row's loss, its gradient per class) of a defined loss kernel: the kernel's one output
+    (the other is None), from its raw term or from its slot (form="closed")."""
+    kern = kr.kernel(name)
+    grad_kernel = "grad" in kern.slots
+    if form == "raw":
+        f, zero = _declared(name)
+
+        def value(a, b):
+            if a == 0 and zero and not mpmath.isnan(b):
+                return mpmath.mpf(0)
+            try:
+                return f(a, b)
+            except ZeroDivisionError:
+                return mpmath.mpf("nan")
+    else:
+        slot = _slot(name, "grad" if grad_kernel else "loss_term")
+
+        def value(a, b):
+            return slot(yt=a, v=b)
+
+    values = [value(a, b) for a, b in zip(yt, row)]
+    return (
+        (mpmath.mpf(0), values)
+        if grad_kernel
+        else (mpmath.fsum(values), [mpmath.mpf(0)] * len(row))
+    )
 
 
 def _bce(name, form, x, target, *, weight, pos_weight, reduction):

@@ -96,6 +96,11 @@ def _roles(fn):
     return {p.role for p in fn.params}
 
 
+def _class_weights(fn):
+    """Whether the weight is one per class (the cross-entropies), not one per element (BCE)."""
+    return c_backend.kr.kernel(fn.kernel).family in ("ce_probs", "ce_logits")
+
+
 def _takes_probs(fn):
     return c_backend.kr.kernel(fn.kernel).checks_domain
 
@@ -136,7 +141,7 @@ def test_bad_input_writes_nothing(clib_each, fn):
         for red in (3, -1, 1000):
             _expect(clib_each, fn, REDUCTION, f"reduction={red}", reduction=red)
     if "weight" in roles:
-        size = K if fn.kernel.startswith(("cross", "softmax")) else N * K
+        size = K if _class_weights(fn) else N * K
         for bad in (-1.0, math.nan, -1e-30):
             w = np.ones(size)
             w[-1] = bad  # the last entry: the whole array is checked before anything is written
@@ -240,7 +245,7 @@ def test_bad_input_writes_nothing(clib_each, fn):
     if "reduction" in roles:
         _expect(clib_each, fn, size_code, "bad size and reduction", sizes=size_bad, reduction=7)
         if "weight" in roles:
-            wbad = -np.ones(K if fn.kernel.startswith(("cross", "softmax")) else N * K)
+            wbad = -np.ones(K if _class_weights(fn) else N * K)
             _expect(clib_each, fn, REDUCTION, "reduction and weight", reduction=7, weight=wbad)
             if "labels" in roles:
                 _expect(
@@ -263,7 +268,7 @@ def test_bad_input_writes_nothing(clib_each, fn):
                 inputs=[bad_probs, np.array([0, 1, 99])],
             )
         if "weight" in roles:
-            wbad = -np.ones(K if fn.kernel.startswith("cross") else N * K)
+            wbad = -np.ones(K if _class_weights(fn) else N * K)
             _expect(
                 clib_each,
                 fn,

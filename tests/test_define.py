@@ -93,6 +93,7 @@ def test_log_sigmoid_is_stable_at_both_ends():
         ({"summary": "ok'); exec('bad"}, ValueError, "summary"),
         ({"summary": "two\nlines"}, ValueError, "summary"),
         ({"summary": "{{ x }}"}, ValueError, "summary"),
+        ({"summary": "ends */ int x; /*"}, ValueError, "summary"),
         ({"stable": sp.exp(2 * x)}, ValueError, "not equal"),
         ({"grad_stable": sp.exp(x)}, ValueError, "not equal"),
         ({"example": ("a",)}, TypeError, "example"),
@@ -218,3 +219,78 @@ def test_a_fresh_process_cannot_take_a_library_name():
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert run.returncode == 0, run.stderr
     assert "already defined (in symce.library.tanh)" in run.stdout
+
+
+# ---- losses (symce.define_loss) ----------------------------------------------------------------
+v_ = sp.Symbol("v", real=True)
+y_ = sp.Symbol("y", real=True)
+
+
+def test_nll_loss_is_declared_through_the_public_api():
+    kern, grad = kernels.registry()["nll_loss"], kernels.registry()["nll_loss_grad"]
+    assert kern.defined_in == grad.defined_in == "symce.library.nll_loss"
+    assert kern.family == grad.family == "ce_probs"
+    assert kern.inputs[0].name == "input" and not kern.checks_domain
+    assert derive.result("nll_loss_grad").closed == -y_
+    counts = proof.verify(proofs.by_name()["nll_loss_grad"])
+    assert counts["rule_verified"] >= 1 and counts["definitions_checked"] == 1
+
+
+def test_a_user_loss_is_derived_proved_and_emitted():
+    """A loss of one line: its gradient derived, proved and checked in NumPy against mpmath."""
+    import numpy as np
+
+    from symce import reference, snippets
+
+    term = y_ * sp.exp(-v_) + v_  # the Poisson negative log-likelihood in log-rate
+    try:
+        symce.define_loss("user_poisson", term, input=v_, target=y_, summary="A user loss.")
+        assert sp.simplify(derive.result("user_poisson_grad").closed - (1 - y_ * sp.exp(-v_))) == 0
+        proof.verify(proofs.by_name()["user_poisson_grad"])
+        ns = {}
+        exec(snippets.snippet("numpy", "user_poisson_grad"), ns)
+        v = np.array([[0.5, -1.0, 2.0], [0.0, 0.25, -0.5]])
+        t = np.array([2, 0])
+        got = ns["user_poisson_grad"](v, t, reduction="sum", label_smoothing=0.1)
+        want = reference.evaluate(
+            "user_poisson_grad", v, t, reduction="sum", label_smoothing=0.1
+        ).astype(float)
+        np.testing.assert_allclose(got, want, rtol=1e-14)
+    finally:
+        definitions.forget("user_poisson")
+
+
+@pytest.mark.parametrize(
+    "kwargs, exc, words",
+    [
+        ({"name": "nll_loss"}, ValueError, "already defined"),
+        ({"name": "cross_entropy"}, ValueError, "already taken"),
+        ({"name": 'a"); system("x'}, ValueError, "identifier"),
+        ({"term": "-y*v"}, TypeError, "SymPy expression"),
+        ({"term": -y_ * sp.Symbol("q")}, ValueError, "q"),
+        ({"term": -y_ * 3}, ValueError, "does not depend on the input"),
+        ({"term": sp.erf(v_) * y_}, ValueError, "not printed in every language"),
+        ({"input": "v"}, TypeError, "Symbol"),
+        ({"target": v_}, ValueError, "two different symbols"),
+        ({"over": "rows"}, ValueError, "over"),
+        ({"input_name": "weight"}, ValueError, "taken"),
+        ({"input_name": "int"}, ValueError, "reserved"),
+        ({"input_name": "total"}, ValueError, "generated code"),
+        ({"input_name": "np"}, ValueError, "generated code"),
+        ({"input_name": "x); exit(1); ("}, ValueError, "identifier"),
+        ({"input_doc": "a */ comment"}, ValueError, "summary"),
+        ({"summary": "{% raw %}"}, ValueError, "summary"),
+        ({"example": (((0.1, 0.2),), (5,))}, ValueError, "labels in"),
+        ({"example": (((0.1, 0.2),), (0,), {"weight": 1})}, ValueError, "options"),
+        ({"example": ("ab", (0,))}, TypeError, "example"),
+    ],
+)
+def test_bad_loss_declarations_are_refused(kwargs, exc, words):
+    args = {"name": "user_loss", "term": -y_ * v_, "input": v_, "target": y_, **kwargs}
+    try:
+        with pytest.raises(exc, match=words):
+            symce.define_loss(args.pop("name"), args.pop("term"), **args)
+    finally:
+        if "user_loss" in [a.name for a in definitions.losses()]:
+            definitions.forget("user_loss")
+    assert "user_loss" not in kernels.registry()

@@ -240,6 +240,35 @@ def _probability_cases(rng, dtype, out):
             )
 
 
+# the defined losses over classes (symce.define_loss, symce.library): log-probabilities in
+DEFINED_LOSSES = [n for n, k in kr.registry().items() if k.defined_in and k.is_loss]
+
+
+def _defined_loss_cases(rng, dtype, out):
+    """Every defined loss kernel on log-probability rows with -inf (a class of probability 0, at
+    a label and elsewhere), NaN, a tiny and a huge negative value, over the targets and options."""
+    dt = np.dtype(dtype).name
+    z = rng.standard_normal((4, 4)) * 3
+    v = z - np.log(np.exp(z).sum(axis=1, keepdims=True))
+    lowest = float(np.finfo(dtype).min)
+    v = np.vstack(
+        [v, [-INF, 0.0, -INF, -INF], [NAN, -0.5, -1.5, -2.0], [-1e-30, lowest, -3.0, -INF]]
+    )
+    v = v.astype(dtype)
+    labels = np.array([0, 1, 2, 3, 1, 1, 0])
+    soft = rng.random(v.shape).astype(dtype)
+    soft[4] = [0.0, 1.0, 0.0, 0.0]  # no target mass on the -inf classes
+    w = _weights(rng, v.shape[1], dtype)
+    for i, (tname, weighted, eps, red) in enumerate(OPTION_GRID[::3]):
+        target = {"labels": labels, "ignored": np.where(labels % 2, -100, labels), "soft": soft}[
+            tname
+        ]
+        opts = {"reduction": red, "label_smoothing": eps, **({"weight": w} if weighted else {})}
+        kern = DEFINED_LOSSES[i % len(DEFINED_LOSSES)]
+        name = f"{dt} defined {kern} {tname} w={int(weighted)} eps={eps} {red}"
+        out.append(Case(name, kern, (v, target), opts))
+
+
 ELEMENTWISE = [n for n, k in kr.registry().items() if k.family == "elementwise"]
 
 
@@ -337,6 +366,7 @@ def build_cases():
     for dtype in DTYPES:
         _ce_cases(rng, dtype, out)
         _probability_cases(rng, dtype, out)
+        _defined_loss_cases(rng, dtype, out)
         _sigmoid_cases(rng, dtype, out)
         _error_cases(dtype, out)
     ids = [c.id for c in out]

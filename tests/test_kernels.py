@@ -1130,6 +1130,9 @@ def _nan_cases():
     def where(*a):
         return np.any([np.isnan(v) for v in a if v.dtype.kind == "f" and v.ndim == 2], axis=0)
 
+    def _target_nan(x, t):
+        return where(t) if t.ndim == 2 else np.zeros(x.shape, bool)
+
     clean = ([0, 2],)
     for name, kern in REGISTRY.items():
         fam = kern.family
@@ -1157,11 +1160,13 @@ def _nan_cases():
                 mean = only(name, Values(NAN, out="loss"), NanWhere(where, outs=("grad",)), Ref())
                 add(f"{tag} mean", name, args, expect=mean)
         else:
-            x = probs if fam == "ce_probs" else z
+            x = probs if kern.checks_domain else z  # probabilities, logits or log-probabilities
+            # a gradient that does not read its input (nll_loss's -y~) has no NaN from it
+            reads = "grad" not in kern.slots or bool({kr.p, kr.v} & kern.slots["grad"].free_symbols)
             grad = (
                 NanRows((1,), every=True, outs=("grad",))
                 if fam == "ce_logits"
-                else NanWhere(where, outs=("grad",))
+                else NanWhere(where if reads else _target_nan, outs=("grad",))
             )
             labels = _l([0, 2, 3])  # row 1's label is the NaN's class
             for tag, args in (

@@ -32,22 +32,21 @@ def _inputs(kern, dtype, rng):
     shape = (N, K) if fam != "elementwise" else (3, 7)
     args = []
     for spec in kern.inputs:
-        name = spec.name
-        if name in ("x", "z", "logits", "g"):
-            args.append((rng.standard_normal(shape) * 2).astype(dtype))
-        elif name == "probs":
+        if spec.kind == "target":
+            if fam == "bce":
+                args.append(rng.uniform(0.0, 1.0, shape).astype(dtype))
+            else:
+                args.append(rng.integers(0, K, N))
+        elif spec.domain == "[0, 1]":  # probabilities: per element, or rows that sum to 1
             if fam == "bce":
                 args.append(rng.uniform(0.05, 0.95, shape).astype(dtype))
             else:
                 p = rng.uniform(0.1, 1.0, shape)
                 args.append((p / p.sum(axis=-1, keepdims=True)).astype(dtype))
-        elif name == "target":
-            if fam == "bce":
-                args.append(rng.uniform(0.0, 1.0, shape).astype(dtype))
-            else:
-                args.append(rng.integers(0, K, N))
+        elif spec.kind == "real" and not spec.domain:  # logits, x, g, a defined loss's input
+            args.append((rng.standard_normal(shape) * 2).astype(dtype))
         else:
-            raise AssertionError(f"{kern.name}: no input builder for {name!r}; add one here")
+            raise AssertionError(f"{kern.name}: no input builder for {spec}; add one here")
     return tuple(args)
 
 

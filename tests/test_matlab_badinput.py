@@ -169,7 +169,7 @@ for _name, _kern in REGISTRY.items():
         case(_name, f"{f}({X}, [1 2 3], 'PosWeight', 1)", "symce:badOption", "'PosWeight'")
         case(_name, f"{f}({X}, [1 2 3], 'Reduction')", "symce:badOption", "name-value", "(1)")
         case(_name, f"{f}({X}, [1 2 3], 5, 1)", "symce:badOption", "unknown option 5")
-        if fam == "ce_probs":
+        if _kern.checks_domain:
             _domain(
                 _name,
                 first,

@@ -4,7 +4,11 @@ with an error that says which rule they break; every built-in name passes."""
 from __future__ import annotations
 
 import dataclasses
+import io
 import keyword
+import pathlib
+import re
+import tokenize
 
 import pytest
 
@@ -106,3 +110,56 @@ def test_the_registry_refuses_a_taken_or_hostile_name():
     bad_arg = dataclasses.replace(ce.inputs[0], name="end")
     with pytest.raises(ValueError, match="reserved word in MATLAB"):
         kr._named([dataclasses.replace(ce, inputs=(bad_arg, *ce.inputs[1:]))])
+
+
+# ---- the generated code's own identifiers (names.GENERATED) --------------------------------------
+def _c_identifiers(text):
+    text = re.sub(r"/\*.*?\*/", " ", text, flags=re.S)
+    text = re.sub(r"//[^\n]*", " ", text)
+    text = re.sub(r'"(\\.|[^"\\])*"', " ", text)
+    text = re.sub(r"'(\\.|[^'\\])*'", " ", text)
+    text = re.sub(r"^\s*#\s*(include|error|warning)[^\n]*", " ", text, flags=re.M)
+    text = re.sub(r"\b0[xX][0-9a-fA-F.]+[pP][+-]?\d+[fFlL]?\b|\b\d[\w.]*", " ", text)
+    return set(re.findall(r"\b[A-Za-z_]\w*\b", text))
+
+
+def _python_identifiers(text):
+    tokens = tokenize.generate_tokens(io.StringIO(text).readline)
+    return {tok.string for tok in tokens if tok.type == tokenize.NAME}
+
+
+def _matlab_identifiers(text):
+    out = set()
+    for line in text.splitlines():
+        line = re.sub(r"(?<![\w)\]}'.])'[^'\n]*'", " ", line)  # a string, not a transpose
+        line = re.sub(r'"[^"\n]*"', " ", line)
+        line = re.sub(r"\b\d[\w.]*", " ", line.split("%", 1)[0])
+        out |= set(re.findall(r"\b[A-Za-z_]\w*\b", line))
+    return out
+
+
+def test_every_identifier_of_the_generated_code_is_known():
+    """Each identifier in generated/ (outside comments and strings) is a kernel's name, one of its
+    parameters, a reserved word, symce_-prefixed, or in names.GENERATED: a user's argument or
+    option can shadow nothing (names.check_argument)."""
+    root = pathlib.Path(__file__).resolve().parents[1] / "generated"
+    found = set()
+    for path in (root / "c").glob("*"):
+        found |= _c_identifiers(path.read_text())
+    for path in (root / "numpy").glob("*.py"):
+        found |= _python_identifiers(path.read_text())
+    for path in (root / "matlab").glob("*.m"):
+        found |= _matlab_identifiers(path.read_text())
+    known = set(names.GENERATED).union(*names.RESERVED.values())
+    for kern in kr.registry().values():
+        known |= {kern.name, kern.name + "_soft", *kern.options}
+        known |= {a.name for a in kern.inputs + kern.outputs}
+    lower = {i for i in found if re.fullmatch(r"[a-z][a-z0-9_]*", i) and not i.startswith("symce_")}
+    assert not lower - known, f"add these to symce.names._GENERATED: {sorted(lower - known)}"
+
+
+@pytest.mark.parametrize("name", ["total", "np", "row", "scale", "labels", "exp", "v", "divisor"])
+def test_an_argument_may_not_shadow_the_generated_code(name):
+    with pytest.raises(ValueError, match="generated code"):
+        names.check_argument(name)
+    assert names.check_argument("input") == "input"

@@ -56,8 +56,11 @@ REL = {F64: 1e-14, F32: 2e-6}  # relations between a language's own outputs
 
 
 def group(kern) -> str:
-    """The kernels one case calls: a cross-entropy family, the BCE by its first input
-    (bce_probs, bce_logits), or an option-free kernel by itself."""
+    """The kernels one case calls: a cross-entropy family, a defined loss (its loss and its
+    gradient, by the loss's name), the BCE by its first input (bce_probs, bce_logits), or an
+    option-free kernel by itself."""
+    if kern.defined_in and kern.is_loss:
+        return kern.name.removesuffix("_grad")
     if kern.family in ("ce_logits", "ce_probs"):
         return kern.family
     if kern.family == "bce":
@@ -68,7 +71,9 @@ def group(kern) -> str:
 GROUPS: dict = {}
 for _kern in kr.registry().values():
     GROUPS.setdefault(group(_kern), []).append(_kern.name)
-CE_GROUPS = ("ce_logits", "ce_probs")
+# the defined losses over classes (symce.define_loss): cross-entropy options, log-probabilities in
+LOSS_GROUPS = tuple(g for g, ks in GROUPS.items() if kr.kernel(ks[0]).is_loss and ks[0] == g)
+CE_GROUPS = ("ce_logits", "ce_probs", *LOSS_GROUPS)
 BCE_GROUPS = ("bce_probs", "bce_logits")
 
 
@@ -87,6 +92,18 @@ def _softmax64(z):
     """Rows of probabilities computed in float64 (then given in z's dtype)."""
     e = np.exp(z.astype(np.float64) - z.max(axis=1, keepdims=True))
     return (e / e.sum(axis=1, keepdims=True)).astype(z.dtype)
+
+
+def _first(grp, z):
+    """A cross-entropy group's first input from logits z: z, their probabilities, or (a defined
+    loss) their log-probabilities, computed in float64."""
+    if grp == "ce_logits":
+        return z
+    if grp == "ce_probs":
+        return _softmax64(z)
+    zz = z.astype(np.float64)
+    top = zz.max(axis=1, keepdims=True)
+    return (zz - top - np.log(np.exp(zz - top).sum(axis=1, keepdims=True))).astype(z.dtype)
 
 
 def _ce_targets(rng, dtype):
@@ -126,7 +143,7 @@ def _grid():
                 opts["label_smoothing"] = eps
             tag = f"{kind}{'-weight' if weighted else ''}{f'-eps{eps}' if eps else ''}"
             for red, grp in itertools.product(REDUCTIONS, CE_GROUPS):
-                first = z if grp == "ce_logits" else _softmax64(z)
+                first = _first(grp, z)
                 add(f"{grp}-{tag}", grp, dtype, (first, target), opts | {"reduction": red}, True)
 
         x = random_logits(rng, N, K, 3.0, dtype)
@@ -161,7 +178,7 @@ def _grid():
             add("ce_logits-huge_masked", "ce_logits", dtype, (masked, np.array([1, 0])), r)
             zero_w = r | {"weight": np.zeros(4, dtype), "label_smoothing": 0.1}
             for grp in CE_GROUPS:
-                first = z4 if grp == "ce_logits" else _softmax64(z4)
+                first = _first(grp, z4)
                 add(f"{grp}-zero_weight", grp, dtype, (first, np.array([0, 3, 1])), zero_w)
             add("bce_probs-empty", "bce_probs", dtype, (p[:0], y[:0]), r)
             add("bce_logits-empty", "bce_logits", dtype, (x[:0], y[:0]), r)
@@ -196,7 +213,7 @@ def _prop_inputs(name, seed):
     """float64 inputs of a CE kernel: (first input, labels, class weights)."""
     rng = np.random.default_rng(seed)
     z = random_logits(rng, N, K)
-    first = z if kr.kernel(name).family == "ce_logits" else _softmax64(z)
+    first = _first(group(kr.kernel(name)), z)
     return first, rng.integers(0, K, N), rng.random(K) * 2 + 0.1
 
 
@@ -349,6 +366,21 @@ TORCH_KERNELS = {
 }
 
 
+def _nll_loss(torch, logp, target, kw):
+    """F.nll_loss where PyTorch has it (labels, no smoothing; its gradient is ours), else the loss
+    of F.cross_entropy(log p), which for normalised log-probabilities is nll_loss with the
+    smoothed or probability target (its gradient is not: None)."""
+    F = torch.nn.functional
+    if target.dtype.is_floating_point or kw.get("label_smoothing"):
+        return F.cross_entropy(logp, target, **kw), False
+    return F.nll_loss(logp, target, **kw), True
+
+
+# PyTorch's counterpart of each defined loss over classes: f(torch, input, target, options) ->
+# (loss, whether the gradient with respect to the input is comparable)
+TORCH_LOSSES = {"nll_loss": _nll_loss}
+
+
 def _torch_case(torch, case):
     """{output name: PyTorch's value}; for the cross-entropy of probabilities p, the loss of
     F.cross_entropy(log p), its gradient with respect to log p ("grad_logp") and, for labels
@@ -359,6 +391,12 @@ def _torch_case(torch, case):
         return {"out": TORCH_KERNELS[case.group](torch, *map(T, case.args)).numpy()}
     first, target = case.args
     kw = {k: T(v) if k in ("weight", "pos_weight") else v for k, v in case.opts.items()}
+    if case.group in LOSS_GROUPS:
+        leaf = T(first).clone().requires_grad_()
+        loss, comparable = TORCH_LOSSES[case.group](torch, leaf, T(target), kw)
+        loss.sum().backward()
+        out = {"loss": loss.detach().numpy()}
+        return out | ({"grad": leaf.grad.numpy()} if comparable else {})
     if case.group == "ce_probs":
         logp = torch.log(T(first)).requires_grad_()
         loss = F.cross_entropy(logp, T(target), **kw)
@@ -454,6 +492,8 @@ def _term_scale(case):
     if case.group == "ce_probs":
         logp = np.log(np.asarray(first, dtype=np.float64))
         return term_scale("softmax_cross_entropy_grad", (logp, *rest), case.opts)
+    if case.group in LOSS_GROUPS:  # a defined loss's gradient is compared elementwise
+        return None
     if case.group == "bce_logits":
         return term_scale("sigmoid_binary_cross_entropy_grad", case.args, case.opts)
     return term_scale(case.group, case.args, case.opts)
@@ -490,6 +530,8 @@ def _matches_pytorch(outcomes, expected, case):
     for name in GROUPS[case.group]:
         for out, value in _get(outcomes, (case.id, name)).items():
             what = f"{lang} {name} {out} ({case.id})"
+            if out not in want:  # no PyTorch counterpart of this output (TORCH_LOSSES)
+                continue
             if out == "grad" and case.group == "ce_probs":
                 # F.cross_entropy(log p) differentiates with respect to log p: the softmax's
                 # chain rule J^T (dL/dp) = p (g - <g, p>) of our gradient g is its gradient
@@ -765,3 +807,7 @@ def test_bce_of_an_empty_last_axis_matches_pytorch(outcomes, torch, name, shape)
 def test_every_option_free_kernel_has_a_pytorch_counterpart():
     free = {g for g in GROUPS if g not in CE_GROUPS + BCE_GROUPS}
     assert free == set(TORCH_KERNELS)
+
+
+def test_every_defined_loss_has_a_pytorch_counterpart():
+    assert set(LOSS_GROUPS) == set(TORCH_LOSSES)

@@ -2813,6 +2813,151 @@ int symce_tanh_grad_f32(size_t count, const float *SYMCE_RESTRICT x, float *SYMC
     return SYMCE_OK;
 }
 
+/* Negative log-likelihood loss of log-probabilities against a target. */
+int symce_nll_loss_f32(size_t n, size_t k, const float *SYMCE_RESTRICT input,
+                       const int64_t *SYMCE_RESTRICT labels, const float *SYMCE_RESTRICT weight,
+                       int64_t ignore_index, double label_smoothing, symce_reduction reduction,
+                       float *SYMCE_RESTRICT loss)
+{
+    if (input == NULL || labels == NULL || loss == NULL) return SYMCE_ERR_NULL;
+    int rc = symce_check_shape(n, k, 1, sizeof(float));
+    if (rc == SYMCE_OK) rc = symce_check_smoothing(label_smoothing);
+    if (rc == SYMCE_OK) rc = symce_check_reduction(reduction);
+    if (rc == SYMCE_OK) rc = symce_check_weights_f32(weight, k, SYMCE_ERR_WEIGHT);
+    if (rc == SYMCE_OK) rc = symce_check_labels(labels, n, k, ignore_index);
+    if (rc != SYMCE_OK) return rc;
+
+    const double k_real = (double)k;
+    const double eps = label_smoothing;
+    const double divisor = symce_label_divisor_f32(labels, weight, n, ignore_index);
+    double total = 0;
+    for (size_t i = 0; i < n; ++i) {
+        const float *row = input + i * k;
+        const int64_t t = labels[i];
+        if (t == ignore_index) {  /* loss 0, gradient row 0, not in the divisor */
+            if (reduction == SYMCE_REDUCTION_NONE) loss[i] = 0;
+            continue;
+        }
+        const double w_t = weight != NULL ? (double)weight[t] : 1;
+        double row_loss = 0;
+        for (size_t j = 0; j < k; ++j) {
+            const double hot = j == (size_t)t ? 1 : 0;
+            const double w_k = weight != NULL ? (double)weight[j] : 1;
+            const double yt = hot*w_t*(1 - eps) + eps*w_k/k_real;
+            const double v = (double)row[j];
+            row_loss += symce_mul0_for_f32(yt, -v);
+        }
+        if (reduction == SYMCE_REDUCTION_NONE) loss[i] = (float)row_loss;
+        else total += row_loss;
+    }
+    if (reduction != SYMCE_REDUCTION_NONE) *loss = symce_reduce_f32(reduction, total, divisor);
+    return SYMCE_OK;
+}
+
+/* Negative log-likelihood loss of log-probabilities against a target. */
+int symce_nll_loss_soft_f32(size_t n, size_t k, const float *SYMCE_RESTRICT input,
+                            const float *SYMCE_RESTRICT target, const float *SYMCE_RESTRICT weight,
+                            double label_smoothing, symce_reduction reduction,
+                            float *SYMCE_RESTRICT loss)
+{
+    if (input == NULL || target == NULL || loss == NULL) return SYMCE_ERR_NULL;
+    int rc = symce_check_shape(n, k, 1, sizeof(float));
+    if (rc == SYMCE_OK) rc = symce_check_smoothing(label_smoothing);
+    if (rc == SYMCE_OK) rc = symce_check_reduction(reduction);
+    if (rc == SYMCE_OK) rc = symce_check_weights_f32(weight, k, SYMCE_ERR_WEIGHT);
+    if (rc == SYMCE_OK) rc = symce_check_probs_f32(target, n * k, SYMCE_ERR_TARGET);
+    if (rc != SYMCE_OK) return rc;
+
+    const double k_real = (double)k;
+    const double eps = label_smoothing;
+    const double divisor = (double)n;
+    double total = 0;
+    for (size_t i = 0; i < n; ++i) {
+        const float *row = input + i * k;
+        const float *yrow = target + i * k;
+        double row_loss = 0;
+        for (size_t j = 0; j < k; ++j) {
+            const double y = (double)yrow[j];
+            const double w_k = weight != NULL ? (double)weight[j] : 1;
+            const double yt = w_k*(y*(1 - eps) + eps/k_real);
+            const double v = (double)row[j];
+            row_loss += symce_mul0_for_f32(yt, -v);
+        }
+        if (reduction == SYMCE_REDUCTION_NONE) loss[i] = (float)row_loss;
+        else total += row_loss;
+    }
+    if (reduction != SYMCE_REDUCTION_NONE) *loss = symce_reduce_f32(reduction, total, divisor);
+    return SYMCE_OK;
+}
+
+/* Gradient of nll_loss w.r.t. input. */
+int symce_nll_loss_grad_f32(size_t n, size_t k, const float *SYMCE_RESTRICT input,
+                            const int64_t *SYMCE_RESTRICT labels,
+                            const float *SYMCE_RESTRICT weight, int64_t ignore_index,
+                            double label_smoothing, symce_reduction reduction,
+                            float *SYMCE_RESTRICT grad)
+{
+    if (input == NULL || labels == NULL || grad == NULL) return SYMCE_ERR_NULL;
+    int rc = symce_check_shape(n, k, 1, sizeof(float));
+    if (rc == SYMCE_OK) rc = symce_check_smoothing(label_smoothing);
+    if (rc == SYMCE_OK) rc = symce_check_reduction(reduction);
+    if (rc == SYMCE_OK) rc = symce_check_weights_f32(weight, k, SYMCE_ERR_WEIGHT);
+    if (rc == SYMCE_OK) rc = symce_check_labels(labels, n, k, ignore_index);
+    if (rc != SYMCE_OK) return rc;
+
+    const double k_real = (double)k;
+    const double eps = label_smoothing;
+    const double divisor = symce_label_divisor_f32(labels, weight, n, ignore_index);
+    const double scale = symce_scale_f32(reduction, divisor);
+    for (size_t i = 0; i < n; ++i) {
+        float *grow = grad + i * k;
+        const int64_t t = labels[i];
+        if (t == ignore_index) {  /* loss 0, gradient row 0, not in the divisor */
+            for (size_t j = 0; j < k; ++j) grow[j] = 0;
+            continue;
+        }
+        const double w_t = weight != NULL ? (double)weight[t] : 1;
+        for (size_t j = 0; j < k; ++j) {
+            const double hot = j == (size_t)t ? 1 : 0;
+            const double w_k = weight != NULL ? (double)weight[j] : 1;
+            const double yt = hot*w_t*(1 - eps) + eps*w_k/k_real;
+            grow[j] = (float)((symce_mul0_for_f32(yt, -1)) * scale);
+        }
+    }
+    return SYMCE_OK;
+}
+
+/* Gradient of nll_loss w.r.t. input. */
+int symce_nll_loss_grad_soft_f32(size_t n, size_t k, const float *SYMCE_RESTRICT input,
+                                 const float *SYMCE_RESTRICT target,
+                                 const float *SYMCE_RESTRICT weight, double label_smoothing,
+                                 symce_reduction reduction, float *SYMCE_RESTRICT grad)
+{
+    if (input == NULL || target == NULL || grad == NULL) return SYMCE_ERR_NULL;
+    int rc = symce_check_shape(n, k, 1, sizeof(float));
+    if (rc == SYMCE_OK) rc = symce_check_smoothing(label_smoothing);
+    if (rc == SYMCE_OK) rc = symce_check_reduction(reduction);
+    if (rc == SYMCE_OK) rc = symce_check_weights_f32(weight, k, SYMCE_ERR_WEIGHT);
+    if (rc == SYMCE_OK) rc = symce_check_probs_f32(target, n * k, SYMCE_ERR_TARGET);
+    if (rc != SYMCE_OK) return rc;
+
+    const double k_real = (double)k;
+    const double eps = label_smoothing;
+    const double divisor = (double)n;
+    const double scale = symce_scale_f32(reduction, divisor);
+    for (size_t i = 0; i < n; ++i) {
+        float *grow = grad + i * k;
+        const float *yrow = target + i * k;
+        for (size_t j = 0; j < k; ++j) {
+            const double y = (double)yrow[j];
+            const double w_k = weight != NULL ? (double)weight[j] : 1;
+            const double yt = w_k*(y*(1 - eps) + eps/k_real);
+            grow[j] = (float)((symce_mul0_for_f32(yt, -1)) * scale);
+        }
+    }
+    return SYMCE_OK;
+}
+
 /* ---------------------------------------------------------------------------------------- */
 /* Kernels on double buffers: symce_*_f64 */
 /* ---------------------------------------------------------------------------------------- */
@@ -4480,6 +4625,151 @@ int symce_tanh_grad_f64(size_t count, const double *SYMCE_RESTRICT x, double *SY
         out[i] = symce_isfinite((double)x[i]) ? (double)(4*symce_sigmoid_ld(-2*xv)*symce_sigmoid_ld(2*xv))
                  : symce_isnan((double)x[i]) ? x[i]
                  : x[i] > 0 ? (double)(0) : (double)(0);
+    }
+    return SYMCE_OK;
+}
+
+/* Negative log-likelihood loss of log-probabilities against a target. */
+int symce_nll_loss_f64(size_t n, size_t k, const double *SYMCE_RESTRICT input,
+                       const int64_t *SYMCE_RESTRICT labels, const double *SYMCE_RESTRICT weight,
+                       int64_t ignore_index, double label_smoothing, symce_reduction reduction,
+                       double *SYMCE_RESTRICT loss)
+{
+    if (input == NULL || labels == NULL || loss == NULL) return SYMCE_ERR_NULL;
+    int rc = symce_check_shape(n, k, 1, sizeof(double));
+    if (rc == SYMCE_OK) rc = symce_check_smoothing(label_smoothing);
+    if (rc == SYMCE_OK) rc = symce_check_reduction(reduction);
+    if (rc == SYMCE_OK) rc = symce_check_weights_f64(weight, k, SYMCE_ERR_WEIGHT);
+    if (rc == SYMCE_OK) rc = symce_check_labels(labels, n, k, ignore_index);
+    if (rc != SYMCE_OK) return rc;
+
+    const double k_real = (double)k;
+    const double eps = label_smoothing;
+    const double divisor = symce_label_divisor_f64(labels, weight, n, ignore_index);
+    double total = 0;
+    for (size_t i = 0; i < n; ++i) {
+        const double *row = input + i * k;
+        const int64_t t = labels[i];
+        if (t == ignore_index) {  /* loss 0, gradient row 0, not in the divisor */
+            if (reduction == SYMCE_REDUCTION_NONE) loss[i] = 0;
+            continue;
+        }
+        const double w_t = weight != NULL ? weight[t] : 1;
+        double row_loss = 0;
+        for (size_t j = 0; j < k; ++j) {
+            const double hot = j == (size_t)t ? 1 : 0;
+            const double w_k = weight != NULL ? weight[j] : 1;
+            const double yt = hot*w_t*(1 - eps) + eps*w_k/k_real;
+            const double v = row[j];
+            row_loss += symce_mul0_for_f64(yt, -v);
+        }
+        if (reduction == SYMCE_REDUCTION_NONE) loss[i] = (double)row_loss;
+        else total += row_loss;
+    }
+    if (reduction != SYMCE_REDUCTION_NONE) *loss = symce_reduce_f64(reduction, total, divisor);
+    return SYMCE_OK;
+}
+
+/* Negative log-likelihood loss of log-probabilities against a target. */
+int symce_nll_loss_soft_f64(size_t n, size_t k, const double *SYMCE_RESTRICT input,
+                            const double *SYMCE_RESTRICT target,
+                            const double *SYMCE_RESTRICT weight, double label_smoothing,
+                            symce_reduction reduction, double *SYMCE_RESTRICT loss)
+{
+    if (input == NULL || target == NULL || loss == NULL) return SYMCE_ERR_NULL;
+    int rc = symce_check_shape(n, k, 1, sizeof(double));
+    if (rc == SYMCE_OK) rc = symce_check_smoothing(label_smoothing);
+    if (rc == SYMCE_OK) rc = symce_check_reduction(reduction);
+    if (rc == SYMCE_OK) rc = symce_check_weights_f64(weight, k, SYMCE_ERR_WEIGHT);
+    if (rc == SYMCE_OK) rc = symce_check_probs_f64(target, n * k, SYMCE_ERR_TARGET);
+    if (rc != SYMCE_OK) return rc;
+
+    const double k_real = (double)k;
+    const double eps = label_smoothing;
+    const double divisor = (double)n;
+    double total = 0;
+    for (size_t i = 0; i < n; ++i) {
+        const double *row = input + i * k;
+        const double *yrow = target + i * k;
+        double row_loss = 0;
+        for (size_t j = 0; j < k; ++j) {
+            const double y = yrow[j];
+            const double w_k = weight != NULL ? weight[j] : 1;
+            const double yt = w_k*(y*(1 - eps) + eps/k_real);
+            const double v = row[j];
+            row_loss += symce_mul0_for_f64(yt, -v);
+        }
+        if (reduction == SYMCE_REDUCTION_NONE) loss[i] = (double)row_loss;
+        else total += row_loss;
+    }
+    if (reduction != SYMCE_REDUCTION_NONE) *loss = symce_reduce_f64(reduction, total, divisor);
+    return SYMCE_OK;
+}
+
+/* Gradient of nll_loss w.r.t. input. */
+int symce_nll_loss_grad_f64(size_t n, size_t k, const double *SYMCE_RESTRICT input,
+                            const int64_t *SYMCE_RESTRICT labels,
+                            const double *SYMCE_RESTRICT weight, int64_t ignore_index,
+                            double label_smoothing, symce_reduction reduction,
+                            double *SYMCE_RESTRICT grad)
+{
+    if (input == NULL || labels == NULL || grad == NULL) return SYMCE_ERR_NULL;
+    int rc = symce_check_shape(n, k, 1, sizeof(double));
+    if (rc == SYMCE_OK) rc = symce_check_smoothing(label_smoothing);
+    if (rc == SYMCE_OK) rc = symce_check_reduction(reduction);
+    if (rc == SYMCE_OK) rc = symce_check_weights_f64(weight, k, SYMCE_ERR_WEIGHT);
+    if (rc == SYMCE_OK) rc = symce_check_labels(labels, n, k, ignore_index);
+    if (rc != SYMCE_OK) return rc;
+
+    const double k_real = (double)k;
+    const double eps = label_smoothing;
+    const double divisor = symce_label_divisor_f64(labels, weight, n, ignore_index);
+    const double scale = symce_scale_f64(reduction, divisor);
+    for (size_t i = 0; i < n; ++i) {
+        double *grow = grad + i * k;
+        const int64_t t = labels[i];
+        if (t == ignore_index) {  /* loss 0, gradient row 0, not in the divisor */
+            for (size_t j = 0; j < k; ++j) grow[j] = 0;
+            continue;
+        }
+        const double w_t = weight != NULL ? weight[t] : 1;
+        for (size_t j = 0; j < k; ++j) {
+            const double hot = j == (size_t)t ? 1 : 0;
+            const double w_k = weight != NULL ? weight[j] : 1;
+            const double yt = hot*w_t*(1 - eps) + eps*w_k/k_real;
+            grow[j] = (double)((symce_mul0_for_f64(yt, -1)) * scale);
+        }
+    }
+    return SYMCE_OK;
+}
+
+/* Gradient of nll_loss w.r.t. input. */
+int symce_nll_loss_grad_soft_f64(size_t n, size_t k, const double *SYMCE_RESTRICT input,
+                                 const double *SYMCE_RESTRICT target,
+                                 const double *SYMCE_RESTRICT weight, double label_smoothing,
+                                 symce_reduction reduction, double *SYMCE_RESTRICT grad)
+{
+    if (input == NULL || target == NULL || grad == NULL) return SYMCE_ERR_NULL;
+    int rc = symce_check_shape(n, k, 1, sizeof(double));
+    if (rc == SYMCE_OK) rc = symce_check_smoothing(label_smoothing);
+    if (rc == SYMCE_OK) rc = symce_check_reduction(reduction);
+    if (rc == SYMCE_OK) rc = symce_check_weights_f64(weight, k, SYMCE_ERR_WEIGHT);
+    if (rc == SYMCE_OK) rc = symce_check_probs_f64(target, n * k, SYMCE_ERR_TARGET);
+    if (rc != SYMCE_OK) return rc;
+
+    const double k_real = (double)k;
+    const double eps = label_smoothing;
+    const double divisor = (double)n;
+    const double scale = symce_scale_f64(reduction, divisor);
+    for (size_t i = 0; i < n; ++i) {
+        double *grow = grad + i * k;
+        const double *yrow = target + i * k;
+        for (size_t j = 0; j < k; ++j) {
+            const double y = yrow[j];
+            const double w_k = weight != NULL ? weight[j] : 1;
+            const double yt = w_k*(y*(1 - eps) + eps/k_real);
+            grow[j] = (double)((symce_mul0_for_f64(yt, -1)) * scale);
+        }
     }
     return SYMCE_OK;
 }

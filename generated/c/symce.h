@@ -1011,6 +1011,147 @@ int symce_tanh_f32(size_t count, const float *SYMCE_RESTRICT x, float *SYMCE_RES
  */
 int symce_tanh_grad_f32(size_t count, const float *SYMCE_RESTRICT x, float *SYMCE_RESTRICT out);
 
+/*
+ * symce_nll_loss_f32: Negative log-likelihood loss of log-probabilities against a target.
+ *
+ *     L = sum_k nll_loss(v, y), nll_loss(v, y) = -v*y
+ *   with the effective target of class c:
+ *     y~_c = hot*w_t*(1 - label_smoothing) + label_smoothing*w_k/K
+ *     (t = labels[i], hot = [c == t], w_t = weight[t], w_k = weight[c], K = k)
+ *   computed as (yt = y~_c; v = input[i*k + c]):
+ *     loss_term = mul0(yt, -v)
+ *   mul0(a, b) = a*b, and exactly 0 when a = 0 and b is not NaN (a zero target times log 0 is 0; 0
+ *     times NaN stays NaN).
+ *
+ *   n                number of rows (samples); may be 0
+ *   k                number of classes per row; must be >= 1
+ *   input            [n*k] log-probabilities, one row per sample, row-major
+ *   labels           [n] class index per sample, 0-based
+ *   weight           [k] class weights, or NULL for all ones
+ *   ignore_index     label that marks an ignored sample (PyTorch: -100): loss 0, gradient row 0,
+ *                    not in the mean divisor
+ *   label_smoothing  epsilon in [0, 1]; 0 for none (a double in both dtypes: checked, and the
+ *                    target y~ formed, in double)
+ *   reduction        SYMCE_REDUCTION_NONE, _MEAN or _SUM
+ *   loss             [n] for SYMCE_REDUCTION_NONE (one loss per sample), else [1]
+ *
+ *   mean divides by the summed weight[t] of the kept (not ignored) samples; n = 0 gives NaN for
+ *   mean and 0 for sum.
+ *
+ * Returns SYMCE_OK, or SYMCE_ERR_NULL, SYMCE_ERR_NO_CLASSES, SYMCE_ERR_SIZE, SYMCE_ERR_SMOOTHING,
+ * SYMCE_ERR_REDUCTION, SYMCE_ERR_WEIGHT, SYMCE_ERR_LABEL (checked in that order, before anything
+ * is written).
+ */
+int symce_nll_loss_f32(size_t n, size_t k, const float *SYMCE_RESTRICT input,
+                       const int64_t *SYMCE_RESTRICT labels, const float *SYMCE_RESTRICT weight,
+                       int64_t ignore_index, double label_smoothing, symce_reduction reduction,
+                       float *SYMCE_RESTRICT loss);
+
+/*
+ * symce_nll_loss_soft_f32: Negative log-likelihood loss of log-probabilities against a target.
+ *
+ *     L = sum_k nll_loss(v, y), nll_loss(v, y) = -v*y
+ *   with the effective target of class c:
+ *     y~_c = w_k*(y*(1 - label_smoothing) + label_smoothing/K)
+ *     (y = target[i*k + c], w_k = weight[c], K = k)
+ *   computed as (yt = y~_c; v = input[i*k + c]):
+ *     loss_term = mul0(yt, -v)
+ *   mul0(a, b) = a*b, and exactly 0 when a = 0 and b is not NaN (a zero target times log 0 is 0; 0
+ *     times NaN stays NaN).
+ *
+ *   n                number of rows (samples); may be 0
+ *   k                number of classes per row; must be >= 1
+ *   input            [n*k] log-probabilities, one row per sample, row-major
+ *   target           [n*k] probability target per row
+ *   weight           [k] class weights, or NULL for all ones
+ *   label_smoothing  epsilon in [0, 1]; 0 for none (a double in both dtypes: checked, and the
+ *                    target y~ formed, in double)
+ *   reduction        SYMCE_REDUCTION_NONE, _MEAN or _SUM
+ *   loss             [n] for SYMCE_REDUCTION_NONE (one loss per sample), else [1]
+ *
+ *   mean divides by n; n = 0 gives NaN for mean and 0 for sum.
+ *
+ * Returns SYMCE_OK, or SYMCE_ERR_NULL, SYMCE_ERR_NO_CLASSES, SYMCE_ERR_SIZE, SYMCE_ERR_SMOOTHING,
+ * SYMCE_ERR_REDUCTION, SYMCE_ERR_WEIGHT, SYMCE_ERR_TARGET (checked in that order, before anything
+ * is written).
+ */
+int symce_nll_loss_soft_f32(size_t n, size_t k, const float *SYMCE_RESTRICT input,
+                            const float *SYMCE_RESTRICT target, const float *SYMCE_RESTRICT weight,
+                            double label_smoothing, symce_reduction reduction,
+                            float *SYMCE_RESTRICT loss);
+
+/*
+ * symce_nll_loss_grad_f32: Gradient of nll_loss w.r.t. input.
+ *
+ *     dL/dv_k = -y  [proof nll_loss_grad: −y]
+ *   with the effective target of class c:
+ *     y~_c = hot*w_t*(1 - label_smoothing) + label_smoothing*w_k/K
+ *     (t = labels[i], hot = [c == t], w_t = weight[t], w_k = weight[c], K = k)
+ *   computed as (yt = y~_c):
+ *     grad = mul0(yt, -1)
+ *   mul0(a, b) = a*b, and exactly 0 when a = 0 and b is not NaN (a zero target times log 0 is 0; 0
+ *     times NaN stays NaN).
+ *
+ *   n                number of rows (samples); may be 0
+ *   k                number of classes per row; must be >= 1
+ *   input            [n*k] log-probabilities, one row per sample, row-major
+ *   labels           [n] class index per sample, 0-based
+ *   weight           [k] class weights, or NULL for all ones
+ *   ignore_index     label that marks an ignored sample (PyTorch: -100): loss 0, gradient row 0,
+ *                    not in the mean divisor
+ *   label_smoothing  epsilon in [0, 1]; 0 for none (a double in both dtypes: checked, and the
+ *                    target y~ formed, in double)
+ *   reduction        SYMCE_REDUCTION_NONE, _MEAN or _SUM
+ *   grad             [n*k] gradient of the reduced loss w.r.t. input
+ *
+ *   mean divides by the summed weight[t] of the kept (not ignored) samples; n = 0 gives NaN for
+ *   mean and 0 for sum.
+ *   The gradient is that of the reduced loss (for none, each sample's own).
+ *
+ * Returns SYMCE_OK, or SYMCE_ERR_NULL, SYMCE_ERR_NO_CLASSES, SYMCE_ERR_SIZE, SYMCE_ERR_SMOOTHING,
+ * SYMCE_ERR_REDUCTION, SYMCE_ERR_WEIGHT, SYMCE_ERR_LABEL (checked in that order, before anything
+ * is written).
+ */
+int symce_nll_loss_grad_f32(size_t n, size_t k, const float *SYMCE_RESTRICT input,
+                            const int64_t *SYMCE_RESTRICT labels,
+                            const float *SYMCE_RESTRICT weight, int64_t ignore_index,
+                            double label_smoothing, symce_reduction reduction,
+                            float *SYMCE_RESTRICT grad);
+
+/*
+ * symce_nll_loss_grad_soft_f32: Gradient of nll_loss w.r.t. input.
+ *
+ *     dL/dv_k = -y  [proof nll_loss_grad: −y]
+ *   with the effective target of class c:
+ *     y~_c = w_k*(y*(1 - label_smoothing) + label_smoothing/K)
+ *     (y = target[i*k + c], w_k = weight[c], K = k)
+ *   computed as (yt = y~_c):
+ *     grad = mul0(yt, -1)
+ *   mul0(a, b) = a*b, and exactly 0 when a = 0 and b is not NaN (a zero target times log 0 is 0; 0
+ *     times NaN stays NaN).
+ *
+ *   n                number of rows (samples); may be 0
+ *   k                number of classes per row; must be >= 1
+ *   input            [n*k] log-probabilities, one row per sample, row-major
+ *   target           [n*k] probability target per row
+ *   weight           [k] class weights, or NULL for all ones
+ *   label_smoothing  epsilon in [0, 1]; 0 for none (a double in both dtypes: checked, and the
+ *                    target y~ formed, in double)
+ *   reduction        SYMCE_REDUCTION_NONE, _MEAN or _SUM
+ *   grad             [n*k] gradient of the reduced loss w.r.t. input
+ *
+ *   mean divides by n; n = 0 gives NaN for mean and 0 for sum.
+ *   The gradient is that of the reduced loss (for none, each sample's own).
+ *
+ * Returns SYMCE_OK, or SYMCE_ERR_NULL, SYMCE_ERR_NO_CLASSES, SYMCE_ERR_SIZE, SYMCE_ERR_SMOOTHING,
+ * SYMCE_ERR_REDUCTION, SYMCE_ERR_WEIGHT, SYMCE_ERR_TARGET (checked in that order, before anything
+ * is written).
+ */
+int symce_nll_loss_grad_soft_f32(size_t n, size_t k, const float *SYMCE_RESTRICT input,
+                                 const float *SYMCE_RESTRICT target,
+                                 const float *SYMCE_RESTRICT weight, double label_smoothing,
+                                 symce_reduction reduction, float *SYMCE_RESTRICT grad);
+
 /* ---------------------------------------------------------------------------------------- */
 /* double: symce_*_f64 */
 /* ---------------------------------------------------------------------------------------- */
@@ -1901,6 +2042,147 @@ int symce_tanh_f64(size_t count, const double *SYMCE_RESTRICT x, double *SYMCE_R
  * written).
  */
 int symce_tanh_grad_f64(size_t count, const double *SYMCE_RESTRICT x, double *SYMCE_RESTRICT out);
+
+/*
+ * symce_nll_loss_f64: Negative log-likelihood loss of log-probabilities against a target.
+ *
+ *     L = sum_k nll_loss(v, y), nll_loss(v, y) = -v*y
+ *   with the effective target of class c:
+ *     y~_c = hot*w_t*(1 - label_smoothing) + label_smoothing*w_k/K
+ *     (t = labels[i], hot = [c == t], w_t = weight[t], w_k = weight[c], K = k)
+ *   computed as (yt = y~_c; v = input[i*k + c]):
+ *     loss_term = mul0(yt, -v)
+ *   mul0(a, b) = a*b, and exactly 0 when a = 0 and b is not NaN (a zero target times log 0 is 0; 0
+ *     times NaN stays NaN).
+ *
+ *   n                number of rows (samples); may be 0
+ *   k                number of classes per row; must be >= 1
+ *   input            [n*k] log-probabilities, one row per sample, row-major
+ *   labels           [n] class index per sample, 0-based
+ *   weight           [k] class weights, or NULL for all ones
+ *   ignore_index     label that marks an ignored sample (PyTorch: -100): loss 0, gradient row 0,
+ *                    not in the mean divisor
+ *   label_smoothing  epsilon in [0, 1]; 0 for none (a double in both dtypes: checked, and the
+ *                    target y~ formed, in double)
+ *   reduction        SYMCE_REDUCTION_NONE, _MEAN or _SUM
+ *   loss             [n] for SYMCE_REDUCTION_NONE (one loss per sample), else [1]
+ *
+ *   mean divides by the summed weight[t] of the kept (not ignored) samples; n = 0 gives NaN for
+ *   mean and 0 for sum.
+ *
+ * Returns SYMCE_OK, or SYMCE_ERR_NULL, SYMCE_ERR_NO_CLASSES, SYMCE_ERR_SIZE, SYMCE_ERR_SMOOTHING,
+ * SYMCE_ERR_REDUCTION, SYMCE_ERR_WEIGHT, SYMCE_ERR_LABEL (checked in that order, before anything
+ * is written).
+ */
+int symce_nll_loss_f64(size_t n, size_t k, const double *SYMCE_RESTRICT input,
+                       const int64_t *SYMCE_RESTRICT labels, const double *SYMCE_RESTRICT weight,
+                       int64_t ignore_index, double label_smoothing, symce_reduction reduction,
+                       double *SYMCE_RESTRICT loss);
+
+/*
+ * symce_nll_loss_soft_f64: Negative log-likelihood loss of log-probabilities against a target.
+ *
+ *     L = sum_k nll_loss(v, y), nll_loss(v, y) = -v*y
+ *   with the effective target of class c:
+ *     y~_c = w_k*(y*(1 - label_smoothing) + label_smoothing/K)
+ *     (y = target[i*k + c], w_k = weight[c], K = k)
+ *   computed as (yt = y~_c; v = input[i*k + c]):
+ *     loss_term = mul0(yt, -v)
+ *   mul0(a, b) = a*b, and exactly 0 when a = 0 and b is not NaN (a zero target times log 0 is 0; 0
+ *     times NaN stays NaN).
+ *
+ *   n                number of rows (samples); may be 0
+ *   k                number of classes per row; must be >= 1
+ *   input            [n*k] log-probabilities, one row per sample, row-major
+ *   target           [n*k] probability target per row
+ *   weight           [k] class weights, or NULL for all ones
+ *   label_smoothing  epsilon in [0, 1]; 0 for none (a double in both dtypes: checked, and the
+ *                    target y~ formed, in double)
+ *   reduction        SYMCE_REDUCTION_NONE, _MEAN or _SUM
+ *   loss             [n] for SYMCE_REDUCTION_NONE (one loss per sample), else [1]
+ *
+ *   mean divides by n; n = 0 gives NaN for mean and 0 for sum.
+ *
+ * Returns SYMCE_OK, or SYMCE_ERR_NULL, SYMCE_ERR_NO_CLASSES, SYMCE_ERR_SIZE, SYMCE_ERR_SMOOTHING,
+ * SYMCE_ERR_REDUCTION, SYMCE_ERR_WEIGHT, SYMCE_ERR_TARGET (checked in that order, before anything
+ * is written).
+ */
+int symce_nll_loss_soft_f64(size_t n, size_t k, const double *SYMCE_RESTRICT input,
+                            const double *SYMCE_RESTRICT target,
+                            const double *SYMCE_RESTRICT weight, double label_smoothing,
+                            symce_reduction reduction, double *SYMCE_RESTRICT loss);
+
+/*
+ * symce_nll_loss_grad_f64: Gradient of nll_loss w.r.t. input.
+ *
+ *     dL/dv_k = -y  [proof nll_loss_grad: −y]
+ *   with the effective target of class c:
+ *     y~_c = hot*w_t*(1 - label_smoothing) + label_smoothing*w_k/K
+ *     (t = labels[i], hot = [c == t], w_t = weight[t], w_k = weight[c], K = k)
+ *   computed as (yt = y~_c):
+ *     grad = mul0(yt, -1)
+ *   mul0(a, b) = a*b, and exactly 0 when a = 0 and b is not NaN (a zero target times log 0 is 0; 0
+ *     times NaN stays NaN).
+ *
+ *   n                number of rows (samples); may be 0
+ *   k                number of classes per row; must be >= 1
+ *   input            [n*k] log-probabilities, one row per sample, row-major
+ *   labels           [n] class index per sample, 0-based
+ *   weight           [k] class weights, or NULL for all ones
+ *   ignore_index     label that marks an ignored sample (PyTorch: -100): loss 0, gradient row 0,
+ *                    not in the mean divisor
+ *   label_smoothing  epsilon in [0, 1]; 0 for none (a double in both dtypes: checked, and the
+ *                    target y~ formed, in double)
+ *   reduction        SYMCE_REDUCTION_NONE, _MEAN or _SUM
+ *   grad             [n*k] gradient of the reduced loss w.r.t. input
+ *
+ *   mean divides by the summed weight[t] of the kept (not ignored) samples; n = 0 gives NaN for
+ *   mean and 0 for sum.
+ *   The gradient is that of the reduced loss (for none, each sample's own).
+ *
+ * Returns SYMCE_OK, or SYMCE_ERR_NULL, SYMCE_ERR_NO_CLASSES, SYMCE_ERR_SIZE, SYMCE_ERR_SMOOTHING,
+ * SYMCE_ERR_REDUCTION, SYMCE_ERR_WEIGHT, SYMCE_ERR_LABEL (checked in that order, before anything
+ * is written).
+ */
+int symce_nll_loss_grad_f64(size_t n, size_t k, const double *SYMCE_RESTRICT input,
+                            const int64_t *SYMCE_RESTRICT labels,
+                            const double *SYMCE_RESTRICT weight, int64_t ignore_index,
+                            double label_smoothing, symce_reduction reduction,
+                            double *SYMCE_RESTRICT grad);
+
+/*
+ * symce_nll_loss_grad_soft_f64: Gradient of nll_loss w.r.t. input.
+ *
+ *     dL/dv_k = -y  [proof nll_loss_grad: −y]
+ *   with the effective target of class c:
+ *     y~_c = w_k*(y*(1 - label_smoothing) + label_smoothing/K)
+ *     (y = target[i*k + c], w_k = weight[c], K = k)
+ *   computed as (yt = y~_c):
+ *     grad = mul0(yt, -1)
+ *   mul0(a, b) = a*b, and exactly 0 when a = 0 and b is not NaN (a zero target times log 0 is 0; 0
+ *     times NaN stays NaN).
+ *
+ *   n                number of rows (samples); may be 0
+ *   k                number of classes per row; must be >= 1
+ *   input            [n*k] log-probabilities, one row per sample, row-major
+ *   target           [n*k] probability target per row
+ *   weight           [k] class weights, or NULL for all ones
+ *   label_smoothing  epsilon in [0, 1]; 0 for none (a double in both dtypes: checked, and the
+ *                    target y~ formed, in double)
+ *   reduction        SYMCE_REDUCTION_NONE, _MEAN or _SUM
+ *   grad             [n*k] gradient of the reduced loss w.r.t. input
+ *
+ *   mean divides by n; n = 0 gives NaN for mean and 0 for sum.
+ *   The gradient is that of the reduced loss (for none, each sample's own).
+ *
+ * Returns SYMCE_OK, or SYMCE_ERR_NULL, SYMCE_ERR_NO_CLASSES, SYMCE_ERR_SIZE, SYMCE_ERR_SMOOTHING,
+ * SYMCE_ERR_REDUCTION, SYMCE_ERR_WEIGHT, SYMCE_ERR_TARGET (checked in that order, before anything
+ * is written).
+ */
+int symce_nll_loss_grad_soft_f64(size_t n, size_t k, const double *SYMCE_RESTRICT input,
+                                 const double *SYMCE_RESTRICT target,
+                                 const double *SYMCE_RESTRICT weight, double label_smoothing,
+                                 symce_reduction reduction, double *SYMCE_RESTRICT grad);
 
 #ifdef __cplusplus
 }  /* extern "C" */

@@ -69,6 +69,8 @@ __all__ = [
     "softplus_grad",
     "tanh",
     "tanh_grad",
+    "nll_loss",
+    "nll_loss_grad",
 ]
 
 _FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
@@ -1674,7 +1676,8 @@ def binary_cross_entropy(probs, target, reduction="mean", *, weight=None):
 
     Args:
         probs (any shape): predicted probabilities.
-        target: targets in [0, 1], the input's shape (an integer or bool array is converted).
+        target: (N,) integer class indices in [0, K), or (N, K) floating probability targets in [0,
+            1]; for 1-D input (K,): an integer or a (K,) target.
         reduction: 'none' (one loss per element), 'mean' (default: over all elements) or 'sum'.
         weight: non-negative weights broadcastable to the input (one per element), or None (all 1).
 
@@ -1757,7 +1760,8 @@ def binary_cross_entropy_grad(probs, target, reduction="mean", *, weight=None):
 
     Args:
         probs (any shape): predicted probabilities.
-        target: targets in [0, 1], the input's shape (an integer or bool array is converted).
+        target: (N,) integer class indices in [0, K), or (N, K) floating probability targets in [0,
+            1]; for 1-D input (K,): an integer or a (K,) target.
         reduction: 'none' (one loss per element), 'mean' (default: over all elements) or 'sum'.
         weight: non-negative weights broadcastable to the input (one per element), or None (all 1).
 
@@ -1830,7 +1834,8 @@ def sigmoid_binary_cross_entropy(logits, target, reduction="mean", *, weight=Non
 
     Args:
         logits (any shape): logits.
-        target: targets in [0, 1], the input's shape (an integer or bool array is converted).
+        target: (N,) integer class indices in [0, K), or (N, K) floating probability targets in [0,
+            1]; for 1-D input (K,): an integer or a (K,) target.
         reduction: 'none' (one loss per element), 'mean' (default: over all elements) or 'sum'.
         weight: non-negative weights broadcastable to the input (one per element), or None (all 1).
         pos_weight: non-negative weight of the positive term, broadcastable to the input (e.g. one
@@ -1928,7 +1933,8 @@ def sigmoid_binary_cross_entropy_grad(logits, target, reduction="mean", *, weigh
 
     Args:
         logits (any shape): logits.
-        target: targets in [0, 1], the input's shape (an integer or bool array is converted).
+        target: (N,) integer class indices in [0, K), or (N, K) floating probability targets in [0,
+            1]; for 1-D input (K,): an integer or a (K,) target.
         reduction: 'none' (one loss per element), 'mean' (default: over all elements) or 'sum'.
         weight: non-negative weights broadcastable to the input (one per element), or None (all 1).
         pos_weight: non-negative weight of the positive term, broadcastable to the input (e.g. one
@@ -2021,7 +2027,8 @@ def sigmoid_binary_cross_entropy_with_grad(logits, target, reduction="mean", *, 
 
     Args:
         logits (any shape): logits.
-        target: targets in [0, 1], the input's shape (an integer or bool array is converted).
+        target: (N,) integer class indices in [0, K), or (N, K) floating probability targets in [0,
+            1]; for 1-D input (K,): an integer or a (K,) target.
         reduction: 'none' (one loss per element), 'mean' (default: over all elements) or 'sum'.
         weight: non-negative weights broadcastable to the input (one per element), or None (all 1).
         pos_weight: non-negative weight of the positive term, broadcastable to the input (e.g. one
@@ -2289,3 +2296,110 @@ def tanh_grad(x):
         x = _wider(x)
         out = 4*_sigmoid(-2*x)*_sigmoid(2*x)
     return _narrow(out, dtype)
+
+
+def nll_loss(input, target, reduction="mean", *, weight=None, ignore_index=-100,
+             label_smoothing=0.0):
+    """Negative log-likelihood loss of log-probabilities against a target.
+
+    L = sum_k nll_loss(v, y), nll_loss(v, y) = -v*y
+
+    Args:
+        input (N, K) or (K,): log-probabilities, one row per sample.
+        target: (N,) integer class indices in [0, K), or (N, K) floating probability targets in [0,
+            1]; for 1-D input (K,): an integer or a (K,) target.
+        reduction: 'none' (one loss per sample), 'mean' (default: the sum over the summed class
+            weight of the kept samples for labels, over N for probability targets) or 'sum'.
+        weight: (K,) non-negative class weights, or None (all 1).
+        ignore_index: int, default -100: a sample with this label adds nothing to the loss, the
+            gradient or the mean's divisor (integer labels only).
+        label_smoothing: float in [0, 1], default 0.0: the target y becomes (1 - eps) y + eps / K.
+
+    Returns:
+        loss () or (N,): the reduced loss, or one per sample for 'none'; the dtype of input.
+
+    Example:
+        >>> input = np.array([[-1.2, -0.5, -2.3], [-0.1, -3.0, -2.5]])
+        >>> target = np.array([1, 0])
+        >>> round(float(nll_loss(input, target)), 4)
+        0.3
+    """
+    input = _rows("input", _floating("input", input))
+    ignore_index = _integer("ignore_index", ignore_index)
+    labels, y = _ce_target(target, input, "input")
+    weight = _class_weights(weight, input, "input")
+    label_smoothing = _smoothing(label_smoothing)
+    reduction = _reduction(reduction)
+    _nonnegative("weight", weight)
+    _labels(labels, input.shape[-1], ignore_index)
+    _probability_targets(y)
+    dtype = input.dtype
+    n_classes = input.shape[-1]
+    with np.errstate(all="ignore"):
+        input, weight, y = _wide(input), _wide(weight), _wide(y)
+        if labels is not None:
+            kept, hot, w_t, w_k, divisor = _label_parts(labels, ignore_index, weight, input)
+            yt = hot*w_t*(1 - label_smoothing) + label_smoothing*w_k/n_classes
+            yt = _masked(yt, kept)
+        else:
+            kept = None
+            w_k, divisor = _soft_parts(weight, input)
+            yt = w_k*(y*(1 - label_smoothing) + label_smoothing/n_classes)
+        row_loss = np.sum(_mul0(yt, -input), axis=-1)
+        # a skipped row's loss is 0, NaN in it or not
+        loss_rows = row_loss if kept is None else np.where(kept, row_loss, 0)
+        loss = _narrow(_reduce(loss_rows, reduction, divisor), dtype)
+    return loss
+
+
+def nll_loss_grad(input, target, reduction="mean", *, weight=None, ignore_index=-100,
+                  label_smoothing=0.0):
+    """Gradient of nll_loss w.r.t. input.
+
+    dL/dv_k = -y  [proof nll_loss_grad: −y]
+
+    Args:
+        input (N, K) or (K,): log-probabilities, one row per sample.
+        target: (N,) integer class indices in [0, K), or (N, K) floating probability targets in [0,
+            1]; for 1-D input (K,): an integer or a (K,) target.
+        reduction: 'none' (one loss per sample), 'mean' (default: the sum over the summed class
+            weight of the kept samples for labels, over N for probability targets) or 'sum'.
+        weight: (K,) non-negative class weights, or None (all 1).
+        ignore_index: int, default -100: a sample with this label adds nothing to the loss, the
+            gradient or the mean's divisor (integer labels only).
+        label_smoothing: float in [0, 1], default 0.0: the target y becomes (1 - eps) y + eps / K.
+
+    Returns:
+        grad (N, K): gradient of the (reduced) loss; the dtype of input.
+
+    Example:
+        >>> input = np.array([[-1.2, -0.5, -2.3], [-0.1, -3.0, -2.5]])
+        >>> target = np.array([1, 0])
+        >>> nll_loss_grad(input, target).round(4)
+        array([[ 0. , -0.5,  0. ],
+               [-0.5,  0. ,  0. ]])
+    """
+    input = _rows("input", _floating("input", input))
+    ignore_index = _integer("ignore_index", ignore_index)
+    labels, y = _ce_target(target, input, "input")
+    weight = _class_weights(weight, input, "input")
+    label_smoothing = _smoothing(label_smoothing)
+    reduction = _reduction(reduction)
+    _nonnegative("weight", weight)
+    _labels(labels, input.shape[-1], ignore_index)
+    _probability_targets(y)
+    dtype = input.dtype
+    n_classes = input.shape[-1]
+    with np.errstate(all="ignore"):
+        input, weight, y = _wide(input), _wide(weight), _wide(y)
+        if labels is not None:
+            kept, hot, w_t, w_k, divisor = _label_parts(labels, ignore_index, weight, input)
+            yt = hot*w_t*(1 - label_smoothing) + label_smoothing*w_k/n_classes
+            yt = _masked(yt, kept)
+        else:
+            kept = None
+            w_k, divisor = _soft_parts(weight, input)
+            yt = w_k*(y*(1 - label_smoothing) + label_smoothing/n_classes)
+        grad = _mul0(yt, -1)
+        grad = _narrow(_masked(_scale(grad, reduction, divisor), kept), dtype)
+    return grad

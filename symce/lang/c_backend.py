@@ -844,6 +844,7 @@ def _legend(kern):
             used |= {sym.name for sym in expr.free_symbols}
     used -= set(kern.slots)  # a slot printed above its use (p) needs no legend
     docs = dict(_SYMBOL_DOC, **_FAMILY_SYMBOL_DOC.get(kern.family, {}))
+    docs[kr.v.name] = f"v = {kern.inputs[0].name}[i*k + c]"  # a defined loss's input
     return "; ".join(docs[n] for n in sorted(used, key=lambda n: list(docs).index(n)) if docs[n])
 
 
@@ -1451,7 +1452,9 @@ def _program_lines(prog: program.Program, ctx: dict, cdtype: str) -> dict:
         call.append(f"const {acc} scale = symce_scale_{sfx}(reduction, divisor);")
     if loss:
         call.append(f"{acc} total = 0;")
-    row = [f"const {T} *row = {ctx['x']} + i * k;", *_row_head(prog, ctx)]
+    # the input's row where a step reads it (a gradient of -y~ alone, as nll_loss's, reads none)
+    row = [f"const {T} *row = {ctx['x']} + i * k;" for _ in prog.loads("in")[:1]]
+    row += _row_head(prog, ctx)
     cls, row_end, finish = [], [], []
     for st in prog.all_steps:
         if isinstance(st, program.Load) and st.scope == "class":

@@ -311,9 +311,18 @@ def _reduction_bodies() -> dict:
 ROW_BEFORE = ("zs", "zlo", "e", "em1")
 
 
+def names_of(kern: kr.Kernel) -> dict:
+    """The names :data:`NAMES` gives the kernel's family, with a cross-entropy-from-probabilities
+    input under its argument's name (probs, or a defined loss's input: symce.kernels.v)."""
+    names = dict(NAMES[kern.family])
+    if kern.family == "ce_probs":
+        names.update({kr.p.name: kern.inputs[0].name, kr.v.name: kern.inputs[0].name})
+    return names
+
+
 def _print_slots(kern) -> tuple[dict, set]:
     """Printed code of each slot the template needs, and the helpers they call."""
-    names = NAMES[kern.family]
+    names = names_of(kern)
     pr = MatlabPrinter(names)
     slots = dict(kern.slots)
     if kern.family == "rowwise" and "out" not in slots:  # softmax: the output is p itself
@@ -326,7 +335,7 @@ def _row_after_lines(kern, code: dict) -> list:
     """The row statistics' lines after Srest: a column holding +Inf made NaN where the kernel
     combines its classes (Kernel.nan_row_at_inf), then p and pc where its slots read them
     (symce.describe)."""
-    names = NAMES[kern.family]
+    names = names_of(kern)
     lines = []
     if kern.nan_row_at_inf:
         srest = names["Srest"]
@@ -434,7 +443,7 @@ def _program_code(kern: kr.Kernel, row_stats) -> dict:
     desc = describe.describe(kern)
     progs = {v.target: program.program(kern, v) for v in desc.variants}
     bound = {st.name: st.name for p in progs.values() for st in p.all_steps if hasattr(st, "name")}
-    pr = MatlabPrinter({**bound, **NAMES[kern.family]})
+    pr = MatlabPrinter({**bound, **names_of(kern)})
     if kern.family == "bce":
         return {"lines": _element_lines(progs[""], pr)}
     out = {}
@@ -478,7 +487,7 @@ def _row_lines(steps, pr: MatlabPrinter, desc: describe.Description, row_stats) 
     for st in steps:
         if isinstance(st, program.Load):
             var = pr.doprint(sp.Symbol(st.name))
-            source = first if st.name in ("z", "p") else st.name
+            source = first if st.name in (kr.z.name, kr.p.name, kr.v.name) else st.name
             lines.append(f"{var} = reshape(double({source}), K, N);")
         elif isinstance(st, program.RowStats):
             lines.append(row_stats)
@@ -875,7 +884,7 @@ def context(kern: kr.Kernel) -> dict:
         # bodies are their programs' lines, and the row statistics' slots row_before/row_after
         "code": {"out": code["out"]} if fam == "elementwise" else {},
         "options": opts,
-        "names": dict(NAMES[fam]),
+        "names": names_of(kern),
         "row_before": [{"var": NAMES[fam][n], "code": code[n]} for n in ROW_BEFORE if desc.rows],
         "row_after": _row_after_lines(kern, code) if desc.rows else [],
         "helpers": _helper_closure(helpers, {**HELPER_CALLS, **body_calls}),

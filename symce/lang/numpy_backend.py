@@ -223,6 +223,15 @@ class _ScalarPrinter(NumPyKernelPrinter):
         return self._nan
 
 
+def bound(kern: kr.Kernel) -> dict:
+    """The names :data:`BOUND` gives the kernel's family, with a cross-entropy-from-probabilities
+    input under its argument's name (probs, or a defined loss's input: symce.kernels.v)."""
+    names = dict(BOUND[kern.family])
+    if kern.family == "ce_probs":
+        names.update({kr.p.name: kern.inputs[0].name, kr.v.name: kern.inputs[0].name})
+    return names
+
+
 def printer(family: str) -> NumPyKernelPrinter:
     """A printer with the kernel-local names the templates of ``family`` bind."""
     return NumPyKernelPrinter(BOUND[family])
@@ -398,7 +407,7 @@ def _return_docs(kern: kr.Kernel, partial: str) -> list:
 
 def kernel_context(kern: kr.Kernel) -> dict:
     """Strings and flags for one kernel's block in the template."""
-    pr = printer(kern.family)
+    pr = NumPyKernelPrinter(bound(kern))
     slots = dict(kern.slots)
     if kern.family == "bce":  # the element weight multiplies the loss and its gradient
         slots = {slot: kr.w * expr for slot, expr in slots.items()}
@@ -641,8 +650,8 @@ def _program_code(kern: kr.Kernel) -> dict:
     at the label and the class, the divisor); a skipped row's y~, loss and gradient are 0."""
     desc = describe.describe(kern)
     progs = {v.target: program.program(kern, v) for v in desc.variants}
-    bound = {st.name: st.name for p in progs.values() for st in p.all_steps if hasattr(st, "name")}
-    pr = NumPyKernelPrinter({**bound, **BOUND[kern.family]})
+    steps = {st.name: st.name for p in progs.values() for st in p.all_steps if hasattr(st, "name")}
+    pr = NumPyKernelPrinter({**steps, **bound(kern)})
     x = desc.input
     out = {}
     for target, prog in progs.items():
