@@ -52,9 +52,10 @@ def inputs(name: str, dtype: str) -> tuple:
     labels = rng.integers(0, k, n)
     if fam == "rowwise":
         return (z, rng.normal(0, 1, (n, k)).astype(dt)) if len(kern.inputs) == 2 else (z,)
-    if fam == "ce_probs":
+    if fam == "ce_probs":  # probabilities, or a defined loss's log-probabilities
         e = np.exp(z.astype(np.float64))
-        return ((e / e.sum(axis=1, keepdims=True)).astype(dt), labels)
+        p = e / e.sum(axis=1, keepdims=True)
+        return ((p if kern.checks_domain else np.log(p)).astype(dt), labels)
     if fam == "ce_logits":
         return (z, labels)
     first = rng.uniform(0.02, 0.98, (n, k)) if kern.inputs[0].domain else z

@@ -330,7 +330,8 @@ def _derive_loss(loss) -> Result:
         r"\frac{\partial\, " + latex_name(loss.name) + r"}{\partial " + sp.latex(v) + "}",
     )
     raw = sp.diff(spec.definition, v)
-    closed = min((sp.factor(sp.cancel(raw)), sp.simplify(raw), raw), key=sp.count_ops)
+    # the derivative as the rules give it, unless a simpler form exists (on a tie, as it is)
+    closed = min((raw, sp.factor(sp.cancel(raw)), sp.simplify(raw)), key=sp.count_ops)
     return Result(spec, raw, closed, closed)
 
 

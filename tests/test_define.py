@@ -189,6 +189,8 @@ def test_the_readme_example_runs_as_printed_in_a_fresh_folder(tmp_path):
     assert "closed form: −σ² x + σ x + σ" in outputs[0]
     assert (tmp_path / "out" / "latex" / "swish_grad.tex").is_file()
     assert "symce_swish_grad_f32" in (tmp_path / "out" / "c" / "symce.c").read_text()
+    assert "int symce_brier_grad_soft_f64(" in (tmp_path / "out" / "c" / "symce.c").read_text()
+    assert "def brier(" in (tmp_path / "out" / "numpy" / "symce_kernels.py").read_text()
     assert "FAIL" not in outputs[2] and re.search(r"all \d+ checks passed", outputs[2])
 
 

@@ -38,6 +38,17 @@ def sk():
 # ----------------------------------------------------------------------------------------------
 # The module itself
 # ----------------------------------------------------------------------------------------------
+def test_docstrings_describe_each_familys_target(sk):
+    """A cross-entropy's target is labels or probability rows; a BCE's, targets of the input's
+    shape."""
+    for name, kern in kr.registry().items():
+        if "target" not in [a.name for a in kern.inputs]:
+            continue
+        line = next(ln for ln in getattr(sk, name).__doc__.splitlines() if "target:" in ln)
+        words = "class indices" if kern.family in ("ce_probs", "ce_logits") else "the input's shape"
+        assert words in line or words in getattr(sk, name).__doc__.split("target:")[1][:200], name
+
+
 def test_docstring_examples_run(sk):
     result = doctest.testmod(sk, optionflags=doctest.NORMALIZE_WHITESPACE)
     assert result.failed == 0

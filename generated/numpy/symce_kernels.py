@@ -1676,8 +1676,7 @@ def binary_cross_entropy(probs, target, reduction="mean", *, weight=None):
 
     Args:
         probs (any shape): predicted probabilities.
-        target: (N,) integer class indices in [0, K), or (N, K) floating probability targets in [0,
-            1]; for 1-D input (K,): an integer or a (K,) target.
+        target: targets in [0, 1], the input's shape (an integer or bool array is converted).
         reduction: 'none' (one loss per element), 'mean' (default: over all elements) or 'sum'.
         weight: non-negative weights broadcastable to the input (one per element), or None (all 1).
 
@@ -1760,8 +1759,7 @@ def binary_cross_entropy_grad(probs, target, reduction="mean", *, weight=None):
 
     Args:
         probs (any shape): predicted probabilities.
-        target: (N,) integer class indices in [0, K), or (N, K) floating probability targets in [0,
-            1]; for 1-D input (K,): an integer or a (K,) target.
+        target: targets in [0, 1], the input's shape (an integer or bool array is converted).
         reduction: 'none' (one loss per element), 'mean' (default: over all elements) or 'sum'.
         weight: non-negative weights broadcastable to the input (one per element), or None (all 1).
 
@@ -1834,8 +1832,7 @@ def sigmoid_binary_cross_entropy(logits, target, reduction="mean", *, weight=Non
 
     Args:
         logits (any shape): logits.
-        target: (N,) integer class indices in [0, K), or (N, K) floating probability targets in [0,
-            1]; for 1-D input (K,): an integer or a (K,) target.
+        target: targets in [0, 1], the input's shape (an integer or bool array is converted).
         reduction: 'none' (one loss per element), 'mean' (default: over all elements) or 'sum'.
         weight: non-negative weights broadcastable to the input (one per element), or None (all 1).
         pos_weight: non-negative weight of the positive term, broadcastable to the input (e.g. one
@@ -1933,8 +1930,7 @@ def sigmoid_binary_cross_entropy_grad(logits, target, reduction="mean", *, weigh
 
     Args:
         logits (any shape): logits.
-        target: (N,) integer class indices in [0, K), or (N, K) floating probability targets in [0,
-            1]; for 1-D input (K,): an integer or a (K,) target.
+        target: targets in [0, 1], the input's shape (an integer or bool array is converted).
         reduction: 'none' (one loss per element), 'mean' (default: over all elements) or 'sum'.
         weight: non-negative weights broadcastable to the input (one per element), or None (all 1).
         pos_weight: non-negative weight of the positive term, broadcastable to the input (e.g. one
@@ -2027,8 +2023,7 @@ def sigmoid_binary_cross_entropy_with_grad(logits, target, reduction="mean", *, 
 
     Args:
         logits (any shape): logits.
-        target: (N,) integer class indices in [0, K), or (N, K) floating probability targets in [0,
-            1]; for 1-D input (K,): an integer or a (K,) target.
+        target: targets in [0, 1], the input's shape (an integer or bool array is converted).
         reduction: 'none' (one loss per element), 'mean' (default: over all elements) or 'sum'.
         weight: non-negative weights broadcastable to the input (one per element), or None (all 1).
         pos_weight: non-negative weight of the positive term, broadcastable to the input (e.g. one

@@ -375,7 +375,7 @@ def _wrapped(text: str) -> list:
 def _arg_docs(kern: kr.Kernel, partial: str) -> list:
     lines = []
     for a in kern.inputs:
-        if a.kind == "target":
+        if a.kind == "target" and partial != "bce":
             text = f"{a.name}: {TARGET_DOC['ce']}."
         elif partial == "bce" and a.name == "target":
             text = f"{a.name}: {TARGET_DOC['bce']}."
