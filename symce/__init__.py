@@ -33,7 +33,17 @@ benchmarks' oracle: :mod:`symce.reference` (mpmath references) and :mod:`symce.u
 __version__ = "0.1.0"
 
 from . import kernels  # noqa: F401  (reserves its kernels' names for the definitions)
-from .definitions import define_activation, define_loss
-from .functions import expm1, log1p, sigmoid, softplus
+from .definitions import define_activation, define_loss, option
+from .functions import clamp_min, expm1, log1p, mul0, sigmoid, softplus
 
-__all__ = ["define_activation", "define_loss", "expm1", "log1p", "sigmoid", "softplus"]
+__all__ = [
+    "clamp_min",
+    "define_activation",
+    "define_loss",
+    "expm1",
+    "log1p",
+    "mul0",
+    "option",
+    "sigmoid",
+    "softplus",
+]

@@ -41,6 +41,8 @@ __all__ = [
     "Activation",
     "Loss",
     "OVER",
+    "Option",
+    "option",
     "define_loss",
     "losses",
     "FUNCTIONS",
@@ -53,7 +55,19 @@ __all__ = [
 ]
 
 # the SymPy and symce functions a definition or a stable form may use: each language prints them
-FUNCTIONS = (sp.exp, sp.log, sp.tanh, sp.sinh, sp.cosh, fn.softplus, fn.sigmoid, fn.log1p, fn.expm1)
+FUNCTIONS = (
+    sp.exp,
+    sp.log,
+    sp.tanh,
+    sp.sinh,
+    sp.cosh,
+    fn.softplus,
+    fn.sigmoid,
+    fn.log1p,
+    fn.expm1,
+    fn.clamp_min,
+    fn.mul0,
+)
 # where a stable form is checked against what it replaces (and the closed form found, numerically)
 CHECK_POINTS = tuple(sp.Rational(v, 8) for v in (-300, -97, -41, -13, -5, -1, 0, 3, 7, 22, 50, 211))
 _DPS = 50
@@ -98,7 +112,73 @@ class Activation:
 OVER = {
     "classes": "one term per class of a row of K (log-)probabilities, summed over the row; "
     "targets are class labels or a probability row, with the cross-entropy's options",
+    "elements": "one term per element of an input of any shape and its target of the same "
+    "shape, with element weights and the reduction (as the binary cross-entropies)",
 }
+
+
+@dataclass(frozen=True)
+class Option:
+    """A scalar option of a defined loss: a real number with a default, checked against a closed
+    interval (None: unbounded) in every language (catalogue error "option"); NaN is refused."""
+
+    name: str
+    default: float
+    low: float | None = None
+    high: float | None = None
+    doc: str = ""
+
+    @property
+    def symbol(self) -> sp.Symbol:
+        """The option's symbol in the loss's term."""
+        return sp.Symbol(self.name, real=True)
+
+    @property
+    def interval(self) -> str:
+        """The interval in words: "[0, inf)", "[0, 1]", "any real"."""
+        if self.low is None and self.high is None:
+            return "any real number"
+        lo = "(-inf" if self.low is None else f"[{_number(self.low)}"
+        hi = "inf)" if self.high is None else f"{_number(self.high)}]"
+        return f"{lo}, {hi}"
+
+    def contains(self, value: float) -> bool:
+        """Whether ``value`` is in the interval (NaN is not)."""
+        low = -float("inf") if self.low is None else self.low
+        high = float("inf") if self.high is None else self.high
+        return low <= value <= high
+
+
+def _number(v: float) -> str:
+    return str(int(v)) if float(v).is_integer() else repr(float(v))
+
+
+def option(
+    default: float, *, low: float | None = None, high: float | None = None, doc: str = ""
+) -> Option:
+    """A scalar option for :func:`define_loss` (``options={"gamma": symce.option(2.0, low=0)}``):
+    its default, the closed interval it must lie in (None: unbounded) and one line of words."""
+    values = {"default": default, "low": low, "high": high}
+    for what, value in values.items():
+        if value is None and what != "default":
+            continue
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or value != value:
+            raise TypeError(f"option {what}: expected a real number, got {value!r:.40}")
+        if abs(value) == float("inf"):
+            raise ValueError(
+                f"option {what}: expected a finite number (None: unbounded), got {value}"
+            )
+    if low is not None and high is not None and low > high:
+        raise ValueError(f"option: low {low} is above high {high}")
+    opt = Option(
+        "",
+        float(default),
+        None if low is None else float(low),
+        None if high is None else float(high),
+    )
+    if not opt.contains(float(default)):
+        raise ValueError(f"option default: {default} is outside {opt.interval}")
+    return Option("", opt.default, opt.low, opt.high, _summary(doc or "an option", "an option"))
 
 
 @dataclass(frozen=True)
@@ -116,6 +196,12 @@ class Loss:
     summary: str  # one line: the loss kernel's first documentation line
     example: tuple  # (inputs, options) of the worked example
     module: str  # where it was declared, for messages
+    stable: sp.Expr | None = None  # the form of the term the kernels print (None: the term)
+    grad_stable: sp.Expr | None = None  # the form of its gradient they print (None: derived)
+    options: tuple = ()  # the scalar options (Option), in the order of the declaration
+    grad: sp.Expr | None = None  # the gradient's closed form to show, in the ``where`` symbols
+    where: tuple = ()  # ((symbol, its definition), ...): the quantities ``grad`` names
+    cases: tuple = ()  # ((((option, value), ...), the term there, words), ...): proved facts
 
     @property
     def grad_name(self) -> str:
@@ -158,13 +244,22 @@ def activations() -> tuple:
     """Every declared activation, in the order of declaration: symce's library first (imported
     here the first time), then the user's."""
     _load_library()
-    return tuple(_ACTIVATIONS.values())
+    return _ordered(_ACTIVATIONS)
 
 
 def losses() -> tuple:
     """Every declared loss, in the order of declaration: symce's library first, then the user's."""
     _load_library()
-    return tuple(_LOSSES.values())
+    return _ordered(_LOSSES)
+
+
+def _ordered(table: dict) -> tuple:
+    """The declarations of ``table``: symce's library by module name (whatever order its modules
+    were imported in: a test or a tool may import one first), then the user's as declared."""
+    items = list(table.values())
+    library = [d for d in items if d.module.startswith(f"{__package__}.library.")]
+    users = [d for d in items if d not in library]
+    return tuple(sorted(library, key=lambda d: (d.module, d.name)) + users)
 
 
 def _load_library() -> None:
@@ -434,16 +529,24 @@ def _caller_module() -> str:
     return "__main__"
 
 
-# the arguments and options a loss over classes takes besides its input (symce.kernels): its input
-# may be named none of them
-_CLASS_ARGUMENTS = ("target", "labels", "weight", "ignore_index", "label_smoothing", "reduction")
-_CLASS_OUTPUTS = ("loss", "grad")
+# the arguments and options each layout's kernels take besides the input (symce.kernels): the
+# input and a declared option may be named none of them
+_ARGUMENTS = {
+    "classes": ("target", "labels", "weight", "ignore_index", "label_smoothing", "reduction"),
+    "elements": ("target", "weight", "reduction"),
+}
+_OUTPUTS = ("loss", "grad")
 _DEFAULT_EXAMPLE = {
     "classes": (
         ((-1.2, -0.5, -2.3), (-0.1, -3.0, -2.5)),  # two rows of log-probabilities
         (1, 0),  # their labels
     ),
+    "elements": (((2.0, -1.0, 0.5),), ((1.0, 0.0, 1.0),)),  # three inputs and their targets
 }
+# where a stable form of a loss is checked against what it replaces: inputs, and targets 0, 1 and
+# between (the options at their defaults and at the ends of their intervals)
+_LOSS_POINTS = tuple(sp.Rational(v, 8) for v in (-300, -41, -5, 0, 3, 22, 211))
+_TARGET_POINTS = (sp.Integer(0), sp.Rational(1, 4), sp.Integer(1))
 
 
 def define_loss(
@@ -453,31 +556,51 @@ def define_loss(
     input: sp.Symbol,  # PyTorch's name for a loss's first argument
     target: sp.Symbol,
     over: str = "classes",
+    options: dict | None = None,
+    stable: sp.Expr | None = None,
+    grad_stable: sp.Expr | None = None,
+    grad: sp.Expr | None = None,
+    where: dict | None = None,
+    cases: tuple = (),
     input_name: str = "input",
-    input_doc: str = "log-probabilities, one row per sample",
+    input_doc: str | None = None,
     summary: str | None = None,
     example: tuple | None = None,
 ) -> Loss:
     """Declare a loss: symce derives its gradient with respect to the input, proves it and emits
-    the loss and the gradient, with the options of its layout.
+    the loss and the gradient, with the options of its layout and its own.
 
     Args:
         name: the kernels' name (``name`` and ``name_grad``), as for :func:`define_activation`.
-        term: the loss of one class, a SymPy expression of ``input`` and ``target`` (e.g.
-            ``-y * v`` for the negative log-likelihood of log-probabilities v), from
-            :data:`FUNCTIONS`.
+        term: the loss of one class or element, a SymPy expression of ``input``, ``target`` and
+            the options' symbols (``sp.Symbol(option name)``), from :data:`FUNCTIONS` (e.g.
+            ``-y * v`` for the negative log-likelihood of log-probabilities v).
         input: the symbol of the input (the gradient is taken with respect to it).
-        target: the symbol of the class's target.
+        target: the symbol of the target.
         over: how the terms are laid out (:data:`OVER`).  ``"classes"``: a row of K inputs per
             sample, its loss the sum of the K terms, where the target of class k is the
             cross-entropy's effective target y~_k: from a class label t (one-hot, times the
             label's class weight) or from a probability row, with ``weight``,
             ``ignore_index``, ``label_smoothing`` and ``reduction`` as PyTorch's cross_entropy.
+            ``"elements"``: one term per element of an input of any shape and a target of its
+            shape, with element ``weight`` and ``reduction`` as PyTorch's binary cross-entropy.
+        options: ``{name: symce.option(default, low=, high=, doc=)}``, the term's scalar options
+            (``"elements"`` only), each a keyword in NumPy, a C ``double`` and a MATLAB
+            name-value pair, checked against its interval.
+        stable: the form of the term the kernels evaluate, where the term as written overflows or
+            cancels; it must equal the term (checked at 50 digits).
+        grad_stable: the form of the gradient the kernels evaluate; it must equal the derivative.
+        grad: the gradient's closed form as the documents show it, in the quantities ``where``
+            names (``{"q": 1 - p_t, ...}``); the proof ends in it, and it must equal the
+            derivative once they are substituted.  Without it, the derivative is shown as the
+            rules give it (or simpler).
+        cases: ``(({"gamma": 0}, term, words), ...)``: at those option values the loss is
+            ``term`` (a known loss, in ``words``); the proof checks it, and its gradient, as facts.
         input_name: the input argument's name in every language (PyTorch's ``input``).
         input_doc: what the input is, for the documentation.
         summary: one line for the loss kernel's documentation.
         example: ``(inputs, targets)`` or ``(inputs, targets, options)`` of the worked example
-            (default: two rows of three log-probabilities and their labels).
+            (rows of inputs; labels or target rows for ``"classes"``).
 
     Returns:
         The :class:`Loss` (also registered: the registry, ``symce list`` and ``symce derive``
@@ -485,8 +608,9 @@ def define_loss(
         existing declaration; with different ones it is an error.
 
     Raises:
-        TypeError, ValueError: a name, expression, layout, summary or example that is not
-        acceptable (the message says which argument, what was expected and what was given).
+        TypeError, ValueError: a name, expression, layout, option, summary or example that is
+        not acceptable, or a stable form that does not equal what it replaces (the message says
+        which argument, what was expected and what was given).
     """
     taken = _taken(name)
     names.check_name(name, "loss name", taken)
@@ -496,11 +620,57 @@ def define_loss(
     v, y = _symbol(input, "input"), _symbol(target, "target")
     if v.name == y.name:
         raise ValueError(f"input and target: expected two different symbols, got {v} twice")
-    term = _term(term, "term", (v, y))
+    others = {a: f"the {a} argument" for a in _ARGUMENTS[over] + _OUTPUTS}
+    others[name] = "the loss's own name"
+    names.check_argument(input_name, "input_name", others)
+    others[input_name] = "the input's name"
+    opts = _options(options, over, others, (v.name, y.name))
+    variables = (v, y, *(o.symbol for o in opts))
+    term = _term(term, "term", variables)
     if v not in term.free_symbols or sp.diff(term, v) == 0:
         raise ValueError(f"term: {term} does not depend on the input {v}")
-    others = {a: f"the {a} argument" for a in _CLASS_ARGUMENTS + _CLASS_OUTPUTS}
-    names.check_argument(input_name, "input_name", {**others, name: "the loss's own name"})
+    named = []
+    for key, value in (where or {}).items():
+        names.check_name(key, "where: a name", {s.name: "a variable" for s in variables})
+        named.append((sp.Symbol(key, real=True), _term(value, f"where[{key!r}]", variables)))
+    closed = None
+    if grad is not None:
+        closed = _term(grad, "grad", variables + tuple(s for s, _ in named))
+        unfolded = closed.xreplace(dict(named))
+        wrong = _equal_on_grid(unfolded, sp.diff(term, v), v, y, opts)
+        if wrong:
+            raise ValueError(f"grad: {closed} is not the derivative of the term: {wrong}")
+    elif named:
+        raise ValueError("where: names quantities for grad=, which is not given")
+    facts = []
+    for case in cases:
+        if not isinstance(case, (tuple, list)) or len(case) != 3 or not isinstance(case[0], dict):
+            raise TypeError(f"cases: expected ({{option: value}}, term, words), got {case!r:.80}")
+        values, known, words = case
+        by_name = {o.name: o for o in opts}
+        for key, value in values.items():
+            if key not in by_name:
+                raise ValueError(f"cases: {key!r} is not an option of the loss")
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise TypeError(f"cases: {key} must be a number, got {value!r:.40}")
+            if not by_name[key].contains(float(value)):
+                raise ValueError(f"cases: {key} = {value} is outside {by_name[key].interval}")
+        fixed = tuple(sorted((k, sp.nsimplify(v)) for k, v in values.items()))
+        facts.append((fixed, _term(known, "cases: term", variables), _summary(words, "")))
+    forms = {}
+    for what, value, want in (
+        ("stable", stable, term),
+        ("grad_stable", grad_stable, sp.diff(term, v)),
+    ):
+        if value is None:
+            continue
+        form = _term(value, what, variables)
+        wrong = _equal_on_grid(form, want, v, y, opts)
+        if wrong:
+            target_words = "the term" if what == "stable" else "its derivative"
+            raise ValueError(f"{what}: {form} is not equal to {target_words} {want}: {wrong}")
+        forms[what] = form
+    doc = input_doc or ("log-probabilities, one row per sample" if over == "classes" else "input")
     loss = Loss(
         name,
         term,
@@ -508,16 +678,71 @@ def define_loss(
         y,
         over,
         input_name,
-        _summary(input_doc, "input"),
+        _summary(doc, "input"),
         _summary(summary, f"{name} of {input_name} against a target."),
-        _loss_example(example, over),
+        _loss_example(example, over, opts),
         _caller_module(),
+        forms.get("stable"),
+        forms.get("grad_stable"),
+        opts,
+        closed,
+        tuple(named),
+        tuple(facts),
     )
     return _add(_LOSSES, loss, lambda a, b: a == b)
 
 
-def _loss_example(value, over: str) -> tuple:
-    """(inputs, targets, options) as tuples of numbers (rows), checked."""
+def _options(value, over: str, taken: dict, symbols: tuple) -> tuple:
+    """The declared options as named :class:`Option` records, checked."""
+    if value is None:
+        return ()
+    if not isinstance(value, dict):
+        raise TypeError(f"options: expected a dict of name: symce.option(...), got {value!r:.80}")
+    if value and over != "elements":
+        raise ValueError(f"options: a loss over {over!r} takes the cross-entropy's options alone")
+    out = []
+    for key, opt in value.items():
+        if key in symbols:
+            raise ValueError(f"option name: {key!r} is also the input's or the target's symbol")
+        names.check_argument(key, "option name", taken)
+        if key.startswith("opt_"):
+            raise ValueError(f"option name: the prefix opt_ is symce's own, got {key!r}")
+        if not isinstance(opt, Option):
+            raise TypeError(f"options[{key!r}]: expected symce.option(...), got {opt!r:.80}")
+        taken = {**taken, key: "another option"}
+        out.append(Option(key, opt.default, opt.low, opt.high, opt.doc))
+    return tuple(out)
+
+
+def _equal_on_grid(a: sp.Expr, b: sp.Expr, v: sp.Symbol, y: sp.Symbol, opts: tuple) -> str:
+    """'' when ``a`` and ``b`` agree to 40 digits over a grid of inputs, targets and option
+    values (where both are finite; infinite together), else the first point where they differ."""
+    syms = (v, y, *(o.symbol for o in opts))
+    fa, fb = (sp.lambdify(syms, elementary(e), "mpmath") for e in (a, b))
+    settings = [(o.default,) + tuple(e for e in (o.low, o.high) if e is not None) for o in opts]
+    import itertools
+
+    for point in itertools.product(_LOSS_POINTS, _TARGET_POINTS, *settings):
+        try:
+            with mpmath.workdps(_DPS + 20):
+                args = [mpmath.mpf(sp.Rational(c).p) / sp.Rational(c).q for c in point]
+                va, vb = fa(*args), fb(*args)
+        except (ZeroDivisionError, OverflowError, ValueError):
+            continue
+        if not (mpmath.isfinite(va) and mpmath.isfinite(vb)):
+            if va != vb and not (mpmath.isnan(va) and mpmath.isnan(vb)):
+                return f"at {dict(zip(map(str, syms), map(str, point)))}: {va} != {vb}"
+            continue
+        if abs(va - vb) > mpmath.mpf(10) ** -40 * max(1, abs(va), abs(vb)):
+            where = dict(zip(map(str, syms), map(str, point)))
+            return f"at {where}: {mpmath.nstr(va, 20)} != {mpmath.nstr(vb, 20)}"
+    return ""
+
+
+def _loss_example(value, over: str, opts_declared: tuple = ()) -> tuple:
+    """(inputs, targets, options) as tuples of numbers (rows), checked: for ``"elements"`` one
+    row of inputs and one of targets of the same length, for ``"classes"`` rows and labels or
+    target rows."""
     if value is None:
         value = _DEFAULT_EXAMPLE[over]
     if not isinstance(value, (tuple, list)) or len(value) not in (2, 3):
@@ -544,10 +769,21 @@ def _loss_example(value, over: str) -> tuple:
             raise ValueError(f"example: expected labels in [0, {K}), got {t}")
         if not isinstance(t, int) and len(t) != K:
             raise ValueError(f"example: expected target rows of {K} numbers, got {t}")
-    if not isinstance(opts, dict) or not set(opts) <= {"reduction", "label_smoothing"}:
+    if over == "elements" and (labels and isinstance(labels[0], int) or len(labels) != len(rows)):
+        raise ValueError("example: expected target rows of the inputs' shape")
+    allowed = {"reduction"} | ({"label_smoothing"} if over == "classes" else set())
+    allowed |= {o.name for o in opts_declared}
+    if not isinstance(opts, dict) or not set(opts) <= allowed:
         raise ValueError(
-            f"example: expected options among reduction, label_smoothing, got {opts!r:.80}"
+            f"example: expected options among {', '.join(sorted(allowed))}, got {opts!r:.80}"
         )
+    for o in opts_declared:
+        if o.name in opts and not (
+            isinstance(opts[o.name], (int, float)) and o.contains(float(opts[o.name]))
+        ):
+            raise ValueError(
+                f"example: option {o.name} must be in {o.interval}, got {opts[o.name]!r:.40}"
+            )
     if opts.get("reduction", "mean") not in ("none", "mean", "sum"):
         raise ValueError(
             f"example: reduction must be 'none', 'mean' or 'sum', got {opts['reduction']!r:.40}"

@@ -330,8 +330,16 @@ def _derive_loss(loss) -> Result:
         r"\frac{\partial\, " + latex_name(loss.name) + r"}{\partial " + sp.latex(v) + "}",
     )
     raw = sp.diff(spec.definition, v)
-    # the derivative as the rules give it, unless a simpler form exists (on a tie, as it is)
-    closed = min((raw, sp.factor(sp.cancel(raw)), sp.simplify(raw)), key=sp.count_ops)
+    if loss.grad is not None:  # the declared closed form, in the quantities it names
+        closed = definitions.elementary(loss.grad)
+        named = tuple((s, definitions.elementary(e)) for s, e in loss.where)
+        return Result(spec, raw, closed, closed, (), named)
+    # the derivative as the rules give it, unless a simpler form exists (on a tie, as it is);
+    # simplify is slow on a large derivative (focal loss's)
+    forms = [raw, sp.factor(sp.cancel(raw))]
+    if sp.count_ops(raw) < 60:
+        forms.append(sp.simplify(raw))
+    closed = min(forms, key=sp.count_ops)
     return Result(spec, raw, closed, closed)
 
 
@@ -370,7 +378,9 @@ _d_ij, _d_tj = sp.KroneckerDelta(m.i, m.j), sp.KroneckerDelta(m.t, m.j)
 
 
 def _plain_text(expr) -> str:
-    out = sp.sstr(expr).replace("sigma", "σ").replace("**2", "²").replace("**3", "³")
+    out = sp.sstr(expr).replace("sigmoid(", "σ(").replace("sigma", "σ")
+    out = out.replace("**2", "²").replace("**3", "³").replace("**", "^")
+    out = out.replace("gamma", "γ").replace("alpha", "α")
     return out.replace(" - ", " − ").replace("*", " ").replace("-", "−")
 
 
@@ -379,6 +389,9 @@ def display(name: str) -> Display | None:
     function's closed form as the engine found it; None for a name that has none."""
     if name in DISPLAY:
         return DISPLAY[name]
+    for loss in definitions.losses():  # a declared closed form, as its declaration writes it
+        if loss.grad_name == name and loss.grad is not None:
+            return Display(loss.grad, _plain_text(loss.grad))
     res = results().get(name)
     if res is None:
         return None

@@ -126,7 +126,7 @@ class Description:
     @property
     def options(self) -> tuple:
         """The option records (symce.options) the kernel takes, in the registry's order."""
-        return tuple(options.OPTIONS[name] for name in self.kernel.options)
+        return options.records(self.kernel)
 
     @property
     def has_pos_weight(self) -> bool:
@@ -253,12 +253,17 @@ def _ce_params(kern: kr.Kernel, soft: bool) -> list:
 
 def _bce_params(kern: kr.Kernel) -> list:
     first = kern.inputs[0].name
-    words = "logits" if first == "logits" else "probabilities in [0, 1]"
+    if kern.defined_in:
+        words = kern.inputs[0].doc
+    else:
+        words = "logits" if first == "logits" else "probabilities in [0, 1]"
     ps = [
         _SIZE_N,
         Param("k", "size", (), "number of elements per row (the columns of pos_weight); may be 0"),
         Param(first, "in", ("n", "k"), words),
-        Param("target", "target", ("n", "k"), "targets in [0, 1]"),
+        Param(
+            "target", "target", ("n", "k"), "targets" if kern.defined_in else "targets in [0, 1]"
+        ),
         Param("weight", "weight", ("n", "k"), "element weights, or NULL for all ones"),
     ]
     if "pos_weight" in kern.options:
@@ -270,6 +275,8 @@ def _bce_params(kern: kr.Kernel) -> list:
                 "weight of the positive term per column, or NULL for all ones",
             )
         )
+    for o in kern.scalars:  # a defined loss's options (a double in both dtypes, as NumPy's)
+        ps.append(Param(o.name, "option", (), f"{o.doc}: a number in {o.interval}"))
     ps.append(Param("reduction", "reduction", (), "none, mean or sum"))
     return ps
 
@@ -313,8 +320,10 @@ def _checks(kern: kr.Kernel, params: tuple, soft: bool) -> tuple:
     if kern.family not in ("elementwise", "bce"):  # the BCE's elements need no class: k may be 0
         keys.append("no_classes")
     keys.append("size")
-    for role in ("label_smoothing", "reduction", "weight", "pos_weight"):
-        if role in roles:
+    for role in ("label_smoothing", "option", "reduction", "weight", "pos_weight"):
+        if role == "option" and role in roles:  # a defined loss's options, one check each
+            keys.append("option_value")
+        elif role in roles:
             keys.append(options.OPTIONS[role].error)
     if "labels" in roles:
         keys.append("label")

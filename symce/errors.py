@@ -111,6 +111,19 @@ CATALOGUE = (
         matlab="symce:smoothing",
     ),
     Error(
+        "option_value",
+        "an option a loss declares (symce.define_loss: focal_loss's gamma and alpha, ...) "
+        "outside its interval, or NaN",
+        ("option",),
+        python="ValueError",
+        python_note="naming the option (`TypeError` for a value that is not a number)",
+        c="SYMCE_ERR_OPTION",
+        c_value=-11,
+        c_message="an option of the loss: expected a number in its interval (see the "
+        "function's documentation), got one outside it or NaN",
+        matlab="symce:option",
+    ),
+    Error(
         "reduction",
         "unknown reduction",
         ("reduction",),

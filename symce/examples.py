@@ -108,6 +108,8 @@ def of(kern: object) -> Example:
 
     if kern.family == "ce_probs":  # a defined loss: (rows, targets, options) from its declaration
         return _loss_example(kern)
+    if kern.family == "bce":
+        return _element_example(kern)
     (var,) = kern.raw.free_symbols
     f = sp.lambdify(var, kern.raw, "mpmath")
     with mpmath.workdps(50):
@@ -150,3 +152,38 @@ def _loss_example(kern: object) -> Example:
     result = np.round(result, 4) + 0.0
     inputs = (np.array(rows), np.array(targets))
     return Example(inputs, (result if result.ndim else float(result),), opts)
+
+
+def _element_example(kern: object) -> Example:
+    """A defined loss over elements' worked example: its declaration's input and target (one row:
+    a 1-D array), and the results of its definition (``Kernel.raw`` over x, y and the options, at
+    the example's option values or their defaults) at 50 digits, reduced, rounded."""
+    import mpmath
+    import sympy as sp
+
+    from . import kernels as kr
+
+    rows, targets, opts = kern.example
+    opts = dict(opts)
+    reduction = opts.get("reduction", "mean")
+    values = {o.name: opts.get(o.name, o.default) for o in kern.scalars}
+    syms = [kr.x, kr.y, *(o.symbol for o in kern.scalars)]
+    f = sp.lambdify(syms, kern.raw, "mpmath")
+    xs = [v for row in rows for v in row]
+    ys = [v for row in targets for v in row]
+    with mpmath.workdps(50):
+        out = [
+            f(mpmath.mpf(a), mpmath.mpf(b), *map(mpmath.mpf, values.values()))
+            for a, b in zip(xs, ys)
+        ]
+        scale = 1 / mpmath.mpf(len(out)) if reduction == "mean" else 1
+        if "grad" in kern.slots:
+            result = np.array([float(v * scale) for v in out])
+        elif reduction == "none":
+            result = np.array([float(v) for v in out])
+        else:
+            result = np.array(float(mpmath.fsum(out) * scale))
+    shape = (len(xs),) if len(rows) == 1 else (len(rows), len(rows[0]))
+    result = np.round(result, 4) + 0.0
+    inputs = (np.array(xs).reshape(shape), np.array(ys).reshape(shape))
+    return Example(inputs, (result.reshape(shape) if result.ndim else float(result),), opts)

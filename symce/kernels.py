@@ -146,6 +146,8 @@ class Kernel:
     raw: sp.Expr | None = field(default=None, hash=False)
     example: tuple | None = None  # a defined function's worked example's inputs (else examples.py)
     defined_in: str = ""  # the module that declared it (symce.definitions), "" for symce's own
+    # a defined loss's scalar options (symce.definitions.Option), also named in ``options``
+    scalars: tuple = ()
 
     @property
     def checks_domain(self) -> bool:
@@ -438,6 +440,56 @@ def _loss_kernels(loss) -> list:
     ]
 
 
+def _element_loss_kernels(loss) -> list:
+    """The kernels of a defined loss over elements (symce.definitions): the loss and its gradient
+    with respect to the input, in the BCE family (element weights, the reduction over every
+    element), with the declaration's scalar options as parameters of their own name."""
+    at = {loss.input: x, loss.target: y}
+    res = derive.result(loss.grad_name)
+    term = loss.term.xreplace(at)
+    value = (loss.stable if loss.stable is not None else loss.term).xreplace(at)
+    closed = res.closed.xreplace(dict(res.named))  # the quantities it names, written out
+    grad = (loss.grad_stable if loss.grad_stable is not None else closed).xreplace(at)
+    opts = ("weight", *(o.name for o in loss.options), "reduction")
+    first = Arg(loss.input_name, "real", "any", loss.input_doc)
+    target = Arg("target", "target", f"like {loss.input_name}", "targets")
+    common = {
+        "inputs": (first, target),
+        "options": opts,
+        "defined_in": loss.module,
+        "scalars": loss.options,
+        "example": loss.example,
+    }
+    grad_out = Arg("grad", "real", f"like {loss.input_name}", "gradient of the (reduced) loss")
+    return [
+        Kernel(
+            loss.name,
+            "bce",
+            loss.summary,
+            f"L = {_plain(loss.term)} per element",
+            sp.latex(loss.term),
+            outputs=(_LOSS,),
+            slots={"loss": value},
+            derivation=None,
+            raw=term,
+            **common,
+        ),
+        Kernel(
+            loss.grad_name,
+            "bce",
+            f"Gradient of {loss.name} w.r.t. {loss.input_name}.",
+            f"dL/d{loss.input} = {_plain(res.closed)}"
+            + "".join(f"; {s} = {_plain(e)}" for s, e in res.named),
+            rf"\frac{{\partial L}}{{\partial {sp.latex(loss.input)}}} = " + sp.latex(res.closed),
+            outputs=(grad_out,),
+            slots={"grad": grad},
+            derivation=loss.grad_name,
+            raw=sp.diff(term, x),
+            **common,
+        ),
+    ]
+
+
 # ----------------------------------------------------------------------------------------------
 # The registry.
 # ----------------------------------------------------------------------------------------------
@@ -717,7 +769,9 @@ def registry() -> dict:
     """name -> Kernel, in emission order: symce's own, then each defined activation and its
     derivative (symce.definitions)."""
     defined = [kern for act in definitions.activations() for kern in _activation_kernels(act)]
-    defined += [kern for loss in definitions.losses() for kern in _loss_kernels(loss)]
+    for loss in definitions.losses():
+        build = _loss_kernels if loss.over == "classes" else _element_loss_kernels
+        defined += build(loss)
     return {**_builtins(), **_named(defined, taken=_builtins())}
 
 

@@ -61,29 +61,30 @@ a abs absolute add ahead ahead_len all always_inline aname any apply_reduction a
 arange arg argmax args argwhere arr asarray astype at axis b b0 bad below big bname bool_
 broadcast_shapes broadcast_to buf bufs bytes c c0 c_contiguous cap cast ceil check_class_weight
 check_classes check_elementwise_weight check_float check_ignore_index check_label_range
-check_labels check_like check_nargin check_nonnegative check_pos_weight check_probabilities
-check_real_numbers check_reduction check_smoothing clamp_min class_str cls code col cols comp
-cond copy copyto count csum d db dcomp defaults define defined delta divide divisor dot dst dsum
-dtype e e_a e_out e_t eblock ec elem em1 em1_a em1_at em1_t empty endif eps equal err error
-errstate et exc exp expl expm1 eye ez f fabs fabsl factor fc fieldnames find finfo finite_z
-flags float32 float64 float_control floating fma found free full g_dot_e g_dot_p gb gdiv generic
-gesum given gmul got greater_equal grow gv h heap hi hint hit hot hot_a i i0 id ifdef ifndef inf
-inputs int32_t int64 int64_t integer inv_srest is_soft_target ischar isempty isequal isfinite
-isfloat isinf isinstance isinteger islogical ismatrix isnan isnumeric isposinf isreal isrow
-isscalar isstring isvector j j0 j1 k k2 k_real kd kd0 keep_all keepdims kept key kind l l1p
-labels lane lane_sum lb len less_equal like like_name lo log log1p log1p_srest log1pl longdouble
-loss_rows losses lower lsum lt m malloc mat2str max maximum mc mean mean_divisor memcpy
-mfilename min mod moveaxis mul0 multiply mx mxy n n_classes name names nan nargin ndarray ndim
-near need negative next next_out nmant none not_equal np num2str numel numpy o ok omp on ones
-ones_k optimize opts orow out_ahead over own p p_a p_block p_i p_j p_t pairwise_sum parallel
-parse_options pc pc_a pc_i pc_t pe plural pragma precise prob prod ptrdiff_t put_along_axis pw
-pwb pwin q r range rc rem reshape round row row_loss rows s s_lo safe sc scale schedule sh shape
-shift shift_out shiftb shown size size_str size_t skip sl slice small smooth smoothing soft
-sprintf srest srest_out srestb start stash status status_out statusb step stop str strcmp
-strcmpi strjoin subtract sum sz t t_all take_along_axis tanhl tc tcomp terms th tie ties tile tl
-tolist top total ts tuple two_sum_err type u u1 u2 uint32_t uint64_t under v value value_str
-values varargin vb w w_a w_k w_row w_t w_t_all wb wcomp weighted where width win ws wsum x_name
-xin xv y yin yrow ysum yt yt_a yt_on yt_t zlo zlo_a zlo_t zs zs_a zs_t zv
+check_labels check_like check_nargin check_nonnegative check_option check_pos_weight
+check_probabilities check_real_numbers check_reduction check_smoothing clamp_min class_str cls
+code col cols comp cond copy copyto count csum d db dcomp defaults define defined delta divide
+divisor dot dst dsum dtype e e_a e_out e_t eblock ec elem em1 em1_a em1_at em1_t empty endif eps
+equal err error errstate et exc exp expl expm1 eye ez f fabs fabsl factor fc fieldnames find
+finfo finite_z flags float32 float64 float_control floating fma found free full g_dot_e g_dot_p
+gb gdiv generic gesum given gmul got greater_equal grow gv h heap hi high hint hit hot hot_a i
+i0 id ifdef ifndef inf inputs int32_t int64 int64_t integer interval inv_srest is_soft_target
+ischar isempty isequal isfinite isfloat isinf isinstance isinteger islogical ismatrix isnan
+isnumeric isposinf isreal isrow isscalar isstring isvector j j0 j1 k k2 k_real kd kd0 keep_all
+keepdims kept key kind l l1p labels lane lane_sum lb len less_equal like like_name lo log log1p
+log1p_srest log1pl longdouble loss_rows losses low lower lsum lt m malloc mat2str max maximum mc
+mean mean_divisor memcpy mfilename min mod moveaxis mul0 multiply mx mxy n n_classes name names
+nan nargin ndarray ndim near need negative next next_out nmant none not_equal np num2str numel
+numpy o ok omp on ones ones_k optimize opts orow out_ahead over own p p_a p_block p_i p_j p_t
+pairwise_sum parallel parse_options pc pc_a pc_i pc_t pe plural pow power pragma precise prob
+prod ptrdiff_t put_along_axis pw pwb pwin q r range rc rem reshape round row row_loss rows s
+s_lo safe sc scale schedule sh shape shift shift_out shiftb shown size size_str size_t skip sl
+slice small smooth smoothing soft sprintf srest srest_out srestb start stash status status_out
+statusb step stop str strcmp strcmpi strjoin subtract sum sz t t_all take_along_axis tanhl tc
+tcomp terms th tie ties tile tl tolist top total ts tuple two_sum_err type u u1 u2 uint32_t
+uint64_t under v value value_str values varargin vb w w_a w_k w_row w_t w_t_all wb wcomp
+weighted where width win ws wsum x_name xin xv y yin yrow ysum yt yt_a yt_on yt_t zlo zlo_a
+zlo_t zs zs_a zs_t zv
 """
 GENERATED = frozenset(_GENERATED.split())
 

@@ -23,6 +23,9 @@ class Option:
     error: str | None  # the catalogue entry its validation raises (symce.errors)
     doc: dict = field(default_factory=dict)  # family -> what it does (NumPy docstring words)
     matlab_doc: dict = field(default_factory=dict)  # family -> the MATLAB help line
+    # a defined loss's scalar option (symce.definitions.Option): its interval, checked in every
+    # language (catalogue "option_value"); None for symce's own options
+    scalar: object = None
 
 
 # the MATLAB help says what 'mean' divides by, per family
@@ -120,3 +123,43 @@ OPTIONS = {
 def family(kernel_family: str) -> str:
     """The options' family of a kernel family: ``bce``, or ``ce`` for the cross-entropies."""
     return "bce" if kernel_family == "bce" else "ce"
+
+
+def matlab_name(name: str) -> str:
+    """A defined option's MATLAB name-value name: its words capitalised (log_target ->
+    LogTarget), as symce's own (PosWeight, LabelSmoothing)."""
+    return "".join(word.capitalize() for word in name.split("_"))
+
+
+def _number(v: float) -> str:
+    """A default as Python and MATLAB source (both read a repr of a float)."""
+    return repr(float(v))
+
+
+def declared(opt: object) -> Option:
+    """The record of a defined loss's scalar option (symce.definitions.Option)."""
+    words = f"{opt.doc}; a real number in {opt.interval}, default {_number(opt.default)}"
+    return Option(
+        opt.name,
+        matlab_name(opt.name),
+        _number(opt.default),
+        _number(opt.default),
+        "option_value",
+        doc={"bce": f"float, default {_number(opt.default)}: {opt.doc} (in {opt.interval})."},
+        matlab_doc={"bce": words},
+        scalar=opt,
+    )
+
+
+def records(kern: object) -> tuple:
+    """The option records of a kernel (symce.kernels.Kernel), in its order: symce's own
+    (:data:`OPTIONS`) and a defined loss's scalar options (:func:`declared`)."""
+    scalars = {o.name: o for o in getattr(kern, "scalars", ())}
+    return tuple(
+        declared(scalars[name]) if name in scalars else OPTIONS[name] for name in kern.options
+    )
+
+
+def record(kern: object, name: str) -> Option:
+    """The record of the option ``name`` of ``kern``."""
+    return next(o for o in records(kern) if o.name == name)

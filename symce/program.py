@@ -225,9 +225,9 @@ def _rowwise(kern: kr.Kernel, variant: describe.Variant) -> Program:
 def _bce(kern: kr.Kernel, variant: describe.Variant) -> Program:
     """The binary cross-entropies: every element is a class of its own (its row is the sample,
     its column the class of pos_weight); loss and gradient per element, times the weight."""
-    first = kern.inputs[0].name
+    reads = describe.describe(kern).reads  # probabilities, or logits x (a defined loss's input)
     steps = [
-        Load(kr.x.name if first == "logits" else kr.prob.name, "in", "class"),
+        Load(kr.prob.name if kr.prob.name in reads else kr.x.name, "in", "class"),
         Load(kr.y.name, "target", "class"),
         Load(kr.w.name, "weight", "class"),
     ]

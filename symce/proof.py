@@ -98,6 +98,9 @@ class Proof:
     sources: str = ""  # which seed articles it follows
     where: tuple = ()  # glossary lines (LaTeX)
     let: tuple = ()  # ((symbol, definition), ...): names local to this proof
+    # the documents show the lets by name in the steps before the last (a declared loss's named
+    # quantities: written out, its steps run far past the line)
+    abbreviate: bool = False
     facts: tuple = ()  # Fact records: side claims checked by exact arithmetic
     claim: object = None  # the derivative proved, in output symbols (what others cite)
 

@@ -19,7 +19,7 @@ from typing import Any
 import mpmath
 import sympy as sp
 
-from . import definitions
+from . import definitions, rewrite
 from . import model as m
 from . import rules as R
 from .proof import Condition, Fact, Proof, Step, verify
@@ -1176,15 +1176,41 @@ def _escaped(words: str) -> str:
     return words.replace("_", r"\_")
 
 
-def _differentiated(expr: sp.Expr, var: sp.Symbol, name: str) -> list:
-    """The definition's derivative, then each derivative rule, then algebra where it is simpler."""
+def _differentiated(expr: sp.Expr, var: sp.Symbol, name: str, tidy: bool = True) -> list:
+    """The definition's derivative, then each derivative rule, then algebra where it is simpler
+    (``tidy``)."""
     steps = [St(D(expr, var), R.DEFINITION)]
     steps += derivative_steps(steps[0].expr, name)
+    if not tidy:
+        return steps
     last = steps[-1].expr
     tidy = min((sp.factor(sp.cancel(last)), sp.powsimp(sp.together(last))), key=sp.count_ops)
     if sp.count_ops(tidy) < sp.count_ops(last):
         steps.append(St(tidy, R.ALGEBRA, note=r"\text{simplify}"))
     return steps
+
+
+def _case_fact(loss: definitions.Loss, values: tuple, known: sp.Expr, words: str) -> Fact:
+    """A declared case of a loss (symce.define_loss's ``cases``): at those option values, the term
+    is ``known`` and its derivative is ``known``'s, each checked symbolically."""
+    at = {sp.Symbol(k, real=True): v for k, v in values}
+    v = loss.input
+    plain, want = loss.plain.xreplace(at), definitions.elementary(known)
+
+    def check():
+        if not rewrite.equal(plain, want):
+            return False, f"{sp.sstr(plain)} is not {sp.sstr(want)}"
+        if not rewrite.equal(sp.diff(plain, v), sp.diff(want, v)):
+            return False, "the derivatives differ"
+        return True, "the term and its derivative, symbolically"
+
+    where = ", ".join(rf"{sp.latex(s)} = {sp.latex(x)}" for s, x in at.items())
+    claim = (
+        rf"At ${where}$ the loss is ${sp.latex(known)}$, {_escaped(words)}, and its gradient "
+        "that loss's gradient."
+    )
+    plain_where = ", ".join(f"{s} = {x}" for s, x in at.items())
+    return Fact(claim, check, name=f"{loss.name} at {plain_where}")
 
 
 def loss_proof(loss: definitions.Loss) -> Proof:
@@ -1195,18 +1221,31 @@ def loss_proof(loss: definitions.Loss) -> Proof:
     res = result(loss.grad_name)
     v, y = loss.input, loss.target
     ell = rf"{latex_name(loss.name)}({sp.latex(v)}, {sp.latex(y)})"
-    steps = _differentiated(loss.plain, v, loss.grad_name)
-    if steps[-1].expr != res.closed:
+    named = res.named  # a declared closed form: the rules' result is substituted into it directly
+    steps = _differentiated(loss.plain, v, loss.grad_name, tidy=not named)
+    if named:  # the declared closed form, in the quantities it names
+        words = ", ".join(rf"{sp.latex(sym)} = {sp.latex(h)}" for sym, h in named)
+        steps.append(St(res.closed, R.subst(*(sym for sym, _ in named), latex=words)))
+    elif steps[-1].expr != res.closed:
         steps.append(St(res.closed, R.ALGEBRA, note=r"\text{simplify}"))
     term, shown = sp.latex(loss.term), sp.latex(loss.plain)
-    intro = rf"Let ${ell} = {term}$"
-    if shown != term:
-        intro += rf" $= {shown}$"
+    if named:  # the term in the quantities its closed form names, each defined after it
+        short = loss.term.xreplace({d: s for s, d in loss.where})
+        intro = rf"Let ${ell} = {sp.latex(short)}$ with " + ", ".join(
+            rf"${sp.latex(s)} = {sp.latex(d)}$" for s, d in loss.where
+        )
+    else:
+        intro = rf"Let ${ell} = {term}$"
+        if shown != term:
+            intro += rf" $= {shown}$"
     where = r" in \texttt{" + _escaped(loss.module) + "}" if loss.module else ""
-    intro += (
-        rf", the loss of one class (a row's loss is the sum over its classes, ${sp.latex(y)}$ "
-        r"the class's effective target), declared with symce.define\_loss" + where + ". Then:"
+    per = (
+        rf"the loss of one class (a row's loss is the sum over its classes, ${sp.latex(y)}$ the "
+        "class's effective target)"
+        if loss.over == "classes"
+        else rf"the loss of one element (${sp.latex(y)}$ its target; the loss is their sum or mean)"
     )
+    intro += rf", {per}, declared with symce.define\_loss" + where + ". Then:"
     outro = (
         rf"So $\partial {latex_name(loss.name)} / \partial {sp.latex(v)} = "
         rf"{sp.latex(res.closed)}$ for each class; the gradient of the reduced loss is this "
@@ -1218,6 +1257,9 @@ def loss_proof(loss: definitions.Loss) -> Proof:
         rf"\frac{{\partial}}{{\partial {sp.latex(v)}}} {ell}",
         tuple(steps),
         result=loss.grad_name,
+        let=tuple(named),
+        abbreviate=bool(named),
+        facts=tuple(_case_fact(loss, *case) for case in loss.cases),
         intro=intro,
         outro=outro,
         sources=r"its declaration with symce.define\_loss",

@@ -229,11 +229,13 @@ def evaluate(
     pos_weight: ArrayLike | None = None,
     reduction: str = "mean",
     dps: int | None = None,
+    **declared: float,
 ) -> np.ndarray | mpmath.mpf | tuple:
     """Reference value of kernel ``name`` (NumPy layout), as mpf arrays.
 
     ``dps`` digits (default ``DPS``); raise it for inputs whose raw definition cancels, e.g. the
     log-probability of a class that dominates the others by more than ~100 in logit.
+    ``declared``: a defined loss's options (symce.define_loss), by name; their defaults otherwise.
     """
     if form not in ("raw", "closed"):
         raise ValueError(f"form: expected 'raw' or 'closed', got {form!r}")
@@ -258,6 +260,8 @@ def evaluate(
                 label_smoothing=label_smoothing,
                 reduction=reduction,
             )
+        if kern.scalars or (kern.defined_in and kern.raw is not None):
+            return _element_loss(name, form, *args, weight=weight, reduction=reduction, **declared)
         return _bce(name, form, *args, weight=weight, pos_weight=pos_weight, reduction=reduction)
 
 
@@ -405,6 +409,38 @@ def _declared_row(name, form, yt, row):
         if grad_kernel
         else (mpmath.fsum(values), [mpmath.mpf(0)] * len(row))
     )
+
+
+def _element_loss(name, form, x, target, *, weight, reduction, **declared):
+    """A defined loss over elements (symce.define_loss): its term (or the term's derivative) per
+    element at the options' values, times the element weight, reduced as the BCE family."""
+    kern = kr.kernel(name)
+    unknown = set(declared) - {o.name for o in kern.scalars}
+    if unknown:
+        raise TypeError(f"{name}: unknown options {sorted(unknown)}")
+    values = [mpmath.mpf(float(declared.get(o.name, o.default))) for o in kern.scalars]
+    syms = [kr.x, kr.y, *(o.symbol for o in kern.scalars)]
+    expr = kern.raw if form == "raw" else kern.slots["grad" if "grad" in kern.slots else "loss"]
+    f = sp.lambdify(syms, expr, [_SLOT_FUNCTIONS, "mpmath"])
+    x, t = _mp(x), _mp(target)
+    wts = np.ones_like(x) if weight is None else np.broadcast_to(_mp(weight), x.shape)
+    flat = []
+    for xv, tv, wv in zip(x.ravel(), t.ravel(), np.ravel(wts)):
+        # the definition cancels like e^-|x|: its digits grow with |x|; the stable slots' do not
+        digits = _digits_for(xv) if form == "raw" else mpmath.mp.dps
+        try:
+            with mpmath.workdps(digits):
+                v = +f(xv, tv, *values)
+        except (ZeroDivisionError, ValueError):
+            v = mpmath.mpf("nan")
+        flat.append(mpmath.mpf(wv) * v)
+    count = mpmath.mpf(x.size)
+    if "grad" in kern.slots:
+        scale = _scale(reduction, count)
+        return np.array([v * scale for v in flat], dtype=object).reshape(x.shape)
+    if reduction == "none":
+        return np.array(flat, dtype=object).reshape(x.shape)
+    return _reduce(flat, reduction, count)
 
 
 def _bce(name, form, x, target, *, weight, pos_weight, reduction):

@@ -244,7 +244,29 @@ def is_zero(expr: sp.Expr, quick: bool = False) -> bool:
     e = sp.cancel(sp.together(e))
     if e == 0:
         return True
+    # powers with a symbolic exponent (a focal loss's q^gamma): b^(g + c), c an integer, as
+    # T c(b)^c with one symbol T per canonical base c(b) = cancel(together(b)) and symbolic part
+    # g, so b^(g - 1) and b^g / b, or a base written two ways, are the same polynomial's terms
+    if any(not p.exp.is_Integer and p.exp.free_symbols for p in e.atoms(sp.Pow)):
+        if sp.cancel(sp.together(sp.expand(_symbolic_powers(e)))) == 0:
+            return True
     return False if quick else sp.simplify(e) == 0
+
+
+def _symbolic_powers(e: sp.Expr) -> sp.Expr:
+    """``e`` with each b^(g + c) (g symbolic, c an integer) written T_{b, g} b^c: one symbol T
+    per canonical base and symbolic exponent (see :func:`is_zero`)."""
+    table, reps = {}, {}
+    for pw in e.atoms(sp.Pow):
+        if pw.exp.is_Integer or not pw.exp.free_symbols:
+            continue
+        c, g = pw.exp.as_coeff_Add()
+        if not c.is_Integer:
+            c, g = sp.S.Zero, pw.exp
+        base = sp.cancel(sp.together(pw.base))
+        symbol = table.setdefault((base, g), sp.Dummy("T"))
+        reps[pw] = symbol * base**c
+    return e.xreplace(reps)
 
 
 def equal(

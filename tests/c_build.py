@@ -363,6 +363,7 @@ class CLib:
                     "size": ctypes.c_size_t,
                     "ignore_index": ctypes.c_int64,
                     "label_smoothing": ctypes.c_double,
+                    "option": ctypes.c_double,
                     "reduction": ctypes.c_int,
                 }.get(p.role, ctypes.c_void_p)
                 for p in fn.params
@@ -417,14 +418,19 @@ class CLib:
         check=True,
         sizes=None,
         null=(),
+        **declared,
     ):
         """Run ``kernel`` in ``dtype`` on NumPy inputs; returns the output array(s).
 
         ``sizes`` overrides n/k/count; ``null`` names pointer parameters to pass as NULL;
-        ``check=False`` returns ``(code, outputs)`` instead of raising.
+        ``check=False`` returns ``(code, outputs)`` instead of raising; ``declared``: a defined
+        loss's options (symce.define_loss) by name, their defaults otherwise.
         """
         dtype = np.dtype(dtype)
         fam = c_backend.kr.kernel(kernel).family
+        unknown = set(declared) - {o.name for o in c_backend.kr.kernel(kernel).scalars}
+        if unknown:
+            raise TypeError(f"{kernel}: unknown options {sorted(unknown)}")
         soft = fam in ("ce_probs", "ce_logits") and np.asarray(inputs[1]).dtype.kind == "f"
         fn, cfun = self.function(kernel, dtype, soft)
         x = np.asarray(inputs[0], dtype=dtype)
@@ -471,6 +477,9 @@ class CLib:
                 args.append(int(ignore_index))
             elif p.role == "label_smoothing":
                 args.append(float(label_smoothing))
+            elif p.role == "option":
+                default = {o.name: o.default for o in c_backend.kr.kernel(kernel).scalars}
+                args.append(float(declared.get(p.name, default[p.name])))
             elif p.role == "reduction":
                 args.append(REDUCTION.get(reduction, reduction))
             elif p.role == "out":

@@ -308,9 +308,17 @@ def matlab_args(
             out.append(batch.arg(np.atleast_2d(a).T))
         else:  # 0-D / 1-D element-wise input: a row
             out.append(batch.arg(a.reshape(1, -1)))
+    from symce import kernels, options
+
     for key, val in (opts or {}).items():
-        mname = MATLAB_OPTION[key]
-        if key == "reduction":
+        mname = (
+            options.record(kernels.kernel(name), key).matlab
+            if key not in MATLAB_OPTION
+            else MATLAB_OPTION[key]
+        )
+        if key not in MATLAB_OPTION:  # a defined loss's option: a number
+            out.append(f"'{mname}', {float(val)!r}")
+        elif key == "reduction":
             out.append(f"'{mname}', '{val}'")
         elif key == "ignore_index":
             out.append(f"'{mname}', {int(val) + 1 if val >= 0 else int(val)}")

@@ -19,7 +19,20 @@ from symce.lang import c_backend
 from c_build import C_DIR, SENTINEL, clib_each  # noqa: F401  (fixture)
 
 CODES = {name: value for name, value, _ in c_backend.ERRORS}
-(OK, NULL, NO_CLASSES, SIZE, SMOOTHING, REDUCTION, WEIGHT, POS_WEIGHT, LABEL, DOMAIN, TARGET) = (
+(
+    OK,
+    NULL,
+    NO_CLASSES,
+    SIZE,
+    SMOOTHING,
+    OPTION,
+    REDUCTION,
+    WEIGHT,
+    POS_WEIGHT,
+    LABEL,
+    DOMAIN,
+    TARGET,
+) = (
     CODES[f"SYMCE_{c}"]
     for c in (
         "OK",
@@ -27,6 +40,7 @@ CODES = {name: value for name, value, _ in c_backend.ERRORS}
         "ERR_NO_CLASSES",
         "ERR_SIZE",
         "ERR_SMOOTHING",
+        "ERR_OPTION",
         "ERR_REDUCTION",
         "ERR_WEIGHT",
         "ERR_POS_WEIGHT",
@@ -36,12 +50,25 @@ CODES = {name: value for name, value, _ in c_backend.ERRORS}
     )
 )
 # the order the functions check in (the header lists each function's codes in this order)
-ORDER = [NULL, NO_CLASSES, SIZE, SMOOTHING, REDUCTION, WEIGHT, POS_WEIGHT, LABEL, DOMAIN, TARGET]
+ORDER = [
+    NULL,
+    NO_CLASSES,
+    SIZE,
+    SMOOTHING,
+    OPTION,
+    REDUCTION,
+    WEIGHT,
+    POS_WEIGHT,
+    LABEL,
+    DOMAIN,
+    TARGET,
+]
 # the argument each code's message names first
 ARGUMENT = {
     NO_CLASSES: "k",
     SIZE: "n, k (or count)",
     SMOOTHING: "label_smoothing",
+    OPTION: "an option of the loss",
     REDUCTION: "reduction",
     WEIGHT: "weight",
     POS_WEIGHT: "pos_weight",
@@ -140,6 +167,14 @@ def test_bad_input_writes_nothing(clib_each, fn):
     if "reduction" in roles:
         for red in (3, -1, 1000):
             _expect(clib_each, fn, REDUCTION, f"reduction={red}", reduction=red)
+    for opt in c_backend.kr.kernel(fn.kernel).scalars:  # a defined loss's options
+        bad = [math.nan, math.inf, -math.inf]
+        bad += [opt.low - 0.5] if opt.low is not None else []
+        bad += [opt.high + 0.5] if opt.high is not None else []
+        for value in bad:
+            _expect(clib_each, fn, OPTION, f"{opt.name}={value}", **{opt.name: value})
+        for value in {opt.low, opt.high, opt.default} - {None}:
+            _expect(clib_each, fn, OK, f"{opt.name}={value}", **{opt.name: value})
     if "weight" in roles:
         size = K if _class_weights(fn) else N * K
         for bad in (-1.0, math.nan, -1e-30):
@@ -303,7 +338,7 @@ def test_documented_error_order(fn):
     codes = _documented_codes(fn)
     names = [p.name for p in fn.params]
     # rows of classes need one; elements (and the BCE's rows of elements) need none
-    classes = "count" not in names and not fn.kernel.startswith(("binary", "sigmoid_binary"))
+    classes = "count" not in names and c_backend.kr.kernel(fn.kernel).family != "bce"
     head = [NULL, NO_CLASSES, SIZE] if classes else [NULL, SIZE]
     assert codes[: len(head)] == head
     assert codes == sorted(codes, key=ORDER.index)
@@ -315,6 +350,7 @@ def test_documented_error_order(fn):
         (LABEL, "labels"),
     ):
         assert (code in codes) == (arg in names), (fn.cname, arg)
+    assert (OPTION in codes) == any(p.role == "option" for p in fn.params)
     assert (DOMAIN in codes) == _takes_probs(fn)
 
 

@@ -82,7 +82,9 @@ def test_every_slot_prints():
     """Every slot of every kernel prints in every compute type (strict: no unmapped function)."""
     for kern in registry().values():
         for dtype in c_backend.DTYPES:
-            pr = c_backend.CPrinter(c_backend.compute_dtype(dtype, kern.family))
+            params = {o.name: o.name for o in kern.scalars}  # a defined loss's options
+            names = {**c_backend.LOCAL_NAMES, **params}
+            pr = c_backend.CPrinter(c_backend.compute_dtype(dtype, kern.family), names)
             for name, expr in kern.slots.items():
                 assert pr.doprint(expr), (kern.name, name)
 

@@ -296,3 +296,93 @@ def test_bad_loss_declarations_are_refused(kwargs, exc, words):
         if "user_loss" in [a.name for a in definitions.losses()]:
             definitions.forget("user_loss")
     assert "user_loss" not in kernels.registry()
+
+
+# ---- losses over elements, with options (focal_loss) ---------------------------------------------
+def test_focal_loss_is_proved_with_its_gamma_0_case():
+    kern, grad = kernels.registry()["focal_loss"], kernels.registry()["focal_loss_grad"]
+    assert kern.family == grad.family == "bce" and kern.defined_in == "symce.library.focal_loss"
+    assert [o.name for o in kern.scalars] == ["alpha", "gamma"]
+    assert kern.options == ("weight", "alpha", "gamma", "reduction")
+    counts = proof.verify(proofs.by_name()["focal_loss_grad"])
+    assert counts["facts"] == 1 and counts["definitions_checked"] == 1
+
+
+def test_focal_loss_at_gamma_0_is_the_weighted_bce_and_finite_everywhere():
+    """gamma = 0: alpha_t times the BCE with logits and its gradient, in NumPy, to the last
+    logit; the gradient is finite where q = 1 - p_t underflows (|x| > 745) for every gamma."""
+    import numpy as np
+
+    from symce import snippets
+
+    ns = {}
+    for name in ("focal_loss", "focal_loss_grad", "sigmoid_binary_cross_entropy"):
+        exec(snippets.snippet("numpy", name), ns)
+    exec(snippets.snippet("numpy", "sigmoid_binary_cross_entropy_grad"), ns)
+    x = np.array([-1000.0, -750.0, -40.0, -1.0, 0.0, 2.0, 40.0, 750.0, 1000.0])
+    y = np.array([0.0, 1.0, 0.0, 0.3, 1.0, 0.0, 1.0, 1.0, 0.0])
+    alpha_t = 0.25 * y + 0.75 * (1 - y)
+    loss = ns["focal_loss"](x, y, gamma=0.0, reduction="none")
+    bce = ns["sigmoid_binary_cross_entropy"](x, y, reduction="none")
+    np.testing.assert_allclose(loss, alpha_t * bce, rtol=1e-15, atol=0)
+    grad = ns["focal_loss_grad"](x, y, gamma=0.0, reduction="none")
+    bce_grad = ns["sigmoid_binary_cross_entropy_grad"](x, y, reduction="none")
+    # the same formula, rounded in another order (the BCE's cancels for a soft target)
+    np.testing.assert_allclose(grad, alpha_t * bce_grad, rtol=1e-14, atol=0)
+    for gamma in (0.0, 0.3, 1.0, 2.0, 5.0):
+        assert np.isfinite(ns["focal_loss_grad"](x, y, gamma=gamma, reduction="none")).all()
+
+
+@pytest.mark.parametrize(
+    "kwargs, exc, words",
+    [
+        ({"options": {"total": symce.option(1.0)}}, ValueError, "generated code"),
+        ({"options": {"weight": symce.option(1.0)}}, ValueError, "taken"),
+        ({"options": {"opt_a": symce.option(1.0)}}, ValueError, "opt_"),
+        ({"options": {"v": symce.option(1.0)}}, ValueError, "input's or the target's symbol"),
+        ({"options": {"beta": 2.0}}, TypeError, "symce.option"),
+        ({"options": {"a b": symce.option(1.0)}}, ValueError, "identifier"),
+        ({"options": ["a"]}, TypeError, "dict"),
+        ({"over": "classes", "options": {"beta": symce.option(1.0)}}, ValueError, "options"),
+        ({"grad": sp.Symbol("q"), "where": {"q": 2 * v_}}, ValueError, "not the derivative"),
+        ({"where": {"q": v_}}, ValueError, "grad="),
+        ({"cases": (({"b": 0}, v_, "x"),)}, ValueError, "not an option"),
+        ({"cases": (({"beta": -1}, v_, "x"),)}, ValueError, "outside"),
+        ({"cases": ("a",)}, TypeError, "cases"),
+        ({"stable": y_ * v_}, ValueError, "not equal"),
+    ],
+)
+def test_bad_options_are_refused(kwargs, exc, words):
+    a = sp.Symbol("beta", real=True)
+    args = {
+        "name": "user_el",
+        "term": a * (v_ - y_) ** 2,
+        "input": v_,
+        "target": y_,
+        "over": "elements",
+        "options": {"beta": symce.option(1.0, low=0.0)},
+        **kwargs,
+    }
+    try:
+        with pytest.raises(exc, match=words):
+            symce.define_loss(args.pop("name"), args.pop("term"), **args)
+    finally:
+        if "user_el" in [a.name for a in definitions.losses()]:
+            definitions.forget("user_el")
+
+
+@pytest.mark.parametrize(
+    "args, kwargs, exc, words",
+    [
+        ((float("nan"),), {}, TypeError, "real number"),
+        (("1",), {}, TypeError, "real number"),
+        ((True,), {}, TypeError, "real number"),
+        ((1.0,), {"low": 2.0}, ValueError, "outside"),
+        ((1.0,), {"low": 2.0, "high": 0.0}, ValueError, "above"),
+        ((1.0,), {"high": float("inf")}, ValueError, "finite"),
+        ((1.0,), {"doc": "a */ b"}, ValueError, "summary"),
+    ],
+)
+def test_bad_option_records_are_refused(args, kwargs, exc, words):
+    with pytest.raises(exc, match=words):
+        symce.option(*args, **kwargs)

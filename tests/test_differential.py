@@ -241,7 +241,38 @@ def _probability_cases(rng, dtype, out):
 
 
 # the defined losses over classes (symce.define_loss, symce.library): log-probabilities in
-DEFINED_LOSSES = [n for n, k in kr.registry().items() if k.defined_in and k.is_loss]
+DEFINED_LOSSES = [n for n, k in kr.registry().items() if k.defined_in and k.family == "ce_probs"]
+# and over elements (focal_loss): their own options
+DEFINED_ELEMENT_LOSSES = [n for n, k in kr.registry().items() if k.defined_in and k.family == "bce"]
+
+
+def _defined_element_cases(rng, dtype, out):
+    """Every defined loss over elements at logits from 0 to the float's max, +-inf and NaN, with
+    targets 0, 1 and between, each option at the ends of its interval, weights and reductions."""
+    dt = np.dtype(dtype).name
+    big = float(np.finfo(dtype).max)
+    x = np.array(
+        [
+            [0.0, 1e-30, -2.5, 2.5, 40.0, -40.0],
+            [700.0, -700.0, 800.0, -800.0, big, -big],
+            [INF, -INF, NAN, 17.0, -17.0, 0.5],
+        ]
+    ).astype(dtype)
+    y = np.array(
+        [
+            [1.0, 0.0, 0.3, 1.0, 1.0, 0.0],
+            [1.0, 0.0, 0.0, 1.0, 0.7, 1.0],
+            [1.0, 0.0, 1.0, 0.0, 1.0, 0.5],
+        ]
+    ).astype(dtype)
+    w = rng.uniform(0.0, 2.0, x.shape).astype(dtype)
+    for name in DEFINED_ELEMENT_LOSSES:
+        scalars = kr.kernel(name).scalars
+        settings = [{}] + [{o.name: v} for o in scalars for v in (o.low, o.high) if v is not None]
+        for i, (setting, red) in enumerate(itertools.product(settings, ("none", "mean", "sum"))):
+            opts = setting | {"reduction": red} | ({"weight": w} if i % 2 else {})
+            tag = " ".join(f"{k}={v:g}" for k, v in setting.items()) or "defaults"
+            out.append(Case(f"{dt} {name} {tag} w={i % 2} {red}", name, (x, y), opts))
 
 
 def _defined_loss_cases(rng, dtype, out):
@@ -367,6 +398,7 @@ def build_cases():
         _ce_cases(rng, dtype, out)
         _probability_cases(rng, dtype, out)
         _defined_loss_cases(rng, dtype, out)
+        _defined_element_cases(rng, dtype, out)
         _sigmoid_cases(rng, dtype, out)
         _error_cases(dtype, out)
     ids = [c.id for c in out]

@@ -74,7 +74,7 @@ def test_every_kernel_option_has_a_record():
     the kernel's family in both documentations and a catalogued error for its validation."""
     for kern in kr.registry().values():
         fam = options.family(kern.family)
-        for name in kern.options:
-            opt = options.OPTIONS[name]
+        for opt in options.records(kern):
+            name = opt.name
             assert fam in opt.doc and fam in opt.matlab_doc, (kern.name, name)
             assert opt.error in errors.BY_KEY, (name, opt.error)

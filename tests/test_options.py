@@ -72,9 +72,12 @@ GROUPS: dict = {}
 for _kern in kr.registry().values():
     GROUPS.setdefault(group(_kern), []).append(_kern.name)
 # the defined losses over classes (symce.define_loss): cross-entropy options, log-probabilities in
-LOSS_GROUPS = tuple(g for g, ks in GROUPS.items() if kr.kernel(ks[0]).is_loss and ks[0] == g)
+_DEFINED = [g for g, ks in GROUPS.items() if kr.kernel(ks[0]).is_loss and ks[0] == g]
+LOSS_GROUPS = tuple(g for g in _DEFINED if kr.kernel(g).family == "ce_probs")
+# the defined losses over elements (symce.define_loss, over="elements"): their own options
+ELEMENT_GROUPS = tuple(g for g in _DEFINED if kr.kernel(g).family == "bce")
 CE_GROUPS = ("ce_logits", "ce_probs", *LOSS_GROUPS)
-BCE_GROUPS = ("bce_probs", "bce_logits")
+BCE_GROUPS = ("bce_probs", "bce_logits", *ELEMENT_GROUPS)
 
 
 @dataclass(frozen=True)
@@ -165,6 +168,22 @@ def _grid():
             else:
                 add(f"bce_logits{wtag}", "bce_logits", dtype, (x, y), opts, True)
                 add(f"bce_probs{wtag}", "bce_probs", dtype, (p, y), opts, True)
+
+        # the defined losses over elements: logits to +-40 (p_t -> 1), targets 0/1 and between,
+        # element weights, each option at its default, at its ends and between
+        for grp in ELEMENT_GROUPS:
+            scalars = kr.kernel(grp).scalars
+            settings = [{}] + [
+                {o.name: value}
+                for o in scalars
+                for value in {o.low, o.high, (o.default + (o.low or 0)) / 2} - {None}
+            ]
+            for setting, (wtag, w), red in itertools.product(
+                settings, list(weights.items())[:2], REDUCTIONS
+            ):
+                opts = setting | {"reduction": red} | ({} if w is None else {"weight": w})
+                tag = "-".join(f"{k}{v:g}" for k, v in setting.items()) or "defaults"
+                add(f"{grp}-{tag}{wtag}", grp, dtype, (x, y), opts, True)
 
         # edges: every sample ignored (mean NaN, zero gradient), an empty batch (mean NaN, sum
         # 0), huge and masked (-inf) logits with a zero target, class weights that sum to 0
@@ -381,6 +400,27 @@ def _nll_loss(torch, logp, target, kw):
 TORCH_LOSSES = {"nll_loss": _nll_loss}
 
 
+def _focal_loss(torch, x, y, kw):
+    """torchvision.ops.sigmoid_focal_loss (its formula, written in torch: torchvision is not a
+    dependency), times symce's element weight, reduced."""
+    F = torch.nn.functional
+    alpha, gamma = kw.get("alpha", 0.25), kw.get("gamma", 2.0)
+    p = torch.sigmoid(x)
+    ce = F.binary_cross_entropy_with_logits(x, y, reduction="none")
+    p_t = p * y + (1 - p) * (1 - y)
+    loss = ce * ((1 - p_t) ** gamma)
+    if alpha >= 0:
+        loss = (alpha * y + (1 - alpha) * (1 - y)) * loss
+    if "weight" in kw:
+        loss = loss * kw["weight"]
+    red = kw.get("reduction", "mean")
+    return {"none": loss, "mean": loss.mean(), "sum": loss.sum()}[red]
+
+
+# the counterpart of each defined loss over elements: f(torch, input, target, options) -> loss
+TORCH_ELEMENT_LOSSES = {"focal_loss": _focal_loss}
+
+
 def _torch_case(torch, case):
     """{output name: PyTorch's value}; for the cross-entropy of probabilities p, the loss of
     F.cross_entropy(log p), its gradient with respect to log p ("grad_logp") and, for labels
@@ -391,6 +431,13 @@ def _torch_case(torch, case):
         return {"out": TORCH_KERNELS[case.group](torch, *map(T, case.args)).numpy()}
     first, target = case.args
     kw = {k: T(v) if k in ("weight", "pos_weight") else v for k, v in case.opts.items()}
+    if case.group in ELEMENT_GROUPS:
+        leaf = T(first).clone().requires_grad_()
+        if "weight" in kw:
+            kw["weight"] = kw["weight"].expand(first.shape)
+        loss = TORCH_ELEMENT_LOSSES[case.group](torch, leaf, T(target), kw)
+        loss.sum().backward()
+        return {"loss": loss.detach().numpy(), "grad": leaf.grad.numpy()}
     if case.group in LOSS_GROUPS:
         leaf = T(first).clone().requires_grad_()
         loss, comparable = TORCH_LOSSES[case.group](torch, leaf, T(target), kw)
@@ -492,7 +539,7 @@ def _term_scale(case):
     if case.group == "ce_probs":
         logp = np.log(np.asarray(first, dtype=np.float64))
         return term_scale("softmax_cross_entropy_grad", (logp, *rest), case.opts)
-    if case.group in LOSS_GROUPS:  # a defined loss's gradient is compared elementwise
+    if case.group in LOSS_GROUPS + ELEMENT_GROUPS:  # a defined loss's: compared elementwise
         return None
     if case.group == "bce_logits":
         return term_scale("sigmoid_binary_cross_entropy_grad", case.args, case.opts)
@@ -811,3 +858,4 @@ def test_every_option_free_kernel_has_a_pytorch_counterpart():
 
 def test_every_defined_loss_has_a_pytorch_counterpart():
     assert set(LOSS_GROUPS) == set(TORCH_LOSSES)
+    assert set(ELEMENT_GROUPS) == set(TORCH_ELEMENT_LOSSES)

@@ -37,7 +37,7 @@ def test_only_the_lowered_families_have_programs():
 @pytest.mark.parametrize("name, target", LOSSES, ids=[f"{n}-{t}" for n, t in LOSSES])
 def test_every_step_reads_only_what_earlier_steps_bind(name, target):
     prog = _program(name, target)
-    bound = set(GIVEN)
+    bound = set(GIVEN) | {o.name for o in kr.kernel(name).scalars}  # parameters
     for st in prog.all_steps:
         if isinstance(st, program.RowStats):
             bound |= ROW_STATS

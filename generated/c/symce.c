@@ -131,6 +131,7 @@ const char *symce_strerror(int code)
     case SYMCE_ERR_POS_WEIGHT: return "pos_weight: expected NULL or entries >= 0, got a negative or NaN entry";
     case SYMCE_ERR_NO_CLASSES: return "k: expected at least 1 class per row, got 0";
     case SYMCE_ERR_TARGET: return "target: expected probability targets in [0, 1] (or NaN, which passes through), got one outside";
+    case SYMCE_ERR_OPTION: return "an option of the loss: expected a number in its interval (see the function's documentation), got one outside it or NaN";
     default: return "unknown symce error code";
     }
 }
@@ -248,6 +249,14 @@ static inline int symce_unit_interval(double x)
 static int symce_check_smoothing(double label_smoothing)
 {
     return symce_unit_interval(label_smoothing) ? SYMCE_OK : SYMCE_ERR_SMOOTHING;
+}
+
+/* An option of a defined loss (symce.define_loss) in [low, high], a finite number: tested from
+   its bits first, so -ffast-math (which may assume every value finite) cannot let a NaN through. */
+static inline int symce_check_option(double value, double low, double high)
+{
+    if (!symce_isfinite(value)) return SYMCE_ERR_OPTION;
+    return value >= low && value <= high ? SYMCE_OK : SYMCE_ERR_OPTION;
 }
 
 /* The sum of buf[0 .. len), pairwise: every level is a loop of independent additions (SIMD), and
@@ -2813,6 +2822,155 @@ int symce_tanh_grad_f32(size_t count, const float *SYMCE_RESTRICT x, float *SYMC
     return SYMCE_OK;
 }
 
+/* Focal loss of logits against binary targets, elementwise (as torchvision). */
+SYMCE_WIDE
+int symce_focal_loss_f32(size_t n, size_t k, const float *SYMCE_RESTRICT input,
+                         const float *SYMCE_RESTRICT target, const float *SYMCE_RESTRICT weight,
+                         double alpha, double gamma, symce_reduction reduction,
+                         float *SYMCE_RESTRICT loss)
+{
+    if (input == NULL || target == NULL || loss == NULL) return SYMCE_ERR_NULL;
+    int rc = symce_check_elements(n, k, sizeof(float));
+    if (rc == SYMCE_OK) rc = symce_check_option(alpha, 0.0, 1.0);
+    if (rc == SYMCE_OK) rc = symce_check_option(gamma, 0.0, HUGE_VAL);
+    if (rc == SYMCE_OK) rc = symce_check_reduction(reduction);
+    if (rc == SYMCE_OK) rc = symce_check_weights_f32(weight, n * k, SYMCE_ERR_WEIGHT);
+    if (rc != SYMCE_OK) return rc;
+
+    const size_t count = n * k;
+    const double divisor = (double)count;
+    double total = 0, tcomp = 0;
+    SYMCE_OMP_FOR_SUM(total, tcomp)
+    for (size_t b0 = 0; b0 < count; b0 += SYMCE_BLOCK) {
+        const size_t len = count - b0 < SYMCE_BLOCK ? count - b0 : SYMCE_BLOCK;
+        double vb[SYMCE_BLOCK], db[SYMCE_BLOCK];
+        for (size_t l = 0; l < len; ++l) {  /* the exponential and the division first */
+            const double xv = (double)input[b0 + l];
+            const double v = symce_exp_neg_for_f32(-fabs(xv));
+            const double d = 1/((v + 1)*(v + 2));
+            vb[l] = v;
+            db[l] = d;
+        }
+        if (weight == NULL) {  /* no weights to copy */
+            if (reduction == SYMCE_REDUCTION_NONE) {
+                for (size_t l = 0; l < len; ++l) {
+                    const double xv = (double)input[b0 + l];
+                    const double y = (double)target[b0 + l];
+                    const double w = 1;
+                    const double v = vb[l];
+                    const double d = db[l];
+                    const double r = d*(v + 2);
+                    const double l1p = symce_log1p_s_for_f32(d*v*(v + 1));
+                    loss[b0 + l] = (float)(w*(alpha*y + (1 - alpha)*(1 - y))*(y*(l1p + symce_clamp_min_for_f32(-xv, 0)) + (1 - y)*(l1p + symce_clamp_min_for_f32(xv, 0)))*pow(r*y*((xv >= 0) ? v : 1) + r*(1 - y)*((xv >= 0) ? 1 : v), gamma));
+                }
+            } else {
+                double terms[SYMCE_BLOCK];
+                for (size_t l = 0; l < len; ++l) {
+                    const double xv = (double)input[b0 + l];
+                    const double y = (double)target[b0 + l];
+                    const double w = 1;
+                    const double v = vb[l];
+                    const double d = db[l];
+                    const double r = d*(v + 2);
+                    const double l1p = symce_log1p_s_for_f32(d*v*(v + 1));
+                    terms[l] = w*(alpha*y + (1 - alpha)*(1 - y))*(y*(l1p + symce_clamp_min_for_f32(-xv, 0)) + (1 - y)*(l1p + symce_clamp_min_for_f32(xv, 0)))*pow(r*y*((xv >= 0) ? v : 1) + r*(1 - y)*((xv >= 0) ? 1 : v), gamma);
+                }
+                symce_accumulate_f32(&total, &tcomp, symce_lane_sum(terms, len));
+            }
+        } else {
+            double wb[SYMCE_BLOCK];
+            if (weight != NULL) for (size_t l = 0; l < len; ++l) wb[l] = (double)weight[b0 + l];
+            else for (size_t l = 0; l < len; ++l) wb[l] = 1;
+            if (reduction == SYMCE_REDUCTION_NONE) {
+                for (size_t l = 0; l < len; ++l) {
+                    const double xv = (double)input[b0 + l];
+                    const double y = (double)target[b0 + l];
+                    const double w = wb[l];
+                    const double v = vb[l];
+                    const double d = db[l];
+                    const double r = d*(v + 2);
+                    const double l1p = symce_log1p_s_for_f32(d*v*(v + 1));
+                    loss[b0 + l] = (float)(w*(alpha*y + (1 - alpha)*(1 - y))*(y*(l1p + symce_clamp_min_for_f32(-xv, 0)) + (1 - y)*(l1p + symce_clamp_min_for_f32(xv, 0)))*pow(r*y*((xv >= 0) ? v : 1) + r*(1 - y)*((xv >= 0) ? 1 : v), gamma));
+                }
+            } else {
+                double terms[SYMCE_BLOCK];
+                for (size_t l = 0; l < len; ++l) {
+                    const double xv = (double)input[b0 + l];
+                    const double y = (double)target[b0 + l];
+                    const double w = wb[l];
+                    const double v = vb[l];
+                    const double d = db[l];
+                    const double r = d*(v + 2);
+                    const double l1p = symce_log1p_s_for_f32(d*v*(v + 1));
+                    terms[l] = w*(alpha*y + (1 - alpha)*(1 - y))*(y*(l1p + symce_clamp_min_for_f32(-xv, 0)) + (1 - y)*(l1p + symce_clamp_min_for_f32(xv, 0)))*pow(r*y*((xv >= 0) ? v : 1) + r*(1 - y)*((xv >= 0) ? 1 : v), gamma);
+                }
+                symce_accumulate_f32(&total, &tcomp, symce_lane_sum(terms, len));
+            }
+        }
+    }
+    if (reduction != SYMCE_REDUCTION_NONE) *loss = symce_reduce_f32(reduction, total + tcomp, divisor);
+    return SYMCE_OK;
+}
+
+/* Gradient of focal_loss w.r.t. input. */
+SYMCE_WIDE
+int symce_focal_loss_grad_f32(size_t n, size_t k, const float *SYMCE_RESTRICT input,
+                              const float *SYMCE_RESTRICT target,
+                              const float *SYMCE_RESTRICT weight, double alpha, double gamma,
+                              symce_reduction reduction, float *SYMCE_RESTRICT grad)
+{
+    if (input == NULL || target == NULL || grad == NULL) return SYMCE_ERR_NULL;
+    int rc = symce_check_elements(n, k, sizeof(float));
+    if (rc == SYMCE_OK) rc = symce_check_option(alpha, 0.0, 1.0);
+    if (rc == SYMCE_OK) rc = symce_check_option(gamma, 0.0, HUGE_VAL);
+    if (rc == SYMCE_OK) rc = symce_check_reduction(reduction);
+    if (rc == SYMCE_OK) rc = symce_check_weights_f32(weight, n * k, SYMCE_ERR_WEIGHT);
+    if (rc != SYMCE_OK) return rc;
+
+    const size_t count = n * k;
+    const double divisor = (double)count;
+    const double scale = symce_scale_f32(reduction, divisor);
+    SYMCE_OMP_FOR
+    for (size_t b0 = 0; b0 < count; b0 += SYMCE_BLOCK) {
+        const size_t len = count - b0 < SYMCE_BLOCK ? count - b0 : SYMCE_BLOCK;
+        double vb[SYMCE_BLOCK], db[SYMCE_BLOCK];
+        for (size_t l = 0; l < len; ++l) {  /* the exponential and the division first */
+            const double xv = (double)input[b0 + l];
+            const double v = symce_exp_neg_for_f32(-fabs(xv));
+            const double d = 1/((v + 1)*(v + 2));
+            vb[l] = v;
+            db[l] = d;
+        }
+        if (weight == NULL) {  /* no weights to copy */
+            for (size_t l = 0; l < len; ++l) {
+                const double xv = (double)input[b0 + l];
+                const double y = (double)target[b0 + l];
+                const double w = 1;
+                const double v = vb[l];
+                const double d = db[l];
+                const double r = d*(v + 2);
+                const double l1p = symce_log1p_s_for_f32(d*v*(v + 1));
+                grad[b0 + l] = (float)((w*(alpha*y + (1 - alpha)*(1 - y))*pow(r*y*((xv >= 0) ? v : 1) + r*(1 - y)*((xv >= 0) ? 1 : v), gamma)*(gamma*(1 - 2*y)*1.0/symce_clamp_min_for_f32(r*y*((xv >= 0) ? v : 1) + r*(1 - y)*((xv >= 0) ? 1 : v), 2.2250738585072014e-308)*symce_mul0_for_f32(pow(r, 2)*((xv >= 0) ? 1 : v)*((xv >= 0) ? v : 1), y*(l1p + symce_clamp_min_for_f32(-xv, 0)) + (1 - y)*(l1p + symce_clamp_min_for_f32(xv, 0))) - r*y*((xv >= 0) ? v : 1) + r*(1 - y)*((xv >= 0) ? 1 : v))) * scale);
+            }
+        } else {
+            double wb[SYMCE_BLOCK];
+            if (weight != NULL) for (size_t l = 0; l < len; ++l) wb[l] = (double)weight[b0 + l];
+            else for (size_t l = 0; l < len; ++l) wb[l] = 1;
+            for (size_t l = 0; l < len; ++l) {
+                const double xv = (double)input[b0 + l];
+                const double y = (double)target[b0 + l];
+                const double w = wb[l];
+                const double v = vb[l];
+                const double d = db[l];
+                const double r = d*(v + 2);
+                const double l1p = symce_log1p_s_for_f32(d*v*(v + 1));
+                grad[b0 + l] = (float)((w*(alpha*y + (1 - alpha)*(1 - y))*pow(r*y*((xv >= 0) ? v : 1) + r*(1 - y)*((xv >= 0) ? 1 : v), gamma)*(gamma*(1 - 2*y)*1.0/symce_clamp_min_for_f32(r*y*((xv >= 0) ? v : 1) + r*(1 - y)*((xv >= 0) ? 1 : v), 2.2250738585072014e-308)*symce_mul0_for_f32(pow(r, 2)*((xv >= 0) ? 1 : v)*((xv >= 0) ? v : 1), y*(l1p + symce_clamp_min_for_f32(-xv, 0)) + (1 - y)*(l1p + symce_clamp_min_for_f32(xv, 0))) - r*y*((xv >= 0) ? v : 1) + r*(1 - y)*((xv >= 0) ? 1 : v))) * scale);
+            }
+        }
+    }
+    return SYMCE_OK;
+}
+
 /* Negative log-likelihood loss of log-probabilities against a target. */
 int symce_nll_loss_f32(size_t n, size_t k, const float *SYMCE_RESTRICT input,
                        const int64_t *SYMCE_RESTRICT labels, const float *SYMCE_RESTRICT weight,
@@ -4625,6 +4783,133 @@ int symce_tanh_grad_f64(size_t count, const double *SYMCE_RESTRICT x, double *SY
         out[i] = symce_isfinite((double)x[i]) ? (double)(4*symce_sigmoid_ld(-2*xv)*symce_sigmoid_ld(2*xv))
                  : symce_isnan((double)x[i]) ? x[i]
                  : x[i] > 0 ? (double)(0) : (double)(0);
+    }
+    return SYMCE_OK;
+}
+
+/* Focal loss of logits against binary targets, elementwise (as torchvision). */
+SYMCE_WIDE
+int symce_focal_loss_f64(size_t n, size_t k, const double *SYMCE_RESTRICT input,
+                         const double *SYMCE_RESTRICT target, const double *SYMCE_RESTRICT weight,
+                         double alpha, double gamma, symce_reduction reduction,
+                         double *SYMCE_RESTRICT loss)
+{
+    if (input == NULL || target == NULL || loss == NULL) return SYMCE_ERR_NULL;
+    int rc = symce_check_elements(n, k, sizeof(double));
+    if (rc == SYMCE_OK) rc = symce_check_option(alpha, 0.0, 1.0);
+    if (rc == SYMCE_OK) rc = symce_check_option(gamma, 0.0, HUGE_VAL);
+    if (rc == SYMCE_OK) rc = symce_check_reduction(reduction);
+    if (rc == SYMCE_OK) rc = symce_check_weights_f64(weight, n * k, SYMCE_ERR_WEIGHT);
+    if (rc != SYMCE_OK) return rc;
+
+    const size_t count = n * k;
+    const double divisor = (double)count;
+    double total = 0, tcomp = 0;
+    SYMCE_OMP_FOR_SUM(total, tcomp)
+    for (size_t b0 = 0; b0 < count; b0 += SYMCE_BLOCK) {
+        const size_t len = count - b0 < SYMCE_BLOCK ? count - b0 : SYMCE_BLOCK;
+        if (weight == NULL) {  /* no weights to copy */
+            if (reduction == SYMCE_REDUCTION_NONE) {
+                for (size_t l = 0; l < len; ++l) {
+                    const double xv = input[b0 + l];
+                    const double y = target[b0 + l];
+                    const double w = 1;
+                    const double v = symce_exp_neg_for_f64(-fabs(xv));
+                    const double l1p = symce_log1p01_for_f64(v);
+                    const double r = 1.0/(v + 1);
+                    loss[b0 + l] = (w*(alpha*y + (1 - alpha)*(1 - y))*(y*(l1p + symce_clamp_min_for_f64(-xv, 0)) + (1 - y)*(l1p + symce_clamp_min_for_f64(xv, 0)))*pow(r*y*((xv >= 0) ? v : 1) + r*(1 - y)*((xv >= 0) ? 1 : v), gamma));
+                }
+            } else {
+                double terms[SYMCE_BLOCK];
+                for (size_t l = 0; l < len; ++l) {
+                    const double xv = input[b0 + l];
+                    const double y = target[b0 + l];
+                    const double w = 1;
+                    const double v = symce_exp_neg_for_f64(-fabs(xv));
+                    const double l1p = symce_log1p01_for_f64(v);
+                    const double r = 1.0/(v + 1);
+                    terms[l] = w*(alpha*y + (1 - alpha)*(1 - y))*(y*(l1p + symce_clamp_min_for_f64(-xv, 0)) + (1 - y)*(l1p + symce_clamp_min_for_f64(xv, 0)))*pow(r*y*((xv >= 0) ? v : 1) + r*(1 - y)*((xv >= 0) ? 1 : v), gamma);
+                }
+                symce_accumulate_f64(&total, &tcomp, symce_pairwise_sum(terms, len));
+            }
+        } else {
+            double wb[SYMCE_BLOCK];
+            if (weight != NULL) for (size_t l = 0; l < len; ++l) wb[l] = weight[b0 + l];
+            else for (size_t l = 0; l < len; ++l) wb[l] = 1;
+            if (reduction == SYMCE_REDUCTION_NONE) {
+                for (size_t l = 0; l < len; ++l) {
+                    const double xv = input[b0 + l];
+                    const double y = target[b0 + l];
+                    const double w = wb[l];
+                    const double v = symce_exp_neg_for_f64(-fabs(xv));
+                    const double l1p = symce_log1p01_for_f64(v);
+                    const double r = 1.0/(v + 1);
+                    loss[b0 + l] = (w*(alpha*y + (1 - alpha)*(1 - y))*(y*(l1p + symce_clamp_min_for_f64(-xv, 0)) + (1 - y)*(l1p + symce_clamp_min_for_f64(xv, 0)))*pow(r*y*((xv >= 0) ? v : 1) + r*(1 - y)*((xv >= 0) ? 1 : v), gamma));
+                }
+            } else {
+                double terms[SYMCE_BLOCK];
+                for (size_t l = 0; l < len; ++l) {
+                    const double xv = input[b0 + l];
+                    const double y = target[b0 + l];
+                    const double w = wb[l];
+                    const double v = symce_exp_neg_for_f64(-fabs(xv));
+                    const double l1p = symce_log1p01_for_f64(v);
+                    const double r = 1.0/(v + 1);
+                    terms[l] = w*(alpha*y + (1 - alpha)*(1 - y))*(y*(l1p + symce_clamp_min_for_f64(-xv, 0)) + (1 - y)*(l1p + symce_clamp_min_for_f64(xv, 0)))*pow(r*y*((xv >= 0) ? v : 1) + r*(1 - y)*((xv >= 0) ? 1 : v), gamma);
+                }
+                symce_accumulate_f64(&total, &tcomp, symce_pairwise_sum(terms, len));
+            }
+        }
+    }
+    if (reduction != SYMCE_REDUCTION_NONE) *loss = symce_reduce_f64(reduction, total + tcomp, divisor);
+    return SYMCE_OK;
+}
+
+/* Gradient of focal_loss w.r.t. input. */
+SYMCE_WIDE
+int symce_focal_loss_grad_f64(size_t n, size_t k, const double *SYMCE_RESTRICT input,
+                              const double *SYMCE_RESTRICT target,
+                              const double *SYMCE_RESTRICT weight, double alpha, double gamma,
+                              symce_reduction reduction, double *SYMCE_RESTRICT grad)
+{
+    if (input == NULL || target == NULL || grad == NULL) return SYMCE_ERR_NULL;
+    int rc = symce_check_elements(n, k, sizeof(double));
+    if (rc == SYMCE_OK) rc = symce_check_option(alpha, 0.0, 1.0);
+    if (rc == SYMCE_OK) rc = symce_check_option(gamma, 0.0, HUGE_VAL);
+    if (rc == SYMCE_OK) rc = symce_check_reduction(reduction);
+    if (rc == SYMCE_OK) rc = symce_check_weights_f64(weight, n * k, SYMCE_ERR_WEIGHT);
+    if (rc != SYMCE_OK) return rc;
+
+    const size_t count = n * k;
+    const double divisor = (double)count;
+    const double scale = symce_scale_f64(reduction, divisor);
+    SYMCE_OMP_FOR
+    for (size_t b0 = 0; b0 < count; b0 += SYMCE_BLOCK) {
+        const size_t len = count - b0 < SYMCE_BLOCK ? count - b0 : SYMCE_BLOCK;
+        if (weight == NULL) {  /* no weights to copy */
+            for (size_t l = 0; l < len; ++l) {
+                const double xv = input[b0 + l];
+                const double y = target[b0 + l];
+                const double w = 1;
+                const double v = symce_exp_neg_for_f64(-fabs(xv));
+                const double l1p = symce_log1p01_for_f64(v);
+                const double r = 1.0/(v + 1);
+                grad[b0 + l] = (double)((w*(alpha*y + (1 - alpha)*(1 - y))*pow(r*y*((xv >= 0) ? v : 1) + r*(1 - y)*((xv >= 0) ? 1 : v), gamma)*(gamma*(1 - 2*y)*1.0/symce_clamp_min_for_f64(r*y*((xv >= 0) ? v : 1) + r*(1 - y)*((xv >= 0) ? 1 : v), 2.2250738585072014e-308)*symce_mul0_for_f64(pow(r, 2)*((xv >= 0) ? 1 : v)*((xv >= 0) ? v : 1), y*(l1p + symce_clamp_min_for_f64(-xv, 0)) + (1 - y)*(l1p + symce_clamp_min_for_f64(xv, 0))) - r*y*((xv >= 0) ? v : 1) + r*(1 - y)*((xv >= 0) ? 1 : v))) * scale);
+            }
+        } else {
+            double wb[SYMCE_BLOCK];
+            if (weight != NULL) for (size_t l = 0; l < len; ++l) wb[l] = weight[b0 + l];
+            else for (size_t l = 0; l < len; ++l) wb[l] = 1;
+            for (size_t l = 0; l < len; ++l) {
+                const double xv = input[b0 + l];
+                const double y = target[b0 + l];
+                const double w = wb[l];
+                const double v = symce_exp_neg_for_f64(-fabs(xv));
+                const double l1p = symce_log1p01_for_f64(v);
+                const double r = 1.0/(v + 1);
+                grad[b0 + l] = (double)((w*(alpha*y + (1 - alpha)*(1 - y))*pow(r*y*((xv >= 0) ? v : 1) + r*(1 - y)*((xv >= 0) ? 1 : v), gamma)*(gamma*(1 - 2*y)*1.0/symce_clamp_min_for_f64(r*y*((xv >= 0) ? v : 1) + r*(1 - y)*((xv >= 0) ? 1 : v), 2.2250738585072014e-308)*symce_mul0_for_f64(pow(r, 2)*((xv >= 0) ? 1 : v)*((xv >= 0) ? v : 1), y*(l1p + symce_clamp_min_for_f64(-xv, 0)) + (1 - y)*(l1p + symce_clamp_min_for_f64(xv, 0))) - r*y*((xv >= 0) ? v : 1) + r*(1 - y)*((xv >= 0) ? 1 : v))) * scale);
+            }
+        }
     }
     return SYMCE_OK;
 }

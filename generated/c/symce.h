@@ -110,7 +110,10 @@ typedef enum symce_status {
     SYMCE_ERR_NO_CLASSES = -9,
     /* target: expected probability targets in [0, 1] (or NaN, which passes through), got one
        outside */
-    SYMCE_ERR_TARGET = -10
+    SYMCE_ERR_TARGET = -10,
+    /* an option of the loss: expected a number in its interval (see the function's documentation),
+       got one outside it or NaN */
+    SYMCE_ERR_OPTION = -11
 } symce_status;
 
 /* How a loss is reduced over the batch (the gradient kernels return the gradient of it). */
@@ -1010,6 +1013,73 @@ int symce_tanh_f32(size_t count, const float *SYMCE_RESTRICT x, float *SYMCE_RES
  * written).
  */
 int symce_tanh_grad_f32(size_t count, const float *SYMCE_RESTRICT x, float *SYMCE_RESTRICT out);
+
+/*
+ * symce_focal_loss_f32: Focal loss of logits against binary targets, elementwise (as torchvision).
+ *
+ *     L = (alpha*y + (1 - alpha)*(1 - y))*(y*log(1 + exp(-x)) + (1 - y)*log(exp(x) +
+ *       1))*(y*sigmoid(-x) + (1 - y)*sigmoid(x))^gamma per element
+ *   computed as (x = the logit; y = the target):
+ *     loss = (alpha*y + (1 - alpha)*(1 - y))*(y*sigmoid(-x) + (1 - y)*sigmoid(x))**gamma*(y*softplus(-x) + (1 - y)*softplus(x))   (times w)
+ *   softplus(t) = log(1 + exp(t)), evaluated as max(t, 0) + log1p(exp(-|t|)).
+ *   sigmoid(t) = 1/(1 + exp(-t)), evaluated as exp(min(t, 0))/(1 + exp(-|t|)).
+ *
+ *   n          number of rows (samples); may be 0
+ *   k          number of elements per row (the columns of pos_weight); may be 0
+ *   input      [n*k] logits
+ *   target     [n*k] targets
+ *   weight     [n*k] element weights, or NULL for all ones
+ *   alpha      weight of the positive class: a number in [0, 1]
+ *   gamma      focusing exponent; 0 is the weighted BCE: a number in [0, inf)
+ *   reduction  SYMCE_REDUCTION_NONE, _MEAN or _SUM
+ *   loss       [n*k] for SYMCE_REDUCTION_NONE (one loss per element), else [1]
+ *
+ *   mean divides by n*k; n = 0 gives NaN for mean and 0 for sum.
+ *
+ * Returns SYMCE_OK, or SYMCE_ERR_NULL, SYMCE_ERR_SIZE, SYMCE_ERR_OPTION, SYMCE_ERR_REDUCTION,
+ * SYMCE_ERR_WEIGHT (checked in that order, before anything is written).
+ */
+int symce_focal_loss_f32(size_t n, size_t k, const float *SYMCE_RESTRICT input,
+                         const float *SYMCE_RESTRICT target, const float *SYMCE_RESTRICT weight,
+                         double alpha, double gamma, symce_reduction reduction,
+                         float *SYMCE_RESTRICT loss);
+
+/*
+ * symce_focal_loss_grad_f32: Gradient of focal_loss w.r.t. input.
+ *
+ *     dL/dx = alpha_t*(ce*gamma*q^(gamma - 1)*(1 - 2*y)/((1 + exp(-x))*(exp(x) + 1)) + q^gamma*(-y
+ *       + 1/(1 + exp(-x)))); alpha_t = alpha*y + (1 - alpha)*(1 - y); q = y/(exp(x) + 1) + (1 -
+ *       y)/(1 + exp(-x)); ce = y*log(1 + exp(-x)) + (1 - y)*log(exp(x) + 1)  [proof
+ *       focal_loss_grad: α_t (ce γ q^(γ − 1) (1 − 2 y) σ(−x) σ(x) + q^γ (−y + σ(x)))]
+ *   computed as (x = the logit; y = the target):
+ *     grad = (alpha*y + (1 - alpha)*(1 - y))*(y*sigmoid(-x) + (1 - y)*sigmoid(x))**gamma*(gamma*(1 - 2*y)*mul0(sigmoid(-x)*sigmoid(x), y*softplus(-x) + (1 - y)*softplus(x))/clamp_min(y*sigmoid(-x) + (1 - y)*sigmoid(x), 2.2250738585072014e-308) - y*sigmoid(-x) + (1 - y)*sigmoid(x))   (times w)
+ *   softplus(t) = log(1 + exp(t)), evaluated as max(t, 0) + log1p(exp(-|t|)).
+ *   clamp_min(v, lo) = max(v, lo), keeping a NaN v (PyTorch's clamps: logs at -100, gradient
+ *     denominators at 1e-12).
+ *   mul0(a, b) = a*b, and exactly 0 when a = 0 and b is not NaN (a zero target times log 0 is 0; 0
+ *     times NaN stays NaN).
+ *   sigmoid(t) = 1/(1 + exp(-t)), evaluated as exp(min(t, 0))/(1 + exp(-|t|)).
+ *
+ *   n          number of rows (samples); may be 0
+ *   k          number of elements per row (the columns of pos_weight); may be 0
+ *   input      [n*k] logits
+ *   target     [n*k] targets
+ *   weight     [n*k] element weights, or NULL for all ones
+ *   alpha      weight of the positive class: a number in [0, 1]
+ *   gamma      focusing exponent; 0 is the weighted BCE: a number in [0, inf)
+ *   reduction  SYMCE_REDUCTION_NONE, _MEAN or _SUM
+ *   grad       [n*k] gradient of the reduced loss w.r.t. input
+ *
+ *   mean divides by n*k; n = 0 gives NaN for mean and 0 for sum.
+ *   The gradient is that of the reduced loss (for none, each sample's own).
+ *
+ * Returns SYMCE_OK, or SYMCE_ERR_NULL, SYMCE_ERR_SIZE, SYMCE_ERR_OPTION, SYMCE_ERR_REDUCTION,
+ * SYMCE_ERR_WEIGHT (checked in that order, before anything is written).
+ */
+int symce_focal_loss_grad_f32(size_t n, size_t k, const float *SYMCE_RESTRICT input,
+                              const float *SYMCE_RESTRICT target,
+                              const float *SYMCE_RESTRICT weight, double alpha, double gamma,
+                              symce_reduction reduction, float *SYMCE_RESTRICT grad);
 
 /*
  * symce_nll_loss_f32: Negative log-likelihood loss of log-probabilities against a target.
@@ -2042,6 +2112,73 @@ int symce_tanh_f64(size_t count, const double *SYMCE_RESTRICT x, double *SYMCE_R
  * written).
  */
 int symce_tanh_grad_f64(size_t count, const double *SYMCE_RESTRICT x, double *SYMCE_RESTRICT out);
+
+/*
+ * symce_focal_loss_f64: Focal loss of logits against binary targets, elementwise (as torchvision).
+ *
+ *     L = (alpha*y + (1 - alpha)*(1 - y))*(y*log(1 + exp(-x)) + (1 - y)*log(exp(x) +
+ *       1))*(y*sigmoid(-x) + (1 - y)*sigmoid(x))^gamma per element
+ *   computed as (x = the logit; y = the target):
+ *     loss = (alpha*y + (1 - alpha)*(1 - y))*(y*sigmoid(-x) + (1 - y)*sigmoid(x))**gamma*(y*softplus(-x) + (1 - y)*softplus(x))   (times w)
+ *   softplus(t) = log(1 + exp(t)), evaluated as max(t, 0) + log1p(exp(-|t|)).
+ *   sigmoid(t) = 1/(1 + exp(-t)), evaluated as exp(min(t, 0))/(1 + exp(-|t|)).
+ *
+ *   n          number of rows (samples); may be 0
+ *   k          number of elements per row (the columns of pos_weight); may be 0
+ *   input      [n*k] logits
+ *   target     [n*k] targets
+ *   weight     [n*k] element weights, or NULL for all ones
+ *   alpha      weight of the positive class: a number in [0, 1]
+ *   gamma      focusing exponent; 0 is the weighted BCE: a number in [0, inf)
+ *   reduction  SYMCE_REDUCTION_NONE, _MEAN or _SUM
+ *   loss       [n*k] for SYMCE_REDUCTION_NONE (one loss per element), else [1]
+ *
+ *   mean divides by n*k; n = 0 gives NaN for mean and 0 for sum.
+ *
+ * Returns SYMCE_OK, or SYMCE_ERR_NULL, SYMCE_ERR_SIZE, SYMCE_ERR_OPTION, SYMCE_ERR_REDUCTION,
+ * SYMCE_ERR_WEIGHT (checked in that order, before anything is written).
+ */
+int symce_focal_loss_f64(size_t n, size_t k, const double *SYMCE_RESTRICT input,
+                         const double *SYMCE_RESTRICT target, const double *SYMCE_RESTRICT weight,
+                         double alpha, double gamma, symce_reduction reduction,
+                         double *SYMCE_RESTRICT loss);
+
+/*
+ * symce_focal_loss_grad_f64: Gradient of focal_loss w.r.t. input.
+ *
+ *     dL/dx = alpha_t*(ce*gamma*q^(gamma - 1)*(1 - 2*y)/((1 + exp(-x))*(exp(x) + 1)) + q^gamma*(-y
+ *       + 1/(1 + exp(-x)))); alpha_t = alpha*y + (1 - alpha)*(1 - y); q = y/(exp(x) + 1) + (1 -
+ *       y)/(1 + exp(-x)); ce = y*log(1 + exp(-x)) + (1 - y)*log(exp(x) + 1)  [proof
+ *       focal_loss_grad: α_t (ce γ q^(γ − 1) (1 − 2 y) σ(−x) σ(x) + q^γ (−y + σ(x)))]
+ *   computed as (x = the logit; y = the target):
+ *     grad = (alpha*y + (1 - alpha)*(1 - y))*(y*sigmoid(-x) + (1 - y)*sigmoid(x))**gamma*(gamma*(1 - 2*y)*mul0(sigmoid(-x)*sigmoid(x), y*softplus(-x) + (1 - y)*softplus(x))/clamp_min(y*sigmoid(-x) + (1 - y)*sigmoid(x), 2.2250738585072014e-308) - y*sigmoid(-x) + (1 - y)*sigmoid(x))   (times w)
+ *   softplus(t) = log(1 + exp(t)), evaluated as max(t, 0) + log1p(exp(-|t|)).
+ *   clamp_min(v, lo) = max(v, lo), keeping a NaN v (PyTorch's clamps: logs at -100, gradient
+ *     denominators at 1e-12).
+ *   mul0(a, b) = a*b, and exactly 0 when a = 0 and b is not NaN (a zero target times log 0 is 0; 0
+ *     times NaN stays NaN).
+ *   sigmoid(t) = 1/(1 + exp(-t)), evaluated as exp(min(t, 0))/(1 + exp(-|t|)).
+ *
+ *   n          number of rows (samples); may be 0
+ *   k          number of elements per row (the columns of pos_weight); may be 0
+ *   input      [n*k] logits
+ *   target     [n*k] targets
+ *   weight     [n*k] element weights, or NULL for all ones
+ *   alpha      weight of the positive class: a number in [0, 1]
+ *   gamma      focusing exponent; 0 is the weighted BCE: a number in [0, inf)
+ *   reduction  SYMCE_REDUCTION_NONE, _MEAN or _SUM
+ *   grad       [n*k] gradient of the reduced loss w.r.t. input
+ *
+ *   mean divides by n*k; n = 0 gives NaN for mean and 0 for sum.
+ *   The gradient is that of the reduced loss (for none, each sample's own).
+ *
+ * Returns SYMCE_OK, or SYMCE_ERR_NULL, SYMCE_ERR_SIZE, SYMCE_ERR_OPTION, SYMCE_ERR_REDUCTION,
+ * SYMCE_ERR_WEIGHT (checked in that order, before anything is written).
+ */
+int symce_focal_loss_grad_f64(size_t n, size_t k, const double *SYMCE_RESTRICT input,
+                              const double *SYMCE_RESTRICT target,
+                              const double *SYMCE_RESTRICT weight, double alpha, double gamma,
+                              symce_reduction reduction, double *SYMCE_RESTRICT grad);
 
 /*
  * symce_nll_loss_f64: Negative log-likelihood loss of log-probabilities against a target.

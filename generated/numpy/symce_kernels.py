@@ -69,6 +69,8 @@ __all__ = [
     "softplus_grad",
     "tanh",
     "tanh_grad",
+    "focal_loss",
+    "focal_loss_grad",
     "nll_loss",
     "nll_loss_grad",
 ]
@@ -249,6 +251,21 @@ def _smoothing(label_smoothing):
     if not 0.0 <= eps <= 1.0:  # also false for NaN
         raise ValueError(f"label_smoothing: expected a number in [0, 1], got {eps!r}")
     return eps
+
+
+def _option(name, value, low, high):
+    """A defined loss's option (symce.define_loss): a real number in [low, high] (None:
+    unbounded), as a float."""
+    v = _scalar(value)
+    interval = f"[{'-inf' if low is None else low}, {'inf' if high is None else high}]"
+    if isinstance(v, (bool, np.bool_)) or not isinstance(v, _REALS):
+        raise TypeError(f"{name}: expected a number in {interval}, got {_given(value)}")
+    v = float(v)
+    lo = -np.inf if low is None else low
+    hi = np.inf if high is None else high
+    if not (np.isfinite(v) and lo <= v <= hi):  # also false for NaN
+        raise ValueError(f"{name}: expected a number in {interval}, got {v!r}")
+    return v
 
 
 def _nonnegative(name, arr):
@@ -2291,6 +2308,251 @@ def tanh_grad(x):
         x = _wider(x)
         out = 4*_sigmoid(-2*x)*_sigmoid(2*x)
     return _narrow(out, dtype)
+
+
+def focal_loss(input, target, reduction="mean", *, weight=None, alpha=0.25, gamma=2.0):
+    """Focal loss of logits against binary targets, elementwise (as torchvision).
+
+    L = (alpha*y + (1 - alpha)*(1 - y))*(y*log(1 + exp(-x)) + (1 - y)*log(exp(x) + 1))*(y*sigmoid(-x) + (1 - y)*sigmoid(x))^gamma per element
+
+    Args:
+        input (any shape): logits.
+        target: targets in [0, 1], the input's shape (an integer or bool array is converted).
+        reduction: 'none' (one loss per element), 'mean' (default: over all elements) or 'sum'.
+        weight: non-negative weights broadcastable to the input (one per element), or None (all 1).
+        alpha: float, default 0.25: weight of the positive class (in [0, 1]).
+        gamma: float, default 2.0: focusing exponent; 0 is the weighted BCE (in [0, inf)).
+
+    Returns:
+        loss (), or the input's shape for 'none': the reduced loss, or one per element for 'none';
+            the dtype of input.
+
+    Example:
+        >>> input = np.array([2.0, -1.0, 0.5])
+        >>> target = np.array([1.0, 0.0, 1.0])
+        >>> focal_loss(input, target, reduction='none').round(4)
+        array([0.0005, 0.017 , 0.0169])
+    """
+    input = _floating("input", input)
+    target = _same_shape("target", _companion("target", target, input, "input"), input, "input")
+    w = _element_weights("weight", weight, input, "input")
+    alpha = _option("alpha", alpha, 0.0, 1.0)
+    gamma = _option("gamma", gamma, 0.0, None)
+    reduction = _reduction(reduction)
+    _nonnegative("weight", w)
+    count = input.dtype.type(input.size)
+    with np.errstate(all="ignore"):
+        xin, yin = _flat_rows(input), _flat_rows(target)
+        weighted, win = _element_rows(w, input)
+        keep_all, total = reduction == "none", np.float64(0)
+        loss = np.empty(xin.shape, xin.dtype) if keep_all else None
+        if xin.dtype == np.float32:
+            _bufs = _tile_buffers(7, xin, np.float64)
+            for tile in _tiles(xin):
+                _b0, _b1, _b2, _b3, _b4, _b5, _b6, = _tile_of(_bufs, tile)
+                x = _widen(xin[tile], _b0)
+                y = _widen(yin[tile], _b1)
+                w = win[tile]
+                Y1 = np.subtract(1, y, out=_b2)
+                np.copyto(_b4, _sigmoid(x))
+                np.multiply(Y1, _b4, out=_b3)
+                np.negative(x, out=_b5)
+                np.copyto(_b5, _sigmoid(_b5))
+                np.multiply(y, _b5, out=_b4)
+                np.add(_b3, _b4, out=_b3)
+                np.power(_b3, gamma, out=_b3)
+                np.multiply(Y1, 1 - alpha, out=_b4)
+                np.multiply(y, alpha, out=_b5)
+                np.add(_b4, _b5, out=_b4)
+                np.multiply(_b3, _b4, out=_b3)
+                np.copyto(_b5, _softplus(x))
+                np.multiply(Y1, _b5, out=_b4)
+                np.negative(x, out=_b6)
+                np.copyto(_b6, _softplus(_b6))
+                np.multiply(y, _b6, out=_b5)
+                np.add(_b4, _b5, out=_b4)
+                lb = np.multiply(_b3, _b4, out=_b3)
+                if weighted:
+                    lb = np.multiply(lb, w, out=_b3)
+                if keep_all:
+                    loss[tile] = lb
+                if not keep_all:
+                    total = total + np.sum(lb, dtype=np.float64)
+        else:
+            _bufs = _tile_buffers(5, xin, np.float64)
+            for tile in _tiles(xin):
+                _b0, _b1, _b2, _b3, _b4, = _tile_of(_bufs, tile)
+                x = xin[tile]
+                y = yin[tile]
+                w = win[tile]
+                Y1 = np.subtract(1, y, out=_b0)
+                np.copyto(_b2, _sigmoid(x))
+                np.multiply(Y1, _b2, out=_b1)
+                np.negative(x, out=_b3)
+                np.copyto(_b3, _sigmoid(_b3))
+                np.multiply(y, _b3, out=_b2)
+                np.add(_b1, _b2, out=_b1)
+                np.power(_b1, gamma, out=_b1)
+                np.multiply(Y1, 1 - alpha, out=_b2)
+                np.multiply(y, alpha, out=_b3)
+                np.add(_b2, _b3, out=_b2)
+                np.multiply(_b1, _b2, out=_b1)
+                np.copyto(_b3, _softplus(x))
+                np.multiply(Y1, _b3, out=_b2)
+                np.negative(x, out=_b4)
+                np.copyto(_b4, _softplus(_b4))
+                np.multiply(y, _b4, out=_b3)
+                np.add(_b2, _b3, out=_b2)
+                lb = np.multiply(_b1, _b2, out=_b1)
+                if weighted:
+                    lb = np.multiply(lb, w, out=_b1)
+                if keep_all:
+                    loss[tile] = lb
+                if not keep_all:
+                    total = total + np.sum(lb, dtype=np.float64)
+        loss = _reduce_rows(loss, total, reduction, count, input)
+    return loss
+
+
+def focal_loss_grad(input, target, reduction="mean", *, weight=None, alpha=0.25, gamma=2.0):
+    """Gradient of focal_loss w.r.t. input.
+
+    dL/dx = alpha_t*(ce*gamma*q^(gamma - 1)*(1 - 2*y)/((1 + exp(-x))*(exp(x) + 1)) + q^gamma*(-y + 1/(1 + exp(-x)))); alpha_t = alpha*y + (1 - alpha)*(1 - y); q = y/(exp(x) + 1) + (1 - y)/(1 + exp(-x)); ce = y*log(1 + exp(-x)) + (1 - y)*log(exp(x) + 1)  [proof focal_loss_grad: α_t (ce γ q^(γ − 1) (1 − 2 y) σ(−x) σ(x) + q^γ (−y + σ(x)))]
+
+    Args:
+        input (any shape): logits.
+        target: targets in [0, 1], the input's shape (an integer or bool array is converted).
+        reduction: 'none' (one loss per element), 'mean' (default: over all elements) or 'sum'.
+        weight: non-negative weights broadcastable to the input (one per element), or None (all 1).
+        alpha: float, default 0.25: weight of the positive class (in [0, 1]).
+        gamma: float, default 2.0: focusing exponent; 0 is the weighted BCE (in [0, inf)).
+
+    Returns:
+        grad (the shape of input): gradient of the (reduced) loss; the dtype of input.
+
+    Example:
+        >>> input = np.array([2.0, -1.0, 0.5])
+        >>> target = np.array([1.0, 0.0, 1.0])
+        >>> focal_loss_grad(input, target, reduction='none').round(4)
+        array([-0.0012,  0.0394, -0.0345])
+    """
+    input = _floating("input", input)
+    target = _same_shape("target", _companion("target", target, input, "input"), input, "input")
+    w = _element_weights("weight", weight, input, "input")
+    alpha = _option("alpha", alpha, 0.0, 1.0)
+    gamma = _option("gamma", gamma, 0.0, None)
+    reduction = _reduction(reduction)
+    _nonnegative("weight", w)
+    count = input.dtype.type(input.size)
+    with np.errstate(all="ignore"):
+        xin, yin = _flat_rows(input), _flat_rows(target)
+        weighted, win = _element_rows(w, input)
+        gdiv = _mean_divisor(count)
+        grad = np.empty(xin.shape, xin.dtype)
+        if xin.dtype == np.float32:
+            _bufs = _tile_buffers(9, xin, np.float64)
+            for tile in _tiles(xin):
+                _b0, _b1, _b2, _b3, _b4, _b5, _b6, _b7, _b8, = _tile_of(_bufs, tile)
+                x = _widen(xin[tile], _b0)
+                y = _widen(yin[tile], _b1)
+                w = win[tile]
+                Y1 = np.subtract(1, y, out=_b2)
+                np.copyto(_b4, _sigmoid(x))
+                np.multiply(Y1, _b4, out=_b3)
+                np.negative(x, out=_b5)
+                np.copyto(_b5, _sigmoid(_b5))
+                np.multiply(y, _b5, out=_b4)
+                np.add(_b3, _b4, out=_b3)
+                np.power(_b3, gamma, out=_b3)
+                np.multiply(Y1, 1 - alpha, out=_b4)
+                np.multiply(y, alpha, out=_b5)
+                np.add(_b4, _b5, out=_b4)
+                np.multiply(_b3, _b4, out=_b3)
+                np.copyto(_b5, _sigmoid(x))
+                np.multiply(Y1, _b5, out=_b4)
+                np.negative(x, out=_b6)
+                np.copyto(_b6, _sigmoid(_b6))
+                np.multiply(y, _b6, out=_b5)
+                np.subtract(_b4, _b5, out=_b4)
+                np.multiply(y, -2, out=_b5)
+                np.add(_b5, 1, out=_b5)
+                np.copyto(_b7, _softplus(x))
+                np.multiply(Y1, _b7, out=_b6)
+                np.negative(x, out=_b8)
+                np.copyto(_b8, _softplus(_b8))
+                np.multiply(y, _b8, out=_b7)
+                np.add(_b6, _b7, out=_b6)
+                _mul0_into(_sigmoid(-x)*_sigmoid(x), _b6, _b6)
+                np.multiply(_b5, _b6, out=_b5)
+                np.copyto(_b7, _sigmoid(x))
+                np.multiply(Y1, _b7, out=_b6)
+                np.negative(x, out=_b8)
+                np.copyto(_b8, _sigmoid(_b8))
+                np.multiply(y, _b8, out=_b7)
+                np.add(_b6, _b7, out=_b6)
+                np.maximum(_b6, 2.2250738585072014e-308, out=_b6)
+                np.divide(_b5, _b6, out=_b5)
+                np.multiply(_b5, gamma, out=_b5)
+                np.add(_b4, _b5, out=_b4)
+                gb = np.multiply(_b3, _b4, out=_b3)
+                if weighted:
+                    gb = np.multiply(gb, w, out=_b3)
+                if reduction == 'mean':
+                    gb = np.divide(gb, gdiv, out=_b3)
+                grad[tile] = gb
+        else:
+            _bufs = _tile_buffers(7, xin, np.float64)
+            for tile in _tiles(xin):
+                _b0, _b1, _b2, _b3, _b4, _b5, _b6, = _tile_of(_bufs, tile)
+                x = xin[tile]
+                y = yin[tile]
+                w = win[tile]
+                Y1 = np.subtract(1, y, out=_b0)
+                np.copyto(_b2, _sigmoid(x))
+                np.multiply(Y1, _b2, out=_b1)
+                np.negative(x, out=_b3)
+                np.copyto(_b3, _sigmoid(_b3))
+                np.multiply(y, _b3, out=_b2)
+                np.add(_b1, _b2, out=_b1)
+                np.power(_b1, gamma, out=_b1)
+                np.multiply(Y1, 1 - alpha, out=_b2)
+                np.multiply(y, alpha, out=_b3)
+                np.add(_b2, _b3, out=_b2)
+                np.multiply(_b1, _b2, out=_b1)
+                np.copyto(_b3, _sigmoid(x))
+                np.multiply(Y1, _b3, out=_b2)
+                np.negative(x, out=_b4)
+                np.copyto(_b4, _sigmoid(_b4))
+                np.multiply(y, _b4, out=_b3)
+                np.subtract(_b2, _b3, out=_b2)
+                np.multiply(y, -2, out=_b3)
+                np.add(_b3, 1, out=_b3)
+                np.copyto(_b5, _softplus(x))
+                np.multiply(Y1, _b5, out=_b4)
+                np.negative(x, out=_b6)
+                np.copyto(_b6, _softplus(_b6))
+                np.multiply(y, _b6, out=_b5)
+                np.add(_b4, _b5, out=_b4)
+                _mul0_into(_sigmoid(-x)*_sigmoid(x), _b4, _b4)
+                np.multiply(_b3, _b4, out=_b3)
+                np.copyto(_b5, _sigmoid(x))
+                np.multiply(Y1, _b5, out=_b4)
+                np.negative(x, out=_b6)
+                np.copyto(_b6, _sigmoid(_b6))
+                np.multiply(y, _b6, out=_b5)
+                np.add(_b4, _b5, out=_b4)
+                np.maximum(_b4, 2.2250738585072014e-308, out=_b4)
+                np.divide(_b3, _b4, out=_b3)
+                np.multiply(_b3, gamma, out=_b3)
+                np.add(_b2, _b3, out=_b2)
+                gb = np.multiply(_b1, _b2, out=_b1)
+                if weighted:
+                    gb = np.multiply(gb, w, out=_b1)
+                if reduction == 'mean':
+                    gb = np.divide(gb, gdiv, out=_b1)
+                grad[tile] = gb
+        grad = grad.reshape(input.shape)[()]
+    return grad
 
 
 def nll_loss(input, target, reduction="mean", *, weight=None, ignore_index=-100,

@@ -753,7 +753,7 @@ def _decl(p: Param, T: str) -> str:
         return f"{T} *{RESTRICT} {p.name}"
     if p.role == "ignore_index":
         return f"int64_t {p.name}"
-    if p.role == "label_smoothing":
+    if p.role in ("label_smoothing", "option"):
         return f"double {p.name}"  # in both dtypes: options are doubles, as in NumPy and MATLAB
     if p.role == "reduction":
         return f"symce_reduction {p.name}"
@@ -793,7 +793,20 @@ def _check_calls(fn: CFunction, desc: describe.Description, T: str) -> list:
     calls["domain"] = f"symce_check_probs_{sfx}({desc.input}, {length('in')}, {code('domain')})"
     if v.has("target"):
         calls["target"] = f"symce_check_probs_{sfx}(target, {length('target')}, {code('target')})"
-    return [calls[key] for key in v.checks if key not in ("null", "no_classes")]
+    out = []
+    for key in v.checks:
+        if key == "option_value":  # a defined loss's options, each against its interval
+            out += [_option_check(o) for o in desc.kernel.scalars]
+        elif key not in ("null", "no_classes"):
+            out.append(calls[key])
+    return out
+
+
+def _option_check(opt) -> str:
+    """The call that checks a defined loss's option against its interval (symce_check_option)."""
+    low = "-HUGE_VAL" if opt.low is None else repr(float(opt.low))
+    high = "HUGE_VAL" if opt.high is None else repr(float(opt.high))
+    return f"symce_check_option({opt.name}, {low}, {high})"
 
 
 def _errors_for(fn: CFunction) -> list:
@@ -845,6 +858,7 @@ def _legend(kern):
     used -= set(kern.slots)  # a slot printed above its use (p) needs no legend
     docs = dict(_SYMBOL_DOC, **_FAMILY_SYMBOL_DOC.get(kern.family, {}))
     docs[kr.v.name] = f"v = {kern.inputs[0].name}[i*k + c]"  # a defined loss's input
+    docs.update({o.name: "" for o in kern.scalars})  # its options: parameters of their own name
     return "; ".join(docs[n] for n in sorted(used, key=lambda n: list(docs).index(n)) if docs[n])
 
 
@@ -1220,7 +1234,10 @@ def _printed_slots(kern, cdtype):
     elif fam == "bce":
         out.update(
             _bce_printed(
-                {name: kr.w * sl[name] for name in ("loss", "grad") if name in sl}, (), cdtype
+                {name: kr.w * sl[name] for name in ("loss", "grad") if name in sl},
+                (),
+                cdtype,
+                tuple(o.name for o in kern.scalars),
             )
         )
         out["plain"] = None  # the unit-weight forms, where weights change the slots' shape
@@ -1250,14 +1267,16 @@ def _limits(kern, cdtype) -> dict:
     return out
 
 
-def _bce_printed(exprs, extra, cdtype):
+def _bce_printed(exprs, extra, cdtype, params=()):
     """The BCE family's printed loss / grad over the shared exponential, and its statements
-    (then the ``extra`` ones)."""
+    (then the ``extra`` ones); ``params``: the names of a defined loss's options, parameters of
+    the function printed as they are."""
     lets, first = [], []
     if vectorised(cdtype) and any(e.has(softplus, sigmoid) for e in exprs.values()):
         exprs, lets, first = _shared_exponential(exprs, cdtype)
     lets = lets + list(extra)
     names = dict(LOCAL_NAMES, **{sym.name: sym.name for sym, _ in lets})
+    names.update({name: name for name in params})
     # log1p(v) of v = exp(-|x|) in [0, 1]: the float kernels' polynomial for that interval
     pr = CPrinter(cdtype, names, _helper_functions(cdtype, "bce"))
     out = {
@@ -1738,7 +1757,7 @@ def _bce_body(kern: kr.Kernel, ctx: dict) -> dict:
         block += [
             f"{C} " + ", ".join(f"{d['name']}b[SYMCE_BLOCK]" for d in first) + ";",
             "for (size_t l = 0; l < len; ++l) {  /* the exponential and the division first */",
-            f"    const {C} xv = {wide}logits[b0 + l];",
+            f"    const {C} xv = {wide}{ctx['x']}[b0 + l];",
             *(f"    const {C} {d['name']} = {d['expr']};" for d in first),
             *(f"    {d['name']}b[l] = {d['name']};" for d in first),
             "}",

@@ -188,10 +188,20 @@ def reason(step: proofs_mod.Step, cite_ref: Callable[[str], str]) -> str:
     return text[0].upper() + text[1:]
 
 
+_tex = tex  # proof_blocks' own tex abbreviates
+
+
 def proof_blocks(proof: proofs_mod.Proof, cite_ref: Callable[[str], str]) -> list[tuple]:
     """[(heading, [(number, lhs, rhs)], [(number, reason)])]: strings only, for the templates.
     Steps are numbered from 1, as in the checker's messages."""
     blocks = []
+    # the quantities a closed form names (a declared loss's where=), shown by their names in the
+    # steps before it: the definition written out would run far past the line
+    short = {d: sym for sym, d in proof.let if proof.abbreviate and not isinstance(d, sp.Symbol)}
+
+    def tex(expr):
+        return _tex(sp.sympify(expr).xreplace(short) if short else expr)
+
     for index, step in enumerate(proof.steps):
         number = str(index + 1)
         ref = step.ref if step.ref is not None else index - 1
@@ -221,9 +231,16 @@ def _title(name):
     return {p.name: p.title for p in proofs_mod.proofs()}[name]
 
 
+# a proof whose longest displayed line has more TeX than this sets its displays in \small (the
+# focal loss's: at the body size its longest line ran 27pt past the margin)
+LONG_LINE = 300
+
+
 def _context(proof, cite_ref):
     glossary = [d.meaning for d in model.DEFINITIONS if d.symbol in proof.defs]
     closed = display_form(proof.result) if proof.result else None
+    blocks = proof_blocks(proof, cite_ref)
+    long = max((len(rhs) for _, lines, _ in blocks for _, _, rhs in lines), default=0) > LONG_LINE
     return {
         "name": proof.name,
         "title": proof.title,
@@ -231,7 +248,9 @@ def _context(proof, cite_ref):
         "outro": proof.outro,
         "sources": proof.sources,
         "glossary": glossary,
-        "blocks": proof_blocks(proof, cite_ref),
+        "blocks": blocks,
+        "math_open": r"\begin{small}" if long else "",
+        "math_close": r"\end{small}" if long else "",
         "closed": closed or "",
         "lhs": proof.lhs,
         "facts": [f.latex for f in proof.facts],

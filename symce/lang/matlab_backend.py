@@ -317,6 +317,9 @@ def names_of(kern: kr.Kernel) -> dict:
     names = dict(NAMES[kern.family])
     if kern.family == "ce_probs":
         names.update({kr.p.name: kern.inputs[0].name, kr.v.name: kern.inputs[0].name})
+    if kern.family == "bce":  # logits or probabilities, or a defined loss's input
+        names.update({kr.x.name: kern.inputs[0].name, kr.prob.name: kern.inputs[0].name})
+    names.update({o.name: o.name for o in kern.scalars})  # a defined loss's options
     return names
 
 
@@ -415,6 +418,11 @@ def _validation(kern: kr.Kernel) -> list:
             lines.append(f"pos_weight = check_pos_weight(opts.PosWeight, {x});")
     values = {
         "smoothing": ["smoothing = check_smoothing(opts.LabelSmoothing);"],
+        "option_value": [  # a defined loss's options, each against its interval
+            f"{o.name} = check_option(opts.{options.matlab_name(o.name)}, "
+            f"'{options.matlab_name(o.name)}', {_bound(o.low, '-Inf')}, {_bound(o.high, 'Inf')});"
+            for o in desc.kernel.scalars
+        ],
         "reduction": ["reduction = check_reduction(opts.Reduction);"],
         "label": ["check_label_range(t, K, ignore_index);"],
         "domain": [f"check_probabilities({x}, '{x}');"],
@@ -589,7 +597,7 @@ def _example(kern) -> dict:
     ]
     for key, val in ex.options.items():
         value = f"'{val}'" if isinstance(val, str) else _literal(_layout(val))
-        call_args.append(f"'{OPTIONS[key]}', {value}")
+        call_args.append(f"'{options.record(kern, key).matlab}', {value}")
     shown = [
         (EXAMPLE_NAMES.get(kern.name, out.name), _literal(_layout(v), "  "))
         for out, v in zip(kern.outputs, ex.results)
@@ -653,12 +661,14 @@ def _out_doc(kern) -> list:
     return docs
 
 
+def _bound(value, unbounded: str) -> str:
+    """An end of an option's interval as a MATLAB literal."""
+    return unbounded if value is None else repr(float(value))
+
+
 def _options_doc(kern) -> list:
     fam = options.family(kern.family)
-    return [
-        {"name": f"'{OPTIONS[key]}'", "text": options.OPTIONS[key].matlab_doc[fam]}
-        for key in kern.options
-    ]
+    return [{"name": f"'{o.matlab}'", "text": o.matlab_doc[fam]} for o in options.records(kern)]
 
 
 def _see_also(kern) -> list:
@@ -731,6 +741,7 @@ HELPER_CALLS = {
     "check_like": ("class_str", "size_str"),
     "check_reduction": ("value_str",),
     "check_smoothing": ("value_str",),
+    "check_option": ("value_str",),
     "check_class_weight": ("check_real_numbers", "size_str", "value_str"),
     "check_ignore_index": ("value_str",),
     "check_labels": ("class_str", "size_str"),
@@ -797,6 +808,7 @@ HELPERS = (
     "check_like",
     "check_reduction",
     "check_smoothing",
+    "check_option",
     "check_class_weight",
     "check_real_numbers",
     "check_ignore_index",
@@ -851,6 +863,8 @@ def context(kern: kr.Kernel) -> dict:
         helpers.add("apply_scale")
     if desc.checks_domain:
         helpers.add("check_probabilities")
+    if kern.scalars:
+        helpers.add("check_option")
     if desc.rows or (fam == "ce_probs" and (desc.has_loss or desc.needs_ysum)):
         helpers.add("pairwise_sum")  # every sum over the K classes
     params = ins + (["varargin"] if kern.options else [])
@@ -859,9 +873,7 @@ def context(kern: kr.Kernel) -> dict:
     usage = [f"{lhs.upper()} = {name.upper()}({usage_args})"]
     if kern.options:
         usage.append(f"{lhs.upper()} = {name.upper()}({usage_args}, Name, Value)")
-    opts = [
-        {"name": OPTIONS[k], "default": options.OPTIONS[k].matlab_default} for k in kern.options
-    ]
+    opts = [{"name": o.matlab, "default": o.matlab_default} for o in options.records(kern)]
     ctx = {
         "errors": errors.matlab_ids(),  # the error identifiers (symce.errors)
         "name": name,

@@ -229,6 +229,9 @@ def bound(kern: kr.Kernel) -> dict:
     names = dict(BOUND[kern.family])
     if kern.family == "ce_probs":
         names.update({kr.p.name: kern.inputs[0].name, kr.v.name: kern.inputs[0].name})
+    if kern.family == "bce":  # logits or probabilities, or a defined loss's input
+        names.update({kr.x.name: kern.inputs[0].name, kr.prob.name: kern.inputs[0].name})
+    names.update({o.name: o.name for o in kern.scalars})  # a defined loss's options
     return names
 
 
@@ -350,7 +353,8 @@ def _signature(kern: kr.Kernel) -> str:
         rest = [o for o in kern.options if o != "reduction"]
         if rest:
             params.append("*")
-            params.extend(o + "=" + DEFAULTS[o] for o in rest)
+            records = {r.name: r for r in options.records(kern)}
+            params.extend(o + "=" + records[o].python_default for o in rest)
     indent = " " * len(f"def {kern.name}(")
     lines = textwrap.wrap(
         ", ".join(params),
@@ -392,7 +396,7 @@ def _arg_docs(kern: kr.Kernel, partial: str) -> list:
         o for o in kern.options if o != "reduction"
     ]
     for o in order:
-        lines.extend(_wrapped(f"{o}: {options.OPTIONS[o].doc[partial]}"))
+        lines.extend(_wrapped(f"{o}: {options.record(kern, o).doc[partial]}"))
     return lines
 
 
@@ -518,8 +522,12 @@ def _validation(kern: kr.Kernel) -> list:
         "domain": f'_probabilities("{x}", {x})',
         "target": "_probability_targets(y)",
     }
+    values["option_value"] = "\n".join(  # a defined loss's options, each against its interval
+        f'{o.name} = _option("{o.name}", {o.name}, {o.low!r}, {o.high!r})'
+        for o in desc.kernel.scalars
+    )
     keys = [key for key in desc.checks if key in values]
-    return lines + [values[key] for key in keys]
+    return lines + [line for key in keys for line in values[key].splitlines()]
 
 
 def _row_code(kern: kr.Kernel, ctx: dict) -> dict:
@@ -990,7 +998,7 @@ def _bce_program(kern: kr.Kernel, wide: bool) -> list:
 
     sl = kern.slots
     names = {
-        **BOUND["bce"],
+        **bound(kern),
         "x": "x",
         "prob": "x",
         "y": "y",

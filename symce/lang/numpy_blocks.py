@@ -28,12 +28,14 @@ import sympy as sp
 from sympy.codegen.cfunctions import expm1, log1p
 from sympy.printing.codeprinter import CodePrinter
 
-from ..functions import clamp_min, mul0
+from ..functions import clamp_min, mul0, sigmoid, softplus
 
 BLOCK = 1 << 17  # elements per block: 1 MiB per float64 buffer (measured: 2^16..2^18 fastest)
 TILE = 1 << 15  # elements per tile of the BCE programs (more buffers live at once)
 
 UFUNCS = {sp.exp: "exp", expm1: "expm1", log1p: "log1p", sp.Abs: "absolute", sp.log: "log"}
+# symce's functions of one argument the module computes with its helpers (a defined loss's)
+HELPERS = {sigmoid: "_sigmoid", softplus: "_softplus"}
 
 
 @dataclass
@@ -136,6 +138,10 @@ class InplaceEmitter:
             arg = self.emit(expr.args[0], dest, alias)
             self.lines.append(f"np.{UFUNCS[type(expr)]}({arg}, out={dest})")
             return dest
+        if type(expr) in HELPERS:  # symce's function of the module's helpers, into dest
+            arg = self.emit(expr.args[0], dest, alias)
+            self.lines.append(f"np.copyto({dest}, {HELPERS[type(expr)]}({arg}))")
+            return dest
         if _indicator(expr):  # Piecewise((1, c), (0, True)) is the boolean array c itself
             return self.code(expr.args[0].cond)
         if isinstance(expr, (clamp_min, sp.Max)):
@@ -169,6 +175,20 @@ class InplaceEmitter:
             self.lines.append(
                 f"np.copyto({dest}, {src or self.code(val)}, where={self.code(cond)})"
             )
+            if tmp is not None:
+                self.release(tmp)
+            return dest
+        if isinstance(expr, sp.Pow):  # base ** exponent, either or both varying
+            parts = {"base": expr.base, "exp": expr.exp}
+            moving = self._first([(k, a) for k, a in parts.items() if self.varies(a)], alias)
+            key, first = moving[0]
+            acc = self.emit(first, dest, alias)
+            other, tmp = parts["exp" if key == "base" else "base"], None
+            if self.varies(other):
+                other, tmp = self._operand(other, dest, alias, first=False)
+            else:
+                other = self.code(other)
+            self._op("power", *((acc, other) if key == "base" else (other, acc)), dest)
             if tmp is not None:
                 self.release(tmp)
             return dest
