@@ -356,6 +356,19 @@ def _describe(kern: kr.Kernel) -> Description:
     )
 
 
+def arguments(kern: kr.Kernel) -> dict:
+    """The kernel-local symbols that stand for a whole argument, by the argument's name, for the
+    array languages (NumPy, MATLAB) to print: a cross-entropy-from-probabilities input (p, or a
+    defined loss's v), a BCE-family input (x or prob), and a defined loss's options."""
+    first = kern.inputs[0].name
+    out = {}
+    if kern.family == "ce_probs":
+        out = {kr.p.name: first, kr.v.name: first}
+    elif kern.family == "bce":  # logits or probabilities, or a defined loss's input
+        out = {kr.x.name: first, kr.prob.name: first}
+    return out | {o.name: o.name for o in kern.scalars}
+
+
 @cache
 def descriptions() -> dict:
     """name -> Description of every registry kernel, in the registry's order."""

@@ -224,15 +224,9 @@ class _ScalarPrinter(NumPyKernelPrinter):
 
 
 def bound(kern: kr.Kernel) -> dict:
-    """The names :data:`BOUND` gives the kernel's family, with a cross-entropy-from-probabilities
-    input under its argument's name (probs, or a defined loss's input: symce.kernels.v)."""
-    names = dict(BOUND[kern.family])
-    if kern.family == "ce_probs":
-        names.update({kr.p.name: kern.inputs[0].name, kr.v.name: kern.inputs[0].name})
-    if kern.family == "bce":  # logits or probabilities, or a defined loss's input
-        names.update({kr.x.name: kern.inputs[0].name, kr.prob.name: kern.inputs[0].name})
-    names.update({o.name: o.name for o in kern.scalars})  # a defined loss's options
-    return names
+    """The names :data:`BOUND` gives the kernel's family, and the symbols that stand for a whole
+    argument under its name (symce.describe.arguments)."""
+    return {**BOUND[kern.family], **describe.arguments(kern)}
 
 
 def printer(family: str) -> NumPyKernelPrinter:
