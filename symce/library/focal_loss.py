@@ -25,15 +25,12 @@ y = sp.Symbol("y", real=True)  # the target in [0, 1]
 gamma = sp.Symbol("gamma", real=True)
 alpha = sp.Symbol("alpha", real=True)
 
-p = 1 / (1 + sp.exp(-x))  # sigma(x); 1 - p = 1 / (1 + exp(x))
-p_t = p * y + (1 - p) * (1 - y)
 alpha_t = alpha * y + (1 - alpha) * (1 - y)
 # the binary cross-entropy of p, -(y log p + (1 - y) log(1 - p)), with logits (as torchvision's
 # binary_cross_entropy_with_logits): -log sigma(x) = log(1 + exp(-x)), -log(1 - sigma(x)) = log(1 + exp(x))
 ce = y * sp.log(1 + sp.exp(-x)) + (1 - y) * sp.log(1 + sp.exp(x))
-one_minus_p_t = y * symce.sigmoid(-x) + (1 - y) * symce.sigmoid(x)  # y (1 - p) + (1 - y) p
-
-q = y * symce.sigmoid(-x) + (1 - y) * symce.sigmoid(x)  # 1 - p_t
+# 1 - p_t = y (1 - p) + (1 - y) p with p = sigma(x), p_t = p y + (1 - p)(1 - y): q
+q = y * symce.sigmoid(-x) + (1 - y) * symce.sigmoid(x)
 ce_stable = y * symce.softplus(-x) + (1 - y) * symce.softplus(x)
 # ce sigma(x) sigma(-x) / q, with q kept from 0: where q underflows (p_t = 1 to the last bit)
 # sigma(x) sigma(-x) is 0 too, and the term is 0, not 0/0; mul0 makes it 0 also where ce is huge
@@ -44,7 +41,7 @@ ce_r = symce.mul0(symce.sigmoid(x) * symce.sigmoid(-x), ce_stable) / symce.clamp
 
 symce.define_loss(
     "focal_loss",
-    alpha_t * one_minus_p_t**gamma * ce,
+    alpha_t * q**gamma * ce,
     input=x,
     target=y,
     over="elements",
@@ -63,7 +60,7 @@ symce.define_loss(
         * symce.sigmoid(-x)
         * sp.Symbol("q") ** (gamma - 1)
     ),
-    where={"alpha_t": alpha_t, "q": one_minus_p_t, "ce": ce},
+    where={"alpha_t": alpha_t, "q": q, "ce": ce},
     cases=(({"gamma": 0}, alpha_t * ce, "the alpha-weighted binary cross-entropy with logits"),),
     grad_stable=alpha_t
     * q**gamma
