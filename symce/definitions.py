@@ -9,6 +9,10 @@ ships in :mod:`symce.library`, which use nothing but this API) are declared here
     x = sp.Symbol("x", real=True)
     symce.define_activation("tanh", sp.tanh(x), grad_stable=4 * symce.sigmoid(2 * x) * symce.sigmoid(-2 * x))
 
+A loss is declared the same way, as the term of one class or one element in an input and a
+target (:func:`define_loss`, ``over="classes"`` or ``"elements"``), with scalar options of its own
+(:func:`option`) for the elements layout; symce.library's nll_loss and focal_loss are.
+
 A declaration is data: a name, a SymPy expression, optional stable forms and a worked example.
 Every later stage reads :func:`activations`: the engine (:mod:`symce.derive`) differentiates the
 definition and looks for a closed form in the function's own output (or the sigmoid's); the
@@ -120,7 +124,7 @@ OVER = {
 @dataclass(frozen=True)
 class Option:
     """A scalar option of a defined loss: a real number with a default, checked against a closed
-    interval (None: unbounded) in every language (catalogue error "option"); NaN is refused."""
+    interval (None: unbounded) in every language (catalogue error "option_value"); NaN is refused."""
 
     name: str
     default: float
