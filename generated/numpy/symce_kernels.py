@@ -257,7 +257,7 @@ def _option(name, value, low, high):
     """A defined loss's option (symce.define_loss): a real number in [low, high] (None:
     unbounded), as a float."""
     v = _scalar(value)
-    interval = f"[{'-inf' if low is None else low}, {'inf' if high is None else high}]"
+    interval = f"{'(-inf' if low is None else f'[{low}'}, {'inf)' if high is None else f'{high}]'}"
     if isinstance(v, (bool, np.bool_)) or not isinstance(v, _REALS):
         raise TypeError(f"{name}: expected a number in {interval}, got {_given(value)}")
     v = float(v)
