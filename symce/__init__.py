@@ -33,8 +33,8 @@ benchmarks' oracle: :mod:`symce.reference` (mpmath references) and :mod:`symce.u
 __version__ = "0.1.0"
 
 from . import kernels  # noqa: F401  (reserves its kernels' names for the definitions)
-from .definitions import define_activation, define_loss, option
-from .functions import clamp_min, expm1, log1p, mul0, sigmoid, softplus
+from .definitions import define_activation, define_loss, option, switch
+from .functions import clamp_min, expm1, log1p, mul0, select, sigmoid, softplus
 
 __all__ = [
     "clamp_min",
@@ -44,6 +44,8 @@ __all__ = [
     "log1p",
     "mul0",
     "option",
+    "select",
     "sigmoid",
     "softplus",
+    "switch",
 ]

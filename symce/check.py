@@ -98,6 +98,7 @@ _CTYPES = {
     "ignore_index": ctypes.c_int64,
     "label_smoothing": ctypes.c_double,
     "option": ctypes.c_double,
+    "switch": ctypes.c_int,
     "reduction": ctypes.c_int,
 }
 _DEFAULTS = {"ignore_index": -100, "label_smoothing": 0.0, "reduction": 1}  # PyTorch's; mean
@@ -167,8 +168,9 @@ class CSnippets:
                 out = np.zeros(max(1, int(np.prod(shape))), dtype=dtype)
                 outs.append((out, shape))
                 call.append(out.ctypes.data_as(ctypes.c_void_p))
-            elif p.role == "option":  # a defined loss's option: its default
-                call.append(next(o.default for o in kern.scalars if o.name == p.name))
+            elif p.role in ("option", "switch"):  # a defined loss's option: its default
+                default = next(o.default for o in kern.scalars if o.name == p.name)
+                call.append(int(default) if p.role == "switch" else default)
             else:  # an option: NULL weights, PyTorch's defaults
                 call.append(_DEFAULTS.get(p.role))
         fn.argtypes = [_CTYPES.get(p.role, ctypes.c_void_p) for p in variant.params]

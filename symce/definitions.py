@@ -47,6 +47,8 @@ __all__ = [
     "OVER",
     "Option",
     "option",
+    "switch",
+    "switched",
     "define_loss",
     "losses",
     "FUNCTIONS",
@@ -71,6 +73,7 @@ FUNCTIONS = (
     fn.expm1,
     fn.clamp_min,
     fn.mul0,
+    fn.select,
 )
 # where a stable form is checked against what it replaces (and the closed form found, numerically)
 CHECK_POINTS = tuple(sp.Rational(v, 8) for v in (-300, -97, -41, -13, -5, -1, 0, 3, 7, 22, 50, 211))
@@ -124,13 +127,16 @@ OVER = {
 @dataclass(frozen=True)
 class Option:
     """A scalar option of a defined loss: a real number with a default, checked against a closed
-    interval (None: unbounded) in every language (catalogue error "option_value"); NaN is refused."""
+    interval (None: unbounded) in every language (catalogue error "option_value"); NaN is refused.
+    A switch (:func:`switch`) is an option whose value is off or on (0 or 1): the term picks a
+    form by it (``symce.select``)."""
 
     name: str
     default: float
     low: float | None = None
     high: float | None = None
     doc: str = ""
+    switch: bool = False
 
     @property
     def symbol(self) -> sp.Symbol:
@@ -139,7 +145,9 @@ class Option:
 
     @property
     def interval(self) -> str:
-        """The interval in words: "[0, inf)", "[0, 1]", "any real"."""
+        """The interval in words: "[0, inf)", "[0, 1]", "any real" ("True or False": a switch)."""
+        if self.switch:
+            return "True or False"
         if self.low is None and self.high is None:
             return "any real number"
         lo = "(-inf" if self.low is None else f"[{_number(self.low)}"
@@ -147,7 +155,9 @@ class Option:
         return f"{lo}, {hi}"
 
     def contains(self, value: float) -> bool:
-        """Whether ``value`` is in the interval (NaN is not)."""
+        """Whether ``value`` is in the interval (NaN is not); a switch's values are 0 and 1."""
+        if self.switch:
+            return value in (0, 1)
         low = -float("inf") if self.low is None else self.low
         high = float("inf") if self.high is None else self.high
         return low <= value <= high
@@ -185,6 +195,30 @@ def option(
     return Option("", opt.default, opt.low, opt.high, _summary(doc or "an option", "an option"))
 
 
+def switch(default: bool = False, *, doc: str = "") -> Option:
+    """A switch for :func:`define_loss` (``options={"log_target": symce.switch(False)}``): an
+    option that is off or on (False or True; a C ``int`` 0 or 1, a MATLAB logical), by which the
+    term picks one of two forms, ``symce.select(s, form_on, form_off)`` with s the switch's symbol.
+    Each language tests it once per call and evaluates only the form it picks; the proof
+    differentiates both (as s form_on + (1 - s) form_off)."""
+    if not isinstance(default, bool):
+        raise TypeError(f"switch default: expected True or False, got {default!r:.40}")
+    return Option(
+        "", float(default), 0.0, 1.0, _summary(doc or "a switch", "a switch"), switch=True
+    )
+
+
+def switched(expr: sp.Expr, opts: tuple) -> sp.Expr:
+    """``expr`` with each switch among ``opts`` it reads tested once: ``select(s, expr at s = 1,
+    expr at s = 0)``, nested, so every branch is one form without a switch in it (a proof's
+    s a + (1 - s) b becomes the select of a and b)."""
+    for opt in opts:
+        if opt.switch and opt.symbol in expr.free_symbols:
+            on, off = (switched(expr.xreplace({opt.symbol: v}), opts) for v in (1, 0))
+            return fn.select(opt.symbol, on, off)
+    return expr
+
+
 @dataclass(frozen=True)
 class Loss:
     """A user-defined loss: a term in an input v and a target y, and what symce needs to emit the
@@ -206,6 +240,7 @@ class Loss:
     grad: sp.Expr | None = None  # the gradient's closed form to show, in the ``where`` symbols
     where: tuple = ()  # ((symbol, its definition), ...): the quantities ``grad`` names
     cases: tuple = ()  # ((((option, value), ...), the term there, words), ...): proved facts
+    reductions: tuple = ("none", "mean", "sum")  # the values its reduction option takes
 
     @property
     def grad_name(self) -> str:
@@ -566,6 +601,7 @@ def define_loss(
     grad: sp.Expr | None = None,
     where: dict | None = None,
     cases: tuple = (),
+    reductions: tuple = ("none", "mean", "sum"),
     input_name: str = "input",
     input_doc: str | None = None,
     summary: str | None = None,
@@ -600,6 +636,9 @@ def define_loss(
             rules give it (or simpler).
         cases: ``(({"gamma": 0}, term, words), ...)``: at those option values the loss is
             ``term`` (a known loss, in ``words``); the proof checks it, and its gradient, as facts.
+        reductions: the values its ``reduction`` option takes: ``"none"``, ``"mean"`` and
+            ``"sum"``, and ``"batchmean"`` (the total over the number of samples, PyTorch's
+            kl_div's) for a loss over elements that declares it.
         input_name: the input argument's name in every language (PyTorch's ``input``).
         input_doc: what the input is, for the documentation.
         summary: one line for the loss kernel's documentation.
@@ -631,15 +670,19 @@ def define_loss(
     opts = _options(options, over, others, (v.name, y.name))
     variables = (v, y, *(o.symbol for o in opts))
     term = _term(term, "term", variables)
+    _check_switches(term, "term", opts)
+    reductions = _reductions(reductions, over)
     if v not in term.free_symbols or sp.diff(term, v) == 0:
         raise ValueError(f"term: {term} does not depend on the input {v}")
     named = []
     for key, value in (where or {}).items():
         names.check_name(key, "where: a name", {s.name: "a variable" for s in variables})
         named.append((sp.Symbol(key, real=True), _term(value, f"where[{key!r}]", variables)))
+        _check_switches(named[-1][1], f"where[{key!r}]", opts)
     closed = None
     if grad is not None:
         closed = _term(grad, "grad", variables + tuple(s for s, _ in named))
+        _check_switches(closed, "grad", opts)
         unfolded = closed.xreplace(dict(named))
         wrong = _equal_on_grid(unfolded, sp.diff(term, v), v, y, opts)
         if wrong:
@@ -651,11 +694,14 @@ def define_loss(
         if not isinstance(case, (tuple, list)) or len(case) != 3 or not isinstance(case[0], dict):
             raise TypeError(f"cases: expected ({{option: value}}, term, words), got {case!r:.80}")
         values, known, words = case
+        values = dict(values)
         by_name = {o.name: o for o in opts}
         for key, value in values.items():
             if key not in by_name:
                 raise ValueError(f"cases: {key!r} is not an option of the loss")
-            if isinstance(value, bool) or not isinstance(value, (int, float)):
+            if by_name[key].switch and isinstance(value, bool):
+                value = values[key] = int(value)
+            elif isinstance(value, bool) or not isinstance(value, (int, float)):
                 raise TypeError(f"cases: {key} must be a number, got {value!r:.40}")
             if not by_name[key].contains(float(value)):
                 raise ValueError(f"cases: {key} = {value} is outside {by_name[key].interval}")
@@ -669,6 +715,7 @@ def define_loss(
         if value is None:
             continue
         form = _term(value, what, variables)
+        _check_switches(form, what, opts)
         wrong = _equal_on_grid(form, want, v, y, opts)
         if wrong:
             target_words = "the term" if what == "stable" else "its derivative"
@@ -684,7 +731,7 @@ def define_loss(
         input_name,
         _summary(doc, "input"),
         _summary(summary, f"{name} of {input_name} against a target."),
-        _loss_example(example, over, opts),
+        _loss_example(example, over, opts, reductions),
         _caller_module(),
         forms.get("stable"),
         forms.get("grad_stable"),
@@ -692,8 +739,35 @@ def define_loss(
         closed,
         tuple(named),
         tuple(facts),
+        reductions,
     )
     return _add(_LOSSES, loss, lambda a, b: a == b)
+
+
+_REDUCTIONS = ("none", "mean", "sum")  # every loss's (symce.reductions.REDUCTIONS)
+_EXTRA_REDUCTIONS = {"batchmean": "elements"}  # a reduction a loss may add: the layout it needs
+
+
+def _reductions(value, over: str) -> tuple:
+    """The reduction values a loss takes: none, mean and sum, and those it adds."""
+    if isinstance(value, str) or not isinstance(value, (tuple, list)):
+        raise TypeError(f"reductions: expected a tuple of names, got {value!r:.80}")
+    value = tuple(value)
+    extra = [r for r in value if r not in _REDUCTIONS]
+    for r in extra:
+        if r not in _EXTRA_REDUCTIONS:
+            raise ValueError(
+                f"reductions: expected names among {', '.join(_REDUCTIONS + tuple(_EXTRA_REDUCTIONS))}"
+                f", got {r!r:.40}"
+            )
+        if _EXTRA_REDUCTIONS[r] != over:
+            raise ValueError(f"reductions: {r!r} is for a loss over {_EXTRA_REDUCTIONS[r]!r}")
+    if not set(_REDUCTIONS) <= set(value) or len(set(value)) != len(value):
+        raise ValueError(
+            f"reductions: expected 'none', 'mean' and 'sum' (each once), then any of "
+            f"{', '.join(map(repr, _EXTRA_REDUCTIONS))}, got {value!r:.80}"
+        )
+    return _REDUCTIONS + tuple(r for r in _EXTRA_REDUCTIONS if r in value)
 
 
 def _options(value, over: str, taken: dict, symbols: tuple) -> tuple:
@@ -714,18 +788,53 @@ def _options(value, over: str, taken: dict, symbols: tuple) -> tuple:
         if not isinstance(opt, Option):
             raise TypeError(f"options[{key!r}]: expected symce.option(...), got {opt!r:.80}")
         taken = {**taken, key: "another option"}
-        out.append(Option(key, opt.default, opt.low, opt.high, opt.doc))
+        out.append(Option(key, opt.default, opt.low, opt.high, opt.doc, opt.switch))
     return tuple(out)
+
+
+def _check_switches(expr: sp.Expr, what: str, opts: tuple) -> None:
+    """ValueError unless every select tests a switch's symbol, and a switch's symbol appears
+    nowhere else (a switch picks a form; it is not a number in the arithmetic)."""
+    switches = {o.symbol for o in opts if o.switch}
+    bare = expr
+    for node in sp.preorder_traversal(expr):
+        if isinstance(node, fn.select) and node.args[0] not in switches:
+            raise ValueError(
+                f"{what}: select's first argument must be a switch's symbol "
+                f"({', '.join(sorted(s.name for s in switches)) or 'none declared'}), "
+                f"got {node.args[0]}"
+            )
+    bare = expr.replace(lambda e: isinstance(e, fn.select), lambda e: sp.Add(*e.args[1:]))
+    used = bare.free_symbols & switches
+    if used:
+        raise ValueError(
+            f"{what}: the switch {', '.join(sorted(s.name for s in used))} may only be "
+            "select's first argument (symce.select(s, form_on, form_off))"
+        )
 
 
 def _equal_on_grid(a: sp.Expr, b: sp.Expr, v: sp.Symbol, y: sp.Symbol, opts: tuple) -> str:
     """'' when ``a`` and ``b`` agree to 40 digits over a grid of inputs, targets and option
     values (where both are finite; infinite together), else the first point where they differ."""
-    syms = (v, y, *(o.symbol for o in opts))
-    fa, fb = (sp.lambdify(syms, elementary(e), "mpmath") for e in (a, b))
-    settings = [(o.default,) + tuple(e for e in (o.low, o.high) if e is not None) for o in opts]
     import itertools
 
+    numbers = tuple(o for o in opts if not o.switch)
+    syms = (v, y, *(o.symbol for o in numbers))
+    settings = [(o.default,) + tuple(e for e in (o.low, o.high) if e is not None) for o in numbers]
+    switches = [o.symbol for o in opts if o.switch]
+    for on in itertools.product((0, 1), repeat=len(switches)):
+        at = dict(zip(switches, on))  # each form of the switches on its own: select collapses
+        wrong = _equal_at(a.xreplace(at), b.xreplace(at), syms, settings)
+        if wrong:
+            return wrong + "".join(f" ({s} = {bool(x)})" for s, x in at.items())
+    return ""
+
+
+def _equal_at(a: sp.Expr, b: sp.Expr, syms: tuple, settings: list) -> str:
+    """'' when ``a`` and ``b`` agree over the grid of :func:`_equal_on_grid`."""
+    import itertools
+
+    fa, fb = (sp.lambdify(syms, elementary(e), "mpmath") for e in (a, b))
     for point in itertools.product(_LOSS_POINTS, _TARGET_POINTS, *settings):
         try:
             with mpmath.workdps(_DPS + 20):
@@ -743,7 +852,9 @@ def _equal_on_grid(a: sp.Expr, b: sp.Expr, v: sp.Symbol, y: sp.Symbol, opts: tup
     return ""
 
 
-def _loss_example(value, over: str, opts_declared: tuple = ()) -> tuple:
+def _loss_example(
+    value, over: str, opts_declared: tuple = (), reductions: tuple = _REDUCTIONS
+) -> tuple:
     """(inputs, targets, options) as tuples of numbers (rows), checked: for ``"elements"`` one
     row of inputs and one of targets of the same length, for ``"classes"`` rows and labels or
     target rows."""
@@ -783,13 +894,16 @@ def _loss_example(value, over: str, opts_declared: tuple = ()) -> tuple:
         )
     for o in opts_declared:
         if o.name in opts and not (
-            isinstance(opts[o.name], (int, float)) and o.contains(float(opts[o.name]))
+            isinstance(opts[o.name], (int, float))
+            and isinstance(opts[o.name], bool) == o.switch
+            and o.contains(float(opts[o.name]))
         ):
             raise ValueError(
                 f"example: option {o.name} must be in {o.interval}, got {opts[o.name]!r:.40}"
             )
-    if opts.get("reduction", "mean") not in ("none", "mean", "sum"):
+    if opts.get("reduction", "mean") not in reductions:
         raise ValueError(
-            f"example: reduction must be 'none', 'mean' or 'sum', got {opts['reduction']!r:.40}"
+            f"example: reduction must be one of {', '.join(map(repr, reductions))}, got "
+            f"{opts['reduction']!r:.40}"
         )
     return rows, labels, tuple(sorted(opts.items()))

@@ -334,13 +334,24 @@ def _derive_loss(loss) -> Result:
         closed = definitions.elementary(loss.grad)
         named = tuple((s, definitions.elementary(e)) for s, e in loss.where)
         return Result(spec, raw, closed, closed, (), named)
-    # the derivative as the rules give it, unless a simpler form exists (on a tie, as it is);
+    closed = _simplest(raw, [o.symbol for o in loss.options if o.switch])
+    return Result(spec, raw, closed, closed)
+
+
+def _simplest(raw: sp.Expr, switches: list) -> sp.Expr:
+    """The derivative as the rules give it, unless a simpler form exists (on a tie, as it is);
+    where a switch s picks a form, each form on its own, as s a + (1 - s) b."""
+    if switches:
+        s, rest = switches[0], switches[1:]
+        on, off = (_simplest(sp.expand(raw.xreplace({s: v})), rest) for v in (1, 0))
+        if on == off:
+            return on
+        return s * on + (1 - s) * off
     # simplify is slow on a large derivative (focal loss's)
     forms = [raw, sp.factor(sp.cancel(raw))]
     if sp.count_ops(raw) < 60:
         forms.append(sp.simplify(raw))
-    closed = min(forms, key=sp.count_ops)
-    return Result(spec, raw, closed, closed)
+    return min(forms, key=sp.count_ops)
 
 
 def result(name: str) -> Result:
@@ -395,7 +406,24 @@ def display(name: str) -> Display | None:
     res = results().get(name)
     if res is None:
         return None
+    for loss in definitions.losses():  # a switch's forms, each on its own
+        if loss.grad_name == name and any(o.switch for o in loss.options):
+            return Display(
+                definitions.switched(res.closed, loss.options),
+                _switched_text(res.closed, loss.options),
+            )
     return Display(res.closed, _plain_text(res.closed))
+
+
+def _switched_text(expr, opts) -> str:
+    """A closed form with switches as text: "b; a with s" (the default form first)."""
+    for o in opts:
+        if o.switch and o.symbol in expr.free_symbols:
+            on, off = (_switched_text(expr.xreplace({o.symbol: v}), opts) for v in (1, 0))
+            if o.default:
+                return f"{on}; {off} without {o.name}"
+            return f"{off}; {on} with {o.name}"
+    return _plain_text(expr)
 
 
 DISPLAY = {

@@ -45,7 +45,8 @@ class Param:
     """One parameter of an emitted function, in the order every language takes it.
 
     ``role``: size, in, labels, target, weight, pos_weight, ignore_index, label_smoothing,
-    reduction or out.  ``dims``: the extents of an array in NumPy's row-major order (("n", "k")
+    option (a defined loss's number), switch (its switch), reduction or
+    out.  ``dims``: the extents of an array in NumPy's row-major order (("n", "k")
     for rows of classes, ("count",) for elements), () for a scalar.  ``doc``: what it is, in
     words every language shares."""
 
@@ -276,7 +277,10 @@ def _bce_params(kern: kr.Kernel) -> list:
             )
         )
     for o in kern.scalars:  # a defined loss's options (a double in both dtypes, as NumPy's)
-        ps.append(Param(o.name, "option", (), f"{o.doc}: a number in {o.interval}"))
+        if o.switch:  # a switch: an int, 0 or 1
+            ps.append(Param(o.name, "switch", (), f"{o.doc}: 0 (false) or 1 (true)"))
+        else:
+            ps.append(Param(o.name, "option", (), f"{o.doc}: a number in {o.interval}"))
     ps.append(Param("reduction", "reduction", (), "none, mean or sum"))
     return ps
 
@@ -321,7 +325,7 @@ def _checks(kern: kr.Kernel, params: tuple, soft: bool) -> tuple:
         keys.append("no_classes")
     keys.append("size")
     for role in ("label_smoothing", "option", "reduction", "weight", "pos_weight"):
-        if role == "option" and role in roles:  # a defined loss's options, one check each
+        if role == "option" and ({"option", "switch"} & set(roles)):  # a defined loss's options
             keys.append("option_value")
         elif role in roles:
             keys.append(options.OPTIONS[role].error)

@@ -166,24 +166,28 @@ def _element_example(kern: object) -> Example:
     rows, targets, opts = kern.example
     opts = dict(opts)
     reduction = opts.get("reduction", "mean")
-    values = {o.name: opts.get(o.name, o.default) for o in kern.scalars}
-    syms = [kr.x, kr.y, *(o.symbol for o in kern.scalars)]
-    f = sp.lambdify(syms, kern.raw, "mpmath")
+    numbers = [o for o in kern.scalars if not o.switch]
+    values = {o.name: opts.get(o.name, o.default) for o in numbers}
+    # a switch picks the form (select collapses to it)
+    on = {o.symbol: int(opts.get(o.name, o.default)) for o in kern.switches}
+    syms = [kr.x, kr.y, *(o.symbol for o in numbers)]
+    f = sp.lambdify(syms, kern.raw.xreplace(on), "mpmath")
     xs = [v for row in rows for v in row]
     ys = [v for row in targets for v in row]
+    shape = (len(xs),) if len(rows) == 1 else (len(rows), len(rows[0]))
     with mpmath.workdps(50):
         out = [
             f(mpmath.mpf(a), mpmath.mpf(b), *map(mpmath.mpf, values.values()))
             for a, b in zip(xs, ys)
         ]
-        scale = 1 / mpmath.mpf(len(out)) if reduction == "mean" else 1
+        divisor = {"mean": len(out), "batchmean": shape[0]}.get(reduction)
+        scale = 1 / mpmath.mpf(divisor) if divisor else 1
         if "grad" in kern.slots:
             result = np.array([float(v * scale) for v in out])
         elif reduction == "none":
             result = np.array([float(v) for v in out])
         else:
             result = np.array(float(mpmath.fsum(out) * scale))
-    shape = (len(xs),) if len(rows) == 1 else (len(rows), len(rows[0]))
     result = np.round(result, 4) + 0.0
     inputs = (np.array(xs).reshape(shape), np.array(ys).reshape(shape))
     return Example(inputs, (result.reshape(shape) if result.ndim else float(result),), opts)

@@ -11,6 +11,10 @@ with no mapping is an error (``strict`` printing).
 * ``mul0(a, b) = a * b`` except that it is exactly 0 when ``a == 0`` and ``b`` is not NaN: a
   target entry of 0 times a masked class's log-probability of ``-inf`` contributes nothing,
   instead of NaN, and a NaN is never dropped.
+* ``select(s, a, b)`` — ``a`` where the switch ``s`` (a scalar option: 1 on, 0 off) is on, else
+  ``b``; each language tests the switch once per call and evaluates only the branch it takes
+  (the other may be NaN or infinite there: log of a negative target, exp overflowing).
+  Mathematically, over s in {0, 1}, it is ``s a + (1 - s) b``: what the proofs differentiate.
 * ``sigmoid(t) = 1 / (1 + e^{-t})``, printed in the branch-free form
   ``exp(min(t, 0)) / (1 + exp(-|t|))``: no overflow, and accurate to about an ULP for every t (the
   form ``exp(-softplus(-t))`` loses ~|t| ULP to the rounding of softplus).
@@ -36,6 +40,7 @@ __all__ = [
     "clamp_min",
     "mul0",
     "sigmoid",
+    "select",
     "two_sum_err",
     "isnan",
     "iszero",
@@ -104,6 +109,39 @@ class mul0(sp.Function):
         return sp.Piecewise((0, sp.And(iszero(a), sp.Not(isnan(b)))), (a * b, True))
 
 
+class select(sp.Function):
+    """a where the switch s is on (1), else b (s is 0): a scalar option picks one form."""
+
+    nargs = 3
+
+    @classmethod
+    def eval(cls, s: sp.Expr, a: sp.Expr, b: sp.Expr) -> sp.Expr | None:
+        """The form a number picks (1: a, 0: b), or a where both forms are one; else None."""
+        if s.is_number:
+            if s not in (0, 1):
+                raise ValueError(f"select: the switch is 0 or 1, got {s}")
+            return a if s == 1 else b
+        if a == b:
+            return a
+        return None
+
+    def _eval_derivative(self, x):
+        s, a, b = self.args
+        return select(s, a.diff(x), b.diff(x))
+
+    def _latex(self, printer) -> str:
+        s, a, b = (printer._print(arg) for arg in self.args)
+        return rf"\begin{{cases}} {a} & \text{{if }} {s} \\ {b} & \text{{otherwise}} \end{{cases}}"
+
+    def _eval_rewrite_as_Add(self, s, a, b, **kwargs):
+        return s * a + (1 - s) * b
+
+    def stable(self) -> sp.Expr:
+        """The printed form: a where s is not 0, else b (each language tests s once per call)."""
+        s, a, b = self.args
+        return sp.Piecewise((a, sp.Ne(s, 0)), (b, True))
+
+
 class sigmoid(sp.Function):
     """sigma(t) = 1 / (1 + exp(-t))."""
 
@@ -157,4 +195,8 @@ def to_plain(expr: sp.Expr) -> sp.Expr:
         .replace(lambda e: isinstance(e, expm1), lambda e: sp.exp(e.args[0]) - 1)
         .replace(lambda e: isinstance(e, sigmoid), lambda e: 1 / (1 + sp.exp(-e.args[0])))
         .replace(lambda e: isinstance(e, two_sum_err), lambda e: sp.S.Zero)
+        .replace(
+            lambda e: isinstance(e, select),
+            lambda e: e.args[0] * e.args[1] + (1 - e.args[0]) * e.args[2],
+        )
     )

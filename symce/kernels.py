@@ -43,6 +43,7 @@ import sympy as sp
 
 from . import definitions, derive, names, stable
 from . import model as m
+from .functions import select as fn_select
 from .rewrite import CANON_INDEX
 
 # ----------------------------------------------------------------------------------------------
@@ -148,6 +149,12 @@ class Kernel:
     defined_in: str = ""  # the module that declared it (symce.definitions), "" for symce's own
     # a defined loss's scalar options (symce.definitions.Option), also named in ``options``
     scalars: tuple = ()
+    reductions: tuple = ("none", "mean", "sum")  # the values of its reduction option
+
+    @property
+    def switches(self) -> tuple:
+        """Its switches (the scalar options that pick a form: symce.definitions.switch)."""
+        return tuple(o for o in self.scalars if o.switch)
 
     @property
     def checks_domain(self) -> bool:
@@ -378,7 +385,13 @@ def _activation_kernels(act) -> list:
 
 
 def _plain(expr: sp.Expr) -> str:
-    """An expression in plain ASCII, for every language's comments."""
+    """An expression in plain ASCII, for every language's comments; a switch's forms as
+    "(a if s, else b)"."""
+    sel = next((e for e in sp.preorder_traversal(expr) if isinstance(e, fn_select)), None)
+    if sel is not None:
+        s = sel.args[0]
+        on, off = (_plain(expr.xreplace({s: v})) for v in (1, 0))
+        return f"{on} if {s}, else {off}"
     return sp.sstr(expr).replace("**", "^")
 
 
@@ -449,6 +462,8 @@ def _element_loss_kernels(loss) -> list:
     term = loss.term.xreplace(at)
     value = (loss.stable if loss.stable is not None else loss.term).xreplace(at)
     closed = res.closed.xreplace(dict(res.named))  # the quantities it names, written out
+    # a switch picks a form: each form printed on its own, the switch tested once (select)
+    closed = definitions.switched(closed, loss.options)
     grad = (loss.grad_stable if loss.grad_stable is not None else closed).xreplace(at)
     opts = ("weight", *(o.name for o in loss.options), "reduction")
     first = Arg(loss.input_name, "real", "any", loss.input_doc)
@@ -459,6 +474,7 @@ def _element_loss_kernels(loss) -> list:
         "defined_in": loss.module,
         "scalars": loss.options,
         "example": loss.example,
+        "reductions": loss.reductions,
     }
     grad_out = Arg("grad", "real", f"like {loss.input_name}", "gradient of the (reduced) loss")
     return [
@@ -478,9 +494,10 @@ def _element_loss_kernels(loss) -> list:
             loss.grad_name,
             "bce",
             f"Gradient of {loss.name} w.r.t. {loss.input_name}.",
-            f"dL/d{loss.input} = {_plain(res.closed)}"
+            f"dL/d{loss.input} = {_plain(definitions.switched(res.closed, loss.options))}"
             + "".join(f"; {s} = {_plain(e)}" for s, e in res.named),
-            rf"\frac{{\partial L}}{{\partial {sp.latex(loss.input)}}} = " + sp.latex(res.closed),
+            rf"\frac{{\partial L}}{{\partial {sp.latex(loss.input)}}} = "
+            + sp.latex(definitions.switched(res.closed, loss.options)),
             outputs=(grad_out,),
             slots={"grad": grad},
             derivation=loss.grad_name,

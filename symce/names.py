@@ -84,7 +84,8 @@ statusb step stop str strcmp strcmpi strjoin subtract sum sz t t_all take_along_
 tcomp terms th tie ties tile tl tolist top total ts tuple two_sum_err type u u1 u2 uint32_t
 uint64_t under v value value_str values varargin vb w w_a w_k w_row w_t w_t_all wb wcomp
 weighted where width win ws wsum x_name xin xv y yin yrow ysum yt yt_a yt_on yt_t zlo zlo_a
-zlo_t zs zs_a zs_t zv
+zlo_t zs zs_a zs_t zv allowed check_reduction_in check_switch logical ndims quoted real real_log
+repr strcat join map
 """
 GENERATED = frozenset(_GENERATED.split())
 

@@ -138,6 +138,18 @@ def _number(v: float) -> str:
 
 def declared(opt: object) -> Option:
     """The record of a defined loss's scalar option (symce.definitions.Option)."""
+    if opt.switch:  # True or False: a NumPy bool, a C int 0 or 1, a MATLAB logical
+        on = bool(opt.default)
+        return Option(
+            opt.name,
+            matlab_name(opt.name),
+            repr(on),
+            "true" if on else "false",
+            "option_value",
+            doc={"bce": f"bool, default {on!r}: {opt.doc}."},
+            matlab_doc={"bce": f"{opt.doc}; true or false, default {str(on).lower()}"},
+            scalar=opt,
+        )
     words = f"{opt.doc}; a real number in {opt.interval}, default {_number(opt.default)}"
     return Option(
         opt.name,
@@ -156,7 +168,38 @@ def records(kern: object) -> tuple:
     (:data:`OPTIONS`) and a defined loss's scalar options (:func:`declared`)."""
     scalars = {o.name: o for o in getattr(kern, "scalars", ())}
     return tuple(
-        declared(scalars[name]) if name in scalars else OPTIONS[name] for name in kern.options
+        declared(scalars[name])
+        if name in scalars
+        else _reduction(kern.reductions)
+        if name == "reduction" and tuple(kern.reductions) != _THREE
+        else OPTIONS[name]
+        for name in kern.options
+    )
+
+
+_THREE = ("none", "mean", "sum")
+
+
+def _reduction(values: tuple) -> Option:
+    """The reduction option of a defined loss that takes more values than none, mean and sum
+    (batchmean: the total over the number of samples)."""
+    base = OPTIONS["reduction"]
+    extra = [v for v in values if v not in _THREE]
+    words = {"batchmean": "the sum over the number of samples (the input's first extent)"}
+    more = "; ".join(f"'{v}': {words[v]}" for v in extra)
+    return Option(
+        base.name,
+        base.matlab,
+        base.python_default,
+        base.matlab_default,
+        base.error,
+        doc={"bce": base.doc["bce"][:-1] + f", or {more}."},
+        matlab_doc={
+            "bce": base.matlab_doc["bce"].replace(
+                " | 'none'", " | 'none' | " + " | ".join(f"'{v}'" for v in extra)
+            )
+            + "; 'batchmean' divides by the extent of the last dimension (the samples)"
+        },
     )
 
 

@@ -1222,17 +1222,22 @@ def loss_proof(loss: definitions.Loss) -> Proof:
     v, y = loss.input, loss.target
     ell = rf"{latex_name(loss.name)}({sp.latex(v)}, {sp.latex(y)})"
     named = res.named  # a declared closed form: the rules' result is substituted into it directly
-    steps = _differentiated(loss.plain, v, loss.grad_name, tidy=not named)
+    # a switch's forms are simplified each on its own (derive): the rules' result is their blend
+    switched = any(o.switch for o in loss.options)
+    steps = _differentiated(loss.plain, v, loss.grad_name, tidy=not (named or switched))
     if named:  # the declared closed form, in the quantities it names
         words = ", ".join(rf"{sp.latex(sym)} = {sp.latex(h)}" for sym, h in named)
         steps.append(St(res.closed, R.subst(*(sym for sym, _ in named), latex=words)))
     elif steps[-1].expr != res.closed:
         steps.append(St(res.closed, R.ALGEBRA, note=r"\text{simplify}"))
-    term, shown = sp.latex(loss.term), sp.latex(loss.plain)
+    # an option named in words (log_target) upright, as the steps show it (symce.lang.latex)
+    words = {o.symbol: r"\mathrm{" + o.name.replace("_", r"\_") + "}" for o in loss.options}
+    tex = lambda e: sp.latex(e, symbol_names={s: w for s, w in words.items() if "_" in s.name})
+    term, shown = tex(loss.term), tex(loss.plain)
     if named:  # the term in the quantities its closed form names, each defined after it
         short = loss.term.xreplace({d: s for s, d in loss.where})
-        intro = rf"Let ${ell} = {sp.latex(short)}$ with " + ", ".join(
-            rf"${sp.latex(s)} = {sp.latex(d)}$" for s, d in loss.where
+        intro = rf"Let ${ell} = {tex(short)}$ with " + ", ".join(
+            rf"${tex(s)} = {tex(d)}$" for s, d in loss.where
         )
     else:
         intro = rf"Let ${ell} = {term}$"
@@ -1245,11 +1250,19 @@ def loss_proof(loss: definitions.Loss) -> Proof:
         if loss.over == "classes"
         else rf"the loss of one element (${sp.latex(y)}$ its target; the loss is their sum or mean)"
     )
-    intro += rf", {per}, declared with symce.define\_loss" + where + ". Then:"
+    intro += rf", {per}, declared with symce.define\_loss" + where + "."
+    for o in loss.options:
+        if o.switch:  # the switch's forms as one expression, each form where the switch picks it
+            intro += (
+                rf" The switch ${tex(o.symbol)}$ is 1 (true) or 0 (false), so the loss is the "
+                rf"sum of each form times its switch, which the steps differentiate."
+            )
+    intro += " Then:"
+    each = "class" if loss.over == "classes" else "element"
     outro = (
         rf"So $\partial {latex_name(loss.name)} / \partial {sp.latex(v)} = "
-        rf"{sp.latex(res.closed)}$ for each class; the gradient of the reduced loss is this "
-        "times the reduction's scale."
+        rf"{tex(definitions.switched(res.closed, loss.options))}$ for each {each}; the gradient "
+        "of the reduced loss is this times the reduction's scale."
     )
     return Proof(
         loss.grad_name,

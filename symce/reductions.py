@@ -7,7 +7,9 @@ the per-row losses (``LOSSES``), their total (``TOTAL``) and the divisor of the 
 
 * ``none``: the per-row losses as they are;
 * ``sum``: the total;
-* ``mean``: the total over ``mean_divisor(divisor)``.
+* ``mean``: the total over ``mean_divisor(divisor)``;
+* ``batchmean`` (a loss that declares it, :data:`ALIASES`): ``mean`` with the number of samples
+  as the divisor (PyTorch's kl_div).
 
 The gradient of the reduced loss is the per-row gradient (``GRAD``) times the reduction's scale
 (:data:`SCALE`): ``1 / mean_divisor(divisor)`` for ``mean``, 1 for ``sum`` and ``none``.
@@ -30,6 +32,8 @@ import sympy as sp
 __all__ = [
     "REDUCTIONS",
     "DEFAULT",
+    "ALIASES",
+    "DIVISOR_WORDS",
     "LOSSES",
     "TOTAL",
     "DIVISOR",
@@ -47,6 +51,14 @@ __all__ = [
 
 REDUCTIONS = ("none", "mean", "sum")  # the values of the reduction option
 DEFAULT = "mean"  # its default (symce.options)
+# the reductions a defined loss may add (symce.define_loss's ``reductions``): each is another
+# reduction with a divisor of its own, which the kernel sets before it reduces (so the helpers
+# below, and every kernel that does not take it, know only REDUCTIONS)
+ALIASES = {"batchmean": ("mean", "samples")}
+# what the divisor of an alias is (NumPy's is the input's first extent, input.size(0) in
+# PyTorch; C's the rows n; MATLAB's the extent of the last dimension, its samples: the arrays are
+# NumPy's transposed)
+DIVISOR_WORDS = {"samples": "the mean over the samples"}
 
 LOSSES = sp.Symbol("losses", real=True)  # the per-row (per-element) losses
 TOTAL = sp.Symbol("total", real=True)  # their sum

@@ -418,9 +418,14 @@ def _element_loss(name, form, x, target, *, weight, reduction, **declared):
     unknown = set(declared) - {o.name for o in kern.scalars}
     if unknown:
         raise TypeError(f"{name}: unknown options {sorted(unknown)}")
-    values = [mpmath.mpf(float(declared.get(o.name, o.default))) for o in kern.scalars]
-    syms = [kr.x, kr.y, *(o.symbol for o in kern.scalars)]
+    numbers = [o for o in kern.scalars if not o.switch]
+    values = [mpmath.mpf(float(declared.get(o.name, o.default))) for o in numbers]
+    syms = [kr.x, kr.y, *(o.symbol for o in numbers)]
     expr = kern.raw if form == "raw" else kern.slots["grad" if "grad" in kern.slots else "loss"]
+    # a switch picks the form: select collapses to it
+    expr = expr.xreplace(
+        {o.symbol: int(bool(declared.get(o.name, o.default))) for o in kern.switches}
+    )
     f = sp.lambdify(syms, expr, [_SLOT_FUNCTIONS, "mpmath"])
     x, t = _mp(x), _mp(target)
     wts = np.ones_like(x) if weight is None else np.broadcast_to(_mp(weight), x.shape)
@@ -433,8 +438,16 @@ def _element_loss(name, form, x, target, *, weight, reduction, **declared):
                 v = +f(xv, tv, *values)
         except (ZeroDivisionError, ValueError):
             v = mpmath.mpf("nan")
+        if isinstance(v, mpmath.mpc):  # the log of a negative number: no real value (NaN)
+            v = v.real if v.imag == 0 else mpmath.mpf("nan")
+        if form == "raw" and mpmath.isnan(v) and not (mpmath.isnan(xv) or mpmath.isnan(tv)):
+            # the definition as written is indeterminate here (0 log 0, 0 * inf at a target of
+            # no mass): the stable form's value, which takes such a product as 0
+            v = _element_loss(name, "closed", xv, tv, weight=None, reduction="none", **declared)[()]
         flat.append(mpmath.mpf(wv) * v)
     count = mpmath.mpf(x.size)
+    if reduction == "batchmean":  # the mean over the samples, the input's first extent
+        reduction, count = "mean", mpmath.mpf(x.shape[0] if x.ndim else 1)
     if "grad" in kern.slots:
         scale = _scale(reduction, count)
         return np.array([v * scale for v in flat], dtype=object).reshape(x.shape)

@@ -62,7 +62,7 @@ SANITIZE_FLAGS = [
 ]
 GUARD = 8  # elements past the end of every output
 SENTINEL = -12345.0  # what the guard (and, for error tests, the outputs) hold
-REDUCTION = {"none": 0, "mean": 1, "sum": 2}
+REDUCTION = {"none": 0, "mean": 1, "sum": 2, "batchmean": 3}
 DTYPE_SFX = {np.dtype(np.float32): "f32", np.dtype(np.float64): "f64"}
 
 COMPILERS = {"gcc": "g++", "clang": "clang++"}  # C compiler -> the C++ compiler beside it
@@ -364,6 +364,7 @@ class CLib:
                     "ignore_index": ctypes.c_int64,
                     "label_smoothing": ctypes.c_double,
                     "option": ctypes.c_double,
+                    "switch": ctypes.c_int,
                     "reduction": ctypes.c_int,
                 }.get(p.role, ctypes.c_void_p)
                 for p in fn.params
@@ -436,6 +437,9 @@ class CLib:
         x = np.asarray(inputs[0], dtype=dtype)
         if fam == "elementwise":
             shapes = {"count": x.size}
+        elif "batchmean" in c_backend.kr.kernel(kernel).reductions and x.ndim:
+            # batchmean divides by n: the samples, NumPy's first axis (as PyTorch's input.size(0))
+            shapes = {"n": x.shape[0], "k": int(np.prod(x.shape[1:]))}
         else:
             x2 = x.reshape(int(np.prod(x.shape[:-1])), x.shape[-1]) if x.ndim else x.reshape(1, 1)
             shapes = {"n": x2.shape[0], "k": x2.shape[1]}
@@ -477,9 +481,10 @@ class CLib:
                 args.append(int(ignore_index))
             elif p.role == "label_smoothing":
                 args.append(float(label_smoothing))
-            elif p.role == "option":
+            elif p.role in ("option", "switch"):
                 default = {o.name: o.default for o in c_backend.kr.kernel(kernel).scalars}
-                args.append(float(declared.get(p.name, default[p.name])))
+                value = declared.get(p.name, default[p.name])
+                args.append(int(value) if p.role == "switch" else float(value))
             elif p.role == "reduction":
                 args.append(REDUCTION.get(reduction, reduction))
             elif p.role == "out":

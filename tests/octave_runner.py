@@ -316,7 +316,9 @@ def matlab_args(
             if key not in MATLAB_OPTION
             else MATLAB_OPTION[key]
         )
-        if key not in MATLAB_OPTION:  # a defined loss's option: a number
+        if key not in MATLAB_OPTION and isinstance(val, (bool, np.bool_)):  # a switch
+            out.append(f"'{mname}', {'true' if val else 'false'}")
+        elif key not in MATLAB_OPTION:  # a defined loss's option: a number
             out.append(f"'{mname}', {float(val)!r}")
         elif key == "reduction":
             out.append(f"'{mname}', '{val}'")

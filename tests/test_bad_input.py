@@ -38,6 +38,7 @@ import pytest
 
 from symce import errors
 from symce import kernels as kr
+from symce import reference as R
 
 from runners import BAD_REDUCTION, LANGUAGES, Raised, about, for_language, reports
 
@@ -364,6 +365,9 @@ def _accepted():
                 y[1, 1] = NAN
                 nan = np.zeros((N, K), bool)
                 nan[1, 1] = True
+                if kern.defined_in:  # and NaN where the definition has no real value there
+                    ref = R.evaluate(kern.name, first, y, form="closed", reduction="none")
+                    nan |= np.isnan(np.asarray(ref, dtype=np.float64))
                 add("target outside [0, 1] and NaN", (first, y), none, nan)
                 add("weight 0", good, {"weight": 0.0})
                 for shape in ((), (5,), (2, N, K)):  # any shape

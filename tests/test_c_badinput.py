@@ -164,10 +164,19 @@ def test_bad_input_writes_nothing(clib_each, fn):
             _expect(clib_each, fn, SMOOTHING, f"label_smoothing={eps}", label_smoothing=eps)
         for eps in (0.0, 1.0):
             _expect(clib_each, fn, OK, f"label_smoothing={eps}", label_smoothing=eps)
-    if "reduction" in roles:
-        for red in (3, -1, 1000):
+    if "reduction" in roles:  # the enum's values past the kernel's reductions are refused
+        taken = len(c_backend.kr.kernel(fn.kernel).reductions)  # SYMCE_REDUCTION_BATCHMEAN = 3
+        for red in (taken, -1, 1000):
             _expect(clib_each, fn, REDUCTION, f"reduction={red}", reduction=red)
+        for red in range(taken):
+            _expect(clib_each, fn, OK, f"reduction={red}", reduction=red)
     for opt in c_backend.kr.kernel(fn.kernel).scalars:  # a defined loss's options
+        if opt.switch:  # an int: 0 or 1
+            for value in (2, -1, 1000):
+                _expect(clib_each, fn, OPTION, f"{opt.name}={value}", **{opt.name: value})
+            for value in (0, 1):
+                _expect(clib_each, fn, OK, f"{opt.name}={value}", **{opt.name: value})
+            continue
         bad = [math.nan, math.inf, -math.inf]
         bad += [opt.low - 0.5] if opt.low is not None else []
         bad += [opt.high + 0.5] if opt.high is not None else []
@@ -350,7 +359,7 @@ def test_documented_error_order(fn):
         (LABEL, "labels"),
     ):
         assert (code in codes) == (arg in names), (fn.cname, arg)
-    assert (OPTION in codes) == any(p.role == "option" for p in fn.params)
+    assert (OPTION in codes) == any(p.role in ("option", "switch") for p in fn.params)
     assert (DOMAIN in codes) == _takes_probs(fn)
 
 

@@ -350,6 +350,49 @@ def test_focal_loss_at_gamma_0_is_the_weighted_bce_and_finite_everywhere():
         ({"cases": (({"beta": -1}, v_, "x"),)}, ValueError, "outside"),
         ({"cases": ("a",)}, TypeError, "cases"),
         ({"stable": y_ * v_}, ValueError, "not equal"),
+        # switches and reductions
+        ({"term": symce.select(sp.Symbol("beta", real=True), v_**2, v_)}, ValueError, "switch"),
+        ({"term": symce.select(y_, v_**2, v_)}, ValueError, "switch's symbol"),
+        (
+            {
+                "term": sp.Symbol("flip", real=True) * v_**2,
+                "options": {"flip": symce.switch(False)},
+            },
+            ValueError,
+            "only be select's first argument",
+        ),
+        (
+            {
+                "term": symce.select(sp.Symbol("flip", real=True), v_**2, v_),
+                "options": {"flip": symce.switch(True)},
+                "stable": symce.select(sp.Symbol("flip", real=True), v_, v_**2),
+            },
+            ValueError,
+            "flip = ",
+        ),
+        (
+            {
+                "term": symce.select(sp.Symbol("flip", real=True), v_**2, v_),
+                "options": {"flip": symce.switch(True)},
+                "example": (((1.0,),), ((0.0,),), {"flip": 1}),
+            },
+            ValueError,
+            "option flip",
+        ),
+        ({"reductions": ("none", "mean", "sum", "median")}, ValueError, "median"),
+        ({"reductions": ("none", "sum")}, ValueError, "'mean'"),
+        ({"reductions": "batchmean"}, TypeError, "tuple"),
+        (
+            {
+                "over": "classes",
+                "term": v_**2,
+                "options": {},
+                "reductions": ("none", "mean", "sum", "batchmean"),
+            },
+            ValueError,
+            "over 'elements'",
+        ),
+        ({"example": (((1.0,),), ((0.0,),), {"reduction": "batchmean"})}, ValueError, "reduction"),
     ],
 )
 def test_bad_options_are_refused(kwargs, exc, words):
@@ -386,3 +429,46 @@ def test_bad_options_are_refused(kwargs, exc, words):
 def test_bad_option_records_are_refused(args, kwargs, exc, words):
     with pytest.raises(exc, match=words):
         symce.option(*args, **kwargs)
+
+
+@pytest.mark.parametrize("default", [0, 1, 0.0, "False", None])
+def test_a_switch_default_is_a_bool(default):
+    with pytest.raises(TypeError, match="True or False"):
+        symce.switch(default)
+
+
+def test_kl_div_picks_its_form_by_the_switch_and_takes_batchmean():
+    """Each form of the switch in NumPy against its definition; batchmean is the sum over the
+    first extent; a target without mass adds 0 even at v = -inf; other losses refuse batchmean."""
+    import numpy as np
+
+    from symce import snippets
+
+    ns: dict = {}
+    for name in ("kl_div", "kl_div_grad", "focal_loss"):
+        exec(snippets.snippet("numpy", name), ns)
+    rng = np.random.default_rng(5)
+    v = np.log(rng.dirichlet(np.ones(4), size=3))
+    y = rng.dirichlet(np.ones(4), size=3)
+    none = {"reduction": "none"}
+    np.testing.assert_allclose(ns["kl_div"](v, y, **none), y * (np.log(y) - v), rtol=1e-14)
+    lt = np.log(y)
+    got = ns["kl_div"](v, lt, log_target=True, **none)
+    np.testing.assert_allclose(got, y * (lt - v), rtol=1e-14)
+    np.testing.assert_allclose(ns["kl_div_grad"](v, lt, log_target=np.True_, **none), -y)
+    np.testing.assert_array_equal(ns["kl_div_grad"](v, y, log_target=0, **none), -y)
+    total = ns["kl_div"](v, y, reduction="sum")
+    np.testing.assert_allclose(ns["kl_div"](v, y, reduction="batchmean"), total / 3, rtol=1e-15)
+    np.testing.assert_allclose(ns["kl_div_grad"](v, y, reduction="batchmean"), -y / 3, rtol=1e-15)
+    zero = ns["kl_div"](np.array([-np.inf, -1.0]), np.array([0.0, 0.5]), reduction="none")
+    assert zero[0] == 0 and np.isfinite(zero[1])
+    zero = ns["kl_div"](np.array([-np.inf]), np.array([-np.inf]), log_target=True, **none)
+    assert zero[0] == 0
+    assert np.isnan(ns["kl_div"](np.array([-1.0]), np.array([-0.5]), **none)[0])
+    for bad in ("yes", 2, 0.5, None):
+        with pytest.raises(ValueError, match="log_target: expected True or False"):
+            ns["kl_div"](v, y, log_target=bad)
+    with pytest.raises(ValueError, match="'batchmean'"):
+        ns["kl_div"](v, y, reduction="median")
+    with pytest.raises(ValueError, match="expected 'none', 'mean' or 'sum'"):
+        ns["focal_loss"](v, y, reduction="batchmean")

@@ -59,9 +59,11 @@ def test_variants_take_the_registrys_inputs_options_and_outputs(name):
             assert p.dims == DIMS.get(shape, anyshape)
         # every option is a parameter, except ignore_index of probability targets (PyTorch)
         opts = set(kern.options) - ({"ignore_index"} if v.soft else set())
-        declared = {o.name for o in kern.scalars}  # a defined loss's options: role "option"
+        # a defined loss's options: role "option" (a number) or "switch"
+        declared = {o.name for o in kern.scalars}
         assert opts - declared == {p.role for p in v.params} & set(options.OPTIONS)
-        assert declared == {p.name for p in v.params if p.role == "option"}
+        assert declared == {p.name for p in v.params if p.role in ("option", "switch")}
+        assert {o.name for o in kern.switches} == {p.name for p in v.params if p.role == "switch"}
         assert v.has("labels") == (v.target == "labels")
         assert v.has("target") == (v.target == "soft" or kern.family == "bce")
 

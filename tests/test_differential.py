@@ -268,8 +268,14 @@ def _defined_element_cases(rng, dtype, out):
     w = rng.uniform(0.0, 2.0, x.shape).astype(dtype)
     for name in DEFINED_ELEMENT_LOSSES:
         scalars = kr.kernel(name).scalars
-        settings = [{}] + [{o.name: v} for o in scalars for v in (o.low, o.high) if v is not None]
-        for i, (setting, red) in enumerate(itertools.product(settings, ("none", "mean", "sum"))):
+        settings = [{}] + [
+            {o.name: v}
+            for o in scalars
+            for v in ((False, True) if o.switch else (o.low, o.high))  # a switch: each form
+            if v is not None
+        ]
+        reductions = kr.kernel(name).reductions  # none, mean, sum, and the loss's own
+        for i, (setting, red) in enumerate(itertools.product(settings, reductions)):
             opts = setting | {"reduction": red} | ({"weight": w} if i % 2 else {})
             tag = " ".join(f"{k}={v:g}" for k, v in setting.items()) or "defaults"
             out.append(Case(f"{dt} {name} {tag} w={i % 2} {red}", name, (x, y), opts))

@@ -169,6 +169,8 @@ def _build_empty_options(batch):
                 o = declared[option]
                 mname = options.matlab_name(option)
                 value = repr(((o.default - 1 if o.low is None else o.low) + o.default) / 2)
+                if o.switch:  # a switch: the other form
+                    value = "false" if o.default else "true"
             else:
                 mname = MATLAB_OPTION[option]
                 value = OPTION_VALUES[mname]

@@ -176,10 +176,18 @@ def _grid():
             settings = [{}] + [
                 {o.name: value}
                 for o in scalars
-                for value in {o.low, o.high, (o.default + (o.low or 0)) / 2} - {None}
+                for value in (
+                    (False, True)  # a switch: each form
+                    if o.switch
+                    else {o.low, o.high, (o.default + (o.low or 0)) / 2} - {None}
+                )
             ]
+            # and the loss's own reductions (kl_div's batchmean)
+            reductions = REDUCTIONS + tuple(
+                r for r in kr.kernel(grp).reductions if r not in REDUCTIONS
+            )
             for setting, (wtag, w), red in itertools.product(
-                settings, list(weights.items())[:2], REDUCTIONS
+                settings, list(weights.items())[:2], reductions
             ):
                 opts = setting | {"reduction": red} | ({} if w is None else {"weight": w})
                 tag = "-".join(f"{k}{v:g}" for k, v in setting.items()) or "defaults"
@@ -417,8 +425,21 @@ def _focal_loss(torch, x, y, kw):
     return {"none": loss, "mean": loss.mean(), "sum": loss.sum()}[red]
 
 
+def _kl_div(torch, x, y, kw):
+    """F.kl_div, times symce's element weight (PyTorch has none), reduced as PyTorch reduces."""
+    loss = torch.nn.functional.kl_div(
+        x, y, reduction="none", log_target=kw.get("log_target", False)
+    )
+    if "weight" in kw:
+        loss = loss * kw["weight"]
+    red = kw.get("reduction", "mean")
+    if red == "batchmean":
+        return loss.sum() / x.shape[0]
+    return {"none": loss, "mean": loss.mean(), "sum": loss.sum()}[red]
+
+
 # the counterpart of each defined loss over elements: f(torch, input, target, options) -> loss
-TORCH_ELEMENT_LOSSES = {"focal_loss": _focal_loss}
+TORCH_ELEMENT_LOSSES = {"focal_loss": _focal_loss, "kl_div": _kl_div}
 
 
 def _torch_case(torch, case):
@@ -666,6 +687,16 @@ def test_reductions_relate(outcomes, base):
             # has fewer digits
             atol = max(rel * np.max(np.abs(sv)) / divisor, np.finfo(none.dtype).tiny)
             np.testing.assert_allclose(mv, sv / divisor, rtol=rel, atol=atol, err_msg=what)
+    if f"{base}-batchmean" in BY_ID:  # the sum over the samples (the first extent)
+        batch = BY_ID[f"{base}-batchmean"]
+        samples = batch.args[0].shape[0]
+        for name in GROUPS[none.group]:
+            s, b = (_get(outcomes, (c.id, name)) for c in (total, batch))
+            for out in b:
+                what = f"{lang} {name} {out} ({base}, batchmean)"
+                sv, bv = (np.asarray(v[out], dtype=np.float64) for v in (s, b))
+                atol = rel * np.max(np.abs(sv), initial=0.0) / samples
+                np.testing.assert_allclose(bv, sv / samples, rtol=rel, atol=atol, err_msg=what)
 
 
 FUSED = [c for c in CASES if any(len(kr.kernel(n).outputs) > 1 for n in GROUPS[c.group])]

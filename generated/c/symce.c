@@ -259,6 +259,12 @@ static inline int symce_check_option(double value, double low, double high)
     return value >= low && value <= high ? SYMCE_OK : SYMCE_ERR_OPTION;
 }
 
+/* A switch of a defined loss (symce.switch): 0 (off) or 1 (on). */
+static inline int symce_check_switch(int value)
+{
+    return value == 0 || value == 1 ? SYMCE_OK : SYMCE_ERR_OPTION;
+}
+
 /* The sum of buf[0 .. len), pairwise: every level is a loop of independent additions (SIMD), and
    the rounding error grows with log2(len), not len.  buf is overwritten. */
 static double symce_pairwise_sum(double *restrict buf, size_t len)
@@ -2971,6 +2977,117 @@ int symce_focal_loss_grad_f32(size_t n, size_t k, const float *SYMCE_RESTRICT in
     return SYMCE_OK;
 }
 
+/* Kullback-Leibler divergence of log-probabilities from a target, elementwise (as PyTorch). */
+SYMCE_WIDE
+int symce_kl_div_f32(size_t n, size_t k, const float *SYMCE_RESTRICT input,
+                     const float *SYMCE_RESTRICT target, const float *SYMCE_RESTRICT weight,
+                     int log_target, symce_reduction reduction, float *SYMCE_RESTRICT loss)
+{
+    if (input == NULL || target == NULL || loss == NULL) return SYMCE_ERR_NULL;
+    int rc = symce_check_elements(n, k, sizeof(float));
+    if (rc == SYMCE_OK) rc = symce_check_switch(log_target);
+    if (rc == SYMCE_OK) rc = reduction != SYMCE_REDUCTION_BATCHMEAN ? symce_check_reduction(reduction) : SYMCE_OK;
+    if (rc == SYMCE_OK) rc = symce_check_weights_f32(weight, n * k, SYMCE_ERR_WEIGHT);
+    if (rc != SYMCE_OK) return rc;
+
+    const size_t count = n * k;
+    double divisor = (double)count;
+    if (reduction == SYMCE_REDUCTION_BATCHMEAN) {
+        reduction = SYMCE_REDUCTION_MEAN;
+        divisor = (double)n;
+    }
+    double total = 0, tcomp = 0;
+    SYMCE_OMP_FOR_SUM(total, tcomp)
+    for (size_t b0 = 0; b0 < count; b0 += SYMCE_BLOCK) {
+        const size_t len = count - b0 < SYMCE_BLOCK ? count - b0 : SYMCE_BLOCK;
+        if (weight == NULL) {  /* no weights to copy */
+            if (reduction == SYMCE_REDUCTION_NONE) {
+                for (size_t l = 0; l < len; ++l) {
+                    const double xv = (double)input[b0 + l];
+                    const double y = (double)target[b0 + l];
+                    const double w = 1;
+                    loss[b0 + l] = (float)(w*(log_target ? (-symce_mul0_for_f32(symce_exp_for_f32(y), xv) + symce_mul0_for_f32(symce_exp_for_f32(y), y)) : (-symce_mul0_for_f32(y, xv) + symce_mul0_for_f32(y, log(y)))));
+                }
+            } else {
+                double terms[SYMCE_BLOCK];
+                for (size_t l = 0; l < len; ++l) {
+                    const double xv = (double)input[b0 + l];
+                    const double y = (double)target[b0 + l];
+                    const double w = 1;
+                    terms[l] = w*(log_target ? (-symce_mul0_for_f32(symce_exp_for_f32(y), xv) + symce_mul0_for_f32(symce_exp_for_f32(y), y)) : (-symce_mul0_for_f32(y, xv) + symce_mul0_for_f32(y, log(y))));
+                }
+                symce_accumulate_f32(&total, &tcomp, symce_lane_sum(terms, len));
+            }
+        } else {
+            double wb[SYMCE_BLOCK];
+            if (weight != NULL) for (size_t l = 0; l < len; ++l) wb[l] = (double)weight[b0 + l];
+            else for (size_t l = 0; l < len; ++l) wb[l] = 1;
+            if (reduction == SYMCE_REDUCTION_NONE) {
+                for (size_t l = 0; l < len; ++l) {
+                    const double xv = (double)input[b0 + l];
+                    const double y = (double)target[b0 + l];
+                    const double w = wb[l];
+                    loss[b0 + l] = (float)(w*(log_target ? (-symce_mul0_for_f32(symce_exp_for_f32(y), xv) + symce_mul0_for_f32(symce_exp_for_f32(y), y)) : (-symce_mul0_for_f32(y, xv) + symce_mul0_for_f32(y, log(y)))));
+                }
+            } else {
+                double terms[SYMCE_BLOCK];
+                for (size_t l = 0; l < len; ++l) {
+                    const double xv = (double)input[b0 + l];
+                    const double y = (double)target[b0 + l];
+                    const double w = wb[l];
+                    terms[l] = w*(log_target ? (-symce_mul0_for_f32(symce_exp_for_f32(y), xv) + symce_mul0_for_f32(symce_exp_for_f32(y), y)) : (-symce_mul0_for_f32(y, xv) + symce_mul0_for_f32(y, log(y))));
+                }
+                symce_accumulate_f32(&total, &tcomp, symce_lane_sum(terms, len));
+            }
+        }
+    }
+    if (reduction != SYMCE_REDUCTION_NONE) *loss = symce_reduce_f32(reduction, total + tcomp, divisor);
+    return SYMCE_OK;
+}
+
+/* Gradient of kl_div w.r.t. input. */
+SYMCE_WIDE
+int symce_kl_div_grad_f32(size_t n, size_t k, const float *SYMCE_RESTRICT input,
+                          const float *SYMCE_RESTRICT target, const float *SYMCE_RESTRICT weight,
+                          int log_target, symce_reduction reduction, float *SYMCE_RESTRICT grad)
+{
+    if (input == NULL || target == NULL || grad == NULL) return SYMCE_ERR_NULL;
+    int rc = symce_check_elements(n, k, sizeof(float));
+    if (rc == SYMCE_OK) rc = symce_check_switch(log_target);
+    if (rc == SYMCE_OK) rc = reduction != SYMCE_REDUCTION_BATCHMEAN ? symce_check_reduction(reduction) : SYMCE_OK;
+    if (rc == SYMCE_OK) rc = symce_check_weights_f32(weight, n * k, SYMCE_ERR_WEIGHT);
+    if (rc != SYMCE_OK) return rc;
+
+    const size_t count = n * k;
+    double divisor = (double)count;
+    if (reduction == SYMCE_REDUCTION_BATCHMEAN) {
+        reduction = SYMCE_REDUCTION_MEAN;
+        divisor = (double)n;
+    }
+    const double scale = symce_scale_f32(reduction, divisor);
+    SYMCE_OMP_FOR
+    for (size_t b0 = 0; b0 < count; b0 += SYMCE_BLOCK) {
+        const size_t len = count - b0 < SYMCE_BLOCK ? count - b0 : SYMCE_BLOCK;
+        if (weight == NULL) {  /* no weights to copy */
+            for (size_t l = 0; l < len; ++l) {
+                const double y = (double)target[b0 + l];
+                const double w = 1;
+                grad[b0 + l] = (float)((w*(log_target ? (-symce_exp_for_f32(y)) : (-y))) * scale);
+            }
+        } else {
+            double wb[SYMCE_BLOCK];
+            if (weight != NULL) for (size_t l = 0; l < len; ++l) wb[l] = (double)weight[b0 + l];
+            else for (size_t l = 0; l < len; ++l) wb[l] = 1;
+            for (size_t l = 0; l < len; ++l) {
+                const double y = (double)target[b0 + l];
+                const double w = wb[l];
+                grad[b0 + l] = (float)((w*(log_target ? (-symce_exp_for_f32(y)) : (-y))) * scale);
+            }
+        }
+    }
+    return SYMCE_OK;
+}
+
 /* Negative log-likelihood loss of log-probabilities against a target. */
 int symce_nll_loss_f32(size_t n, size_t k, const float *SYMCE_RESTRICT input,
                        const int64_t *SYMCE_RESTRICT labels, const float *SYMCE_RESTRICT weight,
@@ -4908,6 +5025,117 @@ int symce_focal_loss_grad_f64(size_t n, size_t k, const double *SYMCE_RESTRICT i
                 const double l1p = symce_log1p01_for_f64(v);
                 const double r = 1.0/(v + 1);
                 grad[b0 + l] = (double)((w*(alpha*y + (1 - alpha)*(1 - y))*pow(r*y*((xv >= 0) ? v : 1) + r*(1 - y)*((xv >= 0) ? 1 : v), gamma)*(gamma*(1 - 2*y)*1.0/symce_clamp_min_for_f64(r*y*((xv >= 0) ? v : 1) + r*(1 - y)*((xv >= 0) ? 1 : v), 2.2250738585072014e-308)*symce_mul0_for_f64(pow(r, 2)*((xv >= 0) ? 1 : v)*((xv >= 0) ? v : 1), y*(l1p + symce_clamp_min_for_f64(-xv, 0)) + (1 - y)*(l1p + symce_clamp_min_for_f64(xv, 0))) - r*y*((xv >= 0) ? v : 1) + r*(1 - y)*((xv >= 0) ? 1 : v))) * scale);
+            }
+        }
+    }
+    return SYMCE_OK;
+}
+
+/* Kullback-Leibler divergence of log-probabilities from a target, elementwise (as PyTorch). */
+SYMCE_WIDE
+int symce_kl_div_f64(size_t n, size_t k, const double *SYMCE_RESTRICT input,
+                     const double *SYMCE_RESTRICT target, const double *SYMCE_RESTRICT weight,
+                     int log_target, symce_reduction reduction, double *SYMCE_RESTRICT loss)
+{
+    if (input == NULL || target == NULL || loss == NULL) return SYMCE_ERR_NULL;
+    int rc = symce_check_elements(n, k, sizeof(double));
+    if (rc == SYMCE_OK) rc = symce_check_switch(log_target);
+    if (rc == SYMCE_OK) rc = reduction != SYMCE_REDUCTION_BATCHMEAN ? symce_check_reduction(reduction) : SYMCE_OK;
+    if (rc == SYMCE_OK) rc = symce_check_weights_f64(weight, n * k, SYMCE_ERR_WEIGHT);
+    if (rc != SYMCE_OK) return rc;
+
+    const size_t count = n * k;
+    double divisor = (double)count;
+    if (reduction == SYMCE_REDUCTION_BATCHMEAN) {
+        reduction = SYMCE_REDUCTION_MEAN;
+        divisor = (double)n;
+    }
+    double total = 0, tcomp = 0;
+    SYMCE_OMP_FOR_SUM(total, tcomp)
+    for (size_t b0 = 0; b0 < count; b0 += SYMCE_BLOCK) {
+        const size_t len = count - b0 < SYMCE_BLOCK ? count - b0 : SYMCE_BLOCK;
+        if (weight == NULL) {  /* no weights to copy */
+            if (reduction == SYMCE_REDUCTION_NONE) {
+                for (size_t l = 0; l < len; ++l) {
+                    const double xv = input[b0 + l];
+                    const double y = target[b0 + l];
+                    const double w = 1;
+                    loss[b0 + l] = (w*(log_target ? (-symce_mul0_for_f64(symce_exp_for_f64(y), xv) + symce_mul0_for_f64(symce_exp_for_f64(y), y)) : (-symce_mul0_for_f64(y, xv) + symce_mul0_for_f64(y, log(y)))));
+                }
+            } else {
+                double terms[SYMCE_BLOCK];
+                for (size_t l = 0; l < len; ++l) {
+                    const double xv = input[b0 + l];
+                    const double y = target[b0 + l];
+                    const double w = 1;
+                    terms[l] = w*(log_target ? (-symce_mul0_for_f64(symce_exp_for_f64(y), xv) + symce_mul0_for_f64(symce_exp_for_f64(y), y)) : (-symce_mul0_for_f64(y, xv) + symce_mul0_for_f64(y, log(y))));
+                }
+                symce_accumulate_f64(&total, &tcomp, symce_pairwise_sum(terms, len));
+            }
+        } else {
+            double wb[SYMCE_BLOCK];
+            if (weight != NULL) for (size_t l = 0; l < len; ++l) wb[l] = weight[b0 + l];
+            else for (size_t l = 0; l < len; ++l) wb[l] = 1;
+            if (reduction == SYMCE_REDUCTION_NONE) {
+                for (size_t l = 0; l < len; ++l) {
+                    const double xv = input[b0 + l];
+                    const double y = target[b0 + l];
+                    const double w = wb[l];
+                    loss[b0 + l] = (w*(log_target ? (-symce_mul0_for_f64(symce_exp_for_f64(y), xv) + symce_mul0_for_f64(symce_exp_for_f64(y), y)) : (-symce_mul0_for_f64(y, xv) + symce_mul0_for_f64(y, log(y)))));
+                }
+            } else {
+                double terms[SYMCE_BLOCK];
+                for (size_t l = 0; l < len; ++l) {
+                    const double xv = input[b0 + l];
+                    const double y = target[b0 + l];
+                    const double w = wb[l];
+                    terms[l] = w*(log_target ? (-symce_mul0_for_f64(symce_exp_for_f64(y), xv) + symce_mul0_for_f64(symce_exp_for_f64(y), y)) : (-symce_mul0_for_f64(y, xv) + symce_mul0_for_f64(y, log(y))));
+                }
+                symce_accumulate_f64(&total, &tcomp, symce_pairwise_sum(terms, len));
+            }
+        }
+    }
+    if (reduction != SYMCE_REDUCTION_NONE) *loss = symce_reduce_f64(reduction, total + tcomp, divisor);
+    return SYMCE_OK;
+}
+
+/* Gradient of kl_div w.r.t. input. */
+SYMCE_WIDE
+int symce_kl_div_grad_f64(size_t n, size_t k, const double *SYMCE_RESTRICT input,
+                          const double *SYMCE_RESTRICT target, const double *SYMCE_RESTRICT weight,
+                          int log_target, symce_reduction reduction, double *SYMCE_RESTRICT grad)
+{
+    if (input == NULL || target == NULL || grad == NULL) return SYMCE_ERR_NULL;
+    int rc = symce_check_elements(n, k, sizeof(double));
+    if (rc == SYMCE_OK) rc = symce_check_switch(log_target);
+    if (rc == SYMCE_OK) rc = reduction != SYMCE_REDUCTION_BATCHMEAN ? symce_check_reduction(reduction) : SYMCE_OK;
+    if (rc == SYMCE_OK) rc = symce_check_weights_f64(weight, n * k, SYMCE_ERR_WEIGHT);
+    if (rc != SYMCE_OK) return rc;
+
+    const size_t count = n * k;
+    double divisor = (double)count;
+    if (reduction == SYMCE_REDUCTION_BATCHMEAN) {
+        reduction = SYMCE_REDUCTION_MEAN;
+        divisor = (double)n;
+    }
+    const double scale = symce_scale_f64(reduction, divisor);
+    SYMCE_OMP_FOR
+    for (size_t b0 = 0; b0 < count; b0 += SYMCE_BLOCK) {
+        const size_t len = count - b0 < SYMCE_BLOCK ? count - b0 : SYMCE_BLOCK;
+        if (weight == NULL) {  /* no weights to copy */
+            for (size_t l = 0; l < len; ++l) {
+                const double y = target[b0 + l];
+                const double w = 1;
+                grad[b0 + l] = (double)((w*(log_target ? (-symce_exp_for_f64(y)) : (-y))) * scale);
+            }
+        } else {
+            double wb[SYMCE_BLOCK];
+            if (weight != NULL) for (size_t l = 0; l < len; ++l) wb[l] = weight[b0 + l];
+            else for (size_t l = 0; l < len; ++l) wb[l] = 1;
+            for (size_t l = 0; l < len; ++l) {
+                const double y = target[b0 + l];
+                const double w = wb[l];
+                grad[b0 + l] = (double)((w*(log_target ? (-symce_exp_for_f64(y)) : (-y))) * scale);
             }
         }
     }

@@ -120,7 +120,9 @@ typedef enum symce_status {
 typedef enum symce_reduction {
     SYMCE_REDUCTION_NONE = 0,  /* one loss per sample (binary cross-entropy: per element) */
     SYMCE_REDUCTION_MEAN = 1,  /* the sum divided by the divisor (see Conventions) */
-    SYMCE_REDUCTION_SUM = 2    /* the sum */
+    SYMCE_REDUCTION_SUM = 2,   /* the sum */
+    SYMCE_REDUCTION_BATCHMEAN = 3  /* the sum divided by n, the samples: only the losses that say
+                                      so take it (kl_div); the others return SYMCE_ERR_REDUCTION */
 } symce_reduction;
 
 /* A static English description of a return code ("unknown symce error code" for others). */
@@ -1019,7 +1021,7 @@ int symce_tanh_grad_f32(size_t count, const float *SYMCE_RESTRICT x, float *SYMC
  *
  *     L = (alpha*y + (1 - alpha)*(1 - y))*(y*log(1 + exp(-x)) + (1 - y)*log(exp(x) +
  *       1))*(y*sigmoid(-x) + (1 - y)*sigmoid(x))^gamma per element
- *   computed as (x = the logit; y = the target):
+ *   computed as (x = the element of input; y = the target):
  *     loss = (alpha*y + (1 - alpha)*(1 - y))*(y*sigmoid(-x) + (1 - y)*sigmoid(x))**gamma*(y*softplus(-x) + (1 - y)*softplus(x))   (times w)
  *   softplus(t) = log(1 + exp(t)), evaluated as max(t, 0) + log1p(exp(-|t|)).
  *   sigmoid(t) = 1/(1 + exp(-t)), evaluated as exp(min(t, 0))/(1 + exp(-|t|)).
@@ -1051,7 +1053,7 @@ int symce_focal_loss_f32(size_t n, size_t k, const float *SYMCE_RESTRICT input,
  *       + 1/(1 + exp(-x)))); alpha_t = alpha*y + (1 - alpha)*(1 - y); q = y/(exp(x) + 1) + (1 -
  *       y)/(1 + exp(-x)); ce = y*log(1 + exp(-x)) + (1 - y)*log(exp(x) + 1)  [proof
  *       focal_loss_grad: α_t (ce γ q^(γ − 1) (1 − 2 y) σ(−x) σ(x) + q^γ (−y + σ(x)))]
- *   computed as (x = the logit; y = the target):
+ *   computed as (x = the element of input; y = the target):
  *     grad = (alpha*y + (1 - alpha)*(1 - y))*(y*sigmoid(-x) + (1 - y)*sigmoid(x))**gamma*(gamma*(1 - 2*y)*mul0(sigmoid(-x)*sigmoid(x), y*softplus(-x) + (1 - y)*softplus(x))/clamp_min(y*sigmoid(-x) + (1 - y)*sigmoid(x), 2.2250738585072014e-308) - y*sigmoid(-x) + (1 - y)*sigmoid(x))   (times w)
  *   softplus(t) = log(1 + exp(t)), evaluated as max(t, 0) + log1p(exp(-|t|)).
  *   clamp_min(v, lo) = max(v, lo), keeping a NaN v (PyTorch's clamps: logs at -100, gradient
@@ -1080,6 +1082,60 @@ int symce_focal_loss_grad_f32(size_t n, size_t k, const float *SYMCE_RESTRICT in
                               const float *SYMCE_RESTRICT target,
                               const float *SYMCE_RESTRICT weight, double alpha, double gamma,
                               symce_reduction reduction, float *SYMCE_RESTRICT grad);
+
+/*
+ * symce_kl_div_f32: Kullback-Leibler divergence of log-probabilities from a target, elementwise
+ * (as PyTorch).
+ *
+ *     L = (-v + y)*exp(y) if log_target, else y*(-v + log(y)) per element
+ *   computed as (x = the element of input; y = the target):
+ *     loss = select(log_target, -mul0(exp(y), x) + mul0(exp(y), y), -mul0(y, x) + mul0(y, log(y)))   (times w)
+ *   mul0(a, b) = a*b, and exactly 0 when a = 0 and b is not NaN (a zero target times log 0 is 0; 0
+ *     times NaN stays NaN).
+ *
+ *   n           number of rows (samples); may be 0
+ *   k           number of elements per row (the columns of pos_weight); may be 0
+ *   input       [n*k] log-probabilities
+ *   target      [n*k] targets
+ *   weight      [n*k] element weights, or NULL for all ones
+ *   log_target  whether the target is log-probabilities: 0 (false) or 1 (true)
+ *   reduction   SYMCE_REDUCTION_NONE, _MEAN, _SUM or _BATCHMEAN (the mean over the samples: n)
+ *   loss        [n*k] for SYMCE_REDUCTION_NONE (one loss per element), else [1]
+ *
+ *   mean divides by n*k; n = 0 gives NaN for mean and 0 for sum.
+ *
+ * Returns SYMCE_OK, or SYMCE_ERR_NULL, SYMCE_ERR_SIZE, SYMCE_ERR_OPTION, SYMCE_ERR_REDUCTION,
+ * SYMCE_ERR_WEIGHT (checked in that order, before anything is written).
+ */
+int symce_kl_div_f32(size_t n, size_t k, const float *SYMCE_RESTRICT input,
+                     const float *SYMCE_RESTRICT target, const float *SYMCE_RESTRICT weight,
+                     int log_target, symce_reduction reduction, float *SYMCE_RESTRICT loss);
+
+/*
+ * symce_kl_div_grad_f32: Gradient of kl_div w.r.t. input.
+ *
+ *     dL/dv = -exp(y) if log_target, else -y  [proof kl_div_grad: −y; −exp(y) with log_target]
+ *   computed as (y = the target):
+ *     grad = select(log_target, -exp(y), -y)   (times w)
+ *
+ *   n           number of rows (samples); may be 0
+ *   k           number of elements per row (the columns of pos_weight); may be 0
+ *   input       [n*k] log-probabilities
+ *   target      [n*k] targets
+ *   weight      [n*k] element weights, or NULL for all ones
+ *   log_target  whether the target is log-probabilities: 0 (false) or 1 (true)
+ *   reduction   SYMCE_REDUCTION_NONE, _MEAN, _SUM or _BATCHMEAN (the mean over the samples: n)
+ *   grad        [n*k] gradient of the reduced loss w.r.t. input
+ *
+ *   mean divides by n*k; n = 0 gives NaN for mean and 0 for sum.
+ *   The gradient is that of the reduced loss (for none, each sample's own).
+ *
+ * Returns SYMCE_OK, or SYMCE_ERR_NULL, SYMCE_ERR_SIZE, SYMCE_ERR_OPTION, SYMCE_ERR_REDUCTION,
+ * SYMCE_ERR_WEIGHT (checked in that order, before anything is written).
+ */
+int symce_kl_div_grad_f32(size_t n, size_t k, const float *SYMCE_RESTRICT input,
+                          const float *SYMCE_RESTRICT target, const float *SYMCE_RESTRICT weight,
+                          int log_target, symce_reduction reduction, float *SYMCE_RESTRICT grad);
 
 /*
  * symce_nll_loss_f32: Negative log-likelihood loss of log-probabilities against a target.
@@ -2118,7 +2174,7 @@ int symce_tanh_grad_f64(size_t count, const double *SYMCE_RESTRICT x, double *SY
  *
  *     L = (alpha*y + (1 - alpha)*(1 - y))*(y*log(1 + exp(-x)) + (1 - y)*log(exp(x) +
  *       1))*(y*sigmoid(-x) + (1 - y)*sigmoid(x))^gamma per element
- *   computed as (x = the logit; y = the target):
+ *   computed as (x = the element of input; y = the target):
  *     loss = (alpha*y + (1 - alpha)*(1 - y))*(y*sigmoid(-x) + (1 - y)*sigmoid(x))**gamma*(y*softplus(-x) + (1 - y)*softplus(x))   (times w)
  *   softplus(t) = log(1 + exp(t)), evaluated as max(t, 0) + log1p(exp(-|t|)).
  *   sigmoid(t) = 1/(1 + exp(-t)), evaluated as exp(min(t, 0))/(1 + exp(-|t|)).
@@ -2150,7 +2206,7 @@ int symce_focal_loss_f64(size_t n, size_t k, const double *SYMCE_RESTRICT input,
  *       + 1/(1 + exp(-x)))); alpha_t = alpha*y + (1 - alpha)*(1 - y); q = y/(exp(x) + 1) + (1 -
  *       y)/(1 + exp(-x)); ce = y*log(1 + exp(-x)) + (1 - y)*log(exp(x) + 1)  [proof
  *       focal_loss_grad: α_t (ce γ q^(γ − 1) (1 − 2 y) σ(−x) σ(x) + q^γ (−y + σ(x)))]
- *   computed as (x = the logit; y = the target):
+ *   computed as (x = the element of input; y = the target):
  *     grad = (alpha*y + (1 - alpha)*(1 - y))*(y*sigmoid(-x) + (1 - y)*sigmoid(x))**gamma*(gamma*(1 - 2*y)*mul0(sigmoid(-x)*sigmoid(x), y*softplus(-x) + (1 - y)*softplus(x))/clamp_min(y*sigmoid(-x) + (1 - y)*sigmoid(x), 2.2250738585072014e-308) - y*sigmoid(-x) + (1 - y)*sigmoid(x))   (times w)
  *   softplus(t) = log(1 + exp(t)), evaluated as max(t, 0) + log1p(exp(-|t|)).
  *   clamp_min(v, lo) = max(v, lo), keeping a NaN v (PyTorch's clamps: logs at -100, gradient
@@ -2179,6 +2235,60 @@ int symce_focal_loss_grad_f64(size_t n, size_t k, const double *SYMCE_RESTRICT i
                               const double *SYMCE_RESTRICT target,
                               const double *SYMCE_RESTRICT weight, double alpha, double gamma,
                               symce_reduction reduction, double *SYMCE_RESTRICT grad);
+
+/*
+ * symce_kl_div_f64: Kullback-Leibler divergence of log-probabilities from a target, elementwise
+ * (as PyTorch).
+ *
+ *     L = (-v + y)*exp(y) if log_target, else y*(-v + log(y)) per element
+ *   computed as (x = the element of input; y = the target):
+ *     loss = select(log_target, -mul0(exp(y), x) + mul0(exp(y), y), -mul0(y, x) + mul0(y, log(y)))   (times w)
+ *   mul0(a, b) = a*b, and exactly 0 when a = 0 and b is not NaN (a zero target times log 0 is 0; 0
+ *     times NaN stays NaN).
+ *
+ *   n           number of rows (samples); may be 0
+ *   k           number of elements per row (the columns of pos_weight); may be 0
+ *   input       [n*k] log-probabilities
+ *   target      [n*k] targets
+ *   weight      [n*k] element weights, or NULL for all ones
+ *   log_target  whether the target is log-probabilities: 0 (false) or 1 (true)
+ *   reduction   SYMCE_REDUCTION_NONE, _MEAN, _SUM or _BATCHMEAN (the mean over the samples: n)
+ *   loss        [n*k] for SYMCE_REDUCTION_NONE (one loss per element), else [1]
+ *
+ *   mean divides by n*k; n = 0 gives NaN for mean and 0 for sum.
+ *
+ * Returns SYMCE_OK, or SYMCE_ERR_NULL, SYMCE_ERR_SIZE, SYMCE_ERR_OPTION, SYMCE_ERR_REDUCTION,
+ * SYMCE_ERR_WEIGHT (checked in that order, before anything is written).
+ */
+int symce_kl_div_f64(size_t n, size_t k, const double *SYMCE_RESTRICT input,
+                     const double *SYMCE_RESTRICT target, const double *SYMCE_RESTRICT weight,
+                     int log_target, symce_reduction reduction, double *SYMCE_RESTRICT loss);
+
+/*
+ * symce_kl_div_grad_f64: Gradient of kl_div w.r.t. input.
+ *
+ *     dL/dv = -exp(y) if log_target, else -y  [proof kl_div_grad: −y; −exp(y) with log_target]
+ *   computed as (y = the target):
+ *     grad = select(log_target, -exp(y), -y)   (times w)
+ *
+ *   n           number of rows (samples); may be 0
+ *   k           number of elements per row (the columns of pos_weight); may be 0
+ *   input       [n*k] log-probabilities
+ *   target      [n*k] targets
+ *   weight      [n*k] element weights, or NULL for all ones
+ *   log_target  whether the target is log-probabilities: 0 (false) or 1 (true)
+ *   reduction   SYMCE_REDUCTION_NONE, _MEAN, _SUM or _BATCHMEAN (the mean over the samples: n)
+ *   grad        [n*k] gradient of the reduced loss w.r.t. input
+ *
+ *   mean divides by n*k; n = 0 gives NaN for mean and 0 for sum.
+ *   The gradient is that of the reduced loss (for none, each sample's own).
+ *
+ * Returns SYMCE_OK, or SYMCE_ERR_NULL, SYMCE_ERR_SIZE, SYMCE_ERR_OPTION, SYMCE_ERR_REDUCTION,
+ * SYMCE_ERR_WEIGHT (checked in that order, before anything is written).
+ */
+int symce_kl_div_grad_f64(size_t n, size_t k, const double *SYMCE_RESTRICT input,
+                          const double *SYMCE_RESTRICT target, const double *SYMCE_RESTRICT weight,
+                          int log_target, symce_reduction reduction, double *SYMCE_RESTRICT grad);
 
 /*
  * symce_nll_loss_f64: Negative log-likelihood loss of log-probabilities against a target.

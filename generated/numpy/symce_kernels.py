@@ -71,6 +71,8 @@ __all__ = [
     "tanh_grad",
     "focal_loss",
     "focal_loss_grad",
+    "kl_div",
+    "kl_div_grad",
     "nll_loss",
     "nll_loss_grad",
 ]
@@ -235,11 +237,22 @@ def _integer(name, value):
     return int(v)
 
 
-def _reduction(reduction):
+def _reduction(reduction, allowed=_REDUCTIONS):
     r = _scalar(reduction)
-    if not isinstance(r, str) or r not in _REDUCTIONS:
-        raise ValueError(f"reduction: expected 'none', 'mean' or 'sum', got {_given(reduction)}")
+    if not isinstance(r, str) or r not in allowed:
+        names = ", ".join(map(repr, allowed[:-1]))
+        raise ValueError(f"reduction: expected {names} or {allowed[-1]!r}, "
+                         f"got {_given(reduction)}")
     return str(r)
+
+
+def _switch(name, value):
+    """A defined loss's switch (symce.switch): True or False (a bool, NumPy's too, or a number
+    equal to 0 or 1, as MATLAB's and C's)."""
+    v = _scalar(value)
+    if isinstance(v, (bool, np.bool_)) or (isinstance(v, _REALS) and v in (0, 1)):
+        return bool(v)
+    raise ValueError(f"{name}: expected True or False, got {_given(value)}")
 
 
 def _smoothing(label_smoothing):
@@ -2317,7 +2330,7 @@ def focal_loss(input, target, reduction="mean", *, weight=None, alpha=0.25, gamm
 
     Args:
         input (any shape): logits.
-        target: targets in [0, 1], the input's shape (an integer or bool array is converted).
+        target: targets, the input's shape (an integer or bool array is converted).
         reduction: 'none' (one loss per element), 'mean' (default: over all elements) or 'sum'.
         weight: non-negative weights broadcastable to the input (one per element), or None (all 1).
         alpha: float, default 0.25: weight of the positive class (in [0, 1]).
@@ -2421,7 +2434,7 @@ def focal_loss_grad(input, target, reduction="mean", *, weight=None, alpha=0.25,
 
     Args:
         input (any shape): logits.
-        target: targets in [0, 1], the input's shape (an integer or bool array is converted).
+        target: targets, the input's shape (an integer or bool array is converted).
         reduction: 'none' (one loss per element), 'mean' (default: over all elements) or 'sum'.
         weight: non-negative weights broadcastable to the input (one per element), or None (all 1).
         alpha: float, default 0.25: weight of the positive class (in [0, 1]).
@@ -2550,6 +2563,173 @@ def focal_loss_grad(input, target, reduction="mean", *, weight=None, alpha=0.25,
                     gb = np.multiply(gb, w, out=_b1)
                 if reduction == 'mean':
                     gb = np.divide(gb, gdiv, out=_b1)
+                grad[tile] = gb
+        grad = grad.reshape(input.shape)[()]
+    return grad
+
+
+def kl_div(input, target, reduction="mean", *, weight=None, log_target=False):
+    """Kullback-Leibler divergence of log-probabilities from a target, elementwise (as PyTorch).
+
+    L = (-v + y)*exp(y) if log_target, else y*(-v + log(y)) per element
+
+    Args:
+        input (any shape): log-probabilities.
+        target: targets, the input's shape (an integer or bool array is converted).
+        reduction: 'none' (one loss per element), 'mean' (default: over all elements) or 'sum', or
+            'batchmean': the sum over the number of samples (the input's first extent).
+        weight: non-negative weights broadcastable to the input (one per element), or None (all 1).
+        log_target: bool, default False: whether the target is log-probabilities.
+
+    Returns:
+        loss (), or the input's shape for 'none': the reduced loss, or one per element for 'none';
+            the dtype of input.
+
+    Example:
+        >>> input = np.array([-1.2, -0.5, -2.3])
+        >>> target = np.array([0.2, 0.7, 0.1])
+        >>> kl_div(input, target, reduction='none').round(4)
+        array([-0.0819,  0.1003, -0.0003])
+    """
+    input = _floating("input", input)
+    target = _same_shape("target", _companion("target", target, input, "input"), input, "input")
+    w = _element_weights("weight", weight, input, "input")
+    log_target = _switch("log_target", log_target)
+    reduction = _reduction(reduction, _REDUCTIONS + ('batchmean',))
+    _nonnegative("weight", w)
+    count = input.dtype.type(input.size)
+    with np.errstate(all="ignore"):
+        if reduction == 'batchmean':  # the mean over the samples
+            reduction, count = 'mean', count.dtype.type(input.shape[0] if input.ndim else 1)
+        xin, yin = _flat_rows(input), _flat_rows(target)
+        weighted, win = _element_rows(w, input)
+        keep_all, total = reduction == "none", np.float64(0)
+        loss = np.empty(xin.shape, xin.dtype) if keep_all else None
+        if xin.dtype == np.float32:
+            _bufs = _tile_buffers(4, xin, np.float64)
+            for tile in _tiles(xin):
+                _b0, _b1, _b2, _b3, = _tile_of(_bufs, tile)
+                x = _widen(xin[tile], _b0)
+                y = _widen(yin[tile], _b1)
+                w = win[tile]
+                if log_target:
+                    _mul0_into(np.exp(y), x, _b2)
+                    np.negative(_b2, out=_b2)
+                    _mul0_into(np.exp(y), y, _b3)
+                    np.add(_b2, _b3, out=_b2)
+                else:
+                    _mul0_into(y, x, _b2)
+                    np.negative(_b2, out=_b2)
+                    np.log(y, out=_b3)
+                    _mul0_into(y, _b3, _b3)
+                    np.add(_b2, _b3, out=_b2)
+                lb = _b2
+                if weighted:
+                    lb = np.multiply(lb, w, out=_b2)
+                if keep_all:
+                    loss[tile] = lb
+                if not keep_all:
+                    total = total + np.sum(lb, dtype=np.float64)
+        else:
+            _bufs = _tile_buffers(2, xin, np.float64)
+            for tile in _tiles(xin):
+                _b0, _b1, = _tile_of(_bufs, tile)
+                x = xin[tile]
+                y = yin[tile]
+                w = win[tile]
+                if log_target:
+                    _mul0_into(np.exp(y), x, _b0)
+                    np.negative(_b0, out=_b0)
+                    _mul0_into(np.exp(y), y, _b1)
+                    np.add(_b0, _b1, out=_b0)
+                else:
+                    _mul0_into(y, x, _b0)
+                    np.negative(_b0, out=_b0)
+                    np.log(y, out=_b1)
+                    _mul0_into(y, _b1, _b1)
+                    np.add(_b0, _b1, out=_b0)
+                lb = _b0
+                if weighted:
+                    lb = np.multiply(lb, w, out=_b0)
+                if keep_all:
+                    loss[tile] = lb
+                if not keep_all:
+                    total = total + np.sum(lb, dtype=np.float64)
+        loss = _reduce_rows(loss, total, reduction, count, input)
+    return loss
+
+
+def kl_div_grad(input, target, reduction="mean", *, weight=None, log_target=False):
+    """Gradient of kl_div w.r.t. input.
+
+    dL/dv = -exp(y) if log_target, else -y  [proof kl_div_grad: −y; −exp(y) with log_target]
+
+    Args:
+        input (any shape): log-probabilities.
+        target: targets, the input's shape (an integer or bool array is converted).
+        reduction: 'none' (one loss per element), 'mean' (default: over all elements) or 'sum', or
+            'batchmean': the sum over the number of samples (the input's first extent).
+        weight: non-negative weights broadcastable to the input (one per element), or None (all 1).
+        log_target: bool, default False: whether the target is log-probabilities.
+
+    Returns:
+        grad (the shape of input): gradient of the (reduced) loss; the dtype of input.
+
+    Example:
+        >>> input = np.array([-1.2, -0.5, -2.3])
+        >>> target = np.array([0.2, 0.7, 0.1])
+        >>> kl_div_grad(input, target, reduction='none').round(4)
+        array([-0.2, -0.7, -0.1])
+    """
+    input = _floating("input", input)
+    target = _same_shape("target", _companion("target", target, input, "input"), input, "input")
+    w = _element_weights("weight", weight, input, "input")
+    log_target = _switch("log_target", log_target)
+    reduction = _reduction(reduction, _REDUCTIONS + ('batchmean',))
+    _nonnegative("weight", w)
+    count = input.dtype.type(input.size)
+    with np.errstate(all="ignore"):
+        if reduction == 'batchmean':  # the mean over the samples
+            reduction, count = 'mean', count.dtype.type(input.shape[0] if input.ndim else 1)
+        xin, yin = _flat_rows(input), _flat_rows(target)
+        weighted, win = _element_rows(w, input)
+        gdiv = _mean_divisor(count)
+        grad = np.empty(xin.shape, xin.dtype)
+        if xin.dtype == np.float32:
+            _bufs = _tile_buffers(3, xin, np.float64)
+            for tile in _tiles(xin):
+                _b0, _b1, _b2, = _tile_of(_bufs, tile)
+                x = _widen(xin[tile], _b0)
+                y = _widen(yin[tile], _b1)
+                w = win[tile]
+                if log_target:
+                    np.exp(y, out=_b2)
+                    np.negative(_b2, out=_b2)
+                else:
+                    np.negative(y, out=_b2)
+                gb = _b2
+                if weighted:
+                    gb = np.multiply(gb, w, out=_b2)
+                if reduction == 'mean':
+                    gb = np.divide(gb, gdiv, out=_b2)
+                grad[tile] = gb
+        else:
+            _bufs = _tile_buffers(2, xin, np.float64)
+            for tile in _tiles(xin):
+                _b0, _b1, = _tile_of(_bufs, tile)
+                x = xin[tile]
+                y = yin[tile]
+                w = win[tile]
+                if log_target:
+                    np.exp(y, out=_b0)
+                    np.negative(_b0, out=_b0)
+                else:
+                    np.negative(y, out=_b0)
+                gb = _b0
+                if weighted:
+                    gb = np.multiply(gb, w, out=_b0)
+                if reduction == 'mean':
+                    gb = np.divide(gb, gdiv, out=_b0)
                 grad[tile] = gb
         grad = grad.reshape(input.shape)[()]
     return grad

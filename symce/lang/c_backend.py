@@ -242,6 +242,12 @@ class CPrinter(C99CodePrinter):
             return f"symce_select({self._print(cond)}, {self._print(val)}, {self._print(other)})"
         return f"({self._print(cond)}) ? ({self._print(val)}) : ({self._print(other)})"
 
+    def _print_select(self, expr):
+        # a switch (an int parameter): one test the compiler can hoist out of the loop, and only
+        # the form it picks is evaluated
+        s, on, off = (self._print(arg) for arg in expr.args)
+        return f"({s} ? ({on}) : ({off}))"
+
     def _print__pick(self, expr):
         cond, a, b = (self._print(arg) for arg in expr.args)
         return f"(({cond}) ? {a} : {b})"
@@ -729,6 +735,12 @@ def functions() -> list:
 def _param_doc(p: Param, desc: describe.Description) -> str:
     """A parameter's words in the header, with its buffer length in elements ("[n*k]")."""
     if p.role == "reduction":
+        extra = [r for r in desc.kernel.reductions if r not in reductions.REDUCTIONS]
+        if extra:  # a defined loss's own (batchmean: the total over n)
+            return "SYMCE_REDUCTION_NONE, _MEAN, _SUM or " + ", ".join(
+                f"_{r.upper()} ({reductions.DIVISOR_WORDS[reductions.ALIASES[r][1]]}: n)"
+                for r in extra
+            )
         return "SYMCE_REDUCTION_NONE, _MEAN or _SUM"
     if p.role == "out" and p.name == "loss":
         per, what = ("n*k", "element") if desc.family == "bce" else ("n", "sample")
@@ -755,6 +767,8 @@ def _decl(p: Param, T: str) -> str:
         return f"int64_t {p.name}"
     if p.role in ("label_smoothing", "option"):
         return f"double {p.name}"  # in both dtypes: options are doubles, as in NumPy and MATLAB
+    if p.role == "switch":
+        return f"int {p.name}"  # 0 or 1
     if p.role == "reduction":
         return f"symce_reduction {p.name}"
     raise ValueError(p.role)
@@ -782,7 +796,14 @@ def _check_calls(fn: CFunction, desc: describe.Description, T: str) -> list:
     calls = {
         "size": size,
         "smoothing": "symce_check_smoothing(label_smoothing)",
-        "reduction": "symce_check_reduction(reduction)",
+        "reduction": "symce_check_reduction(reduction)"
+        if desc.kernel.reductions == reductions.REDUCTIONS
+        else " && ".join(  # a defined loss's own reductions, then symce's three
+            f"reduction != {reduction_enum(r)}"
+            for r in desc.kernel.reductions
+            if r not in reductions.REDUCTIONS
+        )
+        + " ? symce_check_reduction(reduction) : SYMCE_OK",
         "label": "symce_check_labels(labels, n, k, ignore_index)",
     }
     for role in ("weight", "pos_weight"):
@@ -803,7 +824,10 @@ def _check_calls(fn: CFunction, desc: describe.Description, T: str) -> list:
 
 
 def _option_check(opt) -> str:
-    """The call that checks a defined loss's option against its interval (symce_check_option)."""
+    """The call that checks a defined loss's option against its interval (symce_check_option),
+    or a switch against 0 and 1 (symce_check_switch)."""
+    if opt.switch:
+        return f"symce_check_switch({opt.name})"
     low = "-HUGE_VAL" if opt.low is None else repr(float(opt.low))
     high = "HUGE_VAL" if opt.high is None else repr(float(opt.high))
     return f"symce_check_option({opt.name}, {low}, {high})"
@@ -858,6 +882,8 @@ def _legend(kern):
     used -= set(kern.slots)  # a slot printed above its use (p) needs no legend
     docs = dict(_SYMBOL_DOC, **_FAMILY_SYMBOL_DOC.get(kern.family, {}))
     docs[kr.v.name] = f"v = {kern.inputs[0].name}[i*k + c]"  # a defined loss's input
+    if kern.defined_in and kern.family == "bce":  # its input, whatever it holds
+        docs[kr.x.name] = f"x = the element of {kern.inputs[0].name}"
     docs.update({o.name: "" for o in kern.scalars})  # its options: parameters of their own name
     return "; ".join(docs[n] for n in sorted(used, key=lambda n: list(docs).index(n)) if docs[n])
 
@@ -1693,9 +1719,16 @@ def _bce_element(prog: program.Program, ctx: dict, plain: bool) -> list:
     unit = plain and slots["plain"] is not None
     sl = slots["plain"] if unit else slots
     buffer = {"weight": "wb[l]", "pos_weight": "pwb[l]"}
+    # the code that reads the loads: an input no slot reads is not loaded (kl_div's gradient,
+    # -y or -e^y, reads no input; -Werror refuses the unused variable)
+    code = " ".join(
+        [sl.get(n) or "" for n in ("loss", "grad")] + [d["expr"] for d in sl["first"] + sl["lets"]]
+    )
     lines = []
     for st in prog.steps:
         if not isinstance(st, program.Load):
+            continue
+        if st.role == "in" and not re.search(rf"\b{LOCAL_NAMES[st.name]}\b", code):
             continue
         if st.role in buffer:
             if not unit:
@@ -1744,7 +1777,17 @@ def _bce_body(kern: kr.Kernel, ctx: dict) -> dict:
     prog = program.program(kern, describe.describe(kern).variants[0])
     C, acc, sfx, wide = ctx["C"], ctx["acc"], ctx["sfx"], ctx["wide"]
     outputs = [st.output for st in prog.stores()]
-    head = ["const size_t count = n * k;", f"const {acc} divisor = ({acc})count;"]
+    aliased = [r for r in reductions.ALIASES if r in kern.reductions]
+    const = "" if aliased else "const "
+    head = ["const size_t count = n * k;", f"{const}{acc} divisor = ({acc})count;"]
+    for value, (same, _) in reductions.ALIASES.items():
+        if value in kern.reductions:  # a mean over the samples, n (symce.reductions)
+            head += [
+                f"if (reduction == {reduction_enum(value)}) {{",
+                f"    reduction = {reduction_enum(same)};",
+                f"    divisor = ({acc})n;",
+                "}",
+            ]
     if "grad" in outputs:
         head.append(f"const {acc} scale = symce_scale_{sfx}(reduction, divisor);")
     if "loss" in outputs:

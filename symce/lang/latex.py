@@ -10,6 +10,7 @@ by factor, so ``1/(1+e) * e/(1+e)`` does not collapse back into the previous ste
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 
 import sympy as sp
@@ -21,6 +22,13 @@ from ..proofs import verified_proofs
 from ..rewrite import excluded_sum
 from . import figures as figures_mod
 from .base import Output
+
+_WORDS = r"[a-z]{2,}(_[a-z]{2,})+"  # a name in words, not a subscripted symbol (y_t, p_i)
+
+
+def word_name(name: str) -> str:
+    """A name in words as LaTeX: upright, its underscores escaped (\\mathrm{log\\_target})."""
+    return r"\mathrm{" + name.replace("_", r"\_") + "}"
 
 
 class ProofPrinter(LatexPrinter):
@@ -45,6 +53,8 @@ class ProofPrinter(LatexPrinter):
     def _print_Symbol(self, expr, style="plain"):
         if expr.name in self._NAMES:
             return self._NAMES[expr.name]
+        if re.fullmatch(_WORDS, expr.name):  # an option's name in words (log_target), upright
+            return word_name(expr.name)
         return super()._print_Symbol(expr, style=style)
 
     def _print_log(self, expr, exp=None):

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import keyword
 import re
+from collections.abc import Callable
 
 import numpy as np
 import sympy as sp
@@ -32,7 +33,7 @@ from sympy.printing.octave import OctaveCodePrinter
 
 from .. import describe, errors, examples, options, program, reductions
 from .. import kernels as kr
-from ..functions import clamp_min, mul0, sigmoid, softplus, two_sum_err
+from ..functions import clamp_min, mul0, select, sigmoid, softplus, two_sum_err
 from .base import Output, Part
 
 TEMPLATE = "matlab/function.m.jinja"
@@ -138,11 +139,14 @@ class MatlabPrinter(OctaveCodePrinter):
 
     language = "MATLAB"
 
-    def __init__(self, names: dict, settings=None):
+    def __init__(self, names: dict, settings=None, real_log: bool = False):
         super().__init__({"strict": True, **(settings or {})})
         self.known_functions = dict(KNOWN_FUNCTIONS)
         self.names = dict(names)
         self.helpers = set()
+        # a user's definition may take the log of a negative number: NaN, as C and NumPy give,
+        # not MATLAB's complex log (real_log)
+        self.real_log = real_log
         for code_name in self.names.values():
             check_identifier(code_name)
 
@@ -189,6 +193,36 @@ class MatlabPrinter(OctaveCodePrinter):
             f"{out} = {self._print(default)};",
             f"{out}({self._print(cond)} & true(size({out}))) = {self._print(value)};",
         ]
+
+    def _print_select(self, expr):
+        raise ValueError(
+            f"MatlabPrinter: a switch's forms print as an if (assign_lines), not inline: {expr}"
+        )
+
+    def assign_lines(
+        self, out: str, expr: sp.Expr, wrap: Callable[[str], str] = lambda code: code
+    ) -> list:
+        """``out = expr;`` as MATLAB statements: where a switch picks a form (select), an if on
+        the switch with each form assigned in its branch (only the form picked is evaluated: the
+        other may be complex or NaN there, log of a negative target).  ``wrap``: the code
+        around each form's (a weight's product)."""
+        sel = next((e for e in sp.preorder_traversal(expr) if isinstance(e, select)), None)
+        if sel is None:
+            return [f"{out} = {wrap(self.doprint(expr))};"]
+        s = sel.args[0]
+        on, off = (self.assign_lines(out, expr.xreplace({s: v}), wrap) for v in (1, 0))
+        return [
+            f"if {self.doprint(s)}",
+            *("    " + ln for ln in on),
+            "else",
+            *("    " + ln for ln in off),
+            "end",
+        ]
+
+    def _print_log(self, expr):
+        if self.real_log:
+            return self._helper_call("real_log", expr.args)
+        return f"log({self._print(expr.args[0])})"
 
     def _print_log1p(self, expr):
         return f"log1p({self._print(expr.args[0])})"
@@ -320,11 +354,14 @@ def names_of(kern: kr.Kernel) -> dict:
 def _print_slots(kern) -> tuple[dict, set]:
     """Printed code of each slot the template needs, and the helpers they call."""
     names = names_of(kern)
-    pr = MatlabPrinter(names)
+    pr = MatlabPrinter(names, real_log=bool(kern.defined_in))
     slots = dict(kern.slots)
     if kern.family == "rowwise" and "out" not in slots:  # softmax: the output is p itself
         slots["out"] = kr.p
-    code = {slot: pr.doprint(expr) for slot, expr in slots.items()}
+    code = {
+        slot: "\n".join(pr.assign_lines(slot, expr)) if expr.has(select) else pr.doprint(expr)
+        for slot, expr in slots.items()
+    }
     return code, pr.helpers
 
 
@@ -350,15 +387,25 @@ def _element_lines(prog: program.Program, pr: MatlabPrinter) -> list:
     double, then each output weighted, reduced (the loss) or scaled (the gradient) over the
     count of elements, and rounded once to the input's class."""
     lines = []
+    kern = kr.kernel(prog.kernel)
+    x = describe.describe(kern).input
+    for value, (same, divisor) in reductions.ALIASES.items():
+        if value in kern.reductions:  # a mean over the samples: the last dimension's extent
+            lines += [
+                f"if strcmp(reduction, '{value}')  % {reductions.DIVISOR_WORDS[divisor]}",
+                f"    reduction = '{same}';",
+                f"    count = size({x}, ndims({x}));",
+                "end",
+            ]
     for st in prog.steps:
         if isinstance(st, program.Load):
             var = pr.doprint(sp.Symbol(st.name))
             lines.append(f"{var} = double({var});")
         elif isinstance(st, program.Store):
-            value = pr.doprint(st.expr)
-            if st.weight is not None:
-                value = f"{pr.doprint(st.weight)}.*({value})"
-            lines.append(f"{st.output} = {value};")
+            weight = pr.doprint(st.weight) if st.weight is not None else None
+            lines += pr.assign_lines(
+                st.output, st.expr, lambda v, w=weight: f"{w}.*({v})" if w else v
+            )
             if st.output == "loss":
                 lines.append(
                     f"{st.output} = cast(apply_reduction({st.output}, reduction, count), cls);"
@@ -413,11 +460,20 @@ def _validation(kern: kr.Kernel) -> list:
     values = {
         "smoothing": ["smoothing = check_smoothing(opts.LabelSmoothing);"],
         "option_value": [  # a defined loss's options, each against its interval
-            f"{o.name} = check_option(opts.{options.matlab_name(o.name)}, "
+            f"{o.name} = check_switch(opts.{options.matlab_name(o.name)}, "
+            f"'{options.matlab_name(o.name)}');"
+            if o.switch
+            else f"{o.name} = check_option(opts.{options.matlab_name(o.name)}, "
             f"'{options.matlab_name(o.name)}', {_bound(o.low, '-Inf')}, {_bound(o.high, 'Inf')});"
             for o in desc.kernel.scalars
         ],
-        "reduction": ["reduction = check_reduction(opts.Reduction);"],
+        "reduction": ["reduction = check_reduction(opts.Reduction);"]
+        if kern.reductions == reductions.REDUCTIONS
+        else [  # a defined loss's own reductions too
+            "reduction = check_reduction_in(opts.Reduction, {"
+            + ", ".join(f"'{r}'" for r in kern.reductions)
+            + "});"
+        ],
         "label": ["check_label_range(t, K, ignore_index);"],
         "domain": [f"check_probabilities({x}, '{x}');"],
         "target": [
@@ -445,7 +501,7 @@ def _program_code(kern: kr.Kernel, row_stats) -> dict:
     desc = describe.describe(kern)
     progs = {v.target: program.program(kern, v) for v in desc.variants}
     bound = {st.name: st.name for p in progs.values() for st in p.all_steps if hasattr(st, "name")}
-    pr = MatlabPrinter({**bound, **names_of(kern)})
+    pr = MatlabPrinter({**bound, **names_of(kern)}, real_log=bool(kern.defined_in))
     if kern.family == "bce":
         return {"lines": _element_lines(progs[""], pr)}
     out = {}
@@ -612,8 +668,8 @@ def _arg_docs(kern) -> list:
                 ("an array of any size, " + a.doc)
                 if a.name != "target"
                 else (
-                    "targets in [0, 1], the size of the first argument (an integer or "
-                    "logical array is converted)"
+                    f"targets{'' if kern.defined_in else ' in [0, 1]'}, the size of the first "
+                    "argument (an integer or logical array is converted)"
                 )
             )
         elif a.name == "target":
@@ -734,6 +790,8 @@ HELPER_CALLS = {
     "check_classes": ("size_str",),
     "check_like": ("class_str", "size_str"),
     "check_reduction": ("value_str",),
+    "check_reduction_in": ("value_str",),
+    "check_switch": ("value_str",),
     "check_smoothing": ("value_str",),
     "check_option": ("value_str",),
     "check_class_weight": ("check_real_numbers", "size_str", "value_str"),
@@ -791,6 +849,7 @@ HELPERS = (
     "two_sum_err",
     "clamp_min",
     "mul0",
+    "real_log",
     "pairwise_sum",
     "apply_reduction",
     "apply_scale",
@@ -801,8 +860,10 @@ HELPERS = (
     "check_classes",
     "check_like",
     "check_reduction",
+    "check_reduction_in",
     "check_smoothing",
     "check_option",
+    "check_switch",
     "check_class_weight",
     "check_real_numbers",
     "check_ignore_index",
@@ -857,8 +918,13 @@ def context(kern: kr.Kernel) -> dict:
         helpers.add("apply_scale")
     if desc.checks_domain:
         helpers.add("check_probabilities")
-    if kern.scalars:
+    if any(not o.switch for o in kern.scalars):
         helpers.add("check_option")
+    if kern.switches:
+        helpers.add("check_switch")
+    if kern.reductions != reductions.REDUCTIONS:  # its own reductions too: the other check
+        helpers.add("check_reduction_in")
+        helpers.discard("check_reduction")
     if desc.rows or (fam == "ce_probs" and (desc.has_loss or desc.needs_ysum)):
         helpers.add("pairwise_sum")  # every sum over the K classes
     params = ins + (["varargin"] if kern.options else [])

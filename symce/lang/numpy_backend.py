@@ -191,6 +191,12 @@ class NumPyKernelPrinter(NumPyPrinter):
     def _print_Not(self, expr):
         return "~" + self._operand(expr.args[0])
 
+    def _print_select(self, expr):
+        """A switch's two forms as Python's conditional: the switch is one bool, so only the form
+        it picks is computed."""
+        s, on, off = expr.args
+        return f"({self._print(on)} if {self._print(s)} else {self._print(off)})"
+
     def _print_Piecewise(self, expr):
         """A value and a default, (v, cond), (d, True), as np.where(cond, v, d): both are computed
         and one is chosen per element (a NaN in the unchosen one does not leak)."""
@@ -375,8 +381,13 @@ def _arg_docs(kern: kr.Kernel, partial: str) -> list:
     for a in kern.inputs:
         if a.kind == "target" and partial != "bce":
             text = f"{a.name}: {TARGET_DOC['ce']}."
-        elif partial == "bce" and a.name == "target":
-            text = f"{a.name}: {TARGET_DOC['bce']}."
+        elif partial == "bce" and a.name == "target":  # a defined loss's: not checked
+            words = (
+                TARGET_DOC["bce"].replace(" in [0, 1]", "")
+                if kern.defined_in
+                else TARGET_DOC["bce"]
+            )
+            text = f"{a.name}: {words}."
         elif a.shape == "any":
             text = f"{a.name} (any shape): {a.doc}."
         elif describe.describe(kern).movable_axis:
@@ -517,9 +528,14 @@ def _validation(kern: kr.Kernel) -> list:
         "target": "_probability_targets(y)",
     }
     values["option_value"] = "\n".join(  # a defined loss's options, each against its interval
-        f'{o.name} = _option("{o.name}", {o.name}, {o.low!r}, {o.high!r})'
+        f'{o.name} = _switch("{o.name}", {o.name})'
+        if o.switch
+        else f'{o.name} = _option("{o.name}", {o.name}, {o.low!r}, {o.high!r})'
         for o in desc.kernel.scalars
     )
+    extra = [r for r in kern.reductions if r not in reductions.REDUCTIONS]
+    if extra:  # a defined loss's own reductions besides none, mean and sum
+        values["reduction"] = f"reduction = _reduction(reduction, _REDUCTIONS + {tuple(extra)!r})"
     keys = [key for key in desc.checks if key in values]
     return lines + [line for key in keys for line in values[key].splitlines()]
 
@@ -622,6 +638,12 @@ def _element_setup(kern: kr.Kernel) -> dict:
     x = describe.describe(kern).input
     prog = program.program(kern, describe.describe(kern).variants[0])
     setup, finish = [], []
+    for value, (same, divisor) in reductions.ALIASES.items():
+        if value in kern.reductions:  # a mean over another divisor (symce.reductions)
+            setup += [
+                f"if reduction == {value!r}:  # {reductions.DIVISOR_WORDS[divisor]}",
+                f"    reduction, count = {same!r}, count.dtype.type({x}.shape[0] if {x}.ndim else 1)",
+            ]
     for st in prog.steps:
         if isinstance(st, program.Load) and st.role == "in":
             setup.append(f"xin, yin = _flat_rows({x}), _flat_rows(target)")

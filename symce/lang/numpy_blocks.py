@@ -28,7 +28,7 @@ import sympy as sp
 from sympy.codegen.cfunctions import expm1, log1p
 from sympy.printing.codeprinter import CodePrinter
 
-from ..functions import clamp_min, mul0, sigmoid, softplus
+from ..functions import clamp_min, mul0, select, sigmoid, softplus
 
 BLOCK = 1 << 17  # elements per block: 1 MiB per float64 buffer (measured: 2^16..2^18 fastest)
 TILE = 1 << 15  # elements per tile of the BCE programs (more buffers live at once)
@@ -157,6 +157,19 @@ class InplaceEmitter:
             self._op("maximum", acc, other, dest)
             if tmp is not None:
                 self.release(tmp)
+            return dest
+        if isinstance(expr, select):  # a switch (one bool): only the form it picks runs
+            s, *forms = expr.args
+            before, branches = self.lines, []
+            for form in forms:
+                self.lines = []
+                got = self.emit(form, dest, alias)
+                if got != dest:
+                    self.lines.append(f"np.copyto({dest}, {got})")
+                branches.append(self.lines)
+            self.lines = before + [f"if {self.code(s)}:"]
+            self.lines += ["    " + ln for ln in branches[0]] + ["else:"]
+            self.lines += ["    " + ln for ln in branches[1]]
             return dest
         if isinstance(expr, mul0):
             a, b = expr.args
@@ -360,7 +373,7 @@ def assemble(steps: list[Step], small: CodePrinter, block_names: Iterable[str]) 
             if result != dest:
                 em.lines.append(f"np.copyto({dest}, {result})")
             last_line = em.lines[-1]
-            if last_line.endswith(f"out={dest})") and not last_line.startswith("np.copyto"):
+            if last_line.endswith(f"out={dest})") and not last_line.startswith(("np.copyto", " ")):
                 body += em.lines[:-1] + [f"{st.name} = {last_line}"]  # a ufunc returns its out
             else:
                 body += em.lines + [f"{st.name} = {dest}"]
