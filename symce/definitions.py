@@ -11,7 +11,9 @@ ships in :mod:`symce.library`, which use nothing but this API) are declared here
 
 A loss is declared the same way, as the term of one class or one element in an input and a
 target (:func:`define_loss`, ``over="classes"`` or ``"elements"``), with scalar options of its own
-(:func:`option`) for the elements layout; symce.library's nll_loss and focal_loss are.
+(:func:`option`) for the elements layout, switches that pick the term's form (:func:`switch`, with
+``symce.select`` in the term) and PyTorch's ``batchmean`` reduction (``reductions=``);
+symce.library's nll_loss, focal_loss and kl_div are.
 
 A declaration is data: a name, a SymPy expression, optional stable forms and a worked example.
 Every later stage reads :func:`activations`: the engine (:mod:`symce.derive`) differentiates the
