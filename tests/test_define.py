@@ -262,6 +262,47 @@ def test_a_user_loss_is_derived_proved_and_emitted():
         definitions.forget("user_poisson")
 
 
+def test_a_user_loss_with_a_switch_and_batchmean_passes_every_languages_check():
+    """A user's loss over elements with a switch (two forms, one with its stable form) and
+    batchmean: derived, proved, and checked against mpmath in every language present, each
+    form; no symce file knows it."""
+    import numpy as np
+
+    from symce import reference, snippets
+
+    flip = sp.Symbol("flip", real=True)
+    term = symce.select(flip, (v_ - y_) ** 2, sp.log(1 + sp.exp(v_)) - y_ * v_)
+    try:
+        symce.define_loss(
+            "user_flip",
+            term,
+            input=v_,
+            target=y_,
+            over="elements",
+            options={"flip": symce.switch(True, doc="squared error, else BCE with logits")},
+            stable=symce.select(flip, (v_ - y_) ** 2, symce.softplus(v_) - y_ * v_),
+            reductions=("none", "mean", "sum", "batchmean"),
+        )
+        res = derive.result("user_flip_grad")
+        on, off = (res.closed.xreplace({flip: b}) for b in (1, 0))
+        assert sp.simplify(on - 2 * (v_ - y_)) == 0
+        assert sp.simplify(off - (1 / (1 + sp.exp(-v_)) - y_)) == 0
+        proof.verify(proofs.by_name()["user_flip_grad"])
+        rows = check.check(["user_flip", "user_flip_grad"])
+        failed = [r for r in rows if r[6] is False]
+        assert not failed, check.table(rows)
+        ns = {}
+        exec(snippets.snippet("numpy", "user_flip"), ns)
+        v = np.array([[40.0, -40.0, 0.5], [2.0, -3.0, 0.0]])
+        y = np.array([[1.0, 0.0, 0.3], [0.0, 1.0, 0.5]])
+        for value in (False, True):
+            got = ns["user_flip"](v, y, flip=value, reduction="batchmean")
+            want = reference.evaluate("user_flip", v, y, flip=value, reduction="batchmean")
+            np.testing.assert_allclose(got, float(want), rtol=1e-15)
+    finally:
+        definitions.forget("user_flip")
+
+
 @pytest.mark.parametrize(
     "kwargs, exc, words",
     [
