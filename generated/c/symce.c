@@ -3001,43 +3001,83 @@ int symce_kl_div_f32(size_t n, size_t k, const float *SYMCE_RESTRICT input,
     for (size_t b0 = 0; b0 < count; b0 += SYMCE_BLOCK) {
         const size_t len = count - b0 < SYMCE_BLOCK ? count - b0 : SYMCE_BLOCK;
         if (weight == NULL) {  /* no weights to copy */
-            if (reduction == SYMCE_REDUCTION_NONE) {
-                for (size_t l = 0; l < len; ++l) {
-                    const double xv = (double)input[b0 + l];
-                    const double y = (double)target[b0 + l];
-                    const double w = 1;
-                    loss[b0 + l] = (float)(w*(log_target ? (-symce_mul0_for_f32(symce_exp_for_f32(y), xv) + symce_mul0_for_f32(symce_exp_for_f32(y), y)) : (-symce_mul0_for_f32(y, xv) + symce_mul0_for_f32(y, log(y)))));
+            if (log_target) {
+                if (reduction == SYMCE_REDUCTION_NONE) {
+                    for (size_t l = 0; l < len; ++l) {
+                        const double xv = (double)input[b0 + l];
+                        const double y = (double)target[b0 + l];
+                        const double w = 1;
+                        loss[b0 + l] = (float)(w*(-symce_mul0_for_f32(symce_exp_for_f32(y), xv) + symce_mul0_for_f32(symce_exp_for_f32(y), y)));
+                    }
+                } else {
+                    double terms[SYMCE_BLOCK];
+                    for (size_t l = 0; l < len; ++l) {
+                        const double xv = (double)input[b0 + l];
+                        const double y = (double)target[b0 + l];
+                        const double w = 1;
+                        terms[l] = w*(-symce_mul0_for_f32(symce_exp_for_f32(y), xv) + symce_mul0_for_f32(symce_exp_for_f32(y), y));
+                    }
+                    symce_accumulate_f32(&total, &tcomp, symce_lane_sum(terms, len));
                 }
             } else {
-                double terms[SYMCE_BLOCK];
-                for (size_t l = 0; l < len; ++l) {
-                    const double xv = (double)input[b0 + l];
-                    const double y = (double)target[b0 + l];
-                    const double w = 1;
-                    terms[l] = w*(log_target ? (-symce_mul0_for_f32(symce_exp_for_f32(y), xv) + symce_mul0_for_f32(symce_exp_for_f32(y), y)) : (-symce_mul0_for_f32(y, xv) + symce_mul0_for_f32(y, log(y))));
+                if (reduction == SYMCE_REDUCTION_NONE) {
+                    for (size_t l = 0; l < len; ++l) {
+                        const double xv = (double)input[b0 + l];
+                        const double y = (double)target[b0 + l];
+                        const double w = 1;
+                        loss[b0 + l] = (float)(w*(-symce_mul0_for_f32(y, xv) + symce_mul0_for_f32(y, log(y))));
+                    }
+                } else {
+                    double terms[SYMCE_BLOCK];
+                    for (size_t l = 0; l < len; ++l) {
+                        const double xv = (double)input[b0 + l];
+                        const double y = (double)target[b0 + l];
+                        const double w = 1;
+                        terms[l] = w*(-symce_mul0_for_f32(y, xv) + symce_mul0_for_f32(y, log(y)));
+                    }
+                    symce_accumulate_f32(&total, &tcomp, symce_lane_sum(terms, len));
                 }
-                symce_accumulate_f32(&total, &tcomp, symce_lane_sum(terms, len));
             }
         } else {
             double wb[SYMCE_BLOCK];
             if (weight != NULL) for (size_t l = 0; l < len; ++l) wb[l] = (double)weight[b0 + l];
             else for (size_t l = 0; l < len; ++l) wb[l] = 1;
-            if (reduction == SYMCE_REDUCTION_NONE) {
-                for (size_t l = 0; l < len; ++l) {
-                    const double xv = (double)input[b0 + l];
-                    const double y = (double)target[b0 + l];
-                    const double w = wb[l];
-                    loss[b0 + l] = (float)(w*(log_target ? (-symce_mul0_for_f32(symce_exp_for_f32(y), xv) + symce_mul0_for_f32(symce_exp_for_f32(y), y)) : (-symce_mul0_for_f32(y, xv) + symce_mul0_for_f32(y, log(y)))));
+            if (log_target) {
+                if (reduction == SYMCE_REDUCTION_NONE) {
+                    for (size_t l = 0; l < len; ++l) {
+                        const double xv = (double)input[b0 + l];
+                        const double y = (double)target[b0 + l];
+                        const double w = wb[l];
+                        loss[b0 + l] = (float)(w*(-symce_mul0_for_f32(symce_exp_for_f32(y), xv) + symce_mul0_for_f32(symce_exp_for_f32(y), y)));
+                    }
+                } else {
+                    double terms[SYMCE_BLOCK];
+                    for (size_t l = 0; l < len; ++l) {
+                        const double xv = (double)input[b0 + l];
+                        const double y = (double)target[b0 + l];
+                        const double w = wb[l];
+                        terms[l] = w*(-symce_mul0_for_f32(symce_exp_for_f32(y), xv) + symce_mul0_for_f32(symce_exp_for_f32(y), y));
+                    }
+                    symce_accumulate_f32(&total, &tcomp, symce_lane_sum(terms, len));
                 }
             } else {
-                double terms[SYMCE_BLOCK];
-                for (size_t l = 0; l < len; ++l) {
-                    const double xv = (double)input[b0 + l];
-                    const double y = (double)target[b0 + l];
-                    const double w = wb[l];
-                    terms[l] = w*(log_target ? (-symce_mul0_for_f32(symce_exp_for_f32(y), xv) + symce_mul0_for_f32(symce_exp_for_f32(y), y)) : (-symce_mul0_for_f32(y, xv) + symce_mul0_for_f32(y, log(y))));
+                if (reduction == SYMCE_REDUCTION_NONE) {
+                    for (size_t l = 0; l < len; ++l) {
+                        const double xv = (double)input[b0 + l];
+                        const double y = (double)target[b0 + l];
+                        const double w = wb[l];
+                        loss[b0 + l] = (float)(w*(-symce_mul0_for_f32(y, xv) + symce_mul0_for_f32(y, log(y))));
+                    }
+                } else {
+                    double terms[SYMCE_BLOCK];
+                    for (size_t l = 0; l < len; ++l) {
+                        const double xv = (double)input[b0 + l];
+                        const double y = (double)target[b0 + l];
+                        const double w = wb[l];
+                        terms[l] = w*(-symce_mul0_for_f32(y, xv) + symce_mul0_for_f32(y, log(y)));
+                    }
+                    symce_accumulate_f32(&total, &tcomp, symce_lane_sum(terms, len));
                 }
-                symce_accumulate_f32(&total, &tcomp, symce_lane_sum(terms, len));
             }
         }
     }
@@ -3069,19 +3109,35 @@ int symce_kl_div_grad_f32(size_t n, size_t k, const float *SYMCE_RESTRICT input,
     for (size_t b0 = 0; b0 < count; b0 += SYMCE_BLOCK) {
         const size_t len = count - b0 < SYMCE_BLOCK ? count - b0 : SYMCE_BLOCK;
         if (weight == NULL) {  /* no weights to copy */
-            for (size_t l = 0; l < len; ++l) {
-                const double y = (double)target[b0 + l];
-                const double w = 1;
-                grad[b0 + l] = (float)((w*(log_target ? (-symce_exp_for_f32(y)) : (-y))) * scale);
+            if (log_target) {
+                for (size_t l = 0; l < len; ++l) {
+                    const double y = (double)target[b0 + l];
+                    const double w = 1;
+                    grad[b0 + l] = (float)((-w*symce_exp_for_f32(y)) * scale);
+                }
+            } else {
+                for (size_t l = 0; l < len; ++l) {
+                    const double y = (double)target[b0 + l];
+                    const double w = 1;
+                    grad[b0 + l] = (float)((-w*y) * scale);
+                }
             }
         } else {
             double wb[SYMCE_BLOCK];
             if (weight != NULL) for (size_t l = 0; l < len; ++l) wb[l] = (double)weight[b0 + l];
             else for (size_t l = 0; l < len; ++l) wb[l] = 1;
-            for (size_t l = 0; l < len; ++l) {
-                const double y = (double)target[b0 + l];
-                const double w = wb[l];
-                grad[b0 + l] = (float)((w*(log_target ? (-symce_exp_for_f32(y)) : (-y))) * scale);
+            if (log_target) {
+                for (size_t l = 0; l < len; ++l) {
+                    const double y = (double)target[b0 + l];
+                    const double w = wb[l];
+                    grad[b0 + l] = (float)((-w*symce_exp_for_f32(y)) * scale);
+                }
+            } else {
+                for (size_t l = 0; l < len; ++l) {
+                    const double y = (double)target[b0 + l];
+                    const double w = wb[l];
+                    grad[b0 + l] = (float)((-w*y) * scale);
+                }
             }
         }
     }
@@ -5055,43 +5111,83 @@ int symce_kl_div_f64(size_t n, size_t k, const double *SYMCE_RESTRICT input,
     for (size_t b0 = 0; b0 < count; b0 += SYMCE_BLOCK) {
         const size_t len = count - b0 < SYMCE_BLOCK ? count - b0 : SYMCE_BLOCK;
         if (weight == NULL) {  /* no weights to copy */
-            if (reduction == SYMCE_REDUCTION_NONE) {
-                for (size_t l = 0; l < len; ++l) {
-                    const double xv = input[b0 + l];
-                    const double y = target[b0 + l];
-                    const double w = 1;
-                    loss[b0 + l] = (w*(log_target ? (-symce_mul0_for_f64(symce_exp_for_f64(y), xv) + symce_mul0_for_f64(symce_exp_for_f64(y), y)) : (-symce_mul0_for_f64(y, xv) + symce_mul0_for_f64(y, log(y)))));
+            if (log_target) {
+                if (reduction == SYMCE_REDUCTION_NONE) {
+                    for (size_t l = 0; l < len; ++l) {
+                        const double xv = input[b0 + l];
+                        const double y = target[b0 + l];
+                        const double w = 1;
+                        loss[b0 + l] = (w*(-symce_mul0_for_f64(symce_exp_for_f64(y), xv) + symce_mul0_for_f64(symce_exp_for_f64(y), y)));
+                    }
+                } else {
+                    double terms[SYMCE_BLOCK];
+                    for (size_t l = 0; l < len; ++l) {
+                        const double xv = input[b0 + l];
+                        const double y = target[b0 + l];
+                        const double w = 1;
+                        terms[l] = w*(-symce_mul0_for_f64(symce_exp_for_f64(y), xv) + symce_mul0_for_f64(symce_exp_for_f64(y), y));
+                    }
+                    symce_accumulate_f64(&total, &tcomp, symce_pairwise_sum(terms, len));
                 }
             } else {
-                double terms[SYMCE_BLOCK];
-                for (size_t l = 0; l < len; ++l) {
-                    const double xv = input[b0 + l];
-                    const double y = target[b0 + l];
-                    const double w = 1;
-                    terms[l] = w*(log_target ? (-symce_mul0_for_f64(symce_exp_for_f64(y), xv) + symce_mul0_for_f64(symce_exp_for_f64(y), y)) : (-symce_mul0_for_f64(y, xv) + symce_mul0_for_f64(y, log(y))));
+                if (reduction == SYMCE_REDUCTION_NONE) {
+                    for (size_t l = 0; l < len; ++l) {
+                        const double xv = input[b0 + l];
+                        const double y = target[b0 + l];
+                        const double w = 1;
+                        loss[b0 + l] = (w*(-symce_mul0_for_f64(y, xv) + symce_mul0_for_f64(y, log(y))));
+                    }
+                } else {
+                    double terms[SYMCE_BLOCK];
+                    for (size_t l = 0; l < len; ++l) {
+                        const double xv = input[b0 + l];
+                        const double y = target[b0 + l];
+                        const double w = 1;
+                        terms[l] = w*(-symce_mul0_for_f64(y, xv) + symce_mul0_for_f64(y, log(y)));
+                    }
+                    symce_accumulate_f64(&total, &tcomp, symce_pairwise_sum(terms, len));
                 }
-                symce_accumulate_f64(&total, &tcomp, symce_pairwise_sum(terms, len));
             }
         } else {
             double wb[SYMCE_BLOCK];
             if (weight != NULL) for (size_t l = 0; l < len; ++l) wb[l] = weight[b0 + l];
             else for (size_t l = 0; l < len; ++l) wb[l] = 1;
-            if (reduction == SYMCE_REDUCTION_NONE) {
-                for (size_t l = 0; l < len; ++l) {
-                    const double xv = input[b0 + l];
-                    const double y = target[b0 + l];
-                    const double w = wb[l];
-                    loss[b0 + l] = (w*(log_target ? (-symce_mul0_for_f64(symce_exp_for_f64(y), xv) + symce_mul0_for_f64(symce_exp_for_f64(y), y)) : (-symce_mul0_for_f64(y, xv) + symce_mul0_for_f64(y, log(y)))));
+            if (log_target) {
+                if (reduction == SYMCE_REDUCTION_NONE) {
+                    for (size_t l = 0; l < len; ++l) {
+                        const double xv = input[b0 + l];
+                        const double y = target[b0 + l];
+                        const double w = wb[l];
+                        loss[b0 + l] = (w*(-symce_mul0_for_f64(symce_exp_for_f64(y), xv) + symce_mul0_for_f64(symce_exp_for_f64(y), y)));
+                    }
+                } else {
+                    double terms[SYMCE_BLOCK];
+                    for (size_t l = 0; l < len; ++l) {
+                        const double xv = input[b0 + l];
+                        const double y = target[b0 + l];
+                        const double w = wb[l];
+                        terms[l] = w*(-symce_mul0_for_f64(symce_exp_for_f64(y), xv) + symce_mul0_for_f64(symce_exp_for_f64(y), y));
+                    }
+                    symce_accumulate_f64(&total, &tcomp, symce_pairwise_sum(terms, len));
                 }
             } else {
-                double terms[SYMCE_BLOCK];
-                for (size_t l = 0; l < len; ++l) {
-                    const double xv = input[b0 + l];
-                    const double y = target[b0 + l];
-                    const double w = wb[l];
-                    terms[l] = w*(log_target ? (-symce_mul0_for_f64(symce_exp_for_f64(y), xv) + symce_mul0_for_f64(symce_exp_for_f64(y), y)) : (-symce_mul0_for_f64(y, xv) + symce_mul0_for_f64(y, log(y))));
+                if (reduction == SYMCE_REDUCTION_NONE) {
+                    for (size_t l = 0; l < len; ++l) {
+                        const double xv = input[b0 + l];
+                        const double y = target[b0 + l];
+                        const double w = wb[l];
+                        loss[b0 + l] = (w*(-symce_mul0_for_f64(y, xv) + symce_mul0_for_f64(y, log(y))));
+                    }
+                } else {
+                    double terms[SYMCE_BLOCK];
+                    for (size_t l = 0; l < len; ++l) {
+                        const double xv = input[b0 + l];
+                        const double y = target[b0 + l];
+                        const double w = wb[l];
+                        terms[l] = w*(-symce_mul0_for_f64(y, xv) + symce_mul0_for_f64(y, log(y)));
+                    }
+                    symce_accumulate_f64(&total, &tcomp, symce_pairwise_sum(terms, len));
                 }
-                symce_accumulate_f64(&total, &tcomp, symce_pairwise_sum(terms, len));
             }
         }
     }
@@ -5123,19 +5219,35 @@ int symce_kl_div_grad_f64(size_t n, size_t k, const double *SYMCE_RESTRICT input
     for (size_t b0 = 0; b0 < count; b0 += SYMCE_BLOCK) {
         const size_t len = count - b0 < SYMCE_BLOCK ? count - b0 : SYMCE_BLOCK;
         if (weight == NULL) {  /* no weights to copy */
-            for (size_t l = 0; l < len; ++l) {
-                const double y = target[b0 + l];
-                const double w = 1;
-                grad[b0 + l] = (double)((w*(log_target ? (-symce_exp_for_f64(y)) : (-y))) * scale);
+            if (log_target) {
+                for (size_t l = 0; l < len; ++l) {
+                    const double y = target[b0 + l];
+                    const double w = 1;
+                    grad[b0 + l] = (double)((-w*symce_exp_for_f64(y)) * scale);
+                }
+            } else {
+                for (size_t l = 0; l < len; ++l) {
+                    const double y = target[b0 + l];
+                    const double w = 1;
+                    grad[b0 + l] = (double)((-w*y) * scale);
+                }
             }
         } else {
             double wb[SYMCE_BLOCK];
             if (weight != NULL) for (size_t l = 0; l < len; ++l) wb[l] = weight[b0 + l];
             else for (size_t l = 0; l < len; ++l) wb[l] = 1;
-            for (size_t l = 0; l < len; ++l) {
-                const double y = target[b0 + l];
-                const double w = wb[l];
-                grad[b0 + l] = (double)((w*(log_target ? (-symce_exp_for_f64(y)) : (-y))) * scale);
+            if (log_target) {
+                for (size_t l = 0; l < len; ++l) {
+                    const double y = target[b0 + l];
+                    const double w = wb[l];
+                    grad[b0 + l] = (double)((-w*symce_exp_for_f64(y)) * scale);
+                }
+            } else {
+                for (size_t l = 0; l < len; ++l) {
+                    const double y = target[b0 + l];
+                    const double w = wb[l];
+                    grad[b0 + l] = (double)((-w*y) * scale);
+                }
             }
         }
     }

@@ -25,6 +25,8 @@ tests use it to call the compiled library through ctypes.
 
 from __future__ import annotations
 
+import dataclasses
+import itertools
 import math
 import re
 import textwrap
@@ -1794,17 +1796,7 @@ def _bce_body(kern: kr.Kernel, ctx: dict) -> dict:
         head += [f"{acc} total = 0, tcomp = 0;", "SYMCE_OMP_FOR_SUM(total, tcomp)"]
     else:
         head.append("SYMCE_OMP_FOR")
-    first = ctx["slots"]["first"]
-    block = []
-    if first:
-        block += [
-            f"{C} " + ", ".join(f"{d['name']}b[SYMCE_BLOCK]" for d in first) + ";",
-            "for (size_t l = 0; l < len; ++l) {  /* the exponential and the division first */",
-            f"    const {C} xv = {wide}{ctx['x']}[b0 + l];",
-            *(f"    const {C} {d['name']} = {d['expr']};" for d in first),
-            *(f"    {d['name']}b[l] = {d['name']};" for d in first),
-            "}",
-        ]
+    block = [] if kern.switches else _first_block(ctx)
     weights = [
         st.role
         for st in prog.steps
@@ -1833,11 +1825,48 @@ def _bce_body(kern: kr.Kernel, ctx: dict) -> dict:
         "head": head,
         "first": block,
         "unweighted": " && ".join(f"{role} == NULL" for role in weights),
-        "plain": _bce_compute(prog, ctx, True),
+        "plain": _switched_compute(kern, prog, ctx, True),
         "copies": copies,
-        "weighted": _bce_compute(prog, ctx, False),
+        "weighted": _switched_compute(kern, prog, ctx, False),
         "finish": finish,
     }
+
+
+def _first_block(ctx: dict) -> list:
+    """The values a BCE block computes first, for every element (the exponential and the
+    division of the stable sigmoid forms), into stack arrays the loops read."""
+    C, wide, first = ctx["C"], ctx["wide"], ctx["slots"]["first"]
+    if not first:
+        return []
+    return [
+        f"{C} " + ", ".join(f"{d['name']}b[SYMCE_BLOCK]" for d in first) + ";",
+        "for (size_t l = 0; l < len; ++l) {  /* the exponential and the division first */",
+        f"    const {C} xv = {wide}{ctx['x']}[b0 + l];",
+        *(f"    const {C} {d['name']} = {d['expr']};" for d in first),
+        *(f"    {d['name']}b[l] = {d['name']};" for d in first),
+        "}",
+    ]
+
+
+def _switched_compute(kern: kr.Kernel, prog: program.Program, ctx: dict, plain: bool) -> list:
+    """The BCE loops over one block (_bce_compute); where the kernel has switches, once per form,
+    the switches tested once per block outside the loops, so each loop is one form with no
+    branch (and vectorises: a ternary with a libm call in the other arm would not)."""
+    if not kern.switches:
+        return _bce_compute(prog, ctx, plain)
+    names = [o.name for o in kern.switches]
+    out = []
+    combos = list(itertools.product((1, 0), repeat=len(names)))
+    for i, values in enumerate(combos):
+        at = {o.symbol: v for o, v in zip(kern.switches, values)}
+        form = dataclasses.replace(kern, slots={n: e.xreplace(at) for n, e in kern.slots.items()})
+        sub = dict(ctx, slots=_printed_slots(form, ctx["cdt"]))
+        test = " && ".join(n if v else f"!{n}" for n, v in zip(names, values))
+        head = "if" if i == 0 else "} else if"
+        out.append(f"{head} ({test}) {{" if i < len(combos) - 1 else "} else {")
+        body = _first_block(sub) + _bce_compute(prog, sub, plain)
+        out += ["    " + line for line in body]
+    return out + ["}"]
 
 
 # a row kernel's output step (symce.program) -> the template of its loops
@@ -1937,6 +1966,7 @@ def _function_context(fn: CFunction):
         "required": [p.name for p in fn.params if p.role in ("in", "labels", "target", "out")],
         "doc": _doc(fn, kern),
         "slots": _printed_slots(kern, cdt),
+        "cdt": cdt,
         "soft": fn.soft,
         "x": desc.input,
         "domain": desc.checks_domain,
