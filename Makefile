@@ -37,8 +37,11 @@ check-generated:
 pdf: derive
 	$(PYTHON) -m symce.pdf generated/latex
 
+# pytest-xdist: one worker per core, idle workers take tests from busy ones; TEST_WORKERS=0 runs in
+# one process (the C builds' cache and the wheel's build are shared safely: tests/c_build.py)
+TEST_WORKERS ?= auto
 test:
-	$(PYTHON) -m pytest -q
+	$(PYTHON) -m pytest -q -n $(TEST_WORKERS) --dist worksteal
 
 # ruff (configured in pyproject.toml): lint, and formatting checked; `make format` applies it
 lint:

@@ -43,7 +43,11 @@ def _digits_for(v):
 
 
 def _mp(a):
-    return np.vectorize(lambda v: mpmath.mpf(float(v)), otypes=[object])(np.asarray(a, dtype=float))
+    # converting a NaN raises the FPU's invalid flag, which NumPy would report as a warning
+    with np.errstate(invalid="ignore"):
+        return np.vectorize(lambda v: mpmath.mpf(float(v)), otypes=[object])(
+            np.asarray(a, dtype=float)
+        )
 
 
 @cache

@@ -33,13 +33,16 @@ failure).  The C signatures come from :func:`symce.lang.c_backend.functions`.
 from __future__ import annotations
 
 import atexit
+import contextlib
 import ctypes
+import fcntl
 import hashlib
 import os
 import shutil
 import subprocess
 import tempfile
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from functools import cache
 from pathlib import Path
@@ -121,6 +124,7 @@ def build_dir() -> Path:
 
 
 CACHE_KEEP = 300  # files; the least recently used beyond these are removed once per process
+CACHE_IN_USE = 3600  # seconds: a file used this recently is never removed (another run may hold it)
 
 
 _CACHE_LOCK = threading.Lock()
@@ -128,7 +132,8 @@ _CACHE_LOCK = threading.Lock()
 
 def cache_dir() -> Path:
     """The cache folder, pruned on the first call of the process (one thread prunes while the
-    others wait; a file another process removes meanwhile is skipped)."""
+    others wait; a file another process removes meanwhile is skipped, and a file used in the
+    last hour is kept: pytest-xdist's workers and concurrent runs share the cache)."""
     with _CACHE_LOCK:
         return _pruned_cache_dir()
 
@@ -144,9 +149,12 @@ def _mtime(path: Path) -> float:
 def _pruned_cache_dir() -> Path:
     path = Path(os.environ.get("SYMCE_C_CACHE") or ROOT / "build" / "c-cache")
     path.mkdir(parents=True, exist_ok=True)
-    entries = sorted(path.iterdir(), key=_mtime, reverse=True)
+    entries = sorted((p for p in path.iterdir() if p.suffix != ".lock"), key=_mtime, reverse=True)
+    stale = time.time() - CACHE_IN_USE
     for old in entries[CACHE_KEEP:]:
-        old.unlink(missing_ok=True)
+        if _mtime(old) < stale:
+            old.unlink(missing_ok=True)
+            old.with_name(old.name + ".lock").unlink(missing_ok=True)
     return path
 
 
@@ -171,23 +179,38 @@ def _version(path: str) -> str:
 def cached(name: str, cmd: list, inputs, suffix: str = "") -> Path:
     """Run ``cmd + ["-o", output]`` unless its output is in the cache already; the output is
     named by a hash of the compiler's version (cmd[0]), the command and the bytes of ``inputs``
-    (every file it reads).  Written under a temporary name and renamed: concurrent runs are safe."""
+    (every file it reads).  Concurrent processes (pytest-xdist's workers) are safe: one compiles
+    while the others wait on the output's lock file, and the output is written under a temporary
+    name and renamed."""
     h = hashlib.sha256(_version(str(cmd[0])).encode())
     h.update("\0".join(map(str, cmd)).encode())
     for path in inputs:
         h.update(Path(path).read_bytes())
     out = cache_dir() / f"{name}-{h.hexdigest()[:20]}{suffix}"
-    if out.exists():
-        out.touch()  # recently used
-    else:
-        tmp = out.with_name(f"{out.name}.{os.getpid()}.{threading.get_ident()}.tmp")
-        try:
-            run_checked([*cmd, "-o", tmp])
-            os.replace(tmp, out)
-        finally:
-            if tmp.exists():
-                tmp.unlink()
+    with file_lock(out.with_name(out.name + ".lock")):
+        if out.exists():
+            os.utime(out)  # recently used: kept by every pruning for the next hour
+        else:
+            tmp = out.with_name(f"{out.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+            try:
+                run_checked([*cmd, "-o", tmp])
+                os.replace(tmp, out)
+            finally:
+                if tmp.exists():
+                    tmp.unlink()
     return out
+
+
+@contextlib.contextmanager
+def file_lock(path: Path):
+    """An exclusive lock between processes (flock on ``path``, created if missing); threads of one
+    process each open the file, so they exclude each other too."""
+    with open(path, "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 # -- the builds ---------------------------------------------------------------------------------

@@ -11,14 +11,28 @@ from pathlib import Path
 
 import pytest
 
+import c_build
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture(scope="module")
 def wheel(tmp_path_factory):
-    """symce's wheel, built from this checkout without network (setuptools is installed)."""
+    """symce's wheel, built from this checkout without network (setuptools is installed).  The
+    build writes build/ and symce.egg-info in the checkout: pytest-xdist's workers take turns."""
     out = tmp_path_factory.mktemp("wheel")
-    run = subprocess.run(
+    (ROOT / "build").mkdir(exist_ok=True)
+    with c_build.file_lock(ROOT / "build" / "wheel.lock"):
+        run = _build_wheel(out)
+    if run.returncode != 0 and "No module named pip" in run.stderr:
+        pytest.skip("pip is not available to build the wheel")
+    assert run.returncode == 0, run.stdout + run.stderr
+    (path,) = out.glob("symce-*.whl")
+    return path
+
+
+def _build_wheel(out: Path) -> subprocess.CompletedProcess:
+    return subprocess.run(
         [
             sys.executable,
             "-m",
@@ -36,11 +50,6 @@ def wheel(tmp_path_factory):
         text=True,
         timeout=300,
     )
-    if run.returncode != 0 and "No module named pip" in run.stderr:
-        pytest.skip("pip is not available to build the wheel")
-    assert run.returncode == 0, run.stdout + run.stderr
-    (path,) = out.glob("symce-*.whl")
-    return path
 
 
 def test_wheel_ships_every_template(wheel):
