@@ -12,8 +12,9 @@ ships in :mod:`symce.library`, which use nothing but this API) are declared here
 A loss is declared the same way, as the term of one class or one element in an input and a
 target (:func:`define_loss`, ``over="classes"`` or ``"elements"``), with scalar options of its own
 (:func:`option`) for the elements layout, switches that pick the term's form (:func:`switch`, with
-``symce.select`` in the term) and PyTorch's ``batchmean`` reduction (``reductions=``);
-symce.library's nll_loss, focal_loss and kl_div are.
+``symce.select`` in the term; a select may also compare options with numbers, ``alpha >= 0``) and
+PyTorch's ``batchmean`` reduction (``reductions=``); symce.library's nll_loss, focal_loss and
+kl_div are.
 
 A declaration is data: a name, a SymPy expression, optional stable forms and a worked example.
 Every later stage reads :func:`activations`: the engine (:mod:`symce.derive`) differentiates the
@@ -218,7 +219,27 @@ def switched(expr: sp.Expr, opts: tuple) -> sp.Expr:
         if opt.switch and opt.symbol in expr.free_symbols:
             on, off = (switched(expr.xreplace({opt.symbol: v}), opts) for v in (1, 0))
             return fn.select(opt.symbol, on, off)
+    for cond in fn.conditions(expr):  # a comparison of options: its Iverson bracket, likewise
+        if fn.iverson(cond) in expr.atoms(fn.iverson):
+            on, off = (switched(expr.xreplace({fn.iverson(cond): v}), opts) for v in (1, 0))
+            return fn.select(cond, on, off)
     return expr
+
+
+def brackets(expr: sp.Expr, opts: tuple) -> list:
+    """The 0/1 quantities that pick ``expr``'s forms: the switches among ``opts`` it reads and
+    the Iverson brackets of the comparisons in it (:func:`symce.functions.conditions`)."""
+    found = [o.symbol for o in opts if o.switch and o.symbol in expr.free_symbols]
+    return found + [fn.iverson(c) for c in fn.conditions(expr)]
+
+
+def picked(expr: sp.Expr, values: dict) -> sp.Expr:
+    """``expr`` with every select whose condition ``values`` (symbol -> number) decide collapsed
+    to the form it picks (a switch's 0 or 1, a comparison of options at their values)."""
+    return expr.replace(
+        lambda e: isinstance(e, (fn.select, fn.iverson)),
+        lambda e: e.func(e.args[0].xreplace(values), *e.args[1:]),
+    )
 
 
 @dataclass(frozen=True)
@@ -795,16 +816,29 @@ def _options(value, over: str, taken: dict, symbols: tuple) -> tuple:
 
 
 def _check_switches(expr: sp.Expr, what: str, opts: tuple) -> None:
-    """ValueError unless every select tests a switch's symbol, and a switch's symbol appears
-    nowhere else (a switch picks a form; it is not a number in the arithmetic)."""
+    """ValueError unless every select tests a switch's symbol or compares options (not
+    switches) with numbers or each other, and a switch's symbol appears nowhere else (a switch
+    picks a form; it is not a number in the arithmetic)."""
     switches = {o.symbol for o in opts if o.switch}
-    bare = expr
+    numbers = {o.symbol for o in opts if not o.switch}
     for node in sp.preorder_traversal(expr):
-        if isinstance(node, fn.select) and node.args[0] not in switches:
+        if isinstance(node, fn.iverson):
+            raise ValueError(f"{what}: write symce.select(condition, a, b), not iverson")
+        if not isinstance(node, fn.select) or node.args[0] in switches:
+            continue
+        cond = node.args[0]
+        if not (
+            isinstance(cond, _COMPARISONS)
+            and cond.free_symbols
+            and cond.free_symbols <= numbers
+            and all(_real_expr(side) for side in cond.args)
+        ):
             raise ValueError(
                 f"{what}: select's first argument must be a switch's symbol "
-                f"({', '.join(sorted(s.name for s in switches)) or 'none declared'}), "
-                f"got {node.args[0]}"
+                f"({', '.join(sorted(s.name for s in switches)) or 'none declared'}) or a "
+                "comparison (<, <=, >, >=) of options "
+                f"({', '.join(sorted(s.name for s in numbers)) or 'none declared'}) "
+                f"with numbers, got {cond}"
             )
     bare = expr.replace(lambda e: isinstance(e, fn.select), lambda e: sp.Add(*e.args[1:]))
     used = bare.free_symbols & switches
@@ -815,6 +849,17 @@ def _check_switches(expr: sp.Expr, what: str, opts: tuple) -> None:
         )
 
 
+_COMPARISONS = (sp.StrictLessThan, sp.LessThan, sp.StrictGreaterThan, sp.GreaterThan)
+
+
+def _real_expr(e: sp.Basic) -> bool:
+    """A side of a select's comparison: a real number, a symbol, or arithmetic of them."""
+    return isinstance(e, sp.Expr) and all(
+        isinstance(n, (sp.Symbol, sp.Number, sp.Add, sp.Mul, sp.Pow))
+        for n in sp.preorder_traversal(e)
+    )
+
+
 def _equal_on_grid(a: sp.Expr, b: sp.Expr, v: sp.Symbol, y: sp.Symbol, opts: tuple) -> str:
     """'' when ``a`` and ``b`` agree to 40 digits over a grid of inputs, targets and option
     values (where both are finite; infinite together), else the first point where they differ."""
@@ -823,9 +868,10 @@ def _equal_on_grid(a: sp.Expr, b: sp.Expr, v: sp.Symbol, y: sp.Symbol, opts: tup
     numbers = tuple(o for o in opts if not o.switch)
     syms = (v, y, *(o.symbol for o in numbers))
     settings = [(o.default,) + tuple(e for e in (o.low, o.high) if e is not None) for o in numbers]
-    switches = [o.symbol for o in opts if o.switch]
+    a, b = elementary(a), elementary(b)
+    switches = list(dict.fromkeys(brackets(a, opts) + brackets(b, opts)))
     for on in itertools.product((0, 1), repeat=len(switches)):
-        at = dict(zip(switches, on))  # each form of the switches on its own: select collapses
+        at = dict(zip(switches, on))  # each form on its own, whatever the options' values
         wrong = _equal_at(a.xreplace(at), b.xreplace(at), syms, settings)
         if wrong:
             return wrong + "".join(f" ({s} = {bool(x)})" for s, x in at.items())

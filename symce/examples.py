@@ -161,6 +161,7 @@ def _element_example(kern: object) -> Example:
     import mpmath
     import sympy as sp
 
+    from . import definitions
     from . import kernels as kr
 
     rows, targets, opts = kern.example
@@ -168,10 +169,10 @@ def _element_example(kern: object) -> Example:
     reduction = opts.get("reduction", "mean")
     numbers = [o for o in kern.scalars if not o.switch]
     values = {o.name: opts.get(o.name, o.default) for o in numbers}
-    # a switch picks the form (select collapses to it)
-    on = {o.symbol: int(opts.get(o.name, o.default)) for o in kern.switches}
+    # a switch, or a comparison of the options, picks the form (select collapses to it)
+    at = {o.symbol: sp.Rational(float(opts.get(o.name, o.default))) for o in kern.scalars}
     syms = [kr.x, kr.y, *(o.symbol for o in numbers)]
-    f = sp.lambdify(syms, kern.raw.xreplace(on), "mpmath")
+    f = sp.lambdify(syms, definitions.picked(kern.raw, at), "mpmath")
     xs = [v for row in rows for v in row]
     ys = [v for row in targets for v in row]
     shape = (len(xs),) if len(rows) == 1 else (len(rows), len(rows[0]))

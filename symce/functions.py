@@ -15,6 +15,9 @@ with no mapping is an error (``strict`` printing).
   ``b``; each language tests the switch once per call and evaluates only the branch it takes
   (the other may be NaN or infinite there: log of a negative target, exp overflowing).
   Mathematically, over s in {0, 1}, it is ``s a + (1 - s) b``: what the proofs differentiate.
+  The condition may also be a comparison of options with numbers (``alpha >= 0``: torchvision's
+  focal loss weights by alpha unless it is negative); its 0/1 value is the Iverson bracket
+  ``iverson(alpha >= 0)``, a constant of the derivation like a switch.
 * ``sigmoid(t) = 1 / (1 + e^{-t})``, printed in the branch-free form
   ``exp(min(t, 0)) / (1 + exp(-|t|))``: no overflow, and accurate to about an ULP for every t (the
   form ``exp(-softplus(-t))`` loses ~|t| ULP to the rounding of softplus).
@@ -41,6 +44,7 @@ __all__ = [
     "mul0",
     "sigmoid",
     "select",
+    "iverson",
     "two_sum_err",
     "isnan",
     "iszero",
@@ -110,13 +114,17 @@ class mul0(sp.Function):
 
 
 class select(sp.Function):
-    """a where the switch s is on (1), else b (s is 0): a scalar option picks one form."""
+    """a where the switch s is on (1), else b (s is 0): a scalar option picks one form.  s may
+    also be a comparison of options (``alpha >= 0``): a where it holds."""
 
     nargs = 3
 
     @classmethod
-    def eval(cls, s: sp.Expr, a: sp.Expr, b: sp.Expr) -> sp.Expr | None:
-        """The form a number picks (1: a, 0: b), or a where both forms are one; else None."""
+    def eval(cls, s: sp.Basic, a: sp.Expr, b: sp.Expr) -> sp.Expr | None:
+        """The form a number or a decided comparison picks (1 or true: a, 0 or false: b), or a
+        where both forms are one; else None."""
+        if s in (sp.true, sp.false):
+            return a if s == sp.true else b
         if s.is_number:
             if s not in (0, 1):
                 raise ValueError(f"select: the switch is 0 or 1, got {s}")
@@ -134,12 +142,44 @@ class select(sp.Function):
         return rf"\begin{{cases}} {a} & \text{{if }} {s} \\ {b} & \text{{otherwise}} \end{{cases}}"
 
     def _eval_rewrite_as_Add(self, s, a, b, **kwargs):
-        return s * a + (1 - s) * b
+        return iverson(s) * a + (1 - iverson(s)) * b
 
     def stable(self) -> sp.Expr:
         """The printed form: a where s is not 0, else b (each language tests s once per call)."""
         s, a, b = self.args
         return sp.Piecewise((a, sp.Ne(s, 0)), (b, True))
+
+
+class iverson(sp.Function):
+    """[c]: 1 where the comparison c of options holds, else 0 (a switch s is its own bracket).  A
+    constant of the derivation: its derivative with respect to an input is 0."""
+
+    nargs = 1
+
+    @classmethod
+    def eval(cls, c: sp.Basic) -> sp.Expr | None:
+        """1 or 0 for a decided condition; a switch's symbol (already 0 or 1) as itself."""
+        if c in (sp.true, sp.false):
+            return sp.S.One if c == sp.true else sp.S.Zero
+        if isinstance(c, sp.Symbol) or c.is_number:  # a switch: 0 or 1 already
+            return c
+        return None
+
+    def _eval_derivative(self, x):
+        return sp.S.Zero
+
+    def _eval_is_real(self):
+        return True
+
+    def _latex(self, printer) -> str:
+        return r"\left[" + printer._print(self.args[0]) + r"\right]"
+
+
+def conditions(expr: sp.Basic) -> list:
+    """The conditions of ``expr``'s selects that are comparisons (not a switch's symbol), and its
+    Iverson brackets' comparisons, in a fixed order."""
+    found = {e.args[0] for e in sp.preorder_traversal(expr) if isinstance(e, (select, iverson))}
+    return sorted((c for c in found if isinstance(c, sp.core.relational.Relational)), key=sp.srepr)
 
 
 class sigmoid(sp.Function):
@@ -197,6 +237,6 @@ def to_plain(expr: sp.Expr) -> sp.Expr:
         .replace(lambda e: isinstance(e, two_sum_err), lambda e: sp.S.Zero)
         .replace(
             lambda e: isinstance(e, select),
-            lambda e: e.args[0] * e.args[1] + (1 - e.args[0]) * e.args[2],
+            lambda e: iverson(e.args[0]) * e.args[1] + (1 - iverson(e.args[0])) * e.args[2],
         )
     )

@@ -495,7 +495,7 @@ def _element_loss_kernels(loss) -> list:
             "bce",
             f"Gradient of {loss.name} w.r.t. {loss.input_name}.",
             f"dL/d{loss.input} = {_plain(definitions.switched(res.closed, loss.options))}"
-            + "".join(f"; {s} = {_plain(e)}" for s, e in res.named),
+            + "".join(f"; {s} = {_plain(definitions.switched(e, ()))}" for s, e in res.named),
             rf"\frac{{\partial L}}{{\partial {sp.latex(loss.input)}}} = "
             + sp.latex(definitions.switched(res.closed, loss.options)),
             outputs=(grad_out,),

@@ -37,6 +37,7 @@ import sympy as sp
 from . import model as m
 from . import rewrite
 from . import rules as R
+from .functions import iverson
 
 DPS = 40
 
@@ -294,6 +295,8 @@ def _ev(e, env, draw):
         return mpmath.mpf(1 if a_ == b_ else 0)
     if isinstance(e, sp.factorial):
         return mpmath.factorial(_ev(e.args[0], env, draw))
+    if isinstance(e, iverson):  # a constant of the derivation, as a switch: any value
+        return draw.symbol(sp.Symbol(sp.srepr(e)))
     if hasattr(e, "definition") and callable(e.definition):  # a named function (LinearScore)
         return _ev(e.definition(), env, draw)
     if isinstance(e, sp.Sum):

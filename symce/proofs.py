@@ -20,6 +20,7 @@ import mpmath
 import sympy as sp
 
 from . import definitions, rewrite
+from . import functions as fn
 from . import model as m
 from . import rules as R
 from .proof import Condition, Fact, Proof, Step, verify
@@ -1213,6 +1214,15 @@ def _case_fact(loss: definitions.Loss, values: tuple, known: sp.Expr, words: str
     return Fact(claim, check, name=f"{loss.name} at {plain_where}")
 
 
+def _defined(sym: sp.Symbol, value: sp.Expr, tex) -> str:
+    """``sym = value`` as LaTeX for inside $...$; a select's forms in words between formulas
+    ("a$ if $c$, else $b"), so a paragraph may break the line between them."""
+    if not isinstance(value, fn.select):
+        return rf"{tex(sym)} = {tex(value)}"
+    c, a, b = value.args
+    return rf"{tex(sym)} = {tex(a)}$ if ${tex(c)}$, else ${tex(b)}"
+
+
 def loss_proof(loss: definitions.Loss) -> Proof:
     """The gradient of a defined loss's term with respect to its input, as checked steps ending
     in the engine's closed form."""
@@ -1225,8 +1235,14 @@ def loss_proof(loss: definitions.Loss) -> Proof:
     # a switch's forms are simplified each on its own (derive): the rules' result is their blend
     switched = any(o.switch for o in loss.options)
     steps = _differentiated(loss.plain, v, loss.grad_name, tidy=not (named or switched))
-    if named:  # the declared closed form, in the quantities it names
-        words = ", ".join(rf"{sp.latex(sym)} = {sp.latex(h)}" for sym, h in named)
+    declared = dict(loss.where)
+    if named:  # the declared closed form, in the quantities it names (inside $...$)
+        words = "$, $".join(
+            _defined(sym, declared[sym], sp.latex)
+            if isinstance(declared.get(sym), fn.select)
+            else rf"{sp.latex(sym)} = {sp.latex(h)}"
+            for sym, h in named
+        )
         steps.append(St(res.closed, R.subst(*(sym for sym, _ in named), latex=words)))
     elif steps[-1].expr != res.closed:
         steps.append(St(res.closed, R.ALGEBRA, note=r"\text{simplify}"))
@@ -1237,7 +1253,7 @@ def loss_proof(loss: definitions.Loss) -> Proof:
     if named:  # the term in the quantities its closed form names, each defined after it
         short = loss.term.xreplace({d: s for s, d in loss.where})
         intro = rf"Let ${ell} = {tex(short)}$ with " + ", ".join(
-            rf"${tex(s)} = {tex(d)}$" for s, d in loss.where
+            rf"${_defined(s, d, tex)}$" for s, d in loss.where
         )
     else:
         intro = rf"Let ${ell} = {term}$"

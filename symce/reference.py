@@ -426,10 +426,10 @@ def _element_loss(name, form, x, target, *, weight, reduction, **declared):
     values = [mpmath.mpf(float(declared.get(o.name, o.default))) for o in numbers]
     syms = [kr.x, kr.y, *(o.symbol for o in numbers)]
     expr = kern.raw if form == "raw" else kern.slots["grad" if "grad" in kern.slots else "loss"]
-    # a switch picks the form: select collapses to it
-    expr = expr.xreplace(
-        {o.symbol: int(bool(declared.get(o.name, o.default))) for o in kern.switches}
-    )
+    # a switch, or a comparison of the options, picks the form: select collapses to it
+    at = {o.symbol: float(declared.get(o.name, o.default)) for o in kern.scalars}
+    at = {k: sp.Rational(v) for k, v in at.items() if v == v}  # NaN decides nothing
+    expr = definitions.picked(expr, at)
     f = sp.lambdify(syms, expr, [_SLOT_FUNCTIONS, "mpmath"])
     x, t = _mp(x), _mp(target)
     wts = np.ones_like(x) if weight is None else np.broadcast_to(_mp(weight), x.shape)

@@ -303,6 +303,50 @@ def test_a_user_loss_with_a_switch_and_batchmean_passes_every_languages_check():
         definitions.forget("user_flip")
 
 
+def test_a_user_loss_with_a_comparison_of_options_passes_every_languages_check():
+    """A select on a comparison of an option with a number (torchvision's "a negative alpha: no
+    weighting"): both forms derived and proved, checked against mpmath in every language at the
+    default (the negative form), and NumPy against the reference at both forms."""
+    import numpy as np
+
+    from symce import reference, snippets
+
+    beta = sp.Symbol("beta", real=True)
+    bce = y_ * sp.log(1 + sp.exp(-v_)) + (1 - y_) * sp.log(1 + sp.exp(v_))
+    stable = y_ * symce.softplus(-v_) + (1 - y_) * symce.softplus(v_)
+    weight = symce.select(beta >= 0, beta * y_ + (1 - y_), 1)
+    try:
+        symce.define_loss(
+            "user_posweight",
+            weight * bce,
+            input=v_,
+            target=y_,
+            over="elements",
+            options={"beta": symce.option(-1.0, doc="positive weight (negative: none)")},
+            stable=weight * stable,
+        )
+        res = derive.result("user_posweight_grad")
+        on, off = (res.closed.xreplace({symce.functions.iverson(beta >= 0): b}) for b in (1, 0))
+        assert sp.simplify(off - (1 / (1 + sp.exp(-v_)) - y_)) == 0
+        assert sp.simplify(on - (beta * y_ + 1 - y_) * (1 / (1 + sp.exp(-v_)) - y_)) == 0
+        proof.verify(proofs.by_name()["user_posweight_grad"])
+        rows = check.check(["user_posweight", "user_posweight_grad"])
+        failed = [r for r in rows if r[6] is False]
+        assert not failed, check.table(rows)
+        ns = {}
+        exec(snippets.snippet("numpy", "user_posweight"), ns)
+        v = np.array([[40.0, -40.0, 0.5], [2.0, -3.0, 0.0]])
+        y = np.array([[1.0, 0.0, 0.3], [0.0, 1.0, 0.5]])
+        for value in (-1.0, -0.0, 0.0, 3.0):
+            got = ns["user_posweight"](v, y, beta=value, reduction="sum")
+            want = reference.evaluate("user_posweight", v, y, beta=value, reduction="sum")
+            np.testing.assert_allclose(got, float(want), rtol=1e-15)
+        # beta = 1 weighs nothing: the same as no weighting
+        assert ns["user_posweight"](v, y, beta=1.0) == ns["user_posweight"](v, y, beta=-2.0)
+    finally:
+        definitions.forget("user_posweight")
+
+
 @pytest.mark.parametrize(
     "kwargs, exc, words",
     [
@@ -372,6 +416,16 @@ def test_focal_loss_at_gamma_0_is_the_weighted_bce_and_finite_everywhere():
     np.testing.assert_allclose(grad, alpha_t * bce_grad, rtol=1e-14, atol=0)
     for gamma in (0.0, 0.3, 1.0, 2.0, 5.0):
         assert np.isfinite(ns["focal_loss_grad"](x, y, gamma=gamma, reduction="none")).all()
+    # torchvision's alpha = -1 (any negative alpha): no weighting, twice alpha = 0.5's loss
+    for name in ("focal_loss", "focal_loss_grad"):
+        for alpha in (-1.0, -1e-300, -1e300):
+            none = ns[name](x, y, alpha=alpha, reduction="none")
+            np.testing.assert_array_equal(none, 2 * ns[name](x, y, alpha=0.5, reduction="none"))
+        with pytest.raises(ValueError, match=r"alpha: expected a number in \(-inf, 1"):
+            ns[name](x, y, alpha=1.5)
+        for bad in (np.nan, -np.inf):  # the interval is open at -inf: not a number in it
+            with pytest.raises(ValueError, match="alpha"):
+                ns[name](x, y, alpha=bad)
 
 
 @pytest.mark.parametrize(
@@ -419,6 +473,40 @@ def test_focal_loss_at_gamma_0_is_the_weighted_bce_and_finite_everywhere():
             },
             ValueError,
             "option flip",
+        ),
+        # a select on a comparison: of options with numbers, nothing else
+        ({"term": symce.select(v_ >= 0, v_**2, v_)}, ValueError, "comparison"),
+        ({"term": symce.select(sp.Symbol("beta", real=True) >= y_, v_**2, v_)}, ValueError, "y"),
+        (
+            {"term": symce.select(sp.Eq(sp.Symbol("beta", real=True), 0), v_**2, v_)},
+            ValueError,
+            "Eq",
+        ),
+        (
+            {"term": symce.select(sp.exp(sp.Symbol("beta", real=True)) > 1, v_**2, v_)},
+            ValueError,
+            "comparison",
+        ),
+        (
+            {
+                "term": symce.select(sp.Symbol("flip", real=True) > 0, v_**2, v_),
+                "options": {"flip": symce.switch(False)},
+            },
+            ValueError,
+            "comparison",
+        ),
+        (
+            {"term": symce.functions.iverson(sp.Symbol("beta", real=True) >= 0) * v_**2},
+            ValueError,
+            "iverson",
+        ),
+        (
+            {
+                "term": symce.select(sp.Symbol("beta", real=True) >= 0, v_**2, v_),
+                "stable": symce.select(sp.Symbol("beta", real=True) >= 0, v_, v_**2),
+            },
+            ValueError,
+            "beta >= 0",
         ),
         ({"reductions": ("none", "mean", "sum", "median")}, ValueError, "median"),
         ({"reductions": ("none", "sum")}, ValueError, "'mean'"),

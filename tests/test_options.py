@@ -170,7 +170,8 @@ def _grid():
                 add(f"bce_probs{wtag}", "bce_probs", dtype, (p, y), opts, True)
 
         # the defined losses over elements: logits to +-40 (p_t -> 1), targets 0/1 and between,
-        # element weights, each option at its default, at its ends and between
+        # element weights, each option at its default, at its ends and between (beyond the
+        # default by 1 + |default| where unbounded: focal's alpha = -1, torchvision's no weighting)
         for grp in ELEMENT_GROUPS:
             scalars = kr.kernel(grp).scalars
             settings = [{}] + [
@@ -179,7 +180,13 @@ def _grid():
                 for value in (
                     (False, True)  # a switch: each form
                     if o.switch
-                    else {o.low, o.high, (o.default + (o.low or 0)) / 2} - {None}
+                    else sorted(
+                        {
+                            o.default - 1 - abs(o.default) if o.low is None else o.low,
+                            o.default + 1 + abs(o.default) if o.high is None else o.high,
+                            (o.default + (o.low or 0)) / 2,
+                        }
+                    )
                 )
             ]
             # and the loss's own reductions (kl_div's batchmean)

@@ -2837,7 +2837,7 @@ int symce_focal_loss_f32(size_t n, size_t k, const float *SYMCE_RESTRICT input,
 {
     if (input == NULL || target == NULL || loss == NULL) return SYMCE_ERR_NULL;
     int rc = symce_check_elements(n, k, sizeof(float));
-    if (rc == SYMCE_OK) rc = symce_check_option(alpha, 0.0, 1.0);
+    if (rc == SYMCE_OK) rc = symce_check_option(alpha, -HUGE_VAL, 1.0);
     if (rc == SYMCE_OK) rc = symce_check_option(gamma, 0.0, HUGE_VAL);
     if (rc == SYMCE_OK) rc = symce_check_reduction(reduction);
     if (rc == SYMCE_OK) rc = symce_check_weights_f32(weight, n * k, SYMCE_ERR_WEIGHT);
@@ -2867,7 +2867,7 @@ int symce_focal_loss_f32(size_t n, size_t k, const float *SYMCE_RESTRICT input,
                     const double d = db[l];
                     const double r = d*(v + 2);
                     const double l1p = symce_log1p_s_for_f32(d*v*(v + 1));
-                    loss[b0 + l] = (float)(w*(alpha*y + (1 - alpha)*(1 - y))*(y*(l1p + symce_clamp_min_for_f32(-xv, 0)) + (1 - y)*(l1p + symce_clamp_min_for_f32(xv, 0)))*pow(r*y*((xv >= 0) ? v : 1) + r*(1 - y)*((xv >= 0) ? 1 : v), gamma));
+                    loss[b0 + l] = (float)(w*(y*(l1p + symce_clamp_min_for_f32(-xv, 0)) + (1 - y)*(l1p + symce_clamp_min_for_f32(xv, 0)))*pow(r*y*((xv >= 0) ? v : 1) + r*(1 - y)*((xv >= 0) ? 1 : v), gamma)*(alpha >= 0 ? (alpha*y + (1 - alpha)*(1 - y)) : (1)));
                 }
             } else {
                 double terms[SYMCE_BLOCK];
@@ -2879,7 +2879,7 @@ int symce_focal_loss_f32(size_t n, size_t k, const float *SYMCE_RESTRICT input,
                     const double d = db[l];
                     const double r = d*(v + 2);
                     const double l1p = symce_log1p_s_for_f32(d*v*(v + 1));
-                    terms[l] = w*(alpha*y + (1 - alpha)*(1 - y))*(y*(l1p + symce_clamp_min_for_f32(-xv, 0)) + (1 - y)*(l1p + symce_clamp_min_for_f32(xv, 0)))*pow(r*y*((xv >= 0) ? v : 1) + r*(1 - y)*((xv >= 0) ? 1 : v), gamma);
+                    terms[l] = w*(y*(l1p + symce_clamp_min_for_f32(-xv, 0)) + (1 - y)*(l1p + symce_clamp_min_for_f32(xv, 0)))*pow(r*y*((xv >= 0) ? v : 1) + r*(1 - y)*((xv >= 0) ? 1 : v), gamma)*(alpha >= 0 ? (alpha*y + (1 - alpha)*(1 - y)) : (1));
                 }
                 symce_accumulate_f32(&total, &tcomp, symce_lane_sum(terms, len));
             }
@@ -2896,7 +2896,7 @@ int symce_focal_loss_f32(size_t n, size_t k, const float *SYMCE_RESTRICT input,
                     const double d = db[l];
                     const double r = d*(v + 2);
                     const double l1p = symce_log1p_s_for_f32(d*v*(v + 1));
-                    loss[b0 + l] = (float)(w*(alpha*y + (1 - alpha)*(1 - y))*(y*(l1p + symce_clamp_min_for_f32(-xv, 0)) + (1 - y)*(l1p + symce_clamp_min_for_f32(xv, 0)))*pow(r*y*((xv >= 0) ? v : 1) + r*(1 - y)*((xv >= 0) ? 1 : v), gamma));
+                    loss[b0 + l] = (float)(w*(y*(l1p + symce_clamp_min_for_f32(-xv, 0)) + (1 - y)*(l1p + symce_clamp_min_for_f32(xv, 0)))*pow(r*y*((xv >= 0) ? v : 1) + r*(1 - y)*((xv >= 0) ? 1 : v), gamma)*(alpha >= 0 ? (alpha*y + (1 - alpha)*(1 - y)) : (1)));
                 }
             } else {
                 double terms[SYMCE_BLOCK];
@@ -2908,7 +2908,7 @@ int symce_focal_loss_f32(size_t n, size_t k, const float *SYMCE_RESTRICT input,
                     const double d = db[l];
                     const double r = d*(v + 2);
                     const double l1p = symce_log1p_s_for_f32(d*v*(v + 1));
-                    terms[l] = w*(alpha*y + (1 - alpha)*(1 - y))*(y*(l1p + symce_clamp_min_for_f32(-xv, 0)) + (1 - y)*(l1p + symce_clamp_min_for_f32(xv, 0)))*pow(r*y*((xv >= 0) ? v : 1) + r*(1 - y)*((xv >= 0) ? 1 : v), gamma);
+                    terms[l] = w*(y*(l1p + symce_clamp_min_for_f32(-xv, 0)) + (1 - y)*(l1p + symce_clamp_min_for_f32(xv, 0)))*pow(r*y*((xv >= 0) ? v : 1) + r*(1 - y)*((xv >= 0) ? 1 : v), gamma)*(alpha >= 0 ? (alpha*y + (1 - alpha)*(1 - y)) : (1));
                 }
                 symce_accumulate_f32(&total, &tcomp, symce_lane_sum(terms, len));
             }
@@ -2927,7 +2927,7 @@ int symce_focal_loss_grad_f32(size_t n, size_t k, const float *SYMCE_RESTRICT in
 {
     if (input == NULL || target == NULL || grad == NULL) return SYMCE_ERR_NULL;
     int rc = symce_check_elements(n, k, sizeof(float));
-    if (rc == SYMCE_OK) rc = symce_check_option(alpha, 0.0, 1.0);
+    if (rc == SYMCE_OK) rc = symce_check_option(alpha, -HUGE_VAL, 1.0);
     if (rc == SYMCE_OK) rc = symce_check_option(gamma, 0.0, HUGE_VAL);
     if (rc == SYMCE_OK) rc = symce_check_reduction(reduction);
     if (rc == SYMCE_OK) rc = symce_check_weights_f32(weight, n * k, SYMCE_ERR_WEIGHT);
@@ -2956,7 +2956,7 @@ int symce_focal_loss_grad_f32(size_t n, size_t k, const float *SYMCE_RESTRICT in
                 const double d = db[l];
                 const double r = d*(v + 2);
                 const double l1p = symce_log1p_s_for_f32(d*v*(v + 1));
-                grad[b0 + l] = (float)((w*(alpha*y + (1 - alpha)*(1 - y))*pow(r*y*((xv >= 0) ? v : 1) + r*(1 - y)*((xv >= 0) ? 1 : v), gamma)*(gamma*(1 - 2*y)*1.0/symce_clamp_min_for_f32(r*y*((xv >= 0) ? v : 1) + r*(1 - y)*((xv >= 0) ? 1 : v), 2.2250738585072014e-308)*symce_mul0_for_f32(pow(r, 2)*((xv >= 0) ? 1 : v)*((xv >= 0) ? v : 1), y*(l1p + symce_clamp_min_for_f32(-xv, 0)) + (1 - y)*(l1p + symce_clamp_min_for_f32(xv, 0))) - r*y*((xv >= 0) ? v : 1) + r*(1 - y)*((xv >= 0) ? 1 : v))) * scale);
+                grad[b0 + l] = (float)((w*pow(r*y*((xv >= 0) ? v : 1) + r*(1 - y)*((xv >= 0) ? 1 : v), gamma)*(gamma*(1 - 2*y)*1.0/symce_clamp_min_for_f32(r*y*((xv >= 0) ? v : 1) + r*(1 - y)*((xv >= 0) ? 1 : v), 2.2250738585072014e-308)*symce_mul0_for_f32(pow(r, 2)*((xv >= 0) ? 1 : v)*((xv >= 0) ? v : 1), y*(l1p + symce_clamp_min_for_f32(-xv, 0)) + (1 - y)*(l1p + symce_clamp_min_for_f32(xv, 0))) - r*y*((xv >= 0) ? v : 1) + r*(1 - y)*((xv >= 0) ? 1 : v))*(alpha >= 0 ? (alpha*y + (1 - alpha)*(1 - y)) : (1))) * scale);
             }
         } else {
             double wb[SYMCE_BLOCK];
@@ -2970,7 +2970,7 @@ int symce_focal_loss_grad_f32(size_t n, size_t k, const float *SYMCE_RESTRICT in
                 const double d = db[l];
                 const double r = d*(v + 2);
                 const double l1p = symce_log1p_s_for_f32(d*v*(v + 1));
-                grad[b0 + l] = (float)((w*(alpha*y + (1 - alpha)*(1 - y))*pow(r*y*((xv >= 0) ? v : 1) + r*(1 - y)*((xv >= 0) ? 1 : v), gamma)*(gamma*(1 - 2*y)*1.0/symce_clamp_min_for_f32(r*y*((xv >= 0) ? v : 1) + r*(1 - y)*((xv >= 0) ? 1 : v), 2.2250738585072014e-308)*symce_mul0_for_f32(pow(r, 2)*((xv >= 0) ? 1 : v)*((xv >= 0) ? v : 1), y*(l1p + symce_clamp_min_for_f32(-xv, 0)) + (1 - y)*(l1p + symce_clamp_min_for_f32(xv, 0))) - r*y*((xv >= 0) ? v : 1) + r*(1 - y)*((xv >= 0) ? 1 : v))) * scale);
+                grad[b0 + l] = (float)((w*pow(r*y*((xv >= 0) ? v : 1) + r*(1 - y)*((xv >= 0) ? 1 : v), gamma)*(gamma*(1 - 2*y)*1.0/symce_clamp_min_for_f32(r*y*((xv >= 0) ? v : 1) + r*(1 - y)*((xv >= 0) ? 1 : v), 2.2250738585072014e-308)*symce_mul0_for_f32(pow(r, 2)*((xv >= 0) ? 1 : v)*((xv >= 0) ? v : 1), y*(l1p + symce_clamp_min_for_f32(-xv, 0)) + (1 - y)*(l1p + symce_clamp_min_for_f32(xv, 0))) - r*y*((xv >= 0) ? v : 1) + r*(1 - y)*((xv >= 0) ? 1 : v))*(alpha >= 0 ? (alpha*y + (1 - alpha)*(1 - y)) : (1))) * scale);
             }
         }
     }
@@ -4969,7 +4969,7 @@ int symce_focal_loss_f64(size_t n, size_t k, const double *SYMCE_RESTRICT input,
 {
     if (input == NULL || target == NULL || loss == NULL) return SYMCE_ERR_NULL;
     int rc = symce_check_elements(n, k, sizeof(double));
-    if (rc == SYMCE_OK) rc = symce_check_option(alpha, 0.0, 1.0);
+    if (rc == SYMCE_OK) rc = symce_check_option(alpha, -HUGE_VAL, 1.0);
     if (rc == SYMCE_OK) rc = symce_check_option(gamma, 0.0, HUGE_VAL);
     if (rc == SYMCE_OK) rc = symce_check_reduction(reduction);
     if (rc == SYMCE_OK) rc = symce_check_weights_f64(weight, n * k, SYMCE_ERR_WEIGHT);
@@ -4990,7 +4990,7 @@ int symce_focal_loss_f64(size_t n, size_t k, const double *SYMCE_RESTRICT input,
                     const double v = symce_exp_neg_for_f64(-fabs(xv));
                     const double l1p = symce_log1p01_for_f64(v);
                     const double r = 1.0/(v + 1);
-                    loss[b0 + l] = (w*(alpha*y + (1 - alpha)*(1 - y))*(y*(l1p + symce_clamp_min_for_f64(-xv, 0)) + (1 - y)*(l1p + symce_clamp_min_for_f64(xv, 0)))*pow(r*y*((xv >= 0) ? v : 1) + r*(1 - y)*((xv >= 0) ? 1 : v), gamma));
+                    loss[b0 + l] = (w*(y*(l1p + symce_clamp_min_for_f64(-xv, 0)) + (1 - y)*(l1p + symce_clamp_min_for_f64(xv, 0)))*pow(r*y*((xv >= 0) ? v : 1) + r*(1 - y)*((xv >= 0) ? 1 : v), gamma)*(alpha >= 0 ? (alpha*y + (1 - alpha)*(1 - y)) : (1)));
                 }
             } else {
                 double terms[SYMCE_BLOCK];
@@ -5001,7 +5001,7 @@ int symce_focal_loss_f64(size_t n, size_t k, const double *SYMCE_RESTRICT input,
                     const double v = symce_exp_neg_for_f64(-fabs(xv));
                     const double l1p = symce_log1p01_for_f64(v);
                     const double r = 1.0/(v + 1);
-                    terms[l] = w*(alpha*y + (1 - alpha)*(1 - y))*(y*(l1p + symce_clamp_min_for_f64(-xv, 0)) + (1 - y)*(l1p + symce_clamp_min_for_f64(xv, 0)))*pow(r*y*((xv >= 0) ? v : 1) + r*(1 - y)*((xv >= 0) ? 1 : v), gamma);
+                    terms[l] = w*(y*(l1p + symce_clamp_min_for_f64(-xv, 0)) + (1 - y)*(l1p + symce_clamp_min_for_f64(xv, 0)))*pow(r*y*((xv >= 0) ? v : 1) + r*(1 - y)*((xv >= 0) ? 1 : v), gamma)*(alpha >= 0 ? (alpha*y + (1 - alpha)*(1 - y)) : (1));
                 }
                 symce_accumulate_f64(&total, &tcomp, symce_pairwise_sum(terms, len));
             }
@@ -5017,7 +5017,7 @@ int symce_focal_loss_f64(size_t n, size_t k, const double *SYMCE_RESTRICT input,
                     const double v = symce_exp_neg_for_f64(-fabs(xv));
                     const double l1p = symce_log1p01_for_f64(v);
                     const double r = 1.0/(v + 1);
-                    loss[b0 + l] = (w*(alpha*y + (1 - alpha)*(1 - y))*(y*(l1p + symce_clamp_min_for_f64(-xv, 0)) + (1 - y)*(l1p + symce_clamp_min_for_f64(xv, 0)))*pow(r*y*((xv >= 0) ? v : 1) + r*(1 - y)*((xv >= 0) ? 1 : v), gamma));
+                    loss[b0 + l] = (w*(y*(l1p + symce_clamp_min_for_f64(-xv, 0)) + (1 - y)*(l1p + symce_clamp_min_for_f64(xv, 0)))*pow(r*y*((xv >= 0) ? v : 1) + r*(1 - y)*((xv >= 0) ? 1 : v), gamma)*(alpha >= 0 ? (alpha*y + (1 - alpha)*(1 - y)) : (1)));
                 }
             } else {
                 double terms[SYMCE_BLOCK];
@@ -5028,7 +5028,7 @@ int symce_focal_loss_f64(size_t n, size_t k, const double *SYMCE_RESTRICT input,
                     const double v = symce_exp_neg_for_f64(-fabs(xv));
                     const double l1p = symce_log1p01_for_f64(v);
                     const double r = 1.0/(v + 1);
-                    terms[l] = w*(alpha*y + (1 - alpha)*(1 - y))*(y*(l1p + symce_clamp_min_for_f64(-xv, 0)) + (1 - y)*(l1p + symce_clamp_min_for_f64(xv, 0)))*pow(r*y*((xv >= 0) ? v : 1) + r*(1 - y)*((xv >= 0) ? 1 : v), gamma);
+                    terms[l] = w*(y*(l1p + symce_clamp_min_for_f64(-xv, 0)) + (1 - y)*(l1p + symce_clamp_min_for_f64(xv, 0)))*pow(r*y*((xv >= 0) ? v : 1) + r*(1 - y)*((xv >= 0) ? 1 : v), gamma)*(alpha >= 0 ? (alpha*y + (1 - alpha)*(1 - y)) : (1));
                 }
                 symce_accumulate_f64(&total, &tcomp, symce_pairwise_sum(terms, len));
             }
@@ -5047,7 +5047,7 @@ int symce_focal_loss_grad_f64(size_t n, size_t k, const double *SYMCE_RESTRICT i
 {
     if (input == NULL || target == NULL || grad == NULL) return SYMCE_ERR_NULL;
     int rc = symce_check_elements(n, k, sizeof(double));
-    if (rc == SYMCE_OK) rc = symce_check_option(alpha, 0.0, 1.0);
+    if (rc == SYMCE_OK) rc = symce_check_option(alpha, -HUGE_VAL, 1.0);
     if (rc == SYMCE_OK) rc = symce_check_option(gamma, 0.0, HUGE_VAL);
     if (rc == SYMCE_OK) rc = symce_check_reduction(reduction);
     if (rc == SYMCE_OK) rc = symce_check_weights_f64(weight, n * k, SYMCE_ERR_WEIGHT);
@@ -5067,7 +5067,7 @@ int symce_focal_loss_grad_f64(size_t n, size_t k, const double *SYMCE_RESTRICT i
                 const double v = symce_exp_neg_for_f64(-fabs(xv));
                 const double l1p = symce_log1p01_for_f64(v);
                 const double r = 1.0/(v + 1);
-                grad[b0 + l] = (double)((w*(alpha*y + (1 - alpha)*(1 - y))*pow(r*y*((xv >= 0) ? v : 1) + r*(1 - y)*((xv >= 0) ? 1 : v), gamma)*(gamma*(1 - 2*y)*1.0/symce_clamp_min_for_f64(r*y*((xv >= 0) ? v : 1) + r*(1 - y)*((xv >= 0) ? 1 : v), 2.2250738585072014e-308)*symce_mul0_for_f64(pow(r, 2)*((xv >= 0) ? 1 : v)*((xv >= 0) ? v : 1), y*(l1p + symce_clamp_min_for_f64(-xv, 0)) + (1 - y)*(l1p + symce_clamp_min_for_f64(xv, 0))) - r*y*((xv >= 0) ? v : 1) + r*(1 - y)*((xv >= 0) ? 1 : v))) * scale);
+                grad[b0 + l] = (double)((w*pow(r*y*((xv >= 0) ? v : 1) + r*(1 - y)*((xv >= 0) ? 1 : v), gamma)*(gamma*(1 - 2*y)*1.0/symce_clamp_min_for_f64(r*y*((xv >= 0) ? v : 1) + r*(1 - y)*((xv >= 0) ? 1 : v), 2.2250738585072014e-308)*symce_mul0_for_f64(pow(r, 2)*((xv >= 0) ? 1 : v)*((xv >= 0) ? v : 1), y*(l1p + symce_clamp_min_for_f64(-xv, 0)) + (1 - y)*(l1p + symce_clamp_min_for_f64(xv, 0))) - r*y*((xv >= 0) ? v : 1) + r*(1 - y)*((xv >= 0) ? 1 : v))*(alpha >= 0 ? (alpha*y + (1 - alpha)*(1 - y)) : (1))) * scale);
             }
         } else {
             double wb[SYMCE_BLOCK];
@@ -5080,7 +5080,7 @@ int symce_focal_loss_grad_f64(size_t n, size_t k, const double *SYMCE_RESTRICT i
                 const double v = symce_exp_neg_for_f64(-fabs(xv));
                 const double l1p = symce_log1p01_for_f64(v);
                 const double r = 1.0/(v + 1);
-                grad[b0 + l] = (double)((w*(alpha*y + (1 - alpha)*(1 - y))*pow(r*y*((xv >= 0) ? v : 1) + r*(1 - y)*((xv >= 0) ? 1 : v), gamma)*(gamma*(1 - 2*y)*1.0/symce_clamp_min_for_f64(r*y*((xv >= 0) ? v : 1) + r*(1 - y)*((xv >= 0) ? 1 : v), 2.2250738585072014e-308)*symce_mul0_for_f64(pow(r, 2)*((xv >= 0) ? 1 : v)*((xv >= 0) ? v : 1), y*(l1p + symce_clamp_min_for_f64(-xv, 0)) + (1 - y)*(l1p + symce_clamp_min_for_f64(xv, 0))) - r*y*((xv >= 0) ? v : 1) + r*(1 - y)*((xv >= 0) ? 1 : v))) * scale);
+                grad[b0 + l] = (double)((w*pow(r*y*((xv >= 0) ? v : 1) + r*(1 - y)*((xv >= 0) ? 1 : v), gamma)*(gamma*(1 - 2*y)*1.0/symce_clamp_min_for_f64(r*y*((xv >= 0) ? v : 1) + r*(1 - y)*((xv >= 0) ? 1 : v), 2.2250738585072014e-308)*symce_mul0_for_f64(pow(r, 2)*((xv >= 0) ? 1 : v)*((xv >= 0) ? v : 1), y*(l1p + symce_clamp_min_for_f64(-xv, 0)) + (1 - y)*(l1p + symce_clamp_min_for_f64(xv, 0))) - r*y*((xv >= 0) ? v : 1) + r*(1 - y)*((xv >= 0) ? 1 : v))*(alpha >= 0 ? (alpha*y + (1 - alpha)*(1 - y)) : (1))) * scale);
             }
         }
     }

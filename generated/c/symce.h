@@ -1020,18 +1020,21 @@ int symce_tanh_grad_f32(size_t count, const float *SYMCE_RESTRICT x, float *SYMC
  * symce_focal_loss_f32: Focal loss of logits against binary targets, elementwise (as torchvision).
  *
  *     L = (alpha*y + (1 - alpha)*(1 - y))*(y*log(1 + exp(-x)) + (1 - y)*log(exp(x) +
- *       1))*(y*sigmoid(-x) + (1 - y)*sigmoid(x))^gamma per element
+ *       1))*(y*sigmoid(-x) + (1 - y)*sigmoid(x))^gamma if alpha >= 0, else (y*log(1 + exp(-x)) +
+ *       (1 - y)*log(exp(x) + 1))*(y*sigmoid(-x) + (1 - y)*sigmoid(x))^gamma per element
  *   computed as (x = the element of input; y = the target):
- *     loss = (alpha*y + (1 - alpha)*(1 - y))*(y*sigmoid(-x) + (1 - y)*sigmoid(x))**gamma*(y*softplus(-x) + (1 - y)*softplus(x))   (times w)
+ *     loss = (y*sigmoid(-x) + (1 - y)*sigmoid(x))**gamma*(y*softplus(-x) + (1 - y)*softplus(x))*select(alpha >= 0, alpha*y + (1 - alpha)*(1 - y), 1)   (times w)
  *   softplus(t) = log(1 + exp(t)), evaluated as max(t, 0) + log1p(exp(-|t|)).
  *   sigmoid(t) = 1/(1 + exp(-t)), evaluated as exp(min(t, 0))/(1 + exp(-|t|)).
+ *   select(c, a, b) = a where the condition c (a switch, or a comparison of options) holds, else
+ *     b; only the form picked is evaluated.
  *
  *   n          number of rows (samples); may be 0
  *   k          number of elements per row (the columns of pos_weight); may be 0
  *   input      [n*k] logits
  *   target     [n*k] targets
  *   weight     [n*k] element weights, or NULL for all ones
- *   alpha      weight of the positive class: a number in [0, 1]
+ *   alpha      weight of the positive class (negative: none): a number in (-inf, 1]
  *   gamma      focusing exponent; 0 is the weighted BCE: a number in [0, inf)
  *   reduction  SYMCE_REDUCTION_NONE, _MEAN or _SUM
  *   loss       [n*k] for SYMCE_REDUCTION_NONE (one loss per element), else [1]
@@ -1050,24 +1053,26 @@ int symce_focal_loss_f32(size_t n, size_t k, const float *SYMCE_RESTRICT input,
  * symce_focal_loss_grad_f32: Gradient of focal_loss w.r.t. input.
  *
  *     dL/dx = alpha_t*(ce*gamma*q^(gamma - 1)*(1 - 2*y)/((1 + exp(-x))*(exp(x) + 1)) + q^gamma*(-y
- *       + 1/(1 + exp(-x)))); alpha_t = alpha*y + (1 - alpha)*(1 - y); q = y/(exp(x) + 1) + (1 -
- *       y)/(1 + exp(-x)); ce = y*log(1 + exp(-x)) + (1 - y)*log(exp(x) + 1)  [proof
- *       focal_loss_grad: α_t (ce γ q^(γ − 1) (1 − 2 y) σ(−x) σ(x) + q^γ (−y + σ(x)))]
+ *       + 1/(1 + exp(-x)))); alpha_t = alpha*y + (1 - alpha)*(1 - y) if alpha >= 0, else 1; q =
+ *       y/(exp(x) + 1) + (1 - y)/(1 + exp(-x)); ce = y*log(1 + exp(-x)) + (1 - y)*log(exp(x) + 1)
+ *       [proof focal_loss_grad: α_t (ce γ q^(γ − 1) (1 − 2 y) σ(−x) σ(x) + q^γ (−y + σ(x)))]
  *   computed as (x = the element of input; y = the target):
- *     grad = (alpha*y + (1 - alpha)*(1 - y))*(y*sigmoid(-x) + (1 - y)*sigmoid(x))**gamma*(gamma*(1 - 2*y)*mul0(sigmoid(-x)*sigmoid(x), y*softplus(-x) + (1 - y)*softplus(x))/clamp_min(y*sigmoid(-x) + (1 - y)*sigmoid(x), 2.2250738585072014e-308) - y*sigmoid(-x) + (1 - y)*sigmoid(x))   (times w)
+ *     grad = (y*sigmoid(-x) + (1 - y)*sigmoid(x))**gamma*(gamma*(1 - 2*y)*mul0(sigmoid(-x)*sigmoid(x), y*softplus(-x) + (1 - y)*softplus(x))/clamp_min(y*sigmoid(-x) + (1 - y)*sigmoid(x), 2.2250738585072014e-308) - y*sigmoid(-x) + (1 - y)*sigmoid(x))*select(alpha >= 0, alpha*y + (1 - alpha)*(1 - y), 1)   (times w)
  *   softplus(t) = log(1 + exp(t)), evaluated as max(t, 0) + log1p(exp(-|t|)).
  *   clamp_min(v, lo) = max(v, lo), keeping a NaN v (PyTorch's clamps: logs at -100, gradient
  *     denominators at 1e-12).
  *   mul0(a, b) = a*b, and exactly 0 when a = 0 and b is not NaN (a zero target times log 0 is 0; 0
  *     times NaN stays NaN).
  *   sigmoid(t) = 1/(1 + exp(-t)), evaluated as exp(min(t, 0))/(1 + exp(-|t|)).
+ *   select(c, a, b) = a where the condition c (a switch, or a comparison of options) holds, else
+ *     b; only the form picked is evaluated.
  *
  *   n          number of rows (samples); may be 0
  *   k          number of elements per row (the columns of pos_weight); may be 0
  *   input      [n*k] logits
  *   target     [n*k] targets
  *   weight     [n*k] element weights, or NULL for all ones
- *   alpha      weight of the positive class: a number in [0, 1]
+ *   alpha      weight of the positive class (negative: none): a number in (-inf, 1]
  *   gamma      focusing exponent; 0 is the weighted BCE: a number in [0, inf)
  *   reduction  SYMCE_REDUCTION_NONE, _MEAN or _SUM
  *   grad       [n*k] gradient of the reduced loss w.r.t. input
@@ -1092,6 +1097,8 @@ int symce_focal_loss_grad_f32(size_t n, size_t k, const float *SYMCE_RESTRICT in
  *     loss = select(log_target, -mul0(exp(y), x) + mul0(exp(y), y), -mul0(y, x) + mul0(y, log(y)))   (times w)
  *   mul0(a, b) = a*b, and exactly 0 when a = 0 and b is not NaN (a zero target times log 0 is 0; 0
  *     times NaN stays NaN).
+ *   select(c, a, b) = a where the condition c (a switch, or a comparison of options) holds, else
+ *     b; only the form picked is evaluated.
  *
  *   n           number of rows (samples); may be 0
  *   k           number of elements per row (the columns of pos_weight); may be 0
@@ -1117,6 +1124,8 @@ int symce_kl_div_f32(size_t n, size_t k, const float *SYMCE_RESTRICT input,
  *     dL/dv = -exp(y) if log_target, else -y  [proof kl_div_grad: −y; −exp(y) with log_target]
  *   computed as (y = the target):
  *     grad = select(log_target, -exp(y), -y)   (times w)
+ *   select(c, a, b) = a where the condition c (a switch, or a comparison of options) holds, else
+ *     b; only the form picked is evaluated.
  *
  *   n           number of rows (samples); may be 0
  *   k           number of elements per row (the columns of pos_weight); may be 0
@@ -2173,18 +2182,21 @@ int symce_tanh_grad_f64(size_t count, const double *SYMCE_RESTRICT x, double *SY
  * symce_focal_loss_f64: Focal loss of logits against binary targets, elementwise (as torchvision).
  *
  *     L = (alpha*y + (1 - alpha)*(1 - y))*(y*log(1 + exp(-x)) + (1 - y)*log(exp(x) +
- *       1))*(y*sigmoid(-x) + (1 - y)*sigmoid(x))^gamma per element
+ *       1))*(y*sigmoid(-x) + (1 - y)*sigmoid(x))^gamma if alpha >= 0, else (y*log(1 + exp(-x)) +
+ *       (1 - y)*log(exp(x) + 1))*(y*sigmoid(-x) + (1 - y)*sigmoid(x))^gamma per element
  *   computed as (x = the element of input; y = the target):
- *     loss = (alpha*y + (1 - alpha)*(1 - y))*(y*sigmoid(-x) + (1 - y)*sigmoid(x))**gamma*(y*softplus(-x) + (1 - y)*softplus(x))   (times w)
+ *     loss = (y*sigmoid(-x) + (1 - y)*sigmoid(x))**gamma*(y*softplus(-x) + (1 - y)*softplus(x))*select(alpha >= 0, alpha*y + (1 - alpha)*(1 - y), 1)   (times w)
  *   softplus(t) = log(1 + exp(t)), evaluated as max(t, 0) + log1p(exp(-|t|)).
  *   sigmoid(t) = 1/(1 + exp(-t)), evaluated as exp(min(t, 0))/(1 + exp(-|t|)).
+ *   select(c, a, b) = a where the condition c (a switch, or a comparison of options) holds, else
+ *     b; only the form picked is evaluated.
  *
  *   n          number of rows (samples); may be 0
  *   k          number of elements per row (the columns of pos_weight); may be 0
  *   input      [n*k] logits
  *   target     [n*k] targets
  *   weight     [n*k] element weights, or NULL for all ones
- *   alpha      weight of the positive class: a number in [0, 1]
+ *   alpha      weight of the positive class (negative: none): a number in (-inf, 1]
  *   gamma      focusing exponent; 0 is the weighted BCE: a number in [0, inf)
  *   reduction  SYMCE_REDUCTION_NONE, _MEAN or _SUM
  *   loss       [n*k] for SYMCE_REDUCTION_NONE (one loss per element), else [1]
@@ -2203,24 +2215,26 @@ int symce_focal_loss_f64(size_t n, size_t k, const double *SYMCE_RESTRICT input,
  * symce_focal_loss_grad_f64: Gradient of focal_loss w.r.t. input.
  *
  *     dL/dx = alpha_t*(ce*gamma*q^(gamma - 1)*(1 - 2*y)/((1 + exp(-x))*(exp(x) + 1)) + q^gamma*(-y
- *       + 1/(1 + exp(-x)))); alpha_t = alpha*y + (1 - alpha)*(1 - y); q = y/(exp(x) + 1) + (1 -
- *       y)/(1 + exp(-x)); ce = y*log(1 + exp(-x)) + (1 - y)*log(exp(x) + 1)  [proof
- *       focal_loss_grad: α_t (ce γ q^(γ − 1) (1 − 2 y) σ(−x) σ(x) + q^γ (−y + σ(x)))]
+ *       + 1/(1 + exp(-x)))); alpha_t = alpha*y + (1 - alpha)*(1 - y) if alpha >= 0, else 1; q =
+ *       y/(exp(x) + 1) + (1 - y)/(1 + exp(-x)); ce = y*log(1 + exp(-x)) + (1 - y)*log(exp(x) + 1)
+ *       [proof focal_loss_grad: α_t (ce γ q^(γ − 1) (1 − 2 y) σ(−x) σ(x) + q^γ (−y + σ(x)))]
  *   computed as (x = the element of input; y = the target):
- *     grad = (alpha*y + (1 - alpha)*(1 - y))*(y*sigmoid(-x) + (1 - y)*sigmoid(x))**gamma*(gamma*(1 - 2*y)*mul0(sigmoid(-x)*sigmoid(x), y*softplus(-x) + (1 - y)*softplus(x))/clamp_min(y*sigmoid(-x) + (1 - y)*sigmoid(x), 2.2250738585072014e-308) - y*sigmoid(-x) + (1 - y)*sigmoid(x))   (times w)
+ *     grad = (y*sigmoid(-x) + (1 - y)*sigmoid(x))**gamma*(gamma*(1 - 2*y)*mul0(sigmoid(-x)*sigmoid(x), y*softplus(-x) + (1 - y)*softplus(x))/clamp_min(y*sigmoid(-x) + (1 - y)*sigmoid(x), 2.2250738585072014e-308) - y*sigmoid(-x) + (1 - y)*sigmoid(x))*select(alpha >= 0, alpha*y + (1 - alpha)*(1 - y), 1)   (times w)
  *   softplus(t) = log(1 + exp(t)), evaluated as max(t, 0) + log1p(exp(-|t|)).
  *   clamp_min(v, lo) = max(v, lo), keeping a NaN v (PyTorch's clamps: logs at -100, gradient
  *     denominators at 1e-12).
  *   mul0(a, b) = a*b, and exactly 0 when a = 0 and b is not NaN (a zero target times log 0 is 0; 0
  *     times NaN stays NaN).
  *   sigmoid(t) = 1/(1 + exp(-t)), evaluated as exp(min(t, 0))/(1 + exp(-|t|)).
+ *   select(c, a, b) = a where the condition c (a switch, or a comparison of options) holds, else
+ *     b; only the form picked is evaluated.
  *
  *   n          number of rows (samples); may be 0
  *   k          number of elements per row (the columns of pos_weight); may be 0
  *   input      [n*k] logits
  *   target     [n*k] targets
  *   weight     [n*k] element weights, or NULL for all ones
- *   alpha      weight of the positive class: a number in [0, 1]
+ *   alpha      weight of the positive class (negative: none): a number in (-inf, 1]
  *   gamma      focusing exponent; 0 is the weighted BCE: a number in [0, inf)
  *   reduction  SYMCE_REDUCTION_NONE, _MEAN or _SUM
  *   grad       [n*k] gradient of the reduced loss w.r.t. input
@@ -2245,6 +2259,8 @@ int symce_focal_loss_grad_f64(size_t n, size_t k, const double *SYMCE_RESTRICT i
  *     loss = select(log_target, -mul0(exp(y), x) + mul0(exp(y), y), -mul0(y, x) + mul0(y, log(y)))   (times w)
  *   mul0(a, b) = a*b, and exactly 0 when a = 0 and b is not NaN (a zero target times log 0 is 0; 0
  *     times NaN stays NaN).
+ *   select(c, a, b) = a where the condition c (a switch, or a comparison of options) holds, else
+ *     b; only the form picked is evaluated.
  *
  *   n           number of rows (samples); may be 0
  *   k           number of elements per row (the columns of pos_weight); may be 0
@@ -2270,6 +2286,8 @@ int symce_kl_div_f64(size_t n, size_t k, const double *SYMCE_RESTRICT input,
  *     dL/dv = -exp(y) if log_target, else -y  [proof kl_div_grad: −y; −exp(y) with log_target]
  *   computed as (y = the target):
  *     grad = select(log_target, -exp(y), -y)   (times w)
+ *   select(c, a, b) = a where the condition c (a switch, or a comparison of options) holds, else
+ *     b; only the form picked is evaluated.
  *
  *   n           number of rows (samples); may be 0
  *   k           number of elements per row (the columns of pos_weight); may be 0

@@ -3,7 +3,7 @@ function loss = symce_focal_loss(input, target, varargin)
 %   LOSS = SYMCE_FOCAL_LOSS(INPUT, TARGET)
 %   LOSS = SYMCE_FOCAL_LOSS(INPUT, TARGET, Name, Value)
 %
-%   Formula: L = (alpha*y + (1 - alpha)*(1 - y))*(y*log(1 + exp(-x)) + (1 - y)*log(exp(x) + 1))*(y*sigmoid(-x) + (1 - y)*sigmoid(x))^gamma per element
+%   Formula: L = (alpha*y + (1 - alpha)*(1 - y))*(y*log(1 + exp(-x)) + (1 - y)*log(exp(x) + 1))*(y*sigmoid(-x) + (1 - y)*sigmoid(x))^gamma if alpha >= 0, else (y*log(1 + exp(-x)) + (1 - y)*log(exp(x) + 1))*(y*sigmoid(-x) + (1 - y)*sigmoid(x))^gamma per element
 %
 %   Inputs:
 %     INPUT   an array of any size, logits
@@ -14,8 +14,8 @@ function loss = symce_focal_loss(input, target, varargin)
 %   Name-value options (names are case-insensitive; [] means the default):
 %     'Weight'          element weights, non-negative, of a size that expands to
 %                       the input's (default 1)
-%     'Alpha'           weight of the positive class; a real number in [0, 1],
-%                       default 0.25
+%     'Alpha'           weight of the positive class (negative: none); a real
+%                       number in (-inf, 1], default 0.25
 %     'Gamma'           focusing exponent; 0 is the weighted BCE; a real number
 %                       in [0, inf), default 2.0
 %     'Reduction'       'mean' (default) | 'sum' | 'none'; 'mean' divides by the
@@ -48,7 +48,7 @@ opts = parse_options(varargin, struct( ...
 check_float(input, 'input');
 target = check_like(target, 'target', input, 'input');
 weight = check_elementwise_weight(opts.Weight, input);
-alpha = check_option(opts.Alpha, 'Alpha', 0.0, 1.0);
+alpha = check_option(opts.Alpha, 'Alpha', -Inf, 1.0);
 gamma = check_option(opts.Gamma, 'Gamma', 0.0, Inf);
 reduction = check_reduction(opts.Reduction);
 check_nonnegative(opts.Weight, 'Weight', 'symce:weight');
@@ -59,7 +59,11 @@ count = numel(input);
 input = double(input);
 target = double(target);
 weight = double(weight);
-loss = weight.*((alpha.*target + (1 - alpha).*(1 - target)).*(target.*sigmoid(-input) + (1 - target).*sigmoid(input)).^gamma.*(target.*softplus(-input) + (1 - target).*softplus(input)));
+if alpha >= 0
+    loss = weight.*((alpha.*target + (1 - alpha).*(1 - target)).*(target.*sigmoid(-input) + (1 - target).*sigmoid(input)).^gamma.*(target.*softplus(-input) + (1 - target).*softplus(input)));
+else
+    loss = weight.*((target.*sigmoid(-input) + (1 - target).*sigmoid(input)).^gamma.*(target.*softplus(-input) + (1 - target).*softplus(input)));
+end
 loss = cast(apply_reduction(loss, reduction, count), cls);
 end
 

@@ -3,7 +3,7 @@ function grad = symce_focal_loss_grad(input, target, varargin)
 %   GRAD = SYMCE_FOCAL_LOSS_GRAD(INPUT, TARGET)
 %   GRAD = SYMCE_FOCAL_LOSS_GRAD(INPUT, TARGET, Name, Value)
 %
-%   Formula: dL/dx = alpha_t*(ce*gamma*q^(gamma - 1)*(1 - 2*y)/((1 + exp(-x))*(exp(x) + 1)) + q^gamma*(-y + 1/(1 + exp(-x)))); alpha_t = alpha*y + (1 - alpha)*(1 - y); q = y/(exp(x) + 1) + (1 - y)/(1 + exp(-x)); ce = y*log(1 + exp(-x)) + (1 - y)*log(exp(x) + 1)  [proof focal_loss_grad: α_t (ce γ q^(γ − 1) (1 − 2 y) σ(−x) σ(x) + q^γ (−y + σ(x)))]
+%   Formula: dL/dx = alpha_t*(ce*gamma*q^(gamma - 1)*(1 - 2*y)/((1 + exp(-x))*(exp(x) + 1)) + q^gamma*(-y + 1/(1 + exp(-x)))); alpha_t = alpha*y + (1 - alpha)*(1 - y) if alpha >= 0, else 1; q = y/(exp(x) + 1) + (1 - y)/(1 + exp(-x)); ce = y*log(1 + exp(-x)) + (1 - y)*log(exp(x) + 1)  [proof focal_loss_grad: α_t (ce γ q^(γ − 1) (1 − 2 y) σ(−x) σ(x) + q^γ (−y + σ(x)))]
 %
 %   Inputs:
 %     INPUT   an array of any size, logits
@@ -14,8 +14,8 @@ function grad = symce_focal_loss_grad(input, target, varargin)
 %   Name-value options (names are case-insensitive; [] means the default):
 %     'Weight'          element weights, non-negative, of a size that expands to
 %                       the input's (default 1)
-%     'Alpha'           weight of the positive class; a real number in [0, 1],
-%                       default 0.25
+%     'Alpha'           weight of the positive class (negative: none); a real
+%                       number in (-inf, 1], default 0.25
 %     'Gamma'           focusing exponent; 0 is the weighted BCE; a real number
 %                       in [0, inf), default 2.0
 %     'Reduction'       'mean' (default) | 'sum' | 'none'; 'mean' divides by the
@@ -48,7 +48,7 @@ opts = parse_options(varargin, struct( ...
 check_float(input, 'input');
 target = check_like(target, 'target', input, 'input');
 weight = check_elementwise_weight(opts.Weight, input);
-alpha = check_option(opts.Alpha, 'Alpha', 0.0, 1.0);
+alpha = check_option(opts.Alpha, 'Alpha', -Inf, 1.0);
 gamma = check_option(opts.Gamma, 'Gamma', 0.0, Inf);
 reduction = check_reduction(opts.Reduction);
 check_nonnegative(opts.Weight, 'Weight', 'symce:weight');
@@ -59,7 +59,11 @@ count = numel(input);
 input = double(input);
 target = double(target);
 weight = double(weight);
-grad = weight.*((alpha.*target + (1 - alpha).*(1 - target)).*(target.*sigmoid(-input) + (1 - target).*sigmoid(input)).^gamma.*(gamma.*(1 - 2*target).*mul0(sigmoid(-input).*sigmoid(input), target.*softplus(-input) + (1 - target).*softplus(input))./clamp_min(target.*sigmoid(-input) + (1 - target).*sigmoid(input), 2.2250738585072014e-308) - target.*sigmoid(-input) + (1 - target).*sigmoid(input)));
+if alpha >= 0
+    grad = weight.*((alpha.*target + (1 - alpha).*(1 - target)).*(target.*sigmoid(-input) + (1 - target).*sigmoid(input)).^gamma.*(gamma.*(1 - 2*target).*mul0(sigmoid(-input).*sigmoid(input), target.*softplus(-input) + (1 - target).*softplus(input))./clamp_min(target.*sigmoid(-input) + (1 - target).*sigmoid(input), 2.2250738585072014e-308) - target.*sigmoid(-input) + (1 - target).*sigmoid(input)));
+else
+    grad = weight.*((target.*sigmoid(-input) + (1 - target).*sigmoid(input)).^gamma.*(gamma.*(1 - 2*target).*mul0(sigmoid(-input).*sigmoid(input), target.*softplus(-input) + (1 - target).*softplus(input))./clamp_min(target.*sigmoid(-input) + (1 - target).*sigmoid(input), 2.2250738585072014e-308) - target.*sigmoid(-input) + (1 - target).*sigmoid(input)));
+end
 grad = cast(apply_scale(grad, reduction, count), cls);
 end
 

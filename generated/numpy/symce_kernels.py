@@ -2326,14 +2326,14 @@ def tanh_grad(x):
 def focal_loss(input, target, reduction="mean", *, weight=None, alpha=0.25, gamma=2.0):
     """Focal loss of logits against binary targets, elementwise (as torchvision).
 
-    L = (alpha*y + (1 - alpha)*(1 - y))*(y*log(1 + exp(-x)) + (1 - y)*log(exp(x) + 1))*(y*sigmoid(-x) + (1 - y)*sigmoid(x))^gamma per element
+    L = (alpha*y + (1 - alpha)*(1 - y))*(y*log(1 + exp(-x)) + (1 - y)*log(exp(x) + 1))*(y*sigmoid(-x) + (1 - y)*sigmoid(x))^gamma if alpha >= 0, else (y*log(1 + exp(-x)) + (1 - y)*log(exp(x) + 1))*(y*sigmoid(-x) + (1 - y)*sigmoid(x))^gamma per element
 
     Args:
         input (any shape): logits.
         target: targets, the input's shape (an integer or bool array is converted).
         reduction: 'none' (one loss per element), 'mean' (default: over all elements) or 'sum'.
         weight: non-negative weights broadcastable to the input (one per element), or None (all 1).
-        alpha: float, default 0.25: weight of the positive class (in [0, 1]).
+        alpha: float, default 0.25: weight of the positive class (negative: none) (in (-inf, 1]).
         gamma: float, default 2.0: focusing exponent; 0 is the weighted BCE (in [0, inf)).
 
     Returns:
@@ -2349,7 +2349,7 @@ def focal_loss(input, target, reduction="mean", *, weight=None, alpha=0.25, gamm
     input = _floating("input", input)
     target = _same_shape("target", _companion("target", target, input, "input"), input, "input")
     w = _element_weights("weight", weight, input, "input")
-    alpha = _option("alpha", alpha, 0.0, 1.0)
+    alpha = _option("alpha", alpha, None, 1.0)
     gamma = _option("gamma", gamma, 0.0, None)
     reduction = _reduction(reduction)
     _nonnegative("weight", w)
@@ -2374,16 +2374,19 @@ def focal_loss(input, target, reduction="mean", *, weight=None, alpha=0.25, gamm
                 np.multiply(y, _b5, out=_b4)
                 np.add(_b3, _b4, out=_b3)
                 np.power(_b3, gamma, out=_b3)
-                np.multiply(Y1, 1 - alpha, out=_b4)
-                np.multiply(y, alpha, out=_b5)
-                np.add(_b4, _b5, out=_b4)
-                np.multiply(_b3, _b4, out=_b3)
                 np.copyto(_b5, _softplus(x))
                 np.multiply(Y1, _b5, out=_b4)
                 np.negative(x, out=_b6)
                 np.copyto(_b6, _softplus(_b6))
                 np.multiply(y, _b6, out=_b5)
                 np.add(_b4, _b5, out=_b4)
+                np.multiply(_b3, _b4, out=_b3)
+                if alpha >= 0:
+                    np.multiply(Y1, 1 - alpha, out=_b4)
+                    np.multiply(y, alpha, out=_b5)
+                    np.add(_b4, _b5, out=_b4)
+                else:
+                    np.copyto(_b4, 1)
                 lb = np.multiply(_b3, _b4, out=_b3)
                 if weighted:
                     lb = np.multiply(lb, w, out=_b3)
@@ -2406,16 +2409,19 @@ def focal_loss(input, target, reduction="mean", *, weight=None, alpha=0.25, gamm
                 np.multiply(y, _b3, out=_b2)
                 np.add(_b1, _b2, out=_b1)
                 np.power(_b1, gamma, out=_b1)
-                np.multiply(Y1, 1 - alpha, out=_b2)
-                np.multiply(y, alpha, out=_b3)
-                np.add(_b2, _b3, out=_b2)
-                np.multiply(_b1, _b2, out=_b1)
                 np.copyto(_b3, _softplus(x))
                 np.multiply(Y1, _b3, out=_b2)
                 np.negative(x, out=_b4)
                 np.copyto(_b4, _softplus(_b4))
                 np.multiply(y, _b4, out=_b3)
                 np.add(_b2, _b3, out=_b2)
+                np.multiply(_b1, _b2, out=_b1)
+                if alpha >= 0:
+                    np.multiply(Y1, 1 - alpha, out=_b2)
+                    np.multiply(y, alpha, out=_b3)
+                    np.add(_b2, _b3, out=_b2)
+                else:
+                    np.copyto(_b2, 1)
                 lb = np.multiply(_b1, _b2, out=_b1)
                 if weighted:
                     lb = np.multiply(lb, w, out=_b1)
@@ -2430,14 +2436,14 @@ def focal_loss(input, target, reduction="mean", *, weight=None, alpha=0.25, gamm
 def focal_loss_grad(input, target, reduction="mean", *, weight=None, alpha=0.25, gamma=2.0):
     """Gradient of focal_loss w.r.t. input.
 
-    dL/dx = alpha_t*(ce*gamma*q^(gamma - 1)*(1 - 2*y)/((1 + exp(-x))*(exp(x) + 1)) + q^gamma*(-y + 1/(1 + exp(-x)))); alpha_t = alpha*y + (1 - alpha)*(1 - y); q = y/(exp(x) + 1) + (1 - y)/(1 + exp(-x)); ce = y*log(1 + exp(-x)) + (1 - y)*log(exp(x) + 1)  [proof focal_loss_grad: α_t (ce γ q^(γ − 1) (1 − 2 y) σ(−x) σ(x) + q^γ (−y + σ(x)))]
+    dL/dx = alpha_t*(ce*gamma*q^(gamma - 1)*(1 - 2*y)/((1 + exp(-x))*(exp(x) + 1)) + q^gamma*(-y + 1/(1 + exp(-x)))); alpha_t = alpha*y + (1 - alpha)*(1 - y) if alpha >= 0, else 1; q = y/(exp(x) + 1) + (1 - y)/(1 + exp(-x)); ce = y*log(1 + exp(-x)) + (1 - y)*log(exp(x) + 1)  [proof focal_loss_grad: α_t (ce γ q^(γ − 1) (1 − 2 y) σ(−x) σ(x) + q^γ (−y + σ(x)))]
 
     Args:
         input (any shape): logits.
         target: targets, the input's shape (an integer or bool array is converted).
         reduction: 'none' (one loss per element), 'mean' (default: over all elements) or 'sum'.
         weight: non-negative weights broadcastable to the input (one per element), or None (all 1).
-        alpha: float, default 0.25: weight of the positive class (in [0, 1]).
+        alpha: float, default 0.25: weight of the positive class (negative: none) (in (-inf, 1]).
         gamma: float, default 2.0: focusing exponent; 0 is the weighted BCE (in [0, inf)).
 
     Returns:
@@ -2452,7 +2458,7 @@ def focal_loss_grad(input, target, reduction="mean", *, weight=None, alpha=0.25,
     input = _floating("input", input)
     target = _same_shape("target", _companion("target", target, input, "input"), input, "input")
     w = _element_weights("weight", weight, input, "input")
-    alpha = _option("alpha", alpha, 0.0, 1.0)
+    alpha = _option("alpha", alpha, None, 1.0)
     gamma = _option("gamma", gamma, 0.0, None)
     reduction = _reduction(reduction)
     _nonnegative("weight", w)
@@ -2477,10 +2483,6 @@ def focal_loss_grad(input, target, reduction="mean", *, weight=None, alpha=0.25,
                 np.multiply(y, _b5, out=_b4)
                 np.add(_b3, _b4, out=_b3)
                 np.power(_b3, gamma, out=_b3)
-                np.multiply(Y1, 1 - alpha, out=_b4)
-                np.multiply(y, alpha, out=_b5)
-                np.add(_b4, _b5, out=_b4)
-                np.multiply(_b3, _b4, out=_b3)
                 np.copyto(_b5, _sigmoid(x))
                 np.multiply(Y1, _b5, out=_b4)
                 np.negative(x, out=_b6)
@@ -2507,6 +2509,13 @@ def focal_loss_grad(input, target, reduction="mean", *, weight=None, alpha=0.25,
                 np.divide(_b5, _b6, out=_b5)
                 np.multiply(_b5, gamma, out=_b5)
                 np.add(_b4, _b5, out=_b4)
+                np.multiply(_b3, _b4, out=_b3)
+                if alpha >= 0:
+                    np.multiply(Y1, 1 - alpha, out=_b4)
+                    np.multiply(y, alpha, out=_b5)
+                    np.add(_b4, _b5, out=_b4)
+                else:
+                    np.copyto(_b4, 1)
                 gb = np.multiply(_b3, _b4, out=_b3)
                 if weighted:
                     gb = np.multiply(gb, w, out=_b3)
@@ -2528,10 +2537,6 @@ def focal_loss_grad(input, target, reduction="mean", *, weight=None, alpha=0.25,
                 np.multiply(y, _b3, out=_b2)
                 np.add(_b1, _b2, out=_b1)
                 np.power(_b1, gamma, out=_b1)
-                np.multiply(Y1, 1 - alpha, out=_b2)
-                np.multiply(y, alpha, out=_b3)
-                np.add(_b2, _b3, out=_b2)
-                np.multiply(_b1, _b2, out=_b1)
                 np.copyto(_b3, _sigmoid(x))
                 np.multiply(Y1, _b3, out=_b2)
                 np.negative(x, out=_b4)
@@ -2558,6 +2563,13 @@ def focal_loss_grad(input, target, reduction="mean", *, weight=None, alpha=0.25,
                 np.divide(_b3, _b4, out=_b3)
                 np.multiply(_b3, gamma, out=_b3)
                 np.add(_b2, _b3, out=_b2)
+                np.multiply(_b1, _b2, out=_b1)
+                if alpha >= 0:
+                    np.multiply(Y1, 1 - alpha, out=_b2)
+                    np.multiply(y, alpha, out=_b3)
+                    np.add(_b2, _b3, out=_b2)
+                else:
+                    np.copyto(_b2, 1)
                 gb = np.multiply(_b1, _b2, out=_b1)
                 if weighted:
                     gb = np.multiply(gb, w, out=_b1)

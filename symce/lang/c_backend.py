@@ -870,6 +870,8 @@ _FUNCTION_DOC = {
     "mul0": "mul0(a, b) = a*b, and exactly 0 when a = 0 and b is not NaN (a zero target times "
     "log 0 is 0; 0 times NaN stays NaN).",
     "sigmoid": "sigmoid(t) = 1/(1 + exp(-t)), evaluated as exp(min(t, 0))/(1 + exp(-|t|)).",
+    "select": "select(c, a, b) = a where the condition c (a switch, or a comparison of options) "
+    "holds, else b; only the form picked is evaluated.",
     "two_sum_err": "two_sum_err(a, b) = the exact rounding error of a + b (Knuth's TwoSum; 0 if "
     "a + b is not finite), so zs + zlo = z - shift exactly.",
 }

@@ -195,7 +195,13 @@ class NumPyKernelPrinter(NumPyPrinter):
         """A switch's two forms as Python's conditional: the switch is one bool, so only the form
         it picks is computed."""
         s, on, off = expr.args
-        return f"({self._print(on)} if {self._print(s)} else {self._print(off)})"
+        return f"({self._print(on)} if {self.condition(s)} else {self._print(off)})"
+
+    def condition(self, s: sp.Basic) -> str:
+        """A select's condition, one Python bool: the switch, or options compared (alpha >= 0)."""
+        if isinstance(s, sp.core.relational.Relational):
+            return f"{self._print(s.lhs)} {s.rel_op} {self._print(s.rhs)}"
+        return self._print(s)
 
     def _print_Piecewise(self, expr):
         """A value and a default, (v, cond), (d, True), as np.where(cond, v, d): both are computed

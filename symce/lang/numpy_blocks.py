@@ -119,6 +119,10 @@ class InplaceEmitter:
         """``expr`` printed as an ordinary NumPy expression."""
         return self.small.doprint(expr)
 
+    def condition(self, s: sp.Basic) -> str:
+        """A select's condition as one Python bool (the printer's :meth:`condition`)."""
+        return self.small.condition(s)
+
     def emit(self, expr: sp.Expr, dest: str, alias: str | None = None) -> str:
         """Emit ``expr`` into ``dest``; returns the code of the array holding it (``dest``, or a
         block symbol's name when ``expr`` is one).  ``alias``: the name of the value ``dest``
@@ -158,7 +162,7 @@ class InplaceEmitter:
             if tmp is not None:
                 self.release(tmp)
             return dest
-        if isinstance(expr, select):  # a switch (one bool): only the form it picks runs
+        if isinstance(expr, select):  # one bool (a switch, options compared): one form runs
             s, *forms = expr.args
             before, branches = self.lines, []
             for form in forms:
@@ -167,7 +171,7 @@ class InplaceEmitter:
                 if got != dest:
                     self.lines.append(f"np.copyto({dest}, {got})")
                 branches.append(self.lines)
-            self.lines = before + [f"if {self.code(s)}:"]
+            self.lines = before + [f"if {self.condition(s)}:"]
             self.lines += ["    " + ln for ln in branches[0]] + ["else:"]
             self.lines += ["    " + ln for ln in branches[1]]
             return dest

@@ -1,9 +1,10 @@
 """focal_loss: the focal loss of logits (Lin et al., 2017), declared through symce's public API.
 
 FL = alpha_t (1 - p_t)^gamma CE with p = sigma(x), p_t = p y + (1 - p)(1 - y),
-alpha_t = alpha y + (1 - alpha)(1 - y) and CE the binary cross-entropy of p: torchvision's
-``sigmoid_focal_loss(inputs, targets, alpha, gamma)``, elementwise, with symce's element weights
-and reductions.  gamma = 0 is the alpha-weighted binary cross-entropy with logits.
+alpha_t = alpha y + (1 - alpha)(1 - y) (1 for a negative alpha: no weighting) and CE the binary
+cross-entropy of p: torchvision's ``sigmoid_focal_loss(inputs, targets, alpha, gamma)``,
+elementwise, with symce's element weights and reductions.  gamma = 0 is the alpha-weighted binary
+cross-entropy with logits.
 
 As written, 1 - p_t and CE cancel as p_t -> 1.  The kernels evaluate them without cancellation:
 1 - p_t = q = y sigma(-x) + (1 - y) sigma(x) (a sum of non-negative terms for y in [0, 1]) and
@@ -25,7 +26,8 @@ y = sp.Symbol("y", real=True)  # the target in [0, 1]
 gamma = sp.Symbol("gamma", real=True)
 alpha = sp.Symbol("alpha", real=True)
 
-alpha_t = alpha * y + (1 - alpha) * (1 - y)
+# torchvision weights by alpha only where it is not negative (alpha = -1: no weighting)
+alpha_t = symce.select(alpha >= 0, alpha * y + (1 - alpha) * (1 - y), 1)
 # the binary cross-entropy of p, -(y log p + (1 - y) log(1 - p)), with logits (as torchvision's
 # binary_cross_entropy_with_logits): -log sigma(x) = log(1 + exp(-x)), -log(1 - sigma(x)) = log(1 + exp(x))
 ce = y * sp.log(1 + sp.exp(-x)) + (1 - y) * sp.log(1 + sp.exp(x))
@@ -46,7 +48,7 @@ symce.define_loss(
     target=y,
     over="elements",
     options={
-        "alpha": symce.option(0.25, low=0, high=1, doc="weight of the positive class"),
+        "alpha": symce.option(0.25, high=1, doc="weight of the positive class (negative: none)"),
         "gamma": symce.option(2.0, low=0, doc="focusing exponent; 0 is the weighted BCE"),
     },
     stable=alpha_t * q**gamma * ce_stable,
