@@ -179,8 +179,15 @@ def _log1p_by_s(expr):
 
 
 class _pick(sp.Function):
-    """cond ? a : b, printed as C's ternary: where GCC vectorises it with a blend (the BCE
-    loops: measured 15% faster than symce_select's bit mask there)."""
+    """cond ? a : b, printed as C's ternary (the reduction helpers, run once per call)."""
+
+    nargs = 3
+
+
+class _blend(sp.Function):
+    """cond ? a : b in a loop, printed as SYMCE_PICK: C's ternary where GCC vectorises it with
+    a mask (AVX-512: measured 15% faster than symce_select's bit mask there), the bit mask
+    elsewhere (AVX2: the ternary stops the loop vectorising)."""
 
     nargs = 3
 
@@ -253,6 +260,12 @@ class CPrinter(C99CodePrinter):
     def _print__pick(self, expr):
         cond, a, b = (self._print(arg) for arg in expr.args)
         return f"(({cond}) ? {a} : {b})"
+
+    def _print__blend(self, expr):
+        if not vectorised(self.cdtype):
+            return self._print__pick(expr)
+        cond, a, b = (self._print(arg) for arg in expr.args)
+        return f"SYMCE_PICK({cond}, {a}, {b})"
 
     def _print_And(self, expr):
         # in double, & of the 0/1 conditions: no branch (&& can stop the loop vectorising)
@@ -1374,8 +1387,8 @@ def _shared_exponential(exprs, cdtype):
     sub = {
         softplus(x): clamp_min(x, 0) + lp,
         softplus(-x): clamp_min(-x, 0) + lp,
-        sigmoid(x): _pick(sp.GreaterThan(x, 0), 1, v) * r,
-        sigmoid(-x): _pick(sp.GreaterThan(x, 0), v, 1) * r,
+        sigmoid(x): _blend(sp.GreaterThan(x, 0), 1, v) * r,
+        sigmoid(-x): _blend(sp.GreaterThan(x, 0), v, 1) * r,
     }
     out = {name: e.xreplace(sub) for name, e in exprs.items()}
     lets = [(v, sp.exp(-sp.Abs(x)))]
