@@ -3,7 +3,7 @@ PYTHON ?= python3
 PIP ?= $(PYTHON) -m pip
 APT_PACKAGES = octave texlive-latex-base texlive-latex-recommended texlive-pictures latexmk gcc g++ clang
 
-.PHONY: install install-python install-tools derive check-generated pdf test lint format test-asan accuracy bench clean
+.PHONY: install install-python install-tools derive check-generated pdf test lint format test-asan accuracy bench bench-library clean
 
 install: install-python install-tools
 
@@ -61,6 +61,10 @@ accuracy:
 # make bench QUICK=1: the float32 cases of the closing line, under 90 s
 bench:
 	$(PYTHON) bench/speed.py $(if $(filter 1 yes true,$(QUICK)),--quick)
+
+# the library's declared functions (symce/library) beside PyTorch; QUICK=1: float32 only
+bench-library:
+	$(PYTHON) bench/library.py $(if $(filter 1 yes true,$(QUICK)),--quick)
 
 clean:
 	rm -rf build *.egg-info .pytest_cache generated/latex/*.aux generated/latex/*.log generated/latex/*.out generated/latex/*.pdf generated/latex/*.toc \

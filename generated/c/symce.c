@@ -1177,9 +1177,7 @@ int symce_sigmoid_f32(size_t count, const float *SYMCE_RESTRICT x, float *SYMCE_
     SYMCE_OMP_FOR
     for (size_t i = 0; i < count; ++i) {
         const double xv = (double)x[i];
-        out[i] = symce_isfinite((double)x[i]) ? (float)(symce_sigmoid_for_f32(xv))
-                 : symce_isnan((double)x[i]) ? x[i]
-                 : x[i] > 0 ? (float)(1) : (float)(0);
+        out[i] = (float)(symce_select(symce_isfinite(xv), symce_sigmoid_for_f32(xv), symce_select(symce_isnan(xv), xv, symce_select(xv > 0, 1, 0))));
     }
     return SYMCE_OK;
 }
@@ -1194,9 +1192,7 @@ int symce_sigmoid_grad_f32(size_t count, const float *SYMCE_RESTRICT x, float *S
     SYMCE_OMP_FOR
     for (size_t i = 0; i < count; ++i) {
         const double xv = (double)x[i];
-        out[i] = symce_isfinite((double)x[i]) ? (float)(symce_sigmoid_for_f32(-xv)*symce_sigmoid_for_f32(xv))
-                 : symce_isnan((double)x[i]) ? x[i]
-                 : x[i] > 0 ? (float)(0) : (float)(0);
+        out[i] = (float)(symce_select(symce_isfinite(xv), symce_sigmoid_for_f32(-xv)*symce_sigmoid_for_f32(xv), symce_select(symce_isnan(xv), xv, symce_select(xv > 0, 0, 0))));
     }
     return SYMCE_OK;
 }
@@ -2745,9 +2741,7 @@ int symce_log_sigmoid_f32(size_t count, const float *SYMCE_RESTRICT x, float *SY
     SYMCE_OMP_FOR
     for (size_t i = 0; i < count; ++i) {
         const double xv = (double)x[i];
-        out[i] = symce_isfinite((double)x[i]) ? (float)(-symce_softplus_for_f32(-xv))
-                 : symce_isnan((double)x[i]) ? x[i]
-                 : x[i] > 0 ? (float)(0) : (float)(-(double)INFINITY);
+        out[i] = (float)(symce_select(symce_isfinite(xv), -symce_softplus_for_f32(-xv), symce_select(symce_isnan(xv), xv, symce_select(xv > 0, 0, -(double)INFINITY))));
     }
     return SYMCE_OK;
 }
@@ -2763,9 +2757,7 @@ int symce_log_sigmoid_grad_f32(size_t count, const float *SYMCE_RESTRICT x,
     SYMCE_OMP_FOR
     for (size_t i = 0; i < count; ++i) {
         const double xv = (double)x[i];
-        out[i] = symce_isfinite((double)x[i]) ? (float)(symce_sigmoid_for_f32(-xv))
-                 : symce_isnan((double)x[i]) ? x[i]
-                 : x[i] > 0 ? (float)(0) : (float)(1);
+        out[i] = (float)(symce_select(symce_isfinite(xv), symce_sigmoid_for_f32(-xv), symce_select(symce_isnan(xv), xv, symce_select(xv > 0, 0, 1))));
     }
     return SYMCE_OK;
 }
@@ -2780,9 +2772,7 @@ int symce_softplus_f32(size_t count, const float *SYMCE_RESTRICT x, float *SYMCE
     SYMCE_OMP_FOR
     for (size_t i = 0; i < count; ++i) {
         const double xv = (double)x[i];
-        out[i] = symce_isfinite((double)x[i]) ? (float)(symce_softplus_for_f32(xv))
-                 : symce_isnan((double)x[i]) ? x[i]
-                 : x[i] > 0 ? (float)((double)INFINITY) : (float)(0);
+        out[i] = (float)(symce_select(symce_isfinite(xv), symce_softplus_for_f32(xv), symce_select(symce_isnan(xv), xv, symce_select(xv > 0, (double)INFINITY, 0))));
     }
     return SYMCE_OK;
 }
@@ -2797,9 +2787,7 @@ int symce_softplus_grad_f32(size_t count, const float *SYMCE_RESTRICT x, float *
     SYMCE_OMP_FOR
     for (size_t i = 0; i < count; ++i) {
         const double xv = (double)x[i];
-        out[i] = symce_isfinite((double)x[i]) ? (float)(symce_sigmoid_for_f32(xv))
-                 : symce_isnan((double)x[i]) ? x[i]
-                 : x[i] > 0 ? (float)(1) : (float)(0);
+        out[i] = (float)(symce_select(symce_isfinite(xv), symce_sigmoid_for_f32(xv), symce_select(symce_isnan(xv), xv, symce_select(xv > 0, 1, 0))));
     }
     return SYMCE_OK;
 }
@@ -2814,9 +2802,7 @@ int symce_tanh_f32(size_t count, const float *SYMCE_RESTRICT x, float *SYMCE_RES
     SYMCE_OMP_FOR
     for (size_t i = 0; i < count; ++i) {
         const double xv = (double)x[i];
-        out[i] = symce_isfinite((double)x[i]) ? (float)(tanh(xv))
-                 : symce_isnan((double)x[i]) ? x[i]
-                 : x[i] > 0 ? (float)(1) : (float)(-1);
+        out[i] = (float)(symce_select(symce_isfinite(xv), tanh(xv), symce_select(symce_isnan(xv), xv, symce_select(xv > 0, 1, -1))));
     }
     return SYMCE_OK;
 }
@@ -2831,9 +2817,7 @@ int symce_tanh_grad_f32(size_t count, const float *SYMCE_RESTRICT x, float *SYMC
     SYMCE_OMP_FOR
     for (size_t i = 0; i < count; ++i) {
         const double xv = (double)x[i];
-        out[i] = symce_isfinite((double)x[i]) ? (float)(4*symce_sigmoid_for_f32(-2*xv)*symce_sigmoid_for_f32(2*xv))
-                 : symce_isnan((double)x[i]) ? x[i]
-                 : x[i] > 0 ? (float)(0) : (float)(0);
+        out[i] = (float)(symce_select(symce_isfinite(xv), 4*symce_sigmoid_for_f32(-2*xv)*symce_sigmoid_for_f32(2*xv), symce_select(symce_isnan(xv), xv, symce_select(xv > 0, 0, 0))));
     }
     return SYMCE_OK;
 }

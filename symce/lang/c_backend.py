@@ -1291,6 +1291,24 @@ def _printed_slots(kern, cdtype):
     return out
 
 
+def _guarded(slots: dict, narrow: str, vector: bool) -> str:
+    """An elementwise kernel's value at xv: its slot where x is finite, NaN for NaN, the limits
+    at +-inf, each test from the bits.  In the vectorised compute types by symce_select's bit
+    masks (every form is computed and one kept: a ternary is control flow that keeps GCC from
+    vectorising the loop on AVX2); in long double by C's ternary."""
+    out, pos, neg = slots["out"], slots["at_inf"]["pos"], slots["at_inf"]["neg"]
+    if vector:
+        return (
+            f"{narrow}(symce_select(symce_isfinite(xv), {out}, symce_select(symce_isnan(xv), xv, "
+            f"symce_select(xv > 0, {pos}, {neg}))))"
+        )
+    return (
+        f"symce_isfinite((double)x[i]) ? {narrow}({out})\n"
+        "                 : symce_isnan((double)x[i]) ? x[i]\n"
+        f"                 : x[i] > 0 ? {narrow}({pos}) : {narrow}({neg})"
+    )
+
+
 def _limits(kern, cdtype) -> dict:
     """An elementwise kernel's values at x = +inf and -inf (the limits of its slot), printed in
     the compute type: a non-finite input takes them directly, so -ffast-math (which may assume
@@ -1992,6 +2010,8 @@ def _function_context(fn: CFunction):
         # a block's terms: 16 lane sums in double for the float kernels, pairwise for the double
         "block_sum": "symce_lane_sum" if CTYPES[cdt]["exact_shift"] else "symce_pairwise_sum",
     }
+    if kern.family == "elementwise":
+        ctx["value"] = _guarded(ctx["slots"], ctx["narrow"], vectorised(cdt))
     if kern.family == "rowwise":
         ctx["block"] = JACOBIAN_BLOCK
     if desc.rows:
