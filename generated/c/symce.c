@@ -1519,12 +1519,22 @@ int symce_cross_entropy_f32(size_t n, size_t k, const float *SYMCE_RESTRICT prob
         }
         const double w_t = weight != NULL ? (double)weight[t] : 1;
         double row_loss = 0;
-        for (size_t j = 0; j < k; ++j) {
-            const double hot = j == (size_t)t ? 1 : 0;
-            const double w_k = weight != NULL ? (double)weight[j] : 1;
-            const double yt = hot*w_t*(1 - eps) + eps*w_k/k_real;
-            const double p = (double)row[j];
-            row_loss += symce_mul0_for_f32(yt, -symce_clamp_min_for_f32(log(p), -100));
+        if (weight != NULL) {
+            for (size_t j = 0; j < k; ++j) {
+                const double hot = (double)(j == (size_t)t);
+                const double w_k = (double)weight[j];
+                const double yt = hot*w_t*(1 - eps) + eps*w_k/k_real;
+                const double p = (double)row[j];
+                row_loss += symce_mul0_for_f32(yt, -symce_clamp_min_for_f32(log(p), -100));
+            }
+        } else {
+            for (size_t j = 0; j < k; ++j) {
+                const double hot = (double)(j == (size_t)t);
+                const double w_k = 1;
+                const double yt = hot*w_t*(1 - eps) + eps*w_k/k_real;
+                const double p = (double)row[j];
+                row_loss += symce_mul0_for_f32(yt, -symce_clamp_min_for_f32(log(p), -100));
+            }
         }
         if (reduction == SYMCE_REDUCTION_NONE) loss[i] = (float)row_loss;
         else total += row_loss;
@@ -1556,12 +1566,22 @@ int symce_cross_entropy_soft_f32(size_t n, size_t k, const float *SYMCE_RESTRICT
         const float *row = probs + i * k;
         const float *yrow = target + i * k;
         double row_loss = 0;
-        for (size_t j = 0; j < k; ++j) {
-            const double y = (double)yrow[j];
-            const double w_k = weight != NULL ? (double)weight[j] : 1;
-            const double yt = w_k*(y*(1 - eps) + eps/k_real);
-            const double p = (double)row[j];
-            row_loss += symce_mul0_for_f32(yt, -symce_clamp_min_for_f32(log(p), -100));
+        if (weight != NULL) {
+            for (size_t j = 0; j < k; ++j) {
+                const double y = (double)yrow[j];
+                const double w_k = (double)weight[j];
+                const double yt = w_k*(y*(1 - eps) + eps/k_real);
+                const double p = (double)row[j];
+                row_loss += symce_mul0_for_f32(yt, -symce_clamp_min_for_f32(log(p), -100));
+            }
+        } else {
+            for (size_t j = 0; j < k; ++j) {
+                const double y = (double)yrow[j];
+                const double w_k = 1;
+                const double yt = w_k*(y*(1 - eps) + eps/k_real);
+                const double p = (double)row[j];
+                row_loss += symce_mul0_for_f32(yt, -symce_clamp_min_for_f32(log(p), -100));
+            }
         }
         if (reduction == SYMCE_REDUCTION_NONE) loss[i] = (float)row_loss;
         else total += row_loss;
@@ -1599,12 +1619,22 @@ int symce_cross_entropy_grad_f32(size_t n, size_t k, const float *SYMCE_RESTRICT
             continue;
         }
         const double w_t = weight != NULL ? (double)weight[t] : 1;
-        for (size_t j = 0; j < k; ++j) {
-            const double hot = j == (size_t)t ? 1 : 0;
-            const double w_k = weight != NULL ? (double)weight[j] : 1;
-            const double yt = hot*w_t*(1 - eps) + eps*w_k/k_real;
-            const double p = (double)row[j];
-            grow[j] = (float)((-yt/symce_clamp_min_for_f32(p, 9.9999999999999998e-13)) * scale);
+        if (weight != NULL) {
+            for (size_t j = 0; j < k; ++j) {
+                const double hot = (double)(j == (size_t)t);
+                const double w_k = (double)weight[j];
+                const double yt = hot*w_t*(1 - eps) + eps*w_k/k_real;
+                const double p = (double)row[j];
+                grow[j] = (float)((-yt/symce_clamp_min_for_f32(p, 9.9999999999999998e-13)) * scale);
+            }
+        } else {
+            for (size_t j = 0; j < k; ++j) {
+                const double hot = (double)(j == (size_t)t);
+                const double w_k = 1;
+                const double yt = hot*w_t*(1 - eps) + eps*w_k/k_real;
+                const double p = (double)row[j];
+                grow[j] = (float)((-yt/symce_clamp_min_for_f32(p, 9.9999999999999998e-13)) * scale);
+            }
         }
     }
     return SYMCE_OK;
@@ -1633,12 +1663,22 @@ int symce_cross_entropy_grad_soft_f32(size_t n, size_t k, const float *SYMCE_RES
         const float *row = probs + i * k;
         float *grow = grad + i * k;
         const float *yrow = target + i * k;
-        for (size_t j = 0; j < k; ++j) {
-            const double y = (double)yrow[j];
-            const double w_k = weight != NULL ? (double)weight[j] : 1;
-            const double yt = w_k*(y*(1 - eps) + eps/k_real);
-            const double p = (double)row[j];
-            grow[j] = (float)((-yt/symce_clamp_min_for_f32(p, 9.9999999999999998e-13)) * scale);
+        if (weight != NULL) {
+            for (size_t j = 0; j < k; ++j) {
+                const double y = (double)yrow[j];
+                const double w_k = (double)weight[j];
+                const double yt = w_k*(y*(1 - eps) + eps/k_real);
+                const double p = (double)row[j];
+                grow[j] = (float)((-yt/symce_clamp_min_for_f32(p, 9.9999999999999998e-13)) * scale);
+            }
+        } else {
+            for (size_t j = 0; j < k; ++j) {
+                const double y = (double)yrow[j];
+                const double w_k = 1;
+                const double yt = w_k*(y*(1 - eps) + eps/k_real);
+                const double p = (double)row[j];
+                grow[j] = (float)((-yt/symce_clamp_min_for_f32(p, 9.9999999999999998e-13)) * scale);
+            }
         }
     }
     return SYMCE_OK;
@@ -1894,7 +1934,7 @@ int symce_softmax_cross_entropy_grad_f32(size_t n, size_t k, const float *SYMCE_
             const double gmul = inv_srest*scale*ysum;
             if (status == SYMCE_ROW_GENERAL) {
                 for (size_t j = 0; j < k; ++j) {  /* the gradient slot class by class */
-                    const double hot = j == (size_t)t ? 1 : 0;
+                    const double hot = (double)(j == (size_t)t);
                     const double w_k = weight != NULL ? (double)weight[j] : 1;
                     const double yt = hot*w_t*(1 - eps) + eps*w_k/k_real;
                     const double zv = (double)row[j];
@@ -2160,7 +2200,7 @@ int symce_softmax_cross_entropy_with_grad_f32(size_t n, size_t k,
             }
             if (status == SYMCE_ROW_GENERAL) {
                 for (size_t j = 0; j < k; ++j) {  /* the gradient slot class by class */
-                    const double hot = j == (size_t)t ? 1 : 0;
+                    const double hot = (double)(j == (size_t)t);
                     const double w_k = weight != NULL ? (double)weight[j] : 1;
                     const double yt = hot*w_t*(1 - eps) + eps*w_k/k_real;
                     const double zv = (double)row[j];
@@ -3165,12 +3205,22 @@ int symce_nll_loss_f32(size_t n, size_t k, const float *SYMCE_RESTRICT input,
         }
         const double w_t = weight != NULL ? (double)weight[t] : 1;
         double row_loss = 0;
-        for (size_t j = 0; j < k; ++j) {
-            const double hot = j == (size_t)t ? 1 : 0;
-            const double w_k = weight != NULL ? (double)weight[j] : 1;
-            const double yt = hot*w_t*(1 - eps) + eps*w_k/k_real;
-            const double v = (double)row[j];
-            row_loss += symce_mul0_for_f32(yt, -v);
+        if (weight != NULL) {
+            for (size_t j = 0; j < k; ++j) {
+                const double hot = (double)(j == (size_t)t);
+                const double w_k = (double)weight[j];
+                const double yt = hot*w_t*(1 - eps) + eps*w_k/k_real;
+                const double v = (double)row[j];
+                row_loss += symce_mul0_for_f32(yt, -v);
+            }
+        } else {
+            for (size_t j = 0; j < k; ++j) {
+                const double hot = (double)(j == (size_t)t);
+                const double w_k = 1;
+                const double yt = hot*w_t*(1 - eps) + eps*w_k/k_real;
+                const double v = (double)row[j];
+                row_loss += symce_mul0_for_f32(yt, -v);
+            }
         }
         if (reduction == SYMCE_REDUCTION_NONE) loss[i] = (float)row_loss;
         else total += row_loss;
@@ -3201,12 +3251,22 @@ int symce_nll_loss_soft_f32(size_t n, size_t k, const float *SYMCE_RESTRICT inpu
         const float *row = input + i * k;
         const float *yrow = target + i * k;
         double row_loss = 0;
-        for (size_t j = 0; j < k; ++j) {
-            const double y = (double)yrow[j];
-            const double w_k = weight != NULL ? (double)weight[j] : 1;
-            const double yt = w_k*(y*(1 - eps) + eps/k_real);
-            const double v = (double)row[j];
-            row_loss += symce_mul0_for_f32(yt, -v);
+        if (weight != NULL) {
+            for (size_t j = 0; j < k; ++j) {
+                const double y = (double)yrow[j];
+                const double w_k = (double)weight[j];
+                const double yt = w_k*(y*(1 - eps) + eps/k_real);
+                const double v = (double)row[j];
+                row_loss += symce_mul0_for_f32(yt, -v);
+            }
+        } else {
+            for (size_t j = 0; j < k; ++j) {
+                const double y = (double)yrow[j];
+                const double w_k = 1;
+                const double yt = w_k*(y*(1 - eps) + eps/k_real);
+                const double v = (double)row[j];
+                row_loss += symce_mul0_for_f32(yt, -v);
+            }
         }
         if (reduction == SYMCE_REDUCTION_NONE) loss[i] = (float)row_loss;
         else total += row_loss;
@@ -3242,11 +3302,20 @@ int symce_nll_loss_grad_f32(size_t n, size_t k, const float *SYMCE_RESTRICT inpu
             continue;
         }
         const double w_t = weight != NULL ? (double)weight[t] : 1;
-        for (size_t j = 0; j < k; ++j) {
-            const double hot = j == (size_t)t ? 1 : 0;
-            const double w_k = weight != NULL ? (double)weight[j] : 1;
-            const double yt = hot*w_t*(1 - eps) + eps*w_k/k_real;
-            grow[j] = (float)((symce_mul0_for_f32(yt, -1)) * scale);
+        if (weight != NULL) {
+            for (size_t j = 0; j < k; ++j) {
+                const double hot = (double)(j == (size_t)t);
+                const double w_k = (double)weight[j];
+                const double yt = hot*w_t*(1 - eps) + eps*w_k/k_real;
+                grow[j] = (float)((symce_mul0_for_f32(yt, -1)) * scale);
+            }
+        } else {
+            for (size_t j = 0; j < k; ++j) {
+                const double hot = (double)(j == (size_t)t);
+                const double w_k = 1;
+                const double yt = hot*w_t*(1 - eps) + eps*w_k/k_real;
+                grow[j] = (float)((symce_mul0_for_f32(yt, -1)) * scale);
+            }
         }
     }
     return SYMCE_OK;
@@ -3273,11 +3342,20 @@ int symce_nll_loss_grad_soft_f32(size_t n, size_t k, const float *SYMCE_RESTRICT
     for (size_t i = 0; i < n; ++i) {
         float *grow = grad + i * k;
         const float *yrow = target + i * k;
-        for (size_t j = 0; j < k; ++j) {
-            const double y = (double)yrow[j];
-            const double w_k = weight != NULL ? (double)weight[j] : 1;
-            const double yt = w_k*(y*(1 - eps) + eps/k_real);
-            grow[j] = (float)((symce_mul0_for_f32(yt, -1)) * scale);
+        if (weight != NULL) {
+            for (size_t j = 0; j < k; ++j) {
+                const double y = (double)yrow[j];
+                const double w_k = (double)weight[j];
+                const double yt = w_k*(y*(1 - eps) + eps/k_real);
+                grow[j] = (float)((symce_mul0_for_f32(yt, -1)) * scale);
+            }
+        } else {
+            for (size_t j = 0; j < k; ++j) {
+                const double y = (double)yrow[j];
+                const double w_k = 1;
+                const double yt = w_k*(y*(1 - eps) + eps/k_real);
+                grow[j] = (float)((symce_mul0_for_f32(yt, -1)) * scale);
+            }
         }
     }
     return SYMCE_OK;
@@ -3643,12 +3721,22 @@ int symce_cross_entropy_f64(size_t n, size_t k, const double *SYMCE_RESTRICT pro
         }
         const double w_t = weight != NULL ? weight[t] : 1;
         double row_loss = 0;
-        for (size_t j = 0; j < k; ++j) {
-            const double hot = j == (size_t)t ? 1 : 0;
-            const double w_k = weight != NULL ? weight[j] : 1;
-            const double yt = hot*w_t*(1 - eps) + eps*w_k/k_real;
-            const double p = row[j];
-            row_loss += symce_mul0_for_f64(yt, -symce_clamp_min_for_f64(log(p), -100));
+        if (weight != NULL) {
+            for (size_t j = 0; j < k; ++j) {
+                const double hot = (double)(j == (size_t)t);
+                const double w_k = weight[j];
+                const double yt = hot*w_t*(1 - eps) + eps*w_k/k_real;
+                const double p = row[j];
+                row_loss += symce_mul0_for_f64(yt, -symce_clamp_min_for_f64(log(p), -100));
+            }
+        } else {
+            for (size_t j = 0; j < k; ++j) {
+                const double hot = (double)(j == (size_t)t);
+                const double w_k = 1;
+                const double yt = hot*w_t*(1 - eps) + eps*w_k/k_real;
+                const double p = row[j];
+                row_loss += symce_mul0_for_f64(yt, -symce_clamp_min_for_f64(log(p), -100));
+            }
         }
         if (reduction == SYMCE_REDUCTION_NONE) loss[i] = (double)row_loss;
         else total += row_loss;
@@ -3680,12 +3768,22 @@ int symce_cross_entropy_soft_f64(size_t n, size_t k, const double *SYMCE_RESTRIC
         const double *row = probs + i * k;
         const double *yrow = target + i * k;
         double row_loss = 0;
-        for (size_t j = 0; j < k; ++j) {
-            const double y = yrow[j];
-            const double w_k = weight != NULL ? weight[j] : 1;
-            const double yt = w_k*(y*(1 - eps) + eps/k_real);
-            const double p = row[j];
-            row_loss += symce_mul0_for_f64(yt, -symce_clamp_min_for_f64(log(p), -100));
+        if (weight != NULL) {
+            for (size_t j = 0; j < k; ++j) {
+                const double y = yrow[j];
+                const double w_k = weight[j];
+                const double yt = w_k*(y*(1 - eps) + eps/k_real);
+                const double p = row[j];
+                row_loss += symce_mul0_for_f64(yt, -symce_clamp_min_for_f64(log(p), -100));
+            }
+        } else {
+            for (size_t j = 0; j < k; ++j) {
+                const double y = yrow[j];
+                const double w_k = 1;
+                const double yt = w_k*(y*(1 - eps) + eps/k_real);
+                const double p = row[j];
+                row_loss += symce_mul0_for_f64(yt, -symce_clamp_min_for_f64(log(p), -100));
+            }
         }
         if (reduction == SYMCE_REDUCTION_NONE) loss[i] = (double)row_loss;
         else total += row_loss;
@@ -3723,12 +3821,22 @@ int symce_cross_entropy_grad_f64(size_t n, size_t k, const double *SYMCE_RESTRIC
             continue;
         }
         const double w_t = weight != NULL ? weight[t] : 1;
-        for (size_t j = 0; j < k; ++j) {
-            const double hot = j == (size_t)t ? 1 : 0;
-            const double w_k = weight != NULL ? weight[j] : 1;
-            const double yt = hot*w_t*(1 - eps) + eps*w_k/k_real;
-            const double p = row[j];
-            grow[j] = (double)((-yt/symce_clamp_min_for_f64(p, 9.9999999999999998e-13)) * scale);
+        if (weight != NULL) {
+            for (size_t j = 0; j < k; ++j) {
+                const double hot = (double)(j == (size_t)t);
+                const double w_k = weight[j];
+                const double yt = hot*w_t*(1 - eps) + eps*w_k/k_real;
+                const double p = row[j];
+                grow[j] = (double)((-yt/symce_clamp_min_for_f64(p, 9.9999999999999998e-13)) * scale);
+            }
+        } else {
+            for (size_t j = 0; j < k; ++j) {
+                const double hot = (double)(j == (size_t)t);
+                const double w_k = 1;
+                const double yt = hot*w_t*(1 - eps) + eps*w_k/k_real;
+                const double p = row[j];
+                grow[j] = (double)((-yt/symce_clamp_min_for_f64(p, 9.9999999999999998e-13)) * scale);
+            }
         }
     }
     return SYMCE_OK;
@@ -3757,12 +3865,22 @@ int symce_cross_entropy_grad_soft_f64(size_t n, size_t k, const double *SYMCE_RE
         const double *row = probs + i * k;
         double *grow = grad + i * k;
         const double *yrow = target + i * k;
-        for (size_t j = 0; j < k; ++j) {
-            const double y = yrow[j];
-            const double w_k = weight != NULL ? weight[j] : 1;
-            const double yt = w_k*(y*(1 - eps) + eps/k_real);
-            const double p = row[j];
-            grow[j] = (double)((-yt/symce_clamp_min_for_f64(p, 9.9999999999999998e-13)) * scale);
+        if (weight != NULL) {
+            for (size_t j = 0; j < k; ++j) {
+                const double y = yrow[j];
+                const double w_k = weight[j];
+                const double yt = w_k*(y*(1 - eps) + eps/k_real);
+                const double p = row[j];
+                grow[j] = (double)((-yt/symce_clamp_min_for_f64(p, 9.9999999999999998e-13)) * scale);
+            }
+        } else {
+            for (size_t j = 0; j < k; ++j) {
+                const double y = yrow[j];
+                const double w_k = 1;
+                const double yt = w_k*(y*(1 - eps) + eps/k_real);
+                const double p = row[j];
+                grow[j] = (double)((-yt/symce_clamp_min_for_f64(p, 9.9999999999999998e-13)) * scale);
+            }
         }
     }
     return SYMCE_OK;
@@ -4021,7 +4139,7 @@ int symce_softmax_cross_entropy_grad_f64(size_t n, size_t k, const double *SYMCE
             const double yt_on = w_t*(1 - eps) + eps*w_t/k_real;
             if (status == SYMCE_ROW_GENERAL) {
                 for (size_t j = 0; j < k; ++j) {  /* the gradient slot class by class */
-                    const double hot = j == (size_t)t ? 1 : 0;
+                    const double hot = (double)(j == (size_t)t);
                     const double w_k = weight != NULL ? weight[j] : 1;
                     const double yt = hot*w_t*(1 - eps) + eps*w_k/k_real;
                     const double zv = row[j];
@@ -4293,7 +4411,7 @@ int symce_softmax_cross_entropy_with_grad_f64(size_t n, size_t k,
             }
             if (status == SYMCE_ROW_GENERAL) {
                 for (size_t j = 0; j < k; ++j) {  /* the gradient slot class by class */
-                    const double hot = j == (size_t)t ? 1 : 0;
+                    const double hot = (double)(j == (size_t)t);
                     const double w_k = weight != NULL ? weight[j] : 1;
                     const double yt = hot*w_t*(1 - eps) + eps*w_k/k_real;
                     const double zv = row[j];
@@ -5275,12 +5393,22 @@ int symce_nll_loss_f64(size_t n, size_t k, const double *SYMCE_RESTRICT input,
         }
         const double w_t = weight != NULL ? weight[t] : 1;
         double row_loss = 0;
-        for (size_t j = 0; j < k; ++j) {
-            const double hot = j == (size_t)t ? 1 : 0;
-            const double w_k = weight != NULL ? weight[j] : 1;
-            const double yt = hot*w_t*(1 - eps) + eps*w_k/k_real;
-            const double v = row[j];
-            row_loss += symce_mul0_for_f64(yt, -v);
+        if (weight != NULL) {
+            for (size_t j = 0; j < k; ++j) {
+                const double hot = (double)(j == (size_t)t);
+                const double w_k = weight[j];
+                const double yt = hot*w_t*(1 - eps) + eps*w_k/k_real;
+                const double v = row[j];
+                row_loss += symce_mul0_for_f64(yt, -v);
+            }
+        } else {
+            for (size_t j = 0; j < k; ++j) {
+                const double hot = (double)(j == (size_t)t);
+                const double w_k = 1;
+                const double yt = hot*w_t*(1 - eps) + eps*w_k/k_real;
+                const double v = row[j];
+                row_loss += symce_mul0_for_f64(yt, -v);
+            }
         }
         if (reduction == SYMCE_REDUCTION_NONE) loss[i] = (double)row_loss;
         else total += row_loss;
@@ -5311,12 +5439,22 @@ int symce_nll_loss_soft_f64(size_t n, size_t k, const double *SYMCE_RESTRICT inp
         const double *row = input + i * k;
         const double *yrow = target + i * k;
         double row_loss = 0;
-        for (size_t j = 0; j < k; ++j) {
-            const double y = yrow[j];
-            const double w_k = weight != NULL ? weight[j] : 1;
-            const double yt = w_k*(y*(1 - eps) + eps/k_real);
-            const double v = row[j];
-            row_loss += symce_mul0_for_f64(yt, -v);
+        if (weight != NULL) {
+            for (size_t j = 0; j < k; ++j) {
+                const double y = yrow[j];
+                const double w_k = weight[j];
+                const double yt = w_k*(y*(1 - eps) + eps/k_real);
+                const double v = row[j];
+                row_loss += symce_mul0_for_f64(yt, -v);
+            }
+        } else {
+            for (size_t j = 0; j < k; ++j) {
+                const double y = yrow[j];
+                const double w_k = 1;
+                const double yt = w_k*(y*(1 - eps) + eps/k_real);
+                const double v = row[j];
+                row_loss += symce_mul0_for_f64(yt, -v);
+            }
         }
         if (reduction == SYMCE_REDUCTION_NONE) loss[i] = (double)row_loss;
         else total += row_loss;
@@ -5352,11 +5490,20 @@ int symce_nll_loss_grad_f64(size_t n, size_t k, const double *SYMCE_RESTRICT inp
             continue;
         }
         const double w_t = weight != NULL ? weight[t] : 1;
-        for (size_t j = 0; j < k; ++j) {
-            const double hot = j == (size_t)t ? 1 : 0;
-            const double w_k = weight != NULL ? weight[j] : 1;
-            const double yt = hot*w_t*(1 - eps) + eps*w_k/k_real;
-            grow[j] = (double)((symce_mul0_for_f64(yt, -1)) * scale);
+        if (weight != NULL) {
+            for (size_t j = 0; j < k; ++j) {
+                const double hot = (double)(j == (size_t)t);
+                const double w_k = weight[j];
+                const double yt = hot*w_t*(1 - eps) + eps*w_k/k_real;
+                grow[j] = (double)((symce_mul0_for_f64(yt, -1)) * scale);
+            }
+        } else {
+            for (size_t j = 0; j < k; ++j) {
+                const double hot = (double)(j == (size_t)t);
+                const double w_k = 1;
+                const double yt = hot*w_t*(1 - eps) + eps*w_k/k_real;
+                grow[j] = (double)((symce_mul0_for_f64(yt, -1)) * scale);
+            }
         }
     }
     return SYMCE_OK;
@@ -5383,11 +5530,20 @@ int symce_nll_loss_grad_soft_f64(size_t n, size_t k, const double *SYMCE_RESTRIC
     for (size_t i = 0; i < n; ++i) {
         double *grow = grad + i * k;
         const double *yrow = target + i * k;
-        for (size_t j = 0; j < k; ++j) {
-            const double y = yrow[j];
-            const double w_k = weight != NULL ? weight[j] : 1;
-            const double yt = w_k*(y*(1 - eps) + eps/k_real);
-            grow[j] = (double)((symce_mul0_for_f64(yt, -1)) * scale);
+        if (weight != NULL) {
+            for (size_t j = 0; j < k; ++j) {
+                const double y = yrow[j];
+                const double w_k = weight[j];
+                const double yt = w_k*(y*(1 - eps) + eps/k_real);
+                grow[j] = (double)((symce_mul0_for_f64(yt, -1)) * scale);
+            }
+        } else {
+            for (size_t j = 0; j < k; ++j) {
+                const double y = yrow[j];
+                const double w_k = 1;
+                const double yt = w_k*(y*(1 - eps) + eps/k_real);
+                grow[j] = (double)((symce_mul0_for_f64(yt, -1)) * scale);
+            }
         }
     }
     return SYMCE_OK;

@@ -1466,8 +1466,8 @@ def _class_load(st: program.Load, ctx: dict, at: str, weight: str | None = None)
     C, wide = ctx["C"], ctx["wide"]
     if st.role == "weight":
         value = weight or f"weight != NULL ? {wide}weight[{at}] : 1"
-    elif st.role == "onehot":
-        value = f"{at} == (size_t)t ? 1 : 0"
+    elif st.role == "onehot":  # 0 or 1 by a conversion, not a branch (the loop vectorises)
+        value = f"({C})({at} == (size_t)t)"
     else:  # a value of the row at the class
         value = f"{wide}{_ROW_POINTER[st.role]}[{at}]"
     return f"const {C} {LOCAL_NAMES.get(st.name, st.name)} = {value};"
@@ -1536,9 +1536,14 @@ def _program_lines(prog: program.Program, ctx: dict, cdtype: str) -> dict:
     row = [f"const {T} *row = {ctx['x']} + i * k;" for _ in prog.loads("in")[:1]]
     row += _row_head(prog, ctx)
     cls, row_end, finish = [], [], []
+    weighted = any(
+        isinstance(st, program.Load) and st.scope == "class" and st.role == "weight"
+        for st in prog.all_steps
+    )
     for st in prog.all_steps:
         if isinstance(st, program.Load) and st.scope == "class":
-            cls.append(_class_load(st, ctx, "j"))
+            # the class weight: "w_k" here, set by the loop that knows whether weight is NULL
+            cls.append(_class_load(st, ctx, "j", "WEIGHT" if st.role == "weight" else None))
         elif isinstance(st, program.Let):
             cls.append(f"const {C} {st.name} = {code(st.expr)};")
         elif isinstance(st, program.RowSum):
@@ -1551,7 +1556,15 @@ def _program_lines(prog: program.Program, ctx: dict, cdtype: str) -> dict:
             ends, fin = _loss_store(st, ctx, value, f"total += {value};", "total")
             row_end += ends
             finish += fin
-    return {"call": call, "row": row, "cls": cls, "row_end": row_end, "finish": finish}
+    loop = ["for (size_t j = 0; j < k; ++j) {", *_indent(cls), "}"]
+    if weighted:  # the NULL test once per row, not per class (a branch in the loop stops GCC
+        # vectorising it): one loop that reads the weights, one that takes 1
+        with_w, without = (
+            [line.replace("WEIGHT", value) for line in loop]
+            for value in (f"{ctx['wide']}weight[j]", "1")
+        )
+        loop = ["if (weight != NULL) {", *_indent(with_w), "} else {", *_indent(without), "}"]
+    return {"call": call, "row": row, "classes": loop, "row_end": row_end, "finish": finish}
 
 
 # ----------------------------------------------------------------------------------------------
