@@ -4,6 +4,10 @@ symce list                 the kernels and the derivations
 symce show NAME [--latex]  a proof (numbered, checked steps, rules in words), a derivation
                            (closed form, assumptions) or a kernel (formula, slots)
 symce derive [--check]     verify every proof and (re)generate generated/, or compare with it
+symce emit --lang L --kernel NAME [--dtype T]
+                           one kernel as a self-contained snippet to paste (NumPy, C, MATLAB)
+symce check [NAME ...]     each kernel against mpmath in every language whose toolchain is here
+Each takes --module FILE: a user's declarations (symce.define_activation, symce.define_loss).
 """
 
 from __future__ import annotations
@@ -22,7 +26,8 @@ def _progress(what: str) -> None:
 
 
 def _load_modules(paths) -> None:
-    """Run each user module (a Python file declaring functions with symce.define_activation)."""
+    """Run each user module (a Python file declaring functions with symce.define_activation or
+    symce.define_loss)."""
     import importlib.util
     import re
 
@@ -324,7 +329,8 @@ def main(argv: list[str] | None = None) -> int:
         action="append",
         default=[],
         metavar="FILE",
-        help="a Python file declaring functions with symce.define_activation (repeatable)",
+        help="a Python file declaring functions with symce.define_activation or "
+        "symce.define_loss (repeatable)",
     )
     parser = argparse.ArgumentParser(
         prog="symce", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter

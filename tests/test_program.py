@@ -111,8 +111,15 @@ def test_c_prints_the_cross_entropy_program():
     lines = c_backend._function_context(fn)["program"]
     assert "const int64_t t = labels[i];" in lines["row"]
     assert any(line.startswith("if (t == ignore_index)") for line in lines["row"])
-    assert "const double hot = j == (size_t)t ? 1 : 0;" in lines["cls"]
-    assert any(line.startswith("row_loss += ") for line in lines["cls"])
+    # the weights' NULL tested once per row: a loop that reads them and one that takes 1, each
+    # with the one-hot by a conversion (no branch in the class loop: it vectorises)
+    classes = lines["classes"]
+    assert classes[0] == "if (weight != NULL) {" and "} else {" in classes
+    body = [line.strip() for line in classes]
+    assert body.count("const double hot = (double)(j == (size_t)t);") == 2
+    assert "const double w_k = (double)weight[j];" in body and "const double w_k = 1;" in body
+    assert not any("?" in line for line in body)
+    assert sum(line.startswith("row_loss += ") for line in body) == 2
     assert lines["finish"] == [
         "if (reduction != SYMCE_REDUCTION_NONE) *loss = symce_reduce_f32(reduction, total, divisor);"
     ]
@@ -120,7 +127,8 @@ def test_c_prints_the_cross_entropy_program():
     lines = c_backend._function_context(soft)["program"]
     assert "const double *yrow = target + i * k;" in lines["row"]
     assert not any("ignore_index" in line for line in lines["row"])
-    assert lines["cls"][-1].startswith("grow[j] = (double)((") and lines["finish"] == []
+    assert lines["classes"][-3].strip().startswith("grow[j] = (double)((")
+    assert lines["finish"] == []
 
 
 def test_c_prints_the_cross_entropy_from_logits_program():
