@@ -8,6 +8,7 @@ import subprocess
 import sys
 import textwrap
 
+import numpy as np
 import pytest
 import sympy as sp
 
@@ -262,13 +263,34 @@ def test_a_user_loss_is_derived_proved_and_emitted():
         definitions.forget("user_poisson")
 
 
+# a user loss's inputs in the tests below: logits far out (+-40) and near 0, soft and 0/1 targets
+USER_INPUTS = (
+    np.array([[40.0, -40.0, 0.5], [2.0, -3.0, 0.0]]),
+    np.array([[1.0, 0.0, 0.3], [0.0, 1.0, 0.5]]),
+)
+
+
+def _proved_and_checked(name: str):
+    """The declared loss ``name``: its gradient's proof verified, it and its gradient passing
+    symce check in every language present; its NumPy function, from its emitted snippet."""
+    from symce import snippets
+
+    proof.verify(proofs.by_name()[name + "_grad"])
+    rows = check.check([name, name + "_grad"])
+    failed = [r for r in rows if r[6] is False]
+    assert not failed, check.table(rows)
+    ns = {}
+    exec(snippets.snippet("numpy", name), ns)
+    return ns[name]
+
+
 def test_a_user_loss_with_a_switch_and_batchmean_passes_every_languages_check():
     """A user's loss over elements with a switch (two forms, one with its stable form) and
     batchmean: derived, proved, and checked against mpmath in every language present, each
     form; no symce file knows it."""
     import numpy as np
 
-    from symce import reference, snippets
+    from symce import reference
 
     flip = sp.Symbol("flip", real=True)
     term = symce.select(flip, (v_ - y_) ** 2, sp.log(1 + sp.exp(v_)) - y_ * v_)
@@ -287,16 +309,10 @@ def test_a_user_loss_with_a_switch_and_batchmean_passes_every_languages_check():
         on, off = (res.closed.xreplace({flip: b}) for b in (1, 0))
         assert sp.simplify(on - 2 * (v_ - y_)) == 0
         assert sp.simplify(off - (1 / (1 + sp.exp(-v_)) - y_)) == 0
-        proof.verify(proofs.by_name()["user_flip_grad"])
-        rows = check.check(["user_flip", "user_flip_grad"])
-        failed = [r for r in rows if r[6] is False]
-        assert not failed, check.table(rows)
-        ns = {}
-        exec(snippets.snippet("numpy", "user_flip"), ns)
-        v = np.array([[40.0, -40.0, 0.5], [2.0, -3.0, 0.0]])
-        y = np.array([[1.0, 0.0, 0.3], [0.0, 1.0, 0.5]])
+        user_flip = _proved_and_checked("user_flip")
+        v, y = USER_INPUTS
         for value in (False, True):
-            got = ns["user_flip"](v, y, flip=value, reduction="batchmean")
+            got = user_flip(v, y, flip=value, reduction="batchmean")
             want = reference.evaluate("user_flip", v, y, flip=value, reduction="batchmean")
             np.testing.assert_allclose(got, float(want), rtol=1e-15)
     finally:
@@ -309,7 +325,7 @@ def test_a_user_loss_with_a_comparison_of_options_passes_every_languages_check()
     default (the negative form), and NumPy against the reference at both forms."""
     import numpy as np
 
-    from symce import reference, snippets
+    from symce import reference
 
     beta = sp.Symbol("beta", real=True)
     bce = y_ * sp.log(1 + sp.exp(-v_)) + (1 - y_) * sp.log(1 + sp.exp(v_))
@@ -329,20 +345,14 @@ def test_a_user_loss_with_a_comparison_of_options_passes_every_languages_check()
         on, off = (res.closed.xreplace({symce.functions.iverson(beta >= 0): b}) for b in (1, 0))
         assert sp.simplify(off - (1 / (1 + sp.exp(-v_)) - y_)) == 0
         assert sp.simplify(on - (beta * y_ + 1 - y_) * (1 / (1 + sp.exp(-v_)) - y_)) == 0
-        proof.verify(proofs.by_name()["user_posweight_grad"])
-        rows = check.check(["user_posweight", "user_posweight_grad"])
-        failed = [r for r in rows if r[6] is False]
-        assert not failed, check.table(rows)
-        ns = {}
-        exec(snippets.snippet("numpy", "user_posweight"), ns)
-        v = np.array([[40.0, -40.0, 0.5], [2.0, -3.0, 0.0]])
-        y = np.array([[1.0, 0.0, 0.3], [0.0, 1.0, 0.5]])
+        user_posweight = _proved_and_checked("user_posweight")
+        v, y = USER_INPUTS
         for value in (-1.0, -0.0, 0.0, 3.0):
-            got = ns["user_posweight"](v, y, beta=value, reduction="sum")
+            got = user_posweight(v, y, beta=value, reduction="sum")
             want = reference.evaluate("user_posweight", v, y, beta=value, reduction="sum")
             np.testing.assert_allclose(got, float(want), rtol=1e-15)
         # beta = 1 weighs nothing: the same as no weighting
-        assert ns["user_posweight"](v, y, beta=1.0) == ns["user_posweight"](v, y, beta=-2.0)
+        assert user_posweight(v, y, beta=1.0) == user_posweight(v, y, beta=-2.0)
     finally:
         definitions.forget("user_posweight")
 
