@@ -31,9 +31,7 @@ from __future__ import annotations
 
 import argparse
 import ctypes
-import datetime as _dt
 import gc
-import json
 import sys
 import tempfile
 import time
@@ -45,7 +43,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import speed  # bench/speed.py: build, prototypes, interleaved timing
 
 ROOT = speed.ROOT
-RESULTS = ROOT / "bench" / "results"
 ELEMENTS = 1 << 20
 ROWS = (8192, 128)
 REDUCTION = {"mean": 1, "batchmean": 3}  # checked against symce.h at start-up
@@ -268,15 +265,8 @@ def _run(args) -> int:
         gc.collect()
     line = "symce-library-bench: " + " ".join(f"{k}={speed.fmt(v)}" for k, v in closing.items())
     elapsed = time.perf_counter() - t_start
-    if not args.no_json:
-        path = args.json
-        if path is None:
-            stamp = _dt.datetime.now(_dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
-            path = RESULTS / f"library-{stamp}{'-quick' if q else ''}.json"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        payload = {"machine": info, "quick": q, "cases": results, "closing_line": line}
-        path.write_text(json.dumps(payload, indent=1) + "\n")
-        print(f"JSON: {path}; {elapsed:.0f} s in all")
+    payload = {"machine": info, "quick": q, "cases": results, "closing_line": line}
+    speed.write_results(args, "library", payload, elapsed)
     print(line)
     return 0
 

@@ -873,6 +873,25 @@ def closing(results):
     return figures, line
 
 
+def write_results(args, prefix: str, payload: dict, elapsed: float) -> None:
+    """The run's JSON at --json, or bench/results/<prefix>-<UTC time>[-quick].json (not with
+    --no-json), and the time it all took."""
+    if args.no_json:
+        print(f"{elapsed:.0f} s in all")
+        return
+    path = args.json
+    if path is None:
+        stamp = _dt.datetime.now(_dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+        path = RESULTS / f"{prefix}-{stamp}{'-quick' if args.quick else ''}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(payload, indent=1) + "\n")
+    try:
+        shown = path.resolve().relative_to(ROOT)
+    except ValueError:
+        shown = path
+    print(f"JSON: {shown}; {elapsed:.0f} s in all")
+
+
 # ---- main -------------------------------------------------------------------------------------
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -1069,20 +1088,7 @@ def _run(args, tm, t_start):
         "closing_line": line,
         "elapsed_s": round(elapsed, 1),
     }
-    if not args.no_json:
-        path = args.json
-        if path is None:
-            stamp = _dt.datetime.now(_dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
-            path = RESULTS / f"speed-{stamp}{'-quick' if args.quick else ''}.json"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(payload, indent=1) + "\n")
-        try:
-            shown = path.resolve().relative_to(ROOT)
-        except ValueError:
-            shown = path
-        print(f"JSON: {shown}; {elapsed:.0f} s in all")
-    else:
-        print(f"{elapsed:.0f} s in all")
+    write_results(args, "speed", payload, elapsed)
     print(line)
     return 0
 
